@@ -1,0 +1,343 @@
+"""The card definition (`card.yaml`): compiled once into a tree of Fields, bound per render.
+
+Structure errors are reported at compile time with file:line; evaluation errors at bind time
+with the field's file:line and its path in the definition (e.g. `card.suggestions[1].dial.phone`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2.runtime import Context
+
+from .errors import Problem, TemplateInvalid
+from .fields import Field
+from .model import SUGGESTION_KINDS, Card, Media, Suggestion
+from .sandbox import CardSandbox
+from .yamlsrc import LocDict, line_of
+
+MAX_LOOP_ITEMS = 100  # a loop may yield at most this many items before limits even apply
+
+# Per suggestion kind: the keys a designer writes, and which are required.
+SUGGESTION_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "reply": (("text", "postback"), ("text",)),
+    "openUrl": (("text", "url", "postback"), ("text", "url")),
+    "dial": (("text", "phone", "postback"), ("text", "phone")),
+    "showLocation": (
+        ("text", "latitude", "longitude", "label", "fallbackUrl", "postback"),
+        ("text", "latitude", "longitude"),
+    ),
+    "createCalendarEvent": (
+        ("text", "start", "end", "title", "description", "postback"),
+        ("text", "start", "end", "title"),
+    ),
+    "composeTextMessage": (("text", "phone", "message", "postback"), ("text", "phone")),
+}
+MEDIA_FIELDS = {
+    "url": "url",
+    "contentType": "content_type",
+    "height": "height",
+    "fileSize": "file_size",
+    "thumbnailUrl": "thumbnail_url",
+    "thumbnailContentType": "thumbnail_content_type",
+    "thumbnailFileSize": "thumbnail_file_size",
+    "description": "description",
+}
+_ATTR = {"fallbackUrl": "url"}
+CARD_KEYS = ("for", "if", "layout", "media", "title", "description", "suggestions")
+LAYOUT_KEYS = ("orientation", "imageAlignment")
+_FOR = re.compile(r"^\s*([A-Za-z_]\w*)\s+in\s+(.+?)\s*$")
+
+
+class _Compiler:
+    def __init__(self, env: CardSandbox, file: str) -> None:
+        self.env = env
+        self.file = file
+
+    def fail(self, node: Any, path: str, message: str) -> TemplateInvalid:
+        line = line_of(node, 1)
+        return TemplateInvalid(
+            f"{self.file}:{line}: {path}: {message}", [Problem(path, message, self.file, line)]
+        )
+
+    def mapping(self, node: Any, path: str, allowed: Iterable[str]) -> LocDict:
+        if not isinstance(node, dict):
+            raise self.fail(node, path, f"expected a mapping, got {type(node).__name__}")
+        allowed = tuple(allowed)
+        for key in node:
+            if key not in allowed:
+                kl = getattr(node, "key_lines", {}).get(key, line_of(node, 1))
+                msg = f"unknown key {key!r} (expected one of: {', '.join(allowed)})"
+                raise TemplateInvalid(
+                    f"{self.file}:{kl}: {path}: {msg}", [Problem(f"{path}.{key}", msg, self.file, kl)]
+                )
+        return node  # type: ignore[return-value]
+
+    def field(self, node: Any, path: str) -> Field:
+        if isinstance(node, dict | list):
+            raise self.fail(node, path, "expected a value, got a " + type(node).__name__)
+        return Field(self.env, node, self.file, path)
+
+    def loop(self, node: LocDict, path: str) -> tuple[Loop | None, Field | None]:
+        loop = None
+        if "for" in node:
+            src = node["for"]
+            m = _FOR.match(str(src))
+            if not m:
+                raise self.fail(src, f"{path}.for", "expected 'NAME in EXPRESSION'")
+            loop = Loop(m.group(1), self.field(_with_line("{{ " + m.group(2) + " }}", src),
+                                               f"{path}.for"))
+        cond = None
+        if "if" in node:
+            src = node["if"]
+            cond = self.field(_with_line("{{ " + str(src) + " }}", src), f"{path}.if")
+        return loop, cond
+
+    def suggestion(self, node: Any, path: str) -> CompiledSuggestion:
+        if not isinstance(node, dict):
+            raise self.fail(node, path, "a suggestion must be a mapping like {reply: {...}}")
+        kinds = [k for k in node if k in SUGGESTION_FIELDS]
+        extra = [k for k in node if k not in SUGGESTION_FIELDS and k not in ("for", "if")]
+        if extra or len(kinds) != 1:
+            raise self.fail(
+                node, path,
+                "a suggestion needs exactly one of: " + ", ".join(SUGGESTION_KINDS)
+                + (f" (unknown key {extra[0]!r})" if extra else ""),
+            )
+        kind = kinds[0]
+        allowed, required = SUGGESTION_FIELDS[kind]
+        spec = self.mapping(node[kind], f"{path}.{kind}", allowed)
+        for req in required:
+            if req not in spec:
+                raise self.fail(spec, f"{path}.{kind}", f"missing required key {req!r}")
+        fields = {k: self.field(v, f"{path}.{kind}.{k}") for k, v in spec.items()}
+        loop, cond = self.loop(node, path)  # type: ignore[arg-type]
+        return CompiledSuggestion(kind, fields, loop, cond)
+
+    def suggestions(self, node: Any, path: str) -> list[CompiledSuggestion]:
+        if node is None:
+            return []
+        if not isinstance(node, list):
+            raise self.fail(node, path, "expected a list of suggestions")
+        return [self.suggestion(item, f"{path}[{i}]") for i, item in enumerate(node)]
+
+    def card(self, node: Any, path: str, allow_layout: bool) -> CompiledCard:
+        keys = CARD_KEYS if allow_layout else tuple(k for k in CARD_KEYS if k != "layout")
+        spec = self.mapping(node, path, keys)
+        media = None
+        if "media" in spec:
+            mspec = self.mapping(spec["media"], f"{path}.media", MEDIA_FIELDS)
+            if "url" not in mspec or "contentType" not in mspec:
+                raise self.fail(mspec, f"{path}.media", "media needs 'url' and 'contentType'")
+            media = {MEDIA_FIELDS[k]: self.field(v, f"{path}.media.{k}") for k, v in mspec.items()}
+        loop, cond = self.loop(spec, path)
+        return CompiledCard(
+            title=self.field(spec["title"], f"{path}.title") if "title" in spec else None,
+            description=(
+                self.field(spec["description"], f"{path}.description")
+                if "description" in spec else None
+            ),
+            media=media,
+            suggestions=self.suggestions(spec.get("suggestions"), f"{path}.suggestions"),
+            loop=loop,
+            cond=cond,
+        )
+
+
+def _with_line(text: str, origin: Any) -> Any:
+    from .yamlsrc import LocStr
+
+    return LocStr(text, line_of(origin, 1))
+
+
+@dataclass(slots=True)
+class Loop:
+    var: str
+    iterable: Field
+
+
+@dataclass(slots=True)
+class CompiledSuggestion:
+    kind: str
+    fields: dict[str, Field]
+    loop: Loop | None
+    cond: Field | None
+
+
+@dataclass(slots=True)
+class CompiledCard:
+    title: Field | None
+    description: Field | None
+    media: dict[str, Field] | None
+    suggestions: list[CompiledSuggestion]
+    loop: Loop | None
+    cond: Field | None
+
+
+@dataclass(slots=True)
+class CardSpec:
+    """A compiled card.yaml."""
+
+    kind: str  # "card" | "carousel"
+    cards: list[CompiledCard]
+    chips: list[CompiledSuggestion]
+    orientation: Field | None
+    image_alignment: Field | None
+    card_width: Field | None
+    file: str
+
+    def bind_cards(self, ctx: Context) -> tuple[Card, ...]:
+        return tuple(_bind_card(c, scope) for c in self.cards for scope in _scopes(c, ctx))
+
+    def bind_chips(self, ctx: Context) -> tuple[Suggestion, ...]:
+        return _bind_suggestions(self.chips, ctx)
+
+
+def compile_card_spec(env: CardSandbox, root: Any, file: str) -> CardSpec:
+    c = _Compiler(env, file)
+    spec = c.mapping(root, "$", ("card", "carousel", "chips"))
+    if ("card" in spec) == ("carousel" in spec):
+        raise c.fail(spec, "$", "define exactly one of 'card' (single card) or 'carousel'")
+    chips = c.suggestions(spec.get("chips"), "chips")
+    if "card" in spec:
+        card_node = spec["card"]
+        card = c.card(card_node, "card", allow_layout=True)
+        if card.loop is not None:
+            raise c.fail(card_node, "card.for", "a single card cannot loop; use a carousel")
+        orientation = alignment = None
+        if isinstance(card_node, dict) and "layout" in card_node:
+            layout = c.mapping(card_node["layout"], "card.layout", LAYOUT_KEYS)
+            if "orientation" in layout:
+                orientation = c.field(layout["orientation"], "card.layout.orientation")
+            if "imageAlignment" in layout:
+                alignment = c.field(layout["imageAlignment"], "card.layout.imageAlignment")
+        return CardSpec("card", [card], chips, orientation, alignment, None, file)
+    car = c.mapping(spec["carousel"], "carousel", ("width", "cards"))
+    cards_node = car.get("cards")
+    if not isinstance(cards_node, list) or not cards_node:
+        raise c.fail(car, "carousel.cards", "a carousel needs a non-empty 'cards' list")
+    cards = [c.card(n, f"carousel.cards[{i}]", allow_layout=False) for i, n in enumerate(cards_node)]
+    width = c.field(car["width"], "carousel.width") if "width" in car else None
+    return CardSpec("carousel", cards, chips, None, None, width, file)
+
+
+# ---- binding -------------------------------------------------------------------------------
+
+def _scopes(node: CompiledCard | CompiledSuggestion, ctx: Context) -> Iterator[Context]:
+    """Yield the context(s) a node renders in: once, once per loop item, or not at all."""
+    if node.loop is None:
+        if node.cond is None or node.cond.evaluate(ctx):
+            yield ctx
+        return
+    items = node.loop.iterable.evaluate(ctx)
+    if isinstance(items, dict):
+        items = list(items.items())
+    if not isinstance(items, list | tuple):
+        raise node.loop.iterable.error(f"'for' needs a list, got {type(items).__name__}")
+    if len(items) > MAX_LOOP_ITEMS:
+        raise node.loop.iterable.error(f"'for' over {len(items)} items (max {MAX_LOOP_ITEMS})")
+    n = len(items)
+    base = ctx.get_all()
+    for i, item in enumerate(items):
+        scope = ctx.environment.context_class(
+            ctx.environment,
+            {**base, node.loop.var: item,
+             "loop": {"index": i + 1, "index0": i, "first": i == 0, "last": i == n - 1,
+                      "length": n}},
+            ctx.name,
+            {},
+            globals=None,
+        )
+        if node.cond is None or node.cond.evaluate(scope):
+            yield scope
+
+
+def _text(f: Field | None, ctx: Context) -> str | None:
+    """A text field's value; None/empty means the field is left out of the card."""
+    if f is None:
+        return None
+    v = f.evaluate(ctx)
+    if v is None or v == "":
+        return None
+    if isinstance(v, dict | list | tuple):
+        raise f.error(f"expected text, got {type(v).__name__}")
+    return v if isinstance(v, str) else str(v)
+
+
+def _number(f: Field | None, ctx: Context, kind: type[int] | type[float]) -> Any:
+    if f is None:
+        return None
+    v = f.evaluate(ctx)
+    if v is None or v == "":
+        return None
+    if isinstance(v, bool):
+        raise f.error(f"expected a number, got {v!r}")
+    try:
+        return kind(v)
+    except (TypeError, ValueError):
+        raise f.error(f"expected a number, got {v!r}") from None
+
+
+def _bind_suggestions(nodes: list[CompiledSuggestion], ctx: Context) -> tuple[Suggestion, ...]:
+    out: list[Suggestion] = []
+    for node in nodes:
+        for scope in _scopes(node, ctx):
+            out.append(_bind_suggestion(node, scope))
+    return tuple(out)
+
+
+def _bind_suggestion(node: CompiledSuggestion, ctx: Context) -> Suggestion:
+    f = node.fields
+    text = _text(f["text"], ctx)
+    if text is None:
+        raise f["text"].error("suggestion text is empty")
+    postback = _text(f.get("postback"), ctx) or text
+    kw: dict[str, Any] = {}
+    if node.kind == "openUrl":
+        kw["url"] = _text(f["url"], ctx)
+    elif node.kind == "dial":
+        kw["phone"] = _text(f["phone"], ctx)
+    elif node.kind == "showLocation":
+        kw["latitude"] = _number(f["latitude"], ctx, float)
+        kw["longitude"] = _number(f["longitude"], ctx, float)
+        kw["label"] = _text(f.get("label"), ctx)
+        kw["url"] = _text(f.get("fallbackUrl"), ctx)
+    elif node.kind == "createCalendarEvent":
+        kw["start"] = _text(f["start"], ctx)
+        kw["end"] = _text(f["end"], ctx)
+        kw["title"] = _text(f["title"], ctx)
+        kw["description"] = _text(f.get("description"), ctx)
+    elif node.kind == "composeTextMessage":
+        kw["phone"] = _text(f["phone"], ctx)
+        kw["message"] = _text(f.get("message"), ctx)
+    for key in SUGGESTION_FIELDS[node.kind][1]:
+        attr = _ATTR.get(key, key)
+        if key != "text" and kw.get(attr) is None:
+            raise f[key].error(f"{node.kind}.{key} is empty")
+    return Suggestion(kind=node.kind, text=text, postback=postback, **kw)  # type: ignore[arg-type]
+
+
+def _bind_card(node: CompiledCard, ctx: Context) -> Card:
+    media = None
+    if node.media is not None:
+        m = node.media
+        values: dict[str, Any] = {}
+        for key, field in m.items():
+            if key in ("file_size", "thumbnail_file_size"):
+                values[key] = _number(field, ctx, int)
+            else:
+                values[key] = _text(field, ctx)
+        if values.get("url"):
+            if not values.get("content_type"):
+                raise m["content_type"].error("media contentType is empty")
+            values = {k: v for k, v in values.items() if v is not None}
+            media = Media(**values)
+    return Card(
+        title=_text(node.title, ctx),
+        description=_text(node.description, ctx),
+        media=media,
+        suggestions=_bind_suggestions(node.suggestions, ctx),
+    )

@@ -1,0 +1,366 @@
+"""Template folders on disk: load, validate, compile, cache, and reload when files change.
+
+A template is a folder `card_templates/<name>/` holding:
+  manifest.yaml  name, title, description, phase, brand, optional legacy text overrides
+  schema.json    JSON Schema (2020-12) of the data the card takes
+  sample.json    realistic sample data (must validate against schema.json)
+  card.yaml      the card or carousel, with Jinja2 expressions in field values
+See docs/templates.md for the full format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import jsonschema_rs
+
+from .cardspec import CardSpec, compile_card_spec
+from .errors import DataInvalid, Problem, TemplateInvalid, TemplateNotFound
+from .fields import Field
+from .jsonpath import json_path
+from .model import PHASES, Brand, Message
+from .sandbox import CardSandbox, make_environment
+from .yamlsrc import LocDict, line_of, load_yaml
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+REQUIRED_FILES = ("manifest.yaml", "schema.json", "sample.json", "card.yaml")
+MAX_JSON_BYTES = 256 * 1024
+LEGACY_CHANNELS = ("ussd", "flash", "sms")
+
+MANIFEST_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "title", "description", "phase", "brand"],
+    "properties": {
+        "name": {"type": "string", "pattern": NAME_RE.pattern},
+        "title": {"type": "string", "minLength": 1, "maxLength": 80},
+        "description": {"type": "string", "minLength": 1, "maxLength": 500},
+        "phase": {"enum": list(PHASES)},
+        "version": {"type": ["string", "number"]},
+        "tags": {"type": "array", "items": {"type": "string", "maxLength": 32}, "maxItems": 16},
+        "brand": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["signature", "name"],
+            "properties": {
+                "signature": {"type": "string", "minLength": 1, "maxLength": 40},
+                "name": {"type": "string", "minLength": 1, "maxLength": 80},
+                "color": {"type": "string", "pattern": "^#[0-9A-Fa-f]{6}$"},
+                "logo": {"type": "string", "pattern": r"^[A-Za-z0-9_./-]{1,128}$"},
+            },
+        },
+        "legacy": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {ch: {"type": "string", "maxLength": 2000} for ch in LEGACY_CHANNELS},
+        },
+    },
+}
+_MANIFEST_VALIDATOR = jsonschema.Draft202012Validator(MANIFEST_SCHEMA)
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    name: str
+    title: str
+    description: str
+    phase: str
+    brand: dict[str, str]
+    version: str
+    tags: tuple[str, ...]
+    legacy: dict[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "description": self.description,
+            "phase": self.phase,
+            "version": self.version,
+            "tags": list(self.tags),
+            "brand": dict(self.brand),
+            "legacy": dict(self.legacy),
+        }
+
+
+class CardTemplate:
+    """One loaded, compiled template. Immutable once built; reloading builds a new one."""
+
+    def __init__(self, folder: Path, display_root: Path, env: CardSandbox) -> None:
+        self.folder = folder
+        self.name = folder.name
+        rel = _display(folder, display_root)
+        self.files: dict[str, str] = {f: f"{rel}/{f}" for f in REQUIRED_FILES}
+        for f in REQUIRED_FILES:
+            if not (folder / f).is_file():
+                raise TemplateInvalid(
+                    f"{self.files[f]}: missing (a template needs {', '.join(REQUIRED_FILES)})",
+                    [Problem("", "file missing", self.files[f])],
+                )
+        self.manifest = self._load_manifest()
+        self.schema = _load_json(folder / "schema.json", self.files["schema.json"])
+        self.sample = _load_json(folder / "sample.json", self.files["sample.json"])
+        self._check_schema()
+        self._validator = jsonschema_rs.Draft202012Validator(
+            self.schema, validate_formats=True, offline=True
+        )
+        card_src = load_yaml(folder / "card.yaml", self.files["card.yaml"])
+        self.spec: CardSpec = compile_card_spec(env, card_src, self.files["card.yaml"])
+        mfile = self.files["manifest.yaml"]
+        brand = self.manifest.brand
+        self._brand_sig = Field(env, self._manifest_src["brand"]["signature"], mfile,
+                                "brand.signature")
+        self._brand_name = Field(env, self._manifest_src["brand"]["name"], mfile, "brand.name")
+        self._brand_static = (brand.get("color", "#1F6FEB"), brand.get("logo"))
+        legacy_src = self._manifest_src.get("legacy") or {}
+        self._legacy = {ch: Field(env, legacy_src[ch], mfile, f"legacy.{ch}")
+                        for ch in LEGACY_CHANNELS if ch in legacy_src}
+        self._env = env
+        # Any compiled field's template object can mint contexts for all of them (same env).
+        self._proto = env.from_string("")
+        self.version = self._digest()
+
+    # -- loading ---------------------------------------------------------------------------
+    def _load_manifest(self) -> Manifest:
+        file = self.files["manifest.yaml"]
+        src = load_yaml(self.folder / "manifest.yaml", file)
+        self._manifest_src: LocDict = src
+        problems = []
+        for err in sorted(_MANIFEST_VALIDATOR.iter_errors(src), key=lambda e: list(e.path)):
+            node: Any = src
+            for part in err.path:
+                try:
+                    node = node[part]
+                except (KeyError, IndexError, TypeError):
+                    break
+            problems.append(Problem(json_path(err.path), err.message, file, line_of(node, 1)))
+        if problems:
+            raise TemplateInvalid(f"{file}: manifest is invalid", problems)
+        if src["name"] != self.name:
+            raise TemplateInvalid(
+                f"{file}: name {src['name']!r} must match the folder name {self.name!r}",
+                [Problem("$.name", f"must equal the folder name {self.name!r}", file,
+                         line_of(src["name"], 1))],
+            )
+        return Manifest(
+            name=str(src["name"]),
+            title=str(src["title"]),
+            description=str(src["description"]),
+            phase=str(src["phase"]),
+            brand={k: str(v) for k, v in src["brand"].items()},
+            version=str(src.get("version", "1")),
+            tags=tuple(str(t) for t in src.get("tags", ())),
+            legacy={k: str(v) for k, v in (src.get("legacy") or {}).items()},
+        )
+
+    def _check_schema(self) -> None:
+        file = self.files["schema.json"]
+        try:
+            jsonschema.Draft202012Validator.check_schema(self.schema)
+        except jsonschema.SchemaError as exc:
+            raise TemplateInvalid(
+                f"{file}: not a valid 2020-12 JSON Schema at {json_path(exc.path)}: {exc.message}",
+                [Problem(json_path(exc.path), exc.message, file)],
+            ) from None
+        if self.schema.get("type") != "object":
+            raise TemplateInvalid(
+                f"{file}: the data schema must have \"type\": \"object\"",
+                [Problem("$.type", 'must be "object"', file)],
+            )
+
+    def _digest(self) -> str:
+        h = hashlib.sha256()
+        for path in sorted(self.folder.iterdir()):
+            if path.is_file():
+                h.update(path.name.encode())
+                h.update(b"\0")
+                h.update(path.read_bytes())
+        return h.hexdigest()[:16]
+
+    # -- rendering -------------------------------------------------------------------------
+    def validate_data(self, data: Any) -> None:
+        """Raise DataInvalid listing every schema violation with its JSON path."""
+        if self._validator.is_valid(data):
+            return
+        problems = [
+            Problem(json_path(e.instance_path), e.message)
+            for e in self._validator.iter_errors(data)
+        ]
+        problems.sort(key=lambda p: p.path)
+        raise DataInvalid(
+            f"data does not match the schema of template {self.name!r} "
+            f"({len(problems)} problem{'s' if len(problems) != 1 else ''})",
+            problems,
+        )
+
+    def bind(self, data: dict[str, Any]) -> Message:
+        """Validated data → the card model. Template errors carry file:line."""
+        ctx = self._proto.new_context(dict(data))
+        spec = self.spec
+        cards = spec.bind_cards(ctx)
+        chips = spec.bind_chips(ctx)
+        brand = Brand(
+            signature=_required_text(self._brand_sig, ctx),
+            name=_required_text(self._brand_name, ctx),
+            color=self._brand_static[0],
+            logo=self._brand_static[1],
+        )
+        legacy = {}
+        for ch, field in self._legacy.items():
+            value = field.evaluate(ctx)
+            if value not in (None, ""):
+                legacy[ch] = str(value)
+        kwargs: dict[str, Any] = {}
+        if spec.orientation is not None:
+            kwargs["orientation"] = _required_text(spec.orientation, ctx)
+        if spec.image_alignment is not None:
+            kwargs["image_alignment"] = _required_text(spec.image_alignment, ctx)
+        if spec.card_width is not None:
+            kwargs["card_width"] = _required_text(spec.card_width, ctx)
+        return Message(
+            kind=spec.kind,  # type: ignore[arg-type]
+            cards=cards,
+            brand=brand,
+            template=self.name,
+            phase=self.manifest.phase,  # type: ignore[arg-type]
+            chips=chips,
+            legacy_overrides=legacy,
+            **kwargs,
+        )
+
+    def render(self, data: Any) -> Message:
+        if not isinstance(data, dict):
+            raise DataInvalid("data must be a JSON object", [Problem("$", "must be an object")])
+        self.validate_data(data)
+        return self.bind(data)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **self.manifest.to_json(),
+            "templateVersion": self.version,
+            "kind": self.spec.kind,
+            "dataSchema": self.schema,
+            "sampleData": self.sample,
+        }
+
+
+def _required_text(field: Field, ctx: Any) -> str:
+    value = field.evaluate(ctx)
+    if value in (None, ""):
+        raise field.error("value is empty")
+    return str(value)
+
+
+def _display(folder: Path, root: Path) -> str:
+    try:
+        return str(folder.relative_to(root))
+    except ValueError:
+        return str(folder)
+
+
+def _load_json(path: Path, display: str) -> Any:
+    raw = path.read_bytes()
+    if len(raw) > MAX_JSON_BYTES:
+        raise TemplateInvalid(f"{display}: larger than {MAX_JSON_BYTES} bytes",
+                              [Problem("", "file too large", display, 1)])
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise TemplateInvalid(f"{display}: not UTF-8", [Problem("", "not UTF-8", display, 1)]) from None
+    except json.JSONDecodeError as exc:
+        raise TemplateInvalid(
+            f"{display}:{exc.lineno}: JSON syntax: {exc.msg}",
+            [Problem("", f"JSON syntax: {exc.msg} (column {exc.colno})", display, exc.lineno)],
+        ) from None
+    except RecursionError:
+        raise TemplateInvalid(f"{display}: nested too deeply",
+                              [Problem("", "nested too deeply", display, 1)]) from None
+
+
+@dataclass(slots=True)
+class _Entry:
+    template: CardTemplate | None
+    error: TemplateInvalid | None
+    stamp: tuple[tuple[str, int, int], ...]
+    checked: float
+
+
+class TemplateStore:
+    """All templates under one root folder; compiled lazily, re-checked at most every
+    `reload_interval` seconds, recompiled when any file in the folder changes."""
+
+    def __init__(self, root: Path, reload_interval: float = 0.25) -> None:
+        self.root = root
+        self.reload_interval = reload_interval
+        self.env = make_environment()
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.root.iterdir()
+            if p.is_dir() and NAME_RE.match(p.name) and (p / "manifest.yaml").is_file()
+        )
+
+    def folder(self, name: str) -> Path:
+        if not NAME_RE.match(name):
+            raise TemplateNotFound(f"no template named {name!r}",
+                                   [Problem("name", "not a valid template name")])
+        folder = self.root / name
+        if not (folder / "manifest.yaml").is_file():
+            raise TemplateNotFound(f"no template named {name!r}",
+                                   [Problem("name", f"unknown template {name!r}")])
+        return folder
+
+    def get(self, name: str) -> CardTemplate:
+        """The compiled template; raises TemplateNotFound or TemplateInvalid."""
+        entry = self._entries.get(name)
+        now = time.monotonic()
+        if entry is not None and now - entry.checked < self.reload_interval:
+            return _unwrap(entry)
+        folder = self.folder(name)
+        stamp = _stamp(folder)
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is None or entry.stamp != stamp:
+                try:
+                    entry = _Entry(CardTemplate(folder, self.root.parent, self.env), None, stamp, now)
+                except TemplateInvalid as exc:
+                    entry = _Entry(None, exc, stamp, now)
+                self._entries[name] = entry
+            else:
+                entry.checked = now
+        return _unwrap(entry)
+
+    def stamp(self, name: str) -> tuple[tuple[str, int, int], ...]:
+        """File names, mtimes and sizes of a template folder: changes when any file does."""
+        return _stamp(self.folder(name))
+
+
+def _unwrap(entry: _Entry) -> CardTemplate:
+    if entry.error is not None:
+        raise entry.error
+    assert entry.template is not None
+    return entry.template
+
+
+def _stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    out = []
+    for p in folder.iterdir():
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            continue
+        out.append((p.name, st.st_mtime_ns, st.st_size))
+    return tuple(sorted(out))
