@@ -1,0 +1,1 @@
+"""Mingpian server: composes the renderer and the chatbot into one aiohttp application."""

@@ -1,0 +1,125 @@
+"""Template API: list, describe, render (RCS here; other targets register formats)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from renderer import (
+    BOTMESSAGE,
+    PROFILES,
+    CardTemplate,
+    CarrierProfile,
+    Message,
+    RenderError,
+    TemplateInvalid,
+    get_profile,
+    to_rcs,
+)
+
+from .http_errors import raise_json, read_json_body
+from .keys import metrics_key, settings_key, templates_key
+
+
+@dataclass(frozen=True, slots=True)
+class RenderRequest:
+    """What a format handler gets: the request, the template, validated + bound card, profile."""
+
+    request: web.Request
+    template: CardTemplate
+    data: dict[str, Any]
+    message: Message
+    profile: CarrierProfile
+
+
+FormatHandler = Callable[[RenderRequest], Awaitable[web.StreamResponse]]
+formats_key = web.AppKey("render_formats", dict[str, FormatHandler])
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False)
+
+
+async def list_templates(request: web.Request) -> web.Response:
+    store = request.app[templates_key]
+    items: list[dict[str, Any]] = []
+    for name in store.names():
+        try:
+            t = store.get(name)
+            m = t.manifest
+            items.append({"name": name, "title": m.title, "description": m.description,
+                          "phase": m.phase, "kind": t.spec.kind, "tags": list(m.tags),
+                          "brand": dict(m.brand), "templateVersion": t.version, "ok": True})
+        except TemplateInvalid as exc:
+            items.append({"name": name, "ok": False, "error": exc.to_json()})
+    return web.json_response({"templates": items}, dumps=_dumps)
+
+
+async def get_template(request: web.Request) -> web.Response:
+    t = request.app[templates_key].get(request.match_info["name"])
+    return web.json_response(t.describe(), dumps=_dumps)
+
+
+def _profile(request: web.Request) -> CarrierProfile:
+    name = request.query.get("profile") or request.app[settings_key].default_profile
+    try:
+        return get_profile(name)
+    except KeyError:
+        raise_json(400, "unknown_profile",
+                   f"unknown carrier profile {name!r}; known: {', '.join(sorted(PROFILES))}",
+                   "profile")
+
+
+async def render_template(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    settings = app[settings_key]
+    fmt = request.query.get("format", "rcs")
+    handlers = app[formats_key]
+    if fmt not in handlers:
+        raise_json(400, "unknown_format",
+                   f"unknown format {fmt!r}; available: {', '.join(sorted(handlers))}", "format")
+    profile = _profile(request)
+    template = app[templates_key].get(request.match_info["name"])
+    data = await read_json_body(request, settings.max_json_depth)
+    start = time.perf_counter()
+    try:
+        message = template.render(data)
+        response = await handlers[fmt](RenderRequest(request, template, data, message, profile))
+    except RenderError as exc:
+        app[metrics_key].render_errors.inc(template.name, exc.kind)
+        raise
+    app[metrics_key].render.observe(time.perf_counter() - start, template.name, fmt)
+    return response
+
+
+async def render_rcs(rr: RenderRequest) -> web.Response:
+    payload = to_rcs(rr.message, rr.profile)
+    accept = rr.request.headers.get("Accept", "")
+    if BOTMESSAGE in accept and payload.chips is None:
+        # A caller that asks for the bare GSMA content type gets exactly that.
+        return web.Response(text=_dumps(payload.message), content_type=BOTMESSAGE, charset="utf-8")
+    body = {
+        "template": rr.template.name,
+        "templateVersion": rr.template.version,
+        "profile": rr.profile.name,
+        "messageList": payload.message_list(),
+    }
+    return web.json_response(body, dumps=_dumps)
+
+
+async def list_profiles(request: web.Request) -> web.Response:
+    return web.json_response({"profiles": [p.to_json() for p in PROFILES.values()],
+                              "default": request.app[settings_key].default_profile})
+
+
+def setup(app: web.Application) -> None:
+    app[formats_key] = {"rcs": render_rcs}
+    app.router.add_get("/api/templates", list_templates, name="templates")
+    app.router.add_get("/api/templates/{name}", get_template, name="template")
+    app.router.add_post("/api/templates/{name}/render", render_template, name="render")
+    app.router.add_get("/api/profiles", list_profiles, name="profiles")

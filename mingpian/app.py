@@ -1,0 +1,38 @@
+"""The application factory: builds the aiohttp app from Settings; nothing runs at import."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from renderer import TemplateStore
+
+from . import api_docs, api_templates, openapi
+from .keys import metrics_key, settings_key, templates_key
+from .metrics import Metrics
+from .middleware import observe
+from .settings import Settings
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    return web.Response(text=request.app[metrics_key].expose(),
+                        content_type="text/plain", charset="utf-8",
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+
+def create_app(settings: Settings | None = None) -> web.Application:
+    settings = settings or Settings.from_env()
+    app = web.Application(middlewares=[observe], client_max_size=settings.max_body_bytes)
+    app[settings_key] = settings
+    app[templates_key] = TemplateStore(settings.template_dir, settings.reload_interval)
+    app[metrics_key] = Metrics()
+    openapi.init(app)
+    app.router.add_get("/healthz", healthz, name="healthz")
+    app.router.add_get("/metrics", metrics_view, name="metrics")
+    app.router.add_get("/api/openapi.json", openapi.openapi_view, name="openapi")
+    api_templates.setup(app)
+    api_docs.setup(app)
+    return app

@@ -1,0 +1,119 @@
+"""The `mingpian` command: serve, render, lint, settings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from renderer import PROFILES, RenderError, TemplateStore, get_profile, to_rcs
+
+from .lint import lint_templates
+from .settings import Settings, documented_settings
+
+
+def _store(args: argparse.Namespace) -> TemplateStore:
+    settings = Settings.from_env(template_dir=args.templates)
+    return TemplateStore(settings.template_dir, reload_interval=0)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from .app import create_app
+    from .logs import setup_logging
+
+    settings = Settings.from_env(host=args.host, port=args.port, template_dir=args.templates)
+    setup_logging(settings.log_format, settings.log_level)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = create_app(settings)
+    print(f"Mingpian listening on http://{settings.host}:{settings.port}  "
+          f"(templates: {settings.template_dir}, Ctrl+C to stop)", flush=True)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    return 0
+
+
+def _load_data(path: str | None, store: TemplateStore, name: str) -> Any:
+    if path is None:
+        return store.get(name).sample
+    raw = sys.stdin.read() if path == "-" else Path(path).read_text("utf-8")
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        data = _load_data(args.data, store, args.name)
+        message = store.get(args.name).render(data)
+        payload = to_rcs(message, get_profile(args.profile))
+    except RenderError as exc:
+        _print_error(exc, args.data)
+        return 1
+    out = payload.message_list() if payload.chips is not None else payload.message
+    print(json.dumps(out, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _print_error(exc: RenderError, data_file: str | None) -> None:
+    print(f"error: {exc.message}", file=sys.stderr)
+    for p in exc.problems:
+        if p.file:
+            print(f"  {p}", file=sys.stderr)
+        else:
+            where = f"{data_file}: " if data_file else ""
+            print(f"  {where}{p.path}: {p.message}", file=sys.stderr)
+
+
+def cmd_lint(args: argparse.Namespace) -> int:
+    store = _store(args)
+    problems = lint_templates(store, args.names or None, get_profile(args.profile))
+    for line in problems:
+        print(line)
+    names = args.names or store.names()
+    status = "FAILED" if problems else "ok"
+    print(f"lint: {len(names)} template(s), {len(problems)} problem(s): {status}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    current = Settings.from_env()
+    for doc in documented_settings():
+        print(f"{doc.env}={getattr(current, doc.name)}\n    {doc.help}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mingpian", description=__doc__)
+    parser.add_argument("--templates", type=Path, default=None,
+                        help="template folder (default: $MINGPIAN_TEMPLATE_DIR or ./card_templates)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="run the HTTP server")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("render", help="render a template and print the GSMA payload")
+    p.add_argument("name")
+    p.add_argument("--data", help="JSON data file ('-' for stdin; default: the sample data)")
+    p.add_argument("--profile", default="default", choices=sorted(PROFILES))
+    p.set_defaults(func=cmd_render)
+    p = sub.add_parser("lint", help="check templates and their sample data; exit 1 on problems")
+    p.add_argument("names", nargs="*")
+    p.add_argument("--profile", default="default", choices=sorted(PROFILES))
+    p.set_defaults(func=cmd_lint)
+    p = sub.add_parser("settings", help="list every setting, its env var and current value")
+    p.set_defaults(func=cmd_settings)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,74 @@
+"""The OpenAPI 3.1 document. Each feature contributes the paths it serves in its `setup`;
+tests/test_openapi.py checks the document and the router agree both ways and that responses
+match the declared schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+openapi_paths_key = web.AppKey("openapi_paths", dict[str, dict[str, Any]])
+openapi_schemas_key = web.AppKey("openapi_schemas", dict[str, Any])
+
+PROBLEM = {
+    "type": "object",
+    "required": ["path", "message"],
+    "properties": {
+        "path": {"type": "string", "description": "JSON path (`$.a[0].b`) or field path"},
+        "message": {"type": "string"},
+        "file": {"type": "string", "description": "template file, for template errors"},
+        "line": {"type": "integer"},
+    },
+}
+ERROR = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {
+        "error": {"type": "string", "description": "machine-readable kind"},
+        "message": {"type": "string"},
+        "problems": {"type": "array", "items": {"$ref": "#/components/schemas/Problem"}},
+    },
+}
+
+
+def error_response(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def add_paths(app: web.Application, paths: dict[str, dict[str, Any]],
+              schemas: dict[str, Any] | None = None) -> None:
+    for path, ops in paths.items():
+        app[openapi_paths_key].setdefault(path, {}).update(ops)
+    if schemas:
+        app[openapi_schemas_key].update(schemas)
+
+
+def build_document(app: web.Application) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Mingpian",
+            "version": "0.1.0",
+            "description": "Calling cards (来电名片) from templates: GSMA RCS payloads, legacy text, "
+            "media, and the hang-up chatbot.",
+        },
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "paths": dict(sorted(app[openapi_paths_key].items())),
+        "components": {"schemas": {"Problem": PROBLEM, "Error": ERROR,
+                                   **app[openapi_schemas_key]}},
+    }
+
+
+def init(app: web.Application) -> None:
+    app[openapi_paths_key] = {}
+    app[openapi_schemas_key] = {}
+
+
+async def openapi_view(request: web.Request) -> web.Response:
+    return web.json_response(build_document(request.app))
