@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from renderer import PROFILES, RenderError, TemplateStore, get_profile, to_rcs
+from renderer import PROFILES, RenderError, TemplateStore, get_profile
 
+from .cli_targets import TARGETS, TargetInput
 from .lint import lint_templates
 from .settings import Settings, documented_settings
 
@@ -49,13 +50,18 @@ def cmd_render(args: argparse.Namespace) -> int:
     store = _store(args)
     try:
         data = _load_data(args.data, store, args.name)
-        message = store.get(args.name).render(data)
-        payload = to_rcs(message, get_profile(args.profile))
+        template = store.get(args.name)
+        message = template.render(data)
+        output = TARGETS[args.to](TargetInput(template, data, message, get_profile(args.profile)))
     except RenderError as exc:
         _print_error(exc, args.data)
         return 1
-    out = payload.message_list() if payload.chips is not None else payload.message
-    print(json.dumps(out, ensure_ascii=False, indent=2))
+    if args.out:
+        Path(args.out).write_bytes(output)
+        print(f"wrote {args.out} ({len(output)} bytes)", file=sys.stderr)
+    else:
+        sys.stdout.buffer.write(output)
+        sys.stdout.flush()
     return 0
 
 
@@ -100,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--data", help="JSON data file ('-' for stdin; default: the sample data)")
     p.add_argument("--profile", default="default", choices=sorted(PROFILES))
+    p.add_argument("--to", default="rcs", choices=sorted(TARGETS), help="output target")
+    p.add_argument("--out", help="write the output to this file (binary targets need it)")
     p.set_defaults(func=cmd_render)
     p = sub.add_parser("lint", help="check templates and their sample data; exit 1 on problems")
     p.add_argument("names", nargs="*")

@@ -1,0 +1,36 @@
+"""Output targets of `mingpian render --to ...`: name → function writing the rendered card.
+
+Each feature registers its targets here (RCS JSON now; legacy text, images and video add
+theirs), so the CLI itself stays a thin argument parser. A target returns the bytes to write
+to --out (or stdout when --out is not given and the output is text).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from renderer import CardTemplate, CarrierProfile, Message, to_rcs
+
+
+@dataclass(frozen=True, slots=True)
+class TargetInput:
+    template: CardTemplate
+    data: dict[str, object]
+    message: Message
+    profile: CarrierProfile
+
+
+Target = Callable[[TargetInput], bytes]
+
+
+def rcs_target(inp: TargetInput) -> bytes:
+    payload = to_rcs(inp.message, inp.profile)
+    out = payload.message_list() if payload.chips is not None else payload.message
+    return (json.dumps(out, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+TARGETS: dict[str, Target] = {
+    "rcs": rcs_target,
+}
