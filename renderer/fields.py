@@ -68,7 +68,7 @@ class Field:
                 for _ in self._func(ctx):
                     pass
                 return ctx.vars["result"]
-            return "".join(self._func(ctx))
+            return "".join(self._func(ctx)).strip()
         except (TemplateError, SecurityError, ArithmeticError, TypeError, ValueError,
                 LookupError, AttributeError, RecursionError) as exc:
             raise self.error(_describe(exc)) from None

@@ -28,7 +28,7 @@ from .fields import Field
 from .jsonpath import json_path
 from .model import PHASES, Brand, Message
 from .sandbox import CardSandbox, make_environment
-from .yamlsrc import LocDict, line_of, load_yaml
+from .yamlsrc import LocDict, line_of, load_yaml, locate
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 REQUIRED_FILES = ("manifest.yaml", "schema.json", "sample.json", "card.yaml")
@@ -136,13 +136,7 @@ class CardTemplate:
         self._manifest_src: LocDict = src
         problems = []
         for err in sorted(_MANIFEST_VALIDATOR.iter_errors(src), key=lambda e: list(e.path)):
-            node: Any = src
-            for part in err.path:
-                try:
-                    node = node[part]
-                except (KeyError, IndexError, TypeError):
-                    break
-            problems.append(Problem(json_path(err.path), err.message, file, line_of(node, 1)))
+            problems.append(Problem(json_path(err.path), err.message, file, locate(src, err.path)))
         if problems:
             raise TemplateInvalid(f"{file}: manifest is invalid", problems)
         if src["name"] != self.name:
@@ -191,10 +185,7 @@ class CardTemplate:
         """Raise DataInvalid listing every schema violation with its JSON path."""
         if self._validator.is_valid(data):
             return
-        problems = [
-            Problem(json_path(e.instance_path), e.message)
-            for e in self._validator.iter_errors(data)
-        ]
+        problems = [_data_problem(e) for e in self._validator.iter_errors(data)]
         problems.sort(key=lambda p: p.path)
         raise DataInvalid(
             f"data does not match the schema of template {self.name!r} "
@@ -251,6 +242,28 @@ class CardTemplate:
             "dataSchema": self.schema,
             "sampleData": self.sample,
         }
+
+
+MAX_MESSAGE = 240  # error messages quote the offending value; a 10 MB string must not be echoed back
+
+
+def _data_problem(err: Any) -> Problem:
+    """One schema violation as a Problem whose path points at the field itself
+    (a missing required property is reported at `$.parent.prop`, not at `$.parent`)."""
+    path = list(err.instance_path)
+    kind = err.kind
+    name = kind.name
+    if name == "required":
+        path.append(kind.property)
+        return Problem(json_path(path), "is required")
+    message = err.message
+    if len(message) > MAX_MESSAGE:
+        detail = {k: v for k, v in kind.as_dict().items() if k not in ("value", "instance")}
+        if name == "maxLength":
+            message = f"is longer than {detail.get('limit')} characters"
+        else:
+            message = f"fails '{name}' {detail}"[:MAX_MESSAGE] + " (value too long to quote)"
+    return Problem(json_path(path), message)
 
 
 def _required_text(field: Field, ctx: Any) -> str:

@@ -36,6 +36,24 @@ class LocDict(dict[str, Any]):
 
 class LocList(list[Any]):
     line: int = 0
+    item_lines: list[int]
+
+
+def locate(root: Any, path: Any) -> int:
+    """The best-known line of the value at `path` (keys/indexes) under `root`; 1 if unknown."""
+    node, line = root, line_of(root, 1)
+    for part in path:
+        if isinstance(node, dict) and part in node:
+            line = getattr(node, "key_lines", {}).get(part, line)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            lines = getattr(node, "item_lines", None)
+            line = lines[part] if lines else line
+            node = node[part]
+        else:
+            break
+        line = line_of(node, line)
+    return line
 
 
 def line_of(value: Any, default: int = 0) -> int:
@@ -69,6 +87,7 @@ def _convert(node: yaml.Node, ctor: yaml.constructor.SafeConstructor, depth: int
     if isinstance(node, yaml.SequenceNode):
         seq = LocList(_convert(v, ctor, depth + 1, file) for v in node.value)
         seq.line = line
+        seq.item_lines = [v.start_mark.line + 1 for v in node.value]
         return seq
     value = ctor.construct_object(node, deep=True)  # type: ignore[no-untyped-call]
     if isinstance(value, str):
