@@ -25,7 +25,7 @@ log = logging.getLogger("mingpian.access")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-request_id_key = "request_id"
+request_id_key = web.RequestKey("request_id", str)
 
 _ERROR_NAMES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",

@@ -43,6 +43,13 @@ class RenderError(Exception):
         self.message = message
         self.problems = problems or []
 
+    def __str__(self) -> str:
+        if not self.problems:
+            return self.message
+        shown = "; ".join(str(p) for p in self.problems[:5])
+        more = f"; … {len(self.problems) - 5} more" if len(self.problems) > 5 else ""
+        return f"{self.message}: {shown}{more}"
+
     def to_json(self) -> dict[str, object]:
         return {
             "error": self.kind,

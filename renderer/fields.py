@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from jinja2 import TemplateError, TemplateSyntaxError
+from jinja2 import TemplateError, TemplateSyntaxError, Undefined
 from jinja2.runtime import Context
 from jinja2.sandbox import SecurityError
 
@@ -67,7 +67,10 @@ class Field:
             if self._mode == "expr":
                 for _ in self._func(ctx):
                     pass
-                return ctx.vars["result"]
+                result = ctx.vars["result"]
+                if isinstance(result, Undefined):
+                    str(result)  # raises the UndefinedError / SecurityError it stands for
+                return result
             return "".join(self._func(ctx)).strip()
         except (TemplateError, SecurityError, ArithmeticError, TypeError, ValueError,
                 LookupError, AttributeError, RecursionError) as exc:
