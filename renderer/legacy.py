@@ -1,0 +1,494 @@
+"""The legacy target: a rendered card → USSD / flash SMS / SMS text that fits the channel exactly.
+
+Layout (docs/legacy.md): 【signature】title, description, then one line per suggestion in
+`Message.all_suggestions` order — "回复N 文本" for actions the chatbot answers, "文本：URL/电话"
+for links and phone numbers, which a feature phone can use as plain text. Reply key N always
+means all_suggestions[N-1], on every channel, so the chatbot resolves a reply without knowing
+what fitted on the screen.
+
+Flash SMS and USSD must fit one segment / screen. What gives way, in order: the description is
+shortened (cut on a character boundary, with an ellipsis), link/phone lines fall back to their
+short "回复N" form, then menu lines are dropped from the end (an opt-out line last). SMS may use
+several segments, up to a cap (default 8), with the same shrinking beyond it.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from . import gsm
+from .errors import LimitExceeded, Problem
+from .gsm import CHANNELS, Channel, Encoded, Encoding, Segment
+from .model import Message, Suggestion
+from .profiles import CarrierProfile
+
+__all__ = [
+    "CHANNELS",
+    "SMS_MAX_SEGMENTS",
+    "LegacyText",
+    "ReplyOption",
+    "check_override",
+    "degrade",
+    "parse_reply",
+    "resolve_reply",
+]
+
+# Chinese carriers accept long industry SMS of up to a few hundred characters; 8 segments
+# (536 UCS-2 units) keeps a degraded carousel readable and the cost bounded.
+SMS_MAX_SEGMENTS = 8
+CAROUSEL_DESC_UNITS = 30  # "briefly": each carousel card keeps at most this much description
+MIN_DESC_UNITS = 4  # a cut description shorter than this says nothing; leave it out
+OPT_OUT_KEY = "T"  # the 回T退订 convention for marketing messages
+_ELLIPSIS: dict[Encoding, str] = {"UCS-2": "…", "GSM-7": "..."}  # "…" is not in GSM-7
+_LINK_KINDS = frozenset({"openUrl", "dial", "composeTextMessage"})
+_SPACES = re.compile(r"\s+")
+_TRAILING = " \t\n，,、；;：:。"
+_WORD_TAIL = re.compile(r"[0-9A-Za-z_.@/:%?&=+-]+$")  # an ASCII token (number, URL) at a cut
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyOption:
+    """One numbered reply: what the legacy user sends back and what the chatbot receives."""
+
+    key: str
+    kind: str
+    text: str
+    postback: str
+    value: str | None  # the URL / phone number shown as plain text, if any
+    shown: bool  # listed in the degraded text
+    line: str | None  # the line as shown
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "kind": self.kind, "text": self.text, "postback": self.postback,
+                "value": self.value, "shown": self.shown, "line": self.line}
+
+
+@dataclass(frozen=True, slots=True)
+class LegacyText:
+    """A card degraded for one legacy channel, ready for a gateway and for reply resolution."""
+
+    channel: Channel
+    template: str
+    text: str
+    encoding: Encoding
+    dcs: int
+    units: int
+    segments: tuple[Segment, ...]
+    reply_map: dict[str, str]
+    replies: tuple[ReplyOption, ...]
+    dropped: tuple[str, ...] = ()  # reply keys whose lines did not fit
+    shortened: tuple[str, ...] = ()  # what else gave way: "description", "card 2", "title", ...
+    override: bool = False
+    limit: int = 0  # units allowed: one segment / screen, or the SMS cap
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def segment_count(self) -> int:
+        return len(self.segments)
+
+    @property
+    def remaining(self) -> int:
+        """Units still free in the last segment / on the USSD screen."""
+        last = self.segments[-1]
+        return last.capacity - last.units
+
+    def to_json(self) -> dict[str, Any]:
+        by_key = {r.key: r for r in self.replies}
+        return {
+            "channel": self.channel,
+            "template": self.template,
+            "text": self.text,
+            "encoding": self.encoding,
+            "dcs": self.dcs,
+            "dcsHex": f"{self.dcs:02X}",
+            "units": self.units,
+            "limit": self.limit,
+            "segmentCount": self.segment_count,
+            "remaining": self.remaining,
+            "segments": [s.to_json() for s in self.segments],
+            "replyMap": dict(self.reply_map),
+            "replies": [r.to_json() for r in self.replies],
+            "dropped": [{"key": k, "text": by_key[k].text} for k in self.dropped if k in by_key],
+            "shortened": list(self.shortened),
+            "override": self.override,
+            "notes": list(self.notes),
+        }
+
+
+# -- reply parsing -------------------------------------------------------------------------------
+
+_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6,
+              "七": 7, "八": 8, "九": 9, "十": 10}
+_REPLY_RE = re.compile(  # after NFKC: full-width digits and colons are ASCII already
+    r"^(?:回复|回覆|回|复|reply)?[\s:#\-]*([0-9]{1,3}|[零〇一二两三四五六七八九十]{1,3}|td|t)$")
+_REPLY_PUNCT = " \t\r\n\u3000。.!！?？,，、;；~～\"'“”‘’「」()（）[]【】"
+
+
+def _cn_number(s: str) -> int | None:
+    if len(s) == 1:
+        return _CN_DIGITS[s]
+    if s[0] == "十" and len(s) == 2:  # 十一..十九
+        return 10 + _CN_DIGITS[s[1]]
+    if len(s) == 2 and s[1] == "十":  # 二十..九十
+        return _CN_DIGITS[s[0]] * 10
+    if len(s) == 3 and s[1] == "十":  # 二十一..
+        return _CN_DIGITS[s[0]] * 10 + _CN_DIGITS[s[2]]
+    return None
+
+
+def parse_reply(text: str) -> str | None:
+    """A legacy user's reply → its menu key ("1", "12", "T"), or None if it is not a menu choice.
+
+    Accepts "1", "１" (full-width), " 1 ", "01", "回复1", "回1", "回复：1", "①", "一", "T"/"TD"."""
+    if not isinstance(text, str) or len(text) > 40:
+        return None
+    s = unicodedata.normalize("NFKC", text).strip(_REPLY_PUNCT).lower()
+    m = _REPLY_RE.match(s)
+    if m is None:
+        return None
+    token = m.group(1)
+    if token in ("t", "td"):
+        return OPT_OUT_KEY
+    if token.isdigit():
+        n: int | None = int(token)
+    else:
+        n = _cn_number(token)
+    if n is None or n <= 0:
+        return None
+    return str(n)
+
+
+def resolve_reply(reply_map: Mapping[str, str], text: str) -> str | None:
+    """The postback a legacy reply selects, or None."""
+    key = parse_reply(text)
+    return None if key is None else reply_map.get(key)
+
+
+# -- building the text ---------------------------------------------------------------------------
+
+def _line(value: str | None) -> str:
+    """A one-line field: whitespace runs (newlines included) become one space."""
+    if not value:
+        return ""
+    return _SPACES.sub(" ", gsm.clean(value)).strip()
+
+
+def _block(value: str | None) -> str:
+    """A description: lines stripped, blank lines removed, line breaks kept (1 unit each)."""
+    if not value:
+        return ""
+    lines = (_SPACES.sub(" ", ln).strip() for ln in gsm.clean(value).splitlines())
+    return "\n".join(ln for ln in lines if ln)
+
+
+def _is_opt_out(s: Suggestion) -> bool:
+    return s.kind == "reply" and "退订" in s.text
+
+
+@dataclass(slots=True)
+class _Item:
+    key: str
+    suggestion: Suggestion
+    text: str
+    value: str | None
+    short: str
+    full: str
+    pinned: bool
+    form: Literal["full", "short", "none"] = "full"
+
+    def shown_line(self) -> str | None:
+        return self.full if self.form == "full" else self.short if self.form == "short" else None
+
+
+def _items(message: Message) -> list[_Item]:
+    out = []
+    for n, s in enumerate(message.all_suggestions, 1):
+        key = str(n)
+        text = _line(s.text)
+        value: str | None = None
+        if s.kind in ("openUrl", "showLocation"):
+            value = _line(s.url) or None
+        elif s.kind in ("dial", "composeTextMessage"):
+            value = _line(s.phone) or None
+        pinned = _is_opt_out(s)
+        short = f"回{OPT_OUT_KEY}退订" if pinned else f"回复{key} {text}"
+        full = f"{text}：{value}" if value else short
+        out.append(_Item(key, s, text, value, short, full, pinned))
+    return out
+
+
+@dataclass(slots=True)
+class _Block:
+    """One card's lines (title, description, its buttons) or the chips."""
+
+    title: str
+    desc: str
+    items: list[_Item]
+    title_kept: bool = True
+    desc_shown: str = ""
+
+
+class _Layout:
+    def __init__(self, message: Message, items: list[_Item]) -> None:
+        sig = _line(message.brand.signature).strip("【】[] ") or _line(message.brand.name)
+        self.head_sig = f"【{sig}】"
+        self.carousel = message.kind == "carousel"
+        self.blocks: list[_Block] = []
+        pos = 0
+        if self.carousel:
+            self.head_title = ""
+            for card in message.cards:
+                n = len(card.suggestions)
+                desc = _block(card.description).split("\n", 1)[0]
+                self.blocks.append(_Block(_line(card.title), desc, items[pos : pos + n]))
+                pos += n
+        else:
+            card = message.cards[0] if message.cards else None
+            self.head_title = _line(card.title) if card else ""
+            n = len(card.suggestions) if card else 0
+            self.blocks.append(_Block("", _block(card.description) if card else "", items[pos : pos + n]))
+            pos += n
+        self.blocks.append(_Block("", "", items[pos:]))  # chips
+        self.items = items
+        self.head_cut = False
+
+    def head(self) -> str:
+        return self.head_sig + self.head_title
+
+    def lines(self) -> list[str]:
+        out = [self.head()]
+        for b in self.blocks:
+            if b.title and b.title_kept:
+                out.append(b.title)
+            if b.desc_shown:
+                if not self.carousel and not self.head_title and len(out) == 1:
+                    out[0] += b.desc_shown  # no title: the description follows 【signature】
+                else:
+                    out.append(b.desc_shown)
+            out.extend(line for it in b.items if (line := it.shown_line()) is not None)
+        return out
+
+    def text(self) -> str:
+        return "\n".join(self.lines())
+
+
+def degrade(message: Message, channel: Channel, profile: CarrierProfile | None = None, *,
+            max_sms_segments: int = SMS_MAX_SEGMENTS, reference: int | None = None) -> LegacyText:
+    """Degrade a rendered card or carousel to one legacy channel (see the module docstring).
+
+    A designer override (`message.legacy_overrides[channel]`) replaces the generated text but
+    must fit too: LimitExceeded otherwise."""
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown legacy channel {channel!r}; expected one of {CHANNELS}")
+    # `profile` is accepted for symmetry with to_rcs: every carrier shares the 3GPP limits today.
+    profile_max = max(1, min(max_sms_segments, gsm.MAX_SEGMENTS))
+    items = _items(message)
+    override = message.legacy_overrides.get(channel)
+    if override:
+        return _from_override(message, channel, gsm.clean(override), items, profile_max, reference)
+    layout = _Layout(message, items)
+    if layout.carousel:
+        enc0 = "GSM-7" if all(gsm.is_gsm7(b.desc) for b in layout.blocks) else "UCS-2"
+    for b in layout.blocks:
+        b.desc_shown = _brief(b.desc, enc0) if layout.carousel else b.desc
+    text = layout.text()
+    encoded = gsm.encode(text, channel, reference)
+    if _fits(encoded, channel, profile_max):
+        return _result(message, channel, layout, encoded, (), profile_max)
+    # Too long: shrink against a budget in the encoding the full text needed.
+    enc = encoded.encoding
+    budget = _budget(channel, enc, profile_max)
+    shortened = _shrink(layout, enc, budget)
+    text = layout.text()
+    encoded = gsm.encode(text, channel, reference)
+    while not _fits(encoded, channel, profile_max) and budget > 0:
+        # Only SMS segment boundaries (a pair moved to the next segment) can get here.
+        budget -= 1
+        shortened = _shrink(layout, enc, budget)
+        encoded = gsm.encode(layout.text(), channel, reference)
+    return _result(message, channel, layout, encoded, shortened, profile_max)
+
+
+def _budget(channel: Channel, enc: Encoding, max_segments: int) -> int:
+    if channel == "sms" and max_segments > 1:
+        return gsm.capacity("sms", enc, max_segments)
+    return gsm.capacity(channel, enc, 1)
+
+
+def _fits(encoded: Encoded, channel: Channel, max_segments: int) -> bool:
+    if channel == "ussd":
+        return encoded.fits
+    if channel == "flash":
+        return len(encoded.segments) == 1
+    return len(encoded.segments) <= max_segments
+
+
+def _brief(desc: str, enc: Encoding) -> str:
+    if gsm.units(desc, enc) <= CAROUSEL_DESC_UNITS:
+        return desc
+    return _ellipsize(desc, CAROUSEL_DESC_UNITS, enc)
+
+
+def _ellipsize(text: str, limit: int, enc: Encoding) -> str:
+    """Cut `text` to at most `limit` units including the ellipsis; "" if too little would remain."""
+    ell = _ELLIPSIS[enc]
+    room = limit - gsm.units(ell, enc)
+    if room < 1:
+        return ""
+    head = gsm.cut(text, room, enc)
+    if len(head) < len(text) and text[len(head)].isascii() and text[len(head)].isalnum():
+        # never show half a waybill or phone number: back off to before the token
+        whole = _WORD_TAIL.sub("", head)
+        if whole.strip(_TRAILING):
+            head = whole
+    head = head.rstrip(_TRAILING)
+    return head + ell if head else ""
+
+
+def _shrink(layout: _Layout, enc: Encoding, budget: int) -> tuple[str, ...]:
+    """Fit the layout into `budget` units: menu in short form, drop from the end (opt-out last),
+    then give back full forms in order, then descriptions with what is left."""
+    u = gsm.units
+    shortened: list[str] = []
+    items = layout.items
+    for it in items:
+        it.form = "short"
+    for b in layout.blocks:
+        b.title_kept = bool(b.title)
+        b.desc_shown = ""
+    # lines cost: each line's units plus one newline between lines
+    head_cost = u(layout.head(), enc)
+    title_cost = {id(b): u(b.title, enc) + 1 for b in layout.blocks if b.title}
+    short_cost = {id(it): u(it.short, enc) + 1 for it in items}
+    total = head_cost + sum(title_cost.values()) + sum(short_cost.values())
+    if total > budget:
+        # droppables in display order; pinned (opt-out) lines go last
+        order: list[tuple[str, Any]] = []
+        for b in layout.blocks:
+            if b.title:
+                order.append(("card", b))
+            order.extend(("item", it) for it in b.items if not it.pinned)
+        order = [("item", it) for it in items if it.pinned] + order
+        while total > budget and order:
+            kind, obj = order.pop()
+            if kind == "card":
+                obj.title_kept = False
+                total -= title_cost[id(obj)]
+                shortened.append(f"card {layout.blocks.index(obj) + 1}")
+            else:
+                obj.form = "none"
+                total -= short_cost[id(obj)]
+    if total > budget:  # the signature and title alone are too long: cut the title
+        room = budget - u(layout.head_sig, enc)
+        layout.head_title = _ellipsize(layout.head_title, room, enc) if room > 0 else ""
+        layout.head_cut = True
+        shortened.append("title")
+        total = u(layout.head(), enc)
+    for it in items:  # give back the plain-text URL / phone where it fits, in menu order
+        if it.form == "short" and it.full != it.short:
+            extra = u(it.full, enc) + 1 - short_cost[id(it)]
+            if total + extra <= budget:
+                it.form = "full"
+                total += extra
+    for i, b in enumerate(layout.blocks):  # descriptions with what is left, first card first
+        if not b.desc or (layout.carousel and not b.title_kept):
+            continue
+        attached = not layout.carousel and not layout.head_title
+        sep = 0 if attached else 1
+        room = budget - total - sep
+        want = _brief(b.desc, enc) if layout.carousel else b.desc
+        cost = u(want, enc)
+        if cost <= room:
+            b.desc_shown = want
+        else:
+            cut = _ellipsize(want, room, enc) if room >= MIN_DESC_UNITS else ""
+            b.desc_shown = cut
+            shortened.append("description" if not layout.carousel else f"card {i + 1} description")
+        if b.desc_shown:
+            total += u(b.desc_shown, enc) + sep
+    return tuple(shortened)
+
+
+def _replies(items: list[_Item]) -> tuple[ReplyOption, ...]:
+    return tuple(
+        ReplyOption(it.key, it.suggestion.kind, it.text, it.suggestion.postback, it.value,
+                    it.form != "none", it.shown_line())
+        for it in items
+    )
+
+
+def _reply_map(items: list[_Item]) -> dict[str, str]:
+    out = {it.key: it.suggestion.postback for it in items}
+    for it in items:
+        if it.pinned:
+            out.setdefault(OPT_OUT_KEY, it.suggestion.postback)
+    return out
+
+
+def _result(message: Message, channel: Channel, layout: _Layout, encoded: Encoded,
+            shortened: tuple[str, ...], max_segments: int) -> LegacyText:
+    items = layout.items
+    dropped = tuple(it.key for it in items if it.form == "none")
+    enc = encoded.encoding
+    notes = []
+    if dropped:
+        notes.append("did not fit, left out: " + "、".join(f"{k} {items[int(k) - 1].text}" for k in dropped))
+    if channel == "sms" and len(encoded.segments) > 1:
+        notes.append(f"sent as {len(encoded.segments)} concatenated SMS")
+    return LegacyText(
+        channel=channel, template=message.template, text=layout.text(),
+        encoding=enc, dcs=encoded.dcs, units=encoded.units, segments=encoded.segments,
+        reply_map=_reply_map(items), replies=_replies(items), dropped=dropped,
+        shortened=shortened, override=False, limit=_budget(channel, enc, max_segments),
+        notes=tuple(notes),
+    )
+
+
+def check_override(text: str, channel: Channel, max_sms_segments: int = SMS_MAX_SEGMENTS) -> str | None:
+    """Why an override text does not fit its channel, or None when it does."""
+    encoded = gsm.encode(gsm.clean(text), channel)
+    if _fits(encoded, channel, max_sms_segments):
+        return None
+    return _too_long(encoded, channel, max_sms_segments)
+
+
+def _too_long(encoded: Encoded, channel: Channel, max_segments: int) -> str:
+    enc, n = encoded.encoding, encoded.units
+    unit = "septets" if enc == "GSM-7" else "UCS-2 units"
+    if channel == "ussd":
+        limit = gsm.USSD_MAX[enc]
+        return (f"USSD text is {n} {unit}; one USSD screen holds {limit} {unit} "
+                f"({n - limit} too many)")
+    if channel == "flash":
+        limit = gsm.SMS_SINGLE[enc]
+        return (f"flash SMS text is {n} {unit}; a flash SMS must fit one segment of {limit} {unit} "
+                f"({n - limit} too many)")
+    return (f"SMS text is {n} {unit} = {len(encoded.segments)} segments; at most {max_segments} "
+            f"segments ({gsm.SMS_CONCAT[enc]} {unit} each) are sent")
+
+
+def _from_override(message: Message, channel: Channel, text: str, items: list[_Item],
+                   max_segments: int, reference: int | None) -> LegacyText:
+    encoded = gsm.encode(text, channel, reference)
+    if not _fits(encoded, channel, max_segments):
+        reason = _too_long(encoded, channel, max_segments)
+        raise LimitExceeded(
+            f"template {message.template!r}: the legacy.{channel} override does not fit: {reason}",
+            [Problem(f"legacy.{channel}", reason)],
+        )
+    for it in items:  # the designer wrote the menu; which keys it lists is not parsed here
+        it.form = "full" if it.full in text else "short" if it.short in text else "none"
+    notes = ["designer override (manifest legacy." + channel + ")"]
+    if channel == "sms" and len(encoded.segments) > 1:
+        notes.append(f"sent as {len(encoded.segments)} concatenated SMS")
+    return LegacyText(
+        channel=channel, template=message.template, text=text, encoding=encoded.encoding,
+        dcs=encoded.dcs, units=encoded.units, segments=encoded.segments,
+        reply_map=_reply_map(items), replies=_replies(items), dropped=(), shortened=(),
+        override=True, limit=_budget(channel, encoded.encoding, max_segments), notes=tuple(notes),
+    )
+
