@@ -115,7 +115,11 @@ class _Compiler:
                 raise self.fail(spec, f"{path}.{kind}", f"missing required key {req!r}")
         fields = {k: self.field(v, f"{path}.{kind}.{k}") for k, v in spec.items()}
         loop, cond = self.loop(node, path)  # type: ignore[arg-type]
-        return CompiledSuggestion(kind, fields, loop, cond)
+        compiled = CompiledSuggestion(kind, fields, loop, cond)
+        if loop is None and cond is None and all(f.is_const for f in fields.values()):
+            # Constant folding: a button with no expressions is built once, here.
+            compiled.static = _bind_suggestion(compiled, None)
+        return compiled
 
     def suggestions(self, node: Any, path: str) -> list[CompiledSuggestion]:
         if node is None:
@@ -165,6 +169,7 @@ class CompiledSuggestion:
     fields: dict[str, Field]
     loop: Loop | None
     cond: Field | None
+    static: Suggestion | None = None
 
 
 @dataclass(slots=True)
@@ -240,37 +245,25 @@ def _scopes(node: CompiledCard | CompiledSuggestion, ctx: Context) -> Iterator[C
     if len(items) > MAX_LOOP_ITEMS:
         raise node.loop.iterable.error(f"'for' over {len(items)} items (max {MAX_LOOP_ITEMS})")
     n = len(items)
-    base = ctx.get_all()
+    env: CardSandbox = ctx.environment  # type: ignore[assignment]
     for i, item in enumerate(items):
-        scope = ctx.environment.context_class(
-            ctx.environment,
-            {**base, node.loop.var: item,
-             "loop": {"index": i + 1, "index0": i, "first": i == 0, "last": i == n - 1,
-                      "length": n}},
-            ctx.name,
-            {},
-            globals=None,
-        )
+        scope = env.child_context(ctx, {
+            node.loop.var: item,
+            "loop": {"index": i + 1, "index0": i, "first": i == 0, "last": i == n - 1, "length": n},
+        })
         if node.cond is None or node.cond.evaluate(scope):
             yield scope
 
 
-def _text(f: Field | None, ctx: Context) -> str | None:
+def _text(f: Field | None, ctx: Context | None) -> str | None:
     """A text field's value; None/empty means the field is left out of the card."""
-    if f is None:
-        return None
-    v = f.evaluate(ctx)
-    if v is None or v == "":
-        return None
-    if isinstance(v, dict | list | tuple):
-        raise f.error(f"expected text, got {type(v).__name__}")
-    return v if isinstance(v, str) else str(v)
+    return None if f is None else f.text(ctx)
 
 
-def _number(f: Field | None, ctx: Context, kind: type[int] | type[float]) -> Any:
+def _number(f: Field | None, ctx: Context | None, kind: type[int] | type[float]) -> Any:
     if f is None:
         return None
-    v = f.evaluate(ctx)
+    v = f.value if f.is_const else f.evaluate(ctx)  # type: ignore[arg-type]
     if v is None or v == "":
         return None
     if isinstance(v, bool):
@@ -284,12 +277,15 @@ def _number(f: Field | None, ctx: Context, kind: type[int] | type[float]) -> Any
 def _bind_suggestions(nodes: list[CompiledSuggestion], ctx: Context) -> tuple[Suggestion, ...]:
     out: list[Suggestion] = []
     for node in nodes:
+        if node.static is not None:
+            out.append(node.static)
+            continue
         for scope in _scopes(node, ctx):
             out.append(_bind_suggestion(node, scope))
     return tuple(out)
 
 
-def _bind_suggestion(node: CompiledSuggestion, ctx: Context) -> Suggestion:
+def _bind_suggestion(node: CompiledSuggestion, ctx: Context | None) -> Suggestion:
     f = node.fields
     text = _text(f["text"], ctx)
     if text is None:

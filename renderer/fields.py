@@ -60,6 +60,23 @@ class Field:
     def is_const(self) -> bool:
         return self._mode == "const"
 
+    def text(self, ctx: Context | None) -> str | None:
+        """The field as text; None when it renders empty (the field is then left out)."""
+        if self._func is None:
+            v = self.value
+        elif self._mode == "text":
+            v = self.evaluate(ctx)  # type: ignore[arg-type]
+            return v or None
+        else:
+            v = self.evaluate(ctx)  # type: ignore[arg-type]
+        if v is None or v == "":
+            return None
+        if isinstance(v, str):
+            return v
+        if isinstance(v, dict | list | tuple):
+            raise self.error(f"expected text, got {type(v).__name__}")
+        return str(v)
+
     def evaluate(self, ctx: Context) -> Any:
         if self._func is None:
             return self.value

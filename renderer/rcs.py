@@ -124,47 +124,50 @@ def build_payload(msg: Message) -> RcsPayload:
 
 # ---- limits --------------------------------------------------------------------------------
 
-def _too_long(problems: list[Problem], path: str, what: str, value: str | None, limit: int,
-              profile: CarrierProfile) -> None:
-    if value is not None and len(value) > limit:
-        problems.append(Problem(
-            path, f"{what} is {len(value)} characters; profile {profile.name!r} allows at most {limit}"
-        ))
+def _length_problem(path: str, what: str, value: str, limit: int, profile: CarrierProfile) -> Problem:
+    return Problem(path, f"{what} is {len(value)} characters; "
+                         f"profile {profile.name!r} allows at most {limit}")
 
 
 def _check_suggestion(problems: list[Problem], path: str, s: Suggestion,
                       profile: CarrierProfile) -> None:
+    # Paths are only formatted when something is wrong: this runs on every render.
     key = "reply" if s.kind == "reply" else "action"
-    _too_long(problems, f"{path}.{key}.displayText", "suggestion text", s.text,
-              profile.suggestion_text_max, profile)
-    _too_long(problems, f"{path}.{key}.postback.data", "postback data", s.postback,
-              profile.postback_max, profile)
-    if s.kind == "openUrl":
-        _too_long(problems, f"{path}.action.urlAction.openUrl.url", "URL", s.url,
-                  profile.url_max, profile)
+    if len(s.text) > profile.suggestion_text_max:
+        problems.append(_length_problem(f"{path}.{key}.displayText", "suggestion text", s.text,
+                                        profile.suggestion_text_max, profile))
+    if len(s.postback) > profile.postback_max:
+        problems.append(_length_problem(f"{path}.{key}.postback.data", "postback data", s.postback,
+                                        profile.postback_max, profile))
+    if s.url is not None and len(s.url) > profile.url_max:
+        where = "urlAction.openUrl.url" if s.kind == "openUrl" else "mapAction.showLocation.fallbackUrl"
+        problems.append(_length_problem(f"{path}.action.{where}", "URL", s.url, profile.url_max, profile))
+
+
+CARD_PATH = "$.message.generalPurposeCard.content"
+CAROUSEL_PATH = "$.message.generalPurposeCardCarousel.content"
 
 
 def check_limits(msg: Message, profile: CarrierProfile = DEFAULT) -> list[Problem]:
     problems: list[Problem] = []
-    if msg.kind == "card":
-        base = ["message", "generalPurposeCard", "content"]
-    else:
-        base = ["message", "generalPurposeCardCarousel", "content"]
+    if msg.kind == "carousel":
         n = len(msg.cards)
         if not profile.carousel_min <= n <= profile.carousel_max:
             problems.append(Problem(
-                json_path(base),
+                CAROUSEL_PATH,
                 f"carousel has {n} cards; profile {profile.name!r} allows "
                 f"{profile.carousel_min} to {profile.carousel_max}",
             ))
     for i, card in enumerate(msg.cards):
-        parts: list[str | int] = [*base, i] if msg.kind == "carousel" else list(base)
-        p = json_path(parts)
+        p = CARD_PATH if msg.kind == "card" else f"{CAROUSEL_PATH}[{i}]"
         if not (card.title or card.description or card.media):
             problems.append(Problem(p, "card has no title, description or media"))
-        _too_long(problems, f"{p}.title", "title", card.title, profile.title_max, profile)
-        _too_long(problems, f"{p}.description", "description", card.description,
-                  profile.description_max, profile)
+        if card.title is not None and len(card.title) > profile.title_max:
+            problems.append(_length_problem(f"{p}.title", "title", card.title, profile.title_max,
+                                            profile))
+        if card.description is not None and len(card.description) > profile.description_max:
+            problems.append(_length_problem(f"{p}.description", "description", card.description,
+                                            profile.description_max, profile))
         if len(card.suggestions) > profile.suggestions_per_card_max:
             problems.append(Problem(
                 f"{p}.suggestions",

@@ -11,8 +11,10 @@ import re
 from typing import Any
 
 from jinja2 import StrictUndefined
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+_MISSING = object()
 MAX_STRING = 100_000  # longest string an expression may build; card fields are far shorter
 MAX_POWER_EXPONENT = 100
 
@@ -43,8 +45,12 @@ def _tel(value: Any) -> str:
     return _NON_DIGIT.sub("", str(value))
 
 
-class CardSandbox(SandboxedEnvironment):
+class CardSandbox(ImmutableSandboxedEnvironment):
+    """Immutable: `items.append(...)` / `d.update(...)` are refused, so a template can never
+    change the data it is given (e.g. a cached sample shared by later renders)."""
+
     intercepted_binops = frozenset({"*", "**"})
+    flat_globals: dict[str, Any]  # a plain-dict snapshot of `globals`, taken once configured
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**":
@@ -56,6 +62,26 @@ class CardSandbox(SandboxedEnvironment):
         if isinstance(seq, str | list | tuple) and isinstance(count, int) and len(seq) * count > MAX_STRING:
             raise OverflowError(f"repetition would build more than {MAX_STRING} items")
         return left * right
+
+    def root_context(self, data: dict[str, Any]) -> Context:
+        """A render context over `data`, built directly: Jinja's own `new_context` walks the
+        globals ChainMap on every call (~5 µs), and a ChainMap parent makes every variable
+        lookup slower still. A flat dict copy of a few dozen keys costs well under 1 µs."""
+        return self.context_class(self, {**self.flat_globals, **data}, None, {}, globals=None)
+
+    def child_context(self, ctx: Context, local: dict[str, Any]) -> Context:
+        """A scope for one loop item: `local` shadows the enclosing scope."""
+        return self.context_class(self, {**ctx.parent, **local}, ctx.name, {}, globals=None)
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # Fast path for the common case, `order.waybill` on JSON data: a dict key wins over a
+        # dict method of the same name (what a template author means), and skips the
+        # AttributeError round-trip of the stock lookup. Values in JSON data are plain data.
+        if type(obj) is dict:
+            value = obj.get(attribute, _MISSING)
+            if value is not _MISSING:
+                return value
+        return super().getattr(obj, attribute)
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         # Templates need data, not methods with side effects (`format` on str is already
@@ -81,6 +107,7 @@ def make_environment() -> CardSandbox:
     # No loader: templates cannot {% include %} / {% import %} anything, so no file access.
     env.globals.pop("range", None)
     env.globals["range"] = _bounded_range
+    env.flat_globals = dict(env.globals)
     return env
 
 

@@ -125,8 +125,6 @@ class CardTemplate:
         self._legacy = {ch: Field(env, legacy_src[ch], mfile, f"legacy.{ch}")
                         for ch in LEGACY_CHANNELS if ch in legacy_src}
         self._env = env
-        # Any compiled field's template object can mint contexts for all of them (same env).
-        self._proto = env.from_string("")
         self.version = self._digest()
 
     # -- loading ---------------------------------------------------------------------------
@@ -195,7 +193,7 @@ class CardTemplate:
 
     def bind(self, data: dict[str, Any]) -> Message:
         """Validated data → the card model. Template errors carry file:line."""
-        ctx = self._proto.new_context(dict(data))
+        ctx = self._env.root_context(data)
         spec = self.spec
         cards = spec.bind_cards(ctx)
         chips = spec.bind_chips(ctx)

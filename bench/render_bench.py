@@ -1,0 +1,178 @@
+"""Render benchmark (issue: card templates → payloads).
+
+Measures, in one run:
+1. Full render per sample template — validate data + bind + check limits + validate the GSMA
+   output schema + serialize the messageList to JSON — median and p99 in µs (one core, in process).
+2. HTTP throughput of one server process for POST /api/templates/{name}/render against the same
+   server's bare GET /healthz, both driven by the same load generator (wrk when installed, which
+   the bench prefers because it does not compete for the Python interpreter; otherwise an aiohttp
+   client in a separate process). Target: render median ≤ 100 µs; HTTP render ≥ 40% of /healthz.
+
+Run: .venv/bin/python bench/render_bench.py [--seconds 5] [--connections 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from renderer import TemplateStore, to_rcs  # noqa: E402
+
+
+def full_render(template, data) -> bytes:  # type: ignore[no-untyped-def]
+    payload = to_rcs(template.render(data))
+    return json.dumps(payload.message_list(), ensure_ascii=False).encode()
+
+
+def bench_in_process(rounds: int) -> dict[str, tuple[float, float]]:
+    store = TemplateStore(ROOT / "card_templates", reload_interval=3600)
+    out = {}
+    for name in store.names():
+        t = store.get(name)
+        data = t.sample
+        for _ in range(200):
+            full_render(t, data)
+        samples = []
+        gc.disable()
+        for _ in range(rounds):
+            # CPU time of this thread: on a shared 2-core machine, wall time would also count
+            # the moments the scheduler gave the core to someone else.
+            t0 = time.thread_time_ns()
+            full_render(t, data)
+            samples.append((time.thread_time_ns() - t0) / 1000)
+        gc.enable()
+        samples.sort()
+        out[name] = (statistics.median(samples), samples[int(len(samples) * 0.99) - 1])
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(port: int, data_dir: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "MINGPIAN_PORT": str(port), "MINGPIAN_DATA_DIR": data_dir,
+           "MINGPIAN_LOG_LEVEL": "WARNING", "MINGPIAN_RELOAD_INTERVAL": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "mingpian", "serve"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("server did not start")
+
+
+def wrk(url: str, seconds: int, connections: int, body: bytes | None) -> tuple[float, float]:
+    """Requests/s and p99 latency (ms) from wrk; POSTs `body` as JSON when given."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        if body is not None:
+            f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n')
+            f.write("wrk.body = [==[" + body.decode() + "]==]\n")  # Lua long string: raw UTF-8
+        f.write(
+            "done = function(summary, latency, requests)\n"
+            '  io.write(string.format("RESULT %f %f %d\\n", summary.requests / (summary.duration / 1e6),'
+            " latency:percentile(99) / 1000, summary.errors.status))\nend\n"
+        )
+        script = f.name
+    try:
+        res = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script, url],
+                             capture_output=True, text=True, check=True)
+    finally:
+        os.unlink(script)
+    line = next(ln for ln in res.stdout.splitlines() if ln.startswith("RESULT"))
+    _, rps, p99, errors = line.split()
+    if int(errors):
+        raise SystemExit(f"wrk saw {errors} non-2xx responses for {url}")
+    return float(rps), float(p99)
+
+
+def aiohttp_load(url: str, seconds: int, connections: int, body: bytes | None) -> tuple[float, float]:
+    code = f"""
+import asyncio, time, aiohttp
+async def main():
+    lat = []; n = 0; stop = time.perf_counter() + {seconds}
+    async with aiohttp.ClientSession() as s:
+        async def worker():
+            nonlocal n
+            while time.perf_counter() < stop:
+                t0 = time.perf_counter()
+                if {body!r} is None:
+                    r = await s.get({url!r})
+                else:
+                    r = await s.post({url!r}, data={body!r}, headers={{"Content-Type": "application/json"}})
+                await r.read(); assert r.status == 200, r.status
+                lat.append(time.perf_counter() - t0); n += 1
+        t0 = time.perf_counter()
+        await asyncio.gather(*[worker() for _ in range({connections})])
+        el = time.perf_counter() - t0
+    lat.sort(); print(n / el, lat[int(len(lat) * .99)] * 1000)
+asyncio.run(main())
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    rps, p99 = res.stdout.split()
+    return float(rps), float(p99)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=5000)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--template", default="courier-hangup")
+    args = ap.parse_args()
+
+    print("== full render (validate + bind + limits + GSMA schema + JSON), in process, "
+          "one core, thread CPU time")
+    print(f"{'template':<16} {'median µs':>10} {'p99 µs':>10}")
+    results = bench_in_process(args.rounds)
+    for name, (med, p99) in results.items():
+        print(f"{name:<16} {med:>10.1f} {p99:>10.1f}")
+    worst = max(m for m, _ in results.values())
+    print(f"worst median {worst:.1f} µs (target ≤ 100 µs): {'OK' if worst <= 100 else 'MISSED'}")
+
+    gen = wrk if shutil.which("wrk") else aiohttp_load
+    print(f"\n== HTTP, one server process, load generator: {gen.__name__}, "
+          f"{args.connections} connections, {args.seconds}s each")
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        server = start_server(port, tmp)
+        try:
+            store = TemplateStore(ROOT / "card_templates")
+            body = json.dumps(store.get(args.template).sample, ensure_ascii=False).encode()
+            base = f"http://127.0.0.1:{port}"
+            gen(f"{base}/healthz", 1, args.connections, None)  # warm-up
+            h_rps, h_p99 = gen(f"{base}/healthz", args.seconds, args.connections, None)
+            r_rps, r_p99 = gen(f"{base}/api/templates/{args.template}/render", args.seconds,
+                               args.connections, body)
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(10)
+    ratio = r_rps / h_rps
+    print(f"/healthz          {h_rps:>9.0f} req/s   p99 {h_p99:6.2f} ms")
+    print(f"render {args.template:<10} {r_rps:>9.0f} req/s   p99 {r_p99:6.2f} ms")
+    print(f"render / healthz = {ratio:.1%} (target ≥ 40%): {'OK' if ratio >= 0.4 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
