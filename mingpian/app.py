@@ -6,7 +6,7 @@ from aiohttp import web
 
 from renderer import TemplateStore
 
-from . import api_docs, api_templates, openapi
+from . import api_docs, api_legacy, api_templates, openapi
 from .keys import metrics_key, settings_key, templates_key
 from .metrics import Metrics
 from .middleware import observe
@@ -35,4 +35,5 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.router.add_get("/api/openapi.json", openapi.openapi_view, name="openapi")
     api_templates.setup(app)
     api_docs.setup(app)
+    api_legacy.setup(app)
     return app

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from renderer import CardTemplate, CarrierProfile, Message, to_rcs
 
+from .cli_legacy import legacy_target
+
 
 @dataclass(frozen=True, slots=True)
 class TargetInput:
@@ -33,4 +35,7 @@ def rcs_target(inp: TargetInput) -> bytes:
 
 TARGETS: dict[str, Target] = {
     "rcs": rcs_target,
+    "ussd": legacy_target("ussd"),
+    "flash": legacy_target("flash"),
+    "sms": legacy_target("sms"),
 }

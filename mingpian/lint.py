@@ -7,6 +7,7 @@ Output lines are `file:line: message` (template problems) or `file: $.json.path:
 from __future__ import annotations
 
 from renderer import CarrierProfile, RenderError, TemplateStore, to_rcs
+from renderer.legacy import override_problems
 
 Check = list[str]
 
@@ -26,6 +27,9 @@ def lint_templates(store: TemplateStore, names: list[str] | None,
             to_rcs(message, profile)
         except RenderError as exc:
             out.extend(_format(exc, sample_file))
+            continue
+        for problem in override_problems(template, message, profile):  # legacy: text must fit
+            out.extend(_format(problem, sample_file))
     return out
 
 

@@ -18,13 +18,16 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import gsm
 from .errors import LimitExceeded, Problem
 from .gsm import CHANNELS, Channel, Encoded, Encoding, Segment
 from .model import Message, Suggestion
 from .profiles import CarrierProfile
+
+if TYPE_CHECKING:
+    from .templates import CardTemplate
 
 __all__ = [
     "CHANNELS",
@@ -33,6 +36,8 @@ __all__ = [
     "ReplyOption",
     "check_override",
     "degrade",
+    "degrade_template",
+    "override_problems",
     "parse_reply",
     "resolve_reply",
 ]
@@ -41,11 +46,12 @@ __all__ = [
 # (536 UCS-2 units) keeps a degraded carousel readable and the cost bounded.
 SMS_MAX_SEGMENTS = 8
 CAROUSEL_DESC_UNITS = 30  # "briefly": each carousel card keeps at most this much description
-MIN_DESC_UNITS = 4  # a cut description shorter than this says nothing; leave it out
+MIN_DESC_UNITS = 6  # a cut description shorter than this (5 characters + …) says nothing
 OPT_OUT_KEY = "T"  # the 回T退订 convention for marketing messages
 _ELLIPSIS: dict[Encoding, str] = {"UCS-2": "…", "GSM-7": "..."}  # "…" is not in GSM-7
 _LINK_KINDS = frozenset({"openUrl", "dial", "composeTextMessage"})
 _SPACES = re.compile(r"\s+")
+_LINE_DIRTY = re.compile(r"[^\S ]|  |[\ud800-\udfff]")  # anything _line would change
 _TRAILING = " \t\n，,、；;：:。"
 _WORD_TAIL = re.compile(r"[0-9A-Za-z_.@/:%?&=+-]+$")  # an ASCII token (number, URL) at a cut
 
@@ -95,6 +101,28 @@ class LegacyText:
         """Units still free in the last segment / on the USSD screen."""
         last = self.segments[-1]
         return last.capacity - last.units
+
+    def report(self) -> str:
+        """The text, then a human summary of segments and replies (the CLI prints this)."""
+        name = {"ussd": "USSD", "flash": "flash SMS", "sms": "SMS"}[self.channel]
+        n = self.segment_count
+        out = [self.text, "", "-" * 40,
+               f"{name} · {self.encoding} · DCS 0x{self.dcs:02X} · {self.units}/{self.limit} units · "
+               f"{n} segment{'s' if n != 1 else ''} · {self.remaining} left in the last"
+               + (" · designer override" if self.override else "")]
+        for seg in self.segments:
+            udh = f"UDH {seg.udh_hex}  " if seg.udh_hex else ""
+            out.append(f"  segment {seg.seq}: {seg.units}/{seg.capacity} units  {udh}"
+                       f"UD {len(seg.user_data_hex) // 2} octets")
+        if self.shortened:
+            out.append("shortened: " + ", ".join(self.shortened))
+        out.append("replies:")
+        for r in self.replies:
+            where = f"shown as {r.line!r}" if r.shown else "not shown (did not fit)"
+            out.append(f"  {r.key} → {r.postback}  ({r.kind} {r.text}; {where})")
+        extra = sorted(set(self.reply_map) - {r.key for r in self.replies})
+        out.extend(f"  {k} → {self.reply_map[k]}" for k in extra)
+        return "\n".join(out) + "\n"
 
     def to_json(self) -> dict[str, Any]:
         by_key = {r.key: r for r in self.replies}
@@ -174,6 +202,8 @@ def _line(value: str | None) -> str:
     """A one-line field: whitespace runs (newlines included) become one space."""
     if not value:
         return ""
+    if _LINE_DIRTY.search(value) is None:
+        return value.strip(" ")
     return _SPACES.sub(" ", gsm.clean(value)).strip()
 
 
@@ -296,24 +326,48 @@ def degrade(message: Message, channel: Channel, profile: CarrierProfile | None =
     for b in layout.blocks:
         b.desc_shown = _brief(b.desc, enc0) if layout.carousel else b.desc
     text = layout.text()
-    encoded = gsm.encode(text, channel, reference)
-    if _fits(encoded, channel, profile_max):
-        return _result(message, channel, layout, encoded, (), profile_max)
-    # Too long: shrink against a budget in the encoding the full text needed.
-    enc = encoded.encoding
+    enc, n = gsm.measure(text)
+    fit = _fits_units(n, enc, channel, profile_max)
+    if fit is None:  # SMS near the cap: only the real segmentation can tell
+        fit = _fits(gsm.encode(text, channel, reference), channel, profile_max)
+    shortened: tuple[str, ...] = ()
     budget = _budget(channel, enc, profile_max)
-    shortened = _shrink(layout, enc, budget)
-    text = layout.text()
+    if not fit:  # too long: shrink against a budget in the encoding the full text needed
+        shortened = _shrink(layout, enc, budget)
+        text = layout.text()
     encoded = gsm.encode(text, channel, reference)
-    while not _fits(encoded, channel, profile_max) and budget > 0:
-        # Only SMS segment boundaries (a pair moved to the next segment) can get here.
+    while not _fits(encoded, channel, profile_max) and budget > 0:  # a safety net; see _budget
         budget -= 1
         shortened = _shrink(layout, enc, budget)
-        encoded = gsm.encode(layout.text(), channel, reference)
-    return _result(message, channel, layout, encoded, shortened, profile_max)
+        text = layout.text()
+        encoded = gsm.encode(text, channel, reference)
+    return _result(message, channel, text, layout, encoded, shortened, profile_max)
+
+
+def _fits_units(n: int, enc: Encoding, channel: Channel, max_segments: int) -> bool | None:
+    """Whether `n` units fit the channel; None when SMS segment boundaries decide."""
+    if channel == "ussd":
+        return n <= gsm.USSD_MAX[enc]
+    if n <= gsm.SMS_SINGLE[enc]:
+        return True
+    if channel == "flash" or max_segments == 1:
+        return False
+    per = gsm.SMS_CONCAT[enc]
+    if n <= per * max_segments - (max_segments - 1):
+        return True
+    return False if n > per * max_segments else None
 
 
 def _budget(channel: Channel, enc: Encoding, max_segments: int) -> int:
+    """Units to shrink to. For concatenated SMS, one unit less per boundary: a segment that
+    would end inside an escape or surrogate pair ends one unit early."""
+    if channel == "sms" and max_segments > 1:
+        return gsm.capacity("sms", enc, max_segments) - (max_segments - 1)
+    return gsm.capacity(channel, enc, 1)
+
+
+def _limit(channel: Channel, enc: Encoding, max_segments: int) -> int:
+    """The nominal units allowed (reported to callers)."""
     if channel == "sms" and max_segments > 1:
         return gsm.capacity("sms", enc, max_segments)
     return gsm.capacity(channel, enc, 1)
@@ -406,6 +460,8 @@ def _shrink(layout: _Layout, enc: Encoding, budget: int) -> tuple[str, ...]:
             b.desc_shown = want
         else:
             cut = _ellipsize(want, room, enc) if room >= MIN_DESC_UNITS else ""
+            if gsm.units(cut, enc) < MIN_DESC_UNITS:
+                cut = ""
             b.desc_shown = cut
             shortened.append("description" if not layout.carousel else f"card {i + 1} description")
         if b.desc_shown:
@@ -429,7 +485,7 @@ def _reply_map(items: list[_Item]) -> dict[str, str]:
     return out
 
 
-def _result(message: Message, channel: Channel, layout: _Layout, encoded: Encoded,
+def _result(message: Message, channel: Channel, text: str, layout: _Layout, encoded: Encoded,
             shortened: tuple[str, ...], max_segments: int) -> LegacyText:
     items = layout.items
     dropped = tuple(it.key for it in items if it.form == "none")
@@ -440,10 +496,10 @@ def _result(message: Message, channel: Channel, layout: _Layout, encoded: Encode
     if channel == "sms" and len(encoded.segments) > 1:
         notes.append(f"sent as {len(encoded.segments)} concatenated SMS")
     return LegacyText(
-        channel=channel, template=message.template, text=layout.text(),
+        channel=channel, template=message.template, text=text,
         encoding=enc, dcs=encoded.dcs, units=encoded.units, segments=encoded.segments,
         reply_map=_reply_map(items), replies=_replies(items), dropped=dropped,
-        shortened=shortened, override=False, limit=_budget(channel, enc, max_segments),
+        shortened=shortened, override=False, limit=_limit(channel, enc, max_segments),
         notes=tuple(notes),
     )
 
@@ -489,6 +545,35 @@ def _from_override(message: Message, channel: Channel, text: str, items: list[_I
         channel=channel, template=message.template, text=text, encoding=encoded.encoding,
         dcs=encoded.dcs, units=encoded.units, segments=encoded.segments,
         reply_map=_reply_map(items), replies=_replies(items), dropped=(), shortened=(),
-        override=True, limit=_budget(channel, encoded.encoding, max_segments), notes=tuple(notes),
+        override=True, limit=_limit(channel, encoded.encoding, max_segments), notes=tuple(notes),
     )
 
+
+
+def degrade_template(template: CardTemplate, message: Message, channel: Channel,
+                     profile: CarrierProfile | None = None, **kwargs: Any) -> LegacyText:
+    """degrade(), with an override that does not fit reported at manifest.yaml:line."""
+    try:
+        return degrade(message, channel, profile, **kwargs)
+    except LimitExceeded as exc:
+        raise _located(exc, template, channel) from None
+
+
+def override_problems(template: CardTemplate, message: Message,
+                      profile: CarrierProfile | None = None) -> list[LimitExceeded]:
+    """Every designer override of `message` that does not fit its channel (for lint)."""
+    out = []
+    for channel in CHANNELS:
+        if channel in message.legacy_overrides:
+            try:
+                degrade(message, channel, profile)
+            except LimitExceeded as exc:
+                out.append(_located(exc, template, channel))
+    return out
+
+
+def _located(exc: LimitExceeded, template: CardTemplate, channel: Channel) -> LimitExceeded:
+    file = template.files["manifest.yaml"]
+    line = template.manifest_line("legacy", channel)
+    problems = [Problem(p.path, p.message, file, line) for p in exc.problems]
+    return LimitExceeded(f"{file}:{line}: {exc.message}", problems)

@@ -232,6 +232,10 @@ class CardTemplate:
         self.validate_data(data)
         return self.bind(data)
 
+    def manifest_line(self, *path: str) -> int:
+        """Line in manifest.yaml of the value at `path` (e.g. "legacy", "flash"); 1 if unknown."""
+        return locate(self._manifest_src, list(path))
+
     def describe(self) -> dict[str, Any]:
         return {
             **self.manifest.to_json(),
