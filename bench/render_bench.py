@@ -31,12 +31,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from mingpian.jsonio import dumps  # noqa: E402
 from renderer import TemplateStore, to_rcs  # noqa: E402
 
 
 def full_render(template, data) -> bytes:  # type: ignore[no-untyped-def]
     payload = to_rcs(template.render(data))
-    return json.dumps(payload.message_list(), ensure_ascii=False).encode()
+    return dumps(payload.message_list())  # the server's serializer
 
 
 def bench_in_process(rounds: int) -> dict[str, tuple[float, float]]:

@@ -23,13 +23,14 @@ def _store(args: argparse.Namespace) -> TemplateStore:
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from .app import create_app
+    from .app import create_app, freeze_gc
     from .logs import setup_logging
 
     settings = Settings.from_env(host=args.host, port=args.port, template_dir=args.templates)
     setup_logging(settings.log_format, settings.log_level)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
+    app.on_startup.append(freeze_gc)
     print(f"Mingpian listening on http://{settings.host}:{settings.port}  "
           f"(templates: {settings.template_dir}, Ctrl+C to stop)", flush=True)
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)

@@ -6,12 +6,13 @@ Every client mistake becomes a 4xx with a body like
 
 from __future__ import annotations
 
-import json
 from typing import Any, NoReturn
 
 from aiohttp import web
 
 from renderer import DataInvalid, LimitExceeded, RenderError, TemplateInvalid, TemplateNotFound
+
+from .jsonio import JSONDecodeError, json_response, loads
 
 RENDER_ERROR_STATUS: dict[type[RenderError], int] = {
     TemplateNotFound: 404,
@@ -29,12 +30,12 @@ def json_error(status: int, error: str, message: str,
     if problems is not None:
         body["problems"] = problems
     body.update(extra)
-    return web.json_response(body, status=status, dumps=_dumps)
+    return json_response(body, status=status)
 
 
 def render_error_response(exc: RenderError) -> web.Response:
     status = next((s for t, s in RENDER_ERROR_STATUS.items() if isinstance(exc, t)), 422)
-    return web.json_response(exc.to_json(), status=status, dumps=_dumps)
+    return json_response(exc.to_json(), status=status)
 
 
 def raise_json(status: int, error: str, message: str, path: str | None = None) -> NoReturn:
@@ -49,13 +50,11 @@ def _http(status: int, resp: web.Response) -> web.HTTPException:
         413: web.HTTPRequestEntityTooLarge, 415: web.HTTPUnsupportedMediaType,
         422: web.HTTPUnprocessableEntity, 429: web.HTTPTooManyRequests,
     }.get(status, web.HTTPBadRequest)
+    assert isinstance(resp.body, bytes)
+    text = resp.body.decode("utf-8")
     if cls is web.HTTPRequestEntityTooLarge:
-        return cls(max_size=0, actual_size=0, text=resp.text, content_type="application/json")
-    return cls(text=resp.text, content_type="application/json")
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False)
+        return cls(max_size=0, actual_size=0, text=text, content_type="application/json")
+    return cls(text=text, content_type="application/json")
 
 
 def _depth_ok(value: Any, limit: int) -> bool:
@@ -89,17 +88,22 @@ async def read_json_body(request: web.Request, max_depth: int, *, allow_empty: b
         raise_json(415, "unsupported_media_type",
                    f"Content-Type must be application/json, got {request.content_type!r}")
     raw = await request.read()  # bounded by client_max_size → 413 via the middleware
+    charset = (request.charset or "utf-8").lower()
+    if charset not in ("utf-8", "utf8"):
+        try:
+            raw = raw.decode(charset).encode("utf-8")
+        except (UnicodeError, LookupError):
+            raise_json(400, "invalid_encoding", f"request body is not valid {charset}")
     try:
-        text = raw.decode(request.charset or "utf-8")
-    except (UnicodeDecodeError, LookupError):
-        raise_json(400, "invalid_encoding", "request body is not valid UTF-8")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
+        data = loads(raw)
+    except JSONDecodeError as exc:
+        if "depth limit" in exc.msg:
+            raise_json(400, "too_deep", f"JSON nested deeper than {max_depth} levels", "$")
+        if "utf-8" in exc.msg.lower() or "surrogate" in exc.msg:
+            raise_json(400, "invalid_encoding", f"request body is not valid UTF-8 JSON: {exc.msg}")
         raise_json(400, "invalid_json",
                    f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", "$")
-    except RecursionError:
-        raise_json(400, "too_deep", f"JSON nested deeper than {max_depth} levels", "$")
-    if not _depth_ok(data, max_depth):
+    # Only walk the value when it could be too deep: one C-speed count of the brackets.
+    if raw.count(b"[") + raw.count(b"{") > max_depth and not _depth_ok(data, max_depth):
         raise_json(400, "too_deep", f"JSON nested deeper than {max_depth} levels", "$")
     return data

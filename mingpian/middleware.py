@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -19,6 +19,7 @@ from aiohttp import web
 from renderer import RenderError
 
 from .http_errors import render_error_response
+from .jsonio import json_response
 from .keys import metrics_key
 
 log = logging.getLogger("mingpian.access")
@@ -60,7 +61,7 @@ def _as_json(exc: web.HTTPException) -> web.HTTPException:
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    rid = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+    rid = incoming if _SAFE_ID.match(incoming) else os.urandom(16).hex()
     request[request_id_key] = rid
     start = time.perf_counter()
     status = 500
@@ -76,7 +77,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise exc from None
         except Exception:
             log.exception("unhandled error", extra={"request_id": rid})
-            response = web.json_response(
+            response = json_response(
                 {"error": "internal_error", "message": "internal server error", "requestId": rid},
                 status=500,
             )
@@ -90,9 +91,8 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         metrics = request.app[metrics_key]
         metrics.requests.inc(request.method, route, str(status))
         metrics.latency.observe(elapsed, request.method, route)
-        log.info(
-            "request",
-            extra={
+        if log.isEnabledFor(logging.INFO):
+            log.info("request", extra={
                 "request_id": rid,
                 "method": request.method,
                 "path": request.path,
@@ -100,5 +100,4 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
                 "status": status,
                 "duration_ms": round(elapsed * 1000, 3),
                 "remote": request.remote,
-            },
-        )
+            })
