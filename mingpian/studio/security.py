@@ -1,0 +1,46 @@
+"""Response headers that keep the studio safe even if data ever reached the DOM as markup.
+
+The pages render untrusted template data (every field of a card is user- or designer-supplied),
+so besides building the DOM with textContent only, the browser is told to run nothing but our own
+same-origin scripts and to refuse being framed.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+CSP = "; ".join([
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data: blob:",
+    "media-src 'self' blob:",
+    "font-src 'self'",
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+])
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",  # for browsers that predate frame-ancestors
+    "Referrer-Policy": "no-referrer",  # share links carry user data in the fragment/query
+}
+STUDIO_PREFIXES = ("/t/", "/static/")
+STUDIO_EXACT = ("/", "/api/capabilities")
+
+
+def is_studio_path(path: str) -> bool:
+    return path in STUDIO_EXACT or path.startswith(STUDIO_PREFIXES) or path.endswith("/events")
+
+
+async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
+    if is_studio_path(request.path):
+        for k, v in HEADERS.items():
+            response.headers.setdefault(k, v)
+
+
+def setup(app: web.Application) -> None:
+    app.on_response_prepare.append(_add_headers)

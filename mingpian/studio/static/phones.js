@@ -1,0 +1,62 @@
+// Phone mock-up frames. Each view is a <figure> with a status bar, an app bar and a screen whose
+// content the page replaces; a note line says when a backend is missing or a render failed.
+
+import {h, clear} from './dom.js';
+
+export const VIEWS = [
+  {id: 'rcs', title: '5G 消息', app: '消息'},
+  {id: 'image', title: '图片', app: '图片预览'},
+  {id: 'video', title: '视频', app: '视频预览'},
+  {id: 'ussd', title: 'USSD', app: ''},
+  {id: 'flash', title: '闪信', app: ''},
+  {id: 'sms', title: '短信', app: '信息'},
+];
+
+export class Phone {
+  constructor({id, title, app}, brand) {
+    this.id = id;
+    this.body = h('div', {class: 'convo', 'aria-live': 'polite', 'aria-atomic': 'false'});
+    this.note = h('p', {class: 'phone-note', hidden: true});
+    this.appTitle = h('span', {class: 'app-title'}, brand || app);
+    this.el = h('figure', {class: `phone phone-${id}`, id: `phone-${id}`, dataset: {view: id}, 'aria-labelledby': `cap-${id}`},
+      h('figcaption', {id: `cap-${id}`}, title),
+      h('div', {class: 'device'},
+        h('div', {class: 'statusbar', 'aria-hidden': 'true'},
+          h('span', {}, '9:41'), h('span', {}, id === 'ussd' || id === 'flash' ? '2G ▂▄▆' : '5G ▂▄▆█')),
+        app ? h('div', {class: 'appbar'}, this.appTitle) : null,
+        h('div', {class: 'screen'}, this.body)),
+      this.note);
+  }
+
+  set brand(text) {
+    if (text) this.appTitle.textContent = text;
+  }
+
+  show(nodes) {
+    clear(this.body).append(...[nodes].flat().filter(Boolean));
+    this.el.classList.remove('stale', 'off');
+    this.setNote('');
+  }
+
+  add(...nodes) {
+    this.body.append(...nodes);
+    this.body.scrollTop = this.body.scrollHeight;
+  }
+
+  setNote(text, kind = 'info') {
+    this.note.hidden = !text;
+    this.note.textContent = text || '';
+    this.note.className = `phone-note ${kind}`;
+  }
+
+  /** The backend for this view is not served: say so instead of pretending. */
+  off(message) {
+    clear(this.body).append(h('p', {class: 'off-text'}, message));
+    this.el.classList.add('off');
+  }
+
+  stale(message) {
+    this.el.classList.add('stale');
+    this.setNote(message, 'error');
+  }
+}

@@ -1,0 +1,399 @@
+// The template page: schema form ↔ live renders on six phone mock-ups, problems, raw payload,
+// carrier profile, share link, and live reload from the template folder (SSE).
+
+import * as api from './api.js';
+import {Chat} from './chat.js';
+import {announce, copyText, debounce, h, clear} from './dom.js';
+import {SchemaForm} from './form.js';
+import {legacyBody, legacyScreen, parseReply} from './legacy.js';
+import {mediaResult} from './media.js';
+import {Phone, VIEWS} from './phones.js';
+import {renderMessageList} from './rcs.js';
+import {readShared, shareUrl} from './share.js';
+
+const LEGACY = ['ussd', 'flash', 'sms'];
+const IMAGE_FORMATS = ['png', 'webp', 'jpeg'];
+const VIDEO_FORMATS = ['mp4'];
+
+const main = document.getElementById('main');
+const name = main.dataset.template;
+const state = {
+  detail: null, caps: null, profile: '', gen: 0, raw: {}, rawKind: 'rcs',
+  imageAbort: null, videoAbort: null, imageUrl: null, replyMaps: {},
+};
+const phones = {};
+let form;
+let chat;
+
+function problemsOf(body) {
+  if (!body || typeof body !== 'object') return [{path: '$', message: String(body || '请求失败')}];
+  if (Array.isArray(body.problems) && body.problems.length) return body.problems;
+  return [{path: '$', message: body.message || body.error || '请求失败'}];
+}
+
+function whereOf(p) {
+  if (p.file) return p.line ? `${p.file}:${p.line}` : p.file;
+  return p.path && p.path !== '$' ? p.path : '';
+}
+
+function showProblems(body, {fromTemplate = false} = {}) {
+  const box = document.getElementById('problems');
+  const list = document.getElementById('problem-list');
+  clear(list);
+  if (!body) {
+    box.hidden = true;
+    form && form.clearProblems();
+    return;
+  }
+  const problems = problemsOf(body);
+  const unplaced = fromTemplate || !form ? problems : form.showProblems(problems);
+  const items = problems.map((p) => {
+    const where = whereOf(p);
+    const jump = !p.file && form && form.fieldFor(p.path) && p.path !== '$'
+      ? h('button', {type: 'button', class: 'link', on: {click: () => form.focus(p.path)}}, '定位')
+      : null;
+    return h('li', {class: p.file ? 'template-problem' : 'data-problem'},
+      where ? h('code', {class: 'where'}, where) : null, ' ', h('span', {}, p.message), ' ', jump);
+  });
+  list.append(h('li', {class: 'summary'}, body.message || ''), ...items);
+  box.hidden = false;
+  box.dataset.count = String(problems.length);
+  if (unplaced.length || fromTemplate) announce(`有 ${problems.length} 个错误`);
+}
+
+function setRaw(kind, body) {
+  state.raw[kind] = body;
+  const select = document.getElementById('raw-kind');
+  if (select && !select.querySelector(`option[value="${kind}"]`)) {
+    const label = VIEWS.find((v) => v.id === kind)?.title || kind;
+    select.append(h('option', {value: kind}, label));
+  }
+  if (kind === state.rawKind) drawRaw();
+}
+
+function drawRaw() {
+  const body = state.raw[state.rawKind];
+  document.getElementById('raw').textContent = body === undefined ? '' : JSON.stringify(body, null, 2);
+}
+
+function brandText() {
+  const b = state.detail?.brand || {};
+  const plain = (s) => (typeof s === 'string' && !s.includes('{') ? s : '');
+  return plain(b.name) || plain(b.signature) || state.detail?.title || name;
+}
+
+// ---- conversation ------------------------------------------------------------------------------
+
+function userBubble(text, cls = '') {
+  return h('div', {class: `bubble user ${cls}`}, text);
+}
+
+function systemLine(text) {
+  return h('p', {class: 'sys'}, text);
+}
+
+async function onTap(d) {
+  const phone = phones.rcs;
+  if (d.kind !== 'reply' && d.kind !== 'action') {
+    phone.add(systemLine(`${d.text}：${d.detail || d.kind}`));
+  }
+  phone.add(userBubble(d.text));
+  await converse(phone, {text: d.text, postback: d.postback});
+}
+
+async function converse(phone, {text, postback}) {
+  if (!chat.available) {
+    phone.add(systemLine(`postback: ${postback || '（无）'} · 聊天机器人未启用`));
+    return;
+  }
+  const typing = systemLine('对方正在输入…');
+  phone.add(typing);
+  const res = await chat.send({text, postback, template: name});
+  typing.remove();
+  if (res.error) {
+    phone.add(systemLine(`机器人出错：${res.error.message || res.error.error || ''}`));
+    return;
+  }
+  const nodes = renderMessageList(res.messages, {onTap});
+  if (!nodes.length) phone.add(systemLine('（机器人没有回复）'));
+  phone.add(...nodes);
+  announce('机器人已回复');
+}
+
+async function onLegacyReply(channel, text, area) {
+  const key = parseReply(text);
+  const map = state.replyMaps[channel] || {};
+  area.append(userBubble(text));
+  const postback = key ? map[key] : undefined;
+  if (!postback) {
+    area.append(systemLine(key ? `没有第 ${key} 项` : '请回复菜单里的数字'));
+    return;
+  }
+  area.append(systemLine(`回复 ${key} → ${postback}`));
+  if (!chat.available) {
+    area.append(systemLine('聊天机器人未启用'));
+    return;
+  }
+  const res = await chat.send({text, postback, template: name});
+  if (res.error) {
+    area.append(systemLine(`机器人出错：${res.error.message || ''}`));
+    return;
+  }
+  // A legacy phone sees the bot's answer as text: the card's title and description.
+  for (const item of res.messages) {
+    const c = item.contentText || {};
+    const card = c.message?.generalPurposeCard?.content;
+    const text = card ? [card.title, card.description].filter(Boolean).join('\n')
+      : (typeof c === 'string' ? c : c.message?.text || '');
+    if (text) area.append(h('div', {class: 'bubble bot sms'}, h('pre', {class: 'legacy-text'}, text)));
+  }
+}
+
+// ---- renders -----------------------------------------------------------------------------------
+
+function has(fmt) {
+  return state.caps.formats.includes(fmt);
+}
+
+async function renderAll() {
+  const gen = ++state.gen;
+  const data = form.value;
+  const profile = state.profile;
+  syncUrl();
+  const rcs = await api.render(name, data, {profile});
+  if (gen !== state.gen) return;
+  if (rcs.ok) {
+    showProblems(null);
+    phones.rcs.show(renderMessageList(rcs.body.messageList, {onTap}));
+    phones.rcs.el.dataset.version = rcs.body.templateVersion || '';
+    setRaw('rcs', rcs.body);
+  } else {
+    showProblems(rcs.body);
+    phones.rcs.stale(`未更新：${rcs.body?.message || `HTTP ${rcs.status}`}`);
+    for (const ch of LEGACY) if (has(ch)) phones[ch].stale('数据有错误');
+    main.dataset.renders = String(gen);
+    return;
+  }
+  await Promise.all([
+    ...LEGACY.filter(has).map((ch) => renderLegacy(ch, data, profile, gen)),
+    renderImage(data, profile, gen),
+  ]);
+  main.dataset.renders = String(gen);
+}
+
+async function renderLegacy(ch, data, profile, gen) {
+  const res = await api.render(name, data, {format: ch, profile});
+  if (gen !== state.gen) return;
+  const lt = res.ok ? legacyBody(res.body) : null;
+  if (!lt) {
+    phones[ch].stale(`未更新：${res.body?.message || `HTTP ${res.status}`}`);
+    return;
+  }
+  state.replyMaps[ch] = lt.replyMap || {};
+  phones[ch].show(legacyScreen(ch, lt, {onReply: (text, area) => onLegacyReply(ch, text, area)}));
+  setRaw(ch, res.body);
+}
+
+async function renderImage(data, profile, gen) {
+  const fmt = IMAGE_FORMATS.find(has);
+  if (!fmt) return;
+  if (state.imageAbort) state.imageAbort.abort();
+  const abort = new AbortController();
+  state.imageAbort = abort;
+  let res;
+  try {
+    res = await api.render(name, data, {format: fmt, profile, signal: abort.signal});
+  } catch {
+    return; // superseded by a newer render
+  }
+  const out = await mediaResult(res, {signal: abort.signal});
+  if (gen !== state.gen || out.aborted) return;
+  if (out.error) {
+    phones.image.stale(`图片未更新：${out.error.message || ''}`);
+    return;
+  }
+  if (state.imageUrl && state.imageUrl.startsWith('blob:')) URL.revokeObjectURL(state.imageUrl);
+  state.imageUrl = out.url;
+  phones.image.show(h('img', {class: 'rendered', src: out.url, alt: `${state.detail.title}（${fmt.toUpperCase()} 渲染）`}));
+  if (!(res.body instanceof Blob)) setRaw('image', res.body);
+}
+
+async function renderVideo() {
+  const fmt = VIDEO_FORMATS.find(has);
+  if (!fmt) return;
+  if (state.videoAbort) state.videoAbort.abort();
+  const abort = new AbortController();
+  state.videoAbort = abort;
+  const bar = h('progress', {max: '100', 'aria-label': '视频渲染进度'});
+  const label = h('span', {}, '排队中…');
+  phones.video.show(h('div', {class: 'progress'}, bar, label));
+  let res;
+  try {
+    res = await api.render(name, form.value, {format: fmt, profile: state.profile, signal: abort.signal});
+  } catch {
+    return;
+  }
+  const out = await mediaResult(res, {
+    signal: abort.signal,
+    onProgress: (pct, status) => {
+      if (pct !== null) bar.value = pct;
+      label.textContent = pct !== null ? `${status} ${pct}%` : status;
+    },
+  });
+  if (out.aborted) return;
+  if (out.error) {
+    phones.video.show(videoButton());
+    phones.video.stale(`视频渲染失败：${out.error.message || ''}`);
+    return;
+  }
+  phones.video.show([h('video', {class: 'rendered', src: out.url, controls: true, preload: 'metadata',
+    'aria-label': `${state.detail.title} 视频`}), videoButton('重新生成')]);
+  announce('视频已生成');
+}
+
+function videoButton(text = '生成视频') {
+  return h('button', {type: 'button', class: 'make-video', on: {click: renderVideo}}, text);
+}
+
+const scheduleRender = debounce(() => renderAll(), 200);
+
+// ---- URL state and share link ------------------------------------------------------------------
+
+const syncUrl = debounce(async () => {
+  const url = await shareUrl({data: form.value, profile: state.profile});
+  history.replaceState(null, '', url);
+}, 300);
+
+async function share() {
+  const url = await shareUrl({data: form.value, profile: state.profile});
+  history.replaceState(null, '', url);
+  const ok = await copyText(url);
+  announce(ok ? '分享链接已复制' : '无法复制，请从地址栏复制链接');
+  const btn = document.getElementById('share');
+  btn.dataset.url = url;
+  btn.textContent = ok ? '已复制链接 ✓' : '链接已放入地址栏';
+  setTimeout(() => { btn.textContent = '复制分享链接'; }, 2000);
+}
+
+// ---- live reload -------------------------------------------------------------------------------
+
+async function reloadTemplate() {
+  const res = await api.getJSON(`/api/templates/${encodeURIComponent(name)}`);
+  if (!res.ok) {
+    showProblems(res.body, {fromTemplate: true});
+    phones.rcs.stale('模板有错误，修好后会自动更新');
+    return false;
+  }
+  const wasBroken = state.detail === null;
+  const before = JSON.stringify(state.detail?.dataSchema);
+  state.detail = res.body;
+  document.getElementById('title').textContent = res.body.title;
+  for (const p of Object.values(phones)) p.brand = brandText();
+  if (JSON.stringify(res.body.dataSchema) !== before) {
+    const keep = wasBroken ? (state.shared?.data ?? res.body.sampleData) : form.value;
+    form.build(res.body.dataSchema, keep);
+  }
+  return true;
+}
+
+function listen() {
+  const es = new EventSource(`/api/templates/${encodeURIComponent(name)}/events`);
+  let version = null;
+  const refresh = async (ev) => {
+    let info = {};
+    try { info = JSON.parse(ev.data); } catch { info = {}; }
+    if (ev.type === 'ready' && version === null) {
+      version = info.templateVersion || '';
+      main.dataset.live = 'on';
+      return;
+    }
+    if (ev.type === 'ready' && info.templateVersion === version) return;
+    version = info.templateVersion || '';
+    if (await reloadTemplate()) {
+      await renderAll();
+      announce('模板已更新');
+    }
+  };
+  es.addEventListener('ready', refresh);
+  es.addEventListener('changed', refresh);
+  es.addEventListener('gone', () => {
+    es.close();
+    main.dataset.live = 'gone';
+    showProblems({message: '模板已被删除', problems: [{path: '$', message: `模板 ${name} 已不存在`}]}, {fromTemplate: true});
+  });
+  es.addEventListener('error', () => { main.dataset.live = 'reconnecting'; });
+}
+
+// ---- start -------------------------------------------------------------------------------------
+
+async function start() {
+  const [detail, caps, profiles, shared] = await Promise.all([
+    api.getJSON(`/api/templates/${encodeURIComponent(name)}`),
+    api.capabilities(),
+    api.getJSON('/api/profiles'),
+    readShared(),
+  ]);
+  state.caps = caps;
+  state.shared = shared;
+  chat = new Chat(caps);
+
+  const select = document.getElementById('profile');
+  if (profiles.ok) {
+    clear(select);
+    for (const p of profiles.body.profiles) {
+      select.append(h('option', {value: p.name}, p.label || p.name));
+    }
+    state.profile = shared?.profile && profiles.body.profiles.some((p) => p.name === shared.profile)
+      ? shared.profile : profiles.body.default;
+    select.value = state.profile;
+  }
+  select.addEventListener('change', () => {
+    state.profile = select.value;
+    announce(`运营商：${select.selectedOptions[0]?.textContent || ''}`);
+    renderAll();
+  });
+
+  const container = document.getElementById('phones');
+  for (const view of VIEWS) {
+    phones[view.id] = new Phone(view, '');
+    container.append(phones[view.id].el);
+  }
+  const missing = (fmt) => `服务器未提供 ?format=${fmt}`;
+  if (!IMAGE_FORMATS.some(has)) phones.image.off(missing('png'));
+  if (!VIDEO_FORMATS.some(has)) phones.video.off(missing('mp4'));
+  else phones.video.show(videoButton());
+  for (const ch of LEGACY) if (!has(ch)) phones[ch].off(missing(ch));
+  if (!chat.available) phones.rcs.setNote('聊天机器人未启用：点按按钮只显示 postback');
+
+  form = new SchemaForm(document.getElementById('data-form'), {onChange: scheduleRender});
+  if (!detail.ok) {
+    showProblems(detail.body, {fromTemplate: true});
+    phones.rcs.stale('模板有错误，修好后会自动更新');
+    form.build({type: 'object'}, {});
+    state.detail = null;
+  } else {
+    state.detail = detail.body;
+    for (const p of Object.values(phones)) p.brand = brandText();
+    form.build(detail.body.dataSchema, shared?.data ?? detail.body.sampleData);
+  }
+
+  const rawKind = document.getElementById('raw-kind');
+  rawKind.addEventListener('change', () => { state.rawKind = rawKind.value; drawRaw(); });
+  document.getElementById('copy-raw').addEventListener('click', async () => {
+    const ok = await copyText(document.getElementById('raw').textContent);
+    announce(ok ? '报文已复制' : '无法复制');
+  });
+  document.getElementById('share').addEventListener('click', share);
+  document.getElementById('reset').addEventListener('click', () => {
+    if (!state.detail) return;
+    form.value = state.detail.sampleData;
+    renderAll();
+    announce('已恢复示例数据');
+  });
+
+  listen();
+  if (state.detail) await renderAll();
+  main.dataset.ready = 'true';
+}
+
+start();
