@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+
 from aiohttp import web
 
-from renderer import TemplateStore
+from renderer import RenderError, TemplateStore
 
 from . import api_docs, api_legacy, api_templates, openapi, studio
 from .keys import metrics_key, settings_key, templates_key
@@ -21,6 +24,22 @@ async def metrics_view(request: web.Request) -> web.Response:
     return web.Response(text=request.app[metrics_key].expose(),
                         content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})
+
+
+async def _warm_up(app: web.Application) -> None:
+    """Compile every template before the first request rather than during it."""
+    store = app[templates_key]
+    for name in store.names():
+        with contextlib.suppress(RenderError):  # reported when requested or linted
+            store.get(name)
+
+
+async def freeze_gc(app: web.Application) -> None:
+    """Move everything alive at start-up out of the collector's way (gc.freeze): full
+    collections otherwise rescan every module and compiled template on the render path.
+    Only for a real server process (the CLI adds it), not for test apps."""
+    gc.collect()
+    gc.freeze()
 
 
 def create_app(settings: Settings | None = None) -> web.Application:
