@@ -1,0 +1,214 @@
+"""Studio routes over HTTP: pages, assets, security headers, capabilities, and the SSE stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from mingpian.app import create_app
+from mingpian.settings import Settings
+from mingpian.studio.security import CSP
+from tests.conftest import ClientFactory
+from tests.helpers import MANIFEST, write_template
+
+Client = TestClient[Any, web.Application]
+
+
+async def scratch_client(aiohttp_client: ClientFactory, settings: Settings, root: Path,
+                         **changes: Any) -> Client:
+    return await aiohttp_client(create_app(settings.with_(template_dir=root, **changes)))
+
+
+def assert_studio_headers(resp: Any) -> None:
+    csp = resp.headers["Content-Security-Policy"]
+    assert csp == CSP
+    for directive in ("default-src 'self'", "script-src 'self'", "img-src 'self' data: blob:",
+                      "media-src 'self' blob:", "frame-ancestors 'none'", "object-src 'none'"):
+        assert directive in csp
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def read_event(resp: Any, timeout: float = 3.0) -> tuple[str, dict[str, Any]]:
+    """The next SSE event (skipping retry lines and keepalive comments)."""
+    while True:
+        block = await asyncio.wait_for(resp.content.readuntil(b"\n\n"), timeout)
+        name, data = "message", ""
+        for line in block.decode().splitlines():
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                data += line[6:]
+        if data:
+            return name, json.loads(data)
+
+
+async def test_gallery_lists_every_template_with_phase_and_headers(client: Client) -> None:
+    resp = await client.get("/")
+    assert resp.status == 200 and resp.content_type == "text/html"
+    assert_studio_headers(resp)
+    html = await resp.text()
+    assert '<html lang="zh-CN">' in html
+    for name in ("courier-hangup", "bank-identity", "ad-carousel", "staff-card"):
+        assert f'href="/t/{name}"' in html and f'data-thumb="{name}"' in html
+    assert "快递挂机名片" in html and "挂机后" in html and "来电前" in html
+    # No inline script anywhere: the CSP forbids it, so the page must not need it.
+    assert "<script>" not in html and "onload=" not in html
+    assert '<script type="module" src="/static/gallery.js?v=' in html
+
+
+async def test_template_page_shell(client: Client) -> None:
+    resp = await client.get("/t/courier-hangup")
+    assert resp.status == 200
+    assert_studio_headers(resp)
+    html = await resp.text()
+    assert 'data-template="courier-hangup"' in html and "<title>名片 Studio · 快递挂机名片</title>" in html
+    for element_id in ("data-form", "phones", "problems", "raw", "profile", "share", "status"):
+        assert f'id="{element_id}"' in html
+    assert 'aria-live="polite"' in html
+
+
+async def test_unknown_template_page_is_json_404(client: Client) -> None:
+    for path in ("/t/nope", "/t/..%2F..%2Fetc", "/t/%3Cscript%3E"):
+        resp = await client.get(path)
+        assert resp.status == 404, path
+        body = await resp.json()
+        assert body["error"] in ("not_found", "template_not_found")
+
+
+async def test_markup_in_template_metadata_is_escaped(aiohttp_client: ClientFactory,
+                                                      settings: Settings, tmp_path: Path) -> None:
+    root = tmp_path / "tpl"
+    evil = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+    manifest = MANIFEST.format(name="evil").replace("测试模板", json.dumps(evil)).replace(
+        "测试用模板", json.dumps(evil))
+    write_template(root, "evil", "card:\n  title: hi\n", manifest=manifest)
+    client = await scratch_client(aiohttp_client, settings, root)
+    for path in ("/", "/t/evil"):
+        html = await (await client.get(path)).text()
+        assert "<script>alert" not in html and "<img src=x" not in html
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+async def test_broken_template_still_listed_and_page_opens(aiohttp_client: ClientFactory,
+                                                           settings: Settings,
+                                                           scratch_templates: Path) -> None:
+    (scratch_templates / "staff-card" / "card.yaml").write_text("card: [unclosed\n", "utf-8")
+    client = await scratch_client(aiohttp_client, settings, scratch_templates)
+    html = await (await client.get("/")).text()
+    assert 'class="tile broken" data-name="staff-card"' in html and "card.yaml" in html
+    resp = await client.get("/t/staff-card")
+    assert resp.status == 200  # the page opens and shows the template's errors from the API
+
+
+async def test_static_assets_types_and_traversal(client: Client) -> None:
+    for name, ctype in (("template.js", "text/javascript"), ("studio.css", "text/css"),
+                        ("icon.svg", "image/svg+xml"), ("fonts.css", "text/css")):
+        resp = await client.get(f"/static/{name}")
+        assert resp.status == 200, name
+        assert resp.content_type == ctype, name
+        assert_studio_headers(resp)
+    for bad in ("/static/../app.py", "/static/%2e%2e/pages.py", "/static/pages.py",
+                "/static/fonts/../../pages.py", "/static/sub/dir/x.js", "/static/nope.js",
+                "/static/.hidden.js"):
+        resp = await client.get(bad)
+        assert resp.status == 404, bad
+        assert resp.content_type == "application/json", bad
+
+
+async def test_project_fonts_are_served_and_declared(aiohttp_client: ClientFactory,
+                                                     settings: Settings, tmp_path: Path) -> None:
+    assets = tmp_path / "assets"
+    (assets / "fonts").mkdir(parents=True)
+    (assets / "fonts" / "MingpianSans-Regular.ttf").write_bytes(b"\0\1\0\0fake-font")
+    (assets / "fonts" / "notes.txt").write_text("not a font", "utf-8")
+    client = await aiohttp_client(create_app(settings.with_(assets_dir=assets)))
+    css = await (await client.get("/static/fonts.css")).text()
+    assert 'font-family: "Mingpian Sans"' in css
+    assert 'url("/static/fonts/MingpianSans-Regular.ttf") format("truetype")' in css
+    assert "notes.txt" not in css
+    resp = await client.get("/static/fonts/MingpianSans-Regular.ttf")
+    assert resp.status == 200 and resp.content_type == "font/ttf"
+    assert await resp.read() == b"\0\1\0\0fake-font"
+    assert (await client.get("/static/fonts/notes.txt")).status == 404
+    caps = await (await client.get("/api/capabilities")).json()
+    assert caps["fonts"] == ["MingpianSans-Regular.ttf"]
+
+
+async def test_capabilities_lists_registered_formats(client: Client) -> None:
+    resp = await client.get("/api/capabilities")
+    assert resp.status == 200
+    assert_studio_headers(resp)
+    caps = await resp.json()
+    assert "rcs" in caps["formats"] and caps["liveReload"] is True
+    from mingpian.api_templates import formats_key
+
+    assert caps["formats"] == sorted(client.app[formats_key])
+    assert isinstance(caps["chatbot"], bool)
+    assert caps["chatbot"] == bool(caps["chatbotRoutes"])
+
+
+async def test_events_ready_then_changed_on_file_edit(aiohttp_client: ClientFactory,
+                                                     settings: Settings,
+                                                     scratch_templates: Path) -> None:
+    client = await scratch_client(aiohttp_client, settings, scratch_templates, reload_interval=0.25)
+    resp = await client.get("/api/templates/courier-hangup/events")
+    assert resp.status == 200 and resp.content_type == "text/event-stream"
+    assert_studio_headers(resp)
+    name, data = await read_event(resp)
+    assert name == "ready" and data["ok"] is True
+    first = data["templateVersion"]
+    card = scratch_templates / "courier-hangup" / "card.yaml"
+    card.write_text(card.read_text("utf-8").replace("您的快递", "您的包裹"), "utf-8")
+    name, data = await read_event(resp)
+    assert name == "changed" and data["ok"] is True and data["templateVersion"] != first
+    # Right after the event, the API serves the new template (not the store's cached build).
+    body = await (await client.post("/api/templates/courier-hangup/render",
+                                    json=(await (await client.get(
+                                        "/api/templates/courier-hangup")).json())["sampleData"])).json()
+    assert body["messageList"][0]["contentText"]["message"]["generalPurposeCard"]["content"][
+        "title"].startswith("您的包裹")
+    # A broken save is reported as such, with file and line, on the same stream.
+    card.write_text("card:\n  title: \"{{ unclosed\"\n", "utf-8")
+    name, data = await read_event(resp)
+    assert name == "changed" and data["ok"] is False
+    assert any(p.get("file", "").endswith("card.yaml") for p in data["error"]["problems"])
+    shutil.rmtree(scratch_templates / "courier-hangup")
+    name, data = await read_event(resp)
+    assert name == "gone" and data == {"template": "courier-hangup"}
+    assert await asyncio.wait_for(resp.content.read(), 2) == b""  # the stream ended
+    assert not client.app[_streams()].open
+
+
+def _streams() -> Any:
+    from mingpian.studio.events import streams_key
+
+    return streams_key
+
+
+async def test_events_unknown_template_is_404_json(client: Client) -> None:
+    resp = await client.get("/api/templates/nope/events")
+    assert resp.status == 404 and resp.content_type == "application/json"
+
+
+async def test_events_streams_end_on_shutdown_and_disconnect(client: Client) -> None:
+    streams = client.app[_streams()]
+    a = await client.get("/api/templates/courier-hangup/events")
+    b = await client.get("/api/templates/bank-identity/events")
+    assert (await read_event(a))[0] == "ready" and (await read_event(b))[0] == "ready"
+    assert len(streams.open) == 2
+    b.close()  # the browser tab goes away: the server notices within a poll
+    for _ in range(50):
+        if len(streams.open) == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert len(streams.open) == 1
+    await client.app.shutdown()  # what AppRunner.cleanup does first on SIGTERM
+    assert await asyncio.wait_for(a.content.read(), 2) == b""
+    assert not streams.open
