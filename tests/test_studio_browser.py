@@ -1,0 +1,278 @@
+"""The studio in a real headless Chromium: edit → card changes, live reload keeps input, XSS probe,
+profiles and share links, arrays, legacy numbered replies, chips, screenshots of every phone view."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.studio_browser import ARTIFACTS, PageProbe, ServerThread, browser, studio
+
+__all__ = ["browser", "studio"]  # fixtures, imported so pytest finds them
+
+Studio = tuple[ServerThread, Path]
+CARD_TITLE = "#phone-rcs .card-title"
+
+
+@pytest.fixture
+def page(browser: Any, studio: Studio) -> Iterator[tuple[Any, PageProbe]]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
+    context.set_default_timeout(10_000)
+    pg = context.new_page()
+    probe = PageProbe(pg)
+    yield pg, probe
+    context.close()
+    assert probe.errors == [], probe.errors
+    assert probe.dialogs == [], f"a script ran: {probe.dialogs}"
+
+
+def open_template(pg: Any, server: ServerThread, name: str, fragment: str = "") -> None:
+    pg.goto(f"{server.url}/t/{name}{fragment}")
+    pg.wait_for_selector("main[data-ready=true]")
+
+
+def wait_rendered_after(pg: Any, before: int) -> int:
+    pg.wait_for_function(f"() => Number(document.querySelector('main').dataset.renders || 0) > {before}")
+    return int(pg.eval_on_selector("main", "m => m.dataset.renders"))
+
+
+def renders(pg: Any) -> int:
+    return int(pg.eval_on_selector("main", "m => m.dataset.renders || 0"))
+
+
+def field(pg: Any, path: str) -> Any:
+    return pg.locator(f'[data-path="{path}"]').locator("input, select, textarea").first
+
+
+def test_edit_a_field_and_the_card_changes(page: tuple[Any, PageProbe], studio: Studio) -> None:
+    pg, _ = page
+    server, _ = studio
+    open_template(pg, server, "courier-hangup")
+    assert pg.text_content(CARD_TITLE) == "您的快递派送中"
+    assert field(pg, "$.waybill").input_value() == "SF1234567890123"  # prefilled with the sample
+    assert pg.locator('label:has-text("运单号") .req').count() == 1  # required marker
+    # enum → select
+    n = renders(pg)
+    field(pg, "$.status").select_option(label="已签收")
+    wait_rendered_after(pg, n)
+    assert pg.text_content(CARD_TITLE) == "您的快递已签收"
+    # nested object field
+    n = renders(pg)
+    field(pg, "$.courier.name").fill("欧阳娜娜")
+    wait_rendered_after(pg, n)
+    assert "欧**娜 刚刚联系过您" in pg.text_content("#phone-rcs .card-desc")
+    # a bad value: the server's 422 problem is shown inline at that field, the card goes stale
+    n = renders(pg)
+    field(pg, "$.waybill").fill("bad waybill")
+    wait_rendered_after(pg, n)
+    err = pg.locator('[data-path="$.waybill"] .err')
+    assert err.is_visible() and "does not match" in err.text_content()
+    assert field(pg, "$.waybill").get_attribute("aria-invalid") == "true"
+    assert pg.locator("#problem-list code.where").first.text_content() == "$.waybill"
+    assert pg.locator("#phone-rcs.stale").count() == 1
+    # a missing required nested field is reported at the field itself
+    n = renders(pg)
+    field(pg, "$.waybill").fill("SF42")
+    field(pg, "$.courier.phone").fill("")
+    wait_rendered_after(pg, n)
+    assert "is required" in pg.text_content('[data-path="$.courier.phone"] .err')
+    n = renders(pg)
+    field(pg, "$.waybill").fill("SF1234567890")
+    field(pg, "$.courier.phone").fill("95338")
+    wait_rendered_after(pg, n)
+    assert pg.locator("#problems").is_hidden()
+    assert pg.locator("#phone-rcs.stale").count() == 0
+    assert "运单号 SF1234567890" in pg.text_content("#phone-rcs .card-desc")
+
+
+def test_arrays_add_and_remove_carousel_cards(page: tuple[Any, PageProbe], studio: Studio) -> None:
+    pg, _ = page
+    server, _ = studio
+    open_template(pg, server, "ad-carousel")
+    cards = pg.locator("#phone-rcs .carousel .rcs-card")
+    start = cards.count()
+    assert start >= 3
+    n = renders(pg)
+    pg.get_by_role("button", name=re.compile(f"删除商品第 {start} 项")).click()
+    wait_rendered_after(pg, n)
+    assert cards.count() == start - 1
+    # a new, empty item: the server names each missing field of the new item by its path
+    n = renders(pg)
+    pg.get_by_role("button", name="添加商品").click()
+    wait_rendered_after(pg, n)
+    path = f"$.offers[{start - 1}].sku"
+    assert "is required" in pg.text_content(f'[data-path="{path}"] .err')
+    assert pg.evaluate("() => document.activeElement.closest('[data-path]').dataset.path") == path
+
+
+def test_live_reload_keeps_form_input(page: tuple[Any, PageProbe], studio: Studio) -> None:
+    pg, _ = page
+    server, templates = studio
+    folder = templates / "personal-show"
+    open_template(pg, server, "personal-show")
+    pg.wait_for_function("() => document.querySelector('main').dataset.live === 'on'")
+    n = renders(pg)
+    field(pg, "$.nickname").fill("小蓝")
+    wait_rendered_after(pg, n)
+    title = pg.text_content(CARD_TITLE)
+    assert "小蓝" in title
+    card = folder / "card.yaml"
+    source = card.read_text("utf-8")
+    assert "{{ nickname }}{% if" in source
+    card.write_text(source.replace("{{ nickname }}{% if", "★{{ nickname }}★{% if", 1), "utf-8")
+    saved = time.monotonic()
+    pg.wait_for_function(f"() => document.querySelector('{CARD_TITLE}').textContent.includes('★小蓝★')",
+                         timeout=5000)
+    print(f"live reload: card updated {time.monotonic() - saved:.2f}s after the save")
+    assert field(pg, "$.nickname").input_value() == "小蓝"  # the user's input survived
+    # a schema change rebuilds the form around the user's values
+    schema = folder / "schema.json"
+    text = schema.read_text("utf-8")
+    schema.write_text(text.replace('"properties": {', '"properties": {\n    "city": {"type": "string", '
+                                   '"title": "所在城市", "maxLength": 10},', 1), "utf-8")
+    pg.wait_for_selector('[data-path="$.city"] input')
+    assert field(pg, "$.nickname").input_value() == "小蓝"
+    # a broken save shows file:line, and fixing it brings the preview back
+    card.write_text("card:\n  title: \"{{ nickname \"\n", "utf-8")
+    pg.wait_for_selector("#problem-list li.template-problem")
+    assert "card.yaml" in pg.text_content("#problem-list")
+    card.write_text(source, "utf-8")
+    pg.wait_for_function(f"() => document.querySelector('{CARD_TITLE}').textContent.includes('小蓝') && "
+                         f"!document.querySelector('{CARD_TITLE}').textContent.includes('★')")
+    assert pg.locator("#problems").is_hidden()
+
+
+XSS = ['<script>alert("s")</script>', '<img src=x onerror=alert("i")>']
+
+
+def test_xss_probe_every_field(page: tuple[Any, PageProbe], studio: Studio) -> None:
+    pg, _ = page
+    server, _ = studio
+    open_template(pg, server, "courier-hangup")
+    # Free-text fields that pass validation: the payload is displayed as text on every phone.
+    n = renders(pg)
+    field(pg, "$.eta").fill(XSS[1])
+    field(pg, "$.pickup_point").fill(XSS[0])
+    field(pg, "$.courier.name").fill(XSS[0][:20])
+    wait_rendered_after(pg, n)
+    desc = pg.text_content("#phone-rcs .card-desc")
+    assert XSS[1] in desc and XSS[0] in desc
+    assert XSS[1] in pg.text_content("#phone-sms .legacy-text")
+    assert pg.locator('img[src="x"], script:not([src])').count() == 0
+    # Every field at once (most now fail validation, and the errors quote the values).
+    n = renders(pg)
+    for control in pg.locator("#data-form input[type=text], #data-form input[type=url], "
+                              "#data-form textarea").all():
+        control.fill(XSS[0] if "script" not in control.input_value() else XSS[1])
+    wait_rendered_after(pg, n)
+    assert "<script>" in pg.text_content("#problems") or "<img" in pg.text_content("#problems")
+    assert pg.locator('img[src="x"], script:not([src])').count() == 0
+    # The payload also travels safely through a share link.
+    pg.click("#share")
+    pg.wait_for_function("() => location.hash.startsWith('#s=')")
+    url = pg.evaluate("() => location.href")
+    pg.goto("about:blank")
+    pg.goto(url)
+    pg.wait_for_selector("main[data-ready=true]")
+    assert field(pg, "$.eta").input_value() in XSS
+    assert pg.locator('img[src="x"], script:not([src])').count() == 0
+    assert pg.evaluate("() => window.__xss") is None
+
+
+def test_profile_switch_and_share_link(page: tuple[Any, PageProbe], studio: Studio,
+                                      browser: Any) -> None:
+    pg, _ = page
+    server, _ = studio
+    open_template(pg, server, "bank-identity")
+    options = pg.locator("#profile option")
+    assert options.count() >= 4
+    n = renders(pg)
+    pg.select_option("#profile", "china-telecom")
+    wait_rendered_after(pg, n)
+    pg.click("#raw-box summary")
+    assert '"profile": "china-telecom"' in pg.text_content("#raw")
+    n = renders(pg)
+    field(pg, "$.customer_title").fill("李女士")
+    wait_rendered_after(pg, n)
+    pg.click("#share")
+    pg.wait_for_function("() => document.querySelector('#share').dataset.url")
+    url = pg.eval_on_selector("#share", "b => b.dataset.url")
+    assert "#s=" in url and "李女士" not in url  # compressed and encoded
+    other = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
+    probe = PageProbe(other)
+    other.goto(url)
+    other.wait_for_selector("main[data-ready=true]")
+    assert other.eval_on_selector("#profile", "s => s.value") == "china-telecom"
+    assert field(other, "$.customer_title").input_value() == "李女士"
+    assert "李女士" in other.text_content(CARD_TITLE)
+    other.context.close()
+    assert probe.errors == []
+
+
+def test_suggestions_and_numbered_legacy_replies(page: tuple[Any, PageProbe], studio: Studio) -> None:
+    pg, _ = page
+    server, _ = studio
+    open_template(pg, server, "courier-hangup")
+    caps = pg.evaluate("() => fetch('/api/capabilities').then(r => r.json())")
+    pg.get_by_role("button", name="回复：改约派送").first.click()
+    pg.wait_for_selector("#phone-rcs .bubble.user")
+    assert pg.text_content("#phone-rcs .bubble.user") == "改约派送"
+    if not caps["chatbot"]:
+        assert "reschedule:SF1234567890123" in pg.text_content("#phone-rcs .convo")
+    if "sms" in caps["formats"]:
+        sms = pg.locator("#phone-sms")
+        sms.locator("input.legacy-input").fill("回复3")
+        sms.locator("input.legacy-input").press("Enter")
+        pg.wait_for_function("() => document.querySelector('#phone-sms .legacy-replies').textContent.includes('→')")
+        assert "回复 3 → reschedule:SF1234567890123" in sms.locator(".legacy-replies").text_content()
+        sms.locator("input.legacy-input").fill("9")
+        sms.locator("button", has_text="发送").click()
+        pg.wait_for_function("() => document.querySelector('#phone-sms .legacy-replies').textContent.includes('没有第 9 项')")
+
+
+def test_keyboard_and_labels(page: tuple[Any, PageProbe], studio: Studio) -> None:
+    pg, _ = page
+    server, _ = studio
+    open_template(pg, server, "gov-hotline")
+    unlabeled = pg.evaluate("""() => [...document.querySelectorAll('input, select, textarea')]
+        .filter(el => !el.labels?.length && !el.getAttribute('aria-label')).map(el => el.outerHTML)""")
+    assert unlabeled == []
+    # Tab from the page start reaches the form and, later, the card's buttons
+    reached = set()
+    pg.focus("body")
+    for _ in range(60):
+        pg.keyboard.press("Tab")
+        reached.add(pg.evaluate("() => document.activeElement.closest('#data-form, #phone-rcs')?.id || ''"))
+    assert {"data-form", "phone-rcs"} <= reached
+    # Enter on a focused card button activates it (a real button)
+    pg.locator("#phone-rcs button.sugg").first.focus()
+    pg.keyboard.press("Enter")
+    pg.wait_for_selector("#phone-rcs .bubble.user")
+
+
+def test_gallery_and_screenshots_of_every_phone(page: tuple[Any, PageProbe], studio: Studio) -> None:
+    pg, _ = page
+    server, _ = studio
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    pg.goto(server.url + "/")
+    pg.wait_for_selector("main[data-ready=true]")
+    assert pg.locator(".tile").count() >= 6
+    assert pg.locator(".thumb .rcs-card, .thumb img").count() >= 6
+    pg.screenshot(path=str(ARTIFACTS / "gallery.png"), full_page=True)
+    pg.click('a[href="/t/ad-carousel"]')
+    pg.wait_for_selector("main[data-ready=true]")
+    pg.screenshot(path=str(ARTIFACTS / "ad-carousel.png"), full_page=True)
+    open_template(pg, server, "courier-hangup")
+    pg.evaluate("() => document.fonts.ready.then(() => true)")
+    for view in ("rcs", "image", "video", "ussd", "flash", "sms"):
+        pg.locator(f"#phone-{view}").screenshot(path=str(ARTIFACTS / f"phone-{view}.png"))
+        assert (ARTIFACTS / f"phone-{view}.png").stat().st_size > 1000
+    # Narrow window: one column, nothing wider than the screen.
+    pg.set_viewport_size({"width": 380, "height": 800})
+    pg.screenshot(path=str(ARTIFACTS / "narrow.png"), full_page=True)
+    assert pg.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
