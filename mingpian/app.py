@@ -9,7 +9,7 @@ from aiohttp import web
 
 from renderer import RenderError, TemplateStore
 
-from . import api_docs, api_legacy, api_templates, openapi, studio
+from . import api_chatbot, api_docs, api_legacy, api_templates, openapi, studio
 from .keys import metrics_key, settings_key, templates_key
 from .metrics import Metrics
 from .middleware import observe
@@ -56,4 +56,5 @@ def create_app(settings: Settings | None = None) -> web.Application:
     api_docs.setup(app)
     api_legacy.setup(app)
     studio.setup(app)
+    api_chatbot.setup(app)
     return app

@@ -37,6 +37,29 @@ class Settings:
     default_profile: str = "default"
     log_format: str = "json"
     log_level: str = "INFO"
+    # -- chatbot (chatbot/, mingpian/api_chatbot.py; docs/chatbot.md) --
+    chatbot_dir: Path = PROJECT_ROOT / "chatbots"
+    store: str = "sqlite"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    sqlite_synchronous: str = "NORMAL"
+    maap_url: str = ""
+    maap_dialect: str = "csp"
+    maap_app_id: str = ""
+    maap_app_key: str = ""
+    maap_token_url: str = ""
+    maap_timeout: float = 5.0
+    webhook_csp_token: str = ""
+    webhook_username: str = ""
+    webhook_password: str = ""
+    webhook_bearer: str = ""
+    webhook_hmac_secret: str = ""
+    webhook_replay_window: float = 300.0
+    webhook_app_id: str = ""
+    dedupe_ttl: float = 604800.0
+    outbox_concurrency: int = 64
+    outbox_backoff: float = 0.2
+    outbox_max_backoff: float = 60.0
+    outbox_lease: float = 30.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -91,6 +114,29 @@ SETTINGS_HELP: dict[str, str] = {
     "default_profile": "Carrier profile (limits) used when a request names none.",
     "log_format": "`json` (one JSON object per line) or `text`.",
     "log_level": "Python logging level name.",
+    "chatbot_dir": "Folder of chatbot flows, one `<bot>/flow.yaml` per bot (docs/chatbot.md).",
+    "store": "Chatbot state store: `sqlite` (embedded, one process) or `redis` (shared, scale-out).",
+    "redis_url": "Redis URL for the `redis` store.",
+    "sqlite_synchronous": "SQLite `synchronous` pragma for the chatbot store (NORMAL: survives "
+    "process crashes; FULL: also power loss).",
+    "maap_url": "Base URL of the MaaP send API (token and messages); empty: replies wait in the outbox.",
+    "maap_dialect": "`csp` (CT/CU accessToken API) or `gsma` (OAuth2 client credentials, FNW.11).",
+    "maap_app_id": "appId (csp) or OAuth2 client id (gsma) for the MaaP send API.",
+    "maap_app_key": "appKey (csp) or OAuth2 client secret (gsma) for the MaaP send API.",
+    "maap_token_url": "OAuth2 token endpoint for the gsma dialect (default: MAAP_URL/oauth2/token).",
+    "maap_timeout": "Seconds before a MaaP request counts as failed (and is retried).",
+    "webhook_csp_token": "Token of the CT/CU `signature`/`timestamp`/`nonce` callback check.",
+    "webhook_username": "Expected `Authorization: Username=..` on callbacks (China Mobile style).",
+    "webhook_password": "Expected `Password=..` on callbacks (with webhook_username).",
+    "webhook_bearer": "Expected `Authorization: Bearer ..` token on callbacks.",
+    "webhook_hmac_secret": "Secret of the `X-Mingpian-Signature` HMAC-SHA256 over timestamp + raw body.",
+    "webhook_replay_window": "Seconds a signed callback's timestamp may differ from now.",
+    "webhook_app_id": "appId returned in the `notifyPath` URL check response header.",
+    "dedupe_ttl": "Seconds a platform message ID is remembered for deduplication (RBM retries 7 days).",
+    "outbox_concurrency": "Replies sent to the MaaP in parallel (one per conversation at a time).",
+    "outbox_backoff": "First retry delay in seconds after a failed send (doubles, with jitter).",
+    "outbox_max_backoff": "Longest delay in seconds between retries of one reply.",
+    "outbox_lease": "Seconds a worker holds a conversation's head message before another may resend it.",
 }
 
 

@@ -1,0 +1,60 @@
+"""Handle one inbound event exactly once: dedupe, load, turn, commit (state CAS + outbox).
+
+The platform gets its 200 only after the commit, so any failure before it makes the platform
+retry; the retry of an already-committed delivery is recognised by its dedupe record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+
+from renderer import TemplateStore
+
+from .events import InboundEvent
+from .flows import FlowStore
+from .store import Commit, CommitResult, Store
+from .turns import State, turn
+
+log = logging.getLogger("mingpian.chatbot")
+MAX_CAS_ATTEMPTS = 16
+
+
+class Busy(Exception):
+    """The conversation kept changing under us; the platform should retry later."""
+
+
+def _dumps(obj: object) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+class Engine:
+    def __init__(self, flows: FlowStore, templates: TemplateStore, store: Store,
+                 on_commit: Callable[[], None] = lambda: None) -> None:
+        self.flows = flows
+        self.templates = templates
+        self.store = store
+        self.on_commit = on_commit
+
+    async def handle(self, bot: str, event: InboundEvent) -> CommitResult:
+        flow = self.flows.get(bot)
+        if flow is None:
+            raise KeyError(bot)
+        conv = f"{bot}\x1f{event.user}"
+        key = f"{bot}\x1f{event.message_id}"
+        for _ in range(MAX_CAS_ATTEMPTS):
+            loaded = await self.store.load(conv, key)
+            if loaded.seen:
+                return CommitResult.DUPLICATE
+            state = State.from_json(loaded.state) if loaded.state else None
+            new, outs = turn(flow, self.templates, state, event)
+            result = await self.store.commit(Commit(
+                key, conv, loaded.version, _dumps(new.to_json()),
+                tuple((o.message_id, _dumps(o.body)) for o in outs)))
+            if result is CommitResult.CONFLICT:
+                continue
+            if result is CommitResult.OK and outs:
+                self.on_commit()
+            return result
+        raise Busy(f"conversation {conv!r} changed {MAX_CAS_ATTEMPTS} times during one turn")

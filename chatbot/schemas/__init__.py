@@ -1,0 +1,1 @@
+"""JSON Schemas of the webhook bodies we accept (documented in docs/chatbot.md)."""

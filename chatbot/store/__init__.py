@@ -1,0 +1,80 @@
+"""Conversation state, dedupe records and the outbox, behind one interface with two backends.
+
+The engine's exactly-once argument rests on `commit`: the dedupe record for the platform's
+message ID, the conversation state (compare-and-set on its version) and the outbound messages
+are written in ONE atomic step, or not at all. A crash before it means the platform's retry
+runs the turn again; a crash after it means the retry finds the dedupe record, and the outbox
+worker (re)sends the committed replies under their stable message IDs.
+
+- `sqlite.py`: the embedded default; one server process per database file.
+- `redis.py`: the scale-out store shared by several server processes.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..events import StatusReport
+
+
+class CommitResult(enum.Enum):
+    OK = "ok"
+    DUPLICATE = "duplicate"  # the dedupe record exists: this delivery was already handled
+    CONFLICT = "conflict"  # another turn of the same conversation committed first: recompute
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    seen: bool
+    state: dict[str, Any] | None
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    dedupe_key: str
+    conv: str
+    expected_version: int
+    state: str  # JSON
+    outbox: tuple[tuple[str, str], ...]  # (message_id, JSON body), in sending order
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """The head message of one conversation's queue, leased to one worker while in flight."""
+
+    ref: str  # backend row reference
+    message_id: str
+    conv: str
+    body: str
+    attempts: int
+
+
+class Store(Protocol):
+    name: str
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def load(self, conv: str, dedupe_key: str) -> Loaded: ...
+    async def commit(self, c: Commit) -> CommitResult: ...
+    async def claim(self, limit: int, now: float, lease: float) -> list[OutboxItem]: ...
+    async def sent(self, item: OutboxItem, now: float) -> None: ...
+    async def retry(self, item: OutboxItem, next_at: float, error: str) -> None: ...
+    async def give_up(self, item: OutboxItem, now: float, error: str) -> None: ...
+    async def record_status(self, reports: list[StatusReport], now: float) -> None: ...
+    async def message(self, message_id: str) -> dict[str, Any] | None: ...
+    async def pending(self) -> int: ...
+    async def prune(self, now: float, dedupe_ttl: float, keep_sent: float) -> None: ...
+
+
+def open_store(kind: str, *, sqlite_path: Any = None, redis_url: str = "", sync: str = "NORMAL",
+               dedupe_ttl: float = 7 * 86400, prefix: str = "mp:") -> Store:
+    if kind == "sqlite":
+        from .sqlite import SqliteStore
+        return SqliteStore(sqlite_path, synchronous=sync)
+    if kind == "redis":
+        from .redis import RedisStore
+        return RedisStore(redis_url, dedupe_ttl=dedupe_ttl, prefix=prefix)
+    raise ValueError(f"unknown store {kind!r}; expected sqlite or redis")

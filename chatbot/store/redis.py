@@ -1,0 +1,191 @@
+"""The scale-out store: Redis shared by several server processes (one primary; not cluster-aware).
+
+Keys (prefix `mp:` by default):
+  dd:<dedupe key>   the platform message ID was handled (SET NX EX, TTL = the retry horizon)
+  st:<conv>         hash {v: version, s: state JSON}
+  q:<conv>          list of pending outbound message IDs, in commit order
+  m:<message id>    hash {conv, body, state, attempts, last_error, delivery, sent_ms}
+  due               sorted set conv → when its head message may be sent (ms); a claimed
+                    conversation's score is pushed to the end of its lease, so only one
+                    worker (in any process) sends a conversation's head at a time
+
+Every step that must be atomic is one Lua script: the commit (dedupe + CAS + enqueue), the claim,
+and the ack. A lease that expires while a send is still in flight (a MaaP slower than the lease)
+lets another worker resend the same head under the same message ID: the MaaP deduplicates it,
+and order is kept because the head stays the head until it is acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from ..events import StatusReport
+from . import Commit, CommitResult, Loaded, OutboxItem
+
+COMMIT = """
+local p = ARGV[1]
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then return 0 end
+local v = tonumber(redis.call('HGET', KEYS[2], 'v') or '0')
+if v ~= tonumber(ARGV[3]) then
+  redis.call('DEL', KEYS[1])
+  return -1
+end
+redis.call('HSET', KEYS[2], 'v', v + 1, 's', ARGV[4])
+local n = 0
+for i = 7, #ARGV, 2 do
+  redis.call('HSET', p .. 'm:' .. ARGV[i], 'conv', ARGV[5], 'body', ARGV[i + 1], 'state', 'pending',
+             'attempts', 0)
+  redis.call('RPUSH', KEYS[3], ARGV[i])
+  n = n + 1
+end
+if n > 0 then redis.call('ZADD', KEYS[4], 'NX', ARGV[6], ARGV[5]) end
+return 1
+"""
+
+CLAIM = """
+local p = ARGV[1]
+local convs = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[4]))
+local out = {}
+for _, c in ipairs(convs) do
+  local id = redis.call('LINDEX', p .. 'q:' .. c, 0)
+  if id then
+    redis.call('ZADD', KEYS[1], ARGV[3], c)
+    local h = redis.call('HMGET', p .. 'm:' .. id, 'body', 'attempts')
+    out[#out + 1] = c
+    out[#out + 1] = id
+    out[#out + 1] = h[1] or ''
+    out[#out + 1] = h[2] or '0'
+  else
+    redis.call('ZREM', KEYS[1], c)
+  end
+end
+return out
+"""
+
+# KEYS: due, q:<conv>, m:<id>; ARGV: conv, id, now_ms, final state, error, keep seconds
+ACK = """
+if redis.call('LINDEX', KEYS[2], 0) == ARGV[2] then redis.call('LPOP', KEYS[2]) end
+redis.call('HSET', KEYS[3], 'state', ARGV[4], 'sent_ms', ARGV[3], 'last_error', ARGV[5])
+redis.call('HINCRBY', KEYS[3], 'attempts', 1)
+redis.call('HDEL', KEYS[3], 'body')
+redis.call('EXPIRE', KEYS[3], ARGV[6])
+if redis.call('LLEN', KEYS[2]) == 0 then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+else
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+end
+return 1
+"""
+
+# KEYS: due, m:<id>; ARGV: conv, next_ms, error
+RETRY = """
+redis.call('HINCRBY', KEYS[2], 'attempts', 1)
+redis.call('HSET', KEYS[2], 'last_error', ARGV[3])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+return 1
+"""
+
+
+class RedisStore:
+    name = "redis"
+
+    def __init__(self, url: str, *, dedupe_ttl: float = 7 * 86400, prefix: str = "mp:",
+                 keep_sent: float = 7 * 86400) -> None:
+        self.url = url
+        self.p = prefix
+        self.dedupe_ttl = int(dedupe_ttl)
+        self.keep_sent = int(keep_sent)
+        self.r: aioredis.Redis | None = None
+
+    async def open(self) -> None:
+        self.r = aioredis.Redis.from_url(self.url, decode_responses=True, max_connections=64)
+        await self.r.ping()
+        self._commit = self.r.register_script(COMMIT)
+        self._claim = self.r.register_script(CLAIM)
+        self._ack = self.r.register_script(ACK)
+        self._retry = self.r.register_script(RETRY)
+
+    async def close(self) -> None:
+        if self.r is not None:
+            await self.r.aclose()
+            self.r = None
+
+    @property
+    def _r(self) -> aioredis.Redis:
+        if self.r is None:
+            raise RuntimeError("store is not open")
+        return self.r
+
+    async def load(self, conv: str, dedupe_key: str) -> Loaded:
+        pipe = self._r.pipeline(transaction=False)
+        pipe.exists(self.p + "dd:" + dedupe_key)
+        pipe.hmget(self.p + "st:" + conv, "v", "s")
+        seen, (v, s) = await pipe.execute()
+        if seen:
+            return Loaded(True, None, 0)
+        return Loaded(False, json.loads(s) if s else None, int(v or 0))
+
+    async def commit(self, c: Commit) -> CommitResult:
+        args: list[Any] = [self.p, self.dedupe_ttl, c.expected_version, c.state, c.conv,
+                           int(time.time() * 1000)]
+        for mid, body in c.outbox:
+            args += [mid, body]
+        res = await self._commit(keys=[self.p + "dd:" + c.dedupe_key, self.p + "st:" + c.conv,
+                                       self.p + "q:" + c.conv, self.p + "due"], args=args)
+        return {1: CommitResult.OK, 0: CommitResult.DUPLICATE}.get(int(res), CommitResult.CONFLICT)
+
+    async def claim(self, limit: int, now: float, lease: float) -> list[OutboxItem]:
+        flat = await self._claim(keys=[self.p + "due"],
+                                 args=[self.p, int(now * 1000), int((now + lease) * 1000), limit])
+        return [OutboxItem(flat[i + 1], flat[i + 1], flat[i], flat[i + 2], int(flat[i + 3]))
+                for i in range(0, len(flat), 4)]
+
+    async def _finish(self, item: OutboxItem, now: float, state: str, error: str) -> None:
+        await self._ack(keys=[self.p + "due", self.p + "q:" + item.conv, self.p + "m:" + item.message_id],
+                        args=[item.conv, item.message_id, int(now * 1000), state, error[:500],
+                              self.keep_sent])
+
+    async def sent(self, item: OutboxItem, now: float) -> None:
+        await self._finish(item, now, "sent", "")
+
+    async def give_up(self, item: OutboxItem, now: float, error: str) -> None:
+        await self._finish(item, now, "failed", error)
+
+    async def retry(self, item: OutboxItem, next_at: float, error: str) -> None:
+        await self._retry(keys=[self.p + "due", self.p + "m:" + item.message_id],
+                          args=[item.conv, int(next_at * 1000), error[:500]])
+
+    async def record_status(self, reports: list[StatusReport], now: float) -> None:
+        pipe = self._r.pipeline(transaction=False)
+        for r in reports:
+            key = self.p + "m:" + r.message_id
+            pipe.hset(key, mapping={"delivery": r.status, "delivery_at": now,
+                                    **({"last_error": r.error[:500]} if r.error else {})})
+            pipe.expire(key, self.keep_sent)
+        await pipe.execute()
+
+    async def message(self, message_id: str) -> dict[str, Any] | None:
+        h = await self._r.hgetall(self.p + "m:" + message_id)
+        if not h:
+            return None
+        return {"messageId": message_id, "conversation": h.get("conv"), "state": h.get("state"),
+                "attempts": int(h.get("attempts", 0)), "lastError": h.get("last_error") or None,
+                "delivery": h.get("delivery"),
+                "sentAt": int(h["sent_ms"]) / 1000 if h.get("sent_ms") else None}
+
+    async def pending(self) -> int:
+        total = 0
+        convs = await self._r.zrange(self.p + "due", 0, -1)
+        if convs:
+            pipe = self._r.pipeline(transaction=False)
+            for c in convs:
+                pipe.llen(self.p + "q:" + c)
+            total = sum(await pipe.execute())
+        return total
+
+    async def prune(self, now: float, dedupe_ttl: float, keep_sent: float) -> None:
+        """Nothing to do: Redis expires dedupe records and finished messages by TTL."""
