@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 import zlib
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Encoding = Literal["GSM-7", "UCS-2"]
 Channel = Literal["sms", "flash", "ussd"]
@@ -139,9 +139,8 @@ def cut(text: str, limit: int, encoding: Encoding) -> str:
     return raw[:end].decode("utf-16-be", "surrogatepass")
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """One SMS (or the one USSD string) as a gateway sends it."""
+class Segment(NamedTuple):
+    """One SMS (or the one USSD string) as a gateway sends it (immutable; cheap to build)."""
 
     seq: int
     text: str

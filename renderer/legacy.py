@@ -18,7 +18,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from . import gsm
 from .errors import LimitExceeded, Problem
@@ -56,9 +56,9 @@ _TRAILING = " \t\n，,、；;：:。"
 _WORD_TAIL = re.compile(r"[0-9A-Za-z_.@/:%?&=+-]+$")  # an ASCII token (number, URL) at a cut
 
 
-@dataclass(frozen=True, slots=True)
-class ReplyOption:
-    """One numbered reply: what the legacy user sends back and what the chatbot receives."""
+class ReplyOption(NamedTuple):
+    """One numbered reply: what the legacy user sends back and what the chatbot receives.
+    (An immutable NamedTuple rather than a dataclass: one is built per button per degrade.)"""
 
     key: str
     kind: str
@@ -332,13 +332,14 @@ def degrade(message: Message, channel: Channel, profile: CarrierProfile | None =
         fit = _fits(gsm.encode(text, channel, reference), channel, profile_max)
     shortened: tuple[str, ...] = ()
     budget = _budget(channel, enc, profile_max)
+    bmp_only = enc == "UCS-2" and n == len(text)
     if not fit:  # too long: shrink against a budget in the encoding the full text needed
-        shortened = _shrink(layout, enc, budget)
+        shortened = _shrink(layout, enc, budget, bmp_only)
         text = layout.text()
     encoded = gsm.encode(text, channel, reference)
     while not _fits(encoded, channel, profile_max) and budget > 0:  # a safety net; see _budget
         budget -= 1
-        shortened = _shrink(layout, enc, budget)
+        shortened = _shrink(layout, enc, budget, bmp_only)
         text = layout.text()
         encoded = gsm.encode(text, channel, reference)
     return _result(message, channel, text, layout, encoded, shortened, profile_max)
@@ -403,10 +404,13 @@ def _ellipsize(text: str, limit: int, enc: Encoding) -> str:
     return head + ell if head else ""
 
 
-def _shrink(layout: _Layout, enc: Encoding, budget: int) -> tuple[str, ...]:
+def _shrink(layout: _Layout, enc: Encoding, budget: int, bmp_only: bool = False) -> tuple[str, ...]:
     """Fit the layout into `budget` units: menu in short form, drop from the end (opt-out last),
     then give back full forms in order, then descriptions with what is left."""
-    u = gsm.units
+    def u(text: str, enc: Encoding) -> int:
+        # every string here is a piece of the full text; when that had no emoji, units = len
+        return len(text) if bmp_only else gsm.units(text, enc)
+
     shortened: list[str] = []
     items = layout.items
     for it in items:
@@ -460,7 +464,7 @@ def _shrink(layout: _Layout, enc: Encoding, budget: int) -> tuple[str, ...]:
             b.desc_shown = want
         else:
             cut = _ellipsize(want, room, enc) if room >= MIN_DESC_UNITS else ""
-            if gsm.units(cut, enc) < MIN_DESC_UNITS:
+            if u(cut, enc) < MIN_DESC_UNITS:
                 cut = ""
             b.desc_shown = cut
             shortened.append("description" if not layout.carousel else f"card {i + 1} description")
