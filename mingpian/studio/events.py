@@ -64,9 +64,9 @@ async def template_events(request: web.Request) -> web.StreamResponse:
         "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
     })
-    await resp.prepare(request)
     streams.open.add(resp)
     try:
+        await resp.prepare(request)
         await resp.write(f"retry: {RETRY_MS}\n".encode() + _event("ready", _state(store, name)))
         last_write = time.monotonic()
         while not streams.stopping.is_set() and not _gone(request):
