@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from . import gsm
 from .errors import LimitExceeded, Problem
 from .gsm import CHANNELS, Channel, Encoded, Encoding, Segment
-from .model import Message, Suggestion
+from .model import Card, Message, Suggestion
 from .profiles import CarrierProfile
 
 if TYPE_CHECKING:
@@ -273,15 +273,16 @@ class _Layout:
             self.head_title = ""
             for card in message.cards:
                 n = len(card.suggestions)
-                desc = _block(card.description).split("\n", 1)[0]
-                self.blocks.append(_Block(_line(card.title), desc, items[pos : pos + n]))
+                title, desc = _line(card.title), _block(card.description).split("\n", 1)[0]
+                if not title:  # a card without a title is listed by its description
+                    title, desc = desc, ""
+                self.blocks.append(_Block(title, desc, items[pos : pos + n]))
                 pos += n
         else:
-            card = message.cards[0] if message.cards else None
-            self.head_title = _line(card.title) if card else ""
-            n = len(card.suggestions) if card else 0
-            self.blocks.append(_Block("", _block(card.description) if card else "", items[pos : pos + n]))
-            pos += n
+            first = message.cards[0] if message.cards else Card()
+            self.head_title = _line(first.title)
+            pos = len(first.suggestions)
+            self.blocks.append(_Block("", _block(first.description), items[:pos]))
         self.blocks.append(_Block("", "", items[pos:]))  # chips
         self.items = items
         self.head_cut = False
@@ -322,9 +323,12 @@ def degrade(message: Message, channel: Channel, profile: CarrierProfile | None =
         return _from_override(message, channel, gsm.clean(override), items, profile_max, reference)
     layout = _Layout(message, items)
     if layout.carousel:
-        enc0 = "GSM-7" if all(gsm.is_gsm7(b.desc) for b in layout.blocks) else "UCS-2"
-    for b in layout.blocks:
-        b.desc_shown = _brief(b.desc, enc0) if layout.carousel else b.desc
+        enc0: Encoding = "GSM-7" if all(gsm.is_gsm7(b.desc) for b in layout.blocks) else "UCS-2"
+        for b in layout.blocks:
+            b.desc_shown = _brief(b.desc, enc0)
+    else:
+        for b in layout.blocks:
+            b.desc_shown = b.desc
     text = layout.text()
     enc, n = gsm.measure(text)
     fit = _fits_units(n, enc, channel, profile_max)

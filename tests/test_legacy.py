@@ -288,3 +288,29 @@ def test_cli_reports_override_at_manifest_line(scratch_templates: Path,
     assert rc == 1
     err = capsys.readouterr().err
     assert f"courier-hangup/manifest.yaml:{line}" in err and "81 UCS-2 units" in err
+
+
+def test_button_kinds_become_links_numbers_or_replies() -> None:
+    buttons = (
+        Suggestion("showLocation", "查看网点", "map", latitude=39.9, longitude=116.4, label="朝阳网点"),
+        Suggestion("showLocation", "地图", "map2", latitude=39.9, longitude=116.4,
+                   url="https://map.example.cn/p/1"),
+        Suggestion("createCalendarEvent", "加入日历", "cal", start="2026-12-01T09:00:00+08:00",
+                   end="2026-12-01T10:00:00+08:00", title="接种"),
+        Suggestion("composeTextMessage", "发短信", "sms", phone="13957112345", message="您好"),
+        Suggestion("dial", "拨打", "call", phone="95338"),
+    )
+    lt = degrade(_msg(Card(title="网点", suggestions=buttons)), "sms")
+    assert lt.text.splitlines()[1:] == [
+        "回复1 查看网点", "地图：https://map.example.cn/p/1", "回复3 加入日历",
+        "发短信：13957112345", "拨打：95338"]
+    assert [r.value for r in lt.replies] == [None, "https://map.example.cn/p/1", None,
+                                            "13957112345", "95338"]
+
+
+def test_carousel_card_without_title_is_listed_by_its_description() -> None:
+    cards = (Card(description="第一张说明\n第二行", suggestions=(_reply("选我", "a"),)),
+             Card(title="第二张", description="说明二", suggestions=(_reply("选它", "b"),)))
+    lt = degrade(_msg(*cards), "flash")
+    assert lt.text.splitlines() == ["【顺丰速运】", "第一张说明", "回复1 选我", "第二张", "说明二",
+                                    "回复2 选它"]
