@@ -326,7 +326,8 @@ def render_media_slot(message: Message, ctx: MediaContext, width: int, card_inde
     return poster(message, card, size, ctx)
 
 
-def poster(message: Message, card: Card, size: tuple[int, int], ctx: MediaContext) -> Image.Image:
+def poster(message: Message, card: Card, size: tuple[int, int], ctx: MediaContext,
+           with_title: bool = True) -> Image.Image:
     """Brand colour, logo and the card title: a media image made from the card's own words."""
     w, h = size
     color = hex_rgb(message.brand.color)
@@ -337,10 +338,15 @@ def poster(message: Message, card: Card, size: tuple[int, int], ctx: MediaContex
     s = w / PHONE_DP
     logo_d = max(12, round(40 * s))
     pad = round(16 * s)
+    ring = max(1, logo_d // 16)
+    end = pad + logo_d + ring - 1
+    d.ellipse((pad - ring, pad - ring, end, end), fill=(255, 255, 255))
     draw_logo(im, message.brand, (pad, pad), logo_d, ctx)
     nf = face(max(8, round(14 * s)), "bold")
     d.text((pad * 2 + logo_d, pad + logo_d / 2), message.brand.name, font=nf.font, fill=(255, 255, 255),
            anchor="lm")
+    if not with_title:
+        return im
     title = card.title or message.brand.name
     tf = face(max(10, round(22 * s)), "bold")
     block = wrap(title, tf, w - 2 * pad, max(1, (h - logo_d - 3 * pad) // tf.line_height))

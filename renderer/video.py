@@ -1,0 +1,312 @@
+"""Short MP4 videos of a card or carousel: one slide per card, cross-fades, gentle Ken Burns.
+
+Frames are drawn here with Pillow (the project's fonts, the same photo rules as images) and piped
+raw to ffmpeg, which only encodes: H.264, yuv420p (what every phone plays), `+faststart` (the
+index first, so playback starts before the download ends). The command is built with
+ffmpeg-python and run as an asyncio subprocess; the binary is the one in the imageio-ffmpeg wheel
+unless MINGPIAN_FFMPEG names another. A result over the profile's byte cap is re-encoded from
+the first encode at a computed bitrate (cheaper than redrawing), at most twice.
+
+Bounds: width 240-1440 (height 9/16 of it, even), 1-10 s, at most 30 fps, at most 10 cards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import ffmpeg
+from PIL import Image, ImageDraw
+
+from .fonts import face
+from .image import cover, draw_logo, poster
+from .localfiles import MediaContext, load_image
+from .model import Card, Message
+from .textlayout import wrap
+
+MIN_WIDTH, MAX_WIDTH = 240, 1440
+MAX_SECONDS = 10.0
+MAX_FPS = 30
+MAX_SLIDES = 10
+ZOOM = 0.08  # Ken Burns: 8 % zoom over a slide: visible, never dizzying
+
+
+class VideoCancelled(Exception):
+    """The caller asked to stop; ffmpeg has been killed and the partial file removed."""
+
+
+class VideoFailed(RuntimeError):
+    """ffmpeg failed; carries the tail of its stderr."""
+
+
+@dataclass(frozen=True, slots=True)
+class VideoOptions:
+    width: int = 1280
+    seconds: float | None = None  # default: 5 s for a card, 3 s per carousel card
+    fps: int = 25
+    transition: float = 0.5
+    crf: int = 23
+    preset: str = "veryfast"
+    max_bytes: int = 5 * 1024 * 1024
+    max_seconds: float = MAX_SECONDS
+
+    def __post_init__(self) -> None:
+        if not MIN_WIDTH <= self.width <= MAX_WIDTH:
+            raise ValueError(f"width must be between {MIN_WIDTH} and {MAX_WIDTH}")
+        if self.seconds is not None and not 0.5 <= self.seconds <= min(MAX_SECONDS, self.max_seconds):
+            raise ValueError(f"seconds must be between 0.5 and {min(MAX_SECONDS, self.max_seconds):g}")
+        if not 1 <= self.fps <= MAX_FPS:
+            raise ValueError(f"fps must be between 1 and {MAX_FPS}")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        w = self.width - self.width % 2
+        h = round(w * 9 / 16)
+        return w, h - h % 2
+
+    def duration(self, slides: int) -> float:
+        d = self.seconds if self.seconds is not None else (5.0 if slides == 1 else 3.0 * slides)
+        return min(d, self.max_seconds, MAX_SECONDS)
+
+
+@dataclass(frozen=True, slots=True)
+class VideoResult:
+    path: Path
+    bytes: int
+    seconds: float
+    width: int
+    height: int
+    frames: int
+    encodes: int  # 1, or more when the size cap forced a re-encode
+    thumbnail: bytes  # JPEG of the first frame
+
+
+def ffmpeg_exe() -> str:
+    override = os.environ.get("MINGPIAN_FFMPEG")
+    if override:
+        return override
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+# -- slides ------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class Slide:
+    """One card: a background to move over, and a static caption band pasted on top."""
+
+    background: Image.Image  # RGB, ZOOM larger than the frame
+    band: Image.Image  # RGB caption band
+    band_mask: Image.Image  # L: gradient so the band fades into the picture
+    band_y: int
+
+
+def _band(message: Message, card: Card, size: tuple[int, int], ctx: MediaContext) -> tuple[
+        Image.Image, Image.Image, int]:
+    w, h = size
+    s = w / 640
+    pad = round(24 * s)
+    tf = face(max(10, round(30 * s)), "bold")
+    df = face(max(9, round(20 * s)), "regular")
+    title = wrap(card.title or message.brand.name, tf, w - 2 * pad, 2)
+    desc = wrap((card.description or "").strip(), df, w - 2 * pad, 2) if card.description else None
+    text_h = title.height + (desc.height + round(6 * s) if desc else 0)
+    band_h = min(h, text_h + 2 * pad + round(40 * s))
+    band = Image.new("RGB", (w, band_h), (12, 14, 18))
+    d = ImageDraw.Draw(band)
+    y = band_h - pad - text_h
+    for line in title.lines:
+        d.text((pad, y), line, font=tf.font, fill=(255, 255, 255))
+        y += title.line_height
+    if desc:
+        y += round(6 * s)
+        for line in desc.lines:
+            d.text((pad, y), line, font=df.font, fill=(220, 224, 230))
+            y += desc.line_height
+    fade = round(40 * s)
+    grad = Image.linear_gradient("L").resize((1, fade))
+    mask = Image.new("L", (w, band_h), 215)
+    mask.paste(grad.point(lambda v: v * 215 // 255).resize((w, fade)), (0, 0))
+    # Text pixels must be opaque even where the band is translucent.
+    lum = band.convert("L").point(lambda v: 255 if v > 60 else 0)
+    mask.paste(255, (0, 0), lum)
+    return band, mask, h - band_h
+
+
+def build_slides(message: Message, ctx: MediaContext, size: tuple[int, int]) -> list[Slide]:
+    w, h = size
+    big = (math.ceil(w * (1 + ZOOM)), math.ceil(h * (1 + ZOOM)))
+    slides = []
+    for card in message.cards[:MAX_SLIDES]:
+        photo = load_image(card.media.url, ctx, big) if card.media is not None else None
+        bg = cover(photo, big) if photo is not None else poster(message, card, big, ctx, with_title=False)
+        if photo is not None:  # the brand mark on photos; the poster already carries it
+            s = w / 640
+            logo_d = round(44 * s)
+            pad = round(20 * s)
+            draw_logo(bg, message.brand, (pad + round(w * ZOOM / 2), pad + round(h * ZOOM / 2)), logo_d, ctx)
+        band, mask, band_y = _band(message, card, size, ctx)
+        slides.append(Slide(bg, band, mask, band_y))
+    return slides
+
+
+def _ken_burns(slide: Slide, t: float, size: tuple[int, int], index: int) -> Image.Image:
+    """The frame at `t` in [0, 1] of the slide: zoom in (even slides) or out (odd), with drift."""
+    w, h = size
+    bw, bh = slide.background.size
+    z = (t if index % 2 == 0 else 1 - t)
+    ease = z * z * (3 - 2 * z)
+    cw, ch = w * (1 + ZOOM * (1 - ease)), h * (1 + ZOOM * (1 - ease))
+    x0 = (bw - cw) * (0.5 + 0.3 * (ease - 0.5) * (1 if index % 2 == 0 else -1))
+    y0 = (bh - ch) / 2
+    frame = slide.background.resize(size, Image.Resampling.BILINEAR, box=(x0, y0, x0 + cw, y0 + ch))
+    frame.paste(slide.band, (0, slide.band_y), slide.band_mask)
+    return frame
+
+
+def frames(slides: list[Slide], size: tuple[int, int], seconds: float, fps: int,
+           transition: float) -> Iterator[Image.Image]:
+    """Every frame of the video: each slide for an equal share, cross-faded into the next."""
+    total = max(1, round(seconds * fps))
+    n = len(slides)
+    per = total / n
+    fade = min(round(transition * fps), int(per // 2)) if n > 1 else 0
+    for i in range(total):
+        k = min(n - 1, int(i / per))
+        t = (i - k * per) / per
+        frame = _ken_burns(slides[k], t, size, k)
+        into_next = (k + 1) * per - i
+        if fade and k + 1 < n and into_next <= fade:
+            nxt = _ken_burns(slides[k + 1], 0.0, size, k + 1)
+            frame = Image.blend(frame, nxt, 1 - into_next / fade)
+        yield frame
+
+
+# -- encoding ----------------------------------------------------------------------------------
+def encode_command(out: Path, size: tuple[int, int], fps: int, opts: VideoOptions,
+                   bitrate: int | None = None, source: Path | None = None) -> list[str]:
+    """The ffmpeg argv: raw RGB frames on stdin (or an earlier encode, for a re-encode)."""
+    w, h = size
+    if source is None:
+        stream = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{w}x{h}", r=fps)
+    else:
+        stream = ffmpeg.input(str(source))
+    kwargs: dict[str, object] = {
+        "vcodec": "libx264", "pix_fmt": "yuv420p", "preset": opts.preset, "movflags": "+faststart",
+        "profile:v": "high", "r": fps, "an": None,
+    }
+    if bitrate is None:
+        kwargs["crf"] = opts.crf
+    else:
+        kwargs.update({"b:v": bitrate, "maxrate": bitrate, "bufsize": bitrate * 2})
+    stream = ffmpeg.output(stream, str(out), **kwargs).global_args("-nostdin", "-loglevel", "error")
+    return list(ffmpeg.compile(stream, cmd=ffmpeg_exe(), overwrite_output=True))
+
+
+async def _run(argv: list[str], feed: Iterator[bytes] | None,
+               on_frame: Callable[[int], None] | None, cancelled: Callable[[], bool] | None) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdin=asyncio.subprocess.PIPE if feed is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    assert proc.stderr is not None
+    err_task = asyncio.ensure_future(proc.stderr.read())
+    try:
+        if feed is not None:
+            assert proc.stdin is not None
+            for i, chunk in enumerate(feed):
+                if cancelled is not None and cancelled():
+                    raise VideoCancelled()
+                proc.stdin.write(chunk)
+                await proc.stdin.drain()
+                if on_frame is not None:
+                    on_frame(i + 1)
+            proc.stdin.close()
+        rc = await proc.wait()
+    except (VideoCancelled, asyncio.CancelledError, BrokenPipeError, ConnectionResetError) as exc:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        if isinstance(exc, BrokenPipeError | ConnectionResetError):
+            raise VideoFailed("ffmpeg stopped reading: " + (await err_task).decode(errors="replace")[-400:]) \
+                from None
+        err_task.cancel()
+        raise
+    err = (await err_task).decode(errors="replace")
+    if rc != 0:
+        raise VideoFailed(f"ffmpeg exited {rc}: {err[-400:]}")
+
+
+async def render_video(message: Message, ctx: MediaContext, opts: VideoOptions, out: Path, *,
+                       progress: Callable[[float], None] | None = None,
+                       cancelled: Callable[[], bool] | None = None) -> VideoResult:
+    """Draw and encode the video of `message` into `out`; `progress` gets 0..1 as frames go."""
+    size = opts.size
+    slides = build_slides(message, ctx, size)
+    seconds = opts.duration(len(slides))
+    total = max(1, round(seconds * opts.fps))
+    first: list[Image.Image] = []
+
+    def feed() -> Iterator[bytes]:
+        for frame in frames(slides, size, seconds, opts.fps, opts.transition):
+            if not first:
+                first.append(frame)
+            yield frame.tobytes()
+
+    def on_frame(i: int) -> None:
+        if progress is not None and (i % 5 == 0 or i == total):
+            progress(0.95 * i / total)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        await _run(encode_command(out, size, opts.fps, opts), feed(), on_frame, cancelled)
+        encodes = 1
+        for _ in range(2):
+            if out.stat().st_size <= opts.max_bytes:
+                break
+            encodes += 1
+            bitrate = int(opts.max_bytes * 8 * 0.85 / seconds)
+            tmp = out.with_suffix(".re.mp4")
+            out.replace(tmp)
+            try:
+                await _run(encode_command(out, size, opts.fps, opts, bitrate, tmp), None, None, cancelled)
+            finally:
+                tmp.unlink(missing_ok=True)
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
+    if progress is not None:
+        progress(1.0)
+    return VideoResult(out, out.stat().st_size, seconds, size[0], size[1], total, encodes,
+                       thumbnail(first[0] if first else _ken_burns(slides[0], 0, size, 0)))
+
+
+def thumbnail(frame: Image.Image, width: int = 480, max_bytes: int = 200 * 1024) -> bytes:
+    """A JPEG of the first frame for `thumbnailUrl`, under the RBM 200 KB thumbnail cap."""
+    w, h = frame.size
+    im = frame.resize((min(width, w), round(h * min(width, w) / w)), Image.Resampling.BILINEAR) \
+        if w > width else frame
+    for q in (82, 70, 55, 40):
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=q)
+        if buf.tell() <= max_bytes:
+            break
+    return buf.getvalue()
+
+
+def render_video_sync(message: Message, ctx: MediaContext, opts: VideoOptions, out: Path, **kw: object) -> \
+        VideoResult:
+    """`render_video` for a worker process or the CLI (runs its own event loop)."""
+    return asyncio.run(render_video(message, ctx, opts, out, **kw))  # type: ignore[arg-type]
+
+
+def render_video_bytes(message: Message, ctx: MediaContext, opts: VideoOptions) -> bytes:
+    with tempfile.TemporaryDirectory(prefix="mingpian-video-") as tmp:
+        out = Path(tmp) / "card.mp4"
+        render_video_sync(message, ctx, opts, out)
+        return out.read_bytes()
