@@ -31,6 +31,7 @@ from dataclasses import dataclass
 HMAC_SIGNATURE_HEADER = "X-Mingpian-Signature"
 HMAC_TIMESTAMP_HEADER = "X-Mingpian-Timestamp"
 
+_UNESCAPE = re.compile(r"\\(.)")
 _CRED = re.compile(r'\s*(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
 
 
@@ -114,7 +115,7 @@ class WebhookAuth:
         return ok, "" if ok else "signature does not match"
 
     def _username(self, authz: str) -> bool:
-        creds = {k.lower(): v for k, v in _CRED.findall(authz[8:].lstrip(" :"))}
+        creds = {k.lower(): _UNESCAPE.sub(r"\1", v) for k, v in _CRED.findall(authz)}
         user = creds.get("username", "").encode()
         pw = creds.get("password", "").encode()
         return hmac.compare_digest(user, self.username.encode()) & hmac.compare_digest(
@@ -151,4 +152,6 @@ def hmac_headers(secret: str, body: bytes, now: float | None = None) -> dict[str
 
 
 def username_header(username: str, password: str) -> dict[str, str]:
-    return {"Authorization": f'Username="{username}",Password="{password}"'}
+    def q(v: str) -> str:
+        return v.replace("\\", "\\\\").replace('"', '\\"')
+    return {"Authorization": f'Username="{q(username)}",Password="{q(password)}"'}

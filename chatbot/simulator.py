@@ -6,7 +6,8 @@ It plays both halves of a CT/CU CSP platform (and the GSMA send API):
 - serves the send API: issues access tokens (`/bot/v1/{chatbotId}/accessToken`, OAuth2
   `/oauth2/token`), accepts `/bot/v1/{chatbotId}/messages` and `/rcs/bot/v1/{botId}/messages`,
   checks the required fields, and deduplicates on messageId as a real MaaP does;
-- fails on command (`POST /control/fault`): HTTP 5xx, errorCode replies, timeouts, slowness;
+- fails on command (`POST /control/fault`): HTTP 5xx, errorCode replies, timeouts, slowness,
+  and late acknowledgements (accepted, but the answer arrives after the client gave up);
 - counts what matters: replies, resends dropped by messageId, duplicate replies to one user
   message, and user messages the bot acknowledged but never answered (losses).
 
@@ -39,7 +40,7 @@ CSP_REQUIRED = ("messageId", "messageList", "destinationAddress", "senderAddress
 
 @dataclass
 class Fault:
-    mode: str = "ok"  # ok | error | errorcode | timeout | slow
+    mode: str = "ok"  # ok | error | errorcode | timeout | slow | lateack
     status: int = 503
     error_code: int = -1
     delay: float = 0.0
@@ -110,6 +111,7 @@ class Simulator:
     _session: aiohttp.ClientSession | None = None
     _counter: itertools.count[int] = field(default_factory=itertools.count)
     _arrived: asyncio.Event | None = None
+    _late: float = 0.0
 
     # -- app ----------------------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -177,6 +179,9 @@ class Simulator:
         if f.mode == "slow":
             await asyncio.sleep(f.delay)
             return None
+        if f.mode == "lateack":  # accepted (recorded by the caller), but the answer comes late
+            self._late = f.delay
+            return None
         if f.mode == "timeout":
             await asyncio.sleep(f.delay or 3600)
             return web.json_response({"errorCode": -1, "errorMessage": "late"}, status=504)
@@ -216,6 +221,9 @@ class Simulator:
         self._record(body["messageId"], body["destinationAddress"][0], body.get("inReplyTo", ""), body)
         if self.reports and self.webhook:
             asyncio.get_running_loop().create_task(self._report(body))
+        if self._late:
+            late, self._late = self._late, 0.0
+            await asyncio.sleep(late)
         return web.json_response({"messageId": body["messageId"], "errorCode": 0, "errorMessage": ""})
 
     async def h_gsma_send(self, request: web.Request) -> web.Response:

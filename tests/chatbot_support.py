@@ -31,12 +31,13 @@ WAYBILL = "SF1234567890123"
 
 
 def chatbot_settings(tmp: Path, maap_url: str, **extra: Any) -> Settings:
-    return Settings(
+    values: dict[str, Any] = dict(
         template_dir=PROJECT_ROOT / "card_templates", data_dir=tmp / "var", reload_interval=0.0,
         log_format="text", chatbot_dir=PROJECT_ROOT / "chatbots", maap_url=maap_url,
         maap_app_id=APP_ID, maap_app_key=APP_KEY, maap_timeout=2.0, webhook_csp_token=CSP_TOKEN,
         webhook_hmac_secret=HMAC_SECRET, webhook_username=USERNAME, webhook_password=PASSWORD,
-        webhook_bearer=BEARER, outbox_backoff=0.05, outbox_max_backoff=0.4, **extra)
+        webhook_bearer=BEARER, outbox_backoff=0.05, outbox_max_backoff=0.4)
+    return Settings(**{**values, **extra})
 
 
 @pytest.fixture
@@ -117,8 +118,8 @@ def server_env(settings: Settings, port: int) -> dict[str, str]:
 
 def start_server(settings: Settings, port: int, log: Path) -> subprocess.Popen[bytes]:
     """`python -m mingpian serve` as a real process, configured only through the environment."""
-    out = log.open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "mingpian", "serve"], env=server_env(settings, port),
-                            cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT)
+    with log.open("ab") as out:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen([sys.executable, "-m", "mingpian", "serve"], env=server_env(settings, port),
+                                cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT)
     wait_port(port, proc)
     return proc
