@@ -118,7 +118,10 @@ class LegacyText:
             out.append("shortened: " + ", ".join(self.shortened))
         out.append("replies:")
         for r in self.replies:
-            where = f"shown as {r.line!r}" if r.shown else "not shown (did not fit)"
+            if self.override:
+                where = f"listed as {r.line!r}" if r.shown else "not listed in the override text"
+            else:
+                where = f"shown as {r.line!r}" if r.shown else "not shown (did not fit)"
             out.append(f"  {r.key} → {r.postback}  ({r.kind} {r.text}; {where})")
         extra = sorted(set(self.reply_map) - {r.key for r in self.replies})
         out.extend(f"  {k} → {self.reply_map[k]}" for k in extra)
