@@ -8,8 +8,9 @@ Measures, in one run:
 2. Segment counts of a few hundred generated strings (GSM-7, extension characters, CJK, emoji,
    mixed, boundary lengths) against independent peers, every disagreement listed with the rule
    of 3GPP TS 23.038 / 23.040 that decides it:
-   - PyPI `smpplib` (`smpplib.gsm.make_parts`) and the `gsm0338` codec (alphabet / septets),
-     installed by `pip install -e '.[bench]'`;
+   - PyPI `smpplib` (`smpplib.gsm.make_parts`), the `gsm0338` codec (alphabet / septets) and
+     `python-gsmmodem` (SMS-SUBMIT PDUs: the packed user data with UDH and fill bit), installed
+     by `pip install -e '.[bench]'`;
    - npm `sms-counter`, `sms-length` and `split-sms`, run with node, installed by
      `npm install --prefix bench/peers` (skipped with a note when node or they are missing).
 
@@ -205,6 +206,52 @@ def _codec_ok(c: str) -> bool:
         return False
 
 
+def gsmmodem_hex_check(texts: list[str]) -> None:
+    """Our TP-UD hex (UDH + fill bit + packed septets) vs python-gsmmodem's SMS-SUBMIT PDUs.
+
+    Only texts where its splitter is sound are compared: basic-alphabet GSM-7 (no extension
+    characters, no '§'/'`', which its table swaps) of at most 306 characters. Its segment counts
+    are not compared: it splits every text, UCS-2 included, every 153 characters."""
+    try:
+        from gsmmodem.pdu import encodeSmsSubmitPdu
+    except ImportError:
+        print("  python-gsmmodem not installed (pip install -e '.[bench]'): user-data check skipped")
+        return
+    rng = random.Random(7)
+    basic = GSM_BASIC.replace("§", "")
+    extra = ["".join(rng.choice(basic) for _ in range(rng.randrange(1, 307))) for _ in range(150)]
+    same = diff = 0
+    for text in texts + extra:
+        if not text or len(text) > 306 or not gsm.is_gsm7(text) or any(
+                c in text for c in gsm.EXTENSION_TABLE) or "§" in text or "`" in text:
+            continue
+        e = gsm.encode(text, reference=0x5A)
+        pdus = encodeSmsSubmitPdu("+8613800138000", text, reference=0x5A, requestStatusReport=False)
+        theirs = [_tp_ud(bytes(p.data)) for p in pdus]
+        mine = [(e.dcs, s.udl, s.user_data_hex) for s in e.segments]
+        if mine == theirs:
+            same += 1
+        else:
+            diff += 1
+            print(f"    {_show(text)}: ours {mine[0][:2]}×{len(mine)}, gsmmodem "
+                  f"{theirs[0][:2]}×{len(theirs)}")
+    print(f"  python-gsmmodem SMS-SUBMIT: DCS, TP-UDL and TP-UD hex identical for {same} GSM-7 "
+          f"texts (single and concatenated, fill bit included); {diff} differ")
+
+
+def _tp_ud(pdu: bytes) -> tuple[int, int, str]:
+    """(DCS, TP-UDL, TP-UD hex) of an SMS-SUBMIT PDU that starts with its SMSC field."""
+    off = 1 + pdu[0]
+    first = pdu[off]
+    digits = pdu[off + 2]
+    off += 3 + 1 + (digits + 1) // 2  # first octet, MR, DA length, TOA, DA digits
+    dcs = pdu[off + 1]
+    off += 2  # PID, DCS
+    vpf = (first >> 3) & 3
+    off += {0: 0, 2: 1}.get(vpf, 7)
+    return dcs, pdu[off], pdu[off + 1:].hex().upper()
+
+
 def node_peers(texts: list[str]) -> dict[str, list[tuple[str, int]]] | str:
     node = shutil.which("node")
     if node is None:
@@ -308,8 +355,10 @@ def cross_check(n: int) -> None:
             print(f"    {len(lines)} × {why}")
             for line in lines:
                 print(f"        {line}")
+    print()
     for line in gsm0338_check(texts):
         print(f"    {line}")
+    gsmmodem_hex_check(texts)
 
 
 def main() -> None:

@@ -67,6 +67,16 @@ def test_septet_packing_known_vectors(text: str, packed: str) -> None:
     assert enc.segments[0].udl == len(text)
 
 
+def test_concatenated_gsm7_user_data_with_fill_bit() -> None:
+    # TP-UD of 'a' * 161 as python-gsmmodem's encodeSmsSubmitPdu builds it (reference 0):
+    # UDH, one fill bit, then the septets; checked byte for byte in bench/legacy_bench.py too.
+    e = gsm.encode("a" * 161, reference=0)
+    assert e.segments[0].user_data_hex == "050003000201C2" + "E170381C0E87C3" * 19
+    assert e.segments[1].user_data_hex == "050003000202C2E170381C0E8701"
+    assert [s.udl for s in e.segments] == [160, 15]
+    assert gsm.unpack_septets(bytes.fromhex(e.segments[1].user_data_hex)[6:], 8, 1) == "a" * 8
+
+
 def test_160_vs_161_gsm_characters() -> None:
     one = gsm.encode("a" * 160)
     assert one.encoding == "GSM-7" and one.dcs == 0x00
