@@ -288,7 +288,7 @@ class _Layout:
             self.blocks.append(_Block("", _block(first.description), items[:pos]))
         self.blocks.append(_Block("", "", items[pos:]))  # chips
         self.items = items
-        self.head_cut = False
+        self.full_head = (self.head_sig, self.head_title)  # _shrink starts from these each time
 
     def head(self) -> str:
         return self.head_sig + self.head_title
@@ -420,6 +420,7 @@ def _shrink(layout: _Layout, enc: Encoding, budget: int, bmp_only: bool = False)
 
     shortened: list[str] = []
     items = layout.items
+    layout.head_sig, layout.head_title = layout.full_head
     for it in items:
         it.form = "short"
     for b in layout.blocks:
@@ -450,8 +451,10 @@ def _shrink(layout: _Layout, enc: Encoding, budget: int, bmp_only: bool = False)
     if total > budget:  # the signature and title alone are too long: cut the title
         room = budget - u(layout.head_sig, enc)
         layout.head_title = _ellipsize(layout.head_title, room, enc) if room > 0 else ""
-        layout.head_cut = True
         shortened.append("title")
+        if room < 0:  # a (data-driven) signature longer than the screen: cut it too
+            layout.head_sig = "【" + _ellipsize(layout.head_sig[1:-1], budget - 2, enc) + "】"
+            shortened.append("signature")
         total = u(layout.head(), enc)
     for it in items:  # give back the plain-text URL / phone where it fits, in menu order
         if it.form == "short" and it.full != it.short:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -314,3 +315,38 @@ def test_carousel_card_without_title_is_listed_by_its_description() -> None:
     lt = degrade(_msg(*cards), "flash")
     assert lt.text.splitlines() == ["【顺丰速运】", "第一张说明", "回复1 选我", "第二张", "说明二",
                                     "回复2 选它"]
+
+
+def _random_message(rng: random.Random) -> Message:
+    pools = ["快递派送中运单号查询物流", "abc 123 SF-", "🌻😀👍", "€[]{}|^~\\", " \n\t", "`ç§"]
+
+    def text(lo: int, hi: int) -> str:
+        pool = "".join(rng.sample(pools, rng.randrange(1, len(pools) + 1)))
+        return "".join(rng.choice(pool) for _ in range(rng.randrange(lo, hi)))
+
+    def suggestion(i: int) -> Suggestion:
+        kind = rng.choice(["reply", "openUrl", "dial", "showLocation", "createCalendarEvent",
+                           "composeTextMessage"])
+        return Suggestion(kind, text(0, 26), f"pb:{i}", url="https://x.example.cn/" + text(0, 60),
+                          phone="1380013" + str(rng.randrange(10000)), latitude=1.0, longitude=2.0)
+
+    n_cards = rng.choice([1, 1, 2, 5, 10])
+    cards = tuple(Card(title=text(0, 60) or None, description=text(0, 400) or None,
+                       suggestions=tuple(suggestion(c * 10 + i) for i in range(rng.randrange(0, 5))))
+                  for c in range(n_cards))
+    chips = tuple(suggestion(100 + i) for i in range(rng.randrange(0, 12)))
+    return _msg(*cards, chips=chips, signature=text(1, 40).strip() or "签名")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_cards_always_fit(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(60):
+        message = _random_message(rng)
+        for channel in CHANNELS:
+            lt = degrade(message, channel)
+            _assert_within_limits(lt)
+            lt.text.encode("utf-16-be")  # never a lone surrogate
+            assert len(lt.reply_map) >= len(message.all_suggestions)
+            shown = [int(r.key) for r in lt.replies if r.shown]
+            assert shown == sorted(shown)
