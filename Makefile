@@ -27,8 +27,12 @@ system-deps:
 lint: install
 	$(BIN)/mingpian lint
 
+# Benchmarks print their figures; see each script's docstring. Peers for the legacy
+# cross-check come from the `bench` extra and bench/peers/package.json (npm).
 bench: install
-	$(BIN)/python bench/render_bench.py
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	-npm install --silent --prefix bench/peers
+	@for b in bench/*_bench.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
