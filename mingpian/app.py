@@ -9,7 +9,7 @@ from aiohttp import web
 
 from renderer import RenderError, TemplateStore
 
-from . import api_chatbot, api_docs, api_legacy, api_templates, openapi, studio
+from . import api_chatbot, api_docs, api_legacy, api_templates, delivery, media, openapi, studio
 from .keys import metrics_key, settings_key, templates_key
 from .metrics import Metrics
 from .middleware import observe
@@ -54,7 +54,9 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.router.add_get("/api/openapi.json", openapi.openapi_view, name="openapi")
     api_templates.setup(app)
     api_docs.setup(app)
+    media.setup(app)
     api_legacy.setup(app)
     studio.setup(app)
     api_chatbot.setup(app)
+    delivery.setup(app)
     return app

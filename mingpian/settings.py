@@ -37,6 +37,10 @@ class Settings:
     default_profile: str = "default"
     log_format: str = "json"
     log_level: str = "INFO"
+    # -- media (mingpian/media/, renderer/image.py, renderer/video.py; docs/media.md) --
+    media_workers: int = 2
+    media_concurrency: int = 2
+    ffmpeg: str = ""
     # -- chatbot (chatbot/, mingpian/api_chatbot.py; docs/chatbot.md) --
     chatbot_dir: Path = PROJECT_ROOT / "chatbots"
     store: str = "sqlite"
@@ -60,6 +64,16 @@ class Settings:
     outbox_backoff: float = 0.2
     outbox_max_backoff: float = 60.0
     outbox_lease: float = 30.0
+    # -- delivery (mingpian/delivery/; docs/delivery.md) --
+    delivery_counters: str = "sqlite"
+    delivery_seed: str = ""
+    delivery_operator_key: str = ""
+    delivery_smpp: str = ""
+    delivery_smpp_system_id: str = "mingpian"
+    delivery_smpp_password: str = ""
+    delivery_flash_gsm_dcs: int = 16
+    delivery_timeouts: str = "rcs=60,ussd=5,flash=30,sms=120"
+    delivery_ring_timeout: float = 45.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -114,6 +128,9 @@ SETTINGS_HELP: dict[str, str] = {
     "default_profile": "Carrier profile (limits) used when a request names none.",
     "log_format": "`json` (one JSON object per line) or `text`.",
     "log_level": "Python logging level name.",
+    "media_workers": "Worker processes rendering images and videos (off the event loop).",
+    "media_concurrency": "Media renders running at once; more wait in a queue (bounds memory).",
+    "ffmpeg": "ffmpeg binary for videos; empty: the one shipped in the imageio-ffmpeg wheel.",
     "chatbot_dir": "Folder of chatbot flows, one `<bot>/flow.yaml` per bot (docs/chatbot.md).",
     "store": "Chatbot state store: `sqlite` (embedded, one process) or `redis` (shared, scale-out).",
     "redis_url": "Redis URL for the `redis` store.",
@@ -137,6 +154,16 @@ SETTINGS_HELP: dict[str, str] = {
     "outbox_backoff": "First retry delay in seconds after a failed send (doubles, with jitter).",
     "outbox_max_backoff": "Longest delay in seconds between retries of one reply.",
     "outbox_lease": "Seconds a worker holds a conversation's head message before another may resend it.",
+    "delivery_counters": "Where call-event dedupe, quota consumption and frequency caps are counted: "
+    "`sqlite` (one process) or `redis` (REDIS_URL; atomic across several server processes).",
+    "delivery_seed": "YAML file of enterprises, lines, staff, cards, packages and keys loaded at start.",
+    "delivery_operator_key": "The operator's API key (kept only as its SHA-256 hash); empty: none.",
+    "delivery_smpp": "host:port of the SMSC for USSD, flash SMS and SMS over SMPP 3.4; empty: no SMPP.",
+    "delivery_smpp_system_id": "SMPP system_id for bind_transceiver.",
+    "delivery_smpp_password": "SMPP password for bind_transceiver.",
+    "delivery_flash_gsm_dcs": "data_coding of a GSM-7 flash SMS: 16 (0x10) or 240 (0xF0) for SMSCs that want it.",
+    "delivery_timeouts": "Seconds to wait for a receipt before falling over, per channel (`ussd=5,flash=30`).",
+    "delivery_ring_timeout": "Seconds after `ringing` a pre-call card may still be sent; later it is dropped.",
 }
 
 

@@ -1,0 +1,105 @@
+"""What runs inside the media worker processes: pure functions from a job spec to files.
+
+Kept free of aiohttp and of the app so the spawned workers import little. Results are written
+straight into the cache folder (temp name + atomic rename), so only small metadata crosses the
+process boundary. Renderer errors come back as data (their problems intact), not as pickled
+exceptions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from renderer import Message, RenderError
+from renderer.image import ImageOptions, encode, render_card_bytes, render_media_slot
+from renderer.localfiles import MediaContext
+from renderer.video import VideoCancelled, VideoFailed, VideoOptions, render_video_sync
+
+
+@dataclass(frozen=True, slots=True)
+class WorkSpec:
+    kind: str  # "card" (whole card picture), "slot" (media-slot picture), "video"
+    message: Message
+    template_dir: str
+    assets_dir: str
+    out: str  # final cache path
+    image: ImageOptions | None = None
+    video: VideoOptions | None = None
+    card_index: int = 0
+    data: dict[str, Any] = field(default_factory=dict)
+    thumb_out: str | None = None
+    control_dir: str | None = None  # progress / cancel files of a job
+
+
+def init_worker(ffmpeg: str | None) -> None:
+    """Worker start: lower priority (the event loop must win the CPU: /healthz stays fast while
+    videos render), the configured ffmpeg, and fonts loaded before the first job."""
+    with contextlib.suppress(OSError):
+        os.nice(10)
+    if ffmpeg:
+        os.environ["MINGPIAN_FFMPEG"] = ffmpeg
+    from renderer.fonts import face
+
+    for size in (16, 20, 24, 28, 32, 36):
+        face(size, "regular")
+        face(size, "bold")
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def run(spec: WorkSpec) -> dict[str, Any]:
+    """Do one job; returns {"ok": True, "bytes": n, ...} or {"ok": False, "error": {...}}."""
+    ctx = MediaContext(Path(spec.template_dir), Path(spec.assets_dir))
+    out = Path(spec.out)
+    try:
+        if spec.kind == "card":
+            assert spec.image is not None
+            data = render_card_bytes(spec.message, ctx, spec.image)
+            _atomic_write(out, data)
+            return {"ok": True, "bytes": len(data)}
+        if spec.kind == "slot":
+            assert spec.image is not None
+            im = render_media_slot(spec.message, ctx, spec.image.width, spec.card_index)
+            data = encode(im, spec.image.fmt, spec.image.quality)
+            _atomic_write(out, data)
+            return {"ok": True, "bytes": len(data)}
+        if spec.kind == "video":
+            assert spec.video is not None and spec.thumb_out is not None
+            return _video(spec, ctx, out)
+    except RenderError as exc:
+        return {"ok": False, "status": 422, "error": exc.to_json()}
+    except VideoCancelled:
+        return {"ok": False, "status": 409, "cancelled": True,
+                "error": {"error": "cancelled", "message": "the render was cancelled"}}
+    except VideoFailed as exc:
+        return {"ok": False, "status": 500, "error": {"error": "encoder_failed", "message": str(exc)}}
+    raise ValueError(f"unknown work kind {spec.kind!r}")
+
+
+def _video(spec: WorkSpec, ctx: MediaContext, out: Path) -> dict[str, Any]:
+    assert spec.video is not None and spec.thumb_out is not None
+    control = Path(spec.control_dir) if spec.control_dir else None
+    cancel_file = control / "cancel" if control else None
+
+    def progress(p: float) -> None:
+        if control is not None:
+            _atomic_write(control / "progress", f"{p:.3f}".encode())
+
+    def cancelled() -> bool:
+        return cancel_file is not None and cancel_file.exists()
+
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.mp4")
+    result = render_video_sync(spec.message, ctx, spec.video, tmp, progress=progress, cancelled=cancelled)
+    _atomic_write(Path(spec.thumb_out), result.thumbnail)
+    os.replace(tmp, out)
+    return {"ok": True, "bytes": result.bytes, "thumbnailBytes": len(result.thumbnail),
+            "seconds": result.seconds, "width": result.width, "height": result.height,
+            "encodes": result.encodes}
