@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from renderer import CardTemplate, CarrierProfile, Message, to_rcs
 
 from .cli_legacy import legacy_target
+from .cli_media import media_target
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,4 +39,8 @@ TARGETS: dict[str, Target] = {
     "ussd": legacy_target("ussd"),
     "flash": legacy_target("flash"),
     "sms": legacy_target("sms"),
+    "png": media_target("png"),
+    "jpeg": media_target("jpeg"),
+    "webp": media_target("webp"),
+    "mp4": media_target("mp4"),
 }
