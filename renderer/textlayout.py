@@ -6,7 +6,8 @@ Rules (after the W3C "Requirements for Chinese Text Layout" and JIS X 4051 kinso
   URL) is kept whole when it fits on a line, and broken by character only when it alone is wider
   than the line;
 - no line starts with closing punctuation (，。、）」』】！？：；… and friends) and no line ends
-  with opening punctuation (（「『【“‘《): the character before is pushed to the next line with it;
+  with opening punctuation (（「『【“‘《): the character before is pushed to the next line with it,
+  or, when the line holds a single word, the mark hangs past the edge (burasage);
 - clamped to `max_lines`, the last line ends with an ellipsis that fits the width.
 Explicit newlines in the text are kept as line breaks.
 """
@@ -103,8 +104,20 @@ def _wrap_paragraph(paragraph: str, face: Face, max_width: float) -> list[str]:
         # with closing punctuation and the old one does not end with opening punctuation.
         carry: list[str] = []
         if tok[0] in NO_START:
-            while len(line) > 1 and (not carry or carry[0][0] in NO_START):
-                carry.insert(0, line.pop())
+            kept = list(line)
+            while len(kept) > 1 and (not carry or carry[0][0] in NO_START):
+                carry.insert(0, kept.pop())
+            if not carry or carry[0][0] in NO_START:
+                # Nothing left to pull down (one word filled the line): let the mark hang past
+                # the edge, as Chinese typesetting does with 。，、 (burasage).
+                line.append(tok)
+                width += w
+                continue
+            line = kept
+        if all(t[-1] in NO_END for t in line):
+            line.append(tok)  # a line too narrow for "（x": keep the pair together regardless
+            width += w
+            continue
         while len(line) > 1 and line[-1][-1] in NO_END:
             carry.insert(0, line.pop())
         while line and _is_space(line[-1]):

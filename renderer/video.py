@@ -211,9 +211,12 @@ def encode_command(out: Path, size: tuple[int, int], fps: int, opts: VideoOption
 
 async def _run(argv: list[str], feed: Iterator[bytes] | None,
                on_frame: Callable[[int], None] | None, cancelled: Callable[[], bool] | None) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.PIPE if feed is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE if feed is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    except OSError as exc:
+        raise VideoFailed(f"cannot start ffmpeg {argv[0]!r}: {exc.strerror or exc}") from None
     assert proc.stderr is not None
     err_task = asyncio.ensure_future(proc.stderr.read())
     try:
