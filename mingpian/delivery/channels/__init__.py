@@ -1,0 +1,36 @@
+"""Channels a card can go out on. Each takes one outgoing message and answers with the gateway's
+message ids (receipts refer to them) or why it could not be handed over."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from renderer.legacy import LegacyText
+from renderer.model import Message
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    delivery: str
+    channel: str
+    source: str  # the enterprise line (E.164 or short code)
+    destination: str  # the person (E.164)
+    message: Message
+    legacy: LegacyText | None  # the degraded text for ussd/flash/sms (and RCS's SMS fallback)
+    chatbot: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Handed:
+    ok: bool
+    message_ids: tuple[str, ...] = ()
+    detail: str = ""
+    retryable: bool = False
+
+
+class Channel(Protocol):
+    name: str
+
+    async def send(self, out: Outgoing) -> Handed: ...

@@ -1,0 +1,462 @@
+"""Dispatch: a call event → the right card → the channel chain, one durable step at a time.
+
+line → enterprise → card for the phase (the line's own, its group's, the enterprise's; ad lines
+rotate by weight) → data (card data, staff member, call fields) → render → chain (enterprise
+policy, minus RCS when the phone cannot show it) → for each channel: charge, hand over, wait for
+a receipt or the channel's timeout, refund and fall over on failure.
+
+Durability: the delivery row is written before the 202; each attempt row is written BEFORE its
+submit and its message ids right after. After a restart every `active` delivery resumes from its
+last attempt: a submitted one waits for its receipt until its deadline, and one caught between
+the row and the submit ("sending") is never resent on that channel (it may have gone out); it
+counts as unknown and the chain goes on after its timeout. So nothing is sent twice.
+
+A pre-call (ringing) card is dropped, never sent late, once the call is answered or ended or
+the ring timeout has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from renderer import RenderError, TemplateStore
+from renderer.legacy import degrade
+from renderer.model import Brand, Message
+
+from . import rules
+from .channels import Channel, Outgoing
+from .metering import Meter, day_of
+from .model import DEFAULT_CHAIN, NumberError, national, normalize_number
+from .smpp import ShortMessage, parse_receipt
+from .store import Delivery, DeliveryStore
+
+log = logging.getLogger("mingpian.delivery")
+LEGACY = ("ussd", "flash", "sms")
+DEFAULT_TIMEOUTS = {"rcs": 60.0, "ussd": 5.0, "flash": 30.0, "sms": 120.0}
+WAITING = ("submitted", "unknown")
+Capability = Callable[[str], Any]  # async (number) -> bool | None
+
+
+def parse_timeouts(spec: str) -> dict[str, float]:
+    out = dict(DEFAULT_TIMEOUTS)
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, _, value = part.partition("=")
+        out[name.strip()] = float(value)
+    return out
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: DeliveryStore,
+        meter: Meter,
+        templates: TemplateStore,
+        channels: dict[str, Channel],
+        *,
+        timeouts: dict[str, float] | None = None,
+        ring_timeout: float = 45.0,
+        capability: Capability | None = None,
+        dedupe_ttl: float = 2 * 86400,
+    ) -> None:
+        self.store = store
+        self.meter = meter
+        self.templates = templates
+        self.channels = channels
+        self.timeouts = timeouts or dict(DEFAULT_TIMEOUTS)
+        self.ring_timeout = ring_timeout
+        self.capability = capability
+        self.dedupe_ttl = dedupe_ttl
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._wake: dict[str, asyncio.Event] = {}
+        self._rendered: dict[str, Message] = {}
+        self._closing = False
+        self.handed = 0  # messages handed to a gateway (for the benchmark)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def resume(self) -> int:
+        ids = self.store.active_deliveries()
+        for did in ids:
+            self._spawn(did)
+        return len(ids)
+
+    async def close(self) -> None:
+        self._closing = True
+        tasks = list(self._tasks.values())
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def idle(self, timeout: float = 10.0) -> None:
+        """Wait until no delivery is in progress (tests and the benchmark)."""
+        end = time.monotonic() + timeout
+        while self._tasks and time.monotonic() < end:
+            await asyncio.sleep(0.01)
+
+    def _spawn(self, did: str) -> None:
+        if did in self._tasks or self._closing:
+            return
+        t = asyncio.get_running_loop().create_task(self._run(did), name=f"delivery:{did}")
+        self._tasks[did] = t
+        t.add_done_callback(lambda _t, did=did: self._done(did))
+
+    def _done(self, did: str) -> None:
+        self._tasks.pop(did, None)
+        self._wake.pop(did, None)
+        self._rendered.pop(did, None)
+
+    def _poke(self, did: str) -> None:
+        ev = self._wake.get(did)
+        if ev is not None:
+            ev.set()
+
+    # -- call events -------------------------------------------------------------------------
+    def resolve(self, caller: str, callee: str) -> tuple[str, dict[str, Any], str, str] | None:
+        """(enterprise, line doc, line number, the person) — the enterprise's line may be the
+        caller (it calls a customer) or the callee (a customer calls its hotline)."""
+        for line, person in ((caller, callee), (callee, caller)):
+            hit = self.store.find("line", line)
+            if hit is not None:
+                return hit[0], hit[1], line, person
+        return None
+
+    def choose_card(
+        self, enterprise: str, line: dict[str, Any], phase: str, call_id: str
+    ) -> dict[str, Any] | None:
+        cards = [c for c in self.store.list("card", enterprise) if c["phase"] == phase]
+        for pick in (
+            (lambda c: c.get("line") == line["number"]),
+            (lambda c: bool(line.get("group")) and c.get("group") == line.get("group")),
+            (lambda c: not c.get("line") and not c.get("group")),
+        ):
+            found = [c for c in cards if pick(c)]
+            if found:
+                return _weighted(found, call_id) if line.get("ad") or len(found) > 1 else found[0]
+        return None
+
+    async def accept(self, event: dict[str, Any], enterprise_scope: str | None) -> tuple[int, dict[str, Any]]:
+        """Record a call event and start its delivery; (status, body) for the 202/200 answer.
+        Raises NumberError / LookupError for the API to turn into 4xx."""
+        caller = normalize_number(event["caller"])
+        callee = normalize_number(event["callee"])
+        call_id, phase = event["call_id"], event["phase"]
+        now = time.time()
+        at = float(event.get("time") or now)
+        hit = self.resolve(caller, callee)
+        if hit is None or (enterprise_scope is not None and hit[0] != enterprise_scope):
+            raise LookupError(
+                "neither caller nor callee is a line of "
+                + ("this enterprise" if enterprise_scope else "any enterprise")
+            )
+        enterprise, line, line_no, person = hit
+        did = f"{call_id}:{phase}"
+        if self.meter.counters.name != "sqlite" and not await self.meter.counters.first(did, self.dedupe_ttl):
+            return 200, {"call_id": call_id, "phase": phase, "duplicate": True, "delivery": did}
+        with self.store.tx():
+            if not self.store.call_event(call_id, phase, at):
+                return 200, {"call_id": call_id, "phase": phase, "duplicate": True, "delivery": did}
+            card = self.choose_card(enterprise, line, phase, call_id)
+            ent = self.store.get("enterprise", "", enterprise) or {}
+            chain = list((ent.get("policy") or {}).get("chain") or DEFAULT_CHAIN)
+            data = {
+                "card_data": (card or {}).get("data") or {},
+                "call_fields": (card or {}).get("call_fields") or {},
+                "staff": line.get("staff"),
+                "caller": caller,
+                "callee": callee,
+                "time": at,
+                "verified": bool(line.get("verified")),
+            }
+            d = Delivery(
+                did,
+                call_id,
+                phase,
+                enterprise,
+                line_no,
+                person,
+                (card or {}).get("id", ""),
+                (card or {}).get("template", ""),
+                (card or {}).get("kind", "identity"),
+                data,
+                chain,
+                0,
+                "active" if card else "skipped",
+                "" if card else f"no card for phase {phase}",
+                "",
+                at,
+                now,
+                now,
+            )
+            self.store.add_delivery(d)
+        if phase != "ringing":  # the call was answered or ended: a pending pre-call card is too late
+            self._poke(f"{call_id}:ringing")
+        if card:
+            self._spawn(did)
+        return 202, {
+            "call_id": call_id,
+            "phase": phase,
+            "duplicate": False,
+            "delivery": did,
+            "state": d.state,
+            **({"reason": d.reason} if d.reason else {}),
+        }
+
+    # -- the chain ---------------------------------------------------------------------------
+    def _finish(self, d: Delivery, state: str, reason: str = "", channel: str = "") -> None:
+        self.store.update_delivery(d.id, state=state, reason=reason, channel=channel or d.channel)
+        d.state, d.reason = state, reason
+        if state == "delivered" and d.kind == "ad":
+            self.store.count_impression(d.enterprise, d.card, day_of(time.time()))
+
+    def _timeout(self, d: Delivery, channel: str) -> float:
+        ent = self.store.get("enterprise", "", d.enterprise) or {}
+        t = ((ent.get("policy") or {}).get("timeouts") or {}).get(channel)
+        return float(t) if t else self.timeouts.get(channel, 30.0)
+
+    async def _run(self, did: str) -> None:
+        try:
+            await self._chain(did)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must not leave the delivery silently active forever
+            log.exception("delivery %s crashed", did)
+            d = self.store.delivery(did)
+            if d is not None and d.state == "active":
+                self._finish(d, "failed", f"internal error: {type(exc).__name__}")
+
+    async def _chain(self, did: str) -> None:
+        d = self.store.delivery(did)
+        while d is not None and d.state == "active":
+            now = time.time()
+            if d.phase == "ringing":
+                late = self.store.call_phases(d.call_id) & {"answered", "ended"}
+                if late or now - d.event_at > self.ring_timeout:
+                    why = f"call {sorted(late)[0]} before the card arrived" if late else "ring timeout passed"
+                    self._finish(d, "dropped", why)
+                    return
+            if self.store.opted_out(d.enterprise, d.recipient):
+                self._finish(d, "blocked", "opted out")
+                return
+            att = self.store.attempt(d.id, d.step)
+            if att is None:
+                if d.step >= len(d.chain):
+                    self._finish(d, "failed", "every channel failed")
+                    return
+                if d.step == 0 and not await self._rules_pass(d, now):
+                    return
+                await self._attempt(d, d.chain[d.step])
+            elif att.state == "sending":  # crashed between the row and the submit's answer
+                self.store.update_attempt(
+                    att.id, state="unknown", detail="interrupted while handing over; not resent"
+                )
+            elif att.state in WAITING:
+                if now >= att.deadline:
+                    self.store.update_attempt(
+                        att.id,
+                        state="timeout",
+                        done=now,
+                        detail=f"no receipt within {att.deadline - att.started:.1f}s",
+                    )
+                    await self.meter.refund(f"att:{att.id}")
+                    d.step += 1
+                    self.store.update_delivery(d.id, step=d.step)
+                else:
+                    ev = self._wake.setdefault(d.id, asyncio.Event())
+                    ev.clear()
+                    self._evaluate(att.id)  # a receipt may have come before the ids were stored
+                    if self.store.attempt_by_id(att.id).state in WAITING:  # type: ignore[union-attr]
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(ev.wait(), max(0.0, att.deadline - time.time()))
+            elif att.state == "delivered":
+                self._finish(d, "delivered", "", att.channel)
+                return
+            elif att.state == "refused":
+                return
+            else:  # failed / timeout / error / skipped: next channel
+                d.step += 1
+                self.store.update_delivery(d.id, step=d.step)
+            d = self.store.delivery(did)
+
+    async def _rules_pass(self, d: Delivery, now: float) -> bool:
+        ent = self.store.get("enterprise", "", d.enterprise) or {}
+        policy = ent.get("policy") or {}
+        if d.kind == "ad" and rules.in_quiet_hours(policy, now):
+            self._finish(d, "blocked", "quiet hours for advertising cards")
+            return False
+        cap = rules.cap_of(policy, d.phase)
+        if cap is not None and not await self.meter.counters.cap(
+            f"{d.enterprise}|{d.recipient}|{d.phase}", cap[0], cap[1], d.id, now
+        ):
+            self._finish(d, "blocked", f"frequency cap: {cap[0]} per {cap[1]:g}s")
+            return False
+        return True
+
+    def _message(self, d: Delivery) -> Message:
+        msg = self._rendered.get(d.id)
+        if msg is not None:
+            return msg
+        template = self.templates.get(d.template)
+        data = _deep_merge({}, d.data["card_data"])
+        staff_id = d.data.get("staff")
+        if staff_id:  # the line's staff member: only what this template's data has room for
+            staff = self.store.get("staff", d.enterprise, staff_id)
+            props = template.schema.get("properties") or {}
+            open_ = template.schema.get("additionalProperties", True) is not False
+            if staff:
+                data = _deep_merge(
+                    data, {k: v for k, v in (staff.get("data") or {}).items() if open_ or k in props}
+                )
+        fields = {
+            "caller": d.data["caller"],
+            "callee": d.data["callee"],
+            "line": national(d.line),
+            "recipient": national(d.recipient),
+            "time": d.data["time"],
+        }
+        for name, src in d.data.get("call_fields", {}).items():
+            data[name] = (
+                fields[src]
+                if src != "time"
+                else time.strftime("%Y-%m-%d %H:%M", time.gmtime(fields["time"] + 8 * 3600))
+            )
+            if src in ("caller", "callee"):
+                data[name] = national(data[name])
+        msg = template.render(data)
+        ent = self.store.get("enterprise", "", d.enterprise) or {}
+        if d.data.get("verified"):  # a verified number speaks with the enterprise's brand
+            msg.brand = Brand(
+                ent.get("signature") or msg.brand.signature,
+                ent.get("brand_name") or ent.get("name") or msg.brand.name,
+                ent.get("color") or msg.brand.color,
+                msg.brand.logo,
+            )
+        else:  # unverified: the bare number, never a brand the operator has not checked
+            num = national(d.line)
+            msg.brand = replace(msg.brand, signature=num, name=num)
+        self._rendered[d.id] = msg
+        return msg
+
+    async def _attempt(self, d: Delivery, channel: str) -> None:
+        impl = self.channels.get(channel)
+        now = time.time()
+        reason = ""
+        if impl is None:
+            reason = f"channel {channel} not configured"
+        elif channel == "rcs" and self.capability is not None and not await self.capability(d.recipient):
+            reason = "the phone cannot show 5G messages"
+        if reason:
+            att = self.store.add_attempt(d.id, d.step, channel, 0, 0, now)
+            self.store.update_attempt(att.id, state="skipped", done=now, detail=reason)
+            return
+        try:
+            msg = self._message(d)
+            legacy = degrade(msg, channel if channel in LEGACY else "sms")  # rcs: its SMS fallback
+        except RenderError as exc:
+            self._finish(d, "failed", f"render: {exc}")
+            return
+        segments = len(legacy.segments) if channel in LEGACY else 1
+        ent = self.store.get("enterprise", "", d.enterprise) or {}
+        with self.store.tx():
+            att = self.store.add_attempt(d.id, d.step, channel, segments, 0, now + self._timeout(d, channel))
+        charge = await self.meter.charge(f"att:{att.id}", d.enterprise, d.line, channel, segments, now)
+        if not charge.ok:
+            self.store.update_attempt(att.id, state="refused", done=now, detail=charge.reason)
+            self._finish(d, "blocked", f"quota: {charge.reason}")
+            return
+        self.store.update_attempt(att.id, units=charge.units + charge.overage)
+        handed = await impl.send(
+            Outgoing(
+                d.id,
+                channel,
+                d.line,
+                d.recipient,
+                msg,
+                legacy,  # type: ignore[union-attr]
+                ent.get("chatbot", ""),
+            )
+        )
+        self.handed += 1
+        with self.store.tx():
+            self.store.add_message_ids(att.id, list(handed.message_ids))
+            if handed.ok:
+                self.store.update_attempt(att.id, state="submitted", detail=",".join(handed.message_ids))
+            else:
+                self.store.update_attempt(att.id, state="error", done=time.time(), detail=handed.detail)
+        if not handed.ok:
+            await self.meter.refund(f"att:{att.id}")
+        self._evaluate(att.id)
+
+    # -- receipts and replies ------------------------------------------------------------------
+    def _evaluate(self, attempt_id: int) -> None:
+        att = self.store.attempt_by_id(attempt_id)
+        if att is None or att.state not in WAITING:
+            return
+        total, stats = self.store.receipts_of(attempt_id)
+        if total == 0:
+            return
+        failed = [s for s in stats if s != "DELIVRD"]
+        now = time.time()
+        if failed:
+            self.store.update_attempt(attempt_id, state="failed", done=now, detail=f"receipt {failed[0]}")
+            asyncio.get_running_loop().create_task(self.meter.refund(f"att:{attempt_id}"))
+        elif len(stats) == total:
+            self.store.update_attempt(attempt_id, state="delivered", done=now, detail="receipt DELIVRD")
+        else:
+            return
+        self._poke(att.delivery)
+
+    def on_receipt(self, message_id: str, stat: str) -> None:
+        with self.store.tx():
+            self.store.receipt(message_id, stat)
+            attempt = self.store.attempt_of_message(message_id)
+            if attempt is not None:
+                self._evaluate(attempt)
+
+    def on_reply(self, sender: str, line: str, text: str, channel: str) -> bool:
+        """A person's reply on any channel; True if it was an opt-out (stored before returning)."""
+        if not rules.is_opt_out(text):
+            return False
+        try:
+            who, number = normalize_number(sender), normalize_number(line)
+        except NumberError:
+            return False
+        hit = self.store.find("line", number)
+        if hit is None:
+            return False
+        self.store.opt_out(hit[0], who, channel, text)
+        return True
+
+    async def on_deliver(self, sm: ShortMessage) -> None:
+        """deliver_sm from the SMSC: a receipt, or a mobile-originated reply."""
+        r = parse_receipt(sm)
+        if r is not None:
+            if r.final:
+                self.on_receipt(r.message_id, r.stat)
+            return
+        self.on_reply(sm.source, sm.destination, sm.text(), "sms")
+
+
+def _weighted(cards: list[dict[str, Any]], call_id: str) -> dict[str, Any]:
+    """A card by weight, stable per call id (a retried event picks the same card)."""
+    total = sum(int(c.get("weight", 1)) for c in cards)
+    if total <= 0:
+        return cards[0]
+    x = zlib.crc32(call_id.encode()) % total
+    for c in cards:
+        x -= int(c.get("weight", 1))
+        if x < 0:
+            return c
+    return cards[-1]
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

@@ -1,0 +1,343 @@
+"""A gateway simulator: an SMSC speaking SMPP 3.4 on a TCP port, with a small HTTP control API.
+
+Tests, the benchmark and the studio drive it: it accepts binds and submits, sends delivery
+receipts (deliver_sm, esm_class 0x04) after a delay, and fails, delays, rejects or drops on
+command (rules, first match wins). It counts what it received per destination so a run can
+check that nothing was sent twice or lost. Receipts for an ESME that is not bound are kept
+and sent when it binds again, as a store-and-forward SMSC does.
+
+Run alone: `python -m mingpian.delivery.gatewaysim --smpp-port 2775 --http-port 8775`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from . import smpp
+from .smpp import Pdu, ShortMessage
+
+
+def channel_of(sm: ShortMessage) -> str:
+    if smpp.TLV_USSD_SERVICE_OP in sm.tlvs:
+        return "ussd"
+    if sm.data_coding in (0x10, 0x18, 0xF0, 0x14):
+        return "flash"
+    return "sms"
+
+
+@dataclass(slots=True)
+class Rule:
+    action: str = "deliver"  # deliver | fail | drop | reject
+    channel: str = "*"
+    destination: str = "*"
+    delay: float = 0.0
+    stat: str = ""  # receipt stat for fail (UNDELIV by default)
+    status: int = smpp.STATUS_SUBMITFAIL  # command_status for reject
+    times: int | None = None  # apply this many times, then the rule is spent
+
+    def matches(self, channel: str, destination: str) -> bool:
+        return (
+            (self.times is None or self.times > 0)
+            and self.channel in ("*", channel)
+            and self.destination in ("*", destination)
+        )
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Rule:
+        r = cls(
+            **{
+                k: d[k]
+                for k in ("action", "channel", "destination", "delay", "stat", "status", "times")
+                if k in d
+            }
+        )
+        if r.action not in ("deliver", "fail", "drop", "reject"):
+            raise ValueError(f"unknown action {r.action!r}")
+        return r
+
+
+@dataclass(slots=True)
+class _Session:
+    system_id: str
+    writer: asyncio.StreamWriter
+    receives: bool
+    seq: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+
+class GatewaySim:
+    def __init__(self, *, system_id: str = "mingpian", password: str = "secret") -> None:
+        self.accounts = {system_id: password}
+        self.rules: list[Rule] = []
+        self.submits: list[dict[str, Any]] = []
+        self.by_destination: dict[str, int] = {}
+        self.receipts_sent = 0
+        self.mo_sent = 0
+        self.binds = 0
+        self._ids = itertools.count(1)
+        self._sessions: list[_Session] = []
+        self._queued: dict[str, list[tuple[int, bytes]]] = {}  # system_id → undelivered deliver_sm
+        self._server: asyncio.base_events.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.smpp_port = 0
+        self._listeners: list[asyncio.Queue[dict[str, Any]]] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        self._server = await asyncio.start_server(self._client, host, port)
+        self.smpp_port = self._server.sockets[0].getsockname()[1]
+        return self.smpp_port
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for s in list(self._sessions):
+            s.writer.close()
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+
+    def reset(self) -> None:
+        self.rules.clear()
+        self.submits.clear()
+        self.by_destination.clear()
+        self.receipts_sent = 0
+
+    def set_rules(self, rules: list[Rule]) -> None:
+        self.rules = list(rules)
+
+    def kick(self) -> None:
+        """Drop every session (an SMSC restart): clients must reconnect and rebind."""
+        for s in list(self._sessions):
+            s.writer.close()
+
+    def submitted(self, destination: str | None = None, channel: str | None = None) -> list[dict[str, Any]]:
+        return [
+            s
+            for s in self.submits
+            if (destination is None or s["destination"] == destination)
+            and (channel is None or s["channel"] == channel)
+        ]
+
+    def _spawn(self, coro: Any) -> None:
+        t = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
+    # -- SMPP side ---------------------------------------------------------------------------
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session: _Session | None = None
+        try:
+            while True:
+                pdu = await smpp.read_pdu(reader)
+                cmd = pdu.command_id
+                if cmd in smpp.BINDS:
+                    bind = smpp.Bind.decode(pdu.body)
+                    ok = self.accounts.get(bind.system_id) == bind.password
+                    status = smpp.STATUS_OK if ok else smpp.STATUS_BINDFAIL
+                    writer.write(Pdu(cmd | smpp.RESP, status, pdu.seq, smpp.cstr("mpsim")).encode())
+                    if ok:
+                        self.binds += 1
+                        session = _Session(bind.system_id, writer, cmd != smpp.BIND_TRANSMITTER)
+                        self._sessions.append(session)
+                        self._flush(session)
+                elif session is None:
+                    writer.write(
+                        Pdu(
+                            cmd | smpp.RESP if cmd < smpp.RESP else smpp.GENERIC_NACK,
+                            smpp.STATUS_INVBNDSTS,
+                            pdu.seq,
+                        ).encode()
+                    )
+                elif cmd == smpp.SUBMIT_SM:
+                    self._submit(session, pdu)
+                elif cmd == smpp.ENQUIRE_LINK:
+                    writer.write(Pdu(smpp.ENQUIRE_LINK | smpp.RESP, 0, pdu.seq).encode())
+                elif cmd == smpp.UNBIND:
+                    writer.write(Pdu(smpp.UNBIND | smpp.RESP, 0, pdu.seq).encode())
+                    break
+                elif cmd & smpp.RESP:
+                    continue  # deliver_sm_resp / enquire_link_resp
+                else:
+                    writer.write(Pdu(smpp.GENERIC_NACK, smpp.STATUS_INVCMDID, pdu.seq).encode())
+        except (asyncio.IncompleteReadError, ConnectionError, smpp.PduError):
+            pass
+        finally:
+            if session is not None and session in self._sessions:
+                self._sessions.remove(session)
+            writer.close()
+
+    def _rule(self, channel: str, destination: str) -> Rule:
+        for r in self.rules:
+            if r.matches(channel, destination):
+                if r.times is not None:
+                    r.times -= 1
+                return r
+        return Rule()
+
+    def _submit(self, session: _Session, pdu: Pdu) -> None:
+        try:
+            sm = ShortMessage.decode(pdu.body)
+        except smpp.PduError:
+            session.writer.write(Pdu(smpp.SUBMIT_SM | smpp.RESP, smpp.STATUS_INVMSGLEN, pdu.seq).encode())
+            return
+        channel = channel_of(sm)
+        rule = self._rule(channel, sm.destination)
+        if rule.action == "reject":
+            session.writer.write(Pdu(smpp.SUBMIT_SM | smpp.RESP, rule.status, pdu.seq, b"\0").encode())
+            return
+        mid = f"{next(self._ids):08X}"
+        session.writer.write(Pdu(smpp.SUBMIT_SM | smpp.RESP, 0, pdu.seq, smpp.cstr(mid)).encode())
+        udh = sm.udh
+        rec = {
+            "message_id": mid,
+            "channel": channel,
+            "source": sm.source,
+            "destination": sm.destination,
+            "text": sm.text(),
+            "data_coding": sm.data_coding,
+            "esm_class": sm.esm_class,
+            "registered_delivery": sm.registered_delivery,
+            "udh": udh.hex().upper(),
+            "ussd_service_op": sm.tlvs[smpp.TLV_USSD_SERVICE_OP][0]
+            if smpp.TLV_USSD_SERVICE_OP in sm.tlvs
+            else None,
+            "at": time.time(),
+            "action": rule.action,
+        }
+        self.submits.append(rec)
+        self.by_destination[sm.destination] = self.by_destination.get(sm.destination, 0) + 1
+        for q in self._listeners:
+            q.put_nowait(rec)
+        if sm.registered_delivery & 0x03 and rule.action != "drop":
+            stat = "DELIVRD" if rule.action == "deliver" else (rule.stat or "UNDELIV")
+            if rule.delay > 0:
+                self._spawn(self._receipt_later(session.system_id, sm, mid, stat, rule.delay))
+            else:
+                self._receipt(session.system_id, sm, mid, stat)
+
+    async def _receipt_later(
+        self, system_id: str, sm: ShortMessage, mid: str, stat: str, delay: float
+    ) -> None:
+        await asyncio.sleep(delay)
+        self._receipt(system_id, sm, mid, stat)
+
+    def _receipt(self, system_id: str, sm: ShortMessage, mid: str, stat: str) -> None:
+        now = time.strftime("%y%m%d%H%M")
+        state = {v: k for k, v in smpp.MESSAGE_STATES.items()}[stat]
+        dsm = ShortMessage(
+            sm.destination,
+            sm.source,
+            smpp.receipt_text(mid, stat, now, now),
+            esm_class=smpp.ESM_RECEIPT,
+            tlvs={smpp.TLV_RECEIPTED_MESSAGE_ID: smpp.cstr(mid), smpp.TLV_MESSAGE_STATE: bytes((state,))},
+        )
+        self.receipts_sent += 1
+        self._deliver(system_id, dsm.encode())
+
+    def send_mo(self, source: str, destination: str, text: str) -> None:
+        """A subscriber's reply (mobile-originated), e.g. "TD" or "1"."""
+        if all(ord(c) < 128 for c in text):
+            sm = ShortMessage(source, destination, smpp.text_to_septets(text), 0x00)
+        else:
+            sm = ShortMessage(source, destination, text.encode("utf-16-be"), 0x08)
+        self.mo_sent += 1
+        for system_id in self.accounts:
+            self._deliver(system_id, sm.encode())
+
+    def _deliver(self, system_id: str, body: bytes) -> None:
+        for s in self._sessions:
+            if s.system_id == system_id and s.receives and not s.writer.is_closing():
+                s.writer.write(Pdu(smpp.DELIVER_SM, 0, next(s.seq), body).encode())
+                return
+        self._queued.setdefault(system_id, []).append((0, body))
+
+    def _flush(self, session: _Session) -> None:
+        if not session.receives:
+            return
+        for _, body in self._queued.pop(session.system_id, []):
+            session.writer.write(Pdu(smpp.DELIVER_SM, 0, next(session.seq), body).encode())
+
+    # -- HTTP control API ----------------------------------------------------------------------
+    def control_app(self) -> web.Application:
+        app = web.Application()
+
+        async def get_submits(request: web.Request) -> web.Response:
+            dest = request.query.get("destination")
+            return web.json_response(
+                {
+                    "submits": self.submitted(dest),
+                    "byDestination": self.by_destination,
+                    "receiptsSent": self.receipts_sent,
+                    "binds": self.binds,
+                }
+            )
+
+        async def post_rules(request: web.Request) -> web.Response:
+            try:
+                body = await request.json()
+                rules = [Rule.from_json(r) for r in body.get("rules", [])]
+            except (ValueError, TypeError, AttributeError) as exc:
+                return web.json_response({"error": "invalid_rules", "message": str(exc)}, status=400)
+            self.set_rules(rules)
+            return web.json_response({"rules": len(rules)})
+
+        async def post_reset(request: web.Request) -> web.Response:
+            self.reset()
+            return web.json_response({"reset": True})
+
+        async def post_mo(request: web.Request) -> web.Response:
+            try:
+                body = await request.json()
+                self.send_mo(str(body["from"]), str(body["to"]), str(body["text"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                return web.json_response({"error": "invalid_mo", "message": str(exc)}, status=400)
+            return web.json_response({"sent": True})
+
+        app.router.add_get("/control/submits", get_submits)
+        app.router.add_post("/control/rules", post_rules)
+        app.router.add_post("/control/reset", post_reset)
+        app.router.add_post("/control/mo", post_mo)
+        return app
+
+
+async def _main(args: argparse.Namespace) -> None:
+    sim = GatewaySim(system_id=args.system_id, password=args.password)
+    port = await sim.start(args.host, args.smpp_port)
+    runner = web.AppRunner(sim.control_app())
+    await runner.setup()
+    await web.TCPSite(runner, args.host, args.http_port).start()
+    print(
+        f"gateway simulator: SMPP on {args.host}:{port}, control on http://{args.host}:{args.http_port}",
+        flush=True,
+    )
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+        await sim.stop()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--smpp-port", type=int, default=2775)
+    p.add_argument("--http-port", type=int, default=8775)
+    p.add_argument("--system-id", default="mingpian")
+    p.add_argument("--password", default="secret")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_main(p.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

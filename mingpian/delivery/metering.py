@@ -1,0 +1,358 @@
+"""Packages, pools and the counters that must be atomic: quota consumption, frequency caps and
+call-event dedupe, with a SQLite and a Redis implementation behind one interface.
+
+Consumption happens when a message is handed to the gateway (so two concurrent calls can never
+both take the last unit) and is refunded when that attempt fails or times out: what remains
+charged is exactly what was delivered. Every charge is keyed by its attempt, so a retried
+charge or a redelivered receipt never charges twice.
+
+- SQLite: one `BEGIN IMMEDIATE` transaction per consumption; atomic across processes sharing
+  the file too.
+- Redis: a Lua script checks and takes units from the first package with room, in one step on
+  the server, so several server processes on one Redis never overspend a shared pool.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from .store import DeliveryStore
+
+DEFAULT_UNITS = {"rcs": 1, "ussd": 1, "flash": 1, "sms": 1}  # SMS: per segment
+CN = timedelta(hours=8)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS package_usage (package TEXT PRIMARY KEY, used INTEGER NOT NULL DEFAULT 0,
+    overage INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS charges (key TEXT PRIMARY KEY, enterprise TEXT NOT NULL, package TEXT,
+    line TEXT NOT NULL, channel TEXT NOT NULL, units INTEGER NOT NULL, overage INTEGER NOT NULL,
+    cost REAL NOT NULL, day TEXT NOT NULL, at REAL NOT NULL, refunded INTEGER NOT NULL DEFAULT 0)
+    WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS caps (key TEXT NOT NULL, at REAL NOT NULL, member TEXT NOT NULL,
+    PRIMARY KEY (key, member)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dedupe (key TEXT PRIMARY KEY, until REAL NOT NULL) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Package:
+    id: str
+    enterprise: str
+    units: int
+    policy: str  # stop | overage
+    unit_price: float  # package price / units: what a unit inside the package costs
+    overage_price: float
+
+    @classmethod
+    def from_json(cls, enterprise: str, d: dict[str, Any]) -> Package:
+        units = int(d["units"])
+        return cls(
+            d["id"],
+            enterprise,
+            units,
+            d.get("policy", "stop"),
+            float(d.get("price", 0.0)) / units if units else 0.0,
+            float(d.get("overage_price", 0.0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    ok: bool
+    package: str | None = None
+    units: int = 0
+    overage: int = 0
+    cost: float = 0.0
+    reason: str = ""
+    repeated: bool = False
+
+
+def day_of(t: float) -> str:
+    return (datetime.fromtimestamp(t, UTC) + CN).strftime("%Y-%m-%d")
+
+
+def applicable(store: DeliveryStore, enterprise: str, line: str, now: float) -> tuple[list[Package], bool]:
+    """The packages that may pay for a message from `line`, in spending order (the line's own
+    packages, then pools), and whether the enterprise is metered at all (has any package)."""
+    docs = store.list("package", enterprise)
+    valid = [
+        d
+        for d in docs
+        if d["valid_from"] <= now < d["valid_to"] and (not d.get("lines") or line in d["lines"])
+    ]
+    valid.sort(key=lambda d: (d.get("kind", "pool") != "line", d["valid_to"], d["id"]))
+    return [Package.from_json(enterprise, d) for d in valid], bool(docs)
+
+
+def units_for(package_doc: dict[str, Any] | None, channel: str, segments: int) -> int:
+    per = (package_doc or {}).get("unit_cost", {}).get(channel, DEFAULT_UNITS.get(channel, 1))
+    return per * (segments if channel in ("sms", "flash") else 1)
+
+
+class Counters(Protocol):
+    name: str
+
+    async def first(self, key: str, ttl: float) -> bool: ...
+    async def cap(self, key: str, limit: int, window: float, member: str, now: float) -> bool: ...
+    async def consume(self, key: str, packages: list[Package], units: int) -> Charge: ...
+    async def refund(self, key: str) -> bool: ...
+    async def usage(self, package: str) -> tuple[int, int]: ...
+    async def close(self) -> None: ...
+
+
+class SqliteCounters:
+    name = "sqlite"
+
+    def __init__(self, store: DeliveryStore) -> None:
+        self.store = store
+        store.db.executescript(SCHEMA)
+
+    async def first(self, key: str, ttl: float) -> bool:
+        now = time.time()
+        with self.store.tx() as db:
+            db.execute("DELETE FROM dedupe WHERE key=? AND until < ?", (key, now))
+            return db.execute("INSERT OR IGNORE INTO dedupe VALUES (?,?)", (key, now + ttl)).rowcount > 0
+
+    async def cap(self, key: str, limit: int, window: float, member: str, now: float) -> bool:
+        with self.store.tx() as db:
+            db.execute("DELETE FROM caps WHERE key=? AND at <= ?", (key, now - window))
+            if db.execute("SELECT 1 FROM caps WHERE key=? AND member=?", (key, member)).fetchone():
+                return True
+            (n,) = db.execute("SELECT count(*) FROM caps WHERE key=?", (key,)).fetchone()
+            if n >= limit:
+                return False
+            db.execute("INSERT INTO caps VALUES (?,?,?)", (key, now, member))
+            return True
+
+    async def consume(self, key: str, packages: list[Package], units: int) -> Charge:
+        with self.store.tx() as db:
+            row = db.execute(
+                "SELECT package, units, overage, refunded FROM charges WHERE key=?", (key,)
+            ).fetchone()
+            if row and not row[3]:
+                return Charge(True, row[0], row[1], row[2], repeated=True)
+            for p in packages:
+                db.execute("INSERT OR IGNORE INTO package_usage (package) VALUES (?)", (_pk(p),))
+                (used,) = db.execute("SELECT used FROM package_usage WHERE package=?", (_pk(p),)).fetchone()
+                if used + units <= p.units:
+                    db.execute("UPDATE package_usage SET used = used + ? WHERE package=?", (units, _pk(p)))
+                    return Charge(True, p.id, units, 0, units * p.unit_price)
+            for p in packages:
+                if p.policy == "overage":
+                    db.execute(
+                        "UPDATE package_usage SET overage = overage + ? WHERE package=?", (units, _pk(p))
+                    )
+                    return Charge(True, p.id, 0, units, units * p.overage_price)
+        return Charge(False, reason="package used up" if packages else "no valid package for this line")
+
+    async def refund(self, key: str) -> bool:
+        with self.store.tx() as db:
+            row = db.execute(
+                "SELECT enterprise, package, units, overage, refunded FROM charges WHERE key=?", (key,)
+            ).fetchone()
+            if not row or row[4]:
+                return False
+            if row[1] is not None:
+                db.execute(
+                    "UPDATE package_usage SET used = used - ?, overage = overage - ? WHERE package=?",
+                    (row[2], row[3], f"{row[0]}/{row[1]}"),
+                )
+            db.execute("UPDATE charges SET refunded = 1 WHERE key=?", (key,))
+            return True
+
+    async def usage(self, package: str) -> tuple[int, int]:
+        row = self.store.db.execute(
+            "SELECT used, overage FROM package_usage WHERE package=?", (package,)
+        ).fetchone()
+        return (row[0], row[1]) if row else (0, 0)
+
+    async def close(self) -> None:
+        pass
+
+
+def _pk(p: Package) -> str:
+    return f"{p.enterprise}/{p.id}"
+
+
+_CONSUME = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'consumed' then
+  return {1, redis.call('HGET', KEYS[1], 'idx'), redis.call('HGET', KEYS[1], 'units'),
+          redis.call('HGET', KEYS[1], 'over'), 1}
+end
+local units = tonumber(ARGV[1])
+local n = #KEYS - 1
+for i = 1, n do
+  local used = tonumber(redis.call('HGET', KEYS[i + 1], 'used') or '0')
+  if used + units <= tonumber(ARGV[2 * i]) then
+    redis.call('HINCRBY', KEYS[i + 1], 'used', units)
+    redis.call('HSET', KEYS[1], 'state', 'consumed', 'idx', i, 'pkg', KEYS[i + 1], 'units', units, 'over', 0)
+    redis.call('EXPIRE', KEYS[1], 2592000)
+    return {1, i, units, 0, 0}
+  end
+end
+for i = 1, n do
+  if ARGV[2 * i + 1] == 'overage' then
+    redis.call('HINCRBY', KEYS[i + 1], 'overage', units)
+    redis.call('HSET', KEYS[1], 'state', 'consumed', 'idx', i, 'pkg', KEYS[i + 1], 'units', 0, 'over', units)
+    redis.call('EXPIRE', KEYS[1], 2592000)
+    return {1, i, 0, units, 0}
+  end
+end
+return {0, 0, 0, 0, 0}
+"""
+_REFUND = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'consumed' then return 0 end
+local pkg = redis.call('HGET', KEYS[1], 'pkg')
+redis.call('HINCRBY', pkg, 'used', -tonumber(redis.call('HGET', KEYS[1], 'units')))
+redis.call('HINCRBY', pkg, 'overage', -tonumber(redis.call('HGET', KEYS[1], 'over')))
+redis.call('HSET', KEYS[1], 'state', 'refunded')
+return 1
+"""
+_CAP = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+if redis.call('ZSCORE', KEYS[1], ARGV[4]) then return 1 end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2]) * 1000))
+return 1
+"""
+
+
+class RedisCounters:
+    """The scale-out counters: shared by every server process on one Redis."""
+
+    name = "redis"
+
+    def __init__(self, url: str, prefix: str = "mp:dl:") -> None:
+        from redis import asyncio as aioredis
+
+        self.r = aioredis.from_url(url, decode_responses=True)
+        self.prefix = prefix
+        self._consume = self.r.register_script(_CONSUME)
+        self._refund = self.r.register_script(_REFUND)
+        self._cap = self.r.register_script(_CAP)
+
+    async def first(self, key: str, ttl: float) -> bool:
+        return bool(await self.r.set(self.prefix + "dd:" + key, "1", nx=True, px=int(ttl * 1000)))
+
+    async def cap(self, key: str, limit: int, window: float, member: str, now: float) -> bool:
+        return bool(await self._cap(keys=[self.prefix + "cap:" + key], args=[now, window, limit, member]))
+
+    async def consume(self, key: str, packages: list[Package], units: int) -> Charge:
+        keys = [self.prefix + "ch:" + key] + [self.prefix + "pkg:" + _pk(p) for p in packages]
+        args: list[Any] = [units]
+        for p in packages:
+            args += [p.units, p.policy]
+        ok, idx, taken, over, repeated = await self._consume(keys=keys, args=args)
+        if not int(ok):
+            return Charge(False, reason="package used up" if packages else "no valid package for this line")
+        p = packages[int(idx) - 1] if packages and 0 < int(idx) <= len(packages) else None
+        taken, over = int(taken), int(over)
+        cost = (taken * p.unit_price + over * p.overage_price) if p else 0.0
+        return Charge(True, p.id if p else None, taken, over, cost, repeated=bool(int(repeated)))
+
+    async def refund(self, key: str) -> bool:
+        return bool(await self._refund(keys=[self.prefix + "ch:" + key]))
+
+    async def usage(self, package: str) -> tuple[int, int]:
+        h = await self.r.hgetall(self.prefix + "pkg:" + package)
+        return int(h.get("used", 0)), int(h.get("overage", 0))
+
+    async def close(self) -> None:
+        await self.r.aclose()
+
+
+class Meter:
+    """Charges and refunds per attempt, with the ledger (for reports) in the local SQLite."""
+
+    def __init__(self, store: DeliveryStore, counters: Counters) -> None:
+        self.store = store
+        self.counters = counters
+        store.db.executescript(SCHEMA)
+
+    async def charge(
+        self, key: str, enterprise: str, line: str, channel: str, segments: int, now: float
+    ) -> Charge:
+        packages, metered = applicable(self.store, enterprise, line, now)
+        if not metered:  # an enterprise without packages is not metered (e.g. a trial)
+            return Charge(True, reason="unmetered")
+        doc = self.store.get("package", enterprise, packages[0].id) if packages else None
+        units = units_for(doc, channel, segments)
+        charge = await self.counters.consume(key, packages, units)
+        if charge.ok and not charge.repeated:
+            self.store.db.execute(
+                "INSERT OR REPLACE INTO charges VALUES (?,?,?,?,?,?,?,?,?,?,0)",
+                (
+                    key,
+                    enterprise,
+                    charge.package,
+                    line,
+                    channel,
+                    charge.units,
+                    charge.overage,
+                    charge.cost,
+                    day_of(now),
+                    now,
+                ),
+            )
+        return charge
+
+    async def refund(self, key: str) -> bool:
+        done = await self.counters.refund(key)
+        if self.counters.name != "sqlite":  # SqliteCounters flags the ledger row itself
+            self.store.db.execute("UPDATE charges SET refunded = 1 WHERE key=?", (key,))
+        return done
+
+    async def balances(self, enterprise: str) -> list[dict[str, Any]]:
+        out = []
+        for d in self.store.list("package", enterprise):
+            used, over = await self.counters.usage(f"{enterprise}/{d['id']}")
+            out.append(
+                {
+                    "id": d["id"],
+                    "kind": d.get("kind", "pool"),
+                    "units": d["units"],
+                    "used": used,
+                    "remaining": max(0, d["units"] - used),
+                    "overage": over,
+                    "policy": d.get("policy", "stop"),
+                    "valid_from": d["valid_from"],
+                    "valid_to": d["valid_to"],
+                }
+            )
+        return out
+
+    def usage(self, enterprise: str, by: tuple[str, ...]) -> list[dict[str, Any]]:
+        cols = [c for c in by if c in ("day", "line", "channel", "package")] or ["day"]
+        sel = ", ".join(cols)
+        rows = self.store.db.execute(
+            f"SELECT {sel}, count(*), sum(units), sum(overage), round(sum(cost), 4) FROM charges "
+            f"WHERE enterprise=? AND refunded=0 GROUP BY {sel} ORDER BY {sel}",
+            (enterprise,),
+        )
+        return [
+            {
+                **dict(zip(cols, r[: len(cols)], strict=True)),
+                "messages": r[len(cols)],
+                "units": r[len(cols) + 1],
+                "overage_units": r[len(cols) + 2],
+                "cost": r[len(cols) + 3],
+            }
+            for r in rows
+        ]
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\r\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()

@@ -1,0 +1,217 @@
+"""The delivery domain: enterprises, lines, staff members, cards per call phase, packages.
+
+Resources are stored as validated JSON documents (one JSON Schema each, below), so the API,
+the YAML seed and the dispatcher read one shape. Numbers are normalised to E.164 on the way
+in, so "138 0013 8000", "+86 13800138000" and "8613800138000" are one line.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+PHASES = ("ringing", "answered", "ended")
+CHANNELS = ("rcs", "ussd", "flash", "sms")
+DEFAULT_CHAIN = ["rcs", "ussd", "flash", "sms"]
+OPT_OUT_WORDS = frozenset({"TD", "T", "退订", "N", "QXDY"})  # replies that unsubscribe
+
+_PUNCT = re.compile(r"[\s\-().]")
+
+
+class NumberError(ValueError):
+    pass
+
+
+def normalize_number(raw: str, country: str = "86") -> str:
+    """E.164 (`+8613800138000`) for mobile, fixed and 400/800 numbers; service short codes
+    (95xxx, 10086, 12345) have no E.164 form and stay as dialled digits."""
+    s = _PUNCT.sub("", str(raw))
+    if s.startswith("00"):
+        s = "+" + s[2:]
+    if s.startswith("+"):
+        digits = s[1:]
+        if not digits.isdigit() or not 7 <= len(digits) <= 15:
+            raise NumberError(f"{raw!r} is not an E.164 number")
+        return "+" + digits
+    if not s.isdigit():
+        raise NumberError(f"{raw!r} is not a phone number")
+    if country == "86":
+        if len(s) == 13 and s.startswith("861"):
+            return "+" + s
+        if len(s) == 11 and s[0] == "1":
+            return "+86" + s
+        if len(s) == 10 and s[:3] in ("400", "800"):
+            return "+86" + s
+        if s.startswith("0") and 10 <= len(s) <= 12:  # 010-12345678, 0571-88888888
+            return "+86" + s[1:]
+        if 3 <= len(s) <= 6:  # 95555, 10086, 12345: service short codes
+            return s
+        raise NumberError(f"{raw!r} is not a Chinese mobile, fixed, 400/800 or service number")
+    if 7 <= len(s) <= 15:
+        return "+" + country + s.lstrip("0")
+    raise NumberError(f"{raw!r} is not a phone number")
+
+
+def national(number: str) -> str:
+    """What a Chinese SMSC expects as an address: the number without +86."""
+    return number[3:] if number.startswith("+86") else number.lstrip("+")
+
+
+_COLOR = {"type": "string", "pattern": "^#[0-9A-Fa-f]{6}$"}
+_ID = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"}
+_TIMEOUTS = {
+    "type": "object",
+    "propertyNames": {"enum": list(CHANNELS)},
+    "additionalProperties": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
+}
+_HHMM = {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"}
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "enterprise": {
+        "type": "object",
+        "required": ["id", "name", "signature"],
+        "additionalProperties": False,
+        "properties": {
+            "id": _ID,
+            "name": {"type": "string", "minLength": 1, "maxLength": 100},
+            "signature": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 20,
+                "description": "sender signature without brackets, e.g. 顺丰速运",
+            },
+            "brand_name": {"type": "string", "maxLength": 100},
+            "color": _COLOR,
+            "logo": {"type": "string", "maxLength": 1000},
+            "chatbot": {"type": "string", "maxLength": 200, "description": "MaaP chatbot id for rcs"},
+            "policy": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "chain": {
+                        "type": "array",
+                        "items": {"enum": list(CHANNELS)},
+                        "minItems": 1,
+                        "uniqueItems": True,
+                    },
+                    "timeouts": _TIMEOUTS,
+                    "caps": {
+                        "type": "object",
+                        "propertyNames": {"enum": list(PHASES)},
+                        "additionalProperties": {
+                            "type": "object",
+                            "required": ["max", "window"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "max": {"type": "integer", "minimum": 0},
+                                "window": {"type": "number", "exclusiveMinimum": 0},
+                            },
+                        },
+                    },
+                    "quiet_hours": {
+                        "type": "object",
+                        "required": ["start", "end"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "start": _HHMM,
+                            "end": _HHMM,
+                            "utc_offset": {"type": "number", "minimum": -14, "maximum": 14},
+                        },
+                    },
+                },
+            },
+        },
+    },
+    "line": {
+        "type": "object",
+        "required": ["number"],
+        "additionalProperties": False,
+        "properties": {
+            "number": {"type": "string", "minLength": 3, "maxLength": 32},
+            "kind": {"enum": ["mobile", "hotline", "fixed", "short"]},
+            "group": {"type": "string", "maxLength": 64},
+            "staff": {"type": "string", "maxLength": 64},
+            "label": {"type": "string", "maxLength": 100},
+            "ad": {"type": "boolean", "description": "an advertising line: rotates cards by weight"},
+        },
+    },
+    "staff": {
+        "type": "object",
+        "required": ["id", "name"],
+        "additionalProperties": False,
+        "properties": {
+            "id": _ID,
+            "name": {"type": "string", "minLength": 1, "maxLength": 64},
+            "data": {"type": "object", "description": "merged into the card data for this member's line"},
+        },
+    },
+    "card": {
+        "type": "object",
+        "required": ["id", "phase", "template"],
+        "additionalProperties": False,
+        "properties": {
+            "id": _ID,
+            "phase": {"enum": list(PHASES)},
+            "template": {"type": "string", "minLength": 1, "maxLength": 100},
+            "line": {"type": "string", "maxLength": 32, "description": "a line number; else group; else all"},
+            "group": {"type": "string", "maxLength": 64},
+            "data": {"type": "object"},
+            "call_fields": {
+                "type": "object",
+                "additionalProperties": {"enum": ["caller", "callee", "line", "recipient", "time"]},
+                "description": "template field ← call field",
+            },
+            "kind": {"enum": ["identity", "ad"]},
+            "weight": {"type": "integer", "minimum": 0, "maximum": 1000},
+        },
+    },
+    "package": {
+        "type": "object",
+        "required": ["id", "units", "valid_from", "valid_to"],
+        "additionalProperties": False,
+        "properties": {
+            "id": _ID,
+            "kind": {"enum": ["line", "pool"]},
+            "lines": {
+                "type": "array",
+                "items": {"type": "string", "maxLength": 32},
+                "maxItems": 10000,
+                "description": "numbers covered; empty = every line of the enterprise",
+            },
+            "units": {"type": "integer", "minimum": 0},
+            "price": {"type": "number", "minimum": 0, "description": "package price (元)"},
+            "valid_from": {"type": "number", "description": "Unix time"},
+            "valid_to": {"type": "number", "description": "Unix time"},
+            "policy": {"enum": ["stop", "overage"]},
+            "overage_price": {
+                "type": "number",
+                "minimum": 0,
+                "description": "元 per unit beyond the package",
+            },
+            "unit_cost": {
+                "type": "object",
+                "propertyNames": {"enum": list(CHANNELS)},
+                "additionalProperties": {"type": "integer", "minimum": 0, "maximum": 100},
+                "description": "units per delivered message (SMS: per segment)",
+            },
+        },
+    },
+    "call": {
+        "type": "object",
+        "required": ["call_id", "caller", "callee", "phase"],
+        "additionalProperties": False,
+        "properties": {
+            "call_id": {"type": "string", "minLength": 1, "maxLength": 128},
+            "caller": {"type": "string", "minLength": 3, "maxLength": 32},
+            "callee": {"type": "string", "minLength": 3, "maxLength": 32},
+            "phase": {"enum": list(PHASES)},
+            "time": {"type": "number", "description": "Unix time of the event (default: now)"},
+        },
+    },
+    "verify": {
+        "type": "object",
+        "required": ["verified"],
+        "additionalProperties": False,
+        "properties": {"verified": {"type": "boolean"}, "note": {"type": "string", "maxLength": 500}},
+    },
+}

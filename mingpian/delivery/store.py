@@ -1,0 +1,413 @@
+"""Durable state of the delivery domain in SQLite (WAL): resources, audit log, API keys, call
+events, deliveries and their attempts, receipts, opt-outs, and the metering ledger.
+
+One server process owns one database file. What must be atomic ACROSS processes (call-event
+dedupe, quota consumption, frequency caps) goes through `Counters` (metering.py), which has a
+SQLite and a Redis implementation. Calls are synchronous: each is one short statement or
+transaction on a local file, cheaper than a thread hop.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (kind TEXT NOT NULL, enterprise TEXT NOT NULL, id TEXT NOT NULL,
+    body TEXT NOT NULL, PRIMARY KEY (kind, enterprise, id));
+CREATE INDEX IF NOT EXISTS objects_by_id ON objects (kind, id);
+CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, at REAL NOT NULL, actor TEXT NOT NULL,
+    enterprise TEXT NOT NULL, target TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS api_keys (hash TEXT PRIMARY KEY, enterprise TEXT, label TEXT NOT NULL,
+    created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS calls (call_id TEXT NOT NULL, phase TEXT NOT NULL, at REAL NOT NULL,
+    PRIMARY KEY (call_id, phase)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, call_id TEXT NOT NULL, phase TEXT NOT NULL,
+    enterprise TEXT NOT NULL, line TEXT NOT NULL, recipient TEXT NOT NULL, card TEXT NOT NULL,
+    template TEXT NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL, chain TEXT NOT NULL,
+    step INTEGER NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL, channel TEXT NOT NULL,
+    event_at REAL NOT NULL, created REAL NOT NULL, updated REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS deliveries_active ON deliveries (state) WHERE state = 'active';
+CREATE INDEX IF NOT EXISTS deliveries_by_ent ON deliveries (enterprise, created);
+CREATE TABLE IF NOT EXISTS attempts (id INTEGER PRIMARY KEY, delivery TEXT NOT NULL, step INTEGER NOT NULL,
+    channel TEXT NOT NULL, state TEXT NOT NULL, segments INTEGER NOT NULL, units INTEGER NOT NULL,
+    started REAL NOT NULL, deadline REAL NOT NULL, done REAL, detail TEXT NOT NULL,
+    UNIQUE (delivery, step));
+CREATE TABLE IF NOT EXISTS message_ids (message_id TEXT PRIMARY KEY, attempt INTEGER NOT NULL,
+    stat TEXT) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS receipts (message_id TEXT PRIMARY KEY, stat TEXT NOT NULL, at REAL NOT NULL)
+    WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS optouts (enterprise TEXT NOT NULL, number TEXT NOT NULL, at REAL NOT NULL,
+    channel TEXT NOT NULL, text TEXT NOT NULL, PRIMARY KEY (enterprise, number)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS impressions (enterprise TEXT NOT NULL, card TEXT NOT NULL, day TEXT NOT NULL,
+    shown INTEGER NOT NULL DEFAULT 0, taps INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (enterprise, card, day));
+"""
+
+FINAL = frozenset({"delivered", "failed", "dropped", "blocked", "skipped"})
+
+
+@dataclass(slots=True)
+class Delivery:
+    id: str
+    call_id: str
+    phase: str
+    enterprise: str
+    line: str
+    recipient: str
+    card: str
+    template: str
+    kind: str
+    data: dict[str, Any]
+    chain: list[str]
+    step: int
+    state: str
+    reason: str
+    channel: str
+    event_at: float
+    created: float
+    updated: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "call_id": self.call_id,
+            "phase": self.phase,
+            "enterprise": self.enterprise,
+            "line": self.line,
+            "recipient": self.recipient,
+            "card": self.card,
+            "template": self.template,
+            "kind": self.kind,
+            "chain": self.chain,
+            "step": self.step,
+            "state": self.state,
+            "reason": self.reason,
+            "channel": self.channel,
+            "created": self.created,
+            "updated": self.updated,
+        }
+
+
+@dataclass(slots=True)
+class Attempt:
+    id: int
+    delivery: str
+    step: int
+    channel: str
+    state: str  # sending | submitted | delivered | failed | timeout | error | unknown | refused
+    segments: int
+    units: int
+    started: float
+    deadline: float
+    done: float | None
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "step": self.step,
+            "channel": self.channel,
+            "state": self.state,
+            "segments": self.segments,
+            "units": self.units,
+            "started": self.started,
+            "deadline": self.deadline,
+            "done": self.done,
+            "detail": self.detail,
+        }
+
+
+class DeliveryStore:
+    def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self._db: sqlite3.Connection | None = None
+
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={self.synchronous}")
+        db.executescript(SCHEMA)
+        self._db = db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("delivery store is not open")
+        return self._db
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        db = self.db
+        if db.in_transaction:  # nested: the outer transaction commits
+            yield db
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    # -- resources -----------------------------------------------------------------------------
+    def put(self, kind: str, enterprise: str, id: str, body: dict[str, Any]) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO objects VALUES (?,?,?,?)",
+            (kind, enterprise, id, orjson.dumps(body).decode()),
+        )
+
+    def get(self, kind: str, enterprise: str, id: str) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT body FROM objects WHERE kind=? AND enterprise=? AND id=?", (kind, enterprise, id)
+        ).fetchone()
+        return orjson.loads(row[0]) if row else None
+
+    def find(self, kind: str, id: str) -> tuple[str, dict[str, Any]] | None:
+        """An object by id in any enterprise (lines: a number belongs to one enterprise)."""
+        row = self.db.execute(
+            "SELECT enterprise, body FROM objects WHERE kind=? AND id=?", (kind, id)
+        ).fetchone()
+        return (row[0], orjson.loads(row[1])) if row else None
+
+    def list(self, kind: str, enterprise: str | None = None) -> list[dict[str, Any]]:
+        if enterprise is None:
+            rows = self.db.execute("SELECT body FROM objects WHERE kind=? ORDER BY id", (kind,))
+        else:
+            rows = self.db.execute(
+                "SELECT body FROM objects WHERE kind=? AND enterprise=? ORDER BY id", (kind, enterprise)
+            )
+        return [orjson.loads(r[0]) for r in rows]
+
+    def delete(self, kind: str, enterprise: str, id: str) -> bool:
+        cur = self.db.execute(
+            "DELETE FROM objects WHERE kind=? AND enterprise=? AND id=?", (kind, enterprise, id)
+        )
+        return cur.rowcount > 0
+
+    def delete_enterprise(self, enterprise: str) -> None:
+        with self.tx() as db:
+            db.execute("DELETE FROM objects WHERE enterprise=?", (enterprise,))
+            db.execute("DELETE FROM objects WHERE kind='enterprise' AND id=?", (enterprise,))
+            db.execute("DELETE FROM api_keys WHERE enterprise=?", (enterprise,))
+
+    def audit(self, actor: str, enterprise: str, target: str, action: str, detail: dict[str, Any]) -> None:
+        self.db.execute(
+            "INSERT INTO audit (at, actor, enterprise, target, action, detail) VALUES (?,?,?,?,?,?)",
+            (time.time(), actor, enterprise, target, action, orjson.dumps(detail).decode()),
+        )
+
+    def audit_log(self, enterprise: str, limit: int = 200) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT at, actor, target, action, detail FROM audit WHERE enterprise=? "
+            "ORDER BY seq DESC LIMIT ?",
+            (enterprise, limit),
+        )
+        return [
+            {"at": r[0], "actor": r[1], "target": r[2], "action": r[3], "detail": orjson.loads(r[4])}
+            for r in rows
+        ]
+
+    # -- API keys ----------------------------------------------------------------------------
+    def add_key(self, key_hash: str, enterprise: str | None, label: str) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO api_keys VALUES (?,?,?,?)", (key_hash, enterprise, label, time.time())
+        )
+
+    def key(self, key_hash: str) -> tuple[str, str | None] | None:
+        row = self.db.execute("SELECT hash, enterprise FROM api_keys WHERE hash=?", (key_hash,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    # -- calls and deliveries ------------------------------------------------------------------
+    def call_event(self, call_id: str, phase: str, at: float) -> bool:
+        """Record a call event; False if this call id + phase was seen before."""
+        cur = self.db.execute("INSERT OR IGNORE INTO calls VALUES (?,?,?)", (call_id, phase, at))
+        return cur.rowcount > 0
+
+    def call_phases(self, call_id: str) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT phase FROM calls WHERE call_id=?", (call_id,))}
+
+    def add_delivery(self, d: Delivery) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO deliveries VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                d.id,
+                d.call_id,
+                d.phase,
+                d.enterprise,
+                d.line,
+                d.recipient,
+                d.card,
+                d.template,
+                d.kind,
+                orjson.dumps(d.data).decode(),
+                orjson.dumps(d.chain).decode(),
+                d.step,
+                d.state,
+                d.reason,
+                d.channel,
+                d.event_at,
+                d.created,
+                d.updated,
+            ),
+        )
+
+    def delivery(self, id: str) -> Delivery | None:
+        row = self.db.execute("SELECT * FROM deliveries WHERE id=?", (id,)).fetchone()
+        return _delivery(row) if row else None
+
+    def deliveries_of_call(self, call_id: str) -> list[Delivery]:
+        return [
+            _delivery(r)
+            for r in self.db.execute("SELECT * FROM deliveries WHERE call_id=? ORDER BY created", (call_id,))
+        ]
+
+    def active_deliveries(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT id FROM deliveries WHERE state='active'")]
+
+    def update_delivery(self, id: str, **fields: Any) -> None:
+        fields["updated"] = time.time()
+        cols = ", ".join(f"{k}=?" for k in fields)
+        self.db.execute(f"UPDATE deliveries SET {cols} WHERE id=?", (*fields.values(), id))
+
+    def attempt(self, delivery: str, step: int) -> Attempt | None:
+        row = self.db.execute(
+            "SELECT * FROM attempts WHERE delivery=? AND step=?", (delivery, step)
+        ).fetchone()
+        return Attempt(*row) if row else None
+
+    def attempt_by_id(self, id: int) -> Attempt | None:
+        row = self.db.execute("SELECT * FROM attempts WHERE id=?", (id,)).fetchone()
+        return Attempt(*row) if row else None
+
+    def attempts(self, delivery: str) -> list[Attempt]:
+        return [
+            Attempt(*r)
+            for r in self.db.execute("SELECT * FROM attempts WHERE delivery=? ORDER BY step", (delivery,))
+        ]
+
+    def add_attempt(
+        self, delivery: str, step: int, channel: str, segments: int, units: int, deadline: float
+    ) -> Attempt:
+        now = time.time()
+        cur = self.db.execute(
+            "INSERT INTO attempts (delivery, step, channel, state, segments, units, started, "
+            "deadline, done, detail) VALUES (?,?,?,?,?,?,?,?,NULL,'')",
+            (delivery, step, channel, "sending", segments, units, now, deadline),
+        )
+        return Attempt(
+            int(cur.lastrowid or 0),
+            delivery,
+            step,
+            channel,
+            "sending",
+            segments,
+            units,
+            now,
+            deadline,
+            None,
+            "",
+        )
+
+    def update_attempt(self, id: int, **fields: Any) -> None:
+        cols = ", ".join(f"{k}=?" for k in fields)
+        self.db.execute(f"UPDATE attempts SET {cols} WHERE id=?", (*fields.values(), id))
+
+    def add_message_ids(self, attempt: int, ids: list[str]) -> None:
+        self.db.executemany(
+            "INSERT OR IGNORE INTO message_ids VALUES (?,?,NULL)", [(m, attempt) for m in ids]
+        )
+
+    def receipt(self, message_id: str, stat: str) -> bool:
+        """Store a receipt; False if this message id already had a final one (a redelivery)."""
+        cur = self.db.execute(
+            "INSERT OR IGNORE INTO receipts VALUES (?,?,?)", (message_id, stat, time.time())
+        )
+        return cur.rowcount > 0
+
+    def receipts_of(self, attempt: int) -> tuple[int, list[str]]:
+        """(segments submitted, stats received) for an attempt."""
+        rows = self.db.execute(
+            "SELECT r.stat FROM message_ids m LEFT JOIN receipts r "
+            "ON r.message_id = m.message_id WHERE m.attempt=?",
+            (attempt,),
+        ).fetchall()
+        return len(rows), [r[0] for r in rows if r[0] is not None]
+
+    def attempt_of_message(self, message_id: str) -> int | None:
+        row = self.db.execute("SELECT attempt FROM message_ids WHERE message_id=?", (message_id,)).fetchone()
+        return row[0] if row else None
+
+    # -- opt-outs and ad impressions -----------------------------------------------------------
+    def opt_out(self, enterprise: str, number: str, channel: str, text: str) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO optouts VALUES (?,?,?,?,?)",
+            (enterprise, number, time.time(), channel, text),
+        )
+
+    def opted_out(self, enterprise: str, number: str) -> bool:
+        return (
+            self.db.execute(
+                "SELECT 1 FROM optouts WHERE enterprise=? AND number=?", (enterprise, number)
+            ).fetchone()
+            is not None
+        )
+
+    def optouts(self, enterprise: str) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT number, at, channel, text FROM optouts WHERE enterprise=? ORDER BY at", (enterprise,)
+        )
+        return [{"number": r[0], "at": r[1], "channel": r[2], "text": r[3]} for r in rows]
+
+    def count_impression(self, enterprise: str, card: str, day: str, taps: int = 0) -> None:
+        self.db.execute(
+            "INSERT INTO impressions VALUES (?,?,?,?,?) ON CONFLICT DO UPDATE SET "
+            "shown = shown + excluded.shown, taps = taps + excluded.taps",
+            (enterprise, card, day, 0 if taps else 1, taps),
+        )
+
+    def impressions(self, enterprise: str) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT card, day, shown, taps FROM impressions WHERE enterprise=? ORDER BY day, card",
+            (enterprise,),
+        )
+        return [{"card": r[0], "day": r[1], "impressions": r[2], "taps": r[3]} for r in rows]
+
+    def delivery_stats(self, enterprise: str) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT date(a.started, 'unixepoch', '+8 hours') AS day, a.channel, a.state, count(*), "
+            "avg(CASE WHEN a.done IS NOT NULL THEN a.done - a.started END) FROM attempts a "
+            "JOIN deliveries d ON d.id = a.delivery WHERE d.enterprise=? GROUP BY day, a.channel, a.state "
+            "ORDER BY day, a.channel, a.state",
+            (enterprise,),
+        )
+        return [
+            {
+                "day": r[0],
+                "channel": r[1],
+                "outcome": r[2],
+                "attempts": r[3],
+                "mean_seconds": round(r[4], 3) if r[4] is not None else None,
+            }
+            for r in rows
+        ]
+
+
+def _delivery(row: tuple[Any, ...]) -> Delivery:
+    r = list(row)
+    r[9] = orjson.loads(r[9])
+    r[10] = orjson.loads(r[10])
+    return Delivery(*r)
