@@ -6,16 +6,17 @@ retry; the retry of an already-committed delivery is recognised by its dedupe re
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
+
+import orjson
 
 from renderer import TemplateStore
 
 from .events import InboundEvent
 from .flows import FlowStore
 from .store import Commit, CommitResult, Store
-from .turns import State, turn
+from .turns import RenderCache, State, turn
 
 log = logging.getLogger("mingpian.chatbot")
 MAX_CAS_ATTEMPTS = 16
@@ -26,7 +27,7 @@ class Busy(Exception):
 
 
 def _dumps(obj: object) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return orjson.dumps(obj).decode()
 
 
 class Engine:
@@ -36,6 +37,7 @@ class Engine:
         self.templates = templates
         self.store = store
         self.on_commit = on_commit
+        self.cache = RenderCache()
 
     async def handle(self, bot: str, event: InboundEvent) -> CommitResult:
         flow = self.flows.get(bot)
@@ -48,7 +50,7 @@ class Engine:
             if loaded.seen:
                 return CommitResult.DUPLICATE
             state = State.from_json(loaded.state) if loaded.state else None
-            new, outs = turn(flow, self.templates, state, event)
+            new, outs = turn(flow, self.templates, state, event, cache=self.cache)
             result = await self.store.commit(Commit(
                 key, conv, loaded.version, _dumps(new.to_json()),
                 tuple((o.message_id, _dumps(o.body)) for o in outs)))

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import aiohttp
+import orjson
 
 from renderer import BOTMESSAGE, BOTSUGGESTION
 
@@ -139,14 +140,14 @@ class MaapClient:
         url = f"{self.server}/bot/v1/{quote(chatbot, safe=':@')}/messages"
         headers = {"authorization": f"accessToken {token}", "date": formatdate(usegmt=True),
                    "Content-Type": "application/json; charset=utf-8"}
-        data = json.dumps(self.csp_body(body), ensure_ascii=False).encode()
+        data = orjson.dumps(self.csp_body(body))
         async with self.session.post(url, data=data, headers=headers, timeout=self.timeout) as resp:
             text = await resp.text()
             status = resp.status
             retry_after = _retry_after(resp.headers.get("Retry-After"))
         try:
-            reply = json.loads(text) if text else {}
-        except json.JSONDecodeError:
+            reply = orjson.loads(text) if text else {}
+        except orjson.JSONDecodeError:
             reply = {}
         code = reply.get("errorCode", 0) if isinstance(reply, dict) else 0
         try:

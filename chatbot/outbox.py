@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+import orjson
 
 from .maap import SendResult
 from .store import OutboxItem, Store
@@ -101,7 +102,7 @@ class OutboxWorker:
 
     async def _deliver(self, item: OutboxItem) -> None:
         try:
-            result = await self.send(json.loads(item.body))
+            result = await self.send(orjson.loads(item.body))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug in sending must not lose the message: retry it

@@ -11,8 +11,11 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+import orjson
 
 from renderer import DEFAULT, PROFILES, RenderError, TemplateStore, to_rcs
 from renderer.legacy import degrade, resolve_reply
@@ -52,6 +55,33 @@ class Outbound:
     body: dict[str, Any]
 
 
+class RenderCache:
+    """LRU of rendered replies: (template, its content hash, profile, data) → (messageList, SMS
+    text, reply map). Rendering is a pure function of those, so a hit is exactly what a render
+    would give; it pays off for the many identical replies a flow sends (menus, confirmations,
+    the same parcel's tracking card to everyone who taps it). A template edit changes its hash."""
+
+    def __init__(self, size: int = 2048) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, str, str, bytes], tuple[Any, str, dict[str, str]]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple[str, str, str, bytes]) -> tuple[Any, str, dict[str, str]] | None:
+        item = self._items.get(key)
+        if item is None:
+            self.misses += 1
+            return None
+        self._items.move_to_end(key)
+        self.hits += 1
+        return item
+
+    def put(self, key: tuple[str, str, str, bytes], value: tuple[Any, str, dict[str, str]]) -> None:
+        self._items[key] = value
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
 def outbound_id(bot: str, inbound_id: str, index: int) -> str:
     return str(uuid.uuid5(ID_NAMESPACE, f"{bot}\x1f{inbound_id}\x1f{index}"))
 
@@ -61,7 +91,7 @@ def initial_state(flow: Flow) -> State:
 
 
 def turn(flow: Flow, templates: TemplateStore, state: State | None, event: InboundEvent,
-         now: float | None = None) -> tuple[State, list[Outbound]]:
+         now: float | None = None, cache: RenderCache | None = None) -> tuple[State, list[Outbound]]:
     now = time.time() if now is None else now
     if state is None or state.node not in flow.nodes or (
             flow.session_ttl and state.updated and now - state.updated > flow.session_ttl):
@@ -74,7 +104,7 @@ def turn(flow: Flow, templates: TemplateStore, state: State | None, event: Inbou
     if actions is None:
         return replace(state, updated=now, turns=state.turns + 1), []
     try:
-        return _run(flow, templates, state, event, actions, captures, now)
+        return _run(flow, templates, state, event, actions, captures, now, cache)
     except (RenderError, TypeError, ValueError) as exc:
         # A broken flow or template is our bug, not the user's: answer politely, keep the state,
         # and say exactly what broke in the log (file:line from the renderer's errors).
@@ -98,7 +128,7 @@ def _select(flow: Flow, state: State, event: InboundEvent) -> tuple[Actions | No
 
 
 def _run(flow: Flow, templates: TemplateStore, state: State, event: InboundEvent, actions: Actions,
-         captures: dict[str, str], now: float) -> tuple[State, list[Outbound]]:
+         captures: dict[str, str], now: float, cache: RenderCache | None) -> tuple[State, list[Outbound]]:
     ctx_values = dict(state.ctx)
     scope = {"ctx": ctx_values, "event": event.for_flow(), "captures": captures, "vars": flow.vars,
              "now": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(now))}
@@ -114,21 +144,39 @@ def _run(flow: Flow, templates: TemplateStore, state: State, event: InboundEvent
             reply_map = {}
             continue
         data = reply.data.evaluate(jctx) if reply.data is not None else {}
-        template = templates.get(reply.template or "")
-        message = template.render(data)
-        profile = PROFILES.get(flow.profile or "", DEFAULT)
-        payload = to_rcs(message, profile)
-        sms = ""
-        try:
-            legacy = degrade(message, "sms", profile)
-            sms, reply_map = legacy.text, dict(legacy.reply_map)
-        except RenderError as exc:
-            log.warning("chatbot %s: no SMS fallback for %s: %s", flow.bot, template.name, exc)
-            reply_map = {}
+        message_list, sms, reply_map = _render(flow, templates, reply.template or "", data, cache)
         out.append(Outbound(outbound_id(flow.bot, event.message_id, i),
-                            _body(flow, event, i, payload.message_list(), sms)))
+                            _body(flow, event, i, message_list, sms)))
     new = State(actions.goto or state.node, ctx_values, now, reply_map, state.turns + 1)
     return new, out
+
+
+def _render(flow: Flow, templates: TemplateStore, name: str, data: Any,
+            cache: RenderCache | None) -> tuple[Any, str, dict[str, str]]:
+    template = templates.get(name)
+    profile = PROFILES.get(flow.profile or "", DEFAULT)
+    key = None
+    if cache is not None:
+        try:
+            key = (name, template.version, profile.name, orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
+        except TypeError:
+            key = None
+        hit = cache.get(key) if key is not None else None
+        if hit is not None:
+            return hit
+    message = template.render(data)
+    payload = to_rcs(message, profile)
+    sms = ""
+    reply_map: dict[str, str] = {}
+    try:
+        legacy = degrade(message, "sms", profile)
+        sms, reply_map = legacy.text, dict(legacy.reply_map)
+    except RenderError as exc:
+        log.warning("chatbot %s: no SMS fallback for %s: %s", flow.bot, template.name, exc)
+    result = (payload.message_list(), sms, reply_map)
+    if cache is not None and key is not None:
+        cache.put(key, result)
+    return result
 
 
 def _body(flow: Flow, event: InboundEvent, index: int, message_list: list[dict[str, Any]],

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import orjson
 from aiohttp import web
 
 from chatbot.auth import AuthError, WebhookAuth
@@ -108,15 +109,15 @@ async def _authenticated(request: web.Request) -> tuple[Chatbot, bytes]:
 
 
 def _parse(raw: bytes) -> Any:
+    """orjson: strict UTF-8, depth-limited (1024) by the parser itself, ~10x the stdlib's speed."""
     try:
-        return json.loads(raw)
-    except UnicodeDecodeError:
-        raise_json(400, "invalid_encoding", "request body is not valid UTF-8", "$")
-    except json.JSONDecodeError as exc:
-        raise_json(400, "invalid_json", f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
-                   "$")
-    except RecursionError:
-        raise_json(400, "too_deep", "JSON nested too deeply", "$")
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise_json(400, "invalid_json", f"malformed JSON: {exc}"[:300], "$")
+
+
+def _json(obj: Any, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(obj), content_type="application/json", headers=headers)
 
 
 def _bad_event(exc: BadEvent) -> web.HTTPBadRequest:
@@ -141,7 +142,7 @@ async def _run(bot: Chatbot, name: str, event: InboundEvent) -> CommitResult | N
 async def notify_path(request: web.Request) -> web.Response:
     bot, _ = await _authenticated(request)
     headers = {"echoStr": request.headers.get("echoStr", ""), "appId": bot.app_id}
-    return web.json_response({"errorCode": 0, "errorMessage": ""}, headers=headers)
+    return _json({"errorCode": 0, "errorMessage": ""}, headers)
 
 
 async def csp_message(request: web.Request) -> web.Response:
@@ -152,9 +153,8 @@ async def csp_message(request: web.Request) -> web.Response:
     except BadEvent as exc:
         raise _bad_event(exc) from None
     await _run(bot, request.match_info["bot"], event)
-    return web.json_response({"messageId": event.message_id, "conversationId": event.conversation_id,
-                              "contributionId": event.contribution_id, "errorCode": 0, "errorMessage": ""},
-                             dumps=_dumps)
+    return _json({"messageId": event.message_id, "conversationId": event.conversation_id,
+                  "contributionId": event.contribution_id, "errorCode": 0, "errorMessage": ""})
 
 
 async def csp_status(request: web.Request) -> web.Response:
@@ -165,7 +165,7 @@ async def csp_status(request: web.Request) -> web.Response:
     except BadEvent as exc:
         raise _bad_event(exc) from None
     await bot.store.record_status(reports, time.time())
-    return web.json_response({"errorCode": 0, "errorMessage": ""})
+    return _json({"errorCode": 0, "errorMessage": ""})
 
 
 async def gsma_event(request: web.Request) -> web.Response:
@@ -177,7 +177,7 @@ async def gsma_event(request: web.Request) -> web.Response:
     except BadEvent as exc:
         raise _bad_event(exc) from None
     await _run(bot, name, event)
-    return web.json_response({"status": "ok"})
+    return _json({"status": "ok"})
 
 
 async def message_status(request: web.Request) -> web.Response:

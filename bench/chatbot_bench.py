@@ -1,0 +1,260 @@
+"""Chatbot benchmark (issue 5): postback → reply turns through one server process.
+
+One run measures, against the same server process and with the same load generator:
+1. bare GET /healthz, closed loop (fixed concurrency): the HTTP ceiling of this machine;
+2. webhook turns (CSP messageNotification with a postback → tracking card reply), closed loop:
+   maximum turns/s, p50/p99 latency;
+3. webhook turns, open loop at 80% of the 2,000 turns/s target (or of the measured maximum,
+   if lower), latency measured from each request's scheduled start (no coordinated omission);
+for the SQLite store, then the Redis store (a private redis-server). Each turn is a fresh
+platform message ID; the MaaP simulator (this process) receives every reply through the outbox
+and counts duplicates and losses over every acknowledged message.
+
+The load generator runs in its own process (aiohttp client); the server is `python -m mingpian
+serve`. Run: .venv/bin/python bench/chatbot_bench.py [--seconds 5] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+from aiohttp import web  # noqa: E402
+
+from chatbot.simulator import Simulator  # noqa: E402
+
+BEARER = "bench-bearer-token"
+CHATBOT = "sip:106500@botplatform.rcs.chinaunicom.cn"
+TARGET = 2000.0
+
+
+# ---- load generator (runs in a child process) -------------------------------------------------
+
+def _body(prefix: str, i: int) -> bytes:
+    mid = f"{prefix}-{i}"
+    tap = json.dumps({"response": {"reply": {"displayText": "查询物流",
+                                             "postback": {"data": "track:SF1234567890123"}}}},
+                     ensure_ascii=False)
+    return json.dumps({
+        "messageId": mid, "dateTime": "2026-11-25T10:00:00.000+08:00",
+        "senderAddress": f"tel:+86138{i % 5000:08d}", "destinationAddress": CHATBOT,
+        "conversationId": f"conv-{i % 5000}", "contributionId": f"c-{mid}",
+        "messageList": [{"contentType": "application/vnd.gsma.botsuggestion.response.v1.0+json",
+                         "contentEncoding": "utf8", "contentText": tap}]}, ensure_ascii=False).encode()
+
+
+async def _generate(a: argparse.Namespace) -> dict[str, Any]:
+    webhook = a.url.endswith("/messages")
+    headers = {"Authorization": f"Bearer {BEARER}", "Content-Type": "application/json"}
+    lat: list[float] = []
+    acked: list[int] = []
+    errors = 0
+    conn = aiohttp.TCPConnector(limit=a.concurrency if a.mode == "closed" else 1024)
+    async with aiohttp.ClientSession(connector=conn) as session:
+        async def one(i: int, start: float) -> None:
+            nonlocal errors
+            try:
+                if webhook:
+                    async with session.post(a.url, data=_body(a.prefix, i), headers=headers) as r:
+                        await r.read()
+                        ok = r.status == 200
+                else:
+                    async with session.get(a.url) as r:
+                        await r.read()
+                        ok = r.status == 200
+            except aiohttp.ClientError:
+                ok = False
+            if ok:
+                lat.append(time.perf_counter() - start)
+                acked.append(i)
+            else:
+                errors += 1
+
+        counter = iter(range(10**9))
+        t0 = time.perf_counter()
+        end = t0 + a.seconds
+        if a.mode == "closed":
+            async def worker() -> None:
+                while time.perf_counter() < end:
+                    await one(next(counter), time.perf_counter())
+            await asyncio.gather(*(worker() for _ in range(a.concurrency)))
+        else:
+            tasks = set()
+            n = int(a.rate * a.seconds)
+            for i in range(n):
+                due = t0 + i / a.rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                t = asyncio.ensure_future(one(i, due))
+                tasks.add(t)
+                t.add_done_callback(tasks.discard)
+            await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - t0
+    lat.sort()
+    def pct(p: float) -> float:
+        return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else float("nan")
+    return {"ok": len(lat), "errors": errors, "seconds": elapsed, "rps": len(lat) / elapsed,
+            "p50": pct(0.50), "p99": pct(0.99), "max": lat[-1] * 1000 if lat else float("nan"),
+            "acked": acked}
+
+
+def generator_main(argv: list[str]) -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url")
+    ap.add_argument("--mode", choices=["closed", "open"])
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--rate", type=float, default=1000)
+    ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--prefix", default="b")
+    ap.add_argument("--out")
+    a = ap.parse_args(argv)
+    result = asyncio.run(_generate(a))
+    Path(a.out).write_text(json.dumps(result))
+
+
+# ---- orchestration ------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_port(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            _, w = await asyncio.open_connection("127.0.0.1", port)
+            w.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.05)
+    raise TimeoutError(port)
+
+
+async def run_generator(tmp: Path, url: str, mode: str, seconds: float, prefix: str,
+                        concurrency: int = 32, rate: float = 0) -> dict[str, Any]:
+    out = tmp / f"gen-{prefix}.json"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--generator", "--url", url, "--mode", mode, "--seconds", str(seconds),
+        "--concurrency", str(concurrency), "--rate", str(rate), "--prefix", prefix, "--out", str(out))
+    await proc.wait()
+    return json.loads(out.read_text())
+
+
+async def drain(sim: Simulator, prefix: str, acked: list[int], timeout: float = 60) -> dict[str, Any]:
+    """Wait for a reply to every acknowledged turn; count losses and duplicates."""
+    want = {f"c-{prefix}-{i}" for i in acked}
+    t0 = time.perf_counter()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not want <= sim.replies_to.keys():
+        await asyncio.sleep(0.05)
+    mine = {k: v for k, v in sim.replies_to.items() if k.startswith(f"c-{prefix}-")}
+    return {"lost": len(want - mine.keys()), "duplicates": sum(len(v) - 1 for v in mine.values() if len(v) > 1),
+            "replies": sum(len(v) for v in mine.values()), "drain_s": time.perf_counter() - t0}
+
+
+async def bench_store(store: str, sim: Simulator, sim_port: int, tmp: Path, a: argparse.Namespace,
+                      redis_url: str = "") -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")}
+    env.update({"MINGPIAN_PORT": str(port), "MINGPIAN_DATA_DIR": str(tmp / f"var-{store}"),
+                "MINGPIAN_STORE": store, "MINGPIAN_REDIS_URL": redis_url, "MINGPIAN_LOG_LEVEL": "WARNING",
+                "MINGPIAN_MAAP_URL": f"http://127.0.0.1:{sim_port}", "MINGPIAN_MAAP_APP_ID": sim.app_id,
+                "MINGPIAN_MAAP_APP_KEY": sim.app_key, "MINGPIAN_WEBHOOK_BEARER": BEARER,
+                "MINGPIAN_OUTBOX_CONCURRENCY": "128"})
+    server = subprocess.Popen([sys.executable, "-m", "mingpian", "serve"], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=open(tmp / f"server-{store}.log", "wb"))
+    try:
+        await wait_port(port)
+        base = f"http://127.0.0.1:{port}"
+        hook = f"{base}/maap/courier/messageNotification/{CHATBOT}/messages"
+        warm = await run_generator(tmp, hook, "closed", 1.0, f"{store}-warm", a.concurrency)
+        await drain(sim, f"{store}-warm", warm["acked"])
+        health = await run_generator(tmp, f"{base}/healthz", "closed", a.seconds, f"{store}-hz", a.concurrency)
+        closed = await run_generator(tmp, hook, "closed", a.seconds, f"{store}-max", a.concurrency)
+        c_drain = await drain(sim, f"{store}-max", closed["acked"])
+        rate = 0.8 * min(TARGET, closed["rps"])
+        opened = await run_generator(tmp, hook, "open", a.seconds, f"{store}-open", rate=rate)
+        o_drain = await drain(sim, f"{store}-open", opened["acked"])
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(15)
+    print(f"\n== store: {store} ==")
+    print(f"GET /healthz      closed c={a.concurrency}: {health['rps']:8.0f} req/s   "
+          f"p50 {health['p50']:6.2f} ms  p99 {health['p99']:6.2f} ms")
+    print(f"webhook turns     closed c={a.concurrency}: {closed['rps']:8.0f} turns/s "
+          f"p50 {closed['p50']:6.2f} ms  p99 {closed['p99']:6.2f} ms  "
+          f"({closed['rps'] / health['rps']:.0%} of /healthz; errors {closed['errors']})")
+    print(f"  replies drained: {c_drain['replies']} in {c_drain['drain_s']:.2f} s after the load; "
+          f"lost {c_drain['lost']}, duplicates {c_drain['duplicates']}")
+    print(f"webhook turns     open at {rate:6.0f}/s:    {opened['rps']:8.0f} turns/s "
+          f"p50 {opened['p50']:6.2f} ms  p99 {opened['p99']:6.2f} ms  max {opened['max']:.1f} ms "
+          f"(errors {opened['errors']})")
+    print(f"  replies drained: {o_drain['replies']} in {o_drain['drain_s']:.2f} s after the load; "
+          f"lost {o_drain['lost']}, duplicates {o_drain['duplicates']}")
+    verdict = "meets" if closed["rps"] >= TARGET else "below"
+    if store == "sqlite":
+        print(f"  target ≥ {TARGET:.0f} turns/s: {verdict}; p99 ≤ 50 ms at {rate:.0f}/s: "
+              f"{'meets' if opened['p99'] <= 50 else 'misses'}")
+
+
+async def main(a: argparse.Namespace) -> None:
+    sim = Simulator(app_id="bench-app", app_key="bench-key")
+    runner = web.AppRunner(sim.app(), access_log=None)
+    await runner.setup()
+    sim_port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", sim_port).start()
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        print(f"chatbot bench: {a.seconds:.0f} s per phase, {os.cpu_count()} CPUs, load generator in its own "
+              "process, MaaP simulator in this one")
+        stores = a.stores.split(",")
+        if "sqlite" in stores:
+            await bench_store("sqlite", sim, sim_port, tmp, a)
+        if "redis" in stores:
+            binary = shutil.which("redis-server")
+            if binary is None:
+                print("\n== store: redis == skipped: redis-server not found (scripts/system-deps.sh)")
+            else:
+                rport = free_port()
+                redis = subprocess.Popen([binary, "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
+                                          "--appendonly", "no", "--dir", str(tmp)],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                try:
+                    await wait_port(rport)
+                    await bench_store("redis", sim, sim_port, tmp, a, f"redis://127.0.0.1:{rport}/0")
+                finally:
+                    redis.terminate()
+                    redis.wait(10)
+        st = sim.stats()
+        print(f"\nsimulator totals: {st['replies']} replies, {st['resendsDropped']} resends dropped by "
+              f"message ID, {st['rejected']} rejected, {st['tokenRequests']} token requests")
+    await runner.cleanup()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--generator":
+        generator_main(sys.argv[2:])
+    else:
+        ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+        ap.add_argument("--seconds", type=float, default=5.0)
+        ap.add_argument("--concurrency", type=int, default=32)
+        ap.add_argument("--stores", default="sqlite,redis")
+        asyncio.run(main(ap.parse_args()))
