@@ -339,7 +339,7 @@ def render_svg(svg: str, ctx: MediaContext, width: int, file: str = SVG_TEMPLATE
 
     base = (ctx.template_dir or ctx.assets_dir or Path.cwd()).resolve()
     try:
-        png = PNGSurface.convert(bytestring=svg.encode(), url=str(base),
+        png = PNGSurface.convert(bytestring=svg.encode(), url=f"{base}/",
                                output_width=width, output_height=out_h, unsafe=False,
                                url_fetcher=make_fetcher(roots, base), background_color="white")
     except FileRefused as exc:
