@@ -227,6 +227,7 @@ async def _run(argv: list[str], feed: Iterator[bytes] | None,
                     raise VideoCancelled()
                 proc.stdin.write(chunk)
                 await proc.stdin.drain()
+                await asyncio.sleep(0)  # drawing is synchronous: let other tasks (and cancel) in
                 if on_frame is not None:
                     on_frame(i + 1)
             proc.stdin.close()
