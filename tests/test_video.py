@@ -167,3 +167,15 @@ def test_duration_defaults_and_caps() -> None:
     assert VideoOptions().duration(10) == 10.0  # never past the 10 s ceiling
     assert VideoOptions(max_seconds=6).duration(3) == 6.0
     assert VideoOptions(width=1279).size == (1278, 718)
+
+
+def test_cli_renders_png_and_mp4_files(tmp_path: Path) -> None:
+    import sys
+
+    for to, magic in (("png", b"\x89PNG"), ("mp4", b"ftyp")):
+        out = tmp_path / f"card.{to}"
+        r = subprocess.run([sys.executable, "-m", "mingpian", "render", "courier-hangup", "--to", to,
+                            "--out", str(out)], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert magic in out.read_bytes()[:8]
+    assert "Video: h264" in probe(tmp_path / "card.mp4")
