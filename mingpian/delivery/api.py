@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
 from aiohttp import web
 from jsonschema import Draft202012Validator
@@ -61,13 +62,13 @@ def validate(kind: str, body: Any) -> dict[str, Any]:
     if errors:
         problems = [{"path": _path(e.absolute_path), "message": e.message[:300]} for e in errors[:20]]
         raise web.HTTPUnprocessableEntity(
-            body=json_response(
+            text=orjson.dumps(
                 {
                     "error": "invalid",
                     "message": f"{kind}: {problems[0]['path']}: {problems[0]['message']}",
                     "problems": problems,
                 }
-            ).body,
+            ).decode(),
             content_type="application/json",
         )
     return body

@@ -209,8 +209,8 @@ return {0, 0, 0, 0, 0}
 _REFUND = """
 if redis.call('HGET', KEYS[1], 'state') ~= 'consumed' then return 0 end
 local pkg = redis.call('HGET', KEYS[1], 'pkg')
-redis.call('HINCRBY', pkg, 'used', -tonumber(redis.call('HGET', KEYS[1], 'units')))
-redis.call('HINCRBY', pkg, 'overage', -tonumber(redis.call('HGET', KEYS[1], 'over')))
+redis.call('HINCRBY', pkg, 'used', 0 - tonumber(redis.call('HGET', KEYS[1], 'units')))
+redis.call('HINCRBY', pkg, 'overage', 0 - tonumber(redis.call('HGET', KEYS[1], 'over')))
 redis.call('HSET', KEYS[1], 'state', 'refunded')
 return 1
 """
@@ -232,7 +232,10 @@ class RedisCounters:
     def __init__(self, url: str, prefix: str = "mp:dl:") -> None:
         from redis import asyncio as aioredis
 
-        self.r = aioredis.from_url(url, decode_responses=True)
+        # A bounded pool that waits for a free connection: a burst of calls queues, it does not fail.
+        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=32, timeout=10,
+                                                        decode_responses=True)
+        self.r = aioredis.Redis(connection_pool=pool)
         self.prefix = prefix
         self._consume = self.r.register_script(_CONSUME)
         self._refund = self.r.register_script(_REFUND)
@@ -265,7 +268,7 @@ class RedisCounters:
         return int(h.get("used", 0)), int(h.get("overage", 0))
 
     async def close(self) -> None:
-        await self.r.aclose()
+        await self.r.aclose(close_connection_pool=True)
 
 
 class Meter:
