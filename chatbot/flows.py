@@ -2,11 +2,12 @@
 
 A flow is a small state machine. Each node lists `rules` (not `on`: YAML 1.1 reads that as
 `true`); a rule has one trigger (postback exact / prefix / pattern with named captures, text
-keywords or pattern, an event kind, or `any`) and actions run in order: `set` context values,
-`reply` with card templates or text, `goto` a node. Rules are tried in order: the node's
-`rules`, then the flow-wide `global` rules; an unmatched event falls to the node's `fallback`,
-else the flow's `fallback`. Values are Jinja expressions in the same sandbox card templates
-use, seeing `ctx` (conversation context), `event`, `captures`, `vars` (static data) and `now`.
+keywords or pattern, an event kind, or `any`) and actions run in order: `let` names for this
+turn only, `set` context values (kept in the conversation), `reply` with card templates or
+text, `goto` a node. Rules are tried in order: the node's `rules`, then the flow-wide `global`
+rules; an unmatched event falls to the node's `fallback`, else the flow's `fallback`. Values
+are Jinja expressions in the same sandbox card templates use, seeing `ctx` (conversation
+context), `event`, `captures`, `vars` (static data), `now` and the rule's `let` names.
 
 Flows are configuration written by people: every structural error names file:line.
 """
@@ -36,6 +37,7 @@ _REPLY = {
               {"required": ["text"], "not": {"anyOf": [{"required": ["template"]}, {"required": ["data"]}]}}],
 }
 _ACTIONS = {
+    "let": {"type": "object"},
     "set": {"type": "object"},
     "reply": {"oneOf": [_REPLY, {"type": "array", "items": _REPLY, "minItems": 1, "maxItems": 4}]},
     "goto": {"type": "string"},
@@ -139,8 +141,12 @@ class Reply:
     line: int
 
 
+RESERVED = frozenset({"ctx", "event", "captures", "vars", "now", "result"})
+
+
 @dataclass(frozen=True, slots=True)
 class Actions:
+    lets: tuple[tuple[str, Value], ...] = ()  # this turn's local names (not stored)
     sets: tuple[tuple[str, Field | Value], ...] = ()
     replies: tuple[Reply, ...] = ()
     goto: str | None = None
@@ -227,6 +233,12 @@ class _Compiler:
                                [Problem(path, message, self.file, line)])
 
     def actions(self, src: Any, path: str) -> Actions:
+        lets: list[tuple[str, Value]] = []
+        for key, raw in (src.get("let") or {}).items():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", str(key)) or key in RESERVED:
+                raise self.fail(src["let"], f"{path}.let",
+                                f"{key!r} is not a usable name (an identifier, not one of {sorted(RESERVED)})")
+            lets.append((str(key), Value(self.env, raw, self.file, f"{path}.let.{key}")))
         sets: list[tuple[str, Field | Value]] = []
         for key, raw in (src.get("set") or {}).items():
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", str(key)):
@@ -244,7 +256,7 @@ class _Compiler:
             text = Field(self.env, r["text"], self.file, f"{rp}.text") if "text" in r else None
             replies.append(Reply(r.get("template"), data, text, line_of(r, 1)))
         goto = src.get("goto")
-        return Actions(tuple(sets), tuple(replies), str(goto) if goto is not None else None)
+        return Actions(tuple(lets), tuple(sets), tuple(replies), str(goto) if goto is not None else None)
 
     def rule(self, src: Any, path: str) -> Rule:
         present = [t for t in TRIGGERS if t in src]

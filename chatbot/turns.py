@@ -8,6 +8,7 @@ lets the MaaP deduplicate a resend after a crash.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -83,7 +84,19 @@ class RenderCache:
 
 
 def outbound_id(bot: str, inbound_id: str, index: int) -> str:
-    return str(uuid.uuid5(ID_NAMESPACE, f"{bot}\x1f{inbound_id}\x1f{index}"))
+    return _uuid5(f"{bot}\x1f{inbound_id}\x1f{index}")
+
+
+_NS = ID_NAMESPACE.bytes
+
+
+def _uuid5(name: str) -> str:
+    """uuid.uuid5(ID_NAMESPACE, name) as a string, without building UUID objects (hot path)."""
+    h = bytearray(hashlib.sha1(_NS + name.encode()).digest()[:16])
+    h[6] = (h[6] & 0x0F) | 0x50
+    h[8] = (h[8] & 0x3F) | 0x80
+    x = h.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def initial_state(flow: Flow) -> State:
@@ -133,6 +146,8 @@ def _run(flow: Flow, templates: TemplateStore, state: State, event: InboundEvent
     scope = {"ctx": ctx_values, "event": event.for_flow(), "captures": captures, "vars": flow.vars,
              "now": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(now))}
     jctx = flow.new_context(scope)
+    for name, local in actions.lets:
+        jctx.vars[name] = local.evaluate(jctx)
     for name, value in actions.sets:
         ctx_values[name] = value.evaluate(jctx)
     out: list[Outbound] = []
@@ -187,8 +202,8 @@ def _body(flow: Flow, event: InboundEvent, index: int, message_list: list[dict[s
         "destinationAddress": [event.user],
         "senderAddress": flow.chatbot or event.chatbot,
         "conversationId": event.conversation_id
-        or str(uuid.uuid5(ID_NAMESPACE, f"{flow.bot}\x1f{event.user}")),
-        "contributionId": str(uuid.uuid5(ID_NAMESPACE, mid)),
+        or _uuid5(f"{flow.bot}\x1f{event.user}"),
+        "contributionId": _uuid5(mid),
         "messageList": message_list,
         "smsSupported": bool(sms),
     }

@@ -1,20 +1,28 @@
 """The embedded store: one SQLite file in WAL mode, one connection, used from the event loop.
 
 Why on the loop and not in a thread: with WAL and synchronous=NORMAL a commit is a write into
-the OS page cache (no fsync; the WAL is synced at checkpoints), i.e. tens of microseconds, less
-than a thread hop costs. It also makes load → turn → commit run without an await in between, so
-within one process turns of a conversation can never interleave; the version CAS in `commit`
-still guards a second process opening the same file by mistake.
+the OS page cache (no fsync; the WAL is synced at checkpoints), less than a thread hop costs. It
+also makes load → turn → write run without an await in between, so within one process turns of
+a conversation never interleave; the version CAS still guards a second process opening the
+same file by mistake.
+
+Group commit: what a turn writes (dedupe row, state CAS, outbox rows) goes into a SAVEPOINT of
+the transaction that is open for the current event-loop iteration; the transaction commits once
+per iteration (one WAL write for all turns that arrived together, instead of one each), and a
+turn's webhook call returns only after that COMMIT. A delivery that finds its dedupe row also
+waits for the open transaction, so no platform ever gets a 200 for something not yet durable.
+Outbox rows become visible to the sender only after their COMMIT.
 
 Durability: a `kill -9` loses nothing committed (the WAL is in the page cache, and SQLite
 recovers it on open). A power cut may lose the last transactions with NORMAL; set
 MINGPIAN_SQLITE_SYNCHRONOUS=FULL to fsync every commit.
+
 One server process per database file. That is what lets the outbox's queue index live in memory
-(rebuilt from the table on open): claiming the due head of each conversation is then a pop from
-a ready list and a heap of backed-off conversations, not a scan of every pending row, which
+(rebuilt from the table on open): claiming the due head of each conversation is a pop from a
+ready list and a heap of backed-off conversations, not a scan of every pending row, which
 matters when a MaaP outage has piled up a backlog. Leases live in memory too (a restart forgets
-them), and acknowledgements of sent messages are applied in one transaction per event-loop iteration
-(a crash in between means a resend under the same message ID, which the MaaP drops).
+them). Acknowledgements of sent messages ride in the same per-iteration transaction (a crash
+before it commits means a resend under the same message ID, which the MaaP drops).
 """
 
 from __future__ import annotations
@@ -70,9 +78,13 @@ class SqliteStore:
         self._queues: dict[str, deque[int]] = {}  # conv → pending outbox seqs, oldest first
         self._ready: deque[str] = deque()  # convs whose head may be sent now
         self._delayed: list[tuple[float, str]] = []  # heap of (next_at, conv) backing off
-        # (sql, params, seq, conv, retry at or None when the head is done) to apply
-        self._acks: list[tuple[str, tuple[Any, ...], int, str, float | None]] = []
-        self._flush_pending = False
+        # The open transaction: its completion future, the outbox rows it adds (conv, seqs) and
+        # the acknowledgements it applies (seq, conv, retry at / None when the head is done).
+        self._tx: asyncio.Future[None] | None = None
+        self._tx_new: list[tuple[str, list[int]]] = []
+        self._tx_acks: list[tuple[int, str, float | None]] = []
+        self.commits = 0
+        self.transactions = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def open(self) -> None:
@@ -84,18 +96,18 @@ class SqliteStore:
         db.execute("PRAGMA temp_store=MEMORY")
         db.executescript(SCHEMA)
         self.db = db
-        now_due: dict[str, float] = {}
+        first_due: dict[str, float] = {}
         for seq, conv, next_at in db.execute(
                 "SELECT seq, conv, next_at FROM outbox WHERE state = 'pending' ORDER BY seq"):
             q = self._queues.setdefault(conv, deque())
             if not q:
-                now_due[conv] = next_at
+                first_due[conv] = next_at
             q.append(seq)
-        for conv, next_at in now_due.items():
+        for conv, next_at in first_due.items():
             heapq.heappush(self._delayed, (next_at, conv))
 
     async def close(self) -> None:
-        self._flush()
+        self._commit_now()
         if self.db is not None:
             self.db.close()
             self.db = None
@@ -106,10 +118,59 @@ class SqliteStore:
             raise RuntimeError("store is not open")
         return self.db
 
+    # -- the per-iteration transaction ----------------------------------------------------------
+    def _begin(self) -> asyncio.Future[None]:
+        if self._tx is None:
+            self._db.execute("BEGIN IMMEDIATE")
+            loop = asyncio.get_running_loop()
+            self._tx = loop.create_future()
+            loop.call_soon(self._commit_now)
+        return self._tx
+
+    def _commit_now(self) -> None:
+        tx, self._tx = self._tx, None
+        if tx is None:
+            return
+        new, self._tx_new = self._tx_new, []
+        acks, self._tx_acks = self._tx_acks, []
+        db = self._db
+        try:
+            db.execute("COMMIT")
+        except Exception as exc:  # disk full, I/O error: nothing of this transaction happened
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            self._leased.difference_update(seq for seq, _, _ in acks)
+            if not tx.done():
+                tx.set_exception(exc)
+                tx.exception()  # retrieved here too, so an unawaited future never warns
+            return
+        self.transactions += 1
+        for conv, seqs in new:
+            q = self._queues.setdefault(conv, deque())
+            if not q:
+                self._ready.append(conv)
+            q.extend(seqs)
+        for seq, conv, retry_at in acks:
+            self._leased.discard(seq)
+            q = self._queues.get(conv)
+            if retry_at is not None:
+                heapq.heappush(self._delayed, (retry_at, conv))
+                continue
+            if q and q[0] == seq:
+                q.popleft()
+            if q:
+                self._ready.append(conv)
+            else:
+                self._queues.pop(conv, None)
+        if not tx.done():
+            tx.set_result(None)
+
     # -- turns --------------------------------------------------------------------------------
     async def load(self, conv: str, dedupe_key: str) -> Loaded:
         db = self._db
         if db.execute("SELECT 1 FROM dedupe WHERE key = ?", (dedupe_key,)).fetchone():
+            if self._tx is not None:
+                await asyncio.shield(self._tx)  # the record may be in the open transaction
             return Loaded(True, None, 0)
         row = db.execute("SELECT version, state FROM conv WHERE id = ?", (conv,)).fetchone()
         if row is None:
@@ -118,13 +179,16 @@ class SqliteStore:
 
     async def commit(self, c: Commit) -> CommitResult:
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
+        tx = self._begin()
+        db.execute("SAVEPOINT turn")
         try:
             try:
                 db.execute("INSERT INTO dedupe (key, at) VALUES (?, strftime('%s','now'))",
                            (c.dedupe_key,))
             except sqlite3.IntegrityError:
-                db.execute("ROLLBACK")
+                db.execute("ROLLBACK TO turn")
+                db.execute("RELEASE turn")
+                await asyncio.shield(tx)
                 return CommitResult.DUPLICATE
             if c.expected_version == 0:
                 cur = db.execute("INSERT OR IGNORE INTO conv (id, version, state) VALUES (?, 1, ?)",
@@ -133,26 +197,27 @@ class SqliteStore:
                 cur = db.execute("UPDATE conv SET version = version + 1, state = ? "
                                  "WHERE id = ? AND version = ?", (c.state, c.conv, c.expected_version))
             if cur.rowcount != 1:
-                db.execute("ROLLBACK")
+                db.execute("ROLLBACK TO turn")
+                db.execute("RELEASE turn")
                 return CommitResult.CONFLICT
-            seqs = [db.execute("INSERT INTO outbox (message_id, conv, body, created) "
-                               "VALUES (?, ?, ?, strftime('%s','now'))", (mid, c.conv, body)).lastrowid
+            seqs = [int(db.execute("INSERT INTO outbox (message_id, conv, body, created) "
+                                   "VALUES (?, ?, ?, strftime('%s','now'))",
+                                   (mid, c.conv, body)).lastrowid or 0)
                     for mid, body in c.outbox]
-            db.execute("COMMIT")
-            if seqs:
-                q = self._queues.setdefault(c.conv, deque())
-                if not q:
-                    self._ready.append(c.conv)
-                q.extend(s for s in seqs if s is not None)
-            return CommitResult.OK
+            db.execute("RELEASE turn")
         except BaseException:
             if db.in_transaction:
-                db.execute("ROLLBACK")
+                db.execute("ROLLBACK TO turn")
+                db.execute("RELEASE turn")
             raise
+        if seqs:
+            self._tx_new.append((c.conv, seqs))
+        self.commits += 1
+        await asyncio.shield(tx)  # the webhook answers only once this is durable
+        return CommitResult.OK
 
     # -- outbox -------------------------------------------------------------------------------
     async def claim(self, limit: int, now: float, lease: float) -> list[OutboxItem]:
-        self._flush()
         while self._delayed and self._delayed[0][0] <= now:
             self._ready.append(heapq.heappop(self._delayed)[1])
         heads: list[int] = []
@@ -168,63 +233,32 @@ class SqliteStore:
                                 f"WHERE seq IN ({marks}) ORDER BY seq", heads).fetchall()
         return [OutboxItem(str(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
 
-    def _ack(self, sql: str, params: tuple[Any, ...], seq: int, conv: str, retry_at: float | None) -> None:
-        self._acks.append((sql, params, seq, conv, retry_at))
-        if not self._flush_pending:
-            self._flush_pending = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_pending = False
-        if not self._acks or self.db is None:
-            return
-        acks, self._acks = self._acks, []
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            for sql, params, *_ in acks:
-                db.execute(sql, params)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            self._leased.difference_update(a[2] for a in acks)
-            raise
-        for _, _, seq, conv, retry_at in acks:
-            self._leased.discard(seq)
-            q = self._queues.get(conv)
-            if retry_at is not None:
-                heapq.heappush(self._delayed, (retry_at, conv))
-                continue
-            if q and q[0] == seq:
-                q.popleft()
-            if q:
-                self._ready.append(conv)
-            else:
-                self._queues.pop(conv, None)
+    def _ack(self, sql: str, params: tuple[Any, ...], item: OutboxItem, retry_at: float | None) -> None:
+        self._begin()
+        self._db.execute(sql, params)
+        self._tx_acks.append((int(item.ref), item.conv, retry_at))
 
     async def sent(self, item: OutboxItem, now: float) -> None:
         self._ack("UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1 WHERE seq = ?",
-                  (now, int(item.ref)), int(item.ref), item.conv, None)
+                  (now, int(item.ref)), item, None)
 
     async def retry(self, item: OutboxItem, next_at: float, error: str) -> None:
         self._ack("UPDATE outbox SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE seq = ?",
-                  (next_at, error[:500], int(item.ref)), int(item.ref), item.conv, next_at)
+                  (next_at, error[:500], int(item.ref)), item, next_at)
 
     async def give_up(self, item: OutboxItem, now: float, error: str) -> None:
         self._ack("UPDATE outbox SET state = 'failed', sent_at = ?, attempts = attempts + 1, "
-                  "last_error = ? WHERE seq = ?", (now, error[:500], int(item.ref)), int(item.ref), item.conv,
-                  None)
+                  "last_error = ? WHERE seq = ?", (now, error[:500], int(item.ref)), item, None)
 
     async def record_status(self, reports: list[StatusReport], now: float) -> None:
-        self._flush()
+        self._begin()
         self._db.executemany(
             "UPDATE outbox SET delivery = ?, delivery_at = ?, "
             "last_error = CASE WHEN ? != '' THEN ? ELSE last_error END WHERE message_id = ?",
             [(r.status, now, r.error, r.error[:500], r.message_id) for r in reports])
+        await asyncio.shield(self._begin())
 
     async def message(self, message_id: str) -> dict[str, Any] | None:
-        self._flush()
         row = self._db.execute(
             "SELECT message_id, conv, state, attempts, last_error, delivery, sent_at FROM outbox "
             "WHERE message_id = ?", (message_id,)).fetchone()
@@ -234,9 +268,10 @@ class SqliteStore:
         return dict(zip(keys, row, strict=True))
 
     async def pending(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchone()[0])
+        return sum(len(q) for q in self._queues.values())
 
     async def prune(self, now: float, dedupe_ttl: float, keep_sent: float) -> None:
+        self._begin()
         db = self._db
         db.execute("DELETE FROM dedupe WHERE at < ?", (now - dedupe_ttl,))
         db.execute("DELETE FROM outbox WHERE state != 'pending' AND sent_at < ?", (now - keep_sent,))
