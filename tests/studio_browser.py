@@ -75,9 +75,11 @@ class ServerThread:
         self._thread.join(15)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Chromium, or a skip saying exactly why it cannot run here."""
+    """Headless Chromium, or a skip saying exactly why it cannot run here. Module-scoped: the
+    sync Playwright API keeps an event loop running in the main thread while it lives, which
+    pytest-asyncio's tests in other modules must not inherit."""
     if not CHROMIUM.exists():
         pytest.skip("studio browser tests: /usr/bin/chromium is missing "
                     "(scripts/system-deps.sh installs Debian's chromium; it failed or was skipped)")

@@ -150,8 +150,74 @@ async def test_capabilities_lists_registered_formats(client: Client) -> None:
     from mingpian.api_templates import formats_key
 
     assert caps["formats"] == sorted(client.app[formats_key])
-    assert isinstance(caps["chatbot"], bool)
-    assert caps["chatbot"] == bool(caps["chatbotRoutes"])
+    assert caps["chatbot"] is True and caps["bots"] == ["bank", "courier"]
+    assert caps["chatEndpoint"] == "/api/studio/chat"
+    assert caps["fonts"] and all(f.endswith((".otf", ".ttf", ".woff2", ".woff")) for f in caps["fonts"])
+
+
+def _card_titles(body: dict[str, Any]) -> list[str]:
+    return [m["contentText"]["message"]["generalPurposeCard"]["content"]["title"]
+            for m in body["messageList"] if isinstance(m["contentText"], dict)]
+
+
+async def test_preview_chat_taps_and_numbered_replies(client: Client) -> None:
+    chat = "/api/studio/chat"
+    resp = await client.post(chat, json={"session": "rcs-0123456789", "postback": "track:SF1234567890123",
+                                         "text": "查询物流"})
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["bot"] == "courier" and body["node"] == "tracking"
+    assert _card_titles(body) == ["运单 SF1234567890123：派送中"]
+    # the notification the MaaP simulator built, as a CT/CU platform would POST it
+    inbound = body["inbound"]
+    assert inbound["messageList"][0]["contentType"] == "application/vnd.gsma.botsuggestion.response.v1.0+json"
+    assert inbound["senderAddress"].startswith("tel:+86199")
+    # what the bot hands the MaaP: the CSP send body, with the SMS fallback for legacy phones
+    assert body["replies"][0]["destinationAddress"] == [inbound["senderAddress"]]
+    assert body["sms"][0].startswith("【顺丰速运】运单 SF1234567890123")
+    assert body["replyMap"]["2"] == "reschedule:SF1234567890123"
+    # a legacy user's "2" is resolved by the bot through the reply map of its last SMS
+    body = await (await client.post(chat, json={"session": "rcs-0123456789", "text": "回复2"})).json()
+    assert body["node"] == "reschedule" and _card_titles(body) == ["请选择新的派送时间"]
+    body = await (await client.post(chat, json={"session": "rcs-0123456789", "text": "１"})).json()
+    assert _card_titles(body) == ["改约成功"] and "今天 18:00-21:00" in body["sms"][0]
+    # sessions are separate conversations: a bare "1" in a new one answers no menu
+    resp = await client.post(chat, json={"session": "sms-0123456789", "text": "1"})
+    assert resp.status == 422 and (await resp.json())["error"] == "no_bot"
+
+
+async def test_preview_chat_rejects_bad_requests(client: Client) -> None:
+    chat = "/api/studio/chat"
+    cases = [
+        ({"postback": "track:SF1234567890123"}, 400, "$.session"),
+        ({"session": "short", "postback": "x"}, 400, "$.session"),
+        ({"session": "<script>alert(1)</script>", "postback": "x"}, 400, "$.session"),
+        ({"session": "abcdefgh12"}, 400, "$"),
+        ({"session": "abcdefgh12", "text": "   "}, 400, "$"),
+        ({"session": "abcdefgh12", "postback": 7}, 400, "$.postback"),
+        ({"session": "abcdefgh12", "text": "字" * 1001}, 400, "$.text"),
+        ({"session": "abcdefgh12", "postback": "nothing:answers"}, 422, "$.postback"),
+        ({"session": "abcdefgh12", "postback": "x", "bot": "nope"}, 422, "$.postback"),
+    ]
+    for body, status, path in cases:
+        resp = await client.post(chat, json=body)
+        assert resp.status == status, body
+        err = await resp.json()
+        assert err["problems"][0]["path"] == path, body
+    assert (await client.post(chat, data=b"[1]", headers={"Content-Type": "application/json"})).status == 400
+    assert (await client.post(chat, data=b"{", headers={"Content-Type": "application/json"})).status == 400
+    assert (await client.post(chat, data=b"{}", headers={"Content-Type": "text/plain"})).status == 415
+
+
+async def test_preview_chat_without_a_chatbot(aiohttp_client: ClientFactory, settings: Settings,
+                                              tmp_path: Path) -> None:
+    empty = tmp_path / "no-bots"
+    empty.mkdir()
+    client = await aiohttp_client(create_app(settings.with_(chatbot_dir=empty)))
+    caps = await (await client.get("/api/capabilities")).json()
+    assert caps["chatbot"] is False and caps["chatEndpoint"] is None and caps["bots"] == []
+    resp = await client.post("/api/studio/chat", json={"session": "abcdefgh12", "postback": "x"})
+    assert resp.status == 404 and (await resp.json())["error"] == "chatbot_disabled"
 
 
 async def test_events_ready_then_changed_on_file_edit(aiohttp_client: ClientFactory,

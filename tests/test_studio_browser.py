@@ -214,25 +214,69 @@ def test_profile_switch_and_share_link(page: tuple[Any, PageProbe], studio: Stud
     assert probe.errors == []
 
 
-def test_suggestions_and_numbered_legacy_replies(page: tuple[Any, PageProbe], studio: Studio) -> None:
+def test_tap_a_chip_and_the_bot_replies(page: tuple[Any, PageProbe], studio: Studio) -> None:
+    pg, _ = page
+    server, _ = studio
+    open_template(pg, server, "courier-hangup")
+    rcs = pg.locator("#phone-rcs")
+    # An action button: the phone shows what it does locally, and the bot gets the postback.
+    rcs.get_by_role("button", name="打开链接：查询物流").click()
+    reply = rcs.locator(".reply .card-title")
+    reply.first.wait_for()
+    assert reply.first.text_content() == "运单 SF1234567890123：派送中"
+    assert "https://www.sf-express.com/track?no=SF1234567890123" in rcs.locator(".sys").first.text_content()
+    assert rcs.locator(".bubble.user").first.text_content() == "查询物流"
+    # The conversation continues from a button of the bot's own card.
+    rcs.locator(".reply").first.get_by_role("button", name="回复：改约派送").click()
+    pg.wait_for_function("() => [...document.querySelectorAll('#phone-rcs .reply .card-title')]"
+                         ".some(t => t.textContent === '请选择新的派送时间')")
+    pg.click("#raw-box summary")
+    pg.select_option("#raw-kind", "chat")
+    assert '"node": "reschedule"' in pg.text_content("#raw")
+
+
+def test_numbered_replies_on_legacy_screens(page: tuple[Any, PageProbe], studio: Studio) -> None:
+    pg, _ = page
+    server, _ = studio
+    open_template(pg, server, "courier-hangup")
+    sms = pg.locator("#phone-sms")
+    box = sms.locator("input.legacy-input")
+    box.fill("回复3")  # the card's third button, 改约派送
+    box.press("Enter")
+    sms.locator(".reply").first.wait_for()
+    assert "回复 3 → reschedule:SF1234567890123" in sms.locator(".legacy-replies").text_content()
+    assert sms.locator(".reply").first.text_content().startswith("【顺丰速运】请选择新的派送时间")
+    box.fill("1")  # now answers the bot's own SMS menu: 今天 18:00-21:00
+    sms.locator("button", has_text="发送").click()
+    pg.wait_for_function("() => document.querySelectorAll('#phone-sms .reply').length === 2")
+    assert "改约成功" in sms.locator(".reply").nth(1).text_content()
+    # USSD: a number that is not on the menu is refused on the phone itself
+    ussd = pg.locator("#phone-ussd")
+    ussd.locator("input.legacy-input").fill("9")
+    ussd.locator("input.legacy-input").press("Enter")
+    pg.wait_for_function("() => document.querySelector('#phone-ussd .legacy-replies').textContent.includes('没有第 9 项')")
+
+
+def test_rendered_image_and_video(page: tuple[Any, PageProbe], studio: Studio) -> None:
     pg, _ = page
     server, _ = studio
     open_template(pg, server, "courier-hangup")
     caps = pg.evaluate("() => fetch('/api/capabilities').then(r => r.json())")
-    pg.get_by_role("button", name="回复：改约派送").first.click()
-    pg.wait_for_selector("#phone-rcs .bubble.user")
-    assert pg.text_content("#phone-rcs .bubble.user") == "改约派送"
-    if not caps["chatbot"]:
-        assert "reschedule:SF1234567890123" in pg.text_content("#phone-rcs .convo")
-    if "sms" in caps["formats"]:
-        sms = pg.locator("#phone-sms")
-        sms.locator("input.legacy-input").fill("回复3")
-        sms.locator("input.legacy-input").press("Enter")
-        pg.wait_for_function("() => document.querySelector('#phone-sms .legacy-replies').textContent.includes('→')")
-        assert "回复 3 → reschedule:SF1234567890123" in sms.locator(".legacy-replies").text_content()
-        sms.locator("input.legacy-input").fill("9")
-        sms.locator("button", has_text="发送").click()
-        pg.wait_for_function("() => document.querySelector('#phone-sms .legacy-replies').textContent.includes('没有第 9 项')")
+    if "png" not in caps["formats"] or "mp4" not in caps["formats"]:
+        pytest.skip("media formats are not registered on this server")
+    img = pg.locator("#phone-image img.rendered")
+    img.wait_for()
+    assert re.search(r"/media/[0-9a-f]+\.png$", img.get_attribute("src"))
+    pg.wait_for_function("() => document.querySelector('#phone-image img.rendered').naturalWidth > 0")
+    pg.click("#phone-video button.make-video")
+    video = pg.locator("#phone-video video.rendered")
+    video.wait_for(timeout=60_000)
+    assert re.search(r"/media/[0-9a-f]+\.mp4$", video.get_attribute("src"))
+    pg.wait_for_function("() => document.querySelector('#phone-video video.rendered').readyState >= 1")
+    # the 5G view can show the rendered media slot instead of a placeholder
+    pg.select_option("#media-mode", "card")
+    pg.locator("#phone-rcs .media img").wait_for()
+    assert "/media/" in pg.get_attribute("#phone-rcs .media img", "src")
 
 
 def test_keyboard_and_labels(page: tuple[Any, PageProbe], studio: Studio) -> None:
@@ -268,6 +312,7 @@ def test_gallery_and_screenshots_of_every_phone(page: tuple[Any, PageProbe], stu
     pg.wait_for_selector("main[data-ready=true]")
     pg.screenshot(path=str(ARTIFACTS / "ad-carousel.png"), full_page=True)
     open_template(pg, server, "courier-hangup")
+    pg.locator("#phone-image img.rendered, #phone-image.off").first.wait_for()
     pg.evaluate("() => document.fonts.ready.then(() => true)")
     for view in ("rcs", "image", "video", "ussd", "flash", "sms"):
         pg.locator(f"#phone-{view}").screenshot(path=str(ARTIFACTS / f"phone-{view}.png"))

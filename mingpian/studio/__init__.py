@@ -10,7 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..openapi import add_paths
-from . import assets, capabilities, events, pages, security
+from . import assets, capabilities, chat, events, pages, security
 from .docs import PATHS, SCHEMAS
 
 
@@ -20,4 +20,5 @@ def setup(app: web.Application) -> None:
     assets.setup(app)
     events.setup(app)
     capabilities.setup(app)
+    chat.setup(app)
     add_paths(app, PATHS, SCHEMAS)

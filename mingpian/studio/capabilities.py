@@ -11,27 +11,17 @@ from aiohttp import web
 from ..api_templates import formats_key
 from ..keys import settings_key
 from .assets import font_files
-
-CHATBOT_MARKERS = ("/simulator", "/chatbot", "/maap")
-
-
-def _route_paths(app: web.Application) -> list[tuple[str, str]]:
-    out = []
-    for route in app.router.routes():
-        info = route.resource.get_info() if route.resource else {}
-        path = info.get("path") or info.get("formatter") or ""
-        out.append((route.method, path))
-    return out
+from .chat import flow_store
 
 
 def capabilities(app: web.Application) -> dict[str, Any]:
-    routes = _route_paths(app)
-    chat = sorted({f"{m} {p}" for m, p in routes
-                   if any(k in p for k in CHATBOT_MARKERS) and m in ("GET", "POST")})
+    flows = flow_store(app)
+    bots = sorted(flows.flows) if flows is not None else []
     return {
         "formats": sorted(app[formats_key]),
-        "chatbot": bool(chat),
-        "chatbotRoutes": chat,
+        "chatbot": bool(bots),
+        "bots": bots,
+        "chatEndpoint": "/api/studio/chat" if bots else None,
         "liveReload": True,
         "fonts": [p.name for p in font_files(app[settings_key].assets_dir)],
     }

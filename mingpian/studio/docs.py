@@ -21,17 +21,45 @@ def _html(summary: str, op: str, params: list[dict[str, Any]] | None = None) -> 
 SCHEMAS: dict[str, Any] = {
     "Capabilities": {
         "type": "object",
-        "required": ["formats", "chatbot", "chatbotRoutes", "liveReload", "fonts"],
+        "required": ["formats", "chatbot", "bots", "chatEndpoint", "liveReload", "fonts"],
         "properties": {
             "formats": {"type": "array", "items": {"type": "string"},
                         "description": "`?format=` values POST /api/templates/{name}/render accepts"},
-            "chatbot": {"type": "boolean", "description": "the chatbot / MaaP simulator is served"},
-            "chatbotRoutes": {"type": "array", "items": {"type": "string"},
-                              "description": "`METHOD /path` of the chatbot and simulator routes"},
+            "chatbot": {"type": "boolean", "description": "chatbot flows are loaded"},
+            "bots": {"type": "array", "items": {"type": "string"}},
+            "chatEndpoint": {"type": ["string", "null"],
+                             "description": "where the studio sends taps (POST), when a bot runs"},
             "liveReload": {"type": "boolean"},
             "fonts": {"type": "array", "items": {"type": "string"},
                       "description": "project fonts served under /static/fonts/"},
         },
+    },
+}
+
+CHAT_REQUEST = {
+    "type": "object", "required": ["session"],
+    "properties": {
+        "session": {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$",
+                    "description": "the browser's preview conversation id"},
+        "postback": {"type": "string", "maxLength": 1000, "description": "a tapped suggestion"},
+        "text": {"type": "string", "maxLength": 1000,
+                 "description": "typed text, a numbered legacy reply, or the tap's displayText"},
+        "bot": {"type": "string", "description": "force a bot (default: the one whose rules match)"},
+    },
+}
+SCHEMAS["StudioChatReply"] = {
+    "type": "object",
+    "required": ["bot", "title", "node", "inbound", "replies", "messageList", "sms", "replyMap"],
+    "properties": {
+        "bot": {"type": "string"}, "title": {"type": "string"},
+        "node": {"type": "string", "description": "the flow node the conversation is in now"},
+        "inbound": {"type": "object", "description": "the CSP messageNotification the simulator built"},
+        "replies": {"type": "array", "items": {"type": "object"},
+                    "description": "CSP send bodies the bot hands to the MaaP"},
+        "messageList": {"type": "array", "items": {"type": "object"}},
+        "sms": {"type": "array", "items": {"type": "string"},
+                "description": "smsContent of each reply: what a legacy phone gets"},
+        "replyMap": {"type": "object", "additionalProperties": {"type": "string"}},
     },
 }
 
@@ -67,6 +95,22 @@ PATHS: dict[str, dict[str, Any]] = {
             "200": {"description": "an event stream",
                     "content": {"text/event-stream": {"schema": {"type": "string"}}}},
             "404": error_response("no such template"),
+        },
+    }},
+    "/api/studio/chat": {"post": {
+        "summary": "Preview conversation: a tap or reply, as the MaaP simulator would deliver it, "
+        "answered by the chatbot's turn function; nothing is stored or sent to a MaaP.",
+        "operationId": "studioChat", "tags": ["studio"],
+        "requestBody": {"required": True,
+                        "content": {"application/json": {"schema": CHAT_REQUEST}}},
+        "responses": {
+            "200": json_response("the bot's replies",
+                                 {"$ref": "#/components/schemas/StudioChatReply"}),
+            "400": error_response("malformed body, bad session id, nothing to send"),
+            "404": error_response("no chatbot runs on this server"),
+            "413": error_response("body too large"),
+            "415": error_response("not application/json"),
+            "422": error_response("no bot answers this tap"),
         },
     }},
     "/api/capabilities": {"get": {

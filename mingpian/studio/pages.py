@@ -92,6 +92,9 @@ async def template_page(request: web.Request) -> web.Response:
   <div class="controls">
     <label for="profile">运营商</label>
     <select id="profile" name="profile"><option value="">默认</option></select>
+    <span class="media-mode" hidden><label for="media-mode">卡片媒体</label>
+    <select id="media-mode"><option value="">占位</option>
+      <option value="card">渲染图片</option></select></span>
     <button type="button" id="share">复制分享链接</button>
     <button type="button" id="reset">恢复示例数据</button>
   </div>

@@ -30,16 +30,16 @@ export function postJSON(url, data, signal) {
   });
 }
 
-export function renderUrl(name, format, profile) {
-  const q = new URLSearchParams();
+export function renderUrl(name, format, profile, extra = {}) {
+  const q = new URLSearchParams(extra);
   if (format && format !== 'rcs') q.set('format', format);
   if (profile) q.set('profile', profile);
   const qs = q.toString();
   return `/api/templates/${encodeURIComponent(name)}/render${qs ? `?${qs}` : ''}`;
 }
 
-export function render(name, data, {format = 'rcs', profile = '', signal} = {}) {
-  return postJSON(renderUrl(name, format, profile), data, signal);
+export function render(name, data, {format = 'rcs', profile = '', signal, query} = {}) {
+  return postJSON(renderUrl(name, format, profile, query), data, signal);
 }
 
 export async function capabilities() {

@@ -1,30 +1,39 @@
 // The conversation behind the mock-ups: a tapped suggestion or a numbered legacy reply goes to
-// the chatbot through the built-in MaaP simulator, and the bot's answer comes back as GSMA
-// messageList items. Without a chatbot the tap is only echoed, and the page says so.
+// POST /api/studio/chat, where the MaaP simulator turns it into the platform's notification and
+// the chatbot's turn function answers with the GSMA messageList (and the SMS fallback a legacy
+// phone would get). Without a chatbot the tap is only shown, and the page says so.
 
 import {postJSON} from './api.js';
 
+function sessionId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
 export class Chat {
-  constructor(caps) {
+  constructor(caps, lane) {
     this.caps = caps || {};
-    this.routes = new Set(this.caps.chatbotRoutes || []);
-    this.available = Boolean(this.caps.chatbot) && this.#endpoint() !== null;
-    this.user = `tel:+8613${String(Date.now()).slice(-9)}`;
+    this.endpoint = this.caps.chatEndpoint || null;
+    this.available = Boolean(this.caps.chatbot && this.endpoint);
+    this.lane = lane;
+    this.reset();
   }
 
-  #endpoint() {
-    for (const candidate of ['POST /api/simulator/send', 'POST /api/simulator/messages', 'POST /api/simulator/tap']) {
-      if (this.routes.has(candidate)) return candidate.split(' ')[1];
-    }
-    return null;
+  /** A fresh conversation (a new card was rendered, or the user asked). */
+  reset() {
+    this.session = `${this.lane}-${sessionId()}`;
+    this.started = false;
   }
 
-  /** Send a tap ({text, postback}) or typed text; resolves {messages: [...]} or {error}. */
-  async send({text, postback, template}) {
+  /** Send a tap ({postback, text}) or typed text; resolves {messages, sms, raw} or {error}. */
+  async send({text, postback}) {
     if (!this.available) return {error: {message: '聊天机器人未启用'}};
-    const res = await postJSON(this.#endpoint(), {user: this.user, text, postback, template});
+    const body = {session: this.session};
+    if (postback) body.postback = postback;
+    if (text) body.text = text;
+    const res = await postJSON(this.endpoint, body);
     if (!res.ok) return {error: res.body || {message: `HTTP ${res.status}`}};
-    const b = res.body || {};
-    return {messages: b.messageList || b.replies || b.messages || [], raw: b};
+    this.started = true;
+    return {messages: res.body.messageList || [], sms: res.body.sms || [], raw: res.body};
   }
 }

@@ -19,6 +19,7 @@ function findUrl(body) {
 function jobUrl(res) {
   const b = res.body || {};
   const job = b.job && typeof b.job === 'object' ? b.job : b;
+  if (job.links && typeof job.links.self === 'string') return job.links.self;
   for (const k of ['statusUrl', 'jobUrl', 'poll', 'self']) if (typeof job[k] === 'string') return job[k];
   if (typeof b.job === 'string' && b.job.startsWith('/')) return b.job;
   const loc = res.headers && res.headers.get('Location');
@@ -45,7 +46,13 @@ function statusOf(body) {
  */
 export async function mediaResult(res, {onProgress, signal} = {}) {
   if (!res.ok && res.status !== 202) return {error: res.body || {message: `HTTP ${res.status}`}};
-  if (res.body instanceof Blob) return {url: URL.createObjectURL(res.body), blob: true, type: res.type};
+  if (res.body instanceof Blob) {
+    // The media server names the cached file (Content-Location: /media/<hash>.<ext>): a real
+    // same-origin URL the browser can cache; the bytes as a blob: URL otherwise.
+    const named = safeMediaUrl(res.headers?.get('Content-Location') || '');
+    if (named && named.startsWith('/media/')) return {url: named, type: res.type};
+    return {url: URL.createObjectURL(res.body), blob: true, type: res.type};
+  }
   let current = res;
   for (let i = 0; i < 600; i += 1) {
     const direct = findUrl(current.body);
@@ -54,7 +61,7 @@ export async function mediaResult(res, {onProgress, signal} = {}) {
       const url = safeMediaUrl(direct);
       return url ? {url} : {error: {message: `媒体地址不可在此显示：${direct}`}};
     }
-    if (['failed', 'error'].includes(status)) return {error: current.body.error && typeof current.body.error === 'object' ? current.body.error : current.body};
+    if (['failed', 'error', 'cancelled', 'canceled'].includes(status)) return {error: current.body.error && typeof current.body.error === 'object' ? current.body.error : current.body};
     const poll = jobUrl(current);
     if (!poll) return {error: {message: '渲染结果里没有媒体地址'}};
     if (onProgress) onProgress(progressOf(current.body), status || 'running');

@@ -16,6 +16,7 @@ export class Phone {
   constructor({id, title, app}, brand) {
     this.id = id;
     this.body = h('div', {class: 'convo', 'aria-live': 'polite', 'aria-atomic': 'false'});
+    this.screen = h('div', {class: 'screen'}, this.body);
     this.note = h('p', {class: 'phone-note', hidden: true});
     this.appTitle = h('span', {class: 'app-title'}, brand || app);
     this.el = h('figure', {class: `phone phone-${id}`, id: `phone-${id}`, dataset: {view: id}, 'aria-labelledby': `cap-${id}`},
@@ -24,7 +25,7 @@ export class Phone {
         h('div', {class: 'statusbar', 'aria-hidden': 'true'},
           h('span', {}, '9:41'), h('span', {}, id === 'ussd' || id === 'flash' ? '2G ▂▄▆' : '5G ▂▄▆█')),
         app ? h('div', {class: 'appbar'}, this.appTitle) : null,
-        h('div', {class: 'screen'}, this.body)),
+        this.screen),
       this.note);
   }
 
@@ -40,7 +41,11 @@ export class Phone {
 
   add(...nodes) {
     this.body.append(...nodes);
-    this.body.scrollTop = this.body.scrollHeight;
+    this.screen.scrollTop = this.screen.scrollHeight;
+  }
+
+  scrollEnd() {
+    this.screen.scrollTop = this.screen.scrollHeight;
   }
 
   setNote(text, kind = 'info') {

@@ -19,11 +19,11 @@ const main = document.getElementById('main');
 const name = main.dataset.template;
 const state = {
   detail: null, caps: null, profile: '', gen: 0, raw: {}, rawKind: 'rcs',
-  imageAbort: null, videoAbort: null, imageUrl: null, replyMaps: {},
+  imageAbort: null, videoAbort: null, imageUrl: null, replyMaps: {}, media: '',
 };
 const phones = {};
 let form;
-let chat;
+const chats = {};
 
 function problemsOf(body) {
   if (!body || typeof body !== 'object') return [{path: '$', message: String(body || '请求失败')}];
@@ -65,7 +65,7 @@ function setRaw(kind, body) {
   state.raw[kind] = body;
   const select = document.getElementById('raw-kind');
   if (select && !select.querySelector(`option[value="${kind}"]`)) {
-    const label = VIEWS.find((v) => v.id === kind)?.title || kind;
+    const label = kind === 'chat' ? '机器人回复（CSP 下行）' : VIEWS.find((v) => v.id === kind)?.title || kind;
     select.append(h('option', {value: kind}, label));
   }
   if (kind === state.rawKind) drawRaw();
@@ -95,58 +95,61 @@ function systemLine(text) {
 async function onTap(d) {
   const phone = phones.rcs;
   if (d.kind !== 'reply' && d.kind !== 'action') {
+    // What the phone itself does (open a URL, dial, show a map...); the postback still goes
+    // to the bot, as on a real 5G-message client.
     phone.add(systemLine(`${d.text}：${d.detail || d.kind}`));
   }
   phone.add(userBubble(d.text));
-  await converse(phone, {text: d.text, postback: d.postback});
-}
-
-async function converse(phone, {text, postback}) {
+  const chat = chats.rcs;
   if (!chat.available) {
-    phone.add(systemLine(`postback: ${postback || '（无）'} · 聊天机器人未启用`));
+    phone.add(systemLine(`postback: ${d.postback || '（无）'} · 聊天机器人未启用`));
     return;
   }
   const typing = systemLine('对方正在输入…');
   phone.add(typing);
-  const res = await chat.send({text, postback, template: name});
+  const res = await chat.send({text: d.text, postback: d.postback});
   typing.remove();
   if (res.error) {
-    phone.add(systemLine(`机器人出错：${res.error.message || res.error.error || ''}`));
+    phone.add(systemLine(`机器人：${res.error.message || res.error.error || ''}`));
     return;
   }
+  setRaw('chat', res.raw);
   const nodes = renderMessageList(res.messages, {onTap});
   if (!nodes.length) phone.add(systemLine('（机器人没有回复）'));
-  phone.add(...nodes);
+  phone.add(...nodes.map((n) => { n.classList.add('reply'); return n; }));
   announce('机器人已回复');
 }
 
 async function onLegacyReply(channel, text, area) {
-  const key = parseReply(text);
-  const map = state.replyMaps[channel] || {};
+  const chat = chats[channel];
   area.append(userBubble(text));
-  const postback = key ? map[key] : undefined;
-  if (!postback) {
-    area.append(systemLine(key ? `没有第 ${key} 项` : '请回复菜单里的数字'));
-    return;
+  let postback;
+  if (!chat.started) {
+    // The first reply answers the card on screen: its menu number → that button's postback.
+    // Later numbers answer the bot's own SMS, whose reply map the bot keeps.
+    const key = parseReply(text);
+    postback = key ? (state.replyMaps[channel] || {})[key] : undefined;
+    if (!postback) {
+      area.append(systemLine(key ? `没有第 ${key} 项` : '请回复菜单里的数字'));
+      return;
+    }
+    area.append(systemLine(`回复 ${key} → ${postback}`));
   }
-  area.append(systemLine(`回复 ${key} → ${postback}`));
   if (!chat.available) {
     area.append(systemLine('聊天机器人未启用'));
     return;
   }
-  const res = await chat.send({text, postback, template: name});
+  const res = await chat.send({text, postback});
   if (res.error) {
-    area.append(systemLine(`机器人出错：${res.error.message || ''}`));
+    area.append(systemLine(`机器人：${res.error.message || ''}`));
     return;
   }
-  // A legacy phone sees the bot's answer as text: the card's title and description.
-  for (const item of res.messages) {
-    const c = item.contentText || {};
-    const card = c.message?.generalPurposeCard?.content;
-    const text = card ? [card.title, card.description].filter(Boolean).join('\n')
-      : (typeof c === 'string' ? c : c.message?.text || '');
-    if (text) area.append(h('div', {class: 'bubble bot sms'}, h('pre', {class: 'legacy-text'}, text)));
+  setRaw('chat', res.raw);
+  if (!res.sms.length) area.append(systemLine('（机器人没有回复）'));
+  for (const sms of res.sms) {
+    area.append(h('div', {class: 'bubble bot sms reply'}, h('pre', {class: 'legacy-text'}, sms)));
   }
+  announce('机器人已回复');
 }
 
 // ---- renders -----------------------------------------------------------------------------------
@@ -160,11 +163,13 @@ async function renderAll() {
   const data = form.value;
   const profile = state.profile;
   syncUrl();
-  const rcs = await api.render(name, data, {profile});
+  const rcs = await api.render(name, data, {profile, query: state.media ? {media: state.media} : {}});
   if (gen !== state.gen) return;
   if (rcs.ok) {
     showProblems(null);
     phones.rcs.show(renderMessageList(rcs.body.messageList, {onTap}));
+    chats.rcs.reset();
+    if (!chats.rcs.available) phones.rcs.setNote('聊天机器人未启用：点按按钮只显示 postback');
     phones.rcs.el.dataset.version = rcs.body.templateVersion || '';
     setRaw('rcs', rcs.body);
   } else {
@@ -190,7 +195,13 @@ async function renderLegacy(ch, data, profile, gen) {
     return;
   }
   state.replyMaps[ch] = lt.replyMap || {};
-  phones[ch].show(legacyScreen(ch, lt, {onReply: (text, area) => onLegacyReply(ch, text, area)}));
+  chats[ch].reset();
+  phones[ch].show(legacyScreen(ch, lt, {onReply: async (text, area) => {
+    const done = onLegacyReply(ch, text, area);
+    phones[ch].scrollEnd();
+    await done;
+    phones[ch].scrollEnd();
+  }}));
   setRaw(ch, res.body);
 }
 
@@ -229,7 +240,8 @@ async function renderVideo() {
   phones.video.show(h('div', {class: 'progress'}, bar, label));
   let res;
   try {
-    res = await api.render(name, form.value, {format: fmt, profile: state.profile, signal: abort.signal});
+    res = await api.render(name, form.value, {format: fmt, profile: state.profile, signal: abort.signal,
+      query: {async: '1'}});
   } catch {
     return;
   }
@@ -259,13 +271,19 @@ const scheduleRender = debounce(() => renderAll(), 200);
 
 // ---- URL state and share link ------------------------------------------------------------------
 
+function shareState() {
+  const out = {data: form.value, profile: state.profile};
+  if (state.media) out.media = state.media;
+  return out;
+}
+
 const syncUrl = debounce(async () => {
-  const url = await shareUrl({data: form.value, profile: state.profile});
+  const url = await shareUrl(shareState());
   history.replaceState(null, '', url);
 }, 300);
 
 async function share() {
-  const url = await shareUrl({data: form.value, profile: state.profile});
+  const url = await shareUrl(shareState());
   history.replaceState(null, '', url);
   const ok = await copyText(url);
   announce(ok ? '分享链接已复制' : '无法复制，请从地址栏复制链接');
@@ -335,7 +353,7 @@ async function start() {
   ]);
   state.caps = caps;
   state.shared = shared;
-  chat = new Chat(caps);
+  for (const lane of ['rcs', ...LEGACY]) chats[lane] = new Chat(caps, lane);
 
   const select = document.getElementById('profile');
   if (profiles.ok) {
@@ -353,6 +371,18 @@ async function start() {
     renderAll();
   });
 
+  const mediaSelect = document.getElementById('media-mode');
+  if (IMAGE_FORMATS.some(has)) {
+    // The media feature can render each card's media slot and put its /media/ URL into the
+    // payload (format=rcs&media=card): the 5G view then shows real pictures, not placeholders.
+    mediaSelect.closest('.media-mode').hidden = false;
+    state.media = shared?.media === 'card' ? 'card' : '';
+    mediaSelect.value = state.media;
+    mediaSelect.addEventListener('change', () => {
+      state.media = mediaSelect.value;
+      renderAll();
+    });
+  }
   const container = document.getElementById('phones');
   for (const view of VIEWS) {
     phones[view.id] = new Phone(view, '');
@@ -363,7 +393,6 @@ async function start() {
   if (!VIDEO_FORMATS.some(has)) phones.video.off(missing('mp4'));
   else phones.video.show(videoButton());
   for (const ch of LEGACY) if (!has(ch)) phones[ch].off(missing(ch));
-  if (!chat.available) phones.rcs.setNote('聊天机器人未启用：点按按钮只显示 postback');
 
   form = new SchemaForm(document.getElementById('data-form'), {onChange: scheduleRender});
   if (!detail.ok) {
