@@ -96,7 +96,7 @@ def bench_video(tmp: Path, runs: int) -> tuple[float, float, int]:
     slides = build_slides(msg, ctx, size)
     with raw.open("wb") as f:
         for frame in frames(slides, size, 5.0, opts.fps, opts.transition):
-            f.write(frame.tobytes())
+            f.write(frame)
     base_cmd = encode_command(tmp / "plain.mp4", size, opts.fps, opts)
     base_cmd[base_cmd.index("pipe:")] = str(raw)
     for i in range(runs):
@@ -196,7 +196,8 @@ def main() -> None:
         ours, plain, vbytes = bench_video(tmp, args.video_runs)
         hit_ms, hit_p99, health_p99, n_health = asyncio.run(bench_server(tmp, args.hits))
     ratio = ours / plain
-    print(f"PNG card 720 px, no photo      : {no_photo:7.2f} ms median   target <= 20 ms  {verdict(no_photo, 20)}")
+    print(f"PNG card 720 px, no photo      : {no_photo:7.2f} ms median   target <= 20 ms  "
+          f"{verdict(no_photo, 20)}")
     print(f"PNG card 720 px, 720x400 photo : {with_photo:7.2f} ms median   target <= 35 ms  "
           f"{verdict(with_photo, 35)}")
     print(f"5 s 1280x720 video (ours)      : {ours:7.3f} s median ({vbytes / 1024:.0f} KiB)")

@@ -99,7 +99,7 @@ def test_size_cap_forces_a_lower_bitrate_re_encode(tmp_path: Path) -> None:
     t = TemplateStore(tmp_path, 0).get("noisy")
     msg = t.render({})
     out = tmp_path / "capped.mp4"
-    cap = 60_000
+    cap = 30_000
     res = render_video_sync(msg, MediaContext(folder, ASSETS),
                             VideoOptions(width=320, seconds=1.0, fps=15, crf=10, max_bytes=cap), out)
     assert res.encodes >= 2
