@@ -5,6 +5,10 @@ set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# cairo (cairosvg: designer SVG card templates) and fontconfig (its text, pointed at assets/fonts).
+libs=$(/sbin/ldconfig -p 2>/dev/null || true)
+[[ $libs == *"libcairo.so.2 "* ]] || need+=(libcairo2)
+[[ $libs == *"libfontconfig.so.1 "* ]] || need+=(libfontconfig1)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
     echo "system-deps: cannot install ${need[*]} (not root, no sudo); tests needing them will skip" >&2
