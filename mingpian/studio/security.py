@@ -28,12 +28,13 @@ HEADERS = {
     "X-Frame-Options": "DENY",  # for browsers that predate frame-ancestors
     "Referrer-Policy": "no-referrer",  # share links carry user data in the fragment/query
 }
-STUDIO_PREFIXES = ("/t/", "/static/")
+STUDIO_PREFIXES = ("/t/", "/static/", "/api/studio/")
 STUDIO_EXACT = ("/", "/api/capabilities")
 
 
 def is_studio_path(path: str) -> bool:
-    return path in STUDIO_EXACT or path.startswith(STUDIO_PREFIXES) or path.endswith("/events")
+    return (path in STUDIO_EXACT or path.startswith(STUDIO_PREFIXES)
+            or (path.startswith("/api/templates/") and path.endswith("/events")))
 
 
 async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -15,7 +15,9 @@ export const VIEWS = [
 export class Phone {
   constructor({id, title, app}, brand) {
     this.id = id;
-    this.body = h('div', {class: 'convo', 'aria-live': 'polite', 'aria-atomic': 'false'});
+    // Not aria-live: six phones re-render on every keystroke; the page's status line
+    // announces what matters (errors, bot replies, live reloads) once.
+    this.body = h('div', {class: 'convo'});
     this.screen = h('div', {class: 'screen'}, this.body);
     this.note = h('p', {class: 'phone-note', hidden: true});
     this.appTitle = h('span', {class: 'app-title'}, brand || app);
