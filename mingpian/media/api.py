@@ -17,11 +17,11 @@ from renderer.video import VideoOptions
 from ..api_templates import FormatHandler, RenderRequest, formats_key
 from ..http_errors import json_error, raise_json
 from ..keys import metrics_key
+from ..media_work import WorkSpec
 from ..metrics import Counter
 from ..settings import Settings
 from .cache import CONTENT_TYPES, EXT_BY_FORMAT, MediaCache, media_key, thumb_key
 from .jobs import Job, MediaJobs
-from .work import WorkSpec
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 TRUE, FALSE = ("1", "true", "yes"), ("", "0", "false", "no")

@@ -24,8 +24,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
+from ..media_work import WorkSpec, init_worker, run
 from .cache import MediaCache
-from .work import WorkSpec, init_worker, run
 
 log = logging.getLogger("mingpian.media")
 Status = Literal["queued", "running", "done", "failed", "cancelled"]

@@ -1,4 +1,4 @@
-"""What runs inside the media worker processes: pure functions from a job spec to files.
+"""What runs inside the media worker processes (mingpian/media/jobs.py): job spec → files.
 
 Kept free of aiohttp and of the app so the spawned workers import little. Results are written
 straight into the cache folder (temp name + atomic rename), so only small metadata crosses the
