@@ -45,10 +45,11 @@ TARGET = 2000.0
 
 # ---- load generator (runs in a child process) -------------------------------------------------
 
-def _body(prefix: str, i: int) -> bytes:
+def _body(prefix: str, i: int, distinct: bool = False) -> bytes:
     mid = f"{prefix}-{i}"
+    waybill = f"SF{i:013d}" if distinct else "SF1234567890123"
     tap = json.dumps({"response": {"reply": {"displayText": "查询物流",
-                                             "postback": {"data": "track:SF1234567890123"}}}},
+                                             "postback": {"data": f"track:{waybill}"}}}},
                      ensure_ascii=False)
     return json.dumps({
         "messageId": mid, "dateTime": "2026-11-25T10:00:00.000+08:00",
@@ -70,7 +71,8 @@ async def _generate(a: argparse.Namespace) -> dict[str, Any]:
             nonlocal errors
             try:
                 if webhook:
-                    async with session.post(a.url, data=_body(a.prefix, i), headers=headers) as r:
+                    async with session.post(a.url, data=_body(a.prefix, i, a.distinct),
+                                            headers=headers) as r:
                         await r.read()
                         ok = r.status == 200
                 else:
@@ -123,6 +125,7 @@ def generator_main(argv: list[str]) -> None:
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--prefix", default="b")
     ap.add_argument("--out")
+    ap.add_argument("--distinct", action="store_true")
     a = ap.parse_args(argv)
     result = asyncio.run(_generate(a))
     Path(a.out).write_text(json.dumps(result))
@@ -149,11 +152,12 @@ async def wait_port(port: int, timeout: float = 20) -> None:
 
 
 async def run_generator(tmp: Path, url: str, mode: str, seconds: float, prefix: str,
-                        concurrency: int = 32, rate: float = 0) -> dict[str, Any]:
+                        concurrency: int = 32, rate: float = 0, distinct: bool = False) -> dict[str, Any]:
     out = tmp / f"gen-{prefix}.json"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--generator", "--url", url, "--mode", mode, "--seconds", str(seconds),
-        "--concurrency", str(concurrency), "--rate", str(rate), "--prefix", prefix, "--out", str(out))
+        "--concurrency", str(concurrency), "--rate", str(rate), "--prefix", prefix, "--out", str(out),
+        *(["--distinct"] if distinct else []))
     await proc.wait()
     return json.loads(out.read_text())
 
@@ -166,7 +170,8 @@ async def drain(sim: Simulator, prefix: str, acked: list[int], timeout: float = 
     while time.monotonic() < deadline and not want <= sim.replies_to.keys():
         await asyncio.sleep(0.05)
     mine = {k: v for k, v in sim.replies_to.items() if k.startswith(f"c-{prefix}-")}
-    return {"lost": len(want - mine.keys()), "duplicates": sum(len(v) - 1 for v in mine.values() if len(v) > 1),
+    dups = sum(len(v) - 1 for v in mine.values() if len(v) > 1)
+    return {"lost": len(want - mine.keys()), "duplicates": dups,
             "replies": sum(len(v) for v in mine.values()), "drain_s": time.perf_counter() - t0}
 
 
@@ -179,17 +184,22 @@ async def bench_store(store: str, sim: Simulator, sim_port: int, tmp: Path, a: a
                 "MINGPIAN_MAAP_URL": f"http://127.0.0.1:{sim_port}", "MINGPIAN_MAAP_APP_ID": sim.app_id,
                 "MINGPIAN_MAAP_APP_KEY": sim.app_key, "MINGPIAN_WEBHOOK_BEARER": BEARER,
                 "MINGPIAN_OUTBOX_CONCURRENCY": "128"})
-    server = subprocess.Popen([sys.executable, "-m", "mingpian", "serve"], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=open(tmp / f"server-{store}.log", "wb"))
+    with (tmp / f"server-{store}.log").open("wb") as log:
+        server = subprocess.Popen([sys.executable, "-m", "mingpian", "serve"], env=env, cwd=ROOT,
+                                  stdout=subprocess.DEVNULL, stderr=log)
     try:
         await wait_port(port)
         base = f"http://127.0.0.1:{port}"
         hook = f"{base}/maap/courier/messageNotification/{CHATBOT}/messages"
         warm = await run_generator(tmp, hook, "closed", 1.0, f"{store}-warm", a.concurrency)
         await drain(sim, f"{store}-warm", warm["acked"])
-        health = await run_generator(tmp, f"{base}/healthz", "closed", a.seconds, f"{store}-hz", a.concurrency)
+        health = await run_generator(tmp, f"{base}/healthz", "closed", a.seconds, f"{store}-hz",
+                                     a.concurrency)
         closed = await run_generator(tmp, hook, "closed", a.seconds, f"{store}-max", a.concurrency)
         c_drain = await drain(sim, f"{store}-max", closed["acked"])
+        distinct = await run_generator(tmp, hook, "closed", a.seconds, f"{store}-dst", a.concurrency,
+                                       distinct=True)
+        d_drain = await drain(sim, f"{store}-dst", distinct["acked"])
         rate = 0.8 * min(TARGET, closed["rps"])
         opened = await run_generator(tmp, hook, "open", a.seconds, f"{store}-open", rate=rate)
         o_drain = await drain(sim, f"{store}-open", opened["acked"])
@@ -204,6 +214,9 @@ async def bench_store(store: str, sim: Simulator, sim_port: int, tmp: Path, a: a
           f"({closed['rps'] / health['rps']:.0%} of /healthz; errors {closed['errors']})")
     print(f"  replies drained: {c_drain['replies']} in {c_drain['drain_s']:.2f} s after the load; "
           f"lost {c_drain['lost']}, duplicates {c_drain['duplicates']}")
+    print(f"  every reply rendered (a distinct parcel per turn, render cache misses): "
+          f"{distinct['rps']:.0f} turns/s p50 {distinct['p50']:.2f} ms p99 {distinct['p99']:.2f} ms; "
+          f"lost {d_drain['lost']}, duplicates {d_drain['duplicates']}")
     print(f"webhook turns     open at {rate:6.0f}/s:    {opened['rps']:8.0f} turns/s "
           f"p50 {opened['p50']:6.2f} ms  p99 {opened['p99']:6.2f} ms  max {opened['max']:.1f} ms "
           f"(errors {opened['errors']})")

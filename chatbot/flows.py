@@ -236,8 +236,8 @@ class _Compiler:
         lets: list[tuple[str, Value]] = []
         for key, raw in (src.get("let") or {}).items():
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", str(key)) or key in RESERVED:
-                raise self.fail(src["let"], f"{path}.let",
-                                f"{key!r} is not a usable name (an identifier, not one of {sorted(RESERVED)})")
+                raise self.fail(src["let"], f"{path}.let", f"{key!r} is not a usable name "
+                                f"(an identifier, not one of {sorted(RESERVED)})")
             lets.append((str(key), Value(self.env, raw, self.file, f"{path}.let.{key}")))
         sets: list[tuple[str, Field | Value]] = []
         for key, raw in (src.get("set") or {}).items():
@@ -288,6 +288,12 @@ class _Compiler:
         return Rule(trig, mode, value, self.actions(src, path), line_of(src, 1))
 
 
+def _hint(message: str) -> str:
+    if "'True' was unexpected" in message or "'False' was unexpected" in message:
+        return message + " — YAML 1.1 reads a bare on/off/yes/no key as a boolean: write `rules:`"
+    return message
+
+
 def load_flow(path: Path, display: str | None = None) -> Flow:
     """Compile one flow file; TemplateInvalid with file:line for every mistake found."""
     bot = path.parent.name
@@ -296,7 +302,7 @@ def load_flow(path: Path, display: str | None = None) -> Flow:
         raise TemplateInvalid(f"{file}: bot folder name {bot!r} must match {NAME_RE.pattern}",
                               [Problem("$", "bad bot name", file)])
     src = load_yaml(path, file)
-    problems = [Problem(json_path(e.path), e.message[:240], file, locate(src, e.path))
+    problems = [Problem(json_path(e.path), _hint(e.message[:240]), file, locate(src, e.path))
                 for e in sorted(_VALIDATOR.iter_errors(src), key=lambda e: list(map(str, e.path)))]
     if problems:
         raise TemplateInvalid(f"{file}: flow is invalid ({len(problems)} problem(s))", problems)
@@ -360,3 +366,23 @@ class FlowStore:
 
     def get(self, bot: str) -> Flow | None:
         return self.flows.get(bot)
+
+
+def check_flows(root: Path, templates: Any) -> list[str]:
+    """Lint lines (`file:line: message`) for every flow under `root`: load errors, and replies
+    naming templates that do not exist. `templates` is a renderer.TemplateStore."""
+    out: list[str] = []
+    store = FlowStore(root)
+    for err in store.errors.values():
+        out.extend(f"{p.location()}: {p.path}: {p.message}" for p in err.problems)
+    known = set(templates.names())
+    for flow in store.flows.values():
+        rules = [r.actions for n in flow.nodes.values() for r in n.rules]
+        rules += [n.fallback for n in flow.nodes.values() if n.fallback]
+        rules += [r.actions for r in flow.global_rules] + ([flow.fallback] if flow.fallback else [])
+        for actions in rules:
+            for reply in actions.replies:
+                if reply.template is not None and reply.template not in known:
+                    out.append(f"{flow.file}:{reply.line}: reply template {reply.template!r} does not exist")
+    return out
+

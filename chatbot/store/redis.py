@@ -102,7 +102,12 @@ class RedisStore:
         self.r: aioredis.Redis | None = None
 
     async def open(self) -> None:
-        self.r = aioredis.Redis.from_url(self.url, decode_responses=True, max_connections=64)
+        # A blocking pool: under load, callers queue for a connection instead of failing with
+        # "Too many connections" (the default pool's behaviour at its limit).
+        pool = aioredis.BlockingConnectionPool.from_url(self.url, decode_responses=True, max_connections=64,
+                                                        timeout=10)
+        self._pool = pool
+        self.r = aioredis.Redis(connection_pool=pool)
         await self.r.ping()
         self._commit = self.r.register_script(COMMIT)
         self._claim = self.r.register_script(CLAIM)
@@ -112,6 +117,7 @@ class RedisStore:
     async def close(self) -> None:
         if self.r is not None:
             await self.r.aclose()
+            await self._pool.disconnect()
             self.r = None
 
     @property
