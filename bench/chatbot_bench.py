@@ -151,6 +151,13 @@ async def wait_port(port: int, timeout: float = 20) -> None:
     raise TimeoutError(port)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc): the server's cost per turn,
+    which — unlike wall-clock throughput — does not depend on what else the machine is doing."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def run_generator(tmp: Path, url: str, mode: str, seconds: float, prefix: str,
                         concurrency: int = 32, rate: float = 0, distinct: bool = False) -> dict[str, Any]:
     out = tmp / f"gen-{prefix}.json"
@@ -193,13 +200,21 @@ async def bench_store(store: str, sim: Simulator, sim_port: int, tmp: Path, a: a
         hook = f"{base}/maap/courier/messageNotification/{CHATBOT}/messages"
         warm = await run_generator(tmp, hook, "closed", 1.0, f"{store}-warm", a.concurrency)
         await drain(sim, f"{store}-warm", warm["acked"])
+        cpu0 = cpu_seconds(server.pid)
         health = await run_generator(tmp, f"{base}/healthz", "closed", a.seconds, f"{store}-hz",
                                      a.concurrency)
+        cpu1 = cpu_seconds(server.pid)
         closed = await run_generator(tmp, hook, "closed", a.seconds, f"{store}-max", a.concurrency)
         c_drain = await drain(sim, f"{store}-max", closed["acked"])
+        cpu2 = cpu_seconds(server.pid)
         distinct = await run_generator(tmp, hook, "closed", a.seconds, f"{store}-dst", a.concurrency,
                                        distinct=True)
         d_drain = await drain(sim, f"{store}-dst", distinct["acked"])
+        cpu3 = cpu_seconds(server.pid)
+        # Server CPU per request, replies delivered included (the drain is inside the window).
+        hz_us = (cpu1 - cpu0) / max(1, health["ok"]) * 1e6
+        turn_us = (cpu2 - cpu1) / max(1, closed["ok"]) * 1e6
+        dst_us = (cpu3 - cpu2) / max(1, distinct["ok"]) * 1e6
         rate = 0.8 * min(TARGET, closed["rps"])
         opened = await run_generator(tmp, hook, "open", a.seconds, f"{store}-open", rate=rate)
         o_drain = await drain(sim, f"{store}-open", opened["acked"])
@@ -212,6 +227,8 @@ async def bench_store(store: str, sim: Simulator, sim_port: int, tmp: Path, a: a
     print(f"webhook turns     closed c={a.concurrency}: {closed['rps']:8.0f} turns/s "
           f"p50 {closed['p50']:6.2f} ms  p99 {closed['p99']:6.2f} ms  "
           f"({closed['rps'] / health['rps']:.0%} of /healthz; errors {closed['errors']})")
+    print(f"  server CPU per request: /healthz {hz_us:.0f} µs, turn incl. its reply's delivery {turn_us:.0f} µs "
+          f"→ {1e6 / turn_us:.0f} turns/s per core; every reply rendered {dst_us:.0f} µs")
     print(f"  replies drained: {c_drain['replies']} in {c_drain['drain_s']:.2f} s after the load; "
           f"lost {c_drain['lost']}, duplicates {c_drain['duplicates']}")
     print(f"  every reply rendered (a distinct parcel per turn, render cache misses): "

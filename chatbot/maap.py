@@ -29,6 +29,8 @@ import orjson
 
 from renderer import BOTMESSAGE, BOTSUGGESTION
 
+from .http1 import Http1Client, HttpError
+
 TOKEN_ERRORS = frozenset({40001, 40014, 41001, 42001})
 RETRY_ERRORS = frozenset({-1, 45001, 30001, 30002, 30003, 30004})
 REPORTS = ["sent", "delivered", "displayed", "failed", "deliveredToNetwork"]
@@ -53,7 +55,9 @@ class MaapClient:
                  bot_version: str = '+g.gsma.rcs.botversion="#=1"') -> None:
         if dialect not in ("csp", "gsma"):
             raise ValueError(f"MaaP dialect must be csp or gsma, not {dialect!r}")
-        self.session = session
+        self.session = session  # token requests (rare)
+        self.http = Http1Client()  # message sends (the hot path; see http1.py)
+        self._date = (0, "")
         self.server = server.rstrip("/")
         self.app_id = app_id
         self.app_key = app_key
@@ -123,7 +127,7 @@ class MaapClient:
                     result, token_bad = await self._send_gsma(chatbot, token, body)
             except TokenError as exc:
                 return SendResult("retry", str(exc))
-            except (TimeoutError, aiohttp.ClientError, json.JSONDecodeError) as exc:
+            except (TimeoutError, aiohttp.ClientError, json.JSONDecodeError, HttpError) as exc:
                 return SendResult("retry", f"{type(exc).__name__}: {exc}"[:300])
             if not token_bad:
                 return result
@@ -132,19 +136,27 @@ class MaapClient:
                 return result
         raise AssertionError("unreachable")
 
+    def _http_date(self) -> str:
+        now = int(time.time())
+        if self._date[0] != now:
+            self._date = (now, formatdate(now, usegmt=True))
+        return self._date[1]
+
+    async def close(self) -> None:
+        await self.http.close()
+
     def csp_body(self, body: dict[str, Any]) -> dict[str, Any]:
         return {**body, "serviceCapability": [{"capabilityId": "ChatbotSA", "version": self.bot_version}],
                 "storeSupported": True, "reportRequest": REPORTS}
 
     async def _send_csp(self, chatbot: str, token: str, body: dict[str, Any]) -> tuple[SendResult, bool]:
         url = f"{self.server}/bot/v1/{quote(chatbot, safe=':@')}/messages"
-        headers = {"authorization": f"accessToken {token}", "date": formatdate(usegmt=True),
+        headers = {"authorization": f"accessToken {token}", "date": self._http_date(),
                    "Content-Type": "application/json; charset=utf-8"}
         data = orjson.dumps(self.csp_body(body))
-        async with self.session.post(url, data=data, headers=headers, timeout=self.timeout) as resp:
-            text = await resp.text()
-            status = resp.status
-            retry_after = _retry_after(resp.headers.get("Retry-After"))
+        status, rheaders, raw = await self.http.post(url, data, headers, self.timeout.total or 5.0)
+        text = raw.decode("utf-8", "replace")
+        retry_after = _retry_after(rheaders.get("retry-after"))
         try:
             reply = orjson.loads(text) if text else {}
         except orjson.JSONDecodeError:
@@ -178,11 +190,11 @@ class MaapClient:
 
     async def _send_gsma(self, chatbot: str, token: str, body: dict[str, Any]) -> tuple[SendResult, bool]:
         url = f"{self.server}/rcs/bot/v1/{quote(chatbot, safe=':@')}/messages"
-        async with self.session.post(url, json=self.gsma_body(body), timeout=self.timeout,
-                                     headers={"Authorization": f"Bearer {token}"}) as resp:
-            text = await resp.text()
-            status = resp.status
-            retry_after = _retry_after(resp.headers.get("Retry-After"))
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json; charset=utf-8"}
+        status, rheaders, raw = await self.http.post(url, orjson.dumps(self.gsma_body(body)), headers,
+                                                     self.timeout.total or 5.0)
+        text = raw.decode("utf-8", "replace")
+        retry_after = _retry_after(rheaders.get("retry-after"))
         if status == 401:
             return SendResult("retry", "bearer token rejected"), True
         if status in (200, 201, 202):

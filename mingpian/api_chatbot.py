@@ -90,6 +90,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await worker.stop()
+        if maap is not None:
+            await maap.close()
         await session.close()
         await store.close()
 
