@@ -278,3 +278,17 @@ async def test_events_streams_end_on_shutdown_and_disconnect(client: Client) -> 
     await client.app.shutdown()  # what AppRunner.cleanup does first on SIGTERM
     assert await asyncio.wait_for(a.content.read(), 2) == b""
     assert not streams.open
+
+
+def test_static_scripts_never_parse_data_as_html() -> None:
+    """The DOM is built with textContent and DOM APIs only: no HTML sinks in the page code."""
+    from mingpian.studio.assets import STATIC_DIR
+
+    sinks = ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(",
+             "new Function", "srcdoc", "javascript:")
+    scripts = sorted(STATIC_DIR.glob("*.js"))
+    assert len(scripts) >= 8
+    for js in scripts:
+        text = js.read_text("utf-8")
+        for sink in sinks:
+            assert sink not in text, f"{js.name} uses {sink}"

@@ -192,8 +192,10 @@ def test_profile_switch_and_share_link(page: tuple[Any, PageProbe], studio: Stud
     options = pg.locator("#profile option")
     assert options.count() >= 4
     n = renders(pg)
+    assert "轮播 2–10 张" in pg.text_content("#profile-limits")
     pg.select_option("#profile", "china-telecom")
     wait_rendered_after(pg, n)
+    assert "轮播 2–12 张" in pg.text_content("#profile-limits")
     pg.click("#raw-box summary")
     assert '"profile": "china-telecom"' in pg.text_content("#raw")
     n = renders(pg)

@@ -99,6 +99,7 @@ async def template_page(request: web.Request) -> web.Response:
     <button type="button" id="reset">恢复示例数据</button>
   </div>
 </div>
+<p id="profile-limits" class="limits"></p>
 <div class="layout">
   <section class="editor" aria-labelledby="editor-h">
     <h2 id="editor-h">数据</h2>

@@ -1,5 +1,5 @@
 // DOM helpers. Every piece of data reaches the page through textContent, attributes or
-// properties set here, never through innerHTML: template data is untrusted.
+// properties set here, never as markup: template data is untrusted.
 
 /** Create an element: h('button', {class: 'x', on: {click: fn}}, 'text', child, [more]). */
 export function h(tag, props = {}, ...children) {

@@ -365,7 +365,19 @@ async function start() {
       ? shared.profile : profiles.body.default;
     select.value = state.profile;
   }
+  const limits = document.getElementById('profile-limits');
+  const showLimits = () => {
+    const p = profiles.ok ? profiles.body.profiles.find((x) => x.name === select.value) : null;
+    limits.textContent = p ? [
+      `标题 ≤${p.title_max}`, `描述 ≤${p.description_max}`, `按钮 ≤${p.suggestions_per_card_max} 个`,
+      `按钮文字 ≤${p.suggestion_text_max}`, `快捷回复 ≤${p.chips_max}`, `轮播 ${p.carousel_min}–${p.carousel_max} 张`,
+      `图片 ≤${Math.round(p.image_max_bytes / 1048576)} MB`,
+      `视频 ≤${Math.round(p.video_max_bytes / 1048576)} MB / ${p.video_max_seconds} 秒`,
+    ].join(' · ') : '';
+  };
+  showLimits();
   select.addEventListener('change', () => {
+    showLimits();
     state.profile = select.value;
     announce(`运营商：${select.selectedOptions[0]?.textContent || ''}`);
     renderAll();
