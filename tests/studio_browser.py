@@ -119,6 +119,7 @@ class PageProbe:
         self.errors: list[str] = []
         self.dialogs: list[str] = []
         page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+        page.on("response", self._response)
         page.on("console", self._console)
         page.on("dialog", self._dialog)
 
@@ -127,6 +128,10 @@ class PageProbe:
             return  # the 422s the page asks for on purpose (invalid data), shown in the form
         if msg.type == "error" or "Content Security Policy" in msg.text:
             self.errors.append(f"console.{msg.type}: {msg.text}")
+
+    def _response(self, resp: Any) -> None:
+        if resp.status >= 500:  # never acceptable: name the request so the failure is findable
+            self.errors.append(f"HTTP {resp.status} from {resp.request.method} {resp.url}")
 
     def _dialog(self, dialog: Any) -> None:
         self.dialogs.append(dialog.message)

@@ -147,6 +147,25 @@ def test_live_reload_keeps_form_input(page: tuple[Any, PageProbe], studio: Studi
     assert pg.locator("#problems").is_hidden()
 
 
+def test_broken_template_shows_file_and_line_then_recovers(page: tuple[Any, PageProbe],
+                                                           studio: Studio) -> None:
+    pg, _ = page
+    server, templates = studio
+    card = templates / "staff-card" / "card.yaml"
+    source = card.read_text("utf-8")
+    card.write_text(source + "\n  title: [unclosed\n", "utf-8")
+    try:
+        open_template(pg, server, "staff-card")
+        problem = pg.locator("#problem-list li.template-problem code.where").first
+        assert re.search(r"staff-card/card\.yaml:\d+$", problem.text_content())
+        assert pg.locator("#phone-rcs.stale").count() == 1
+    finally:
+        card.write_text(source, "utf-8")
+    pg.locator(f"{CARD_TITLE}").first.wait_for()  # live reload brings the form and card back
+    assert pg.locator("#problems").is_hidden()
+    assert field(pg, "$.employee.name").input_value() != ""  # the sample data, now the schema is known
+
+
 XSS = ['<script>alert("s")</script>', '<img src=x onerror=alert("i")>']
 
 
