@@ -90,7 +90,7 @@ def cmd_lint(args: argparse.Namespace) -> int:
 def cmd_settings(args: argparse.Namespace) -> int:
     current = Settings.from_env()
     for doc in documented_settings():
-        print(f"{doc.env}={getattr(current, doc.name)}\n    {doc.help}")
+        print(f"{doc.env}={current.shown(doc.name)}\n    {doc.help}")
     return 0
 
 

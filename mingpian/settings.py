@@ -87,6 +87,17 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={self.shown(f.name)!r}" for f in fields(self))
+        return f"Settings({shown})"
+
+    def shown(self, name: str) -> Any:
+        """The value for display: secrets (keys, passwords, tokens) are masked, never printed."""
+        value = getattr(self, name)
+        if is_secret(name) and value:
+            return "********"
+        return value
+
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
@@ -96,6 +107,13 @@ class Settings:
         if self.public_base_url:
             return self.public_base_url.rstrip("/")
         return f"http://{self.host}:{self.port}"
+
+
+_SECRET_WORDS = ("password", "secret", "token", "app_key", "operator_key")
+
+
+def is_secret(name: str) -> bool:
+    return any(word in name for word in _SECRET_WORDS)
 
 
 def _coerce(name: str, default: Any, raw: str) -> Any:
@@ -161,9 +179,12 @@ SETTINGS_HELP: dict[str, str] = {
     "delivery_smpp": "host:port of the SMSC for USSD, flash SMS and SMS over SMPP 3.4; empty: no SMPP.",
     "delivery_smpp_system_id": "SMPP system_id for bind_transceiver.",
     "delivery_smpp_password": "SMPP password for bind_transceiver.",
-    "delivery_flash_gsm_dcs": "data_coding of a GSM-7 flash SMS: 16 (0x10) or 240 (0xF0) for SMSCs that want it.",
-    "delivery_timeouts": "Seconds to wait for a receipt before falling over, per channel (`ussd=5,flash=30`).",
-    "delivery_ring_timeout": "Seconds after `ringing` a pre-call card may still be sent; later it is dropped.",
+    "delivery_flash_gsm_dcs": "data_coding of a GSM-7 flash SMS: 16 (0x10) or 240 (0xF0) for SMSCs "
+    "that want it.",
+    "delivery_timeouts": "Seconds to wait for a receipt before falling over, per channel "
+    "(`ussd=5,flash=30`).",
+    "delivery_ring_timeout": "Seconds after `ringing` a pre-call card may still be sent; later it is "
+    "dropped.",
 }
 
 

@@ -35,3 +35,11 @@ def test_bad_values_name_the_variable() -> None:
 def test_base_url_defaults_to_host_and_port() -> None:
     assert Settings(host="0.0.0.0", port=81).base_url == "http://0.0.0.0:81"
     assert Settings(public_base_url="https://cards.example.cn/").base_url == "https://cards.example.cn"
+
+
+def test_secrets_never_print() -> None:
+    s = Settings.from_env({"MINGPIAN_WEBHOOK_PASSWORD": "hunter2", "MINGPIAN_MAAP_APP_KEY": "k-123"})
+    assert s.webhook_password == "hunter2"
+    assert "hunter2" not in repr(s) and "k-123" not in repr(s)
+    assert s.shown("webhook_password") == "********"
+    assert s.shown("port") == 8080
