@@ -197,3 +197,28 @@ async def test_two_processes_one_redis_racing_deliveries(sim: T, tmp_path: Path,
             p.wait(10)
     for i in range(2):
         assert "Traceback" not in (tmp_path / f"server{i}.log").read_text("utf-8", "replace")
+
+
+async def test_redis_store_dedupes_and_survives_an_outage_in_order(redis_url: str, aiohttp_client: T,  # noqa: F811
+                                                                   sim: T, tmp_path: Path) -> None:  # noqa: F811
+    # (redis_url first: fixtures are torn down in reverse, so the app closes before redis-server stops)
+    bot = await start_bot(aiohttp_client, sim, tmp_path, store="redis", redis_url=redis_url)
+    s = bot.sim
+    body = s.message(USER, postback=f"track:{WAYBILL}")
+    s.fault = Fault(mode="error", status=502)
+    assert await asyncio.gather(*(s.deliver(body) for _ in range(3))) == [200, 200, 200]
+    for pb in (f"reschedule:{WAYBILL}", f"slot:{WAYBILL}:tomorrow-pm", f"track:{WAYBILL}"):
+        assert await s.tap(USER, pb) == 200
+    await asyncio.sleep(0.5)
+    assert s.received == []
+    s.fault = Fault()
+    got = await s.wait_for(4, timeout=15)
+    await asyncio.sleep(0.3)
+    assert [r.text.split("\n")[0] for r in s.received] == [
+        f"运单 {WAYBILL}：派送中", "请选择新的派送时间", "改约成功", f"运单 {WAYBILL}：派送中"]
+    assert s.stats()["duplicateReplies"] == 0 and s.stats()["lost"] == 0
+    # The head (the first reply) took the outage; the replies queued behind it waited their turn.
+    info = await (await bot.client.get(f"/api/chatbot/messages/{got[0].message_id}")).json()
+    assert info["state"] == "sent" and info["attempts"] >= 2, info
+    info = await (await bot.client.get(f"/api/chatbot/messages/{got[2].message_id}")).json()
+    assert info["state"] == "sent" and info["attempts"] == 1, info
