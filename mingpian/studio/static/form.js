@@ -303,7 +303,7 @@ export class SchemaForm {
             (list.querySelector('button.remove') || addBtn).focus();
           }}}, '删除');
         items.push(editor);
-        list.append(h('li', {class: 'item'}, h('div', {class: 'item-head'}, h('span', {}, `第 ${i + 1} 项`), remove), editor.el));
+        list.append(h('li', {class: 'item'}, h('div', {class: 'item-head'}, remove), editor.el));
       });
       addBtn.disabled = values.length >= max;
     };
