@@ -292,3 +292,34 @@ def test_static_scripts_never_parse_data_as_html() -> None:
         text = js.read_text("utf-8")
         for sink in sinks:
             assert sink not in text, f"{js.name} uses {sink}"
+
+
+async def test_studio_responses_match_the_openapi_document(client: Client) -> None:
+    import jsonschema
+
+    doc = await (await client.get("/api/openapi.json")).json()
+
+    async def check(method: str, url: str, path: str, **kw: Any) -> None:
+        resp = await client.request(method, url, **kw)
+        op = doc["paths"][path][method.lower()]
+        assert str(resp.status) in op["responses"], f"{method} {url}: {resp.status} undocumented"
+        content = op["responses"][str(resp.status)]["content"]
+        assert resp.content_type in content, f"{method} {url}: {resp.content_type} undocumented"
+        if resp.content_type == "application/json":
+            schema = {**content[resp.content_type]["schema"], "components": doc["components"]}
+            jsonschema.validate(await resp.json(), schema)
+        else:
+            await resp.read()
+
+    await check("GET", "/", "/")
+    await check("GET", "/t/courier-hangup", "/t/{name}")
+    await check("GET", "/t/nope", "/t/{name}")
+    await check("GET", "/static/template.js", "/static/{path}")
+    await check("GET", "/static/nope.js", "/static/{path}")
+    await check("GET", "/api/capabilities", "/api/capabilities")
+    await check("GET", "/api/templates/nope/events", "/api/templates/{name}/events")
+    chat = "/api/studio/chat"
+    await check("POST", chat, chat, json={"session": "abcdefgh12", "postback": "track:SF1234567890123"})
+    await check("POST", chat, chat, json={"session": "x"})
+    await check("POST", chat, chat, json={"session": "abcdefgh12", "postback": "nothing"})
+    await check("POST", chat, chat, data=b"{}", headers={"Content-Type": "text/plain"})
