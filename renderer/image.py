@@ -219,9 +219,11 @@ def _layout_card(card: Card, width: int, s: float, max_desc_lines: int) -> _Card
 
 
 def _draw_card(canvas: Image.Image, lay: _CardLayout, x: int, y: int, brand: Brand,
-               ctx: MediaContext, s: float) -> None:
+               ctx: MediaContext, s: float, height: int | None = None) -> None:
+    """One card at (x, y); `height` stretches it (carousel cards share one height, with their
+    buttons at the bottom, as phones show them)."""
     color = hex_rgb(brand.color)
-    w, h = lay.width, lay.height
+    w, h = lay.width, max(lay.height, height or 0)
     radius = round(12 * s)
     d = ImageDraw.Draw(canvas)
     d.rounded_rectangle((x, y, x + w - 1, y + h - 1), radius=radius, fill=CARD_BG, outline=RULE)
@@ -243,7 +245,7 @@ def _draw_card(canvas: Image.Image, lay: _CardLayout, x: int, y: int, brand: Bra
             for line in lay.desc.lines:
                 d.text((tx, cy), line, font=lay.desc_face.font, fill=TEXT_2)
                 cy += lay.desc.line_height
-        cy = y + lay.media_h + (lay.pad * 2 + _text_h(lay))
+    cy = y + h - lay.btn_h * len(lay.card.suggestions)
     bf = face(max(8, round(14 * s)), "bold")
     for sug in lay.card.suggestions:
         d.line((x + 1, cy, x + w - 2, cy), fill=RULE, width=max(1, round(s)))
@@ -332,7 +334,7 @@ def render_card(message: Message, ctx: MediaContext, opts: ImageOptions) -> Imag
     y = header_h + pad
     x = pad
     for lay in lays:
-        _draw_card(canvas, lay, x, y, message.brand, ctx, s)
+        _draw_card(canvas, lay, x, y, message.brand, ctx, s, cards_h)
         x += lay.width + pad
     if carousel and len(message.cards) > len(cards):
         more = f"+{len(message.cards) - len(cards)}"
