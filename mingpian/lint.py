@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from renderer import CarrierProfile, RenderError, TemplateStore, to_rcs
 from renderer.legacy import override_problems
+from renderer.svgcard import svg_problems
 
 Check = list[str]
 
@@ -29,6 +30,8 @@ def lint_templates(store: TemplateStore, names: list[str] | None,
             out.extend(_format(exc, sample_file))
             continue
         for problem in override_problems(template, message, profile):  # legacy: text must fit
+            out.extend(_format(problem, sample_file))
+        for problem in svg_problems(template, message):  # media: a designer card.svg.j2 must render
             out.extend(_format(problem, sample_file))
     return out
 

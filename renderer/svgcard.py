@@ -350,3 +350,16 @@ def render_svg(svg: str, ctx: MediaContext, width: int, file: str = SVG_TEMPLATE
     im = Image.open(io.BytesIO(png))
     im.load()
     return im.convert("RGB")
+
+
+def svg_problems(template: Any, message: Message, assets_dir: Path | None = None) -> list[TemplateInvalid]:
+    """For `mingpian lint`: the template's card.svg.j2 (if any) rendered with its sample data."""
+    folder = Path(template.folder)
+    if not (folder / SVG_TEMPLATE).is_file():
+        return []
+    assets = assets_dir or FONT_DIR.parent
+    try:
+        render_svg_template(message, MediaContext(folder, assets), 360, template.sample)
+    except TemplateInvalid as exc:
+        return [exc]
+    return []

@@ -173,3 +173,14 @@ def test_svg_template_errors_carry_the_file(tmp_path: Path) -> None:
     (folder / "card.svg.j2").write_text("{{ ''.__class__.__mro__ }}", "utf-8")
     with pytest.raises(TemplateInvalid):
         render_card_bytes(t.render({"title": "x"}), MediaContext(folder, ASSETS), ImageOptions(width=360))
+
+
+def test_lint_reports_a_refused_svg_template_with_its_file(tmp_path: Path) -> None:
+    from mingpian.lint import lint_templates
+    from renderer import DEFAULT
+
+    folder = write_template(tmp_path, "svgcard", CARD, SCHEMA, sample={"title": "标题"})
+    assert lint_templates(TemplateStore(tmp_path, 0), None, DEFAULT) == []
+    (folder / "card.svg.j2").write_text(HEAD + '<image href="http://127.0.0.1/x.png"/></svg>', "utf-8")
+    lines = lint_templates(TemplateStore(tmp_path, 0), None, DEFAULT)
+    assert len(lines) == 1 and lines[0].startswith("svgcard/card.svg.j2: ") and "refused" in lines[0]
