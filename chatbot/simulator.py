@@ -112,6 +112,7 @@ class Simulator:
     _counter: itertools.count[int] = field(default_factory=itertools.count)
     _arrived: asyncio.Event | None = None
     _late: float = 0.0
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     # -- app ----------------------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -129,6 +130,9 @@ class Simulator:
         return app
 
     async def _close(self, app: web.Application | None = None) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -220,7 +224,9 @@ class Simulator:
             return web.json_response({"errorCode": 20002, "errorMessage": f"missing {missing}"})
         self._record(body["messageId"], body["destinationAddress"][0], body.get("inReplyTo", ""), body)
         if self.reports and self.webhook:
-            asyncio.get_running_loop().create_task(self._report(body))
+            task = asyncio.get_running_loop().create_task(self._report(body))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         if self._late:
             late, self._late = self._late, 0.0
             await asyncio.sleep(late)
@@ -249,7 +255,7 @@ class Simulator:
         try:
             async with self.session.post(url, data=raw, headers=self.sign(raw)) as resp:
                 await resp.read()
-        except aiohttp.ClientError:
+        except (TimeoutError, aiohttp.ClientError):
             pass
 
     # -- injecting user messages --------------------------------------------------------------
