@@ -220,10 +220,14 @@ def test_profile_switch_and_share_link(page: tuple[Any, PageProbe], studio: Stud
     n = renders(pg)
     field(pg, "$.customer_title").fill("李女士")
     wait_rendered_after(pg, n)
+    pg.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
     pg.click("#share")
     pg.wait_for_function("() => document.querySelector('#share').dataset.url")
     url = pg.eval_on_selector("#share", "b => b.dataset.url")
     assert "#s=" in url and "李女士" not in url  # compressed and encoded
+    assert pg.evaluate("() => navigator.clipboard.readText()") == url
+    pg.click("#copy-raw")  # the raw payload's copy button
+    pg.wait_for_function("() => navigator.clipboard.readText().then(t => t.includes('china-telecom'))")
     other = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
     probe = PageProbe(other)
     other.goto(url)
