@@ -110,7 +110,9 @@ async function onTap(d) {
   const res = await chat.send({text: d.text, postback: d.postback});
   typing.remove();
   if (res.error) {
-    phone.add(systemLine(`机器人：${res.error.message || res.error.error || ''}`));
+    phone.add(systemLine(res.error.error === 'no_bot'
+      ? `没有机器人处理这个按钮（postback: ${d.postback}）`
+      : `机器人：${res.error.message || res.error.error || ''}`));
     return;
   }
   setRaw('chat', res.raw);
