@@ -13,6 +13,8 @@ Bounds: width 240-1440 (height 9/16 of it, even), 1-10 s, at most 30 fps, at mos
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import io
 import os
 import tempfile
@@ -224,6 +226,16 @@ def encode_command(out: Path, size: tuple[int, int], fps: int, opts: VideoOption
     return list(ffmpeg.compile(stream, cmd=ffmpeg_exe(), overwrite_output=True))
 
 
+def _widen_pipe(stdin: asyncio.StreamWriter) -> None:
+    """A 1 MiB pipe instead of 64 KiB: a 720p frame is 2.7 MB, and fewer, larger writes mean
+    fewer wake-ups of both processes (Linux only; elsewhere the default stays)."""
+    pipe = stdin.transport.get_extra_info("pipe")
+    if pipe is None or not hasattr(fcntl, "F_SETPIPE_SZ"):
+        return
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
+
+
 async def _run(argv: list[str], feed: Iterator[bytes] | None,
                on_frame: Callable[[int], None] | None, cancelled: Callable[[], bool] | None) -> None:
     try:
@@ -233,6 +245,8 @@ async def _run(argv: list[str], feed: Iterator[bytes] | None,
     except OSError as exc:
         raise VideoFailed(f"cannot start ffmpeg {argv[0]!r}: {exc.strerror or exc}") from None
     assert proc.stderr is not None
+    if proc.stdin is not None:
+        _widen_pipe(proc.stdin)
     err_task = asyncio.ensure_future(proc.stderr.read())
     try:
         if feed is not None:
