@@ -126,7 +126,7 @@ def test_cancel_stops_ffmpeg_and_removes_the_partial_file(courier: tuple[Message
 async def test_task_cancellation_kills_ffmpeg(courier: tuple[Message, MediaContext], tmp_path: Path) -> None:
     msg, ctx = courier
     out = tmp_path / "x.mp4"
-    task = asyncio.ensure_future(render_video(msg, ctx, VideoOptions(width=640, seconds=10), out))
+    task = asyncio.ensure_future(render_video(msg, ctx, VideoOptions(width=1280, seconds=10), out))
     await asyncio.sleep(0.3)
     assert not task.done()
     task.cancel()
