@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,10 @@ ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "studio"
 class ServerThread:
     """create_app(settings) served by web.AppRunner on 127.0.0.1:<free port> in its own loop."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings,
+                 prepare: Callable[[web.Application], None] | None = None) -> None:
         self.settings = settings
+        self.prepare = prepare
         self.port = 0
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -51,7 +53,10 @@ class ServerThread:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        runner = web.AppRunner(create_app(self.settings), shutdown_timeout=2.0)
+        app = create_app(self.settings)
+        if self.prepare is not None:
+            self.prepare(app)
+        runner = web.AppRunner(app, shutdown_timeout=2.0)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

@@ -358,3 +358,42 @@ def test_gallery_and_screenshots_of_every_phone(page: tuple[Any, PageProbe], stu
     pg.set_viewport_size({"width": 380, "height": 800})
     pg.screenshot(path=str(ARTIFACTS / "narrow.png"), full_page=True)
     assert pg.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+
+def test_panels_stay_dark_without_their_backends(browser: Any, tmp_path: Path) -> None:
+    """A server with only the core rcs format and no chatbot: the studio says what is missing
+    instead of pretending, and the gallery falls back to HTML mini-cards."""
+    from mingpian.api_templates import formats_key
+    from mingpian.settings import PROJECT_ROOT, Settings
+
+    def core_only(app: Any) -> None:
+        formats = app[formats_key]
+        for fmt in [f for f in formats if f != "rcs"]:
+            del formats[fmt]
+
+    (tmp_path / "no-bots").mkdir()
+    settings = Settings(template_dir=PROJECT_ROOT / "card_templates", data_dir=tmp_path / "var",
+                        chatbot_dir=tmp_path / "no-bots", log_format="text", log_level="WARNING")
+    server = ServerThread(settings, core_only).start()
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    pg = context.new_page()
+    probe = PageProbe(pg)
+    try:
+        pg.goto(server.url + "/")
+        pg.wait_for_selector("main[data-ready=true]")
+        assert pg.locator(".thumb.mini-card .rcs-card").count() >= 6
+        assert pg.locator(".thumb img").count() == 0
+        open_template(pg, server, "courier-hangup")
+        for view, fmt in (("image", "png"), ("video", "mp4"), ("ussd", "ussd"), ("flash", "flash"),
+                          ("sms", "sms")):
+            assert pg.locator(f"#phone-{view}.off").count() == 1, view
+            assert f"?format={fmt}" in pg.text_content(f"#phone-{view} .off-text")
+        assert pg.locator(".media-mode").is_hidden()
+        pg.get_by_role("button", name="回复：改约派送").click()
+        pg.wait_for_function("() => document.querySelector('#phone-rcs .convo').textContent"
+                             ".includes('聊天机器人未启用')")
+        assert "reschedule:SF1234567890123" in pg.text_content("#phone-rcs .convo")
+    finally:
+        context.close()
+        server.stop()
+    assert probe.errors == [] and probe.dialogs == []
