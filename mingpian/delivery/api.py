@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import orjson
 import yaml
 from aiohttp import web
@@ -41,6 +42,7 @@ meter_key = web.AppKey("delivery_meter", Meter)
 smpp_key = web.AppKey("delivery_smpp", SmppClient)
 
 _VALIDATORS = {k: Draft202012Validator(v) for k, v in SCHEMAS.items()}
+_FAST: dict[str, Any] = {}
 # URL segment → (stored kind, id field, who may write)
 KINDS: dict[str, tuple[str, str, str]] = {
     "lines": ("line", "number", "enterprise"),
@@ -56,6 +58,13 @@ def _path(parts: Any) -> str:
 
 
 def validate(kind: str, body: Any) -> dict[str, Any]:
+    """The body if valid; else 422 naming each JSON path. Valid bodies are checked by the compiled
+    (Rust) validator in about a microsecond; only an invalid one pays for the detailed report."""
+    fast = _FAST.get(kind)
+    if fast is None:
+        fast = _FAST[kind] = jsonschema_rs.Draft202012Validator(_VALIDATORS[kind].schema)
+    if fast.is_valid(body):
+        return body  # type: ignore[no-any-return]
     errors = sorted(
         _VALIDATORS[kind].iter_errors(body), key=lambda e: (len(e.absolute_path), str(e.absolute_path))
     )

@@ -18,7 +18,6 @@ the ring timeout has passed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import zlib
@@ -32,7 +31,7 @@ from renderer.model import Brand, Message
 
 from . import rules
 from .channels import Channel, Outgoing
-from .metering import Meter, day_of
+from .metering import Charge, Meter, day_of
 from .model import DEFAULT_CHAIN, NumberError, national, normalize_number
 from .smpp import ShortMessage, parse_receipt
 from .store import Delivery, DeliveryStore
@@ -41,6 +40,7 @@ log = logging.getLogger("mingpian.delivery")
 LEGACY = ("ussd", "flash", "sms")
 DEFAULT_TIMEOUTS = {"rcs": 60.0, "ussd": 5.0, "flash": 30.0, "sms": 120.0}
 WAITING = ("submitted", "unknown")
+RESUME_GRACE = 1.0  # seconds an overdue attempt still waits for its receipt after a restart
 Capability = Callable[[str], Any]  # async (number) -> bool | None
 
 
@@ -74,8 +74,10 @@ class Dispatcher:
         self.capability = capability
         self.dedupe_ttl = dedupe_ttl
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._wake: dict[str, asyncio.Event] = {}
+        self._wake: dict[str, asyncio.Future[None]] = {}
         self._rendered: dict[str, Message] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._late: dict[str, tuple[str, float]] = {}  # call id → (answered/ended, when), recent calls
         self._closing = False
         self.handed = 0  # messages handed to a gateway (for the benchmark)
 
@@ -99,10 +101,10 @@ class Dispatcher:
         while self._tasks and time.monotonic() < end:
             await asyncio.sleep(0.01)
 
-    def _spawn(self, did: str) -> None:
+    def _spawn(self, did: str, d: Delivery | None = None) -> None:
         if did in self._tasks or self._closing:
             return
-        t = asyncio.get_running_loop().create_task(self._run(did), name=f"delivery:{did}")
+        t = asyncio.get_running_loop().create_task(self._run(did, d), name=f"delivery:{did}")
         self._tasks[did] = t
         t.add_done_callback(lambda _t, did=did: self._done(did))
 
@@ -112,9 +114,9 @@ class Dispatcher:
         self._rendered.pop(did, None)
 
     def _poke(self, did: str) -> None:
-        ev = self._wake.get(did)
-        if ev is not None:
-            ev.set()
+        wake = self._wake.get(did)
+        if wake is not None and not wake.done():
+            wake.set_result(None)
 
     # -- call events -------------------------------------------------------------------------
     def resolve(self, caller: str, callee: str) -> tuple[str, dict[str, Any], str, str] | None:
@@ -195,9 +197,10 @@ class Dispatcher:
             )
             self.store.add_delivery(d)
         if phase != "ringing":  # the call was answered or ended: a pending pre-call card is too late
+            self._note_phase(call_id, phase, now)
             self._poke(f"{call_id}:ringing")
         if card:
-            self._spawn(did)
+            self._spawn(did, d)
         return 202, {
             "call_id": call_id,
             "phase": phase,
@@ -219,9 +222,9 @@ class Dispatcher:
         t = ((ent.get("policy") or {}).get("timeouts") or {}).get(channel)
         return float(t) if t else self.timeouts.get(channel, 30.0)
 
-    async def _run(self, did: str) -> None:
+    async def _run(self, did: str, d: Delivery | None) -> None:
         try:
-            await self._chain(did)
+            await self._chain(did, d)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug must not leave the delivery silently active forever
@@ -230,14 +233,33 @@ class Dispatcher:
             if d is not None and d.state == "active":
                 self._finish(d, "failed", f"internal error: {type(exc).__name__}")
 
-    async def _chain(self, did: str) -> None:
-        d = self.store.delivery(did)
+    def _late_phase(self, call_id: str, resumed: bool) -> str | None:
+        """`answered`/`ended` if the call got that far (memory; the database after a restart)."""
+        phase = self._late.get(call_id, (None, 0.0))[0]
+        if phase is None and resumed:
+            seen = self.store.call_phases(call_id) & {"answered", "ended"}
+            phase = sorted(seen)[0] if seen else None
+        return phase
+
+    def _note_phase(self, call_id: str, phase: str, now: float) -> None:
+        self._late[call_id] = (phase, now)
+        horizon = now - self.ring_timeout - 60  # older calls cannot have a pre-call card pending
+        while self._late:
+            first = next(iter(self._late))
+            if self._late[first][1] >= horizon:
+                break
+            del self._late[first]
+
+    async def _chain(self, did: str, d: Delivery | None) -> None:
+        resumed, graced = d is None, False
+        if d is None:
+            d = self.store.delivery(did)
         while d is not None and d.state == "active":
             now = time.time()
             if d.phase == "ringing":
-                late = self.store.call_phases(d.call_id) & {"answered", "ended"}
+                late = self._late_phase(d.call_id, resumed)
                 if late or now - d.event_at > self.ring_timeout:
-                    why = f"call {sorted(late)[0]} before the card arrived" if late else "ring timeout passed"
+                    why = f"call {late} before the card arrived" if late else "ring timeout passed"
                     self._finish(d, "dropped", why)
                     return
             if self.store.opted_out(d.enterprise, d.recipient):
@@ -256,6 +278,11 @@ class Dispatcher:
                     att.id, state="unknown", detail="interrupted while handing over; not resent"
                 )
             elif att.state in WAITING:
+                if resumed and now >= att.deadline and not graced:
+                    # Down past the deadline: the receipts the SMSC kept for us arrive right after
+                    # the bind, so give them a moment before falling over.
+                    graced = True
+                    att.deadline = now + RESUME_GRACE
                 if now >= att.deadline:
                     self.store.update_attempt(
                         att.id,
@@ -267,12 +294,17 @@ class Dispatcher:
                     d.step += 1
                     self.store.update_delivery(d.id, step=d.step)
                 else:
-                    ev = self._wake.setdefault(d.id, asyncio.Event())
-                    ev.clear()
-                    self._evaluate(att.id)  # a receipt may have come before the ids were stored
-                    if self.store.attempt_by_id(att.id).state in WAITING:  # type: ignore[union-attr]
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(ev.wait(), max(0.0, att.deadline - time.time()))
+                    loop = asyncio.get_running_loop()
+                    wake: asyncio.Future[None] = loop.create_future()
+                    self._wake[d.id] = wake
+                    # a receipt may have come before the ids were stored
+                    if self._evaluate(att.id) in WAITING:
+                        timer = loop.call_later(
+                            max(0.0, att.deadline - time.time()),
+                            lambda w=wake: w.done() or w.set_result(None),
+                        )
+                        await wake
+                        timer.cancel()
             elif att.state == "delivered":
                 self._finish(d, "delivered", "", att.channel)
                 return
@@ -281,7 +313,6 @@ class Dispatcher:
             else:  # failed / timeout / error / skipped: next channel
                 d.step += 1
                 self.store.update_delivery(d.id, step=d.step)
-            d = self.store.delivery(did)
 
     async def _rules_pass(self, d: Delivery, now: float) -> bool:
         ent = self.store.get("enterprise", "", d.enterprise) or {}
@@ -362,14 +393,23 @@ class Dispatcher:
             return
         segments = len(legacy.segments) if channel in LEGACY else 1
         ent = self.store.get("enterprise", "", d.enterprise) or {}
+        # The attempt row and its charge commit together before the submit. SQLite counters never
+        # suspend inside `charge`, so it runs within this one transaction; Redis ones run after it.
+        inline = self.meter.counters.name == "sqlite"
+        charge = None
         with self.store.tx():
             att = self.store.add_attempt(d.id, d.step, channel, segments, 0, now + self._timeout(d, channel))
-        charge = await self.meter.charge(f"att:{att.id}", d.enterprise, d.line, channel, segments, now)
+            if inline:
+                charge = await self.meter.charge(
+                    f"att:{att.id}", d.enterprise, d.line, channel, segments, now
+                )
+                self._charged(att.id, charge, now)
+        if charge is None:
+            charge = await self.meter.charge(f"att:{att.id}", d.enterprise, d.line, channel, segments, now)
+            self._charged(att.id, charge, now)
         if not charge.ok:
-            self.store.update_attempt(att.id, state="refused", done=now, detail=charge.reason)
             self._finish(d, "blocked", f"quota: {charge.reason}")
             return
-        self.store.update_attempt(att.id, units=charge.units + charge.overage)
         handed = await impl.send(
             Outgoing(
                 d.id,
@@ -392,24 +432,36 @@ class Dispatcher:
             await self.meter.refund(f"att:{att.id}")
         self._evaluate(att.id)
 
+    def _charged(self, attempt: int, charge: Charge, now: float) -> None:
+        if charge.ok:
+            self.store.update_attempt(attempt, units=charge.units + charge.overage)
+        else:
+            self.store.update_attempt(attempt, state="refused", done=now, detail=charge.reason)
+
     # -- receipts and replies ------------------------------------------------------------------
-    def _evaluate(self, attempt_id: int) -> None:
+    def _evaluate(self, attempt_id: int) -> str:
+        """Apply the receipts an attempt has; its state afterwards."""
         att = self.store.attempt_by_id(attempt_id)
         if att is None or att.state not in WAITING:
-            return
+            return att.state if att is not None else "gone"
         total, stats = self.store.receipts_of(attempt_id)
         if total == 0:
-            return
+            return att.state
         failed = [s for s in stats if s != "DELIVRD"]
         now = time.time()
         if failed:
-            self.store.update_attempt(attempt_id, state="failed", done=now, detail=f"receipt {failed[0]}")
-            asyncio.get_running_loop().create_task(self.meter.refund(f"att:{attempt_id}"))
+            state = "failed"
+            self.store.update_attempt(attempt_id, state=state, done=now, detail=f"receipt {failed[0]}")
+            t = asyncio.get_running_loop().create_task(self.meter.refund(f"att:{attempt_id}"))
+            self._background.add(t)
+            t.add_done_callback(self._background.discard)
         elif len(stats) == total:
-            self.store.update_attempt(attempt_id, state="delivered", done=now, detail="receipt DELIVRD")
+            state = "delivered"
+            self.store.update_attempt(attempt_id, state=state, done=now, detail="receipt DELIVRD")
         else:
-            return
+            return att.state
         self._poke(att.delivery)
+        return state
 
     def on_receipt(self, message_id: str, stat: str) -> None:
         with self.store.tx():

@@ -99,7 +99,9 @@ class Counters(Protocol):
 
     async def first(self, key: str, ttl: float) -> bool: ...
     async def cap(self, key: str, limit: int, window: float, member: str, now: float) -> bool: ...
-    async def consume(self, key: str, packages: list[Package], units: int) -> Charge: ...
+    async def consume(
+        self, key: str, packages: list[Package], units: int, ledger: tuple[Any, ...] | None = None
+    ) -> Charge: ...
     async def refund(self, key: str) -> bool: ...
     async def usage(self, package: str) -> tuple[int, int]: ...
     async def close(self) -> None: ...
@@ -110,6 +112,7 @@ class SqliteCounters:
 
     def __init__(self, store: DeliveryStore) -> None:
         self.store = store
+        self._rows: set[str] = set()  # package_usage rows known to exist
         store.db.executescript(SCHEMA)
 
     async def first(self, key: str, ttl: float) -> bool:
@@ -129,25 +132,39 @@ class SqliteCounters:
             db.execute("INSERT INTO caps VALUES (?,?,?)", (key, now, member))
             return True
 
-    async def consume(self, key: str, packages: list[Package], units: int) -> Charge:
+    async def consume(
+        self, key: str, packages: list[Package], units: int, ledger: tuple[Any, ...] | None = None
+    ) -> Charge:
         with self.store.tx() as db:
             row = db.execute(
                 "SELECT package, units, overage, refunded FROM charges WHERE key=?", (key,)
             ).fetchone()
             if row and not row[3]:
                 return Charge(True, row[0], row[1], row[2], repeated=True)
+            charge = None
             for p in packages:
-                db.execute("INSERT OR IGNORE INTO package_usage (package) VALUES (?)", (_pk(p),))
-                (used,) = db.execute("SELECT used FROM package_usage WHERE package=?", (_pk(p),)).fetchone()
-                if used + units <= p.units:
-                    db.execute("UPDATE package_usage SET used = used + ? WHERE package=?", (units, _pk(p)))
-                    return Charge(True, p.id, units, 0, units * p.unit_price)
-            for p in packages:
-                if p.policy == "overage":
-                    db.execute(
-                        "UPDATE package_usage SET overage = overage + ? WHERE package=?", (units, _pk(p))
-                    )
-                    return Charge(True, p.id, 0, units, units * p.overage_price)
+                if _pk(p) not in self._rows:
+                    db.execute("INSERT OR IGNORE INTO package_usage (package) VALUES (?)", (_pk(p),))
+                    self._rows.add(_pk(p))
+                took = db.execute(
+                    "UPDATE package_usage SET used = used + ? WHERE package=? AND used + ? <= ?",
+                    (units, _pk(p), units, p.units),
+                ).rowcount
+                if took:
+                    charge = Charge(True, p.id, units, 0, units * p.unit_price)
+                    break
+            else:
+                for p in packages:
+                    if p.policy == "overage":
+                        db.execute(
+                            "UPDATE package_usage SET overage = overage + ? WHERE package=?", (units, _pk(p))
+                        )
+                        charge = Charge(True, p.id, 0, units, units * p.overage_price)
+                        break
+            if charge is not None:
+                if ledger is not None:  # the ledger row commits with the consumption, or neither does
+                    _ledger(db, key, charge, ledger)
+                return charge
         return Charge(False, reason="package used up" if packages else "no valid package for this line")
 
     async def refund(self, key: str) -> bool:
@@ -173,6 +190,14 @@ class SqliteCounters:
 
     async def close(self) -> None:
         pass
+
+
+def _ledger(db: Any, key: str, charge: Charge, ledger: tuple[Any, ...]) -> None:
+    enterprise, line, channel, day, at = ledger
+    db.execute(
+        "INSERT OR REPLACE INTO charges VALUES (?,?,?,?,?,?,?,?,?,?,0)",
+        (key, enterprise, charge.package, line, channel, charge.units, charge.overage, charge.cost, day, at),
+    )
 
 
 def _pk(p: Package) -> str:
@@ -233,8 +258,9 @@ class RedisCounters:
         from redis import asyncio as aioredis
 
         # A bounded pool that waits for a free connection: a burst of calls queues, it does not fail.
-        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=32, timeout=10,
-                                                        decode_responses=True)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=32, timeout=10, decode_responses=True
+        )
         self.r = aioredis.Redis(connection_pool=pool)
         self.prefix = prefix
         self._consume = self.r.register_script(_CONSUME)
@@ -247,7 +273,9 @@ class RedisCounters:
     async def cap(self, key: str, limit: int, window: float, member: str, now: float) -> bool:
         return bool(await self._cap(keys=[self.prefix + "cap:" + key], args=[now, window, limit, member]))
 
-    async def consume(self, key: str, packages: list[Package], units: int) -> Charge:
+    async def consume(
+        self, key: str, packages: list[Package], units: int, ledger: tuple[Any, ...] | None = None
+    ) -> Charge:
         keys = [self.prefix + "ch:" + key] + [self.prefix + "pkg:" + _pk(p) for p in packages]
         args: list[Any] = [units]
         for p in packages:
@@ -287,23 +315,10 @@ class Meter:
             return Charge(True, reason="unmetered")
         doc = self.store.get("package", enterprise, packages[0].id) if packages else None
         units = units_for(doc, channel, segments)
-        charge = await self.counters.consume(key, packages, units)
-        if charge.ok and not charge.repeated:
-            self.store.db.execute(
-                "INSERT OR REPLACE INTO charges VALUES (?,?,?,?,?,?,?,?,?,?,0)",
-                (
-                    key,
-                    enterprise,
-                    charge.package,
-                    line,
-                    channel,
-                    charge.units,
-                    charge.overage,
-                    charge.cost,
-                    day_of(now),
-                    now,
-                ),
-            )
+        ledger = (enterprise, line, channel, day_of(now), now)
+        charge = await self.counters.consume(key, packages, units, ledger)
+        if charge.ok and not charge.repeated and self.counters.name != "sqlite":
+            _ledger(self.store.db, key, charge, ledger)
         return charge
 
     async def refund(self, key: str) -> bool:

@@ -453,19 +453,29 @@ class SmppClient:
             raise ConnectionError("SMPP not connected")
         self._writer.write(pdu.encode())
 
-    async def _request(self, command: int, body: bytes) -> Pdu:
+    async def _request(self, command: int, body: bytes, timeout: float | None = None) -> Pdu:
+        """Send a request and wait for its response. The timeout is a timer on the future, not
+        asyncio.wait_for, which would cost a task per submit on Python 3.11."""
         seq = self._next_seq()
-        fut: asyncio.Future[Pdu] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Pdu] = loop.create_future()
         self._pending[seq] = fut
         try:
             self._write(Pdu(command, 0, seq, body))
         except ConnectionError:
             self._pending.pop(seq, None)
             raise
+        timer = None
+        if timeout is not None:
+            timer = loop.call_later(
+                timeout, lambda: fut.done() or fut.set_exception(TimeoutError(f"no response in {timeout:g}s"))
+            )
         try:
             return await fut
         finally:
             self._pending.pop(seq, None)
+            if timer is not None:
+                timer.cancel()
 
     async def submit(self, sm: ShortMessage) -> SubmitResult:
         """submit_sm → the SMSC's answer; a lost session or no answer is status SYSERR."""
@@ -473,7 +483,7 @@ class SmppClient:
             return SubmitResult(STATUS_SYSERR, detail="SMPP not bound")
         async with self._window:
             try:
-                resp = await asyncio.wait_for(self._request(SUBMIT_SM, sm.encode()), self.timeout)
+                resp = await self._request(SUBMIT_SM, sm.encode(), self.timeout)
             except (ConnectionError, TimeoutError, OSError) as exc:
                 return SubmitResult(STATUS_SYSERR, detail=f"{type(exc).__name__}: {exc}")
         mid = _Reader(resp.body).cstr(65) if resp.body else ""

@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS attempts (id INTEGER PRIMARY KEY, delivery TEXT NOT N
     UNIQUE (delivery, step));
 CREATE TABLE IF NOT EXISTS message_ids (message_id TEXT PRIMARY KEY, attempt INTEGER NOT NULL,
     stat TEXT) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS message_ids_by_attempt ON message_ids (attempt);
 CREATE TABLE IF NOT EXISTS receipts (message_id TEXT PRIMARY KEY, stat TEXT NOT NULL, at REAL NOT NULL)
     WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS optouts (enterprise TEXT NOT NULL, number TEXT NOT NULL, at REAL NOT NULL,
@@ -129,6 +130,11 @@ class DeliveryStore:
         self.path = path
         self.synchronous = synchronous
         self._db: sqlite3.Connection | None = None
+        # Read-through caches of what call events read on every call (this process owns the file):
+        # configuration documents and API keys, cleared on any write to them; opt-outs, added to.
+        self._docs: dict[tuple[Any, ...], Any] = {}
+        self._keys: dict[str, tuple[str, str | None] | None] = {}
+        self._optouts: set[tuple[str, str]] = set()
 
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -137,6 +143,7 @@ class DeliveryStore:
         db.execute(f"PRAGMA synchronous={self.synchronous}")
         db.executescript(SCHEMA)
         self._db = db
+        self._optouts = {(r[0], r[1]) for r in db.execute("SELECT enterprise, number FROM optouts")}
 
     def close(self) -> None:
         if self._db is not None:
@@ -160,30 +167,49 @@ class DeliveryStore:
             yield db
         except BaseException:
             db.execute("ROLLBACK")
+            self._docs.clear()
+            self._keys.clear()
             raise
         db.execute("COMMIT")
 
     # -- resources -----------------------------------------------------------------------------
     def put(self, kind: str, enterprise: str, id: str, body: dict[str, Any]) -> None:
+        self._docs.clear()
         self.db.execute(
             "INSERT OR REPLACE INTO objects VALUES (?,?,?,?)",
             (kind, enterprise, id, orjson.dumps(body).decode()),
         )
 
     def get(self, kind: str, enterprise: str, id: str) -> dict[str, Any] | None:
+        """A document (shared from the cache: callers copy before changing it)."""
+        key = ("get", kind, enterprise, id)
+        if key in self._docs:
+            return self._docs[key]  # type: ignore[no-any-return]
         row = self.db.execute(
             "SELECT body FROM objects WHERE kind=? AND enterprise=? AND id=?", (kind, enterprise, id)
         ).fetchone()
-        return orjson.loads(row[0]) if row else None
+        doc = self._docs[key] = orjson.loads(row[0]) if row else None
+        return doc  # type: ignore[no-any-return]
 
     def find(self, kind: str, id: str) -> tuple[str, dict[str, Any]] | None:
         """An object by id in any enterprise (lines: a number belongs to one enterprise)."""
+        key = ("find", kind, id)
+        if key in self._docs:
+            return self._docs[key]  # type: ignore[no-any-return]
         row = self.db.execute(
             "SELECT enterprise, body FROM objects WHERE kind=? AND id=?", (kind, id)
         ).fetchone()
-        return (row[0], orjson.loads(row[1])) if row else None
+        hit = self._docs[key] = (row[0], orjson.loads(row[1])) if row else None
+        return hit  # type: ignore[no-any-return]
 
     def list(self, kind: str, enterprise: str | None = None) -> list[dict[str, Any]]:
+        key = ("list", kind, enterprise)
+        if key in self._docs:
+            return self._docs[key]  # type: ignore[no-any-return]
+        self._docs[key] = out = self._list(kind, enterprise)
+        return out
+
+    def _list(self, kind: str, enterprise: str | None) -> list[dict[str, Any]]:
         if enterprise is None:
             rows = self.db.execute("SELECT body FROM objects WHERE kind=? ORDER BY id", (kind,))
         else:
@@ -193,12 +219,15 @@ class DeliveryStore:
         return [orjson.loads(r[0]) for r in rows]
 
     def delete(self, kind: str, enterprise: str, id: str) -> bool:
+        self._docs.clear()
         cur = self.db.execute(
             "DELETE FROM objects WHERE kind=? AND enterprise=? AND id=?", (kind, enterprise, id)
         )
         return cur.rowcount > 0
 
     def delete_enterprise(self, enterprise: str) -> None:
+        self._docs.clear()
+        self._keys.clear()
         with self.tx() as db:
             db.execute("DELETE FROM objects WHERE enterprise=?", (enterprise,))
             db.execute("DELETE FROM objects WHERE kind='enterprise' AND id=?", (enterprise,))
@@ -223,13 +252,19 @@ class DeliveryStore:
 
     # -- API keys ----------------------------------------------------------------------------
     def add_key(self, key_hash: str, enterprise: str | None, label: str) -> None:
+        self._keys.clear()
         self.db.execute(
             "INSERT OR REPLACE INTO api_keys VALUES (?,?,?,?)", (key_hash, enterprise, label, time.time())
         )
 
     def key(self, key_hash: str) -> tuple[str, str | None] | None:
+        if key_hash in self._keys:
+            return self._keys[key_hash]
         row = self.db.execute("SELECT hash, enterprise FROM api_keys WHERE hash=?", (key_hash,)).fetchone()
-        return (row[0], row[1]) if row else None
+        hit = (row[0], row[1]) if row else None
+        if hit is not None:  # unknown keys are not cached: a flood of guesses must not grow memory
+            self._keys[key_hash] = hit
+        return hit
 
     # -- calls and deliveries ------------------------------------------------------------------
     def call_event(self, call_id: str, phase: str, at: float) -> bool:
@@ -357,14 +392,10 @@ class DeliveryStore:
             "INSERT OR IGNORE INTO optouts VALUES (?,?,?,?,?)",
             (enterprise, number, time.time(), channel, text),
         )
+        self._optouts.add((enterprise, number))  # after the durable write
 
     def opted_out(self, enterprise: str, number: str) -> bool:
-        return (
-            self.db.execute(
-                "SELECT 1 FROM optouts WHERE enterprise=? AND number=?", (enterprise, number)
-            ).fetchone()
-            is not None
-        )
+        return (enterprise, number) in self._optouts
 
     def optouts(self, enterprise: str) -> list[dict[str, Any]]:
         rows = self.db.execute(
