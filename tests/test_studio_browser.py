@@ -208,6 +208,9 @@ def test_profile_switch_and_share_link(page: tuple[Any, PageProbe], studio: Stud
     pg, _ = page
     server, _ = studio
     open_template(pg, server, "bank-identity")
+    card = pg.locator("#phone-rcs .rcs-card")
+    assert "horizontal" in card.get_attribute("class")  # layout.cardOrientation of the payload
+    assert card.evaluate("c => c.querySelector('.card-body').getBoundingClientRect().width") > 200
     options = pg.locator("#profile option")
     assert options.count() >= 4
     n = renders(pg)

@@ -74,7 +74,7 @@ function mediaBlock(media) {
 
 function cardContent(content, onTap, extraClass = '') {
   const c = content || {};
-  return h('article', {class: `rcs-card ${extraClass}`},
+  return h('article', {class: `rcs-card ${extraClass}${c.media ? ' has-media' : ''}`},
     mediaBlock(c.media),
     h('div', {class: 'card-body'},
       c.title ? h('h3', {class: 'card-title'}, c.title) : null,
