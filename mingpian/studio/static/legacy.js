@@ -43,7 +43,10 @@ function notes(lt) {
   if (lt.dropped && lt.dropped.length) out.push(`放不下的按钮：${lt.dropped.map((d) => `${d.key} ${d.text}`).join('、')}`);
   if (lt.shortened && lt.shortened.length) out.push(`已缩短：${lt.shortened.join('、')}`);
   if (lt.override) out.push('使用了模板里的文本覆盖 (manifest legacy)');
-  for (const n of lt.notes || []) out.push(n);
+  for (const n of lt.notes || []) {
+    if (lt.dropped && lt.dropped.length && n.startsWith('did not fit')) continue; // said above
+    out.push(n);
+  }
   return out.length ? h('ul', {class: 'legacy-notes'}, out.map((n) => h('li', {}, n))) : null;
 }
 
