@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from mingpian.media_work import tune_malloc  # noqa: E402
 from renderer import TemplateStore  # noqa: E402
 from renderer.image import ImageOptions, render_card_bytes  # noqa: E402
 from renderer.localfiles import MediaContext  # noqa: E402
@@ -187,9 +188,12 @@ def verdict(value: float, target: float) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=30)
-    ap.add_argument("--video-runs", type=int, default=3)
+    ap.add_argument("--video-runs", type=int, default=5)
     ap.add_argument("--hits", type=int, default=300)
     args = ap.parse_args()
+    # In-process renders run with the allocator settings of the media workers that do them in
+    # the server (mingpian/media_work.py), so the figures are the server's.
+    tune_malloc()
     with tempfile.TemporaryDirectory(prefix="mingpian-media-bench-") as t:
         tmp = Path(t)
         no_photo, with_photo = bench_png(tmp, args.runs)

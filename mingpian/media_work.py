@@ -9,6 +9,7 @@ exceptions.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,11 +36,30 @@ class WorkSpec:
     control_dir: str | None = None  # progress / cancel files of a job
 
 
+def tune_malloc() -> bool:
+    """Keep freed multi-megabyte buffers in the process instead of unmapping them.
+
+    A 720 px card is ~2.4 MB of pixels and passes through several such buffers (crop, filter,
+    row bytes); a 720p video frame is 2.7 MB. glibc serves each from a fresh mmap and unmaps it
+    on free, so every buffer costs ~600 page faults: measured 7.4 ms vs 1.5 ms for one PNG
+    encode. Raising the mmap and trim thresholds (glibc only; a no-op elsewhere) makes the
+    worker reuse its heap. Workers are few and bounded by media_concurrency, so the extra
+    resident memory (freed heap kept up to 256 MB) is bounded too."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and bool(libc.mallopt(m_trim_threshold, 256 << 20))
+
+
 def init_worker(ffmpeg: str | None) -> None:
     """Worker start: lower priority (the event loop must win the CPU: /healthz stays fast while
-    videos render), the configured ffmpeg, and fonts loaded before the first job."""
+    videos render), heap reuse for big buffers, the configured ffmpeg, and fonts loaded before
+    the first job."""
     with contextlib.suppress(OSError):
         os.nice(10)
+    tune_malloc()
     if ffmpeg:
         os.environ["MINGPIAN_FFMPEG"] = ffmpeg
     from renderer.fonts import face

@@ -172,8 +172,11 @@ def _offset(slide: Slide, t: float, size: tuple[int, int], index: int) -> tuple[
 
 def frame_bytes(slide: Slide, t: float, size: tuple[int, int], index: int) -> bytes:
     """One raw RGB frame of the slide at `t` (see Slide for how it is assembled)."""
-    w, _ = size
-    x, y = _offset(slide, t, size, index)
+    return _compose(slide, _offset(slide, t, size, index), size[0])
+
+
+def _compose(slide: Slide, offset: tuple[int, int], w: int) -> bytes:
+    x, y = offset
     bg = slide.background
     top = bg.crop((x, y, x + w, y + slide.band_y))
     strip = bg.crop((x, y + slide.band_y, x + w, y + slide.band_y + slide.fade))
@@ -193,6 +196,8 @@ def frames(slides: list[Slide], size: tuple[int, int], seconds: float, fps: int,
     n = len(slides)
     per = total / n
     fade = min(round(transition * fps), int(per // 2)) if n > 1 else 0
+    last_key: tuple[int, tuple[int, int]] | None = None
+    last = b""
     for i in range(total):
         k = min(n - 1, int(i / per))
         t = min(1.0, (i - k * per) / per)
@@ -202,7 +207,12 @@ def frames(slides: list[Slide], size: tuple[int, int], seconds: float, fps: int,
             b = frame_image(slides[k + 1], 0.0, size, k + 1)
             yield Image.blend(a, b, 1 - into_next / fade).tobytes()
         else:
-            yield frame_bytes(slides[k], t, size, k)
+            # A slow pan moves by whole pixels, so neighbouring frames are often identical:
+            # reuse the bytes rather than composing them again.
+            key = (k, _offset(slides[k], t, size, k))
+            if key != last_key:
+                last_key, last = key, _compose(slides[k], key[1], size[0])
+            yield last
 
 
 # -- encoding ----------------------------------------------------------------------------------
