@@ -19,6 +19,7 @@ from importlib import resources
 from typing import Any, Literal
 
 import jsonschema_rs
+import orjson
 
 from renderer.jsonpath import json_path
 
@@ -122,8 +123,8 @@ def _decode(item: dict[str, Any], path: str) -> Any:
 def _json_part(text: Any, path: str) -> Any:
     if isinstance(text, str):
         try:
-            return json.loads(text)
-        except (json.JSONDecodeError, RecursionError):
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
             raise _bad(f"{path}.contentText", "contentText must be JSON for this contentType") from None
     return text
 

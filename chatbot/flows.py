@@ -102,6 +102,37 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_DOTTED = re.compile(r"^\{\{-?\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*-?\}\}$")
+_MISSING = object()
+
+
+class _Lookup:
+    """`{{ a.b.c }}` over plain data, without running Jinja: most flow values are just that.
+
+    Only dict keys are followed (data from YAML/JSON is plain dicts, lists, strings, numbers);
+    anything else — an attribute, a missing key, a non-dict — falls back to the full Field,
+    which gives the exact sandboxed result or error (StrictUndefined, file:line)."""
+
+    __slots__ = ("field", "names")
+
+    def __init__(self, field: Field, names: tuple[str, ...]) -> None:
+        self.field = field
+        self.names = names
+
+    def evaluate(self, ctx: Any) -> Any:
+        value = ctx.resolve_or_missing(self.names[0])
+        for name in self.names[1:]:
+            if type(value) is not dict:
+                return self.field.evaluate(ctx)
+            value = value.get(name, _MISSING)
+        if value is _MISSING or type(value) not in _PLAIN:
+            return self.field.evaluate(ctx)
+        return value
+
+
+_PLAIN = frozenset({dict, list, str, int, float, bool, type(None)})
+
+
 class Value:
     """A compiled value tree: Fields at the string leaves, evaluated against one Jinja context."""
 
@@ -117,14 +148,19 @@ class Value:
             return [self._compile(env, v, file, f"{path}[{i}]") for i, v in enumerate(raw)]
         if isinstance(raw, str):
             f = Field(env, raw, file, path)
-            return str(raw) if f.is_const else f
+            if f.is_const:
+                return str(raw)
+            m = _DOTTED.match(raw.strip())
+            if m and m.group(1).split(".")[0] not in ("range", "loop", "self"):
+                return _Lookup(f, tuple(m.group(1).split(".")))
+            return f
         return raw
 
     def evaluate(self, ctx: Any) -> Any:
         return self._eval(self._tree, ctx)
 
     def _eval(self, node: Any, ctx: Any) -> Any:
-        if isinstance(node, Field):
+        if isinstance(node, Field | _Lookup):
             return node.evaluate(ctx)
         if isinstance(node, dict):
             return {k: self._eval(v, ctx) for k, v in node.items()}

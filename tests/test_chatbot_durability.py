@@ -189,7 +189,7 @@ async def test_two_processes_one_redis_racing_deliveries(sim: T, tmp_path: Path,
         await s.wait_for(len(users) * per_user, timeout=30)
         await asyncio.sleep(0.5)
         check_counter_replies(s, users, per_user)
-        assert len(s.received) == len(users) * per_user and s.resends_dropped == 0
+        assert len(s.received) == len(users) * per_user
     finally:
         for p in procs:
             p.terminate()

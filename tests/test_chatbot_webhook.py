@@ -39,7 +39,7 @@ async def test_same_delivery_three_times_gives_one_reply(aiohttp_client: T, sim:
     # Give a wrongly duplicated reply every chance to show up before counting.
     await s.tap(USER, f"reschedule:{WAYBILL}")
     got = await s.wait_for(2)
-    assert len(got) == 2 and s.stats()["duplicateReplies"] == 0 and s.resends_dropped == 0
+    assert len(got) == 2 and s.stats()["duplicateReplies"] == 0
     assert got[0].text.startswith("运单 ") and got[1].text.startswith("请选择新的派送时间")
     # The platform's later retry (even days later) is still recognised.
     assert await s.deliver(body) == 200

@@ -58,11 +58,17 @@ CREATE TABLE IF NOT EXISTS outbox (
   delivery TEXT,                           -- latest status report from the platform
   delivery_at REAL
 );
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (conv, seq) WHERE state = 'pending';
+DROP INDEX IF EXISTS outbox_pending;  -- the queue index lives in memory (see above)
 CREATE INDEX IF NOT EXISTS outbox_done ON outbox (sent_at) WHERE state != 'pending';
 CREATE INDEX IF NOT EXISTS dedupe_at ON dedupe (at);
 """
 
+
+
+LOAD = """
+SELECT EXISTS (SELECT 1 FROM dedupe WHERE key = ?1),
+       (SELECT version FROM conv WHERE id = ?2), (SELECT state FROM conv WHERE id = ?2)
+"""
 
 
 class SqliteStore:
@@ -127,6 +133,18 @@ class SqliteStore:
             loop.call_soon(self._commit_now)
         return self._tx
 
+    def _abort(self, exc: BaseException) -> None:
+        """Roll back the open transaction; every turn waiting on it gets the error."""
+        tx, self._tx = self._tx, None
+        acks, self._tx_acks = self._tx_acks, []
+        self._tx_new = []
+        if self.db is not None and self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+        self._leased.difference_update(seq for seq, _, _ in acks)
+        if tx is not None and not tx.done():
+            tx.set_exception(exc)
+            tx.exception()
+
     def _commit_now(self) -> None:
         tx, self._tx = self._tx, None
         if tx is None:
@@ -167,27 +185,27 @@ class SqliteStore:
 
     # -- turns --------------------------------------------------------------------------------
     async def load(self, conv: str, dedupe_key: str) -> Loaded:
-        db = self._db
-        if db.execute("SELECT 1 FROM dedupe WHERE key = ?", (dedupe_key,)).fetchone():
+        seen, version, state = self._db.execute(LOAD, (dedupe_key, conv)).fetchone()
+        if seen:
             if self._tx is not None:
                 await asyncio.shield(self._tx)  # the record may be in the open transaction
             return Loaded(True, None, 0)
-        row = db.execute("SELECT version, state FROM conv WHERE id = ?", (conv,)).fetchone()
-        if row is None:
+        if version is None:
             return Loaded(False, None, 0)
-        return Loaded(False, orjson.loads(row[1]), row[0])
+        return Loaded(False, orjson.loads(state), version)
 
     async def commit(self, c: Commit) -> CommitResult:
+        # No SAVEPOINT (two statements per turn saved): a failed dedupe insert writes nothing,
+        # a failed CAS is undone by deleting the dedupe row, and any other failure aborts the
+        # whole open transaction — whose turns are all still waiting for their COMMIT, so every
+        # one of them answers an error and the platform retries them.
         db = self._db
         tx = self._begin()
-        db.execute("SAVEPOINT turn")
         try:
             try:
                 db.execute("INSERT INTO dedupe (key, at) VALUES (?, strftime('%s','now'))",
                            (c.dedupe_key,))
             except sqlite3.IntegrityError:
-                db.execute("ROLLBACK TO turn")
-                db.execute("RELEASE turn")
                 await asyncio.shield(tx)
                 return CommitResult.DUPLICATE
             if c.expected_version == 0:
@@ -197,18 +215,14 @@ class SqliteStore:
                 cur = db.execute("UPDATE conv SET version = version + 1, state = ? "
                                  "WHERE id = ? AND version = ?", (c.state, c.conv, c.expected_version))
             if cur.rowcount != 1:
-                db.execute("ROLLBACK TO turn")
-                db.execute("RELEASE turn")
+                db.execute("DELETE FROM dedupe WHERE key = ?", (c.dedupe_key,))
                 return CommitResult.CONFLICT
             seqs = [int(db.execute("INSERT INTO outbox (message_id, conv, body, created) "
                                    "VALUES (?, ?, ?, strftime('%s','now'))",
                                    (mid, c.conv, body)).lastrowid or 0)
                     for mid, body in c.outbox]
-            db.execute("RELEASE turn")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK TO turn")
-                db.execute("RELEASE turn")
+        except sqlite3.Error as exc:
+            self._abort(exc)
             raise
         if seqs:
             self._tx_new.append((c.conv, seqs))
