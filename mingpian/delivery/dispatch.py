@@ -26,7 +26,8 @@ from dataclasses import replace
 from typing import Any
 
 from renderer import RenderError, TemplateStore
-from renderer.legacy import degrade
+from renderer.gsm import Channel as Channel_
+from renderer.legacy import LegacyText, degrade
 from renderer.model import Brand, Message
 
 from . import rules
@@ -76,6 +77,8 @@ class Dispatcher:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake: dict[str, asyncio.Future[None]] = {}
         self._rendered: dict[str, Message] = {}
+        self._shared: dict[tuple[Any, ...], Message] = {}
+        self._legacy: dict[int, dict[str, LegacyText]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._late: dict[str, tuple[str, float]] = {}  # call id → (answered/ended, when), recent calls
         self._closing = False
@@ -333,6 +336,24 @@ class Dispatcher:
         if msg is not None:
             return msg
         template = self.templates.get(d.template)
+        # Every call on a line shows the same card unless it uses call fields: render it once per
+        # (template version, card, line, staff member, verification, configuration generation).
+        shared = None
+        if not d.data.get("call_fields"):
+            shared = (
+                id(template),
+                template.version,
+                d.enterprise,
+                d.card,
+                d.line,
+                d.data.get("staff"),
+                bool(d.data.get("verified")),
+                self.store.generation,
+            )
+            hit = self._shared.get(shared)
+            if hit is not None:
+                self._rendered[d.id] = hit
+                return hit
         data = _deep_merge({}, d.data["card_data"])
         staff_id = d.data.get("staff")
         if staff_id:  # the line's staff member: only what this template's data has room for
@@ -371,7 +392,23 @@ class Dispatcher:
             num = national(d.line)
             msg.brand = replace(msg.brand, signature=num, name=num)
         self._rendered[d.id] = msg
+        if shared is not None:
+            if len(self._shared) >= 4096:
+                self._shared.clear()
+                self._legacy.clear()
+            self._shared[shared] = msg
+            self._legacy[id(msg)] = {}
         return msg
+
+    def _degrade(self, msg: Message, channel: Channel_) -> LegacyText:
+        """Degrade once per shared message and channel (a shared message stays alive in
+        `_shared`, so its id is not reused while its entry exists)."""
+        texts = self._legacy.get(id(msg))
+        if texts is None:
+            return degrade(msg, channel)
+        if channel not in texts:
+            texts[channel] = degrade(msg, channel)
+        return texts[channel]
 
     async def _attempt(self, d: Delivery, channel: str) -> None:
         impl = self.channels.get(channel)
@@ -387,7 +424,7 @@ class Dispatcher:
             return
         try:
             msg = self._message(d)
-            legacy = degrade(msg, channel if channel in LEGACY else "sms")  # rcs: its SMS fallback
+            legacy = self._degrade(msg, channel if channel in LEGACY else "sms")  # rcs: SMS fallback
         except RenderError as exc:
             self._finish(d, "failed", f"render: {exc}")
             return

@@ -135,6 +135,7 @@ class DeliveryStore:
         self._docs: dict[tuple[Any, ...], Any] = {}
         self._keys: dict[str, tuple[str, str | None] | None] = {}
         self._optouts: set[tuple[str, str]] = set()
+        self.generation = 0  # bumped on every configuration write: derived caches compare it
 
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -168,6 +169,7 @@ class DeliveryStore:
         except BaseException:
             db.execute("ROLLBACK")
             self._docs.clear()
+            self.generation += 1
             self._keys.clear()
             raise
         db.execute("COMMIT")
@@ -175,6 +177,7 @@ class DeliveryStore:
     # -- resources -----------------------------------------------------------------------------
     def put(self, kind: str, enterprise: str, id: str, body: dict[str, Any]) -> None:
         self._docs.clear()
+        self.generation += 1
         self.db.execute(
             "INSERT OR REPLACE INTO objects VALUES (?,?,?,?)",
             (kind, enterprise, id, orjson.dumps(body).decode()),
@@ -220,6 +223,7 @@ class DeliveryStore:
 
     def delete(self, kind: str, enterprise: str, id: str) -> bool:
         self._docs.clear()
+        self.generation += 1
         cur = self.db.execute(
             "DELETE FROM objects WHERE kind=? AND enterprise=? AND id=?", (kind, enterprise, id)
         )
@@ -227,6 +231,7 @@ class DeliveryStore:
 
     def delete_enterprise(self, enterprise: str) -> None:
         self._docs.clear()
+        self.generation += 1
         self._keys.clear()
         with self.tx() as db:
             db.execute("DELETE FROM objects WHERE enterprise=?", (enterprise,))
