@@ -237,13 +237,16 @@ def encode_command(out: Path, size: tuple[int, int], fps: int, opts: VideoOption
 
 
 def _widen_pipe(stdin: asyncio.StreamWriter) -> None:
-    """A 1 MiB pipe instead of 64 KiB: a 720p frame is 2.7 MB, and fewer, larger writes mean
-    fewer wake-ups of both processes (Linux only; elsewhere the default stays)."""
+    """A pipe that holds a whole 720p frame (2.7 MB) instead of 64 KiB: one write per frame and
+    far fewer wake-ups of both processes. 4 MiB needs CAP_SYS_RESOURCE beyond the system's
+    pipe-max-size (1 MiB by default), so fall back to 1 MiB; Linux only."""
     pipe = stdin.transport.get_extra_info("pipe")
     if pipe is None or not hasattr(fcntl, "F_SETPIPE_SZ"):
         return
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
+    for size in (4 << 20, 1 << 20):
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, size)
+            return
 
 
 async def _run(argv: list[str], feed: Iterator[bytes] | None,
