@@ -293,10 +293,14 @@ async def render_video(message: Message, ctx: MediaContext, opts: VideoOptions, 
                        cancelled: Callable[[], bool] | None = None) -> VideoResult:
     """Draw and encode the video of `message` into `out`; `progress` gets 0..1 as frames go."""
     size = opts.size
-    slides = build_slides(message, ctx, size)
-    seconds = opts.duration(len(slides))
+    seconds = opts.duration(min(len(message.cards), MAX_SLIDES))
     total = max(1, round(seconds * opts.fps))
+    slides: list[Slide] = []
+
     def feed() -> Iterator[bytes]:
+        # Built on the first frame, i.e. after ffmpeg was started: its start-up (loading,
+        # x264 set-up) overlaps with decoding photos and laying out captions here.
+        slides.extend(build_slides(message, ctx, size))
         yield from frames(slides, size, seconds, opts.fps, opts.transition)
 
     def on_frame(i: int) -> None:
