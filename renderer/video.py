@@ -292,6 +292,8 @@ async def render_video(message: Message, ctx: MediaContext, opts: VideoOptions, 
                        progress: Callable[[float], None] | None = None,
                        cancelled: Callable[[], bool] | None = None) -> VideoResult:
     """Draw and encode the video of `message` into `out`; `progress` gets 0..1 as frames go."""
+    if not message.cards:
+        raise ValueError("a message without cards has nothing to show")
     size = opts.size
     seconds = opts.duration(min(len(message.cards), MAX_SLIDES))
     total = max(1, round(seconds * opts.fps))
