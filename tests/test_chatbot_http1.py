@@ -102,7 +102,10 @@ async def test_garbage_or_nothing_is_an_http_error(reply: bytes) -> None:
 
 async def test_silence_times_out_and_refused_connect_fails() -> None:
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(5)
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.read()  # never answers; returns when the client gives up and closes
+        writer.close()
+        await writer.wait_closed()
 
     server, port = await _raw_server(silent)
     client = Http1Client()
@@ -111,6 +114,7 @@ async def test_silence_times_out_and_refused_connect_fails() -> None:
             await client.post(f"http://127.0.0.1:{port}/x", b"", {}, 0.2)
     finally:
         server.close()
+        await server.wait_closed()
     with pytest.raises(HttpError, match="connect"):
         await client.post(f"http://127.0.0.1:{port}/x", b"", {}, 2)
     await client.close()
