@@ -176,3 +176,22 @@ def test_options_are_bounded(kw: dict[str, object]) -> None:
 def test_png_encoding_round_trips() -> None:
     im = Image.new("RGB", (300, 200), (1, 2, 3))
     assert Image.open(io.BytesIO(encode(im, "png"))).getpixel((5, 5)) == (1, 2, 3)
+
+
+def test_distinct_chinese_titles_give_distinct_png_output_not_tofu(tmp_path: Path) -> None:
+    folder = write_template(tmp_path, "pic", PHOTO_CARD, PHOTO_SCHEMA)
+    t = TemplateStore(tmp_path, 0).get("pic")
+
+    def png(title: str) -> Image.Image:
+        data = render_card_bytes(t.render({"photo": "", "title": title}), _ctx(folder), ImageOptions(360))
+        assert data.startswith(b"\x89PNG")
+        im = Image.open(io.BytesIO(data))
+        im.load()
+        return im.convert("RGB")
+
+    tofu = png("\U000F0000\U000F0001\U000F0002")  # no glyphs in any font: .notdef boxes
+    pics = {title: png(title) for title in ("名片来电", "快递派送", "银行客服")}
+    for title, im in pics.items():
+        assert ImageChops.difference(im, tofu).getbbox() is not None, f"{title} drew as boxes"
+    a, b, c = pics.values()
+    assert ImageChops.difference(a, b).getbbox() and ImageChops.difference(b, c).getbbox()
