@@ -189,7 +189,7 @@ def test_distinct_chinese_titles_give_distinct_png_output_not_tofu(tmp_path: Pat
         im.load()
         return im.convert("RGB")
 
-    tofu = png("\U000F0000\U000F0001\U000F0002")  # no glyphs in any font: .notdef boxes
+    tofu = png("\U000F0000\U000F0001\U000F0002\U000F0003")  # 4 .notdef boxes, like 4 missing hanzi
     pics = {title: png(title) for title in ("名片来电", "快递派送", "银行客服")}
     for title, im in pics.items():
         assert ImageChops.difference(im, tofu).getbbox() is not None, f"{title} drew as boxes"
