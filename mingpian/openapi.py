@@ -4,6 +4,7 @@ match the declared schemas."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from aiohttp import web
@@ -43,10 +44,12 @@ def json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 def add_paths(app: web.Application, paths: dict[str, dict[str, Any]],
               schemas: dict[str, Any] | None = None) -> None:
-    for path, ops in paths.items():
+    # Deep copies: features extend operations another feature added (the render route gains
+    # formats), and must change this app's document, never the module-level constants.
+    for path, ops in copy.deepcopy(paths).items():
         app[openapi_paths_key].setdefault(path, {}).update(ops)
     if schemas:
-        app[openapi_schemas_key].update(schemas)
+        app[openapi_schemas_key].update(copy.deepcopy(schemas))
 
 
 def build_document(app: web.Application) -> dict[str, Any]:

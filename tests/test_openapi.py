@@ -76,3 +76,16 @@ async def test_responses_match_their_declared_schemas(client: Client) -> None:
     await check("POST", "/api/templates/courier-hangup/render", render, data=b"{}",
                 headers={"Content-Type": "text/plain"})
     await check("POST", "/api/templates/nope/render", render, json={})
+
+
+async def test_building_apps_does_not_accumulate_in_shared_docs(client: Client) -> None:
+    """Features extend the render operation; a second app must not see the first one's edits."""
+    from mingpian.app import create_app
+    from mingpian.keys import settings_key
+    from mingpian.openapi import build_document
+
+    first = build_document(client.app)
+    again = build_document(create_app(client.app[settings_key]))
+    op = "/api/templates/{name}/render"
+    assert first["paths"][op]["post"]["description"] == again["paths"][op]["post"]["description"]
+    assert first["paths"][op]["post"]["parameters"] == again["paths"][op]["post"]["parameters"]
