@@ -74,6 +74,8 @@ class Settings:
     delivery_flash_gsm_dcs: int = 16
     delivery_timeouts: str = "rcs=60,ussd=5,flash=30,sms=120"
     delivery_ring_timeout: float = 45.0
+    delivery_capability_path: str = "/bot/v1/{chatbot}/contactCapabilities?userContact={contact}"
+    delivery_capability_ttl: float = 86400.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -185,6 +187,9 @@ SETTINGS_HELP: dict[str, str] = {
     "(`ussd=5,flash=30`).",
     "delivery_ring_timeout": "Seconds after `ringing` a pre-call card may still be sent; later it is "
     "dropped.",
+    "delivery_capability_path": "MaaP path asked whether a number is a 5G-message terminal (200 yes, "
+    "404 no) before trying `rcs`; `{chatbot}` and `{contact}` are filled in.",
+    "delivery_capability_ttl": "Seconds a number's 5G-message capability stays cached.",
 }
 
 

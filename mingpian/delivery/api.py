@@ -13,12 +13,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import jsonschema_rs
 import orjson
 import yaml
 from aiohttp import web
 from jsonschema import Draft202012Validator
 
+from chatbot.maap import MaapClient
 from renderer import RenderError
 from renderer.legacy import degrade
 
@@ -29,6 +31,7 @@ from ..openapi import add_paths, error_response
 from ..openapi import json_response as doc_json
 from . import auth
 from .channels import Channel
+from .channels.rcs import Capabilities, RcsChannel
 from .channels.smpp import SmppChannel
 from .dispatch import Dispatcher, parse_timeouts
 from .metering import Meter, RedisCounters, SqliteCounters, applicable, to_csv, units_for
@@ -563,12 +566,25 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         for name in ("ussd", "flash", "sms"):
             channels[name] = SmppChannel(name, client, s.delivery_flash_gsm_dcs)
         app[smpp_key] = client
+    session: aiohttp.ClientSession | None = None
+    maap: MaapClient | None = None
+    if s.maap_url:  # 5G messages through the chatbot's MaaP client and credentials
+        session = aiohttp.ClientSession()
+        maap = MaapClient(session, s.maap_url, app_id=s.maap_app_id, app_key=s.maap_app_key,
+                          dialect=s.maap_dialect, token_url=s.maap_token_url, timeout=s.maap_timeout)
+        channels["rcs"] = RcsChannel(maap)
+        dispatcher.capability = Capabilities(maap, session, s.delivery_capability_path, "",
+                                             ttl=s.delivery_capability_ttl)
     app[store_key], app[meter_key], app[dispatcher_key] = store, meter, dispatcher
     dispatcher.resume()
     yield
     await dispatcher.close()
     if client is not None:
         await client.close()
+    if maap is not None:
+        await maap.close()
+    if session is not None:
+        await session.close()
     with contextlib.suppress(Exception):
         await counters.close()
     store.close()

@@ -42,7 +42,7 @@ LEGACY = ("ussd", "flash", "sms")
 DEFAULT_TIMEOUTS = {"rcs": 60.0, "ussd": 5.0, "flash": 30.0, "sms": 120.0}
 WAITING = ("submitted", "unknown")
 RESUME_GRACE = 1.0  # seconds an overdue attempt still waits for its receipt after a restart
-Capability = Callable[[str], Any]  # async (number) -> bool | None
+Capability = Callable[[str, str], Any]  # async (number, chatbot) -> bool
 
 
 def parse_timeouts(spec: str) -> dict[str, float]:
@@ -416,8 +416,12 @@ class Dispatcher:
         reason = ""
         if impl is None:
             reason = f"channel {channel} not configured"
-        elif channel == "rcs" and self.capability is not None and not await self.capability(d.recipient):
-            reason = "the phone cannot show 5G messages"
+        elif channel == "rcs":
+            chatbot = (self.store.get("enterprise", "", d.enterprise) or {}).get("chatbot", "")
+            if not chatbot:
+                reason = "the enterprise has no chatbot for 5G messages"
+            elif self.capability is not None and not await self.capability(d.recipient, chatbot):
+                reason = "the phone cannot show 5G messages"
         if reason:
             att = self.store.add_attempt(d.id, d.step, channel, 0, 0, now)
             self.store.update_attempt(att.id, state="skipped", done=now, detail=reason)
@@ -456,12 +460,16 @@ class Dispatcher:
                 msg,
                 legacy,  # type: ignore[union-attr]
                 ent.get("chatbot", ""),
+                {"step": d.step},
             )
         )
         self.handed += 1
         with self.store.tx():
             self.store.add_message_ids(att.id, list(handed.message_ids))
-            if handed.ok:
+            if handed.ok and channel == "rcs":  # the MaaP owns the rest, SMS fallback included
+                self.store.update_attempt(att.id, state="delivered", done=time.time(), detail=handed.detail)
+                self._poke(d.id)
+            elif handed.ok:
                 self.store.update_attempt(att.id, state="submitted", detail=",".join(handed.message_ids))
             else:
                 self.store.update_attempt(att.id, state="error", done=time.time(), detail=handed.detail)

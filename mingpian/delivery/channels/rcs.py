@@ -1,0 +1,108 @@
+"""5G message (RCS) through the MaaP, with the chatbot's MaaP client (one client in the project).
+
+The card goes as the GSMA botmessage (renderer.rcs) with `smsSupported: true` and `smsContent` =
+the card degraded to SMS (renderer.legacy), so the MaaP itself falls back to SMS when the phone
+cannot take it. Hence the MaaP accepting the message ends the chain: the card *will* reach the
+phone, as a rich card or as that SMS; falling over to USSD as well would show it twice.
+
+The message id is derived from the delivery and step (uuid5), so a resend after a timeout is
+deduplicated by the MaaP.
+
+Capability: before trying RCS the dispatcher asks whether the phone is a 5G-message terminal
+(`GET {maap}{capability_path}`: 200 yes, 404 no), cached per number for a TTL. The CT/CU
+interface digest does not name this query, so the path is a setting; an unanswered lookup
+counts as "no" — a calling card cannot wait.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from chatbot.maap import MaapClient
+from renderer.profiles import CarrierProfile
+from renderer.rcs import to_rcs
+
+from . import Handed, Outgoing
+
+_NS = uuid.UUID("8d3c7f5e-5f1e-4d7a-9a86-3c1f0b6b7a11")
+
+
+def tel(number: str) -> str:
+    return "tel:" + number  # E.164 already (short codes stay as dialled)
+
+
+class RcsChannel:
+    name = "rcs"
+
+    def __init__(self, maap: MaapClient, profile: CarrierProfile | None = None) -> None:
+        self.maap = maap
+        self.profile = profile
+
+    def body(self, out: Outgoing) -> dict[str, Any]:
+        step = out.extra.get("step", 0)
+        mid = str(uuid.uuid5(_NS, f"{out.delivery}\x1f{step}"))
+        payload = to_rcs(out.message, self.profile) if self.profile else to_rcs(out.message)
+        body: dict[str, Any] = {
+            "messageId": mid,
+            "destinationAddress": [tel(out.destination)],
+            "senderAddress": out.chatbot,
+            "conversationId": str(uuid.uuid5(_NS, f"{out.chatbot}\x1f{out.destination}")),
+            "contributionId": str(uuid.uuid5(_NS, mid)),
+            "messageList": payload.message_list(),
+            "smsSupported": bool(out.legacy and out.legacy.text),
+        }
+        if out.legacy and out.legacy.text:
+            body["smsContent"] = out.legacy.text
+        return body
+
+    async def send(self, out: Outgoing) -> Handed:
+        if not out.chatbot:
+            return Handed(False, detail="the enterprise has no chatbot for 5G messages")
+        body = self.body(out)
+        result = await self.maap.send(body)
+        if result.outcome == "ok":
+            return Handed(True, (body["messageId"],), "accepted by the MaaP (SMS fallback with it)")
+        return Handed(False, detail=f"MaaP: {result.detail}"[:300], retryable=result.outcome == "retry")
+
+
+class Capabilities:
+    """Is this number a 5G-message terminal? Asked through the MaaP, cached for `ttl` seconds."""
+
+    def __init__(self, maap: MaapClient, session: aiohttp.ClientSession, path: str, chatbot: str,
+                 ttl: float = 86400.0, timeout: float = 0.5) -> None:
+        self.maap = maap
+        self.session = session
+        self.path = path
+        self.chatbot = chatbot
+        self.ttl = ttl
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self._cache: dict[str, tuple[bool, float]] = {}
+        self.lookups = 0
+
+    async def __call__(self, number: str, chatbot: str = "") -> bool:
+        now = time.monotonic()
+        hit = self._cache.get(number)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        bot = chatbot or self.chatbot
+        url = self.maap.server + self.path.format(chatbot=quote(bot, safe=":@"), contact=quote(tel(number)))
+        self.lookups += 1
+        try:
+            token = await self.maap.token(bot)
+            auth = f"accessToken {token}" if self.maap.dialect == "csp" else f"Bearer {token}"
+            async with self.session.get(url, headers={"authorization": auth}, timeout=self.timeout) as resp:
+                await resp.read()
+                capable = resp.status == 200
+                known = resp.status in (200, 404)
+        except Exception:  # a token failure, a timeout, a reset: "not now", never a crash
+            capable, known = False, False
+        if known:  # an unanswered lookup is not cached: the next call asks again
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            self._cache[number] = (capable, now + self.ttl)
+        return capable
