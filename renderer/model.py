@@ -11,7 +11,7 @@ guards, a tenth of the whole render budget for a carousel.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 SuggestionKind = Literal[
     "reply",
@@ -21,21 +21,14 @@ SuggestionKind = Literal[
     "createCalendarEvent",
     "composeTextMessage",
 ]
-SUGGESTION_KINDS: tuple[SuggestionKind, ...] = (
-    "reply",
-    "openUrl",
-    "dial",
-    "showLocation",
-    "createCalendarEvent",
-    "composeTextMessage",
-)
+SUGGESTION_KINDS: tuple[SuggestionKind, ...] = get_args(SuggestionKind)
 
 Orientation = Literal["VERTICAL", "HORIZONTAL"]
 ImageAlignment = Literal["LEFT", "RIGHT"]
 MediaHeight = Literal["SHORT_HEIGHT", "MEDIUM_HEIGHT", "TALL_HEIGHT"]
 CardWidth = Literal["SMALL_WIDTH", "MEDIUM_WIDTH"]
 Phase = Literal["pre-call", "in-call", "hang-up"]
-PHASES: tuple[Phase, ...] = ("pre-call", "in-call", "hang-up")
+PHASES: tuple[Phase, ...] = get_args(Phase)
 
 
 @dataclass(slots=True)
