@@ -76,6 +76,11 @@ class Settings:
     delivery_ring_timeout: float = 45.0
     delivery_capability_path: str = "/bot/v1/{chatbot}/contactCapabilities?userContact={contact}"
     delivery_capability_ttl: float = 86400.0
+    delivery_kannel_url: str = ""
+    delivery_kannel_username: str = ""
+    delivery_kannel_password: str = ""
+    delivery_kannel_channels: str = "flash,sms"
+    delivery_kannel_token: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -190,6 +195,12 @@ SETTINGS_HELP: dict[str, str] = {
     "delivery_capability_path": "MaaP path asked whether a number is a 5G-message terminal (200 yes, "
     "404 no) before trying `rcs`; `{chatbot}` and `{contact}` are filled in.",
     "delivery_capability_ttl": "Seconds a number's 5G-message capability stays cached.",
+    "delivery_kannel_url": "Base URL of a Kannel smsbox (`…/cgi-bin/sendsms`); empty: no Kannel channel.",
+    "delivery_kannel_username": "Kannel sendsms username.",
+    "delivery_kannel_password": "Kannel sendsms password.",
+    "delivery_kannel_channels": "Channels sent through Kannel instead of SMPP (`flash`, `sms`).",
+    "delivery_kannel_token": "Secret Kannel must present on dlr-url and MO callbacks (`token=`); "
+    "generated at start if empty.",
 }
 
 

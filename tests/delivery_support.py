@@ -83,13 +83,17 @@ AppFactory = Callable[..., Any]
 def make_app(aiohttp_client: Any, settings: Settings, gateway: GatewaySim, tmp_path: Path) -> AppFactory:
     """Build (and start) a seeded app bound to the simulator; call again for a 'restarted' one."""
 
-    async def make(seed: dict[str, Any] | None = None, **overrides: Any) -> Client:
+    async def make(seed: dict[str, Any] | None = None, port: int | None = None, **overrides: Any) -> Client:
+        """`port`: serve there (public_base_url points at it, for callbacks such as Kannel's)."""
         path = tmp_path / "seed.yaml"
         if seed is not None or not path.exists():
             path.write_text(yaml.safe_dump(seed or seed_doc(), allow_unicode=True), "utf-8")
+        if port is not None:
+            overrides.setdefault("public_base_url", f"http://127.0.0.1:{port}")
         s = settings.with_(delivery_seed=str(path), delivery_smpp=f"127.0.0.1:{gateway.smpp_port}",
                            delivery_smpp_password="secret", **overrides)
-        client: Client = await aiohttp_client(create_app(s))
+        kwargs = {"server_kwargs": {"port": port}} if port is not None else {}
+        client: Client = await aiohttp_client(create_app(s), **kwargs)
         assert await client.app[smpp_key].wait_bound(5)
         return client
 

@@ -8,6 +8,8 @@ other enterprise's ids answer 404 exactly like ids that do not exist.
 from __future__ import annotations
 
 import contextlib
+import hmac
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -31,6 +33,7 @@ from ..openapi import add_paths, error_response
 from ..openapi import json_response as doc_json
 from . import auth
 from .channels import Channel
+from .channels.kannel import DLR_STATS, KannelChannel
 from .channels.rcs import Capabilities, RcsChannel
 from .channels.smpp import SmppChannel
 from .dispatch import Dispatcher, parse_timeouts
@@ -43,6 +46,7 @@ store_key = web.AppKey("delivery_store", DeliveryStore)
 dispatcher_key = web.AppKey("delivery_dispatcher", Dispatcher)
 meter_key = web.AppKey("delivery_meter", Meter)
 smpp_key = web.AppKey("delivery_smpp", SmppClient)
+kannel_token_key = web.AppKey("delivery_kannel_token", str)
 
 _VALIDATORS = {k: Draft202012Validator(v) for k, v in SCHEMAS.items()}
 _FAST: dict[str, Any] = {}
@@ -492,6 +496,42 @@ async def post_estimate(request: web.Request) -> web.Response:
     )
 
 
+# -- Kannel callbacks ----------------------------------------------------------------------------
+
+
+def _kannel_auth(request: web.Request) -> None:
+    want = request.app.get(kannel_token_key)
+    got = request.query.get("token", "")
+    if not want or not hmac.compare_digest(want.encode(), got.encode()):
+        raise_json(401, "unauthorized", "wrong or missing token", "token")
+
+
+async def kannel_dlr(request: web.Request) -> web.Response:
+    """Kannel's dlr-url callback: `?id=<our message id>&type=%d&token=…`."""
+    _kannel_auth(request)
+    try:
+        kind = int(request.query.get("type", ""))
+    except ValueError:
+        raise_json(400, "invalid_query", "type must be Kannel's DLR type number", "type")
+    stat = DLR_STATS.get(kind)
+    mid = request.query.get("id", "")
+    if not mid:
+        raise_json(400, "invalid_query", "id is missing", "id")
+    if stat is not None:  # 4 buffered, 8 accepted by the SMSC: not final
+        request.app[dispatcher_key].on_receipt(mid, stat)
+    return json_response({"id": mid, "stat": stat})
+
+
+async def kannel_mo(request: web.Request) -> web.Response:
+    """Kannel's MO callback (a sms-service get-url): `?from=%p&to=%P&text=%a&token=…`."""
+    _kannel_auth(request)
+    q = request.query
+    if not q.get("from") or not q.get("to"):
+        raise_json(400, "invalid_query", "from and to are required", "from")
+    opted = request.app[dispatcher_key].on_reply(q["from"], q["to"], q.get("text", ""), "sms")
+    return json_response({"opt_out": opted})
+
+
 # -- seed, wiring --------------------------------------------------------------------------------
 
 
@@ -570,11 +610,32 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     maap: MaapClient | None = None
     if s.maap_url:  # 5G messages through the chatbot's MaaP client and credentials
         session = aiohttp.ClientSession()
-        maap = MaapClient(session, s.maap_url, app_id=s.maap_app_id, app_key=s.maap_app_key,
-                          dialect=s.maap_dialect, token_url=s.maap_token_url, timeout=s.maap_timeout)
+        maap = MaapClient(
+            session,
+            s.maap_url,
+            app_id=s.maap_app_id,
+            app_key=s.maap_app_key,
+            dialect=s.maap_dialect,
+            token_url=s.maap_token_url,
+            timeout=s.maap_timeout,
+        )
         channels["rcs"] = RcsChannel(maap)
-        dispatcher.capability = Capabilities(maap, session, s.delivery_capability_path, "",
-                                             ttl=s.delivery_capability_ttl)
+        dispatcher.capability = Capabilities(
+            maap, session, s.delivery_capability_path, "", ttl=s.delivery_capability_ttl
+        )
+    if s.delivery_kannel_url:  # flash / SMS through Kannel's HTTP sendsms instead of SMPP
+        session = session or aiohttp.ClientSession()
+        app[kannel_token_key] = token = s.delivery_kannel_token or secrets.token_urlsafe(24)
+        for name in filter(None, (c.strip() for c in s.delivery_kannel_channels.split(","))):
+            channels[name] = KannelChannel(
+                name,
+                session,
+                s.delivery_kannel_url,
+                s.delivery_kannel_username,
+                s.delivery_kannel_password,
+                s.base_url,
+                token,
+            )
     app[store_key], app[meter_key], app[dispatcher_key] = store, meter, dispatcher
     dispatcher.resume()
     yield
@@ -653,6 +714,8 @@ def setup(app: web.Application) -> None:
     r.add_post("/api/calls", post_call)
     r.add_get("/api/calls/{call_id}", get_call)
     r.add_post("/api/replies", post_reply)
+    r.add_get("/api/gateway/kannel/dlr", kannel_dlr)
+    r.add_get("/api/gateway/kannel/mo", kannel_mo)
     ok200, ok201, no = _obj("OK"), _obj("created"), {"description": "deleted"}
     E = ("eid",)
     paths: dict[str, dict[str, Any]] = {
@@ -766,6 +829,36 @@ def setup(app: web.Application) -> None:
         },
         "/api/calls/{call_id}": {
             "get": _op("Deliveries and attempts of a call", {"200": ok200}, 404, params=("call_id",))
+        },
+        "/api/gateway/kannel/dlr": {
+            "get": {
+                "summary": "Kannel dlr-url callback (authenticated by token=)",
+                "tags": ["delivery"],
+                "parameters": [
+                    {"name": n, "in": "query", "required": n != "type", "schema": {"type": "string"}}
+                    for n in ("id", "type", "token")
+                ],
+                "responses": {
+                    "200": _obj("recorded"),
+                    "400": error_response("bad query"),
+                    "401": error_response("wrong token"),
+                },
+            }
+        },
+        "/api/gateway/kannel/mo": {
+            "get": {
+                "summary": "Kannel MO callback: a subscriber's SMS (opt-out words honoured)",
+                "tags": ["delivery"],
+                "parameters": [
+                    {"name": n, "in": "query", "required": n != "text", "schema": {"type": "string"}}
+                    for n in ("from", "to", "text", "token")
+                ],
+                "responses": {
+                    "200": _obj("handled"),
+                    "400": error_response("bad query"),
+                    "401": error_response("wrong token"),
+                },
+            }
         },
         "/api/replies": {
             "post": _op(

@@ -2,9 +2,10 @@
 
 Tests, the benchmark and the studio drive it: it accepts binds and submits, sends delivery
 receipts (deliver_sm, esm_class 0x04) after a delay, and fails, delays, rejects or drops on
-command (rules, first match wins). It counts what it received per destination so a run can
-check that nothing was sent twice or lost. Receipts for an ESME that is not bound are kept
-and sent when it binds again, as a store-and-forward SMSC does.
+command (rules, first match wins). The same control app serves Kannel's `/cgi-bin/sendsms`
+(with `dlr-url` callbacks), for the HTTP gateway channel. It counts what it received per
+destination so a run can check that nothing was sent twice or lost. Receipts for an ESME that
+is not bound are kept and sent when it binds again, as a store-and-forward SMSC does.
 
 Run alone: `python -m mingpian.delivery.gatewaysim --smpp-port 2775 --http-port 8775`.
 """
@@ -19,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from . import smpp
@@ -88,6 +90,7 @@ class GatewaySim:
         self._tasks: set[asyncio.Task[None]] = set()
         self.smpp_port = 0
         self._listeners: list[asyncio.Queue[dict[str, Any]]] = []
+        self._http: aiohttp.ClientSession | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
@@ -106,6 +109,8 @@ class GatewaySim:
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
+        if self._http is not None:
+            await self._http.close()
 
     def reset(self) -> None:
         self.rules.clear()
@@ -268,6 +273,53 @@ class GatewaySim:
         for _, body in self._queued.pop(session.system_id, []):
             session.writer.write(Pdu(smpp.DELIVER_SM, 0, next(session.seq), body).encode())
 
+    # -- Kannel HTTP side (smsbox sendsms) ------------------------------------------------------
+    async def _sendsms(self, request: web.Request) -> web.Response:
+        q = dict(request.query)
+        if request.method == "POST":
+            q.update({k: str(v) for k, v in (await request.post()).items()})
+        if self.accounts.get(q.get("username", "")) != q.get("password"):
+            return web.Response(status=403, text="Authorization failed for sendsms")
+        if not q.get("to") or "text" not in q:
+            return web.Response(status=400, text="Missing receiver number or text")
+        channel = "flash" if q.get("mclass") == "0" else "sms"
+        rule = self._rule(channel, q["to"])
+        if rule.action == "reject":
+            return web.Response(status=403, text="Rejected by the SMSC")
+        mid = f"{next(self._ids):08X}"
+        rec = {
+            "message_id": mid,
+            "channel": channel,
+            "source": q.get("from", ""),
+            "destination": q["to"],
+            "text": q["text"],
+            "data_coding": {"0": 0x00, "2": 0x08}.get(q.get("coding", "0"), 0)
+            | (0x10 if channel == "flash" else 0),
+            "esm_class": 0,
+            "registered_delivery": 1 if q.get("dlr-url") else 0,
+            "udh": q.get("udh", ""),
+            "ussd_service_op": None,
+            "at": time.time(),
+            "action": rule.action,
+            "via": "kannel",
+        }
+        self.submits.append(rec)
+        self.by_destination[q["to"]] = self.by_destination.get(q["to"], 0) + 1
+        url = q.get("dlr-url")
+        if url and rule.action != "drop":
+            dlr_type = "1" if rule.action == "deliver" else "2"
+            self._spawn(self._dlr(url.replace("%d", dlr_type).replace("%p", q["to"]), rule.delay))
+        return web.Response(status=202, text="0: Accepted for delivery")
+
+    async def _dlr(self, url: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with self._http.get(url) as resp:
+                await resp.read()
+        self.receipts_sent += 1
+
     # -- HTTP control API ----------------------------------------------------------------------
     def control_app(self) -> web.Application:
         app = web.Application()
@@ -308,6 +360,8 @@ class GatewaySim:
         app.router.add_post("/control/rules", post_rules)
         app.router.add_post("/control/reset", post_reset)
         app.router.add_post("/control/mo", post_mo)
+        app.router.add_get("/cgi-bin/sendsms", self._sendsms)
+        app.router.add_post("/cgi-bin/sendsms", self._sendsms)
         return app
 
 
