@@ -138,6 +138,7 @@ async def create_enterprise(request: web.Request) -> web.Response:
     with store.tx():
         store.put("enterprise", "", body["id"], body)
         store.audit(p.name, body["id"], body["id"], "create enterprise", {})
+    await request.app[store_key].durable()
     return json_response(body, status=201)
 
 
@@ -155,6 +156,7 @@ async def put_enterprise(request: web.Request) -> web.Response:
     with store.tx():
         store.put("enterprise", "", ent["id"], body)
         store.audit(p.name, ent["id"], ent["id"], "update enterprise", {})
+    await request.app[store_key].durable()
     return json_response(body)
 
 
@@ -163,6 +165,7 @@ async def delete_enterprise(request: web.Request) -> web.Response:
     auth.require_operator(p)
     ent = _enterprise(request, p)
     request.app[store_key].delete_enterprise(ent["id"])
+    await request.app[store_key].durable()
     return web.Response(status=204)
 
 
@@ -173,6 +176,7 @@ async def issue_key(request: web.Request) -> web.Response:
     store = request.app[store_key]
     key = auth.issue(store, ent["id"], "issued by operator")
     store.audit(p.name, ent["id"], ent["id"], "issue key", {})
+    await request.app[store_key].durable()
     return json_response({"key": key, "enterprise": ent["id"]}, status=201)
 
 
@@ -235,6 +239,7 @@ def _create(seg: str) -> Handler:
         with store.tx():
             store.put(kind, ent["id"], body[idf], body)
             store.audit(p.name, ent["id"], f"{kind}:{body[idf]}", f"create {kind}", {})
+        await request.app[store_key].durable()
         return json_response(body, status=201)
 
     return handler
@@ -282,6 +287,7 @@ def _put(seg: str) -> Handler:
         with store.tx():
             store.put(kind, ent["id"], item_id, body)
             store.audit(p.name, ent["id"], f"{kind}:{item_id}", f"update {kind}", {})
+        await request.app[store_key].durable()
         return json_response(body)
 
     return handler
@@ -301,6 +307,7 @@ def _delete(seg: str) -> Handler:
             if not store.delete(kind, ent["id"], item_id):
                 raise_json(404, "not_found", f"no {kind} {request.match_info['id']!r}")
             store.audit(p.name, ent["id"], f"{kind}:{item_id}", f"delete {kind}", {})
+        await request.app[store_key].durable()
         return web.Response(status=204)
 
     return handler
@@ -327,6 +334,7 @@ async def verify_line(request: web.Request) -> web.Response:
             "verify" if body["verified"] else "unverify",
             {"note": body.get("note", "")},
         )
+    await request.app[store_key].durable()
     return json_response(line)
 
 
@@ -392,6 +400,7 @@ async def post_reply(request: web.Request) -> web.Response:
             422, "unknown_line", f"{to} is not a line" + ("" if p.operator else " of this enterprise"), "$.to"
         )
     opted = request.app[dispatcher_key].on_reply(body["from"], to, body["text"], body.get("channel", "rcs"))
+    await request.app[store_key].durable()
     return json_response({"opt_out": opted})
 
 
@@ -519,6 +528,7 @@ async def kannel_dlr(request: web.Request) -> web.Response:
         raise_json(400, "invalid_query", "id is missing", "id")
     if stat is not None:  # 4 buffered, 8 accepted by the SMSC: not final
         request.app[dispatcher_key].on_receipt(mid, stat)
+    await request.app[store_key].durable()
     return json_response({"id": mid, "stat": stat})
 
 
@@ -529,6 +539,7 @@ async def kannel_mo(request: web.Request) -> web.Response:
     if not q.get("from") or not q.get("to"):
         raise_json(400, "invalid_query", "from and to are required", "from")
     opted = request.app[dispatcher_key].on_reply(q["from"], q["to"], q.get("text", ""), "sms")
+    await request.app[store_key].durable()
     return json_response({"opt_out": opted})
 
 
@@ -637,6 +648,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                 token,
             )
     app[store_key], app[meter_key], app[dispatcher_key] = store, meter, dispatcher
+    store.start_batching()
     dispatcher.resume()
     yield
     await dispatcher.close()

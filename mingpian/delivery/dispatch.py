@@ -163,45 +163,51 @@ class Dispatcher:
         did = f"{call_id}:{phase}"
         if self.meter.counters.name != "sqlite" and not await self.meter.counters.first(did, self.dedupe_ttl):
             return 200, {"call_id": call_id, "phase": phase, "duplicate": True, "delivery": did}
-        with self.store.tx():
-            if not self.store.call_event(call_id, phase, at):
-                return 200, {"call_id": call_id, "phase": phase, "duplicate": True, "delivery": did}
-            card = self.choose_card(enterprise, line, phase, call_id)
-            ent = self.store.get("enterprise", "", enterprise) or {}
-            chain = list((ent.get("policy") or {}).get("chain") or DEFAULT_CHAIN)
-            data = {
-                "card_data": (card or {}).get("data") or {},
-                "call_fields": (card or {}).get("call_fields") or {},
-                "staff": line.get("staff"),
-                "caller": caller,
-                "callee": callee,
-                "time": at,
-                "verified": bool(line.get("verified")),
-            }
-            d = Delivery(
-                did,
-                call_id,
-                phase,
-                enterprise,
-                line_no,
-                person,
-                (card or {}).get("id", ""),
-                (card or {}).get("template", ""),
-                (card or {}).get("kind", "identity"),
-                data,
-                chain,
-                0,
-                "active" if card else "skipped",
-                "" if card else f"no card for phase {phase}",
-                "",
-                at,
-                now,
-                now,
-            )
-            self.store.add_delivery(d)
+        d: Delivery | None = None
+        card: dict[str, Any] | None = None
+        with self.store.tx():  # the event and its delivery commit together, or neither
+            first = self.store.call_event(call_id, phase, at)
+            if first:
+                card = self.choose_card(enterprise, line, phase, call_id)
+                ent = self.store.get("enterprise", "", enterprise) or {}
+                chain = list((ent.get("policy") or {}).get("chain") or DEFAULT_CHAIN)
+                data = {
+                    "card_data": (card or {}).get("data") or {},
+                    "call_fields": (card or {}).get("call_fields") or {},
+                    "staff": line.get("staff"),
+                    "caller": caller,
+                    "callee": callee,
+                    "time": at,
+                    "verified": bool(line.get("verified")),
+                }
+                d = Delivery(
+                    did,
+                    call_id,
+                    phase,
+                    enterprise,
+                    line_no,
+                    person,
+                    (card or {}).get("id", ""),
+                    (card or {}).get("template", ""),
+                    (card or {}).get("kind", "identity"),
+                    data,
+                    chain,
+                    0,
+                    "active" if card else "skipped",
+                    "" if card else f"no card for phase {phase}",
+                    "",
+                    at,
+                    now,
+                    now,
+                )
+                self.store.add_delivery(d)
+        if not first or d is None:
+            await self.store.durable()
+            return 200, {"call_id": call_id, "phase": phase, "duplicate": True, "delivery": did}
         if phase != "ringing":  # the call was answered or ended: a pending pre-call card is too late
             self._note_phase(call_id, phase, now)
             self._poke(f"{call_id}:ringing")
+        await self.store.durable()  # acknowledged only once it would survive a crash
         if card:
             self._spawn(did, d)
         return 202, {
@@ -445,9 +451,11 @@ class Dispatcher:
                     f"att:{att.id}", d.enterprise, d.line, channel, segments, now
                 )
                 self._charged(att.id, charge, now)
+        await self.store.durable()  # the attempt row exists before anything is sent
         if charge is None:
             charge = await self.meter.charge(f"att:{att.id}", d.enterprise, d.line, channel, segments, now)
             self._charged(att.id, charge, now)
+            await self.store.durable()
         if not charge.ok:
             self._finish(d, "blocked", f"quota: {charge.reason}")
             return
@@ -535,8 +543,9 @@ class Dispatcher:
         if r is not None:
             if r.final:
                 self.on_receipt(r.message_id, r.stat)
-            return
-        self.on_reply(sm.source, sm.destination, sm.text(), "sms")
+        else:
+            self.on_reply(sm.source, sm.destination, sm.text(), "sms")
+        await self.store.durable()  # the deliver_sm_resp goes out after this
 
 
 def _weighted(cards: list[dict[str, Any]], call_id: str) -> dict[str, Any]:

@@ -73,8 +73,15 @@ class RcsChannel:
 class Capabilities:
     """Is this number a 5G-message terminal? Asked through the MaaP, cached for `ttl` seconds."""
 
-    def __init__(self, maap: MaapClient, session: aiohttp.ClientSession, path: str, chatbot: str,
-                 ttl: float = 86400.0, timeout: float = 0.5) -> None:
+    def __init__(
+        self,
+        maap: MaapClient,
+        session: aiohttp.ClientSession,
+        path: str,
+        chatbot: str,
+        ttl: float = 86400.0,
+        timeout: float = 0.5,
+    ) -> None:
         self.maap = maap
         self.session = session
         self.path = path
