@@ -13,6 +13,12 @@ turn's webhook call returns only after that COMMIT. A delivery that finds its de
 waits for the open transaction, so no platform ever gets a 200 for something not yet durable.
 Outbox rows become visible to the sender only after their COMMIT.
 
+Checkpoints: the serving connection never checkpoints (wal_autocheckpoint=0) — a checkpoint
+fsyncs the database file, which would stall the event loop for the length of a disk flush.
+A thread with its own connection runs a PASSIVE checkpoint every 0.2 s instead, which in WAL
+mode runs alongside the writer; small, frequent checkpoints keep each flush short (measured
+here: 1 s rounds stalled the writer for up to ~130 ms, 0.2 s rounds for ~25-45 ms).
+
 Durability: a `kill -9` loses nothing committed (the WAL is in the page cache, and SQLite
 recovers it on open). A power cut may lose the last transactions with NORMAL; set
 MINGPIAN_SQLITE_SYNCHRONOUS=FULL to fsync every commit.
@@ -28,6 +34,7 @@ before it commits means a resend under the same message ID, which the MaaP drops
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import sqlite3
 from collections import deque
@@ -65,6 +72,11 @@ CREATE INDEX IF NOT EXISTS dedupe_at ON dedupe (at);
 
 
 
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    with contextlib.suppress(sqlite3.Error):  # busy or I/O trouble: the next round tries again
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+
 LOAD = """
 SELECT EXISTS (SELECT 1 FROM dedupe WHERE key = ?1),
        (SELECT version FROM conv WHERE id = ?2), (SELECT state FROM conv WHERE id = ?2)
@@ -91,6 +103,7 @@ class SqliteStore:
         self._tx_acks: list[tuple[int, str, float | None]] = []
         self.commits = 0
         self.transactions = 0
+        self._checkpointer: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def open(self) -> None:
@@ -101,7 +114,9 @@ class SqliteStore:
         db.execute("PRAGMA busy_timeout=5000")
         db.execute("PRAGMA temp_store=MEMORY")
         db.executescript(SCHEMA)
+        db.execute("PRAGMA wal_autocheckpoint=0")
         self.db = db
+        self._checkpointer = asyncio.get_running_loop().create_task(self._checkpoints())
         first_due: dict[str, float] = {}
         for seq, conv, next_at in db.execute(
                 "SELECT seq, conv, next_at FROM outbox WHERE state = 'pending' ORDER BY seq"):
@@ -112,9 +127,29 @@ class SqliteStore:
         for conv, next_at in first_due.items():
             heapq.heappush(self._delayed, (next_at, conv))
 
+    async def _checkpoints(self, every: float = 0.2) -> None:
+        side = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        side.execute("PRAGMA busy_timeout=1000")
+        job: asyncio.Future[None] | None = None
+        try:
+            while True:
+                await asyncio.sleep(every)
+                job = asyncio.ensure_future(asyncio.to_thread(_checkpoint, side))
+                await asyncio.shield(job)
+        finally:
+            if job is not None and not job.done():
+                await asyncio.wait([job])  # never close the connection under a running checkpoint
+            side.close()
+
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+            self._checkpointer = None
         self._commit_now()
         if self.db is not None:
+            self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
             self.db.close()
             self.db = None
 
