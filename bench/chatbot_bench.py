@@ -232,8 +232,8 @@ async def bench_store(store: str, sim: Simulator, sim_port: int, tmp: Path, a: a
     print(f"webhook turns     closed c={a.concurrency}: {closed['rps']:8.0f} turns/s "
           f"p50 {closed['p50']:6.2f} ms  p99 {closed['p99']:6.2f} ms  "
           f"({closed['rps'] / health['rps']:.0%} of /healthz; errors {closed['errors']})")
-    print(f"  server CPU per request: /healthz {hz_us:.0f} µs, turn incl. its reply's delivery {turn_us:.0f} µs "
-          f"→ {1e6 / turn_us:.0f} turns/s per core; every reply rendered {dst_us:.0f} µs")
+    print(f"  server CPU per request: /healthz {hz_us:.0f} µs, turn incl. its reply's delivery "
+          f"{turn_us:.0f} µs → {1e6 / turn_us:.0f} turns/s per core; every reply rendered {dst_us:.0f} µs")
     print(f"  replies drained: {c_drain['replies']} in {c_drain['drain_s']:.2f} s after the load; "
           f"lost {c_drain['lost']}, duplicates {c_drain['duplicates']}")
     print(f"  every reply rendered (a distinct parcel per turn, render cache misses): "
