@@ -31,7 +31,7 @@ from ..jsonio import json_response
 from ..keys import settings_key, templates_key
 from ..openapi import add_paths, error_response
 from ..openapi import json_response as doc_json
-from . import auth
+from . import auth, reports_page
 from .channels import Channel
 from .channels.kannel import DLR_STATS, KannelChannel
 from .channels.rcs import Capabilities, RcsChannel
@@ -924,4 +924,5 @@ def setup(app: web.Application) -> None:
             ),
             "delete": _op(f"Delete a {kind}", {"204": no}, 404, *extra, params=("eid", "id")),
         }
+    paths.update(reports_page.setup(app))
     add_paths(app, paths, schemas)

@@ -1,0 +1,113 @@
+"""The enterprise reports page (`/reports`): deliveries per channel and outcome over time,
+receipt latency, fallback rates, package balances, ad impressions.
+
+A studio page by look (the studio's stylesheet and DOM helpers) but served from here, so the
+studio does not depend on delivery. Same discipline as the studio: an HTML shell with escaped
+text only, our own same-origin ES modules, every datum put in the DOM with textContent, charts
+drawn by our code as inline SVG (no CDN, no chart library), and the studio's CSP headers. The
+data comes from the JSON API with the enterprise's key, which the browser keeps in
+sessionStorage only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from aiohttp import web
+
+from ..studio.assets import asset_url
+from ..studio.security import HEADERS
+
+STATIC = Path(__file__).parent / "static"
+FILES = {"reports.js": "text/javascript", "reports.css": "text/css", "charts.js": "text/javascript"}
+PREFIX = "/delivery/static/"
+
+
+def _version() -> str:
+    h = hashlib.sha256()
+    for name in sorted(FILES):
+        h.update((STATIC / name).read_bytes())
+    return h.hexdigest()[:12]
+
+
+VERSION = _version()
+
+
+def url(name: str) -> str:
+    return f"{PREFIX}{name}?v={VERSION}"
+
+
+PAGE = """<!doctype html>
+<html lang="zh-CN">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>名片 Studio · 投递报表</title>
+<link rel="stylesheet" href="{studio_css}">
+<link rel="stylesheet" href="{reports_css}">
+<link rel="icon" href="{icon}" type="image/svg+xml">
+<script type="module" src="{reports_js}"></script>
+</head>
+<body>
+<a class="skip" href="#main">跳到正文</a>
+<header class="top">
+  <a class="logo" href="/"><span aria-hidden="true">名</span> 名片 Studio</a>
+  <nav aria-label="站点"><a href="/">模板</a> <a href="/reports">报表</a>
+  <a href="/api/openapi.json">API</a></nav>
+</header>
+<main id="main" class="reports">
+<h1>投递报表</h1>
+<form id="login" class="login">
+  <label>企业 ID <input name="enterprise" required autocomplete="off"
+    pattern="[A-Za-z0-9][A-Za-z0-9_.\\-]*"></label>
+  <label>API 密钥 <input name="key" type="password" required autocomplete="off"></label>
+  <button type="submit">查看</button>
+</form>
+<p id="error" class="error" role="alert" hidden></p>
+<div id="report"></div>
+</main>
+<p id="status" class="sr-only" role="status" aria-live="polite"></p>
+</body>
+</html>
+"""
+
+
+async def reports(request: web.Request) -> web.Response:
+    html = PAGE.format(studio_css=asset_url("studio.css"), reports_css=url("reports.css"),
+                       icon=asset_url("icon.svg"), reports_js=url("reports.js"))
+    return web.Response(text=html, content_type="text/html", charset="utf-8",
+                        headers={"Cache-Control": "no-cache"})
+
+
+async def static(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if name not in FILES:
+        raise web.HTTPNotFound()
+    return web.Response(body=(STATIC / name).read_bytes(), content_type=FILES[name], charset="utf-8",
+                        headers={"Cache-Control": "public, max-age=31536000, immutable"
+                                 if request.query.get("v") == VERSION else "no-cache"})
+
+
+async def _headers(request: web.Request, response: web.StreamResponse) -> None:
+    if request.path == "/reports" or request.path.startswith(PREFIX):
+        for k, v in HEADERS.items():
+            response.headers.setdefault(k, v)
+
+
+def setup(app: web.Application) -> dict[str, dict[str, object]]:
+    app.router.add_get("/reports", reports)
+    app.router.add_get(PREFIX + "{name}", static)
+    app.on_response_prepare.append(_headers)
+    html = {"200": {"description": "the page", "content": {"text/html": {"schema": {"type": "string"}}}}}
+    return {
+        "/reports": {"get": {"summary": "Reports page for an enterprise (studio)", "tags": ["delivery"],
+                             "responses": html}},
+        PREFIX + "{name}": {"get": {
+            "summary": "The reports page's scripts and stylesheet", "tags": ["delivery"],
+            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "the file", "content": {
+                "text/javascript": {"schema": {"type": "string"}},
+                "text/css": {"schema": {"type": "string"}}}},
+                "404": {"description": "no such file"}}}},
+    }
