@@ -142,3 +142,10 @@ async def test_ad_line_rotates_cards_by_weight_and_counts_impressions(make_app: 
     report = await (await client.get("/api/enterprises/sf/report", headers=auth(SF_KEY))).json()
     shown = {r["card"]: r["impressions"] for r in report["ads"]}
     assert shown == {"ad-a": a, "ad-b": b}
+    # a numbered reply to an ad card is a tap on that card; the report counts it
+    last = done[-1]
+    await client.post("/api/replies", json={"from": last["recipient"], "to": "13800000009", "text": "回复1",
+                                            "channel": "sms"}, headers=auth(SF_KEY))
+    report = await (await client.get("/api/enterprises/sf/report", headers=auth(SF_KEY))).json()
+    taps = {r["card"]: r["taps"] for r in report["ads"]}
+    assert taps[last["card"]] == 1 and sum(taps.values()) == 1

@@ -27,7 +27,7 @@ from typing import Any
 
 from renderer import RenderError, TemplateStore
 from renderer.gsm import Channel as Channel_
-from renderer.legacy import LegacyText, degrade
+from renderer.legacy import LegacyText, degrade, parse_reply
 from renderer.model import Brand, Message
 
 from . import rules
@@ -524,8 +524,11 @@ class Dispatcher:
                 self._evaluate(attempt)
 
     def on_reply(self, sender: str, line: str, text: str, channel: str) -> bool:
-        """A person's reply on any channel; True if it was an opt-out (stored before returning)."""
-        if not rules.is_opt_out(text):
+        """A person's reply on any channel; True if it was an opt-out (stored before returning).
+        A menu choice ("1", "回复2") answering an advertising card counts as a tap on that card."""
+        opt_out = rules.is_opt_out(text)
+        key = None if opt_out else parse_reply(text)
+        if not opt_out and (key is None or not key.isdigit()):
             return False
         try:
             who, number = normalize_number(sender), normalize_number(line)
@@ -534,8 +537,13 @@ class Dispatcher:
         hit = self.store.find("line", number)
         if hit is None:
             return False
-        self.store.opt_out(hit[0], who, channel, text)
-        return True
+        if opt_out:
+            self.store.opt_out(hit[0], who, channel, text)
+            return True
+        last = self.store.last_delivered(hit[0], who, "ad")
+        if last is not None and time.time() - last[1] < 86400:
+            self.store.count_impression(hit[0], last[0], day_of(time.time()), taps=1)
+        return False
 
     async def on_deliver(self, sm: ShortMessage) -> None:
         """deliver_sm from the SMSC: a receipt, or a mobile-originated reply."""

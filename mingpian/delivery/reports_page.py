@@ -74,19 +74,31 @@ PAGE = """<!doctype html>
 
 
 async def reports(request: web.Request) -> web.Response:
-    html = PAGE.format(studio_css=asset_url("studio.css"), reports_css=url("reports.css"),
-                       icon=asset_url("icon.svg"), reports_js=url("reports.js"))
-    return web.Response(text=html, content_type="text/html", charset="utf-8",
-                        headers={"Cache-Control": "no-cache"})
+    html = PAGE.format(
+        studio_css=asset_url("studio.css"),
+        reports_css=url("reports.css"),
+        icon=asset_url("icon.svg"),
+        reports_js=url("reports.js"),
+    )
+    return web.Response(
+        text=html, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-cache"}
+    )
 
 
 async def static(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name not in FILES:
         raise web.HTTPNotFound()
-    return web.Response(body=(STATIC / name).read_bytes(), content_type=FILES[name], charset="utf-8",
-                        headers={"Cache-Control": "public, max-age=31536000, immutable"
-                                 if request.query.get("v") == VERSION else "no-cache"})
+    return web.Response(
+        body=(STATIC / name).read_bytes(),
+        content_type=FILES[name],
+        charset="utf-8",
+        headers={
+            "Cache-Control": "public, max-age=31536000, immutable"
+            if request.query.get("v") == VERSION
+            else "no-cache"
+        },
+    )
 
 
 async def _headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -101,13 +113,30 @@ def setup(app: web.Application) -> dict[str, dict[str, object]]:
     app.on_response_prepare.append(_headers)
     html = {"200": {"description": "the page", "content": {"text/html": {"schema": {"type": "string"}}}}}
     return {
-        "/reports": {"get": {"summary": "Reports page for an enterprise (studio)", "tags": ["delivery"],
-                             "responses": html}},
-        PREFIX + "{name}": {"get": {
-            "summary": "The reports page's scripts and stylesheet", "tags": ["delivery"],
-            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "the file", "content": {
-                "text/javascript": {"schema": {"type": "string"}},
-                "text/css": {"schema": {"type": "string"}}}},
-                "404": {"description": "no such file"}}}},
+        "/reports": {
+            "get": {
+                "summary": "Reports page for an enterprise (studio)",
+                "tags": ["delivery"],
+                "responses": html,
+            }
+        },
+        PREFIX + "{name}": {
+            "get": {
+                "summary": "The reports page's scripts and stylesheet",
+                "tags": ["delivery"],
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the file",
+                        "content": {
+                            "text/javascript": {"schema": {"type": "string"}},
+                            "text/css": {"schema": {"type": "string"}},
+                        },
+                    },
+                    "404": {"description": "no such file"},
+                },
+            }
+        },
     }

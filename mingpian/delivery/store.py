@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, call_id TEXT NOT NUL
     event_at REAL NOT NULL, created REAL NOT NULL, updated REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS deliveries_active ON deliveries (state) WHERE state = 'active';
 CREATE INDEX IF NOT EXISTS deliveries_by_ent ON deliveries (enterprise, created);
+CREATE INDEX IF NOT EXISTS deliveries_by_person ON deliveries (recipient, enterprise);
 CREATE TABLE IF NOT EXISTS attempts (id INTEGER PRIMARY KEY, delivery TEXT NOT NULL, step INTEGER NOT NULL,
     channel TEXT NOT NULL, state TEXT NOT NULL, segments INTEGER NOT NULL, units INTEGER NOT NULL,
     started REAL NOT NULL, deadline REAL NOT NULL, done REAL, detail TEXT NOT NULL,
@@ -491,6 +492,15 @@ class DeliveryStore:
             "SELECT number, at, channel, text FROM optouts WHERE enterprise=? ORDER BY at", (enterprise,)
         )
         return [{"number": r[0], "at": r[1], "channel": r[2], "text": r[3]} for r in rows]
+
+    def last_delivered(self, enterprise: str, recipient: str, kind: str) -> tuple[str, float] | None:
+        """(card, when) of the latest card of this kind delivered to a person."""
+        row = self.db.execute(
+            "SELECT card, updated FROM deliveries WHERE enterprise=? AND recipient=? AND kind=? "
+            "AND state='delivered' ORDER BY updated DESC LIMIT 1",
+            (enterprise, recipient, kind),
+        ).fetchone()
+        return (row[0], row[1]) if row else None
 
     def count_impression(self, enterprise: str, card: str, day: str, taps: int = 0) -> None:
         self.db.execute(
