@@ -2,7 +2,7 @@
 
 Keys (prefix `mp:` by default):
   dd:<dedupe key>   the platform message ID was handled (SET NX EX, TTL = the retry horizon)
-  st:<conv>         hash {v: version, s: state JSON}
+  st:<conv>         "<version>\\x1f<state JSON>" (one string: the load is a single MGET)
   q:<conv>          list of pending outbound message IDs, in commit order
   m:<message id>    hash {conv, body, state, attempts, last_error, delivery, sent_ms}
   due               sorted set conv → when its head message may be sent (ms); a claimed
@@ -17,10 +17,11 @@ and order is kept because the head stays the head until it is acknowledged.
 
 from __future__ import annotations
 
-import json
+import asyncio
 import time
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 
 from ..events import StatusReport
@@ -29,12 +30,14 @@ from . import Commit, CommitResult, Loaded, OutboxItem
 COMMIT = """
 local p = ARGV[1]
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then return 0 end
-local v = tonumber(redis.call('HGET', KEYS[2], 'v') or '0')
+local cur = redis.call('GET', KEYS[2])
+local v = 0
+if cur then v = tonumber(string.sub(cur, 1, string.find(cur, '\\31', 1, true) - 1)) end
 if v ~= tonumber(ARGV[3]) then
   redis.call('DEL', KEYS[1])
   return -1
 end
-redis.call('HSET', KEYS[2], 'v', v + 1, 's', ARGV[4])
+redis.call('SET', KEYS[2], (v + 1) .. '\\31' .. ARGV[4])
 local n = 0
 for i = 7, #ARGV, 2 do
   redis.call('HSET', p .. 'm:' .. ARGV[i], 'conv', ARGV[5], 'body', ARGV[i + 1], 'state', 'pending',
@@ -100,6 +103,9 @@ class RedisStore:
         self.dedupe_ttl = int(dedupe_ttl)
         self.keep_sent = int(keep_sent)
         self.r: aioredis.Redis | None = None
+        # Outcomes of sends, applied in one pipeline per event-loop iteration.
+        self._acks: list[tuple[Any, list[str], list[Any]]] = []
+        self._acks_done: asyncio.Future[None] | None = None
 
     async def open(self) -> None:
         # A blocking pool: under load, callers queue for a connection instead of failing with
@@ -127,13 +133,13 @@ class RedisStore:
         return self.r
 
     async def load(self, conv: str, dedupe_key: str) -> Loaded:
-        pipe = self._r.pipeline(transaction=False)
-        pipe.exists(self.p + "dd:" + dedupe_key)
-        pipe.hmget(self.p + "st:" + conv, "v", "s")
-        seen, (v, s) = await pipe.execute()
+        seen, cur = await self._r.mget(self.p + "dd:" + dedupe_key, self.p + "st:" + conv)
         if seen:
             return Loaded(True, None, 0)
-        return Loaded(False, json.loads(s) if s else None, int(v or 0))
+        if not cur:
+            return Loaded(False, None, 0)
+        version, _, state = cur.partition("\x1f")
+        return Loaded(False, orjson.loads(state), int(version))
 
     async def commit(self, c: Commit) -> CommitResult:
         args: list[Any] = [self.p, self.dedupe_ttl, c.expected_version, c.state, c.conv,
@@ -150,10 +156,34 @@ class RedisStore:
         return [OutboxItem(flat[i + 1], flat[i + 1], flat[i], flat[i + 2], int(flat[i + 3]))
                 for i in range(0, len(flat), 4)]
 
+    async def _batched(self, script: Any, keys: list[str], args: list[Any]) -> None:
+        self._acks.append((script, keys, args))
+        if self._acks_done is None:
+            loop = asyncio.get_running_loop()
+            self._acks_done = loop.create_future()
+            loop.call_soon(lambda: loop.create_task(self._flush_acks()))
+        await asyncio.shield(self._acks_done)
+
+    async def _flush_acks(self) -> None:
+        acks, self._acks = self._acks, []
+        done, self._acks_done = self._acks_done, None
+        try:
+            pipe = self._r.pipeline(transaction=False)
+            for script, keys, args in acks:
+                await script(keys=keys, args=args, client=pipe)  # queued; sent by execute()
+            await pipe.execute()
+        except Exception as exc:  # the leases expire and the messages are resent (same IDs)
+            if done is not None and not done.done():
+                done.set_exception(exc)
+                done.exception()
+            return
+        if done is not None and not done.done():
+            done.set_result(None)
+
     async def _finish(self, item: OutboxItem, now: float, state: str, error: str) -> None:
-        await self._ack(keys=[self.p + "due", self.p + "q:" + item.conv, self.p + "m:" + item.message_id],
-                        args=[item.conv, item.message_id, int(now * 1000), state, error[:500],
-                              self.keep_sent])
+        keys = [self.p + "due", self.p + "q:" + item.conv, self.p + "m:" + item.message_id]
+        await self._batched(self._ack, keys, [item.conv, item.message_id, int(now * 1000), state,
+                                              error[:500], self.keep_sent])
 
     async def sent(self, item: OutboxItem, now: float) -> None:
         await self._finish(item, now, "sent", "")
@@ -162,8 +192,8 @@ class RedisStore:
         await self._finish(item, now, "failed", error)
 
     async def retry(self, item: OutboxItem, next_at: float, error: str) -> None:
-        await self._retry(keys=[self.p + "due", self.p + "m:" + item.message_id],
-                          args=[item.conv, int(next_at * 1000), error[:500]])
+        await self._batched(self._retry, [self.p + "due", self.p + "m:" + item.message_id],
+                            [item.conv, int(next_at * 1000), error[:500]])
 
     async def record_status(self, reports: list[StatusReport], now: float) -> None:
         pipe = self._r.pipeline(transaction=False)
