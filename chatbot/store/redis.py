@@ -103,9 +103,11 @@ class RedisStore:
         self.dedupe_ttl = int(dedupe_ttl)
         self.keep_sent = int(keep_sent)
         self.r: aioredis.Redis | None = None
-        # Outcomes of sends, applied in one pipeline per event-loop iteration.
-        self._acks: list[tuple[Any, list[str], list[Any]]] = []
-        self._acks_done: asyncio.Future[None] | None = None
+        # Auto-pipelining: the commands of every turn and send outcome issued during one
+        # event-loop iteration go to Redis as ONE pipeline (one write, one read), each caller
+        # getting its own reply; a syscall per command is what dominated this store's cost.
+        self._ops: list[tuple[str, tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._shas: dict[str, str] = {}
 
     async def open(self) -> None:
         # A blocking pool: under load, callers queue for a connection instead of failing with
@@ -115,10 +117,11 @@ class RedisStore:
         self._pool = pool
         self.r = aioredis.Redis(connection_pool=pool)
         await self.r.ping()
-        self._commit = self.r.register_script(COMMIT)
-        self._claim = self.r.register_script(CLAIM)
-        self._ack = self.r.register_script(ACK)
-        self._retry = self.r.register_script(RETRY)
+        await self._load_scripts()
+
+    async def _load_scripts(self) -> None:
+        for name, src in (("commit", COMMIT), ("claim", CLAIM), ("ack", ACK), ("retry", RETRY)):
+            self._shas[name] = await self._r.script_load(src)
 
     async def close(self) -> None:
         if self.r is not None:
@@ -132,8 +135,49 @@ class RedisStore:
             raise RuntimeError("store is not open")
         return self.r
 
+    # -- auto-pipelining ----------------------------------------------------------------------
+    def _call(self, command: str, *args: Any) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        if not self._ops:
+            loop.call_soon(lambda: loop.create_task(self._flush()))
+        self._ops.append((command, args, fut))
+        return fut
+
+    def _script(self, name: str, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
+        return self._call("EVALSHA", name, len(keys), *keys, *args)
+
+    async def _flush(self) -> None:
+        ops, self._ops = self._ops, []
+        for attempt in range(2):
+            pipe = self._r.pipeline(transaction=False)
+            for command, args, _ in ops:
+                if command == "EVALSHA":
+                    pipe.execute_command("EVALSHA", self._shas[args[0]], *args[1:])
+                else:
+                    pipe.execute_command(command, *args)
+            try:
+                results = await pipe.execute(raise_on_error=False)
+            except Exception as exc:  # connection trouble: every caller gets the error
+                for _, _, fut in ops:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                return
+            if attempt == 0 and any("NOSCRIPT" in str(r) for r in results if isinstance(r, Exception)):
+                await self._load_scripts()  # Redis restarted or flushed its script cache
+                continue
+            for (_, _, fut), result in zip(ops, results, strict=True):
+                if fut.done():
+                    continue
+                if isinstance(result, Exception):
+                    fut.set_exception(result)
+                else:
+                    fut.set_result(result)
+            return
+
+    # -- turns --------------------------------------------------------------------------------
     async def load(self, conv: str, dedupe_key: str) -> Loaded:
-        seen, cur = await self._r.mget(self.p + "dd:" + dedupe_key, self.p + "st:" + conv)
+        seen, cur = await self._call("MGET", self.p + "dd:" + dedupe_key, self.p + "st:" + conv)
         if seen:
             return Loaded(True, None, 0)
         if not cur:
@@ -146,44 +190,21 @@ class RedisStore:
                            int(time.time() * 1000)]
         for mid, body in c.outbox:
             args += [mid, body]
-        res = await self._commit(keys=[self.p + "dd:" + c.dedupe_key, self.p + "st:" + c.conv,
-                                       self.p + "q:" + c.conv, self.p + "due"], args=args)
+        res = await self._script("commit", [self.p + "dd:" + c.dedupe_key, self.p + "st:" + c.conv,
+                                            self.p + "q:" + c.conv, self.p + "due"], args)
         return {1: CommitResult.OK, 0: CommitResult.DUPLICATE}.get(int(res), CommitResult.CONFLICT)
 
+    # -- outbox -------------------------------------------------------------------------------
     async def claim(self, limit: int, now: float, lease: float) -> list[OutboxItem]:
-        flat = await self._claim(keys=[self.p + "due"],
-                                 args=[self.p, int(now * 1000), int((now + lease) * 1000), limit])
+        flat = await self._script("claim", [self.p + "due"],
+                                  [self.p, int(now * 1000), int((now + lease) * 1000), limit])
         return [OutboxItem(flat[i + 1], flat[i + 1], flat[i], flat[i + 2], int(flat[i + 3]))
                 for i in range(0, len(flat), 4)]
 
-    async def _batched(self, script: Any, keys: list[str], args: list[Any]) -> None:
-        self._acks.append((script, keys, args))
-        if self._acks_done is None:
-            loop = asyncio.get_running_loop()
-            self._acks_done = loop.create_future()
-            loop.call_soon(lambda: loop.create_task(self._flush_acks()))
-        await asyncio.shield(self._acks_done)
-
-    async def _flush_acks(self) -> None:
-        acks, self._acks = self._acks, []
-        done, self._acks_done = self._acks_done, None
-        try:
-            pipe = self._r.pipeline(transaction=False)
-            for script, keys, args in acks:
-                await script(keys=keys, args=args, client=pipe)  # queued; sent by execute()
-            await pipe.execute()
-        except Exception as exc:  # the leases expire and the messages are resent (same IDs)
-            if done is not None and not done.done():
-                done.set_exception(exc)
-                done.exception()
-            return
-        if done is not None and not done.done():
-            done.set_result(None)
-
     async def _finish(self, item: OutboxItem, now: float, state: str, error: str) -> None:
         keys = [self.p + "due", self.p + "q:" + item.conv, self.p + "m:" + item.message_id]
-        await self._batched(self._ack, keys, [item.conv, item.message_id, int(now * 1000), state,
-                                              error[:500], self.keep_sent])
+        await self._script("ack", keys, [item.conv, item.message_id, int(now * 1000), state,
+                                         error[:500], self.keep_sent])
 
     async def sent(self, item: OutboxItem, now: float) -> None:
         await self._finish(item, now, "sent", "")
@@ -192,8 +213,8 @@ class RedisStore:
         await self._finish(item, now, "failed", error)
 
     async def retry(self, item: OutboxItem, next_at: float, error: str) -> None:
-        await self._batched(self._retry, [self.p + "due", self.p + "m:" + item.message_id],
-                            [item.conv, int(next_at * 1000), error[:500]])
+        await self._script("retry", [self.p + "due", self.p + "m:" + item.message_id],
+                           [item.conv, int(next_at * 1000), error[:500]])
 
     async def record_status(self, reports: list[StatusReport], now: float) -> None:
         pipe = self._r.pipeline(transaction=False)
