@@ -79,6 +79,9 @@ def _print_error(exc: RenderError, data_file: str | None) -> None:
 def cmd_lint(args: argparse.Namespace) -> int:
     store = _store(args)
     problems = lint_templates(store, args.names or None, get_profile(args.profile))
+    if not args.names and args.templates is None:  # the whole project: chatbot flows too
+        from chatbot.flows import check_flows
+        problems += check_flows(Settings.from_env().chatbot_dir, store)
     for line in problems:
         print(line)
     names = args.names or store.names()

@@ -135,3 +135,15 @@ def test_location_event_reaches_fallback() -> None:
     flow = FLOWS.flows["bank"]
     _, out = turn(flow, TEMPLATES, None, ev(1, kind="location", latitude=22.5, longitude=113.9), now=1.0)
     assert "招商银行信用卡中心" in out[0].body["messageList"][0]["contentText"]
+
+
+def test_mingpian_lint_reports_broken_flows(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    write_flow(tmp_path, "title: t\nstart: a\nnodes:\n  a:\n    rules:\n      - any: true\n        goto: b\n")
+    env = {**os.environ, "MINGPIAN_CHATBOT_DIR": str(tmp_path / "chatbots")}
+    out = subprocess.run([sys.executable, "-m", "mingpian", "lint"], env=env, cwd=PROJECT_ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert "chatbots/demo/flow.yaml:6: $.nodes.a.rules[0].goto: goto 'b': no such node" in out.stdout
