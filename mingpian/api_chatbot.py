@@ -22,6 +22,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from chatbot import cmxml
 from chatbot.auth import AuthError, WebhookAuth
 from chatbot.engine import Busy, Engine
 from chatbot.events import BadEvent, InboundEvent, from_csp_message, from_csp_status, from_gsma, schema_text
@@ -182,6 +183,28 @@ async def gsma_event(request: web.Request) -> web.Response:
     return _json({"status": "ok"})
 
 
+async def cm_inbound(request: web.Request) -> web.Response:
+    """China Mobile XML user message; 204 as OMA NetAPI notification receivers answer."""
+    bot, raw = await _authenticated(request)
+    log.debug("CM inbound traceUniqueID=%s", request.headers.get("traceUniqueID", ""))
+    try:
+        event = cmxml.inbound(raw, request.match_info["chatbotURI"])
+    except BadEvent as exc:
+        raise _bad_event(exc) from None
+    await _run(bot, request.match_info["bot"], event)
+    return web.Response(status=204)
+
+
+async def cm_status(request: web.Request) -> web.Response:
+    bot, raw = await _authenticated(request)
+    try:
+        reports = cmxml.delivery(raw)
+    except BadEvent as exc:
+        raise _bad_event(exc) from None
+    await bot.store.record_status(reports, time.time())
+    return web.Response(status=204)
+
+
 async def message_status(request: web.Request) -> web.Response:
     """Where one of our replies is: queued, sent, failed, and the platform's latest report."""
     info = await request.app[chatbot_key].store.message(request.match_info["messageId"])
@@ -206,6 +229,10 @@ def _p(name: str, desc: str) -> dict[str, Any]:
 
 BOT = _p("bot", "chatbot folder name under chatbots/")
 CHATBOT_ID = _p("chatbotId", "the platform's chatbot URI, e.g. sip:106500@botplatform.rcs.chinaunicom.cn")
+CM_URI = _p("chatbotURI", "the chatbot URI, URL-encoded, as China Mobile sends it")
+XML_BODY = {"required": True, "content": {"application/xml": {"schema": {
+    "type": "string", "description": "msg:inboundMessageNotification / msg:deliveryInfoNotification "
+    "(urn:oma:xml:rest:netapi:messaging:1); see docs/chatbot.md"}}}}
 AUTH_401 = error_response("credentials missing or wrong (checked before the body is read as JSON)")
 ACK = {"type": "object", "required": ["errorCode", "errorMessage"],
        "properties": {"messageId": {"type": "string"}, "conversationId": {"type": "string"},
@@ -239,6 +266,19 @@ def _document(app: web.Application) -> None:
             "parameters": [BOT], "requestBody": body("GsmaEvent"),
             "responses": {"200": json_response("handled", {"type": "object"}),
                           "503": error_response("conversation too contended; retry"), **common}}},
+        "/maap/{bot}/InboundMessageNotification/{chatbotURI}": {"post": {
+            "summary": "China Mobile (OMA NetAPI) XML user message; parsed without DTDs or entities",
+            "parameters": [BOT, CM_URI], "requestBody": XML_BODY,
+            "responses": {"204": {"description": "handled (or recognised as a repeat) and committed"},
+                          "503": error_response("conversation too contended; retry"), **common}}},
+        "/maap/{bot}/DeliveryInfoNotification/{chatbotURI}": {"post": {
+            "summary": "China Mobile XML delivery status of the chatbot's messages",
+            "parameters": [BOT, CM_URI], "requestBody": XML_BODY,
+            "responses": {"204": {"description": "recorded"}, **common}}},
+        "/maap/{bot}/MessageStatusNotification/{chatbotURI}": {"post": {
+            "summary": "China Mobile XML message status (e.g. revoke results)",
+            "parameters": [BOT, CM_URI], "requestBody": XML_BODY,
+            "responses": {"204": {"description": "recorded"}, **common}}},
         "/api/chatbot/bots": {"get": {
             "summary": "Loaded chatbot flows (and flows that failed to load, with file:line)",
             "responses": {"200": json_response("bots", {"type": "object", "required": ["bots"]})}}},
@@ -271,6 +311,9 @@ def setup(app: web.Application) -> None:
     r.add_post("/maap/{bot}/messageNotification/{chatbotId}/messages", csp_message, name="maap-csp-message")
     r.add_post("/maap/{bot}/deliveryNotification/{chatbotId}/status", csp_status, name="maap-csp-status")
     r.add_post("/maap/{bot}/events", gsma_event, name="maap-gsma-event")
+    r.add_post("/maap/{bot}/InboundMessageNotification/{chatbotURI}", cm_inbound, name="maap-cm-inbound")
+    r.add_post("/maap/{bot}/DeliveryInfoNotification/{chatbotURI}", cm_status, name="maap-cm-delivery")
+    r.add_post("/maap/{bot}/MessageStatusNotification/{chatbotURI}", cm_status, name="maap-cm-status")
     r.add_get("/api/chatbot/bots", list_bots, name="chatbot-bots")
     r.add_get("/api/chatbot/messages/{messageId}", message_status, name="chatbot-message")
     app.cleanup_ctx.append(_lifecycle)
