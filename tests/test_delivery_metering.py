@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from mingpian.delivery.api import store_key
 from mingpian.delivery.metering import Package, RedisCounters, SqliteCounters
 from mingpian.delivery.store import DeliveryStore
 from mingpian.settings import PROJECT_ROOT
@@ -144,3 +145,22 @@ async def test_usage_reports_json_and_csv_and_cost_estimate(make_app: AppFactory
     assert (await client.post("/api/enterprises/sf/estimate", headers=auth(OPERATOR),
                               json={"template": "courier-hangup", "data": {}, "count": 0})).status == 422
     _ = CUSTOMER
+
+
+async def test_two_servers_on_one_redis_share_dedupe_and_pool(make_app: AppFactory, gateway: _GS,
+                                                              redis_url: str, tmp_path: Path) -> None:
+    """Two server processes' worth of state (own SQLite each) on one Redis: an event posted to
+    both is accepted once; charges never collide although both number their attempts from 1."""
+    a = await make_app(delivery_counters="redis", redis_url=redis_url, data_dir=tmp_path / "a")
+    b = await make_app(delivery_counters="redis", redis_url=redis_url, data_dir=tmp_path / "b")
+    acks = await asyncio.gather(call(a, "m1", "ringing"), call(b, "m1", "ringing"))
+    assert sorted(x["duplicate"] for x in acks) == [False, True]
+    await call(a, "m2", "ended", callee="+8613711112222")
+    await call(b, "m3", "ended", callee="+8613722223333")
+    for client, did in ((a, "m2:ended"), (b, "m3:ended")):
+        assert (await settle(client, did))["state"] == "delivered"
+    winner = a if a.app[store_key].delivery("m1:ringing") else b
+    await settle(winner, "m1:ringing")
+    report = await (await a.get("/api/enterprises/sf/report", headers=auth(SF_KEY))).json()
+    assert report["packages"][0]["used"] == 3  # one per delivered card, across both servers
+    assert len(gateway.submitted()) == 3

@@ -7,6 +7,7 @@ other enterprise's ids answer 404 exactly like ids that do not exist.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import secrets
@@ -36,7 +37,7 @@ from .channels import Channel
 from .channels.kannel import DLR_STATS, KannelChannel
 from .channels.rcs import Capabilities, RcsChannel
 from .channels.smpp import SmppChannel
-from .dispatch import Dispatcher, parse_timeouts
+from .dispatch import Dispatcher, InProgress, parse_timeouts
 from .metering import Meter, RedisCounters, SqliteCounters, applicable, to_csv, units_for
 from .model import CHANNELS, SCHEMAS, NumberError, normalize_number
 from .smpp import SmppClient
@@ -350,6 +351,8 @@ async def post_call(request: web.Request) -> web.Response:
         status, out = await request.app[dispatcher_key].accept(body, p.enterprise)
     except LookupError as exc:
         raise_json(422, "unknown_line", str(exc), "$.caller")
+    except InProgress as exc:
+        raise_json(409, "in_progress", str(exc))
     return json_response(out, status=status)
 
 
@@ -650,7 +653,16 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[store_key], app[meter_key], app[dispatcher_key] = store, meter, dispatcher
     store.start_batching()
     dispatcher.resume()
+    forwarded: asyncio.Task[None] | None = None
+    if isinstance(counters, RedisCounters):
+        forwarded = asyncio.get_running_loop().create_task(
+            counters.receipts(lambda mid, stat: dispatcher.on_receipt(mid, stat, forwarded=True))
+        )
     yield
+    if forwarded is not None:
+        forwarded.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await forwarded
     await dispatcher.close()
     if client is not None:
         await client.close()
@@ -833,6 +845,7 @@ def setup(app: web.Application) -> None:
                 "A call event; idempotent per call_id + phase; delivery runs in the background",
                 {"202": _obj("accepted"), "200": _obj("duplicate: already accepted")},
                 400,
+                409,
                 413,
                 415,
                 422,

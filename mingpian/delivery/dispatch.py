@@ -35,7 +35,7 @@ from .channels import Channel, Outgoing
 from .metering import Charge, Meter, day_of
 from .model import DEFAULT_CHAIN, NumberError, national, normalize_number
 from .smpp import ShortMessage, parse_receipt
-from .store import Delivery, DeliveryStore
+from .store import Attempt, Delivery, DeliveryStore
 
 log = logging.getLogger("mingpian.delivery")
 LEGACY = ("ussd", "flash", "sms")
@@ -45,12 +45,22 @@ RESUME_GRACE = 1.0  # seconds an overdue attempt still waits for its receipt aft
 Capability = Callable[[str, str], Any]  # async (number, chatbot) -> bool
 
 
+def charge_key(att: Attempt) -> str:
+    """What a charge is keyed by: the delivery (call id + phase, unique across server processes)
+    and the step — not the attempt's row id, which is only unique within one SQLite file."""
+    return f"{att.delivery}#{att.step}"
+
+
 def parse_timeouts(spec: str) -> dict[str, float]:
     out = dict(DEFAULT_TIMEOUTS)
     for part in filter(None, (p.strip() for p in spec.split(","))):
         name, _, value = part.partition("=")
         out[name.strip()] = float(value)
     return out
+
+
+class InProgress(Exception):
+    """Another server process claimed this call event and has not confirmed it yet."""
 
 
 class Dispatcher:
@@ -161,8 +171,13 @@ class Dispatcher:
             )
         enterprise, line, line_no, person = hit
         did = f"{call_id}:{phase}"
-        if self.meter.counters.name != "sqlite" and not await self.meter.counters.first(did, self.dedupe_ttl):
-            return 200, {"call_id": call_id, "phase": phase, "duplicate": True, "delivery": did}
+        shared = self.meter.counters.name != "sqlite"
+        if shared:  # several processes: the event is claimed in Redis first (see metering.claim)
+            claim = await self.meter.counters.claim(did, self.dedupe_ttl)
+            if claim == "pending":
+                raise InProgress(f"call {call_id} {phase} is being accepted by another server; retry")
+            if claim == "done":
+                return 200, {"call_id": call_id, "phase": phase, "duplicate": True, "delivery": did}
         d: Delivery | None = None
         card: dict[str, Any] | None = None
         with self.store.tx():  # the event and its delivery commit together, or neither
@@ -208,6 +223,8 @@ class Dispatcher:
             self._note_phase(call_id, phase, now)
             self._poke(f"{call_id}:ringing")
         await self.store.durable()  # acknowledged only once it would survive a crash
+        if shared:
+            await self.meter.counters.confirm(did, self.dedupe_ttl)
         if card:
             self._spawn(did, d)
         return 202, {
@@ -299,7 +316,7 @@ class Dispatcher:
                         done=now,
                         detail=f"no receipt within {att.deadline - att.started:.1f}s",
                     )
-                    await self.meter.refund(f"att:{att.id}")
+                    await self.meter.refund(charge_key(att))
                     d.step += 1
                     self.store.update_delivery(d.id, step=d.step)
                 else:
@@ -448,12 +465,12 @@ class Dispatcher:
             att = self.store.add_attempt(d.id, d.step, channel, segments, 0, now + self._timeout(d, channel))
             if inline:
                 charge = await self.meter.charge(
-                    f"att:{att.id}", d.enterprise, d.line, channel, segments, now
+                    charge_key(att), d.enterprise, d.line, channel, segments, now
                 )
                 self._charged(att.id, charge, now)
         await self.store.durable()  # the attempt row exists before anything is sent
         if charge is None:
-            charge = await self.meter.charge(f"att:{att.id}", d.enterprise, d.line, channel, segments, now)
+            charge = await self.meter.charge(charge_key(att), d.enterprise, d.line, channel, segments, now)
             self._charged(att.id, charge, now)
             await self.store.durable()
         if not charge.ok:
@@ -482,7 +499,7 @@ class Dispatcher:
             else:
                 self.store.update_attempt(att.id, state="error", done=time.time(), detail=handed.detail)
         if not handed.ok:
-            await self.meter.refund(f"att:{att.id}")
+            await self.meter.refund(charge_key(att))
         self._evaluate(att.id)
 
     def _charged(self, attempt: int, charge: Charge, now: float) -> None:
@@ -505,7 +522,7 @@ class Dispatcher:
         if failed:
             state = "failed"
             self.store.update_attempt(attempt_id, state=state, done=now, detail=f"receipt {failed[0]}")
-            t = asyncio.get_running_loop().create_task(self.meter.refund(f"att:{attempt_id}"))
+            t = asyncio.get_running_loop().create_task(self.meter.refund(charge_key(att)))
             self._background.add(t)
             t.add_done_callback(self._background.discard)
         elif len(stats) == total:
@@ -516,12 +533,19 @@ class Dispatcher:
         self._poke(att.delivery)
         return state
 
-    def on_receipt(self, message_id: str, stat: str) -> None:
+    def on_receipt(self, message_id: str, stat: str, forwarded: bool = False) -> None:
+        """Store a receipt and apply it. One for a message this process did not submit (the SMSC
+        sent it to another process's session) is forwarded through Redis to all of them."""
         with self.store.tx():
             self.store.receipt(message_id, stat)
             attempt = self.store.attempt_of_message(message_id)
             if attempt is not None:
                 self._evaluate(attempt)
+        forward = getattr(self.meter.counters, "forward_receipt", None)
+        if attempt is None and not forwarded and forward is not None:
+            t = asyncio.get_running_loop().create_task(forward(message_id, stat))
+            self._background.add(t)
+            t.add_done_callback(self._background.discard)
 
     def on_reply(self, sender: str, line: str, text: str, channel: str) -> bool:
         """A person's reply on any channel; True if it was an opt-out (stored before returning).

@@ -14,15 +14,19 @@ charge or a redelivered receipt never charges twice.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import io
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from .store import DeliveryStore
 
+PENDING_TTL = 15.0  # seconds a claimed, unconfirmed call event stays claimed
 DEFAULT_UNITS = {"rcs": 1, "ussd": 1, "flash": 1, "sms": 1}  # SMS: per segment
 CN = timedelta(hours=8)
 
@@ -97,7 +101,8 @@ def units_for(package_doc: dict[str, Any] | None, channel: str, segments: int) -
 class Counters(Protocol):
     name: str
 
-    async def first(self, key: str, ttl: float) -> bool: ...
+    async def claim(self, key: str, ttl: float) -> str: ...
+    async def confirm(self, key: str, ttl: float) -> None: ...
     async def cap(self, key: str, limit: int, window: float, member: str, now: float) -> bool: ...
     async def consume(
         self, key: str, packages: list[Package], units: int, ledger: tuple[Any, ...] | None = None
@@ -115,11 +120,16 @@ class SqliteCounters:
         self._rows: set[str] = set()  # package_usage rows known to exist
         store.db.executescript(SCHEMA)
 
-    async def first(self, key: str, ttl: float) -> bool:
+    async def claim(self, key: str, ttl: float) -> str:
+        """One process per file: a claim is final at once ("new" or "done")."""
         now = time.time()
         with self.store.tx() as db:
             db.execute("DELETE FROM dedupe WHERE key=? AND until < ?", (key, now))
-            return db.execute("INSERT OR IGNORE INTO dedupe VALUES (?,?)", (key, now + ttl)).rowcount > 0
+            new = db.execute("INSERT OR IGNORE INTO dedupe VALUES (?,?)", (key, now + ttl)).rowcount > 0
+        return "new" if new else "done"
+
+    async def confirm(self, key: str, ttl: float) -> None:
+        pass
 
     async def cap(self, key: str, limit: int, window: float, member: str, now: float) -> bool:
         with self.store.tx() as db:
@@ -267,8 +277,27 @@ class RedisCounters:
         self._refund = self.r.register_script(_REFUND)
         self._cap = self.r.register_script(_CAP)
 
-    async def first(self, key: str, ttl: float) -> bool:
-        return bool(await self.r.set(self.prefix + "dd:" + key, "1", nx=True, px=int(ttl * 1000)))
+    async def claim(self, key: str, ttl: float, wait: float = 2.0) -> str:
+        """Claim a call event across processes: "new" (ours: accept it, then `confirm`), "done"
+        (a duplicate), or "pending" (another process took it and has not confirmed within
+        `wait` s: the caller answers "retry"). The claim itself expires after PENDING_TTL, so a
+        process dying between claim and commit does not lose the event for good."""
+        k = self.prefix + "dd:" + key
+        end = time.monotonic() + wait
+        while True:
+            if await self.r.set(k, "pending", nx=True, px=int(PENDING_TTL * 1000)):
+                return "new"
+            state = await self.r.get(k)
+            if state == "done":
+                return "done"
+            if state is None:
+                continue  # the other claim just expired: try to take it
+            if time.monotonic() >= end:
+                return "pending"
+            await asyncio.sleep(0.02)
+
+    async def confirm(self, key: str, ttl: float) -> None:
+        await self.r.set(self.prefix + "dd:" + key, "done", px=int(ttl * 1000))
 
     async def cap(self, key: str, limit: int, window: float, member: str, now: float) -> bool:
         return bool(await self._cap(keys=[self.prefix + "cap:" + key], args=[now, window, limit, member]))
@@ -294,6 +323,30 @@ class RedisCounters:
     async def usage(self, package: str) -> tuple[int, int]:
         h = await self.r.hgetall(self.prefix + "pkg:" + package)
         return int(h.get("used", 0)), int(h.get("overage", 0))
+
+    # -- receipts that reached the wrong process -------------------------------------------------
+    async def forward_receipt(self, message_id: str, stat: str) -> None:
+        """An SMSC sends receipts to any session of the account, not the one that submitted:
+        a receipt for a message id this process does not know goes to every process."""
+        await self.r.publish(self.prefix + "receipts", f"{message_id}\x1f{stat}")
+
+    async def receipts(self, handle: Callable[[str, str], None]) -> None:
+        """Feed forwarded receipts to `handle` until cancelled (resubscribes after a hiccup)."""
+        while True:
+            pubsub = self.r.pubsub()
+            try:
+                await pubsub.subscribe(self.prefix + "receipts")
+                async for msg in pubsub.listen():
+                    if msg.get("type") == "message":
+                        mid, _, stat = str(msg["data"]).partition("\x1f")
+                        handle(mid, stat)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis restarted: subscribe again shortly
+                await asyncio.sleep(0.5)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
 
     async def close(self) -> None:
         await self.r.aclose(close_connection_pool=True)
