@@ -21,7 +21,7 @@ import json
 import time
 from dataclasses import dataclass
 from email.utils import formatdate
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
 import aiohttp
@@ -49,10 +49,24 @@ class _Token:
     expires_at: float
 
 
+class SharedTokens(Protocol):
+    """Where several server processes keep one access token per chatbot (the Redis store).
+
+    CT/CU: a new token cancels the old one, so processes refreshing on their own would cancel
+    each other's tokens in turn (and burn the ~2000/day allowance): one refreshes under a lock,
+    the others read what it stored."""
+
+    async def get(self, chatbot: str) -> tuple[str, float] | None: ...
+    async def put(self, chatbot: str, token: str, expires_at: float) -> None: ...
+    async def lock(self, chatbot: str, ttl: float) -> str | None: ...
+    async def unlock(self, chatbot: str, owner: str) -> None: ...
+
+
 class MaapClient:
     def __init__(self, session: aiohttp.ClientSession, server: str, *, app_id: str, app_key: str,
                  dialect: str = "csp", token_url: str = "", timeout: float = 5.0,
-                 bot_version: str = '+g.gsma.rcs.botversion="#=1"') -> None:
+                 bot_version: str = '+g.gsma.rcs.botversion="#=1"',
+                 shared: SharedTokens | None = None) -> None:
         if dialect not in ("csp", "gsma"):
             raise ValueError(f"MaaP dialect must be csp or gsma, not {dialect!r}")
         self.session = session  # token requests (rare)
@@ -66,6 +80,7 @@ class MaapClient:
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self.bot_version = bot_version
         self._tokens: dict[str, _Token] = {}
+        self.shared = shared
         self._locks: dict[str, asyncio.Lock] = {}
         self.token_requests = 0
 
@@ -81,9 +96,34 @@ class MaapClient:
             tok = self._tokens.get(chatbot)
             if tok and tok.value != stale and tok.expires_at > time.time():
                 return tok.value
-            tok = await (self._csp_token(chatbot) if self.dialect == "csp" else self._oauth_token())
+            tok = await (self._fetch(chatbot) if self.shared is None else self._shared_token(chatbot, stale))
             self._tokens[chatbot] = tok
             return tok.value
+
+    async def _fetch(self, chatbot: str) -> _Token:
+        return await (self._csp_token(chatbot) if self.dialect == "csp" else self._oauth_token())
+
+    async def _shared_token(self, chatbot: str, stale: str | None, wait: float = 10.0) -> _Token:
+        assert self.shared is not None
+        deadline = time.monotonic() + wait
+        while True:
+            got = await self.shared.get(chatbot)
+            if got and got[0] != stale and got[1] > time.time():
+                return _Token(*got)
+            owner = await self.shared.lock(chatbot, self.timeout.total or 5.0)
+            if owner is not None:
+                try:
+                    got = await self.shared.get(chatbot)  # someone may have refreshed meanwhile
+                    if got and got[0] != stale and got[1] > time.time():
+                        return _Token(*got)
+                    tok = await self._fetch(chatbot)
+                    await self.shared.put(chatbot, tok.value, tok.expires_at)
+                    return tok
+                finally:
+                    await self.shared.unlock(chatbot, owner)
+            if time.monotonic() > deadline:
+                raise TokenError("another process has been refreshing the access token for too long")
+            await asyncio.sleep(0.05)
 
     def _expiry(self, seconds: Any) -> float:
         try:

@@ -68,9 +68,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                        sync=s.sqlite_synchronous, dedupe_ttl=s.dedupe_ttl)
     await store.open()
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=max(8, s.outbox_concurrency)))
+    shared = store.tokens() if hasattr(store, "tokens") else None  # one token for all processes
     maap = MaapClient(session, s.maap_url, app_id=s.maap_app_id, app_key=s.maap_app_key,
-                      dialect=s.maap_dialect, token_url=s.maap_token_url, timeout=s.maap_timeout) \
-        if s.maap_url else None
+                      dialect=s.maap_dialect, token_url=s.maap_token_url, timeout=s.maap_timeout,
+                      shared=shared) if s.maap_url else None
 
     async def send(body: dict[str, Any]) -> SendResult:
         if maap is None:

@@ -164,6 +164,7 @@ async def test_two_processes_one_redis_racing_deliveries(sim: T, tmp_path: Path,
     s, maap = sim
     settings = chatbot_settings(tmp_path, str(maap.make_url("")).rstrip("/"), chatbot_dir=counter_bots(tmp_path),
                                 store="redis", redis_url=redis_url, outbox_lease=5.0)
+    s.single_token = True  # the CT/CU rule: a new access token cancels the previous one
     ports = [free_port(), free_port()]
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -190,6 +191,8 @@ async def test_two_processes_one_redis_racing_deliveries(sim: T, tmp_path: Path,
         await asyncio.sleep(0.5)
         check_counter_replies(s, users, per_user)
         assert len(s.received) == len(users) * per_user
+        # Both processes used ONE token, fetched once and shared through Redis.
+        assert s.token_requests == 1 and s.rejected == 0
     finally:
         for p in procs:
             p.terminate()

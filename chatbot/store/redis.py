@@ -18,6 +18,7 @@ and order is kept because the head stays the head until it is acknowledged.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from typing import Any
 
@@ -216,6 +217,9 @@ class RedisStore:
         await self._script("retry", [self.p + "due", self.p + "m:" + item.message_id],
                            [item.conv, int(next_at * 1000), error[:500]])
 
+    def tokens(self) -> RedisTokens:
+        return RedisTokens(self)
+
     async def record_status(self, reports: list[StatusReport], now: float) -> None:
         pipe = self._r.pipeline(transaction=False)
         for r in reports:
@@ -246,3 +250,39 @@ class RedisStore:
 
     async def prune(self, now: float, dedupe_ttl: float, keep_sent: float) -> None:
         """Nothing to do: Redis expires dedupe records and finished messages by TTL."""
+
+
+UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class RedisTokens:
+    """The MaaP access token shared by every process on this Redis (see maap.SharedTokens)."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self.store = store
+
+    def _key(self, kind: str, chatbot: str) -> str:
+        return f"{self.store.p}{kind}:{chatbot}"
+
+    async def get(self, chatbot: str) -> tuple[str, float] | None:
+        raw = await self.store._r.get(self._key("tok", chatbot))
+        if not raw:
+            return None
+        expires, _, token = raw.partition("\x1f")
+        return token, float(expires)
+
+    async def put(self, chatbot: str, token: str, expires_at: float) -> None:
+        ttl = max(1, int((expires_at - time.time()) * 1000))
+        await self.store._r.set(self._key("tok", chatbot), f"{expires_at}\x1f{token}", px=ttl)
+
+    async def lock(self, chatbot: str, ttl: float) -> str | None:
+        owner = secrets.token_hex(8)
+        ok = await self.store._r.set(self._key("toklock", chatbot), owner, nx=True, px=int(ttl * 1000) + 1000)
+        return owner if ok else None
+
+    async def unlock(self, chatbot: str, owner: str) -> None:
+        await self.store._r.eval(UNLOCK, 1, self._key("toklock", chatbot), owner)
+
