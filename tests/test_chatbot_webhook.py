@@ -200,7 +200,7 @@ async def test_delivery_reports_are_recorded(aiohttp_client: T, sim: T, tmp_path
     bot.sim.reports = True
     await bot.sim.tap(USER, f"track:{WAYBILL}")
     [reply] = await bot.sim.wait_for(1)
-    for _ in range(100):
+    for _ in range(500):  # the report travels back asynchronously
         info = await (await bot.client.get(f"/api/chatbot/messages/{reply.message_id}")).json()
         if info.get("delivery") == "delivered":
             break
