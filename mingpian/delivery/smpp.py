@@ -415,9 +415,13 @@ class SmppClient:
                 delay = min(delay * 2, 5.0)
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
+        n = 0
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError, PduError):
             while True:
                 pdu = await read_pdu(reader)
+                n += 1
+                if n % 32 == 0:  # a buffered burst is read without suspending: let others run
+                    await asyncio.sleep(0)
                 if pdu.command_id & RESP:
                     fut = self._pending.pop(pdu.seq, None)
                     if fut is not None and not fut.done():
