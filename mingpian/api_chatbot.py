@@ -32,7 +32,8 @@ from chatbot.outbox import OutboxWorker
 from chatbot.store import CommitResult, Store, open_store
 
 from .http_errors import json_error, raise_json
-from .keys import settings_key, templates_key
+from .keys import metrics_key, settings_key, templates_key
+from .metrics import Counter
 from .openapi import add_paths, error_response, json_response
 
 log = logging.getLogger("mingpian.chatbot")
@@ -53,6 +54,8 @@ class Chatbot:
 
 chatbot_key = web.AppKey("chatbot", Chatbot)
 flows_key = web.AppKey("chatbot_flows", FlowStore)
+turns_key = web.AppKey("chatbot_turns", Counter)
+sends_key = web.AppKey("chatbot_sends", Counter)
 
 
 def _dumps(obj: Any) -> str:
@@ -64,9 +67,14 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     flows = app[flows_key]
     for bot, err in flows.errors.items():
         log.error("chatbot %s not loaded: %s", bot, err)
-    store = open_store(s.store, sqlite_path=s.data_dir / "chatbot.sqlite3", redis_url=s.redis_url,
-                       sync=s.sqlite_synchronous, dedupe_ttl=s.dedupe_ttl)
-    await store.open()
+    try:
+        store = open_store(s.store, sqlite_path=s.data_dir / "chatbot.sqlite3", redis_url=s.redis_url,
+                           sync=s.sqlite_synchronous, dedupe_ttl=s.dedupe_ttl)
+        await store.open()
+    except (ValueError, OSError, ConnectionError) as exc:  # redis errors subclass ConnectionError
+        raise SystemExit(f"chatbot store {s.store!r} cannot start: {exc}") from None
+    if s.maap_dialect not in ("csp", "gsma"):
+        raise SystemExit(f"MINGPIAN_MAAP_DIALECT={s.maap_dialect!r}: expected csp or gsma")
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=max(8, s.outbox_concurrency)))
     shared = store.tokens() if hasattr(store, "tokens") else None  # one token for all processes
     maap = MaapClient(session, s.maap_url, app_id=s.maap_app_id, app_key=s.maap_app_key,
@@ -81,7 +89,14 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     async def prune() -> None:
         await store.prune(time.time(), s.dedupe_ttl, 7 * 86400)
 
-    worker = OutboxWorker(store, send, concurrency=s.outbox_concurrency, lease=s.outbox_lease,
+    sends = app[sends_key]
+
+    async def counted(body: dict[str, Any]) -> SendResult:
+        result = await send(body)
+        sends.inc(result.outcome)
+        return result
+
+    worker = OutboxWorker(store, counted, concurrency=s.outbox_concurrency, lease=s.outbox_lease,
                           base_backoff=s.outbox_backoff, max_backoff=s.outbox_max_backoff, prune=prune)
     engine = Engine(flows, app[templates_key], store, worker.wake)
     auth = WebhookAuth(s.webhook_csp_token, s.webhook_username, s.webhook_password, s.webhook_bearer,
@@ -129,14 +144,17 @@ def _bad_event(exc: BadEvent) -> web.HTTPBadRequest:
                               content_type="application/json")
 
 
-async def _run(bot: Chatbot, name: str, event: InboundEvent) -> CommitResult | None:
+async def _run(request: web.Request, bot: Chatbot, name: str, event: InboundEvent) -> CommitResult | None:
     if event.kind == "status":
         await bot.store.record_status(list(event.statuses), time.time())
         return None
     if event.kind == "other":
+        request.app[turns_key].inc(name, "ignored")
         return None
     try:
-        return await bot.engine.handle(name, event)
+        result = await bot.engine.handle(name, event)
+        request.app[turns_key].inc(name, result.value)
+        return result
     except Busy as exc:
         raise web.HTTPServiceUnavailable(
             text=_dumps({"error": "busy", "message": str(exc)}), content_type="application/json",
@@ -156,7 +174,7 @@ async def csp_message(request: web.Request) -> web.Response:
         event = from_csp_message(body, request.match_info["chatbotId"])
     except BadEvent as exc:
         raise _bad_event(exc) from None
-    await _run(bot, request.match_info["bot"], event)
+    await _run(request, bot, request.match_info["bot"], event)
     return _json({"messageId": event.message_id, "conversationId": event.conversation_id,
                   "contributionId": event.contribution_id, "errorCode": 0, "errorMessage": ""})
 
@@ -180,7 +198,7 @@ async def gsma_event(request: web.Request) -> web.Response:
         event = from_gsma(body, bot.flows.flows[name].chatbot or name)
     except BadEvent as exc:
         raise _bad_event(exc) from None
-    await _run(bot, name, event)
+    await _run(request, bot, name, event)
     return _json({"status": "ok"})
 
 
@@ -192,7 +210,7 @@ async def cm_inbound(request: web.Request) -> web.Response:
         event = cmxml.inbound(raw, request.match_info["chatbotURI"])
     except BadEvent as exc:
         raise _bad_event(exc) from None
-    await _run(bot, request.match_info["bot"], event)
+    await _run(request, bot, request.match_info["bot"], event)
     return web.Response(status=204)
 
 
@@ -307,6 +325,13 @@ def _document(app: web.Application) -> None:
 def setup(app: web.Application) -> None:
     settings = app[settings_key]
     app[flows_key] = FlowStore(settings.chatbot_dir)
+    app[turns_key] = Counter("mingpian_chatbot_events_total",
+                             "Webhook events by bot and result (ok, duplicate, ignored)", ("bot", "result"))
+    app[sends_key] = Counter("mingpian_chatbot_sends_total",
+                             "Attempts to deliver a reply to the MaaP, by outcome (ok, retry, fail)",
+                             ("outcome",))
+    app[metrics_key].register(app[turns_key])
+    app[metrics_key].register(app[sends_key])
     r = app.router
     r.add_get("/maap/{bot}/notifyPath", notify_path, name="maap-notify-path")
     r.add_post("/maap/{bot}/messageNotification/{chatbotId}/messages", csp_message, name="maap-csp-message")
