@@ -5,6 +5,7 @@ a timeout, charging once, idempotent events, pre-call drops, resume after a rest
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from mingpian.delivery import smpp
 from mingpian.delivery.api import meter_key, store_key
@@ -22,6 +23,16 @@ from .delivery_support import (  # noqa: F401  (fixtures)
     seed_doc,
     settle,
 )
+
+
+async def _submitted(client: Any, delivery: str) -> None:
+    """Wait until the delivery's first attempt was handed to the gateway (and no receipt yet)."""
+    for _ in range(300):
+        att = client.app[store_key].attempt(delivery, 0)
+        if att is not None and att.state == "submitted":
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{delivery}: first attempt not submitted: {att}")
 
 
 async def test_ussd_fails_then_flash_within_its_timeout_is_charged_once(make_app: AppFactory,
@@ -72,9 +83,9 @@ async def test_the_same_event_three_times_sends_one_card(make_app: AppFactory, g
 
 async def test_pre_call_card_dropped_when_the_call_ends_first(make_app: AppFactory, gateway: GatewaySim) -> None:
     gateway.set_rules([Rule("drop", channel="ussd", times=1)])
-    client = await make_app()
+    client = await make_app(seed_doc(policy={"chain": ["ussd", "flash"], "timeouts": {"ussd": 5, "flash": 5}}))
     await call(client, "c4", "ringing")
-    await asyncio.sleep(0.1)  # the USSD is out, no receipt yet
+    await _submitted(client, "c4:ringing")  # the USSD is out, no receipt yet
     await call(client, "c4", "ended")
     d = await settle(client, "c4:ringing")
     assert d["state"] == "dropped" and d["reason"] == "call ended before the card arrived"
@@ -87,10 +98,9 @@ async def test_pre_call_card_dropped_when_the_call_ends_first(make_app: AppFacto
 async def test_restart_in_the_middle_of_a_fallback_chain_resumes_without_resending(
         make_app: AppFactory, gateway: GatewaySim) -> None:
     gateway.set_rules([Rule("drop", channel="ussd")])
-    first = await make_app()
+    first = await make_app(seed_doc(policy={"chain": ["ussd", "flash"], "timeouts": {"ussd": 1.5, "flash": 2}}))
     await call(first, "c5", "ringing")
-    await asyncio.sleep(0.15)
-    assert first.app[store_key].attempt("c5:ringing", 0).state == "submitted"  # type: ignore[union-attr]
+    await _submitted(first, "c5:ringing")
     await first.close()  # the server stops while waiting for the USSD receipt
     second = await make_app()
     d = await settle(second, "c5:ringing")
@@ -104,7 +114,7 @@ async def test_receipt_arriving_while_the_server_is_down_is_applied_after_restar
     gateway.set_rules([Rule("deliver", channel="ussd", delay=0.3)])
     first = await make_app()
     await call(first, "c6", "ringing")
-    await asyncio.sleep(0.1)
+    await _submitted(first, "c6:ringing")
     await first.close()
     await asyncio.sleep(0.3)  # the SMSC keeps the receipt until we bind again
     second = await make_app()

@@ -75,9 +75,12 @@ async def test_opt_out_on_another_channel_stops_a_chain_in_flight(make_app: AppF
                                                                   gateway: GatewaySim) -> None:
     from mingpian.delivery.gatewaysim import Rule
     gateway.set_rules([Rule("drop", channel="ussd")])
-    client = await make_app()
+    client = await make_app(seed_doc(policy={"chain": ["ussd", "flash"], "timeouts": {"ussd": 5, "flash": 5}}))
     await call(client, "b1", "ended")
-    await asyncio.sleep(0.1)
+    for _ in range(300):  # until the USSD is out (no receipt will come)
+        if len(gateway.submitted()) == 1:
+            break
+        await asyncio.sleep(0.01)
     resp = await client.post("/api/replies", json={"from": CUSTOMER, "to": "13800000001", "text": "TD",
                                                    "channel": "rcs"}, headers=auth(SF_KEY))
     assert resp.status == 200 and (await resp.json())["opt_out"] is True
