@@ -563,6 +563,8 @@ class Dispatcher:
             return False
         if opt_out:
             self.store.opt_out(hit[0], who, channel, text)
+            for did in self.store.active_for(hit[0], who):  # chains in flight stop now, not later
+                self._poke(did)
             return True
         last = self.store.last_delivered(hit[0], who, "ad")
         if last is not None and time.time() - last[1] < 86400:

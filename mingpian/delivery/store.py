@@ -511,6 +511,13 @@ class DeliveryStore:
         )
         return [{"number": r[0], "at": r[1], "channel": r[2], "text": r[3]} for r in rows]
 
+    def active_for(self, enterprise: str, recipient: str) -> list[str]:
+        rows = self.db.execute(
+            "SELECT id FROM deliveries WHERE recipient=? AND enterprise=? AND state='active'",
+            (recipient, enterprise),
+        )
+        return [r[0] for r in rows]
+
     def last_delivered(self, enterprise: str, recipient: str, kind: str) -> tuple[str, float] | None:
         """(card, when) of the latest card of this kind delivered to a person."""
         row = self.db.execute(
