@@ -21,6 +21,7 @@ from typing import Any
 
 import jsonschema
 
+from renderer import PROFILES
 from renderer.errors import Problem, TemplateInvalid
 from renderer.fields import Field
 from renderer.jsonpath import json_path
@@ -361,6 +362,9 @@ def load_flow(path: Path, display: str | None = None) -> Flow:
         error_reply=str(src.get("error_reply", "系统繁忙，请稍后再试。")), env=env,
     )
     _check_targets(flow, src, c)
+    if flow.profile is not None and flow.profile not in PROFILES:
+        raise c.fail(src["profile"], "$.profile",
+                     f"unknown carrier profile {flow.profile!r}; known: {', '.join(sorted(PROFILES))}")
     return flow
 
 

@@ -27,7 +27,7 @@ from .flows import Actions, Flow
 log = logging.getLogger("mingpian.chatbot")
 ID_NAMESPACE = uuid.UUID("5f0b6c1e-7d1a-4c55-9a57-6d696e677069")
 TEXT = "text/plain"
-MAX_CONTEXT_BYTES = 16 * 1024
+MAX_TEXT = 2000  # CT/CU text message limit (maap-interface.md)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +155,9 @@ def _run(flow: Flow, templates: TemplateStore, state: State, event: InboundEvent
     for i, reply in enumerate(actions.replies):
         if reply.text is not None:
             text = str(reply.text.evaluate(jctx))
+            if not text or len(text) > MAX_TEXT:
+                raise ValueError(f"{flow.file}:{reply.line}: text reply is {len(text)} characters "
+                                 f"(1 to {MAX_TEXT} allowed)")
             out.append(_text_outbound(flow, event, i, text))
             reply_map = {}
             continue

@@ -147,3 +147,13 @@ def test_mingpian_lint_reports_broken_flows(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1
     assert "chatbots/demo/flow.yaml:6: $.nodes.a.rules[0].goto: goto 'b': no such node" in out.stdout
+
+
+def test_unknown_profile_and_oversized_text(tmp_path: Path) -> None:
+    path = write_flow(tmp_path, "title: t\nprofile: vodafone\nstart: a\nnodes:\n  a: {}\n")
+    with pytest.raises(TemplateInvalid, match=r"flow.yaml:2: \$.profile: unknown carrier profile 'vodafone'"):
+        load_flow(path)
+    path = write_flow(tmp_path, "title: t\nstart: a\nerror_reply: 出错了\nnodes:\n  a:\n    rules:\n"
+                                "      - any: true\n        reply:\n          text: \"{{ '长' * 2001 }}\"\n")
+    _, out = turn(load_flow(path), TEMPLATES, None, ev(1, kind="text", text="hi"), now=1.0)
+    assert out[0].body["messageList"][0]["contentText"] == "出错了"
