@@ -227,3 +227,19 @@ async def test_gsma_dialect_tap_and_text(aiohttp_client: T, sim: T, tmp_path: Pa
     assert info["delivery"] == "displayed"
     await __import__("asyncio").sleep(0.1)
     assert len(bot.sim.received) == 1
+
+
+def test_replay_window_edges_exactly() -> None:
+    from chatbot.auth import AuthError, WebhookAuth
+    auth = WebhookAuth(hmac_secret=HMAC_SECRET, replay_window=300)
+    body = b'{"a": 1}'
+    now = 1_800_000_000.0
+    assert auth.verify(hmac_headers(HMAC_SECRET, body, now=now - 300), body, now=now) == "hmac-sha256"
+    assert auth.verify(hmac_headers(HMAC_SECRET, body, now=now + 300), body, now=now) == "hmac-sha256"
+    for skew in (-301, 301):
+        with pytest.raises(AuthError, match="replay window"):
+            auth.verify(hmac_headers(HMAC_SECRET, body, now=now + skew), body, now=now)
+    ms = {**hmac_headers(HMAC_SECRET, body, now=now)}
+    ms["X-Mingpian-Timestamp"] = str(int(now * 1000))  # milliseconds, as some platforms send
+    with pytest.raises(AuthError, match="does not match"):  # accepted as fresh, but signed over seconds
+        auth.verify(ms, body, now=now)
