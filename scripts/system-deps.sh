@@ -5,6 +5,8 @@ set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# Kannel (bearerbox + smsbox) for the delivery test through a real SMS gateway.
+[ -x /usr/sbin/bearerbox ] || command -v bearerbox >/dev/null 2>&1 || need+=(kannel)
 # cairo (cairosvg: designer SVG card templates) and fontconfig (its text, pointed at assets/fonts).
 libs=$(/sbin/ldconfig -p 2>/dev/null || true)
 [[ $libs == *"libcairo.so.2 "* ]] || need+=(libcairo2)

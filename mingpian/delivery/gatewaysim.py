@@ -251,11 +251,13 @@ class GatewaySim:
         self._deliver(system_id, dsm.encode())
 
     def send_mo(self, source: str, destination: str, text: str) -> None:
-        """A subscriber's reply (mobile-originated), e.g. "TD" or "1"."""
+        """A subscriber's reply (mobile-originated), e.g. "TD" or "1". A Chinese mobile number
+        is given in international form (86…, TON 1) as an SMSC does; the line as dialled (TON 0)."""
+        src, ton = (f"86{source}", 1) if len(source) == 11 and source.startswith("1") else (source, 0)
         if all(ord(c) < 128 for c in text):
-            sm = ShortMessage(source, destination, smpp.text_to_septets(text), 0x00)
+            sm = ShortMessage(src, destination, smpp.text_to_septets(text), 0x00, source_ton=ton, dest_ton=0)
         else:
-            sm = ShortMessage(source, destination, text.encode("utf-16-be"), 0x08)
+            sm = ShortMessage(src, destination, text.encode("utf-16-be"), 0x08, source_ton=ton, dest_ton=0)
         self.mo_sent += 1
         for system_id in self.accounts:
             self._deliver(system_id, sm.encode())
