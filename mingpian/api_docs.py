@@ -47,6 +47,10 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "template": {"type": "string"}, "templateVersion": {"type": "string"},
             "profile": {"type": "string"},
+            "brand": {"type": "object", "description": "the rendered brand (templated ones filled in)",
+                      "required": ["signature", "name", "color"],
+                      "properties": {"signature": {"type": "string"}, "name": {"type": "string"},
+                                     "color": {"type": "string"}}},
             "messageList": {
                 "type": "array", "minItems": 1,
                 "items": {"type": "object", "required": ["contentType", "contentText"],

@@ -103,6 +103,8 @@ async def render_rcs(rr: RenderRequest) -> web.Response:
         "template": rr.template.name,
         "templateVersion": rr.template.version,
         "profile": rr.profile.name,
+        "brand": {"signature": rr.message.brand.signature, "name": rr.message.brand.name,
+                  "color": rr.message.brand.color},
         "messageList": payload.message_list(),
     }
     return json_response(body)

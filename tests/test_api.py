@@ -37,6 +37,7 @@ async def test_render_returns_message_list_with_content_types(client: Client) ->
     assert resp.status == 200
     body = await resp.json()
     assert body["template"] == "ad-carousel" and body["profile"] == "default"
+    assert body["brand"] == {"signature": "鲜果时光", "name": "鲜果时光生鲜超市", "color": "#EA580C"}
     assert body["messageList"][0]["contentType"] == "application/vnd.gsma.botmessage.v1.0+json"
     assert "generalPurposeCardCarousel" in body["messageList"][0]["contentText"]["message"]
 
@@ -177,3 +178,10 @@ async def test_access_log_is_one_json_line_per_request(client: Client, caplog: p
 
     line = json.loads(JsonFormatter().format(r))
     assert line["request_id"] == "log-test-1" and line["duration_ms"] >= 0
+
+
+async def test_templated_brand_is_filled_in_the_response(client: Client) -> None:
+    sample = (await (await client.get("/api/templates/staff-card")).json())["sampleData"]
+    body = await (await client.post("/api/templates/staff-card/render", json=sample)).json()
+    assert body["brand"]["signature"] == "云栖智能"
+    assert body["brand"]["name"] == "杭州云栖智能科技有限公司"

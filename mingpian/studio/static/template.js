@@ -173,6 +173,10 @@ async function renderAll() {
     chats.rcs.reset();
     if (!chats.rcs.available) phones.rcs.setNote('聊天机器人未启用：点按按钮只显示 postback');
     phones.rcs.el.dataset.version = rcs.body.templateVersion || '';
+    if (rcs.body.brand?.name) {
+      // The rendered brand: a templated one (staff card, personal card) is filled in here.
+      for (const p of Object.values(phones)) p.brand = rcs.body.brand.name;
+    }
     setRaw('rcs', rcs.body);
   } else {
     showProblems(rcs.body);
