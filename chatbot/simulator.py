@@ -31,6 +31,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from renderer import BOTMESSAGE, BOTSUGGESTION
+
 from .auth import csp_signature_headers, hmac_headers, username_header
 from .events import SUGGESTION_RESPONSE
 
@@ -240,9 +242,24 @@ class Simulator:
         faulted = await self._faulted()
         if faulted is not None:
             return faulted
-        body = await request.json()
-        msg = body["RCSMessage"]
-        self._record(msg["msgId"], body["messageContact"]["userContact"], "", body)
+        try:
+            body = await request.json()
+            msg, contact = body["RCSMessage"], body["messageContact"]
+            mid, user = msg["msgId"], contact["userContact"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            self.rejected += 1
+            return web.json_response({"error": "RCSMessage.msgId and messageContact.userContact "
+                                      "are required"}, status=400)
+        # Recorded in the CSP shape too, so tests read both dialects the same way.
+        parts = []
+        if "richcardMessage" in msg:
+            parts.append({"contentType": BOTMESSAGE, "contentText": msg["richcardMessage"]})
+        if "textMessage" in msg:
+            parts.append({"contentType": "text/plain", "contentText": msg["textMessage"]})
+        if "suggestedChipList" in msg:
+            parts.append({"contentType": BOTSUGGESTION, "contentText": msg["suggestedChipList"]})
+        self._record(mid, user, "", {"messageId": mid, "destinationAddress": [user], "messageList": parts,
+                                     "gsma": body})
         return web.json_response({}, status=202)
 
     async def _report(self, body: dict[str, Any]) -> None:

@@ -122,10 +122,16 @@ async def _run_users(s: Simulator, webhooks: list[str], users: list[str], per_us
 
 
 @pytest.mark.slow
-async def test_kill_9_mid_turn_then_restart_loses_and_duplicates_nothing(sim: T, tmp_path: Path) -> None:  # noqa: F811
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+async def test_kill_9_mid_turn_then_restart_loses_and_duplicates_nothing(
+        store: str, request: pytest.FixtureRequest, sim: T, tmp_path: Path) -> None:  # noqa: F811
     s, maap = sim
+    extra: dict[str, Any] = {"store": store}
+    if store == "redis":
+        # A killed process's leases expire after outbox_lease; short here so the test is quick.
+        extra.update(redis_url=request.getfixturevalue("redis_url"), outbox_lease=1.0)
     settings = chatbot_settings(tmp_path, str(maap.make_url("")).rstrip("/"),
-                                chatbot_dir=counter_bots(tmp_path), store="sqlite")
+                                chatbot_dir=counter_bots(tmp_path), **extra)
     port = free_port()
     log = tmp_path / "server.log"
     s.webhook = f"http://127.0.0.1:{port}/maap/counter"

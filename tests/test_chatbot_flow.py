@@ -82,3 +82,16 @@ async def test_bank_callback_flow(aiohttp_client: T, sim: T, tmp_path: Path) -> 
     await s.say(USER, "4")  # numbered reply: 不用回电了
     cancel = (await s.wait_for(4))[3]
     assert cancel.text.startswith("已为您取消回电")
+
+
+async def test_gsma_send_dialect_with_oauth2(aiohttp_client: T, sim: T, tmp_path: Path) -> None:  # noqa: F811
+    bot = await start_bot(aiohttp_client, sim, tmp_path, maap_dialect="gsma")
+    s = bot.sim
+    await s.tap(USER, f"track:{WAYBILL}")
+    await s.tap(USER, f"call_courier:{WAYBILL}")
+    got = await s.wait_for(2)
+    assert got[0].text.startswith(f"运单 {WAYBILL}：派送中") and got[1].kind == "text"
+    gsma = got[0].body["gsma"]
+    assert gsma["messageContact"]["userContact"] == USER
+    assert "generalPurposeCard" in gsma["RCSMessage"]["richcardMessage"]["message"]
+    assert s.token_requests == 1  # one OAuth2 client-credentials token, cached
