@@ -152,3 +152,23 @@ async def test_ad_line_rotates_cards_by_weight_and_counts_impressions(make_app: 
     report = await (await client.get("/api/enterprises/sf/report", headers=auth(SF_KEY))).json()
     taps = {r["card"]: r["taps"] for r in report["ads"]}
     assert taps[last["card"]] == 1 and sum(taps.values()) == 1
+    [tap] = report["taps"]
+    assert tap["card"] == last["card"] and tap["taps"] == 1 and tap["button"]  # the first button's label
+
+
+async def test_taps_per_button_from_numbered_replies_and_5g_postbacks(make_app: AppFactory,
+                                                                      gateway: GatewaySim) -> None:
+    client = await make_app()
+    await call(client, "tp1", "ended")
+    assert (await settle(client, "tp1:ended"))["state"] == "delivered"
+    from renderer.templates import TemplateStore
+    from tests.conftest import TEMPLATES
+    buttons = TemplateStore(TEMPLATES).get("courier-hangup").render(sample("courier-hangup")).all_suggestions
+    for body in ({"text": "回复2"}, {"text": "2"}, {"text": "", "postback": buttons[0].postback},
+                 {"text": "谢谢"}, {"text": "9"}):
+        resp = await client.post("/api/replies", json={"from": CUSTOMER, "to": "13800000001", "channel": "sms",
+                                                       **body}, headers=auth(SF_KEY))
+        assert resp.status == 200
+    report = await (await client.get("/api/enterprises/sf/report", headers=auth(SF_KEY))).json()
+    got = {(t["card"], t["button"]): t["taps"] for t in report["taps"]}
+    assert got == {("hangup", buttons[1].text): 2, ("hangup", buttons[0].text): 1}

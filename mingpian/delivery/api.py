@@ -385,6 +385,7 @@ REPLY_SCHEMA = {
         "to": {"type": "string", "maxLength": 32},
         "text": {"type": "string", "maxLength": 1000},
         "channel": {"enum": list(CHANNELS)},
+        "postback": {"type": "string", "maxLength": 2048, "description": "a 5G button's postback (a tap)"},
     },
 }
 _VALIDATORS["reply"] = Draft202012Validator(REPLY_SCHEMA)
@@ -402,7 +403,9 @@ async def post_reply(request: web.Request) -> web.Response:
         raise_json(
             422, "unknown_line", f"{to} is not a line" + ("" if p.operator else " of this enterprise"), "$.to"
         )
-    opted = request.app[dispatcher_key].on_reply(body["from"], to, body["text"], body.get("channel", "rcs"))
+    opted = request.app[dispatcher_key].on_reply(
+        body["from"], to, body["text"], body.get("channel", "rcs"), body.get("postback", "")
+    )
     await request.app[store_key].durable()
     return json_response({"opt_out": opted})
 
@@ -441,6 +444,7 @@ async def get_report(request: web.Request) -> web.Response:
             "attempts": store.delivery_stats(ent["id"]),
             "packages": await request.app[meter_key].balances(ent["id"]),
             "ads": store.impressions(ent["id"]),
+            "taps": store.taps(ent["id"]),
         }
     )
 

@@ -547,12 +547,14 @@ class Dispatcher:
             self._background.add(t)
             t.add_done_callback(self._background.discard)
 
-    def on_reply(self, sender: str, line: str, text: str, channel: str) -> bool:
+    def on_reply(self, sender: str, line: str, text: str, channel: str, postback: str = "") -> bool:
         """A person's reply on any channel; True if it was an opt-out (stored before returning).
-        A menu choice ("1", "回复2") answering an advertising card counts as a tap on that card."""
-        opt_out = rules.is_opt_out(text)
-        key = None if opt_out else parse_reply(text)
-        if not opt_out and (key is None or not key.isdigit()):
+        A menu choice ("1", "回复2") or a 5G button's postback answering the card this person got
+        from the enterprise in the last day counts as a tap on that button (and, for an
+        advertising card, on the card)."""
+        opt_out = not postback and rules.is_opt_out(text)
+        key = None if opt_out or postback else parse_reply(text)
+        if not opt_out and not postback and (key is None or not key.isdigit()):
             return False
         try:
             who, number = normalize_number(sender), normalize_number(line)
@@ -566,10 +568,32 @@ class Dispatcher:
             for did in self.store.active_for(hit[0], who):  # chains in flight stop now, not later
                 self._poke(did)
             return True
-        last = self.store.last_delivered(hit[0], who, "ad")
-        if last is not None and time.time() - last[1] < 86400:
-            self.store.count_impression(hit[0], last[0], day_of(time.time()), taps=1)
+        self._tap(hit[0], who, key, postback)
         return False
+
+    def _tap(self, enterprise: str, who: str, key: str | None, postback: str) -> None:
+        now = time.time()
+        last = self.store.last_delivered(enterprise, who, None)
+        if last is None or now - last[1] > 86400:
+            return
+        d = self.store.delivery(last[2])
+        if d is None:
+            return
+        try:
+            buttons = self._message(d).all_suggestions
+        except RenderError:
+            return
+        finally:
+            self._rendered.pop(d.id, None)  # its chain is over: nothing else will drop the entry
+        index = (
+            int(key) - 1 if key else next((i for i, b in enumerate(buttons) if b.postback == postback), -1)
+        )
+        if not 0 <= index < len(buttons):
+            return
+        day = day_of(now)
+        self.store.count_tap(enterprise, d.card, buttons[index].text, day)
+        if d.kind == "ad":
+            self.store.count_impression(enterprise, d.card, day, taps=1)
 
     async def on_deliver(self, sm: ShortMessage) -> None:
         """deliver_sm from the SMSC: a receipt, or a mobile-originated reply."""

@@ -49,6 +49,8 @@ CREATE TABLE IF NOT EXISTS receipts (message_id TEXT PRIMARY KEY, stat TEXT NOT 
     WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS optouts (enterprise TEXT NOT NULL, number TEXT NOT NULL, at REAL NOT NULL,
     channel TEXT NOT NULL, text TEXT NOT NULL, PRIMARY KEY (enterprise, number)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS taps (enterprise TEXT NOT NULL, card TEXT NOT NULL, button TEXT NOT NULL,
+    day TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (enterprise, card, button, day)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS impressions (enterprise TEXT NOT NULL, card TEXT NOT NULL, day TEXT NOT NULL,
     shown INTEGER NOT NULL DEFAULT 0, taps INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (enterprise, card, day));
 """
@@ -518,14 +520,29 @@ class DeliveryStore:
         )
         return [r[0] for r in rows]
 
-    def last_delivered(self, enterprise: str, recipient: str, kind: str) -> tuple[str, float] | None:
-        """(card, when) of the latest card of this kind delivered to a person."""
+    def last_delivered(
+        self, enterprise: str, recipient: str, kind: str | None
+    ) -> tuple[str, float, str] | None:
+        """(card, when, delivery id) of the latest card (of this kind) delivered to a person."""
         row = self.db.execute(
-            "SELECT card, updated FROM deliveries WHERE enterprise=? AND recipient=? AND kind=? "
-            "AND state='delivered' ORDER BY updated DESC LIMIT 1",
-            (enterprise, recipient, kind),
+            "SELECT card, updated, id FROM deliveries WHERE enterprise=? AND recipient=? "
+            "AND (? IS NULL OR kind=?) AND state='delivered' ORDER BY updated DESC LIMIT 1",
+            (enterprise, recipient, kind, kind),
         ).fetchone()
-        return (row[0], row[1]) if row else None
+        return (row[0], row[1], row[2]) if row else None
+
+    def count_tap(self, enterprise: str, card: str, button: str, day: str) -> None:
+        self.db.execute(
+            "INSERT INTO taps VALUES (?,?,?,?,1) ON CONFLICT DO UPDATE SET n = n + 1",
+            (enterprise, card, button, day),
+        )
+
+    def taps(self, enterprise: str) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT card, button, day, n FROM taps WHERE enterprise=? ORDER BY day, card, n DESC",
+            (enterprise,),
+        )
+        return [{"card": r[0], "button": r[1], "day": r[2], "taps": r[3]} for r in rows]
 
     def count_impression(self, enterprise: str, card: str, day: str, taps: int = 0) -> None:
         self.db.execute(

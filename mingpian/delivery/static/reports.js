@@ -36,6 +36,15 @@ function figure(caption, ...children) {
   return h('figure', {}, h('figcaption', {text: caption}), ...children);
 }
 
+function tapsByButton(taps) {
+  const sum = new Map();
+  for (const t of taps) {
+    const label = `${t.card} · ${t.button}`;
+    sum.set(label, (sum.get(label) || 0) + t.taps);
+  }
+  return [...sum.entries()].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([label, value]) => ({label, value}));
+}
+
 function render(report, usage) {
   const attempts = report.attempts || [];
   const byDay = new Map();
@@ -69,6 +78,8 @@ function render(report, usage) {
         [p.id, p.kind, p.units, p.used, p.remaining, p.overage, p.policy]))),
     figure('用量与费用（按天、渠道）', table(['天', '渠道', '条数', '单位', '超出单位', '费用（元）'],
       (usage.rows || []).map((r) => [r.day, r.channel, r.messages, r.units, r.overage_units, r.cost]))),
+    figure('按钮点击', hBars(tapsByButton(report.taps || []), '各按钮被点击的次数'),
+      table(['卡片', '按钮', '天', '点击'], (report.taps || []).map((t) => [t.card, t.button, t.day, t.taps]))),
     figure('广告曝光', table(['卡片', '天', '曝光', '点击'],
       (report.ads || []).map((a) => [a.card, a.day, a.impressions, a.taps]))));
   clear(out).append(charts);
