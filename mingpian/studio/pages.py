@@ -31,7 +31,8 @@ def _page(title: str, body: str, script: str, body_attrs: str = "") -> str:
 <a class="skip" href="#main">跳到正文</a>
 <header class="top">
   <a class="logo" href="/"><span aria-hidden="true">名</span> 名片 Studio</a>
-  <nav aria-label="站点"><a href="/">模板</a> <a href="/reports">报表</a> <a href="/api/openapi.json">API</a></nav>
+  <nav aria-label="站点"><a href="/">模板</a> <a href="/reports">报表</a>
+    <a href="/api/openapi.json">API</a></nav>
 </header>
 {body}
 <p id="status" class="sr-only" role="status" aria-live="polite"></p>
