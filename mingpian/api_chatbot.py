@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -229,7 +230,19 @@ async def message_status(request: web.Request) -> web.Response:
     info = await request.app[chatbot_key].store.message(request.match_info["messageId"])
     if info is None:
         raise_json(404, "unknown_message", "no outbound message with that ID", "messageId")
+    # The conversation key embeds the user's number; this route has no per-user auth, so
+    # the number is shown masked (138****8000), as support staff would see it.
+    if isinstance(info.get("conversation"), str):
+        info = {**info, "conversation": _PHONE.sub(_mask_digits, info["conversation"])}
     return web.json_response(info, dumps=_dumps)
+
+
+_PHONE = re.compile(r"\+?\d{7,}")
+
+
+def _mask_digits(m: re.Match[str]) -> str:
+    digits = m.group(0)
+    return digits[:-8] + "****" + digits[-4:]
 
 
 async def list_bots(request: web.Request) -> web.Response:

@@ -206,6 +206,8 @@ async def test_delivery_reports_are_recorded(aiohttp_client: T, sim: T, tmp_path
             break
         await __import__("asyncio").sleep(0.02)
     assert info["state"] == "sent" and info["delivery"] == "delivered" and info["attempts"] == 1
+    digits = "".join(c for c in USER if c.isdigit())
+    assert digits not in json.dumps(info) and digits[-4:] in info["conversation"]  # masked
     assert (await bot.client.get("/api/chatbot/messages/nope")).status == 404
 
 
