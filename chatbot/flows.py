@@ -250,15 +250,10 @@ class Flow:
     profile: str | None
     error_reply: str
     env: CardSandbox = field(repr=False)
-    _proto: Any = field(default=None, repr=False)
 
     def new_context(self, values: dict[str, Any]) -> Any:
-        # One compiled empty template mints contexts (the env has no template cache). `shared`
-        # skips Jinja's per-call merge of globals into a fresh dict; the (few) globals are
-        # merged here under the turn's names instead — same names visible, a quarter the cost.
-        if self._proto is None:
-            self._proto = self.env.from_string("")
-        return self._proto.new_context({**self.env.globals, **values}, shared=True)
+        """A Jinja context over the turn's names (the renderer's cheap context, globals merged)."""
+        return self.env.root_context(values)
 
 
 class _Compiler:
