@@ -262,9 +262,7 @@ class _Compiler:
         self.file = file
 
     def fail(self, node: Any, path: str, message: str) -> TemplateInvalid:
-        line = line_of(node, 1)
-        return TemplateInvalid(f"{self.file}:{line}: {path}: {message}",
-                               [Problem(path, message, self.file, line)])
+        return TemplateInvalid.at(self.file, line_of(node, 1), path, message)
 
     def actions(self, src: Any, path: str) -> Actions:
         lets: list[tuple[str, Value]] = []

@@ -13,7 +13,7 @@ from typing import Any
 
 from jinja2.runtime import Context
 
-from .errors import Problem, TemplateInvalid
+from .errors import TemplateInvalid
 from .fields import Field
 from .model import SUGGESTION_KINDS, Card, Media, Suggestion
 from .sandbox import CardSandbox
@@ -58,10 +58,7 @@ class _Compiler:
         self.file = file
 
     def fail(self, node: Any, path: str, message: str) -> TemplateInvalid:
-        line = line_of(node, 1)
-        return TemplateInvalid(
-            f"{self.file}:{line}: {path}: {message}", [Problem(path, message, self.file, line)]
-        )
+        return TemplateInvalid.at(self.file, line_of(node, 1), path, message)
 
     def mapping(self, node: Any, path: str, allowed: Iterable[str]) -> LocDict:
         if not isinstance(node, dict):
@@ -71,9 +68,7 @@ class _Compiler:
             if key not in allowed:
                 kl = getattr(node, "key_lines", {}).get(key, line_of(node, 1))
                 msg = f"unknown key {key!r} (expected one of: {', '.join(allowed)})"
-                raise TemplateInvalid(
-                    f"{self.file}:{kl}: {path}: {msg}", [Problem(f"{path}.{key}", msg, self.file, kl)]
-                )
+                raise TemplateInvalid.at(self.file, kl, f"{path}.{key}", msg)
         return node  # type: ignore[return-value]
 
     def field(self, node: Any, path: str) -> Field:

@@ -73,6 +73,12 @@ class TemplateInvalid(RenderError):
 
     kind = "template_error"
 
+    @classmethod
+    def at(cls, file: str, line: int, path: str, message: str) -> TemplateInvalid:
+        """One problem at file:line, `path` naming the field (e.g. `card.suggestions[1]`)."""
+        where = f"{path}: " if path else ""
+        return cls(f"{file}:{line}: {where}{message}", [Problem(path, message, file, line)])
+
 
 class LimitExceeded(RenderError):
     """The rendered card breaks a carrier-profile limit or the GSMA payload schema."""

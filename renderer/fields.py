@@ -15,7 +15,7 @@ from jinja2 import TemplateError, TemplateSyntaxError, Undefined
 from jinja2.runtime import Context
 from jinja2.sandbox import SecurityError
 
-from .errors import Problem, TemplateInvalid
+from .errors import TemplateInvalid
 from .sandbox import CardSandbox, is_single_expression
 from .yamlsrc import line_of
 
@@ -50,10 +50,7 @@ class Field:
                 self._mode = "text"
         except TemplateSyntaxError as exc:
             line = self.line + max((exc.lineno or 1) - 1, 0)
-            raise TemplateInvalid(
-                f"{file}:{line}: {path}: template syntax error: {exc.message}",
-                [Problem(path, f"template syntax error: {exc.message}", file, line)],
-            ) from None
+            raise TemplateInvalid.at(file, line, path, f"template syntax error: {exc.message}") from None
         self._func = tmpl.root_render_func
 
     @property
@@ -94,10 +91,7 @@ class Field:
             raise self.error(_describe(exc)) from None
 
     def error(self, message: str) -> TemplateInvalid:
-        return TemplateInvalid(
-            f"{self.file}:{self.line}: {self.path}: {message}",
-            [Problem(self.path, message, self.file, self.line)],
-        )
+        return TemplateInvalid.at(self.file, self.line, self.path, message)
 
 
 def _describe(exc: BaseException) -> str:
