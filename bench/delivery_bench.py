@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,9 +32,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import aiohttp  # noqa: E402
 import yaml  # noqa: E402
+from benchlib import free_port, wait_port  # noqa: E402
 
 from mingpian.delivery.gatewaysim import GatewaySim  # noqa: E402
 
@@ -118,22 +119,6 @@ def generator_main(argv: list[str]) -> None:
 
 # ---- orchestration -------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def wait_port(port: int, timeout: float = 20) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            _, w = await asyncio.open_connection("127.0.0.1", port)
-            w.close()
-            return
-        except OSError:
-            await asyncio.sleep(0.05)
-    raise TimeoutError(port)
 
 
 async def generate(tmp: Path, url: str, mode: str, seconds: float, prefix: int, concurrency: int = 32,

@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,8 +29,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import aiohttp  # noqa: E402
+from benchlib import free_port  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from mingpian.media_work import tune_malloc  # noqa: E402
@@ -110,11 +111,6 @@ def bench_video(tmp: Path, runs: int) -> tuple[float, float, int]:
         plain.append(time.perf_counter() - t0)
     return statistics.median(ours), statistics.median(plain), size_bytes
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def bench_server(tmp: Path, hits: int) -> tuple[float, float, float, int]:

@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from benchlib import free_port  # noqa: E402
 
 from mingpian.jsonio import dumps  # noqa: E402
 from renderer import TemplateStore, to_rcs  # noqa: E402
@@ -61,11 +63,6 @@ def bench_in_process(rounds: int) -> dict[str, tuple[float, float]]:
         out[name] = (statistics.median(samples), samples[int(len(samples) * 0.99) - 1])
     return out
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_server(port: int, data_dir: str) -> subprocess.Popen[bytes]:
