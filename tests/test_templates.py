@@ -203,3 +203,29 @@ def test_loop_item_limit(tmp_path: Path) -> None:
     write_template(tmp_path, "many", card)
     with pytest.raises(TemplateInvalid, match="max 100"):
         TemplateStore(tmp_path).get("many").render({"xs": list(range(500))})
+
+
+def test_simple_lookups_match_jinja_semantics(tmp_path: Path) -> None:
+    """Plain `{{ a.b }}` fields take a fast path; results and errors must be Jinja's own."""
+    card = (
+        "card:\n"
+        "  title: '{{ result }} / {{ n }} / {{ flag }} / {{ none }}'\n"      # `result` is plain data
+        "  description: 'x{{ obj.items }}y'\n"                               # key wins over dict method
+        "  suggestions:\n"
+        "    - showLocation: {text: t, latitude: '{{ geo.lat }}', longitude: '{{ geo.lng }}'}\n"
+        "    - reply: {text: 'L{{ lst }}', postback: 'p:{{ obj.items }}{{ result }}'}\n"
+    )
+    write_template(tmp_path, "fast", card)
+    t = TemplateStore(tmp_path).get("fast")
+    data = {"result": "R", "n": 3, "flag": True, "none": None, "obj": {"items": "I"},
+            "geo": {"lat": 31.2, "lng": 121.5}, "lst": [1, 2]}
+    msg = t.render(data)
+    assert msg.cards[0].title == "R / 3 / True / None"
+    assert msg.cards[0].description == "xIy"
+    loc, reply = msg.cards[0].suggestions
+    assert (loc.latitude, loc.longitude) == (31.2, 121.5)
+    assert reply.text == "L[1, 2]" and reply.postback == "p:IR"  # not the latitude's result
+    with pytest.raises(TemplateInvalid, match="undefined"):
+        t.render({**data, "geo": {"lat": 1}})  # missing key: Jinja's own StrictUndefined error
+    with pytest.raises(TemplateInvalid, match="undefined"):
+        t.render({k: v for k, v in data.items() if k != "n"})
