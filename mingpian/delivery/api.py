@@ -225,14 +225,20 @@ def _list(seg: str) -> Handler:
     return handler
 
 
+def _writer(request: web.Request, seg: str) -> tuple[auth.Principal, dict[str, Any]]:
+    """Who is writing and to which enterprise; operator-only kinds are checked here."""
+    p = _principal(request)
+    ent = _enterprise(request, p)
+    if KINDS[seg][2] == "operator":
+        auth.require_operator(p)
+    return p, ent
+
+
 def _create(seg: str) -> Handler:
-    kind, idf, writer = KINDS[seg]
+    kind, idf, _ = KINDS[seg]
 
     async def handler(request: web.Request) -> web.Response:
-        p = _principal(request)
-        ent = _enterprise(request, p)
-        if writer == "operator":
-            auth.require_operator(p)
+        p, ent = _writer(request, seg)
         store = request.app[store_key]
         body = _prepare(request, seg, await _body(request), ent["id"], None)
         if store.get(kind, ent["id"], body[idf]) is not None:
@@ -240,7 +246,7 @@ def _create(seg: str) -> Handler:
         with store.tx():
             store.put(kind, ent["id"], body[idf], body)
             store.audit(p.name, ent["id"], f"{kind}:{body[idf]}", f"create {kind}", {})
-        await request.app[store_key].durable()
+        await store.durable()
         return json_response(body, status=201)
 
     return handler
@@ -270,13 +276,10 @@ def _get(seg: str) -> Handler:
 
 
 def _put(seg: str) -> Handler:
-    kind, idf, writer = KINDS[seg]
+    kind, idf, _ = KINDS[seg]
 
     async def handler(request: web.Request) -> web.Response:
-        p = _principal(request)
-        ent = _enterprise(request, p)
-        if writer == "operator":
-            auth.require_operator(p)
+        p, ent = _writer(request, seg)
         store = request.app[store_key]
         item_id = _item_id(seg, request)
         old = store.get(kind, ent["id"], item_id)
@@ -288,27 +291,24 @@ def _put(seg: str) -> Handler:
         with store.tx():
             store.put(kind, ent["id"], item_id, body)
             store.audit(p.name, ent["id"], f"{kind}:{item_id}", f"update {kind}", {})
-        await request.app[store_key].durable()
+        await store.durable()
         return json_response(body)
 
     return handler
 
 
 def _delete(seg: str) -> Handler:
-    kind, _idf, writer = KINDS[seg]
+    kind = KINDS[seg][0]
 
     async def handler(request: web.Request) -> web.Response:
-        p = _principal(request)
-        ent = _enterprise(request, p)
-        if writer == "operator":
-            auth.require_operator(p)
+        p, ent = _writer(request, seg)
         store = request.app[store_key]
         item_id = _item_id(seg, request)
         with store.tx():
             if not store.delete(kind, ent["id"], item_id):
                 raise_json(404, "not_found", f"no {kind} {request.match_info['id']!r}")
             store.audit(p.name, ent["id"], f"{kind}:{item_id}", f"delete {kind}", {})
-        await request.app[store_key].durable()
+        await store.durable()
         return web.Response(status=204)
 
     return handler
