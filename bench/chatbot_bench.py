@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -35,7 +34,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
-from benchlib import free_port, wait_port  # noqa: E402
+from benchlib import free_port, redis_server, wait_port  # noqa: E402
 
 from chatbot.simulator import Simulator  # noqa: E402
 
@@ -269,21 +268,11 @@ async def main(a: argparse.Namespace) -> None:
         if "sqlite" in stores:
             await bench_store("sqlite", sim, sim_port, tmp, a)
         if "redis" in stores:
-            binary = shutil.which("redis-server")
-            if binary is None:
-                print("\n== store: redis == skipped: redis-server not found (scripts/system-deps.sh)")
-            else:
-                rport = free_port()
-                redis = subprocess.Popen([binary, "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
-                                          "--appendonly", "no", "--dir", str(tmp)],
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                pin(redis.pid, LOAD_CPUS)
-                try:
-                    await wait_port(rport)
-                    await bench_store("redis", sim, sim_port, tmp, a, f"redis://127.0.0.1:{rport}/0")
-                finally:
-                    redis.terminate()
-                    redis.wait(10)
+            async with redis_server(tmp, lambda pid: pin(pid, LOAD_CPUS)) as url:
+                if url is None:
+                    print("\n== store: redis == skipped: redis-server not found (scripts/system-deps.sh)")
+                else:
+                    await bench_store("redis", sim, sim_port, tmp, a, url)
         st = sim.stats()
         print(f"\nsimulator totals: {st['replies']} replies, {st['resendsDropped']} resends dropped by "
               f"message ID, {st['rejected']} rejected, {st['tokenRequests']} token requests")

@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -36,7 +35,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import aiohttp  # noqa: E402
 import yaml  # noqa: E402
-from benchlib import free_port, wait_port  # noqa: E402
+from benchlib import free_port, redis_server, wait_port  # noqa: E402
 
 from mingpian.delivery.gatewaysim import GatewaySim  # noqa: E402
 
@@ -239,20 +238,11 @@ async def main(a: argparse.Namespace) -> None:
         if "sqlite" in kinds:
             await bench("sqlite", sim, tmp, a)
         if "redis" in kinds:
-            binary = shutil.which("redis-server")
-            if binary is None:
-                print("\n== counters: redis == skipped: redis-server not found (scripts/system-deps.sh)")
-            else:
-                rport = free_port()
-                redis = subprocess.Popen([binary, "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
-                                          "--appendonly", "no", "--dir", str(tmp)],
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                try:
-                    await wait_port(rport)
-                    await bench("redis", sim, tmp, a, f"redis://127.0.0.1:{rport}/0")
-                finally:
-                    redis.terminate()
-                    redis.wait(10)
+            async with redis_server(tmp) as url:
+                if url is None:
+                    print("\n== counters: redis == skipped: redis-server not found (scripts/system-deps.sh)")
+                else:
+                    await bench("redis", sim, tmp, a, url)
     await sim.stop()
 
 
