@@ -11,8 +11,12 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from chatbot.auth import hmac_headers
+from chatbot.simulator import Fault
+from mingpian.api_chatbot import chatbot_key
 from mingpian.app import create_app
 from mingpian.settings import Settings
+from mingpian.studio.preview_bot import PREVIEW_CHATBOT, preview_bot_key
 from mingpian.studio.security import CSP
 from tests.conftest import ClientFactory
 from tests.helpers import MANIFEST, write_template
@@ -172,8 +176,14 @@ async def test_preview_chat_taps_and_numbered_replies(client: Client) -> None:
     inbound = body["inbound"]
     assert inbound["messageList"][0]["contentType"] == "application/vnd.gsma.botsuggestion.response.v1.0+json"
     assert inbound["senderAddress"].startswith("tel:+86199")
-    # what the bot hands the MaaP: the CSP send body, with the SMS fallback for legacy phones
-    assert body["replies"][0]["destinationAddress"] == [inbound["senderAddress"]]
+    # what the simulated MaaP received from the bot's outbox: the CSP send body (with the fields
+    # the MaaP client adds), and the SMS fallback for legacy phones
+    reply = body["replies"][0]
+    assert reply["destinationAddress"] == [inbound["senderAddress"]]
+    assert reply["inReplyTo"] == inbound["contributionId"] and reply["storeSupported"] is True
+    [row] = body["outbox"]
+    assert row["messageId"] == reply["messageId"] and row["state"] == "sent" and row["attempts"] == 1
+    assert row["conversation"] == f"courier\x1f{inbound['senderAddress']}"
     assert body["sms"][0].startswith("【顺丰速运】运单 SF1234567890123")
     assert body["replyMap"]["2"] == "reschedule:SF1234567890123"
     # a legacy user's "2" is resolved by the bot through the reply map of its last SMS
@@ -218,6 +228,75 @@ async def test_preview_chat_without_a_chatbot(aiohttp_client: ClientFactory, set
     assert caps["chatbot"] is False and caps["chatEndpoint"] is None and caps["bots"] == []
     resp = await client.post("/api/studio/chat", json={"session": "abcdefgh12", "postback": "x"})
     assert resp.status == 404 and (await resp.json())["error"] == "chatbot_disabled"
+
+
+async def test_preview_chat_runs_the_real_loop_and_never_the_real_maap(
+        aiohttp_client: ClientFactory, aiohttp_raw_server: Any, settings: Settings) -> None:
+    """The configured MaaP is a local listener: the preview must never call it, while the real
+    webhook of the same server does (so the listener is proven to be the one in use)."""
+    hits: list[str] = []
+
+    async def real_maap(request: web.BaseRequest) -> web.Response:
+        hits.append(f"{request.method} {request.path}")
+        return web.json_response({"errorCode": 40001, "errorMessage": "not for tests"})
+
+    listener = await aiohttp_raw_server(real_maap)
+    secret = "real-webhook-secret"
+    client = await aiohttp_client(create_app(settings.with_(
+        maap_url=str(listener.make_url("")).rstrip("/"), maap_app_id="real-app", maap_app_key="real-key",
+        webhook_hmac_secret=secret)))
+    preview = client.app[preview_bot_key]
+    real = client.app[chatbot_key]
+    assert preview.store is not real.store and preview.sim.app_key != "real-key"
+    chat = "/api/studio/chat"
+    first = await (await client.post(chat, json={"session": "loop-0123456789",
+                                                 "postback": "track:SF1234567890123"})).json()
+    second = await (await client.post(chat, json={"session": "loop-0123456789", "text": "2"})).json()
+    assert second["node"] == "reschedule"
+    user = first["inbound"]["senderAddress"]
+    # webhook → engine: the delivery's dedupe record and the committed state are in the preview store
+    state = await preview.state("courier", user)
+    assert state is not None and state.node == "reschedule" and state.turns == 2
+    assert (await preview.store.load(f"courier\x1f{user}", f"courier\x1f{first['inbound']['messageId']}")).seen
+    # store → outbox worker → MaaP client → simulator: every reply row was sent, once
+    ids = [r["messageId"] for r in first["replies"] + second["replies"]]
+    rows = [await preview.store.message(mid) for mid in ids]
+    assert len(ids) == 2 and all(r is not None and r["state"] == "sent" for r in rows)
+    assert preview.relayed == 2 and preview.worker.delivered == 2
+    assert preview.sim.token_requests == 1 and preview.sim.rejected == 0
+    assert preview.sim.received == []  # handed to the studio and dropped: memory stays bounded
+    # a redelivery of the same notification is recognised by the engine's dedupe: no new reply
+    assert await preview.sim.deliver(first["inbound"], webhook=f"{preview.webhook}/courier") == 200
+    assert await preview.store.pending() == 0 and preview.worker.delivered == 2
+    # nothing of the preview reached the real store or the real MaaP
+    assert (await real.store.load(f"courier\x1f{user}", "")).state is None
+    assert hits == []
+    # ... while a message to the server's real webhook does go to the configured MaaP
+    raw = json.dumps(preview.sim.message("tel:+8613800138000", postback="track:SF1234567890123"),
+                     ensure_ascii=False).encode()
+    resp = await client.post(f"/maap/courier/messageNotification/{PREVIEW_CHATBOT}/messages", data=raw,
+                             headers={"Content-Type": "application/json", **hmac_headers(secret, raw)})
+    assert resp.status == 200
+    for _ in range(200):
+        if hits:
+            break
+        await asyncio.sleep(0.01)
+    assert hits and hits[0].startswith("POST /bot/v1/")
+    await client.close()
+    assert not any(settings.data_dir.glob("studio-preview-*"))  # the preview store is removed
+
+
+async def test_preview_chat_says_when_the_simulated_maap_refuses(client: Client) -> None:
+    preview = client.app[preview_bot_key]
+    preview.sim.fault = Fault(mode="errorcode", error_code=20002)  # bad parameters: not retried
+    resp = await client.post("/api/studio/chat", json={"session": "fail-0123456789",
+                                                       "postback": "track:SF1234567890123"})
+    assert resp.status == 502 and resp.content_type == "application/json"
+    err = await resp.json()
+    assert err["error"] == "preview_failed" and "failed" in err["message"] and "20002" in err["message"]
+    preview.sim.fault = Fault()
+    body = await (await client.post("/api/studio/chat", json={"session": "fail-0123456789", "text": "2"})).json()
+    assert body["node"] == "reschedule"  # the turn itself was committed; the next tap goes on from it
 
 
 async def test_events_ready_then_changed_on_file_edit(aiohttp_client: ClientFactory,

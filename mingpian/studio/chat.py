@@ -1,21 +1,21 @@
 """`POST /api/studio/chat`: try the chatbot from the studio's phone mock-ups.
 
 A tap (or a typed / numbered reply) becomes the notification a CT/CU platform would POST to the
-bot: built by the MaaP simulator (`chatbot.simulator.Simulator.message`) and parsed by the same
-`from_csp_message` as the real webhook. The bot's own turn function (`chatbot.turns.turn`: flow
-rules, reply templates, GSMA payload, SMS fallback and its reply map) answers, and the studio
-shows the CSP send bodies the bot would hand to the MaaP.
+bot, built by the MaaP simulator (`chatbot.simulator.Simulator.message`), and goes through the
+production loop of a private preview runtime (`preview_bot`): the simulator POSTs it, signed, to
+the bot's real webhook handler; the engine dedupes it and commits the new conversation state with
+its outbox rows; the outbox worker sends each reply through the MaaP client to the simulator's
+send API. The studio answers with what the simulator received.
 
-Why not the production webhook → store → outbox → MaaP path: the outbox delivers to the
-configured MaaP, so a designer's preview tap would send real messages to a fake number on a
-live platform. Preview conversations therefore live here, in memory, per browser session
-(bounded, expiring), and never touch the chatbot's store or outbox.
+That runtime has its own store and its own (simulated) MaaP, so a designer's tap can never send
+a real message from the configured MaaP nor touch the real bots' conversations. Which browser
+session talks to which bot is kept here, in memory (bounded, expiring).
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
+import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -23,8 +23,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ..http_errors import raise_json, read_json_body
-from ..keys import settings_key, templates_key
+from ..http_errors import json_error, raise_json, read_json_body
+from ..keys import settings_key
+from .preview_bot import PreviewBot, PreviewFailed, preview_bot_key, preview_lifecycle
 
 SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 MAX_SESSIONS = 2000  # preview sessions kept; the least recently used goes first
@@ -34,14 +35,18 @@ MAX_TEXT = 1000
 
 @dataclass
 class PreviewSession:
+    user: str  # the fake mobile number this session chats as
     bot: str | None = None
-    state: Any = None  # chatbot.turns.State
     used: float = field(default_factory=time.monotonic)
 
 
 class PreviewChats:
+    """Browser session → its preview user and bot. A forgotten session that comes back gets a
+    new number, i.e. a new conversation (the old one's state is never loaded again)."""
+
     def __init__(self) -> None:
         self.sessions: OrderedDict[str, PreviewSession] = OrderedDict()
+        self.users: set[str] = set()
 
     def get(self, key: str) -> PreviewSession:
         now = time.monotonic()
@@ -50,10 +55,20 @@ class PreviewChats:
             if now - oldest.used < SESSION_TTL and len(self.sessions) < MAX_SESSIONS:
                 break
             del self.sessions[oldest_key]
-        session = self.sessions.pop(key, None) or PreviewSession()
+            self.users.discard(oldest.user)
+        session = self.sessions.pop(key, None) or PreviewSession(self._new_user())
         session.used = now
         self.sessions[key] = session
         return session
+
+    def _new_user(self) -> str:
+        # An obviously fake mobile number (+86 199 …), unique among live sessions; it only
+        # ever reaches the simulator.
+        while True:
+            user = f"tel:+86199{secrets.randbelow(10 ** 8):08d}"
+            if user not in self.users:
+                self.users.add(user)
+                return user
 
 
 chats_key = web.AppKey("studio_chats", PreviewChats)
@@ -68,19 +83,16 @@ def flow_store(app: web.Application) -> Any:
     return app.get(flows_key)
 
 
-def _user(session: str) -> str:
-    # A stable, obviously fake mobile number per preview session (+86 199 is not a real block
-    # we could reach: nothing is ever sent anyway).
-    digits = str(int(hashlib.sha256(session.encode()).hexdigest()[:12], 16))[-8:].rjust(8, "0")
-    return f"tel:+86199{digits}"
-
-
-def _pick_bot(flows: Any, session: PreviewSession, event: Any, wanted: str | None) -> str | None:
+async def _pick_bot(preview: PreviewBot, session: PreviewSession, event: Any,
+                    wanted: str | None) -> str | None:
+    flows = preview.flows
     if wanted:
         return wanted if flows.get(wanted) is not None else None
-    # A bot whose explicit rules (its start node's and its global ones) take this tap.
+    current = await preview.state(session.bot, session.user) if session.bot else None
+    # A bot whose explicit rules (its current node's, else its start node's, and its global
+    # ones) take this tap.
     for name, flow in flows.flows.items():
-        node = flow.nodes.get(session.state.node if session.bot == name and session.state else flow.start)
+        node = flow.nodes.get(current.node if session.bot == name and current else flow.start)
         rules = (*(node.rules if node else ()), *flow.global_rules)
         if any(r.trigger in ("postback", "text") and r.match(event.kind, event.text, event.postback)
                is not None for r in rules):
@@ -90,11 +102,9 @@ def _pick_bot(flows: Any, session: PreviewSession, event: Any, wanted: str | Non
 
 async def preview_chat(request: web.Request) -> web.Response:
     from chatbot.events import BadEvent, from_csp_message
-    from chatbot.simulator import Simulator
-    from chatbot.turns import turn
 
-    flows = flow_store(request.app)
-    if flows is None or not flows.flows:
+    preview = request.app.get(preview_bot_key)
+    if preview is None:
         raise_json(404, "chatbot_disabled", "this server runs no chatbot (see docs/chatbot.md)")
     body = await read_json_body(request, request.app[settings_key].max_json_depth)
     if not isinstance(body, dict):
@@ -111,32 +121,36 @@ async def preview_chat(request: web.Request) -> web.Response:
     if not postback and not (text and text.strip()):
         raise_json(400, "empty_message", "send a postback (a tap) or some text", "$")
     session = request.app[chats_key].get(sid)
-    sim = Simulator()  # plays the platform: builds the notification a CT/CU MaaP would POST
-    notification = sim.message(_user(sid), postback=postback or None,
+    sim = preview.sim  # plays the platform: builds the notification a CT/CU MaaP would POST
+    notification = sim.message(session.user, postback=postback or None,
                                text=None if postback else text, display=(text or "")[:25])
-    try:
+    try:  # read once here only to choose the bot; the webhook parses the delivery itself
         event = from_csp_message(notification, sim.chatbot)
     except BadEvent as exc:
         raise_json(400, "invalid_event", str(exc), "$")
-    bot = _pick_bot(flows, session, event, body.get("bot"))
+    bot = await _pick_bot(preview, session, event, body.get("bot"))
     if bot is None:
         raise_json(422, "no_bot", f"no chatbot answers {postback or text!r}", "$.postback")
-    if bot != session.bot:
-        session.bot, session.state = bot, None
-    flow = flows.get(bot)
-    state, outs = turn(flow, request.app[templates_key], session.state, event)
-    session.state = state
-    replies = [o.body for o in outs]
+    session.bot = bot
+    try:
+        done = await preview.exchange(bot, notification)
+    except PreviewFailed as exc:
+        failed = json_error(502, "preview_failed", str(exc))
+        raise web.HTTPBadGateway(text=failed.text, content_type="application/json") from None
+    state = await preview.state(bot, session.user)
+    flow = preview.flows.flows[bot]
     return web.json_response({
-        "bot": bot, "title": flow.title, "node": state.node,
+        "bot": bot, "title": flow.title, "node": state.node if state else flow.start,
         "inbound": notification,
-        "replies": replies,
-        "messageList": [item for r in replies for item in r.get("messageList", [])],
-        "sms": [r["smsContent"] for r in replies if r.get("smsContent")],
-        "replyMap": dict(state.reply_map),
+        "replies": done.replies,
+        "messageList": [item for r in done.replies for item in r.get("messageList", [])],
+        "sms": [r["smsContent"] for r in done.replies if r.get("smsContent")],
+        "replyMap": dict(state.reply_map) if state else {},
+        "outbox": done.outbox,
     })
 
 
 def setup(app: web.Application) -> None:
     app[chats_key] = PreviewChats()
     app.router.add_post("/api/studio/chat", preview_chat, name="studio_chat")
+    app.cleanup_ctx.append(preview_lifecycle)

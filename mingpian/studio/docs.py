@@ -49,17 +49,22 @@ CHAT_REQUEST = {
 }
 SCHEMAS["StudioChatReply"] = {
     "type": "object",
-    "required": ["bot", "title", "node", "inbound", "replies", "messageList", "sms", "replyMap"],
+    "required": ["bot", "title", "node", "inbound", "replies", "messageList", "sms", "replyMap", "outbox"],
     "properties": {
         "bot": {"type": "string"}, "title": {"type": "string"},
         "node": {"type": "string", "description": "the flow node the conversation is in now"},
-        "inbound": {"type": "object", "description": "the CSP messageNotification the simulator built"},
+        "inbound": {"type": "object",
+                    "description": "the CSP messageNotification the simulator POSTed to the bot's webhook"},
         "replies": {"type": "array", "items": {"type": "object"},
-                    "description": "CSP send bodies the bot hands to the MaaP"},
+                    "description": "CSP send bodies the MaaP simulator received from the bot's outbox"},
         "messageList": {"type": "array", "items": {"type": "object"}},
         "sms": {"type": "array", "items": {"type": "string"},
                 "description": "smsContent of each reply: what a legacy phone gets"},
         "replyMap": {"type": "object", "additionalProperties": {"type": "string"}},
+        "outbox": {"type": "array", "description": "the preview store's outbox row of each reply",
+                   "items": {"type": "object", "required": ["messageId", "state"], "properties": {
+                       "messageId": {"type": "string"}, "state": {"type": "string"},
+                       "attempts": {"type": "integer"}}}},
     },
 }
 
@@ -98,8 +103,9 @@ PATHS: dict[str, dict[str, Any]] = {
         },
     }},
     "/api/studio/chat": {"post": {
-        "summary": "Preview conversation: a tap or reply, as the MaaP simulator would deliver it, "
-        "answered by the chatbot's turn function; nothing is stored or sent to a MaaP.",
+        "summary": "Preview conversation: the MaaP simulator delivers a tap or reply to the bot's "
+        "webhook in the studio's private chatbot runtime (own store, outbox and simulated MaaP); "
+        "the replies its outbox sent to the simulator come back. The configured MaaP is never used.",
         "operationId": "studioChat", "tags": ["studio"],
         "requestBody": {"required": True,
                         "content": {"application/json": {"schema": CHAT_REQUEST}}},
@@ -111,6 +117,7 @@ PATHS: dict[str, dict[str, Any]] = {
             "413": error_response("body too large"),
             "415": error_response("not application/json"),
             "422": error_response("no bot answers this tap"),
+            "502": error_response("the preview loop did not deliver the bot's replies"),
         },
     }},
     "/api/capabilities": {"get": {

@@ -1,7 +1,8 @@
 // The conversation behind the mock-ups: a tapped suggestion or a numbered legacy reply goes to
-// POST /api/studio/chat, where the MaaP simulator turns it into the platform's notification and
-// the chatbot's turn function answers with the GSMA messageList (and the SMS fallback a legacy
-// phone would get). Without a chatbot the tap is only shown, and the page says so.
+// POST /api/studio/chat, where the MaaP simulator delivers it to the bot's webhook (the studio's
+// private chatbot runtime: store, outbox, simulated MaaP) and the replies the outbox sent come
+// back as the GSMA messageList (and the SMS fallback a legacy phone would get). Without a
+// chatbot the tap is only shown, and the page says so.
 
 import {postJSON} from './api.js';
 

@@ -1,0 +1,185 @@
+"""The studio's own chatbot runtime: the production loop, wired to the MaaP simulator.
+
+A preview tap must run the bot exactly as production does — webhook authentication and parsing,
+the engine's dedupe + state CAS + outbox commit, the outbox worker, the MaaP client's token and
+send calls — yet must never reach the configured (real) MaaP, nor share the real bots' store.
+So the studio builds a second, private instance of the same pieces:
+
+- its own SQLite store in a fresh temp folder under `data_dir` (removed at shutdown);
+- the MaaP simulator (`chatbot.simulator`) as the platform, with credentials generated at start;
+- one loopback-only HTTP server (127.0.0.1, ephemeral port) that serves the bot's real CT/CU
+  webhook handler (`api_chatbot.csp_message`) at `/maap/{bot}/...` and the simulator's send
+  API under `/platform`;
+- an `Engine` and an `OutboxWorker` whose `MaapClient` points at that `/platform`.
+
+A tap is then: the simulator signs and POSTs the notification to the webhook → the engine
+commits state and outbox rows → the worker sends each row to the simulator → `exchange`
+returns what the simulator received. Nothing here reads `maap_url` or the webhook secrets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from chatbot.auth import WebhookAuth
+from chatbot.engine import Engine
+from chatbot.flows import FlowStore
+from chatbot.maap import MaapClient
+from chatbot.outbox import OutboxWorker
+from chatbot.simulator import Received, Simulator
+from chatbot.store import Store, open_store
+from chatbot.turns import State, outbound_id
+
+from ..keys import settings_key, templates_key
+from ..metrics import Counter
+
+PREVIEW_CHATBOT = "sip:studio-preview@botplatform.rcs.chinaunicom.cn"
+REPLY_TIMEOUT = 10.0  # seconds a tap waits for the outbox to hand its replies to the simulator
+KEEP_SENT = 60.0  # seconds sent preview rows stay in the outbox table before pruning
+DEDUPE_TTL = 3600.0  # preview deliveries are never retried later than this
+
+
+class PreviewFailed(Exception):
+    """The preview loop did not answer (webhook refused, or the outbox could not deliver)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One tap's round trip: the replies the simulator received, and their outbox rows."""
+
+    replies: list[dict[str, Any]]
+    outbox: list[dict[str, Any]]
+
+
+class PreviewBot:
+    def __init__(self, flows: FlowStore, sim: Simulator, store: Store, worker: OutboxWorker,
+                 webhook: str) -> None:
+        self.flows = flows
+        self.sim = sim
+        self.store = store
+        self.worker = worker
+        self.webhook = webhook  # http://127.0.0.1:<port>/maap
+        self.relayed = 0  # replies the simulator received for preview taps (tests read it)
+
+    async def state(self, bot: str, user: str) -> State | None:
+        """The conversation state the engine committed for (bot, user), as the engine keys it."""
+        loaded = await self.store.load(f"{bot}\x1f{user}", "")
+        return State.from_json(loaded.state) if loaded.state else None
+
+    async def exchange(self, bot: str, notification: dict[str, Any]) -> Exchange:
+        """Deliver one notification through the real loop; wait for the replies it produced."""
+        status = await self.sim.deliver(notification, webhook=f"{self.webhook}/{bot}", timeout=REPLY_TIMEOUT)
+        if status != 200:
+            raise PreviewFailed(f"the preview webhook answered HTTP {status or 'nothing'}")
+        # The 200 comes after the commit, so the turn's outbox rows exist now; their IDs are the
+        # engine's deterministic ones (bot, inbound messageId, index).
+        flow = self.flows.get(bot)
+        ids: list[str] = []
+        while flow is not None:
+            mid = outbound_id(flow.bot, notification["messageId"], len(ids))
+            if await self.store.message(mid) is None:
+                break
+            ids.append(mid)
+        deadline = time.monotonic() + REPLY_TIMEOUT
+        while True:
+            rows = [await self.store.message(mid) or {} for mid in ids]
+            if all(r.get("state") != "pending" for r in rows) or time.monotonic() > deadline:
+                break
+            self.worker.wake()
+            await asyncio.sleep(0.005)
+        got = self._take(set(ids), notification)
+        replies = [got[mid].body for mid in ids if mid in got]
+        self.relayed += len(replies)
+        if len(replies) < len(ids):
+            stuck = [f"{r.get('messageId')}: {r.get('state')} {r.get('lastError') or ''}".strip()
+                     for r in rows if r.get("messageId") not in got]
+            raise PreviewFailed(f"the outbox did not deliver {len(ids) - len(replies)} of {len(ids)} "
+                                f"replies to the simulator ({'; '.join(stuck)})")
+        return Exchange(replies, rows)
+
+    def _take(self, ids: set[str], notification: dict[str, Any]) -> dict[str, Received]:
+        """Remove this tap's records from the simulator, so its memory stays bounded by the
+        taps in flight rather than growing with every preview ever made."""
+        sim = self.sim
+        got = {r.message_id: r for r in sim.received if r.message_id in ids}
+        if got:
+            sim.received[:] = [r for r in sim.received if r.message_id not in ids]
+        sim.seen_ids.difference_update(ids)
+        sim.replies_to.pop(notification["contributionId"], None)
+        sim.injected.pop(notification["contributionId"], None)
+        sim.acked.discard(notification["messageId"])
+        return got
+
+
+preview_bot_key = web.AppKey("studio_preview_bot", PreviewBot)
+
+
+def _loopback_socket() -> socket.socket:
+    """Bound before the app is built, so the MaaP client knows its URL up front."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+async def preview_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: start the private runtime when the server has chatbot flows; stop it all."""
+    from ..api_chatbot import Chatbot, chatbot_key, csp_message, flows_key, turns_key
+
+    flows = app.get(flows_key)
+    if flows is None or not flows.flows:
+        yield
+        return
+    s = app[settings_key]
+    folder = Path(tempfile.mkdtemp(prefix="studio-preview-", dir=s.data_dir))
+    store = open_store("sqlite", sqlite_path=folder / "chatbot.sqlite3", sync="OFF")
+    await store.open()
+    sock = _loopback_socket()
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sim = Simulator(webhook=f"{base}/maap", chatbot=PREVIEW_CHATBOT, app_id="studio-preview",
+                    app_key=secrets.token_urlsafe(18), hmac_secret=secrets.token_urlsafe(24))
+    session = aiohttp.ClientSession()
+    maap = MaapClient(session, f"{base}/platform", app_id=sim.app_id, app_key=sim.app_key, dialect="csp")
+
+    async def prune() -> None:
+        await store.prune(time.time(), DEDUPE_TTL, KEEP_SENT)
+
+    worker = OutboxWorker(store, maap.send, concurrency=16, lease=REPLY_TIMEOUT, base_backoff=0.05,
+                          max_backoff=1.0, poll=0.05, prune=prune)
+    engine = Engine(flows, app[templates_key], store, worker.wake)
+    loop_app = web.Application(client_max_size=1024 * 1024)
+    loop_app[chatbot_key] = Chatbot(flows, WebhookAuth(hmac_secret=sim.hmac_secret), store, engine,
+                                    worker, sim.app_id)
+    # A counter of its own: preview taps are not production traffic in /metrics.
+    loop_app[turns_key] = Counter("mingpian_studio_preview_events_total", "preview turns", ("bot", "result"))
+    loop_app.router.add_post("/maap/{bot}/messageNotification/{chatbotId}/messages", csp_message)
+    loop_app.add_subapp("/platform", sim.app())
+    runner = web.AppRunner(loop_app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.SockSite(runner, sock).start()
+        worker.start()
+        app[preview_bot_key] = PreviewBot(flows, sim, store, worker, f"{base}/maap")
+        try:
+            yield
+        finally:
+            await worker.stop()
+    finally:
+        await runner.cleanup()  # also closes the simulator's client session
+        sock.close()
+        await maap.close()
+        await session.close()
+        await store.close()
+        shutil.rmtree(folder, ignore_errors=True)
