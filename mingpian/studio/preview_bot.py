@@ -20,6 +20,7 @@ returns what the simulator received. Nothing here reads `maap_url` or the webhoo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import shutil
 import socket
@@ -97,7 +98,6 @@ class PreviewBot:
             rows = [await self.store.message(mid) or {} for mid in ids]
             if all(r.get("state") != "pending" for r in rows) or time.monotonic() > deadline:
                 break
-            self.worker.wake()
             await asyncio.sleep(0.005)
         got = self._take(set(ids), notification)
         replies = [got[mid].body for mid in ids if mid in got]
@@ -142,44 +142,41 @@ async def preview_lifecycle(app: web.Application) -> AsyncIterator[None]:
     if flows is None or not flows.flows:
         yield
         return
-    s = app[settings_key]
-    folder = Path(tempfile.mkdtemp(prefix="studio-preview-", dir=s.data_dir))
-    store = open_store("sqlite", sqlite_path=folder / "chatbot.sqlite3", sync="OFF")
-    await store.open()
-    sock = _loopback_socket()
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    sim = Simulator(webhook=f"{base}/maap", chatbot=PREVIEW_CHATBOT, app_id="studio-preview",
-                    app_key=secrets.token_urlsafe(18), hmac_secret=secrets.token_urlsafe(24))
-    session = aiohttp.ClientSession()
-    maap = MaapClient(session, f"{base}/platform", app_id=sim.app_id, app_key=sim.app_key, dialect="csp")
+    async with contextlib.AsyncExitStack() as stack:  # unwinds whatever was started, in reverse
+        s = app[settings_key]
+        folder = Path(tempfile.mkdtemp(prefix="studio-preview-", dir=s.data_dir))
+        stack.callback(shutil.rmtree, folder, ignore_errors=True)
+        store = open_store("sqlite", sqlite_path=folder / "chatbot.sqlite3", sync="OFF")
+        await store.open()
+        stack.push_async_callback(store.close)
+        sock = stack.enter_context(_loopback_socket())
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        sim = Simulator(webhook=f"{base}/maap", chatbot=PREVIEW_CHATBOT, app_id="studio-preview",
+                        app_key=secrets.token_urlsafe(18), hmac_secret=secrets.token_urlsafe(24))
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        maap = MaapClient(session, f"{base}/platform", app_id=sim.app_id, app_key=sim.app_key,
+                          dialect="csp")
+        stack.push_async_callback(maap.close)
 
-    async def prune() -> None:
-        await store.prune(time.time(), DEDUPE_TTL, KEEP_SENT)
+        async def prune() -> None:
+            await store.prune(time.time(), DEDUPE_TTL, KEEP_SENT)
 
-    worker = OutboxWorker(store, maap.send, concurrency=16, lease=REPLY_TIMEOUT, base_backoff=0.05,
-                          max_backoff=1.0, poll=0.05, prune=prune)
-    engine = Engine(flows, app[templates_key], store, worker.wake)
-    loop_app = web.Application(client_max_size=1024 * 1024)
-    loop_app[chatbot_key] = Chatbot(flows, WebhookAuth(hmac_secret=sim.hmac_secret), store, engine,
-                                    worker, sim.app_id)
-    # A counter of its own: preview taps are not production traffic in /metrics.
-    loop_app[turns_key] = Counter("mingpian_studio_preview_events_total", "preview turns", ("bot", "result"))
-    loop_app.router.add_post("/maap/{bot}/messageNotification/{chatbotId}/messages", csp_message)
-    loop_app.add_subapp("/platform", sim.app())
-    runner = web.AppRunner(loop_app, access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
+        worker = OutboxWorker(store, maap.send, concurrency=16, lease=REPLY_TIMEOUT, base_backoff=0.05,
+                              max_backoff=1.0, poll=0.05, prune=prune)
+        engine = Engine(flows, app[templates_key], store, worker.wake)
+        loop_app = web.Application(client_max_size=1024 * 1024)
+        loop_app[chatbot_key] = Chatbot(flows, WebhookAuth(hmac_secret=sim.hmac_secret), store, engine,
+                                        worker, sim.app_id)
+        # A counter of its own: preview taps are not production traffic in /metrics.
+        loop_app[turns_key] = Counter("mingpian_studio_preview_events_total", "preview turns",
+                                      ("bot", "result"))
+        loop_app.router.add_post("/maap/{bot}/messageNotification/{chatbotId}/messages", csp_message)
+        loop_app.add_subapp("/platform", sim.app())
+        runner = web.AppRunner(loop_app, access_log=None, handle_signals=False)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)  # also closes the simulator's client session
         await web.SockSite(runner, sock).start()
         worker.start()
+        stack.push_async_callback(worker.stop)  # first to stop: nothing is sent after this
         app[preview_bot_key] = PreviewBot(flows, sim, store, worker, f"{base}/maap")
-        try:
-            yield
-        finally:
-            await worker.stop()
-    finally:
-        await runner.cleanup()  # also closes the simulator's client session
-        sock.close()
-        await maap.close()
-        await session.close()
-        await store.close()
-        shutil.rmtree(folder, ignore_errors=True)
+        yield
