@@ -26,6 +26,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from ..events import StatusReport
+from ..redispipe import AutoPipeline
 from . import Commit, CommitResult, Loaded, OutboxItem
 
 COMMIT = """
@@ -104,11 +105,10 @@ class RedisStore:
         self.dedupe_ttl = int(dedupe_ttl)
         self.keep_sent = int(keep_sent)
         self.r: aioredis.Redis | None = None
-        # Auto-pipelining: the commands of every turn and send outcome issued during one
-        # event-loop iteration go to Redis as ONE pipeline (one write, one read), each caller
-        # getting its own reply; a syscall per command is what dominated this store's cost.
-        self._ops: list[tuple[str, tuple[Any, ...], asyncio.Future[Any]]] = []
-        self._shas: dict[str, str] = {}
+        # Auto-pipelining (chatbot/redispipe.py): the commands of every turn and send outcome
+        # issued during one event-loop iteration go to Redis as ONE pipeline; a syscall per
+        # command is what dominated this store's cost.
+        self._pipe: AutoPipeline | None = None
 
     async def open(self) -> None:
         # A blocking pool: under load, callers queue for a connection instead of failing with
@@ -118,14 +118,13 @@ class RedisStore:
         self._pool = pool
         self.r = aioredis.Redis(connection_pool=pool)
         await self.r.ping()
-        await self._load_scripts()
-
-    async def _load_scripts(self) -> None:
-        for name, src in (("commit", COMMIT), ("claim", CLAIM), ("ack", ACK), ("retry", RETRY)):
-            self._shas[name] = await self._r.script_load(src)
+        self._pipe = AutoPipeline(self.r, {"commit": COMMIT, "claim": CLAIM, "ack": ACK, "retry": RETRY})
+        await self._pipe.load_scripts()
 
     async def close(self) -> None:
         if self.r is not None:
+            if self._pipe is not None:
+                await self._pipe.drain()
             await self.r.aclose()
             await self._pool.disconnect()
             self.r = None
@@ -136,45 +135,15 @@ class RedisStore:
             raise RuntimeError("store is not open")
         return self.r
 
-    # -- auto-pipelining ----------------------------------------------------------------------
     def _call(self, command: str, *args: Any) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
-        if not self._ops:
-            loop.call_soon(lambda: loop.create_task(self._flush()))
-        self._ops.append((command, args, fut))
-        return fut
+        if self._pipe is None:
+            raise RuntimeError("store is not open")
+        return self._pipe.call(command, *args)
 
     def _script(self, name: str, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
-        return self._call("EVALSHA", name, len(keys), *keys, *args)
-
-    async def _flush(self) -> None:
-        ops, self._ops = self._ops, []
-        for attempt in range(2):
-            pipe = self._r.pipeline(transaction=False)
-            for command, args, _ in ops:
-                if command == "EVALSHA":
-                    pipe.execute_command("EVALSHA", self._shas[args[0]], *args[1:])
-                else:
-                    pipe.execute_command(command, *args)
-            try:
-                results = await pipe.execute(raise_on_error=False)
-            except Exception as exc:  # connection trouble: every caller gets the error
-                for _, _, fut in ops:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                return
-            if attempt == 0 and any("NOSCRIPT" in str(r) for r in results if isinstance(r, Exception)):
-                await self._load_scripts()  # Redis restarted or flushed its script cache
-                continue
-            for (_, _, fut), result in zip(ops, results, strict=True):
-                if fut.done():
-                    continue
-                if isinstance(result, Exception):
-                    fut.set_exception(result)
-                else:
-                    fut.set_result(result)
-            return
+        if self._pipe is None:
+            raise RuntimeError("store is not open")
+        return self._pipe.script(name, keys, args)
 
     # -- turns --------------------------------------------------------------------------------
     async def load(self, conv: str, dedupe_key: str) -> Loaded:
