@@ -33,7 +33,7 @@ from chatbot.outbox import OutboxWorker
 from chatbot.store import CommitResult, Store, open_store
 
 from .http_errors import json_error, raise_json
-from .keys import metrics_key, settings_key, templates_key
+from .keys import chatbot_listeners_key, metrics_key, settings_key, templates_key
 from .metrics import Counter
 from .openapi import add_paths, error_response, json_response
 
@@ -155,11 +155,26 @@ async def _run(request: web.Request, bot: Chatbot, name: str, event: InboundEven
     try:
         result = await bot.engine.handle(name, event)
         request.app[turns_key].inc(name, result.value)
-        return result
     except Busy as exc:
         raise web.HTTPServiceUnavailable(
             text=_dumps({"error": "busy", "message": str(exc)}), content_type="application/json",
             headers={"Retry-After": "1"}) from None
+    if event.kind in ("text", "postback"):
+        await _tell_listeners(request.app, name, event)
+    return result
+
+
+async def _tell_listeners(app: web.Application, name: str, event: InboundEvent) -> None:
+    """Other features hear the user's text or tap after the turn committed — a repeat too, so a
+    listener that failed (or a crash before it ran) catches up on the platform's retry; they are
+    idempotent per message ID. Awaited before the answer, so what they store (an opt-out) is
+    durable before the platform is told. One listener's failure neither fails the webhook (the
+    turn is committed) nor stops the others."""
+    for listener in app.get(chatbot_listeners_key, ()):
+        try:
+            await listener(app, name, event)
+        except Exception:
+            log.exception("chatbot listener %r failed for %s", listener, event.message_id)
 
 
 async def notify_path(request: web.Request) -> web.Response:
@@ -345,6 +360,7 @@ def setup(app: web.Application) -> None:
                              ("outcome",))
     app[metrics_key].register(app[turns_key])
     app[metrics_key].register(app[sends_key])
+    app.setdefault(chatbot_listeners_key, [])
     r = app.router
     r.add_get("/maap/{bot}/notifyPath", notify_path, name="maap-notify-path")
     r.add_post("/maap/{bot}/messageNotification/{chatbotId}/messages", csp_message, name="maap-csp-message")

@@ -23,13 +23,14 @@ import yaml
 from aiohttp import web
 from jsonschema import Draft202012Validator
 
+from chatbot.events import InboundEvent
 from chatbot.maap import MaapClient
 from renderer import RenderError
 from renderer.legacy import degrade
 
 from ..http_errors import raise_json, read_json_body, render_error_response
 from ..jsonio import json_response
-from ..keys import settings_key, templates_key
+from ..keys import chatbot_listeners_key, settings_key, templates_key
 from ..openapi import add_paths, error_response
 from ..openapi import json_response as doc_json
 from . import auth, reports_page
@@ -410,6 +411,19 @@ async def post_reply(request: web.Request) -> web.Response:
     return json_response({"opt_out": opted})
 
 
+async def on_chatbot_event(app: web.Application, bot: str, event: InboundEvent) -> None:
+    """The chatbot accepted a user's text or tap (registered in `chatbot_listeners_key`): an
+    opt-out word blocks the enterprises behind that chatbot on every channel, a tap on a card's
+    button counts in their reports. Durable before the chatbot answers its webhook."""
+    dispatcher = app.get(dispatcher_key)
+    if dispatcher is None:
+        return
+    text = event.text if event.kind == "text" else ""
+    postback = event.postback if event.kind == "postback" else ""
+    dispatcher.on_chatbot(event.chatbot, event.user, text, postback, ref=f"chatbot:{bot}:{event.message_id}")
+    await app[store_key].durable()
+
+
 async def get_optouts(request: web.Request) -> web.Response:
     ent = _enterprise(request, _principal(request))
     return json_response({"optouts": request.app[store_key].optouts(ent["id"])})
@@ -725,6 +739,7 @@ def _obj(desc: str) -> dict[str, Any]:
 
 def setup(app: web.Application) -> None:
     app.cleanup_ctx.append(_lifecycle)
+    app.setdefault(chatbot_listeners_key, []).append(on_chatbot_event)  # 5G replies, in-process
     r = app.router
     e, ei = "/api/enterprises", "/api/enterprises/{eid}"
     r.add_get(e, list_enterprises)

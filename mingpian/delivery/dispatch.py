@@ -224,7 +224,7 @@ class Dispatcher:
             self._poke(f"{call_id}:ringing")
         await self.store.durable()  # acknowledged only once it would survive a crash
         if shared:
-            await self.meter.counters.confirm(did, self.dedupe_ttl)
+            self.meter.counters.confirm(did, self.dedupe_ttl)
         if card:
             self._spawn(did, d)
         return 202, {
@@ -547,35 +547,57 @@ class Dispatcher:
             self._background.add(t)
             t.add_done_callback(self._background.discard)
 
-    def on_reply(self, sender: str, line: str, text: str, channel: str, postback: str = "") -> bool:
-        """A person's reply on any channel; True if it was an opt-out (stored before returning).
-        A menu choice ("1", "回复2") or a 5G button's postback answering the card this person got
-        from the enterprise in the last day counts as a tap on that button (and, for an
-        advertising card, on the card)."""
-        opt_out = not postback and rules.is_opt_out(text)
-        key = None if opt_out or postback else parse_reply(text)
-        if not opt_out and not postback and (key is None or not key.isdigit()):
-            return False
+    def on_reply(
+        self, sender: str, line: str, text: str, channel: str, postback: str = "", ref: str = ""
+    ) -> bool:
+        """A person's reply to one of an enterprise's lines, on any channel; True if it was an
+        opt-out (stored before returning). See `_reply`."""
         try:
-            who, number = normalize_number(sender), normalize_number(line)
+            number = normalize_number(line)
         except NumberError:
             return False
         hit = self.store.find("line", number)
         if hit is None:
             return False
+        return self._reply([hit[0]], sender, text, channel, postback, ref)
+
+    def on_chatbot(self, chatbot: str, user: str, text: str, postback: str = "", ref: str = "") -> bool:
+        """A user's text or tap that reached a 5G chatbot (in-process, from the chatbot's webhook):
+        it speaks for every enterprise whose `chatbot` is that address. True if an opt-out."""
+        bot = _bot_id(chatbot)
+        ents = [e["id"] for e in self.store.list("enterprise", "") if _bot_id(e.get("chatbot", "")) == bot]
+        return bool(bot and ents) and self._reply(ents, user, text, "rcs", postback, ref)
+
+    def _reply(
+        self, enterprises: list[str], sender: str, text: str, channel: str, postback: str, ref: str
+    ) -> bool:
+        """An opt-out word blocks each of these enterprises for the sender on every channel. A
+        menu choice ("1", "回复2") or a 5G button's postback answering the card this person got
+        from them in the last day counts as a tap on that button (and, for an advertising card,
+        on the card); with `ref` (the platform's message id) a redelivered reply counts once."""
+        opt_out = not postback and rules.is_opt_out(text)
+        key = None if opt_out or postback else parse_reply(text)
+        if not opt_out and not postback and (key is None or not key.isdigit()):
+            return False
+        try:
+            who = normalize_number(sender.removeprefix("tel:"))
+        except NumberError:
+            return False
         if opt_out:
-            self.store.opt_out(hit[0], who, channel, text)
-            for did in self.store.active_for(hit[0], who):  # chains in flight stop now, not later
-                self._poke(did)
+            for ent in enterprises:
+                self.store.opt_out(ent, who, channel, text)
+                for did in self.store.active_for(ent, who):  # chains in flight stop now, not later
+                    self._poke(did)
             return True
-        self._tap(hit[0], who, key, postback)
+        self._tap(enterprises, who, key, postback, ref)
         return False
 
-    def _tap(self, enterprise: str, who: str, key: str | None, postback: str) -> None:
+    def _tap(self, enterprises: list[str], who: str, key: str | None, postback: str, ref: str) -> None:
         now = time.time()
-        last = self.store.last_delivered(enterprise, who, None)
+        last = self.store.last_delivered(enterprises, who, None)
         if last is None or now - last[1] > 86400:
             return
+        enterprise = last[3]
         d = self.store.delivery(last[2])
         if d is None:
             return
@@ -589,6 +611,8 @@ class Dispatcher:
             int(key) - 1 if key else next((i for i, b in enumerate(buttons) if b.postback == postback), -1)
         )
         if not 0 <= index < len(buttons):
+            return
+        if ref and not self.store.first_reply(ref, now):
             return
         day = day_of(now)
         self.store.count_tap(enterprise, d.card, buttons[index].text, day)
@@ -604,6 +628,12 @@ class Dispatcher:
         else:
             self.on_reply(sm.source, sm.destination, sm.text(), "sms")
         await self.store.durable()  # the deliver_sm_resp goes out after this
+
+
+def _bot_id(address: str) -> str:
+    """A chatbot address compared loosely: `sip:106500@botplatform…`, `106500@…` and `106500`
+    (the chatbotId some platforms put in the webhook path) name the same chatbot."""
+    return address.strip().removeprefix("sip:").partition("@")[0]
 
 
 def _weighted(cards: list[dict[str, Any]], call_id: str) -> dict[str, Any]:

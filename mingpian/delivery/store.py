@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS taps (enterprise TEXT NOT NULL, card TEXT NOT NULL, b
     day TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (enterprise, card, button, day)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS impressions (enterprise TEXT NOT NULL, card TEXT NOT NULL, day TEXT NOT NULL,
     shown INTEGER NOT NULL DEFAULT 0, taps INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (enterprise, card, day));
+CREATE TABLE IF NOT EXISTS replies_seen (key TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID;
 """
 
 FINAL = frozenset({"delivered", "failed", "dropped", "blocked", "skipped"})
@@ -521,15 +522,26 @@ class DeliveryStore:
         return [r[0] for r in rows]
 
     def last_delivered(
-        self, enterprise: str, recipient: str, kind: str | None
-    ) -> tuple[str, float, str] | None:
-        """(card, when, delivery id) of the latest card (of this kind) delivered to a person."""
+        self, enterprise: str | Sequence[str], recipient: str, kind: str | None
+    ) -> tuple[str, float, str, str] | None:
+        """(card, when, delivery id, enterprise) of the latest card (of this kind) delivered to a
+        person by the enterprise — or by any of several (the ones behind one 5G chatbot)."""
+        ents = [enterprise] if isinstance(enterprise, str) else list(enterprise)
+        if not ents:
+            return None
+        marks = ",".join("?" * len(ents))
         row = self.db.execute(
-            "SELECT card, updated, id FROM deliveries WHERE enterprise=? AND recipient=? "
-            "AND (? IS NULL OR kind=?) AND state='delivered' ORDER BY updated DESC LIMIT 1",
-            (enterprise, recipient, kind, kind),
+            "SELECT card, updated, id, enterprise FROM deliveries WHERE enterprise IN (" + marks + ") "
+            "AND recipient=? AND (? IS NULL OR kind=?) AND state='delivered' ORDER BY updated DESC LIMIT 1",
+            (*ents, recipient, kind, kind),
         ).fetchone()
-        return (row[0], row[1], row[2]) if row else None
+        return (row[0], row[1], row[2], row[3]) if row else None
+
+    def first_reply(self, key: str, now: float, keep: float = 7 * 86400) -> bool:
+        """True the first time a reply with this key (e.g. the chatbot's message id) is seen: a
+        platform's redelivery of the same tap is not counted twice. Old keys are pruned."""
+        self.db.execute("DELETE FROM replies_seen WHERE at < ?", (now - keep,))
+        return self.db.execute("INSERT OR IGNORE INTO replies_seen VALUES (?,?)", (key, now)).rowcount > 0
 
     def count_tap(self, enterprise: str, card: str, button: str, day: str) -> None:
         self.db.execute(
