@@ -280,6 +280,8 @@ class Dispatcher:
         resumed, graced = d is None, False
         if d is None:
             d = self.store.delivery(did)
+            if d is not None and d.state == "active" and self.meter.counters.name != "sqlite":
+                await self._give_back_orphan(d)
         while d is not None and d.state == "active":
             now = time.time()
             if d.phase == "ringing":
@@ -339,6 +341,16 @@ class Dispatcher:
             else:  # failed / timeout / error / skipped: next channel
                 d.step += 1
                 self.store.update_delivery(d.id, step=d.step)
+
+    async def _give_back_orphan(self, d: Delivery) -> None:
+        """Redis units are taken just before the attempt row commits (see `_attempt`): a crash
+        in between leaves a charge without a row, at the first step that has none. The chain may
+        never get there again (the call ended, an opt-out), so give it back; an attempt that
+        does run takes it anew."""
+        step = d.step
+        while self.store.attempt(d.id, step) is not None:
+            step += 1
+        await self.meter.counters.refund(f"{d.id}#{step}")
 
     async def _rules_pass(self, d: Delivery, now: float) -> bool:
         ent = self.store.get("enterprise", "", d.enterprise) or {}
@@ -458,21 +470,26 @@ class Dispatcher:
         segments = len(legacy.segments) if channel in LEGACY else 1
         ent = self.store.get("enterprise", "", d.enterprise) or {}
         # The attempt row and its charge commit together before the submit. SQLite counters never
-        # suspend inside `charge`, so it runs within this one transaction; Redis ones run after it.
+        # suspend inside `charge`, so it runs within this one transaction. Redis ones take the
+        # units first, keyed by delivery and step (what `charge_key` of this attempt will be), so
+        # the attempt row, its units and the ledger row then commit together and one durable
+        # wait covers them; a charge whose row a crash lost is given back on resume (`_chain`).
         inline = self.meter.counters.name == "sqlite"
         charge = None
+        if not inline:
+            charge = await self.meter.charge(
+                f"{d.id}#{d.step}", d.enterprise, d.line, channel, segments, now, record=False
+            )
         with self.store.tx():
             att = self.store.add_attempt(d.id, d.step, channel, segments, 0, now + self._timeout(d, channel))
-            if inline:
+            if charge is None:
                 charge = await self.meter.charge(
                     charge_key(att), d.enterprise, d.line, channel, segments, now
                 )
-                self._charged(att.id, charge, now)
-        await self.store.durable()  # the attempt row exists before anything is sent
-        if charge is None:
-            charge = await self.meter.charge(charge_key(att), d.enterprise, d.line, channel, segments, now)
+            else:
+                self.meter.record(charge_key(att), charge, d.enterprise, d.line, channel, now)
             self._charged(att.id, charge, now)
-            await self.store.durable()
+        await self.store.durable()  # the attempt row and its charge exist before anything is sent
         if not charge.ok:
             self._finish(d, "blocked", f"quota: {charge.reason}")
             return

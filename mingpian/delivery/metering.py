@@ -385,8 +385,11 @@ class Meter:
         store.db.executescript(SCHEMA)
 
     async def charge(
-        self, key: str, enterprise: str, line: str, channel: str, segments: int, now: float
+        self, key: str, enterprise: str, line: str, channel: str, segments: int, now: float,
+        *, record: bool = True,
     ) -> Charge:
+        """Take the units of one attempt. `record=False`: the caller writes the ledger row with
+        `record` itself, in the transaction of its attempt row (Redis counters)."""
         packages, metered = applicable(self.store, enterprise, line, now)
         if not metered:  # an enterprise without packages is not metered (e.g. a trial)
             return Charge(True, reason="unmetered")
@@ -394,9 +397,16 @@ class Meter:
         units = units_for(doc, channel, segments)
         ledger = (enterprise, line, channel, day_of(now), now)
         charge = await self.counters.consume(key, packages, units, ledger)
-        if charge.ok and not charge.repeated and self.counters.name != "sqlite":
-            _ledger(self.store.db, key, charge, ledger)
+        if record:
+            self.record(key, charge, enterprise, line, channel, now)
         return charge
+
+    def record(self, key: str, charge: Charge, enterprise: str, line: str, channel: str, now: float) -> None:
+        """The ledger row (for reports) of a charge taken in Redis; SqliteCounters writes its own
+        in the consumption's transaction. A repeated charge (taken before a crash, found again
+        under the same key) rewrites the same row."""
+        if charge.ok and charge.reason != "unmetered" and self.counters.name != "sqlite":
+            _ledger(self.store.db, key, charge, (enterprise, line, channel, day_of(now), now))
 
     async def refund(self, key: str) -> bool:
         done = await self.counters.refund(key)
