@@ -14,22 +14,31 @@ import asyncio
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 
 class AutoPipeline:
+    """One dedicated connection, at most one batch in flight: what callers queue while a batch
+    is out goes in the next one, so batches grow with the load. Replies are RESP as parsed by
+    redis-py's connection (hiredis when installed), without the per-command response callbacks
+    or the pool's per-call bookkeeping that redis-py's own Pipeline pays — and an error reply
+    (e.g. a Lua error) fails only its own caller."""
+
     def __init__(self, r: aioredis.Redis, scripts: dict[str, str]) -> None:
         self.r = r
         self.scripts = dict(scripts)  # name → Lua source
         self._shas: dict[str, str] = {}
         self._ops: list[tuple[str, tuple[Any, ...], asyncio.Future[Any]]] = []
         self._flushes: set[asyncio.Task[None]] = set()
+        self._lock = asyncio.Lock()
+        self._conn: Any = None  # redis.asyncio.Connection, taken from the pool for good
 
     async def load_scripts(self) -> None:
         for name, src in self.scripts.items():
             self._shas[name] = await self.r.script_load(src)
 
     def call(self, command: str, *args: Any) -> asyncio.Future[Any]:
-        """Queue one command for this loop iteration's pipeline; await the future for its reply."""
+        """Queue one command for the next batch; await the future for its reply."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         if not self._ops:
@@ -46,40 +55,64 @@ class AutoPipeline:
         t.add_done_callback(self._flushes.discard)
 
     async def _flush(self) -> None:
-        ops, self._ops = self._ops, []
-        for attempt in range(2):
-            if not self._shas and any(c == "EVALSHA" for c, _, _ in ops):
-                await self.load_scripts()
-            pipe = self.r.pipeline(transaction=False)
-            for command, args, _ in ops:
-                if command == "EVALSHA":
-                    pipe.execute_command("EVALSHA", self._shas[args[0]], *args[1:])
-                else:
-                    pipe.execute_command(command, *args)
-            try:
-                results = await pipe.execute(raise_on_error=False)
-            except Exception as exc:  # connection trouble: every caller gets the error
-                for _, _, fut in ops:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                return
-            again = []
-            for op, result in zip(ops, results, strict=True):
-                fut = op[2]
-                if fut.done():
-                    continue
-                if attempt == 0 and isinstance(result, Exception) and "NOSCRIPT" in str(result):
-                    again.append(op)  # that script did not run: load the scripts and run it again
-                elif isinstance(result, Exception):
-                    fut.set_exception(result)
-                else:
-                    fut.set_result(result)
-            if not again:
-                return
-            ops = again
-            await self.load_scripts()  # Redis restarted or flushed its script cache
+        async with self._lock:  # one batch in flight; this one takes all that queued meanwhile
+            ops, self._ops = self._ops, []
+            for attempt in range(2):
+                if not ops:
+                    return
+                if not self._shas and any(c == "EVALSHA" for c, _, _ in ops):
+                    await self.load_scripts()
+                try:
+                    results = await self._roundtrip(ops)
+                except Exception as exc:  # connection trouble: every caller gets the error
+                    for _, _, fut in ops:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    return
+                except asyncio.CancelledError:  # shutting down: nobody waits forever
+                    for _, _, fut in ops:
+                        fut.cancel()
+                    raise
+                again = []
+                for op, result in zip(ops, results, strict=True):
+                    fut = op[2]
+                    if fut.done():
+                        continue
+                    if attempt == 0 and isinstance(result, Exception) and "NOSCRIPT" in str(result):
+                        again.append(op)  # that script did not run: load the scripts, run it again
+                    elif isinstance(result, Exception):
+                        fut.set_exception(result)
+                    else:
+                        fut.set_result(result)
+                if again:
+                    await self.load_scripts()  # Redis restarted or flushed its script cache
+                ops = again
+
+    async def _roundtrip(self, ops: list[tuple[str, tuple[Any, ...], asyncio.Future[Any]]]) -> list[Any]:
+        if self._conn is None:
+            self._conn = await self.r.connection_pool.get_connection()
+        conn = self._conn
+        commands = [
+            ("EVALSHA", self._shas[args[0]], *args[1:]) if command == "EVALSHA" else (command, *args)
+            for command, args, _ in ops
+        ]
+        try:
+            await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            results: list[Any] = []
+            for _ in commands:
+                try:
+                    results.append(await conn.read_response())
+                except ResponseError as exc:  # an error reply: the stream is still in step
+                    results.append(exc)
+            return results
+        except BaseException:
+            await conn.disconnect(nowait=True)  # half-read replies: start over on a fresh socket
+            raise
 
     async def drain(self) -> None:
-        """Wait for the batches in flight (before closing the connection pool)."""
+        """Wait for the batches in flight, then hand the connection back to the pool."""
         while self._flushes:
             await asyncio.gather(*list(self._flushes), return_exceptions=True)
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await self.r.connection_pool.release(conn)
