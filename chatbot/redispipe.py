@@ -14,7 +14,7 @@ import asyncio
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 
 class AutoPipeline:
@@ -78,7 +78,7 @@ class AutoPipeline:
                     fut = op[2]
                     if fut.done():
                         continue
-                    if attempt == 0 and isinstance(result, Exception) and "NOSCRIPT" in str(result):
+                    if attempt == 0 and isinstance(result, NoScriptError):
                         again.append(op)  # that script did not run: load the scripts, run it again
                     elif isinstance(result, Exception):
                         fut.set_exception(result)

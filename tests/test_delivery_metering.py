@@ -164,3 +164,33 @@ async def test_two_servers_on_one_redis_share_dedupe_and_pool(make_app: AppFacto
     report = await (await a.get("/api/enterprises/sf/report", headers=auth(SF_KEY))).json()
     assert report["packages"][0]["used"] == 3  # one per delivered card, across both servers
     assert len(gateway.submitted()) == 3
+
+
+async def test_a_redis_charge_whose_attempt_row_a_crash_lost_is_given_back_on_resume(
+        make_app: AppFactory, gateway: _GS, redis_url: str) -> None:
+    """Redis units are taken just before the attempt row commits: a crash in between leaves a
+    charge without a row. The resumed chain ends without that attempt (here: an opt-out), so
+    the unit must come back."""
+    from dataclasses import replace
+
+    from mingpian.delivery.api import meter_key
+    from mingpian.delivery.metering import applicable
+
+    first = await make_app(delivery_counters="redis", redis_url=redis_url)
+    await call(first, "g1", "ended")
+    assert (await settle(first, "g1:ended"))["state"] == "delivered"
+    store, meter = first.app[store_key], first.app[meter_key]
+    done = store.delivery("g1:ended")
+    assert done is not None
+    with store.tx():  # the state a crash leaves: an active delivery, its charge, no attempt row
+        store.add_delivery(replace(done, id="g2:ended", call_id="g2", state="active", step=0, channel=""))
+        store.opt_out("sf", done.recipient, "sms", "退订")
+    packages, _ = applicable(store, "sf", done.line, time.time())
+    assert (await meter.counters.consume("g2:ended#0", packages, 1)).ok
+    await store.durable()
+    assert (await meter.balances("sf"))[0]["used"] == 2
+    await first.close()
+    second = await make_app(delivery_counters="redis", redis_url=redis_url)
+    d = await settle(second, "g2:ended")
+    assert (d["state"], d["reason"], d["attempts"]) == ("blocked", "opted out", [])
+    assert (await second.app[meter_key].balances("sf"))[0]["used"] == 1
