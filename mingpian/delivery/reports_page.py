@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..studio.assets import asset_url
+from ..studio.pages import html_response, page
 from ..studio.security import HEADERS
 
 STATIC = Path(__file__).parent / "static"
@@ -38,25 +38,7 @@ def url(name: str) -> str:
     return f"{PREFIX}{name}?v={VERSION}"
 
 
-PAGE = """<!doctype html>
-<html lang="zh-CN">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>名片 Studio · 投递报表</title>
-<link rel="stylesheet" href="{studio_css}">
-<link rel="stylesheet" href="{reports_css}">
-<link rel="icon" href="{icon}" type="image/svg+xml">
-<script type="module" src="{reports_js}"></script>
-</head>
-<body>
-<a class="skip" href="#main">跳到正文</a>
-<header class="top">
-  <a class="logo" href="/"><span aria-hidden="true">名</span> 名片 Studio</a>
-  <nav aria-label="站点"><a href="/">模板</a> <a href="/reports">报表</a>
-  <a href="/api/openapi.json">API</a></nav>
-</header>
-<main id="main" class="reports">
+BODY = """<main id="main" class="reports">
 <h1>投递报表</h1>
 <form id="login" class="login">
   <label>企业 ID <input name="enterprise" required autocomplete="off"
@@ -67,22 +49,12 @@ PAGE = """<!doctype html>
 <p id="error" class="error" role="alert" hidden></p>
 <div id="report"></div>
 </main>
-<p id="status" class="sr-only" role="status" aria-live="polite"></p>
-</body>
-</html>
 """
 
 
 async def reports(request: web.Request) -> web.Response:
-    html = PAGE.format(
-        studio_css=asset_url("studio.css"),
-        reports_css=url("reports.css"),
-        icon=asset_url("icon.svg"),
-        reports_js=url("reports.js"),
-    )
-    return web.Response(
-        text=html, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-cache"}
-    )
+    return html_response(page("名片 Studio · 投递报表", BODY, url("reports.js"),
+                              extra_css=(url("reports.css"),)))
 
 
 async def static(request: web.Request) -> web.Response:

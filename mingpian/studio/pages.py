@@ -15,7 +15,10 @@ from .assets import asset_url
 PHASE_LABELS = {"pre-call": "来电前", "in-call": "通话中", "hang-up": "挂机后"}
 
 
-def _page(title: str, body: str, script: str, body_attrs: str = "") -> str:
+def page(title: str, body: str, script_url: str, extra_css: tuple[str, ...] = ()) -> str:
+    """The shell every studio-looking page shares (head, skip link, header and nav, status line);
+    `body` is trusted markup, `title` is escaped, scripts and stylesheets are same-origin URLs."""
+    css = "".join(f'\n<link rel="stylesheet" href="{href}">' for href in extra_css)
     return f"""<!doctype html>
 <html lang="zh-CN">
 <head>
@@ -23,11 +26,11 @@ def _page(title: str, body: str, script: str, body_attrs: str = "") -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)}</title>
 <link rel="stylesheet" href="{asset_url('fonts.css')}">
-<link rel="stylesheet" href="{asset_url('studio.css')}">
+<link rel="stylesheet" href="{asset_url('studio.css')}">{css}
 <link rel="icon" href="{asset_url('icon.svg')}" type="image/svg+xml">
-<script type="module" src="{asset_url(script)}"></script>
+<script type="module" src="{script_url}"></script>
 </head>
-<body{body_attrs}>
+<body>
 <a class="skip" href="#main">跳到正文</a>
 <header class="top">
   <a class="logo" href="/"><span aria-hidden="true">名</span> 名片 Studio</a>
@@ -41,7 +44,7 @@ def _page(title: str, body: str, script: str, body_attrs: str = "") -> str:
 """
 
 
-def _html(text: str) -> web.Response:
+def html_response(text: str) -> web.Response:
     return web.Response(text=text, content_type="text/html", charset="utf-8",
                         headers={"Cache-Control": "no-cache"})
 
@@ -75,7 +78,7 @@ async def gallery(request: web.Request) -> web.Response:
 {''.join(items) or '<li class="empty">模板目录里还没有模板。</li>'}
 </ul>
 </main>"""
-    return _html(_page("名片 Studio · 模板", body, "gallery.js"))
+    return html_response(page("名片 Studio · 模板", body, asset_url("gallery.js")))
 
 
 async def template_page(request: web.Request) -> web.Response:
@@ -124,7 +127,7 @@ async def template_page(request: web.Request) -> web.Response:
   </section>
 </div>
 </main>"""
-    return _html(_page(f"名片 Studio · {title}", body, "template.js"))
+    return html_response(page(f"名片 Studio · {title}", body, asset_url("template.js")))
 
 
 def setup(app: web.Application) -> None:
