@@ -23,7 +23,7 @@ import jsonschema
 
 from renderer import PROFILES
 from renderer.errors import Problem, TemplateInvalid
-from renderer.fields import Field
+from renderer.fields import Field, SourceCompiler
 from renderer.jsonpath import json_path
 from renderer.sandbox import CardSandbox, make_environment
 from renderer.yamlsrc import line_of, load_yaml, locate
@@ -256,14 +256,7 @@ class Flow:
         return self.env.root_context(values)
 
 
-class _Compiler:
-    def __init__(self, env: CardSandbox, file: str) -> None:
-        self.env = env
-        self.file = file
-
-    def fail(self, node: Any, path: str, message: str) -> TemplateInvalid:
-        return TemplateInvalid.at(self.file, line_of(node, 1), path, message)
-
+class _Compiler(SourceCompiler):
     def actions(self, src: Any, path: str) -> Actions:
         lets: list[tuple[str, Value]] = []
         for key, raw in (src.get("let") or {}).items():
@@ -379,8 +372,7 @@ def _check_targets(flow: Flow, src: Any, c: _Compiler) -> None:
     for path, actions, line in each():
         if actions.goto is not None and actions.goto not in flow.nodes:
             msg = f"goto {actions.goto!r}: no such node (known: {', '.join(flow.nodes)})"
-            raise TemplateInvalid(f"{flow.file}:{line}: {path}.goto: {msg}",
-                                  [Problem(f"{path}.goto", msg, flow.file, line or None)])
+            raise TemplateInvalid.at(flow.file, line, f"{path}.goto", msg)
 
 
 class FlowStore:

@@ -14,7 +14,7 @@ from typing import Any
 from jinja2.runtime import Context
 
 from .errors import TemplateInvalid
-from .fields import Field
+from .fields import Field, SourceCompiler
 from .model import SUGGESTION_KINDS, Card, Media, Suggestion
 from .sandbox import CardSandbox
 from .yamlsrc import LocDict, line_of
@@ -52,14 +52,7 @@ LAYOUT_KEYS = ("orientation", "imageAlignment")
 _FOR = re.compile(r"^\s*([A-Za-z_]\w*)\s+in\s+(.+?)\s*$")
 
 
-class _Compiler:
-    def __init__(self, env: CardSandbox, file: str) -> None:
-        self.env = env
-        self.file = file
-
-    def fail(self, node: Any, path: str, message: str) -> TemplateInvalid:
-        return TemplateInvalid.at(self.file, line_of(node, 1), path, message)
-
+class _Compiler(SourceCompiler):
     def mapping(self, node: Any, path: str, allowed: Iterable[str]) -> LocDict:
         if not isinstance(node, dict):
             raise self.fail(node, path, f"expected a mapping, got {type(node).__name__}")

@@ -23,6 +23,18 @@ RenderFunc = Callable[[Context], Iterator[str]]
 RESULT = "mingpian__result"  # where an expression field leaves its value; not a data name
 
 
+class SourceCompiler:
+    """Base of the compilers of located YAML (card.yaml, chatbot flow.yaml): the environment
+    their fields compile in, the file they read, and errors placed at a node's line."""
+
+    def __init__(self, env: CardSandbox, file: str) -> None:
+        self.env = env
+        self.file = file
+
+    def fail(self, node: Any, path: str, message: str) -> TemplateInvalid:
+        return TemplateInvalid.at(self.file, line_of(node, 1), path, message)
+
+
 class Field:
     """One compiled field value, with where it came from for error messages."""
 
