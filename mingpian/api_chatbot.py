@@ -32,6 +32,7 @@ from chatbot.maap import MaapClient, SendResult
 from chatbot.outbox import OutboxWorker
 from chatbot.store import CommitResult, Store, open_store
 
+from . import jsonio
 from .http_errors import json_error, raise_json
 from .keys import chatbot_listeners_key, metrics_key, settings_key, templates_key
 from .metrics import Counter
@@ -57,10 +58,6 @@ chatbot_key = web.AppKey("chatbot", Chatbot)
 flows_key = web.AppKey("chatbot_flows", FlowStore)
 turns_key = web.AppKey("chatbot_turns", Counter)
 sends_key = web.AppKey("chatbot_sends", Counter)
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False)
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -121,8 +118,7 @@ async def _authenticated(request: web.Request) -> tuple[Chatbot, bytes]:
     try:
         bot.auth.verify(request.headers, raw)
     except AuthError as exc:
-        raise web.HTTPUnauthorized(text=_dumps({"error": "unauthorized", "message": str(exc)}),
-                                   content_type="application/json") from None
+        raise_json(401, "unauthorized", str(exc))
     if bot.flows.get(request.match_info["bot"]) is None:
         raise_json(404, "unknown_bot", f"no chatbot named {request.match_info['bot']!r}", "bot")
     return bot, raw
@@ -134,10 +130,6 @@ def _parse(raw: bytes) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise_json(400, "invalid_json", f"malformed JSON: {exc}"[:300], "$")
-
-
-def _json(obj: Any, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps(obj), content_type="application/json", headers=headers)
 
 
 def _bad_event(exc: BadEvent) -> web.HTTPBadRequest:
@@ -157,7 +149,8 @@ async def _run(request: web.Request, bot: Chatbot, name: str, event: InboundEven
         request.app[turns_key].inc(name, result.value)
     except Busy as exc:
         raise web.HTTPServiceUnavailable(
-            text=_dumps({"error": "busy", "message": str(exc)}), content_type="application/json",
+            text=jsonio.dumps({"error": "busy", "message": str(exc)}).decode(),
+            content_type="application/json",
             headers={"Retry-After": "1"}) from None
     if event.kind in ("text", "postback"):
         await _tell_listeners(request.app, name, event)
@@ -180,7 +173,7 @@ async def _tell_listeners(app: web.Application, name: str, event: InboundEvent) 
 async def notify_path(request: web.Request) -> web.Response:
     bot, _ = await _authenticated(request)
     headers = {"echoStr": request.headers.get("echoStr", ""), "appId": bot.app_id}
-    return _json({"errorCode": 0, "errorMessage": ""}, headers)
+    return jsonio.json_response({"errorCode": 0, "errorMessage": ""}, headers=headers)
 
 
 async def csp_message(request: web.Request) -> web.Response:
@@ -191,7 +184,7 @@ async def csp_message(request: web.Request) -> web.Response:
     except BadEvent as exc:
         raise _bad_event(exc) from None
     await _run(request, bot, request.match_info["bot"], event)
-    return _json({"messageId": event.message_id, "conversationId": event.conversation_id,
+    return jsonio.json_response({"messageId": event.message_id, "conversationId": event.conversation_id,
                   "contributionId": event.contribution_id, "errorCode": 0, "errorMessage": ""})
 
 
@@ -203,7 +196,7 @@ async def csp_status(request: web.Request) -> web.Response:
     except BadEvent as exc:
         raise _bad_event(exc) from None
     await bot.store.record_status(reports, time.time())
-    return _json({"errorCode": 0, "errorMessage": ""})
+    return jsonio.json_response({"errorCode": 0, "errorMessage": ""})
 
 
 async def gsma_event(request: web.Request) -> web.Response:
@@ -215,7 +208,7 @@ async def gsma_event(request: web.Request) -> web.Response:
     except BadEvent as exc:
         raise _bad_event(exc) from None
     await _run(request, bot, name, event)
-    return _json({"status": "ok"})
+    return jsonio.json_response({"status": "ok"})
 
 
 async def cm_inbound(request: web.Request) -> web.Response:
@@ -249,7 +242,7 @@ async def message_status(request: web.Request) -> web.Response:
     # the number is shown masked (138****8000), as support staff would see it.
     if isinstance(info.get("conversation"), str):
         info = {**info, "conversation": _PHONE.sub(_mask_digits, info["conversation"])}
-    return web.json_response(info, dumps=_dumps)
+    return jsonio.json_response(info)
 
 
 _PHONE = re.compile(r"\+?\d{7,}")
@@ -265,7 +258,7 @@ async def list_bots(request: web.Request) -> web.Response:
     bots = [{"name": n, "title": f.title, "chatbot": f.chatbot, "nodes": list(f.nodes), "ok": True}
             for n, f in flows.flows.items()]
     bots += [{"name": n, "ok": False, "error": e.to_json()} for n, e in flows.errors.items()]
-    return web.json_response({"bots": bots, "store": request.app[settings_key].store}, dumps=_dumps)
+    return jsonio.json_response({"bots": bots, "store": request.app[settings_key].store})
 
 
 # ---- OpenAPI -------------------------------------------------------------------------------

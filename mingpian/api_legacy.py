@@ -7,7 +7,6 @@ format handlers and documents their response as the `LegacyRender` schema.
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,6 +16,7 @@ from renderer.gsm import CHANNELS, Channel
 from renderer.legacy import degrade_template
 
 from .api_templates import RenderRequest, formats_key
+from .jsonio import json_response
 from .openapi import add_paths, openapi_paths_key
 
 RENDER_PATH = "/api/templates/{name}/render"
@@ -83,16 +83,12 @@ SCHEMAS: dict[str, Any] = {
 LEGACY_REF = {"$ref": "#/components/schemas/LegacyRender"}
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False)
-
-
 def _handler(channel: Channel) -> Callable[[RenderRequest], Awaitable[web.StreamResponse]]:
     async def render_legacy(rr: RenderRequest) -> web.Response:
         lt = degrade_template(rr.template, rr.message, channel, rr.profile)
         body = {"template": rr.template.name, "templateVersion": rr.template.version,
                 "profile": rr.profile.name, "format": channel, **lt.to_json()}
-        return web.json_response(body, dumps=_dumps)
+        return json_response(body)
 
     return render_legacy
 

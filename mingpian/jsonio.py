@@ -23,7 +23,7 @@ def loads(raw: bytes | str) -> Any:
     return orjson.loads(raw)
 
 
-def json_response(obj: Any, status: int = 200, content_type: str = "application/json",
+def json_response(obj: Any, *, status: int = 200, content_type: str = "application/json",
                   headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(body=orjson.dumps(obj), status=status, content_type=content_type,
                         charset="utf-8", headers=headers)
