@@ -10,8 +10,6 @@ from renderer import CarrierProfile, RenderError, TemplateStore, to_rcs
 from renderer.legacy import override_problems
 from renderer.svgcard import svg_problems
 
-Check = list[str]
-
 
 def lint_templates(store: TemplateStore, names: list[str] | None,
                    profile: CarrierProfile) -> list[str]:

@@ -251,7 +251,7 @@ def _text(f: Field | None, ctx: Context | None) -> str | None:
 def _number(f: Field | None, ctx: Context | None, kind: type[int] | type[float]) -> Any:
     if f is None:
         return None
-    v = f.value if f.is_const else f.evaluate(ctx)  # type: ignore[arg-type]
+    v = f.evaluate(ctx)  # type: ignore[arg-type]  # a constant field needs no context
     if v is None or v == "":
         return None
     if isinstance(v, bool):
