@@ -37,7 +37,7 @@ import aiohttp  # noqa: E402
 import yaml  # noqa: E402
 from benchlib import free_port, redis_server, wait_port  # noqa: E402
 
-from mingpian.delivery.gatewaysim import GatewaySim  # noqa: E402
+from tests.support.gatewaysim import GatewaySim  # noqa: E402
 
 TARGET = 2000.0
 KEY = "mpk_bench-operator-key-0123456789abcdef"

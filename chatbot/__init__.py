@@ -1,10 +1,14 @@
 """The hang-up-card chatbot: MaaP webhook events in, declarative flows, durable exactly-once replies.
 
-Uses `renderer` for cards; knows nothing of the `mingpian` server, which wires it to HTTP
-(`mingpian/api_chatbot.py`). The pieces, in the order an event meets them:
+Uses `renderer` for cards; knows nothing of the `mingpian` server, which maps HTTP onto the
+runtime's two doors (`mingpian/api/chatbot.py`). The pieces, in the order an event meets them:
 
-    auth.py    verify the platform's credentials on the raw body (before any parsing)
-    events.py  validate + normalise CSP / GSMA JSON into one InboundEvent
-    engine.py  dedupe + load state + turns.turn() + commit (state CAS + outbox) in one step
-    outbox.py  deliver committed replies to the MaaP (maap.py), in order, with retries
+    runtime.py  builds everything below once per deployment; `inbound` and `send` are its doors
+    auth.py     verify the platform's credentials on the raw body (before any parsing)
+    events.py   validate + normalise CSP / GSMA JSON (cmxml.py: China Mobile XML) into one InboundEvent
+    engine.py   dedupe + load state + turns.turn() + commit (state CAS + outbox) in one step
+    flows.py    the declarative YAML flows; turns.py one turn of a conversation
+    outbox.py   deliver committed replies through the MaaP client (maap.py), in order, with retries
+    store/      SQLite (embedded) and Redis (shared) state stores
+    simulator.py  a MaaP platform for tests, benchmarks and the studio's preview
 """

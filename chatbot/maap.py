@@ -29,7 +29,7 @@ import orjson
 
 from renderer import BOTMESSAGE, BOTSUGGESTION
 
-from .http1 import Http1Client, HttpError
+from infra.http1 import Http1Client, HttpError
 
 TOKEN_ERRORS = frozenset({40001, 40014, 41001, 42001})
 RETRY_ERRORS = frozenset({-1, 45001, 30001, 30002, 30003, 30004})
@@ -153,6 +153,22 @@ class MaapClient:
         if resp.status != 200 or not isinstance(data, dict) or not data.get("access_token"):
             raise TokenError(f"token request failed: HTTP {resp.status} {str(data)[:200]}")
         return _Token(str(data["access_token"]), self._expiry(data.get("expires_in", 3600)))
+
+    # -- capability -------------------------------------------------------------------------
+    async def capability(self, chatbot: str, contact: str, path: str, timeout: float = 0.5) -> bool | None:
+        """Is `contact` (`tel:+86…`) a 5G-message terminal? The MaaP answers 200 (yes) or 404
+        (no) at `path` (`{chatbot}` and `{contact}` filled in); None when it did not answer
+        (a token failure, a timeout, a reset): a calling card cannot wait for it."""
+        url = self.server + path.format(chatbot=quote(chatbot, safe=":@"), contact=quote(contact))
+        try:
+            token = await self.token(chatbot)
+            auth = f"accessToken {token}" if self.dialect == "csp" else f"Bearer {token}"
+            async with self.session.get(url, headers={"authorization": auth},
+                                        timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+                await resp.read()
+        except (TokenError, TimeoutError, aiohttp.ClientError, OSError):
+            return None
+        return {200: True, 404: False}.get(resp.status)
 
     # -- sending ------------------------------------------------------------------------------
     async def send(self, body: dict[str, Any]) -> SendResult:

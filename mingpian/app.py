@@ -9,7 +9,9 @@ from aiohttp import web
 
 from renderer import RenderError, TemplateStore
 
-from . import api_chatbot, api_docs, api_legacy, api_templates, delivery, media, openapi, studio
+from . import api_docs, api_legacy, api_templates, media, openapi, studio
+from .api import chatbot as api_chatbot
+from .api import delivery as api_delivery
 from .keys import metrics_key, settings_key, templates_key
 from .metrics import Metrics
 from .middleware import observe
@@ -57,6 +59,6 @@ def create_app(settings: Settings | None = None) -> web.Application:
     media.setup(app)
     api_legacy.setup(app)
     studio.setup(app)
-    api_chatbot.setup(app)
-    delivery.setup(app)
+    api_chatbot.setup(app)  # before delivery: delivery sends 5G messages through its runtime
+    api_delivery.setup(app)
     return app

@@ -41,7 +41,7 @@ class Settings:
     media_workers: int = 2
     media_concurrency: int = 2
     ffmpeg: str = ""
-    # -- chatbot (chatbot/, mingpian/api_chatbot.py; docs/chatbot.md) --
+    # -- chatbot (chatbot/, mingpian/api/chatbot.py; docs/chatbot.md) --
     chatbot_dir: Path = PROJECT_ROOT / "chatbots"
     store: str = "sqlite"
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -64,7 +64,7 @@ class Settings:
     outbox_backoff: float = 0.2
     outbox_max_backoff: float = 60.0
     outbox_lease: float = 30.0
-    # -- delivery (mingpian/delivery/; docs/delivery.md) --
+    # -- delivery (delivery/, mingpian/api/delivery/; docs/delivery.md) --
     delivery_counters: str = "sqlite"
     delivery_seed: str = ""
     delivery_operator_key: str = ""

@@ -8,8 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-from mingpian.delivery.metering import Package, RedisCounters, SqliteCounters
-from mingpian.delivery.store import DeliveryStore
+from delivery.metering import Package
+from delivery.metering.redis import RedisCounters
+from delivery.metering.sqlite import SqliteCounters
+from delivery.store import DeliveryStore
 
 
 async def main(kind: str, where: str, tag: str, n: int, start_at: float) -> None:

@@ -16,8 +16,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from mingpian.app import create_app
-from mingpian.delivery.api import dispatcher_key, smpp_key, store_key
-from mingpian.delivery.gatewaysim import GatewaySim, Rule
+from mingpian.api.delivery import delivery_key
+from tests.support.gatewaysim import GatewaySim, Rule
 from mingpian.settings import PROJECT_ROOT, Settings
 
 Client = TestClient[Any, web.Application]
@@ -94,7 +94,7 @@ def make_app(aiohttp_client: Any, settings: Settings, gateway: GatewaySim, tmp_p
                            delivery_smpp_password="secret", **overrides)
         kwargs = {"server_kwargs": {"port": port}} if port is not None else {}
         client: Client = await aiohttp_client(create_app(s), **kwargs)
-        assert await client.app[smpp_key].wait_bound(5)
+        assert await client.app[delivery_key].smpp.wait_bound(5)
         return client
 
     return make
@@ -110,7 +110,7 @@ async def call(client: Client, call_id: str, phase: str, caller: str = SF_LINE, 
 
 async def settle(client: Client, delivery: str, timeout: float = 8.0) -> dict[str, Any]:
     """Wait until a delivery reaches a final state; its row with attempts."""
-    store = client.app[store_key]
+    store = client.app[delivery_key].store
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         d = store.delivery(delivery)
@@ -121,7 +121,7 @@ async def settle(client: Client, delivery: str, timeout: float = 8.0) -> dict[st
 
 
 async def idle(client: Client) -> None:
-    await client.app[dispatcher_key].idle()
+    await client.app[delivery_key].chains.idle()
 
 
 __all__ = ["Rule", "call", "idle", "settle"]

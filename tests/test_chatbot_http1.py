@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from chatbot.http1 import Http1Client, HttpError
+from infra.http1 import Http1Client, HttpError
 
 
 async def test_keep_alive_chunked_and_headers(aiohttp_server: Any) -> None:

@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from chatbot.redispipe import AutoPipeline
+from infra.redispipe import AutoPipeline
 from tests.chatbot_support import redis_url  # noqa: F401
 
 INCR = "return redis.call('INCRBY', KEYS[1], ARGV[1])"

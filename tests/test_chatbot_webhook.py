@@ -118,7 +118,7 @@ async def test_base64_csp_signature_is_accepted(aiohttp_client: T, sim: T, tmp_p
 
 async def test_no_configured_credentials_refuses_everything(aiohttp_client: T, sim: T, tmp_path: Path) -> None:  # noqa: F811
     bot = await start_bot(aiohttp_client, sim, tmp_path)
-    auth = bot.client.app[__import__("mingpian.api_chatbot", fromlist=["chatbot_key"]).chatbot_key].auth
+    auth = bot.client.app[__import__("mingpian.api.chatbot", fromlist=["runtime_key"]).runtime_key].auth
     object.__setattr__(auth, "csp_token", "")
     object.__setattr__(auth, "hmac_secret", "")
     object.__setattr__(auth, "username", "")

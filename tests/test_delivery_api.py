@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from mingpian.delivery import auth as dauth
-from mingpian.delivery.api import load_seed, store_key
-from mingpian.delivery.model import NumberError, normalize_number
-from mingpian.delivery.store import DeliveryStore
+from delivery import keys as dauth
+from delivery.seed import SeedError, load_seed
+from mingpian.api.delivery import delivery_key
+from delivery.model import NumberError, normalize_number
+from delivery.store import DeliveryStore
 
 from .delivery_support import (
     CMB_KEY,
@@ -47,7 +48,7 @@ def test_bad_numbers_are_refused(raw: str) -> None:
 
 async def test_keys_are_stored_hashed_only(make_app: AppFactory) -> None:
     client = await make_app()
-    store = client.app[store_key]
+    store = client.app[delivery_key].store
     dump = "\n".join(store.db.iterdump())
     assert SF_KEY not in dump and OPERATOR not in dump
     assert dauth.hash_key(SF_KEY) in dump
@@ -133,7 +134,7 @@ async def test_every_route_refuses_other_tenants_and_anonymous_callers(make_app:
     client = await make_app()
     await call(client, "cmb-call", "ringing", caller=CMB_LINE, key=CMB_KEY)
     await settle(client, "cmb-call:ringing")
-    store = client.app[store_key]
+    store = client.app[delivery_key].store
     before = "\n".join(store.db.iterdump())
     routes = sorted({(r.method, r.resource.canonical) for r in client.app.router.routes()
                      if r.resource is not None and r.resource.canonical.startswith(("/api/enterprises", "/api/calls",
@@ -170,6 +171,6 @@ async def test_seed_errors_name_the_file_and_path(tmp_path: Path) -> None:
     seed = tmp_path / "seed.yaml"
     seed.write_text("enterprises:\n  - id: a\n    name: A\n    signature: A\n    lines:\n      - {number: 1, kind: fax}\n",
                     "utf-8")
-    with pytest.raises(SystemExit, match=r"seed.yaml: enterprises\[0\].lines\[0\]"):
+    with pytest.raises(SeedError, match=r"seed.yaml: enterprises\[0\].lines\[0\]"):
         load_seed(store, seed)
     store.close()

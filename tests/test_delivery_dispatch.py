@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from mingpian.delivery import smpp
-from mingpian.delivery.api import meter_key, store_key
-from mingpian.delivery.gatewaysim import GatewaySim, Rule
+from delivery.gateways import smpp_client, smpp_receipts
+from delivery.gateways import smpp_pdu as smpp
+from mingpian.api.delivery import delivery_key
+from tests.support.gatewaysim import GatewaySim, Rule
 
 from .delivery_support import (  # noqa: F401  (fixtures)
     CMB_LINE,
@@ -28,7 +29,7 @@ from .delivery_support import (  # noqa: F401  (fixtures)
 async def _submitted(client: Any, delivery: str) -> None:
     """Wait until the delivery's first attempt was handed to the gateway (and no receipt yet)."""
     for _ in range(300):
-        att = client.app[store_key].attempt(delivery, 0)
+        att = client.app[delivery_key].store.attempt(delivery, 0)
         if att is not None and att.state == "submitted":
             return
         await asyncio.sleep(0.01)
@@ -52,15 +53,14 @@ async def test_ussd_fails_then_flash_within_its_timeout_is_charged_once(make_app
     # the verified line speaks with the enterprise's brand; the staff member's data is on the card
     assert flash["text"].startswith("【顺丰速运】") and "陈思远" in flash["text"]
     # charged once: the failed USSD attempt was refunded, the delivered flash stays charged
-    balances = await client.app[meter_key].balances("sf")
+    balances = await client.app[delivery_key].meter.balances("sf")
     assert balances[0]["used"] == 1
-    usage = client.app[meter_key].usage("sf", ("channel",))
+    usage = client.app[delivery_key].meter.usage("sf", ("channel",))
     assert usage == [{"channel": "flash", "messages": 1, "units": 1, "overage_units": 0, "cost": 0.05}]
     # a redelivered receipt changes nothing
-    client.app[client.app.router and store_key]  # the store is reachable
-    from mingpian.delivery.api import dispatcher_key
-    client.app[dispatcher_key].on_receipt(flash["message_id"], "DELIVRD")
-    assert (await client.app[meter_key].balances("sf"))[0]["used"] == 1
+    assert client.app[delivery_key].store is not None  # the store is reachable
+    client.app[delivery_key].receipts.accept(flash["message_id"], "DELIVRD")
+    assert (await client.app[delivery_key].meter.balances("sf"))[0]["used"] == 1
 
 
 async def test_no_receipt_falls_over_after_the_channel_timeout(make_app: AppFactory, gateway: GatewaySim) -> None:
@@ -69,7 +69,7 @@ async def test_no_receipt_falls_over_after_the_channel_timeout(make_app: AppFact
     await call(client, "c2", "ringing")
     d = await settle(client, "c2:ringing")
     assert [(a["channel"], a["state"]) for a in d["attempts"]] == [("ussd", "timeout"), ("flash", "delivered")]
-    assert (await client.app[meter_key].balances("sf"))[0]["used"] == 1
+    assert (await client.app[delivery_key].meter.balances("sf"))[0]["used"] == 1
 
 
 async def test_the_same_event_three_times_sends_one_card(make_app: AppFactory, gateway: GatewaySim) -> None:
@@ -106,7 +106,7 @@ async def test_restart_in_the_middle_of_a_fallback_chain_resumes_without_resendi
     d = await settle(second, "c5:ringing")
     assert [(a["channel"], a["state"]) for a in d["attempts"]] == [("ussd", "timeout"), ("flash", "delivered")]
     assert [s["channel"] for s in gateway.submitted(CUSTOMER[3:])] == ["ussd", "flash"]
-    assert (await second.app[meter_key].balances("sf"))[0]["used"] == 1
+    assert (await second.app[delivery_key].meter.balances("sf"))[0]["used"] == 1
 
 
 async def test_receipt_arriving_while_the_server_is_down_is_applied_after_restart(
@@ -147,7 +147,7 @@ async def test_overage_policy_goes_on_and_meters_the_overage(make_app: AppFactor
         await call(client, f"o{i}", "ringing", callee=f"+861391111000{i}")
     for i in range(3):
         assert (await settle(client, f"o{i}:ringing"))["state"] == "delivered"
-    [b] = await client.app[meter_key].balances("sf")
+    [b] = await client.app[delivery_key].meter.balances("sf")
     assert (b["used"], b["overage"], b["remaining"]) == (1, 2, 0)
 
 
@@ -162,7 +162,7 @@ async def test_long_sms_goes_out_in_udh_segments_and_is_charged_per_segment(make
     assert len(parts) >= 2 and d["attempts"][0]["segments"] == len(parts)
     for i, p in enumerate(parts, 1):
         assert p["esm_class"] & 0x40 and p["udh"][:6] == "050003" and p["udh"][-4:] == f"{len(parts):02X}{i:02X}"
-    assert (await client.app[meter_key].balances("sf"))[0]["used"] == len(parts)
+    assert (await client.app[delivery_key].meter.balances("sf"))[0]["used"] == len(parts)
 
 
 async def test_a_hotline_called_by_a_customer_and_an_unverified_line_shows_the_number(

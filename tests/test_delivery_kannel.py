@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestServer
 
-from mingpian.delivery.api import kannel_token_key, meter_key, store_key
+from mingpian.api.delivery import delivery_key
 
 from .delivery_support import (
     CUSTOMER,
@@ -50,14 +50,14 @@ async def test_flash_fails_then_sms_is_delivered_through_kannel(make_app: AppFac
     assert flash["via"] == sms["via"] == "kannel"
     assert flash["data_coding"] == 0x18 and sms["data_coding"] == 0x08  # UCS-2; mclass=0 for the flash
     assert sms["text"].startswith("【顺丰速运】")
-    [b] = await client.app[meter_key].balances("sf")
+    [b] = await client.app[delivery_key].meter.balances("sf")
     assert b["used"] == d["attempts"][1]["units"]  # the failed flash was refunded
 
 
 async def test_kannel_callbacks_need_the_token_and_mo_opt_out_works(make_app: AppFactory, gateway: _GS,
                                                                     aiohttp_server: Any) -> None:
     client, _ = await _kannel_app(make_app, gateway, aiohttp_server)
-    token = client.app[kannel_token_key]
+    token = client.app[delivery_key].kannel_token
     resp = await client.get("/api/gateway/kannel/dlr", params={"id": "x", "type": "1", "token": "wrong"})
     assert resp.status == 401 and (await resp.json())["problems"][0]["path"] == "token"
     resp = await client.get("/api/gateway/kannel/dlr", params={"id": "x", "type": "one", "token": token})
@@ -65,5 +65,5 @@ async def test_kannel_callbacks_need_the_token_and_mo_opt_out_works(make_app: Ap
     resp = await client.get("/api/gateway/kannel/mo", params={"from": "13912345678", "to": "13800000001",
                                                               "text": "退订", "token": token})
     assert resp.status == 200 and (await resp.json())["opt_out"] is True
-    assert client.app[store_key].opted_out("sf", CUSTOMER)
+    assert client.app[delivery_key].store.opted_out("sf", CUSTOMER)
     await asyncio.sleep(0)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from mingpian.delivery.api import meter_key, store_key
+from mingpian.api.delivery import delivery_key
 
 from .delivery_support import (
     CUSTOMER,
@@ -140,11 +140,11 @@ async def test_through_real_kannel_flash_fails_then_sms_is_delivered(make_app: A
     subs = gateway.submitted(CUSTOMER[3:])
     assert subs[0]["channel"] == "flash" and subs[0]["data_coding"] == 0x18  # Kannel: mclass=0, UCS-2
     assert all(s["channel"] == "sms" for s in subs[1:]) and subs[1]["text"].startswith("【顺丰速运】")
-    [b] = await client.app[meter_key].balances("sf")
+    [b] = await client.app[delivery_key].meter.balances("sf")
     assert b["used"] == d["attempts"][1]["units"]
     # a subscriber's "退订" reaches us through Kannel's sms-service (UCS-2 recoded to UTF-8)
     gateway.send_mo(CUSTOMER[3:], "13800000001", "退订")
-    store = client.app[store_key]
+    store = client.app[delivery_key].store
     for _ in range(500):
         if store.opted_out("sf", CUSTOMER):
             break

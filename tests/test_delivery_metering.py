@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from mingpian.delivery.api import store_key
-from mingpian.delivery.metering import Package, RedisCounters, SqliteCounters
-from mingpian.delivery.store import DeliveryStore
+from mingpian.api.delivery import delivery_key
+from delivery.metering import Package
+from delivery.metering.redis import RedisCounters
+from delivery.metering.sqlite import SqliteCounters
+from delivery.store import DeliveryStore
 from mingpian.settings import PROJECT_ROOT
 from tests.chatbot_support import redis_url  # noqa: F401
 
@@ -69,7 +71,7 @@ async def test_consumption_is_idempotent_per_key_and_refund_happens_once(kind: s
     store.open()
     counters = RedisCounters(request.getfixturevalue("redis_url")) if kind == "redis" else SqliteCounters(store)
     if kind == "sqlite":  # the ledger row is what makes a SQLite charge idempotent
-        from mingpian.delivery.metering import Meter
+        from delivery.metering import Meter
         Meter(store, counters)
     pools = [Package("small", "ent", 2, "stop", 0.05, 0.0), Package("big", "ent", 10, "overage", 0.01, 0.1)]
     got = await asyncio.gather(*(counters.consume(f"k{i}", pools, 1) for i in range(14)))
@@ -159,7 +161,7 @@ async def test_two_servers_on_one_redis_share_dedupe_and_pool(make_app: AppFacto
     await call(b, "m3", "ended", callee="+8613722223333")
     for client, did in ((a, "m2:ended"), (b, "m3:ended")):
         assert (await settle(client, did))["state"] == "delivered"
-    winner = a if a.app[store_key].delivery("m1:ringing") else b
+    winner = a if a.app[delivery_key].store.delivery("m1:ringing") else b
     await settle(winner, "m1:ringing")
     report = await (await a.get("/api/enterprises/sf/report", headers=auth(SF_KEY))).json()
     assert report["packages"][0]["used"] == 3  # one per delivered card, across both servers
@@ -173,13 +175,12 @@ async def test_a_redis_charge_whose_attempt_row_a_crash_lost_is_given_back_on_re
     the unit must come back."""
     from dataclasses import replace
 
-    from mingpian.delivery.api import meter_key
-    from mingpian.delivery.metering import applicable
+    from delivery.metering import applicable
 
     first = await make_app(delivery_counters="redis", redis_url=redis_url)
     await call(first, "g1", "ended")
     assert (await settle(first, "g1:ended"))["state"] == "delivered"
-    store, meter = first.app[store_key], first.app[meter_key]
+    store, meter = first.app[delivery_key].store, first.app[delivery_key].meter
     done = store.delivery("g1:ended")
     assert done is not None
     with store.tx():  # the state a crash leaves: an active delivery, its charge, no attempt row
@@ -193,4 +194,4 @@ async def test_a_redis_charge_whose_attempt_row_a_crash_lost_is_given_back_on_re
     second = await make_app(delivery_counters="redis", redis_url=redis_url)
     d = await settle(second, "g2:ended")
     assert (d["state"], d["reason"], d["attempts"]) == ("blocked", "opted out", [])
-    assert (await second.app[meter_key].balances("sf"))[0]["used"] == 1
+    assert (await second.app[delivery_key].meter.balances("sf"))[0]["used"] == 1

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from chatbot.simulator import Fault, Simulator
-from mingpian.delivery.api import dispatcher_key
+from mingpian.api.delivery import delivery_key
 
 from .delivery_support import (
     CUSTOMER,
@@ -90,7 +90,7 @@ async def test_a_phone_without_5g_messages_skips_rcs_and_gets_ussd(
     assert [(a["channel"], a["state"]) for a in d["attempts"]] == [("rcs", "skipped"), ("ussd", "delivered")]
     assert d["attempts"][0]["detail"] == "the phone cannot show 5G messages"
     assert sim.received == [] and len(gateway.submitted(CUSTOMER[3:])) == 1
-    assert client.app[dispatcher_key].capability.lookups == 1  # type: ignore[union-attr]
+    assert client.app[delivery_key].chains.capability.lookups == 1  # type: ignore[union-attr]
     _ = asked
 
 

@@ -16,7 +16,7 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from mingpian.delivery.gatewaysim import GatewaySim, Rule
+from tests.support.gatewaysim import GatewaySim, Rule
 from mingpian.settings import Settings
 from tests.studio_browser import ARTIFACTS, PageProbe, ServerThread, browser
 

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from mingpian.delivery import rules
-from mingpian.delivery.api import store_key
-from mingpian.delivery.gatewaysim import GatewaySim
+from delivery import rules
+from mingpian.api.delivery import delivery_key
+from tests.support.gatewaysim import GatewaySim
 
 from .delivery_support import (
     CUSTOMER,
@@ -50,7 +50,7 @@ async def test_opt_out_by_sms_reply_blocks_every_channel_at_once(make_app: AppFa
     await call(client, "a1", "ringing")
     assert (await settle(client, "a1:ringing"))["state"] == "delivered"
     gateway.send_mo(CUSTOMER[3:], "13800000001", "退订")  # mobile-originated over SMPP
-    store = client.app[store_key]
+    store = client.app[delivery_key].store
     for _ in range(100):
         if store.opted_out("sf", CUSTOMER):
             break
@@ -73,7 +73,7 @@ async def test_opt_out_by_sms_reply_blocks_every_channel_at_once(make_app: AppFa
 
 async def test_opt_out_on_another_channel_stops_a_chain_in_flight(make_app: AppFactory,
                                                                   gateway: GatewaySim) -> None:
-    from mingpian.delivery.gatewaysim import Rule
+    from tests.support.gatewaysim import Rule
     gateway.set_rules([Rule("drop", channel="ussd")])
     client = await make_app(seed_doc(policy={"chain": ["ussd", "flash"], "timeouts": {"ussd": 5, "flash": 5}}))
     await call(client, "b1", "ended")

@@ -7,9 +7,10 @@ import asyncio
 
 import pytest
 
-from mingpian.delivery import smpp
-from mingpian.delivery.gatewaysim import GatewaySim
-from mingpian.delivery.smpp import ShortMessage
+from delivery.gateways import smpp_client, smpp_receipts
+from delivery.gateways import smpp_pdu as smpp
+from tests.support.gatewaysim import GatewaySim
+from delivery.gateways.smpp_pdu import ShortMessage
 
 
 def test_submit_sm_round_trip_with_tlvs() -> None:
@@ -44,12 +45,12 @@ def test_udh_is_split_from_the_text() -> None:
     (b"", {smpp.TLV_RECEIPTED_MESSAGE_ID: b"0A1B\0", smpp.TLV_MESSAGE_STATE: b"\x08"}, "REJECTD"),
 ])
 def test_receipts_parse_from_text_or_tlvs(text: bytes, tlvs: dict[int, bytes], stat: str) -> None:
-    r = smpp.parse_receipt(ShortMessage("2", "1", text, esm_class=smpp.ESM_RECEIPT, tlvs=tlvs))
+    r = smpp_receipts.parse_receipt(ShortMessage("2", "1", text, esm_class=smpp.ESM_RECEIPT, tlvs=tlvs))
     assert r is not None and r.message_id == "0A1B" and r.stat == stat and r.final
 
 
 def test_a_mobile_originated_message_is_not_a_receipt() -> None:
-    assert smpp.parse_receipt(ShortMessage("2", "1", b"TD")) is None
+    assert smpp_receipts.parse_receipt(ShortMessage("2", "1", b"TD")) is None
 
 
 def test_truncated_bodies_are_pdu_errors() -> None:
@@ -66,11 +67,11 @@ async def test_client_binds_refuses_wrong_password_and_reconnects() -> None:
     async def on_deliver(sm: ShortMessage) -> None:
         got.append(sm)
 
-    bad = smpp.SmppClient("127.0.0.1", port, "mingpian", "wrong", on_deliver, timeout=0.5)
+    bad = smpp_client.SmppClient("127.0.0.1", port, "mingpian", "wrong", on_deliver, timeout=0.5)
     bad.start()
     assert not await bad.wait_bound(0.3)
     await bad.close()
-    client = smpp.SmppClient("127.0.0.1", port, "mingpian", "secret", on_deliver, timeout=1.0)
+    client = smpp_client.SmppClient("127.0.0.1", port, "mingpian", "secret", on_deliver, timeout=1.0)
     client.start()
     assert await client.wait_bound(2)
     res = await client.submit(ShortMessage("95555", "13912345678", b"hi", registered_delivery=1))
@@ -84,6 +85,6 @@ async def test_client_binds_refuses_wrong_password_and_reconnects() -> None:
         if len(got) >= 2:
             break
         await asyncio.sleep(0.01)
-    assert {smpp.parse_receipt(g).message_id for g in got} == {res.message_id, res2.message_id}  # type: ignore[union-attr]
+    assert {smpp_receipts.parse_receipt(g).message_id for g in got} == {res.message_id, res2.message_id}  # type: ignore[union-attr]
     await client.close()
     await sim.stop()

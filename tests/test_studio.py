@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from chatbot.auth import hmac_headers
 from chatbot.simulator import Fault
-from mingpian.api_chatbot import chatbot_key
+from mingpian.api.chatbot import runtime_key
 from mingpian.app import create_app
 from mingpian.settings import Settings
 from mingpian.studio.preview_bot import PREVIEW_CHATBOT, preview_bot_key
@@ -246,7 +246,7 @@ async def test_preview_chat_runs_the_real_loop_and_never_the_real_maap(
         maap_url=str(listener.make_url("")).rstrip("/"), maap_app_id="real-app", maap_app_key="real-key",
         webhook_hmac_secret=secret)))
     preview = client.app[preview_bot_key]
-    real = client.app[chatbot_key]
+    real = client.app[runtime_key]
     assert preview.store is not real.store and preview.sim.app_key != "real-key"
     chat = "/api/studio/chat"
     first = await (await client.post(chat, json={"session": "loop-0123456789",

@@ -26,7 +26,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from ..events import StatusReport
-from ..redispipe import AutoPipeline
+from infra.redispipe import AutoPipeline
 from . import Commit, CommitResult, Loaded, OutboxItem
 
 COMMIT = """

@@ -77,7 +77,7 @@ chats_key = web.AppKey("studio_chats", PreviewChats)
 def flow_store(app: web.Application) -> Any:
     """The chatbot's FlowStore when the chatbot feature is set up, else None."""
     try:
-        from ..api_chatbot import flows_key
+        from ..api.chatbot import flows_key
     except ImportError:
         return None
     return app.get(flows_key)

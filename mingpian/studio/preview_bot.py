@@ -5,12 +5,12 @@ the engine's dedupe + state CAS + outbox commit, the outbox worker, the MaaP cli
 send calls — yet must never reach the configured (real) MaaP, nor share the real bots' store.
 So the studio builds a second, private instance of the same pieces:
 
-- its own SQLite store in a fresh temp folder under `data_dir` (removed at shutdown);
+- a `ChatbotRuntime` of its own (chatbot/runtime.py), with its own SQLite store in a fresh
+  temp folder under `data_dir` (removed at shutdown) and its MaaP account at the simulator;
 - the MaaP simulator (`chatbot.simulator`) as the platform, with credentials generated at start;
 - one loopback-only HTTP server (127.0.0.1, ephemeral port) that serves the bot's real CT/CU
-  webhook handler (`api_chatbot.csp_message`) at `/maap/{bot}/...` and the simulator's send
-  API under `/platform`;
-- an `Engine` and an `OutboxWorker` whose `MaapClient` points at that `/platform`.
+  webhook handler (`api.chatbot.csp_message`, bound to this runtime) at `/maap/{bot}/...` and
+  the simulator's send API under `/platform`.
 
 A tap is then: the simulator signs and POSTs the notification to the webhook → the engine
 commits state and outbox rows → the worker sends each row to the simulator → `exchange`
@@ -31,20 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from chatbot.auth import WebhookAuth
-from chatbot.engine import Engine
-from chatbot.flows import FlowStore
-from chatbot.maap import MaapClient
-from chatbot.outbox import OutboxWorker
+from chatbot.runtime import ChatbotRuntime, MaapAccount, RuntimeConfig
 from chatbot.simulator import Received, Simulator
-from chatbot.store import Store, open_store
 from chatbot.turns import State, outbound_id
 
 from ..keys import settings_key, templates_key
-from ..metrics import Counter
 
 PREVIEW_CHATBOT = "sip:studio-preview@botplatform.rcs.chinaunicom.cn"
 REPLY_TIMEOUT = 10.0  # seconds a tap waits for the outbox to hand its replies to the simulator
@@ -65,12 +59,12 @@ class Exchange:
 
 
 class PreviewBot:
-    def __init__(self, flows: FlowStore, sim: Simulator, store: Store, worker: OutboxWorker,
-                 webhook: str) -> None:
-        self.flows = flows
+    def __init__(self, runtime: ChatbotRuntime, sim: Simulator, webhook: str) -> None:
+        self.runtime = runtime
+        self.flows = runtime.flows
+        self.store = runtime.store
+        self.worker = runtime.worker
         self.sim = sim
-        self.store = store
-        self.worker = worker
         self.webhook = webhook  # http://127.0.0.1:<port>/maap
         self.relayed = 0  # replies the simulator received for preview taps (tests read it)
 
@@ -136,7 +130,7 @@ def _loopback_socket() -> socket.socket:
 
 async def preview_lifecycle(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: start the private runtime when the server has chatbot flows; stop it all."""
-    from ..api_chatbot import Chatbot, chatbot_key, csp_message, flows_key, turns_key
+    from ..api.chatbot import csp_message, flows_key, runtime_key
 
     flows = app.get(flows_key)
     if flows is None or not flows.flows:
@@ -146,37 +140,25 @@ async def preview_lifecycle(app: web.Application) -> AsyncIterator[None]:
         s = app[settings_key]
         folder = Path(tempfile.mkdtemp(prefix="studio-preview-", dir=s.data_dir))
         stack.callback(shutil.rmtree, folder, ignore_errors=True)
-        store = open_store("sqlite", sqlite_path=folder / "chatbot.sqlite3", sync="OFF")
-        await store.open()
-        stack.push_async_callback(store.close)
         sock = stack.enter_context(_loopback_socket())
         base = f"http://127.0.0.1:{sock.getsockname()[1]}"
         sim = Simulator(webhook=f"{base}/maap", chatbot=PREVIEW_CHATBOT, app_id="studio-preview",
                         app_key=secrets.token_urlsafe(18), hmac_secret=secrets.token_urlsafe(24))
-        session = await stack.enter_async_context(aiohttp.ClientSession())
-        maap = MaapClient(session, f"{base}/platform", app_id=sim.app_id, app_key=sim.app_key,
-                          dialect="csp")
-        stack.push_async_callback(maap.close)
-
-        async def prune() -> None:
-            await store.prune(time.time(), DEDUPE_TTL, KEEP_SENT)
-
-        worker = OutboxWorker(store, maap.send, concurrency=16, lease=REPLY_TIMEOUT, base_backoff=0.05,
-                              max_backoff=1.0, poll=0.05, prune=prune)
-        engine = Engine(flows, app[templates_key], store, worker.wake)
+        # Preview taps are not production traffic: no metrics callbacks, so /metrics never counts them.
+        runtime = ChatbotRuntime(flows, app[templates_key], RuntimeConfig(
+            WebhookAuth(hmac_secret=sim.hmac_secret), "sqlite", folder / "chatbot.sqlite3", "OFF",
+            dedupe_ttl=DEDUPE_TTL, keep_sent=KEEP_SENT, app_id=sim.app_id,
+            maap=MaapAccount(f"{base}/platform", sim.app_id, sim.app_key),
+            outbox_concurrency=16, outbox_lease=REPLY_TIMEOUT, outbox_backoff=0.05, outbox_max_backoff=1.0))
         loop_app = web.Application(client_max_size=1024 * 1024)
-        loop_app[chatbot_key] = Chatbot(flows, WebhookAuth(hmac_secret=sim.hmac_secret), store, engine,
-                                        worker, sim.app_id)
-        # A counter of its own: preview taps are not production traffic in /metrics.
-        loop_app[turns_key] = Counter("mingpian_studio_preview_events_total", "preview turns",
-                                      ("bot", "result"))
+        loop_app[runtime_key] = runtime
         loop_app.router.add_post("/maap/{bot}/messageNotification/{chatbotId}/messages", csp_message)
         loop_app.add_subapp("/platform", sim.app())
         runner = web.AppRunner(loop_app, access_log=None, handle_signals=False)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)  # also closes the simulator's client session
         await web.SockSite(runner, sock).start()
-        worker.start()
-        stack.push_async_callback(worker.stop)  # first to stop: nothing is sent after this
-        app[preview_bot_key] = PreviewBot(flows, sim, store, worker, f"{base}/maap")
+        await runtime.start()
+        stack.push_async_callback(runtime.close)  # first to stop: nothing is sent after this
+        app[preview_bot_key] = PreviewBot(runtime, sim, f"{base}/maap")
         yield

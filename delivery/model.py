@@ -214,4 +214,27 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "additionalProperties": False,
         "properties": {"verified": {"type": "boolean"}, "note": {"type": "string", "maxLength": 500}},
     },
+    "reply": {
+        "type": "object",
+        "required": ["from", "to", "text"],
+        "additionalProperties": False,
+        "properties": {
+            "from": {"type": "string", "maxLength": 32},
+            "to": {"type": "string", "maxLength": 32},
+            "text": {"type": "string", "maxLength": 1000},
+            "channel": {"enum": list(CHANNELS)},
+            "postback": {"type": "string", "maxLength": 2048, "description": "a 5G button's postback (a tap)"},
+        },
+    },
+    "estimate": {
+        "type": "object",
+        "required": ["template", "data", "count"],
+        "additionalProperties": False,
+        "properties": {
+            "template": {"type": "string", "maxLength": 100},
+            "data": {"type": "object"},
+            "count": {"type": "integer", "minimum": 1, "maximum": 100_000_000},
+            "line": {"type": "string", "maxLength": 32},
+        },
+    },
 }

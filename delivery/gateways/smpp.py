@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 
-from .. import smpp
 from ..model import national
-from ..smpp import ShortMessage, SmppClient
 from . import Handed, Outgoing
+from . import smpp_pdu as smpp
+from .smpp_client import SmppClient
+from .smpp_pdu import ShortMessage
 
 
 def short_messages(out: Outgoing, flash_gsm_dcs: int = 0x10) -> list[ShortMessage]:

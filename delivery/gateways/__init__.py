@@ -1,5 +1,14 @@
-"""Channels a card can go out on. Each takes one outgoing message and answers with the gateway's
-message ids (receipts refer to them) or why it could not be handed over."""
+"""Gateways a card goes out through, one `Channel` per channel name: SMPP (USSD, flash, SMS),
+Kannel (flash, SMS) and the MaaP (5G messages). Each takes one outgoing message and answers
+with the gateway's message ids (receipts refer to them) or why it could not be handed over.
+
+    smpp_pdu.py       the SMPP 3.4 codec (PDUs, framing, GSM-7 septets)
+    smpp_receipts.py  delivery receipts in deliver_sm
+    smpp_client.py    the ESME session (bind, submit window, deliver_sm)
+    smpp.py           the USSD / flash / SMS channels over that session
+    kannel.py         flash / SMS through Kannel's sendsms
+    rcs.py            5G messages through the chatbot runtime's MaaP client; capability lookups
+"""
 
 from __future__ import annotations
 

@@ -9,16 +9,15 @@ transaction on a local file, cheaper than a thread hop.
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from .groupcommit import GroupCommitDb
+from .records import Attempt, Delivery, delivery_from_row
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (kind TEXT NOT NULL, enterprise TEXT NOT NULL, id TEXT NOT NULL,
@@ -54,231 +53,35 @@ CREATE TABLE IF NOT EXISTS taps (enterprise TEXT NOT NULL, card TEXT NOT NULL, b
 CREATE TABLE IF NOT EXISTS impressions (enterprise TEXT NOT NULL, card TEXT NOT NULL, day TEXT NOT NULL,
     shown INTEGER NOT NULL DEFAULT 0, taps INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (enterprise, card, day));
 CREATE TABLE IF NOT EXISTS replies_seen (key TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID;
+-- metering (metering/): package counters of the SQLite counters, frequency caps, the ledger
+CREATE TABLE IF NOT EXISTS package_usage (package TEXT PRIMARY KEY, used INTEGER NOT NULL DEFAULT 0,
+    overage INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS charges (key TEXT PRIMARY KEY, enterprise TEXT NOT NULL, package TEXT,
+    line TEXT NOT NULL, channel TEXT NOT NULL, units INTEGER NOT NULL, overage INTEGER NOT NULL,
+    cost REAL NOT NULL, day TEXT NOT NULL, at REAL NOT NULL, refunded INTEGER NOT NULL DEFAULT 0)
+    WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS caps (key TEXT NOT NULL, at REAL NOT NULL, member TEXT NOT NULL,
+    PRIMARY KEY (key, member)) WITHOUT ROWID;
 """
 
-FINAL = frozenset({"delivered", "failed", "dropped", "blocked", "skipped"})
-
-
-@dataclass(slots=True)
-class Delivery:
-    id: str
-    call_id: str
-    phase: str
-    enterprise: str
-    line: str
-    recipient: str
-    card: str
-    template: str
-    kind: str
-    data: dict[str, Any]
-    chain: list[str]
-    step: int
-    state: str
-    reason: str
-    channel: str
-    event_at: float
-    created: float
-    updated: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "call_id": self.call_id,
-            "phase": self.phase,
-            "enterprise": self.enterprise,
-            "line": self.line,
-            "recipient": self.recipient,
-            "card": self.card,
-            "template": self.template,
-            "kind": self.kind,
-            "chain": self.chain,
-            "step": self.step,
-            "state": self.state,
-            "reason": self.reason,
-            "channel": self.channel,
-            "created": self.created,
-            "updated": self.updated,
-        }
-
-
-@dataclass(slots=True)
-class Attempt:
-    id: int
-    delivery: str
-    step: int
-    channel: str
-    state: str  # sending | submitted | delivered | failed | timeout | error | unknown | refused
-    segments: int
-    units: int
-    started: float
-    deadline: float
-    done: float | None
-    detail: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "step": self.step,
-            "channel": self.channel,
-            "state": self.state,
-            "segments": self.segments,
-            "units": self.units,
-            "started": self.started,
-            "deadline": self.deadline,
-            "done": self.done,
-            "detail": self.detail,
-        }
-
-
-class DeliveryStore:
+class DeliveryStore(GroupCommitDb):
     def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
-        self.path = path
-        self.synchronous = synchronous
-        self._db: sqlite3.Connection | None = None
+        super().__init__(path, SCHEMA, synchronous)
         # Read-through caches of what call events read on every call (this process owns the file):
         # configuration documents and API keys, cleared on any write to them; opt-outs, added to.
         self._docs: dict[tuple[Any, ...], Any] = {}
         self._keys: dict[str, tuple[str, str | None] | None] = {}
         self._optouts: set[tuple[str, str]] = set()
         self.generation = 0  # bumped on every configuration write: derived caches compare it
-        # Group commit (see start_batching): one open transaction, committed for everyone waiting.
-        self._batching = False
-        self._waiters: list[asyncio.Future[None]] = []
-        self._flush_scheduled = False
-        self._savepoints = 0
-        self._ticker: asyncio.Task[None] | None = None
-        self.commits = 0
 
     def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={self.synchronous}")
-        db.executescript(SCHEMA)
-        self._db = db
-        self._optouts = {(r[0], r[1]) for r in db.execute("SELECT enterprise, number FROM optouts")}
+        super().open()
+        self._optouts = {(r[0], r[1]) for r in self.db.execute("SELECT enterprise, number FROM optouts")}
 
-    def close(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            self._ticker = None
-        if self._db is not None:
-            self._flush()
-            self._batching = False
-            self._db.close()
-            self._db = None
-
-    @property
-    def db(self) -> sqlite3.Connection:
-        db = self._db
-        if db is None:
-            raise RuntimeError("delivery store is not open")
-        if self._batching and not db.in_transaction:
-            db.execute("BEGIN IMMEDIATE")
-        return db
-
-    # -- group commit ----------------------------------------------------------------------------
-    def start_batching(self, tick: float = 0.05) -> None:
-        """Group commit: statements run in one open transaction; `durable()` waits for the next
-        COMMIT, which runs once the event loop has served every request already ready — so
-        concurrent calls share one commit instead of paying four each. What nobody waits for
-        is committed within `tick` seconds. A crash loses only writes nobody was told about:
-        the 202, a submit and a deliver_sm_resp each wait for `durable()` first."""
-        self.db.execute("PRAGMA wal_autocheckpoint=0")  # the ticker checkpoints instead
-        self._batching = True
-        self._ticker = asyncio.get_running_loop().create_task(self._tick(tick))
-
-    async def _tick(self, tick: float) -> None:
-        """Commit what nobody waits for; checkpoint the WAL now and then from a worker thread
-        with its own connection (PASSIVE: never blocks our writes), so a checkpoint never runs
-        inside a COMMIT on the event loop, which would stall every call for tens of ms."""
-        checkpoint_every = max(1, int(1.0 / tick))
-        n = 0
-        while True:
-            await asyncio.sleep(tick)
-            self._flush()
-            n += 1
-            if n % checkpoint_every == 0:
-                await asyncio.to_thread(self._checkpoint)
-
-    def _checkpoint(self) -> None:
-        db = sqlite3.connect(self.path, timeout=1)
-        try:
-            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.Error:
-            pass  # busy: the next tick tries again
-        finally:
-            db.close()
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        db = self._db
-        waiters, self._waiters = self._waiters, []
-        error: BaseException | None = None
-        if db is not None and db.in_transaction and self._savepoints == 0:
-            try:
-                db.execute("COMMIT")
-                self.commits += 1
-            except sqlite3.Error as exc:
-                error = exc
-        elif self._savepoints:  # inside a savepoint (cannot happen between awaits): try again soon
-            self._waiters = waiters
-            self._schedule()
-            return
-        for w in waiters:
-            if not w.done():
-                if error is None:
-                    w.set_result(None)
-                else:
-                    w.set_exception(error)
-
-    def _schedule(self) -> None:
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    async def durable(self) -> None:
-        """Return once everything written so far is committed."""
-        if not self._batching or self._db is None or not self._db.in_transaction:
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
-        self._schedule()
-        await fut
-
-    @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
-        db = self.db
-        if self._batching:  # a savepoint inside the group transaction: all or nothing, too
-            self._savepoints += 1
-            name = f"sp{self._savepoints}"
-            db.execute(f"SAVEPOINT {name}")
-            try:
-                yield db
-            except BaseException:
-                db.execute(f"ROLLBACK TO {name}")
-                db.execute(f"RELEASE {name}")
-                self._savepoints -= 1
-                self._docs.clear()
-                self.generation += 1
-                self._keys.clear()
-                raise
-            db.execute(f"RELEASE {name}")
-            self._savepoints -= 1
-            return
-        if db.in_transaction:  # nested: the outer transaction commits
-            yield db
-            return
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            self._docs.clear()
-            self.generation += 1
-            self._keys.clear()
-            raise
-        db.execute("COMMIT")
+    def _forget(self) -> None:
+        self._docs.clear()
+        self.generation += 1
+        self._keys.clear()
 
     # -- resources -----------------------------------------------------------------------------
     def put(self, kind: str, enterprise: str, id: str, body: dict[str, Any]) -> None:
@@ -413,11 +216,11 @@ class DeliveryStore:
 
     def delivery(self, id: str) -> Delivery | None:
         row = self.db.execute("SELECT * FROM deliveries WHERE id=?", (id,)).fetchone()
-        return _delivery(row) if row else None
+        return delivery_from_row(row) if row else None
 
     def deliveries_of_call(self, call_id: str) -> list[Delivery]:
         return [
-            _delivery(r)
+            delivery_from_row(r)
             for r in self.db.execute("SELECT * FROM deliveries WHERE call_id=? ORDER BY created", (call_id,))
         ]
 
@@ -588,10 +391,3 @@ class DeliveryStore:
             }
             for r in rows
         ]
-
-
-def _delivery(row: tuple[Any, ...]) -> Delivery:
-    r = list(row)
-    r[9] = orjson.loads(r[9])
-    r[10] = orjson.loads(r[10])
-    return Delivery(*r)

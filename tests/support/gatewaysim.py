@@ -7,7 +7,7 @@ command (rules, first match wins). The same control app serves Kannel's `/cgi-bi
 destination so a run can check that nothing was sent twice or lost. Receipts for an ESME that
 is not bound are kept and sent when it binds again, as a store-and-forward SMSC does.
 
-Run alone: `python -m mingpian.delivery.gatewaysim --smpp-port 2775 --http-port 8775`.
+Run alone: `python -m tests.support.gatewaysim --smpp-port 2775 --http-port 8775`.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from . import smpp
-from .smpp import Pdu, ShortMessage
+from delivery.gateways import smpp_pdu as smpp
+from delivery.gateways import smpp_receipts
+from delivery.gateways.smpp_pdu import Pdu, ShortMessage
 
 
 def channel_of(sm: ShortMessage) -> str:
@@ -239,11 +240,11 @@ class GatewaySim:
 
     def _receipt(self, system_id: str, sm: ShortMessage, mid: str, stat: str) -> None:
         now = time.strftime("%y%m%d%H%M")
-        state = {v: k for k, v in smpp.MESSAGE_STATES.items()}[stat]
+        state = {v: k for k, v in smpp_receipts.MESSAGE_STATES.items()}[stat]
         dsm = ShortMessage(
             sm.destination,
             sm.source,
-            smpp.receipt_text(mid, stat, now, now),
+            smpp_receipts.receipt_text(mid, stat, now, now),
             esm_class=smpp.ESM_RECEIPT,
             tlvs={smpp.TLV_RECEIPTED_MESSAGE_ID: smpp.cstr(mid), smpp.TLV_MESSAGE_STATE: bytes((state,))},
         )

@@ -1,4 +1,4 @@
-"""5G message (RCS) through the MaaP, with the chatbot's MaaP client (one client in the project).
+"""5G message (RCS) through the MaaP, with the chatbot runtime's MaaP client (one client per account).
 
 The card goes as the GSMA botmessage (renderer.rcs) with `smsSupported: true` and `smsContent` =
 the card degraded to SMS (renderer.legacy), so the MaaP itself falls back to SMS when the phone
@@ -19,9 +19,6 @@ from __future__ import annotations
 import time
 import uuid
 from typing import Any
-from urllib.parse import quote
-
-import aiohttp
 
 from chatbot.maap import MaapClient
 from renderer.profiles import CarrierProfile
@@ -71,23 +68,15 @@ class RcsChannel:
 
 
 class Capabilities:
-    """Is this number a 5G-message terminal? Asked through the MaaP, cached for `ttl` seconds."""
+    """Is this number a 5G-message terminal? Asked through the MaaP client, cached for `ttl` s."""
 
-    def __init__(
-        self,
-        maap: MaapClient,
-        session: aiohttp.ClientSession,
-        path: str,
-        chatbot: str,
-        ttl: float = 86400.0,
-        timeout: float = 0.5,
-    ) -> None:
+    def __init__(self, maap: MaapClient, path: str, chatbot: str = "", ttl: float = 86400.0,
+                 timeout: float = 0.5) -> None:
         self.maap = maap
-        self.session = session
         self.path = path
         self.chatbot = chatbot
         self.ttl = ttl
-        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.timeout = timeout
         self._cache: dict[str, tuple[bool, float]] = {}
         self.lookups = 0
 
@@ -96,20 +85,11 @@ class Capabilities:
         hit = self._cache.get(number)
         if hit is not None and hit[1] > now:
             return hit[0]
-        bot = chatbot or self.chatbot
-        url = self.maap.server + self.path.format(chatbot=quote(bot, safe=":@"), contact=quote(tel(number)))
         self.lookups += 1
-        try:
-            token = await self.maap.token(bot)
-            auth = f"accessToken {token}" if self.maap.dialect == "csp" else f"Bearer {token}"
-            async with self.session.get(url, headers={"authorization": auth}, timeout=self.timeout) as resp:
-                await resp.read()
-                capable = resp.status == 200
-                known = resp.status in (200, 404)
-        except Exception:  # a token failure, a timeout, a reset: "not now", never a crash
-            capable, known = False, False
-        if known:  # an unanswered lookup is not cached: the next call asks again
-            if len(self._cache) > 100_000:
-                self._cache.clear()
-            self._cache[number] = (capable, now + self.ttl)
+        capable = await self.maap.capability(chatbot or self.chatbot, tel(number), self.path, self.timeout)
+        if capable is None:  # an unanswered lookup is not cached: the next call asks again
+            return False
+        if len(self._cache) > 100_000:
+            self._cache.clear()
+        self._cache[number] = (capable, now + self.ttl)
         return capable

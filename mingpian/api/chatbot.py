@@ -1,4 +1,4 @@
-"""The chatbot's HTTP side: MaaP webhooks in, the outbox worker out (see docs/chatbot.md).
+"""The chatbot's HTTP side: MaaP webhooks into the chatbot runtime (chatbot/runtime.py; docs/chatbot.md).
 
 Routes, per bot (`{bot}` = a folder under chatbots/):
   GET  /maap/{bot}/notifyPath                                  CT/CU URL check (echoStr, appId)
@@ -7,7 +7,8 @@ Routes, per bot (`{bot}` = a folder under chatbots/):
   POST /maap/{bot}/events                                      GSMA MaaP (FNW.11) webhook JSON
 Every callback is authenticated on the raw body before it is parsed (401), then validated
 against the JSON Schema of its dialect (400 naming the JSON path), then handled exactly once
-(chatbot/engine.py) and acknowledged with the body the platform expects.
+and acknowledged with the body the platform expects — all by the runtime's `inbound`; this
+module only maps HTTP to it and its refusals to JSON errors.
 """
 
 from __future__ import annotations
@@ -15,49 +16,41 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
-import orjson
 from aiohttp import web
 
-from chatbot import cmxml
 from chatbot.auth import AuthError, WebhookAuth
-from chatbot.engine import Busy, Engine
-from chatbot.events import BadEvent, InboundEvent, from_csp_message, from_csp_status, from_gsma, schema_text
+from chatbot.engine import Busy
+from chatbot.events import BadEvent, schema_text
 from chatbot.flows import FlowStore
-from chatbot.maap import MaapClient, SendResult
-from chatbot.outbox import OutboxWorker
-from chatbot.store import CommitResult, Store, open_store
+from chatbot.runtime import ChatbotRuntime, Dialect, MaapAccount, MalformedBody, RuntimeConfig, UnknownBot
 
-from . import jsonio
-from .http_errors import json_error, raise_json
-from .keys import chatbot_listeners_key, metrics_key, settings_key, templates_key
-from .metrics import Counter
-from .openapi import add_paths, error_response, json_response
+from .. import jsonio
+from ..http_errors import json_error, raise_json
+from ..keys import metrics_key, settings_key, templates_key
+from ..metrics import Counter
+from ..openapi import add_paths, error_response, json_response
+from ..settings import Settings
 
 log = logging.getLogger("mingpian.chatbot")
 
-
-class Chatbot:
-    """Everything the routes need, built at startup (cleanup_ctx) and torn down at shutdown."""
-
-    def __init__(self, flows: FlowStore, auth: WebhookAuth, store: Store, engine: Engine,
-                 worker: OutboxWorker, app_id: str) -> None:
-        self.flows = flows
-        self.auth = auth
-        self.store = store
-        self.engine = engine
-        self.worker = worker
-        self.app_id = app_id
-
-
-chatbot_key = web.AppKey("chatbot", Chatbot)
+runtime_key = web.AppKey("chatbot_runtime", ChatbotRuntime)
 flows_key = web.AppKey("chatbot_flows", FlowStore)
 turns_key = web.AppKey("chatbot_turns", Counter)
 sends_key = web.AppKey("chatbot_sends", Counter)
+
+
+def runtime_config(s: Settings) -> RuntimeConfig:
+    auth = WebhookAuth(s.webhook_csp_token, s.webhook_username, s.webhook_password, s.webhook_bearer,
+                       s.webhook_hmac_secret, s.webhook_replay_window)
+    maap = MaapAccount(s.maap_url, s.maap_app_id, s.maap_app_key, s.maap_dialect, s.maap_token_url,
+                       s.maap_timeout) if s.maap_url else None
+    return RuntimeConfig(
+        auth, s.store, s.data_dir / "chatbot.sqlite3", s.sqlite_synchronous, s.redis_url, s.dedupe_ttl,
+        app_id=s.webhook_app_id, maap=maap, outbox_concurrency=s.outbox_concurrency, outbox_lease=s.outbox_lease,
+        outbox_backoff=s.outbox_backoff, outbox_max_backoff=s.outbox_max_backoff)
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -65,177 +58,60 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     flows = app[flows_key]
     for bot, err in flows.errors.items():
         log.error("chatbot %s not loaded: %s", bot, err)
+    turns, sends = app[turns_key], app[sends_key]
     try:
-        store = open_store(s.store, sqlite_path=s.data_dir / "chatbot.sqlite3", redis_url=s.redis_url,
-                           sync=s.sqlite_synchronous, dedupe_ttl=s.dedupe_ttl)
-        await store.open()
+        runtime = ChatbotRuntime(flows, app[templates_key], runtime_config(s),
+                                 on_turn=lambda bot, result: turns.inc(bot, result), on_send=sends.inc)
+        await runtime.start()
     except (ValueError, OSError, ConnectionError) as exc:  # redis errors subclass ConnectionError
         raise SystemExit(f"chatbot store {s.store!r} cannot start: {exc}") from None
-    if s.maap_dialect not in ("csp", "gsma"):
-        raise SystemExit(f"MINGPIAN_MAAP_DIALECT={s.maap_dialect!r}: expected csp or gsma")
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=max(8, s.outbox_concurrency)))
-    shared = store.tokens() if hasattr(store, "tokens") else None  # one token for all processes
-    maap = MaapClient(session, s.maap_url, app_id=s.maap_app_id, app_key=s.maap_app_key,
-                      dialect=s.maap_dialect, token_url=s.maap_token_url, timeout=s.maap_timeout,
-                      shared=shared) if s.maap_url else None
-
-    async def send(body: dict[str, Any]) -> SendResult:
-        if maap is None:
-            return SendResult("retry", "no MaaP configured (MINGPIAN_MAAP_URL)", 60.0)
-        return await maap.send(body)
-
-    async def prune() -> None:
-        await store.prune(time.time(), s.dedupe_ttl, 7 * 86400)
-
-    sends = app[sends_key]
-
-    async def counted(body: dict[str, Any]) -> SendResult:
-        result = await send(body)
-        sends.inc(result.outcome)
-        return result
-
-    worker = OutboxWorker(store, counted, concurrency=s.outbox_concurrency, lease=s.outbox_lease,
-                          base_backoff=s.outbox_backoff, max_backoff=s.outbox_max_backoff, prune=prune)
-    engine = Engine(flows, app[templates_key], store, worker.wake)
-    auth = WebhookAuth(s.webhook_csp_token, s.webhook_username, s.webhook_password, s.webhook_bearer,
-                       s.webhook_hmac_secret, s.webhook_replay_window)
-    app[chatbot_key] = Chatbot(flows, auth, store, engine, worker, s.webhook_app_id)
-    worker.start()
+    app[runtime_key] = runtime
     try:
         yield
     finally:
-        await worker.stop()
-        if maap is not None:
-            await maap.close()
-        await session.close()
-        await store.close()
+        await runtime.close()
 
 
-async def _authenticated(request: web.Request) -> tuple[Chatbot, bytes]:
-    """The raw body, once the caller proved who it is; 401 otherwise, 404 for unknown bots."""
-    bot = request.app[chatbot_key]
-    raw = await request.read()
-    try:
-        bot.auth.verify(request.headers, raw)
-    except AuthError as exc:
-        raise_json(401, "unauthorized", str(exc))
-    if bot.flows.get(request.match_info["bot"]) is None:
-        raise_json(404, "unknown_bot", f"no chatbot named {request.match_info['bot']!r}", "bot")
-    return bot, raw
+def _handler(dialect: Dialect) -> Any:
+    """One handler per dialect: the raw body to the runtime's inbound door, its Ack back."""
 
-
-def _parse(raw: bytes) -> Any:
-    """orjson: strict UTF-8, depth-limited (1024) by the parser itself, ~10x the stdlib's speed."""
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise_json(400, "invalid_json", f"malformed JSON: {exc}"[:300], "$")
-
-
-def _bad_event(exc: BadEvent) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=json_error(400, "invalid_event", str(exc), exc.problems).text,
-                              content_type="application/json")
-
-
-async def _run(request: web.Request, bot: Chatbot, name: str, event: InboundEvent) -> CommitResult | None:
-    if event.kind == "status":
-        await bot.store.record_status(list(event.statuses), time.time())
-        return None
-    if event.kind == "other":
-        request.app[turns_key].inc(name, "ignored")
-        return None
-    try:
-        result = await bot.engine.handle(name, event)
-        request.app[turns_key].inc(name, result.value)
-    except Busy as exc:
-        raise web.HTTPServiceUnavailable(
-            text=jsonio.dumps({"error": "busy", "message": str(exc)}).decode(),
-            content_type="application/json",
-            headers={"Retry-After": "1"}) from None
-    if event.kind in ("text", "postback"):
-        await _tell_listeners(request.app, name, event)
-    return result
-
-
-async def _tell_listeners(app: web.Application, name: str, event: InboundEvent) -> None:
-    """Other features hear the user's text or tap after the turn committed — a repeat too, so a
-    listener that failed (or a crash before it ran) catches up on the platform's retry; they are
-    idempotent per message ID. Awaited before the answer, so what they store (an opt-out) is
-    durable before the platform is told. One listener's failure neither fails the webhook (the
-    turn is committed) nor stops the others."""
-    for listener in app.get(chatbot_listeners_key, ()):
+    async def handle(request: web.Request) -> web.Response:
+        runtime = request.app[runtime_key]
+        raw = await request.read()
         try:
-            await listener(app, name, event)
-        except Exception:
-            log.exception("chatbot listener %r failed for %s", listener, event.message_id)
+            ack = await runtime.inbound(dialect, request.match_info["bot"], request.headers, raw,
+                                        request.match_info)
+        except AuthError as exc:
+            raise_json(401, "unauthorized", str(exc))
+        except UnknownBot as exc:
+            raise_json(404, "unknown_bot", str(exc), "bot")
+        except MalformedBody as exc:
+            raise_json(400, "invalid_json", str(exc), "$")
+        except BadEvent as exc:
+            raise web.HTTPBadRequest(text=json_error(400, "invalid_event", str(exc), exc.problems).text,
+                                     content_type="application/json") from None
+        except Busy as exc:
+            raise web.HTTPServiceUnavailable(
+                text=jsonio.dumps({"error": "busy", "message": str(exc)}).decode(),
+                content_type="application/json", headers={"Retry-After": "1"}) from None
+        if ack.body is None:
+            return web.Response(status=ack.status, headers=ack.headers)
+        return jsonio.json_response(ack.body, status=ack.status, headers=ack.headers or None)
+
+    return handle
 
 
-async def notify_path(request: web.Request) -> web.Response:
-    bot, _ = await _authenticated(request)
-    headers = {"echoStr": request.headers.get("echoStr", ""), "appId": bot.app_id}
-    return jsonio.json_response({"errorCode": 0, "errorMessage": ""}, headers=headers)
-
-
-async def csp_message(request: web.Request) -> web.Response:
-    bot, raw = await _authenticated(request)
-    body = _parse(raw)
-    try:
-        event = from_csp_message(body, request.match_info["chatbotId"])
-    except BadEvent as exc:
-        raise _bad_event(exc) from None
-    await _run(request, bot, request.match_info["bot"], event)
-    return jsonio.json_response({"messageId": event.message_id, "conversationId": event.conversation_id,
-                  "contributionId": event.contribution_id, "errorCode": 0, "errorMessage": ""})
-
-
-async def csp_status(request: web.Request) -> web.Response:
-    bot, raw = await _authenticated(request)
-    body = _parse(raw)
-    try:
-        reports = from_csp_status(body)
-    except BadEvent as exc:
-        raise _bad_event(exc) from None
-    await bot.store.record_status(reports, time.time())
-    return jsonio.json_response({"errorCode": 0, "errorMessage": ""})
-
-
-async def gsma_event(request: web.Request) -> web.Response:
-    bot, raw = await _authenticated(request)
-    body = _parse(raw)
-    name = request.match_info["bot"]
-    try:
-        event = from_gsma(body, bot.flows.flows[name].chatbot or name)
-    except BadEvent as exc:
-        raise _bad_event(exc) from None
-    await _run(request, bot, name, event)
-    return jsonio.json_response({"status": "ok"})
-
-
-async def cm_inbound(request: web.Request) -> web.Response:
-    """China Mobile XML user message; 204 as OMA NetAPI notification receivers answer."""
-    bot, raw = await _authenticated(request)
-    log.debug("CM inbound traceUniqueID=%s", request.headers.get("traceUniqueID", ""))
-    try:
-        event = cmxml.inbound(raw, request.match_info["chatbotURI"])
-    except BadEvent as exc:
-        raise _bad_event(exc) from None
-    await _run(request, bot, request.match_info["bot"], event)
-    return web.Response(status=204)
-
-
-async def cm_status(request: web.Request) -> web.Response:
-    bot, raw = await _authenticated(request)
-    try:
-        reports = cmxml.delivery(raw)
-    except BadEvent as exc:
-        raise _bad_event(exc) from None
-    await bot.store.record_status(reports, time.time())
-    return web.Response(status=204)
+notify_path = _handler("csp-notify")
+csp_message = _handler("csp-message")
+csp_status = _handler("csp-status")
+gsma_event = _handler("gsma")
+cm_inbound = _handler("cm-message")
+cm_status = _handler("cm-status")
 
 
 async def message_status(request: web.Request) -> web.Response:
     """Where one of our replies is: queued, sent, failed, and the platform's latest report."""
-    info = await request.app[chatbot_key].store.message(request.match_info["messageId"])
+    info = await request.app[runtime_key].message(request.match_info["messageId"])
     if info is None:
         raise_json(404, "unknown_message", "no outbound message with that ID", "messageId")
     # The conversation key embeds the user's number; this route has no per-user auth, so
@@ -353,7 +229,6 @@ def setup(app: web.Application) -> None:
                              ("outcome",))
     app[metrics_key].register(app[turns_key])
     app[metrics_key].register(app[sends_key])
-    app.setdefault(chatbot_listeners_key, [])
     r = app.router
     r.add_get("/maap/{bot}/notifyPath", notify_path, name="maap-notify-path")
     r.add_post("/maap/{bot}/messageNotification/{chatbotId}/messages", csp_message, name="maap-csp-message")

@@ -13,9 +13,6 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from aiohttp import web
-
-from ..http_errors import raise_json
 from .store import DeliveryStore
 
 PREFIX = "mpk_"
@@ -33,6 +30,9 @@ class Principal:
     def name(self) -> str:
         return "operator" if self.enterprise is None else f"enterprise:{self.enterprise}"
 
+    def may_see(self, enterprise: str) -> bool:
+        return self.operator or self.enterprise == enterprise
+
 
 def new_key() -> str:
     return PREFIX + secrets.token_urlsafe(32)
@@ -48,30 +48,10 @@ def issue(store: DeliveryStore, enterprise: str | None, label: str) -> str:
     return key
 
 
-def presented(request: web.Request) -> str | None:
-    auth = request.headers.get("Authorization", "")
-    if auth[:7].lower() == "bearer ":
-        return auth[7:].strip()
-    return request.headers.get("X-API-Key")
-
-
-def authenticate(request: web.Request, store: DeliveryStore) -> Principal:
-    key = presented(request)
-    if not key:
-        raise_json(401, "unauthorized", "send an API key: Authorization: Bearer <key>")
+def principal_of(store: DeliveryStore, key: str) -> Principal | None:
+    """Whose key this is, or None for a key we never issued."""
     digest = hash_key(key)
     row = store.key(digest)
     if row is None or not hmac.compare_digest(row[0], digest):
-        raise_json(401, "unauthorized", "unknown API key")
+        return None
     return Principal(row[1])
-
-
-def require_operator(p: Principal) -> None:
-    if not p.operator:
-        raise_json(403, "forbidden", "only the operator may do this")
-
-
-def require_enterprise(p: Principal, enterprise: str) -> None:
-    """An enterprise key for another enterprise gets 404, not 403: it must not learn which ids exist."""
-    if not p.operator and p.enterprise != enterprise:
-        raise_json(404, "not_found", f"no enterprise {enterprise!r}")

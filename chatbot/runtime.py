@@ -1,0 +1,263 @@
+"""The chatbot runtime: every part of one chatbot deployment, built in one place.
+
+A runtime owns the state store, the MaaP client of its MaaP account (one per account: CT/CU
+issue one accessToken per appId and a new one cancels the old, so every sender in the process
+shares this client's token cache, and with the Redis store every process shares one token),
+the outbox worker that drains replies through that client, the engine and the webhook
+authentication. It has two doors:
+
+- `inbound(dialect, bot, headers, raw body, path params)` → `Ack`: a platform's callback,
+  authenticated on the raw body, parsed for its dialect, handled exactly once, heard by the
+  listeners, acknowledged with the body the platform expects;
+- `send(body)`: a message to the MaaP through the same client (delivery's 5G channel).
+
+The server builds one runtime for the real bots, the studio a private one against the MaaP
+simulator; both call the same doors. A tap's path: webhook → `inbound` → engine (turn, commit)
+→ outbox worker → `MaapClient.send`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import aiohttp
+import orjson
+
+from renderer import TemplateStore
+
+from . import cmxml
+from .auth import WebhookAuth
+from .engine import Engine
+from .events import InboundEvent, StatusReport, from_csp_message, from_csp_status, from_gsma
+from .flows import FlowStore
+from .maap import MaapClient, SendResult
+from .outbox import OutboxWorker
+from .store import CommitResult, Store, open_store
+
+log = logging.getLogger("mingpian.chatbot")
+
+Dialect = Literal["csp-notify", "csp-message", "csp-status", "gsma", "cm-message", "cm-status"]
+# Another feature (delivery) hears each user text or tap after its turn committed (a repeat
+# too): (bot folder, event). A listener must be idempotent per event.message_id.
+Listener = Callable[[str, InboundEvent], Awaitable[None]]
+
+
+class UnknownBot(LookupError):
+    """The webhook names a bot that has no flow."""
+
+
+class MalformedBody(ValueError):
+    """The body is not JSON at all (as opposed to JSON that is not a valid event: BadEvent)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MaapAccount:
+    """One account on a MaaP's send API."""
+
+    url: str
+    app_id: str
+    app_key: str
+    dialect: str = "csp"  # csp (CT/CU accessToken) | gsma (OAuth2 client credentials)
+    token_url: str = ""
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeConfig:
+    auth: WebhookAuth
+    store: str = "sqlite"  # sqlite | redis
+    sqlite_path: Path | None = None
+    sqlite_synchronous: str = "NORMAL"
+    redis_url: str = ""
+    dedupe_ttl: float = 7 * 86400.0
+    keep_sent: float = 7 * 86400.0
+    app_id: str = ""  # returned in the CT/CU notifyPath check
+    maap: MaapAccount | None = None
+    outbox_concurrency: int = 64
+    outbox_lease: float = 30.0
+    outbox_backoff: float = 0.2
+    outbox_max_backoff: float = 60.0
+    outbox_poll: float = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """What the platform gets back: status, JSON body (None: no body) and headers."""
+
+    status: int
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+OK_ACK = {"errorCode": 0, "errorMessage": ""}
+
+
+class ChatbotRuntime:
+    def __init__(
+        self,
+        flows: FlowStore,
+        templates: TemplateStore,
+        config: RuntimeConfig,
+        *,
+        on_turn: Callable[[str, str], None] = lambda bot, result: None,
+        on_send: Callable[[str], None] = lambda outcome: None,
+    ) -> None:
+        self.flows = flows
+        self.config = config
+        self.auth = config.auth
+        self.on_turn = on_turn  # (bot, ok | duplicate | ignored): metrics
+        self.on_send = on_send  # (ok | retry | fail): metrics
+        self.listeners: list[Listener] = []
+        self.store: Store = open_store(
+            config.store,
+            sqlite_path=config.sqlite_path,
+            redis_url=config.redis_url,
+            sync=config.sqlite_synchronous,
+            dedupe_ttl=config.dedupe_ttl,
+        )
+        self.maap: MaapClient | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.worker = OutboxWorker(
+            self.store,
+            self.send,
+            concurrency=config.outbox_concurrency,
+            lease=config.outbox_lease,
+            base_backoff=config.outbox_backoff,
+            max_backoff=config.outbox_max_backoff,
+            poll=config.outbox_poll,
+            prune=self._prune,
+        )
+        self.engine = Engine(flows, templates, self.store, self.worker.wake)
+
+    # -- lifetime ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Open the store (raises ValueError, OSError or ConnectionError when it cannot), then the
+        MaaP client and the outbox worker."""
+        await self.store.open()
+        account = self.config.maap
+        if account is not None and account.url:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=max(8, self.config.outbox_concurrency))
+            )
+            shared = self.store.tokens() if hasattr(self.store, "tokens") else None
+            self.maap = MaapClient(
+                self._session,
+                account.url,
+                app_id=account.app_id,
+                app_key=account.app_key,
+                dialect=account.dialect,
+                token_url=account.token_url,
+                timeout=account.timeout,
+                shared=shared,
+            )
+        self.worker.start()
+
+    async def close(self) -> None:
+        await self.worker.stop()  # first: nothing is sent after this
+        if self.maap is not None:
+            await self.maap.close()
+        if self._session is not None:
+            await self._session.close()
+        await self.store.close()
+
+    async def _prune(self) -> None:
+        await self.store.prune(time.time(), self.config.dedupe_ttl, self.config.keep_sent)
+
+    # -- sending -----------------------------------------------------------------------------
+    async def send(self, body: dict[str, Any]) -> SendResult:
+        """One message to the MaaP (a committed reply, or a card from delivery)."""
+        if self.maap is None:
+            result = SendResult("retry", "no MaaP configured (MINGPIAN_MAAP_URL)", 60.0)
+        else:
+            result = await self.maap.send(body)
+        self.on_send(result.outcome)
+        return result
+
+    async def message(self, message_id: str) -> dict[str, Any] | None:
+        """Where one of our outbound messages is: queued, sent, failed, the platform's status."""
+        return await self.store.message(message_id)
+
+    # -- inbound -----------------------------------------------------------------------------
+    async def inbound(
+        self, dialect: Dialect, bot: str, headers: Mapping[str, str], raw: bytes, params: Mapping[str, str]
+    ) -> Ack:
+        """Raises AuthError (401), UnknownBot (404), MalformedBody or BadEvent (400) and Busy
+        (503: retry) — each before anything is stored."""
+        self.auth.verify(headers, raw)
+        flow = self.flows.get(bot)
+        if flow is None:
+            raise UnknownBot(f"no chatbot named {bot!r}")
+        if dialect == "csp-notify":
+            return Ack(200, OK_ACK, {"echoStr": headers.get("echoStr", ""), "appId": self.config.app_id})
+        if dialect == "csp-status":
+            await self._statuses(from_csp_status(_json(raw)))
+            return Ack(200, OK_ACK)
+        if dialect == "cm-status":
+            await self._statuses(cmxml.delivery(raw))
+            return Ack(204)
+        if dialect == "csp-message":
+            event = from_csp_message(_json(raw), params["chatbotId"])
+            await self._turn(bot, event)
+            return Ack(200, {"messageId": event.message_id, "conversationId": event.conversation_id,
+                             "contributionId": event.contribution_id, **OK_ACK})
+        if dialect == "gsma":
+            event = from_gsma(_json(raw), flow.chatbot or bot)
+            await self._turn(bot, event)
+            return Ack(200, {"status": "ok"})
+        if dialect == "cm-message":  # 204, as OMA NetAPI notification receivers answer
+            log.debug("CM inbound traceUniqueID=%s", headers.get("traceUniqueID", ""))
+            await self._turn(bot, cmxml.inbound(raw, params["chatbotURI"]))
+            return Ack(204)
+        raise ValueError(f"unknown dialect {dialect!r}")
+
+    async def _statuses(self, reports: list[StatusReport]) -> None:
+        await self.store.record_status(list(reports), time.time())
+
+    async def _turn(self, bot: str, event: InboundEvent) -> CommitResult | None:
+        if event.kind == "status":
+            await self._statuses(list(event.statuses))
+            return None
+        if event.kind == "other":
+            self.on_turn(bot, "ignored")
+            return None
+        result = await self.engine.handle(bot, event)  # Busy: the conversation is too contended
+        self.on_turn(bot, result.value)
+        if event.kind in ("text", "postback"):
+            await self._tell_listeners(bot, event)
+        return result
+
+    async def _tell_listeners(self, bot: str, event: InboundEvent) -> None:
+        """Listeners hear the user's text or tap after the turn committed — a repeat too, so a
+        listener that failed (or a crash before it ran) catches up on the platform's retry.
+        Awaited before the answer, so what they store (an opt-out) is durable before the
+        platform is told. One listener's failure neither fails the webhook (the turn is
+        committed) nor stops the others."""
+        for listener in self.listeners:
+            try:
+                await listener(bot, event)
+            except Exception:
+                log.exception("chatbot listener %r failed for %s", listener, event.message_id)
+
+
+def _json(raw: bytes) -> Any:
+    """orjson: strict UTF-8, depth-limited (1024) by the parser itself, ~10x the stdlib's speed."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedBody(f"malformed JSON: {exc}"[:300]) from None
+
+
+@contextlib.asynccontextmanager
+async def running(runtime: ChatbotRuntime) -> Any:
+    """`async with running(runtime):` start it, close it however the block ends."""
+    await runtime.start()
+    try:
+        yield runtime
+    finally:
+        await runtime.close()

@@ -1,0 +1,282 @@
+"""The channel chain of one delivery, one durable step at a time.
+
+For each channel of the chain (enterprise policy, minus RCS when the phone cannot show it):
+charge, hand the card to the gateway, wait for a receipt or the channel's timeout, refund and
+fall over on failure.
+
+Durability: each attempt row is written BEFORE its submit and its message ids right after.
+After a restart every `active` delivery resumes from its last attempt: a submitted one waits
+for its receipt until its deadline, and one caught between the row and the submit ("sending")
+is never resent on that channel (it may have gone out); it counts as unknown and the chain goes
+on after its timeout. So nothing is sent twice.
+
+A pre-call (ringing) card is dropped, never sent late, once the call is answered or ended or
+the ring timeout has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from renderer import RenderError
+
+from . import rules
+from .compose import Composer
+from .gateways import Channel, Outgoing
+from .metering import Charge, Meter, day_of
+from .receipts import WAITING, Receipts, charge_key
+from .records import Delivery
+from .store import DeliveryStore
+from .wakeups import Wakeups
+
+log = logging.getLogger("mingpian.delivery")
+LEGACY = ("ussd", "flash", "sms")
+DEFAULT_TIMEOUTS = {"rcs": 60.0, "ussd": 5.0, "flash": 30.0, "sms": 120.0}
+RESUME_GRACE = 1.0  # seconds an overdue attempt still waits for its receipt after a restart
+Capability = Callable[[str, str], Awaitable[bool]]  # (number, chatbot) -> can it show 5G messages
+
+
+class Chains:
+    """Runs every active delivery's chain as a task of its own."""
+
+    def __init__(
+        self,
+        store: DeliveryStore,
+        meter: Meter,
+        composer: Composer,
+        receipts: Receipts,
+        wakeups: Wakeups,
+        channels: dict[str, Channel],
+        *,
+        timeouts: dict[str, float] | None = None,
+        ring_timeout: float = 45.0,
+        capability: Capability | None = None,
+    ) -> None:
+        self.store = store
+        self.meter = meter
+        self.composer = composer
+        self.receipts = receipts
+        self.wakeups = wakeups
+        self.channels = channels
+        self.timeouts = {**DEFAULT_TIMEOUTS, **(timeouts or {})}
+        self.ring_timeout = ring_timeout
+        self.capability = capability
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._late: dict[str, tuple[str, float]] = {}  # call id → (answered/ended, when), recent calls
+        self._closing = False
+        self.handed = 0  # messages handed to a gateway (for the benchmark)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def resume(self) -> int:
+        ids = self.store.active_deliveries()
+        for did in ids:
+            self.spawn(did)
+        return len(ids)
+
+    async def close(self) -> None:
+        self._closing = True
+        tasks = list(self._tasks.values())
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def idle(self, timeout: float = 10.0) -> None:
+        """Wait until no delivery is in progress (tests and the benchmark)."""
+        end = time.monotonic() + timeout
+        while self._tasks and time.monotonic() < end:
+            await asyncio.sleep(0.01)
+
+    def spawn(self, did: str, d: Delivery | None = None) -> None:
+        if did in self._tasks or self._closing:
+            return
+        t = asyncio.get_running_loop().create_task(self._run(did, d), name=f"delivery:{did}")
+        self._tasks[did] = t
+        t.add_done_callback(lambda _t, did=did: self._done(did))
+
+    def _done(self, did: str) -> None:
+        self._tasks.pop(did, None)
+        self.composer.forget(did)
+
+    def note_phase(self, call_id: str, phase: str, now: float) -> None:
+        """The call was answered or ended: its pending pre-call card is now too late."""
+        self._late[call_id] = (phase, now)
+        horizon = now - self.ring_timeout - 60  # older calls cannot have a pre-call card pending
+        while self._late:
+            first = next(iter(self._late))
+            if self._late[first][1] >= horizon:
+                break
+            del self._late[first]
+        self.wakeups.poke(f"{call_id}:ringing")
+
+    def _late_phase(self, call_id: str, resumed: bool) -> str | None:
+        """`answered`/`ended` if the call got that far (memory; the database after a restart)."""
+        phase = self._late.get(call_id, (None, 0.0))[0]
+        if phase is None and resumed:
+            seen = self.store.call_phases(call_id) & {"answered", "ended"}
+            phase = sorted(seen)[0] if seen else None
+        return phase
+
+    # -- the chain ---------------------------------------------------------------------------
+    async def _run(self, did: str, d: Delivery | None) -> None:
+        try:
+            await self._chain(did, d)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must not leave the delivery silently active forever
+            log.exception("delivery %s crashed", did)
+            d = self.store.delivery(did)
+            if d is not None and d.state == "active":
+                self._finish(d, "failed", f"internal error: {type(exc).__name__}")
+
+    def _finish(self, d: Delivery, state: str, reason: str = "", channel: str = "") -> None:
+        self.store.update_delivery(d.id, state=state, reason=reason, channel=channel or d.channel)
+        d.state, d.reason = state, reason
+        if state == "delivered" and d.kind == "ad":
+            self.store.count_impression(d.enterprise, d.card, day_of(time.time()))
+
+    async def _chain(self, did: str, d: Delivery | None) -> None:
+        resumed, graced = d is None, False
+        if d is None:
+            d = self.store.delivery(did)
+            if d is not None and d.state == "active":
+                await self._give_back_orphan(d)
+        while d is not None and d.state == "active":
+            now = time.time()
+            if d.phase == "ringing":
+                late = self._late_phase(d.call_id, resumed)
+                if late or now - d.event_at > self.ring_timeout:
+                    why = f"call {late} before the card arrived" if late else "ring timeout passed"
+                    self._finish(d, "dropped", why)
+                    return
+            if self.store.opted_out(d.enterprise, d.recipient):
+                self._finish(d, "blocked", "opted out")
+                return
+            att = self.store.attempt(d.id, d.step)
+            if att is None:
+                if d.step >= len(d.chain):
+                    self._finish(d, "failed", "every channel failed")
+                    return
+                ent = self.store.get("enterprise", "", d.enterprise) or {}
+                if d.step == 0 and not await self._rules_pass(d, ent, now):
+                    return
+                await self._attempt(d, ent, d.chain[d.step])
+            elif att.state == "sending":  # crashed between the row and the submit's answer
+                self.store.update_attempt(
+                    att.id, state="unknown", detail="interrupted while handing over; not resent"
+                )
+            elif att.state in WAITING:
+                if resumed and now >= att.deadline and not graced:
+                    # Down past the deadline: the receipts the SMSC kept for us arrive right after
+                    # the bind, so give them a moment before falling over.
+                    graced = True
+                    att.deadline = now + RESUME_GRACE
+                if now >= att.deadline:
+                    self.store.update_attempt(
+                        att.id,
+                        state="timeout",
+                        done=now,
+                        detail=f"no receipt within {att.deadline - att.started:.1f}s",
+                    )
+                    await self.meter.refund(charge_key(att))
+                    d.step += 1
+                    self.store.update_delivery(d.id, step=d.step)
+                elif self.receipts.evaluate(att.id) in WAITING:  # one may have come before the ids
+                    await self.wakeups.wait(d.id, att.deadline)
+            elif att.state == "delivered":
+                self._finish(d, "delivered", "", att.channel)
+                return
+            elif att.state == "refused":
+                return
+            else:  # failed / timeout / error / skipped: next channel
+                d.step += 1
+                self.store.update_delivery(d.id, step=d.step)
+
+    async def _give_back_orphan(self, d: Delivery) -> None:
+        """Units taken just before an attempt row commits (where the counters live outside the
+        store) are left without a row by a crash in between, at the first step that has none.
+        The chain may never get there again (the call ended, an opt-out), so give them back;
+        an attempt that does run takes them anew."""
+        step = d.step
+        while self.store.attempt(d.id, step) is not None:
+            step += 1
+        await self.meter.counters.give_back_orphan(f"{d.id}#{step}")
+
+    async def _rules_pass(self, d: Delivery, ent: dict[str, Any], now: float) -> bool:
+        policy = ent.get("policy") or {}
+        if d.kind == "ad" and rules.in_quiet_hours(policy, now):
+            self._finish(d, "blocked", "quiet hours for advertising cards")
+            return False
+        cap = rules.cap_of(policy, d.phase)
+        if cap is not None and not await self.meter.counters.cap(
+            f"{d.enterprise}|{d.recipient}|{d.phase}", cap[0], cap[1], d.id, now
+        ):
+            self._finish(d, "blocked", f"frequency cap: {cap[0]} per {cap[1]:g}s")
+            return False
+        return True
+
+    def _timeout(self, ent: dict[str, Any], channel: str) -> float:
+        t = ((ent.get("policy") or {}).get("timeouts") or {}).get(channel)
+        return float(t) if t else self.timeouts.get(channel, 30.0)
+
+    async def _skip_reason(self, d: Delivery, ent: dict[str, Any], channel: str) -> str:
+        if channel not in self.channels:
+            return f"channel {channel} not configured"
+        if channel == "rcs":
+            chatbot = ent.get("chatbot", "")
+            if not chatbot:
+                return "the enterprise has no chatbot for 5G messages"
+            if self.capability is not None and not await self.capability(d.recipient, chatbot):
+                return "the phone cannot show 5G messages"
+        return ""
+
+    async def _attempt(self, d: Delivery, ent: dict[str, Any], channel: str) -> None:
+        now = time.time()
+        reason = await self._skip_reason(d, ent, channel)
+        if reason:
+            att = self.store.add_attempt(d.id, d.step, channel, 0, 0, now)
+            self.store.update_attempt(att.id, state="skipped", done=now, detail=reason)
+            return
+        try:
+            msg = self.composer.message(d, ent)
+            legacy = self.composer.degrade(msg, channel if channel in LEGACY else "sms")  # rcs: SMS fallback
+        except RenderError as exc:
+            self._finish(d, "failed", f"render: {exc}")
+            return
+        segments = len(legacy.segments) if channel in LEGACY else 1
+        # The attempt row, its units and its ledger row commit together, before the submit, so
+        # one durable wait covers them (see metering: where the units are taken differs).
+        reserved = await self.meter.reserve(f"{d.id}#{d.step}", d.enterprise, d.line, channel, segments, now)
+        with self.store.tx():
+            att = self.store.add_attempt(d.id, d.step, channel, segments, 0, now + self._timeout(ent, channel))
+            charge = await self.meter.settle(reserved)
+            self._charged(att.id, charge, now)
+        await self.store.durable()  # the attempt row and its charge exist before anything is sent
+        if not charge.ok:
+            self._finish(d, "blocked", f"quota: {charge.reason}")
+            return
+        handed = await self.channels[channel].send(
+            Outgoing(d.id, channel, d.line, d.recipient, msg, legacy, ent.get("chatbot", ""), {"step": d.step})
+        )
+        self.handed += 1
+        with self.store.tx():
+            self.store.add_message_ids(att.id, list(handed.message_ids))
+            if handed.ok and channel == "rcs":  # the MaaP owns the rest, SMS fallback included
+                self.store.update_attempt(att.id, state="delivered", done=time.time(), detail=handed.detail)
+                self.wakeups.poke(d.id)
+            elif handed.ok:
+                self.store.update_attempt(att.id, state="submitted", detail=",".join(handed.message_ids))
+            else:
+                self.store.update_attempt(att.id, state="error", done=time.time(), detail=handed.detail)
+        if not handed.ok:
+            await self.meter.refund(charge_key(att))
+        self.receipts.evaluate(att.id)
+
+    def _charged(self, attempt: int, charge: Charge, now: float) -> None:
+        if charge.ok:
+            self.store.update_attempt(attempt, units=charge.units + charge.overage)
+        else:
+            self.store.update_attempt(attempt, state="refused", done=now, detail=charge.reason)

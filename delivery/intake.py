@@ -1,0 +1,120 @@
+"""Call intake: a call event becomes a durable delivery row, then its chain starts.
+
+The event and its delivery commit together (or neither), and the event is acknowledged only
+once that commit would survive a crash. A repeat of the same call id and phase is answered as
+a duplicate; with shared counters (several server processes) the event is first claimed there,
+so two processes receiving the same event never both accept it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .chain import Chains
+from .compose import choose_card
+from .metering import Counters
+from .model import DEFAULT_CHAIN, normalize_number
+from .records import Delivery
+from .store import DeliveryStore
+
+
+class UnknownLine(LookupError):
+    """Neither the caller nor the callee is a line (of the enterprise the caller acts for)."""
+
+
+class InProgress(Exception):
+    """Another server process claimed this call event and has not confirmed it yet."""
+
+
+class Intake:
+    def __init__(
+        self, store: DeliveryStore, counters: Counters, chains: Chains, *, dedupe_ttl: float = 2 * 86400
+    ) -> None:
+        self.store = store
+        self.counters = counters
+        self.chains = chains
+        self.dedupe_ttl = dedupe_ttl
+
+    def resolve(self, caller: str, callee: str) -> tuple[str, dict[str, Any], str, str] | None:
+        """(enterprise, line doc, line number, the person) — the enterprise's line may be the
+        caller (it calls a customer) or the callee (a customer calls its hotline)."""
+        for line, person in ((caller, callee), (callee, caller)):
+            hit = self.store.find("line", line)
+            if hit is not None:
+                return hit[0], hit[1], line, person
+        return None
+
+    async def accept(self, event: dict[str, Any], enterprise_scope: str | None) -> tuple[int, dict[str, Any]]:
+        """Record a call event and start its delivery; (status, body) for the 202/200 answer.
+        Raises NumberError, UnknownLine or InProgress."""
+        caller = normalize_number(event["caller"])
+        callee = normalize_number(event["callee"])
+        call_id, phase = event["call_id"], event["phase"]
+        now = time.time()
+        at = float(event.get("time") or now)
+        hit = self.resolve(caller, callee)
+        if hit is None or (enterprise_scope is not None and hit[0] != enterprise_scope):
+            raise UnknownLine(
+                "neither caller nor callee is a line of "
+                + ("this enterprise" if enterprise_scope else "any enterprise")
+            )
+        enterprise, line, line_no, person = hit
+        did = f"{call_id}:{phase}"
+        duplicate = {"call_id": call_id, "phase": phase, "duplicate": True, "delivery": did}
+        claim = await self.counters.claim(did, self.dedupe_ttl)
+        if claim == "pending":
+            raise InProgress(f"call {call_id} {phase} is being accepted by another server; retry")
+        if claim == "done":
+            return 200, duplicate
+        d: Delivery | None = None
+        with self.store.tx():  # the event and its delivery commit together, or neither
+            if self.store.call_event(call_id, phase, at):
+                card = choose_card(self.store, enterprise, line, phase, call_id) or {}
+                ent = self.store.get("enterprise", "", enterprise) or {}
+                d = Delivery(
+                    did,
+                    call_id,
+                    phase,
+                    enterprise,
+                    line_no,
+                    person,
+                    card.get("id", ""),
+                    card.get("template", ""),
+                    card.get("kind", "identity"),
+                    {
+                        "card_data": card.get("data") or {},
+                        "call_fields": card.get("call_fields") or {},
+                        "staff": line.get("staff"),
+                        "caller": caller,
+                        "callee": callee,
+                        "time": at,
+                        "verified": bool(line.get("verified")),
+                    },
+                    list((ent.get("policy") or {}).get("chain") or DEFAULT_CHAIN),
+                    0,
+                    "active" if card else "skipped",
+                    "" if card else f"no card for phase {phase}",
+                    "",
+                    at,
+                    now,
+                    now,
+                )
+                self.store.add_delivery(d)
+        if d is None:
+            await self.store.durable()
+            return 200, duplicate
+        if phase != "ringing":  # the call was answered or ended: a pending pre-call card is too late
+            self.chains.note_phase(call_id, phase, now)
+        await self.store.durable()  # acknowledged only once it would survive a crash
+        self.counters.confirm(did, self.dedupe_ttl)
+        if d.state == "active":
+            self.chains.spawn(did, d)
+        return 202, {
+            "call_id": call_id,
+            "phase": phase,
+            "duplicate": False,
+            "delivery": did,
+            "state": d.state,
+            **({"reason": d.reason} if d.reason else {}),
+        }

@@ -1,0 +1,49 @@
+"""What a campaign would cost per channel before it is sent: units (SMS per segment) × count,
+how much of it the enterprise's packages cover, and the rest at the overage price."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from renderer import RenderError
+from renderer.legacy import degrade
+from renderer.model import Message
+
+from . import Meter
+from .packages import applicable, units_for
+
+CHANNELS = ("rcs", "ussd", "flash", "sms")
+
+
+async def estimate(meter: Meter, enterprise: str, msg: Message, line: str, count: int) -> list[dict[str, Any]]:
+    store = meter.store
+    packages, _ = applicable(store, enterprise, line, time.time())
+    docs = {d["id"]: d for d in store.list("package", enterprise)}
+    balances = {b["id"]: b for b in await meter.balances(enterprise)}
+    free = sum(balances[p.id]["remaining"] for p in packages if p.id in balances)
+    out: list[dict[str, Any]] = []
+    for ch in CHANNELS:
+        try:
+            segs = len(degrade(msg, ch).segments) if ch != "rcs" else 1
+        except RenderError as exc:
+            out.append({"channel": ch, "error": str(exc)[:200]})
+            continue
+        first = docs.get(packages[0].id) if packages else None
+        units = units_for(first, ch, segs) * count
+        covered = min(units, free)
+        over = units - covered
+        over_p = next((p for p in packages if p.policy == "overage"), None)
+        unit_price = packages[0].unit_price if packages else 0.0
+        out.append(
+            {
+                "channel": ch,
+                "segments": segs,
+                "units": units,
+                "covered_by_packages": covered,
+                "beyond_packages": over,
+                "sendable": over == 0 or over_p is not None,
+                "cost": round(covered * unit_price + (over * over_p.overage_price if over_p else 0), 4),
+            }
+        )
+    return out

@@ -1,0 +1,202 @@
+"""Counters in Redis: the scale-out backend, shared by every server process on one Redis.
+
+Units are taken by a Lua script just before the attempt row's transaction (a script cannot join
+a SQLite transaction), keyed by delivery and step; the ledger row then commits with the
+attempt row, and a charge a crash left without its row is given back on resume
+(`give_back_orphan`). An SMSC may send a receipt to any session of the account, so a receipt
+no attempt of this process knows is published for the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from redis import asyncio as aioredis
+
+from infra.redispipe import AutoPipeline
+
+from ..store import DeliveryStore
+from . import ledger
+from .ledger import LedgerEntry
+from .packages import Charge, Package, refused
+
+log = logging.getLogger("mingpian.delivery")
+PENDING_TTL = 15.0  # seconds a claimed, unconfirmed call event stays claimed
+
+_CONSUME = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'consumed' then
+  return {1, redis.call('HGET', KEYS[1], 'idx'), redis.call('HGET', KEYS[1], 'units'),
+          redis.call('HGET', KEYS[1], 'over'), 1}
+end
+local units = tonumber(ARGV[1])
+local n = #KEYS - 1
+for i = 1, n do
+  local used = tonumber(redis.call('HGET', KEYS[i + 1], 'used') or '0')
+  if used + units <= tonumber(ARGV[2 * i]) then
+    redis.call('HINCRBY', KEYS[i + 1], 'used', units)
+    redis.call('HSET', KEYS[1], 'state', 'consumed', 'idx', i, 'pkg', KEYS[i + 1], 'units', units, 'over', 0)
+    redis.call('EXPIRE', KEYS[1], 2592000)
+    return {1, i, units, 0, 0}
+  end
+end
+for i = 1, n do
+  if ARGV[2 * i + 1] == 'overage' then
+    redis.call('HINCRBY', KEYS[i + 1], 'overage', units)
+    redis.call('HSET', KEYS[1], 'state', 'consumed', 'idx', i, 'pkg', KEYS[i + 1], 'units', 0, 'over', units)
+    redis.call('EXPIRE', KEYS[1], 2592000)
+    return {1, i, 0, units, 0}
+  end
+end
+return {0, 0, 0, 0, 0}
+"""
+_REFUND = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'consumed' then return 0 end
+local pkg = redis.call('HGET', KEYS[1], 'pkg')
+redis.call('HINCRBY', pkg, 'used', 0 - tonumber(redis.call('HGET', KEYS[1], 'units')))
+redis.call('HINCRBY', pkg, 'overage', 0 - tonumber(redis.call('HGET', KEYS[1], 'over')))
+redis.call('HSET', KEYS[1], 'state', 'refunded')
+return 1
+"""
+_CAP = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+if redis.call('ZSCORE', KEYS[1], ARGV[4]) then return 1 end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2]) * 1000))
+return 1
+"""
+
+
+_CLAIM = """
+if redis.call('SET', KEYS[1], 'pending', 'NX', 'PX', ARGV[1]) then return 'new' end
+return redis.call('GET', KEYS[1])
+"""
+
+
+def _log_failure(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        log.warning("delivery counters: confirming a call event failed: %s", fut.exception())
+
+
+
+
+class RedisCounters:
+    """The scale-out counters: shared by every server process on one Redis.
+
+    Every command goes through the shared auto-pipeline (infra/redispipe.py): the
+    claims, confirmations and charges of all the calls in flight during one event-loop
+    iteration share one round trip, instead of three redis-py round trips per call event.
+    Each step that must be atomic is still one command (a Lua script or `SET`)."""
+
+    def __init__(self, url: str, store: DeliveryStore | None = None, prefix: str = "mp:dl:") -> None:
+        self.store = store  # where ledger rows go; None for bare counting (tests, tools)
+        # A bounded pool that waits for a free connection: a burst of calls queues, it does not fail.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=32, timeout=10, decode_responses=True
+        )
+        self.r = aioredis.Redis(connection_pool=pool)
+        self.prefix = prefix
+        self.pipe = AutoPipeline(
+            self.r, {"claim": _CLAIM, "consume": _CONSUME, "refund": _REFUND, "cap": _CAP}
+        )
+
+    async def claim(self, key: str, ttl: float, wait: float = 2.0) -> str:
+        """Claim a call event across processes: "new" (ours: accept it, then `confirm`), "done"
+        (a duplicate), or "pending" (another process took it and has not confirmed within
+        `wait` s: the caller answers "retry"). The claim itself expires after PENDING_TTL, so a
+        process dying between claim and commit does not lose the event for good. One script:
+        SET NX, else the current state, in one round trip."""
+        keys = [self.prefix + "dd:" + key]
+        end = time.monotonic() + wait
+        while True:
+            state = await self.pipe.script("claim", keys, [int(PENDING_TTL * 1000)])
+            if state in ("new", "done"):
+                return str(state)
+            if time.monotonic() >= end:
+                return "pending"
+            await asyncio.sleep(0.02)
+
+    def confirm(self, key: str, ttl: float) -> None:
+        """Mark a claimed event "done" (its commit is durable). Queued into this loop iteration's
+        pipeline, not awaited: it reaches Redis together with the 202, so the window in which a
+        crash leaves only the "pending" claim is what it was when the answer waited for it, but
+        the answer no longer pays a round trip. A repeat arriving at another process meanwhile
+        sees "pending" and waits for "done" (see `claim`)."""
+        fut = self.pipe.call("SET", self.prefix + "dd:" + key, "done", "PX", int(ttl * 1000))
+        fut.add_done_callback(_log_failure)
+
+    async def cap(self, key: str, limit: int, window: float, member: str, now: float) -> bool:
+        return bool(await self.pipe.script("cap", [self.prefix + "cap:" + key], [now, window, limit, member]))
+
+    async def consume(
+        self, key: str, packages: list[Package], units: int, entry: LedgerEntry | None = None
+    ) -> Charge:
+        keys = [self.prefix + "ch:" + key] + [self.prefix + "pkg:" + p.key for p in packages]
+        args: list[Any] = [units]
+        for p in packages:
+            args += [p.units, p.policy]
+        ok, idx, taken, over, repeated = await self.pipe.script("consume", keys, args)
+        if not int(ok):
+            return refused(packages)
+        p = packages[int(idx) - 1] if packages and 0 < int(idx) <= len(packages) else None
+        taken, over = int(taken), int(over)
+        cost = (taken * p.unit_price + over * p.overage_price) if p else 0.0
+        return Charge(True, p.id if p else None, taken, over, cost, repeated=bool(int(repeated)))
+
+    async def take_before(self, key: str, packages: list[Package], units: int) -> Charge | None:
+        return await self.consume(key, packages, units)
+
+    async def take_within(
+        self, key: str, packages: list[Package], units: int, entry: LedgerEntry, before: Charge | None
+    ) -> Charge:
+        charge = before if before is not None else await self.consume(key, packages, units)
+        if charge.ok and self.store is not None:
+            ledger.write(self.store.db, key, charge, entry)
+        return charge
+
+    async def give_back_orphan(self, key: str) -> None:
+        await self.refund(key)
+
+    async def refund(self, key: str) -> bool:
+        done = bool(await self.pipe.script("refund", [self.prefix + "ch:" + key], []))
+        if self.store is not None:
+            ledger.mark_refunded(self.store.db, key)
+        return done
+
+    async def usage(self, package: str) -> tuple[int, int]:
+        h = await self.r.hgetall(self.prefix + "pkg:" + package)
+        return int(h.get("used", 0)), int(h.get("overage", 0))
+
+    # -- receipts that reached the wrong process -------------------------------------------------
+    async def forward_receipt(self, message_id: str, stat: str) -> None:
+        """An SMSC sends receipts to any session of the account, not the one that submitted:
+        a receipt for a message id this process does not know goes to every process."""
+        await self.pipe.call("PUBLISH", self.prefix + "receipts", f"{message_id}\x1f{stat}")
+
+    async def receipts(self, handle: Callable[[str, str], None]) -> None:
+        """Feed forwarded receipts to `handle` until cancelled (resubscribes after a hiccup)."""
+        while True:
+            pubsub = self.r.pubsub()
+            try:
+                await pubsub.subscribe(self.prefix + "receipts")
+                async for msg in pubsub.listen():
+                    if msg.get("type") == "message":
+                        mid, _, stat = str(msg["data"]).partition("\x1f")
+                        handle(mid, stat)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis restarted: subscribe again shortly
+                await asyncio.sleep(0.5)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+    async def close(self) -> None:
+        await self.pipe.drain()
+        await self.r.aclose(close_connection_pool=True)

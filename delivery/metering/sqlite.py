@@ -1,0 +1,119 @@
+"""Counters in the delivery store's own SQLite file: the embedded default.
+
+Consumption runs inside the store's transaction of the attempt row, so the row, its units and
+its ledger row commit together; nothing can be charged without its attempt. One server process
+owns the file, so a call event is deduplicated by its row in the store (in the event's own
+transaction) and a receipt always reaches the process that submitted its message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..store import DeliveryStore
+from . import ledger
+from .ledger import LedgerEntry
+from .packages import Charge, Package, refused
+
+
+class SqliteCounters:
+    def __init__(self, store: DeliveryStore) -> None:
+        self.store = store
+        self._rows: set[str] = set()  # package_usage rows known to exist
+
+    async def claim(self, key: str, ttl: float) -> str:
+        """Always "new": the store's call-event row is the dedupe (one process per file)."""
+        return "new"
+
+    def confirm(self, key: str, ttl: float) -> None:
+        pass
+
+    async def cap(self, key: str, limit: int, window: float, member: str, now: float) -> bool:
+        with self.store.tx() as db:
+            db.execute("DELETE FROM caps WHERE key=? AND at <= ?", (key, now - window))
+            if db.execute("SELECT 1 FROM caps WHERE key=? AND member=?", (key, member)).fetchone():
+                return True
+            (n,) = db.execute("SELECT count(*) FROM caps WHERE key=?", (key,)).fetchone()
+            if n >= limit:
+                return False
+            db.execute("INSERT INTO caps VALUES (?,?,?)", (key, now, member))
+            return True
+
+    async def consume(
+        self, key: str, packages: list[Package], units: int, entry: LedgerEntry | None = None
+    ) -> Charge:
+        """Take `units` from the first package with room (else overage where allowed). The
+        ledger row is what makes it idempotent per key: a key charged and not refunded is
+        answered with that charge again."""
+        with self.store.tx() as db:
+            row = db.execute(
+                "SELECT package, units, overage, refunded FROM charges WHERE key=?", (key,)
+            ).fetchone()
+            if row and not row[3]:
+                return Charge(True, row[0], row[1], row[2], repeated=True)
+            charge = None
+            for p in packages:
+                if p.key not in self._rows:
+                    db.execute("INSERT OR IGNORE INTO package_usage (package) VALUES (?)", (p.key,))
+                    self._rows.add(p.key)
+                took = db.execute(
+                    "UPDATE package_usage SET used = used + ? WHERE package=? AND used + ? <= ?",
+                    (units, p.key, units, p.units),
+                ).rowcount
+                if took:
+                    charge = Charge(True, p.id, units, 0, units * p.unit_price)
+                    break
+            else:
+                for p in packages:
+                    if p.policy == "overage":
+                        db.execute(
+                            "UPDATE package_usage SET overage = overage + ? WHERE package=?", (units, p.key)
+                        )
+                        charge = Charge(True, p.id, 0, units, units * p.overage_price)
+                        break
+            if charge is not None:
+                if entry is not None:  # the ledger row commits with the consumption, or neither does
+                    ledger.write(db, key, charge, entry)
+                return charge
+        return refused(packages)
+
+    async def take_before(self, key: str, packages: list[Package], units: int) -> Charge | None:
+        return None  # taken in `take_within`, in the attempt row's transaction
+
+    async def take_within(
+        self, key: str, packages: list[Package], units: int, entry: LedgerEntry, before: Charge | None
+    ) -> Charge:
+        return await self.consume(key, packages, units, entry)  # never suspends: one transaction
+
+    async def give_back_orphan(self, key: str) -> None:
+        pass  # units commit with their attempt row: a crash cannot leave one without the other
+
+    async def refund(self, key: str) -> bool:
+        with self.store.tx() as db:
+            row = db.execute(
+                "SELECT enterprise, package, units, overage, refunded FROM charges WHERE key=?", (key,)
+            ).fetchone()
+            if not row or row[4]:
+                return False
+            if row[1] is not None:
+                db.execute(
+                    "UPDATE package_usage SET used = used - ?, overage = overage - ? WHERE package=?",
+                    (row[2], row[3], f"{row[0]}/{row[1]}"),
+                )
+            ledger.mark_refunded(db, key)
+            return True
+
+    async def usage(self, package: str) -> tuple[int, int]:
+        row = self.store.db.execute(
+            "SELECT used, overage FROM package_usage WHERE package=?", (package,)
+        ).fetchone()
+        return (row[0], row[1]) if row else (0, 0)
+
+    async def forward_receipt(self, message_id: str, stat: str) -> None:
+        pass  # no other process shares this file's SMSC session
+
+    async def receipts(self, handle: Callable[[str, str], None]) -> None:
+        return None
+
+    async def close(self) -> None:
+        pass

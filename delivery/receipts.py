@@ -1,0 +1,73 @@
+"""Receipts: the one door through which every delivery receipt enters, whether it came from
+the SMSC over SMPP, from Kannel's dlr-url, or from another server process (forwarded through
+the shared counters because the SMSC sent it to that process's session).
+
+A receipt is stored first (it may arrive before its message id is: the chain applies it then),
+then applied to its attempt: every segment `DELIVRD` → delivered; any failure → failed and its
+units refunded. The waiting chain is woken to go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from .metering import Meter
+from .records import Attempt
+from .store import DeliveryStore
+from .wakeups import Wakeups
+
+WAITING = ("submitted", "unknown")
+
+
+def charge_key(att: Attempt) -> str:
+    """What a charge is keyed by: the delivery (call id + phase, unique across server processes)
+    and the step — not the attempt's row id, which is only unique within one SQLite file."""
+    return f"{att.delivery}#{att.step}"
+
+
+class Receipts:
+    def __init__(self, store: DeliveryStore, meter: Meter, wakeups: Wakeups) -> None:
+        self.store = store
+        self.meter = meter
+        self.wakeups = wakeups
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def accept(self, message_id: str, stat: str, *, forwarded: bool = False) -> None:
+        """Store a receipt and apply it. One for a message this process did not submit is
+        forwarded to the other processes (unless it was itself forwarded)."""
+        with self.store.tx():
+            self.store.receipt(message_id, stat)
+            attempt = self.store.attempt_of_message(message_id)
+            if attempt is not None:
+                self.evaluate(attempt)
+        if attempt is None and not forwarded:
+            self._later(self.meter.counters.forward_receipt(message_id, stat))
+
+    def evaluate(self, attempt_id: int) -> str:
+        """Apply the receipts an attempt has; its state afterwards."""
+        att = self.store.attempt_by_id(attempt_id)
+        if att is None or att.state not in WAITING:
+            return att.state if att is not None else "gone"
+        total, stats = self.store.receipts_of(attempt_id)
+        if total == 0:
+            return att.state
+        failed = [s for s in stats if s != "DELIVRD"]
+        now = time.time()
+        if failed:
+            state = "failed"
+            self.store.update_attempt(attempt_id, state=state, done=now, detail=f"receipt {failed[0]}")
+            self._later(self.meter.refund(charge_key(att)))
+        elif len(stats) == total:
+            state = "delivered"
+            self.store.update_attempt(attempt_id, state=state, done=now, detail="receipt DELIVRD")
+        else:
+            return att.state
+        self.wakeups.poke(att.delivery)
+        return state
+
+    def _later(self, work: Any) -> None:
+        t = asyncio.get_running_loop().create_task(work)
+        self._background.add(t)
+        t.add_done_callback(self._background.discard)

@@ -1,0 +1,89 @@
+"""The delivery's own records: one `Delivery` per call event and phase, one `Attempt` per channel
+tried, as stored (store.py) and as the API shows them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+FINAL = frozenset({"delivered", "failed", "dropped", "blocked", "skipped"})
+
+
+@dataclass(slots=True)
+class Delivery:
+    id: str
+    call_id: str
+    phase: str
+    enterprise: str
+    line: str
+    recipient: str
+    card: str
+    template: str
+    kind: str
+    data: dict[str, Any]
+    chain: list[str]
+    step: int
+    state: str
+    reason: str
+    channel: str
+    event_at: float
+    created: float
+    updated: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "call_id": self.call_id,
+            "phase": self.phase,
+            "enterprise": self.enterprise,
+            "line": self.line,
+            "recipient": self.recipient,
+            "card": self.card,
+            "template": self.template,
+            "kind": self.kind,
+            "chain": self.chain,
+            "step": self.step,
+            "state": self.state,
+            "reason": self.reason,
+            "channel": self.channel,
+            "created": self.created,
+            "updated": self.updated,
+        }
+
+
+@dataclass(slots=True)
+class Attempt:
+    id: int
+    delivery: str
+    step: int
+    channel: str
+    state: str  # sending | submitted | delivered | failed | timeout | error | unknown | refused
+    segments: int
+    units: int
+    started: float
+    deadline: float
+    done: float | None
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "step": self.step,
+            "channel": self.channel,
+            "state": self.state,
+            "segments": self.segments,
+            "units": self.units,
+            "started": self.started,
+            "deadline": self.deadline,
+            "done": self.done,
+            "detail": self.detail,
+        }
+
+
+def delivery_from_row(row: tuple[Any, ...]) -> Delivery:
+    r = list(row)
+    r[9] = orjson.loads(r[9])
+    r[10] = orjson.loads(r[10])
+    return Delivery(*r)

@@ -1,0 +1,106 @@
+"""A person's answer to a card: an opt-out word, a numbered menu choice, or a 5G button's tap.
+
+An opt-out blocks the enterprise(s) for that person on every channel at once, and chains in
+flight for them stop. A menu choice ("1", "回复2") or a button's postback answering the card
+this person got from them in the last day counts as a tap on that button (and, for an
+advertising card, on the card); with the platform's message id a redelivered reply counts once.
+Replies come from the SMSC (mobile-originated SMS), Kannel, the API, or the chatbot webhook.
+"""
+
+from __future__ import annotations
+
+import time
+
+from renderer import RenderError
+from renderer.legacy import parse_reply
+
+from . import rules
+from .compose import Composer
+from .metering import day_of
+from .model import NumberError, normalize_number
+from .store import DeliveryStore
+from .wakeups import Wakeups
+
+TAP_WINDOW = 86400.0  # seconds after a card during which a reply counts as a tap on it
+
+
+class Replies:
+    def __init__(self, store: DeliveryStore, composer: Composer, wakeups: Wakeups) -> None:
+        self.store = store
+        self.composer = composer
+        self.wakeups = wakeups
+
+    def on_reply(
+        self, sender: str, line: str, text: str, channel: str, postback: str = "", ref: str = ""
+    ) -> bool:
+        """A reply to one of an enterprise's lines, on any channel; True if it was an opt-out
+        (stored before returning)."""
+        try:
+            number = normalize_number(line)
+        except NumberError:
+            return False
+        hit = self.store.find("line", number)
+        if hit is None:
+            return False
+        return self._reply([hit[0]], sender, text, channel, postback, ref)
+
+    def on_chatbot(self, chatbot: str, user: str, text: str, postback: str = "", ref: str = "") -> bool:
+        """A user's text or tap that reached a 5G chatbot: it speaks for every enterprise whose
+        `chatbot` is that address. True if an opt-out."""
+        bot = bot_id(chatbot)
+        ents = [e["id"] for e in self.store.list("enterprise", "") if bot_id(e.get("chatbot", "")) == bot]
+        return bool(bot and ents) and self._reply(ents, user, text, "rcs", postback, ref)
+
+    def _reply(
+        self, enterprises: list[str], sender: str, text: str, channel: str, postback: str, ref: str
+    ) -> bool:
+        opt_out = not postback and rules.is_opt_out(text)
+        key = None if opt_out or postback else parse_reply(text)
+        if not opt_out and not postback and (key is None or not key.isdigit()):
+            return False
+        try:
+            who = normalize_number(sender.removeprefix("tel:"))
+        except NumberError:
+            return False
+        if opt_out:
+            for ent in enterprises:
+                self.store.opt_out(ent, who, channel, text)
+                for did in self.store.active_for(ent, who):  # chains in flight stop now, not later
+                    self.wakeups.poke(did)
+            return True
+        self._tap(enterprises, who, key, postback, ref)
+        return False
+
+    def _tap(self, enterprises: list[str], who: str, key: str | None, postback: str, ref: str) -> None:
+        now = time.time()
+        last = self.store.last_delivered(enterprises, who, None)
+        if last is None or now - last[1] > TAP_WINDOW:
+            return
+        enterprise = last[3]
+        d = self.store.delivery(last[2])
+        if d is None:
+            return
+        try:
+            ent = self.store.get("enterprise", "", d.enterprise) or {}
+            buttons = self.composer.message(d, ent).all_suggestions
+        except RenderError:
+            return
+        finally:
+            self.composer.forget(d.id)  # its chain is over: nothing else will drop the entry
+        index = (
+            int(key) - 1 if key else next((i for i, b in enumerate(buttons) if b.postback == postback), -1)
+        )
+        if not 0 <= index < len(buttons):
+            return
+        if ref and not self.store.first_reply(ref, now):
+            return
+        day = day_of(now)
+        self.store.count_tap(enterprise, d.card, buttons[index].text, day)
+        if d.kind == "ad":
+            self.store.count_impression(enterprise, d.card, day, taps=1)
+
+
+def bot_id(address: str) -> str:
+    """A chatbot address compared loosely: `sip:106500@botplatform…`, `106500@…` and `106500`
+    (the chatbotId some platforms put in the webhook path) name the same chatbot."""
+    return address.strip().removeprefix("sip:").partition("@")[0]

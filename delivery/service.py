@@ -1,0 +1,155 @@
+"""The delivery domain assembled: store, counters, meter, gateways, intake, chains, receipts and
+replies, built from a `DeliveryConfig` and torn down in reverse. The server builds one per
+process (its config from the settings) and calls into it; nothing here knows HTTP serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from chatbot.events import InboundEvent
+from chatbot.maap import MaapClient
+from renderer import TemplateStore
+
+from . import keys
+from .chain import Chains
+from .compose import Composer
+from .gateways import Channel
+from .gateways.kannel import KannelChannel
+from .gateways.rcs import Capabilities, RcsChannel
+from .gateways.smpp import SmppChannel
+from .gateways.smpp_client import SmppClient
+from .gateways.smpp_pdu import ShortMessage
+from .gateways.smpp_receipts import parse_receipt
+from .intake import Intake
+from .metering import Counters, Meter
+from .metering.redis import RedisCounters
+from .metering.sqlite import SqliteCounters
+from .receipts import Receipts
+from .replies import Replies
+from .seed import load_seed
+from .store import DeliveryStore
+from .wakeups import Wakeups
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryConfig:
+    database: Path
+    synchronous: str = "NORMAL"
+    counters: str = "sqlite"  # sqlite | redis
+    redis_url: str = ""
+    seed: str = ""
+    operator_key: str = ""
+    smpp: str = ""  # host:port of the SMSC; empty: no SMPP
+    smpp_system_id: str = "mingpian"
+    smpp_password: str = ""
+    flash_gsm_dcs: int = 0x10
+    timeouts: dict[str, float] = field(default_factory=dict)
+    ring_timeout: float = 45.0
+    capability_path: str = "/bot/v1/{chatbot}/contactCapabilities?userContact={contact}"
+    capability_ttl: float = 86400.0
+    kannel_url: str = ""
+    kannel_username: str = ""
+    kannel_password: str = ""
+    kannel_channels: tuple[str, ...] = ("flash", "sms")
+    kannel_token: str = ""
+    callback_base: str = ""  # where Kannel reaches this server's dlr-url
+
+
+class DeliveryService:
+    def __init__(self, config: DeliveryConfig, templates: TemplateStore, maap: MaapClient | None) -> None:
+        self.config = config
+        self.store = DeliveryStore(config.database, config.synchronous)
+        self.store.open()
+        self.counters: Counters = (
+            RedisCounters(config.redis_url, self.store) if config.counters == "redis" else SqliteCounters(self.store)
+        )
+        self.meter = Meter(self.store, self.counters)
+        self.wakeups = Wakeups()
+        self.composer = Composer(self.store, templates)
+        self.receipts = Receipts(self.store, self.meter, self.wakeups)
+        self.replies = Replies(self.store, self.composer, self.wakeups)
+        self.channels: dict[str, Channel] = {}
+        self.chains = Chains(
+            self.store,
+            self.meter,
+            self.composer,
+            self.receipts,
+            self.wakeups,
+            self.channels,
+            timeouts=config.timeouts,
+            ring_timeout=config.ring_timeout,
+        )
+        self.intake = Intake(self.store, self.counters, self.chains)
+        self.smpp: SmppClient | None = None
+        self.kannel_token = ""
+        self._session: aiohttp.ClientSession | None = None
+        self._forwarded: asyncio.Task[None] | None = None
+        if maap is not None:  # 5G messages through the chatbot runtime's MaaP client
+            self.channels["rcs"] = RcsChannel(maap)
+            self.chains.capability = Capabilities(maap, config.capability_path, ttl=config.capability_ttl)
+
+    async def start(self) -> None:
+        c = self.config
+        if c.seed:
+            load_seed(self.store, Path(c.seed))
+        if c.operator_key:
+            self.store.add_key(keys.hash_key(c.operator_key), None, "operator (settings)")
+        if c.smpp:
+            host, _, port = c.smpp.rpartition(":")
+            self.smpp = SmppClient(host or "127.0.0.1", int(port), c.smpp_system_id, c.smpp_password,
+                                   self.on_deliver)
+            self.smpp.start()
+            for name in ("ussd", "flash", "sms"):
+                self.channels[name] = SmppChannel(name, self.smpp, c.flash_gsm_dcs)
+        if c.kannel_url:  # flash / SMS through Kannel's HTTP sendsms instead of SMPP
+            self._session = aiohttp.ClientSession()
+            self.kannel_token = c.kannel_token or secrets.token_urlsafe(24)
+            for name in c.kannel_channels:
+                self.channels[name] = KannelChannel(name, self._session, c.kannel_url, c.kannel_username,
+                                                    c.kannel_password, c.callback_base, self.kannel_token)
+        self.store.start_batching()
+        self.chains.resume()
+        self._forwarded = asyncio.get_running_loop().create_task(
+            self.counters.receipts(lambda mid, stat: self.receipts.accept(mid, stat, forwarded=True))
+        )
+
+    async def close(self) -> None:
+        if self._forwarded is not None:
+            self._forwarded.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._forwarded
+        await self.chains.close()
+        if self.smpp is not None:
+            await self.smpp.close()
+        if self._session is not None:
+            await self._session.close()
+        with contextlib.suppress(Exception):
+            await self.counters.close()
+        self.store.close()
+
+    async def on_deliver(self, sm: ShortMessage) -> None:
+        """deliver_sm from the SMSC: a receipt, or a mobile-originated reply. The
+        deliver_sm_resp goes out after this returns, so what it stored is durable first."""
+        r = parse_receipt(sm)
+        if r is not None:
+            if r.final:
+                self.receipts.accept(r.message_id, r.stat)
+        else:
+            self.replies.on_reply(sm.source, sm.destination, sm.text(), "sms")
+        await self.store.durable()
+
+    async def on_chatbot_event(self, bot: str, event: InboundEvent) -> None:
+        """A 5G user's text or tap, heard from the chatbot runtime after its turn committed: an
+        opt-out word blocks the enterprises behind that chatbot on every channel, a tap on a
+        card's button counts in their reports. Durable before the chatbot answers its webhook."""
+        text = event.text if event.kind == "text" else ""
+        postback = event.postback if event.kind == "postback" else ""
+        self.replies.on_chatbot(event.chatbot, event.user, text, postback, ref=f"chatbot:{bot}:{event.message_id}")
+        await self.store.durable()

@@ -1,0 +1,91 @@
+"""The delivery HTTP API, one module per resource: enterprises (and keys, audit), their lines,
+staff, cards and packages, call events and replies, reports and estimates, Kannel's callbacks.
+
+Handlers parse and check the request (access.py: API keys; validation.py: JSON Schema and
+numbers), call the process's `DeliveryService` (the `delivery` package) and shape the answer;
+each module also returns the OpenAPI text of its routes. Every route needs an API key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from delivery.model import SCHEMAS
+from delivery.seed import SeedError
+from delivery.service import DeliveryConfig, DeliveryService
+
+from ...keys import settings_key, templates_key
+from ...openapi import add_paths
+from ...reports import setup as setup_reports_page
+from ...settings import Settings
+from . import calls, enterprises, kannel, reports, resources
+from .ops import EXPOSED_SCHEMAS
+from .state import delivery_key
+
+__all__ = ["delivery_key", "setup"]
+
+
+def delivery_config(s: Settings) -> DeliveryConfig:
+    return DeliveryConfig(
+        database=s.data_dir / "delivery.sqlite3",
+        synchronous=s.sqlite_synchronous,
+        counters=s.delivery_counters,
+        redis_url=s.redis_url,
+        seed=s.delivery_seed,
+        operator_key=s.delivery_operator_key,
+        smpp=s.delivery_smpp,
+        smpp_system_id=s.delivery_smpp_system_id,
+        smpp_password=s.delivery_smpp_password,
+        flash_gsm_dcs=s.delivery_flash_gsm_dcs,
+        timeouts=_timeouts(s.delivery_timeouts),
+        ring_timeout=s.delivery_ring_timeout,
+        capability_path=s.delivery_capability_path,
+        capability_ttl=s.delivery_capability_ttl,
+        kannel_url=s.delivery_kannel_url,
+        kannel_username=s.delivery_kannel_username,
+        kannel_password=s.delivery_kannel_password,
+        kannel_channels=tuple(c.strip() for c in s.delivery_kannel_channels.split(",") if c.strip()),
+        kannel_token=s.delivery_kannel_token,
+        callback_base=s.base_url,
+    )
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    from ..chatbot import runtime_key  # set up before this feature (see create_app)
+
+    runtime = app.get(runtime_key)
+    service = DeliveryService(delivery_config(app[settings_key]), app[templates_key],
+                              runtime.maap if runtime is not None else None)
+    try:
+        await service.start()
+    except SeedError as exc:
+        await service.close()
+        raise SystemExit(str(exc)) from None
+    if runtime is not None:  # 5G replies and taps, in-process, after the chatbot's turn committed
+        runtime.listeners.append(service.on_chatbot_event)
+    app[delivery_key] = service
+    try:
+        yield
+    finally:
+        if runtime is not None:
+            runtime.listeners.remove(service.on_chatbot_event)
+        await service.close()
+
+
+def setup(app: web.Application) -> None:
+    app.cleanup_ctx.append(_lifecycle)
+    paths = {}
+    for module in (enterprises, resources, calls, reports, kannel):
+        paths.update(module.setup(app))
+    paths.update(setup_reports_page(app))
+    add_paths(app, paths, {ref: SCHEMAS[kind] for kind, ref in EXPOSED_SCHEMAS.items()})
+
+
+def _timeouts(spec: str) -> dict[str, float]:  # TEMPORARY until settings parse it
+    out = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, _, value = part.partition("=")
+        out[name.strip()] = float(value)
+    return out

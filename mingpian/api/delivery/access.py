@@ -1,0 +1,47 @@
+"""Who is asking: the API key on a delivery request, and what it may reach.
+
+An enterprise key reaches only its own enterprise: any other enterprise's ids answer 404
+exactly like ids that do not exist, so a key cannot learn which enterprises exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from delivery.keys import Principal, principal_of
+
+from ...http_errors import raise_json
+from .state import delivery_key
+
+
+def presented(request: web.Request) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return request.headers.get("X-API-Key")
+
+
+def principal(request: web.Request) -> Principal:
+    key = presented(request)
+    if not key:
+        raise_json(401, "unauthorized", "send an API key: Authorization: Bearer <key>")
+    who = principal_of(request.app[delivery_key].store, key)
+    if who is None:
+        raise_json(401, "unauthorized", "unknown API key")
+    return who
+
+
+def require_operator(p: Principal) -> None:
+    if not p.operator:
+        raise_json(403, "forbidden", "only the operator may do this")
+
+
+def enterprise(request: web.Request, p: Principal) -> dict[str, Any]:
+    """The enterprise named in the path, if this principal may see it (404 otherwise)."""
+    eid = request.match_info["eid"]
+    ent = request.app[delivery_key].store.get("enterprise", "", eid) if p.may_see(eid) else None
+    if ent is None:
+        raise_json(404, "not_found", f"no enterprise {eid!r}")
+    return ent

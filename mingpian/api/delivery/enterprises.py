@@ -1,0 +1,117 @@
+"""Enterprises: list, create, read, replace, delete; API keys; the audit log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from delivery import keys
+
+from ...http_errors import raise_json
+from ...jsonio import json_response
+from . import validation
+from .access import enterprise, principal, require_operator
+from .ops import CREATED, DELETED, EID, OK, WRITE_ERRORS, op
+from .state import delivery_key
+
+BASE, ITEM = "/api/enterprises", "/api/enterprises/{eid}"
+
+
+async def list_enterprises(request: web.Request) -> web.Response:
+    p = principal(request)
+    store = request.app[delivery_key].store
+    items = (
+        store.list("enterprise", "")
+        if p.operator
+        else [e for e in [store.get("enterprise", "", p.enterprise or "")] if e]
+    )
+    return json_response({"enterprises": items})
+
+
+async def create_enterprise(request: web.Request) -> web.Response:
+    p = principal(request)
+    require_operator(p)
+    body = await validation.body(request, "enterprise")
+    store = request.app[delivery_key].store
+    if store.get("enterprise", "", body["id"]) is not None:
+        raise_json(409, "exists", f"enterprise {body['id']!r} exists", "$.id")
+    with store.tx():
+        store.put("enterprise", "", body["id"], body)
+        store.audit(p.name, body["id"], body["id"], "create enterprise", {})
+    await store.durable()
+    return json_response(body, status=201)
+
+
+async def get_enterprise(request: web.Request) -> web.Response:
+    return json_response(enterprise(request, principal(request)))
+
+
+async def put_enterprise(request: web.Request) -> web.Response:
+    p = principal(request)
+    ent = enterprise(request, p)
+    body = await validation.body(request, "enterprise")
+    if body["id"] != ent["id"]:
+        raise_json(422, "id_mismatch", "id cannot change", "$.id")
+    store = request.app[delivery_key].store
+    with store.tx():
+        store.put("enterprise", "", ent["id"], body)
+        store.audit(p.name, ent["id"], ent["id"], "update enterprise", {})
+    await store.durable()
+    return json_response(body)
+
+
+async def delete_enterprise(request: web.Request) -> web.Response:
+    p = principal(request)
+    require_operator(p)
+    ent = enterprise(request, p)
+    store = request.app[delivery_key].store
+    store.delete_enterprise(ent["id"])
+    await store.durable()
+    return web.Response(status=204)
+
+
+async def issue_key(request: web.Request) -> web.Response:
+    p = principal(request)
+    require_operator(p)
+    ent = enterprise(request, p)
+    store = request.app[delivery_key].store
+    key = keys.issue(store, ent["id"], "issued by operator")
+    store.audit(p.name, ent["id"], ent["id"], "issue key", {})
+    await store.durable()
+    return json_response({"key": key, "enterprise": ent["id"]}, status=201)
+
+
+async def get_audit(request: web.Request) -> web.Response:
+    ent = enterprise(request, principal(request))
+    return json_response({"audit": request.app[delivery_key].store.audit_log(ent["id"])})
+
+
+def setup(app: web.Application) -> dict[str, Any]:
+    r = app.router
+    r.add_get(BASE, list_enterprises)
+    r.add_post(BASE, create_enterprise)
+    r.add_get(ITEM, get_enterprise)
+    r.add_put(ITEM, put_enterprise)
+    r.add_delete(ITEM, delete_enterprise)
+    r.add_post(ITEM + "/keys", issue_key)
+    r.add_get(ITEM + "/audit", get_audit)
+    return {
+        BASE: {
+            "get": op("List enterprises (an enterprise key sees its own)", {"200": OK}),
+            "post": op("Create an enterprise (operator)", {"201": CREATED}, 403, 409, *WRITE_ERRORS,
+                       body="DeliveryEnterprise"),
+        },
+        ITEM: {
+            "get": op("Get an enterprise", {"200": OK}, 404, params=EID),
+            "put": op("Replace an enterprise", {"200": OK}, 404, *WRITE_ERRORS, params=EID,
+                      body="DeliveryEnterprise"),
+            "delete": op("Delete an enterprise and everything of it (operator)", {"204": DELETED}, 403, 404,
+                         params=EID),
+        },
+        ITEM + "/keys": {
+            "post": op("Issue an API key for the enterprise (shown once; operator)", {"201": CREATED}, 403, 404,
+                       params=EID)
+        },
+        ITEM + "/audit": {"get": op("Audit log (verification and every change)", {"200": OK}, 404, params=EID)},
+    }

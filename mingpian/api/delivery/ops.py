@@ -1,0 +1,68 @@
+"""OpenAPI operation objects for the delivery API, in one shape: every route needs an API key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...openapi import error_response
+from ...openapi import json_response as doc_json
+
+ERROR_MEANINGS = {
+    400: "bad request",
+    401: "no or unknown API key",
+    403: "operator only",
+    404: "no such id (or another enterprise's)",
+    409: "exists / taken",
+    413: "body too large",
+    415: "not JSON",
+    422: "invalid (problems name the JSON path)",
+}
+WRITE_ERRORS = (400, 413, 415, 422)  # what any request with a JSON body may get
+
+
+def op(
+    summary: str,
+    ok: dict[str, Any],
+    *codes: int,
+    body: str | None = None,
+    params: tuple[str, ...] = (),
+    query: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    responses: dict[str, Any] = {**ok}
+    for c in sorted({401, *codes}):
+        responses[str(c)] = error_response(ERROR_MEANINGS[c])
+    o: dict[str, Any] = {
+        "summary": summary,
+        "tags": ["delivery"],
+        "responses": responses,
+        "security": [{"apiKey": []}],
+    }
+    params_doc = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in params]
+    params_doc += [{"name": n, "in": "query", "required": False, "schema": {"type": "string"}} for n in query]
+    if params_doc:
+        o["parameters"] = params_doc
+    if body:
+        o["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}},
+        }
+    return o
+
+
+def obj(desc: str) -> dict[str, Any]:
+    return doc_json(desc, {"type": "object"})
+
+
+OK, CREATED, DELETED = obj("OK"), obj("created"), {"description": "deleted"}
+EID = ("eid",)
+EXPOSED_SCHEMAS = {
+    "enterprise": "DeliveryEnterprise",
+    "call": "DeliveryCall",
+    "verify": "DeliveryVerify",
+    "reply": "DeliveryReply",
+    "estimate": "DeliveryEstimate",
+    "line": "DeliveryLine",
+    "staff": "DeliveryStaff",
+    "card": "DeliveryCard",
+    "package": "DeliveryPackage",
+}

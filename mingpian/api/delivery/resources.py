@@ -1,0 +1,213 @@
+"""An enterprise's lines, staff, cards and packages: one CRUD shape for the four, plus the
+operator's verification of a line (a verified number shows the enterprise's brand)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from delivery.keys import Principal
+from delivery.model import NumberError, normalize_number
+from renderer import RenderError
+
+from ...http_errors import raise_json
+from ...jsonio import json_response
+from ...keys import templates_key
+from . import validation
+from .access import enterprise, principal, require_operator
+from .ops import CREATED, DELETED, OK, WRITE_ERRORS, op
+from .state import delivery_key
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# URL segment → (stored kind, id field, who may write)
+KINDS: dict[str, tuple[str, str, str]] = {
+    "lines": ("line", "number", "enterprise"),
+    "staff": ("staff", "id", "enterprise"),
+    "cards": ("card", "id", "enterprise"),
+    "packages": ("package", "id", "operator"),
+}
+BASE = "/api/enterprises/{eid}"
+
+
+def _prepare(
+    request: web.Request, kind: str, body: dict[str, Any], eid: str, old: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Checks beyond the schema, and the stored form (numbers in E.164)."""
+    store = request.app[delivery_key].store
+    if kind == "line":
+        number = validation.number(body["number"], "$.number")
+        hit = store.find("line", number)
+        if hit is not None and hit[0] != eid:
+            raise_json(409, "taken", f"{number} is a line of another enterprise", "$.number")
+        body = {**body, "number": number, "verified": bool(old and old.get("verified"))}
+        if body.get("staff") and store.get("staff", eid, body["staff"]) is None:
+            raise_json(422, "unknown_staff", f"no staff member {body['staff']!r}", "$.staff")
+    if kind == "card":
+        if body.get("line"):
+            body = {**body, "line": validation.number(body["line"], "$.line")}
+        try:
+            request.app[templates_key].get(body["template"])
+        except RenderError as exc:
+            raise_json(422, "unknown_template", str(exc).splitlines()[0][:200], "$.template")
+    if kind == "package":
+        if body["valid_to"] <= body["valid_from"]:
+            raise_json(422, "invalid", "valid_to must be after valid_from", "$.valid_to")
+        body = {
+            **body,
+            "lines": [validation.number(n, f"$.lines[{i}]") for i, n in enumerate(body.get("lines", []))],
+        }
+    return body
+
+
+def _writer(request: web.Request, seg: str) -> tuple[Principal, dict[str, Any]]:
+    p = principal(request)
+    ent = enterprise(request, p)
+    if KINDS[seg][2] == "operator":
+        require_operator(p)
+    return p, ent
+
+
+def _item_id(seg: str, request: web.Request) -> str:
+    raw = request.match_info["id"]
+    if KINDS[seg][0] == "line":
+        try:
+            return normalize_number(raw)
+        except NumberError:
+            raise_json(404, "not_found", f"no line {raw!r}")
+    return raw
+
+
+def _list(seg: str) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        ent = enterprise(request, principal(request))
+        return json_response({seg: request.app[delivery_key].store.list(KINDS[seg][0], ent["id"])})
+
+    return handler
+
+
+def _create(seg: str) -> Handler:
+    kind, idf, _ = KINDS[seg]
+
+    async def handler(request: web.Request) -> web.Response:
+        p, ent = _writer(request, seg)
+        store = request.app[delivery_key].store
+        body = _prepare(request, kind, await validation.body(request, kind), ent["id"], None)
+        if store.get(kind, ent["id"], body[idf]) is not None:
+            raise_json(409, "exists", f"{kind} {body[idf]!r} exists", f"$.{idf}")
+        with store.tx():
+            store.put(kind, ent["id"], body[idf], body)
+            store.audit(p.name, ent["id"], f"{kind}:{body[idf]}", f"create {kind}", {})
+        await store.durable()
+        return json_response(body, status=201)
+
+    return handler
+
+
+def _get(seg: str) -> Handler:
+    kind = KINDS[seg][0]
+
+    async def handler(request: web.Request) -> web.Response:
+        ent = enterprise(request, principal(request))
+        item = request.app[delivery_key].store.get(kind, ent["id"], _item_id(seg, request))
+        if item is None:
+            raise_json(404, "not_found", f"no {kind} {request.match_info['id']!r}")
+        return json_response(item)
+
+    return handler
+
+
+def _put(seg: str) -> Handler:
+    kind, idf, _ = KINDS[seg]
+
+    async def handler(request: web.Request) -> web.Response:
+        p, ent = _writer(request, seg)
+        store = request.app[delivery_key].store
+        item_id = _item_id(seg, request)
+        old = store.get(kind, ent["id"], item_id)
+        if old is None:
+            raise_json(404, "not_found", f"no {kind} {request.match_info['id']!r}")
+        body = _prepare(request, kind, await validation.body(request, kind), ent["id"], old)
+        if body[idf] != item_id:
+            raise_json(422, "id_mismatch", f"{idf} cannot change", f"$.{idf}")
+        with store.tx():
+            store.put(kind, ent["id"], item_id, body)
+            store.audit(p.name, ent["id"], f"{kind}:{item_id}", f"update {kind}", {})
+        await store.durable()
+        return json_response(body)
+
+    return handler
+
+
+def _delete(seg: str) -> Handler:
+    kind = KINDS[seg][0]
+
+    async def handler(request: web.Request) -> web.Response:
+        p, ent = _writer(request, seg)
+        store = request.app[delivery_key].store
+        item_id = _item_id(seg, request)
+        with store.tx():
+            if not store.delete(kind, ent["id"], item_id):
+                raise_json(404, "not_found", f"no {kind} {request.match_info['id']!r}")
+            store.audit(p.name, ent["id"], f"{kind}:{item_id}", f"delete {kind}", {})
+        await store.durable()
+        return web.Response(status=204)
+
+    return handler
+
+
+async def verify_line(request: web.Request) -> web.Response:
+    """Only the operator marks a number verified (it then shows the brand); audited."""
+    p = principal(request)
+    require_operator(p)
+    ent = enterprise(request, p)
+    store = request.app[delivery_key].store
+    number = _item_id("lines", request)
+    line = store.get("line", ent["id"], number)
+    if line is None:
+        raise_json(404, "not_found", f"no line {request.match_info['id']!r}")
+    body = await validation.body(request, "verify")
+    line = {**line, "verified": body["verified"]}
+    with store.tx():
+        store.put("line", ent["id"], number, line)
+        store.audit(
+            p.name,
+            ent["id"],
+            f"line:{number}",
+            "verify" if body["verified"] else "unverify",
+            {"note": body.get("note", "")},
+        )
+    await store.durable()
+    return json_response(line)
+
+
+def setup(app: web.Application) -> dict[str, Any]:
+    r = app.router
+    paths: dict[str, Any] = {}
+    for seg, (kind, _idf, writer) in KINDS.items():
+        base, item = f"{BASE}/{seg}", f"{BASE}/{seg}/{{id}}"
+        r.add_get(base, _list(seg))
+        r.add_post(base, _create(seg))
+        r.add_get(item, _get(seg))
+        r.add_put(item, _put(seg))
+        r.add_delete(item, _delete(seg))
+        ref = "Delivery" + kind.capitalize()
+        extra = (403,) if writer == "operator" else ()
+        ids = ("eid", "id")
+        paths[base] = {
+            "get": op(f"List {seg}", {"200": OK}, 404, params=("eid",)),
+            "post": op(f"Create a {kind}", {"201": CREATED}, 404, 409, *WRITE_ERRORS, *extra, params=("eid",),
+                       body=ref),
+        }
+        paths[item] = {
+            "get": op(f"Get a {kind}", {"200": OK}, 404, params=ids),
+            "put": op(f"Replace a {kind}", {"200": OK}, 404, 409, *WRITE_ERRORS, *extra, params=ids, body=ref),
+            "delete": op(f"Delete a {kind}", {"204": DELETED}, 404, *extra, params=ids),
+        }
+    r.add_post(BASE + "/lines/{id}/verify", verify_line)
+    paths[BASE + "/lines/{id}/verify"] = {
+        "post": op("Mark a number verified or not (operator; audited)", {"200": OK}, 403, 404, *WRITE_ERRORS,
+                   params=("eid", "id"), body="DeliveryVerify")
+    }
+    return paths
