@@ -12,7 +12,7 @@ from renderer import PROFILES, RenderError, TemplateStore, get_profile
 
 from .cli_targets import TARGETS, TargetInput
 from .lint import lint_templates
-from .settings import Settings, documented_settings
+from .settings import SETTINGS, Settings, markdown_table
 
 
 def _store(args: argparse.Namespace) -> TemplateStore:
@@ -91,9 +91,12 @@ def cmd_lint(args: argparse.Namespace) -> int:
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
+    if args.markdown:
+        print(markdown_table(), end="")
+        return 0
     current = Settings.from_env()
-    for doc in documented_settings():
-        print(f"{doc.env}={current.shown(doc.name)}\n    {doc.help}")
+    for row in SETTINGS:
+        print(f"{row.env}={current.shown_text(row.name)}\n    {row.help}")
     return 0
 
 
@@ -118,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="default", choices=sorted(PROFILES))
     p.set_defaults(func=cmd_lint)
     p = sub.add_parser("settings", help="list every setting, its env var and current value")
+    p.add_argument("--markdown", action="store_true", help="print the table of docs/settings.md instead")
     p.set_defaults(func=cmd_settings)
     return parser
 

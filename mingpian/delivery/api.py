@@ -38,7 +38,7 @@ from .channels import Channel
 from .channels.kannel import DLR_STATS, KannelChannel
 from .channels.rcs import Capabilities, RcsChannel
 from .channels.smpp import SmppChannel
-from .dispatch import Dispatcher, InProgress, parse_timeouts
+from .dispatch import Dispatcher, InProgress
 from .metering import Meter, RedisCounters, SqliteCounters, applicable, to_csv, units_for
 from .model import CHANNELS, SCHEMAS, NumberError, normalize_number
 from .smpp import SmppClient
@@ -621,7 +621,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         meter,
         app[templates_key],
         channels,
-        timeouts=parse_timeouts(s.delivery_timeouts),
+        timeouts=dict(s.delivery_timeouts),
         ring_timeout=s.delivery_ring_timeout,
     )
     client: SmppClient | None = None
@@ -658,7 +658,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if s.delivery_kannel_url:  # flash / SMS through Kannel's HTTP sendsms instead of SMPP
         session = session or aiohttp.ClientSession()
         app[kannel_token_key] = token = s.delivery_kannel_token or secrets.token_urlsafe(24)
-        for name in filter(None, (c.strip() for c in s.delivery_kannel_channels.split(","))):
+        for name in s.delivery_kannel_channels:
             channels[name] = KannelChannel(
                 name,
                 session,

@@ -51,14 +51,6 @@ def charge_key(att: Attempt) -> str:
     return f"{att.delivery}#{att.step}"
 
 
-def parse_timeouts(spec: str) -> dict[str, float]:
-    out = dict(DEFAULT_TIMEOUTS)
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        name, _, value = part.partition("=")
-        out[name.strip()] = float(value)
-    return out
-
-
 class InProgress(Exception):
     """Another server process claimed this call event and has not confirmed it yet."""
 
