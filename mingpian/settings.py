@@ -11,10 +11,10 @@ The rows are the single source of truth: `Settings.from_env()` reads and checks 
 tests/test_settings.py fails when the two differ). Features add their rows here rather than
 reading os.environ themselves.
 
-Values come from, lowest first: the defaults, MINGPIAN_* environment variables, explicit
-overrides (command-line flags). A bad value or an unknown MINGPIAN_* variable stops the program
-with one line naming where it came from, the value and what is allowed (SystemExit, printed
-without a traceback).
+Values come from, lowest first: the defaults, a TOML config file (`--config` or MINGPIAN_CONFIG),
+MINGPIAN_* environment variables, explicit overrides (command-line flags). A bad value, an unknown
+MINGPIAN_* variable or an unknown config key stops the program with one line naming where it came
+from, the value and what is allowed (SystemExit, printed without a traceback).
 """
 
 # setting() returns dataclasses.field(...), which RUF009 does not know of:
@@ -25,6 +25,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
@@ -34,6 +35,7 @@ from renderer.profiles import PROFILES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "MINGPIAN_"
+CONFIG_ENV = "MINGPIAN_CONFIG"  # names the config file; not a setting itself
 MASK = "********"
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -59,7 +61,7 @@ class Setting:
     minimum: float | None = None
     above: float | None = None  # exclusive lower bound
     maximum: float | None = None
-    parse: Callable[[Any], Any] | None = None  # compound values: text or typed value -> value
+    parse: Callable[[Any], Any] | None = None  # compound values: text or TOML value -> value
     allowed_doc: str = ""  # how the docs describe what `parse` accepts
     doc_default: str = ""  # the docs' default where the literal one says little
 
@@ -97,7 +99,7 @@ class Setting:
         return self.check(value)
 
     def check(self, value: Any) -> Any:
-        """A typed value (keyword argument) checked and normalised, or SettingError."""
+        """A typed value (config file, keyword argument) checked and normalised, or SettingError."""
         if self.parse is not None:
             return self.parse(value)
         if self.type is Path:
@@ -146,7 +148,7 @@ class Setting:
 
 
 def _kind_of(value: Any) -> str:
-    """What a wrongly typed value is (`port="8081"` is text, not an integer)."""
+    """What a wrongly typed value is, in TOML's words (`port = "8081"` is text, not an integer)."""
     if isinstance(value, bool):
         return "a boolean"
     kinds = ((str, "text"), (int, "an integer"), (float, "a number"), (Mapping, "a table"),
@@ -173,7 +175,7 @@ def setting(
 
 
 def _timeouts(value: Any) -> dict[str, float]:
-    """`ussd=5,flash=30` (or a mapping): channels not named keep their default."""
+    """`ussd=5,flash=30` (or a TOML table): channels not named keep their default."""
     pairs: list[tuple[Any, Any]]
     if isinstance(value, str):
         pairs = []
@@ -204,7 +206,7 @@ _TIMEOUTS_ALLOWED = "channel=seconds, comma-separated (channels rcs, ussd, flash
 
 
 def _kannel_channels(value: Any) -> tuple[str, ...]:
-    """`flash,sms` (or a list): which legacy channels go through Kannel."""
+    """`flash,sms` (or a TOML array): which legacy channels go through Kannel."""
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
         raise SettingError(f"expected {_KANNEL_ALLOWED}")
@@ -355,15 +357,19 @@ class Settings:
     def from_env(
         cls,
         environ: Mapping[str, str] | None = None,
+        *,
+        config: str | Path | None = None,
         **overrides: Any,
     ) -> Settings:
-        """Defaults, then MINGPIAN_* variables, then explicit overrides.
+        """Defaults, then the config file, then MINGPIAN_* variables, then explicit overrides.
 
-        Any bad value or unknown variable raises SystemExit with one line saying where it came from
-        and what is allowed.
+        `config` (or else MINGPIAN_CONFIG) names the TOML file. Any bad value, unknown variable or
+        unknown key raises SystemExit with one line saying where it came from and what is allowed.
         """
         env = os.environ if environ is None else environ
-        values = _from_environ(env)
+        path = config or env.get(CONFIG_ENV) or None
+        values: dict[str, Any] = load_config(path) if path else {}
+        values.update(_from_environ(env))
         for name, value in overrides.items():
             if value is None:
                 continue
@@ -428,15 +434,34 @@ def _from_environ(env: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     known = {row.env: row for row in SETTINGS}
     for key, raw in env.items():
-        if not key.startswith(ENV_PREFIX):
+        if not key.startswith(ENV_PREFIX) or key == CONFIG_ENV:
             continue
         row = known.get(key)
         if row is None:
-            names = {row.name: row.env for row in SETTINGS}
+            names = {row.name: row.env for row in SETTINGS} | {"config": CONFIG_ENV}
             hint = _suggest(key.removeprefix(ENV_PREFIX).lower(), names)
             raise SystemExit(f"{key}: no such setting{hint} (`mingpian settings` lists them)")
         shown = row.shown(raw)
         values[row.name] = _checked(row, raw, f"{key}={shown!r}", text=True)
+    return values
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """The settings in a TOML file, checked; keys are setting names (`port = 8081`)."""
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+    except OSError as exc:
+        raise SystemExit(f"{path}: cannot read config file: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SystemExit(f"{path}: invalid TOML: {exc}") from None
+    values: dict[str, Any] = {}
+    for key, value in doc.items():
+        row = SETTING_BY_NAME.get(key)
+        if row is None:
+            hint = _suggest(key, {name: name for name in SETTING_BY_NAME})
+            raise SystemExit(f"{path}: {key}: no such setting{hint} (`mingpian settings` lists them)")
+        values[key] = _checked(row, value, f"{path}: {key} = {row.shown(value)!r}")
     return values
 
 

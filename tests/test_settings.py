@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from mingpian.settings import (
+    CONFIG_ENV,
     PROJECT_ROOT,
     SETTINGS,
     SettingError,
     Settings,
+    load_config,
     markdown_table,
 )
 
@@ -41,7 +43,7 @@ def test_every_row_is_in_the_table_with_help_and_allowed_values() -> None:
 
 
 def test_docs_name_only_variables_that_exist() -> None:
-    known = {row.env for row in SETTINGS}
+    known = {row.env for row in SETTINGS} | {CONFIG_ENV}
     for path in [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]:
         for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
             if "no such setting" in line:  # an example of the error itself
@@ -98,6 +100,7 @@ def test_closed_sets_match_in_any_case_and_keep_their_spelling() -> None:
     ("MINGPIAN_PROT", "MINGPIAN_PROT: no such setting; did you mean MINGPIAN_PORT?"),
     ("MINGPIAN_DELIVERY_TIMEOUT", "MINGPIAN_DELIVERY_TIMEOUT: no such setting; did you mean "
                                   "MINGPIAN_DELIVERY_TIMEOUTS?"),
+    ("MINGPIAN_CONFG", "MINGPIAN_CONFG: no such setting; did you mean MINGPIAN_CONFIG?"),
     ("MINGPIAN_XYZZY", "MINGPIAN_XYZZY: no such setting"),
 ])
 def test_unknown_variables_stop_with_a_suggestion(var: str, message: str) -> None:
@@ -148,6 +151,66 @@ def test_kannel_channels_parse_into_a_tuple() -> None:
     assert Settings().delivery_kannel_channels == ("flash", "sms")
     assert Settings.from_env({"MINGPIAN_DELIVERY_KANNEL_CHANNELS": " SMS "}).delivery_kannel_channels == ("sms",)
     assert Settings.from_env({"MINGPIAN_DELIVERY_KANNEL_CHANNELS": ""}).delivery_kannel_channels == ()
+
+
+def _toml(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "mingpian.toml"
+    path.write_text(text, "utf-8")
+    return path
+
+
+def test_config_file_sits_between_defaults_and_the_environment(tmp_path: Path) -> None:
+    path = _toml(tmp_path, 'port = 8081\nlog_format = "text"\ndata_dir = "/srv/mp"\nmaap_timeout = 2\n'
+                           'delivery_kannel_channels = ["sms"]\n\n[delivery_timeouts]\nussd = 8\n')
+    s = Settings.from_env({}, config=path)
+    assert (s.port, s.log_format, s.data_dir, s.maap_timeout, s.host) == (
+        8081, "text", Path("/srv/mp"), 2.0, "127.0.0.1")
+    assert s.delivery_timeouts["ussd"] == 8.0 and s.delivery_kannel_channels == ("sms",)
+    env = {"MINGPIAN_PORT": "8082", CONFIG_ENV: str(path)}
+    assert Settings.from_env(env).port == 8082  # the environment beats the file
+    assert Settings.from_env(env).log_format == "text"  # the file (named by MINGPIAN_CONFIG) beats defaults
+    assert Settings.from_env(env, port=8083).port == 8083  # explicit overrides (flags) beat both
+    flag_file = tmp_path / "flag.toml"
+    flag_file.write_text("port = 8084\n", "utf-8")
+    assert Settings.from_env({CONFIG_ENV: str(path)}, config=flag_file).port == 8084  # --config wins
+    assert Settings.from_env({CONFIG_ENV: ""}).port == 8080  # empty: no file
+
+
+def test_config_delivery_timeouts_as_a_string(tmp_path: Path) -> None:
+    s = Settings.from_env({}, config=_toml(tmp_path, 'delivery_timeouts = "sms=30"\n'))
+    assert s.delivery_timeouts == {"rcs": 60.0, "ussd": 5.0, "flash": 30.0, "sms": 30.0}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("prot = 8081\n", "prot: no such setting; did you mean port? (`mingpian settings` lists them)"),
+    ("[server]\nport = 8081\n", "server: no such setting (`mingpian settings` lists them)"),
+    ('port = "8081"\n', "port = '8081': expected an integer from 0 to 65535; got text"),
+    ("port = true\n", "port = True: expected an integer from 0 to 65535; got a boolean"),
+    ("log_format = 1\n", "log_format = 1: expected one of json, text; got an integer"),
+    ('log_format = "xml"\n', "log_format = 'xml': expected one of json, text"),
+    ("data_dir = 3\n", "data_dir = 3: expected a path; got an integer"),
+    ("[delivery_timeouts]\nussd = true\n", "delivery_timeouts = {'ussd': True}: ussd: True is not a "
+                                           "number of seconds > 0"),
+    ("delivery_kannel_channels = [1]\n", "delivery_kannel_channels = [1]: expected flash, sms or both, "
+                                         "comma-separated"),
+    ("webhook_password = 12345\n", "webhook_password = '********': expected text; got an integer"),
+])
+def test_config_errors_name_the_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    path = _toml(tmp_path, text)
+    with pytest.raises(SystemExit) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}: {message}"
+
+
+def test_unreadable_or_invalid_config_files(tmp_path: Path) -> None:
+    path = _toml(tmp_path, "port = 8081\nlog_format = \n")
+    with pytest.raises(SystemExit) as caught:
+        Settings.from_env({}, config=path)
+    assert str(caught.value) == f"{path}: invalid TOML: Invalid value (at line 2, column 14)"
+    missing = tmp_path / "missing.toml"
+    with pytest.raises(SystemExit) as caught:
+        Settings.from_env({CONFIG_ENV: str(missing)})
+    assert str(caught.value) == f"{missing}: cannot read config file: No such file or directory"
 
 
 def test_base_url_defaults_to_host_and_port() -> None:
