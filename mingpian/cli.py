@@ -12,11 +12,15 @@ from renderer import PROFILES, RenderError, TemplateStore, get_profile
 
 from .cli_targets import TARGETS, TargetInput
 from .lint import lint_templates
-from .settings import Settings, documented_settings
+from .settings import SETTINGS, Settings, markdown_table
 
 
-def _store(args: argparse.Namespace) -> TemplateStore:
-    settings = Settings.from_env(template_dir=args.templates)
+def _settings(args: argparse.Namespace, **flags: Any) -> Settings:
+    """Defaults < --config file (or MINGPIAN_CONFIG) < MINGPIAN_* variables < command-line flags."""
+    return Settings.from_env(config=args.config, template_dir=args.templates, **flags)
+
+
+def _store(settings: Settings) -> TemplateStore:
     return TemplateStore(settings.template_dir, reload_interval=0)
 
 
@@ -26,7 +30,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import create_app, freeze_gc
     from .logs import setup_logging
 
-    settings = Settings.from_env(host=args.host, port=args.port, template_dir=args.templates)
+    settings = _settings(args, host=args.host, port=args.port)
     setup_logging(settings.log_format, settings.log_level)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
@@ -48,12 +52,13 @@ def _load_data(path: str | None, store: TemplateStore, name: str) -> Any:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    store = _store(args)
+    settings = _settings(args)
+    store = _store(settings)
     try:
         data = _load_data(args.data, store, args.name)
         template = store.get(args.name)
         message = template.render(data)
-        output = TARGETS[args.to](TargetInput(template, data, message, get_profile(args.profile)))
+        output = TARGETS[args.to](TargetInput(template, data, message, get_profile(args.profile), settings))
     except RenderError as exc:
         _print_error(exc, args.data)
         return 1
@@ -77,11 +82,12 @@ def _print_error(exc: RenderError, data_file: str | None) -> None:
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
-    store = _store(args)
+    settings = _settings(args)
+    store = _store(settings)
     problems = lint_templates(store, args.names or None, get_profile(args.profile))
     if not args.names and args.templates is None:  # the whole project: chatbot flows too
         from chatbot.flows import check_flows
-        problems += check_flows(Settings.from_env().chatbot_dir, store)
+        problems += check_flows(settings.chatbot_dir, store)
     for line in problems:
         print(line)
     names = args.names or store.names()
@@ -91,9 +97,12 @@ def cmd_lint(args: argparse.Namespace) -> int:
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
-    current = Settings.from_env()
-    for doc in documented_settings():
-        print(f"{doc.env}={current.shown(doc.name)}\n    {doc.help}")
+    if args.markdown:
+        print(markdown_table(), end="")
+        return 0
+    current = _settings(args)
+    for row in SETTINGS:
+        print(f"{row.env}={current.shown_text(row.name)}\n    {row.help}")
     return 0
 
 
@@ -101,23 +110,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mingpian", description=__doc__)
     parser.add_argument("--templates", type=Path, default=None,
                         help="template folder (default: $MINGPIAN_TEMPLATE_DIR or ./card_templates)")
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument("--config", type=Path, metavar="FILE",
+                        help="TOML file of settings (default: $MINGPIAN_CONFIG; see docs/settings.md)")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("serve", help="run the HTTP server")
+    p = sub.add_parser("serve", parents=[config], help="run the HTTP server")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.set_defaults(func=cmd_serve)
-    p = sub.add_parser("render", help="render a template and print the GSMA payload")
+    p = sub.add_parser("render", parents=[config], help="render a template and print the GSMA payload")
     p.add_argument("name")
     p.add_argument("--data", help="JSON data file ('-' for stdin; default: the sample data)")
     p.add_argument("--profile", default="default", choices=sorted(PROFILES))
     p.add_argument("--to", default="rcs", choices=sorted(TARGETS), help="output target")
     p.add_argument("--out", help="write the output to this file (binary targets need it)")
     p.set_defaults(func=cmd_render)
-    p = sub.add_parser("lint", help="check templates and their sample data; exit 1 on problems")
+    p = sub.add_parser("lint", parents=[config],
+                       help="check templates and their sample data; exit 1 on problems")
     p.add_argument("names", nargs="*")
     p.add_argument("--profile", default="default", choices=sorted(PROFILES))
     p.set_defaults(func=cmd_lint)
-    p = sub.add_parser("settings", help="list every setting, its env var and current value")
+    p = sub.add_parser("settings", parents=[config], help="list every setting, its env var and current value")
+    p.add_argument("--markdown", action="store_true", help="print the table of docs/settings.md instead")
     p.set_defaults(func=cmd_settings)
     return parser
 

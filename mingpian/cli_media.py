@@ -13,16 +13,13 @@ from renderer.image import ImageOptions, render_card_bytes
 from renderer.localfiles import MediaContext
 from renderer.video import VideoFailed, VideoOptions, render_video_bytes
 
-from .settings import Settings
-
 if TYPE_CHECKING:
     from .cli_targets import TargetInput
 
 
 def media_target(fmt: str) -> Callable[[TargetInput], bytes]:
     def target(inp: TargetInput) -> bytes:
-        settings = Settings.from_env()
-        ctx = MediaContext(inp.template.folder, settings.assets_dir)
+        ctx = MediaContext(inp.template.folder, inp.settings.assets_dir)
         if fmt == "mp4":
             p = inp.profile
             opts = VideoOptions(max_bytes=p.video_max_bytes, max_seconds=min(10.0, p.video_max_seconds))

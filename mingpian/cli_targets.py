@@ -15,6 +15,7 @@ from renderer import CardTemplate, CarrierProfile, Message, to_rcs
 
 from .cli_legacy import legacy_target
 from .cli_media import media_target
+from .settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,7 @@ class TargetInput:
     data: dict[str, object]
     message: Message
     profile: CarrierProfile
+    settings: Settings  # as the command read them (--config, environment, flags)
 
 
 Target = Callable[[TargetInput], bytes]

@@ -1,97 +1,381 @@
-"""Every setting in one table: name, environment variable, type, default, help.
+"""Every setting as one row: name, type, default, allowed values and help, in one declaration.
 
-The table is the single source of truth: `Settings.from_env()` reads it, `mingpian settings`
-prints it, docs/settings.md documents it, and tests/test_settings.py fails when a row is missing
-from the docs. Features add their rows here rather than reading os.environ themselves.
+Each field of the `Settings` dataclass is declared with `setting(default, help, ...)`, which puts a
+`Setting` row into the field's metadata; the name and the type come from the field itself. This
+was preferred over a separate table from which the dataclass is generated because the class stays
+an ordinary, statically typed dataclass: `settings.port` is an `int` to readers, editors and type
+checkers, and a setting cannot exist without its row (or the row without its field).
+
+The rows are the single source of truth: `Settings.from_env()` reads and checks the values,
+`mingpian settings` prints them, `markdown_table()` renders the table in docs/settings.md (and
+tests/test_settings.py fails when the two differ). Features add their rows here rather than
+reading os.environ themselves.
+
+Values come from, lowest first: the defaults, a TOML config file (`--config` or MINGPIAN_CONFIG),
+MINGPIAN_* environment variables, explicit overrides (command-line flags). A bad value, an unknown
+MINGPIAN_* variable or an unknown config key stops the program with one line naming where it came
+from, the value and what is allowed (SystemExit, printed without a traceback).
 """
+
+# setting() returns dataclasses.field(...), which RUF009 does not know of:
+# ruff: noqa: RUF009
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
+
+from delivery.chain import DEFAULT_TIMEOUTS
+from delivery.model import CHANNELS as DELIVERY_CHANNELS
+from renderer.profiles import PROFILES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "MINGPIAN_"
+CONFIG_ENV = "MINGPIAN_CONFIG"  # names the config file; not a setting itself
+MASK = "********"
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+KANNEL_CHANNELS = ("flash", "sms")
+
+
+class SettingError(ValueError):
+    """A value a setting does not allow; the message says what is allowed."""
 
 
 @dataclass(frozen=True, slots=True)
-class SettingDoc:
+class Setting:
+    """One setting: what it is called, what it holds, what it accepts and what it is for."""
+
     name: str
-    env: str
+    type: Any  # int, float, str, Path, or a compound value's type (with `parse`)
+    default: Any
     help: str
+    choices: tuple[Any, ...] = ()  # closed set; strings match in any case
+    minimum: float | None = None
+    above: float | None = None  # exclusive lower bound
+    maximum: float | None = None
+    parse: Callable[[Any], Any] | None = None  # compound values: text or TOML value -> value
+    allowed_doc: str = ""  # how the docs describe what `parse` accepts
+    doc_default: str = ""  # the docs' default where the literal one says little
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def secret(self) -> bool:
+        return is_secret(self.name)
+
+    def allowed(self) -> str:
+        """What the setting accepts, in words (error messages, docs)."""
+        if self.allowed_doc:
+            return self.allowed_doc
+        if self.choices:
+            return "one of " + ", ".join(str(c) for c in self.choices)
+        kind = {int: "an integer", float: "a number", Path: "a path", str: "text"}[self.type]
+        if self.minimum is not None and self.maximum is not None:
+            return f"{kind} from {_num(self.minimum)} to {_num(self.maximum)}"
+        if self.minimum is not None:
+            return f"{kind} ≥ {_num(self.minimum)}"
+        if self.above is not None:
+            return f"{kind} > {_num(self.above)}"
+        return kind
+
+    def from_text(self, raw: str) -> Any:
+        """The value of an environment variable (always text)."""
+        if self.parse is not None or self.type in (str, Path):
+            return self.check(raw)
+        try:
+            value: Any = self.type(raw.strip())
+        except ValueError:
+            raise SettingError(f"expected {self.allowed()}") from None
+        return self.check(value)
+
+    def check(self, value: Any) -> Any:
+        """A typed value (config file, keyword argument) checked and normalised, or SettingError."""
+        if self.parse is not None:
+            return self.parse(value)
+        if self.type is Path:
+            if isinstance(value, str | Path):
+                return Path(value).expanduser()
+        elif self.type is str:
+            if isinstance(value, str):
+                return self._choose(value)
+        elif self.type is float:
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return self._bounded(float(value))
+        elif self.type is int and isinstance(value, int) and not isinstance(value, bool):
+            return self._bounded(value)
+        raise SettingError(f"expected {self.allowed()}; got {_kind_of(value)}")
+
+    def _choose(self, value: str) -> str:
+        if not self.choices:
+            return value
+        for choice in self.choices:
+            if choice.lower() == value.strip().lower():
+                return str(choice)
+        raise SettingError(f"expected {self.allowed()}")
+
+    def _bounded(self, value: float) -> Any:
+        ok = (
+            math.isfinite(value)
+            and (not self.choices or value in self.choices)
+            and (self.minimum is None or value >= self.minimum)
+            and (self.above is None or value > self.above)
+            and (self.maximum is None or value <= self.maximum)
+        )
+        if not ok:
+            raise SettingError(f"expected {self.allowed()}")
+        return value
+
+    def text(self, value: Any) -> str:
+        """A value written the way its environment variable takes it."""
+        if isinstance(value, Mapping):
+            return ",".join(f"{k}={_num(v)}" for k, v in value.items())
+        if isinstance(value, tuple):
+            return ",".join(value)
+        return str(value)
+
+    def shown(self, value: Any) -> Any:
+        return MASK if self.secret and value else value
+
+
+def _kind_of(value: Any) -> str:
+    """What a wrongly typed value is, in TOML's words (`port = "8081"` is text, not an integer)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    kinds = ((str, "text"), (int, "an integer"), (float, "a number"), (Mapping, "a table"),
+             (list, "an array"))
+    return next((word for t, word in kinds if isinstance(value, t)), type(value).__name__)
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
+def setting(
+    default: Any = MISSING,
+    help: str = "",
+    *,
+    factory: Callable[[], Any] | None = None,
+    **row: Any,
+) -> Any:
+    """A dataclass field carrying its `Setting` row (name and type are filled in from the field)."""
+    spec = Setting(name="", type=None, default=None, help=help, **row)
+    if factory is not None:  # mutable defaults (dicts): also kept out of the hash
+        return field(default_factory=factory, hash=False, metadata={"setting": spec})
+    return field(default=default, metadata={"setting": spec})
+
+
+def _timeouts(value: Any) -> dict[str, float]:
+    """`ussd=5,flash=30` (or a TOML table): channels not named keep their default."""
+    pairs: list[tuple[Any, Any]]
+    if isinstance(value, str):
+        pairs = []
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            name, eq, seconds = part.partition("=")
+            if not eq:
+                raise SettingError(f"{part!r} is not channel=seconds; expected {_TIMEOUTS_ALLOWED}")
+            pairs.append((name.strip(), seconds.strip()))
+    elif isinstance(value, Mapping):
+        pairs = list(value.items())
+    else:
+        raise SettingError(f"expected {_TIMEOUTS_ALLOWED}")
+    out = dict(DEFAULT_TIMEOUTS)
+    for name, seconds in pairs:
+        if name not in DELIVERY_CHANNELS:
+            raise SettingError(f"unknown channel {name!r}; expected {_TIMEOUTS_ALLOWED}")
+        try:
+            number = float(seconds) if isinstance(seconds, str | int | float) else math.nan
+        except ValueError:
+            number = math.nan
+        if isinstance(seconds, bool) or not (math.isfinite(number) and number > 0):
+            raise SettingError(f"{name}: {seconds!r} is not a number of seconds > 0")
+        out[name] = number
+    return out
+
+
+_TIMEOUTS_ALLOWED = "channel=seconds, comma-separated (channels rcs, ussd, flash, sms; seconds > 0)"
+
+
+def _kannel_channels(value: Any) -> tuple[str, ...]:
+    """`flash,sms` (or a TOML array): which legacy channels go through Kannel."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise SettingError(f"expected {_KANNEL_ALLOWED}")
+    names = tuple(dict.fromkeys(i.strip().lower() for i in items if i.strip()))
+    for name in names:
+        if name not in KANNEL_CHANNELS:
+            raise SettingError(f"unknown channel {name!r}; expected {_KANNEL_ALLOWED}")
+    return names
+
+
+_KANNEL_ALLOWED = "flash, sms or both, comma-separated"
+
+
+def _host_port(value: Any) -> str:
+    """`host:port` or empty; checked here so a typo is not a traceback at start."""
+    if not isinstance(value, str):
+        raise SettingError(f"expected {_HOST_PORT_ALLOWED}")
+    if value:
+        _host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) <= 65535:
+            raise SettingError(f"expected {_HOST_PORT_ALLOWED}")
+    return value
+
+
+_HOST_PORT_ALLOWED = "host:port (port 1 to 65535), or empty"
+
+_SECRET_WORDS = ("password", "secret", "token", "app_key", "operator_key")
+
+
+def is_secret(name: str) -> bool:
+    return any(word in name for word in _SECRET_WORDS)
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    template_dir: Path = PROJECT_ROOT / "card_templates"
-    assets_dir: Path = PROJECT_ROOT / "assets"
-    data_dir: Path = PROJECT_ROOT / "var"
-    public_base_url: str = ""
-    max_body_bytes: int = 256 * 1024
-    max_json_depth: int = 32
-    reload_interval: float = 0.25
-    default_profile: str = "default"
-    log_format: str = "json"
-    log_level: str = "INFO"
+    host: str = setting("127.0.0.1", "Interface the HTTP server binds to.")
+    port: int = setting(8080, "TCP port of the HTTP server.", minimum=0, maximum=65535)
+    template_dir: Path = setting(PROJECT_ROOT / "card_templates",
+                                 "Folder holding one sub-folder per card template.")
+    assets_dir: Path = setting(PROJECT_ROOT / "assets", "Shared assets (fonts, logos); nothing outside "
+                               "it or the template's folder is readable from a template.")
+    data_dir: Path = setting(PROJECT_ROOT / "var",
+                             "Local state (SQLite databases, media cache). Created on start.")
+    public_base_url: str = setting("", "Base URL clients reach this server at, used in "
+                                   "`mediaUrl`/`thumbnailUrl`.", doc_default="`http://HOST:PORT`")
+    max_body_bytes: int = setting(256 * 1024, "Largest request body accepted; larger gets 413.",
+                                  minimum=1)
+    max_json_depth: int = setting(32, "Deepest JSON nesting accepted in a request; deeper gets 400.",
+                                  minimum=1)
+    reload_interval: float = setting(0.25, "Seconds between checks of a template's files for changes.",
+                                     minimum=0)
+    default_profile: str = setting("default", "Carrier profile (limits) used when a request names none.",
+                                   choices=tuple(PROFILES))
+    log_format: str = setting("json", "`json` (one object per line) or `text`.", choices=("json", "text"))
+    log_level: str = setting("INFO", "Python logging level name.", choices=LOG_LEVELS)
     # -- media (mingpian/media/, renderer/image.py, renderer/video.py; docs/media.md) --
-    media_workers: int = 2
-    media_concurrency: int = 2
-    ffmpeg: str = ""
+    media_workers: int = setting(2, "Worker processes rendering images and videos (off the event loop).",
+                                 minimum=1)
+    media_concurrency: int = setting(2, "Media renders running at once; more wait in a queue (bounds "
+                                     "memory).", minimum=1)
+    ffmpeg: str = setting("", "ffmpeg binary for videos; empty: the one in the imageio-ffmpeg wheel.")
     # -- chatbot (chatbot/, mingpian/api/chatbot.py; docs/chatbot.md) --
-    chatbot_dir: Path = PROJECT_ROOT / "chatbots"
-    store: str = "sqlite"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    sqlite_synchronous: str = "NORMAL"
-    maap_url: str = ""
-    maap_dialect: str = "csp"
-    maap_app_id: str = ""
-    maap_app_key: str = ""
-    maap_token_url: str = ""
-    maap_timeout: float = 5.0
-    webhook_csp_token: str = ""
-    webhook_username: str = ""
-    webhook_password: str = ""
-    webhook_bearer: str = ""
-    webhook_hmac_secret: str = ""
-    webhook_replay_window: float = 300.0
-    webhook_app_id: str = ""
-    dedupe_ttl: float = 604800.0
-    outbox_concurrency: int = 64
-    outbox_backoff: float = 0.2
-    outbox_max_backoff: float = 60.0
-    outbox_lease: float = 30.0
+    chatbot_dir: Path = setting(PROJECT_ROOT / "chatbots",
+                                "Chatbot flows, one `<bot>/flow.yaml` per bot (docs/chatbot.md).")
+    store: str = setting("sqlite", "Chatbot state store: `sqlite` (embedded, one process) or `redis` "
+                         "(shared by several processes).", choices=("sqlite", "redis"))
+    redis_url: str = setting("redis://127.0.0.1:6379/0", "Redis URL for the `redis` store and counters.")
+    sqlite_synchronous: str = setting("NORMAL", "SQLite `synchronous` for the chatbot and delivery "
+                                      "stores: NORMAL survives process crashes, FULL also power loss.",
+                                      choices=("OFF", "NORMAL", "FULL", "EXTRA"))
+    maap_url: str = setting("", "Base URL of the MaaP send API; empty: replies wait in the outbox.")
+    maap_dialect: str = setting("csp", "`csp` (CT/CU accessToken API) or `gsma` (OAuth2 client "
+                                "credentials, FNW.11).", choices=("csp", "gsma"))
+    maap_app_id: str = setting("", "appId (csp) or OAuth2 client id (gsma).")
+    maap_app_key: str = setting("", "appKey (csp) or OAuth2 client secret (gsma).")
+    maap_token_url: str = setting("", "OAuth2 token endpoint (gsma dialect).",
+                                  doc_default="`MAAP_URL/oauth2/token`")
+    maap_timeout: float = setting(5.0, "Seconds before a MaaP request counts as failed (and is retried).",
+                                  above=0)
+    webhook_csp_token: str = setting("", "Token of the CT/CU `signature`/`timestamp`/`nonce` callback "
+                                     "check.")
+    webhook_username: str = setting("", "Expected `Authorization: Username=..` on callbacks (China "
+                                    "Mobile style).")
+    webhook_password: str = setting("", "Expected `Password=..` (with webhook_username).")
+    webhook_bearer: str = setting("", "Expected `Authorization: Bearer ..` token on callbacks.")
+    webhook_hmac_secret: str = setting("", "Secret of the `X-Mingpian-Signature` HMAC-SHA256 over "
+                                       "timestamp + raw body.")
+    webhook_replay_window: float = setting(300.0, "Seconds a signed callback's timestamp may differ "
+                                           "from now.", minimum=0)
+    webhook_app_id: str = setting("", "appId returned in the `notifyPath` URL-check response header.")
+    dedupe_ttl: float = setting(604800.0, "Seconds a platform message ID is remembered for "
+                                "deduplication (RBM retries for 7 days).", above=0)
+    outbox_concurrency: int = setting(64, "Replies sent to the MaaP in parallel (one per conversation at "
+                                      "a time).", minimum=1)
+    outbox_backoff: float = setting(0.2, "First retry delay (s) after a failed send; doubles with "
+                                    "jitter.", minimum=0)
+    outbox_max_backoff: float = setting(60.0, "Longest delay (s) between retries of one reply.", minimum=0)
+    outbox_lease: float = setting(30.0, "Seconds a worker holds a conversation's head message before "
+                                  "another may resend it.", above=0)
     # -- delivery (delivery/, mingpian/api/delivery/; docs/delivery.md) --
-    delivery_counters: str = "sqlite"
-    delivery_seed: str = ""
-    delivery_operator_key: str = ""
-    delivery_smpp: str = ""
-    delivery_smpp_system_id: str = "mingpian"
-    delivery_smpp_password: str = ""
-    delivery_flash_gsm_dcs: int = 16
-    delivery_timeouts: str = "rcs=60,ussd=5,flash=30,sms=120"
-    delivery_ring_timeout: float = 45.0
-    delivery_capability_path: str = "/bot/v1/{chatbot}/contactCapabilities?userContact={contact}"
-    delivery_capability_ttl: float = 86400.0
-    delivery_kannel_url: str = ""
-    delivery_kannel_username: str = ""
-    delivery_kannel_password: str = ""
-    delivery_kannel_channels: str = "flash,sms"
-    delivery_kannel_token: str = ""
+    delivery_counters: str = setting("sqlite", "Where call-event dedupe, quota consumption and frequency "
+                                     "caps are counted: `sqlite` (one process) or `redis` (`REDIS_URL`; "
+                                     "atomic across server processes).", choices=("sqlite", "redis"))
+    delivery_seed: str = setting("", "YAML file of enterprises, lines, staff, cards, packages and keys "
+                                 "loaded at start (docs/delivery.md).")
+    delivery_operator_key: str = setting("", "The operator's API key (only its SHA-256 hash is kept); "
+                                         "empty: none.")
+    delivery_smpp: str = setting("", "`host:port` of the SMSC for USSD, flash SMS and SMS over SMPP "
+                                 "3.4; empty: no SMPP channels.", parse=_host_port,
+                                 allowed_doc=_HOST_PORT_ALLOWED)
+    delivery_smpp_system_id: str = setting("mingpian", "SMPP `system_id` for `bind_transceiver`.")
+    delivery_smpp_password: str = setting("", "SMPP password for `bind_transceiver`.")
+    delivery_flash_gsm_dcs: int = setting(16, "`data_coding` of a GSM-7 flash SMS: 16 (0x10), or 240 "
+                                          "(0xF0) for SMSCs that want it.", choices=(16, 240))
+    delivery_timeouts: dict[str, float] = setting(
+        help="Seconds to wait for a receipt before falling over to the next channel; channels not "
+        "named keep their default.", factory=lambda: dict(DEFAULT_TIMEOUTS), parse=_timeouts,
+        allowed_doc=_TIMEOUTS_ALLOWED)
+    delivery_ring_timeout: float = setting(45.0, "Seconds after `ringing` a pre-call card may still be "
+                                           "sent; after that it is dropped.", minimum=0)
+    delivery_capability_path: str = setting(
+        "/bot/v1/{chatbot}/contactCapabilities?userContact={contact}", "MaaP path asked whether a number "
+        "is a 5G-message terminal (200 yes, 404 no) before trying `rcs` (uses `MAAP_URL` and the MaaP "
+        "credentials); `{chatbot}` and `{contact}` are filled in.")
+    delivery_capability_ttl: float = setting(86400.0, "Seconds a number's 5G-message capability stays "
+                                             "cached.", minimum=0)
+    delivery_kannel_url: str = setting("", "Base URL of a Kannel smsbox (`…/cgi-bin/sendsms`); empty: no "
+                                       "Kannel channel.")
+    delivery_kannel_username: str = setting("", "Kannel sendsms username.")
+    delivery_kannel_password: str = setting("", "Kannel sendsms password.")
+    delivery_kannel_channels: tuple[str, ...] = setting(("flash", "sms"), "Channels sent through Kannel "
+                                                        "instead of SMPP.", parse=_kannel_channels,
+                                                        allowed_doc=_KANNEL_ALLOWED)
+    delivery_kannel_token: str = setting("", "Secret Kannel presents on `dlr-url` and MO callbacks "
+                                         "(`token=`); random per start if empty.",
+                                         doc_default="(generated)")
+
+    def __post_init__(self) -> None:
+        """Keyword construction is checked like the environment: a bad value never gets in."""
+        for row in SETTINGS:
+            value = getattr(self, row.name)
+            try:
+                object.__setattr__(self, row.name, row.check(value))
+            except SettingError as exc:
+                raise SettingError(f"{row.name}={row.shown(value)!r}: {exc}") from None
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Defaults, then MINGPIAN_* environment variables, then explicit overrides."""
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        config: str | Path | None = None,
+        **overrides: Any,
+    ) -> Settings:
+        """Defaults, then the config file, then MINGPIAN_* variables, then explicit overrides.
+
+        `config` (or else MINGPIAN_CONFIG) names the TOML file. Any bad value, unknown variable or
+        unknown key raises SystemExit with one line saying where it came from and what is allowed.
+        """
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            key = "MINGPIAN_" + f.name.upper()
-            if key in env:
-                values[f.name] = _coerce(f.name, f.default, env[key])
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        path = config or env.get(CONFIG_ENV) or None
+        values: dict[str, Any] = load_config(path) if path else {}
+        values.update(_from_environ(env))
+        for name, value in overrides.items():
+            if value is None:
+                continue
+            row = SETTING_BY_NAME.get(name)
+            if row is None:
+                raise TypeError(f"Settings has no setting {name!r}")
+            values[name] = _checked(row, value, f"{name}={row.shown(value)!r}")
         return cls(**values)
 
     def __repr__(self) -> str:
@@ -100,10 +384,11 @@ class Settings:
 
     def shown(self, name: str) -> Any:
         """The value for display: secrets (keys, passwords, tokens) are masked, never printed."""
-        value = getattr(self, name)
-        if is_secret(name) and value:
-            return "********"
-        return value
+        return SETTING_BY_NAME[name].shown(getattr(self, name))
+
+    def shown_text(self, name: str) -> str:
+        """The displayed value as its environment variable would take it (`mingpian settings`)."""
+        return SETTING_BY_NAME[name].text(self.shown(name))
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -116,96 +401,95 @@ class Settings:
         return f"http://{self.host}:{self.port}"
 
 
-_SECRET_WORDS = ("password", "secret", "token", "app_key", "operator_key")
+def _rows() -> tuple[Setting, ...]:
+    hints = get_type_hints(Settings)
+    rows = []
+    for f in fields(Settings):
+        factory: Any = f.default_factory
+        default = factory() if f.default is MISSING else f.default
+        rows.append(replace(f.metadata["setting"], name=f.name, type=hints[f.name], default=default))
+    return tuple(rows)
 
 
-def is_secret(name: str) -> bool:
-    return any(word in name for word in _SECRET_WORDS)
+SETTINGS: tuple[Setting, ...] = _rows()
+SETTING_BY_NAME: dict[str, Setting] = {row.name: row for row in SETTINGS}
 
 
-def _coerce(name: str, default: Any, raw: str) -> Any:
+def _checked(row: Setting, value: Any, where: str, text: bool = False) -> Any:
     try:
-        if isinstance(default, bool):
-            return raw.strip().lower() in ("1", "true", "yes", "on")
-        if isinstance(default, int):
-            return int(raw)
-        if isinstance(default, float):
-            return float(raw)
-        if isinstance(default, Path):
-            return Path(raw).expanduser()
-    except ValueError:
-        raise SystemExit(f"MINGPIAN_{name.upper()}={raw!r}: expected {type(default).__name__}") from None
-    return raw
+        return row.from_text(value) if text else row.check(value)
+    except SettingError as exc:
+        raise SystemExit(f"{where}: {exc}") from None
 
 
-SETTINGS_HELP: dict[str, str] = {
-    "host": "Interface the HTTP server binds to.",
-    "port": "TCP port of the HTTP server.",
-    "template_dir": "Folder holding one sub-folder per card template.",
-    "assets_dir": "Shared assets (fonts, logos) templates may reference; nothing outside it or the "
-    "template folder is readable from a template.",
-    "data_dir": "Where local state lives (SQLite databases, media cache). Created on start.",
-    "public_base_url": "Base URL clients use to reach this server, for mediaUrl/thumbnailUrl "
-    "(default: http://HOST:PORT).",
-    "max_body_bytes": "Largest request body accepted; larger bodies get 413.",
-    "max_json_depth": "Deepest nesting accepted in a JSON request body; deeper gets 400.",
-    "reload_interval": "Seconds between checks of a template's files for changes.",
-    "default_profile": "Carrier profile (limits) used when a request names none.",
-    "log_format": "`json` (one JSON object per line) or `text`.",
-    "log_level": "Python logging level name.",
-    "media_workers": "Worker processes rendering images and videos (off the event loop).",
-    "media_concurrency": "Media renders running at once; more wait in a queue (bounds memory).",
-    "ffmpeg": "ffmpeg binary for videos; empty: the one shipped in the imageio-ffmpeg wheel.",
-    "chatbot_dir": "Folder of chatbot flows, one `<bot>/flow.yaml` per bot (docs/chatbot.md).",
-    "store": "Chatbot state store: `sqlite` (embedded, one process) or `redis` (shared, scale-out).",
-    "redis_url": "Redis URL for the `redis` store.",
-    "sqlite_synchronous": "SQLite `synchronous` pragma for the chatbot store (NORMAL: survives "
-    "process crashes; FULL: also power loss).",
-    "maap_url": "Base URL of the MaaP send API (token and messages); empty: replies wait in the outbox.",
-    "maap_dialect": "`csp` (CT/CU accessToken API) or `gsma` (OAuth2 client credentials, FNW.11).",
-    "maap_app_id": "appId (csp) or OAuth2 client id (gsma) for the MaaP send API.",
-    "maap_app_key": "appKey (csp) or OAuth2 client secret (gsma) for the MaaP send API.",
-    "maap_token_url": "OAuth2 token endpoint for the gsma dialect (default: MAAP_URL/oauth2/token).",
-    "maap_timeout": "Seconds before a MaaP request counts as failed (and is retried).",
-    "webhook_csp_token": "Token of the CT/CU `signature`/`timestamp`/`nonce` callback check.",
-    "webhook_username": "Expected `Authorization: Username=..` on callbacks (China Mobile style).",
-    "webhook_password": "Expected `Password=..` on callbacks (with webhook_username).",
-    "webhook_bearer": "Expected `Authorization: Bearer ..` token on callbacks.",
-    "webhook_hmac_secret": "Secret of the `X-Mingpian-Signature` HMAC-SHA256 over timestamp + raw body.",
-    "webhook_replay_window": "Seconds a signed callback's timestamp may differ from now.",
-    "webhook_app_id": "appId returned in the `notifyPath` URL check response header.",
-    "dedupe_ttl": "Seconds a platform message ID is remembered for deduplication (RBM retries 7 days).",
-    "outbox_concurrency": "Replies sent to the MaaP in parallel (one per conversation at a time).",
-    "outbox_backoff": "First retry delay in seconds after a failed send (doubles, with jitter).",
-    "outbox_max_backoff": "Longest delay in seconds between retries of one reply.",
-    "outbox_lease": "Seconds a worker holds a conversation's head message before another may resend it.",
-    "delivery_counters": "Where call-event dedupe, quota consumption and frequency caps are counted: "
-    "`sqlite` (one process) or `redis` (REDIS_URL; atomic across several server processes).",
-    "delivery_seed": "YAML file of enterprises, lines, staff, cards, packages and keys loaded at start.",
-    "delivery_operator_key": "The operator's API key (kept only as its SHA-256 hash); empty: none.",
-    "delivery_smpp": "host:port of the SMSC for USSD, flash SMS and SMS over SMPP 3.4; empty: no SMPP.",
-    "delivery_smpp_system_id": "SMPP system_id for bind_transceiver.",
-    "delivery_smpp_password": "SMPP password for bind_transceiver.",
-    "delivery_flash_gsm_dcs": "data_coding of a GSM-7 flash SMS: 16 (0x10) or 240 (0xF0) for SMSCs "
-    "that want it.",
-    "delivery_timeouts": "Seconds to wait for a receipt before falling over, per channel "
-    "(`ussd=5,flash=30`).",
-    "delivery_ring_timeout": "Seconds after `ringing` a pre-call card may still be sent; later it is "
-    "dropped.",
-    "delivery_capability_path": "MaaP path asked whether a number is a 5G-message terminal (200 yes, "
-    "404 no) before trying `rcs`; `{chatbot}` and `{contact}` are filled in.",
-    "delivery_capability_ttl": "Seconds a number's 5G-message capability stays cached.",
-    "delivery_kannel_url": "Base URL of a Kannel smsbox (`…/cgi-bin/sendsms`); empty: no Kannel channel.",
-    "delivery_kannel_username": "Kannel sendsms username.",
-    "delivery_kannel_password": "Kannel sendsms password.",
-    "delivery_kannel_channels": "Channels sent through Kannel instead of SMPP (`flash`, `sms`).",
-    "delivery_kannel_token": "Secret Kannel must present on dlr-url and MO callbacks (`token=`); "
-    "generated at start if empty.",
-}
+def _suggest(word: str, options: Mapping[str, str]) -> str:
+    """`; did you mean X?` for the option (compared by key, shown as value) closest to `word`."""
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f"; did you mean {options[close[0]]}?" if close else ""
 
 
-def documented_settings() -> list[SettingDoc]:
-    return [
-        SettingDoc(f.name, "MINGPIAN_" + f.name.upper(), SETTINGS_HELP.get(f.name, ""))
-        for f in fields(Settings)
+def _from_environ(env: Mapping[str, str]) -> dict[str, Any]:
+    """The MINGPIAN_* variables as values; one that names no setting is an error, not ignored."""
+    values: dict[str, Any] = {}
+    known = {row.env: row for row in SETTINGS}
+    for key, raw in env.items():
+        if not key.startswith(ENV_PREFIX) or key == CONFIG_ENV:
+            continue
+        row = known.get(key)
+        if row is None:
+            names = {row.name: row.env for row in SETTINGS} | {"config": CONFIG_ENV}
+            hint = _suggest(key.removeprefix(ENV_PREFIX).lower(), names)
+            raise SystemExit(f"{key}: no such setting{hint} (`mingpian settings` lists them)")
+        shown = row.shown(raw)
+        values[row.name] = _checked(row, raw, f"{key}={shown!r}", text=True)
+    return values
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """The settings in a TOML file, checked; keys are setting names (`port = 8081`)."""
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+    except OSError as exc:
+        raise SystemExit(f"{path}: cannot read config file: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SystemExit(f"{path}: invalid TOML: {exc}") from None
+    values: dict[str, Any] = {}
+    for key, value in doc.items():
+        row = SETTING_BY_NAME.get(key)
+        if row is None:
+            hint = _suggest(key, {name: name for name in SETTING_BY_NAME})
+            raise SystemExit(f"{path}: {key}: no such setting{hint} (`mingpian settings` lists them)")
+        values[key] = _checked(row, value, f"{path}: {key} = {row.shown(value)!r}")
+    return values
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _doc_default(row: Setting) -> str:
+    if row.doc_default:
+        return row.doc_default
+    value = row.default
+    if isinstance(value, Path):
+        return f"`{value.relative_to(PROJECT_ROOT)}/`"
+    return f"`{row.text(value)}`" if row.text(value) else "(empty)"
+
+
+def _doc_allowed(row: Setting) -> str:
+    if row.choices:
+        return ", ".join(f"`{c}`" for c in row.choices)
+    return row.allowed()
+
+
+def markdown_table() -> str:
+    """The table of docs/settings.md, rendered from the rows (`mingpian settings --markdown`)."""
+    lines = [
+        "| setting | environment variable | default | allowed | what it does |",
+        "|---|---|---|---|---|",
     ]
+    for row in SETTINGS:
+        cells = (row.name, f"`{row.env}`", _doc_default(row), _doc_allowed(row), row.help)
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"

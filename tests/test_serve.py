@@ -44,3 +44,44 @@ def test_serve_prints_its_address_serves_and_stops_cleanly(tmp_path: Path) -> No
     assert "Traceback" not in err
     log_lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert any(r.get("route") == "/healthz" and r.get("status") == 200 for r in log_lines)
+
+
+def test_serve_reads_its_config_file_and_the_environment_wins(tmp_path: Path) -> None:
+    port = _free_port()
+    config = tmp_path / "mingpian.toml"
+    config.write_text(f'port = {_free_port()}\ndata_dir = "{tmp_path / "var"}"\nlog_format = "text"\n', "utf-8")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")}, "MINGPIAN_PORT": str(port)}
+    proc = subprocess.Popen([sys.executable, "-m", "mingpian", "serve", "--config", str(config)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline() if proc.stdout else ""
+        assert f"http://127.0.0.1:{port}" in first  # MINGPIAN_PORT beats the file's port
+        deadline = time.time() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    assert json.load(r)["status"] == "ok"
+                break
+            except OSError:
+                assert time.time() < deadline, "server did not come up"
+                time.sleep(0.1)
+        assert (tmp_path / "var").is_dir()  # data_dir from the file
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    lines = err.splitlines()  # log_format = "text" from the file: "<time> INFO <logger> request"
+    assert any(line.endswith(" INFO mingpian.access request") for line in lines), err
+    assert not any(line.startswith("{") for line in lines), err
+
+
+def test_serve_with_a_bad_setting_exits_with_one_line_and_no_traceback(tmp_path: Path) -> None:
+    config = tmp_path / "mingpian.toml"
+    config.write_text("[delivery_timeouts]\nussd = 5\nfax = 3\n", "utf-8")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")}, "MINGPIAN_CONFIG": str(config)}
+    out = subprocess.run([sys.executable, "-m", "mingpian", "serve"], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.splitlines() == [
+        f"{config}: delivery_timeouts = {{'ussd': 5, 'fax': 3}}: unknown channel 'fax'; expected "
+        "channel=seconds, comma-separated (channels rcs, ussd, flash, sms; seconds > 0)"]

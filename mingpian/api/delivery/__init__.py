@@ -39,14 +39,14 @@ def delivery_config(s: Settings) -> DeliveryConfig:
         smpp_system_id=s.delivery_smpp_system_id,
         smpp_password=s.delivery_smpp_password,
         flash_gsm_dcs=s.delivery_flash_gsm_dcs,
-        timeouts=_timeouts(s.delivery_timeouts),
+        timeouts=dict(s.delivery_timeouts),
         ring_timeout=s.delivery_ring_timeout,
         capability_path=s.delivery_capability_path,
         capability_ttl=s.delivery_capability_ttl,
         kannel_url=s.delivery_kannel_url,
         kannel_username=s.delivery_kannel_username,
         kannel_password=s.delivery_kannel_password,
-        kannel_channels=tuple(c.strip() for c in s.delivery_kannel_channels.split(",") if c.strip()),
+        kannel_channels=tuple(s.delivery_kannel_channels),
         kannel_token=s.delivery_kannel_token,
         callback_base=s.base_url,
     )
@@ -82,10 +82,3 @@ def setup(app: web.Application) -> None:
     paths.update(setup_reports_page(app))
     add_paths(app, paths, {ref: SCHEMAS[kind] for kind, ref in EXPOSED_SCHEMAS.items()})
 
-
-def _timeouts(spec: str) -> dict[str, float]:  # TEMPORARY until settings parse it
-    out = {}
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        name, _, value = part.partition("=")
-        out[name.strip()] = float(value)
-    return out
