@@ -164,6 +164,15 @@ class ApiError(Exception):
         self.headers: dict[str, str] = dict(headers or {})
         self.extra = extra
 
+    @classmethod
+    def from_body(cls, status: int, body: Mapping[str, Any],
+                  headers: Mapping[str, str] | None = None) -> ApiError:
+        """The error whose body is `body` (`{"error", "message", "problems"?, …}`), e.g. one that
+        crossed a process boundary as data, or a domain exception's `to_json()`."""
+        rest = dict(body)
+        code, message = rest.pop("error"), rest.pop("message")
+        return cls(status, code, message, problems=rest.pop("problems", None), headers=headers, **rest)
+
     def body(self) -> dict[str, Any]:
         out: dict[str, Any] = {"error": self.code, "message": self.message}
         if self.problems is not None:
@@ -215,10 +224,9 @@ def api_error_for(exc: BaseException) -> ApiError | None:
     to_json = getattr(exc, "to_json", None)
     if callable(to_json):
         body = dict(to_json())
-        code, message = body.pop("error"), body.pop("message")
-        problems = body.pop("problems", None)
-        return ApiError(entry.status, entry.code or code, message, problems=problems,
-                        headers=entry.headers, **body)
+        if entry.code is not None:
+            body["error"] = entry.code
+        return ApiError.from_body(entry.status, body, entry.headers)
     assert entry.code is not None  # register_domain_error refuses a code-less type without to_json
     raw = getattr(exc, "problems", None)
     problems = [p.to_json() if hasattr(p, "to_json") else p for p in raw] if raw is not None else None
