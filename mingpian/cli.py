@@ -1,4 +1,4 @@
-"""The `mingpian` command: serve, render, lint, settings."""
+"""The `mingpian` command: serve, render, lint, settings, errors."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 from renderer import PROFILES, RenderError, TemplateStore, get_profile
 
 from .cli_targets import TARGETS, TargetInput
+from .errors import error_table_markdown
 from .lint import lint_templates
 from .settings import Settings, documented_settings
 
@@ -97,6 +98,11 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_errors(args: argparse.Namespace) -> int:
+    sys.stdout.write(error_table_markdown())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mingpian", description=__doc__)
     parser.add_argument("--templates", type=Path, default=None,
@@ -119,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_lint)
     p = sub.add_parser("settings", help="list every setting, its env var and current value")
     p.set_defaults(func=cmd_settings)
+    p = sub.add_parser("errors", help="print the API's error codes as the Markdown table of docs/api.md")
+    p.set_defaults(func=cmd_errors)
     return parser
 
 

@@ -244,6 +244,6 @@ register_domain_error(RenderError, 422)  # any other renderer refusal
 
 def error_table_markdown() -> str:
     """The error table of docs/api.md."""
-    rows = ["| `error` | HTTP status | meaning |", "|---|---|---|"]
+    rows = ["| `error` code | HTTP status | meaning |", "|---|---|---|"]
     rows += [f"| `{e.code}` | {e.status_text()} | {e.meaning} |" for e in ERROR_CODES.values()]
     return "\n".join(rows) + "\n"
