@@ -171,7 +171,9 @@ class ApiError(Exception):
         crossed a process boundary as data, or a domain exception's `to_json()`."""
         rest = dict(body)
         code, message = rest.pop("error"), rest.pop("message")
-        return cls(status, code, message, problems=rest.pop("problems", None), headers=headers, **rest)
+        err = cls(status, code, message, problems=rest.pop("problems", None), headers=headers)
+        err.extra = rest  # set, not passed: a body key may share a name with a parameter
+        return err
 
     def body(self) -> dict[str, Any]:
         out: dict[str, Any] = {"error": self.code, "message": self.message}

@@ -7,10 +7,12 @@ Converting a call site:
         -> raise ApiError(422, "unknown_line", msg, path="$.caller")
     raise web.HTTPBadRequest(text=json_error(400, "invalid_event", msg, problems).text, ...)
         -> raise ApiError(400, "invalid_event", msg, problems=problems)
-    return render_error_response(exc) -> raise (the middleware answers renderer errors)
+    return render_error_response(exc) -> let it propagate (the middleware answers renderer errors)
+    from .http_errors import read_json_body -> from .jsonio import read_json_body
 
 Unlike `ApiError`, `raise_json` raises an aiohttp HTTP exception, so it is answered even by an
-app without the middleware (the studio's preview loop serves the chatbot webhook that way).
+app without the middleware (the studio's preview loop serves the chatbot webhook that way); such
+an app serving converted handlers adds `middleware.json_errors`.
 """
 
 from __future__ import annotations

@@ -72,6 +72,17 @@ def test_api_error_body_is_the_documented_shape() -> None:
                            "problems": [{"path": "$.a", "message": "x"}], "limit": 3}
 
 
+def test_from_body_rebuilds_an_error_sent_as_data() -> None:
+    """Media workers send their errors across the process boundary as bodies."""
+    body = {"error": "template_error", "message": "card.svg.j2:1: DOCTYPE refused",
+            "problems": [{"path": "", "message": "DOCTYPE refused", "file": "card.svg.j2", "line": 1}],
+            "status": "kept as a body field"}
+    err = ApiError.from_body(422, body)
+    assert (err.status, err.code) == (422, "template_error") and err.body() == body
+    with pytest.raises(ErrorCodeMismatch):
+        ApiError.from_body(500, body)
+
+
 @pytest.mark.parametrize(("status", "code"), [(400, "no_such_code"), (404, "invalid_json"),
                                                (500, "not_found"), (422, "")])
 def test_unregistered_code_or_wrong_status_is_refused(status: int, code: str) -> None:
