@@ -21,8 +21,8 @@ from renderer import (
     to_rcs,
 )
 
-from .http_errors import raise_json, read_json_body
-from .jsonio import json_response
+from .errors import ApiError
+from .jsonio import json_response, read_json_body
 from .keys import metrics_key, settings_key, templates_key
 
 
@@ -66,9 +66,9 @@ def _profile(request: web.Request) -> CarrierProfile:
     try:
         return get_profile(name)
     except KeyError:
-        raise_json(400, "unknown_profile",
-                   f"unknown carrier profile {name!r}; known: {', '.join(sorted(PROFILES))}",
-                   "profile")
+        raise ApiError(400, "unknown_profile",
+                       f"unknown carrier profile {name!r}; known: {', '.join(sorted(PROFILES))}",
+                       path="profile") from None
 
 
 async def render_template(request: web.Request) -> web.StreamResponse:
@@ -77,8 +77,8 @@ async def render_template(request: web.Request) -> web.StreamResponse:
     fmt = request.query.get("format", "rcs")
     handlers = app[formats_key]
     if fmt not in handlers:
-        raise_json(400, "unknown_format",
-                   f"unknown format {fmt!r}; available: {', '.join(sorted(handlers))}", "format")
+        raise ApiError(400, "unknown_format",
+                       f"unknown format {fmt!r}; available: {', '.join(sorted(handlers))}", path="format")
     profile = _profile(request)
     template = app[templates_key].get(request.match_info["name"])
     data = await read_json_body(request, settings.max_json_depth)

@@ -1,4 +1,4 @@
-"""The `mingpian` command: serve, render, lint, settings."""
+"""The `mingpian` command: serve, render, lint, settings, errors."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 from renderer import PROFILES, RenderError, TemplateStore, get_profile
 
 from .cli_targets import TARGETS, TargetInput
+from .errors import error_table_markdown
 from .lint import lint_templates
 from .settings import SETTINGS, Settings, markdown_table
 
@@ -106,6 +107,11 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_errors(args: argparse.Namespace) -> int:
+    sys.stdout.write(error_table_markdown())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mingpian", description=__doc__)
     parser.add_argument("--templates", type=Path, default=None,
@@ -133,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("settings", parents=[config], help="list every setting, its env var and current value")
     p.add_argument("--markdown", action="store_true", help="print the table of docs/settings.md instead")
     p.set_defaults(func=cmd_settings)
+    p = sub.add_parser("errors", help="print the API's error codes as the Markdown table of docs/api.md")
+    p.set_defaults(func=cmd_errors)
     return parser
 
 

@@ -20,6 +20,8 @@ from renderer.image import ImageOptions, encode, render_card_bytes, render_media
 from renderer.localfiles import MediaContext
 from renderer.video import VideoCancelled, VideoFailed, VideoOptions, render_video_sync
 
+from .errors import ApiError, api_error_for
+
 
 @dataclass(frozen=True, slots=True)
 class WorkSpec:
@@ -95,13 +97,18 @@ def run(spec: WorkSpec) -> dict[str, Any]:
             assert spec.video is not None and spec.thumb_out is not None
             return _video(spec, ctx, out)
     except RenderError as exc:
-        return {"ok": False, "status": 422, "error": exc.to_json()}
+        err = api_error_for(exc)
+        assert err is not None  # every renderer error is in the domain table
+        return _failed(err)
     except VideoCancelled:
-        return {"ok": False, "status": 409, "cancelled": True,
-                "error": {"error": "cancelled", "message": "the render was cancelled"}}
+        return {**_failed(ApiError(409, "cancelled", "the render was cancelled")), "cancelled": True}
     except VideoFailed as exc:
-        return {"ok": False, "status": 500, "error": {"error": "encoder_failed", "message": str(exc)}}
+        return _failed(ApiError(500, "encoder_failed", str(exc)))
     raise ValueError(f"unknown work kind {spec.kind!r}")
+
+
+def _failed(err: ApiError) -> dict[str, Any]:
+    return {"ok": False, "status": err.status, "error": err.body()}
 
 
 def _video(spec: WorkSpec, ctx: MediaContext, out: Path) -> dict[str, Any]:

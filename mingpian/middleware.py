@@ -1,14 +1,15 @@
 """Request middleware: request id, one structured log line, metrics, and JSON errors.
 
-Nothing a client sends can produce a traceback in a response: HTTP exceptions become JSON
-bodies, renderer errors become 4xx with their problems, and anything unexpected is logged with
-the request id and answered with a generic 500 JSON body.
+Nothing a client sends can produce a traceback in a response. Errors are rendered here and only
+here, from the model in mingpian/errors.py: an `ApiError` a handler raised, a domain exception of
+`DOMAIN_ERRORS` (renderer errors become 4xx with their problems), a plain aiohttp HTTP error (an
+unmatched route's 404, a 405 with its `Allow`, client_max_size's 413), and anything unexpected,
+which is logged with the request id and answered with a generic 500 JSON body.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 import re
@@ -17,9 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from renderer import RenderError
-
-from .http_errors import render_error_response
+from .errors import ApiError, api_error_for, code_for_status
 from .jsonio import json_response
 from .keys import metrics_key
 
@@ -28,12 +27,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 request_id_key = web.RequestKey("request_id", str)
-
-_ERROR_NAMES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "body_too_large",
-    415: "unsupported_media_type", 422: "unprocessable", 429: "too_many_requests",
-}
+# Headers of a plain aiohttp error that describe its text body, not the error.
+_BODY_HEADERS = frozenset({"content-type", "content-length"})
 
 
 def _route_name(request: web.Request) -> str:
@@ -45,18 +40,37 @@ def _route_name(request: web.Request) -> str:
     return resource.canonical
 
 
-def _as_json(exc: web.HTTPException) -> web.HTTPException:
-    """Give a plain aiohttp HTTP error a JSON body (keeps headers such as Allow)."""
-    if exc.content_type == "application/json" or exc.status < 400:
-        return exc
-    error = _ERROR_NAMES.get(exc.status, "http_error")
+def error_response(err: ApiError) -> web.Response:
+    """The response of an API error: its JSON body, status and headers."""
+    return json_response(err.body(), status=err.status, headers=err.headers or None)
+
+
+def _from_http_exception(exc: web.HTTPException) -> ApiError:
+    """A plain aiohttp HTTP error as an API error, keeping headers such as Allow."""
     message = exc.reason
     if exc.status == 413:
         message = "request body is larger than the server accepts (see max_body_bytes)"
-    body = json.dumps({"error": error, "message": message}, ensure_ascii=False)
-    exc.text = body
-    exc.content_type = "application/json"
-    return exc
+    headers = {k: v for k, v in exc.headers.items() if k.lower() not in _BODY_HEADERS}
+    return ApiError(exc.status, code_for_status(exc.status), message, headers=headers)
+
+
+def _error(exc: Exception, rid: str) -> web.Response:
+    """The JSON response for what a handler raised.
+
+    Re-raised as they are: redirects and other non-error HTTP exceptions, and HTTP exceptions
+    that already carry a JSON body (those of the transition helpers in mingpian/http_errors.py).
+    """
+    if isinstance(exc, ApiError):
+        return error_response(exc)
+    if isinstance(exc, web.HTTPException):
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise exc
+        return error_response(_from_http_exception(exc))
+    mapped = api_error_for(exc)
+    if mapped is not None:
+        return error_response(mapped)
+    log.error("unhandled error", exc_info=exc, extra={"request_id": rid})
+    return error_response(ApiError(500, "internal_error", "internal server error", requestId=rid))
 
 
 _ID_PREFIX = os.urandom(8).hex()  # unique per process start
@@ -79,23 +93,16 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         try:
             response = await handler(request)
-        except RenderError as exc:
-            response = render_error_response(exc)
-        except web.HTTPException as exc:
-            exc = _as_json(exc)
-            exc.headers[REQUEST_ID_HEADER] = rid
-            status = exc.status
-            raise exc from None
-        except Exception:
-            log.exception("unhandled error", extra={"request_id": rid})
-            response = json_response(
-                {"error": "internal_error", "message": "internal server error", "requestId": rid},
-                status=500,
-            )
+        except Exception as exc:
+            response = _error(exc, rid)
         status = response.status
         if not response.prepared:
             response.headers[REQUEST_ID_HEADER] = rid
         return response
+    except web.HTTPException as exc:  # one that _error passes through
+        exc.headers[REQUEST_ID_HEADER] = rid
+        status = exc.status
+        raise
     finally:
         elapsed = time.perf_counter() - start
         route = _route_name(request)
@@ -112,3 +119,13 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
                 "duration_ms": round(elapsed * 1000, 3),
                 "remote": request.remote,
             })
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The same JSON errors for a private app that runs without `observe` (no log, no metrics),
+    such as a loopback app serving one of the API's handlers."""
+    try:
+        return await handler(request)
+    except Exception as exc:
+        return _error(exc, request.get(request_id_key) or _new_request_id())

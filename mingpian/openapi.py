@@ -9,6 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .errors import ERROR_CODES
+
 openapi_paths_key = web.AppKey("openapi_paths", dict[str, dict[str, Any]])
 openapi_schemas_key = web.AppKey("openapi_schemas", dict[str, Any])
 
@@ -26,7 +28,8 @@ ERROR = {
     "type": "object",
     "required": ["error", "message"],
     "properties": {
-        "error": {"type": "string", "description": "machine-readable kind"},
+        "error": {"type": "string", "enum": list(ERROR_CODES),
+                  "description": "machine-readable kind (the table in docs/api.md)"},
         "message": {"type": "string"},
         "problems": {"type": "array", "items": {"$ref": "#/components/schemas/Problem"}},
     },

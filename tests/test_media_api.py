@@ -132,6 +132,8 @@ async def test_mp4_async_job_progress_then_served_with_ranges(mc: Client) -> Non
     assert await tail.read() == data[-10:]
     bad = await mc.get(job["media"]["path"], headers={"Range": f"bytes={len(data) + 5}-"})
     assert bad.status == 416
+    assert bad.headers["Content-Range"] == f"bytes */{len(data)}"
+    assert (await bad.json())["error"] == "range_not_satisfiable"
     thumb = await mc.get(job["thumbnail"]["path"])
     assert thumb.content_type == "image/jpeg"
 

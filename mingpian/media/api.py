@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from aiohttp import web
 
@@ -15,7 +15,7 @@ from renderer.image import ImageOptions
 from renderer.video import VideoOptions
 
 from ..api_templates import FormatHandler, RenderRequest, formats_key
-from ..http_errors import json_error, raise_json
+from ..errors import ApiError
 from ..keys import metrics_key
 from ..media_work import WorkSpec
 from ..metrics import Counter
@@ -53,9 +53,11 @@ def _int(request: web.Request, name: str, default: int, lo: int, hi: int) -> int
     try:
         value = int(raw)
     except ValueError:
-        raise_json(400, "invalid_parameter", f"{name} must be an integer between {lo} and {hi}", name)
+        raise ApiError(400, "invalid_parameter", f"{name} must be an integer between {lo} and {hi}",
+                       path=name) from None
     if not lo <= value <= hi:
-        raise_json(400, "invalid_parameter", f"{name} must be between {lo} and {hi}, got {value}", name)
+        raise ApiError(400, "invalid_parameter", f"{name} must be between {lo} and {hi}, got {value}",
+                       path=name)
     return value
 
 
@@ -66,17 +68,18 @@ def _float(request: web.Request, name: str, lo: float, hi: float) -> float | Non
     try:
         value = float(raw)
     except ValueError:
-        raise_json(400, "invalid_parameter", f"{name} must be a number between {lo:g} and {hi:g}", name)
+        raise ApiError(400, "invalid_parameter", f"{name} must be a number between {lo:g} and {hi:g}",
+                       path=name) from None
     if not lo <= value <= hi:  # also rejects nan
-        raise_json(400, "invalid_parameter", f"{name} must be between {lo:g} and {hi:g}", name)
+        raise ApiError(400, "invalid_parameter", f"{name} must be between {lo:g} and {hi:g}", path=name)
     return value
 
 
 def _choice(request: web.Request, name: str, default: str, choices: tuple[str, ...]) -> str:
     value = request.query.get(name, default) or default
     if value not in choices:
-        raise_json(400, "invalid_parameter",
-                   f"{name} must be one of {', '.join(choices)}, got {value[:40]!r}", name)
+        raise ApiError(400, "invalid_parameter",
+                       f"{name} must be one of {', '.join(choices)}, got {value[:40]!r}", path=name)
     return value
 
 
@@ -86,7 +89,7 @@ def _flag(request: web.Request, name: str) -> bool:
         return True
     if raw in FALSE:
         return False
-    raise_json(400, "invalid_parameter", f"{name} must be 1 or 0", name)
+    raise ApiError(400, "invalid_parameter", f"{name} must be 1 or 0", path=name)
 
 
 # -- rendering ----------------------------------------------------------------------------------
@@ -159,10 +162,10 @@ def _media_response(svc: MediaService, path: Path, digest: str, cache: str,
     return web.Response(body=path.read_bytes(), content_type=CONTENT_TYPES[ext], headers=headers)
 
 
-def _failed(job: Job) -> web.Response:
-    return json_error(job.http_status, str((job.error or {}).get("error", "render_failed")),
-                      str((job.error or {}).get("message", "render failed")),
-                      (job.error or {}).get("problems"))
+def _failed(job: Job) -> NoReturn:
+    if job.error is None:  # a finished job that is not done always has its error
+        raise ApiError(500, "render_failed", "render failed")
+    raise ApiError.from_body(job.http_status, job.error)
 
 
 def _finished_job(svc: MediaService, key: str, fmt: str, spec: WorkSpec) -> Job:
@@ -207,7 +210,7 @@ def make_handler(fmt: str) -> FormatHandler:
                                      headers={"Location": f"/api/jobs/{job.id}"})
         await svc.jobs.wait(job)
         if job.status != "done":
-            return _failed(job)
+            _failed(job)
         return _media_response(svc, Path(spec.out), key, "miss", thumb)
 
     return handler
@@ -242,7 +245,7 @@ def rcs_with_media(original: FormatHandler) -> FormatHandler:
                                   video=mode == "video")
             await svc.jobs.wait(job)
             if job.status != "done":
-                return _failed(job)
+                _failed(job)
         cards = []
         for card, (_, spec) in zip(msg.cards, specs, strict=True):
             out = Path(spec.out)
@@ -265,7 +268,7 @@ async def get_media(request: web.Request) -> web.StreamResponse:
     svc = request.app[media_service_key]
     found = svc.cache.by_name(request.match_info["file"])
     if found is None:
-        raise_json(404, "not_found", "no such media file", "file")
+        raise ApiError(404, "not_found", "no such media file", path="file")
     path, digest, ctype = found
     etag = f'"{digest}"'
     headers = {"ETag": etag, "Cache-Control": IMMUTABLE, "Accept-Ranges": "bytes",
@@ -282,7 +285,8 @@ async def get_media(request: web.Request) -> web.StreamResponse:
         start, stop = (rng.start, rng.stop) if rng is not None else (None, None)
         size = len(body)
         if rng is None or (start is not None and start >= size):
-            return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+            raise ApiError(416, "range_not_satisfiable", f"Range is outside the file ({size} bytes)",
+                           headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"})
         if start is None:  # suffix range: the last N bytes
             start, stop = max(0, size + (stop or 0)), size
         stop = size if stop is None else min(stop, size)
@@ -295,7 +299,8 @@ def _job(request: web.Request) -> Job:
     svc = request.app[media_service_key]
     job = svc.jobs.jobs.get(request.match_info["id"])
     if job is None:
-        raise_json(404, "not_found", "no such job (jobs are kept in memory, most recent first)", "id")
+        raise ApiError(404, "not_found", "no such job (jobs are kept in memory, most recent first)",
+                       path="id")
     return job
 
 
@@ -307,7 +312,7 @@ async def delete_job(request: web.Request) -> web.Response:
     svc = request.app[media_service_key]
     job = _job(request)
     if not svc.jobs.cancel(job):
-        raise_json(409, "job_finished", f"job already {job.status}", "id")
+        raise ApiError(409, "job_finished", f"job already {job.status}", path="id")
     return web.json_response(job_json(svc, job), status=202)
 
 

@@ -71,7 +71,7 @@ PATHS: dict[str, dict[str, Any]] = {
                     "content": {t: {"schema": BINARY} for t in MEDIA_TYPES}},
             "304": {"description": "not modified (ETag matched)"},
             "404": error_response("no such file (or a malformed name)"),
-            "416": {"description": "range not satisfiable"},
+            "416": error_response("range not satisfiable (Content-Range gives the size)"),
         },
     }},
     "/api/jobs/{id}": {

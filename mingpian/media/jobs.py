@@ -24,6 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
+from ..errors import ApiError
 from ..media_work import WorkSpec, init_worker, run
 from .cache import MediaCache
 
@@ -47,6 +48,9 @@ class Job:
     http_status: int = 200
     task: asyncio.Task[None] | None = None
     control_dir: Path | None = None
+
+    def fail(self, status: Status, err: ApiError) -> None:
+        self.status, self.error, self.http_status = status, err.body(), err.status
 
     def read_progress(self) -> float:
         if self.status == "running" and self.control_dir is not None:
@@ -108,26 +112,17 @@ class MediaJobs:
                 job.result = {"parts": results}
                 job.status = "done"
                 job.progress = 1.0
-            elif bad.get("cancelled"):
-                job.status = "cancelled"
-                job.error, job.http_status = bad["error"], 409
             else:
-                job.status = "failed"
-                job.error, job.http_status = bad["error"], int(bad.get("status", 500))
+                job.fail("cancelled" if bad.get("cancelled") else "failed",
+                         ApiError.from_body(int(bad["status"]), bad["error"]))
         except asyncio.CancelledError:
-            job.status = "cancelled"
-            job.error = {"error": "cancelled", "message": "the render was cancelled"}
-            job.http_status = 409
+            job.fail("cancelled", ApiError(409, "cancelled", "the render was cancelled"))
         except BrokenProcessPool:
             self.pool = None  # a worker died (killed, out of memory): start a fresh pool next time
-            job.status = "failed"
-            job.error = {"error": "worker_died", "message": "the media worker process died"}
-            job.http_status = 500
+            job.fail("failed", ApiError(500, "worker_died", "the media worker process died"))
         except Exception as exc:  # never leave a job "running" forever
             log.exception("media job %s failed", job.id)
-            job.status = "failed"
-            job.error = {"error": "render_failed", "message": f"{type(exc).__name__}: {exc}"[:300]}
-            job.http_status = 500
+            job.fail("failed", ApiError(500, "render_failed", f"{type(exc).__name__}: {exc}"[:300]))
         finally:
             job.finished = time.time()
             if self.by_key.get(job.key) is job:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..http_errors import raise_json
+from ..errors import ApiError
 from ..keys import settings_key
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -77,13 +77,13 @@ async def static_file(request: web.Request) -> web.StreamResponse:
     elif folder == "":
         base = STATIC_DIR
     else:
-        raise_json(404, "not_found", f"no static file {rel!r}", "path")
+        raise ApiError(404, "not_found", f"no static file {rel!r}", path="path")
     suffix = Path(name).suffix.lower()
     if not SAFE_NAME.match(name) or suffix not in TYPES:
-        raise_json(404, "not_found", f"no static file {rel!r}", "path")
+        raise ApiError(404, "not_found", f"no static file {rel!r}", path="path")
     path = base / name
     if not path.is_file():
-        raise_json(404, "not_found", f"no static file {rel!r}", "path")
+        raise ApiError(404, "not_found", f"no static file {rel!r}", path="path")
     resp = web.FileResponse(path, headers={"Cache-Control": "no-cache",
                                            "Content-Type": TYPES[suffix]})
     return resp

@@ -23,7 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ..http_errors import json_error, raise_json, read_json_body
+from ..errors import ApiError
+from ..jsonio import read_json_body
 from ..keys import settings_key
 from .preview_bot import PreviewBot, PreviewFailed, preview_bot_key, preview_lifecycle
 
@@ -105,21 +106,21 @@ async def preview_chat(request: web.Request) -> web.Response:
 
     preview = request.app.get(preview_bot_key)
     if preview is None:
-        raise_json(404, "chatbot_disabled", "this server runs no chatbot (see docs/chatbot.md)")
+        raise ApiError(404, "chatbot_disabled", "this server runs no chatbot (see docs/chatbot.md)")
     body = await read_json_body(request, request.app[settings_key].max_json_depth)
     if not isinstance(body, dict):
-        raise_json(400, "invalid_body", "send a JSON object", "$")
+        raise ApiError(400, "invalid_body", "send a JSON object", path="$")
     sid = body.get("session")
     if not isinstance(sid, str) or not SESSION_RE.match(sid):
-        raise_json(400, "invalid_session", "session must be 8-64 characters of A-Z a-z 0-9 _ -",
-                   "$.session")
+        raise ApiError(400, "invalid_session", "session must be 8-64 characters of A-Z a-z 0-9 _ -",
+                       path="$.session")
     postback, text = body.get("postback"), body.get("text")
     for key, value in (("postback", postback), ("text", text), ("bot", body.get("bot"))):
         if value is not None and (not isinstance(value, str) or len(value) > MAX_TEXT):
-            raise_json(400, "invalid_field", f"{key} must be a string of at most {MAX_TEXT} characters",
-                       f"$.{key}")
+            raise ApiError(400, "invalid_field", f"{key} must be a string of at most {MAX_TEXT} characters",
+                           path=f"$.{key}")
     if not postback and not (text and text.strip()):
-        raise_json(400, "empty_message", "send a postback (a tap) or some text", "$")
+        raise ApiError(400, "empty_message", "send a postback (a tap) or some text", path="$")
     session = request.app[chats_key].get(sid)
     sim = preview.sim  # plays the platform: builds the notification a CT/CU MaaP would POST
     notification = sim.message(session.user, postback=postback or None,
@@ -127,16 +128,15 @@ async def preview_chat(request: web.Request) -> web.Response:
     try:  # read once here only to choose the bot; the webhook parses the delivery itself
         event = from_csp_message(notification, sim.chatbot)
     except BadEvent as exc:
-        raise_json(400, "invalid_event", str(exc), "$")
+        raise ApiError(400, "invalid_event", str(exc), path="$") from None
     bot = await _pick_bot(preview, session, event, body.get("bot"))
     if bot is None:
-        raise_json(422, "no_bot", f"no chatbot answers {postback or text!r}", "$.postback")
+        raise ApiError(422, "no_bot", f"no chatbot answers {postback or text!r}", path="$.postback")
     session.bot = bot
     try:
         done = await preview.exchange(bot, notification)
     except PreviewFailed as exc:
-        failed = json_error(502, "preview_failed", str(exc))
-        raise web.HTTPBadGateway(text=failed.text, content_type="application/json") from None
+        raise ApiError(502, "preview_failed", str(exc)) from None
     state = await preview.state(bot, session.user)
     flow = preview.flows.flows[bot]
     return web.json_response({
