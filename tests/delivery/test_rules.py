@@ -1,4 +1,4 @@
-# ruff: noqa: F811  (pytest fixtures imported from tests.delivery_support are parameters here)
+# ruff: noqa: F811  (pytest fixtures imported from tests.delivery.support are parameters here)
 """Opt-out on any channel, frequency caps, quiet hours for advertising cards, ad rotation."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from mingpian.delivery import rules
 from mingpian.delivery.api import store_key
 from mingpian.delivery.gatewaysim import GatewaySim
 
-from .delivery_support import (
+from .support import (
     CUSTOMER,
     SF_KEY,
     AppFactory,

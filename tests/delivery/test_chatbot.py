@@ -1,4 +1,4 @@
-# ruff: noqa: F811  (pytest fixtures imported from tests.delivery_support are parameters here)
+# ruff: noqa: F811  (pytest fixtures imported from tests.delivery.support are parameters here)
 """5G replies reach the delivery side in-process: a card delivered over RCS, then the user's tap
 or "退订" arriving at the chatbot's own webhook (signed, as the MaaP sends it) — the tap shows in
 the enterprise's report, the opt-out blocks every channel."""
@@ -12,9 +12,9 @@ from aiohttp.test_utils import TestServer
 from chatbot.simulator import Simulator
 from mingpian.settings import PROJECT_ROOT
 from renderer.templates import TemplateStore
+from tests.conftest import TEMPLATES
 
-from .conftest import TEMPLATES
-from .delivery_support import (
+from .support import (
     OPERATOR,
     SF_KEY,
     AppFactory,
@@ -25,8 +25,8 @@ from .delivery_support import (
     sample,
     settle,
 )
-from .delivery_support import GatewaySim as _GS
-from .test_delivery_rcs import CHATBOT, RCS_PHONE, _seed, maap  # noqa: F401
+from .support import GatewaySim as _GS
+from .test_rcs import CHATBOT, RCS_PHONE, _seed, maap  # noqa: F401
 
 TOKEN = "csp-token-退订测试"
 USER = "tel:" + RCS_PHONE

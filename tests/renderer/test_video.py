@@ -25,7 +25,7 @@ from renderer.video import (
     render_video_sync,
 )
 from tests.conftest import TEMPLATES
-from tests.helpers import write_template
+from tests.support.templates import write_template
 
 ASSETS = TEMPLATES.parent / "assets"
 

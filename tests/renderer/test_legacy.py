@@ -21,8 +21,7 @@ from renderer.legacy import (
     resolve_reply,
 )
 from renderer.model import Brand, Card, Message, Suggestion
-
-from .conftest import TEMPLATES
+from tests.conftest import TEMPLATES
 
 CHANNELS = ("ussd", "flash", "sms")
 STORE = TemplateStore(TEMPLATES, reload_interval=0)

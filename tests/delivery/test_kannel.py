@@ -1,4 +1,4 @@
-# ruff: noqa: F811  (pytest fixtures imported from tests.delivery_support are parameters here)
+# ruff: noqa: F811  (pytest fixtures imported from tests.delivery.support are parameters here)
 """Flash SMS and SMS over Kannel's HTTP sendsms, with dlr-url receipts and MO replies, against
 the gateway simulator's Kannel side (real HTTP both ways)."""
 
@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestServer
 
 from mingpian.delivery.api import kannel_token_key, meter_key, store_key
 
-from .delivery_support import (
+from .support import (
     CUSTOMER,
     AppFactory,
     Rule,
@@ -22,7 +22,7 @@ from .delivery_support import (
     seed_doc,
     settle,
 )
-from .delivery_support import GatewaySim as _GS
+from .support import GatewaySim as _GS
 
 
 def _free_port() -> int:

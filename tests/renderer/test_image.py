@@ -20,7 +20,7 @@ from renderer.image import (
 )
 from renderer.localfiles import MediaContext
 from tests.conftest import TEMPLATES
-from tests.helpers import write_template
+from tests.support.templates import write_template
 
 ASSETS = TEMPLATES.parent / "assets"
 PHOTO_CARD = """\

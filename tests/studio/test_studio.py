@@ -19,7 +19,7 @@ from mingpian.settings import Settings
 from mingpian.studio.preview_bot import PREVIEW_CHATBOT, preview_bot_key
 from mingpian.studio.security import CSP
 from tests.conftest import ClientFactory
-from tests.helpers import MANIFEST, write_template
+from tests.support.templates import MANIFEST, write_template
 
 Client = TestClient[Any, web.Application]
 

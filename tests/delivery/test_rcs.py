@@ -1,4 +1,4 @@
-# ruff: noqa: F811  (pytest fixtures imported from tests.delivery_support are parameters here)
+# ruff: noqa: F811  (pytest fixtures imported from tests.delivery.support are parameters here)
 """5G messages through the chatbot's MaaP client against the chatbot's MaaP simulator: the
 capability lookup (cached), the card with its SMS fallback, and falling over to USSD."""
 
@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestServer
 from chatbot.simulator import Fault, Simulator
 from mingpian.delivery.api import dispatcher_key
 
-from .delivery_support import (
+from .support import (
     CUSTOMER,
     AppFactory,
     call,
@@ -23,7 +23,7 @@ from .delivery_support import (
     seed_doc,
     settle,
 )
-from .delivery_support import GatewaySim as _GS
+from .support import GatewaySim as _GS
 
 CHATBOT = "sip:106500@botplatform.rcs.chinaunicom.cn"
 RCS_PHONE = "+8613912340000"

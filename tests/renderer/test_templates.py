@@ -10,7 +10,7 @@ import pytest
 
 from renderer import DataInvalid, TemplateInvalid, TemplateNotFound, TemplateStore, to_rcs
 from tests.conftest import TEMPLATES
-from tests.helpers import write_template
+from tests.support.templates import write_template
 
 ALL = TemplateStore(TEMPLATES).names()
 

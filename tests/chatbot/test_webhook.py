@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from chatbot.auth import csp_signature_headers, hmac_headers, username_header
-from tests.chatbot_support import (
+from tests.chatbot.support import (
     BEARER,
     CSP_TOKEN,
     HMAC_SECRET,

@@ -1,4 +1,4 @@
-# ruff: noqa: F811  (pytest fixtures imported from tests.delivery_support are parameters here)
+# ruff: noqa: F811  (pytest fixtures imported from tests.delivery.support are parameters here)
 """The delivery API: CRUD validated by JSON Schema (4xx naming the JSON path), E.164, seed,
 verification with audit, hashed keys, and every route probed across tenants and without a key."""
 
@@ -15,7 +15,7 @@ from mingpian.delivery.api import load_seed, store_key
 from mingpian.delivery.model import NumberError, normalize_number
 from mingpian.delivery.store import DeliveryStore
 
-from .delivery_support import (
+from .support import (
     CMB_KEY,
     CMB_LINE,
     CUSTOMER,

@@ -18,9 +18,9 @@ from aiohttp.test_utils import TestClient
 
 from mingpian.delivery.gatewaysim import GatewaySim, Rule
 from mingpian.settings import Settings
-from tests.studio_browser import ARTIFACTS, PageProbe, ServerThread, browser
+from tests.support.browser import ARTIFACTS, PageProbe, ServerThread, browser
 
-from .delivery_support import CUSTOMER, OPERATOR, SF_KEY, seed_doc
+from .support import CUSTOMER, OPERATOR, SF_KEY, seed_doc
 
 __all__ = ["browser"]  # a fixture, imported so pytest finds it
 

@@ -1,4 +1,4 @@
-# ruff: noqa: F811  (pytest fixtures imported from tests.delivery_support are parameters here)
+# ruff: noqa: F811  (pytest fixtures imported from tests.delivery.support are parameters here)
 """Dispatch through the gateway simulator over real SMPP: fallback on a failure receipt and on
 a timeout, charging once, idempotent events, pre-call drops, resume after a restart."""
 
@@ -11,7 +11,7 @@ from mingpian.delivery import smpp
 from mingpian.delivery.api import meter_key, store_key
 from mingpian.delivery.gatewaysim import GatewaySim, Rule
 
-from .delivery_support import (  # noqa: F401  (fixtures)
+from .support import (  # noqa: F401  (fixtures)
     CMB_LINE,
     CUSTOMER,
     OPERATOR,

@@ -14,8 +14,7 @@ from mingpian.app import create_app
 from mingpian.settings import Settings
 from renderer import gsm
 from renderer.legacy import resolve_reply
-
-from .conftest import TEMPLATES, ClientFactory
+from tests.conftest import TEMPLATES, ClientFactory
 
 Client = TestClient[Any, web.Application]
 RENDER = "/api/templates/{name}/render"

@@ -16,7 +16,7 @@ import pytest
 
 from chatbot.simulator import Fault, Simulator
 from mingpian.settings import PROJECT_ROOT
-from tests.chatbot_support import (
+from tests.chatbot.support import (
     USER,
     WAYBILL,
     chatbot_settings,

@@ -1,4 +1,4 @@
-# ruff: noqa: F811  (pytest fixtures imported from tests.*_support are parameters here)
+# ruff: noqa: F811  (pytest fixtures imported from tests.*.support are parameters here)
 """Packages and pools: atomic consumption (one process, two processes on one Redis or one
 SQLite file), idempotent charges and refunds, usage reports as JSON and CSV, estimates."""
 
@@ -16,9 +16,9 @@ from mingpian.delivery.api import store_key
 from mingpian.delivery.metering import Package, RedisCounters, SqliteCounters
 from mingpian.delivery.store import DeliveryStore
 from mingpian.settings import PROJECT_ROOT
-from tests.chatbot_support import redis_url  # noqa: F401
+from tests.chatbot.support import redis_url  # noqa: F401
 
-from .delivery_support import (
+from .support import (
     CUSTOMER,
     OPERATOR,
     SF_KEY,
@@ -30,14 +30,14 @@ from .delivery_support import (
     sample,
     settle,
 )
-from .delivery_support import GatewaySim as _GS
+from .support import GatewaySim as _GS
 
 POOL = [Package("pool", "ent", 500, "stop", 0.01, 0.0)]
 
 
 def _race(kind: str, where: str) -> list[int]:
     start = time.time() + 1.0
-    procs = [subprocess.Popen([sys.executable, str(PROJECT_ROOT / "tests" / "delivery_race.py"), kind, where,
+    procs = [subprocess.Popen([sys.executable, str(PROJECT_ROOT / "tests" / "delivery" / "metering_race.py"), kind, where,
                                f"p{i}", "400", str(start)], stdout=subprocess.PIPE, cwd=PROJECT_ROOT)
              for i in range(2)]
     return [int(p.communicate(timeout=60)[0]) for p in procs]
@@ -91,7 +91,7 @@ async def test_consumption_is_idempotent_per_key_and_refund_happens_once(kind: s
 
 
 async def test_concurrent_calls_in_one_process_never_overspend(make_app: AppFactory, gateway: _GS) -> None:
-    from .delivery_support import seed_doc
+    from .support import seed_doc
     seed = seed_doc(policy={"chain": ["ussd"], "timeouts": {"ussd": 2}},
                     packages=[{"id": "p", "units": 7, "policy": "stop", "price": 0.7,
                                "valid_from": time.time() - 1, "valid_to": time.time() + 3600}])

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.helpers import write_template
+from tests.support.templates import write_template
 
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

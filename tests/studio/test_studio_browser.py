@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.studio_browser import ARTIFACTS, PageProbe, ServerThread, browser, studio
+from tests.support.browser import ARTIFACTS, PageProbe, ServerThread, browser, studio
 
 __all__ = ["browser", "studio"]  # fixtures, imported so pytest finds them
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from chatbot.auth import username_header
-from tests.chatbot_support import PASSWORD, USERNAME, WAYBILL, sim, start_bot  # noqa: F401
+from tests.chatbot.support import PASSWORD, USERNAME, WAYBILL, sim, start_bot  # noqa: F401
 
 T = Any
 URI = "sip%3A10657%40botplatform.rcs.chinamobile.com"

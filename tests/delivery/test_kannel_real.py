@@ -1,4 +1,4 @@
-# ruff: noqa: F811  (pytest fixtures imported from tests.delivery_support are parameters here)
+# ruff: noqa: F811  (pytest fixtures imported from tests.delivery.support are parameters here)
 """The real Kannel (Debian's bearerbox + smsbox) between us and the SMSC simulator: our flash /
 SMS go through Kannel's HTTP sendsms, Kannel speaks SMPP 3.4 to the simulator, the simulator's
 deliver_sm receipts come back through Kannel's dlr-url to us. Skipped where Kannel is absent
@@ -19,7 +19,7 @@ import pytest
 
 from mingpian.delivery.api import meter_key, store_key
 
-from .delivery_support import (
+from .support import (
     CUSTOMER,
     AppFactory,
     Rule,
@@ -29,7 +29,7 @@ from .delivery_support import (
     seed_doc,
     settle,
 )
-from .delivery_support import GatewaySim as _GS
+from .support import GatewaySim as _GS
 
 BEARERBOX = shutil.which("bearerbox") or "/usr/sbin/bearerbox"
 SMSBOX = shutil.which("smsbox") or "/usr/sbin/smsbox"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.chatbot_support import USER, WAYBILL, sim, start_bot  # noqa: F401
+from tests.chatbot.support import USER, WAYBILL, sim, start_bot  # noqa: F401
 
 T = Any
 

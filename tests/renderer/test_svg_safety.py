@@ -16,7 +16,7 @@ from renderer.image import ImageOptions, render_card_bytes
 from renderer.localfiles import FileRefused, MediaContext
 from renderer.svgcard import SvgRefused, make_fetcher, render_svg
 from tests.conftest import TEMPLATES
-from tests.helpers import write_template
+from tests.support.templates import write_template
 
 ASSETS = TEMPLATES.parent / "assets"
 CARD = "card:\n  title: '{{ title }}'\n  description: 测试\n"
