@@ -1,25 +1,23 @@
-"""Fixtures and helpers for the chatbot tests: a MaaP simulator, a bot server, a real redis-server."""
+"""Helpers for the chatbot tests: credentials, settings, a bot server on the MaaP simulator, and
+`python -m mingpian serve` as a real process. Fixtures: `sim` in tests/chatbot/conftest.py,
+`redis_url` in tests/conftest.py."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from chatbot.simulator import Simulator
 from mingpian.app import create_app
 from mingpian.settings import PROJECT_ROOT, Settings
+from tests.support.processes import wait_port
 
 CSP_TOKEN = "csp-token-测试"
 HMAC_SECRET = "hmac-secret"
@@ -40,14 +38,6 @@ def chatbot_settings(tmp: Path, maap_url: str, **extra: Any) -> Settings:
     return Settings(**{**values, **extra})
 
 
-@pytest.fixture
-async def sim(aiohttp_server: Any) -> AsyncIterator[tuple[Simulator, TestServer]]:
-    s = Simulator(app_id=APP_ID, app_key=APP_KEY, csp_token=CSP_TOKEN)
-    server = await aiohttp_server(s.app())
-    yield s, server
-    await s._close()
-
-
 @dataclass
 class Bot:
     sim: Simulator
@@ -65,44 +55,6 @@ async def start_bot(aiohttp_client: Any, sim_pair: tuple[Simulator, TestServer],
 
 
 # ---- real processes -----------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on port {port}")
-
-
-@pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    """A real redis-server on a free port with its own temp dir, for one test."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server not found: run scripts/system-deps.sh (Debian package redis-server)")
-    port = free_port()
-    rdir = tmp_path / "redis"
-    rdir.mkdir()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(rdir),
-                             "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_port(port, proc)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
 
 def server_env(settings: Settings, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")}

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from chatbot.auth import username_header
-from tests.chatbot.support import PASSWORD, USERNAME, WAYBILL, sim, start_bot  # noqa: F401
+from tests.chatbot.support import PASSWORD, USERNAME, WAYBILL, start_bot
 
 T = Any
 URI = "sip%3A10657%40botplatform.rcs.chinamobile.com"
@@ -36,7 +36,7 @@ def inbound(mid: str, content_type: str, body: str, b64: bool = True) -> bytes:
 </msg:inboundMessageNotification>""".encode()
 
 
-async def test_cm_tap_and_text_reach_the_flow_once(aiohttp_client: T, sim: T, tmp_path: Path) -> None:  # noqa: F811
+async def test_cm_tap_and_text_reach_the_flow_once(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path)
     tap = json.dumps({"response": {"reply": {"displayText": "查询物流", "postback": {"data": f"track:{WAYBILL}"}},
                                    "type": "reply"}}, ensure_ascii=False)
@@ -79,7 +79,7 @@ BAD = [
 
 
 @pytest.mark.parametrize(("name", "raw", "path"), BAD, ids=[b[0] for b in BAD])
-async def test_bad_xml_is_400_naming_the_element(aiohttp_client: T, sim: T, tmp_path: Path,  # noqa: F811
+async def test_bad_xml_is_400_naming_the_element(aiohttp_client: T, sim: T, tmp_path: Path,
                                                  name: str, raw: bytes, path: str) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path)
     resp = await bot.client.post(f"/maap/courier/InboundMessageNotification/{URI}", data=raw, headers=AUTH)
@@ -87,7 +87,7 @@ async def test_bad_xml_is_400_naming_the_element(aiohttp_client: T, sim: T, tmp_
     assert (await resp.json())["problems"][0]["path"] == path
 
 
-async def test_cm_callbacks_need_credentials(aiohttp_client: T, sim: T, tmp_path: Path) -> None:  # noqa: F811
+async def test_cm_callbacks_need_credentials(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path)
     for path in ("InboundMessageNotification", "DeliveryInfoNotification", "MessageStatusNotification"):
         resp = await bot.client.post(f"/maap/courier/{path}/{URI}", data=b"<x/>",

@@ -20,12 +20,10 @@ from tests.chatbot.support import (
     USER,
     WAYBILL,
     chatbot_settings,
-    free_port,
-    redis_url,  # noqa: F401
-    sim,  # noqa: F401
     start_bot,
     start_server,
 )
+from tests.support.processes import free_port
 
 T = Any
 COUNTER_FLOW = """
@@ -61,7 +59,7 @@ def check_counter_replies(s: Simulator, users: list[str], per_user: int) -> None
     assert stats["duplicateReplies"] == 0 and stats["lost"] == 0, stats
 
 
-async def test_maap_outage_then_recovery_delivers_all_in_order(aiohttp_client: T, sim: T, tmp_path: Path) -> None:  # noqa: F811
+async def test_maap_outage_then_recovery_delivers_all_in_order(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path)
     s = bot.sim
     s.fault = Fault(mode="error", status=503)  # the MaaP is down
@@ -84,7 +82,7 @@ async def test_maap_outage_then_recovery_delivers_all_in_order(aiohttp_client: T
     assert info["state"] == "sent" and info["attempts"] > 1
 
 
-async def test_slow_maap_resends_carry_the_same_message_id(aiohttp_client: T, sim: T, tmp_path: Path) -> None:  # noqa: F811
+async def test_slow_maap_resends_carry_the_same_message_id(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path, maap_timeout=0.3)
     s = bot.sim
     s.fault = Fault(mode="lateack", delay=0.6, remaining=2)  # accepted, but the answer comes too late
@@ -98,7 +96,7 @@ async def test_slow_maap_resends_carry_the_same_message_id(aiohttp_client: T, si
     assert stats["resendsDropped"] >= 1  # the resend was recognised by its ID and dropped
 
 
-async def test_token_invalidated_by_the_maap_is_refreshed(aiohttp_client: T, sim: T, tmp_path: Path) -> None:  # noqa: F811
+async def test_token_invalidated_by_the_maap_is_refreshed(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path)
     s = bot.sim
     await s.tap(USER, f"track:{WAYBILL}")
@@ -124,7 +122,7 @@ async def _run_users(s: Simulator, webhooks: list[str], users: list[str], per_us
 @pytest.mark.slow
 @pytest.mark.parametrize("store", ["sqlite", "redis"])
 async def test_kill_9_mid_turn_then_restart_loses_and_duplicates_nothing(
-        store: str, request: pytest.FixtureRequest, sim: T, tmp_path: Path) -> None:  # noqa: F811
+        store: str, request: pytest.FixtureRequest, sim: T, tmp_path: Path) -> None:
     s, maap = sim
     extra: dict[str, Any] = {"store": store}
     if store == "redis":
@@ -166,7 +164,7 @@ async def test_kill_9_mid_turn_then_restart_loses_and_duplicates_nothing(
 
 
 @pytest.mark.slow
-async def test_two_processes_one_redis_racing_deliveries(sim: T, tmp_path: Path, redis_url: str) -> None:  # noqa: F811
+async def test_two_processes_one_redis_racing_deliveries(sim: T, tmp_path: Path, redis_url: str) -> None:
     s, maap = sim
     settings = chatbot_settings(tmp_path, str(maap.make_url("")).rstrip("/"), chatbot_dir=counter_bots(tmp_path),
                                 store="redis", redis_url=redis_url, outbox_lease=5.0)
@@ -208,8 +206,8 @@ async def test_two_processes_one_redis_racing_deliveries(sim: T, tmp_path: Path,
         assert "Traceback" not in (tmp_path / f"server{i}.log").read_text("utf-8", "replace")
 
 
-async def test_redis_store_dedupes_and_survives_an_outage_in_order(redis_url: str, aiohttp_client: T,  # noqa: F811
-                                                                   sim: T, tmp_path: Path) -> None:  # noqa: F811
+async def test_redis_store_dedupes_and_survives_an_outage_in_order(redis_url: str, aiohttp_client: T,
+                                                                   sim: T, tmp_path: Path) -> None:
     # (redis_url first: fixtures are torn down in reverse, so the app closes before redis-server stops)
     bot = await start_bot(aiohttp_client, sim, tmp_path, store="redis", redis_url=redis_url)
     s = bot.sim

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.chatbot.support import USER, WAYBILL, sim, start_bot  # noqa: F401
+from tests.chatbot.support import USER, WAYBILL, start_bot
 
 T = Any
 
 
-async def test_courier_conversation_end_to_end(aiohttp_client: T, sim: T, tmp_path: Path) -> None:  # noqa: F811
+async def test_courier_conversation_end_to_end(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path)
     s = bot.sim
     # 1. The hang-up card's "查询物流" tap → the tracking card with its timeline.
@@ -52,7 +52,7 @@ async def test_courier_conversation_end_to_end(aiohttp_client: T, sim: T, tmp_pa
     assert sent and float(sent[0].split()[-1]) >= 4  # a resend after a slow answer also counts
 
 
-async def test_free_text_and_waybill_entry(aiohttp_client: T, sim: T, tmp_path: Path) -> None:  # noqa: F811
+async def test_free_text_and_waybill_entry(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path)
     s = bot.sim
     await s.say(USER, "你好")
@@ -68,7 +68,7 @@ async def test_free_text_and_waybill_entry(aiohttp_client: T, sim: T, tmp_path: 
     ]
 
 
-async def test_bank_callback_flow(aiohttp_client: T, sim: T, tmp_path: Path) -> None:  # noqa: F811
+async def test_bank_callback_flow(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path, bot="bank")
     s = bot.sim
     await s.tap(USER, "bank:later:6688")
@@ -84,7 +84,7 @@ async def test_bank_callback_flow(aiohttp_client: T, sim: T, tmp_path: Path) -> 
     assert cancel.text.startswith("已为您取消回电")
 
 
-async def test_gsma_send_dialect_with_oauth2(aiohttp_client: T, sim: T, tmp_path: Path) -> None:  # noqa: F811
+async def test_gsma_send_dialect_with_oauth2(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path, maap_dialect="gsma")
     s = bot.sim
     await s.tap(USER, f"track:{WAYBILL}")

@@ -21,7 +21,6 @@ from tests.chatbot.support import (
     USER,
     USERNAME,
     WAYBILL,
-    sim,  # noqa: F401
     start_bot,
 )
 
@@ -30,7 +29,7 @@ CHATBOT = "sip:106500@botplatform.rcs.chinaunicom.cn"
 MSG_PATH = f"/maap/courier/messageNotification/{CHATBOT}/messages"
 
 
-async def test_same_delivery_three_times_gives_one_reply(aiohttp_client: T, sim: T, tmp_path: Path) -> None:  # noqa: F811
+async def test_same_delivery_three_times_gives_one_reply(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path)
     s = bot.sim
     body = s.message(USER, postback=f"track:{WAYBILL}")
@@ -51,7 +50,7 @@ def _signed(raw: bytes) -> dict[str, str]:
     return {"Content-Type": "application/json", **csp_signature_headers(CSP_TOKEN)}
 
 
-async def test_every_auth_scheme_accepts_good_credentials(aiohttp_client: T, sim: T, tmp_path: Path) -> None:  # noqa: F811
+async def test_every_auth_scheme_accepts_good_credentials(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path)
     body = bot.sim.message(USER, text="你好")
     for headers in (
@@ -91,7 +90,7 @@ def _bad_auth_cases(raw: bytes) -> list[tuple[str, dict[str, str]]]:
     ]
 
 
-async def test_every_auth_failure_is_401_before_parsing(aiohttp_client: T, sim: T, tmp_path: Path) -> None:  # noqa: F811
+async def test_every_auth_failure_is_401_before_parsing(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path)
     good_body = json.dumps(bot.sim.message(USER, postback=f"track:{WAYBILL}")).encode()
     for raw in (good_body, b"{not json", b"\xff\xfe"):
@@ -107,7 +106,7 @@ async def test_every_auth_failure_is_401_before_parsing(aiohttp_client: T, sim: 
     assert bot.sim.received == []
 
 
-async def test_base64_csp_signature_is_accepted(aiohttp_client: T, sim: T, tmp_path: Path) -> None:  # noqa: F811
+async def test_base64_csp_signature_is_accepted(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path)
     h = csp_signature_headers(CSP_TOKEN)
     digest = hashlib.sha256("".join(sorted((CSP_TOKEN, h["timestamp"], h["nonce"]))).encode()).digest()
@@ -116,7 +115,7 @@ async def test_base64_csp_signature_is_accepted(aiohttp_client: T, sim: T, tmp_p
     assert resp.status == 200
 
 
-async def test_no_configured_credentials_refuses_everything(aiohttp_client: T, sim: T, tmp_path: Path) -> None:  # noqa: F811
+async def test_no_configured_credentials_refuses_everything(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path)
     auth = bot.client.app[__import__("mingpian.api_chatbot", fromlist=["chatbot_key"]).chatbot_key].auth
     object.__setattr__(auth, "csp_token", "")
@@ -155,7 +154,7 @@ MALFORMED: list[tuple[str, Any, str]] = [
 
 
 @pytest.mark.parametrize(("name", "body", "path"), MALFORMED, ids=[m[0] for m in MALFORMED])
-async def test_malformed_message_is_400_with_json_path(aiohttp_client: T, sim: T, tmp_path: Path,  # noqa: F811
+async def test_malformed_message_is_400_with_json_path(aiohttp_client: T, sim: T, tmp_path: Path,
                                                        name: str, body: Any, path: str) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path)
     resp = await bot.client.post(MSG_PATH, data=json.dumps(body).encode(), headers=_signed(b""))
@@ -164,7 +163,7 @@ async def test_malformed_message_is_400_with_json_path(aiohttp_client: T, sim: T
     assert path in [p["path"] for p in err["problems"]], err
 
 
-async def test_broken_json_and_bad_status_bodies_are_400(aiohttp_client: T, sim: T, tmp_path: Path) -> None:  # noqa: F811
+async def test_broken_json_and_bad_status_bodies_are_400(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path)
     for raw in (b"{", b'{"a": }', "你好".encode("gbk"), b"[" * 100000):
         resp = await bot.client.post(MSG_PATH, data=raw, headers=_signed(raw))
@@ -181,13 +180,13 @@ async def test_broken_json_and_bad_status_bodies_are_400(aiohttp_client: T, sim:
     assert resp.status == 400 and "$.RCSMessage" in paths and "$.messageContact.userContact" in paths
 
 
-async def test_unknown_bot_is_404_after_auth(aiohttp_client: T, sim: T, tmp_path: Path) -> None:  # noqa: F811
+async def test_unknown_bot_is_404_after_auth(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path)
     resp = await bot.client.post("/maap/nobody/events", json={}, headers=_signed(b""))
     assert resp.status == 404 and (await resp.json())["error"] == "unknown_bot"
 
 
-async def test_notify_path_echoes(aiohttp_client: T, sim: T, tmp_path: Path) -> None:  # noqa: F811
+async def test_notify_path_echoes(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path, webhook_app_id="app-xyz")
     resp = await bot.client.get("/maap/courier/notifyPath",
                                 headers={"echoStr": "随机串-123", **csp_signature_headers(CSP_TOKEN)})
@@ -195,7 +194,7 @@ async def test_notify_path_echoes(aiohttp_client: T, sim: T, tmp_path: Path) -> 
     assert resp.headers["echoStr"] == "随机串-123" and resp.headers["appId"] == "app-xyz"
 
 
-async def test_delivery_reports_are_recorded(aiohttp_client: T, sim: T, tmp_path: Path) -> None:  # noqa: F811
+async def test_delivery_reports_are_recorded(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path)
     bot.sim.reports = True
     await bot.sim.tap(USER, f"track:{WAYBILL}")
@@ -211,7 +210,7 @@ async def test_delivery_reports_are_recorded(aiohttp_client: T, sim: T, tmp_path
     assert (await bot.client.get("/api/chatbot/messages/nope")).status == 404
 
 
-async def test_gsma_dialect_tap_and_text(aiohttp_client: T, sim: T, tmp_path: Path) -> None:  # noqa: F811
+async def test_gsma_dialect_tap_and_text(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path)
     tap = {"event": "response", "messageContact": {"userContact": "+8613900001111", "chatId": "chat-1"},
            "RCSMessage": {"msgId": "g-1", "suggestedResponse": {"response": {"reply": {

@@ -1,24 +1,21 @@
-"""Fixtures for the delivery tests: the gateway simulator on a real socket, a seeded app bound
-to it over SMPP, and helpers to post call events and wait for outcomes."""
+"""Helpers for the delivery tests: keys, numbers, the seed document, and functions to post call
+events and wait for outcomes. Fixtures (the gateway simulator, a seeded app bound to it over SMPP,
+the MaaP simulator for 5G messages) are in tests/delivery/conftest.py."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import pytest
-import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from mingpian.app import create_app
-from mingpian.delivery.api import dispatcher_key, smpp_key, store_key
+from mingpian.delivery.api import dispatcher_key, store_key
 from mingpian.delivery.gatewaysim import GatewaySim, Rule
-from mingpian.settings import PROJECT_ROOT, Settings
+from mingpian.settings import PROJECT_ROOT
 
 Client = TestClient[Any, web.Application]
 OPERATOR = "mpk_operator-test-key-0123456789abcdef"
@@ -29,6 +26,8 @@ SF_HOTLINE = "+864008111111"
 CMB_LINE = "95555"
 CUSTOMER = "+8613912345678"
 DAY = 86400.0
+CHATBOT = "sip:106500@botplatform.rcs.chinaunicom.cn"  # the 5G chatbot of enterprise sf
+RCS_PHONE = "+8613912340000"  # the one 5G-message terminal the MaaP simulator knows
 
 
 def sample(name: str) -> dict[str, Any]:
@@ -64,40 +63,18 @@ def seed_doc(policy: dict[str, Any] | None = None, packages: list[dict[str, Any]
     }
 
 
+def rcs_seed() -> dict[str, Any]:
+    """The seed with sf sending over RCS first (its chatbot), then USSD and flash."""
+    seed = seed_doc(policy={"chain": ["rcs", "ussd", "flash"], "timeouts": {"ussd": 0.6, "flash": 0.8}})
+    seed["enterprises"][0]["chatbot"] = CHATBOT
+    return seed
+
+
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-@pytest.fixture
-async def gateway() -> AsyncIterator[GatewaySim]:
-    sim = GatewaySim(password="secret")
-    await sim.start()
-    yield sim
-    await sim.stop()
-
-
-AppFactory = Callable[..., Any]
-
-
-@pytest.fixture
-def make_app(aiohttp_client: Any, settings: Settings, gateway: GatewaySim, tmp_path: Path) -> AppFactory:
-    """Build (and start) a seeded app bound to the simulator; call again for a 'restarted' one."""
-
-    async def make(seed: dict[str, Any] | None = None, port: int | None = None, **overrides: Any) -> Client:
-        """`port`: serve there (public_base_url points at it, for callbacks such as Kannel's)."""
-        path = tmp_path / "seed.yaml"
-        if seed is not None or not path.exists():
-            path.write_text(yaml.safe_dump(seed or seed_doc(), allow_unicode=True), "utf-8")
-        if port is not None:
-            overrides.setdefault("public_base_url", f"http://127.0.0.1:{port}")
-        s = settings.with_(delivery_seed=str(path), delivery_smpp=f"127.0.0.1:{gateway.smpp_port}",
-                           delivery_smpp_password="secret", **overrides)
-        kwargs = {"server_kwargs": {"port": port}} if port is not None else {}
-        client: Client = await aiohttp_client(create_app(s), **kwargs)
-        assert await client.app[smpp_key].wait_bound(5)
-        return client
-
-    return make
+AppFactory = Callable[..., Any]  # the make_app fixture (tests/delivery/conftest.py)
 
 
 async def call(client: Client, call_id: str, phase: str, caller: str = SF_LINE, callee: str = CUSTOMER,
@@ -124,4 +101,4 @@ async def idle(client: Client) -> None:
     await client.app[dispatcher_key].idle()
 
 
-__all__ = ["Rule", "call", "idle", "settle"]
+__all__ = ["GatewaySim", "Rule", "call", "idle", "settle"]

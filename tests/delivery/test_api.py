@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from tests.delivery.support are parameters here)
 """The delivery API: CRUD validated by JSON Schema (4xx naming the JSON path), E.164, seed,
 verification with audit, hashed keys, and every route probed across tenants and without a key."""
 
@@ -24,8 +23,6 @@ from .support import (
     AppFactory,
     auth,
     call,
-    gateway,  # noqa: F401
-    make_app,  # noqa: F401
     settle,
 )
 

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from tests.delivery.support are parameters here)
 """5G replies reach the delivery side in-process: a card delivered over RCS, then the user's tap
 or "退订" arriving at the chatbot's own webhook (signed, as the MaaP sends it) — the tap shows in
 the enterprise's report, the opt-out blocks every channel."""
@@ -12,21 +11,21 @@ from aiohttp.test_utils import TestServer
 from chatbot.simulator import Simulator
 from mingpian.settings import PROJECT_ROOT
 from renderer.templates import TemplateStore
-from tests.conftest import TEMPLATES
+from tests.support.templates import TEMPLATES
 
 from .support import (
+    CHATBOT,
     OPERATOR,
+    RCS_PHONE,
     SF_KEY,
     AppFactory,
     auth,
     call,
-    gateway,  # noqa: F401
-    make_app,  # noqa: F401
+    rcs_seed,
     sample,
     settle,
 )
 from .support import GatewaySim as _GS
-from .test_rcs import CHATBOT, RCS_PHONE, _seed, maap  # noqa: F401
 
 TOKEN = "csp-token-退订测试"
 USER = "tel:" + RCS_PHONE
@@ -34,7 +33,7 @@ USER = "tel:" + RCS_PHONE
 
 async def _app(make_app: AppFactory, maap: tuple[Simulator, TestServer, list[str]]) -> Any:
     sim, server, _ = maap
-    client = await make_app(_seed(), maap_url=str(server.make_url("")).rstrip("/"), maap_app_id=sim.app_id,
+    client = await make_app(rcs_seed(), maap_url=str(server.make_url("")).rstrip("/"), maap_app_id=sim.app_id,
                             maap_app_key=sim.app_key, chatbot_dir=PROJECT_ROOT / "chatbots",
                             webhook_csp_token=TOKEN)
     sim.csp_token = TOKEN  # the simulator signs its webhook calls as a CT/CU CSP does

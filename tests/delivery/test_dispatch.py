@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from tests.delivery.support are parameters here)
 """Dispatch through the gateway simulator over real SMPP: fallback on a failure receipt and on
 a timeout, charging once, idempotent events, pre-call drops, resume after a restart."""
 
@@ -11,15 +10,13 @@ from mingpian.delivery import smpp
 from mingpian.delivery.api import meter_key, store_key
 from mingpian.delivery.gatewaysim import GatewaySim, Rule
 
-from .support import (  # noqa: F401  (fixtures)
+from .support import (
     CMB_LINE,
     CUSTOMER,
     OPERATOR,
     AppFactory,
     auth,
     call,
-    gateway,
-    make_app,
     seed_doc,
     settle,
 )

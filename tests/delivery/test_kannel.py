@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from tests.delivery.support are parameters here)
 """Flash SMS and SMS over Kannel's HTTP sendsms, with dlr-url receipts and MO replies, against
 the gateway simulator's Kannel side (real HTTP both ways)."""
 
@@ -17,8 +16,6 @@ from .support import (
     AppFactory,
     Rule,
     call,
-    gateway,  # noqa: F401
-    make_app,  # noqa: F401
     seed_doc,
     settle,
 )

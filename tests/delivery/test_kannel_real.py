@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from tests.delivery.support are parameters here)
 """The real Kannel (Debian's bearerbox + smsbox) between us and the SMSC simulator: our flash /
 SMS go through Kannel's HTTP sendsms, Kannel speaks SMPP 3.4 to the simulator, the simulator's
 deliver_sm receipts come back through Kannel's dlr-url to us. Skipped where Kannel is absent
@@ -24,8 +23,6 @@ from .support import (
     AppFactory,
     Rule,
     call,
-    gateway,  # noqa: F401
-    make_app,  # noqa: F401
     seed_doc,
     settle,
 )

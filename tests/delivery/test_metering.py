@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from tests.*.support are parameters here)
 """Packages and pools: atomic consumption (one process, two processes on one Redis or one
 SQLite file), idempotent charges and refunds, usage reports as JSON and CSV, estimates."""
 
@@ -16,7 +15,6 @@ from mingpian.delivery.api import store_key
 from mingpian.delivery.metering import Package, RedisCounters, SqliteCounters
 from mingpian.delivery.store import DeliveryStore
 from mingpian.settings import PROJECT_ROOT
-from tests.chatbot.support import redis_url  # noqa: F401
 
 from .support import (
     CUSTOMER,
@@ -25,8 +23,6 @@ from .support import (
     AppFactory,
     auth,
     call,
-    gateway,  # noqa: F401
-    make_app,  # noqa: F401
     sample,
     settle,
 )

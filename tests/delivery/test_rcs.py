@@ -1,64 +1,30 @@
-# ruff: noqa: F811  (pytest fixtures imported from tests.delivery.support are parameters here)
 """5G messages through the chatbot's MaaP client against the chatbot's MaaP simulator: the
 capability lookup (cached), the card with its SMS fallback, and falling over to USSD."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from chatbot.simulator import Fault, Simulator
 from mingpian.delivery.api import dispatcher_key
 
 from .support import (
+    CHATBOT,
     CUSTOMER,
+    RCS_PHONE,
     AppFactory,
     call,
-    gateway,  # noqa: F401
-    make_app,  # noqa: F401
-    seed_doc,
+    rcs_seed,
     settle,
 )
 from .support import GatewaySim as _GS
 
-CHATBOT = "sip:106500@botplatform.rcs.chinaunicom.cn"
-RCS_PHONE = "+8613912340000"
-
-
-@pytest.fixture
-async def maap(aiohttp_server: Any) -> AsyncIterator[tuple[Simulator, TestServer, list[str]]]:
-    sim = Simulator(app_id="dl-app", app_key="dl-key")
-    app = sim.app()
-    asked: list[str] = []
-
-    async def capabilities(request: web.Request) -> web.Response:
-        contact = request.query.get("userContact", "")
-        asked.append(contact)
-        if not request.headers.get("authorization", "").startswith("accessToken "):
-            return web.json_response({"errorCode": 40001}, status=401)
-        if contact == "tel:" + RCS_PHONE:
-            return web.json_response({"capabilities": ["ChatbotSA"]})
-        return web.json_response({"errorCode": 2, "errorMessage": "not a 5G-message terminal"}, status=404)
-
-    app.router.add_get("/bot/v1/{chatbot}/contactCapabilities", capabilities)
-    server = await aiohttp_server(app)
-    yield sim, server, asked
-    await sim._close()
-
-
-def _seed() -> dict[str, Any]:
-    seed = seed_doc(policy={"chain": ["rcs", "ussd", "flash"], "timeouts": {"ussd": 0.6, "flash": 0.8}})
-    seed["enterprises"][0]["chatbot"] = CHATBOT
-    return seed
-
 
 async def _app(make_app: AppFactory, maap: tuple[Simulator, TestServer, list[str]]) -> Any:
     sim, server, _ = maap
-    return await make_app(_seed(), maap_url=str(server.make_url("")).rstrip("/"), maap_app_id=sim.app_id,
+    return await make_app(rcs_seed(), maap_url=str(server.make_url("")).rstrip("/"), maap_app_id=sim.app_id,
                           maap_app_key=sim.app_key)
 
 

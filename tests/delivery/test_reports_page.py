@@ -18,11 +18,9 @@ from aiohttp.test_utils import TestClient
 
 from mingpian.delivery.gatewaysim import GatewaySim, Rule
 from mingpian.settings import Settings
-from tests.support.browser import ARTIFACTS, PageProbe, ServerThread, browser
+from tests.support.browser import ARTIFACTS, PageProbe, ServerThread
 
 from .support import CUSTOMER, OPERATOR, SF_KEY, seed_doc
-
-__all__ = ["browser"]  # a fixture, imported so pytest finds it
 
 
 async def test_page_and_assets_carry_the_studio_csp(client: TestClient[Any, web.Application]) -> None:

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from tests.delivery.support are parameters here)
 """Opt-out on any channel, frequency caps, quiet hours for advertising cards, ad rotation."""
 
 from __future__ import annotations
@@ -18,8 +17,6 @@ from .support import (
     AppFactory,
     auth,
     call,
-    gateway,  # noqa: F401
-    make_app,  # noqa: F401
     sample,
     seed_doc,
     settle,
@@ -162,7 +159,7 @@ async def test_taps_per_button_from_numbered_replies_and_5g_postbacks(make_app: 
     await call(client, "tp1", "ended")
     assert (await settle(client, "tp1:ended"))["state"] == "delivered"
     from renderer.templates import TemplateStore
-    from tests.conftest import TEMPLATES
+    from tests.support.templates import TEMPLATES
     buttons = TemplateStore(TEMPLATES).get("courier-hangup").render(sample("courier-hangup")).all_suggestions
     for body in ({"text": "回复2"}, {"text": "2"}, {"text": "", "postback": buttons[0].postback},
                  {"text": "谢谢"}, {"text": "9"}):

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the redis_url fixture imported from tests.chatbot.support is a parameter here)
 """The auto-pipeline both Redis stores use, against a real redis-server: many callers in one
 event-loop iteration share a batch and each gets its own reply; an error reply fails only its
 caller; a flushed script cache is reloaded and only the scripts that did not run run again."""
@@ -12,7 +11,6 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from chatbot.redispipe import AutoPipeline
-from tests.chatbot.support import redis_url  # noqa: F401
 
 INCR = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
 

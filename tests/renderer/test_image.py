@@ -19,8 +19,7 @@ from renderer.image import (
     render_media_slot,
 )
 from renderer.localfiles import MediaContext
-from tests.conftest import TEMPLATES
-from tests.support.templates import write_template
+from tests.support.templates import TEMPLATES, write_template
 
 ASSETS = TEMPLATES.parent / "assets"
 PHOTO_CARD = """\

@@ -21,7 +21,7 @@ from renderer.legacy import (
     resolve_reply,
 )
 from renderer.model import Brand, Card, Message, Suggestion
-from tests.conftest import TEMPLATES
+from tests.support.templates import TEMPLATES
 
 CHANNELS = ("ussd", "flash", "sms")
 STORE = TemplateStore(TEMPLATES, reload_interval=0)

@@ -9,7 +9,7 @@ import pytest
 from renderer import PROFILES, LimitExceeded, TemplateStore, get_profile, to_rcs
 from renderer.model import Brand, Card, Media, Message, Suggestion
 from renderer.rcs import build_payload, schema_problems
-from tests.conftest import TEMPLATES
+from tests.support.templates import TEMPLATES
 
 BRAND = Brand(signature="测试", name="测试企业")
 

@@ -15,8 +15,7 @@ from renderer import TemplateInvalid, TemplateStore
 from renderer.image import ImageOptions, render_card_bytes
 from renderer.localfiles import FileRefused, MediaContext
 from renderer.svgcard import SvgRefused, make_fetcher, render_svg
-from tests.conftest import TEMPLATES
-from tests.support.templates import write_template
+from tests.support.templates import TEMPLATES, write_template
 
 ASSETS = TEMPLATES.parent / "assets"
 CARD = "card:\n  title: '{{ title }}'\n  description: 测试\n"

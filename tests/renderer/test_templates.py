@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from renderer import DataInvalid, TemplateInvalid, TemplateNotFound, TemplateStore, to_rcs
-from tests.conftest import TEMPLATES
-from tests.support.templates import write_template
+from tests.support.templates import TEMPLATES, write_template
 
 ALL = TemplateStore(TEMPLATES).names()
 

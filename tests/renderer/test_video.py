@@ -24,8 +24,7 @@ from renderer.video import (
     render_video,
     render_video_sync,
 )
-from tests.conftest import TEMPLATES
-from tests.support.templates import write_template
+from tests.support.templates import TEMPLATES, write_template
 
 ASSETS = TEMPLATES.parent / "assets"
 

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from mingpian.app import create_app
 from mingpian.settings import Settings
-from tests.conftest import ClientFactory
+from tests.support.client import ClientFactory
 from tests.support.templates import write_template
 
 Client = TestClient[Any, web.Application]

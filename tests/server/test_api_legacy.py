@@ -14,7 +14,8 @@ from mingpian.app import create_app
 from mingpian.settings import Settings
 from renderer import gsm
 from renderer.legacy import resolve_reply
-from tests.conftest import TEMPLATES, ClientFactory
+from tests.support.client import ClientFactory
+from tests.support.templates import TEMPLATES
 
 Client = TestClient[Any, web.Application]
 RENDER = "/api/templates/{name}/render"

@@ -15,7 +15,8 @@ from PIL import Image
 
 from mingpian.app import create_app
 from mingpian.settings import Settings
-from tests.conftest import TEMPLATES, ClientFactory
+from tests.support.client import ClientFactory
+from tests.support.templates import TEMPLATES
 
 Client = TestClient[Any, web.Application]
 COURIER = json.loads((TEMPLATES / "courier-hangup" / "sample.json").read_text("utf-8"))

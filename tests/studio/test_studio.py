@@ -18,7 +18,7 @@ from mingpian.app import create_app
 from mingpian.settings import Settings
 from mingpian.studio.preview_bot import PREVIEW_CHATBOT, preview_bot_key
 from mingpian.studio.security import CSP
-from tests.conftest import ClientFactory
+from tests.support.client import ClientFactory
 from tests.support.templates import MANIFEST, write_template
 
 Client = TestClient[Any, web.Application]

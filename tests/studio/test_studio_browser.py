@@ -11,9 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import ARTIFACTS, PageProbe, ServerThread, browser, studio
-
-__all__ = ["browser", "studio"]  # fixtures, imported so pytest finds them
+from tests.support.browser import ARTIFACTS, PageProbe, ServerThread
 
 Studio = tuple[ServerThread, Path]
 CARD_TITLE = "#phone-rcs .card-title"

@@ -1,17 +1,16 @@
-"""Real-browser plumbing for the studio tests: one headless Debian Chromium per test session
-(Playwright's own driver, never a downloaded browser) and a real Mingpian server on a free port,
-running in a thread so the sync Playwright API owns the test thread."""
+"""Real-browser plumbing for the studio tests and delivery's reports page: Debian's Chromium
+(driven by Playwright's own driver, never a downloaded browser; the `browser` fixture is in
+tests/conftest.py), a real Mingpian server on a free port running in a thread so the sync
+Playwright API owns the test thread, and a probe for what must never happen on a page."""
 
 from __future__ import annotations
 
 import asyncio
-import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp import web
 
 from mingpian.app import create_app
@@ -78,43 +77,6 @@ class ServerThread:
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(15)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Headless Chromium, or a skip saying exactly why it cannot run here. Module-scoped: the
-    sync Playwright API keeps an event loop running in the main thread while it lives, which
-    pytest-asyncio's tests in other modules must not inherit."""
-    if not CHROMIUM.exists():
-        pytest.skip("studio browser tests: /usr/bin/chromium is missing "
-                    "(scripts/system-deps.sh installs Debian's chromium; it failed or was skipped)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("studio browser tests: the `playwright` package is not installed "
-                    "(pip install -e '.[test]')")
-    pw = sync_playwright().start()
-    try:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-    except Exception as exc:
-        pw.stop()
-        pytest.skip(f"studio browser tests: Chromium could not be launched: {exc}")
-    yield chromium
-    chromium.close()
-    pw.stop()
-
-
-@pytest.fixture(scope="module")
-def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerThread, Path]]:
-    """A real server over a scratch copy of the templates (tests edit them)."""
-    base = tmp_path_factory.mktemp("studio")
-    templates = base / "card_templates"
-    shutil.copytree(PROJECT_ROOT / "card_templates", templates)
-    settings = Settings(template_dir=templates, data_dir=base / "var", reload_interval=0.25,
-                        log_format="text", log_level="WARNING")
-    server = ServerThread(settings).start()
-    yield server, templates
-    server.stop()
 
 
 class PageProbe:

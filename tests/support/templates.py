@@ -1,10 +1,14 @@
-"""Small helpers for tests that build throw-away templates."""
+"""The project's card templates, and small helpers for tests that build throw-away templates."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
+
+from mingpian.settings import PROJECT_ROOT
+
+TEMPLATES = PROJECT_ROOT / "card_templates"
 
 MANIFEST = """\
 name: {name}
