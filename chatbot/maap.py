@@ -27,9 +27,8 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from renderer import BOTMESSAGE, BOTSUGGESTION
-
 from infra.http1 import Http1Client, HttpError
+from renderer import BOTMESSAGE, BOTSUGGESTION
 
 TOKEN_ERRORS = frozenset({40001, 40014, 41001, 42001})
 RETRY_ERRORS = frozenset({-1, 45001, 30001, 30002, 30003, 30004})

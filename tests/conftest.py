@@ -1,9 +1,13 @@
-"""Shared fixtures: a real app on the project's own templates, and a scratch template folder."""
+"""Fixtures shared by every test folder: a real app on the project's own templates, a scratch
+template folder, a real redis-server (chatbot, delivery and infra tests) and headless Chromium
+(studio tests and delivery's reports page). Folder-only fixtures live in that folder's
+conftest.py; plain helpers in tests/support/."""
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Awaitable, Callable
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +16,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from mingpian.app import create_app
-from mingpian.settings import PROJECT_ROOT, Settings
-
-TEMPLATES = PROJECT_ROOT / "card_templates"
-ClientFactory = Callable[..., Awaitable[TestClient[Any, web.Application]]]
+from mingpian.settings import Settings
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.client import ClientFactory
+from tests.support.processes import free_port, wait_port
+from tests.support.templates import TEMPLATES
 
 
 @pytest.fixture
@@ -36,3 +41,47 @@ def scratch_templates(tmp_path: Path) -> Path:
     dest = tmp_path / "card_templates"
     shutil.copytree(TEMPLATES, dest)
     return dest
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A real redis-server on a free port with its own temp dir, for one test."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server not found: run scripts/system-deps.sh (Debian package redis-server)")
+    port = free_port()
+    rdir = tmp_path / "redis"
+    rdir.mkdir()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(rdir),
+                             "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port, proc)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium, or a skip saying exactly why it cannot run here. Module-scoped: the
+    sync Playwright API keeps an event loop running in the main thread while it lives, which
+    pytest-asyncio's tests in other modules must not inherit."""
+    if not CHROMIUM.exists():
+        pytest.skip("studio browser tests: /usr/bin/chromium is missing "
+                    "(scripts/system-deps.sh installs Debian's chromium; it failed or was skipped)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("studio browser tests: the `playwright` package is not installed "
+                    "(pip install -e '.[test]')")
+    pw = sync_playwright().start()
+    try:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    except Exception as exc:
+        pw.stop()
+        pytest.skip(f"studio browser tests: Chromium could not be launched: {exc}")
+    yield chromium
+    chromium.close()
+    pw.stop()

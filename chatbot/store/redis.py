@@ -25,8 +25,9 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from ..events import StatusReport
 from infra.redispipe import AutoPipeline
+
+from ..events import StatusReport
 from . import Commit, CommitResult, Loaded, OutboxItem
 
 COMMIT = """

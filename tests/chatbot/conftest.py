@@ -1,0 +1,21 @@
+"""Fixtures for the chatbot tests (`redis_url` is shared: tests/conftest.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from chatbot.simulator import Simulator
+
+from .support import APP_ID, APP_KEY, CSP_TOKEN
+
+
+@pytest.fixture
+async def sim(aiohttp_server: Any) -> AsyncIterator[tuple[Simulator, TestServer]]:
+    s = Simulator(app_id=APP_ID, app_key=APP_KEY, csp_token=CSP_TOKEN)
+    server = await aiohttp_server(s.app())
+    yield s, server
+    await s._close()

@@ -1,0 +1,74 @@
+"""Fixtures for the delivery tests: the gateway simulator on a real socket, a seeded app bound to
+it over SMPP, and the chatbot's MaaP simulator for 5G messages. (`settings`, `client`,
+`redis_url` and `browser` are shared: tests/conftest.py.)"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from chatbot.simulator import Simulator
+from mingpian.api.delivery import delivery_key
+from mingpian.app import create_app
+from mingpian.settings import Settings
+from tests.support.gatewaysim import GatewaySim
+
+from .support import RCS_PHONE, AppFactory, Client, seed_doc
+
+
+@pytest.fixture
+async def gateway() -> AsyncIterator[GatewaySim]:
+    sim = GatewaySim(password="secret")
+    await sim.start()
+    yield sim
+    await sim.stop()
+
+
+@pytest.fixture
+def make_app(aiohttp_client: Any, settings: Settings, gateway: GatewaySim, tmp_path: Path) -> AppFactory:
+    """Build (and start) a seeded app bound to the simulator; call again for a 'restarted' one."""
+
+    async def make(seed: dict[str, Any] | None = None, port: int | None = None, **overrides: Any) -> Client:
+        """`port`: serve there (public_base_url points at it, for callbacks such as Kannel's)."""
+        path = tmp_path / "seed.yaml"
+        if seed is not None or not path.exists():
+            path.write_text(yaml.safe_dump(seed or seed_doc(), allow_unicode=True), "utf-8")
+        if port is not None:
+            overrides.setdefault("public_base_url", f"http://127.0.0.1:{port}")
+        s = settings.with_(delivery_seed=str(path), delivery_smpp=f"127.0.0.1:{gateway.smpp_port}",
+                           delivery_smpp_password="secret", **overrides)
+        kwargs = {"server_kwargs": {"port": port}} if port is not None else {}
+        client: Client = await aiohttp_client(create_app(s), **kwargs)
+        assert await client.app[delivery_key].smpp.wait_bound(5)
+        return client
+
+    return make
+
+
+@pytest.fixture
+async def maap(aiohttp_server: Any) -> AsyncIterator[tuple[Simulator, TestServer, list[str]]]:
+    """The MaaP simulator, answering capability lookups (RCS_PHONE is the one 5G terminal); the
+    third item lists the numbers it was asked about."""
+    sim = Simulator(app_id="dl-app", app_key="dl-key")
+    app = sim.app()
+    asked: list[str] = []
+
+    async def capabilities(request: web.Request) -> web.Response:
+        contact = request.query.get("userContact", "")
+        asked.append(contact)
+        if not request.headers.get("authorization", "").startswith("accessToken "):
+            return web.json_response({"errorCode": 40001}, status=401)
+        if contact == "tel:" + RCS_PHONE:
+            return web.json_response({"capabilities": ["ChatbotSA"]})
+        return web.json_response({"errorCode": 2, "errorMessage": "not a 5G-message terminal"}, status=404)
+
+    app.router.add_get("/bot/v1/{chatbot}/contactCapabilities", capabilities)
+    server = await aiohttp_server(app)
+    yield sim, server, asked
+    await sim._close()

@@ -1,0 +1,104 @@
+"""Helpers for the delivery tests: keys, numbers, the seed document, and functions to post call
+events and wait for outcomes. Fixtures (the gateway simulator, a seeded app bound to it over SMPP,
+the MaaP simulator for 5G messages) are in tests/delivery/conftest.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from mingpian.api.delivery import delivery_key
+from mingpian.settings import PROJECT_ROOT
+from tests.support.gatewaysim import GatewaySim, Rule
+
+Client = TestClient[Any, web.Application]
+OPERATOR = "mpk_operator-test-key-0123456789abcdef"
+SF_KEY = "mpk_sf-test-key-0123456789abcdef"
+CMB_KEY = "mpk_cmb-test-key-0123456789abcdef"
+SF_LINE = "+8613800000001"  # a courier's mobile line (staff member)
+SF_HOTLINE = "+864008111111"
+CMB_LINE = "95555"
+CUSTOMER = "+8613912345678"
+DAY = 86400.0
+CHATBOT = "sip:106500@botplatform.rcs.chinaunicom.cn"  # the 5G chatbot of enterprise sf
+RCS_PHONE = "+8613912340000"  # the one 5G-message terminal the MaaP simulator knows
+
+
+def sample(name: str) -> dict[str, Any]:
+    return json.loads((PROJECT_ROOT / "card_templates" / name / "sample.json").read_text("utf-8"))
+
+
+def seed_doc(policy: dict[str, Any] | None = None, packages: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    staff = sample("staff-card")
+    now = time.time()
+    return {
+        "operator_keys": [OPERATOR],
+        "enterprises": [
+            {"id": "sf", "name": "顺丰速运有限公司", "signature": "顺丰速运", "brand_name": "顺丰速运",
+             "color": "#000000", "keys": [SF_KEY],
+             "policy": policy or {"chain": ["ussd", "flash", "sms"],
+                                  "timeouts": {"ussd": 0.6, "flash": 0.8, "sms": 0.8}},
+             "staff": [{"id": "wang", "name": "王建国", "data": {"employee": staff["employee"]}}],
+             "lines": [{"number": "138-0000-0001", "kind": "mobile", "staff": "wang", "verified": True},
+                       {"number": "400-811-1111", "kind": "hotline", "group": "hotline"}],
+             "cards": [{"id": "pre", "phase": "ringing", "template": "staff-card",
+                        "data": {"company": staff["company"]}},
+                       {"id": "hangup", "phase": "ended", "template": "courier-hangup",
+                        "data": sample("courier-hangup")}],
+             "packages": packages if packages is not None else
+             [{"id": "pool1", "kind": "pool", "units": 100, "price": 5.0, "policy": "stop",
+               "valid_from": now - DAY, "valid_to": now + 30 * DAY}]},
+            {"id": "cmb", "name": "招商银行", "signature": "招商银行", "keys": [CMB_KEY],
+             "policy": {"chain": ["ussd", "flash"], "timeouts": {"ussd": 0.6, "flash": 0.8}},
+             "lines": [{"number": "95555", "kind": "short", "verified": True}],
+             "cards": [{"id": "identity", "phase": "ringing", "template": "bank-identity",
+                        "data": sample("bank-identity")}]},
+        ],
+    }
+
+
+def rcs_seed() -> dict[str, Any]:
+    """The seed with sf sending over RCS first (its chatbot), then USSD and flash."""
+    seed = seed_doc(policy={"chain": ["rcs", "ussd", "flash"], "timeouts": {"ussd": 0.6, "flash": 0.8}})
+    seed["enterprises"][0]["chatbot"] = CHATBOT
+    return seed
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+AppFactory = Callable[..., Any]  # the make_app fixture (tests/delivery/conftest.py)
+
+
+async def call(client: Client, call_id: str, phase: str, caller: str = SF_LINE, callee: str = CUSTOMER,
+               key: str = OPERATOR) -> Any:
+    resp = await client.post("/api/calls", json={"call_id": call_id, "caller": caller, "callee": callee,
+                                                 "phase": phase}, headers=auth(key))
+    assert resp.status in (200, 202), await resp.text()
+    return await resp.json()
+
+
+async def settle(client: Client, delivery: str, timeout: float = 8.0) -> dict[str, Any]:
+    """Wait until a delivery reaches a final state; its row with attempts."""
+    store = client.app[delivery_key].store
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        d = store.delivery(delivery)
+        if d is not None and d.state != "active":
+            return {**d.to_json(), "attempts": [a.to_json() for a in store.attempts(delivery)]}
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"delivery {delivery} still active: {store.delivery(delivery)}")
+
+
+async def idle(client: Client) -> None:
+    await client.app[delivery_key].chains.idle()
+
+
+__all__ = ["GatewaySim", "Rule", "call", "idle", "settle"]

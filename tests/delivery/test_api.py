@@ -1,0 +1,173 @@
+"""The delivery API: CRUD validated by JSON Schema (4xx naming the JSON path), E.164, seed,
+verification with audit, hashed keys, and every route probed across tenants and without a key."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from delivery import keys as dauth
+from delivery.model import NumberError, normalize_number
+from delivery.seed import SeedError, load_seed
+from delivery.store import DeliveryStore
+from mingpian.api.delivery import delivery_key
+
+from .support import (
+    CMB_KEY,
+    CMB_LINE,
+    CUSTOMER,
+    OPERATOR,
+    SF_KEY,
+    AppFactory,
+    auth,
+    call,
+    settle,
+)
+
+
+@pytest.mark.parametrize(("raw", "e164"), [
+    ("138 0013 8000", "+8613800138000"), ("+86 138-0013-8000", "+8613800138000"),
+    ("8613800138000", "+8613800138000"), ("008613800138000", "+8613800138000"),
+    ("400-811-1111", "+864008111111"), ("010-12345678", "+861012345678"), ("0571 8888 8888", "+8657188888888"),
+    ("95555", "95555"), ("10086", "10086")])
+def test_numbers_are_normalised_to_e164(raw: str, e164: str) -> None:
+    assert normalize_number(raw) == e164
+
+
+@pytest.mark.parametrize("raw", ["abc", "1380013800", "+86abc", "", "23456789012345"])
+def test_bad_numbers_are_refused(raw: str) -> None:
+    with pytest.raises(NumberError):
+        normalize_number(raw)
+
+
+async def test_keys_are_stored_hashed_only(make_app: AppFactory) -> None:
+    client = await make_app()
+    store = client.app[delivery_key].store
+    dump = "\n".join(store.db.iterdump())
+    assert SF_KEY not in dump and OPERATOR not in dump
+    assert dauth.hash_key(SF_KEY) in dump
+    resp = await client.post("/api/enterprises/sf/keys", headers=auth(OPERATOR))
+    key = (await resp.json())["key"]
+    assert resp.status == 201 and key.startswith("mpk_") and len(key) > 40
+    assert (await client.get("/api/enterprises/sf", headers=auth(key))).status == 200
+    assert (await client.get("/api/enterprises/sf", headers={"X-API-Key": key})).status == 200
+    assert (await client.get("/api/enterprises/sf", headers=auth(key + "x"))).status == 401
+
+
+async def test_crud_with_validation_errors_naming_the_json_path(make_app: AppFactory) -> None:
+    client = await make_app()
+    op = auth(OPERATOR)
+    ent = {"id": "jd", "name": "京东物流", "signature": "京东物流", "policy": {"chain": ["ussd", "flash"]}}
+    resp = await client.post("/api/enterprises", json=ent, headers=op)
+    assert resp.status == 201
+    assert (await client.post("/api/enterprises", json=ent, headers=op)).status == 409
+    bad = await client.post("/api/enterprises", json={**ent, "id": "x", "policy": {"chain": ["fax"]}}, headers=op)
+    body = await bad.json()
+    assert bad.status == 422 and body["problems"][0]["path"] == "$.policy.chain[0]"
+    bad = await client.post("/api/enterprises", json={**ent, "id": "y", "color": "red"}, headers=op)
+    assert (await bad.json())["problems"][0]["path"] == "$.color"
+    # lines: normalised, unique across enterprises, `verified` is not the enterprise's to set
+    resp = await client.post("/api/enterprises/jd/lines", json={"number": "400 600 1111", "kind": "hotline"},
+                             headers=op)
+    line = await resp.json()
+    assert resp.status == 201 and line["number"] == "+864006001111" and line["verified"] is False
+    taken = await client.post("/api/enterprises/jd/lines", json={"number": "13800000001"}, headers=op)
+    assert taken.status == 409 and (await taken.json())["problems"][0]["path"] == "$.number"
+    sneaky = await client.put("/api/enterprises/jd/lines/4006001111", json={"number": "4006001111", "verified": True},
+                              headers=op)
+    assert sneaky.status == 422 and "verified" in (await sneaky.json())["message"]
+    bad = await client.post("/api/enterprises/jd/lines", json={"number": "not a number"}, headers=op)
+    assert bad.status == 422 and (await bad.json())["problems"][0]["path"] == "$.number"
+    # cards must name an existing template; unknown fields and phases are refused with their path
+    bad = await client.post("/api/enterprises/jd/cards", json={"id": "c", "phase": "ringing", "template": "nope"},
+                            headers=op)
+    assert bad.status == 422 and (await bad.json())["problems"][0]["path"] == "$.template"
+    bad = await client.post("/api/enterprises/jd/cards", json={"id": "c", "phase": "later", "template": "staff-card"},
+                            headers=op)
+    assert (await bad.json())["problems"][0]["path"] == "$.phase"
+    ok = await client.post("/api/enterprises/jd/cards", json={"id": "c", "phase": "ringing", "template": "staff-card",
+                                                              "line": "4006001111"}, headers=op)
+    assert ok.status == 201 and (await ok.json())["line"] == "+864006001111"
+    got = await client.get("/api/enterprises/jd/cards/c", headers=op)
+    assert (await got.json())["template"] == "staff-card"
+    assert (await client.delete("/api/enterprises/jd/cards/c", headers=op)).status == 204
+    assert (await client.get("/api/enterprises/jd/cards/c", headers=op)).status == 404
+    # malformed JSON, wrong type and missing fields are 4xx JSON too
+    resp = await client.post("/api/enterprises/jd/staff", data=b"{", headers={**op, "Content-Type": "application/json"})
+    assert resp.status == 400 and (await resp.json())["error"] == "invalid_json"
+    resp = await client.post("/api/enterprises/jd/staff", json=[1], headers=op)
+    assert resp.status == 422 and (await resp.json())["problems"][0]["path"] == "$"
+    resp = await client.post("/api/calls", json={"call_id": "x", "caller": "1", "callee": CUSTOMER, "phase": "ringing"},
+                             headers=op)
+    assert resp.status == 422 and (await resp.json())["problems"][0]["path"] == "$.caller"
+    resp = await client.post("/api/calls", json={"call_id": "x", "caller": "13600000000", "callee": CUSTOMER,
+                                                 "phase": "ringing"}, headers=op)
+    assert resp.status == 422 and (await resp.json())["error"] == "unknown_line"
+
+
+async def test_only_the_operator_verifies_and_every_change_is_audited(make_app: AppFactory) -> None:
+    client = await make_app()
+    url = "/api/enterprises/sf/lines/4008111111/verify"
+    assert (await client.post(url, json={"verified": True}, headers=auth(SF_KEY))).status == 403
+    resp = await client.post(url, json={"verified": True, "note": "证书 2026-001"}, headers=auth(OPERATOR))
+    assert resp.status == 200 and (await resp.json())["verified"] is True
+    log = (await (await client.get("/api/enterprises/sf/audit", headers=auth(SF_KEY))).json())["audit"]
+    assert log[0] == {**log[0], "actor": "operator", "target": "line:+864008111111", "action": "verify",
+                      "detail": {"note": "证书 2026-001"}}
+    # an enterprise editing its own line keeps the operator's verification
+    resp = await client.put("/api/enterprises/sf/lines/+864008111111", json={"number": "4008111111", "label": "客服"},
+                            headers=auth(SF_KEY))
+    assert resp.status == 200 and (await resp.json())["verified"] is True
+
+
+def _fill(path: str, ids: dict[str, str]) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: ids[m.group(1)], path)
+
+
+async def test_every_route_refuses_other_tenants_and_anonymous_callers(make_app: AppFactory) -> None:
+    client = await make_app()
+    await call(client, "cmb-call", "ringing", caller=CMB_LINE, key=CMB_KEY)
+    await settle(client, "cmb-call:ringing")
+    store = client.app[delivery_key].store
+    before = "\n".join(store.db.iterdump())
+    routes = sorted({(r.method, r.resource.canonical) for r in client.app.router.routes()
+                     if r.resource is not None and r.resource.canonical.startswith(("/api/enterprises", "/api/calls",
+                                                                                    "/api/replies"))
+                     and r.method in ("GET", "POST", "PUT", "DELETE")})
+    assert len(routes) >= 30
+    bodies: dict[str, Any] = {
+        "/api/calls": {"call_id": "evil", "caller": CMB_LINE, "callee": CUSTOMER, "phase": "ringing"},
+        "/api/replies": {"from": CUSTOMER, "to": CMB_LINE, "text": "TD"},
+    }
+    for method, path in routes:
+        # the other enterprise's ids: enterprise cmb, its line, its card, its call
+        ids = {"eid": "cmb", "id": "identity" if "/cards" in path else CMB_LINE, "call_id": "cmb-call"}
+        url = _fill(path, ids)
+        body = bodies.get(path, {"id": "x", "number": "13700000000", "verified": True, "name": "x",
+                                 "signature": "x", "phase": "ringing", "template": "staff-card", "units": 1,
+                                 "valid_from": 0, "valid_to": 1, "template_data": {}, "count": 1})
+        anon = await client.request(method, url, json=body)
+        assert anon.status == 401, (method, url)
+        assert (await anon.json())["error"] == "unauthorized"
+        other = await client.request(method, url, json=body, headers=auth(SF_KEY))
+        text = await other.text()
+        if path == "/api/enterprises" and method == "GET":
+            assert other.status == 200 and "cmb" not in text and "招商" not in text
+            continue
+        assert other.status in (403, 404, 422), (method, url, other.status, text)
+        assert "招商" not in text and "bank-identity" not in text, (method, url)
+    assert "\n".join(store.db.iterdump()) == before  # nothing of cmb was read into or written by sf
+
+
+async def test_seed_errors_name_the_file_and_path(tmp_path: Path) -> None:
+    store = DeliveryStore(tmp_path / "d.sqlite3")
+    store.open()
+    seed = tmp_path / "seed.yaml"
+    seed.write_text("enterprises:\n  - id: a\n    name: A\n    signature: A\n    lines:\n      - {number: 1, kind: fax}\n",
+                    "utf-8")
+    with pytest.raises(SeedError, match=r"seed.yaml: enterprises\[0\].lines\[0\]"):
+        load_seed(store, seed)
+    store.close()

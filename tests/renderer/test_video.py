@@ -1,0 +1,180 @@
+"""Card videos with the real ffmpeg: H.264 yuv420p, faststart, duration, size cap, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import itertools
+import re
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageChops
+
+from renderer import Message, TemplateStore
+from renderer.localfiles import MediaContext
+from renderer.video import (
+    VideoCancelled,
+    VideoFailed,
+    VideoOptions,
+    encode_command,
+    ffmpeg_exe,
+    render_video,
+    render_video_sync,
+)
+from tests.support.templates import TEMPLATES, write_template
+
+ASSETS = TEMPLATES.parent / "assets"
+
+
+def top_level_boxes(path: Path) -> list[str]:
+    """The MP4's top-level box types in file order (ftyp, moov, mdat ...)."""
+    data = path.read_bytes()
+    out, pos = [], 0
+    while pos + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if size == 1:
+            size = struct.unpack(">Q", data[pos + 8:pos + 16])[0]
+        elif size == 0:
+            size = len(data) - pos
+        out.append(kind.decode("latin-1"))
+        pos += size
+    return out
+
+
+def probe(path: Path) -> str:
+    """What `ffmpeg -i` says about the file (imageio-ffmpeg ships no ffprobe)."""
+    r = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True)
+    return r.stderr
+
+
+def duration(info: str) -> float:
+    h, m, s = re.search(r"Duration: (\d+):(\d+):([\d.]+)", info).groups()  # type: ignore[union-attr]
+    return int(h) * 3600 + int(m) * 60 + float(s)
+
+
+@pytest.fixture(scope="module")
+def courier() -> tuple[Message, MediaContext]:
+    t = TemplateStore(TEMPLATES, 0).get("courier-hangup")
+    return t.render(t.sample), MediaContext(t.folder, ASSETS)
+
+
+def test_card_video_is_h264_yuv420p_faststart_with_the_asked_duration(
+        courier: tuple[Message, MediaContext], tmp_path: Path) -> None:
+    msg, ctx = courier
+    out = tmp_path / "card.mp4"
+    seen: list[float] = []
+    res = render_video_sync(msg, ctx, VideoOptions(width=320, seconds=1.2, fps=15), out, progress=seen.append)
+    info = probe(out)
+    assert "Video: h264" in info and "yuv420p" in info and "320x180" in info, info
+    assert duration(info) == pytest.approx(1.2, abs=0.1)
+    boxes = top_level_boxes(out)
+    assert boxes[0] == "ftyp" and boxes.index("moov") < boxes.index("mdat"), boxes  # +faststart
+    assert res.bytes == out.stat().st_size and res.frames == 18 and res.encodes == 1
+    assert seen and seen[-1] == 1.0 and seen == sorted(seen)
+    thumb = Image.open(io.BytesIO(res.thumbnail))
+    assert thumb.format == "JPEG" and thumb.width == 320 and len(res.thumbnail) <= 200 * 1024
+
+
+def test_carousel_video_has_one_slide_per_card_and_moves(tmp_path: Path) -> None:
+    t = TemplateStore(TEMPLATES, 0).get("ad-carousel")
+    msg = t.render(t.sample)
+    out = tmp_path / "carousel.mp4"
+    render_video_sync(msg, MediaContext(t.folder, ASSETS), VideoOptions(width=256, seconds=1.5, fps=10), out)
+    frames = tmp_path / "f%02d.png"
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-i", str(out), str(frames)], check=True)
+    pics = [Image.open(p).convert("L") for p in sorted(tmp_path.glob("f*.png"))]
+    assert len(pics) == 15
+    # Every frame differs from the one before: gentle motion throughout, no frozen stretch.
+    assert all(ImageChops.difference(x, y).getbbox() for x, y in itertools.pairwise(pics))
+
+
+def test_size_cap_forces_a_lower_bitrate_re_encode(tmp_path: Path) -> None:
+    folder = write_template(tmp_path, "noisy", "card:\n  media: {url: noise.png, contentType: image/png}\n"
+                            "  title: 噪点\n")
+    Image.effect_noise((640, 360), 120).convert("RGB").save(folder / "noise.png")
+    t = TemplateStore(tmp_path, 0).get("noisy")
+    msg = t.render({})
+    out = tmp_path / "capped.mp4"
+    cap = 30_000
+    res = render_video_sync(msg, MediaContext(folder, ASSETS),
+                            VideoOptions(width=320, seconds=1.0, fps=15, crf=10, max_bytes=cap), out)
+    assert res.encodes >= 2
+    assert out.stat().st_size <= cap
+    assert "h264" in probe(out)
+
+
+def test_cancel_stops_ffmpeg_and_removes_the_partial_file(courier: tuple[Message, MediaContext],
+                                                         tmp_path: Path) -> None:
+    msg, ctx = courier
+    out = tmp_path / "cancelled.mp4"
+    frames: list[float] = []
+
+    def cancelled() -> bool:
+        return len(frames) >= 1
+
+    with pytest.raises(VideoCancelled):
+        render_video_sync(msg, ctx, VideoOptions(width=320, seconds=5, fps=25), out,
+                          progress=frames.append, cancelled=cancelled)
+    assert not out.exists()
+    assert frames and frames[-1] < 0.5
+
+
+async def test_task_cancellation_kills_ffmpeg(courier: tuple[Message, MediaContext], tmp_path: Path) -> None:
+    msg, ctx = courier
+    out = tmp_path / "x.mp4"
+    task = asyncio.ensure_future(render_video(msg, ctx, VideoOptions(width=1280, seconds=10), out))
+    await asyncio.sleep(0.3)
+    assert not task.done()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not out.exists()
+
+
+def test_missing_ffmpeg_is_a_clear_error(courier: tuple[Message, MediaContext], tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MINGPIAN_FFMPEG", str(tmp_path / "no-such-ffmpeg"))
+    msg, ctx = courier
+    with pytest.raises(VideoFailed, match="cannot start ffmpeg"):
+        render_video_sync(msg, ctx, VideoOptions(width=320, seconds=1), tmp_path / "x.mp4")
+
+
+def test_command_is_built_with_ffmpeg_python(tmp_path: Path) -> None:
+    argv = encode_command(tmp_path / "o.mp4", (320, 180), 25, VideoOptions(width=320))
+    joined = " ".join(argv)
+    for part in ("-f rawvideo", "-pix_fmt rgb24", "-s 320x180", "-i pipe:", "-vcodec libx264",
+                 "-pix_fmt yuv420p", "-movflags +faststart", "-crf 23"):
+        assert part in joined, part
+    capped = " ".join(encode_command(tmp_path / "o.mp4", (320, 180), 25, VideoOptions(width=320), 400_000,
+                                     tmp_path / "first.mp4"))
+    assert "-b:v 400000" in capped and "-maxrate 400000" in capped and "-crf" not in capped
+
+
+@pytest.mark.parametrize("kw", [{"width": 100}, {"width": 4000}, {"seconds": 11}, {"seconds": 0},
+                                {"fps": 60}, {"seconds": 8, "max_seconds": 5}])
+def test_bounds(kw: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        VideoOptions(**kw)  # type: ignore[arg-type]
+
+
+def test_duration_defaults_and_caps() -> None:
+    assert VideoOptions().duration(1) == 5.0
+    assert VideoOptions().duration(3) == 9.0
+    assert VideoOptions().duration(10) == 10.0  # never past the 10 s ceiling
+    assert VideoOptions(max_seconds=6).duration(3) == 6.0
+    assert VideoOptions(width=1279).size == (1278, 718)
+
+
+def test_cli_renders_png_and_mp4_files(tmp_path: Path) -> None:
+    import sys
+
+    for to, magic in (("png", b"\x89PNG"), ("mp4", b"ftyp")):
+        out = tmp_path / f"card.{to}"
+        r = subprocess.run([sys.executable, "-m", "mingpian", "render", "courier-hangup", "--to", to,
+                            "--out", str(out)], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert magic in out.read_bytes()[:8]
+    assert "Video: h264" in probe(tmp_path / "card.mp4")
