@@ -28,15 +28,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .errors import AuthError
+
 HMAC_SIGNATURE_HEADER = "X-Mingpian-Signature"
 HMAC_TIMESTAMP_HEADER = "X-Mingpian-Timestamp"
 
 _UNESCAPE = re.compile(r"\\(.)")
 _CRED = re.compile(r'\s*(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
-
-
-class AuthError(Exception):
-    """Why a request was refused; the message is safe to return to the caller."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ import orjson
 
 from renderer import TemplateStore
 
+from .errors import Busy
 from .events import InboundEvent
 from .flows import FlowStore
 from .store import Commit, CommitResult, Store
@@ -20,10 +21,6 @@ from .turns import RenderCache, State, turn
 
 log = logging.getLogger("mingpian.chatbot")
 MAX_CAS_ATTEMPTS = 16
-
-
-class Busy(Exception):
-    """The conversation kept changing under us; the platform should retry later."""
 
 
 def _dumps(obj: object) -> str:

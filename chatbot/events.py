@@ -23,6 +23,8 @@ import orjson
 
 from renderer.jsonpath import json_path
 
+from .errors import BadEvent
+
 EventKind = Literal["text", "postback", "location", "file", "status", "other"]
 
 TEXT = "text/plain"
@@ -30,14 +32,6 @@ SUGGESTION_RESPONSE = "application/vnd.gsma.botsuggestion.response.v1.0+json"
 FILE_TRANSFER = "application/vnd.gsma.rcs-ft-http"
 SHARED_CLIENT_DATA = "application/vnd.gsma.botsharedclientdata.v1.0+json"
 _GEO = re.compile(r"^geo:\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)")
-
-
-class BadEvent(Exception):
-    """A body that is valid JSON but not an event we understand; problems carry JSON paths."""
-
-    def __init__(self, message: str, problems: list[dict[str, str]]) -> None:
-        super().__init__(message)
-        self.problems = problems
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from renderer import TemplateStore
 from . import cmxml
 from .auth import WebhookAuth
 from .engine import Engine
+from .errors import MalformedBody, UnknownBot
 from .events import InboundEvent, StatusReport, from_csp_message, from_csp_status, from_gsma
 from .flows import FlowStore
 from .maap import MaapClient, SendResult
@@ -46,14 +47,6 @@ Dialect = Literal["csp-notify", "csp-message", "csp-status", "gsma", "cm-message
 # Another feature (delivery) hears each user text or tap after its turn committed (a repeat
 # too): (bot folder, event). A listener must be idempotent per event.message_id.
 Listener = Callable[[str, InboundEvent], Awaitable[None]]
-
-
-class UnknownBot(LookupError):
-    """The webhook names a bot that has no flow."""
-
-
-class MalformedBody(ValueError):
-    """The body is not JSON at all (as opposed to JSON that is not a valid event: BadEvent)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +185,7 @@ class ChatbotRuntime:
         self.auth.verify(headers, raw)
         flow = self.flows.get(bot)
         if flow is None:
-            raise UnknownBot(f"no chatbot named {bot!r}")
+            raise UnknownBot(bot)
         if dialect == "csp-notify":
             return Ack(200, OK_ACK, {"echoStr": headers.get("echoStr", ""), "appId": self.config.app_id})
         if dialect == "csp-status":

@@ -13,18 +13,11 @@ from typing import Any
 
 from .chain import Chains
 from .compose import choose_card
+from .errors import InProgress, UnknownLine
 from .metering import Counters
 from .model import DEFAULT_CHAIN, normalize_number
 from .records import Delivery
 from .store import DeliveryStore
-
-
-class UnknownLine(LookupError):
-    """Neither the caller nor the callee is a line (of the enterprise the caller acts for)."""
-
-
-class InProgress(Exception):
-    """Another server process claimed this call event and has not confirmed it yet."""
 
 
 class Intake:

@@ -12,16 +12,13 @@ from jsonschema import Draft202012Validator
 from renderer.jsonpath import json_path
 
 from . import keys
+from .errors import SeedError
 from .model import SCHEMAS, normalize_number
 from .store import DeliveryStore
 
 # seed list name → (stored kind, id field), in the order they are loaded
 SECTIONS = (("staff", "staff", "id"), ("lines", "line", "number"), ("cards", "card", "id"),
             ("packages", "package", "id"))
-
-
-class SeedError(ValueError):
-    """The seed file cannot be read or does not validate; the message names file and JSON path."""
 
 
 def load_seed(store: DeliveryStore, path: Path) -> None:

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chatbot.errors import AuthError, BadEvent, Busy, MalformedBody, UnknownBot
+from delivery.errors import InProgress, UnknownLine
 from renderer import DataInvalid, LimitExceeded, RenderError, TemplateInvalid, TemplateNotFound
 
 ANY_ERROR_STATUS = frozenset(range(400, 600))
@@ -199,8 +201,8 @@ class DomainError:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-# The one table of domain exceptions the API answers (the nearest registered base class wins).
-# Features add theirs with `register_domain_error` when their module is imported.
+# The one table of domain exceptions the API answers (the nearest registered base class wins),
+# filled below for every package: renderer, chatbot, delivery.
 DOMAIN_ERRORS: dict[type[Exception], DomainError] = {}
 
 
@@ -242,6 +244,15 @@ register_domain_error(LimitExceeded, 422)
 # designer previewing their work: 422 with file:line, never a bare 500.
 register_domain_error(TemplateInvalid, 422)
 register_domain_error(RenderError, 422)  # any other renderer refusal
+# the chatbot runtime's refusals of a platform callback (each before anything is stored)
+register_domain_error(AuthError, 401, "unauthorized")
+register_domain_error(UnknownBot, 404, "unknown_bot")
+register_domain_error(MalformedBody, 400, "invalid_json")
+register_domain_error(BadEvent, 400, "invalid_event")
+register_domain_error(Busy, 503, "busy", headers={"Retry-After": "1"})
+# delivery's refusals of a call event
+register_domain_error(UnknownLine, 422, "unknown_line")
+register_domain_error(InProgress, 409, "in_progress")
 
 
 def error_table_markdown() -> str:

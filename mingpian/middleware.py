@@ -58,7 +58,7 @@ def _error(exc: Exception, rid: str) -> web.Response:
     """The JSON response for what a handler raised.
 
     Re-raised as they are: redirects and other non-error HTTP exceptions, and HTTP exceptions
-    that already carry a JSON body (those of the transition helpers in mingpian/http_errors.py).
+    that already carry a JSON body.
     """
     if isinstance(exc, ApiError):
         return error_response(exc)

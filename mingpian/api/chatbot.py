@@ -21,14 +21,13 @@ from typing import Any
 
 from aiohttp import web
 
-from chatbot.auth import AuthError, WebhookAuth
-from chatbot.engine import Busy
-from chatbot.events import BadEvent, schema_text
+from chatbot.auth import WebhookAuth
+from chatbot.events import schema_text
 from chatbot.flows import FlowStore
-from chatbot.runtime import ChatbotRuntime, Dialect, MaapAccount, MalformedBody, RuntimeConfig, UnknownBot
+from chatbot.runtime import ChatbotRuntime, Dialect, MaapAccount, RuntimeConfig
 
 from .. import jsonio
-from ..http_errors import json_error, raise_json
+from ..errors import ApiError
 from ..keys import metrics_key, settings_key, templates_key
 from ..metrics import Counter
 from ..openapi import add_paths, error_response, json_response
@@ -78,22 +77,9 @@ def _handler(dialect: Dialect) -> Any:
     async def handle(request: web.Request) -> web.Response:
         runtime = request.app[runtime_key]
         raw = await request.read()
-        try:
-            ack = await runtime.inbound(dialect, request.match_info["bot"], request.headers, raw,
-                                        request.match_info)
-        except AuthError as exc:
-            raise_json(401, "unauthorized", str(exc))
-        except UnknownBot as exc:
-            raise_json(404, "unknown_bot", str(exc), "bot")
-        except MalformedBody as exc:
-            raise_json(400, "invalid_json", str(exc), "$")
-        except BadEvent as exc:
-            raise web.HTTPBadRequest(text=json_error(400, "invalid_event", str(exc), exc.problems).text,
-                                     content_type="application/json") from None
-        except Busy as exc:
-            raise web.HTTPServiceUnavailable(
-                text=jsonio.dumps({"error": "busy", "message": str(exc)}).decode(),
-                content_type="application/json", headers={"Retry-After": "1"}) from None
+        # Its refusals (AuthError, UnknownBot, MalformedBody, BadEvent, Busy) are answered
+        # through the domain-error table of mingpian/errors.py.
+        ack = await runtime.inbound(dialect, request.match_info["bot"], request.headers, raw, request.match_info)
         if ack.body is None:
             return web.Response(status=ack.status, headers=ack.headers)
         return jsonio.json_response(ack.body, status=ack.status, headers=ack.headers or None)
@@ -113,7 +99,7 @@ async def message_status(request: web.Request) -> web.Response:
     """Where one of our replies is: queued, sent, failed, and the platform's latest report."""
     info = await request.app[runtime_key].message(request.match_info["messageId"])
     if info is None:
-        raise_json(404, "unknown_message", "no outbound message with that ID", "messageId")
+        raise ApiError(404, "unknown_message", "no outbound message with that ID", path="messageId")
     # The conversation key embeds the user's number; this route has no per-user auth, so
     # the number is shown masked (138****8000), as support staff would see it.
     if isinstance(info.get("conversation"), str):

@@ -39,6 +39,7 @@ from chatbot.simulator import Received, Simulator
 from chatbot.turns import State, outbound_id
 
 from ..keys import settings_key, templates_key
+from ..middleware import json_errors
 
 PREVIEW_CHATBOT = "sip:studio-preview@botplatform.rcs.chinaunicom.cn"
 REPLY_TIMEOUT = 10.0  # seconds a tap waits for the outbox to hand its replies to the simulator
@@ -150,7 +151,7 @@ async def preview_lifecycle(app: web.Application) -> AsyncIterator[None]:
             dedupe_ttl=DEDUPE_TTL, keep_sent=KEEP_SENT, app_id=sim.app_id,
             maap=MaapAccount(f"{base}/platform", sim.app_id, sim.app_key),
             outbox_concurrency=16, outbox_lease=REPLY_TIMEOUT, outbox_backoff=0.05, outbox_max_backoff=1.0))
-        loop_app = web.Application(client_max_size=1024 * 1024)
+        loop_app = web.Application(client_max_size=1024 * 1024, middlewares=[json_errors])
         loop_app[runtime_key] = runtime
         loop_app.router.add_post("/maap/{bot}/messageNotification/{chatbotId}/messages", csp_message)
         loop_app.add_subapp("/platform", sim.app())

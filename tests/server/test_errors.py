@@ -24,7 +24,6 @@ from mingpian.errors import (
     error_table_markdown,
     register_domain_error,
 )
-from mingpian.http_errors import json_error, raise_json, render_error_response
 from mingpian.middleware import json_errors
 from mingpian.settings import PROJECT_ROOT, Settings
 from renderer import DataInvalid, Problem, TemplateNotFound
@@ -234,32 +233,40 @@ async def test_json_errors_middleware_serves_an_app_without_observe(aiohttp_clie
     assert resp.status == 404 and (await resp.json())["error"] == "not_found"
 
 
-# -- transition helpers --------------------------------------------------------------------------
+# -- the domain table covers every package's refusals -----------------------------------------
 
 
-async def test_transition_helpers_answer_through_the_model(aiohttp_client: ClientFactory) -> None:
-    async def legacy(request: web.Request) -> web.Response:
-        raise_json(409, "in_progress", "call 1 is being accepted by another server; retry")
+async def test_chatbot_and_delivery_refusals_are_answered_from_the_domain_table(
+    aiohttp_client: ClientFactory,
+) -> None:
+    from chatbot.errors import Busy, UnknownBot
+    from delivery.errors import InProgress, UnknownLine
 
-    app = web.Application()  # no middleware: raise_json must work on its own, as it always did
-    app.router.add_get("/legacy", legacy)
+    raised: list[Exception] = [Busy("changed 16 times"), UnknownBot("nobot"), InProgress("call 1; retry"),
+                               UnknownLine("neither caller nor callee is a line of any enterprise")]
+
+    async def refuse(request: web.Request) -> web.Response:
+        raise raised[int(request.match_info["i"])]
+
+    app = web.Application(middlewares=[json_errors])
+    app.router.add_get("/r/{i}", refuse)
     client = await aiohttp_client(app)
-    resp = await client.get("/legacy")
-    assert resp.status == 409 and resp.content_type == "application/json"
-    assert await resp.json() == {"error": "in_progress",
-                                 "message": "call 1 is being accepted by another server; retry"}
+    busy = await client.get("/r/0")
+    assert busy.status == 503 and busy.headers["Retry-After"] == "1"
+    assert await busy.json() == {"error": "busy", "message": "changed 16 times"}
+    bot = await client.get("/r/1")
+    assert bot.status == 404 and (await bot.json())["problems"] == [
+        {"path": "bot", "message": "no chatbot named 'nobot'"}]
+    assert (await client.get("/r/2")).status == 409
+    line = await (await client.get("/r/3")).json()
+    assert line["error"] == "unknown_line" and line["problems"][0]["path"] == "$.caller"
     with pytest.raises(ErrorCodeMismatch):
-        raise_json(400, "not_a_code", "x")
-    made = json_error(400, "invalid_event", "bad", [{"path": "$.a", "message": "m"}])
-    assert made.status == 400 and json.loads(made.text or "") == {
-        "error": "invalid_event", "message": "bad", "problems": [{"path": "$.a", "message": "m"}]}
-    answered = render_error_response(TemplateNotFound("no template named 'x'"))
-    assert answered.status == 404 and json.loads(answered.text or "")["error"] == "template_not_found"
+        ApiError(400, "not_a_code", "x")
 
 
 # -- the registry is complete, documented and in the OpenAPI document ------------------------------
 
-CODE_USE = re.compile(r"(?:raise_json|json_error|ApiError)\(\s*(\d{3}),\s*\"([a-z_]+)\"")
+CODE_USE = re.compile(r"(?:ApiError)\(\s*(\d{3}),\s*\"([a-z_]+)\"")
 ERROR_LITERAL = re.compile(r"\"error\":\s*\"([a-z_]+)\"")
 
 

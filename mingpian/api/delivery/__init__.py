@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from delivery.errors import SeedError
 from delivery.model import SCHEMAS
-from delivery.seed import SeedError
 from delivery.service import DeliveryConfig, DeliveryService
 
 from ...keys import settings_key, templates_key

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from delivery.keys import Principal, principal_of
 
-from ...http_errors import raise_json
+from ...errors import ApiError
 from .state import delivery_key
 
 
@@ -26,16 +26,16 @@ def presented(request: web.Request) -> str | None:
 def principal(request: web.Request) -> Principal:
     key = presented(request)
     if not key:
-        raise_json(401, "unauthorized", "send an API key: Authorization: Bearer <key>")
+        raise ApiError(401, "unauthorized", "send an API key: Authorization: Bearer <key>")
     who = principal_of(request.app[delivery_key].store, key)
     if who is None:
-        raise_json(401, "unauthorized", "unknown API key")
+        raise ApiError(401, "unauthorized", "unknown API key")
     return who
 
 
 def require_operator(p: Principal) -> None:
     if not p.operator:
-        raise_json(403, "forbidden", "only the operator may do this")
+        raise ApiError(403, "forbidden", "only the operator may do this")
 
 
 def enterprise(request: web.Request, p: Principal) -> dict[str, Any]:
@@ -43,5 +43,5 @@ def enterprise(request: web.Request, p: Principal) -> dict[str, Any]:
     eid = request.match_info["eid"]
     ent = request.app[delivery_key].store.get("enterprise", "", eid) if p.may_see(eid) else None
     if ent is None:
-        raise_json(404, "not_found", f"no enterprise {eid!r}")
+        raise ApiError(404, "not_found", f"no enterprise {eid!r}")
     return ent

@@ -6,9 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from delivery.intake import InProgress, UnknownLine
-
-from ...http_errors import raise_json
+from ...errors import ApiError
 from ...jsonio import json_response
 from . import validation
 from .access import principal
@@ -21,12 +19,8 @@ async def post_call(request: web.Request) -> web.Response:
     body = await validation.body(request, "call")
     validation.number(body["caller"], "$.caller")
     validation.number(body["callee"], "$.callee")
-    try:
-        status, out = await request.app[delivery_key].intake.accept(body, p.enterprise)
-    except UnknownLine as exc:
-        raise_json(422, "unknown_line", str(exc), "$.caller")
-    except InProgress as exc:
-        raise_json(409, "in_progress", str(exc))
+    # UnknownLine and InProgress are answered through the domain-error table (mingpian/errors.py)
+    status, out = await request.app[delivery_key].intake.accept(body, p.enterprise)
     return json_response(out, status=status)
 
 
@@ -35,7 +29,7 @@ async def get_call(request: web.Request) -> web.Response:
     store = request.app[delivery_key].store
     ds = [d for d in store.deliveries_of_call(request.match_info["call_id"]) if p.may_see(d.enterprise)]
     if not ds:
-        raise_json(404, "not_found", f"no call {request.match_info['call_id']!r}")
+        raise ApiError(404, "not_found", f"no call {request.match_info['call_id']!r}")
     return json_response(
         {
             "call_id": request.match_info["call_id"],
@@ -54,9 +48,7 @@ async def post_reply(request: web.Request) -> web.Response:
     service = request.app[delivery_key]
     hit = service.store.find("line", to)
     if hit is None or not p.may_see(hit[0]):
-        raise_json(
-            422, "unknown_line", f"{to} is not a line" + ("" if p.operator else " of this enterprise"), "$.to"
-        )
+        raise ApiError(422, "unknown_line", f"{to} is not a line" + ("" if p.operator else " of this enterprise"), path="$.to")
     opted = service.replies.on_reply(body["from"], to, body["text"], body.get("channel", "rcs"), body.get("postback", ""))
     await service.store.durable()
     return json_response({"opt_out": opted})

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from delivery import keys
 
-from ...http_errors import raise_json
+from ...errors import ApiError
 from ...jsonio import json_response
 from . import validation
 from .access import enterprise, principal, require_operator
@@ -35,7 +35,7 @@ async def create_enterprise(request: web.Request) -> web.Response:
     body = await validation.body(request, "enterprise")
     store = request.app[delivery_key].store
     if store.get("enterprise", "", body["id"]) is not None:
-        raise_json(409, "exists", f"enterprise {body['id']!r} exists", "$.id")
+        raise ApiError(409, "exists", f"enterprise {body['id']!r} exists", path="$.id")
     with store.tx():
         store.put("enterprise", "", body["id"], body)
         store.audit(p.name, body["id"], body["id"], "create enterprise", {})
@@ -52,7 +52,7 @@ async def put_enterprise(request: web.Request) -> web.Response:
     ent = enterprise(request, p)
     body = await validation.body(request, "enterprise")
     if body["id"] != ent["id"]:
-        raise_json(422, "id_mismatch", "id cannot change", "$.id")
+        raise ApiError(422, "id_mismatch", "id cannot change", path="$.id")
     store = request.app[delivery_key].store
     with store.tx():
         store.put("enterprise", "", ent["id"], body)

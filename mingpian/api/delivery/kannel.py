@@ -10,7 +10,7 @@ from aiohttp import web
 
 from delivery.gateways.kannel import DLR_STATS
 
-from ...http_errors import raise_json
+from ...errors import ApiError
 from ...jsonio import json_response
 from ...openapi import error_response
 from .ops import obj
@@ -21,7 +21,7 @@ def _authenticate(request: web.Request) -> None:
     want = request.app[delivery_key].kannel_token
     got = request.query.get("token", "")
     if not want or not hmac.compare_digest(want.encode(), got.encode()):
-        raise_json(401, "unauthorized", "wrong or missing token", "token")
+        raise ApiError(401, "unauthorized", "wrong or missing token", path="token")
 
 
 async def kannel_dlr(request: web.Request) -> web.Response:
@@ -30,11 +30,11 @@ async def kannel_dlr(request: web.Request) -> web.Response:
     try:
         kind = int(request.query.get("type", ""))
     except ValueError:
-        raise_json(400, "invalid_query", "type must be Kannel's DLR type number", "type")
+        raise ApiError(400, "invalid_query", "type must be Kannel's DLR type number", path="type") from None
     stat = DLR_STATS.get(kind)
     mid = request.query.get("id", "")
     if not mid:
-        raise_json(400, "invalid_query", "id is missing", "id")
+        raise ApiError(400, "invalid_query", "id is missing", path="id")
     service = request.app[delivery_key]
     if stat is not None:  # 4 buffered, 8 accepted by the SMSC: not final
         service.receipts.accept(mid, stat)
@@ -47,7 +47,7 @@ async def kannel_mo(request: web.Request) -> web.Response:
     _authenticate(request)
     q = request.query
     if not q.get("from") or not q.get("to"):
-        raise_json(400, "invalid_query", "from and to are required", "from")
+        raise ApiError(400, "invalid_query", "from and to are required", path="from")
     service = request.app[delivery_key]
     opted = service.replies.on_reply(q["from"], q["to"], q.get("text", ""), "sms")
     await service.store.durable()

@@ -10,7 +10,7 @@ from aiohttp import web
 from delivery.metering.estimate import estimate
 from delivery.metering.ledger import GROUPS, to_csv
 
-from ...http_errors import raise_json
+from ...errors import ApiError
 from ...jsonio import json_response
 from ...keys import templates_key
 from . import validation
@@ -26,7 +26,7 @@ async def get_usage(request: web.Request) -> web.Response:
     by = tuple(x.strip() for x in request.query.get("by", "day").split(",") if x.strip())
     bad = [x for x in by if x not in GROUPS]
     if bad:
-        raise_json(400, "invalid_query", f"cannot group by {bad[0]!r}; use day, line, channel, package", "by")
+        raise ApiError(400, "invalid_query", f"cannot group by {bad[0]!r}; use day, line, channel, package", path="by")
     rows = request.app[delivery_key].meter.usage(ent["id"], by)
     if request.query.get("format") == "csv":
         return web.Response(

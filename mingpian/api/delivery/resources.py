@@ -12,7 +12,7 @@ from delivery.keys import Principal
 from delivery.model import NumberError, normalize_number
 from renderer import RenderError
 
-from ...http_errors import raise_json
+from ...errors import ApiError
 from ...jsonio import json_response
 from ...keys import templates_key
 from . import validation
@@ -40,20 +40,20 @@ def _prepare(
         number = validation.number(body["number"], "$.number")
         hit = store.find("line", number)
         if hit is not None and hit[0] != eid:
-            raise_json(409, "taken", f"{number} is a line of another enterprise", "$.number")
+            raise ApiError(409, "taken", f"{number} is a line of another enterprise", path="$.number")
         body = {**body, "number": number, "verified": bool(old and old.get("verified"))}
         if body.get("staff") and store.get("staff", eid, body["staff"]) is None:
-            raise_json(422, "unknown_staff", f"no staff member {body['staff']!r}", "$.staff")
+            raise ApiError(422, "unknown_staff", f"no staff member {body['staff']!r}", path="$.staff")
     if kind == "card":
         if body.get("line"):
             body = {**body, "line": validation.number(body["line"], "$.line")}
         try:
             request.app[templates_key].get(body["template"])
         except RenderError as exc:
-            raise_json(422, "unknown_template", str(exc).splitlines()[0][:200], "$.template")
+            raise ApiError(422, "unknown_template", str(exc).splitlines()[0][:200], path="$.template") from None
     if kind == "package":
         if body["valid_to"] <= body["valid_from"]:
-            raise_json(422, "invalid", "valid_to must be after valid_from", "$.valid_to")
+            raise ApiError(422, "invalid", "valid_to must be after valid_from", path="$.valid_to")
         body = {
             **body,
             "lines": [validation.number(n, f"$.lines[{i}]") for i, n in enumerate(body.get("lines", []))],
@@ -75,7 +75,7 @@ def _item_id(seg: str, request: web.Request) -> str:
         try:
             return normalize_number(raw)
         except NumberError:
-            raise_json(404, "not_found", f"no line {raw!r}")
+            raise ApiError(404, "not_found", f"no line {raw!r}") from None
     return raw
 
 
@@ -95,7 +95,7 @@ def _create(seg: str) -> Handler:
         store = request.app[delivery_key].store
         body = _prepare(request, kind, await validation.body(request, kind), ent["id"], None)
         if store.get(kind, ent["id"], body[idf]) is not None:
-            raise_json(409, "exists", f"{kind} {body[idf]!r} exists", f"$.{idf}")
+            raise ApiError(409, "exists", f"{kind} {body[idf]!r} exists", path=f"$.{idf}")
         with store.tx():
             store.put(kind, ent["id"], body[idf], body)
             store.audit(p.name, ent["id"], f"{kind}:{body[idf]}", f"create {kind}", {})
@@ -112,7 +112,7 @@ def _get(seg: str) -> Handler:
         ent = enterprise(request, principal(request))
         item = request.app[delivery_key].store.get(kind, ent["id"], _item_id(seg, request))
         if item is None:
-            raise_json(404, "not_found", f"no {kind} {request.match_info['id']!r}")
+            raise ApiError(404, "not_found", f"no {kind} {request.match_info['id']!r}")
         return json_response(item)
 
     return handler
@@ -127,10 +127,10 @@ def _put(seg: str) -> Handler:
         item_id = _item_id(seg, request)
         old = store.get(kind, ent["id"], item_id)
         if old is None:
-            raise_json(404, "not_found", f"no {kind} {request.match_info['id']!r}")
+            raise ApiError(404, "not_found", f"no {kind} {request.match_info['id']!r}")
         body = _prepare(request, kind, await validation.body(request, kind), ent["id"], old)
         if body[idf] != item_id:
-            raise_json(422, "id_mismatch", f"{idf} cannot change", f"$.{idf}")
+            raise ApiError(422, "id_mismatch", f"{idf} cannot change", path=f"$.{idf}")
         with store.tx():
             store.put(kind, ent["id"], item_id, body)
             store.audit(p.name, ent["id"], f"{kind}:{item_id}", f"update {kind}", {})
@@ -149,7 +149,7 @@ def _delete(seg: str) -> Handler:
         item_id = _item_id(seg, request)
         with store.tx():
             if not store.delete(kind, ent["id"], item_id):
-                raise_json(404, "not_found", f"no {kind} {request.match_info['id']!r}")
+                raise ApiError(404, "not_found", f"no {kind} {request.match_info['id']!r}")
             store.audit(p.name, ent["id"], f"{kind}:{item_id}", f"delete {kind}", {})
         await store.durable()
         return web.Response(status=204)
@@ -166,7 +166,7 @@ async def verify_line(request: web.Request) -> web.Response:
     number = _item_id("lines", request)
     line = store.get("line", ent["id"], number)
     if line is None:
-        raise_json(404, "not_found", f"no line {request.match_info['id']!r}")
+        raise ApiError(404, "not_found", f"no line {request.match_info['id']!r}")
     body = await validation.body(request, "verify")
     line = {**line, "verified": body["verified"]}
     with store.tx():

@@ -15,7 +15,8 @@ from jsonschema import Draft202012Validator
 from delivery.model import SCHEMAS, NumberError, normalize_number
 from renderer.jsonpath import json_path
 
-from ...http_errors import raise_json, read_json_body
+from ...errors import ApiError
+from ...jsonio import read_json_body
 from ...keys import settings_key
 
 _DETAILED = {k: Draft202012Validator(v) for k, v in SCHEMAS.items()}
@@ -36,20 +37,11 @@ def validate(kind: str, data: Any) -> dict[str, Any]:
     if not errors:
         return data  # type: ignore[no-any-return]
     problems = [{"path": json_path(e.absolute_path), "message": e.message[:300]} for e in errors[:MAX_PROBLEMS]]
-    raise web.HTTPUnprocessableEntity(
-        text=_error_text(f"{kind}: {problems[0]['path']}: {problems[0]['message']}", problems),
-        content_type="application/json",
-    )
-
-
-def _error_text(message: str, problems: list[dict[str, str]]) -> str:
-    from ...jsonio import dumps
-
-    return dumps({"error": "invalid", "message": message, "problems": problems}).decode()
+    raise ApiError(422, "invalid", f"{kind}: {problems[0]['path']}: {problems[0]['message']}", problems=problems)
 
 
 def number(raw: str, path: str) -> str:
     try:
         return normalize_number(raw)
     except NumberError as exc:
-        raise_json(422, "invalid_number", str(exc), path)
+        raise ApiError(422, "invalid_number", str(exc), path=path) from None
