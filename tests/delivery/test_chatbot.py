@@ -83,3 +83,28 @@ async def test_opt_out_through_the_chatbot_blocks_every_channel(
     # the other enterprise (another chatbot) may still reach the number
     cmb = await (await client.get("/api/enterprises/cmb/optouts", headers=auth(OPERATOR))).json()
     assert cmb["optouts"] == []
+
+
+async def test_chatbot_replies_and_delivery_cards_share_one_maap_token(
+        make_app: AppFactory, gateway: _GS, maap: tuple[Simulator, TestServer, list[str]]) -> None:
+    """One MaaP account, one client: the hang-up card (capability lookup and send, delivery) and
+    the bot's replies to taps on it (outbox) all use one access token. CT/CU cancel a token when
+    a new one is issued, so a second client would knock the first one's token out."""
+    import asyncio
+
+    sim, _, asked = maap
+    client = await _app(make_app, maap)
+    await call(client, "k1", "ended", callee=RCS_PHONE)
+    assert (await settle(client, "k1:ended"))["channel"] == "rcs"
+    assert asked == [USER]  # the capability lookup went out with the token too
+    [card] = sim.received
+    assert await sim.tap(USER, card.postbacks[0]) == 200  # the bot answers through the outbox
+    await call(client, "k2", "ended", callee=RCS_PHONE)
+    assert (await settle(client, "k2:ended"))["channel"] == "rcs"
+    for _ in range(200):  # the outbox hands the replies over in the background
+        if len(sim.received) >= 3:
+            break
+        await asyncio.sleep(0.02)
+    senders = {r.message_id: r for r in sim.received}
+    assert len(senders) >= 3  # two cards and at least one reply
+    assert sim.token_requests == 1 and sim.rejected == 0
