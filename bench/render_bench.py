@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from benchlib import free_port  # noqa: E402
 
-from mingpian.jsonio import dumps  # noqa: E402
+from infra.jsonio import dumps  # noqa: E402
 from renderer import TemplateStore, to_rcs  # noqa: E402
 
 

@@ -18,9 +18,10 @@ import binascii
 from typing import Any
 from xml.etree.ElementTree import Element
 
-import orjson
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
+
+from infra import jsonio
 
 from .events import FILE_TRANSFER, SUGGESTION_RESPONSE, BadEvent, InboundEvent, StatusReport, _tap, _text_kind
 
@@ -87,8 +88,8 @@ def inbound(raw: bytes, chatbot: str) -> InboundEvent:
     }
     if ctype == SUGGESTION_RESPONSE:
         try:
-            tap = orjson.loads(body)
-        except orjson.JSONDecodeError:
+            tap = jsonio.loads(body)
+        except jsonio.JSONDecodeError:
             raise _bad(f"{path}/bodyText", "bodyText must be JSON for a suggestion response") from None
         data, shown = _tap(tap, f"{path}/bodyText")
         return InboundEvent(kind="postback", postback=data, display_text=shown, text=shown, **common)

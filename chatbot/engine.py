@@ -9,8 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-import orjson
-
+from infra import jsonio
 from renderer import TemplateStore
 
 from .errors import Busy
@@ -24,7 +23,7 @@ MAX_CAS_ATTEMPTS = 16
 
 
 def _dumps(obj: object) -> str:
-    return orjson.dumps(obj).decode()
+    return jsonio.dumps_str(obj)
 
 
 class Engine:

@@ -19,8 +19,8 @@ from importlib import resources
 from typing import Any, Literal
 
 import jsonschema_rs
-import orjson
 
+from infra import jsonio
 from renderer.jsonpath import json_path
 
 from .errors import BadEvent
@@ -117,8 +117,8 @@ def _decode(item: dict[str, Any], path: str) -> Any:
 def _json_part(text: Any, path: str) -> Any:
     if isinstance(text, str):
         try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
+            return jsonio.loads(text)
+        except jsonio.JSONDecodeError:
             raise _bad(f"{path}.contentText", "contentText must be JSON for this contentType") from None
     return text
 

@@ -25,8 +25,8 @@ from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
 import aiohttp
-import orjson
 
+from infra import jsonio
 from infra.http1 import Http1Client, HttpError
 from renderer import BOTMESSAGE, BOTSUGGESTION
 
@@ -208,13 +208,13 @@ class MaapClient:
         url = f"{self.server}/bot/v1/{quote(chatbot, safe=':@')}/messages"
         headers = {"authorization": f"accessToken {token}", "date": self._http_date(),
                    "Content-Type": "application/json; charset=utf-8"}
-        data = orjson.dumps(self.csp_body(body))
+        data = jsonio.dumps(self.csp_body(body))
         status, rheaders, raw = await self.http.post(url, data, headers, self.timeout.total or 5.0)
         text = raw.decode("utf-8", "replace")
         retry_after = _retry_after(rheaders.get("retry-after"))
         try:
-            reply = orjson.loads(text) if text else {}
-        except orjson.JSONDecodeError:
+            reply = jsonio.loads(text) if text else {}
+        except jsonio.JSONDecodeError:
             reply = {}
         code = reply.get("errorCode", 0) if isinstance(reply, dict) else 0
         try:
@@ -246,7 +246,7 @@ class MaapClient:
     async def _send_gsma(self, chatbot: str, token: str, body: dict[str, Any]) -> tuple[SendResult, bool]:
         url = f"{self.server}/rcs/bot/v1/{quote(chatbot, safe=':@')}/messages"
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json; charset=utf-8"}
-        status, rheaders, raw = await self.http.post(url, orjson.dumps(self.gsma_body(body)), headers,
+        status, rheaders, raw = await self.http.post(url, jsonio.dumps(self.gsma_body(body)), headers,
                                                      self.timeout.total or 5.0)
         text = raw.decode("utf-8", "replace")
         retry_after = _retry_after(rheaders.get("retry-after"))

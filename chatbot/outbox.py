@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
+from infra import jsonio
 
 from .maap import SendResult
 from .store import OutboxItem, Store
@@ -102,7 +102,7 @@ class OutboxWorker:
 
     async def _deliver(self, item: OutboxItem) -> None:
         try:
-            result = await self.send(orjson.loads(item.body))
+            result = await self.send(jsonio.loads(item.body))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug in sending must not lose the message: retry it

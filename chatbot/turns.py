@@ -16,8 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import orjson
-
+from infra import jsonio
 from renderer import DEFAULT, PROFILES, RenderError, TemplateStore, to_rcs
 from renderer.legacy import degrade, resolve_reply
 
@@ -79,10 +78,10 @@ class RenderCache:
             return None
         self._items.move_to_end(key)
         self.hits += 1
-        return orjson.loads(item[0]), item[1], orjson.loads(item[2])
+        return jsonio.loads(item[0]), item[1], jsonio.loads(item[2])
 
     def put(self, key: tuple[str, str, str, bytes], value: tuple[Any, str, dict[str, str]]) -> None:
-        self._items[key] = (orjson.dumps(value[0]), value[1], orjson.dumps(value[2]))
+        self._items[key] = (jsonio.dumps(value[0]), value[1], jsonio.dumps(value[2]))
         if len(self._items) > self.size:
             self._items.popitem(last=False)
 
@@ -180,7 +179,7 @@ def _render(flow: Flow, templates: TemplateStore, name: str, data: Any,
     key = None
     if cache is not None:
         try:
-            key = (name, template.version, profile.name, orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
+            key = (name, template.version, profile.name, jsonio.dumps_canonical(data))
         except TypeError:
             key = None
         hit = cache.get(key) if key is not None else None

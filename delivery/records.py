@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
+from infra import jsonio
 
 FINAL = frozenset({"delivered", "failed", "dropped", "blocked", "skipped"})
 
@@ -84,6 +84,6 @@ class Attempt:
 
 def delivery_from_row(row: tuple[Any, ...]) -> Delivery:
     r = list(row)
-    r[9] = orjson.loads(r[9])
-    r[10] = orjson.loads(r[10])
+    r[9] = jsonio.loads(r[9])
+    r[10] = jsonio.loads(r[10])
     return Delivery(*r)

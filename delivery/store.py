@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
+from infra import jsonio
 
 from .groupcommit import GroupCommitDb
 from .records import Attempt, Delivery, delivery_from_row
@@ -89,7 +89,7 @@ class DeliveryStore(GroupCommitDb):
         self.generation += 1
         self.db.execute(
             "INSERT OR REPLACE INTO objects VALUES (?,?,?,?)",
-            (kind, enterprise, id, orjson.dumps(body).decode()),
+            (kind, enterprise, id, jsonio.dumps_str(body)),
         )
 
     def get(self, kind: str, enterprise: str, id: str) -> dict[str, Any] | None:
@@ -100,7 +100,7 @@ class DeliveryStore(GroupCommitDb):
         row = self.db.execute(
             "SELECT body FROM objects WHERE kind=? AND enterprise=? AND id=?", (kind, enterprise, id)
         ).fetchone()
-        doc = self._docs[key] = orjson.loads(row[0]) if row else None
+        doc = self._docs[key] = jsonio.loads(row[0]) if row else None
         return doc  # type: ignore[no-any-return]
 
     def find(self, kind: str, id: str) -> tuple[str, dict[str, Any]] | None:
@@ -111,7 +111,7 @@ class DeliveryStore(GroupCommitDb):
         row = self.db.execute(
             "SELECT enterprise, body FROM objects WHERE kind=? AND id=?", (kind, id)
         ).fetchone()
-        hit = self._docs[key] = (row[0], orjson.loads(row[1])) if row else None
+        hit = self._docs[key] = (row[0], jsonio.loads(row[1])) if row else None
         return hit  # type: ignore[no-any-return]
 
     def list(self, kind: str, enterprise: str | None = None) -> list[dict[str, Any]]:
@@ -128,7 +128,7 @@ class DeliveryStore(GroupCommitDb):
             rows = self.db.execute(
                 "SELECT body FROM objects WHERE kind=? AND enterprise=? ORDER BY id", (kind, enterprise)
             )
-        return [orjson.loads(r[0]) for r in rows]
+        return [jsonio.loads(r[0]) for r in rows]
 
     def delete(self, kind: str, enterprise: str, id: str) -> bool:
         self._docs.clear()
@@ -150,7 +150,7 @@ class DeliveryStore(GroupCommitDb):
     def audit(self, actor: str, enterprise: str, target: str, action: str, detail: dict[str, Any]) -> None:
         self.db.execute(
             "INSERT INTO audit (at, actor, enterprise, target, action, detail) VALUES (?,?,?,?,?,?)",
-            (time.time(), actor, enterprise, target, action, orjson.dumps(detail).decode()),
+            (time.time(), actor, enterprise, target, action, jsonio.dumps_str(detail)),
         )
 
     def audit_log(self, enterprise: str, limit: int = 200) -> list[dict[str, Any]]:
@@ -160,7 +160,7 @@ class DeliveryStore(GroupCommitDb):
             (enterprise, limit),
         )
         return [
-            {"at": r[0], "actor": r[1], "target": r[2], "action": r[3], "detail": orjson.loads(r[4])}
+            {"at": r[0], "actor": r[1], "target": r[2], "action": r[3], "detail": jsonio.loads(r[4])}
             for r in rows
         ]
 
@@ -202,8 +202,8 @@ class DeliveryStore(GroupCommitDb):
                 d.card,
                 d.template,
                 d.kind,
-                orjson.dumps(d.data).decode(),
-                orjson.dumps(d.chain).decode(),
+                jsonio.dumps_str(d.data),
+                jsonio.dumps_str(d.chain),
                 d.step,
                 d.state,
                 d.reason,

@@ -9,9 +9,12 @@ from aiohttp import web
 
 from renderer import RenderError, TemplateStore
 
-from . import api_docs, api_legacy, api_templates, media, openapi, studio
+from . import media, openapi, studio
 from .api import chatbot as api_chatbot
 from .api import delivery as api_delivery
+from .api import docs as api_docs
+from .api import legacy as api_legacy
+from .api import templates as api_templates
 from .keys import metrics_key, settings_key, templates_key
 from .metrics import Metrics
 from .middleware import observe

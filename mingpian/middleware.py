@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from .errors import ApiError, api_error_for, code_for_status
-from .jsonio import json_response
+from .httpjson import json_response
 from .keys import metrics_key
 
 log = logging.getLogger("mingpian.access")

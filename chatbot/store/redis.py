@@ -22,9 +22,9 @@ import secrets
 import time
 from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 
+from infra import jsonio
 from infra.redispipe import AutoPipeline
 
 from ..events import StatusReport
@@ -154,7 +154,7 @@ class RedisStore:
         if not cur:
             return Loaded(False, None, 0)
         version, _, state = cur.partition("\x1f")
-        return Loaded(False, orjson.loads(state), int(version))
+        return Loaded(False, jsonio.loads(state), int(version))
 
     async def commit(self, c: Commit) -> CommitResult:
         args: list[Any] = [self.p, self.dedupe_ttl, c.expected_version, c.state, c.conv,

@@ -41,7 +41,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-import orjson
+from infra import jsonio
 
 from ..events import StatusReport
 from . import Commit, CommitResult, Loaded, OutboxItem
@@ -227,7 +227,7 @@ class SqliteStore:
             return Loaded(True, None, 0)
         if version is None:
             return Loaded(False, None, 0)
-        return Loaded(False, orjson.loads(state), version)
+        return Loaded(False, jsonio.loads(state), version)
 
     async def commit(self, c: Commit) -> CommitResult:
         # No SAVEPOINT (two statements per turn saved): a failed dedupe insert writes nothing,

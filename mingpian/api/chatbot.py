@@ -26,11 +26,12 @@ from chatbot.events import schema_text
 from chatbot.flows import FlowStore
 from chatbot.runtime import ChatbotRuntime, Dialect, MaapAccount, RuntimeConfig
 
-from .. import jsonio
 from ..errors import ApiError
+from ..httpjson import json_response
 from ..keys import metrics_key, settings_key, templates_key
 from ..metrics import Counter
-from ..openapi import add_paths, error_response, json_response
+from ..openapi import add_paths, error_response
+from ..openapi import json_response as doc_json
 from ..settings import Settings
 
 log = logging.getLogger("mingpian.chatbot")
@@ -82,7 +83,7 @@ def _handler(dialect: Dialect) -> Any:
         ack = await runtime.inbound(dialect, request.match_info["bot"], request.headers, raw, request.match_info)
         if ack.body is None:
             return web.Response(status=ack.status, headers=ack.headers)
-        return jsonio.json_response(ack.body, status=ack.status, headers=ack.headers or None)
+        return json_response(ack.body, status=ack.status, headers=ack.headers or None)
 
     return handle
 
@@ -104,7 +105,7 @@ async def message_status(request: web.Request) -> web.Response:
     # the number is shown masked (138****8000), as support staff would see it.
     if isinstance(info.get("conversation"), str):
         info = {**info, "conversation": _PHONE.sub(_mask_digits, info["conversation"])}
-    return jsonio.json_response(info)
+    return json_response(info)
 
 
 _PHONE = re.compile(r"\+?\d{7,}")
@@ -120,7 +121,7 @@ async def list_bots(request: web.Request) -> web.Response:
     bots = [{"name": n, "title": f.title, "chatbot": f.chatbot, "nodes": list(f.nodes), "ok": True}
             for n, f in flows.flows.items()]
     bots += [{"name": n, "ok": False, "error": e.to_json()} for n, e in flows.errors.items()]
-    return jsonio.json_response({"bots": bots, "store": request.app[settings_key].store})
+    return json_response({"bots": bots, "store": request.app[settings_key].store})
 
 
 # ---- OpenAPI -------------------------------------------------------------------------------
@@ -152,21 +153,21 @@ def _document(app: web.Application) -> None:
     paths: dict[str, dict[str, Any]] = {
         "/maap/{bot}/notifyPath": {"get": {
             "summary": "CT/CU notify URL check: echoes the echoStr header, returns the appId header",
-            "parameters": [BOT], "responses": {"200": json_response("URL verified", ACK), "401": AUTH_401,
+            "parameters": [BOT], "responses": {"200": doc_json("URL verified", ACK), "401": AUTH_401,
                                                "404": error_response("unknown bot")}}},
         "/maap/{bot}/messageNotification/{chatbotId}/messages": {"post": {
             "summary": "CT/CU user message (text, tap with postback, location, file)",
             "parameters": [BOT, CHATBOT_ID], "requestBody": body("CspMessageNotification"),
-            "responses": {"200": json_response("handled (or recognised as a repeat) and committed", ACK),
+            "responses": {"200": doc_json("handled (or recognised as a repeat) and committed", ACK),
                           "503": error_response("conversation too contended; retry"), **common}}},
         "/maap/{bot}/deliveryNotification/{chatbotId}/status": {"post": {
             "summary": "CT/CU delivery/read status of the chatbot's messages",
             "parameters": [BOT, CHATBOT_ID], "requestBody": body("CspDeliveryNotification"),
-            "responses": {"200": json_response("recorded", ACK), **common}}},
+            "responses": {"200": doc_json("recorded", ACK), **common}}},
         "/maap/{bot}/events": {"post": {
             "summary": "GSMA MaaP (FNW.11) webhook event: message, response, messageStatus, ...",
             "parameters": [BOT], "requestBody": body("GsmaEvent"),
-            "responses": {"200": json_response("handled", {"type": "object"}),
+            "responses": {"200": doc_json("handled", {"type": "object"}),
                           "503": error_response("conversation too contended; retry"), **common}}},
         "/maap/{bot}/InboundMessageNotification/{chatbotURI}": {"post": {
             "summary": "China Mobile (OMA NetAPI) XML user message; parsed without DTDs or entities",
@@ -183,11 +184,11 @@ def _document(app: web.Application) -> None:
             "responses": {"204": {"description": "recorded"}, **common}}},
         "/api/chatbot/bots": {"get": {
             "summary": "Loaded chatbot flows (and flows that failed to load, with file:line)",
-            "responses": {"200": json_response("bots", {"type": "object", "required": ["bots"]})}}},
+            "responses": {"200": doc_json("bots", {"type": "object", "required": ["bots"]})}}},
         "/api/chatbot/messages/{messageId}": {"get": {
             "summary": "Delivery state of one outbound message (queued/sent/failed, platform status)",
             "parameters": [_p("messageId", "our stable outbound message ID")],
-            "responses": {"200": json_response("message", {"type": "object", "required": ["messageId"]}),
+            "responses": {"200": doc_json("message", {"type": "object", "required": ["messageId"]}),
                           "404": error_response("no such message")}}},
     }
     schemas = {}

@@ -18,7 +18,7 @@ __all__ = ["MediaService", "media_service_key", "setup"]
 
 
 def setup(app: web.Application) -> None:
-    """Call after api_templates.setup (it wraps the `rcs` format) and api_docs.setup."""
+    """Call after api.templates.setup (it wraps the `rcs` format) and api.docs.setup."""
     settings = app[settings_key]
     cache = MediaCache(settings.data_dir / "media")
     jobs = MediaJobs(cache, settings.media_workers, settings.media_concurrency, settings.ffmpeg or None)

@@ -14,7 +14,7 @@ from renderer import Media, Message
 from renderer.image import ImageOptions
 from renderer.video import VideoOptions
 
-from ..api_templates import FormatHandler, RenderRequest, formats_key
+from ..api.templates import FormatHandler, RenderRequest, formats_key
 from ..errors import ApiError
 from ..keys import metrics_key
 from ..media_work import WorkSpec

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..api_templates import formats_key
+from ..api.templates import formats_key
 from ..keys import settings_key
 from .assets import font_files
 from .chat import flow_store

@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import ApiError
-from ..jsonio import read_json_body
+from ..httpjson import read_json_body
 from ..keys import settings_key
 from .preview_bot import PreviewBot, PreviewFailed, preview_bot_key, preview_lifecycle
 

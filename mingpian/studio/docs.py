@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api_docs import NAME_PARAM
+from ..api.docs import NAME_PARAM
 from ..openapi import error_response, json_response
 
 

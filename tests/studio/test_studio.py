@@ -151,7 +151,7 @@ async def test_capabilities_lists_registered_formats(client: Client) -> None:
     assert_studio_headers(resp)
     caps = await resp.json()
     assert "rcs" in caps["formats"] and caps["liveReload"] is True
-    from mingpian.api_templates import formats_key
+    from mingpian.api.templates import formats_key
 
     assert caps["formats"] == sorted(client.app[formats_key])
     assert caps["chatbot"] is True and caps["bots"] == ["bank", "courier"]

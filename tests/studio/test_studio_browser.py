@@ -364,7 +364,7 @@ def test_gallery_and_screenshots_of_every_phone(page: tuple[Any, PageProbe], stu
 def test_panels_stay_dark_without_their_backends(browser: Any, tmp_path: Path) -> None:
     """A server with only the core rcs format and no chatbot: the studio says what is missing
     instead of pretending, and the gallery falls back to HTML mini-cards."""
-    from mingpian.api_templates import formats_key
+    from mingpian.api.templates import formats_key
     from mingpian.settings import PROJECT_ROOT, Settings
 
     def core_only(app: Any) -> None:

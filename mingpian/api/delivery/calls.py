@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from ...errors import ApiError
-from ...jsonio import json_response
+from ...httpjson import json_response
 from . import validation
 from .access import principal
 from .ops import OK, WRITE_ERRORS, obj, op

@@ -9,7 +9,7 @@ from aiohttp import web
 from delivery import keys
 
 from ...errors import ApiError
-from ...jsonio import json_response
+from ...httpjson import json_response
 from . import validation
 from .access import enterprise, principal, require_operator
 from .ops import CREATED, DELETED, EID, OK, WRITE_ERRORS, op

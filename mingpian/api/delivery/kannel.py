@@ -11,7 +11,7 @@ from aiohttp import web
 from delivery.gateways.kannel import DLR_STATS
 
 from ...errors import ApiError
-from ...jsonio import json_response
+from ...httpjson import json_response
 from ...openapi import error_response
 from .ops import obj
 from .state import delivery_key

@@ -11,7 +11,7 @@ from delivery.metering.estimate import estimate
 from delivery.metering.ledger import GROUPS, to_csv
 
 from ...errors import ApiError
-from ...jsonio import json_response
+from ...httpjson import json_response
 from ...keys import templates_key
 from . import validation
 from .access import enterprise, principal

@@ -13,7 +13,7 @@ from delivery.model import NumberError, normalize_number
 from renderer import RenderError
 
 from ...errors import ApiError
-from ...jsonio import json_response
+from ...httpjson import json_response
 from ...keys import templates_key
 from . import validation
 from .access import enterprise, principal, require_operator

@@ -16,7 +16,7 @@ from delivery.model import SCHEMAS, NumberError, normalize_number
 from renderer.jsonpath import json_path
 
 from ...errors import ApiError
-from ...jsonio import read_json_body
+from ...httpjson import read_json_body
 from ...keys import settings_key
 
 _DETAILED = {k: Draft202012Validator(v) for k, v in SCHEMAS.items()}

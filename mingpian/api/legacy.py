@@ -1,6 +1,6 @@
 """Legacy formats of the render route: `?format=ussd|flash|sms` → degraded text, segments, reply map.
 
-The card is rendered (and validated) by api_templates; this module only registers the three
+The card is rendered (and validated) by api/templates.py; this module only registers the three
 format handlers and documents their response as the `LegacyRender` schema.
 """
 
@@ -15,9 +15,9 @@ from aiohttp import web
 from renderer.gsm import CHANNELS, Channel
 from renderer.legacy import degrade_template
 
-from .api_templates import RenderRequest, formats_key
-from .jsonio import json_response
-from .openapi import add_paths, openapi_paths_key
+from ..httpjson import json_response
+from ..openapi import add_paths, openapi_paths_key
+from .templates import RenderRequest, formats_key
 
 RENDER_PATH = "/api/templates/{name}/render"
 
@@ -115,7 +115,7 @@ def _document(app: web.Application) -> None:
 
 
 def setup(app: web.Application) -> None:
-    """Register the legacy formats; call after api_templates.setup and api_docs.setup."""
+    """Register the legacy formats; call after templates.setup and docs.setup."""
     for channel in CHANNELS:
         app[formats_key][channel] = _handler(channel)
     _document(app)

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .openapi import add_paths, error_response, json_response
+from ..openapi import add_paths, error_response, json_response
 
 NAME_PARAM = {"name": "name", "in": "path", "required": True,
               "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"}}

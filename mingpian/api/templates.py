@@ -21,9 +21,9 @@ from renderer import (
     to_rcs,
 )
 
-from .errors import ApiError
-from .jsonio import json_response, read_json_body
-from .keys import metrics_key, settings_key, templates_key
+from ..errors import ApiError
+from ..httpjson import json_response, read_json_body
+from ..keys import metrics_key, settings_key, templates_key
 
 
 @dataclass(slots=True)  # not frozen: built on every render, frozen init costs ~1 µs
