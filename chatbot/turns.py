@@ -18,7 +18,8 @@ from typing import Any
 
 from infra import jsonio
 from renderer import DEFAULT, PROFILES, RenderError, TemplateStore, to_rcs
-from renderer.legacy import degrade, resolve_reply
+from renderer.legacy import degrade
+from renderer.replies import resolve_reply
 
 from .events import InboundEvent
 from .flows import Actions, Flow
@@ -38,13 +39,19 @@ class State:
     turns: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"node": self.node, "ctx": self.ctx, "updated": self.updated,
-                "replyMap": self.reply_map, "turns": self.turns}
+        return {
+            "node": self.node,
+            "ctx": self.ctx,
+            "updated": self.updated,
+            "replyMap": self.reply_map,
+            "turns": self.turns,
+        }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> State:
-        return cls(d["node"], d.get("ctx", {}), d.get("updated", 0.0), d.get("replyMap", {}),
-                   d.get("turns", 0))
+        return cls(
+            d["node"], d.get("ctx", {}), d.get("updated", 0.0), d.get("replyMap", {}), d.get("turns", 0)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +113,20 @@ def initial_state(flow: Flow) -> State:
     return State(flow.start, dict(flow.context))
 
 
-def turn(flow: Flow, templates: TemplateStore, state: State | None, event: InboundEvent,
-         now: float | None = None, cache: RenderCache | None = None) -> tuple[State, list[Outbound]]:
+def turn(
+    flow: Flow,
+    templates: TemplateStore,
+    state: State | None,
+    event: InboundEvent,
+    now: float | None = None,
+    cache: RenderCache | None = None,
+) -> tuple[State, list[Outbound]]:
     now = time.time() if now is None else now
-    if state is None or state.node not in flow.nodes or (
-            flow.session_ttl and state.updated and now - state.updated > flow.session_ttl):
+    if (
+        state is None
+        or state.node not in flow.nodes
+        or (flow.session_ttl and state.updated and now - state.updated > flow.session_ttl)
+    ):
         state = initial_state(flow)
     if event.kind == "text" and state.reply_map:
         pb = resolve_reply(state.reply_map, event.text)
@@ -143,11 +159,24 @@ def _select(flow: Flow, state: State, event: InboundEvent) -> tuple[Actions | No
     return None, {}
 
 
-def _run(flow: Flow, templates: TemplateStore, state: State, event: InboundEvent, actions: Actions,
-         captures: dict[str, str], now: float, cache: RenderCache | None) -> tuple[State, list[Outbound]]:
+def _run(
+    flow: Flow,
+    templates: TemplateStore,
+    state: State,
+    event: InboundEvent,
+    actions: Actions,
+    captures: dict[str, str],
+    now: float,
+    cache: RenderCache | None,
+) -> tuple[State, list[Outbound]]:
     ctx_values = dict(state.ctx)
-    scope = {"ctx": ctx_values, "event": event.for_flow(), "captures": captures, "vars": flow.vars,
-             "now": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(now))}
+    scope = {
+        "ctx": ctx_values,
+        "event": event.for_flow(),
+        "captures": captures,
+        "vars": flow.vars,
+        "now": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(now)),
+    }
     jctx = flow.new_context(scope)
     for name, local in actions.lets:
         jctx.vars[name] = local.evaluate(jctx)
@@ -159,21 +188,25 @@ def _run(flow: Flow, templates: TemplateStore, state: State, event: InboundEvent
         if reply.text is not None:
             text = str(reply.text.evaluate(jctx))
             if not text or len(text) > MAX_TEXT:
-                raise ValueError(f"{flow.file}:{reply.line}: text reply is {len(text)} characters "
-                                 f"(1 to {MAX_TEXT} allowed)")
+                raise ValueError(
+                    f"{flow.file}:{reply.line}: text reply is {len(text)} characters "
+                    f"(1 to {MAX_TEXT} allowed)"
+                )
             out.append(_text_outbound(flow, event, i, text))
             reply_map = {}
             continue
         data = reply.data.evaluate(jctx) if reply.data is not None else {}
         message_list, sms, reply_map = _render(flow, templates, reply.template or "", data, cache)
-        out.append(Outbound(outbound_id(flow.bot, event.message_id, i),
-                            _body(flow, event, i, message_list, sms)))
+        out.append(
+            Outbound(outbound_id(flow.bot, event.message_id, i), _body(flow, event, i, message_list, sms))
+        )
     new = State(actions.goto or state.node, ctx_values, now, reply_map, state.turns + 1)
     return new, out
 
 
-def _render(flow: Flow, templates: TemplateStore, name: str, data: Any,
-            cache: RenderCache | None) -> tuple[Any, str, dict[str, str]]:
+def _render(
+    flow: Flow, templates: TemplateStore, name: str, data: Any, cache: RenderCache | None
+) -> tuple[Any, str, dict[str, str]]:
     template = templates.get(name)
     profile = PROFILES.get(flow.profile or "", DEFAULT)
     key = None
@@ -200,15 +233,15 @@ def _render(flow: Flow, templates: TemplateStore, name: str, data: Any,
     return result
 
 
-def _body(flow: Flow, event: InboundEvent, index: int, message_list: list[dict[str, Any]],
-          sms: str) -> dict[str, Any]:
+def _body(
+    flow: Flow, event: InboundEvent, index: int, message_list: list[dict[str, Any]], sms: str
+) -> dict[str, Any]:
     mid = outbound_id(flow.bot, event.message_id, index)
     body: dict[str, Any] = {
         "messageId": mid,
         "destinationAddress": [event.user],
         "senderAddress": flow.chatbot or event.chatbot,
-        "conversationId": event.conversation_id
-        or _uuid5(f"{flow.bot}\x1f{event.user}"),
+        "conversationId": event.conversation_id or _uuid5(f"{flow.bot}\x1f{event.user}"),
         "contributionId": _uuid5(mid),
         "messageList": message_list,
         "smsSupported": bool(sms),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from renderer import RenderError
-from renderer.legacy import parse_reply
+from renderer.replies import parse_reply
 
 from . import rules
 from .compose import Composer

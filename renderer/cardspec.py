@@ -76,8 +76,7 @@ class _Compiler(SourceCompiler):
             m = _FOR.match(str(src))
             if not m:
                 raise self.fail(src, f"{path}.for", "expected 'NAME in EXPRESSION'")
-            loop = Loop(m.group(1), self.field(_with_line("{{ " + m.group(2) + " }}", src),
-                                               f"{path}.for"))
+            loop = Loop(m.group(1), self.field(_with_line("{{ " + m.group(2) + " }}", src), f"{path}.for"))
         cond = None
         if "if" in node:
             src = node["if"]
@@ -91,8 +90,10 @@ class _Compiler(SourceCompiler):
         extra = [k for k in node if k not in SUGGESTION_FIELDS and k not in ("for", "if")]
         if extra or len(kinds) != 1:
             raise self.fail(
-                node, path,
-                "a suggestion needs exactly one of: " + ", ".join(SUGGESTION_KINDS)
+                node,
+                path,
+                "a suggestion needs exactly one of: "
+                + ", ".join(SUGGESTION_KINDS)
                 + (f" (unknown key {extra[0]!r})" if extra else ""),
             )
         kind = kinds[0]
@@ -129,8 +130,7 @@ class _Compiler(SourceCompiler):
         return CompiledCard(
             title=self.field(spec["title"], f"{path}.title") if "title" in spec else None,
             description=(
-                self.field(spec["description"], f"{path}.description")
-                if "description" in spec else None
+                self.field(spec["description"], f"{path}.description") if "description" in spec else None
             ),
             media=media,
             suggestions=self.suggestions(spec.get("suggestions"), f"{path}.suggestions"),
@@ -219,6 +219,7 @@ def compile_card_spec(env: CardSandbox, root: Any, file: str) -> CardSpec:
 
 # ---- binding -------------------------------------------------------------------------------
 
+
 def _scopes(node: CompiledCard | CompiledSuggestion, ctx: Context) -> Iterator[Context]:
     """Yield the context(s) a node renders in: once, once per loop item, or not at all."""
     if node.loop is None:
@@ -235,10 +236,13 @@ def _scopes(node: CompiledCard | CompiledSuggestion, ctx: Context) -> Iterator[C
     n = len(items)
     env: CardSandbox = ctx.environment  # type: ignore[assignment]
     for i, item in enumerate(items):
-        scope = env.child_context(ctx, {
-            node.loop.var: item,
-            "loop": {"index": i + 1, "index0": i, "first": i == 0, "last": i == n - 1, "length": n},
-        })
+        scope = env.child_context(
+            ctx,
+            {
+                node.loop.var: item,
+                "loop": {"index": i + 1, "index0": i, "first": i == 0, "last": i == n - 1, "length": n},
+            },
+        )
         if node.cond is None or node.cond.evaluate(scope):
             yield scope
 

@@ -99,8 +99,16 @@ class Field:
                     str(result)  # raises the UndefinedError / SecurityError it stands for
                 return result
             return "".join(self._func(ctx)).strip()
-        except (TemplateError, SecurityError, ArithmeticError, TypeError, ValueError,
-                LookupError, AttributeError, RecursionError) as exc:
+        except (
+            TemplateError,
+            SecurityError,
+            ArithmeticError,
+            TypeError,
+            ValueError,
+            LookupError,
+            AttributeError,
+            RecursionError,
+        ) as exc:
             raise self.error(_describe(exc)) from None
 
     def error(self, message: str) -> TemplateInvalid:

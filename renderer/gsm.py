@@ -42,8 +42,16 @@ BASIC_TABLE = (
 )
 # TS 23.038 §6.2.1.1: the default extension table (reached by ESC); each costs 2 septets.
 EXTENSION_TABLE: dict[str, int] = {
-    "\f": 0x0A, "^": 0x14, "{": 0x28, "}": 0x29, "\\": 0x2F,
-    "[": 0x3C, "~": 0x3D, "]": 0x3E, "|": 0x40, "€": 0x65,
+    "\f": 0x0A,
+    "^": 0x14,
+    "{": 0x28,
+    "}": 0x29,
+    "\\": 0x2F,
+    "[": 0x3C,
+    "~": 0x3D,
+    "]": 0x3E,
+    "|": 0x40,
+    "€": 0x65,
 }
 assert len(BASIC_TABLE) == 128
 
@@ -51,9 +59,12 @@ SMS_SINGLE = {"GSM-7": 160, "UCS-2": 70}
 SMS_CONCAT = {"GSM-7": 153, "UCS-2": 67}
 USSD_MAX = {"GSM-7": 182, "UCS-2": 80}
 DCS: dict[tuple[Channel, Encoding], int] = {
-    ("sms", "GSM-7"): 0x00, ("sms", "UCS-2"): 0x08,
-    ("flash", "GSM-7"): 0x10, ("flash", "UCS-2"): 0x18,
-    ("ussd", "GSM-7"): 0x0F, ("ussd", "UCS-2"): 0x48,
+    ("sms", "GSM-7"): 0x00,
+    ("sms", "UCS-2"): 0x08,
+    ("flash", "GSM-7"): 0x10,
+    ("flash", "UCS-2"): 0x18,
+    ("ussd", "GSM-7"): 0x0F,
+    ("ussd", "UCS-2"): 0x48,
 }
 UDH_LEN = 6  # 05 00 03 ref total seq
 UDH_SEPTETS = 7  # 48 bits of UDH + 1 fill bit

@@ -97,10 +97,11 @@ def encode_png(im: Image.Image) -> bytes:
     filtered = memoryview(ImageChops.subtract_modulo(im, above).tobytes())
     stride = w * 3
     # Each row is prefixed with its filter type byte, 2 (Up).
-    raw = b"\x02" + b"\x02".join(filtered[i:i + stride] for i in range(0, h * stride, stride))
+    raw = b"\x02" + b"\x02".join(filtered[i : i + stride] for i in range(0, h * stride, stride))
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    return b"".join((b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", ihdr), _chunk(b"IDAT", _deflate(raw)),
-                     _chunk(b"IEND", b"")))
+    return b"".join(
+        (b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", ihdr), _chunk(b"IDAT", _deflate(raw)), _chunk(b"IEND", b""))
+    )
 
 
 def _deflate(raw: bytes) -> bytes:
@@ -138,17 +139,26 @@ def placeholder(size: tuple[int, int], color: tuple[int, int, int]) -> Image.Ima
     s = max(8, min(w, h) // 4)
     x0, y0 = (w - s) // 2, (h - s) // 2
     ink = tuple(max(0, c - 40) for c in tint)
-    d.rounded_rectangle((x0, y0, x0 + s, y0 + int(s * 0.8)), radius=max(2, s // 8), outline=ink,
-                        width=max(1, s // 16))
-    d.polygon([(x0 + s * 0.15, y0 + s * 0.65), (x0 + s * 0.4, y0 + s * 0.35),
-               (x0 + s * 0.6, y0 + s * 0.55), (x0 + s * 0.85, y0 + s * 0.65)], fill=ink)
+    d.rounded_rectangle(
+        (x0, y0, x0 + s, y0 + int(s * 0.8)), radius=max(2, s // 8), outline=ink, width=max(1, s // 16)
+    )
+    d.polygon(
+        [
+            (x0 + s * 0.15, y0 + s * 0.65),
+            (x0 + s * 0.4, y0 + s * 0.35),
+            (x0 + s * 0.6, y0 + s * 0.55),
+            (x0 + s * 0.85, y0 + s * 0.65),
+        ],
+        fill=ink,
+    )
     r = s // 10
     d.ellipse((x0 + s * 0.65 - r, y0 + s * 0.25 - r, x0 + s * 0.65 + r, y0 + s * 0.25 + r), fill=ink)
     return im
 
 
-def media_picture(media: Media | None, size: tuple[int, int], ctx: MediaContext,
-                  color: tuple[int, int, int]) -> Image.Image:
+def media_picture(
+    media: Media | None, size: tuple[int, int], ctx: MediaContext, color: tuple[int, int, int]
+) -> Image.Image:
     photo = load_image(media.url, ctx, size) if media is not None else None
     if photo is None:
         return placeholder(size, color)
@@ -162,8 +172,7 @@ def _circle_mask(d: int) -> Image.Image:
     return big.resize((d, d), Image.Resampling.LANCZOS)
 
 
-def draw_logo(canvas: Image.Image, brand: Brand, box: tuple[int, int], d: int,
-              ctx: MediaContext) -> None:
+def draw_logo(canvas: Image.Image, brand: Brand, box: tuple[int, int], d: int, ctx: MediaContext) -> None:
     """The brand logo in a circle; the brand's first character on its colour when there is none."""
     color = hex_rgb(brand.color)
     logo = load_image(brand.logo, ctx, (d, d)) if brand.logo else None
@@ -210,16 +219,28 @@ def _layout_card(card: Card, width: int, s: float, max_desc_lines: int) -> _Card
     tf = face(max(9, round(16 * s)), "bold")
     df = face(max(8, round(14 * s)), "regular")
     inner = width - 2 * pad
-    media_h = round(MEDIA_HEIGHT_DP.get(card.media.height, 168) * s * min(1.0, width / (336 * s))) \
-        if card.media is not None else 0
+    media_h = (
+        round(MEDIA_HEIGHT_DP.get(card.media.height, 168) * s * min(1.0, width / (336 * s)))
+        if card.media is not None
+        else 0
+    )
     title = wrap(card.title, tf, inner, 2) if card.title else None
     desc = wrap(card.description, df, inner, max_desc_lines) if card.description else None
-    return _CardLayout(card, width, media_h, title, desc, tf, df, round(44 * s) if card.suggestions else 0,
-                       pad, round(6 * s))
+    return _CardLayout(
+        card, width, media_h, title, desc, tf, df, round(44 * s) if card.suggestions else 0, pad, round(6 * s)
+    )
 
 
-def _draw_card(canvas: Image.Image, lay: _CardLayout, x: int, y: int, brand: Brand,
-               ctx: MediaContext, s: float, height: int | None = None) -> None:
+def _draw_card(
+    canvas: Image.Image,
+    lay: _CardLayout,
+    x: int,
+    y: int,
+    brand: Brand,
+    ctx: MediaContext,
+    s: float,
+    height: int | None = None,
+) -> None:
     """One card at (x, y); `height` stretches it (carousel cards share one height, with their
     buttons at the bottom, as phones show them)."""
     color = hex_rgb(brand.color)
@@ -271,16 +292,23 @@ def _top_rounded_mask(w: int, h: int, r: int) -> Image.Image:
     return m
 
 
-_ICONS = {"dial": "☎ ", "openUrl": "", "showLocation": "", "createCalendarEvent": "",
-          "composeTextMessage": "", "reply": ""}
+_ICONS = {
+    "dial": "☎ ",
+    "openUrl": "",
+    "showLocation": "",
+    "createCalendarEvent": "",
+    "composeTextMessage": "",
+    "reply": "",
+}
 
 
 def _button_label(sug: Suggestion) -> str:
     return _ICONS.get(sug.kind, "") + sug.text
 
 
-def _chip_rows(chips: tuple[Suggestion, ...], f: Face, max_w: int, pad_x: int,
-               gap: int) -> list[list[tuple[str, int]]]:
+def _chip_rows(
+    chips: tuple[Suggestion, ...], f: Face, max_w: int, pad_x: int, gap: int
+) -> list[list[tuple[str, int]]]:
     rows: list[list[tuple[str, int]]] = [[]]
     used = 0
     for chip in chips:
@@ -343,8 +371,13 @@ def render_card(message: Message, ctx: MediaContext, opts: ImageOptions) -> Imag
     for row in rows:
         cx = pad
         for label, cw in row:
-            d.rounded_rectangle((cx, cy, cx + cw, cy + chip_h), radius=chip_h // 2, fill=CARD_BG,
-                                outline=color, width=max(1, round(s)))
+            d.rounded_rectangle(
+                (cx, cy, cx + cw, cy + chip_h),
+                radius=chip_h // 2,
+                fill=CARD_BG,
+                outline=color,
+                width=max(1, round(s)),
+            )
             d.text((cx + cw / 2, cy + chip_h / 2), label, font=chip_f.font, fill=color, anchor="mm")
             cx += cw + chip_gap
         cy += chip_h + chip_gap
@@ -364,8 +397,9 @@ def render_media_slot(message: Message, ctx: MediaContext, width: int, card_inde
     return poster(message, card, size, ctx)
 
 
-def poster(message: Message, card: Card, size: tuple[int, int], ctx: MediaContext,
-           with_title: bool = True) -> Image.Image:
+def poster(
+    message: Message, card: Card, size: tuple[int, int], ctx: MediaContext, with_title: bool = True
+) -> Image.Image:
     """Brand colour, logo and the card title: a media image made from the card's own words."""
     w, h = size
     color = hex_rgb(message.brand.color)
@@ -381,8 +415,13 @@ def poster(message: Message, card: Card, size: tuple[int, int], ctx: MediaContex
     d.ellipse((pad - ring, pad - ring, end, end), fill=(255, 255, 255))
     draw_logo(im, message.brand, (pad, pad), logo_d, ctx)
     nf = face(max(8, round(14 * s)), "bold")
-    d.text((pad * 2 + logo_d, pad + logo_d / 2), message.brand.name, font=nf.font, fill=(255, 255, 255),
-           anchor="lm")
+    d.text(
+        (pad * 2 + logo_d, pad + logo_d / 2),
+        message.brand.name,
+        font=nf.font,
+        fill=(255, 255, 255),
+        anchor="lm",
+    )
     if not with_title:
         return im
     title = card.title or message.brand.name

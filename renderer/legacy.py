@@ -10,13 +10,16 @@ Flash SMS and USSD must fit one segment / screen. What gives way, in order: the 
 shortened (cut on a character boundary, with an ellipsis), link/phone lines fall back to their
 short "回复N" form, then menu lines are dropped from the end (an opt-out line last). SMS may use
 several segments, up to a cap (default 8), with the same shrinking beyond it.
+
+One module past the usual ~500 lines, on purpose: the layout, the shrinking and the fitting
+share private types (_Item, _Block, _Layout), and designers' overrides are checked with the same
+helpers; split, those would become a public interface nothing else should use. Replies to the
+text are parsed in replies.py.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -25,6 +28,7 @@ from .errors import LimitExceeded, Problem
 from .gsm import CHANNELS, Channel, Encoded, Encoding, Segment
 from .model import Card, Message, Suggestion
 from .profiles import CarrierProfile
+from .replies import OPT_OUT_KEY
 
 if TYPE_CHECKING:
     from .templates import CardTemplate
@@ -38,8 +42,6 @@ __all__ = [
     "degrade",
     "degrade_template",
     "override_problems",
-    "parse_reply",
-    "resolve_reply",
 ]
 
 # Chinese carriers accept long industry SMS of up to a few hundred characters; 8 segments
@@ -47,7 +49,6 @@ __all__ = [
 SMS_MAX_SEGMENTS = 8
 CAROUSEL_DESC_UNITS = 30  # "briefly": each carousel card keeps at most this much description
 MIN_DESC_UNITS = 6  # a cut description shorter than this (5 characters + …) says nothing
-OPT_OUT_KEY = "T"  # the 回T退订 convention for marketing messages
 _ELLIPSIS: dict[Encoding, str] = {"UCS-2": "…", "GSM-7": "..."}  # "…" is not in GSM-7
 _LINK_KINDS = frozenset({"openUrl", "dial", "composeTextMessage"})
 _SPACES = re.compile(r"\s+")
@@ -69,8 +70,15 @@ class ReplyOption(NamedTuple):
     line: str | None  # the line as shown
 
     def to_json(self) -> dict[str, Any]:
-        return {"key": self.key, "kind": self.kind, "text": self.text, "postback": self.postback,
-                "value": self.value, "shown": self.shown, "line": self.line}
+        return {
+            "key": self.key,
+            "kind": self.kind,
+            "text": self.text,
+            "postback": self.postback,
+            "value": self.value,
+            "shown": self.shown,
+            "line": self.line,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,14 +114,20 @@ class LegacyText:
         """The text, then a human summary of segments and replies (the CLI prints this)."""
         name = {"ussd": "USSD", "flash": "flash SMS", "sms": "SMS"}[self.channel]
         n = self.segment_count
-        out = [self.text, "", "-" * 40,
-               f"{name} · {self.encoding} · DCS 0x{self.dcs:02X} · {self.units}/{self.limit} units · "
-               f"{n} segment{'s' if n != 1 else ''} · {self.remaining} left in the last"
-               + (" · designer override" if self.override else "")]
+        out = [
+            self.text,
+            "",
+            "-" * 40,
+            f"{name} · {self.encoding} · DCS 0x{self.dcs:02X} · {self.units}/{self.limit} units · "
+            f"{n} segment{'s' if n != 1 else ''} · {self.remaining} left in the last"
+            + (" · designer override" if self.override else ""),
+        ]
         for seg in self.segments:
             udh = f"UDH {seg.udh_hex}  " if seg.udh_hex else ""
-            out.append(f"  segment {seg.seq}: {seg.units}/{seg.capacity} units  {udh}"
-                       f"UD {len(seg.user_data_hex) // 2} octets")
+            out.append(
+                f"  segment {seg.seq}: {seg.units}/{seg.capacity} units  {udh}"
+                f"UD {len(seg.user_data_hex) // 2} octets"
+            )
         if self.shortened:
             out.append("shortened: " + ", ".join(self.shortened))
         out.append("replies:")
@@ -150,56 +164,8 @@ class LegacyText:
         }
 
 
-# -- reply parsing -------------------------------------------------------------------------------
-
-_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6,
-              "七": 7, "八": 8, "九": 9, "十": 10}
-_REPLY_RE = re.compile(  # after NFKC: full-width digits and colons are ASCII already
-    r"^(?:回复|回覆|回|复|reply)?[\s:#\-]*([0-9]{1,3}|[零〇一二两三四五六七八九十]{1,3}|td|t)$")
-_REPLY_PUNCT = " \t\r\n\u3000。.!！?？,，、;；~～\"'“”‘’「」()（）[]【】"
-
-
-def _cn_number(s: str) -> int | None:
-    if len(s) == 1:
-        return _CN_DIGITS[s]
-    if s[0] == "十" and len(s) == 2:  # 十一..十九
-        return 10 + _CN_DIGITS[s[1]]
-    if len(s) == 2 and s[1] == "十":  # 二十..九十
-        return _CN_DIGITS[s[0]] * 10
-    if len(s) == 3 and s[1] == "十":  # 二十一..
-        return _CN_DIGITS[s[0]] * 10 + _CN_DIGITS[s[2]]
-    return None
-
-
-def parse_reply(text: str) -> str | None:
-    """A legacy user's reply → its menu key ("1", "12", "T"), or None if it is not a menu choice.
-
-    Accepts "1", "１" (full-width), " 1 ", "01", "回复1", "回1", "回复：1", "①", "一", "T"/"TD"."""
-    if not isinstance(text, str) or len(text) > 40:
-        return None
-    s = unicodedata.normalize("NFKC", text).strip(_REPLY_PUNCT).lower()
-    m = _REPLY_RE.match(s)
-    if m is None:
-        return None
-    token = m.group(1)
-    if token in ("t", "td"):
-        return OPT_OUT_KEY
-    if token.isdigit():
-        n: int | None = int(token)
-    else:
-        n = _cn_number(token)
-    if n is None or n <= 0:
-        return None
-    return str(n)
-
-
-def resolve_reply(reply_map: Mapping[str, str], text: str) -> str | None:
-    """The postback a legacy reply selects, or None."""
-    key = parse_reply(text)
-    return None if key is None else reply_map.get(key)
-
-
 # -- building the text ---------------------------------------------------------------------------
+
 
 def _line(value: str | None) -> str:
     """A one-line field: whitespace runs (newlines included) become one space."""
@@ -310,8 +276,14 @@ class _Layout:
         return "\n".join(self.lines())
 
 
-def degrade(message: Message, channel: Channel, profile: CarrierProfile | None = None, *,
-            max_sms_segments: int = SMS_MAX_SEGMENTS, reference: int | None = None) -> LegacyText:
+def degrade(
+    message: Message,
+    channel: Channel,
+    profile: CarrierProfile | None = None,
+    *,
+    max_sms_segments: int = SMS_MAX_SEGMENTS,
+    reference: int | None = None,
+) -> LegacyText:
     """Degrade a rendered card or carousel to one legacy channel (see the module docstring).
 
     A designer override (`message.legacy_overrides[channel]`) replaces the generated text but
@@ -414,6 +386,7 @@ def _ellipsize(text: str, limit: int, enc: Encoding) -> str:
 def _shrink(layout: _Layout, enc: Encoding, budget: int, bmp_only: bool = False) -> tuple[str, ...]:
     """Fit the layout into `budget` units: menu in short form, drop from the end (opt-out last),
     then give back full forms in order, then descriptions with what is left."""
+
     def u(text: str, enc: Encoding) -> int:
         # every string here is a piece of the full text; when that had no emoji, units = len
         return len(text) if bmp_only else gsm.units(text, enc)
@@ -485,8 +458,15 @@ def _shrink(layout: _Layout, enc: Encoding, budget: int, bmp_only: bool = False)
 
 def _replies(items: list[_Item]) -> tuple[ReplyOption, ...]:
     return tuple(
-        ReplyOption(it.key, it.suggestion.kind, it.text, it.suggestion.postback, it.value,
-                    it.form != "none", it.shown_line())
+        ReplyOption(
+            it.key,
+            it.suggestion.kind,
+            it.text,
+            it.suggestion.postback,
+            it.value,
+            it.form != "none",
+            it.shown_line(),
+        )
         for it in items
     )
 
@@ -499,8 +479,15 @@ def _reply_map(items: list[_Item]) -> dict[str, str]:
     return out
 
 
-def _result(message: Message, channel: Channel, text: str, layout: _Layout, encoded: Encoded,
-            shortened: tuple[str, ...], max_segments: int) -> LegacyText:
+def _result(
+    message: Message,
+    channel: Channel,
+    text: str,
+    layout: _Layout,
+    encoded: Encoded,
+    shortened: tuple[str, ...],
+    max_segments: int,
+) -> LegacyText:
     items = layout.items
     dropped = tuple(it.key for it in items if it.form == "none")
     enc = encoded.encoding
@@ -510,10 +497,19 @@ def _result(message: Message, channel: Channel, text: str, layout: _Layout, enco
     if channel == "sms" and len(encoded.segments) > 1:
         notes.append(f"sent as {len(encoded.segments)} concatenated SMS")
     return LegacyText(
-        channel=channel, template=message.template, text=text,
-        encoding=enc, dcs=encoded.dcs, units=encoded.units, segments=encoded.segments,
-        reply_map=_reply_map(items), replies=_replies(items), dropped=dropped,
-        shortened=shortened, override=False, limit=_limit(channel, enc, max_segments),
+        channel=channel,
+        template=message.template,
+        text=text,
+        encoding=enc,
+        dcs=encoded.dcs,
+        units=encoded.units,
+        segments=encoded.segments,
+        reply_map=_reply_map(items),
+        replies=_replies(items),
+        dropped=dropped,
+        shortened=shortened,
+        override=False,
+        limit=_limit(channel, enc, max_segments),
         notes=tuple(notes),
     )
 
@@ -531,18 +527,27 @@ def _too_long(encoded: Encoded, channel: Channel, max_segments: int) -> str:
     unit = "septets" if enc == "GSM-7" else "UCS-2 units"
     if channel == "ussd":
         limit = gsm.USSD_MAX[enc]
-        return (f"USSD text is {n} {unit}; one USSD screen holds {limit} {unit} "
-                f"({n - limit} too many)")
+        return f"USSD text is {n} {unit}; one USSD screen holds {limit} {unit} ({n - limit} too many)"
     if channel == "flash":
         limit = gsm.SMS_SINGLE[enc]
-        return (f"flash SMS text is {n} {unit}; a flash SMS must fit one segment of {limit} {unit} "
-                f"({n - limit} too many)")
-    return (f"SMS text is {n} {unit} = {len(encoded.segments)} segments; at most {max_segments} "
-            f"segments ({gsm.SMS_CONCAT[enc]} {unit} each) are sent")
+        return (
+            f"flash SMS text is {n} {unit}; a flash SMS must fit one segment of {limit} {unit} "
+            f"({n - limit} too many)"
+        )
+    return (
+        f"SMS text is {n} {unit} = {len(encoded.segments)} segments; at most {max_segments} "
+        f"segments ({gsm.SMS_CONCAT[enc]} {unit} each) are sent"
+    )
 
 
-def _from_override(message: Message, channel: Channel, text: str, items: list[_Item],
-                   max_segments: int, reference: int | None) -> LegacyText:
+def _from_override(
+    message: Message,
+    channel: Channel,
+    text: str,
+    items: list[_Item],
+    max_segments: int,
+    reference: int | None,
+) -> LegacyText:
     encoded = gsm.encode(text, channel, reference)
     if not _fits(encoded, channel, max_segments):
         reason = _too_long(encoded, channel, max_segments)
@@ -556,16 +561,30 @@ def _from_override(message: Message, channel: Channel, text: str, items: list[_I
     if channel == "sms" and len(encoded.segments) > 1:
         notes.append(f"sent as {len(encoded.segments)} concatenated SMS")
     return LegacyText(
-        channel=channel, template=message.template, text=text, encoding=encoded.encoding,
-        dcs=encoded.dcs, units=encoded.units, segments=encoded.segments,
-        reply_map=_reply_map(items), replies=_replies(items), dropped=(), shortened=(),
-        override=True, limit=_limit(channel, encoded.encoding, max_segments), notes=tuple(notes),
+        channel=channel,
+        template=message.template,
+        text=text,
+        encoding=encoded.encoding,
+        dcs=encoded.dcs,
+        units=encoded.units,
+        segments=encoded.segments,
+        reply_map=_reply_map(items),
+        replies=_replies(items),
+        dropped=(),
+        shortened=(),
+        override=True,
+        limit=_limit(channel, encoded.encoding, max_segments),
+        notes=tuple(notes),
     )
 
 
-
-def degrade_template(template: CardTemplate, message: Message, channel: Channel,
-                     profile: CarrierProfile | None = None, **kwargs: Any) -> LegacyText:
+def degrade_template(
+    template: CardTemplate,
+    message: Message,
+    channel: Channel,
+    profile: CarrierProfile | None = None,
+    **kwargs: Any,
+) -> LegacyText:
     """degrade(), with an override that does not fit reported at manifest.yaml:line."""
     try:
         return degrade(message, channel, profile, **kwargs)
@@ -573,8 +592,9 @@ def degrade_template(template: CardTemplate, message: Message, channel: Channel,
         raise _located(exc, template, channel) from None
 
 
-def override_problems(template: CardTemplate, message: Message,
-                      profile: CarrierProfile | None = None) -> list[LimitExceeded]:
+def override_problems(
+    template: CardTemplate, message: Message, profile: CarrierProfile | None = None
+) -> list[LimitExceeded]:
     """Every designer override of `message` that does not fit its channel (for lint)."""
     out = []
     for channel in CHANNELS:

@@ -65,9 +65,7 @@ def suggestion_json(s: Suggestion) -> dict[str, Any]:
             event["description"] = s.description
         action["calendarAction"] = {"createCalendarEvent": event}
     elif s.kind == "composeTextMessage":
-        action["composeAction"] = {
-            "composeTextMessage": {"phoneNumber": s.phone, "text": s.message or ""}
-        }
+        action["composeAction"] = {"composeTextMessage": {"phoneNumber": s.phone, "text": s.message or ""}}
     return {"action": action}
 
 
@@ -106,8 +104,7 @@ def build_payload(msg: Message) -> RcsPayload:
         if msg.orientation == "HORIZONTAL":
             layout["imageAlignment"] = msg.image_alignment or "LEFT"
         body: dict[str, Any] = {
-            "message": {"generalPurposeCard": {"layout": layout,
-                                               "content": _content_json(msg.cards[0])}}
+            "message": {"generalPurposeCard": {"layout": layout, "content": _content_json(msg.cards[0])}}
         }
     else:
         body = {
@@ -124,21 +121,28 @@ def build_payload(msg: Message) -> RcsPayload:
 
 # ---- limits --------------------------------------------------------------------------------
 
+
 def _length_problem(path: str, what: str, value: str, limit: int, profile: CarrierProfile) -> Problem:
-    return Problem(path, f"{what} is {len(value)} characters; "
-                         f"profile {profile.name!r} allows at most {limit}")
+    return Problem(
+        path, f"{what} is {len(value)} characters; profile {profile.name!r} allows at most {limit}"
+    )
 
 
-def _check_suggestion(problems: list[Problem], path: str, s: Suggestion,
-                      profile: CarrierProfile) -> None:
+def _check_suggestion(problems: list[Problem], path: str, s: Suggestion, profile: CarrierProfile) -> None:
     # Paths are only formatted when something is wrong: this runs on every render.
     key = "reply" if s.kind == "reply" else "action"
     if len(s.text) > profile.suggestion_text_max:
-        problems.append(_length_problem(f"{path}.{key}.displayText", "suggestion text", s.text,
-                                        profile.suggestion_text_max, profile))
+        problems.append(
+            _length_problem(
+                f"{path}.{key}.displayText", "suggestion text", s.text, profile.suggestion_text_max, profile
+            )
+        )
     if len(s.postback) > profile.postback_max:
-        problems.append(_length_problem(f"{path}.{key}.postback.data", "postback data", s.postback,
-                                        profile.postback_max, profile))
+        problems.append(
+            _length_problem(
+                f"{path}.{key}.postback.data", "postback data", s.postback, profile.postback_max, profile
+            )
+        )
     if s.url is not None and len(s.url) > profile.url_max:
         where = "urlAction.openUrl.url" if s.kind == "openUrl" else "mapAction.showLocation.fallbackUrl"
         problems.append(_length_problem(f"{path}.action.{where}", "URL", s.url, profile.url_max, profile))
@@ -153,56 +157,69 @@ def check_limits(msg: Message, profile: CarrierProfile = DEFAULT) -> list[Proble
     if msg.kind == "carousel":
         n = len(msg.cards)
         if not profile.carousel_min <= n <= profile.carousel_max:
-            problems.append(Problem(
-                CAROUSEL_PATH,
-                f"carousel has {n} cards; profile {profile.name!r} allows "
-                f"{profile.carousel_min} to {profile.carousel_max}",
-            ))
+            problems.append(
+                Problem(
+                    CAROUSEL_PATH,
+                    f"carousel has {n} cards; profile {profile.name!r} allows "
+                    f"{profile.carousel_min} to {profile.carousel_max}",
+                )
+            )
     for i, card in enumerate(msg.cards):
         p = CARD_PATH if msg.kind == "card" else f"{CAROUSEL_PATH}[{i}]"
         if not (card.title or card.description or card.media):
             problems.append(Problem(p, "card has no title, description or media"))
         if card.title is not None and len(card.title) > profile.title_max:
-            problems.append(_length_problem(f"{p}.title", "title", card.title, profile.title_max,
-                                            profile))
+            problems.append(_length_problem(f"{p}.title", "title", card.title, profile.title_max, profile))
         if card.description is not None and len(card.description) > profile.description_max:
-            problems.append(_length_problem(f"{p}.description", "description", card.description,
-                                            profile.description_max, profile))
+            problems.append(
+                _length_problem(
+                    f"{p}.description", "description", card.description, profile.description_max, profile
+                )
+            )
         if len(card.suggestions) > profile.suggestions_per_card_max:
-            problems.append(Problem(
-                f"{p}.suggestions",
-                f"card has {len(card.suggestions)} suggestions; profile {profile.name!r} "
-                f"allows at most {profile.suggestions_per_card_max}",
-            ))
+            problems.append(
+                Problem(
+                    f"{p}.suggestions",
+                    f"card has {len(card.suggestions)} suggestions; profile {profile.name!r} "
+                    f"allows at most {profile.suggestions_per_card_max}",
+                )
+            )
         for j, s in enumerate(card.suggestions):
             _check_suggestion(problems, f"{p}.suggestions[{j}]", s, profile)
         m = card.media
         if m is not None:
-            limit = profile.video_max_bytes if m.content_type.startswith("video/") \
-                else profile.image_max_bytes
+            limit = (
+                profile.video_max_bytes if m.content_type.startswith("video/") else profile.image_max_bytes
+            )
             if m.file_size is not None and m.file_size > limit:
-                problems.append(Problem(
-                    f"{p}.media.mediaFileSize",
-                    f"media is {m.file_size} bytes; profile {profile.name!r} allows at most {limit}",
-                ))
-            if m.thumbnail_file_size is not None and \
-                    m.thumbnail_file_size > profile.thumbnail_max_bytes:
-                problems.append(Problem(
-                    f"{p}.media.thumbnailFileSize",
-                    f"thumbnail is {m.thumbnail_file_size} bytes; profile {profile.name!r} "
-                    f"allows at most {profile.thumbnail_max_bytes}",
-                ))
+                problems.append(
+                    Problem(
+                        f"{p}.media.mediaFileSize",
+                        f"media is {m.file_size} bytes; profile {profile.name!r} allows at most {limit}",
+                    )
+                )
+            if m.thumbnail_file_size is not None and m.thumbnail_file_size > profile.thumbnail_max_bytes:
+                problems.append(
+                    Problem(
+                        f"{p}.media.thumbnailFileSize",
+                        f"thumbnail is {m.thumbnail_file_size} bytes; profile {profile.name!r} "
+                        f"allows at most {profile.thumbnail_max_bytes}",
+                    )
+                )
     if len(msg.chips) > profile.chips_max:
-        problems.append(Problem(
-            "$.suggestions",
-            f"{len(msg.chips)} chips; profile {profile.name!r} allows at most {profile.chips_max}",
-        ))
+        problems.append(
+            Problem(
+                "$.suggestions",
+                f"{len(msg.chips)} chips; profile {profile.name!r} allows at most {profile.chips_max}",
+            )
+        )
     for j, s in enumerate(msg.chips):
         _check_suggestion(problems, f"$.suggestions[{j}]", s, profile)
     return problems
 
 
 # ---- schema validation ---------------------------------------------------------------------
+
 
 def load_schema(name: str) -> dict[str, Any]:
     text = resources.files("renderer.schemas").joinpath(name).read_text("utf-8")
@@ -215,20 +232,26 @@ def _validators() -> tuple[jsonschema_rs.Validator, jsonschema_rs.Validator]:
     msg = load_schema("botmessage.schema.json")
     registry = jsonschema_rs.Registry([(sugg["$id"], sugg)])
     return (
-        jsonschema_rs.Draft202012Validator(msg, registry=registry, offline=True,
-                                           validate_formats=True),
+        jsonschema_rs.Draft202012Validator(msg, registry=registry, offline=True, validate_formats=True),
         jsonschema_rs.Draft202012Validator(sugg, offline=True, validate_formats=True),
     )
 
 
 def schema_problems(payload: RcsPayload) -> list[Problem]:
     msg_v, sugg_v = _validators()
-    problems = [Problem(json_path(e.instance_path), f"GSMA schema: {e.message}")
-                for e in msg_v.iter_errors(payload.message)] \
-        if not msg_v.is_valid(payload.message) else []
+    problems = (
+        [
+            Problem(json_path(e.instance_path), f"GSMA schema: {e.message}")
+            for e in msg_v.iter_errors(payload.message)
+        ]
+        if not msg_v.is_valid(payload.message)
+        else []
+    )
     if payload.chips is not None and not sugg_v.is_valid(payload.chips):
-        problems += [Problem(json_path(e.instance_path), f"GSMA schema: {e.message}")
-                     for e in sugg_v.iter_errors(payload.chips)]
+        problems += [
+            Problem(json_path(e.instance_path), f"GSMA schema: {e.message}")
+            for e in sugg_v.iter_errors(payload.chips)
+        ]
     return problems
 
 

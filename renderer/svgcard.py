@@ -122,8 +122,11 @@ def _check_ref(ref: str, file: str, roots: tuple[Path, ...]) -> None:
     if _DATA_IMAGE.match(ref):
         return
     if resolve_relative(ref.split("#", 1)[0], roots) is None:
-        raise _refuse(file, f"refused reference {ref[:80]!r}: only #fragments, data:image URIs and "
-                      "files in the template folder or assets/ may be used")
+        raise _refuse(
+            file,
+            f"refused reference {ref[:80]!r}: only #fragments, data:image URIs and "
+            "files in the template folder or assets/ may be used",
+        )
 
 
 def _length(value: str | None) -> float | None:
@@ -143,8 +146,10 @@ def check_svg(svg: str, file: str, roots: tuple[Path, ...]) -> tuple[float, floa
         root = ET.fromstring(svg)
     except ET.ParseError as exc:
         line = exc.position[0] if exc.position else None
-        raise TemplateInvalid(f"{file}: rendered SVG is not well-formed XML: {exc}",
-                              [Problem("$", f"not well-formed XML: {exc}", file, line)]) from None
+        raise TemplateInvalid(
+            f"{file}: rendered SVG is not well-formed XML: {exc}",
+            [Problem("$", f"not well-formed XML: {exc}", file, line)],
+        ) from None
     if _local(root.tag) != "svg":
         raise _refuse(file, "the root element must be <svg>")
     ids: dict[str, ET.Element] = {}
@@ -162,8 +167,11 @@ def check_svg(svg: str, file: str, roots: tuple[Path, ...]) -> tuple[float, floa
         for key in ("href", XLINK):
             if key in el.attrib:
                 _check_ref(el.attrib[key], file, roots)
-        for text in (el.attrib.get("style"), el.text if _local(el.tag) == "style" else None,
-                     *(v for k, v in el.attrib.items() if "url(" in v)):
+        for text in (
+            el.attrib.get("style"),
+            el.text if _local(el.tag) == "style" else None,
+            *(v for k, v in el.attrib.items() if "url(" in v),
+        ):
             for m in _CSS_URL.finditer(text or ""):
                 _check_ref(m.group(1) or m.group(2), file, roots)
         stack.extend((child, depth + 1) for child in el)
@@ -272,12 +280,14 @@ def _compiled(path: str, mtime_ns: int, size: int) -> Any:
     return env.from_string(source)
 
 
-def _wrap_for_svg(text: Any, size: float = 14, width: float = 300, lines: int = 3,
-                  weight: str = "regular") -> list[str]:
+def _wrap_for_svg(
+    text: Any, size: float = 14, width: float = 300, lines: int = 3, weight: str = "regular"
+) -> list[str]:
     """`wrap(text, size, width, lines)` for designers: SVG has no line wrapping of its own."""
     f = face(max(6, min(200, round(float(size)))), "bold" if weight == "bold" else "regular")
-    return list(wrap(str(text or ""), f, max(10.0, min(4000.0, float(width))),
-                     max(1, min(50, int(lines)))).lines)
+    return list(
+        wrap(str(text or ""), f, max(10.0, min(4000.0, float(width))), max(1, min(50, int(lines)))).lines
+    )
 
 
 def svg_context(message: Message, width: int, data: dict[str, Any] | None) -> dict[str, Any]:
@@ -292,8 +302,12 @@ def svg_context(message: Message, width: int, data: dict[str, Any] | None) -> di
     cards = [card(c) for c in message.cards]
     return {
         "width": width,
-        "brand": {"name": message.brand.name, "signature": message.brand.signature,
-                  "color": message.brand.color, "logo": message.brand.logo},
+        "brand": {
+            "name": message.brand.name,
+            "signature": message.brand.signature,
+            "color": message.brand.color,
+            "logo": message.brand.logo,
+        },
         "card": cards[0] if cards else {},
         "cards": cards,
         "chips": [{"kind": s.kind, "text": s.text} for s in message.chips],
@@ -311,14 +325,16 @@ def render_svg_source(template_path: Path, context: dict[str, Any], file: str) -
         tmpl = _compiled(str(template_path), st.st_mtime_ns, st.st_size)
         return str(tmpl.render(context))
     except TemplateSyntaxError as exc:
-        raise TemplateInvalid(f"{file}:{exc.lineno}: {exc.message}",
-                              [Problem("$", str(exc.message), file, exc.lineno)]) from None
+        raise TemplateInvalid(
+            f"{file}:{exc.lineno}: {exc.message}", [Problem("$", str(exc.message), file, exc.lineno)]
+        ) from None
     except (TemplateError, OverflowError, TypeError, ValueError) as exc:
         raise TemplateInvalid(f"{file}: {exc}", [Problem("$", str(exc)[:240], file)]) from None
 
 
-def render_svg_template(message: Message, ctx: MediaContext, width: int,
-                        data: dict[str, Any] | None = None) -> Image.Image:
+def render_svg_template(
+    message: Message, ctx: MediaContext, width: int, data: dict[str, Any] | None = None
+) -> Image.Image:
     """Render the template folder's card.svg.j2 to an RGB image `width` px wide."""
     assert ctx.template_dir is not None
     file = f"{ctx.template_dir.name}/{SVG_TEMPLATE}"
@@ -332,21 +348,28 @@ def render_svg(svg: str, ctx: MediaContext, width: int, file: str = SVG_TEMPLATE
     w, h = check_svg(svg, file, roots)
     out_h = round(width * h / w)
     if out_h > MAX_HEIGHT or out_h < 1:
-        raise _refuse(file, f"at {width} px wide the picture would be {out_h} px tall "
-                      f"(at most {MAX_HEIGHT})")
+        raise _refuse(file, f"at {width} px wide the picture would be {out_h} px tall (at most {MAX_HEIGHT})")
     use_project_fonts()
     from cairosvg.surface import PNGSurface  # late: loads cairo, the built-in layout never needs it
 
     base = (ctx.template_dir or ctx.assets_dir or Path.cwd()).resolve()
     try:
-        png = PNGSurface.convert(bytestring=svg.encode(), url=f"{base}/",
-                               output_width=width, output_height=out_h, unsafe=False,
-                               url_fetcher=make_fetcher(roots, base), background_color="white")
+        png = PNGSurface.convert(
+            bytestring=svg.encode(),
+            url=f"{base}/",
+            output_width=width,
+            output_height=out_h,
+            unsafe=False,
+            url_fetcher=make_fetcher(roots, base),
+            background_color="white",
+        )
     except FileRefused as exc:
         raise _refuse(file, str(exc)) from None
     except Exception as exc:  # cairosvg on odd-but-safe input: the template's fault, not a 500
-        raise TemplateInvalid(f"{file}: SVG could not be drawn: {exc}",
-                              [Problem("$", f"SVG could not be drawn: {exc}"[:240], file)]) from None
+        raise TemplateInvalid(
+            f"{file}: SVG could not be drawn: {exc}",
+            [Problem("$", f"SVG could not be drawn: {exc}"[:240], file)],
+        ) from None
     im = Image.open(io.BytesIO(png))
     im.load()
     return im.convert("RGB")

@@ -110,20 +110,20 @@ class CardTemplate:
         self.schema = _load_json(folder / "schema.json", self.files["schema.json"])
         self.sample = _load_json(folder / "sample.json", self.files["sample.json"])
         self._check_schema()
-        self._validator = jsonschema_rs.Draft202012Validator(
-            self.schema, validate_formats=True, offline=True
-        )
+        self._validator = jsonschema_rs.Draft202012Validator(self.schema, validate_formats=True, offline=True)
         card_src = load_yaml(folder / "card.yaml", self.files["card.yaml"])
         self.spec: CardSpec = compile_card_spec(env, card_src, self.files["card.yaml"])
         mfile = self.files["manifest.yaml"]
         brand = self.manifest.brand
-        self._brand_sig = Field(env, self._manifest_src["brand"]["signature"], mfile,
-                                "brand.signature")
+        self._brand_sig = Field(env, self._manifest_src["brand"]["signature"], mfile, "brand.signature")
         self._brand_name = Field(env, self._manifest_src["brand"]["name"], mfile, "brand.name")
         self._brand_static = (brand.get("color", "#1F6FEB"), brand.get("logo"))
         legacy_src = self._manifest_src.get("legacy") or {}
-        self._legacy = {ch: Field(env, legacy_src[ch], mfile, f"legacy.{ch}")
-                        for ch in LEGACY_CHANNELS if ch in legacy_src}
+        self._legacy = {
+            ch: Field(env, legacy_src[ch], mfile, f"legacy.{ch}")
+            for ch in LEGACY_CHANNELS
+            if ch in legacy_src
+        }
         self._env = env
         self.version = self._digest()
 
@@ -140,8 +140,11 @@ class CardTemplate:
         if src["name"] != self.name:
             raise TemplateInvalid(
                 f"{file}: name {src['name']!r} must match the folder name {self.name!r}",
-                [Problem("$.name", f"must equal the folder name {self.name!r}", file,
-                         line_of(src["name"], 1))],
+                [
+                    Problem(
+                        "$.name", f"must equal the folder name {self.name!r}", file, line_of(src["name"], 1)
+                    )
+                ],
             )
         return Manifest(
             name=str(src["name"]),
@@ -165,7 +168,7 @@ class CardTemplate:
             ) from None
         if self.schema.get("type") != "object":
             raise TemplateInvalid(
-                f"{file}: the data schema must have \"type\": \"object\"",
+                f'{file}: the data schema must have "type": "object"',
                 [Problem("$.type", 'must be "object"', file)],
             )
 
@@ -285,8 +288,9 @@ def _display(folder: Path, root: Path) -> str:
 def _load_json(path: Path, display: str) -> Any:
     raw = path.read_bytes()
     if len(raw) > MAX_JSON_BYTES:
-        raise TemplateInvalid(f"{display}: larger than {MAX_JSON_BYTES} bytes",
-                              [Problem("", "file too large", display, 1)])
+        raise TemplateInvalid(
+            f"{display}: larger than {MAX_JSON_BYTES} bytes", [Problem("", "file too large", display, 1)]
+        )
     try:
         return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -297,8 +301,9 @@ def _load_json(path: Path, display: str) -> Any:
             [Problem("", f"JSON syntax: {exc.msg} (column {exc.colno})", display, exc.lineno)],
         ) from None
     except RecursionError:
-        raise TemplateInvalid(f"{display}: nested too deeply",
-                              [Problem("", "nested too deeply", display, 1)]) from None
+        raise TemplateInvalid(
+            f"{display}: nested too deeply", [Problem("", "nested too deeply", display, 1)]
+        ) from None
 
 
 @dataclass(slots=True)
@@ -324,18 +329,21 @@ class TemplateStore:
         if not self.root.is_dir():
             return []
         return sorted(
-            p.name for p in self.root.iterdir()
+            p.name
+            for p in self.root.iterdir()
             if p.is_dir() and NAME_RE.match(p.name) and (p / "manifest.yaml").is_file()
         )
 
     def folder(self, name: str) -> Path:
         if not NAME_RE.match(name):
-            raise TemplateNotFound(f"no template named {name!r}",
-                                   [Problem("name", "not a valid template name")])
+            raise TemplateNotFound(
+                f"no template named {name!r}", [Problem("name", "not a valid template name")]
+            )
         folder = self.root / name
         if not (folder / "manifest.yaml").is_file():
-            raise TemplateNotFound(f"no template named {name!r}",
-                                   [Problem("name", f"unknown template {name!r}")])
+            raise TemplateNotFound(
+                f"no template named {name!r}", [Problem("name", f"unknown template {name!r}")]
+            )
         return folder
 
     def get(self, name: str) -> CardTemplate:

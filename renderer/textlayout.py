@@ -20,10 +20,7 @@ from dataclasses import dataclass
 from .fonts import Face
 
 # Closing punctuation, small kana-like marks and separators that must not start a line.
-NO_START = frozenset(
-    "，。、．,.：:；;！!？?）)」』】〕〉》〗｝}］]”’\"'…‥—～·・%％‰℃°"
-    "ー々〻ゝゞヽヾ"
-)
+NO_START = frozenset("，。、．,.：:；;！!？?）)」』】〕〉》〗｝}］]”’\"'…‥—～·・%％‰℃°ー々〻ゝゞヽヾ")
 # Opening punctuation that must not end a line.
 NO_END = frozenset("（(「『【〔〈《〖｛{［[“‘¥￥$＄#＃")
 
@@ -91,7 +88,7 @@ def _wrap_paragraph(paragraph: str, face: Face, max_width: float) -> list[str]:
             pieces = _split_long(tok, face, max_width - width) if width < max_width else []
             if pieces and face.width(pieces[0]) <= max_width - width:
                 line.append(pieces[0])
-                rest = tok[len(pieces[0]):]
+                rest = tok[len(pieces[0]) :]
             else:
                 rest = tok
             lines.append(line)

@@ -155,8 +155,9 @@ def build_slides(message: Message, ctx: MediaContext, size: tuple[int, int]) -> 
             draw_logo(bg, message.brand, corner, round(44 * s), ctx)
         band, fade = _band(message, card, size)
         mask = Image.linear_gradient("L").resize((w, fade), Image.Resampling.BILINEAR)
-        slides.append(Slide(bg, band, mask, band.crop((0, fade, w, band.height)).tobytes(),
-                            h - band.height, fade))
+        slides.append(
+            Slide(bg, band, mask, band.crop((0, fade, w, band.height)).tobytes(), h - band.height, fade)
+        )
     return slides
 
 
@@ -188,8 +189,9 @@ def frame_image(slide: Slide, t: float, size: tuple[int, int], index: int) -> Im
     return Image.frombytes("RGB", size, frame_bytes(slide, t, size, index))
 
 
-def frames(slides: list[Slide], size: tuple[int, int], seconds: float, fps: int,
-           transition: float) -> Iterator[bytes]:
+def frames(
+    slides: list[Slide], size: tuple[int, int], seconds: float, fps: int, transition: float
+) -> Iterator[bytes]:
     """Every frame of the video as raw RGB: each slide for an equal share, cross-faded into
     the next over `transition` seconds."""
     total = max(1, round(seconds * fps))
@@ -216,8 +218,14 @@ def frames(slides: list[Slide], size: tuple[int, int], seconds: float, fps: int,
 
 
 # -- encoding ----------------------------------------------------------------------------------
-def encode_command(out: Path, size: tuple[int, int], fps: int, opts: VideoOptions,
-                   bitrate: int | None = None, source: Path | None = None) -> list[str]:
+def encode_command(
+    out: Path,
+    size: tuple[int, int],
+    fps: int,
+    opts: VideoOptions,
+    bitrate: int | None = None,
+    source: Path | None = None,
+) -> list[str]:
     """The ffmpeg argv: raw RGB frames on stdin (or an earlier encode, for a re-encode)."""
     w, h = size
     if source is None:
@@ -225,8 +233,13 @@ def encode_command(out: Path, size: tuple[int, int], fps: int, opts: VideoOption
     else:
         stream = ffmpeg.input(str(source))
     kwargs: dict[str, object] = {
-        "vcodec": "libx264", "pix_fmt": "yuv420p", "preset": opts.preset, "movflags": "+faststart",
-        "profile:v": "high", "r": fps, "an": None,
+        "vcodec": "libx264",
+        "pix_fmt": "yuv420p",
+        "preset": opts.preset,
+        "movflags": "+faststart",
+        "profile:v": "high",
+        "r": fps,
+        "an": None,
     }
     if bitrate is None:
         kwargs["crf"] = opts.crf
@@ -249,12 +262,19 @@ def _widen_pipe(stdin: asyncio.StreamWriter) -> None:
             return
 
 
-async def _run(argv: list[str], feed: Iterator[bytes] | None,
-               on_frame: Callable[[int], None] | None, cancelled: Callable[[], bool] | None) -> None:
+async def _run(
+    argv: list[str],
+    feed: Iterator[bytes] | None,
+    on_frame: Callable[[int], None] | None,
+    cancelled: Callable[[], bool] | None,
+) -> None:
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.PIPE if feed is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+            *argv,
+            stdin=asyncio.subprocess.PIPE if feed is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
     except OSError as exc:
         raise VideoFailed(f"cannot start ffmpeg {argv[0]!r}: {exc.strerror or exc}") from None
     assert proc.stderr is not None
@@ -279,8 +299,9 @@ async def _run(argv: list[str], feed: Iterator[bytes] | None,
             proc.kill()
             await proc.wait()
         if isinstance(exc, BrokenPipeError | ConnectionResetError):
-            raise VideoFailed("ffmpeg stopped reading: " + (await err_task).decode(errors="replace")[-400:]) \
-                from None
+            raise VideoFailed(
+                "ffmpeg stopped reading: " + (await err_task).decode(errors="replace")[-400:]
+            ) from None
         err_task.cancel()
         raise
     err = (await err_task).decode(errors="replace")
@@ -288,9 +309,15 @@ async def _run(argv: list[str], feed: Iterator[bytes] | None,
         raise VideoFailed(f"ffmpeg exited {rc}: {err[-400:]}")
 
 
-async def render_video(message: Message, ctx: MediaContext, opts: VideoOptions, out: Path, *,
-                       progress: Callable[[float], None] | None = None,
-                       cancelled: Callable[[], bool] | None = None) -> VideoResult:
+async def render_video(
+    message: Message,
+    ctx: MediaContext,
+    opts: VideoOptions,
+    out: Path,
+    *,
+    progress: Callable[[float], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> VideoResult:
     """Draw and encode the video of `message` into `out`; `progress` gets 0..1 as frames go."""
     if not message.cards:
         raise ValueError("a message without cards has nothing to show")
@@ -329,15 +356,26 @@ async def render_video(message: Message, ctx: MediaContext, opts: VideoOptions, 
         raise
     if progress is not None:
         progress(1.0)
-    return VideoResult(out, out.stat().st_size, seconds, size[0], size[1], total, encodes,
-                       thumbnail(frame_image(slides[0], 0.0, size, 0)))
+    return VideoResult(
+        out,
+        out.stat().st_size,
+        seconds,
+        size[0],
+        size[1],
+        total,
+        encodes,
+        thumbnail(frame_image(slides[0], 0.0, size, 0)),
+    )
 
 
 def thumbnail(frame: Image.Image, width: int = 480, max_bytes: int = 200 * 1024) -> bytes:
     """A JPEG of the first frame for `thumbnailUrl`, under the RBM 200 KB thumbnail cap."""
     w, h = frame.size
-    im = frame.resize((min(width, w), round(h * min(width, w) / w)), Image.Resampling.BILINEAR) \
-        if w > width else frame
+    im = (
+        frame.resize((min(width, w), round(h * min(width, w) / w)), Image.Resampling.BILINEAR)
+        if w > width
+        else frame
+    )
     for q in (82, 70, 55, 40):
         buf = io.BytesIO()
         im.save(buf, "JPEG", quality=q)
@@ -346,8 +384,9 @@ def thumbnail(frame: Image.Image, width: int = 480, max_bytes: int = 200 * 1024)
     return buf.getvalue()
 
 
-def render_video_sync(message: Message, ctx: MediaContext, opts: VideoOptions, out: Path, **kw: object) -> \
-        VideoResult:
+def render_video_sync(
+    message: Message, ctx: MediaContext, opts: VideoOptions, out: Path, **kw: object
+) -> VideoResult:
     """`render_video` for a worker process or the CLI (runs its own event loop)."""
     return asyncio.run(render_video(message, ctx, opts, out, **kw))  # type: ignore[arg-type]
 

@@ -17,21 +17,30 @@ from renderer.legacy import (
     check_override,
     degrade,
     degrade_template,
-    parse_reply,
-    resolve_reply,
 )
 from renderer.model import Brand, Card, Message, Suggestion
+from renderer.replies import parse_reply, resolve_reply
 from tests.support.templates import TEMPLATES
 
 CHANNELS = ("ussd", "flash", "sms")
 STORE = TemplateStore(TEMPLATES, reload_interval=0)
 
 
-def _msg(*cards: Card, chips: tuple[Suggestion, ...] = (), signature: str = "顺丰速运",
-         overrides: dict[str, str] | None = None) -> Message:
-    return Message(kind="carousel" if len(cards) > 1 else "card", cards=cards,
-                   brand=Brand(signature=signature, name=signature), template="t", phase="hang-up",
-                   chips=chips, legacy_overrides=overrides or {})
+def _msg(
+    *cards: Card,
+    chips: tuple[Suggestion, ...] = (),
+    signature: str = "顺丰速运",
+    overrides: dict[str, str] | None = None,
+) -> Message:
+    return Message(
+        kind="carousel" if len(cards) > 1 else "card",
+        cards=cards,
+        brand=Brand(signature=signature, name=signature),
+        template="t",
+        phase="hang-up",
+        chips=chips,
+        legacy_overrides=overrides or {},
+    )
 
 
 def _reply(text: str, postback: str) -> Suggestion:
@@ -65,7 +74,8 @@ def test_every_template_degrades_to_every_channel_within_limits(name: str) -> No
         if not lt.override:
             assert lt.text.startswith(f"【{sig}】")
         assert list(lt.reply_map)[: len(message.all_suggestions)] == [
-            str(i) for i in range(1, len(message.all_suggestions) + 1)]
+            str(i) for i in range(1, len(message.all_suggestions) + 1)
+        ]
         for i, s in enumerate(message.all_suggestions, 1):
             assert lt.reply_map[str(i)] == s.postback
         shown = [r.key for r in lt.replies if r.shown]
@@ -116,9 +126,11 @@ def test_description_is_cut_with_an_ellipsis_on_a_character_boundary() -> None:
 
 
 def test_ascii_card_is_ucs2_because_of_the_signature_brackets() -> None:
-    card = Card(title="SF123",
-                description="Your parcel will arrive today between 14:00 and 18:00. " * 6,
-                suggestions=(_reply("Reschedule", "r"),))
+    card = Card(
+        title="SF123",
+        description="Your parcel will arrive today between 14:00 and 18:00. " * 6,
+        suggestions=(_reply("Reschedule", "r"),),
+    )
     lt = degrade(_msg(card, signature="SF"), "flash")
     # 【】 are not GSM-7: the sender-signature convention makes every generated text UCS-2
     assert lt.encoding == "UCS-2" and lt.dcs == 0x18
@@ -129,8 +141,7 @@ def test_ascii_card_is_ucs2_because_of_the_signature_brackets() -> None:
 
 
 def test_ascii_text_override_is_gsm7() -> None:
-    lt = degrade(_msg(Card(title="x"), overrides={"flash": "SF: parcel 123 arrives today. Reply 1"}),
-                 "flash")
+    lt = degrade(_msg(Card(title="x"), overrides={"flash": "SF: parcel 123 arrives today. Reply 1"}), "flash")
     assert lt.encoding == "GSM-7" and lt.dcs == 0x10 and lt.override
     assert lt.limit == 160
 
@@ -153,11 +164,17 @@ def test_buttons_alone_exceed_ussd() -> None:
 
 
 def test_opt_out_line_is_dropped_last() -> None:
-    cards = tuple(Card(title=f"商品{i} ¥{i}9.90", description="当季现摘，果园直发，坏果包赔",
-                       suggestions=(Suggestion("openUrl", "立即购买", f"buy:{i}",
-                                               url=f"https://shop.example.cn/p/{i}"),
-                                    _reply("了解详情", f"detail:{i}")))
-                  for i in range(1, 11))
+    cards = tuple(
+        Card(
+            title=f"商品{i} ¥{i}9.90",
+            description="当季现摘，果园直发，坏果包赔",
+            suggestions=(
+                Suggestion("openUrl", "立即购买", f"buy:{i}", url=f"https://shop.example.cn/p/{i}"),
+                _reply("了解详情", f"detail:{i}"),
+            ),
+        )
+        for i in range(1, 11)
+    )
     message = _msg(*cards, chips=(_reply("退订", "optout"),), signature="鲜果时光")
     for channel in ("ussd", "flash"):
         lt = degrade(message, channel)
@@ -232,13 +249,38 @@ def test_result_is_frozen_and_json() -> None:
     assert data["segments"][0]["userDataHex"] == "【顺丰速运】t\n回复1 a".encode("utf-16-be").hex().upper()
 
 
-@pytest.mark.parametrize(("text", "key"), [
-    ("1", "1"), ("１", "1"), (" 1 ", "1"), ("回复1", "1"), ("回1", "1"), ("回复：1", "1"),
-    ("回复 12", "12"), ("01", "1"), ("①", "1"), ("一", "1"), ("十二", "12"), ("二十一", "21"),
-    ("1。", "1"), ("【1】", "1"), ("\u30001\u3000", "1"), ("Reply 3", "3"), ("T", "T"), ("td", "T"),
-    ("回T", "T"), ("０", None), ("", None), ("abc", None), ("1 2", None), ("第1", None),
-    ("查询物流", None), ("1" * 50, None), ("1234", None),
-])
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("1", "1"),
+        ("１", "1"),
+        (" 1 ", "1"),
+        ("回复1", "1"),
+        ("回1", "1"),
+        ("回复：1", "1"),
+        ("回复 12", "12"),
+        ("01", "1"),
+        ("①", "1"),
+        ("一", "1"),
+        ("十二", "12"),
+        ("二十一", "21"),
+        ("1。", "1"),
+        ("【1】", "1"),
+        ("\u30001\u3000", "1"),
+        ("Reply 3", "3"),
+        ("T", "T"),
+        ("td", "T"),
+        ("回T", "T"),
+        ("０", None),
+        ("", None),
+        ("abc", None),
+        ("1 2", None),
+        ("第1", None),
+        ("查询物流", None),
+        ("1" * 50, None),
+        ("1234", None),
+    ],
+)
 def test_parse_reply(text: str, key: str | None) -> None:
     assert parse_reply(text) == key
 
@@ -260,8 +302,9 @@ def _add_override(root: Path, name: str, channel: str, text: str) -> int:
 
 
 def test_lint_reports_an_override_that_does_not_fit(scratch_templates: Path) -> None:
-    line = _add_override(scratch_templates, "staff-card", "flash",
-                         "【{{ company.short_name }}】" + "您好" * 40)
+    line = _add_override(
+        scratch_templates, "staff-card", "flash", "【{{ company.short_name }}】" + "您好" * 40
+    )
     _add_override(scratch_templates, "bank-identity", "ussd", "【招商银行】{{ customer_title }}，请回电")
     store = TemplateStore(scratch_templates, reload_interval=0)
     problems = lint_templates(store, None, DEFAULT)
@@ -281,8 +324,9 @@ def test_cli_targets(capsys: pytest.CaptureFixture[str]) -> None:
     assert "segment 2:" in out and "UDH 050003" in out and "T → ad:optout" in out
 
 
-def test_cli_reports_override_at_manifest_line(scratch_templates: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_reports_override_at_manifest_line(
+    scratch_templates: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     line = _add_override(scratch_templates, "courier-hangup", "ussd", "字" * 81)
     rc = cli_main(["--templates", str(scratch_templates), "render", "courier-hangup", "--to", "ussd"])
     assert rc == 1
@@ -293,27 +337,45 @@ def test_cli_reports_override_at_manifest_line(scratch_templates: Path,
 def test_button_kinds_become_links_numbers_or_replies() -> None:
     buttons = (
         Suggestion("showLocation", "查看网点", "map", latitude=39.9, longitude=116.4, label="朝阳网点"),
-        Suggestion("showLocation", "地图", "map2", latitude=39.9, longitude=116.4,
-                   url="https://map.example.cn/p/1"),
-        Suggestion("createCalendarEvent", "加入日历", "cal", start="2026-12-01T09:00:00+08:00",
-                   end="2026-12-01T10:00:00+08:00", title="接种"),
+        Suggestion(
+            "showLocation", "地图", "map2", latitude=39.9, longitude=116.4, url="https://map.example.cn/p/1"
+        ),
+        Suggestion(
+            "createCalendarEvent",
+            "加入日历",
+            "cal",
+            start="2026-12-01T09:00:00+08:00",
+            end="2026-12-01T10:00:00+08:00",
+            title="接种",
+        ),
         Suggestion("composeTextMessage", "发短信", "sms", phone="13957112345", message="您好"),
         Suggestion("dial", "拨打", "call", phone="95338"),
     )
     lt = degrade(_msg(Card(title="网点", suggestions=buttons)), "sms")
     assert lt.text.splitlines()[1:] == [
-        "回复1 查看网点", "地图：https://map.example.cn/p/1", "回复3 加入日历",
-        "发短信：13957112345", "拨打：95338"]
-    assert [r.value for r in lt.replies] == [None, "https://map.example.cn/p/1", None,
-                                            "13957112345", "95338"]
+        "回复1 查看网点",
+        "地图：https://map.example.cn/p/1",
+        "回复3 加入日历",
+        "发短信：13957112345",
+        "拨打：95338",
+    ]
+    assert [r.value for r in lt.replies] == [None, "https://map.example.cn/p/1", None, "13957112345", "95338"]
 
 
 def test_carousel_card_without_title_is_listed_by_its_description() -> None:
-    cards = (Card(description="第一张说明\n第二行", suggestions=(_reply("选我", "a"),)),
-             Card(title="第二张", description="说明二", suggestions=(_reply("选它", "b"),)))
+    cards = (
+        Card(description="第一张说明\n第二行", suggestions=(_reply("选我", "a"),)),
+        Card(title="第二张", description="说明二", suggestions=(_reply("选它", "b"),)),
+    )
     lt = degrade(_msg(*cards), "flash")
-    assert lt.text.splitlines() == ["【顺丰速运】", "第一张说明", "回复1 选我", "第二张", "说明二",
-                                    "回复2 选它"]
+    assert lt.text.splitlines() == [
+        "【顺丰速运】",
+        "第一张说明",
+        "回复1 选我",
+        "第二张",
+        "说明二",
+        "回复2 选它",
+    ]
 
 
 def _random_message(rng: random.Random) -> Message:
@@ -324,15 +386,28 @@ def _random_message(rng: random.Random) -> Message:
         return "".join(rng.choice(pool) for _ in range(rng.randrange(lo, hi)))
 
     def suggestion(i: int) -> Suggestion:
-        kind = rng.choice(["reply", "openUrl", "dial", "showLocation", "createCalendarEvent",
-                           "composeTextMessage"])
-        return Suggestion(kind, text(0, 26), f"pb:{i}", url="https://x.example.cn/" + text(0, 60),
-                          phone="1380013" + str(rng.randrange(10000)), latitude=1.0, longitude=2.0)
+        kind = rng.choice(
+            ["reply", "openUrl", "dial", "showLocation", "createCalendarEvent", "composeTextMessage"]
+        )
+        return Suggestion(
+            kind,
+            text(0, 26),
+            f"pb:{i}",
+            url="https://x.example.cn/" + text(0, 60),
+            phone="1380013" + str(rng.randrange(10000)),
+            latitude=1.0,
+            longitude=2.0,
+        )
 
     n_cards = rng.choice([1, 1, 2, 5, 10])
-    cards = tuple(Card(title=text(0, 60) or None, description=text(0, 400) or None,
-                       suggestions=tuple(suggestion(c * 10 + i) for i in range(rng.randrange(0, 5))))
-                  for c in range(n_cards))
+    cards = tuple(
+        Card(
+            title=text(0, 60) or None,
+            description=text(0, 400) or None,
+            suggestions=tuple(suggestion(c * 10 + i) for i in range(rng.randrange(0, 5))),
+        )
+        for c in range(n_cards)
+    )
     chips = tuple(suggestion(100 + i) for i in range(rng.randrange(0, 12)))
     return _msg(*cards, chips=chips, signature=text(1, 40).strip() or "签名")
 

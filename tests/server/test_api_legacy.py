@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from mingpian.app import create_app
 from mingpian.settings import Settings
 from renderer import gsm
-from renderer.legacy import resolve_reply
+from renderer.replies import resolve_reply
 from tests.support.client import ClientFactory
 from tests.support.templates import TEMPLATES
 
@@ -38,8 +38,9 @@ async def test_every_template_renders_to_each_legacy_format(client: Client, fmt:
     schema = await _doc_schema(client, "200")
     legacy_only = {"$ref": "#/components/schemas/LegacyRender", "components": schema["components"]}
     for name in NAMES:
-        resp = await client.post(f"/api/templates/{name}/render?format={fmt}",
-                                 json=await _sample(client, name))
+        resp = await client.post(
+            f"/api/templates/{name}/render?format={fmt}", json=await _sample(client, name)
+        )
         assert resp.status == 200, (name, await resp.text())
         body = await resp.json()
         jsonschema.validate(body, schema)
@@ -56,8 +57,9 @@ async def test_every_template_renders_to_each_legacy_format(client: Client, fmt:
 
 
 async def test_flash_courier_body(client: Client) -> None:
-    resp = await client.post("/api/templates/courier-hangup/render?format=flash",
-                             json=await _sample(client, "courier-hangup"))
+    resp = await client.post(
+        "/api/templates/courier-hangup/render?format=flash", json=await _sample(client, "courier-hangup")
+    )
     body = await resp.json()
     assert body["text"].startswith("【顺丰速运】您的快递派送中")
     assert body["encoding"] == "UCS-2" and body["dcs"] == 0x18 and body["dcsHex"] == "18"
@@ -70,8 +72,9 @@ async def test_flash_courier_body(client: Client) -> None:
 
 
 async def test_sms_reports_several_segments_with_udh(client: Client) -> None:
-    resp = await client.post("/api/templates/ad-carousel/render?format=sms",
-                             json=await _sample(client, "ad-carousel"))
+    resp = await client.post(
+        "/api/templates/ad-carousel/render?format=sms", json=await _sample(client, "ad-carousel")
+    )
     body = await resp.json()
     n = body["segmentCount"]
     assert n > 1
@@ -84,8 +87,10 @@ async def test_sms_reports_several_segments_with_udh(client: Client) -> None:
 
 
 async def test_profile_is_reported(client: Client) -> None:
-    resp = await client.post("/api/templates/staff-card/render?format=ussd&profile=china-mobile",
-                             json=await _sample(client, "staff-card"))
+    resp = await client.post(
+        "/api/templates/staff-card/render?format=ussd&profile=china-mobile",
+        json=await _sample(client, "staff-card"),
+    )
     assert resp.status == 200
     assert (await resp.json())["profile"] == "china-mobile"
 
@@ -128,13 +133,18 @@ def _with_overrides(root: Path, **texts: str) -> Path:
     return manifest
 
 
-async def test_override_is_used_and_checked(aiohttp_client: ClientFactory, scratch_templates: Path,
-                                            tmp_path: Path) -> None:
-    manifest = _with_overrides(scratch_templates, flash="【顺丰速运】{{ waybill }}派送中，回复1查物流",
-                               ussd="【顺丰速运】" + "很长的文字" * 20)
+async def test_override_is_used_and_checked(
+    aiohttp_client: ClientFactory, scratch_templates: Path, tmp_path: Path
+) -> None:
+    manifest = _with_overrides(
+        scratch_templates,
+        flash="【顺丰速运】{{ waybill }}派送中，回复1查物流",
+        ussd="【顺丰速运】" + "很长的文字" * 20,
+    )
     line = len(manifest.read_text("utf-8").splitlines())  # ussd is the last line
-    settings = Settings(template_dir=scratch_templates, data_dir=tmp_path / "var", reload_interval=0.0,
-                        log_format="text")
+    settings = Settings(
+        template_dir=scratch_templates, data_dir=tmp_path / "var", reload_interval=0.0, log_format="text"
+    )
     client = await aiohttp_client(create_app(settings))
     sample = await _sample(client, "courier-hangup")
     r = await client.post("/api/templates/courier-hangup/render?format=flash", json=sample)
