@@ -19,6 +19,7 @@ run: install
 
 test: install system-deps
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 system-deps:

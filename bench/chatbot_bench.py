@@ -45,18 +45,32 @@ TARGET = 2000.0
 
 # ---- load generator (runs in a child process) -------------------------------------------------
 
+
 def _body(prefix: str, i: int, distinct: bool = False) -> bytes:
     mid = f"{prefix}-{i}"
     waybill = f"SF{i:013d}" if distinct else "SF1234567890123"
-    tap = json.dumps({"response": {"reply": {"displayText": "查询物流",
-                                             "postback": {"data": f"track:{waybill}"}}}},
-                     ensure_ascii=False)
-    return json.dumps({
-        "messageId": mid, "dateTime": "2026-11-25T10:00:00.000+08:00",
-        "senderAddress": f"tel:+86138{i % 5000:08d}", "destinationAddress": CHATBOT,
-        "conversationId": f"conv-{i % 5000}", "contributionId": f"c-{mid}",
-        "messageList": [{"contentType": "application/vnd.gsma.botsuggestion.response.v1.0+json",
-                         "contentEncoding": "utf8", "contentText": tap}]}, ensure_ascii=False).encode()
+    tap = json.dumps(
+        {"response": {"reply": {"displayText": "查询物流", "postback": {"data": f"track:{waybill}"}}}},
+        ensure_ascii=False,
+    )
+    return json.dumps(
+        {
+            "messageId": mid,
+            "dateTime": "2026-11-25T10:00:00.000+08:00",
+            "senderAddress": f"tel:+86138{i % 5000:08d}",
+            "destinationAddress": CHATBOT,
+            "conversationId": f"conv-{i % 5000}",
+            "contributionId": f"c-{mid}",
+            "messageList": [
+                {
+                    "contentType": "application/vnd.gsma.botsuggestion.response.v1.0+json",
+                    "contentEncoding": "utf8",
+                    "contentText": tap,
+                }
+            ],
+        },
+        ensure_ascii=False,
+    ).encode()
 
 
 async def _generate(a: argparse.Namespace) -> dict[str, Any]:
@@ -71,12 +85,12 @@ async def _generate(a: argparse.Namespace) -> dict[str, Any]:
     # scheduled start), so an overload is not made worse by a storm of new connections.
     conn = aiohttp.TCPConnector(limit=a.concurrency if a.mode == "closed" else 64)
     async with aiohttp.ClientSession(connector=conn) as session:
+
         async def one(i: int, start: float) -> None:
             nonlocal errors
             try:
                 if webhook:
-                    async with session.post(a.url, data=_body(a.prefix, i, a.distinct),
-                                            headers=headers) as r:
+                    async with session.post(a.url, data=_body(a.prefix, i, a.distinct), headers=headers) as r:
                         await r.read()
                         ok = r.status == 200
                 else:
@@ -96,9 +110,11 @@ async def _generate(a: argparse.Namespace) -> dict[str, Any]:
         t0 = time.perf_counter()
         end = t0 + a.seconds
         if a.mode == "closed":
+
             async def worker() -> None:
                 while time.perf_counter() < end:
                     await one(next(counter), time.perf_counter())
+
             await asyncio.gather(*(worker() for _ in range(a.concurrency)))
         else:
             tasks = set()
@@ -114,11 +130,21 @@ async def _generate(a: argparse.Namespace) -> dict[str, Any]:
             await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - t0
     lat.sort()
+
     def pct(p: float) -> float:
         return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else float("nan")
-    return {"ok": len(lat), "errors": errors, "seconds": elapsed, "rps": len(lat) / elapsed,
-            "p50": pct(0.50), "p99": pct(0.99), "max": lat[-1] * 1000 if lat else float("nan"),
-            "acked": acked, "worst": sorted(worst, reverse=True)[:5]}
+
+    return {
+        "ok": len(lat),
+        "errors": errors,
+        "seconds": elapsed,
+        "rps": len(lat) / elapsed,
+        "p50": pct(0.50),
+        "p99": pct(0.99),
+        "max": lat[-1] * 1000 if lat else float("nan"),
+        "acked": acked,
+        "worst": sorted(worst, reverse=True)[:5],
+    }
 
 
 def generator_main(argv: list[str]) -> None:
@@ -137,7 +163,6 @@ def generator_main(argv: list[str]) -> None:
 
 
 # ---- orchestration ------------------------------------------------------------------------
-
 
 
 # --pin: the server gets one CPU to itself and the load side (generator, simulator, redis-server)
@@ -160,13 +185,37 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def run_generator(tmp: Path, url: str, mode: str, seconds: float, prefix: str,
-                        concurrency: int = 32, rate: float = 0, distinct: bool = False) -> dict[str, Any]:
+async def run_generator(
+    tmp: Path,
+    url: str,
+    mode: str,
+    seconds: float,
+    prefix: str,
+    concurrency: int = 32,
+    rate: float = 0,
+    distinct: bool = False,
+) -> dict[str, Any]:
     out = tmp / f"gen-{prefix}.json"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--generator", "--url", url, "--mode", mode, "--seconds", str(seconds),
-        "--concurrency", str(concurrency), "--rate", str(rate), "--prefix", prefix, "--out", str(out),
-        *(["--distinct"] if distinct else []))
+        sys.executable,
+        __file__,
+        "--generator",
+        "--url",
+        url,
+        "--mode",
+        mode,
+        "--seconds",
+        str(seconds),
+        "--concurrency",
+        str(concurrency),
+        "--rate",
+        str(rate),
+        "--prefix",
+        prefix,
+        "--out",
+        str(out),
+        *(["--distinct"] if distinct else []),
+    )
     pin(proc.pid, LOAD_CPUS)
     await proc.wait()
     return json.loads(out.read_text())
@@ -181,22 +230,41 @@ async def drain(sim: Simulator, prefix: str, acked: list[int], timeout: float = 
         await asyncio.sleep(0.05)
     mine = {k: v for k, v in sim.replies_to.items() if k.startswith(f"c-{prefix}-")}
     dups = sum(len(v) - 1 for v in mine.values() if len(v) > 1)
-    return {"lost": len(want - mine.keys()), "duplicates": dups,
-            "replies": sum(len(v) for v in mine.values()), "drain_s": time.perf_counter() - t0}
+    return {
+        "lost": len(want - mine.keys()),
+        "duplicates": dups,
+        "replies": sum(len(v) for v in mine.values()),
+        "drain_s": time.perf_counter() - t0,
+    }
 
 
-async def bench_store(store: str, sim: Simulator, sim_port: int, tmp: Path, a: argparse.Namespace,
-                      redis_url: str = "") -> None:
+async def bench_store(
+    store: str, sim: Simulator, sim_port: int, tmp: Path, a: argparse.Namespace, redis_url: str = ""
+) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")}
-    env.update({"MINGPIAN_PORT": str(port), "MINGPIAN_DATA_DIR": str(tmp / f"var-{store}"),
-                "MINGPIAN_STORE": store, "MINGPIAN_REDIS_URL": redis_url, "MINGPIAN_LOG_LEVEL": "WARNING",
-                "MINGPIAN_MAAP_URL": f"http://127.0.0.1:{sim_port}", "MINGPIAN_MAAP_APP_ID": sim.app_id,
-                "MINGPIAN_MAAP_APP_KEY": sim.app_key, "MINGPIAN_WEBHOOK_BEARER": BEARER,
-                "MINGPIAN_OUTBOX_CONCURRENCY": "128"})
+    env.update(
+        {
+            "MINGPIAN_PORT": str(port),
+            "MINGPIAN_DATA_DIR": str(tmp / f"var-{store}"),
+            "MINGPIAN_STORE": store,
+            "MINGPIAN_REDIS_URL": redis_url,
+            "MINGPIAN_LOG_LEVEL": "WARNING",
+            "MINGPIAN_MAAP_URL": f"http://127.0.0.1:{sim_port}",
+            "MINGPIAN_MAAP_APP_ID": sim.app_id,
+            "MINGPIAN_MAAP_APP_KEY": sim.app_key,
+            "MINGPIAN_WEBHOOK_BEARER": BEARER,
+            "MINGPIAN_OUTBOX_CONCURRENCY": "128",
+        }
+    )
     with (tmp / f"server-{store}.log").open("wb") as log:
-        server = subprocess.Popen([sys.executable, "-m", "mingpian", "serve"], env=env, cwd=ROOT,
-                                  stdout=subprocess.DEVNULL, stderr=log)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mingpian", "serve"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     pin(server.pid, SERVER_CPU)
     try:
         await wait_port(port)
@@ -205,14 +273,16 @@ async def bench_store(store: str, sim: Simulator, sim_port: int, tmp: Path, a: a
         warm = await run_generator(tmp, hook, "closed", 1.0, f"{store}-warm", a.concurrency)
         await drain(sim, f"{store}-warm", warm["acked"])
         cpu0 = cpu_seconds(server.pid)
-        health = await run_generator(tmp, f"{base}/healthz", "closed", a.seconds, f"{store}-hz",
-                                     a.concurrency)
+        health = await run_generator(
+            tmp, f"{base}/healthz", "closed", a.seconds, f"{store}-hz", a.concurrency
+        )
         cpu1 = cpu_seconds(server.pid)
         closed = await run_generator(tmp, hook, "closed", a.seconds, f"{store}-max", a.concurrency)
         c_drain = await drain(sim, f"{store}-max", closed["acked"])
         cpu2 = cpu_seconds(server.pid)
-        distinct = await run_generator(tmp, hook, "closed", a.seconds, f"{store}-dst", a.concurrency,
-                                       distinct=True)
+        distinct = await run_generator(
+            tmp, hook, "closed", a.seconds, f"{store}-dst", a.concurrency, distinct=True
+        )
         d_drain = await drain(sim, f"{store}-dst", distinct["acked"])
         cpu3 = cpu_seconds(server.pid)
         # Server CPU per request, replies delivered included (the drain is inside the window).
@@ -226,27 +296,43 @@ async def bench_store(store: str, sim: Simulator, sim_port: int, tmp: Path, a: a
         server.send_signal(signal.SIGTERM)
         server.wait(15)
     print(f"\n== store: {store} ==")
-    print(f"GET /healthz      closed c={a.concurrency}: {health['rps']:8.0f} req/s   "
-          f"p50 {health['p50']:6.2f} ms  p99 {health['p99']:6.2f} ms")
-    print(f"webhook turns     closed c={a.concurrency}: {closed['rps']:8.0f} turns/s "
-          f"p50 {closed['p50']:6.2f} ms  p99 {closed['p99']:6.2f} ms  "
-          f"({closed['rps'] / health['rps']:.0%} of /healthz; errors {closed['errors']})")
-    print(f"  server CPU per request: /healthz {hz_us:.0f} µs, turn incl. its reply's delivery "
-          f"{turn_us:.0f} µs → {1e6 / turn_us:.0f} turns/s per core; every reply rendered {dst_us:.0f} µs")
-    print(f"  replies drained: {c_drain['replies']} in {c_drain['drain_s']:.2f} s after the load; "
-          f"lost {c_drain['lost']}, duplicates {c_drain['duplicates']}")
-    print(f"  every reply rendered (a distinct parcel per turn, render cache misses): "
-          f"{distinct['rps']:.0f} turns/s p50 {distinct['p50']:.2f} ms p99 {distinct['p99']:.2f} ms; "
-          f"lost {d_drain['lost']}, duplicates {d_drain['duplicates']}")
-    print(f"webhook turns     open at {rate:6.0f}/s:    {opened['rps']:8.0f} turns/s "
-          f"p50 {opened['p50']:6.2f} ms  p99 {opened['p99']:6.2f} ms  max {opened['max']:.1f} ms "
-          f"(errors {opened['errors']})")
-    print(f"  replies drained: {o_drain['replies']} in {o_drain['drain_s']:.2f} s after the load; "
-          f"lost {o_drain['lost']}, duplicates {o_drain['duplicates']}")
+    print(
+        f"GET /healthz      closed c={a.concurrency}: {health['rps']:8.0f} req/s   "
+        f"p50 {health['p50']:6.2f} ms  p99 {health['p99']:6.2f} ms"
+    )
+    print(
+        f"webhook turns     closed c={a.concurrency}: {closed['rps']:8.0f} turns/s "
+        f"p50 {closed['p50']:6.2f} ms  p99 {closed['p99']:6.2f} ms  "
+        f"({closed['rps'] / health['rps']:.0%} of /healthz; errors {closed['errors']})"
+    )
+    print(
+        f"  server CPU per request: /healthz {hz_us:.0f} µs, turn incl. its reply's delivery "
+        f"{turn_us:.0f} µs → {1e6 / turn_us:.0f} turns/s per core; every reply rendered {dst_us:.0f} µs"
+    )
+    print(
+        f"  replies drained: {c_drain['replies']} in {c_drain['drain_s']:.2f} s after the load; "
+        f"lost {c_drain['lost']}, duplicates {c_drain['duplicates']}"
+    )
+    print(
+        f"  every reply rendered (a distinct parcel per turn, render cache misses): "
+        f"{distinct['rps']:.0f} turns/s p50 {distinct['p50']:.2f} ms p99 {distinct['p99']:.2f} ms; "
+        f"lost {d_drain['lost']}, duplicates {d_drain['duplicates']}"
+    )
+    print(
+        f"webhook turns     open at {rate:6.0f}/s:    {opened['rps']:8.0f} turns/s "
+        f"p50 {opened['p50']:6.2f} ms  p99 {opened['p99']:6.2f} ms  max {opened['max']:.1f} ms "
+        f"(errors {opened['errors']})"
+    )
+    print(
+        f"  replies drained: {o_drain['replies']} in {o_drain['drain_s']:.2f} s after the load; "
+        f"lost {o_drain['lost']}, duplicates {o_drain['duplicates']}"
+    )
     verdict = "meets" if closed["rps"] >= TARGET else "below"
     if store == "sqlite":
-        print(f"  target ≥ {TARGET:.0f} turns/s: {verdict}; p99 ≤ 50 ms at {rate:.0f}/s: "
-              f"{'meets' if opened['p99'] <= 50 else 'misses'}")
+        print(
+            f"  target ≥ {TARGET:.0f} turns/s: {verdict}; p99 ≤ 50 ms at {rate:.0f}/s: "
+            f"{'meets' if opened['p99'] <= 50 else 'misses'}"
+        )
 
 
 async def main(a: argparse.Namespace) -> None:
@@ -261,9 +347,11 @@ async def main(a: argparse.Namespace) -> None:
     await web.TCPSite(runner, "127.0.0.1", sim_port).start()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        print(f"chatbot bench: {a.seconds:.0f} s per phase, {os.cpu_count()} CPUs (server pinned to "
-              f"{SERVER_CPU or 'any'}, load side to {LOAD_CPUS or 'any'}), load generator in its own "
-              "process, MaaP simulator in this one")
+        print(
+            f"chatbot bench: {a.seconds:.0f} s per phase, {os.cpu_count()} CPUs (server pinned to "
+            f"{SERVER_CPU or 'any'}, load side to {LOAD_CPUS or 'any'}), load generator in its own "
+            "process, MaaP simulator in this one"
+        )
         stores = a.stores.split(",")
         if "sqlite" in stores:
             await bench_store("sqlite", sim, sim_port, tmp, a)
@@ -274,8 +362,10 @@ async def main(a: argparse.Namespace) -> None:
                 else:
                     await bench_store("redis", sim, sim_port, tmp, a, url)
         st = sim.stats()
-        print(f"\nsimulator totals: {st['replies']} replies, {st['resendsDropped']} resends dropped by "
-              f"message ID, {st['rejected']} rejected, {st['tokenRequests']} token requests")
+        print(
+            f"\nsimulator totals: {st['replies']} replies, {st['resendsDropped']} resends dropped by "
+            f"message ID, {st['rejected']} rejected, {st['tokenRequests']} token requests"
+        )
     await runner.cleanup()
 
 
@@ -288,6 +378,10 @@ if __name__ == "__main__":
         ap.add_argument("--concurrency", type=int, default=32)
         ap.add_argument("--stores", default="sqlite,redis")
         ap.add_argument("--pin", action="store_true", help="server on one CPU, load side on the others")
-        ap.add_argument("--open-rate", type=float, default=0.0,
-                        help="open-loop rate (default: 80%% of the 2,000/s target, or of the measured max)")
+        ap.add_argument(
+            "--open-rate",
+            type=float,
+            default=0.0,
+            help="open-loop rate (default: 80%% of the 2,000/s target, or of the measured max)",
+        )
         asyncio.run(main(ap.parse_args()))

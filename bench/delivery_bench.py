@@ -50,6 +50,7 @@ def callee(prefix: int, i: int) -> str:
 
 # ---- load generator (a child process) ----------------------------------------------------------
 
+
 async def _generate(a: argparse.Namespace) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
     lat: list[float] = []
@@ -57,6 +58,7 @@ async def _generate(a: argparse.Namespace) -> dict[str, Any]:
     errors = 0
     conn = aiohttp.TCPConnector(limit=a.concurrency if a.mode == "closed" else 1024)
     async with aiohttp.ClientSession(connector=conn) as session:
+
         async def one(i: int, start: float, wall: float) -> None:
             nonlocal errors
             try:
@@ -65,8 +67,14 @@ async def _generate(a: argparse.Namespace) -> dict[str, Any]:
                         await r.read()
                         ok = r.status == 200
                 else:
-                    body = json.dumps({"call_id": f"{a.prefix}-{i}", "caller": LINE,
-                                       "callee": callee(a.prefix, i), "phase": "ringing"}).encode()
+                    body = json.dumps(
+                        {
+                            "call_id": f"{a.prefix}-{i}",
+                            "caller": LINE,
+                            "callee": callee(a.prefix, i),
+                            "phase": "ringing",
+                        }
+                    ).encode()
                     async with session.post(a.url, data=body, headers=headers) as r:
                         await r.read()
                         ok = r.status == 202
@@ -82,9 +90,11 @@ async def _generate(a: argparse.Namespace) -> dict[str, Any]:
         end = t0 + a.seconds
         counter = iter(range(10**8))
         if a.mode == "closed":
+
             async def worker() -> None:
                 while time.perf_counter() < end:
                     await one(next(counter), time.perf_counter(), time.time())
+
             await asyncio.gather(*(worker() for _ in range(a.concurrency)))
         else:
             tasks: set[asyncio.Task[None]] = set()
@@ -102,15 +112,29 @@ async def _generate(a: argparse.Namespace) -> dict[str, Any]:
 
     def pct(p: float) -> float:
         return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else float("nan")
-    return {"ok": len(lat), "errors": errors, "seconds": elapsed, "rps": len(lat) / elapsed,
-            "p50": pct(0.5), "p99": pct(0.99), "sent": sent}
+
+    return {
+        "ok": len(lat),
+        "errors": errors,
+        "seconds": elapsed,
+        "rps": len(lat) / elapsed,
+        "p50": pct(0.5),
+        "p99": pct(0.99),
+        "sent": sent,
+    }
 
 
 def generator_main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser()
-    for name, kind, default in (("--url", str, ""), ("--mode", str, "closed"), ("--concurrency", int, 32),
-                                ("--rate", float, 1000.0), ("--seconds", float, 5.0), ("--prefix", int, 30),
-                                ("--out", str, "")):
+    for name, kind, default in (
+        ("--url", str, ""),
+        ("--mode", str, "closed"),
+        ("--concurrency", int, 32),
+        ("--rate", float, 1000.0),
+        ("--seconds", float, 5.0),
+        ("--prefix", int, 30),
+        ("--out", str, ""),
+    ):
         ap.add_argument(name, type=kind, default=default)
     a = ap.parse_args(argv)
     Path(a.out).write_text(json.dumps(asyncio.run(_generate(a))))
@@ -119,13 +143,29 @@ def generator_main(argv: list[str]) -> None:
 # ---- orchestration -------------------------------------------------------------------------
 
 
-
-async def generate(tmp: Path, url: str, mode: str, seconds: float, prefix: int, concurrency: int = 32,
-                   rate: float = 0.0) -> dict[str, Any]:
+async def generate(
+    tmp: Path, url: str, mode: str, seconds: float, prefix: int, concurrency: int = 32, rate: float = 0.0
+) -> dict[str, Any]:
     out = tmp / f"gen-{prefix}.json"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--generator", "--url", url, "--mode", mode, "--seconds", str(seconds),
-        "--concurrency", str(concurrency), "--rate", str(rate), "--prefix", str(prefix), "--out", str(out))
+        sys.executable,
+        __file__,
+        "--generator",
+        "--url",
+        url,
+        "--mode",
+        mode,
+        "--seconds",
+        str(seconds),
+        "--concurrency",
+        str(concurrency),
+        "--rate",
+        str(rate),
+        "--prefix",
+        str(prefix),
+        "--out",
+        str(out),
+    )
     await proc.wait()
     result = json.loads(out.read_text())
     result["sent"] = {int(k): v for k, v in result["sent"].items()}
@@ -147,45 +187,96 @@ async def drain(sim: GatewaySim, prefix: int, sent: dict[int, float], timeout: f
 
     def pct(p: float) -> float:
         return lat[min(len(lat) - 1, int(p * len(lat)))] if lat else float("nan")
-    return {"lost": len(want.keys() - first.keys()),
-            "double": sum(1 for d in want if sim.by_destination.get(d, 0) > 1),
-            "p50": pct(0.5), "p99": pct(0.99), "max": lat[-1] if lat else float("nan"),
-            "drain_s": time.perf_counter() - t0}
+
+    return {
+        "lost": len(want.keys() - first.keys()),
+        "double": sum(1 for d in want if sim.by_destination.get(d, 0) > 1),
+        "p50": pct(0.5),
+        "p99": pct(0.99),
+        "max": lat[-1] if lat else float("nan"),
+        "drain_s": time.perf_counter() - t0,
+    }
 
 
 def seed(path: Path) -> None:
     sample = json.loads((ROOT / "card_templates" / "staff-card" / "sample.json").read_text("utf-8"))
     now = time.time()
-    path.write_text(yaml.safe_dump({"operator_keys": [KEY], "enterprises": [{
-        "id": "bench", "name": "基准测试企业", "signature": "基准测试",
-        "policy": {"chain": ["ussd", "flash", "sms"]},
-        "staff": [{"id": "s1", "name": "陈思远", "data": {"employee": sample["employee"]}}],
-        "lines": [{"number": LINE, "staff": "s1", "verified": True}],
-        "cards": [{"id": "pre", "phase": "ringing", "template": "staff-card",
-                   "data": {"company": sample["company"]}}],
-        "packages": [{"id": "pool", "kind": "pool", "units": 10_000_000, "price": 50000.0, "policy": "stop",
-                      "valid_from": now - 86400, "valid_to": now + 86400}]}]}, allow_unicode=True), "utf-8")
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "operator_keys": [KEY],
+                "enterprises": [
+                    {
+                        "id": "bench",
+                        "name": "基准测试企业",
+                        "signature": "基准测试",
+                        "policy": {"chain": ["ussd", "flash", "sms"]},
+                        "staff": [{"id": "s1", "name": "陈思远", "data": {"employee": sample["employee"]}}],
+                        "lines": [{"number": LINE, "staff": "s1", "verified": True}],
+                        "cards": [
+                            {
+                                "id": "pre",
+                                "phase": "ringing",
+                                "template": "staff-card",
+                                "data": {"company": sample["company"]},
+                            }
+                        ],
+                        "packages": [
+                            {
+                                "id": "pool",
+                                "kind": "pool",
+                                "units": 10_000_000,
+                                "price": 50000.0,
+                                "policy": "stop",
+                                "valid_from": now - 86400,
+                                "valid_to": now + 86400,
+                            }
+                        ],
+                    }
+                ],
+            },
+            allow_unicode=True,
+        ),
+        "utf-8",
+    )
 
 
 async def usage_messages(base: str) -> int:
-    async with aiohttp.ClientSession() as s, s.get(f"{base}/api/enterprises/bench/usage?by=channel",
-                                                   headers={"Authorization": f"Bearer {KEY}"}) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(
+            f"{base}/api/enterprises/bench/usage?by=channel", headers={"Authorization": f"Bearer {KEY}"}
+        ) as r,
+    ):
         return sum(row["messages"] for row in (await r.json())["rows"])
 
 
-async def bench(counters: str, sim: GatewaySim, tmp: Path, a: argparse.Namespace,
-                redis_url: str = "") -> None:
+async def bench(
+    counters: str, sim: GatewaySim, tmp: Path, a: argparse.Namespace, redis_url: str = ""
+) -> None:
     port = free_port()
     seed(tmp / "seed.yaml")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")}
-    env.update({"MINGPIAN_PORT": str(port), "MINGPIAN_DATA_DIR": str(tmp / f"var-{counters}"),
-                "MINGPIAN_LOG_LEVEL": "WARNING", "MINGPIAN_DELIVERY_SEED": str(tmp / "seed.yaml"),
-                "MINGPIAN_DELIVERY_SMPP": f"127.0.0.1:{sim.smpp_port}",
-                "MINGPIAN_DELIVERY_SMPP_PASSWORD": "secret",
-                "MINGPIAN_DELIVERY_COUNTERS": counters, "MINGPIAN_REDIS_URL": redis_url})
+    env.update(
+        {
+            "MINGPIAN_PORT": str(port),
+            "MINGPIAN_DATA_DIR": str(tmp / f"var-{counters}"),
+            "MINGPIAN_LOG_LEVEL": "WARNING",
+            "MINGPIAN_DELIVERY_SEED": str(tmp / "seed.yaml"),
+            "MINGPIAN_DELIVERY_SMPP": f"127.0.0.1:{sim.smpp_port}",
+            "MINGPIAN_DELIVERY_SMPP_PASSWORD": "secret",
+            "MINGPIAN_DELIVERY_COUNTERS": counters,
+            "MINGPIAN_REDIS_URL": redis_url,
+        }
+    )
     with (tmp / f"server-{counters}.log").open("wb") as log:  # the child keeps its own descriptor
-        server = subprocess.Popen([sys.executable, "-m", "mingpian", "serve"], env=env, cwd=ROOT,
-                                  stdout=subprocess.DEVNULL, stderr=log)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mingpian", "serve"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     base = f"http://127.0.0.1:{port}"
     submits0 = len(sim.submits)
     try:
@@ -208,23 +299,37 @@ async def bench(counters: str, sim: GatewaySim, tmp: Path, a: argparse.Namespace
         server.wait(15)
     events = len(warm["sent"]) + len(closed["sent"]) + len(opened["sent"])
     print(f"\n== counters: {counters} ==")
-    print(f"GET /healthz   closed c={a.concurrency}: {health['rps']:7.0f} req/s    "
-          f"p50 {health['p50']:6.2f} ms  p99 {health['p99']:6.2f} ms")
-    print(f"POST /api/calls closed c={a.concurrency}: {closed['rps']:7.0f} events/s "
-          f"({closed['rps'] / health['rps']:.0%} of /healthz)  202 p50 {closed['p50']:.2f} ms "
-          f"p99 {closed['p99']:.2f} ms  errors {closed['errors']}")
-    print(f"  ringing → submit_sm at the SMSC: p50 {c_drain['p50']:.1f} ms  p99 {c_drain['p99']:.1f} ms "
-          f"(backlog drained {c_drain['drain_s']:.2f} s after the load); lost {c_drain['lost']}, "
-          f"double {c_drain['double']}")
-    print(f"POST /api/calls open at {rate:5.0f}/s:  {opened['rps']:7.0f} events/s  "
-          f"202 p50 {opened['p50']:.2f} ms "
-          f"p99 {opened['p99']:.2f} ms  errors {opened['errors']}")
-    print(f"  ringing → submit_sm at the SMSC: p50 {o_drain['p50']:.1f} ms  p99 {o_drain['p99']:.1f} ms  "
-          f"max {o_drain['max']:.1f} ms; lost {o_drain['lost']}, double {o_drain['double']}")
-    print(f"  events acknowledged {events}, submits at the SMSC {len(sim.submits) - submits0}, "
-          f"messages charged {charged} (double charges: {max(0, charged - events)})")
-    print(f"  target ≥ {TARGET:.0f} events/s: {'meets' if closed['rps'] >= TARGET else 'below'}; "
-          f"p99 ≤ 100 ms at {rate:.0f}/s: {'meets' if o_drain['p99'] <= 100 else 'misses'}")
+    print(
+        f"GET /healthz   closed c={a.concurrency}: {health['rps']:7.0f} req/s    "
+        f"p50 {health['p50']:6.2f} ms  p99 {health['p99']:6.2f} ms"
+    )
+    print(
+        f"POST /api/calls closed c={a.concurrency}: {closed['rps']:7.0f} events/s "
+        f"({closed['rps'] / health['rps']:.0%} of /healthz)  202 p50 {closed['p50']:.2f} ms "
+        f"p99 {closed['p99']:.2f} ms  errors {closed['errors']}"
+    )
+    print(
+        f"  ringing → submit_sm at the SMSC: p50 {c_drain['p50']:.1f} ms  p99 {c_drain['p99']:.1f} ms "
+        f"(backlog drained {c_drain['drain_s']:.2f} s after the load); lost {c_drain['lost']}, "
+        f"double {c_drain['double']}"
+    )
+    print(
+        f"POST /api/calls open at {rate:5.0f}/s:  {opened['rps']:7.0f} events/s  "
+        f"202 p50 {opened['p50']:.2f} ms "
+        f"p99 {opened['p99']:.2f} ms  errors {opened['errors']}"
+    )
+    print(
+        f"  ringing → submit_sm at the SMSC: p50 {o_drain['p50']:.1f} ms  p99 {o_drain['p99']:.1f} ms  "
+        f"max {o_drain['max']:.1f} ms; lost {o_drain['lost']}, double {o_drain['double']}"
+    )
+    print(
+        f"  events acknowledged {events}, submits at the SMSC {len(sim.submits) - submits0}, "
+        f"messages charged {charged} (double charges: {max(0, charged - events)})"
+    )
+    print(
+        f"  target ≥ {TARGET:.0f} events/s: {'meets' if closed['rps'] >= TARGET else 'below'}; "
+        f"p99 ≤ 100 ms at {rate:.0f}/s: {'meets' if o_drain['p99'] <= 100 else 'misses'}"
+    )
 
 
 async def main(a: argparse.Namespace) -> None:
@@ -232,8 +337,10 @@ async def main(a: argparse.Namespace) -> None:
     await sim.start()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        print(f"delivery bench: {a.seconds:.0f} s per phase, {os.cpu_count()} CPUs; load generator in its "
-              "own process, gateway simulator (SMPP) in this one, server `python -m mingpian serve`")
+        print(
+            f"delivery bench: {a.seconds:.0f} s per phase, {os.cpu_count()} CPUs; load generator in its "
+            "own process, gateway simulator (SMPP) in this one, server `python -m mingpian serve`"
+        )
         kinds = a.counters.split(",")
         if "sqlite" in kinds:
             await bench("sqlite", sim, tmp, a)

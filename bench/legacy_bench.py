@@ -44,6 +44,7 @@ PEERS_DIR = ROOT / "bench" / "peers"
 
 # -- 1. throughput ------------------------------------------------------------------------------
 
+
 def _rate(fn: Callable[[], int], seconds: float) -> float:
     """Calls of `fn` (each doing n operations) per CPU second of this thread, best of 3 slices."""
     fn()  # warm up
@@ -80,6 +81,7 @@ def bench_throughput(seconds: float) -> None:
             for m in messages:
                 degrade(m, ch)  # type: ignore[arg-type]
             return len(messages)
+
         return run
 
     long_text = "【顺丰速运】您的快递派送中，运单号 SF1234567890123。🌻" * 10
@@ -90,12 +92,16 @@ def bench_throughput(seconds: float) -> None:
         gsm.encode(gsm_text)
         return 2
 
-    print(f"== 1. degrade + segment throughput ({len(messages)} sample templates × "
-          f"{len(CHANNELS)} channels, one core, CPU time)")
+    print(
+        f"== 1. degrade + segment throughput ({len(messages)} sample templates × "
+        f"{len(CHANNELS)} channels, one core, CPU time)"
+    )
     overall = _rate(all_channels, seconds)
     baseline = _rate(rcs, seconds / 2)
-    print(f"  all channels     {overall:10,.0f} degrades/s   ({1e6 / overall:6.1f} µs each)   "
-          f"target ≥ 20,000: {'MET' if overall >= 20_000 else 'NOT MET'}")
+    print(
+        f"  all channels     {overall:10,.0f} degrades/s   ({1e6 / overall:6.1f} µs each)   "
+        f"target ≥ 20,000: {'MET' if overall >= 20_000 else 'NOT MET'}"
+    )
     for ch in CHANNELS:
         r = _rate(one(ch), seconds / 3)
         print(f"  {ch:<16} {r:10,.0f} degrades/s   ({1e6 / r:6.1f} µs each)")
@@ -147,8 +153,9 @@ def corpus(n: int, seed: int = 2026) -> list[tuple[str, str]]:
     while len(out) < n:
         cat = names[len(out) % len(names)]
         pool = pools[cat]
-        length = rng.choice([rng.randrange(1, 400), rng.randrange(60, 75), rng.randrange(150, 165),
-                             rng.randrange(300, 310)])
+        length = rng.choice(
+            [rng.randrange(1, 400), rng.randrange(60, 75), rng.randrange(150, 165), rng.randrange(300, 310)]
+        )
         out.append((cat, "".join(rng.choice(pool) for _ in range(length))))
     return out
 
@@ -189,12 +196,13 @@ def gsm0338_check(texts: list[str]) -> list[str]:
         mine = gsm.to_septets(text).encode("latin-1") if gsm.is_gsm7(text) else None
         if theirs != mine:
             bad = sorted({c for c in text if gsm.is_gsm7(c) != _codec_ok(c)})
-            problems.append(f"{_show(text)}: ours {_hex(mine)} vs gsm0338 {_hex(theirs)}"
-                            f" — characters judged differently: {bad!r}")
+            problems.append(
+                f"{_show(text)}: ours {_hex(mine)} vs gsm0338 {_hex(theirs)}"
+                f" — characters judged differently: {bad!r}"
+            )
         elif mine is not None:
             checked += 1
-    print(f"  gsm0338 codec: septets identical for {checked} GSM-7 texts; "
-          f"{len(problems)} disagreement(s)")
+    print(f"  gsm0338 codec: septets identical for {checked} GSM-7 texts; {len(problems)} disagreement(s)")
     return problems
 
 
@@ -222,8 +230,14 @@ def gsmmodem_hex_check(texts: list[str]) -> None:
     extra = ["".join(rng.choice(basic) for _ in range(rng.randrange(1, 307))) for _ in range(150)]
     same = diff = 0
     for text in texts + extra:
-        if not text or len(text) > 306 or not gsm.is_gsm7(text) or any(
-                c in text for c in gsm.EXTENSION_TABLE) or "§" in text or "`" in text:
+        if (
+            not text
+            or len(text) > 306
+            or not gsm.is_gsm7(text)
+            or any(c in text for c in gsm.EXTENSION_TABLE)
+            or "§" in text
+            or "`" in text
+        ):
             continue
         e = gsm.encode(text, reference=0x5A)
         pdus = encodeSmsSubmitPdu("+8613800138000", text, reference=0x5A, requestStatusReport=False)
@@ -233,10 +247,13 @@ def gsmmodem_hex_check(texts: list[str]) -> None:
             same += 1
         else:
             diff += 1
-            print(f"    {_show(text)}: ours {mine[0][:2]}×{len(mine)}, gsmmodem "
-                  f"{theirs[0][:2]}×{len(theirs)}")
-    print(f"  python-gsmmodem SMS-SUBMIT: DCS, TP-UDL and TP-UD hex identical for {same} GSM-7 "
-          f"texts (single and concatenated, fill bit included); {diff} differ")
+            print(
+                f"    {_show(text)}: ours {mine[0][:2]}×{len(mine)}, gsmmodem {theirs[0][:2]}×{len(theirs)}"
+            )
+    print(
+        f"  python-gsmmodem SMS-SUBMIT: DCS, TP-UDL and TP-UD hex identical for {same} GSM-7 "
+        f"texts (single and concatenated, fill bit included); {diff} differ"
+    )
 
 
 def _tp_ud(pdu: bytes) -> tuple[int, int, str]:
@@ -249,7 +266,7 @@ def _tp_ud(pdu: bytes) -> tuple[int, int, str]:
     off += 2  # PID, DCS
     vpf = (first >> 3) & 3
     off += {0: 0, 2: 1}.get(vpf, 7)
-    return dcs, pdu[off], pdu[off + 1:].hex().upper()
+    return dcs, pdu[off], pdu[off + 1 :].hex().upper()
 
 
 def node_peers(texts: list[str]) -> dict[str, list[tuple[str, int]]] | str:
@@ -274,8 +291,15 @@ for (const t of texts) {
 }
 process.stdout.write(JSON.stringify(out));
 """
-    proc = subprocess.run([node, "-e", script], input=json.dumps(texts), capture_output=True,
-                          text=True, cwd=PEERS_DIR, timeout=120, check=False)
+    proc = subprocess.run(
+        [node, "-e", script],
+        input=json.dumps(texts),
+        capture_output=True,
+        text=True,
+        cwd=PEERS_DIR,
+        timeout=120,
+        check=False,
+    )
     if proc.returncode != 0:
         return "node peers failed: " + proc.stderr.strip()[:300]
     return {k: [(e, n) for e, n in v] for k, v in json.loads(proc.stdout).items()}
@@ -284,8 +308,10 @@ process.stdout.write(JSON.stringify(out));
 def explain(text: str, mine: tuple[str, int], theirs: tuple[str, int]) -> str:
     """Which rule decides a disagreement, and who is right by the spec."""
     if not text:
-        return ("empty text: an SMS with no user data is still one message (TP-UDL 0); a count "
-                "of 0 is a UI convention, not what a gateway sends — ours")
+        return (
+            "empty text: an SMS with no user data is still one message (TP-UDL 0); a count "
+            "of 0 is a UI convention, not what a gateway sends — ours"
+        )
     if mine[0] != theirs[0]:
         odd = sorted({c for c in text if c in NEAR_GSM + "§\f`"})
         facts = {
@@ -303,13 +329,17 @@ def explain(text: str, mine: tuple[str, int], theirs: tuple[str, int]) -> str:
     nominal = 1 if units <= single else math.ceil(units / per)
     if theirs[1] == nominal and mine[1] == nominal + 1:
         if enc == "GSM-7":
-            return (f"boundary: the peer cuts every {per} septets and so splits an ESC + character "
-                    "pair across two segments (TS 23.038 §6.2.1.1: the pair is one extension-table "
-                    "character; a phone shows the halves as a space and a wrong basic character); "
-                    "kept whole, one more segment is needed — ours")
-        return (f"boundary: the peer cuts every {per} units and so splits a UTF-16 surrogate pair "
-                "(emoji) across two segments (a lone surrogate is no character in UCS-2/UTF-16; "
-                "each half renders as garbage); kept whole, one more segment is needed — ours")
+            return (
+                f"boundary: the peer cuts every {per} septets and so splits an ESC + character "
+                "pair across two segments (TS 23.038 §6.2.1.1: the pair is one extension-table "
+                "character; a phone shows the halves as a space and a wrong basic character); "
+                "kept whole, one more segment is needed — ours"
+            )
+        return (
+            f"boundary: the peer cuts every {per} units and so splits a UTF-16 surrogate pair "
+            "(emoji) across two segments (a lone surrogate is no character in UCS-2/UTF-16; "
+            "each half renders as garbage); kept whole, one more segment is needed — ours"
+        )
     if mine[1] == nominal and theirs[1] != nominal:
         return f"count: {units} {enc} units need {nominal} segment(s) at {single}/{per} — ours"
     return f"unexplained (units {units}, nominal {nominal}) — check by hand"
@@ -328,8 +358,10 @@ def cross_check(n: int) -> None:
     items = corpus(n)
     texts = [t for _, t in items]
     cats = Counter(c for c, _ in items)
-    print(f"\n== 2. segment counts vs peers: {len(texts)} strings "
-          f"({', '.join(f'{k} {v}' for k, v in cats.items())})")
+    print(
+        f"\n== 2. segment counts vs peers: {len(texts)} strings "
+        f"({', '.join(f'{k} {v}' for k, v in cats.items())})"
+    )
     mine = [ours(t) for t in texts]
     peers: dict[str, list[tuple[str, int]]] = {}
     counter = smpplib_peer()
@@ -343,14 +375,17 @@ def cross_check(n: int) -> None:
     else:
         peers.update(node)
     for peer, results in peers.items():
-        diffs = [(c, t, m, r) for (c, t), m, r in zip(items, mine, results, strict=True)
-                 if (m[0], m[1]) != (r[0], r[1])]
-        print(f"\n  {peer}: agrees on {len(texts) - len(diffs)}/{len(texts)}; "
-              f"{len(diffs)} disagreement(s)")
+        diffs = [
+            (c, t, m, r)
+            for (c, t), m, r in zip(items, mine, results, strict=True)
+            if (m[0], m[1]) != (r[0], r[1])
+        ]
+        print(f"\n  {peer}: agrees on {len(texts) - len(diffs)}/{len(texts)}; {len(diffs)} disagreement(s)")
         groups: dict[str, list[str]] = {}
         for cat, text, m, r in diffs:
             groups.setdefault(explain(text, m, r), []).append(
-                f"[{cat}] {_show(text)}: ours {m[0]}×{m[1]}, peer {r[0]}×{r[1]}")
+                f"[{cat}] {_show(text)}: ours {m[0]}×{m[1]}, peer {r[0]}×{r[1]}"
+            )
         for why, lines in sorted(groups.items(), key=lambda kv: -len(kv[1])):
             print(f"    {len(lines)} × {why}")
             for line in lines:

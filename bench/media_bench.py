@@ -57,7 +57,8 @@ def photo_template(tmp: Path) -> Path:
     w, h = 720, 400
     grad = Image.linear_gradient("L").resize((w, h))
     Image.merge("RGB", (grad, grad.rotate(90).resize((w, h)), Image.effect_noise((w, h), 40))).save(
-        folder / "photo.jpg", quality=88)
+        folder / "photo.jpg", quality=88
+    )
     return root
 
 
@@ -112,13 +113,21 @@ def bench_video(tmp: Path, runs: int) -> tuple[float, float, int]:
     return statistics.median(ours), statistics.median(plain), size_bytes
 
 
-
 async def bench_server(tmp: Path, hits: int) -> tuple[float, float, float, int]:
     port = free_port()
-    env = {**os.environ, "MINGPIAN_DATA_DIR": str(tmp / "var"), "MINGPIAN_LOG_LEVEL": "WARNING",
-           "MINGPIAN_PORT": str(port)}
-    proc = subprocess.Popen([sys.executable, "-m", "mingpian", "serve", "--port", str(port)], cwd=ROOT,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "MINGPIAN_DATA_DIR": str(tmp / "var"),
+        "MINGPIAN_LOG_LEVEL": "WARNING",
+        "MINGPIAN_PORT": str(port),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mingpian", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     sample = json.loads((TEMPLATES / "courier-hangup" / "sample.json").read_text("utf-8"))
     try:
@@ -148,8 +157,10 @@ async def bench_server(tmp: Path, hits: int) -> tuple[float, float, float, int]:
             jobs = []
             for i in range(4):
                 data = {**sample, "waybill": f"SF10000000000{i}"}
-                async with http.post(base + "/api/templates/courier-hangup/render?format=mp4&width=1280"
-                                     "&seconds=5&async=1", json=data) as r:
+                async with http.post(
+                    base + "/api/templates/courier-hangup/render?format=mp4&width=1280&seconds=5&async=1",
+                    json=data,
+                ) as r:
                     assert r.status == 202, await r.text()
                     jobs.append((await r.json())["links"]["self"])
             health: list[float] = []
@@ -196,17 +207,25 @@ def main() -> None:
         ours, plain, vbytes = bench_video(tmp, args.video_runs)
         hit_ms, hit_p99, health_p99, n_health = asyncio.run(bench_server(tmp, args.hits))
     ratio = ours / plain
-    print(f"PNG card 720 px, no photo      : {no_photo:7.2f} ms median   target <= 20 ms  "
-          f"{verdict(no_photo, 20)}")
-    print(f"PNG card 720 px, 720x400 photo : {with_photo:7.2f} ms median   target <= 35 ms  "
-          f"{verdict(with_photo, 35)}")
+    print(
+        f"PNG card 720 px, no photo      : {no_photo:7.2f} ms median   target <= 20 ms  "
+        f"{verdict(no_photo, 20)}"
+    )
+    print(
+        f"PNG card 720 px, 720x400 photo : {with_photo:7.2f} ms median   target <= 35 ms  "
+        f"{verdict(with_photo, 35)}"
+    )
     print(f"5 s 1280x720 video (ours)      : {ours:7.3f} s median ({vbytes / 1024:.0f} KiB)")
     print(f"  plain ffmpeg, same frames    : {plain:7.3f} s median")
     print(f"  ratio ours / plain ffmpeg    : {ratio:7.2f} x        target <= 1.2 x  {verdict(ratio, 1.2)}")
-    print(f"cache hit via HTTP (PNG)       : {hit_ms:7.2f} ms median (p99 {hit_p99:.2f} ms)   "
-          f"target <= 2 ms  {verdict(hit_ms, 2)}")
-    print(f"/healthz p99 during 4 videos   : {health_p99:7.2f} ms ({n_health} requests)   "
-          f"target <= 50 ms  {verdict(health_p99, 50)}")
+    print(
+        f"cache hit via HTTP (PNG)       : {hit_ms:7.2f} ms median (p99 {hit_p99:.2f} ms)   "
+        f"target <= 2 ms  {verdict(hit_ms, 2)}"
+    )
+    print(
+        f"/healthz p99 during 4 videos   : {health_p99:7.2f} ms ({n_health} requests)   "
+        f"target <= 50 ms  {verdict(health_p99, 50)}"
+    )
 
 
 if __name__ == "__main__":

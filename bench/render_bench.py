@@ -64,12 +64,21 @@ def bench_in_process(rounds: int) -> dict[str, tuple[float, float]]:
     return out
 
 
-
 def start_server(port: int, data_dir: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "MINGPIAN_PORT": str(port), "MINGPIAN_DATA_DIR": data_dir,
-           "MINGPIAN_LOG_LEVEL": "WARNING", "MINGPIAN_RELOAD_INTERVAL": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "mingpian", "serve"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "MINGPIAN_PORT": str(port),
+        "MINGPIAN_DATA_DIR": data_dir,
+        "MINGPIAN_LOG_LEVEL": "WARNING",
+        "MINGPIAN_RELOAD_INTERVAL": "1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mingpian", "serve"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 20
     while time.time() < deadline:
         try:
@@ -94,8 +103,12 @@ def wrk(url: str, seconds: int, connections: int, body: bytes | None) -> tuple[f
         )
         script = f.name
     try:
-        res = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script, url],
-                             capture_output=True, text=True, check=True)
+        res = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script, url],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     finally:
         os.unlink(script)
     line = next(ln for ln in res.stdout.splitlines() if ln.startswith("RESULT"))
@@ -140,8 +153,10 @@ def main() -> None:
     ap.add_argument("--template", default="courier-hangup")
     args = ap.parse_args()
 
-    print("== full render (validate + bind + limits + GSMA schema + JSON), in process, "
-          "one core, thread CPU time")
+    print(
+        "== full render (validate + bind + limits + GSMA schema + JSON), in process, "
+        "one core, thread CPU time"
+    )
     print(f"{'template':<16} {'median µs':>10} {'p99 µs':>10}")
     results = bench_in_process(args.rounds)
     for name, (med, p99) in results.items():
@@ -150,8 +165,10 @@ def main() -> None:
     print(f"worst median {worst:.1f} µs (target ≤ 100 µs): {'OK' if worst <= 100 else 'MISSED'}")
 
     gen = wrk if shutil.which("wrk") else aiohttp_load
-    print(f"\n== HTTP, one server process, load generator: {gen.__name__}, "
-          f"{args.connections} connections, {args.seconds}s each")
+    print(
+        f"\n== HTTP, one server process, load generator: {gen.__name__}, "
+        f"{args.connections} connections, {args.seconds}s each"
+    )
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         server = start_server(port, tmp)
@@ -161,8 +178,9 @@ def main() -> None:
             base = f"http://127.0.0.1:{port}"
             gen(f"{base}/healthz", 1, args.connections, None)  # warm-up
             h_rps, h_p99 = gen(f"{base}/healthz", args.seconds, args.connections, None)
-            r_rps, r_p99 = gen(f"{base}/api/templates/{args.template}/render", args.seconds,
-                               args.connections, body)
+            r_rps, r_p99 = gen(
+                f"{base}/api/templates/{args.template}/render", args.seconds, args.connections, body
+            )
         finally:
             server.send_signal(signal.SIGINT)
             server.wait(10)

@@ -30,8 +30,15 @@ sys.path.insert(0, str(ROOT))
 from mingpian.app import create_app  # noqa: E402
 from mingpian.settings import Settings  # noqa: E402
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-        "--no-first-run", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
 FCP = """() => new Promise(done => {
   const hit = performance.getEntriesByName('first-contentful-paint')[0];
   if (hit) return done(hit.startTime);
@@ -73,8 +80,9 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="studio-bench-"))
     shutil.copytree(ROOT / "card_templates", tmp / "card_templates")
-    settings = Settings(template_dir=tmp / "card_templates", data_dir=tmp / "var", log_level="WARNING",
-                        log_format="text")
+    settings = Settings(
+        template_dir=tmp / "card_templates", data_dir=tmp / "var", log_level="WARNING", log_format="text"
+    )
     box: dict[str, object] = {"ready": threading.Event()}
     thread = threading.Thread(target=serve, args=(settings, box), daemon=True)
     thread.start()
@@ -131,8 +139,10 @@ def main() -> None:
         print(f"  {key:8s}: {median_ms(fcp[key])}  = {statistics.median(fcp[key]) / b:.1f}x baseline")
     print(f"live reload, {args.saves} saves of card.yaml:")
     print(f"  form edit → card (baseline): {median_ms(typed)}")
-    print(f"  file save → card:            {median_ms(saved)}  = "
-          f"{statistics.median(saved) / statistics.median(typed):.1f}x baseline")
+    print(
+        f"  file save → card:            {median_ms(saved)}  = "
+        f"{statistics.median(saved) / statistics.median(typed):.1f}x baseline"
+    )
 
 
 if __name__ == "__main__":

@@ -109,7 +109,8 @@ class WebhookAuth:
         digest = hashlib.sha256("".join(sorted((self.csp_token, ts, nonce))).encode()).digest()
         sig_b = sig.strip().encode()
         ok = hmac.compare_digest(sig_b.lower(), digest.hex().encode()) | hmac.compare_digest(
-            sig_b, base64.b64encode(digest))
+            sig_b, base64.b64encode(digest)
+        )
         return ok, "" if ok else "signature does not match"
 
     def _username(self, authz: str) -> bool:
@@ -117,7 +118,8 @@ class WebhookAuth:
         user = creds.get("username", "").encode()
         pw = creds.get("password", "").encode()
         return hmac.compare_digest(user, self.username.encode()) & hmac.compare_digest(
-            pw, self.password.encode())
+            pw, self.password.encode()
+        )
 
     def _hmac(self, headers: Mapping[str, str], body: bytes, now: float) -> tuple[bool, str]:
         ts = headers.get(HMAC_TIMESTAMP_HEADER, "")
@@ -136,6 +138,7 @@ class WebhookAuth:
 
 # ---- signing helpers (the simulator and tests sign the way platforms do) ----------------------
 
+
 def csp_signature_headers(token: str, now: float | None = None, nonce: str = "") -> dict[str, str]:
     ts = str(int(time.time() if now is None else now))
     nonce = nonce or hashlib.sha256(f"{ts}{time.perf_counter_ns()}".encode()).hexdigest()[:16]
@@ -152,4 +155,5 @@ def hmac_headers(secret: str, body: bytes, now: float | None = None) -> dict[str
 def username_header(username: str, password: str) -> dict[str, str]:
     def q(v: str) -> str:
         return v.replace("\\", "\\\\").replace('"', '\\"')
+
     return {"Authorization": f'Username="{q(username)}",Password="{q(password)}"'}

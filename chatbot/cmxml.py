@@ -26,8 +26,13 @@ from infra import jsonio
 from .events import FILE_TRANSFER, SUGGESTION_RESPONSE, BadEvent, InboundEvent, StatusReport, _tap, _text_kind
 
 MAX_XML_BYTES = 256 * 1024
-STATUS = {"MessageSent": "sent", "DeliveredToTerminal": "delivered", "DeliveryImpossible": "failed",
-          "DeliveredToNetwork": "deliveredToNetwork", "MessageDisplayed": "displayed"}
+STATUS = {
+    "MessageSent": "sent",
+    "DeliveredToTerminal": "delivered",
+    "DeliveryImpossible": "failed",
+    "DeliveredToNetwork": "deliveredToNetwork",
+    "MessageDisplayed": "displayed",
+}
 
 
 def _local(tag: str) -> str:
@@ -77,14 +82,18 @@ def inbound(raw: bytes, chatbot: str) -> InboundEvent:
         try:
             body = base64.b64decode(body, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            raise _bad(f"{path}/bodyText",
-                       "contentEncoding is base64 but bodyText is not base64 UTF-8") from None
+            raise _bad(
+                f"{path}/bodyText", "contentEncoding is base64 but bodyText is not base64 UTF-8"
+            ) from None
     dest = _text(msg, "destinationAddress", path, required=False) or chatbot
     common: dict[str, Any] = {
-        "dialect": "csp", "message_id": _text(msg, "messageId", path),
-        "user": _text(msg, "senderAddress", path), "chatbot": dest,
+        "dialect": "csp",
+        "message_id": _text(msg, "messageId", path),
+        "user": _text(msg, "senderAddress", path),
+        "chatbot": dest,
         "conversation_id": _text(msg, "conversationID", path, required=False),
-        "contribution_id": _text(msg, "contributionID", path, required=False), "raw_type": ctype,
+        "contribution_id": _text(msg, "contributionID", path, required=False),
+        "raw_type": ctype,
     }
     if ctype == SUGGESTION_RESPONSE:
         try:
@@ -109,8 +118,9 @@ def delivery(raw: bytes) -> list[StatusReport]:
         p = f"{path}/{_local(info.tag)}[{i}]"
         status = _text(info, "deliveryStatus", p, required=False) or _text(info, "status", p)
         mid = _text(info, "messageId", p, required=False) or _text(root, "messageId", path)
-        reports.append(StatusReport(mid, STATUS.get(status, status),
-                                    _text(info, "description", p, required=False)))
+        reports.append(
+            StatusReport(mid, STATUS.get(status, status), _text(info, "description", p, required=False))
+        )
     if not reports:
         raise _bad(f"{path}/deliveryInfo", "at least one deliveryInfo is required")
     return reports

@@ -27,8 +27,13 @@ def _dumps(obj: object) -> str:
 
 
 class Engine:
-    def __init__(self, flows: FlowStore, templates: TemplateStore, store: Store,
-                 on_commit: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        flows: FlowStore,
+        templates: TemplateStore,
+        store: Store,
+        on_commit: Callable[[], None] = lambda: None,
+    ) -> None:
         self.flows = flows
         self.templates = templates
         self.store = store
@@ -47,9 +52,15 @@ class Engine:
                 return CommitResult.DUPLICATE
             state = State.from_json(loaded.state) if loaded.state else None
             new, outs = turn(flow, self.templates, state, event, cache=self.cache)
-            result = await self.store.commit(Commit(
-                key, conv, loaded.version, _dumps(new.to_json()),
-                tuple((o.message_id, _dumps(o.body)) for o in outs)))
+            result = await self.store.commit(
+                Commit(
+                    key,
+                    conv,
+                    loaded.version,
+                    _dumps(new.to_json()),
+                    tuple((o.message_id, _dumps(o.body)) for o in outs),
+                )
+            )
             if result is CommitResult.CONFLICT:
                 continue
             if result is CommitResult.OK and outs:

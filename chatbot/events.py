@@ -65,10 +65,17 @@ class InboundEvent:
     def for_flow(self) -> dict[str, Any]:
         """The event as flow expressions see it (`event.text`, `event.postback`, ...)."""
         return {
-            "kind": self.kind, "text": self.text, "postback": self.postback,
-            "displayText": self.display_text, "user": self.user, "chatbot": self.chatbot,
-            "messageId": self.message_id, "latitude": self.latitude, "longitude": self.longitude,
-            "files": list(self.files), "numbered": self.numbered,
+            "kind": self.kind,
+            "text": self.text,
+            "postback": self.postback,
+            "displayText": self.display_text,
+            "user": self.user,
+            "chatbot": self.chatbot,
+            "messageId": self.message_id,
+            "latitude": self.latitude,
+            "longitude": self.longitude,
+            "files": list(self.files),
+            "numbered": self.numbered,
         }
 
 
@@ -109,8 +116,10 @@ def _decode(item: dict[str, Any], path: str) -> Any:
         try:
             text = base64.b64decode(text, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            raise _bad(f"{path}.contentText", "contentEncoding is base64 but contentText is not "
-                       "valid base64 of UTF-8 text") from None
+            raise _bad(
+                f"{path}.contentText",
+                "contentEncoding is base64 but contentText is not valid base64 of UTF-8 text",
+            ) from None
     return text
 
 
@@ -155,8 +164,11 @@ def from_csp_message(body: Any, chatbot: str) -> InboundEvent:
     if isinstance(dest, list):
         dest = dest[0] if dest else chatbot
     common: dict[str, Any] = {
-        "dialect": "csp", "message_id": body["messageId"], "user": body["senderAddress"],
-        "chatbot": dest or chatbot, "conversation_id": body.get("conversationId", ""),
+        "dialect": "csp",
+        "message_id": body["messageId"],
+        "user": body["senderAddress"],
+        "chatbot": dest or chatbot,
+        "conversation_id": body.get("conversationId", ""),
         "contribution_id": body.get("contributionId", ""),
     }
     fallback: InboundEvent | None = None
@@ -165,8 +177,9 @@ def from_csp_message(body: Any, chatbot: str) -> InboundEvent:
         ctype = item["contentType"].split(";")[0].strip().lower()
         if ctype == SUGGESTION_RESPONSE:
             data, shown = _tap(_json_part(_decode(item, path), path), f"{path}.contentText")
-            return InboundEvent(kind="postback", postback=data, display_text=shown, text=shown,
-                                raw_type=ctype, **common)
+            return InboundEvent(
+                kind="postback", postback=data, display_text=shown, text=shown, raw_type=ctype, **common
+            )
         if ctype == FILE_TRANSFER:
             files = _json_part(_decode(item, path), path)
             if isinstance(files, dict):
@@ -179,8 +192,9 @@ def from_csp_message(body: Any, chatbot: str) -> InboundEvent:
             if not isinstance(text, str):
                 raise _bad(f"{path}.contentText", "text/plain contentText must be a string")
             kind, lat, lon = _text_kind(text)
-            fallback = InboundEvent(kind=kind, text=text, latitude=lat, longitude=lon,
-                                    raw_type=ctype, **common)
+            fallback = InboundEvent(
+                kind=kind, text=text, latitude=lat, longitude=lon, raw_type=ctype, **common
+            )
     if fallback is not None:
         return fallback
     return InboundEvent(kind="other", raw_type=body["messageList"][0]["contentType"], **common)
@@ -188,9 +202,10 @@ def from_csp_message(body: Any, chatbot: str) -> InboundEvent:
 
 def from_csp_status(body: Any) -> list[StatusReport]:
     check("csp-status", body)
-    return [StatusReport(d["messageId"], d["status"],
-                         str(d.get("errorMessage") or d.get("errorCode") or ""))
-            for d in body["deliveryInfoList"]]
+    return [
+        StatusReport(d["messageId"], d["status"], str(d.get("errorMessage") or d.get("errorCode") or ""))
+        for d in body["deliveryInfoList"]
+    ]
 
 
 _GSMA_STATUS = {"delivered": "delivered", "displayed": "displayed", "failed": "failed", "sent": "sent"}
@@ -201,15 +216,20 @@ def from_gsma(body: Any, chatbot: str) -> InboundEvent:
     msg = body["RCSMessage"]
     contact = body["messageContact"]
     common: dict[str, Any] = {
-        "dialect": "gsma", "message_id": msg["msgId"], "user": contact["userContact"],
-        "chatbot": chatbot, "conversation_id": contact.get("chatId", ""),
-        "contribution_id": msg["msgId"], "raw_type": body["event"],
+        "dialect": "gsma",
+        "message_id": msg["msgId"],
+        "user": contact["userContact"],
+        "chatbot": chatbot,
+        "conversation_id": contact.get("chatId", ""),
+        "contribution_id": msg["msgId"],
+        "raw_type": body["event"],
     }
     event = body["event"]
     if event in ("messageStatus", "fileStatus"):
         status = str(msg.get("status", "")).lower()
-        return InboundEvent(kind="status", statuses=(
-            StatusReport(msg["msgId"], _GSMA_STATUS.get(status, status)),), **common)
+        return InboundEvent(
+            kind="status", statuses=(StatusReport(msg["msgId"], _GSMA_STATUS.get(status, status)),), **common
+        )
     if "suggestedResponse" in msg:
         data, shown = _tap(msg["suggestedResponse"], "$.RCSMessage.suggestedResponse")
         return InboundEvent(kind="postback", postback=data, display_text=shown, text=shown, **common)
@@ -217,8 +237,9 @@ def from_gsma(body: Any, chatbot: str) -> InboundEvent:
         m = _GEO.match("geo:" + msg["geolocationPushMessage"]["pos"].replace(" ", ","))
         if not m:
             raise _bad("$.RCSMessage.geolocationPushMessage.pos", "pos must be 'latitude longitude'")
-        return InboundEvent(kind="location", latitude=float(m.group(1)), longitude=float(m.group(2)),
-                            **common)
+        return InboundEvent(
+            kind="location", latitude=float(m.group(1)), longitude=float(m.group(2)), **common
+        )
     if "fileMessage" in msg:
         return InboundEvent(kind="file", files=(msg["fileMessage"],), **common)
     if "textMessage" in msg:

@@ -30,12 +30,17 @@ from renderer.yamlsrc import line_of, load_yaml, locate
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _REPLY = {
-    "type": "object", "additionalProperties": False,
-    "properties": {"template": {"type": "string", "pattern": NAME_RE.pattern},
-                   "data": {"type": ["object", "string"]},
-                   "text": {"type": "string", "minLength": 1, "maxLength": 2000}},
-    "oneOf": [{"required": ["template"], "not": {"required": ["text"]}},
-              {"required": ["text"], "not": {"anyOf": [{"required": ["template"]}, {"required": ["data"]}]}}],
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "template": {"type": "string", "pattern": NAME_RE.pattern},
+        "data": {"type": ["object", "string"]},
+        "text": {"type": "string", "minLength": 1, "maxLength": 2000},
+    },
+    "oneOf": [
+        {"required": ["template"], "not": {"required": ["text"]}},
+        {"required": ["text"], "not": {"anyOf": [{"required": ["template"]}, {"required": ["data"]}]}},
+    ],
 }
 _ACTIONS = {
     "let": {"type": "object"},
@@ -43,20 +48,39 @@ _ACTIONS = {
     "reply": {"oneOf": [_REPLY, {"type": "array", "items": _REPLY, "minItems": 1, "maxItems": 4}]},
     "goto": {"type": "string"},
 }
-_MATCHER = {"oneOf": [
-    {"type": "string"},
-    {"type": "object", "additionalProperties": False, "minProperties": 1, "maxProperties": 1,
-     "properties": {"exact": {"type": "string"}, "prefix": {"type": "string", "minLength": 1},
-                    "pattern": {"type": "string", "minLength": 1}}},
-]}
+_MATCHER = {
+    "oneOf": [
+        {"type": "string"},
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "minProperties": 1,
+            "maxProperties": 1,
+            "properties": {
+                "exact": {"type": "string"},
+                "prefix": {"type": "string", "minLength": 1},
+                "pattern": {"type": "string", "minLength": 1},
+            },
+        },
+    ]
+}
 _RULE = {
-    "type": "object", "additionalProperties": False,
+    "type": "object",
+    "additionalProperties": False,
     "properties": {
         "postback": _MATCHER,
-        "text": {"oneOf": [{"type": "string", "minLength": 1},
-                           {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
-                           {"type": "object", "additionalProperties": False, "required": ["pattern"],
-                            "properties": {"pattern": {"type": "string", "minLength": 1}}}]},
+        "text": {
+            "oneOf": [
+                {"type": "string", "minLength": 1},
+                {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
+                {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["pattern"],
+                    "properties": {"pattern": {"type": "string", "minLength": 1}},
+                },
+            ]
+        },
         "kind": {"enum": ["text", "postback", "location", "file"]},
         "any": {"const": True},
         **_ACTIONS,
@@ -65,7 +89,8 @@ _RULE = {
 _FALLBACK = {"type": "object", "additionalProperties": False, "properties": _ACTIONS}
 FLOW_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "type": "object", "additionalProperties": False,
+    "type": "object",
+    "additionalProperties": False,
     "required": ["title", "start", "nodes"],
     "properties": {
         "title": {"type": "string", "minLength": 1, "maxLength": 80},
@@ -80,9 +105,11 @@ FLOW_SCHEMA: dict[str, Any] = {
         "global": {"type": "array", "items": _RULE},
         "fallback": _FALLBACK,
         "nodes": {
-            "type": "object", "minProperties": 1,
+            "type": "object",
+            "minProperties": 1,
             "additionalProperties": {
-                "type": "object", "additionalProperties": False,
+                "type": "object",
+                "additionalProperties": False,
                 "properties": {"rules": {"type": "array", "items": _RULE}, "fallback": _FALLBACK},
             },
         },
@@ -214,7 +241,7 @@ class Rule:
         if self.mode == "exact":
             return {} if subject == self.value else None
         if self.mode == "prefix":
-            return {"rest": subject[len(self.value):]} if subject.startswith(self.value) else None
+            return {"rest": subject[len(self.value) :]} if subject.startswith(self.value) else None
         if self.mode == "keywords":
             low = subject.lower()
             return {"keyword": k} if (k := next((k for k in self.value if k in low), None)) else None
@@ -261,8 +288,11 @@ class _Compiler(SourceCompiler):
         lets: list[tuple[str, Value]] = []
         for key, raw in (src.get("let") or {}).items():
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", str(key)) or key in RESERVED:
-                raise self.fail(src["let"], f"{path}.let", f"{key!r} is not a usable name "
-                                f"(an identifier, not one of {sorted(RESERVED)})")
+                raise self.fail(
+                    src["let"],
+                    f"{path}.let",
+                    f"{key!r} is not a usable name (an identifier, not one of {sorted(RESERVED)})",
+                )
             lets.append((str(key), Value(self.env, raw, self.file, f"{path}.let.{key}")))
         sets: list[tuple[str, Field | Value]] = []
         for key, raw in (src.get("set") or {}).items():
@@ -286,8 +316,11 @@ class _Compiler(SourceCompiler):
     def rule(self, src: Any, path: str) -> Rule:
         present = [t for t in TRIGGERS if t in src]
         if len(present) != 1:
-            raise self.fail(src, path, f"a rule needs exactly one trigger of {', '.join(TRIGGERS)}; "
-                            f"found {present or 'none'}")
+            raise self.fail(
+                src,
+                path,
+                f"a rule needs exactly one trigger of {', '.join(TRIGGERS)}; found {present or 'none'}",
+            )
         trig = present[0]
         raw = src[trig]
         mode, value = trig, raw
@@ -324,41 +357,57 @@ def load_flow(path: Path, display: str | None = None) -> Flow:
     bot = path.parent.name
     file = display or f"chatbots/{bot}/{path.name}"
     if not NAME_RE.match(bot):
-        raise TemplateInvalid(f"{file}: bot folder name {bot!r} must match {NAME_RE.pattern}",
-                              [Problem("$", "bad bot name", file)])
+        raise TemplateInvalid(
+            f"{file}: bot folder name {bot!r} must match {NAME_RE.pattern}",
+            [Problem("$", "bad bot name", file)],
+        )
     src = load_yaml(path, file)
-    problems = [Problem(json_path(e.path), _hint(e.message[:240]), file, locate(src, e.path))
-                for e in sorted(_VALIDATOR.iter_errors(src), key=lambda e: list(map(str, e.path)))]
+    problems = [
+        Problem(json_path(e.path), _hint(e.message[:240]), file, locate(src, e.path))
+        for e in sorted(_VALIDATOR.iter_errors(src), key=lambda e: list(map(str, e.path)))
+    ]
     if problems:
         raise TemplateInvalid(f"{file}: flow is invalid ({len(problems)} problem(s))", problems)
     env = make_environment()
     c = _Compiler(env, file)
     nodes: dict[str, Node] = {}
     for name, nsrc in src["nodes"].items():
-        rules = tuple(c.rule(r, f"$.nodes.{name}.rules[{i}]")
-                      for i, r in enumerate(nsrc.get("rules") or []))
+        rules = tuple(c.rule(r, f"$.nodes.{name}.rules[{i}]") for i, r in enumerate(nsrc.get("rules") or []))
         fb = c.actions(nsrc["fallback"], f"$.nodes.{name}.fallback") if "fallback" in nsrc else None
         nodes[str(name)] = Node(str(name), rules, fb)
     global_rules = tuple(c.rule(r, f"$.global[{i}]") for i, r in enumerate(src.get("global") or []))
     fallback = c.actions(src["fallback"], "$.fallback") if "fallback" in src else None
     flow = Flow(
-        bot=bot, title=str(src["title"]), file=file, start=str(src["start"]), nodes=nodes,
-        global_rules=global_rules, fallback=fallback, context=_plain(src.get("context") or {}),
-        vars=_plain(src.get("vars") or {}), session_ttl=float(src.get("session_ttl", 1800)),
-        chatbot=str(src.get("chatbot", "")), signature=str(src.get("signature", "")),
+        bot=bot,
+        title=str(src["title"]),
+        file=file,
+        start=str(src["start"]),
+        nodes=nodes,
+        global_rules=global_rules,
+        fallback=fallback,
+        context=_plain(src.get("context") or {}),
+        vars=_plain(src.get("vars") or {}),
+        session_ttl=float(src.get("session_ttl", 1800)),
+        chatbot=str(src.get("chatbot", "")),
+        signature=str(src.get("signature", "")),
         profile=str(src["profile"]) if "profile" in src else None,
-        error_reply=str(src.get("error_reply", "系统繁忙，请稍后再试。")), env=env,
+        error_reply=str(src.get("error_reply", "系统繁忙，请稍后再试。")),
+        env=env,
     )
     _check_targets(flow, src, c)
     if flow.profile is not None and flow.profile not in PROFILES:
-        raise c.fail(src["profile"], "$.profile",
-                     f"unknown carrier profile {flow.profile!r}; known: {', '.join(sorted(PROFILES))}")
+        raise c.fail(
+            src["profile"],
+            "$.profile",
+            f"unknown carrier profile {flow.profile!r}; known: {', '.join(sorted(PROFILES))}",
+        )
     return flow
 
 
 def _check_targets(flow: Flow, src: Any, c: _Compiler) -> None:
     if flow.start not in flow.nodes:
         raise c.fail(src["start"], "$.start", f"start node {flow.start!r} is not defined under nodes")
+
     def each() -> Any:
         for n in flow.nodes.values():
             for i, r in enumerate(n.rules):
@@ -369,6 +418,7 @@ def _check_targets(flow: Flow, src: Any, c: _Compiler) -> None:
             yield f"$.global[{i}]", r.actions, r.line
         if flow.fallback:
             yield "$.fallback", flow.fallback, 0
+
     for path, actions, line in each():
         if actions.goto is not None and actions.goto not in flow.nodes:
             msg = f"goto {actions.goto!r}: no such node (known: {', '.join(flow.nodes)})"
@@ -412,4 +462,3 @@ def check_flows(root: Path, templates: Any) -> list[str]:
                 if reply.template is not None and reply.template not in known:
                     out.append(f"{flow.file}:{reply.line}: reply template {reply.template!r} does not exist")
     return out
-

@@ -62,10 +62,19 @@ class SharedTokens(Protocol):
 
 
 class MaapClient:
-    def __init__(self, session: aiohttp.ClientSession, server: str, *, app_id: str, app_key: str,
-                 dialect: str = "csp", token_url: str = "", timeout: float = 5.0,
-                 bot_version: str = '+g.gsma.rcs.botversion="#=1"',
-                 shared: SharedTokens | None = None) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        server: str,
+        *,
+        app_id: str,
+        app_key: str,
+        dialect: str = "csp",
+        token_url: str = "",
+        timeout: float = 5.0,
+        bot_version: str = '+g.gsma.rcs.botversion="#=1"',
+        shared: SharedTokens | None = None,
+    ) -> None:
         if dialect not in ("csp", "gsma"):
             raise ValueError(f"MaaP dialect must be csp or gsma, not {dialect!r}")
         self.session = session  # token requests (rare)
@@ -135,8 +144,9 @@ class MaapClient:
     async def _csp_token(self, chatbot: str) -> _Token:
         self.token_requests += 1
         url = f"{self.server}/bot/v1/{quote(chatbot, safe=':@')}/accessToken"
-        async with self.session.post(url, json={"appId": self.app_id, "appKey": self.app_key},
-                                     timeout=self.timeout) as resp:
+        async with self.session.post(
+            url, json={"appId": self.app_id, "appKey": self.app_key}, timeout=self.timeout
+        ) as resp:
             data = await resp.json(content_type=None)
         if resp.status != 200 or not isinstance(data, dict) or not data.get("accessToken"):
             raise TokenError(f"token request failed: HTTP {resp.status} {str(data)[:200]}")
@@ -145,9 +155,12 @@ class MaapClient:
     async def _oauth_token(self) -> _Token:
         self.token_requests += 1
         basic = base64.b64encode(f"{self.app_id}:{self.app_key}".encode()).decode()
-        async with self.session.post(self.token_url, data={"grant_type": "client_credentials"},
-                                     headers={"Authorization": f"Basic {basic}"},
-                                     timeout=self.timeout) as resp:
+        async with self.session.post(
+            self.token_url,
+            data={"grant_type": "client_credentials"},
+            headers={"Authorization": f"Basic {basic}"},
+            timeout=self.timeout,
+        ) as resp:
             data = await resp.json(content_type=None)
         if resp.status != 200 or not isinstance(data, dict) or not data.get("access_token"):
             raise TokenError(f"token request failed: HTTP {resp.status} {str(data)[:200]}")
@@ -162,8 +175,9 @@ class MaapClient:
         try:
             token = await self.token(chatbot)
             auth = f"accessToken {token}" if self.dialect == "csp" else f"Bearer {token}"
-            async with self.session.get(url, headers={"authorization": auth},
-                                        timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+            async with self.session.get(
+                url, headers={"authorization": auth}, timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as resp:
                 await resp.read()
         except (TokenError, TimeoutError, aiohttp.ClientError, OSError):
             return None
@@ -201,13 +215,20 @@ class MaapClient:
         await self.http.close()
 
     def csp_body(self, body: dict[str, Any]) -> dict[str, Any]:
-        return {**body, "serviceCapability": [{"capabilityId": "ChatbotSA", "version": self.bot_version}],
-                "storeSupported": True, "reportRequest": REPORTS}
+        return {
+            **body,
+            "serviceCapability": [{"capabilityId": "ChatbotSA", "version": self.bot_version}],
+            "storeSupported": True,
+            "reportRequest": REPORTS,
+        }
 
     async def _send_csp(self, chatbot: str, token: str, body: dict[str, Any]) -> tuple[SendResult, bool]:
         url = f"{self.server}/bot/v1/{quote(chatbot, safe=':@')}/messages"
-        headers = {"authorization": f"accessToken {token}", "date": self._http_date(),
-                   "Content-Type": "application/json; charset=utf-8"}
+        headers = {
+            "authorization": f"accessToken {token}",
+            "date": self._http_date(),
+            "Content-Type": "application/json; charset=utf-8",
+        }
         data = jsonio.dumps(self.csp_body(body))
         status, rheaders, raw = await self.http.post(url, data, headers, self.timeout.total or 5.0)
         text = raw.decode("utf-8", "replace")
@@ -239,15 +260,20 @@ class MaapClient:
                 msg["suggestedChipList"] = part["contentText"]
             elif part["contentType"] == "text/plain":
                 msg["textMessage"] = part["contentText"]
-        return {"RCSMessage": msg,
-                "messageContact": {"userContact": body["destinationAddress"][0],
-                                   "chatId": body.get("conversationId", "")}}
+        return {
+            "RCSMessage": msg,
+            "messageContact": {
+                "userContact": body["destinationAddress"][0],
+                "chatId": body.get("conversationId", ""),
+            },
+        }
 
     async def _send_gsma(self, chatbot: str, token: str, body: dict[str, Any]) -> tuple[SendResult, bool]:
         url = f"{self.server}/rcs/bot/v1/{quote(chatbot, safe=':@')}/messages"
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json; charset=utf-8"}
-        status, rheaders, raw = await self.http.post(url, jsonio.dumps(self.gsma_body(body)), headers,
-                                                     self.timeout.total or 5.0)
+        status, rheaders, raw = await self.http.post(
+            url, jsonio.dumps(self.gsma_body(body)), headers, self.timeout.total or 5.0
+        )
         text = raw.decode("utf-8", "replace")
         retry_after = _retry_after(rheaders.get("retry-after"))
         if status == 401:

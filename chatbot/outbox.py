@@ -35,9 +35,18 @@ def backoff(attempts: int, base: float, cap: float, rng: random.Random | None = 
 
 
 class OutboxWorker:
-    def __init__(self, store: Store, send: Sender, *, concurrency: int = 64, lease: float = 30.0,
-                 base_backoff: float = 0.2, max_backoff: float = 60.0, poll: float = 0.05,
-                 prune: Callable[[], Awaitable[None]] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        send: Sender,
+        *,
+        concurrency: int = 64,
+        lease: float = 30.0,
+        base_backoff: float = 0.2,
+        max_backoff: float = 60.0,
+        poll: float = 0.05,
+        prune: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.store = store
         self.send = send
         self.concurrency = concurrency
@@ -119,14 +128,19 @@ class OutboxWorker:
                     delay = max(delay, min(result.retry_after, self.max_backoff))
                 await self.store.retry(item, now + delay, result.detail)
                 self.retried += 1
-                log.info("outbox: %s retry in %.2fs (attempt %d): %s", item.message_id, delay,
-                         item.attempts + 1, result.detail)
+                log.info(
+                    "outbox: %s retry in %.2fs (attempt %d): %s",
+                    item.message_id,
+                    delay,
+                    item.attempts + 1,
+                    result.detail,
+                )
             else:
                 await self.store.give_up(item, now, result.detail)
                 self.failed += 1
-                log.error("outbox: %s refused by the MaaP, not retried: %s", item.message_id,
-                          result.detail)
+                log.error("outbox: %s refused by the MaaP, not retried: %s", item.message_id, result.detail)
         except Exception:
-            log.exception("outbox: recording the outcome of %s failed; the lease will expire",
-                          item.message_id)
+            log.exception(
+                "outbox: recording the outcome of %s failed; the lease will expire", item.message_id
+            )
         self._wake.set()

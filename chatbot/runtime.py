@@ -197,8 +197,15 @@ class ChatbotRuntime:
         if dialect == "csp-message":
             event = from_csp_message(_json(raw), params["chatbotId"])
             await self._turn(bot, event)
-            return Ack(200, {"messageId": event.message_id, "conversationId": event.conversation_id,
-                             "contributionId": event.contribution_id, **OK_ACK})
+            return Ack(
+                200,
+                {
+                    "messageId": event.message_id,
+                    "conversationId": event.conversation_id,
+                    "contributionId": event.contribution_id,
+                    **OK_ACK,
+                },
+            )
         if dialect == "gsma":
             event = from_gsma(_json(raw), flow.chatbot or bot)
             await self._turn(bot, event)

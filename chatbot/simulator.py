@@ -36,8 +36,17 @@ from renderer import BOTMESSAGE, BOTSUGGESTION
 from .auth import csp_signature_headers, hmac_headers, username_header
 from .events import SUGGESTION_RESPONSE
 
-CSP_REQUIRED = ("messageId", "messageList", "destinationAddress", "senderAddress", "conversationId",
-                "contributionId", "serviceCapability", "smsSupported", "storeSupported")
+CSP_REQUIRED = (
+    "messageId",
+    "messageList",
+    "destinationAddress",
+    "senderAddress",
+    "conversationId",
+    "contributionId",
+    "serviceCapability",
+    "smsSupported",
+    "storeSupported",
+)
 
 
 @dataclass
@@ -161,17 +170,25 @@ class Simulator:
             body = {}
         if body.get("appId") != self.app_id or body.get("appKey") != self.app_key:
             return web.json_response({"errorCode": 40001, "errorMessage": "invalid appId/appKey"})
-        return web.json_response({"accessToken": self._new_token(), "expires": self.token_lifetime,
-                                  "url": str(request.url.origin()), "errorCode": 0})
+        return web.json_response(
+            {
+                "accessToken": self._new_token(),
+                "expires": self.token_lifetime,
+                "url": str(request.url.origin()),
+                "errorCode": 0,
+            }
+        )
 
     async def h_oauth(self, request: web.Request) -> web.Response:
         form = await request.post()
         import base64
+
         expected = "Basic " + base64.b64encode(f"{self.app_id}:{self.app_key}".encode()).decode()
         if form.get("grant_type") != "client_credentials" or request.headers.get("Authorization") != expected:
             return web.json_response({"error": "invalid_client"}, status=401)
-        return web.json_response({"access_token": self._new_token(), "token_type": "Bearer",
-                                  "expires_in": self.token_lifetime})
+        return web.json_response(
+            {"access_token": self._new_token(), "token_type": "Bearer", "expires_in": self.token_lifetime}
+        )
 
     async def _faulted(self) -> web.Response | None:
         f = self.fault
@@ -248,8 +265,9 @@ class Simulator:
             mid, user = msg["msgId"], contact["userContact"]
         except (json.JSONDecodeError, KeyError, TypeError):
             self.rejected += 1
-            return web.json_response({"error": "RCSMessage.msgId and messageContact.userContact "
-                                      "are required"}, status=400)
+            return web.json_response(
+                {"error": "RCSMessage.msgId and messageContact.userContact are required"}, status=400
+            )
         # Recorded in the CSP shape too, so tests read both dialects the same way.
         parts = []
         if "richcardMessage" in msg:
@@ -258,15 +276,26 @@ class Simulator:
             parts.append({"contentType": "text/plain", "contentText": msg["textMessage"]})
         if "suggestedChipList" in msg:
             parts.append({"contentType": BOTSUGGESTION, "contentText": msg["suggestedChipList"]})
-        self._record(mid, user, "", {"messageId": mid, "destinationAddress": [user], "messageList": parts,
-                                     "gsma": body})
+        self._record(
+            mid,
+            user,
+            "",
+            {"messageId": mid, "destinationAddress": [user], "messageList": parts, "gsma": body},
+        )
         return web.json_response({}, status=202)
 
     async def _report(self, body: dict[str, Any]) -> None:
-        report = {"deliveryInfoList": [{
-            "messageId": body["messageId"], "status": "delivered",
-            "dateTime": time.strftime("%Y-%m-%dT%H:%M:%S+08:00"),
-            "senderAddress": body["destinationAddress"][0], "destinationAddress": body["senderAddress"]}]}
+        report = {
+            "deliveryInfoList": [
+                {
+                    "messageId": body["messageId"],
+                    "status": "delivered",
+                    "dateTime": time.strftime("%Y-%m-%dT%H:%M:%S+08:00"),
+                    "senderAddress": body["destinationAddress"][0],
+                    "destinationAddress": body["senderAddress"],
+                }
+            ]
+        }
         raw = json.dumps(report).encode()
         url = f"{self.webhook}/deliveryNotification/{self.chatbot}/status"
         try:
@@ -288,23 +317,50 @@ class Simulator:
             headers["Authorization"] = f"Bearer {self.bearer}"
         return headers
 
-    def message(self, user: str, *, postback: str | None = None, text: str | None = None,
-                display: str = "", message_id: str | None = None) -> dict[str, Any]:
+    def message(
+        self,
+        user: str,
+        *,
+        postback: str | None = None,
+        text: str | None = None,
+        display: str = "",
+        message_id: str | None = None,
+    ) -> dict[str, Any]:
         """A CSP messageNotification body for one user message."""
         mid = message_id or str(uuid.uuid4()).upper()
         if postback is not None:
-            item = {"contentType": SUGGESTION_RESPONSE, "contentEncoding": "utf8",
-                    "contentText": json.dumps({"response": {"reply": {
-                        "displayText": display or postback[:25], "postback": {"data": postback}}}},
-                        ensure_ascii=False)}
+            item = {
+                "contentType": SUGGESTION_RESPONSE,
+                "contentEncoding": "utf8",
+                "contentText": json.dumps(
+                    {
+                        "response": {
+                            "reply": {"displayText": display or postback[:25], "postback": {"data": postback}}
+                        }
+                    },
+                    ensure_ascii=False,
+                ),
+            }
         else:
             item = {"contentType": "text/plain", "contentEncoding": "utf8", "contentText": text or ""}
-        return {"messageId": mid, "dateTime": time.strftime("%Y-%m-%dT%H:%M:%S.000+08:00"),
-                "senderAddress": user, "destinationAddress": self.chatbot,
-                "conversationId": f"conv-{user}", "contributionId": f"c-{mid}", "messageList": [item]}
+        return {
+            "messageId": mid,
+            "dateTime": time.strftime("%Y-%m-%dT%H:%M:%S.000+08:00"),
+            "senderAddress": user,
+            "destinationAddress": self.chatbot,
+            "conversationId": f"conv-{user}",
+            "contributionId": f"c-{mid}",
+            "messageList": [item],
+        }
 
-    async def deliver(self, body: dict[str, Any], *, webhook: str | None = None, retry_for: float = 0.0,
-                      timeout: float = 10.0) -> int:
+    async def deliver(
+        self,
+        body: dict[str, Any],
+        *,
+        webhook: str | None = None,
+        retry_for: float = 0.0,
+        timeout: float = 10.0,
+    ) -> int:
         """POST one notification; with `retry_for`, repeat (as platforms do) until a 200 or the
         deadline. Returns the last HTTP status (0: no answer at all)."""
         self.injected[body["contributionId"]] = body["messageId"]
@@ -315,8 +371,9 @@ class Simulator:
         while True:
             status = 0
             try:
-                async with self.session.post(url, data=raw, headers=self.sign(raw),
-                                             timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+                async with self.session.post(
+                    url, data=raw, headers=self.sign(raw), timeout=aiohttp.ClientTimeout(total=timeout)
+                ) as resp:
                     await resp.read()
                     status = resp.status
             except (TimeoutError, aiohttp.ClientError):
@@ -371,17 +428,24 @@ class Simulator:
     # -- control API --------------------------------------------------------------------------
     async def h_fault(self, request: web.Request) -> web.Response:
         d = await request.json()
-        self.fault = Fault(mode=d.get("mode", "ok"), status=int(d.get("status", 503)),
-                           error_code=int(d.get("errorCode", -1)), delay=float(d.get("delay", 0)),
-                           remaining=d.get("count"))
+        self.fault = Fault(
+            mode=d.get("mode", "ok"),
+            status=int(d.get("status", 503)),
+            error_code=int(d.get("errorCode", -1)),
+            delay=float(d.get("delay", 0)),
+            remaining=d.get("count"),
+        )
         return web.json_response({"fault": self.fault.__dict__})
 
     async def h_inject(self, request: web.Request) -> web.Response:
         d = await request.json()
-        body = self.message(d["user"], postback=d.get("postback"), text=d.get("text"),
-                            message_id=d.get("messageId"))
-        statuses = [await self.deliver(body, retry_for=float(d.get("retryFor", 0)))
-                    for _ in range(int(d.get("repeat", 1)))]
+        body = self.message(
+            d["user"], postback=d.get("postback"), text=d.get("text"), message_id=d.get("messageId")
+        )
+        statuses = [
+            await self.deliver(body, retry_for=float(d.get("retryFor", 0)))
+            for _ in range(int(d.get("repeat", 1)))
+        ]
         return web.json_response({"messageId": body["messageId"], "statuses": statuses})
 
     async def h_stats(self, request: web.Request) -> web.Response:
@@ -389,10 +453,22 @@ class Simulator:
 
     async def h_messages(self, request: web.Request) -> web.Response:
         user = request.query.get("user")
-        return web.json_response({"messages": [
-            {"messageId": r.message_id, "user": r.user, "inReplyTo": r.in_reply_to, "text": r.text,
-             "body": r.body} for r in self.received if user is None or r.user == user]},
-            dumps=lambda o: json.dumps(o, ensure_ascii=False))
+        return web.json_response(
+            {
+                "messages": [
+                    {
+                        "messageId": r.message_id,
+                        "user": r.user,
+                        "inReplyTo": r.in_reply_to,
+                        "text": r.text,
+                        "body": r.body,
+                    }
+                    for r in self.received
+                    if user is None or r.user == user
+                ]
+            },
+            dumps=lambda o: json.dumps(o, ensure_ascii=False),
+        )
 
     async def h_reset(self, request: web.Request) -> web.Response:
         self.reset()
@@ -411,8 +487,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--hmac-secret", default="", help="sign injected messages with HMAC-SHA256")
     ap.add_argument("--reports", action="store_true", help="send delivery notifications back")
     a = ap.parse_args(argv)
-    sim = Simulator(webhook=a.webhook.rstrip("/"), chatbot=a.chatbot, app_id=a.app_id, app_key=a.app_key,
-                    csp_token=a.csp_token, hmac_secret=a.hmac_secret, reports=a.reports)
+    sim = Simulator(
+        webhook=a.webhook.rstrip("/"),
+        chatbot=a.chatbot,
+        app_id=a.app_id,
+        app_key=a.app_key,
+        csp_token=a.csp_token,
+        hmac_secret=a.hmac_secret,
+        reports=a.reports,
+    )
     web.run_app(sim.app(), host=a.host, port=a.port, print=lambda *_: None)
 
 

@@ -251,7 +251,9 @@ class Chains:
         # one durable wait covers them (see metering: where the units are taken differs).
         reserved = await self.meter.reserve(f"{d.id}#{d.step}", d.enterprise, d.line, channel, segments, now)
         with self.store.tx():
-            att = self.store.add_attempt(d.id, d.step, channel, segments, 0, now + self._timeout(ent, channel))
+            att = self.store.add_attempt(
+                d.id, d.step, channel, segments, 0, now + self._timeout(ent, channel)
+            )
             charge = await self.meter.settle(reserved)
             self._charged(att.id, charge, now)
         await self.store.durable()  # the attempt row and its charge exist before anything is sent
@@ -259,7 +261,9 @@ class Chains:
             self._finish(d, "blocked", f"quota: {charge.reason}")
             return
         handed = await self.channels[channel].send(
-            Outgoing(d.id, channel, d.line, d.recipient, msg, legacy, ent.get("chatbot", ""), {"step": d.step})
+            Outgoing(
+                d.id, channel, d.line, d.recipient, msg, legacy, ent.get("chatbot", ""), {"step": d.step}
+            )
         )
         self.handed += 1
         with self.store.tx():

@@ -223,7 +223,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "to": {"type": "string", "maxLength": 32},
             "text": {"type": "string", "maxLength": 1000},
             "channel": {"enum": list(CHANNELS)},
-            "postback": {"type": "string", "maxLength": 2048, "description": "a 5G button's postback (a tap)"},
+            "postback": {
+                "type": "string",
+                "maxLength": 2048,
+                "description": "a 5G button's postback (a tap)",
+            },
         },
     },
     "estimate": {

@@ -17,8 +17,12 @@ from .model import SCHEMAS, normalize_number
 from .store import DeliveryStore
 
 # seed list name → (stored kind, id field), in the order they are loaded
-SECTIONS = (("staff", "staff", "id"), ("lines", "line", "number"), ("cards", "card", "id"),
-            ("packages", "package", "id"))
+SECTIONS = (
+    ("staff", "staff", "id"),
+    ("lines", "line", "number"),
+    ("cards", "card", "id"),
+    ("packages", "package", "id"),
+)
 
 
 def load_seed(store: DeliveryStore, path: Path) -> None:

@@ -68,7 +68,9 @@ class DeliveryService:
         self.store = DeliveryStore(config.database, config.synchronous)
         self.store.open()
         self.counters: Counters = (
-            RedisCounters(config.redis_url, self.store) if config.counters == "redis" else SqliteCounters(self.store)
+            RedisCounters(config.redis_url, self.store)
+            if config.counters == "redis"
+            else SqliteCounters(self.store)
         )
         self.meter = Meter(self.store, self.counters)
         self.wakeups = Wakeups()
@@ -103,8 +105,9 @@ class DeliveryService:
             self.store.add_key(keys.hash_key(c.operator_key), None, "operator (settings)")
         if c.smpp:
             host, _, port = c.smpp.rpartition(":")
-            self.smpp = SmppClient(host or "127.0.0.1", int(port), c.smpp_system_id, c.smpp_password,
-                                   self.on_deliver)
+            self.smpp = SmppClient(
+                host or "127.0.0.1", int(port), c.smpp_system_id, c.smpp_password, self.on_deliver
+            )
             self.smpp.start()
             for name in ("ussd", "flash", "sms"):
                 self.channels[name] = SmppChannel(name, self.smpp, c.flash_gsm_dcs)
@@ -112,8 +115,15 @@ class DeliveryService:
             self._session = aiohttp.ClientSession()
             self.kannel_token = c.kannel_token or secrets.token_urlsafe(24)
             for name in c.kannel_channels:
-                self.channels[name] = KannelChannel(name, self._session, c.kannel_url, c.kannel_username,
-                                                    c.kannel_password, c.callback_base, self.kannel_token)
+                self.channels[name] = KannelChannel(
+                    name,
+                    self._session,
+                    c.kannel_url,
+                    c.kannel_username,
+                    c.kannel_password,
+                    c.callback_base,
+                    self.kannel_token,
+                )
         self.store.start_batching()
         self.chains.resume()
         self._forwarded = asyncio.get_running_loop().create_task(
@@ -151,5 +161,7 @@ class DeliveryService:
         card's button counts in their reports. Durable before the chatbot answers its webhook."""
         text = event.text if event.kind == "text" else ""
         postback = event.postback if event.kind == "postback" else ""
-        self.replies.on_chatbot(event.chatbot, event.user, text, postback, ref=f"chatbot:{bot}:{event.message_id}")
+        self.replies.on_chatbot(
+            event.chatbot, event.user, text, postback, ref=f"chatbot:{bot}:{event.message_id}"
+        )
         await self.store.durable()

@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS caps (key TEXT NOT NULL, at REAL NOT NULL, member TEX
     PRIMARY KEY (key, member)) WITHOUT ROWID;
 """
 
+
 class DeliveryStore(GroupCommitDb):
     def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
         super().__init__(path, SCHEMA, synchronous)

@@ -17,7 +17,9 @@ class Wakeups:
         loop = asyncio.get_running_loop()
         wake: asyncio.Future[None] = loop.create_future()
         self._waiting[delivery] = wake
-        timer = loop.call_later(max(0.0, deadline - time.time()), lambda: wake.done() or wake.set_result(None))
+        timer = loop.call_later(
+            max(0.0, deadline - time.time()), lambda: wake.done() or wake.set_result(None)
+        )
         try:
             await wake
         finally:

@@ -1,6 +1,6 @@
 """Shared infrastructure with no domain in it, used by `chatbot`, `delivery` and the server alike:
 
-    jsonio.py     JSON in and out (orjson)
-    redispipe.py  auto-pipelining of Redis commands (one round trip per event-loop iteration)
-    http1.py      the small HTTP/1.1 keep-alive client of the MaaP send path
+jsonio.py     JSON in and out (orjson)
+redispipe.py  auto-pipelining of Redis commands (one round trip per event-loop iteration)
+http1.py      the small HTTP/1.1 keep-alive client of the MaaP send path
 """

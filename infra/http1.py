@@ -49,8 +49,9 @@ class Http1Client:
                 c.close()
         self._idle.clear()
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str],
-                   timeout: float) -> tuple[int, dict[str, str], bytes]:
+    async def post(
+        self, url: str, body: bytes, headers: dict[str, str], timeout: float
+    ) -> tuple[int, dict[str, str], bytes]:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https") or not parts.hostname:
@@ -77,8 +78,12 @@ class Http1Client:
                 status, headers, body, keep = await self._read(conn.reader)
             except _BROKEN as exc:
                 conn.close()
-                if reused and attempt == 0 and isinstance(exc, asyncio.IncompleteReadError) \
-                        and not exc.partial:
+                if (
+                    reused
+                    and attempt == 0
+                    and isinstance(exc, asyncio.IncompleteReadError)
+                    and not exc.partial
+                ):
                     continue  # the server had closed this idle connection: once more on a new one
                 raise HttpError(f"{type(exc).__name__}: {exc}") from None
             except BaseException:  # cancelled mid-exchange: the connection state is unknown
@@ -95,7 +100,8 @@ class Http1Client:
         scheme, hostname, port = key
         try:
             reader, writer = await asyncio.open_connection(
-                hostname, port, ssl=self._ssl if scheme == "https" else None, limit=MAX_HEADER_BYTES)
+                hostname, port, ssl=self._ssl if scheme == "https" else None, limit=MAX_HEADER_BYTES
+            )
         except OSError as exc:
             raise HttpError(f"connect to {hostname}:{port} failed: {exc}") from None
         return _Conn(reader, writer)

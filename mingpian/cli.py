@@ -36,8 +36,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
     app.on_startup.append(freeze_gc)
-    print(f"Mingpian listening on http://{settings.host}:{settings.port}  "
-          f"(templates: {settings.template_dir}, Ctrl+C to stop)", flush=True)
+    print(
+        f"Mingpian listening on http://{settings.host}:{settings.port}  "
+        f"(templates: {settings.template_dir}, Ctrl+C to stop)",
+        flush=True,
+    )
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
     return 0
 
@@ -88,6 +91,7 @@ def cmd_lint(args: argparse.Namespace) -> int:
     problems = lint_templates(store, args.names or None, get_profile(args.profile))
     if not args.names and args.templates is None:  # the whole project: chatbot flows too
         from chatbot.flows import check_flows
+
         problems += check_flows(settings.chatbot_dir, store)
     for line in problems:
         print(line)
@@ -114,11 +118,19 @@ def cmd_errors(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mingpian", description=__doc__)
-    parser.add_argument("--templates", type=Path, default=None,
-                        help="template folder (default: $MINGPIAN_TEMPLATE_DIR or ./card_templates)")
+    parser.add_argument(
+        "--templates",
+        type=Path,
+        default=None,
+        help="template folder (default: $MINGPIAN_TEMPLATE_DIR or ./card_templates)",
+    )
     config = argparse.ArgumentParser(add_help=False)
-    config.add_argument("--config", type=Path, metavar="FILE",
-                        help="TOML file of settings (default: $MINGPIAN_CONFIG; see docs/settings.md)")
+    config.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="TOML file of settings (default: $MINGPIAN_CONFIG; see docs/settings.md)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", parents=[config], help="run the HTTP server")
     p.add_argument("--host")
@@ -131,8 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", default="rcs", choices=sorted(TARGETS), help="output target")
     p.add_argument("--out", help="write the output to this file (binary targets need it)")
     p.set_defaults(func=cmd_render)
-    p = sub.add_parser("lint", parents=[config],
-                       help="check templates and their sample data; exit 1 on problems")
+    p = sub.add_parser(
+        "lint", parents=[config], help="check templates and their sample data; exit 1 on problems"
+    )
     p.add_argument("names", nargs="*")
     p.add_argument("--profile", default="default", choices=sorted(PROFILES))
     p.set_defaults(func=cmd_lint)

@@ -63,14 +63,22 @@ ERROR_CODES: Mapping[str, ErrorCode] = _index(
     _c("unauthorized", 401, "credentials are missing or wrong", plain=True),
     _c("forbidden", 403, "the credentials do not allow this", plain=True),
     _c("not_found", 404, "no such route, file, job or record", plain=True),
-    _c("method_not_allowed", 405, "the route does not take this method; `Allow` lists those it takes",
-       plain=True),
+    _c(
+        "method_not_allowed",
+        405,
+        "the route does not take this method; `Allow` lists those it takes",
+        plain=True,
+    ),
     _c("not_acceptable", 406, "no representation matches the `Accept` header", plain=True),
     _c("conflict", 409, "the request conflicts with the current state (no more specific code)", plain=True),
     _c("body_too_large", 413, "the body is larger than `max_body_bytes`", plain=True),
     _c("unsupported_media_type", 415, "the body is not `application/json` (or `+json`)", plain=True),
-    _c("range_not_satisfiable", 416, "the `Range` is outside the file; `Content-Range` gives its size",
-       plain=True),
+    _c(
+        "range_not_satisfiable",
+        416,
+        "the `Range` is outside the file; `Content-Range` gives its size",
+        plain=True,
+    ),
     _c("unprocessable", 422, "well-formed but cannot be processed (no more specific code)", plain=True),
     _c("too_many_requests", 429, "too many requests; `Retry-After` says when to try again", plain=True),
     _c("internal_error", 500, "an unexpected server error; the body's `requestId` finds it in the log"),
@@ -146,9 +154,17 @@ class ApiError(Exception):
     keys are added to the body after the standard ones.
     """
 
-    def __init__(self, status: int, code: str, message: str, *, path: str | None = None,
-                 problems: Sequence[Mapping[str, Any]] | None = None,
-                 headers: Mapping[str, str] | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        path: str | None = None,
+        problems: Sequence[Mapping[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         check_code(status, code)
         if path is not None and problems is not None:
             raise ValueError("give path or problems, not both")
@@ -167,8 +183,9 @@ class ApiError(Exception):
         self.extra = extra
 
     @classmethod
-    def from_body(cls, status: int, body: Mapping[str, Any],
-                  headers: Mapping[str, str] | None = None) -> ApiError:
+    def from_body(
+        cls, status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
+    ) -> ApiError:
         """The error whose body is `body` (`{"error", "message", "problems"?, …}`), e.g. one that
         crossed a process boundary as data, or a domain exception's `to_json()`."""
         rest = dict(body)
@@ -206,8 +223,13 @@ class DomainError:
 DOMAIN_ERRORS: dict[type[Exception], DomainError] = {}
 
 
-def register_domain_error(exc_type: type[Exception], status: int, code: str | None = None, *,
-                          headers: Mapping[str, str] | None = None) -> None:
+def register_domain_error(
+    exc_type: type[Exception],
+    status: int,
+    code: str | None = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> None:
     """Answer `exc_type` (and its subclasses) with this status and code. The body's message is
     `str(exc)`, its problems `exc.problems` when present. With no code the exception must have
     `to_json()` returning the whole body (`{"error", "message", "problems"}`) and a `kind`."""

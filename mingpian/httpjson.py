@@ -14,10 +14,16 @@ from .errors import ApiError
 __all__ = ["JSONDecodeError", "dumps", "is_json_content_type", "json_response", "loads", "read_json_body"]
 
 
-def json_response(obj: Any, *, status: int = 200, content_type: str = "application/json",
-                  headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=dumps(obj), status=status, content_type=content_type,
-                        charset="utf-8", headers=headers)
+def json_response(
+    obj: Any,
+    *,
+    status: int = 200,
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    return web.Response(
+        body=dumps(obj), status=status, content_type=content_type, charset="utf-8", headers=headers
+    )
 
 
 def is_json_content_type(content_type: str) -> bool:
@@ -34,8 +40,11 @@ async def read_json_body(request: web.Request, max_depth: int, *, allow_empty: b
             return None
         raise ApiError(400, "empty_body", "request body is empty; send a JSON object", path="$")
     if not is_json_content_type(request.content_type):
-        raise ApiError(415, "unsupported_media_type",
-                       f"Content-Type must be application/json, got {request.content_type!r}")
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"Content-Type must be application/json, got {request.content_type!r}",
+        )
     raw = await request.read()  # bounded by client_max_size → 413 via the middleware
     charset = (request.charset or "utf-8").lower()
     if charset not in ("utf-8", "utf8"):
@@ -49,8 +58,9 @@ async def read_json_body(request: web.Request, max_depth: int, *, allow_empty: b
         if "depth limit" in exc.msg:
             raise ApiError(400, "too_deep", f"JSON nested deeper than {max_depth} levels", path="$") from None
         if "utf-8" in exc.msg.lower() or "surrogate" in exc.msg:
-            raise ApiError(400, "invalid_encoding",
-                           f"request body is not valid UTF-8 JSON: {exc.msg}") from None
+            raise ApiError(
+                400, "invalid_encoding", f"request body is not valid UTF-8 JSON: {exc.msg}"
+            ) from None
         where = f"line {exc.lineno} column {exc.colno}"
         raise ApiError(400, "invalid_json", f"malformed JSON at {where}: {exc.msg}", path="$") from None
     # Only walk the value when it could be too deep: one C-speed count of the brackets.

@@ -11,8 +11,7 @@ from renderer.legacy import override_problems
 from renderer.svgcard import svg_problems
 
 
-def lint_templates(store: TemplateStore, names: list[str] | None,
-                   profile: CarrierProfile) -> list[str]:
+def lint_templates(store: TemplateStore, names: list[str] | None, profile: CarrierProfile) -> list[str]:
     out: list[str] = []
     for name in names or store.names():
         try:

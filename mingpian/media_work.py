@@ -127,6 +127,12 @@ def _video(spec: WorkSpec, ctx: MediaContext, out: Path) -> dict[str, Any]:
     result = render_video_sync(spec.message, ctx, spec.video, tmp, progress=progress, cancelled=cancelled)
     _atomic_write(Path(spec.thumb_out), result.thumbnail)
     os.replace(tmp, out)
-    return {"ok": True, "bytes": result.bytes, "thumbnailBytes": len(result.thumbnail),
-            "seconds": result.seconds, "width": result.width, "height": result.height,
-            "encodes": result.encodes}
+    return {
+        "ok": True,
+        "bytes": result.bytes,
+        "thumbnailBytes": len(result.thumbnail),
+        "seconds": result.seconds,
+        "width": result.width,
+        "height": result.height,
+        "encodes": result.encodes,
+    }

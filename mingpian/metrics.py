@@ -40,8 +40,9 @@ class Counter:
 
 
 class Histogram:
-    def __init__(self, name: str, help_: str, labels: tuple[str, ...],
-                 buckets: tuple[float, ...] = DEFAULT_BUCKETS) -> None:
+    def __init__(
+        self, name: str, help_: str, labels: tuple[str, ...], buckets: tuple[float, ...] = DEFAULT_BUCKETS
+    ) -> None:
         self.name, self.help, self.labels, self.buckets = name, help_, labels, buckets
         self.counts: dict[LabelValues, list[int]] = {}
         self.sums: dict[LabelValues, float] = {}
@@ -74,18 +75,29 @@ class Metrics:
     """The server's metric families. Features may `register` more."""
 
     def __init__(self) -> None:
-        self.requests = Counter("mingpian_http_requests_total", "HTTP requests by route and status.",
-                                ("method", "route", "status"))
-        self.latency = Histogram("mingpian_http_request_duration_seconds",
-                                 "HTTP request latency by route.", ("method", "route"))
-        self.render = Histogram("mingpian_render_duration_seconds",
-                                "Time to render a template (validate, bind, check, serialize).",
-                                ("template", "format"))
-        self.render_errors = Counter("mingpian_render_errors_total",
-                                     "Renders that ended in a user-facing error, by kind.",
-                                     ("template", "kind"))
+        self.requests = Counter(
+            "mingpian_http_requests_total",
+            "HTTP requests by route and status.",
+            ("method", "route", "status"),
+        )
+        self.latency = Histogram(
+            "mingpian_http_request_duration_seconds", "HTTP request latency by route.", ("method", "route")
+        )
+        self.render = Histogram(
+            "mingpian_render_duration_seconds",
+            "Time to render a template (validate, bind, check, serialize).",
+            ("template", "format"),
+        )
+        self.render_errors = Counter(
+            "mingpian_render_errors_total",
+            "Renders that ended in a user-facing error, by kind.",
+            ("template", "kind"),
+        )
         self._families: list[Counter | Histogram] = [
-            self.requests, self.latency, self.render, self.render_errors,
+            self.requests,
+            self.latency,
+            self.render,
+            self.render_errors,
         ]
 
     def register(self, family: Counter | Histogram) -> Counter | Histogram:

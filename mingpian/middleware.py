@@ -110,15 +110,18 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         metrics.requests.inc(request.method, route, str(status))
         metrics.latency.observe(elapsed, request.method, route)
         if log.isEnabledFor(logging.INFO):
-            log.info("request", extra={
-                "request_id": rid,
-                "method": request.method,
-                "path": request.path,
-                "route": route,
-                "status": status,
-                "duration_ms": round(elapsed * 1000, 3),
-                "remote": request.remote,
-            })
+            log.info(
+                "request",
+                extra={
+                    "request_id": rid,
+                    "method": request.method,
+                    "path": request.path,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                    "remote": request.remote,
+                },
+            )
 
 
 @web.middleware

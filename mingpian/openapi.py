@@ -28,8 +28,11 @@ ERROR = {
     "type": "object",
     "required": ["error", "message"],
     "properties": {
-        "error": {"type": "string", "enum": list(ERROR_CODES),
-                  "description": "machine-readable kind (the table in docs/api.md)"},
+        "error": {
+            "type": "string",
+            "enum": list(ERROR_CODES),
+            "description": "machine-readable kind (the table in docs/api.md)",
+        },
         "message": {"type": "string"},
         "problems": {"type": "array", "items": {"$ref": "#/components/schemas/Problem"}},
     },
@@ -37,16 +40,19 @@ ERROR = {
 
 
 def error_response(description: str) -> dict[str, Any]:
-    return {"description": description,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
 
 
 def json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def add_paths(app: web.Application, paths: dict[str, dict[str, Any]],
-              schemas: dict[str, Any] | None = None) -> None:
+def add_paths(
+    app: web.Application, paths: dict[str, dict[str, Any]], schemas: dict[str, Any] | None = None
+) -> None:
     # Deep copies: features extend operations another feature added (the render route gains
     # formats), and must change this app's document, never the module-level constants.
     for path, ops in copy.deepcopy(paths).items():
@@ -66,8 +72,7 @@ def build_document(app: web.Application) -> dict[str, Any]:
         },
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "paths": dict(sorted(app[openapi_paths_key].items())),
-        "components": {"schemas": {"Problem": PROBLEM, "Error": ERROR,
-                                   **app[openapi_schemas_key]}},
+        "components": {"schemas": {"Problem": PROBLEM, "Error": ERROR, **app[openapi_schemas_key]}},
     }
 
 

@@ -150,8 +150,13 @@ def _kind_of(value: Any) -> str:
     """What a wrongly typed value is, in TOML's words (`port = "8081"` is text, not an integer)."""
     if isinstance(value, bool):
         return "a boolean"
-    kinds = ((str, "text"), (int, "an integer"), (float, "a number"), (Mapping, "a table"),
-             (list, "an array"))
+    kinds = (
+        (str, "text"),
+        (int, "an integer"),
+        (float, "a number"),
+        (Mapping, "a table"),
+        (list, "an array"),
+    )
     return next((word for t, word in kinds if isinstance(value, t)), type(value).__name__)
 
 
@@ -243,105 +248,166 @@ def is_secret(name: str) -> bool:
 class Settings:
     host: str = setting("127.0.0.1", "Interface the HTTP server binds to.")
     port: int = setting(8080, "TCP port of the HTTP server.", minimum=0, maximum=65535)
-    template_dir: Path = setting(PROJECT_ROOT / "card_templates",
-                                 "Folder holding one sub-folder per card template.")
-    assets_dir: Path = setting(PROJECT_ROOT / "assets", "Shared assets (fonts, logos); nothing outside "
-                               "it or the template's folder is readable from a template.")
-    data_dir: Path = setting(PROJECT_ROOT / "var",
-                             "Local state (SQLite databases, media cache). Created on start.")
-    public_base_url: str = setting("", "Base URL clients reach this server at, used in "
-                                   "`mediaUrl`/`thumbnailUrl`.", doc_default="`http://HOST:PORT`")
-    max_body_bytes: int = setting(256 * 1024, "Largest request body accepted; larger gets 413.",
-                                  minimum=1)
-    max_json_depth: int = setting(32, "Deepest JSON nesting accepted in a request; deeper gets 400.",
-                                  minimum=1)
-    reload_interval: float = setting(0.25, "Seconds between checks of a template's files for changes.",
-                                     minimum=0)
-    default_profile: str = setting("default", "Carrier profile (limits) used when a request names none.",
-                                   choices=tuple(PROFILES))
+    template_dir: Path = setting(
+        PROJECT_ROOT / "card_templates", "Folder holding one sub-folder per card template."
+    )
+    assets_dir: Path = setting(
+        PROJECT_ROOT / "assets",
+        "Shared assets (fonts, logos); nothing outside "
+        "it or the template's folder is readable from a template.",
+    )
+    data_dir: Path = setting(
+        PROJECT_ROOT / "var", "Local state (SQLite databases, media cache). Created on start."
+    )
+    public_base_url: str = setting(
+        "",
+        "Base URL clients reach this server at, used in `mediaUrl`/`thumbnailUrl`.",
+        doc_default="`http://HOST:PORT`",
+    )
+    max_body_bytes: int = setting(256 * 1024, "Largest request body accepted; larger gets 413.", minimum=1)
+    max_json_depth: int = setting(
+        32, "Deepest JSON nesting accepted in a request; deeper gets 400.", minimum=1
+    )
+    reload_interval: float = setting(
+        0.25, "Seconds between checks of a template's files for changes.", minimum=0
+    )
+    default_profile: str = setting(
+        "default", "Carrier profile (limits) used when a request names none.", choices=tuple(PROFILES)
+    )
     log_format: str = setting("json", "`json` (one object per line) or `text`.", choices=("json", "text"))
     log_level: str = setting("INFO", "Python logging level name.", choices=LOG_LEVELS)
     # -- media (mingpian/media/, renderer/image.py, renderer/video.py; docs/media.md) --
-    media_workers: int = setting(2, "Worker processes rendering images and videos (off the event loop).",
-                                 minimum=1)
-    media_concurrency: int = setting(2, "Media renders running at once; more wait in a queue (bounds "
-                                     "memory).", minimum=1)
+    media_workers: int = setting(
+        2, "Worker processes rendering images and videos (off the event loop).", minimum=1
+    )
+    media_concurrency: int = setting(
+        2, "Media renders running at once; more wait in a queue (bounds memory).", minimum=1
+    )
     ffmpeg: str = setting("", "ffmpeg binary for videos; empty: the one in the imageio-ffmpeg wheel.")
     # -- chatbot (chatbot/, mingpian/api/chatbot.py; docs/chatbot.md) --
-    chatbot_dir: Path = setting(PROJECT_ROOT / "chatbots",
-                                "Chatbot flows, one `<bot>/flow.yaml` per bot (docs/chatbot.md).")
-    store: str = setting("sqlite", "Chatbot state store: `sqlite` (embedded, one process) or `redis` "
-                         "(shared by several processes).", choices=("sqlite", "redis"))
+    chatbot_dir: Path = setting(
+        PROJECT_ROOT / "chatbots", "Chatbot flows, one `<bot>/flow.yaml` per bot (docs/chatbot.md)."
+    )
+    store: str = setting(
+        "sqlite",
+        "Chatbot state store: `sqlite` (embedded, one process) or `redis` (shared by several processes).",
+        choices=("sqlite", "redis"),
+    )
     redis_url: str = setting("redis://127.0.0.1:6379/0", "Redis URL for the `redis` store and counters.")
-    sqlite_synchronous: str = setting("NORMAL", "SQLite `synchronous` for the chatbot and delivery "
-                                      "stores: NORMAL survives process crashes, FULL also power loss.",
-                                      choices=("OFF", "NORMAL", "FULL", "EXTRA"))
+    sqlite_synchronous: str = setting(
+        "NORMAL",
+        "SQLite `synchronous` for the chatbot and delivery "
+        "stores: NORMAL survives process crashes, FULL also power loss.",
+        choices=("OFF", "NORMAL", "FULL", "EXTRA"),
+    )
     maap_url: str = setting("", "Base URL of the MaaP send API; empty: replies wait in the outbox.")
-    maap_dialect: str = setting("csp", "`csp` (CT/CU accessToken API) or `gsma` (OAuth2 client "
-                                "credentials, FNW.11).", choices=("csp", "gsma"))
+    maap_dialect: str = setting(
+        "csp",
+        "`csp` (CT/CU accessToken API) or `gsma` (OAuth2 client credentials, FNW.11).",
+        choices=("csp", "gsma"),
+    )
     maap_app_id: str = setting("", "appId (csp) or OAuth2 client id (gsma).")
     maap_app_key: str = setting("", "appKey (csp) or OAuth2 client secret (gsma).")
-    maap_token_url: str = setting("", "OAuth2 token endpoint (gsma dialect).",
-                                  doc_default="`MAAP_URL/oauth2/token`")
-    maap_timeout: float = setting(5.0, "Seconds before a MaaP request counts as failed (and is retried).",
-                                  above=0)
-    webhook_csp_token: str = setting("", "Token of the CT/CU `signature`/`timestamp`/`nonce` callback "
-                                     "check.")
-    webhook_username: str = setting("", "Expected `Authorization: Username=..` on callbacks (China "
-                                    "Mobile style).")
+    maap_token_url: str = setting(
+        "", "OAuth2 token endpoint (gsma dialect).", doc_default="`MAAP_URL/oauth2/token`"
+    )
+    maap_timeout: float = setting(
+        5.0, "Seconds before a MaaP request counts as failed (and is retried).", above=0
+    )
+    webhook_csp_token: str = setting("", "Token of the CT/CU `signature`/`timestamp`/`nonce` callback check.")
+    webhook_username: str = setting(
+        "", "Expected `Authorization: Username=..` on callbacks (China Mobile style)."
+    )
     webhook_password: str = setting("", "Expected `Password=..` (with webhook_username).")
     webhook_bearer: str = setting("", "Expected `Authorization: Bearer ..` token on callbacks.")
-    webhook_hmac_secret: str = setting("", "Secret of the `X-Mingpian-Signature` HMAC-SHA256 over "
-                                       "timestamp + raw body.")
-    webhook_replay_window: float = setting(300.0, "Seconds a signed callback's timestamp may differ "
-                                           "from now.", minimum=0)
+    webhook_hmac_secret: str = setting(
+        "", "Secret of the `X-Mingpian-Signature` HMAC-SHA256 over timestamp + raw body."
+    )
+    webhook_replay_window: float = setting(
+        300.0, "Seconds a signed callback's timestamp may differ from now.", minimum=0
+    )
     webhook_app_id: str = setting("", "appId returned in the `notifyPath` URL-check response header.")
-    dedupe_ttl: float = setting(604800.0, "Seconds a platform message ID is remembered for "
-                                "deduplication (RBM retries for 7 days).", above=0)
-    outbox_concurrency: int = setting(64, "Replies sent to the MaaP in parallel (one per conversation at "
-                                      "a time).", minimum=1)
-    outbox_backoff: float = setting(0.2, "First retry delay (s) after a failed send; doubles with "
-                                    "jitter.", minimum=0)
+    dedupe_ttl: float = setting(
+        604800.0,
+        "Seconds a platform message ID is remembered for deduplication (RBM retries for 7 days).",
+        above=0,
+    )
+    outbox_concurrency: int = setting(
+        64, "Replies sent to the MaaP in parallel (one per conversation at a time).", minimum=1
+    )
+    outbox_backoff: float = setting(
+        0.2, "First retry delay (s) after a failed send; doubles with jitter.", minimum=0
+    )
     outbox_max_backoff: float = setting(60.0, "Longest delay (s) between retries of one reply.", minimum=0)
-    outbox_lease: float = setting(30.0, "Seconds a worker holds a conversation's head message before "
-                                  "another may resend it.", above=0)
+    outbox_lease: float = setting(
+        30.0, "Seconds a worker holds a conversation's head message before another may resend it.", above=0
+    )
     # -- delivery (delivery/, mingpian/api/delivery/; docs/delivery.md) --
-    delivery_counters: str = setting("sqlite", "Where call-event dedupe, quota consumption and frequency "
-                                     "caps are counted: `sqlite` (one process) or `redis` (`REDIS_URL`; "
-                                     "atomic across server processes).", choices=("sqlite", "redis"))
-    delivery_seed: str = setting("", "YAML file of enterprises, lines, staff, cards, packages and keys "
-                                 "loaded at start (docs/delivery.md).")
-    delivery_operator_key: str = setting("", "The operator's API key (only its SHA-256 hash is kept); "
-                                         "empty: none.")
-    delivery_smpp: str = setting("", "`host:port` of the SMSC for USSD, flash SMS and SMS over SMPP "
-                                 "3.4; empty: no SMPP channels.", parse=_host_port,
-                                 allowed_doc=_HOST_PORT_ALLOWED)
+    delivery_counters: str = setting(
+        "sqlite",
+        "Where call-event dedupe, quota consumption and frequency "
+        "caps are counted: `sqlite` (one process) or `redis` (`REDIS_URL`; "
+        "atomic across server processes).",
+        choices=("sqlite", "redis"),
+    )
+    delivery_seed: str = setting(
+        "",
+        "YAML file of enterprises, lines, staff, cards, packages and keys "
+        "loaded at start (docs/delivery.md).",
+    )
+    delivery_operator_key: str = setting(
+        "", "The operator's API key (only its SHA-256 hash is kept); empty: none."
+    )
+    delivery_smpp: str = setting(
+        "",
+        "`host:port` of the SMSC for USSD, flash SMS and SMS over SMPP 3.4; empty: no SMPP channels.",
+        parse=_host_port,
+        allowed_doc=_HOST_PORT_ALLOWED,
+    )
     delivery_smpp_system_id: str = setting("mingpian", "SMPP `system_id` for `bind_transceiver`.")
     delivery_smpp_password: str = setting("", "SMPP password for `bind_transceiver`.")
-    delivery_flash_gsm_dcs: int = setting(16, "`data_coding` of a GSM-7 flash SMS: 16 (0x10), or 240 "
-                                          "(0xF0) for SMSCs that want it.", choices=(16, 240))
+    delivery_flash_gsm_dcs: int = setting(
+        16,
+        "`data_coding` of a GSM-7 flash SMS: 16 (0x10), or 240 (0xF0) for SMSCs that want it.",
+        choices=(16, 240),
+    )
     delivery_timeouts: dict[str, float] = setting(
         help="Seconds to wait for a receipt before falling over to the next channel; channels not "
-        "named keep their default.", factory=lambda: dict(DEFAULT_TIMEOUTS), parse=_timeouts,
-        allowed_doc=_TIMEOUTS_ALLOWED)
-    delivery_ring_timeout: float = setting(45.0, "Seconds after `ringing` a pre-call card may still be "
-                                           "sent; after that it is dropped.", minimum=0)
+        "named keep their default.",
+        factory=lambda: dict(DEFAULT_TIMEOUTS),
+        parse=_timeouts,
+        allowed_doc=_TIMEOUTS_ALLOWED,
+    )
+    delivery_ring_timeout: float = setting(
+        45.0,
+        "Seconds after `ringing` a pre-call card may still be sent; after that it is dropped.",
+        minimum=0,
+    )
     delivery_capability_path: str = setting(
-        "/bot/v1/{chatbot}/contactCapabilities?userContact={contact}", "MaaP path asked whether a number "
+        "/bot/v1/{chatbot}/contactCapabilities?userContact={contact}",
+        "MaaP path asked whether a number "
         "is a 5G-message terminal (200 yes, 404 no) before trying `rcs` (uses `MAAP_URL` and the MaaP "
-        "credentials); `{chatbot}` and `{contact}` are filled in.")
-    delivery_capability_ttl: float = setting(86400.0, "Seconds a number's 5G-message capability stays "
-                                             "cached.", minimum=0)
-    delivery_kannel_url: str = setting("", "Base URL of a Kannel smsbox (`…/cgi-bin/sendsms`); empty: no "
-                                       "Kannel channel.")
+        "credentials); `{chatbot}` and `{contact}` are filled in.",
+    )
+    delivery_capability_ttl: float = setting(
+        86400.0, "Seconds a number's 5G-message capability stays cached.", minimum=0
+    )
+    delivery_kannel_url: str = setting(
+        "", "Base URL of a Kannel smsbox (`…/cgi-bin/sendsms`); empty: no Kannel channel."
+    )
     delivery_kannel_username: str = setting("", "Kannel sendsms username.")
     delivery_kannel_password: str = setting("", "Kannel sendsms password.")
-    delivery_kannel_channels: tuple[str, ...] = setting(("flash", "sms"), "Channels sent through Kannel "
-                                                        "instead of SMPP.", parse=_kannel_channels,
-                                                        allowed_doc=_KANNEL_ALLOWED)
-    delivery_kannel_token: str = setting("", "Secret Kannel presents on `dlr-url` and MO callbacks "
-                                         "(`token=`); random per start if empty.",
-                                         doc_default="(generated)")
+    delivery_kannel_channels: tuple[str, ...] = setting(
+        ("flash", "sms"),
+        "Channels sent through Kannel instead of SMPP.",
+        parse=_kannel_channels,
+        allowed_doc=_KANNEL_ALLOWED,
+    )
+    delivery_kannel_token: str = setting(
+        "",
+        "Secret Kannel presents on `dlr-url` and MO callbacks (`token=`); random per start if empty.",
+        doc_default="(generated)",
+    )
 
     def __post_init__(self) -> None:
         """Keyword construction is checked like the environment: a bad value never gets in."""

@@ -26,8 +26,7 @@ from tests.support.templates import TEMPLATES
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings for a test app: project templates, state under a temp folder, fast reload."""
-    return Settings(template_dir=TEMPLATES, data_dir=tmp_path / "var", reload_interval=0.0,
-                    log_format="text")
+    return Settings(template_dir=TEMPLATES, data_dir=tmp_path / "var", reload_interval=0.0, log_format="text")
 
 
 @pytest.fixture
@@ -52,9 +51,25 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     rdir = tmp_path / "redis"
     rdir.mkdir()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(rdir),
-                             "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(rdir),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "yes",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_port(port, proc)
         yield f"redis://127.0.0.1:{port}/0"
@@ -69,13 +84,16 @@ def browser() -> Iterator[Any]:
     sync Playwright API keeps an event loop running in the main thread while it lives, which
     pytest-asyncio's tests in other modules must not inherit."""
     if not CHROMIUM.exists():
-        pytest.skip("studio browser tests: /usr/bin/chromium is missing "
-                    "(scripts/system-deps.sh installs Debian's chromium; it failed or was skipped)")
+        pytest.skip(
+            "studio browser tests: /usr/bin/chromium is missing "
+            "(scripts/system-deps.sh installs Debian's chromium; it failed or was skipped)"
+        )
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.skip("studio browser tests: the `playwright` package is not installed "
-                    "(pip install -e '.[test]')")
+        pytest.skip(
+            "studio browser tests: the `playwright` package is not installed (pip install -e '.[test]')"
+        )
     pw = sync_playwright().start()
     try:
         chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)

@@ -69,12 +69,21 @@ class Store(Protocol):
     async def prune(self, now: float, dedupe_ttl: float, keep_sent: float) -> None: ...
 
 
-def open_store(kind: str, *, sqlite_path: Any = None, redis_url: str = "", sync: str = "NORMAL",
-               dedupe_ttl: float = 7 * 86400, prefix: str = "mp:") -> Store:
+def open_store(
+    kind: str,
+    *,
+    sqlite_path: Any = None,
+    redis_url: str = "",
+    sync: str = "NORMAL",
+    dedupe_ttl: float = 7 * 86400,
+    prefix: str = "mp:",
+) -> Store:
     if kind == "sqlite":
         from .sqlite import SqliteStore
+
         return SqliteStore(sqlite_path, synchronous=sync)
     if kind == "redis":
         from .redis import RedisStore
+
         return RedisStore(redis_url, dedupe_ttl=dedupe_ttl, prefix=prefix)
     raise ValueError(f"unknown store {kind!r}; expected sqlite or redis")

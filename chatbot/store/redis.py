@@ -99,8 +99,9 @@ return 1
 class RedisStore:
     name = "redis"
 
-    def __init__(self, url: str, *, dedupe_ttl: float = 7 * 86400, prefix: str = "mp:",
-                 keep_sent: float = 7 * 86400) -> None:
+    def __init__(
+        self, url: str, *, dedupe_ttl: float = 7 * 86400, prefix: str = "mp:", keep_sent: float = 7 * 86400
+    ) -> None:
         self.url = url
         self.p = prefix
         self.dedupe_ttl = int(dedupe_ttl)
@@ -114,8 +115,9 @@ class RedisStore:
     async def open(self) -> None:
         # A blocking pool: under load, callers queue for a connection instead of failing with
         # "Too many connections" (the default pool's behaviour at its limit).
-        pool = aioredis.BlockingConnectionPool.from_url(self.url, decode_responses=True, max_connections=64,
-                                                        timeout=10)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.url, decode_responses=True, max_connections=64, timeout=10
+        )
         self._pool = pool
         self.r = aioredis.Redis(connection_pool=pool)
         await self.r.ping()
@@ -157,25 +159,38 @@ class RedisStore:
         return Loaded(False, jsonio.loads(state), int(version))
 
     async def commit(self, c: Commit) -> CommitResult:
-        args: list[Any] = [self.p, self.dedupe_ttl, c.expected_version, c.state, c.conv,
-                           int(time.time() * 1000)]
+        args: list[Any] = [
+            self.p,
+            self.dedupe_ttl,
+            c.expected_version,
+            c.state,
+            c.conv,
+            int(time.time() * 1000),
+        ]
         for mid, body in c.outbox:
             args += [mid, body]
-        res = await self._script("commit", [self.p + "dd:" + c.dedupe_key, self.p + "st:" + c.conv,
-                                            self.p + "q:" + c.conv, self.p + "due"], args)
+        res = await self._script(
+            "commit",
+            [self.p + "dd:" + c.dedupe_key, self.p + "st:" + c.conv, self.p + "q:" + c.conv, self.p + "due"],
+            args,
+        )
         return {1: CommitResult.OK, 0: CommitResult.DUPLICATE}.get(int(res), CommitResult.CONFLICT)
 
     # -- outbox -------------------------------------------------------------------------------
     async def claim(self, limit: int, now: float, lease: float) -> list[OutboxItem]:
-        flat = await self._script("claim", [self.p + "due"],
-                                  [self.p, int(now * 1000), int((now + lease) * 1000), limit])
-        return [OutboxItem(flat[i + 1], flat[i + 1], flat[i], flat[i + 2], int(flat[i + 3]))
-                for i in range(0, len(flat), 4)]
+        flat = await self._script(
+            "claim", [self.p + "due"], [self.p, int(now * 1000), int((now + lease) * 1000), limit]
+        )
+        return [
+            OutboxItem(flat[i + 1], flat[i + 1], flat[i], flat[i + 2], int(flat[i + 3]))
+            for i in range(0, len(flat), 4)
+        ]
 
     async def _finish(self, item: OutboxItem, now: float, state: str, error: str) -> None:
         keys = [self.p + "due", self.p + "q:" + item.conv, self.p + "m:" + item.message_id]
-        await self._script("ack", keys, [item.conv, item.message_id, int(now * 1000), state,
-                                         error[:500], self.keep_sent])
+        await self._script(
+            "ack", keys, [item.conv, item.message_id, int(now * 1000), state, error[:500], self.keep_sent]
+        )
 
     async def sent(self, item: OutboxItem, now: float) -> None:
         await self._finish(item, now, "sent", "")
@@ -184,8 +199,11 @@ class RedisStore:
         await self._finish(item, now, "failed", error)
 
     async def retry(self, item: OutboxItem, next_at: float, error: str) -> None:
-        await self._script("retry", [self.p + "due", self.p + "m:" + item.message_id],
-                           [item.conv, int(next_at * 1000), error[:500]])
+        await self._script(
+            "retry",
+            [self.p + "due", self.p + "m:" + item.message_id],
+            [item.conv, int(next_at * 1000), error[:500]],
+        )
 
     def tokens(self) -> RedisTokens:
         return RedisTokens(self)
@@ -194,8 +212,14 @@ class RedisStore:
         pipe = self._r.pipeline(transaction=False)
         for r in reports:
             key = self.p + "m:" + r.message_id
-            pipe.hset(key, mapping={"delivery": r.status, "delivery_at": now,
-                                    **({"last_error": r.error[:500]} if r.error else {})})
+            pipe.hset(
+                key,
+                mapping={
+                    "delivery": r.status,
+                    "delivery_at": now,
+                    **({"last_error": r.error[:500]} if r.error else {}),
+                },
+            )
             pipe.expire(key, self.keep_sent)
         await pipe.execute()
 
@@ -203,10 +227,15 @@ class RedisStore:
         h = await self._r.hgetall(self.p + "m:" + message_id)
         if not h:
             return None
-        return {"messageId": message_id, "conversation": h.get("conv"), "state": h.get("state"),
-                "attempts": int(h.get("attempts", 0)), "lastError": h.get("last_error") or None,
-                "delivery": h.get("delivery"),
-                "sentAt": int(h["sent_ms"]) / 1000 if h.get("sent_ms") else None}
+        return {
+            "messageId": message_id,
+            "conversation": h.get("conv"),
+            "state": h.get("state"),
+            "attempts": int(h.get("attempts", 0)),
+            "lastError": h.get("last_error") or None,
+            "delivery": h.get("delivery"),
+            "sentAt": int(h["sent_ms"]) / 1000 if h.get("sent_ms") else None,
+        }
 
     async def pending(self) -> int:
         total = 0
@@ -255,4 +284,3 @@ class RedisTokens:
 
     async def unlock(self, chatbot: str, owner: str) -> None:
         await self.store._r.eval(UNLOCK, 1, self._key("toklock", chatbot), owner)
-

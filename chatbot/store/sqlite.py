@@ -71,7 +71,6 @@ CREATE INDEX IF NOT EXISTS dedupe_at ON dedupe (at);
 """
 
 
-
 def _checkpoint(conn: sqlite3.Connection) -> None:
     with contextlib.suppress(sqlite3.Error):  # busy or I/O trouble: the next round tries again
         conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -119,7 +118,8 @@ class SqliteStore:
         self._checkpointer = asyncio.get_running_loop().create_task(self._checkpoints())
         first_due: dict[str, float] = {}
         for seq, conv, next_at in db.execute(
-                "SELECT seq, conv, next_at FROM outbox WHERE state = 'pending' ORDER BY seq"):
+            "SELECT seq, conv, next_at FROM outbox WHERE state = 'pending' ORDER BY seq"
+        ):
             q = self._queues.setdefault(conv, deque())
             if not q:
                 first_due[conv] = next_at
@@ -238,24 +238,33 @@ class SqliteStore:
         tx = self._begin()
         try:
             try:
-                db.execute("INSERT INTO dedupe (key, at) VALUES (?, strftime('%s','now'))",
-                           (c.dedupe_key,))
+                db.execute("INSERT INTO dedupe (key, at) VALUES (?, strftime('%s','now'))", (c.dedupe_key,))
             except sqlite3.IntegrityError:
                 await asyncio.shield(tx)
                 return CommitResult.DUPLICATE
             if c.expected_version == 0:
-                cur = db.execute("INSERT OR IGNORE INTO conv (id, version, state) VALUES (?, 1, ?)",
-                                 (c.conv, c.state))
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO conv (id, version, state) VALUES (?, 1, ?)", (c.conv, c.state)
+                )
             else:
-                cur = db.execute("UPDATE conv SET version = version + 1, state = ? "
-                                 "WHERE id = ? AND version = ?", (c.state, c.conv, c.expected_version))
+                cur = db.execute(
+                    "UPDATE conv SET version = version + 1, state = ? WHERE id = ? AND version = ?",
+                    (c.state, c.conv, c.expected_version),
+                )
             if cur.rowcount != 1:
                 db.execute("DELETE FROM dedupe WHERE key = ?", (c.dedupe_key,))
                 return CommitResult.CONFLICT
-            seqs = [int(db.execute("INSERT INTO outbox (message_id, conv, body, created) "
-                                   "VALUES (?, ?, ?, strftime('%s','now'))",
-                                   (mid, c.conv, body)).lastrowid or 0)
-                    for mid, body in c.outbox]
+            seqs = [
+                int(
+                    db.execute(
+                        "INSERT INTO outbox (message_id, conv, body, created) "
+                        "VALUES (?, ?, ?, strftime('%s','now'))",
+                        (mid, c.conv, body),
+                    ).lastrowid
+                    or 0
+                )
+                for mid, body in c.outbox
+            ]
         except sqlite3.Error as exc:
             self._abort(exc)
             raise
@@ -278,8 +287,10 @@ class SqliteStore:
             return []
         self._leased.update(heads)
         marks = ",".join("?" * len(heads))
-        rows = self._db.execute(f"SELECT seq, message_id, conv, body, attempts FROM outbox "
-                                f"WHERE seq IN ({marks}) ORDER BY seq", heads).fetchall()
+        rows = self._db.execute(
+            f"SELECT seq, message_id, conv, body, attempts FROM outbox WHERE seq IN ({marks}) ORDER BY seq",
+            heads,
+        ).fetchall()
         return [OutboxItem(str(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
 
     def _ack(self, sql: str, params: tuple[Any, ...], item: OutboxItem, retry_at: float | None) -> None:
@@ -288,29 +299,45 @@ class SqliteStore:
         self._tx_acks.append((int(item.ref), item.conv, retry_at))
 
     async def sent(self, item: OutboxItem, now: float) -> None:
-        self._ack("UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1 WHERE seq = ?",
-                  (now, int(item.ref)), item, None)
+        self._ack(
+            "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1 WHERE seq = ?",
+            (now, int(item.ref)),
+            item,
+            None,
+        )
 
     async def retry(self, item: OutboxItem, next_at: float, error: str) -> None:
-        self._ack("UPDATE outbox SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE seq = ?",
-                  (next_at, error[:500], int(item.ref)), item, next_at)
+        self._ack(
+            "UPDATE outbox SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE seq = ?",
+            (next_at, error[:500], int(item.ref)),
+            item,
+            next_at,
+        )
 
     async def give_up(self, item: OutboxItem, now: float, error: str) -> None:
-        self._ack("UPDATE outbox SET state = 'failed', sent_at = ?, attempts = attempts + 1, "
-                  "last_error = ? WHERE seq = ?", (now, error[:500], int(item.ref)), item, None)
+        self._ack(
+            "UPDATE outbox SET state = 'failed', sent_at = ?, attempts = attempts + 1, "
+            "last_error = ? WHERE seq = ?",
+            (now, error[:500], int(item.ref)),
+            item,
+            None,
+        )
 
     async def record_status(self, reports: list[StatusReport], now: float) -> None:
         self._begin()
         self._db.executemany(
             "UPDATE outbox SET delivery = ?, delivery_at = ?, "
             "last_error = CASE WHEN ? != '' THEN ? ELSE last_error END WHERE message_id = ?",
-            [(r.status, now, r.error, r.error[:500], r.message_id) for r in reports])
+            [(r.status, now, r.error, r.error[:500], r.message_id) for r in reports],
+        )
         await asyncio.shield(self._begin())
 
     async def message(self, message_id: str) -> dict[str, Any] | None:
         row = self._db.execute(
             "SELECT message_id, conv, state, attempts, last_error, delivery, sent_at FROM outbox "
-            "WHERE message_id = ?", (message_id,)).fetchone()
+            "WHERE message_id = ?",
+            (message_id,),
+        ).fetchone()
         if row is None:
             return None
         keys = ("messageId", "conversation", "state", "attempts", "lastError", "delivery", "sentAt")

@@ -70,8 +70,9 @@ class RcsChannel:
 class Capabilities:
     """Is this number a 5G-message terminal? Asked through the MaaP client, cached for `ttl` s."""
 
-    def __init__(self, maap: MaapClient, path: str, chatbot: str = "", ttl: float = 86400.0,
-                 timeout: float = 0.5) -> None:
+    def __init__(
+        self, maap: MaapClient, path: str, chatbot: str = "", ttl: float = 86400.0, timeout: float = 0.5
+    ) -> None:
         self.maap = maap
         self.path = path
         self.chatbot = chatbot

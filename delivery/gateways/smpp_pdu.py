@@ -234,5 +234,3 @@ async def read_pdu(reader: asyncio.StreamReader) -> Pdu:
         raise PduError(f"bad command_length {length}")
     body = await reader.readexactly(length - 16) if length > 16 else b""
     return Pdu(cmd, status, seq, body)
-
-

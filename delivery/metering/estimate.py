@@ -16,7 +16,9 @@ from .packages import applicable, units_for
 CHANNELS = ("rcs", "ussd", "flash", "sms")
 
 
-async def estimate(meter: Meter, enterprise: str, msg: Message, line: str, count: int) -> list[dict[str, Any]]:
+async def estimate(
+    meter: Meter, enterprise: str, msg: Message, line: str, count: int
+) -> list[dict[str, Any]]:
     store = meter.store
     packages, _ = applicable(store, enterprise, line, time.time())
     docs = {d["id"]: d for d in store.list("package", enterprise)}

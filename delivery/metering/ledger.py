@@ -38,8 +38,18 @@ def write(db: sqlite3.Connection, key: str, charge: Charge, e: LedgerEntry) -> N
     crash) rewrites the same row."""
     db.execute(
         "INSERT OR REPLACE INTO charges VALUES (?,?,?,?,?,?,?,?,?,?,0)",
-        (key, e.enterprise, charge.package, e.line, e.channel, charge.units, charge.overage, charge.cost,
-         e.day, e.at),
+        (
+            key,
+            e.enterprise,
+            charge.package,
+            e.line,
+            e.channel,
+            charge.units,
+            charge.overage,
+            charge.cost,
+            e.day,
+            e.at,
+        ),
     )
 
 

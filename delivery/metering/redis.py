@@ -84,8 +84,6 @@ def _log_failure(fut: asyncio.Future[Any]) -> None:
         log.warning("delivery counters: confirming a call event failed: %s", fut.exception())
 
 
-
-
 class RedisCounters:
     """The scale-out counters: shared by every server process on one Redis.
 

@@ -43,14 +43,35 @@ sends_key = web.AppKey("chatbot_sends", Counter)
 
 
 def runtime_config(s: Settings) -> RuntimeConfig:
-    auth = WebhookAuth(s.webhook_csp_token, s.webhook_username, s.webhook_password, s.webhook_bearer,
-                       s.webhook_hmac_secret, s.webhook_replay_window)
-    maap = MaapAccount(s.maap_url, s.maap_app_id, s.maap_app_key, s.maap_dialect, s.maap_token_url,
-                       s.maap_timeout) if s.maap_url else None
+    auth = WebhookAuth(
+        s.webhook_csp_token,
+        s.webhook_username,
+        s.webhook_password,
+        s.webhook_bearer,
+        s.webhook_hmac_secret,
+        s.webhook_replay_window,
+    )
+    maap = (
+        MaapAccount(
+            s.maap_url, s.maap_app_id, s.maap_app_key, s.maap_dialect, s.maap_token_url, s.maap_timeout
+        )
+        if s.maap_url
+        else None
+    )
     return RuntimeConfig(
-        auth, s.store, s.data_dir / "chatbot.sqlite3", s.sqlite_synchronous, s.redis_url, s.dedupe_ttl,
-        app_id=s.webhook_app_id, maap=maap, outbox_concurrency=s.outbox_concurrency, outbox_lease=s.outbox_lease,
-        outbox_backoff=s.outbox_backoff, outbox_max_backoff=s.outbox_max_backoff)
+        auth,
+        s.store,
+        s.data_dir / "chatbot.sqlite3",
+        s.sqlite_synchronous,
+        s.redis_url,
+        s.dedupe_ttl,
+        app_id=s.webhook_app_id,
+        maap=maap,
+        outbox_concurrency=s.outbox_concurrency,
+        outbox_lease=s.outbox_lease,
+        outbox_backoff=s.outbox_backoff,
+        outbox_max_backoff=s.outbox_max_backoff,
+    )
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -60,8 +81,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         log.error("chatbot %s not loaded: %s", bot, err)
     turns, sends = app[turns_key], app[sends_key]
     try:
-        runtime = ChatbotRuntime(flows, app[templates_key], runtime_config(s),
-                                 on_turn=lambda bot, result: turns.inc(bot, result), on_send=sends.inc)
+        runtime = ChatbotRuntime(
+            flows,
+            app[templates_key],
+            runtime_config(s),
+            on_turn=lambda bot, result: turns.inc(bot, result),
+            on_send=sends.inc,
+        )
         await runtime.start()
     except (ValueError, OSError, ConnectionError) as exc:  # redis errors subclass ConnectionError
         raise SystemExit(f"chatbot store {s.store!r} cannot start: {exc}") from None
@@ -80,7 +106,9 @@ def _handler(dialect: Dialect) -> Any:
         raw = await request.read()
         # Its refusals (AuthError, UnknownBot, MalformedBody, BadEvent, Busy) are answered
         # through the domain-error table of mingpian/errors.py.
-        ack = await runtime.inbound(dialect, request.match_info["bot"], request.headers, raw, request.match_info)
+        ack = await runtime.inbound(
+            dialect, request.match_info["bot"], request.headers, raw, request.match_info
+        )
         if ack.body is None:
             return web.Response(status=ack.status, headers=ack.headers)
         return json_response(ack.body, status=ack.status, headers=ack.headers or None)
@@ -118,13 +146,16 @@ def _mask_digits(m: re.Match[str]) -> str:
 
 async def list_bots(request: web.Request) -> web.Response:
     flows = request.app[flows_key]
-    bots = [{"name": n, "title": f.title, "chatbot": f.chatbot, "nodes": list(f.nodes), "ok": True}
-            for n, f in flows.flows.items()]
+    bots = [
+        {"name": n, "title": f.title, "chatbot": f.chatbot, "nodes": list(f.nodes), "ok": True}
+        for n, f in flows.flows.items()
+    ]
     bots += [{"name": n, "ok": False, "error": e.to_json()} for n, e in flows.errors.items()]
     return json_response({"bots": bots, "store": request.app[settings_key].store})
 
 
 # ---- OpenAPI -------------------------------------------------------------------------------
+
 
 def _p(name: str, desc: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}, "description": desc}
@@ -133,67 +164,139 @@ def _p(name: str, desc: str) -> dict[str, Any]:
 BOT = _p("bot", "chatbot folder name under chatbots/")
 CHATBOT_ID = _p("chatbotId", "the platform's chatbot URI, e.g. sip:106500@botplatform.rcs.chinaunicom.cn")
 CM_URI = _p("chatbotURI", "the chatbot URI, URL-encoded, as China Mobile sends it")
-XML_BODY = {"required": True, "content": {"application/xml": {"schema": {
-    "type": "string", "description": "msg:inboundMessageNotification / msg:deliveryInfoNotification "
-    "(urn:oma:xml:rest:netapi:messaging:1); see docs/chatbot.md"}}}}
+XML_BODY = {
+    "required": True,
+    "content": {
+        "application/xml": {
+            "schema": {
+                "type": "string",
+                "description": "msg:inboundMessageNotification / msg:deliveryInfoNotification "
+                "(urn:oma:xml:rest:netapi:messaging:1); see docs/chatbot.md",
+            }
+        }
+    },
+}
 AUTH_401 = error_response("credentials missing or wrong (checked before the body is read as JSON)")
-ACK = {"type": "object", "required": ["errorCode", "errorMessage"],
-       "properties": {"messageId": {"type": "string"}, "conversationId": {"type": "string"},
-                      "contributionId": {"type": "string"}, "errorCode": {"type": "integer"},
-                      "errorMessage": {"type": "string"}}}
+ACK = {
+    "type": "object",
+    "required": ["errorCode", "errorMessage"],
+    "properties": {
+        "messageId": {"type": "string"},
+        "conversationId": {"type": "string"},
+        "contributionId": {"type": "string"},
+        "errorCode": {"type": "integer"},
+        "errorMessage": {"type": "string"},
+    },
+}
 
 
 def _document(app: web.Application) -> None:
     def body(schema: str) -> dict[str, Any]:
-        return {"required": True, "content": {"application/json": {
-            "schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+        return {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+        }
 
-    common = {"401": AUTH_401, "404": error_response("unknown bot"),
-              "400": error_response("not JSON, or not a valid event: problems name the JSON path")}
+    common = {
+        "401": AUTH_401,
+        "404": error_response("unknown bot"),
+        "400": error_response("not JSON, or not a valid event: problems name the JSON path"),
+    }
     paths: dict[str, dict[str, Any]] = {
-        "/maap/{bot}/notifyPath": {"get": {
-            "summary": "CT/CU notify URL check: echoes the echoStr header, returns the appId header",
-            "parameters": [BOT], "responses": {"200": doc_json("URL verified", ACK), "401": AUTH_401,
-                                               "404": error_response("unknown bot")}}},
-        "/maap/{bot}/messageNotification/{chatbotId}/messages": {"post": {
-            "summary": "CT/CU user message (text, tap with postback, location, file)",
-            "parameters": [BOT, CHATBOT_ID], "requestBody": body("CspMessageNotification"),
-            "responses": {"200": doc_json("handled (or recognised as a repeat) and committed", ACK),
-                          "503": error_response("conversation too contended; retry"), **common}}},
-        "/maap/{bot}/deliveryNotification/{chatbotId}/status": {"post": {
-            "summary": "CT/CU delivery/read status of the chatbot's messages",
-            "parameters": [BOT, CHATBOT_ID], "requestBody": body("CspDeliveryNotification"),
-            "responses": {"200": doc_json("recorded", ACK), **common}}},
-        "/maap/{bot}/events": {"post": {
-            "summary": "GSMA MaaP (FNW.11) webhook event: message, response, messageStatus, ...",
-            "parameters": [BOT], "requestBody": body("GsmaEvent"),
-            "responses": {"200": doc_json("handled", {"type": "object"}),
-                          "503": error_response("conversation too contended; retry"), **common}}},
-        "/maap/{bot}/InboundMessageNotification/{chatbotURI}": {"post": {
-            "summary": "China Mobile (OMA NetAPI) XML user message; parsed without DTDs or entities",
-            "parameters": [BOT, CM_URI], "requestBody": XML_BODY,
-            "responses": {"204": {"description": "handled (or recognised as a repeat) and committed"},
-                          "503": error_response("conversation too contended; retry"), **common}}},
-        "/maap/{bot}/DeliveryInfoNotification/{chatbotURI}": {"post": {
-            "summary": "China Mobile XML delivery status of the chatbot's messages",
-            "parameters": [BOT, CM_URI], "requestBody": XML_BODY,
-            "responses": {"204": {"description": "recorded"}, **common}}},
-        "/maap/{bot}/MessageStatusNotification/{chatbotURI}": {"post": {
-            "summary": "China Mobile XML message status (e.g. revoke results)",
-            "parameters": [BOT, CM_URI], "requestBody": XML_BODY,
-            "responses": {"204": {"description": "recorded"}, **common}}},
-        "/api/chatbot/bots": {"get": {
-            "summary": "Loaded chatbot flows (and flows that failed to load, with file:line)",
-            "responses": {"200": doc_json("bots", {"type": "object", "required": ["bots"]})}}},
-        "/api/chatbot/messages/{messageId}": {"get": {
-            "summary": "Delivery state of one outbound message (queued/sent/failed, platform status)",
-            "parameters": [_p("messageId", "our stable outbound message ID")],
-            "responses": {"200": doc_json("message", {"type": "object", "required": ["messageId"]}),
-                          "404": error_response("no such message")}}},
+        "/maap/{bot}/notifyPath": {
+            "get": {
+                "summary": "CT/CU notify URL check: echoes the echoStr header, returns the appId header",
+                "parameters": [BOT],
+                "responses": {
+                    "200": doc_json("URL verified", ACK),
+                    "401": AUTH_401,
+                    "404": error_response("unknown bot"),
+                },
+            }
+        },
+        "/maap/{bot}/messageNotification/{chatbotId}/messages": {
+            "post": {
+                "summary": "CT/CU user message (text, tap with postback, location, file)",
+                "parameters": [BOT, CHATBOT_ID],
+                "requestBody": body("CspMessageNotification"),
+                "responses": {
+                    "200": doc_json("handled (or recognised as a repeat) and committed", ACK),
+                    "503": error_response("conversation too contended; retry"),
+                    **common,
+                },
+            }
+        },
+        "/maap/{bot}/deliveryNotification/{chatbotId}/status": {
+            "post": {
+                "summary": "CT/CU delivery/read status of the chatbot's messages",
+                "parameters": [BOT, CHATBOT_ID],
+                "requestBody": body("CspDeliveryNotification"),
+                "responses": {"200": doc_json("recorded", ACK), **common},
+            }
+        },
+        "/maap/{bot}/events": {
+            "post": {
+                "summary": "GSMA MaaP (FNW.11) webhook event: message, response, messageStatus, ...",
+                "parameters": [BOT],
+                "requestBody": body("GsmaEvent"),
+                "responses": {
+                    "200": doc_json("handled", {"type": "object"}),
+                    "503": error_response("conversation too contended; retry"),
+                    **common,
+                },
+            }
+        },
+        "/maap/{bot}/InboundMessageNotification/{chatbotURI}": {
+            "post": {
+                "summary": "China Mobile (OMA NetAPI) XML user message; parsed without DTDs or entities",
+                "parameters": [BOT, CM_URI],
+                "requestBody": XML_BODY,
+                "responses": {
+                    "204": {"description": "handled (or recognised as a repeat) and committed"},
+                    "503": error_response("conversation too contended; retry"),
+                    **common,
+                },
+            }
+        },
+        "/maap/{bot}/DeliveryInfoNotification/{chatbotURI}": {
+            "post": {
+                "summary": "China Mobile XML delivery status of the chatbot's messages",
+                "parameters": [BOT, CM_URI],
+                "requestBody": XML_BODY,
+                "responses": {"204": {"description": "recorded"}, **common},
+            }
+        },
+        "/maap/{bot}/MessageStatusNotification/{chatbotURI}": {
+            "post": {
+                "summary": "China Mobile XML message status (e.g. revoke results)",
+                "parameters": [BOT, CM_URI],
+                "requestBody": XML_BODY,
+                "responses": {"204": {"description": "recorded"}, **common},
+            }
+        },
+        "/api/chatbot/bots": {
+            "get": {
+                "summary": "Loaded chatbot flows (and flows that failed to load, with file:line)",
+                "responses": {"200": doc_json("bots", {"type": "object", "required": ["bots"]})},
+            }
+        },
+        "/api/chatbot/messages/{messageId}": {
+            "get": {
+                "summary": "Delivery state of one outbound message (queued/sent/failed, platform status)",
+                "parameters": [_p("messageId", "our stable outbound message ID")],
+                "responses": {
+                    "200": doc_json("message", {"type": "object", "required": ["messageId"]}),
+                    "404": error_response("no such message"),
+                },
+            }
+        },
     }
     schemas = {}
-    for name, file in (("CspMessageNotification", "csp-message"), ("CspDeliveryNotification", "csp-status"),
-                       ("GsmaEvent", "gsma-event")):
+    for name, file in (
+        ("CspMessageNotification", "csp-message"),
+        ("CspDeliveryNotification", "csp-status"),
+        ("GsmaEvent", "gsma-event"),
+    ):
         sch = schema_text(file)
         sch.pop("$schema", None)
         sch.pop("$id", None)
@@ -209,11 +312,16 @@ def _document(app: web.Application) -> None:
 def setup(app: web.Application) -> None:
     settings = app[settings_key]
     app[flows_key] = FlowStore(settings.chatbot_dir)
-    app[turns_key] = Counter("mingpian_chatbot_events_total",
-                             "Webhook events by bot and result (ok, duplicate, ignored)", ("bot", "result"))
-    app[sends_key] = Counter("mingpian_chatbot_sends_total",
-                             "Attempts to deliver a reply to the MaaP, by outcome (ok, retry, fail)",
-                             ("outcome",))
+    app[turns_key] = Counter(
+        "mingpian_chatbot_events_total",
+        "Webhook events by bot and result (ok, duplicate, ignored)",
+        ("bot", "result"),
+    )
+    app[sends_key] = Counter(
+        "mingpian_chatbot_sends_total",
+        "Attempts to deliver a reply to the MaaP, by outcome (ok, retry, fail)",
+        ("outcome",),
+    )
     app[metrics_key].register(app[turns_key])
     app[metrics_key].register(app[sends_key])
     r = app.router

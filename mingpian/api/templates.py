@@ -48,9 +48,19 @@ async def list_templates(request: web.Request) -> web.Response:
         try:
             t = store.get(name)
             m = t.manifest
-            items.append({"name": name, "title": m.title, "description": m.description,
-                          "phase": m.phase, "kind": t.spec.kind, "tags": list(m.tags),
-                          "brand": dict(m.brand), "templateVersion": t.version, "ok": True})
+            items.append(
+                {
+                    "name": name,
+                    "title": m.title,
+                    "description": m.description,
+                    "phase": m.phase,
+                    "kind": t.spec.kind,
+                    "tags": list(m.tags),
+                    "brand": dict(m.brand),
+                    "templateVersion": t.version,
+                    "ok": True,
+                }
+            )
         except TemplateInvalid as exc:
             items.append({"name": name, "ok": False, "error": exc.to_json()})
     return json_response({"templates": items})
@@ -66,9 +76,12 @@ def _profile(request: web.Request) -> CarrierProfile:
     try:
         return get_profile(name)
     except KeyError:
-        raise ApiError(400, "unknown_profile",
-                       f"unknown carrier profile {name!r}; known: {', '.join(sorted(PROFILES))}",
-                       path="profile") from None
+        raise ApiError(
+            400,
+            "unknown_profile",
+            f"unknown carrier profile {name!r}; known: {', '.join(sorted(PROFILES))}",
+            path="profile",
+        ) from None
 
 
 async def render_template(request: web.Request) -> web.StreamResponse:
@@ -77,8 +90,12 @@ async def render_template(request: web.Request) -> web.StreamResponse:
     fmt = request.query.get("format", "rcs")
     handlers = app[formats_key]
     if fmt not in handlers:
-        raise ApiError(400, "unknown_format",
-                       f"unknown format {fmt!r}; available: {', '.join(sorted(handlers))}", path="format")
+        raise ApiError(
+            400,
+            "unknown_format",
+            f"unknown format {fmt!r}; available: {', '.join(sorted(handlers))}",
+            path="format",
+        )
     profile = _profile(request)
     template = app[templates_key].get(request.match_info["name"])
     data = await read_json_body(request, settings.max_json_depth)
@@ -103,16 +120,23 @@ async def render_rcs(rr: RenderRequest) -> web.Response:
         "template": rr.template.name,
         "templateVersion": rr.template.version,
         "profile": rr.profile.name,
-        "brand": {"signature": rr.message.brand.signature, "name": rr.message.brand.name,
-                  "color": rr.message.brand.color},
+        "brand": {
+            "signature": rr.message.brand.signature,
+            "name": rr.message.brand.name,
+            "color": rr.message.brand.color,
+        },
         "messageList": payload.message_list(),
     }
     return json_response(body)
 
 
 async def list_profiles(request: web.Request) -> web.Response:
-    return json_response({"profiles": [p.to_json() for p in PROFILES.values()],
-                          "default": request.app[settings_key].default_profile})
+    return json_response(
+        {
+            "profiles": [p.to_json() for p in PROFILES.values()],
+            "default": request.app[settings_key].default_profile,
+        }
+    )
 
 
 def setup(app: web.Application) -> None:

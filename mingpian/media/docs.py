@@ -27,67 +27,118 @@ JOB = {
 MEDIA_REF = {
     "type": "object",
     "required": ["url", "path", "contentType", "bytes"],
-    "properties": {"url": {"type": "string"}, "path": {"type": "string"},
-                   "contentType": {"type": "string"}, "bytes": {"type": "integer"}},
+    "properties": {
+        "url": {"type": "string"},
+        "path": {"type": "string"},
+        "contentType": {"type": "string"},
+        "bytes": {"type": "integer"},
+    },
 }
 JOB_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 MEDIA_TYPES = ("image/png", "image/jpeg", "image/webp", "video/mp4")
 BINARY = {"type": "string", "contentMediaType": "application/octet-stream"}
 
 RENDER_PARAMS: list[dict[str, Any]] = [
-    {"name": "width", "in": "query", "required": False,
-     "schema": {"type": "integer", "minimum": 240, "maximum": 1440},
-     "description": "png/jpeg/webp/mp4 and rcs&media=…: pixel width (images 720, videos 1280 by default)"},
-    {"name": "view", "in": "query", "required": False,
-     "schema": {"enum": ["card", "media"], "default": "card"},
-     "description": "images: `card` = the whole card as a phone shows it; `media` = the media-slot picture"},
-    {"name": "cards", "in": "query", "required": False,
-     "schema": {"type": "integer", "minimum": 1, "maximum": 10, "default": 3},
-     "description": "images, view=card: carousel cards drawn side by side"},
-    {"name": "card", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0},
-     "description": "images, view=media: which card's media slot"},
-    {"name": "seconds", "in": "query", "required": False,
-     "schema": {"type": "number", "minimum": 0.5, "maximum": 10},
-     "description": "mp4: duration (default 5 s for a card, 3 s per carousel card; capped by the profile)"},
-    {"name": "async", "in": "query", "required": False, "schema": {"enum": ["0", "1"]},
-     "description": "media formats: 1 = answer 202 with a job at once (poll /api/jobs/{id})"},
-    {"name": "media", "in": "query", "required": False,
-     "schema": {"enum": ["none", "card", "video"], "default": "none"},
-     "description": "rcs: render each card's media first (`card` = JPEG media-slot picture, `video` = MP4 + "
-     "thumbnail) and point mediaUrl/thumbnailUrl at /media/… with the file sizes filled in"},
+    {
+        "name": "width",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 240, "maximum": 1440},
+        "description": "png/jpeg/webp/mp4 and rcs&media=…: pixel width (images 720, videos 1280 by default)",
+    },
+    {
+        "name": "view",
+        "in": "query",
+        "required": False,
+        "schema": {"enum": ["card", "media"], "default": "card"},
+        "description": "images: `card` = the whole card as a phone shows it; "
+        "`media` = the media-slot picture",
+    },
+    {
+        "name": "cards",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 10, "default": 3},
+        "description": "images, view=card: carousel cards drawn side by side",
+    },
+    {
+        "name": "card",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 0},
+        "description": "images, view=media: which card's media slot",
+    },
+    {
+        "name": "seconds",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "number", "minimum": 0.5, "maximum": 10},
+        "description": "mp4: duration (default 5 s for a card, 3 s per carousel card; capped by the profile)",
+    },
+    {
+        "name": "async",
+        "in": "query",
+        "required": False,
+        "schema": {"enum": ["0", "1"]},
+        "description": "media formats: 1 = answer 202 with a job at once (poll /api/jobs/{id})",
+    },
+    {
+        "name": "media",
+        "in": "query",
+        "required": False,
+        "schema": {"enum": ["none", "card", "video"], "default": "none"},
+        "description": "rcs: render each card's media first (`card` = JPEG media-slot picture, "
+        "`video` = MP4 + thumbnail) and point mediaUrl/thumbnailUrl at /media/… "
+        "with the file sizes filled in",
+    },
 ]
 
 PATHS: dict[str, dict[str, Any]] = {
-    "/media/{file}": {"get": {
-        "summary": "A rendered media file, by content hash.",
-        "description": "Immutable: `Cache-Control: public, max-age=31536000, immutable`; the strong ETag is "
-        "the content hash, `If-None-Match` gives 304; single byte ranges give 206.",
-        "operationId": "getMedia",
-        "parameters": [{"name": "file", "in": "path", "required": True,
-                        "schema": {"type": "string", "pattern": "^[0-9a-f]{32}\\.(png|jpg|webp|mp4)$"}}],
-        "responses": {
-            "200": {"description": "the file", "content": {t: {"schema": BINARY} for t in MEDIA_TYPES}},
-            "206": {"description": "a byte range of the file",
-                    "content": {t: {"schema": BINARY} for t in MEDIA_TYPES}},
-            "304": {"description": "not modified (ETag matched)"},
-            "404": error_response("no such file (or a malformed name)"),
-            "416": error_response("range not satisfiable (Content-Range gives the size)"),
-        },
-    }},
+    "/media/{file}": {
+        "get": {
+            "summary": "A rendered media file, by content hash.",
+            "description": "Immutable: `Cache-Control: public, max-age=31536000, immutable`; "
+            "the strong ETag is the content hash, `If-None-Match` gives 304; single byte ranges give 206.",
+            "operationId": "getMedia",
+            "parameters": [
+                {
+                    "name": "file",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^[0-9a-f]{32}\\.(png|jpg|webp|mp4)$"},
+                }
+            ],
+            "responses": {
+                "200": {"description": "the file", "content": {t: {"schema": BINARY} for t in MEDIA_TYPES}},
+                "206": {
+                    "description": "a byte range of the file",
+                    "content": {t: {"schema": BINARY} for t in MEDIA_TYPES},
+                },
+                "304": {"description": "not modified (ETag matched)"},
+                "404": error_response("no such file (or a malformed name)"),
+                "416": error_response("range not satisfiable (Content-Range gives the size)"),
+            },
+        }
+    },
     "/api/jobs/{id}": {
         "get": {
             "summary": "A media render job: status, progress (0-1), and the media once done.",
-            "operationId": "getJob", "parameters": [JOB_ID],
-            "responses": {"200": json_response("the job", {"$ref": "#/components/schemas/MediaJob"}),
-                          "404": error_response("unknown job id")},
+            "operationId": "getJob",
+            "parameters": [JOB_ID],
+            "responses": {
+                "200": json_response("the job", {"$ref": "#/components/schemas/MediaJob"}),
+                "404": error_response("unknown job id"),
+            },
         },
         "delete": {
             "summary": "Cancel a queued or running render (a video stops at its next frame).",
-            "operationId": "cancelJob", "parameters": [JOB_ID],
-            "responses": {"202": json_response("cancellation requested",
-                                               {"$ref": "#/components/schemas/MediaJob"}),
-                          "404": error_response("unknown job id"),
-                          "409": error_response("the job already finished")},
+            "operationId": "cancelJob",
+            "parameters": [JOB_ID],
+            "responses": {
+                "202": json_response("cancellation requested", {"$ref": "#/components/schemas/MediaJob"}),
+                "404": error_response("unknown job id"),
+                "409": error_response("the job already finished"),
+            },
         },
     },
 }
@@ -109,4 +160,5 @@ def document(app: web.Application) -> None:
     responses.setdefault("500", error_response("the encoder failed"))
     op["description"] = op.get("description", "") + (
         " Media formats (png, jpeg, webp, mp4) answer with the file, `X-Media-Url` pointing at its "
-        "immutable /media/… copy and `X-Cache: hit|miss`; see docs/media.md.")
+        "immutable /media/… copy and `X-Cache: hit|miss`; see docs/media.md."
+    )

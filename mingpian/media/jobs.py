@@ -76,8 +76,12 @@ class MediaJobs:
     def _pool(self) -> ProcessPoolExecutor:
         if self.pool is None:
             # spawn: forking a process that runs an event loop and threads is unsafe.
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=init_worker, initargs=(self.ffmpeg,))
+            self.pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=init_worker,
+                initargs=(self.ffmpeg,),
+            )
         return self.pool
 
     def submit(self, key: str, fmt: str, specs: list[WorkSpec], *, video: bool = False) -> Job:
@@ -113,8 +117,10 @@ class MediaJobs:
                 job.status = "done"
                 job.progress = 1.0
             else:
-                job.fail("cancelled" if bad.get("cancelled") else "failed",
-                         ApiError.from_body(int(bad["status"]), bad["error"]))
+                job.fail(
+                    "cancelled" if bad.get("cancelled") else "failed",
+                    ApiError.from_body(int(bad["status"]), bad["error"]),
+                )
         except asyncio.CancelledError:
             job.fail("cancelled", ApiError(409, "cancelled", "the render was cancelled"))
         except BrokenProcessPool:
@@ -162,7 +168,8 @@ class MediaJobs:
         if self.pool is not None:
             pool, self.pool = self.pool, None
             await asyncio.get_running_loop().run_in_executor(
-                None, partial(pool.shutdown, wait=True, cancel_futures=True))
+                None, partial(pool.shutdown, wait=True, cancel_futures=True)
+            )
 
 
 def _with_control(spec: WorkSpec, control: Path) -> WorkSpec:

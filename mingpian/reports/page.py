@@ -53,8 +53,9 @@ BODY = """<main id="main" class="reports">
 
 
 async def reports(request: web.Request) -> web.Response:
-    return html_response(page("名片 Studio · 投递报表", BODY, url("reports.js"),
-                              extra_css=(url("reports.css"),)))
+    return html_response(
+        page("名片 Studio · 投递报表", BODY, url("reports.js"), extra_css=(url("reports.css"),))
+    )
 
 
 async def static(request: web.Request) -> web.Response:

@@ -19,8 +19,14 @@ from ..keys import settings_key
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 TYPES = {
-    ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png",
-    ".woff2": "font/woff2", ".woff": "font/woff", ".ttf": "font/ttf", ".otf": "font/otf",
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".woff2": "font/woff2",
+    ".woff": "font/woff",
+    ".ttf": "font/ttf",
+    ".otf": "font/otf",
 }
 FONT_TYPES = {".woff2": "woff2", ".woff": "woff", ".ttf": "truetype", ".otf": "opentype"}
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -47,8 +53,11 @@ def font_files(assets_dir: Path) -> list[Path]:
     folder = assets_dir / "fonts"
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in FONT_TYPES and SAFE_NAME.match(p.name))
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in FONT_TYPES and SAFE_NAME.match(p.name)
+    )
 
 
 def fonts_css(assets_dir: Path) -> str:
@@ -69,8 +78,12 @@ async def static_file(request: web.Request) -> web.StreamResponse:
     rel = request.match_info["path"]
     settings = request.app[settings_key]
     if rel == "fonts.css":
-        return web.Response(text=fonts_css(settings.assets_dir), content_type="text/css",
-                            charset="utf-8", headers={"Cache-Control": "no-cache"})
+        return web.Response(
+            text=fonts_css(settings.assets_dir),
+            content_type="text/css",
+            charset="utf-8",
+            headers={"Cache-Control": "no-cache"},
+        )
     folder, _, name = rel.rpartition("/")
     if folder == "fonts":
         base = settings.assets_dir / "fonts"
@@ -84,8 +97,7 @@ async def static_file(request: web.Request) -> web.StreamResponse:
     path = base / name
     if not path.is_file():
         raise ApiError(404, "not_found", f"no static file {rel!r}", path="path")
-    resp = web.FileResponse(path, headers={"Cache-Control": "no-cache",
-                                           "Content-Type": TYPES[suffix]})
+    resp = web.FileResponse(path, headers={"Cache-Control": "no-cache", "Content-Type": TYPES[suffix]})
     return resp
 
 

@@ -66,7 +66,7 @@ class PreviewChats:
         # An obviously fake mobile number (+86 199 …), unique among live sessions; it only
         # ever reaches the simulator.
         while True:
-            user = f"tel:+86199{secrets.randbelow(10 ** 8):08d}"
+            user = f"tel:+86199{secrets.randbelow(10**8):08d}"
             if user not in self.users:
                 self.users.add(user)
                 return user
@@ -84,8 +84,9 @@ def flow_store(app: web.Application) -> Any:
     return app.get(flows_key)
 
 
-async def _pick_bot(preview: PreviewBot, session: PreviewSession, event: Any,
-                    wanted: str | None) -> str | None:
+async def _pick_bot(
+    preview: PreviewBot, session: PreviewSession, event: Any, wanted: str | None
+) -> str | None:
     flows = preview.flows
     if wanted:
         return wanted if flows.get(wanted) is not None else None
@@ -95,8 +96,10 @@ async def _pick_bot(preview: PreviewBot, session: PreviewSession, event: Any,
     for name, flow in flows.flows.items():
         node = flow.nodes.get(current.node if session.bot == name and current else flow.start)
         rules = (*(node.rules if node else ()), *flow.global_rules)
-        if any(r.trigger in ("postback", "text") and r.match(event.kind, event.text, event.postback)
-               is not None for r in rules):
+        if any(
+            r.trigger in ("postback", "text") and r.match(event.kind, event.text, event.postback) is not None
+            for r in rules
+        ):
             return name
     return session.bot  # mid-conversation, the bot's own fallback answers
 
@@ -112,19 +115,25 @@ async def preview_chat(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_body", "send a JSON object", path="$")
     sid = body.get("session")
     if not isinstance(sid, str) or not SESSION_RE.match(sid):
-        raise ApiError(400, "invalid_session", "session must be 8-64 characters of A-Z a-z 0-9 _ -",
-                       path="$.session")
+        raise ApiError(
+            400, "invalid_session", "session must be 8-64 characters of A-Z a-z 0-9 _ -", path="$.session"
+        )
     postback, text = body.get("postback"), body.get("text")
     for key, value in (("postback", postback), ("text", text), ("bot", body.get("bot"))):
         if value is not None and (not isinstance(value, str) or len(value) > MAX_TEXT):
-            raise ApiError(400, "invalid_field", f"{key} must be a string of at most {MAX_TEXT} characters",
-                           path=f"$.{key}")
+            raise ApiError(
+                400,
+                "invalid_field",
+                f"{key} must be a string of at most {MAX_TEXT} characters",
+                path=f"$.{key}",
+            )
     if not postback and not (text and text.strip()):
         raise ApiError(400, "empty_message", "send a postback (a tap) or some text", path="$")
     session = request.app[chats_key].get(sid)
     sim = preview.sim  # plays the platform: builds the notification a CT/CU MaaP would POST
-    notification = sim.message(session.user, postback=postback or None,
-                               text=None if postback else text, display=(text or "")[:25])
+    notification = sim.message(
+        session.user, postback=postback or None, text=None if postback else text, display=(text or "")[:25]
+    )
     try:  # read once here only to choose the bot; the webhook parses the delivery itself
         event = from_csp_message(notification, sim.chatbot)
     except BadEvent as exc:
@@ -139,15 +148,19 @@ async def preview_chat(request: web.Request) -> web.Response:
         raise ApiError(502, "preview_failed", str(exc)) from None
     state = await preview.state(bot, session.user)
     flow = preview.flows.flows[bot]
-    return web.json_response({
-        "bot": bot, "title": flow.title, "node": state.node if state else flow.start,
-        "inbound": notification,
-        "replies": done.replies,
-        "messageList": [item for r in done.replies for item in r.get("messageList", [])],
-        "sms": [r["smsContent"] for r in done.replies if r.get("smsContent")],
-        "replyMap": dict(state.reply_map) if state else {},
-        "outbox": done.outbox,
-    })
+    return web.json_response(
+        {
+            "bot": bot,
+            "title": flow.title,
+            "node": state.node if state else flow.start,
+            "inbound": notification,
+            "replies": done.replies,
+            "messageList": [item for r in done.replies for item in r.get("messageList", [])],
+            "sms": [r["smsContent"] for r in done.replies if r.get("smsContent")],
+            "replyMap": dict(state.reply_map) if state else {},
+            "outbox": done.outbox,
+        }
+    )
 
 
 def setup(app: web.Application) -> None:

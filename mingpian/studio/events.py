@@ -59,11 +59,13 @@ async def template_events(request: web.Request) -> web.StreamResponse:
     store = request.app[templates_key]
     streams = request.app[streams_key]
     stamp = store.stamp(name)  # unknown template → 404 JSON before the stream starts
-    resp = web.StreamResponse(headers={
-        "Content-Type": "text/event-stream; charset=utf-8",
-        "Cache-Control": "no-cache",
-        "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
-    })
+    resp = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream; charset=utf-8",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
+        }
+    )
     streams.open.add(resp)
     try:
         await resp.prepare(request)

@@ -25,9 +25,9 @@ def page(title: str, body: str, script_url: str, extra_css: tuple[str, ...] = ()
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)}</title>
-<link rel="stylesheet" href="{asset_url('fonts.css')}">
-<link rel="stylesheet" href="{asset_url('studio.css')}">{css}
-<link rel="icon" href="{asset_url('icon.svg')}" type="image/svg+xml">
+<link rel="stylesheet" href="{asset_url("fonts.css")}">
+<link rel="stylesheet" href="{asset_url("studio.css")}">{css}
+<link rel="icon" href="{asset_url("icon.svg")}" type="image/svg+xml">
 <script type="module" src="{script_url}"></script>
 </head>
 <body>
@@ -45,8 +45,9 @@ def page(title: str, body: str, script_url: str, extra_css: tuple[str, ...] = ()
 
 
 def html_response(text: str) -> web.Response:
-    return web.Response(text=text, content_type="text/html", charset="utf-8",
-                        headers={"Cache-Control": "no-cache"})
+    return web.Response(
+        text=text, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-cache"}
+    )
 
 
 async def gallery(request: web.Request) -> web.Response:
@@ -75,7 +76,7 @@ async def gallery(request: web.Request) -> web.Response:
 <h1>模板</h1>
 <p class="lead">选择一个名片模板，填入自己的数据，看 5G 消息手机和老手机上的效果。</p>
 <ul class="tiles">
-{''.join(items) or '<li class="empty">模板目录里还没有模板。</li>'}
+{"".join(items) or '<li class="empty">模板目录里还没有模板。</li>'}
 </ul>
 </main>"""
     return html_response(page("名片 Studio · 模板", body, asset_url("gallery.js")))

@@ -98,10 +98,15 @@ class PreviewBot:
         replies = [got[mid].body for mid in ids if mid in got]
         self.relayed += len(replies)
         if len(replies) < len(ids):
-            stuck = [f"{r.get('messageId')}: {r.get('state')} {r.get('lastError') or ''}".strip()
-                     for r in rows if r.get("messageId") not in got]
-            raise PreviewFailed(f"the outbox did not deliver {len(ids) - len(replies)} of {len(ids)} "
-                                f"replies to the simulator ({'; '.join(stuck)})")
+            stuck = [
+                f"{r.get('messageId')}: {r.get('state')} {r.get('lastError') or ''}".strip()
+                for r in rows
+                if r.get("messageId") not in got
+            ]
+            raise PreviewFailed(
+                f"the outbox did not deliver {len(ids) - len(replies)} of {len(ids)} "
+                f"replies to the simulator ({'; '.join(stuck)})"
+            )
         return Exchange(replies, rows)
 
     def _take(self, ids: set[str], notification: dict[str, Any]) -> dict[str, Received]:
@@ -143,14 +148,32 @@ async def preview_lifecycle(app: web.Application) -> AsyncIterator[None]:
         stack.callback(shutil.rmtree, folder, ignore_errors=True)
         sock = stack.enter_context(_loopback_socket())
         base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        sim = Simulator(webhook=f"{base}/maap", chatbot=PREVIEW_CHATBOT, app_id="studio-preview",
-                        app_key=secrets.token_urlsafe(18), hmac_secret=secrets.token_urlsafe(24))
+        sim = Simulator(
+            webhook=f"{base}/maap",
+            chatbot=PREVIEW_CHATBOT,
+            app_id="studio-preview",
+            app_key=secrets.token_urlsafe(18),
+            hmac_secret=secrets.token_urlsafe(24),
+        )
         # Preview taps are not production traffic: no metrics callbacks, so /metrics never counts them.
-        runtime = ChatbotRuntime(flows, app[templates_key], RuntimeConfig(
-            WebhookAuth(hmac_secret=sim.hmac_secret), "sqlite", folder / "chatbot.sqlite3", "OFF",
-            dedupe_ttl=DEDUPE_TTL, keep_sent=KEEP_SENT, app_id=sim.app_id,
-            maap=MaapAccount(f"{base}/platform", sim.app_id, sim.app_key),
-            outbox_concurrency=16, outbox_lease=REPLY_TIMEOUT, outbox_backoff=0.05, outbox_max_backoff=1.0))
+        runtime = ChatbotRuntime(
+            flows,
+            app[templates_key],
+            RuntimeConfig(
+                WebhookAuth(hmac_secret=sim.hmac_secret),
+                "sqlite",
+                folder / "chatbot.sqlite3",
+                "OFF",
+                dedupe_ttl=DEDUPE_TTL,
+                keep_sent=KEEP_SENT,
+                app_id=sim.app_id,
+                maap=MaapAccount(f"{base}/platform", sim.app_id, sim.app_key),
+                outbox_concurrency=16,
+                outbox_lease=REPLY_TIMEOUT,
+                outbox_backoff=0.05,
+                outbox_max_backoff=1.0,
+            ),
+        )
         loop_app = web.Application(client_max_size=1024 * 1024, middlewares=[json_errors])
         loop_app[runtime_key] = runtime
         loop_app.router.add_post("/maap/{bot}/messageNotification/{chatbotId}/messages", csp_message)

@@ -9,19 +9,21 @@ from __future__ import annotations
 
 from aiohttp import web
 
-CSP = "; ".join([
-    "default-src 'self'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self' data: blob:",
-    "media-src 'self' blob:",
-    "font-src 'self'",
-    "connect-src 'self'",
-    "object-src 'none'",
-    "base-uri 'none'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-])
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",
+        "media-src 'self' blob:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
 HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -33,8 +35,11 @@ STUDIO_EXACT = ("/", "/api/capabilities")
 
 
 def is_studio_path(path: str) -> bool:
-    return (path in STUDIO_EXACT or path.startswith(STUDIO_PREFIXES)
-            or (path.startswith("/api/templates/") and path.endswith("/events")))
+    return (
+        path in STUDIO_EXACT
+        or path.startswith(STUDIO_PREFIXES)
+        or (path.startswith("/api/templates/") and path.endswith("/events"))
+    )
 
 
 async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -21,7 +21,7 @@ from tests.support.processes import wait_port
 
 CSP_TOKEN = "csp-token-测试"
 HMAC_SECRET = "hmac-secret"
-USERNAME, PASSWORD = "maap", "p@ss\"word"
+USERNAME, PASSWORD = "maap", 'p@ss"word'
 BEARER = "bearer-token-123"
 APP_ID, APP_KEY = "app-001", "key-001"
 USER = "tel:+8613812345678"
@@ -30,11 +30,23 @@ WAYBILL = "SF1234567890123"
 
 def chatbot_settings(tmp: Path, maap_url: str, **extra: Any) -> Settings:
     values: dict[str, Any] = dict(
-        template_dir=PROJECT_ROOT / "card_templates", data_dir=tmp / "var", reload_interval=0.0,
-        log_format="text", chatbot_dir=PROJECT_ROOT / "chatbots", maap_url=maap_url,
-        maap_app_id=APP_ID, maap_app_key=APP_KEY, maap_timeout=2.0, webhook_csp_token=CSP_TOKEN,
-        webhook_hmac_secret=HMAC_SECRET, webhook_username=USERNAME, webhook_password=PASSWORD,
-        webhook_bearer=BEARER, outbox_backoff=0.05, outbox_max_backoff=0.4)
+        template_dir=PROJECT_ROOT / "card_templates",
+        data_dir=tmp / "var",
+        reload_interval=0.0,
+        log_format="text",
+        chatbot_dir=PROJECT_ROOT / "chatbots",
+        maap_url=maap_url,
+        maap_app_id=APP_ID,
+        maap_app_key=APP_KEY,
+        maap_timeout=2.0,
+        webhook_csp_token=CSP_TOKEN,
+        webhook_hmac_secret=HMAC_SECRET,
+        webhook_username=USERNAME,
+        webhook_password=PASSWORD,
+        webhook_bearer=BEARER,
+        outbox_backoff=0.05,
+        outbox_max_backoff=0.4,
+    )
     return Settings(**{**values, **extra})
 
 
@@ -45,8 +57,9 @@ class Bot:
     settings: Settings
 
 
-async def start_bot(aiohttp_client: Any, sim_pair: tuple[Simulator, TestServer], tmp: Path,
-                    bot: str = "courier", **extra: Any) -> Bot:
+async def start_bot(
+    aiohttp_client: Any, sim_pair: tuple[Simulator, TestServer], tmp: Path, bot: str = "courier", **extra: Any
+) -> Bot:
     s, server = sim_pair
     settings = chatbot_settings(tmp, str(server.make_url("")).rstrip("/"), **extra)
     client = await aiohttp_client(create_app(settings))
@@ -56,12 +69,29 @@ async def start_bot(aiohttp_client: Any, sim_pair: tuple[Simulator, TestServer],
 
 # ---- real processes -----------------------------------------------------------------------
 
+
 def server_env(settings: Settings, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")}
-    for name in ("template_dir", "data_dir", "chatbot_dir", "maap_url", "maap_app_id", "maap_app_key",
-                 "maap_timeout", "webhook_csp_token", "webhook_hmac_secret", "webhook_username",
-                 "webhook_password", "webhook_bearer", "outbox_backoff", "outbox_max_backoff", "store",
-                 "redis_url", "log_format", "outbox_lease"):
+    for name in (
+        "template_dir",
+        "data_dir",
+        "chatbot_dir",
+        "maap_url",
+        "maap_app_id",
+        "maap_app_key",
+        "maap_timeout",
+        "webhook_csp_token",
+        "webhook_hmac_secret",
+        "webhook_username",
+        "webhook_password",
+        "webhook_bearer",
+        "outbox_backoff",
+        "outbox_max_backoff",
+        "store",
+        "redis_url",
+        "log_format",
+        "outbox_lease",
+    ):
         env["MINGPIAN_" + name.upper()] = str(getattr(settings, name))
     env["MINGPIAN_PORT"] = str(port)
     env["MINGPIAN_LOG_LEVEL"] = "WARNING"
@@ -71,7 +101,12 @@ def server_env(settings: Settings, port: int) -> dict[str, str]:
 def start_server(settings: Settings, port: int, log: Path) -> subprocess.Popen[bytes]:
     """`python -m mingpian serve` as a real process, configured only through the environment."""
     with log.open("ab") as out:  # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen([sys.executable, "-m", "mingpian", "serve"], env=server_env(settings, port),
-                                cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mingpian", "serve"],
+            env=server_env(settings, port),
+            cwd=PROJECT_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     wait_port(port, proc)
     return proc

@@ -38,14 +38,26 @@ def inbound(mid: str, content_type: str, body: str, b64: bool = True) -> bytes:
 
 async def test_cm_tap_and_text_reach_the_flow_once(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path)
-    tap = json.dumps({"response": {"reply": {"displayText": "查询物流", "postback": {"data": f"track:{WAYBILL}"}},
-                                   "type": "reply"}}, ensure_ascii=False)
+    tap = json.dumps(
+        {
+            "response": {
+                "reply": {"displayText": "查询物流", "postback": {"data": f"track:{WAYBILL}"}},
+                "type": "reply",
+            }
+        },
+        ensure_ascii=False,
+    )
     body = inbound("cm-1", "application/vnd.gsma.botsuggestion.response.v1.0+json", tap)
     for _ in range(2):
-        resp = await bot.client.post(f"/maap/courier/InboundMessageNotification/{URI}", data=body, headers=AUTH)
+        resp = await bot.client.post(
+            f"/maap/courier/InboundMessageNotification/{URI}", data=body, headers=AUTH
+        )
         assert resp.status == 204, await resp.text()
-    resp = await bot.client.post(f"/maap/courier/InboundMessageNotification/{URI}",
-                                 data=inbound("cm-2", "text/plain", "我要查件"), headers=AUTH)
+    resp = await bot.client.post(
+        f"/maap/courier/InboundMessageNotification/{URI}",
+        data=inbound("cm-2", "text/plain", "我要查件"),
+        headers=AUTH,
+    )
     assert resp.status == 204
     got = await bot.sim.wait_for(2)
     assert got[0].text.startswith(f"运单 {WAYBILL}：派送中") and got[0].user == "tel:+8613900001234"
@@ -54,33 +66,50 @@ async def test_cm_tap_and_text_reach_the_flow_once(aiohttp_client: T, sim: T, tm
     report = f"""<msg:deliveryInfoNotification xmlns:msg="{NS}"><deliveryInfo>
       <address>tel:+8613900001234</address><messageId>{got[0].message_id}</messageId>
       <deliveryStatus>DeliveredToTerminal</deliveryStatus></deliveryInfo></msg:deliveryInfoNotification>"""
-    resp = await bot.client.post(f"/maap/courier/DeliveryInfoNotification/{URI}", data=report.encode(),
-                                 headers=AUTH)
+    resp = await bot.client.post(
+        f"/maap/courier/DeliveryInfoNotification/{URI}", data=report.encode(), headers=AUTH
+    )
     assert resp.status == 204
     info = await (await bot.client.get(f"/api/chatbot/messages/{got[0].message_id}")).json()
     assert info["delivery"] == "delivered"
 
 
 BAD = [
-    ("billion laughs", b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]>'
-     b'<inboundMessageNotification><inboundMessage><messageId>&b;</messageId></inboundMessage>'
-     b'</inboundMessageNotification>', "/"),
-    ("external entity", b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
-     b'<inboundMessageNotification>&e;</inboundMessageNotification>', "/"),
+    (
+        "billion laughs",
+        b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]>'
+        b"<inboundMessageNotification><inboundMessage><messageId>&b;</messageId></inboundMessage>"
+        b"</inboundMessageNotification>",
+        "/",
+    ),
+    (
+        "external entity",
+        b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+        b"<inboundMessageNotification>&e;</inboundMessageNotification>",
+        "/",
+    ),
     ("not xml", b"{not xml", "/"),
     ("wrong root", b"<hello/>", "/hello"),
-    ("no message id", f'<m:inboundMessageNotification xmlns:m="{NS}"><inboundMessage><senderAddress>tel:+86139'
-     f'</senderAddress><bodyText>hi</bodyText></inboundMessage></m:inboundMessageNotification>'.encode(),
-     "/inboundMessageNotification/inboundMessage/messageId"),
-    ("bad base64", inbound("x", "text/plain", "x", b64=False).replace(
-        b"<bodyText>", b"<contentEncoding>base64</contentEncoding><bodyText>%%"),
-     "/inboundMessageNotification/inboundMessage/bodyText"),
+    (
+        "no message id",
+        f'<m:inboundMessageNotification xmlns:m="{NS}"><inboundMessage><senderAddress>tel:+86139'
+        f"</senderAddress><bodyText>hi</bodyText></inboundMessage></m:inboundMessageNotification>".encode(),
+        "/inboundMessageNotification/inboundMessage/messageId",
+    ),
+    (
+        "bad base64",
+        inbound("x", "text/plain", "x", b64=False).replace(
+            b"<bodyText>", b"<contentEncoding>base64</contentEncoding><bodyText>%%"
+        ),
+        "/inboundMessageNotification/inboundMessage/bodyText",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("name", "raw", "path"), BAD, ids=[b[0] for b in BAD])
-async def test_bad_xml_is_400_naming_the_element(aiohttp_client: T, sim: T, tmp_path: Path,
-                                                 name: str, raw: bytes, path: str) -> None:
+async def test_bad_xml_is_400_naming_the_element(
+    aiohttp_client: T, sim: T, tmp_path: Path, name: str, raw: bytes, path: str
+) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path)
     resp = await bot.client.post(f"/maap/courier/InboundMessageNotification/{URI}", data=raw, headers=AUTH)
     assert resp.status == 400, await resp.text()
@@ -90,6 +119,7 @@ async def test_bad_xml_is_400_naming_the_element(aiohttp_client: T, sim: T, tmp_
 async def test_cm_callbacks_need_credentials(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path)
     for path in ("InboundMessageNotification", "DeliveryInfoNotification", "MessageStatusNotification"):
-        resp = await bot.client.post(f"/maap/courier/{path}/{URI}", data=b"<x/>",
-                                     headers=username_header(USERNAME, "wrong"))
+        resp = await bot.client.post(
+            f"/maap/courier/{path}/{URI}", data=b"<x/>", headers=username_header(USERNAME, "wrong")
+        )
         assert resp.status == 401

@@ -59,13 +59,20 @@ def check_counter_replies(s: Simulator, users: list[str], per_user: int) -> None
     assert stats["duplicateReplies"] == 0 and stats["lost"] == 0, stats
 
 
-async def test_maap_outage_then_recovery_delivers_all_in_order(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
+async def test_maap_outage_then_recovery_delivers_all_in_order(
+    aiohttp_client: T, sim: T, tmp_path: Path
+) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path)
     s = bot.sim
     s.fault = Fault(mode="error", status=503)  # the MaaP is down
     other = "tel:+8613700000000"
-    taps = [f"track:{WAYBILL}", f"call_courier:{WAYBILL}", f"reschedule:{WAYBILL}",
-            f"slot:{WAYBILL}:locker", f"track:{WAYBILL}"]
+    taps = [
+        f"track:{WAYBILL}",
+        f"call_courier:{WAYBILL}",
+        f"reschedule:{WAYBILL}",
+        f"slot:{WAYBILL}:locker",
+        f"track:{WAYBILL}",
+    ]
     for pb in taps:
         assert await s.tap(USER, pb) == 200  # acked at once: the replies wait in the outbox
         assert await s.tap(other, f"track:{WAYBILL}") == 200
@@ -74,7 +81,13 @@ async def test_maap_outage_then_recovery_delivers_all_in_order(aiohttp_client: T
     s.fault = Fault(mode="errorcode", error_code=-1, remaining=3)  # "busy" replies, then healthy
     got = await s.wait_for(10, timeout=15)
     mine = [r.text.split("\n")[0] for r in got if r.user == USER]
-    assert mine == [f"运单 {WAYBILL}：派送中", mine[1], "请选择新的派送时间", "改约成功", f"运单 {WAYBILL}：派送中"]
+    assert mine == [
+        f"运单 {WAYBILL}：派送中",
+        mine[1],
+        "请选择新的派送时间",
+        "改约成功",
+        f"运单 {WAYBILL}：派送中",
+    ]
     assert mine[1].startswith("正在为您呼叫快递员")
     assert len([r for r in got if r.user == other]) == 5
     assert s.stats()["duplicateReplies"] == 0 and s.stats()["lost"] == 0
@@ -107,29 +120,36 @@ async def test_token_invalidated_by_the_maap_is_refreshed(aiohttp_client: T, sim
     assert s.token_requests == 2
 
 
-async def _run_users(s: Simulator, webhooks: list[str], users: list[str], per_user: int,
-                     retry_for: float = 30.0) -> None:
+async def _run_users(
+    s: Simulator, webhooks: list[str], users: list[str], per_user: int, retry_for: float = 30.0
+) -> None:
     """Each user sends per_user messages one after another (the next once the previous is acked),
     users in parallel; message i goes to webhooks[i % len(webhooks)]."""
+
     async def one(u: str) -> None:
         for i in range(per_user):
             body = s.message(u, text=f"{u[-4:]}-{i}")
-            status = await s.deliver(body, webhook=webhooks[i % len(webhooks)], retry_for=retry_for, timeout=5)
+            status = await s.deliver(
+                body, webhook=webhooks[i % len(webhooks)], retry_for=retry_for, timeout=5
+            )
             assert status == 200
+
     await asyncio.gather(*(one(u) for u in users))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("store", ["sqlite", "redis"])
 async def test_kill_9_mid_turn_then_restart_loses_and_duplicates_nothing(
-        store: str, request: pytest.FixtureRequest, sim: T, tmp_path: Path) -> None:
+    store: str, request: pytest.FixtureRequest, sim: T, tmp_path: Path
+) -> None:
     s, maap = sim
     extra: dict[str, Any] = {"store": store}
     if store == "redis":
         # A killed process's leases expire after outbox_lease; short here so the test is quick.
         extra.update(redis_url=request.getfixturevalue("redis_url"), outbox_lease=1.0)
-    settings = chatbot_settings(tmp_path, str(maap.make_url("")).rstrip("/"),
-                                chatbot_dir=counter_bots(tmp_path), **extra)
+    settings = chatbot_settings(
+        tmp_path, str(maap.make_url("")).rstrip("/"), chatbot_dir=counter_bots(tmp_path), **extra
+    )
     port = free_port()
     log = tmp_path / "server.log"
     s.webhook = f"http://127.0.0.1:{port}/maap/counter"
@@ -166,15 +186,22 @@ async def test_kill_9_mid_turn_then_restart_loses_and_duplicates_nothing(
 @pytest.mark.slow
 async def test_two_processes_one_redis_racing_deliveries(sim: T, tmp_path: Path, redis_url: str) -> None:
     s, maap = sim
-    settings = chatbot_settings(tmp_path, str(maap.make_url("")).rstrip("/"), chatbot_dir=counter_bots(tmp_path),
-                                store="redis", redis_url=redis_url, outbox_lease=5.0)
+    settings = chatbot_settings(
+        tmp_path,
+        str(maap.make_url("")).rstrip("/"),
+        chatbot_dir=counter_bots(tmp_path),
+        store="redis",
+        redis_url=redis_url,
+        outbox_lease=5.0,
+    )
     s.single_token = True  # the CT/CU rule: a new access token cancels the previous one
     ports = [free_port(), free_port()]
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for i, port in enumerate(ports):
-            procs.append(start_server(settings.with_(data_dir=tmp_path / f"var{i}"), port,
-                                      tmp_path / f"server{i}.log"))
+            procs.append(
+                start_server(settings.with_(data_dir=tmp_path / f"var{i}"), port, tmp_path / f"server{i}.log")
+            )
         hooks = [f"http://127.0.0.1:{p}/maap/counter" for p in ports]
         users = [f"tel:+86137000{i:05d}" for i in range(8)]
         per_user = 10
@@ -186,8 +213,11 @@ async def test_two_processes_one_redis_racing_deliveries(sim: T, tmp_path: Path,
                 a = s.message(u, text=f"{u[-4:]}-{k}")
                 b = s.message(u, text=f"{u[-4:]}-{k + 1}")
                 statuses = await asyncio.gather(
-                    s.deliver(a, webhook=hooks[0], retry_for=10), s.deliver(a, webhook=hooks[1], retry_for=10),
-                    s.deliver(b, webhook=hooks[1], retry_for=10), s.deliver(b, webhook=hooks[0], retry_for=10))
+                    s.deliver(a, webhook=hooks[0], retry_for=10),
+                    s.deliver(a, webhook=hooks[1], retry_for=10),
+                    s.deliver(b, webhook=hooks[1], retry_for=10),
+                    s.deliver(b, webhook=hooks[0], retry_for=10),
+                )
                 assert statuses == [200, 200, 200, 200]
 
         await asyncio.gather(*(racing(u) for u in users))
@@ -206,8 +236,9 @@ async def test_two_processes_one_redis_racing_deliveries(sim: T, tmp_path: Path,
         assert "Traceback" not in (tmp_path / f"server{i}.log").read_text("utf-8", "replace")
 
 
-async def test_redis_store_dedupes_and_survives_an_outage_in_order(redis_url: str, aiohttp_client: T,
-                                                                   sim: T, tmp_path: Path) -> None:
+async def test_redis_store_dedupes_and_survives_an_outage_in_order(
+    redis_url: str, aiohttp_client: T, sim: T, tmp_path: Path
+) -> None:
     # (redis_url first: fixtures are torn down in reverse, so the app closes before redis-server stops)
     bot = await start_bot(aiohttp_client, sim, tmp_path, store="redis", redis_url=redis_url)
     s = bot.sim
@@ -222,7 +253,11 @@ async def test_redis_store_dedupes_and_survives_an_outage_in_order(redis_url: st
     got = await s.wait_for(4, timeout=15)
     await asyncio.sleep(0.3)
     assert [r.text.split("\n")[0] for r in s.received] == [
-        f"运单 {WAYBILL}：派送中", "请选择新的派送时间", "改约成功", f"运单 {WAYBILL}：派送中"]
+        f"运单 {WAYBILL}：派送中",
+        "请选择新的派送时间",
+        "改约成功",
+        f"运单 {WAYBILL}：派送中",
+    ]
     assert s.stats()["duplicateReplies"] == 0 and s.stats()["lost"] == 0
     # The head (the first reply) took the outage; the replies queued behind it waited their turn.
     info = await (await bot.client.get(f"/api/chatbot/messages/{got[0].message_id}")).json()

@@ -48,7 +48,9 @@ async def test_courier_conversation_end_to_end(aiohttp_client: T, sim: T, tmp_pa
     assert stats["tokenRequests"] == 1  # the access token is cached
     metrics = await (await bot.client.get("/metrics")).text()
     assert 'mingpian_chatbot_events_total{bot="courier",result="ok"} 4' in metrics
-    sent = [line for line in metrics.splitlines() if line.startswith('mingpian_chatbot_sends_total{outcome="ok"}')]
+    sent = [
+        line for line in metrics.splitlines() if line.startswith('mingpian_chatbot_sends_total{outcome="ok"}')
+    ]
     assert sent and float(sent[0].split()[-1]) >= 4  # a resend after a slow answer also counts
 
 

@@ -21,8 +21,13 @@ WAYBILL = "SF1234567890123"
 
 
 def ev(n: int, **kw: object) -> InboundEvent:
-    return InboundEvent(dialect="csp", message_id=f"m{n}", user="tel:+8613800000001",
-                        chatbot="sip:106500@botplatform.rcs.chinaunicom.cn", **kw)  # type: ignore[arg-type]
+    return InboundEvent(
+        dialect="csp",
+        message_id=f"m{n}",
+        user="tel:+8613800000001",
+        chatbot="sip:106500@botplatform.rcs.chinaunicom.cn",
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def write_flow(tmp: Path, text: str, bot: str = "demo") -> Path:
@@ -39,24 +44,52 @@ def test_shipped_flows_load_and_reference_real_templates() -> None:
 
 BROKEN = [
     ("on instead of rules", "title: t\nstart: a\nnodes:\n  a:\n    on: []\n", ":5:", "write `rules:`"),
-    ("bad goto", "title: t\nstart: a\nnodes:\n  a:\n    rules:\n      - any: true\n        goto: nowhere\n",
-     ":6:", "goto 'nowhere': no such node"),
+    (
+        "bad goto",
+        "title: t\nstart: a\nnodes:\n  a:\n    rules:\n      - any: true\n        goto: nowhere\n",
+        ":6:",
+        "goto 'nowhere': no such node",
+    ),
     ("bad start", "title: t\nstart: b\nnodes:\n  a: {}\n", ":2:", "start node 'b'"),
-    ("two triggers", "title: t\nstart: a\nnodes:\n  a:\n    rules:\n      - text: hi\n        any: true\n",
-     ":6:", "exactly one trigger"),
-    ("bad regex", "title: t\nstart: a\nnodes:\n  a:\n    rules:\n      - postback: {pattern: '(['}\n",
-     ":6:", "invalid regular expression"),
-    ("bad expression", "title: t\nstart: a\nnodes:\n  a:\n    rules:\n      - any: true\n        reply:\n"
-     "          text: '{{ ctx. }}'\n", ":8:", "template syntax error"),
-    ("reserved let", "title: t\nstart: a\nnodes:\n  a:\n    rules:\n      - any: true\n        let:\n"
-     "          ctx: 1\n", ":8:", "not a usable name"),
-    ("reply both", "title: t\nstart: a\nnodes:\n  a:\n    rules:\n      - any: true\n        reply:\n"
-     "          text: hi\n          template: x\n", ":8:", "$.nodes.a.rules[0].reply"),
+    (
+        "two triggers",
+        "title: t\nstart: a\nnodes:\n  a:\n    rules:\n      - text: hi\n        any: true\n",
+        ":6:",
+        "exactly one trigger",
+    ),
+    (
+        "bad regex",
+        "title: t\nstart: a\nnodes:\n  a:\n    rules:\n      - postback: {pattern: '(['}\n",
+        ":6:",
+        "invalid regular expression",
+    ),
+    (
+        "bad expression",
+        "title: t\nstart: a\nnodes:\n  a:\n    rules:\n      - any: true\n        reply:\n"
+        "          text: '{{ ctx. }}'\n",
+        ":8:",
+        "template syntax error",
+    ),
+    (
+        "reserved let",
+        "title: t\nstart: a\nnodes:\n  a:\n    rules:\n      - any: true\n        let:\n          ctx: 1\n",
+        ":8:",
+        "not a usable name",
+    ),
+    (
+        "reply both",
+        "title: t\nstart: a\nnodes:\n  a:\n    rules:\n      - any: true\n        reply:\n"
+        "          text: hi\n          template: x\n",
+        ":8:",
+        "$.nodes.a.rules[0].reply",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("name", "text", "line", "message"), BROKEN, ids=[b[0] for b in BROKEN])
-def test_broken_flows_name_file_and_line(tmp_path: Path, name: str, text: str, line: str, message: str) -> None:
+def test_broken_flows_name_file_and_line(
+    tmp_path: Path, name: str, text: str, line: str, message: str
+) -> None:
     path = write_flow(tmp_path, text)
     with pytest.raises(TemplateInvalid) as info:
         load_flow(path)
@@ -67,8 +100,11 @@ def test_broken_flows_name_file_and_line(tmp_path: Path, name: str, text: str, l
 
 
 def test_missing_template_is_reported_by_check(tmp_path: Path) -> None:
-    write_flow(tmp_path, "title: t\nstart: a\nnodes:\n  a:\n    rules:\n      - any: true\n"
-                         "        reply:\n          template: no-such-card\n")
+    write_flow(
+        tmp_path,
+        "title: t\nstart: a\nnodes:\n  a:\n    rules:\n      - any: true\n"
+        "        reply:\n          template: no-such-card\n",
+    )
     [line] = check_flows(tmp_path / "chatbots", TEMPLATES)
     assert line.startswith("chatbots/demo/flow.yaml:8:") and "no-such-card" in line
 
@@ -87,14 +123,20 @@ def test_turn_is_pure_and_ids_are_stable() -> None:
 def test_render_cache_hits_give_identical_replies() -> None:
     flow = FLOWS.flows["courier"]
     cache = RenderCache()
-    bodies = [turn(flow, TEMPLATES, None, ev(i, kind="postback", postback=f"track:{WAYBILL}"), now=1.0,
-                   cache=cache)[1][0].body["messageList"] for i in range(3)]
+    bodies = [
+        turn(
+            flow, TEMPLATES, None, ev(i, kind="postback", postback=f"track:{WAYBILL}"), now=1.0, cache=cache
+        )[1][0].body["messageList"]
+        for i in range(3)
+    ]
     assert bodies[0] == bodies[1] == bodies[2] and cache.hits == 2 and cache.misses == 1
 
 
 def test_numbered_reply_resolves_through_the_last_reply_map() -> None:
     flow = FLOWS.flows["courier"]
-    state, out = turn(flow, TEMPLATES, None, ev(1, kind="postback", postback=f"reschedule:{WAYBILL}"), now=1.0)
+    state, out = turn(
+        flow, TEMPLATES, None, ev(1, kind="postback", postback=f"reschedule:{WAYBILL}"), now=1.0
+    )
     assert state.reply_map["4"] == f"slot:{WAYBILL}:locker"
     assert "回复4 放丰巢快递柜" in out[0].body["smsContent"]
     state, out = turn(flow, TEMPLATES, state, ev(2, kind="text", text=" 4 "), now=2.0)
@@ -116,9 +158,12 @@ def test_session_expiry_resets_to_start() -> None:
 
 
 def test_broken_template_data_answers_politely_and_keeps_state(tmp_path: Path) -> None:
-    path = write_flow(tmp_path, "title: t\nstart: a\nerror_reply: 稍后再试\nnodes:\n  a:\n    rules:\n"
-                                "      - any: true\n        reply:\n          template: courier-tracking\n"
-                                "          data: {waybill: bad}\n        goto: b\n  b: {}\n")
+    path = write_flow(
+        tmp_path,
+        "title: t\nstart: a\nerror_reply: 稍后再试\nnodes:\n  a:\n    rules:\n"
+        "      - any: true\n        reply:\n          template: courier-tracking\n"
+        "          data: {waybill: bad}\n        goto: b\n  b: {}\n",
+    )
     flow = load_flow(path)
     state, out = turn(flow, TEMPLATES, State("a", {"k": 1}), ev(1, kind="text", text="hi"), now=5.0)
     assert state.node == "a" and state.ctx == {"k": 1}
@@ -141,10 +186,17 @@ def test_mingpian_lint_reports_broken_flows(tmp_path: Path) -> None:
     import os
     import subprocess
     import sys
+
     write_flow(tmp_path, "title: t\nstart: a\nnodes:\n  a:\n    rules:\n      - any: true\n        goto: b\n")
     env = {**os.environ, "MINGPIAN_CHATBOT_DIR": str(tmp_path / "chatbots")}
-    out = subprocess.run([sys.executable, "-m", "mingpian", "lint"], env=env, cwd=PROJECT_ROOT,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "mingpian", "lint"],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 1
     assert "chatbots/demo/flow.yaml:6: $.nodes.a.rules[0].goto: goto 'b': no such node" in out.stdout
 
@@ -153,7 +205,10 @@ def test_unknown_profile_and_oversized_text(tmp_path: Path) -> None:
     path = write_flow(tmp_path, "title: t\nprofile: vodafone\nstart: a\nnodes:\n  a: {}\n")
     with pytest.raises(TemplateInvalid, match=r"flow.yaml:2: \$.profile: unknown carrier profile 'vodafone'"):
         load_flow(path)
-    path = write_flow(tmp_path, "title: t\nstart: a\nerror_reply: 出错了\nnodes:\n  a:\n    rules:\n"
-                                "      - any: true\n        reply:\n          text: \"{{ '长' * 2001 }}\"\n")
+    path = write_flow(
+        tmp_path,
+        "title: t\nstart: a\nerror_reply: 出错了\nnodes:\n  a:\n    rules:\n"
+        "      - any: true\n        reply:\n          text: \"{{ '长' * 2001 }}\"\n",
+    )
     _, out = turn(load_flow(path), TEMPLATES, None, ev(1, kind="text", text="hi"), now=1.0)
     assert out[0].body["messageList"][0]["contentText"] == "出错了"

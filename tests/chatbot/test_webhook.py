@@ -62,15 +62,21 @@ async def test_every_auth_scheme_accepts_good_credentials(aiohttp_client: T, sim
         resp = await bot.client.post(MSG_PATH, data=json.dumps(body).encode(), headers=headers)
         assert resp.status == 200, (headers, await resp.text())
         ack = await resp.json()
-        assert ack == {"messageId": body["messageId"], "conversationId": body["conversationId"],
-                       "contributionId": body["contributionId"], "errorCode": 0, "errorMessage": ""}
+        assert ack == {
+            "messageId": body["messageId"],
+            "conversationId": body["conversationId"],
+            "contributionId": body["contributionId"],
+            "errorCode": 0,
+            "errorMessage": "",
+        }
 
 
 def _bad_auth_cases(raw: bytes) -> list[tuple[str, dict[str, str]]]:
     now = time.time()
     good = csp_signature_headers(CSP_TOKEN)
-    b64 = base64.b64encode(hashlib.sha256("".join(sorted((CSP_TOKEN, good["timestamp"], good["nonce"]))).encode())
-                           .digest()).decode()
+    b64 = base64.b64encode(
+        hashlib.sha256("".join(sorted((CSP_TOKEN, good["timestamp"], good["nonce"]))).encode()).digest()
+    ).decode()
     assert b64  # base64 of the right digest is accepted (below), a wrong one is not
     return [
         ("no credentials", {}),
@@ -95,8 +101,12 @@ async def test_every_auth_failure_is_401_before_parsing(aiohttp_client: T, sim: 
     good_body = json.dumps(bot.sim.message(USER, postback=f"track:{WAYBILL}")).encode()
     for raw in (good_body, b"{not json", b"\xff\xfe"):
         for name, headers in _bad_auth_cases(raw):
-            for path in (MSG_PATH, f"/maap/courier/deliveryNotification/{CHATBOT}/status", "/maap/courier/events",
-                         "/maap/no-such-bot/events"):
+            for path in (
+                MSG_PATH,
+                f"/maap/courier/deliveryNotification/{CHATBOT}/status",
+                "/maap/courier/events",
+                "/maap/no-such-bot/events",
+            ):
                 resp = await bot.client.post(path, data=raw, headers=headers)
                 assert resp.status == 401, (name, path, resp.status)
                 err = await resp.json()
@@ -115,7 +125,9 @@ async def test_base64_csp_signature_is_accepted(aiohttp_client: T, sim: T, tmp_p
     assert resp.status == 200
 
 
-async def test_no_configured_credentials_refuses_everything(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
+async def test_no_configured_credentials_refuses_everything(
+    aiohttp_client: T, sim: T, tmp_path: Path
+) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path)
     auth = bot.client.app[__import__("mingpian.api.chatbot", fromlist=["runtime_key"]).runtime_key].auth
     object.__setattr__(auth, "csp_token", "")
@@ -129,33 +141,80 @@ async def test_no_configured_credentials_refuses_everything(aiohttp_client: T, s
 
 MALFORMED: list[tuple[str, Any, str]] = [
     ("not an object", [], "$"),
-    ("missing messageId", {"senderAddress": USER, "messageList": [{"contentType": "text/plain", "contentText": "x"}]},
-     "$.messageId"),
+    (
+        "missing messageId",
+        {"senderAddress": USER, "messageList": [{"contentType": "text/plain", "contentText": "x"}]},
+        "$.messageId",
+    ),
     ("missing messageList", {"messageId": "m1", "senderAddress": USER}, "$.messageList"),
     ("empty messageList", {"messageId": "m1", "senderAddress": USER, "messageList": []}, "$.messageList"),
-    ("item without contentType", {"messageId": "m1", "senderAddress": USER, "messageList": [{"contentText": "x"}]},
-     "$.messageList[0].contentType"),
-    ("number as sender", {"messageId": "m1", "senderAddress": 138, "messageList": [
-        {"contentType": "text/plain", "contentText": "x"}]}, "$.senderAddress"),
-    ("tap that is not JSON", {"messageId": "m1", "senderAddress": USER, "messageList": [
-        {"contentType": "application/vnd.gsma.botsuggestion.response.v1.0+json", "contentText": "{oops"}]},
-     "$.messageList[0].contentText"),
-    ("tap without postback", {"messageId": "m1", "senderAddress": USER, "messageList": [
-        {"contentType": "application/vnd.gsma.botsuggestion.response.v1.0+json",
-         "contentText": {"response": {"reply": {"displayText": "查询"}}}}]},
-     "$.messageList[0].contentText.response.reply.postback.data"),
-    ("bad base64", {"messageId": "m1", "senderAddress": USER, "messageList": [
-        {"contentType": "text/plain", "contentEncoding": "base64", "contentText": "%%%"}]},
-     "$.messageList[0].contentText"),
-    ("unknown encoding", {"messageId": "m1", "senderAddress": USER, "messageList": [
-        {"contentType": "text/plain", "contentEncoding": "gbk", "contentText": "x"}]},
-     "$.messageList[0].contentEncoding"),
+    (
+        "item without contentType",
+        {"messageId": "m1", "senderAddress": USER, "messageList": [{"contentText": "x"}]},
+        "$.messageList[0].contentType",
+    ),
+    (
+        "number as sender",
+        {
+            "messageId": "m1",
+            "senderAddress": 138,
+            "messageList": [{"contentType": "text/plain", "contentText": "x"}],
+        },
+        "$.senderAddress",
+    ),
+    (
+        "tap that is not JSON",
+        {
+            "messageId": "m1",
+            "senderAddress": USER,
+            "messageList": [
+                {
+                    "contentType": "application/vnd.gsma.botsuggestion.response.v1.0+json",
+                    "contentText": "{oops",
+                }
+            ],
+        },
+        "$.messageList[0].contentText",
+    ),
+    (
+        "tap without postback",
+        {
+            "messageId": "m1",
+            "senderAddress": USER,
+            "messageList": [
+                {
+                    "contentType": "application/vnd.gsma.botsuggestion.response.v1.0+json",
+                    "contentText": {"response": {"reply": {"displayText": "查询"}}},
+                }
+            ],
+        },
+        "$.messageList[0].contentText.response.reply.postback.data",
+    ),
+    (
+        "bad base64",
+        {
+            "messageId": "m1",
+            "senderAddress": USER,
+            "messageList": [{"contentType": "text/plain", "contentEncoding": "base64", "contentText": "%%%"}],
+        },
+        "$.messageList[0].contentText",
+    ),
+    (
+        "unknown encoding",
+        {
+            "messageId": "m1",
+            "senderAddress": USER,
+            "messageList": [{"contentType": "text/plain", "contentEncoding": "gbk", "contentText": "x"}],
+        },
+        "$.messageList[0].contentEncoding",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("name", "body", "path"), MALFORMED, ids=[m[0] for m in MALFORMED])
-async def test_malformed_message_is_400_with_json_path(aiohttp_client: T, sim: T, tmp_path: Path,
-                                                       name: str, body: Any, path: str) -> None:
+async def test_malformed_message_is_400_with_json_path(
+    aiohttp_client: T, sim: T, tmp_path: Path, name: str, body: Any, path: str
+) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path)
     resp = await bot.client.post(MSG_PATH, data=json.dumps(body).encode(), headers=_signed(b""))
     assert resp.status == 400, await resp.text()
@@ -170,12 +229,14 @@ async def test_broken_json_and_bad_status_bodies_are_400(aiohttp_client: T, sim:
         assert resp.status == 400
         assert (await resp.json())["problems"][0]["path"] == "$"
     status_path = f"/maap/courier/deliveryNotification/{CHATBOT}/status"
-    resp = await bot.client.post(status_path, json={"deliveryInfoList": [{"messageId": "x", "status": "lost"}]},
-                                 headers=_signed(b""))
+    resp = await bot.client.post(
+        status_path, json={"deliveryInfoList": [{"messageId": "x", "status": "lost"}]}, headers=_signed(b"")
+    )
     assert resp.status == 400
     assert (await resp.json())["problems"][0]["path"] == "$.deliveryInfoList[0].status"
-    resp = await bot.client.post("/maap/courier/events", json={"event": "message", "messageContact": {}},
-                                 headers=_signed(b""))
+    resp = await bot.client.post(
+        "/maap/courier/events", json={"event": "message", "messageContact": {}}, headers=_signed(b"")
+    )
     paths = [p["path"] for p in (await resp.json())["problems"]]
     assert resp.status == 400 and "$.RCSMessage" in paths and "$.messageContact.userContact" in paths
 
@@ -188,8 +249,9 @@ async def test_unknown_bot_is_404_after_auth(aiohttp_client: T, sim: T, tmp_path
 
 async def test_notify_path_echoes(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path, webhook_app_id="app-xyz")
-    resp = await bot.client.get("/maap/courier/notifyPath",
-                                headers={"echoStr": "随机串-123", **csp_signature_headers(CSP_TOKEN)})
+    resp = await bot.client.get(
+        "/maap/courier/notifyPath", headers={"echoStr": "随机串-123", **csp_signature_headers(CSP_TOKEN)}
+    )
     assert resp.status == 200
     assert resp.headers["echoStr"] == "随机串-123" and resp.headers["appId"] == "app-xyz"
 
@@ -212,17 +274,31 @@ async def test_delivery_reports_are_recorded(aiohttp_client: T, sim: T, tmp_path
 
 async def test_gsma_dialect_tap_and_text(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path)
-    tap = {"event": "response", "messageContact": {"userContact": "+8613900001111", "chatId": "chat-1"},
-           "RCSMessage": {"msgId": "g-1", "suggestedResponse": {"response": {"reply": {
-               "displayText": "查询物流", "postback": {"data": f"track:{WAYBILL}"}}}}}}
+    tap = {
+        "event": "response",
+        "messageContact": {"userContact": "+8613900001111", "chatId": "chat-1"},
+        "RCSMessage": {
+            "msgId": "g-1",
+            "suggestedResponse": {
+                "response": {"reply": {"displayText": "查询物流", "postback": {"data": f"track:{WAYBILL}"}}}
+            },
+        },
+    }
     for _ in range(2):
-        resp = await bot.client.post("/maap/courier/events", json=tap, headers={"Authorization": f"Bearer {BEARER}"})
+        resp = await bot.client.post(
+            "/maap/courier/events", json=tap, headers={"Authorization": f"Bearer {BEARER}"}
+        )
         assert resp.status == 200
     got = await bot.sim.wait_for(1)
     assert got[0].user == "+8613900001111" and got[0].text.startswith(f"运单 {WAYBILL}")
-    status = {"event": "messageStatus", "messageContact": {"userContact": "+8613900001111"},
-              "RCSMessage": {"msgId": got[0].message_id, "status": "displayed"}}
-    resp = await bot.client.post("/maap/courier/events", json=status, headers={"Authorization": f"Bearer {BEARER}"})
+    status = {
+        "event": "messageStatus",
+        "messageContact": {"userContact": "+8613900001111"},
+        "RCSMessage": {"msgId": got[0].message_id, "status": "displayed"},
+    }
+    resp = await bot.client.post(
+        "/maap/courier/events", json=status, headers={"Authorization": f"Bearer {BEARER}"}
+    )
     assert resp.status == 200
     info = await (await bot.client.get(f"/api/chatbot/messages/{got[0].message_id}")).json()
     assert info["delivery"] == "displayed"
@@ -232,6 +308,7 @@ async def test_gsma_dialect_tap_and_text(aiohttp_client: T, sim: T, tmp_path: Pa
 
 def test_replay_window_edges_exactly() -> None:
     from chatbot.auth import AuthError, WebhookAuth
+
     auth = WebhookAuth(hmac_secret=HMAC_SECRET, replay_window=300)
     body = b'{"a": 1}'
     now = 1_800_000_000.0

@@ -41,8 +41,12 @@ def make_app(aiohttp_client: Any, settings: Settings, gateway: GatewaySim, tmp_p
             path.write_text(yaml.safe_dump(seed or seed_doc(), allow_unicode=True), "utf-8")
         if port is not None:
             overrides.setdefault("public_base_url", f"http://127.0.0.1:{port}")
-        s = settings.with_(delivery_seed=str(path), delivery_smpp=f"127.0.0.1:{gateway.smpp_port}",
-                           delivery_smpp_password="secret", **overrides)
+        s = settings.with_(
+            delivery_seed=str(path),
+            delivery_smpp=f"127.0.0.1:{gateway.smpp_port}",
+            delivery_smpp_password="secret",
+            **overrides,
+        )
         kwargs = {"server_kwargs": {"port": port}} if port is not None else {}
         client: Client = await aiohttp_client(create_app(s), **kwargs)
         assert await client.app[delivery_key].smpp.wait_bound(5)

@@ -34,31 +34,72 @@ def sample(name: str) -> dict[str, Any]:
     return json.loads((PROJECT_ROOT / "card_templates" / name / "sample.json").read_text("utf-8"))
 
 
-def seed_doc(policy: dict[str, Any] | None = None, packages: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def seed_doc(
+    policy: dict[str, Any] | None = None, packages: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     staff = sample("staff-card")
     now = time.time()
     return {
         "operator_keys": [OPERATOR],
         "enterprises": [
-            {"id": "sf", "name": "顺丰速运有限公司", "signature": "顺丰速运", "brand_name": "顺丰速运",
-             "color": "#000000", "keys": [SF_KEY],
-             "policy": policy or {"chain": ["ussd", "flash", "sms"],
-                                  "timeouts": {"ussd": 0.6, "flash": 0.8, "sms": 0.8}},
-             "staff": [{"id": "wang", "name": "王建国", "data": {"employee": staff["employee"]}}],
-             "lines": [{"number": "138-0000-0001", "kind": "mobile", "staff": "wang", "verified": True},
-                       {"number": "400-811-1111", "kind": "hotline", "group": "hotline"}],
-             "cards": [{"id": "pre", "phase": "ringing", "template": "staff-card",
-                        "data": {"company": staff["company"]}},
-                       {"id": "hangup", "phase": "ended", "template": "courier-hangup",
-                        "data": sample("courier-hangup")}],
-             "packages": packages if packages is not None else
-             [{"id": "pool1", "kind": "pool", "units": 100, "price": 5.0, "policy": "stop",
-               "valid_from": now - DAY, "valid_to": now + 30 * DAY}]},
-            {"id": "cmb", "name": "招商银行", "signature": "招商银行", "keys": [CMB_KEY],
-             "policy": {"chain": ["ussd", "flash"], "timeouts": {"ussd": 0.6, "flash": 0.8}},
-             "lines": [{"number": "95555", "kind": "short", "verified": True}],
-             "cards": [{"id": "identity", "phase": "ringing", "template": "bank-identity",
-                        "data": sample("bank-identity")}]},
+            {
+                "id": "sf",
+                "name": "顺丰速运有限公司",
+                "signature": "顺丰速运",
+                "brand_name": "顺丰速运",
+                "color": "#000000",
+                "keys": [SF_KEY],
+                "policy": policy
+                or {"chain": ["ussd", "flash", "sms"], "timeouts": {"ussd": 0.6, "flash": 0.8, "sms": 0.8}},
+                "staff": [{"id": "wang", "name": "王建国", "data": {"employee": staff["employee"]}}],
+                "lines": [
+                    {"number": "138-0000-0001", "kind": "mobile", "staff": "wang", "verified": True},
+                    {"number": "400-811-1111", "kind": "hotline", "group": "hotline"},
+                ],
+                "cards": [
+                    {
+                        "id": "pre",
+                        "phase": "ringing",
+                        "template": "staff-card",
+                        "data": {"company": staff["company"]},
+                    },
+                    {
+                        "id": "hangup",
+                        "phase": "ended",
+                        "template": "courier-hangup",
+                        "data": sample("courier-hangup"),
+                    },
+                ],
+                "packages": packages
+                if packages is not None
+                else [
+                    {
+                        "id": "pool1",
+                        "kind": "pool",
+                        "units": 100,
+                        "price": 5.0,
+                        "policy": "stop",
+                        "valid_from": now - DAY,
+                        "valid_to": now + 30 * DAY,
+                    }
+                ],
+            },
+            {
+                "id": "cmb",
+                "name": "招商银行",
+                "signature": "招商银行",
+                "keys": [CMB_KEY],
+                "policy": {"chain": ["ussd", "flash"], "timeouts": {"ussd": 0.6, "flash": 0.8}},
+                "lines": [{"number": "95555", "kind": "short", "verified": True}],
+                "cards": [
+                    {
+                        "id": "identity",
+                        "phase": "ringing",
+                        "template": "bank-identity",
+                        "data": sample("bank-identity"),
+                    }
+                ],
+            },
         ],
     }
 
@@ -77,10 +118,19 @@ def auth(key: str) -> dict[str, str]:
 AppFactory = Callable[..., Any]  # the make_app fixture (tests/delivery/conftest.py)
 
 
-async def call(client: Client, call_id: str, phase: str, caller: str = SF_LINE, callee: str = CUSTOMER,
-               key: str = OPERATOR) -> Any:
-    resp = await client.post("/api/calls", json={"call_id": call_id, "caller": caller, "callee": callee,
-                                                 "phase": phase}, headers=auth(key))
+async def call(
+    client: Client,
+    call_id: str,
+    phase: str,
+    caller: str = SF_LINE,
+    callee: str = CUSTOMER,
+    key: str = OPERATOR,
+) -> Any:
+    resp = await client.post(
+        "/api/calls",
+        json={"call_id": call_id, "caller": caller, "callee": callee, "phase": phase},
+        headers=auth(key),
+    )
     assert resp.status in (200, 202), await resp.text()
     return await resp.json()
 

@@ -28,11 +28,20 @@ from .support import (
 )
 
 
-@pytest.mark.parametrize(("raw", "e164"), [
-    ("138 0013 8000", "+8613800138000"), ("+86 138-0013-8000", "+8613800138000"),
-    ("8613800138000", "+8613800138000"), ("008613800138000", "+8613800138000"),
-    ("400-811-1111", "+864008111111"), ("010-12345678", "+861012345678"), ("0571 8888 8888", "+8657188888888"),
-    ("95555", "95555"), ("10086", "10086")])
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        ("138 0013 8000", "+8613800138000"),
+        ("+86 138-0013-8000", "+8613800138000"),
+        ("8613800138000", "+8613800138000"),
+        ("008613800138000", "+8613800138000"),
+        ("400-811-1111", "+864008111111"),
+        ("010-12345678", "+861012345678"),
+        ("0571 8888 8888", "+8657188888888"),
+        ("95555", "95555"),
+        ("10086", "10086"),
+    ],
+)
 def test_numbers_are_normalised_to_e164(raw: str, e164: str) -> None:
     assert normalize_number(raw) == e164
 
@@ -64,47 +73,62 @@ async def test_crud_with_validation_errors_naming_the_json_path(make_app: AppFac
     resp = await client.post("/api/enterprises", json=ent, headers=op)
     assert resp.status == 201
     assert (await client.post("/api/enterprises", json=ent, headers=op)).status == 409
-    bad = await client.post("/api/enterprises", json={**ent, "id": "x", "policy": {"chain": ["fax"]}}, headers=op)
+    bad = await client.post(
+        "/api/enterprises", json={**ent, "id": "x", "policy": {"chain": ["fax"]}}, headers=op
+    )
     body = await bad.json()
     assert bad.status == 422 and body["problems"][0]["path"] == "$.policy.chain[0]"
     bad = await client.post("/api/enterprises", json={**ent, "id": "y", "color": "red"}, headers=op)
     assert (await bad.json())["problems"][0]["path"] == "$.color"
     # lines: normalised, unique across enterprises, `verified` is not the enterprise's to set
-    resp = await client.post("/api/enterprises/jd/lines", json={"number": "400 600 1111", "kind": "hotline"},
-                             headers=op)
+    resp = await client.post(
+        "/api/enterprises/jd/lines", json={"number": "400 600 1111", "kind": "hotline"}, headers=op
+    )
     line = await resp.json()
     assert resp.status == 201 and line["number"] == "+864006001111" and line["verified"] is False
     taken = await client.post("/api/enterprises/jd/lines", json={"number": "13800000001"}, headers=op)
     assert taken.status == 409 and (await taken.json())["problems"][0]["path"] == "$.number"
-    sneaky = await client.put("/api/enterprises/jd/lines/4006001111", json={"number": "4006001111", "verified": True},
-                              headers=op)
+    sneaky = await client.put(
+        "/api/enterprises/jd/lines/4006001111", json={"number": "4006001111", "verified": True}, headers=op
+    )
     assert sneaky.status == 422 and "verified" in (await sneaky.json())["message"]
     bad = await client.post("/api/enterprises/jd/lines", json={"number": "not a number"}, headers=op)
     assert bad.status == 422 and (await bad.json())["problems"][0]["path"] == "$.number"
     # cards must name an existing template; unknown fields and phases are refused with their path
-    bad = await client.post("/api/enterprises/jd/cards", json={"id": "c", "phase": "ringing", "template": "nope"},
-                            headers=op)
+    bad = await client.post(
+        "/api/enterprises/jd/cards", json={"id": "c", "phase": "ringing", "template": "nope"}, headers=op
+    )
     assert bad.status == 422 and (await bad.json())["problems"][0]["path"] == "$.template"
-    bad = await client.post("/api/enterprises/jd/cards", json={"id": "c", "phase": "later", "template": "staff-card"},
-                            headers=op)
+    bad = await client.post(
+        "/api/enterprises/jd/cards", json={"id": "c", "phase": "later", "template": "staff-card"}, headers=op
+    )
     assert (await bad.json())["problems"][0]["path"] == "$.phase"
-    ok = await client.post("/api/enterprises/jd/cards", json={"id": "c", "phase": "ringing", "template": "staff-card",
-                                                              "line": "4006001111"}, headers=op)
+    ok = await client.post(
+        "/api/enterprises/jd/cards",
+        json={"id": "c", "phase": "ringing", "template": "staff-card", "line": "4006001111"},
+        headers=op,
+    )
     assert ok.status == 201 and (await ok.json())["line"] == "+864006001111"
     got = await client.get("/api/enterprises/jd/cards/c", headers=op)
     assert (await got.json())["template"] == "staff-card"
     assert (await client.delete("/api/enterprises/jd/cards/c", headers=op)).status == 204
     assert (await client.get("/api/enterprises/jd/cards/c", headers=op)).status == 404
     # malformed JSON, wrong type and missing fields are 4xx JSON too
-    resp = await client.post("/api/enterprises/jd/staff", data=b"{", headers={**op, "Content-Type": "application/json"})
+    resp = await client.post(
+        "/api/enterprises/jd/staff", data=b"{", headers={**op, "Content-Type": "application/json"}
+    )
     assert resp.status == 400 and (await resp.json())["error"] == "invalid_json"
     resp = await client.post("/api/enterprises/jd/staff", json=[1], headers=op)
     assert resp.status == 422 and (await resp.json())["problems"][0]["path"] == "$"
-    resp = await client.post("/api/calls", json={"call_id": "x", "caller": "1", "callee": CUSTOMER, "phase": "ringing"},
-                             headers=op)
+    resp = await client.post(
+        "/api/calls", json={"call_id": "x", "caller": "1", "callee": CUSTOMER, "phase": "ringing"}, headers=op
+    )
     assert resp.status == 422 and (await resp.json())["problems"][0]["path"] == "$.caller"
-    resp = await client.post("/api/calls", json={"call_id": "x", "caller": "13600000000", "callee": CUSTOMER,
-                                                 "phase": "ringing"}, headers=op)
+    resp = await client.post(
+        "/api/calls",
+        json={"call_id": "x", "caller": "13600000000", "callee": CUSTOMER, "phase": "ringing"},
+        headers=op,
+    )
     assert resp.status == 422 and (await resp.json())["error"] == "unknown_line"
 
 
@@ -115,11 +139,19 @@ async def test_only_the_operator_verifies_and_every_change_is_audited(make_app: 
     resp = await client.post(url, json={"verified": True, "note": "证书 2026-001"}, headers=auth(OPERATOR))
     assert resp.status == 200 and (await resp.json())["verified"] is True
     log = (await (await client.get("/api/enterprises/sf/audit", headers=auth(SF_KEY))).json())["audit"]
-    assert log[0] == {**log[0], "actor": "operator", "target": "line:+864008111111", "action": "verify",
-                      "detail": {"note": "证书 2026-001"}}
+    assert log[0] == {
+        **log[0],
+        "actor": "operator",
+        "target": "line:+864008111111",
+        "action": "verify",
+        "detail": {"note": "证书 2026-001"},
+    }
     # an enterprise editing its own line keeps the operator's verification
-    resp = await client.put("/api/enterprises/sf/lines/+864008111111", json={"number": "4008111111", "label": "客服"},
-                            headers=auth(SF_KEY))
+    resp = await client.put(
+        "/api/enterprises/sf/lines/+864008111111",
+        json={"number": "4008111111", "label": "客服"},
+        headers=auth(SF_KEY),
+    )
     assert resp.status == 200 and (await resp.json())["verified"] is True
 
 
@@ -133,10 +165,15 @@ async def test_every_route_refuses_other_tenants_and_anonymous_callers(make_app:
     await settle(client, "cmb-call:ringing")
     store = client.app[delivery_key].store
     before = "\n".join(store.db.iterdump())
-    routes = sorted({(r.method, r.resource.canonical) for r in client.app.router.routes()
-                     if r.resource is not None and r.resource.canonical.startswith(("/api/enterprises", "/api/calls",
-                                                                                    "/api/replies"))
-                     and r.method in ("GET", "POST", "PUT", "DELETE")})
+    routes = sorted(
+        {
+            (r.method, r.resource.canonical)
+            for r in client.app.router.routes()
+            if r.resource is not None
+            and r.resource.canonical.startswith(("/api/enterprises", "/api/calls", "/api/replies"))
+            and r.method in ("GET", "POST", "PUT", "DELETE")
+        }
+    )
     assert len(routes) >= 30
     bodies: dict[str, Any] = {
         "/api/calls": {"call_id": "evil", "caller": CMB_LINE, "callee": CUSTOMER, "phase": "ringing"},
@@ -146,9 +183,23 @@ async def test_every_route_refuses_other_tenants_and_anonymous_callers(make_app:
         # the other enterprise's ids: enterprise cmb, its line, its card, its call
         ids = {"eid": "cmb", "id": "identity" if "/cards" in path else CMB_LINE, "call_id": "cmb-call"}
         url = _fill(path, ids)
-        body = bodies.get(path, {"id": "x", "number": "13700000000", "verified": True, "name": "x",
-                                 "signature": "x", "phase": "ringing", "template": "staff-card", "units": 1,
-                                 "valid_from": 0, "valid_to": 1, "template_data": {}, "count": 1})
+        body = bodies.get(
+            path,
+            {
+                "id": "x",
+                "number": "13700000000",
+                "verified": True,
+                "name": "x",
+                "signature": "x",
+                "phase": "ringing",
+                "template": "staff-card",
+                "units": 1,
+                "valid_from": 0,
+                "valid_to": 1,
+                "template_data": {},
+                "count": 1,
+            },
+        )
         anon = await client.request(method, url, json=body)
         assert anon.status == 401, (method, url)
         assert (await anon.json())["error"] == "unauthorized"
@@ -166,8 +217,10 @@ async def test_seed_errors_name_the_file_and_path(tmp_path: Path) -> None:
     store = DeliveryStore(tmp_path / "d.sqlite3")
     store.open()
     seed = tmp_path / "seed.yaml"
-    seed.write_text("enterprises:\n  - id: a\n    name: A\n    signature: A\n    lines:\n      - {number: 1, kind: fax}\n",
-                    "utf-8")
+    seed.write_text(
+        "enterprises:\n  - id: a\n    name: A\n    signature: A\n    lines:\n      - {number: 1, kind: fax}\n",
+        "utf-8",
+    )
     with pytest.raises(SeedError, match=r"seed.yaml: enterprises\[0\].lines\[0\]"):
         load_seed(store, seed)
     store.close()

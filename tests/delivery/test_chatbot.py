@@ -33,9 +33,14 @@ USER = "tel:" + RCS_PHONE
 
 async def _app(make_app: AppFactory, maap: tuple[Simulator, TestServer, list[str]]) -> Any:
     sim, server, _ = maap
-    client = await make_app(rcs_seed(), maap_url=str(server.make_url("")).rstrip("/"), maap_app_id=sim.app_id,
-                            maap_app_key=sim.app_key, chatbot_dir=PROJECT_ROOT / "chatbots",
-                            webhook_csp_token=TOKEN)
+    client = await make_app(
+        rcs_seed(),
+        maap_url=str(server.make_url("")).rstrip("/"),
+        maap_app_id=sim.app_id,
+        maap_app_key=sim.app_key,
+        chatbot_dir=PROJECT_ROOT / "chatbots",
+        webhook_csp_token=TOKEN,
+    )
     sim.csp_token = TOKEN  # the simulator signs its webhook calls as a CT/CU CSP does
     sim.chatbot = CHATBOT
     sim.webhook = str(client.make_url("/maap/courier")).rstrip("/")
@@ -47,7 +52,8 @@ async def _report(client: Any) -> dict[str, Any]:
 
 
 async def test_a_tap_on_a_5g_button_at_the_chatbot_counts_in_the_report(
-        make_app: AppFactory, gateway: _GS, maap: tuple[Simulator, TestServer, list[str]]) -> None:
+    make_app: AppFactory, gateway: _GS, maap: tuple[Simulator, TestServer, list[str]]
+) -> None:
     sim, _, _ = maap
     client = await _app(make_app, maap)
     await call(client, "t1", "ended", callee=RCS_PHONE)
@@ -61,8 +67,13 @@ async def test_a_tap_on_a_5g_button_at_the_chatbot_counts_in_the_report(
     assert await sim.say(USER, "你好") == 200  # chatter is no tap
     taps = (await _report(client))["taps"]
     assert [(t["card"], t["taps"]) for t in taps] == [("hangup", 1)]
-    labels = [b.text for b in TemplateStore(TEMPLATES).get("courier-hangup")
-              .render(sample("courier-hangup")).all_suggestions]
+    labels = [
+        b.text
+        for b in TemplateStore(TEMPLATES)
+        .get("courier-hangup")
+        .render(sample("courier-hangup"))
+        .all_suggestions
+    ]
     assert taps[0]["button"] == labels[1]
     # another user's tap (no card from this enterprise) counts for nothing
     assert await sim.tap("tel:+8613700000000", buttons[0]) == 200
@@ -70,11 +81,14 @@ async def test_a_tap_on_a_5g_button_at_the_chatbot_counts_in_the_report(
 
 
 async def test_opt_out_through_the_chatbot_blocks_every_channel(
-        make_app: AppFactory, gateway: _GS, maap: tuple[Simulator, TestServer, list[str]]) -> None:
+    make_app: AppFactory, gateway: _GS, maap: tuple[Simulator, TestServer, list[str]]
+) -> None:
     sim, _, _ = maap
     client = await _app(make_app, maap)
     assert await sim.say(USER, "退订") == 200
-    optouts = (await (await client.get("/api/enterprises/sf/optouts", headers=auth(SF_KEY))).json())["optouts"]
+    optouts = (await (await client.get("/api/enterprises/sf/optouts", headers=auth(SF_KEY))).json())[
+        "optouts"
+    ]
     assert [(o["number"], o["channel"], o["text"]) for o in optouts] == [(RCS_PHONE, "rcs", "退订")]
     await call(client, "o1", "ringing", callee=RCS_PHONE)  # USSD/flash would reach this phone too
     d = await settle(client, "o1:ringing")
@@ -86,7 +100,8 @@ async def test_opt_out_through_the_chatbot_blocks_every_channel(
 
 
 async def test_chatbot_replies_and_delivery_cards_share_one_maap_token(
-        make_app: AppFactory, gateway: _GS, maap: tuple[Simulator, TestServer, list[str]]) -> None:
+    make_app: AppFactory, gateway: _GS, maap: tuple[Simulator, TestServer, list[str]]
+) -> None:
     """One MaaP account, one client: the hang-up card (capability lookup and send, delivery) and
     the bot's replies to taps on it (outbox) all use one access token. CT/CU cancel a token when
     a new one is issued, so a second client would knock the first one's token out."""

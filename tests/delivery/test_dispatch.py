@@ -32,8 +32,9 @@ async def _submitted(client: Any, delivery: str) -> None:
     raise AssertionError(f"{delivery}: first attempt not submitted: {att}")
 
 
-async def test_ussd_fails_then_flash_within_its_timeout_is_charged_once(make_app: AppFactory,
-                                                                        gateway: GatewaySim) -> None:
+async def test_ussd_fails_then_flash_within_its_timeout_is_charged_once(
+    make_app: AppFactory, gateway: GatewaySim
+) -> None:
     gateway.set_rules([Rule("fail", channel="ussd", stat="UNDELIV")])
     client = await make_app()
     ack = await call(client, "c1", "ringing")
@@ -59,12 +60,17 @@ async def test_ussd_fails_then_flash_within_its_timeout_is_charged_once(make_app
     assert (await client.app[delivery_key].meter.balances("sf"))[0]["used"] == 1
 
 
-async def test_no_receipt_falls_over_after_the_channel_timeout(make_app: AppFactory, gateway: GatewaySim) -> None:
+async def test_no_receipt_falls_over_after_the_channel_timeout(
+    make_app: AppFactory, gateway: GatewaySim
+) -> None:
     gateway.set_rules([Rule("drop", channel="ussd")])
     client = await make_app()
     await call(client, "c2", "ringing")
     d = await settle(client, "c2:ringing")
-    assert [(a["channel"], a["state"]) for a in d["attempts"]] == [("ussd", "timeout"), ("flash", "delivered")]
+    assert [(a["channel"], a["state"]) for a in d["attempts"]] == [
+        ("ussd", "timeout"),
+        ("flash", "delivered"),
+    ]
     assert (await client.app[delivery_key].meter.balances("sf"))[0]["used"] == 1
 
 
@@ -77,9 +83,13 @@ async def test_the_same_event_three_times_sends_one_card(make_app: AppFactory, g
     assert len(gateway.submitted(CUSTOMER[3:])) == 1
 
 
-async def test_pre_call_card_dropped_when_the_call_ends_first(make_app: AppFactory, gateway: GatewaySim) -> None:
+async def test_pre_call_card_dropped_when_the_call_ends_first(
+    make_app: AppFactory, gateway: GatewaySim
+) -> None:
     gateway.set_rules([Rule("drop", channel="ussd", times=1)])
-    client = await make_app(seed_doc(policy={"chain": ["ussd", "flash"], "timeouts": {"ussd": 5, "flash": 5}}))
+    client = await make_app(
+        seed_doc(policy={"chain": ["ussd", "flash"], "timeouts": {"ussd": 5, "flash": 5}})
+    )
     await call(client, "c4", "ringing")
     await _submitted(client, "c4:ringing")  # the USSD is out, no receipt yet
     await call(client, "c4", "ended")
@@ -92,21 +102,28 @@ async def test_pre_call_card_dropped_when_the_call_ends_first(make_app: AppFacto
 
 
 async def test_restart_in_the_middle_of_a_fallback_chain_resumes_without_resending(
-        make_app: AppFactory, gateway: GatewaySim) -> None:
+    make_app: AppFactory, gateway: GatewaySim
+) -> None:
     gateway.set_rules([Rule("drop", channel="ussd")])
-    first = await make_app(seed_doc(policy={"chain": ["ussd", "flash"], "timeouts": {"ussd": 1.5, "flash": 2}}))
+    first = await make_app(
+        seed_doc(policy={"chain": ["ussd", "flash"], "timeouts": {"ussd": 1.5, "flash": 2}})
+    )
     await call(first, "c5", "ringing")
     await _submitted(first, "c5:ringing")
     await first.close()  # the server stops while waiting for the USSD receipt
     second = await make_app()
     d = await settle(second, "c5:ringing")
-    assert [(a["channel"], a["state"]) for a in d["attempts"]] == [("ussd", "timeout"), ("flash", "delivered")]
+    assert [(a["channel"], a["state"]) for a in d["attempts"]] == [
+        ("ussd", "timeout"),
+        ("flash", "delivered"),
+    ]
     assert [s["channel"] for s in gateway.submitted(CUSTOMER[3:])] == ["ussd", "flash"]
     assert (await second.app[delivery_key].meter.balances("sf"))[0]["used"] == 1
 
 
 async def test_receipt_arriving_while_the_server_is_down_is_applied_after_restart(
-        make_app: AppFactory, gateway: GatewaySim) -> None:
+    make_app: AppFactory, gateway: GatewaySim
+) -> None:
     gateway.set_rules([Rule("deliver", channel="ussd", delay=0.3)])
     first = await make_app()
     await call(first, "c6", "ringing")
@@ -119,11 +136,23 @@ async def test_receipt_arriving_while_the_server_is_down_is_applied_after_restar
     assert len(gateway.submitted(CUSTOMER[3:])) == 1
 
 
-async def test_pool_exhausted_under_stop_policy_sends_nothing_and_says_why(make_app: AppFactory,
-                                                                           gateway: GatewaySim) -> None:
+async def test_pool_exhausted_under_stop_policy_sends_nothing_and_says_why(
+    make_app: AppFactory, gateway: GatewaySim
+) -> None:
     import time
-    seed = seed_doc(packages=[{"id": "tiny", "units": 1, "policy": "stop", "price": 0.1,
-                               "valid_from": time.time() - 10, "valid_to": time.time() + 3600}])
+
+    seed = seed_doc(
+        packages=[
+            {
+                "id": "tiny",
+                "units": 1,
+                "policy": "stop",
+                "price": 0.1,
+                "valid_from": time.time() - 10,
+                "valid_to": time.time() + 3600,
+            }
+        ]
+    )
     client = await make_app(seed)
     await call(client, "p1", "ringing")
     assert (await settle(client, "p1:ringing"))["state"] == "delivered"
@@ -134,10 +163,24 @@ async def test_pool_exhausted_under_stop_policy_sends_nothing_and_says_why(make_
     assert gateway.submitted("13911112222") == []
 
 
-async def test_overage_policy_goes_on_and_meters_the_overage(make_app: AppFactory, gateway: GatewaySim) -> None:
+async def test_overage_policy_goes_on_and_meters_the_overage(
+    make_app: AppFactory, gateway: GatewaySim
+) -> None:
     import time
-    seed = seed_doc(packages=[{"id": "small", "units": 1, "policy": "overage", "price": 0.1, "overage_price": 0.1,
-                               "valid_from": time.time() - 10, "valid_to": time.time() + 3600}])
+
+    seed = seed_doc(
+        packages=[
+            {
+                "id": "small",
+                "units": 1,
+                "policy": "overage",
+                "price": 0.1,
+                "overage_price": 0.1,
+                "valid_from": time.time() - 10,
+                "valid_to": time.time() + 3600,
+            }
+        ]
+    )
     client = await make_app(seed)
     for i in range(3):
         await call(client, f"o{i}", "ringing", callee=f"+861391111000{i}")
@@ -147,8 +190,9 @@ async def test_overage_policy_goes_on_and_meters_the_overage(make_app: AppFactor
     assert (b["used"], b["overage"], b["remaining"]) == (1, 2, 0)
 
 
-async def test_long_sms_goes_out_in_udh_segments_and_is_charged_per_segment(make_app: AppFactory,
-                                                                            gateway: GatewaySim) -> None:
+async def test_long_sms_goes_out_in_udh_segments_and_is_charged_per_segment(
+    make_app: AppFactory, gateway: GatewaySim
+) -> None:
     seed = seed_doc(policy={"chain": ["sms"], "timeouts": {"sms": 1}})
     client = await make_app(seed)
     await call(client, "s1", "ended")
@@ -157,15 +201,21 @@ async def test_long_sms_goes_out_in_udh_segments_and_is_charged_per_segment(make
     parts = gateway.submitted(CUSTOMER[3:])
     assert len(parts) >= 2 and d["attempts"][0]["segments"] == len(parts)
     for i, p in enumerate(parts, 1):
-        assert p["esm_class"] & 0x40 and p["udh"][:6] == "050003" and p["udh"][-4:] == f"{len(parts):02X}{i:02X}"
+        assert (
+            p["esm_class"] & 0x40 and p["udh"][:6] == "050003" and p["udh"][-4:] == f"{len(parts):02X}{i:02X}"
+        )
     assert (await client.app[delivery_key].meter.balances("sf"))[0]["used"] == len(parts)
 
 
 async def test_a_hotline_called_by_a_customer_and_an_unverified_line_shows_the_number(
-        make_app: AppFactory, gateway: GatewaySim) -> None:
+    make_app: AppFactory, gateway: GatewaySim
+) -> None:
     client = await make_app()
-    resp = await client.post(f"/api/enterprises/sf/lines/{'+8613800000001'}/verify",
-                             json={"verified": False, "note": "certificate expired"}, headers=auth(OPERATOR))
+    resp = await client.post(
+        f"/api/enterprises/sf/lines/{'+8613800000001'}/verify",
+        json={"verified": False, "note": "certificate expired"},
+        headers=auth(OPERATOR),
+    )
     assert resp.status == 200
     await call(client, "v1", "ringing")
     await settle(client, "v1:ringing")

@@ -31,13 +31,19 @@ def _free_port() -> int:
 async def _kannel_app(make_app: AppFactory, gateway: _GS, aiohttp_server: Any) -> tuple[Any, TestServer]:
     kannel: TestServer = await aiohttp_server(gateway.control_app())
     seed = seed_doc(policy={"chain": ["flash", "sms"], "timeouts": {"flash": 1.0, "sms": 1.0}})
-    client = await make_app(seed, port=_free_port(), delivery_kannel_url=str(kannel.make_url("")).rstrip("/"),
-                            delivery_kannel_username="mingpian", delivery_kannel_password="secret")
+    client = await make_app(
+        seed,
+        port=_free_port(),
+        delivery_kannel_url=str(kannel.make_url("")).rstrip("/"),
+        delivery_kannel_username="mingpian",
+        delivery_kannel_password="secret",
+    )
     return client, kannel
 
 
-async def test_flash_fails_then_sms_is_delivered_through_kannel(make_app: AppFactory, gateway: _GS,
-                                                                aiohttp_server: Any) -> None:
+async def test_flash_fails_then_sms_is_delivered_through_kannel(
+    make_app: AppFactory, gateway: _GS, aiohttp_server: Any
+) -> None:
     gateway.set_rules([Rule("fail", channel="flash")])
     client, _ = await _kannel_app(make_app, gateway, aiohttp_server)
     await call(client, "k1", "ringing")
@@ -51,16 +57,19 @@ async def test_flash_fails_then_sms_is_delivered_through_kannel(make_app: AppFac
     assert b["used"] == d["attempts"][1]["units"]  # the failed flash was refunded
 
 
-async def test_kannel_callbacks_need_the_token_and_mo_opt_out_works(make_app: AppFactory, gateway: _GS,
-                                                                    aiohttp_server: Any) -> None:
+async def test_kannel_callbacks_need_the_token_and_mo_opt_out_works(
+    make_app: AppFactory, gateway: _GS, aiohttp_server: Any
+) -> None:
     client, _ = await _kannel_app(make_app, gateway, aiohttp_server)
     token = client.app[delivery_key].kannel_token
     resp = await client.get("/api/gateway/kannel/dlr", params={"id": "x", "type": "1", "token": "wrong"})
     assert resp.status == 401 and (await resp.json())["problems"][0]["path"] == "token"
     resp = await client.get("/api/gateway/kannel/dlr", params={"id": "x", "type": "one", "token": token})
     assert resp.status == 400
-    resp = await client.get("/api/gateway/kannel/mo", params={"from": "13912345678", "to": "13800000001",
-                                                              "text": "退订", "token": token})
+    resp = await client.get(
+        "/api/gateway/kannel/mo",
+        params={"from": "13912345678", "to": "13800000001", "text": "退订", "token": token},
+    )
     assert resp.status == 200 and (await resp.json())["opt_out"] is True
     assert client.app[delivery_key].store.opted_out("sf", CUSTOMER)
     await asyncio.sleep(0)

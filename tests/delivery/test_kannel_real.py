@@ -97,14 +97,21 @@ max-messages = 0
 def kannel(gateway: _GS, tmp_path: Path) -> Iterator[dict[str, Any]]:
     if not (Path(BEARERBOX).exists() and Path(SMSBOX).exists()):
         pytest.skip("Kannel not installed (Debian package kannel: scripts/system-deps.sh)")
-    ports = {"admin": _free_port(), "box": _free_port(), "sendsms": _free_port(), "app": _free_port(),
-             "smpp": gateway.smpp_port}
+    ports = {
+        "admin": _free_port(),
+        "box": _free_port(),
+        "sendsms": _free_port(),
+        "app": _free_port(),
+        "smpp": gateway.smpp_port,
+    }
     conf = tmp_path / "kannel.conf"
     conf.write_text(CONF.format(dir=tmp_path, **ports), "utf-8")
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        for binary, port, log in ((BEARERBOX, ports["box"], tmp_path / "bearerbox.log"),
-                                  (SMSBOX, ports["sendsms"], tmp_path / "smsbox.log")):
+        for binary, port, log in (
+            (BEARERBOX, ports["box"], tmp_path / "bearerbox.log"),
+            (SMSBOX, ports["sendsms"], tmp_path / "smsbox.log"),
+        ):
             with (tmp_path / f"{Path(binary).name}.out").open("wb") as out:
                 procs.append(subprocess.Popen([binary, str(conf)], stdout=out, stderr=subprocess.STDOUT))
             _wait_port(port, procs[-1], log)
@@ -120,20 +127,29 @@ def kannel(gateway: _GS, tmp_path: Path) -> Iterator[dict[str, Any]]:
                 p.wait(5)
 
 
-async def test_through_real_kannel_flash_fails_then_sms_is_delivered(make_app: AppFactory, gateway: _GS,
-                                                                     kannel: dict[str, Any]) -> None:
+async def test_through_real_kannel_flash_fails_then_sms_is_delivered(
+    make_app: AppFactory, gateway: _GS, kannel: dict[str, Any]
+) -> None:
     for _ in range(200):  # Kannel binds to the simulator by itself
         if gateway.binds >= 1:
             break
         time.sleep(0.02)
     gateway.set_rules([Rule("fail", channel="flash")])
     seed = seed_doc(policy={"chain": ["flash", "sms"], "timeouts": {"flash": 10, "sms": 10}})
-    client = await make_app(seed, port=kannel["app"], delivery_kannel_url=f"http://127.0.0.1:{kannel['sendsms']}",
-                            delivery_kannel_username="mingpian", delivery_kannel_password="secret",
-                            delivery_kannel_token="kannel-test-token")
+    client = await make_app(
+        seed,
+        port=kannel["app"],
+        delivery_kannel_url=f"http://127.0.0.1:{kannel['sendsms']}",
+        delivery_kannel_username="mingpian",
+        delivery_kannel_password="secret",
+        delivery_kannel_token="kannel-test-token",
+    )
     await call(client, "kr1", "ringing")
     d = await settle(client, "kr1:ringing", timeout=25)
-    assert [(a["channel"], a["state"]) for a in d["attempts"]] == [("flash", "failed"), ("sms", "delivered")], d
+    assert [(a["channel"], a["state"]) for a in d["attempts"]] == [
+        ("flash", "failed"),
+        ("sms", "delivered"),
+    ], d
     subs = gateway.submitted(CUSTOMER[3:])
     assert subs[0]["channel"] == "flash" and subs[0]["data_coding"] == 0x18  # Kannel: mclass=0, UCS-2
     assert all(s["channel"] == "sms" for s in subs[1:]) and subs[1]["text"].startswith("【顺丰速运】")

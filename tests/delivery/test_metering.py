@@ -35,9 +35,22 @@ POOL = [Package("pool", "ent", 500, "stop", 0.01, 0.0)]
 
 def _race(kind: str, where: str) -> list[int]:
     start = time.time() + 1.0
-    procs = [subprocess.Popen([sys.executable, str(PROJECT_ROOT / "tests" / "delivery" / "metering_race.py"), kind, where,
-                               f"p{i}", "400", str(start)], stdout=subprocess.PIPE, cwd=PROJECT_ROOT)
-             for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(PROJECT_ROOT / "tests" / "delivery" / "metering_race.py"),
+                kind,
+                where,
+                f"p{i}",
+                "400",
+                str(start),
+            ],
+            stdout=subprocess.PIPE,
+            cwd=PROJECT_ROOT,
+        )
+        for i in range(2)
+    ]
     return [int(p.communicate(timeout=60)[0]) for p in procs]
 
 
@@ -61,22 +74,30 @@ async def test_two_processes_on_one_sqlite_file_never_overspend_a_pool(tmp_path:
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "redis"])
-async def test_consumption_is_idempotent_per_key_and_refund_happens_once(kind: str, tmp_path: Path,
-                                                                         request: pytest.FixtureRequest) -> None:
+async def test_consumption_is_idempotent_per_key_and_refund_happens_once(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     store = DeliveryStore(tmp_path / "d.sqlite3")
     store.open()
-    counters = RedisCounters(request.getfixturevalue("redis_url")) if kind == "redis" else SqliteCounters(store)
+    counters = (
+        RedisCounters(request.getfixturevalue("redis_url")) if kind == "redis" else SqliteCounters(store)
+    )
     if kind == "sqlite":  # the ledger row is what makes a SQLite charge idempotent
         from delivery.metering import Meter
+
         Meter(store, counters)
     pools = [Package("small", "ent", 2, "stop", 0.05, 0.0), Package("big", "ent", 10, "overage", 0.01, 0.1)]
     got = await asyncio.gather(*(counters.consume(f"k{i}", pools, 1) for i in range(14)))
     assert sorted(g.package or "" for g in got if g.ok) == ["big"] * 12 + ["small"] * 2
     assert sum(g.units for g in got) == 12 and sum(g.overage for g in got) == 2  # 2 + 10, then overage
     if kind == "sqlite":
-        store.db.executemany("INSERT INTO charges VALUES (?,?,?,?,?,?,?,?,?,?,0)",
-                             [(f"k{i}", "ent", g.package, "l", "sms", g.units, g.overage, g.cost, "d", 0)
-                              for i, g in enumerate(got)])
+        store.db.executemany(
+            "INSERT INTO charges VALUES (?,?,?,?,?,?,?,?,?,?,0)",
+            [
+                (f"k{i}", "ent", g.package, "l", "sms", g.units, g.overage, g.cost, "d", 0)
+                for i, g in enumerate(got)
+            ],
+        )
     k = next(f"k{i}" for i, g in enumerate(got) if g.package == "small")
     again = await counters.consume(k, pools, 1)
     assert again.ok and again.repeated and again.package in ("small", None)
@@ -90,9 +111,20 @@ async def test_consumption_is_idempotent_per_key_and_refund_happens_once(kind: s
 
 async def test_concurrent_calls_in_one_process_never_overspend(make_app: AppFactory, gateway: _GS) -> None:
     from .support import seed_doc
-    seed = seed_doc(policy={"chain": ["ussd"], "timeouts": {"ussd": 2}},
-                    packages=[{"id": "p", "units": 7, "policy": "stop", "price": 0.7,
-                               "valid_from": time.time() - 1, "valid_to": time.time() + 3600}])
+
+    seed = seed_doc(
+        policy={"chain": ["ussd"], "timeouts": {"ussd": 2}},
+        packages=[
+            {
+                "id": "p",
+                "units": 7,
+                "policy": "stop",
+                "price": 0.7,
+                "valid_from": time.time() - 1,
+                "valid_to": time.time() + 3600,
+            }
+        ],
+    )
     client = await make_app(seed)
     await asyncio.gather(*(call(client, f"r{i}", "ringing", callee=f"+861360000{i:04d}") for i in range(30)))
     states = [(await settle(client, f"r{i}:ringing"))["state"] for i in range(30)]
@@ -100,8 +132,9 @@ async def test_concurrent_calls_in_one_process_never_overspend(make_app: AppFact
     assert len(gateway.submitted()) == 7
 
 
-async def test_redis_counters_in_the_server_dedupe_and_meter(make_app: AppFactory, gateway: _GS,
-                                                             redis_url: str) -> None:
+async def test_redis_counters_in_the_server_dedupe_and_meter(
+    make_app: AppFactory, gateway: _GS, redis_url: str
+) -> None:
     client = await make_app(delivery_counters="redis", redis_url=redis_url)
     acks = await asyncio.gather(*(call(client, "z1", "ringing") for _ in range(3)))
     assert sorted(a["duplicate"] for a in acks) == [False, True, True]
@@ -119,7 +152,9 @@ async def test_usage_reports_json_and_csv_and_cost_estimate(make_app: AppFactory
     await settle(client, "u2:ended")
     resp = await client.get("/api/enterprises/sf/usage?by=day,line,channel", headers=auth(SF_KEY))
     rows = (await resp.json())["rows"]
-    assert {(r["line"], r["channel"], r["messages"], r["units"]) for r in rows} == {("+8613800000001", "ussd", 2, 2)}
+    assert {(r["line"], r["channel"], r["messages"], r["units"]) for r in rows} == {
+        ("+8613800000001", "ussd", 2, 2)
+    }
     assert rows[0]["cost"] == pytest.approx(0.1)
     resp = await client.get("/api/enterprises/sf/usage?by=channel&format=csv", headers=auth(SF_KEY))
     assert resp.content_type == "text/csv"
@@ -129,24 +164,36 @@ async def test_usage_reports_json_and_csv_and_cost_estimate(make_app: AppFactory
     report = await (await client.get("/api/enterprises/sf/report", headers=auth(SF_KEY))).json()
     assert {(r["channel"], r["outcome"]) for r in report["attempts"]} == {("ussd", "delivered")}
     assert report["packages"][0] == {**report["packages"][0], "units": 100, "used": 2, "remaining": 98}
-    est = await client.post("/api/enterprises/sf/estimate", headers=auth(SF_KEY),
-                            json={"template": "courier-hangup", "data": sample("courier-hangup"), "count": 60})
+    est = await client.post(
+        "/api/enterprises/sf/estimate",
+        headers=auth(SF_KEY),
+        json={"template": "courier-hangup", "data": sample("courier-hangup"), "count": 60},
+    )
     body = await est.json()
     by = {c["channel"]: c for c in body["channels"]}
     assert by["ussd"]["units"] == 60 and by["flash"]["segments"] == 1
     assert by["sms"]["segments"] >= 2 and by["sms"]["units"] == 60 * by["sms"]["segments"]
     assert by["sms"]["beyond_packages"] == by["sms"]["units"] - 98 and by["sms"]["sendable"] is False
     assert by["ussd"]["sendable"] is True and by["ussd"]["cost"] == pytest.approx(60 * 0.05)
-    bad = await client.post("/api/enterprises/sf/estimate", headers=auth(SF_KEY),
-                            json={"template": "courier-hangup", "data": {"waybill": 1}, "count": 1})
+    bad = await client.post(
+        "/api/enterprises/sf/estimate",
+        headers=auth(SF_KEY),
+        json={"template": "courier-hangup", "data": {"waybill": 1}, "count": 1},
+    )
     assert bad.status == 422
-    assert (await client.post("/api/enterprises/sf/estimate", headers=auth(OPERATOR),
-                              json={"template": "courier-hangup", "data": {}, "count": 0})).status == 422
+    assert (
+        await client.post(
+            "/api/enterprises/sf/estimate",
+            headers=auth(OPERATOR),
+            json={"template": "courier-hangup", "data": {}, "count": 0},
+        )
+    ).status == 422
     _ = CUSTOMER
 
 
-async def test_two_servers_on_one_redis_share_dedupe_and_pool(make_app: AppFactory, gateway: _GS,
-                                                              redis_url: str, tmp_path: Path) -> None:
+async def test_two_servers_on_one_redis_share_dedupe_and_pool(
+    make_app: AppFactory, gateway: _GS, redis_url: str, tmp_path: Path
+) -> None:
     """Two server processes' worth of state (own SQLite each) on one Redis: an event posted to
     both is accepted once; charges never collide although both number their attempts from 1."""
     a = await make_app(delivery_counters="redis", redis_url=redis_url, data_dir=tmp_path / "a")
@@ -165,7 +212,8 @@ async def test_two_servers_on_one_redis_share_dedupe_and_pool(make_app: AppFacto
 
 
 async def test_a_redis_charge_whose_attempt_row_a_crash_lost_is_given_back_on_resume(
-        make_app: AppFactory, gateway: _GS, redis_url: str) -> None:
+    make_app: AppFactory, gateway: _GS, redis_url: str
+) -> None:
     """Redis units are taken just before the attempt row commits: a crash in between leaves a
     charge without a row. The resumed chain ends without that attempt (here: an opt-out), so
     the unit must come back."""

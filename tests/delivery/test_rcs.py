@@ -24,12 +24,17 @@ from .support import GatewaySim as _GS
 
 async def _app(make_app: AppFactory, maap: tuple[Simulator, TestServer, list[str]]) -> Any:
     sim, server, _ = maap
-    return await make_app(rcs_seed(), maap_url=str(server.make_url("")).rstrip("/"), maap_app_id=sim.app_id,
-                          maap_app_key=sim.app_key)
+    return await make_app(
+        rcs_seed(),
+        maap_url=str(server.make_url("")).rstrip("/"),
+        maap_app_id=sim.app_id,
+        maap_app_key=sim.app_key,
+    )
 
 
 async def test_a_5g_phone_gets_the_rich_card_with_the_sms_fallback_filled_in(
-        make_app: AppFactory, gateway: _GS, maap: tuple[Simulator, TestServer, list[str]]) -> None:
+    make_app: AppFactory, gateway: _GS, maap: tuple[Simulator, TestServer, list[str]]
+) -> None:
     sim, _, asked = maap
     client = await _app(make_app, maap)
     await call(client, "r1", "ended", callee=RCS_PHONE)
@@ -48,7 +53,8 @@ async def test_a_5g_phone_gets_the_rich_card_with_the_sms_fallback_filled_in(
 
 
 async def test_a_phone_without_5g_messages_skips_rcs_and_gets_ussd(
-        make_app: AppFactory, gateway: _GS, maap: tuple[Simulator, TestServer, list[str]]) -> None:
+    make_app: AppFactory, gateway: _GS, maap: tuple[Simulator, TestServer, list[str]]
+) -> None:
     sim, _, asked = maap
     client = await _app(make_app, maap)
     await call(client, "n1", "ringing")
@@ -60,8 +66,9 @@ async def test_a_phone_without_5g_messages_skips_rcs_and_gets_ussd(
     _ = asked
 
 
-async def test_maap_outage_falls_over_to_ussd(make_app: AppFactory, gateway: _GS,
-                                              maap: tuple[Simulator, TestServer, list[str]]) -> None:
+async def test_maap_outage_falls_over_to_ussd(
+    make_app: AppFactory, gateway: _GS, maap: tuple[Simulator, TestServer, list[str]]
+) -> None:
     sim, _, _ = maap
     client = await _app(make_app, maap)
     sim.fault = Fault(mode="error", status=503)

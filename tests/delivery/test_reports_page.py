@@ -28,9 +28,12 @@ async def test_page_and_assets_carry_the_studio_csp(client: TestClient[Any, web.
     html = await resp.text()
     assert resp.status == 200 and resp.content_type == "text/html"
     assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
-    assert "<script type=\"module\" src=\"/delivery/static/reports.js?v=" in html
-    for name, kind in (("reports.js", "text/javascript"), ("charts.js", "text/javascript"),
-                       ("reports.css", "text/css")):
+    assert '<script type="module" src="/delivery/static/reports.js?v=' in html
+    for name, kind in (
+        ("reports.js", "text/javascript"),
+        ("charts.js", "text/javascript"),
+        ("reports.css", "text/css"),
+    ):
         r = await client.get(f"/delivery/static/{name}")
         assert r.status == 200 and r.content_type == kind
         assert r.headers["X-Content-Type-Options"] == "nosniff"
@@ -52,9 +55,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     seed = base / "seed.yaml"
     seed.write_text(yaml.safe_dump(seed_doc(), allow_unicode=True), "utf-8")
     smpp_port = _free_port()
-    settings = Settings(data_dir=base / "var", log_format="text", log_level="WARNING",
-                        delivery_seed=str(seed), delivery_smpp=f"127.0.0.1:{smpp_port}",
-                        delivery_smpp_password="secret")
+    settings = Settings(
+        data_dir=base / "var",
+        log_format="text",
+        log_level="WARNING",
+        delivery_seed=str(seed),
+        delivery_smpp=f"127.0.0.1:{smpp_port}",
+        delivery_smpp_password="secret",
+    )
 
     def prepare(app: web.Application) -> None:
         async def gateway(app: web.Application) -> Any:
@@ -63,6 +71,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
             await sim.start(port=smpp_port)
             yield
             await sim.stop()
+
         app.cleanup_ctx.insert(0, gateway)
 
     srv = ServerThread(settings, prepare).start()
@@ -71,16 +80,26 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
 
 
 def _post(url: str, body: dict[str, Any], key: str) -> int:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=5) as resp:
         return int(resp.status)
 
 
 def test_reports_page_draws_charts_in_chromium(browser: Any, server: ServerThread) -> None:
     for i in range(4):
-        assert _post(f"{server.url}/api/calls", {"call_id": f"rp{i}", "caller": "13800000001",
-                                                  "callee": CUSTOMER, "phase": "ringing"}, OPERATOR) == 202
+        assert (
+            _post(
+                f"{server.url}/api/calls",
+                {"call_id": f"rp{i}", "caller": "13800000001", "callee": CUSTOMER, "phase": "ringing"},
+                OPERATOR,
+            )
+            == 202
+        )
     time.sleep(2.0)  # USSD fails twice, flash delivers: attempts with two outcomes
     page = browser.new_page()
     probe = PageProbe(page)
@@ -100,5 +119,6 @@ def test_reports_page_draws_charts_in_chromium(browser: Any, server: ServerThrea
     page.wait_for_selector("#error:not([hidden])", timeout=5_000)
     assert "无法加载" in page.inner_text("#error")
     assert probe.errors == [
-        e for e in probe.errors if "status of 401" in e]  # the refused key is the only console error
+        e for e in probe.errors if "status of 401" in e
+    ]  # the refused key is the only console error
     page.close()

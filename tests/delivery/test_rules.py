@@ -42,7 +42,9 @@ def test_quiet_hours_wrap_midnight() -> None:
     assert not rules.in_quiet_hours(policy, at(12))
 
 
-async def test_opt_out_by_sms_reply_blocks_every_channel_at_once(make_app: AppFactory, gateway: GatewaySim) -> None:
+async def test_opt_out_by_sms_reply_blocks_every_channel_at_once(
+    make_app: AppFactory, gateway: GatewaySim
+) -> None:
     client = await make_app()
     await call(client, "a1", "ringing")
     assert (await settle(client, "a1:ringing"))["state"] == "delivered"
@@ -68,18 +70,25 @@ async def test_opt_out_by_sms_reply_blocks_every_channel_at_once(make_app: AppFa
     assert (await settle(client, "a4:ringing"))["state"] == "delivered"
 
 
-async def test_opt_out_on_another_channel_stops_a_chain_in_flight(make_app: AppFactory,
-                                                                  gateway: GatewaySim) -> None:
+async def test_opt_out_on_another_channel_stops_a_chain_in_flight(
+    make_app: AppFactory, gateway: GatewaySim
+) -> None:
     from tests.support.gatewaysim import Rule
+
     gateway.set_rules([Rule("drop", channel="ussd")])
-    client = await make_app(seed_doc(policy={"chain": ["ussd", "flash"], "timeouts": {"ussd": 5, "flash": 5}}))
+    client = await make_app(
+        seed_doc(policy={"chain": ["ussd", "flash"], "timeouts": {"ussd": 5, "flash": 5}})
+    )
     await call(client, "b1", "ended")
     for _ in range(300):  # until the USSD is out (no receipt will come)
         if len(gateway.submitted()) == 1:
             break
         await asyncio.sleep(0.01)
-    resp = await client.post("/api/replies", json={"from": CUSTOMER, "to": "13800000001", "text": "TD",
-                                                   "channel": "rcs"}, headers=auth(SF_KEY))
+    resp = await client.post(
+        "/api/replies",
+        json={"from": CUSTOMER, "to": "13800000001", "text": "TD", "channel": "rcs"},
+        headers=auth(SF_KEY),
+    )
     assert resp.status == 200 and (await resp.json())["opt_out"] is True
     d = await settle(client, "b1:ended")
     assert d["state"] == "blocked" and d["reason"] == "opted out"
@@ -87,8 +96,9 @@ async def test_opt_out_on_another_channel_stops_a_chain_in_flight(make_app: AppF
 
 
 async def test_frequency_cap_one_hangup_card_per_day(make_app: AppFactory, gateway: GatewaySim) -> None:
-    seed = seed_doc(policy={"chain": ["ussd"], "timeouts": {"ussd": 1},
-                            "caps": {"ended": {"max": 1, "window": 86400}}})
+    seed = seed_doc(
+        policy={"chain": ["ussd"], "timeouts": {"ussd": 1}, "caps": {"ended": {"max": 1, "window": 86400}}}
+    )
     client = await make_app(seed)
     for i in range(3):
         await call(client, f"f{i}", "ended")
@@ -103,20 +113,39 @@ async def test_frequency_cap_one_hangup_card_per_day(make_app: AppFactory, gatew
 
 
 def _ad_seed(quiet: dict[str, str] | None) -> dict[str, object]:
-    seed = seed_doc(policy={"chain": ["sms"], "timeouts": {"sms": 1}, **({"quiet_hours": quiet} if quiet else {})})
+    seed = seed_doc(
+        policy={"chain": ["sms"], "timeouts": {"sms": 1}, **({"quiet_hours": quiet} if quiet else {})}
+    )
     ent = seed["enterprises"][0]  # type: ignore[index]
     ent["packages"][0]["units"] = 100_000
     ent["lines"].append({"number": "13800000009", "ad": True, "group": "ads"})
     ad = sample("ad-carousel")
-    ent["cards"] += [{"id": "ad-a", "phase": "ended", "template": "ad-carousel", "group": "ads", "kind": "ad",
-                      "weight": 3, "data": ad},
-                     {"id": "ad-b", "phase": "ended", "template": "ad-carousel", "group": "ads", "kind": "ad",
-                      "weight": 1, "data": {**ad, "campaign": "年货节"}}]
+    ent["cards"] += [
+        {
+            "id": "ad-a",
+            "phase": "ended",
+            "template": "ad-carousel",
+            "group": "ads",
+            "kind": "ad",
+            "weight": 3,
+            "data": ad,
+        },
+        {
+            "id": "ad-b",
+            "phase": "ended",
+            "template": "ad-carousel",
+            "group": "ads",
+            "kind": "ad",
+            "weight": 1,
+            "data": {**ad, "campaign": "年货节"},
+        },
+    ]
     return seed
 
 
-async def test_quiet_hours_hold_back_advertising_but_not_identity_cards(make_app: AppFactory,
-                                                                       gateway: GatewaySim) -> None:
+async def test_quiet_hours_hold_back_advertising_but_not_identity_cards(
+    make_app: AppFactory, gateway: GatewaySim
+) -> None:
     now = time.gmtime(time.time() + 8 * 3600)
     start = f"{now.tm_hour:02d}:00"
     end = f"{(now.tm_hour + 1) % 24:02d}:00"
@@ -128,8 +157,9 @@ async def test_quiet_hours_hold_back_advertising_but_not_identity_cards(make_app
     assert (await settle(client, "q2:ended"))["state"] == "delivered"
 
 
-async def test_ad_line_rotates_cards_by_weight_and_counts_impressions(make_app: AppFactory,
-                                                                      gateway: GatewaySim) -> None:
+async def test_ad_line_rotates_cards_by_weight_and_counts_impressions(
+    make_app: AppFactory, gateway: GatewaySim
+) -> None:
     client = await make_app(_ad_seed(None))
     n = 40
     for i in range(n):
@@ -144,8 +174,11 @@ async def test_ad_line_rotates_cards_by_weight_and_counts_impressions(make_app: 
     assert shown == {"ad-a": a, "ad-b": b}
     # a numbered reply to an ad card is a tap on that card; the report counts it
     last = done[-1]
-    await client.post("/api/replies", json={"from": last["recipient"], "to": "13800000009", "text": "回复1",
-                                            "channel": "sms"}, headers=auth(SF_KEY))
+    await client.post(
+        "/api/replies",
+        json={"from": last["recipient"], "to": "13800000009", "text": "回复1", "channel": "sms"},
+        headers=auth(SF_KEY),
+    )
     report = await (await client.get("/api/enterprises/sf/report", headers=auth(SF_KEY))).json()
     taps = {r["card"]: r["taps"] for r in report["ads"]}
     assert taps[last["card"]] == 1 and sum(taps.values()) == 1
@@ -153,18 +186,28 @@ async def test_ad_line_rotates_cards_by_weight_and_counts_impressions(make_app: 
     assert tap["card"] == last["card"] and tap["taps"] == 1 and tap["button"]  # the first button's label
 
 
-async def test_taps_per_button_from_numbered_replies_and_5g_postbacks(make_app: AppFactory,
-                                                                      gateway: GatewaySim) -> None:
+async def test_taps_per_button_from_numbered_replies_and_5g_postbacks(
+    make_app: AppFactory, gateway: GatewaySim
+) -> None:
     client = await make_app()
     await call(client, "tp1", "ended")
     assert (await settle(client, "tp1:ended"))["state"] == "delivered"
     from renderer.templates import TemplateStore
     from tests.support.templates import TEMPLATES
+
     buttons = TemplateStore(TEMPLATES).get("courier-hangup").render(sample("courier-hangup")).all_suggestions
-    for body in ({"text": "回复2"}, {"text": "2"}, {"text": "", "postback": buttons[0].postback},
-                 {"text": "谢谢"}, {"text": "9"}):
-        resp = await client.post("/api/replies", json={"from": CUSTOMER, "to": "13800000001", "channel": "sms",
-                                                       **body}, headers=auth(SF_KEY))
+    for body in (
+        {"text": "回复2"},
+        {"text": "2"},
+        {"text": "", "postback": buttons[0].postback},
+        {"text": "谢谢"},
+        {"text": "9"},
+    ):
+        resp = await client.post(
+            "/api/replies",
+            json={"from": CUSTOMER, "to": "13800000001", "channel": "sms", **body},
+            headers=auth(SF_KEY),
+        )
         assert resp.status == 200
     report = await (await client.get("/api/enterprises/sf/report", headers=auth(SF_KEY))).json()
     got = {(t["card"], t["button"]): t["taps"] for t in report["taps"]}

@@ -14,8 +14,14 @@ from tests.support.gatewaysim import GatewaySim
 
 
 def test_submit_sm_round_trip_with_tlvs() -> None:
-    sm = ShortMessage("95555", "13912345678", "您好".encode("utf-16-be"), 0x18, registered_delivery=1,
-                      tlvs={smpp.TLV_USSD_SERVICE_OP: b"\x03"})
+    sm = ShortMessage(
+        "95555",
+        "13912345678",
+        "您好".encode("utf-16-be"),
+        0x18,
+        registered_delivery=1,
+        tlvs={smpp.TLV_USSD_SERVICE_OP: b"\x03"},
+    )
     raw = smpp.Pdu(smpp.SUBMIT_SM, 0, 7, sm.encode()).encode()
     length, cmd, status, seq = smpp.HEADER.unpack(raw[:16])
     assert (length, cmd, status, seq) == (len(raw), 4, 0, 7)
@@ -37,13 +43,22 @@ def test_udh_is_split_from_the_text() -> None:
     assert smpp.text_to_septets("{") == b"\x1b\x28"  # extension table: ESC + code
 
 
-@pytest.mark.parametrize(("text", "tlvs", "stat"), [
-    (b"id:0A1B sub:001 dlvrd:001 submit date:2611251200 done date:2611251200 stat:DELIVRD err:000 text:", {},
-     "DELIVRD"),
-    (b"id:0A1B sub:001 dlvrd:000 submit date:2611251200 done date:2611251200 stat:UNDELIV err:001 text:x", {},
-     "UNDELIV"),
-    (b"", {smpp.TLV_RECEIPTED_MESSAGE_ID: b"0A1B\0", smpp.TLV_MESSAGE_STATE: b"\x08"}, "REJECTD"),
-])
+@pytest.mark.parametrize(
+    ("text", "tlvs", "stat"),
+    [
+        (
+            b"id:0A1B sub:001 dlvrd:001 submit date:2611251200 done date:2611251200 stat:DELIVRD err:000 text:",
+            {},
+            "DELIVRD",
+        ),
+        (
+            b"id:0A1B sub:001 dlvrd:000 submit date:2611251200 done date:2611251200 stat:UNDELIV err:001 text:x",
+            {},
+            "UNDELIV",
+        ),
+        (b"", {smpp.TLV_RECEIPTED_MESSAGE_ID: b"0A1B\0", smpp.TLV_MESSAGE_STATE: b"\x08"}, "REJECTD"),
+    ],
+)
 def test_receipts_parse_from_text_or_tlvs(text: bytes, tlvs: dict[int, bytes], stat: str) -> None:
     r = smpp_receipts.parse_receipt(ShortMessage("2", "1", text, esm_class=smpp.ESM_RECEIPT, tlvs=tlvs))
     assert r is not None and r.message_id == "0A1B" and r.stat == stat and r.final

@@ -19,8 +19,10 @@ async def test_keep_alive_chunked_and_headers(aiohttp_server: Any) -> None:
     async def plain(request: web.Request) -> web.Response:
         peers.add(request.transport.get_extra_info("peername") if request.transport else None)
         body = await request.read()
-        return web.json_response({"len": len(body), "auth": request.headers["authorization"],
-                                  "text": body.decode()}, headers={"Retry-After": "3"})
+        return web.json_response(
+            {"len": len(body), "auth": request.headers["authorization"], "text": body.decode()},
+            headers={"Retry-After": "3"},
+        )
 
     async def chunked(request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse()
@@ -38,8 +40,9 @@ async def test_keep_alive_chunked_and_headers(aiohttp_server: Any) -> None:
     client = Http1Client()
     try:
         for _ in range(5):
-            status, headers, body = await client.post(str(server.make_url("/m")), "你好".encode(),
-                                                      {"authorization": "accessToken t"}, 5)
+            status, headers, body = await client.post(
+                str(server.make_url("/m")), "你好".encode(), {"authorization": "accessToken t"}, 5
+            )
             assert status == 200 and headers["retry-after"] == "3"
             assert json.loads(body) == {"len": 6, "auth": "accessToken t", "text": "你好"}
         assert len(peers) == 1  # one connection, reused

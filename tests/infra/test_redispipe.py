@@ -18,8 +18,11 @@ INCR = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
 async def test_batches_answer_each_caller_and_survive_a_script_flush(redis_url: str) -> None:
     r = aioredis.Redis.from_url(redis_url, decode_responses=True)
     pipe = AutoPipeline(r, {"incr": INCR})
-    got = await asyncio.gather(*(pipe.script("incr", ["n"], [1]) for _ in range(200)),
-                               pipe.call("SET", "名片", "退订"), pipe.call("GET", "名片"))
+    got = await asyncio.gather(
+        *(pipe.script("incr", ["n"], [1]) for _ in range(200)),
+        pipe.call("SET", "名片", "退订"),
+        pipe.call("GET", "名片"),
+    )
     assert sorted(got[:200]) == list(range(1, 201)) and got[200:] == ["OK", "退订"]
     bad = pipe.call("INCR", "名片")  # not an integer: an error reply for this caller only
     ok = pipe.script("incr", ["n"], [5])

@@ -35,10 +35,10 @@ def decode_segment(seg: gsm.Segment, encoding: str) -> str:
     assert ud.startswith(udh)
     if encoding == "UCS-2":
         assert seg.udl == len(ud)
-        return ud[len(udh):].decode("utf-16-be")
+        return ud[len(udh) :].decode("utf-16-be")
     fill = 1 if udh else 0
     count = seg.udl - (gsm.UDH_SEPTETS if udh else 0)
-    return decode_septets(gsm.unpack_septets(ud[len(udh):], count, fill))
+    return decode_septets(gsm.unpack_septets(ud[len(udh) :], count, fill))
 
 
 def test_tables_are_the_spec_tables() -> None:
@@ -55,11 +55,14 @@ def test_tables_are_the_spec_tables() -> None:
     assert not gsm.is_gsm7("`") and not gsm.is_gsm7("中")
 
 
-@pytest.mark.parametrize(("text", "packed"), [
-    ("hellohello", "E8329BFD4697D9EC37"),  # the classic SMS-PDU example
-    ("hello", "E8329BFD06"),
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    ("text", "packed"),
+    [
+        ("hellohello", "E8329BFD4697D9EC37"),  # the classic SMS-PDU example
+        ("hello", "E8329BFD06"),
+        ("", ""),
+    ],
+)
 def test_septet_packing_known_vectors(text: str, packed: str) -> None:
     assert gsm.pack_septets(gsm.to_septets(text)).hex().upper() == packed
     enc = gsm.encode(text)

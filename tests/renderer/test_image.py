@@ -52,13 +52,13 @@ def test_shipped_font_and_licence_are_in_assets() -> None:
 def test_distinct_chinese_characters_render_as_distinct_glyphs() -> None:
     chars = "名片快递银行您好，。￥A1"
     glyphs = {ch: _glyph(ch) for ch in chars}
-    tofu = _glyph("\U000F0000")  # a private-use code point: the font's .notdef box
+    tofu = _glyph("\U000f0000")  # a private-use code point: the font's .notdef box
     for ch, im in glyphs.items():
         assert im.getbbox() is not None, f"{ch!r} drew nothing"
         assert ImageChops.difference(im, tofu).getbbox() is not None, f"{ch!r} drew the tofu box"
     items = list(glyphs.items())
     for i, (a, ia) in enumerate(items):
-        for b, ib in items[i + 1:]:
+        for b, ib in items[i + 1 :]:
             assert ImageChops.difference(ia, ib).getbbox() is not None, f"{a!r} and {b!r} look the same"
 
 
@@ -119,8 +119,15 @@ def test_local_photo_fills_the_media_slot_and_remote_urls_are_never_fetched(tmp_
 
     r, g, b = slot("photo.jpg")
     assert r > 180 and g < 70 and b < 80
-    for refused in ("https://img.example.cn/a.jpg", "http://127.0.0.1:9/x.jpg", "file:///etc/passwd",
-                    "/etc/passwd", "../../../../etc/passwd", "escape.jpg", "missing.jpg"):
+    for refused in (
+        "https://img.example.cn/a.jpg",
+        "http://127.0.0.1:9/x.jpg",
+        "file:///etc/passwd",
+        "/etc/passwd",
+        "../../../../etc/passwd",
+        "escape.jpg",
+        "missing.jpg",
+    ):
         r, g, b = slot(refused)
         assert abs(r - g) < 40, f"{refused!r} was drawn as a photo"  # the neutral placeholder
 
@@ -138,8 +145,10 @@ def test_photo_bytes_passed_in_by_url_are_used(tmp_path: Path) -> None:
 
 
 def test_logo_from_the_template_folder(tmp_path: Path) -> None:
-    manifest = ("name: logo\ntitle: 标志\ndescription: 测试\nphase: hang-up\n"
-                "brand: {signature: 测试, name: 测试企业, color: '#00AA00', logo: logo.png}\n")
+    manifest = (
+        "name: logo\ntitle: 标志\ndescription: 测试\nphase: hang-up\n"
+        "brand: {signature: 测试, name: 测试企业, color: '#00AA00', logo: logo.png}\n"
+    )
     folder = write_template(tmp_path, "logo", PHOTO_CARD, PHOTO_SCHEMA, manifest=manifest)
     Image.new("RGB", (64, 64), (250, 200, 0)).save(folder / "logo.png")
     t = TemplateStore(tmp_path, 0).get("logo")
@@ -188,7 +197,7 @@ def test_distinct_chinese_titles_give_distinct_png_output_not_tofu(tmp_path: Pat
         im.load()
         return im.convert("RGB")
 
-    tofu = png("\U000F0000\U000F0001\U000F0002\U000F0003")  # 4 .notdef boxes, like 4 missing hanzi
+    tofu = png("\U000f0000\U000f0001\U000f0002\U000f0003")  # 4 .notdef boxes, like 4 missing hanzi
     pics = {title: png(title) for title in ("名片来电", "快递派送", "银行客服")}
     for title, im in pics.items():
         assert ImageChops.difference(im, tofu).getbbox() is not None, f"{title} drew as boxes"

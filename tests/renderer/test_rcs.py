@@ -15,8 +15,14 @@ BRAND = Brand(signature="测试", name="测试企业")
 
 
 def msg(*cards: Card, kind: str = "card", chips: tuple[Suggestion, ...] = ()) -> Message:
-    return Message(kind=kind, cards=cards, brand=BRAND, template="t", phase="hang-up",  # type: ignore[arg-type]
-                   chips=chips)
+    return Message(
+        kind=kind,
+        cards=cards,
+        brand=BRAND,
+        template="t",
+        phase="hang-up",  # type: ignore[arg-type]
+        chips=chips,
+    )
 
 
 def test_suggestion_shapes_match_the_gsma_field_names() -> None:
@@ -49,9 +55,12 @@ def test_carousel_shape_and_message_list_content_types() -> None:
     assert len(car["content"]) == 3
     parts = payload.message_list()
     assert [p["contentType"] for p in parts] == [
-        "application/vnd.gsma.botmessage.v1.0+json", "application/vnd.gsma.botsuggestion.v1.0+json"]
+        "application/vnd.gsma.botmessage.v1.0+json",
+        "application/vnd.gsma.botsuggestion.v1.0+json",
+    ]
     assert parts[1]["contentText"]["suggestions"][1] == {
-        "reply": {"displayText": "退订", "postback": {"data": "ad:optout"}}}
+        "reply": {"displayText": "退订", "postback": {"data": "ad:optout"}}
+    }
 
 
 def test_title_over_limit_names_field_limit_and_profile() -> None:
@@ -65,19 +74,36 @@ def test_title_over_limit_names_field_limit_and_profile() -> None:
 def test_every_limit_is_enforced() -> None:
     reply = Suggestion(kind="reply", text="好", postback="p")
     card = Card(
-        title="t", description="d" * 2001,
-        suggestions=(replace(reply, text="二" * 26), replace(reply, postback="x" * 2049),
-                     reply, reply, reply),
-        media=Media(url="https://x.cn/v.mp4", content_type="video/mp4", file_size=6 * 1024 * 1024,
-                    thumbnail_url="https://x.cn/t.png", thumbnail_file_size=300 * 1024),
+        title="t",
+        description="d" * 2001,
+        suggestions=(
+            replace(reply, text="二" * 26),
+            replace(reply, postback="x" * 2049),
+            reply,
+            reply,
+            reply,
+        ),
+        media=Media(
+            url="https://x.cn/v.mp4",
+            content_type="video/mp4",
+            file_size=6 * 1024 * 1024,
+            thumbnail_url="https://x.cn/t.png",
+            thumbnail_file_size=300 * 1024,
+        ),
     )
     with pytest.raises(LimitExceeded) as info:
         to_rcs(msg(card, chips=(reply,) * 12))
     paths = {p.path for p in info.value.problems}
     base = "$.message.generalPurposeCard.content"
-    assert {f"{base}.description", f"{base}.suggestions", f"{base}.suggestions[0].reply.displayText",
-            f"{base}.suggestions[1].reply.postback.data", f"{base}.media.mediaFileSize",
-            f"{base}.media.thumbnailFileSize", "$.suggestions"} <= paths
+    assert {
+        f"{base}.description",
+        f"{base}.suggestions",
+        f"{base}.suggestions[0].reply.displayText",
+        f"{base}.suggestions[1].reply.postback.data",
+        f"{base}.media.mediaFileSize",
+        f"{base}.media.thumbnailFileSize",
+        "$.suggestions",
+    } <= paths
 
 
 def test_carousel_card_count_depends_on_profile() -> None:
@@ -91,10 +117,18 @@ def test_carousel_card_count_depends_on_profile() -> None:
 
 def test_output_schema_catches_what_limits_do_not() -> None:
     bad_phone = Suggestion(kind="dial", text="拨打", postback="p", phone="call-me-maybe")
-    bad_time = Suggestion(kind="createCalendarEvent", text="日历", postback="p",
-                          start="tomorrow", end="2026-01-01T00:00:00Z", title="t")
+    bad_time = Suggestion(
+        kind="createCalendarEvent",
+        text="日历",
+        postback="p",
+        start="tomorrow",
+        end="2026-01-01T00:00:00Z",
+        title="t",
+    )
     bad_lat = Suggestion(kind="showLocation", text="地图", postback="p", latitude=91.0, longitude=0.0)
-    problems = schema_problems(build_payload(msg(Card(title="t", suggestions=(bad_phone, bad_time, bad_lat)))))
+    problems = schema_problems(
+        build_payload(msg(Card(title="t", suggestions=(bad_phone, bad_time, bad_lat))))
+    )
     paths = {p.path for p in problems}
     base = "$.message.generalPurposeCard.content.suggestions"
     assert f"{base}[0].action.dialerAction.dialPhoneNumber.phoneNumber" in paths

@@ -20,8 +20,10 @@ from tests.support.templates import TEMPLATES, write_template
 ASSETS = TEMPLATES.parent / "assets"
 CARD = "card:\n  title: '{{ title }}'\n  description: 测试\n"
 SCHEMA = {"type": "object", "properties": {"title": {"type": "string"}}}
-HEAD = '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" ' \
-       'width="200" height="100" viewBox="0 0 200 100">'
+HEAD = (
+    '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+    'width="200" height="100" viewBox="0 0 200 100">'
+)
 
 
 @pytest.fixture
@@ -75,8 +77,14 @@ def test_http_url_is_refused_and_nothing_connects(folder: Path, listener: socket
 def test_fetcher_itself_refuses_everything_outside_the_roots(folder: Path, listener: socket.socket) -> None:
     port = listener.getsockname()[1]
     fetch = make_fetcher((folder.resolve(), ASSETS.resolve()), folder.resolve())
-    for url in ("file:///etc/passwd", f"http://127.0.0.1:{port}/", "https://example.cn/a.png",
-                "data:image/svg+xml;base64,PHN2Zy8+", "ftp://127.0.0.1/x", "file://otherhost/etc/passwd"):
+    for url in (
+        "file:///etc/passwd",
+        f"http://127.0.0.1:{port}/",
+        "https://example.cn/a.png",
+        "data:image/svg+xml;base64,PHN2Zy8+",
+        "ftp://127.0.0.1/x",
+        "file://otherhost/etc/passwd",
+    ):
         with pytest.raises(FileRefused):
             fetch(url, "image/png")
     (folder / "link.png").symlink_to("/etc/hostname")
@@ -86,15 +94,19 @@ def test_fetcher_itself_refuses_everything_outside_the_roots(folder: Path, liste
 
 
 def test_xxe_is_refused(folder: Path) -> None:
-    svg = ('<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
-           + HEAD + "<text>&xxe;</text></svg>")
+    svg = (
+        '<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+        + HEAD
+        + "<text>&xxe;</text></svg>"
+    )
     with pytest.raises(SvgRefused, match="DOCTYPE"):
         _render(folder, svg)
 
 
 def test_billion_laughs_is_refused_quickly(folder: Path) -> None:
     ents = '<!ENTITY lol "lol">' + "".join(
-        f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">' for i in range(1, 10))
+        f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">' for i in range(1, 10)
+    )
     svg = f'<?xml version="1.0"?><!DOCTYPE svg [{ents}]>' + HEAD + "<text>&lol9;</text></svg>"
     start = time.monotonic()
     with pytest.raises(SvgRefused):
@@ -115,7 +127,9 @@ def test_nested_use_bomb_and_cycles_are_refused(folder: Path) -> None:
 
 
 def test_oversized_dimensions_are_refused(folder: Path) -> None:
-    tall = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 100000"><rect width="1" height="1"/></svg>'
+    tall = (
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 100000"><rect width="1" height="1"/></svg>'
+    )
     with pytest.raises(SvgRefused, match="tall"):
         _render(folder, tall)
     with pytest.raises(SvgRefused):
@@ -127,16 +141,21 @@ def test_oversized_dimensions_are_refused(folder: Path) -> None:
 
 def test_local_image_in_the_template_folder_is_allowed(folder: Path) -> None:
     Image.new("RGB", (20, 20), (0, 0, 255)).save(folder / "dot.png")
-    im = _render(folder, HEAD + '<image href="dot.png" x="0" y="0" width="200" height="100" '
-                 'preserveAspectRatio="none"/></svg>', 200)
+    im = _render(
+        folder,
+        HEAD + '<image href="dot.png" x="0" y="0" width="200" height="100" '
+        'preserveAspectRatio="none"/></svg>',
+        200,
+    )
     r, _g, b = im.getpixel((100, 50))
     assert b > 200 and r < 40
 
 
 def test_text_uses_the_project_font_whatever_family_is_asked(folder: Path) -> None:
     def text(family: str, s: str) -> Image.Image:
-        return _render(folder, HEAD + f'<text x="10" y="60" font-family="{family}" font-size="40">{s}</text>'
-                       "</svg>", 200)
+        return _render(
+            folder, HEAD + f'<text x="10" y="60" font-family="{family}" font-size="40">{s}</text></svg>', 200
+        )
 
     ours = text("Noto Sans CJK SC", "名A")
     for family in ("DejaVu Serif", "serif", "Comic Sans MS"):
@@ -151,13 +170,16 @@ def test_card_svg_template_with_data_escaped_and_wrapped(tmp_path: Path) -> None
     (folder / "card.svg.j2").write_text(
         '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 360 200">'
         '<rect width="360" height="200" fill="{{ brand.color }}"/>'
-        '{% for line in wrap(card.title, 20, 300, 2) %}'
+        "{% for line in wrap(card.title, 20, 300, 2) %}"
         '<text x="10" y="{{ 40 + loop.index0 * 28 }}" font-size="20" fill="#fff">{{ line }}</text>'
-        "{% endfor %}</svg>", "utf-8")
+        "{% endfor %}</svg>",
+        "utf-8",
+    )
     t = TemplateStore(tmp_path, 0).get("svgcard")
     msg = t.render({"title": "<b>&amp; 合作伙伴</b>" * 4})
     data = render_card_bytes(msg, MediaContext(folder, ASSETS), ImageOptions(width=720))
     import io
+
     im = Image.open(io.BytesIO(data))
     assert im.size == (720, 400)
 

@@ -15,8 +15,14 @@ ALL = TemplateStore(TEMPLATES).names()
 
 
 def test_project_ships_the_required_templates() -> None:
-    assert {"courier-hangup", "bank-identity", "gov-hotline", "staff-card", "personal-show",
-            "ad-carousel"} <= set(ALL)
+    assert {
+        "courier-hangup",
+        "bank-identity",
+        "gov-hotline",
+        "staff-card",
+        "personal-show",
+        "ad-carousel",
+    } <= set(ALL)
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -31,8 +37,7 @@ def test_every_sample_renders_to_a_valid_payload(name: str) -> None:
 def test_all_suggestion_kinds_are_exercised_by_the_samples() -> None:
     store = TemplateStore(TEMPLATES)
     kinds = {s.kind for n in ALL for s in store.get(n).render(store.get(n).sample).all_suggestions}
-    assert kinds == {"reply", "openUrl", "dial", "showLocation", "createCalendarEvent",
-                     "composeTextMessage"}
+    assert kinds == {"reply", "openUrl", "dial", "showLocation", "createCalendarEvent", "composeTextMessage"}
 
 
 def test_carousel_loops_over_data_and_chips_follow() -> None:
@@ -208,16 +213,23 @@ def test_simple_lookups_match_jinja_semantics(tmp_path: Path) -> None:
     """Plain `{{ a.b }}` fields take a fast path; results and errors must be Jinja's own."""
     card = (
         "card:\n"
-        "  title: '{{ result }} / {{ n }} / {{ flag }} / {{ none }}'\n"      # `result` is plain data
-        "  description: 'x{{ obj.items }}y'\n"                               # key wins over dict method
+        "  title: '{{ result }} / {{ n }} / {{ flag }} / {{ none }}'\n"  # `result` is plain data
+        "  description: 'x{{ obj.items }}y'\n"  # key wins over dict method
         "  suggestions:\n"
         "    - showLocation: {text: t, latitude: '{{ geo.lat }}', longitude: '{{ geo.lng }}'}\n"
         "    - reply: {text: 'L{{ lst }}', postback: 'p:{{ obj.items }}{{ result }}'}\n"
     )
     write_template(tmp_path, "fast", card)
     t = TemplateStore(tmp_path).get("fast")
-    data = {"result": "R", "n": 3, "flag": True, "none": None, "obj": {"items": "I"},
-            "geo": {"lat": 31.2, "lng": 121.5}, "lst": [1, 2]}
+    data = {
+        "result": "R",
+        "n": 3,
+        "flag": True,
+        "none": None,
+        "obj": {"items": "I"},
+        "geo": {"lat": 31.2, "lng": 121.5},
+        "lst": [1, 2],
+    }
     msg = t.render(data)
     assert msg.cards[0].title == "R / 3 / True / None"
     assert msg.cards[0].description == "xIy"

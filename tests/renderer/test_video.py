@@ -34,9 +34,9 @@ def top_level_boxes(path: Path) -> list[str]:
     data = path.read_bytes()
     out, pos = [], 0
     while pos + 8 <= len(data):
-        size, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        size, kind = struct.unpack(">I4s", data[pos : pos + 8])
         if size == 1:
-            size = struct.unpack(">Q", data[pos + 8:pos + 16])[0]
+            size = struct.unpack(">Q", data[pos + 8 : pos + 16])[0]
         elif size == 0:
             size = len(data) - pos
         out.append(kind.decode("latin-1"))
@@ -62,7 +62,8 @@ def courier() -> tuple[Message, MediaContext]:
 
 
 def test_card_video_is_h264_yuv420p_faststart_with_the_asked_duration(
-        courier: tuple[Message, MediaContext], tmp_path: Path) -> None:
+    courier: tuple[Message, MediaContext], tmp_path: Path
+) -> None:
     msg, ctx = courier
     out = tmp_path / "card.mp4"
     seen: list[float] = []
@@ -92,22 +93,28 @@ def test_carousel_video_has_one_slide_per_card_and_moves(tmp_path: Path) -> None
 
 
 def test_size_cap_forces_a_lower_bitrate_re_encode(tmp_path: Path) -> None:
-    folder = write_template(tmp_path, "noisy", "card:\n  media: {url: noise.png, contentType: image/png}\n"
-                            "  title: 噪点\n")
+    folder = write_template(
+        tmp_path, "noisy", "card:\n  media: {url: noise.png, contentType: image/png}\n  title: 噪点\n"
+    )
     Image.effect_noise((640, 360), 120).convert("RGB").save(folder / "noise.png")
     t = TemplateStore(tmp_path, 0).get("noisy")
     msg = t.render({})
     out = tmp_path / "capped.mp4"
     cap = 30_000
-    res = render_video_sync(msg, MediaContext(folder, ASSETS),
-                            VideoOptions(width=320, seconds=1.0, fps=15, crf=10, max_bytes=cap), out)
+    res = render_video_sync(
+        msg,
+        MediaContext(folder, ASSETS),
+        VideoOptions(width=320, seconds=1.0, fps=15, crf=10, max_bytes=cap),
+        out,
+    )
     assert res.encodes >= 2
     assert out.stat().st_size <= cap
     assert "h264" in probe(out)
 
 
-def test_cancel_stops_ffmpeg_and_removes_the_partial_file(courier: tuple[Message, MediaContext],
-                                                         tmp_path: Path) -> None:
+def test_cancel_stops_ffmpeg_and_removes_the_partial_file(
+    courier: tuple[Message, MediaContext], tmp_path: Path
+) -> None:
     msg, ctx = courier
     out = tmp_path / "cancelled.mp4"
     frames: list[float] = []
@@ -116,8 +123,14 @@ def test_cancel_stops_ffmpeg_and_removes_the_partial_file(courier: tuple[Message
         return len(frames) >= 1
 
     with pytest.raises(VideoCancelled):
-        render_video_sync(msg, ctx, VideoOptions(width=320, seconds=5, fps=25), out,
-                          progress=frames.append, cancelled=cancelled)
+        render_video_sync(
+            msg,
+            ctx,
+            VideoOptions(width=320, seconds=5, fps=25),
+            out,
+            progress=frames.append,
+            cancelled=cancelled,
+        )
     assert not out.exists()
     assert frames and frames[-1] < 0.5
 
@@ -134,8 +147,9 @@ async def test_task_cancellation_kills_ffmpeg(courier: tuple[Message, MediaConte
     assert not out.exists()
 
 
-def test_missing_ffmpeg_is_a_clear_error(courier: tuple[Message, MediaContext], tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_ffmpeg_is_a_clear_error(
+    courier: tuple[Message, MediaContext], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MINGPIAN_FFMPEG", str(tmp_path / "no-such-ffmpeg"))
     msg, ctx = courier
     with pytest.raises(VideoFailed, match="cannot start ffmpeg"):
@@ -145,16 +159,36 @@ def test_missing_ffmpeg_is_a_clear_error(courier: tuple[Message, MediaContext], 
 def test_command_is_built_with_ffmpeg_python(tmp_path: Path) -> None:
     argv = encode_command(tmp_path / "o.mp4", (320, 180), 25, VideoOptions(width=320))
     joined = " ".join(argv)
-    for part in ("-f rawvideo", "-pix_fmt rgb24", "-s 320x180", "-i pipe:", "-vcodec libx264",
-                 "-pix_fmt yuv420p", "-movflags +faststart", "-crf 23"):
+    for part in (
+        "-f rawvideo",
+        "-pix_fmt rgb24",
+        "-s 320x180",
+        "-i pipe:",
+        "-vcodec libx264",
+        "-pix_fmt yuv420p",
+        "-movflags +faststart",
+        "-crf 23",
+    ):
         assert part in joined, part
-    capped = " ".join(encode_command(tmp_path / "o.mp4", (320, 180), 25, VideoOptions(width=320), 400_000,
-                                     tmp_path / "first.mp4"))
+    capped = " ".join(
+        encode_command(
+            tmp_path / "o.mp4", (320, 180), 25, VideoOptions(width=320), 400_000, tmp_path / "first.mp4"
+        )
+    )
     assert "-b:v 400000" in capped and "-maxrate 400000" in capped and "-crf" not in capped
 
 
-@pytest.mark.parametrize("kw", [{"width": 100}, {"width": 4000}, {"seconds": 11}, {"seconds": 0},
-                                {"fps": 60}, {"seconds": 8, "max_seconds": 5}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"width": 100},
+        {"width": 4000},
+        {"seconds": 11},
+        {"seconds": 0},
+        {"fps": 60},
+        {"seconds": 8, "max_seconds": 5},
+    ],
+)
 def test_bounds(kw: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         VideoOptions(**kw)  # type: ignore[arg-type]
@@ -173,8 +207,12 @@ def test_cli_renders_png_and_mp4_files(tmp_path: Path) -> None:
 
     for to, magic in (("png", b"\x89PNG"), ("mp4", b"ftyp")):
         out = tmp_path / f"card.{to}"
-        r = subprocess.run([sys.executable, "-m", "mingpian", "render", "courier-hangup", "--to", to,
-                            "--out", str(out)], capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-m", "mingpian", "render", "courier-hangup", "--to", to, "--out", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert r.returncode == 0, r.stderr
         assert magic in out.read_bytes()[:8]
     assert "Video: h264" in probe(tmp_path / "card.mp4")

@@ -44,8 +44,11 @@ async def test_render_returns_message_list_with_content_types(client: Client) ->
 
 async def test_render_bare_botmessage_on_accept(client: Client) -> None:
     sample = (await (await client.get("/api/templates/courier-hangup")).json())["sampleData"]
-    resp = await client.post("/api/templates/courier-hangup/render", json=sample,
-                             headers={"Accept": "application/vnd.gsma.botmessage.v1.0+json"})
+    resp = await client.post(
+        "/api/templates/courier-hangup/render",
+        json=sample,
+        headers={"Accept": "application/vnd.gsma.botmessage.v1.0+json"},
+    )
     assert resp.status == 200
     assert resp.content_type == "application/vnd.gsma.botmessage.v1.0+json"
     body = json.loads(await resp.text())
@@ -61,8 +64,9 @@ async def test_unknown_template_is_404_json(client: Client) -> None:
 
 
 async def test_schema_failures_are_422_with_every_path(client: Client) -> None:
-    resp = await client.post("/api/templates/courier-hangup/render",
-                             json={"waybill": "x", "courier": {"name": 3}})
+    resp = await client.post(
+        "/api/templates/courier-hangup/render", json={"waybill": "x", "courier": {"name": 3}}
+    )
     assert resp.status == 422
     body = await resp.json()
     assert body["error"] == "data_invalid"
@@ -84,8 +88,9 @@ async def test_schema_failures_are_422_with_every_path(client: Client) -> None:
         (b'"just a string"', JSON, 422, "data_invalid"),
     ],
 )
-async def test_bad_bodies_get_json_4xx(client: Client, body: bytes, headers: dict[str, str],
-                                       status: int, error: str) -> None:
+async def test_bad_bodies_get_json_4xx(
+    client: Client, body: bytes, headers: dict[str, str], status: int, error: str
+) -> None:
     resp = await client.post("/api/templates/courier-hangup/render", data=body, headers=headers)
     assert resp.status == status
     assert resp.content_type == "application/json"
@@ -125,8 +130,9 @@ async def test_profile_changes_the_limits(aiohttp_client: ClientFactory, tmp_pat
     assert resp.status == 200
 
 
-async def test_template_bug_is_reported_with_file_and_line(aiohttp_client: ClientFactory,
-                                                           tmp_path: Path) -> None:
+async def test_template_bug_is_reported_with_file_and_line(
+    aiohttp_client: ClientFactory, tmp_path: Path
+) -> None:
     write_template(tmp_path, "buggy", "card:\n  title: ok\n  description: '{{ customer.nmae }}'\n")
     client = await aiohttp_client(create_app(Settings(template_dir=tmp_path, data_dir=tmp_path / "v")))
     resp = await client.post("/api/templates/buggy/render", json={"customer": {"name": "张三"}})
@@ -160,14 +166,19 @@ async def test_metrics_count_requests_and_render_time(client: Client) -> None:
     await client.post("/api/templates/bank-identity/render", json=sample)
     await client.post("/api/templates/bank-identity/render", json={})
     text = await (await client.get("/metrics")).text()
-    assert 'mingpian_http_requests_total{method="POST",route="/api/templates/{name}/render",status="200"} 1' in text
+    assert (
+        'mingpian_http_requests_total{method="POST",route="/api/templates/{name}/render",status="200"} 1'
+        in text
+    )
     assert 'status="422"} 1' in text
     assert 'mingpian_render_duration_seconds_count{template="bank-identity",format="rcs"} 1' in text
     assert 'mingpian_render_errors_total{template="bank-identity",kind="data_invalid"} 1' in text
     assert "# TYPE mingpian_http_request_duration_seconds histogram" in text
 
 
-async def test_access_log_is_one_json_line_per_request(client: Client, caplog: pytest.LogCaptureFixture) -> None:
+async def test_access_log_is_one_json_line_per_request(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level("INFO", logger="mingpian.access")
     await client.get("/healthz", headers={"X-Request-ID": "log-test-1"})
     records = [r for r in caplog.records if getattr(r, "request_id", None) == "log-test-1"]

@@ -12,12 +12,23 @@ from mingpian.settings import markdown_table
 from tests.support.templates import write_template
 
 
-def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """`python -m mingpian ARGS`; `env`: MINGPIAN_* variables replacing the inherited ones."""
-    environ = None if env is None else {
-        **{k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")}, **env}
-    return subprocess.run([sys.executable, "-m", "mingpian", *args], capture_output=True, text=True,
-                          input=stdin, env=environ, timeout=60)
+    environ = (
+        None
+        if env is None
+        else {**{k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")}, **env}
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "mingpian", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        env=environ,
+        timeout=60,
+    )
 
 
 def test_render_prints_the_payload_for_sample_data() -> None:
@@ -60,15 +71,21 @@ def test_lint_fails_with_file_line_on_broken_templates(tmp_path: Path) -> None:
     write_template(tmp_path, "typo", "card:\n  title: ok\n  descripton: x\n")
     write_template(tmp_path, "undef", "card:\n  title: '{{ who }}'\n")
     write_template(tmp_path, "toolong", "card:\n  title: '{{ \"长\" * 300 }}'\n")
-    write_template(tmp_path, "baddata", "card:\n  title: '{{ n }}'\n",
-                   schema={"type": "object", "required": ["n"]}, sample={"m": 1})
+    write_template(
+        tmp_path,
+        "baddata",
+        "card:\n  title: '{{ n }}'\n",
+        schema={"type": "object", "required": ["n"]},
+        sample={"m": 1},
+    )
     out = run("--templates", str(tmp_path), "lint")
     assert out.returncode == 1
     lines = out.stdout.splitlines()
     assert any(":3:" in ln and "typo/card.yaml" in ln and "descripton" in ln for ln in lines), lines
     assert any("undef/card.yaml:2:" in ln and "undefined" in ln for ln in lines), lines
-    assert any("toolong/sample.json" in ln and "$.message.generalPurposeCard.content.title" in ln
-               for ln in lines), lines
+    assert any(
+        "toolong/sample.json" in ln and "$.message.generalPurposeCard.content.title" in ln for ln in lines
+    ), lines
     assert any("baddata/sample.json: $.n: is required" in ln for ln in lines), lines
     assert not any("/good/" in ln for ln in lines)
     assert "4 problem(s)" in out.stderr
@@ -87,9 +104,13 @@ def test_settings_command_reads_the_config_file_and_masks_secrets(tmp_path: Path
     out = run("settings", "--config", str(config), env={"MINGPIAN_LOG_LEVEL": "debug"})
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    for line in ("MINGPIAN_PORT=8081", "MINGPIAN_LOG_LEVEL=DEBUG", "MINGPIAN_MAAP_APP_KEY=********",
-                 "MINGPIAN_DELIVERY_TIMEOUTS=rcs=60,ussd=8,flash=30,sms=120",
-                 "MINGPIAN_DELIVERY_KANNEL_CHANNELS=flash,sms"):
+    for line in (
+        "MINGPIAN_PORT=8081",
+        "MINGPIAN_LOG_LEVEL=DEBUG",
+        "MINGPIAN_MAAP_APP_KEY=********",
+        "MINGPIAN_DELIVERY_TIMEOUTS=rcs=60,ussd=8,flash=30,sms=120",
+        "MINGPIAN_DELIVERY_KANNEL_CHANNELS=flash,sms",
+    ):
         assert line in lines, out.stdout
     assert "k-123" not in out.stdout
 
@@ -101,14 +122,24 @@ def test_settings_markdown_prints_the_docs_table() -> None:
 
 def test_bad_settings_stop_every_command_with_one_line(tmp_path: Path) -> None:
     out = run("serve", env={"MINGPIAN_LOG_FORMAT": "jsno"})
-    assert (out.returncode, out.stdout, out.stderr) == (1, "", "MINGPIAN_LOG_FORMAT='jsno': expected one of json, text\n")
+    assert (out.returncode, out.stdout, out.stderr) == (
+        1,
+        "",
+        "MINGPIAN_LOG_FORMAT='jsno': expected one of json, text\n",
+    )
     out = run("lint", env={"MINGPIAN_TEMPLATES_DIR": "x"})
-    assert (out.returncode, out.stderr) == (1, "MINGPIAN_TEMPLATES_DIR: no such setting; did you mean "
-                                               "MINGPIAN_TEMPLATE_DIR? (`mingpian settings` lists them)\n")
+    assert (out.returncode, out.stderr) == (
+        1,
+        "MINGPIAN_TEMPLATES_DIR: no such setting; did you mean "
+        "MINGPIAN_TEMPLATE_DIR? (`mingpian settings` lists them)\n",
+    )
     config = tmp_path / "bad.toml"
     config.write_text("port = 8081\ntemplates = 'x'\n", "utf-8")
     out = run("render", "courier-hangup", "--config", str(config))
     assert (out.returncode, out.stdout, out.stderr) == (
-        1, "", f"{config}: templates: no such setting; did you mean template_dir? (`mingpian settings` lists them)\n")
+        1,
+        "",
+        f"{config}: templates: no such setting; did you mean template_dir? (`mingpian settings` lists them)\n",
+    )
     out = run("serve", "--port", "70000")
     assert (out.returncode, out.stderr) == (1, "port=70000: expected an integer from 0 to 65535\n")

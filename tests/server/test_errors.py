@@ -41,8 +41,9 @@ class Refused(Exception):
         self.problems = problems
 
 
-async def _app_client(aiohttp_client: ClientFactory, settings: Settings,
-                      routes: dict[str, Handler]) -> Client:
+async def _app_client(
+    aiohttp_client: ClientFactory, settings: Settings, routes: dict[str, Handler]
+) -> Client:
     """The real app (its middleware) with extra routes that raise what a test needs."""
     app = create_app(settings)
     for path, handler in routes.items():
@@ -62,28 +63,39 @@ def _raising(exc: BaseException) -> Handler:
 
 def test_api_error_body_is_the_documented_shape() -> None:
     err = ApiError(422, "unknown_line", "+864006001111 is not a line", path="$.caller")
-    assert err.body() == {"error": "unknown_line", "message": "+864006001111 is not a line",
-                          "problems": [{"path": "$.caller", "message": "+864006001111 is not a line"}]}
+    assert err.body() == {
+        "error": "unknown_line",
+        "message": "+864006001111 is not a line",
+        "problems": [{"path": "$.caller", "message": "+864006001111 is not a line"}],
+    }
     bare = ApiError(401, "unauthorized", "unknown API key")
     assert bare.body() == {"error": "unauthorized", "message": "unknown API key"}  # no problems key
     many = ApiError(422, "invalid", "bad", problems=[{"path": "$.a", "message": "x"}], limit=3)
-    assert many.body() == {"error": "invalid", "message": "bad",
-                           "problems": [{"path": "$.a", "message": "x"}], "limit": 3}
+    assert many.body() == {
+        "error": "invalid",
+        "message": "bad",
+        "problems": [{"path": "$.a", "message": "x"}],
+        "limit": 3,
+    }
 
 
 def test_from_body_rebuilds_an_error_sent_as_data() -> None:
     """Media workers send their errors across the process boundary as bodies."""
-    body = {"error": "template_error", "message": "card.svg.j2:1: DOCTYPE refused",
-            "problems": [{"path": "", "message": "DOCTYPE refused", "file": "card.svg.j2", "line": 1}],
-            "status": "kept as a body field"}
+    body = {
+        "error": "template_error",
+        "message": "card.svg.j2:1: DOCTYPE refused",
+        "problems": [{"path": "", "message": "DOCTYPE refused", "file": "card.svg.j2", "line": 1}],
+        "status": "kept as a body field",
+    }
     err = ApiError.from_body(422, body)
     assert (err.status, err.code) == (422, "template_error") and err.body() == body
     with pytest.raises(ErrorCodeMismatch):
         ApiError.from_body(500, body)
 
 
-@pytest.mark.parametrize(("status", "code"), [(400, "no_such_code"), (404, "invalid_json"),
-                                               (500, "not_found"), (422, "")])
+@pytest.mark.parametrize(
+    ("status", "code"), [(400, "no_such_code"), (404, "invalid_json"), (500, "not_found"), (422, "")]
+)
 def test_unregistered_code_or_wrong_status_is_refused(status: int, code: str) -> None:
     with pytest.raises(ErrorCodeMismatch):
         ApiError(status, code, "message")
@@ -103,7 +115,8 @@ def test_http_error_takes_any_error_status() -> None:
 
 
 async def test_api_error_is_rendered_with_status_body_headers_and_request_id(
-        aiohttp_client: ClientFactory, settings: Settings) -> None:
+    aiohttp_client: ClientFactory, settings: Settings
+) -> None:
     err = ApiError(503, "busy", "the conversation is busy", headers={"Retry-After": "1"}, attempt=2)
     client = await _app_client(aiohttp_client, settings, {"/raise": _raising(err)})
     resp = await client.get("/raise", headers={"X-Request-ID": "err-test-1"})
@@ -120,8 +133,11 @@ async def test_api_error_is_rendered_with_status_body_headers_and_request_id(
 def test_renderer_errors_map_through_the_domain_table() -> None:
     missing = api_error_for(TemplateNotFound("no template named 'x'", [Problem("$", "unknown")]))
     assert missing is not None and missing.status == 404
-    assert missing.body() == {"error": "template_not_found", "message": "no template named 'x'",
-                              "problems": [{"path": "$", "message": "unknown"}]}
+    assert missing.body() == {
+        "error": "template_not_found",
+        "message": "no template named 'x'",
+        "problems": [{"path": "$", "message": "unknown"}],
+    }
     invalid = api_error_for(DataInvalid("data does not match", []))
     assert invalid is not None and (invalid.status, invalid.code) == (422, "data_invalid")
     assert invalid.body()["problems"] == []  # renderer bodies always list their problems
@@ -135,26 +151,40 @@ def test_renderer_errors_map_through_the_domain_table() -> None:
 
 
 async def test_domain_exception_raised_by_a_handler_becomes_its_api_error(
-        aiohttp_client: ClientFactory, settings: Settings) -> None:
-    client = await _app_client(aiohttp_client, settings, {
-        "/missing": _raising(TemplateNotFound("no template named 'x'", [Problem("name", "unknown")]))})
+    aiohttp_client: ClientFactory, settings: Settings
+) -> None:
+    client = await _app_client(
+        aiohttp_client,
+        settings,
+        {"/missing": _raising(TemplateNotFound("no template named 'x'", [Problem("name", "unknown")]))},
+    )
     resp = await client.get("/missing")
     assert resp.status == 404 and resp.headers["X-Request-ID"]
-    assert await resp.json() == {"error": "template_not_found", "message": "no template named 'x'",
-                                 "problems": [{"path": "name", "message": "unknown"}]}
+    assert await resp.json() == {
+        "error": "template_not_found",
+        "message": "no template named 'x'",
+        "problems": [{"path": "name", "message": "unknown"}],
+    }
 
 
 async def test_registered_domain_exception_gets_its_status_code_and_headers(
-        aiohttp_client: ClientFactory, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    aiohttp_client: ClientFactory, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(errors, "DOMAIN_ERRORS", dict(DOMAIN_ERRORS))
     register_domain_error(Refused, 503, "busy", headers={"Retry-After": "1"})
     register_domain_error(Refused, 503, "busy", headers={"Retry-After": "1"})  # the same again: fine
-    client = await _app_client(aiohttp_client, settings, {
-        "/refused": _raising(Refused("too contended", [{"path": "$.x", "message": "changed"}]))})
+    client = await _app_client(
+        aiohttp_client,
+        settings,
+        {"/refused": _raising(Refused("too contended", [{"path": "$.x", "message": "changed"}]))},
+    )
     resp = await client.get("/refused")
     assert resp.status == 503 and resp.headers["Retry-After"] == "1"
-    assert await resp.json() == {"error": "busy", "message": "too contended",
-                                 "problems": [{"path": "$.x", "message": "changed"}]}
+    assert await resp.json() == {
+        "error": "busy",
+        "message": "too contended",
+        "problems": [{"path": "$.x", "message": "changed"}],
+    }
 
 
 def test_register_domain_error_refuses_what_the_registry_would(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -170,13 +200,18 @@ def test_register_domain_error_refuses_what_the_registry_would(monkeypatch: pyte
         register_domain_error(Refused, 403, "forbidden")
 
 
-async def test_unhandled_exception_is_a_logged_generic_500(aiohttp_client: ClientFactory, settings: Settings,
-                                                           caplog: pytest.LogCaptureFixture) -> None:
+async def test_unhandled_exception_is_a_logged_generic_500(
+    aiohttp_client: ClientFactory, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     client = await _app_client(aiohttp_client, settings, {"/boom": _raising(RuntimeError("secret detail"))})
     resp = await client.get("/boom")
     rid = resp.headers["X-Request-ID"]
     assert resp.status == 500
-    assert await resp.json() == {"error": "internal_error", "message": "internal server error", "requestId": rid}
+    assert await resp.json() == {
+        "error": "internal_error",
+        "message": "internal server error",
+        "requestId": rid,
+    }
     logged = [r for r in caplog.records if getattr(r, "request_id", None) == rid and r.exc_info]
     assert logged and "secret detail" in str(logged[0].exc_info[1])  # type: ignore[index]
 
@@ -197,21 +232,31 @@ async def test_wrong_method_is_a_json_405_keeping_allow(client: Client) -> None:
     assert await resp.json() == {"error": "method_not_allowed", "message": "Method Not Allowed"}
 
 
-async def test_body_over_client_max_size_is_a_json_413(aiohttp_client: ClientFactory, settings: Settings) -> None:
+async def test_body_over_client_max_size_is_a_json_413(
+    aiohttp_client: ClientFactory, settings: Settings
+) -> None:
     client = await aiohttp_client(create_app(settings.with_(max_body_bytes=1024)))
     big = io.BytesIO(json.dumps({"x": "字" * 2000}).encode())
-    resp = await client.post("/api/templates/courier-hangup/render", data=big,
-                             headers={"Content-Type": "application/json"})
+    resp = await client.post(
+        "/api/templates/courier-hangup/render", data=big, headers={"Content-Type": "application/json"}
+    )
     assert resp.status == 413 and resp.headers["X-Request-ID"]
     body = await resp.json()
     assert body["error"] == "body_too_large" and "max_body_bytes" in body["message"]
 
 
-async def test_plain_http_exception_of_any_status_is_json(aiohttp_client: ClientFactory,
-                                                          settings: Settings) -> None:
-    client = await _app_client(aiohttp_client, settings, {
-        "/gone": _raising(web.HTTPGone()), "/conflict": _raising(web.HTTPConflict()),
-        "/moved": _raising(web.HTTPFound("/healthz"))})
+async def test_plain_http_exception_of_any_status_is_json(
+    aiohttp_client: ClientFactory, settings: Settings
+) -> None:
+    client = await _app_client(
+        aiohttp_client,
+        settings,
+        {
+            "/gone": _raising(web.HTTPGone()),
+            "/conflict": _raising(web.HTTPConflict()),
+            "/moved": _raising(web.HTTPFound("/healthz")),
+        },
+    )
     gone = await client.get("/gone")
     assert gone.status == 410 and await gone.json() == {"error": "http_error", "message": "Gone"}
     assert (await (await client.get("/conflict")).json())["error"] == "conflict"
@@ -225,8 +270,9 @@ async def test_json_errors_middleware_serves_an_app_without_observe(aiohttp_clie
     app.router.add_get("/render", _raising(DataInvalid("bad data", [Problem("$.a", "is required")])))
     client = await aiohttp_client(app)
     resp = await client.get("/raise")
-    assert resp.status == 404 and (await resp.json())["problems"] == [{"path": "bot",
-                                                                        "message": "no chatbot named 'x'"}]
+    assert resp.status == 404 and (await resp.json())["problems"] == [
+        {"path": "bot", "message": "no chatbot named 'x'"}
+    ]
     resp = await client.get("/render")
     assert resp.status == 422 and (await resp.json())["error"] == "data_invalid"
     resp = await client.get("/nowhere")
@@ -242,8 +288,12 @@ async def test_chatbot_and_delivery_refusals_are_answered_from_the_domain_table(
     from chatbot.errors import Busy, UnknownBot
     from delivery.errors import InProgress, UnknownLine
 
-    raised: list[Exception] = [Busy("changed 16 times"), UnknownBot("nobot"), InProgress("call 1; retry"),
-                               UnknownLine("neither caller nor callee is a line of any enterprise")]
+    raised: list[Exception] = [
+        Busy("changed 16 times"),
+        UnknownBot("nobot"),
+        InProgress("call 1; retry"),
+        UnknownLine("neither caller nor callee is a line of any enterprise"),
+    ]
 
     async def refuse(request: web.Request) -> web.Response:
         raise raised[int(request.match_info["i"])]
@@ -256,7 +306,8 @@ async def test_chatbot_and_delivery_refusals_are_answered_from_the_domain_table(
     assert await busy.json() == {"error": "busy", "message": "changed 16 times"}
     bot = await client.get("/r/1")
     assert bot.status == 404 and (await bot.json())["problems"] == [
-        {"path": "bot", "message": "no chatbot named 'nobot'"}]
+        {"path": "bot", "message": "no chatbot named 'nobot'"}
+    ]
     assert (await client.get("/r/2")).status == 409
     line = await (await client.get("/r/3")).json()
     assert line["error"] == "unknown_line" and line["problems"][0]["path"] == "$.caller"

@@ -85,13 +85,23 @@ async def test_jpeg_webp_and_media_slot_view(mc: Client) -> None:
     assert Image.open(io.BytesIO(await slot.read())).size == (480, 240)
 
 
-@pytest.mark.parametrize(("query", "param"), [
-    ("format=png&width=100", "width"), ("format=png&width=9999", "width"), ("format=png&width=abc", "width"),
-    ("format=png&view=poster", "view"), ("format=png&cards=0", "cards"), ("format=png&card=9", "card"),
-    ("format=png&async=maybe", "async"), ("format=mp4&seconds=11", "seconds"),
-    ("format=mp4&seconds=nan", "seconds"), ("format=mp4&width=20000", "width"),
-    ("format=rcs&media=gif", "media"), ("format=gif", "format"),
-])
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [
+        ("format=png&width=100", "width"),
+        ("format=png&width=9999", "width"),
+        ("format=png&width=abc", "width"),
+        ("format=png&view=poster", "view"),
+        ("format=png&cards=0", "cards"),
+        ("format=png&card=9", "card"),
+        ("format=png&async=maybe", "async"),
+        ("format=mp4&seconds=11", "seconds"),
+        ("format=mp4&seconds=nan", "seconds"),
+        ("format=mp4&width=20000", "width"),
+        ("format=rcs&media=gif", "media"),
+        ("format=gif", "format"),
+    ],
+)
 async def test_bad_parameters_are_json_400_naming_the_parameter(mc: Client, query: str, param: str) -> None:
     r = await _post(mc, "courier-hangup", query, COURIER)
     assert r.status == 400
@@ -104,11 +114,18 @@ async def test_bad_data_is_422_before_any_media_work(mc: Client) -> None:
     assert r.status == 422 and (await r.json())["error"] == "data_invalid"
 
 
-@pytest.mark.parametrize("name", [
-    "..%2f..%2fetc%2fpasswd", "%2e%2e%2fsettings.py", "0123456789abcdef0123456789abcdef.exe",
-    "0123456789ABCDEF0123456789ABCDEF.png", "0123456789abcdef0123456789abcdef.png", "x.png",
-    "0123456789abcdef0123456789abcdef.png%00.txt",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "..%2f..%2fetc%2fpasswd",
+        "%2e%2e%2fsettings.py",
+        "0123456789abcdef0123456789abcdef.exe",
+        "0123456789ABCDEF0123456789ABCDEF.png",
+        "0123456789abcdef0123456789abcdef.png",
+        "x.png",
+        "0123456789abcdef0123456789abcdef.png%00.txt",
+    ],
+)
 async def test_media_names_cannot_escape_the_cache(mc: Client, name: str) -> None:
     r = await mc.get("/media/" + name)
     assert r.status == 404
@@ -141,8 +158,9 @@ async def test_mp4_async_job_progress_then_served_with_ranges(mc: Client) -> Non
     # Same request again: served from cache, synchronously.
     again = await _post(mc, "courier-hangup", "format=mp4&width=320&seconds=1", COURIER)
     assert again.headers["X-Cache"] == "hit" and await again.read() == data
-    cached_job = await (await _post(mc, "courier-hangup", "format=mp4&width=320&seconds=1&async=1",
-                                    COURIER)).json()
+    cached_job = await (
+        await _post(mc, "courier-hangup", "format=mp4&width=320&seconds=1&async=1", COURIER)
+    ).json()
     assert cached_job["status"] == "done" and cached_job["media"]["path"] == job["media"]["path"]
 
 
@@ -170,10 +188,13 @@ async def test_cancel_a_running_video_and_healthz_answers_meanwhile(mc: Client) 
 
 
 async def test_sync_video_waits_and_concurrent_identical_requests_share_a_job(
-        mc: Client, media_settings: Settings) -> None:
+    mc: Client, media_settings: Settings
+) -> None:
     q = "format=mp4&width=256&seconds=0.8"
-    r1, r2 = await asyncio.gather(_post(mc, "bank-identity", q, _sample("bank-identity")),
-                                  _post(mc, "bank-identity", q, _sample("bank-identity")))
+    r1, r2 = await asyncio.gather(
+        _post(mc, "bank-identity", q, _sample("bank-identity")),
+        _post(mc, "bank-identity", q, _sample("bank-identity")),
+    )
     assert r1.status == r2.status == 200
     assert {r1.headers["X-Cache"], r2.headers["X-Cache"]} == {"miss"}
     assert await r1.read() == await r2.read()
@@ -211,12 +232,14 @@ async def test_rcs_payload_points_at_rendered_media(mc: Client) -> None:
     assert "cdn.example.cn" not in json.dumps(plain)
 
 
-async def test_broken_svg_template_is_a_422_with_the_file(aiohttp_client: ClientFactory,
-                                                           media_settings: Settings,
-                                                           scratch_templates: Path) -> None:
+async def test_broken_svg_template_is_a_422_with_the_file(
+    aiohttp_client: ClientFactory, media_settings: Settings, scratch_templates: Path
+) -> None:
     (scratch_templates / "courier-hangup" / "card.svg.j2").write_text(
         '<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
-        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><text>&x;</text></svg>', "utf-8")
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><text>&x;</text></svg>',
+        "utf-8",
+    )
     c = await aiohttp_client(create_app(media_settings.with_(template_dir=scratch_templates)))
     r = await _post(c, "courier-hangup", "format=png", COURIER)
     assert r.status == 422

@@ -71,10 +71,20 @@ async def test_responses_match_their_declared_schemas(client: Client) -> None:
     render = "/api/templates/{name}/render"
     await check("POST", "/api/templates/courier-hangup/render", render, json=sample)
     await check("POST", "/api/templates/courier-hangup/render", render, json={"waybill": 1})
-    await check("POST", "/api/templates/courier-hangup/render", render, data=b"{",
-                headers={"Content-Type": "application/json"})
-    await check("POST", "/api/templates/courier-hangup/render", render, data=b"{}",
-                headers={"Content-Type": "text/plain"})
+    await check(
+        "POST",
+        "/api/templates/courier-hangup/render",
+        render,
+        data=b"{",
+        headers={"Content-Type": "application/json"},
+    )
+    await check(
+        "POST",
+        "/api/templates/courier-hangup/render",
+        render,
+        data=b"{}",
+        headers={"Content-Type": "text/plain"},
+    )
     await check("POST", "/api/templates/nope/render", render, json={})
 
 

@@ -22,8 +22,13 @@ def _free_port() -> int:
 def test_serve_prints_its_address_serves_and_stops_cleanly(tmp_path: Path) -> None:
     port = _free_port()
     env = {**os.environ, "MINGPIAN_PORT": str(port), "MINGPIAN_DATA_DIR": str(tmp_path / "var")}
-    proc = subprocess.Popen([sys.executable, "-m", "mingpian", "serve"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mingpian", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         first = proc.stdout.readline() if proc.stdout else ""
         assert f"http://127.0.0.1:{port}" in first
@@ -49,10 +54,20 @@ def test_serve_prints_its_address_serves_and_stops_cleanly(tmp_path: Path) -> No
 def test_serve_reads_its_config_file_and_the_environment_wins(tmp_path: Path) -> None:
     port = _free_port()
     config = tmp_path / "mingpian.toml"
-    config.write_text(f'port = {_free_port()}\ndata_dir = "{tmp_path / "var"}"\nlog_format = "text"\n', "utf-8")
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")}, "MINGPIAN_PORT": str(port)}
-    proc = subprocess.Popen([sys.executable, "-m", "mingpian", "serve", "--config", str(config)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    config.write_text(
+        f'port = {_free_port()}\ndata_dir = "{tmp_path / "var"}"\nlog_format = "text"\n', "utf-8"
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")},
+        "MINGPIAN_PORT": str(port),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mingpian", "serve", "--config", str(config)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         first = proc.stdout.readline() if proc.stdout else ""
         assert f"http://127.0.0.1:{port}" in first  # MINGPIAN_PORT beats the file's port
@@ -78,10 +93,15 @@ def test_serve_reads_its_config_file_and_the_environment_wins(tmp_path: Path) ->
 def test_serve_with_a_bad_setting_exits_with_one_line_and_no_traceback(tmp_path: Path) -> None:
     config = tmp_path / "mingpian.toml"
     config.write_text("[delivery_timeouts]\nussd = 5\nfax = 3\n", "utf-8")
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")}, "MINGPIAN_CONFIG": str(config)}
-    out = subprocess.run([sys.executable, "-m", "mingpian", "serve"], env=env, capture_output=True, text=True,
-                         timeout=60)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")},
+        "MINGPIAN_CONFIG": str(config),
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "mingpian", "serve"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 1 and out.stdout == ""
     assert out.stderr.splitlines() == [
         f"{config}: delivery_timeouts = {{'ussd': 5, 'fax': 3}}: unknown channel 'fax'; expected "
-        "channel=seconds, comma-separated (channels rcs, ussd, flash, sms; seconds > 0)"]
+        "channel=seconds, comma-separated (channels rcs, ussd, flash, sms; seconds > 0)"
+    ]

@@ -27,7 +27,8 @@ def test_docs_table_is_the_one_rendered_from_the_rows() -> None:
     documented = DOC.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0]
     assert documented == markdown_table(), (
         "docs/settings.md's table differs from the rows in mingpian/settings.py: replace the lines "
-        "between its settings-table markers with the output of `mingpian settings --markdown`")
+        "between its settings-table markers with the output of `mingpian settings --markdown`"
+    )
 
 
 def test_every_row_is_in_the_table_with_help_and_allowed_values() -> None:
@@ -53,56 +54,87 @@ def test_docs_name_only_variables_that_exist() -> None:
 
 
 def test_environment_overrides_defaults() -> None:
-    s = Settings.from_env({"MINGPIAN_PORT": "9001", "MINGPIAN_TEMPLATE_DIR": "/tmp/x",
-                           "MINGPIAN_RELOAD_INTERVAL": "1.5", "UNRELATED": "1"})
+    s = Settings.from_env(
+        {
+            "MINGPIAN_PORT": "9001",
+            "MINGPIAN_TEMPLATE_DIR": "/tmp/x",
+            "MINGPIAN_RELOAD_INTERVAL": "1.5",
+            "UNRELATED": "1",
+        }
+    )
     assert (s.port, s.template_dir, s.reload_interval) == (9001, Path("/tmp/x"), 1.5)
     assert s.host == "127.0.0.1"
     assert Settings.from_env({}, port=7000).port == 7000
 
 
-@pytest.mark.parametrize(("var", "value", "message"), [
-    ("MINGPIAN_PORT", "eighty", "expected an integer from 0 to 65535"),
-    ("MINGPIAN_PORT", "70000", "expected an integer from 0 to 65535"),
-    ("MINGPIAN_PORT", "80.5", "expected an integer from 0 to 65535"),
-    ("MINGPIAN_LOG_FORMAT", "jsno", "expected one of json, text"),
-    ("MINGPIAN_LOG_LEVEL", "LOUD", "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
-    ("MINGPIAN_STORE", "mysql", "expected one of sqlite, redis"),
-    ("MINGPIAN_DELIVERY_COUNTERS", "reddis", "expected one of sqlite, redis"),
-    ("MINGPIAN_MAAP_DIALECT", "cmcc", "expected one of csp, gsma"),
-    ("MINGPIAN_SQLITE_SYNCHRONOUS", "SOMETIMES", "expected one of OFF, NORMAL, FULL, EXTRA"),
-    ("MINGPIAN_DEFAULT_PROFILE", "china-tietong",
-     "expected one of default, china-telecom, china-unicom, china-mobile"),
-    ("MINGPIAN_MEDIA_WORKERS", "0", "expected an integer ≥ 1"),
-    ("MINGPIAN_MAX_BODY_BYTES", "-1", "expected an integer ≥ 1"),
-    ("MINGPIAN_RELOAD_INTERVAL", "-0.5", "expected a number ≥ 0"),
-    ("MINGPIAN_OUTBOX_BACKOFF", "nan", "expected a number ≥ 0"),
-    ("MINGPIAN_MAAP_TIMEOUT", "0", "expected a number > 0"),
-    ("MINGPIAN_DELIVERY_FLASH_GSM_DCS", "17", "expected one of 16, 240"),
-    ("MINGPIAN_DELIVERY_KANNEL_CHANNELS", "flash,ussd",
-     "unknown channel 'ussd'; expected flash, sms or both, comma-separated"),
-    ("MINGPIAN_DELIVERY_SMPP", "smsc.example.cn", "expected host:port (port 1 to 65535), or empty"),
-])
-def test_bad_values_stop_with_the_variable_the_value_and_what_is_allowed(var: str, value: str,
-                                                                          message: str) -> None:
+@pytest.mark.parametrize(
+    ("var", "value", "message"),
+    [
+        ("MINGPIAN_PORT", "eighty", "expected an integer from 0 to 65535"),
+        ("MINGPIAN_PORT", "70000", "expected an integer from 0 to 65535"),
+        ("MINGPIAN_PORT", "80.5", "expected an integer from 0 to 65535"),
+        ("MINGPIAN_LOG_FORMAT", "jsno", "expected one of json, text"),
+        ("MINGPIAN_LOG_LEVEL", "LOUD", "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ("MINGPIAN_STORE", "mysql", "expected one of sqlite, redis"),
+        ("MINGPIAN_DELIVERY_COUNTERS", "reddis", "expected one of sqlite, redis"),
+        ("MINGPIAN_MAAP_DIALECT", "cmcc", "expected one of csp, gsma"),
+        ("MINGPIAN_SQLITE_SYNCHRONOUS", "SOMETIMES", "expected one of OFF, NORMAL, FULL, EXTRA"),
+        (
+            "MINGPIAN_DEFAULT_PROFILE",
+            "china-tietong",
+            "expected one of default, china-telecom, china-unicom, china-mobile",
+        ),
+        ("MINGPIAN_MEDIA_WORKERS", "0", "expected an integer ≥ 1"),
+        ("MINGPIAN_MAX_BODY_BYTES", "-1", "expected an integer ≥ 1"),
+        ("MINGPIAN_RELOAD_INTERVAL", "-0.5", "expected a number ≥ 0"),
+        ("MINGPIAN_OUTBOX_BACKOFF", "nan", "expected a number ≥ 0"),
+        ("MINGPIAN_MAAP_TIMEOUT", "0", "expected a number > 0"),
+        ("MINGPIAN_DELIVERY_FLASH_GSM_DCS", "17", "expected one of 16, 240"),
+        (
+            "MINGPIAN_DELIVERY_KANNEL_CHANNELS",
+            "flash,ussd",
+            "unknown channel 'ussd'; expected flash, sms or both, comma-separated",
+        ),
+        ("MINGPIAN_DELIVERY_SMPP", "smsc.example.cn", "expected host:port (port 1 to 65535), or empty"),
+    ],
+)
+def test_bad_values_stop_with_the_variable_the_value_and_what_is_allowed(
+    var: str, value: str, message: str
+) -> None:
     with pytest.raises(SystemExit) as caught:
         Settings.from_env({var: value})
     assert str(caught.value) == f"{var}={value!r}: {message}"
 
 
 def test_closed_sets_match_in_any_case_and_keep_their_spelling() -> None:
-    s = Settings.from_env({"MINGPIAN_LOG_LEVEL": "debug", "MINGPIAN_SQLITE_SYNCHRONOUS": "full",
-                           "MINGPIAN_LOG_FORMAT": "TEXT", "MINGPIAN_DEFAULT_PROFILE": "China-Unicom"})
+    s = Settings.from_env(
+        {
+            "MINGPIAN_LOG_LEVEL": "debug",
+            "MINGPIAN_SQLITE_SYNCHRONOUS": "full",
+            "MINGPIAN_LOG_FORMAT": "TEXT",
+            "MINGPIAN_DEFAULT_PROFILE": "China-Unicom",
+        }
+    )
     assert (s.log_level, s.sqlite_synchronous, s.log_format, s.default_profile) == (
-        "DEBUG", "FULL", "text", "china-unicom")
+        "DEBUG",
+        "FULL",
+        "text",
+        "china-unicom",
+    )
 
 
-@pytest.mark.parametrize(("var", "message"), [
-    ("MINGPIAN_PROT", "MINGPIAN_PROT: no such setting; did you mean MINGPIAN_PORT?"),
-    ("MINGPIAN_DELIVERY_TIMEOUT", "MINGPIAN_DELIVERY_TIMEOUT: no such setting; did you mean "
-                                  "MINGPIAN_DELIVERY_TIMEOUTS?"),
-    ("MINGPIAN_CONFG", "MINGPIAN_CONFG: no such setting; did you mean MINGPIAN_CONFIG?"),
-    ("MINGPIAN_XYZZY", "MINGPIAN_XYZZY: no such setting"),
-])
+@pytest.mark.parametrize(
+    ("var", "message"),
+    [
+        ("MINGPIAN_PROT", "MINGPIAN_PROT: no such setting; did you mean MINGPIAN_PORT?"),
+        (
+            "MINGPIAN_DELIVERY_TIMEOUT",
+            "MINGPIAN_DELIVERY_TIMEOUT: no such setting; did you mean MINGPIAN_DELIVERY_TIMEOUTS?",
+        ),
+        ("MINGPIAN_CONFG", "MINGPIAN_CONFG: no such setting; did you mean MINGPIAN_CONFIG?"),
+        ("MINGPIAN_XYZZY", "MINGPIAN_XYZZY: no such setting"),
+    ],
+)
 def test_unknown_variables_stop_with_a_suggestion(var: str, message: str) -> None:
     with pytest.raises(SystemExit) as caught:
         Settings.from_env({var: "1", "MINGPIAN_PORT": "9000"})
@@ -128,19 +160,31 @@ def test_delivery_timeouts_parse_into_seconds_per_channel() -> None:
     s = Settings.from_env({"MINGPIAN_DELIVERY_TIMEOUTS": " ussd=8, sms=90.5 "})
     assert s.delivery_timeouts == {"rcs": 60.0, "ussd": 8.0, "flash": 30.0, "sms": 90.5}
     assert Settings(delivery_timeouts={"rcs": 2}).delivery_timeouts["rcs"] == 2.0  # type: ignore[dict-item]
-    assert Settings.from_env({"MINGPIAN_DELIVERY_TIMEOUTS": ""}).delivery_timeouts == Settings().delivery_timeouts
+    assert (
+        Settings.from_env({"MINGPIAN_DELIVERY_TIMEOUTS": ""}).delivery_timeouts
+        == Settings().delivery_timeouts
+    )
     assert hash(s) == hash(s.with_())  # the dict is kept out of the hash; settings stay hashable
 
 
-@pytest.mark.parametrize(("value", "message"), [
-    ("fax=3", "unknown channel 'fax'; expected channel=seconds, comma-separated "
-              "(channels rcs, ussd, flash, sms; seconds > 0)"),
-    ("ussd", "'ussd' is not channel=seconds; expected channel=seconds, comma-separated "
-             "(channels rcs, ussd, flash, sms; seconds > 0)"),
-    ("ussd=0", "ussd: '0' is not a number of seconds > 0"),
-    ("sms=-5", "sms: '-5' is not a number of seconds > 0"),
-    ("flash=soon", "flash: 'soon' is not a number of seconds > 0"),
-])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            "fax=3",
+            "unknown channel 'fax'; expected channel=seconds, comma-separated "
+            "(channels rcs, ussd, flash, sms; seconds > 0)",
+        ),
+        (
+            "ussd",
+            "'ussd' is not channel=seconds; expected channel=seconds, comma-separated "
+            "(channels rcs, ussd, flash, sms; seconds > 0)",
+        ),
+        ("ussd=0", "ussd: '0' is not a number of seconds > 0"),
+        ("sms=-5", "sms: '-5' is not a number of seconds > 0"),
+        ("flash=soon", "flash: 'soon' is not a number of seconds > 0"),
+    ],
+)
 def test_delivery_timeouts_errors(value: str, message: str) -> None:
     with pytest.raises(SystemExit) as caught:
         Settings.from_env({"MINGPIAN_DELIVERY_TIMEOUTS": value})
@@ -149,7 +193,9 @@ def test_delivery_timeouts_errors(value: str, message: str) -> None:
 
 def test_kannel_channels_parse_into_a_tuple() -> None:
     assert Settings().delivery_kannel_channels == ("flash", "sms")
-    assert Settings.from_env({"MINGPIAN_DELIVERY_KANNEL_CHANNELS": " SMS "}).delivery_kannel_channels == ("sms",)
+    assert Settings.from_env({"MINGPIAN_DELIVERY_KANNEL_CHANNELS": " SMS "}).delivery_kannel_channels == (
+        "sms",
+    )
     assert Settings.from_env({"MINGPIAN_DELIVERY_KANNEL_CHANNELS": ""}).delivery_kannel_channels == ()
 
 
@@ -160,11 +206,19 @@ def _toml(tmp_path: Path, text: str) -> Path:
 
 
 def test_config_file_sits_between_defaults_and_the_environment(tmp_path: Path) -> None:
-    path = _toml(tmp_path, 'port = 8081\nlog_format = "text"\ndata_dir = "/srv/mp"\nmaap_timeout = 2\n'
-                           'delivery_kannel_channels = ["sms"]\n\n[delivery_timeouts]\nussd = 8\n')
+    path = _toml(
+        tmp_path,
+        'port = 8081\nlog_format = "text"\ndata_dir = "/srv/mp"\nmaap_timeout = 2\n'
+        'delivery_kannel_channels = ["sms"]\n\n[delivery_timeouts]\nussd = 8\n',
+    )
     s = Settings.from_env({}, config=path)
     assert (s.port, s.log_format, s.data_dir, s.maap_timeout, s.host) == (
-        8081, "text", Path("/srv/mp"), 2.0, "127.0.0.1")
+        8081,
+        "text",
+        Path("/srv/mp"),
+        2.0,
+        "127.0.0.1",
+    )
     assert s.delivery_timeouts["ussd"] == 8.0 and s.delivery_kannel_channels == ("sms",)
     env = {"MINGPIAN_PORT": "8082", CONFIG_ENV: str(path)}
     assert Settings.from_env(env).port == 8082  # the environment beats the file
@@ -181,20 +235,27 @@ def test_config_delivery_timeouts_as_a_string(tmp_path: Path) -> None:
     assert s.delivery_timeouts == {"rcs": 60.0, "ussd": 5.0, "flash": 30.0, "sms": 30.0}
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("prot = 8081\n", "prot: no such setting; did you mean port? (`mingpian settings` lists them)"),
-    ("[server]\nport = 8081\n", "server: no such setting (`mingpian settings` lists them)"),
-    ('port = "8081"\n', "port = '8081': expected an integer from 0 to 65535; got text"),
-    ("port = true\n", "port = True: expected an integer from 0 to 65535; got a boolean"),
-    ("log_format = 1\n", "log_format = 1: expected one of json, text; got an integer"),
-    ('log_format = "xml"\n', "log_format = 'xml': expected one of json, text"),
-    ("data_dir = 3\n", "data_dir = 3: expected a path; got an integer"),
-    ("[delivery_timeouts]\nussd = true\n", "delivery_timeouts = {'ussd': True}: ussd: True is not a "
-                                           "number of seconds > 0"),
-    ("delivery_kannel_channels = [1]\n", "delivery_kannel_channels = [1]: expected flash, sms or both, "
-                                         "comma-separated"),
-    ("webhook_password = 12345\n", "webhook_password = '********': expected text; got an integer"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("prot = 8081\n", "prot: no such setting; did you mean port? (`mingpian settings` lists them)"),
+        ("[server]\nport = 8081\n", "server: no such setting (`mingpian settings` lists them)"),
+        ('port = "8081"\n', "port = '8081': expected an integer from 0 to 65535; got text"),
+        ("port = true\n", "port = True: expected an integer from 0 to 65535; got a boolean"),
+        ("log_format = 1\n", "log_format = 1: expected one of json, text; got an integer"),
+        ('log_format = "xml"\n', "log_format = 'xml': expected one of json, text"),
+        ("data_dir = 3\n", "data_dir = 3: expected a path; got an integer"),
+        (
+            "[delivery_timeouts]\nussd = true\n",
+            "delivery_timeouts = {'ussd': True}: ussd: True is not a number of seconds > 0",
+        ),
+        (
+            "delivery_kannel_channels = [1]\n",
+            "delivery_kannel_channels = [1]: expected flash, sms or both, comma-separated",
+        ),
+        ("webhook_password = 12345\n", "webhook_password = '********': expected text; got an integer"),
+    ],
+)
 def test_config_errors_name_the_file_and_key(tmp_path: Path, text: str, message: str) -> None:
     path = _toml(tmp_path, text)
     with pytest.raises(SystemExit) as caught:

@@ -18,8 +18,13 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerThr
     base = tmp_path_factory.mktemp("studio")
     templates = base / "card_templates"
     shutil.copytree(PROJECT_ROOT / "card_templates", templates)
-    settings = Settings(template_dir=templates, data_dir=base / "var", reload_interval=0.25,
-                        log_format="text", log_level="WARNING")
+    settings = Settings(
+        template_dir=templates,
+        data_dir=base / "var",
+        reload_interval=0.25,
+        log_format="text",
+        log_level="WARNING",
+    )
     server = ServerThread(settings).start()
     yield server, templates
     server.stop()

@@ -24,16 +24,23 @@ from tests.support.templates import MANIFEST, write_template
 Client = TestClient[Any, web.Application]
 
 
-async def scratch_client(aiohttp_client: ClientFactory, settings: Settings, root: Path,
-                         **changes: Any) -> Client:
+async def scratch_client(
+    aiohttp_client: ClientFactory, settings: Settings, root: Path, **changes: Any
+) -> Client:
     return await aiohttp_client(create_app(settings.with_(template_dir=root, **changes)))
 
 
 def assert_studio_headers(resp: Any) -> None:
     csp = resp.headers["Content-Security-Policy"]
     assert csp == CSP
-    for directive in ("default-src 'self'", "script-src 'self'", "img-src 'self' data: blob:",
-                      "media-src 'self' blob:", "frame-ancestors 'none'", "object-src 'none'"):
+    for directive in (
+        "default-src 'self'",
+        "script-src 'self'",
+        "img-src 'self' data: blob:",
+        "media-src 'self' blob:",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+    ):
         assert directive in csp
     assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
@@ -86,12 +93,16 @@ async def test_unknown_template_page_is_json_404(client: Client) -> None:
         assert body["error"] in ("not_found", "template_not_found")
 
 
-async def test_markup_in_template_metadata_is_escaped(aiohttp_client: ClientFactory,
-                                                      settings: Settings, tmp_path: Path) -> None:
+async def test_markup_in_template_metadata_is_escaped(
+    aiohttp_client: ClientFactory, settings: Settings, tmp_path: Path
+) -> None:
     root = tmp_path / "tpl"
     evil = "<script>alert(1)</script><img src=x onerror=alert(2)>"
-    manifest = MANIFEST.format(name="evil").replace("测试模板", json.dumps(evil)).replace(
-        "测试用模板", json.dumps(evil))
+    manifest = (
+        MANIFEST.format(name="evil")
+        .replace("测试模板", json.dumps(evil))
+        .replace("测试用模板", json.dumps(evil))
+    )
     write_template(root, "evil", "card:\n  title: hi\n", manifest=manifest)
     client = await scratch_client(aiohttp_client, settings, root)
     for path in ("/", "/t/evil"):
@@ -100,9 +111,9 @@ async def test_markup_in_template_metadata_is_escaped(aiohttp_client: ClientFact
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
-async def test_broken_template_still_listed_and_page_opens(aiohttp_client: ClientFactory,
-                                                           settings: Settings,
-                                                           scratch_templates: Path) -> None:
+async def test_broken_template_still_listed_and_page_opens(
+    aiohttp_client: ClientFactory, settings: Settings, scratch_templates: Path
+) -> None:
     (scratch_templates / "staff-card" / "card.yaml").write_text("card: [unclosed\n", "utf-8")
     client = await scratch_client(aiohttp_client, settings, scratch_templates)
     html = await (await client.get("/")).text()
@@ -112,22 +123,33 @@ async def test_broken_template_still_listed_and_page_opens(aiohttp_client: Clien
 
 
 async def test_static_assets_types_and_traversal(client: Client) -> None:
-    for name, ctype in (("template.js", "text/javascript"), ("studio.css", "text/css"),
-                        ("icon.svg", "image/svg+xml"), ("fonts.css", "text/css")):
+    for name, ctype in (
+        ("template.js", "text/javascript"),
+        ("studio.css", "text/css"),
+        ("icon.svg", "image/svg+xml"),
+        ("fonts.css", "text/css"),
+    ):
         resp = await client.get(f"/static/{name}")
         assert resp.status == 200, name
         assert resp.content_type == ctype, name
         assert_studio_headers(resp)
-    for bad in ("/static/../app.py", "/static/%2e%2e/pages.py", "/static/pages.py",
-                "/static/fonts/../../pages.py", "/static/sub/dir/x.js", "/static/nope.js",
-                "/static/.hidden.js"):
+    for bad in (
+        "/static/../app.py",
+        "/static/%2e%2e/pages.py",
+        "/static/pages.py",
+        "/static/fonts/../../pages.py",
+        "/static/sub/dir/x.js",
+        "/static/nope.js",
+        "/static/.hidden.js",
+    ):
         resp = await client.get(bad)
         assert resp.status == 404, bad
         assert resp.content_type == "application/json", bad
 
 
-async def test_project_fonts_are_served_and_declared(aiohttp_client: ClientFactory,
-                                                     settings: Settings, tmp_path: Path) -> None:
+async def test_project_fonts_are_served_and_declared(
+    aiohttp_client: ClientFactory, settings: Settings, tmp_path: Path
+) -> None:
     assets = tmp_path / "assets"
     (assets / "fonts").mkdir(parents=True)
     (assets / "fonts" / "MingpianSans-Regular.ttf").write_bytes(b"\0\1\0\0fake-font")
@@ -160,14 +182,18 @@ async def test_capabilities_lists_registered_formats(client: Client) -> None:
 
 
 def _card_titles(body: dict[str, Any]) -> list[str]:
-    return [m["contentText"]["message"]["generalPurposeCard"]["content"]["title"]
-            for m in body["messageList"] if isinstance(m["contentText"], dict)]
+    return [
+        m["contentText"]["message"]["generalPurposeCard"]["content"]["title"]
+        for m in body["messageList"]
+        if isinstance(m["contentText"], dict)
+    ]
 
 
 async def test_preview_chat_taps_and_numbered_replies(client: Client) -> None:
     chat = "/api/studio/chat"
-    resp = await client.post(chat, json={"session": "rcs-0123456789", "postback": "track:SF1234567890123",
-                                         "text": "查询物流"})
+    resp = await client.post(
+        chat, json={"session": "rcs-0123456789", "postback": "track:SF1234567890123", "text": "查询物流"}
+    )
     assert resp.status == 200
     body = await resp.json()
     assert body["bot"] == "courier" and body["node"] == "tracking"
@@ -219,8 +245,9 @@ async def test_preview_chat_rejects_bad_requests(client: Client) -> None:
     assert (await client.post(chat, data=b"{}", headers={"Content-Type": "text/plain"})).status == 415
 
 
-async def test_preview_chat_without_a_chatbot(aiohttp_client: ClientFactory, settings: Settings,
-                                              tmp_path: Path) -> None:
+async def test_preview_chat_without_a_chatbot(
+    aiohttp_client: ClientFactory, settings: Settings, tmp_path: Path
+) -> None:
     empty = tmp_path / "no-bots"
     empty.mkdir()
     client = await aiohttp_client(create_app(settings.with_(chatbot_dir=empty)))
@@ -231,7 +258,8 @@ async def test_preview_chat_without_a_chatbot(aiohttp_client: ClientFactory, set
 
 
 async def test_preview_chat_runs_the_real_loop_and_never_the_real_maap(
-        aiohttp_client: ClientFactory, aiohttp_raw_server: Any, settings: Settings) -> None:
+    aiohttp_client: ClientFactory, aiohttp_raw_server: Any, settings: Settings
+) -> None:
     """The configured MaaP is a local listener: the preview must never call it, while the real
     webhook of the same server does (so the listener is proven to be the one in use)."""
     hits: list[str] = []
@@ -242,22 +270,32 @@ async def test_preview_chat_runs_the_real_loop_and_never_the_real_maap(
 
     listener = await aiohttp_raw_server(real_maap)
     secret = "real-webhook-secret"
-    client = await aiohttp_client(create_app(settings.with_(
-        maap_url=str(listener.make_url("")).rstrip("/"), maap_app_id="real-app", maap_app_key="real-key",
-        webhook_hmac_secret=secret)))
+    client = await aiohttp_client(
+        create_app(
+            settings.with_(
+                maap_url=str(listener.make_url("")).rstrip("/"),
+                maap_app_id="real-app",
+                maap_app_key="real-key",
+                webhook_hmac_secret=secret,
+            )
+        )
+    )
     preview = client.app[preview_bot_key]
     real = client.app[runtime_key]
     assert preview.store is not real.store and preview.sim.app_key != "real-key"
     chat = "/api/studio/chat"
-    first = await (await client.post(chat, json={"session": "loop-0123456789",
-                                                 "postback": "track:SF1234567890123"})).json()
+    first = await (
+        await client.post(chat, json={"session": "loop-0123456789", "postback": "track:SF1234567890123"})
+    ).json()
     second = await (await client.post(chat, json={"session": "loop-0123456789", "text": "2"})).json()
     assert second["node"] == "reschedule"
     user = first["inbound"]["senderAddress"]
     # webhook → engine: the delivery's dedupe record and the committed state are in the preview store
     state = await preview.state("courier", user)
     assert state is not None and state.node == "reschedule" and state.turns == 2
-    assert (await preview.store.load(f"courier\x1f{user}", f"courier\x1f{first['inbound']['messageId']}")).seen
+    assert (
+        await preview.store.load(f"courier\x1f{user}", f"courier\x1f{first['inbound']['messageId']}")
+    ).seen
     # store → outbox worker → MaaP client → simulator: every reply row was sent, once
     ids = [r["messageId"] for r in first["replies"] + second["replies"]]
     rows = [await preview.store.message(mid) for mid in ids]
@@ -272,10 +310,14 @@ async def test_preview_chat_runs_the_real_loop_and_never_the_real_maap(
     assert (await real.store.load(f"courier\x1f{user}", "")).state is None
     assert hits == []
     # ... while a message to the server's real webhook does go to the configured MaaP
-    raw = json.dumps(preview.sim.message("tel:+8613800138000", postback="track:SF1234567890123"),
-                     ensure_ascii=False).encode()
-    resp = await client.post(f"/maap/courier/messageNotification/{PREVIEW_CHATBOT}/messages", data=raw,
-                             headers={"Content-Type": "application/json", **hmac_headers(secret, raw)})
+    raw = json.dumps(
+        preview.sim.message("tel:+8613800138000", postback="track:SF1234567890123"), ensure_ascii=False
+    ).encode()
+    resp = await client.post(
+        f"/maap/courier/messageNotification/{PREVIEW_CHATBOT}/messages",
+        data=raw,
+        headers={"Content-Type": "application/json", **hmac_headers(secret, raw)},
+    )
     assert resp.status == 200
     for _ in range(200):
         if hits:
@@ -289,19 +331,22 @@ async def test_preview_chat_runs_the_real_loop_and_never_the_real_maap(
 async def test_preview_chat_says_when_the_simulated_maap_refuses(client: Client) -> None:
     preview = client.app[preview_bot_key]
     preview.sim.fault = Fault(mode="errorcode", error_code=20002)  # bad parameters: not retried
-    resp = await client.post("/api/studio/chat", json={"session": "fail-0123456789",
-                                                       "postback": "track:SF1234567890123"})
+    resp = await client.post(
+        "/api/studio/chat", json={"session": "fail-0123456789", "postback": "track:SF1234567890123"}
+    )
     assert resp.status == 502 and resp.content_type == "application/json"
     err = await resp.json()
     assert err["error"] == "preview_failed" and "failed" in err["message"] and "20002" in err["message"]
     preview.sim.fault = Fault()
-    body = await (await client.post("/api/studio/chat", json={"session": "fail-0123456789", "text": "2"})).json()
+    body = await (
+        await client.post("/api/studio/chat", json={"session": "fail-0123456789", "text": "2"})
+    ).json()
     assert body["node"] == "reschedule"  # the turn itself was committed; the next tap goes on from it
 
 
-async def test_events_ready_then_changed_on_file_edit(aiohttp_client: ClientFactory,
-                                                     settings: Settings,
-                                                     scratch_templates: Path) -> None:
+async def test_events_ready_then_changed_on_file_edit(
+    aiohttp_client: ClientFactory, settings: Settings, scratch_templates: Path
+) -> None:
     client = await scratch_client(aiohttp_client, settings, scratch_templates, reload_interval=0.25)
     resp = await client.get("/api/templates/courier-hangup/events")
     assert resp.status == 200 and resp.content_type == "text/event-stream"
@@ -314,13 +359,17 @@ async def test_events_ready_then_changed_on_file_edit(aiohttp_client: ClientFact
     name, data = await read_event(resp)
     assert name == "changed" and data["ok"] is True and data["templateVersion"] != first
     # Right after the event, the API serves the new template (not the store's cached build).
-    body = await (await client.post("/api/templates/courier-hangup/render",
-                                    json=(await (await client.get(
-                                        "/api/templates/courier-hangup")).json())["sampleData"])).json()
+    body = await (
+        await client.post(
+            "/api/templates/courier-hangup/render",
+            json=(await (await client.get("/api/templates/courier-hangup")).json())["sampleData"],
+        )
+    ).json()
     assert body["messageList"][0]["contentText"]["message"]["generalPurposeCard"]["content"][
-        "title"].startswith("您的包裹")
+        "title"
+    ].startswith("您的包裹")
     # A broken save is reported as such, with file and line, on the same stream.
-    card.write_text("card:\n  title: \"{{ unclosed\"\n", "utf-8")
+    card.write_text('card:\n  title: "{{ unclosed"\n', "utf-8")
     name, data = await read_event(resp)
     assert name == "changed" and data["ok"] is False
     assert any(p.get("file", "").endswith("card.yaml") for p in data["error"]["problems"])
@@ -363,8 +412,16 @@ def test_static_scripts_never_parse_data_as_html() -> None:
     """The DOM is built with textContent and DOM APIs only: no HTML sinks in the page code."""
     from mingpian.studio.assets import STATIC_DIR
 
-    sinks = ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(",
-             "new Function", "srcdoc", "javascript:")
+    sinks = (
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "new Function",
+        "srcdoc",
+        "javascript:",
+    )
     scripts = sorted(STATIC_DIR.glob("*.js"))
     assert len(scripts) >= 8
     for js in scripts:

@@ -124,29 +124,39 @@ def test_live_reload_keeps_form_input(page: tuple[Any, PageProbe], studio: Studi
     assert "{{ nickname }}{% if" in source
     card.write_text(source.replace("{{ nickname }}{% if", "★{{ nickname }}★{% if", 1), "utf-8")
     saved = time.monotonic()
-    pg.wait_for_function(f"() => document.querySelector('{CARD_TITLE}').textContent.includes('★小蓝★')",
-                         timeout=5000)
+    pg.wait_for_function(
+        f"() => document.querySelector('{CARD_TITLE}').textContent.includes('★小蓝★')", timeout=5000
+    )
     print(f"live reload: card updated {time.monotonic() - saved:.2f}s after the save")
     assert field(pg, "$.nickname").input_value() == "小蓝"  # the user's input survived
     # a schema change rebuilds the form around the user's values
     schema = folder / "schema.json"
     text = schema.read_text("utf-8")
-    schema.write_text(text.replace('"properties": {', '"properties": {\n    "city": {"type": "string", '
-                                   '"title": "所在城市", "maxLength": 10},', 1), "utf-8")
+    schema.write_text(
+        text.replace(
+            '"properties": {',
+            '"properties": {\n    "city": {"type": "string", "title": "所在城市", "maxLength": 10},',
+            1,
+        ),
+        "utf-8",
+    )
     pg.wait_for_selector('[data-path="$.city"] input')
     assert field(pg, "$.nickname").input_value() == "小蓝"
     # a broken save shows file:line, and fixing it brings the preview back
-    card.write_text("card:\n  title: \"{{ nickname \"\n", "utf-8")
+    card.write_text('card:\n  title: "{{ nickname "\n', "utf-8")
     pg.wait_for_selector("#problem-list li.template-problem")
     assert "card.yaml" in pg.text_content("#problem-list")
     card.write_text(source, "utf-8")
-    pg.wait_for_function(f"() => document.querySelector('{CARD_TITLE}').textContent.includes('小蓝') && "
-                         f"!document.querySelector('{CARD_TITLE}').textContent.includes('★')")
+    pg.wait_for_function(
+        f"() => document.querySelector('{CARD_TITLE}').textContent.includes('小蓝') && "
+        f"!document.querySelector('{CARD_TITLE}').textContent.includes('★')"
+    )
     assert pg.locator("#problems").is_hidden()
 
 
-def test_broken_template_shows_file_and_line_then_recovers(page: tuple[Any, PageProbe],
-                                                           studio: Studio) -> None:
+def test_broken_template_shows_file_and_line_then_recovers(
+    page: tuple[Any, PageProbe], studio: Studio
+) -> None:
     pg, _ = page
     server, templates = studio
     card = templates / "staff-card" / "card.yaml"
@@ -183,8 +193,9 @@ def test_xss_probe_every_field(page: tuple[Any, PageProbe], studio: Studio) -> N
     assert pg.locator('img[src="x"], script:not([src])').count() == 0
     # Every field at once (most now fail validation, and the errors quote the values).
     n = renders(pg)
-    for control in pg.locator("#data-form input[type=text], #data-form input[type=url], "
-                              "#data-form textarea").all():
+    for control in pg.locator(
+        "#data-form input[type=text], #data-form input[type=url], #data-form textarea"
+    ).all():
         control.fill(XSS[0] if "script" not in control.input_value() else XSS[1])
     wait_rendered_after(pg, n)
     assert "<script>" in pg.text_content("#problems") or "<img" in pg.text_content("#problems")
@@ -201,8 +212,7 @@ def test_xss_probe_every_field(page: tuple[Any, PageProbe], studio: Studio) -> N
     assert pg.evaluate("() => window.__xss") is None
 
 
-def test_profile_switch_and_share_link(page: tuple[Any, PageProbe], studio: Studio,
-                                      browser: Any) -> None:
+def test_profile_switch_and_share_link(page: tuple[Any, PageProbe], studio: Studio, browser: Any) -> None:
     pg, _ = page
     server, _ = studio
     open_template(pg, server, "bank-identity")
@@ -254,15 +264,16 @@ def test_tap_a_chip_and_the_bot_replies(page: tuple[Any, PageProbe], studio: Stu
     assert rcs.locator(".bubble.user").first.text_content() == "查询物流"
     # The conversation continues from a button of the bot's own card.
     rcs.locator(".reply").first.get_by_role("button", name="回复：改约派送").click()
-    pg.wait_for_function("() => [...document.querySelectorAll('#phone-rcs .reply .card-title')]"
-                         ".some(t => t.textContent === '请选择新的派送时间')")
+    pg.wait_for_function(
+        "() => [...document.querySelectorAll('#phone-rcs .reply .card-title')]"
+        ".some(t => t.textContent === '请选择新的派送时间')"
+    )
     pg.click("#raw-box summary")
     pg.select_option("#raw-kind", "chat")
     assert '"node": "reschedule"' in pg.text_content("#raw")
 
 
-def test_chips_are_tappable_even_when_no_bot_answers(page: tuple[Any, PageProbe],
-                                                     studio: Studio) -> None:
+def test_chips_are_tappable_even_when_no_bot_answers(page: tuple[Any, PageProbe], studio: Studio) -> None:
     pg, _ = page
     server, _ = studio
     open_template(pg, server, "ad-carousel")
@@ -270,7 +281,9 @@ def test_chips_are_tappable_even_when_no_bot_answers(page: tuple[Any, PageProbe]
     assert chips.count() == 2  # 联系门店 (dial) and 退订 (reply), after the carousel
     chips.nth(1).click()
     pg.wait_for_selector("#phone-rcs .bubble.user")
-    pg.wait_for_function("() => document.querySelector('#phone-rcs .convo').textContent.includes('ad:optout')")
+    pg.wait_for_function(
+        "() => document.querySelector('#phone-rcs .convo').textContent.includes('ad:optout')"
+    )
 
 
 def test_numbered_replies_on_legacy_screens(page: tuple[Any, PageProbe], studio: Studio) -> None:
@@ -292,7 +305,9 @@ def test_numbered_replies_on_legacy_screens(page: tuple[Any, PageProbe], studio:
     ussd = pg.locator("#phone-ussd")
     ussd.locator("input.legacy-input").fill("9")
     ussd.locator("input.legacy-input").press("Enter")
-    pg.wait_for_function("() => document.querySelector('#phone-ussd .legacy-replies').textContent.includes('没有第 9 项')")
+    pg.wait_for_function(
+        "() => document.querySelector('#phone-ussd .legacy-replies').textContent.includes('没有第 9 项')"
+    )
 
 
 def test_rendered_image_and_video(page: tuple[Any, PageProbe], studio: Studio) -> None:
@@ -373,8 +388,13 @@ def test_panels_stay_dark_without_their_backends(browser: Any, tmp_path: Path) -
             del formats[fmt]
 
     (tmp_path / "no-bots").mkdir()
-    settings = Settings(template_dir=PROJECT_ROOT / "card_templates", data_dir=tmp_path / "var",
-                        chatbot_dir=tmp_path / "no-bots", log_format="text", log_level="WARNING")
+    settings = Settings(
+        template_dir=PROJECT_ROOT / "card_templates",
+        data_dir=tmp_path / "var",
+        chatbot_dir=tmp_path / "no-bots",
+        log_format="text",
+        log_level="WARNING",
+    )
     server = ServerThread(settings, core_only).start()
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     pg = context.new_page()
@@ -385,14 +405,20 @@ def test_panels_stay_dark_without_their_backends(browser: Any, tmp_path: Path) -
         assert pg.locator(".thumb.mini-card .rcs-card").count() >= 6
         assert pg.locator(".thumb img").count() == 0
         open_template(pg, server, "courier-hangup")
-        for view, fmt in (("image", "png"), ("video", "mp4"), ("ussd", "ussd"), ("flash", "flash"),
-                          ("sms", "sms")):
+        for view, fmt in (
+            ("image", "png"),
+            ("video", "mp4"),
+            ("ussd", "ussd"),
+            ("flash", "flash"),
+            ("sms", "sms"),
+        ):
             assert pg.locator(f"#phone-{view}.off").count() == 1, view
             assert f"?format={fmt}" in pg.text_content(f"#phone-{view} .off-text")
         assert pg.locator(".media-mode").is_hidden()
         pg.get_by_role("button", name="回复：改约派送").click()
-        pg.wait_for_function("() => document.querySelector('#phone-rcs .convo').textContent"
-                             ".includes('聊天机器人未启用')")
+        pg.wait_for_function(
+            "() => document.querySelector('#phone-rcs .convo').textContent.includes('聊天机器人未启用')"
+        )
         assert "reschedule:SF1234567890123" in pg.text_content("#phone-rcs .convo")
     finally:
         context.close()

@@ -18,8 +18,13 @@ from mingpian.settings import PROJECT_ROOT, Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-    "--no-first-run", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "studio"
 
@@ -27,8 +32,7 @@ ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "studio"
 class ServerThread:
     """create_app(settings) served by web.AppRunner on 127.0.0.1:<free port> in its own loop."""
 
-    def __init__(self, settings: Settings,
-                 prepare: Callable[[web.Application], None] | None = None) -> None:
+    def __init__(self, settings: Settings, prepare: Callable[[web.Application], None] | None = None) -> None:
         self.settings = settings
         self.prepare = prepare
         self.port = 0

@@ -21,8 +21,14 @@ brand:
 """
 
 
-def write_template(root: Path, name: str, card: str, schema: dict[str, Any] | None = None,
-                   sample: dict[str, Any] | None = None, manifest: str | None = None) -> Path:
+def write_template(
+    root: Path,
+    name: str,
+    card: str,
+    schema: dict[str, Any] | None = None,
+    sample: dict[str, Any] | None = None,
+    manifest: str | None = None,
+) -> Path:
     """Create card_templates/<name>/ with the given card.yaml and a permissive schema."""
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)

@@ -56,8 +56,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     from ..chatbot import runtime_key  # set up before this feature (see create_app)
 
     runtime = app.get(runtime_key)
-    service = DeliveryService(delivery_config(app[settings_key]), app[templates_key],
-                              runtime.maap if runtime is not None else None)
+    service = DeliveryService(
+        delivery_config(app[settings_key]), app[templates_key], runtime.maap if runtime is not None else None
+    )
     try:
         await service.start()
     except SeedError as exc:
@@ -81,4 +82,3 @@ def setup(app: web.Application) -> None:
         paths.update(module.setup(app))
     paths.update(setup_reports_page(app))
     add_paths(app, paths, {ref: SCHEMAS[kind] for kind, ref in EXPOSED_SCHEMAS.items()})
-

@@ -33,7 +33,9 @@ async def get_call(request: web.Request) -> web.Response:
     return json_response(
         {
             "call_id": request.match_info["call_id"],
-            "deliveries": [{**d.to_json(), "attempts": [a.to_json() for a in store.attempts(d.id)]} for d in ds],
+            "deliveries": [
+                {**d.to_json(), "attempts": [a.to_json() for a in store.attempts(d.id)]} for d in ds
+            ],
         }
     )
 
@@ -48,8 +50,15 @@ async def post_reply(request: web.Request) -> web.Response:
     service = request.app[delivery_key]
     hit = service.store.find("line", to)
     if hit is None or not p.may_see(hit[0]):
-        raise ApiError(422, "unknown_line", f"{to} is not a line" + ("" if p.operator else " of this enterprise"), path="$.to")
-    opted = service.replies.on_reply(body["from"], to, body["text"], body.get("channel", "rcs"), body.get("postback", ""))
+        raise ApiError(
+            422,
+            "unknown_line",
+            f"{to} is not a line" + ("" if p.operator else " of this enterprise"),
+            path="$.to",
+        )
+    opted = service.replies.on_reply(
+        body["from"], to, body["text"], body.get("channel", "rcs"), body.get("postback", "")
+    )
     await service.store.durable()
     return json_response({"opt_out": opted})
 
@@ -72,7 +81,11 @@ def setup(app: web.Application) -> dict[str, Any]:
             "get": op("Deliveries and attempts of a call", {"200": OK}, 404, params=("call_id",))
         },
         "/api/replies": {
-            "post": op("A reply received on another channel (opt-out words honoured)", {"200": OK}, *WRITE_ERRORS,
-                       body="DeliveryReply")
+            "post": op(
+                "A reply received on another channel (opt-out words honoured)",
+                {"200": OK},
+                *WRITE_ERRORS,
+                body="DeliveryReply",
+            )
         },
     }

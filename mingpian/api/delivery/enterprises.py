@@ -99,19 +99,39 @@ def setup(app: web.Application) -> dict[str, Any]:
     return {
         BASE: {
             "get": op("List enterprises (an enterprise key sees its own)", {"200": OK}),
-            "post": op("Create an enterprise (operator)", {"201": CREATED}, 403, 409, *WRITE_ERRORS,
-                       body="DeliveryEnterprise"),
+            "post": op(
+                "Create an enterprise (operator)",
+                {"201": CREATED},
+                403,
+                409,
+                *WRITE_ERRORS,
+                body="DeliveryEnterprise",
+            ),
         },
         ITEM: {
             "get": op("Get an enterprise", {"200": OK}, 404, params=EID),
-            "put": op("Replace an enterprise", {"200": OK}, 404, *WRITE_ERRORS, params=EID,
-                      body="DeliveryEnterprise"),
-            "delete": op("Delete an enterprise and everything of it (operator)", {"204": DELETED}, 403, 404,
-                         params=EID),
+            "put": op(
+                "Replace an enterprise",
+                {"200": OK},
+                404,
+                *WRITE_ERRORS,
+                params=EID,
+                body="DeliveryEnterprise",
+            ),
+            "delete": op(
+                "Delete an enterprise and everything of it (operator)", {"204": DELETED}, 403, 404, params=EID
+            ),
         },
         ITEM + "/keys": {
-            "post": op("Issue an API key for the enterprise (shown once; operator)", {"201": CREATED}, 403, 404,
-                       params=EID)
+            "post": op(
+                "Issue an API key for the enterprise (shown once; operator)",
+                {"201": CREATED},
+                403,
+                404,
+                params=EID,
+            )
         },
-        ITEM + "/audit": {"get": op("Audit log (verification and every change)", {"200": OK}, 404, params=EID)},
+        ITEM + "/audit": {
+            "get": op("Audit log (verification and every change)", {"200": OK}, 404, params=EID)
+        },
     }

@@ -74,11 +74,14 @@ def setup(app: web.Application) -> dict[str, Any]:
     app.router.add_get("/api/gateway/kannel/mo", kannel_mo)
     return {
         "/api/gateway/kannel/dlr": {
-            "get": _callback("Kannel dlr-url callback (authenticated by token=)", ("id", "type", "token"), "type")
+            "get": _callback(
+                "Kannel dlr-url callback (authenticated by token=)", ("id", "type", "token"), "type"
+            )
         },
         "/api/gateway/kannel/mo": {
             "get": _callback(
-                "Kannel MO callback: a subscriber's SMS (opt-out words honoured)", ("from", "to", "text", "token"),
+                "Kannel MO callback: a subscriber's SMS (opt-out words honoured)",
+                ("from", "to", "text", "token"),
                 "text",
             )
         },

@@ -26,7 +26,9 @@ async def get_usage(request: web.Request) -> web.Response:
     by = tuple(x.strip() for x in request.query.get("by", "day").split(",") if x.strip())
     bad = [x for x in by if x not in GROUPS]
     if bad:
-        raise ApiError(400, "invalid_query", f"cannot group by {bad[0]!r}; use day, line, channel, package", path="by")
+        raise ApiError(
+            400, "invalid_query", f"cannot group by {bad[0]!r}; use day, line, channel, package", path="by"
+        )
     rows = request.app[delivery_key].meter.usage(ent["id"], by)
     if request.query.get("format") == "csv":
         return web.Response(
@@ -86,15 +88,31 @@ def setup(app: web.Application) -> dict[str, Any]:
     return {
         BASE + "/optouts": {"get": op("Numbers that opted out", {"200": OK}, 404, params=EID)},
         BASE + "/usage": {
-            "get": op("Usage and cost by day/line/channel/package (?by=, ?format=csv)", {"200": csv_or_json},
-                      400, 404, params=EID, query=("by", "format"))
+            "get": op(
+                "Usage and cost by day/line/channel/package (?by=, ?format=csv)",
+                {"200": csv_or_json},
+                400,
+                404,
+                params=EID,
+                query=("by", "format"),
+            )
         },
         BASE + "/report": {
-            "get": op("Deliveries per channel/outcome/day, package balances, ad impressions", {"200": OK}, 404,
-                      params=EID)
+            "get": op(
+                "Deliveries per channel/outcome/day, package balances, ad impressions",
+                {"200": OK},
+                404,
+                params=EID,
+            )
         },
         BASE + "/estimate": {
-            "post": op("Cost estimate per channel before a campaign", {"200": OK}, 404, *WRITE_ERRORS, params=EID,
-                       body="DeliveryEstimate")
+            "post": op(
+                "Cost estimate per channel before a campaign",
+                {"200": OK},
+                404,
+                *WRITE_ERRORS,
+                params=EID,
+                body="DeliveryEstimate",
+            )
         },
     }

@@ -50,7 +50,9 @@ def _prepare(
         try:
             request.app[templates_key].get(body["template"])
         except RenderError as exc:
-            raise ApiError(422, "unknown_template", str(exc).splitlines()[0][:200], path="$.template") from None
+            raise ApiError(
+                422, "unknown_template", str(exc).splitlines()[0][:200], path="$.template"
+            ) from None
     if kind == "package":
         if body["valid_to"] <= body["valid_from"]:
             raise ApiError(422, "invalid", "valid_to must be after valid_from", path="$.valid_to")
@@ -197,17 +199,34 @@ def setup(app: web.Application) -> dict[str, Any]:
         ids = ("eid", "id")
         paths[base] = {
             "get": op(f"List {seg}", {"200": OK}, 404, params=("eid",)),
-            "post": op(f"Create a {kind}", {"201": CREATED}, 404, 409, *WRITE_ERRORS, *extra, params=("eid",),
-                       body=ref),
+            "post": op(
+                f"Create a {kind}",
+                {"201": CREATED},
+                404,
+                409,
+                *WRITE_ERRORS,
+                *extra,
+                params=("eid",),
+                body=ref,
+            ),
         }
         paths[item] = {
             "get": op(f"Get a {kind}", {"200": OK}, 404, params=ids),
-            "put": op(f"Replace a {kind}", {"200": OK}, 404, 409, *WRITE_ERRORS, *extra, params=ids, body=ref),
+            "put": op(
+                f"Replace a {kind}", {"200": OK}, 404, 409, *WRITE_ERRORS, *extra, params=ids, body=ref
+            ),
             "delete": op(f"Delete a {kind}", {"204": DELETED}, 404, *extra, params=ids),
         }
     r.add_post(BASE + "/lines/{id}/verify", verify_line)
     paths[BASE + "/lines/{id}/verify"] = {
-        "post": op("Mark a number verified or not (operator; audited)", {"200": OK}, 403, 404, *WRITE_ERRORS,
-                   params=("eid", "id"), body="DeliveryVerify")
+        "post": op(
+            "Mark a number verified or not (operator; audited)",
+            {"200": OK},
+            403,
+            404,
+            *WRITE_ERRORS,
+            params=("eid", "id"),
+            body="DeliveryVerify",
+        )
     }
     return paths

@@ -33,11 +33,17 @@ async def body(request: web.Request, kind: str) -> dict[str, Any]:
 def validate(kind: str, data: Any) -> dict[str, Any]:
     if _FAST[kind].is_valid(data):
         return data  # type: ignore[no-any-return]
-    errors = sorted(_DETAILED[kind].iter_errors(data), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    errors = sorted(
+        _DETAILED[kind].iter_errors(data), key=lambda e: (len(e.absolute_path), str(e.absolute_path))
+    )
     if not errors:
         return data  # type: ignore[no-any-return]
-    problems = [{"path": json_path(e.absolute_path), "message": e.message[:300]} for e in errors[:MAX_PROBLEMS]]
-    raise ApiError(422, "invalid", f"{kind}: {problems[0]['path']}: {problems[0]['message']}", problems=problems)
+    problems = [
+        {"path": json_path(e.absolute_path), "message": e.message[:300]} for e in errors[:MAX_PROBLEMS]
+    ]
+    raise ApiError(
+        422, "invalid", f"{kind}: {problems[0]['path']}: {problems[0]['message']}", problems=problems
+    )
 
 
 def number(raw: str, path: str) -> str:
