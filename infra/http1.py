@@ -1,11 +1,15 @@
 """A small HTTP/1.1 keep-alive client for the one hot outbound call: sending replies to the MaaP.
 
-Why not aiohttp's client here: it costs ~140 µs of CPU per request on this path (request and
-response objects, URL handling, tracing hooks, timers), about a quarter of a whole turn. This
-client does only what the send API needs — POST a body on a pooled keep-alive connection, read
-the status, headers and a Content-Length or chunked body — for a fraction of that. Anything
-unexpected closes the connection and raises, and the outbox retries (same message ID, so a
-request that did reach the MaaP is deduplicated there). Token requests stay on aiohttp.
+Why not aiohttp's client here: measured on the chatbot path (aiohttp 3.14, CPython 3.11,
+loopback, 32 sends in flight), even a tuned `ClientSession` (one `ClientTimeout`, pre-encoded
+`yarl.URL`, no cookie jar, auto-headers or decompression) costs ~100–115 µs of client CPU per
+POST against ~55 µs for this client; end to end that is ~50 µs, about a tenth of a turn's
+~450–500 µs of server CPU, and the turn rate is bound by server CPU. Tuning the connector
+bought nothing measurable. This client does only what the send API needs — POST a body on a
+pooled keep-alive connection, read the status, headers and a Content-Length or chunked body.
+Anything unexpected closes the connection and raises, and the outbox retries (same message ID,
+so a request that did reach the MaaP is deduplicated there). Token requests and capability
+lookups stay on aiohttp.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Typed application keys of the state every feature shares: settings, templates, metrics.
 
-A feature's own state is declared beside its setup function (`runtime_key` in api/chatbot.py,
-`delivery_key` in api/delivery/state.py, the studio's and media's keys in their packages).
+A feature's own state is declared beside its setup function: `runtime_key` and the chatbot
+metrics in api/chatbot.py, `delivery_key` in api/delivery/state.py, `formats_key` in
+api/templates.py, the OpenAPI document's keys in openapi.py, `media_service_key` in media/api.py,
+and the studio's in studio/chat.py, studio/events.py and studio/preview_bot.py.
 """
 
 from __future__ import annotations
