@@ -1,4 +1,4 @@
-"""Chatbot benchmark (issue 5): postback → reply turns through one server process.
+"""Chatbot benchmark: postback → reply turns through one server process.
 
 One run measures, against the same server process and with the same load generator:
 1. bare GET /healthz, closed loop (fixed concurrency): the HTTP ceiling of this machine;

@@ -1,4 +1,4 @@
-"""Delivery benchmark (issue 7): call events → cards handed to the SMSC, one server process.
+"""Delivery benchmark: call events → cards handed to the SMSC, one server process.
 
 One run, against the same server process and with the same load generator (its own process):
 1. bare GET /healthz, closed loop: the HTTP ceiling of this machine;

@@ -1,4 +1,4 @@
-"""Legacy benchmark (issue: legacy terminals — USSD, flash SMS, SMS).
+"""Legacy benchmark: cards degraded for legacy terminals (USSD, flash SMS, SMS).
 
 Measures, in one run:
 1. Degrade + segment throughput (messages/s, one core, in process) of every sample template to

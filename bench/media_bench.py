@@ -1,4 +1,4 @@
-"""Media benchmark (issue 4): card pictures, card videos, cache hits, /healthz under video load.
+"""Media benchmark: card pictures, card videos, cache hits, /healthz under video load.
 
 One run prints:
 1. median ms per PNG card at 720 px wide (draw + encode, in-process), without a photo and with

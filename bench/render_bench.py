@@ -1,4 +1,4 @@
-"""Render benchmark (issue: card templates → payloads).
+"""Render benchmark: card templates → payloads.
 
 Measures, in one run:
 1. Full render per sample template — validate data + bind + check limits + validate the GSMA

@@ -1,4 +1,4 @@
-"""Studio benchmark (issue: the browser studio).
+"""Studio benchmark: the browser studio.
 
 Measures, in one run, in headless Debian Chromium (Playwright) against a real server on loopback:
 1. First contentful paint of the gallery and of a template page, against the FCP of a trivial

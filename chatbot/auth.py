@@ -6,7 +6,7 @@ several). Every comparison is constant-time (`hmac.compare_digest`).
 
 - CT/CU CSP: headers `signature`, `timestamp`, `nonce`; signature = SHA-256 over the sorted,
   concatenated (token, timestamp, nonce). Hex is the likely encoding, base64 is also accepted
-  (maap-interface.md lists the encoding as unknown).
+  (the CSP interface documents leave the encoding unstated).
 - China Mobile / Huawei: `Authorization: Username="..",Password=".."`.
 - Bearer: `Authorization: Bearer <token>`.
 - HMAC: `X-Mingpian-Timestamp: <unix seconds>` and `X-Mingpian-Signature: sha256=<hex>` where the

@@ -5,10 +5,10 @@ or XXE body is refused as malformed). Element names are matched by local name, s
 `urn:oma:xml:rest:netapi:messaging:1` namespace prefix may be anything (or absent). Problems
 name the element path, e.g. `/inboundMessageNotification/inboundMessage/messageId`.
 
-Real traffic carried `bodyText` as base64 even for text (maap-interface.md), with
-`contentEncoding` saying so: it is decoded then. Taps may carry an extra `"type": "reply"` key,
-which is ignored. The reply goes out through the configured send API (MAAP_DIALECT); China
-Mobile's own XML send API is not implemented.
+Real traffic carried `bodyText` as base64 even for text, with `contentEncoding` saying so: it
+is decoded then. Taps may carry an extra `"type": "reply"` key, which is ignored. The reply
+goes out through the configured send API (MAAP_DIALECT); China Mobile's own XML send API is not
+implemented.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 Validation is schema-first (chatbot/schemas/*.json, compiled with jsonschema-rs): a body that
 does not match gets `BadEvent` listing every problem with its JSON path, which the server turns
-into a 400. Normalisation is lenient where the notes say real platforms vary (`dataTime` for
-`dateTime`, a list for `destinationAddress`, base64 `contentText`, the tap under `reply` or
-`action`, a JSON string or an object as the tap's `contentText`).
+into a 400. Normalisation is lenient where real platforms vary (`dataTime` for `dateTime`, a
+list for `destinationAddress`, base64 `contentText`, the tap under `reply` or `action`, a JSON
+string or an object as the tap's `contentText`).
 """
 
 from __future__ import annotations

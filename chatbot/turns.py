@@ -27,7 +27,7 @@ from .flows import Actions, Flow
 log = logging.getLogger("mingpian.chatbot")
 ID_NAMESPACE = uuid.UUID("5f0b6c1e-7d1a-4c55-9a57-6d696e677069")
 TEXT = "text/plain"
-MAX_TEXT = 2000  # CT/CU text message limit (maap-interface.md)
+MAX_TEXT = 2000  # CT/CU text message limit (CSP interface documents)
 
 
 @dataclass(frozen=True, slots=True)

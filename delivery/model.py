@@ -1,7 +1,7 @@
 """The delivery domain: enterprises, lines, staff members, cards per call phase, packages.
 
 Resources are stored as validated JSON documents (one JSON Schema each, below), so the API,
-the YAML seed and the dispatcher read one shape. Numbers are normalised to E.164 on the way
+the YAML seed, intake and compose read one shape. Numbers are normalised to E.164 on the way
 in, so "138 0013 8000", "+86 13800138000" and "8613800138000" are one line.
 """
 

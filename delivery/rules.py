@@ -1,7 +1,7 @@
 """The rules people expect: opt-out replies, frequency caps, quiet hours for advertising.
 
 - Opt-out: a reply of TD / T / 退订 (any width, any case, with stray punctuation) on any channel
-  blocks that enterprise for that number on every channel, at once (the dispatcher checks it
+  blocks that enterprise for that number on every channel, at once (the chain checks it
   before each attempt) and durably (stored before the reply is acknowledged).
 - Frequency cap: per enterprise + person + call phase, e.g. one hang-up card per 24 h.
 - Quiet hours: advertising cards are not sent between `start` and `end` (local time, UTC+8 by

@@ -2,7 +2,7 @@
 events, deliveries and their attempts, receipts, opt-outs, and the metering ledger.
 
 One server process owns one database file. What must be atomic ACROSS processes (call-event
-dedupe, quota consumption, frequency caps) goes through `Counters` (metering.py), which has a
+dedupe, quota consumption, frequency caps) goes through `Counters` (metering/), which has a
 SQLite and a Redis implementation. Calls are synchronous: each is one short statement or
 transaction on a local file, cheaper than a thread hop.
 """

@@ -1,1 +1,1 @@
-"""Mingpian server: composes the renderer and the chatbot into one aiohttp application."""
+"""Mingpian server: composes the renderer, the chatbot and delivery into one aiohttp application."""

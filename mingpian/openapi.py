@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document. Each feature contributes the paths it serves in its `setup`;
-tests/test_openapi.py checks the document and the router agree both ways and that responses
-match the declared schemas."""
+tests/server/test_openapi.py checks the document and the router agree both ways and that
+responses match the declared schemas."""
 
 from __future__ import annotations
 

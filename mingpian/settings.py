@@ -8,7 +8,7 @@ checkers, and a setting cannot exist without its row (or the row without its fie
 
 The rows are the single source of truth: `Settings.from_env()` reads and checks the values,
 `mingpian settings` prints them, `markdown_table()` renders the table in docs/settings.md (and
-tests/test_settings.py fails when the two differ). Features add their rows here rather than
+tests/server/test_settings.py fails when the two differ). Features add their rows here rather than
 reading os.environ themselves.
 
 Values come from, lowest first: the defaults, a TOML config file (`--config` or MINGPIAN_CONFIG),

@@ -1,9 +1,9 @@
 """Per-carrier capability profiles: the limits a rendered card must respect.
 
-The default profile is the GSMA Universal Profile / Google RBM limits collected in
-shared/notes/rcs-payloads.md. Chinese carriers' CSP interface allows up to 12 carousel cards
-and a 2000-character text (maap-interface.md); where sources disagree the *default* takes the
-stricter value so a card valid by default is valid everywhere, and the carrier profiles relax.
+The default profile is the limits of the GSMA RCS Universal Profile and Google's RBM
+documentation. The Chinese carriers' CSP interface documents allow up to 12 carousel cards and
+a 2000-character text; where sources disagree the *default* takes the stricter value so a card
+valid by default is valid everywhere, and the carrier profiles relax.
 """
 
 from __future__ import annotations

@@ -107,7 +107,7 @@ class RedisStore:
         self.dedupe_ttl = int(dedupe_ttl)
         self.keep_sent = int(keep_sent)
         self.r: aioredis.Redis | None = None
-        # Auto-pipelining (chatbot/redispipe.py): the commands of every turn and send outcome
+        # Auto-pipelining (infra/redispipe.py): the commands of every turn and send outcome
         # issued during one event-loop iteration go to Redis as ONE pipeline; a syscall per
         # command is what dominated this store's cost.
         self._pipe: AutoPipeline | None = None

@@ -8,9 +8,9 @@ phone, as a rich card or as that SMS; falling over to USSD as well would show it
 The message id is derived from the delivery and step (uuid5), so a resend after a timeout is
 deduplicated by the MaaP.
 
-Capability: before trying RCS the dispatcher asks whether the phone is a 5G-message terminal
-(`GET {maap}{capability_path}`: 200 yes, 404 no), cached per number for a TTL. The CT/CU
-interface digest does not name this query, so the path is a setting; an unanswered lookup
+Capability: before trying RCS the chain asks whether the phone is a 5G-message terminal
+(`GET {maap}{capability_path}`: 200 yes, 404 no), cached per number for a TTL. The CT/CU CSP
+interface documents do not name this query, so the path is a setting; an unanswered lookup
 counts as "no" — a calling card cannot wait.
 """
 

@@ -1,5 +1,5 @@
-"""Dispatch through the gateway simulator over real SMPP: fallback on a failure receipt and on
-a timeout, charging once, idempotent events, pre-call drops, resume after a restart."""
+"""Channel chains through the gateway simulator over real SMPP: fallback on a failure receipt
+and on a timeout, charging once, idempotent events, pre-call drops, resume after a restart."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A gateway simulator: an SMSC speaking SMPP 3.4 on a TCP port, with a small HTTP control API.
 
-Tests, the benchmark and the studio drive it: it accepts binds and submits, sends delivery
+The delivery tests and benchmark drive it: it accepts binds and submits, sends delivery
 receipts (deliver_sm, esm_class 0x04) after a delay, and fails, delays, rejects or drops on
 command (rules, first match wins). The same control app serves Kannel's `/cgi-bin/sendsms`
 (with `dlr-url` callbacks), for the HTTP gateway channel. It counts what it received per
