@@ -18,7 +18,6 @@ simulator; both call the same doors. A tap's path: webhook → `inbound` → eng
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -251,13 +250,3 @@ def _json(raw: bytes) -> Any:
         return jsonio.loads(raw)
     except jsonio.JSONDecodeError as exc:
         raise MalformedBody(f"malformed JSON: {exc}"[:300]) from None
-
-
-@contextlib.asynccontextmanager
-async def running(runtime: ChatbotRuntime) -> Any:
-    """`async with running(runtime):` start it, close it however the block ends."""
-    await runtime.start()
-    try:
-        yield runtime
-    finally:
-        await runtime.close()

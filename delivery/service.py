@@ -78,6 +78,10 @@ class DeliveryService:
         self.receipts = Receipts(self.store, self.meter, self.wakeups)
         self.replies = Replies(self.store, self.composer, self.wakeups)
         self.channels: dict[str, Channel] = {}
+        capability = None
+        if maap is not None:  # 5G messages through the chatbot runtime's MaaP client
+            self.channels["rcs"] = RcsChannel(maap)
+            capability = Capabilities(maap, config.capability_path, ttl=config.capability_ttl)
         self.chains = Chains(
             self.store,
             self.meter,
@@ -87,15 +91,13 @@ class DeliveryService:
             self.channels,
             timeouts=config.timeouts,
             ring_timeout=config.ring_timeout,
+            capability=capability,
         )
         self.intake = Intake(self.store, self.counters, self.chains)
         self.smpp: SmppClient | None = None
         self.kannel_token = ""
         self._session: aiohttp.ClientSession | None = None
         self._forwarded: asyncio.Task[None] | None = None
-        if maap is not None:  # 5G messages through the chatbot runtime's MaaP client
-            self.channels["rcs"] = RcsChannel(maap)
-            self.chains.capability = Capabilities(maap, config.capability_path, ttl=config.capability_ttl)
 
     async def start(self) -> None:
         c = self.config

@@ -23,225 +23,32 @@ from, the value and what is allowed (SystemExit, printed without a traceback).
 from __future__ import annotations
 
 import difflib
-import math
 import os
 import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, field, fields, replace
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
 from delivery.chain import DEFAULT_TIMEOUTS
-from delivery.model import CHANNELS as DELIVERY_CHANNELS
 from renderer.profiles import PROFILES
 
+from .setting_rows import (
+    ENV_PREFIX,
+    HOST_PORT_ALLOWED,
+    KANNEL_ALLOWED,
+    LOG_LEVELS,
+    TIMEOUTS_ALLOWED,
+    Setting,
+    SettingError,
+    parse_host_port,
+    parse_kannel_channels,
+    parse_timeouts,
+    setting,
+)
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-ENV_PREFIX = "MINGPIAN_"
 CONFIG_ENV = "MINGPIAN_CONFIG"  # names the config file; not a setting itself
-MASK = "********"
-
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-KANNEL_CHANNELS = ("flash", "sms")
-
-
-class SettingError(ValueError):
-    """A value a setting does not allow; the message says what is allowed."""
-
-
-@dataclass(frozen=True, slots=True)
-class Setting:
-    """One setting: what it is called, what it holds, what it accepts and what it is for."""
-
-    name: str
-    type: Any  # int, float, str, Path, or a compound value's type (with `parse`)
-    default: Any
-    help: str
-    choices: tuple[Any, ...] = ()  # closed set; strings match in any case
-    minimum: float | None = None
-    above: float | None = None  # exclusive lower bound
-    maximum: float | None = None
-    parse: Callable[[Any], Any] | None = None  # compound values: text or TOML value -> value
-    allowed_doc: str = ""  # how the docs describe what `parse` accepts
-    doc_default: str = ""  # the docs' default where the literal one says little
-
-    @property
-    def env(self) -> str:
-        return ENV_PREFIX + self.name.upper()
-
-    @property
-    def secret(self) -> bool:
-        return is_secret(self.name)
-
-    def allowed(self) -> str:
-        """What the setting accepts, in words (error messages, docs)."""
-        if self.allowed_doc:
-            return self.allowed_doc
-        if self.choices:
-            return "one of " + ", ".join(str(c) for c in self.choices)
-        kind = {int: "an integer", float: "a number", Path: "a path", str: "text"}[self.type]
-        if self.minimum is not None and self.maximum is not None:
-            return f"{kind} from {_num(self.minimum)} to {_num(self.maximum)}"
-        if self.minimum is not None:
-            return f"{kind} ≥ {_num(self.minimum)}"
-        if self.above is not None:
-            return f"{kind} > {_num(self.above)}"
-        return kind
-
-    def from_text(self, raw: str) -> Any:
-        """The value of an environment variable (always text)."""
-        if self.parse is not None or self.type in (str, Path):
-            return self.check(raw)
-        try:
-            value: Any = self.type(raw.strip())
-        except ValueError:
-            raise SettingError(f"expected {self.allowed()}") from None
-        return self.check(value)
-
-    def check(self, value: Any) -> Any:
-        """A typed value (config file, keyword argument) checked and normalised, or SettingError."""
-        if self.parse is not None:
-            return self.parse(value)
-        if self.type is Path:
-            if isinstance(value, str | Path):
-                return Path(value).expanduser()
-        elif self.type is str:
-            if isinstance(value, str):
-                return self._choose(value)
-        elif self.type is float:
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                return self._bounded(float(value))
-        elif self.type is int and isinstance(value, int) and not isinstance(value, bool):
-            return self._bounded(value)
-        raise SettingError(f"expected {self.allowed()}; got {_kind_of(value)}")
-
-    def _choose(self, value: str) -> str:
-        if not self.choices:
-            return value
-        for choice in self.choices:
-            if choice.lower() == value.strip().lower():
-                return str(choice)
-        raise SettingError(f"expected {self.allowed()}")
-
-    def _bounded(self, value: float) -> Any:
-        ok = (
-            math.isfinite(value)
-            and (not self.choices or value in self.choices)
-            and (self.minimum is None or value >= self.minimum)
-            and (self.above is None or value > self.above)
-            and (self.maximum is None or value <= self.maximum)
-        )
-        if not ok:
-            raise SettingError(f"expected {self.allowed()}")
-        return value
-
-    def text(self, value: Any) -> str:
-        """A value written the way its environment variable takes it."""
-        if isinstance(value, Mapping):
-            return ",".join(f"{k}={_num(v)}" for k, v in value.items())
-        if isinstance(value, tuple):
-            return ",".join(value)
-        return str(value)
-
-    def shown(self, value: Any) -> Any:
-        return MASK if self.secret and value else value
-
-
-def _kind_of(value: Any) -> str:
-    """What a wrongly typed value is, in TOML's words (`port = "8081"` is text, not an integer)."""
-    if isinstance(value, bool):
-        return "a boolean"
-    kinds = (
-        (str, "text"),
-        (int, "an integer"),
-        (float, "a number"),
-        (Mapping, "a table"),
-        (list, "an array"),
-    )
-    return next((word for t, word in kinds if isinstance(value, t)), type(value).__name__)
-
-
-def _num(x: float) -> str:
-    return f"{x:g}"
-
-
-def setting(
-    default: Any = MISSING,
-    help: str = "",
-    *,
-    factory: Callable[[], Any] | None = None,
-    **row: Any,
-) -> Any:
-    """A dataclass field carrying its `Setting` row (name and type are filled in from the field)."""
-    spec = Setting(name="", type=None, default=None, help=help, **row)
-    if factory is not None:  # mutable defaults (dicts): also kept out of the hash
-        return field(default_factory=factory, hash=False, metadata={"setting": spec})
-    return field(default=default, metadata={"setting": spec})
-
-
-def _timeouts(value: Any) -> dict[str, float]:
-    """`ussd=5,flash=30` (or a TOML table): channels not named keep their default."""
-    pairs: list[tuple[Any, Any]]
-    if isinstance(value, str):
-        pairs = []
-        for part in filter(None, (p.strip() for p in value.split(","))):
-            name, eq, seconds = part.partition("=")
-            if not eq:
-                raise SettingError(f"{part!r} is not channel=seconds; expected {_TIMEOUTS_ALLOWED}")
-            pairs.append((name.strip(), seconds.strip()))
-    elif isinstance(value, Mapping):
-        pairs = list(value.items())
-    else:
-        raise SettingError(f"expected {_TIMEOUTS_ALLOWED}")
-    out = dict(DEFAULT_TIMEOUTS)
-    for name, seconds in pairs:
-        if name not in DELIVERY_CHANNELS:
-            raise SettingError(f"unknown channel {name!r}; expected {_TIMEOUTS_ALLOWED}")
-        try:
-            number = float(seconds) if isinstance(seconds, str | int | float) else math.nan
-        except ValueError:
-            number = math.nan
-        if isinstance(seconds, bool) or not (math.isfinite(number) and number > 0):
-            raise SettingError(f"{name}: {seconds!r} is not a number of seconds > 0")
-        out[name] = number
-    return out
-
-
-_TIMEOUTS_ALLOWED = "channel=seconds, comma-separated (channels rcs, ussd, flash, sms; seconds > 0)"
-
-
-def _kannel_channels(value: Any) -> tuple[str, ...]:
-    """`flash,sms` (or a TOML array): which legacy channels go through Kannel."""
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
-        raise SettingError(f"expected {_KANNEL_ALLOWED}")
-    names = tuple(dict.fromkeys(i.strip().lower() for i in items if i.strip()))
-    for name in names:
-        if name not in KANNEL_CHANNELS:
-            raise SettingError(f"unknown channel {name!r}; expected {_KANNEL_ALLOWED}")
-    return names
-
-
-_KANNEL_ALLOWED = "flash, sms or both, comma-separated"
-
-
-def _host_port(value: Any) -> str:
-    """`host:port` or empty; checked here so a typo is not a traceback at start."""
-    if not isinstance(value, str):
-        raise SettingError(f"expected {_HOST_PORT_ALLOWED}")
-    if value:
-        _host, sep, port = value.rpartition(":")
-        if not sep or not port.isdigit() or not 0 < int(port) <= 65535:
-            raise SettingError(f"expected {_HOST_PORT_ALLOWED}")
-    return value
-
-
-_HOST_PORT_ALLOWED = "host:port (port 1 to 65535), or empty"
-
-_SECRET_WORDS = ("password", "secret", "token", "app_key", "operator_key")
-
-
-def is_secret(name: str) -> bool:
-    return any(word in name for word in _SECRET_WORDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,8 +168,8 @@ class Settings:
     delivery_smpp: str = setting(
         "",
         "`host:port` of the SMSC for USSD, flash SMS and SMS over SMPP 3.4; empty: no SMPP channels.",
-        parse=_host_port,
-        allowed_doc=_HOST_PORT_ALLOWED,
+        parse=parse_host_port,
+        allowed_doc=HOST_PORT_ALLOWED,
     )
     delivery_smpp_system_id: str = setting("mingpian", "SMPP `system_id` for `bind_transceiver`.")
     delivery_smpp_password: str = setting("", "SMPP password for `bind_transceiver`.")
@@ -375,8 +182,8 @@ class Settings:
         help="Seconds to wait for a receipt before falling over to the next channel; channels not "
         "named keep their default.",
         factory=lambda: dict(DEFAULT_TIMEOUTS),
-        parse=_timeouts,
-        allowed_doc=_TIMEOUTS_ALLOWED,
+        parse=parse_timeouts,
+        allowed_doc=TIMEOUTS_ALLOWED,
     )
     delivery_ring_timeout: float = setting(
         45.0,
@@ -400,8 +207,8 @@ class Settings:
     delivery_kannel_channels: tuple[str, ...] = setting(
         ("flash", "sms"),
         "Channels sent through Kannel instead of SMPP.",
-        parse=_kannel_channels,
-        allowed_doc=_KANNEL_ALLOWED,
+        parse=parse_kannel_channels,
+        allowed_doc=KANNEL_ALLOWED,
     )
     delivery_kannel_token: str = setting(
         "",
