@@ -163,13 +163,20 @@ class ChatbotRuntime:
 
     # -- sending -----------------------------------------------------------------------------
     async def send(self, body: dict[str, Any]) -> SendResult:
-        """One message to the MaaP (a committed reply, or a card from delivery)."""
+        """One message to the MaaP: a committed reply (the outbox worker), or a card (delivery)."""
         if self.maap is None:
             result = SendResult("retry", "no MaaP configured (MINGPIAN_MAAP_URL)", 60.0)
         else:
             result = await self.maap.send(body)
         self.on_send(result.outcome)
         return result
+
+    async def capability(self, chatbot: str, contact: str, path: str, timeout: float = 0.5) -> bool | None:
+        """Whether `contact` can show 5G messages, asked with the same client and token; None when
+        there is no MaaP or it did not answer."""
+        if self.maap is None:
+            return None
+        return await self.maap.capability(chatbot, contact, path, timeout)
 
     async def message(self, message_id: str) -> dict[str, Any] | None:
         """Where one of our outbound messages is: queued, sent, failed, the platform's status."""

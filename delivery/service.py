@@ -14,7 +14,6 @@ from pathlib import Path
 import aiohttp
 
 from chatbot.events import InboundEvent
-from chatbot.maap import MaapClient
 from renderer import TemplateStore
 
 from . import keys
@@ -22,7 +21,7 @@ from .chain import Chains
 from .compose import Composer
 from .gateways import Channel
 from .gateways.kannel import KannelChannel
-from .gateways.rcs import Capabilities, RcsChannel
+from .gateways.rcs import Capabilities, Messaging, RcsChannel
 from .gateways.smpp import SmppChannel
 from .gateways.smpp_client import SmppClient
 from .gateways.smpp_pdu import ShortMessage
@@ -63,7 +62,8 @@ class DeliveryConfig:
 
 
 class DeliveryService:
-    def __init__(self, config: DeliveryConfig, templates: TemplateStore, maap: MaapClient | None) -> None:
+    def __init__(self, config: DeliveryConfig, templates: TemplateStore, messaging: Messaging | None) -> None:
+        """`messaging`: the chatbot runtime, when a MaaP is configured (5G messages); else None."""
         self.config = config
         self.store = DeliveryStore(config.database, config.synchronous)
         self.store.open()
@@ -79,9 +79,9 @@ class DeliveryService:
         self.replies = Replies(self.store, self.composer, self.wakeups)
         self.channels: dict[str, Channel] = {}
         capability = None
-        if maap is not None:  # 5G messages through the chatbot runtime's MaaP client
-            self.channels["rcs"] = RcsChannel(maap)
-            capability = Capabilities(maap, config.capability_path, ttl=config.capability_ttl)
+        if messaging is not None:  # 5G messages through the chatbot runtime
+            self.channels["rcs"] = RcsChannel(messaging)
+            capability = Capabilities(messaging, config.capability_path, ttl=config.capability_ttl)
         self.chains = Chains(
             self.store,
             self.meter,

@@ -1,4 +1,4 @@
-"""5G message (RCS) through the MaaP, with the chatbot runtime's MaaP client (one client per account).
+"""5G message (RCS) through the MaaP, sent by the chatbot runtime (its one MaaP client per account).
 
 The card goes as the GSMA botmessage (renderer.rcs) with `smsSupported: true` and `smsContent` =
 the card degraded to SMS (renderer.legacy), so the MaaP itself falls back to SMS when the phone
@@ -18,15 +18,23 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
-from chatbot.maap import MaapClient
+from chatbot.maap import SendResult
 from renderer.profiles import CarrierProfile
 from renderer.rcs import to_rcs
 
 from . import Handed, Outgoing
 
 _NS = uuid.UUID("8d3c7f5e-5f1e-4d7a-9a86-3c1f0b6b7a11")
+
+
+class Messaging(Protocol):
+    """What delivery needs of the chatbot runtime: its send door and its capability lookup, both
+    on the runtime's MaaP client (so one token serves the bot's replies and the cards)."""
+
+    async def send(self, body: dict[str, Any]) -> SendResult: ...
+    async def capability(self, chatbot: str, contact: str, path: str, timeout: float) -> bool | None: ...
 
 
 def tel(number: str) -> str:
@@ -36,8 +44,8 @@ def tel(number: str) -> str:
 class RcsChannel:
     name = "rcs"
 
-    def __init__(self, maap: MaapClient, profile: CarrierProfile | None = None) -> None:
-        self.maap = maap
+    def __init__(self, messaging: Messaging, profile: CarrierProfile | None = None) -> None:
+        self.messaging = messaging
         self.profile = profile
 
     def body(self, out: Outgoing) -> dict[str, Any]:
@@ -61,19 +69,19 @@ class RcsChannel:
         if not out.chatbot:
             return Handed(False, detail="the enterprise has no chatbot for 5G messages")
         body = self.body(out)
-        result = await self.maap.send(body)
+        result = await self.messaging.send(body)
         if result.outcome == "ok":
             return Handed(True, (body["messageId"],), "accepted by the MaaP (SMS fallback with it)")
         return Handed(False, detail=f"MaaP: {result.detail}"[:300], retryable=result.outcome == "retry")
 
 
 class Capabilities:
-    """Is this number a 5G-message terminal? Asked through the MaaP client, cached for `ttl` s."""
+    """Is this number a 5G-message terminal? Asked through the runtime, cached for `ttl` s."""
 
     def __init__(
-        self, maap: MaapClient, path: str, chatbot: str = "", ttl: float = 86400.0, timeout: float = 0.5
+        self, messaging: Messaging, path: str, chatbot: str = "", ttl: float = 86400.0, timeout: float = 0.5
     ) -> None:
-        self.maap = maap
+        self.messaging = messaging
         self.path = path
         self.chatbot = chatbot
         self.ttl = ttl
@@ -87,7 +95,9 @@ class Capabilities:
         if hit is not None and hit[1] > now:
             return hit[0]
         self.lookups += 1
-        capable = await self.maap.capability(chatbot or self.chatbot, tel(number), self.path, self.timeout)
+        capable = await self.messaging.capability(
+            chatbot or self.chatbot, tel(number), self.path, self.timeout
+        )
         if capable is None:  # an unanswered lookup is not cached: the next call asks again
             return False
         if len(self._cache) > 100_000:

@@ -319,7 +319,7 @@ def setup(app: web.Application) -> None:
     )
     app[sends_key] = Counter(
         "mingpian_chatbot_sends_total",
-        "Attempts to deliver a reply to the MaaP, by outcome (ok, retry, fail)",
+        "Messages handed to the MaaP (chatbot replies and 5G cards), by outcome (ok, retry, fail)",
         ("outcome",),
     )
     app[metrics_key].register(app[turns_key])

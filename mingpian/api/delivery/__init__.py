@@ -56,9 +56,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     from ..chatbot import runtime_key  # set up before this feature (see create_app)
 
     runtime = app.get(runtime_key)
-    service = DeliveryService(
-        delivery_config(app[settings_key]), app[templates_key], runtime.maap if runtime is not None else None
-    )
+    messaging = runtime if runtime is not None and runtime.maap is not None else None
+    service = DeliveryService(delivery_config(app[settings_key]), app[templates_key], messaging)
     try:
         await service.start()
     except SeedError as exc:
