@@ -11,7 +11,8 @@ import pytest
 
 from delivery import keys as dauth
 from delivery.model import NumberError, normalize_number
-from delivery.seed import SeedError, load_seed
+from delivery.errors import SeedError
+from delivery.seed import load_seed
 from delivery.store import DeliveryStore
 from mingpian.api.delivery import delivery_key
 
@@ -224,3 +225,20 @@ async def test_seed_errors_name_the_file_and_path(tmp_path: Path) -> None:
     with pytest.raises(SeedError, match=r"seed.yaml: enterprises\[0\].lines\[0\]"):
         load_seed(store, seed)
     store.close()
+
+
+async def test_a_bad_seed_stops_the_server_with_one_line(tmp_path: Path) -> None:
+    """The server does not start on a seed it cannot load: SystemExit naming file and path."""
+    from aiohttp.test_utils import TestServer
+
+    from mingpian.app import create_app
+    from mingpian.settings import Settings
+    from tests.support.templates import TEMPLATES
+
+    seed = tmp_path / "seed.yaml"
+    seed.write_text("enterprises:\n  - {id: a, name: A}\n", "utf-8")
+    app = create_app(Settings(template_dir=TEMPLATES, data_dir=tmp_path / "var", delivery_seed=str(seed)))
+    server = TestServer(app)
+    with pytest.raises(SystemExit, match=r"seed.yaml: enterprises\[0\]: 'signature' is a required property"):
+        await server.start_server()
+    await server.close()
