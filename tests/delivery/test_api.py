@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from delivery import keys as dauth
-from delivery.model import NumberError, normalize_number
 from delivery.errors import SeedError
+from delivery.model import NumberError, normalize_number
 from delivery.seed import load_seed
 from delivery.store import DeliveryStore
 from mingpian.api.delivery import delivery_key
