@@ -71,8 +71,8 @@ class Chains:
         self.handed = 0  # messages handed to a gateway (for the benchmark)
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def resume(self) -> int:
-        ids = self.store.active_deliveries()
+    async def resume(self) -> int:
+        ids = await self.store.active_deliveries()
         for did in ids:
             self.spawn(did)
         return len(ids)
@@ -112,11 +112,11 @@ class Chains:
             del self._late[first]
         self.wakeups.poke(f"{call_id}:ringing")
 
-    def _late_phase(self, call_id: str, resumed: bool) -> str | None:
+    async def _late_phase(self, call_id: str, resumed: bool) -> str | None:
         """`answered`/`ended` if the call got that far (memory; the database after a restart)."""
         phase = self._late.get(call_id, (None, 0.0))[0]
         if phase is None and resumed:
-            seen = self.store.call_phases(call_id) & {"answered", "ended"}
+            seen = await self.store.call_phases(call_id) & {"answered", "ended"}
             phase = sorted(seen)[0] if seen else None
         return phase
 
@@ -128,44 +128,44 @@ class Chains:
             raise
         except Exception as exc:  # a bug must not leave the delivery silently active forever
             log.exception("delivery %s crashed", did)
-            d = self.store.delivery(did)
+            d = await self.store.delivery(did)
             if d is not None and d.state == "active":
-                self._finish(d, "failed", f"internal error: {type(exc).__name__}")
+                await self._finish(d, "failed", f"internal error: {type(exc).__name__}")
 
-    def _finish(self, d: Delivery, state: str, reason: str = "", channel: str = "") -> None:
-        self.store.update_delivery(d.id, state=state, reason=reason, channel=channel or d.channel)
+    async def _finish(self, d: Delivery, state: str, reason: str = "", channel: str = "") -> None:
+        await self.store.update_delivery(d.id, state=state, reason=reason, channel=channel or d.channel)
         d.state, d.reason = state, reason
         if state == "delivered" and d.kind == "ad":
-            self.store.count_impression(d.enterprise, d.card, day_of(time.time()))
+            await self.store.count_impression(d.enterprise, d.card, day_of(time.time()))
 
     async def _chain(self, did: str, d: Delivery | None) -> None:
         resumed, graced = d is None, False
         if d is None:
-            d = self.store.delivery(did)
+            d = await self.store.delivery(did)
             if d is not None and d.state == "active":
                 await self._give_back_orphan(d)
         while d is not None and d.state == "active":
             now = time.time()
             if d.phase == "ringing":
-                late = self._late_phase(d.call_id, resumed)
+                late = await self._late_phase(d.call_id, resumed)
                 if late or now - d.event_at > self.ring_timeout:
                     why = f"call {late} before the card arrived" if late else "ring timeout passed"
-                    self._finish(d, "dropped", why)
+                    await self._finish(d, "dropped", why)
                     return
-            if self.store.opted_out(d.enterprise, d.recipient):
-                self._finish(d, "blocked", "opted out")
+            if await self.store.opted_out(d.enterprise, d.recipient):
+                await self._finish(d, "blocked", "opted out")
                 return
-            att = self.store.attempt(d.id, d.step)
+            att = await self.store.attempt(d.id, d.step)
             if att is None:
                 if d.step >= len(d.chain):
-                    self._finish(d, "failed", "every channel failed")
+                    await self._finish(d, "failed", "every channel failed")
                     return
-                ent = self.store.get("enterprise", "", d.enterprise) or {}
+                ent = await self.store.get("enterprise", "", d.enterprise) or {}
                 if d.step == 0 and not await self._rules_pass(d, ent, now):
                     return
                 await self._attempt(d, ent, d.chain[d.step])
             elif att.state == "sending":  # crashed between the row and the submit's answer
-                self.store.update_attempt(
+                await self.store.update_attempt(
                     att.id, state="unknown", detail="interrupted while handing over; not resent"
                 )
             elif att.state in WAITING:
@@ -175,7 +175,7 @@ class Chains:
                     graced = True
                     att.deadline = now + RESUME_GRACE
                 if now >= att.deadline:
-                    self.store.update_attempt(
+                    await self.store.update_attempt(
                         att.id,
                         state="timeout",
                         done=now,
@@ -183,17 +183,17 @@ class Chains:
                     )
                     await self.meter.refund(charge_key(att))
                     d.step += 1
-                    self.store.update_delivery(d.id, step=d.step)
-                elif self.receipts.evaluate(att.id) in WAITING:  # one may have come before the ids
+                    await self.store.update_delivery(d.id, step=d.step)
+                elif await self.receipts.evaluate(att.id) in WAITING:  # one may have come before the ids
                     await self.wakeups.wait(d.id, att.deadline)
             elif att.state == "delivered":
-                self._finish(d, "delivered", "", att.channel)
+                await self._finish(d, "delivered", "", att.channel)
                 return
             elif att.state == "refused":
                 return
             else:  # failed / timeout / error / skipped: next channel
                 d.step += 1
-                self.store.update_delivery(d.id, step=d.step)
+                await self.store.update_delivery(d.id, step=d.step)
 
     async def _give_back_orphan(self, d: Delivery) -> None:
         """Units taken just before an attempt row commits (where the counters live outside the
@@ -201,20 +201,20 @@ class Chains:
         The chain may never get there again (the call ended, an opt-out), so give them back;
         an attempt that does run takes them anew."""
         step = d.step
-        while self.store.attempt(d.id, step) is not None:
+        while await self.store.attempt(d.id, step) is not None:
             step += 1
         await self.meter.counters.give_back_orphan(f"{d.id}#{step}")
 
     async def _rules_pass(self, d: Delivery, ent: dict[str, Any], now: float) -> bool:
         policy = ent.get("policy") or {}
         if d.kind == "ad" and rules.in_quiet_hours(policy, now):
-            self._finish(d, "blocked", "quiet hours for advertising cards")
+            await self._finish(d, "blocked", "quiet hours for advertising cards")
             return False
         cap = rules.cap_of(policy, d.phase)
         if cap is not None and not await self.meter.counters.cap(
             f"{d.enterprise}|{d.recipient}|{d.phase}", cap[0], cap[1], d.id, now
         ):
-            self._finish(d, "blocked", f"frequency cap: {cap[0]} per {cap[1]:g}s")
+            await self._finish(d, "blocked", f"frequency cap: {cap[0]} per {cap[1]:g}s")
             return False
         return True
 
@@ -237,28 +237,28 @@ class Chains:
         now = time.time()
         reason = await self._skip_reason(d, ent, channel)
         if reason:
-            att = self.store.add_attempt(d.id, d.step, channel, 0, 0, now)
-            self.store.update_attempt(att.id, state="skipped", done=now, detail=reason)
+            att = await self.store.add_attempt(d.id, d.step, channel, 0, 0, now)
+            await self.store.update_attempt(att.id, state="skipped", done=now, detail=reason)
             return
         try:
-            msg = self.composer.message(d, ent)
+            msg = await self.composer.message(d, ent)
             legacy = self.composer.degrade(msg, channel if channel in LEGACY else "sms")  # rcs: SMS fallback
         except RenderError as exc:
-            self._finish(d, "failed", f"render: {exc}")
+            await self._finish(d, "failed", f"render: {exc}")
             return
         segments = len(legacy.segments) if channel in LEGACY else 1
         # The attempt row, its units and its ledger row commit together, before the submit, so
         # one durable wait covers them (see metering: where the units are taken differs).
         reserved = await self.meter.reserve(f"{d.id}#{d.step}", d.enterprise, d.line, channel, segments, now)
-        with self.store.tx():
-            att = self.store.add_attempt(
+        async with self.store.tx():
+            att = await self.store.add_attempt(
                 d.id, d.step, channel, segments, 0, now + self._timeout(ent, channel)
             )
             charge = await self.meter.settle(reserved)
-            self._charged(att.id, charge, now)
+            await self._charged(att.id, charge, now)
         await self.store.durable()  # the attempt row and its charge exist before anything is sent
         if not charge.ok:
-            self._finish(d, "blocked", f"quota: {charge.reason}")
+            await self._finish(d, "blocked", f"quota: {charge.reason}")
             return
         handed = await self.channels[channel].send(
             Outgoing(
@@ -266,21 +266,25 @@ class Chains:
             )
         )
         self.handed += 1
-        with self.store.tx():
-            self.store.add_message_ids(att.id, list(handed.message_ids))
+        async with self.store.tx():
+            await self.store.add_message_ids(att.id, list(handed.message_ids))
             if handed.ok and channel == "rcs":  # the MaaP owns the rest, SMS fallback included
-                self.store.update_attempt(att.id, state="delivered", done=time.time(), detail=handed.detail)
+                await self.store.update_attempt(
+                    att.id, state="delivered", done=time.time(), detail=handed.detail
+                )
                 self.wakeups.poke(d.id)
             elif handed.ok:
-                self.store.update_attempt(att.id, state="submitted", detail=",".join(handed.message_ids))
+                await self.store.update_attempt(
+                    att.id, state="submitted", detail=",".join(handed.message_ids)
+                )
             else:
-                self.store.update_attempt(att.id, state="error", done=time.time(), detail=handed.detail)
+                await self.store.update_attempt(att.id, state="error", done=time.time(), detail=handed.detail)
         if not handed.ok:
             await self.meter.refund(charge_key(att))
-        self.receipts.evaluate(att.id)
+        await self.receipts.evaluate(att.id)
 
-    def _charged(self, attempt: int, charge: Charge, now: float) -> None:
+    async def _charged(self, attempt: int, charge: Charge, now: float) -> None:
         if charge.ok:
-            self.store.update_attempt(attempt, units=charge.units + charge.overage)
+            await self.store.update_attempt(attempt, units=charge.units + charge.overage)
         else:
-            self.store.update_attempt(attempt, state="refused", done=now, detail=charge.reason)
+            await self.store.update_attempt(attempt, state="refused", done=now, detail=charge.reason)

@@ -27,10 +27,10 @@ from .store import DeliveryStore
 SHARED_CARDS = 4096  # rendered cards kept for reuse; the cache is cleared when full
 
 
-def choose_card(
+async def choose_card(
     store: DeliveryStore, enterprise: str, line: dict[str, Any], phase: str, call_id: str
 ) -> dict[str, Any] | None:
-    cards = [c for c in store.list("card", enterprise) if c["phase"] == phase]
+    cards = [c for c in await store.list("card", enterprise) if c["phase"] == phase]
     for pick in (
         (lambda c: c.get("line") == line["number"]),
         (lambda c: bool(line.get("group")) and c.get("group") == line.get("group")),
@@ -67,7 +67,7 @@ class Composer:
         """The delivery's chain is over: drop its entry (a shared card stays shared)."""
         self._rendered.pop(delivery, None)
 
-    def message(self, d: Delivery, enterprise: dict[str, Any]) -> Message:
+    async def message(self, d: Delivery, enterprise: dict[str, Any]) -> Message:
         """The card of delivery `d` (raises RenderError)."""
         msg = self._rendered.get(d.id)
         if msg is not None:
@@ -89,7 +89,7 @@ class Composer:
             if hit is not None:
                 self._rendered[d.id] = hit
                 return hit
-        msg = template.render(self._data(d, template.schema))
+        msg = template.render(await self._data(d, template.schema))
         if d.data.get("verified"):  # a verified number speaks with the enterprise's brand
             msg.brand = Brand(
                 enterprise.get("signature") or msg.brand.signature,
@@ -109,11 +109,11 @@ class Composer:
             self._legacy[id(msg)] = {}
         return msg
 
-    def _data(self, d: Delivery, schema: dict[str, Any]) -> dict[str, Any]:
+    async def _data(self, d: Delivery, schema: dict[str, Any]) -> dict[str, Any]:
         data = _deep_merge({}, d.data["card_data"])
         staff_id = d.data.get("staff")
         if staff_id:  # the line's staff member: only what this template's data has room for
-            staff = self.store.get("staff", d.enterprise, staff_id)
+            staff = await self.store.get("staff", d.enterprise, staff_id)
             props = schema.get("properties") or {}
             open_ = schema.get("additionalProperties", True) is not False
             if staff:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 
@@ -132,8 +132,11 @@ class GroupCommitDb:
         self._schedule()
         await fut
 
-    @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
+    @asynccontextmanager
+    async def tx(self) -> AsyncIterator[sqlite3.Connection]:
+        """All or nothing: the statements of the block commit together (inside the group
+        transaction, as a savepoint). Nothing inside may wait on other I/O: the block runs
+        without yielding to the event loop, so no other task's statements can join it."""
         db = self.db
         if self._batching:  # a savepoint inside the group transaction: all or nothing, too
             self._savepoints += 1

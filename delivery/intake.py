@@ -29,11 +29,11 @@ class Intake:
         self.chains = chains
         self.dedupe_ttl = dedupe_ttl
 
-    def resolve(self, caller: str, callee: str) -> tuple[str, dict[str, Any], str, str] | None:
+    async def resolve(self, caller: str, callee: str) -> tuple[str, dict[str, Any], str, str] | None:
         """(enterprise, line doc, line number, the person) — the enterprise's line may be the
         caller (it calls a customer) or the callee (a customer calls its hotline)."""
         for line, person in ((caller, callee), (callee, caller)):
-            hit = self.store.find("line", line)
+            hit = await self.store.find("line", line)
             if hit is not None:
                 return hit[0], hit[1], line, person
         return None
@@ -46,7 +46,7 @@ class Intake:
         call_id, phase = event["call_id"], event["phase"]
         now = time.time()
         at = float(event.get("time") or now)
-        hit = self.resolve(caller, callee)
+        hit = await self.resolve(caller, callee)
         if hit is None or (enterprise_scope is not None and hit[0] != enterprise_scope):
             raise UnknownLine(
                 "neither caller nor callee is a line of "
@@ -61,10 +61,10 @@ class Intake:
         if claim == "done":
             return 200, duplicate
         d: Delivery | None = None
-        with self.store.tx():  # the event and its delivery commit together, or neither
-            if self.store.call_event(call_id, phase, at):
-                card = choose_card(self.store, enterprise, line, phase, call_id) or {}
-                ent = self.store.get("enterprise", "", enterprise) or {}
+        async with self.store.tx():  # the event and its delivery commit together, or neither
+            if await self.store.call_event(call_id, phase, at):
+                card = await choose_card(self.store, enterprise, line, phase, call_id) or {}
+                ent = await self.store.get("enterprise", "", enterprise) or {}
                 d = Delivery(
                     did,
                     call_id,
@@ -93,7 +93,7 @@ class Intake:
                     now,
                     now,
                 )
-                self.store.add_delivery(d)
+                await self.store.add_delivery(d)
         if d is None:
             await self.store.durable()
             return 200, duplicate

@@ -42,16 +42,16 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def issue(store: DeliveryStore, enterprise: str | None, label: str) -> str:
+async def issue(store: DeliveryStore, enterprise: str | None, label: str) -> str:
     key = new_key()
-    store.add_key(hash_key(key), enterprise, label)
+    await store.add_key(hash_key(key), enterprise, label)
     return key
 
 
-def principal_of(store: DeliveryStore, key: str) -> Principal | None:
+async def principal_of(store: DeliveryStore, key: str) -> Principal | None:
     """Whose key this is, or None for a key we never issued."""
     digest = hash_key(key)
-    row = store.key(digest)
+    row = await store.key(digest)
     if row is None or not hmac.compare_digest(row[0], digest):
         return None
     return Principal(row[1])

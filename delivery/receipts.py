@@ -34,34 +34,34 @@ class Receipts:
         self.wakeups = wakeups
         self._background: set[asyncio.Task[Any]] = set()
 
-    def accept(self, message_id: str, stat: str, *, forwarded: bool = False) -> None:
+    async def accept(self, message_id: str, stat: str, *, forwarded: bool = False) -> None:
         """Store a receipt and apply it. One for a message this process did not submit is
         forwarded to the other processes (unless it was itself forwarded)."""
-        with self.store.tx():
-            self.store.receipt(message_id, stat)
-            attempt = self.store.attempt_of_message(message_id)
+        async with self.store.tx():
+            await self.store.receipt(message_id, stat)
+            attempt = await self.store.attempt_of_message(message_id)
             if attempt is not None:
-                self.evaluate(attempt)
+                await self.evaluate(attempt)
         if attempt is None and not forwarded:
             self._later(self.meter.counters.forward_receipt(message_id, stat))
 
-    def evaluate(self, attempt_id: int) -> str:
+    async def evaluate(self, attempt_id: int) -> str:
         """Apply the receipts an attempt has; its state afterwards."""
-        att = self.store.attempt_by_id(attempt_id)
+        att = await self.store.attempt_by_id(attempt_id)
         if att is None or att.state not in WAITING:
             return att.state if att is not None else "gone"
-        total, stats = self.store.receipts_of(attempt_id)
+        total, stats = await self.store.receipts_of(attempt_id)
         if total == 0:
             return att.state
         failed = [s for s in stats if s != "DELIVRD"]
         now = time.time()
         if failed:
             state = "failed"
-            self.store.update_attempt(attempt_id, state=state, done=now, detail=f"receipt {failed[0]}")
+            await self.store.update_attempt(attempt_id, state=state, done=now, detail=f"receipt {failed[0]}")
             self._later(self.meter.refund(charge_key(att)))
         elif len(stats) == total:
             state = "delivered"
-            self.store.update_attempt(attempt_id, state=state, done=now, detail="receipt DELIVRD")
+            await self.store.update_attempt(attempt_id, state=state, done=now, detail="receipt DELIVRD")
         else:
             return att.state
         self.wakeups.poke(att.delivery)

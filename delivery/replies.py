@@ -30,7 +30,7 @@ class Replies:
         self.composer = composer
         self.wakeups = wakeups
 
-    def on_reply(
+    async def on_reply(
         self, sender: str, line: str, text: str, channel: str, postback: str = "", ref: str = ""
     ) -> bool:
         """A reply to one of an enterprise's lines, on any channel; True if it was an opt-out
@@ -39,19 +39,21 @@ class Replies:
             number = normalize_number(line)
         except NumberError:
             return False
-        hit = self.store.find("line", number)
+        hit = await self.store.find("line", number)
         if hit is None:
             return False
-        return self._reply([hit[0]], sender, text, channel, postback, ref)
+        return await self._reply([hit[0]], sender, text, channel, postback, ref)
 
-    def on_chatbot(self, chatbot: str, user: str, text: str, postback: str = "", ref: str = "") -> bool:
+    async def on_chatbot(self, chatbot: str, user: str, text: str, postback: str = "", ref: str = "") -> bool:
         """A user's text or tap that reached a 5G chatbot: it speaks for every enterprise whose
         `chatbot` is that address. True if an opt-out."""
         bot = bot_id(chatbot)
-        ents = [e["id"] for e in self.store.list("enterprise", "") if bot_id(e.get("chatbot", "")) == bot]
-        return bool(bot and ents) and self._reply(ents, user, text, "rcs", postback, ref)
+        ents = [
+            e["id"] for e in await self.store.list("enterprise", "") if bot_id(e.get("chatbot", "")) == bot
+        ]
+        return bool(bot and ents) and await self._reply(ents, user, text, "rcs", postback, ref)
 
-    def _reply(
+    async def _reply(
         self, enterprises: list[str], sender: str, text: str, channel: str, postback: str, ref: str
     ) -> bool:
         opt_out = not postback and rules.is_opt_out(text)
@@ -64,25 +66,25 @@ class Replies:
             return False
         if opt_out:
             for ent in enterprises:
-                self.store.opt_out(ent, who, channel, text)
-                for did in self.store.active_for(ent, who):  # chains in flight stop now, not later
+                await self.store.opt_out(ent, who, channel, text)
+                for did in await self.store.active_for(ent, who):  # chains in flight stop now, not later
                     self.wakeups.poke(did)
             return True
-        self._tap(enterprises, who, key, postback, ref)
+        await self._tap(enterprises, who, key, postback, ref)
         return False
 
-    def _tap(self, enterprises: list[str], who: str, key: str | None, postback: str, ref: str) -> None:
+    async def _tap(self, enterprises: list[str], who: str, key: str | None, postback: str, ref: str) -> None:
         now = time.time()
-        last = self.store.last_delivered(enterprises, who, None)
+        last = await self.store.last_delivered(enterprises, who, None)
         if last is None or now - last[1] > TAP_WINDOW:
             return
         enterprise = last[3]
-        d = self.store.delivery(last[2])
+        d = await self.store.delivery(last[2])
         if d is None:
             return
         try:
-            ent = self.store.get("enterprise", "", d.enterprise) or {}
-            buttons = self.composer.message(d, ent).all_suggestions
+            ent = await self.store.get("enterprise", "", d.enterprise) or {}
+            buttons = (await self.composer.message(d, ent)).all_suggestions
         except RenderError:
             return
         finally:
@@ -92,12 +94,12 @@ class Replies:
         )
         if not 0 <= index < len(buttons):
             return
-        if ref and not self.store.first_reply(ref, now):
+        if ref and not await self.store.first_reply(ref, now):
             return
         day = day_of(now)
-        self.store.count_tap(enterprise, d.card, buttons[index].text, day)
+        await self.store.count_tap(enterprise, d.card, buttons[index].text, day)
         if d.kind == "ad":
-            self.store.count_impression(enterprise, d.card, day, taps=1)
+            await self.store.count_impression(enterprise, d.card, day, taps=1)
 
 
 def bot_id(address: str) -> str:

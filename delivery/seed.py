@@ -25,22 +25,22 @@ SECTIONS = (
 )
 
 
-def load_seed(store: DeliveryStore, path: Path) -> None:
+async def load_seed(store: DeliveryStore, path: Path) -> None:
     try:
         doc = yaml.safe_load(path.read_text("utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise SeedError(f"{path}: cannot read the delivery seed: {exc}") from None
-    with store.tx():
+    async with store.tx():
         for key in doc.get("operator_keys", []):
-            store.add_key(keys.hash_key(str(key)), None, f"seed {path.name}")
+            await store.add_key(keys.hash_key(str(key)), None, f"seed {path.name}")
         for i, e in enumerate(doc.get("enterprises", [])):
             e = dict(e)
             sub = {name: e.pop(name, []) for name, _, _ in SECTIONS}
             issued = e.pop("keys", [])
             _check("enterprise", e, f"{path}: enterprises[{i}]")
-            store.put("enterprise", "", e["id"], e)
+            await store.put("enterprise", "", e["id"], e)
             for key in issued:
-                store.add_key(keys.hash_key(str(key)), e["id"], f"seed {path.name}")
+                await store.add_key(keys.hash_key(str(key)), e["id"], f"seed {path.name}")
             for name, kind, idf in SECTIONS:
                 for j, item in enumerate(sub[name]):
                     item = dict(item)
@@ -52,7 +52,7 @@ def load_seed(store: DeliveryStore, path: Path) -> None:
                         item["line"] = normalize_number(item["line"])
                     if kind == "package":
                         item["lines"] = [normalize_number(n) for n in item.get("lines", [])]
-                    store.put(kind, e["id"], item[idf], item)
+                    await store.put(kind, e["id"], item[idf], item)
 
 
 _VALIDATORS: dict[str, Draft202012Validator] = {}

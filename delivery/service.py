@@ -102,9 +102,9 @@ class DeliveryService:
     async def start(self) -> None:
         c = self.config
         if c.seed:
-            load_seed(self.store, Path(c.seed))
+            await load_seed(self.store, Path(c.seed))
         if c.operator_key:
-            self.store.add_key(keys.hash_key(c.operator_key), None, "operator (settings)")
+            await self.store.add_key(keys.hash_key(c.operator_key), None, "operator (settings)")
         if c.smpp:
             host, _, port = c.smpp.rpartition(":")
             self.smpp = SmppClient(
@@ -127,7 +127,7 @@ class DeliveryService:
                     self.kannel_token,
                 )
         self.store.start_batching()
-        self.chains.resume()
+        await self.chains.resume()
         self._forwarded = asyncio.get_running_loop().create_task(
             self.counters.receipts(lambda mid, stat: self.receipts.accept(mid, stat, forwarded=True))
         )
@@ -152,9 +152,9 @@ class DeliveryService:
         r = parse_receipt(sm)
         if r is not None:
             if r.final:
-                self.receipts.accept(r.message_id, r.stat)
+                await self.receipts.accept(r.message_id, r.stat)
         else:
-            self.replies.on_reply(sm.source, sm.destination, sm.text(), "sms")
+            await self.replies.on_reply(sm.source, sm.destination, sm.text(), "sms")
         await self.store.durable()
 
     async def on_chatbot_event(self, bot: str, event: InboundEvent) -> None:
@@ -163,7 +163,7 @@ class DeliveryService:
         card's button counts in their reports. Durable before the chatbot answers its webhook."""
         text = event.text if event.kind == "text" else ""
         postback = event.postback if event.kind == "postback" else ""
-        self.replies.on_chatbot(
+        await self.replies.on_chatbot(
             event.chatbot, event.user, text, postback, ref=f"chatbot:{bot}:{event.message_id}"
         )
         await self.store.durable()

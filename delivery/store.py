@@ -17,6 +17,9 @@ from typing import Any
 from infra import jsonio
 
 from .groupcommit import GroupCommitDb
+from .metering import ledger
+from .metering.ledger import LedgerEntry
+from .metering.packages import Charge
 from .records import Attempt, Delivery, delivery_from_row
 
 SCHEMA = """
@@ -85,7 +88,7 @@ class DeliveryStore(GroupCommitDb):
         self._keys.clear()
 
     # -- resources -----------------------------------------------------------------------------
-    def put(self, kind: str, enterprise: str, id: str, body: dict[str, Any]) -> None:
+    async def put(self, kind: str, enterprise: str, id: str, body: dict[str, Any]) -> None:
         self._docs.clear()
         self.generation += 1
         self.db.execute(
@@ -93,7 +96,7 @@ class DeliveryStore(GroupCommitDb):
             (kind, enterprise, id, jsonio.dumps_str(body)),
         )
 
-    def get(self, kind: str, enterprise: str, id: str) -> dict[str, Any] | None:
+    async def get(self, kind: str, enterprise: str, id: str) -> dict[str, Any] | None:
         """A document (shared from the cache: callers copy before changing it)."""
         key = ("get", kind, enterprise, id)
         if key in self._docs:
@@ -104,7 +107,7 @@ class DeliveryStore(GroupCommitDb):
         doc = self._docs[key] = jsonio.loads(row[0]) if row else None
         return doc  # type: ignore[no-any-return]
 
-    def find(self, kind: str, id: str) -> tuple[str, dict[str, Any]] | None:
+    async def find(self, kind: str, id: str) -> tuple[str, dict[str, Any]] | None:
         """An object by id in any enterprise (lines: a number belongs to one enterprise)."""
         key = ("find", kind, id)
         if key in self._docs:
@@ -115,7 +118,7 @@ class DeliveryStore(GroupCommitDb):
         hit = self._docs[key] = (row[0], jsonio.loads(row[1])) if row else None
         return hit  # type: ignore[no-any-return]
 
-    def list(self, kind: str, enterprise: str | None = None) -> list[dict[str, Any]]:
+    async def list(self, kind: str, enterprise: str | None = None) -> list[dict[str, Any]]:
         key = ("list", kind, enterprise)
         if key in self._docs:
             return self._docs[key]  # type: ignore[no-any-return]
@@ -131,7 +134,7 @@ class DeliveryStore(GroupCommitDb):
             )
         return [jsonio.loads(r[0]) for r in rows]
 
-    def delete(self, kind: str, enterprise: str, id: str) -> bool:
+    async def delete(self, kind: str, enterprise: str, id: str) -> bool:
         self._docs.clear()
         self.generation += 1
         cur = self.db.execute(
@@ -139,22 +142,24 @@ class DeliveryStore(GroupCommitDb):
         )
         return cur.rowcount > 0
 
-    def delete_enterprise(self, enterprise: str) -> None:
+    async def delete_enterprise(self, enterprise: str) -> None:
         self._docs.clear()
         self.generation += 1
         self._keys.clear()
-        with self.tx() as db:
+        async with self.tx() as db:
             db.execute("DELETE FROM objects WHERE enterprise=?", (enterprise,))
             db.execute("DELETE FROM objects WHERE kind='enterprise' AND id=?", (enterprise,))
             db.execute("DELETE FROM api_keys WHERE enterprise=?", (enterprise,))
 
-    def audit(self, actor: str, enterprise: str, target: str, action: str, detail: dict[str, Any]) -> None:
+    async def audit(
+        self, actor: str, enterprise: str, target: str, action: str, detail: dict[str, Any]
+    ) -> None:
         self.db.execute(
             "INSERT INTO audit (at, actor, enterprise, target, action, detail) VALUES (?,?,?,?,?,?)",
             (time.time(), actor, enterprise, target, action, jsonio.dumps_str(detail)),
         )
 
-    def audit_log(self, enterprise: str, limit: int = 200) -> list[dict[str, Any]]:
+    async def audit_log(self, enterprise: str, limit: int = 200) -> list[dict[str, Any]]:
         rows = self.db.execute(
             "SELECT at, actor, target, action, detail FROM audit WHERE enterprise=? "
             "ORDER BY seq DESC LIMIT ?",
@@ -166,13 +171,13 @@ class DeliveryStore(GroupCommitDb):
         ]
 
     # -- API keys ----------------------------------------------------------------------------
-    def add_key(self, key_hash: str, enterprise: str | None, label: str) -> None:
+    async def add_key(self, key_hash: str, enterprise: str | None, label: str) -> None:
         self._keys.clear()
         self.db.execute(
             "INSERT OR REPLACE INTO api_keys VALUES (?,?,?,?)", (key_hash, enterprise, label, time.time())
         )
 
-    def key(self, key_hash: str) -> tuple[str, str | None] | None:
+    async def key(self, key_hash: str) -> tuple[str, str | None] | None:
         if key_hash in self._keys:
             return self._keys[key_hash]
         row = self.db.execute("SELECT hash, enterprise FROM api_keys WHERE hash=?", (key_hash,)).fetchone()
@@ -182,15 +187,15 @@ class DeliveryStore(GroupCommitDb):
         return hit
 
     # -- calls and deliveries ------------------------------------------------------------------
-    def call_event(self, call_id: str, phase: str, at: float) -> bool:
+    async def call_event(self, call_id: str, phase: str, at: float) -> bool:
         """Record a call event; False if this call id + phase was seen before."""
         cur = self.db.execute("INSERT OR IGNORE INTO calls VALUES (?,?,?)", (call_id, phase, at))
         return cur.rowcount > 0
 
-    def call_phases(self, call_id: str) -> set[str]:
+    async def call_phases(self, call_id: str) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT phase FROM calls WHERE call_id=?", (call_id,))}
 
-    def add_delivery(self, d: Delivery) -> None:
+    async def add_delivery(self, d: Delivery) -> None:
         self.db.execute(
             "INSERT OR IGNORE INTO deliveries VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
@@ -215,41 +220,41 @@ class DeliveryStore(GroupCommitDb):
             ),
         )
 
-    def delivery(self, id: str) -> Delivery | None:
+    async def delivery(self, id: str) -> Delivery | None:
         row = self.db.execute("SELECT * FROM deliveries WHERE id=?", (id,)).fetchone()
         return delivery_from_row(row) if row else None
 
-    def deliveries_of_call(self, call_id: str) -> list[Delivery]:
+    async def deliveries_of_call(self, call_id: str) -> list[Delivery]:
         return [
             delivery_from_row(r)
             for r in self.db.execute("SELECT * FROM deliveries WHERE call_id=? ORDER BY created", (call_id,))
         ]
 
-    def active_deliveries(self) -> list[str]:
+    async def active_deliveries(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT id FROM deliveries WHERE state='active'")]
 
-    def update_delivery(self, id: str, **fields: Any) -> None:
+    async def update_delivery(self, id: str, **fields: Any) -> None:
         fields["updated"] = time.time()
         cols = ", ".join(f"{k}=?" for k in fields)
         self.db.execute(f"UPDATE deliveries SET {cols} WHERE id=?", (*fields.values(), id))
 
-    def attempt(self, delivery: str, step: int) -> Attempt | None:
+    async def attempt(self, delivery: str, step: int) -> Attempt | None:
         row = self.db.execute(
             "SELECT * FROM attempts WHERE delivery=? AND step=?", (delivery, step)
         ).fetchone()
         return Attempt(*row) if row else None
 
-    def attempt_by_id(self, id: int) -> Attempt | None:
+    async def attempt_by_id(self, id: int) -> Attempt | None:
         row = self.db.execute("SELECT * FROM attempts WHERE id=?", (id,)).fetchone()
         return Attempt(*row) if row else None
 
-    def attempts(self, delivery: str) -> list[Attempt]:
+    async def attempts(self, delivery: str) -> list[Attempt]:
         return [
             Attempt(*r)
             for r in self.db.execute("SELECT * FROM attempts WHERE delivery=? ORDER BY step", (delivery,))
         ]
 
-    def add_attempt(
+    async def add_attempt(
         self, delivery: str, step: int, channel: str, segments: int, units: int, deadline: float
     ) -> Attempt:
         now = time.time()
@@ -272,23 +277,23 @@ class DeliveryStore(GroupCommitDb):
             "",
         )
 
-    def update_attempt(self, id: int, **fields: Any) -> None:
+    async def update_attempt(self, id: int, **fields: Any) -> None:
         cols = ", ".join(f"{k}=?" for k in fields)
         self.db.execute(f"UPDATE attempts SET {cols} WHERE id=?", (*fields.values(), id))
 
-    def add_message_ids(self, attempt: int, ids: list[str]) -> None:
+    async def add_message_ids(self, attempt: int, ids: list[str]) -> None:
         self.db.executemany(
             "INSERT OR IGNORE INTO message_ids VALUES (?,?,NULL)", [(m, attempt) for m in ids]
         )
 
-    def receipt(self, message_id: str, stat: str) -> bool:
+    async def receipt(self, message_id: str, stat: str) -> bool:
         """Store a receipt; False if this message id already had a final one (a redelivery)."""
         cur = self.db.execute(
             "INSERT OR IGNORE INTO receipts VALUES (?,?,?)", (message_id, stat, time.time())
         )
         return cur.rowcount > 0
 
-    def receipts_of(self, attempt: int) -> tuple[int, list[str]]:
+    async def receipts_of(self, attempt: int) -> tuple[int, list[str]]:
         """(segments submitted, stats received) for an attempt."""
         rows = self.db.execute(
             "SELECT r.stat FROM message_ids m LEFT JOIN receipts r "
@@ -297,35 +302,35 @@ class DeliveryStore(GroupCommitDb):
         ).fetchall()
         return len(rows), [r[0] for r in rows if r[0] is not None]
 
-    def attempt_of_message(self, message_id: str) -> int | None:
+    async def attempt_of_message(self, message_id: str) -> int | None:
         row = self.db.execute("SELECT attempt FROM message_ids WHERE message_id=?", (message_id,)).fetchone()
         return row[0] if row else None
 
     # -- opt-outs and ad impressions -----------------------------------------------------------
-    def opt_out(self, enterprise: str, number: str, channel: str, text: str) -> None:
+    async def opt_out(self, enterprise: str, number: str, channel: str, text: str) -> None:
         self.db.execute(
             "INSERT OR IGNORE INTO optouts VALUES (?,?,?,?,?)",
             (enterprise, number, time.time(), channel, text),
         )
         self._optouts.add((enterprise, number))  # after the durable write
 
-    def opted_out(self, enterprise: str, number: str) -> bool:
+    async def opted_out(self, enterprise: str, number: str) -> bool:
         return (enterprise, number) in self._optouts
 
-    def optouts(self, enterprise: str) -> list[dict[str, Any]]:
+    async def optouts(self, enterprise: str) -> list[dict[str, Any]]:
         rows = self.db.execute(
             "SELECT number, at, channel, text FROM optouts WHERE enterprise=? ORDER BY at", (enterprise,)
         )
         return [{"number": r[0], "at": r[1], "channel": r[2], "text": r[3]} for r in rows]
 
-    def active_for(self, enterprise: str, recipient: str) -> list[str]:
+    async def active_for(self, enterprise: str, recipient: str) -> list[str]:
         rows = self.db.execute(
             "SELECT id FROM deliveries WHERE recipient=? AND enterprise=? AND state='active'",
             (recipient, enterprise),
         )
         return [r[0] for r in rows]
 
-    def last_delivered(
+    async def last_delivered(
         self, enterprise: str | Sequence[str], recipient: str, kind: str | None
     ) -> tuple[str, float, str, str] | None:
         """(card, when, delivery id, enterprise) of the latest card (of this kind) delivered to a
@@ -341,40 +346,40 @@ class DeliveryStore(GroupCommitDb):
         ).fetchone()
         return (row[0], row[1], row[2], row[3]) if row else None
 
-    def first_reply(self, key: str, now: float, keep: float = 7 * 86400) -> bool:
+    async def first_reply(self, key: str, now: float, keep: float = 7 * 86400) -> bool:
         """True the first time a reply with this key (e.g. the chatbot's message id) is seen: a
         platform's redelivery of the same tap is not counted twice. Old keys are pruned."""
         self.db.execute("DELETE FROM replies_seen WHERE at < ?", (now - keep,))
         return self.db.execute("INSERT OR IGNORE INTO replies_seen VALUES (?,?)", (key, now)).rowcount > 0
 
-    def count_tap(self, enterprise: str, card: str, button: str, day: str) -> None:
+    async def count_tap(self, enterprise: str, card: str, button: str, day: str) -> None:
         self.db.execute(
             "INSERT INTO taps VALUES (?,?,?,?,1) ON CONFLICT DO UPDATE SET n = n + 1",
             (enterprise, card, button, day),
         )
 
-    def taps(self, enterprise: str) -> list[dict[str, Any]]:
+    async def taps(self, enterprise: str) -> list[dict[str, Any]]:
         rows = self.db.execute(
             "SELECT card, button, day, n FROM taps WHERE enterprise=? ORDER BY day, card, n DESC",
             (enterprise,),
         )
         return [{"card": r[0], "button": r[1], "day": r[2], "taps": r[3]} for r in rows]
 
-    def count_impression(self, enterprise: str, card: str, day: str, taps: int = 0) -> None:
+    async def count_impression(self, enterprise: str, card: str, day: str, taps: int = 0) -> None:
         self.db.execute(
             "INSERT INTO impressions VALUES (?,?,?,?,?) ON CONFLICT DO UPDATE SET "
             "shown = shown + excluded.shown, taps = taps + excluded.taps",
             (enterprise, card, day, 0 if taps else 1, taps),
         )
 
-    def impressions(self, enterprise: str) -> list[dict[str, Any]]:
+    async def impressions(self, enterprise: str) -> list[dict[str, Any]]:
         rows = self.db.execute(
             "SELECT card, day, shown, taps FROM impressions WHERE enterprise=? ORDER BY day, card",
             (enterprise,),
         )
         return [{"card": r[0], "day": r[1], "impressions": r[2], "taps": r[3]} for r in rows]
 
-    def delivery_stats(self, enterprise: str) -> list[dict[str, Any]]:
+    async def delivery_stats(self, enterprise: str) -> list[dict[str, Any]]:
         rows = self.db.execute(
             "SELECT date(a.started, 'unixepoch', '+8 hours') AS day, a.channel, a.state, count(*), "
             "avg(CASE WHEN a.done IS NOT NULL THEN a.done - a.started END) FROM attempts a "
@@ -392,3 +397,15 @@ class DeliveryStore(GroupCommitDb):
             }
             for r in rows
         ]
+
+    # -- metering ledger (metering/ledger.py) ------------------------------------------------------
+    async def record_charge(self, key: str, charge: Charge, e: LedgerEntry) -> None:
+        """The ledger row of a charge; a repeated charge (found again under the same key after a
+        crash) rewrites the same row."""
+        ledger.write(self.db, key, charge, e)
+
+    async def mark_refunded(self, key: str) -> None:
+        ledger.mark_refunded(self.db, key)
+
+    async def usage(self, enterprise: str, by: tuple[str, ...]) -> list[dict[str, Any]]:
+        return ledger.usage_rows(self.db, enterprise, by)

@@ -17,13 +17,15 @@ belong to another process) is a method of `Counters`; nothing outside asks which
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..store import DeliveryStore
-from .ledger import LedgerEntry, day_of, to_csv, usage_rows
+from .ledger import LedgerEntry, day_of, to_csv
 from .packages import Charge, Package, applicable, units_for
+
+if TYPE_CHECKING:  # the store imports metering's ledger: no import cycle at run time
+    from ..store import DeliveryStore
 
 __all__ = [
     "Charge",
@@ -73,7 +75,7 @@ class Counters(Protocol):
         """A receipt for a message no attempt of this process knows: tell the other processes."""
         ...
 
-    async def receipts(self, handle: Callable[[str, str], None]) -> None:
+    async def receipts(self, handle: Callable[[str, str], Awaitable[None]]) -> None:
         """Feed receipts other processes forwarded to `handle` until cancelled."""
         ...
 
@@ -103,8 +105,8 @@ class Meter:
     async def reserve(
         self, key: str, enterprise: str, line: str, channel: str, segments: int, now: float
     ) -> Reservation:
-        packages, metered = applicable(self.store, enterprise, line, now)
-        doc = self.store.get("package", enterprise, packages[0].id) if packages else None
+        packages, metered = await applicable(self.store, enterprise, line, now)
+        doc = await self.store.get("package", enterprise, packages[0].id) if packages else None
         units = units_for(doc, channel, segments)
         entry = LedgerEntry(enterprise, line, channel, day_of(now), now)
         before = await self.counters.take_before(key, packages, units) if metered else None
@@ -121,7 +123,7 @@ class Meter:
 
     async def balances(self, enterprise: str) -> list[dict[str, Any]]:
         out = []
-        for d in self.store.list("package", enterprise):
+        for d in await self.store.list("package", enterprise):
             used, over = await self.counters.usage(f"{enterprise}/{d['id']}")
             out.append(
                 {
@@ -138,5 +140,5 @@ class Meter:
             )
         return out
 
-    def usage(self, enterprise: str, by: tuple[str, ...]) -> list[dict[str, Any]]:
-        return usage_rows(self.store.db, enterprise, by)
+    async def usage(self, enterprise: str, by: tuple[str, ...]) -> list[dict[str, Any]]:
+        return await self.store.usage(enterprise, by)

@@ -20,8 +20,8 @@ async def estimate(
     meter: Meter, enterprise: str, msg: Message, line: str, count: int
 ) -> list[dict[str, Any]]:
     store = meter.store
-    packages, _ = applicable(store, enterprise, line, time.time())
-    docs = {d["id"]: d for d in store.list("package", enterprise)}
+    packages, _ = await applicable(store, enterprise, line, time.time())
+    docs = {d["id"]: d for d in await store.list("package", enterprise)}
     balances = {b["id"]: b for b in await meter.balances(enterprise)}
     free = sum(balances[p.id]["remaining"] for p in packages if p.id in balances)
     out: list[dict[str, Any]] = []

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..store import DeliveryStore
+if TYPE_CHECKING:  # the store imports metering's ledger: no import cycle at run time
+    from ..store import DeliveryStore
+
 
 DEFAULT_UNITS = {"rcs": 1, "ussd": 1, "flash": 1, "sms": 1}  # SMS: per segment
 
@@ -52,10 +54,12 @@ def refused(packages: list[Package]) -> Charge:
     return Charge(False, reason="package used up" if packages else "no valid package for this line")
 
 
-def applicable(store: DeliveryStore, enterprise: str, line: str, now: float) -> tuple[list[Package], bool]:
+async def applicable(
+    store: DeliveryStore, enterprise: str, line: str, now: float
+) -> tuple[list[Package], bool]:
     """The packages that may pay for a message from `line`, in spending order (the line's own
     packages, then pools), and whether the enterprise is metered at all (has any package)."""
-    docs = store.list("package", enterprise)
+    docs = await store.list("package", enterprise)
     valid = [
         d
         for d in docs

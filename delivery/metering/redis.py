@@ -13,17 +13,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from redis import asyncio as aioredis
 
 from infra.redispipe import AutoPipeline
 
-from ..store import DeliveryStore
-from . import ledger
 from .ledger import LedgerEntry
 from .packages import Charge, Package, refused
+
+if TYPE_CHECKING:  # the store imports metering's ledger: no import cycle at run time
+    from ..store import DeliveryStore
 
 log = logging.getLogger("mingpian.delivery")
 PENDING_TTL = 15.0  # seconds a claimed, unconfirmed call event stays claimed
@@ -155,7 +156,7 @@ class RedisCounters:
     ) -> Charge:
         charge = before if before is not None else await self.consume(key, packages, units)
         if charge.ok and self.store is not None:
-            ledger.write(self.store.db, key, charge, entry)
+            await self.store.record_charge(key, charge, entry)
         return charge
 
     async def give_back_orphan(self, key: str) -> None:
@@ -164,7 +165,7 @@ class RedisCounters:
     async def refund(self, key: str) -> bool:
         done = bool(await self.pipe.script("refund", [self.prefix + "ch:" + key], []))
         if self.store is not None:
-            ledger.mark_refunded(self.store.db, key)
+            await self.store.mark_refunded(key)
         return done
 
     async def usage(self, package: str) -> tuple[int, int]:
@@ -177,7 +178,7 @@ class RedisCounters:
         a receipt for a message id this process does not know goes to every process."""
         await self.pipe.call("PUBLISH", self.prefix + "receipts", f"{message_id}\x1f{stat}")
 
-    async def receipts(self, handle: Callable[[str, str], None]) -> None:
+    async def receipts(self, handle: Callable[[str, str], Awaitable[None]]) -> None:
         """Feed forwarded receipts to `handle` until cancelled (resubscribes after a hiccup)."""
         while True:
             pubsub = self.r.pubsub()
@@ -186,7 +187,7 @@ class RedisCounters:
                 async for msg in pubsub.listen():
                     if msg.get("type") == "message":
                         mid, _, stat = str(msg["data"]).partition("\x1f")
-                        handle(mid, stat)
+                        await handle(mid, stat)
             except asyncio.CancelledError:
                 raise
             except Exception:  # Redis restarted: subscribe again shortly

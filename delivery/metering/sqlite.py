@@ -8,12 +8,15 @@ transaction) and a receipt always reaches the process that submitted its message
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
-from ..store import DeliveryStore
 from . import ledger
 from .ledger import LedgerEntry
 from .packages import Charge, Package, refused
+
+if TYPE_CHECKING:  # the store imports metering's ledger: no import cycle at run time
+    from ..store import DeliveryStore
 
 
 class SqliteCounters:
@@ -29,7 +32,7 @@ class SqliteCounters:
         pass
 
     async def cap(self, key: str, limit: int, window: float, member: str, now: float) -> bool:
-        with self.store.tx() as db:
+        async with self.store.tx() as db:
             db.execute("DELETE FROM caps WHERE key=? AND at <= ?", (key, now - window))
             if db.execute("SELECT 1 FROM caps WHERE key=? AND member=?", (key, member)).fetchone():
                 return True
@@ -45,7 +48,7 @@ class SqliteCounters:
         """Take `units` from the first package with room (else overage where allowed). The
         ledger row is what makes it idempotent per key: a key charged and not refunded is
         answered with that charge again."""
-        with self.store.tx() as db:
+        async with self.store.tx() as db:
             row = db.execute(
                 "SELECT package, units, overage, refunded FROM charges WHERE key=?", (key,)
             ).fetchone()
@@ -89,7 +92,7 @@ class SqliteCounters:
         pass  # units commit with their attempt row: a crash cannot leave one without the other
 
     async def refund(self, key: str) -> bool:
-        with self.store.tx() as db:
+        async with self.store.tx() as db:
             row = db.execute(
                 "SELECT enterprise, package, units, overage, refunded FROM charges WHERE key=?", (key,)
             ).fetchone()
@@ -112,7 +115,7 @@ class SqliteCounters:
     async def forward_receipt(self, message_id: str, stat: str) -> None:
         pass  # no other process shares this file's SMSC session
 
-    async def receipts(self, handle: Callable[[str, str], None]) -> None:
+    async def receipts(self, handle: Callable[[str, str], Awaitable[None]]) -> None:
         return None
 
     async def close(self) -> None:

@@ -140,11 +140,11 @@ async def settle(client: Client, delivery: str, timeout: float = 8.0) -> dict[st
     store = client.app[delivery_key].store
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        d = store.delivery(delivery)
+        d = await store.delivery(delivery)
         if d is not None and d.state != "active":
-            return {**d.to_json(), "attempts": [a.to_json() for a in store.attempts(delivery)]}
+            return {**d.to_json(), "attempts": [a.to_json() for a in await store.attempts(delivery)]}
         await asyncio.sleep(0.02)
-    raise AssertionError(f"delivery {delivery} still active: {store.delivery(delivery)}")
+    raise AssertionError(f"delivery {delivery} still active: {await store.delivery(delivery)}")
 
 
 async def idle(client: Client) -> None:

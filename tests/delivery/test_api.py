@@ -223,7 +223,7 @@ async def test_seed_errors_name_the_file_and_path(tmp_path: Path) -> None:
         "utf-8",
     )
     with pytest.raises(SeedError, match=r"seed.yaml: enterprises\[0\].lines\[0\]"):
-        load_seed(store, seed)
+        await load_seed(store, seed)
     store.close()
 
 

@@ -25,7 +25,7 @@ from .support import (
 async def _submitted(client: Any, delivery: str) -> None:
     """Wait until the delivery's first attempt was handed to the gateway (and no receipt yet)."""
     for _ in range(300):
-        att = client.app[delivery_key].store.attempt(delivery, 0)
+        att = await client.app[delivery_key].store.attempt(delivery, 0)
         if att is not None and att.state == "submitted":
             return
         await asyncio.sleep(0.01)
@@ -52,11 +52,11 @@ async def test_ussd_fails_then_flash_within_its_timeout_is_charged_once(
     # charged once: the failed USSD attempt was refunded, the delivered flash stays charged
     balances = await client.app[delivery_key].meter.balances("sf")
     assert balances[0]["used"] == 1
-    usage = client.app[delivery_key].meter.usage("sf", ("channel",))
+    usage = await client.app[delivery_key].meter.usage("sf", ("channel",))
     assert usage == [{"channel": "flash", "messages": 1, "units": 1, "overage_units": 0, "cost": 0.05}]
     # a redelivered receipt changes nothing
     assert client.app[delivery_key].store is not None  # the store is reachable
-    client.app[delivery_key].receipts.accept(flash["message_id"], "DELIVRD")
+    await client.app[delivery_key].receipts.accept(flash["message_id"], "DELIVRD")
     assert (await client.app[delivery_key].meter.balances("sf"))[0]["used"] == 1
 
 

@@ -71,5 +71,5 @@ async def test_kannel_callbacks_need_the_token_and_mo_opt_out_works(
         params={"from": "13912345678", "to": "13800000001", "text": "退订", "token": token},
     )
     assert resp.status == 200 and (await resp.json())["opt_out"] is True
-    assert client.app[delivery_key].store.opted_out("sf", CUSTOMER)
+    assert await client.app[delivery_key].store.opted_out("sf", CUSTOMER)
     await asyncio.sleep(0)

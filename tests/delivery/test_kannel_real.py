@@ -159,7 +159,7 @@ async def test_through_real_kannel_flash_fails_then_sms_is_delivered(
     gateway.send_mo(CUSTOMER[3:], "13800000001", "退订")
     store = client.app[delivery_key].store
     for _ in range(500):
-        if store.opted_out("sf", CUSTOMER):
+        if await store.opted_out("sf", CUSTOMER):
             break
         await asyncio.sleep(0.02)
-    assert store.opted_out("sf", CUSTOMER)
+    assert await store.opted_out("sf", CUSTOMER)

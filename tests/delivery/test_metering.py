@@ -204,7 +204,7 @@ async def test_two_servers_on_one_redis_share_dedupe_and_pool(
     await call(b, "m3", "ended", callee="+8613722223333")
     for client, did in ((a, "m2:ended"), (b, "m3:ended")):
         assert (await settle(client, did))["state"] == "delivered"
-    winner = a if a.app[delivery_key].store.delivery("m1:ringing") else b
+    winner = a if await a.app[delivery_key].store.delivery("m1:ringing") else b
     await settle(winner, "m1:ringing")
     report = await (await a.get("/api/enterprises/sf/report", headers=auth(SF_KEY))).json()
     assert report["packages"][0]["used"] == 3  # one per delivered card, across both servers
@@ -225,12 +225,14 @@ async def test_a_redis_charge_whose_attempt_row_a_crash_lost_is_given_back_on_re
     await call(first, "g1", "ended")
     assert (await settle(first, "g1:ended"))["state"] == "delivered"
     store, meter = first.app[delivery_key].store, first.app[delivery_key].meter
-    done = store.delivery("g1:ended")
+    done = await store.delivery("g1:ended")
     assert done is not None
-    with store.tx():  # the state a crash leaves: an active delivery, its charge, no attempt row
-        store.add_delivery(replace(done, id="g2:ended", call_id="g2", state="active", step=0, channel=""))
-        store.opt_out("sf", done.recipient, "sms", "退订")
-    packages, _ = applicable(store, "sf", done.line, time.time())
+    async with store.tx():  # the state a crash leaves: an active delivery, its charge, no attempt row
+        await store.add_delivery(
+            replace(done, id="g2:ended", call_id="g2", state="active", step=0, channel="")
+        )
+        await store.opt_out("sf", done.recipient, "sms", "退订")
+    packages, _ = await applicable(store, "sf", done.line, time.time())
     assert (await meter.counters.consume("g2:ended#0", packages, 1)).ok
     await store.durable()
     assert (await meter.balances("sf"))[0]["used"] == 2

@@ -51,7 +51,7 @@ async def test_opt_out_by_sms_reply_blocks_every_channel_at_once(
     gateway.send_mo(CUSTOMER[3:], "13800000001", "退订")  # mobile-originated over SMPP
     store = client.app[delivery_key].store
     for _ in range(100):
-        if store.opted_out("sf", CUSTOMER):
+        if await store.opted_out("sf", CUSTOMER):
             break
         await asyncio.sleep(0.01)
     optouts = await (await client.get("/api/enterprises/sf/optouts", headers=auth(SF_KEY))).json()

@@ -23,11 +23,11 @@ def presented(request: web.Request) -> str | None:
     return request.headers.get("X-API-Key")
 
 
-def principal(request: web.Request) -> Principal:
+async def principal(request: web.Request) -> Principal:
     key = presented(request)
     if not key:
         raise ApiError(401, "unauthorized", "send an API key: Authorization: Bearer <key>")
-    who = principal_of(request.app[delivery_key].store, key)
+    who = await principal_of(request.app[delivery_key].store, key)
     if who is None:
         raise ApiError(401, "unauthorized", "unknown API key")
     return who
@@ -38,10 +38,10 @@ def require_operator(p: Principal) -> None:
         raise ApiError(403, "forbidden", "only the operator may do this")
 
 
-def enterprise(request: web.Request, p: Principal) -> dict[str, Any]:
+async def enterprise(request: web.Request, p: Principal) -> dict[str, Any]:
     """The enterprise named in the path, if this principal may see it (404 otherwise)."""
     eid = request.match_info["eid"]
-    ent = request.app[delivery_key].store.get("enterprise", "", eid) if p.may_see(eid) else None
+    ent = await request.app[delivery_key].store.get("enterprise", "", eid) if p.may_see(eid) else None
     if ent is None:
         raise ApiError(404, "not_found", f"no enterprise {eid!r}")
     return ent

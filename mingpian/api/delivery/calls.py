@@ -15,7 +15,7 @@ from .state import delivery_key
 
 
 async def post_call(request: web.Request) -> web.Response:
-    p = principal(request)
+    p = await principal(request)
     body = await validation.body(request, "call")
     validation.number(body["caller"], "$.caller")
     validation.number(body["callee"], "$.callee")
@@ -25,16 +25,16 @@ async def post_call(request: web.Request) -> web.Response:
 
 
 async def get_call(request: web.Request) -> web.Response:
-    p = principal(request)
+    p = await principal(request)
     store = request.app[delivery_key].store
-    ds = [d for d in store.deliveries_of_call(request.match_info["call_id"]) if p.may_see(d.enterprise)]
+    ds = [d for d in await store.deliveries_of_call(request.match_info["call_id"]) if p.may_see(d.enterprise)]
     if not ds:
         raise ApiError(404, "not_found", f"no call {request.match_info['call_id']!r}")
     return json_response(
         {
             "call_id": request.match_info["call_id"],
             "deliveries": [
-                {**d.to_json(), "attempts": [a.to_json() for a in store.attempts(d.id)]} for d in ds
+                {**d.to_json(), "attempts": [a.to_json() for a in await store.attempts(d.id)]} for d in ds
             ],
         }
     )
@@ -43,12 +43,12 @@ async def get_call(request: web.Request) -> web.Response:
 async def post_reply(request: web.Request) -> web.Response:
     """A reply received on another channel (the chatbot's 5G messages, a Kannel MO): opt-outs
     are honoured on every channel at once."""
-    p = principal(request)
+    p = await principal(request)
     body = await validation.body(request, "reply")
     to = validation.number(body["to"], "$.to")
     validation.number(body["from"], "$.from")
     service = request.app[delivery_key]
-    hit = service.store.find("line", to)
+    hit = await service.store.find("line", to)
     if hit is None or not p.may_see(hit[0]):
         raise ApiError(
             422,
@@ -56,7 +56,7 @@ async def post_reply(request: web.Request) -> web.Response:
             f"{to} is not a line" + ("" if p.operator else " of this enterprise"),
             path="$.to",
         )
-    opted = service.replies.on_reply(
+    opted = await service.replies.on_reply(
         body["from"], to, body["text"], body.get("channel", "rcs"), body.get("postback", "")
     )
     await service.store.durable()

@@ -19,72 +19,72 @@ BASE, ITEM = "/api/enterprises", "/api/enterprises/{eid}"
 
 
 async def list_enterprises(request: web.Request) -> web.Response:
-    p = principal(request)
+    p = await principal(request)
     store = request.app[delivery_key].store
     items = (
-        store.list("enterprise", "")
+        await store.list("enterprise", "")
         if p.operator
-        else [e for e in [store.get("enterprise", "", p.enterprise or "")] if e]
+        else [e for e in [await store.get("enterprise", "", p.enterprise or "")] if e]
     )
     return json_response({"enterprises": items})
 
 
 async def create_enterprise(request: web.Request) -> web.Response:
-    p = principal(request)
+    p = await principal(request)
     require_operator(p)
     body = await validation.body(request, "enterprise")
     store = request.app[delivery_key].store
-    if store.get("enterprise", "", body["id"]) is not None:
+    if await store.get("enterprise", "", body["id"]) is not None:
         raise ApiError(409, "exists", f"enterprise {body['id']!r} exists", path="$.id")
-    with store.tx():
-        store.put("enterprise", "", body["id"], body)
-        store.audit(p.name, body["id"], body["id"], "create enterprise", {})
+    async with store.tx():
+        await store.put("enterprise", "", body["id"], body)
+        await store.audit(p.name, body["id"], body["id"], "create enterprise", {})
     await store.durable()
     return json_response(body, status=201)
 
 
 async def get_enterprise(request: web.Request) -> web.Response:
-    return json_response(enterprise(request, principal(request)))
+    return json_response(await enterprise(request, await principal(request)))
 
 
 async def put_enterprise(request: web.Request) -> web.Response:
-    p = principal(request)
-    ent = enterprise(request, p)
+    p = await principal(request)
+    ent = await enterprise(request, p)
     body = await validation.body(request, "enterprise")
     if body["id"] != ent["id"]:
         raise ApiError(422, "id_mismatch", "id cannot change", path="$.id")
     store = request.app[delivery_key].store
-    with store.tx():
-        store.put("enterprise", "", ent["id"], body)
-        store.audit(p.name, ent["id"], ent["id"], "update enterprise", {})
+    async with store.tx():
+        await store.put("enterprise", "", ent["id"], body)
+        await store.audit(p.name, ent["id"], ent["id"], "update enterprise", {})
     await store.durable()
     return json_response(body)
 
 
 async def delete_enterprise(request: web.Request) -> web.Response:
-    p = principal(request)
+    p = await principal(request)
     require_operator(p)
-    ent = enterprise(request, p)
+    ent = await enterprise(request, p)
     store = request.app[delivery_key].store
-    store.delete_enterprise(ent["id"])
+    await store.delete_enterprise(ent["id"])
     await store.durable()
     return web.Response(status=204)
 
 
 async def issue_key(request: web.Request) -> web.Response:
-    p = principal(request)
+    p = await principal(request)
     require_operator(p)
-    ent = enterprise(request, p)
+    ent = await enterprise(request, p)
     store = request.app[delivery_key].store
-    key = keys.issue(store, ent["id"], "issued by operator")
-    store.audit(p.name, ent["id"], ent["id"], "issue key", {})
+    key = await keys.issue(store, ent["id"], "issued by operator")
+    await store.audit(p.name, ent["id"], ent["id"], "issue key", {})
     await store.durable()
     return json_response({"key": key, "enterprise": ent["id"]}, status=201)
 
 
 async def get_audit(request: web.Request) -> web.Response:
-    ent = enterprise(request, principal(request))
-    return json_response({"audit": request.app[delivery_key].store.audit_log(ent["id"])})
+    ent = await enterprise(request, await principal(request))
+    return json_response({"audit": await request.app[delivery_key].store.audit_log(ent["id"])})
 
 
 def setup(app: web.Application) -> dict[str, Any]:

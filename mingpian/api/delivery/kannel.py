@@ -37,7 +37,7 @@ async def kannel_dlr(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_query", "id is missing", path="id")
     service = request.app[delivery_key]
     if stat is not None:  # 4 buffered, 8 accepted by the SMSC: not final
-        service.receipts.accept(mid, stat)
+        await service.receipts.accept(mid, stat)
     await service.store.durable()
     return json_response({"id": mid, "stat": stat})
 
@@ -49,7 +49,7 @@ async def kannel_mo(request: web.Request) -> web.Response:
     if not q.get("from") or not q.get("to"):
         raise ApiError(400, "invalid_query", "from and to are required", path="from")
     service = request.app[delivery_key]
-    opted = service.replies.on_reply(q["from"], q["to"], q.get("text", ""), "sms")
+    opted = await service.replies.on_reply(q["from"], q["to"], q.get("text", ""), "sms")
     await service.store.durable()
     return json_response({"opt_out": opted})
 

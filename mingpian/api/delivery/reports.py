@@ -22,14 +22,14 @@ BASE = "/api/enterprises/{eid}"
 
 
 async def get_usage(request: web.Request) -> web.Response:
-    ent = enterprise(request, principal(request))
+    ent = await enterprise(request, await principal(request))
     by = tuple(x.strip() for x in request.query.get("by", "day").split(",") if x.strip())
     bad = [x for x in by if x not in GROUPS]
     if bad:
         raise ApiError(
             400, "invalid_query", f"cannot group by {bad[0]!r}; use day, line, channel, package", path="by"
         )
-    rows = request.app[delivery_key].meter.usage(ent["id"], by)
+    rows = await request.app[delivery_key].meter.usage(ent["id"], by)
     if request.query.get("format") == "csv":
         return web.Response(
             text=to_csv(rows),
@@ -41,28 +41,28 @@ async def get_usage(request: web.Request) -> web.Response:
 
 
 async def get_report(request: web.Request) -> web.Response:
-    ent = enterprise(request, principal(request))
+    ent = await enterprise(request, await principal(request))
     service = request.app[delivery_key]
     store = service.store
     return json_response(
         {
             "enterprise": ent["id"],
-            "attempts": store.delivery_stats(ent["id"]),
+            "attempts": await store.delivery_stats(ent["id"]),
             "packages": await service.meter.balances(ent["id"]),
-            "ads": store.impressions(ent["id"]),
-            "taps": store.taps(ent["id"]),
+            "ads": await store.impressions(ent["id"]),
+            "taps": await store.taps(ent["id"]),
         }
     )
 
 
 async def get_optouts(request: web.Request) -> web.Response:
-    ent = enterprise(request, principal(request))
-    return json_response({"optouts": request.app[delivery_key].store.optouts(ent["id"])})
+    ent = await enterprise(request, await principal(request))
+    return json_response({"optouts": await request.app[delivery_key].store.optouts(ent["id"])})
 
 
 async def post_estimate(request: web.Request) -> web.Response:
     """What a campaign would cost per channel, before it is sent."""
-    ent = enterprise(request, principal(request))
+    ent = await enterprise(request, await principal(request))
     body = await validation.body(request, "estimate")
     msg = request.app[templates_key].get(body["template"]).render(body["data"])  # RenderError → 4xx
     line = validation.number(body["line"], "$.line") if body.get("line") else ""

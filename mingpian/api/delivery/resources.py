@@ -31,18 +31,18 @@ KINDS: dict[str, tuple[str, str, str]] = {
 BASE = "/api/enterprises/{eid}"
 
 
-def _prepare(
+async def _prepare(
     request: web.Request, kind: str, body: dict[str, Any], eid: str, old: dict[str, Any] | None
 ) -> dict[str, Any]:
     """Checks beyond the schema, and the stored form (numbers in E.164)."""
     store = request.app[delivery_key].store
     if kind == "line":
         number = validation.number(body["number"], "$.number")
-        hit = store.find("line", number)
+        hit = await store.find("line", number)
         if hit is not None and hit[0] != eid:
             raise ApiError(409, "taken", f"{number} is a line of another enterprise", path="$.number")
         body = {**body, "number": number, "verified": bool(old and old.get("verified"))}
-        if body.get("staff") and store.get("staff", eid, body["staff"]) is None:
+        if body.get("staff") and await store.get("staff", eid, body["staff"]) is None:
             raise ApiError(422, "unknown_staff", f"no staff member {body['staff']!r}", path="$.staff")
     if kind == "card":
         if body.get("line"):
@@ -63,9 +63,9 @@ def _prepare(
     return body
 
 
-def _writer(request: web.Request, seg: str) -> tuple[Principal, dict[str, Any]]:
-    p = principal(request)
-    ent = enterprise(request, p)
+async def _writer(request: web.Request, seg: str) -> tuple[Principal, dict[str, Any]]:
+    p = await principal(request)
+    ent = await enterprise(request, p)
     if KINDS[seg][2] == "operator":
         require_operator(p)
     return p, ent
@@ -83,8 +83,8 @@ def _item_id(seg: str, request: web.Request) -> str:
 
 def _list(seg: str) -> Handler:
     async def handler(request: web.Request) -> web.Response:
-        ent = enterprise(request, principal(request))
-        return json_response({seg: request.app[delivery_key].store.list(KINDS[seg][0], ent["id"])})
+        ent = await enterprise(request, await principal(request))
+        return json_response({seg: await request.app[delivery_key].store.list(KINDS[seg][0], ent["id"])})
 
     return handler
 
@@ -93,14 +93,14 @@ def _create(seg: str) -> Handler:
     kind, idf, _ = KINDS[seg]
 
     async def handler(request: web.Request) -> web.Response:
-        p, ent = _writer(request, seg)
+        p, ent = await _writer(request, seg)
         store = request.app[delivery_key].store
-        body = _prepare(request, kind, await validation.body(request, kind), ent["id"], None)
-        if store.get(kind, ent["id"], body[idf]) is not None:
+        body = await _prepare(request, kind, await validation.body(request, kind), ent["id"], None)
+        if await store.get(kind, ent["id"], body[idf]) is not None:
             raise ApiError(409, "exists", f"{kind} {body[idf]!r} exists", path=f"$.{idf}")
-        with store.tx():
-            store.put(kind, ent["id"], body[idf], body)
-            store.audit(p.name, ent["id"], f"{kind}:{body[idf]}", f"create {kind}", {})
+        async with store.tx():
+            await store.put(kind, ent["id"], body[idf], body)
+            await store.audit(p.name, ent["id"], f"{kind}:{body[idf]}", f"create {kind}", {})
         await store.durable()
         return json_response(body, status=201)
 
@@ -111,8 +111,8 @@ def _get(seg: str) -> Handler:
     kind = KINDS[seg][0]
 
     async def handler(request: web.Request) -> web.Response:
-        ent = enterprise(request, principal(request))
-        item = request.app[delivery_key].store.get(kind, ent["id"], _item_id(seg, request))
+        ent = await enterprise(request, await principal(request))
+        item = await request.app[delivery_key].store.get(kind, ent["id"], _item_id(seg, request))
         if item is None:
             raise ApiError(404, "not_found", f"no {kind} {request.match_info['id']!r}")
         return json_response(item)
@@ -124,18 +124,18 @@ def _put(seg: str) -> Handler:
     kind, idf, _ = KINDS[seg]
 
     async def handler(request: web.Request) -> web.Response:
-        p, ent = _writer(request, seg)
+        p, ent = await _writer(request, seg)
         store = request.app[delivery_key].store
         item_id = _item_id(seg, request)
-        old = store.get(kind, ent["id"], item_id)
+        old = await store.get(kind, ent["id"], item_id)
         if old is None:
             raise ApiError(404, "not_found", f"no {kind} {request.match_info['id']!r}")
-        body = _prepare(request, kind, await validation.body(request, kind), ent["id"], old)
+        body = await _prepare(request, kind, await validation.body(request, kind), ent["id"], old)
         if body[idf] != item_id:
             raise ApiError(422, "id_mismatch", f"{idf} cannot change", path=f"$.{idf}")
-        with store.tx():
-            store.put(kind, ent["id"], item_id, body)
-            store.audit(p.name, ent["id"], f"{kind}:{item_id}", f"update {kind}", {})
+        async with store.tx():
+            await store.put(kind, ent["id"], item_id, body)
+            await store.audit(p.name, ent["id"], f"{kind}:{item_id}", f"update {kind}", {})
         await store.durable()
         return json_response(body)
 
@@ -146,13 +146,13 @@ def _delete(seg: str) -> Handler:
     kind = KINDS[seg][0]
 
     async def handler(request: web.Request) -> web.Response:
-        p, ent = _writer(request, seg)
+        p, ent = await _writer(request, seg)
         store = request.app[delivery_key].store
         item_id = _item_id(seg, request)
-        with store.tx():
-            if not store.delete(kind, ent["id"], item_id):
+        async with store.tx():
+            if not await store.delete(kind, ent["id"], item_id):
                 raise ApiError(404, "not_found", f"no {kind} {request.match_info['id']!r}")
-            store.audit(p.name, ent["id"], f"{kind}:{item_id}", f"delete {kind}", {})
+            await store.audit(p.name, ent["id"], f"{kind}:{item_id}", f"delete {kind}", {})
         await store.durable()
         return web.Response(status=204)
 
@@ -161,19 +161,19 @@ def _delete(seg: str) -> Handler:
 
 async def verify_line(request: web.Request) -> web.Response:
     """Only the operator marks a number verified (it then shows the brand); audited."""
-    p = principal(request)
+    p = await principal(request)
     require_operator(p)
-    ent = enterprise(request, p)
+    ent = await enterprise(request, p)
     store = request.app[delivery_key].store
     number = _item_id("lines", request)
-    line = store.get("line", ent["id"], number)
+    line = await store.get("line", ent["id"], number)
     if line is None:
         raise ApiError(404, "not_found", f"no line {request.match_info['id']!r}")
     body = await validation.body(request, "verify")
     line = {**line, "verified": body["verified"]}
-    with store.tx():
-        store.put("line", ent["id"], number, line)
-        store.audit(
+    async with store.tx():
+        await store.put("line", ent["id"], number, line)
+        await store.audit(
             p.name,
             ent["id"],
             f"line:{number}",
