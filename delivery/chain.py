@@ -17,6 +17,7 @@ the ring timeout has passed.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -30,7 +31,7 @@ from .gateways import Channel, Outgoing
 from .metering import Charge, Meter, day_of
 from .receipts import WAITING, Receipts, charge_key
 from .records import Delivery
-from .store import DeliveryStore
+from .storage import DeliveryStore
 from .wakeups import Wakeups
 
 log = logging.getLogger("mingpian.delivery")
@@ -93,7 +94,10 @@ class Chains:
     def spawn(self, did: str, d: Delivery | None = None) -> None:
         if did in self._tasks or self._closing:
             return
-        t = asyncio.get_running_loop().create_task(self._run(did, d), name=f"delivery:{did}")
+        # a fresh context: the chain never inherits a store transaction of the task that spawned it
+        t = asyncio.get_running_loop().create_task(
+            self._run(did, d), name=f"delivery:{did}", context=contextvars.Context()
+        )
         self._tasks[did] = t
         t.add_done_callback(lambda _t, did=did: self._done(did))
 

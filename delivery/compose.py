@@ -22,7 +22,7 @@ from renderer.model import Brand, Message
 
 from .model import national
 from .records import Delivery
-from .store import DeliveryStore
+from .storage import DeliveryStore
 
 SHARED_CARDS = 4096  # rendered cards kept for reuse; the cache is cleared when full
 

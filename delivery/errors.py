@@ -18,3 +18,7 @@ class InProgress(Exception):
 
 class SeedError(ValueError):
     """The seed file cannot be read or does not validate; the message names file and JSON path."""
+
+
+class ConfigError(ValueError):
+    """Settings that cannot work together; the message says which and why."""

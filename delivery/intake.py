@@ -17,7 +17,7 @@ from .errors import InProgress, UnknownLine
 from .metering import Counters
 from .model import DEFAULT_CHAIN, normalize_number
 from .records import Delivery
-from .store import DeliveryStore
+from .storage import DeliveryStore
 
 
 class Intake:

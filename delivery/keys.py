@@ -13,7 +13,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from .store import DeliveryStore
+from .storage import DeliveryStore
 
 PREFIX = "mpk_"
 

@@ -10,12 +10,13 @@ units refunded. The waiting chain is woken to go on.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from typing import Any
 
 from .metering import Meter
 from .records import Attempt
-from .store import DeliveryStore
+from .storage import DeliveryStore
 from .wakeups import Wakeups
 
 WAITING = ("submitted", "unknown")
@@ -68,6 +69,8 @@ class Receipts:
         return state
 
     def _later(self, work: Any) -> None:
-        t = asyncio.get_running_loop().create_task(work)
+        """Run `work` on its own, outside any store transaction this task is in (a fresh context:
+        it must not inherit the transaction's connection)."""
+        t = asyncio.get_running_loop().create_task(work, context=contextvars.Context())
         self._background.add(t)
         t.add_done_callback(self._background.discard)

@@ -18,7 +18,7 @@ from . import rules
 from .compose import Composer
 from .metering import day_of
 from .model import NumberError, normalize_number
-from .store import DeliveryStore
+from .storage import DeliveryStore
 from .wakeups import Wakeups
 
 TAP_WINDOW = 86400.0  # seconds after a card during which a reply counts as a tap on it

@@ -14,7 +14,7 @@ from renderer.jsonpath import json_path
 from . import keys
 from .errors import SeedError
 from .model import SCHEMAS, normalize_number
-from .store import DeliveryStore
+from .storage import DeliveryStore
 
 # seed list name → (stored kind, id field), in the order they are loaded
 SECTIONS = (

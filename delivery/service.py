@@ -19,6 +19,7 @@ from renderer import TemplateStore
 from . import keys
 from .chain import Chains
 from .compose import Composer
+from .errors import ConfigError
 from .gateways import Channel
 from .gateways.kannel import KannelChannel
 from .gateways.rcs import Capabilities, Messaging, RcsChannel
@@ -33,14 +34,16 @@ from .metering.sqlite import SqliteCounters
 from .receipts import Receipts
 from .replies import Replies
 from .seed import load_seed
-from .store import DeliveryStore
+from .storage import DeliveryStore, open_store
+from .store import SqliteDeliveryStore
 from .wakeups import Wakeups
 
 
 @dataclass(frozen=True, slots=True)
 class DeliveryConfig:
-    database: Path
+    database: Path  # the SQLite file (embedded default)
     synchronous: str = "NORMAL"
+    database_url: str = ""  # postgresql://…: the shared system of record instead of the file
     counters: str = "sqlite"  # sqlite | redis
     redis_url: str = ""
     seed: str = ""
@@ -65,13 +68,13 @@ class DeliveryService:
     def __init__(self, config: DeliveryConfig, templates: TemplateStore, messaging: Messaging | None) -> None:
         """`messaging`: the chatbot runtime, when a MaaP is configured (5G messages); else None."""
         self.config = config
-        self.store = DeliveryStore(config.database, config.synchronous)
-        self.store.open()
-        self.counters: Counters = (
-            RedisCounters(config.redis_url, self.store)
-            if config.counters == "redis"
-            else SqliteCounters(self.store)
-        )
+        self.store: DeliveryStore = open_store(config.database_url, config.database, config.synchronous)
+        if isinstance(self.store, SqliteDeliveryStore) and config.counters != "redis":
+            self.counters: Counters = SqliteCounters(self.store)
+        elif config.counters == "redis":
+            self.counters = RedisCounters(config.redis_url, self.store)
+        else:  # counters in SQLite cannot be atomic across the processes sharing a database server
+            raise ConfigError("a PostgreSQL database needs the Redis counters (delivery_counters=redis)")
         self.meter = Meter(self.store, self.counters)
         self.wakeups = Wakeups()
         self.composer = Composer(self.store, templates)
@@ -100,7 +103,9 @@ class DeliveryService:
         self._forwarded: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        """Raises ConfigError, SeedError, or the database's own error when it cannot be reached."""
         c = self.config
+        await self.store.start()
         if c.seed:
             await load_seed(self.store, Path(c.seed))
         if c.operator_key:
@@ -126,7 +131,7 @@ class DeliveryService:
                     c.callback_base,
                     self.kannel_token,
                 )
-        self.store.start_batching()
+        await self.store.durable()
         await self.chains.resume()
         self._forwarded = asyncio.get_running_loop().create_task(
             self.counters.receipts(lambda mid, stat: self.receipts.accept(mid, stat, forwarded=True))
@@ -144,7 +149,7 @@ class DeliveryService:
             await self._session.close()
         with contextlib.suppress(Exception):
             await self.counters.close()
-        self.store.close()
+        await self.store.stop()
 
     async def on_deliver(self, sm: ShortMessage) -> None:
         """deliver_sm from the SMSC: a receipt, or a mobile-originated reply. The

@@ -68,7 +68,7 @@ CREATE TABLE IF NOT EXISTS caps (key TEXT NOT NULL, at REAL NOT NULL, member TEX
 """
 
 
-class DeliveryStore(GroupCommitDb):
+class SqliteDeliveryStore(GroupCommitDb):
     def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
         super().__init__(path, SCHEMA, synchronous)
         # Read-through caches of what call events read on every call (this process owns the file):
@@ -77,6 +77,16 @@ class DeliveryStore(GroupCommitDb):
         self._keys: dict[str, tuple[str, str | None] | None] = {}
         self._optouts: set[tuple[str, str]] = set()
         self.generation = 0  # bumped on every configuration write: derived caches compare it
+
+    async def start(self) -> None:
+        self.open()
+        self.start_batching()
+
+    async def stop(self) -> None:
+        self.close()
+
+    async def snapshot(self) -> list[str]:
+        return sorted(self.db.iterdump())
 
     def open(self) -> None:
         super().open()

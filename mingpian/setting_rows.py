@@ -212,7 +212,17 @@ def parse_host_port(value: Any) -> str:
 
 HOST_PORT_ALLOWED = "host:port (port 1 to 65535), or empty"
 
-_SECRET_WORDS = ("password", "secret", "token", "app_key", "operator_key")
+
+def parse_database_url(value: Any) -> str:
+    """Empty (SQLite files in data_dir) or a PostgreSQL URL."""
+    if not isinstance(value, str) or (value and not value.startswith(("postgresql://", "postgres://"))):
+        raise SettingError(f"expected {DATABASE_URL_ALLOWED}")
+    return value
+
+
+DATABASE_URL_ALLOWED = "empty, or postgresql://user:password@host:port/database"
+
+_SECRET_WORDS = ("password", "secret", "token", "app_key", "operator_key", "database_url")
 
 
 def is_secret(name: str) -> bool:

@@ -34,6 +34,7 @@ from delivery.chain import DEFAULT_TIMEOUTS
 from renderer.profiles import PROFILES
 
 from .setting_rows import (
+    DATABASE_URL_ALLOWED,
     ENV_PREFIX,
     HOST_PORT_ALLOWED,
     KANNEL_ALLOWED,
@@ -41,6 +42,7 @@ from .setting_rows import (
     TIMEOUTS_ALLOWED,
     Setting,
     SettingError,
+    parse_database_url,
     parse_host_port,
     parse_kannel_channels,
     parse_timeouts,
@@ -150,6 +152,13 @@ class Settings:
         30.0, "Seconds a worker holds a conversation's head message before another may resend it.", above=0
     )
     # -- delivery (delivery/, mingpian/api/delivery/; docs/delivery.md) --
+    database_url: str = setting(
+        "",
+        "PostgreSQL URL of the delivery domain's system of record, shared by every worker (needs "
+        "`delivery_counters=redis`); empty: a SQLite file in `data_dir`, one process.",
+        parse=parse_database_url,
+        allowed_doc=DATABASE_URL_ALLOWED,
+    )
     delivery_counters: str = setting(
         "sqlite",
         "Where call-event dedupe, quota consumption and frequency "

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite drives for real (redis-server for the
-# scale-out store, chromium for the studio tests). Idempotent; a no-op when present.
+# Installs the Debian packages the test suite drives for real (redis-server and postgresql for
+# the scale-out stores, chromium for the studio tests). Idempotent; a no-op when present.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# PostgreSQL (initdb + pg_ctl) for the delivery store on its shared backend (tests start a
+# throwaway server of their own; the package's default cluster is not used).
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 # Kannel (bearerbox + smsbox) for the delivery test through a real SMS gateway.
 [ -x /usr/sbin/bearerbox ] || command -v bearerbox >/dev/null 2>&1 || need+=(kannel)
 # cairo (cairosvg: designer SVG card templates) and fontconfig (its text, pointed at assets/fonts).

@@ -1,5 +1,6 @@
 """Fixtures shared by every test folder: a real app on the project's own templates, a scratch
-template folder, a real redis-server (chatbot, delivery and infra tests) and headless Chromium
+template folder, a real redis-server (chatbot, delivery and infra tests), a throwaway PostgreSQL
+server (delivery tests on the shared backend) and headless Chromium
 (studio tests and delivery's reports page). Folder-only fixtures live in that folder's
 conftest.py; plain helpers in tests/support/."""
 
@@ -19,6 +20,7 @@ from mingpian.app import create_app
 from mingpian.settings import Settings
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.client import ClientFactory
+from tests.support.postgres import PostgresCluster, pg_bin
 from tests.support.processes import free_port, wait_port
 from tests.support.templates import TEMPLATES
 
@@ -40,6 +42,26 @@ def scratch_templates(tmp_path: Path) -> Path:
     dest = tmp_path / "card_templates"
     shutil.copytree(TEMPLATES, dest)
     return dest
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """One throwaway PostgreSQL server for the whole session (each test takes its own database)."""
+    bindir = pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL not found: run scripts/system-deps.sh (Debian package postgresql)")
+    cluster = PostgresCluster(bindir)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: PostgresCluster) -> str:
+    """A fresh, empty database on the session's PostgreSQL server."""
+    return postgres_cluster.create_database()
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from .ledger import LedgerEntry, day_of, to_csv
 from .packages import Charge, Package, applicable, units_for
 
 if TYPE_CHECKING:  # the store imports metering's ledger: no import cycle at run time
-    from ..store import DeliveryStore
+    from ..storage import DeliveryStore
 
 __all__ = [
     "Charge",

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the store imports metering's ledger: no import cycle at run time
-    from ..store import DeliveryStore
+    from ..storage import DeliveryStore
 
 
 DEFAULT_UNITS = {"rcs": 1, "ussd": 1, "flash": 1, "sms": 1}  # SMS: per segment

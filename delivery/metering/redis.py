@@ -24,7 +24,7 @@ from .ledger import LedgerEntry
 from .packages import Charge, Package, refused
 
 if TYPE_CHECKING:  # the store imports metering's ledger: no import cycle at run time
-    from ..store import DeliveryStore
+    from ..storage import DeliveryStore
 
 log = logging.getLogger("mingpian.delivery")
 PENDING_TTL = 15.0  # seconds a claimed, unconfirmed call event stays claimed

@@ -16,11 +16,11 @@ from .ledger import LedgerEntry
 from .packages import Charge, Package, refused
 
 if TYPE_CHECKING:  # the store imports metering's ledger: no import cycle at run time
-    from ..store import DeliveryStore
+    from ..store import SqliteDeliveryStore
 
 
 class SqliteCounters:
-    def __init__(self, store: DeliveryStore) -> None:
+    def __init__(self, store: SqliteDeliveryStore) -> None:
         self.store = store
         self._rows: set[str] = set()  # package_usage rows known to exist
 

@@ -1,6 +1,9 @@
 """Fixtures for the delivery tests: the gateway simulator on a real socket, a seeded app bound to
-it over SMPP, and the chatbot's MaaP simulator for 5G messages. (`settings`, `client`,
-`redis_url` and `browser` are shared: tests/conftest.py.)"""
+it over SMPP on each storage backend, and the chatbot's MaaP simulator for 5G messages.
+(`settings`, `client`, `redis_url`, `postgres_url` and `browser` are shared: tests/conftest.py.)
+
+Every test that builds its app with `make_app` runs twice: on the embedded SQLite file, and on
+PostgreSQL with the Redis counters (the fleet's backend) — the same assertions on both."""
 
 from __future__ import annotations
 
@@ -30,8 +33,23 @@ async def gateway() -> AsyncIterator[GatewaySim]:
     await sim.stop()
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The settings that choose the delivery store (one database and Redis per test, kept across
+    a 'restart' of the app within the test)."""
+    if request.param == "sqlite":
+        return {}
+    return {
+        "database_url": request.getfixturevalue("postgres_url"),
+        "delivery_counters": "redis",
+        "redis_url": request.getfixturevalue("redis_url"),
+    }
+
+
 @pytest.fixture
-def make_app(aiohttp_client: Any, settings: Settings, gateway: GatewaySim, tmp_path: Path) -> AppFactory:
+def make_app(
+    aiohttp_client: Any, settings: Settings, gateway: GatewaySim, tmp_path: Path, backend: dict[str, Any]
+) -> AppFactory:
     """Build (and start) a seeded app bound to the simulator; call again for a 'restarted' one."""
 
     async def make(seed: dict[str, Any] | None = None, port: int | None = None, **overrides: Any) -> Client:
@@ -42,6 +60,7 @@ def make_app(aiohttp_client: Any, settings: Settings, gateway: GatewaySim, tmp_p
         if port is not None:
             overrides.setdefault("public_base_url", f"http://127.0.0.1:{port}")
         s = settings.with_(
+            **{k: v for k, v in backend.items() if k not in overrides},
             delivery_seed=str(path),
             delivery_smpp=f"127.0.0.1:{gateway.smpp_port}",
             delivery_smpp_password="secret",

@@ -11,7 +11,7 @@ from pathlib import Path
 from delivery.metering import Package
 from delivery.metering.redis import RedisCounters
 from delivery.metering.sqlite import SqliteCounters
-from delivery.store import DeliveryStore
+from delivery.store import SqliteDeliveryStore
 
 
 async def main(kind: str, where: str, tag: str, n: int, start_at: float) -> None:
@@ -19,7 +19,7 @@ async def main(kind: str, where: str, tag: str, n: int, start_at: float) -> None
     if kind == "redis":
         counters: RedisCounters | SqliteCounters = RedisCounters(where)
     else:
-        store = DeliveryStore(Path(where))
+        store = SqliteDeliveryStore(Path(where))
         store.open()
         counters = SqliteCounters(store)
     await asyncio.sleep(max(0.0, start_at - time.time()))

@@ -13,7 +13,7 @@ from delivery import keys as dauth
 from delivery.errors import SeedError
 from delivery.model import NumberError, normalize_number
 from delivery.seed import load_seed
-from delivery.store import DeliveryStore
+from delivery.store import SqliteDeliveryStore
 from mingpian.api.delivery import delivery_key
 
 from .support import (
@@ -56,7 +56,7 @@ def test_bad_numbers_are_refused(raw: str) -> None:
 async def test_keys_are_stored_hashed_only(make_app: AppFactory) -> None:
     client = await make_app()
     store = client.app[delivery_key].store
-    dump = "\n".join(store.db.iterdump())
+    dump = "\n".join(await store.snapshot())
     assert SF_KEY not in dump and OPERATOR not in dump
     assert dauth.hash_key(SF_KEY) in dump
     resp = await client.post("/api/enterprises/sf/keys", headers=auth(OPERATOR))
@@ -165,7 +165,7 @@ async def test_every_route_refuses_other_tenants_and_anonymous_callers(make_app:
     await call(client, "cmb-call", "ringing", caller=CMB_LINE, key=CMB_KEY)
     await settle(client, "cmb-call:ringing")
     store = client.app[delivery_key].store
-    before = "\n".join(store.db.iterdump())
+    before = "\n".join(await store.snapshot())
     routes = sorted(
         {
             (r.method, r.resource.canonical)
@@ -211,11 +211,11 @@ async def test_every_route_refuses_other_tenants_and_anonymous_callers(make_app:
             continue
         assert other.status in (403, 404, 422), (method, url, other.status, text)
         assert "招商" not in text and "bank-identity" not in text, (method, url)
-    assert "\n".join(store.db.iterdump()) == before  # nothing of cmb was read into or written by sf
+    assert "\n".join(await store.snapshot()) == before  # nothing of cmb was read into or written by sf
 
 
 async def test_seed_errors_name_the_file_and_path(tmp_path: Path) -> None:
-    store = DeliveryStore(tmp_path / "d.sqlite3")
+    store = SqliteDeliveryStore(tmp_path / "d.sqlite3")
     store.open()
     seed = tmp_path / "seed.yaml"
     seed.write_text(

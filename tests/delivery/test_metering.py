@@ -14,7 +14,7 @@ import pytest
 from delivery.metering import Package
 from delivery.metering.redis import RedisCounters
 from delivery.metering.sqlite import SqliteCounters
-from delivery.store import DeliveryStore
+from delivery.store import SqliteDeliveryStore
 from mingpian.api.delivery import delivery_key
 from mingpian.settings import PROJECT_ROOT
 
@@ -64,7 +64,7 @@ async def test_two_processes_on_one_redis_never_overspend_a_pool(redis_url: str)
 
 async def test_two_processes_on_one_sqlite_file_never_overspend_a_pool(tmp_path: Path) -> None:
     db = tmp_path / "shared.sqlite3"
-    store = DeliveryStore(db)
+    store = SqliteDeliveryStore(db)
     store.open()
     counters = SqliteCounters(store)
     won = await asyncio.to_thread(_race, "sqlite", str(db))
@@ -77,7 +77,7 @@ async def test_two_processes_on_one_sqlite_file_never_overspend_a_pool(tmp_path:
 async def test_consumption_is_idempotent_per_key_and_refund_happens_once(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    store = DeliveryStore(tmp_path / "d.sqlite3")
+    store = SqliteDeliveryStore(tmp_path / "d.sqlite3")
     store.open()
     counters = (
         RedisCounters(request.getfixturevalue("redis_url")) if kind == "redis" else SqliteCounters(store)

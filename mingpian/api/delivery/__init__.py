@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import asyncpg
 from aiohttp import web
 
-from delivery.errors import SeedError
+from delivery.errors import ConfigError, SeedError
 from delivery.model import SCHEMAS
 from delivery.service import DeliveryConfig, DeliveryService
 
@@ -31,6 +32,7 @@ def delivery_config(s: Settings) -> DeliveryConfig:
     return DeliveryConfig(
         database=s.data_dir / "delivery.sqlite3",
         synchronous=s.sqlite_synchronous,
+        database_url=s.database_url,
         counters=s.delivery_counters,
         redis_url=s.redis_url,
         seed=s.delivery_seed,
@@ -57,12 +59,18 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
     runtime = app.get(runtime_key)
     messaging = runtime if runtime is not None and runtime.maap is not None else None
-    service = DeliveryService(delivery_config(app[settings_key]), app[templates_key], messaging)
+    try:
+        service = DeliveryService(delivery_config(app[settings_key]), app[templates_key], messaging)
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
     try:
         await service.start()
-    except SeedError as exc:
+    except (SeedError, ConfigError) as exc:
         await service.close()
         raise SystemExit(str(exc)) from None
+    except (OSError, asyncpg.PostgresError) as exc:  # the database cannot be reached or refused us
+        await service.close()
+        raise SystemExit(f"delivery database cannot start: {exc}") from None
     if runtime is not None:  # 5G replies and taps, in-process, after the chatbot's turn committed
         runtime.listeners.append(service.on_chatbot_event)
     app[delivery_key] = service

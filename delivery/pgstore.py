@@ -1,0 +1,545 @@
+"""The delivery domain in PostgreSQL: the system of record shared by every worker of a fleet.
+
+Same interface as the SQLite store (storage.py), same tables. What differs:
+- Transactions: `tx()` binds a pooled connection to the task (a context variable) and every
+  store call inside it runs on that connection, in that transaction; a nested `tx()` is a
+  savepoint. Outside `tx()` each call is one autocommitted statement. A statement returns only
+  once committed, so `durable()` has nothing left to wait for.
+- Read caches: configuration documents, API keys and opt-outs are read on every call event, so
+  each process keeps them in memory like the SQLite store does. A change is announced with
+  NOTIFY in the writing transaction (delivered at its commit) and every process, this one
+  included, drops or extends its caches when it hears it. Between a commit and the
+  notification's arrival (about a millisecond on one network) another process may still read
+  the old document.
+- High-volume tables (deliveries, attempts, message_ids, receipts, charges) are indexed for the
+  queries the chain and the reports make; docs/delivery.md says how to partition them by time
+  once they reach billions of rows.
+
+The schema is applied at start under an advisory lock, so workers starting at once do not race.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from infra import jsonio
+
+from .metering.ledger import GROUPS, LedgerEntry
+from .metering.packages import Charge
+from .records import Attempt, Delivery
+
+log = logging.getLogger("mingpian.delivery")
+CHANNEL = "mingpian_delivery"  # NOTIFY channel of cache invalidations
+SCHEMA_LOCK = 0x6D696E67  # advisory lock id while the schema is applied ("ming")
+DELIVERY_COLUMNS = (
+    "id, call_id, phase, enterprise, line, recipient, card, template, kind, data, chain, step, state, "
+    "reason, channel, event_at, created, updated"
+)
+ATTEMPT_COLUMNS = "id, delivery, step, channel, state, segments, units, started, deadline, done, detail"
+UPDATABLE = {
+    "deliveries": frozenset({"step", "state", "reason", "channel", "updated"}),
+    "attempts": frozenset({"state", "units", "done", "detail", "deadline"}),
+}
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (kind TEXT NOT NULL, enterprise TEXT NOT NULL, id TEXT NOT NULL,
+    body TEXT NOT NULL, PRIMARY KEY (kind, enterprise, id));
+CREATE INDEX IF NOT EXISTS objects_by_id ON objects (kind, id);
+CREATE TABLE IF NOT EXISTS audit (seq BIGSERIAL PRIMARY KEY, at DOUBLE PRECISION NOT NULL,
+    actor TEXT NOT NULL, enterprise TEXT NOT NULL, target TEXT NOT NULL, action TEXT NOT NULL,
+    detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_by_ent ON audit (enterprise, seq);
+CREATE TABLE IF NOT EXISTS api_keys (hash TEXT PRIMARY KEY, enterprise TEXT, label TEXT NOT NULL,
+    created DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS calls (call_id TEXT NOT NULL, phase TEXT NOT NULL, at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (call_id, phase));
+CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, call_id TEXT NOT NULL, phase TEXT NOT NULL,
+    enterprise TEXT NOT NULL, line TEXT NOT NULL, recipient TEXT NOT NULL, card TEXT NOT NULL,
+    template TEXT NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL, chain TEXT NOT NULL,
+    step INTEGER NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL, channel TEXT NOT NULL,
+    event_at DOUBLE PRECISION NOT NULL, created DOUBLE PRECISION NOT NULL,
+    updated DOUBLE PRECISION NOT NULL);
+CREATE INDEX IF NOT EXISTS deliveries_active ON deliveries (state) WHERE state = 'active';
+CREATE INDEX IF NOT EXISTS deliveries_by_call ON deliveries (call_id);
+CREATE INDEX IF NOT EXISTS deliveries_by_ent ON deliveries (enterprise, created);
+CREATE INDEX IF NOT EXISTS deliveries_by_person ON deliveries (recipient, enterprise, updated);
+CREATE TABLE IF NOT EXISTS attempts (id BIGSERIAL PRIMARY KEY, delivery TEXT NOT NULL, step INTEGER NOT NULL,
+    channel TEXT NOT NULL, state TEXT NOT NULL, segments INTEGER NOT NULL, units INTEGER NOT NULL,
+    started DOUBLE PRECISION NOT NULL, deadline DOUBLE PRECISION NOT NULL, done DOUBLE PRECISION,
+    detail TEXT NOT NULL, UNIQUE (delivery, step));
+CREATE TABLE IF NOT EXISTS message_ids (message_id TEXT PRIMARY KEY, attempt BIGINT NOT NULL, stat TEXT);
+CREATE INDEX IF NOT EXISTS message_ids_by_attempt ON message_ids (attempt);
+CREATE TABLE IF NOT EXISTS receipts (message_id TEXT PRIMARY KEY, stat TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS optouts (enterprise TEXT NOT NULL, number TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL, channel TEXT NOT NULL, text TEXT NOT NULL,
+    PRIMARY KEY (enterprise, number));
+CREATE TABLE IF NOT EXISTS taps (enterprise TEXT NOT NULL, card TEXT NOT NULL, button TEXT NOT NULL,
+    day TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (enterprise, card, button, day));
+CREATE TABLE IF NOT EXISTS impressions (enterprise TEXT NOT NULL, card TEXT NOT NULL, day TEXT NOT NULL,
+    shown INTEGER NOT NULL DEFAULT 0, taps INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (enterprise, card, day));
+CREATE TABLE IF NOT EXISTS replies_seen (key TEXT PRIMARY KEY, at DOUBLE PRECISION NOT NULL);
+CREATE INDEX IF NOT EXISTS replies_seen_by_age ON replies_seen (at);
+CREATE TABLE IF NOT EXISTS charges (key TEXT PRIMARY KEY, enterprise TEXT NOT NULL, package TEXT,
+    line TEXT NOT NULL, channel TEXT NOT NULL, units INTEGER NOT NULL, overage INTEGER NOT NULL,
+    cost DOUBLE PRECISION NOT NULL, day TEXT NOT NULL, at DOUBLE PRECISION NOT NULL,
+    refunded INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS charges_by_ent ON charges (enterprise, day);
+"""
+TABLES = (
+    "objects", "audit", "api_keys", "calls", "deliveries", "attempts", "message_ids", "receipts",
+    "optouts", "taps", "impressions", "replies_seen", "charges",
+)  # fmt: skip
+
+
+def _delivery(r: asyncpg.Record) -> Delivery:
+    return Delivery(
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], jsonio.loads(r[9]), jsonio.loads(r[10]),
+        r[11], r[12], r[13], r[14], r[15], r[16], r[17],
+    )  # fmt: skip
+
+
+def _attempt(r: asyncpg.Record) -> Attempt:
+    return Attempt(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10])
+
+
+def _set_clause(table: str, fields: dict[str, Any]) -> str:
+    bad = set(fields) - UPDATABLE[table]
+    if bad:
+        raise ValueError(f"cannot update {table}.{sorted(bad)}")
+    return ", ".join(f"{k}=${i}" for i, k in enumerate(fields, start=1))
+
+
+class PgDeliveryStore:
+    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 10) -> None:
+        self.url = url
+        self.min_size, self.max_size = min_size, max_size
+        self._pool: asyncpg.Pool | None = None
+        self._listener: asyncpg.Connection | None = None
+        self._tx: contextvars.ContextVar[asyncpg.Connection | None] = contextvars.ContextVar(
+            "delivery_tx", default=None
+        )
+        self._docs: dict[tuple[Any, ...], Any] = {}
+        self._keys: dict[str, tuple[str, str | None]] = {}
+        self._optouts: set[tuple[str, str]] = set()
+        self.generation = 0
+
+    # -- lifetime ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._pool = await asyncpg.create_pool(self.url, min_size=self.min_size, max_size=self.max_size)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
+            await conn.execute(SCHEMA)
+        self._listener = await asyncpg.connect(self.url)
+        await self._listener.add_listener(CHANNEL, self._heard)
+        rows = await self._pool.fetch("SELECT enterprise, number FROM optouts")
+        self._optouts = {(r[0], r[1]) for r in rows}
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    def _heard(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        """Another process (or this one) committed a change the read caches hold."""
+        what, _, rest = payload.partition(":")
+        if what == "optout":
+            enterprise, _, number = rest.partition("|")
+            self._optouts.add((enterprise, number))
+            return
+        self._forget()
+
+    def _forget(self) -> None:
+        self._docs.clear()
+        self._keys.clear()
+        self.generation += 1
+
+    # -- statements ------------------------------------------------------------------------------
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("delivery store is not started")
+        return self._pool
+
+    @asynccontextmanager
+    async def tx(self) -> AsyncIterator[asyncpg.Connection]:
+        conn = self._tx.get()
+        if conn is not None:  # nested: a savepoint on the same connection
+            async with conn.transaction():
+                yield conn
+            return
+        async with self.pool.acquire() as conn:
+            token = self._tx.set(conn)
+            try:
+                async with conn.transaction():
+                    yield conn
+            except BaseException:
+                self._forget()  # the caches may hold what was rolled back
+                raise
+            finally:
+                self._tx.reset(token)
+
+    async def _execute(self, sql: str, *args: Any) -> str:
+        conn = self._tx.get()
+        return await (conn or self.pool).execute(sql, *args)
+
+    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        conn = self._tx.get()
+        return await (conn or self.pool).fetch(sql, *args)
+
+    async def _fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        conn = self._tx.get()
+        return await (conn or self.pool).fetchrow(sql, *args)
+
+    async def _changed(self, payload: str = "docs") -> None:
+        """Announce a change at commit (NOTIFY is transactional) and drop this process's caches now."""
+        self._forget()
+        await self._execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+
+    async def durable(self) -> None:
+        """Every statement returned after its commit: nothing is left to wait for."""
+
+    async def snapshot(self) -> list[str]:
+        out: list[str] = []
+        async with self.pool.acquire() as conn:
+            for table in TABLES:
+                rows = await conn.fetch(f"SELECT * FROM {table}")  # names from TABLES only
+                out += [f"{table} {tuple(r.values())!r}" for r in rows]
+        return sorted(out)
+
+    # -- resources -----------------------------------------------------------------------------
+    async def put(self, kind: str, enterprise: str, id: str, body: dict[str, Any]) -> None:
+        await self._execute(
+            "INSERT INTO objects VALUES ($1,$2,$3,$4) ON CONFLICT (kind, enterprise, id) "
+            "DO UPDATE SET body = excluded.body",
+            kind, enterprise, id, jsonio.dumps_str(body),
+        )  # fmt: skip
+        await self._changed()
+
+    async def get(self, kind: str, enterprise: str, id: str) -> dict[str, Any] | None:
+        """A document (shared from the cache: callers copy before changing it)."""
+        key = ("get", kind, enterprise, id)
+        if key in self._docs:
+            return self._docs[key]  # type: ignore[no-any-return]
+        generation = self.generation
+        row = await self._fetchrow(
+            "SELECT body FROM objects WHERE kind=$1 AND enterprise=$2 AND id=$3", kind, enterprise, id
+        )
+        doc = jsonio.loads(row[0]) if row else None
+        if generation == self.generation:  # not invalidated while the query ran
+            self._docs[key] = doc
+        return doc  # type: ignore[no-any-return]
+
+    async def find(self, kind: str, id: str) -> tuple[str, dict[str, Any]] | None:
+        """An object by id in any enterprise (lines: a number belongs to one enterprise)."""
+        key = ("find", kind, id)
+        if key in self._docs:
+            return self._docs[key]  # type: ignore[no-any-return]
+        generation = self.generation
+        row = await self._fetchrow("SELECT enterprise, body FROM objects WHERE kind=$1 AND id=$2", kind, id)
+        hit = (row[0], jsonio.loads(row[1])) if row else None
+        if generation == self.generation:
+            self._docs[key] = hit
+        return hit
+
+    async def list(self, kind: str, enterprise: str | None = None) -> list[dict[str, Any]]:
+        key = ("list", kind, enterprise)
+        if key in self._docs:
+            return self._docs[key]  # type: ignore[no-any-return]
+        generation = self.generation
+        if enterprise is None:
+            rows = await self._fetch("SELECT body FROM objects WHERE kind=$1 ORDER BY id", kind)
+        else:
+            rows = await self._fetch(
+                "SELECT body FROM objects WHERE kind=$1 AND enterprise=$2 ORDER BY id", kind, enterprise
+            )
+        out = [jsonio.loads(r[0]) for r in rows]
+        if generation == self.generation:
+            self._docs[key] = out
+        return out
+
+    async def delete(self, kind: str, enterprise: str, id: str) -> bool:
+        status = await self._execute(
+            "DELETE FROM objects WHERE kind=$1 AND enterprise=$2 AND id=$3", kind, enterprise, id
+        )
+        await self._changed()
+        return status != "DELETE 0"
+
+    async def delete_enterprise(self, enterprise: str) -> None:
+        async with self.tx():
+            await self._execute("DELETE FROM objects WHERE enterprise=$1", enterprise)
+            await self._execute("DELETE FROM objects WHERE kind='enterprise' AND id=$1", enterprise)
+            await self._execute("DELETE FROM api_keys WHERE enterprise=$1", enterprise)
+            await self._changed()
+
+    async def audit(
+        self, actor: str, enterprise: str, target: str, action: str, detail: dict[str, Any]
+    ) -> None:
+        await self._execute(
+            "INSERT INTO audit (at, actor, enterprise, target, action, detail) VALUES ($1,$2,$3,$4,$5,$6)",
+            time.time(), actor, enterprise, target, action, jsonio.dumps_str(detail),
+        )  # fmt: skip
+
+    async def audit_log(self, enterprise: str, limit: int = 200) -> list[dict[str, Any]]:
+        rows = await self._fetch(
+            "SELECT at, actor, target, action, detail FROM audit WHERE enterprise=$1 "
+            "ORDER BY seq DESC LIMIT $2",
+            enterprise, limit,
+        )  # fmt: skip
+        return [
+            {"at": r[0], "actor": r[1], "target": r[2], "action": r[3], "detail": jsonio.loads(r[4])}
+            for r in rows
+        ]
+
+    # -- API keys ----------------------------------------------------------------------------
+    async def add_key(self, key_hash: str, enterprise: str | None, label: str) -> None:
+        await self._execute(
+            "INSERT INTO api_keys VALUES ($1,$2,$3,$4) ON CONFLICT (hash) DO UPDATE SET "
+            "enterprise = excluded.enterprise, label = excluded.label, created = excluded.created",
+            key_hash, enterprise, label, time.time(),
+        )  # fmt: skip
+        await self._changed()
+
+    async def key(self, key_hash: str) -> tuple[str, str | None] | None:
+        if key_hash in self._keys:
+            return self._keys[key_hash]
+        generation = self.generation
+        row = await self._fetchrow("SELECT hash, enterprise FROM api_keys WHERE hash=$1", key_hash)
+        hit = (row[0], row[1]) if row else None
+        # unknown keys are not cached: a flood of guesses must not grow memory
+        if hit is not None and generation == self.generation:
+            self._keys[key_hash] = hit
+        return hit
+
+    # -- calls and deliveries ------------------------------------------------------------------
+    async def call_event(self, call_id: str, phase: str, at: float) -> bool:
+        status = await self._execute(
+            "INSERT INTO calls VALUES ($1,$2,$3) ON CONFLICT DO NOTHING", call_id, phase, at
+        )
+        return status == "INSERT 0 1"
+
+    async def call_phases(self, call_id: str) -> set[str]:
+        return {r[0] for r in await self._fetch("SELECT phase FROM calls WHERE call_id=$1", call_id)}
+
+    async def add_delivery(self, d: Delivery) -> None:
+        await self._execute(
+            f"INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES "
+            "($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18) ON CONFLICT DO NOTHING",
+            d.id, d.call_id, d.phase, d.enterprise, d.line, d.recipient, d.card, d.template, d.kind,
+            jsonio.dumps_str(d.data), jsonio.dumps_str(d.chain), d.step, d.state, d.reason, d.channel,
+            d.event_at, d.created, d.updated,
+        )  # fmt: skip
+
+    async def delivery(self, id: str) -> Delivery | None:
+        row = await self._fetchrow(f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id=$1", id)
+        return _delivery(row) if row else None
+
+    async def deliveries_of_call(self, call_id: str) -> list[Delivery]:
+        rows = await self._fetch(
+            f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE call_id=$1 ORDER BY created", call_id
+        )
+        return [_delivery(r) for r in rows]
+
+    async def active_deliveries(self) -> list[str]:
+        return [r[0] for r in await self._fetch("SELECT id FROM deliveries WHERE state='active'")]
+
+    async def update_delivery(self, id: str, **fields: Any) -> None:
+        fields["updated"] = time.time()
+        sets = _set_clause("deliveries", fields)
+        await self._execute(f"UPDATE deliveries SET {sets} WHERE id=${len(fields) + 1}", *fields.values(), id)
+
+    async def attempt(self, delivery: str, step: int) -> Attempt | None:
+        row = await self._fetchrow(
+            f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE delivery=$1 AND step=$2", delivery, step
+        )
+        return _attempt(row) if row else None
+
+    async def attempt_by_id(self, id: int) -> Attempt | None:
+        row = await self._fetchrow(f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id=$1", id)
+        return _attempt(row) if row else None
+
+    async def attempts(self, delivery: str) -> list[Attempt]:
+        rows = await self._fetch(
+            f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE delivery=$1 ORDER BY step", delivery
+        )
+        return [_attempt(r) for r in rows]
+
+    async def add_attempt(
+        self, delivery: str, step: int, channel: str, segments: int, units: int, deadline: float
+    ) -> Attempt:
+        now = time.time()
+        row = await self._fetchrow(
+            "INSERT INTO attempts (delivery, step, channel, state, segments, units, started, deadline, done, "
+            "detail) VALUES ($1,$2,$3,'sending',$4,$5,$6,$7,NULL,'') RETURNING id",
+            delivery, step, channel, segments, units, now, deadline,
+        )  # fmt: skip
+        assert row is not None
+        return Attempt(
+            int(row[0]), delivery, step, channel, "sending", segments, units, now, deadline, None, ""
+        )
+
+    async def update_attempt(self, id: int, **fields: Any) -> None:
+        sets = _set_clause("attempts", fields)
+        await self._execute(f"UPDATE attempts SET {sets} WHERE id=${len(fields) + 1}", *fields.values(), id)
+
+    async def add_message_ids(self, attempt: int, ids: list[str]) -> None:
+        if ids:
+            await self._execute(
+                "INSERT INTO message_ids SELECT m, $2, NULL FROM unnest($1::text[]) AS m "
+                "ON CONFLICT DO NOTHING",
+                ids, attempt,
+            )  # fmt: skip
+
+    async def receipt(self, message_id: str, stat: str) -> bool:
+        status = await self._execute(
+            "INSERT INTO receipts VALUES ($1,$2,$3) ON CONFLICT DO NOTHING", message_id, stat, time.time()
+        )
+        return status == "INSERT 0 1"
+
+    async def receipts_of(self, attempt: int) -> tuple[int, list[str]]:
+        rows = await self._fetch(
+            "SELECT r.stat FROM message_ids m LEFT JOIN receipts r ON r.message_id = m.message_id "
+            "WHERE m.attempt=$1",
+            attempt,
+        )
+        return len(rows), [r[0] for r in rows if r[0] is not None]
+
+    async def attempt_of_message(self, message_id: str) -> int | None:
+        row = await self._fetchrow("SELECT attempt FROM message_ids WHERE message_id=$1", message_id)
+        return int(row[0]) if row else None
+
+    # -- opt-outs and ad impressions -----------------------------------------------------------
+    async def opt_out(self, enterprise: str, number: str, channel: str, text: str) -> None:
+        await self._execute(
+            "INSERT INTO optouts VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING",
+            enterprise, number, time.time(), channel, text,
+        )  # fmt: skip
+        await self._execute("SELECT pg_notify($1, $2)", CHANNEL, f"optout:{enterprise}|{number}")
+        self._optouts.add((enterprise, number))
+
+    async def opted_out(self, enterprise: str, number: str) -> bool:
+        return (enterprise, number) in self._optouts
+
+    async def optouts(self, enterprise: str) -> list[dict[str, Any]]:
+        rows = await self._fetch(
+            "SELECT number, at, channel, text FROM optouts WHERE enterprise=$1 ORDER BY at", enterprise
+        )
+        return [{"number": r[0], "at": r[1], "channel": r[2], "text": r[3]} for r in rows]
+
+    async def active_for(self, enterprise: str, recipient: str) -> list[str]:
+        rows = await self._fetch(
+            "SELECT id FROM deliveries WHERE recipient=$1 AND enterprise=$2 AND state='active'",
+            recipient, enterprise,
+        )  # fmt: skip
+        return [r[0] for r in rows]
+
+    async def last_delivered(
+        self, enterprise: str | Sequence[str], recipient: str, kind: str | None
+    ) -> tuple[str, float, str, str] | None:
+        ents = [enterprise] if isinstance(enterprise, str) else list(enterprise)
+        if not ents:
+            return None
+        row = await self._fetchrow(
+            "SELECT card, updated, id, enterprise FROM deliveries WHERE enterprise = ANY($1::text[]) "
+            "AND recipient=$2 AND ($3::text IS NULL OR kind=$3) AND state='delivered' "
+            "ORDER BY updated DESC LIMIT 1",
+            ents, recipient, kind,
+        )  # fmt: skip
+        return (row[0], row[1], row[2], row[3]) if row else None
+
+    async def first_reply(self, key: str, now: float, keep: float = 7 * 86400) -> bool:
+        await self._execute("DELETE FROM replies_seen WHERE at < $1", now - keep)
+        status = await self._execute(
+            "INSERT INTO replies_seen VALUES ($1,$2) ON CONFLICT DO NOTHING", key, now
+        )
+        return status == "INSERT 0 1"
+
+    async def count_tap(self, enterprise: str, card: str, button: str, day: str) -> None:
+        await self._execute(
+            "INSERT INTO taps VALUES ($1,$2,$3,$4,1) ON CONFLICT (enterprise, card, button, day) "
+            "DO UPDATE SET n = taps.n + 1",
+            enterprise, card, button, day,
+        )  # fmt: skip
+
+    async def taps(self, enterprise: str) -> list[dict[str, Any]]:
+        rows = await self._fetch(
+            "SELECT card, button, day, n FROM taps WHERE enterprise=$1 ORDER BY day, card, n DESC", enterprise
+        )
+        return [{"card": r[0], "button": r[1], "day": r[2], "taps": r[3]} for r in rows]
+
+    async def count_impression(self, enterprise: str, card: str, day: str, taps: int = 0) -> None:
+        await self._execute(
+            "INSERT INTO impressions VALUES ($1,$2,$3,$4,$5) ON CONFLICT (enterprise, card, day) "
+            "DO UPDATE SET shown = impressions.shown + excluded.shown, "
+            "taps = impressions.taps + excluded.taps",
+            enterprise, card, day, 0 if taps else 1, taps,
+        )  # fmt: skip
+
+    async def impressions(self, enterprise: str) -> list[dict[str, Any]]:
+        rows = await self._fetch(
+            "SELECT card, day, shown, taps FROM impressions WHERE enterprise=$1 ORDER BY day, card",
+            enterprise,
+        )
+        return [{"card": r[0], "day": r[1], "impressions": r[2], "taps": r[3]} for r in rows]
+
+    async def delivery_stats(self, enterprise: str) -> list[dict[str, Any]]:
+        rows = await self._fetch(
+            "SELECT to_char(to_timestamp(a.started + 8 * 3600) AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, "
+            "a.channel, a.state, count(*), avg(CASE WHEN a.done IS NOT NULL THEN a.done - a.started END) "
+            "FROM attempts a JOIN deliveries d ON d.id = a.delivery WHERE d.enterprise=$1 "
+            "GROUP BY day, a.channel, a.state ORDER BY day, a.channel, a.state",
+            enterprise,
+        )
+        return [
+            {
+                "day": r[0],
+                "channel": r[1],
+                "outcome": r[2],
+                "attempts": r[3],
+                "mean_seconds": round(r[4], 3) if r[4] is not None else None,
+            }
+            for r in rows
+        ]
+
+    # -- metering ledger (metering/ledger.py) ------------------------------------------------------
+    async def record_charge(self, key: str, charge: Charge, e: LedgerEntry) -> None:
+        await self._execute(
+            "INSERT INTO charges VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,0) ON CONFLICT (key) DO UPDATE SET "
+            "enterprise = excluded.enterprise, package = excluded.package, line = excluded.line, "
+            "channel = excluded.channel, units = excluded.units, overage = excluded.overage, "
+            "cost = excluded.cost, day = excluded.day, at = excluded.at, refunded = 0",
+            key, e.enterprise, charge.package, e.line, e.channel, charge.units, charge.overage, charge.cost,
+            e.day, e.at,
+        )  # fmt: skip
+
+    async def mark_refunded(self, key: str) -> None:
+        await self._execute("UPDATE charges SET refunded = 1 WHERE key=$1", key)
+
+    async def usage(self, enterprise: str, by: tuple[str, ...]) -> list[dict[str, Any]]:
+        cols = [c for c in by if c in GROUPS] or ["day"]
+        sel = ", ".join(cols)  # only names from GROUPS reach the SQL text
+        rows = await self._fetch(
+            f"SELECT {sel}, count(*), sum(units), sum(overage), round(sum(cost)::numeric, 4)::float8 "
+            f"FROM charges WHERE enterprise=$1 AND refunded=0 GROUP BY {sel} ORDER BY {sel}",
+            enterprise,
+        )
+        return [
+            {
+                **dict(zip(cols, list(r)[: len(cols)], strict=True)),
+                "messages": r[len(cols)],
+                "units": r[len(cols) + 1],
+                "overage_units": r[len(cols) + 2],
+                "cost": r[len(cols) + 3],
+            }
+            for r in rows
+        ]

@@ -1,0 +1,71 @@
+"""A throwaway PostgreSQL server for tests: `initdb` + `pg_ctl` from Debian's postgresql package,
+in a temp folder, on a free loopback port, trust authentication. Each test gets a fresh database.
+
+Run as root (CI), the server runs as the `postgres` system user: initdb refuses root."""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from .processes import free_port, wait_port
+
+
+def pg_bin() -> Path | None:
+    """The newest installed server's bin folder (Debian: /usr/lib/postgresql/<major>/bin)."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+class PostgresCluster:
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="mingpian-pg-"))
+        self.data = self.root / "data"
+        self.user = "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+        self._databases = 0
+
+    def _run(self, *args: str) -> None:
+        cmd = [str(a) for a in args]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+
+    def start(self) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres")
+        self._run(self.bindir / "initdb", "-D", self.data, "-A", "trust", "-U", self.user, "-E", "UTF8",
+                  "--no-locale", "--no-sync")  # fmt: skip
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        self._run(
+            self.bindir / "pg_ctl", "-D", self.data, "-o", options, "-l", self.root / "log", "-w", "start"
+        )
+        wait_port(self.port)
+
+    def stop(self) -> None:
+        try:
+            self._run(self.bindir / "pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self) -> str:
+        """A fresh, empty database; its URL."""
+        self._databases += 1
+        name = f"t{os.getpid()}_{self._databases}"
+        self._run(self.bindir / "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, name)
+        return self.url(name)
