@@ -17,8 +17,12 @@ the ring timeout has passed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
+import os
+import secrets
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -41,6 +45,10 @@ RESUME_GRACE = 1.0  # seconds an overdue attempt still waits for its receipt aft
 Capability = Callable[[str, str], Awaitable[bool]]  # (number, chatbot) -> can it show 5G messages
 
 
+class LeaseLost(Exception):
+    """Another worker holds this chain now: this one must not hand anything over."""
+
+
 class Chains:
     """Runs every active delivery's chain as a task of its own."""
 
@@ -56,6 +64,7 @@ class Chains:
         timeouts: dict[str, float] | None = None,
         ring_timeout: float = 45.0,
         capability: Capability | None = None,
+        lease: float = 15.0,
     ) -> None:
         self.store = store
         self.meter = meter
@@ -66,24 +75,62 @@ class Chains:
         self.timeouts = {**DEFAULT_TIMEOUTS, **(timeouts or {})}
         self.ring_timeout = ring_timeout
         self.capability = capability
+        self.lease = lease  # seconds a worker holds a chain without renewing it
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._keeper: asyncio.Task[None] | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._late: dict[str, tuple[str, float]] = {}  # call id → (answered/ended, when), recent calls
         self._closing = False
         self.handed = 0  # messages handed to a gateway (for the benchmark)
 
     # -- lifecycle ---------------------------------------------------------------------------
-    async def resume(self) -> int:
-        ids = await self.store.active_deliveries()
+    async def start(self) -> int:
+        """Take over the active chains no worker holds (after a restart: this worker's own), then
+        keep the leases: renew ours, take over those whose worker died."""
+        n = await self._claim()
+        self._keeper = asyncio.get_running_loop().create_task(self._keep(), name="delivery-leases")
+        return n
+
+    async def _claim(self) -> int:
+        now = time.time()
+        ids = await self.store.claim_chains(self.owner, now, now + self.lease, 500)
         for did in ids:
             self.spawn(did)
         return len(ids)
 
+    async def _keep(self) -> None:
+        """Every third of a lease: renew what runs here (a chain whose lease another worker took
+        over stops here), and take over chains whose lease ran out."""
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                mine = list(self._tasks)
+                held = await self.store.renew(self.owner, mine, time.time() + self.lease)
+                for did in set(mine) - held:
+                    log.warning("delivery %s: lease lost to another worker; stopping here", did)
+                    task = self._tasks.get(did)
+                    if task is not None:
+                        task.cancel()
+                await self._claim()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database is briefly away: try again next round
+                log.exception("delivery leases: renewing or claiming failed")
+
     async def close(self) -> None:
+        """Stop every chain here and let go of their leases, so another worker resumes them now
+        rather than after the lease runs out."""
         self._closing = True
+        if self._keeper is not None:
+            self._keeper.cancel()
+            await asyncio.gather(self._keeper, return_exceptions=True)
+        owned = list(self._tasks)
         tasks = list(self._tasks.values())
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.store.release(self.owner, owned)
 
     async def idle(self, timeout: float = 10.0) -> None:
         """Wait until no delivery is in progress (tests and the benchmark)."""
@@ -114,12 +161,12 @@ class Chains:
             if self._late[first][1] >= horizon:
                 break
             del self._late[first]
-        self.wakeups.poke(f"{call_id}:ringing")
+        self.wakeups.announce(f"{call_id}:ringing")
 
-    async def _late_phase(self, call_id: str, resumed: bool) -> str | None:
-        """`answered`/`ended` if the call got that far (memory; the database after a restart)."""
+    async def _late_phase(self, call_id: str) -> str | None:
+        """`answered`/`ended` if the call got that far: heard here, or stored by any worker."""
         phase = self._late.get(call_id, (None, 0.0))[0]
-        if phase is None and resumed:
+        if phase is None:
             seen = await self.store.call_phases(call_id) & {"answered", "ended"}
             phase = sorted(seen)[0] if seen else None
         return phase
@@ -130,6 +177,8 @@ class Chains:
             await self._chain(did, d)
         except asyncio.CancelledError:
             raise
+        except LeaseLost:
+            log.warning("delivery %s: lease lost to another worker before the hand-over; not sent here", did)
         except Exception as exc:  # a bug must not leave the delivery silently active forever
             log.exception("delivery %s crashed", did)
             d = await self.store.delivery(did)
@@ -151,7 +200,7 @@ class Chains:
         while d is not None and d.state == "active":
             now = time.time()
             if d.phase == "ringing":
-                late = await self._late_phase(d.call_id, resumed)
+                late = await self._late_phase(d.call_id)
                 if late or now - d.event_at > self.ring_timeout:
                     why = f"call {late} before the card arrived" if late else "ring timeout passed"
                     await self._finish(d, "dropped", why)
@@ -264,6 +313,10 @@ class Chains:
         if not charge.ok:
             await self._finish(d, "blocked", f"quota: {charge.reason}")
             return
+        if not await self.store.renew(self.owner, [d.id], time.time() + self.lease):
+            # Fenced: another worker took this chain over (we stalled past the lease); it resumes
+            # from the attempt row, which it will not resend, so nothing goes out twice.
+            raise LeaseLost(d.id)
         handed = await self.channels[channel].send(
             Outgoing(
                 d.id, channel, d.line, d.recipient, msg, legacy, ent.get("chatbot", ""), {"step": d.step}

@@ -94,6 +94,7 @@ class Intake:
                     now,
                 )
                 await self.store.add_delivery(d)
+                await self.store.lease(did, self.chains.owner, now + self.chains.lease)
         if d is None:
             await self.store.durable()
             return 200, duplicate

@@ -65,8 +65,9 @@ CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, call_id TEXT NOT NUL
     template TEXT NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL, chain TEXT NOT NULL,
     step INTEGER NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL, channel TEXT NOT NULL,
     event_at DOUBLE PRECISION NOT NULL, created DOUBLE PRECISION NOT NULL,
-    updated DOUBLE PRECISION NOT NULL);
-CREATE INDEX IF NOT EXISTS deliveries_active ON deliveries (state) WHERE state = 'active';
+    updated DOUBLE PRECISION NOT NULL, owner TEXT NOT NULL DEFAULT '',
+    lease_until DOUBLE PRECISION NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS deliveries_active ON deliveries (lease_until) WHERE state = 'active';
 CREATE INDEX IF NOT EXISTS deliveries_by_call ON deliveries (call_id);
 CREATE INDEX IF NOT EXISTS deliveries_by_ent ON deliveries (enterprise, created);
 CREATE INDEX IF NOT EXISTS deliveries_by_person ON deliveries (recipient, enterprise, updated);
@@ -357,6 +358,39 @@ class PgDeliveryStore:
         fields["updated"] = time.time()
         sets = _set_clause("deliveries", fields)
         await self._execute(f"UPDATE deliveries SET {sets} WHERE id=${len(fields) + 1}", *fields.values(), id)
+
+    # -- leases: which worker runs each active chain ---------------------------------------------
+    async def lease(self, delivery: str, owner: str, until: float) -> None:
+        await self._execute(
+            "UPDATE deliveries SET owner=$2, lease_until=$3 WHERE id=$1", delivery, owner, until
+        )
+
+    async def claim_chains(self, owner: str, now: float, until: float, limit: int) -> list[str]:
+        """Rows locked by another claimer are skipped, so two workers never take the same chain."""
+        rows = await self._fetch(
+            "UPDATE deliveries SET owner=$1, lease_until=$3 WHERE id IN (SELECT id FROM deliveries "
+            "WHERE state='active' AND lease_until < $2 ORDER BY lease_until LIMIT $4 "
+            "FOR UPDATE SKIP LOCKED) RETURNING id",
+            owner, now, until, limit,
+        )  # fmt: skip
+        return [r[0] for r in rows]
+
+    async def renew(self, owner: str, deliveries: list[str], until: float) -> set[str]:
+        if not deliveries:
+            return set()
+        rows = await self._fetch(
+            "UPDATE deliveries SET lease_until=$3 WHERE id = ANY($2::text[]) AND owner=$1 RETURNING id",
+            owner, deliveries, until,
+        )  # fmt: skip
+        return {r[0] for r in rows}
+
+    async def release(self, owner: str, deliveries: list[str]) -> None:
+        if deliveries:
+            await self._execute(
+                "UPDATE deliveries SET lease_until=0 WHERE id = ANY($2::text[]) AND owner=$1",
+                owner,
+                deliveries,
+            )
 
     async def attempt(self, delivery: str, step: int) -> Attempt | None:
         row = await self._fetchrow(

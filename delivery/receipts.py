@@ -65,7 +65,7 @@ class Receipts:
             await self.store.update_attempt(attempt_id, state=state, done=now, detail="receipt DELIVRD")
         else:
             return att.state
-        self.wakeups.poke(att.delivery)
+        self.wakeups.announce(att.delivery)
         return state
 
     def _later(self, work: Any) -> None:

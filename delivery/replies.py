@@ -68,7 +68,7 @@ class Replies:
             for ent in enterprises:
                 await self.store.opt_out(ent, who, channel, text)
                 for did in await self.store.active_for(ent, who):  # chains in flight stop now, not later
-                    self.wakeups.poke(did)
+                    self.wakeups.announce(did)
             return True
         await self._tap(enterprises, who, key, postback, ref)
         return False

@@ -76,7 +76,7 @@ class DeliveryService:
         else:  # counters in SQLite cannot be atomic across the processes sharing a database server
             raise ConfigError("a PostgreSQL database needs the Redis counters (delivery_counters=redis)")
         self.meter = Meter(self.store, self.counters)
-        self.wakeups = Wakeups()
+        self.wakeups = Wakeups(self.counters.forward_wake)
         self.composer = Composer(self.store, templates)
         self.receipts = Receipts(self.store, self.meter, self.wakeups)
         self.replies = Replies(self.store, self.composer, self.wakeups)
@@ -132,9 +132,11 @@ class DeliveryService:
                     self.kannel_token,
                 )
         await self.store.durable()
-        await self.chains.resume()
+        await self.chains.start()
         self._forwarded = asyncio.get_running_loop().create_task(
-            self.counters.receipts(lambda mid, stat: self.receipts.accept(mid, stat, forwarded=True))
+            self.counters.fanout(
+                lambda mid, stat: self.receipts.accept(mid, stat, forwarded=True), self.wakeups.poke
+            )
         )
 
     async def close(self) -> None:

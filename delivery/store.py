@@ -248,6 +248,19 @@ class SqliteDeliveryStore(GroupCommitDb):
         cols = ", ".join(f"{k}=?" for k in fields)
         self.db.execute(f"UPDATE deliveries SET {cols} WHERE id=?", (*fields.values(), id))
 
+    # -- leases: one process owns the file, so every active chain is its own --------------------
+    async def lease(self, delivery: str, owner: str, until: float) -> None:
+        pass
+
+    async def claim_chains(self, owner: str, now: float, until: float, limit: int) -> list[str]:
+        return await self.active_deliveries()
+
+    async def renew(self, owner: str, deliveries: list[str], until: float) -> set[str]:
+        return set(deliveries)
+
+    async def release(self, owner: str, deliveries: list[str]) -> None:
+        pass
+
     async def attempt(self, delivery: str, step: int) -> Attempt | None:
         row = self.db.execute(
             "SELECT * FROM attempts WHERE delivery=? AND step=?", (delivery, step)

@@ -1,25 +1,34 @@
 """Where a waiting delivery chain sleeps and what wakes it: a receipt for its attempt, an
 opt-out of its recipient, or a later phase of its call. Waking is a hint, never a command: the
-chain re-reads the store and decides."""
+chain re-reads the store and decides.
+
+On a fleet the chain may wait in another worker than the one that heard the receipt: `announce`
+wakes it here if it waits here, and otherwise tells the other workers (`broadcast`, through the
+shared counters' fan-out), whose `poke` wakes it where it waits.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 
 class Wakeups:
-    def __init__(self) -> None:
+    def __init__(self, broadcast: Callable[[str], Awaitable[None]] | None = None) -> None:
         self._waiting: dict[str, asyncio.Future[None]] = {}
+        self.broadcast = broadcast
+        self._background: set[asyncio.Task[Any]] = set()
 
     async def wait(self, delivery: str, deadline: float) -> None:
         """Sleep until poked or until `deadline` (a time.time() value)."""
         loop = asyncio.get_running_loop()
         wake: asyncio.Future[None] = loop.create_future()
         self._waiting[delivery] = wake
-        timer = loop.call_later(
-            max(0.0, deadline - time.time()), lambda: wake.done() or wake.set_result(None)
-        )
+        delay = max(0.0, deadline - time.time())
+        timer = loop.call_later(delay, lambda: wake.done() or wake.set_result(None))
         try:
             await wake
         finally:
@@ -28,6 +37,18 @@ class Wakeups:
                 del self._waiting[delivery]
 
     def poke(self, delivery: str) -> None:
+        """Wake the chain if it waits in this process."""
         wake = self._waiting.get(delivery)
         if wake is not None and not wake.done():
             wake.set_result(None)
+
+    def announce(self, delivery: str) -> None:
+        """Wake the chain wherever it waits: here, or (not waiting here) in another worker."""
+        if delivery in self._waiting:
+            self.poke(delivery)
+        elif self.broadcast is not None:
+            t = asyncio.get_running_loop().create_task(
+                self.broadcast(delivery), context=contextvars.Context()
+            )
+            self._background.add(t)
+            t.add_done_callback(self._background.discard)

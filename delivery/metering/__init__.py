@@ -75,8 +75,14 @@ class Counters(Protocol):
         """A receipt for a message no attempt of this process knows: tell the other processes."""
         ...
 
-    async def receipts(self, handle: Callable[[str, str], Awaitable[None]]) -> None:
-        """Feed receipts other processes forwarded to `handle` until cancelled."""
+    async def forward_wake(self, delivery: str) -> None:
+        """A delivery's state changed: wake its chain in whichever process it waits."""
+        ...
+
+    async def fanout(
+        self, on_receipt: Callable[[str, str], Awaitable[None]], on_wake: Callable[[str], None]
+    ) -> None:
+        """Feed receipts and wakes other processes forwarded to the handlers until cancelled."""
         ...
 
     async def close(self) -> None: ...

@@ -178,16 +178,28 @@ class RedisCounters:
         a receipt for a message id this process does not know goes to every process."""
         await self.pipe.call("PUBLISH", self.prefix + "receipts", f"{message_id}\x1f{stat}")
 
-    async def receipts(self, handle: Callable[[str, str], Awaitable[None]]) -> None:
-        """Feed forwarded receipts to `handle` until cancelled (resubscribes after a hiccup)."""
+    async def forward_wake(self, delivery: str) -> None:
+        """A delivery's state changed where its chain may not be waiting: wake it in every process."""
+        await self.pipe.call("PUBLISH", self.prefix + "wake", delivery)
+
+    async def fanout(
+        self, on_receipt: Callable[[str, str], Awaitable[None]], on_wake: Callable[[str], None]
+    ) -> None:
+        """Feed what other processes forwarded (receipts, wakes) to the handlers until cancelled
+        (resubscribes after a hiccup)."""
+        receipts, wake = self.prefix + "receipts", self.prefix + "wake"
         while True:
             pubsub = self.r.pubsub()
             try:
-                await pubsub.subscribe(self.prefix + "receipts")
+                await pubsub.subscribe(receipts, wake)
                 async for msg in pubsub.listen():
-                    if msg.get("type") == "message":
+                    if msg.get("type") != "message":
+                        continue
+                    if msg.get("channel") == wake:
+                        on_wake(str(msg["data"]))
+                    else:
                         mid, _, stat = str(msg["data"]).partition("\x1f")
-                        await handle(mid, stat)
+                        await on_receipt(mid, stat)
             except asyncio.CancelledError:
                 raise
             except Exception:  # Redis restarted: subscribe again shortly

@@ -115,7 +115,12 @@ class SqliteCounters:
     async def forward_receipt(self, message_id: str, stat: str) -> None:
         pass  # no other process shares this file's SMSC session
 
-    async def receipts(self, handle: Callable[[str, str], Awaitable[None]]) -> None:
+    async def forward_wake(self, delivery: str) -> None:
+        pass  # every chain of this file runs in this process
+
+    async def fanout(
+        self, on_receipt: Callable[[str, str], Awaitable[None]], on_wake: Callable[[str], None]
+    ) -> None:
         return None
 
     async def close(self) -> None:
