@@ -54,6 +54,7 @@ class DeliveryConfig:
     flash_gsm_dcs: int = 0x10
     timeouts: dict[str, float] = field(default_factory=dict)
     ring_timeout: float = 45.0
+    lease: float = 15.0  # seconds a worker holds a chain without renewing
     capability_path: str = "/bot/v1/{chatbot}/contactCapabilities?userContact={contact}"
     capability_ttl: float = 86400.0
     kannel_url: str = ""
@@ -95,6 +96,7 @@ class DeliveryService:
             timeouts=config.timeouts,
             ring_timeout=config.ring_timeout,
             capability=capability,
+            lease=config.lease,
         )
         self.intake = Intake(self.store, self.counters, self.chains)
         self.smpp: SmppClient | None = None

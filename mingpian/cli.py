@@ -31,17 +31,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import create_app, freeze_gc
     from .logs import setup_logging
 
-    settings = _settings(args, host=args.host, port=args.port)
+    settings = _settings(args, host=args.host, port=args.port, workers=args.workers)
     setup_logging(settings.log_format, settings.log_level)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    where = f"http://{settings.host}:{settings.port}"
+    if settings.workers > 1:
+        from .workers import WorkerPool, shared_state_problem
+
+        problem = shared_state_problem(settings)
+        if problem:
+            print(f"mingpian serve: {problem}", file=sys.stderr)
+            return 2
+        print(f"Mingpian on {where} with {settings.workers} workers (Ctrl+C to stop)", flush=True)
+        WorkerPool(settings).run()
+        return 0
     app = create_app(settings)
     app.on_startup.append(freeze_gc)
-    print(
-        f"Mingpian listening on http://{settings.host}:{settings.port}  "
-        f"(templates: {settings.template_dir}, Ctrl+C to stop)",
-        flush=True,
+    print(f"Mingpian listening on {where}  (templates: {settings.template_dir}, Ctrl+C to stop)", flush=True)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        access_log=None,
+        shutdown_timeout=settings.shutdown_timeout,
     )
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
     return 0
 
 
@@ -135,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", parents=[config], help="run the HTTP server")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
+    p.add_argument(
+        "--workers", type=int, help="worker processes on the port (default: $MINGPIAN_WORKERS or 1)"
+    )
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("render", parents=[config], help="render a template and print the GSMA payload")
     p.add_argument("name")

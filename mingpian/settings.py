@@ -57,6 +57,16 @@ CONFIG_ENV = "MINGPIAN_CONFIG"  # names the config file; not a setting itself
 class Settings:
     host: str = setting("127.0.0.1", "Interface the HTTP server binds to.")
     port: int = setting(8080, "TCP port of the HTTP server.", minimum=0, maximum=65535)
+    workers: int = setting(
+        1,
+        "Worker processes serving the port (gunicorn with aiohttp's worker; a dead one is replaced). "
+        "More than 1 needs shared state: `database_url`, `store=redis`, `delivery_counters=redis`.",
+        minimum=1,
+        maximum=256,
+    )
+    shutdown_timeout: float = setting(
+        30.0, "Seconds a stopping worker lets in-flight requests finish before it exits.", minimum=0
+    )
     template_dir: Path = setting(
         PROJECT_ROOT / "card_templates", "Folder holding one sub-folder per card template."
     )
@@ -193,6 +203,12 @@ class Settings:
         factory=lambda: dict(DEFAULT_TIMEOUTS),
         parse=parse_timeouts,
         allowed_doc=TIMEOUTS_ALLOWED,
+    )
+    delivery_lease: float = setting(
+        15.0,
+        "Seconds a worker holds a delivery chain without renewing its lease; after that (the worker "
+        "died) another worker takes the chain over.",
+        above=0,
     )
     delivery_ring_timeout: float = setting(
         45.0,

@@ -43,6 +43,7 @@ def delivery_config(s: Settings) -> DeliveryConfig:
         flash_gsm_dcs=s.delivery_flash_gsm_dcs,
         timeouts=dict(s.delivery_timeouts),
         ring_timeout=s.delivery_ring_timeout,
+        lease=s.delivery_lease,
         capability_path=s.delivery_capability_path,
         capability_ttl=s.delivery_capability_ttl,
         kannel_url=s.delivery_kannel_url,
