@@ -160,3 +160,12 @@ def test_statements_split_where_sqlite_says_they_end() -> None:
     with pytest.raises(MigrationError, match=r"x\.sql: the last statement does not end with ';'"):
         list(sql_statements("CREATE TABLE t (v);\nCREATE TABLE u (w)", "x.sql"))
 
+
+def test_the_shipped_migration_sets_load() -> None:
+    from chatbot.store.sqlite import SCHEMA as CHATBOT
+    from delivery.store import SCHEMA as DELIVERY
+
+    assert [m.label for m in DELIVERY.migrations] == ["0001_initial", "0002_drop_dedupe"]
+    assert DELIVERY.migrations[1].file == "delivery/migrations/sqlite/0002_drop_dedupe.sql"
+    assert [m.label for m in CHATBOT.migrations] == ["0001_initial"]
+    assert CHATBOT.folder == "chatbot/store/migrations/sqlite"
