@@ -41,6 +41,7 @@ from .wakeups import Wakeups
 class DeliveryConfig:
     database: Path
     synchronous: str = "NORMAL"
+    migrate: str = "auto"  # the store's schema migrations at open: auto | check | off
     counters: str = "sqlite"  # sqlite | redis
     redis_url: str = ""
     seed: str = ""
@@ -66,7 +67,7 @@ class DeliveryService:
         """`messaging`: the chatbot runtime, when a MaaP is configured (5G messages); else None."""
         self.config = config
         self.store = DeliveryStore(config.database, config.synchronous)
-        self.store.open()
+        self.store.open(config.migrate)
         self.counters: Counters = (
             RedisCounters(config.redis_url, self.store)
             if config.counters == "redis"

@@ -31,6 +31,7 @@ def delivery_config(s: Settings) -> DeliveryConfig:
     return DeliveryConfig(
         database=s.data_dir / "delivery.sqlite3",
         synchronous=s.sqlite_synchronous,
+        migrate=s.migrate,
         counters=s.delivery_counters,
         redis_url=s.redis_url,
         seed=s.delivery_seed,
