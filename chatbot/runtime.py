@@ -76,6 +76,7 @@ class RuntimeConfig:
     outbox_backoff: float = 0.2
     outbox_max_backoff: float = 60.0
     outbox_poll: float = 0.05
+    migrate: str = "auto"  # the SQLite store's schema migrations at start: auto | check | off
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,7 @@ class ChatbotRuntime:
             redis_url=config.redis_url,
             sync=config.sqlite_synchronous,
             dedupe_ttl=config.dedupe_ttl,
+            migrate=config.migrate,
         )
         self.maap: MaapClient | None = None
         self._session: aiohttp.ClientSession | None = None

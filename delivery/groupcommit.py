@@ -15,12 +15,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from infra.migrations import Migrations, enable_wal, migrate_sqlite
+
 
 class GroupCommitDb:
     """The connection, its pragmas and schema, and the group-commit machinery. Subclasses keep
     read caches and drop them in `_forget` when a transaction rolls back."""
 
-    def __init__(self, path: Path, schema: str, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: Path, schema: Migrations, synchronous: str = "NORMAL") -> None:
         self.path = path
         self.schema = schema
         self.synchronous = synchronous
@@ -36,12 +38,18 @@ class GroupCommitDb:
     def _forget(self) -> None:
         """Drop read caches that a rolled-back transaction may have filled."""
 
-    def open(self) -> None:
+    def open(self, migrate: str = "auto") -> None:
+        """Connect and bring the schema up to date: `migrate` is auto, check or off
+        (infra/migrations.py); its MigrationError leaves the store closed."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={self.synchronous}")
-        db.executescript(self.schema)
+        try:
+            enable_wal(db)
+            db.execute(f"PRAGMA synchronous={self.synchronous}")
+            migrate_sqlite(db, self.schema, migrate)
+        except BaseException:
+            db.close()
+            raise
         self._db = db
 
     def close(self) -> None:

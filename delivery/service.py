@@ -44,6 +44,7 @@ class DeliveryConfig:
     database: Path  # the SQLite file (embedded default)
     synchronous: str = "NORMAL"
     database_url: str = ""  # postgresql://…: the shared system of record instead of the file
+    migrate: str = "auto"  # the store's schema migrations at open: auto | check | off
     counters: str = "sqlite"  # sqlite | redis
     redis_url: str = ""
     seed: str = ""
@@ -69,7 +70,9 @@ class DeliveryService:
     def __init__(self, config: DeliveryConfig, templates: TemplateStore, messaging: Messaging | None) -> None:
         """`messaging`: the chatbot runtime, when a MaaP is configured (5G messages); else None."""
         self.config = config
-        self.store: DeliveryStore = open_store(config.database_url, config.database, config.synchronous)
+        self.store: DeliveryStore = open_store(
+            config.database_url, config.database, config.synchronous, config.migrate
+        )
         if isinstance(self.store, SqliteDeliveryStore) and config.counters != "redis":
             self.counters: Counters = SqliteCounters(self.store)
         elif config.counters == "redis":

@@ -106,7 +106,9 @@ def is_postgres(url: str) -> bool:
     return url.startswith(("postgresql://", "postgres://"))
 
 
-def open_store(database_url: str, sqlite_path: Any, synchronous: str = "NORMAL") -> DeliveryStore:
+def open_store(
+    database_url: str, sqlite_path: Any, synchronous: str = "NORMAL", migrate: str = "auto"
+) -> DeliveryStore:
     """The store a deployment's settings name: PostgreSQL for a `postgresql://` URL, else SQLite."""
     if is_postgres(database_url):
         from .pgstore import PgDeliveryStore
@@ -114,4 +116,4 @@ def open_store(database_url: str, sqlite_path: Any, synchronous: str = "NORMAL")
         return PgDeliveryStore(database_url)
     from .store import SqliteDeliveryStore
 
-    return SqliteDeliveryStore(sqlite_path, synchronous)
+    return SqliteDeliveryStore(sqlite_path, synchronous, migrate)

@@ -3,4 +3,5 @@
 jsonio.py     JSON in and out (orjson)
 redispipe.py  auto-pipelining of Redis commands (one round trip per event-loop iteration)
 http1.py      the small HTTP/1.1 keep-alive client of the MaaP send path
+migrations.py numbered, versioned schema migrations (the SQLite stores'; one folder per backend)
 """

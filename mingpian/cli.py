@@ -1,4 +1,4 @@
-"""The `mingpian` command: serve, render, lint, settings, errors."""
+"""The `mingpian` command: serve, render, lint, settings, errors, migrate."""
 
 from __future__ import annotations
 
@@ -28,34 +28,48 @@ def _store(settings: Settings) -> TemplateStore:
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
+    from infra.migrations import MigrationError, PendingMigrations
+
     from .app import create_app, freeze_gc
+    from .cli_migrate import preflight
     from .logs import setup_logging
 
     settings = _settings(args, host=args.host, port=args.port, workers=args.workers)
     setup_logging(settings.log_format, settings.log_level)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     where = f"http://{settings.host}:{settings.port}"
-    if settings.workers > 1:
-        from .workers import WorkerPool, shared_state_problem
+    try:
+        preflight(settings)  # what the stores' open would refuse, refused before anything starts
+        if settings.workers > 1:
+            from .workers import WorkerPool, shared_state_problem
 
-        problem = shared_state_problem(settings)
-        if problem:
-            print(f"mingpian serve: {problem}", file=sys.stderr)
-            return 2
-        print(f"Mingpian on {where} with {settings.workers} workers (Ctrl+C to stop)", flush=True)
-        WorkerPool(settings).run()
-        return 0
-    app = create_app(settings)
-    app.on_startup.append(freeze_gc)
-    print(f"Mingpian listening on {where}  (templates: {settings.template_dir}, Ctrl+C to stop)", flush=True)
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        print=None,
-        access_log=None,
-        shutdown_timeout=settings.shutdown_timeout,
-    )
+            problem = shared_state_problem(settings)
+            if problem:
+                print(f"mingpian serve: {problem}", file=sys.stderr)
+                return 2
+            print(f"Mingpian on {where} with {settings.workers} workers (Ctrl+C to stop)", flush=True)
+            WorkerPool(settings).run()
+            return 0
+        app = create_app(settings)
+        app.on_startup.append(freeze_gc)
+        print(
+            f"Mingpian listening on {where}  (templates: {settings.template_dir}, Ctrl+C to stop)", flush=True
+        )
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            print=None,
+            access_log=None,
+            shutdown_timeout=settings.shutdown_timeout,
+        )
+    except MigrationError as exc:  # one line, no traceback
+        hint = ""
+        if isinstance(exc, PendingMigrations):
+            config = f" --config {args.config}" if args.config else ""
+            hint = f"; migrate = {settings.migrate}: run `mingpian migrate{config}` first"
+        print(f"mingpian serve: {exc}{hint}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -130,6 +144,12 @@ def cmd_errors(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from .cli_migrate import run
+
+    return run(_settings(args), show_status=args.status)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mingpian", description=__doc__)
     parser.add_argument(
@@ -169,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("settings", parents=[config], help="list every setting, its env var and current value")
     p.add_argument("--markdown", action="store_true", help="print the table of docs/settings.md instead")
     p.set_defaults(func=cmd_settings)
+    p = sub.add_parser(
+        "migrate", parents=[config], help="apply pending schema migrations to the SQLite databases"
+    )
+    p.add_argument("--status", action="store_true", help="list applied and pending migrations instead")
+    p.set_defaults(func=cmd_migrate)
     p = sub.add_parser("errors", help="print the API's error codes as the Markdown table of docs/api.md")
     p.set_defaults(func=cmd_errors)
     return parser

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from delivery.chain import DEFAULT_TIMEOUTS
+from infra.migrations import MODES as MIGRATE_MODES
 from renderer.profiles import PROFILES
 
 from .setting_rows import (
@@ -118,6 +119,13 @@ class Settings:
         "SQLite `synchronous` for the chatbot and delivery "
         "stores: NORMAL survives process crashes, FULL also power loss.",
         choices=("OFF", "NORMAL", "FULL", "EXTRA"),
+    )
+    migrate: str = setting(
+        "auto",
+        "Schema migrations of the SQLite databases (delivery, chatbot) at start: `auto` applies "
+        "pending ones, `check` refuses to start while one is pending (run `mingpian migrate`), "
+        "`off` leaves the schema alone.",
+        choices=MIGRATE_MODES,
     )
     maap_url: str = setting("", "Base URL of the MaaP send API; empty: replies wait in the outbox.")
     maap_dialect: str = setting(

@@ -77,11 +77,13 @@ def open_store(
     sync: str = "NORMAL",
     dedupe_ttl: float = 7 * 86400,
     prefix: str = "mp:",
+    migrate: str = "auto",
 ) -> Store:
+    """`migrate` (SQLite): auto, check or off — what opening does with pending schema migrations."""
     if kind == "sqlite":
         from .sqlite import SqliteStore
 
-        return SqliteStore(sqlite_path, synchronous=sync)
+        return SqliteStore(sqlite_path, synchronous=sync, migrate=migrate)
     if kind == "redis":
         from .redis import RedisStore
 

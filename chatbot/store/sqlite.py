@@ -42,33 +42,14 @@ from pathlib import Path
 from typing import Any
 
 from infra import jsonio
+from infra.migrations import Migrations, enable_wal, migrate_sqlite
 
 from ..events import StatusReport
 from . import Commit, CommitResult, Loaded, OutboxItem
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS dedupe (key TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS conv (id TEXT PRIMARY KEY, version INTEGER NOT NULL, state TEXT NOT NULL)
-  WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS outbox (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  message_id TEXT NOT NULL UNIQUE,
-  conv TEXT NOT NULL,
-  body TEXT NOT NULL,
-  state TEXT NOT NULL DEFAULT 'pending',   -- pending | sent | failed
-  attempts INTEGER NOT NULL DEFAULT 0,
-  next_at REAL NOT NULL DEFAULT 0,
-  lease_until REAL NOT NULL DEFAULT 0,
-  created REAL NOT NULL,
-  sent_at REAL,
-  last_error TEXT,
-  delivery TEXT,                           -- latest status report from the platform
-  delivery_at REAL
-);
-DROP INDEX IF EXISTS outbox_pending;  -- the queue index lives in memory (see above)
-CREATE INDEX IF NOT EXISTS outbox_done ON outbox (sent_at) WHERE state != 'pending';
-CREATE INDEX IF NOT EXISTS dedupe_at ON dedupe (at);
-"""
+# The schema: numbered migrations in chatbot/store/migrations/sqlite/, applied by open()
+# (infra/migrations.py); the queue index of pending outbox rows lives in memory (see above).
+SCHEMA = Migrations.load("chatbot.store", "sqlite", database="chatbot", adopt_if_table="conv")
 
 
 def _checkpoint(conn: sqlite3.Connection) -> None:
@@ -85,8 +66,10 @@ SELECT EXISTS (SELECT 1 FROM dedupe WHERE key = ?1),
 class SqliteStore:
     name = "sqlite"
 
-    def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: Path, synchronous: str = "NORMAL", migrate: str = "auto") -> None:
+        """`migrate`: what open() does with pending migrations: auto, check or off."""
         self.path = Path(path)
+        self.migrate = migrate
         self.synchronous = synchronous.upper()
         if self.synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
@@ -108,11 +91,15 @@ class SqliteStore:
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={self.synchronous}")
-        db.execute("PRAGMA busy_timeout=5000")
-        db.execute("PRAGMA temp_store=MEMORY")
-        db.executescript(SCHEMA)
+        try:
+            enable_wal(db)
+            db.execute(f"PRAGMA synchronous={self.synchronous}")
+            db.execute("PRAGMA busy_timeout=5000")
+            db.execute("PRAGMA temp_store=MEMORY")
+            migrate_sqlite(db, SCHEMA, self.migrate)
+        except BaseException:
+            db.close()
+            raise
         db.execute("PRAGMA wal_autocheckpoint=0")
         self.db = db
         self._checkpointer = asyncio.get_running_loop().create_task(self._checkpoints())

@@ -71,6 +71,7 @@ def runtime_config(s: Settings) -> RuntimeConfig:
         outbox_lease=s.outbox_lease,
         outbox_backoff=s.outbox_backoff,
         outbox_max_backoff=s.outbox_max_backoff,
+        migrate=s.migrate,
     )
 
 

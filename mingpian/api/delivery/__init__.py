@@ -33,6 +33,7 @@ def delivery_config(s: Settings) -> DeliveryConfig:
         database=s.data_dir / "delivery.sqlite3",
         synchronous=s.sqlite_synchronous,
         database_url=s.database_url,
+        migrate=s.migrate,
         counters=s.delivery_counters,
         redis_url=s.redis_url,
         seed=s.delivery_seed,
