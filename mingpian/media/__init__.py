@@ -1,5 +1,6 @@
 """Card media: images and videos rendered off the event loop, cached by content, served with
-immutable caching. `setup(app)` wires formats, routes, OpenAPI and the worker pool.
+immutable caching, made again from their render specs when the cache lacks them. `setup(app)`
+wires formats, routes, OpenAPI and the worker pool.
 See docs/media.md."""
 
 from __future__ import annotations
@@ -8,21 +9,39 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ..keys import settings_key
+from ..keys import settings_key, templates_key
+from ..settings import Settings
 from .api import MediaService, media_service_key, register
 from .cache import MediaCache
 from .docs import document
-from .jobs import MediaJobs
+from .jobs import JobBoard, LocalBoard, MediaJobs
+from .plans import Planner
+from .specs import LocalSpecs, SpecStore
 
 __all__ = ["MediaService", "media_service_key", "setup"]
+
+
+def _stores(settings: Settings, cache: MediaCache) -> tuple[SpecStore, JobBoard]:
+    """The one place that picks where specs and jobs are kept."""
+    return LocalSpecs(cache), LocalBoard()
 
 
 def setup(app: web.Application) -> None:
     """Call after api.templates.setup (it wraps the `rcs` format) and api.docs.setup."""
     settings = app[settings_key]
     cache = MediaCache(settings.data_dir / "media")
-    jobs = MediaJobs(cache, settings.media_workers, settings.media_concurrency, settings.ffmpeg or None)
-    register(app, MediaService(settings, cache, jobs))
+    specs, board = _stores(settings, cache)
+    jobs = MediaJobs(
+        cache,
+        settings.media_workers,
+        settings.media_concurrency,
+        settings.ffmpeg or None,
+        specs=specs,
+        board=board,
+        base_url=settings.base_url,
+    )
+    planner = Planner(cache, settings.assets_dir)
+    register(app, MediaService(settings, cache, jobs, specs, planner, app[templates_key]))
     document(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -30,5 +49,6 @@ def setup(app: web.Application) -> None:
         jobs.start()
         yield
         await jobs.close()
+        await board.close()
 
     app.cleanup_ctx.append(lifecycle)
