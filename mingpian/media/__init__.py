@@ -1,10 +1,12 @@
 """Card media: images and videos rendered off the event loop, cached by content, served with
-immutable caching, made again from their render specs when the cache lacks them. `setup(app)`
-wires formats, routes, OpenAPI and the worker pool.
+immutable caching, made again from their render specs when a host lacks them, pruned by size
+and age. `setup(app)` wires formats, routes, OpenAPI, the worker pool and the pruner.
 See docs/media.md."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -16,6 +18,7 @@ from .cache import MediaCache
 from .docs import document
 from .jobs import JobBoard, LocalBoard, MediaJobs
 from .plans import Planner
+from .prune import Pruner
 from .specs import LocalSpecs, SpecStore
 
 __all__ = ["MediaService", "media_service_key", "setup"]
@@ -43,11 +46,23 @@ def setup(app: web.Application) -> None:
     planner = Planner(cache, settings.assets_dir)
     register(app, MediaService(settings, cache, jobs, specs, planner, app[templates_key]))
     document(app)
+    pruner = Pruner(
+        cache, settings.media_cache_max_bytes, settings.media_cache_max_age, settings.media_spec_max_age
+    )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         cache.ensure()
         jobs.start()
+        pruning = (
+            asyncio.ensure_future(pruner.every(settings.media_prune_interval))
+            if settings.media_prune_interval > 0
+            else None
+        )
         yield
+        if pruning is not None:
+            pruning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pruning
         await jobs.close()
         await board.close()
 
