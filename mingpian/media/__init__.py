@@ -16,6 +16,7 @@ from ..settings import Settings
 from .api import MediaService, media_service_key, register
 from .cache import MediaCache
 from .docs import document
+from .fleet import RedisBoard, RedisLink, RedisSpecs
 from .jobs import JobBoard, LocalBoard, MediaJobs
 from .plans import Planner
 from .prune import Pruner
@@ -24,16 +25,20 @@ from .specs import LocalSpecs, SpecStore
 __all__ = ["MediaService", "media_service_key", "setup"]
 
 
-def _stores(settings: Settings, cache: MediaCache) -> tuple[SpecStore, JobBoard]:
-    """The one place that picks where specs and jobs are kept."""
-    return LocalSpecs(cache), LocalBoard()
+def _stores(settings: Settings, cache: MediaCache) -> tuple[SpecStore, JobBoard, RedisLink | None]:
+    """The one place that picks where specs and jobs are shared (`media_store`)."""
+    local = LocalSpecs(cache)
+    if settings.media_store == "redis":
+        link = RedisLink(settings.redis_url)
+        return RedisSpecs(link, local, settings.media_spec_max_age), RedisBoard(link, settings.base_url), link
+    return local, LocalBoard(), None
 
 
 def setup(app: web.Application) -> None:
     """Call after api.templates.setup (it wraps the `rcs` format) and api.docs.setup."""
     settings = app[settings_key]
     cache = MediaCache(settings.data_dir / "media")
-    specs, board = _stores(settings, cache)
+    specs, board, link = _stores(settings, cache)
     jobs = MediaJobs(
         cache,
         settings.media_workers,
@@ -52,6 +57,8 @@ def setup(app: web.Application) -> None:
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         cache.ensure()
+        if link is not None:
+            await link.open()
         jobs.start()
         pruning = (
             asyncio.ensure_future(pruner.every(settings.media_prune_interval))
@@ -65,5 +72,7 @@ def setup(app: web.Application) -> None:
                 await pruning
         await jobs.close()
         await board.close()
+        if link is not None:
+            await link.close()
 
     app.cleanup_ctx.append(lifecycle)
