@@ -2,14 +2,16 @@
 
 Kept free of aiohttp and of the app so the spawned workers import little. Results are written
 straight into the cache folder (temp name + atomic rename), so only small metadata crosses the
-process boundary. Renderer errors come back as data (their problems intact), not as pickled
-exceptions.
+process boundary: sizes and the SHA-256 of each file, from which the server process records the
+file's render spec (mingpian/media/specs.py). Renderer errors come back as data (their problems
+intact), not as pickled exceptions.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,7 @@ class WorkSpec:
     data: dict[str, Any] = field(default_factory=dict)
     thumb_out: str | None = None
     control_dir: str | None = None  # progress / cancel files of a job
+    record: dict[str, Any] | None = None  # the render spec kept with the file (media/plans.py)
 
 
 def tune_malloc() -> bool:
@@ -86,13 +89,13 @@ def run(spec: WorkSpec) -> dict[str, Any]:
             assert spec.image is not None
             data = render_card_bytes(spec.message, ctx, spec.image)
             _atomic_write(out, data)
-            return {"ok": True, "bytes": len(data)}
+            return {"ok": True, "bytes": len(data), "sha256": _sha256(data)}
         if spec.kind == "slot":
             assert spec.image is not None
             im = render_media_slot(spec.message, ctx, spec.image.width, spec.card_index)
             data = encode(im, spec.image.fmt, spec.image.quality)
             _atomic_write(out, data)
-            return {"ok": True, "bytes": len(data)}
+            return {"ok": True, "bytes": len(data), "sha256": _sha256(data)}
         if spec.kind == "video":
             assert spec.video is not None and spec.thumb_out is not None
             return _video(spec, ctx, out)
@@ -105,6 +108,10 @@ def run(spec: WorkSpec) -> dict[str, Any]:
     except VideoFailed as exc:
         return _failed(ApiError(500, "encoder_failed", str(exc)))
     raise ValueError(f"unknown work kind {spec.kind!r}")
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _failed(err: ApiError) -> dict[str, Any]:
@@ -126,11 +133,14 @@ def _video(spec: WorkSpec, ctx: MediaContext, out: Path) -> dict[str, Any]:
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.mp4")
     result = render_video_sync(spec.message, ctx, spec.video, tmp, progress=progress, cancelled=cancelled)
     _atomic_write(Path(spec.thumb_out), result.thumbnail)
+    digest = _sha256(tmp.read_bytes())  # at most the profile's cap (5 MB by default)
     os.replace(tmp, out)
     return {
         "ok": True,
         "bytes": result.bytes,
+        "sha256": digest,
         "thumbnailBytes": len(result.thumbnail),
+        "thumbnailSha256": _sha256(result.thumbnail),
         "seconds": result.seconds,
         "width": result.width,
         "height": result.height,

@@ -104,6 +104,31 @@ class Settings:
         2, "Media renders running at once; more wait in a queue (bounds memory).", minimum=1
     )
     ffmpeg: str = setting("", "ffmpeg binary for videos; empty: the one in the imageio-ffmpeg wheel.")
+    media_store: str = setting(
+        "local",
+        "Where media render specs and jobs live: `local` (specs beside the cached files, jobs in this "
+        "process) or `redis` (also in Redis at `REDIS_URL`: every process and host serves every "
+        "`/media/…` URL and answers every job).",
+        choices=("local", "redis"),
+    )
+    media_cache_max_bytes: int = setting(
+        2 * 1024**3,
+        "Size the media cache is pruned to, least recently used first (a pruned file is made "
+        "again on request); 0: no limit.",
+        minimum=0,
+    )
+    media_cache_max_age: float = setting(
+        7 * 86400.0, "Seconds a cached media file is kept after its last use; 0: no limit.", minimum=0
+    )
+    media_spec_max_age: float = setting(
+        30 * 86400.0,
+        "Seconds a render spec is kept after its file's last use: how long a `/media/…` URL can be "
+        "made again once its file is pruned; 0: forever.",
+        minimum=0,
+    )
+    media_prune_interval: float = setting(
+        300.0, "Seconds between two prunes of the media cache; 0: never prune.", minimum=0
+    )
     # -- chatbot (chatbot/, mingpian/api/chatbot.py; docs/chatbot.md) --
     chatbot_dir: Path = setting(
         PROJECT_ROOT / "chatbots", "Chatbot flows, one `<bot>/flow.yaml` per bot (docs/chatbot.md)."

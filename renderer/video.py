@@ -2,7 +2,9 @@
 
 Frames are drawn here with Pillow (the project's fonts, the same photo rules as images) and piped
 raw to ffmpeg, which only encodes: H.264, yuv420p (what every phone plays), `+faststart` (the
-index first, so playback starts before the download ends). The command is built with
+index first, so playback starts before the download ends), bit-exact: the same input gives the
+same bytes on any host with the same ffmpeg build (fixed thread count, no version strings, no
+metadata), which lets another host regenerate a pruned or missing file. The command is built with
 ffmpeg-python and run as an asyncio subprocess; the binary is the one in the imageio-ffmpeg wheel
 unless MINGPIAN_FFMPEG names another. A result over the profile's byte cap is re-encoded from
 the first encode at a computed bitrate (cheaper than redrawing), at most twice.
@@ -55,6 +57,13 @@ class VideoOptions:
     transition: float = 0.5
     crf: int = 23
     preset: str = "veryfast"
+    # x264 threads: fixed, not "auto". Auto picks a thread count from the host's CPUs, and x264's
+    # output depends on it (measured: 1 vs 2 cores gave different bytes), so the same video
+    # would differ between hosts. With a fixed count the bytes depend only on the input and the
+    # ffmpeg build. One thread costs little at these sizes (a 5 s 1280x720 encode on 2 cores:
+    # 0.89 s vs 0.92 s auto; 720x404: 0.41 s vs 0.38 s), and concurrent renders use the other
+    # cores.
+    threads: int = 1
     max_bytes: int = 5 * 1024 * 1024
     max_seconds: float = MAX_SECONDS
 
@@ -240,6 +249,12 @@ def encode_command(
         "profile:v": "high",
         "r": fps,
         "an": None,
+        "threads": opts.threads,
+        # Reproducible files: no encoder/muxer version strings, no metadata carried over from
+        # the first encode into a re-encode.
+        "fflags": "+bitexact",
+        "flags": "+bitexact",
+        "map_metadata": -1,
     }
     if bitrate is None:
         kwargs["crf"] = opts.crf

@@ -1,28 +1,34 @@
 """HTTP side of media: `?format=png|jpeg|webp|mp4` renders, `/media/{file}`, `/api/jobs/{id}`,
-and `?format=rcs&media=card|video` payloads whose mediaUrl points at rendered media."""
+and `?format=rcs&media=card|video` payloads whose mediaUrl points at rendered media.
+
+`/media/{file}` serves the cached file; a file this host lacks (pruned, or made by another host)
+is made again from its render spec when one is kept (specs.py, plans.py), once however many
+requests ask for it at the same time."""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, replace
+import asyncio
+import logging
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from aiohttp import web
 
-from renderer import Media, Message
-from renderer.image import ImageOptions
-from renderer.video import VideoOptions
+from renderer import Media, TemplateStore
 
 from ..api.templates import FormatHandler, RenderRequest, formats_key
 from ..errors import ApiError
 from ..keys import metrics_key
-from ..media_work import WorkSpec
 from ..metrics import Counter
 from ..settings import Settings
-from .cache import CONTENT_TYPES, EXT_BY_FORMAT, MediaCache, media_key, thumb_key
+from .cache import CONTENT_TYPES, EXT_BY_FORMAT, Found, MediaCache, media_key
 from .jobs import Job, MediaJobs
+from .plans import NotReproducible, Plan, Planner
+from .specs import SpecStore
 
+log = logging.getLogger("mingpian.media")
 IMMUTABLE = "public, max-age=31536000, immutable"
 TRUE, FALSE = ("1", "true", "yes"), ("", "0", "false", "no")
 
@@ -32,7 +38,11 @@ class MediaService:
     settings: Settings
     cache: MediaCache
     jobs: MediaJobs
+    specs: SpecStore
+    planner: Planner
+    templates: TemplateStore
     counter: Counter | None = None
+    remaking: dict[str, asyncio.Future[None]] = field(default_factory=dict)
 
     def url(self, name: str) -> str:
         return f"{self.settings.base_url}/media/{name}"
@@ -40,6 +50,62 @@ class MediaService:
     def count(self, fmt: str, result: str) -> None:
         if self.counter is not None:
             self.counter.inc(fmt, result)
+
+    def find(self, digest: str, ext: str) -> Found | None:
+        """The cached file, marked used (its spec's TTL renewed with it); None if absent."""
+        found = self.cache.find(digest, ext)
+        if found is not None and found.touched:
+            self.specs.used(digest)
+        return found
+
+    def size(self, path: Path) -> int | None:
+        """A cached file's size, marked used; None if absent."""
+        used = self.cache.use(path)
+        if used is None:
+            return None
+        if used[1]:
+            self.specs.used(path.name.split(".", 1)[0])
+        return used[0]
+
+    async def remake(self, digest: str, ext: str) -> Found:
+        """Make a file this host lacks again from its kept spec and return it; concurrent
+        requests for the same file share one render. ApiError 404 when no spec makes it."""
+        name = f"{digest}.{ext}"
+        task = self.remaking.get(name)
+        if task is None:
+            task = asyncio.ensure_future(self._remake(digest, ext))
+            self.remaking[name] = task
+            task.add_done_callback(partial(self._remade, name))
+        await asyncio.shield(task)
+        found = self.find(digest, ext)
+        if found is None:
+            raise ApiError(500, "render_failed", "the media file was removed as soon as it was made")
+        return found
+
+    def _remade(self, name: str, task: asyncio.Future[None]) -> None:
+        self.remaking.pop(name, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here: every waiter re-raises it
+
+    async def _remake(self, digest: str, ext: str) -> None:
+        name = f"{digest}.{ext}"
+        record = await self.specs.get(digest)
+        if record is None or record.get("file") != name:
+            raise ApiError(404, "not_found", "no such media file", path="file")
+        try:
+            plan = self.planner.from_record(self.templates, record, digest)
+        except NotReproducible as exc:
+            log.info("media %s cannot be made again: %s", name, exc)
+            raise ApiError(
+                404, "not_found", f"media file {name} is gone and cannot be made again: {exc}", path="file"
+            ) from None
+        if self.cache.existing(digest, ext) is not None:
+            return  # made meanwhile (another request, another process on this folder)
+        job = await self.jobs.submit(plan.key, plan.fmt, [plan.spec], video=plan.video)
+        await self.jobs.wait(job)
+        if job.status != "done":
+            _failed(job)
+        self.count(plan.fmt, "regenerated")
 
 
 media_service_key = web.AppKey("media_service", MediaService)
@@ -100,123 +166,28 @@ def _flag(request: web.Request, name: str) -> bool:
 
 
 # -- rendering ----------------------------------------------------------------------------------
-def _spec(
-    svc: MediaService, rr: RenderRequest, kind: str, message: Message, out: Path, **kw: Any
-) -> WorkSpec:
-    return WorkSpec(
-        kind=kind,
-        message=message,
-        template_dir=str(rr.template.folder),
-        assets_dir=str(svc.settings.assets_dir),
-        out=str(out),
-        data=rr.data,
-        **kw,
-    )
-
-
-def _base_parts(rr: RenderRequest) -> dict[str, Any]:
-    return {"template": rr.template.name, "templateVersion": rr.template.version, "data": rr.data}
-
-
-def video_spec(
-    svc: MediaService,
-    rr: RenderRequest,
-    message: Message,
-    width: int,
-    seconds: float | None,
-    card: int | None = None,
-) -> tuple[str, WorkSpec]:
-    p = rr.profile
-    opts = VideoOptions(
-        width=width, seconds=seconds, max_bytes=p.video_max_bytes, max_seconds=min(10.0, p.video_max_seconds)
-    )
-    key = media_key(
-        {
-            **_base_parts(rr),
-            "kind": "video",
-            "card": card,
-            "width": width,
-            "seconds": seconds,
-            "maxBytes": p.video_max_bytes,
-            "maxSeconds": opts.max_seconds,
-        }
-    )
-    spec = _spec(
-        svc,
-        rr,
-        "video",
-        message,
-        svc.cache.path(key, "mp4"),
-        video=opts,
-        thumb_out=str(svc.cache.path(thumb_key(key), "jpg")),
-    )
-    return key, spec
-
-
-def image_spec(
-    svc: MediaService, rr: RenderRequest, fmt: str, view: str, width: int, cards: int, card: int
-) -> tuple[str, WorkSpec]:
-    opts = ImageOptions(width=width, fmt=fmt, max_cards=cards)  # type: ignore[arg-type]
-    parts = {**_base_parts(rr), "kind": view, "fmt": fmt, "width": width}
-    parts.update({"cards": cards} if view == "card" else {"card": card})
-    key = media_key(parts)
-    kind = "card" if view == "card" else "slot"
-    return key, _spec(
-        svc, rr, kind, rr.message, svc.cache.path(key, EXT_BY_FORMAT[fmt]), image=opts, card_index=card
-    )
-
-
-def job_json(svc: MediaService, job: Job) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": job.id,
-        "status": job.status,
-        "progress": round(job.read_progress(), 3),
-        "format": job.fmt,
-        "createdAt": _iso(job.created),
-        "links": {"self": f"/api/jobs/{job.id}"},
-    }
-    if job.finished is not None:
-        out["finishedAt"] = _iso(job.finished)
-    if job.status == "done" and job.specs:
-        spec = job.specs[0]
-        name = Path(spec.out).name
-        out["media"] = {
-            "url": svc.url(name),
-            "path": f"/media/{name}",
-            "contentType": CONTENT_TYPES[name.rsplit(".", 1)[1]],
-            "bytes": Path(spec.out).stat().st_size,
-        }
-        if spec.thumb_out:
-            tname = Path(spec.thumb_out).name
-            out["thumbnail"] = {
-                "url": svc.url(tname),
-                "path": f"/media/{tname}",
-                "contentType": "image/jpeg",
-                "bytes": Path(spec.thumb_out).stat().st_size,
-            }
-    if job.error is not None:
-        out["error"] = job.error
-    return out
-
-
-def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+def _read(path: Path) -> bytes | None:
+    """A cached file's bytes; None if it was removed since it was found (pruned elsewhere)."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
 
 
 def _media_response(
-    svc: MediaService, path: Path, digest: str, cache: str, thumb: Path | None = None
+    svc: MediaService, found: Found, body: bytes, cache: str, thumb: Path | None = None
 ) -> web.Response:
-    ext = path.suffix[1:]
+    name = found.path.name
     headers = {
-        "ETag": f'"{digest}"',
-        "Content-Location": f"/media/{path.name}",
-        "X-Media-Url": svc.url(path.name),
+        "ETag": found.etag,
+        "Content-Location": f"/media/{name}",
+        "X-Media-Url": svc.url(name),
         "X-Cache": cache,
         "X-Content-Type-Options": "nosniff",
     }
     if thumb is not None:
         headers["X-Thumbnail-Url"] = svc.url(thumb.name)
-    return web.Response(body=path.read_bytes(), content_type=CONTENT_TYPES[ext], headers=headers)
+    return web.Response(body=body, content_type=CONTENT_TYPES[found.path.suffix[1:]], headers=headers)
 
 
 def _failed(job: Job) -> NoReturn:
@@ -225,21 +196,12 @@ def _failed(job: Job) -> NoReturn:
     raise ApiError.from_body(job.http_status, job.error)
 
 
-def _finished_job(svc: MediaService, key: str, fmt: str, spec: WorkSpec) -> Job:
-    """A job record for a cache hit, so async callers see one shape whatever the cache did."""
-    now = time.time()
-    job = Job(
-        id=f"c{key[:23]}",
-        key=key,
-        fmt=fmt,
-        specs=[spec],
-        status="done",
-        progress=1.0,
-        created=now,
-        finished=now,
-    )
-    svc.jobs.jobs[job.id] = job
-    return job
+def _job_response(svc: MediaService, job: Job) -> web.Response:
+    return web.json_response(svc.jobs.view(job), status=202, headers={"Location": f"/api/jobs/{job.id}"})
+
+
+def _vanished() -> NoReturn:
+    raise ApiError(500, "render_failed", "the media file was removed as soon as it was made")
 
 
 def make_handler(fmt: str) -> FormatHandler:
@@ -247,38 +209,44 @@ def make_handler(fmt: str) -> FormatHandler:
         request = rr.request
         svc = request.app[media_service_key]
         run_async = _flag(request, "async")
+        plan: Plan
         if fmt == "mp4":
             width = _int(request, "width", 1280, 240, 1440)
             seconds = _float(request, "seconds", 0.5, min(10.0, rr.profile.video_max_seconds))
-            key, spec = video_spec(svc, rr, rr.message, width, seconds)
-            ext = "mp4"
+            plan = svc.planner.video(rr, width, seconds)
         else:
             view = _choice(request, "view", "card", ("card", "media"))
             width = _int(request, "width", 720, 240, 1440)
             cards = _int(request, "cards", 3, 1, 10)
             card = _int(request, "card", 0, 0, len(rr.message.cards) - 1)
-            key, spec = image_spec(svc, rr, fmt, view, width, cards, card)
-            ext = EXT_BY_FORMAT[fmt]
-        hit = svc.cache.existing(key, ext)
+            plan = svc.planner.image(rr, fmt, view, width, cards, card)
+        key, spec = plan.key, plan.spec
+        ext = EXT_BY_FORMAT[fmt]
         thumb = Path(spec.thumb_out) if spec.thumb_out else None
-        if hit is not None and (thumb is None or thumb.is_file()):
-            svc.count(fmt, "hit")
+        hit = svc.find(key, ext)
+        if hit is not None and (thumb is None or svc.size(thumb) is not None):
             if run_async:
-                job = _finished_job(svc, key, fmt, spec)
-                return web.json_response(
-                    job_json(svc, job), status=202, headers={"Location": f"/api/jobs/{job.id}"}
-                )
-            return _media_response(svc, hit, key, "hit", thumb)
+                done = await svc.jobs.finished(f"c{key[:23]}", key, fmt, spec)
+                if done is not None:
+                    svc.count(fmt, "hit")
+                    return _job_response(svc, done)
+            else:
+                body = _read(hit.path)
+                if body is not None:
+                    svc.count(fmt, "hit")
+                    return _media_response(svc, hit, body, "hit", thumb)
         svc.count(fmt, "miss")
-        job = svc.jobs.submit(key, fmt, [spec], video=fmt == "mp4")
+        job = await svc.jobs.submit(key, fmt, [spec], video=plan.video)
         if run_async:
-            return web.json_response(
-                job_json(svc, job), status=202, headers={"Location": f"/api/jobs/{job.id}"}
-            )
+            return _job_response(svc, job)
         await svc.jobs.wait(job)
         if job.status != "done":
             _failed(job)
-        return _media_response(svc, Path(spec.out), key, "miss", thumb)
+        made = svc.find(key, ext)
+        body = _read(made.path) if made is not None else None
+        if made is None or body is None:
+            _vanished()
+        return _media_response(svc, made, body, "miss", thumb)
 
     return handler
 
@@ -294,47 +262,47 @@ def rcs_with_media(original: FormatHandler) -> FormatHandler:
             return await original(rr)
         svc = request.app[media_service_key]
         msg = rr.message
-        specs: list[tuple[str, WorkSpec]] = []
-        for i, card in enumerate(msg.cards):
+        plans: list[Plan] = []
+        for i in range(len(msg.cards)):
             if mode == "card":
                 width = _int(request, "width", 720, 240, 1440)
-                specs.append(image_spec(svc, rr, "jpeg", "media", width, 1, i))
+                plans.append(svc.planner.image(rr, "jpeg", "media", width, 1, i))
             else:
                 width = _int(request, "width", 1280, 240, 1440)
                 seconds = _float(request, "seconds", 0.5, min(10.0, rr.profile.video_max_seconds))
-                one = replace(msg, kind="card", cards=(card,), chips=())
-                specs.append(video_spec(svc, rr, one, width, seconds, card=i))
+                plans.append(svc.planner.video(rr, width, seconds, card=i))
         missing = [
-            s
-            for k, s in specs
-            if not Path(s.out).is_file() or (s.thumb_out is not None and not Path(s.thumb_out).is_file())
+            p.spec
+            for p in plans
+            if svc.size(Path(p.spec.out)) is None
+            or (p.spec.thumb_out is not None and svc.size(Path(p.spec.thumb_out)) is None)
         ]
         svc.count(f"rcs-{mode}", "miss" if missing else "hit")
         if missing:
-            job = svc.jobs.submit(
-                media_key({"rcs": [k for k, _ in specs]}), f"rcs-{mode}", missing, video=mode == "video"
+            job = await svc.jobs.submit(
+                media_key({"rcs": [p.key for p in plans]}), f"rcs-{mode}", missing, video=mode == "video"
             )
             await svc.jobs.wait(job)
             if job.status != "done":
                 _failed(job)
         cards = []
-        for card, (_, spec) in zip(msg.cards, specs, strict=True):
-            out = Path(spec.out)
+        for card, plan in zip(msg.cards, plans, strict=True):
+            out = Path(plan.spec.out)
             height = card.media.height if card.media is not None else "MEDIUM_HEIGHT"
             media = Media(
                 url=svc.url(out.name),
                 content_type=CONTENT_TYPES[out.suffix[1:]],
                 height=height,
-                file_size=out.stat().st_size,
+                file_size=_size(svc, out),
                 description=card.media.description if card.media is not None else None,
             )
-            if spec.thumb_out:
-                thumb = Path(spec.thumb_out)
+            if plan.spec.thumb_out:
+                thumb = Path(plan.spec.thumb_out)
                 media = replace(
                     media,
                     thumbnail_url=svc.url(thumb.name),
                     thumbnail_content_type="image/jpeg",
-                    thumbnail_file_size=thumb.stat().st_size,
+                    thumbnail_file_size=_size(svc, thumb),
                 )
             cards.append(replace(card, media=media))
         return await original(replace(rr, message=replace(msg, cards=tuple(cards))))
@@ -342,24 +310,34 @@ def rcs_with_media(original: FormatHandler) -> FormatHandler:
     return handler
 
 
+def _size(svc: MediaService, path: Path) -> int:
+    size = svc.size(path)
+    if size is None:
+        _vanished()
+    return size
+
+
 # -- routes -------------------------------------------------------------------------------------
 async def get_media(request: web.Request) -> web.StreamResponse:
     svc = request.app[media_service_key]
-    found = svc.cache.by_name(request.match_info["file"])
-    if found is None:
+    parsed = svc.cache.by_name(request.match_info["file"])
+    if parsed is None:
         raise ApiError(404, "not_found", "no such media file", path="file")
-    path, digest, ctype = found
-    etag = f'"{digest}"'
-    headers = {
-        "ETag": etag,
-        "Cache-Control": IMMUTABLE,
-        "Accept-Ranges": "bytes",
-        "X-Content-Type-Options": "nosniff",
-    }
+    digest, ext = parsed
+    ctype = CONTENT_TYPES[ext]
+    found, source = svc.find(digest, ext), "hit"
+    if found is None:
+        found, source = await svc.remake(digest, ext), "regenerated"
     inm = request.headers.get("If-None-Match", "")
-    if inm.strip() == "*" or etag in [t.strip().removeprefix("W/") for t in inm.split(",")]:
-        return web.Response(status=304, headers=headers)
-    body = path.read_bytes()
+    if inm.strip() == "*" or found.etag in [t.strip().removeprefix("W/") for t in inm.split(",")]:
+        return web.Response(status=304, headers=_media_headers(found, source))
+    body = _read(found.path)
+    if body is None:  # removed between finding and reading it (another process pruned it)
+        found, source = await svc.remake(digest, ext), "regenerated"
+        body = _read(found.path)
+        if body is None:
+            _vanished()
+    headers = _media_headers(found, source)
     if "Range" in request.headers:
         try:
             rng = request.http_range
@@ -382,26 +360,35 @@ async def get_media(request: web.Request) -> web.StreamResponse:
     return web.Response(body=body, content_type=ctype, headers=headers)
 
 
-def _job(request: web.Request) -> Job:
-    svc = request.app[media_service_key]
-    job = svc.jobs.jobs.get(request.match_info["id"])
-    if job is None:
-        raise ApiError(
-            404, "not_found", "no such job (jobs are kept in memory, most recent first)", path="id"
-        )
-    return job
+def _media_headers(found: Found, source: str) -> dict[str, str]:
+    return {
+        "ETag": found.etag,
+        "Cache-Control": IMMUTABLE,
+        "Accept-Ranges": "bytes",
+        "X-Cache": source,
+        "X-Content-Type-Options": "nosniff",
+    }
+
+
+def _unknown_job() -> NoReturn:
+    raise ApiError(404, "not_found", "no such job (finished jobs are forgotten after a while)", path="id")
 
 
 async def get_job(request: web.Request) -> web.Response:
-    return web.json_response(job_json(request.app[media_service_key], _job(request)))
+    view = await request.app[media_service_key].jobs.lookup(request.match_info["id"])
+    if view is None:
+        _unknown_job()
+    return web.json_response(view)
 
 
 async def delete_job(request: web.Request) -> web.Response:
-    svc = request.app[media_service_key]
-    job = _job(request)
-    if not svc.jobs.cancel(job):
-        raise ApiError(409, "job_finished", f"job already {job.status}", path="id")
-    return web.json_response(job_json(svc, job), status=202)
+    outcome = await request.app[media_service_key].jobs.cancel_by_id(request.match_info["id"])
+    if outcome is None:
+        _unknown_job()
+    asked, view = outcome
+    if not asked:
+        raise ApiError(409, "job_finished", f"job already {view['status']}", path="id")
+    return web.json_response(view, status=202)
 
 
 def register(app: web.Application, svc: MediaService) -> None:

@@ -98,7 +98,9 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": {
             "summary": "A rendered media file, by content hash.",
             "description": "Immutable: `Cache-Control: public, max-age=31536000, immutable`; "
-            "the strong ETag is the content hash, `If-None-Match` gives 304; single byte ranges give 206.",
+            "the strong ETag is the content hash, `If-None-Match` gives 304; single byte ranges give 206. "
+            "A file this server lacks (pruned, or made by another host) is made again from its kept "
+            "render spec and served the same way (`X-Cache: regenerated`, else `hit`).",
             "operationId": "getMedia",
             "parameters": [
                 {
@@ -115,19 +117,25 @@ PATHS: dict[str, dict[str, Any]] = {
                     "content": {t: {"schema": BINARY} for t in MEDIA_TYPES},
                 },
                 "304": {"description": "not modified (ETag matched)"},
-                "404": error_response("no such file (or a malformed name)"),
+                "404": error_response(
+                    "no such file (a malformed name, no render spec kept for it, or a spec its "
+                    "template or the renderer no longer makes)"
+                ),
                 "416": error_response("range not satisfiable (Content-Range gives the size)"),
+                "503": error_response("the shared media store (Redis) is unreachable"),
             },
         }
     },
     "/api/jobs/{id}": {
         "get": {
             "summary": "A media render job: status, progress (0-1), and the media once done.",
+            "description": "With `media_store=redis` every server process answers for every job.",
             "operationId": "getJob",
             "parameters": [JOB_ID],
             "responses": {
                 "200": json_response("the job", {"$ref": "#/components/schemas/MediaJob"}),
                 "404": error_response("unknown job id"),
+                "503": error_response("the shared media store (Redis) is unreachable"),
             },
         },
         "delete": {
@@ -138,6 +146,7 @@ PATHS: dict[str, dict[str, Any]] = {
                 "202": json_response("cancellation requested", {"$ref": "#/components/schemas/MediaJob"}),
                 "404": error_response("unknown job id"),
                 "409": error_response("the job already finished"),
+                "503": error_response("the shared media store (Redis) is unreachable"),
             },
         },
     },

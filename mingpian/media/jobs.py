@@ -5,6 +5,12 @@ answering `/healthz` and API calls. A semaphore bounds how many renders run at o
 720p video job holds ~30 MB of frames and an ffmpeg). Identical requests in flight share one
 job. Video workers report progress through a small file in the job's folder and stop when a
 `cancel` file appears there (a file works across processes without a manager process).
+
+A job runs in the server process that created it (its owner). Where else it can be seen is a
+`JobBoard`: `LocalBoard` (nowhere else: `GET /api/jobs/{id}` answers in the owner process only)
+here, `RedisBoard` (every process and host; fleet.py). The owner publishes each change of state
+to the board; a `DELETE` that reaches another process sets a cancel flag there, which the
+owner's board applies (fleet.py polls it with the progress).
 """
 
 from __future__ import annotations
@@ -13,24 +19,28 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import re
 import secrets
 import shutil
 import time
 from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from ..errors import ApiError
 from ..media_work import WorkSpec, init_worker, run
-from .cache import MediaCache
+from .cache import CONTENT_TYPES, MediaCache
+from .specs import SpecStore
 
 log = logging.getLogger("mingpian.media")
 Status = Literal["queued", "running", "done", "failed", "cancelled"]
+LIVE = ("queued", "running")
 MAX_JOBS_KEPT = 256
+JOB_ID = re.compile(r"^(?:[0-9a-f]{24}|c[0-9a-f]{23})$")  # a render's, or a cache hit's
 
 
 @dataclass(slots=True)
@@ -48,6 +58,7 @@ class Job:
     http_status: int = 200
     task: asyncio.Task[None] | None = None
     control_dir: Path | None = None
+    files: dict[str, tuple[str, int]] = field(default_factory=dict)  # media/thumbnail → (name, bytes)
 
     def fail(self, status: Status, err: ApiError) -> None:
         self.status, self.error, self.http_status = status, err.body(), err.status
@@ -59,9 +70,90 @@ class Job:
         return 1.0 if self.status == "done" else self.progress
 
 
+def job_view(job: Job, base_url: str) -> dict[str, Any]:
+    """A job as `GET /api/jobs/{id}` shows it (docs.py, JOB)."""
+    out: dict[str, Any] = {
+        "id": job.id,
+        "status": job.status,
+        "progress": round(job.read_progress(), 3),
+        "format": job.fmt,
+        "createdAt": _iso(job.created),
+        "links": {"self": f"/api/jobs/{job.id}"},
+    }
+    if job.finished is not None:
+        out["finishedAt"] = _iso(job.finished)
+    if job.status == "done":
+        for part, (name, size) in job.files.items():
+            out[part] = {
+                "url": f"{base_url}/media/{name}",
+                "path": f"/media/{name}",
+                "contentType": CONTENT_TYPES[name.rsplit(".", 1)[1]],
+                "bytes": size,
+            }
+    if job.error is not None:
+        out["error"] = job.error
+    return out
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+class JobBoard(Protocol):
+    """Where jobs are seen beyond the process that runs them."""
+
+    async def publish(self, job: Job) -> None:
+        """The owner: a job was created or changed state. Never raises (a board that cannot
+        be reached is logged; the job runs on)."""
+
+    async def lookup(self, job_id: str) -> dict[str, Any] | None:
+        """The JSON of a job another process runs, or None."""
+
+    async def cancel(self, job_id: str) -> tuple[bool, dict[str, Any]] | None:
+        """Ask the owner of a job another process runs to stop it: (asked, its JSON), asked
+        False when it already finished; None for an unknown job."""
+
+    def start(self, jobs: MediaJobs) -> None:
+        """Begin applying other processes' cancel requests to this process's jobs."""
+
+    async def close(self) -> None: ...
+
+
+class LocalBoard:
+    """Jobs are seen in their own process only (one server process, or no shared store)."""
+
+    async def publish(self, job: Job) -> None:
+        pass
+
+    async def lookup(self, job_id: str) -> dict[str, Any] | None:
+        return None
+
+    async def cancel(self, job_id: str) -> tuple[bool, dict[str, Any]] | None:
+        return None
+
+    def start(self, jobs: MediaJobs) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
 class MediaJobs:
-    def __init__(self, cache: MediaCache, workers: int, concurrency: int, ffmpeg: str | None) -> None:
+    def __init__(
+        self,
+        cache: MediaCache,
+        workers: int,
+        concurrency: int,
+        ffmpeg: str | None,
+        *,
+        specs: SpecStore,
+        board: JobBoard,
+        base_url: str,
+    ) -> None:
         self.cache = cache
+        self.specs = specs
+        self.board = board
+        self.base_url = base_url
         self.workers = max(1, workers)
         self.limit = asyncio.Semaphore(max(1, concurrency))
         self.ffmpeg = ffmpeg
@@ -72,6 +164,7 @@ class MediaJobs:
     def start(self) -> None:
         """Create the pool (its processes start on the first job, not here)."""
         self._pool()
+        self.board.start(self)
 
     def _pool(self) -> ProcessPoolExecutor:
         if self.pool is None:
@@ -84,27 +177,66 @@ class MediaJobs:
             )
         return self.pool
 
-    def submit(self, key: str, fmt: str, specs: list[WorkSpec], *, video: bool = False) -> Job:
-        """A job producing every spec's file; an identical job still in flight is reused."""
+    def view(self, job: Job) -> dict[str, Any]:
+        return job_view(job, self.base_url)
+
+    def live(self) -> list[Job]:
+        return [j for j in self.jobs.values() if j.status in LIVE]
+
+    async def submit(self, key: str, fmt: str, specs: list[WorkSpec], *, video: bool = False) -> Job:
+        """A job producing every spec's file; an identical job still in flight is reused. The
+        job is on the board when this returns (a 202 may name it to any process)."""
         live = self.by_key.get(key)
-        if live is not None and live.status in ("queued", "running"):
+        if live is not None and live.status in LIVE:
             return live
         job = Job(secrets.token_hex(12), key, fmt, specs)
         if video:
             job.control_dir = self.cache.jobs_root / job.id
             job.control_dir.mkdir(parents=True, exist_ok=True)
-            job.specs = [_with_control(s, job.control_dir) for s in specs]
+            job.specs = [replace(s, control_dir=str(job.control_dir)) for s in specs]
         self.jobs[job.id] = job
         self.by_key[key] = job
-        job.task = asyncio.ensure_future(self._run(job))
         self._trim()
+        await self.board.publish(job)
+        job.task = asyncio.ensure_future(self._run(job))
         return job
+
+    async def finished(self, job_id: str, key: str, fmt: str, spec: WorkSpec) -> Job | None:
+        """A done job for files already in the cache (an async request that hit the cache), so
+        async callers see one shape whatever the cache did; None if a file went meanwhile."""
+        now = time.time()
+        job = Job(job_id, key, fmt, [spec], status="done", progress=1.0, created=now, finished=now)
+        if not self._files(job, None):
+            return None
+        self.jobs[job.id] = job
+        self._trim()
+        await self.board.publish(job)
+        return job
+
+    def _files(self, job: Job, results: list[dict[str, Any]] | None) -> bool:
+        """Fill job.files from the first spec (what the job JSON shows): sizes from the
+        worker's results, or from the cache for a cache hit."""
+        spec = job.specs[0]
+        parts = [("media", Path(spec.out), "bytes")]
+        if spec.thumb_out:
+            parts.append(("thumbnail", Path(spec.thumb_out), "thumbnailBytes"))
+        for part, path, size_key in parts:
+            if results is not None:
+                size = int(results[0][size_key])
+            else:
+                used = self.cache.use(path)
+                if used is None:
+                    return False
+                size = used[0]
+            job.files[part] = (path.name, size)
+        return True
 
     async def _run(self, job: Job) -> None:
         loop = asyncio.get_running_loop()
         try:
             async with self.limit:
                 job.status = "running"
+                await self.board.publish(job)
                 results = []
                 for spec in job.specs:
                     if job.control_dir is not None and (job.control_dir / "cancel").exists():
@@ -113,6 +245,8 @@ class MediaJobs:
                     job.progress = max(job.progress, len(results) / len(job.specs))
             bad = next((r for r in results if not r.get("ok")), None)
             if bad is None:
+                await self._record(job, results)  # specs before "done": any process can then serve
+                self._files(job, results)
                 job.result = {"parts": results}
                 job.status = "done"
                 job.progress = 1.0
@@ -135,10 +269,28 @@ class MediaJobs:
                 del self.by_key[job.key]
             if job.control_dir is not None:
                 shutil.rmtree(job.control_dir, ignore_errors=True)
+            await self.board.publish(job)
+
+    async def _record(self, job: Job, results: list[dict[str, Any]]) -> None:
+        """Keep the render spec of every file the job made (specs.py)."""
+        for spec, res in zip(job.specs, results, strict=True):
+            if spec.record is None:
+                continue
+            made = [(Path(spec.out).name, "media", res["sha256"], res["bytes"])]
+            if spec.thumb_out:
+                made.append(
+                    (Path(spec.thumb_out).name, "thumbnail", res["thumbnailSha256"], res["thumbnailBytes"])
+                )
+            for name, part, digest, size in made:
+                record = {**spec.record, "file": name, "part": part, "sha256": digest, "bytes": size}
+                try:
+                    await self.specs.put(record)
+                except Exception as exc:  # the file is made and served here; say what is missing
+                    log.error("media %s: its render spec was not kept: %s", name, exc)
 
     def cancel(self, job: Job) -> bool:
         """Ask a job to stop: a queued one is dropped, a running video stops at its next frame."""
-        if job.status not in ("queued", "running"):
+        if job.status not in LIVE:
             return False
         if job.control_dir is not None:
             with contextlib.suppress(OSError):
@@ -146,6 +298,20 @@ class MediaJobs:
         if job.status == "queued" and job.task is not None:
             job.task.cancel()
         return True
+
+    async def lookup(self, job_id: str) -> dict[str, Any] | None:
+        """A job's JSON: this process's own jobs first, then the board."""
+        job = self.jobs.get(job_id)
+        if job is not None:
+            return self.view(job)
+        return await self.board.lookup(job_id) if JOB_ID.match(job_id) else None
+
+    async def cancel_by_id(self, job_id: str) -> tuple[bool, dict[str, Any]] | None:
+        """`DELETE /api/jobs/{id}`: (asked, the job's JSON), None for an unknown job."""
+        job = self.jobs.get(job_id)
+        if job is not None:
+            return self.cancel(job), self.view(job)
+        return await self.board.cancel(job_id) if JOB_ID.match(job_id) else None
 
     async def wait(self, job: Job) -> Job:
         if job.task is not None:
@@ -155,7 +321,7 @@ class MediaJobs:
     def _trim(self) -> None:
         while len(self.jobs) > MAX_JOBS_KEPT:
             oldest_id, oldest = next(iter(self.jobs.items()))
-            if oldest.status in ("queued", "running"):
+            if oldest.status in LIVE:
                 break
             del self.jobs[oldest_id]
 
@@ -170,9 +336,3 @@ class MediaJobs:
             await asyncio.get_running_loop().run_in_executor(
                 None, partial(pool.shutdown, wait=True, cancel_futures=True)
             )
-
-
-def _with_control(spec: WorkSpec, control: Path) -> WorkSpec:
-    from dataclasses import replace
-
-    return replace(spec, control_dir=str(control))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
+import os
 import re
 import struct
 import subprocess
@@ -112,6 +113,40 @@ def test_size_cap_forces_a_lower_bitrate_re_encode(tmp_path: Path) -> None:
     assert "h264" in probe(out)
 
 
+def test_same_input_gives_the_same_bytes_whatever_the_cpu_count(tmp_path: Path) -> None:
+    """Another host regenerates a pruned video byte for byte: the encode must not depend on how
+    many CPUs the encoder sees (x264's automatic thread count does). ffmpeg inherits this
+    process's CPU affinity, so one CPU here stands for a smaller host. The capped case also goes
+    through the re-encode from the first encode."""
+    cpus = os.sched_getaffinity(0)
+    if len(cpus) < 2:
+        pytest.skip("needs 2 CPUs to compare with 1")
+    folder = write_template(
+        tmp_path, "noisy", "card:\n  media: {url: noise.png, contentType: image/png}\n  title: 噪点\n"
+    )
+    Image.effect_noise((640, 360), 120).convert("RGB").save(folder / "noise.png")
+    t = TemplateStore(tmp_path, 0).get("noisy")
+    msg, ctx = t.render({}), MediaContext(folder, ASSETS)
+    cases = {
+        "plain": VideoOptions(width=320, seconds=1.0, fps=15),
+        "capped": VideoOptions(width=320, seconds=1.0, fps=15, crf=10, max_bytes=30_000),
+    }
+    outputs: dict[str, list[bytes]] = {name: [] for name in cases}
+    for run, allowed in enumerate((cpus, {min(cpus)}, cpus)):
+        os.sched_setaffinity(0, allowed)
+        try:
+            for name, opts in cases.items():
+                out = tmp_path / f"{name}{run}.mp4"
+                res = render_video_sync(msg, ctx, opts, out)
+                assert res.encodes == (1 if name == "plain" else 2), (name, res.encodes)
+                outputs[name].append(out.read_bytes())
+        finally:
+            os.sched_setaffinity(0, cpus)
+    for name, runs in outputs.items():
+        assert runs[0] == runs[1] == runs[2], name
+        assert re.search(rb"Lav[fc]\d", runs[0]) is None  # no libavformat/libavcodec version
+
+
 def test_cancel_stops_ffmpeg_and_removes_the_partial_file(
     courier: tuple[Message, MediaContext], tmp_path: Path
 ) -> None:
@@ -168,6 +203,10 @@ def test_command_is_built_with_ffmpeg_python(tmp_path: Path) -> None:
         "-pix_fmt yuv420p",
         "-movflags +faststart",
         "-crf 23",
+        "-threads 1",
+        "-fflags +bitexact",
+        "-flags +bitexact",
+        "-map_metadata -1",
     ):
         assert part in joined, part
     capped = " ".join(
