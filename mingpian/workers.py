@@ -7,8 +7,8 @@ runs the app's cleanup: delivery chains let go of their leases, so another worke
 at once), SIGHUP restarts them one by one. Each worker builds its own app after the fork.
 
 Several workers share nothing in memory, so they need the shared backends: the delivery store in
-PostgreSQL, the chatbot store and the delivery counters in Redis; `shared_state_problem` says
-what is missing.
+PostgreSQL, the chatbot store, the delivery counters and media specs and jobs in Redis;
+`shared_state_problem` says what is missing.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ def shared_state_problem(settings: Settings) -> str | None:
         missing.append("MINGPIAN_STORE=redis")
     if settings.delivery_counters != "redis":
         missing.append("MINGPIAN_DELIVERY_COUNTERS=redis")
+    if settings.media_store != "redis":
+        missing.append("MINGPIAN_MEDIA_STORE=redis")
     if not missing:
         return None
     return f"{settings.workers} workers share no memory; they need " + ", ".join(missing)
