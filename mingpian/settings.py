@@ -61,7 +61,8 @@ class Settings:
     workers: int = setting(
         1,
         "Worker processes serving the port (gunicorn with aiohttp's worker; a dead one is replaced). "
-        "More than 1 needs shared state: `database_url`, `store=redis`, `delivery_counters=redis`, `media_store=redis`.",
+        "More than 1 needs shared state: `database_url`, `store=redis`, `delivery_counters=redis`, "
+        "`media_store=redis`.",
         minimum=1,
         maximum=256,
     )
