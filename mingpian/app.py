@@ -9,7 +9,7 @@ from aiohttp import web
 
 from renderer import RenderError, TemplateStore
 
-from . import media, openapi, studio
+from . import media, openapi, readiness, studio
 from .api import chatbot as api_chatbot
 from .api import delivery as api_delivery
 from .api import docs as api_docs
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[metrics_key] = Metrics()
     openapi.init(app)
     app.router.add_get("/healthz", healthz, name="healthz")
+    app.router.add_get("/readyz", readiness.readyz, name="readyz")
     app.router.add_get("/metrics", metrics_view, name="metrics")
     app.router.add_get("/api/openapi.json", openapi.openapi_view, name="openapi")
     api_templates.setup(app)

@@ -33,6 +33,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import create_app, freeze_gc
     from .cli_migrate import preflight
     from .logs import setup_logging
+    from .readiness import refuse_unreachable_backends
 
     settings = _settings(args, host=args.host, port=args.port, workers=args.workers)
     setup_logging(settings.log_format, settings.log_level)
@@ -40,6 +41,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     where = f"http://{settings.host}:{settings.port}"
     try:
         preflight(settings)  # what the stores' open would refuse, refused before anything starts
+        refuse_unreachable_backends(settings)  # a database or Redis that does not answer: one line
         if settings.workers > 1:
             from .workers import WorkerPool, shared_state_problem
 
@@ -69,6 +71,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             config = f" --config {args.config}" if args.config else ""
             hint = f"; migrate = {settings.migrate}: run `mingpian migrate{config}` first"
         print(f"mingpian serve: {exc}{hint}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # a feature refused to start (database, Redis, seed): one line
+        if not isinstance(exc.code, str):
+            raise
+        print(f"mingpian serve: {exc.code}", file=sys.stderr)
         return 2
     return 0
 

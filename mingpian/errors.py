@@ -81,6 +81,7 @@ ERROR_CODES: Mapping[str, ErrorCode] = _index(
     ),
     _c("unprocessable", 422, "well-formed but cannot be processed (no more specific code)", plain=True),
     _c("too_many_requests", 429, "too many requests; `Retry-After` says when to try again", plain=True),
+    _c("not_ready", 503, "the process cannot serve yet (`/readyz`): the message names what is not ready"),
     _c("internal_error", 500, "an unexpected server error; the body's `requestId` finds it in the log"),
     _c("http_error", ANY_ERROR_STATUS, "any other HTTP error status, named by its message"),
     # -- templates and rendering

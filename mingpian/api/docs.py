@@ -121,6 +121,23 @@ PATHS: dict[str, dict[str, Any]] = {
             },
         }
     },
+    "/readyz": {
+        "get": {
+            "summary": "Readiness: the database, Redis, SMPP binds and templates this process needs answer.",
+            "operationId": "readyz",
+            "responses": {
+                "200": json_response(
+                    "ready",
+                    {
+                        "type": "object",
+                        "required": ["status", "checks"],
+                        "properties": {"status": {"const": "ready"}, "checks": {"type": "object"}},
+                    },
+                ),
+                "503": error_response("not ready: the message names what (`not_ready`, with `checks`)"),
+            },
+        }
+    },
     "/metrics": {
         "get": {
             "summary": "Prometheus text-format metrics.",

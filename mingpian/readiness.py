@@ -1,0 +1,88 @@
+"""Is this process ready to serve, and if not, why: the shared backends it was configured with
+(PostgreSQL, Redis), its SMPP binds, its templates. `serve` asks before it starts (one line and
+exit 2 instead of a half-started server), `/readyz` on every request of a load balancer.
+`/healthz` stays liveness: the process answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from .settings import Settings
+
+TIMEOUT = 3.0  # seconds a backend may take to answer a readiness probe
+
+
+def redis_needed(s: Settings) -> bool:
+    return "redis" in (s.store, s.delivery_counters, s.media_store)
+
+
+async def database_problem(url: str) -> str | None:
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(url, timeout=TIMEOUT)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        return f"database: {type(exc).__name__}: {exc}"[:300]
+    await conn.close()
+    return None
+
+
+async def redis_problem(url: str) -> str | None:
+    from redis import asyncio as aioredis
+    from redis.exceptions import RedisError
+
+    r = aioredis.Redis.from_url(url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
+    try:
+        await r.ping()
+    except (OSError, RedisError) as exc:
+        return f"redis: {type(exc).__name__}: {exc}"[:300]
+    finally:
+        await r.aclose()
+    return None
+
+
+async def backend_problems(s: Settings) -> list[str]:
+    checks = []
+    if s.database_url:
+        checks.append(database_problem(s.database_url))
+    if redis_needed(s):
+        checks.append(redis_problem(s.redis_url))
+    return [p for p in await asyncio.gather(*checks) if p]
+
+
+def refuse_unreachable_backends(s: Settings) -> None:
+    """Before `serve` starts: SystemExit with one line when a configured backend does not answer."""
+    problems = asyncio.run(backend_problems(s))
+    if problems:
+        raise SystemExit("cannot start: " + "; ".join(problems))
+
+
+async def readyz(request: web.Request) -> web.Response:
+    from .api.delivery import delivery_key
+    from .errors import ApiError
+    from .httpjson import json_response
+    from .keys import settings_key, templates_key
+
+    app = request.app
+    checks: dict[str, Any] = {}
+    problems = await backend_problems(app[settings_key])
+    checks["backends"] = problems or "ok"
+    service = app.get(delivery_key)
+    if service is None:
+        problems.append("delivery: not started")
+    elif service.smpp is not None:
+        bound = service.smpp.bound
+        checks["smpp"] = "bound" if bound else "not bound"
+        if not bound:
+            problems.append("smpp: not bound to the SMSC")
+    templates = len(app[templates_key].names())
+    checks["templates"] = templates
+    if not templates:
+        problems.append("templates: none found in template_dir")
+    if problems:
+        raise ApiError(503, "not_ready", "; ".join(problems), headers={"Retry-After": "1"}, checks=checks)
+    return json_response({"status": "ready", "checks": checks})
