@@ -37,6 +37,13 @@ class AutoPipeline:
         for name, src in self.scripts.items():
             self._shas[name] = await self.r.script_load(src)
 
+    def add_script(self, name: str, src: str) -> None:
+        """Another user of this pipeline's connection brings its own script (loaded before its
+        first use, like the others)."""
+        if self.scripts.get(name, src) != src:
+            raise ValueError(f"script {name!r} is already another script")
+        self.scripts[name] = src
+
     def call(self, command: str, *args: Any) -> asyncio.Future[Any]:
         """Queue one command for the next batch; await the future for its reply."""
         loop = asyncio.get_running_loop()
@@ -60,7 +67,7 @@ class AutoPipeline:
             for attempt in range(2):
                 if not ops:
                     return
-                if not self._shas and any(c == "EVALSHA" for c, _, _ in ops):
+                if any(c == "EVALSHA" and a[0] not in self._shas for c, a, _ in ops):
                     await self.load_scripts()
                 try:
                     results = await self._roundtrip(ops)

@@ -35,3 +35,16 @@ async def test_batches_answer_each_caller_and_survive_a_script_flush(redis_url: 
     assert await r.get("n") == "207"
     await pipe.drain()
     await r.aclose()
+
+
+async def test_a_script_added_later_is_loaded_before_its_first_use(redis_url: str) -> None:
+    r = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    pipe = AutoPipeline(r, {"incr": INCR})
+    assert await pipe.script("incr", ["n"], [2]) == 2  # the first scripts are loaded by now
+    pipe.add_script("double", "return 2 * tonumber(redis.call('GET', KEYS[1]))")
+    assert await asyncio.gather(pipe.script("double", ["n"], []), pipe.script("incr", ["n"], [1])) == [4, 3]
+    pipe.add_script("double", "return 2 * tonumber(redis.call('GET', KEYS[1]))")  # the same: fine
+    with pytest.raises(ValueError):
+        pipe.add_script("double", "return 0")
+    await pipe.drain()
+    await r.aclose()
