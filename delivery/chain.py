@@ -260,10 +260,9 @@ class Chains:
         if not charge.ok:
             self._finish(d, "blocked", f"quota: {charge.reason}")
             return
+        extra = {"step": d.step, "deadline": att.deadline}  # SMPP submits nothing after it
         handed = await self.channels[channel].send(
-            Outgoing(
-                d.id, channel, d.line, d.recipient, msg, legacy, ent.get("chatbot", ""), {"step": d.step}
-            )
+            Outgoing(d.id, channel, d.line, d.recipient, msg, legacy, ent.get("chatbot", ""), extra)
         )
         self.handed += 1
         with self.store.tx():
