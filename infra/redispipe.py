@@ -67,9 +67,9 @@ class AutoPipeline:
             for attempt in range(2):
                 if not ops:
                     return
-                if any(c == "EVALSHA" and a[0] not in self._shas for c, a, _ in ops):
-                    await self.load_scripts()
                 try:
+                    if any(c == "EVALSHA" and a[0] not in self._shas for c, a, _ in ops):
+                        await self.load_scripts()
                     results = await self._roundtrip(ops)
                 except Exception as exc:  # connection trouble: every caller gets the error
                     for _, _, fut in ops:
@@ -92,7 +92,7 @@ class AutoPipeline:
                     else:
                         fut.set_result(result)
                 if again:
-                    await self.load_scripts()  # Redis restarted or flushed its script cache
+                    self._shas.clear()  # Redis restarted or flushed its script cache: load them again
                 ops = again
 
     async def _roundtrip(self, ops: list[tuple[str, tuple[Any, ...], asyncio.Future[Any]]]) -> list[Any]:
