@@ -305,7 +305,12 @@ class SmppClient:
                 await asyncio.sleep(pause)
             if rate is not None:
                 left = self.timeout if deadline is None else deadline - time.monotonic()
-                if not await rate.acquire(max(0.0, left)):
+                try:
+                    slot = await rate.acquire(max(0.0, left))
+                except Exception as exc:  # e.g. Redis unreachable: not sent, try again later
+                    why = f"submit rate: {type(exc).__name__}: {exc}"
+                    return SubmitResult(STATUS_THROTTLED, detail=why[:300], sent=False)
+                if not slot:
                     return SubmitResult(
                         STATUS_THROTTLED,
                         detail=f"submit rate {rate.rate:g}/s: no free slot before the deadline",

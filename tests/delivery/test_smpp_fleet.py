@@ -22,6 +22,7 @@ from delivery.gateways.smpp_rate import LocalRate, RedisRate, SubmitRate
 from infra.redispipe import AutoPipeline
 from mingpian.api.delivery import delivery_key
 from tests.support.gatewaysim import GatewaySim, Rule
+from tests.support.processes import free_port
 
 from .support import AppFactory, call, seed_doc, settle
 
@@ -195,6 +196,19 @@ async def test_a_rate_slot_beyond_the_wait_hands_the_submit_back_unsent(
         await asyncio.sleep(0.55)  # the next slot is free again
         assert (await pool.submit(sm(3))).ok
     await pipe.drain()
+    await r.aclose()
+
+
+async def test_an_unreachable_redis_hands_the_submit_back_unsent(
+    gateway: GatewaySim, pools: PoolFactory
+) -> None:
+    r = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", decode_responses=True)
+    pipe = AutoPipeline(r, {})
+    pool = pools(rate=RedisRate(pipe, "mp:dl:smpp-rate:mingpian@gone", 5), wait=0.5)
+    assert await pool.wait_bound(3)
+    res = await pool.submit(sm(1))
+    assert (res.status, res.sent) == (smpp.STATUS_THROTTLED, False) and res.status in smpp.RETRYABLE
+    assert res.detail.startswith("submit rate: ConnectionError") and gateway.received == []
     await r.aclose()
 
 
