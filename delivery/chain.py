@@ -317,10 +317,9 @@ class Chains:
             # Fenced: another worker took this chain over (we stalled past the lease); it resumes
             # from the attempt row, which it will not resend, so nothing goes out twice.
             raise LeaseLost(d.id)
+        extra = {"step": d.step, "deadline": att.deadline}  # SMPP submits nothing after it
         handed = await self.channels[channel].send(
-            Outgoing(
-                d.id, channel, d.line, d.recipient, msg, legacy, ent.get("chatbot", ""), {"step": d.step}
-            )
+            Outgoing(d.id, channel, d.line, d.recipient, msg, legacy, ent.get("chatbot", ""), extra)
         )
         self.handed += 1
         async with self.store.tx():

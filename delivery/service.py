@@ -24,8 +24,9 @@ from .gateways import Channel
 from .gateways.kannel import KannelChannel
 from .gateways.rcs import Capabilities, Messaging, RcsChannel
 from .gateways.smpp import SmppChannel
-from .gateways.smpp_client import SmppClient
 from .gateways.smpp_pdu import ShortMessage
+from .gateways.smpp_pool import SmppPool
+from .gateways.smpp_rate import LocalRate, RedisRate, SubmitRate
 from .gateways.smpp_receipts import parse_receipt
 from .intake import Intake
 from .metering import Counters, Meter
@@ -52,6 +53,10 @@ class DeliveryConfig:
     smpp: str = ""  # host:port of the SMSC; empty: no SMPP
     smpp_system_id: str = "mingpian"
     smpp_password: str = ""
+    smpp_binds: int = 1  # sessions per process; the account must allow binds × processes
+    smpp_window: int = 256  # outstanding submits per session
+    smpp_rate: float = 0.0  # submits per second for the whole account (every process); 0: no limit
+    smpp_wait: float = 5.0  # longest a submit waits for a session, a throttling pause or a rate slot
     flash_gsm_dcs: int = 0x10
     timeouts: dict[str, float] = field(default_factory=dict)
     ring_timeout: float = 45.0
@@ -102,7 +107,7 @@ class DeliveryService:
             lease=config.lease,
         )
         self.intake = Intake(self.store, self.counters, self.chains)
-        self.smpp: SmppClient | None = None
+        self.smpp: SmppPool | None = None
         self.kannel_token = ""
         self._session: aiohttp.ClientSession | None = None
         self._forwarded: asyncio.Task[None] | None = None
@@ -117,8 +122,21 @@ class DeliveryService:
             await self.store.add_key(keys.hash_key(c.operator_key), None, "operator (settings)")
         if c.smpp:
             host, _, port = c.smpp.rpartition(":")
-            self.smpp = SmppClient(
-                host or "127.0.0.1", int(port), c.smpp_system_id, c.smpp_password, self.on_deliver
+            host = host or "127.0.0.1"
+            rate: SubmitRate = LocalRate(c.smpp_rate)
+            if isinstance(self.counters, RedisCounters):  # the account's rate, shared by every process
+                key = f"{self.counters.prefix}smpp-rate:{c.smpp_system_id}@{host}:{port}"
+                rate = RedisRate(self.counters.pipe, key, c.smpp_rate)
+            self.smpp = SmppPool(
+                host,
+                int(port),
+                c.smpp_system_id,
+                c.smpp_password,
+                self.on_deliver,
+                binds=c.smpp_binds,
+                window=c.smpp_window,
+                rate=rate,
+                wait=c.smpp_wait,
             )
             self.smpp.start()
             for name in ("ussd", "flash", "sms"):

@@ -37,6 +37,13 @@ class AutoPipeline:
         for name, src in self.scripts.items():
             self._shas[name] = await self.r.script_load(src)
 
+    def add_script(self, name: str, src: str) -> None:
+        """Another user of this pipeline's connection brings its own script (loaded before its
+        first use, like the others)."""
+        if self.scripts.get(name, src) != src:
+            raise ValueError(f"script {name!r} is already another script")
+        self.scripts[name] = src
+
     def call(self, command: str, *args: Any) -> asyncio.Future[Any]:
         """Queue one command for the next batch; await the future for its reply."""
         loop = asyncio.get_running_loop()
@@ -60,9 +67,9 @@ class AutoPipeline:
             for attempt in range(2):
                 if not ops:
                     return
-                if not self._shas and any(c == "EVALSHA" for c, _, _ in ops):
-                    await self.load_scripts()
                 try:
+                    if any(c == "EVALSHA" and a[0] not in self._shas for c, a, _ in ops):
+                        await self.load_scripts()
                     results = await self._roundtrip(ops)
                 except Exception as exc:  # connection trouble: every caller gets the error
                     for _, _, fut in ops:
@@ -85,7 +92,7 @@ class AutoPipeline:
                     else:
                         fut.set_result(result)
                 if again:
-                    await self.load_scripts()  # Redis restarted or flushed its script cache
+                    self._shas.clear()  # Redis restarted or flushed its script cache: load them again
                 ops = again
 
     async def _roundtrip(self, ops: list[tuple[str, tuple[Any, ...], asyncio.Future[Any]]]) -> list[Any]:

@@ -75,10 +75,9 @@ async def readyz(request: web.Request) -> web.Response:
     if service is None:
         problems.append("delivery: not started")
     elif service.smpp is not None:
-        bound = service.smpp.bound
-        checks["smpp"] = "bound" if bound else "not bound"
-        if not bound:
-            problems.append("smpp: not bound to the SMSC")
+        checks["smpp"] = service.smpp.health()
+        if not service.smpp.bound:
+            problems.append("smpp: no session bound to the SMSC")
     templates = len(app[templates_key].names())
     checks["templates"] = templates
     if not templates:

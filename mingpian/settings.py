@@ -226,6 +226,28 @@ class Settings:
     )
     delivery_smpp_system_id: str = setting("mingpian", "SMPP `system_id` for `bind_transceiver`.")
     delivery_smpp_password: str = setting("", "SMPP password for `bind_transceiver`.")
+    delivery_smpp_binds: int = setting(
+        1,
+        "SMPP sessions (`bind_transceiver`) each server process keeps; submits are spread over the "
+        "bound ones. The SMSC account must allow at least this × the number of server processes.",
+        minimum=1,
+    )
+    delivery_smpp_window: int = setting(
+        256, "Submits a session may have outstanding (sent, not yet answered) at once.", minimum=1
+    )
+    delivery_smpp_rate: float = setting(
+        0.0,
+        "Submits per second for the whole SMSC account, spaced evenly; shared by every server "
+        "process through Redis with `delivery_counters=redis`. 0: no limit.",
+        minimum=0,
+    )
+    delivery_smpp_wait: float = setting(
+        5.0,
+        "Longest a submit waits for a bound session, a pause after throttling (0x58, 0x14) or a "
+        "rate slot; past it (or the attempt's receipt timeout) the attempt fails, retryable, and "
+        "the chain moves on.",
+        minimum=0,
+    )
     delivery_flash_gsm_dcs: int = setting(
         16,
         "`data_coding` of a GSM-7 flash SMS: 16 (0x10), or 240 (0xF0) for SMSCs that want it.",

@@ -4,8 +4,10 @@ with the gateway's message ids (receipts refer to them) or why it could not be h
 
     smpp_pdu.py       the SMPP 3.4 codec (PDUs, framing, GSM-7 septets)
     smpp_receipts.py  delivery receipts in deliver_sm
-    smpp_client.py    the ESME session (bind, submit window, deliver_sm)
-    smpp.py           the USSD / flash / SMS channels over that session
+    smpp_client.py    the ESME session (bind, submit window, throttling pause, deliver_sm)
+    smpp_pool.py      an account's sessions in this process (binds, resends after throttling)
+    smpp_rate.py      an account's submit rate, in-process or shared through Redis
+    smpp.py           the USSD / flash / SMS channels over those sessions
     kannel.py         flash / SMS through Kannel's sendsms
     rcs.py            5G messages through the chatbot runtime's MaaP client; capability lookups
 """

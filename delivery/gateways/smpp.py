@@ -1,4 +1,4 @@
-"""USSD, flash SMS and SMS through an SMSC over SMPP 3.4 (one bound transceiver session).
+"""USSD, flash SMS and SMS through an SMSC over SMPP 3.4 (the account's sessions: smpp_pool.py).
 
 - USSD: one submit_sm with the `ussd_service_op` TLV (0x0501) = 3, USSN request (a network-
   initiated notify: shown at once, no session to answer). data_coding is the SMPP alphabet
@@ -9,17 +9,21 @@
   carries its 6-octet UDH in short_message and esm_class 0x40.
 Every submit asks for a receipt (registered_delivery 1). GSM-7 goes as one septet per octet,
 the SMPP convention for the SMSC default alphabet.
+
+No submit leaves after the attempt's deadline (`Outgoing.extra["deadline"]`, when the chain
+stops waiting for a receipt and falls over): one sent later could show the card twice. Waiting
+for a session, a throttling pause or a rate slot is bounded by it and by the pool's `wait`.
 """
 
 from __future__ import annotations
 
-import asyncio
+import time
 
 from ..model import national
 from . import Handed, Outgoing
 from . import smpp_pdu as smpp
-from .smpp_client import SmppClient
 from .smpp_pdu import ShortMessage
+from .smpp_pool import SmppPool
 
 
 def short_messages(out: Outgoing, flash_gsm_dcs: int = 0x10) -> list[ShortMessage]:
@@ -62,21 +66,20 @@ def short_messages(out: Outgoing, flash_gsm_dcs: int = 0x10) -> list[ShortMessag
 
 
 class SmppChannel:
-    """One of ussd / flash / sms over a shared SMPP session."""
+    """One of ussd / flash / sms over the account's shared SMPP sessions."""
 
-    def __init__(self, name: str, client: SmppClient, flash_gsm_dcs: int = 0x10) -> None:
+    def __init__(self, name: str, pool: SmppPool, flash_gsm_dcs: int = 0x10) -> None:
         self.name = name
-        self.client = client
+        self.pool = pool
         self.flash_gsm_dcs = flash_gsm_dcs
 
     async def send(self, out: Outgoing) -> Handed:
+        end = time.monotonic() + self.pool.wait
+        if "deadline" in out.extra:  # the attempt's, in wall-clock time
+            end = min(end, time.monotonic() + float(out.extra["deadline"]) - time.time())
         ids: list[str] = []
         for sm in short_messages(out, self.flash_gsm_dcs):
-            for attempt in range(4):
-                res = await self.client.submit(sm)
-                if res.ok or res.status not in (smpp.STATUS_THROTTLED, smpp.STATUS_MSGQFUL) or attempt == 3:
-                    break
-                await asyncio.sleep(0.05 * 2**attempt)  # throttled / queue full: back off, retry
+            res = await self.pool.submit(sm, end)  # throttling is retried there, until `end`
             if not res.ok:
                 # Segments already accepted stay accepted; their receipts are recorded too.
                 return Handed(False, tuple(ids), res.detail, res.status in smpp.RETRYABLE)

@@ -103,3 +103,40 @@ async def test_client_binds_refuses_wrong_password_and_reconnects() -> None:
     assert {smpp_receipts.parse_receipt(g).message_id for g in got} == {res.message_id, res2.message_id}  # type: ignore[union-attr]
     await client.close()
     await sim.stop()
+
+
+async def test_enquire_link_keeps_the_session_alive_and_a_dead_link_is_rebound() -> None:
+    """enquire_link goes out every `keepalive` seconds; one left unanswered past `timeout`
+    means the link is dead: the client drops it and binds again."""
+    sim = GatewaySim(password="secret")
+    port = await sim.start()
+
+    async def on_deliver(sm: ShortMessage) -> None:
+        pass
+
+    client = smpp_client.SmppClient(
+        "127.0.0.1", port, "mingpian", "secret", on_deliver, keepalive=0.05, timeout=0.2
+    )
+    client.start()
+    assert await client.wait_bound(2)
+    for _ in range(100):
+        if sim.enquire_links >= 3:
+            break
+        await asyncio.sleep(0.01)
+    assert sim.enquire_links >= 3 and client.bound and sim.binds == 1  # answered: the same session
+    sim.answer_enquire_link = False  # the SMSC stalls
+    for _ in range(200):
+        if client.state == "down":
+            break
+        await asyncio.sleep(0.01)
+    assert client.state == "down" and "TimeoutError" in client.detail
+    sim.answer_enquire_link = True
+    for _ in range(200):
+        if client.bound and sim.binds >= 2:
+            break
+        await asyncio.sleep(0.01)
+    assert client.bound and sim.binds >= 2
+    res = await client.submit(ShortMessage("95555", "13912345678", b"hi", registered_delivery=1))
+    assert res.ok
+    await client.close()
+    await sim.stop()

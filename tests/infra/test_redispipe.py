@@ -8,9 +8,11 @@ import asyncio
 
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from infra.redispipe import AutoPipeline
+from tests.support.processes import free_port
 
 INCR = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
 
@@ -33,5 +35,29 @@ async def test_batches_answer_each_caller_and_survive_a_script_flush(redis_url: 
     # the INCR beside the refused script ran (once); the script ran after the reload
     assert await asyncio.gather(pipe.script("incr", ["n"], [1]), pipe.call("INCR", "n")) == [207, 206]
     assert await r.get("n") == "207"
+    await pipe.drain()
+    await r.aclose()
+
+
+async def test_a_script_added_later_is_loaded_before_its_first_use(redis_url: str) -> None:
+    r = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    pipe = AutoPipeline(r, {"incr": INCR})
+    assert await pipe.script("incr", ["n"], [2]) == 2  # the first scripts are loaded by now
+    pipe.add_script("double", "return 2 * tonumber(redis.call('GET', KEYS[1]))")
+    assert await asyncio.gather(pipe.script("double", ["n"], []), pipe.script("incr", ["n"], [1])) == [4, 3]
+    pipe.add_script("double", "return 2 * tonumber(redis.call('GET', KEYS[1]))")  # the same: fine
+    with pytest.raises(ValueError):
+        pipe.add_script("double", "return 0")
+    await pipe.drain()
+    await r.aclose()
+
+
+async def test_an_unreachable_redis_fails_every_caller_rather_than_leaving_them_waiting() -> None:
+    r = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", decode_responses=True)
+    pipe = AutoPipeline(r, {"incr": INCR})
+    script, plain = pipe.script("incr", ["n"], [1]), pipe.call("GET", "n")  # the scripts cannot load
+    for fut in (script, plain):
+        with pytest.raises(RedisConnectionError):
+            await asyncio.wait_for(fut, 5)
     await pipe.drain()
     await r.aclose()

@@ -5,7 +5,14 @@ receipts (deliver_sm, esm_class 0x04) after a delay, and fails, delays, rejects 
 command (rules, first match wins). The same control app serves Kannel's `/cgi-bin/sendsms`
 (with `dlr-url` callbacks), for the HTTP gateway channel. It counts what it received per
 destination so a run can check that nothing was sent twice or lost. Receipts for an ESME that
-is not bound are kept and sent when it binds again, as a store-and-forward SMSC does.
+is not bound are kept and sent when it binds again, as a store-and-forward SMSC does. With
+several sessions of one account bound, receipts and replies go to the first (or, with
+`spread_deliveries`, take turns over them).
+
+An account's limits, as an SMSC enforces them: `bind_limits` (sessions bound at once per
+system_id; one more is refused with ESME_RBINDFAIL) and `rate_limits` (submits accepted per
+system_id in any one second; one more is answered ESME_RTHROTTLED, 0x58). `received` keeps
+every submit_sm as it arrived (time, session, command_status), for measuring rates and spreading.
 
 Run alone: `python -m tests.support.gatewaysim --smpp-port 2775 --http-port 8775`.
 """
@@ -72,7 +79,18 @@ class _Session:
     system_id: str
     writer: asyncio.StreamWriter
     receives: bool
+    id: int = 0  # the bind's number (1, 2, …) in this simulator's life
+    outstanding: int = 0  # submit_sm received and not answered yet (with `answer_delay`)
     seq: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One submit_sm as it arrived: when (time.time()), on which bind, and the answer's status."""
+
+    at: float
+    bind: int
+    status: int
 
 
 class GatewaySim:
@@ -84,6 +102,19 @@ class GatewaySim:
         self.receipts_sent = 0
         self.mo_sent = 0
         self.binds = 0
+        self.binds_refused = 0  # over an account's bind limit
+        self.bind_limits: dict[str, int] = {}  # system_id → sessions bound at once at most
+        self.rate_limits: dict[str, float] = {}  # system_id → submits accepted per second at most
+        self.received: list[Received] = []  # every submit_sm (accepted, rejected or throttled)
+        self.throttled = 0  # submits answered ESME_RTHROTTLED for the rate limit
+        self.enquire_links = 0
+        self.answer_enquire_link = True  # False: a stalled SMSC (the link looks dead)
+        self.answer_delay = 0.0  # seconds before a submit_sm is answered (a slow SMSC)
+        self.max_outstanding = 0  # most submit_sm one session had unanswered at once
+        self._accepted: dict[str, list[float]] = {}  # system_id → accept times (rate limit)
+        self.spread_deliveries = False  # deliver_sm take turns over an account's sessions
+        self.deliveries: dict[int, int] = {}  # bind → deliver_sm sent on it
+        self._turn = itertools.count()
         self._ids = itertools.count(1)
         self._sessions: list[_Session] = []
         self._queued: dict[str, list[tuple[int, bytes]]] = {}  # system_id → undelivered deliver_sm
@@ -118,6 +149,12 @@ class GatewaySim:
         self.submits.clear()
         self.by_destination.clear()
         self.receipts_sent = 0
+        self.received.clear()
+        self.throttled = 0
+
+    def bound(self, system_id: str | None = None) -> int:
+        """Sessions bound now (of one account, or all)."""
+        return sum(1 for s in self._sessions if system_id is None or s.system_id == system_id)
 
     def set_rules(self, rules: list[Rule]) -> None:
         self.rules = list(rules)
@@ -150,11 +187,15 @@ class GatewaySim:
                 if cmd in smpp.BINDS:
                     bind = smpp.Bind.decode(pdu.body)
                     ok = self.accounts.get(bind.system_id) == bind.password
+                    limit = self.bind_limits.get(bind.system_id)
+                    if ok and limit is not None and self.bound(bind.system_id) >= limit:
+                        ok = False
+                        self.binds_refused += 1
                     status = smpp.STATUS_OK if ok else smpp.STATUS_BINDFAIL
                     writer.write(Pdu(cmd | smpp.RESP, status, pdu.seq, smpp.cstr("mpsim")).encode())
                     if ok:
                         self.binds += 1
-                        session = _Session(bind.system_id, writer, cmd != smpp.BIND_TRANSMITTER)
+                        session = _Session(bind.system_id, writer, cmd != smpp.BIND_TRANSMITTER, self.binds)
                         self._sessions.append(session)
                         self._flush(session)
                 elif session is None:
@@ -168,7 +209,9 @@ class GatewaySim:
                 elif cmd == smpp.SUBMIT_SM:
                     self._submit(session, pdu)
                 elif cmd == smpp.ENQUIRE_LINK:
-                    writer.write(Pdu(smpp.ENQUIRE_LINK | smpp.RESP, 0, pdu.seq).encode())
+                    self.enquire_links += 1
+                    if self.answer_enquire_link:
+                        writer.write(Pdu(smpp.ENQUIRE_LINK | smpp.RESP, 0, pdu.seq).encode())
                 elif cmd == smpp.UNBIND:
                     writer.write(Pdu(smpp.UNBIND | smpp.RESP, 0, pdu.seq).encode())
                     break
@@ -197,14 +240,30 @@ class GatewaySim:
         except smpp.PduError:
             session.writer.write(Pdu(smpp.SUBMIT_SM | smpp.RESP, smpp.STATUS_INVMSGLEN, pdu.seq).encode())
             return
+        if self._over_rate(session.system_id):
+            self.throttled += 1
+            self.received.append(Received(time.time(), session.id, smpp.STATUS_THROTTLED))
+            session.writer.write(
+                Pdu(smpp.SUBMIT_SM | smpp.RESP, smpp.STATUS_THROTTLED, pdu.seq, b"\0").encode()
+            )
+            return
         channel = channel_of(sm)
         rule = self._rule(channel, sm.destination)
         if rule.action == "reject":
+            self.received.append(Received(time.time(), session.id, rule.status))
             session.writer.write(Pdu(smpp.SUBMIT_SM | smpp.RESP, rule.status, pdu.seq, b"\0").encode())
             return
+        self.received.append(Received(time.time(), session.id, smpp.STATUS_OK))
         mid = f"{next(self._ids):08X}"
-        session.writer.write(Pdu(smpp.SUBMIT_SM | smpp.RESP, 0, pdu.seq, smpp.cstr(mid)).encode())
         udh = sm.udh
+        if self.answer_delay > 0:
+            session.outstanding += 1
+            self.max_outstanding = max(self.max_outstanding, session.outstanding)
+            self._spawn(
+                self._answer_later(session, Pdu(smpp.SUBMIT_SM | smpp.RESP, 0, pdu.seq, smpp.cstr(mid)))
+            )
+        else:
+            session.writer.write(Pdu(smpp.SUBMIT_SM | smpp.RESP, 0, pdu.seq, smpp.cstr(mid)).encode())
         rec = {
             "message_id": mid,
             "channel": channel,
@@ -220,6 +279,7 @@ class GatewaySim:
             else None,
             "at": time.time(),
             "action": rule.action,
+            "bind": session.id,
         }
         self.submits.append(rec)
         self.by_destination[sm.destination] = self.by_destination.get(sm.destination, 0) + 1
@@ -227,10 +287,31 @@ class GatewaySim:
             q.put_nowait(rec)
         if sm.registered_delivery & 0x03 and rule.action != "drop":
             stat = "DELIVRD" if rule.action == "deliver" else (rule.stat or "UNDELIV")
-            if rule.delay > 0:
-                self._spawn(self._receipt_later(session.system_id, sm, mid, stat, rule.delay))
+            if rule.delay + self.answer_delay > 0:
+                delay = rule.delay + self.answer_delay  # never before the submit's answer
+                self._spawn(self._receipt_later(session.system_id, sm, mid, stat, delay))
             else:
                 self._receipt(session.system_id, sm, mid, stat)
+
+    def _over_rate(self, system_id: str) -> bool:
+        """One more accepted submit would make more than the account's rate in the last second."""
+        limit = self.rate_limits.get(system_id)
+        if limit is None:
+            return False
+        now = time.monotonic()
+        times = self._accepted.setdefault(system_id, [])
+        while times and times[0] <= now - 1.0:
+            times.pop(0)
+        if len(times) >= limit:
+            return True
+        times.append(now)
+        return False
+
+    async def _answer_later(self, session: _Session, resp: Pdu) -> None:
+        await asyncio.sleep(self.answer_delay)
+        session.outstanding -= 1
+        if not session.writer.is_closing():
+            session.writer.write(resp.encode())
 
     async def _receipt_later(
         self, system_id: str, sm: ShortMessage, mid: str, stat: str, delay: float
@@ -264,10 +345,14 @@ class GatewaySim:
             self._deliver(system_id, sm.encode())
 
     def _deliver(self, system_id: str, body: bytes) -> None:
-        for s in self._sessions:
-            if s.system_id == system_id and s.receives and not s.writer.is_closing():
-                s.writer.write(Pdu(smpp.DELIVER_SM, 0, next(s.seq), body).encode())
-                return
+        ready = [
+            s for s in self._sessions if s.system_id == system_id and s.receives and not s.writer.is_closing()
+        ]
+        if ready:
+            s = ready[next(self._turn) % len(ready)] if self.spread_deliveries else ready[0]
+            s.writer.write(Pdu(smpp.DELIVER_SM, 0, next(s.seq), body).encode())
+            self.deliveries[s.id] = self.deliveries.get(s.id, 0) + 1
+            return
         self._queued.setdefault(system_id, []).append((0, body))
 
     def _flush(self, session: _Session) -> None:
@@ -335,8 +420,28 @@ class GatewaySim:
                     "byDestination": self.by_destination,
                     "receiptsSent": self.receipts_sent,
                     "binds": self.binds,
+                    "bindsRefused": self.binds_refused,
+                    "bound": self.bound(),
+                    "throttled": self.throttled,
                 }
             )
+
+        async def post_limits(request: web.Request) -> web.Response:
+            """`{"system_id": "mingpian", "binds": 2, "rate": 50}`: null or absent lifts a limit."""
+            try:
+                body = await request.json()
+                system_id = str(body.get("system_id", next(iter(self.accounts))))
+                for key, limits, kind in (
+                    ("binds", self.bind_limits, int),
+                    ("rate", self.rate_limits, float),
+                ):
+                    if body.get(key) is None:
+                        limits.pop(system_id, None)
+                    else:
+                        limits[system_id] = kind(body[key])
+            except (ValueError, TypeError, AttributeError) as exc:
+                return web.json_response({"error": "invalid_limits", "message": str(exc)}, status=400)
+            return web.json_response({"binds": self.bind_limits, "rate": self.rate_limits})
 
         async def post_rules(request: web.Request) -> web.Response:
             try:
@@ -361,6 +466,7 @@ class GatewaySim:
 
         app.router.add_get("/control/submits", get_submits)
         app.router.add_post("/control/rules", post_rules)
+        app.router.add_post("/control/limits", post_limits)
         app.router.add_post("/control/reset", post_reset)
         app.router.add_post("/control/mo", post_mo)
         app.router.add_get("/cgi-bin/sendsms", self._sendsms)
