@@ -113,7 +113,7 @@ def open_store(
     if is_postgres(database_url):
         from .pgstore import PgDeliveryStore
 
-        return PgDeliveryStore(database_url)
+        return PgDeliveryStore(database_url, migrate=migrate)
     from .store import SqliteDeliveryStore
 
     return SqliteDeliveryStore(sqlite_path, synchronous, migrate)

@@ -8,30 +8,39 @@ runner (a changed migration file, a database of a newer release) is one line and
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 
 from infra.migrations import (
     MigrationError,
     Migrations,
     PendingMigrations,
+    Status,
     enable_wal,
     migrate_sqlite,
     plan,
     status_sqlite,
 )
+from infra.migrations_pg import migrate_postgres, status_postgres
 
 from .settings import Settings
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
 class Database:
     name: str
-    path: Path | None  # None: this deployment keeps it elsewhere (the Redis chatbot store)
+    path: Path | None  # None: not a file of this host (the Redis chatbot store, a PostgreSQL database)
     migrations: Migrations
+    url: str = ""  # a PostgreSQL database: its URL
 
 
 def databases(settings: Settings) -> list[Database]:
@@ -43,8 +52,14 @@ def databases(settings: Settings) -> list[Database]:
     from .api.delivery import delivery_config
 
     chatbot = runtime_config(settings)
+    if settings.database_url:
+        from delivery.pgstore import MIGRATIONS as DELIVERY_PG
+
+        delivery = Database("delivery", None, DELIVERY_PG, settings.database_url)
+    else:
+        delivery = Database("delivery", delivery_config(settings).database, DELIVERY)
     return [
-        Database("delivery", delivery_config(settings).database, DELIVERY),
+        delivery,
         Database("chatbot", chatbot.sqlite_path if chatbot.store == "sqlite" else None, CHATBOT),
     ]
 
@@ -60,6 +75,14 @@ def apply(settings: Settings) -> list[str]:
     """Apply what is pending in every database; one line per database."""
     lines = []
     for d in databases(settings):
+        if d.url:
+            steps = asyncio.run(
+                _on_postgres(d, partial(migrate_postgres, migrations=d.migrations, mode="auto"))
+            )
+            done = [f"applied {s.migration.label}" for s in steps]
+            latest = d.migrations.migrations[-1].label
+            lines.append(f"{d.name} (PostgreSQL): {', '.join(done) if done else f'up to date ({latest})'}")
+            continue
         if d.path is None:
             lines.append(f"{d.name}: the {settings.store} store has no schema to migrate")
             continue
@@ -79,6 +102,15 @@ def status(settings: Settings) -> tuple[list[str], MigrationError | None]:
     lines: list[str] = []
     problem: MigrationError | None = None
     for d in databases(settings):
+        if d.url:
+            st = asyncio.run(_on_postgres(d, partial(status_postgres, migrations=d.migrations)))
+            lines.append(f"{d.name} (PostgreSQL)")
+            lines += _status_lines(d, st)
+            try:
+                plan(d.migrations, st.applied, f"{d.name} database")
+            except MigrationError as exc:
+                problem = problem or exc
+            continue
         if d.path is None:
             lines.append(f"{d.name}: the {settings.store} store has no schema to migrate")
             continue
@@ -110,6 +142,29 @@ def status(settings: Settings) -> tuple[list[str], MigrationError | None]:
     return lines, problem
 
 
+def _status_lines(d: Database, st: Status) -> list[str]:
+    width = max(len(m.label) for m in d.migrations.migrations)
+    lines = []
+    for a in st.applied:
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(a.applied_at))
+        lines.append(f"  {f'{a.version:04d}_{a.name}':<{width}}  applied {when}")
+    lines += [f"  {m.label:<{width}}  pending" for m in st.pending]
+    return lines
+
+
+async def _on_postgres(d: Database, work: Callable[[Any], Awaitable[T]]) -> T:
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(d.url, timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        raise MigrationError(f"{d.name} database: cannot connect: {exc}") from None
+    try:
+        return await work(conn)
+    finally:
+        await conn.close()
+
+
 def preflight(settings: Settings) -> None:
     """Before `serve` builds anything: refuse what the stores' open would refuse (a changed
     migration, a database of a newer release; with `migrate = "check"`, a pending migration), so
@@ -117,6 +172,12 @@ def preflight(settings: Settings) -> None:
     if settings.migrate == "off":
         return
     for d in databases(settings):
+        if d.url:
+            st = asyncio.run(_on_postgres(d, partial(status_postgres, migrations=d.migrations)))
+            pending = plan(d.migrations, st.applied, f"{d.name} database")
+            if pending and settings.migrate == "check":
+                raise PendingMigrations.of(f"{d.name} database", d.migrations, pending)
+            continue
         if d.path is None:
             continue
         if not d.path.exists():

@@ -112,7 +112,7 @@ async def test_a_database_of_the_previous_release_is_adopted_and_migrated_with_i
     store = SqliteDeliveryStore(path)
     store.open()
     try:
-        assert recorded(path) == expected()  # 0001 adopted (recorded), 0002 applied
+        assert recorded(path) == expected()  # 0001 adopted (recorded), 0002 and 0003 applied
         assert "dedupe" not in tables(path)
         assert (await store.get("enterprise", "", "sf"))["signature"] == "顺丰速运"  # type: ignore[index]
         assert await store.find("line", "+8613800000001") == (
@@ -157,9 +157,9 @@ def test_a_database_of_a_newer_release_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "delivery.sqlite3"
     SqliteDeliveryStore(path).open()
     with closing(sqlite3.connect(path, isolation_level=None)) as db:
-        db.execute("INSERT INTO schema_migrations VALUES (3, 'from_the_future', 0, 'x')")
+        db.execute("INSERT INTO schema_migrations VALUES (99, 'from_the_future', 0, 'x')")
     with pytest.raises(
-        DatabaseTooNew, match=r"has migration 0003_from_the_future applied, newer than this code"
+        DatabaseTooNew, match=r"has migration 0099_from_the_future applied, newer than this code"
     ):
         SqliteDeliveryStore(path).open()
 
@@ -168,7 +168,8 @@ async def test_check_refuses_a_pending_migration_and_off_leaves_the_schema_alone
     path = tmp_path / "delivery.sqlite3"
     previous_release_db(path)
     with pytest.raises(
-        PendingMigrations, match=r"2 delivery migration\(s\) pending \(0001_initial, 0002_drop_dedupe\)"
+        PendingMigrations,
+        match=r"3 delivery migration\(s\) pending \(0001_initial, 0002_drop_dedupe, 0003_charges_by_enterprise\)",
     ):
         SqliteDeliveryStore(path).open("check")
     store = SqliteDeliveryStore(path)

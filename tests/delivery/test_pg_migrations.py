@@ -1,0 +1,101 @@
+"""Schema migrations of the PostgreSQL delivery store: a database of the previous schema version,
+with data in it, is upgraded when a worker starts; workers starting at once apply each migration
+once; `mingpian migrate` reports and applies them too."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+
+import asyncpg
+import pytest
+
+from delivery.pgstore import MIGRATIONS, PgDeliveryStore
+from infra.migrations import PendingMigrations
+from mingpian.settings import PROJECT_ROOT
+
+
+async def _previous_version(url: str) -> None:
+    """The database as a release with only 0001 left it, with an enterprise and a charge."""
+    conn = await asyncpg.connect(url)
+    try:
+        first = MIGRATIONS.migrations[0]
+        await conn.execute(first.sql)
+        await conn.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+            "applied_at DOUBLE PRECISION NOT NULL, checksum TEXT NOT NULL)"
+        )
+        await conn.execute(
+            "INSERT INTO schema_migrations VALUES (1, $1, $2, $3)", first.name, time.time(), first.checksum
+        )
+        await conn.execute(
+            """INSERT INTO objects VALUES ('enterprise', '', 'sf', '{"id": "sf", "name": "SF"}')"""
+        )
+        await conn.execute(
+            "INSERT INTO charges VALUES ('d1#0', 'sf', 'pool', '+8613800000001', 'sms', 1, 0, 0.05, '2026-11-30', 1, 0)"
+        )
+    finally:
+        await conn.close()
+
+
+async def _versions(url: str) -> list[int]:
+    conn = await asyncpg.connect(url)
+    try:
+        return [r[0] for r in await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")]
+    finally:
+        await conn.close()
+
+
+async def test_a_database_of_the_previous_version_is_upgraded_with_its_data(postgres_url: str) -> None:
+    await _previous_version(postgres_url)
+    with pytest.raises(
+        PendingMigrations, match=r"1 delivery migration\(s\) pending \(0002_charges_by_enterprise\)"
+    ):
+        await PgDeliveryStore(postgres_url, migrate="check").start()
+    store = PgDeliveryStore(postgres_url)
+    await store.start()
+    try:
+        assert await _versions(postgres_url) == [1, 2]
+        assert await store.get("enterprise", "", "sf") == {"id": "sf", "name": "SF"}
+        assert (await store.usage("sf", ("channel",)))[0]["messages"] == 1
+    finally:
+        await store.stop()
+
+
+async def test_workers_starting_at_once_apply_each_migration_once(postgres_url: str) -> None:
+    stores = [PgDeliveryStore(postgres_url) for _ in range(4)]
+    await asyncio.gather(*(s.start() for s in stores))
+    try:
+        assert await _versions(postgres_url) == [m.version for m in MIGRATIONS.migrations]
+    finally:
+        await asyncio.gather(*(s.stop() for s in stores))
+
+
+def test_mingpian_migrate_reports_and_applies_postgres_migrations(
+    postgres_url: str, tmp_path: object
+) -> None:
+    asyncio.run(_previous_version(postgres_url))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")}
+    env.update({"MINGPIAN_DATABASE_URL": postgres_url, "MINGPIAN_DATA_DIR": str(tmp_path)})
+
+    def mingpian(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mingpian", *args], env=env, cwd=PROJECT_ROOT, capture_output=True,
+            text=True, timeout=60,
+        )  # fmt: skip
+
+    out = mingpian("migrate", "--status")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "delivery (PostgreSQL)"
+    assert lines[1].split()[:2] == ["0001_initial", "applied"] and lines[2].split() == [
+        "0002_charges_by_enterprise",
+        "pending",
+    ]
+    out = mingpian("migrate")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == "delivery (PostgreSQL): applied 0002_charges_by_enterprise"
+    assert asyncio.run(_versions(postgres_url)) == [1, 2]
