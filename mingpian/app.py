@@ -8,6 +8,7 @@ import gc
 from aiohttp import web
 
 from renderer import RenderError, TemplateStore
+from renderer.fonts import use_font_dir
 
 from . import media, openapi, readiness, studio
 from .api import chatbot as api_chatbot
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings.from_env()
     app = web.Application(middlewares=[observe], client_max_size=settings.max_body_bytes)
     app[settings_key] = settings
+    use_font_dir(settings.assets_dir / "fonts")  # the deployment's fonts, wherever the code is installed
     app[templates_key] = TemplateStore(settings.template_dir, settings.reload_interval)
     app[metrics_key] = Metrics()
     openapi.init(app)

@@ -18,7 +18,11 @@ from .settings import SETTINGS, Settings, markdown_table
 
 def _settings(args: argparse.Namespace, **flags: Any) -> Settings:
     """Defaults < --config file (or MINGPIAN_CONFIG) < MINGPIAN_* variables < command-line flags."""
-    return Settings.from_env(config=args.config, template_dir=args.templates, **flags)
+    from renderer.fonts import use_font_dir
+
+    settings = Settings.from_env(config=args.config, template_dir=args.templates, **flags)
+    use_font_dir(settings.assets_dir / "fonts")  # pictures drawn by the CLI use the deployment's fonts
+    return settings
 
 
 def _store(settings: Settings) -> TemplateStore:

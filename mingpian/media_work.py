@@ -58,7 +58,7 @@ def tune_malloc() -> bool:
     return bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and bool(libc.mallopt(m_trim_threshold, 256 << 20))
 
 
-def init_worker(ffmpeg: str | None) -> None:
+def init_worker(ffmpeg: str | None, fonts: str | None = None) -> None:
     """Worker start: lower priority (the event loop must win the CPU: /healthz stays fast while
     videos render), heap reuse for big buffers, the configured ffmpeg, and fonts loaded before
     the first job."""
@@ -67,8 +67,10 @@ def init_worker(ffmpeg: str | None) -> None:
     tune_malloc()
     if ffmpeg:
         os.environ["MINGPIAN_FFMPEG"] = ffmpeg
-    from renderer.fonts import face
+    from renderer.fonts import face, use_font_dir
 
+    if fonts:
+        use_font_dir(Path(fonts))
     for size in (16, 20, 24, 28, 32, 36):
         face(size, "regular")
         face(size, "bold")

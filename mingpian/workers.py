@@ -13,6 +13,7 @@ PostgreSQL, the chatbot store, the delivery counters and media specs and jobs in
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -47,8 +48,8 @@ class WorkerPool(BaseApplication):  # type: ignore[misc]
             "bind": f"{s.host}:{s.port}",
             "workers": s.workers,
             "worker_class": "aiohttp.GunicornWebWorker",
-            "graceful_timeout": s.shutdown_timeout,
-            "timeout": max(30, int(s.shutdown_timeout) + 10),
+            "graceful_timeout": math.ceil(s.shutdown_timeout),  # gunicorn takes whole seconds
+            "timeout": max(30, math.ceil(s.shutdown_timeout) + 10),
             "accesslog": None,
             "errorlog": "-",
             "loglevel": s.log_level.lower(),

@@ -14,6 +14,8 @@ from typing import Literal
 
 from PIL import ImageFont
 
+# The checkout's assets/fonts; a deployment whose assets live elsewhere (an installed package)
+# names its folder with `use_font_dir` before the first picture is drawn.
 FONT_DIR = Path(__file__).resolve().parent.parent / "assets" / "fonts"
 Weight = Literal["regular", "bold"]
 FONT_FILES: dict[Weight, str] = {
@@ -43,6 +45,18 @@ class Face:
             if len(self._widths) < 20_000:
                 self._widths[text] = w
         return w
+
+
+def use_font_dir(directory: Path) -> None:
+    """Draw with the fonts in `directory` (the server's `assets_dir/fonts`), in this process."""
+    global FONT_DIR
+    if directory != FONT_DIR:
+        FONT_DIR = directory
+        face.cache_clear()
+
+
+def font_dir() -> Path:
+    return FONT_DIR
 
 
 def font_path(weight: Weight = "regular") -> Path:

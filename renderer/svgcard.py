@@ -34,7 +34,7 @@ from jinja2 import TemplateError, TemplateSyntaxError
 from PIL import Image
 
 from .errors import Problem, TemplateInvalid
-from .fonts import FONT_DIR, FONT_FAMILY, face
+from .fonts import FONT_FAMILY, face, font_dir
 from .localfiles import (
     MAX_SOURCE_PIXELS,
     FileRefused,
@@ -98,7 +98,7 @@ def use_project_fonts() -> bool:
         cfg = fc.FcConfigCreate()
         cache = Path(tempfile.gettempdir()) / "mingpian-fontconfig"
         cache.mkdir(exist_ok=True)
-        xml = FONTCONFIG_XML.format(dir=FONT_DIR, family=FONT_FAMILY, cache=cache).encode()
+        xml = FONTCONFIG_XML.format(dir=font_dir(), family=FONT_FAMILY, cache=cache).encode()
         if not fc.FcConfigParseAndLoadFromMemory(cfg, xml, 1):
             return False
         fc.FcConfigBuildFonts(cfg)
@@ -380,7 +380,7 @@ def svg_problems(template: Any, message: Message, assets_dir: Path | None = None
     folder = Path(template.folder)
     if not (folder / SVG_TEMPLATE).is_file():
         return []
-    assets = assets_dir or FONT_DIR.parent
+    assets = assets_dir or font_dir().parent
     try:
         render_svg_template(message, MediaContext(folder, assets), 360, template.sample)
     except TemplateInvalid as exc:

@@ -47,6 +47,7 @@ def setup(app: web.Application) -> None:
         specs=specs,
         board=board,
         base_url=settings.base_url,
+        fonts=settings.assets_dir / "fonts",
     )
     planner = Planner(cache, settings.assets_dir)
     register(app, MediaService(settings, cache, jobs, specs, planner, app[templates_key]))

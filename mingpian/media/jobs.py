@@ -149,8 +149,10 @@ class MediaJobs:
         specs: SpecStore,
         board: JobBoard,
         base_url: str,
+        fonts: Path | None = None,
     ) -> None:
         self.cache = cache
+        self.fonts = fonts  # the deployment's font folder, for the worker processes
         self.specs = specs
         self.board = board
         self.base_url = base_url
@@ -173,7 +175,7 @@ class MediaJobs:
                 self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=init_worker,
-                initargs=(self.ffmpeg,),
+                initargs=(self.ffmpeg, str(self.fonts) if self.fonts else None),
             )
         return self.pool
 

@@ -200,3 +200,79 @@ async def test_a_killed_worker_s_chains_are_taken_over_without_double_sends(
         assert len(gateway.submitted()) == n + 1
         async with http.get(f"{urls['a']}/api/enterprises/sf/usage?by=channel", headers=auth(SF_KEY)) as resp:
             assert (await resp.json())["rows"][0]["messages"] == n + 1  # charged once each
+
+
+async def test_serve_workers_runs_a_supervised_fleet_on_one_port(
+    tmp_path: Path, postgres_url: str, redis_url: str
+) -> None:
+    """`mingpian serve --workers 2` as an operator starts it: both workers serve one port and the
+    shared backends; a worker killed is replaced; SIGTERM stops them all gracefully."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")}
+    env.update(
+        {
+            "MINGPIAN_PORT": str(port),
+            "MINGPIAN_TEMPLATE_DIR": str(TEMPLATES),
+            "MINGPIAN_DATA_DIR": str(tmp_path / "var"),
+            "MINGPIAN_DATABASE_URL": postgres_url,
+            "MINGPIAN_STORE": "redis",
+            "MINGPIAN_DELIVERY_COUNTERS": "redis",
+            "MINGPIAN_MEDIA_STORE": "redis",
+            "MINGPIAN_REDIS_URL": redis_url,
+            "MINGPIAN_DELIVERY_OPERATOR_KEY": OPERATOR,
+            "MINGPIAN_SHUTDOWN_TIMEOUT": "2.5",
+            "MINGPIAN_LOG_LEVEL": "WARNING",
+        }
+    )
+    log = tmp_path / "fleet.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mingpian", "serve", "--workers", "2"],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_port(port, proc, timeout=60)
+
+        def workers() -> set[int]:
+            kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+            return {int(k) for k in kids}
+
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):  # both workers up and ready
+                async with http.get(f"{base}/readyz") as resp:
+                    if resp.status == 200 and len(workers()) == 2:
+                        break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError(log.read_text()[-2000:])
+            ent = {"id": "yt", "name": "圆通速递", "signature": "圆通速递"}
+            async with http.post(f"{base}/api/enterprises", json=ent, headers=auth(OPERATOR)) as resp:
+                assert resp.status == 201
+            for _ in range(20):  # whichever worker answers has it
+                async with http.get(f"{base}/api/enterprises/yt", headers=auth(OPERATOR)) as resp:
+                    assert resp.status == 200
+            first = workers()
+            os.kill(next(iter(first)), signal.SIGKILL)
+            for _ in range(150):  # gunicorn replaces it
+                now = workers()
+                if len(now) == 2 and now != first:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError(f"workers {first} -> {workers()}")
+            for _ in range(100):
+                async with http.get(f"{base}/readyz") as resp:
+                    if resp.status == 200:
+                        break
+                await asyncio.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        assert "Traceback" not in log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
