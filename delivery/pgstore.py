@@ -92,12 +92,18 @@ class PgDeliveryStore:
 
     # -- lifetime ------------------------------------------------------------------------------
     async def start(self) -> None:
-        self._pool = await asyncpg.create_pool(self.url, min_size=self.min_size, max_size=self.max_size)
-        async with self._pool.acquire() as conn:
-            await migrate_postgres(conn, MIGRATIONS, self.migrate)
-        self._listener = await asyncpg.connect(self.url)
-        await self._listener.add_listener(CHANNEL, self._heard)
-        rows = await self._pool.fetch("SELECT enterprise, number FROM optouts")
+        """Connect, bring the schema up to date, listen for other workers' changes. Whatever it
+        opened is closed again if any step fails."""
+        try:
+            self._pool = await asyncpg.create_pool(self.url, min_size=self.min_size, max_size=self.max_size)
+            async with self._pool.acquire() as conn:
+                await migrate_postgres(conn, MIGRATIONS, self.migrate)
+            self._listener = await asyncpg.connect(self.url)
+            await self._listener.add_listener(CHANNEL, self._heard)
+            rows = await self._pool.fetch("SELECT enterprise, number FROM optouts")
+        except BaseException:
+            await self.stop()
+            raise
         self._optouts = {(r[0], r[1]) for r in rows}
 
     async def stop(self) -> None:
