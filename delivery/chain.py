@@ -82,21 +82,31 @@ class Chains:
         self._late: dict[str, tuple[str, float]] = {}  # call id → (answered/ended, when), recent calls
         self._closing = False
         self.handed = 0  # messages handed to a gateway (for the benchmark)
+        self.taken_over = 0  # chains started here from the store: resumed at start, or another worker's
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> int:
         """Take over the active chains no worker holds (after a restart: this worker's own), then
         keep the leases: renew ours, take over those whose worker died."""
-        n = await self._claim()
+        n = await self._claim(startup=True)
         self._keeper = asyncio.get_running_loop().create_task(self._keep(), name="delivery-leases")
         return n
 
-    async def _claim(self) -> int:
+    async def _claim(self, startup: bool = False) -> int:
         now = time.time()
         ids = await self.store.claim_chains(self.owner, now, now + self.lease, 500)
         for did in ids:
+            # A store without shared leases (SQLite: one process) hands back every active chain,
+            # among them one just accepted here and not yet spawned: only start-up resumes count.
+            if did not in self._tasks and not self._closing and (startup or self.store.shared):
+                self.taken_over += 1
             self.spawn(did)
         return len(ids)
+
+    def stats(self) -> dict[str, int]:
+        """For monitoring (read only): chains running in this process, and how many it has taken
+        over from the store since it started."""
+        return {"active_chains": len(self._tasks), "taken_over": self.taken_over}
 
     async def _keep(self) -> None:
         """Every third of a lease: renew what runs here (a chain whose lease another worker took
@@ -228,9 +238,10 @@ class Chains:
                     graced = True
                     att.deadline = now + RESUME_GRACE
                 if now >= att.deadline:
-                    await self.store.update_attempt(
+                    await self.receipts.settle(
                         att.id,
-                        state="timeout",
+                        att.channel,
+                        "timeout",
                         done=now,
                         detail=f"no receipt within {att.deadline - att.started:.1f}s",
                     )
@@ -291,7 +302,7 @@ class Chains:
         reason = await self._skip_reason(d, ent, channel)
         if reason:
             att = await self.store.add_attempt(d.id, d.step, channel, 0, 0, now)
-            await self.store.update_attempt(att.id, state="skipped", done=now, detail=reason)
+            await self.receipts.settle(att.id, channel, "skipped", done=now, detail=reason)
             return
         try:
             msg = await self.composer.message(d, ent)
@@ -308,7 +319,7 @@ class Chains:
                 d.id, d.step, channel, segments, 0, now + self._timeout(ent, channel)
             )
             charge = await self.meter.settle(reserved)
-            await self._charged(att.id, charge, now)
+            await self._charged(att.id, channel, charge, now)
         await self.store.durable()  # the attempt row and its charge exist before anything is sent
         if not charge.ok:
             await self._finish(d, "blocked", f"quota: {charge.reason}")
@@ -325,8 +336,8 @@ class Chains:
         async with self.store.tx():
             await self.store.add_message_ids(att.id, list(handed.message_ids))
             if handed.ok and channel == "rcs":  # the MaaP owns the rest, SMS fallback included
-                await self.store.update_attempt(
-                    att.id, state="delivered", done=time.time(), detail=handed.detail
+                await self.receipts.settle(
+                    att.id, channel, "delivered", done=time.time(), detail=handed.detail
                 )
                 self.wakeups.poke(d.id)
             elif handed.ok:
@@ -334,13 +345,13 @@ class Chains:
                     att.id, state="submitted", detail=",".join(handed.message_ids)
                 )
             else:
-                await self.store.update_attempt(att.id, state="error", done=time.time(), detail=handed.detail)
+                await self.receipts.settle(att.id, channel, "error", done=time.time(), detail=handed.detail)
         if not handed.ok:
             await self.meter.refund(charge_key(att))
         await self.receipts.evaluate(att.id)
 
-    async def _charged(self, attempt: int, charge: Charge, now: float) -> None:
+    async def _charged(self, attempt: int, channel: str, charge: Charge, now: float) -> None:
         if charge.ok:
             await self.store.update_attempt(attempt, units=charge.units + charge.overage)
         else:
-            await self.store.update_attempt(attempt, state="refused", done=now, detail=charge.reason)
+            await self.receipts.settle(attempt, channel, "refused", done=now, detail=charge.reason)

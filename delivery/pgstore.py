@@ -39,6 +39,12 @@ from .metering.packages import Charge
 from .records import Attempt, Delivery
 
 log = logging.getLogger("mingpian.delivery")
+# Active deliveries, and those whose current attempt waits for a receipt: its cost grows with the
+# active deliveries (a partial index), not with the history.
+QUEUE = (
+    "SELECT count(*), count(a.id) FROM deliveries d LEFT JOIN attempts a ON a.delivery = d.id "
+    "AND a.step = d.step AND a.state IN ('submitted', 'unknown') WHERE d.state = 'active'"
+)
 CHANNEL = "mingpian_delivery"  # NOTIFY channel of cache invalidations
 MIGRATIONS = Migrations.load("delivery", "postgresql", database="delivery")
 DELIVERY_COLUMNS = (
@@ -76,6 +82,8 @@ def _set_clause(table: str, fields: dict[str, Any]) -> str:
 
 
 class PgDeliveryStore:
+    shared = True  # every worker of every host
+
     def __init__(self, url: str, *, migrate: str = "auto", min_size: int = 2, max_size: int = 10) -> None:
         self.url = url
         self.migrate = migrate  # schema migrations at start: auto | check | off
@@ -316,6 +324,11 @@ class PgDeliveryStore:
 
     async def active_deliveries(self) -> list[str]:
         return [r[0] for r in await self._fetch("SELECT id FROM deliveries WHERE state='active'")]
+
+    async def queue(self) -> tuple[int, int]:
+        row = await self._fetchrow(QUEUE)
+        assert row is not None
+        return int(row[0]), int(row[1])
 
     async def update_delivery(self, id: str, **fields: Any) -> None:
         fields["updated"] = time.time()

@@ -5,6 +5,13 @@ the shared counters because the SMSC sent it to that process's session).
 A receipt is stored first (it may arrive before its message id is: the chain applies it then),
 then applied to its attempt: every segment `DELIVRD` → delivered; any failure → failed and its
 units refunded. The waiting chain is woken to go on.
+
+Every final state of an attempt, whether set here or by the chain (timeout, error, skipped,
+refused, an RCS hand-over), is written through `settle`, which tells `on_outcome` (channel,
+state): how the server counts outcomes without the domain knowing of it. No-op by default. A
+receipt applied by two tasks at once (the receipt's own and the woken chain's, on PostgreSQL)
+writes the same final state twice; `on_outcome` hears it once per process. Two processes
+racing on one receipt may each tell it (rare: a receipt is applied where it arrives).
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .metering import Meter
@@ -20,6 +28,12 @@ from .storage import DeliveryStore
 from .wakeups import Wakeups
 
 WAITING = ("submitted", "unknown")
+TOLD_KEEP = 4096  # attempts whose outcome was told lately, remembered so as not to tell it twice
+Outcome = Callable[[str, str], None]  # (channel, final state) of an attempt, once, when it is written
+
+
+def no_outcome(channel: str, state: str) -> None:
+    """The default `on_outcome`: nobody is counting."""
 
 
 def charge_key(att: Attempt) -> str:
@@ -29,10 +43,14 @@ def charge_key(att: Attempt) -> str:
 
 
 class Receipts:
-    def __init__(self, store: DeliveryStore, meter: Meter, wakeups: Wakeups) -> None:
+    def __init__(
+        self, store: DeliveryStore, meter: Meter, wakeups: Wakeups, on_outcome: Outcome = no_outcome
+    ) -> None:
         self.store = store
         self.meter = meter
         self.wakeups = wakeups
+        self.on_outcome = on_outcome
+        self._told: dict[int, None] = {}  # attempt ids, oldest first
         self._background: set[asyncio.Task[Any]] = set()
 
     async def accept(self, message_id: str, stat: str, *, forwarded: bool = False) -> None:
@@ -58,15 +76,27 @@ class Receipts:
         now = time.time()
         if failed:
             state = "failed"
-            await self.store.update_attempt(attempt_id, state=state, done=now, detail=f"receipt {failed[0]}")
+            await self.settle(attempt_id, att.channel, state, done=now, detail=f"receipt {failed[0]}")
             self._later(self.meter.refund(charge_key(att)))
         elif len(stats) == total:
             state = "delivered"
-            await self.store.update_attempt(attempt_id, state=state, done=now, detail="receipt DELIVRD")
+            await self.settle(attempt_id, att.channel, state, done=now, detail="receipt DELIVRD")
         else:
             return att.state
         self.wakeups.announce(att.delivery)
         return state
+
+    async def settle(self, attempt_id: int, channel: str, state: str, **fields: Any) -> None:
+        """Write an attempt's final state (delivered, failed, timeout, error, skipped, refused)
+        and tell `on_outcome`. Inside a transaction that later rolls back (a database error), the
+        outcome was told all the same."""
+        await self.store.update_attempt(attempt_id, state=state, **fields)
+        if attempt_id in self._told:
+            return
+        self._told[attempt_id] = None
+        if len(self._told) > TOLD_KEEP:
+            del self._told[next(iter(self._told))]
+        self.on_outcome(channel, state)
 
     def _later(self, work: Any) -> None:
         """Run `work` on its own, outside any store transaction this task is in (a fresh context:

@@ -32,7 +32,7 @@ from .intake import Intake
 from .metering import Counters, Meter
 from .metering.redis import RedisCounters
 from .metering.sqlite import SqliteCounters
-from .receipts import Receipts
+from .receipts import Outcome, Receipts, no_outcome
 from .replies import Replies
 from .seed import load_seed
 from .storage import DeliveryStore, open_store
@@ -72,8 +72,16 @@ class DeliveryConfig:
 
 
 class DeliveryService:
-    def __init__(self, config: DeliveryConfig, templates: TemplateStore, messaging: Messaging | None) -> None:
-        """`messaging`: the chatbot runtime, when a MaaP is configured (5G messages); else None."""
+    def __init__(
+        self,
+        config: DeliveryConfig,
+        templates: TemplateStore,
+        messaging: Messaging | None,
+        on_outcome: Outcome = no_outcome,
+    ) -> None:
+        """`messaging`: the chatbot runtime, when a MaaP is configured (5G messages); else None.
+        `on_outcome(channel, state)`: told each attempt's final state as it is written here (the
+        server counts them; see receipts.py)."""
         self.config = config
         self.store: DeliveryStore = open_store(
             config.database_url, config.database, config.synchronous, config.migrate
@@ -87,7 +95,7 @@ class DeliveryService:
         self.meter = Meter(self.store, self.counters)
         self.wakeups = Wakeups(self.counters.forward_wake)
         self.composer = Composer(self.store, templates)
-        self.receipts = Receipts(self.store, self.meter, self.wakeups)
+        self.receipts = Receipts(self.store, self.meter, self.wakeups, on_outcome)
         self.replies = Replies(self.store, self.composer, self.wakeups)
         self.channels: dict[str, Channel] = {}
         capability = None
@@ -175,6 +183,17 @@ class DeliveryService:
         with contextlib.suppress(Exception):
             await self.counters.close()
         await self.store.stop()
+
+    def stats(self) -> dict[str, int]:
+        """This process's part, for monitoring (read only): chains running here and taken over
+        since start (chain.py), SMPP sessions bound and configured (0 and 0 without SMPP)."""
+        smpp = self.smpp.stats() if self.smpp is not None else {"bound": 0, "configured": 0}
+        return {**self.chains.stats(), "smpp_bound": smpp["bound"], "smpp_configured": smpp["configured"]}
+
+    async def queue(self) -> tuple[int, int]:
+        """The whole store's (every process's): active deliveries, and of those the ones whose
+        current attempt waits for a receipt. One query."""
+        return await self.store.queue()
 
     async def on_deliver(self, sm: ShortMessage) -> None:
         """deliver_sm from the SMSC: a receipt, or a mobile-originated reply. The

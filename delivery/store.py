@@ -25,9 +25,17 @@ from .records import Attempt, Delivery, delivery_from_row
 
 # The schema: numbered migrations in delivery/migrations/sqlite/, applied by open() (infra/migrations.py).
 SCHEMA = Migrations.load("delivery", "sqlite", database="delivery", adopt_if_table="objects")
+# Active deliveries, and those whose current attempt waits for a receipt: its cost grows with the
+# active deliveries (a partial index), not with the history.
+QUEUE = (
+    "SELECT count(*), count(a.id) FROM deliveries d LEFT JOIN attempts a ON a.delivery = d.id "
+    "AND a.step = d.step AND a.state IN ('submitted', 'unknown') WHERE d.state = 'active'"
+)
 
 
 class SqliteDeliveryStore(GroupCommitDb):
+    shared = False  # one process owns the file
+
     def __init__(self, path: Path, synchronous: str = "NORMAL", migrate: str = "auto") -> None:
         super().__init__(path, SCHEMA, synchronous)
         self.migrate = migrate  # schema migrations at start: auto | check | off
@@ -202,6 +210,10 @@ class SqliteDeliveryStore(GroupCommitDb):
 
     async def active_deliveries(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT id FROM deliveries WHERE state='active'")]
+
+    async def queue(self) -> tuple[int, int]:
+        row = self.db.execute(QUEUE).fetchone()
+        return int(row[0]), int(row[1])
 
     async def update_delivery(self, id: str, **fields: Any) -> None:
         fields["updated"] = time.time()

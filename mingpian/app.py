@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -17,7 +19,7 @@ from .api import docs as api_docs
 from .api import legacy as api_legacy
 from .api import templates as api_templates
 from .keys import metrics_key, settings_key, templates_key
-from .metrics import Metrics
+from .metrics import PUBLISH_EVERY, Metrics
 from .middleware import observe
 from .settings import Settings
 
@@ -27,12 +29,36 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics_view(request: web.Request) -> web.Response:
+    """The host's metrics, whichever worker answers (mingpian/metrics.py)."""
+    metrics = request.app[metrics_key]
+    await metrics.refresh()
     return web.Response(
-        text=request.app[metrics_key].expose(),
+        text=metrics.expose(),
         content_type="text/plain",
         charset="utf-8",
         headers={"X-Content-Type-Options": "nosniff"},
     )
+
+
+async def share_metrics(app: web.Application) -> AsyncIterator[None]:
+    """This worker's metrics in `data_dir/metrics`, published every second, so that any worker
+    answers /metrics for the host; on stop, its counts handed to the folder's retired file."""
+    metrics = app[metrics_key]
+    metrics.share(app[settings_key].data_dir / "metrics")
+
+    async def publish() -> None:
+        while True:
+            await asyncio.sleep(PUBLISH_EVERY)
+            metrics.publish()
+
+    task = asyncio.get_running_loop().create_task(publish(), name="metrics-publish")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        metrics.unshare()
 
 
 async def _warm_up(app: web.Application) -> None:
@@ -58,6 +84,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     use_font_dir(settings.assets_dir / "fonts")  # the deployment's fonts, wherever the code is installed
     app[templates_key] = TemplateStore(settings.template_dir, settings.reload_interval)
     app[metrics_key] = Metrics()
+    app.cleanup_ctx.append(share_metrics)  # first, so it stops last: after every feature's last count
     openapi.init(app)
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/readyz", readiness.readyz, name="readyz")

@@ -78,7 +78,7 @@ class Settings:
         "it or the template's folder is readable from a template.",
     )
     data_dir: Path = setting(
-        PROJECT_ROOT / "var", "Local state (SQLite databases, media cache). Created on start."
+        PROJECT_ROOT / "var", "Local state (SQLite databases, media cache, metrics files). Created on start."
     )
     public_base_url: str = setting(
         "",

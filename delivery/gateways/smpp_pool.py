@@ -80,6 +80,10 @@ class SmppPool:
         """How many sessions are bound."""
         return sum(s.bound for s in self.sessions)
 
+    def stats(self) -> dict[str, int]:
+        """For monitoring (read only): sessions bound, and sessions configured (`binds`)."""
+        return {"bound": self.bound, "configured": len(self.sessions)}
+
     def _changed(self, _session: SmppClient) -> None:
         change, self._change = self._change, asyncio.Event()
         change.set()

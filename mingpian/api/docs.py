@@ -140,7 +140,7 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/metrics": {
         "get": {
-            "summary": "Prometheus text-format metrics.",
+            "summary": "Prometheus text-format metrics of the whole host, whichever worker answers.",
             "operationId": "metrics",
             "responses": {
                 "200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}

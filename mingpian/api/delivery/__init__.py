@@ -17,7 +17,8 @@ from delivery.errors import ConfigError, SeedError
 from delivery.model import SCHEMAS
 from delivery.service import DeliveryConfig, DeliveryService
 
-from ...keys import settings_key, templates_key
+from ...keys import metrics_key, settings_key, templates_key
+from ...metrics import watch_delivery
 from ...openapi import add_paths
 from ...reports import setup as setup_reports_page
 from ...settings import Settings
@@ -65,8 +66,14 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
     runtime = app.get(runtime_key)
     messaging = runtime if runtime is not None and runtime.maap is not None else None
+    metrics = app[metrics_key]
     try:
-        service = DeliveryService(delivery_config(app[settings_key]), app[templates_key], messaging)
+        service = DeliveryService(
+            delivery_config(app[settings_key]),
+            app[templates_key],
+            messaging,
+            on_outcome=metrics.delivery_attempts.inc,  # (channel, outcome)
+        )
     except ConfigError as exc:
         raise SystemExit(str(exc)) from None
     try:
@@ -80,12 +87,14 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if runtime is not None:  # 5G replies and taps, in-process, after the chatbot's turn committed
         runtime.listeners.append(service.on_chatbot_event)
     app[delivery_key] = service
+    unwatch = watch_delivery(metrics, service)
     try:
         yield
     finally:
         if runtime is not None:
             runtime.listeners.remove(service.on_chatbot_event)
         await service.close()
+        unwatch()
 
 
 def setup(app: web.Application) -> None:
