@@ -13,6 +13,7 @@ PostgreSQL, the chatbot store, the delivery counters and media specs and jobs in
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -47,7 +48,7 @@ class WorkerPool(BaseApplication):  # type: ignore[misc]
             "bind": f"{s.host}:{s.port}",
             "workers": s.workers,
             "worker_class": "aiohttp.GunicornWebWorker",
-            "graceful_timeout": s.shutdown_timeout,
+            "graceful_timeout": math.ceil(s.shutdown_timeout),  # gunicorn takes whole seconds only
             "timeout": max(30, int(s.shutdown_timeout) + 10),
             "accesslog": None,
             "errorlog": "-",
