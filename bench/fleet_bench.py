@@ -217,8 +217,10 @@ def show_costs(title: str, c: Costs) -> None:
         )
     if c.statements:
         total = sum(v[0] for v in c.statements.values())
-        print(f"    PostgreSQL statements per event: {total:.1f} (pg_stat_statements), the most frequent:")
-        for q, (calls, ms) in sorted(c.statements.items(), key=lambda kv: -kv[1][0])[:14]:
+        print(f"    PostgreSQL statements per event: {total:.1f} (pg_stat_statements), each × mean time:")
+        for q, (calls, ms) in sorted(c.statements.items(), key=lambda kv: -kv[1][0])[:40]:
+            if calls < 0.02:
+                break
             text = " ".join(q.split())
             print(f"      {calls:5.2f} × {ms / calls * 1000 if calls else 0:6.0f} µs  {text[:96]}")
     if c.redis:
@@ -260,6 +262,23 @@ async def db_states(db_url: str) -> dict[str, int]:
     finally:
         await conn.close()
     return {r[0]: int(r[1]) for r in rows}
+
+
+HIGH_VOLUME = ("calls", "deliveries", "attempts", "message_ids", "receipts", "charges")
+
+
+async def storage(db_url: str) -> dict[str, tuple[int, int]]:
+    """Rows and bytes (with indexes and TOAST) of the tables that grow with every call event."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        out = {}
+        for table in HIGH_VOLUME:  # names from the tuple above only
+            rows = await conn.fetchval(f"SELECT count(*) FROM {table}")
+            size = await conn.fetchval("SELECT pg_total_relation_size($1::regclass)", table)
+            out[table] = (int(rows), int(size))
+    finally:
+        await conn.close()
+    return out
 
 
 async def first_attempts(db_url: str, recipients: list[str]) -> dict[str, int]:
@@ -468,6 +487,14 @@ async def run_config(
                 print(f"    e.g. {dest}: {' + '.join(chans)}")
         await asyncio.sleep(0.5)  # the last receipts
         charged = await usage_messages(base)
+        if db_url:
+            sizes = await storage(db_url)
+            total = sum(b for _, b in sizes.values())
+            print(
+                f"  storage per acknowledged event (table + indexes, {acked} events): "
+                + ", ".join(f"{t} {b / acked:.0f} B ({r / acked:.2f} rows)" for t, (r, b) in sizes.items())
+                + f"; {total / acked / 1024:.1f} kB in all"
+            )
         submits = len(sim.submits) - submits0
         print(
             f"  events acknowledged {acked}, submits at the SMSC {submits}, messages charged {charged} "
