@@ -300,8 +300,8 @@ async def first_attempts(db_url: str, recipients: list[str]) -> dict[str, int]:
             what = f"{state}, no message id stored (the kill came between submit_sm and storing its id)"
         elif receipts == 0:
             what = (
-                f"{state} ({detail}), its receipt never stored: sent to the killed worker's session "
-                "and lost with it (the simulator does not resend an unanswered deliver_sm)"
+                f"{state}, its receipt never stored: sent to the killed worker's session and lost "
+                "with it (the simulator does not resend an unanswered deliver_sm)"
             )
         else:
             what = f"{state} ({detail}) though its receipt is stored"
