@@ -1,9 +1,11 @@
-"""Plumbing the benchmarks share: free ports and waiting for a server to listen."""
+"""Plumbing the benchmarks share: free ports, waiting for a server to listen, a throw-away
+redis-server, and CPU time from /proc."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -65,3 +67,65 @@ async def redis_server(tmp: Path, on_start: Callable[[int], None] | None = None)
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# ---- CPU time from the processes' own counters (/proc) -----------------------------------------
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds: user + system of the process and of its children it has reaped)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()  # after "pid (comm) "; comm may hold spaces
+    return int(fields[1]), sum(int(x) for x in fields[11:15]) / CLK_TCK  # utime stime cutime cstime
+
+
+def descendants(root: int) -> list[int]:
+    """Every live process under `root` (not `root` itself), from /proc's parent links."""
+    parent: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            st = _proc_stat(int(entry.name))
+            if st is not None:
+                parent[int(entry.name)] = st[0]
+    found, frontier = [], [root]
+    while frontier:
+        p = frontier.pop()
+        kids = [c for c, pp in parent.items() if pp == p]
+        found += kids
+        frontier += kids
+    return found
+
+
+def children(pid: int) -> list[int]:
+    """The live direct children of `pid` (e.g. gunicorn's workers under its master)."""
+    kids = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            st = _proc_stat(int(entry.name))
+            if st is not None and st[0] == pid:
+                kids.append(int(entry.name))
+    return sorted(kids)
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds of a process tree: the root and every live descendant, each with the children
+    it has reaped (so a process that exits between two readings is still counted, once)."""
+    total = 0.0
+    for pid in [root, *descendants(root)]:
+        st = _proc_stat(pid)
+        if st is not None:
+            total += st[1]
+    return total
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    total = sum(values[:8])  # guest time is already in user
+    return (total - idle) / CLK_TCK, total / CLK_TCK
