@@ -63,6 +63,13 @@ TABLES = (
 )  # fmt: skip
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """A pooled connection goes back as it is: the store sets no session state (no LISTEN, SET
+    or session advisory lock on pool connections; its locks are transaction-scoped), so
+    asyncpg's default reset (four statements per checkout, most of the statements of a call
+    event) has nothing to undo."""
+
+
 def _delivery(r: asyncpg.Record) -> Delivery:
     return Delivery(
         r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], jsonio.loads(r[9]), jsonio.loads(r[10]),
@@ -103,7 +110,9 @@ class PgDeliveryStore:
         """Connect, bring the schema up to date, listen for other workers' changes. Whatever it
         opened is closed again if any step fails."""
         try:
-            self._pool = await asyncpg.create_pool(self.url, min_size=self.min_size, max_size=self.max_size)
+            self._pool = await asyncpg.create_pool(
+                self.url, min_size=self.min_size, max_size=self.max_size, reset=_keep_session
+            )
             async with self._pool.acquire() as conn:
                 await migrate_postgres(conn, MIGRATIONS, self.migrate)
             self._listener = await asyncpg.connect(self.url)
