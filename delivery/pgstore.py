@@ -34,9 +34,9 @@ from infra import jsonio
 from infra.migrations import Migrations
 from infra.migrations_pg import migrate_postgres
 
-from .metering.ledger import GROUPS, LedgerEntry
+from .metering.ledger import GROUPS, LedgerEntry, usage_dicts
 from .metering.packages import Charge
-from .records import Attempt, Delivery
+from .records import Attempt, Delivery, attempt_stats
 
 log = logging.getLogger("mingpian.delivery")
 # Active deliveries, and those whose current attempt waits for a receipt: its cost grows with the
@@ -519,16 +519,7 @@ class PgDeliveryStore:
             "GROUP BY day, a.channel, a.state ORDER BY day, a.channel, a.state",
             enterprise,
         )
-        return [
-            {
-                "day": r[0],
-                "channel": r[1],
-                "outcome": r[2],
-                "attempts": r[3],
-                "mean_seconds": round(r[4], 3) if r[4] is not None else None,
-            }
-            for r in rows
-        ]
+        return attempt_stats(rows)
 
     # -- metering ledger (metering/ledger.py) ------------------------------------------------------
     async def record_charge(self, key: str, charge: Charge, e: LedgerEntry) -> None:
@@ -552,13 +543,4 @@ class PgDeliveryStore:
             f"FROM charges WHERE enterprise=$1 AND refunded=0 GROUP BY {sel} ORDER BY {sel}",
             enterprise,
         )
-        return [
-            {
-                **dict(zip(cols, list(r)[: len(cols)], strict=True)),
-                "messages": r[len(cols)],
-                "units": r[len(cols) + 1],
-                "overage_units": r[len(cols) + 2],
-                "cost": r[len(cols) + 3],
-            }
-            for r in rows
-        ]
+        return usage_dicts(cols, rows)

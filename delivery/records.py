@@ -87,3 +87,17 @@ def delivery_from_row(row: tuple[Any, ...]) -> Delivery:
     r[9] = jsonio.loads(r[9])
     r[10] = jsonio.loads(r[10])
     return Delivery(*r)
+
+
+def attempt_stats(rows: Any) -> list[dict[str, Any]]:
+    """Report rows (day, channel, outcome, attempts, mean seconds) from either store's query."""
+    return [
+        {
+            "day": r[0],
+            "channel": r[1],
+            "outcome": r[2],
+            "attempts": r[3],
+            "mean_seconds": round(r[4], 3) if r[4] is not None else None,
+        }
+        for r in rows
+    ]

@@ -21,7 +21,7 @@ from .groupcommit import GroupCommitDb
 from .metering import ledger
 from .metering.ledger import LedgerEntry
 from .metering.packages import Charge
-from .records import Attempt, Delivery, delivery_from_row
+from .records import Attempt, Delivery, attempt_stats, delivery_from_row
 
 # The schema: numbered migrations in delivery/migrations/sqlite/, applied by open() (infra/migrations.py).
 SCHEMA = Migrations.load("delivery", "sqlite", database="delivery", adopt_if_table="objects")
@@ -382,16 +382,7 @@ class SqliteDeliveryStore(GroupCommitDb):
             "ORDER BY day, a.channel, a.state",
             (enterprise,),
         )
-        return [
-            {
-                "day": r[0],
-                "channel": r[1],
-                "outcome": r[2],
-                "attempts": r[3],
-                "mean_seconds": round(r[4], 3) if r[4] is not None else None,
-            }
-            for r in rows
-        ]
+        return attempt_stats(rows)
 
     # -- metering ledger (metering/ledger.py) ------------------------------------------------------
     async def record_charge(self, key: str, charge: Charge, e: LedgerEntry) -> None:

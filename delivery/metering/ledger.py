@@ -65,9 +65,15 @@ def usage_rows(db: sqlite3.Connection, enterprise: str, by: tuple[str, ...]) -> 
         f"WHERE enterprise=? AND refunded=0 GROUP BY {sel} ORDER BY {sel}",
         (enterprise,),
     )
+    return usage_dicts(cols, rows)
+
+
+def usage_dicts(cols: list[str], rows: Any) -> list[dict[str, Any]]:
+    """Usage rows (the grouping columns, then messages, units, overage units, cost) as reported,
+    from either store's query."""
     return [
         {
-            **dict(zip(cols, r[: len(cols)], strict=True)),
+            **dict(zip(cols, list(r)[: len(cols)], strict=True)),
             "messages": r[len(cols)],
             "units": r[len(cols) + 1],
             "overage_units": r[len(cols) + 2],
