@@ -30,6 +30,9 @@ phase the whole run takes about a minute and a half.
 
 Run: .venv/bin/python bench/fleet_bench.py [--seconds 5] [--concurrency 32] [--configs a,b,c]
      [--statements]   (PostgreSQL statements per event from pg_stat_statements: a diagnostic run)
+
+A long script on purpose: three configurations, their servers, PostgreSQL and Redis, and the
+per-component CPU and write counters are one measurement; its helpers live in benchlib.py.
 """
 
 from __future__ import annotations

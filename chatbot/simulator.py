@@ -12,6 +12,9 @@ It plays both halves of a CT/CU CSP platform (and the GSMA send API):
   message, and user messages the bot acknowledged but never answered (losses).
 
 Run it alone: `python -m chatbot.simulator --port 9090 --webhook http://127.0.0.1:8080/maap/courier`.
+
+One module of about 500 lines: a MaaP's send API, its webhook client and its fault injection
+share the record of what was received.
 """
 
 from __future__ import annotations

@@ -37,13 +37,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import create_app, freeze_gc
     from .cli_migrate import preflight
     from .logs import setup_logging
-    from .metrics import reset_folder
+    from .metrics_host import reset_folder
     from .readiness import refuse_unreachable_backends
 
     settings = _settings(args, host=args.host, port=args.port, workers=args.workers)
     setup_logging(settings.log_format, settings.log_level)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    reset_folder(settings.data_dir / "metrics")  # a new server counts from zero (mingpian/metrics.py)
+    reset_folder(settings.data_dir / "metrics")  # a new server counts from zero (mingpian/metrics_host.py)
     where = f"http://{settings.host}:{settings.port}"
     try:
         preflight(settings)  # what the stores' open would refuse, refused before anything starts

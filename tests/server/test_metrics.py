@@ -13,7 +13,8 @@ from typing import Any
 
 import orjson
 
-from mingpian.metrics import RETIRED, Metrics, reset_folder
+from mingpian.metrics import Metrics
+from mingpian.metrics_host import RETIRED, reset_folder
 from tests.support.prometheus import parse
 
 REQ = "mingpian_http_requests_total"

@@ -15,6 +15,9 @@ system_id in any one second; one more is answered ESME_RTHROTTLED, 0x58). `recei
 every submit_sm as it arrived (time, session, command_status), for measuring rates and spreading.
 
 Run alone: `python -m tests.support.gatewaysim --smpp-port 2775 --http-port 8775`.
+
+One module past ~500 lines on purpose: an SMSC (binds, submits, receipts, limits) and its control
+API share the session state; split, each would reach into the other.
 """
 
 from __future__ import annotations
