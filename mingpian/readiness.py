@@ -1,12 +1,14 @@
 """Is this process ready to serve, and if not, why: the shared backends it was configured with
 (PostgreSQL, Redis), its SMPP binds, its templates. `serve` asks before it starts (one line and
-exit 2 instead of a half-started server), `/readyz` on every request of a load balancer.
+exit 2 instead of a half-started server), with connections of its own; `/readyz`, asked by a
+load balancer every few seconds, asks over the running service's pool and client instead.
 `/healthz` stays liveness: the process answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 from aiohttp import web
@@ -61,6 +63,14 @@ def refuse_unreachable_backends(s: Settings) -> None:
         raise SystemExit("cannot start: " + "; ".join(problems))
 
 
+async def _probe(name: str, check: Awaitable[None]) -> str | None:
+    try:
+        await asyncio.wait_for(check, TIMEOUT)
+    except Exception as exc:  # any failure to answer is the reason, never a 500
+        return f"{name}: {type(exc).__name__}: {exc}"[:300]
+    return None
+
+
 async def readyz(request: web.Request) -> web.Response:
     from .api.delivery import delivery_key
     from .errors import ApiError
@@ -68,13 +78,20 @@ async def readyz(request: web.Request) -> web.Response:
     from .keys import settings_key, templates_key
 
     app = request.app
+    s = app[settings_key]
     checks: dict[str, Any] = {}
-    problems = await backend_problems(app[settings_key])
-    checks["backends"] = problems or "ok"
     service = app.get(delivery_key)
     if service is None:
-        problems.append("delivery: not started")
-    elif service.smpp is not None:
+        problems = ["delivery: not started"]
+    else:  # the service's own pool and client: a probe opens no connection of its own
+        found = await asyncio.gather(
+            _probe("database", service.store.ping()), _probe("redis", service.counters.ping())
+        )
+        problems = [p for p in found if p]
+        if redis_needed(s) and s.delivery_counters != "redis":  # Redis only for chatbot state or media
+            problems += [p for p in [await redis_problem(s.redis_url)] if p]
+    checks["backends"] = list(problems) or "ok"
+    if service is not None and service.smpp is not None:
         checks["smpp"] = service.smpp.health()
         if not service.smpp.bound:
             problems.append("smpp: no session bound to the SMSC")

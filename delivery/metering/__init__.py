@@ -85,6 +85,10 @@ class Counters(Protocol):
         """Feed receipts and wakes other processes forwarded to the handlers until cancelled."""
         ...
 
+    async def ping(self) -> None:
+        """Raise if the counters' server does not answer (readiness)."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -208,6 +208,9 @@ class RedisCounters:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
 
+    async def ping(self) -> None:
+        await self.r.ping()
+
     async def close(self) -> None:
         await self.pipe.drain()
         await self.r.aclose(close_connection_pool=True)
