@@ -93,8 +93,7 @@ class Intake:
                     now,
                     now,
                 )
-                await self.store.add_delivery(d)
-                await self.store.lease(did, self.chains.owner, now + self.chains.lease)
+                await self.store.add_delivery(d, self.chains.owner, now + self.chains.lease)
         if d is None:
             await self.store.durable()
             return 200, duplicate

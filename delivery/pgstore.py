@@ -194,6 +194,9 @@ class PgDeliveryStore:
     async def durable(self) -> None:
         """Every statement returned after its commit: nothing is left to wait for."""
 
+    async def ping(self) -> None:
+        await self.pool.fetchval("SELECT 1")
+
     async def snapshot(self) -> list[str]:
         out: list[str] = []
         async with self.pool.acquire() as conn:
@@ -316,13 +319,13 @@ class PgDeliveryStore:
     async def call_phases(self, call_id: str) -> set[str]:
         return {r[0] for r in await self._fetch("SELECT phase FROM calls WHERE call_id=$1", call_id)}
 
-    async def add_delivery(self, d: Delivery) -> None:
+    async def add_delivery(self, d: Delivery, owner: str = "", lease_until: float = 0.0) -> None:
         await self._execute(
-            f"INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES "
-            "($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18) ON CONFLICT DO NOTHING",
+            f"INSERT INTO deliveries ({DELIVERY_COLUMNS}, owner, lease_until) VALUES "
+            "($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20) ON CONFLICT DO NOTHING",
             d.id, d.call_id, d.phase, d.enterprise, d.line, d.recipient, d.card, d.template, d.kind,
             jsonio.dumps_str(d.data), jsonio.dumps_str(d.chain), d.step, d.state, d.reason, d.channel,
-            d.event_at, d.created, d.updated,
+            d.event_at, d.created, d.updated, owner, lease_until,
         )  # fmt: skip
 
     async def delivery(self, id: str) -> Delivery | None:
@@ -349,11 +352,6 @@ class PgDeliveryStore:
         await self._execute(f"UPDATE deliveries SET {sets} WHERE id=${len(fields) + 1}", *fields.values(), id)
 
     # -- leases: which worker runs each active chain ---------------------------------------------
-    async def lease(self, delivery: str, owner: str, until: float) -> None:
-        await self._execute(
-            "UPDATE deliveries SET owner=$2, lease_until=$3 WHERE id=$1", delivery, owner, until
-        )
-
     async def claim_chains(self, owner: str, now: float, until: float, limit: int) -> list[str]:
         """Rows locked by another claimer are skipped, so two workers never take the same chain."""
         rows = await self._fetch(

@@ -53,6 +53,9 @@ class SqliteDeliveryStore(GroupCommitDb):
     async def stop(self) -> None:
         self.close()
 
+    async def ping(self) -> None:
+        self.db.execute("SELECT 1")
+
     async def snapshot(self) -> list[str]:
         return sorted(self.db.iterdump())
 
@@ -173,7 +176,8 @@ class SqliteDeliveryStore(GroupCommitDb):
     async def call_phases(self, call_id: str) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT phase FROM calls WHERE call_id=?", (call_id,))}
 
-    async def add_delivery(self, d: Delivery) -> None:
+    async def add_delivery(self, d: Delivery, owner: str = "", lease_until: float = 0.0) -> None:
+        """(One process owns the file: the lease is implied, not stored.)"""
         self.db.execute(
             "INSERT OR IGNORE INTO deliveries VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
@@ -221,9 +225,6 @@ class SqliteDeliveryStore(GroupCommitDb):
         self.db.execute(f"UPDATE deliveries SET {cols} WHERE id=?", (*fields.values(), id))
 
     # -- leases: one process owns the file, so every active chain is its own --------------------
-    async def lease(self, delivery: str, owner: str, until: float) -> None:
-        pass
-
     async def claim_chains(self, owner: str, now: float, until: float, limit: int) -> list[str]:
         return await self.active_deliveries()
 
