@@ -228,7 +228,7 @@ async def test_a_redis_charge_whose_attempt_row_a_crash_lost_is_given_back_on_re
     done = await store.delivery("g1:ended")
     assert done is not None
     async with store.tx():  # the state a crash leaves: an active delivery, its charge, no attempt row
-        await store.add_delivery(
+        await store.accept_call(
             replace(done, id="g2:ended", call_id="g2", state="active", step=0, channel="")
         )
         await store.opt_out("sf", done.recipient, "sms", "退订")
