@@ -54,7 +54,7 @@ def test_render_reports_data_errors_with_path(tmp_path: Path) -> None:
     f.write_text('{"nickname": ""}', "utf-8")
     out = run("render", "personal-show", "--data", str(f))
     assert out.returncode == 1
-    assert f"{f}: $.nickname" in out.stderr and f"{f}: $.motto: is required" in out.stderr
+    assert f"{f}: $.nickname" in out.stderr and f"{f}: $.motto: 「个性签名」必填" in out.stderr
     f.write_text('{"nickname": \n oops}', "utf-8")
     out = run("render", "personal-show", "--data", str(f))
     assert out.returncode != 0 and f"{f}:2:" in out.stderr
@@ -86,7 +86,7 @@ def test_lint_fails_with_file_line_on_broken_templates(tmp_path: Path) -> None:
     assert any(
         "toolong/sample.json" in ln and "$.message.generalPurposeCard.content.title" in ln for ln in lines
     ), lines
-    assert any("baddata/sample.json: $.n: is required" in ln for ln in lines), lines
+    assert any("baddata/sample.json: $.n: 「n」必填" in ln for ln in lines), lines
     assert not any("/good/" in ln for ln in lines)
     assert "4 problem(s)" in out.stderr
     only = run("--templates", str(tmp_path), "lint", "good")
