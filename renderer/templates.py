@@ -363,6 +363,14 @@ class TemplateStore:
                 entry.checked = now
         return _unwrap(entry)
 
+    def refresh(self, name: str) -> CardTemplate:
+        """`get`, re-checking the folder now whatever `reload_interval` says: for a watcher that
+        has just seen a file change and wants the next `get` to serve the new build at once."""
+        entry = self._entries.get(name)
+        if entry is not None:
+            entry.checked = float("-inf")
+        return self.get(name)
+
     def stamp(self, name: str) -> tuple[tuple[str, int, int], ...]:
         """File names, mtimes and sizes of a template folder: changes when any file does."""
         return _stamp(self.folder(name))
