@@ -4,7 +4,6 @@ draws the charts from the enterprise's data with no script error or CSP violatio
 from __future__ import annotations
 
 import json
-import re
 import socket
 import time
 import urllib.request
@@ -18,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from mingpian.settings import Settings
-from tests.support.browser import ARTIFACTS, PageProbe, ServerThread
+from tests.support.browser import ARTIFACTS, VISIBLE_TEXT, PageProbe, ServerThread, english_words
 from tests.support.gatewaysim import GatewaySim, Rule
 
 from .support import CUSTOMER, OPERATOR, SF_KEY, seed_doc
@@ -99,52 +98,6 @@ def _get(url: str, key: str) -> Any:
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
     with urllib.request.urlopen(req, timeout=5) as resp:
         return json.load(resp)
-
-
-# Latin words a Chinese page may show: technical names people use as they are.
-ALLOWED_LATIN = {
-    "5G",
-    "SMS",
-    "USSD",
-    "RCS",
-    "PNG",
-    "MP4",
-    "API",
-    "CSV",
-    "ID",
-    "JSON",
-    "GSM",
-    "UCS",
-    "DCS",
-    "MB",
-}
-VISIBLE_TEXT = """() => {
-  const out = [];
-  const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-  while (walk.nextNode()) {
-    const node = walk.currentNode;
-    const el = node.parentElement;
-    if (!el || !node.textContent.trim()) continue;
-    if (el.closest('script, style, title, desc, [hidden], code, pre, input, textarea')) continue;
-    const box = el.getBoundingClientRect();
-    const style = getComputedStyle(el);
-    if (!box.width || !box.height || style.visibility === 'hidden' || style.display === 'none') continue;
-    if (el.closest('details:not([open])') && !el.closest('summary')) continue;
-    out.push(node.textContent);
-  }
-  for (const el of document.querySelectorAll('input[placeholder], [aria-label]')) {
-    if (el.getBoundingClientRect().width) out.push(el.getAttribute('placeholder') || el.getAttribute('aria-label'));
-  }
-  return out.join(' ');
-}"""
-
-
-def english_words(text: str, data: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
-    """Latin words in `text` that are neither allowed technical names nor the user's own data."""
-    words = re.findall(r"[A-Za-z][A-Za-z0-9]*(?:[-_.][A-Za-z0-9]+)*", text)
-    return [
-        w for w in words if w not in ALLOWED_LATIN and w not in data and not re.fullmatch(r"[A-Z]?\d.*", w)
-    ]
 
 
 def test_reports_page_draws_charts_in_chromium(browser: Any, server: ServerThread) -> None:
