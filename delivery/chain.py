@@ -238,6 +238,9 @@ class Chains:
                 if att is None:
                     return  # finished: render error or quota
             elif att.state == "sending":  # crashed between the row and the submit's answer
+                # Never resent on this channel (it may have gone out). Its receipt, if the SMSC
+                # sends one, names a message id nobody recorded: matched by the recipient instead.
+                await self._adopt(d, att)
                 await self.store.update_attempt(
                     att.id, state="unknown", detail="interrupted while handing over; not resent"
                 )
@@ -251,6 +254,8 @@ class Chains:
                     graced = True
                     att.deadline = now + RESUME_GRACE
                 if now >= att.deadline:
+                    if att.state == "unknown":
+                        await self._adopt(d, att)
                     if await self.receipts.evaluate(att.id) not in WAITING:
                         continue  # a receipt came in time after all (stored before its ids were)
                     await self.receipts.settle(
@@ -268,9 +273,9 @@ class Chains:
                 elif resumed and not checked:
                     checked = True  # receipts the store kept while no worker ran this chain
                     if await self.receipts.evaluate(att.id) in WAITING:
-                        await self.wakeups.wait(d.id, att.deadline)
+                        known = await self._wait(d, att)
                 else:
-                    await self.wakeups.wait(d.id, att.deadline)
+                    known = await self._wait(d, att)
             elif att.state == "delivered":
                 await self._finish(d, "delivered", "", att.channel)
                 return
@@ -280,6 +285,23 @@ class Chains:
                 d.step += 1
                 await self.store.update_delivery(d.id, step=d.step)
                 known, att = True, None
+
+    async def _adopt(self, d: Delivery, att: Attempt) -> None:
+        """Receipts about this recipient since the attempt started that match no message id
+        become this attempt's: a crash between the SMSC's answer and the recording of the
+        message ids must not make a delivered card look lost (and be sent again elsewhere)."""
+        if att.channel in LEGACY:
+            await self.store.adopt_receipts(att.id, d.recipient, att.started, max(1, att.segments))
+
+    async def _wait(self, d: Delivery, att: Attempt) -> bool:
+        """Wait for `att`'s receipt (or its deadline, or another wake). True when a receipt heard
+        here already settled it (the chain's copy is current), False when the store must tell."""
+        self.receipts.watch(att)
+        try:
+            await self.wakeups.wait(d.id, att.deadline)
+        finally:
+            self.receipts.unwatch(att)
+        return att.state not in WAITING
 
     async def _give_back_orphan(self, d: Delivery) -> None:
         """Units taken just before an attempt row commits (where the counters live outside the

@@ -80,8 +80,8 @@ MESSAGE_IDS_SQL = (
     "FROM unnest($1::text[], $2::bigint[]) AS u(m, a) ON CONFLICT DO NOTHING"
 )
 RECEIPTS_SQL = (
-    "INSERT INTO receipts (message_id, stat, at) SELECT * FROM unnest($1::text[], $2::text[], $3::float8[]) "
-    "ON CONFLICT DO NOTHING"
+    "INSERT INTO receipts (message_id, stat, at, source) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[]) ON CONFLICT DO NOTHING"
 )
 REFUNDS_SQL = "UPDATE charges SET refunded = 1 WHERE key = ANY($1::text[])"
 RENEW_SQL = (
@@ -108,7 +108,7 @@ class Batch:
     attempts: list[tuple[Any, ...]] = field(default_factory=list)
     charges: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     message_ids: list[tuple[str, int]] = field(default_factory=list)
-    receipts: list[tuple[str, str, float]] = field(default_factory=list)
+    receipts: list[tuple[str, str, float, str]] = field(default_factory=list)
     updates: dict[str, dict[Any, dict[str, Any]]] = field(
         default_factory=lambda: {"deliveries": {}, "attempts": {}}
     )

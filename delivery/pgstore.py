@@ -505,8 +505,18 @@ class PgDeliveryStore:
         for m in ids:
             self._queue("message_id", (m, attempt))
 
-    async def receipt(self, message_id: str, stat: str) -> None:
-        self._queue("receipt", (message_id, stat, time.time()))
+    async def receipt(self, message_id: str, stat: str, source: str = "") -> None:
+        self._queue("receipt", (message_id, stat, time.time(), source))
+
+    async def adopt_receipts(self, attempt: int, recipient: str, since: float, limit: int) -> int:
+        rows = await self._fetch(
+            "INSERT INTO message_ids (message_id, attempt, stat) SELECT r.message_id, $1, NULL "
+            "FROM receipts r WHERE r.source = $2 AND r.at >= $3 AND NOT EXISTS "
+            "(SELECT 1 FROM message_ids m WHERE m.message_id = r.message_id) ORDER BY r.at LIMIT $4 "
+            "ON CONFLICT DO NOTHING RETURNING message_id",
+            attempt, recipient, since, limit,
+        )  # fmt: skip
+        return len(rows)
 
     async def attempt_of_message(self, message_id: str) -> int | None:
         rows = await self._fetch_committed("SELECT attempt FROM message_ids WHERE message_id=$1", message_id)

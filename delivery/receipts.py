@@ -54,6 +54,7 @@ class Receipts:
         self._told: dict[int, None] = {}  # attempt ids, oldest first
         self._submitted: dict[str, int] = {}  # message id → attempt, this process's submits, oldest first
         self._unmatched: dict[str, None] = {}  # receipts heard here before their message id was known
+        self._watched: dict[int, Attempt] = {}  # attempts whose chain waits here for their receipt
         self._background: set[asyncio.Task[Any]] = set()
 
     def submitted(self, attempt: int, message_ids: list[str]) -> bool:
@@ -70,17 +71,29 @@ class Receipts:
             del self._submitted[next(iter(self._submitted))]
         return early
 
-    async def accept(self, message_id: str, stat: str, *, forwarded: bool = False) -> None:
+    def watch(self, att: Attempt) -> None:
+        """The chain of `att` waits in this process for its receipt: a receipt for its one message
+        is applied to it (and to the chain's copy) without reading the store."""
+        self._watched[att.id] = att
+
+    def unwatch(self, att: Attempt) -> None:
+        self._watched.pop(att.id, None)
+
+    async def accept(self, message_id: str, stat: str, *, source: str = "", forwarded: bool = False) -> None:
         """Store a receipt and apply it. One for a message this process did not submit is
         forwarded to the other processes (unless it was itself forwarded). The receipt is
         stored before anything else: if its message id is not stored yet, the chain applies it
         once it is."""
-        await self.store.receipt(message_id, stat)
+        await self.store.receipt(message_id, stat, source)
         attempt = self._submitted.get(message_id)
         if attempt is None:
             attempt = await self.store.attempt_of_message(message_id)
         if attempt is not None:
-            await self.evaluate(attempt)
+            att = self._watched.get(attempt)
+            if att is not None and att.segments <= 1 and att.state in WAITING:
+                await self._apply(att, [stat])  # its only message: nothing else to read
+            else:
+                await self.evaluate(attempt)
             return
         self._unmatched[message_id] = None
         while len(self._unmatched) > SUBMITTED_KEEP:
@@ -93,21 +106,24 @@ class Receipts:
         att, total, stats = await self.store.attempt_receipts(attempt_id)
         if att is None or att.state not in WAITING:
             return att.state if att is not None else "gone"
-        if total == 0:
+        if total == 0 or (len(stats) < total and all(s == "DELIVRD" for s in stats)):
             return att.state
+        return await self._apply(att, stats)
+
+    async def _apply(self, att: Attempt, stats: list[str]) -> str:
+        """Every message of `att` has its receipt, or one failed: its final state, written, told,
+        and the chain woken wherever it waits."""
         failed = [s for s in stats if s != "DELIVRD"]
         now = time.time()
         if failed:
-            state = "failed"
-            await self.settle(attempt_id, att.channel, state, done=now, detail=f"receipt {failed[0]}")
+            att.state = "failed"
+            await self.settle(att.id, att.channel, att.state, done=now, detail=f"receipt {failed[0]}")
             self._later(self.meter.refund(charge_key(att)))
-        elif len(stats) == total:
-            state = "delivered"
-            await self.settle(attempt_id, att.channel, state, done=now, detail="receipt DELIVRD")
         else:
-            return att.state
+            att.state = "delivered"
+            await self.settle(att.id, att.channel, att.state, done=now, detail="receipt DELIVRD")
         self.wakeups.announce(att.delivery)
-        return state
+        return att.state
 
     async def settle(self, attempt_id: int, channel: str, state: str, **fields: Any) -> None:
         """Write an attempt's final state (delivered, failed, timeout, error, skipped, refused)

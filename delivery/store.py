@@ -297,9 +297,21 @@ class SqliteDeliveryStore(GroupCommitDb):
             "INSERT OR IGNORE INTO message_ids VALUES (?,?,NULL)", [(m, attempt) for m in ids]
         )
 
-    async def receipt(self, message_id: str, stat: str) -> None:
+    async def receipt(self, message_id: str, stat: str, source: str = "") -> None:
         """Store a receipt (a redelivery of one already stored changes nothing)."""
-        self.db.execute("INSERT OR IGNORE INTO receipts VALUES (?,?,?)", (message_id, stat, time.time()))
+        self.db.execute(
+            "INSERT OR IGNORE INTO receipts (message_id, stat, at, source) VALUES (?,?,?,?)",
+            (message_id, stat, time.time(), source),
+        )
+
+    async def adopt_receipts(self, attempt: int, recipient: str, since: float, limit: int) -> int:
+        cur = self.db.execute(
+            "INSERT OR IGNORE INTO message_ids SELECT r.message_id, ?, NULL FROM receipts r "
+            "WHERE r.source = ? AND r.at >= ? AND NOT EXISTS "
+            "(SELECT 1 FROM message_ids m WHERE m.message_id = r.message_id) ORDER BY r.at LIMIT ?",
+            (attempt, recipient, since, limit),
+        )
+        return cur.rowcount
 
     async def attempt_of_message(self, message_id: str) -> int | None:
         row = self.db.execute("SELECT attempt FROM message_ids WHERE message_id=?", (message_id,)).fetchone()
