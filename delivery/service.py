@@ -24,6 +24,7 @@ from .gateways import Channel
 from .gateways.kannel import KannelChannel
 from .gateways.rcs import Capabilities, Messaging, RcsChannel
 from .gateways.smpp import SmppChannel
+from .gateways.smpp_address import Numbering
 from .gateways.smpp_pdu import ShortMessage
 from .gateways.smpp_pool import SmppPool
 from .gateways.smpp_rate import LocalRate, RedisRate, SubmitRate
@@ -58,6 +59,8 @@ class DeliveryConfig:
     smpp_rate: float = 0.0  # submits per second for the whole account (every process); 0: no limit
     smpp_wait: float = 5.0  # longest a submit waits for a session, a throttling pause or a rate slot
     flash_gsm_dcs: int = 0x10
+    smpp_numbering: str = "national"  # national (TON 2) | international (TON 1) digits
+    smpp_service_ton: int = 3  # TON of a service-code sender: 3 or 0
     timeouts: dict[str, float] = field(default_factory=dict)
     ring_timeout: float = 45.0
     lease: float = 15.0  # seconds a worker holds a chain without renewing
@@ -147,8 +150,9 @@ class DeliveryService:
                 wait=c.smpp_wait,
             )
             self.smpp.start()
+            numbering = Numbering(c.smpp_numbering, c.smpp_service_ton)
             for name in ("ussd", "flash", "sms"):
-                self.channels[name] = SmppChannel(name, self.smpp, c.flash_gsm_dcs)
+                self.channels[name] = SmppChannel(name, self.smpp, c.flash_gsm_dcs, numbering)
         if c.kannel_url:  # flash / SMS through Kannel's HTTP sendsms instead of SMPP
             self._session = aiohttp.ClientSession()
             self.kannel_token = c.kannel_token or secrets.token_urlsafe(24)

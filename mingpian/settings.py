@@ -253,6 +253,17 @@ class Settings:
         "`data_coding` of a GSM-7 flash SMS: 16 (0x10), or 240 (0xF0) for SMSCs that want it.",
         choices=(16, 240),
     )
+    delivery_smpp_numbering: str = setting(
+        "national",
+        "How the SMSC account numbers subscribers: `national` (11 national digits, TON 2 / NPI 1) "
+        "or `international` (digits with the country code, TON 1 / NPI 1).",
+        choices=("national", "international"),
+    )
+    delivery_smpp_service_ton: int = setting(
+        3,
+        "TON of a service-code sender (106…, 95555): 3 (network specific) or 0 (unknown), NPI 0.",
+        choices=(3, 0),
+    )
     delivery_timeouts: dict[str, float] = setting(
         help="Seconds to wait for a receipt before falling over to the next channel; channels not "
         "named keep their default.",

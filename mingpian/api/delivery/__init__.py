@@ -47,6 +47,8 @@ def delivery_config(s: Settings) -> DeliveryConfig:
         smpp_rate=s.delivery_smpp_rate,
         smpp_wait=s.delivery_smpp_wait,
         flash_gsm_dcs=s.delivery_flash_gsm_dcs,
+        smpp_numbering=s.delivery_smpp_numbering,
+        smpp_service_ton=s.delivery_smpp_service_ton,
         timeouts=dict(s.delivery_timeouts),
         ring_timeout=s.delivery_ring_timeout,
         lease=s.delivery_lease,
