@@ -15,6 +15,7 @@ import aiohttp
 
 from chatbot.events import InboundEvent
 from renderer import TemplateStore
+from renderer.video import ffmpeg_exe
 
 from . import keys
 from .chain import Chains
@@ -30,6 +31,9 @@ from .gateways.smpp_pool import SmppPool
 from .gateways.smpp_rate import LocalRate, RedisRate, SubmitRate
 from .gateways.smpp_receipts import parse_receipt
 from .intake import Intake
+from .library.files import LibraryFiles
+from .library.ingest import Limits
+from .library.library import MediaLibrary
 from .metering import Counters, Meter
 from .metering.redis import RedisCounters
 from .metering.sqlite import SqliteCounters
@@ -72,6 +76,10 @@ class DeliveryConfig:
     kannel_channels: tuple[str, ...] = ("flash", "sms")
     kannel_token: str = ""
     callback_base: str = ""  # where Kannel reaches this server's dlr-url
+    library_dir: Path | None = None  # the media library's files; None: data folder / "library"
+    library_quota: int = 200 * 1024**2  # bytes per enterprise
+    library_limits: Limits = field(default_factory=Limits)
+    ffmpeg: str = ""  # empty: the imageio-ffmpeg wheel's
 
 
 class DeliveryService:
@@ -97,7 +105,15 @@ class DeliveryService:
             raise ConfigError("a PostgreSQL database needs the Redis counters (delivery_counters=redis)")
         self.meter = Meter(self.store, self.counters)
         self.wakeups = Wakeups(self.counters.forward_wake)
-        self.composer = Composer(self.store, templates)
+        self.library = MediaLibrary(
+            self.store,
+            LibraryFiles(config.library_dir or config.database.parent / "library"),
+            config.library_limits,
+            config.library_quota,
+            config.ffmpeg or ffmpeg_exe(),
+            config.callback_base,
+        )
+        self.composer = Composer(self.store, templates, self.library)
         self.receipts = Receipts(self.store, self.meter, self.wakeups, on_outcome)
         self.replies = Replies(self.store, self.composer, self.wakeups)
         self.channels: dict[str, Channel] = {}

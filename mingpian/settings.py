@@ -130,6 +130,20 @@ class Settings:
     media_prune_interval: float = setting(
         300.0, "Seconds between two prunes of the media cache; 0: never prune.", minimum=0
     )
+    library_quota: int = setting(
+        200 * 1024**2,
+        "Bytes of media library files (logos, photos, videos) each enterprise may keep.",
+        minimum=0,
+    )
+    library_max_bytes: int = setting(
+        10 * 1024**2, "Largest media library upload, in bytes, as sent (before re-encoding).", minimum=1
+    )
+    library_max_pixels: int = setting(
+        3840 * 2160,
+        "Pixels a library picture or video frame is scaled down to at most (keeping its shape).",
+        minimum=1024,
+    )
+    library_max_seconds: float = setting(60.0, "Longest media library video, in seconds.", above=0)
     # -- chatbot (chatbot/, mingpian/api/chatbot.py; docs/chatbot.md) --
     chatbot_dir: Path = setting(
         PROJECT_ROOT / "chatbots", "Chatbot flows, one `<bot>/flow.yaml` per bot (docs/chatbot.md)."
