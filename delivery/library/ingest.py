@@ -17,6 +17,7 @@ import io
 import os
 import re
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,7 +92,9 @@ def _fit(w: int, h: int, max_pixels: int) -> tuple[int, int]:
 def ingest_image(data: bytes, limits: Limits) -> Ingested:
     """Decode (bounded), orient, scale to the pixel cap and encode again without metadata."""
     try:
-        im = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():  # Pillow's own bomb check warns first: a refusal here
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
         w, h = im.size
         if w * h > 16 * limits.max_pixels or w <= 0 or h <= 0:  # a decompression bomb: never decode it
             raise IngestError(
@@ -101,7 +104,11 @@ def ingest_image(data: bytes, limits: Limits) -> Ingested:
         im = ImageOps.exif_transpose(im)  # the pixels as the camera meant them; the tag goes
     except IngestError:
         raise
-    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise IngestError(
+            "media_too_large", f"the picture is too large to decode: {exc}", f"{limits.max_pixels} pixels"
+        ) from None
+    except (OSError, ValueError, SyntaxError) as exc:
         raise IngestError("undecodable_media", f"the picture cannot be decoded: {exc}") from None
     alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
     im = im.convert("RGBA" if alpha else "RGB")
