@@ -94,7 +94,10 @@ class Composer:
             if hit is not None:
                 self._rendered[d.id] = hit
                 return hit
-        msg = template.render(await self._data(d, template.schema))
+        data = await self._data(d, template.schema)
+        if self.library is not None:  # photo URLs fetched into the library before: its copies
+            data = await self.library.cached(enterprise, data)
+        msg = template.render(data)
         if d.data.get("verified"):  # a verified number speaks with the enterprise's brand
             logo = enterprise.get("logo")
             msg.brand = Brand(

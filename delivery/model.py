@@ -86,6 +86,17 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "color": _COLOR,
             "logo": {"type": "string", "maxLength": 1000},
             "chatbot": {"type": "string", "maxLength": 200, "description": "MaaP chatbot id for rcs"},
+            "photo_hosts": {
+                "type": "array",
+                "maxItems": 20,
+                "uniqueItems": True,
+                "items": {
+                    "type": "string",
+                    "maxLength": 253,
+                    "pattern": "^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$",
+                },
+                "description": "HTTPS hosts the server may fetch photo URLs of this enterprise's cards from",
+            },
             "sms_sender": {
                 "type": "string",
                 "maxLength": 20,

@@ -305,6 +305,14 @@ class PgDeliveryStore:
         )
         return [dict(zip(MEDIA_FIELDS, r, strict=True)) for r in rows]
 
+    async def media_named(self, enterprise: str, name: str) -> dict[str, Any] | None:
+        r = await self._fetchrow(
+            f"SELECT {MEDIA_COLUMNS} FROM media WHERE enterprise=$1 AND name=$2 ORDER BY created LIMIT 1",
+            enterprise,
+            name,
+        )
+        return dict(zip(MEDIA_FIELDS, r, strict=True)) if r else None
+
     async def media_used(self, enterprise: str) -> int:
         r = await self._fetchrow("SELECT coalesce(sum(bytes), 0) FROM media WHERE enterprise=$1", enterprise)
         return int(r[0]) if r else 0

@@ -31,6 +31,7 @@ from .gateways.smpp_pool import SmppPool
 from .gateways.smpp_rate import LocalRate, RedisRate, SubmitRate
 from .gateways.smpp_receipts import parse_receipt
 from .intake import Intake
+from .library.fetch import PhotoFetcher
 from .library.files import LibraryFiles
 from .library.ingest import Limits
 from .library.library import MediaLibrary
@@ -80,6 +81,7 @@ class DeliveryConfig:
     library_quota: int = 200 * 1024**2  # bytes per enterprise
     library_limits: Limits = field(default_factory=Limits)
     ffmpeg: str = ""  # empty: the imageio-ffmpeg wheel's
+    fetch_timeout: float = 10.0  # a photo URL fetch, in all
 
 
 class DeliveryService:
@@ -112,6 +114,7 @@ class DeliveryService:
             config.library_quota,
             config.ffmpeg or ffmpeg_exe(),
             config.callback_base,
+            PhotoFetcher(config.fetch_timeout, config.library_limits.max_bytes),
         )
         self.composer = Composer(self.store, templates, self.library)
         self.receipts = Receipts(self.store, self.meter, self.wakeups, on_outcome)

@@ -180,6 +180,13 @@ class SqliteDeliveryStore(GroupCommitDb):
         )
         return [dict(zip(MEDIA_FIELDS, r, strict=True)) for r in rows]
 
+    async def media_named(self, enterprise: str, name: str) -> dict[str, Any] | None:
+        r = self.db.execute(
+            f"SELECT {MEDIA_COLUMNS} FROM media WHERE enterprise=? AND name=? ORDER BY created LIMIT 1",
+            (enterprise, name),
+        ).fetchone()
+        return dict(zip(MEDIA_FIELDS, r, strict=True)) if r else None
+
     async def media_used(self, enterprise: str) -> int:
         r = self.db.execute("SELECT coalesce(sum(bytes), 0) FROM media WHERE enterprise=?", (enterprise,))
         return int(r.fetchone()[0])

@@ -130,6 +130,11 @@ ERROR_CODES: Mapping[str, ErrorCode] = _index(
     _c("media_too_large", 413, "the upload passes a size cap; `limit` names it"),
     _c("media_too_long", 422, "the video lasts longer than `library_max_seconds`; `limit` names it"),
     _c("quota_exceeded", 409, "the enterprise's library would pass `library_quota` bytes"),
+    _c(
+        "fetch_refused",
+        422,
+        "the photo URL may not be fetched (not https, host not listed, not public) or failed",
+    ),
 )
 
 

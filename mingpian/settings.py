@@ -144,6 +144,9 @@ class Settings:
         minimum=1024,
     )
     library_max_seconds: float = setting(60.0, "Longest media library video, in seconds.", above=0)
+    library_fetch_timeout: float = setting(
+        10.0, "Seconds a photo URL fetch (from an enterprise's `photo_hosts`) may take in all.", above=0
+    )
     # -- chatbot (chatbot/, mingpian/api/chatbot.py; docs/chatbot.md) --
     chatbot_dir: Path = setting(
         PROJECT_ROOT / "chatbots", "Chatbot flows, one `<bot>/flow.yaml` per bot (docs/chatbot.md)."

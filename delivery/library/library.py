@@ -7,15 +7,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from renderer.mediarefs import MEDIA_PREFIX, Link, media_id
 
 from ..storage import DeliveryStore
+from .fetch import PhotoFetcher
 from .files import LibraryFiles
 from .ingest import Ingested, Limits, ingest
 
 __all__ = ["MEDIA_PREFIX", "MediaLibrary", "QuotaExceeded", "media_id"]
-MAX_NAME = 200
+MAX_NAME = 2000  # a fetched photo's URL is its name
 
 
 class QuotaExceeded(Exception):
@@ -32,6 +34,7 @@ class MediaLibrary:
     quota: int  # bytes per enterprise
     ffmpeg: str
     base_url: str = ""  # where phones fetch a file: {base_url}/media/library/{id}.{ext}
+    fetcher: PhotoFetcher | None = None  # photo URLs from an enterprise's photo_hosts
 
     async def add(self, enterprise: str, data: bytes, name: str = "") -> tuple[dict[str, Any], bool]:
         """The stored row and whether it is new (the same file again is not counted twice).
@@ -64,6 +67,32 @@ class MediaLibrary:
             "name": "".join(c for c in name if c.isprintable())[:MAX_NAME],
             "created": time.time(),
         }
+
+    async def fetch(self, enterprise: dict[str, Any], url: str) -> tuple[dict[str, Any], bool]:
+        """The photo at `url` (a host of the enterprise's `photo_hosts`) as a library file named
+        by that URL. Raises FetchRefused, IngestError or QuotaExceeded."""
+        fetcher = self.fetcher or PhotoFetcher(max_bytes=self.limits.max_bytes)
+        data, _ = await fetcher.fetch(url, list(enterprise.get("photo_hosts") or ()))
+        return await self.add(enterprise["id"], data, url)
+
+    async def cached(self, enterprise: dict[str, Any], data: Any) -> Any:
+        """`data` with each URL of a listed photo host that was fetched before replaced by its
+        file's `media:<id>` (the renderer and payloads then use the library's copy)."""
+        hosts = {h.lower() for h in enterprise.get("photo_hosts") or ()}
+        if not hosts:
+            return data
+
+        async def swap(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {k: await swap(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [await swap(v) for v in value]
+            if isinstance(value, str) and value.startswith("https://") and urlsplit(value).hostname in hosts:
+                row = await self.store.media_named(enterprise["id"], value)
+                return MEDIA_PREFIX + row["id"] if row is not None else value
+            return value
+
+        return await swap(data)
 
     async def delete(self, enterprise: str, id: str) -> bool:
         row = await self.store.delete_media(enterprise, id)

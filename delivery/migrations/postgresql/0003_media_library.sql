@@ -6,3 +6,5 @@ CREATE TABLE IF NOT EXISTS media (enterprise TEXT NOT NULL, id TEXT NOT NULL, ki
     height INTEGER NOT NULL, seconds DOUBLE PRECISION NOT NULL, name TEXT NOT NULL,
     created DOUBLE PRECISION NOT NULL, PRIMARY KEY (enterprise, id));
 CREATE INDEX IF NOT EXISTS media_by_id ON media (id);
+-- a photo fetched from a URL is named by it: cards naming that URL find the file
+CREATE INDEX IF NOT EXISTS media_by_name ON media (enterprise, name);

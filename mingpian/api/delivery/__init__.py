@@ -66,6 +66,7 @@ def delivery_config(s: Settings) -> DeliveryConfig:
         library_quota=s.library_quota,
         library_limits=Limits(s.library_max_bytes, s.library_max_pixels, s.library_max_seconds),
         ffmpeg=s.ffmpeg,
+        fetch_timeout=s.library_fetch_timeout,
     )
 
 

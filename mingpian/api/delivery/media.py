@@ -12,11 +12,13 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
+from delivery.library.fetch import FetchRefused
 from delivery.library.ingest import IngestError
 from delivery.library.library import QuotaExceeded
 
 from ...errors import ApiError
-from ...httpjson import json_response
+from ...httpjson import json_response, read_json_body
+from ...keys import settings_key
 from .access import enterprise, principal
 from .ops import DELETED, EID, OK, obj, op
 from .state import delivery_key
@@ -80,6 +82,33 @@ async def upload(request: web.Request) -> web.Response:
     return json_response(lib.shown(row), status=201 if new else 200)
 
 
+async def fetch(request: web.Request) -> web.Response:
+    """A photo URL from one of the enterprise's `photo_hosts`, fetched into its library."""
+    p = await principal(request)
+    ent = await enterprise(request, p)
+    body = await read_json_body(request, request.app[settings_key].max_json_depth)
+    url = body.get("url") if isinstance(body, dict) else None
+    if not isinstance(url, str) or not url or len(url) > 2000:
+        raise ApiError(
+            422, "invalid", "give the photo's https URL as `url` (at most 2000 characters)", path="$.url"
+        )
+    service = request.app[delivery_key]
+    try:
+        row, new = await service.library.fetch(ent, url)
+    except FetchRefused as exc:
+        raise ApiError(422, "fetch_refused", str(exc), path="$.url") from None
+    except IngestError as exc:
+        raise ApiError(STATUS[exc.code], exc.code, str(exc), path="$.url", limit=exc.limit) from None
+    except QuotaExceeded as exc:
+        raise ApiError(
+            409, "quota_exceeded", str(exc), path="$.url", used=exc.used, size=exc.size, quota=exc.quota
+        ) from None
+    if new:
+        await service.store.audit(p.name, ent["id"], f"media:{row['id']}", "fetch media", {"url": url})
+        await service.store.durable()
+    return json_response(service.library.shown(row), status=201 if new else 200)
+
+
 async def list_media(request: web.Request) -> web.Response:
     ent = await enterprise(request, await principal(request))
     lib = request.app[delivery_key].library
@@ -125,6 +154,7 @@ async def delete_media(request: web.Request) -> web.Response:
 def setup(app: web.Application) -> dict[str, Any]:
     r = app.router
     r.add_post(BASE, upload)
+    r.add_post(BASE + "/fetch", fetch)
     r.add_get(BASE, list_media)
     r.add_get(ITEM, get_media)
     r.add_get(ITEM + "/content", get_content)
@@ -153,7 +183,25 @@ def setup(app: web.Application) -> dict[str, Any]:
     }
     upload_op["responses"]["415"] = {"description": "neither a picture nor a video, by its bytes"}
     ids = ("eid", "id")
+    fetch_op = op(
+        "Fetch a photo URL of one of the enterprise's photo_hosts into the library",
+        {"201": obj("stored"), "200": OK},
+        404,
+        409,
+        413,
+        422,
+        params=EID,
+    )
+    fetch_op["requestBody"] = {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"type": "object", "required": ["url"], "properties": {"url": {"type": "string"}}}
+            }
+        },
+    }
     return {
+        BASE + "/fetch": {"post": fetch_op},
         BASE: {
             "post": upload_op,
             "get": op("List the library (with bytes used and the quota)", {"200": OK}, 404, params=EID),

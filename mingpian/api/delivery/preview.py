@@ -62,6 +62,7 @@ async def preview(request: web.Request) -> web.StreamResponse:
     except RenderError as exc:
         raise ApiError(422, "unknown_template", str(exc).splitlines()[0][:200], path="template") from None
     data = await _owned(request, ent["id"], card.get("data") or {})
+    data = await request.app[delivery_key].library.cached(ent, data)
     message = template.render(data)  # RenderError → 4xx through the middleware
     logo = ent.get("logo") if media_id(ent.get("logo")) else None
     if logo is not None and await store.media(ent["id"], media_id(logo) or "") is None:
