@@ -55,7 +55,7 @@ async def _load(base: dict[str, str], acked: dict[str, str], stop: asyncio.Event
                 async with http.post(f"{base['url']}/api/calls", json=body, headers=auth(OPERATOR)) as resp:
                     if resp.status == 202:
                         acked[call_id] = _callee(i - 1)
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 await asyncio.sleep(0.05)  # the server is down: the caller would retry later
             await asyncio.sleep(0.01)
 
