@@ -30,6 +30,7 @@ except ImportError:  # pragma: no cover
 from .fonts import Face, face
 from .localfiles import MediaContext, load_image
 from .model import Brand, Card, Media, Message, Suggestion
+from .textdraw import draw_text
 from .textlayout import TextBlock, wrap
 
 ImageFormat = Literal["png", "jpeg", "webp"]
@@ -182,7 +183,7 @@ def draw_logo(canvas: Image.Image, brand: Brand, box: tuple[int, int], d: int, c
         tile = Image.new("RGB", (d, d), color)
         f = face(max(8, int(d * 0.5)), "bold")
         ch = (brand.signature or brand.name or "?")[0]
-        ImageDraw.Draw(tile).text((d / 2, d / 2), ch, font=f.font, fill=(255, 255, 255), anchor="mm")
+        draw_text(tile, (d / 2, d / 2), ch, f, (255, 255, 255), "mm")
     canvas.paste(tile, box, _circle_mask(d))
 
 
@@ -259,18 +260,18 @@ def _draw_card(
         cy += lay.pad
         if lay.title:
             for line in lay.title.lines:
-                d.text((tx, cy), line, font=lay.title_face.font, fill=TEXT)
+                draw_text(canvas, (tx, cy), line, lay.title_face, TEXT)
                 cy += lay.title.line_height
             cy += lay.gap
         if lay.desc:
             for line in lay.desc.lines:
-                d.text((tx, cy), line, font=lay.desc_face.font, fill=TEXT_2)
+                draw_text(canvas, (tx, cy), line, lay.desc_face, TEXT_2)
                 cy += lay.desc.line_height
     cy = y + h - lay.btn_h * len(lay.card.suggestions)
     bf = face(max(8, round(14 * s)), "bold")
     for sug in lay.card.suggestions:
         d.line((x + 1, cy, x + w - 2, cy), fill=RULE, width=max(1, round(s)))
-        d.text((x + w / 2, cy + lay.btn_h / 2), _button_label(sug), font=bf.font, fill=color, anchor="mm")
+        draw_text(canvas, (x + w / 2, cy + lay.btn_h / 2), _button_label(sug), bf, color, "mm")
         cy += lay.btn_h
 
 
@@ -355,7 +356,7 @@ def render_card(message: Message, ctx: MediaContext, opts: ImageOptions) -> Imag
     logo_d = round(36 * s)
     draw_logo(canvas, message.brand, (pad, (header_h - logo_d) // 2), logo_d, ctx)
     nf = face(max(9, round(16 * s)), "bold")
-    d.text((pad * 2 + logo_d, header_h / 2), message.brand.name, font=nf.font, fill=TEXT, anchor="lm")
+    draw_text(canvas, (pad * 2 + logo_d, header_h / 2), message.brand.name, nf, TEXT, "lm")
     tick = round(4 * s)
     d.rectangle((0, header_h - tick, W, header_h), fill=color)
 
@@ -366,7 +367,7 @@ def render_card(message: Message, ctx: MediaContext, opts: ImageOptions) -> Imag
         x += lay.width + pad
     if carousel and len(message.cards) > len(cards):
         more = f"+{len(message.cards) - len(cards)}"
-        d.text((W - pad, y + cards_h + pad // 2), more, font=chip_f.font, fill=TEXT_2, anchor="rt")
+        draw_text(canvas, (W - pad, y + cards_h + pad // 2), more, chip_f, TEXT_2, "rt")
     cy = y + cards_h + pad
     for row in rows:
         cx = pad
@@ -378,7 +379,7 @@ def render_card(message: Message, ctx: MediaContext, opts: ImageOptions) -> Imag
                 outline=color,
                 width=max(1, round(s)),
             )
-            d.text((cx + cw / 2, cy + chip_h / 2), label, font=chip_f.font, fill=color, anchor="mm")
+            draw_text(canvas, (cx + cw / 2, cy + chip_h / 2), label, chip_f, color, "mm")
             cx += cw + chip_gap
         cy += chip_h + chip_gap
     return canvas
@@ -415,13 +416,7 @@ def poster(
     d.ellipse((pad - ring, pad - ring, end, end), fill=(255, 255, 255))
     draw_logo(im, message.brand, (pad, pad), logo_d, ctx)
     nf = face(max(8, round(14 * s)), "bold")
-    d.text(
-        (pad * 2 + logo_d, pad + logo_d / 2),
-        message.brand.name,
-        font=nf.font,
-        fill=(255, 255, 255),
-        anchor="lm",
-    )
+    draw_text(im, (pad * 2 + logo_d, pad + logo_d / 2), message.brand.name, nf, (255, 255, 255), "lm")
     if not with_title:
         return im
     title = card.title or message.brand.name
@@ -429,7 +424,7 @@ def poster(
     block = wrap(title, tf, w - 2 * pad, max(1, (h - logo_d - 3 * pad) // tf.line_height))
     ty = h - pad - block.height
     for line in block.lines:
-        d.text((pad, ty), line, font=tf.font, fill=(255, 255, 255))
+        draw_text(im, (pad, ty), line, tf, (255, 255, 255))
         ty += block.line_height
     return im
 

@@ -25,12 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ffmpeg
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from .fonts import face
 from .image import cover, draw_logo, poster
 from .localfiles import MediaContext, load_image
 from .model import Card, Message
+from .textdraw import draw_text
 from .textlayout import wrap
 
 MIN_WIDTH, MAX_WIDTH = 240, 1440
@@ -137,15 +138,14 @@ def _band(message: Message, card: Card, size: tuple[int, int]) -> tuple[Image.Im
     text_h = title.height + (desc.height + round(6 * s) if desc else 0)
     band_h = min(h // 2, text_h + 2 * pad + fade)
     band = Image.new("RGB", (w, band_h), BAND)
-    d = ImageDraw.Draw(band)
     y = max(fade, band_h - pad - text_h)
     for line in title.lines:
-        d.text((pad, y), line, font=tf.font, fill=(255, 255, 255))
+        draw_text(band, (pad, y), line, tf, (255, 255, 255))
         y += title.line_height
     if desc:
         y += round(6 * s)
         for line in desc.lines:
-            d.text((pad, y), line, font=df.font, fill=(220, 224, 230))
+            draw_text(band, (pad, y), line, df, (220, 224, 230))
             y += desc.line_height
     return band, fade
 
