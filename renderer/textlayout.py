@@ -10,10 +10,10 @@ Rules (after the W3C "Requirements for Chinese Text Layout" and JIS X 4051 kinso
   or, when the line holds a single word, the mark hangs past the edge (burasage);
 - clamped to `max_lines`, the last line ends with an ellipsis that fits the width.
 - a bracketed run holding a number or a time (`【明天09:00-12:00】`, `（SF1234567890）`) or a
-  short one (at most 8 characters) is kept whole: moved to the next line when it fits there;
+  short one (at most 12 characters) is kept whole: moved to the next line when it fits there;
 - no last line holding a single character (plus punctuation) when breaking one word earlier
-  avoids it, and paragraphs of up to three lines are balanced: the narrowest width that keeps
-  the line count (as CSS `text-wrap: balance`), so a short last line does not dangle.
+  avoids it, and in paragraphs of up to three lines a last line under a third of the width is
+  balanced with the lines above (a narrower measure that keeps the line count).
 Explicit newlines in the text are kept as line breaks. Characters are user-perceived clusters
 (an emoji ZWJ sequence, a flag, a character with its variation selector is never split).
 """
@@ -40,7 +40,7 @@ _TOKEN = re.compile(
 # Opening brackets whose whole run may be kept together, and their closers.
 BRACKETS = dict(zip("【（(「『《〔〖［[", "】）)」』》〕〗］]", strict=True))
 MAX_BRACKET_TOKENS = 24
-SHORT_BRACKET = 8  # characters: a bracketed run this short is kept whole even without a number
+SHORT_BRACKET = 12  # characters: a bracketed run this short is kept whole even without a number
 BALANCE_LINES = 3
 
 
@@ -211,24 +211,22 @@ def _fix_orphan(lines: list[list[str]], face: Face, max_width: float) -> list[li
 
 
 def _balance(units: list[str], lines: list[list[str]], face: Face, max_width: float) -> list[list[str]]:
-    """The narrowest width (to 1 px) that keeps the line count and leaves no orphan."""
+    """A short paragraph whose last line is a stub (under a third of the width): the widest
+    narrower measure that keeps the line count and gives the last line a third of the width.
+    Lines stay as full as they can (not CSS's equal lengths, which leaves a card half empty)."""
     n = len(lines)
-    lo, hi = 0.0, max_width
-    best = lines
-    total = sum(face.width(u) for u in units if not _is_space(u))
-    lo = max(lo, total / n - 1)
-    while hi - lo > 1:
-        mid = (lo + hi) / 2
-        again = _greedy(units, face, mid)
-        if (
-            len(again) == n
-            and not _orphaned(again)
-            and all(_line_width(_strip(line), face) <= mid + 0.01 or len(line) == 1 for line in again)
-        ):
-            best, hi = again, mid
-        else:
-            lo = mid
-    return best
+    if _line_width(_strip(lines[-1]), face) >= max_width / 3:
+        return lines
+    step = max(1.0, face.size / 2)
+    width = max_width - step
+    while width > max_width / 2:
+        again = _greedy(units, face, width)
+        if len(again) != n:
+            break
+        if _line_width(_strip(again[-1]), face) >= max_width / 3 and not _orphaned(again):
+            return again
+        width -= step
+    return lines
 
 
 def _strip(line: list[str]) -> list[str]:
