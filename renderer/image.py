@@ -60,8 +60,12 @@ PLACEHOLDER = (214, 219, 226)
 class ImageOptions:
     width: int = 720
     fmt: ImageFormat = "png"
-    max_cards: int = 3  # carousel cards drawn side by side
+    max_cards: int = 3  # carousel overview: cards drawn side by side
     quality: int = 85  # JPEG / WebP
+    # A carousel is drawn one card per picture, as a phone shows the card in view (legible at
+    # phone width); `card` picks which. `overview` draws `max_cards` cards side by side instead.
+    card: int = 0
+    overview: bool = False
 
     def __post_init__(self) -> None:
         if not MIN_WIDTH <= self.width <= MAX_WIDTH:
@@ -70,6 +74,8 @@ class ImageOptions:
             raise ValueError(f"format must be one of {', '.join(IMAGE_FORMATS)}")
         if not 1 <= self.max_cards <= 10:
             raise ValueError("max_cards must be between 1 and 10")
+        if not 0 <= self.card < 10:
+            raise ValueError("card must be between 0 and 9")
 
 
 def hex_rgb(color: str) -> tuple[int, int, int]:
@@ -323,22 +329,45 @@ def _chip_rows(
     return [r for r in rows if r]
 
 
+MediaBox = tuple[int, int, int, int]  # x, y, width, height of the first card's media slot
+
+
 def render_card(message: Message, ctx: MediaContext, opts: ImageOptions) -> Image.Image:
-    """The whole card (or carousel) as a phone shows it, as an RGB image `opts.width` wide."""
-    W = opts.width
+    """The card as a phone shows it, as an RGB image `opts.width` wide: a carousel's card
+    `opts.card` with page dots, or with `opts.overview` its first cards side by side."""
+    return draw_card_picture(message, ctx, opts.width, opts.card, opts.overview, opts.max_cards)[0]
+
+
+def draw_card_picture(
+    message: Message,
+    ctx: MediaContext,
+    W: int,
+    card_index: int = 0,
+    overview: bool = False,
+    max_cards: int = 3,
+    max_desc_lines: int = 8,
+) -> tuple[Image.Image, MediaBox | None]:
+    """`render_card` at any width, also returning where the (first) card's media slot is: the
+    video animates that box over a still of the rest."""
     color = hex_rgb(message.brand.color)
     carousel = message.kind == "carousel" and len(message.cards) > 1
-    cards = message.cards[: opts.max_cards] if carousel else message.cards[:1]
-    if carousel:
+    pages = 0
+    if carousel and overview:
+        cards = message.cards[:max_cards]
         k = len(cards)
         card_dp = CARD_WIDTH_DP.get(message.card_width, 232)
         s = W / (k * card_dp + (k + 1) * PAD_DP)
         card_w = round(card_dp * s)
         lays = [_layout_card(c, card_w, s, 4) for c in cards]
     else:
+        if carousel:
+            pages = len(message.cards)
+            cards = (message.cards[min(card_index, pages - 1)],)
+        else:
+            cards = message.cards[:1]
         s = W / PHONE_DP
         card_w = W - 2 * round(PAD_DP * s)
-        lays = [_layout_card(c, card_w, s, 8) for c in cards]
+        lays = [_layout_card(c, card_w, s, max_desc_lines) for c in cards]
     pad = round(PAD_DP * s)
     header_h = round(56 * s)
     cards_h = max((lay.height for lay in lays), default=0)
@@ -346,7 +375,8 @@ def render_card(message: Message, ctx: MediaContext, opts: ImageOptions) -> Imag
     chip_h, chip_gap, chip_pad = round(32 * s), round(8 * s), round(12 * s)
     rows = _chip_rows(message.chips, chip_f, W - 2 * pad, chip_pad, chip_gap)
     chips_h = len(rows) * (chip_h + chip_gap) + (pad if rows else 0)
-    H = min(MAX_HEIGHT, header_h + cards_h + pad + chips_h + pad)
+    dots_h = round(14 * s) if pages else 0
+    H = min(MAX_HEIGHT, header_h + cards_h + pad + dots_h + chips_h + pad)
 
     canvas = Image.new("RGB", (W, H), BACKGROUND)
     d = ImageDraw.Draw(canvas)
@@ -365,10 +395,14 @@ def render_card(message: Message, ctx: MediaContext, opts: ImageOptions) -> Imag
     for lay in lays:
         _draw_card(canvas, lay, x, y, message.brand, ctx, s, cards_h)
         x += lay.width + pad
-    if carousel and len(message.cards) > len(cards):
+    box = (pad, y, lays[0].width, lays[0].media_h) if lays and lays[0].media_h else None
+    if carousel and overview and len(message.cards) > len(cards):
         more = f"+{len(message.cards) - len(cards)}"
         draw_text(canvas, (W - pad, y + cards_h + pad // 2), more, chip_f, TEXT_2, "rt")
     cy = y + cards_h + pad
+    if pages:
+        _page_dots(canvas, W / 2, cy + dots_h / 2 - pad / 2, pages, min(card_index, pages - 1), s, color)
+        cy += dots_h
     for row in rows:
         cx = pad
         for label, cw in row:
@@ -382,7 +416,19 @@ def render_card(message: Message, ctx: MediaContext, opts: ImageOptions) -> Imag
             draw_text(canvas, (cx + cw / 2, cy + chip_h / 2), label, chip_f, color, "mm")
             cx += cw + chip_gap
         cy += chip_h + chip_gap
-    return canvas
+    return canvas, box
+
+
+def _page_dots(
+    canvas: Image.Image, cx: float, cy: float, n: int, current: int, s: float, color: tuple[int, int, int]
+) -> None:
+    """Where this card sits in the carousel, as phones mark it under a swipeable row."""
+    d = ImageDraw.Draw(canvas)
+    r, gap = max(2, round(3 * s)), round(10 * s)
+    x0 = cx - (n - 1) * gap / 2
+    for i in range(n):
+        x = x0 + i * gap
+        d.ellipse((x - r, cy - r, x + r, cy + r), fill=color if i == current else PLACEHOLDER)
 
 
 def render_media_slot(message: Message, ctx: MediaContext, width: int, card_index: int = 0) -> Image.Image:
