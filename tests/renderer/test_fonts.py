@@ -93,13 +93,16 @@ def test_a_missing_font_fails_clearly_naming_its_package(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(fonts, "SYSTEM_DIRS", (tmp_path / "none",))
-    fonts.use_font_dir(tmp_path)
+    fonts.use_font_dir(PROJECT_ROOT / "assets" / "fonts")  # the shipped subset alone
+    fonts.locate.cache_clear()
+    fonts.face.cache_clear()
     try:
         with pytest.raises(FontsMissing, match="fonts-noto-cjk"):
             fonts.face(21)
     finally:
         monkeypatch.undo()
-        fonts.use_font_dir(PROJECT_ROOT / "assets" / "fonts")
+        fonts.locate.cache_clear()
+        fonts.face.cache_clear()
     assert fonts.face(21).font is not None
 
 
