@@ -445,15 +445,23 @@ def render_media_slot(message: Message, ctx: MediaContext, width: int, card_inde
 
 
 def poster(
-    message: Message, card: Card, size: tuple[int, int], ctx: MediaContext, with_title: bool = True
+    message: Message,
+    card: Card,
+    size: tuple[int, int],
+    ctx: MediaContext,
+    with_title: bool = True,
+    with_brand: bool = True,
 ) -> Image.Image:
-    """Brand colour, logo and the card title: a media image made from the card's own words."""
+    """Brand colour, logo and the card title: a media image made from the card's own words.
+    Without the brand it is the colour field alone (a video pans it under a still header)."""
     w, h = size
     color = hex_rgb(message.brand.color)
     im = Image.new("RGB", size, color)
     d = ImageDraw.Draw(im)
     dark = tuple(int(c * 0.75) for c in color)
     d.polygon([(w * 0.55, 0), (w, 0), (w, h), (w * 0.35, h)], fill=dark)
+    if not with_brand:
+        return im
     s = w / PHONE_DP
     logo_d = max(12, round(40 * s))
     pad = round(16 * s)

@@ -195,7 +195,7 @@ def _line_width(line: list[str], face: Face) -> float:
     return sum(face.width(t) for t in line)
 
 
-def _fix_orphan(lines: list[list[str]], face: Face, max_width: float) -> list[list[str]]:
+def _fix_orphan(lines: list[list[str]], face: Face) -> list[list[str]]:
     """Pull one more word down onto a last line holding a single character: the last two lines
     wrapped again with the one before narrower than it was."""
     pair = lines[-2] + lines[-1]
@@ -243,7 +243,7 @@ def _wrap_paragraph(paragraph: str, face: Face, max_width: float) -> list[str]:
     if 1 < len(lines) <= BALANCE_LINES:
         lines = _balance(units, lines, face, max_width)
     if _orphaned(lines):
-        lines = _fix_orphan(lines, face, max_width)
+        lines = _fix_orphan(lines, face)
     return ["".join(toks).rstrip() for toks in lines]
 
 

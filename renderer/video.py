@@ -186,7 +186,9 @@ def _card_slide(
     photo = load_image(card.media.url, ctx, size) if card.media is not None else None
     still_card, box = _fit_card(one, ctx, size)
     picture_src = (
-        photo if photo is not None else poster(message, card, (w, max(1, w // 2)), ctx, with_title=False)
+        photo
+        if photo is not None
+        else poster(message, card, (w, max(1, w // 2)), ctx, with_title=False, with_brand=False)
     )
     frame = _backdrop(picture_src, size)
     x0, y0 = (w - still_card.width) // 2, (h - still_card.height) // 2
@@ -199,7 +201,11 @@ def _card_slide(
         return Slide(frame.tobytes(), picture, frame_box, None, None, seconds)
     bx, by, bw, bh = box
     big = (bw + round(bw * PAN), bh + round(bh * PAN))
-    picture = cover(photo, big) if photo is not None else poster(message, card, big, ctx, with_title=False)
+    picture = (
+        cover(photo, big)
+        if photo is not None
+        else poster(message, card, big, ctx, with_title=False, with_brand=False)
+    )
     frame_box = (x0 + bx, y0 + by, bw, bh)
     radius = round(12 * still_card.width / 360)  # the card's corner radius (image.py: 12 dp)
     corner = frame.crop((x0 + bx, y0 + by, x0 + bx + bw, y0 + by + radius)) if radius else None
