@@ -10,7 +10,9 @@ cairosvg gets a fetcher that reads only the template folder and assets/:
   tree of `<use>` referencing `<use>` grows exponentially: the SVG billion laughs);
 - the output is exactly the requested width and at most MAX_HEIGHT tall.
 Text is drawn by cairo through fontconfig; the process's fontconfig is switched to a config that
-knows only assets/fonts, so every `font-family` resolves to the project's font, as in Pillow.
+knows only the full Noto Sans CJK SC faces, so every `font-family` resolves to the project's font,
+as in Pillow. Cairo draws a string with one font, so SVG text has no emoji or extension-B
+fallback: a designer SVG draws Simplified and Traditional Chinese and extension A.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from jinja2 import TemplateError, TemplateSyntaxError
 from PIL import Image
 
 from .errors import Problem, TemplateInvalid
-from .fonts import FONT_FAMILY, face, font_dir
+from .fonts import CHAINS, FONT_FAMILY, face, font_dir, locate
 from .localfiles import (
     MAX_SOURCE_PIXELS,
     FileRefused,
@@ -71,13 +73,19 @@ _fc_lock = threading.Lock()
 _fc_done = False
 FONTCONFIG_XML = """<?xml version="1.0"?>
 <fontconfig>
-  <dir>{dir}</dir>
+  {dirs}
   <cachedir>{cache}</cachedir>
   <match target="pattern">
     <edit name="family" mode="assign" binding="strong"><string>{family}</string></edit>
   </match>
 </fontconfig>
 """
+
+
+def svg_font_dirs() -> list[Path]:
+    """The folders of the full CJK faces: cairo draws a string with one font (no fallback), so
+    SVG text gets the face with GB18030's whole required set rather than the GB2312 subset."""
+    return sorted({locate(f).parent for f in (CHAINS["regular"][1], CHAINS["bold"][1])})
 
 
 def use_project_fonts() -> bool:
@@ -98,7 +106,8 @@ def use_project_fonts() -> bool:
         cfg = fc.FcConfigCreate()
         cache = Path(tempfile.gettempdir()) / "mingpian-fontconfig"
         cache.mkdir(exist_ok=True)
-        xml = FONTCONFIG_XML.format(dir=font_dir(), family=FONT_FAMILY, cache=cache).encode()
+        dirs = "\n  ".join(f"<dir>{d}</dir>" for d in svg_font_dirs())
+        xml = FONTCONFIG_XML.format(dirs=dirs, family=FONT_FAMILY, cache=cache).encode()
         if not fc.FcConfigParseAndLoadFromMemory(cfg, xml, 1):
             return False
         fc.FcConfigBuildFonts(cfg)
