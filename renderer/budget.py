@@ -58,13 +58,14 @@ class Budget:
     stopped at the end of the last third only if it spent that third computing (the thread's
     CPU time, read only then: the common, fast render never pays for it)."""
 
-    __slots__ = ("cpu_mark", "deadline", "iterations", "limits")
+    __slots__ = ("cpu_mark", "deadline", "iterations", "limits", "output")
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.deadline = time.monotonic() + limits.seconds * 2 / 3
         self.cpu_mark = -1.0
         self.iterations = 0
+        self.output = 0  # characters output by templates with loops or macros (sandbox.py)
 
     def tick(self) -> None:
         """A cooperative check of the clock (loop steps and calls)."""
@@ -77,6 +78,14 @@ class Budget:
                     f"the render took longer than its time limit of {self.limits.seconds:g} s"
                 )
             self.cpu_mark, self.deadline = cpu, now + window
+
+    def add_output(self, text: str) -> str:
+        self.output += len(text)
+        if self.output > self.limits.max_output:
+            raise BudgetExceeded(
+                f"the template's output is longer than the limit of {self.limits.max_output:,} characters"
+            )
+        return text
 
     def step(self) -> None:
         self.iterations += 1

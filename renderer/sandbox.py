@@ -76,7 +76,25 @@ def _tel(value: Any) -> str:
 
 
 class BoundedCodeGenerator(CodeGenerator):
-    """Jinja's code generator, but `a ~ b` goes through the environment's size check."""
+    """Jinja's code generator, but `a ~ b` goes through the environment's size check, and in
+    a template that can repeat itself (loops, macros) every value output is charged to the
+    render's budget as it is made, also where Jinja collects it in a buffer (macros, blocks)."""
+
+    _count_output = False
+
+    def visit_Template(self, node: nodes.Template, frame: Frame | None = None) -> None:
+        self._count_output = any(True for _ in node.find_all((nodes.For, nodes.Macro, nodes.CallBlock)))
+        super().visit_Template(node, frame)
+
+    def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
+        if self._count_output:
+            self.write("environment.output(context, ")
+        super()._output_child_pre(node, frame, finalize)
+
+    def _output_child_post(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
+        super()._output_child_post(node, frame, finalize)
+        if self._count_output:
+            self.write(")")
 
     @optimizeconst
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
@@ -127,17 +145,27 @@ class CardSandbox(ImmutableSandboxedEnvironment):
         return tree
 
     def concat(self, pieces: Iterable[str]) -> str:  # type: ignore[override]
-        """What Jinja joins a template's output and block buffers with: the pieces are counted
-        before the string is built (holding the pieces costs references only; their number is
-        bounded by the render's loop steps)."""
-        parts = pieces if isinstance(pieces, list) else list(pieces)
-        total = sum(map(len, parts))
-        if total > self.limits.max_output:
-            raise BudgetExceeded(
-                f"the template's output would be {total:,} characters, above the limit of "
-                f"{self.limits.max_output:,}"
-            )
+        """What Jinja joins a template's output and buffers with: measured before it is built.
+        A generator (a whole template's output) is counted piece by piece and stopped at the
+        limit; a buffer's pieces are already charged to the budget as they were output."""
+        cap = self.limits.max_output
+        if isinstance(pieces, list):
+            total = sum(map(len, pieces))
+            parts = pieces
+        else:
+            parts, total = [], 0
+            for piece in pieces:
+                total += len(piece)
+                if total > cap:
+                    break
+                parts.append(piece)
+        if total > cap:
+            raise BudgetExceeded(f"the template's output is longer than the limit of {cap:,} characters")
         return "".join(parts)
+
+    def output(self, context: Any, text: str) -> str:
+        """One value output by a template that loops or has macros (BoundedCodeGenerator)."""
+        return (context.budget or budget_of(context)).add_output(text)
 
     def join_values(self, join: Callable[[Any], str], parts: tuple[Any, ...]) -> str:
         """`a ~ b ~ c`: the size is known before the string is built."""
