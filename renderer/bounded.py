@@ -333,7 +333,16 @@ def _pre_sum(limits: Limits, iterable: Any, attribute: Any = None, start: Any = 
     return (items, attribute, start)
 
 
+def _pre_striptags(limits: Limits, value: Any) -> None:
+    text = _text(value)
+    if text.count("<") * len(text) > MAX_WRAP_WORK:  # each tag removed copies the rest
+        raise BudgetExceeded(
+            f"|striptags of {len(text)} characters with {text.count('<')} tags is above the work limit"
+        )
+
+
 PRECHECKS: dict[str, Callable[..., Any]] = {
+    "striptags": _pre_striptags,
     "replace": _pre_replace,
     "center": _pre_center,
     "indent": _pre_indent,
@@ -353,7 +362,7 @@ UNCHECKED_FILTERS = frozenset(
     {
         "abs", "attr", "count", "d", "default", "first", "float", "int", "last", "length",
         "mask_name", "mask_phone", "max", "min", "random", "reject", "rejectattr", "round",
-        "select", "selectattr", "map", "items", "striptags", "tel", "trim", "truncate",
+        "select", "selectattr", "map", "items", "tel", "trim", "truncate",
         "wordcount",
     }
 )  # fmt: skip

@@ -82,6 +82,7 @@ PROBES: list[tuple[str, str, int]] = [
     ("tojson-indent", "{{ {'a': [1]}|tojson(indent=10**6) }}", REFUSED),
     ("sum-lists", "{{ ([[1] * 1000] * 1000)|sum(start=[]) }}", REFUSED),
     ("int-multiply", "{{ (10**4000) * (10**4000) }}", REFUSED),
+    ("striptags-quadratic", "{{ ('<a>' * 33000)|striptags }}", REFUSED),
     ("truncate-assert", "{{ x|truncate(1) }}", REFUSED),
     ("int-to-str", "{{ ('9' * 5000)|int }}", 200),  # not a number Jinja can read: its default, 0
 ]
