@@ -165,7 +165,7 @@ class CardSandbox(ImmutableSandboxedEnvironment):
 
     def output(self, context: Any, text: str) -> str:
         """One value output by a template that loops or has macros (BoundedCodeGenerator)."""
-        return (context.budget or budget_of(context)).add_output(text)
+        return budget_of(context).add_output(text)
 
     def join_values(self, join: Callable[[Any], str], parts: tuple[Any, ...]) -> str:
         """`a ~ b ~ c`: the size is known before the string is built."""
@@ -177,8 +177,7 @@ class CardSandbox(ImmutableSandboxedEnvironment):
         return check_value(join(parts), self.limits, "the concatenation (~)")
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        budget = __context.budget or budget_of(__context)  # type: ignore[attr-defined]
-        budget.tick()
+        budget_of(__context).tick()
         if __obj is counted:
             return counted(*args)
         owner = getattr(__obj, "__self__", None)
