@@ -44,6 +44,8 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 HARD_FACTOR = 4  # a render descheduled this long past its limit is stopped whatever its CPU time
+PROBE_SHARE = 0.25  # the probe window after the limit, as a share of the limit
+CLOCK_EVERY = 8  # loop steps between two looks at the clock (calls look every time)
 
 
 class BudgetExceeded(TemplateRuntimeError):
@@ -53,32 +55,34 @@ class BudgetExceeded(TemplateRuntimeError):
 class Budget:
     """The running account of one render: when it must stop and how many loop steps it took.
 
-    The clock is the wall clock (what the event loop waits for), checked at every loop step and
-    call. A render on a busy machine may be descheduled mid-way, which is not its doing: when
-    the wall clock has run out, the thread's CPU time decides — the render is stopped if it
-    computed for most of its limit, or in any case once the wall clock reaches
-    `HARD_FACTOR` times the limit."""
+    The clock is the wall clock (what the event loop waits for), checked at calls and loop
+    steps. A render on a busy machine may be descheduled mid-way, which is not its doing: when
+    the wall clock has run out, a short probe window follows, and the render is stopped at its
+    end if the thread computed for most of it (its CPU time, read only then: a fast render never
+    pays for the clock), or in any case once the wall clock reaches `HARD_FACTOR` times the limit."""
 
-    __slots__ = ("cpu_start", "deadline", "hard_deadline", "iterations", "limits", "output")
+    __slots__ = ("cpu_mark", "deadline", "hard_deadline", "iterations", "limits", "output", "wall_mark")
 
     def __init__(self, limits: Limits) -> None:
         now = time.monotonic()
         self.limits = limits
         self.deadline = now + limits.seconds
         self.hard_deadline = now + limits.seconds * HARD_FACTOR
-        self.cpu_start = time.thread_time()
+        self.cpu_mark = -1.0
+        self.wall_mark = now
         self.iterations = 0
-        self.output = 0  # characters output by templates with loops or macros (sandbox.py)
+        self.output = 0  # characters output into buffers by templates with macros (sandbox.py)
 
     def tick(self) -> None:
-        """A cooperative check of the clock (loop steps and calls)."""
+        """A cooperative check of the clock."""
         now = time.monotonic()
         if now > self.deadline:
-            spent = time.thread_time() - self.cpu_start
+            cpu = time.thread_time()
             limit = self.limits.seconds
-            if spent >= limit * 0.8 or now > self.hard_deadline:
+            busy = self.cpu_mark >= 0 and cpu - self.cpu_mark >= 0.8 * (now - self.wall_mark)
+            if busy or now > self.hard_deadline:
                 raise BudgetExceeded(f"the render took longer than its time limit of {limit:g} s")
-            self.deadline = now + max(limit * 0.8 - spent, 0.001)
+            self.cpu_mark, self.wall_mark, self.deadline = cpu, now, now + limit * PROBE_SHARE
 
     def add_output(self, text: str) -> str:
         self.output += len(text)
@@ -94,7 +98,8 @@ class Budget:
             raise BudgetExceeded(
                 f"loops ran more than {self.limits.max_iterations} steps in one render (the limit)"
             )
-        self.tick()
+        if not self.iterations % CLOCK_EVERY:
+            self.tick()
 
 
 class BudgetContext(Context):
@@ -118,8 +123,13 @@ def counted(context: Any, iterable: Iterable[Any]) -> Iterator[Any]:
     """What every `{% for %}` loop iterates (sandbox.py rewrites the loops to call it)."""
     budget = budget_of(context)
     budget.tick()
+    limit = budget.limits.max_iterations
     for item in iterable:
-        budget.step()
+        n = budget.iterations = budget.iterations + 1
+        if n > limit:
+            raise BudgetExceeded(f"loops ran more than {limit} steps in one render (the limit)")
+        if not n % CLOCK_EVERY:
+            budget.tick()
         yield item
 
 

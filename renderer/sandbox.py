@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from functools import update_wrapper
+from itertools import islice
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, nodes, pass_context
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
@@ -47,6 +48,8 @@ _MISSING = object()
 MAX_STRING = DEFAULT_LIMITS.max_value  # longest string an expression may build
 MAX_POWER_EXPONENT = 100
 MAX_RANGE = 1000
+LOOP_FILTER = "mingpian_counted_loop"  # what loops are rewritten to iterate through
+OUTPUT_BATCH = 64  # output pieces counted at a time (each is at most the value size limit)
 
 
 def _mask_phone(value: Any, keep_head: int = 3, keep_tail: int = 4) -> str:
@@ -87,13 +90,13 @@ class BoundedCodeGenerator(CodeGenerator):
         super().visit_Template(node, frame)
 
     def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
-        if self._count_output:
-            self.write("environment.output(context, ")
+        if self._count_output and frame.buffer is not None:  # a template's own output is
+            self.write("environment.output(context, ")  # counted by env.concat as it comes
         super()._output_child_pre(node, frame, finalize)
 
     def _output_child_post(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
         super()._output_child_post(node, frame, finalize)
-        if self._count_output:
+        if self._count_output and frame.buffer is not None:
             self.write(")")
 
     @optimizeconst
@@ -124,7 +127,8 @@ class CardSandbox(ImmutableSandboxedEnvironment):
 
     # -- the budget's hooks ----------------------------------------------------------------
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
-        """Every `{% for %}` iterates through `counted` (one budget of loop steps per render);
+        """Every `{% for %}` iterates through `counted` (one budget of loop steps per render),
+        called as a filter (a direct call: no sandbox round trip per loop);
         recursive loops, which could fan out exponentially, are not offered."""
         tree = super()._parse(source, name, filename)
         for loop in list(tree.find_all(nodes.For)):
@@ -132,33 +136,27 @@ class CardSandbox(ImmutableSandboxedEnvironment):
                 raise TemplateSyntaxError(
                     "recursive loops are not allowed in templates", loop.lineno, name, filename
                 )
-            call = nodes.Call(
-                nodes.ImportedName("renderer.budget.counted"),
-                [nodes.ContextReference(), loop.iter],
-                [],
-                None,
-                None,
-                lineno=loop.lineno,
-            )
-            call.set_environment(self)
-            loop.iter = call
+            counted_iter = nodes.Filter(loop.iter, LOOP_FILTER, [], [], None, None, lineno=loop.lineno)
+            counted_iter.set_environment(self)
+            loop.iter = counted_iter
         return tree
 
     def concat(self, pieces: Iterable[str]) -> str:  # type: ignore[override]
         """What Jinja joins a template's output and buffers with: measured before it is built.
-        A generator (a whole template's output) is counted piece by piece and stopped at the
-        limit; a buffer's pieces are already charged to the budget as they were output."""
+        A generator (a whole template's output) is counted a few pieces at a time and stopped
+        at the limit; a buffer's pieces were charged to the budget as they were output."""
         cap = self.limits.max_output
         if isinstance(pieces, list):
-            total = sum(map(len, pieces))
-            parts = pieces
+            parts, total = pieces, sum(map(len, pieces))
         else:
-            parts, total = [], 0
-            for piece in pieces:
-                total += len(piece)
-                if total > cap:
-                    break
-                parts.append(piece)
+            it = iter(pieces)
+            parts = list(islice(it, OUTPUT_BATCH))
+            total = sum(map(len, parts))
+            batch = parts
+            while len(batch) == OUTPUT_BATCH and total <= cap:  # more may follow
+                batch = list(islice(it, OUTPUT_BATCH))
+                total += sum(map(len, batch))
+                parts += batch
         if total > cap:
             raise BudgetExceeded(f"the template's output is longer than the limit of {cap:,} characters")
         return "".join(parts)
@@ -178,8 +176,6 @@ class CardSandbox(ImmutableSandboxedEnvironment):
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         budget_of(__context).tick()
-        if __obj is counted:
-            return counted(*args)
         owner = getattr(__obj, "__self__", None)
         if owner is not None and isinstance(owner, str | bytes | int):
             args = check_method(owner, __obj.__name__, args, kwargs, __self.limits)
@@ -302,6 +298,7 @@ def make_environment(limits: Limits = DEFAULT_LIMITS) -> CardSandbox:
     env.filters["tel"] = _tel
     env.filters = {name: bound_filter(name, f, limits, env) for name, f in env.filters.items()}
     env.filters["format"] = format_filter(limits)
+    env.filters[LOOP_FILTER] = pass_context(counted)
     # No loader: templates cannot {% include %} / {% import %} anything, so no file access.
     env.globals.pop("range", None)
     env.globals["range"] = _bounded_range
