@@ -97,7 +97,7 @@ class Field:
         try:
             return str(v)
         except Exception as exc:  # an object whose text fails is the template's doing
-            raise self.error(_describe(exc)) from None
+            raise self.error(describe_error(exc)) from None
 
     def evaluate(self, ctx: Context) -> Any:
         if self._func is None:
@@ -119,7 +119,7 @@ class Field:
                 return out.strip()
             return ctx.environment.concat(self._func(ctx)).strip()
         except Exception as exc:  # whatever a template does wrong is a template error
-            raise self.error(_describe(exc), self._template_line(exc)) from None
+            raise self.error(describe_error(exc), self._template_line(exc)) from None
 
     def _template_line(self, exc: BaseException) -> int:
         """The line of this field where `exc` was raised (a multi-line text field)."""
@@ -162,7 +162,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """An exception raised inside a template, in words for the person who wrote it."""
     name = type(exc).__name__
     text = str(exc) or name
     if isinstance(exc, SecurityError):

@@ -31,11 +31,12 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import tinycss2
-from jinja2 import TemplateError, TemplateSyntaxError
+from jinja2 import TemplateSyntaxError
 from PIL import Image
 
 from .budget import Limits
 from .errors import Problem, TemplateInvalid
+from .fields import describe_error
 from .fonts import FONT_FAMILY, face, font_dir
 from .localfiles import (
     MAX_SOURCE_PIXELS,
@@ -484,8 +485,21 @@ def render_svg_source(template_path: Path, context: dict[str, Any], file: str) -
         raise TemplateInvalid(
             f"{file}:{exc.lineno}: {exc.message}", [Problem("$", str(exc.message), file, exc.lineno)]
         ) from None
-    except (TemplateError, OverflowError, TypeError, ValueError) as exc:
-        raise TemplateInvalid(f"{file}: {exc}", [Problem("$", str(exc)[:240], file)]) from None
+    except Exception as exc:  # whatever the template does wrong is the template's error
+        line = _template_line(exc)
+        message = describe_error(exc)[:240]
+        where = f"{file}:{line}" if line else file
+        raise TemplateInvalid(f"{where}: {message}", [Problem("$", message, file, line)]) from None
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The line of card.svg.j2 where `exc` was raised (Jinja rewrites the traceback to it)."""
+    tb, line = exc.__traceback__, None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
 
 
 def render_svg_template(

@@ -262,3 +262,30 @@ def test_presentation_css_and_a_gradient_fill_still_draw(folder: Path) -> None:
     )
     r, _g, b = _render(folder, svg, 200).getpixel((100, 10))
     assert b > 200 and r < 40
+
+
+@pytest.mark.parametrize(
+    ("source", "words"),
+    [
+        ("<svg xmlns='http://www.w3.org/2000/svg'>\n{{ card.title|truncate(1) }}</svg>", "AssertionError"),
+        ("<svg xmlns='http://www.w3.org/2000/svg'>\n\n{{ 'x'.ljust(10**7) }}</svg>", "limit"),
+        (
+            "<svg xmlns='http://www.w3.org/2000/svg'>{% for i in range(1000) %}{% for j in range(1000) %}"
+            "{% endfor %}{% endfor %}</svg>",
+            "steps",
+        ),
+    ],
+)
+def test_svg_template_failures_are_template_errors_with_their_line(
+    tmp_path: Path, source: str, words: str
+) -> None:
+    folder = write_template(tmp_path, "svgcard", CARD, SCHEMA)
+    (folder / "card.svg.j2").write_text(source, "utf-8")
+    t = TemplateStore(tmp_path, 0).get("svgcard")
+    with pytest.raises(TemplateInvalid) as err:
+        render_card_bytes(
+            t.render({"title": "长标题"}), MediaContext(folder, ASSETS), ImageOptions(width=360)
+        )
+    problem = err.value.problems[0]
+    assert problem.file == "svgcard/card.svg.j2" and words in problem.message
+    assert problem.line == source.count("\n", 0, source.index("{{" if "{{" in source else "{%")) + 1
