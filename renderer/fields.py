@@ -70,6 +70,10 @@ class Field:
         except TemplateSyntaxError as exc:
             line = self.line + max((exc.lineno or 1) - 1, 0)
             raise TemplateInvalid.at(file, line, path, f"template syntax error: {exc.message}") from None
+        except RecursionError:
+            raise self.error("expression nested too deeply to compile") from None
+        except Exception as exc:  # the compiler refusing odd input is the template's error too
+            raise self.error(f"cannot compile: {describe_error(exc)}") from None
         self._func = tmpl.root_render_func
         self._tmpl = tmpl
 

@@ -49,7 +49,7 @@ MAX_STRING = DEFAULT_LIMITS.max_value  # longest string an expression may build
 MAX_POWER_EXPONENT = 100
 MAX_RANGE = 1000
 LOOP_FILTER = "mingpian_counted_loop"  # what loops are rewritten to iterate through
-OUTPUT_BATCH = 64  # output pieces counted at a time (each is at most the value size limit)
+OUTPUT_BATCH = 16  # output pieces counted at a time (each is at most the value size limit)
 
 
 def _mask_phone(value: Any, keep_head: int = 3, keep_tail: int = 4) -> str:
