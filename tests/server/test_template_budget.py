@@ -230,6 +230,15 @@ def test_every_probe_is_answered_within_a_second_and_healthz_stays_fast(server: 
         assert baseline > 0.025 and min(p99s) <= baseline + 0.025, shown
 
 
+@pytest.mark.parametrize(("name", "probe", "expected"), PROBES, ids=[p[0] for p in PROBES])
+def test_each_probe(server: int, name: str, probe: str, expected: int) -> None:
+    status, body, seconds = _post(connect(server), f"/api/templates/{name}/render", {"x": "<b>&"})
+    assert (status, seconds < 1.0) == (expected, True), (probe, seconds, body)
+    if expected == REFUSED:
+        problem = body["problems"][0]
+        assert (problem["file"].endswith(f"{name}/card.yaml"), problem["line"]) == (True, 4), problem
+
+
 def test_the_limit_is_named_in_the_answer(server: int) -> None:
     conn = connect(server)
     cases = {
