@@ -167,10 +167,9 @@ def test_a_database_of_a_newer_release_is_refused(tmp_path: Path) -> None:
 async def test_check_refuses_a_pending_migration_and_off_leaves_the_schema_alone(tmp_path: Path) -> None:
     path = tmp_path / "delivery.sqlite3"
     previous_release_db(path)
+    names = ", ".join(f"{m.version:04d}_{m.name}" for m in SCHEMA.migrations)
     with pytest.raises(
-        PendingMigrations,
-        match=r"4 delivery migration\(s\) pending \(0001_initial, 0002_drop_dedupe, 0003_charges_by_enterprise, "
-        r"0004_media_library\)",
+        PendingMigrations, match=rf"{len(SCHEMA.migrations)} delivery migration\(s\) pending \({names}\)"
     ):
         SqliteDeliveryStore(path).open("check")
     store = SqliteDeliveryStore(path)
