@@ -18,6 +18,14 @@ from mingpian.cli_migrate import apply
 from mingpian.settings import Settings
 from tests.support.templates import TEMPLATES
 
+# The delivery store's migrations by name, and how `migrate --status` lines them up.
+NAMES = [f"{m.version:04d}_{m.name}" for m in DELIVERY.migrations]
+WIDTH = max(len(n) for n in NAMES)
+
+
+def status_lines(state: str, first: str | None = None) -> list[str]:
+    return [f"  {n.ljust(WIDTH)}  {first if i == 0 and first else state}" for i, n in enumerate(NAMES)]
+
 
 def mingpian(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")}
@@ -39,10 +47,7 @@ def test_migrate_status_then_migrate_then_status(tmp_path: Path) -> None:
     assert out.stdout.splitlines() == [
         f"delivery {var / 'delivery.sqlite3'}",
         "  (no database yet: created at the first start or `mingpian migrate`)",
-        "  0001_initial                pending",
-        "  0002_drop_dedupe            pending",
-        "  0003_charges_by_enterprise  pending",
-        "  0004_media_library          pending",
+        *status_lines("pending"),
         f"chatbot {var / 'chatbot.sqlite3'}",
         "  (no database yet: created at the first start or `mingpian migrate`)",
         "  0001_initial  pending",
@@ -52,26 +57,19 @@ def test_migrate_status_then_migrate_then_status(tmp_path: Path) -> None:
     out = mingpian("migrate", "--config", str(config))
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [
-        f"delivery {var / 'delivery.sqlite3'}: applied 0001_initial, applied 0002_drop_dedupe, "
-        "applied 0003_charges_by_enterprise, applied 0004_media_library",
+        f"delivery {var / 'delivery.sqlite3'}: " + ", ".join(f"applied {n}" for n in NAMES),
         f"chatbot {var / 'chatbot.sqlite3'}: applied 0001_initial",
     ]
     out = mingpian("migrate", "--config", str(config))
     assert out.returncode == 0, out.stderr
-    assert (
-        out.stdout.splitlines()[0] == f"delivery {var / 'delivery.sqlite3'}: up to date (0004_media_library)"
-    )
+    assert out.stdout.splitlines()[0] == f"delivery {var / 'delivery.sqlite3'}: up to date ({NAMES[-1]})"
 
     out = mingpian("migrate", "--status", "--config", str(config))
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert [line.split()[:2] for line in lines[1:5]] == [
-        ["0001_initial", "applied"],
-        ["0002_drop_dedupe", "applied"],
-        ["0003_charges_by_enterprise", "applied"],
-        ["0004_media_library", "applied"],
-    ]
-    assert lines[6].split()[:2] == ["0001_initial", "applied"] and lines[6].endswith(" UTC")
+    n = len(NAMES)
+    assert [line.split()[:2] for line in lines[1 : n + 1]] == [[name, "applied"] for name in NAMES]
+    assert lines[n + 2].split()[:2] == ["0001_initial", "applied"] and lines[n + 2].endswith(" UTC")
 
 
 def test_migrate_status_shows_adoption_and_the_redis_store_has_no_schema(tmp_path: Path) -> None:
@@ -84,17 +82,14 @@ def test_migrate_status_shows_adoption_and_the_redis_store_has_no_schema(tmp_pat
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [
         f"delivery {var / 'delivery.sqlite3'}",
-        "  0001_initial                pending (made before migrations: recorded without running it)",
-        "  0002_drop_dedupe            pending",
-        "  0003_charges_by_enterprise  pending",
-        "  0004_media_library          pending",
+        *status_lines("pending", "pending (made before migrations: recorded without running it)"),
         "chatbot: the redis store has no schema to migrate",
     ]
     out = mingpian("migrate", env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0] == (
-        f"delivery {var / 'delivery.sqlite3'}: adopted 0001_initial, applied 0002_drop_dedupe, "
-        "applied 0003_charges_by_enterprise, applied 0004_media_library"
+        f"delivery {var / 'delivery.sqlite3'}: adopted 0001_initial, "
+        + ", ".join(f"applied {n}" for n in NAMES[1:])
     )
 
 
@@ -123,8 +118,8 @@ def test_serve_with_migrate_check_and_a_pending_migration_exits_2_with_one_line(
     out = mingpian("serve", "--config", str(config), env={"MINGPIAN_PORT": "0"})
     assert out.returncode == 2 and out.stdout == "", out.stderr
     assert out.stderr.splitlines() == [
-        f"mingpian serve: {var / 'delivery.sqlite3'}: 4 delivery migration(s) pending (0001_initial, "
-        f"0002_drop_dedupe, 0003_charges_by_enterprise, 0004_media_library); migrate = check: run `mingpian migrate --config {config}` first"
+        f"mingpian serve: {var / 'delivery.sqlite3'}: {len(NAMES)} delivery migration(s) pending "
+        f"({', '.join(NAMES)}); migrate = check: run `mingpian migrate --config {config}` first"
     ]
     with closing(sqlite3.connect(var / "delivery.sqlite3")) as db:
         assert "schema_migrations" not in {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
@@ -155,5 +150,5 @@ async def test_the_server_on_its_defaults_migrates_at_start(tmp_path: Path, aioh
     assert settings.migrate == "auto"
     client = await aiohttp_client(create_app(settings))
     assert (await client.get("/healthz")).status == 200
-    assert versions(var / "delivery.sqlite3") == [1, 2, 3, 4]
+    assert versions(var / "delivery.sqlite3") == [m.version for m in DELIVERY.migrations]
     assert versions(var / "chatbot.sqlite3") == [1]
