@@ -34,6 +34,9 @@ async def _previous_version(url: str) -> None:
         await conn.execute(
             """INSERT INTO objects VALUES ('enterprise', '', 'sf', '{"id": "sf", "name": "SF"}')"""
         )
+        for eid, bot in [("b", "sip:106500@bot.example"), ("a", " 106500 "), ("c", "sip:777@bot.example")]:
+            body = f'{{"id": "{eid}", "name": "N", "chatbot": "{bot}"}}'
+            await conn.execute("INSERT INTO objects VALUES ('enterprise', '', $1, $2)", eid, body)
         await conn.execute(
             "INSERT INTO charges VALUES ('d1#0', 'sf', 'pool', '+8613800000001', 'sms', 1, 0, 0.05, '2026-11-30', 1, 0)"
         )
@@ -52,14 +55,19 @@ async def _versions(url: str) -> list[int]:
 async def test_a_database_of_the_previous_version_is_upgraded_with_its_data(postgres_url: str) -> None:
     await _previous_version(postgres_url)
     with pytest.raises(
-        PendingMigrations, match=r"1 delivery migration\(s\) pending \(0002_charges_by_enterprise\)"
+        PendingMigrations,
+        match=r"2 delivery migration\(s\) pending \(0002_charges_by_enterprise, 0003_chatbot_owners\)",
     ):
         await PgDeliveryStore(postgres_url, migrate="check").start()
     store = PgDeliveryStore(postgres_url)
     await store.start()
     try:
-        assert await _versions(postgres_url) == [1, 2]
+        assert await _versions(postgres_url) == [1, 2, 3]
         assert await store.get("enterprise", "", "sf") == {"id": "sf", "name": "SF"}
+        # chatbot owners backfilled: of two enterprises sharing an address, the first by id keeps it
+        assert not await store.claim_chatbot("b", "106500")
+        assert not await store.claim_chatbot("sf", "777")
+        assert await store.claim_chatbot("a", "106500")
         assert (await store.usage("sf", ("channel",)))[0]["messages"] == 1
     finally:
         await store.stop()
@@ -97,5 +105,8 @@ def test_mingpian_migrate_reports_and_applies_postgres_migrations(
     ]
     out = mingpian("migrate")
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[0] == "delivery (PostgreSQL): applied 0002_charges_by_enterprise"
-    assert asyncio.run(_versions(postgres_url)) == [1, 2]
+    assert (
+        out.stdout.splitlines()[0]
+        == "delivery (PostgreSQL): applied 0002_charges_by_enterprise, applied 0003_chatbot_owners"
+    )
+    assert asyncio.run(_versions(postgres_url)) == [1, 2, 3]

@@ -65,4 +65,6 @@ EXPOSED_SCHEMAS = {
     "staff": "DeliveryStaff",
     "card": "DeliveryCard",
     "package": "DeliveryPackage",
+    "brand_request": "DeliveryBrandRequest",
+    "brand_decision": "DeliveryBrandDecision",
 }
