@@ -71,7 +71,7 @@ def test_migrate_status_then_migrate_then_status(tmp_path: Path) -> None:
         ["0003_charges_by_enterprise", "applied"],
         ["0004_chatbot_owners", "applied"],
     ]
-    assert lines[6].split()[:2] == ["0001_initial", "applied"] and lines[5].endswith(" UTC")
+    assert lines[6].split()[:2] == ["0001_initial", "applied"] and lines[6].endswith(" UTC")
 
 
 def test_migrate_status_shows_adoption_and_the_redis_store_has_no_schema(tmp_path: Path) -> None:
