@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chatbot.errors import AuthError, BadEvent, Busy, MalformedBody, UnknownBot
+from chatbot.errors import AuthError, BadEvent, Busy, MalformedBody, SourceRefused, UnknownBot
 from delivery.errors import InProgress, UnknownLine
 from renderer import DataInvalid, LimitExceeded, RenderError, TemplateInvalid, TemplateNotFound
 
@@ -277,6 +277,7 @@ register_domain_error(TemplateInvalid, 422)
 register_domain_error(RenderError, 422)  # any other renderer refusal
 # the chatbot runtime's refusals of a platform callback (each before anything is stored)
 register_domain_error(AuthError, 401, "unauthorized")
+register_domain_error(SourceRefused, 403, "forbidden")
 register_domain_error(UnknownBot, 404, "unknown_bot")
 register_domain_error(MalformedBody, 400, "invalid_json")
 register_domain_error(BadEvent, 400, "invalid_event")

@@ -13,6 +13,7 @@ module only maps HTTP to it and its refusals to JSON errors.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -21,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from chatbot.auth import WebhookAuth
+from chatbot.auth import RoutePolicy, WebhookAuth
 from chatbot.events import schema_text
 from chatbot.flows import FlowStore
 from chatbot.runtime import ChatbotRuntime, Dialect, MaapAccount, RuntimeConfig
@@ -33,6 +34,7 @@ from ..metrics import Counter
 from ..openapi import add_paths, error_response
 from ..openapi import json_response as doc_json
 from ..settings import Settings
+from .delivery.access import principal, require_operator
 
 log = logging.getLogger("mingpian.chatbot")
 
@@ -43,6 +45,9 @@ sends_key = web.AppKey("chatbot_sends", Counter)
 
 
 def runtime_config(s: Settings) -> RuntimeConfig:
+    def policy(schemes: tuple[str, ...], networks: tuple[str, ...]) -> RoutePolicy:
+        return RoutePolicy(schemes, tuple(ipaddress.ip_network(n) for n in networks))
+
     auth = WebhookAuth(
         s.webhook_csp_token,
         s.webhook_username,
@@ -50,6 +55,11 @@ def runtime_config(s: Settings) -> RuntimeConfig:
         s.webhook_bearer,
         s.webhook_hmac_secret,
         s.webhook_replay_window,
+        {
+            "csp": policy(s.webhook_csp_schemes, s.webhook_csp_networks),
+            "gsma": policy(s.webhook_gsma_schemes, s.webhook_gsma_networks),
+            "cm": policy(s.webhook_cm_schemes, s.webhook_cm_networks),
+        },
     )
     maap = (
         MaapAccount(
@@ -108,7 +118,7 @@ def _handler(dialect: Dialect) -> Any:
         # Its refusals (AuthError, UnknownBot, MalformedBody, BadEvent, Busy) are answered
         # through the domain-error table of mingpian/errors.py.
         ack = await runtime.inbound(
-            dialect, request.match_info["bot"], request.headers, raw, request.match_info
+            dialect, request.match_info["bot"], request.headers, raw, request.match_info, request.remote
         )
         if ack.body is None:
             return web.Response(status=ack.status, headers=ack.headers)
@@ -126,12 +136,14 @@ cm_status = _handler("cm-status")
 
 
 async def message_status(request: web.Request) -> web.Response:
-    """Where one of our replies is: queued, sent, failed, and the platform's latest report."""
+    """Where one of our replies is: queued, sent, failed, and the platform's latest report.
+    Support's view of every bot's messages: it needs the operator's API key."""
+    require_operator(await principal(request))
     info = await request.app[runtime_key].message(request.match_info["messageId"])
     if info is None:
         raise ApiError(404, "unknown_message", "no outbound message with that ID", path="messageId")
-    # The conversation key embeds the user's number; this route has no per-user auth, so
-    # the number is shown masked (138****8000), as support staff would see it.
+    # The conversation key embeds the user's number; shown masked (138****8000), as support
+    # staff would see it.
     if isinstance(info.get("conversation"), str):
         info = {**info, "conversation": _PHONE.sub(_mask_digits, info["conversation"])}
     return json_response(info)
@@ -285,8 +297,11 @@ def _document(app: web.Application) -> None:
             "get": {
                 "summary": "Delivery state of one outbound message (queued/sent/failed, platform status)",
                 "parameters": [_p("messageId", "our stable outbound message ID")],
+                "security": [{"apiKey": []}],
                 "responses": {
                     "200": doc_json("message", {"type": "object", "required": ["messageId"]}),
+                    "401": error_response("no or unknown API key"),
+                    "403": error_response("operator only"),
                     "404": error_response("no such message"),
                 },
             }
