@@ -45,7 +45,8 @@ def test_migrate_status_then_migrate_then_status(tmp_path: Path) -> None:
         "  0004_chatbot_owners         pending",
         f"chatbot {var / 'chatbot.sqlite3'}",
         "  (no database yet: created at the first start or `mingpian migrate`)",
-        "  0001_initial  pending",
+        "  0001_initial         pending",
+        "  0002_webhook_nonces  pending",
     ]
     assert not var.exists()  # --status only reads
 
@@ -54,7 +55,7 @@ def test_migrate_status_then_migrate_then_status(tmp_path: Path) -> None:
     assert out.stdout.splitlines() == [
         f"delivery {var / 'delivery.sqlite3'}: applied 0001_initial, applied 0002_drop_dedupe, "
         "applied 0003_charges_by_enterprise, applied 0004_chatbot_owners",
-        f"chatbot {var / 'chatbot.sqlite3'}: applied 0001_initial",
+        f"chatbot {var / 'chatbot.sqlite3'}: applied 0001_initial, applied 0002_webhook_nonces",
     ]
     out = mingpian("migrate", "--config", str(config))
     assert out.returncode == 0, out.stderr
@@ -157,4 +158,4 @@ async def test_the_server_on_its_defaults_migrates_at_start(tmp_path: Path, aioh
     client = await aiohttp_client(create_app(settings))
     assert (await client.get("/healthz")).status == 200
     assert versions(var / "delivery.sqlite3") == [1, 2, 3, 4]
-    assert versions(var / "chatbot.sqlite3") == [1]
+    assert versions(var / "chatbot.sqlite3") == [1, 2]
