@@ -189,6 +189,11 @@ XML_BODY = {
         }
     },
 }
+# The schemes each dialect's routes take by default (webhook_*_schemes settings change them).
+CSP_SECURITY = [{"cspSignature": []}, {"hmacSignature": []}]
+GSMA_SECURITY = [{"maapBearer": []}, {"hmacSignature": []}]
+CM_SECURITY = [{"cmUsernamePassword": []}, {"hmacSignature": []}]
+FORBIDDEN_403 = error_response("the caller's address is outside the networks allowed for this dialect")
 AUTH_401 = error_response("credentials missing or wrong (checked before the body is read as JSON)")
 ACK = {
     "type": "object",
@@ -212,23 +217,27 @@ def _document(app: web.Application) -> None:
 
     common = {
         "401": AUTH_401,
+        "403": FORBIDDEN_403,
         "404": error_response("unknown bot"),
         "400": error_response("not JSON, or not a valid event: problems name the JSON path"),
     }
     paths: dict[str, dict[str, Any]] = {
         "/maap/{bot}/notifyPath": {
             "get": {
+                "security": CSP_SECURITY,
                 "summary": "CT/CU notify URL check: echoes the echoStr header, returns the appId header",
                 "parameters": [BOT],
                 "responses": {
                     "200": doc_json("URL verified", ACK),
                     "401": AUTH_401,
+                    "403": FORBIDDEN_403,
                     "404": error_response("unknown bot"),
                 },
             }
         },
         "/maap/{bot}/messageNotification/{chatbotId}/messages": {
             "post": {
+                "security": CSP_SECURITY,
                 "summary": "CT/CU user message (text, tap with postback, location, file)",
                 "parameters": [BOT, CHATBOT_ID],
                 "requestBody": body("CspMessageNotification"),
@@ -241,6 +250,7 @@ def _document(app: web.Application) -> None:
         },
         "/maap/{bot}/deliveryNotification/{chatbotId}/status": {
             "post": {
+                "security": CSP_SECURITY,
                 "summary": "CT/CU delivery/read status of the chatbot's messages",
                 "parameters": [BOT, CHATBOT_ID],
                 "requestBody": body("CspDeliveryNotification"),
@@ -249,6 +259,7 @@ def _document(app: web.Application) -> None:
         },
         "/maap/{bot}/events": {
             "post": {
+                "security": GSMA_SECURITY,
                 "summary": "GSMA MaaP (FNW.11) webhook event: message, response, messageStatus, ...",
                 "parameters": [BOT],
                 "requestBody": body("GsmaEvent"),
@@ -261,6 +272,7 @@ def _document(app: web.Application) -> None:
         },
         "/maap/{bot}/InboundMessageNotification/{chatbotURI}": {
             "post": {
+                "security": CM_SECURITY,
                 "summary": "China Mobile (OMA NetAPI) XML user message; parsed without DTDs or entities",
                 "parameters": [BOT, CM_URI],
                 "requestBody": XML_BODY,
@@ -273,6 +285,7 @@ def _document(app: web.Application) -> None:
         },
         "/maap/{bot}/DeliveryInfoNotification/{chatbotURI}": {
             "post": {
+                "security": CM_SECURITY,
                 "summary": "China Mobile XML delivery status of the chatbot's messages",
                 "parameters": [BOT, CM_URI],
                 "requestBody": XML_BODY,
@@ -281,6 +294,7 @@ def _document(app: web.Application) -> None:
         },
         "/maap/{bot}/MessageStatusNotification/{chatbotURI}": {
             "post": {
+                "security": CM_SECURITY,
                 "summary": "China Mobile XML message status (e.g. revoke results)",
                 "parameters": [BOT, CM_URI],
                 "requestBody": XML_BODY,

@@ -140,7 +140,7 @@ async def preview_chat(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_event", str(exc), path="$") from None
     bot = await _pick_bot(preview, session, event, body.get("bot"))
     if bot is None:
-        raise ApiError(422, "no_bot", f"no chatbot answers {postback or text!r}", path="$.postback")
+        raise ApiError(404, "no_bot", f"no chatbot answers {postback or text!r}", path="$.postback")
     session.bot = bot
     try:
         done = await preview.exchange(bot, notification)

@@ -139,7 +139,7 @@ async def test_crud_with_validation_errors_naming_the_json_path(make_app: AppFac
         json={"call_id": "x", "caller": "13600000000", "callee": CUSTOMER, "phase": "ringing"},
         headers=op,
     )
-    assert resp.status == 422 and (await resp.json())["error"] == "unknown_line"
+    assert resp.status == 404 and (await resp.json())["error"] == "unknown_line"
 
 
 async def test_only_the_operator_verifies_and_every_change_is_audited(make_app: AppFactory) -> None:

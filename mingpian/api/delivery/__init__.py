@@ -14,16 +14,14 @@ import asyncpg
 from aiohttp import web
 
 from delivery.errors import ConfigError, SeedError
-from delivery.model import SCHEMAS
 from delivery.service import DeliveryConfig, DeliveryService
 
 from ...keys import metrics_key, settings_key, templates_key
 from ...metrics import watch_delivery
-from ...openapi import add_paths
+from ...openapi import add_paths, openapi_hooks_key
 from ...reports import setup as setup_reports_page
 from ...settings import Settings
-from . import brand, calls, enterprises, kannel, reports, resources
-from .ops import EXPOSED_SCHEMAS
+from . import brand, calls, doc_schemas, enterprises, kannel, reports, resources
 from .state import delivery_key
 
 __all__ = ["delivery_key", "setup"]
@@ -103,4 +101,5 @@ def setup(app: web.Application) -> None:
     for module in (enterprises, brand, resources, calls, reports, kannel):
         paths.update(module.setup(app))
     paths.update(setup_reports_page(app))
-    add_paths(app, paths, {ref: SCHEMAS[kind] for kind, ref in EXPOSED_SCHEMAS.items()})
+    add_paths(app, paths, doc_schemas.documented())
+    app[openapi_hooks_key].append(doc_schemas.complete)

@@ -175,7 +175,7 @@ def setup(app: web.Application) -> dict[str, Any]:
                 {"200": OK},
                 400,
                 403,
-                query=("state",),
+                query=(("state", {"enum": list(brand.STATES), "default": "pending"}),),
             )
         },
         ITEM: {
