@@ -235,6 +235,15 @@ class Settings:
     outbox_lease: float = setting(
         30.0, "Seconds a worker holds a conversation's head message before another may resend it.", above=0
     )
+    studio_chat_sessions: int = setting(
+        200,
+        "Anonymous studio preview chats kept at once; the least recently used is forgotten "
+        "(with its conversations) when full.",
+        minimum=1,
+    )
+    studio_chat_ttl: float = setting(
+        1800.0, "Seconds an unused studio preview chat is kept before it is forgotten.", above=0
+    )
     # -- delivery (delivery/, mingpian/api/delivery/; docs/delivery.md) --
     database_url: str = setting(
         "",

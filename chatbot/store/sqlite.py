@@ -323,6 +323,12 @@ class SqliteStore:
         )
         await asyncio.shield(self._begin())
 
+    def forget_user(self, user: str) -> None:
+        """Drop every conversation of one user (conversation keys end with "\\x1f<user>"): the
+        studio's preview store forgets an expired browser session's conversations."""
+        self._begin()
+        self._db.execute("DELETE FROM conv WHERE substr(id, -?) = ?", (len(user) + 1, "\x1f" + user))
+
     async def first_nonce(self, key: str, now: float, keep: float) -> bool:
         """True the first time `key` is seen within `keep` seconds (committed with the request's
         turn, in the same group transaction)."""
