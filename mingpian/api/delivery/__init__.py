@@ -101,5 +101,5 @@ def setup(app: web.Application) -> None:
     for module in (enterprises, brand, resources, calls, reports, kannel):
         paths.update(module.setup(app))
     paths.update(setup_reports_page(app))
-    add_paths(app, paths, doc_schemas.documented())
+    add_paths(app, paths, {**doc_schemas.documented(), "DeliveryBrandRequestRecord": brand.RECORD_SCHEMA})
     app[openapi_hooks_key].append(doc_schemas.complete)
