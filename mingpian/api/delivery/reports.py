@@ -66,6 +66,8 @@ async def post_estimate(request: web.Request) -> web.Response:
     body = await validation.body(request, "estimate")
     msg = request.app[templates_key].get(body["template"]).render(body["data"])  # RenderError → 4xx
     line = validation.number(body["line"], "$.line") if body.get("line") else ""
+    if line:
+        await validation.own_line(request.app[delivery_key].store, ent["id"], line, "$.line")
     channels = await estimate(request.app[delivery_key].meter, ent["id"], msg, line, body["count"])
     return json_response(
         {"enterprise": ent["id"], "template": body["template"], "count": body["count"], "channels": channels}
