@@ -164,7 +164,7 @@ PATHS: dict[str, dict[str, Any]] = {
                             "schema": {
                                 "type": "string",
                                 "description": "Server-Sent Events, each `event: ready|changed|gone` "
-                                "then `data: <JSON>` and a blank line; `: keep-alive` comments between",
+                                "then `data: <JSON>` and a blank line; `: keepalive` comments between",
                             }
                         }
                     },
