@@ -67,7 +67,7 @@ ID_BLOCK = 256  # attempt ids taken from the sequence at a time (one round trip 
 
 TABLES = (
     "objects", "audit", "api_keys", "calls", "deliveries", "attempts", "message_ids", "receipts",
-    "optouts", "taps", "impressions", "replies_seen", "charges", "media",
+    "optouts", "taps", "impressions", "replies_seen", "charges", "media", "chatbot_owners",
 )  # fmt: skip
 
 
@@ -334,7 +334,21 @@ class PgDeliveryStore:
             await self._execute("DELETE FROM objects WHERE kind='enterprise' AND id=$1", enterprise)
             await self._execute("DELETE FROM api_keys WHERE enterprise=$1", enterprise)
             await self._execute("DELETE FROM media WHERE enterprise=$1", enterprise)
+            await self._execute("DELETE FROM chatbot_owners WHERE enterprise=$1", enterprise)
             await self._changed()
+
+    async def claim_chatbot(self, enterprise: str, bot: str) -> bool:
+        """Make `bot` (a `bot_id`; "" for none) the enterprise's one chatbot; False, changing
+        nothing, if another enterprise owns it (a concurrent claim waits on the primary key)."""
+        if bot:
+            await self._execute(
+                "INSERT INTO chatbot_owners VALUES ($1,$2) ON CONFLICT (bot) DO NOTHING", bot, enterprise
+            )
+            row = await self._fetchrow("SELECT enterprise FROM chatbot_owners WHERE bot=$1", bot)
+            if row is None or row[0] != enterprise:
+                return False
+        await self._execute("DELETE FROM chatbot_owners WHERE enterprise=$1 AND bot<>$2", enterprise, bot)
+        return True
 
     # -- the media library ----------------------------------------------------------------------
     async def add_media(self, enterprise: str, row: dict[str, Any], quota: int) -> str:

@@ -51,6 +51,9 @@ def previous_release_db(path: Path) -> None:
     line = {"number": "+8613800000001", "kind": "mobile", "verified": True}
     db.execute("INSERT INTO objects VALUES ('enterprise', '', 'sf', ?)", (dumps_str(ent),))
     db.execute("INSERT INTO objects VALUES ('line', 'sf', '+8613800000001', ?)", (dumps_str(line),))
+    for eid, bot in [("b", "sip:106500@bot.example"), ("a", " 106500 "), ("c", "sip:777@bot.example")]:
+        other = {"id": eid, "name": "N", "signature": "N", "chatbot": bot}
+        db.execute("INSERT INTO objects VALUES ('enterprise', '', ?, ?)", (eid, dumps_str(other)))
     db.execute("INSERT INTO dedupe VALUES ('sf:c1:ended', ?)", (T0 + 86400,))
     db.execute(
         "INSERT INTO deliveries VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -125,6 +128,10 @@ async def test_a_database_of_the_previous_release_is_adopted_and_migrated_with_i
         [attempt] = await store.attempts("d1")
         assert (attempt.channel, attempt.state, attempt.done) == ("sms", "delivered", T0 + 4)
         assert await store.attempt_of_message("m1") == 1
+        # chatbot owners backfilled: of two enterprises sharing an address, the first by id keeps it
+        assert not await store.claim_chatbot("b", "106500")
+        assert not await store.claim_chatbot("sf", "777")
+        assert await store.claim_chatbot("a", "106500")
         assert usage_rows(store.db, "sf", ("day", "channel")) == [
             {"day": DAY, "channel": "sms", "messages": 1, "units": 1, "overage_units": 0, "cost": 0.05}
         ]

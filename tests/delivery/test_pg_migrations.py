@@ -37,6 +37,9 @@ async def _previous_version(url: str) -> None:
         await conn.execute(
             """INSERT INTO objects VALUES ('enterprise', '', 'sf', '{"id": "sf", "name": "SF"}')"""
         )
+        for eid, bot in [("b", "sip:106500@bot.example"), ("a", " 106500 "), ("c", "sip:777@bot.example")]:
+            body = f'{{"id": "{eid}", "name": "N", "chatbot": "{bot}"}}'
+            await conn.execute("INSERT INTO objects VALUES ('enterprise', '', $1, $2)", eid, body)
         await conn.execute(
             "INSERT INTO charges VALUES ('d1#0', 'sf', 'pool', '+8613800000001', 'sms', 1, 0, 0.05, '2026-11-30', 1, 0)"
         )
@@ -64,6 +67,10 @@ async def test_a_database_of_the_previous_version_is_upgraded_with_its_data(post
     try:
         assert await _versions(postgres_url) == [m.version for m in MIGRATIONS.migrations]
         assert await store.get("enterprise", "", "sf") == {"id": "sf", "name": "SF"}
+        # chatbot owners backfilled: of two enterprises sharing an address, the first by id keeps it
+        assert not await store.claim_chatbot("b", "106500")
+        assert not await store.claim_chatbot("sf", "777")
+        assert await store.claim_chatbot("a", "106500")
         assert (await store.usage("sf", ("channel",)))[0]["messages"] == 1
     finally:
         await store.stop()

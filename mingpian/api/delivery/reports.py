@@ -127,13 +127,17 @@ async def post_estimate(request: web.Request) -> web.Response:
     body = await validation.body(request, "estimate")
     msg = request.app[templates_key].get(body["template"]).render(body["data"])  # RenderError → 4xx
     line = validation.number(body["line"], "$.line") if body.get("line") else ""
+    if line:
+        await validation.own_line(request.app[delivery_key].store, ent["id"], line, "$.line")
     channels = await estimate(request.app[delivery_key].meter, ent["id"], msg, line, body["count"])
     return json_response(
         {"enterprise": ent["id"], "template": body["template"], "count": body["count"], "channels": channels}
     )
 
 
-RANGE = ("from", "to")
+# ?from=&to=: ISO days (China time), from not after to
+_DAY = {"type": "string", "format": "date", "description": "YYYY-MM-DD (China time); from ≤ to"}
+RANGE = (("from", _DAY), ("to", _DAY))
 
 
 def setup(app: web.Application) -> dict[str, Any]:
@@ -160,7 +164,19 @@ def setup(app: web.Application) -> dict[str, Any]:
                 400,
                 404,
                 params=EID,
-                query=("by", "format", *RANGE),
+                query=(
+                    (
+                        "by",
+                        {
+                            "type": "string",
+                            "pattern": "^(day|line|channel|package)(,(day|line|channel|package))*$",
+                            "default": "day",
+                            "description": "comma-separated grouping: day, line, channel, package",
+                        },
+                    ),
+                    ("format", {"enum": ["json", "csv"], "default": "json"}),
+                    *RANGE,
+                ),
             )
         },
         BASE + "/report": {
