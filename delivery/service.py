@@ -61,7 +61,7 @@ class DeliveryConfig:
     timeouts: dict[str, float] = field(default_factory=dict)
     ring_timeout: float = 45.0
     lease: float = 15.0  # seconds a worker holds a chain without renewing
-    capability_path: str = "/bot/v1/{chatbot}/contactCapabilities?userContact={contact}"
+    capability_path: str = ""  # "": the chatbot's MaaP dialect's own (chatbot/capability.py)
     capability_ttl: float = 86400.0
     kannel_url: str = ""
     kannel_username: str = ""

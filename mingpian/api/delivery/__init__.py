@@ -65,7 +65,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     from ..chatbot import runtime_key  # set up before this feature (see create_app)
 
     runtime = app.get(runtime_key)
-    messaging = runtime if runtime is not None and runtime.maap is not None else None
+    messaging = runtime if runtime is not None and runtime.has_maap else None
     metrics = app[metrics_key]
     try:
         service = DeliveryService(
