@@ -140,6 +140,7 @@ class Carrier:
         if request.match_info["kind"] == "interaction" and "inReplyTo" not in body:
             return self._refuse_xml(400, "the interaction endpoint takes replies only")
         body["dialect"] = "cm"
+        body["endpoint"] = request.match_info["kind"]
         body["xml"] = raw.decode("utf-8")
         self.sim._record(body["messageId"], user, body.get("inReplyTo", ""), body)
         if self.sim.reports and self.sim.webhook:
