@@ -57,6 +57,9 @@ Dialect = Literal["csp-notify", "csp-message", "csp-status", "gsma", "cm-message
 # Another feature (delivery) hears each user text or tap after its turn committed (a repeat
 # too): (bot folder, event). A listener must be idempotent per event.message_id.
 Listener = Callable[[str, InboundEvent], Awaitable[None]]
+# Another feature hears the platform's status reports after they are recorded (revoke results
+# of delivery's cards); it must be idempotent per report.
+StatusListener = Callable[[list[StatusReport]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +130,7 @@ class ChatbotRuntime:
         self.on_turn = on_turn  # (bot, ok | duplicate | ignored): metrics
         self.on_send = on_send  # (ok | retry | fail): metrics
         self.listeners: list[Listener] = []
+        self.status_listeners: list[StatusListener] = []
         self.store: Store = open_store(
             config.store,
             sqlite_path=config.sqlite_path,
@@ -309,6 +313,11 @@ class ChatbotRuntime:
 
     async def _statuses(self, reports: list[StatusReport]) -> None:
         await self.store.record_status(list(reports), time.time())
+        for listener in self.status_listeners:
+            try:
+                await listener(reports)
+            except Exception:
+                log.exception("chatbot status listener %r failed", listener)
 
     async def _turn(self, bot: str, event: InboundEvent) -> CommitResult | None:
         if event.kind == "status":

@@ -40,7 +40,7 @@ from infra.migrations_pg import migrate_postgres
 
 from .metering.ledger import GROUPS, LedgerEntry, usage_dicts
 from .metering.packages import Charge
-from .records import Attempt, Delivery, attempt_stats
+from .records import OUTCOME, Attempt, Delivery, attempt_stats
 
 log = logging.getLogger("mingpian.delivery")
 # Active deliveries, and those whose current attempt waits for a receipt: its cost grows with the
@@ -55,10 +55,12 @@ DELIVERY_COLUMNS = (
     "id, call_id, phase, enterprise, line, recipient, card, template, kind, data, chain, step, state, "
     "reason, channel, event_at, created, updated"
 )
-ATTEMPT_COLUMNS = "id, delivery, step, channel, state, segments, units, started, deadline, done, detail"
+ATTEMPT_COLUMNS = (
+    "id, delivery, step, channel, state, segments, units, started, deadline, done, detail, revoke"
+)
 UPDATABLE = {
     "deliveries": frozenset({"step", "state", "reason", "channel", "updated"}),
-    "attempts": frozenset({"state", "units", "done", "detail", "deadline"}),
+    "attempts": frozenset({"state", "units", "done", "detail", "deadline", "revoke"}),
 }
 
 TABLES = (
@@ -82,7 +84,7 @@ def _delivery(r: asyncpg.Record) -> Delivery:
 
 
 def _attempt(r: asyncpg.Record) -> Attempt:
-    return Attempt(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10])
+    return Attempt(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
 
 
 def _set_clause(table: str, fields: dict[str, Any]) -> str:
@@ -516,9 +518,10 @@ class PgDeliveryStore:
     async def delivery_stats(self, enterprise: str) -> list[dict[str, Any]]:
         rows = await self._fetch(
             "SELECT to_char(to_timestamp(a.started + 8 * 3600) AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, "
-            "a.channel, a.state, count(*), avg(CASE WHEN a.done IS NOT NULL THEN a.done - a.started END) "
+            f"a.channel, {OUTCOME} AS outcome, count(*), "
+            "avg(CASE WHEN a.done IS NOT NULL THEN a.done - a.started END) "
             "FROM attempts a JOIN deliveries d ON d.id = a.delivery WHERE d.enterprise=$1 "
-            "GROUP BY day, a.channel, a.state ORDER BY day, a.channel, a.state",
+            "GROUP BY day, a.channel, outcome ORDER BY day, a.channel, outcome",
             enterprise,
         )
         return attempt_stats(rows)

@@ -34,6 +34,7 @@ from .metering.redis import RedisCounters
 from .metering.sqlite import SqliteCounters
 from .receipts import Outcome, Receipts, no_outcome
 from .replies import Replies
+from .revoke import Revoker
 from .seed import load_seed
 from .storage import DeliveryStore, open_store
 from .store import SqliteDeliveryStore
@@ -98,6 +99,7 @@ class DeliveryService:
         self.receipts = Receipts(self.store, self.meter, self.wakeups, on_outcome)
         self.replies = Replies(self.store, self.composer, self.wakeups)
         self.channels: dict[str, Channel] = {}
+        self.revoker = Revoker(self.store, messaging)
         capability = None
         if messaging is not None:  # 5G messages through the chatbot runtime
             self.channels["rcs"] = RcsChannel(messaging)
@@ -113,6 +115,7 @@ class DeliveryService:
             ring_timeout=config.ring_timeout,
             capability=capability,
             lease=config.lease,
+            revoker=self.revoker,
         )
         self.intake = Intake(self.store, self.counters, self.chains)
         self.smpp: SmppPool | None = None
