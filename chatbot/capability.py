@@ -21,6 +21,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import aiohttp
+from yarl import URL
 
 from infra import jsonio
 
@@ -70,7 +71,7 @@ async def lookup(client: MaapClient, chatbot: str, contact: str, path: str, time
         headers, base, _ = await client.auth(chatbot)
         url = base + template.format(chatbot=quote(chatbot, safe=safe), contact=quote(contact))
         async with client.session.get(
-            url, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
+            URL(url, encoded=True), headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
         ) as resp:
             raw = await resp.read()
     except (TokenError, TimeoutError, aiohttp.ClientError, OSError):

@@ -11,7 +11,8 @@ message id, which the platform deduplicates on and which names the message in a 
 A card with a chip list is two parts (botmessage + botsuggestion); the sources show one
 `contentType`/`bodyText` pair, so two parts go as `multipart/mixed; boundary="next"` in the
 one `bodyText`, each part with its own Content-Type and Content-Length (as RCS carries
-multipart bodies). One part goes as itself.
+multipart bodies). Lines end in LF, not CRLF: an XML parser turns every CRLF into LF, which
+would make the lengths wrong on arrival. One part goes as itself.
 
 Basic credentials: `Basic base64(<id>:<SHA256hex(secret + Date)>)`, `Date` being the very header
 sent. Two secrets are seen in CSP client code, chosen per account (`maap_cm_secret`):
@@ -86,8 +87,8 @@ def body_text(message_list: list[dict[str, Any]]) -> tuple[str, str]:
     for part in message_list:
         text = _part_text(part)
         chunks.append(
-            f"--{BOUNDARY}\r\nContent-Type: {part['contentType']}\r\n"
-            f"Content-Length: {len(text.encode())}\r\n\r\n{text}\r\n"
+            f"--{BOUNDARY}\nContent-Type: {part['contentType']}\n"
+            f"Content-Length: {len(text.encode())}\n\n{text}\n"
         )
     return MULTIPART, "".join(chunks) + f"--{BOUNDARY}--"
 
@@ -148,8 +149,8 @@ def split_parts(ctype: str, text: str) -> list[dict[str, Any]]:
     for chunk in text.split(f"--{BOUNDARY}")[1:]:
         if chunk.startswith("--"):
             break
-        head, _, content = chunk.strip("\r\n").partition("\r\n\r\n")
-        headers = dict(line.split(": ", 1) for line in head.split("\r\n") if ": " in line)
+        head, _, content = chunk.replace("\r\n", "\n").strip("\n").partition("\n\n")
+        headers = dict(line.split(": ", 1) for line in head.split("\n") if ": " in line)
         part_type = headers.get("Content-Type", "")
         if int(headers.get("Content-Length", "-1")) != len(content.encode()):
             raise XmlShapeError("/bodyText", f"part {part_type!r}: Content-Length does not match")

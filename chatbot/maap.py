@@ -32,6 +32,7 @@ from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
 import aiohttp
+from yarl import URL
 
 from infra import jsonio
 from infra.http1 import Http1Client, HttpError
@@ -373,7 +374,9 @@ class MaapClient:
                 "json": {"RCSMessage": {"status": "cancelled"}, "messageContact": {"userContact": user}}
             }
             method = "PUT"
-        async with self.session.request(method, url, headers=headers, timeout=self.timeout, **kwargs) as resp:
+        async with self.session.request(
+            method, URL(url, encoded=True), headers=headers, timeout=self.timeout, **kwargs
+        ) as resp:
             raw = await resp.read()
         if self.dialect != "csp":
             return resp.status, raw, http_rule(resp.status)
