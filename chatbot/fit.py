@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import os
 import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,7 +79,7 @@ def _image(file: LocalFile, limit: int, kind: str, workdir: Path) -> LocalFile:
             img.save(buf, "JPEG", quality=q, optimize=True)
             if buf.tell() <= limit:
                 workdir.mkdir(parents=True, exist_ok=True)
-                tmp = out.with_suffix(".tmp")
+                tmp = out.with_suffix(f".{os.getpid()}-{secrets.token_hex(4)}.tmp")
                 tmp.write_bytes(buf.getvalue())
                 tmp.replace(out)
                 return LocalFile(out, "image/jpeg")
@@ -124,7 +126,7 @@ async def _video(file: LocalFile, limits: Limits, workdir: Path) -> LocalFile:
         rate = int(budget * share)
         if rate < 64_000:
             break
-        tmp = out.with_suffix(".tmp.mp4")
+        tmp = out.with_suffix(f".{os.getpid()}-{secrets.token_hex(4)}.tmp.mp4")
         code, err = await _run(
             "-hide_banner", "-y", "-i", str(file.path), "-t", f"{length:.3f}",
             "-vf", "scale='min(1280,iw)':-2", "-c:v", "libx264", "-preset", "veryfast",

@@ -64,11 +64,10 @@ class MediaHost:
 
     # -- any local file (library files use this too) -------------------------------------------
     async def host(self, chatbot: str, file: LocalFile, thumbnail: LocalFile | None = None) -> dict[str, Any]:
-        """{url, until, contentType, size, thumbnailUrl?, …} of `file` on the platform."""
-        kind = "video" if file.content_type.startswith("video/") else "image"
-        fitted = await fit(file, kind, self.limits, self.workdir)
-        thumb = await fit(thumbnail, "thumbnail", self.limits, self.workdir) if thumbnail else None
-        key = _digest(fitted, thumb)
+        """{url, until, contentType, size, thumbnailUrl?, …} of `file` on the platform. Keyed by
+        the content of the files as given (and the limits they are fitted to), so a send that
+        finds the record neither fits nor uploads anything."""
+        key = _digest(file, thumbnail) + f"-{self.limits.image_bytes}-{self.limits.video_bytes}"
         record = await self._fresh(key)
         if record is not None:
             return record
@@ -77,7 +76,7 @@ class MediaHost:
             fut = asyncio.get_running_loop().create_future()
             self._inflight[key] = fut
             try:
-                fut.set_result(await self._claimed(chatbot, key, fitted, thumb))
+                fut.set_result(await self._claimed(chatbot, key, file, thumbnail))
             except BaseException as exc:
                 fut.set_exception(exc)
                 fut.exception()  # retrieved: the waiters re-raise it
@@ -115,8 +114,11 @@ class MediaHost:
                 raise TimeoutError("another process has been uploading this file for too long")
 
     async def _upload(
-        self, chatbot: str, key: str, file: LocalFile, thumb: LocalFile | None
+        self, chatbot: str, key: str, src: LocalFile, src_thumb: LocalFile | None
     ) -> dict[str, Any]:
+        kind = "video" if src.content_type.startswith("video/") else "image"
+        file = await fit(src, kind, self.limits, self.workdir)
+        thumb = await fit(src_thumb, "thumbnail", self.limits, self.workdir) if src_thumb else None
         entries = await upload(self.client, chatbot, file, thumb)
         self.uploads += 1
         main = next(e for e in entries if e.kind == "file")

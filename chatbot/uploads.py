@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import io
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,8 @@ def _form(names: tuple[str, str], file: LocalFile, thumb: LocalFile | None) -> a
     form = aiohttp.FormData()
     for name, f in ((names[0], file), (names[1], thumb)):
         if f is not None:
-            form.add_field(name, f.path.read_bytes(), filename=f.path.name, content_type=f.content_type)
+            data = io.BytesIO(f.path.read_bytes())  # a file object: aiohttp streams it
+            form.add_field(name, data, filename=f.path.name, content_type=f.content_type)
     return form
 
 
