@@ -34,11 +34,29 @@ CLAIM_TTL = 120.0  # longest one process may hold the upload of a file before an
 Resolver = Callable[[str], Awaitable[LocalFile | None]]  # a media URL → our local file, or None
 
 
+_HASHES: dict[tuple[str, int, int], bytes] = {}  # (path, size, mtime_ns) → SHA-256 of the file
+HASHES_KEPT = 4096
+
+
+def _file_hash(path: Path) -> bytes:
+    """A file's SHA-256, remembered while its size and mtime stay (a send of an already hosted
+    card then reads no file at all; a rendered file never changes in place)."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    digest = _HASHES.get(key)
+    if digest is None:
+        digest = hashlib.sha256(path.read_bytes()).digest()
+        if len(_HASHES) >= HASHES_KEPT:
+            _HASHES.clear()
+        _HASHES[key] = digest
+    return digest
+
+
 def _digest(*files: LocalFile | None) -> str:
     h = hashlib.sha256()
     for f in files:
         if f is not None:
-            h.update(hashlib.sha256(f.path.read_bytes()).digest())
+            h.update(_file_hash(f.path))
             h.update(f.content_type.encode() + b"\x00")
     return h.hexdigest()
 
