@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestServer
 
-from chatbot.simulator import Simulator
+from chatbot.simulator import Fault, Simulator
 from delivery.gateways.rcs import message_id
 from mingpian.api.delivery import delivery_key
 
@@ -94,3 +94,19 @@ async def test_a_revoke_the_maap_refuses_is_recorded_as_refused(
     await call(client, "rv3", "answered", callee=RCS_PHONE)
     assert (await _attempt(client, "rv3:ringing", "refused"))["revoke"] == "refused"
     assert client.app[delivery_key].revoker.requested == 1
+
+
+async def test_a_card_whose_hand_over_ends_after_the_answer_is_revoked_right_after(
+    make_app: AppFactory, maap: tuple[Simulator, TestServer, list[str]]
+) -> None:
+    sim, _, _ = maap
+    client = await _app(make_app, maap)
+    sim.fault = Fault(mode="slow", delay=1.0, remaining=1)  # the MaaP takes a second to accept
+    await call(client, "rv4", "ringing", callee=RCS_PHONE)
+    await asyncio.sleep(0.3)
+    await call(client, "rv4", "answered", callee=RCS_PHONE)  # while the card is in flight
+    d = await settle(client, "rv4:ringing")  # the chain ends it as too late; the MaaP had accepted
+    assert d["state"] == "dropped" and d["reason"] == "call answered before the card arrived"
+    att = await _attempt(client, "rv4:ringing", "revoked")
+    assert att["state"] == "delivered"
+    assert [r.message_id for r in sim.carrier.revokes] == [sim.received[0].message_id]
