@@ -62,6 +62,7 @@ class Carrier:
         self.uploads: list[Upload] = []
         self.revokes: list[Revoke] = []
         self.asked: list[str] = []  # capability lookups: the contacts asked about
+        self.reported: list[tuple[str, int, bytes]] = []  # XML status reports sent: (url, status, body)
         self.file_lifetime = FILE_DAYS * 86400
 
     def clear(self) -> None:
@@ -69,6 +70,7 @@ class Carrier:
         self.uploads.clear()
         self.revokes.clear()
         self.asked.clear()
+        self.reported.clear()
 
     def routes(self, app: web.Application, prefix: str = "") -> None:
         r = app.router
@@ -408,6 +410,6 @@ class Carrier:
         url = f"{self.sim.webhook}/{kind}/{quote(chatbot, safe='')}"
         try:
             async with self.sim.session.post(url, data=raw, headers=self.cm_headers()) as resp:
-                await resp.read()
-        except (TimeoutError, aiohttp.ClientError):
-            pass
+                self.reported.append((url, resp.status, (await resp.read())[:300]))
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            self.reported.append((url, 0, repr(exc).encode()))

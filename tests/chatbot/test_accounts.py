@@ -4,6 +4,7 @@ and a China Mobile one on an account of `maap_accounts` (OMA XML), each on its o
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
@@ -37,8 +38,13 @@ async def test_each_chatbot_answers_on_its_own_platform_in_its_own_dialect(
     aiohttp_client: Any, aiohttp_server: Any, sim: tuple[Simulator, TestServer], tmp_path: Path
 ) -> None:
     cu, cu_server = sim
-    cm = Simulator(
-        app_id="cm-app", app_key="cm-password", chatbot=CM_BOT, username=USERNAME, password=PASSWORD
+    cm = Simulator(  # reports: China Mobile status reports (DeliveryInfoNotification XML) come back
+        app_id="cm-app",
+        app_key="cm-password",
+        chatbot=CM_BOT,
+        username=USERNAME,
+        password=PASSWORD,
+        reports=True,
     )
     cm_server = await aiohttp_server(cm.app())
     accounts = [
@@ -64,6 +70,12 @@ async def test_each_chatbot_answers_on_its_own_platform_in_its_own_dialect(
         assert await cm.carrier.cm_tap(CM_USER, f"track:{WAYBILL}") == 204
         [cu_reply] = await cu.wait_for(1)
         [cm_reply] = await cm.wait_for(1)
+        for _ in range(100):  # the platform's delivery report, in XML, reaches the message
+            resp = await client.get(f"/api/chatbot/messages/{cm_reply.message_id}")
+            if (await resp.json()).get("delivery") == "delivered":
+                break
+            await asyncio.sleep(0.02)
+        assert (await resp.json())["delivery"] == "delivered", cm.carrier.reported
     finally:
         await cm._close()
     assert "dialect" not in cu_reply.body and cu_reply.body["senderAddress"] != CM_BOT
