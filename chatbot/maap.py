@@ -17,7 +17,9 @@ client id/secret) → Bearer token; `POST {server}/rcs/bot/v1/{botId}/messages` 
 
 `send` and `revoke` never raise for platform trouble: they classify the outcome so the caller
 can decide (delivered / retry later / give up). Uploads (media hosted on the platform) are in
-uploads.py, capability lookups in capability.py; both use this client's credentials.
+uploads.py, capability lookups in capability.py; both use this client's credentials. Sends and
+revokes stay here, in one module of about 400 lines, because they share the per-account token
+cache and credentials with every dialect's request.
 """
 
 from __future__ import annotations
