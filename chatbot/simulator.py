@@ -193,7 +193,10 @@ class Simulator:
             {
                 "accessToken": self._new_token(),
                 "expires": self.token_lifetime,
-                "url": str(request.url.origin()) + (ALT if self.token_url_alt else ""),
+                # where this simulator is mounted (a sub-app under a prefix, as the studio does)
+                "url": str(request.url.origin())
+                + request.path[: request.path.index("/bot/v1/")]
+                + (ALT if self.token_url_alt else ""),
                 "errorCode": 0,
             }
         )

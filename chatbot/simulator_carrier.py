@@ -246,10 +246,13 @@ class Carrier:
                 return f"{kind} is {len(data)} bytes; at most {LIMITS[kind]}"
         return parts
 
-    def _store(self, request: web.Request, data: bytes, ctype: str) -> tuple[str, str]:
+    def _store(self, request: web.Request, data: bytes, ctype: str, below: str) -> tuple[str, str]:
+        """Keep a file; (id, URL) — under the prefix this simulator is mounted at (`below`: the
+        part of the path that follows the prefix)."""
         fid = uuid.uuid4().hex
         self.files[fid] = (data, ctype)
-        return fid, f"{request.url.origin()}/files/{fid}"
+        prefix = request.path[: request.path.index(below)]
+        return fid, f"{request.url.origin()}{prefix}/files/{fid}"
 
     async def h_csp_upload(self, request: web.Request) -> web.Response:
         if not self.csp_token_ok(request):
@@ -270,7 +273,7 @@ class Carrier:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until))
         info, record = [], {}
         for name, (data, ctype, fname) in parts.items():
-            fid, url = self._store(request, data, ctype)
+            fid, url = self._store(request, data, ctype, "/bot/v1/")
             record[name] = (fid, ctype, len(data))
             entry = {
                 "url": url,
@@ -303,7 +306,7 @@ class Carrier:
         until = time.time() + self.file_lifetime
         entries, record = [], {}
         for name, (data, ctype, _) in parts.items():
-            fid, url = self._store(request, data, ctype)
+            fid, url = self._store(request, data, ctype, "/Content")
             record[name] = (fid, ctype, len(data))
             entries.append(
                 FileInfo("thumbnail" if name == "Thumbnail" else "file", url, until, ctype, len(data))
