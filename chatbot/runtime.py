@@ -49,7 +49,7 @@ from .hosting import MediaHost, Resolver
 from .maap import MaapClient, SendResult
 from .outbox import OutboxWorker
 from .store import CommitResult, Store, open_store
-from .uploads import HOSTING_DIALECTS, UploadError
+from .uploads import HOSTING_DIALECTS, LocalFile, UploadError
 
 log = logging.getLogger("mingpian.chatbot")
 
@@ -249,6 +249,18 @@ class ChatbotRuntime:
         except (TimeoutError, OSError) as exc:
             return SendResult("retry", f"media upload: {type(exc).__name__}: {exc}"[:500])
         return None
+
+    async def host_file(
+        self, chatbot: str, path: Path, content_type: str, thumbnail: tuple[Path, str] | None = None
+    ) -> dict[str, Any] | None:
+        """Any local file (a library file, say) hosted on the platform `chatbot` sends through:
+        {url, until, contentType, size, thumbnail…}; None when that platform hosts no media.
+        Raises fit.Unfit (naming the limit) or uploads.UploadError."""
+        host = self.host_for(chatbot)
+        if host is None:
+            return None
+        thumb = LocalFile(*thumbnail) if thumbnail else None
+        return await host.host(chatbot, LocalFile(path, content_type), thumb)
 
     async def revoke(self, chatbot: str, message_id: str, user: str) -> SendResult:
         """Ask the platform to take back a message it accepted; the result arrives later as a

@@ -227,6 +227,9 @@ async def test_the_runtime_uploads_a_cards_local_media_and_retries_a_failed_uplo
         assert failed.outcome == "retry" and "media upload" in failed.detail and s.received == []
         assert (await runtime.send(card(1))).outcome == "ok"
         assert (await runtime.send(card(2))).outcome == "ok"
+        # the same picture as a plain local file (a library file): already hosted
+        rec = await runtime.host_file(CHATBOT, pic.path, "image/png")
+        assert rec is not None and rec["url"].startswith(str(server.make_url("/files/")))
     finally:
         await runtime.close()
     assert len(s.carrier.uploads) == 1 and len(s.received) == 2
