@@ -12,6 +12,10 @@ from infra import jsonio
 OUTCOME = "CASE WHEN a.revoke IN ('requested', 'revoked') THEN 'revoked' ELSE a.state END"
 FINAL = frozenset({"delivered", "failed", "dropped", "blocked", "skipped"})
 
+# A media library row (the store's `media` table), in column order.
+MEDIA_FIELDS = ("id", "kind", "ext", "content_type", "bytes", "width", "height", "seconds", "name", "created")
+MEDIA_COLUMNS = ", ".join(MEDIA_FIELDS)
+
 
 @dataclass(slots=True)
 class Delivery:

@@ -21,7 +21,7 @@ from .groupcommit import GroupCommitDb
 from .metering import ledger
 from .metering.ledger import LedgerEntry
 from .metering.packages import Charge
-from .records import OUTCOME, Attempt, Delivery, attempt_stats, delivery_from_row
+from .records import MEDIA_COLUMNS, MEDIA_FIELDS, OUTCOME, Attempt, Delivery, attempt_stats, delivery_from_row
 
 # The schema: numbered migrations in delivery/migrations/sqlite/, applied by open() (infra/migrations.py).
 SCHEMA = Migrations.load("delivery", "sqlite", database="delivery", adopt_if_table="objects")
@@ -131,6 +131,7 @@ class SqliteDeliveryStore(GroupCommitDb):
             db.execute("DELETE FROM objects WHERE enterprise=?", (enterprise,))
             db.execute("DELETE FROM objects WHERE kind='enterprise' AND id=?", (enterprise,))
             db.execute("DELETE FROM api_keys WHERE enterprise=?", (enterprise,))
+            db.execute("DELETE FROM media WHERE enterprise=?", (enterprise,))
 
     async def audit(
         self, actor: str, enterprise: str, target: str, action: str, detail: dict[str, Any]
@@ -151,6 +152,54 @@ class SqliteDeliveryStore(GroupCommitDb):
             for r in rows
         ]
 
+    # -- the media library ----------------------------------------------------------------------
+    async def add_media(self, enterprise: str, row: dict[str, Any], quota: int) -> str:
+        async with self.tx() as db:
+            if db.execute(
+                "SELECT 1 FROM media WHERE enterprise=? AND id=?", (enterprise, row["id"])
+            ).fetchone():
+                return "exists"
+            used = db.execute("SELECT coalesce(sum(bytes), 0) FROM media WHERE enterprise=?", (enterprise,))
+            if used.fetchone()[0] + row["bytes"] > quota:
+                return "over_quota"
+            db.execute(
+                f"INSERT INTO media (enterprise, {MEDIA_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (enterprise, *(row[c] for c in MEDIA_FIELDS)),
+            )
+        return "added"
+
+    async def media(self, enterprise: str, id: str) -> dict[str, Any] | None:
+        r = self.db.execute(
+            f"SELECT {MEDIA_COLUMNS} FROM media WHERE enterprise=? AND id=?", (enterprise, id)
+        ).fetchone()
+        return dict(zip(MEDIA_FIELDS, r, strict=True)) if r else None
+
+    async def media_list(self, enterprise: str) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            f"SELECT {MEDIA_COLUMNS} FROM media WHERE enterprise=? ORDER BY created, id", (enterprise,)
+        )
+        return [dict(zip(MEDIA_FIELDS, r, strict=True)) for r in rows]
+
+    async def media_named(self, enterprise: str, name: str) -> dict[str, Any] | None:
+        r = self.db.execute(
+            f"SELECT {MEDIA_COLUMNS} FROM media WHERE enterprise=? AND name=? ORDER BY created LIMIT 1",
+            (enterprise, name),
+        ).fetchone()
+        return dict(zip(MEDIA_FIELDS, r, strict=True)) if r else None
+
+    async def media_used(self, enterprise: str) -> int:
+        r = self.db.execute("SELECT coalesce(sum(bytes), 0) FROM media WHERE enterprise=?", (enterprise,))
+        return int(r.fetchone()[0])
+
+    async def delete_media(self, enterprise: str, id: str) -> dict[str, Any] | None:
+        row = await self.media(enterprise, id)
+        if row is not None:
+            self.db.execute("DELETE FROM media WHERE enterprise=? AND id=?", (enterprise, id))
+        return row
+
+    async def media_users(self, id: str) -> int:
+        return int(self.db.execute("SELECT count(*) FROM media WHERE id=?", (id,)).fetchone()[0])
+
     # -- API keys ----------------------------------------------------------------------------
     async def add_key(self, key_hash: str, enterprise: str | None, label: str) -> None:
         self._keys.clear()
@@ -168,16 +217,16 @@ class SqliteDeliveryStore(GroupCommitDb):
         return hit
 
     # -- calls and deliveries ------------------------------------------------------------------
-    async def call_event(self, call_id: str, phase: str, at: float) -> bool:
-        """Record a call event; False if this call id + phase was seen before."""
-        cur = self.db.execute("INSERT OR IGNORE INTO calls VALUES (?,?,?)", (call_id, phase, at))
-        return cur.rowcount > 0
-
     async def call_phases(self, call_id: str) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT phase FROM calls WHERE call_id=?", (call_id,))}
 
-    async def add_delivery(self, d: Delivery, owner: str = "", lease_until: float = 0.0) -> None:
-        """(One process owns the file: the lease is implied, not stored.)"""
+    async def accept_call(self, d: Delivery, owner: str = "", lease_until: float = 0.0) -> bool:
+        """Record a call event with its delivery; False (and neither written) if this call id and
+        phase were seen before. (One process owns the file: the lease is implied, not stored.)"""
+        cur = self.db.execute("INSERT OR IGNORE INTO calls VALUES (?,?,?)", (d.call_id, d.phase, d.event_at))
+        if cur.rowcount == 0:
+            await self._durable_outside_tx()
+            return False
         self.db.execute(
             "INSERT OR IGNORE INTO deliveries VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
@@ -201,6 +250,13 @@ class SqliteDeliveryStore(GroupCommitDb):
                 d.updated,
             ),
         )
+        await self._durable_outside_tx()
+        return True
+
+    async def _durable_outside_tx(self) -> None:
+        """Durable now, unless inside a `tx()` block (whose end decides)."""
+        if not self._savepoints:
+            await self.durable()
 
     async def delivery(self, id: str) -> Delivery | None:
         row = self.db.execute("SELECT * FROM deliveries WHERE id=?", (id,)).fetchone()
@@ -240,9 +296,17 @@ class SqliteDeliveryStore(GroupCommitDb):
         ).fetchone()
         return Attempt(*row) if row else None
 
-    async def attempt_by_id(self, id: int) -> Attempt | None:
+    async def attempt_receipts(self, id: int) -> tuple[Attempt | None, int, list[str]]:
+        """An attempt, how many message ids it has and the receipt stats they got."""
         row = self.db.execute("SELECT * FROM attempts WHERE id=?", (id,)).fetchone()
-        return Attempt(*row) if row else None
+        if row is None:
+            return None, 0, []
+        rows = self.db.execute(
+            "SELECT r.stat FROM message_ids m LEFT JOIN receipts r "
+            "ON r.message_id = m.message_id WHERE m.attempt=?",
+            (id,),
+        ).fetchall()
+        return Attempt(*row), len(rows), [r[0] for r in rows if r[0] is not None]
 
     async def attempts(self, delivery: str) -> list[Attempt]:
         return [
@@ -282,21 +346,21 @@ class SqliteDeliveryStore(GroupCommitDb):
             "INSERT OR IGNORE INTO message_ids VALUES (?,?,NULL)", [(m, attempt) for m in ids]
         )
 
-    async def receipt(self, message_id: str, stat: str) -> bool:
-        """Store a receipt; False if this message id already had a final one (a redelivery)."""
-        cur = self.db.execute(
-            "INSERT OR IGNORE INTO receipts VALUES (?,?,?)", (message_id, stat, time.time())
+    async def receipt(self, message_id: str, stat: str, source: str = "") -> None:
+        """Store a receipt (a redelivery of one already stored changes nothing)."""
+        self.db.execute(
+            "INSERT OR IGNORE INTO receipts (message_id, stat, at, source) VALUES (?,?,?,?)",
+            (message_id, stat, time.time(), source),
         )
-        return cur.rowcount > 0
 
-    async def receipts_of(self, attempt: int) -> tuple[int, list[str]]:
-        """(segments submitted, stats received) for an attempt."""
-        rows = self.db.execute(
-            "SELECT r.stat FROM message_ids m LEFT JOIN receipts r "
-            "ON r.message_id = m.message_id WHERE m.attempt=?",
-            (attempt,),
-        ).fetchall()
-        return len(rows), [r[0] for r in rows if r[0] is not None]
+    async def adopt_receipts(self, attempt: int, recipient: str, since: float, limit: int) -> int:
+        cur = self.db.execute(
+            "INSERT OR IGNORE INTO message_ids SELECT r.message_id, ?, NULL FROM receipts r "
+            "WHERE r.source = ? AND r.at >= ? AND NOT EXISTS "
+            "(SELECT 1 FROM message_ids m WHERE m.message_id = r.message_id) ORDER BY r.at LIMIT ?",
+            (attempt, recipient, since, limit),
+        )
+        return cur.rowcount
 
     async def attempt_of_message(self, message_id: str) -> int | None:
         row = self.db.execute("SELECT attempt FROM message_ids WHERE message_id=?", (message_id,)).fetchone()

@@ -20,10 +20,13 @@ from renderer import (
     get_profile,
     to_rcs,
 )
+from renderer.mediarefs import refs, with_urls
+from renderer.schema_text import pattern_text
 
 from ..errors import ApiError
 from ..httpjson import json_response, read_json_body
 from ..keys import metrics_key, settings_key, templates_key
+from ..library import library_links_key
 
 
 @dataclass(slots=True)  # not frozen: built on every render, frozen init costs ~1 µs
@@ -35,6 +38,7 @@ class RenderRequest:
     data: dict[str, Any]
     message: Message
     profile: CarrierProfile
+    brand: dict[str, Any] | None = None  # an enterprise's brand instead of the template's (previews)
 
 
 FormatHandler = Callable[[RenderRequest], Awaitable[web.StreamResponse]]
@@ -66,9 +70,22 @@ async def list_templates(request: web.Request) -> web.Response:
     return json_response({"templates": items})
 
 
+def _patterns(node: Any) -> set[str]:
+    """Every `pattern` string in a schema, at any depth."""
+    if isinstance(node, dict):
+        found = {node["pattern"]} if isinstance(node.get("pattern"), str) else set()
+        return found.union(*(_patterns(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_patterns(v) for v in node))
+    return set()
+
+
 async def get_template(request: web.Request) -> web.Response:
     t = request.app[templates_key].get(request.match_info["name"])
-    return json_response(t.describe())
+    body = t.describe()
+    # Each schema pattern in words, so a form can say "8–20 位大写字母或数字", never the regex.
+    body["patternText"] = {p: text for p in sorted(_patterns(t.schema)) if (text := pattern_text(p))}
+    return json_response(body)
 
 
 def _profile(request: web.Request) -> CarrierProfile:
@@ -111,7 +128,11 @@ async def render_template(request: web.Request) -> web.StreamResponse:
 
 
 async def render_rcs(rr: RenderRequest) -> web.Response:
-    payload = to_rcs(rr.message, rr.profile)
+    message = rr.message
+    found = refs(message)
+    if found:  # library files named by `media:<id>`: the payload carries their public URLs
+        message = with_urls(message, rr.request.app[library_links_key].links(found))
+    payload = to_rcs(message, rr.profile)
     accept = rr.request.headers.get("Accept", "")
     if BOTMESSAGE in accept and payload.chips is None:
         # A caller that asks for the bare GSMA content type gets exactly that.

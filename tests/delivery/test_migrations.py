@@ -169,8 +169,8 @@ async def test_check_refuses_a_pending_migration_and_off_leaves_the_schema_alone
     previous_release_db(path)
     with pytest.raises(
         PendingMigrations,
-        match=r"4 delivery migration\(s\) pending \(0001_initial, 0002_drop_dedupe, "
-        r"0003_charges_by_enterprise, 0004_attempt_revoke\)",
+        match=r"6 delivery migration\(s\) pending \(0001_initial, 0002_drop_dedupe, 0003_charges_by_enterprise, "
+        r"0004_media_library, 0005_receipt_source, 0006_attempt_revoke\)",
     ):
         SqliteDeliveryStore(path).open("check")
     store = SqliteDeliveryStore(path)

@@ -53,13 +53,14 @@ async def test_a_database_of_the_previous_version_is_upgraded_with_its_data(post
     await _previous_version(postgres_url)
     with pytest.raises(
         PendingMigrations,
-        match=r"2 delivery migration\(s\) pending \(0002_charges_by_enterprise, 0003_attempt_revoke\)",
+        match=r"4 delivery migration\(s\) pending \(0002_charges_by_enterprise, 0003_media_library, "
+        r"0004_receipt_source, 0005_attempt_revoke\)",
     ):
         await PgDeliveryStore(postgres_url, migrate="check").start()
     store = PgDeliveryStore(postgres_url)
     await store.start()
     try:
-        assert await _versions(postgres_url) == [1, 2, 3]
+        assert await _versions(postgres_url) == [1, 2, 3, 4, 5]
         assert await store.get("enterprise", "", "sf") == {"id": "sf", "name": "SF"}
         assert (await store.usage("sf", ("channel",)))[0]["messages"] == 1
     finally:
@@ -96,10 +97,15 @@ def test_mingpian_migrate_reports_and_applies_postgres_migrations(
         "0002_charges_by_enterprise",
         "pending",
     ]
-    assert lines[3].split() == ["0003_attempt_revoke", "pending"]
+    assert lines[3].split() == ["0003_media_library", "pending"]
+    assert [line.split() for line in lines[4:6]] == [
+        ["0004_receipt_source", "pending"],
+        ["0005_attempt_revoke", "pending"],
+    ]
     out = mingpian("migrate")
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0] == (
-        "delivery (PostgreSQL): applied 0002_charges_by_enterprise, applied 0003_attempt_revoke"
+        "delivery (PostgreSQL): applied 0002_charges_by_enterprise, applied 0003_media_library, "
+        "applied 0004_receipt_source, applied 0005_attempt_revoke"
     )
-    assert asyncio.run(_versions(postgres_url)) == [1, 2, 3]
+    assert asyncio.run(_versions(postgres_url)) == [1, 2, 3, 4, 5]

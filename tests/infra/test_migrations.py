@@ -169,7 +169,9 @@ def test_the_shipped_migration_sets_load() -> None:
         "0001_initial",
         "0002_drop_dedupe",
         "0003_charges_by_enterprise",
-        "0004_attempt_revoke",
+        "0004_media_library",
+        "0005_receipt_source",
+        "0006_attempt_revoke",
     ]
     assert DELIVERY.migrations[1].file == "delivery/migrations/sqlite/0002_drop_dedupe.sql"
     assert [m.label for m in CHATBOT.migrations] == ["0001_initial", "0002_hosted_media"]
@@ -178,6 +180,8 @@ def test_the_shipped_migration_sets_load() -> None:
     assert [m.label for m in DELIVERY_PG.migrations] == [
         "0001_initial",
         "0002_charges_by_enterprise",
-        "0003_attempt_revoke",
+        "0003_media_library",
+        "0004_receipt_source",
+        "0005_attempt_revoke",
     ]
     assert CHATBOT.folder == "chatbot/store/migrations/sqlite"

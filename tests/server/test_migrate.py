@@ -42,7 +42,9 @@ def test_migrate_status_then_migrate_then_status(tmp_path: Path) -> None:
         "  0001_initial                pending",
         "  0002_drop_dedupe            pending",
         "  0003_charges_by_enterprise  pending",
-        "  0004_attempt_revoke         pending",
+        "  0004_media_library          pending",
+        "  0005_receipt_source         pending",
+        "  0006_attempt_revoke         pending",
         f"chatbot {var / 'chatbot.sqlite3'}",
         "  (no database yet: created at the first start or `mingpian migrate`)",
         "  0001_initial       pending",
@@ -54,26 +56,29 @@ def test_migrate_status_then_migrate_then_status(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [
         f"delivery {var / 'delivery.sqlite3'}: applied 0001_initial, applied 0002_drop_dedupe, "
-        "applied 0003_charges_by_enterprise, applied 0004_attempt_revoke",
+        "applied 0003_charges_by_enterprise, applied 0004_media_library, applied 0005_receipt_source, "
+        "applied 0006_attempt_revoke",
         f"chatbot {var / 'chatbot.sqlite3'}: applied 0001_initial, applied 0002_hosted_media",
     ]
     out = mingpian("migrate", "--config", str(config))
     assert out.returncode == 0, out.stderr
     assert (
-        out.stdout.splitlines()[0] == f"delivery {var / 'delivery.sqlite3'}: up to date (0004_attempt_revoke)"
+        out.stdout.splitlines()[0] == f"delivery {var / 'delivery.sqlite3'}: up to date (0006_attempt_revoke)"
     )
 
     out = mingpian("migrate", "--status", "--config", str(config))
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert [line.split()[:2] for line in lines[1:5]] == [
+    assert [line.split()[:2] for line in lines[1:7]] == [
         ["0001_initial", "applied"],
         ["0002_drop_dedupe", "applied"],
         ["0003_charges_by_enterprise", "applied"],
-        ["0004_attempt_revoke", "applied"],
+        ["0004_media_library", "applied"],
+        ["0005_receipt_source", "applied"],
+        ["0006_attempt_revoke", "applied"],
     ]
-    assert lines[6].split()[:2] == ["0001_initial", "applied"] and lines[6].endswith(" UTC")
-    assert lines[7].split()[:2] == ["0002_hosted_media", "applied"]
+    assert lines[8].split()[:2] == ["0001_initial", "applied"] and lines[8].endswith(" UTC")
+    assert lines[9].split()[:2] == ["0002_hosted_media", "applied"]
 
 
 def test_migrate_status_shows_adoption_and_the_redis_store_has_no_schema(tmp_path: Path) -> None:
@@ -89,14 +94,17 @@ def test_migrate_status_shows_adoption_and_the_redis_store_has_no_schema(tmp_pat
         "  0001_initial                pending (made before migrations: recorded without running it)",
         "  0002_drop_dedupe            pending",
         "  0003_charges_by_enterprise  pending",
-        "  0004_attempt_revoke         pending",
+        "  0004_media_library          pending",
+        "  0005_receipt_source         pending",
+        "  0006_attempt_revoke         pending",
         "chatbot: the redis store has no schema to migrate",
     ]
     out = mingpian("migrate", env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0] == (
         f"delivery {var / 'delivery.sqlite3'}: adopted 0001_initial, applied 0002_drop_dedupe, "
-        "applied 0003_charges_by_enterprise, applied 0004_attempt_revoke"
+        "applied 0003_charges_by_enterprise, applied 0004_media_library, applied 0005_receipt_source, "
+        "applied 0006_attempt_revoke"
     )
 
 
@@ -125,9 +133,9 @@ def test_serve_with_migrate_check_and_a_pending_migration_exits_2_with_one_line(
     out = mingpian("serve", "--config", str(config), env={"MINGPIAN_PORT": "0"})
     assert out.returncode == 2 and out.stdout == "", out.stderr
     assert out.stderr.splitlines() == [
-        f"mingpian serve: {var / 'delivery.sqlite3'}: 4 delivery migration(s) pending (0001_initial, "
-        f"0002_drop_dedupe, 0003_charges_by_enterprise, 0004_attempt_revoke); "
-        f"migrate = check: run `mingpian migrate --config {config}` first"
+        f"mingpian serve: {var / 'delivery.sqlite3'}: 6 delivery migration(s) pending (0001_initial, "
+        f"0002_drop_dedupe, 0003_charges_by_enterprise, 0004_media_library, 0005_receipt_source, "
+        f"0006_attempt_revoke); migrate = check: run `mingpian migrate --config {config}` first"
     ]
     with closing(sqlite3.connect(var / "delivery.sqlite3")) as db:
         assert "schema_migrations" not in {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
@@ -158,5 +166,5 @@ async def test_the_server_on_its_defaults_migrates_at_start(tmp_path: Path, aioh
     assert settings.migrate == "auto"
     client = await aiohttp_client(create_app(settings))
     assert (await client.get("/healthz")).status == 200
-    assert versions(var / "delivery.sqlite3") == [1, 2, 3, 4]
+    assert versions(var / "delivery.sqlite3") == [1, 2, 3, 4, 5, 6]
     assert versions(var / "chatbot.sqlite3") == [1, 2]

@@ -14,6 +14,13 @@ system_id; one more is refused with ESME_RBINDFAIL) and `rate_limits` (submits a
 system_id in any one second; one more is answered ESME_RTHROTTLED, 0x58). `received` keeps
 every submit_sm as it arrived (time, session, command_status), for measuring rates and spreading.
 
+With `verify` (the default) every PDU an ESME sends is also read by an independent codec
+(smppcheck.py, PyPI `smpplib`) and every submit_sm's addresses as a Chinese SMSC reads them; a
+misnumbered submit is refused (0x0A invalid source / 0x0B invalid destination address) as a real
+SMSC would, and every problem is kept in `problems` and in the module's `PROBLEMS`, which the
+test suite checks after each test (tests/conftest.py). The benchmarks turn it off (the cost of a
+second parser is not the server's).
+
 Run alone: `python -m tests.support.gatewaysim --smpp-port 2775 --http-port 8775`.
 
 One module past ~500 lines on purpose: an SMSC (binds, submits, receipts, limits) and its control
@@ -28,6 +35,7 @@ import contextlib
 import itertools
 import time
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from typing import Any
 
 import aiohttp
@@ -36,6 +44,9 @@ from aiohttp import web
 from delivery.gateways import smpp_pdu as smpp
 from delivery.gateways import smpp_receipts
 from delivery.gateways.smpp_pdu import Pdu, ShortMessage
+
+PROBLEMS: list[str] = []  # every verifying simulator's, for the suite's after-test check
+STATUS_INVSRCADR, STATUS_INVDSTADR = 0x0A, 0x0B
 
 
 def channel_of(sm: ShortMessage) -> str:
@@ -85,6 +96,12 @@ class _Session:
     id: int = 0  # the bind's number (1, 2, …) in this simulator's life
     outstanding: int = 0  # submit_sm received and not answered yet (with `answer_delay`)
     seq: itertools.count = field(default_factory=lambda: itertools.count(1))
+    unacked: dict[int, bytes] = field(default_factory=dict)  # deliver_sm sent, no resp yet (by seq)
+
+    def deliver(self, body: bytes) -> None:
+        seq = next(self.seq)
+        self.unacked[seq] = body
+        self.writer.write(Pdu(smpp.DELIVER_SM, 0, seq, body).encode())
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +114,16 @@ class Received:
 
 
 class GatewaySim:
-    def __init__(self, *, system_id: str = "mingpian", password: str = "secret") -> None:
+    def __init__(self, *, system_id: str = "mingpian", password: str = "secret", verify: bool = True) -> None:
         self.accounts = {system_id: password}
+        self.verify = verify
+        self.problems: list[str] = []  # what the independent reading found wrong (with `verify`)
         self.rules: list[Rule] = []
         self.submits: list[dict[str, Any]] = []
         self.by_destination: dict[str, int] = {}
         self.receipts_sent = 0
         self.mo_sent = 0
+        self.redelivered = 0  # deliver_sm sent again after a session closed without acknowledging them
         self.binds = 0
         self.binds_refused = 0  # over an account's bind limit
         self.bind_limits: dict[str, int] = {}  # system_id → sessions bound at once at most
@@ -187,6 +207,8 @@ class GatewaySim:
             while True:
                 pdu = await smpp.read_pdu(reader)
                 cmd = pdu.command_id
+                if self.verify and cmd != smpp.SUBMIT_SM:  # submit_sm: checked in _submit
+                    self._problems(pdu)
                 if cmd in smpp.BINDS:
                     bind = smpp.Bind.decode(pdu.body)
                     ok = self.accounts.get(bind.system_id) == bind.password
@@ -218,8 +240,11 @@ class GatewaySim:
                 elif cmd == smpp.UNBIND:
                     writer.write(Pdu(smpp.UNBIND | smpp.RESP, 0, pdu.seq).encode())
                     break
+                elif cmd == smpp.DELIVER_SM | smpp.RESP:
+                    if pdu.status == smpp.STATUS_OK:
+                        session.unacked.pop(pdu.seq, None)
                 elif cmd & smpp.RESP:
-                    continue  # deliver_sm_resp / enquire_link_resp
+                    continue  # enquire_link_resp
                 else:
                     writer.write(Pdu(smpp.GENERIC_NACK, smpp.STATUS_INVCMDID, pdu.seq).encode())
         except (asyncio.IncompleteReadError, ConnectionError, smpp.PduError):
@@ -227,7 +252,22 @@ class GatewaySim:
         finally:
             if session is not None and session in self._sessions:
                 self._sessions.remove(session)
+            if session is not None and session.unacked:
+                # As an SMSC does: what the ESME never acknowledged goes out again on its next bind.
+                self.redelivered += len(session.unacked)
+                for body in session.unacked.values():
+                    self._deliver(session.system_id, body)
             writer.close()
+
+    def _problems(self, pdu: Pdu, sm: ShortMessage | None = None) -> list[str]:
+        from . import smppcheck  # smpplib: the test extra's; the benchmarks run without it
+
+        found = smppcheck.problems(pdu.encode(), sm)
+        for p in found:
+            line = f"0x{pdu.command_id:08X} #{pdu.seq}: {p}"
+            self.problems.append(line)
+            PROBLEMS.append(line)
+        return found
 
     def _rule(self, channel: str, destination: str) -> Rule:
         for r in self.rules:
@@ -243,6 +283,13 @@ class GatewaySim:
         except smpp.PduError:
             session.writer.write(Pdu(smpp.SUBMIT_SM | smpp.RESP, smpp.STATUS_INVMSGLEN, pdu.seq).encode())
             return
+        if self.verify and (found := self._problems(pdu, sm)):
+            bad_address = [p for p in found if p.startswith(("source_addr", "destination_addr"))]
+            if bad_address:
+                status = STATUS_INVSRCADR if bad_address[0].startswith("source") else STATUS_INVDSTADR
+                self.received.append(Received(time.time(), session.id, status))
+                session.writer.write(Pdu(smpp.SUBMIT_SM | smpp.RESP, status, pdu.seq, b"\0").encode())
+                return
         if self._over_rate(session.system_id):
             self.throttled += 1
             self.received.append(Received(time.time(), session.id, smpp.STATUS_THROTTLED))
@@ -271,7 +318,11 @@ class GatewaySim:
             "message_id": mid,
             "channel": channel,
             "source": sm.source,
+            "source_ton": sm.source_ton,
+            "source_npi": sm.source_npi,
             "destination": sm.destination,
+            "dest_ton": sm.dest_ton,
+            "dest_npi": sm.dest_npi,
             "text": sm.text(),
             "data_coding": sm.data_coding,
             "esm_class": sm.esm_class,
@@ -330,6 +381,10 @@ class GatewaySim:
             sm.source,
             smpp_receipts.receipt_text(mid, stat, now, now),
             esm_class=smpp.ESM_RECEIPT,
+            source_ton=sm.dest_ton,
+            source_npi=sm.dest_npi,
+            dest_ton=sm.source_ton,
+            dest_npi=sm.source_npi,
             tlvs={smpp.TLV_RECEIPTED_MESSAGE_ID: smpp.cstr(mid), smpp.TLV_MESSAGE_STATE: bytes((state,))},
         )
         self.receipts_sent += 1
@@ -353,7 +408,7 @@ class GatewaySim:
         ]
         if ready:
             s = ready[next(self._turn) % len(ready)] if self.spread_deliveries else ready[0]
-            s.writer.write(Pdu(smpp.DELIVER_SM, 0, next(s.seq), body).encode())
+            s.deliver(body)
             self.deliveries[s.id] = self.deliveries.get(s.id, 0) + 1
             return
         self._queued.setdefault(system_id, []).append((0, body))
@@ -362,7 +417,7 @@ class GatewaySim:
         if not session.receives:
             return
         for _, body in self._queued.pop(session.system_id, []):
-            session.writer.write(Pdu(smpp.DELIVER_SM, 0, next(session.seq), body).encode())
+            session.deliver(body)
 
     # -- Kannel HTTP side (smsbox sendsms) ------------------------------------------------------
     async def _sendsms(self, request: web.Request) -> web.Response:
@@ -478,7 +533,9 @@ class GatewaySim:
 
 
 async def _main(args: argparse.Namespace) -> None:
-    sim = GatewaySim(system_id=args.system_id, password=args.password)
+    sim = GatewaySim(
+        system_id=args.system_id, password=args.password, verify=find_spec("smpplib") is not None
+    )
     port = await sim.start(args.host, args.smpp_port)
     runner = web.AppRunner(sim.control_app())
     await runner.setup()

@@ -14,15 +14,17 @@ import asyncpg
 from aiohttp import web
 
 from delivery.errors import ConfigError, SeedError
+from delivery.library.ingest import Limits
 from delivery.model import SCHEMAS
 from delivery.service import DeliveryConfig, DeliveryService
 
 from ...keys import metrics_key, settings_key, templates_key
+from ...library import library_dir
 from ...metrics import watch_delivery
 from ...openapi import add_paths
 from ...reports import setup as setup_reports_page
 from ...settings import Settings
-from . import calls, enterprises, kannel, reports, resources
+from . import calls, enterprises, kannel, media, preview, reports, resources
 from .ops import EXPOSED_SCHEMAS
 from .state import delivery_key
 
@@ -47,6 +49,8 @@ def delivery_config(s: Settings) -> DeliveryConfig:
         smpp_rate=s.delivery_smpp_rate,
         smpp_wait=s.delivery_smpp_wait,
         flash_gsm_dcs=s.delivery_flash_gsm_dcs,
+        smpp_numbering=s.delivery_smpp_numbering,
+        smpp_service_ton=s.delivery_smpp_service_ton,
         timeouts=dict(s.delivery_timeouts),
         ring_timeout=s.delivery_ring_timeout,
         lease=s.delivery_lease,
@@ -58,6 +62,11 @@ def delivery_config(s: Settings) -> DeliveryConfig:
         kannel_channels=tuple(s.delivery_kannel_channels),
         kannel_token=s.delivery_kannel_token,
         callback_base=s.base_url,
+        library_dir=library_dir(s),
+        library_quota=s.library_quota,
+        library_limits=Limits(s.library_max_bytes, s.library_max_pixels, s.library_max_seconds),
+        ffmpeg=s.ffmpeg,
+        fetch_timeout=s.library_fetch_timeout,
     )
 
 
@@ -102,7 +111,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 def setup(app: web.Application) -> None:
     app.cleanup_ctx.append(_lifecycle)
     paths = {}
-    for module in (enterprises, resources, calls, reports, kannel):
+    for module in (enterprises, resources, calls, reports, kannel, media, preview):
         paths.update(module.setup(app))
     paths.update(setup_reports_page(app))
     add_paths(app, paths, {ref: SCHEMAS[kind] for kind, ref in EXPOSED_SCHEMAS.items()})
