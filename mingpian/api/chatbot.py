@@ -90,10 +90,23 @@ def accounts(s: Settings) -> tuple[MaapAccount | None, tuple[MaapAccount, ...]]:
 
 
 def local_media(app: web.Application) -> Any:
-    """Our `/media/…` URL → the local file, through the media service (set up before this)."""
+    """Our own media URL → the local file: a rendered `/media/…` file (through the media
+    service) or an enterprise's library file (`/media/library/…`); None for any other URL."""
+    from delivery.library.files import EXTS
+
+    from ..library import library_links_key
     from ..media import media_service_key
 
     async def resolve(url: str) -> LocalFile | None:
+        lib = app.get(library_links_key)
+        prefix = f"{lib.base_url}/media/library/" if lib is not None else ""
+        if lib is not None and url.startswith(prefix):
+            id, _, ext = url[len(prefix) :].partition(".")
+            try:
+                path = lib.files.path(id, ext)  # the name is checked: nothing outside the library
+            except ValueError:
+                return None
+            return LocalFile(path, EXTS[ext]) if path.is_file() else None
         svc = app.get(media_service_key)
         got = await svc.local_file(url) if svc is not None else None
         return LocalFile(*got) if got is not None else None

@@ -5,11 +5,14 @@ in XML on the interaction endpoint."""
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp.test_utils import TestServer
+from PIL import Image
 
 from chatbot import cmxml_out
 from chatbot.simulator import Simulator
@@ -127,3 +130,30 @@ async def test_a_hang_up_card_reaches_a_china_mobile_user_as_xml_with_its_pictur
     assert reply["senderAddress"] == CM_BOT
     assert reply["endpoint"] == "interaction"  # a reply
     assert sim.stats()["rejected"] == 0
+
+
+async def test_a_library_photo_in_the_card_is_hosted_on_the_file_server_too(
+    make_app: AppFactory, aiohttp_server: Any, tmp_path: Path
+) -> None:
+    client, sim, server = await cm_app(make_app, aiohttp_server, tmp_path)
+    buf = io.BytesIO()
+    Image.new("RGB", (640, 400), (200, 40, 160)).save(buf, "JPEG", quality=90)
+    form = aiohttp.FormData()
+    form.add_field("file", io.BytesIO(buf.getvalue()), filename="parcel.jpg", content_type="image/jpeg")
+    resp = await client.post("/api/enterprises/sf/media", data=form, headers=auth(OPERATOR))
+    assert resp.status == 201, await resp.text()
+    row = await resp.json()
+    data = {**sample("courier-hangup"), "photo_url": row["ref"]}  # media:<id>
+    card = {"id": "hangup", "phase": "ended", "template": "courier-hangup", "data": data}
+    resp = await client.put("/api/enterprises/sf/cards/hangup", json=card, headers=auth(OPERATOR))
+    assert resp.status == 200, await resp.text()
+    await call(client, "lib1", "ended", callee=RCS_PHONE)
+    d = await settle(client, "lib1:ended")
+    assert d["state"] == "delivered" and d["channel"] == "rcs", (d["reason"], d["attempts"])
+    [got] = sim.received
+    media = got.body["messageList"][0]["contentText"]["message"]["generalPurposeCard"]["content"]["media"]
+    [upload] = sim.carrier.uploads
+    assert upload.dialect == "cm" and media["mediaUrl"].startswith(str(server.make_url("/files/")))
+    served = await client.session.get(media["mediaUrl"])
+    mine = await client.get(f"/api/enterprises/sf/media/{row['id']}/content", headers=auth(OPERATOR))
+    assert await served.read() == await mine.read()
