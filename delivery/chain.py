@@ -7,8 +7,10 @@ fall over on failure.
 Durability: each attempt row is written BEFORE its submit and its message ids right after.
 After a restart every `active` delivery resumes from its last attempt: a submitted one waits
 for its receipt until its deadline, and one caught between the row and the submit ("sending")
-is never resent on that channel (it may have gone out); it counts as unknown and the chain goes
-on after its timeout. So nothing is sent twice.
+is never resent on that channel (it may have gone out); it counts as unknown, takes the receipts
+about its recipient that match no message id (its own, whose ids the crash kept from being
+recorded), and the chain goes on after its timeout only if none says it was delivered. So nothing
+is sent twice.
 
 A pre-call (ringing) card is dropped, never sent late, once the call is answered or ended or
 the ring timeout has passed; one the MaaP already accepted is revoked then (revoke.py).
