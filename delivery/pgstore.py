@@ -38,6 +38,7 @@ from infra import jsonio
 from infra.migrations import Migrations
 from infra.migrations_pg import migrate_postgres
 
+from .console_pg import PgConsoleRows
 from .metering.ledger import GROUPS, LedgerEntry, usage_dicts
 from .metering.packages import Charge
 from .records import Attempt, Delivery, attempt_stats
@@ -63,7 +64,7 @@ UPDATABLE = {
 
 TABLES = (
     "objects", "audit", "api_keys", "calls", "deliveries", "attempts", "message_ids", "receipts",
-    "optouts", "taps", "impressions", "replies_seen", "charges",
+    "optouts", "taps", "impressions", "replies_seen", "charges", "console_sessions",
 )  # fmt: skip
 
 
@@ -92,7 +93,7 @@ def _set_clause(table: str, fields: dict[str, Any]) -> str:
     return ", ".join(f"{k}=${i}" for i, k in enumerate(fields, start=1))
 
 
-class PgDeliveryStore:
+class PgDeliveryStore(PgConsoleRows):
     shared = True  # every worker of every host
 
     def __init__(self, url: str, *, migrate: str = "auto", min_size: int = 2, max_size: int = 10) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from infra import jsonio
 from infra.migrations import Migrations
 
+from .console_rows import SqliteConsoleRows
 from .groupcommit import GroupCommitDb
 from .metering import ledger
 from .metering.ledger import LedgerEntry
@@ -33,7 +34,7 @@ QUEUE = (
 )
 
 
-class SqliteDeliveryStore(GroupCommitDb):
+class SqliteDeliveryStore(SqliteConsoleRows, GroupCommitDb):
     shared = False  # one process owns the file
 
     def __init__(self, path: Path, synchronous: str = "NORMAL", migrate: str = "auto") -> None:

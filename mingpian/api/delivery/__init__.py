@@ -22,7 +22,7 @@ from ...metrics import watch_delivery
 from ...openapi import add_paths
 from ...reports import setup as setup_reports_page
 from ...settings import Settings
-from . import calls, enterprises, kannel, reports, resources
+from . import calls, dryrun, enterprises, kannel, reports, resources, session, staff_csv
 from .ops import EXPOSED_SCHEMAS
 from .state import delivery_key
 
@@ -100,7 +100,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 def setup(app: web.Application) -> None:
     app.cleanup_ctx.append(_lifecycle)
     paths = {}
-    for module in (enterprises, resources, calls, reports, kannel):
+    for module in (enterprises, resources, calls, reports, kannel, session, staff_csv, dryrun):
         paths.update(module.setup(app))
     paths.update(setup_reports_page(app))
     add_paths(app, paths, {ref: SCHEMAS[kind] for kind, ref in EXPOSED_SCHEMAS.items()})

@@ -3,12 +3,15 @@ estimate of a campaign before it is sent."""
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 from aiohttp import web
 
 from delivery.metering.estimate import estimate
 from delivery.metering.ledger import GROUPS, to_csv
+from delivery.staffcsv import FORMULA
 
 from ...errors import ApiError
 from ...httpjson import json_response
@@ -56,8 +59,26 @@ async def get_report(request: web.Request) -> web.Response:
 
 
 async def get_optouts(request: web.Request) -> web.Response:
+    """Every opt-out, or those whose number contains `?q=`; `?format=csv` for a file."""
     ent = await enterprise(request, await principal(request))
-    return json_response({"optouts": await request.app[delivery_key].store.optouts(ent["id"])})
+    rows = await request.app[delivery_key].store.optouts(ent["id"])
+    q = request.query.get("q", "").strip()
+    if q:
+        rows = [r for r in rows if q in r["number"] or q in r["text"]]
+    if request.query.get("format") == "csv":
+        out = io.StringIO()
+        w = csv.writer(out, lineterminator="\r\n")
+        w.writerow(["number", "at", "channel", "text"])
+        for r in rows:
+            text = r["text"]
+            w.writerow([r["number"], r["at"], r["channel"], "'" + text if text.startswith(FORMULA) else text])
+        return web.Response(
+            text=out.getvalue(),
+            content_type="text/csv",
+            charset="utf-8",
+            headers={"Content-Disposition": f'attachment; filename="optouts-{ent["id"]}.csv"'},
+        )
+    return json_response({"optouts": rows})
 
 
 async def post_estimate(request: web.Request) -> web.Response:
@@ -86,7 +107,15 @@ def setup(app: web.Application) -> dict[str, Any]:
         },
     }
     return {
-        BASE + "/optouts": {"get": op("Numbers that opted out", {"200": OK}, 404, params=EID)},
+        BASE + "/optouts": {
+            "get": op(
+                "Numbers that opted out (?q= search, ?format=csv)",
+                {"200": csv_or_json},
+                404,
+                params=EID,
+                query=("q", "format"),
+            )
+        },
         BASE + "/usage": {
             "get": op(
                 "Usage and cost by day/line/channel/package (?by=, ?format=csv)",
