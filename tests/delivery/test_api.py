@@ -182,7 +182,12 @@ async def test_every_route_refuses_other_tenants_and_anonymous_callers(make_app:
     }
     for method, path in routes:
         # the other enterprise's ids: enterprise cmb, its line, its card, its call
-        ids = {"eid": "cmb", "id": "identity" if "/cards" in path else CMB_LINE, "call_id": "cmb-call"}
+        ids = {
+            "eid": "cmb",
+            "id": "identity" if "/cards" in path else CMB_LINE,
+            "call_id": "cmb-call",
+            "kid": "0123456789ab",
+        }
         url = _fill(path, ids)
         body = bodies.get(
             path,

@@ -112,7 +112,7 @@ async def test_a_database_of_the_previous_release_is_adopted_and_migrated_with_i
     store = SqliteDeliveryStore(path)
     store.open()
     try:
-        assert recorded(path) == expected()  # 0001 adopted (recorded), 0002 and 0003 applied
+        assert recorded(path) == expected()  # 0001 adopted (recorded), 0002–0004 applied
         assert "dedupe" not in tables(path)
         assert (await store.get("enterprise", "", "sf"))["signature"] == "顺丰速运"  # type: ignore[index]
         assert await store.find("line", "+8613800000001") == (
@@ -169,7 +169,8 @@ async def test_check_refuses_a_pending_migration_and_off_leaves_the_schema_alone
     previous_release_db(path)
     with pytest.raises(
         PendingMigrations,
-        match=r"3 delivery migration\(s\) pending \(0001_initial, 0002_drop_dedupe, 0003_charges_by_enterprise\)",
+        match=r"4 delivery migration\(s\) pending \(0001_initial, 0002_drop_dedupe, "
+        r"0003_charges_by_enterprise, 0004_console_sessions\)",
     ):
         SqliteDeliveryStore(path).open("check")
     store = SqliteDeliveryStore(path)

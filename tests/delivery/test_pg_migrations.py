@@ -52,13 +52,14 @@ async def _versions(url: str) -> list[int]:
 async def test_a_database_of_the_previous_version_is_upgraded_with_its_data(postgres_url: str) -> None:
     await _previous_version(postgres_url)
     with pytest.raises(
-        PendingMigrations, match=r"1 delivery migration\(s\) pending \(0002_charges_by_enterprise\)"
+        PendingMigrations,
+        match=r"2 delivery migration\(s\) pending \(0002_charges_by_enterprise, 0003_console_sessions\)",
     ):
         await PgDeliveryStore(postgres_url, migrate="check").start()
     store = PgDeliveryStore(postgres_url)
     await store.start()
     try:
-        assert await _versions(postgres_url) == [1, 2]
+        assert await _versions(postgres_url) == [1, 2, 3]
         assert await store.get("enterprise", "", "sf") == {"id": "sf", "name": "SF"}
         assert (await store.usage("sf", ("channel",)))[0]["messages"] == 1
     finally:
@@ -95,7 +96,10 @@ def test_mingpian_migrate_reports_and_applies_postgres_migrations(
         "0002_charges_by_enterprise",
         "pending",
     ]
+    assert lines[3].split() == ["0003_console_sessions", "pending"]
     out = mingpian("migrate")
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[0] == "delivery (PostgreSQL): applied 0002_charges_by_enterprise"
-    assert asyncio.run(_versions(postgres_url)) == [1, 2]
+    assert out.stdout.splitlines()[0] == (
+        "delivery (PostgreSQL): applied 0002_charges_by_enterprise, applied 0003_console_sessions"
+    )
+    assert asyncio.run(_versions(postgres_url)) == [1, 2, 3]
