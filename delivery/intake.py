@@ -63,8 +63,12 @@ class Intake:
         d: Delivery | None = None
         async with self.store.tx():  # the event and its delivery commit together, or neither
             if await self.store.call_event(call_id, phase, at):
-                card = await choose_card(self.store, enterprise, line, phase, call_id) or {}
                 ent = await self.store.get("enterprise", "", enterprise) or {}
+                card = (
+                    {}
+                    if ent.get("suspended")
+                    else await choose_card(self.store, enterprise, line, phase, call_id) or {}
+                )
                 d = Delivery(
                     did,
                     call_id,
@@ -87,7 +91,11 @@ class Intake:
                     list((ent.get("policy") or {}).get("chain") or DEFAULT_CHAIN),
                     0,
                     "active" if card else "skipped",
-                    "" if card else f"no card for phase {phase}",
+                    ""
+                    if card
+                    else "enterprise suspended"
+                    if ent.get("suspended")
+                    else f"no card for phase {phase}",
                     "",
                     at,
                     now,

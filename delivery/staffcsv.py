@@ -110,7 +110,9 @@ def parse(text: str, template_schema: dict[str, Any] | None = None) -> Parsed:
     reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")))
     header = [h.strip() for h in next(reader, [])]
     if header[:2] != list(FIXED):
-        out.problems.append({"row": 1, "column": "", "message": "the first row must start with: id,name"})
+        out.problems.append(
+            {"row": 1, "column": "", "kind": "header", "message": "the first row must start with: id,name"}
+        )
         out.bad_rows = 1
         return out
     paths = [h.split(".") for h in header[2:]]
@@ -133,7 +135,9 @@ def parse(text: str, template_schema: dict[str, Any] | None = None) -> Parsed:
         if not any(c.strip() for c in row):
             continue  # blank lines, as spreadsheets leave them
         if len(out.members) + out.bad_rows >= MAX_ROWS:
-            problems.append({"row": rowno, "column": "", "message": f"more than {MAX_ROWS} rows"})
+            problems.append(
+                {"row": rowno, "column": "", "kind": "rows", "message": f"more than {MAX_ROWS} rows"}
+            )
             out.bad_rows += 1
             break
         row_problems = _row(row, rowno, header, paths, kinds, fast, detail, seen, out.members)
@@ -159,7 +163,14 @@ def _row(
     members: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
     if len(row) > len(header):
-        return [{"row": rowno, "column": "", "message": f"{len(row)} cells; the header has {len(header)}"}]
+        return [
+            {
+                "row": rowno,
+                "column": "",
+                "kind": "cells",
+                "message": f"{len(row)} cells; the header has {len(header)}",
+            }
+        ]
     cells = [_unformula(c.strip()) for c in row] + [""] * (len(header) - len(row))
     data: dict[str, Any] = {}
     for path, kind, cell in zip(paths, kinds, cells[2:], strict=True):
@@ -183,14 +194,24 @@ def _row(
     if not _STAFF.is_valid(member):
         for e in _STAFF_DETAIL.iter_errors(member):
             col = str(e.absolute_path[0]) if e.absolute_path else ""
-            problems.append({"row": rowno, "column": col, "message": e.message[:200]})
+            problems.append(
+                {"row": rowno, "column": col, "kind": str(e.validator), "message": e.message[:200]}
+            )
     if fast is not None and not fast.is_valid(data):
         for e in detail.iter_errors(data) if detail else ():
             col = ".".join(str(p) for p in e.absolute_path)
-            problems.append({"row": rowno, "column": col, "message": e.message[:200]})
+            problems.append(
+                {"row": rowno, "column": col, "kind": str(e.validator), "message": e.message[:200]}
+            )
     if cells[0] in seen:
         problems.append(
-            {"row": rowno, "column": "id", "message": f"id {cells[0]!r} is also on row {seen[cells[0]]}"}
+            {
+                "row": rowno,
+                "column": "id",
+                "kind": "duplicate",
+                "message": f"id {cells[0]!r} is also on row {seen[cells[0]]}",
+                "other_row": seen[cells[0]],
+            }
         )
     seen.setdefault(cells[0], rowno)
     if not problems:

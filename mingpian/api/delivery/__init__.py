@@ -17,6 +17,7 @@ from delivery.errors import ConfigError, SeedError
 from delivery.model import SCHEMAS
 from delivery.service import DeliveryConfig, DeliveryService
 
+from ...console import setup as setup_console
 from ...keys import metrics_key, settings_key, templates_key
 from ...metrics import watch_delivery
 from ...openapi import add_paths
@@ -103,4 +104,5 @@ def setup(app: web.Application) -> None:
     for module in (enterprises, resources, calls, reports, kannel, session, staff_csv, dryrun):
         paths.update(module.setup(app))
     paths.update(setup_reports_page(app))
+    paths.update(setup_console(app))
     add_paths(app, paths, {ref: SCHEMAS[kind] for kind, ref in EXPOSED_SCHEMAS.items()})

@@ -30,12 +30,22 @@ async def principal(request: web.Request) -> Principal:
     if not key:
         session = await from_cookie(request)  # the console: the same API, signed in
         if session is not None:
+            await refuse_suspended(request, session.principal)
             return session.principal
         raise ApiError(401, "unauthorized", "send an API key: Authorization: Bearer <key>")
     who = await principal_of(request.app[delivery_key].store, key)
     if who is None:
         raise ApiError(401, "unauthorized", "unknown API key")
+    await refuse_suspended(request, who)
     return who
+
+
+async def refuse_suspended(request: web.Request, p: Principal) -> None:
+    """A suspended enterprise's keys and sessions are refused until the operator lifts it."""
+    if p.enterprise is not None:
+        ent = await request.app[delivery_key].store.get("enterprise", "", p.enterprise)
+        if ent is not None and ent.get("suspended"):
+            raise ApiError(403, "forbidden", "the enterprise is suspended")
 
 
 def require_operator(p: Principal) -> None:

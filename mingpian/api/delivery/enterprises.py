@@ -53,6 +53,10 @@ async def put_enterprise(request: web.Request) -> web.Response:
     body = await validation.body(request, "enterprise")
     if body["id"] != ent["id"]:
         raise ApiError(422, "id_mismatch", "id cannot change", path="$.id")
+    if not p.operator:  # only the operator suspends an enterprise or lifts it
+        body = {k: v for k, v in body.items() if k != "suspended"}
+        if ent.get("suspended"):
+            body["suspended"] = True
     store = request.app[delivery_key].store
     async with store.tx():
         await store.put("enterprise", "", ent["id"], body)

@@ -133,6 +133,10 @@ async def sign_in(request: web.Request) -> web.Response:
     if principal is None:
         limits.failed(who, now)
         raise ApiError(401, "unauthorized", "unknown API key", path="$.key")
+    if principal.enterprise is not None:
+        ent = await store.get("enterprise", "", principal.enterprise)
+        if ent is not None and ent.get("suspended"):
+            raise ApiError(403, "forbidden", "the enterprise is suspended")
     settings = request.app[settings_key]
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     max_age = int(settings.console_session_hours * 3600)
