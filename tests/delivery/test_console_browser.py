@@ -26,7 +26,18 @@ from .support import CMB_KEY, OPERATOR, SF_KEY, seed_doc
 
 SHOTS = PROJECT_ROOT / "test-artifacts" / "console"
 XSS = '<img src=x onerror="window.__xss=1">'
-ENTERPRISE_PAGES = ["lines", "cards", "dry-run", "staff", "media", "keys", "optouts", "audit", "packages", "reports"]
+ENTERPRISE_PAGES = [
+    "lines",
+    "cards",
+    "dry-run",
+    "staff",
+    "media",
+    "keys",
+    "optouts",
+    "audit",
+    "packages",
+    "reports",
+]
 OPERATOR_PAGES = ["enterprises", "queue", "brands", "pools", "fleet"]
 
 
@@ -96,3 +107,185 @@ def open_page(page: Any, hash_: str, name: str) -> None:
 def shot(page: Any, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def staff_file(rows: int, bad: dict[int, str] | None = None) -> bytes:
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(["id", "name", "employee.name", "employee.title", "employee.mobile"])
+    for i in range(rows):
+        w.writerow([f"k{i}", f"快递员{i}", f"快递员{i}", "快递员", (bad or {}).get(i, f"139{i:08d}")])
+    return out.getvalue().encode()
+
+
+def test_enterprise_journey(browser: Any, server: ServerThread) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    probe = PageProbe(page)
+    page.goto(f"{server.url}/console")
+    page.wait_for_selector("main[data-ready=signin]")
+    page.fill("input[name=key]", "mpk_wrong")
+    page.press("input[name=key]", "Enter")
+    page.wait_for_selector(".notice.error")
+    assert "密钥不正确" in page.inner_text(".notice.error")
+    shot(page, "01-sign-in-wrong-key")
+    page.fill("input[name=key]", SF_KEY)
+    page.click("button[type=submit]")
+    page.wait_for_selector("main[data-ready=lines]")
+    assert page.evaluate("() => document.cookie") == ""  # HttpOnly: the page cannot read it
+    assert page.evaluate("() => JSON.stringify(localStorage) + JSON.stringify(sessionStorage)") == "{}{}"
+    # add a line
+    page.fill("form.grid-form input[name=number]", "138 1234 5678")
+    page.fill("form.grid-form input[name=label]", "朝阳网点")
+    page.fill("form.grid-form input[name=group]", "网点")
+    page.fill("form.grid-form input[name=evidence]", "营业执照 91110000")
+    page.click("button:has-text('添加线路')")
+    page.wait_for_selector("text=已添加 +8613812345678")
+    page.fill("input[name=q]", "朝阳")
+    page.press("input[name=q]", "Enter")
+    page.wait_for_selector(".paged[data-total='1']")
+    assert "待审核" in page.inner_text(".paged")
+    shot(page, "02-line-added")
+    # a hang-up card for that line, previewed on the phones with its cost
+    open_page(page, "#/cards", "cards")
+    page.click("button:has-text('新建名片')")
+    page.wait_for_selector("#phone-rcs .convo *", timeout=15_000)
+    page.fill("input[name=id]", "chaoyang-hangup")
+    page.select_option("select[name=phase]", "ended")
+    page.select_option("select[name=scope]", "line")
+    page.fill("input[name=target]", "13812345678")
+    page.select_option("select[name=template]", "courier-hangup")
+    page.wait_for_selector(".cost table", timeout=15_000)
+    page.wait_for_selector("#phone-sms .legacy-text", timeout=15_000)
+    assert "短信" in page.inner_text(".cost table")
+    page.click("button:has-text('保存名片')")
+    page.wait_for_selector("text=已保存名片 chaoyang-hangup")
+    shot(page, "03-card-saved")
+    # the dry run says what a call would send, channel by channel
+    open_page(page, "#/dry-run", "dry-run")
+    page.fill("input[name=line]", "13812345678")
+    page.fill("input[name=to]", "13912345678")
+    page.select_option("select[name=phase]", "ended")
+    page.click("button:has-text('试拨')")
+    page.wait_for_selector(".dry-result[data-done]")
+    summary = page.inner_text(".dry-result")
+    assert "chaoyang-hangup" in summary and "未认证" in summary and "USSD" in summary
+    page.wait_for_selector("#phone-sms .legacy-text")
+    assert "13812345678" in page.inner_text("#phone-sms")  # unverified: the bare number signs
+    shot(page, "04-dry-run")
+    # staff: a file with bad rows imports nothing and lists them; a good one of 1,000 rows imports
+    open_page(page, "#/staff", "staff")
+    page.set_input_files(
+        "input[type=file]",
+        files=[{"name": "bad.csv", "mimeType": "text/csv", "buffer": staff_file(1000, {3: "123", 998: "x"})}],
+    )
+    page.click("button:has-text('导入')")
+    page.wait_for_selector(".import-report table")
+    report = page.inner_text(".import-report")
+    assert "2 行有错误" in report and "\n5\t" in report and "1000" in report and "格式不对" in report
+    shot(page, "05-staff-import-errors")
+    page.set_input_files(
+        "input[type=file]", files=[{"name": "staff.csv", "mimeType": "text/csv", "buffer": staff_file(1000)}]
+    )
+    page.click("button:has-text('导入')")
+    page.wait_for_selector("text=已导入 1000 名员工", timeout=15_000)
+    page.wait_for_selector(".paged[data-total='1001']")
+    page.fill("input[name=q]", "快递员999")
+    page.press("input[name=q]", "Enter")
+    page.wait_for_selector(".paged[data-total='1']")
+    page.click("button[aria-label='编辑 快递员999']")
+    page.fill(".editor-slot input[name='employee.title']", "站长")
+    page.click(".editor-slot button[type=submit]")
+    page.wait_for_selector(".editor-slot .notice.ok")
+    assert (
+        _api(server, "GET", "/api/enterprises/sf/staff/k999", SF_KEY)[1]["data"]["employee"]["title"]
+        == "站长"
+    )
+    shot(page, "06-staff")
+    # a key, shown once, that works
+    open_page(page, "#/keys", "keys")
+    page.fill("input[name=label]", "呼叫中心")
+    page.click("button:has-text('签发新密钥')")
+    page.wait_for_selector(".key-once code.secret")
+    key = page.inner_text(".key-once code.secret").strip()
+    assert key.startswith("mpk_") and _api(server, "GET", "/api/enterprises/sf", key)[0] == 200
+    shot(page, "07-key-issued")
+    # every page of the enterprise, at desktop and phone width, without a script error
+    for name in ENTERPRISE_PAGES:
+        open_page(page, f"#/{name}", name)
+    page.set_viewport_size({"width": 390, "height": 844})
+    for name in ("lines", "cards", "staff"):
+        open_page(page, f"#/{name}", name)
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390 + 1
+        shot(page, f"08-phone-{name}")
+    # revoking the key from the list; signing out ends the session
+    page.set_viewport_size({"width": 1280, "height": 900})
+    open_page(page, "#/keys", "keys")
+    row = page.locator("tr", has_text="呼叫中心")
+    row.locator("button").click()
+    row.locator("button").click()  # confirm
+    page.wait_for_selector("text=已吊销")
+    assert _api(server, "GET", "/api/enterprises/sf", key)[0] == 401
+    page.click("button:has-text('退出登录')")
+    page.wait_for_selector("main[data-ready=signin]")
+    assert page.evaluate("async () => (await fetch('/api/enterprises/sf/lines')).status") == 401
+    assert probe.errors == [] and probe.dialogs == []
+
+
+def test_operator_journey(browser: Any, server: ServerThread) -> None:
+    assert _api(
+        server,
+        "POST",
+        "/api/enterprises/sf/lines",
+        SF_KEY,
+        {"number": "13700001111", "evidence": "号码证明 A-1"},
+    )[0] in (201, 409)
+    assert _api(server, "POST", "/api/enterprises/cmb/lines", CMB_KEY, {"number": "13700002222"})[0] in (
+        201,
+        409,
+    )
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    probe = PageProbe(page)
+    sign_in(page, server, OPERATOR)
+    page.wait_for_selector("main[data-ready=enterprises]")
+    open_page(page, "#/queue", "queue")
+    page.fill("input[name=q]", "13700001111")
+    page.press("input[name=q]", "Enter")
+    page.wait_for_selector(".paged[data-total='1']")
+    assert "号码证明 A-1" in page.inner_text(".paged")
+    page.fill("input[aria-label='+8613700001111 的审核备注']", "材料齐全")
+    page.click("button[aria-label='通过 +8613700001111']")
+    page.wait_for_selector("text=+8613700001111：已通过")
+    line = _api(server, "GET", "/api/enterprises/sf/lines/13700001111", SF_KEY)[1]
+    assert line["verified"] is True and line["verify_note"] == "材料齐全"
+    # refusing needs a reason, which the enterprise then sees
+    page.fill("input[name=q]", "13700002222")
+    page.press("input[name=q]", "Enter")
+    page.wait_for_selector(".paged[data-total='1']")
+    page.click("button[aria-label='拒绝 +8613700002222']")
+    page.wait_for_selector("text=拒绝时请写明原因")
+    page.fill("input[aria-label='+8613700002222 的审核备注']", "号码与企业名称不符")
+    page.click("button[aria-label='拒绝 +8613700002222']")
+    page.wait_for_selector("text=+8613700002222：已拒绝")
+    shot(page, "10-operator-queue")
+    audit = _api(server, "GET", "/api/enterprises/cmb/audit", OPERATOR)[1]["audit"]
+    assert audit[0]["action"] == "unverify" and audit[0]["detail"]["note"] == "号码与企业名称不符"
+    # suspend an enterprise: its key stops working; resume it
+    open_page(page, "#/enterprises", "enterprises")
+    page.click("button[aria-label='暂停 招商银行']")
+    page.wait_for_selector("text=已暂停，不再发送名片")
+    assert _api(server, "GET", "/api/enterprises/cmb", CMB_KEY)[0] == 403
+    page.click("button[aria-label='恢复 招商银行']")
+    page.wait_for_selector("text=招商银行：已恢复")
+    assert _api(server, "GET", "/api/enterprises/cmb", CMB_KEY)[0] == 200
+    # a pool topped up
+    open_page(page, "#/pools", "pools")
+    page.select_option("select[name=enterprise]", "sf")
+    page.fill("input[aria-label='pool1 充值条数']", "500")
+    page.click("tr:has-text('pool1') button:has-text('充值')")
+    page.wait_for_selector("text=pool1 已充值 500 条")
+    shot(page, "11-operator-pools")
+    for name in OPERATOR_PAGES:
+        open_page(page, f"#/{name}", name)
+    open_page(page, "#/e/sf/lines", "lines")  # the operator inside one enterprise's pages
+    shot(page, "12-operator-fleet")
+    assert probe.errors == [] and probe.dialogs == []
