@@ -8,7 +8,7 @@ from typing import Any
 
 from infra import jsonio
 
-from .console_rows import VERIFIED, Page, SessionRow, key_json, like_pattern
+from .console_rows import VERIFIED, Page, SessionRow, body_pattern, key_json, like_pattern
 
 
 class PgConsoleRows:
@@ -33,8 +33,8 @@ class PgConsoleRows:
             args.append(enterprise)
             where.append(f"enterprise=${len(args)}")
         if q:
-            args.append(like_pattern(q))
-            where.append(f"(id ILIKE ${len(args)} OR body ILIKE ${len(args)})")
+            args += [like_pattern(q), body_pattern(q)]
+            where.append(f"(id ILIKE ${len(args) - 1} OR body ILIKE ${len(args)})")
         if unverified:
             args.append(VERIFIED)
             where.append(f"body NOT LIKE ${len(args)}")

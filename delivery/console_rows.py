@@ -36,6 +36,12 @@ def like_pattern(q: str) -> str:
     return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+def body_pattern(q: str) -> str:
+    """The same for the JSON text of a document: `q` spelled as it is inside a JSON string
+    (a quote is \\", non-ASCII stays as is), so a search for `"` or `\\` finds it."""
+    return like_pattern(jsonio.dumps_str(q)[1:-1])
+
+
 def key_json(row: tuple[Any, ...]) -> dict[str, Any]:
     """An API key as the console lists it: never the hash itself, a short id of it."""
     return {"id": row[0][:12], "label": row[1], "created": row[2]}
@@ -62,9 +68,8 @@ class SqliteConsoleRows:
             where.append("enterprise=?")
             args.append(enterprise)
         if q:
-            pat = like_pattern(q)
             where.append("(id LIKE ? ESCAPE '\\' OR body LIKE ? ESCAPE '\\')")
-            args += [pat, pat]
+            args += [like_pattern(q), body_pattern(q)]
         if unverified:
             where.append("body NOT LIKE ?")
             args.append(VERIFIED)

@@ -6,10 +6,12 @@ enterprise's ids through the page's own requests; screenshots in test-artifacts/
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
 import socket
+import threading
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -289,3 +291,181 @@ def test_operator_journey(browser: Any, server: ServerThread) -> None:
     open_page(page, "#/e/sf/lines", "lines")  # the operator inside one enterprise's pages
     shot(page, "12-operator-fleet")
     assert probe.errors == [] and probe.dialogs == []
+
+
+def test_xss_probes_in_every_field_stay_text(browser: Any, server: ServerThread) -> None:
+    """Markup typed into every field the console shows comes back as text: no script runs."""
+    img = '<img src=x onerror="window.__xss=1">'
+    script = "<script>window.__xss=2</script>"
+    ent = {"id": "xss", "name": img, "signature": '"><script>1</script>', "brand_name": script}
+    assert _api(server, "POST", "/api/enterprises", OPERATOR, ent)[0] in (201, 409)
+    _status, issued = _api(server, "POST", "/api/enterprises/xss/keys?label=%3Cb%3Ex", OPERATOR)
+    key = issued["key"]
+    line = {"number": "13600000001", "label": img, "group": script, "evidence": img}
+    assert _api(server, "POST", "/api/enterprises/xss/lines", key, line)[0] == 201
+    staff = {
+        "id": "s1",
+        "name": img,
+        "data": {"employee": {"name": script, "title": img, "mobile": "13900000000"}},
+    }
+    assert _api(server, "POST", "/api/enterprises/xss/staff", key, staff)[0] == 201
+    card_data = {
+        "employee": {"name": img, "title": script, "mobile": "13900000000"},
+        "company": {"name": img},
+    }
+    card = {"id": "c1", "phase": "ended", "template": "staff-card", "group": img, "data": card_data}
+    assert _api(server, "POST", "/api/enterprises/xss/cards", key, card)[0] == 201
+    note = {"verified": False, "note": img}
+    assert _api(server, "POST", "/api/enterprises/xss/lines/13600000001/verify", OPERATOR, note)[0] == 200
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    probe = PageProbe(page)
+    page.goto(f"{server.url}/console")
+    page.wait_for_selector("main[data-ready=signin]")
+    page.fill("input[name=key]", img)  # the sign-in field itself
+    page.press("input[name=key]", "Enter")
+    page.wait_for_selector(".notice.error")
+    page.fill("input[name=key]", key)
+    page.press("input[name=key]", "Enter")
+    page.wait_for_selector("main[data-ready=lines]")
+    assert img in page.inner_text("main") and script in page.inner_text("main")
+    page.fill("input[name=q]", img)  # and a search box
+    page.press("input[name=q]", "Enter")
+    page.wait_for_selector(".paged[data-total='1']")
+    for name in ENTERPRISE_PAGES:
+        open_page(page, f"#/{name}", name)
+    open_page(page, "#/cards", "cards")
+    page.click("button[aria-label='编辑名片 c1']")
+    page.wait_for_selector("#phone-rcs .convo *, #phone-rcs.stale", timeout=15_000)
+    assert img in page.input_value("input[name=target]")
+    open_page(page, "#/dry-run", "dry-run")
+    page.fill("input[name=line]", img)
+    page.fill("input[name=to]", script)
+    page.click("button:has-text('试拨')")
+    page.wait_for_selector(".notice.error")
+    shot(page, "20-xss-enterprise")
+    op = browser.new_page(viewport={"width": 1280, "height": 900})
+    op_probe = PageProbe(op)
+    sign_in(op, server, OPERATOR)
+    for name in OPERATOR_PAGES:
+        open_page(op, f"#/{name}", name)
+    open_page(op, "#/enterprises", "enterprises")
+    assert img in op.inner_text("main")
+    shot(op, "21-xss-operator")
+    for p, pr in ((page, probe), (op, op_probe)):
+        assert p.evaluate("() => window.__xss") is None
+        assert p.locator("main img[src='x']").count() == 0
+        assert pr.errors == [] and pr.dialogs == []
+
+
+def test_a_page_on_another_origin_cannot_write(browser: Any, server: ServerThread) -> None:
+    """Signed in to the console, the user opens a page served elsewhere (same host, another port:
+    the same site, so even SameSite=Strict sends the cookie) that posts to the console's API by
+    fetch and by a form. The server refuses both: no CSRF token, a foreign Origin."""
+    evil_port = _free_port()
+    target = server.url
+    html = f"""<!doctype html><meta charset="utf-8"><title>evil</title>
+<form id="f" method="POST" action="{target}/api/enterprises/sf/keys"></form>
+<script>
+fetch("{target}/api/enterprises/sf/lines", {{method: "POST", credentials: "include", mode: "no-cors",
+  headers: {{"Content-Type": "text/plain"}}, body: JSON.stringify({{number: "13600009999"}})}})
+  .finally(() => {{ document.title = "sent"; document.getElementById("f").submit(); }});
+</script>"""
+
+    async def evil(request: web.Request) -> web.Response:
+        return web.Response(text=html, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", evil)
+    stop = threading.Event()
+
+    def serve() -> None:
+        async def main() -> None:
+            runner = web.AppRunner(app)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", evil_port).start()
+            ready.set()
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+            await runner.cleanup()
+
+        asyncio.run(main())
+
+    ready = threading.Event()
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        keys_before = _api(server, "GET", "/api/enterprises/sf/keys", OPERATOR)[1]["keys"]
+        page = browser.new_page()
+        statuses: dict[str, int] = {}
+        page.on("response", lambda r: statuses.__setitem__(f"{r.request.method} {r.url}", r.status))
+        sign_in(page, server, SF_KEY)
+        page.goto(f"http://127.0.0.1:{evil_port}/")
+        page.wait_for_url(f"{target}/api/enterprises/sf/keys", timeout=10_000)
+        assert statuses[f"POST {target}/api/enterprises/sf/keys"] == 403
+        assert "csrf_failed" in page.content()
+        assert statuses[f"POST {target}/api/enterprises/sf/lines"] == 403
+        assert _api(server, "GET", "/api/enterprises/sf/keys", OPERATOR)[1]["keys"] == keys_before
+        assert _api(server, "GET", "/api/enterprises/sf/lines/13600009999", SF_KEY)[0] == 404
+        shot(page, "30-csrf-refused")
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+def test_an_enterprise_session_cannot_reach_another_enterprise(browser: Any, server: ServerThread) -> None:
+    """The page's own requests (its session cookie, its CSRF token) aimed at the other
+    enterprise's ids answer 404 as if they did not exist; operator-only actions 403."""
+    from delivery.keys import hash_key
+
+    page = browser.new_page()
+    probe = PageProbe(page)
+    sign_in(page, server, SF_KEY)
+    cmb_key_id = hash_key(CMB_KEY)[:12]
+    probes = [
+        ["GET", "/api/enterprises/cmb", None],
+        ["PUT", "/api/enterprises/cmb", {"id": "cmb", "name": "x", "signature": "x"}],
+        ["GET", "/api/enterprises/cmb/lines?limit=5", None],
+        ["GET", "/api/enterprises/cmb/lines/95555", None],
+        ["PUT", "/api/enterprises/cmb/lines/95555", {"number": "95555", "label": "x"}],
+        ["DELETE", "/api/enterprises/cmb/cards/identity", None],
+        ["GET", "/api/enterprises/cmb/staff-csv", None],
+        ["GET", "/api/enterprises/cmb/keys", None],
+        ["POST", "/api/enterprises/cmb/keys", None],
+        ["DELETE", f"/api/enterprises/cmb/keys/{cmb_key_id}", None],
+        ["DELETE", f"/api/enterprises/sf/keys/{cmb_key_id}", None],
+        ["POST", "/api/enterprises/cmb/dry-run", {"line": "95555", "to": "13912345678", "phase": "ended"}],
+        ["POST", "/api/enterprises/sf/dry-run", {"line": "95555", "to": "13912345678", "phase": "ended"}],
+        ["GET", "/api/enterprises/cmb/optouts?format=csv", None],
+        ["GET", "/api/enterprises/cmb/audit", None],
+        ["GET", "/api/lines?unverified=1", None],
+        ["POST", "/api/enterprises/sf/lines/13800000001/verify", {"verified": True}],
+        ["POST", "/api/enterprises", {"id": "mine", "name": "x", "signature": "x"}],
+        [
+            "PUT",
+            "/api/enterprises/sf/packages/pool1",
+            {"id": "pool1", "units": 1, "valid_from": 0, "valid_to": 1},
+        ],
+    ]
+    got = page.evaluate(
+        """async (probes) => {
+          const s = await (await fetch('/api/session')).json();
+          const out = [];
+          for (const [method, url, body] of probes) {
+            const r = await fetch(url, {method, headers: {'X-CSRF-Token': s.csrf, 'Content-Type': 'application/json'},
+              body: body ? JSON.stringify(body) : undefined});
+            out.push(r.status);
+          }
+          return out;
+        }""",
+        probes,
+    )
+    want = [404] * 14 + [404, 403, 403, 403, 403]
+    assert dict(zip([f"{m} {u}" for m, u, _ in probes], got, strict=True)) == dict(
+        zip([f"{m} {u}" for m, u, _ in probes], want, strict=True)
+    )
+    assert _api(server, "GET", "/api/enterprises/cmb", CMB_KEY)[0] == 200  # its key still works
+    # the router, asked for another enterprise's pages, shows the session's own
+    open_page(page, "#/e/cmb/lines", "lines")
+    assert "95555" not in page.inner_text("main")
+    assert [e for e in probe.errors if "HTTP 5" in e] == []
