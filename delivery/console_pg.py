@@ -40,15 +40,18 @@ class PgConsoleRows:
             where.append(f"body NOT LIKE ${len(args)}")
         cond = " AND ".join(where)
         n = len(args)
-        rows = await self._fetch(
-            f"SELECT enterprise, body, count(*) OVER () FROM objects WHERE {cond} "
-            f"ORDER BY enterprise, id LIMIT ${n + 1} OFFSET ${n + 2}",
-            *args, limit, offset,
-        )  # fmt: skip
-        if rows:
-            total = int(rows[0][2])
+        page = f"FROM objects WHERE {cond} ORDER BY enterprise, id LIMIT ${n + 1} OFFSET ${n + 2}"
+        count = f"SELECT count(*) FROM objects WHERE {cond}"
+        if not (q or unverified):  # the total from the key's index, the page by it
+            total = int((await self._fetchrow(count, *args))[0])
+            rows = await self._fetch(f"SELECT enterprise, body {page}", *args, limit, offset)
+            return Page(total, [(r[0], jsonio.loads(r[1])) for r in rows])
+        # a search reads every body: once, the total riding on each row of the page
+        rows = await self._fetch(f"SELECT enterprise, body, count(*) OVER () {page}", *args, limit, offset)
+        if rows or offset == 0:
+            total = int(rows[0][2]) if rows else 0
         else:  # past the end: the count alone
-            total = int((await self._fetchrow(f"SELECT count(*) FROM objects WHERE {cond}", *args))[0])
+            total = int((await self._fetchrow(count, *args))[0])
         return Page(total, [(r[0], jsonio.loads(r[1])) for r in rows])
 
     async def put_many(self, kind: str, enterprise: str, items: list[tuple[str, dict[str, Any]]]) -> None:

@@ -132,6 +132,9 @@ function start(s) {
 
 window.addEventListener('hashchange', show);
 
+// The page's module loads while the session is asked for (both lists: the role is not known yet).
+const wanted = route().name;
+for (const [name, , load] of [...ENTERPRISE_PAGES, ...OPERATOR_PAGES]) if (name === wanted) load();
 const res = await api.get('/api/session');
 if (res.ok) start(res.body);
 else signInForm();
