@@ -247,3 +247,49 @@ async def test_optouts_search_and_csv(make_app: AppFactory) -> None:
     text = await (await client.get("/api/enterprises/sf/optouts?format=csv", headers=sf)).text()
     assert text.startswith("number,at,channel,text") and CUSTOMER in text
     _ = sample  # the seed's cards come from the templates' samples
+
+
+async def test_a_suspended_enterprise_sends_nothing_and_cannot_lift_it(make_app: AppFactory) -> None:
+    client = await make_app()
+    op, sf = auth(OPERATOR), auth(SF_KEY)
+    ent = await (await client.get("/api/enterprises/sf", headers=op)).json()
+    body = await sign_in(client, SF_KEY)
+    assert (
+        await client.put("/api/enterprises/sf", json={**ent, "suspended": True}, headers=op)
+    ).status == 200
+    assert (await client.get("/api/enterprises/sf", headers=sf)).status == 403
+    assert (await client.get("/api/enterprises/sf/lines")).status == 403  # the session too
+    assert (await client.post("/api/session", json={"key": SF_KEY})).status == 403
+    r = await client.post(
+        "/api/calls",
+        json={"call_id": "susp", "caller": "13800000001", "callee": CUSTOMER, "phase": "ended"},
+        headers=op,
+    )
+    out = await r.json()
+    assert r.status == 202 and out["state"] == "skipped" and out["reason"] == "enterprise suspended"
+    assert (await client.put("/api/enterprises/sf", json=ent, headers=op)).status == 200
+    # an enterprise editing itself keeps whatever the operator decided
+    r = await client.put("/api/enterprises/sf", json={**ent, "suspended": True}, headers=w(body["csrf"]))
+    assert r.status == 200 and "suspended" not in await r.json()
+
+
+async def test_console_page_and_files_carry_the_studio_csp(make_app: AppFactory) -> None:
+    client = await make_app()
+    resp = await client.get("/console")
+    html = await resp.text()
+    assert resp.status == 200 and "script-src 'self'" in resp.headers["Content-Security-Policy"]
+    assert resp.headers["X-Frame-Options"] == "DENY" and "<script>" not in html
+    assert '<script type="module" src="/console/static/console.js?v=' in html
+    for name, kind in (("console.js", "text/javascript"), ("console.css", "text/css")):
+        r = await client.get(f"/console/static/{name}")
+        assert r.status == 200 and r.content_type == kind and r.headers["X-Content-Type-Options"] == "nosniff"
+        again = await client.get(f"/console/static/{name}", headers={"If-None-Match": r.headers["ETag"]})
+        assert again.status == 304
+    assert (await client.get("/console/static/../page.py")).status == 404
+    assert (await client.get("/console/static/nope.js")).status == 404
+    from mingpian.console.page import STATIC
+
+    for path in STATIC.iterdir():
+        text = path.read_text("utf-8")
+        assert "innerHTML" not in text and "insertAdjacentHTML" not in text and "localStorage" not in text
+        assert "http://" not in text and "https://" not in text  # no CDN, nothing off-site

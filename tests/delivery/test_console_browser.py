@@ -469,3 +469,36 @@ def test_an_enterprise_session_cannot_reach_another_enterprise(browser: Any, ser
     open_page(page, "#/e/cmb/lines", "lines")
     assert "95555" not in page.inner_text("main")
     assert [e for e in probe.errors if "HTTP 5" in e] == []
+
+
+def test_keyboard_only(browser: Any, server: ServerThread) -> None:
+    """Sign in, move between pages, search and open a row's editor with the keyboard alone."""
+    page = browser.new_page()
+    probe = PageProbe(page)
+    page.goto(f"{server.url}/console")
+    page.wait_for_selector("main[data-ready=signin]")
+    assert page.evaluate("() => document.activeElement.name") == "key"  # focus starts in the field
+    page.keyboard.type(SF_KEY)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("main[data-ready=lines]")
+    assert page.evaluate("() => document.activeElement.id") == "main"  # focus moves to the page
+    page.keyboard.press("Shift+Tab")
+    for _ in range(20):  # back through the navigation to 员工名片
+        if page.evaluate("() => document.activeElement.textContent") == "员工名片":
+            break
+        page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("main[data-ready=staff]")
+    page.focus("input[name=q]")
+    page.keyboard.type("王建国")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".paged[data-total='1']")
+    page.keyboard.press("Tab")  # the search button
+    page.keyboard.press("Tab")  # the row's 编辑
+    assert page.evaluate("() => document.activeElement.getAttribute('aria-label')") == "编辑 王建国"
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".editor-slot input[name=name]")
+    assert page.evaluate("() => document.activeElement.name") == "name"
+    outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"  # the focus is visible
+    assert probe.errors == []
