@@ -1,5 +1,5 @@
 // The enterprise's account pages: API keys (issued and shown once, revoked), opt-outs (search,
-// export), the audit log, packages and balances (read-only), the reports, and media.
+// export), the audit log, packages and balances (read-only) and the reports.
 
 import {copyText} from '/static/dom.js';
 import {reportView} from '/delivery/static/report_view.js';
@@ -13,6 +13,9 @@ const ACTIONS = {
   'create card': '新建名片', 'update card': '修改名片', 'delete card': '删除名片',
   'create staff': '添加员工', 'update staff': '修改员工', 'delete staff': '删除员工',
   'create package': '新建套餐', 'update package': '修改套餐', 'delete package': '删除套餐',
+  'file brand request': '提交品牌申请', 'withdraw brand request': '撤回品牌申请',
+  'approve brand request': '通过品牌申请', 'refuse brand request': '拒绝品牌申请',
+  'upload media': '上传素材', 'delete media': '删除素材',
 };
 
 function actor(a) {
@@ -121,17 +124,7 @@ async function reports(main, {eid}) {
     h('p', {}, h('a', {href: api.ent(eid, '/usage?by=day,line,channel,package&format=csv'), download: `usage-${eid}.csv`}, '导出用量明细 CSV')));
 }
 
-async function media(main, {eid}) {
-  main.append(h('h1', {}, '媒体素材'));
-  const res = await api.get(api.ent(eid, '/media'));
-  if (res.status === 404 && res.body && res.body.error === 'not_found' && !Array.isArray(res.body.media)) {
-    main.append(h('p', {class: 'notice'}, '这台服务器还没有开放企业素材库。名片里的图片请在名片数据中填写图片地址。'));
-    return;
-  }
-  main.append(h('p', {class: 'notice error'}, api.errorText(res)));
-}
-
-const PAGES = {keys, optouts, audit, packages, reports, media};
+const PAGES = {keys, optouts, audit, packages, reports};
 
 export async function render(main, ctx, name) {
   await PAGES[name](main, ctx);

@@ -82,16 +82,6 @@ async function queue(main) {
   await list.load(0);
 }
 
-async function brands(main) {
-  main.append(h('h1', {}, '品牌变更'));
-  const res = await api.get('/api/brand-requests');
-  if (!res.ok) {
-    main.append(h('p', {class: 'notice'}, '这台服务器还没有开放品牌变更申请。'));
-    return;
-  }
-  main.append(h('p', {class: 'notice'}, '品牌变更申请接口可用，但控制台的这一页还没有完成。'));
-}
-
 async function pools(main) {
   const list = await api.get('/api/enterprises');
   const ents = list.ok ? list.body.enterprises : [];
@@ -193,7 +183,7 @@ async function fleet(main) {
     ], rows, {caption: '各企业的投递', empty: '没有企业'}));
 }
 
-const PAGES = {enterprises, queue, brands, pools, fleet};
+const PAGES = {enterprises, queue, pools, fleet};
 
 export async function render(main, ctx, name) {
   await PAGES[name](main, ctx);
