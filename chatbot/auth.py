@@ -1,21 +1,25 @@
 """Webhook authentication, checked on the raw request before the body is parsed.
 
-Four schemes; each is enabled by configuring its secret, and a request is accepted when any
-enabled scheme verifies (platforms differ in what they send, and one deployment may sit behind
-several). Every comparison is constant-time (`hmac.compare_digest`).
+Four schemes; each is enabled by configuring its secret. Each route accepts only the schemes
+configured for its dialect (`RoutePolicy`; by default CT/CU routes take the CT/CU signature,
+GSMA routes a bearer token, China Mobile routes Username/Password, and every route our own
+HMAC), so a credential one dialect's platform sends cannot open another dialect's route. Every
+comparison is constant-time (`hmac.compare_digest`).
 
 - CT/CU CSP: headers `signature`, `timestamp`, `nonce`; signature = SHA-256 over the sorted,
   concatenated (token, timestamp, nonce). Hex is the likely encoding, base64 is also accepted
-  (the CSP interface documents leave the encoding unstated).
+  (the CSP interface documents leave the encoding unstated). It does not cover the body.
 - China Mobile / Huawei: `Authorization: Username="..",Password=".."`.
 - Bearer: `Authorization: Bearer <token>`.
 - HMAC: `X-Mingpian-Timestamp: <unix seconds>` and `X-Mingpian-Signature: sha256=<hex>` where the
   MAC is HMAC-SHA256(secret, timestamp + "." + raw body), for gateways we configure ourselves.
 
-Timestamped schemes reject requests outside a replay window. A nonce cache is deliberately not
-kept: replaying a captured request can only repeat a delivery, and deliveries are deduplicated on
-the platform's message ID in the store, so a replay has no effect (while a nonce cache would turn
-a platform's verbatim retry into a 401 and a lost message).
+Timestamped schemes reject requests outside a replay window, and each CT/CU (timestamp, nonce)
+is remembered in the store for that window: a repeat is refused (`nonce_key` here, the store's
+`first_nonce`, chatbot/runtime.py). Since the CT/CU signature does not cover the body, this is
+what stops a captured header triple from carrying another body. A platform's retry is expected
+to sign afresh (new timestamp and nonce); a verbatim resend is refused with 401 like any replay.
+A route may also admit only a list of source networks.
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import AuthError
 
@@ -37,6 +42,47 @@ _UNESCAPE = re.compile(r"\\(.)")
 _CRED = re.compile(r'\s*(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
 
 
+SCHEMES = ("csp-signature", "username-password", "bearer", "hmac-sha256")
+# Each webhook dialect (chatbot/runtime.py `Dialect`) belongs to one platform family.
+FAMILY = {
+    "csp-notify": "csp",
+    "csp-message": "csp",
+    "csp-status": "csp",
+    "gsma": "gsma",
+    "cm-message": "cm",
+    "cm-status": "cm",
+}
+DEFAULT_SCHEMES = {
+    "csp": ("csp-signature", "hmac-sha256"),
+    "gsma": ("bearer", "hmac-sha256"),
+    "cm": ("username-password", "hmac-sha256"),
+}
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePolicy:
+    """What one platform family's routes accept: these schemes, from these networks (empty: any)."""
+
+    schemes: tuple[str, ...]
+    networks: tuple[Network, ...] = ()
+
+    def admits(self, source: str | None) -> bool:
+        if not self.networks:
+            return True
+        try:
+            addr = ipaddress.ip_address((source or "").split("%")[0])
+        except ValueError:
+            return False
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        return any(addr in net for net in self.networks)
+
+
+def default_policies() -> dict[str, RoutePolicy]:
+    return {family: RoutePolicy(schemes) for family, schemes in DEFAULT_SCHEMES.items()}
+
+
 @dataclass(frozen=True, slots=True)
 class WebhookAuth:
     csp_token: str = ""
@@ -45,6 +91,7 @@ class WebhookAuth:
     bearer: str = ""
     hmac_secret: str = ""
     replay_window: float = 300.0
+    policies: Mapping[str, RoutePolicy] = field(default_factory=default_policies)
 
     @property
     def enabled(self) -> list[str]:
@@ -59,34 +106,54 @@ class WebhookAuth:
             out.append("hmac-sha256")
         return out
 
-    def verify(self, headers: Mapping[str, str], body: bytes, now: float | None = None) -> str:
-        """The scheme that verified, or AuthError. `headers` must be case-insensitive."""
-        if not self.enabled:
-            raise AuthError("no webhook credentials are configured; refusing all callbacks")
+    def policy(self, dialect: str) -> RoutePolicy | None:
+        return self.policies.get(FAMILY.get(dialect, dialect))
+
+    def verify(
+        self, headers: Mapping[str, str], body: bytes, now: float | None = None, dialect: str | None = None
+    ) -> str:
+        """The scheme that verified, or AuthError. `headers` must be case-insensitive. With a
+        `dialect`, only the schemes its policy names count (others are as if not sent)."""
+        allowed = set(SCHEMES)
+        if dialect is not None:
+            policy = self.policy(dialect)
+            allowed = set(policy.schemes) if policy is not None else set()
+        usable = [s for s in self.enabled if s in allowed]
+        if not usable:
+            which = "" if dialect is None else f" for {FAMILY.get(dialect, dialect)} routes"
+            raise AuthError(f"no webhook credentials are configured{which}; refusing all callbacks")
         now = time.time() if now is None else now
         reasons: list[str] = []
         authz = headers.get("Authorization", "")
-        if self.csp_token and "signature" in headers:
+        if "csp-signature" in usable and "signature" in headers:
             ok, why = self._csp(headers, now)
             if ok:
                 return "csp-signature"
             reasons.append(why)
-        if self.username and self.password and authz[:8].lower() == "username":
+        if "username-password" in usable and authz[:8].lower() == "username":
             if self._username(authz):
                 return "username-password"
             reasons.append("Username/Password do not match")
-        if self.bearer and authz[:7].lower() == "bearer ":
+        if "bearer" in usable and authz[:7].lower() == "bearer ":
             if hmac.compare_digest(authz[7:].strip().encode(), self.bearer.encode()):
                 return "bearer"
             reasons.append("bearer token does not match")
-        if self.hmac_secret and HMAC_SIGNATURE_HEADER in headers:
+        if "hmac-sha256" in usable and HMAC_SIGNATURE_HEADER in headers:
             ok, why = self._hmac(headers, body, now)
             if ok:
                 return "hmac-sha256"
             reasons.append(why)
         if not reasons:
-            raise AuthError("missing credentials; expected one of: " + ", ".join(self.enabled))
+            raise AuthError("missing credentials; expected one of: " + ", ".join(usable))
         raise AuthError("; ".join(reasons))
+
+    def nonce_key(self, headers: Mapping[str, str], scheme: str) -> str | None:
+        """What identifies this signed request for replay refusal: the CT/CU (timestamp, nonce).
+        None for the other schemes: HMAC covers the body, so a replay can only repeat the same
+        event (deduplicated on its message id), and the static schemes carry no nonce."""
+        if scheme == "csp-signature":
+            return "csp:" + _digest(headers.get("timestamp", ""), headers.get("nonce", ""))
+        return None
 
     def _fresh(self, raw: str, now: float) -> str | None:
         try:
@@ -134,6 +201,11 @@ class WebhookAuth:
         mac = hmac.new(self.hmac_secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
         ok = hmac.compare_digest(sig.lower().encode(), mac.encode())
         return ok, "" if ok else "HMAC signature does not match"
+
+
+def _digest(*parts: str) -> str:
+    """A fixed-size key however long the headers were (32 hex characters)."""
+    return hashlib.sha256("\x1f".join(p.strip() for p in parts).encode()).hexdigest()[:32]
 
 
 # ---- signing helpers (the simulator and tests sign the way platforms do) ----------------------

@@ -8,6 +8,10 @@ class AuthError(Exception):
     """The caller did not prove who it is; the message is safe to return to the caller."""
 
 
+class SourceRefused(Exception):
+    """The callback came from outside the networks allowed for its dialect's routes."""
+
+
 class UnknownBot(LookupError):
     """The webhook names a bot that has no flow."""
 

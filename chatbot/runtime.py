@@ -33,7 +33,7 @@ from renderer import TemplateStore
 from . import cmxml
 from .auth import WebhookAuth
 from .engine import Engine
-from .errors import MalformedBody, UnknownBot
+from .errors import AuthError, MalformedBody, SourceRefused, UnknownBot
 from .events import InboundEvent, StatusReport, from_csp_message, from_csp_status, from_gsma
 from .flows import FlowStore
 from .maap import MaapClient, SendResult
@@ -186,21 +186,36 @@ class ChatbotRuntime:
 
     # -- inbound -----------------------------------------------------------------------------
     async def inbound(
-        self, dialect: Dialect, bot: str, headers: Mapping[str, str], raw: bytes, params: Mapping[str, str]
+        self,
+        dialect: Dialect,
+        bot: str,
+        headers: Mapping[str, str],
+        raw: bytes,
+        params: Mapping[str, str],
+        source: str | None = None,
     ) -> Ack:
-        """Raises AuthError (401), UnknownBot (404), MalformedBody or BadEvent (400) and Busy
-        (503: retry) — each before anything is stored."""
-        self.auth.verify(headers, raw)
+        """Raises SourceRefused (403: `source`, the peer address, is outside the dialect's
+        allowed networks), AuthError (401, a replay too), UnknownBot (404), MalformedBody or
+        BadEvent (400) and Busy (503: retry) — each before anything but the nonce is stored."""
+        policy = self.auth.policy(dialect)
+        if policy is not None and not policy.admits(source):
+            raise SourceRefused(f"callbacks of this route are not accepted from {source}")
+        now = time.time()
+        scheme = self.auth.verify(headers, raw, now, dialect)
+        nonce = self.auth.nonce_key(headers, scheme)
+        # Kept twice the window: a timestamp is accepted from `window` before now to `window` after.
+        if nonce is not None and not await self.store.first_nonce(nonce, now, 2 * self.auth.replay_window):
+            raise AuthError("this signature was already used (a replayed callback)")
         flow = self.flows.get(bot)
         if flow is None:
             raise UnknownBot(bot)
         if dialect == "csp-notify":
             return Ack(200, OK_ACK, {"echoStr": headers.get("echoStr", ""), "appId": self.config.app_id})
         if dialect == "csp-status":
-            await self._statuses(from_csp_status(_json(raw)))
+            await self._statuses(bot, from_csp_status(_json(raw)))
             return Ack(200, OK_ACK)
         if dialect == "cm-status":
-            await self._statuses(cmxml.delivery(raw))
+            await self._statuses(bot, cmxml.delivery(raw))
             return Ack(204)
         if dialect == "csp-message":
             event = from_csp_message(_json(raw), params["chatbotId"])
@@ -224,12 +239,14 @@ class ChatbotRuntime:
             return Ack(204)
         raise ValueError(f"unknown dialect {dialect!r}")
 
-    async def _statuses(self, reports: list[StatusReport]) -> None:
-        await self.store.record_status(list(reports), time.time())
+    async def _statuses(self, bot: str, reports: list[StatusReport]) -> None:
+        """Reports change only the messages this bot sent: a report on another bot's route
+        (or naming another bot's message id) is acknowledged and changes nothing."""
+        await self.store.record_status(list(reports), time.time(), bot)
 
     async def _turn(self, bot: str, event: InboundEvent) -> CommitResult | None:
         if event.kind == "status":
-            await self._statuses(list(event.statuses))
+            await self._statuses(bot, list(event.statuses))
             return None
         if event.kind == "other":
             self.on_turn(bot, "ignored")

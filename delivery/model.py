@@ -64,6 +64,10 @@ _TIMEOUTS = {
     "propertyNames": {"enum": list(CHANNELS)},
     "additionalProperties": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
 }
+# What a verified line shows of its enterprise (compose.py: signature, brand name, or the name
+# when there is none, colour) and what it sends from (chatbot): changed, once the enterprise
+# has verified lines, only by the operator or through a brand change request it approves.
+BRAND_FIELDS = ("name", "signature", "brand_name", "color", "logo", "chatbot")
 _HHMM = {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"}
 
 SCHEMAS: dict[str, dict[str, Any]] = {
@@ -217,6 +221,34 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "time": {"type": "number", "description": "Unix time of the event (default: now)"},
         },
     },
+    "brand_request": {
+        "type": "object",
+        "required": ["changes"],
+        "additionalProperties": False,
+        "properties": {
+            "changes": {
+                "type": "object",
+                "minProperties": 1,
+                "additionalProperties": False,
+                "description": "the brand fields to change, with their new values",
+                "properties": {},  # filled below from the enterprise schema
+            },
+            "note": {"type": "string", "maxLength": 500, "description": "why (shown to the operator)"},
+        },
+    },
+    "brand_decision": {
+        "type": "object",
+        "required": ["approve"],
+        "additionalProperties": False,
+        "properties": {
+            "approve": {"type": "boolean", "description": "true applies the changes, false refuses them"},
+            "note": {
+                "type": "string",
+                "maxLength": 500,
+                "description": "the operator's note to the enterprise",
+            },
+        },
+    },
     "verify": {
         "type": "object",
         "required": ["verified"],
@@ -250,4 +282,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "line": {"type": "string", "maxLength": 32},
         },
     },
+}
+
+SCHEMAS["brand_request"]["properties"]["changes"]["properties"] = {
+    f: SCHEMAS["enterprise"]["properties"][f] for f in BRAND_FIELDS
 }

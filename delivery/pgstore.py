@@ -64,7 +64,7 @@ UPDATABLE = {
 
 TABLES = (
     "objects", "audit", "api_keys", "calls", "deliveries", "attempts", "message_ids", "receipts",
-    "optouts", "taps", "impressions", "replies_seen", "charges", "console_sessions",
+    "optouts", "taps", "impressions", "replies_seen", "charges", "chatbot_owners", "console_sessions",
 )  # fmt: skip
 
 
@@ -269,7 +269,21 @@ class PgDeliveryStore(PgConsoleRows):
             await self._execute("DELETE FROM objects WHERE enterprise=$1", enterprise)
             await self._execute("DELETE FROM objects WHERE kind='enterprise' AND id=$1", enterprise)
             await self._execute("DELETE FROM api_keys WHERE enterprise=$1", enterprise)
+            await self._execute("DELETE FROM chatbot_owners WHERE enterprise=$1", enterprise)
             await self._changed()
+
+    async def claim_chatbot(self, enterprise: str, bot: str) -> bool:
+        """Make `bot` (a `bot_id`; "" for none) the enterprise's one chatbot; False, changing
+        nothing, if another enterprise owns it (a concurrent claim waits on the primary key)."""
+        if bot:
+            await self._execute(
+                "INSERT INTO chatbot_owners VALUES ($1,$2) ON CONFLICT (bot) DO NOTHING", bot, enterprise
+            )
+            row = await self._fetchrow("SELECT enterprise FROM chatbot_owners WHERE bot=$1", bot)
+            if row is None or row[0] != enterprise:
+                return False
+        await self._execute("DELETE FROM chatbot_owners WHERE enterprise=$1 AND bot<>$2", enterprise, bot)
+        return True
 
     async def audit(
         self, actor: str, enterprise: str, target: str, action: str, detail: dict[str, Any]

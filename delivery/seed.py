@@ -14,6 +14,7 @@ from renderer.jsonpath import json_path
 from . import keys
 from .errors import SeedError
 from .model import SCHEMAS, normalize_number
+from .replies import bot_id
 from .storage import DeliveryStore
 
 # seed list name → (stored kind, id field), in the order they are loaded
@@ -39,6 +40,8 @@ async def load_seed(store: DeliveryStore, path: Path) -> None:
             issued = e.pop("keys", [])
             _check("enterprise", e, f"{path}: enterprises[{i}]")
             await store.put("enterprise", "", e["id"], e)
+            if not await store.claim_chatbot(e["id"], bot_id(e.get("chatbot", ""))):
+                raise SeedError(f"{path}: enterprises[{i}].chatbot: belongs to another enterprise")
             for key in issued:
                 await store.add_key(keys.hash_key(str(key)), e["id"], f"seed {path.name}")
             for name, kind, idf in SECTIONS:

@@ -132,6 +132,18 @@ class SqliteDeliveryStore(SqliteConsoleRows, GroupCommitDb):
             db.execute("DELETE FROM objects WHERE enterprise=?", (enterprise,))
             db.execute("DELETE FROM objects WHERE kind='enterprise' AND id=?", (enterprise,))
             db.execute("DELETE FROM api_keys WHERE enterprise=?", (enterprise,))
+            db.execute("DELETE FROM chatbot_owners WHERE enterprise=?", (enterprise,))
+
+    async def claim_chatbot(self, enterprise: str, bot: str) -> bool:
+        """Make `bot` (a `bot_id`; "" for none) the enterprise's one chatbot; False, changing
+        nothing, if another enterprise owns it."""
+        if bot:
+            self.db.execute("INSERT OR IGNORE INTO chatbot_owners VALUES (?,?)", (bot, enterprise))
+            row = self.db.execute("SELECT enterprise FROM chatbot_owners WHERE bot=?", (bot,)).fetchone()
+            if row[0] != enterprise:
+                return False
+        self.db.execute("DELETE FROM chatbot_owners WHERE enterprise=? AND bot<>?", (enterprise, bot))
+        return True
 
     async def audit(
         self, actor: str, enterprise: str, target: str, action: str, detail: dict[str, Any]

@@ -20,7 +20,7 @@ from .api import legacy as api_legacy
 from .api import templates as api_templates
 from .keys import metrics_key, settings_key, templates_key
 from .metrics import PUBLISH_EVERY, Metrics
-from .middleware import observe
+from .middleware import observe, server_header
 from .settings import Settings
 
 
@@ -80,6 +80,7 @@ async def freeze_gc(app: web.Application) -> None:
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings.from_env()
     app = web.Application(middlewares=[observe], client_max_size=settings.max_body_bytes)
+    app.on_response_prepare.append(server_header)
     app[settings_key] = settings
     use_font_dir(settings.assets_dir / "fonts")  # the deployment's fonts, wherever the code is installed
     app[templates_key] = TemplateStore(settings.template_dir, settings.reload_interval)

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chatbot.errors import AuthError, BadEvent, Busy, MalformedBody, UnknownBot
+from chatbot.errors import AuthError, BadEvent, Busy, MalformedBody, SourceRefused, UnknownBot
 from delivery.errors import InProgress, UnknownLine
 from renderer import DataInvalid, LimitExceeded, RenderError, TemplateInvalid, TemplateNotFound
 
@@ -106,7 +106,7 @@ ERROR_CODES: Mapping[str, ErrorCode] = _index(
     _c("invalid_field", 400, "a field has the wrong type or is too long"),
     _c("empty_message", 400, "neither a postback nor any text to send"),
     _c("chatbot_disabled", 404, "this server runs no chatbot"),
-    _c("no_bot", 422, "no chatbot answers this tap or text"),
+    _c("no_bot", 404, "no chatbot answers this tap or text"),
     _c("preview_failed", 502, "the preview loop did not deliver the bot's replies"),
     # -- chatbot webhooks
     _c("invalid_event", 400, "valid JSON (or XML) but not an event of the platform's dialect"),
@@ -117,11 +117,24 @@ ERROR_CODES: Mapping[str, ErrorCode] = _index(
     _c("invalid_query", 400, "a query parameter is missing or malformed"),
     _c("exists", 409, "a record with that id already exists"),
     _c("taken", 409, "the number is a line of another enterprise"),
+    _c("chatbot_taken", 409, "the chatbot address belongs to another enterprise"),
+    _c(
+        "brand_locked",
+        409,
+        "the enterprise has verified lines: its brand changes through a brand change request",
+    ),
+    _c("request_pending", 409, "a brand change request of this enterprise is already pending"),
+    _c("not_pending", 409, "the brand change request was already decided or withdrawn"),
     _c("in_progress", 409, "another server process is accepting this call event; retry"),
     _c("invalid", 422, "the body fails the resource's schema: problems name each JSON path"),
     _c("invalid_number", 422, "not a phone number that can be normalised"),
     _c("id_mismatch", 422, "the body changes the record's id, which cannot change"),
-    _c("unknown_line", 422, "the number is not a line (of this enterprise)"),
+    _c(
+        "unknown_line",
+        (404, 422),
+        "the number is not a line (of this enterprise): 404 for a call event's or reply's own "
+        "numbers, 422 for a card, package or estimate naming one",
+    ),
     _c("unknown_staff", 422, "no staff member with that id"),
     _c("unknown_template", 422, "no card template of that name"),
 )
@@ -270,12 +283,13 @@ register_domain_error(TemplateInvalid, 422)
 register_domain_error(RenderError, 422)  # any other renderer refusal
 # the chatbot runtime's refusals of a platform callback (each before anything is stored)
 register_domain_error(AuthError, 401, "unauthorized")
+register_domain_error(SourceRefused, 403, "forbidden")
 register_domain_error(UnknownBot, 404, "unknown_bot")
 register_domain_error(MalformedBody, 400, "invalid_json")
 register_domain_error(BadEvent, 400, "invalid_event")
 register_domain_error(Busy, 503, "busy", headers={"Retry-After": "1"})
 # delivery's refusals of a call event
-register_domain_error(UnknownLine, 422, "unknown_line")
+register_domain_error(UnknownLine, 404, "unknown_line")
 register_domain_error(InProgress, 409, "in_progress")
 
 

@@ -12,7 +12,10 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
+import multiprocessing
+import multiprocessing.connection
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,10 +61,30 @@ def tune_malloc() -> bool:
     return bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and bool(libc.mallopt(m_trim_threshold, 256 << 20))
 
 
+def watch_parent() -> bool:
+    """Exit this worker as soon as the server process that spawned it dies, however it dies
+    (kill -9 included): a thread waits on the parent's sentinel, a pipe whose other end only the
+    parent holds, which becomes readable when the parent is gone. Without it a killed server
+    leaves its workers (~130 MB each) and, through them, multiprocessing's resource tracker
+    running. False when not in a spawned worker."""
+    parent = multiprocessing.parent_process()
+    if parent is None or parent.sentinel is None:
+        return False
+    sentinel = parent.sentinel
+
+    def wait() -> None:
+        multiprocessing.connection.wait([sentinel])
+        os._exit(1)  # mid-render too: nobody is left to take the result
+
+    threading.Thread(target=wait, name="watch-parent", daemon=True).start()
+    return True
+
+
 def init_worker(ffmpeg: str | None, fonts: str | None = None) -> None:
-    """Worker start: lower priority (the event loop must win the CPU: /healthz stays fast while
-    videos render), heap reuse for big buffers, the configured ffmpeg, and fonts loaded before
-    the first job."""
+    """Worker start: leave with the server (`watch_parent`), lower priority (the event loop must
+    win the CPU: /healthz stays fast while videos render), heap reuse for big buffers, the
+    configured ffmpeg, and fonts loaded before the first job."""
+    watch_parent()
     with contextlib.suppress(OSError):
         os.nice(10)
     tune_malloc()

@@ -31,6 +31,11 @@ request_id_key = web.RequestKey("request_id", str)
 _BODY_HEADERS = frozenset({"content-type", "content-length"})
 
 
+async def server_header(request: web.Request, response: web.StreamResponse) -> None:
+    """`Server: Mingpian`, without the versions of aiohttp and Python aiohttp would announce."""
+    response.headers["Server"] = "Mingpian"
+
+
 def _route_name(request: web.Request) -> str:
     info = request.match_info
     route = getattr(info, "route", None)

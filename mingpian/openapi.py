@@ -5,6 +5,7 @@ responses match the declared schemas."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -13,6 +14,40 @@ from .errors import ERROR_CODES
 
 openapi_paths_key = web.AppKey("openapi_paths", dict[str, dict[str, Any]])
 openapi_schemas_key = web.AppKey("openapi_schemas", dict[str, Any])
+# Callables that complete the document from the running app each time it is built: what is
+# known only then (templates on disk, formats other features registered).
+DocHook = Callable[[web.Application, dict[str, Any]], None]
+openapi_hooks_key = web.AppKey("openapi_hooks", list[DocHook])
+
+# Every credential a route may ask for; operations name theirs in `security`.
+SECURITY_SCHEMES: dict[str, Any] = {
+    "apiKey": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key (`Authorization: Bearer mpk_…`; `X-API-Key: mpk_…` works too): "
+        "the operator's, or an enterprise's (reaches only its own enterprise).",
+    },
+    "cspSignature": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "signature",
+        "description": "CT/CU: SHA-256 over the sorted token, `timestamp` and `nonce` headers (sent "
+        "too); each (timestamp, nonce) is accepted once. Does not cover the body.",
+    },
+    "hmacSignature": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Mingpian-Signature",
+        "description": "`sha256=` HMAC-SHA256(secret, X-Mingpian-Timestamp + '.' + raw body).",
+    },
+    "maapBearer": {"type": "http", "scheme": "bearer", "description": "the MaaP's webhook bearer token"},
+    "cmUsernamePassword": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Authorization",
+        "description": 'China Mobile: `Username="…",Password="…"`.',
+    },
+}
 
 PROBLEM = {
     "type": "object",
@@ -62,6 +97,13 @@ def add_paths(
 
 
 def build_document(app: web.Application) -> dict[str, Any]:
+    doc = _document(app)
+    for hook in app[openapi_hooks_key]:
+        hook(app, doc)
+    return doc
+
+
+def _document(app: web.Application) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {
@@ -71,14 +113,18 @@ def build_document(app: web.Application) -> dict[str, Any]:
             "media, and the hang-up chatbot.",
         },
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
-        "paths": dict(sorted(app[openapi_paths_key].items())),
-        "components": {"schemas": {"Problem": PROBLEM, "Error": ERROR, **app[openapi_schemas_key]}},
+        "paths": copy.deepcopy(dict(sorted(app[openapi_paths_key].items()))),
+        "components": {
+            "schemas": copy.deepcopy({"Problem": PROBLEM, "Error": ERROR, **app[openapi_schemas_key]}),
+            "securitySchemes": copy.deepcopy(SECURITY_SCHEMES),
+        },
     }
 
 
 def init(app: web.Application) -> None:
     app[openapi_paths_key] = {}
     app[openapi_schemas_key] = {}
+    app[openapi_hooks_key] = []
 
 
 async def openapi_view(request: web.Request) -> web.Response:

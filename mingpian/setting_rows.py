@@ -4,6 +4,7 @@ mingpian/settings.py declares the settings themselves with these."""
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field
@@ -197,6 +198,40 @@ def parse_kannel_channels(value: Any) -> tuple[str, ...]:
 
 
 KANNEL_ALLOWED = "flash, sms or both, comma-separated"
+
+
+def _names(value: Any, allowed_doc: str) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise SettingError(f"expected {allowed_doc}")
+    return tuple(dict.fromkeys(i.strip() for i in items if i.strip()))
+
+
+def parse_webhook_schemes(value: Any) -> tuple[str, ...]:
+    """`csp-signature,hmac-sha256` (or a TOML array): the auth schemes one dialect's routes take."""
+    names = tuple(n.lower() for n in _names(value, SCHEMES_ALLOWED))
+    for name in names:
+        if name not in WEBHOOK_SCHEMES:
+            raise SettingError(f"unknown scheme {name!r}; expected {SCHEMES_ALLOWED}")
+    return names
+
+
+WEBHOOK_SCHEMES = ("csp-signature", "username-password", "bearer", "hmac-sha256")
+SCHEMES_ALLOWED = "comma-separated of " + ", ".join(WEBHOOK_SCHEMES) + " (empty: the route is closed)"
+
+
+def parse_networks(value: Any) -> tuple[str, ...]:
+    """`10.0.0.0/8,2001:db8::/32` (or a TOML array): source networks; empty allows any."""
+    out = []
+    for name in _names(value, NETWORKS_ALLOWED):
+        try:
+            out.append(str(ipaddress.ip_network(name, strict=False)))
+        except ValueError:
+            raise SettingError(f"{name!r} is not a network; expected {NETWORKS_ALLOWED}") from None
+    return tuple(out)
+
+
+NETWORKS_ALLOWED = "IPv4/IPv6 networks (CIDR) or addresses, comma-separated; empty: any source"
 
 
 def parse_host_port(value: Any) -> str:

@@ -40,13 +40,17 @@ from .setting_rows import (
     HOST_PORT_ALLOWED,
     KANNEL_ALLOWED,
     LOG_LEVELS,
+    NETWORKS_ALLOWED,
+    SCHEMES_ALLOWED,
     TIMEOUTS_ALLOWED,
     Setting,
     SettingError,
     parse_database_url,
     parse_host_port,
     parse_kannel_channels,
+    parse_networks,
     parse_timeouts,
+    parse_webhook_schemes,
     setting,
 )
 
@@ -180,6 +184,42 @@ class Settings:
         300.0, "Seconds a signed callback's timestamp may differ from now.", minimum=0
     )
     webhook_app_id: str = setting("", "appId returned in the `notifyPath` URL-check response header.")
+    webhook_csp_schemes: tuple[str, ...] = setting(
+        ("csp-signature", "hmac-sha256"),
+        "Auth schemes the CT/CU routes (`notifyPath`, `messageNotification`, `deliveryNotification`) accept.",
+        parse=parse_webhook_schemes,
+        allowed_doc=SCHEMES_ALLOWED,
+    )
+    webhook_gsma_schemes: tuple[str, ...] = setting(
+        ("bearer", "hmac-sha256"),
+        "Auth schemes the GSMA MaaP route (`events`) accepts.",
+        parse=parse_webhook_schemes,
+        allowed_doc=SCHEMES_ALLOWED,
+    )
+    webhook_cm_schemes: tuple[str, ...] = setting(
+        ("username-password", "hmac-sha256"),
+        "Auth schemes the China Mobile routes accept.",
+        parse=parse_webhook_schemes,
+        allowed_doc=SCHEMES_ALLOWED,
+    )
+    webhook_csp_networks: tuple[str, ...] = setting(
+        (),
+        "Source networks the CT/CU routes accept callbacks from (the peer address); empty: any.",
+        parse=parse_networks,
+        allowed_doc=NETWORKS_ALLOWED,
+    )
+    webhook_gsma_networks: tuple[str, ...] = setting(
+        (),
+        "Source networks the GSMA MaaP route accepts callbacks from; empty: any.",
+        parse=parse_networks,
+        allowed_doc=NETWORKS_ALLOWED,
+    )
+    webhook_cm_networks: tuple[str, ...] = setting(
+        (),
+        "Source networks the China Mobile routes accept callbacks from; empty: any.",
+        parse=parse_networks,
+        allowed_doc=NETWORKS_ALLOWED,
+    )
     dedupe_ttl: float = setting(
         604800.0,
         "Seconds a platform message ID is remembered for deduplication (RBM retries for 7 days).",
@@ -194,6 +234,15 @@ class Settings:
     outbox_max_backoff: float = setting(60.0, "Longest delay (s) between retries of one reply.", minimum=0)
     outbox_lease: float = setting(
         30.0, "Seconds a worker holds a conversation's head message before another may resend it.", above=0
+    )
+    studio_chat_sessions: int = setting(
+        200,
+        "Anonymous studio preview chats kept at once; the least recently used is forgotten "
+        "(with its conversations) when full.",
+        minimum=1,
+    )
+    studio_chat_ttl: float = setting(
+        1800.0, "Seconds an unused studio preview chat is kept before it is forgotten.", above=0
     )
     # -- delivery (delivery/, mingpian/api/delivery/; docs/delivery.md) --
     database_url: str = setting(

@@ -5,6 +5,7 @@ Keys (prefix `mp:` by default):
   st:<conv>         "<version>\\x1f<state JSON>" (one string: the load is a single MGET)
   q:<conv>          list of pending outbound message IDs, in commit order
   m:<message id>    hash {conv, body, state, attempts, last_error, delivery, sent_ms}
+  nc:<nonce key>    a webhook nonce seen within the replay window (SET NX PX)
   due               sorted set conv → when its head message may be sent (ms); a claimed
                     conversation's score is pushed to the end of its lease, so only one
                     worker (in any process) sends a conversation's head at a time
@@ -96,6 +97,18 @@ return 1
 """
 
 
+# A platform's status report, applied only to a message of that bot's conversations (and never
+# creating a record for an unknown id). KEYS: m:<id>; ARGV: "<bot>\x1f", status, now, error, keep.
+STATUS = """
+local conv = redis.call('HGET', KEYS[1], 'conv')
+if not conv or string.sub(conv, 1, string.len(ARGV[1])) ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'delivery', ARGV[2], 'delivery_at', ARGV[3])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'last_error', ARGV[4]) end
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+
 class RedisStore:
     name = "redis"
 
@@ -121,7 +134,9 @@ class RedisStore:
         self._pool = pool
         self.r = aioredis.Redis(connection_pool=pool)
         await self.r.ping()
-        self._pipe = AutoPipeline(self.r, {"commit": COMMIT, "claim": CLAIM, "ack": ACK, "retry": RETRY})
+        self._pipe = AutoPipeline(
+            self.r, {"commit": COMMIT, "claim": CLAIM, "ack": ACK, "retry": RETRY, "status": STATUS}
+        )
         await self._pipe.load_scripts()
 
     async def close(self) -> None:
@@ -208,20 +223,20 @@ class RedisStore:
     def tokens(self) -> RedisTokens:
         return RedisTokens(self)
 
-    async def record_status(self, reports: list[StatusReport], now: float) -> None:
-        pipe = self._r.pipeline(transaction=False)
-        for r in reports:
-            key = self.p + "m:" + r.message_id
-            pipe.hset(
-                key,
-                mapping={
-                    "delivery": r.status,
-                    "delivery_at": now,
-                    **({"last_error": r.error[:500]} if r.error else {}),
-                },
+    async def record_status(self, reports: list[StatusReport], now: float, bot: str) -> None:
+        futures = [
+            self._script(
+                "status",
+                [self.p + "m:" + r.message_id],
+                [bot + "\x1f", r.status, now, r.error[:500], self.keep_sent],
             )
-            pipe.expire(key, self.keep_sent)
-        await pipe.execute()
+            for r in reports
+        ]
+        await asyncio.gather(*futures)
+
+    async def first_nonce(self, key: str, now: float, keep: float) -> bool:
+        """True the first time `key` is seen within `keep` seconds, across every process."""
+        return bool(await self._call("SET", self.p + "nc:" + key, "1", "NX", "PX", max(1, int(keep * 1000))))
 
     async def message(self, message_id: str) -> dict[str, Any] | None:
         h = await self._r.hgetall(self.p + "m:" + message_id)

@@ -310,14 +310,32 @@ class SqliteStore:
             None,
         )
 
-    async def record_status(self, reports: list[StatusReport], now: float) -> None:
+    async def record_status(self, reports: list[StatusReport], now: float, bot: str) -> None:
         self._begin()
         self._db.executemany(
             "UPDATE outbox SET delivery = ?, delivery_at = ?, "
-            "last_error = CASE WHEN ? != '' THEN ? ELSE last_error END WHERE message_id = ?",
-            [(r.status, now, r.error, r.error[:500], r.message_id) for r in reports],
+            "last_error = CASE WHEN ? != '' THEN ? ELSE last_error END "
+            "WHERE message_id = ? AND substr(conv, 1, ?) = ?",
+            [
+                (r.status, now, r.error, r.error[:500], r.message_id, len(bot) + 1, bot + "\x1f")
+                for r in reports
+            ],
         )
         await asyncio.shield(self._begin())
+
+    def forget_user(self, user: str) -> None:
+        """Drop every conversation of one user (conversation keys end with "\\x1f<user>"): the
+        studio's preview store forgets an expired browser session's conversations."""
+        self._begin()
+        self._db.execute("DELETE FROM conv WHERE substr(id, -?) = ?", (len(user) + 1, "\x1f" + user))
+
+    async def first_nonce(self, key: str, now: float, keep: float) -> bool:
+        """True the first time `key` is seen within `keep` seconds (committed with the request's
+        turn, in the same group transaction)."""
+        self._begin()
+        db = self._db
+        db.execute("DELETE FROM nonces WHERE key = ? AND until < ?", (key, now))
+        return db.execute("INSERT OR IGNORE INTO nonces VALUES (?, ?)", (key, now + keep)).rowcount > 0
 
     async def message(self, message_id: str) -> dict[str, Any] | None:
         row = self._db.execute(
@@ -337,4 +355,5 @@ class SqliteStore:
         self._begin()
         db = self._db
         db.execute("DELETE FROM dedupe WHERE at < ?", (now - dedupe_ttl,))
+        db.execute("DELETE FROM nonces WHERE until < ?", (now,))
         db.execute("DELETE FROM outbox WHERE state != 'pending' AND sent_at < ?", (now - keep_sent,))

@@ -13,6 +13,7 @@ module only maps HTTP to it and its refusals to JSON errors.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -21,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from chatbot.auth import WebhookAuth
+from chatbot.auth import RoutePolicy, WebhookAuth
 from chatbot.events import schema_text
 from chatbot.flows import FlowStore
 from chatbot.runtime import ChatbotRuntime, Dialect, MaapAccount, RuntimeConfig
@@ -33,6 +34,7 @@ from ..metrics import Counter
 from ..openapi import add_paths, error_response
 from ..openapi import json_response as doc_json
 from ..settings import Settings
+from .delivery.access import principal, require_operator
 
 log = logging.getLogger("mingpian.chatbot")
 
@@ -43,6 +45,9 @@ sends_key = web.AppKey("chatbot_sends", Counter)
 
 
 def runtime_config(s: Settings) -> RuntimeConfig:
+    def policy(schemes: tuple[str, ...], networks: tuple[str, ...]) -> RoutePolicy:
+        return RoutePolicy(schemes, tuple(ipaddress.ip_network(n) for n in networks))
+
     auth = WebhookAuth(
         s.webhook_csp_token,
         s.webhook_username,
@@ -50,6 +55,11 @@ def runtime_config(s: Settings) -> RuntimeConfig:
         s.webhook_bearer,
         s.webhook_hmac_secret,
         s.webhook_replay_window,
+        {
+            "csp": policy(s.webhook_csp_schemes, s.webhook_csp_networks),
+            "gsma": policy(s.webhook_gsma_schemes, s.webhook_gsma_networks),
+            "cm": policy(s.webhook_cm_schemes, s.webhook_cm_networks),
+        },
     )
     maap = (
         MaapAccount(
@@ -108,7 +118,7 @@ def _handler(dialect: Dialect) -> Any:
         # Its refusals (AuthError, UnknownBot, MalformedBody, BadEvent, Busy) are answered
         # through the domain-error table of mingpian/errors.py.
         ack = await runtime.inbound(
-            dialect, request.match_info["bot"], request.headers, raw, request.match_info
+            dialect, request.match_info["bot"], request.headers, raw, request.match_info, request.remote
         )
         if ack.body is None:
             return web.Response(status=ack.status, headers=ack.headers)
@@ -126,12 +136,14 @@ cm_status = _handler("cm-status")
 
 
 async def message_status(request: web.Request) -> web.Response:
-    """Where one of our replies is: queued, sent, failed, and the platform's latest report."""
+    """Where one of our replies is: queued, sent, failed, and the platform's latest report.
+    Support's view of every bot's messages: it needs the operator's API key."""
+    require_operator(await principal(request))
     info = await request.app[runtime_key].message(request.match_info["messageId"])
     if info is None:
         raise ApiError(404, "unknown_message", "no outbound message with that ID", path="messageId")
-    # The conversation key embeds the user's number; this route has no per-user auth, so
-    # the number is shown masked (138****8000), as support staff would see it.
+    # The conversation key embeds the user's number; shown masked (138****8000), as support
+    # staff would see it.
     if isinstance(info.get("conversation"), str):
         info = {**info, "conversation": _PHONE.sub(_mask_digits, info["conversation"])}
     return json_response(info)
@@ -177,6 +189,11 @@ XML_BODY = {
         }
     },
 }
+# The schemes each dialect's routes take by default (webhook_*_schemes settings change them).
+CSP_SECURITY = [{"cspSignature": []}, {"hmacSignature": []}]
+GSMA_SECURITY = [{"maapBearer": []}, {"hmacSignature": []}]
+CM_SECURITY = [{"cmUsernamePassword": []}, {"hmacSignature": []}]
+FORBIDDEN_403 = error_response("the caller's address is outside the networks allowed for this dialect")
 AUTH_401 = error_response("credentials missing or wrong (checked before the body is read as JSON)")
 ACK = {
     "type": "object",
@@ -200,23 +217,27 @@ def _document(app: web.Application) -> None:
 
     common = {
         "401": AUTH_401,
+        "403": FORBIDDEN_403,
         "404": error_response("unknown bot"),
         "400": error_response("not JSON, or not a valid event: problems name the JSON path"),
     }
     paths: dict[str, dict[str, Any]] = {
         "/maap/{bot}/notifyPath": {
             "get": {
+                "security": CSP_SECURITY,
                 "summary": "CT/CU notify URL check: echoes the echoStr header, returns the appId header",
                 "parameters": [BOT],
                 "responses": {
                     "200": doc_json("URL verified", ACK),
                     "401": AUTH_401,
+                    "403": FORBIDDEN_403,
                     "404": error_response("unknown bot"),
                 },
             }
         },
         "/maap/{bot}/messageNotification/{chatbotId}/messages": {
             "post": {
+                "security": CSP_SECURITY,
                 "summary": "CT/CU user message (text, tap with postback, location, file)",
                 "parameters": [BOT, CHATBOT_ID],
                 "requestBody": body("CspMessageNotification"),
@@ -229,6 +250,7 @@ def _document(app: web.Application) -> None:
         },
         "/maap/{bot}/deliveryNotification/{chatbotId}/status": {
             "post": {
+                "security": CSP_SECURITY,
                 "summary": "CT/CU delivery/read status of the chatbot's messages",
                 "parameters": [BOT, CHATBOT_ID],
                 "requestBody": body("CspDeliveryNotification"),
@@ -237,6 +259,7 @@ def _document(app: web.Application) -> None:
         },
         "/maap/{bot}/events": {
             "post": {
+                "security": GSMA_SECURITY,
                 "summary": "GSMA MaaP (FNW.11) webhook event: message, response, messageStatus, ...",
                 "parameters": [BOT],
                 "requestBody": body("GsmaEvent"),
@@ -249,6 +272,7 @@ def _document(app: web.Application) -> None:
         },
         "/maap/{bot}/InboundMessageNotification/{chatbotURI}": {
             "post": {
+                "security": CM_SECURITY,
                 "summary": "China Mobile (OMA NetAPI) XML user message; parsed without DTDs or entities",
                 "parameters": [BOT, CM_URI],
                 "requestBody": XML_BODY,
@@ -261,6 +285,7 @@ def _document(app: web.Application) -> None:
         },
         "/maap/{bot}/DeliveryInfoNotification/{chatbotURI}": {
             "post": {
+                "security": CM_SECURITY,
                 "summary": "China Mobile XML delivery status of the chatbot's messages",
                 "parameters": [BOT, CM_URI],
                 "requestBody": XML_BODY,
@@ -269,6 +294,7 @@ def _document(app: web.Application) -> None:
         },
         "/maap/{bot}/MessageStatusNotification/{chatbotURI}": {
             "post": {
+                "security": CM_SECURITY,
                 "summary": "China Mobile XML message status (e.g. revoke results)",
                 "parameters": [BOT, CM_URI],
                 "requestBody": XML_BODY,
@@ -285,8 +311,11 @@ def _document(app: web.Application) -> None:
             "get": {
                 "summary": "Delivery state of one outbound message (queued/sent/failed, platform status)",
                 "parameters": [_p("messageId", "our stable outbound message ID")],
+                "security": [{"apiKey": []}],
                 "responses": {
                     "200": doc_json("message", {"type": "object", "required": ["messageId"]}),
+                    "401": error_response("no or unknown API key"),
+                    "403": error_response("operator only"),
                     "404": error_response("no such message"),
                 },
             }

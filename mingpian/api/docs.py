@@ -6,7 +6,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ..openapi import add_paths, error_response, json_response
+from renderer.profiles import PROFILES
+
+from ..openapi import add_paths, error_response, json_response, openapi_hooks_key
+from .templates import formats_key
 
 NAME_PARAM = {
     "name": "name",
@@ -226,8 +229,9 @@ PATHS: dict[str, dict[str, Any]] = {
                     "name": "profile",
                     "in": "query",
                     "required": False,
-                    "schema": {"type": "string"},
-                    "description": "carrier profile name (see /api/profiles)",
+                    "schema": {"enum": sorted(PROFILES)},
+                    "description": "carrier profile name (see /api/profiles); default: the "
+                    "`default_profile` setting",
                 },
             ],
             "requestBody": {
@@ -256,5 +260,16 @@ PATHS: dict[str, dict[str, Any]] = {
 }
 
 
+def _formats(app: web.Application, doc: dict[str, Any]) -> None:
+    """The render route's `format`: the formats registered by the time the document is built."""
+    op = doc["paths"].get("/api/templates/{name}/render", {}).get("post")
+    if op is None:
+        return
+    for param in op["parameters"]:
+        if param["name"] == "format":
+            param["schema"] = {"enum": sorted(app[formats_key]), "default": "rcs"}
+
+
 def setup(app: web.Application) -> None:
     add_paths(app, PATHS, SCHEMAS)
+    app[openapi_hooks_key].append(_formats)

@@ -18,6 +18,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,8 +30,6 @@ from ..keys import settings_key
 from .preview_bot import PreviewBot, PreviewFailed, preview_bot_key, preview_lifecycle
 
 SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-MAX_SESSIONS = 2000  # preview sessions kept; the least recently used goes first
-SESSION_TTL = 1800.0  # seconds of inactivity before a preview conversation is forgotten
 MAX_TEXT = 1000
 
 
@@ -42,25 +41,46 @@ class PreviewSession:
 
 
 class PreviewChats:
-    """Browser session → its preview user and bot. A forgotten session that comes back gets a
-    new number, i.e. a new conversation (the old one's state is never loaded again)."""
+    """Browser session → its preview user and bot, for anonymous callers: at most `cap`
+    sessions, each forgotten after `ttl` seconds unused (the least recently used goes first when
+    full). A forgotten session's conversations are dropped from the preview store (`on_forget`),
+    so neither memory nor the store grows with the sessions ever opened; one that comes back gets
+    a new number, i.e. a new conversation."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, cap: int = 200, ttl: float = 1800.0, on_forget: Callable[[str], None] | None = None
+    ) -> None:
+        self.cap = max(1, cap)
+        self.ttl = ttl
+        self.on_forget = on_forget
         self.sessions: OrderedDict[str, PreviewSession] = OrderedDict()
         self.users: set[str] = set()
 
     def get(self, key: str) -> PreviewSession:
         now = time.monotonic()
-        while self.sessions:
-            oldest_key, oldest = next(iter(self.sessions.items()))
-            if now - oldest.used < SESSION_TTL and len(self.sessions) < MAX_SESSIONS:
-                break
-            del self.sessions[oldest_key]
-            self.users.discard(oldest.user)
-        session = self.sessions.pop(key, None) or PreviewSession(self._new_user())
+        self.expire(now)
+        session = self.sessions.pop(key, None)
+        if session is None:
+            while len(self.sessions) >= self.cap:
+                self._forget(next(iter(self.sessions)))
+            session = PreviewSession(self._new_user())
         session.used = now
         self.sessions[key] = session
         return session
+
+    def expire(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        while self.sessions:
+            oldest_key, oldest = next(iter(self.sessions.items()))
+            if now - oldest.used < self.ttl:
+                break
+            self._forget(oldest_key)
+
+    def _forget(self, key: str) -> None:
+        session = self.sessions.pop(key)
+        self.users.discard(session.user)
+        if self.on_forget is not None:
+            self.on_forget(session.user)
 
     def _new_user(self) -> str:
         # An obviously fake mobile number (+86 199 …), unique among live sessions; it only
@@ -140,7 +160,7 @@ async def preview_chat(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_event", str(exc), path="$") from None
     bot = await _pick_bot(preview, session, event, body.get("bot"))
     if bot is None:
-        raise ApiError(422, "no_bot", f"no chatbot answers {postback or text!r}", path="$.postback")
+        raise ApiError(404, "no_bot", f"no chatbot answers {postback or text!r}", path="$.postback")
     session.bot = bot
     try:
         done = await preview.exchange(bot, notification)
@@ -163,7 +183,17 @@ async def preview_chat(request: web.Request) -> web.Response:
     )
 
 
+def _forget_user(app: web.Application) -> Callable[[str], None]:
+    def forget(user: str) -> None:
+        preview = app.get(preview_bot_key)
+        if preview is not None:
+            preview.forget(user)
+
+    return forget
+
+
 def setup(app: web.Application) -> None:
-    app[chats_key] = PreviewChats()
+    s = app[settings_key]
+    app[chats_key] = PreviewChats(s.studio_chat_sessions, s.studio_chat_ttl, _forget_user(app))
     app.router.add_post("/api/studio/chat", preview_chat, name="studio_chat")
     app.cleanup_ctx.append(preview_lifecycle)

@@ -67,8 +67,17 @@ CHAT_REQUEST = {
             "maxLength": 1000,
             "description": "typed text, a numbered legacy reply, or the tap's displayText",
         },
-        "bot": {"type": "string", "description": "force a bot (default: the one whose rules match)"},
+        "bot": {
+            "type": "string",
+            "maxLength": 1000,
+            "description": "force a bot (default: the one whose rules match)",
+        },
     },
+    "anyOf": [
+        {"required": ["postback"], "properties": {"postback": {"minLength": 1}}},
+        {"required": ["text"], "properties": {"text": {"pattern": "\\S"}}},
+    ],
+    "description": "a postback, or text that is not blank",
 }
 SCHEMAS["StudioChatReply"] = {
     "type": "object",
@@ -167,10 +176,9 @@ PATHS: dict[str, dict[str, Any]] = {
             "responses": {
                 "200": json_response("the bot's replies", {"$ref": "#/components/schemas/StudioChatReply"}),
                 "400": error_response("malformed body, bad session id, nothing to send"),
-                "404": error_response("no chatbot runs on this server"),
+                "404": error_response("no chatbot runs on this server, or none answers this tap"),
                 "413": error_response("body too large"),
                 "415": error_response("not application/json"),
-                "422": error_response("no bot answers this tap"),
                 "502": error_response("the preview loop did not deliver the bot's replies"),
             },
         }

@@ -6,7 +6,8 @@ send calls — yet must never reach the configured (real) MaaP, nor share the re
 So the studio builds a second, private instance of the same pieces:
 
 - a `ChatbotRuntime` of its own (chatbot/runtime.py), with its own SQLite store in a fresh
-  temp folder under `data_dir` (removed at shutdown) and its MaaP account at the simulator;
+  temp folder under `data_dir` (removed at shutdown; one a killed process left behind is removed
+  at the next start) and its MaaP account at the simulator;
 - the MaaP simulator (`chatbot.simulator`) as the platform, with credentials generated at start;
 - one loopback-only HTTP server (127.0.0.1, ephemeral port) that serves the bot's real CT/CU
   webhook handler (`api.chatbot.csp_message`, bound to this runtime) at `/maap/{bot}/...` and
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import shutil
 import socket
@@ -36,6 +38,7 @@ from aiohttp import web
 from chatbot.auth import WebhookAuth
 from chatbot.runtime import ChatbotRuntime, MaapAccount, RuntimeConfig
 from chatbot.simulator import Received, Simulator
+from chatbot.store.sqlite import SqliteStore
 from chatbot.turns import State, outbound_id
 
 from ..keys import settings_key, templates_key
@@ -63,11 +66,16 @@ class PreviewBot:
     def __init__(self, runtime: ChatbotRuntime, sim: Simulator, webhook: str) -> None:
         self.runtime = runtime
         self.flows = runtime.flows
-        self.store = runtime.store
+        assert isinstance(runtime.store, SqliteStore)  # the preview store is always a private file
+        self.store: SqliteStore = runtime.store
         self.worker = runtime.worker
         self.sim = sim
         self.webhook = webhook  # http://127.0.0.1:<port>/maap
         self.relayed = 0  # replies the simulator received for preview taps (tests read it)
+
+    def forget(self, user: str) -> None:
+        """Drop every conversation of a preview user (its browser session was forgotten)."""
+        self.store.forget_user(user)
 
     async def state(self, bot: str, user: str) -> State | None:
         """The conversation state the engine committed for (bot, user), as the engine keys it."""
@@ -125,6 +133,42 @@ class PreviewBot:
 
 preview_bot_key = web.AppKey("studio_preview_bot", PreviewBot)
 
+FOLDER_PREFIX = "studio-preview-"
+OWNER_FILE = "owner.pid"  # the server process the folder belongs to
+UNOWNED_GRACE = 60.0  # seconds a folder without an owner file may be one just being made
+
+
+def remove_stale_folders(data_dir: Path) -> list[Path]:
+    """Preview folders whose server process is gone (killed before it could remove its own):
+    removed at start. Several workers may share `data_dir`, so a live owner's folder stays."""
+    removed = []
+    for folder in data_dir.glob(FOLDER_PREFIX + "*"):
+        if not folder.is_dir() or _owned_by_live_process(folder):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _owned_by_live_process(folder: Path) -> bool:
+    try:
+        pid = int((folder / OWNER_FILE).read_text("ascii").strip())
+    except FileNotFoundError:  # a release before owner files, or one being made right now
+        with contextlib.suppress(OSError):
+            return time.time() - folder.stat().st_mtime < UNOWNED_GRACE
+        return False
+    except (OSError, ValueError):
+        return False
+    if pid == os.getpid():
+        return False  # a folder of an earlier process that had our pid (this one has none yet)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
 
 def _loopback_socket() -> socket.socket:
     """Bound before the app is built, so the MaaP client knows its URL up front."""
@@ -144,7 +188,9 @@ async def preview_lifecycle(app: web.Application) -> AsyncIterator[None]:
         return
     async with contextlib.AsyncExitStack() as stack:  # unwinds whatever was started, in reverse
         s = app[settings_key]
-        folder = Path(tempfile.mkdtemp(prefix="studio-preview-", dir=s.data_dir))
+        remove_stale_folders(s.data_dir)
+        folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX, dir=s.data_dir))
+        (folder / OWNER_FILE).write_text(str(os.getpid()), "ascii")
         stack.callback(shutil.rmtree, folder, ignore_errors=True)
         sock = stack.enter_context(_loopback_socket())
         base = f"http://127.0.0.1:{sock.getsockname()[1]}"

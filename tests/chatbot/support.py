@@ -23,6 +23,8 @@ CSP_TOKEN = "csp-token-测试"
 HMAC_SECRET = "hmac-secret"
 USERNAME, PASSWORD = "maap", 'p@ss"word'
 BEARER = "bearer-token-123"
+OPERATOR_KEY = "mpk_operator-chatbot-test-key-0123456789"
+OPERATOR = {"Authorization": f"Bearer {OPERATOR_KEY}"}  # message lookups need the operator's key
 APP_ID, APP_KEY = "app-001", "key-001"
 USER = "tel:+8613812345678"
 WAYBILL = "SF1234567890123"
@@ -44,6 +46,7 @@ def chatbot_settings(tmp: Path, maap_url: str, **extra: Any) -> Settings:
         webhook_username=USERNAME,
         webhook_password=PASSWORD,
         webhook_bearer=BEARER,
+        delivery_operator_key=OPERATOR_KEY,
         outbox_backoff=0.05,
         outbox_max_backoff=0.4,
     )
@@ -85,6 +88,7 @@ def server_env(settings: Settings, port: int) -> dict[str, str]:
         "webhook_username",
         "webhook_password",
         "webhook_bearer",
+        "delivery_operator_key",
         "outbox_backoff",
         "outbox_max_backoff",
         "store",

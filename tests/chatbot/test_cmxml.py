@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from chatbot.auth import username_header
-from tests.chatbot.support import PASSWORD, USERNAME, WAYBILL, start_bot
+from tests.chatbot.support import OPERATOR, PASSWORD, USERNAME, WAYBILL, start_bot
 
 T = Any
 URI = "sip%3A10657%40botplatform.rcs.chinamobile.com"
@@ -70,7 +70,7 @@ async def test_cm_tap_and_text_reach_the_flow_once(aiohttp_client: T, sim: T, tm
         f"/maap/courier/DeliveryInfoNotification/{URI}", data=report.encode(), headers=AUTH
     )
     assert resp.status == 204
-    info = await (await bot.client.get(f"/api/chatbot/messages/{got[0].message_id}")).json()
+    info = await (await bot.client.get(f"/api/chatbot/messages/{got[0].message_id}", headers=OPERATOR)).json()
     assert info["delivery"] == "delivered"
 
 

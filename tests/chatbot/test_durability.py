@@ -17,6 +17,7 @@ import pytest
 from chatbot.simulator import Fault, Simulator
 from mingpian.settings import PROJECT_ROOT
 from tests.chatbot.support import (
+    OPERATOR,
     USER,
     WAYBILL,
     chatbot_settings,
@@ -91,7 +92,7 @@ async def test_maap_outage_then_recovery_delivers_all_in_order(
     assert mine[1].startswith("正在为您呼叫快递员")
     assert len([r for r in got if r.user == other]) == 5
     assert s.stats()["duplicateReplies"] == 0 and s.stats()["lost"] == 0
-    info = await (await bot.client.get(f"/api/chatbot/messages/{got[0].message_id}")).json()
+    info = await (await bot.client.get(f"/api/chatbot/messages/{got[0].message_id}", headers=OPERATOR)).json()
     assert info["state"] == "sent" and info["attempts"] > 1
 
 
@@ -260,7 +261,7 @@ async def test_redis_store_dedupes_and_survives_an_outage_in_order(
     ]
     assert s.stats()["duplicateReplies"] == 0 and s.stats()["lost"] == 0
     # The head (the first reply) took the outage; the replies queued behind it waited their turn.
-    info = await (await bot.client.get(f"/api/chatbot/messages/{got[0].message_id}")).json()
+    info = await (await bot.client.get(f"/api/chatbot/messages/{got[0].message_id}", headers=OPERATOR)).json()
     assert info["state"] == "sent" and info["attempts"] >= 2, info
-    info = await (await bot.client.get(f"/api/chatbot/messages/{got[2].message_id}")).json()
+    info = await (await bot.client.get(f"/api/chatbot/messages/{got[2].message_id}", headers=OPERATOR)).json()
     assert info["state"] == "sent" and info["attempts"] == 1, info

@@ -17,6 +17,7 @@ from tests.chatbot.support import (
     BEARER,
     CSP_TOKEN,
     HMAC_SECRET,
+    OPERATOR,
     PASSWORD,
     USER,
     USERNAME,
@@ -46,20 +47,21 @@ async def test_same_delivery_three_times_gives_one_reply(aiohttp_client: T, sim:
     assert len(await s.wait_for(3)) == 3 and s.stats()["duplicateReplies"] == 0
 
 
+GSMA_AUTH = {"Authorization": f"Bearer {BEARER}"}
+
+
 def _signed(raw: bytes) -> dict[str, str]:
     return {"Content-Type": "application/json", **csp_signature_headers(CSP_TOKEN)}
 
 
 async def test_every_auth_scheme_accepts_good_credentials(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
+    """Each on the routes of its dialect (by default: CT/CU signature, bearer, Username/Password,
+    and our own HMAC on all)."""
     bot = await start_bot(aiohttp_client, sim, tmp_path)
     body = bot.sim.message(USER, text="你好")
-    for headers in (
-        csp_signature_headers(CSP_TOKEN),
-        hmac_headers(HMAC_SECRET, json.dumps(body).encode()),
-        username_header(USERNAME, PASSWORD),
-        {"Authorization": f"Bearer {BEARER}"},
-    ):
-        resp = await bot.client.post(MSG_PATH, data=json.dumps(body).encode(), headers=headers)
+    raw = json.dumps(body).encode()
+    for headers in (csp_signature_headers(CSP_TOKEN), hmac_headers(HMAC_SECRET, raw)):
+        resp = await bot.client.post(MSG_PATH, data=raw, headers=headers)
         assert resp.status == 200, (headers, await resp.text())
         ack = await resp.json()
         assert ack == {
@@ -69,6 +71,83 @@ async def test_every_auth_scheme_accepts_good_credentials(aiohttp_client: T, sim
             "errorCode": 0,
             "errorMessage": "",
         }
+    status = json.dumps({"deliveryInfoList": [{"messageId": "x", "status": "delivered"}]}).encode()
+    for path, raw, headers in (
+        ("/maap/courier/events", b"{}", GSMA_AUTH),
+        (f"/maap/courier/DeliveryInfoNotification/{CHATBOT}", b"<x/>", username_header(USERNAME, PASSWORD)),
+        (f"/maap/courier/deliveryNotification/{CHATBOT}/status", status, hmac_headers(HMAC_SECRET, status)),
+    ):
+        resp = await bot.client.post(path, data=raw, headers=headers)
+        assert resp.status != 401, (path, await resp.text())
+
+
+async def test_each_route_takes_only_its_dialect_s_schemes(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
+    bot = await start_bot(aiohttp_client, sim, tmp_path)
+    raw = json.dumps(bot.sim.message(USER, text="你好")).encode()
+    cm = f"/maap/courier/InboundMessageNotification/{CHATBOT}"
+    for path, headers in (
+        ("/maap/courier/events", csp_signature_headers(CSP_TOKEN)),
+        (cm, csp_signature_headers(CSP_TOKEN)),
+        (MSG_PATH, GSMA_AUTH),
+        (cm, GSMA_AUTH),
+        (MSG_PATH, username_header(USERNAME, PASSWORD)),
+        ("/maap/courier/events", username_header(USERNAME, PASSWORD)),
+    ):
+        resp = await bot.client.post(path, data=raw, headers=headers)
+        assert resp.status == 401, (path, headers)
+        assert "expected one of" in (await resp.json())["message"]
+    # configurable per dialect: a CT/CU route that takes only our HMAC
+    bot2 = await start_bot(aiohttp_client, sim, tmp_path / "2", webhook_csp_schemes=("hmac-sha256",))
+    resp = await bot2.client.post(MSG_PATH, data=raw, headers=csp_signature_headers(CSP_TOKEN))
+    assert resp.status == 401
+    resp = await bot2.client.post(MSG_PATH, data=raw, headers=hmac_headers(HMAC_SECRET, raw))
+    assert resp.status == 200
+    bot3 = await start_bot(aiohttp_client, sim, tmp_path / "3", webhook_gsma_schemes=())
+    resp = await bot3.client.post("/maap/courier/events", data=b"{}", headers=GSMA_AUTH)
+    assert resp.status == 401 and "no webhook credentials" in (await resp.json())["message"]
+
+
+async def test_a_csp_signature_is_used_once(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
+    """The CT/CU signature does not cover the body: a captured (timestamp, nonce, signature)
+    must not carry another notification, nor the same one again, on any route."""
+    bot = await start_bot(aiohttp_client, sim, tmp_path)
+    first = bot.sim.message(USER, text="你好")
+    headers = csp_signature_headers(CSP_TOKEN)
+    resp = await bot.client.post(MSG_PATH, json=first, headers=headers)
+    assert resp.status == 200
+    forged = bot.sim.message(USER, postback=f"track:{WAYBILL}")
+    status = {"deliveryInfoList": [{"messageId": "x", "status": "delivered"}]}
+    for path, body in (
+        (MSG_PATH, forged),
+        (MSG_PATH, first),
+        (f"/maap/courier/deliveryNotification/{CHATBOT}/status", status),
+    ):
+        resp = await bot.client.post(path, json=body, headers=headers)
+        err = await resp.json()
+        assert resp.status == 401 and "already used" in err["message"], (path, err)
+    await bot.sim.wait_for(1)  # the reply to the first message only
+    await __import__("asyncio").sleep(0.2)
+    assert len(bot.sim.received) == 1
+    # a fresh signature goes through
+    resp = await bot.client.post(MSG_PATH, json=forged, headers=csp_signature_headers(CSP_TOKEN))
+    assert resp.status == 200
+
+
+async def test_callbacks_from_outside_the_allowed_networks_are_403(
+    aiohttp_client: T, sim: T, tmp_path: Path
+) -> None:
+    bot = await start_bot(
+        aiohttp_client,
+        sim,
+        tmp_path,
+        webhook_csp_networks=("10.0.0.0/8",),
+        webhook_gsma_networks=("127.0.0.1",),
+    )
+    raw = json.dumps(bot.sim.message(USER, text="你好")).encode()
+    resp = await bot.client.post(MSG_PATH, data=raw, headers=csp_signature_headers(CSP_TOKEN))
+    assert resp.status == 403 and (await resp.json())["error"] == "forbidden"
+    resp = await bot.client.post("/maap/courier/events", data=b"{}", headers=GSMA_AUTH)
+    assert resp.status != 403
 
 
 def _bad_auth_cases(raw: bytes) -> list[tuple[str, dict[str, str]]]:
@@ -235,7 +314,7 @@ async def test_broken_json_and_bad_status_bodies_are_400(aiohttp_client: T, sim:
     assert resp.status == 400
     assert (await resp.json())["problems"][0]["path"] == "$.deliveryInfoList[0].status"
     resp = await bot.client.post(
-        "/maap/courier/events", json={"event": "message", "messageContact": {}}, headers=_signed(b"")
+        "/maap/courier/events", json={"event": "message", "messageContact": {}}, headers=GSMA_AUTH
     )
     paths = [p["path"] for p in (await resp.json())["problems"]]
     assert resp.status == 400 and "$.RCSMessage" in paths and "$.messageContact.userContact" in paths
@@ -243,7 +322,7 @@ async def test_broken_json_and_bad_status_bodies_are_400(aiohttp_client: T, sim:
 
 async def test_unknown_bot_is_404_after_auth(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
     bot = await start_bot(aiohttp_client, sim, tmp_path)
-    resp = await bot.client.post("/maap/nobody/events", json={}, headers=_signed(b""))
+    resp = await bot.client.post("/maap/nobody/events", json={}, headers=GSMA_AUTH)
     assert resp.status == 404 and (await resp.json())["error"] == "unknown_bot"
 
 
@@ -262,14 +341,16 @@ async def test_delivery_reports_are_recorded(aiohttp_client: T, sim: T, tmp_path
     await bot.sim.tap(USER, f"track:{WAYBILL}")
     [reply] = await bot.sim.wait_for(1)
     for _ in range(500):  # the report travels back asynchronously
-        info = await (await bot.client.get(f"/api/chatbot/messages/{reply.message_id}")).json()
+        info = await (
+            await bot.client.get(f"/api/chatbot/messages/{reply.message_id}", headers=OPERATOR)
+        ).json()
         if info.get("delivery") == "delivered":
             break
         await __import__("asyncio").sleep(0.02)
     assert info["state"] == "sent" and info["delivery"] == "delivered" and info["attempts"] == 1
     digits = "".join(c for c in USER if c.isdigit())
     assert digits not in json.dumps(info) and digits[-4:] in info["conversation"]  # masked
-    assert (await bot.client.get("/api/chatbot/messages/nope")).status == 404
+    assert (await bot.client.get("/api/chatbot/messages/nope", headers=OPERATOR)).status == 404
 
 
 async def test_gsma_dialect_tap_and_text(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
@@ -300,7 +381,7 @@ async def test_gsma_dialect_tap_and_text(aiohttp_client: T, sim: T, tmp_path: Pa
         "/maap/courier/events", json=status, headers={"Authorization": f"Bearer {BEARER}"}
     )
     assert resp.status == 200
-    info = await (await bot.client.get(f"/api/chatbot/messages/{got[0].message_id}")).json()
+    info = await (await bot.client.get(f"/api/chatbot/messages/{got[0].message_id}", headers=OPERATOR)).json()
     assert info["delivery"] == "displayed"
     await __import__("asyncio").sleep(0.1)
     assert len(bot.sim.received) == 1
@@ -321,3 +402,55 @@ def test_replay_window_edges_exactly() -> None:
     ms["X-Mingpian-Timestamp"] = str(int(now * 1000))  # milliseconds, as some platforms send
     with pytest.raises(AuthError, match="does not match"):  # accepted as fresh, but signed over seconds
         auth.verify(ms, body, now=now)
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+async def test_replays_and_other_bots_status_reports_change_nothing_on_either_store(
+    aiohttp_client: T, sim: T, tmp_path: Path, store: str, request: pytest.FixtureRequest
+) -> None:
+    extra: dict[str, Any] = {"store": store}
+    if store == "redis":
+        extra["redis_url"] = request.getfixturevalue("redis_url")
+    bot = await start_bot(aiohttp_client, sim, tmp_path, **extra)
+    await bot.sim.tap(USER, f"track:{WAYBILL}")
+    [reply] = await bot.sim.wait_for(1)
+    url = f"/api/chatbot/messages/{reply.message_id}"
+    report = {"deliveryInfoList": [{"messageId": reply.message_id, "status": "failed", "errorCode": 5}]}
+    # the bank bot's status route acknowledges a report naming the courier bot's message: no change
+    resp = await bot.client.post(
+        f"/maap/bank/deliveryNotification/{CHATBOT}/status",
+        json=report,
+        headers=csp_signature_headers(CSP_TOKEN),
+    )
+    assert resp.status == 200
+    info = await (await bot.client.get(url, headers=OPERATOR)).json()
+    assert info.get("delivery") is None and info["state"] == "sent"
+    # nor does a report for a message id nobody sent create anything
+    ghost = {"deliveryInfoList": [{"messageId": "ghost-1", "status": "delivered"}]}
+    resp = await bot.client.post(
+        f"/maap/courier/deliveryNotification/{CHATBOT}/status",
+        json=ghost,
+        headers=csp_signature_headers(CSP_TOKEN),
+    )
+    assert resp.status == 200
+    assert (await bot.client.get("/api/chatbot/messages/ghost-1", headers=OPERATOR)).status == 404
+    # on its own bot's route it counts; replayed signature: refused, even with another body
+    headers = csp_signature_headers(CSP_TOKEN)
+    status_url = f"/maap/courier/deliveryNotification/{CHATBOT}/status"
+    delivered = {"deliveryInfoList": [{"messageId": reply.message_id, "status": "delivered"}]}
+    assert (await bot.client.post(status_url, json=delivered, headers=headers)).status == 200
+    assert (await bot.client.post(status_url, json=report, headers=headers)).status == 401
+    info = await (await bot.client.get(url, headers=OPERATOR)).json()
+    assert info["delivery"] == "delivered"
+
+
+async def test_message_lookups_need_the_operator_key(aiohttp_client: T, sim: T, tmp_path: Path) -> None:
+    bot = await start_bot(aiohttp_client, sim, tmp_path)
+    await bot.sim.tap(USER, f"track:{WAYBILL}")
+    [reply] = await bot.sim.wait_for(1)
+    url = f"/api/chatbot/messages/{reply.message_id}"
+    resp = await bot.client.get(url)
+    assert resp.status == 401 and (await resp.json())["error"] == "unauthorized"
+    assert (await bot.client.get(url, headers={"Authorization": "Bearer mpk_guess"})).status == 401
+    assert (await bot.client.get("/api/chatbot/messages/nope")).status == 401  # no oracle without a key
+    assert (await bot.client.get(url, headers=OPERATOR)).status == 200

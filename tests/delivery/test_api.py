@@ -21,10 +21,13 @@ from .support import (
     CMB_LINE,
     CUSTOMER,
     OPERATOR,
+    SF_HOTLINE,
     SF_KEY,
+    SF_LINE,
     AppFactory,
     auth,
     call,
+    sample,
     settle,
 )
 
@@ -106,7 +109,13 @@ async def test_crud_with_validation_errors_naming_the_json_path(make_app: AppFac
     assert (await bad.json())["problems"][0]["path"] == "$.phase"
     ok = await client.post(
         "/api/enterprises/jd/cards",
-        json={"id": "c", "phase": "ringing", "template": "staff-card", "line": "4006001111"},
+        json={
+            "id": "c",
+            "phase": "ringing",
+            "template": "staff-card",
+            "line": "4006001111",
+            "data": sample("staff-card"),
+        },
         headers=op,
     )
     assert ok.status == 201 and (await ok.json())["line"] == "+864006001111"
@@ -130,7 +139,7 @@ async def test_crud_with_validation_errors_naming_the_json_path(make_app: AppFac
         json={"call_id": "x", "caller": "13600000000", "callee": CUSTOMER, "phase": "ringing"},
         headers=op,
     )
-    assert resp.status == 422 and (await resp.json())["error"] == "unknown_line"
+    assert resp.status == 404 and (await resp.json())["error"] == "unknown_line"
 
 
 async def test_only_the_operator_verifies_and_every_change_is_audited(make_app: AppFactory) -> None:
@@ -164,6 +173,12 @@ async def test_every_route_refuses_other_tenants_and_anonymous_callers(make_app:
     client = await make_app()
     await call(client, "cmb-call", "ringing", caller=CMB_LINE, key=CMB_KEY)
     await settle(client, "cmb-call:ringing")
+    filed = await client.post(
+        "/api/enterprises/cmb/brand-requests",
+        json={"changes": {"brand_name": "招商银行信用卡"}},
+        headers=auth(CMB_KEY),
+    )
+    rid = (await filed.json())["id"]
     store = client.app[delivery_key].store
     before = "\n".join(await store.snapshot())
     routes = sorted(
@@ -171,7 +186,9 @@ async def test_every_route_refuses_other_tenants_and_anonymous_callers(make_app:
             (r.method, r.resource.canonical)
             for r in client.app.router.routes()
             if r.resource is not None
-            and r.resource.canonical.startswith(("/api/enterprises", "/api/calls", "/api/replies"))
+            and r.resource.canonical.startswith(
+                ("/api/enterprises", "/api/calls", "/api/replies", "/api/brand-requests")
+            )
             and r.method in ("GET", "POST", "PUT", "DELETE")
         }
     )
@@ -187,6 +204,7 @@ async def test_every_route_refuses_other_tenants_and_anonymous_callers(make_app:
             "id": "identity" if "/cards" in path else CMB_LINE,
             "call_id": "cmb-call",
             "kid": "0123456789ab",
+            "rid": rid,
         }
         url = _fill(path, ids)
         body = bodies.get(
@@ -204,6 +222,8 @@ async def test_every_route_refuses_other_tenants_and_anonymous_callers(make_app:
                 "valid_to": 1,
                 "template_data": {},
                 "count": 1,
+                "changes": {"signature": "招商银行"},
+                "approve": True,
             },
         )
         anon = await client.request(method, url, json=body)
@@ -247,3 +267,60 @@ async def test_a_bad_seed_stops_the_server_with_one_line(tmp_path: Path) -> None
     with pytest.raises(SystemExit, match=r"seed.yaml: enterprises\[0\]: 'signature' is a required property"):
         await server.start_server()
     await server.close()
+
+
+async def test_tenant_edges_answer_alike_and_cards_are_checked_when_written(make_app: AppFactory) -> None:
+    client = await make_app()
+    sf = auth(SF_KEY)
+    # another enterprise's number answers exactly as a number that is nobody's line
+    unknown = await client.get("/api/enterprises/sf/lines/13700000000", headers=sf)
+    theirs = await client.post("/api/enterprises/sf/lines", json={"number": CMB_LINE}, headers=sf)
+    assert unknown.status == theirs.status == 404
+    a, b = await unknown.json(), await theirs.json()
+    assert a["error"] == b["error"] == "not_found" and "another" not in b["message"] and "招商" not in str(b)
+    # (the operator, who sees every enterprise, is told why)
+    taken = await client.post("/api/enterprises/sf/lines", json={"number": CMB_LINE}, headers=auth(OPERATOR))
+    assert taken.status == 409 and (await taken.json())["error"] == "taken"
+    # a card names only its own enterprise's lines: theirs and nobody's answer alike
+    card = {"id": "c2", "phase": "ended", "template": "courier-hangup", "data": sample("courier-hangup")}
+    answers = []
+    for number in (CMB_LINE, "13700000000"):
+        resp = await client.post("/api/enterprises/sf/cards", json={**card, "line": number}, headers=sf)
+        body = await resp.json()
+        assert (
+            resp.status == 422 and body["error"] == "unknown_line" and body["problems"][0]["path"] == "$.line"
+        )
+        answers.append(body["message"].replace(CMB_LINE, "N").replace("+8613700000000", "N"))
+    assert answers[0] == answers[1]
+    # the same for a package's lines (operator-written)
+    pkg = {"id": "p2", "units": 1, "valid_from": 0, "valid_to": 1, "lines": [SF_HOTLINE, CMB_LINE]}
+    resp = await client.post("/api/enterprises/sf/packages", json=pkg, headers=auth(OPERATOR))
+    assert resp.status == 422 and (await resp.json())["problems"][0]["path"] == "$.lines[1]"
+    # card data is checked against the template's schema on create ...
+    bad = {**card, "data": {**sample("courier-hangup"), "status": "丢了", "courier": {"name": "王"}}}
+    resp = await client.post("/api/enterprises/sf/cards", json=bad, headers=sf)
+    body = await resp.json()
+    assert resp.status == 422 and body["error"] == "invalid"
+    assert {p["path"] for p in body["problems"]} == {"$.data.status", "$.data.courier.phone"}
+    assert (await client.post("/api/enterprises/sf/cards", json=card, headers=sf)).status == 201
+    # ... and on update
+    resp = await client.put(
+        "/api/enterprises/sf/cards/c2", json={**card, "data": {"waybill": "x"}}, headers=sf
+    )
+    paths = {p["path"] for p in (await resp.json())["problems"]}
+    assert resp.status == 422 and {"$.data.waybill", "$.data.status", "$.data.courier"} <= paths
+    # fields a call fills (call fields) or the line's staff member supplies need not be in the card
+    partial = {k: v for k, v in sample("courier-hangup").items() if k != "waybill"}
+    resp = await client.put(
+        "/api/enterprises/sf/cards/c2",
+        json={**card, "data": partial, "call_fields": {"waybill": "caller"}},
+        headers=sf,
+    )
+    assert resp.status == 200
+    staff_card = {"id": "c3", "phase": "answered", "template": "staff-card", "line": SF_LINE}
+    staff_card["data"] = {"company": sample("staff-card")["company"]}  # employee: from the line's staff
+    assert (await client.post("/api/enterprises/sf/cards", json=staff_card, headers=sf)).status == 201
+    resp = await client.post(
+        "/api/enterprises/sf/cards", json={**staff_card, "id": "c4", "line": SF_HOTLINE}, headers=sf
+    )
+    assert resp.status == 422 and (await resp.json())["problems"][0]["path"] == "$.data.employee"

@@ -4,6 +4,7 @@ and two processes opening one new file at the same moment."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import sys
@@ -51,6 +52,9 @@ def previous_release_db(path: Path) -> None:
     line = {"number": "+8613800000001", "kind": "mobile", "verified": True}
     db.execute("INSERT INTO objects VALUES ('enterprise', '', 'sf', ?)", (dumps_str(ent),))
     db.execute("INSERT INTO objects VALUES ('line', 'sf', '+8613800000001', ?)", (dumps_str(line),))
+    for eid, bot in [("b", "sip:106500@bot.example"), ("a", " 106500 "), ("c", "sip:777@bot.example")]:
+        other = {"id": eid, "name": "N", "signature": "N", "chatbot": bot}
+        db.execute("INSERT INTO objects VALUES ('enterprise', '', ?, ?)", (eid, dumps_str(other)))
     db.execute("INSERT INTO dedupe VALUES ('sf:c1:ended', ?)", (T0 + 86400,))
     db.execute(
         "INSERT INTO deliveries VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -112,7 +116,7 @@ async def test_a_database_of_the_previous_release_is_adopted_and_migrated_with_i
     store = SqliteDeliveryStore(path)
     store.open()
     try:
-        assert recorded(path) == expected()  # 0001 adopted (recorded), 0002–0004 applied
+        assert recorded(path) == expected()  # 0001 adopted (recorded), the others applied
         assert "dedupe" not in tables(path)
         assert (await store.get("enterprise", "", "sf"))["signature"] == "顺丰速运"  # type: ignore[index]
         assert await store.find("line", "+8613800000001") == (
@@ -125,6 +129,10 @@ async def test_a_database_of_the_previous_release_is_adopted_and_migrated_with_i
         [attempt] = await store.attempts("d1")
         assert (attempt.channel, attempt.state, attempt.done) == ("sms", "delivered", T0 + 4)
         assert await store.attempt_of_message("m1") == 1
+        # chatbot owners backfilled: of two enterprises sharing an address, the first by id keeps it
+        assert not await store.claim_chatbot("b", "106500")
+        assert not await store.claim_chatbot("sf", "777")
+        assert await store.claim_chatbot("a", "106500")
         assert usage_rows(store.db, "sf", ("day", "channel")) == [
             {"day": DAY, "channel": "sms", "messages": 1, "units": 1, "overage_units": 0, "cost": 0.05}
         ]
@@ -169,8 +177,10 @@ async def test_check_refuses_a_pending_migration_and_off_leaves_the_schema_alone
     previous_release_db(path)
     with pytest.raises(
         PendingMigrations,
-        match=r"4 delivery migration\(s\) pending \(0001_initial, 0002_drop_dedupe, "
-        r"0003_charges_by_enterprise, 0004_console_sessions\)",
+        match=re.escape(
+            f"{len(SCHEMA.migrations)} delivery migration(s) pending "
+            f"({', '.join(m.label for m in SCHEMA.migrations)})"
+        ),
     ):
         SqliteDeliveryStore(path).open("check")
     store = SqliteDeliveryStore(path)

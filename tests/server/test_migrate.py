@@ -30,6 +30,19 @@ def mingpian(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
     )
 
 
+def delivery_rows(first: str = "pending") -> list[str]:
+    """The delivery database's migrations as `migrate --status` lists them, all pending."""
+    width = max(len(m.label) for m in DELIVERY.migrations)
+    return [
+        f"  {m.label.ljust(width)}  {first if i == 0 else 'pending'}"
+        for i, m in enumerate(DELIVERY.migrations)
+    ]
+
+
+DELIVERY_APPLIED = ", ".join(f"applied {m.label}" for m in DELIVERY.migrations)
+DELIVERY_LABELS = ", ".join(m.label for m in DELIVERY.migrations)
+
+
 def test_migrate_status_then_migrate_then_status(tmp_path: Path) -> None:
     var = tmp_path / "var"
     config = tmp_path / "mingpian.toml"
@@ -39,38 +52,35 @@ def test_migrate_status_then_migrate_then_status(tmp_path: Path) -> None:
     assert out.stdout.splitlines() == [
         f"delivery {var / 'delivery.sqlite3'}",
         "  (no database yet: created at the first start or `mingpian migrate`)",
-        "  0001_initial                pending",
-        "  0002_drop_dedupe            pending",
-        "  0003_charges_by_enterprise  pending",
+        *delivery_rows(),
         f"chatbot {var / 'chatbot.sqlite3'}",
         "  (no database yet: created at the first start or `mingpian migrate`)",
-        "  0001_initial  pending",
+        "  0001_initial         pending",
+        "  0002_webhook_nonces  pending",
     ]
     assert not var.exists()  # --status only reads
 
     out = mingpian("migrate", "--config", str(config))
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [
-        f"delivery {var / 'delivery.sqlite3'}: applied 0001_initial, applied 0002_drop_dedupe, "
-        "applied 0003_charges_by_enterprise",
-        f"chatbot {var / 'chatbot.sqlite3'}: applied 0001_initial",
+        f"delivery {var / 'delivery.sqlite3'}: {DELIVERY_APPLIED}",
+        f"chatbot {var / 'chatbot.sqlite3'}: applied 0001_initial, applied 0002_webhook_nonces",
     ]
     out = mingpian("migrate", "--config", str(config))
     assert out.returncode == 0, out.stderr
     assert (
         out.stdout.splitlines()[0]
-        == f"delivery {var / 'delivery.sqlite3'}: up to date (0003_charges_by_enterprise)"
+        == f"delivery {var / 'delivery.sqlite3'}: up to date ({DELIVERY.migrations[-1].label})"
     )
 
     out = mingpian("migrate", "--status", "--config", str(config))
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert [line.split()[:2] for line in lines[1:4]] == [
-        ["0001_initial", "applied"],
-        ["0002_drop_dedupe", "applied"],
-        ["0003_charges_by_enterprise", "applied"],
+    n = len(DELIVERY.migrations)
+    assert [line.split()[:2] for line in lines[1 : 1 + n]] == [
+        [m.label, "applied"] for m in DELIVERY.migrations
     ]
-    assert lines[5].split()[:2] == ["0001_initial", "applied"] and lines[5].endswith(" UTC")
+    assert lines[n + 2].split()[:2] == ["0001_initial", "applied"] and lines[n + 2].endswith(" UTC")
 
 
 def test_migrate_status_shows_adoption_and_the_redis_store_has_no_schema(tmp_path: Path) -> None:
@@ -83,16 +93,14 @@ def test_migrate_status_shows_adoption_and_the_redis_store_has_no_schema(tmp_pat
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [
         f"delivery {var / 'delivery.sqlite3'}",
-        "  0001_initial                pending (made before migrations: recorded without running it)",
-        "  0002_drop_dedupe            pending",
-        "  0003_charges_by_enterprise  pending",
+        *delivery_rows("pending (made before migrations: recorded without running it)"),
         "chatbot: the redis store has no schema to migrate",
     ]
     out = mingpian("migrate", env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0] == (
-        f"delivery {var / 'delivery.sqlite3'}: adopted 0001_initial, applied 0002_drop_dedupe, "
-        "applied 0003_charges_by_enterprise"
+        f"delivery {var / 'delivery.sqlite3'}: "
+        + DELIVERY_APPLIED.replace("applied 0001_initial", "adopted 0001_initial", 1)
     )
 
 
@@ -121,8 +129,9 @@ def test_serve_with_migrate_check_and_a_pending_migration_exits_2_with_one_line(
     out = mingpian("serve", "--config", str(config), env={"MINGPIAN_PORT": "0"})
     assert out.returncode == 2 and out.stdout == "", out.stderr
     assert out.stderr.splitlines() == [
-        f"mingpian serve: {var / 'delivery.sqlite3'}: 3 delivery migration(s) pending (0001_initial, "
-        f"0002_drop_dedupe, 0003_charges_by_enterprise); migrate = check: run `mingpian migrate --config {config}` first"
+        f"mingpian serve: {var / 'delivery.sqlite3'}: {len(DELIVERY.migrations)} delivery migration(s) "
+        f"pending ({DELIVERY_LABELS}); migrate = check: "
+        f"run `mingpian migrate --config {config}` first"
     ]
     with closing(sqlite3.connect(var / "delivery.sqlite3")) as db:
         assert "schema_migrations" not in {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
@@ -153,5 +162,5 @@ async def test_the_server_on_its_defaults_migrates_at_start(tmp_path: Path, aioh
     assert settings.migrate == "auto"
     client = await aiohttp_client(create_app(settings))
     assert (await client.get("/healthz")).status == 200
-    assert versions(var / "delivery.sqlite3") == [1, 2, 3]
-    assert versions(var / "chatbot.sqlite3") == [1]
+    assert versions(var / "delivery.sqlite3") == [m.version for m in DELIVERY.migrations]
+    assert versions(var / "chatbot.sqlite3") == [1, 2]

@@ -219,7 +219,7 @@ async def test_preview_chat_taps_and_numbered_replies(client: Client) -> None:
     assert _card_titles(body) == ["改约成功"] and "今天 18:00-21:00" in body["sms"][0]
     # sessions are separate conversations: a bare "1" in a new one answers no menu
     resp = await client.post(chat, json={"session": "sms-0123456789", "text": "1"})
-    assert resp.status == 422 and (await resp.json())["error"] == "no_bot"
+    assert resp.status == 404 and (await resp.json())["error"] == "no_bot"
 
 
 async def test_preview_chat_rejects_bad_requests(client: Client) -> None:
@@ -232,8 +232,8 @@ async def test_preview_chat_rejects_bad_requests(client: Client) -> None:
         ({"session": "abcdefgh12", "text": "   "}, 400, "$"),
         ({"session": "abcdefgh12", "postback": 7}, 400, "$.postback"),
         ({"session": "abcdefgh12", "text": "字" * 1001}, 400, "$.text"),
-        ({"session": "abcdefgh12", "postback": "nothing:answers"}, 422, "$.postback"),
-        ({"session": "abcdefgh12", "postback": "x", "bot": "nope"}, 422, "$.postback"),
+        ({"session": "abcdefgh12", "postback": "nothing:answers"}, 404, "$.postback"),
+        ({"session": "abcdefgh12", "postback": "x", "bot": "nope"}, 404, "$.postback"),
     ]
     for body, status, path in cases:
         resp = await client.post(chat, json=body)

@@ -14,17 +14,15 @@ import asyncpg
 from aiohttp import web
 
 from delivery.errors import ConfigError, SeedError
-from delivery.model import SCHEMAS
 from delivery.service import DeliveryConfig, DeliveryService
 
 from ...console import setup as setup_console
 from ...keys import metrics_key, settings_key, templates_key
 from ...metrics import watch_delivery
-from ...openapi import add_paths
+from ...openapi import add_paths, openapi_hooks_key
 from ...reports import setup as setup_reports_page
 from ...settings import Settings
-from . import calls, dryrun, enterprises, kannel, reports, resources, session, staff_csv
-from .ops import EXPOSED_SCHEMAS
+from . import brand, calls, doc_schemas, dryrun, enterprises, kannel, reports, resources, session, staff_csv
 from .state import delivery_key
 
 __all__ = ["delivery_key", "setup"]
@@ -101,8 +99,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 def setup(app: web.Application) -> None:
     app.cleanup_ctx.append(_lifecycle)
     paths = {}
-    for module in (enterprises, resources, calls, reports, kannel, session, staff_csv, dryrun):
+    for module in (enterprises, brand, resources, calls, reports, kannel, session, staff_csv, dryrun):
         paths.update(module.setup(app))
     paths.update(setup_reports_page(app))
     paths.update(setup_console(app))
-    add_paths(app, paths, {ref: SCHEMAS[kind] for kind, ref in EXPOSED_SCHEMAS.items()})
+    add_paths(app, paths, doc_schemas.documented())
+    app[openapi_hooks_key].append(doc_schemas.complete)

@@ -51,7 +51,7 @@ async def post_reply(request: web.Request) -> web.Response:
     hit = await service.store.find("line", to)
     if hit is None or not p.may_see(hit[0]):
         raise ApiError(
-            422,
+            404,
             "unknown_line",
             f"{to} is not a line" + ("" if p.operator else " of this enterprise"),
             path="$.to",
@@ -72,6 +72,7 @@ def setup(app: web.Application) -> dict[str, Any]:
             "post": op(
                 "A call event; idempotent per call_id + phase; delivery runs in the background",
                 {"202": obj("accepted"), "200": obj("duplicate: already accepted")},
+                404,
                 409,
                 *WRITE_ERRORS,
                 body="DeliveryCall",
@@ -84,6 +85,7 @@ def setup(app: web.Application) -> dict[str, Any]:
             "post": op(
                 "A reply received on another channel (opt-out words honoured)",
                 {"200": OK},
+                404,
                 *WRITE_ERRORS,
                 body="DeliveryReply",
             )

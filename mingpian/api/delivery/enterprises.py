@@ -6,12 +6,13 @@ from typing import Any
 
 from aiohttp import web
 
-from delivery import keys
+from delivery import brand, keys
 
 from ...errors import ApiError
 from ...httpjson import json_response
 from . import validation
 from .access import enterprise, principal, require_operator
+from .brand import claim_chatbot
 from .ops import CREATED, DELETED, EID, OK, WRITE_ERRORS, op
 from .state import delivery_key
 
@@ -37,6 +38,7 @@ async def create_enterprise(request: web.Request) -> web.Response:
     if await store.get("enterprise", "", body["id"]) is not None:
         raise ApiError(409, "exists", f"enterprise {body['id']!r} exists", path="$.id")
     async with store.tx():
+        await claim_chatbot(request, body["id"], body.get("chatbot", ""), "$.chatbot")
         await store.put("enterprise", "", body["id"], body)
         await store.audit(p.name, body["id"], body["id"], "create enterprise", {})
     await store.durable()
@@ -48,6 +50,8 @@ async def get_enterprise(request: web.Request) -> web.Response:
 
 
 async def put_enterprise(request: web.Request) -> web.Response:
+    """Replace an enterprise. Once it has verified lines, its brand fields change only by the
+    operator; the enterprise files a brand change request instead (brand.py)."""
     p = await principal(request)
     ent = await enterprise(request, p)
     body = await validation.body(request, "enterprise")
@@ -58,9 +62,22 @@ async def put_enterprise(request: web.Request) -> web.Response:
         if ent.get("suspended"):
             body["suspended"] = True
     store = request.app[delivery_key].store
+    changed = brand.brand_changes(ent, body)
+    if changed and not p.operator and await brand.has_verified_lines(store, ent["id"]):
+        raise ApiError(
+            409,
+            "brand_locked",
+            f"{', '.join(changed)}: the enterprise has verified lines, so its brand changes only "
+            "through a brand change request the operator approves "
+            f"(POST {ITEM.format(eid=ent['id'])}/brand-requests)",
+            path=f"$.{changed[0]}",
+        )
     async with store.tx():
+        if "chatbot" in changed:
+            await claim_chatbot(request, ent["id"], body.get("chatbot", ""), "$.chatbot")
         await store.put("enterprise", "", ent["id"], body)
-        await store.audit(p.name, ent["id"], ent["id"], "update enterprise", {})
+        detail = {"brand": {f: body.get(f, "") for f in changed}} if changed else {}
+        await store.audit(p.name, ent["id"], ent["id"], "update enterprise", detail)
     await store.durable()
     return json_response(body)
 
@@ -140,9 +157,10 @@ def setup(app: web.Application) -> dict[str, Any]:
         ITEM: {
             "get": op("Get an enterprise", {"200": OK}, 404, params=EID),
             "put": op(
-                "Replace an enterprise",
+                "Replace an enterprise (brand fields, once it has verified lines: operator only)",
                 {"200": OK},
                 404,
+                409,
                 *WRITE_ERRORS,
                 params=EID,
                 body="DeliveryEnterprise",

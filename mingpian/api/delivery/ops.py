@@ -11,7 +11,7 @@ ERROR_MEANINGS = {
     400: "bad request",
     401: "no or unknown API key",
     403: "operator only",
-    404: "no such id (or another enterprise's)",
+    404: "no such id or line (or another enterprise's)",
     409: "exists / taken",
     413: "body too large",
     415: "not JSON",
@@ -27,7 +27,7 @@ def op(
     *codes: int,
     body: str | None = None,
     params: tuple[str, ...] = (),
-    query: tuple[str, ...] = (),
+    query: tuple[str | tuple[str, dict[str, Any]], ...] = (),
     body_schema: dict[str, Any] | None = None,
     body_type: str = "application/json",
 ) -> dict[str, Any]:
@@ -41,7 +41,9 @@ def op(
         "security": [{"apiKey": []}],
     }
     params_doc = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in params]
-    params_doc += [{"name": n, "in": "query", "required": False, "schema": {"type": "string"}} for n in query]
+    for q in query:  # a name (any text), or (name, its schema)
+        name, schema = (q, {"type": "string"}) if isinstance(q, str) else q
+        params_doc.append({"name": name, "in": "query", "required": False, "schema": schema})
     if params_doc:
         o["parameters"] = params_doc
     if body or body_schema:
@@ -66,4 +68,6 @@ EXPOSED_SCHEMAS = {
     "staff": "DeliveryStaff",
     "card": "DeliveryCard",
     "package": "DeliveryPackage",
+    "brand_request": "DeliveryBrandRequest",
+    "brand_decision": "DeliveryBrandDecision",
 }

@@ -123,7 +123,18 @@ def setup(app: web.Application) -> dict[str, Any]:
                 400,
                 404,
                 params=EID,
-                query=("by", "format"),
+                query=(
+                    (
+                        "by",
+                        {
+                            "type": "string",
+                            "pattern": "^(day|line|channel|package)(,(day|line|channel|package))*$",
+                            "default": "day",
+                            "description": "comma-separated grouping: day, line, channel, package",
+                        },
+                    ),
+                    ("format", {"enum": ["json", "csv"], "default": "json"}),
+                ),
             )
         },
         BASE + "/report": {

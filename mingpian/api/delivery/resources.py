@@ -8,8 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
+from delivery import cards
 from delivery.keys import Principal
 from delivery.model import NumberError, normalize_number
+from delivery.storage import DeliveryStore
 from renderer import RenderError
 
 from ...errors import ApiError
@@ -33,7 +35,12 @@ MAX_PAGE = 500
 
 
 async def _prepare(
-    request: web.Request, kind: str, body: dict[str, Any], eid: str, old: dict[str, Any] | None
+    request: web.Request,
+    p: Principal,
+    kind: str,
+    body: dict[str, Any],
+    eid: str,
+    old: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """Checks beyond the schema, and the stored form (numbers in E.164)."""
     store = request.app[delivery_key].store
@@ -41,6 +48,8 @@ async def _prepare(
         number = validation.number(body["number"], "$.number")
         hit = await store.find("line", number)
         if hit is not None and hit[0] != eid:
+            if not p.operator:  # the same answer as any number it may not use: nothing to learn
+                raise ApiError(404, "not_found", f"no line {body['number']!r}", path="$.number")
             raise ApiError(409, "taken", f"{number} is a line of another enterprise", path="$.number")
         body = {**body, "number": number, "verified": bool(old and old.get("verified"))}
         if old and old.get("verify_note"):  # what the operator noted stays with the number
@@ -48,14 +57,27 @@ async def _prepare(
         if body.get("staff") and await store.get("staff", eid, body["staff"]) is None:
             raise ApiError(422, "unknown_staff", f"no staff member {body['staff']!r}", path="$.staff")
     if kind == "card":
+        line = None
         if body.get("line"):
             body = {**body, "line": validation.number(body["line"], "$.line")}
+            line = await _own_line(store, eid, body["line"], "$.line")
         try:
-            request.app[templates_key].get(body["template"])
+            template = request.app[templates_key].get(body["template"])
         except RenderError as exc:
             raise ApiError(
                 422, "unknown_template", str(exc).splitlines()[0][:200], path="$.template"
             ) from None
+        # a line's card gets that line's staff member; a group's or the default, any member's
+        members = [m for m in await store.list("staff", eid) if line is None or m["id"] == line.get("staff")]
+        supplied = {k for m in members for k in (m.get("data") or {})}
+        problems = cards.data_problems(template, body, supplied)
+        if problems:
+            raise ApiError(
+                422,
+                "invalid",
+                f"card: {problems[0]['path']}: {problems[0]['message']} (template {body['template']!r})",
+                problems=problems[: validation.MAX_PROBLEMS],
+            )
     if kind == "package":
         if body["valid_to"] <= body["valid_from"]:
             raise ApiError(422, "invalid", "valid_to must be after valid_from", path="$.valid_to")
@@ -63,7 +85,17 @@ async def _prepare(
             **body,
             "lines": [validation.number(n, f"$.lines[{i}]") for i, n in enumerate(body.get("lines", []))],
         }
+        for i, n in enumerate(body["lines"]):
+            await _own_line(store, eid, n, f"$.lines[{i}]")
     return body
+
+
+async def _own_line(store: DeliveryStore, eid: str, number: str, path: str) -> dict[str, Any]:
+    """The enterprise's line of that number; unknown and another enterprise's answer alike."""
+    line = await store.get("line", eid, number)
+    if line is None:
+        raise ApiError(422, "unknown_line", f"{number} is not a line of this enterprise", path=path)
+    return line
 
 
 async def _writer(request: web.Request, seg: str) -> tuple[Principal, dict[str, Any]]:
@@ -139,7 +171,7 @@ def _create(seg: str) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         p, ent = await _writer(request, seg)
         store = request.app[delivery_key].store
-        body = await _prepare(request, kind, await validation.body(request, kind), ent["id"], None)
+        body = await _prepare(request, p, kind, await validation.body(request, kind), ent["id"], None)
         if await store.get(kind, ent["id"], body[idf]) is not None:
             raise ApiError(409, "exists", f"{kind} {body[idf]!r} exists", path=f"$.{idf}")
         async with store.tx():
@@ -174,7 +206,7 @@ def _put(seg: str) -> Handler:
         old = await store.get(kind, ent["id"], item_id)
         if old is None:
             raise ApiError(404, "not_found", f"no {kind} {request.match_info['id']!r}")
-        body = await _prepare(request, kind, await validation.body(request, kind), ent["id"], old)
+        body = await _prepare(request, p, kind, await validation.body(request, kind), ent["id"], old)
         if body[idf] != item_id:
             raise ApiError(422, "id_mismatch", f"{idf} cannot change", path=f"$.{idf}")
         async with store.tx():
