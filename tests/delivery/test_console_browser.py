@@ -1,6 +1,6 @@
 """The console in Chromium (Debian's, driven by Playwright): the enterprise's journey (sign in →
 add a line → a hang-up card → dry run → import 1,000 staff → issue a key), the operator's
-(verify a number, suspend an enterprise), every page without a script error or CSP violation,
+(verify a number, approve a brand change, suspend an enterprise, top up a pool), every page without a script error or CSP violation,
 at phone width too, XSS probes in every field, a write from another origin, another
 enterprise's ids through the page's own requests; screenshots in test-artifacts/console/."""
 
@@ -271,6 +271,29 @@ def test_operator_journey(browser: Any, server: ServerThread) -> None:
     shot(page, "10-operator-queue")
     audit = _api(server, "GET", "/api/enterprises/cmb/audit", OPERATOR)[1]["audit"]
     assert audit[0]["action"] == "unverify" and audit[0]["detail"]["note"] == "号码与企业名称不符"
+    # a brand change: the enterprise files it in its console, the operator approves it in the queue
+    ent_page = browser.new_page(viewport={"width": 1280, "height": 900})
+    ent_probe = PageProbe(ent_page)
+    sign_in(ent_page, server, SF_KEY)
+    open_page(ent_page, "#/brand", "brand")
+    ent_page.fill("form.grid-form input[name=brand_name]", "顺丰速运·新")
+    ent_page.fill("form.grid-form input[name=note]", "品牌升级")
+    ent_page.click("button:has-text('提交变更申请')")
+    ent_page.wait_for_selector("text=已提交，等待运营方审核")
+    assert "待审核" in ent_page.inner_text("main")
+    shot(ent_page, "13-brand-request-filed")
+    open_page(page, "#/brands", "brands")
+    assert "品牌名：顺丰速运·新" in page.inner_text("main") and "品牌升级" in page.inner_text("main")
+    page.fill("input[aria-label='sf 品牌申请的审核备注']", "商标证书已核")
+    page.click("button[aria-label='通过 sf 的品牌申请']")
+    page.wait_for_selector("text=sf：已通过，品牌已更新")
+    shot(page, "14-brand-request-approved")
+    assert _api(server, "GET", "/api/enterprises/sf", SF_KEY)[1]["brand_name"] == "顺丰速运·新"
+    open_page(ent_page, "#/audit", "audit")
+    ent_page.evaluate("() => { location.hash = '#/brand'; }")
+    ent_page.wait_for_selector("main[data-ready='brand'] >> text=已通过")
+    assert "商标证书已核" in ent_page.inner_text("main")
+    assert ent_probe.errors == [] and ent_probe.dialogs == []
     # suspend an enterprise: its key stops working; resume it
     open_page(page, "#/enterprises", "enterprises")
     page.click("button[aria-label='暂停 招商银行']")
@@ -309,9 +332,14 @@ def test_xss_probes_in_every_field_stay_text(browser: Any, server: ServerThread)
         "data": {"employee": {"name": script, "title": img, "mobile": "13900000000"}},
     }
     assert _api(server, "POST", "/api/enterprises/xss/staff", key, staff)[0] == 201
+    short = "<svg onload=window.__xss=3>"  # fits the template's shorter fields
     card_data = {
-        "employee": {"name": img, "title": script, "mobile": "13900000000"},
-        "company": {"name": img},
+        "employee": {"name": "<b>x</b>", "title": short, "mobile": "13900000000", "greeting": script},
+        "company": {
+            "name": img,
+            "short_name": "<i>x</i>",
+            "office": {"label": img, "latitude": 30, "longitude": 120},
+        },
     }
     card = {"id": "c1", "phase": "ended", "template": "staff-card", "group": img, "data": card_data}
     assert _api(server, "POST", "/api/enterprises/xss/cards", key, card)[0] == 201

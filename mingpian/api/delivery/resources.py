@@ -32,6 +32,11 @@ KINDS: dict[str, tuple[str, str, str]] = {
 }
 BASE = "/api/enterprises/{eid}"
 MAX_PAGE = 500
+PAGING: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("q", {"type": "string", "maxLength": 100, "description": "search ids and fields (any case)"}),
+    ("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 50}),
+    ("offset", {"type": "integer", "minimum": 0, "default": 0}),
+)
 
 
 async def _prepare(
@@ -118,7 +123,7 @@ def _item_id(seg: str, request: web.Request) -> str:
 
 def paging(request: web.Request) -> tuple[str, int, int]:
     """`?q=` (search in ids and fields), `?limit=` (1–500) and `?offset=` of a paged list."""
-    q = request.query.get("q", "").strip()[:100]
+    q = request.query.get("q", "").strip()[:100]  # (longer: cut, not refused)
     try:
         limit = int(request.query.get("limit", "50"))
         offset = int(request.query.get("offset", "0"))
@@ -280,7 +285,7 @@ def setup(app: web.Application) -> dict[str, Any]:
                 400,
                 404,
                 params=("eid",),
-                query=("q", "limit", "offset"),
+                query=PAGING,
             ),
             "post": op(
                 f"Create a {kind}",
@@ -307,7 +312,10 @@ def setup(app: web.Application) -> dict[str, Any]:
             {"200": OK},
             400,
             403,
-            query=("q", "limit", "offset", "unverified"),
+            query=(
+                *PAGING,
+                ("unverified", {"enum": ["1", "0"], "description": "1: only lines not verified"}),
+            ),
         )
     }
     r.add_post(BASE + "/lines/{id}/verify", verify_line)

@@ -29,7 +29,7 @@ from delivery.keys import Principal, hash_key, principal_of
 from ...errors import ApiError
 from ...httpjson import json_response, read_json_body
 from ...keys import settings_key
-from .ops import obj, op
+from .ops import op
 from .state import delivery_key
 
 COOKIE = "mp_console"
@@ -126,7 +126,7 @@ async def sign_in(request: web.Request) -> web.Response:
         raise ApiError(403, "csrf_failed", "sign in from this server's own pages")
     body = await read_json_body(request, 4)
     key = body.get("key") if isinstance(body, dict) else None
-    if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY:
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY:
         raise ApiError(422, "invalid", "key: a non-empty string", path="$.key")
     store = request.app[delivery_key].store
     principal = await principal_of(store, key.strip())
@@ -200,10 +200,10 @@ def setup(app: web.Application) -> dict[str, Any]:
                 body_schema={
                     "type": "object",
                     "required": ["key"],
-                    "properties": {"key": {"type": "string"}},
+                    "properties": {"key": {"type": "string", "minLength": 1, "maxLength": MAX_KEY}},
                 },
             ),
             "get": op("The console session of this cookie", {"200": session}, 401),
-            "delete": op("Sign out (needs X-CSRF-Token)", {"204": obj("signed out")}, 403),
+            "delete": op("Sign out (needs X-CSRF-Token)", {"204": {"description": "signed out"}}, 403),
         }
     }
