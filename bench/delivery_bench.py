@@ -333,7 +333,7 @@ async def bench(
 
 
 async def main(a: argparse.Namespace) -> None:
-    sim = GatewaySim(password="secret")
+    sim = GatewaySim(password="secret", verify=False)
     await sim.start()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)

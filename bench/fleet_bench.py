@@ -603,7 +603,7 @@ async def main(a: argparse.Namespace) -> None:
         "server as `python -m mingpian serve`; PostgreSQL (initdb, fsync and synchronous_commit off) "
         "and redis-server (no persistence) on this machine too."
     )
-    sim = GatewaySim(password="secret")
+    sim = GatewaySim(password="secret", verify=False)
     await sim.start()
     results: dict[str, Result] = {}
     with tempfile.TemporaryDirectory() as d:

@@ -328,7 +328,9 @@ class Chains:
             # Fenced: another worker took this chain over (we stalled past the lease); it resumes
             # from the attempt row, which it will not resend, so nothing goes out twice.
             raise LeaseLost(d.id)
-        extra = {"step": d.step, "deadline": att.deadline}  # SMPP submits nothing after it
+        extra: dict[str, Any] = {"step": d.step, "deadline": att.deadline}  # SMPP submits nothing after it
+        if ent.get("sms_sender"):  # a 106… code or a name instead of the line, on SMS channels
+            extra["sender"] = ent["sms_sender"]
         handed = await self.channels[channel].send(
             Outgoing(d.id, channel, d.line, d.recipient, msg, legacy, ent.get("chatbot", ""), extra)
         )

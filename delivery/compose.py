@@ -18,8 +18,10 @@ from typing import Any
 from renderer import TemplateStore
 from renderer.gsm import Channel
 from renderer.legacy import LegacyText, degrade
+from renderer.mediarefs import media_id, refs, with_urls, without_refs
 from renderer.model import Brand, Message
 
+from .library.library import MediaLibrary
 from .model import national
 from .records import Delivery
 from .storage import DeliveryStore
@@ -56,9 +58,12 @@ def _weighted(cards: list[dict[str, Any]], call_id: str) -> dict[str, Any]:
 
 
 class Composer:
-    def __init__(self, store: DeliveryStore, templates: TemplateStore) -> None:
+    def __init__(
+        self, store: DeliveryStore, templates: TemplateStore, library: MediaLibrary | None = None
+    ) -> None:
         self.store = store
         self.templates = templates
+        self.library = library  # `media:<id>` values → the files' public URLs (if the enterprise owns them)
         self._rendered: dict[str, Message] = {}  # delivery id → its card, while its chain runs
         self._shared: dict[tuple[Any, ...], Message] = {}
         self._legacy: dict[int, dict[Channel, LegacyText]] = {}
@@ -89,17 +94,25 @@ class Composer:
             if hit is not None:
                 self._rendered[d.id] = hit
                 return hit
-        msg = template.render(await self._data(d, template.schema))
+        data = await self._data(d, template.schema)
+        if self.library is not None:  # photo URLs fetched into the library before: its copies
+            data = await self.library.cached(enterprise, data)
+        msg = template.render(data)
         if d.data.get("verified"):  # a verified number speaks with the enterprise's brand
+            logo = enterprise.get("logo")
             msg.brand = Brand(
                 enterprise.get("signature") or msg.brand.signature,
                 enterprise.get("brand_name") or enterprise.get("name") or msg.brand.name,
                 enterprise.get("color") or msg.brand.color,
-                msg.brand.logo,
+                logo if media_id(logo) else msg.brand.logo,  # a library logo of its own
             )
         else:  # unverified: the bare number, never a brand the operator has not checked
             num = national(d.line)
             msg.brand = replace(msg.brand, signature=num, name=num)
+        found = refs(msg)
+        if found:  # library files: the enterprise's own become public URLs, any other is dropped
+            links = await self.library.links(d.enterprise, found) if self.library is not None else {}
+            msg = without_refs(with_urls(msg, links))
         self._rendered[d.id] = msg
         if shared is not None:
             if len(self._shared) >= SHARED_CARDS:

@@ -24,7 +24,7 @@ class NumberError(ValueError):
 
 def normalize_number(raw: str, country: str = "86") -> str:
     """E.164 (`+8613800138000`) for mobile, fixed and 400/800 numbers; service short codes
-    (95xxx, 10086, 12345) have no E.164 form and stay as dialled digits."""
+    (95xxx, 10086, 12345) and SP codes (106…) have no E.164 form and stay as dialled digits."""
     s = _PUNCT.sub("", str(raw))
     if s.startswith("00"):
         s = "+" + s[2:]
@@ -36,6 +36,8 @@ def normalize_number(raw: str, country: str = "86") -> str:
     if not s.isdigit():
         raise NumberError(f"{raw!r} is not a phone number")
     if country == "86":
+        if s.startswith("106") and 5 <= len(s) <= 20:  # SP service codes (no mobile starts 10)
+            return s
         if len(s) == 13 and s.startswith("861"):
             return "+" + s
         if len(s) == 11 and s[0] == "1":
@@ -92,6 +94,24 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "color": _COLOR,
             "logo": {"type": "string", "maxLength": 1000},
             "chatbot": {"type": "string", "maxLength": 200, "description": "MaaP chatbot id for rcs"},
+            "photo_hosts": {
+                "type": "array",
+                "maxItems": 20,
+                "uniqueItems": True,
+                "items": {
+                    "type": "string",
+                    "maxLength": 253,
+                    "pattern": "^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$",
+                },
+                "description": "HTTPS hosts the server may fetch photo URLs of this enterprise's cards from",
+            },
+            "sms_sender": {
+                "type": "string",
+                "maxLength": 20,
+                "pattern": "^([0-9]{3,20}|[A-Za-z0-9 ._-]*[A-Za-z][A-Za-z0-9 ._-]*)$",
+                "description": "source of USSD/flash/SMS instead of the line: a service code "
+                "(106…, 95555) or an alphanumeric name of at most 11 characters",
+            },
             "policy": {
                 "type": "object",
                 "additionalProperties": False,

@@ -41,7 +41,7 @@ from infra.migrations_pg import migrate_postgres
 from .console_pg import PgConsoleRows
 from .metering.ledger import GROUPS, LedgerEntry, usage_dicts
 from .metering.packages import Charge
-from .records import Attempt, Delivery, attempt_stats
+from .records import MEDIA_COLUMNS, MEDIA_FIELDS, Attempt, Delivery, attempt_stats
 
 log = logging.getLogger("mingpian.delivery")
 # Active deliveries, and those whose current attempt waits for a receipt: its cost grows with the
@@ -50,6 +50,7 @@ QUEUE = (
     "SELECT count(*), count(a.id) FROM deliveries d LEFT JOIN attempts a ON a.delivery = d.id "
     "AND a.step = d.step AND a.state IN ('submitted', 'unknown') WHERE d.state = 'active'"
 )
+MEDIA_PARAMS = ", ".join(f"${i}" for i in range(1, len(MEDIA_FIELDS) + 2))  # enterprise + the row
 CHANNEL = "mingpian_delivery"  # NOTIFY channel of cache invalidations
 MIGRATIONS = Migrations.load("delivery", "postgresql", database="delivery")
 DELIVERY_COLUMNS = (
@@ -65,6 +66,7 @@ UPDATABLE = {
 TABLES = (
     "objects", "audit", "api_keys", "calls", "deliveries", "attempts", "message_ids", "receipts",
     "optouts", "taps", "impressions", "replies_seen", "charges", "chatbot_owners", "console_sessions",
+    "media",
 )  # fmt: skip
 
 
@@ -270,6 +272,7 @@ class PgDeliveryStore(PgConsoleRows):
             await self._execute("DELETE FROM objects WHERE kind='enterprise' AND id=$1", enterprise)
             await self._execute("DELETE FROM api_keys WHERE enterprise=$1", enterprise)
             await self._execute("DELETE FROM chatbot_owners WHERE enterprise=$1", enterprise)
+            await self._execute("DELETE FROM media WHERE enterprise=$1", enterprise)
             await self._changed()
 
     async def claim_chatbot(self, enterprise: str, bot: str) -> bool:
@@ -284,6 +287,61 @@ class PgDeliveryStore(PgConsoleRows):
                 return False
         await self._execute("DELETE FROM chatbot_owners WHERE enterprise=$1 AND bot<>$2", enterprise, bot)
         return True
+
+    # -- the media library ----------------------------------------------------------------------
+    async def add_media(self, enterprise: str, row: dict[str, Any], quota: int) -> str:
+        async with self.tx():
+            # one enterprise's uploads one at a time, on every worker: the quota sum stays true
+            await self._execute("SELECT pg_advisory_xact_lock(hashtext($1))", "media:" + enterprise)
+            if await self._fetchrow(
+                "SELECT 1 FROM media WHERE enterprise=$1 AND id=$2", enterprise, row["id"]
+            ):
+                return "exists"
+            used = await self._fetchrow(
+                "SELECT coalesce(sum(bytes), 0) FROM media WHERE enterprise=$1", enterprise
+            )
+            assert used is not None
+            if int(used[0]) + row["bytes"] > quota:
+                return "over_quota"
+            await self._execute(
+                f"INSERT INTO media (enterprise, {MEDIA_COLUMNS}) VALUES ({MEDIA_PARAMS})",
+                enterprise, *(row[c] for c in MEDIA_FIELDS),
+            )  # fmt: skip
+        return "added"
+
+    async def media(self, enterprise: str, id: str) -> dict[str, Any] | None:
+        r = await self._fetchrow(
+            f"SELECT {MEDIA_COLUMNS} FROM media WHERE enterprise=$1 AND id=$2", enterprise, id
+        )
+        return dict(zip(MEDIA_FIELDS, r, strict=True)) if r else None
+
+    async def media_list(self, enterprise: str) -> list[dict[str, Any]]:
+        rows = await self._fetch(
+            f"SELECT {MEDIA_COLUMNS} FROM media WHERE enterprise=$1 ORDER BY created, id", enterprise
+        )
+        return [dict(zip(MEDIA_FIELDS, r, strict=True)) for r in rows]
+
+    async def media_named(self, enterprise: str, name: str) -> dict[str, Any] | None:
+        r = await self._fetchrow(
+            f"SELECT {MEDIA_COLUMNS} FROM media WHERE enterprise=$1 AND name=$2 ORDER BY created LIMIT 1",
+            enterprise,
+            name,
+        )
+        return dict(zip(MEDIA_FIELDS, r, strict=True)) if r else None
+
+    async def media_used(self, enterprise: str) -> int:
+        r = await self._fetchrow("SELECT coalesce(sum(bytes), 0) FROM media WHERE enterprise=$1", enterprise)
+        return int(r[0]) if r else 0
+
+    async def delete_media(self, enterprise: str, id: str) -> dict[str, Any] | None:
+        r = await self._fetchrow(
+            f"DELETE FROM media WHERE enterprise=$1 AND id=$2 RETURNING {MEDIA_COLUMNS}", enterprise, id
+        )
+        return dict(zip(MEDIA_FIELDS, r, strict=True)) if r else None
+
+    async def media_users(self, id: str) -> int:
+        r = await self._fetchrow("SELECT count(*) FROM media WHERE id=$1", id)
+        return int(r[0]) if r else 0
 
     async def audit(
         self, actor: str, enterprise: str, target: str, action: str, detail: dict[str, Any]

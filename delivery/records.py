@@ -10,6 +10,10 @@ from infra import jsonio
 
 FINAL = frozenset({"delivered", "failed", "dropped", "blocked", "skipped"})
 
+# A media library row (the store's `media` table), in column order.
+MEDIA_FIELDS = ("id", "kind", "ext", "content_type", "bytes", "width", "height", "seconds", "name", "created")
+MEDIA_COLUMNS = ", ".join(MEDIA_FIELDS)
+
 
 @dataclass(slots=True)
 class Delivery:

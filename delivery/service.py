@@ -15,6 +15,7 @@ import aiohttp
 
 from chatbot.events import InboundEvent
 from renderer import TemplateStore
+from renderer.video import ffmpeg_exe
 
 from . import keys
 from .chain import Chains
@@ -24,11 +25,16 @@ from .gateways import Channel
 from .gateways.kannel import KannelChannel
 from .gateways.rcs import Capabilities, Messaging, RcsChannel
 from .gateways.smpp import SmppChannel
+from .gateways.smpp_address import Numbering
 from .gateways.smpp_pdu import ShortMessage
 from .gateways.smpp_pool import SmppPool
 from .gateways.smpp_rate import LocalRate, RedisRate, SubmitRate
 from .gateways.smpp_receipts import parse_receipt
 from .intake import Intake
+from .library.fetch import PhotoFetcher
+from .library.files import LibraryFiles
+from .library.ingest import Limits
+from .library.library import MediaLibrary
 from .metering import Counters, Meter
 from .metering.redis import RedisCounters
 from .metering.sqlite import SqliteCounters
@@ -58,6 +64,8 @@ class DeliveryConfig:
     smpp_rate: float = 0.0  # submits per second for the whole account (every process); 0: no limit
     smpp_wait: float = 5.0  # longest a submit waits for a session, a throttling pause or a rate slot
     flash_gsm_dcs: int = 0x10
+    smpp_numbering: str = "national"  # national (TON 2) | international (TON 1) digits
+    smpp_service_ton: int = 3  # TON of a service-code sender: 3 or 0
     timeouts: dict[str, float] = field(default_factory=dict)
     ring_timeout: float = 45.0
     lease: float = 15.0  # seconds a worker holds a chain without renewing
@@ -69,6 +77,11 @@ class DeliveryConfig:
     kannel_channels: tuple[str, ...] = ("flash", "sms")
     kannel_token: str = ""
     callback_base: str = ""  # where Kannel reaches this server's dlr-url
+    library_dir: Path | None = None  # the media library's files; None: data folder / "library"
+    library_quota: int = 200 * 1024**2  # bytes per enterprise
+    library_limits: Limits = field(default_factory=Limits)
+    ffmpeg: str = ""  # empty: the imageio-ffmpeg wheel's
+    fetch_timeout: float = 10.0  # a photo URL fetch, in all
 
 
 class DeliveryService:
@@ -94,7 +107,16 @@ class DeliveryService:
             raise ConfigError("a PostgreSQL database needs the Redis counters (delivery_counters=redis)")
         self.meter = Meter(self.store, self.counters)
         self.wakeups = Wakeups(self.counters.forward_wake)
-        self.composer = Composer(self.store, templates)
+        self.library = MediaLibrary(
+            self.store,
+            LibraryFiles(config.library_dir or config.database.parent / "library"),
+            config.library_limits,
+            config.library_quota,
+            config.ffmpeg or ffmpeg_exe(),
+            config.callback_base,
+            PhotoFetcher(config.fetch_timeout, config.library_limits.max_bytes),
+        )
+        self.composer = Composer(self.store, templates, self.library)
         self.receipts = Receipts(self.store, self.meter, self.wakeups, on_outcome)
         self.replies = Replies(self.store, self.composer, self.wakeups)
         self.channels: dict[str, Channel] = {}
@@ -147,8 +169,9 @@ class DeliveryService:
                 wait=c.smpp_wait,
             )
             self.smpp.start()
+            numbering = Numbering(c.smpp_numbering, c.smpp_service_ton)
             for name in ("ussd", "flash", "sms"):
-                self.channels[name] = SmppChannel(name, self.smpp, c.flash_gsm_dcs)
+                self.channels[name] = SmppChannel(name, self.smpp, c.flash_gsm_dcs, numbering)
         if c.kannel_url:  # flash / SMS through Kannel's HTTP sendsms instead of SMPP
             self._session = aiohttp.ClientSession()
             self.kannel_token = c.kannel_token or secrets.token_urlsafe(24)

@@ -22,7 +22,7 @@ from .groupcommit import GroupCommitDb
 from .metering import ledger
 from .metering.ledger import LedgerEntry
 from .metering.packages import Charge
-from .records import Attempt, Delivery, attempt_stats, delivery_from_row
+from .records import MEDIA_COLUMNS, MEDIA_FIELDS, Attempt, Delivery, attempt_stats, delivery_from_row
 
 # The schema: numbered migrations in delivery/migrations/sqlite/, applied by open() (infra/migrations.py).
 SCHEMA = Migrations.load("delivery", "sqlite", database="delivery", adopt_if_table="objects")
@@ -133,6 +133,7 @@ class SqliteDeliveryStore(SqliteConsoleRows, GroupCommitDb):
             db.execute("DELETE FROM objects WHERE kind='enterprise' AND id=?", (enterprise,))
             db.execute("DELETE FROM api_keys WHERE enterprise=?", (enterprise,))
             db.execute("DELETE FROM chatbot_owners WHERE enterprise=?", (enterprise,))
+            db.execute("DELETE FROM media WHERE enterprise=?", (enterprise,))
 
     async def claim_chatbot(self, enterprise: str, bot: str) -> bool:
         """Make `bot` (a `bot_id`; "" for none) the enterprise's one chatbot; False, changing
@@ -163,6 +164,54 @@ class SqliteDeliveryStore(SqliteConsoleRows, GroupCommitDb):
             {"at": r[0], "actor": r[1], "target": r[2], "action": r[3], "detail": jsonio.loads(r[4])}
             for r in rows
         ]
+
+    # -- the media library ----------------------------------------------------------------------
+    async def add_media(self, enterprise: str, row: dict[str, Any], quota: int) -> str:
+        async with self.tx() as db:
+            if db.execute(
+                "SELECT 1 FROM media WHERE enterprise=? AND id=?", (enterprise, row["id"])
+            ).fetchone():
+                return "exists"
+            used = db.execute("SELECT coalesce(sum(bytes), 0) FROM media WHERE enterprise=?", (enterprise,))
+            if used.fetchone()[0] + row["bytes"] > quota:
+                return "over_quota"
+            db.execute(
+                f"INSERT INTO media (enterprise, {MEDIA_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (enterprise, *(row[c] for c in MEDIA_FIELDS)),
+            )
+        return "added"
+
+    async def media(self, enterprise: str, id: str) -> dict[str, Any] | None:
+        r = self.db.execute(
+            f"SELECT {MEDIA_COLUMNS} FROM media WHERE enterprise=? AND id=?", (enterprise, id)
+        ).fetchone()
+        return dict(zip(MEDIA_FIELDS, r, strict=True)) if r else None
+
+    async def media_list(self, enterprise: str) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            f"SELECT {MEDIA_COLUMNS} FROM media WHERE enterprise=? ORDER BY created, id", (enterprise,)
+        )
+        return [dict(zip(MEDIA_FIELDS, r, strict=True)) for r in rows]
+
+    async def media_named(self, enterprise: str, name: str) -> dict[str, Any] | None:
+        r = self.db.execute(
+            f"SELECT {MEDIA_COLUMNS} FROM media WHERE enterprise=? AND name=? ORDER BY created LIMIT 1",
+            (enterprise, name),
+        ).fetchone()
+        return dict(zip(MEDIA_FIELDS, r, strict=True)) if r else None
+
+    async def media_used(self, enterprise: str) -> int:
+        r = self.db.execute("SELECT coalesce(sum(bytes), 0) FROM media WHERE enterprise=?", (enterprise,))
+        return int(r.fetchone()[0])
+
+    async def delete_media(self, enterprise: str, id: str) -> dict[str, Any] | None:
+        row = await self.media(enterprise, id)
+        if row is not None:
+            self.db.execute("DELETE FROM media WHERE enterprise=? AND id=?", (enterprise, id))
+        return row
+
+    async def media_users(self, id: str) -> int:
+        return int(self.db.execute("SELECT count(*) FROM media WHERE id=?", (id,)).fetchone()[0])
 
     # -- API keys ----------------------------------------------------------------------------
     async def add_key(self, key_hash: str, enterprise: str | None, label: str) -> None:

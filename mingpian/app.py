@@ -12,7 +12,7 @@ from aiohttp import web
 from renderer import RenderError, TemplateStore
 from renderer.fonts import use_font_dir
 
-from . import media, openapi, readiness, studio
+from . import library, media, openapi, readiness, studio
 from .api import chatbot as api_chatbot
 from .api import delivery as api_delivery
 from .api import docs as api_docs
@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.router.add_get("/api/openapi.json", openapi.openapi_view, name="openapi")
     api_templates.setup(app)
     api_docs.setup(app)
+    library.setup(app)  # before media: renders read `media:<id>` pictures from its folder
     media.setup(app)
     api_legacy.setup(app)
     studio.setup(app)

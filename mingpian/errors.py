@@ -137,6 +137,18 @@ ERROR_CODES: Mapping[str, ErrorCode] = _index(
     ),
     _c("unknown_staff", 422, "no staff member with that id"),
     _c("unknown_template", 422, "no card template of that name"),
+    # -- the media library
+    _c("not_multipart", 400, "the upload is not `multipart/form-data` with one `file` part"),
+    _c("unsupported_media", 415, "by its bytes, the file is neither a picture nor a video the library keeps"),
+    _c("undecodable_media", 422, "the file starts like a picture or video but does not decode as one"),
+    _c("media_too_large", 413, "the upload passes a size cap; `limit` names it"),
+    _c("media_too_long", 422, "the video lasts longer than `library_max_seconds`; `limit` names it"),
+    _c("quota_exceeded", 409, "the enterprise's library would pass `library_quota` bytes"),
+    _c(
+        "fetch_refused",
+        422,
+        "the photo URL may not be fetched (not https, host not listed, not public) or failed",
+    ),
 )
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from delivery.library.files import LibraryFiles
 from renderer import Message, RenderError
 from renderer.image import ImageOptions, encode, render_card_bytes, render_media_slot
 from renderer.localfiles import MediaContext
@@ -41,6 +42,7 @@ class WorkSpec:
     data: dict[str, Any] = field(default_factory=dict)
     thumb_out: str | None = None
     control_dir: str | None = None  # progress / cancel files of a job
+    library_dir: str | None = None  # the media library's folder: `media:<id>` pictures are read there
     record: dict[str, Any] | None = None  # the render spec kept with the file (media/plans.py)
 
 
@@ -105,9 +107,19 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def media_context(spec: WorkSpec) -> MediaContext:
+    """What the render may read: the template's folder, assets/, and the media library."""
+    if spec.library_dir is None:
+        return MediaContext(Path(spec.template_dir), Path(spec.assets_dir))
+    files = LibraryFiles(Path(spec.library_dir))
+    return MediaContext(
+        Path(spec.template_dir), Path(spec.assets_dir), library=files.find, library_root=files.root
+    )
+
+
 def run(spec: WorkSpec) -> dict[str, Any]:
     """Do one job; returns {"ok": True, "bytes": n, ...} or {"ok": False, "error": {...}}."""
-    ctx = MediaContext(Path(spec.template_dir), Path(spec.assets_dir))
+    ctx = media_context(spec)
     out = Path(spec.out)
     try:
         if spec.kind == "card":

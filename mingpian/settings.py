@@ -134,6 +134,23 @@ class Settings:
     media_prune_interval: float = setting(
         300.0, "Seconds between two prunes of the media cache; 0: never prune.", minimum=0
     )
+    library_quota: int = setting(
+        200 * 1024**2,
+        "Bytes of media library files (logos, photos, videos) each enterprise may keep.",
+        minimum=0,
+    )
+    library_max_bytes: int = setting(
+        10 * 1024**2, "Largest media library upload, in bytes, as sent (before re-encoding).", minimum=1
+    )
+    library_max_pixels: int = setting(
+        3840 * 2160,
+        "Pixels a library picture or video frame is scaled down to at most (keeping its shape).",
+        minimum=1024,
+    )
+    library_max_seconds: float = setting(60.0, "Longest media library video, in seconds.", above=0)
+    library_fetch_timeout: float = setting(
+        10.0, "Seconds a photo URL fetch (from an enterprise's `photo_hosts`) may take in all.", above=0
+    )
     # -- chatbot (chatbot/, mingpian/api/chatbot.py; docs/chatbot.md) --
     chatbot_dir: Path = setting(
         PROJECT_ROOT / "chatbots", "Chatbot flows, one `<bot>/flow.yaml` per bot (docs/chatbot.md)."
@@ -301,6 +318,17 @@ class Settings:
         16,
         "`data_coding` of a GSM-7 flash SMS: 16 (0x10), or 240 (0xF0) for SMSCs that want it.",
         choices=(16, 240),
+    )
+    delivery_smpp_numbering: str = setting(
+        "national",
+        "How the SMSC account numbers subscribers: `national` (11 national digits, TON 2 / NPI 1) "
+        "or `international` (digits with the country code, TON 1 / NPI 1).",
+        choices=("national", "international"),
+    )
+    delivery_smpp_service_ton: int = setting(
+        3,
+        "TON of a service-code sender (106…, 95555): 3 (network specific) or 0 (unknown), NPI 0.",
+        choices=(3, 0),
     )
     delivery_timeouts: dict[str, float] = setting(
         help="Seconds to wait for a receipt before falling over to the next channel; channels not "

@@ -3,18 +3,22 @@
 Templates are untrusted. A logo, photo or SVG `<image>` reference is resolved against those two
 roots only; absolute paths, `..` escapes, symlinks pointing outside and every URL scheme are
 refused. Photos named by an http(s) URL are never fetched by the renderer (a render must not
-reach the network on a template's say-so); callers may pass the bytes in instead.
+reach the network on a template's say-so); callers may pass the bytes in instead. A library
+file (`media:<id>`, mediarefs.py) is read through the caller's resolver, and only when the path
+it answers lies under the library folder the caller names.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from PIL import Image
+
+from .mediarefs import MEDIA_PREFIX, media_id
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_SOURCE_PIXELS = 40_000_000  # 8000 x 5000; Pillow's own bomb check is at ~89 M
@@ -32,6 +36,8 @@ class MediaContext:
     template_dir: Path | None = None
     assets_dir: Path | None = None
     photos: Mapping[str, bytes] = field(default_factory=dict)
+    library: Callable[[str], Path | None] | None = None  # a library id → its file
+    library_root: Path | None = None  # the only folder `library` may answer from
 
     @property
     def roots(self) -> tuple[Path, ...]:
@@ -85,12 +91,32 @@ def decode_image(data: bytes, fit: tuple[int, int] | None = None) -> Image.Image
     return im
 
 
+def _library_bytes(ref: str, ctx: MediaContext) -> bytes | None:
+    id = media_id(ref)
+    if id is None or ctx.library is None or ctx.library_root is None:
+        return None
+    path = ctx.library(id)
+    if path is None:
+        return None
+    path = path.resolve()
+    if not inside(path, (ctx.library_root.resolve(),)) or path.suffix.lower() not in IMAGE_SUFFIXES:
+        return None
+    try:
+        return read_limited(path)
+    except (OSError, FileRefused):
+        return None
+
+
 def load_image(ref: str | None, ctx: MediaContext, fit: tuple[int, int] | None = None) -> Image.Image | None:
     """The picture `ref` names, or None when it is remote, missing, refused or undecodable
     (the caller draws a placeholder: a preview must not fail because a photo is absent)."""
     if not ref:
         return None
     data = ctx.photos.get(ref)
+    if data is None and ref.startswith(MEDIA_PREFIX):
+        data = _library_bytes(ref, ctx)
+        if data is None:
+            return None
     if data is None:
         path = resolve_relative(ref, ctx.roots)
         if path is None or path.suffix.lower() not in IMAGE_SUFFIXES:

@@ -52,7 +52,7 @@ class KannelChannel:
         params = {
             "username": self.username,
             "password": self.password,
-            "from": national(out.source),
+            "from": national(out.extra.get("sender") or out.source),
             "to": national(out.destination),
             "text": lt.text,
             "charset": "UTF-8",

@@ -8,7 +8,9 @@
 - SMS: one submit_sm per segment of renderer.gsm's segmentation; with several segments each
   carries its 6-octet UDH in short_message and esm_class 0x40.
 Every submit asks for a receipt (registered_delivery 1). GSM-7 goes as one septet per octet,
-the SMPP convention for the SMSC default alphabet.
+the SMPP convention for the SMSC default alphabet. Source and destination are numbered by the
+account's plan (smpp_address.py); the source is the enterprise's `sms_sender` when it has one
+(a 106… code or an alphanumeric name), else the line.
 
 No submit leaves after the attempt's deadline (`Outgoing.extra["deadline"]`, when the chain
 stops waiting for a receipt and falls over): one sent later could show the card twice. Waiting
@@ -19,30 +21,48 @@ from __future__ import annotations
 
 import time
 
-from ..model import national
 from . import Handed, Outgoing
 from . import smpp_pdu as smpp
+from .smpp_address import Address, AddressError, Numbering
 from .smpp_pdu import ShortMessage
 from .smpp_pool import SmppPool
 
+DEFAULT_NUMBERING = Numbering()
 
-def short_messages(out: Outgoing, flash_gsm_dcs: int = 0x10) -> list[ShortMessage]:
+
+def _message(src: Address, dst: Address, data: bytes, dcs: int, **kw: object) -> ShortMessage:
+    return ShortMessage(
+        src.digits,
+        dst.digits,
+        data,
+        dcs,
+        registered_delivery=1,
+        source_ton=src.ton,
+        source_npi=src.npi,
+        dest_ton=dst.ton,
+        dest_npi=dst.npi,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def short_messages(
+    out: Outgoing, flash_gsm_dcs: int = 0x10, numbering: Numbering = DEFAULT_NUMBERING
+) -> list[ShortMessage]:
+    """The submit_sm of one outgoing card. Raises AddressError for a number SMPP cannot carry."""
     lt = out.legacy
     if lt is None:
         raise ValueError("a legacy channel needs the degraded text")
-    src, dst = national(out.source), national(out.destination)
+    src = numbering.address(out.extra.get("sender") or out.source)
+    dst = numbering.address(out.destination)
     ucs2 = lt.encoding == "UCS-2"
     encode = (lambda t: t.encode("utf-16-be", "surrogatepass")) if ucs2 else smpp.text_to_septets
-    src_ton = 1 if src.startswith("1") and len(src) == 11 else 0  # short codes: unknown TON
     if out.channel == "ussd":
         return [
-            ShortMessage(
+            _message(
                 src,
                 dst,
                 encode(lt.text),
                 0x08 if ucs2 else 0x00,
-                registered_delivery=1,
-                source_ton=src_ton,
                 service_type="USSD",
                 tlvs={smpp.TLV_USSD_SERVICE_OP: bytes((smpp.USSN_REQUEST,))},
             )
@@ -50,17 +70,9 @@ def short_messages(out: Outgoing, flash_gsm_dcs: int = 0x10) -> list[ShortMessag
     dcs = (0x18 if ucs2 else flash_gsm_dcs) if out.channel == "flash" else (0x08 if ucs2 else 0x00)
     segs = lt.segments
     if len(segs) == 1:
-        return [ShortMessage(src, dst, encode(segs[0].text), dcs, registered_delivery=1, source_ton=src_ton)]
+        return [_message(src, dst, encode(segs[0].text), dcs)]
     return [
-        ShortMessage(
-            src,
-            dst,
-            bytes.fromhex(s.udh_hex) + encode(s.text),
-            dcs,
-            esm_class=smpp.ESM_UDHI,
-            registered_delivery=1,
-            source_ton=src_ton,
-        )
+        _message(src, dst, bytes.fromhex(s.udh_hex) + encode(s.text), dcs, esm_class=smpp.ESM_UDHI)
         for s in segs
     ]
 
@@ -68,17 +80,24 @@ def short_messages(out: Outgoing, flash_gsm_dcs: int = 0x10) -> list[ShortMessag
 class SmppChannel:
     """One of ussd / flash / sms over the account's shared SMPP sessions."""
 
-    def __init__(self, name: str, pool: SmppPool, flash_gsm_dcs: int = 0x10) -> None:
+    def __init__(
+        self, name: str, pool: SmppPool, flash_gsm_dcs: int = 0x10, numbering: Numbering = DEFAULT_NUMBERING
+    ) -> None:
         self.name = name
         self.pool = pool
         self.flash_gsm_dcs = flash_gsm_dcs
+        self.numbering = numbering
 
     async def send(self, out: Outgoing) -> Handed:
         end = time.monotonic() + self.pool.wait
         if "deadline" in out.extra:  # the attempt's, in wall-clock time
             end = min(end, time.monotonic() + float(out.extra["deadline"]) - time.time())
         ids: list[str] = []
-        for sm in short_messages(out, self.flash_gsm_dcs):
+        try:
+            messages = short_messages(out, self.flash_gsm_dcs, self.numbering)
+        except AddressError as exc:  # no SMSC would take it: give up on this channel
+            return Handed(False, (), str(exc))
+        for sm in messages:
             res = await self.pool.submit(sm, end)  # throttling is retried there, until `end`
             if not res.ok:
                 # Segments already accepted stay accepted; their receipts are recorded too.

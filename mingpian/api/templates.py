@@ -20,10 +20,12 @@ from renderer import (
     get_profile,
     to_rcs,
 )
+from renderer.mediarefs import refs, with_urls
 
 from ..errors import ApiError
 from ..httpjson import json_response, read_json_body
 from ..keys import metrics_key, settings_key, templates_key
+from ..library import library_links_key
 
 
 @dataclass(slots=True)  # not frozen: built on every render, frozen init costs ~1 µs
@@ -35,6 +37,7 @@ class RenderRequest:
     data: dict[str, Any]
     message: Message
     profile: CarrierProfile
+    brand: dict[str, Any] | None = None  # an enterprise's brand instead of the template's (previews)
 
 
 FormatHandler = Callable[[RenderRequest], Awaitable[web.StreamResponse]]
@@ -111,7 +114,11 @@ async def render_template(request: web.Request) -> web.StreamResponse:
 
 
 async def render_rcs(rr: RenderRequest) -> web.Response:
-    payload = to_rcs(rr.message, rr.profile)
+    message = rr.message
+    found = refs(message)
+    if found:  # library files named by `media:<id>`: the payload carries their public URLs
+        message = with_urls(message, rr.request.app[library_links_key].links(found))
+    payload = to_rcs(message, rr.profile)
     accept = rr.request.headers.get("Accept", "")
     if BOTMESSAGE in accept and payload.chips is None:
         # A caller that asks for the bare GSMA content type gets exactly that.

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from ..keys import settings_key, templates_key
+from ..library import library_dir
 from ..settings import Settings
 from .api import MediaService, media_service_key, register
 from .cache import MediaCache
@@ -49,7 +50,7 @@ def setup(app: web.Application) -> None:
         base_url=settings.base_url,
         fonts=settings.assets_dir / "fonts",
     )
-    planner = Planner(cache, settings.assets_dir)
+    planner = Planner(cache, settings.assets_dir, library_dir(settings))
     register(app, MediaService(settings, cache, jobs, specs, planner, app[templates_key]))
     document(app)
     pruner = Pruner(

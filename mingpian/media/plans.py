@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from renderer import CardTemplate, CarrierProfile, Message, RenderError, TemplateStore, get_profile
 from renderer.image import ImageOptions
+from renderer.model import Brand
 from renderer.video import VideoOptions
 
 from ..media_work import WorkSpec
@@ -29,6 +30,7 @@ class Source(Protocol):
     data: dict[str, Any]
     message: Message
     profile: CarrierProfile
+    brand: dict[str, Any] | None  # set when the message speaks with another brand than the template's
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,7 @@ class Kept:
     data: dict[str, Any]
     message: Message
     profile: CarrierProfile
+    brand: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,7 @@ class NotReproducible(Exception):
 class Planner:
     cache: MediaCache
     assets_dir: Path
+    library_dir: Path | None = None  # `media:<id>` pictures (delivery/library/files.py)
 
     def _work(self, src: Source, kind: str, message: Message, out: Path, **kw: Any) -> WorkSpec:
         return WorkSpec(
@@ -76,12 +80,13 @@ class Planner:
             assets_dir=str(self.assets_dir),
             out=str(out),
             data=src.data,
+            library_dir=str(self.library_dir) if self.library_dir is not None else None,
             **kw,
         )
 
     @staticmethod
     def _record(src: Source, render: dict[str, Any]) -> dict[str, Any]:
-        return {
+        out = {
             "spec": SPEC_FORMAT,
             "template": src.template.name,
             "templateVersion": src.template.version,
@@ -89,6 +94,14 @@ class Planner:
             "data": src.data,
             "render": render,
         }
+        if src.brand is not None:
+            out["brand"] = src.brand
+        return out
+
+    @staticmethod
+    def _keyed(src: Source, parts: dict[str, Any]) -> dict[str, Any]:
+        """Another brand than the template's is part of what the file shows, so of its key."""
+        return parts if src.brand is None else {**parts, "brand": src.brand}
 
     def video(self, src: Source, width: int, seconds: float | None, card: int | None = None) -> Plan:
         """The MP4 (and its thumbnail) of the whole message, or of card `card` alone."""
@@ -103,17 +116,20 @@ class Planner:
             max_seconds=min(10.0, p.video_max_seconds),
         )
         key = media_key(
-            {
-                "template": src.template.name,
-                "templateVersion": src.template.version,
-                "data": src.data,
-                "kind": "video",
-                "card": card,
-                "width": width,
-                "seconds": seconds,
-                "maxBytes": p.video_max_bytes,
-                "maxSeconds": opts.max_seconds,
-            }
+            self._keyed(
+                src,
+                {
+                    "template": src.template.name,
+                    "templateVersion": src.template.version,
+                    "data": src.data,
+                    "kind": "video",
+                    "card": card,
+                    "width": width,
+                    "seconds": seconds,
+                    "maxBytes": p.video_max_bytes,
+                    "maxSeconds": opts.max_seconds,
+                },
+            )
         )
         render = {"format": "mp4", "width": width, "seconds": seconds, "card": card}
         spec = self._work(
@@ -139,7 +155,7 @@ class Planner:
             "width": width,
         }
         parts.update({"cards": cards} if view == "card" else {"card": card})
-        key = media_key(parts)
+        key = media_key(self._keyed(src, parts))
         render = {"format": fmt, "view": view, "width": width, "cards": cards, "card": card}
         spec = self._work(
             src,
@@ -166,7 +182,11 @@ class Planner:
             except KeyError:
                 raise NotReproducible(f"no carrier profile {record['profile']!r} here") from None
             data = record["data"]
-            src = Kept(template, data, template.render(data), profile)
+            message = template.render(data)
+            brand = record.get("brand")
+            if brand is not None:
+                message = replace(message, brand=Brand(**brand))
+            src = Kept(template, data, message, profile, brand)
             r = record["render"]
             if r["format"] == "mp4":
                 plan = self.video(src, int(r["width"]), r["seconds"], r["card"])

@@ -60,11 +60,13 @@ def make_app(
         if port is not None:
             overrides.setdefault("public_base_url", f"http://127.0.0.1:{port}")
         s = settings.with_(
-            **{k: v for k, v in backend.items() if k not in overrides},
-            delivery_seed=str(path),
-            delivery_smpp=f"127.0.0.1:{gateway.smpp_port}",
-            delivery_smpp_password="secret",
-            **overrides,
+            **{
+                **backend,
+                "delivery_seed": str(path),
+                "delivery_smpp": f"127.0.0.1:{gateway.smpp_port}",
+                "delivery_smpp_password": "secret",
+                **overrides,
+            }
         )
         kwargs = {"server_kwargs": {"port": port}} if port is not None else {}
         client: Client = await aiohttp_client(create_app(s), **kwargs)

@@ -13,6 +13,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from delivery.gateways.smpp_address import Numbering
+from delivery.gateways.smpp_pdu import ShortMessage
 from mingpian.api.delivery import delivery_key
 from mingpian.settings import PROJECT_ROOT
 from tests.support.gatewaysim import GatewaySim, Rule
@@ -152,3 +154,19 @@ async def idle(client: Client) -> None:
 
 
 __all__ = ["GatewaySim", "Rule", "call", "idle", "settle"]
+
+
+def numbered_sm(text: bytes, to: str = "+8613912345678", sender: str = "95555") -> ShortMessage:
+    """A submit_sm addressed as the SMPP channels address theirs (national plan: TON 2 / NPI 1
+    subscriber, TON 3 / NPI 0 service code)."""
+    src, dst = Numbering().address(sender), Numbering().address(to)
+    return ShortMessage(
+        src.digits,
+        dst.digits,
+        text,
+        registered_delivery=1,
+        source_ton=src.ton,
+        source_npi=src.npi,
+        dest_ton=dst.ton,
+        dest_npi=dst.npi,
+    )

@@ -3,11 +3,14 @@ verification with audit, hashed keys, and every route probed across tenants and 
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from PIL import Image
 
 from delivery import keys as dauth
 from delivery.errors import SeedError
@@ -179,6 +182,13 @@ async def test_every_route_refuses_other_tenants_and_anonymous_callers(make_app:
         headers=auth(CMB_KEY),
     )
     rid = (await filed.json())["id"]
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(buf, "PNG")
+    form = aiohttp.FormData()
+    form.add_field("file", io.BytesIO(buf.getvalue()), filename="logo.png", content_type="image/png")
+    r = await client.post("/api/enterprises/cmb/media", data=form, headers=auth(CMB_KEY))
+    assert r.status == 201
+    media_id = (await r.json())["id"]  # the library routes are probed with cmb's own file
     store = client.app[delivery_key].store
     before = "\n".join(await store.snapshot())
     routes = sorted(
@@ -192,20 +202,19 @@ async def test_every_route_refuses_other_tenants_and_anonymous_callers(make_app:
             and r.method in ("GET", "POST", "PUT", "DELETE")
         }
     )
-    assert len(routes) >= 30
+    assert len(routes) >= 36
+    assert ("POST", "/api/enterprises/{eid}/media") in routes and (
+        "GET",
+        "/api/enterprises/{eid}/media/{id}/content",
+    ) in routes
     bodies: dict[str, Any] = {
         "/api/calls": {"call_id": "evil", "caller": CMB_LINE, "callee": CUSTOMER, "phase": "ringing"},
         "/api/replies": {"from": CUSTOMER, "to": CMB_LINE, "text": "TD"},
     }
     for method, path in routes:
         # the other enterprise's ids: enterprise cmb, its line, its card, its call
-        ids = {
-            "eid": "cmb",
-            "id": "identity" if "/cards" in path else CMB_LINE,
-            "call_id": "cmb-call",
-            "kid": "0123456789ab",
-            "rid": rid,
-        }
+        own = "identity" if "/cards" in path else media_id if "/media" in path else CMB_LINE
+        ids = {"eid": "cmb", "id": own, "call_id": "cmb-call", "kid": "0123456789ab", "rid": rid}
         url = _fill(path, ids)
         body = bodies.get(
             path,

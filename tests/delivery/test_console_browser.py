@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 from aiohttp import web
+from PIL import Image
 
 from mingpian.settings import PROJECT_ROOT, Settings
 from tests.support.browser import PageProbe, ServerThread
@@ -203,6 +204,18 @@ def test_enterprise_journey(browser: Any, server: ServerThread) -> None:
         == "站长"
     )
     shot(page, "06-staff")
+    # a logo into the media library, listed with the media:<id> a card names
+    open_page(page, "#/media", "media")
+    buf = io.BytesIO()
+    Image.new("RGB", (120, 120), (20, 120, 60)).save(buf, "PNG")
+    page.set_input_files(
+        "input[type=file]", files=[{"name": "logo.png", "mimeType": "image/png", "buffer": buf.getvalue()}]
+    )
+    page.click("button:has-text('上传')")
+    page.wait_for_selector("text=已上传，名片里填写 media:")
+    page.wait_for_selector("main img.thumb-media")
+    assert page.evaluate("() => document.querySelector('main img.thumb-media').naturalWidth") > 0
+    shot(page, "065-media")
     # a key, shown once, that works
     open_page(page, "#/keys", "keys")
     page.fill("input[name=label]", "呼叫中心")

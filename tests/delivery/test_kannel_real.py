@@ -71,6 +71,11 @@ system-type = ""
 enquire-link-interval = 30
 reconnect-delay = 1
 msg-id-type = 0x03
+source-addr-autodetect = false
+source-addr-ton = 2
+source-addr-npi = 1
+dest-addr-ton = 2
+dest-addr-npi = 1
 
 group = smsbox
 bearerbox-host = 127.0.0.1
@@ -153,6 +158,9 @@ async def test_through_real_kannel_flash_fails_then_sms_is_delivered(
     subs = gateway.submitted(CUSTOMER[3:])
     assert subs[0]["channel"] == "flash" and subs[0]["data_coding"] == 0x18  # Kannel: mclass=0, UCS-2
     assert all(s["channel"] == "sms" for s in subs[1:]) and subs[1]["text"].startswith("【顺丰速运】")
+    # Kannel numbers national digits by its smsc group's source/dest-addr-ton/npi (kannel.conf
+    # above); the simulator's independent reading refused none of them (tests/conftest.py)
+    assert {(s["source_ton"], s["source_npi"], s["dest_ton"], s["dest_npi"]) for s in subs} == {(2, 1, 2, 1)}
     [b] = await client.app[delivery_key].meter.balances("sf")
     assert b["used"] == d["attempts"][1]["units"]
     # a subscriber's "退订" reaches us through Kannel's sms-service (UCS-2 recoded to UTF-8)

@@ -12,6 +12,8 @@ from delivery.gateways import smpp_pdu as smpp
 from delivery.gateways.smpp_pdu import ShortMessage
 from tests.support.gatewaysim import GatewaySim
 
+from .support import numbered_sm
+
 
 def test_submit_sm_round_trip_with_tlvs() -> None:
     sm = ShortMessage(
@@ -89,12 +91,12 @@ async def test_client_binds_refuses_wrong_password_and_reconnects() -> None:
     client = smpp_client.SmppClient("127.0.0.1", port, "mingpian", "secret", on_deliver, timeout=1.0)
     client.start()
     assert await client.wait_bound(2)
-    res = await client.submit(ShortMessage("95555", "13912345678", b"hi", registered_delivery=1))
+    res = await client.submit(numbered_sm(b"hi"))
     assert res.ok and res.message_id
     sim.kick()  # the SMSC drops the session: the client rebinds by itself
     await asyncio.sleep(0.05)
     assert await client.wait_bound(3)
-    res2 = await client.submit(ShortMessage("95555", "13912345678", b"again", registered_delivery=1))
+    res2 = await client.submit(numbered_sm(b"again"))
     assert res2.ok and sim.binds >= 2
     for _ in range(100):
         if len(got) >= 2:
@@ -136,7 +138,7 @@ async def test_enquire_link_keeps_the_session_alive_and_a_dead_link_is_rebound()
             break
         await asyncio.sleep(0.01)
     assert client.bound and sim.binds >= 2
-    res = await client.submit(ShortMessage("95555", "13912345678", b"hi", registered_delivery=1))
+    res = await client.submit(numbered_sm(b"hi"))
     assert res.ok
     await client.close()
     await sim.stop()

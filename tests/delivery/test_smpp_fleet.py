@@ -24,13 +24,13 @@ from mingpian.api.delivery import delivery_key
 from tests.support.gatewaysim import GatewaySim, Rule
 from tests.support.processes import free_port
 
-from .support import AppFactory, call, seed_doc, settle
+from .support import AppFactory, call, numbered_sm, seed_doc, settle
 
 PoolFactory = Callable[..., SmppPool]
 
 
 def sm(n: int) -> ShortMessage:
-    return ShortMessage("95555", f"139{n:08d}", b"hi", registered_delivery=1)
+    return numbered_sm(b"hi", to=f"+86139{n:08d}")
 
 
 def most_in_one_second(times: list[float]) -> int:

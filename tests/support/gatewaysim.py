@@ -14,6 +14,13 @@ system_id; one more is refused with ESME_RBINDFAIL) and `rate_limits` (submits a
 system_id in any one second; one more is answered ESME_RTHROTTLED, 0x58). `received` keeps
 every submit_sm as it arrived (time, session, command_status), for measuring rates and spreading.
 
+With `verify` (the default) every PDU an ESME sends is also read by an independent codec
+(smppcheck.py, PyPI `smpplib`) and every submit_sm's addresses as a Chinese SMSC reads them; a
+misnumbered submit is refused (0x0A invalid source / 0x0B invalid destination address) as a real
+SMSC would, and every problem is kept in `problems` and in the module's `PROBLEMS`, which the
+test suite checks after each test (tests/conftest.py). The benchmarks turn it off (the cost of a
+second parser is not the server's).
+
 Run alone: `python -m tests.support.gatewaysim --smpp-port 2775 --http-port 8775`.
 
 One module past ~500 lines on purpose: an SMSC (binds, submits, receipts, limits) and its control
@@ -28,6 +35,7 @@ import contextlib
 import itertools
 import time
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from typing import Any
 
 import aiohttp
@@ -36,6 +44,9 @@ from aiohttp import web
 from delivery.gateways import smpp_pdu as smpp
 from delivery.gateways import smpp_receipts
 from delivery.gateways.smpp_pdu import Pdu, ShortMessage
+
+PROBLEMS: list[str] = []  # every verifying simulator's, for the suite's after-test check
+STATUS_INVSRCADR, STATUS_INVDSTADR = 0x0A, 0x0B
 
 
 def channel_of(sm: ShortMessage) -> str:
@@ -97,8 +108,10 @@ class Received:
 
 
 class GatewaySim:
-    def __init__(self, *, system_id: str = "mingpian", password: str = "secret") -> None:
+    def __init__(self, *, system_id: str = "mingpian", password: str = "secret", verify: bool = True) -> None:
         self.accounts = {system_id: password}
+        self.verify = verify
+        self.problems: list[str] = []  # what the independent reading found wrong (with `verify`)
         self.rules: list[Rule] = []
         self.submits: list[dict[str, Any]] = []
         self.by_destination: dict[str, int] = {}
@@ -187,6 +200,8 @@ class GatewaySim:
             while True:
                 pdu = await smpp.read_pdu(reader)
                 cmd = pdu.command_id
+                if self.verify and cmd != smpp.SUBMIT_SM:  # submit_sm: checked in _submit
+                    self._problems(pdu)
                 if cmd in smpp.BINDS:
                     bind = smpp.Bind.decode(pdu.body)
                     ok = self.accounts.get(bind.system_id) == bind.password
@@ -229,6 +244,16 @@ class GatewaySim:
                 self._sessions.remove(session)
             writer.close()
 
+    def _problems(self, pdu: Pdu, sm: ShortMessage | None = None) -> list[str]:
+        from . import smppcheck  # smpplib: the test extra's; the benchmarks run without it
+
+        found = smppcheck.problems(pdu.encode(), sm)
+        for p in found:
+            line = f"0x{pdu.command_id:08X} #{pdu.seq}: {p}"
+            self.problems.append(line)
+            PROBLEMS.append(line)
+        return found
+
     def _rule(self, channel: str, destination: str) -> Rule:
         for r in self.rules:
             if r.matches(channel, destination):
@@ -243,6 +268,13 @@ class GatewaySim:
         except smpp.PduError:
             session.writer.write(Pdu(smpp.SUBMIT_SM | smpp.RESP, smpp.STATUS_INVMSGLEN, pdu.seq).encode())
             return
+        if self.verify and (found := self._problems(pdu, sm)):
+            bad_address = [p for p in found if p.startswith(("source_addr", "destination_addr"))]
+            if bad_address:
+                status = STATUS_INVSRCADR if bad_address[0].startswith("source") else STATUS_INVDSTADR
+                self.received.append(Received(time.time(), session.id, status))
+                session.writer.write(Pdu(smpp.SUBMIT_SM | smpp.RESP, status, pdu.seq, b"\0").encode())
+                return
         if self._over_rate(session.system_id):
             self.throttled += 1
             self.received.append(Received(time.time(), session.id, smpp.STATUS_THROTTLED))
@@ -271,7 +303,11 @@ class GatewaySim:
             "message_id": mid,
             "channel": channel,
             "source": sm.source,
+            "source_ton": sm.source_ton,
+            "source_npi": sm.source_npi,
             "destination": sm.destination,
+            "dest_ton": sm.dest_ton,
+            "dest_npi": sm.dest_npi,
             "text": sm.text(),
             "data_coding": sm.data_coding,
             "esm_class": sm.esm_class,
@@ -330,6 +366,10 @@ class GatewaySim:
             sm.source,
             smpp_receipts.receipt_text(mid, stat, now, now),
             esm_class=smpp.ESM_RECEIPT,
+            source_ton=sm.dest_ton,
+            source_npi=sm.dest_npi,
+            dest_ton=sm.source_ton,
+            dest_npi=sm.source_npi,
             tlvs={smpp.TLV_RECEIPTED_MESSAGE_ID: smpp.cstr(mid), smpp.TLV_MESSAGE_STATE: bytes((state,))},
         )
         self.receipts_sent += 1
@@ -478,7 +518,9 @@ class GatewaySim:
 
 
 async def _main(args: argparse.Namespace) -> None:
-    sim = GatewaySim(system_id=args.system_id, password=args.password)
+    sim = GatewaySim(
+        system_id=args.system_id, password=args.password, verify=find_spec("smpplib") is not None
+    )
     port = await sim.start(args.host, args.smpp_port)
     runner = web.AppRunner(sim.control_app())
     await runner.setup()

@@ -14,15 +14,30 @@ import asyncpg
 from aiohttp import web
 
 from delivery.errors import ConfigError, SeedError
+from delivery.library.ingest import Limits
 from delivery.service import DeliveryConfig, DeliveryService
 
 from ...console import setup as setup_console
 from ...keys import metrics_key, settings_key, templates_key
+from ...library import library_dir
 from ...metrics import watch_delivery
 from ...openapi import add_paths, openapi_hooks_key
 from ...reports import setup as setup_reports_page
 from ...settings import Settings
-from . import brand, calls, doc_schemas, dryrun, enterprises, kannel, reports, resources, session, staff_csv
+from . import (
+    brand,
+    calls,
+    doc_schemas,
+    dryrun,
+    enterprises,
+    kannel,
+    media,
+    preview,
+    reports,
+    resources,
+    session,
+    staff_csv,
+)
 from .state import delivery_key
 
 __all__ = ["delivery_key", "setup"]
@@ -46,6 +61,8 @@ def delivery_config(s: Settings) -> DeliveryConfig:
         smpp_rate=s.delivery_smpp_rate,
         smpp_wait=s.delivery_smpp_wait,
         flash_gsm_dcs=s.delivery_flash_gsm_dcs,
+        smpp_numbering=s.delivery_smpp_numbering,
+        smpp_service_ton=s.delivery_smpp_service_ton,
         timeouts=dict(s.delivery_timeouts),
         ring_timeout=s.delivery_ring_timeout,
         lease=s.delivery_lease,
@@ -57,6 +74,11 @@ def delivery_config(s: Settings) -> DeliveryConfig:
         kannel_channels=tuple(s.delivery_kannel_channels),
         kannel_token=s.delivery_kannel_token,
         callback_base=s.base_url,
+        library_dir=library_dir(s),
+        library_quota=s.library_quota,
+        library_limits=Limits(s.library_max_bytes, s.library_max_pixels, s.library_max_seconds),
+        ffmpeg=s.ffmpeg,
+        fetch_timeout=s.library_fetch_timeout,
     )
 
 
@@ -99,7 +121,19 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 def setup(app: web.Application) -> None:
     app.cleanup_ctx.append(_lifecycle)
     paths = {}
-    for module in (enterprises, brand, resources, calls, reports, kannel, session, staff_csv, dryrun):
+    for module in (
+        enterprises,
+        brand,
+        resources,
+        calls,
+        reports,
+        kannel,
+        media,
+        preview,
+        session,
+        staff_csv,
+        dryrun,
+    ):
         paths.update(module.setup(app))
     paths.update(setup_reports_page(app))
     paths.update(setup_console(app))

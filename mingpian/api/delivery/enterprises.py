@@ -86,9 +86,12 @@ async def delete_enterprise(request: web.Request) -> web.Response:
     p = await principal(request)
     require_operator(p)
     ent = await enterprise(request, p)
-    store = request.app[delivery_key].store
+    service = request.app[delivery_key]
+    store = service.store
+    media = await store.media_list(ent["id"])
     await store.delete_enterprise(ent["id"])
     await store.durable()
+    await service.library.forget_enterprise(media)  # its library files no one else uses
     return web.Response(status=204)
 
 
