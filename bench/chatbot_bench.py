@@ -36,9 +36,13 @@ import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
 from benchlib import free_port, redis_server, wait_port  # noqa: E402
 
+from chatbot.auth import csp_signature_headers  # noqa: E402
 from chatbot.simulator import Simulator  # noqa: E402
 
-BEARER = "bench-bearer-token"
+# Each turn is signed as a CT/CU platform signs it (a fresh timestamp and nonce per request), so
+# the run includes what every such callback costs: the signature check and the store's nonce
+# record that refuses a replay.
+CSP_TOKEN = "bench-csp-token"
 CHATBOT = "sip:106500@botplatform.rcs.chinaunicom.cn"
 TARGET = 2000.0
 
@@ -75,7 +79,7 @@ def _body(prefix: str, i: int, distinct: bool = False) -> bytes:
 
 async def _generate(a: argparse.Namespace) -> dict[str, Any]:
     webhook = a.url.endswith("/messages")
-    headers = {"Authorization": f"Bearer {BEARER}", "Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json"}
     lat: list[float] = []
     acked: list[int] = []
     worst: list[tuple[float, float]] = []  # (latency, when it started, s into the run)
@@ -90,7 +94,8 @@ async def _generate(a: argparse.Namespace) -> dict[str, Any]:
             nonlocal errors
             try:
                 if webhook:
-                    async with session.post(a.url, data=_body(a.prefix, i, a.distinct), headers=headers) as r:
+                    signed = {**headers, **csp_signature_headers(CSP_TOKEN, nonce=f"{a.prefix}-{i}")}
+                    async with session.post(a.url, data=_body(a.prefix, i, a.distinct), headers=signed) as r:
                         await r.read()
                         ok = r.status == 200
                 else:
@@ -253,7 +258,7 @@ async def bench_store(
             "MINGPIAN_MAAP_URL": f"http://127.0.0.1:{sim_port}",
             "MINGPIAN_MAAP_APP_ID": sim.app_id,
             "MINGPIAN_MAAP_APP_KEY": sim.app_key,
-            "MINGPIAN_WEBHOOK_BEARER": BEARER,
+            "MINGPIAN_WEBHOOK_CSP_TOKEN": CSP_TOKEN,
             "MINGPIAN_OUTBOX_CONCURRENCY": "128",
         }
     )

@@ -4,8 +4,8 @@ Measures, in one run, in headless Debian Chromium (Playwright) against a real se
 1. First contentful paint of the gallery and of a template page, against the FCP of a trivial
    page (one paragraph of Chinese) in the same browser: the baseline. Target: < 1 s.
 2. Live reload: time from saving card.yaml (scratch copy) to the updated card on the phone,
-   against the time from typing in the form to the updated card (one render round trip, the
-   baseline). Target: < 1 s.
+   against the time from typing in the form to the updated card (the form's 200 ms debounce and
+   one render round trip, the baseline). Target: p50 <= 500 ms.
 
 Run: .venv/bin/python bench/studio_bench.py [--saves 8]
 """
@@ -139,9 +139,11 @@ def main() -> None:
         print(f"  {key:8s}: {median_ms(fcp[key])}  = {statistics.median(fcp[key]) / b:.1f}x baseline")
     print(f"live reload, {args.saves} saves of card.yaml:")
     print(f"  form edit → card (baseline): {median_ms(typed)}")
+    p50 = statistics.median(saved)
     print(
         f"  file save → card:            {median_ms(saved)}  = "
-        f"{statistics.median(saved) / statistics.median(typed):.1f}x baseline"
+        f"{p50 / statistics.median(typed):.1f}x baseline; target p50 <= 500 ms: "
+        + ("met" if p50 <= 0.5 else "MISSED")
     )
 
 

@@ -21,7 +21,8 @@ _FIRST = re.compile(r"^\$\.([^.\[]+)")
 def data_problems(
     template: CardTemplate, card: dict[str, Any], supplied: Iterable[str]
 ) -> list[dict[str, str]]:
-    """Problems of the card's data as `{"path": "$.data.…", "message"}`; a required field that
+    """Problems of the card's data as `{"path": "$.data.…", "message", "code"}` (code: the JSON
+    Schema keyword broken); a required field that
     `supplied` (staff data keys) or the card's call fields fill at call time is not one."""
     later = set(supplied) | set(card.get("call_fields") or {})
     try:
@@ -30,8 +31,10 @@ def data_problems(
         out = []
         for p in exc.problems:
             m = _FIRST.match(p.path)
-            if p.message == "is required" and m is not None and m.group(1) in later:
+            if p.code == "required" and m is not None and m.group(1) in later:
                 continue
-            out.append({"path": "$.data" + p.path[1:], "message": p.message})
+            out.append(
+                {"path": "$.data" + p.path[1:], "message": p.message, **({"code": p.code} if p.code else {})}
+            )
         return out
     return []

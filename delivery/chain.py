@@ -34,7 +34,7 @@ from .compose import Composer
 from .gateways import Channel, Outgoing
 from .metering import Charge, Meter, day_of
 from .receipts import WAITING, Receipts, charge_key
-from .records import Delivery
+from .records import Attempt, Delivery
 from .storage import DeliveryStore
 from .wakeups import Wakeups
 
@@ -76,6 +76,7 @@ class Chains:
         self.ring_timeout = ring_timeout
         self.capability = capability
         self.lease = lease  # seconds a worker holds a chain without renewing it
+        wakeups.local = lambda did: did in self._tasks
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._keeper: asyncio.Task[None] | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -160,6 +161,7 @@ class Chains:
 
     def _done(self, did: str) -> None:
         self._tasks.pop(did, None)
+        self.wakeups.forget(did)
         self.composer.forget(did)
 
     def note_phase(self, call_id: str, phase: str, now: float) -> None:
@@ -202,42 +204,60 @@ class Chains:
             await self.store.count_impression(d.enterprise, d.card, day_of(time.time()))
 
     async def _chain(self, did: str, d: Delivery | None) -> None:
-        resumed, graced = d is None, False
+        resumed, graced, checked = d is None, False, False
         if d is None:
             d = await self.store.delivery(did)
             if d is not None and d.state == "active":
                 await self._give_back_orphan(d)
+        # The current step's attempt as last read or written here; None: read it. A delivery
+        # just accepted here has none yet, so its first step needs no read.
+        att: Attempt | None = None
+        known = not resumed and d is not None and d.step == 0
         while d is not None and d.state == "active":
             now = time.time()
-            if d.phase == "ringing":
-                late = await self._late_phase(d.call_id)
-                if late or now - d.event_at > self.ring_timeout:
-                    why = f"call {late} before the card arrived" if late else "ring timeout passed"
-                    await self._finish(d, "dropped", why)
-                    return
-            if await self.store.opted_out(d.enterprise, d.recipient):
-                await self._finish(d, "blocked", "opted out")
-                return
-            att = await self.store.attempt(d.id, d.step)
+            if not known:
+                att = await self.store.attempt(d.id, d.step)
+            known = False
             if att is None:
+                if d.phase == "ringing":  # a pre-call card is never sent late
+                    late = await self._late_phase(d.call_id)
+                    if late or now - d.event_at > self.ring_timeout:
+                        why = f"call {late} before the card arrived" if late else "ring timeout passed"
+                        await self._finish(d, "dropped", why)
+                        return
+                if await self.store.opted_out(d.enterprise, d.recipient):
+                    await self._finish(d, "blocked", "opted out")
+                    return
                 if d.step >= len(d.chain):
                     await self._finish(d, "failed", "every channel failed")
                     return
                 ent = await self.store.get("enterprise", "", d.enterprise) or {}
                 if d.step == 0 and not await self._rules_pass(d, ent, now):
                     return
-                await self._attempt(d, ent, d.chain[d.step])
+                att, known = await self._attempt(d, ent, d.chain[d.step]), True
+                if att is None:
+                    return  # finished: render error or quota
             elif att.state == "sending":  # crashed between the row and the submit's answer
+                # Never resent on this channel (it may have gone out). Its receipt, if the SMSC
+                # sends one, names a message id nobody recorded: matched by the recipient instead.
+                await self._adopt(d, att)
                 await self.store.update_attempt(
                     att.id, state="unknown", detail="interrupted while handing over; not resent"
                 )
             elif att.state in WAITING:
+                if await self.store.opted_out(d.enterprise, d.recipient):
+                    await self._finish(d, "blocked", "opted out")
+                    return
                 if resumed and now >= att.deadline and not graced:
                     # Down past the deadline: the receipts the SMSC kept for us arrive right after
                     # the bind, so give them a moment before falling over.
                     graced = True
                     att.deadline = now + RESUME_GRACE
                 if now >= att.deadline:
+                    if att.state == "unknown":
+                        await self._adopt(d, att)
+                    if await self.receipts.evaluate(att.id) not in WAITING:
+                        continue  # a receipt came in time after all (stored before its ids were)
                     await self.receipts.settle(
                         att.id,
                         att.channel,
@@ -248,8 +268,14 @@ class Chains:
                     await self.meter.refund(charge_key(att))
                     d.step += 1
                     await self.store.update_delivery(d.id, step=d.step)
-                elif await self.receipts.evaluate(att.id) in WAITING:  # one may have come before the ids
-                    await self.wakeups.wait(d.id, att.deadline)
+                    known = True  # the next step has no attempt yet
+                    att = None
+                elif resumed and not checked:
+                    checked = True  # receipts the store kept while no worker ran this chain
+                    if await self.receipts.evaluate(att.id) in WAITING:
+                        known = await self._wait(d, att)
+                else:
+                    known = await self._wait(d, att)
             elif att.state == "delivered":
                 await self._finish(d, "delivered", "", att.channel)
                 return
@@ -258,6 +284,24 @@ class Chains:
             else:  # failed / timeout / error / skipped: next channel
                 d.step += 1
                 await self.store.update_delivery(d.id, step=d.step)
+                known, att = True, None
+
+    async def _adopt(self, d: Delivery, att: Attempt) -> None:
+        """Receipts about this recipient since the attempt started that match no message id
+        become this attempt's: a crash between the SMSC's answer and the recording of the
+        message ids must not make a delivered card look lost (and be sent again elsewhere)."""
+        if att.channel in LEGACY:
+            await self.store.adopt_receipts(att.id, d.recipient, att.started, max(1, att.segments))
+
+    async def _wait(self, d: Delivery, att: Attempt) -> bool:
+        """Wait for `att`'s receipt (or its deadline, or another wake). True when a receipt heard
+        here already settled it (the chain's copy is current), False when the store must tell."""
+        self.receipts.watch(att)
+        try:
+            await self.wakeups.wait(d.id, att.deadline)
+        finally:
+            self.receipts.unwatch(att)
+        return att.state not in WAITING
 
     async def _give_back_orphan(self, d: Delivery) -> None:
         """Units taken just before an attempt row commits (where the counters live outside the
@@ -297,19 +341,22 @@ class Chains:
                 return "the phone cannot show 5G messages"
         return ""
 
-    async def _attempt(self, d: Delivery, ent: dict[str, Any], channel: str) -> None:
+    async def _attempt(self, d: Delivery, ent: dict[str, Any], channel: str) -> Attempt | None:
+        """Try one channel: the attempt as written here (its state as this process left it), or
+        None when the delivery finished instead (a render error, no quota)."""
         now = time.time()
         reason = await self._skip_reason(d, ent, channel)
         if reason:
             att = await self.store.add_attempt(d.id, d.step, channel, 0, 0, now)
             await self.receipts.settle(att.id, channel, "skipped", done=now, detail=reason)
-            return
+            att.state = "skipped"
+            return att
         try:
             msg = await self.composer.message(d, ent)
             legacy = self.composer.degrade(msg, channel if channel in LEGACY else "sms")  # rcs: SMS fallback
         except RenderError as exc:
             await self._finish(d, "failed", f"render: {exc}")
-            return
+            return None
         segments = len(legacy.segments) if channel in LEGACY else 1
         # The attempt row, its units and its ledger row commit together, before the submit, so
         # one durable wait covers them (see metering: where the units are taken differs).
@@ -320,13 +367,17 @@ class Chains:
             )
             charge = await self.meter.settle(reserved)
             await self._charged(att.id, channel, charge, now)
-        await self.store.durable()  # the attempt row and its charge exist before anything is sent
         if not charge.ok:
+            await self.store.durable()
             await self._finish(d, "blocked", f"quota: {charge.reason}")
-            return
-        if not await self.store.renew(self.owner, [d.id], time.time() + self.lease):
-            # Fenced: another worker took this chain over (we stalled past the lease); it resumes
-            # from the attempt row, which it will not resend, so nothing goes out twice.
+            return None
+        # The attempt row and its charge are durable before anything is sent, and the lease is
+        # checked (fenced: another worker took this chain over because we stalled past the
+        # lease; it resumes from the attempt row, which it will not resend): one commit for both.
+        held, _ = await asyncio.gather(
+            self.store.renew(self.owner, [d.id], time.time() + self.lease), self.store.durable()
+        )
+        if not held:
             raise LeaseLost(d.id)
         extra: dict[str, Any] = {"step": d.step, "deadline": att.deadline}  # SMPP submits nothing after it
         if ent.get("sms_sender"):  # a 106… code or a name instead of the line, on SMS channels
@@ -335,22 +386,25 @@ class Chains:
             Outgoing(d.id, channel, d.line, d.recipient, msg, legacy, ent.get("chatbot", ""), extra)
         )
         self.handed += 1
+        ids = list(handed.message_ids)
         async with self.store.tx():
-            await self.store.add_message_ids(att.id, list(handed.message_ids))
+            await self.store.add_message_ids(att.id, ids)
             if handed.ok and channel == "rcs":  # the MaaP owns the rest, SMS fallback included
                 await self.receipts.settle(
                     att.id, channel, "delivered", done=time.time(), detail=handed.detail
                 )
-                self.wakeups.poke(d.id)
+                att.state = "delivered"
             elif handed.ok:
-                await self.store.update_attempt(
-                    att.id, state="submitted", detail=",".join(handed.message_ids)
-                )
+                await self.store.update_attempt(att.id, state="submitted", detail=",".join(ids))
+                att.state = "submitted"
             else:
                 await self.receipts.settle(att.id, channel, "error", done=time.time(), detail=handed.detail)
+                att.state = "error"
         if not handed.ok:
             await self.meter.refund(charge_key(att))
-        await self.receipts.evaluate(att.id)
+        if att.state == "submitted" and self.receipts.submitted(att.id, ids):
+            att.state = await self.receipts.evaluate(att.id)  # a receipt came before its ids
+        return att
 
     async def _charged(self, attempt: int, channel: str, charge: Charge, now: float) -> None:
         if charge.ok:

@@ -60,54 +60,42 @@ class Intake:
             raise InProgress(f"call {call_id} {phase} is being accepted by another server; retry")
         if claim == "done":
             return 200, duplicate
-        d: Delivery | None = None
-        async with self.store.tx():  # the event and its delivery commit together, or neither
-            if await self.store.call_event(call_id, phase, at):
-                ent = await self.store.get("enterprise", "", enterprise) or {}
-                card = (
-                    {}
-                    if ent.get("suspended")
-                    else await choose_card(self.store, enterprise, line, phase, call_id) or {}
-                )
-                d = Delivery(
-                    did,
-                    call_id,
-                    phase,
-                    enterprise,
-                    line_no,
-                    person,
-                    card.get("id", ""),
-                    card.get("template", ""),
-                    card.get("kind", "identity"),
-                    {
-                        "card_data": card.get("data") or {},
-                        "call_fields": card.get("call_fields") or {},
-                        "staff": line.get("staff"),
-                        "caller": caller,
-                        "callee": callee,
-                        "time": at,
-                        "verified": bool(line.get("verified")),
-                    },
-                    list((ent.get("policy") or {}).get("chain") or DEFAULT_CHAIN),
-                    0,
-                    "active" if card else "skipped",
-                    ""
-                    if card
-                    else "enterprise suspended"
-                    if ent.get("suspended")
-                    else f"no card for phase {phase}",
-                    "",
-                    at,
-                    now,
-                    now,
-                )
-                await self.store.add_delivery(d, self.chains.owner, now + self.chains.lease)
-        if d is None:
-            await self.store.durable()
+        ent = await self.store.get("enterprise", "", enterprise) or {}
+        suspended = bool(ent.get("suspended"))  # the operator stopped it: nothing is sent
+        card = {} if suspended else await choose_card(self.store, enterprise, line, phase, call_id) or {}
+        d = Delivery(
+            did,
+            call_id,
+            phase,
+            enterprise,
+            line_no,
+            person,
+            card.get("id", ""),
+            card.get("template", ""),
+            card.get("kind", "identity"),
+            {
+                "card_data": card.get("data") or {},
+                "call_fields": card.get("call_fields") or {},
+                "staff": line.get("staff"),
+                "caller": caller,
+                "callee": callee,
+                "time": at,
+                "verified": bool(line.get("verified")),
+            },
+            list((ent.get("policy") or {}).get("chain") or DEFAULT_CHAIN),
+            0,
+            "active" if card else "skipped",
+            "" if card else "enterprise suspended" if suspended else f"no card for phase {phase}",
+            "",
+            at,
+            now,
+            now,
+        )
+        # The event and its delivery commit together, or neither; acknowledged once durable.
+        if not await self.store.accept_call(d, self.chains.owner, now + self.chains.lease):
             return 200, duplicate
         if phase != "ringing":  # the call was answered or ended: a pending pre-call card is too late
             self.chains.note_phase(call_id, phase, now)
-        await self.store.durable()  # acknowledged only once it would survive a crash
         self.counters.confirm(did, self.dedupe_ttl)
         if d.state == "active":
             self.chains.spawn(did, d)

@@ -25,6 +25,7 @@ transaction and cache handling.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import time
@@ -41,6 +42,7 @@ from infra.migrations_pg import migrate_postgres
 from .console_pg import PgConsoleRows
 from .metering.ledger import GROUPS, LedgerEntry, usage_dicts
 from .metering.packages import Charge
+from .pgbatch import Block, GroupCommit
 from .records import MEDIA_COLUMNS, MEDIA_FIELDS, Attempt, Delivery, attempt_stats
 
 log = logging.getLogger("mingpian.delivery")
@@ -62,11 +64,12 @@ UPDATABLE = {
     "deliveries": frozenset({"step", "state", "reason", "channel", "updated"}),
     "attempts": frozenset({"state", "units", "done", "detail", "deadline"}),
 }
+ID_BLOCK = 256  # attempt ids taken from the sequence at a time (one round trip per block)
 
 TABLES = (
     "objects", "audit", "api_keys", "calls", "deliveries", "attempts", "message_ids", "receipts",
-    "optouts", "taps", "impressions", "replies_seen", "charges", "chatbot_owners", "console_sessions",
-    "media",
+    "optouts", "taps", "impressions", "replies_seen", "charges", "media", "chatbot_owners",
+    "console_sessions",
 )  # fmt: skip
 
 
@@ -88,11 +91,10 @@ def _attempt(r: asyncpg.Record) -> Attempt:
     return Attempt(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10])
 
 
-def _set_clause(table: str, fields: dict[str, Any]) -> str:
+def _check_fields(table: str, fields: dict[str, Any]) -> None:
     bad = set(fields) - UPDATABLE[table]
     if bad:
         raise ValueError(f"cannot update {table}.{sorted(bad)}")
-    return ", ".join(f"{k}=${i}" for i, k in enumerate(fields, start=1))
 
 
 class PgDeliveryStore(PgConsoleRows):
@@ -104,9 +106,11 @@ class PgDeliveryStore(PgConsoleRows):
         self.min_size, self.max_size = min_size, max_size
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
-        self._tx: contextvars.ContextVar[asyncpg.Connection | None] = contextvars.ContextVar(
+        self._block: contextvars.ContextVar[Block | None] = contextvars.ContextVar(
             "delivery_tx", default=None
         )
+        self.writes = GroupCommit(lambda: self.pool)
+        self._ids: list[int] = []  # attempt ids taken from the sequence, not used yet
         self._docs: dict[tuple[Any, ...], Any] = {}
         self._keys: dict[str, tuple[str, str | None]] = {}
         self._optouts: set[tuple[str, str]] = set()
@@ -131,6 +135,8 @@ class PgDeliveryStore(PgConsoleRows):
         self._optouts = {(r[0], r[1]) for r in rows}
 
     async def stop(self) -> None:
+        if self._pool is not None:
+            await self.writes.close()  # what is queued is committed before the pool goes
         if self._listener is not None:
             await self._listener.close()
             self._listener = None
@@ -160,34 +166,90 @@ class PgDeliveryStore(PgConsoleRows):
         return self._pool
 
     @asynccontextmanager
-    async def tx(self) -> AsyncIterator[asyncpg.Connection]:
-        conn = self._tx.get()
-        if conn is not None:  # nested: a savepoint on the same connection
-            async with conn.transaction():
-                yield conn
-            return
-        async with self.pool.acquire() as conn:
-            token = self._tx.set(conn)
+    async def tx(self) -> AsyncIterator[None]:
+        """All or nothing. The hot-path writes of the block (pgbatch.py) join the shared group
+        commit together at its end; a block that runs a statement of its own (a read, a
+        configuration write) holds a connection and a transaction from then on, and its queued
+        writes run there. A nested block is a savepoint (on a connection) or a mark in the list."""
+        outer = self._block.get()
+        if outer is not None:
+            if outer.conn is not None:
+                async with outer.conn.transaction():
+                    yield None
+                return
+            mark = len(outer.writes)
             try:
-                async with conn.transaction():
-                    yield conn
+                yield None
             except BaseException:
+                del outer.writes[mark:]
+                raise
+            return
+        block = Block()
+        token = self._block.set(block)
+        try:
+            try:
+                yield None
+            except BaseException:
+                if block.tr is not None:
+                    await block.tr.rollback()
                 self._forget()  # the caches may hold what was rolled back
                 raise
-            finally:
-                self._tx.reset(token)
+            if block.conn is None or block.tr is None:
+                self.writes.add_block(block)
+                return
+            tell = await block.batch().apply(block.conn)
+            await block.tr.commit()
+            tell()
+        finally:
+            self._block.reset(token)
+            if block.conn is not None:
+                await self.pool.release(block.conn)
+
+    async def _conn(self) -> asyncpg.Connection | asyncpg.Pool:
+        """Where a statement of the store's own runs: the block's connection (taken, and its
+        queued writes run, at the block's first statement), or the pool once every write queued
+        before it has committed (so a read sees them, and writes to one row keep their order)."""
+        block = self._block.get()
+        if block is None:
+            await self.writes.settled()
+            return self.pool
+        if block.conn is None:
+            await self.writes.settled()
+            conn = await self.pool.acquire()
+            tr = conn.transaction()
+            try:
+                await tr.start()
+            except BaseException:
+                await self.pool.release(conn)
+                raise
+            block.conn, block.tr = conn, tr
+        if block.writes:  # their results (a new call event?) are those of this transaction
+            (await block.batch().apply(block.conn))()
+        return block.conn
+
+    def _queue(self, kind: str, row: Any, fut: asyncio.Future[bool] | None = None) -> None:
+        block = self._block.get()
+        if block is None:
+            self.writes.add(kind, row, fut)
+        else:
+            block.writes.append((kind, row, fut))
+
+    async def _fetch_committed(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        """A read of rows this process only writes with awaited commits (call events) or keeps in
+        memory until they commit (message ids it submitted): no need to wait for the group commit."""
+        block = self._block.get()
+        if block is not None and block.conn is not None:
+            return await block.conn.fetch(sql, *args)
+        return await self.pool.fetch(sql, *args)
 
     async def _execute(self, sql: str, *args: Any) -> str:
-        conn = self._tx.get()
-        return await (conn or self.pool).execute(sql, *args)
+        return await (await self._conn()).execute(sql, *args)
 
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        conn = self._tx.get()
-        return await (conn or self.pool).fetch(sql, *args)
+        return await (await self._conn()).fetch(sql, *args)
 
     async def _fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
-        conn = self._tx.get()
-        return await (conn or self.pool).fetchrow(sql, *args)
+        return await (await self._conn()).fetchrow(sql, *args)
 
     async def _changed(self, payload: str = "docs") -> None:
         """Announce a change at commit (NOTIFY is transactional) and drop this process's caches now."""
@@ -195,12 +257,14 @@ class PgDeliveryStore(PgConsoleRows):
         await self._execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
 
     async def durable(self) -> None:
-        """Every statement returned after its commit: nothing is left to wait for."""
+        """Return once every write made so far is committed (the next group commit)."""
+        await self.writes.settled()
 
     async def ping(self) -> None:
         await self.pool.fetchval("SELECT 1")
 
     async def snapshot(self) -> list[str]:
+        await self.writes.settled()
         out: list[str] = []
         async with self.pool.acquire() as conn:
             for table in TABLES:
@@ -383,23 +447,27 @@ class PgDeliveryStore(PgConsoleRows):
         return hit
 
     # -- calls and deliveries ------------------------------------------------------------------
-    async def call_event(self, call_id: str, phase: str, at: float) -> bool:
-        status = await self._execute(
-            "INSERT INTO calls VALUES ($1,$2,$3) ON CONFLICT DO NOTHING", call_id, phase, at
-        )
-        return status == "INSERT 0 1"
+    async def accept_call(self, d: Delivery, owner: str = "", lease_until: float = 0.0) -> bool:
+        """Record a call event with its delivery, leased to `owner`; False (and neither written)
+        if this call id and phase were seen before. One group-committed statement for every
+        call event of the flush."""
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue(
+            "accept",
+            (
+                d.call_id, d.phase, d.event_at, d.id, d.call_id, d.phase, d.enterprise, d.line, d.recipient,
+                d.card, d.template, d.kind, jsonio.dumps_str(d.data), jsonio.dumps_str(d.chain), d.step,
+                d.state, d.reason, d.channel, d.event_at, d.created, d.updated, owner, lease_until,
+            ),
+            fut,
+        )  # fmt: skip
+        if self._block.get() is not None:
+            await self._conn()  # inside a block the answer needs the block's own statement
+        return await fut
 
     async def call_phases(self, call_id: str) -> set[str]:
-        return {r[0] for r in await self._fetch("SELECT phase FROM calls WHERE call_id=$1", call_id)}
-
-    async def add_delivery(self, d: Delivery, owner: str = "", lease_until: float = 0.0) -> None:
-        await self._execute(
-            f"INSERT INTO deliveries ({DELIVERY_COLUMNS}, owner, lease_until) VALUES "
-            "($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20) ON CONFLICT DO NOTHING",
-            d.id, d.call_id, d.phase, d.enterprise, d.line, d.recipient, d.card, d.template, d.kind,
-            jsonio.dumps_str(d.data), jsonio.dumps_str(d.chain), d.step, d.state, d.reason, d.channel,
-            d.event_at, d.created, d.updated, owner, lease_until,
-        )  # fmt: skip
+        rows = await self._fetch_committed("SELECT phase FROM calls WHERE call_id=$1", call_id)
+        return {r[0] for r in rows}
 
     async def delivery(self, id: str) -> Delivery | None:
         row = await self._fetchrow(f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id=$1", id)
@@ -421,8 +489,8 @@ class PgDeliveryStore(PgConsoleRows):
 
     async def update_delivery(self, id: str, **fields: Any) -> None:
         fields["updated"] = time.time()
-        sets = _set_clause("deliveries", fields)
-        await self._execute(f"UPDATE deliveries SET {sets} WHERE id=${len(fields) + 1}", *fields.values(), id)
+        _check_fields("deliveries", fields)
+        self._queue("update:deliveries", (id, fields))
 
     # -- leases: which worker runs each active chain ---------------------------------------------
     async def claim_chains(self, owner: str, now: float, until: float, limit: int) -> list[str]:
@@ -436,8 +504,16 @@ class PgDeliveryStore(PgConsoleRows):
         return [r[0] for r in rows]
 
     async def renew(self, owner: str, deliveries: list[str], until: float) -> set[str]:
+        """One delivery (a chain's fence before its hand-over) rides the group commit; many (the
+        lease keeper's round) are one statement of their own."""
         if not deliveries:
             return set()
+        if len(deliveries) == 1:
+            fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            self._queue("renew", (deliveries[0], owner, until), fut)
+            if self._block.get() is not None:
+                await self._conn()
+            return set(deliveries) if await fut else set()
         rows = await self._fetch(
             "UPDATE deliveries SET lease_until=$3 WHERE id = ANY($2::text[]) AND owner=$1 RETURNING id",
             owner, deliveries, until,
@@ -458,9 +534,18 @@ class PgDeliveryStore(PgConsoleRows):
         )
         return _attempt(row) if row else None
 
-    async def attempt_by_id(self, id: int) -> Attempt | None:
-        row = await self._fetchrow(f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id=$1", id)
-        return _attempt(row) if row else None
+    async def attempt_receipts(self, id: int) -> tuple[Attempt | None, int, list[str]]:
+        """An attempt, how many message ids it has and the receipt stats they got: one read."""
+        rows = await self._fetch(
+            f"SELECT {', '.join('a.' + c for c in ATTEMPT_COLUMNS.split(', '))}, m.message_id, r.stat "
+            "FROM attempts a LEFT JOIN message_ids m ON m.attempt = a.id "
+            "LEFT JOIN receipts r ON r.message_id = m.message_id WHERE a.id=$1",
+            id,
+        )
+        if not rows:
+            return None, 0, []
+        total = sum(1 for r in rows if r[11] is not None)
+        return _attempt(rows[0]), total, [r[12] for r in rows if r[12] is not None]
 
     async def attempts(self, delivery: str) -> list[Attempt]:
         rows = await self._fetch(
@@ -471,46 +556,44 @@ class PgDeliveryStore(PgConsoleRows):
     async def add_attempt(
         self, delivery: str, step: int, channel: str, segments: int, units: int, deadline: float
     ) -> Attempt:
+        """Its id comes from the sequence ahead of the write (a block of ids per round trip), so
+        the row can ride the group commit."""
+        if not self._ids:
+            rows = await self.pool.fetch(
+                "SELECT nextval(pg_get_serial_sequence('attempts', 'id')) FROM generate_series(1, $1)",
+                ID_BLOCK,
+            )
+            self._ids = sorted((int(r[0]) for r in rows), reverse=True)
+        id_ = self._ids.pop()
         now = time.time()
-        row = await self._fetchrow(
-            "INSERT INTO attempts (delivery, step, channel, state, segments, units, started, deadline, done, "
-            "detail) VALUES ($1,$2,$3,'sending',$4,$5,$6,$7,NULL,'') RETURNING id",
-            delivery, step, channel, segments, units, now, deadline,
-        )  # fmt: skip
-        assert row is not None
-        return Attempt(
-            int(row[0]), delivery, step, channel, "sending", segments, units, now, deadline, None, ""
-        )
+        row = (id_, delivery, step, channel, "sending", segments, units, now, deadline, None, "")
+        self._queue("attempt", row)
+        return Attempt(id_, delivery, step, channel, "sending", segments, units, now, deadline, None, "")
 
     async def update_attempt(self, id: int, **fields: Any) -> None:
-        sets = _set_clause("attempts", fields)
-        await self._execute(f"UPDATE attempts SET {sets} WHERE id=${len(fields) + 1}", *fields.values(), id)
+        _check_fields("attempts", fields)
+        self._queue("update:attempts", (id, fields))
 
     async def add_message_ids(self, attempt: int, ids: list[str]) -> None:
-        if ids:
-            await self._execute(
-                "INSERT INTO message_ids SELECT m, $2, NULL FROM unnest($1::text[]) AS m "
-                "ON CONFLICT DO NOTHING",
-                ids, attempt,
-            )  # fmt: skip
+        for m in ids:
+            self._queue("message_id", (m, attempt))
 
-    async def receipt(self, message_id: str, stat: str) -> bool:
-        status = await self._execute(
-            "INSERT INTO receipts VALUES ($1,$2,$3) ON CONFLICT DO NOTHING", message_id, stat, time.time()
-        )
-        return status == "INSERT 0 1"
+    async def receipt(self, message_id: str, stat: str, source: str = "") -> None:
+        self._queue("receipt", (message_id, stat, time.time(), source))
 
-    async def receipts_of(self, attempt: int) -> tuple[int, list[str]]:
+    async def adopt_receipts(self, attempt: int, recipient: str, since: float, limit: int) -> int:
         rows = await self._fetch(
-            "SELECT r.stat FROM message_ids m LEFT JOIN receipts r ON r.message_id = m.message_id "
-            "WHERE m.attempt=$1",
-            attempt,
-        )
-        return len(rows), [r[0] for r in rows if r[0] is not None]
+            "INSERT INTO message_ids (message_id, attempt, stat) SELECT r.message_id, $1, NULL "
+            "FROM receipts r WHERE r.source = $2 AND r.at >= $3 AND NOT EXISTS "
+            "(SELECT 1 FROM message_ids m WHERE m.message_id = r.message_id) ORDER BY r.at LIMIT $4 "
+            "ON CONFLICT DO NOTHING RETURNING message_id",
+            attempt, recipient, since, limit,
+        )  # fmt: skip
+        return len(rows)
 
     async def attempt_of_message(self, message_id: str) -> int | None:
-        row = await self._fetchrow("SELECT attempt FROM message_ids WHERE message_id=$1", message_id)
-        return int(row[0]) if row else None
+        rows = await self._fetch_committed("SELECT attempt FROM message_ids WHERE message_id=$1", message_id)
+        return int(rows[0][0]) if rows else None
 
     # -- opt-outs and ad impressions -----------------------------------------------------------
     async def opt_out(self, enterprise: str, number: str, channel: str, text: str) -> None:
@@ -598,17 +681,14 @@ class PgDeliveryStore(PgConsoleRows):
 
     # -- metering ledger (metering/ledger.py) ------------------------------------------------------
     async def record_charge(self, key: str, charge: Charge, e: LedgerEntry) -> None:
-        await self._execute(
-            "INSERT INTO charges VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,0) ON CONFLICT (key) DO UPDATE SET "
-            "enterprise = excluded.enterprise, package = excluded.package, line = excluded.line, "
-            "channel = excluded.channel, units = excluded.units, overage = excluded.overage, "
-            "cost = excluded.cost, day = excluded.day, at = excluded.at, refunded = 0",
-            key, e.enterprise, charge.package, e.line, e.channel, charge.units, charge.overage, charge.cost,
-            e.day, e.at,
+        self._queue(
+            "charge",
+            (key, e.enterprise, charge.package, e.line, e.channel, charge.units, charge.overage, charge.cost,
+             e.day, e.at),
         )  # fmt: skip
 
     async def mark_refunded(self, key: str) -> None:
-        await self._execute("UPDATE charges SET refunded = 1 WHERE key=$1", key)
+        self._queue("refund", key)
 
     async def usage(self, enterprise: str, by: tuple[str, ...]) -> list[dict[str, Any]]:
         cols = [c for c in by if c in GROUPS] or ["day"]

@@ -29,6 +29,7 @@ from .wakeups import Wakeups
 
 WAITING = ("submitted", "unknown")
 TOLD_KEEP = 4096  # attempts whose outcome was told lately, remembered so as not to tell it twice
+SUBMITTED_KEEP = 65536  # message ids this process submitted lately, with their attempts
 Outcome = Callable[[str, str], None]  # (channel, final state) of an attempt, once, when it is written
 
 
@@ -51,40 +52,78 @@ class Receipts:
         self.wakeups = wakeups
         self.on_outcome = on_outcome
         self._told: dict[int, None] = {}  # attempt ids, oldest first
+        self._submitted: dict[str, int] = {}  # message id → attempt, this process's submits, oldest first
+        self._unmatched: dict[str, None] = {}  # receipts heard here before their message id was known
+        self._watched: dict[int, Attempt] = {}  # attempts whose chain waits here for their receipt
         self._background: set[asyncio.Task[Any]] = set()
 
-    async def accept(self, message_id: str, stat: str, *, forwarded: bool = False) -> None:
+    def submitted(self, attempt: int, message_ids: list[str]) -> bool:
+        """This process handed these messages over: their receipts (which the SMSC mostly sends
+        back on the same session) find their attempt without a read. True if a receipt for one
+        of them was heard here already (before its id was known): the attempt needs evaluating."""
+        early = False
+        for m in message_ids:
+            self._submitted[m] = attempt
+            if m in self._unmatched:
+                del self._unmatched[m]
+                early = True
+        while len(self._submitted) > SUBMITTED_KEEP:
+            del self._submitted[next(iter(self._submitted))]
+        return early
+
+    def watch(self, att: Attempt) -> None:
+        """The chain of `att` waits in this process for its receipt: a receipt for its one message
+        is applied to it (and to the chain's copy) without reading the store."""
+        self._watched[att.id] = att
+
+    def unwatch(self, att: Attempt) -> None:
+        self._watched.pop(att.id, None)
+
+    async def accept(self, message_id: str, stat: str, *, source: str = "", forwarded: bool = False) -> None:
         """Store a receipt and apply it. One for a message this process did not submit is
-        forwarded to the other processes (unless it was itself forwarded)."""
-        async with self.store.tx():
-            await self.store.receipt(message_id, stat)
+        forwarded to the other processes (unless it was itself forwarded). The receipt is
+        stored before anything else: if its message id is not stored yet, the chain applies it
+        once it is."""
+        await self.store.receipt(message_id, stat, source)
+        attempt = self._submitted.get(message_id)
+        if attempt is None:
             attempt = await self.store.attempt_of_message(message_id)
-            if attempt is not None:
+        if attempt is not None:
+            att = self._watched.get(attempt)
+            if att is not None and att.segments <= 1 and att.state in WAITING:
+                await self._apply(att, [stat])  # its only message: nothing else to read
+            else:
                 await self.evaluate(attempt)
-        if attempt is None and not forwarded:
+            return
+        self._unmatched[message_id] = None
+        while len(self._unmatched) > SUBMITTED_KEEP:
+            del self._unmatched[next(iter(self._unmatched))]
+        if not forwarded:
             self._later(self.meter.counters.forward_receipt(message_id, stat))
 
     async def evaluate(self, attempt_id: int) -> str:
         """Apply the receipts an attempt has; its state afterwards."""
-        att = await self.store.attempt_by_id(attempt_id)
+        att, total, stats = await self.store.attempt_receipts(attempt_id)
         if att is None or att.state not in WAITING:
             return att.state if att is not None else "gone"
-        total, stats = await self.store.receipts_of(attempt_id)
-        if total == 0:
+        if total == 0 or (len(stats) < total and all(s == "DELIVRD" for s in stats)):
             return att.state
+        return await self._apply(att, stats)
+
+    async def _apply(self, att: Attempt, stats: list[str]) -> str:
+        """Every message of `att` has its receipt, or one failed: its final state, written, told,
+        and the chain woken wherever it waits."""
         failed = [s for s in stats if s != "DELIVRD"]
         now = time.time()
         if failed:
-            state = "failed"
-            await self.settle(attempt_id, att.channel, state, done=now, detail=f"receipt {failed[0]}")
+            att.state = "failed"
+            await self.settle(att.id, att.channel, att.state, done=now, detail=f"receipt {failed[0]}")
             self._later(self.meter.refund(charge_key(att)))
-        elif len(stats) == total:
-            state = "delivered"
-            await self.settle(attempt_id, att.channel, state, done=now, detail="receipt DELIVRD")
         else:
-            return att.state
+            att.state = "delivered"
+            await self.settle(att.id, att.channel, att.state, done=now, detail="receipt DELIVRD")
         self.wakeups.announce(att.delivery)
-        return state
+        return att.state
 
     async def settle(self, attempt_id: int, channel: str, state: str, **fields: Any) -> None:
         """Write an attempt's final state (delivered, failed, timeout, error, skipped, refused)

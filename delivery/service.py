@@ -38,6 +38,7 @@ from .library.library import MediaLibrary
 from .metering import Counters, Meter
 from .metering.redis import RedisCounters
 from .metering.sqlite import SqliteCounters
+from .model import NumberError, normalize_number
 from .receipts import Outcome, Receipts, no_outcome
 from .replies import Replies
 from .seed import load_seed
@@ -224,7 +225,7 @@ class DeliveryService:
         r = parse_receipt(sm)
         if r is not None:
             if r.final:
-                await self.receipts.accept(r.message_id, r.stat)
+                await self.receipts.accept(r.message_id, r.stat, source=_recipient(sm.source))
         else:
             await self.replies.on_reply(sm.source, sm.destination, sm.text(), "sms")
         await self.store.durable()
@@ -239,3 +240,11 @@ class DeliveryService:
             event.chatbot, event.user, text, postback, ref=f"chatbot:{bot}:{event.message_id}"
         )
         await self.store.durable()
+
+
+def _recipient(source: str) -> str:
+    """A receipt's source address as the recipient numbers of deliveries are kept (E.164)."""
+    try:
+        return normalize_number(source)
+    except NumberError:
+        return source

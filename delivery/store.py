@@ -230,16 +230,16 @@ class SqliteDeliveryStore(SqliteConsoleRows, GroupCommitDb):
         return hit
 
     # -- calls and deliveries ------------------------------------------------------------------
-    async def call_event(self, call_id: str, phase: str, at: float) -> bool:
-        """Record a call event; False if this call id + phase was seen before."""
-        cur = self.db.execute("INSERT OR IGNORE INTO calls VALUES (?,?,?)", (call_id, phase, at))
-        return cur.rowcount > 0
-
     async def call_phases(self, call_id: str) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT phase FROM calls WHERE call_id=?", (call_id,))}
 
-    async def add_delivery(self, d: Delivery, owner: str = "", lease_until: float = 0.0) -> None:
-        """(One process owns the file: the lease is implied, not stored.)"""
+    async def accept_call(self, d: Delivery, owner: str = "", lease_until: float = 0.0) -> bool:
+        """Record a call event with its delivery; False (and neither written) if this call id and
+        phase were seen before. (One process owns the file: the lease is implied, not stored.)"""
+        cur = self.db.execute("INSERT OR IGNORE INTO calls VALUES (?,?,?)", (d.call_id, d.phase, d.event_at))
+        if cur.rowcount == 0:
+            await self._durable_outside_tx()
+            return False
         self.db.execute(
             "INSERT OR IGNORE INTO deliveries VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
@@ -263,6 +263,13 @@ class SqliteDeliveryStore(SqliteConsoleRows, GroupCommitDb):
                 d.updated,
             ),
         )
+        await self._durable_outside_tx()
+        return True
+
+    async def _durable_outside_tx(self) -> None:
+        """Durable now, unless inside a `tx()` block (whose end decides)."""
+        if not self._savepoints:
+            await self.durable()
 
     async def delivery(self, id: str) -> Delivery | None:
         row = self.db.execute("SELECT * FROM deliveries WHERE id=?", (id,)).fetchone()
@@ -302,9 +309,17 @@ class SqliteDeliveryStore(SqliteConsoleRows, GroupCommitDb):
         ).fetchone()
         return Attempt(*row) if row else None
 
-    async def attempt_by_id(self, id: int) -> Attempt | None:
+    async def attempt_receipts(self, id: int) -> tuple[Attempt | None, int, list[str]]:
+        """An attempt, how many message ids it has and the receipt stats they got."""
         row = self.db.execute("SELECT * FROM attempts WHERE id=?", (id,)).fetchone()
-        return Attempt(*row) if row else None
+        if row is None:
+            return None, 0, []
+        rows = self.db.execute(
+            "SELECT r.stat FROM message_ids m LEFT JOIN receipts r "
+            "ON r.message_id = m.message_id WHERE m.attempt=?",
+            (id,),
+        ).fetchall()
+        return Attempt(*row), len(rows), [r[0] for r in rows if r[0] is not None]
 
     async def attempts(self, delivery: str) -> list[Attempt]:
         return [
@@ -344,21 +359,21 @@ class SqliteDeliveryStore(SqliteConsoleRows, GroupCommitDb):
             "INSERT OR IGNORE INTO message_ids VALUES (?,?,NULL)", [(m, attempt) for m in ids]
         )
 
-    async def receipt(self, message_id: str, stat: str) -> bool:
-        """Store a receipt; False if this message id already had a final one (a redelivery)."""
-        cur = self.db.execute(
-            "INSERT OR IGNORE INTO receipts VALUES (?,?,?)", (message_id, stat, time.time())
+    async def receipt(self, message_id: str, stat: str, source: str = "") -> None:
+        """Store a receipt (a redelivery of one already stored changes nothing)."""
+        self.db.execute(
+            "INSERT OR IGNORE INTO receipts (message_id, stat, at, source) VALUES (?,?,?,?)",
+            (message_id, stat, time.time(), source),
         )
-        return cur.rowcount > 0
 
-    async def receipts_of(self, attempt: int) -> tuple[int, list[str]]:
-        """(segments submitted, stats received) for an attempt."""
-        rows = self.db.execute(
-            "SELECT r.stat FROM message_ids m LEFT JOIN receipts r "
-            "ON r.message_id = m.message_id WHERE m.attempt=?",
-            (attempt,),
-        ).fetchall()
-        return len(rows), [r[0] for r in rows if r[0] is not None]
+    async def adopt_receipts(self, attempt: int, recipient: str, since: float, limit: int) -> int:
+        cur = self.db.execute(
+            "INSERT OR IGNORE INTO message_ids SELECT r.message_id, ?, NULL FROM receipts r "
+            "WHERE r.source = ? AND r.at >= ? AND NOT EXISTS "
+            "(SELECT 1 FROM message_ids m WHERE m.message_id = r.message_id) ORDER BY r.at LIMIT ?",
+            (attempt, recipient, since, limit),
+        )
+        return cur.rowcount
 
     async def attempt_of_message(self, message_id: str) -> int | None:
         row = self.db.execute("SELECT attempt FROM message_ids WHERE message_id=?", (message_id,)).fetchone()

@@ -3,8 +3,10 @@ opt-out of its recipient, or a later phase of its call. Waking is a hint, never 
 chain re-reads the store and decides.
 
 On a fleet the chain may wait in another worker than the one that heard the receipt: `announce`
-wakes it here if it waits here, and otherwise tells the other workers (`broadcast`, through the
-shared counters' fan-out), whose `poke` wakes it where it waits.
+wakes it here if it runs here, and otherwise tells the other workers (`broadcast`, through the
+shared counters' fan-out), whose `poke` wakes it where it runs. A chain that runs here but is
+not waiting at that moment (it is reading the store) is remembered as poked: its next `wait`
+returns at once, so a wake between its read and its wait is never lost.
 """
 
 from __future__ import annotations
@@ -19,11 +21,16 @@ from typing import Any
 class Wakeups:
     def __init__(self, broadcast: Callable[[str], Awaitable[None]] | None = None) -> None:
         self._waiting: dict[str, asyncio.Future[None]] = {}
+        self._poked: set[str] = set()  # chains running here, poked while not waiting
         self.broadcast = broadcast
+        self.local: Callable[[str], bool] = lambda delivery: False  # does its chain run here?
         self._background: set[asyncio.Task[Any]] = set()
 
     async def wait(self, delivery: str, deadline: float) -> None:
         """Sleep until poked or until `deadline` (a time.time() value)."""
+        if delivery in self._poked:
+            self._poked.discard(delivery)
+            return
         loop = asyncio.get_running_loop()
         wake: asyncio.Future[None] = loop.create_future()
         self._waiting[delivery] = wake
@@ -37,14 +44,21 @@ class Wakeups:
                 del self._waiting[delivery]
 
     def poke(self, delivery: str) -> None:
-        """Wake the chain if it waits in this process."""
+        """Wake the chain if it runs in this process."""
         wake = self._waiting.get(delivery)
-        if wake is not None and not wake.done():
-            wake.set_result(None)
+        if wake is not None:
+            if not wake.done():
+                wake.set_result(None)
+        elif self.local(delivery):
+            self._poked.add(delivery)
+
+    def forget(self, delivery: str) -> None:
+        """Its chain ended here."""
+        self._poked.discard(delivery)
 
     def announce(self, delivery: str) -> None:
-        """Wake the chain wherever it waits: here, or (not waiting here) in another worker."""
-        if delivery in self._waiting:
+        """Wake the chain wherever it runs: here, or (not here) in another worker."""
+        if delivery in self._waiting or self.local(delivery):
             self.poke(delivery)
         elif self.broadcast is not None:
             t = asyncio.get_running_loop().create_task(

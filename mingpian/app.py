@@ -12,7 +12,7 @@ from aiohttp import web
 from renderer import RenderError, TemplateStore
 from renderer.fonts import use_font_dir
 
-from . import library, media, openapi, readiness, studio
+from . import library, manual, media, openapi, readiness, studio
 from .api import chatbot as api_chatbot
 from .api import delivery as api_delivery
 from .api import docs as api_docs
@@ -20,7 +20,7 @@ from .api import legacy as api_legacy
 from .api import templates as api_templates
 from .keys import metrics_key, settings_key, templates_key
 from .metrics import PUBLISH_EVERY, Metrics
-from .middleware import observe, server_header
+from .middleware import hide_server_version, observe, server_header
 from .settings import Settings
 
 
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings.from_env()
     app = web.Application(middlewares=[observe], client_max_size=settings.max_body_bytes)
     app.on_response_prepare.append(server_header)
+    hide_server_version()
     app[settings_key] = settings
     use_font_dir(settings.assets_dir / "fonts")  # the deployment's fonts, wherever the code is installed
     app[templates_key] = TemplateStore(settings.template_dir, settings.reload_interval)
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     media.setup(app)
     api_legacy.setup(app)
     studio.setup(app)
+    manual.setup(app)
     api_chatbot.setup(app)  # before delivery: delivery sends 5G messages through its runtime
     api_delivery.setup(app)
     return app

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from renderer import PROFILES, RenderError, TemplateStore, get_profile
 
-from .cli_targets import TARGETS, TargetInput
+from .cli_targets import BINARY_TARGETS, TARGETS, TargetInput
 from .errors import error_table_markdown
 from .lint import lint_templates
 from .settings import SETTINGS, Settings, markdown_table
@@ -55,22 +57,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if problem:
                 print(f"mingpian serve: {problem}", file=sys.stderr)
                 return 2
+            busy = bind_problem(settings.host, settings.port)
+            if busy:
+                print(f"mingpian serve: {busy}", file=sys.stderr)
+                return 2
             print(f"Mingpian on {where} with {settings.workers} workers (Ctrl+C to stop)", flush=True)
             WorkerPool(settings).run()
             return 0
         app = create_app(settings)
         app.on_startup.append(freeze_gc)
-        print(
-            f"Mingpian listening on {where}  (templates: {settings.template_dir}, Ctrl+C to stop)", flush=True
-        )
+        listening = f"Mingpian listening on {where}  (templates: {settings.template_dir}, Ctrl+C to stop)"
         web.run_app(
             app,
             host=settings.host,
             port=settings.port,
-            print=None,
+            # run_app calls `print` once its sites are bound, so "listening" is never a lie
+            print=lambda _banner: print(listening, flush=True),
             access_log=None,
             shutdown_timeout=settings.shutdown_timeout,
         )
+    except OSError as exc:
+        if exc.errno not in BIND_ERRORS:
+            raise
+        print(f"mingpian serve: cannot listen on {where[7:]}: {_reason(exc)}", file=sys.stderr)
+        return 2
     except MigrationError as exc:  # one line, no traceback
         hint = ""
         if isinstance(exc, PendingMigrations):
@@ -86,10 +96,55 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# What a bind can fail with that a person fixes by choosing another host or port.
+BIND_ERRORS = frozenset({errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL})
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return "the port is already in use (another server is running there?)"
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
+def bind_problem(host: str, port: int) -> str | None:
+    """Why `host:port` cannot be listened on, or None: asked before gunicorn starts, which would
+    otherwise retry for seconds and print a page of its own."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(addr)
+        except OSError as exc:
+            return f"cannot listen on {host}:{port}: {_reason(exc)}"
+    return None
+
+
+def _read_text(path: str) -> str:
+    """The text of a file named on the command line, or SystemExit with one line saying why not."""
+    try:
+        return Path(path).read_text("utf-8")
+    except FileNotFoundError:
+        raise SystemExit(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise SystemExit(f"{path}: is a folder, not a file") from None
+    except PermissionError:
+        raise SystemExit(f"{path}: cannot read: permission denied") from None
+    except UnicodeDecodeError as exc:
+        raise SystemExit(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise SystemExit(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
 def _load_data(path: str | None, store: TemplateStore, name: str) -> Any:
     if path is None:
         return store.get(name).sample
-    raw = sys.stdin.read() if path == "-" else Path(path).read_text("utf-8")
+    raw = sys.stdin.read() if path == "-" else _read_text(path)
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -97,6 +152,12 @@ def _load_data(path: str | None, store: TemplateStore, name: str) -> Any:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    if args.to in BINARY_TARGETS and not args.out and sys.stdout.isatty():
+        print(
+            f"mingpian render: --to {args.to} writes binary data; give --out FILE (or redirect stdout)",
+            file=sys.stderr,
+        )
+        return 2
     settings = _settings(args)
     store = _store(settings)
     try:
@@ -108,7 +169,10 @@ def cmd_render(args: argparse.Namespace) -> int:
         _print_error(exc, args.data)
         return 1
     if args.out:
-        Path(args.out).write_bytes(output)
+        try:
+            Path(args.out).write_bytes(output)
+        except OSError as exc:
+            raise SystemExit(f"{args.out}: cannot write: {exc.strerror or exc}") from None
         print(f"wrote {args.out} ({len(output)} bytes)", file=sys.stderr)
     else:
         sys.stdout.buffer.write(output)
@@ -213,8 +277,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A configuration or input problem (SystemExit with a message) is one line
+    on stderr and exit status 2; a reader that stops reading (`mingpian settings | head`) ends
+    the command quietly."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        code = int(args.func(args))
+        sys.stdout.flush()
+    except SystemExit as exc:
+        if not isinstance(exc.code, str):
+            raise
+        print(exc.code, file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # The reader went away: nothing more to say. Point stdout at /dev/null so the flush at
+        # interpreter exit does not raise again (the Python docs' recipe for SIGPIPE).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    return code
 
 
 if __name__ == "__main__":

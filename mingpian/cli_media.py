@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from renderer import RenderError
 from renderer.image import ImageOptions, render_card_bytes
 from renderer.localfiles import MediaContext
 from renderer.video import VideoFailed, VideoOptions, render_video_bytes
@@ -26,7 +27,7 @@ def media_target(fmt: str) -> Callable[[TargetInput], bytes]:
             try:
                 return render_video_bytes(inp.message, ctx, opts)
             except VideoFailed as exc:
-                raise SystemExit(f"error: {exc}") from None
+                raise RenderError(str(exc)) from None  # one line, exit 1: the card, not the setup
         return render_card_bytes(inp.message, ctx, ImageOptions(fmt=fmt))  # type: ignore[arg-type]
 
     return target

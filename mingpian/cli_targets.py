@@ -36,6 +36,9 @@ def rcs_target(inp: TargetInput) -> bytes:
     return (json.dumps(out, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
+# Targets whose output is not text: refused on a terminal without --out.
+BINARY_TARGETS = frozenset({"png", "jpeg", "webp", "mp4"})
+
 TARGETS: dict[str, Target] = {
     "rcs": rcs_target,
     "ussd": legacy_target("ussd"),

@@ -27,12 +27,33 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """A readable line: time, level, logger, message, then every extra field as key=value (an
+    access line: method, path, route, status, duration_ms, request_id, remote)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extras = " ".join(f"{k}={_text_value(v)}" for k, v in vars(record).items() if k not in _STANDARD)
+        if not extras:
+            return line
+        head, sep, tail = line.partition("\n")  # a traceback stays below the line it belongs to
+        return f"{head} {extras}{sep}{tail}"
+
+
+def _text_value(value: Any) -> str:
+    text = str(value)
+    return json.dumps(text, ensure_ascii=False) if not text or any(c in text for c in ' "=\n') else text
+
+
 def setup_logging(fmt: str, level: str) -> None:
     handler = logging.StreamHandler()
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

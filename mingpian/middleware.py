@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import web, web_response
 
 from .errors import ApiError, api_error_for, code_for_status
 from .httpjson import json_response
@@ -31,9 +31,19 @@ request_id_key = web.RequestKey("request_id", str)
 _BODY_HEADERS = frozenset({"content-type", "content-length"})
 
 
+SERVER = "Mingpian"
+
+
 async def server_header(request: web.Request, response: web.StreamResponse) -> None:
     """`Server: Mingpian`, without the versions of aiohttp and Python aiohttp would announce."""
-    response.headers["Server"] = "Mingpian"
+    response.headers["Server"] = SERVER
+
+
+def hide_server_version() -> None:
+    """The same for the answers aiohttp writes itself, before any application code runs (a
+    request line or header it cannot parse: 400): they take the module's default, as no
+    response hook sees them. Process-wide, and idempotent."""
+    web_response.SERVER_SOFTWARE = SERVER
 
 
 def _route_name(request: web.Request) -> str:

@@ -54,7 +54,11 @@ PROBLEM = {
     "required": ["path", "message"],
     "properties": {
         "path": {"type": "string", "description": "JSON path (`$.a[0].b`) or field path"},
-        "message": {"type": "string"},
+        "message": {"type": "string", "description": "for a person; data problems name the field in Chinese"},
+        "code": {
+            "type": "string",
+            "description": "the rule broken, stable (a JSON Schema keyword for data problems: `pattern`)",
+        },
         "file": {"type": "string", "description": "template file, for template errors"},
         "line": {"type": "integer"},
     },

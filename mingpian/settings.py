@@ -81,6 +81,10 @@ class Settings:
         "Shared assets (fonts, logos); nothing outside "
         "it or the template's folder is readable from a template.",
     )
+    docs_dir: Path = setting(
+        PROJECT_ROOT / "docs",
+        "The Markdown docs served as pages at `/docs` (with the `README.md` beside the folder).",
+    )
     data_dir: Path = setting(
         PROJECT_ROOT / "var", "Local state (SQLite databases, media cache, metrics files). Created on start."
     )

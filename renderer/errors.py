@@ -7,12 +7,15 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One thing wrong: where (a JSON path like `$.items[0].name`, or file:line) and what."""
+    """One thing wrong: where (a JSON path like `$.items[0].name`, or file:line) and what;
+    `code`, when given, is a stable machine name of the rule broken (a JSON Schema keyword such
+    as `pattern`), for clients that act on it rather than show the message."""
 
     path: str
     message: str
     file: str | None = None
     line: int | None = None
+    code: str | None = None
 
     def location(self) -> str:
         if self.file:
@@ -21,6 +24,8 @@ class Problem:
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"path": self.path, "message": self.message}
+        if self.code:
+            out["code"] = self.code
         if self.file:
             out["file"] = self.file
         if self.line:

@@ -34,7 +34,9 @@ class CarrierProfile:
         return asdict(self)
 
 
-DEFAULT = CarrierProfile(name="default", label="GSMA UP / RBM (strictest common limits)")
+# Labels are what a person picks from in the studio, so they are Chinese; `name` is the stable
+# machine name. Sources: GSMA UP / RBM (default), the carriers' CSP interface V1.0.4.
+DEFAULT = CarrierProfile(name="default", label="通用（各平台共同的最严限制）")
 
 PROFILES: dict[str, CarrierProfile] = {
     p.name: p
@@ -43,21 +45,21 @@ PROFILES: dict[str, CarrierProfile] = {
         replace(
             DEFAULT,
             name="china-telecom",
-            label="中国电信 5G消息 (CSP interface V1.0.4)",
+            label="中国电信 5G 消息",
             carousel_max=12,
             video_max_bytes=10 * 1024 * 1024,
         ),
         replace(
             DEFAULT,
             name="china-unicom",
-            label="中国联通 5G消息 (CSP interface V1.0.4)",
+            label="中国联通 5G 消息",
             carousel_max=12,
             video_max_bytes=10 * 1024 * 1024,
         ),
         replace(
             DEFAULT,
             name="china-mobile",
-            label="中国移动 5G消息 (conservative: UP limits, 5 MB video)",
+            label="中国移动 5G 消息（保守：通用限制）",
         ),
     )
 }

@@ -122,10 +122,9 @@ def build_payload(msg: Message) -> RcsPayload:
 # ---- limits --------------------------------------------------------------------------------
 
 
+# Messages are Chinese sentences for the people who fix the card; `code` is the stable name.
 def _length_problem(path: str, what: str, value: str, limit: int, profile: CarrierProfile) -> Problem:
-    return Problem(
-        path, f"{what} is {len(value)} characters; profile {profile.name!r} allows at most {limit}"
-    )
+    return Problem(path, f"{what}有 {len(value)} 个字，「{profile.label}」最多 {limit} 个字", code="too_long")
 
 
 def _check_suggestion(problems: list[Problem], path: str, s: Suggestion, profile: CarrierProfile) -> None:
@@ -134,18 +133,18 @@ def _check_suggestion(problems: list[Problem], path: str, s: Suggestion, profile
     if len(s.text) > profile.suggestion_text_max:
         problems.append(
             _length_problem(
-                f"{path}.{key}.displayText", "suggestion text", s.text, profile.suggestion_text_max, profile
+                f"{path}.{key}.displayText", "按钮文字", s.text, profile.suggestion_text_max, profile
             )
         )
     if len(s.postback) > profile.postback_max:
         problems.append(
             _length_problem(
-                f"{path}.{key}.postback.data", "postback data", s.postback, profile.postback_max, profile
+                f"{path}.{key}.postback.data", "按钮回传数据", s.postback, profile.postback_max, profile
             )
         )
     if s.url is not None and len(s.url) > profile.url_max:
         where = "urlAction.openUrl.url" if s.kind == "openUrl" else "mapAction.showLocation.fallbackUrl"
-        problems.append(_length_problem(f"{path}.action.{where}", "URL", s.url, profile.url_max, profile))
+        problems.append(_length_problem(f"{path}.action.{where}", "网址", s.url, profile.url_max, profile))
 
 
 CARD_PATH = "$.message.generalPurposeCard.content"
@@ -160,28 +159,30 @@ def check_limits(msg: Message, profile: CarrierProfile = DEFAULT) -> list[Proble
             problems.append(
                 Problem(
                     CAROUSEL_PATH,
-                    f"carousel has {n} cards; profile {profile.name!r} allows "
-                    f"{profile.carousel_min} to {profile.carousel_max}",
+                    f"轮播有 {n} 张卡片，「{profile.label}」要求 "
+                    f"{profile.carousel_min}–{profile.carousel_max} 张",
+                    code="carousel_size",
                 )
             )
     for i, card in enumerate(msg.cards):
         p = CARD_PATH if msg.kind == "card" else f"{CAROUSEL_PATH}[{i}]"
         if not (card.title or card.description or card.media):
-            problems.append(Problem(p, "card has no title, description or media"))
+            problems.append(Problem(p, "卡片没有标题、描述或媒体", code="empty_card"))
         if card.title is not None and len(card.title) > profile.title_max:
-            problems.append(_length_problem(f"{p}.title", "title", card.title, profile.title_max, profile))
+            problems.append(_length_problem(f"{p}.title", "标题", card.title, profile.title_max, profile))
         if card.description is not None and len(card.description) > profile.description_max:
             problems.append(
                 _length_problem(
-                    f"{p}.description", "description", card.description, profile.description_max, profile
+                    f"{p}.description", "描述", card.description, profile.description_max, profile
                 )
             )
         if len(card.suggestions) > profile.suggestions_per_card_max:
             problems.append(
                 Problem(
                     f"{p}.suggestions",
-                    f"card has {len(card.suggestions)} suggestions; profile {profile.name!r} "
-                    f"allows at most {profile.suggestions_per_card_max}",
+                    f"卡片有 {len(card.suggestions)} 个按钮，「{profile.label}」"
+                    f"最多 {profile.suggestions_per_card_max} 个",
+                    code="too_many",
                 )
             )
         for j, s in enumerate(card.suggestions):
@@ -195,22 +196,25 @@ def check_limits(msg: Message, profile: CarrierProfile = DEFAULT) -> list[Proble
                 problems.append(
                     Problem(
                         f"{p}.media.mediaFileSize",
-                        f"media is {m.file_size} bytes; profile {profile.name!r} allows at most {limit}",
+                        f"媒体文件 {m.file_size} 字节，「{profile.label}」最多 {limit} 字节",
+                        code="too_large",
                     )
                 )
             if m.thumbnail_file_size is not None and m.thumbnail_file_size > profile.thumbnail_max_bytes:
                 problems.append(
                     Problem(
                         f"{p}.media.thumbnailFileSize",
-                        f"thumbnail is {m.thumbnail_file_size} bytes; profile {profile.name!r} "
-                        f"allows at most {profile.thumbnail_max_bytes}",
+                        f"缩略图 {m.thumbnail_file_size} 字节，「{profile.label}」"
+                        f"最多 {profile.thumbnail_max_bytes} 字节",
+                        code="too_large",
                     )
                 )
     if len(msg.chips) > profile.chips_max:
         problems.append(
             Problem(
                 "$.suggestions",
-                f"{len(msg.chips)} chips; profile {profile.name!r} allows at most {profile.chips_max}",
+                f"有 {len(msg.chips)} 个快捷回复，「{profile.label}」最多 {profile.chips_max} 个",
+                code="too_many",
             )
         )
     for j, s in enumerate(msg.chips):
@@ -241,7 +245,7 @@ def schema_problems(payload: RcsPayload) -> list[Problem]:
     msg_v, sugg_v = _validators()
     problems = (
         [
-            Problem(json_path(e.instance_path), f"GSMA schema: {e.message}")
+            Problem(json_path(e.instance_path), f"不符合 GSMA 报文格式：{e.message}", code="gsma_schema")
             for e in msg_v.iter_errors(payload.message)
         ]
         if not msg_v.is_valid(payload.message)
@@ -249,7 +253,7 @@ def schema_problems(payload: RcsPayload) -> list[Problem]:
     )
     if payload.chips is not None and not sugg_v.is_valid(payload.chips):
         problems += [
-            Problem(json_path(e.instance_path), f"GSMA schema: {e.message}")
+            Problem(json_path(e.instance_path), f"不符合 GSMA 报文格式：{e.message}", code="gsma_schema")
             for e in sugg_v.iter_errors(payload.chips)
         ]
     return problems

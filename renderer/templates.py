@@ -28,6 +28,7 @@ from .fields import Field
 from .jsonpath import json_path
 from .model import PHASES, Brand, Message
 from .sandbox import CardSandbox, make_environment
+from .schema_text import field_schema, field_title, violation_text
 from .yamlsrc import LocDict, line_of, load_yaml, locate
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -186,7 +187,7 @@ class CardTemplate:
         """Raise DataInvalid listing every schema violation with its JSON path."""
         if self._validator.is_valid(data):
             return
-        problems = [_data_problem(e) for e in self._validator.iter_errors(data)]
+        problems = [_data_problem(e, self.schema) for e in self._validator.iter_errors(data)]
         problems.sort(key=lambda p: p.path)
         raise DataInvalid(
             f"data does not match the schema of template {self.name!r} "
@@ -231,7 +232,8 @@ class CardTemplate:
 
     def render(self, data: Any) -> Message:
         if not isinstance(data, dict):
-            raise DataInvalid("data must be a JSON object", [Problem("$", "must be an object")])
+            problem = Problem("$", "数据须为一个 JSON 对象", code="type")
+            raise DataInvalid("data must be a JSON object", [problem])
         self.validate_data(data)
         return self.bind(data)
 
@@ -252,23 +254,18 @@ class CardTemplate:
 MAX_MESSAGE = 240  # error messages quote the offending value; a 10 MB string must not be echoed back
 
 
-def _data_problem(err: Any) -> Problem:
-    """One schema violation as a Problem whose path points at the field itself
-    (a missing required property is reported at `$.parent.prop`, not at `$.parent`)."""
+def _data_problem(err: Any, schema: dict[str, Any]) -> Problem:
+    """One schema violation as a Problem whose path points at the field itself (a missing
+    required property is reported at `$.parent.prop`, not at `$.parent`), with a Chinese
+    sentence naming the field by its title (renderer/schema_text.py) and the keyword as code."""
     path = list(err.instance_path)
     kind = err.kind
     name = kind.name
+    detail = {k: v for k, v in kind.as_dict().items() if k not in ("value", "instance")}
     if name == "required":
         path.append(kind.property)
-        return Problem(json_path(path), "is required")
-    message = err.message
-    if len(message) > MAX_MESSAGE:
-        detail = {k: v for k, v in kind.as_dict().items() if k not in ("value", "instance")}
-        if name == "maxLength":
-            message = f"is longer than {detail.get('limit')} characters"
-        else:
-            message = f"fails '{name}' {detail}"[:MAX_MESSAGE] + " (value too long to quote)"
-    return Problem(json_path(path), message)
+    message = violation_text(name, detail, field_title(schema, path), field_schema(schema, path))
+    return Problem(json_path(path), message[:MAX_MESSAGE], code=name)
 
 
 def _required_text(field: Field, ctx: Any) -> str:
@@ -365,6 +362,14 @@ class TemplateStore:
             else:
                 entry.checked = now
         return _unwrap(entry)
+
+    def refresh(self, name: str) -> CardTemplate:
+        """`get`, re-checking the folder now whatever `reload_interval` says: for a watcher that
+        has just seen a file change and wants the next `get` to serve the new build at once."""
+        entry = self._entries.get(name)
+        if entry is not None:
+            entry.checked = float("-inf")
+        return self.get(name)
 
     def stamp(self, name: str) -> tuple[tuple[str, int, int], ...]:
         """File names, mtimes and sizes of a template folder: changes when any file does."""

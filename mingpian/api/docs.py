@@ -61,6 +61,11 @@ SCHEMAS: dict[str, Any] = {
             "legacy": {"type": "object"},
             "dataSchema": {"type": "object", "description": "JSON Schema 2020-12 of the data"},
             "sampleData": {"type": "object"},
+            "patternText": {
+                "type": "object",
+                "description": "each `pattern` of the data schema in words (Chinese), for forms",
+                "additionalProperties": {"type": "string"},
+            },
         },
     },
     "RenderResponse": {

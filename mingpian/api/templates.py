@@ -21,6 +21,7 @@ from renderer import (
     to_rcs,
 )
 from renderer.mediarefs import refs, with_urls
+from renderer.schema_text import pattern_text
 
 from ..errors import ApiError
 from ..httpjson import json_response, read_json_body
@@ -69,9 +70,22 @@ async def list_templates(request: web.Request) -> web.Response:
     return json_response({"templates": items})
 
 
+def _patterns(node: Any) -> set[str]:
+    """Every `pattern` string in a schema, at any depth."""
+    if isinstance(node, dict):
+        found = {node["pattern"]} if isinstance(node.get("pattern"), str) else set()
+        return found.union(*(_patterns(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_patterns(v) for v in node))
+    return set()
+
+
 async def get_template(request: web.Request) -> web.Response:
     t = request.app[templates_key].get(request.match_info["name"])
-    return json_response(t.describe())
+    body = t.describe()
+    # Each schema pattern in words, so a form can say "8–20 位大写字母或数字", never the regex.
+    body["patternText"] = {p: text for p in sorted(_patterns(t.schema)) if (text := pattern_text(p))}
+    return json_response(body)
 
 
 def _profile(request: web.Request) -> CarrierProfile:

@@ -1,5 +1,6 @@
-"""The enterprise reports page (`/reports`): deliveries per channel and outcome over time,
-receipt latency, fallback rates, package balances, ad impressions.
+"""The enterprise reports page (`/reports`): usage and cost over time, deliveries per outcome,
+per-channel arrival rate and receipt latency, package balances with their projected run-out
+day, opt-outs, taps and ad impressions, over a chosen date range, with a CSV download.
 
 A studio page by look (the studio's stylesheet and DOM helpers) but served from here, so the
 studio does not depend on delivery. Same discipline as the studio: an HTML shell with escaped
@@ -51,6 +52,12 @@ BODY = """<main id="main" class="reports">
   <label>API 密钥 <input name="key" type="password" required autocomplete="off"></label>
   <button type="submit">查看</button>
 </form>
+<form id="range" class="range" hidden>
+  <label>从 <input id="from" name="from" type="date"></label>
+  <label>到 <input id="to" name="to" type="date"></label>
+  <button type="submit">按日期查看</button>
+  <button type="button" id="csv">下载用量 CSV</button>
+</form>
 <p id="error" class="error" role="alert" hidden></p>
 <div id="report"></div>
 </main>
@@ -59,7 +66,7 @@ BODY = """<main id="main" class="reports">
 
 async def reports(request: web.Request) -> web.Response:
     return html_response(
-        page("名片 Studio · 投递报表", BODY, url("reports.js"), extra_css=(url("reports.css"),))
+        page("名片工作台 · 投递报表", BODY, url("reports.js"), extra_css=(url("reports.css"),))
     )
 
 

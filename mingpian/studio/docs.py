@@ -159,7 +159,15 @@ PATHS: dict[str, dict[str, Any]] = {
             "responses": {
                 "200": {
                     "description": "an event stream",
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    "content": {
+                        "text/event-stream": {
+                            "schema": {
+                                "type": "string",
+                                "description": "Server-Sent Events, each `event: ready|changed|gone` "
+                                "then `data: <JSON>` and a blank line; `: keepalive` comments between",
+                            }
+                        }
+                    },
                 },
                 "404": error_response("no such template"),
             },

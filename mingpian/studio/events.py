@@ -1,8 +1,10 @@
 """Live reload: `GET /api/templates/{name}/events` is a Server-Sent Events stream that says
 `changed` whenever any file of the template folder changes.
 
-Polling `TemplateStore.stamp` (names, mtimes, sizes) every 200 ms is portable (no inotify),
-costs a few stat calls per open page, and keeps a save → preview delay well under a second.
+Polling `TemplateStore.stamp` (names, mtimes, sizes) every 100 ms is portable (no inotify),
+costs a few stat calls per open page, and keeps a save → preview delay to a few hundred ms: on a
+change the stream rebuilds the template at once (`TemplateStore.refresh`), so the page's next
+requests get the new build without waiting out the store's `reload_interval`.
 Streams end cleanly when the client goes away (checked every poll, not only on the next write)
 and when the server shuts down (an on_shutdown hook wakes every stream so none holds the
 graceful-shutdown timeout).
@@ -21,7 +23,7 @@ from renderer import TemplateInvalid, TemplateNotFound, TemplateStore
 
 from ..keys import templates_key
 
-POLL_SECONDS = 0.2
+POLL_SECONDS = 0.1
 KEEPALIVE_SECONDS = 15.0  # proxies drop idle connections; a comment line keeps them open
 RETRY_MS = 1000  # how soon the browser reconnects after a drop
 
@@ -41,9 +43,9 @@ def _event(name: str, data: dict[str, object]) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
-def _state(store: TemplateStore, name: str) -> dict[str, object]:
+def _state(store: TemplateStore, name: str, *, fresh: bool = False) -> dict[str, object]:
     try:
-        t = store.get(name)
+        t = store.refresh(name) if fresh else store.get(name)
     except TemplateInvalid as exc:
         return {"template": name, "ok": False, "error": exc.to_json()}
     return {"template": name, "ok": True, "templateVersion": t.version}
@@ -84,10 +86,8 @@ async def template_events(request: web.Request) -> web.StreamResponse:
                 break
             if now_stamp != stamp:
                 stamp = now_stamp
-                # The store re-checks a folder at most every reload_interval: waiting that long
-                # guarantees the page's next GET sees the new files rather than a cached build.
-                await asyncio.sleep(store.reload_interval)
-                await resp.write(_event("changed", _state(store, name)))
+                # Rebuilt now (not after reload_interval): the page's next GET sees the new files.
+                await resp.write(_event("changed", _state(store, name, fresh=True)))
                 last_write = time.monotonic()
             elif time.monotonic() - last_write > KEEPALIVE_SECONDS:
                 await resp.write(b": keepalive\n\n")

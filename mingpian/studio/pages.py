@@ -33,9 +33,9 @@ def page(title: str, body: str, script_url: str, extra_css: tuple[str, ...] = ()
 <body>
 <a class="skip" href="#main">跳到正文</a>
 <header class="top">
-  <a class="logo" href="/"><span aria-hidden="true">名</span> 名片 Studio</a>
+  <a class="logo" href="/"><span aria-hidden="true">名</span> 名片工作台</a>
   <nav aria-label="站点"><a href="/">模板</a> <a href="/reports">报表</a>
-    <a href="/api/openapi.json">API</a></nav>
+    <a href="/docs">文档</a> <a href="/api">API</a></nav>
 </header>
 {body}
 <p id="status" class="sr-only" role="status" aria-live="polite"></p>
@@ -79,7 +79,7 @@ async def gallery(request: web.Request) -> web.Response:
 {"".join(items) or '<li class="empty">模板目录里还没有模板。</li>'}
 </ul>
 </main>"""
-    return html_response(page("名片 Studio · 模板", body, asset_url("gallery.js")))
+    return html_response(page("名片工作台 · 模板", body, asset_url("gallery.js")))
 
 
 async def template_page(request: web.Request) -> web.Response:
@@ -128,7 +128,7 @@ async def template_page(request: web.Request) -> web.Response:
   </section>
 </div>
 </main>"""
-    return html_response(page(f"名片 Studio · {title}", body, asset_url("template.js")))
+    return html_response(page(f"名片工作台 · {title}", body, asset_url("template.js")))
 
 
 def setup(app: web.Application) -> None:

@@ -30,8 +30,8 @@ HEADERS = {
     "X-Frame-Options": "DENY",  # for browsers that predate frame-ancestors
     "Referrer-Policy": "no-referrer",  # share links carry user data in the fragment/query
 }
-STUDIO_PREFIXES = ("/t/", "/static/", "/api/studio/")
-STUDIO_EXACT = ("/", "/api/capabilities")
+STUDIO_PREFIXES = ("/t/", "/static/", "/api/studio/", "/docs/")
+STUDIO_EXACT = ("/", "/api/capabilities", "/docs", "/api")
 
 
 def is_studio_path(path: str) -> bool:

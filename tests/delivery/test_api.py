@@ -301,6 +301,12 @@ async def test_tenant_edges_answer_alike_and_cards_are_checked_when_written(make
         )
         answers.append(body["message"].replace(CMB_LINE, "N").replace("+8613700000000", "N"))
     assert answers[0] == answers[1]
+    # the same for an estimate's line
+    est = {"template": "courier-hangup", "data": sample("courier-hangup"), "count": 10, "line": CMB_LINE}
+    resp = await client.post("/api/enterprises/sf/estimate", json=est, headers=sf)
+    assert resp.status == 422 and (await resp.json())["problems"][0]["path"] == "$.line"
+    resp = await client.post("/api/enterprises/sf/estimate", json={**est, "line": SF_HOTLINE}, headers=sf)
+    assert resp.status == 200
     # the same for a package's lines (operator-written)
     pkg = {"id": "p2", "units": 1, "valid_from": 0, "valid_to": 1, "lines": [SF_HOTLINE, CMB_LINE]}
     resp = await client.post("/api/enterprises/sf/packages", json=pkg, headers=auth(OPERATOR))

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import jsonschema
+
 from tests.support.gatewaysim import GatewaySim
 
 from .support import (
@@ -106,6 +108,10 @@ async def test_a_brand_change_request_applies_only_once_approved(
     req = await resp.json()
     assert resp.status == 201 and req["state"] == "pending" and req["filed_by"] == "enterprise:sf"
     rid = req["id"]
+    # the answer is what the OpenAPI document says (a console is built from it)
+    doc = await (await client.get("/api/openapi.json")).json()
+    record = {**doc["components"]["schemas"]["DeliveryBrandRequestRecord"], "components": doc["components"]}
+    jsonschema.validate(req, record)
     # one pending at a time
     again = await client.post(
         "/api/enterprises/sf/brand-requests", json={"changes": {"signature": "X"}}, headers=sf
@@ -123,6 +129,7 @@ async def test_a_brand_change_request_applies_only_once_approved(
     assert bad.status == 400 and (await bad.json())["error"] == "invalid_query"
     resp = await client.post(decision, json={"approve": True, "note": "资质已核"}, headers=op)
     done = await resp.json()
+    jsonschema.validate(done, record)
     assert resp.status == 200 and done["state"] == "approved" and done["decision_note"] == "资质已核"
     assert (await _sf(client))["signature"] == "顺丰快递"
     assert (await _first_text(client, gateway, "r2")).startswith("【顺丰快递】")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from delivery.metering import Package
+from delivery.metering import Package, day_of
 from delivery.metering.redis import RedisCounters
 from delivery.metering.sqlite import SqliteCounters
 from delivery.store import SqliteDeliveryStore
@@ -164,6 +164,30 @@ async def test_usage_reports_json_and_csv_and_cost_estimate(make_app: AppFactory
     report = await (await client.get("/api/enterprises/sf/report", headers=auth(SF_KEY))).json()
     assert {(r["channel"], r["outcome"]) for r in report["attempts"]} == {("ussd", "delivered")}
     assert report["packages"][0] == {**report["packages"][0], "units": 100, "used": 2, "remaining": 98}
+    # a range: today's rows in, an earlier range out; a bad day is a 400 naming the parameter
+    today = day_of(time.time())
+    ranged = await (
+        await client.get(f"/api/enterprises/sf/report?from={today}&to={today}", headers=auth(SF_KEY))
+    ).json()
+    assert ranged["from"] == today and len(ranged["attempts"]) == len(report["attempts"])
+    before = await (await client.get("/api/enterprises/sf/report?to=2020-01-01", headers=auth(SF_KEY))).json()
+    assert before["attempts"] == [] and before["packages"] == report["packages"]  # balances are as of now
+    resp = await client.get(
+        "/api/enterprises/sf/usage?by=channel&from=2020-01-01&to=2020-01-31", headers=auth(SF_KEY)
+    )
+    assert (await resp.json())["rows"] == []
+    resp = await client.get(f"/api/enterprises/sf/usage?by=channel&from={today}", headers=auth(SF_KEY))
+    assert [(r["channel"], r["messages"]) for r in (await resp.json())["rows"]] == [("ussd", 2)]
+    for query, name in (
+        ("from=2026-13-01", "from"),
+        ("to=yesterday", "to"),
+        ("from=2026-02-02&to=2026-02-01", "from"),
+    ):
+        bad = await client.get(f"/api/enterprises/sf/report?{query}", headers=auth(SF_KEY))
+        assert bad.status == 400 and (await bad.json())["problems"][0]["path"] == name, query
+    # 2 units spent today on a 100-unit package: 98 left at 2 a day (since it started today) → 49 days
+    projection = report["packages"][0]["projection"]
+    assert projection["dailyUnits"] > 0 and projection["runOut"] > today
     est = await client.post(
         "/api/enterprises/sf/estimate",
         headers=auth(SF_KEY),
@@ -228,7 +252,7 @@ async def test_a_redis_charge_whose_attempt_row_a_crash_lost_is_given_back_on_re
     done = await store.delivery("g1:ended")
     assert done is not None
     async with store.tx():  # the state a crash leaves: an active delivery, its charge, no attempt row
-        await store.add_delivery(
+        await store.accept_call(
             replace(done, id="g2:ended", call_id="g2", state="active", step=0, channel="")
         )
         await store.opt_out("sf", done.recipient, "sms", "退订")

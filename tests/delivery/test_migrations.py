@@ -116,7 +116,7 @@ async def test_a_database_of_the_previous_release_is_adopted_and_migrated_with_i
     store = SqliteDeliveryStore(path)
     store.open()
     try:
-        assert recorded(path) == expected()  # 0001 adopted (recorded), the others applied
+        assert recorded(path) == expected()  # 0001 adopted (recorded), 0002 and 0003 applied
         assert "dedupe" not in tables(path)
         assert (await store.get("enterprise", "", "sf"))["signature"] == "顺丰速运"  # type: ignore[index]
         assert await store.find("line", "+8613800000001") == (

@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from mingpian.settings import Settings
-from tests.support.browser import ARTIFACTS, PageProbe, ServerThread
+from tests.support.browser import ARTIFACTS, VISIBLE_TEXT, PageProbe, ServerThread, english_words
 from tests.support.gatewaysim import GatewaySim, Rule
 
 from .support import CUSTOMER, OPERATOR, SF_KEY, seed_doc
@@ -64,17 +64,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
         delivery_smpp_password="secret",
     )
 
+    sims: list[GatewaySim] = []
+
     def prepare(app: web.Application) -> None:
         async def gateway(app: web.Application) -> Any:
             sim = GatewaySim(password="secret")
             sim.set_rules([Rule("fail", channel="ussd", times=2)])
             await sim.start(port=smpp_port)
+            sims.append(sim)
             yield
             await sim.stop()
 
         app.cleanup_ctx.insert(0, gateway)
 
     srv = ServerThread(settings, prepare).start()
+    srv.sims = sims  # type: ignore[attr-defined]
     yield srv
     srv.stop()
 
@@ -90,6 +94,12 @@ def _post(url: str, body: dict[str, Any], key: str) -> int:
         return int(resp.status)
 
 
+def _get(url: str, key: str) -> Any:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return json.load(resp)
+
+
 def test_reports_page_draws_charts_in_chromium(browser: Any, server: ServerThread) -> None:
     for i in range(4):
         assert (
@@ -101,21 +111,68 @@ def test_reports_page_draws_charts_in_chromium(browser: Any, server: ServerThrea
             == 202
         )
     time.sleep(2.0)  # USSD fails twice, flash delivers: attempts with two outcomes
-    page = browser.new_page()
+    sim = server.sims[0]  # type: ignore[attr-defined]
+    server._loop.call_soon_threadsafe(sim.send_mo, CUSTOMER[3:], "13800000001", "退订")  # type: ignore[union-attr]
+    for _ in range(100):
+        if _get(f"{server.url}/api/enterprises/sf/optouts", SF_KEY)["optouts"]:
+            break
+        time.sleep(0.05)
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN", accept_downloads=True)
     probe = PageProbe(page)
     page.goto(f"{server.url}/reports?enterprise=sf")
     page.fill("input[name=key]", SF_KEY)
-    page.click("button[type=submit]")
+    page.click("#login button[type=submit]")
     page.wait_for_selector("figure svg rect.c-delivered", timeout=10_000)
+    page.evaluate("() => document.fonts.ready.then(() => true)")
     captions = page.locator("figcaption").all_text_contents()
-    assert captions[:4] == ["投递结果（按天、渠道）", "回执时延（平均）", "回落率", "套餐余量"]
-    assert page.locator("svg rect.c-failed").count() >= 1
-    assert "pool1" in page.locator("figure").nth(3).inner_text()
+    assert captions == [
+        "用量（条，按天、渠道）",
+        "费用（元，按天）",
+        "投递结果（按天）",
+        "各渠道送达率",
+        "各渠道回执时延（平均）",
+        "套餐余量",
+        "退订（按天）",
+        "按钮点击",
+        "广告曝光（按天）",
+    ]
+    # usage and cost over time are drawn (they were a table only), opt-outs too
+    assert page.locator("figure").nth(0).locator("svg rect[class^=c-]").count() >= 1
+    assert page.locator("figure").nth(1).locator("svg rect.c-cost").count() >= 1
+    assert page.locator("figure").nth(6).locator("svg rect.c-optout").count() == 1
+    assert "送达" in page.locator("figure").nth(2).locator(".legend").inner_text()
+    assert (
+        "USSD" in page.locator("figure").nth(3).inner_text()
+        and "%" in page.locator("figure").nth(3).inner_text()
+    )
+    assert "pool1" in page.locator("figure").nth(5).inner_text()
+    assert "预计" in page.locator(".runout").inner_text() and "到期" in page.locator(".runout").inner_text()
+    # every chart label is at least 11 px on screen
+    smallest = page.evaluate("""() => Math.min(...[...document.querySelectorAll('figure svg text')].map((t) => {
+      const svg = t.ownerSVGElement;
+      const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+      return parseFloat(getComputedStyle(t).fontSize) * scale;
+    }))""")
+    assert smallest >= 11, smallest
+    # no English in the Chinese page (enterprise, package and card names are the user's data)
+    assert english_words(page.evaluate(VISIBLE_TEXT), {"sf", "pool1", "courier-hangup"}) == []
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(Path(ARTIFACTS) / "reports.png"), full_page=True)
+    # the CSV download of the usage shown
+    with page.expect_download() as dl:
+        page.click("#csv")
+    csv_path = dl.value.path()
+    lines = Path(str(csv_path)).read_text("utf-8").splitlines()
+    assert lines[0] == "day,channel,package,messages,units,overage_units,cost" and len(lines) >= 2
+    # a date range with nothing in it: the charts say so
+    page.fill("#from", "2020-01-01")
+    page.fill("#to", "2020-01-31")
+    page.click("#range button[type=submit]")
+    page.wait_for_function("() => document.querySelector('figure').textContent.includes('这段时间没有数据')")
+    assert page.locator("figure svg rect.c-delivered").count() == 0
     # a wrong key is an explained error, not a broken page
     page.fill("input[name=key]", "mpk_wrong")
-    page.click("button[type=submit]")
+    page.click("#login button[type=submit]")
     page.wait_for_selector("#error:not([hidden])", timeout=5_000)
     assert "无法加载" in page.inner_text("#error")
     assert probe.errors == [

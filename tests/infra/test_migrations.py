@@ -169,9 +169,10 @@ def test_the_shipped_migration_sets_load() -> None:
         "0001_initial",
         "0002_drop_dedupe",
         "0003_charges_by_enterprise",
-        "0004_chatbot_owners",
-        "0005_media_library",
-        "0006_console_sessions",
+        "0004_media_library",
+        "0005_receipt_source",
+        "0006_chatbot_owners",
+        "0007_console_sessions",
     ]
     assert DELIVERY.migrations[1].file == "delivery/migrations/sqlite/0002_drop_dedupe.sql"
     assert [m.label for m in CHATBOT.migrations] == ["0001_initial", "0002_webhook_nonces"]
@@ -180,8 +181,9 @@ def test_the_shipped_migration_sets_load() -> None:
     assert [m.label for m in DELIVERY_PG.migrations] == [
         "0001_initial",
         "0002_charges_by_enterprise",
-        "0003_chatbot_owners",
-        "0004_media_library",
-        "0005_console_sessions",
+        "0003_media_library",
+        "0004_receipt_source",
+        "0005_chatbot_owners",
+        "0006_console_sessions",
     ]
     assert CHATBOT.folder == "chatbot/store/migrations/sqlite"

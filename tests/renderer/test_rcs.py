@@ -68,7 +68,8 @@ def test_title_over_limit_names_field_limit_and_profile() -> None:
         to_rcs(msg(Card(title="长" * 201)))
     p = info.value.problems[0]
     assert p.path == "$.message.generalPurposeCard.content.title"
-    assert "201 characters" in p.message and "at most 200" in p.message and "'default'" in p.message
+    assert p.message == "标题有 201 个字，「通用（各平台共同的最严限制）」最多 200 个字"
+    assert p.code == "too_long"
 
 
 def test_every_limit_is_enforced() -> None:
@@ -108,10 +109,10 @@ def test_every_limit_is_enforced() -> None:
 
 def test_carousel_card_count_depends_on_profile() -> None:
     cards = tuple(Card(title=f"卡{i}") for i in range(11))
-    with pytest.raises(LimitExceeded, match="2 to 10"):
+    with pytest.raises(LimitExceeded, match="2–10 张"):
         to_rcs(msg(*cards, kind="carousel"))
     assert to_rcs(msg(*cards, kind="carousel"), get_profile("china-unicom"))
-    with pytest.raises(LimitExceeded, match="2 to"):
+    with pytest.raises(LimitExceeded, match="轮播有 1 张卡片"):
         to_rcs(msg(Card(title="only"), kind="carousel"))
 
 
@@ -137,7 +138,7 @@ def test_output_schema_catches_what_limits_do_not() -> None:
 
 
 def test_empty_card_is_rejected() -> None:
-    with pytest.raises(LimitExceeded, match="no title, description or media"):
+    with pytest.raises(LimitExceeded, match="卡片没有标题、描述或媒体"):
         to_rcs(msg(Card()))
 
 

@@ -191,6 +191,20 @@ def test_reload_when_a_file_changes(tmp_path: Path) -> None:
     assert second.version != first.version
 
 
+def test_refresh_sees_a_change_at_once_whatever_the_interval(tmp_path: Path) -> None:
+    folder = write_template(tmp_path, "live", "card:\n  title: 旧标题\n")
+    store = TemplateStore(tmp_path, reload_interval=3600.0)
+    first = store.get("live")
+    card = folder / "card.yaml"
+    card.write_text("card:\n  title: 新标题\n", "utf-8")
+    later = time.time() + 5
+    os.utime(card, (later, later))
+    assert store.get("live") is first  # within reload_interval: the cached build
+    fresh = store.refresh("live")
+    assert fresh.render({}).cards[0].title == "新标题"
+    assert store.get("live") is fresh  # and every later get serves it
+
+
 def test_a_broken_edit_reports_then_recovers(tmp_path: Path) -> None:
     folder = write_template(tmp_path, "live", "card:\n  title: ok\n")
     store = TemplateStore(tmp_path, reload_interval=0.0)

@@ -125,7 +125,7 @@ async def test_profile_changes_the_limits(aiohttp_client: ClientFactory, tmp_pat
     assert resp.status == 422
     problem = (await resp.json())["problems"][0]
     assert problem["path"] == "$.message.generalPurposeCardCarousel.content"
-    assert "2 to 10" in problem["message"]
+    assert "2–10 张" in problem["message"] and problem["code"] == "carousel_size"
     resp = await client.post("/api/templates/eleven/render?profile=china-telecom", json=data)
     assert resp.status == 200
 

@@ -54,7 +54,7 @@ def test_render_reports_data_errors_with_path(tmp_path: Path) -> None:
     f.write_text('{"nickname": ""}', "utf-8")
     out = run("render", "personal-show", "--data", str(f))
     assert out.returncode == 1
-    assert f"{f}: $.nickname" in out.stderr and f"{f}: $.motto: is required" in out.stderr
+    assert f"{f}: $.nickname" in out.stderr and f"{f}: $.motto: 「个性签名」必填" in out.stderr
     f.write_text('{"nickname": \n oops}', "utf-8")
     out = run("render", "personal-show", "--data", str(f))
     assert out.returncode != 0 and f"{f}:2:" in out.stderr
@@ -86,7 +86,7 @@ def test_lint_fails_with_file_line_on_broken_templates(tmp_path: Path) -> None:
     assert any(
         "toolong/sample.json" in ln and "$.message.generalPurposeCard.content.title" in ln for ln in lines
     ), lines
-    assert any("baddata/sample.json: $.n: is required" in ln for ln in lines), lines
+    assert any("baddata/sample.json: $.n: 「n」必填" in ln for ln in lines), lines
     assert not any("/good/" in ln for ln in lines)
     assert "4 problem(s)" in out.stderr
     only = run("--templates", str(tmp_path), "lint", "good")
@@ -123,13 +123,13 @@ def test_settings_markdown_prints_the_docs_table() -> None:
 def test_bad_settings_stop_every_command_with_one_line(tmp_path: Path) -> None:
     out = run("serve", env={"MINGPIAN_LOG_FORMAT": "jsno"})
     assert (out.returncode, out.stdout, out.stderr) == (
-        1,
+        2,
         "",
         "MINGPIAN_LOG_FORMAT='jsno': expected one of json, text\n",
     )
     out = run("lint", env={"MINGPIAN_TEMPLATES_DIR": "x"})
     assert (out.returncode, out.stderr) == (
-        1,
+        2,
         "MINGPIAN_TEMPLATES_DIR: no such setting; did you mean "
         "MINGPIAN_TEMPLATE_DIR? (`mingpian settings` lists them)\n",
     )
@@ -137,9 +137,65 @@ def test_bad_settings_stop_every_command_with_one_line(tmp_path: Path) -> None:
     config.write_text("port = 8081\ntemplates = 'x'\n", "utf-8")
     out = run("render", "courier-hangup", "--config", str(config))
     assert (out.returncode, out.stdout, out.stderr) == (
-        1,
+        2,
         "",
         f"{config}: templates: no such setting; did you mean template_dir? (`mingpian settings` lists them)\n",
     )
     out = run("serve", "--port", "70000")
-    assert (out.returncode, out.stderr) == (1, "port=70000: expected an integer from 0 to 65535\n")
+    assert (out.returncode, out.stderr) == (2, "port=70000: expected an integer from 0 to 65535\n")
+
+
+def test_missing_or_unreadable_files_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    missing = tmp_path / "my.json"
+    out = run("render", "courier-hangup", "--data", str(missing))
+    assert (out.returncode, out.stdout, out.stderr) == (2, "", f"{missing}: no such file\n")
+    out = run("render", "courier-hangup", "--data", str(tmp_path))
+    assert (out.returncode, out.stderr) == (2, f"{tmp_path}: is a folder, not a file\n")
+    latin = tmp_path / "latin1.json"
+    latin.write_bytes(b'{"nickname": "\xe9"}')
+    out = run("render", "personal-show", "--data", str(latin))
+    assert out.returncode == 2 and out.stderr.startswith(f"{latin}: not UTF-8 text")
+    out = run("render", "courier-hangup", "--config", str(tmp_path / "none.toml"))
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "cannot read config file" in out.stderr
+    out = run("render", "courier-hangup", "--to", "sms", "--out", str(tmp_path / "no" / "such" / "x.txt"))
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "cannot write" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mingpian", "settings"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()  # `| head -1`: read one line, then close the pipe
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 0
+    assert first.startswith(b"MINGPIAN_") and err == ""
+
+
+def test_binary_output_to_a_terminal_is_refused(tmp_path: Path) -> None:
+    import pty
+
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "mingpian", "render", "courier-hangup", "--to", "png"],
+            stdout=secondary,
+            stderr=subprocess.PIPE,
+            timeout=60,
+        )
+    finally:
+        os.close(secondary)
+        os.close(primary)
+    assert proc.returncode == 2
+    assert proc.stderr.decode() == (
+        "mingpian render: --to png writes binary data; give --out FILE (or redirect stdout)\n"
+    )
+    piped = subprocess.run(
+        [sys.executable, "-m", "mingpian", "render", "courier-hangup", "--to", "png"],
+        capture_output=True,
+        timeout=60,
+    )
+    assert piped.returncode == 0 and piped.stdout.startswith(b"\x89PNG")  # a pipe is not a terminal

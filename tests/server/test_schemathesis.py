@@ -8,6 +8,7 @@ server has a seeded enterprise so that generated ids sometimes meet real records
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -114,9 +115,15 @@ def test_no_operation_breaks_its_document(server: str) -> None:
     elapsed = time.monotonic() - started
     assert not failures, "\n\n".join(failures)
     assert elapsed < BUDGET, f"the run took {elapsed:.0f} s"
-    # no version in Server: (aiohttp would announce itself and Python's)
+    # no version in Server: (aiohttp would announce itself and Python's), its own 400s included
     resp = session.get(f"{server}/healthz")
     assert resp.headers["Server"] == "Mingpian"
+    host, port = server.removeprefix("http://").split(":")
+    for raw in (b"GARBAGE\r\n\r\n", b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"):
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(raw)
+            head = sock.recv(4096).split(b"\r\n\r\n")[0].split(b"\r\n")
+        assert head[0].split()[1] == b"400" and b"Server: Mingpian" in head, head
 
 
 def test_the_document_declares_what_the_server_enforces(server: str) -> None:

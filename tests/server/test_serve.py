@@ -85,8 +85,11 @@ def test_serve_reads_its_config_file_and_the_environment_wins(tmp_path: Path) ->
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
-    lines = err.splitlines()  # log_format = "text" from the file: "<time> INFO <logger> request"
-    assert any(line.endswith(" INFO mingpian.access request") for line in lines), err
+    lines = err.splitlines()  # log_format = "text" from the file: "<time> INFO <logger> request k=v…"
+    access = [line for line in lines if " INFO mingpian.access request " in line and "path=/healthz" in line]
+    assert access, err
+    for part in ("method=GET", "status=200", "duration_ms=", "request_id="):
+        assert part in access[0], access[0]
     assert not any(line.startswith("{") for line in lines), err
 
 
@@ -100,8 +103,52 @@ def test_serve_with_a_bad_setting_exits_with_one_line_and_no_traceback(tmp_path:
     out = subprocess.run(
         [sys.executable, "-m", "mingpian", "serve"], env=env, capture_output=True, text=True, timeout=60
     )
-    assert out.returncode == 1 and out.stdout == ""
+    assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.splitlines() == [
         f"{config}: delivery_timeouts = {{'ussd': 5, 'fax': 3}}: unknown channel 'fax'; expected "
         "channel=seconds, comma-separated (channels rcs, ussd, flash, sms; seconds > 0)"
     ]
+
+
+def test_a_busy_port_is_one_line_and_exit_2_and_never_says_listening(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")},
+            "MINGPIAN_PORT": str(port),
+            "MINGPIAN_DATA_DIR": str(tmp_path / "var"),
+        }
+        out = subprocess.run(
+            [sys.executable, "-m", "mingpian", "serve"], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert out.returncode == 2 and "listening" not in out.stdout
+        assert out.stderr.splitlines() == [
+            f"mingpian serve: cannot listen on 127.0.0.1:{port}: the port is already in use "
+            "(another server is running there?)"
+        ]
+
+
+def test_unreachable_redis_or_database_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]  # closed again: nothing answers there
+    base = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")},
+        "MINGPIAN_PORT": str(_free_port()),
+        "MINGPIAN_DATA_DIR": str(tmp_path / "var"),
+    }
+    for extra in (
+        {"MINGPIAN_STORE": "redis", "MINGPIAN_REDIS_URL": f"redis://127.0.0.1:{dead}/0"},
+        {"MINGPIAN_DATABASE_URL": f"postgresql://u:p@127.0.0.1:{dead}/db"},
+    ):
+        out = subprocess.run(
+            [sys.executable, "-m", "mingpian", "serve"],
+            env={**base, **extra},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 2 and "listening" not in out.stdout, out
+        assert len(out.stderr.splitlines()) == 1 and out.stderr.startswith("mingpian serve: "), out.stderr

@@ -199,6 +199,23 @@ def test_kannel_channels_parse_into_a_tuple() -> None:
     assert Settings.from_env({"MINGPIAN_DELIVERY_KANNEL_CHANNELS": ""}).delivery_kannel_channels == ()
 
 
+def test_webhook_schemes_and_networks_per_dialect() -> None:
+    s = Settings.from_env(
+        {
+            "MINGPIAN_WEBHOOK_CSP_SCHEMES": " HMAC-SHA256 ",
+            "MINGPIAN_WEBHOOK_GSMA_SCHEMES": "",
+            "MINGPIAN_WEBHOOK_CSP_NETWORKS": "10.1.2.3/8, 2001:db8::1",
+        }
+    )
+    assert s.webhook_csp_schemes == ("hmac-sha256",) and s.webhook_gsma_schemes == ()
+    assert s.webhook_cm_schemes == ("username-password", "hmac-sha256")
+    assert s.webhook_csp_networks == ("10.0.0.0/8", "2001:db8::1/128") and s.webhook_cm_networks == ()
+    with pytest.raises(SystemExit, match=r"MINGPIAN_WEBHOOK_CM_SCHEMES='basic': unknown scheme 'basic'"):
+        Settings.from_env({"MINGPIAN_WEBHOOK_CM_SCHEMES": "basic"})
+    with pytest.raises(SystemExit, match=r"'10\.0\.0\.300' is not a network"):
+        Settings.from_env({"MINGPIAN_WEBHOOK_GSMA_NETWORKS": "10.0.0.300"})
+
+
 def _toml(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "mingpian.toml"
     path.write_text(text, "utf-8")

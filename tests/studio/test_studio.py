@@ -79,7 +79,7 @@ async def test_template_page_shell(client: Client) -> None:
     assert resp.status == 200
     assert_studio_headers(resp)
     html = await resp.text()
-    assert 'data-template="courier-hangup"' in html and "<title>名片 Studio · 快递挂机名片</title>" in html
+    assert 'data-template="courier-hangup"' in html and "<title>名片工作台 · 快递挂机名片</title>" in html
     for element_id in ("data-form", "phones", "problems", "raw", "profile", "share", "status"):
         assert f'id="{element_id}"' in html
     assert 'aria-live="polite"' in html

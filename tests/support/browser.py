@@ -6,6 +6,7 @@ Playwright API owns the test thread, and a probe for what must never happen on a
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -107,3 +108,78 @@ class PageProbe:
     def _dialog(self, dialog: Any) -> None:
         self.dialogs.append(dialog.message)
         dialog.dismiss()
+
+
+# Latin words a Chinese page may show: technical names people use as they are.
+ALLOWED_LATIN = frozenset(
+    [
+        "5G",
+        "SMS",
+        "USSD",
+        "RCS",
+        "PNG",
+        "MP4",
+        "API",
+        "CSV",
+        "ID",
+        "JSON",
+        "GSM",
+        "GSM-7",
+        "UCS",
+        "UCS-2",
+        "DCS",
+        "MB",
+        "WebP",
+        "JPEG",
+    ]
+)
+# The text a person sees: visible text nodes (not code, raw payloads, collapsed details or
+# hidden parts), placeholders and accessible names.
+VISIBLE_TEXT = """() => {
+  const out = [];
+  const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walk.nextNode()) {
+    const node = walk.currentNode;
+    const el = node.parentElement;
+    if (!el || !node.textContent.trim()) continue;
+    if (el.closest('script, style, title, desc, [hidden], code, pre, textarea, option')) continue;
+    const box = el.getBoundingClientRect();
+    const style = getComputedStyle(el);
+    if (!box.width || !box.height || style.visibility === 'hidden' || style.display === 'none') continue;
+    if (el.closest('details:not([open])') && !el.closest('summary')) continue;
+    out.push(node.textContent);
+  }
+  for (const el of document.querySelectorAll('select')) {
+    if (el.getBoundingClientRect().width && el.selectedOptions[0]) out.push(el.selectedOptions[0].textContent);
+  }
+  for (const el of document.querySelectorAll('[placeholder], [aria-label]')) {
+    if (el.getBoundingClientRect().width) out.push(el.getAttribute('placeholder') || el.getAttribute('aria-label'));
+  }
+  return out.join(' ');
+}"""
+
+
+def latin_words_of(value: object) -> set[str]:
+    """Every Latin word in a JSON value (keys and strings): a user's or designer's own data."""
+    if isinstance(value, dict):
+        return (
+            set().union(*(latin_words_of(k) | latin_words_of(v) for k, v in value.items()))
+            if value
+            else set()
+        )
+    if isinstance(value, list):
+        return set().union(*(latin_words_of(v) for v in value)) if value else set()
+    return set(_WORD.findall(str(value))) if isinstance(value, str) else set()
+
+
+_WORD = re.compile(r"(?<![0-9A-Za-z])[A-Za-z][A-Za-z0-9]*(?:[-_.][A-Za-z0-9]+)*")  # not 0x48, 5G
+
+
+def english_words(text: str, data: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """Latin words in `text` (two letters or more: "5G" is not a word) that are neither allowed
+    technical names nor the user's own data."""
+    return [
+        w
+        for w in _WORD.findall(text)
+        if len(w) > 1 and w not in ALLOWED_LATIN and w not in data and not any(w in d for d in data)
+    ]

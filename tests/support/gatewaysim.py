@@ -96,6 +96,12 @@ class _Session:
     id: int = 0  # the bind's number (1, 2, …) in this simulator's life
     outstanding: int = 0  # submit_sm received and not answered yet (with `answer_delay`)
     seq: itertools.count = field(default_factory=lambda: itertools.count(1))
+    unacked: dict[int, bytes] = field(default_factory=dict)  # deliver_sm sent, no resp yet (by seq)
+
+    def deliver(self, body: bytes) -> None:
+        seq = next(self.seq)
+        self.unacked[seq] = body
+        self.writer.write(Pdu(smpp.DELIVER_SM, 0, seq, body).encode())
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +123,7 @@ class GatewaySim:
         self.by_destination: dict[str, int] = {}
         self.receipts_sent = 0
         self.mo_sent = 0
+        self.redelivered = 0  # deliver_sm sent again after a session closed without acknowledging them
         self.binds = 0
         self.binds_refused = 0  # over an account's bind limit
         self.bind_limits: dict[str, int] = {}  # system_id → sessions bound at once at most
@@ -233,8 +240,11 @@ class GatewaySim:
                 elif cmd == smpp.UNBIND:
                     writer.write(Pdu(smpp.UNBIND | smpp.RESP, 0, pdu.seq).encode())
                     break
+                elif cmd == smpp.DELIVER_SM | smpp.RESP:
+                    if pdu.status == smpp.STATUS_OK:
+                        session.unacked.pop(pdu.seq, None)
                 elif cmd & smpp.RESP:
-                    continue  # deliver_sm_resp / enquire_link_resp
+                    continue  # enquire_link_resp
                 else:
                     writer.write(Pdu(smpp.GENERIC_NACK, smpp.STATUS_INVCMDID, pdu.seq).encode())
         except (asyncio.IncompleteReadError, ConnectionError, smpp.PduError):
@@ -242,6 +252,11 @@ class GatewaySim:
         finally:
             if session is not None and session in self._sessions:
                 self._sessions.remove(session)
+            if session is not None and session.unacked:
+                # As an SMSC does: what the ESME never acknowledged goes out again on its next bind.
+                self.redelivered += len(session.unacked)
+                for body in session.unacked.values():
+                    self._deliver(session.system_id, body)
             writer.close()
 
     def _problems(self, pdu: Pdu, sm: ShortMessage | None = None) -> list[str]:
@@ -393,7 +408,7 @@ class GatewaySim:
         ]
         if ready:
             s = ready[next(self._turn) % len(ready)] if self.spread_deliveries else ready[0]
-            s.writer.write(Pdu(smpp.DELIVER_SM, 0, next(s.seq), body).encode())
+            s.deliver(body)
             self.deliveries[s.id] = self.deliveries.get(s.id, 0) + 1
             return
         self._queued.setdefault(system_id, []).append((0, body))
@@ -402,7 +417,7 @@ class GatewaySim:
         if not session.receives:
             return
         for _, body in self._queued.pop(session.system_id, []):
-            session.writer.write(Pdu(smpp.DELIVER_SM, 0, next(session.seq), body).encode())
+            session.deliver(body)
 
     # -- Kannel HTTP side (smsbox sendsms) ------------------------------------------------------
     async def _sendsms(self, request: web.Request) -> web.Response:

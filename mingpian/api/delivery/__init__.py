@@ -137,5 +137,5 @@ def setup(app: web.Application) -> None:
         paths.update(module.setup(app))
     paths.update(setup_reports_page(app))
     paths.update(setup_console(app))
-    add_paths(app, paths, doc_schemas.documented())
+    add_paths(app, paths, {**doc_schemas.documented(), "DeliveryBrandRequestRecord": brand.RECORD_SCHEMA})
     app[openapi_hooks_key].append(doc_schemas.complete)

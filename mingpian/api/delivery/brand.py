@@ -19,9 +19,10 @@ from delivery.replies import bot_id
 
 from ...errors import ApiError
 from ...httpjson import json_response
+from ...openapi import json_response as doc_json
 from . import validation
 from .access import enterprise, principal, require_operator
-from .ops import CREATED, OK, WRITE_ERRORS, op
+from .ops import WRITE_ERRORS, op
 from .state import delivery_key
 
 BASE = "/api/enterprises/{eid}/brand-requests"
@@ -144,6 +145,29 @@ async def decide_request(request: web.Request) -> web.Response:
 
 
 RID = ("eid", "rid")
+RECORD = {"$ref": "#/components/schemas/DeliveryBrandRequestRecord"}
+LISTING = {
+    "type": "object",
+    "required": ["brand_requests"],
+    "properties": {"brand_requests": {"type": "array", "items": RECORD}},
+}
+# What a request looks like once filed (answers of every route here).
+RECORD_SCHEMA = {
+    "type": "object",
+    "required": ["id", "enterprise", "state", "changes", "note", "filed_by", "filed_at"],
+    "properties": {
+        "id": {"type": "string"},
+        "enterprise": {"type": "string"},
+        "state": {"enum": list(brand.STATES)},
+        "changes": {"type": "object", "description": "brand field → its new value"},
+        "note": {"type": "string", "description": "the enterprise's reason"},
+        "filed_by": {"type": "string", "description": "operator, or enterprise:<id>"},
+        "filed_at": {"type": "number", "description": "Unix time"},
+        "decided_by": {"type": "string", "description": "who approved, refused or withdrew it"},
+        "decided_at": {"type": "number"},
+        "decision_note": {"type": "string", "description": "the operator's note"},
+    },
+}
 
 
 def setup(app: web.Application) -> dict[str, Any]:
@@ -157,11 +181,14 @@ def setup(app: web.Application) -> dict[str, Any]:
     return {
         BASE: {
             "get": op(
-                "List the enterprise's brand change requests, newest first", {"200": OK}, 404, params=("eid",)
+                "List the enterprise's brand change requests, newest first",
+                {"200": doc_json("requests", LISTING)},
+                404,
+                params=("eid",),
             ),
             "post": op(
                 "File a brand change request (one pending at a time; the operator decides)",
-                {"201": CREATED},
+                {"201": doc_json("filed, pending", RECORD)},
                 404,
                 409,
                 *WRITE_ERRORS,
@@ -172,20 +199,28 @@ def setup(app: web.Application) -> dict[str, Any]:
         ALL: {
             "get": op(
                 "Brand change requests of every enterprise in one state, oldest first (operator)",
-                {"200": OK},
+                {"200": doc_json("requests", LISTING)},
                 400,
                 403,
                 query=(("state", {"enum": list(brand.STATES), "default": "pending"}),),
             )
         },
         ITEM: {
-            "get": op("Get a brand change request", {"200": OK}, 404, params=RID),
-            "delete": op("Withdraw a pending brand change request", {"200": OK}, 404, 409, params=RID),
+            "get": op(
+                "Get a brand change request", {"200": doc_json("the request", RECORD)}, 404, params=RID
+            ),
+            "delete": op(
+                "Withdraw a pending brand change request",
+                {"200": doc_json("withdrawn", RECORD)},
+                404,
+                409,
+                params=RID,
+            ),
         },
         ITEM + "/decision": {
             "post": op(
                 "Approve (apply the changes) or refuse a pending brand change request (operator; audited)",
-                {"200": OK},
+                {"200": doc_json("decided", RECORD)},
                 403,
                 404,
                 409,

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import time
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
 from delivery.metering.estimate import estimate
-from delivery.metering.ledger import GROUPS, to_csv
+from delivery.metering.ledger import GROUPS, day_of, to_csv
+from delivery.metering.projection import project
 from delivery.staffcsv import FORMULA
 
 from ...errors import ApiError
@@ -22,6 +26,30 @@ from .ops import EID, OK, WRITE_ERRORS, op
 from .state import delivery_key
 
 BASE = "/api/enterprises/{eid}"
+DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _day_range(request: web.Request) -> tuple[str, str]:
+    """`?from=&to=` (ISO days, China time like every ledger day, both included); open ends are
+    "" and "9999-12-31"."""
+    out = []
+    for name, open_end in (("from", ""), ("to", "9999-12-31")):
+        value = request.query.get(name, "")
+        if value:
+            try:
+                if not DAY.match(value):
+                    raise ValueError
+                datetime.strptime(value, "%Y-%m-%d")
+            except ValueError:
+                raise ApiError(400, "invalid_query", f"{name} must be a day, YYYY-MM-DD", path=name) from None
+        out.append(value or open_end)
+    if out[0] > out[1]:
+        raise ApiError(400, "invalid_query", "from is after to", path="from")
+    return out[0], out[1]
+
+
+def _within(rows: list[dict[str, Any]], days: tuple[str, str]) -> list[dict[str, Any]]:
+    return [r for r in rows if "day" not in r or days[0] <= str(r["day"]) <= days[1]]
 
 
 async def get_usage(request: web.Request) -> web.Response:
@@ -32,7 +60,15 @@ async def get_usage(request: web.Request) -> web.Response:
         raise ApiError(
             400, "invalid_query", f"cannot group by {bad[0]!r}; use day, line, channel, package", path="by"
         )
+    days = _day_range(request)
     rows = await request.app[delivery_key].meter.usage(ent["id"], by)
+    if "day" in by:
+        rows = _within(rows, days)
+    elif days != ("", "9999-12-31"):
+        # Rows without a day cannot be cut to the range: group by day too, then sum back.
+        rows = _regroup(
+            _within(await request.app[delivery_key].meter.usage(ent["id"], ("day", *by)), days), by
+        )
     if request.query.get("format") == "csv":
         return web.Response(
             text=to_csv(rows),
@@ -43,17 +79,40 @@ async def get_usage(request: web.Request) -> web.Response:
     return json_response({"enterprise": ent["id"], "by": list(by), "rows": rows})
 
 
+def _regroup(rows: list[dict[str, Any]], by: tuple[str, ...]) -> list[dict[str, Any]]:
+    sums: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rows:
+        key = tuple(r[c] for c in by)
+        out = sums.setdefault(
+            key, {**{c: r[c] for c in by}, "messages": 0, "units": 0, "overage_units": 0, "cost": 0.0}
+        )
+        for k in ("messages", "units", "overage_units"):
+            out[k] += r[k] or 0
+        out["cost"] = round(out["cost"] + (r["cost"] or 0), 4)
+    return [sums[k] for k in sorted(sums, key=lambda k: tuple(str(x) for x in k))]
+
+
 async def get_report(request: web.Request) -> web.Response:
+    """Attempts, taps and ad impressions within `?from=&to=`; package balances as of now, each
+    with its pace and projected run-out day (delivery/metering/projection.py)."""
     ent = await enterprise(request, await principal(request))
+    days = _day_range(request)
     service = request.app[delivery_key]
     store = service.store
+    now = time.time()
+    packages = await service.meter.balances(ent["id"])
+    if packages:
+        by_package = await service.meter.usage(ent["id"], ("day", "package"))
+        packages = [{**p, "projection": project(p, by_package, now)} for p in packages]
     return json_response(
         {
             "enterprise": ent["id"],
-            "attempts": await store.delivery_stats(ent["id"]),
-            "packages": await service.meter.balances(ent["id"]),
-            "ads": await store.impressions(ent["id"]),
-            "taps": await store.taps(ent["id"]),
+            "from": days[0] or None,
+            "to": None if days[1] == "9999-12-31" else days[1],
+            "attempts": _within(await store.delivery_stats(ent["id"]), days),
+            "packages": packages,
+            "ads": _within(await store.impressions(ent["id"]), days),
+            "taps": _within(await store.taps(ent["id"]), days),
         }
     )
 
@@ -61,7 +120,9 @@ async def get_report(request: web.Request) -> web.Response:
 async def get_optouts(request: web.Request) -> web.Response:
     """Every opt-out, or those whose number contains `?q=`; `?format=csv` for a file."""
     ent = await enterprise(request, await principal(request))
+    days = _day_range(request)
     rows = await request.app[delivery_key].store.optouts(ent["id"])
+    rows = [r for r in rows if days[0] <= day_of(float(r["at"])) <= days[1]]
     q = request.query.get("q", "").strip()
     if q:
         rows = [r for r in rows if q in r["number"] or q in r["text"]]
@@ -87,10 +148,17 @@ async def post_estimate(request: web.Request) -> web.Response:
     body = await validation.body(request, "estimate")
     msg = request.app[templates_key].get(body["template"]).render(body["data"])  # RenderError → 4xx
     line = validation.number(body["line"], "$.line") if body.get("line") else ""
+    if line:
+        await validation.own_line(request.app[delivery_key].store, ent["id"], line, "$.line")
     channels = await estimate(request.app[delivery_key].meter, ent["id"], msg, line, body["count"])
     return json_response(
         {"enterprise": ent["id"], "template": body["template"], "count": body["count"], "channels": channels}
     )
+
+
+# ?from=&to=: ISO days (China time), from not after to
+_DAY = {"type": "string", "format": "date", "description": "YYYY-MM-DD (China time); from ≤ to"}
+RANGE = (("from", _DAY), ("to", _DAY))
 
 
 def setup(app: web.Application) -> dict[str, Any]:
@@ -109,16 +177,21 @@ def setup(app: web.Application) -> dict[str, Any]:
     return {
         BASE + "/optouts": {
             "get": op(
-                "Numbers that opted out (?q= search, ?format=csv)",
+                "Numbers that opted out (?from=&to=, ?q= search, ?format=csv)",
                 {"200": csv_or_json},
+                400,
                 404,
                 params=EID,
-                query=("q", "format"),
+                query=(
+                    *RANGE,
+                    ("q", {"type": "string", "maxLength": 100}),
+                    ("format", {"enum": ["json", "csv"]}),
+                ),
             )
         },
         BASE + "/usage": {
             "get": op(
-                "Usage and cost by day/line/channel/package (?by=, ?format=csv)",
+                "Usage and cost by day/line/channel/package (?by=, ?format=csv, ?from=&to=)",
                 {"200": csv_or_json},
                 400,
                 404,
@@ -134,15 +207,19 @@ def setup(app: web.Application) -> dict[str, Any]:
                         },
                     ),
                     ("format", {"enum": ["json", "csv"], "default": "json"}),
+                    *RANGE,
                 ),
             )
         },
         BASE + "/report": {
             "get": op(
-                "Deliveries per channel/outcome/day, package balances, ad impressions",
+                "Deliveries per channel/outcome/day, package balances with projected run-out, "
+                "taps, ad impressions (?from=&to= ISO days)",
                 {"200": OK},
+                400,
                 404,
                 params=EID,
+                query=RANGE,
             )
         },
         BASE + "/estimate": {

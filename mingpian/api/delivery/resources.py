@@ -11,7 +11,6 @@ from aiohttp import web
 from delivery import cards
 from delivery.keys import Principal
 from delivery.model import NumberError, normalize_number
-from delivery.storage import DeliveryStore
 from renderer import RenderError
 
 from ...errors import ApiError
@@ -65,7 +64,7 @@ async def _prepare(
         line = None
         if body.get("line"):
             body = {**body, "line": validation.number(body["line"], "$.line")}
-            line = await _own_line(store, eid, body["line"], "$.line")
+            line = await validation.own_line(store, eid, body["line"], "$.line")
         try:
             template = request.app[templates_key].get(body["template"])
         except RenderError as exc:
@@ -91,16 +90,8 @@ async def _prepare(
             "lines": [validation.number(n, f"$.lines[{i}]") for i, n in enumerate(body.get("lines", []))],
         }
         for i, n in enumerate(body["lines"]):
-            await _own_line(store, eid, n, f"$.lines[{i}]")
+            await validation.own_line(store, eid, n, f"$.lines[{i}]")
     return body
-
-
-async def _own_line(store: DeliveryStore, eid: str, number: str, path: str) -> dict[str, Any]:
-    """The enterprise's line of that number; unknown and another enterprise's answer alike."""
-    line = await store.get("line", eid, number)
-    if line is None:
-        raise ApiError(422, "unknown_line", f"{number} is not a line of this enterprise", path=path)
-    return line
 
 
 async def _writer(request: web.Request, seg: str) -> tuple[Principal, dict[str, Any]]:

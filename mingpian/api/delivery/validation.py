@@ -13,6 +13,7 @@ from aiohttp import web
 from jsonschema import Draft202012Validator
 
 from delivery.model import SCHEMAS, NumberError, normalize_number
+from delivery.storage import DeliveryStore
 from renderer.jsonpath import json_path
 
 from ...errors import ApiError
@@ -51,3 +52,12 @@ def number(raw: str, path: str) -> str:
         return normalize_number(raw)
     except NumberError as exc:
         raise ApiError(422, "invalid_number", str(exc), path=path) from None
+
+
+async def own_line(store: DeliveryStore, eid: str, number: str, path: str) -> dict[str, Any]:
+    """The enterprise's line of that (normalised) number; a number of nobody and another
+    enterprise's answer alike (422 `unknown_line` at `path`)."""
+    line = await store.get("line", eid, number)
+    if line is None:
+        raise ApiError(422, "unknown_line", f"{number} is not a line of this enterprise", path=path)
+    return line

@@ -1,5 +1,5 @@
-// The report's charts and tables from `/report` and `/usage` answers: shared by the reports page
-// and the console. Data reaches the DOM through textContent only (see /static/dom.js).
+// The report's charts and tables from `/report` and `/usage` answers, as the console's reports
+// page shows them (the reports page at /reports draws its own, with a date range). Data reaches the DOM through textContent only (see /static/dom.js).
 
 import {h} from '/static/dom.js';
 import {hBars, stackedBars} from './charts.js';
@@ -58,7 +58,7 @@ export function reportView(report, usage) {
       legend(OUTCOMES),
       table(['天', '渠道', '结果', '次数'], attempts.map((a) => [a.day, a.channel, a.outcome, a.attempts]))),
     figure('回执时延（平均）', hBars(channels.map(([ch, c]) => ({label: ch,
-      value: c.delivered ? c.latency / c.delivered : 0})), '各渠道从提交到回执的平均时间', (v) => `${Math.round(v * 1000)} ms`)),
+      value: c.delivered ? c.latency / c.delivered : 0})), '各渠道从提交到回执的平均时间', {format: (v) => `${Math.round(v * 1000)} ms`})),
     figure('回落率', hBars(channels.map(([ch, c]) => ({label: ch, value: c.total - c.delivered, of: c.total,
       cls: 'c-failed'})), '各渠道未送达而转下一渠道的尝试'),
       table(['渠道', '尝试', '送达'], channels.map(([ch, c]) => [ch, c.total, c.delivered]))),

@@ -53,14 +53,15 @@ function emptyValue(s, root) {
   return undefined;
 }
 
-function constraints(s, kind) {
+function constraints(s, kind, patternText = {}) {
   const parts = [];
   if (s.description) parts.push(s.description);
   if (s.format && FORMAT_HINT[s.format]) parts.push(FORMAT_HINT[s.format]);
   if (s.minLength !== undefined && s.maxLength !== undefined) parts.push(`${s.minLength}–${s.maxLength} 字`);
   else if (s.maxLength !== undefined) parts.push(`最多 ${s.maxLength} 字`);
   else if (s.minLength) parts.push(`至少 ${s.minLength} 字`);
-  if (s.pattern) parts.push(`格式 ${s.pattern}`);
+  // A pattern is shown in words (the server's patternText), never as the regex itself.
+  if (s.pattern && patternText[s.pattern]) parts.push(patternText[s.pattern].replace(/^须(为\s*)?/, ''));
   if (kind === 'number' || kind === 'integer') {
     if (s.minimum !== undefined) parts.push(`≥ ${s.minimum}`);
     if (s.maximum !== undefined) parts.push(`≤ ${s.maximum}`);
@@ -73,8 +74,9 @@ const chars = (text) => [...text].length; // JSON Schema lengths count code poin
 
 export class SchemaForm {
   /** @param {HTMLFormElement} root */
-  constructor(root, {onChange} = {}) {
+  constructor(root, {onChange, patternText} = {}) {
     this.root = root;
+    this.patternText = patternText || {};
     this.onChange = onChange || (() => {});
     this.fields = new Map();
     this.schema = {type: 'object'};
@@ -163,7 +165,7 @@ export class SchemaForm {
     const id = uid('in');
     const hintId = `${id}-hint`;
     const errId = `${id}-err`;
-    const hint = constraints(s, kind);
+    const hint = constraints(s, kind, this.patternText);
     let control;
     let get;
     let set;

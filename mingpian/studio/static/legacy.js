@@ -38,16 +38,22 @@ function meta(lt, channel) {
   return h('dl', {class: 'legacy-meta'}, items.map(([k, v]) => [h('dt', {}, k), h('dd', {dataset: {k}}, v)]));
 }
 
-function notes(lt) {
+// `shortened` names what gave way to fit the screen (renderer/legacy.py): stable words → Chinese.
+function shortenedWord(what) {
+  const card = /^card (\d+)( description)?$/.exec(what);
+  if (card) return card[2] ? `第 ${card[1]} 张卡片的描述` : `第 ${card[1]} 张卡片`;
+  return {description: '描述', title: '标题', signature: '签名'}[what] || what;
+}
+
+// The notes are said from the structured fields (the API's `notes` strings are English).
+function notes(lt, channel) {
   const out = [];
   if (lt.dropped && lt.dropped.length) out.push(`放不下的按钮：${lt.dropped.map((d) => `${d.key} ${d.text}`).join('、')}`);
-  if (lt.shortened && lt.shortened.length) out.push(`已缩短：${lt.shortened.join('、')}`);
-  if (lt.override) out.push('使用了模板里的文本覆盖 (manifest legacy)');
-  for (const n of lt.notes || []) {
-    if (lt.dropped && lt.dropped.length && n.startsWith('did not fit')) continue; // said above
-    out.push(n);
-  }
-  return out.length ? h('ul', {class: 'legacy-notes'}, out.map((n) => h('li', {}, n))) : null;
+  if (lt.shortened && lt.shortened.length) out.push(`已缩短：${lt.shortened.map(shortenedWord).join('、')}`);
+  if (lt.override) out.push('使用了模板里为老手机写的文本');
+  const n = lt.segmentCount ?? (lt.segments || []).length;
+  if (channel === 'sms' && n > 1) out.push(`分 ${n} 条长短信发送`);
+  return out.length ? h('ul', {class: 'legacy-notes'}, out.map((x) => h('li', {}, x))) : null;
 }
 
 /** Screen content for one legacy channel; `onReply(text)` is called for a typed reply. */
@@ -78,5 +84,5 @@ export function legacyScreen(channel, lt, {onReply} = {}) {
   };
   input.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') { ev.preventDefault(); send(); } });
   const form = h('div', {class: 'legacy-compose'}, input, h('button', {type: 'button', on: {click: send}}, '发送'));
-  return h('div', {class: `legacy legacy-${channel}`}, screen, replies, form, meta(lt, channel), notes(lt));
+  return h('div', {class: `legacy legacy-${channel}`}, screen, replies, form, meta(lt, channel), notes(lt, channel));
 }

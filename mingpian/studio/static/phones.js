@@ -21,8 +21,10 @@ export class Phone {
     this.screen = h('div', {class: 'screen'}, this.body);
     this.note = h('p', {class: 'phone-note', hidden: true});
     this.appTitle = h('span', {class: 'app-title'}, brand || app);
+    // Shown while the screen holds an older render than the form's data (an invalid edit).
+    this.badge = h('span', {class: 'stale-badge', hidden: true}, '未更新');
     this.el = h('figure', {class: `phone phone-${id}`, id: `phone-${id}`, dataset: {view: id}, 'aria-labelledby': `cap-${id}`},
-      h('figcaption', {id: `cap-${id}`}, title),
+      h('figcaption', {id: `cap-${id}`}, title, ' ', this.badge),
       h('div', {class: 'device'},
         h('div', {class: 'statusbar', 'aria-hidden': 'true'},
           h('span', {}, '9:41'), h('span', {}, id === 'ussd' || id === 'flash' ? '2G ▂▄▆' : '5G ▂▄▆█')),
@@ -38,6 +40,7 @@ export class Phone {
   show(nodes) {
     clear(this.body).append(...[nodes].flat().filter(Boolean));
     this.el.classList.remove('stale', 'off');
+    this.badge.hidden = true;
     this.setNote('');
   }
 
@@ -64,6 +67,7 @@ export class Phone {
 
   stale(message) {
     this.el.classList.add('stale');
-    this.setNote(message, 'error');
+    this.badge.hidden = false;
+    this.setNote(`未更新：${message}`, 'error');
   }
 }

@@ -14,6 +14,8 @@ import {readShared, shareUrl} from './share.js';
 const LEGACY = ['ussd', 'flash', 'sms'];
 const IMAGE_FORMATS = ['png', 'webp', 'jpeg'];
 const VIDEO_FORMATS = ['mp4'];
+const STATUS_WORDS = {queued: '排队中', pending: '排队中', running: '渲染中', started: '渲染中'};
+const FORMAT_NAMES = {png: '图片', mp4: '视频', ussd: 'USSD', flash: '闪信', sms: '短信'};
 
 const main = document.getElementById('main');
 const name = main.dataset.template;
@@ -25,14 +27,42 @@ const phones = {};
 let form;
 const chats = {};
 
+// What the page says about a failed render, in Chinese, by the API's stable `error` code (its
+// English `message` is for API clients; problems of data and limits carry Chinese messages).
+const SUMMARIES = {
+  data_invalid: (n) => `数据有 ${n} 处错误`,
+  limit_exceeded: (n) => `卡片超出运营商限制（${n} 处）`,
+  template_error: (n) => `模板有 ${n} 处错误`,
+  render_error: () => '无法生成这张卡片',
+  template_not_found: () => '找不到这个模板',
+  unknown_profile: () => '没有这个运营商配置',
+  render_failed: () => '渲染失败',
+  worker_died: () => '渲染进程意外退出',
+  encoder_failed: () => '视频编码失败',
+  cancelled: () => '渲染已取消',
+  invalid_parameter: () => '渲染参数不对',
+  chatbot_disabled: () => '聊天机器人未启用',
+  no_bot: () => '没有机器人处理',
+  preview_failed: () => '预览通道没有送达机器人的回复',
+};
+
 function problemsOf(body) {
   if (!body || typeof body !== 'object') return [{path: '$', message: String(body || '请求失败')}];
   if (Array.isArray(body.problems) && body.problems.length) return body.problems;
-  return [{path: '$', message: body.message || body.error || '请求失败'}];
+  return [{path: '$', message: summaryOf(body)}];
+}
+
+function summaryOf(body, status) {
+  if (!body || typeof body !== 'object') return status ? `请求失败（HTTP ${status}）` : '请求失败';
+  const n = Array.isArray(body.problems) ? body.problems.length : 1;
+  const known = SUMMARIES[body.error];
+  return known ? known(n) : (status ? `请求失败（HTTP ${status}）` : '请求失败');
 }
 
 function whereOf(p) {
   if (p.file) return p.line ? `${p.file}:${p.line}` : p.file;
+  // A data problem names its field in the message; the path is shown only when no field has it.
+  if (form && form.fieldFor(p.path) && form.fieldFor(p.path).path !== '$') return '';
   return p.path && p.path !== '$' ? p.path : '';
 }
 
@@ -55,7 +85,7 @@ function showProblems(body, {fromTemplate = false} = {}) {
     return h('li', {class: p.file ? 'template-problem' : 'data-problem'},
       where ? h('code', {class: 'where'}, where) : null, ' ', h('span', {}, p.message), ' ', jump);
   });
-  list.append(h('li', {class: 'summary'}, body.message || ''), ...items);
+  list.append(h('li', {class: 'summary'}, summaryOf(body)), ...items);
   box.hidden = false;
   box.dataset.count = String(problems.length);
   if (unplaced.length || fromTemplate) announce(`有 ${problems.length} 个错误`);
@@ -65,7 +95,7 @@ function setRaw(kind, body) {
   state.raw[kind] = body;
   const select = document.getElementById('raw-kind');
   if (select && !select.querySelector(`option[value="${kind}"]`)) {
-    const label = kind === 'chat' ? '机器人回复（CSP 下行）' : VIEWS.find((v) => v.id === kind)?.title || kind;
+    const label = kind === 'chat' ? '机器人回复（下行报文）' : VIEWS.find((v) => v.id === kind)?.title || kind;
     select.append(h('option', {value: kind}, label));
   }
   if (kind === state.rawKind) drawRaw();
@@ -102,7 +132,7 @@ async function onTap(d) {
   phone.add(userBubble(d.text));
   const chat = chats.rcs;
   if (!chat.available) {
-    phone.add(systemLine(`postback: ${d.postback || '（无）'} · 聊天机器人未启用`));
+    phone.add(systemLine(`按钮回传：${d.postback || '（无）'} · 聊天机器人未启用`));
     return;
   }
   const typing = systemLine('对方正在输入…');
@@ -111,8 +141,8 @@ async function onTap(d) {
   typing.remove();
   if (res.error) {
     phone.add(systemLine(res.error.error === 'no_bot'
-      ? `没有机器人处理这个按钮（postback: ${d.postback}）`
-      : `机器人：${res.error.message || res.error.error || ''}`));
+      ? `没有机器人处理这个按钮（回传：${d.postback}）`
+      : `机器人没有回复：${summaryOf(res.error)}`));
     return;
   }
   setRaw('chat', res.raw);
@@ -143,7 +173,7 @@ async function onLegacyReply(channel, text, area) {
   }
   const res = await chat.send({text, postback});
   if (res.error) {
-    area.append(systemLine(`机器人：${res.error.message || ''}`));
+    area.append(systemLine(`机器人没有回复：${summaryOf(res.error)}`));
     return;
   }
   setRaw('chat', res.raw);
@@ -180,8 +210,8 @@ async function renderAll() {
     setRaw('rcs', rcs.body);
   } else {
     showProblems(rcs.body);
-    phones.rcs.stale(`未更新：${rcs.body?.message || `HTTP ${rcs.status}`}`);
-    for (const ch of LEGACY) if (has(ch)) phones[ch].stale('数据有错误');
+    // Every phone keeps its last good render, marked 未更新 so nobody mistakes it for this data.
+    markStale(summaryOf(rcs.body, rcs.status));
     main.dataset.renders = String(gen);
     return;
   }
@@ -192,12 +222,21 @@ async function renderAll() {
   main.dataset.renders = String(gen);
 }
 
+/** Mark every phone that shows a render as stale (the video phone only once it holds a video). */
+function markStale(why) {
+  for (const p of Object.values(phones)) {
+    if (p.el.classList.contains('off')) continue;
+    if (p.id === 'video' && !p.body.querySelector('video')) continue;
+    p.stale(why);
+  }
+}
+
 async function renderLegacy(ch, data, profile, gen) {
   const res = await api.render(name, data, {format: ch, profile});
   if (gen !== state.gen) return;
   const lt = res.ok ? legacyBody(res.body) : null;
   if (!lt) {
-    phones[ch].stale(`未更新：${res.body?.message || `HTTP ${res.status}`}`);
+    phones[ch].stale(summaryOf(res.body, res.status));
     return;
   }
   state.replyMaps[ch] = lt.replyMap || {};
@@ -226,7 +265,7 @@ async function renderImage(data, profile, gen) {
   const out = await mediaResult(res, {signal: abort.signal});
   if (gen !== state.gen || out.aborted) return;
   if (out.error) {
-    phones.image.stale(`图片未更新：${out.error.message || ''}`);
+    phones.image.stale(summaryOf(out.error));
     return;
   }
   if (state.imageUrl && state.imageUrl.startsWith('blob:')) URL.revokeObjectURL(state.imageUrl);
@@ -255,13 +294,14 @@ async function renderVideo() {
     signal: abort.signal,
     onProgress: (pct, status) => {
       if (pct !== null) bar.value = pct;
-      label.textContent = pct !== null ? `${status} ${pct}%` : status;
+      const words = STATUS_WORDS[status] || '渲染中';
+      label.textContent = pct !== null ? `${words} ${pct}%` : words;
     },
   });
   if (out.aborted) return;
   if (out.error) {
     phones.video.show(videoButton());
-    phones.video.stale(`视频渲染失败：${out.error.message || ''}`);
+    phones.video.stale(`视频渲染失败：${summaryOf(out.error)}`);
     return;
   }
   phones.video.show([h('video', {class: 'rendered', src: out.url, controls: true, preload: 'metadata',
@@ -305,12 +345,13 @@ async function reloadTemplate() {
   const res = await api.getJSON(`/api/templates/${encodeURIComponent(name)}`);
   if (!res.ok) {
     showProblems(res.body, {fromTemplate: true});
-    phones.rcs.stale('模板有错误，修好后会自动更新');
+    markStale('模板有错误，修好后会自动更新');
     return false;
   }
   const wasBroken = state.detail === null;
   const before = JSON.stringify(state.detail?.dataSchema);
   state.detail = res.body;
+  form.patternText = res.body.patternText || {};
   document.getElementById('title').textContent = res.body.title;
   for (const p of Object.values(phones)) p.brand = brandText();
   if (JSON.stringify(res.body.dataSchema) !== before) {
@@ -343,7 +384,7 @@ function listen() {
   es.addEventListener('gone', () => {
     es.close();
     main.dataset.live = 'gone';
-    showProblems({message: '模板已被删除', problems: [{path: '$', message: `模板 ${name} 已不存在`}]}, {fromTemplate: true});
+    showProblems({error: 'template_not_found', problems: [{path: '$', message: `模板 ${name} 已不存在`}]}, {fromTemplate: true});
   });
   es.addEventListener('error', () => { main.dataset.live = 'reconnecting'; });
 }
@@ -406,13 +447,14 @@ async function start() {
     phones[view.id] = new Phone(view, '');
     container.append(phones[view.id].el);
   }
-  const missing = (fmt) => `服务器未提供 ?format=${fmt}`;
+  const missing = (fmt) => `这台服务器没有启用${FORMAT_NAMES[fmt] || fmt}渲染`;
   if (!IMAGE_FORMATS.some(has)) phones.image.off(missing('png'));
   if (!VIDEO_FORMATS.some(has)) phones.video.off(missing('mp4'));
   else phones.video.show(videoButton());
   for (const ch of LEGACY) if (!has(ch)) phones[ch].off(missing(ch));
 
-  form = new SchemaForm(document.getElementById('data-form'), {onChange: scheduleRender});
+  form = new SchemaForm(document.getElementById('data-form'), {onChange: scheduleRender,
+    patternText: detail.ok ? detail.body.patternText : {}});
   if (!detail.ok) {
     showProblems(detail.body, {fromTemplate: true});
     phones.rcs.stale('模板有错误，修好后会自动更新');

@@ -1,0 +1,364 @@
+"""Group commit for the PostgreSQL store: the hot-path writes of every call event in flight share
+a few multi-row statements and one transaction.
+
+Why: a call event writes to six tables (the call, its delivery, the attempt, its charge, the
+message ids, the receipt) and updates two; one statement per write is ~20 round trips and as
+many statement executions per event, which caps a worker at a few hundred events a second and
+costs PostgreSQL milliseconds of CPU per event. Here every such write is queued; a flush takes
+all that is queued and runs it as one statement per kind (`unnest` over arrays), in one
+transaction. Under load a flush carries the writes of dozens of events, so each event costs a
+fraction of a statement.
+
+When a flush runs:
+- at once (after the event loop has served every task already ready, so concurrent requests
+  join) when someone waits: `settled()` (the store's `durable()`, a read of the hot tables, a
+  result such as "was this call event new?");
+- otherwise within `TICK` seconds.
+One flush runs at a time, so writes to one row commit in the order they were made; what is
+queued while a flush runs goes in the next.
+
+Each write is idempotent (inserts skip rows that exist, updates set values), so a flush whose
+connection dropped is simply run again. Updates of one row queued for the same flush are merged
+(the later value of a column wins), so each row is updated once per statement. An update sets a
+column to a value: setting a column back to NULL is not something the hot path does.
+
+A `Block` holds the writes of an all-or-nothing block (the store's `tx()`): they join the shared
+batch together when the block ends, so one flush commits all of them or none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+log = logging.getLogger("mingpian.delivery")
+TICK = 0.02  # s: writes nobody waits for are committed within this
+RETRIES = 3  # a flush whose connection failed is run again this many times
+
+# What a write may update per table, and each column's array type for `unnest`.
+UPDATE_TYPES = {
+    "deliveries": {"step": "int", "state": "text", "reason": "text", "channel": "text", "updated": "float8"},
+    "attempts": {"state": "text", "units": "int", "done": "float8", "detail": "text", "deadline": "float8"},
+}
+ID_TYPES = {"deliveries": "text", "attempts": "bigint"}
+
+ACCEPT_SQL = (
+    "WITH c AS (INSERT INTO calls (call_id, phase, at) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::float8[]) ON CONFLICT DO NOTHING "
+    "RETURNING call_id, phase) "
+    "INSERT INTO deliveries (id, call_id, phase, enterprise, line, recipient, card, template, kind, data, "
+    "chain, step, state, reason, channel, event_at, created, updated, owner, lease_until) "
+    "SELECT d.id, d.call_id, d.phase, d.enterprise, d.line, d.recipient, d.card, d.template, d.kind, d.data, "
+    "d.chain, d.step, d.state, d.reason, d.channel, d.event_at, d.created, d.updated, d.owner, d.lease_until "
+    "FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], "
+    "$11::text[], $12::text[], $13::text[], $14::text[], $15::int[], $16::text[], $17::text[], $18::text[], "
+    "$19::float8[], $20::float8[], $21::float8[], $22::text[], $23::float8[]) AS d(id, call_id, phase, "
+    "enterprise, line, recipient, card, template, kind, data, chain, step, state, reason, channel, event_at, "
+    "created, updated, owner, lease_until) JOIN c ON c.call_id = d.call_id AND c.phase = d.phase "
+    "ON CONFLICT DO NOTHING RETURNING id"
+)
+ATTEMPTS_SQL = (
+    "INSERT INTO attempts (id, delivery, step, channel, state, segments, units, started, deadline, done, "
+    "detail) SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], "
+    "$7::int[], $8::float8[], $9::float8[], $10::float8[], $11::text[]) ON CONFLICT DO NOTHING"
+)
+CHARGES_SQL = (
+    "INSERT INTO charges (key, enterprise, package, line, channel, units, overage, cost, day, at, refunded) "
+    "SELECT *, 0 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], "
+    "$7::int[], $8::float8[], $9::text[], $10::float8[]) ON CONFLICT (key) DO UPDATE SET "
+    "enterprise = excluded.enterprise, package = excluded.package, line = excluded.line, "
+    "channel = excluded.channel, units = excluded.units, overage = excluded.overage, "
+    "cost = excluded.cost, day = excluded.day, at = excluded.at, refunded = 0"
+)
+MESSAGE_IDS_SQL = (
+    "INSERT INTO message_ids (message_id, attempt, stat) SELECT m, a, NULL "
+    "FROM unnest($1::text[], $2::bigint[]) AS u(m, a) ON CONFLICT DO NOTHING"
+)
+RECEIPTS_SQL = (
+    "INSERT INTO receipts (message_id, stat, at, source) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[]) ON CONFLICT DO NOTHING"
+)
+REFUNDS_SQL = "UPDATE charges SET refunded = 1 WHERE key = ANY($1::text[])"
+RENEW_SQL = (
+    "UPDATE deliveries d SET lease_until = u.until FROM unnest($1::text[], $2::text[], $3::float8[]) "
+    "AS u(id, owner, until) WHERE d.id = u.id AND d.owner = u.owner RETURNING d.id"
+)
+
+
+def update_sql(table: str, columns: tuple[str, ...]) -> str:
+    """One UPDATE for many rows that change the same columns (names from UPDATE_TYPES only)."""
+    types = UPDATE_TYPES[table]
+    kinds = [ID_TYPES[table], *(types[c] for c in columns)]
+    arrays = ", ".join(f"${i}::{t}[]" for i, t in enumerate(kinds, 1))
+    sets = ", ".join(f"{c} = u.{c}" for c in columns)
+    names = ", ".join(columns)
+    return f"UPDATE {table} t SET {sets} FROM unnest({arrays}) AS u(id, {names}) WHERE t.id = u.id"
+
+
+@dataclass
+class Batch:
+    """The writes one flush commits, gathered by kind."""
+
+    accept: dict[str, tuple[tuple[Any, ...], list[asyncio.Future[bool]]]] = field(default_factory=dict)
+    attempts: list[tuple[Any, ...]] = field(default_factory=list)
+    charges: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    message_ids: list[tuple[str, int]] = field(default_factory=list)
+    receipts: list[tuple[str, str, float, str]] = field(default_factory=list)
+    updates: dict[str, dict[Any, dict[str, Any]]] = field(
+        default_factory=lambda: {"deliveries": {}, "attempts": {}}
+    )
+    refunds: set[str] = field(default_factory=set)
+    renewals: dict[str, tuple[str, float, list[asyncio.Future[bool]]]] = field(default_factory=dict)
+    size: int = 0
+
+    def add(self, kind: str, row: Any, fut: asyncio.Future[bool] | None = None) -> None:
+        self.size += 1
+        if kind == "accept":
+            did = row[3]  # the delivery id: a repeat in the same flush is not new
+            if did in self.accept:
+                if fut is not None:
+                    fut.set_result(False)
+                return
+            self.accept[did] = (row, [fut] if fut is not None else [])
+        elif kind == "attempt":
+            self.attempts.append(row)
+        elif kind == "charge":
+            self.charges[row[0]] = row
+            self.refunds.discard(row[0])  # charged again after a refund in this flush
+        elif kind == "message_id":
+            self.message_ids.append(row)
+        elif kind == "receipt":
+            self.receipts.append(row)
+        elif kind == "refund":
+            self.refunds.add(row)
+        elif kind == "renew":
+            did, owner, until = row
+            held = self.renewals.get(did)
+            futs = held[2] if held else []
+            if fut is not None:
+                futs.append(fut)
+            self.renewals[did] = (owner, max(until, held[1]) if held else until, futs)
+        else:  # "update:<table>": (id, fields)
+            table = kind.partition(":")[2]
+            self.updates[table].setdefault(row[0], {}).update(row[1])
+
+    def statements(self) -> int:
+        n = sum(
+            bool(x)
+            for x in (self.accept, self.attempts, self.charges, self.message_ids, self.receipts, self.refunds)
+        )
+        n += sum(len({tuple(f) for f in rows.values()}) for rows in self.updates.values())
+        return n + bool(self.renewals)
+
+    async def apply(self, conn: asyncpg.Connection) -> Callable[[], None]:
+        """Run the statements on `conn` (in its transaction); returns what tells the waiting
+        callers their results, to call once the transaction committed."""
+        new: set[str] = set()
+        held: set[str] = set()
+        if self.accept:
+            rows = [r for r, _ in self.accept.values()]
+            cols = list(zip(*rows, strict=True))
+            got = await conn.fetch(ACCEPT_SQL, *cols)
+            new = {r[0] for r in got}
+        if self.attempts:
+            await conn.execute(ATTEMPTS_SQL, *zip(*self.attempts, strict=True))
+        if self.charges:
+            await conn.execute(CHARGES_SQL, *zip(*self.charges.values(), strict=True))
+        if self.message_ids:
+            await conn.execute(MESSAGE_IDS_SQL, *zip(*self.message_ids, strict=True))
+        if self.receipts:
+            await conn.execute(RECEIPTS_SQL, *zip(*self.receipts, strict=True))
+        for table, rows in self.updates.items():
+            groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+            for id_, fields in rows.items():
+                cols = tuple(sorted(fields))
+                groups.setdefault(cols, []).append((id_, *(fields[c] for c in cols)))
+            for cols, vals in groups.items():
+                await conn.execute(update_sql(table, cols), *zip(*vals, strict=True))
+        if self.refunds:
+            await conn.execute(REFUNDS_SQL, list(self.refunds))
+        if self.renewals:
+            ids = list(self.renewals)
+            got = await conn.fetch(
+                RENEW_SQL, ids, [self.renewals[i][0] for i in ids], [self.renewals[i][1] for i in ids]
+            )
+            held = {r[0] for r in got}
+
+        def tell() -> None:
+            for did, (_, futs) in self.accept.items():
+                for f in futs:
+                    if not f.done():
+                        f.set_result(did in new)
+            for did, (_, _, futs) in self.renewals.items():
+                for f in futs:
+                    if not f.done():
+                        f.set_result(did in held)
+
+        return tell
+
+    def fail(self, exc: BaseException) -> None:
+        for _, futs in self.accept.values():
+            for f in futs:
+                if not f.done():
+                    f.set_exception(exc)
+        for _, _, futs in self.renewals.values():
+            for f in futs:
+                if not f.done():
+                    f.set_exception(exc)
+
+
+@dataclass
+class Block:
+    """The writes of one all-or-nothing block, and the connection it holds once it had to run a
+    statement of its own (then its writes go on that connection, in its transaction)."""
+
+    writes: list[tuple[str, Any, asyncio.Future[bool] | None]] = field(default_factory=list)
+    conn: asyncpg.Connection | None = None
+    tr: Any = None  # the connection's transaction (asyncpg's Transaction)
+
+    def batch(self) -> Batch:
+        b = Batch()
+        for kind, row, fut in self.writes:
+            b.add(kind, row, fut)
+        self.writes = []
+        return b
+
+
+RETRYABLE = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, OSError)
+
+
+class GroupCommit:
+    """The queue of hot-path writes and the one flush that runs at a time."""
+
+    def __init__(self, pool: Callable[[], asyncpg.Pool]) -> None:
+        self._pool = pool
+        self._open = Batch()
+        self._queued = 0  # writes queued so far
+        self._committed = 0  # writes committed so far (in queue order)
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._running = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._soon = False
+        self._task: asyncio.Task[None] | None = None
+        self.flushes = 0
+
+    def add(self, kind: str, row: Any, fut: asyncio.Future[bool] | None = None) -> None:
+        self._open.add(kind, row, fut)
+        self._queued += 1
+        if fut is not None:
+            self._kick(soon=True)
+        else:
+            self._kick(soon=False)
+
+    def add_block(self, block: Block) -> None:
+        """A block's writes join the open batch together (no await in between)."""
+        waited = False
+        for kind, row, fut in block.writes:
+            self._open.add(kind, row, fut)
+            waited = waited or fut is not None
+        self._queued += len(block.writes)
+        block.writes = []
+        self._kick(soon=waited)
+
+    async def settled(self) -> None:
+        """Return once every write queued so far is committed (raises what the flush raised)."""
+        target = self._queued
+        if self._committed >= target:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((target, fut))
+        self._kick(soon=True)
+        await fut
+
+    def _kick(self, soon: bool) -> None:
+        if self._running:
+            self._soon = self._soon or soon
+            return
+        loop = asyncio.get_running_loop()
+        if soon:
+            if not self._soon:
+                self._soon = True
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._timer = loop.call_soon(self._start)  # type: ignore[assignment]
+        elif self._timer is None:
+            self._timer = loop.call_later(TICK, self._start)
+
+    def _start(self) -> None:
+        self._timer = None
+        self._soon = False
+        if self._running or self._open.size == 0:
+            return
+        self._running = True
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="delivery-group-commit")
+
+    async def _run(self) -> None:
+        try:
+            while self._open.size:
+                await self._flush()
+                if not self._soon and not self._waiters:
+                    break  # what was queued meanwhile nobody waits for: the next tick takes it
+                self._soon = False
+        finally:
+            self._running = False
+            self._task = None
+            if self._open.size:
+                self._kick(soon=bool(self._waiters))
+
+    async def _flush(self) -> None:
+        batch, self._open = self._open, Batch()
+        upto = self._queued
+        error: BaseException | None = None
+        for attempt in range(RETRIES + 1):
+            try:
+                async with self._pool().acquire() as conn:
+                    if batch.statements() > 1:
+                        async with conn.transaction():
+                            tell = await batch.apply(conn)
+                    else:
+                        tell = await batch.apply(conn)
+                self.flushes += 1
+                tell()
+                error = None
+                break
+            except RETRYABLE as exc:
+                error = exc
+                log.warning("delivery group commit: %s; trying again", exc)
+                await asyncio.sleep(0.05 * (attempt + 1))
+            except Exception as exc:  # a bug in what was queued: the callers hear it
+                log.exception("delivery group commit failed")
+                error = exc
+                break
+        if error is not None:
+            batch.fail(error)
+        self._committed = upto
+        keep = []
+        for target, fut in self._waiters:
+            if target <= upto:
+                if not fut.done():
+                    if error is None:
+                        fut.set_result(None)
+                    else:
+                        fut.set_exception(error)
+            else:
+                keep.append((target, fut))
+        self._waiters = keep
+
+    async def close(self) -> None:
+        """Commit what is queued (a clean stop loses nothing)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._open.size:
+            self._running = True
+            try:
+                await self._flush()
+            finally:
+                self._running = False
