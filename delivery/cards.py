@@ -22,8 +22,8 @@ def data_problems(
     template: CardTemplate, card: dict[str, Any], supplied: Iterable[str]
 ) -> list[dict[str, str]]:
     """Problems of the card's data as `{"path": "$.data.…", "message", "code"}` (code: the JSON
-    Schema keyword broken); a required field that
-    `supplied` (staff data keys) or the card's call fields fill at call time is not one."""
+    Schema keyword broken); a required field that `supplied` (staff data keys) or the card's
+    call fields fill at call time is not one."""
     later = set(supplied) | set(card.get("call_fields") or {})
     try:
         template.validate_data(card.get("data") or {})

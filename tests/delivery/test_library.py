@@ -170,9 +170,15 @@ async def _library_card(client: Client) -> tuple[dict[str, Any], dict[str, Any]]
     enterprise its logo."""
     _, logo = await upload(client, picture(GREEN, (200, 200), "PNG"), name="logo.png", ctype="image/png")
     _, photo = await upload(client, picture(MAGENTA))
-    ent = await (await client.get("/api/enterprises/sf", headers=auth(SF_KEY))).json()
-    # sf has verified lines: its brand (the logo too) is the operator's to change
-    r = await client.put("/api/enterprises/sf", json={**ent, "logo": logo["ref"]}, headers=auth(OPERATOR))
+    # sf has a verified line: its logo changes through a brand change request the operator approves
+    r = await client.post(
+        "/api/enterprises/sf/brand-requests", json={"changes": {"logo": logo["ref"]}}, headers=auth(SF_KEY)
+    )
+    assert r.status == 201, await r.text()
+    rid = (await r.json())["id"]
+    r = await client.post(
+        f"/api/enterprises/sf/brand-requests/{rid}/decision", json={"approve": True}, headers=auth(OPERATOR)
+    )
     assert r.status == 200, await r.text()
     card = await (await client.get("/api/enterprises/sf/cards/hangup", headers=auth(SF_KEY))).json()
     card["data"] = {**card["data"], "photo_url": photo["ref"]}
