@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-run: install
+run: install system-deps
 	$(BIN)/mingpian serve
 
 test: install system-deps
@@ -25,12 +25,12 @@ test: install system-deps
 system-deps:
 	@./scripts/system-deps.sh
 
-lint: install
+lint: install system-deps
 	$(BIN)/mingpian lint
 
 # Benchmarks print their figures; see each script's docstring. Peers for the legacy
 # cross-check come from the `bench` extra and bench/peers/package.json (npm).
-bench: install
+bench: install system-deps
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	-npm install --silent --prefix bench/peers
 	@for b in bench/*_bench.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

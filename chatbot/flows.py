@@ -159,6 +159,25 @@ class _Lookup:
 
 
 _PLAIN = frozenset({dict, list, str, int, float, bool, type(None)})
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _as_data(value: Any, field: Field) -> Any:
+    """A flow value as the JSON data it is kept and sent as: Markup (|e, |tojson) becomes its
+    text, tuples lists; anything else a template can make (a function, a namespace, a range)
+    is the flow's mistake, reported at its file:line rather than failing when stored."""
+    if type(value) in _SCALARS:
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _as_data(v, field) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_data(v, field) for v in value]
+    if isinstance(value, int | float):
+        return value
+    kind = type(value).__name__
+    raise field.error(f"the value is a {kind}, not data (text, a number, a list or a mapping)")
 
 
 class Value:
@@ -188,8 +207,11 @@ class Value:
         return self._eval(self._tree, ctx)
 
     def _eval(self, node: Any, ctx: Any) -> Any:
-        if isinstance(node, Field | _Lookup):
+        if isinstance(node, _Lookup):
             return node.evaluate(ctx)
+        if isinstance(node, Field):
+            value = node.evaluate(ctx)
+            return value if type(value) in _SCALARS else _as_data(value, node)
         if isinstance(node, dict):
             return {k: self._eval(v, ctx) for k, v in node.items()}
         if isinstance(node, list):

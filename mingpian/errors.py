@@ -98,6 +98,7 @@ ERROR_CODES: Mapping[str, ErrorCode] = _index(
     _c("job_finished", 409, "the media job already finished and cannot be cancelled"),
     _c("cancelled", 409, "the media render was cancelled"),
     _c("render_failed", 500, "the media render failed unexpectedly"),
+    _c("render_timeout", 422, "the media render ran past `media_time_limit`; its worker was stopped"),
     _c("worker_died", 500, "the media worker process died during the render"),
     _c("encoder_failed", 500, "the video encoder failed"),
     # -- studio preview chat

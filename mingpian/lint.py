@@ -7,6 +7,7 @@ Output lines are `file:line: message` (template problems) or `file: $.json.path:
 from __future__ import annotations
 
 from renderer import CarrierProfile, RenderError, TemplateStore, to_rcs
+from renderer.glyphs import glyph_problems
 from renderer.legacy import override_problems
 from renderer.svgcard import svg_problems
 
@@ -30,6 +31,8 @@ def lint_templates(store: TemplateStore, names: list[str] | None, profile: Carri
             out.extend(_format(problem, sample_file))
         for problem in svg_problems(template, message):  # media: a designer card.svg.j2 must render
             out.extend(_format(problem, sample_file))
+        for p in glyph_problems(message, template.sample, sample_file):  # pictures: no box glyphs
+            out.append(f"{p.file or template.files['card.yaml']}: {p.path}: {p.message}")
     return out
 
 

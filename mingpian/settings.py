@@ -112,6 +112,15 @@ class Settings:
     media_concurrency: int = setting(
         2, "Media renders running at once; more wait in a queue (bounds memory).", minimum=1
     )
+    media_time_limit: float = setting(
+        30.0,
+        "Seconds one picture may take in a media worker; past it the worker is stopped and the "
+        "request answered 422 `render_timeout`.",
+        above=0,
+    )
+    media_video_time_limit: float = setting(
+        300.0, "The same for one video (all its cards and encodes).", above=0
+    )
     ffmpeg: str = setting("", "ffmpeg binary for videos; empty: the one in the imageio-ffmpeg wheel.")
     media_store: str = setting(
         "local",

@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from jinja2 import TemplateError, TemplateSyntaxError, Undefined
+from jinja2 import Template, TemplateSyntaxError, Undefined, nodes
 from jinja2.runtime import Context
 from jinja2.sandbox import SecurityError
 
+from .budget import BudgetExceeded
 from .errors import TemplateInvalid
 from .sandbox import CardSandbox, is_single_expression
 from .yamlsrc import line_of
@@ -38,7 +39,10 @@ class SourceCompiler:
 class Field:
     """One compiled field value, with where it came from for error messages."""
 
-    __slots__ = ("_func", "_mode", "file", "line", "path", "source", "value")
+    # Modes: "const" (no Jinja), "expr" (exactly `{{ expr }}`: its value), "text" (a few
+    # outputs and no repetition: joined at once, then measured), "long" (anything else: the
+    # output is measured before it is joined, env.concat).
+    __slots__ = ("_func", "_mode", "_tmpl", "file", "line", "path", "source", "value")
 
     def __init__(self, env: CardSandbox, raw: Any, file: str, path: str) -> None:
         self.file = file
@@ -47,6 +51,7 @@ class Field:
         self.source = raw
         self.value: Any = raw
         self._func: RenderFunc | None = None
+        self._tmpl: Template | None = None
         self._mode = "const"
         if not isinstance(raw, str) or ("{{" not in raw and "{%" not in raw):
             # plain text stays plain: no Jinja involved at all
@@ -59,12 +64,18 @@ class Field:
                 tmpl = env.from_string("{% set " + RESULT + " = (" + expr + ") %}")
                 self._mode = "expr"
             else:
-                tmpl = env.from_string(raw)
-                self._mode = "text"
+                tree = env.parse(raw)
+                tmpl = env.from_string(tree)
+                self._mode = "text" if _few_outputs(tree) else "long"
         except TemplateSyntaxError as exc:
             line = self.line + max((exc.lineno or 1) - 1, 0)
             raise TemplateInvalid.at(file, line, path, f"template syntax error: {exc.message}") from None
+        except RecursionError:
+            raise self.error("expression nested too deeply to compile") from None
+        except Exception as exc:  # the compiler refusing odd input is the template's error too
+            raise self.error(f"cannot compile: {describe_error(exc)}") from None
         self._func = tmpl.root_render_func
+        self._tmpl = tmpl
 
     @property
     def is_const(self) -> bool:
@@ -74,18 +85,23 @@ class Field:
         """The field as text; None when it renders empty (the field is then left out)."""
         if self._func is None:
             v = self.value
-        elif self._mode == "text":
+        elif self._mode != "expr":
             v = self.evaluate(ctx)  # type: ignore[arg-type]
             return v or None
         else:
             v = self.evaluate(ctx)  # type: ignore[arg-type]
         if v is None or v == "":
             return None
-        if isinstance(v, str):
+        if type(v) is str:
             return v
+        if isinstance(v, str):  # Markup from |e, |safe, |tojson: its text
+            return str(v)
         if isinstance(v, dict | list | tuple):
             raise self.error(f"expected text, got {type(v).__name__}")
-        return str(v)
+        try:
+            return str(v)
+        except Exception as exc:  # an object whose text fails is the template's doing
+            raise self.error(describe_error(exc)) from None
 
     def evaluate(self, ctx: Context) -> Any:
         if self._func is None:
@@ -95,31 +111,71 @@ class Field:
                 for _ in self._func(ctx):
                     pass
                 result = ctx.vars[RESULT]
+                if type(result) in _PLAIN:
+                    return result
                 if isinstance(result, Undefined):
                     str(result)  # raises the UndefinedError / SecurityError it stands for
-                return result
-            return "".join(self._func(ctx)).strip()
-        except (
-            TemplateError,
-            SecurityError,
-            ArithmeticError,
-            TypeError,
-            ValueError,
-            LookupError,
-            AttributeError,
-            RecursionError,
-        ) as exc:
-            raise self.error(_describe(exc)) from None
+                return _plain(result)
+            if self._mode == "text":
+                out = "".join(self._func(ctx))
+                if len(out) > ctx.environment.limits.max_output:  # type: ignore[attr-defined]
+                    ctx.environment.concat([out])  # raises, naming the limit
+                return out.strip()
+            return ctx.environment.concat(self._func(ctx)).strip()
+        except Exception as exc:  # whatever a template does wrong is a template error
+            raise self.error(describe_error(exc), self._template_line(exc)) from None
 
-    def error(self, message: str) -> TemplateInvalid:
-        return TemplateInvalid.at(self.file, self.line, self.path, message)
+    def _template_line(self, exc: BaseException) -> int:
+        """The line of this field where `exc` was raised (a multi-line text field)."""
+        tb = exc.__traceback__
+        line = None
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == "<template>" and self._tmpl is not None:
+                line = self._tmpl.get_corresponding_lineno(tb.tb_lineno)
+            tb = tb.tb_next
+        return self.line + max((line or 1) - 1, 0)
+
+    def error(self, message: str, line: int | None = None) -> TemplateInvalid:
+        return TemplateInvalid.at(self.file, line or self.line, self.path, message)
 
 
-def _describe(exc: BaseException) -> str:
+MAX_DIRECT_OUTPUTS = 8
+
+
+def _few_outputs(tree: nodes.Template) -> bool:
+    """True when a text field can only output a few values (each within the size limit), so
+    joining before measuring allocates at most a few times the limit."""
+    if any(True for _ in tree.find_all((nodes.For, nodes.Macro, nodes.CallBlock))):
+        return False
+    outputs = sum(
+        1 for out in tree.find_all(nodes.Output) for n in out.nodes if not isinstance(n, nodes.TemplateData)
+    )
+    return outputs <= MAX_DIRECT_OUTPUTS
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None), dict, list})
+
+
+def _plain(value: Any) -> Any:
+    """An expression's value as data: Markup (from |e, |safe, |tojson) becomes its text, tuples
+    and nested containers likewise; other objects stay (their use says whether they fit)."""
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    return value
+
+
+def describe_error(exc: BaseException) -> str:
+    """An exception raised inside a template, in words for the person who wrote it."""
     name = type(exc).__name__
     text = str(exc) or name
     if isinstance(exc, SecurityError):
         return f"blocked by the template sandbox: {text}"
+    if isinstance(exc, BudgetExceeded):
+        return f"over the template's limits: {text}"
+    if isinstance(exc, RecursionError):
+        return "calls nested too deeply (recursion)"
     if name == "UndefinedError":
         return f"undefined value: {text}"
     return f"{name}: {text}"

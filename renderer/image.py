@@ -30,6 +30,7 @@ except ImportError:  # pragma: no cover
 from .fonts import Face, face
 from .localfiles import MediaContext, load_image
 from .model import Brand, Card, Media, Message, Suggestion
+from .textdraw import draw_text
 from .textlayout import TextBlock, wrap
 
 ImageFormat = Literal["png", "jpeg", "webp"]
@@ -59,8 +60,12 @@ PLACEHOLDER = (214, 219, 226)
 class ImageOptions:
     width: int = 720
     fmt: ImageFormat = "png"
-    max_cards: int = 3  # carousel cards drawn side by side
+    max_cards: int = 3  # carousel overview: cards drawn side by side
     quality: int = 85  # JPEG / WebP
+    # A carousel is drawn one card per picture, as a phone shows the card in view (legible at
+    # phone width); `card` picks which. `overview` draws `max_cards` cards side by side instead.
+    card: int = 0
+    overview: bool = False
 
     def __post_init__(self) -> None:
         if not MIN_WIDTH <= self.width <= MAX_WIDTH:
@@ -69,6 +74,8 @@ class ImageOptions:
             raise ValueError(f"format must be one of {', '.join(IMAGE_FORMATS)}")
         if not 1 <= self.max_cards <= 10:
             raise ValueError("max_cards must be between 1 and 10")
+        if not 0 <= self.card < 10:
+            raise ValueError("card must be between 0 and 9")
 
 
 def hex_rgb(color: str) -> tuple[int, int, int]:
@@ -182,7 +189,7 @@ def draw_logo(canvas: Image.Image, brand: Brand, box: tuple[int, int], d: int, c
         tile = Image.new("RGB", (d, d), color)
         f = face(max(8, int(d * 0.5)), "bold")
         ch = (brand.signature or brand.name or "?")[0]
-        ImageDraw.Draw(tile).text((d / 2, d / 2), ch, font=f.font, fill=(255, 255, 255), anchor="mm")
+        draw_text(tile, (d / 2, d / 2), ch, f, (255, 255, 255), "mm")
     canvas.paste(tile, box, _circle_mask(d))
 
 
@@ -259,18 +266,18 @@ def _draw_card(
         cy += lay.pad
         if lay.title:
             for line in lay.title.lines:
-                d.text((tx, cy), line, font=lay.title_face.font, fill=TEXT)
+                draw_text(canvas, (tx, cy), line, lay.title_face, TEXT)
                 cy += lay.title.line_height
             cy += lay.gap
         if lay.desc:
             for line in lay.desc.lines:
-                d.text((tx, cy), line, font=lay.desc_face.font, fill=TEXT_2)
+                draw_text(canvas, (tx, cy), line, lay.desc_face, TEXT_2)
                 cy += lay.desc.line_height
     cy = y + h - lay.btn_h * len(lay.card.suggestions)
     bf = face(max(8, round(14 * s)), "bold")
     for sug in lay.card.suggestions:
         d.line((x + 1, cy, x + w - 2, cy), fill=RULE, width=max(1, round(s)))
-        d.text((x + w / 2, cy + lay.btn_h / 2), _button_label(sug), font=bf.font, fill=color, anchor="mm")
+        draw_text(canvas, (x + w / 2, cy + lay.btn_h / 2), _button_label(sug), bf, color, "mm")
         cy += lay.btn_h
 
 
@@ -322,22 +329,45 @@ def _chip_rows(
     return [r for r in rows if r]
 
 
+MediaBox = tuple[int, int, int, int]  # x, y, width, height of the first card's media slot
+
+
 def render_card(message: Message, ctx: MediaContext, opts: ImageOptions) -> Image.Image:
-    """The whole card (or carousel) as a phone shows it, as an RGB image `opts.width` wide."""
-    W = opts.width
+    """The card as a phone shows it, as an RGB image `opts.width` wide: a carousel's card
+    `opts.card` with page dots, or with `opts.overview` its first cards side by side."""
+    return draw_card_picture(message, ctx, opts.width, opts.card, opts.overview, opts.max_cards)[0]
+
+
+def draw_card_picture(
+    message: Message,
+    ctx: MediaContext,
+    W: int,
+    card_index: int = 0,
+    overview: bool = False,
+    max_cards: int = 3,
+    max_desc_lines: int = 8,
+) -> tuple[Image.Image, MediaBox | None]:
+    """`render_card` at any width, also returning where the (first) card's media slot is: the
+    video animates that box over a still of the rest."""
     color = hex_rgb(message.brand.color)
     carousel = message.kind == "carousel" and len(message.cards) > 1
-    cards = message.cards[: opts.max_cards] if carousel else message.cards[:1]
-    if carousel:
+    pages = 0
+    if carousel and overview:
+        cards = message.cards[:max_cards]
         k = len(cards)
         card_dp = CARD_WIDTH_DP.get(message.card_width, 232)
         s = W / (k * card_dp + (k + 1) * PAD_DP)
         card_w = round(card_dp * s)
         lays = [_layout_card(c, card_w, s, 4) for c in cards]
     else:
+        if carousel:
+            pages = len(message.cards)
+            cards = (message.cards[min(card_index, pages - 1)],)
+        else:
+            cards = message.cards[:1]
         s = W / PHONE_DP
         card_w = W - 2 * round(PAD_DP * s)
-        lays = [_layout_card(c, card_w, s, 8) for c in cards]
+        lays = [_layout_card(c, card_w, s, max_desc_lines) for c in cards]
     pad = round(PAD_DP * s)
     header_h = round(56 * s)
     cards_h = max((lay.height for lay in lays), default=0)
@@ -345,7 +375,8 @@ def render_card(message: Message, ctx: MediaContext, opts: ImageOptions) -> Imag
     chip_h, chip_gap, chip_pad = round(32 * s), round(8 * s), round(12 * s)
     rows = _chip_rows(message.chips, chip_f, W - 2 * pad, chip_pad, chip_gap)
     chips_h = len(rows) * (chip_h + chip_gap) + (pad if rows else 0)
-    H = min(MAX_HEIGHT, header_h + cards_h + pad + chips_h + pad)
+    dots_h = round(14 * s) if pages else 0
+    H = min(MAX_HEIGHT, header_h + cards_h + pad + dots_h + chips_h + pad)
 
     canvas = Image.new("RGB", (W, H), BACKGROUND)
     d = ImageDraw.Draw(canvas)
@@ -355,7 +386,7 @@ def render_card(message: Message, ctx: MediaContext, opts: ImageOptions) -> Imag
     logo_d = round(36 * s)
     draw_logo(canvas, message.brand, (pad, (header_h - logo_d) // 2), logo_d, ctx)
     nf = face(max(9, round(16 * s)), "bold")
-    d.text((pad * 2 + logo_d, header_h / 2), message.brand.name, font=nf.font, fill=TEXT, anchor="lm")
+    draw_text(canvas, (pad * 2 + logo_d, header_h / 2), message.brand.name, nf, TEXT, "lm")
     tick = round(4 * s)
     d.rectangle((0, header_h - tick, W, header_h), fill=color)
 
@@ -364,10 +395,14 @@ def render_card(message: Message, ctx: MediaContext, opts: ImageOptions) -> Imag
     for lay in lays:
         _draw_card(canvas, lay, x, y, message.brand, ctx, s, cards_h)
         x += lay.width + pad
-    if carousel and len(message.cards) > len(cards):
+    box = (pad, y, lays[0].width, lays[0].media_h) if lays and lays[0].media_h else None
+    if carousel and overview and len(message.cards) > len(cards):
         more = f"+{len(message.cards) - len(cards)}"
-        d.text((W - pad, y + cards_h + pad // 2), more, font=chip_f.font, fill=TEXT_2, anchor="rt")
+        draw_text(canvas, (W - pad, y + cards_h + pad // 2), more, chip_f, TEXT_2, "rt")
     cy = y + cards_h + pad
+    if pages:
+        _page_dots(canvas, W / 2, cy + dots_h / 2 - pad / 2, pages, min(card_index, pages - 1), s, color)
+        cy += dots_h
     for row in rows:
         cx = pad
         for label, cw in row:
@@ -378,10 +413,22 @@ def render_card(message: Message, ctx: MediaContext, opts: ImageOptions) -> Imag
                 outline=color,
                 width=max(1, round(s)),
             )
-            d.text((cx + cw / 2, cy + chip_h / 2), label, font=chip_f.font, fill=color, anchor="mm")
+            draw_text(canvas, (cx + cw / 2, cy + chip_h / 2), label, chip_f, color, "mm")
             cx += cw + chip_gap
         cy += chip_h + chip_gap
-    return canvas
+    return canvas, box
+
+
+def _page_dots(
+    canvas: Image.Image, cx: float, cy: float, n: int, current: int, s: float, color: tuple[int, int, int]
+) -> None:
+    """Where this card sits in the carousel, as phones mark it under a swipeable row."""
+    d = ImageDraw.Draw(canvas)
+    r, gap = max(2, round(3 * s)), round(10 * s)
+    x0 = cx - (n - 1) * gap / 2
+    for i in range(n):
+        x = x0 + i * gap
+        d.ellipse((x - r, cy - r, x + r, cy + r), fill=color if i == current else PLACEHOLDER)
 
 
 def render_media_slot(message: Message, ctx: MediaContext, width: int, card_index: int = 0) -> Image.Image:
@@ -398,15 +445,23 @@ def render_media_slot(message: Message, ctx: MediaContext, width: int, card_inde
 
 
 def poster(
-    message: Message, card: Card, size: tuple[int, int], ctx: MediaContext, with_title: bool = True
+    message: Message,
+    card: Card,
+    size: tuple[int, int],
+    ctx: MediaContext,
+    with_title: bool = True,
+    with_brand: bool = True,
 ) -> Image.Image:
-    """Brand colour, logo and the card title: a media image made from the card's own words."""
+    """Brand colour, logo and the card title: a media image made from the card's own words.
+    Without the brand it is the colour field alone (a video pans it under a still header)."""
     w, h = size
     color = hex_rgb(message.brand.color)
     im = Image.new("RGB", size, color)
     d = ImageDraw.Draw(im)
     dark = tuple(int(c * 0.75) for c in color)
     d.polygon([(w * 0.55, 0), (w, 0), (w, h), (w * 0.35, h)], fill=dark)
+    if not with_brand:
+        return im
     s = w / PHONE_DP
     logo_d = max(12, round(40 * s))
     pad = round(16 * s)
@@ -415,13 +470,7 @@ def poster(
     d.ellipse((pad - ring, pad - ring, end, end), fill=(255, 255, 255))
     draw_logo(im, message.brand, (pad, pad), logo_d, ctx)
     nf = face(max(8, round(14 * s)), "bold")
-    d.text(
-        (pad * 2 + logo_d, pad + logo_d / 2),
-        message.brand.name,
-        font=nf.font,
-        fill=(255, 255, 255),
-        anchor="lm",
-    )
+    draw_text(im, (pad * 2 + logo_d, pad + logo_d / 2), message.brand.name, nf, (255, 255, 255), "lm")
     if not with_title:
         return im
     title = card.title or message.brand.name
@@ -429,7 +478,7 @@ def poster(
     block = wrap(title, tf, w - 2 * pad, max(1, (h - logo_d - 3 * pad) // tf.line_height))
     ty = h - pad - block.height
     for line in block.lines:
-        d.text((pad, ty), line, font=tf.font, fill=(255, 255, 255))
+        draw_text(im, (pad, ty), line, tf, (255, 255, 255))
         ty += block.line_height
     return im
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from . import gsm
 from .errors import LimitExceeded, Problem
 from .gsm import CHANNELS, Channel, Encoded, Encoding, Segment
+from .links import link_refusal
 from .model import Card, Message, Suggestion
 from .profiles import CarrierProfile
 from .replies import OPT_OUT_KEY
@@ -198,6 +199,7 @@ class _Item:
     full: str
     pinned: bool
     form: Literal["full", "short", "none"] = "full"
+    refused: str | None = None  # why its link is not shown (links.py)
 
     def shown_line(self) -> str | None:
         return self.full if self.form == "full" else self.short if self.form == "short" else None
@@ -209,14 +211,17 @@ def _items(message: Message) -> list[_Item]:
         key = str(n)
         text = _line(s.text)
         value: str | None = None
+        refused = None
         if s.kind in ("openUrl", "showLocation"):
             value = _line(s.url) or None
+            if value is not None and (refused := link_refusal(s.kind, value)) is not None:
+                value = None  # the RCS target refuses it: no plain-text copy either
         elif s.kind in ("dial", "composeTextMessage"):
             value = _line(s.phone) or None
         pinned = _is_opt_out(s)
         short = f"回{OPT_OUT_KEY}退订" if pinned else f"回复{key} {text}"
         full = f"{text}：{value}" if value else short
-        out.append(_Item(key, s, text, value, short, full, pinned))
+        out.append(_Item(key, s, text, value, short, full, pinned, refused=refused))
     return out
 
 
@@ -491,7 +496,7 @@ def _result(
     items = layout.items
     dropped = tuple(it.key for it in items if it.form == "none")
     enc = encoded.encoding
-    notes = []
+    notes = _link_notes(items)
     if dropped:
         notes.append("did not fit, left out: " + "、".join(f"{k} {items[int(k) - 1].text}" for k in dropped))
     if channel == "sms" and len(encoded.segments) > 1:
@@ -512,6 +517,10 @@ def _result(
         limit=_limit(channel, enc, max_segments),
         notes=tuple(notes),
     )
+
+
+def _link_notes(items: list[_Item]) -> list[str]:
+    return [f"link of {it.key} {it.text} left out: {it.refused}" for it in items if it.refused]
 
 
 def check_override(text: str, channel: Channel, max_sms_segments: int = SMS_MAX_SEGMENTS) -> str | None:
@@ -557,7 +566,7 @@ def _from_override(
         )
     for it in items:  # the designer wrote the menu; which keys it lists is not parsed here
         it.form = "full" if it.full in text else "short" if it.short in text else "none"
-    notes = ["designer override (manifest legacy." + channel + ")"]
+    notes = ["designer override (manifest legacy." + channel + ")", *_link_notes(items)]
     if channel == "sms" and len(encoded.segments) > 1:
         notes.append(f"sent as {len(encoded.segments)} concatenated SMS")
     return LegacyText(

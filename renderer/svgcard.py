@@ -10,7 +10,9 @@ cairosvg gets a fetcher that reads only the template folder and assets/:
   tree of `<use>` referencing `<use>` grows exponentially: the SVG billion laughs);
 - the output is exactly the requested width and at most MAX_HEIGHT tall.
 Text is drawn by cairo through fontconfig; the process's fontconfig is switched to a config that
-knows only assets/fonts, so every `font-family` resolves to the project's font, as in Pillow.
+knows only the full Noto Sans CJK SC faces, so every `font-family` resolves to the project's font,
+as in Pillow. Cairo draws a string with one font, so SVG text has no emoji or extension-B
+fallback: a designer SVG draws Simplified and Traditional Chinese and extension A.
 """
 
 from __future__ import annotations
@@ -30,11 +32,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from jinja2 import TemplateError, TemplateSyntaxError
+import tinycss2
+from jinja2 import TemplateSyntaxError
 from PIL import Image
 
+from .budget import Limits
 from .errors import Problem, TemplateInvalid
-from .fonts import FONT_FAMILY, face, font_dir
+from .fields import describe_error
+from .fonts import CHAINS, FONT_FAMILY, face, font_dir, locate
 from .localfiles import (
     MAX_SOURCE_PIXELS,
     FileRefused,
@@ -60,6 +65,87 @@ _FORBIDDEN = re.compile(r"<!\s*(DOCTYPE|ENTITY)|<\?xml-stylesheet|xi:include", r
 _NUMBER = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(px)?\s*$")
 XLINK = "{http://www.w3.org/1999/xlink}href"
 SVG_NS = "{http://www.w3.org/2000/svg}"
+# cairosvg turns every CSS declaration into an attribute of the elements it matches, so CSS
+# could set `href` or `id` and reach past the checks below. CSS in a card SVG may set the
+# presentation properties only (SVG 1.1 and 2, CSS Fonts and Text that cairosvg reads).
+PRESENTATION = frozenset(
+    [
+        "alignment-baseline",
+        "baseline-shift",
+        "clip",
+        "clip-path",
+        "clip-rule",
+        "color",
+        "color-interpolation",
+        "color-interpolation-filters",
+        "color-profile",
+        "color-rendering",
+        "cursor",
+        "direction",
+        "display",
+        "dominant-baseline",
+        "enable-background",
+        "fill",
+        "fill-opacity",
+        "fill-rule",
+        "filter",
+        "flood-color",
+        "flood-opacity",
+        "font",
+        "font-family",
+        "font-feature-settings",
+        "font-kerning",
+        "font-size",
+        "font-size-adjust",
+        "font-stretch",
+        "font-style",
+        "font-variant",
+        "font-weight",
+        "glyph-orientation-horizontal",
+        "glyph-orientation-vertical",
+        "image-rendering",
+        "isolation",
+        "kerning",
+        "letter-spacing",
+        "lighting-color",
+        "line-height",
+        "marker",
+        "marker-end",
+        "marker-mid",
+        "marker-start",
+        "mask",
+        "mix-blend-mode",
+        "opacity",
+        "overflow",
+        "paint-order",
+        "pointer-events",
+        "shape-rendering",
+        "stop-color",
+        "stop-opacity",
+        "stroke",
+        "stroke-dasharray",
+        "stroke-dashoffset",
+        "stroke-linecap",
+        "stroke-linejoin",
+        "stroke-miterlimit",
+        "stroke-opacity",
+        "stroke-width",
+        "text-anchor",
+        "text-decoration",
+        "text-rendering",
+        "text-transform",
+        "transform",
+        "transform-origin",
+        "unicode-bidi",
+        "vector-effect",
+        "visibility",
+        "white-space",
+        "word-spacing",
+        "writing-mode",
+    ]
+)
+# Attributes whose url(#id) draws the referenced element again for the element that names it.
+URL_ATTRIBUTES = ("fill", "stroke", "marker-start", "marker-mid", "marker-end", "clip-path", "mask", "filter")
 
 
 class SvgRefused(TemplateInvalid):
@@ -71,13 +157,19 @@ _fc_lock = threading.Lock()
 _fc_done = False
 FONTCONFIG_XML = """<?xml version="1.0"?>
 <fontconfig>
-  <dir>{dir}</dir>
+  {dirs}
   <cachedir>{cache}</cachedir>
   <match target="pattern">
     <edit name="family" mode="assign" binding="strong"><string>{family}</string></edit>
   </match>
 </fontconfig>
 """
+
+
+def svg_font_dirs() -> list[Path]:
+    """The folders of the full CJK faces: cairo draws a string with one font (no fallback), so
+    SVG text gets the face with GB18030's whole required set rather than the GB2312 subset."""
+    return sorted({locate(f).parent for f in (CHAINS["regular"][1], CHAINS["bold"][1])})
 
 
 def use_project_fonts() -> bool:
@@ -98,7 +190,8 @@ def use_project_fonts() -> bool:
         cfg = fc.FcConfigCreate()
         cache = Path(tempfile.gettempdir()) / "mingpian-fontconfig"
         cache.mkdir(exist_ok=True)
-        xml = FONTCONFIG_XML.format(dir=font_dir(), family=FONT_FAMILY, cache=cache).encode()
+        dirs = "\n  ".join(f"<dir>{d}</dir>" for d in svg_font_dirs())
+        xml = FONTCONFIG_XML.format(dirs=dirs, family=FONT_FAMILY, cache=cache).encode()
         if not fc.FcConfigParseAndLoadFromMemory(cfg, xml, 1):
             return False
         fc.FcConfigBuildFonts(cfg)
@@ -153,6 +246,7 @@ def check_svg(svg: str, file: str, roots: tuple[Path, ...]) -> tuple[float, floa
     if _local(root.tag) != "svg":
         raise _refuse(file, "the root element must be <svg>")
     ids: dict[str, ET.Element] = {}
+    sheet_refs: list[str] = []  # url(#id) in <style> rules: may apply to any element
     count = 0
     stack: list[tuple[ET.Element, int]] = [(root, 1)]
     while stack:
@@ -163,48 +257,119 @@ def check_svg(svg: str, file: str, roots: tuple[Path, ...]) -> tuple[float, floa
         if depth > MAX_DEPTH:
             raise _refuse(file, f"elements nested deeper than {MAX_DEPTH}")
         if "id" in el.attrib:
+            if el.attrib["id"] in ids:
+                raise _refuse(file, f"id {el.attrib['id'][:40]!r} is used by more than one element")
             ids[el.attrib["id"]] = el
         for key in ("href", XLINK):
             if key in el.attrib:
                 _check_ref(el.attrib[key], file, roots)
-        for text in (
-            el.attrib.get("style"),
-            el.text if _local(el.tag) == "style" else None,
-            *(v for k, v in el.attrib.items() if "url(" in v),
-        ):
-            for m in _CSS_URL.finditer(text or ""):
-                _check_ref(m.group(1) or m.group(2), file, roots)
+        if _local(el.tag) == "style":
+            sheet_refs += _check_css("".join(el.itertext()), file, roots, sheet=True)
+        if "style" in el.attrib:
+            _check_css(el.attrib["style"], file, roots, sheet=False)
+        for v in el.attrib.values():
+            if "url(" in v:
+                for m in _CSS_URL.finditer(v):
+                    _check_ref(m.group(1) or m.group(2), file, roots)
         stack.extend((child, depth + 1) for child in el)
-    _check_uses(ids, root, file)
+    _check_uses(ids, root, file, [(r, True) for r in sheet_refs if r in ids])
     return _dimensions(root, file)
 
 
-def _check_uses(ids: dict[str, ET.Element], root: ET.Element, file: str) -> None:
-    """Bound what `<use>` expands to: chains no deeper than MAX_USE_DEPTH, no cycles, and at
-    most MAX_USE_EXPANSION elements drawn in total (memoised per referenced id)."""
-    memo: dict[str, int] = {}
+def _check_css(text: str, file: str, roots: tuple[Path, ...], sheet: bool) -> list[str]:
+    """A <style> sheet or a style attribute: no at-rules (`@import`), presentation properties
+    only, every url() a permitted reference. Returns the #ids its url()s name."""
+    declarations: list[Any] = []
+    if sheet:
+        for rule in tinycss2.parse_stylesheet(text, skip_comments=True, skip_whitespace=True):
+            if rule.type == "at-rule":
+                raise _refuse(file, f"@{rule.lower_at_keyword} is not allowed in a card SVG's <style>")
+            if rule.type == "qualified-rule":
+                declarations += tinycss2.parse_declaration_list(
+                    rule.content, skip_comments=True, skip_whitespace=True
+                )
+    else:
+        declarations = tinycss2.parse_declaration_list(text, skip_comments=True, skip_whitespace=True)
+    refs: list[str] = []
+    for decl in declarations:
+        if decl.type != "declaration" or decl.lower_name.startswith("-"):
+            continue  # cairosvg ignores these too
+        if decl.lower_name not in PRESENTATION:
+            raise _refuse(
+                file,
+                f"CSS property {decl.lower_name[:40]!r} is not allowed: CSS in a card SVG may set "
+                "presentation properties only (fill, stroke, font-…)",
+            )
+        for ref in _css_urls(decl.value):
+            _check_ref(ref, file, roots)
+            if ref.strip().startswith("#"):
+                refs.append(ref.strip()[1:])
+    for m in _CSS_URL.finditer(text):  # whatever the parser made of it, the raw text too
+        _check_ref(m.group(1) or m.group(2), file, roots)
+    return refs
 
-    def href(el: ET.Element) -> str | None:
+
+def _css_urls(tokens: list[Any]) -> list[str]:
+    out = []
+    for token in tokens:
+        if token.type == "url":
+            out.append(str(token.value))
+        elif token.type == "function":
+            if token.lower_name == "url":
+                out.extend(str(a.value) for a in token.arguments if a.type == "string")
+            else:
+                out.extend(_css_urls(token.arguments))
+    return out
+
+
+def _element_refs(el: ET.Element) -> list[str]:
+    """The #ids an element draws again: its <use> target and its url(#id) paints, markers,
+    clips, masks and filters (attributes and its style attribute)."""
+    refs = []
+    if _local(el.tag) == "use":
         ref = el.attrib.get("href") or el.attrib.get(XLINK)
-        return ref[1:] if ref and ref.startswith("#") else None
+        if ref and ref.startswith("#"):
+            refs.append(ref[1:])
+    values = [el.attrib[a] for a in URL_ATTRIBUTES if a in el.attrib]
+    if "style" in el.attrib:
+        values.append(el.attrib["style"])
+    for v in values:
+        for m in _CSS_URL.finditer(v):
+            ref = (m.group(1) or "").strip()
+            if ref.startswith("#"):
+                refs.append(ref[1:])
+    return refs
+
+
+def _check_uses(
+    ids: dict[str, ET.Element], root: ET.Element, file: str, sheet_refs: list[tuple[str, bool]]
+) -> None:
+    """Bound what references expand to: `<use>` and url(#id) (a pattern, marker, clip or mask
+    is drawn again for every element naming it; an id named in <style> counts for every
+    element). Chains no deeper than MAX_USE_DEPTH, no cycles, at most MAX_USE_EXPANSION
+    elements drawn in total (memoised per referenced id)."""
+    memo: dict[str, int] = {}
 
     def size(el: ET.Element, depth: int, seen: frozenset[str]) -> int:
         total = 0
         for node in el.iter():
             total += 1
-            if _local(node.tag) == "use":
-                target = href(node)
-                if target is None or target not in ids:
+            for target, from_sheet in (*((t, False) for t in _element_refs(node)), *sheet_refs):
+                if target not in ids:
                     continue
                 if target in seen:
+                    if from_sheet:  # a rule that also matches inside its own target
+                        continue
                     raise _refuse(file, f"<use> of #{target} refers back to itself")
                 if depth + 1 > MAX_USE_DEPTH:
                     raise _refuse(file, f"<use> chains deeper than {MAX_USE_DEPTH}")
                 if target not in memo:
                     memo[target] = size(ids[target], depth + 1, seen | {target})
                 total += memo[target]
-            if total > MAX_USE_EXPANSION:
-                raise _refuse(file, f"<use> elements expand to more than {MAX_USE_EXPANSION} elements")
+                if total > MAX_USE_EXPANSION:
+                    raise _refuse(
+                        file, f"<use> and url(#…) references expand to more than {MAX_USE_EXPANSION} elements"
+                    )
         return total
 
     size(root, 0, frozenset())
@@ -274,7 +439,8 @@ def _check_raster(data: bytes) -> None:
 # -- rendering ---------------------------------------------------------------------------------
 @lru_cache(maxsize=32)
 def _compiled(path: str, mtime_ns: int, size: int) -> Any:
-    env = make_environment()
+    # It runs in a media worker, not the event loop: a longer time limit; its output is an SVG.
+    env = make_environment(Limits(max_output=MAX_SVG_BYTES, seconds=1.0))
     env.autoescape = True  # values land in XML: & < > " ' must be escaped
     source = Path(path).read_text("utf-8")
     return env.from_string(source)
@@ -328,8 +494,21 @@ def render_svg_source(template_path: Path, context: dict[str, Any], file: str) -
         raise TemplateInvalid(
             f"{file}:{exc.lineno}: {exc.message}", [Problem("$", str(exc.message), file, exc.lineno)]
         ) from None
-    except (TemplateError, OverflowError, TypeError, ValueError) as exc:
-        raise TemplateInvalid(f"{file}: {exc}", [Problem("$", str(exc)[:240], file)]) from None
+    except Exception as exc:  # whatever the template does wrong is the template's error
+        line = _template_line(exc)
+        message = describe_error(exc)[:240]
+        where = f"{file}:{line}" if line else file
+        raise TemplateInvalid(f"{where}: {message}", [Problem("$", message, file, line)]) from None
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The line of card.svg.j2 where `exc` was raised (Jinja rewrites the traceback to it)."""
+    tb, line = exc.__traceback__, None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
 
 
 def render_svg_template(

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite drives for real (redis-server and postgresql for
-# the scale-out stores, chromium for the studio tests). Idempotent; a no-op when present.
+# the scale-out stores, chromium for the studio tests) and the fonts cards are drawn with.
+# Idempotent; a no-op when present.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
@@ -14,6 +15,13 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 libs=$(/sbin/ldconfig -p 2>/dev/null || true)
 [[ $libs == *"libcairo.so.2 "* ]] || need+=(libcairo2)
 [[ $libs == *"libfontconfig.so.1 "* ]] || need+=(libfontconfig1)
+# The fonts every picture and video is drawn with (renderer/fonts.py: the fallback chain):
+# Noto Sans CJK (GB18030's required set, Traditional), Hanazono (extension A and B), Noto Color
+# Emoji and DejaVu Sans, all under open licences. Without them the renderer refuses to draw.
+[ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || need+=(fonts-noto-cjk)
+[ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || need+=(fonts-noto-color-emoji)
+[ -f /usr/share/fonts/truetype/hanazono/HanaMinB.ttf ] || need+=(fonts-hanazono)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
     echo "system-deps: cannot install ${need[*]} (not root, no sudo); tests needing them will skip" >&2

@@ -148,6 +148,12 @@ async def render_rcs(rr: RenderRequest) -> web.Response:
         },
         "messageList": payload.message_list(),
     }
+    if rr.request.query.get("lint") in ("1", "true"):
+        # The studio asks: characters no font draws (boxes in the picture and video), by field.
+        # Not on every render: the check costs more than the render itself.
+        from renderer.glyphs import CODE, glyph_problems
+
+        body["warnings"] = [{"code": CODE, **p.to_json()} for p in glyph_problems(rr.message, rr.data)]
     return json_response(body)
 
 

@@ -49,6 +49,8 @@ def setup(app: web.Application) -> None:
         board=board,
         base_url=settings.base_url,
         fonts=settings.assets_dir / "fonts",
+        time_limit=settings.media_time_limit,
+        video_time_limit=settings.media_video_time_limit,
     )
     planner = Planner(cache, settings.assets_dir, library_dir(settings))
     register(app, MediaService(settings, cache, jobs, specs, planner, app[templates_key]))

@@ -17,6 +17,7 @@ from typing import NoReturn
 from aiohttp import web
 
 from renderer import Media, TemplateStore
+from renderer.video import ASPECTS, DEFAULT_WIDTH, MAX_SIDE
 
 from ..api.templates import FormatHandler, RenderRequest, formats_key
 from ..errors import ApiError
@@ -156,6 +157,16 @@ def _choice(request: web.Request, name: str, default: str, choices: tuple[str, .
     return value
 
 
+def _video_params(request: web.Request, rr: RenderRequest) -> tuple[str, int, float | None]:
+    """`aspect` (9:16 upright by default, 16:9, 1:1), `width` (its default and bound follow the
+    aspect: the longer side is at most 1920 px) and `seconds`."""
+    aspect = _choice(request, "aspect", "9:16", tuple(ASPECTS))
+    aw, ah = ASPECTS[aspect]
+    width = _int(request, "width", DEFAULT_WIDTH[aspect], 240, min(1440, MAX_SIDE * aw // ah))
+    seconds = _float(request, "seconds", 0.5, min(10.0, rr.profile.video_max_seconds))
+    return aspect, width, seconds
+
+
 def _flag(request: web.Request, name: str) -> bool:
     raw = request.query.get(name, "").lower()
     if raw in TRUE:
@@ -211,11 +222,10 @@ def make_handler(fmt: str) -> FormatHandler:
         run_async = _flag(request, "async")
         plan: Plan
         if fmt == "mp4":
-            width = _int(request, "width", 1280, 240, 1440)
-            seconds = _float(request, "seconds", 0.5, min(10.0, rr.profile.video_max_seconds))
-            plan = svc.planner.video(rr, width, seconds)
+            aspect, width, seconds = _video_params(request, rr)
+            plan = svc.planner.video(rr, width, seconds, aspect=aspect)
         else:
-            view = _choice(request, "view", "card", ("card", "media"))
+            view = _choice(request, "view", "card", ("card", "media", "overview"))
             width = _int(request, "width", 720, 240, 1440)
             cards = _int(request, "cards", 3, 1, 10)
             card = _int(request, "card", 0, 0, len(rr.message.cards) - 1)
@@ -268,9 +278,8 @@ def rcs_with_media(original: FormatHandler) -> FormatHandler:
                 width = _int(request, "width", 720, 240, 1440)
                 plans.append(svc.planner.image(rr, "jpeg", "media", width, 1, i))
             else:
-                width = _int(request, "width", 1280, 240, 1440)
-                seconds = _float(request, "seconds", 0.5, min(10.0, rr.profile.video_max_seconds))
-                plans.append(svc.planner.video(rr, width, seconds, card=i))
+                aspect, width, seconds = _video_params(request, rr)
+                plans.append(svc.planner.video(rr, width, seconds, card=i, aspect=aspect))
         missing = [
             p.spec
             for p in plans

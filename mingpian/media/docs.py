@@ -44,14 +44,23 @@ RENDER_PARAMS: list[dict[str, Any]] = [
         "in": "query",
         "required": False,
         "schema": {"type": "integer", "minimum": 240, "maximum": 1440},
-        "description": "png/jpeg/webp/mp4 and rcs&media=…: pixel width (images 720, videos 1280 by default)",
+        "description": "png/jpeg/webp/mp4 and rcs&media=…: pixel width (images 720; videos 720 "
+        "for 9:16 and 1:1, 1280 for 16:9; a video's longer side is at most 1920)",
+    },
+    {
+        "name": "aspect",
+        "in": "query",
+        "required": False,
+        "schema": {"enum": ["9:16", "16:9", "1:1"], "default": "9:16"},
+        "description": "mp4 and rcs&media=video: frame shape; upright 9:16 (720x1280) by default",
     },
     {
         "name": "view",
         "in": "query",
         "required": False,
-        "schema": {"enum": ["card", "media"], "default": "card"},
-        "description": "images: `card` = the whole card as a phone shows it; "
+        "schema": {"enum": ["card", "media", "overview"], "default": "card"},
+        "description": "images: `card` = the card as a phone shows it (a carousel: card `card`, "
+        "with page dots); `overview` = a carousel's first `cards` cards side by side; "
         "`media` = the media-slot picture",
     },
     {
@@ -59,14 +68,14 @@ RENDER_PARAMS: list[dict[str, Any]] = [
         "in": "query",
         "required": False,
         "schema": {"type": "integer", "minimum": 1, "maximum": 10, "default": 3},
-        "description": "images, view=card: carousel cards drawn side by side",
+        "description": "images, view=overview: carousel cards drawn side by side",
     },
     {
         "name": "card",
         "in": "query",
         "required": False,
         "schema": {"type": "integer", "minimum": 0},
-        "description": "images, view=media: which card's media slot",
+        "description": "images: which carousel card (view=card) or whose media slot (view=media)",
     },
     {
         "name": "seconds",

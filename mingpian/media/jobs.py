@@ -23,7 +23,7 @@ import re
 import secrets
 import shutil
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -99,6 +99,14 @@ def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
+class RenderTimeout(Exception):
+    """A render ran past its time limit (its worker was killed)."""
+
+    def __init__(self, limit: float) -> None:
+        super().__init__(f"past {limit:g} s")
+        self.limit = limit
+
+
 class JobBoard(Protocol):
     """Where jobs are seen beyond the process that runs them."""
 
@@ -150,6 +158,8 @@ class MediaJobs:
         board: JobBoard,
         base_url: str,
         fonts: Path | None = None,
+        time_limit: float = 30.0,
+        video_time_limit: float = 300.0,
     ) -> None:
         self.cache = cache
         self.fonts = fonts  # the deployment's font folder, for the worker processes
@@ -160,6 +170,9 @@ class MediaJobs:
         self.limit = asyncio.Semaphore(max(1, concurrency))
         self.ffmpeg = ffmpeg
         self.pool: ProcessPoolExecutor | None = None
+        self.time_limit = time_limit  # seconds a picture may take in a worker
+        self.video_time_limit = video_time_limit
+        self._killed: deque[ProcessPoolExecutor] = deque(maxlen=8)  # pools stopped for a timeout
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         self.by_key: dict[str, Job] = {}
 
@@ -233,8 +246,38 @@ class MediaJobs:
             job.files[part] = (path.name, size)
         return True
 
-    async def _run(self, job: Job) -> None:
+    async def _work(self, spec: WorkSpec, limit: float) -> dict[str, Any]:
+        """One spec in a worker, stopped at `limit` seconds: the pool's processes are killed
+        (a process cannot be interrupted otherwise) and the next job gets a fresh pool. A spec
+        whose pool was killed for another job's timeout runs once more on the fresh one."""
         loop = asyncio.get_running_loop()
+        for attempt in (1, 2):
+            pool = self._pool()
+            try:
+                return await asyncio.wait_for(loop.run_in_executor(pool, partial(run, spec)), limit)
+            except TimeoutError:
+                self._kill(pool)
+                raise RenderTimeout(limit) from None
+            except BrokenProcessPool:
+                if attempt == 1 and pool in self._killed:
+                    continue
+                if self.pool is pool:
+                    self.pool = None  # a worker died (killed, out of memory): a fresh pool next time
+                raise
+        raise AssertionError("unreachable")
+
+    def _kill(self, pool: ProcessPoolExecutor) -> None:
+        if self.pool is pool:
+            self.pool = None
+        self._killed.append(pool)
+        for proc in list((pool._processes or {}).values()):  # the executor has no public kill
+            with contextlib.suppress(OSError):
+                proc.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        log.warning("media render past its time limit: worker processes killed, a new pool starts")
+
+    async def _run(self, job: Job) -> None:
+        limit = self.video_time_limit if job.control_dir is not None else self.time_limit
         try:
             async with self.limit:
                 job.status = "running"
@@ -243,7 +286,7 @@ class MediaJobs:
                 for spec in job.specs:
                     if job.control_dir is not None and (job.control_dir / "cancel").exists():
                         raise asyncio.CancelledError
-                    results.append(await loop.run_in_executor(self._pool(), partial(run, spec)))
+                    results.append(await self._work(spec, limit))
                     job.progress = max(job.progress, len(results) / len(job.specs))
             bad = next((r for r in results if not r.get("ok")), None)
             if bad is None:
@@ -259,8 +302,16 @@ class MediaJobs:
                 )
         except asyncio.CancelledError:
             job.fail("cancelled", ApiError(409, "cancelled", "the render was cancelled"))
+        except RenderTimeout as exc:
+            job.fail(
+                "failed",
+                ApiError(
+                    422,
+                    "render_timeout",
+                    f"the media render took longer than its time limit of {exc.limit:g} s and was stopped",
+                ),
+            )
         except BrokenProcessPool:
-            self.pool = None  # a worker died (killed, out of memory): start a fresh pool next time
             job.fail("failed", ApiError(500, "worker_died", "the media worker process died"))
         except Exception as exc:  # never leave a job "running" forever
             log.exception("media job %s failed", job.id)

@@ -103,7 +103,9 @@ class Planner:
         """Another brand than the template's is part of what the file shows, so of its key."""
         return parts if src.brand is None else {**parts, "brand": src.brand}
 
-    def video(self, src: Source, width: int, seconds: float | None, card: int | None = None) -> Plan:
+    def video(
+        self, src: Source, width: int, seconds: float | None, card: int | None = None, aspect: str = "9:16"
+    ) -> Plan:
         """The MP4 (and its thumbnail) of the whole message, or of card `card` alone."""
         p = src.profile
         message = src.message
@@ -111,6 +113,7 @@ class Planner:
             message = replace(message, kind="card", cards=(message.cards[card],), chips=())
         opts = VideoOptions(
             width=width,
+            aspect=aspect,  # type: ignore[arg-type]
             seconds=seconds,
             max_bytes=p.video_max_bytes,
             max_seconds=min(10.0, p.video_max_seconds),
@@ -125,13 +128,14 @@ class Planner:
                     "kind": "video",
                     "card": card,
                     "width": width,
+                    "aspect": aspect,
                     "seconds": seconds,
                     "maxBytes": p.video_max_bytes,
                     "maxSeconds": opts.max_seconds,
                 },
             )
         )
-        render = {"format": "mp4", "width": width, "seconds": seconds, "card": card}
+        render = {"format": "mp4", "width": width, "aspect": aspect, "seconds": seconds, "card": card}
         spec = self._work(
             src,
             "video",
@@ -144,8 +148,11 @@ class Planner:
         return Plan(key, "mp4", spec)
 
     def image(self, src: Source, fmt: str, view: str, width: int, cards: int, card: int) -> Plan:
-        """A picture: the whole card (`view=card`) or card `card`'s media slot (`view=media`)."""
-        opts = ImageOptions(width=width, fmt=fmt, max_cards=cards)  # type: ignore[arg-type]
+        """A picture: the card as a phone shows it (`view=card`; a carousel's card `card`), a
+        carousel's first `cards` cards side by side (`view=overview`) or card `card`'s media
+        slot (`view=media`)."""
+        overview = view == "overview"
+        opts = ImageOptions(width=width, fmt=fmt, max_cards=cards, card=card, overview=overview)  # type: ignore[arg-type]
         parts: dict[str, Any] = {
             "template": src.template.name,
             "templateVersion": src.template.version,
@@ -154,12 +161,12 @@ class Planner:
             "fmt": fmt,
             "width": width,
         }
-        parts.update({"cards": cards} if view == "card" else {"card": card})
+        parts.update({"cards": cards} if overview else {"card": card})
         key = media_key(self._keyed(src, parts))
         render = {"format": fmt, "view": view, "width": width, "cards": cards, "card": card}
         spec = self._work(
             src,
-            "card" if view == "card" else "slot",
+            "slot" if view == "media" else "card",
             src.message,
             self.cache.path(key, EXT_BY_FORMAT[fmt]),
             image=opts,
@@ -189,7 +196,7 @@ class Planner:
             src = Kept(template, data, message, profile, brand)
             r = record["render"]
             if r["format"] == "mp4":
-                plan = self.video(src, int(r["width"]), r["seconds"], r["card"])
+                plan = self.video(src, int(r["width"]), r["seconds"], r["card"], str(r.get("aspect", "9:16")))
             else:
                 plan = self.image(src, r["format"], r["view"], r["width"], r["cards"], r["card"])
         except NotReproducible:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import subprocess
 import sys
 import time
@@ -18,8 +17,8 @@ from delivery.pgstore import MIGRATIONS, PgDeliveryStore
 from infra.migrations import PendingMigrations
 from mingpian.settings import PROJECT_ROOT
 
-LATER = MIGRATIONS.migrations[1:]  # what a database of the previous version (0001) lacks
-VERSIONS = [m.version for m in MIGRATIONS.migrations]
+NAMES = [f"{m.version:04d}_{m.name}" for m in MIGRATIONS.migrations]  # 0001_initial, …
+LATER = NAMES[1:]  # what a database of the previous version (0001 only) has pending
 
 
 async def _previous_version(url: str) -> None:
@@ -60,13 +59,13 @@ async def test_a_database_of_the_previous_version_is_upgraded_with_its_data(post
     await _previous_version(postgres_url)
     with pytest.raises(
         PendingMigrations,
-        match=re.escape(f"{len(LATER)} delivery migration(s) pending ({', '.join(m.label for m in LATER)})"),
+        match=rf"{len(LATER)} delivery migration\(s\) pending \({', '.join(LATER)}\)",
     ):
         await PgDeliveryStore(postgres_url, migrate="check").start()
     store = PgDeliveryStore(postgres_url)
     await store.start()
     try:
-        assert await _versions(postgres_url) == VERSIONS
+        assert await _versions(postgres_url) == [m.version for m in MIGRATIONS.migrations]
         assert await store.get("enterprise", "", "sf") == {"id": "sf", "name": "SF"}
         # chatbot owners backfilled: of two enterprises sharing an address, the first by id keeps it
         assert not await store.claim_chatbot("b", "106500")
@@ -104,10 +103,10 @@ def test_mingpian_migrate_reports_and_applies_postgres_migrations(
     lines = out.stdout.splitlines()
     assert lines[0] == "delivery (PostgreSQL)"
     assert lines[1].split()[:2] == ["0001_initial", "applied"]
-    assert [line.split() for line in lines[2 : 2 + len(LATER)]] == [[m.label, "pending"] for m in LATER]
+    assert [line.split() for line in lines[2 : 2 + len(LATER)]] == [[n, "pending"] for n in LATER]
     out = mingpian("migrate")
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[0] == "delivery (PostgreSQL): " + ", ".join(
-        f"applied {m.label}" for m in LATER
+    assert out.stdout.splitlines()[0] == (
+        "delivery (PostgreSQL): " + ", ".join(f"applied {n}" for n in LATER)
     )
-    assert asyncio.run(_versions(postgres_url)) == VERSIONS
+    assert asyncio.run(_versions(postgres_url)) == [m.version for m in MIGRATIONS.migrations]

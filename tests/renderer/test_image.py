@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 from pathlib import Path
 
 import pytest
@@ -160,11 +161,25 @@ def test_logo_from_the_template_folder(tmp_path: Path) -> None:
 def test_carousel_cards_side_by_side_and_limited(store: TemplateStore) -> None:
     t = store.get("ad-carousel")
     msg = t.render(t.sample)
-    three = render_card(msg, _ctx(t.folder), ImageOptions(720, max_cards=3))
-    one = render_card(msg, _ctx(t.folder), ImageOptions(720, max_cards=1))
+    three = render_card(msg, _ctx(t.folder), ImageOptions(720, max_cards=3, overview=True))
+    one = render_card(msg, _ctx(t.folder), ImageOptions(720, max_cards=1, overview=True))
     assert three.width == one.width == 720
     # With one card per row the card is wider, so the picture is taller.
     assert one.height > three.height
+
+
+def test_a_carousel_is_one_legible_picture_per_card_by_default(store: TemplateStore) -> None:
+    t = store.get("ad-carousel")
+    msg = t.render(t.sample)
+    pics = [render_card(msg, _ctx(t.folder), ImageOptions(720, card=i)) for i in range(len(msg.cards))]
+    overview = render_card(msg, _ctx(t.folder), ImageOptions(720, overview=True))
+    assert all(p.width == 720 for p in pics)
+    # Each card at the phone's width: taller than the side-by-side overview, and all different.
+    assert all(p.height > overview.height for p in pics)
+    for a, b in itertools.combinations(pics, 2):
+        assert ImageChops.difference(a, b).getbbox() is not None
+    # Without `card`, the first card.
+    assert render_card(msg, _ctx(t.folder), ImageOptions(720)).tobytes() == pics[0].tobytes()
 
 
 def test_media_slot_picture_aspect_and_poster(store: TemplateStore) -> None:

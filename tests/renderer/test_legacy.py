@@ -424,3 +424,60 @@ def test_random_cards_always_fit(seed: int) -> None:
             assert len(lt.reply_map) >= len(message.all_suggestions)
             shown = [int(r.key) for r in lt.replies if r.shown]
             assert shown == sorted(shown)
+
+
+REFUSED_LINKS = [
+    ("openUrl", "javascript:alert(1)", "'javascript'"),
+    ("openUrl", "JavaScript:alert(1)", "'JavaScript'"),
+    ("openUrl", "data:text/html,<script>alert(1)</script>", "'data'"),
+    ("openUrl", "vbscript:msgbox(1)", "'vbscript'"),
+    ("openUrl", "file:///etc/passwd", "'file'"),
+    ("openUrl", "HTTPS://upper.example.cn", "'HTTPS'"),
+    ("openUrl", "//example.cn/no-scheme", "without a scheme"),
+    ("showLocation", "javascript:alert(1)", "'javascript'"),
+    ("showLocation", "tel:95338", "'tel'"),
+]
+
+
+@pytest.mark.parametrize(("kind", "url", "why"), REFUSED_LINKS)
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_links_the_rcs_target_refuses_are_left_out_of_legacy_text(
+    kind: str, url: str, why: str, channel: str
+) -> None:
+    extra: dict[str, object] = {"latitude": 39.9, "longitude": 116.4} if kind == "showLocation" else {}
+    button = Suggestion(kind, "打开", "open", url=url, **extra)  # type: ignore[arg-type]
+    lt = degrade(_msg(Card(title="网点", suggestions=(button, _reply("好的", "ok")))), channel)  # type: ignore[arg-type]
+    assert url.split(":")[0] not in lt.text and url not in lt.text
+    assert "回复1 打开" in lt.text  # still a numbered reply: the bot gets the postback
+    assert lt.replies[0].value is None and lt.reply_map["1"] == "open"
+    assert any(n.startswith("link of 1 打开 left out:") and why in n for n in lt.notes), lt.notes
+
+
+@pytest.mark.parametrize(
+    "url", ["https://a.example.cn/x", "http://a.example.cn/x", "tel:+8695338", "sms:10086", "geo:39.9,116.4"]
+)
+def test_links_the_rcs_target_accepts_are_shown(url: str) -> None:
+    lt = degrade(
+        _msg(Card(title="网点", suggestions=(Suggestion("openUrl", "打开", "open", url=url),))), "sms"
+    )
+    assert f"打开：{url}" in lt.text and lt.replies[0].value == url
+    assert not any(n.startswith("link of") for n in lt.notes)
+
+
+def test_an_override_notes_a_refused_link_too() -> None:
+    button = Suggestion("openUrl", "打开", "open", url="javascript:alert(1)")
+    lt = degrade(
+        _msg(Card(title="t", suggestions=(button,)), overrides={"sms": "【顺丰速运】回复1 打开"}), "sms"
+    )
+    assert lt.replies[0].value is None
+    assert any("left out" in n and "'javascript'" in n for n in lt.notes)
+
+
+def test_legacy_link_rules_are_the_gsma_schema_rules() -> None:
+    from renderer.links import OPEN_URL, WEB_URL
+
+    schema_file = Path(degrade.__code__.co_filename).parent / "schemas" / "botsuggestion.schema.json"
+    schema = json.loads(schema_file.read_text("utf-8"))
+    text = json.dumps(schema)
+    assert json.dumps(OPEN_URL.pattern) in text  # openUrl.url
+    assert json.dumps(WEB_URL.pattern) in text  # showLocation.fallbackUrl

@@ -205,3 +205,87 @@ def test_lint_reports_a_refused_svg_template_with_its_file(tmp_path: Path) -> No
     (folder / "card.svg.j2").write_text(HEAD + '<image href="http://127.0.0.1/x.png"/></svg>', "utf-8")
     lines = lint_templates(TemplateStore(tmp_path, 0), None, DEFAULT)
     assert len(lines) == 1 and lines[0].startswith("svgcard/card.svg.j2: ") and "refused" in lines[0]
+
+
+GROUP = '<defs><g id="g">' + '<rect width="1" height="1"/>' * 1000 + "</g></defs>"
+PATTERN = (
+    '<defs><pattern id="p" width="10" height="10">'
+    + '<rect width="1" height="1"/>' * 1000
+    + "</pattern></defs>"
+)
+CSS_REFUSED = [
+    # the bypass found by the hardening review: <use> targets set from CSS were not counted
+    ("css-href", HEAD + GROUP + '<style>use{href:"#g"}</style>' + "<use/>" * 2000 + "</svg>", "'href'"),
+    ("style-href", HEAD + GROUP + '<use style="href:#g"/>' * 2000 + "</svg>", "'href'"),
+    ("css-xlink", HEAD + GROUP + "<style>use{xlink-href:url(#g)}</style><use/></svg>", "not allowed"),
+    ("css-id", HEAD + "<style>rect{id:g}</style><rect/></svg>", "'id'"),
+    ("import-local", HEAD + '<style>@import "a.css";</style></svg>', "@import"),
+    ("import-url", HEAD + "<style>@import url(a.css);</style></svg>", "@import"),
+    ("css-url-file", HEAD + "<style>rect{fill:url(file:///etc/passwd)}</style><rect/></svg>", "refused"),
+    (
+        "pattern-attribute",
+        HEAD + PATTERN + '<rect width="5" height="5" fill="url(#p)"/>' * 100 + "</svg>",
+        "expand",
+    ),
+    (
+        "pattern-sheet",
+        HEAD
+        + PATTERN
+        + "<style>rect{fill:url(#p)}</style>"
+        + '<rect width="5" height="5"/>' * 100
+        + "</svg>",
+        "expand",
+    ),
+    (
+        "marker-style",
+        HEAD + PATTERN + '<path d="M0 0L1 1" style="marker-start:url(#p)"/>' * 100 + "</svg>",
+        "expand",
+    ),
+    ("duplicate-id", HEAD + '<g id="a"/><g id="a"/></svg>', "more than one element"),
+]
+
+
+@pytest.mark.parametrize(("svg", "words"), [c[1:] for c in CSS_REFUSED], ids=[c[0] for c in CSS_REFUSED])
+def test_css_cannot_reach_past_the_checks(folder: Path, svg: str, words: str) -> None:
+    start = time.monotonic()
+    with pytest.raises(SvgRefused, match=words.replace("(", r"\(")):
+        _render(folder, svg)
+    assert time.monotonic() - start < 1.0
+
+
+def test_presentation_css_and_a_gradient_fill_still_draw(folder: Path) -> None:
+    svg = (
+        HEAD + '<defs><linearGradient id="lg"><stop offset="0" stop-color="#00f"/>'
+        '<stop offset="1" stop-color="#00f"/></linearGradient></defs>'
+        "<style>rect{fill:url(#lg); stroke:none; -inkscape-x:1} text{font-family:serif; font-size:20px}</style>"
+        '<rect width="200" height="100" style="opacity:1"/><text x="5" y="50">名片</text></svg>'
+    )
+    r, _g, b = _render(folder, svg, 200).getpixel((100, 10))
+    assert b > 200 and r < 40
+
+
+@pytest.mark.parametrize(
+    ("source", "words"),
+    [
+        ("<svg xmlns='http://www.w3.org/2000/svg'>\n{{ card.title|truncate(1) }}</svg>", "AssertionError"),
+        ("<svg xmlns='http://www.w3.org/2000/svg'>\n\n{{ 'x'.ljust(10**7) }}</svg>", "limit"),
+        (
+            "<svg xmlns='http://www.w3.org/2000/svg'>{% for i in range(1000) %}{% for j in range(1000) %}"
+            "{% endfor %}{% endfor %}</svg>",
+            "steps",
+        ),
+    ],
+)
+def test_svg_template_failures_are_template_errors_with_their_line(
+    tmp_path: Path, source: str, words: str
+) -> None:
+    folder = write_template(tmp_path, "svgcard", CARD, SCHEMA)
+    (folder / "card.svg.j2").write_text(source, "utf-8")
+    t = TemplateStore(tmp_path, 0).get("svgcard")
+    with pytest.raises(TemplateInvalid) as err:
+        render_card_bytes(
+            t.render({"title": "长标题"}), MediaContext(folder, ASSETS), ImageOptions(width=360)
+        )
+    problem = err.value.problems[0]
+    assert problem.file == "svgcard/card.svg.j2" and words in problem.message
+    assert problem.line == source.count("\n", 0, source.index("{{" if "{{" in source else "{%")) + 1

@@ -131,7 +131,7 @@ def test_runtime_error_line_inside_a_block_scalar(tmp_path: Path) -> None:
     write_template(tmp_path, "blk", card)
     with pytest.raises(TemplateInvalid) as info:
         TemplateStore(tmp_path).get("blk").render({})
-    assert info.value.problems[0].line == 4  # the block's first line; the field's location
+    assert info.value.problems[0].line == 5  # the line of `{{ nope }}` inside the block
 
 
 def test_manifest_errors_point_at_the_line(tmp_path: Path) -> None:

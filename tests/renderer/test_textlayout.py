@@ -88,3 +88,69 @@ def test_widths_come_from_real_font_metrics() -> None:
     assert F.width("名") == pytest.approx(20, abs=0.5)
     assert F.width("i") < F.width("W") < F.width("名")
     assert face(40).width("名") == pytest.approx(2 * F.width("名"), abs=0.5)
+
+
+# -- typesetting: orphans, balance, runs kept whole ---------------------------------------------
+def _content_chars(line: str) -> int:
+    return sum(1 for ch in line if not ch.isspace() and ch not in NO_START and ch not in NO_END)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "生活明朗，万物可爱。正在学做川菜，欢迎来蹭饭！",
+        "您好，我是您的专属客户经理，有需要随时联系我。",
+        "我行工作人员不会索要密码、短信验证码或要求转账。",
+        "如有疑问请拨打客服热线或前往最近的营业网点咨询办理。",
+    ],
+)
+@pytest.mark.parametrize("chars", range(6, 24))
+def test_no_last_line_holds_a_single_character(text: str, chars: int) -> None:
+    width = F.width("国" * chars) + 0.5
+    lines = wrap(text, F, width).lines
+    assert _squash("".join(lines)) == _squash(text)
+    if len(lines) > 1:
+        assert _content_chars(lines[-1]) >= 2, lines
+    for i, line in enumerate(lines):
+        if i > 0:
+            assert line[0] not in NO_START, lines
+
+
+def test_a_short_last_line_is_balanced_with_the_lines_above() -> None:
+    text = "生活明朗，万物可爱。正在学做川菜，欢迎来蹭饭！"
+    width = F.width("国" * 21) + 0.5  # greedy: 21 characters, then a 2-character stub
+    lines = wrap(text, F, width).lines
+    assert len(lines) == 2
+    assert F.width(lines[-1]) >= width / 3, lines
+    assert F.width(lines[0]) > width / 2, lines  # not squeezed to half the card
+
+
+@pytest.mark.parametrize("before", ["我们将在", "运单将于", "预计送达时间为明天上午"])
+@pytest.mark.parametrize("chars", range(8, 20))
+def test_bracketed_times_stay_whole_when_they_fit_on_the_next_line(before: str, chars: int) -> None:
+    run = "【明天09:00-12:00】"
+    text = f"{before}{run}派送，请留意接听。"
+    width = F.width("国" * chars) + 0.5
+    lines = wrap(text, F, width).lines
+    if F.width(run) <= width:
+        assert any(run in line for line in lines), lines
+    assert _squash("".join(lines)) == _squash(text)
+
+
+def test_parcel_numbers_and_times_are_never_split_when_they_fit() -> None:
+    text = "运单号 SF1234567890123 的快件预计今天 18:00 前送达，改约单号 GY20261125000123。"
+    for chars in range(9, 30):
+        width = F.width("国" * chars) + 0.5
+        joined = "\n".join(wrap(text, F, width).lines)
+        for word in ("SF1234567890123", "18:00", "GY20261125000123"):
+            if F.width(word) <= width:
+                assert word in joined, (chars, joined)
+
+
+def test_emoji_sequences_are_never_split() -> None:
+    text = "全家福👨‍👩‍👧来了🇨🇳国庆快乐👍🏽" * 3
+    for chars in range(3, 12):
+        for line in wrap(text, F, F.width("国" * chars) + 0.5).lines:
+            assert "\u200d" not in (line[0], line[-1]), line
+            flags = sum(1 for ch in line if 0x1F1E6 <= ord(ch) <= 0x1F1FF)
+            assert flags % 2 == 0, line

@@ -15,11 +15,13 @@ import pytest
 from PIL import Image, ImageChops
 
 from renderer import Message, TemplateStore
+from renderer.image import hex_rgb
 from renderer.localfiles import MediaContext
 from renderer.video import (
     VideoCancelled,
     VideoFailed,
     VideoOptions,
+    build_slides,
     encode_command,
     ffmpeg_exe,
     render_video,
@@ -70,7 +72,7 @@ def test_card_video_is_h264_yuv420p_faststart_with_the_asked_duration(
     seen: list[float] = []
     res = render_video_sync(msg, ctx, VideoOptions(width=320, seconds=1.2, fps=15), out, progress=seen.append)
     info = probe(out)
-    assert "Video: h264" in info and "yuv420p" in info and "320x180" in info, info
+    assert "Video: h264" in info and "yuv420p" in info and "320x568" in info, info
     assert duration(info) == pytest.approx(1.2, abs=0.1)
     boxes = top_level_boxes(out)
     assert boxes[0] == "ftyp" and boxes.index("moov") < boxes.index("mdat"), boxes  # +faststart
@@ -173,7 +175,7 @@ def test_cancel_stops_ffmpeg_and_removes_the_partial_file(
 async def test_task_cancellation_kills_ffmpeg(courier: tuple[Message, MediaContext], tmp_path: Path) -> None:
     msg, ctx = courier
     out = tmp_path / "x.mp4"
-    task = asyncio.ensure_future(render_video(msg, ctx, VideoOptions(width=1280, seconds=10), out))
+    task = asyncio.ensure_future(render_video(msg, ctx, VideoOptions(seconds=10), out))
     await asyncio.sleep(0.3)
     assert not task.done()
     task.cancel()
@@ -222,6 +224,8 @@ def test_command_is_built_with_ffmpeg_python(tmp_path: Path) -> None:
     [
         {"width": 100},
         {"width": 4000},
+        {"width": 1440},  # 9:16: 2560 px tall, past the 1920 px bound
+        {"aspect": "4:3"},
         {"seconds": 11},
         {"seconds": 0},
         {"fps": 60},
@@ -235,10 +239,13 @@ def test_bounds(kw: dict[str, object]) -> None:
 
 def test_duration_defaults_and_caps() -> None:
     assert VideoOptions().duration(1) == 5.0
-    assert VideoOptions().duration(3) == 9.0
+    assert VideoOptions().duration(2) == pytest.approx(8.4)  # 3 s a card + the brand slides
     assert VideoOptions().duration(10) == 10.0  # never past the 10 s ceiling
     assert VideoOptions(max_seconds=6).duration(3) == 6.0
-    assert VideoOptions(width=1279).size == (1278, 718)
+    assert VideoOptions().size == (720, 1280)  # upright by default
+    assert VideoOptions(aspect="16:9").size == (1280, 720)
+    assert VideoOptions(aspect="1:1").size == (720, 720)
+    assert VideoOptions(width=1279, aspect="16:9").size == (1278, 718)
 
 
 def test_cli_renders_png_and_mp4_files(tmp_path: Path) -> None:
@@ -255,3 +262,81 @@ def test_cli_renders_png_and_mp4_files(tmp_path: Path) -> None:
         assert r.returncode == 0, r.stderr
         assert magic in out.read_bytes()[:8]
     assert "Video: h264" in probe(tmp_path / "card.mp4")
+
+
+# -- what a person sees: the whole card, upright, moving gently inside its frame -----------------
+ARTIFACTS = TEMPLATES.parent / "test-artifacts" / "video"
+
+
+def _frames(out: Path, tmp: Path, every: float) -> list[Image.Image]:
+    pattern = tmp / f"{out.stem}-%03d.png"
+    subprocess.run(
+        [ffmpeg_exe(), "-loglevel", "error", "-i", str(out), "-vf", f"fps={1 / every}", str(pattern)],
+        check=True,
+    )
+    return [Image.open(p).convert("RGB") for p in sorted(tmp.glob(f"{out.stem}-*.png"))]
+
+
+def test_a_card_slide_shows_the_whole_card_upright_with_its_buttons(tmp_path: Path) -> None:
+    from renderer.image import draw_card_picture
+
+    t = TemplateStore(TEMPLATES, 0).get("courier-hangup")
+    msg = t.render(t.sample)
+    ctx = MediaContext(t.folder, ASSETS)
+    out = tmp_path / "courier.mp4"
+    res = render_video_sync(msg, ctx, VideoOptions(fps=10), out)
+    assert (res.width, res.height) == (720, 1280) and res.seconds == 5.0
+    shots = _frames(out, tmp_path, 1.0)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for i, im in enumerate(shots):
+        im.save(ARTIFACTS / f"courier-hangup-{i}s.png")
+    # The still parts of the frame (header, text, the four buttons) are the card picture itself,
+    # whole: the last button's label is drawn, the description is not cut to two lines.
+    card, box = draw_card_picture(msg, ctx, 720 - 2 * 29, max_desc_lines=12)
+    assert box is not None
+    assert card.height < 1280 and "…" not in "".join(msg.cards[0].description or "")
+    x0, y0 = (720 - card.width) // 2, (1280 - card.height) // 2
+    below = (0, box[1] + box[3] + 4, card.width, card.height - 8)
+    for im in shots:
+        still = im.crop((x0 + below[0], y0 + below[1], x0 + below[2], y0 + below[3]))
+        ref = card.crop(below)
+        diff = ImageChops.difference(still, ref).convert("L")
+        assert max(diff.histogram()[40:]) < 0.02 * ref.width * ref.height, "the card's text is not all there"
+
+
+def test_motion_stays_inside_the_frame_and_the_logo_never_drifts(tmp_path: Path) -> None:
+    """The header with the logo is still; only the media box moves."""
+    t = TemplateStore(TEMPLATES, 0).get("personal-show")
+    msg = t.render(t.sample)
+    out = tmp_path / "show.mp4"
+    render_video_sync(msg, MediaContext(t.folder, ASSETS), VideoOptions(fps=10), out)
+    shots = _frames(out, tmp_path, 0.5)
+    header = [im.crop((0, 0, 720, 200)).convert("L") for im in shots]  # above the media box
+    first = header[0]
+    for h in header[1:]:
+        diff = ImageChops.difference(first, h).point(lambda v: 255 if v > 24 else 0)
+        assert diff.histogram()[255] < 200, "the header moved"
+    assert any(ImageChops.difference(shots[0], im).getbbox() for im in shots[1:]), "nothing moves"
+
+
+@pytest.mark.parametrize("aspect", ["9:16", "16:9", "1:1"])
+def test_carousel_video_opens_and_closes_with_the_brand_and_has_a_slide_per_card(
+    tmp_path: Path, aspect: str
+) -> None:
+    t = TemplateStore(TEMPLATES, 0).get("ad-carousel")
+    msg = t.render(t.sample)
+    ctx = MediaContext(t.folder, ASSETS)
+    opts = VideoOptions(aspect=aspect, width=360, fps=5)  # type: ignore[arg-type]
+    slides = build_slides(msg, ctx, opts.size, opts.duration(len(msg.cards)))
+    assert len(slides) == len(msg.cards) + 2
+    out = tmp_path / "carousel.mp4"
+    res = render_video_sync(msg, ctx, opts, out)
+    assert (res.width, res.height) == opts.size
+    shots = _frames(out, tmp_path, 0.5)
+    brand = hex_rgb(msg.brand.color)
+    opening = shots[0].resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
+    assert sum(abs(a - b) for a, b in zip(opening, brand, strict=True)) < 120, "no brand opening"
+    if aspect == "9:16":
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        for i, im in enumerate(shots):
+            im.save(ARTIFACTS / f"ad-carousel-{i:02d}.png")

@@ -15,7 +15,7 @@ from mingpian.settings import Settings
 from renderer import gsm
 from renderer.replies import resolve_reply
 from tests.support.client import ClientFactory
-from tests.support.templates import TEMPLATES
+from tests.support.templates import TEMPLATES, write_template
 
 Client = TestClient[Any, web.Application]
 RENDER = "/api/templates/{name}/render"
@@ -162,3 +162,32 @@ async def test_override_is_used_and_checked(
     assert problem["file"].endswith("courier-hangup/manifest.yaml")
     assert problem["line"] == line
     assert "106 UCS-2 units" in problem["message"] and "80" in problem["message"]
+
+
+LINK_CARD = """\
+card:
+  title: 网点
+  suggestions:
+    - openUrl:
+        text: 打开
+        url: "{{ link }}"
+        postback: open
+"""
+
+
+@pytest.mark.parametrize("link", ["javascript:alert(1)", "data:text/html,<script>alert(1)</script>"])
+async def test_a_link_the_rcs_target_refuses_is_not_in_legacy_text(
+    aiohttp_client: ClientFactory, tmp_path: Path, link: str
+) -> None:
+    root = tmp_path / "card_templates"
+    write_template(root, "link", LINK_CARD, {"type": "object"}, {"link": "https://a.example.cn"})
+    settings = Settings(template_dir=root, data_dir=tmp_path / "var", reload_interval=0.0, log_format="text")
+    client = await aiohttp_client(create_app(settings))
+    rcs = await client.post(RENDER.format(name="link"), json={"link": link})
+    assert rcs.status == 422  # the GSMA schema allows https, http, tel, sms, geo only
+    for fmt in ("ussd", "flash", "sms"):
+        resp = await client.post(RENDER.format(name="link") + f"?format={fmt}", json={"link": link})
+        body = await resp.json()
+        assert resp.status == 200, body
+        assert link.split(":")[0] not in body["text"] and "回复1 打开" in body["text"]
+        assert any(n.startswith("link of 1 打开 left out") for n in body["notes"]), body["notes"]

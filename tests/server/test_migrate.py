@@ -18,6 +18,14 @@ from mingpian.cli_migrate import apply
 from mingpian.settings import Settings
 from tests.support.templates import TEMPLATES
 
+# The delivery store's migrations by name, and how `migrate --status` lines them up.
+NAMES = [f"{m.version:04d}_{m.name}" for m in DELIVERY.migrations]
+WIDTH = max(len(n) for n in NAMES)
+
+
+def status_lines(state: str, first: str | None = None) -> list[str]:
+    return [f"  {n.ljust(WIDTH)}  {first if i == 0 and first else state}" for i, n in enumerate(NAMES)]
+
 
 def mingpian(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")}
@@ -30,19 +38,6 @@ def mingpian(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
     )
 
 
-def delivery_rows(first: str = "pending") -> list[str]:
-    """The delivery database's migrations as `migrate --status` lists them, all pending."""
-    width = max(len(m.label) for m in DELIVERY.migrations)
-    return [
-        f"  {m.label.ljust(width)}  {first if i == 0 else 'pending'}"
-        for i, m in enumerate(DELIVERY.migrations)
-    ]
-
-
-DELIVERY_APPLIED = ", ".join(f"applied {m.label}" for m in DELIVERY.migrations)
-DELIVERY_LABELS = ", ".join(m.label for m in DELIVERY.migrations)
-
-
 def test_migrate_status_then_migrate_then_status(tmp_path: Path) -> None:
     var = tmp_path / "var"
     config = tmp_path / "mingpian.toml"
@@ -52,7 +47,7 @@ def test_migrate_status_then_migrate_then_status(tmp_path: Path) -> None:
     assert out.stdout.splitlines() == [
         f"delivery {var / 'delivery.sqlite3'}",
         "  (no database yet: created at the first start or `mingpian migrate`)",
-        *delivery_rows(),
+        *status_lines("pending"),
         f"chatbot {var / 'chatbot.sqlite3'}",
         "  (no database yet: created at the first start or `mingpian migrate`)",
         "  0001_initial         pending",
@@ -63,23 +58,18 @@ def test_migrate_status_then_migrate_then_status(tmp_path: Path) -> None:
     out = mingpian("migrate", "--config", str(config))
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [
-        f"delivery {var / 'delivery.sqlite3'}: {DELIVERY_APPLIED}",
+        f"delivery {var / 'delivery.sqlite3'}: " + ", ".join(f"applied {n}" for n in NAMES),
         f"chatbot {var / 'chatbot.sqlite3'}: applied 0001_initial, applied 0002_webhook_nonces",
     ]
     out = mingpian("migrate", "--config", str(config))
     assert out.returncode == 0, out.stderr
-    assert (
-        out.stdout.splitlines()[0]
-        == f"delivery {var / 'delivery.sqlite3'}: up to date ({DELIVERY.migrations[-1].label})"
-    )
+    assert out.stdout.splitlines()[0] == f"delivery {var / 'delivery.sqlite3'}: up to date ({NAMES[-1]})"
 
     out = mingpian("migrate", "--status", "--config", str(config))
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    n = len(DELIVERY.migrations)
-    assert [line.split()[:2] for line in lines[1 : 1 + n]] == [
-        [m.label, "applied"] for m in DELIVERY.migrations
-    ]
+    n = len(NAMES)
+    assert [line.split()[:2] for line in lines[1 : n + 1]] == [[name, "applied"] for name in NAMES]
     assert lines[n + 2].split()[:2] == ["0001_initial", "applied"] and lines[n + 2].endswith(" UTC")
 
 
@@ -93,14 +83,14 @@ def test_migrate_status_shows_adoption_and_the_redis_store_has_no_schema(tmp_pat
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [
         f"delivery {var / 'delivery.sqlite3'}",
-        *delivery_rows("pending (made before migrations: recorded without running it)"),
+        *status_lines("pending", "pending (made before migrations: recorded without running it)"),
         "chatbot: the redis store has no schema to migrate",
     ]
     out = mingpian("migrate", env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0] == (
-        f"delivery {var / 'delivery.sqlite3'}: "
-        + DELIVERY_APPLIED.replace("applied 0001_initial", "adopted 0001_initial", 1)
+        f"delivery {var / 'delivery.sqlite3'}: adopted 0001_initial, "
+        + ", ".join(f"applied {n}" for n in NAMES[1:])
     )
 
 
@@ -129,9 +119,8 @@ def test_serve_with_migrate_check_and_a_pending_migration_exits_2_with_one_line(
     out = mingpian("serve", "--config", str(config), env={"MINGPIAN_PORT": "0"})
     assert out.returncode == 2 and out.stdout == "", out.stderr
     assert out.stderr.splitlines() == [
-        f"mingpian serve: {var / 'delivery.sqlite3'}: {len(DELIVERY.migrations)} delivery migration(s) "
-        f"pending ({DELIVERY_LABELS}); migrate = check: "
-        f"run `mingpian migrate --config {config}` first"
+        f"mingpian serve: {var / 'delivery.sqlite3'}: {len(NAMES)} delivery migration(s) pending "
+        f"({', '.join(NAMES)}); migrate = check: run `mingpian migrate --config {config}` first"
     ]
     with closing(sqlite3.connect(var / "delivery.sqlite3")) as db:
         assert "schema_migrations" not in {r[0] for r in db.execute("SELECT name FROM sqlite_master")}

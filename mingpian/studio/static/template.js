@@ -195,10 +195,11 @@ async function renderAll() {
   const data = form.value;
   const profile = state.profile;
   syncUrl();
-  const rcs = await api.render(name, data, {profile, query: state.media ? {media: state.media} : {}});
+  const rcs = await api.render(name, data, {profile, query: state.media ? {media: state.media, lint: '1'} : {lint: '1'}});
   if (gen !== state.gen) return;
   if (rcs.ok) {
     showProblems(null);
+    state.lastRcs = rcs.body;
     phones.rcs.show(renderMessageList(rcs.body.messageList, {onTap}));
     chats.rcs.reset();
     if (!chats.rcs.available) phones.rcs.setNote('聊天机器人未启用：点按按钮只显示 postback');
@@ -250,28 +251,53 @@ async function renderLegacy(ch, data, profile, gen) {
   setRaw(ch, res.body);
 }
 
+function carouselSize(body) {
+  for (const part of body?.messageList || []) {
+    const cards = part?.contentText?.message?.generalPurposeCardCarousel?.content;
+    if (Array.isArray(cards)) return cards.length;
+  }
+  return 0;
+}
+
 async function renderImage(data, profile, gen) {
   const fmt = IMAGE_FORMATS.find(has);
   if (!fmt) return;
   if (state.imageAbort) state.imageAbort.abort();
   const abort = new AbortController();
   state.imageAbort = abort;
+  // A carousel is one picture per card, shown as the phone shows it: a row to swipe through.
+  const count = Math.max(1, carouselSize(state.lastRcs));
   let res;
+  const outs = [];
   try {
-    res = await api.render(name, data, {format: fmt, profile, signal: abort.signal});
+    for (let i = 0; i < count; i += 1) {
+      const query = count > 1 ? {card: String(i)} : {};
+      res = await api.render(name, data, {format: fmt, profile, signal: abort.signal, query});
+      outs.push(await mediaResult(res, {signal: abort.signal}));
+    }
   } catch {
     return; // superseded by a newer render
   }
-  const out = await mediaResult(res, {signal: abort.signal});
-  if (gen !== state.gen || out.aborted) return;
-  if (out.error) {
-    phones.image.stale(summaryOf(out.error));
+  if (gen !== state.gen || outs.some((o) => o.aborted)) return;
+  const failed = outs.find((o) => o.error);
+  if (failed) {
+    phones.image.stale(summaryOf(failed.error));
     return;
   }
-  if (state.imageUrl && state.imageUrl.startsWith('blob:')) URL.revokeObjectURL(state.imageUrl);
-  state.imageUrl = out.url;
-  phones.image.show(h('img', {class: 'rendered', src: out.url, alt: `${state.detail.title}（${fmt.toUpperCase()} 渲染）`}));
+  for (const u of state.imageUrls || []) if (u.startsWith('blob:')) URL.revokeObjectURL(u);
+  state.imageUrls = outs.map((o) => o.url);
+  state.imageUrl = outs[0].url;
+  const imgs = outs.map((o, i) => h('img', {class: 'rendered', src: o.url,
+    alt: count > 1 ? `${state.detail.title}：第 ${i + 1}/${count} 张` : `${state.detail.title}（${fmt.toUpperCase()} 渲染）`}));
+  phones.image.show(count > 1 ? h('div', {class: 'swipe', tabindex: '0', 'aria-label': `轮播图片，共 ${count} 张，可左右滑动`}, imgs) : imgs[0]);
+  showGlyphWarnings(state.lastRcs?.warnings);
   if (!(res.body instanceof Blob)) setRaw('image', res.body);
+}
+
+function showGlyphWarnings(warnings) {
+  // Characters no font draws show as boxes in the picture and video: say which, by field.
+  const text = (warnings || []).map((w) => `${w.path}：${w.message}`).join('\n');
+  phones.image.setNote(text, 'error');
 }
 
 async function renderVideo() {

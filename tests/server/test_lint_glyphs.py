@@ -1,0 +1,46 @@
+"""Characters no font draws: `mingpian lint` names the field, and the studio's render gets warnings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from mingpian.app import create_app
+from mingpian.settings import Settings
+from tests.server.test_cli import run
+from tests.support.client import ClientFactory
+from tests.support.templates import write_template
+
+CARD = "card:\n  title: '{{ name }}'\n  description: 'Linear A 𐘀 in the template'\n"
+SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}}}
+
+
+def test_lint_names_the_sample_path_and_the_card_field_of_an_undrawable_character(tmp_path: Path) -> None:
+    write_template(tmp_path, "rare", CARD, SCHEMA, {"name": "王𰀀 🌻 𪚥"})
+    write_template(tmp_path, "fine", "card:\n  title: '{{ name }}'\n", SCHEMA, {"name": "𪚥喆堃 👨‍👩‍👧 🇨🇳"})
+    out = run("--templates", str(tmp_path), "lint")
+    assert out.returncode == 1, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert any("rare/sample.json: $.name:" in ln and "U+30000" in ln for ln in lines), lines
+    assert any("rare/card.yaml: cards[0].description:" in ln and "U+10600" in ln for ln in lines), lines
+    assert not any("fine/" in ln for ln in lines), lines
+    assert "2 problem(s)" in out.stderr
+
+
+async def test_the_studio_render_carries_warnings_only_when_asked(
+    aiohttp_client: ClientFactory, tmp_path: Path
+) -> None:
+    write_template(tmp_path, "rare", CARD, SCHEMA, {"name": "王𰀀"})
+    app = create_app(Settings(template_dir=tmp_path, data_dir=tmp_path / "var", reload_interval=0.0))
+    client: TestClient[Any, Any] = await aiohttp_client(app)
+    resp = await client.post("/api/templates/rare/render?lint=1", json={"name": "王𰀀"})
+    assert resp.status == 200
+    warnings = (await resp.json())["warnings"]
+    assert [(w["code"], w["path"]) for w in warnings] == [
+        ("uncovered_character", "$.name"),
+        ("uncovered_character", "cards[0].description"),
+    ]
+    plain = await (await client.post("/api/templates/rare/render", json={"name": "王"})).json()
+    assert "warnings" not in plain
