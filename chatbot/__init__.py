@@ -9,6 +9,10 @@ runtime's two doors (`mingpian/api/chatbot.py`). The pieces, in the order an eve
     engine.py   dedupe + load state + turns.turn() + commit (state CAS + outbox) in one step
     flows.py    the declarative YAML flows; turns.py one turn of a conversation
     outbox.py   deliver committed replies through the MaaP client (maap.py), in order, with retries
+    maap.py     the send API per dialect (csp JSON, cm XML: cmxml_out.py, gsma); codes.py what
+                each answer means; capability.py 5G-terminal lookups; revokes
+    hosting.py  a card's local media uploaded to the MaaP once (uploads.py), fitted (fit.py)
     store/      SQLite (embedded) and Redis (shared) state stores
     simulator.py  a MaaP platform for tests, benchmarks and the studio's preview
+                  (simulator_carrier.py: China Mobile's side, uploads, files, revokes)
 """

@@ -7,8 +7,8 @@ name the element path, e.g. `/inboundMessageNotification/inboundMessage/messageI
 
 Real traffic carried `bodyText` as base64 even for text, with `contentEncoding` saying so: it
 is decoded then. Taps may carry an extra `"type": "reply"` key, which is ignored. The reply
-goes out through the configured send API (MAAP_DIALECT); China Mobile's own XML send API is not
-implemented.
+goes out through the send API of the chatbot's MaaP account (China Mobile XML for a `cm` one:
+cmxml_out.py).
 """
 
 from __future__ import annotations
@@ -32,6 +32,12 @@ STATUS = {
     "DeliveryImpossible": "failed",
     "DeliveredToNetwork": "deliveredToNetwork",
     "MessageDisplayed": "displayed",
+    # revoke results (MessageStatusNotification); spellings vary between sources
+    "Revoked": "revokeOk",
+    "RevokeOk": "revokeOk",
+    "RevokeSuccess": "revokeOk",
+    "RevokeFailed": "revokeFail",
+    "RevokeFail": "revokeFail",
 }
 
 

@@ -208,7 +208,14 @@ def from_csp_status(body: Any) -> list[StatusReport]:
     ]
 
 
-_GSMA_STATUS = {"delivered": "delivered", "displayed": "displayed", "failed": "failed", "sent": "sent"}
+_GSMA_STATUS = {
+    "delivered": "delivered",
+    "displayed": "displayed",
+    "failed": "failed",
+    "sent": "sent",
+    "cancelled": "revokeOk",  # a revoke that took
+    "revoked": "revokeOk",
+}
 
 
 def from_gsma(body: Any, chatbot: str) -> InboundEvent:

@@ -1,16 +1,25 @@
-"""Client for the MaaP's send API: CT/CU CSP style (default) or GSMA MaaP style.
+"""Client for a MaaP's send API in one of three dialects, chosen per MaaP account.
 
-CSP: `POST {server}/bot/v1/{chatbotId}/accessToken` {"appId", "appKey"} → accessToken (7200 s);
-then `POST {server}/bot/v1/{chatbotId}/messages` with `authorization: accessToken <token>`.
+`csp` (CT/CU): `POST {server}/bot/v1/{chatbotId}/accessToken` {"appId", "appKey"} →
+accessToken (7200 s) and the `url` to send to (used instead of the configured one when given);
+then `POST {url}/bot/v1/{chatbotId}/messages` with `authorization: accessToken <token>`.
 A new token cancels the old one and about 2000 token calls a day are allowed, so the token is
 cached per chatbot and refreshed once, under a lock, shortly before it expires (or when the
-MaaP says it is invalid: 40001/40014/41001/42001 or HTTP 401 → refresh and retry once).
+MaaP says it is expired or invalid → refresh and retry once; codes.py has the whole table).
 
-GSMA: OAuth2 client credentials (`POST {token_url}`, grant_type=client_credentials, HTTP Basic
+`cm` (China Mobile): `msg:outboundMessageRequest` XML (cmxml_out.py) to
+`{server}/messaging/interaction/v1/outbound/{chatbotURI}/requests` (a reply) or
+`…/messaging/group/v1/outbound/…` (a message we start), with `Date`, `Address` and Basic
+credentials derived from that Date; no token.
+
+`gsma`: OAuth2 client credentials (`POST {token_url}`, grant_type=client_credentials, HTTP Basic
 client id/secret) → Bearer token; `POST {server}/rcs/bot/v1/{botId}/messages` → 202.
 
-`send` never raises for platform trouble: it classifies the outcome so the outbox worker can
-decide (delivered / retry later / give up).
+`send` and `revoke` never raise for platform trouble: they classify the outcome so the caller
+can decide (delivered / retry later / give up). Uploads (media hosted on the platform) are in
+uploads.py, capability lookups in capability.py; both use this client's credentials. Sends and
+revokes stay here, in one module of about 400 lines, because they share the per-account token
+cache and credentials with every dialect's request.
 """
 
 from __future__ import annotations
@@ -25,13 +34,16 @@ from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
 import aiohttp
+from yarl import URL
 
 from infra import jsonio
 from infra.http1 import Http1Client, HttpError
 from renderer import BOTMESSAGE, BOTSUGGESTION
 
-TOKEN_ERRORS = frozenset({40001, 40014, 41001, 42001})
-RETRY_ERRORS = frozenset({-1, 45001, 30001, 30002, 30003, 30004})
+from . import cmxml_out
+from .codes import Rule, csp_rule, http_rule, renewal_wait
+
+DIALECTS = ("csp", "cm", "gsma")
 REPORTS = ["sent", "delivered", "displayed", "failed", "deliveredToNetwork"]
 
 
@@ -40,12 +52,27 @@ class SendResult:
     outcome: Literal["ok", "retry", "fail"]
     detail: str = ""
     retry_after: float | None = None
+    # a quota wait: `retry_after` is when the quota renews, honoured even past the usual cap
+    hold: bool = False
+    blocked: bool = False  # the platform refused the content (reported, never resent)
+
+
+def result_of(rule: Rule, detail: str, retry_after: float | None = None) -> SendResult:
+    """The table's action (codes.py) as what the caller does next."""
+    if rule.action == "ok":
+        return SendResult("ok", detail)
+    if rule.action == "wait":
+        return SendResult("retry", f"{rule.meaning}: {detail}", renewal_wait(rule.renews), hold=True)
+    if rule.action in ("retry", "backoff", "refresh"):
+        return SendResult("retry", f"{rule.meaning}: {detail}", retry_after)
+    return SendResult("fail", f"{rule.meaning}: {detail}", blocked=rule.action == "blocked")
 
 
 @dataclass(slots=True)
 class _Token:
     value: str
     expires_at: float
+    url: str = ""  # where the token answer says to send (CT/CU); "" → the configured server
 
 
 class SharedTokens(Protocol):
@@ -55,8 +82,8 @@ class SharedTokens(Protocol):
     each other's tokens in turn (and burn the ~2000/day allowance): one refreshes under a lock,
     the others read what it stored."""
 
-    async def get(self, chatbot: str) -> tuple[str, float] | None: ...
-    async def put(self, chatbot: str, token: str, expires_at: float) -> None: ...
+    async def get(self, chatbot: str) -> tuple[str, float, str] | None: ...
+    async def put(self, chatbot: str, token: str, expires_at: float, url: str = "") -> None: ...
     async def lock(self, chatbot: str, ttl: float) -> str | None: ...
     async def unlock(self, chatbot: str, owner: str) -> None: ...
 
@@ -74,10 +101,13 @@ class MaapClient:
         timeout: float = 5.0,
         bot_version: str = '+g.gsma.rcs.botversion="#=1"',
         shared: SharedTokens | None = None,
+        cm_secret: str = "password",
+        file_server: str = "",
+        upload_mode: str = "perm",
     ) -> None:
-        if dialect not in ("csp", "gsma"):
-            raise ValueError(f"MaaP dialect must be csp or gsma, not {dialect!r}")
-        self.session = session  # token requests (rare)
+        if dialect not in DIALECTS:
+            raise ValueError(f"MaaP dialect must be one of {', '.join(DIALECTS)}, not {dialect!r}")
+        self.session = session  # token requests, uploads, revokes, capability (rare)
         self.http = Http1Client()  # message sends (the hot path; see http1.py)
         self._date = (0, "")
         self.server = server.rstrip("/")
@@ -87,6 +117,9 @@ class MaapClient:
         self.token_url = token_url or f"{self.server}/oauth2/token"
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self.bot_version = bot_version
+        self.cm_secret = cmxml_out.secret_of(app_key, cm_secret) if dialect == "cm" else b""
+        self.file_server = (file_server or self.server).rstrip("/")
+        self.upload_mode = upload_mode
         self._tokens: dict[str, _Token] = {}
         self.shared = shared
         self._locks: dict[str, asyncio.Lock] = {}
@@ -94,19 +127,26 @@ class MaapClient:
 
     # -- tokens -------------------------------------------------------------------------------
     async def token(self, chatbot: str, *, stale: str | None = None) -> str:
+        return (await self.token_info(chatbot, stale=stale)).value
+
+    async def token_info(self, chatbot: str, *, stale: str | None = None) -> _Token:
         """A valid token; refreshes at most once at a time per chatbot. `stale` forces a refresh
         unless another task already replaced that token."""
         tok = self._tokens.get(chatbot)
         if tok and tok.value != stale and tok.expires_at > time.time():
-            return tok.value
+            return tok
         lock = self._locks.setdefault(chatbot, asyncio.Lock())
         async with lock:
             tok = self._tokens.get(chatbot)
             if tok and tok.value != stale and tok.expires_at > time.time():
-                return tok.value
+                return tok
             tok = await (self._fetch(chatbot) if self.shared is None else self._shared_token(chatbot, stale))
             self._tokens[chatbot] = tok
-            return tok.value
+            return tok
+
+    def base(self, tok: _Token | None) -> str:
+        """Where requests go: the token answer's `url` when it gave one, else the server."""
+        return tok.url.rstrip("/") if tok is not None and tok.url else self.server
 
     async def _fetch(self, chatbot: str) -> _Token:
         return await (self._csp_token(chatbot) if self.dialect == "csp" else self._oauth_token())
@@ -125,7 +165,7 @@ class MaapClient:
                     if got and got[0] != stale and got[1] > time.time():
                         return _Token(*got)
                     tok = await self._fetch(chatbot)
-                    await self.shared.put(chatbot, tok.value, tok.expires_at)
+                    await self.shared.put(chatbot, tok.value, tok.expires_at, tok.url)
                     return tok
                 finally:
                     await self.shared.unlock(chatbot, owner)
@@ -150,7 +190,11 @@ class MaapClient:
             data = await resp.json(content_type=None)
         if resp.status != 200 or not isinstance(data, dict) or not data.get("accessToken"):
             raise TokenError(f"token request failed: HTTP {resp.status} {str(data)[:200]}")
-        return _Token(str(data["accessToken"]), self._expiry(data.get("expires", 7200)))
+        given = data.get("url")
+        url_ok = isinstance(given, str) and given.startswith(("http://", "https://"))
+        return _Token(
+            str(data["accessToken"]), self._expiry(data.get("expires", 7200)), given if url_ok else ""
+        )
 
     async def _oauth_token(self) -> _Token:
         self.token_requests += 1
@@ -166,22 +210,30 @@ class MaapClient:
             raise TokenError(f"token request failed: HTTP {resp.status} {str(data)[:200]}")
         return _Token(str(data["access_token"]), self._expiry(data.get("expires_in", 3600)))
 
-    # -- capability -------------------------------------------------------------------------
-    async def capability(self, chatbot: str, contact: str, path: str, timeout: float = 0.5) -> bool | None:
-        """Is `contact` (`tel:+86…`) a 5G-message terminal? The MaaP answers 200 (yes) or 404
-        (no) at `path` (`{chatbot}` and `{contact}` filled in); None when it did not answer
-        (a token failure, a timeout, a reset): a calling card cannot wait for it."""
-        url = self.server + path.format(chatbot=quote(chatbot, safe=":@"), contact=quote(contact))
-        try:
-            token = await self.token(chatbot)
-            auth = f"accessToken {token}" if self.dialect == "csp" else f"Bearer {token}"
-            async with self.session.get(
-                url, headers={"authorization": auth}, timeout=aiohttp.ClientTimeout(total=timeout)
-            ) as resp:
-                await resp.read()
-        except (TokenError, TimeoutError, aiohttp.ClientError, OSError):
-            return None
-        return {200: True, 404: False}.get(resp.status)
+    # -- credentials per request --------------------------------------------------------------
+    async def auth(self, chatbot: str, stale: str | None = None) -> tuple[dict[str, str], str, str]:
+        """(headers, base URL, the token they carry) for one request of any dialect."""
+        if self.dialect == "cm":
+            date = self._http_date()
+            return (
+                {"Date": date, "Authorization": cmxml_out.basic_auth(self.app_id, self.cm_secret, date)},
+                self.server,
+                "",
+            )
+        tok = await self.token_info(chatbot, stale=stale)
+        scheme = "accessToken" if self.dialect == "csp" else "Bearer"
+        return (
+            {"Authorization": f"{scheme} {tok.value}", "Date": self._http_date()},
+            self.base(tok),
+            tok.value,
+        )
+
+    def cm_file_headers(self, chatbot: str) -> dict[str, str]:
+        """What China Mobile wants on file operations besides the credentials."""
+        ident = (
+            chatbot if chatbot.startswith("sip:") else f"sip:{self.app_id}@botplatform.rcs.chinamobile.com"
+        )
+        return {"X-3GPP-Intended-Identity": ident, "User-Agent": f"SP/{chatbot}", "Terminal-type": "Chatbot"}
 
     # -- sending ------------------------------------------------------------------------------
     async def send(self, body: dict[str, Any]) -> SendResult:
@@ -189,18 +241,21 @@ class MaapClient:
         stale: str | None = None
         for attempt in range(2):
             try:
-                token = await self.token(chatbot, stale=stale)
-                if self.dialect == "csp":
-                    result, token_bad = await self._send_csp(chatbot, token, body)
+                if self.dialect == "cm":
+                    result, token_bad = await self._send_cm(chatbot, body)
                 else:
-                    result, token_bad = await self._send_gsma(chatbot, token, body)
+                    tok = await self.token_info(chatbot, stale=stale)
+                    if self.dialect == "csp":
+                        result, token_bad = await self._send_csp(chatbot, tok, body)
+                    else:
+                        result, token_bad = await self._send_gsma(chatbot, tok, body)
             except TokenError as exc:
                 return SendResult("retry", str(exc))
             except (TimeoutError, aiohttp.ClientError, json.JSONDecodeError, HttpError) as exc:
                 return SendResult("retry", f"{type(exc).__name__}: {exc}"[:300])
-            if not token_bad:
+            if not token_bad or self.dialect == "cm":
                 return result
-            stale = token
+            stale = tok.value
             if attempt == 1:
                 return result
         raise AssertionError("unreachable")
@@ -222,34 +277,34 @@ class MaapClient:
             "reportRequest": REPORTS,
         }
 
-    async def _send_csp(self, chatbot: str, token: str, body: dict[str, Any]) -> tuple[SendResult, bool]:
-        url = f"{self.server}/bot/v1/{quote(chatbot, safe=':@')}/messages"
+    async def _send_csp(self, chatbot: str, tok: _Token, body: dict[str, Any]) -> tuple[SendResult, bool]:
+        url = f"{self.base(tok)}/bot/v1/{quote(chatbot, safe=':@')}/messages"
         headers = {
-            "authorization": f"accessToken {token}",
+            "authorization": f"accessToken {tok.value}",
             "date": self._http_date(),
             "Content-Type": "application/json; charset=utf-8",
         }
         data = jsonio.dumps(self.csp_body(body))
         status, rheaders, raw = await self.http.post(url, data, headers, self.timeout.total or 5.0)
-        text = raw.decode("utf-8", "replace")
-        retry_after = _retry_after(rheaders.get("retry-after"))
-        try:
-            reply = jsonio.loads(text) if text else {}
-        except jsonio.JSONDecodeError:
-            reply = {}
-        code = reply.get("errorCode", 0) if isinstance(reply, dict) else 0
-        try:
-            code = int(code)
-        except (TypeError, ValueError):
-            code = 0
-        if status == 401 or code in TOKEN_ERRORS:
-            return SendResult("retry", f"token rejected (HTTP {status}, errorCode {code})"), True
-        if status == 200 and code == 0:
-            return SendResult("ok"), False
-        detail = f"HTTP {status}, errorCode {code}: {text[:200]}"
-        if status >= 500 or status in (408, 429) or code in RETRY_ERRORS:
-            return SendResult("retry", detail, retry_after), False
-        return SendResult("fail", detail), False
+        return csp_outcome(status, rheaders, raw)
+
+    def cm_url(self, chatbot: str, body: dict[str, Any]) -> str:
+        """Replies go to the interaction endpoint, messages we start (cards) to the group one."""
+        kind = "interaction" if body.get("inReplyTo") else "group"
+        return f"{self.server}/messaging/{kind}/v1/outbound/{quote(chatbot, safe='')}/requests"
+
+    async def _send_cm(self, chatbot: str, body: dict[str, Any]) -> tuple[SendResult, bool]:
+        headers, _, _ = await self.auth(chatbot)
+        user = body["destinationAddress"][0]
+        headers |= {"Content-Type": "application/xml; charset=utf-8", "Address": user.removeprefix("tel:")}
+        status, rheaders, raw = await self.http.post(
+            self.cm_url(chatbot, body),
+            cmxml_out.outbound(body, self.bot_version),
+            headers,
+            self.timeout.total or 5.0,
+        )
+        detail = f"HTTP {status}: {raw[:200].decode('utf-8', 'replace')}"
+        return result_of(http_rule(status), detail, _retry_after(rheaders.get("retry-after"))), False
 
     def gsma_body(self, body: dict[str, Any]) -> dict[str, Any]:
         msg: dict[str, Any] = {"msgId": body["messageId"]}
@@ -268,22 +323,86 @@ class MaapClient:
             },
         }
 
-    async def _send_gsma(self, chatbot: str, token: str, body: dict[str, Any]) -> tuple[SendResult, bool]:
+    async def _send_gsma(self, chatbot: str, tok: _Token, body: dict[str, Any]) -> tuple[SendResult, bool]:
         url = f"{self.server}/rcs/bot/v1/{quote(chatbot, safe=':@')}/messages"
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json; charset=utf-8"}
+        headers = {"Authorization": f"Bearer {tok.value}", "Content-Type": "application/json; charset=utf-8"}
         status, rheaders, raw = await self.http.post(
             url, jsonio.dumps(self.gsma_body(body)), headers, self.timeout.total or 5.0
         )
-        text = raw.decode("utf-8", "replace")
-        retry_after = _retry_after(rheaders.get("retry-after"))
-        if status == 401:
-            return SendResult("retry", "bearer token rejected"), True
-        if status in (200, 201, 202):
-            return SendResult("ok"), False
-        detail = f"HTTP {status}: {text[:200]}"
-        if status >= 500 or status in (408, 429):
-            return SendResult("retry", detail, retry_after), False
-        return SendResult("fail", detail), False
+        rule = http_rule(status)
+        detail = f"HTTP {status}: {raw[:200].decode('utf-8', 'replace')}"
+        return result_of(rule, detail, _retry_after(rheaders.get("retry-after"))), rule.action == "refresh"
+
+    # -- revoke -------------------------------------------------------------------------------
+    async def revoke(self, chatbot: str, message_id: str, user: str) -> SendResult:
+        """Ask the platform to take back a message it accepted (CT/CU `…/revoke`, China Mobile a
+        `RevokeRequested` status, GSMA a `cancelled` status). The outcome arrives later as a
+        status report (revokeOk / revokeFail); this only says whether the request was taken."""
+        stale: str | None = None
+        for _ in range(2):
+            try:
+                headers, base, token = await self.auth(chatbot, stale)
+                status, raw, rule = await self._revoke(chatbot, message_id, user, headers, base)
+            except TokenError as exc:
+                return SendResult("retry", str(exc))
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                return SendResult("retry", f"{type(exc).__name__}: {exc}"[:300])
+            if rule.action != "refresh" or self.dialect == "cm":
+                break
+            stale = token
+        return result_of(rule, f"HTTP {status}: {raw[:200].decode('utf-8', 'replace')}")
+
+    async def _revoke(
+        self, chatbot: str, mid: str, user: str, headers: dict[str, str], base: str
+    ) -> tuple[int, bytes, Rule]:
+        if self.dialect == "csp":
+            url = f"{base}/bot/v1/{quote(chatbot, safe=':@')}/revoke"
+            payload = {"messageId": mid, "destinationAddress": [user], "status": "RevokeRequested"}
+            kwargs: dict[str, Any] = {"json": payload}
+            method = "POST"
+        elif self.dialect == "cm":
+            where = f"{quote(chatbot, safe='')}/requests/{quote(mid, safe='')}"
+            url = f"{base}/messaging/v1/outbound/{where}/status"
+            headers = {
+                **headers,
+                "Content-Type": "application/xml; charset=utf-8",
+                "Address": user.removeprefix("tel:"),
+            }
+            kwargs = {"data": cmxml_out.revoke(user)}
+            method = "PUT"
+        else:
+            url = f"{base}/rcs/bot/v1/{quote(chatbot, safe=':@')}/messages/{quote(mid, safe='')}/status"
+            kwargs = {
+                "json": {"RCSMessage": {"status": "cancelled"}, "messageContact": {"userContact": user}}
+            }
+            method = "PUT"
+        async with self.session.request(
+            method, URL(url, encoded=True), headers=headers, timeout=self.timeout, **kwargs
+        ) as resp:
+            raw = await resp.read()
+        if self.dialect != "csp":
+            return resp.status, raw, http_rule(resp.status)
+        return resp.status, raw, csp_rule(resp.status, _error_code(raw))
+
+
+def csp_outcome(status: int, rheaders: dict[str, str], raw: bytes) -> tuple[SendResult, bool]:
+    """A CT/CU answer as (what to do, whether the token was refused)."""
+    code = _error_code(raw)
+    rule = csp_rule(status, code)
+    detail = f"HTTP {status}, errorCode {code}: {raw[:200].decode('utf-8', 'replace')}"
+    return result_of(rule, detail, _retry_after(rheaders.get("retry-after"))), rule.action == "refresh"
+
+
+def _error_code(raw: bytes) -> int:
+    try:
+        reply = jsonio.loads(raw) if raw else {}
+    except (jsonio.JSONDecodeError, UnicodeDecodeError):
+        return 0
+    code = reply.get("errorCode", 0) if isinstance(reply, dict) else 0
+    try:
+        return int(code)
+    except (TypeError, ValueError):
+        return 0
 
 
 class TokenError(Exception):

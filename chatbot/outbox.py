@@ -124,7 +124,9 @@ class OutboxWorker:
                 self.delivered += 1
             elif result.outcome == "retry":
                 delay = backoff(item.attempts, self.base_backoff, self.max_backoff)
-                if result.retry_after is not None:
+                if result.hold and result.retry_after is not None:  # a quota: wait until it renews
+                    delay = result.retry_after
+                elif result.retry_after is not None:
                     delay = max(delay, min(result.retry_after, self.max_backoff))
                 await self.store.retry(item, now + delay, result.detail)
                 self.retried += 1

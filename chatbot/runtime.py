@@ -9,7 +9,13 @@ authentication. It has two doors:
 - `inbound(dialect, bot, headers, raw body, path params)` → `Ack`: a platform's callback,
   authenticated on the raw body, parsed for its dialect, handled exactly once, heard by the
   listeners, acknowledged with the body the platform expects;
-- `send(body)`: a message to the MaaP through the same client (delivery's 5G channel).
+- `send(body)`: a message to the MaaP through the same client (delivery's 5G channel), its
+  local media first uploaded to the platform when the platform hosts media (hosting.py);
+- `revoke` and `capability`: taking back a message, asking whether a number takes 5G messages.
+
+Each MaaP account speaks one dialect (csp, cm, gsma: maap.py) and serves the chatbots it names
+(none named: every chatbot no other account names), so a China Mobile chatbot's replies go out
+as China Mobile XML while a China Unicom one's go out as CT/CU JSON from the same runtime.
 
 The server builds one runtime for the real bots, the studio a private one against the MaaP
 simulator; both call the same doors. A tap's path: webhook → `inbound` → engine (turn, commit)
@@ -29,16 +35,21 @@ import aiohttp
 
 from infra import jsonio
 from renderer import TemplateStore
+from renderer.profiles import PROFILES
 
+from . import capability as capabilities
 from . import cmxml
 from .auth import WebhookAuth
 from .engine import Engine
 from .errors import AuthError, MalformedBody, SourceRefused, UnknownBot
 from .events import InboundEvent, StatusReport, from_csp_message, from_csp_status, from_gsma
+from .fit import Limits, Unfit
 from .flows import FlowStore
+from .hosting import MediaHost, Resolver
 from .maap import MaapClient, SendResult
 from .outbox import OutboxWorker
 from .store import CommitResult, Store, open_store
+from .uploads import HOSTING_DIALECTS, LocalFile, UploadError
 
 log = logging.getLogger("mingpian.chatbot")
 
@@ -46,6 +57,9 @@ Dialect = Literal["csp-notify", "csp-message", "csp-status", "gsma", "cm-message
 # Another feature (delivery) hears each user text or tap after its turn committed (a repeat
 # too): (bot folder, event). A listener must be idempotent per event.message_id.
 Listener = Callable[[str, InboundEvent], Awaitable[None]]
+# Another feature hears the platform's status reports after they are recorded (revoke results
+# of delivery's cards); it must be idempotent per report.
+StatusListener = Callable[[list[StatusReport]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +69,15 @@ class MaapAccount:
     url: str
     app_id: str
     app_key: str
-    dialect: str = "csp"  # csp (CT/CU accessToken) | gsma (OAuth2 client credentials)
+    dialect: str = "csp"  # csp (CT/CU accessToken) | cm (China Mobile XML) | gsma (OAuth2)
     token_url: str = ""
     timeout: float = 5.0
+    chatbots: tuple[str, ...] = ()  # the chatbots this account sends for; (): every other one
+    cm_secret: str = "password"  # China Mobile Basic credentials: password (A) | token (B)
+    file_server: str = ""  # China Mobile fileServerRoot; "": the url
+    upload_mode: str = "perm"  # CT/CU uploadMode: perm | temp
+    profile: str = "china-unicom"  # carrier profile whose media limits uploads must fit
+    host_media: bool = True  # upload local card media to the platform (csp, cm)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +91,9 @@ class RuntimeConfig:
     keep_sent: float = 7 * 86400.0
     app_id: str = ""  # returned in the CT/CU notifyPath check
     maap: MaapAccount | None = None
+    accounts: tuple[MaapAccount, ...] = ()  # more accounts, each for the chatbots it names
+    media: Resolver | None = None  # our media URL → local file (the server knows its /media/)
+    media_dir: Path | None = None  # where fitted uploads are kept
     outbox_concurrency: int = 64
     outbox_lease: float = 30.0
     outbox_backoff: float = 0.2
@@ -107,6 +130,7 @@ class ChatbotRuntime:
         self.on_turn = on_turn  # (bot, ok | duplicate | ignored): metrics
         self.on_send = on_send  # (ok | retry | fail): metrics
         self.listeners: list[Listener] = []
+        self.status_listeners: list[StatusListener] = []
         self.store: Store = open_store(
             config.store,
             sqlite_path=config.sqlite_path,
@@ -115,7 +139,10 @@ class ChatbotRuntime:
             dedupe_ttl=config.dedupe_ttl,
             migrate=config.migrate,
         )
-        self.maap: MaapClient | None = None
+        self.maap: MaapClient | None = None  # the default account's client
+        self.clients: dict[str, MaapClient] = {}  # chatbot → its account's client
+        self.hosts: dict[int, MediaHost] = {}  # id(client) → its media host (csp, cm)
+        self._all: list[MaapClient] = []
         self._session: aiohttp.ClientSession | None = None
         self.worker = OutboxWorker(
             self.store,
@@ -134,28 +161,60 @@ class ChatbotRuntime:
         """Open the store (raises ValueError, OSError or ConnectionError when it cannot), then the
         MaaP client and the outbox worker."""
         await self.store.open()
-        account = self.config.maap
-        if account is not None and account.url:
+        accounts = [a for a in (self.config.maap, *self.config.accounts) if a is not None and a.url]
+        if accounts:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=max(8, self.config.outbox_concurrency))
             )
-            shared = self.store.tokens() if hasattr(self.store, "tokens") else None
-            self.maap = MaapClient(
-                self._session,
-                account.url,
-                app_id=account.app_id,
-                app_key=account.app_key,
-                dialect=account.dialect,
-                token_url=account.token_url,
-                timeout=account.timeout,
-                shared=shared,
-            )
+        for account in accounts:
+            client = self._client(account)
+            self._all.append(client)
+            if account.chatbots:
+                self.clients.update(dict.fromkeys(account.chatbots, client))
+            elif self.maap is None:
+                self.maap = client
+            if account.host_media and account.dialect in HOSTING_DIALECTS and self.config.media is not None:
+                profile = PROFILES.get(account.profile) or PROFILES["default"]
+                workdir = self.config.media_dir or Path(self.config.sqlite_path or ".").parent / "hosted"
+                self.hosts[id(client)] = MediaHost(
+                    client, self.store, self.config.media, Limits.of(profile), workdir
+                )
         self.worker.start()
+
+    def _client(self, account: MaapAccount) -> MaapClient:
+        assert self._session is not None
+        shared = self.store.tokens() if hasattr(self.store, "tokens") else None
+        return MaapClient(
+            self._session,
+            account.url,
+            app_id=account.app_id,
+            app_key=account.app_key,
+            dialect=account.dialect,
+            token_url=account.token_url,
+            timeout=account.timeout,
+            shared=shared,
+            cm_secret=account.cm_secret,
+            file_server=account.file_server,
+            upload_mode=account.upload_mode,
+        )
+
+    @property
+    def has_maap(self) -> bool:
+        """Some MaaP account is configured (messages can go out)."""
+        return bool(self._all)
+
+    def client_for(self, chatbot: str) -> MaapClient | None:
+        """The client of the account that sends for `chatbot`."""
+        return self.clients.get(chatbot, self.maap)
+
+    def host_for(self, chatbot: str) -> MediaHost | None:
+        client = self.client_for(chatbot)
+        return self.hosts.get(id(client)) if client is not None else None
 
     async def close(self) -> None:
         await self.worker.stop()  # first: nothing is sent after this
-        if self.maap is not None:
-            await self.maap.close()
+        for client in self._all:
+            await client.close()
         if self._session is not None:
             await self._session.close()
         await self.store.close()
@@ -166,19 +225,59 @@ class ChatbotRuntime:
     # -- sending -----------------------------------------------------------------------------
     async def send(self, body: dict[str, Any]) -> SendResult:
         """One message to the MaaP: a committed reply (the outbox worker), or a card (delivery)."""
-        if self.maap is None:
+        client = self.client_for(body.get("senderAddress", ""))
+        if client is None:
             result = SendResult("retry", "no MaaP configured (MINGPIAN_MAAP_URL)", 60.0)
         else:
-            result = await self.maap.send(body)
+            result = await self._hosted(client, body)
+            if result is None:
+                result = await client.send(body)
         self.on_send(result.outcome)
         return result
 
-    async def capability(self, chatbot: str, contact: str, path: str, timeout: float = 0.5) -> bool | None:
-        """Whether `contact` can show 5G messages, asked with the same client and token; None when
-        there is no MaaP or it did not answer."""
-        if self.maap is None:
+    async def _hosted(self, client: MaapClient, body: dict[str, Any]) -> SendResult | None:
+        """Upload the body's local media first (None: done, or nothing to upload)."""
+        host = self.hosts.get(id(client))
+        if host is None:
             return None
-        return await self.maap.capability(chatbot, contact, path, timeout)
+        try:
+            await host.localise(body)
+        except Unfit as exc:
+            return SendResult("fail", f"media: {exc}"[:500])
+        except UploadError as exc:
+            return SendResult("retry" if exc.retryable else "fail", f"media upload: {exc}"[:500])
+        except (TimeoutError, OSError) as exc:
+            return SendResult("retry", f"media upload: {type(exc).__name__}: {exc}"[:500])
+        return None
+
+    async def host_file(
+        self, chatbot: str, path: Path, content_type: str, thumbnail: tuple[Path, str] | None = None
+    ) -> dict[str, Any] | None:
+        """Any local file (a library file, say) hosted on the platform `chatbot` sends through:
+        {url, until, contentType, size, thumbnail…}; None when that platform hosts no media.
+        Raises fit.Unfit (naming the limit) or uploads.UploadError."""
+        host = self.host_for(chatbot)
+        if host is None:
+            return None
+        thumb = LocalFile(*thumbnail) if thumbnail else None
+        return await host.host(chatbot, LocalFile(path, content_type), thumb)
+
+    async def revoke(self, chatbot: str, message_id: str, user: str) -> SendResult:
+        """Ask the platform to take back a message it accepted; the result arrives later as a
+        status report (revokeOk / revokeFail)."""
+        client = self.client_for(chatbot)
+        if client is None:
+            return SendResult("fail", "no MaaP configured (MINGPIAN_MAAP_URL)")
+        return await client.revoke(chatbot, message_id, user)
+
+    async def capability(self, chatbot: str, contact: str, path: str, timeout: float = 0.5) -> bool | None:
+        """Whether `contact` can show 5G messages, asked in the account's dialect with its
+        credentials (`path` empty: the dialect's own); None when there is no MaaP or it did not
+        answer."""
+        client = self.client_for(chatbot)
+        if client is None:
+            return None
+        return await capabilities.lookup(client, chatbot, contact, path, timeout)
 
     async def message(self, message_id: str) -> dict[str, Any] | None:
         """Where one of our outbound messages is: queued, sent, failed, the platform's status."""
@@ -243,6 +342,11 @@ class ChatbotRuntime:
         """Reports change only the messages this bot sent: a report on another bot's route
         (or naming another bot's message id) is acknowledged and changes nothing."""
         await self.store.record_status(list(reports), time.time(), bot)
+        for listener in self.status_listeners:
+            try:
+                await listener(reports)
+            except Exception:
+                log.exception("chatbot status listener %r failed", listener)
 
     async def _turn(self, bot: str, event: InboundEvent) -> CommitResult | None:
         if event.kind == "status":

@@ -1,6 +1,8 @@
 """A MaaP simulator: the platform side of the chatbot, for tests, benchmarks and the preview.
 
-It plays both halves of a CT/CU CSP platform (and the GSMA send API):
+It plays both halves of a CT/CU CSP platform (and the GSMA and China Mobile send APIs; the
+China Mobile XML side, uploads, files, revokes and capability lookups are in
+simulator_carrier.py):
 - injects user messages into the bot's webhook, signed like the platform, retrying like one
   (at least once: a delivery is repeated until the bot answers 200);
 - serves the send API: issues access tokens (`/bot/v1/{chatbotId}/accessToken`, OAuth2
@@ -13,7 +15,7 @@ It plays both halves of a CT/CU CSP platform (and the GSMA send API):
 
 Run it alone: `python -m chatbot.simulator --port 9090 --webhook http://127.0.0.1:8080/maap/courier`.
 
-One module of about 500 lines: a MaaP's send API, its webhook client and its fault injection
+One module of about 550 lines: a MaaP's send API, its webhook client and its fault injection
 share the record of what was received.
 """
 
@@ -38,6 +40,9 @@ from renderer import BOTMESSAGE, BOTSUGGESTION
 
 from .auth import csp_signature_headers, hmac_headers, username_header
 from .events import SUGGESTION_RESPONSE
+from .simulator_carrier import Carrier
+
+ALT = "/alt"  # with `token_url_alt`, the token answer's `url` points here and sends must come here
 
 CSP_REQUIRED = (
     "messageId",
@@ -59,6 +64,7 @@ class Fault:
     error_code: int = -1
     delay: float = 0.0
     remaining: int | None = None  # None: until cleared
+    target: str = "send"  # send | upload | revoke | all: which requests fail
 
 
 @dataclass
@@ -112,6 +118,9 @@ class Simulator:
     token_lifetime: int = 7200
     single_token: bool = False  # a new token cancels the old one (the CT/CU rule)
     reports: bool = False  # POST delivery notifications back to the bot
+    cm_secret: str = "password"  # China Mobile Basic credentials: password (A) or token (B)
+    capable: set[str] | None = None  # contacts that are 5G terminals; None: everyone
+    token_url_alt: bool = False  # the token answer names another base URL (ALT), which sends must use
     fault: Fault = field(default_factory=Fault)
     tokens: set[str] = field(default_factory=set)
     token_requests: int = 0
@@ -127,12 +136,19 @@ class Simulator:
     _arrived: asyncio.Event | None = None
     _late: float = 0.0
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    carrier: Carrier = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.carrier = Carrier(self)
 
     # -- app ----------------------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=4 * 1024 * 1024)
+        app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_post("/bot/v1/{chatbot}/accessToken", self.h_token)
         app.router.add_post("/bot/v1/{chatbot}/messages", self.h_csp_send)
+        app.router.add_post(ALT + "/bot/v1/{chatbot}/messages", self.h_csp_send)
+        self.carrier.routes(app)
+        self.carrier.routes(app, ALT)
         app.router.add_post("/oauth2/token", self.h_oauth)
         app.router.add_post("/rcs/bot/v1/{chatbot}/messages", self.h_gsma_send)
         app.router.add_post("/control/fault", self.h_fault)
@@ -177,7 +193,10 @@ class Simulator:
             {
                 "accessToken": self._new_token(),
                 "expires": self.token_lifetime,
-                "url": str(request.url.origin()),
+                # where this simulator is mounted (a sub-app under a prefix, as the studio does)
+                "url": str(request.url.origin())
+                + request.path[: request.path.index("/bot/v1/")]
+                + (ALT if self.token_url_alt else ""),
                 "errorCode": 0,
             }
         )
@@ -193,9 +212,14 @@ class Simulator:
             {"access_token": self._new_token(), "token_type": "Bearer", "expires_in": self.token_lifetime}
         )
 
-    async def _faulted(self) -> web.Response | None:
+    def _later(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _faulted(self, kind: str = "send") -> web.Response | None:
         f = self.fault
-        if f.mode == "ok":
+        if f.mode == "ok" or f.target not in (kind, "all"):
             return None
         if f.remaining is not None:
             if f.remaining <= 0:
@@ -231,6 +255,9 @@ class Simulator:
         if not auth.startswith("accessToken ") or auth[12:] not in self.tokens:
             self.rejected += 1
             return web.json_response({"errorCode": 40014, "errorMessage": "invalid access token"})
+        if self.token_url_alt != request.path.startswith(ALT):
+            self.rejected += 1
+            return web.json_response({"errorCode": 20002, "errorMessage": "send to the url the token named"})
         faulted = await self._faulted()
         if faulted is not None:
             return faulted
@@ -246,9 +273,7 @@ class Simulator:
             return web.json_response({"errorCode": 20002, "errorMessage": f"missing {missing}"})
         self._record(body["messageId"], body["destinationAddress"][0], body.get("inReplyTo", ""), body)
         if self.reports and self.webhook:
-            task = asyncio.get_running_loop().create_task(self._report(body))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._later(self._report(body))
         if self._late:
             late, self._late = self._late, 0.0
             await asyncio.sleep(late)
@@ -287,12 +312,12 @@ class Simulator:
         )
         return web.json_response({}, status=202)
 
-    async def _report(self, body: dict[str, Any]) -> None:
+    async def _report(self, body: dict[str, Any], status: str = "delivered") -> None:
         report = {
             "deliveryInfoList": [
                 {
                     "messageId": body["messageId"],
-                    "status": "delivered",
+                    "status": status,
                     "dateTime": time.strftime("%Y-%m-%dT%H:%M:%S+08:00"),
                     "senderAddress": body["destinationAddress"][0],
                     "destinationAddress": body["senderAddress"],
@@ -417,6 +442,8 @@ class Simulator:
             "lost": len(self.acked - answered),
             "rejected": self.rejected,
             "tokenRequests": self.token_requests,
+            "uploads": len(self.carrier.uploads),
+            "revokes": len(self.carrier.revokes),
         }
 
     def reset(self) -> None:
@@ -427,6 +454,7 @@ class Simulator:
         self.acked.clear()
         self.resends_dropped = self.rejected = 0
         self.fault = Fault()
+        self.carrier.clear()
 
     # -- control API --------------------------------------------------------------------------
     async def h_fault(self, request: web.Request) -> web.Response:
@@ -437,6 +465,7 @@ class Simulator:
             error_code=int(d.get("errorCode", -1)),
             delay=float(d.get("delay", 0)),
             remaining=d.get("count"),
+            target=d.get("target", "send"),
         )
         return web.json_response({"fault": self.fault.__dict__})
 

@@ -11,7 +11,7 @@ is never resent on that channel (it may have gone out); it counts as unknown and
 on after its timeout. So nothing is sent twice.
 
 A pre-call (ringing) card is dropped, never sent late, once the call is answered or ended or
-the ring timeout has passed.
+the ring timeout has passed; one the MaaP already accepted is revoked then (revoke.py).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from .gateways import Channel, Outgoing
 from .metering import Charge, Meter, day_of
 from .receipts import WAITING, Receipts, charge_key
 from .records import Attempt, Delivery
+from .revoke import Revoker
 from .storage import DeliveryStore
 from .wakeups import Wakeups
 
@@ -65,6 +66,7 @@ class Chains:
         ring_timeout: float = 45.0,
         capability: Capability | None = None,
         lease: float = 15.0,
+        revoker: Revoker | None = None,
     ) -> None:
         self.store = store
         self.meter = meter
@@ -75,6 +77,8 @@ class Chains:
         self.timeouts = {**DEFAULT_TIMEOUTS, **(timeouts or {})}
         self.ring_timeout = ring_timeout
         self.capability = capability
+        self.revoker = revoker
+        self._background: set[asyncio.Task[None]] = set()
         self.lease = lease  # seconds a worker holds a chain without renewing it
         wakeups.local = lambda did: did in self._tasks
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
@@ -136,7 +140,7 @@ class Chains:
             self._keeper.cancel()
             await asyncio.gather(self._keeper, return_exceptions=True)
         owned = list(self._tasks)
-        tasks = list(self._tasks.values())
+        tasks = [*self._tasks.values(), *self._background]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -174,6 +178,19 @@ class Chains:
                 break
             del self._late[first]
         self.wakeups.announce(f"{call_id}:ringing")
+        if self.revoker is not None:  # a pre-call 5G card already accepted: take it back
+            t = asyncio.get_running_loop().create_task(
+                self._revoke_late(call_id), context=contextvars.Context()
+            )
+            self._background.add(t)
+            t.add_done_callback(self._background.discard)
+
+    async def _revoke_late(self, call_id: str) -> None:
+        assert self.revoker is not None
+        try:
+            await self.revoker.call_moved_on(call_id)
+        except Exception:  # the MaaP or the database is away: the card stays; logged
+            log.exception("call %s: revoking its pre-call 5G card failed", call_id)
 
     async def _late_phase(self, call_id: str) -> str | None:
         """`answered`/`ended` if the call got that far: heard here, or stored by any worker."""
@@ -402,6 +419,13 @@ class Chains:
                 att.state = "error"
         if not handed.ok:
             await self.meter.refund(charge_key(att))
+        elif (
+            channel == "rcs"
+            and d.phase == "ringing"
+            and self.revoker is not None
+            and await self._late_phase(d.call_id)  # answered or ended while it was in flight
+        ):
+            await self.revoker.revoke(d)
         if att.state == "submitted" and self.receipts.submitted(att.id, ids):
             att.state = await self.receipts.evaluate(att.id)  # a receipt came before its ids
         return att

@@ -123,6 +123,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                         "uniqueItems": True,
                     },
                     "timeouts": _TIMEOUTS,
+                    "revoke": {
+                        "type": "boolean",
+                        "description": "take back a pre-call 5G card the MaaP accepted when the call is "
+                        "answered or ended first (default true)",
+                    },
                     "caps": {
                         "type": "object",
                         "propertyNames": {"enum": list(PHASES)},

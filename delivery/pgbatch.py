@@ -43,7 +43,14 @@ RETRIES = 3  # a flush whose connection failed is run again this many times
 # What a write may update per table, and each column's array type for `unnest`.
 UPDATE_TYPES = {
     "deliveries": {"step": "int", "state": "text", "reason": "text", "channel": "text", "updated": "float8"},
-    "attempts": {"state": "text", "units": "int", "done": "float8", "detail": "text", "deadline": "float8"},
+    "attempts": {
+        "state": "text",
+        "units": "int",
+        "done": "float8",
+        "detail": "text",
+        "deadline": "float8",
+        "revoke": "text",
+    },
 }
 ID_TYPES = {"deliveries": "text", "attempts": "bigint"}
 

@@ -43,7 +43,7 @@ from .console_pg import PgConsoleRows
 from .metering.ledger import GROUPS, LedgerEntry, usage_dicts
 from .metering.packages import Charge
 from .pgbatch import Block, GroupCommit
-from .records import MEDIA_COLUMNS, MEDIA_FIELDS, Attempt, Delivery, attempt_stats
+from .records import MEDIA_COLUMNS, MEDIA_FIELDS, OUTCOME, Attempt, Delivery, attempt_stats
 
 log = logging.getLogger("mingpian.delivery")
 # Active deliveries, and those whose current attempt waits for a receipt: its cost grows with the
@@ -59,10 +59,13 @@ DELIVERY_COLUMNS = (
     "id, call_id, phase, enterprise, line, recipient, card, template, kind, data, chain, step, state, "
     "reason, channel, event_at, created, updated"
 )
-ATTEMPT_COLUMNS = "id, delivery, step, channel, state, segments, units, started, deadline, done, detail"
+ATTEMPT_COLUMNS = (
+    "id, delivery, step, channel, state, segments, units, started, deadline, done, detail, revoke"
+)
+ATTEMPT_WIDTH = len(ATTEMPT_COLUMNS.split(", "))
 UPDATABLE = {
     "deliveries": frozenset({"step", "state", "reason", "channel", "updated"}),
-    "attempts": frozenset({"state", "units", "done", "detail", "deadline"}),
+    "attempts": frozenset({"state", "units", "done", "detail", "deadline", "revoke"}),
 }
 ID_BLOCK = 256  # attempt ids taken from the sequence at a time (one round trip per block)
 
@@ -88,7 +91,7 @@ def _delivery(r: asyncpg.Record) -> Delivery:
 
 
 def _attempt(r: asyncpg.Record) -> Attempt:
-    return Attempt(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10])
+    return Attempt(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
 
 
 def _check_fields(table: str, fields: dict[str, Any]) -> None:
@@ -544,8 +547,9 @@ class PgDeliveryStore(PgConsoleRows):
         )
         if not rows:
             return None, 0, []
-        total = sum(1 for r in rows if r[11] is not None)
-        return _attempt(rows[0]), total, [r[12] for r in rows if r[12] is not None]
+        n = ATTEMPT_WIDTH  # the message id and the stat follow the attempt's columns
+        total = sum(1 for r in rows if r[n] is not None)
+        return _attempt(rows[0]), total, [r[n + 1] for r in rows if r[n + 1] is not None]
 
     async def attempts(self, delivery: str) -> list[Attempt]:
         rows = await self._fetch(
@@ -672,9 +676,10 @@ class PgDeliveryStore(PgConsoleRows):
     async def delivery_stats(self, enterprise: str) -> list[dict[str, Any]]:
         rows = await self._fetch(
             "SELECT to_char(to_timestamp(a.started + 8 * 3600) AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, "
-            "a.channel, a.state, count(*), avg(CASE WHEN a.done IS NOT NULL THEN a.done - a.started END) "
+            f"a.channel, {OUTCOME} AS outcome, count(*), "
+            "avg(CASE WHEN a.done IS NOT NULL THEN a.done - a.started END) "
             "FROM attempts a JOIN deliveries d ON d.id = a.delivery WHERE d.enterprise=$1 "
-            "GROUP BY day, a.channel, a.state ORDER BY day, a.channel, a.state",
+            "GROUP BY day, a.channel, outcome ORDER BY day, a.channel, outcome",
             enterprise,
         )
         return attempt_stats(rows)

@@ -8,6 +8,8 @@ from typing import Any
 
 from infra import jsonio
 
+# A report's outcome of an attempt: its state, except that a card taken back counts as revoked.
+OUTCOME = "CASE WHEN a.revoke IN ('requested', 'revoked') THEN 'revoked' ELSE a.state END"
 FINAL = frozenset({"delivered", "failed", "dropped", "blocked", "skipped"})
 
 # A media library row (the store's `media` table), in column order.
@@ -70,6 +72,7 @@ class Attempt:
     deadline: float
     done: float | None
     detail: str
+    revoke: str = ""  # a 5G card taken back: requested | revoked | failed | refused ("" : not)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,6 +86,7 @@ class Attempt:
             "deadline": self.deadline,
             "done": self.done,
             "detail": self.detail,
+            "revoke": self.revoke,
         }
 
 

@@ -41,6 +41,7 @@ from .metering.sqlite import SqliteCounters
 from .model import NumberError, normalize_number
 from .receipts import Outcome, Receipts, no_outcome
 from .replies import Replies
+from .revoke import Revoker
 from .seed import load_seed
 from .storage import DeliveryStore, open_store
 from .store import SqliteDeliveryStore
@@ -70,7 +71,7 @@ class DeliveryConfig:
     timeouts: dict[str, float] = field(default_factory=dict)
     ring_timeout: float = 45.0
     lease: float = 15.0  # seconds a worker holds a chain without renewing
-    capability_path: str = "/bot/v1/{chatbot}/contactCapabilities?userContact={contact}"
+    capability_path: str = ""  # "": the chatbot's MaaP dialect's own (chatbot/capability.py)
     capability_ttl: float = 86400.0
     kannel_url: str = ""
     kannel_username: str = ""
@@ -121,6 +122,7 @@ class DeliveryService:
         self.receipts = Receipts(self.store, self.meter, self.wakeups, on_outcome)
         self.replies = Replies(self.store, self.composer, self.wakeups)
         self.channels: dict[str, Channel] = {}
+        self.revoker = Revoker(self.store, messaging)
         capability = None
         if messaging is not None:  # 5G messages through the chatbot runtime
             self.channels["rcs"] = RcsChannel(messaging)
@@ -136,6 +138,7 @@ class DeliveryService:
             ring_timeout=config.ring_timeout,
             capability=capability,
             lease=config.lease,
+            revoker=self.revoker,
         )
         self.intake = Intake(self.store, self.counters, self.chains)
         self.smpp: SmppPool | None = None

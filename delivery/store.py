@@ -22,7 +22,7 @@ from .groupcommit import GroupCommitDb
 from .metering import ledger
 from .metering.ledger import LedgerEntry
 from .metering.packages import Charge
-from .records import MEDIA_COLUMNS, MEDIA_FIELDS, Attempt, Delivery, attempt_stats, delivery_from_row
+from .records import MEDIA_COLUMNS, MEDIA_FIELDS, OUTCOME, Attempt, Delivery, attempt_stats, delivery_from_row
 
 # The schema: numbered migrations in delivery/migrations/sqlite/, applied by open() (infra/migrations.py).
 SCHEMA = Migrations.load("delivery", "sqlite", database="delivery", adopt_if_table="objects")
@@ -454,10 +454,10 @@ class SqliteDeliveryStore(SqliteConsoleRows, GroupCommitDb):
 
     async def delivery_stats(self, enterprise: str) -> list[dict[str, Any]]:
         rows = self.db.execute(
-            "SELECT date(a.started, 'unixepoch', '+8 hours') AS day, a.channel, a.state, count(*), "
-            "avg(CASE WHEN a.done IS NOT NULL THEN a.done - a.started END) FROM attempts a "
-            "JOIN deliveries d ON d.id = a.delivery WHERE d.enterprise=? GROUP BY day, a.channel, a.state "
-            "ORDER BY day, a.channel, a.state",
+            f"SELECT date(a.started, 'unixepoch', '+8 hours') AS day, a.channel, {OUTCOME} AS outcome, "
+            "count(*), avg(CASE WHEN a.done IS NOT NULL THEN a.done - a.started END) FROM attempts a "
+            "JOIN deliveries d ON d.id = a.delivery WHERE d.enterprise=? GROUP BY day, a.channel, outcome "
+            "ORDER BY day, a.channel, outcome",
             (enterprise,),
         )
         return attempt_stats(rows)

@@ -257,7 +257,60 @@ def parse_database_url(value: Any) -> str:
 
 DATABASE_URL_ALLOWED = "empty, or postgresql://user:password@host:port/database"
 
-_SECRET_WORDS = ("password", "secret", "token", "app_key", "operator_key", "database_url")
+MAAP_ACCOUNT_KEYS = {
+    "chatbots": list,
+    "url": str,
+    "dialect": str,
+    "app_id": str,
+    "app_key": str,
+    "token_url": str,
+    "cm_secret": str,
+    "file_server": str,
+    "upload_mode": str,
+    "profile": str,
+}
+MAAP_ACCOUNTS_ALLOWED = (
+    "a JSON array (or TOML array of tables) of accounts, each with chatbots (a list), url, dialect "
+    "(csp, cm or gsma), app_id, app_key and optionally token_url, cm_secret, file_server, "
+    "upload_mode, profile; or empty"
+)
+
+
+def parse_maap_accounts(value: Any) -> str:
+    """More MaaP accounts, each for the chatbots it names; kept as canonical JSON text."""
+    import json
+
+    if isinstance(value, str):
+        if not value.strip():
+            return ""
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise SettingError(f"not JSON; expected {MAAP_ACCOUNTS_ALLOWED}") from None
+    if not isinstance(value, list):
+        raise SettingError(f"expected {MAAP_ACCOUNTS_ALLOWED}")
+    for i, item in enumerate(value):
+        if not isinstance(item, Mapping):
+            raise SettingError(f"[{i}] is not a table; expected {MAAP_ACCOUNTS_ALLOWED}")
+        for key, kind in MAAP_ACCOUNT_KEYS.items():
+            if key in item and not isinstance(item[key], kind):
+                raise SettingError(f"[{i}].{key} must be {'a list' if kind is list else 'text'}")
+        unknown = set(item) - set(MAAP_ACCOUNT_KEYS)
+        if unknown:
+            raise SettingError(f"[{i}]: unknown key {sorted(unknown)[0]!r}; expected {MAAP_ACCOUNTS_ALLOWED}")
+        for key in ("chatbots", "url", "app_id", "app_key"):
+            if not item.get(key):
+                raise SettingError(f"[{i}].{key} is required")
+        if item.get("dialect", "csp") not in ("csp", "cm", "gsma"):
+            raise SettingError(f"[{i}].dialect must be csp, cm or gsma")
+        if item.get("cm_secret", "password") not in ("password", "token"):
+            raise SettingError(f"[{i}].cm_secret must be password or token")
+        if item.get("upload_mode", "perm") not in ("perm", "temp"):
+            raise SettingError(f"[{i}].upload_mode must be perm or temp")
+    return json.dumps(value, ensure_ascii=False, sort_keys=True) if value else ""
+
+
+_SECRET_WORDS = ("password", "secret", "token", "app_key", "operator_key", "database_url", "maap_accounts")
 
 
 def is_secret(name: str) -> bool:

@@ -40,6 +40,7 @@ from .setting_rows import (
     HOST_PORT_ALLOWED,
     KANNEL_ALLOWED,
     LOG_LEVELS,
+    MAAP_ACCOUNTS_ALLOWED,
     NETWORKS_ALLOWED,
     SCHEMES_ALLOWED,
     TIMEOUTS_ALLOWED,
@@ -48,6 +49,7 @@ from .setting_rows import (
     parse_database_url,
     parse_host_port,
     parse_kannel_channels,
+    parse_maap_accounts,
     parse_networks,
     parse_timeouts,
     parse_webhook_schemes,
@@ -190,8 +192,9 @@ class Settings:
     maap_url: str = setting("", "Base URL of the MaaP send API; empty: replies wait in the outbox.")
     maap_dialect: str = setting(
         "csp",
-        "`csp` (CT/CU accessToken API) or `gsma` (OAuth2 client credentials, FNW.11).",
-        choices=("csp", "gsma"),
+        "`csp` (CT/CU accessToken API, JSON), `cm` (China Mobile, OMA XML with Basic credentials) or "
+        "`gsma` (OAuth2 client credentials, FNW.11).",
+        choices=("csp", "cm", "gsma"),
     )
     maap_app_id: str = setting("", "appId (csp) or OAuth2 client id (gsma).")
     maap_app_key: str = setting("", "appKey (csp) or OAuth2 client secret (gsma).")
@@ -200,6 +203,40 @@ class Settings:
     )
     maap_timeout: float = setting(
         5.0, "Seconds before a MaaP request counts as failed (and is retried).", above=0
+    )
+    maap_cm_secret: str = setting(
+        "password",
+        "`cm` dialect: the secret hashed with the Date header into `Authorization: Basic`: "
+        "`password` (variant A: SHA256hex of `MAAP_APP_KEY`) or `token` (variant B: `MAAP_APP_KEY` "
+        "is the CSP token in base64, decoded).",
+        choices=("password", "token"),
+    )
+    maap_file_server: str = setting(
+        "",
+        "`cm` dialect: China Mobile's fileServerRoot (uploads go to `…/Content`).",
+        doc_default="`MAAP_URL`",
+    )
+    maap_upload_mode: str = setting(
+        "perm", "`csp` dialect: `uploadMode` of media uploads, `perm` or `temp`.", choices=("perm", "temp")
+    )
+    maap_media: str = setting(
+        "upload",
+        "`upload`: a card's media served by this server (`/media/…`) is uploaded to the MaaP once "
+        "per content hash and the card points at the MaaP's copy (csp, cm); `off`: cards keep our URLs.",
+        choices=("upload", "off"),
+    )
+    maap_media_profile: str = setting(
+        "",
+        "Carrier profile whose media limits uploads are fitted to (image, video, thumbnail bytes).",
+        choices=("", *PROFILES),
+        doc_default="by dialect: csp `china-unicom`, cm `china-mobile`, gsma `default`",
+    )
+    maap_accounts: str = setting(
+        "",
+        "More MaaP accounts, each sending for the chatbots it names (the `MAAP_*` account sends "
+        "for every other chatbot), e.g. a China Mobile chatbot beside a China Unicom one.",
+        parse=parse_maap_accounts,
+        allowed_doc=MAAP_ACCOUNTS_ALLOWED,
     )
     webhook_csp_token: str = setting("", "Token of the CT/CU `signature`/`timestamp`/`nonce` callback check.")
     webhook_username: str = setting(
@@ -362,10 +399,11 @@ class Settings:
         minimum=0,
     )
     delivery_capability_path: str = setting(
-        "/bot/v1/{chatbot}/contactCapabilities?userContact={contact}",
+        "",
         "MaaP path asked whether a number "
-        "is a 5G-message terminal (200 yes, 404 no) before trying `rcs` (uses `MAAP_URL` and the MaaP "
-        "credentials); `{chatbot}` and `{contact}` are filled in.",
+        "is a 5G-message terminal (200 yes, 404 no) before trying `rcs` (uses the chatbot's MaaP "
+        "account and credentials); `{chatbot}` and `{contact}` are filled in.",
+        doc_default="the dialect's own (docs/chatbot.md, Capability)",
     )
     delivery_capability_ttl: float = setting(
         86400.0, "Seconds a number's 5G-message capability stays cached.", minimum=0

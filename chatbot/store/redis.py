@@ -263,7 +263,28 @@ class RedisStore:
         return total
 
     async def prune(self, now: float, dedupe_ttl: float, keep_sent: float) -> None:
-        """Nothing to do: Redis expires dedupe records and finished messages by TTL."""
+        """Nothing to do: Redis expires dedupe records, finished messages and hosted media by TTL."""
+
+    # -- media hosted on a platform: `hm:<platform>:<digest>` (JSON, expires with the platform's
+    # copy) and `hmlock:<platform>:<digest>` (the one process uploading it) ----------------------
+    async def hosted(self, platform: str, digest: str) -> dict[str, Any] | None:
+        raw = await self._r.get(f"{self.p}hm:{platform}:{digest}")
+        return jsonio.loads(raw) if raw else None
+
+    async def put_hosted(self, platform: str, digest: str, record: dict[str, Any], until: float) -> None:
+        ttl = int((until - time.time()) * 1000) if until else 0
+        key = f"{self.p}hm:{platform}:{digest}"
+        if until and ttl <= 0:
+            return
+        await self._r.set(key, jsonio.dumps_str(record), px=ttl or None)
+
+    async def host_claim(self, platform: str, digest: str, ttl: float) -> str | None:
+        owner = secrets.token_hex(8)
+        key = f"{self.p}hmlock:{platform}:{digest}"
+        return owner if await self._r.set(key, owner, nx=True, px=int(ttl * 1000)) else None
+
+    async def host_release(self, platform: str, digest: str, owner: str) -> None:
+        await self._r.eval(UNLOCK, 1, f"{self.p}hmlock:{platform}:{digest}", owner)
 
 
 UNLOCK = """
@@ -281,16 +302,18 @@ class RedisTokens:
     def _key(self, kind: str, chatbot: str) -> str:
         return f"{self.store.p}{kind}:{chatbot}"
 
-    async def get(self, chatbot: str) -> tuple[str, float] | None:
+    async def get(self, chatbot: str) -> tuple[str, float, str] | None:
+        """(token, expiry, the URL its answer named or "")."""
         raw = await self.store._r.get(self._key("tok", chatbot))
         if not raw:
             return None
-        expires, _, token = raw.partition("\x1f")
-        return token, float(expires)
+        expires, _, rest = raw.partition("\x1f")
+        token, _, url = rest.partition("\x1f")
+        return token, float(expires), url
 
-    async def put(self, chatbot: str, token: str, expires_at: float) -> None:
+    async def put(self, chatbot: str, token: str, expires_at: float, url: str = "") -> None:
         ttl = max(1, int((expires_at - time.time()) * 1000))
-        await self.store._r.set(self._key("tok", chatbot), f"{expires_at}\x1f{token}", px=ttl)
+        await self.store._r.set(self._key("tok", chatbot), f"{expires_at}\x1f{token}\x1f{url}", px=ttl)
 
     async def lock(self, chatbot: str, ttl: float) -> str | None:
         owner = secrets.token_hex(8)

@@ -351,8 +351,31 @@ class SqliteStore:
     async def pending(self) -> int:
         return sum(len(q) for q in self._queues.values())
 
+    # -- media hosted on a platform ------------------------------------------------------------
+    async def hosted(self, platform: str, digest: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT record FROM hosted_media WHERE platform = ? AND digest = ?", (platform, digest)
+        ).fetchone()
+        return jsonio.loads(row[0]) if row else None
+
+    async def put_hosted(self, platform: str, digest: str, record: dict[str, Any], until: float) -> None:
+        self._begin()
+        self._db.execute(
+            "INSERT OR REPLACE INTO hosted_media (platform, digest, record, until) VALUES (?, ?, ?, ?)",
+            (platform, digest, jsonio.dumps_str(record), until),
+        )
+        await asyncio.shield(self._begin())
+
+    async def host_claim(self, platform: str, digest: str, ttl: float) -> str | None:
+        """One process per file: the caller's in-process lock is the whole claim."""
+        return "local"
+
+    async def host_release(self, platform: str, digest: str, owner: str) -> None:
+        return None
+
     async def prune(self, now: float, dedupe_ttl: float, keep_sent: float) -> None:
         self._begin()
+        self._db.execute("DELETE FROM hosted_media WHERE until > 0 AND until < ?", (now,))
         db = self._db
         db.execute("DELETE FROM dedupe WHERE at < ?", (now - dedupe_ttl,))
         db.execute("DELETE FROM nonces WHERE until < ?", (now,))

@@ -8,10 +8,9 @@ phone, as a rich card or as that SMS; falling over to USSD as well would show it
 The message id is derived from the delivery and step (uuid5), so a resend after a timeout is
 deduplicated by the MaaP.
 
-Capability: before trying RCS the chain asks whether the phone is a 5G-message terminal
-(`GET {maap}{capability_path}`: 200 yes, 404 no), cached per number for a TTL. The CT/CU CSP
-interface documents do not name this query, so the path is a setting; an unanswered lookup
-counts as "no" — a calling card cannot wait.
+Capability: before trying RCS the chain asks whether the phone is a 5G-message terminal, in
+the chatbot's MaaP dialect (chatbot/capability.py; the path may be set), cached per number for
+a TTL; an unanswered lookup counts as "no" — a calling card cannot wait.
 """
 
 from __future__ import annotations
@@ -35,6 +34,13 @@ class Messaging(Protocol):
 
     async def send(self, body: dict[str, Any]) -> SendResult: ...
     async def capability(self, chatbot: str, contact: str, path: str, timeout: float) -> bool | None: ...
+    async def revoke(self, chatbot: str, message_id: str, user: str) -> SendResult: ...
+
+
+def message_id(delivery: str, step: int) -> str:
+    """The MaaP message id of a delivery's step: stable, so a resend is deduplicated and a
+    revoke names the message without a lookup."""
+    return str(uuid.uuid5(_NS, f"{delivery}\x1f{step}"))
 
 
 def tel(number: str) -> str:
@@ -49,8 +55,7 @@ class RcsChannel:
         self.profile = profile
 
     def body(self, out: Outgoing) -> dict[str, Any]:
-        step = out.extra.get("step", 0)
-        mid = str(uuid.uuid5(_NS, f"{out.delivery}\x1f{step}"))
+        mid = message_id(out.delivery, out.extra.get("step", 0))
         payload = to_rcs(out.message, self.profile) if self.profile else to_rcs(out.message)
         body: dict[str, Any] = {
             "messageId": mid,

@@ -26,6 +26,8 @@ from chatbot.auth import RoutePolicy, WebhookAuth
 from chatbot.events import schema_text
 from chatbot.flows import FlowStore
 from chatbot.runtime import ChatbotRuntime, Dialect, MaapAccount, RuntimeConfig
+from chatbot.uploads import LocalFile
+from infra import jsonio
 
 from ..errors import ApiError
 from ..httpjson import json_response
@@ -44,7 +46,77 @@ turns_key = web.AppKey("chatbot_turns", Counter)
 sends_key = web.AppKey("chatbot_sends", Counter)
 
 
-def runtime_config(s: Settings) -> RuntimeConfig:
+MEDIA_PROFILES = {"csp": "china-unicom", "cm": "china-mobile", "gsma": "default"}
+
+
+def accounts(s: Settings) -> tuple[MaapAccount | None, tuple[MaapAccount, ...]]:
+    """The default MaaP account (`maap_*`) and the accounts of `maap_accounts`."""
+    host = s.maap_media == "upload"
+    main = (
+        MaapAccount(
+            s.maap_url,
+            s.maap_app_id,
+            s.maap_app_key,
+            s.maap_dialect,
+            s.maap_token_url,
+            s.maap_timeout,
+            cm_secret=s.maap_cm_secret,
+            file_server=s.maap_file_server,
+            upload_mode=s.maap_upload_mode,
+            profile=s.maap_media_profile or MEDIA_PROFILES[s.maap_dialect],
+            host_media=host,
+        )
+        if s.maap_url
+        else None
+    )
+    more = []
+    for a in jsonio.loads(s.maap_accounts) if s.maap_accounts else []:
+        dialect = a.get("dialect", "csp")
+        more.append(
+            MaapAccount(
+                a["url"],
+                a["app_id"],
+                a["app_key"],
+                dialect,
+                a.get("token_url", ""),
+                s.maap_timeout,
+                chatbots=tuple(a["chatbots"]),
+                cm_secret=a.get("cm_secret", "password"),
+                file_server=a.get("file_server", ""),
+                upload_mode=a.get("upload_mode", "perm"),
+                profile=a.get("profile") or MEDIA_PROFILES[dialect],
+                host_media=host,
+            )
+        )
+    return main, tuple(more)
+
+
+def local_media(app: web.Application) -> Any:
+    """Our own media URL → the local file: a rendered `/media/…` file (through the media
+    service) or an enterprise's library file (`/media/library/…`); None for any other URL."""
+    from delivery.library.files import EXTS
+
+    from ..library import library_links_key
+    from ..media import media_service_key
+
+    async def resolve(url: str) -> LocalFile | None:
+        lib = app.get(library_links_key)
+        prefix = f"{lib.base_url}/media/library/" if lib is not None else ""
+        if lib is not None and url.startswith(prefix):
+            id, _, ext = url[len(prefix) :].partition(".")
+            try:
+                path = lib.files.path(id, ext)  # the name is checked: nothing outside the library
+            except ValueError:
+                return None
+            return LocalFile(path, EXTS[ext]) if path.is_file() else None
+        svc = app.get(media_service_key)
+        got = await svc.local_file(url) if svc is not None else None
+        return LocalFile(*got) if got is not None else None
+
+    return resolve
+
+
+def runtime_config(s: Settings, app: web.Application | None = None) -> RuntimeConfig:
     def policy(schemes: tuple[str, ...], networks: tuple[str, ...]) -> RoutePolicy:
         return RoutePolicy(schemes, tuple(ipaddress.ip_network(n) for n in networks))
 
@@ -61,13 +133,7 @@ def runtime_config(s: Settings) -> RuntimeConfig:
             "cm": policy(s.webhook_cm_schemes, s.webhook_cm_networks),
         },
     )
-    maap = (
-        MaapAccount(
-            s.maap_url, s.maap_app_id, s.maap_app_key, s.maap_dialect, s.maap_token_url, s.maap_timeout
-        )
-        if s.maap_url
-        else None
-    )
+    maap, more = accounts(s)
     return RuntimeConfig(
         auth,
         s.store,
@@ -77,6 +143,9 @@ def runtime_config(s: Settings) -> RuntimeConfig:
         s.dedupe_ttl,
         app_id=s.webhook_app_id,
         maap=maap,
+        accounts=more,
+        media=local_media(app) if app is not None else None,
+        media_dir=s.data_dir / "hosted",
         outbox_concurrency=s.outbox_concurrency,
         outbox_lease=s.outbox_lease,
         outbox_backoff=s.outbox_backoff,
@@ -95,7 +164,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         runtime = ChatbotRuntime(
             flows,
             app[templates_key],
-            runtime_config(s),
+            runtime_config(s, app),
             on_turn=lambda bot, result: turns.inc(bot, result),
             on_send=sends.inc,
         )

@@ -48,6 +48,24 @@ class MediaService:
     def url(self, name: str) -> str:
         return f"{self.settings.base_url}/media/{name}"
 
+    async def local_file(self, url: str) -> tuple[Path, str] | None:
+        """(path, content type) of one of our own `/media/…` URLs, made again if this host lacks
+        it; None for any other URL (it is never fetched) or one that cannot be made. Used to
+        upload a card's media to a MaaP that hosts it."""
+        prefix = f"{self.settings.base_url}/media/"
+        if not url.startswith(prefix):
+            return None
+        parsed = self.cache.by_name(url[len(prefix) :])
+        if parsed is None:
+            return None
+        found = self.find(*parsed)
+        if found is None:
+            try:
+                found = await self.remake(*parsed)
+            except ApiError:
+                return None
+        return found.path, CONTENT_TYPES[parsed[1]]
+
     def count(self, fmt: str, result: str) -> None:
         if self.counter is not None:
             self.counter.inc(fmt, result)

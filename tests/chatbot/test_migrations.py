@@ -42,7 +42,9 @@ async def test_a_database_of_the_previous_release_is_adopted_with_its_data(tmp_p
     db.close()
 
     with pytest.raises(
-        PendingMigrations, match=r"2 chatbot migration\(s\) pending \(0001_initial, 0002_webhook_nonces\)"
+        PendingMigrations,
+        match=rf"{len(SCHEMA.migrations)} chatbot migration\(s\) pending "
+        rf"\({', '.join(f'{m.version:04d}_{m.name}' for m in SCHEMA.migrations)}\)",
     ):
         await SqliteStore(path, migrate="check").open()
     store = SqliteStore(path)

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 import yaml
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from chatbot.simulator import Simulator
@@ -80,20 +79,8 @@ def make_app(
 async def maap(aiohttp_server: Any) -> AsyncIterator[tuple[Simulator, TestServer, list[str]]]:
     """The MaaP simulator, answering capability lookups (RCS_PHONE is the one 5G terminal); the
     third item lists the numbers it was asked about."""
-    sim = Simulator(app_id="dl-app", app_key="dl-key")
-    app = sim.app()
-    asked: list[str] = []
-
-    async def capabilities(request: web.Request) -> web.Response:
-        contact = request.query.get("userContact", "")
-        asked.append(contact)
-        if not request.headers.get("authorization", "").startswith("accessToken "):
-            return web.json_response({"errorCode": 40001}, status=401)
-        if contact == "tel:" + RCS_PHONE:
-            return web.json_response({"capabilities": ["ChatbotSA"]})
-        return web.json_response({"errorCode": 2, "errorMessage": "not a 5G-message terminal"}, status=404)
-
-    app.router.add_get("/bot/v1/{chatbot}/contactCapabilities", capabilities)
-    server = await aiohttp_server(app)
+    sim = Simulator(app_id="dl-app", app_key="dl-key", capable={"tel:" + RCS_PHONE})
+    server = await aiohttp_server(sim.app())
+    asked = sim.carrier.asked
     yield sim, server, asked
     await sim._close()

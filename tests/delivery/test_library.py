@@ -238,7 +238,31 @@ async def test_a_5g_message_carries_the_library_photo(
     assert d["state"] == "delivered" and d["channel"] == "rcs", d
     [got] = sim.received
     text = str(got.body)
-    assert photo["url"] in text and "media:" not in text
+    # the MaaP hosts media: the photo was uploaded to it and the card points at its copy
+    [upload] = sim.carrier.uploads
+    hosted = got.body["messageList"][0]["contentText"]["message"]["generalPurposeCard"]["content"]["media"]
+    assert hosted["mediaUrl"].startswith(str(server.make_url("/files/"))) and "media:" not in text
+    served = await client.session.get(hosted["mediaUrl"])
+    mine = await client.get(photo["url"][photo["url"].index("/media/library/") :])
+    assert upload.dialect == "csp" and await served.read() == await mine.read()
+
+
+async def test_with_media_hosting_off_the_5g_message_carries_the_library_url(
+    make_app: AppFactory, maap: tuple[Simulator, TestServer, list[str]]
+) -> None:
+    sim, server, _ = maap
+    client = await make_app(
+        rcs_seed(),
+        maap_url=str(server.make_url("")).rstrip("/"),
+        maap_app_id=sim.app_id,
+        maap_app_key=sim.app_key,
+        maap_media="off",
+    )
+    _, photo = await _library_card(client)
+    await call(client, "lib2", "ended", callee=RCS_PHONE)
+    assert (await settle(client, "lib2:ended"))["channel"] == "rcs"
+    [got] = sim.received
+    assert photo["url"] in str(got.body) and sim.carrier.uploads == []
 
 
 def _sample() -> dict[str, Any]:

@@ -77,7 +77,7 @@ def test_environment_overrides_defaults() -> None:
         ("MINGPIAN_LOG_LEVEL", "LOUD", "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
         ("MINGPIAN_STORE", "mysql", "expected one of sqlite, redis"),
         ("MINGPIAN_DELIVERY_COUNTERS", "reddis", "expected one of sqlite, redis"),
-        ("MINGPIAN_MAAP_DIALECT", "cmcc", "expected one of csp, gsma"),
+        ("MINGPIAN_MAAP_DIALECT", "cmcc", "expected one of csp, cm, gsma"),
         ("MINGPIAN_SQLITE_SYNCHRONOUS", "SOMETIMES", "expected one of OFF, NORMAL, FULL, EXTRA"),
         (
             "MINGPIAN_DEFAULT_PROFILE",

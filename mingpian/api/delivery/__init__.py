@@ -86,7 +86,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     from ..chatbot import runtime_key  # set up before this feature (see create_app)
 
     runtime = app.get(runtime_key)
-    messaging = runtime if runtime is not None and runtime.maap is not None else None
+    messaging = runtime if runtime is not None and runtime.has_maap else None
     metrics = app[metrics_key]
     try:
         service = DeliveryService(
@@ -107,6 +107,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         raise SystemExit(f"delivery database cannot start: {exc}") from None
     if runtime is not None:  # 5G replies and taps, in-process, after the chatbot's turn committed
         runtime.listeners.append(service.on_chatbot_event)
+        runtime.status_listeners.append(service.revoker.on_status)
     app[delivery_key] = service
     unwatch = watch_delivery(metrics, service)
     try:
@@ -114,6 +115,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     finally:
         if runtime is not None:
             runtime.listeners.remove(service.on_chatbot_event)
+            runtime.status_listeners.remove(service.revoker.on_status)
         await service.close()
         unwatch()
 
