@@ -17,7 +17,7 @@ from chatbot.simulator import Simulator
 from mingpian.app import create_app
 from mingpian.settings import PROJECT_ROOT, Settings
 
-from .support import PASSWORD, USER, USERNAME, WAYBILL, chatbot_settings
+from .support import OPERATOR, PASSWORD, USER, USERNAME, WAYBILL, chatbot_settings
 
 CM_BOT = "sip:12520040000@botplatform.rcs.chinamobile.com"
 CM_USER = "tel:+8613900000009"
@@ -71,7 +71,7 @@ async def test_each_chatbot_answers_on_its_own_platform_in_its_own_dialect(
         [cu_reply] = await cu.wait_for(1)
         [cm_reply] = await cm.wait_for(1)
         for _ in range(100):  # the platform's delivery report, in XML, reaches the message
-            resp = await client.get(f"/api/chatbot/messages/{cm_reply.message_id}")
+            resp = await client.get(f"/api/chatbot/messages/{cm_reply.message_id}", headers=OPERATOR)
             if (await resp.json()).get("delivery") == "delivered":
                 break
             await asyncio.sleep(0.02)

@@ -15,7 +15,7 @@ from mingpian.api.delivery import delivery_key
 
 from .support import OPERATOR, RCS_PHONE, AppFactory, auth, call, rcs_seed, settle
 
-BEARER = "revoke-test-bearer"
+TOKEN = "revoke-test-token"  # the CT/CU signature the platform signs its callbacks with
 
 
 async def _app(
@@ -30,9 +30,9 @@ async def _app(
         maap_url=str(server.make_url("")).rstrip("/"),
         maap_app_id=sim.app_id,
         maap_app_key=sim.app_key,
-        webhook_bearer=BEARER,
+        webhook_csp_token=TOKEN,
     )
-    sim.bearer, sim.reports = BEARER, True  # status reports (the revoke's result) come back
+    sim.csp_token, sim.reports = TOKEN, True  # status reports (the revoke's result) come back
     sim.webhook = str(client.make_url("/maap/courier")).rstrip("/")
     return client
 
