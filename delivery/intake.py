@@ -60,8 +60,9 @@ class Intake:
             raise InProgress(f"call {call_id} {phase} is being accepted by another server; retry")
         if claim == "done":
             return 200, duplicate
-        card = await choose_card(self.store, enterprise, line, phase, call_id) or {}
         ent = await self.store.get("enterprise", "", enterprise) or {}
+        suspended = bool(ent.get("suspended"))  # the operator stopped it: nothing is sent
+        card = {} if suspended else await choose_card(self.store, enterprise, line, phase, call_id) or {}
         d = Delivery(
             did,
             call_id,
@@ -84,7 +85,7 @@ class Intake:
             list((ent.get("policy") or {}).get("chain") or DEFAULT_CHAIN),
             0,
             "active" if card else "skipped",
-            "" if card else f"no card for phase {phase}",
+            "" if card else "enterprise suspended" if suspended else f"no card for phase {phase}",
             "",
             at,
             now,

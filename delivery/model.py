@@ -87,6 +87,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "description": "sender signature without brackets, e.g. 顺丰速运",
             },
             "brand_name": {"type": "string", "maxLength": 100},
+            "suspended": {
+                "type": "boolean",
+                "description": "set by the operator: no cards are sent and the enterprise's keys are refused",
+            },
             "color": _COLOR,
             "logo": {"type": "string", "maxLength": 1000},
             "chatbot": {"type": "string", "maxLength": 200, "description": "MaaP chatbot id for rcs"},
@@ -162,6 +166,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "staff": {"type": "string", "maxLength": 64},
             "label": {"type": "string", "maxLength": 100},
             "ad": {"type": "boolean", "description": "an advertising line: rotates cards by weight"},
+            "evidence": {
+                "type": "string",
+                "maxLength": 500,
+                "description": "what shows the enterprise holds the number (for the operator's check)",
+            },
         },
     },
     "staff": {

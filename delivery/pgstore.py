@@ -39,6 +39,7 @@ from infra import jsonio
 from infra.migrations import Migrations
 from infra.migrations_pg import migrate_postgres
 
+from .console_pg import PgConsoleRows
 from .metering.ledger import GROUPS, LedgerEntry, usage_dicts
 from .metering.packages import Charge
 from .pgbatch import Block, GroupCommit
@@ -71,6 +72,7 @@ ID_BLOCK = 256  # attempt ids taken from the sequence at a time (one round trip 
 TABLES = (
     "objects", "audit", "api_keys", "calls", "deliveries", "attempts", "message_ids", "receipts",
     "optouts", "taps", "impressions", "replies_seen", "charges", "media", "chatbot_owners",
+    "console_sessions",
 )  # fmt: skip
 
 
@@ -98,7 +100,7 @@ def _check_fields(table: str, fields: dict[str, Any]) -> None:
         raise ValueError(f"cannot update {table}.{sorted(bad)}")
 
 
-class PgDeliveryStore:
+class PgDeliveryStore(PgConsoleRows):
     shared = True  # every worker of every host
 
     def __init__(self, url: str, *, migrate: str = "auto", min_size: int = 2, max_size: int = 10) -> None:
@@ -338,8 +340,8 @@ class PgDeliveryStore:
             await self._execute("DELETE FROM objects WHERE enterprise=$1", enterprise)
             await self._execute("DELETE FROM objects WHERE kind='enterprise' AND id=$1", enterprise)
             await self._execute("DELETE FROM api_keys WHERE enterprise=$1", enterprise)
-            await self._execute("DELETE FROM media WHERE enterprise=$1", enterprise)
             await self._execute("DELETE FROM chatbot_owners WHERE enterprise=$1", enterprise)
+            await self._execute("DELETE FROM media WHERE enterprise=$1", enterprise)
             await self._changed()
 
     async def claim_chatbot(self, enterprise: str, bot: str) -> bool:

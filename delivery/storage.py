@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
+from .console_rows import Page, SessionRow
 from .metering.ledger import LedgerEntry
 from .metering.packages import Charge
 from .records import Attempt, Delivery
@@ -150,6 +151,25 @@ class DeliveryStore(Protocol):
     async def record_charge(self, key: str, charge: Charge, e: LedgerEntry) -> None: ...
     async def mark_refunded(self, key: str) -> None: ...
     async def usage(self, enterprise: str, by: tuple[str, ...]) -> list[dict[str, Any]]: ...
+
+    # the console (console_rows.py): paged lists, bulk writes, keys held, sign-in sessions
+    async def page(
+        self,
+        kind: str,
+        enterprise: str | None,
+        q: str = "",
+        limit: int = 50,
+        offset: int = 0,
+        unverified: bool = False,
+    ) -> Page: ...
+    async def put_many(self, kind: str, enterprise: str, items: list[tuple[str, dict[str, Any]]]) -> None: ...
+    async def keys_of(self, enterprise: str) -> list[dict[str, Any]]: ...
+    async def drop_key(self, enterprise: str, short: str) -> bool: ...
+    async def add_session(
+        self, hash: str, key_hash: str, enterprise: str | None, csrf: str, expires: float
+    ) -> None: ...
+    async def session(self, hash: str) -> SessionRow | None: ...
+    async def drop_session(self, hash: str) -> None: ...
 
 
 def is_postgres(url: str) -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 from infra import jsonio
 from infra.migrations import Migrations
 
+from .console_rows import SqliteConsoleRows
 from .groupcommit import GroupCommitDb
 from .metering import ledger
 from .metering.ledger import LedgerEntry
@@ -33,7 +34,7 @@ QUEUE = (
 )
 
 
-class SqliteDeliveryStore(GroupCommitDb):
+class SqliteDeliveryStore(SqliteConsoleRows, GroupCommitDb):
     shared = False  # one process owns the file
 
     def __init__(self, path: Path, synchronous: str = "NORMAL", migrate: str = "auto") -> None:
@@ -131,8 +132,8 @@ class SqliteDeliveryStore(GroupCommitDb):
             db.execute("DELETE FROM objects WHERE enterprise=?", (enterprise,))
             db.execute("DELETE FROM objects WHERE kind='enterprise' AND id=?", (enterprise,))
             db.execute("DELETE FROM api_keys WHERE enterprise=?", (enterprise,))
-            db.execute("DELETE FROM media WHERE enterprise=?", (enterprise,))
             db.execute("DELETE FROM chatbot_owners WHERE enterprise=?", (enterprise,))
+            db.execute("DELETE FROM media WHERE enterprise=?", (enterprise,))
 
     async def claim_chatbot(self, enterprise: str, bot: str) -> bool:
         """Make `bot` (a `bot_id`; "" for none) the enterprise's one chatbot; False, changing

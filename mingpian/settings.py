@@ -419,6 +419,12 @@ class Settings:
         parse=parse_kannel_channels,
         allowed_doc=KANNEL_ALLOWED,
     )
+    console_session_hours: float = setting(
+        8.0,
+        "Hours a console sign-in lasts (the session cookie's Max-Age); then the key is asked again.",
+        above=0,
+        maximum=24 * 30,
+    )
     delivery_kannel_token: str = setting(
         "",
         "Secret Kannel presents on `dlr-url` and MO callbacks (`token=`); random per start if empty.",

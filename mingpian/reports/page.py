@@ -21,7 +21,12 @@ from ..studio.pages import html_response, page
 from ..studio.security import HEADERS
 
 STATIC = Path(__file__).parent / "static"
-FILES = {"reports.js": "text/javascript", "reports.css": "text/css", "charts.js": "text/javascript"}
+FILES = {
+    "reports.js": "text/javascript",
+    "reports.css": "text/css",
+    "charts.js": "text/javascript",
+    "report_view.js": "text/javascript",
+}
 PREFIX = "/delivery/static/"
 
 

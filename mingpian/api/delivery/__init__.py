@@ -17,13 +17,27 @@ from delivery.errors import ConfigError, SeedError
 from delivery.library.ingest import Limits
 from delivery.service import DeliveryConfig, DeliveryService
 
+from ...console import setup as setup_console
 from ...keys import metrics_key, settings_key, templates_key
 from ...library import library_dir
 from ...metrics import watch_delivery
 from ...openapi import add_paths, openapi_hooks_key
 from ...reports import setup as setup_reports_page
 from ...settings import Settings
-from . import brand, calls, doc_schemas, enterprises, kannel, media, preview, reports, resources
+from . import (
+    brand,
+    calls,
+    doc_schemas,
+    dryrun,
+    enterprises,
+    kannel,
+    media,
+    preview,
+    reports,
+    resources,
+    session,
+    staff_csv,
+)
 from .state import delivery_key
 
 __all__ = ["delivery_key", "setup"]
@@ -109,8 +123,21 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 def setup(app: web.Application) -> None:
     app.cleanup_ctx.append(_lifecycle)
     paths = {}
-    for module in (enterprises, brand, resources, calls, reports, kannel, media, preview):
+    for module in (
+        enterprises,
+        brand,
+        resources,
+        calls,
+        reports,
+        kannel,
+        media,
+        preview,
+        session,
+        staff_csv,
+        dryrun,
+    ):
         paths.update(module.setup(app))
     paths.update(setup_reports_page(app))
+    paths.update(setup_console(app))
     add_paths(app, paths, {**doc_schemas.documented(), "DeliveryBrandRequestRecord": brand.RECORD_SCHEMA})
     app[openapi_hooks_key].append(doc_schemas.complete)

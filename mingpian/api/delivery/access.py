@@ -1,4 +1,5 @@
-"""Who is asking: the API key on a delivery request, and what it may reach.
+"""Who is asking: the API key on a delivery request (or the console session it was exchanged
+for, session.py), and what it may reach.
 
 An enterprise key reaches only its own enterprise: any other enterprise's ids answer 404
 exactly like ids that do not exist, so a key cannot learn which enterprises exist.
@@ -13,6 +14,7 @@ from aiohttp import web
 from delivery.keys import Principal, principal_of
 
 from ...errors import ApiError
+from .session import from_cookie
 from .state import delivery_key
 
 
@@ -26,11 +28,24 @@ def presented(request: web.Request) -> str | None:
 async def principal(request: web.Request) -> Principal:
     key = presented(request)
     if not key:
+        session = await from_cookie(request)  # the console: the same API, signed in
+        if session is not None:
+            await refuse_suspended(request, session.principal)
+            return session.principal
         raise ApiError(401, "unauthorized", "send an API key: Authorization: Bearer <key>")
     who = await principal_of(request.app[delivery_key].store, key)
     if who is None:
         raise ApiError(401, "unauthorized", "unknown API key")
+    await refuse_suspended(request, who)
     return who
+
+
+async def refuse_suspended(request: web.Request, p: Principal) -> None:
+    """A suspended enterprise's keys and sessions are refused until the operator lifts it."""
+    if p.enterprise is not None:
+        ent = await request.app[delivery_key].store.get("enterprise", "", p.enterprise)
+        if ent is not None and ent.get("suspended"):
+            raise ApiError(403, "forbidden", "the enterprise is suspended")
 
 
 def require_operator(p: Principal) -> None:

@@ -57,6 +57,10 @@ async def put_enterprise(request: web.Request) -> web.Response:
     body = await validation.body(request, "enterprise")
     if body["id"] != ent["id"]:
         raise ApiError(422, "id_mismatch", "id cannot change", path="$.id")
+    if not p.operator:  # only the operator suspends an enterprise or lifts it
+        body = {k: v for k, v in body.items() if k != "suspended"}
+        if ent.get("suspended"):
+            body["suspended"] = True
     store = request.app[delivery_key].store
     changed = brand.brand_changes(ent, body)
     if changed and not p.operator and await brand.has_verified_lines(store, ent["id"]):
@@ -92,14 +96,37 @@ async def delete_enterprise(request: web.Request) -> web.Response:
 
 
 async def issue_key(request: web.Request) -> web.Response:
+    """The operator, or the enterprise itself (its console), issues a key; shown this once."""
     p = await principal(request)
-    require_operator(p)
     ent = await enterprise(request, p)
     store = request.app[delivery_key].store
-    key = await keys.issue(store, ent["id"], "issued by operator")
-    await store.audit(p.name, ent["id"], ent["id"], "issue key", {})
+    label = request.query.get("label", "").strip()[:64] or f"issued by {p.name}"
+    key = await keys.issue(store, ent["id"], label)
+    await store.audit(
+        p.name, ent["id"], ent["id"], "issue key", {"key": keys.hash_key(key)[:12], "label": label}
+    )
     await store.durable()
-    return json_response({"key": key, "enterprise": ent["id"]}, status=201)
+    return json_response({"key": key, "id": keys.hash_key(key)[:12], "enterprise": ent["id"]}, status=201)
+
+
+async def list_keys(request: web.Request) -> web.Response:
+    """The enterprise's keys: a short id of each hash, its label and date (never the key)."""
+    ent = await enterprise(request, await principal(request))
+    return json_response({"keys": await request.app[delivery_key].store.keys_of(ent["id"])})
+
+
+async def revoke_key(request: web.Request) -> web.Response:
+    """Revoke a key by its short id; its console sessions end with it."""
+    p = await principal(request)
+    ent = await enterprise(request, p)
+    store = request.app[delivery_key].store
+    kid = request.match_info["kid"]
+    async with store.tx():
+        if not await store.drop_key(ent["id"], kid):
+            raise ApiError(404, "not_found", f"no key {kid!r}")
+        await store.audit(p.name, ent["id"], ent["id"], "revoke key", {"key": kid})
+    await store.durable()
+    return web.Response(status=204)
 
 
 async def get_audit(request: web.Request) -> web.Response:
@@ -115,6 +142,8 @@ def setup(app: web.Application) -> dict[str, Any]:
     r.add_put(ITEM, put_enterprise)
     r.add_delete(ITEM, delete_enterprise)
     r.add_post(ITEM + "/keys", issue_key)
+    r.add_get(ITEM + "/keys", list_keys)
+    r.add_delete(ITEM + "/keys/{kid}", revoke_key)
     r.add_get(ITEM + "/audit", get_audit)
     return {
         BASE: {
@@ -145,11 +174,19 @@ def setup(app: web.Application) -> dict[str, Any]:
         },
         ITEM + "/keys": {
             "post": op(
-                "Issue an API key for the enterprise (shown once; operator)",
+                "Issue an API key for the enterprise (shown once; ?label=)",
                 {"201": CREATED},
-                403,
                 404,
                 params=EID,
+                query=("label",),
+            ),
+            "get": op(
+                "The enterprise's keys: short id, label, date (never the key)", {"200": OK}, 404, params=EID
+            ),
+        },
+        ITEM + "/keys/{kid}": {
+            "delete": op(
+                "Revoke a key (its console sessions end)", {"204": DELETED}, 404, params=("eid", "kid")
             )
         },
         ITEM + "/audit": {

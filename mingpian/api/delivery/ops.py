@@ -16,6 +16,7 @@ ERROR_MEANINGS = {
     413: "body too large",
     415: "not JSON",
     422: "invalid (problems name the JSON path)",
+    429: "too many attempts (Retry-After)",
 }
 WRITE_ERRORS = (400, 413, 415, 422)  # what any request with a JSON body may get
 
@@ -27,6 +28,8 @@ def op(
     body: str | None = None,
     params: tuple[str, ...] = (),
     query: tuple[str | tuple[str, dict[str, Any]], ...] = (),
+    body_schema: dict[str, Any] | None = None,
+    body_type: str = "application/json",
 ) -> dict[str, Any]:
     responses: dict[str, Any] = {**ok}
     for c in sorted({401, *codes}):
@@ -43,11 +46,9 @@ def op(
         params_doc.append({"name": name, "in": "query", "required": False, "schema": schema})
     if params_doc:
         o["parameters"] = params_doc
-    if body:
-        o["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}},
-        }
+    if body or body_schema:
+        schema = body_schema or {"$ref": f"#/components/schemas/{body}"}
+        o["requestBody"] = {"required": True, "content": {body_type: {"schema": schema}}}
     return o
 
 

@@ -3,6 +3,8 @@ estimate of a campaign before it is sent."""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import time
 from datetime import datetime
@@ -13,6 +15,7 @@ from aiohttp import web
 from delivery.metering.estimate import estimate
 from delivery.metering.ledger import GROUPS, day_of, to_csv
 from delivery.metering.projection import project
+from delivery.staffcsv import FORMULA
 
 from ...errors import ApiError
 from ...httpjson import json_response
@@ -115,10 +118,28 @@ async def get_report(request: web.Request) -> web.Response:
 
 
 async def get_optouts(request: web.Request) -> web.Response:
+    """Every opt-out, or those whose number contains `?q=`; `?format=csv` for a file."""
     ent = await enterprise(request, await principal(request))
     days = _day_range(request)
     rows = await request.app[delivery_key].store.optouts(ent["id"])
-    return json_response({"optouts": [r for r in rows if days[0] <= day_of(float(r["at"])) <= days[1]]})
+    rows = [r for r in rows if days[0] <= day_of(float(r["at"])) <= days[1]]
+    q = request.query.get("q", "").strip()
+    if q:
+        rows = [r for r in rows if q in r["number"] or q in r["text"]]
+    if request.query.get("format") == "csv":
+        out = io.StringIO()
+        w = csv.writer(out, lineterminator="\r\n")
+        w.writerow(["number", "at", "channel", "text"])
+        for r in rows:
+            text = r["text"]
+            w.writerow([r["number"], r["at"], r["channel"], "'" + text if text.startswith(FORMULA) else text])
+        return web.Response(
+            text=out.getvalue(),
+            content_type="text/csv",
+            charset="utf-8",
+            headers={"Content-Disposition": f'attachment; filename="optouts-{ent["id"]}.csv"'},
+        )
+    return json_response({"optouts": rows})
 
 
 async def post_estimate(request: web.Request) -> web.Response:
@@ -155,7 +176,18 @@ def setup(app: web.Application) -> dict[str, Any]:
     }
     return {
         BASE + "/optouts": {
-            "get": op("Numbers that opted out (?from=&to=)", {"200": OK}, 400, 404, params=EID, query=RANGE)
+            "get": op(
+                "Numbers that opted out (?from=&to=, ?q= search, ?format=csv)",
+                {"200": csv_or_json},
+                400,
+                404,
+                params=EID,
+                query=(
+                    *RANGE,
+                    ("q", {"type": "string", "maxLength": 100}),
+                    ("format", {"enum": ["json", "csv"]}),
+                ),
+            )
         },
         BASE + "/usage": {
             "get": op(

@@ -30,6 +30,12 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "packages": ("package", "id", "operator"),
 }
 BASE = "/api/enterprises/{eid}"
+MAX_PAGE = 500
+PAGING: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("q", {"type": "string", "maxLength": 100, "description": "search ids and fields (any case)"}),
+    ("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 50}),
+    ("offset", {"type": "integer", "minimum": 0, "default": 0}),
+)
 
 
 async def _prepare(
@@ -50,6 +56,8 @@ async def _prepare(
                 raise ApiError(404, "not_found", f"no line {body['number']!r}", path="$.number")
             raise ApiError(409, "taken", f"{number} is a line of another enterprise", path="$.number")
         body = {**body, "number": number, "verified": bool(old and old.get("verified"))}
+        if old and old.get("verify_note"):  # what the operator noted stays with the number
+            body["verify_note"] = old["verify_note"]
         if body.get("staff") and await store.get("staff", eid, body["staff"]) is None:
             raise ApiError(422, "unknown_staff", f"no staff member {body['staff']!r}", path="$.staff")
     if kind == "card":
@@ -104,12 +112,53 @@ def _item_id(seg: str, request: web.Request) -> str:
     return raw
 
 
+def paging(request: web.Request) -> tuple[str, int, int]:
+    """`?q=` (search in ids and fields), `?limit=` (1–500) and `?offset=` of a paged list."""
+    q = request.query.get("q", "").strip()[:100]  # (longer: cut, not refused)
+    try:
+        limit = int(request.query.get("limit", "50"))
+        offset = int(request.query.get("offset", "0"))
+    except ValueError:
+        raise ApiError(400, "invalid_query", "limit and offset are whole numbers", path="limit") from None
+    if not 1 <= limit <= MAX_PAGE or offset < 0:
+        raise ApiError(400, "invalid_query", f"limit is 1–{MAX_PAGE}, offset ≥ 0", path="limit")
+    return q, limit, offset
+
+
+def _paged(request: web.Request) -> bool:
+    return any(k in request.query for k in ("q", "limit", "offset"))
+
+
 def _list(seg: str) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         ent = await enterprise(request, await principal(request))
-        return json_response({seg: await request.app[delivery_key].store.list(KINDS[seg][0], ent["id"])})
+        store = request.app[delivery_key].store
+        if not _paged(request):  # the whole list, as before paging
+            return json_response({seg: await store.list(KINDS[seg][0], ent["id"])})
+        q, limit, offset = paging(request)
+        page = await store.page(KINDS[seg][0], ent["id"], q, limit, offset)
+        return json_response(
+            {seg: [doc for _, doc in page.items], "total": page.total, "limit": limit, "offset": offset}
+        )
 
     return handler
+
+
+async def line_queue(request: web.Request) -> web.Response:
+    """Every enterprise's lines (operator), `?unverified=1` for the verification queue."""
+    p = await principal(request)
+    require_operator(p)
+    q, limit, offset = paging(request)
+    unverified = request.query.get("unverified", "") in ("1", "true", "yes")
+    page = await request.app[delivery_key].store.page("line", None, q, limit, offset, unverified)
+    return json_response(
+        {
+            "lines": [{**doc, "enterprise": eid} for eid, doc in page.items],
+            "total": page.total,
+            "limit": limit,
+            "offset": offset,
+        }
+    )
 
 
 def _create(seg: str) -> Handler:
@@ -193,7 +242,7 @@ async def verify_line(request: web.Request) -> web.Response:
     if line is None:
         raise ApiError(404, "not_found", f"no line {request.match_info['id']!r}")
     body = await validation.body(request, "verify")
-    line = {**line, "verified": body["verified"]}
+    line = {**line, "verified": body["verified"], "verify_note": body.get("note", "")}
     async with store.tx():
         await store.put("line", ent["id"], number, line)
         await store.audit(
@@ -221,7 +270,14 @@ def setup(app: web.Application) -> dict[str, Any]:
         extra = (403,) if writer == "operator" else ()
         ids = ("eid", "id")
         paths[base] = {
-            "get": op(f"List {seg}", {"200": OK}, 404, params=("eid",)),
+            "get": op(
+                f"List {seg} (?q=&limit=&offset=: one page, searched, with the total)",
+                {"200": OK},
+                400,
+                404,
+                params=("eid",),
+                query=PAGING,
+            ),
             "post": op(
                 f"Create a {kind}",
                 {"201": CREATED},
@@ -240,6 +296,19 @@ def setup(app: web.Application) -> dict[str, Any]:
             ),
             "delete": op(f"Delete a {kind}", {"204": DELETED}, 404, *extra, params=ids),
         }
+    r.add_get("/api/lines", line_queue)
+    paths["/api/lines"] = {
+        "get": op(
+            "Every enterprise's lines, paged (operator); ?unverified=1: the verification queue",
+            {"200": OK},
+            400,
+            403,
+            query=(
+                *PAGING,
+                ("unverified", {"enum": ["1", "0"], "description": "1: only lines not verified"}),
+            ),
+        )
+    }
     r.add_post(BASE + "/lines/{id}/verify", verify_line)
     paths[BASE + "/lines/{id}/verify"] = {
         "post": op(

@@ -1,0 +1,95 @@
+"""A dry run: exactly what a call between one of the enterprise's lines and a number would send,
+channel by channel, without sending, charging or recording anything.
+
+It walks the same steps as a real call event (intake's card choice, compose's data and brand,
+the chain's channel order and skip reasons, the degraded legacy texts, the package units), so
+what the console shows is what the gateways would get.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from renderer import RenderError
+from renderer.rcs import to_rcs
+
+from . import rules
+from .compose import Composer, choose_card
+from .metering import Meter
+from .metering.estimate import estimate
+from .model import DEFAULT_CHAIN
+from .records import Delivery
+from .storage import DeliveryStore
+
+LEGACY = ("ussd", "flash", "sms")
+
+
+async def dry_run(
+    store: DeliveryStore,
+    composer: Composer,
+    meter: Meter,
+    configured: set[str],
+    enterprise: dict[str, Any],
+    line: dict[str, Any],
+    person: str,
+    phase: str,
+) -> dict[str, Any]:
+    eid = enterprise["id"]
+    now = time.time()
+    call_id = "dry-run-" + secrets.token_hex(6)
+    card = await choose_card(store, eid, line, phase, call_id)
+    chain = list((enterprise.get("policy") or {}).get("chain") or DEFAULT_CHAIN)
+    out: dict[str, Any] = {
+        "line": line["number"],
+        "to": person,
+        "phase": phase,
+        "verified": bool(line.get("verified")),
+        "chain": chain,
+        "card": None,
+        "blocked": "",
+        "channels": [],
+    }
+    if card is None:
+        out["blocked"] = f"no card for phase {phase}"
+        return out
+    out["card"] = {k: card.get(k) for k in ("id", "template", "kind", "line", "group")}
+    if await store.opted_out(eid, person):
+        out["blocked"] = "the number opted out"
+    elif card.get("kind") == "ad" and rules.in_quiet_hours(enterprise.get("policy") or {}, now):
+        out["blocked"] = "quiet hours for advertising cards"
+    d = Delivery(
+        call_id, call_id, phase, eid, line["number"], person, card["id"], card["template"],
+        card.get("kind", "identity"),
+        {
+            "card_data": card.get("data") or {}, "call_fields": card.get("call_fields") or {},
+            "staff": line.get("staff"), "caller": line["number"], "callee": person, "time": now,
+            "verified": bool(line.get("verified")),
+        },
+        chain, 0, "active", "", "", now, now, now,
+    )  # fmt: skip
+    try:
+        msg = await composer.message(d, enterprise)
+    except RenderError as exc:
+        out["blocked"] = f"the card does not render: {str(exc).splitlines()[0][:300]}"
+        return out
+    finally:
+        composer.forget(d.id)
+    out["brand"] = {"signature": msg.brand.signature, "name": msg.brand.name}
+    costs = {c["channel"]: c for c in await estimate(meter, eid, msg, line["number"], 1)}
+    for ch in chain:
+        item: dict[str, Any] = {"channel": ch, "cost": costs.get(ch, {})}
+        if ch not in configured:
+            item["skipped"] = f"channel {ch} not configured"
+        try:
+            if ch == "rcs":
+                item["messageList"] = to_rcs(msg).message_list()
+                if not enterprise.get("chatbot"):
+                    item["skipped"] = "the enterprise has no chatbot for 5G messages"
+            else:
+                item["legacy"] = composer.degrade(msg, ch).to_json()  # type: ignore[arg-type]
+        except RenderError as exc:
+            item["error"] = str(exc).splitlines()[0][:300]
+        out["channels"].append(item)
+    return out

@@ -1,0 +1,131 @@
+// The enterprise's account pages: API keys (issued and shown once, revoked), opt-outs (search,
+// export), the audit log, packages and balances (read-only) and the reports.
+
+import {copyText} from '/static/dom.js';
+import {reportView} from '/delivery/static/report_view.js';
+import * as api from './capi.js';
+import {CHANNEL_NAME, button, clear, confirmButton, field, h, input, notice, section, table, when} from './ui.js';
+
+const ACTIONS = {
+  'create enterprise': '创建企业', 'update enterprise': '修改企业', 'issue key': '签发密钥',
+  'revoke key': '吊销密钥', 'import staff': '导入员工', verify: '认证号码', unverify: '拒绝认证',
+  'create line': '添加线路', 'update line': '修改线路', 'delete line': '删除线路',
+  'create card': '新建名片', 'update card': '修改名片', 'delete card': '删除名片',
+  'create staff': '添加员工', 'update staff': '修改员工', 'delete staff': '删除员工',
+  'create package': '新建套餐', 'update package': '修改套餐', 'delete package': '删除套餐',
+  'file brand request': '提交品牌申请', 'withdraw brand request': '撤回品牌申请',
+  'approve brand request': '通过品牌申请', 'refuse brand request': '拒绝品牌申请',
+  'upload media': '上传素材', 'delete media': '删除素材',
+};
+
+function actor(a) {
+  return a === 'operator' ? '运营方' : a.startsWith('enterprise:') ? '企业' : a;
+}
+
+async function keys(main, {eid}) {
+  const note = notice();
+  const shown = h('div', {class: 'key-once', hidden: true, 'aria-live': 'polite'});
+  const listBox = h('div');
+  async function reload() {
+    const res = await api.get(api.ent(eid, '/keys'));
+    clear(listBox).append(table([
+      {title: '编号', get: (k) => h('code', {}, k.id)},
+      {title: '备注', get: (k) => k.label},
+      {title: '签发时间', get: (k) => when(k.created)},
+      {title: '操作', get: (k) => confirmButton('吊销', '确认吊销', async () => {
+        const r = await api.del(api.ent(eid, `/keys/${api.enc(k.id)}`));
+        note.show(r.ok ? `已吊销 ${k.id}，用它登录的会话也已失效` : api.errorText(r), r.ok ? 'ok' : 'error');
+        reload();
+      })},
+    ], res.ok ? res.body.keys : [], {empty: '没有密钥'}));
+  }
+  const label = input('label', {maxlength: '64', placeholder: '例如：呼叫中心系统'});
+  const form = h('form', {class: 'grid-form', on: {submit: async (ev) => {
+    ev.preventDefault();
+    const res = await api.request('POST', api.ent(eid, `/keys?label=${api.enc(label.value.trim())}`));
+    if (!res.ok) { note.show(api.errorText(res), 'error'); return; }
+    const value = h('code', {class: 'secret'}, res.body.key);
+    clear(shown).append(h('p', {}, h('strong', {}, '新密钥只显示这一次，请现在复制保存：')), value,
+      button('复制', async () => note.show(await copyText(res.body.key) ? '已复制' : '无法复制，请手动选中复制')),
+      button('我已保存，隐藏', () => { clear(shown); shown.hidden = true; }));
+    shown.hidden = false;
+    label.value = '';
+    reload();
+  }}}, field('备注', label), h('div', {class: 'actions'}, h('button', {type: 'submit', class: 'primary'}, '签发新密钥')));
+  main.append(h('h1', {}, 'API 密钥'),
+    h('p', {class: 'lead'}, '系统对接用的密钥。服务器只保存密钥的摘要，签发后无法再次查看。'),
+    section('签发', form, shown, note), section('已签发的密钥', listBox));
+  await reload();
+}
+
+async function optouts(main, {eid}) {
+  const q = input('q', {type: 'search', placeholder: '号码或回复内容'});
+  const out = h('div');
+  async function load() {
+    const res = await api.get(api.ent(eid, `/optouts?q=${api.enc(q.value.trim())}`));
+    clear(out).append(table([
+      {title: '号码', get: (o) => o.number},
+      {title: '时间', get: (o) => when(o.at)},
+      {title: '渠道', get: (o) => CHANNEL_NAME[o.channel] || o.channel},
+      {title: '回复内容', get: (o) => o.text},
+    ], res.ok ? res.body.optouts : [], {empty: '没有退订记录'}));
+  }
+  main.append(h('h1', {}, '退订'),
+    h('p', {class: 'lead'}, '回复 TD、退订等字样的号码：所有渠道都不再向他们发送名片。'),
+    h('form', {class: 'search', role: 'search', on: {submit: (ev) => { ev.preventDefault(); load(); }}},
+      field('搜索', q), h('button', {type: 'submit'}, '搜索'),
+      h('a', {class: 'button', href: api.ent(eid, '/optouts?format=csv'), download: `optouts-${eid}.csv`}, '导出 CSV')),
+    out);
+  await load();
+}
+
+async function audit(main, {eid}) {
+  const res = await api.get(api.ent(eid, '/audit'));
+  main.append(h('h1', {}, '操作日志'), h('p', {class: 'lead'}, '最近 200 条：谁在什么时候改了什么。'),
+    table([
+      {title: '时间', get: (a) => when(a.at)},
+      {title: '操作者', get: (a) => actor(a.actor)},
+      {title: '操作', get: (a) => ACTIONS[a.action] || a.action},
+      {title: '对象', get: (a) => a.target},
+      {title: '备注', get: (a) => (a.detail && a.detail.note) || ''},
+    ], res.ok ? res.body.audit : [], {empty: '没有记录'}));
+}
+
+export function balanceTable(packages) {
+  return table([
+    {title: '套餐', get: (p) => p.id},
+    {title: '类型', get: (p) => (p.kind === 'pool' ? '共享池' : '线路套餐')},
+    {title: '总量', get: (p) => p.units, num: true},
+    {title: '已用', get: (p) => p.used, num: true},
+    {title: '剩余', get: (p) => p.remaining, num: true},
+    {title: '超出', get: (p) => p.overage ?? 0, num: true},
+    {title: '用完后', get: (p) => (p.policy === 'overage' ? '按量计费' : '停止发送')},
+  ], packages, {empty: '没有套餐'});
+}
+
+async function packages(main, {eid}) {
+  const [report, list] = await Promise.all([api.get(api.ent(eid, '/report')), api.get(api.ent(eid, '/packages'))]);
+  main.append(h('h1', {}, '套餐与余量'), h('p', {class: 'lead'}, '套餐由运营方开通和充值；这里只读。'),
+    section('余量', balanceTable(report.ok ? report.body.packages : [])),
+    section('有效期', table([
+      {title: '套餐', get: (p) => p.id},
+      {title: '价格（元）', get: (p) => p.price ?? '', num: true},
+      {title: '生效', get: (p) => when(p.valid_from)},
+      {title: '到期', get: (p) => when(p.valid_to)},
+      {title: '覆盖线路', get: (p) => ((p.lines || []).length ? p.lines.join('、') : '全部线路')},
+    ], list.ok ? list.body.packages : [])));
+}
+
+async function reports(main, {eid}) {
+  const [report, usage] = await Promise.all([api.get(api.ent(eid, '/report')), api.get(api.ent(eid, '/usage?by=day,channel'))]);
+  main.append(h('h1', {}, '报表'));
+  if (!report.ok || !usage.ok) { main.append(h('p', {class: 'notice error'}, api.errorText(report.ok ? usage : report))); return; }
+  main.append(h('div', {class: 'reports'}, reportView(report.body, usage.body)),
+    h('p', {}, h('a', {href: api.ent(eid, '/usage?by=day,line,channel,package&format=csv'), download: `usage-${eid}.csv`}, '导出用量明细 CSV')));
+}
+
+const PAGES = {keys, optouts, audit, packages, reports};
+
+export async function render(main, ctx, name) {
+  await PAGES[name](main, ctx);
+}

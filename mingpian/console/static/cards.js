@@ -1,0 +1,131 @@
+// Cards: for each line, group or the whole enterprise and each call phase, a template and its
+// data (the studio's schema form), previewed on the phone mock-ups with the cost per channel.
+
+import {SchemaForm} from '/static/form.js';
+import * as sapi from '/static/api.js';
+import {debounce} from '/static/dom.js';
+import * as api from './capi.js';
+import {Preview} from './preview.js';
+import {CHANNEL_NAME, PHASES, PHASE_NAME, button, clear, confirmButton, field, h, input, notice, section, select, table} from './ui.js';
+
+function scopeText(c) {
+  if (c.line) return `线路 ${c.line}`;
+  if (c.group) return `分组 ${c.group}`;
+  return '全部线路';
+}
+
+function costTable(channels) {
+  return table([
+    {title: '渠道', get: (c) => CHANNEL_NAME[c.channel] || c.channel},
+    {title: '条数', get: (c) => c.segments ?? '', num: true},
+    {title: '计费单位', get: (c) => c.units ?? '', num: true},
+    {title: '套餐内', get: (c) => c.covered_by_packages ?? '', num: true},
+    {title: '超出', get: (c) => c.beyond_packages ?? '', num: true},
+    {title: '费用（元）', get: (c) => (c.cost ?? ''), num: true},
+    {title: '可发送', get: (c) => (c.error ? '放不下' : c.sendable ? '是' : '否（套餐用完）')},
+  ], channels, {caption: '每次发送的费用估算'});
+}
+
+async function editor(slot, ctx, card, templates, done) {
+  const {eid} = ctx;
+  const note = notice();
+  const preview = new Preview();
+  const cost = h('div', {class: 'cost'});
+  const dataForm = h('form', {class: 'schema-form', novalidate: true, autocomplete: 'off'});
+  const id = input('id', {required: true, value: card ? card.id : '', readonly: Boolean(card), maxlength: '64',
+    pattern: '[A-Za-z0-9][A-Za-z0-9_.\\-]*'});
+  const phase = select('phase', PHASES, card ? card.phase : 'ended');
+  const scope = select('scope', [['all', '全部线路'], ['line', '一条线路'], ['group', '一个分组']],
+    card ? (card.line ? 'line' : card.group ? 'group' : 'all') : 'all');
+  const target = input('target', {value: card ? card.line || card.group || '' : '', maxlength: '64'});
+  const kind = select('kind', [['identity', '身份名片'], ['ad', '广告']], card ? card.kind || 'identity' : 'identity');
+  const tpl = select('template', templates.map((t) => [t.name, `${t.title}（${t.name}）`]),
+    card ? card.template : (templates.find((t) => t.name === 'courier-hangup') || templates[0] || {}).name);
+  const targetField = field('线路号码或分组名', target);
+  const syncScope = () => { targetField.hidden = scope.value === 'all'; };
+  scope.addEventListener('change', syncScope);
+  syncScope();
+  let schemaForm;
+
+  const refresh = debounce(async () => {
+    const data = schemaForm.value;
+    const res = await preview.show(tpl.value, data);
+    if (res && !res.ok) schemaForm.showProblems(res.body?.problems || []);
+    else schemaForm.clearProblems();
+    const line = scope.value === 'line' ? target.value.trim() : '';
+    const est = await api.post(api.ent(eid, '/estimate'), {template: tpl.value, data, count: 1, ...(line ? {line} : {})});
+    clear(cost).append(est.ok ? costTable(est.body.channels) : h('p', {class: 'notice error'}, api.errorText(est)));
+  }, 250);
+
+  async function loadTemplate(initial) {
+    const detail = await sapi.getJSON(`/api/templates/${encodeURIComponent(tpl.value)}`);
+    if (!detail.ok) { note.show('模板有错误，换一个模板', 'error'); return; }
+    schemaForm = new SchemaForm(dataForm, {onChange: refresh});
+    schemaForm.build(detail.body.dataSchema, initial ?? detail.body.sampleData);
+    refresh.flush();
+  }
+  tpl.addEventListener('change', () => loadTemplate());
+
+  async function save() {
+    const body = {id: id.value.trim(), phase: phase.value, template: tpl.value, kind: kind.value, data: schemaForm.value};
+    if (scope.value === 'line') body.line = target.value.trim();
+    if (scope.value === 'group') body.group = target.value.trim();
+    const res = card
+      ? await api.put(api.ent(eid, `/cards/${api.enc(card.id)}`), body)
+      : await api.post(api.ent(eid, '/cards'), body);
+    if (!res.ok) { note.show(api.errorText(res), 'error'); return; }
+    note.show(`已保存名片 ${res.body.id}：${PHASE_NAME[res.body.phase]}，${scopeText(res.body)}`);
+    card = res.body;
+    id.readOnly = true;
+    done();
+  }
+
+  clear(slot).append(section(card ? `编辑名片 ${card.id}` : '新建名片',
+    h('div', {class: 'grid-form'},
+      field('名片 ID', id, '字母、数字、. _ -'),
+      field('时机', phase),
+      field('适用范围', scope),
+      targetField,
+      field('模板', tpl),
+      field('类型', kind)),
+    h('div', {class: 'card-editor'},
+      h('div', {class: 'editor'}, h('h3', {}, '名片数据'), dataForm),
+      h('div', {class: 'previews'}, h('h3', {}, '预览'), preview.el, cost)),
+    h('div', {class: 'actions'}, button('保存名片', save, {class: 'primary'})),
+    note));
+  await loadTemplate(card ? card.data : undefined);
+  id.focus();
+}
+
+export async function render(main, ctx) {
+  const {eid} = ctx;
+  const [cards, tlist] = await Promise.all([api.get(api.ent(eid, '/cards')), sapi.getJSON('/api/templates')]);
+  const templates = tlist.ok ? tlist.body.templates.filter((t) => t.ok) : [];
+  const slot = h('div', {class: 'editor-slot'});
+  const listBox = h('div', {});
+  const note = notice();
+  async function reload() {
+    const res = await api.get(api.ent(eid, '/cards'));
+    drawList(res.ok ? res.body.cards : []);
+  }
+  function drawList(items) {
+    clear(listBox).append(table([
+      {title: 'ID', get: (c) => c.id},
+      {title: '时机', get: (c) => PHASE_NAME[c.phase] || c.phase},
+      {title: '适用', get: scopeText},
+      {title: '模板', get: (c) => c.template},
+      {title: '操作', get: (c) => h('span', {class: 'row-actions'},
+        button('编辑', () => editor(slot, ctx, c, templates, reload), {'aria-label': `编辑名片 ${c.id}`}),
+        confirmButton('删除', '确认删除', async () => {
+          const res = await api.del(api.ent(eid, `/cards/${api.enc(c.id)}`));
+          note.show(res.ok ? `已删除 ${c.id}` : api.errorText(res), res.ok ? 'ok' : 'error');
+          reload();
+        }))},
+    ], items, {empty: '还没有名片'}));
+  }
+  drawList(cards.ok ? cards.body.cards : []);
+  main.append(h('h1', {}, '名片'),
+    h('p', {class: 'lead'}, '线路自己的名片优先，其次是分组的，最后是企业默认（全部线路）的。'),
+    section('已有名片', listBox, note, button('新建名片', () => editor(slot, ctx, null, templates, reload), {class: 'primary'})),
+    slot);
+}

@@ -1,0 +1,104 @@
+// The studio's six phone mock-ups, for the console: a card being edited (rendered through the
+// templates API, as the studio does) or a dry run's payloads exactly as they would be sent.
+
+import * as sapi from '/static/api.js';
+import {h} from '/static/dom.js';
+import {legacyBody, legacyScreen} from '/static/legacy.js';
+import {mediaResult} from '/static/media.js';
+import {Phone, VIEWS} from '/static/phones.js';
+import {renderMessageList} from '/static/rcs.js';
+
+const LEGACY = ['ussd', 'flash', 'sms'];
+
+export class Preview {
+  constructor() {
+    this.phones = {};
+    this.el = h('div', {class: 'phones console-phones'});
+    for (const v of VIEWS) {
+      this.phones[v.id] = new Phone(v, '');
+      this.el.append(this.phones[v.id].el);
+    }
+    this.gen = 0;
+    this.caps = sapi.capabilities();
+    this.imageUrl = null;
+  }
+
+  brand(text) {
+    for (const p of Object.values(this.phones)) p.brand = text;
+  }
+
+  /** Render `data` with `template` on every phone; returns the 5G render's answer. */
+  async show(template, data) {
+    const gen = ++this.gen;
+    const caps = await this.caps;
+    const has = (f) => caps.formats.includes(f);
+    const rcs = await sapi.render(template, data);
+    if (gen !== this.gen) return rcs;
+    if (!rcs.ok) {
+      for (const p of Object.values(this.phones)) p.stale(`未更新：数据有误（${(rcs.body?.problems || []).length} 处）`);
+      return rcs;
+    }
+    this.phones.rcs.show(renderMessageList(rcs.body.messageList, {}));
+    if (rcs.body.brand?.name) this.brand(rcs.body.brand.name);
+    await Promise.all([
+      ...LEGACY.map(async (ch) => {
+        if (!has(ch)) { this.phones[ch].off('服务器未提供这个渠道'); return; }
+        const res = await sapi.render(template, data, {format: ch});
+        if (gen !== this.gen) return;
+        const lt = res.ok ? legacyBody(res.body) : null;
+        if (lt) this.phones[ch].show(legacyScreen(ch, lt, {}));
+        else this.phones[ch].stale('未更新');
+      }),
+      this.#image(template, data, gen, has('png')),
+    ]);
+    this.#videoButton(template, data, has('mp4'));
+    return rcs;
+  }
+
+  async #image(template, data, gen, available) {
+    if (!available) { this.phones.image.off('服务器未提供图片渲染'); return; }
+    const res = await sapi.render(template, data, {format: 'png'});
+    const out = await mediaResult(res, {});
+    if (gen !== this.gen || out.aborted) return;
+    if (out.error) { this.phones.image.stale('图片未更新'); return; }
+    if (this.imageUrl && this.imageUrl.startsWith('blob:')) URL.revokeObjectURL(this.imageUrl);
+    this.imageUrl = out.url;
+    this.phones.image.show(h('img', {class: 'rendered', src: out.url, alt: '名片图片预览'}));
+  }
+
+  #videoButton(template, data, available) {
+    if (!available) { this.phones.video.off('服务器未提供视频渲染'); return; }
+    const make = async () => {
+      const bar = h('progress', {max: '100', 'aria-label': '视频渲染进度'});
+      this.phones.video.show(h('div', {class: 'progress'}, bar));
+      const res = await sapi.render(template, data, {format: 'mp4', query: {async: '1'}});
+      const out = await mediaResult(res, {onProgress: (pct) => { if (pct !== null) bar.value = pct; }});
+      if (out.error) { this.phones.video.stale('视频渲染失败'); return; }
+      this.phones.video.show(h('video', {class: 'rendered', src: out.url, controls: true, 'aria-label': '名片视频预览'}));
+    };
+    this.phones.video.show(h('button', {type: 'button', class: 'make-video', on: {click: make}}, '生成视频'));
+  }
+
+  /** A dry run's channels: each phone shows what that channel would carry, or why it would not. */
+  showDryRun(result) {
+    this.gen += 1;
+    const byChannel = Object.fromEntries((result.channels || []).map((c) => [c.channel, c]));
+    if (result.brand) this.brand(result.brand.name);
+    for (const v of VIEWS) {
+      const phone = this.phones[v.id];
+      if (v.id === 'image' || v.id === 'video') { phone.off('试拨只显示各渠道实际发送的内容'); continue; }
+      const c = byChannel[v.id];
+      if (!c) { phone.off('不在企业的发送顺序里'); continue; }
+      if (c.error) { phone.off('这个渠道放不下这张名片'); continue; }
+      if (v.id === 'rcs') phone.show(renderMessageList(c.messageList || [], {}));
+      else phone.show(legacyScreen(v.id, c.legacy, {}));
+      if (c.skipped) phone.setNote('会跳过：' + skipText(c.skipped), 'error');
+    }
+  }
+}
+
+export function skipText(reason) {
+  if (reason.startsWith('channel')) return '服务器未配置这个渠道';
+  if (reason.includes('chatbot')) return '企业没有 5G 消息机器人';
+  return reason;
+}

@@ -1,0 +1,76 @@
+// The report's charts and tables from `/report` and `/usage` answers, as the console's reports
+// page shows them (the reports page at /reports draws its own, with a date range). Data reaches the DOM through textContent only (see /static/dom.js).
+
+import {h} from '/static/dom.js';
+import {hBars, stackedBars} from './charts.js';
+
+const OUTCOMES = ['delivered', 'failed', 'timeout', 'other'];
+
+function outcome(o) {
+  return OUTCOMES.includes(o) ? o : 'other';
+}
+
+function legend(keys) {
+  return h('ul', {class: 'legend'}, keys.map((k) => h('li', {}, h('i', {class: `c-${k}`}), k)));
+}
+
+function table(headers, rows) {
+  return h('details', {}, h('summary', {text: '数据'}),
+    h('table', {}, h('thead', {}, h('tr', {}, headers.map((x) => h('th', {text: x})))),
+      h('tbody', {}, rows.map((r) => h('tr', {}, r.map((c) => h('td', {class: typeof c === 'number' ? 'num' : null,
+        text: c})))))));
+}
+
+function figure(caption, ...children) {
+  return h('figure', {}, h('figcaption', {text: caption}), ...children);
+}
+
+function tapsByButton(taps) {
+  const sum = new Map();
+  for (const t of taps) {
+    const label = `${t.card} · ${t.button}`;
+    sum.set(label, (sum.get(label) || 0) + t.taps);
+  }
+  return [...sum.entries()].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([label, value]) => ({label, value}));
+}
+
+/** The report's charts and tables as one element (also drawn by the console's reports page). */
+export function reportView(report, usage) {
+  const attempts = report.attempts || [];
+  const byDay = new Map();
+  const byChannel = new Map();
+  for (const a of attempts) {
+    const key = `${a.day} ${a.channel}`;
+    const g = byDay.get(key) || {label: `${a.day.slice(5)} ${a.channel}`, parts: {}};
+    g.parts[outcome(a.outcome)] = (g.parts[outcome(a.outcome)] || 0) + a.attempts;
+    byDay.set(key, g);
+    const c = byChannel.get(a.channel) || {total: 0, delivered: 0, latency: 0};
+    c.total += a.attempts;
+    if (a.outcome === 'delivered') {
+      c.delivered += a.attempts;
+      c.latency += (a.mean_seconds || 0) * a.attempts;
+    }
+    byChannel.set(a.channel, c);
+  }
+  const channels = [...byChannel.entries()];
+  const charts = h('div', {class: 'charts'},
+    figure('投递结果（按天、渠道）', stackedBars([...byDay.values()], OUTCOMES, '每天每个渠道的投递结果'),
+      legend(OUTCOMES),
+      table(['天', '渠道', '结果', '次数'], attempts.map((a) => [a.day, a.channel, a.outcome, a.attempts]))),
+    figure('回执时延（平均）', hBars(channels.map(([ch, c]) => ({label: ch,
+      value: c.delivered ? c.latency / c.delivered : 0})), '各渠道从提交到回执的平均时间', {format: (v) => `${Math.round(v * 1000)} ms`})),
+    figure('回落率', hBars(channels.map(([ch, c]) => ({label: ch, value: c.total - c.delivered, of: c.total,
+      cls: 'c-failed'})), '各渠道未送达而转下一渠道的尝试'),
+      table(['渠道', '尝试', '送达'], channels.map(([ch, c]) => [ch, c.total, c.delivered]))),
+    figure('套餐余量', hBars((report.packages || []).map((p) => ({label: p.id, value: p.used, of: p.units})),
+      '各套餐已用条数'),
+      table(['套餐', '类型', '总量', '已用', '剩余', '超出', '策略'], (report.packages || []).map((p) =>
+        [p.id, p.kind, p.units, p.used, p.remaining, p.overage, p.policy]))),
+    figure('用量与费用（按天、渠道）', table(['天', '渠道', '条数', '单位', '超出单位', '费用（元）'],
+      (usage.rows || []).map((r) => [r.day, r.channel, r.messages, r.units, r.overage_units, r.cost]))),
+    figure('按钮点击', hBars(tapsByButton(report.taps || []), '各按钮被点击的次数'),
+      table(['卡片', '按钮', '天', '点击'], (report.taps || []).map((t) => [t.card, t.button, t.day, t.taps]))),
+    figure('广告曝光', table(['卡片', '天', '曝光', '点击'],
+      (report.ads || []).map((a) => [a.card, a.day, a.impressions, a.taps]))));
+  return charts;
+}
