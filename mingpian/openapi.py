@@ -89,6 +89,27 @@ def json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def static_files(summary: str) -> dict[str, Any]:
+    """The operation of a page's own scripts and stylesheet (`{name}`), as pages document it."""
+    return {
+        "get": {
+            "summary": summary,
+            "tags": ["delivery"],
+            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {
+                "200": {
+                    "description": "the file",
+                    "content": {
+                        "text/javascript": {"schema": {"type": "string"}},
+                        "text/css": {"schema": {"type": "string"}},
+                    },
+                },
+                "404": {"description": "no such file"},
+            },
+        }
+    }
+
+
 def add_paths(
     app: web.Application, paths: dict[str, dict[str, Any]], schemas: dict[str, Any] | None = None
 ) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..openapi import static_files
 from ..studio.assets import asset_url
 from ..studio.pages import html_response
 from ..studio.security import HEADERS
@@ -107,23 +108,5 @@ def setup(app: web.Application) -> dict[str, Any]:
                 "responses": html,
             }
         },
-        PREFIX + "{name}": {
-            "get": {
-                "summary": "The console's scripts and stylesheet",
-                "tags": ["delivery"],
-                "parameters": [
-                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
-                "responses": {
-                    "200": {
-                        "description": "the file",
-                        "content": {
-                            "text/javascript": {"schema": {"type": "string"}},
-                            "text/css": {"schema": {"type": "string"}},
-                        },
-                    },
-                    "404": {"description": "no such file"},
-                },
-            }
-        },
+        PREFIX + "{name}": static_files("The console's scripts and stylesheet"),
     }

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ..openapi import static_files
 from ..studio.pages import html_response, page
 from ..studio.security import HEADERS
 
@@ -105,23 +106,5 @@ def setup(app: web.Application) -> dict[str, dict[str, object]]:
                 "responses": html,
             }
         },
-        PREFIX + "{name}": {
-            "get": {
-                "summary": "The reports page's scripts and stylesheet",
-                "tags": ["delivery"],
-                "parameters": [
-                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
-                "responses": {
-                    "200": {
-                        "description": "the file",
-                        "content": {
-                            "text/javascript": {"schema": {"type": "string"}},
-                            "text/css": {"schema": {"type": "string"}},
-                        },
-                    },
-                    "404": {"description": "no such file"},
-                },
-            }
-        },
+        PREFIX + "{name}": static_files("The reports page's scripts and stylesheet"),
     }

@@ -21,7 +21,7 @@ import yaml
 
 from mingpian.settings import PROJECT_ROOT
 from tests.support.gatewaysim import GatewaySim, Rule
-from tests.support.processes import free_port, wait_port
+from tests.support.processes import free_port, serve, wait_port
 from tests.support.templates import TEMPLATES
 
 from .support import CUSTOMER, OPERATOR, SF_KEY, SF_LINE, auth, seed_doc
@@ -44,32 +44,21 @@ async def fleet(
 
     def start(name: str) -> subprocess.Popen[bytes]:
         port = ports.setdefault(name, free_port())
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")}
-        env.update(
-            {
-                "MINGPIAN_PORT": str(port),
-                "MINGPIAN_TEMPLATE_DIR": str(TEMPLATES),
-                "MINGPIAN_DATA_DIR": str(tmp_path / name),
-                "MINGPIAN_DATABASE_URL": postgres_url,
-                "MINGPIAN_DELIVERY_COUNTERS": "redis",
-                "MINGPIAN_REDIS_URL": redis_url,
-                "MINGPIAN_DELIVERY_SEED": str(seed),
-                "MINGPIAN_DELIVERY_SMPP": f"127.0.0.1:{gateway.smpp_port}",
-                "MINGPIAN_DELIVERY_SMPP_PASSWORD": "secret",
-                "MINGPIAN_DELIVERY_LEASE": str(LEASE),
-                "MINGPIAN_LOG_LEVEL": "WARNING",
-                "MINGPIAN_LOG_FORMAT": "text",
-            }
-        )
-        with (tmp_path / f"{name}.log").open("ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "mingpian", "serve"],
-                env=env,
-                cwd=PROJECT_ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_port(port, proc, timeout=30)
+        settings = {
+            "MINGPIAN_PORT": str(port),
+            "MINGPIAN_TEMPLATE_DIR": str(TEMPLATES),
+            "MINGPIAN_DATA_DIR": str(tmp_path / name),
+            "MINGPIAN_DATABASE_URL": postgres_url,
+            "MINGPIAN_DELIVERY_COUNTERS": "redis",
+            "MINGPIAN_REDIS_URL": redis_url,
+            "MINGPIAN_DELIVERY_SEED": str(seed),
+            "MINGPIAN_DELIVERY_SMPP": f"127.0.0.1:{gateway.smpp_port}",
+            "MINGPIAN_DELIVERY_SMPP_PASSWORD": "secret",
+            "MINGPIAN_DELIVERY_LEASE": str(LEASE),
+            "MINGPIAN_LOG_LEVEL": "WARNING",
+            "MINGPIAN_LOG_FORMAT": "text",
+        }
+        proc = serve(settings, tmp_path / f"{name}.log")
         procs[name], urls[name] = proc, f"http://127.0.0.1:{port}"
         return proc
 

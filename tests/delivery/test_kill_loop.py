@@ -9,11 +9,9 @@ exactly what the SMSC was sent (0 charged twice)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,9 +19,8 @@ from typing import Any
 import aiohttp
 import yaml
 
-from mingpian.settings import PROJECT_ROOT
 from tests.support.gatewaysim import GatewaySim, Rule
-from tests.support.processes import free_port, wait_port
+from tests.support.processes import free_port, serve
 from tests.support.templates import TEMPLATES
 
 from .support import OPERATOR, SF_KEY, SF_LINE, auth, seed_doc
@@ -81,31 +78,19 @@ async def test_ten_kills_under_load_lose_nothing_and_send_nothing_twice(
     seed.write_text(yaml.safe_dump(doc, allow_unicode=True), "utf-8")
     gateway.set_rules([Rule("deliver", delay=0.5)])
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")}
-    env.update(
-        {
-            "MINGPIAN_PORT": str(port),
-            "MINGPIAN_TEMPLATE_DIR": str(TEMPLATES),
-            "MINGPIAN_DATA_DIR": str(tmp_path / "data"),
-            "MINGPIAN_DELIVERY_SEED": str(seed),
-            "MINGPIAN_DELIVERY_SMPP": f"127.0.0.1:{gateway.smpp_port}",
-            "MINGPIAN_DELIVERY_SMPP_PASSWORD": "secret",
-            "MINGPIAN_LOG_LEVEL": "WARNING",
-            "MINGPIAN_LOG_FORMAT": "text",
-        }
-    )
+    settings = {
+        "MINGPIAN_PORT": str(port),
+        "MINGPIAN_TEMPLATE_DIR": str(TEMPLATES),
+        "MINGPIAN_DATA_DIR": str(tmp_path / "data"),
+        "MINGPIAN_DELIVERY_SEED": str(seed),
+        "MINGPIAN_DELIVERY_SMPP": f"127.0.0.1:{gateway.smpp_port}",
+        "MINGPIAN_DELIVERY_SMPP_PASSWORD": "secret",
+        "MINGPIAN_LOG_LEVEL": "WARNING",
+        "MINGPIAN_LOG_FORMAT": "text",
+    }
 
     def start() -> subprocess.Popen[bytes]:
-        with (tmp_path / "server.log").open("ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "mingpian", "serve"],
-                env=env,
-                cwd=PROJECT_ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_port(port, proc, timeout=30)
-        return proc
+        return serve(settings, tmp_path / "server.log")
 
     base = {"url": f"http://127.0.0.1:{port}"}
     acked: dict[str, str] = {}
