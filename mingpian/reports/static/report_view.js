@@ -4,14 +4,19 @@
 import {h} from '/static/dom.js';
 import {hBars, stackedBars} from './charts.js';
 
-const OUTCOMES = ['delivered', 'failed', 'timeout', 'other'];
+const OUTCOMES = ['delivered', 'failed', 'timeout', 'revoked', 'other'];
+const OUTCOME_NAMES = {delivered: '送达', failed: '失败', timeout: '超时', revoked: '已撤回', other: '其他'};
+const CHANNEL_NAMES = {rcs: '5G 消息', ussd: 'USSD', flash: '闪信', sms: '短信'};
+const channelName = (c) => CHANNEL_NAMES[c] || c;
+const KIND_NAMES = {pool: '共享套餐', line: '号码专属'};
+const POLICY_NAMES = {stop: '用完即停', overage: '超出计费'};
 
 function outcome(o) {
   return OUTCOMES.includes(o) ? o : 'other';
 }
 
-function legend(keys) {
-  return h('ul', {class: 'legend'}, keys.map((k) => h('li', {}, h('i', {class: `c-${k}`}), k)));
+function legend(keys, names) {
+  return h('ul', {class: 'legend'}, keys.map((k) => h('li', {}, h('i', {class: `c-${k}`}), names[k] || k)));
 }
 
 function table(headers, rows) {
@@ -41,7 +46,7 @@ export function reportView(report, usage) {
   const byChannel = new Map();
   for (const a of attempts) {
     const key = `${a.day} ${a.channel}`;
-    const g = byDay.get(key) || {label: `${a.day.slice(5)} ${a.channel}`, parts: {}};
+    const g = byDay.get(key) || {label: `${a.day.slice(5)} ${channelName(a.channel)}`, parts: {}};
     g.parts[outcome(a.outcome)] = (g.parts[outcome(a.outcome)] || 0) + a.attempts;
     byDay.set(key, g);
     const c = byChannel.get(a.channel) || {total: 0, delivered: 0, latency: 0};
@@ -54,20 +59,22 @@ export function reportView(report, usage) {
   }
   const channels = [...byChannel.entries()];
   const charts = h('div', {class: 'charts'},
-    figure('投递结果（按天、渠道）', stackedBars([...byDay.values()], OUTCOMES, '每天每个渠道的投递结果'),
-      legend(OUTCOMES),
-      table(['天', '渠道', '结果', '次数'], attempts.map((a) => [a.day, a.channel, a.outcome, a.attempts]))),
-    figure('回执时延（平均）', hBars(channels.map(([ch, c]) => ({label: ch,
+    figure('投递结果（按天、渠道）', stackedBars([...byDay.values()], OUTCOMES, '每天每个渠道的投递结果',
+      {names: OUTCOME_NAMES}),
+      legend(OUTCOMES, OUTCOME_NAMES),
+      table(['天', '渠道', '结果', '次数'],
+        attempts.map((a) => [a.day, channelName(a.channel), OUTCOME_NAMES[outcome(a.outcome)], a.attempts]))),
+    figure('回执时延（平均）', hBars(channels.map(([ch, c]) => ({label: channelName(ch),
       value: c.delivered ? c.latency / c.delivered : 0})), '各渠道从提交到回执的平均时间', {format: (v) => `${Math.round(v * 1000)} ms`})),
-    figure('回落率', hBars(channels.map(([ch, c]) => ({label: ch, value: c.total - c.delivered, of: c.total,
+    figure('回落率', hBars(channels.map(([ch, c]) => ({label: channelName(ch), value: c.total - c.delivered, of: c.total,
       cls: 'c-failed'})), '各渠道未送达而转下一渠道的尝试'),
-      table(['渠道', '尝试', '送达'], channels.map(([ch, c]) => [ch, c.total, c.delivered]))),
+      table(['渠道', '尝试', '送达'], channels.map(([ch, c]) => [channelName(ch), c.total, c.delivered]))),
     figure('套餐余量', hBars((report.packages || []).map((p) => ({label: p.id, value: p.used, of: p.units})),
       '各套餐已用条数'),
       table(['套餐', '类型', '总量', '已用', '剩余', '超出', '策略'], (report.packages || []).map((p) =>
-        [p.id, p.kind, p.units, p.used, p.remaining, p.overage, p.policy]))),
+        [p.id, KIND_NAMES[p.kind] || p.kind, p.units, p.used, p.remaining, p.overage, POLICY_NAMES[p.policy] || p.policy]))),
     figure('用量与费用（按天、渠道）', table(['天', '渠道', '条数', '单位', '超出单位', '费用（元）'],
-      (usage.rows || []).map((r) => [r.day, r.channel, r.messages, r.units, r.overage_units, r.cost]))),
+      (usage.rows || []).map((r) => [r.day, channelName(r.channel), r.messages, r.units, r.overage_units, r.cost]))),
     figure('按钮点击', hBars(tapsByButton(report.taps || []), '各按钮被点击的次数'),
       table(['卡片', '按钮', '天', '点击'], (report.taps || []).map((t) => [t.card, t.button, t.day, t.taps]))),
     figure('广告曝光', table(['卡片', '天', '曝光', '点击'],

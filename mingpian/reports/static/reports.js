@@ -4,8 +4,8 @@
 import {h, clear, debounce} from '/static/dom.js';
 import {hBars, stackedBars} from './charts.js';
 
-const OUTCOMES = ['delivered', 'failed', 'timeout', 'other'];
-const OUTCOME_NAMES = {delivered: '送达', failed: '失败', timeout: '超时', other: '其他'};
+const OUTCOMES = ['delivered', 'failed', 'timeout', 'revoked', 'other'];
+const OUTCOME_NAMES = {delivered: '送达', failed: '失败', timeout: '超时', revoked: '已撤回', other: '其他'};
 const CHANNELS = ['rcs', 'ussd', 'flash', 'sms'];
 const CHANNEL_NAMES = {rcs: '5G 消息', ussd: 'USSD', flash: '闪信', sms: '短信'};
 const KINDS = {pool: '共享套餐', line: '号码专属'};
