@@ -7,17 +7,21 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
+import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from delivery.gateways.smpp_address import Numbering
 from delivery.gateways.smpp_pdu import ShortMessage
 from mingpian.api.delivery import delivery_key
-from mingpian.settings import PROJECT_ROOT
+from mingpian.settings import PROJECT_ROOT, Settings
+from tests.support.browser import ServerThread
 from tests.support.gatewaysim import GatewaySim, Rule
+from tests.support.processes import free_port
 
 Client = TestClient[Any, web.Application]
 OPERATOR = "mpk_operator-test-key-0123456789abcdef"
@@ -170,3 +174,33 @@ def numbered_sm(text: bytes, to: str = "+8613912345678", sender: str = "95555") 
         dest_ton=dst.ton,
         dest_npi=dst.npi,
     )
+
+
+def seeded_server(base: Path, rules: list[Rule] | None = None) -> tuple[ServerThread, list[GatewaySim]]:
+    """A real server in a thread on the sample seed (`base` holds its files), with a gateway
+    simulator started in its own event loop (with `rules`): for the browser tests."""
+    seed = base / "seed.yaml"
+    seed.write_text(yaml.safe_dump(seed_doc(), allow_unicode=True), "utf-8")
+    smpp_port = free_port()
+    settings = Settings(
+        data_dir=base / "var",
+        log_format="text",
+        log_level="WARNING",
+        delivery_seed=str(seed),
+        delivery_smpp=f"127.0.0.1:{smpp_port}",
+        delivery_smpp_password="secret",
+    )
+    sims: list[GatewaySim] = []
+
+    def prepare(app: web.Application) -> None:
+        async def gateway(app: web.Application) -> AsyncIterator[None]:
+            sim = GatewaySim(password="secret")
+            sim.set_rules(rules or [])
+            await sim.start(port=smpp_port)
+            sims.append(sim)
+            yield
+            await sim.stop()
+
+        app.cleanup_ctx.insert(0, gateway)
+
+    return ServerThread(settings, prepare).start(), sims

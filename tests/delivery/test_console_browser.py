@@ -10,22 +10,20 @@ import asyncio
 import csv
 import io
 import json
-import socket
 import threading
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 from aiohttp import web
 from PIL import Image
 
-from mingpian.settings import PROJECT_ROOT, Settings
+from mingpian.settings import PROJECT_ROOT
 from tests.support.browser import PageProbe, ServerThread
-from tests.support.gatewaysim import GatewaySim
+from tests.support.processes import free_port
 
-from .support import CMB_KEY, OPERATOR, SF_KEY, seed_doc
+from .support import CMB_KEY, OPERATOR, SF_KEY, seeded_server
 
 SHOTS = PROJECT_ROOT / "test-artifacts" / "console"
 XSS = '<img src=x onerror="window.__xss=1">'
@@ -44,37 +42,9 @@ ENTERPRISE_PAGES = [
 OPERATOR_PAGES = ["enterprises", "queue", "brands", "pools", "fleet"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
-    base = tmp_path_factory.mktemp("console")
-    seed = base / "seed.yaml"
-    seed.write_text(yaml.safe_dump(seed_doc(), allow_unicode=True), "utf-8")
-    smpp_port = _free_port()
-    settings = Settings(
-        data_dir=base / "var",
-        log_format="text",
-        log_level="WARNING",
-        delivery_seed=str(seed),
-        delivery_smpp=f"127.0.0.1:{smpp_port}",
-        delivery_smpp_password="secret",
-    )
-
-    def prepare(app: web.Application) -> None:
-        async def gateway(app: web.Application) -> Any:
-            sim = GatewaySim(password="secret")
-            await sim.start(port=smpp_port)
-            yield
-            await sim.stop()
-
-        app.cleanup_ctx.insert(0, gateway)
-
-    srv = ServerThread(settings, prepare).start()
+    srv, _ = seeded_server(tmp_path_factory.mktemp("console"))
     yield srv
     srv.stop()
 
@@ -402,7 +372,7 @@ def test_a_page_on_another_origin_cannot_write(browser: Any, server: ServerThrea
     """Signed in to the console, the user opens a page served elsewhere (same host, another port:
     the same site, so even SameSite=Strict sends the cookie) that posts to the console's API by
     fetch and by a form. The server refuses both: no CSRF token, a foreign Origin."""
-    evil_port = _free_port()
+    evil_port = free_port()
     target = server.url
     html = f"""<!doctype html><meta charset="utf-8"><title>evil</title>
 <form id="f" method="POST" action="{target}/api/enterprises/sf/keys"></form>

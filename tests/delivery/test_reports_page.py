@@ -4,7 +4,6 @@ draws the charts from the enterprise's data with no script error or CSP violatio
 from __future__ import annotations
 
 import json
-import socket
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -12,15 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from mingpian.settings import Settings
 from tests.support.browser import ARTIFACTS, VISIBLE_TEXT, PageProbe, ServerThread, english_words
-from tests.support.gatewaysim import GatewaySim, Rule
+from tests.support.gatewaysim import Rule
 
-from .support import CUSTOMER, OPERATOR, SF_KEY, seed_doc
+from .support import CUSTOMER, OPERATOR, SF_KEY, seeded_server
 
 
 async def test_page_and_assets_carry_the_studio_csp(client: TestClient[Any, web.Application]) -> None:
@@ -43,41 +40,9 @@ async def test_page_and_assets_carry_the_studio_csp(client: TestClient[Any, web.
     assert "innerHTML" not in js and "http" not in js.replace("http://www.w3.org/2000/svg", "")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
-    base = tmp_path_factory.mktemp("reports")
-    seed = base / "seed.yaml"
-    seed.write_text(yaml.safe_dump(seed_doc(), allow_unicode=True), "utf-8")
-    smpp_port = _free_port()
-    settings = Settings(
-        data_dir=base / "var",
-        log_format="text",
-        log_level="WARNING",
-        delivery_seed=str(seed),
-        delivery_smpp=f"127.0.0.1:{smpp_port}",
-        delivery_smpp_password="secret",
-    )
-
-    sims: list[GatewaySim] = []
-
-    def prepare(app: web.Application) -> None:
-        async def gateway(app: web.Application) -> Any:
-            sim = GatewaySim(password="secret")
-            sim.set_rules([Rule("fail", channel="ussd", times=2)])
-            await sim.start(port=smpp_port)
-            sims.append(sim)
-            yield
-            await sim.stop()
-
-        app.cleanup_ctx.insert(0, gateway)
-
-    srv = ServerThread(settings, prepare).start()
+    srv, sims = seeded_server(tmp_path_factory.mktemp("reports"), [Rule("fail", channel="ussd", times=2)])
     srv.sims = sims  # type: ignore[attr-defined]
     yield srv
     srv.stop()
