@@ -257,10 +257,7 @@ class GroupCommit:
     def add(self, kind: str, row: Any, fut: asyncio.Future[bool] | None = None) -> None:
         self._open.add(kind, row, fut)
         self._queued += 1
-        if fut is not None:
-            self._kick(soon=True)
-        else:
-            self._kick(soon=False)
+        self._kick(soon=fut is not None)  # someone waits for a result: flush now
 
     def add_block(self, block: Block) -> None:
         """A block's writes join the open batch together (no await in between)."""

@@ -37,6 +37,12 @@ def no_outcome(channel: str, state: str) -> None:
     """The default `on_outcome`: nobody is counting."""
 
 
+def _keep_newest(remembered: dict[Any, Any], keep: int) -> None:
+    """Forget the oldest entries (insertion order) beyond `keep`: memory stays bounded."""
+    while len(remembered) > keep:
+        del remembered[next(iter(remembered))]
+
+
 def charge_key(att: Attempt) -> str:
     """What a charge is keyed by: the delivery (call id + phase, unique across server processes)
     and the step — not the attempt's row id, which is only unique within one SQLite file."""
@@ -67,8 +73,7 @@ class Receipts:
             if m in self._unmatched:
                 del self._unmatched[m]
                 early = True
-        while len(self._submitted) > SUBMITTED_KEEP:
-            del self._submitted[next(iter(self._submitted))]
+        _keep_newest(self._submitted, SUBMITTED_KEEP)
         return early
 
     def watch(self, att: Attempt) -> None:
@@ -96,8 +101,7 @@ class Receipts:
                 await self.evaluate(attempt)
             return
         self._unmatched[message_id] = None
-        while len(self._unmatched) > SUBMITTED_KEEP:
-            del self._unmatched[next(iter(self._unmatched))]
+        _keep_newest(self._unmatched, SUBMITTED_KEEP)
         if not forwarded:
             self._later(self.meter.counters.forward_receipt(message_id, stat))
 
@@ -133,8 +137,7 @@ class Receipts:
         if attempt_id in self._told:
             return
         self._told[attempt_id] = None
-        if len(self._told) > TOLD_KEEP:
-            del self._told[next(iter(self._told))]
+        _keep_newest(self._told, TOLD_KEEP)
         self.on_outcome(channel, state)
 
     def _later(self, work: Any) -> None:
