@@ -92,13 +92,14 @@ class Intake:
             now,
         )
         # The event and its delivery commit together, or neither; acknowledged once durable.
-        if not await self.store.accept_call(d, self.chains.owner, now + self.chains.lease):
+        until = now + self.chains.lease
+        if not await self.store.accept_call(d, self.chains.owner, until):
             return 200, duplicate
         if phase != "ringing":  # the call was answered or ended: a pending pre-call card is too late
             self.chains.note_phase(call_id, phase, now)
         self.counters.confirm(did, self.dedupe_ttl)
         if d.state == "active":
-            self.chains.spawn(did, d)
+            self.chains.spawn(did, d, until)
         return 202, {
             "call_id": call_id,
             "phase": phase,

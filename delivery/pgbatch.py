@@ -53,6 +53,11 @@ UPDATE_TYPES = {
     },
 }
 ID_TYPES = {"deliveries": "text", "attempts": "bigint"}
+# The columns of an attempt row as queued for ATTEMPTS_SQL: an update of an attempt whose insert
+# is in the same flush is folded into the inserted row (its units, its state after the submit).
+ATTEMPT_ROW = ("id", "delivery", "step", "channel", "state", "segments", "units", "started", "deadline",
+               "done", "detail")  # fmt: skip
+ATTEMPT_AT = {c: i for i, c in enumerate(ATTEMPT_ROW)}
 
 ACCEPT_SQL = (
     "WITH c AS (INSERT INTO calls (call_id, phase, at) "
@@ -112,7 +117,7 @@ class Batch:
     """The writes one flush commits, gathered by kind."""
 
     accept: dict[str, tuple[tuple[Any, ...], list[asyncio.Future[bool]]]] = field(default_factory=dict)
-    attempts: list[tuple[Any, ...]] = field(default_factory=list)
+    attempts: dict[int, list[Any]] = field(default_factory=dict)  # id → row (ATTEMPT_ROW)
     charges: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     message_ids: list[tuple[str, int]] = field(default_factory=list)
     receipts: list[tuple[str, str, float, str]] = field(default_factory=list)
@@ -133,7 +138,7 @@ class Batch:
                 return
             self.accept[did] = (row, [fut] if fut is not None else [])
         elif kind == "attempt":
-            self.attempts.append(row)
+            self.attempts[row[0]] = list(row)
         elif kind == "charge":
             self.charges[row[0]] = row
             self.refunds.discard(row[0])  # charged again after a refund in this flush
@@ -152,6 +157,11 @@ class Batch:
             self.renewals[did] = (owner, max(until, held[1]) if held else until, futs)
         else:  # "update:<table>": (id, fields)
             table = kind.partition(":")[2]
+            pending = self.attempts.get(row[0]) if table == "attempts" else None
+            if pending is not None and row[1].keys() <= ATTEMPT_AT.keys():
+                for column, value in row[1].items():
+                    pending[ATTEMPT_AT[column]] = value
+                return
             self.updates[table].setdefault(row[0], {}).update(row[1])
 
     def statements(self) -> int:
@@ -173,7 +183,7 @@ class Batch:
             got = await conn.fetch(ACCEPT_SQL, *cols)
             new = {r[0] for r in got}
         if self.attempts:
-            await conn.execute(ATTEMPTS_SQL, *zip(*self.attempts, strict=True))
+            await conn.execute(ATTEMPTS_SQL, *zip(*self.attempts.values(), strict=True))
         if self.charges:
             await conn.execute(CHARGES_SQL, *zip(*self.charges.values(), strict=True))
         if self.message_ids:

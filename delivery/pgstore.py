@@ -76,6 +76,16 @@ TABLES = (
 )  # fmt: skip
 
 
+# Every statement of the store reads or writes rows by key or by an index range. PostgreSQL
+# caches a generic plan for each prepared statement, planned with the statistics of the moment:
+# on a young table (a new deployment, a table that grew since autovacuum last analysed it) those
+# say "a few rows", the plan scans the whole table, and that plan stays while the table grows,
+# so every group commit would read every row. With sequential scans priced out the plans use
+# the indexes whatever the statistics say (a table with no usable index is still scanned). JIT
+# is off: these statements take microseconds, and a plan priced that way must never be compiled.
+SESSION_SETTINGS = {"enable_seqscan": "off", "jit": "off"}
+
+
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """A pooled connection goes back as it is: the store sets no session state (no LISTEN, SET
     or session advisory lock on pool connections; its locks are transaction-scoped), so
@@ -127,7 +137,11 @@ class PgDeliveryStore(PgConsoleRows):
         opened is closed again if any step fails."""
         try:
             self._pool = await asyncpg.create_pool(
-                self.url, min_size=self.min_size, max_size=self.max_size, reset=_keep_session
+                self.url,
+                min_size=self.min_size,
+                max_size=self.max_size,
+                reset=_keep_session,
+                server_settings=SESSION_SETTINGS,
             )
             async with self._pool.acquire() as conn:
                 await migrate_postgres(conn, MIGRATIONS, self.migrate)
