@@ -28,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -36,6 +37,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import aiohttp  # noqa: E402
 import yaml  # noqa: E402
 from benchlib import free_port, redis_server, wait_port  # noqa: E402
+from loadclient import HttpError, KeepAlive  # noqa: E402
 
 from tests.support.gatewaysim import GatewaySim  # noqa: E402
 
@@ -52,33 +54,27 @@ def callee(prefix: int, i: int) -> str:
 
 
 async def _generate(a: argparse.Namespace) -> dict[str, Any]:
+    url = urlsplit(a.url)
+    limit = a.concurrency if a.mode == "closed" else 1024
+    client = KeepAlive(url.hostname or "127.0.0.1", url.port or 80, limit)
     headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
     lat: list[float] = []
     sent: dict[int, float] = {}
     errors = 0
-    conn = aiohttp.TCPConnector(limit=a.concurrency if a.mode == "closed" else 1024)
-    async with aiohttp.ClientSession(connector=conn) as session:
+    try:
 
         async def one(i: int, start: float, wall: float) -> None:
             nonlocal errors
+            if url.path.endswith("/healthz"):
+                request, want = client.prepare("GET", url.path, {}), 200
+            else:
+                event = {"call_id": f"{a.prefix}-{i}", "caller": LINE, "callee": callee(a.prefix, i)}
+                body = json.dumps({**event, "phase": "ringing"}).encode()
+                request, want = client.prepare("POST", url.path, headers, body), 202
             try:
-                if a.url.endswith("/healthz"):
-                    async with session.get(a.url) as r:
-                        await r.read()
-                        ok = r.status == 200
-                else:
-                    body = json.dumps(
-                        {
-                            "call_id": f"{a.prefix}-{i}",
-                            "caller": LINE,
-                            "callee": callee(a.prefix, i),
-                            "phase": "ringing",
-                        }
-                    ).encode()
-                    async with session.post(a.url, data=body, headers=headers) as r:
-                        await r.read()
-                        ok = r.status == 202
-            except aiohttp.ClientError:
+                status, _ = await client.send(request)
+                ok = status == want
+            except HttpError:
                 ok = False
             if ok:
                 lat.append(time.perf_counter() - start)
@@ -108,6 +104,8 @@ async def _generate(a: argparse.Namespace) -> dict[str, Any]:
                 t.add_done_callback(tasks.discard)
             await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - t0
+    finally:
+        await client.close()
     lat.sort()
 
     def pct(p: float) -> float:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,10 +60,12 @@ ATTEMPT_ROW = ("id", "delivery", "step", "channel", "state", "segments", "units"
                "done", "detail")  # fmt: skip
 ATTEMPT_AT = {c: i for i, c in enumerate(ATTEMPT_ROW)}
 
-ACCEPT_SQL = (
-    "WITH c AS (INSERT INTO calls (call_id, phase, at) "
+CALLS_SQL = (
+    "INSERT INTO calls (call_id, phase, at) "
     "SELECT * FROM unnest($1::text[], $2::text[], $3::float8[]) ON CONFLICT DO NOTHING "
-    "RETURNING call_id, phase) "
+    "RETURNING call_id, phase"
+)
+DELIVERIES_SQL = (  # only the deliveries whose call event was new (the CTE `c`: CALLS_SQL)
     "INSERT INTO deliveries (id, call_id, phase, enterprise, line, recipient, card, template, kind, data, "
     "chain, step, state, reason, channel, event_at, created, updated, owner, lease_until) "
     "SELECT d.id, d.call_id, d.phase, d.enterprise, d.line, d.recipient, d.card, d.template, d.kind, d.data, "
@@ -74,6 +77,7 @@ ACCEPT_SQL = (
     "created, updated, owner, lease_until) JOIN c ON c.call_id = d.call_id AND c.phase = d.phase "
     "ON CONFLICT DO NOTHING RETURNING id"
 )
+ACCEPT_SQL = f"WITH c AS ({CALLS_SQL}) {DELIVERIES_SQL}"
 ATTEMPTS_SQL = (
     "INSERT INTO attempts (id, delivery, step, channel, state, segments, units, started, deadline, done, "
     "detail) SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], "
@@ -100,6 +104,7 @@ RENEW_SQL = (
     "UPDATE deliveries d SET lease_until = u.until FROM unnest($1::text[], $2::text[], $3::float8[]) "
     "AS u(id, owner, until) WHERE d.id = u.id AND d.owner = u.owner RETURNING d.id"
 )
+PARAM = re.compile(r"\$(\d+)")
 
 
 def update_sql(table: str, columns: tuple[str, ...]) -> str:
@@ -164,47 +169,94 @@ class Batch:
                 return
             self.updates[table].setdefault(row[0], {}).update(row[1])
 
-    def statements(self) -> int:
-        n = sum(
-            bool(x)
-            for x in (self.accept, self.attempts, self.charges, self.message_ids, self.receipts, self.refunds)
-        )
-        n += sum(len({tuple(f) for f in rows.values()}) for rows in self.updates.values())
-        return n + bool(self.renewals)
-
-    async def apply(self, conn: asyncpg.Connection) -> Callable[[], None]:
-        """Run the statements on `conn` (in its transaction); returns what tells the waiting
-        callers their results, to call once the transaction committed."""
-        new: set[str] = set()
-        held: set[str] = set()
+    def _parts(self) -> list[tuple[str, str, list[Any]]]:
+        """Each write as (name, statement, arguments), in the order a transaction runs them."""
+        parts: list[tuple[str, str, list[Any]]] = []
         if self.accept:
             rows = [r for r, _ in self.accept.values()]
-            cols = list(zip(*rows, strict=True))
-            got = await conn.fetch(ACCEPT_SQL, *cols)
-            new = {r[0] for r in got}
+            parts.append(("acc", ACCEPT_SQL, list(zip(*rows, strict=True))))
         if self.attempts:
-            await conn.execute(ATTEMPTS_SQL, *zip(*self.attempts.values(), strict=True))
+            parts.append(("att", ATTEMPTS_SQL, list(zip(*self.attempts.values(), strict=True))))
         if self.charges:
-            await conn.execute(CHARGES_SQL, *zip(*self.charges.values(), strict=True))
+            parts.append(("chg", CHARGES_SQL, list(zip(*self.charges.values(), strict=True))))
         if self.message_ids:
-            await conn.execute(MESSAGE_IDS_SQL, *zip(*self.message_ids, strict=True))
+            parts.append(("mid", MESSAGE_IDS_SQL, list(zip(*self.message_ids, strict=True))))
         if self.receipts:
-            await conn.execute(RECEIPTS_SQL, *zip(*self.receipts, strict=True))
+            parts.append(("rct", RECEIPTS_SQL, list(zip(*self.receipts, strict=True))))
         for table, rows in self.updates.items():
             groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
             for id_, fields in rows.items():
                 cols = tuple(sorted(fields))
                 groups.setdefault(cols, []).append((id_, *(fields[c] for c in cols)))
-            for cols, vals in groups.items():
-                await conn.execute(update_sql(table, cols), *zip(*vals, strict=True))
+            for i, (cols, vals) in enumerate(groups.items()):
+                parts.append((f"u{table[0]}{i}", update_sql(table, cols), list(zip(*vals, strict=True))))
         if self.refunds:
-            await conn.execute(REFUNDS_SQL, list(self.refunds))
+            parts.append(("ref", REFUNDS_SQL, [list(self.refunds)]))
         if self.renewals:
             ids = list(self.renewals)
-            got = await conn.fetch(
-                RENEW_SQL, ids, [self.renewals[i][0] for i in ids], [self.renewals[i][1] for i in ids]
-            )
-            held = {r[0] for r in got}
+            owners, untils = [self.renewals[i][0] for i in ids], [self.renewals[i][1] for i in ids]
+            parts.append(("ren", RENEW_SQL, [ids, owners, untils]))
+        return parts
+
+    def _one_statement_safe(self) -> bool:
+        """Whether every write can share one statement. Its parts all see the database as it
+        was before it, so none may touch a row another part of it writes: a row inserted and
+        updated in the same flush (attempt updates are folded into their insert instead; the
+        rest is rare), a delivery both updated and renewed, a charge refunded as it is written."""
+        deliveries = self.updates["deliveries"].keys()
+        return not (
+            (deliveries | self.renewals.keys()) & self.accept.keys()
+            or deliveries & self.renewals.keys()
+            or self.updates["attempts"].keys() & self.attempts.keys()
+            or self.refunds & self.charges.keys()
+        )
+
+    def statement(self) -> tuple[str, list[Any]]:
+        """All the writes as one statement (`_one_statement_safe` said it may): each a
+        data-modifying CTE (PostgreSQL runs every one of them to completion, once), the new
+        delivery ids and the renewed leases as its rows. One statement is one round trip and
+        needs no transaction block of its own: it commits all or nothing."""
+        ctes: list[str] = []
+        args: list[Any] = []
+        for name, sql, values in self._parts():
+            k = len(args)
+
+            def shifted(text: str, k: int = k) -> str:
+                return PARAM.sub(lambda m: f"${int(m[1]) + k}", text)
+
+            if name == "acc":  # the calls, then the deliveries of the new ones (ACCEPT_SQL)
+                ctes.append(f"c AS ({shifted(CALLS_SQL)}), acc AS ({shifted(DELIVERIES_SQL)})")
+            else:
+                ctes.append(f"{name} AS ({shifted(sql)})")
+            args += values
+        rows = [
+            *(["SELECT 'a' AS k, id FROM acc"] if self.accept else []),
+            *(["SELECT 'r' AS k, id FROM ren"] if self.renewals else []),
+        ]
+        select = " UNION ALL ".join(rows) or "SELECT NULL AS k, NULL AS id WHERE false"
+        return f"WITH {', '.join(ctes)} {select}", args
+
+    def statements(self) -> int:
+        """How many statements `apply` runs: 1 when they can share one."""
+        return 1 if self._one_statement_safe() else len(self._parts())
+
+    async def apply(self, conn: asyncpg.Connection) -> Callable[[], None]:
+        """Run the writes on `conn` (in its transaction when they take several statements);
+        returns what tells the waiting callers their results, to call once it committed."""
+        new: set[str] = set()
+        held: set[str] = set()
+        parts = self._parts()
+        if parts and self._one_statement_safe():
+            sql, args = self.statement()
+            for k, id_ in await conn.fetch(sql, *args):
+                (new if k == "a" else held).add(id_)
+        else:
+            for name, sql, values in parts:
+                if name in ("acc", "ren"):
+                    got = {r[0] for r in await conn.fetch(sql, *values)}
+                    (new if name == "acc" else held).update(got)
+                else:
+                    await conn.execute(sql, *values)
 
         def tell() -> None:
             for did, (_, futs) in self.accept.items():

@@ -124,6 +124,7 @@ class PgDeliveryStore(PgConsoleRows):
         )
         self.writes = GroupCommit(lambda: self.pool)
         self._ids: list[int] = []  # attempt ids taken from the sequence, not used yet
+        self._ids_coming: asyncio.Future[None] | None = None  # the block being fetched
         self._phase_asks: dict[str, list[asyncio.Future[set[str]]]] = {}  # call id → chains asking
         self._background: set[asyncio.Task[None]] = set()
         self._docs: dict[tuple[Any, ...], Any] = {}
@@ -612,17 +613,37 @@ class PgDeliveryStore(PgConsoleRows):
     ) -> Attempt:
         """Its id comes from the sequence ahead of the write (a block of ids per round trip), so
         the row can ride the group commit."""
-        if not self._ids:
-            rows = await self.pool.fetch(
-                "SELECT nextval(pg_get_serial_sequence('attempts', 'id')) FROM generate_series(1, $1)",
-                ID_BLOCK,
-            )
-            self._ids = sorted((int(r[0]) for r in rows), reverse=True)
-        id_ = self._ids.pop()
+        id_ = await self._attempt_id()
         now = time.time()
         row = (id_, delivery, step, channel, "sending", segments, units, now, deadline, None, "")
         self._queue("attempt", row)
         return Attempt(id_, delivery, step, channel, "sending", segments, units, now, deadline, None, "")
+
+    async def _attempt_id(self) -> int:
+        """The next attempt id. One block is fetched at a time, whoever needs ids meanwhile waits
+        for it, and the next block is fetched in the background while a quarter of this one is left."""
+        while not self._ids:
+            await asyncio.shield(self._refill_ids())
+        if len(self._ids) < ID_BLOCK // 4:
+            self._refill_ids()
+        return self._ids.pop()
+
+    def _refill_ids(self) -> asyncio.Future[None]:
+        if self._ids_coming is None:
+            self._ids_coming = fut = asyncio.ensure_future(self._fetch_ids())
+            # a background fetch that failed is retried by the next caller; nobody else hears it
+            fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return self._ids_coming
+
+    async def _fetch_ids(self) -> None:
+        try:
+            rows = await self.pool.fetch(
+                "SELECT nextval(pg_get_serial_sequence('attempts', 'id')) FROM generate_series(1, $1)",
+                ID_BLOCK,
+            )
+            self._ids = sorted([*self._ids, *(int(r[0]) for r in rows)], reverse=True)  # pop(): smallest
+        finally:
+            self._ids_coming = None
 
     async def update_attempt(self, id: int, **fields: Any) -> None:
         _check_fields("attempts", fields)

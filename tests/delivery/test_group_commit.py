@@ -1,0 +1,167 @@
+"""The PostgreSQL store's group commit, against a real server: a flush of every kind of hot-path
+write is one statement with the same effect as one statement per write; a flush whose writes
+touch a row twice takes the transaction of several; and the store's plans use the indexes on
+a table whose statistics say it is empty."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from delivery.pgbatch import Batch
+from delivery.pgstore import PgDeliveryStore
+
+NOW = 1_790_000_000.0
+
+
+@pytest.fixture
+async def store(postgres_url: str) -> AsyncIterator[PgDeliveryStore]:
+    s = PgDeliveryStore(postgres_url)
+    await s.start()
+    yield s
+    await s.stop()
+
+
+def accept_row(did: str, call: str, owner: str = "w1") -> tuple[Any, ...]:
+    return (
+        call, "ringing", NOW,  # the call event
+        did, call, "ringing", "ent", "10086", "13800138000", "card", "tpl", "notice", "{}", '["sms"]',
+        0, "active", "", "", NOW, NOW, NOW, owner, NOW + 15,
+    )  # fmt: skip
+
+
+def attempt_row(id_: int, did: str, step: int = 0) -> tuple[Any, ...]:
+    return (id_, did, step, "sms", "sending", 1, 0, NOW, NOW + 60, None, "")
+
+
+def charge_row(key: str) -> tuple[Any, ...]:
+    return (key, "ent", None, "10086", "sms", 1, 0, 0.05, "2026-09-21", NOW)
+
+
+def futures(n: int) -> list[asyncio.Future[bool]]:
+    loop = asyncio.get_running_loop()
+    return [loop.create_future() for _ in range(n)]
+
+
+async def seed(store: PgDeliveryStore) -> None:
+    """Deliveries (d8 held by another worker), an attempt and a charge committed before the
+    batches under test."""
+    b = Batch()
+    b.add("accept", accept_row("d0", "c0"), None)
+    b.add("accept", accept_row("d8", "c8", owner="w2"), None)
+    b.add("accept", accept_row("d9", "c9"), None)
+    b.add("attempt", attempt_row(1, "d0"))
+    b.add("charge", charge_row("d0#0"))
+    async with store.pool.acquire() as conn, conn.transaction():
+        (await b.apply(conn))()
+
+
+async def test_every_kind_of_write_in_one_flush_is_one_statement(store: PgDeliveryStore) -> None:
+    await seed(store)
+    b = Batch()
+    new, repeat, renewed, lost = futures(4)
+    b.add("accept", accept_row("d1", "c1"), new)
+    b.add("accept", accept_row("dx", "c0"), repeat)  # the call event of d0 again: not new
+    b.add("attempt", attempt_row(2, "d1"))
+    b.add("update:attempts", (2, {"units": 1, "state": "submitted", "detail": "m1"}))  # folded in
+    b.add("charge", charge_row("d1#0"))
+    b.add("message_id", ("m1", 2))
+    b.add("receipt", ("m1", "DELIVRD", NOW + 1, "8613800138000"))
+    b.add("update:deliveries", ("d0", {"state": "delivered", "channel": "sms", "updated": NOW + 2}))
+    b.add("update:attempts", (1, {"state": "delivered", "done": NOW + 2}))
+    b.add("refund", "d0#0")
+    b.add("renew", ("d9", "w1", NOW + 30), renewed)
+    b.add("renew", ("d8", "w1", NOW + 30), lost)  # w2 holds it
+    assert b.statements() == 1
+    sql, _ = b.statement()
+    assert sql.count("WITH ") == 1 and "acc AS (INSERT INTO deliveries" in sql
+
+    async with store.pool.acquire() as conn:
+        (await b.apply(conn))()
+    assert [f.result() for f in (new, repeat, renewed, lost)] == [True, False, True, False]
+
+    rows = await store.pool.fetch("SELECT id, state, channel, lease_until FROM deliveries ORDER BY id")
+    assert [tuple(r) for r in rows] == [
+        ("d0", "delivered", "sms", NOW + 15),
+        ("d1", "active", "", NOW + 15),
+        ("d8", "active", "", NOW + 15),
+        ("d9", "active", "", NOW + 30),
+    ]
+    att = {
+        r[0]: tuple(r[1:]) for r in await store.pool.fetch("SELECT id, state, units, detail FROM attempts")
+    }
+    assert att == {1: ("delivered", 0, ""), 2: ("submitted", 1, "m1")}
+    charges = await store.pool.fetch("SELECT key, refunded FROM charges ORDER BY key")
+    assert [tuple(r) for r in charges] == [("d0#0", 1), ("d1#0", 0)]
+    assert await store.pool.fetchval("SELECT attempt FROM message_ids WHERE message_id='m1'") == 2
+    assert await store.pool.fetchval("SELECT source FROM receipts WHERE message_id='m1'") == "8613800138000"
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        ("update:deliveries", ("d1", {"state": "failed", "updated": NOW})),  # a row inserted by the flush
+        ("refund", "d1#0"),  # a charge written by the flush
+    ],
+)
+async def test_writes_to_a_row_the_flush_inserts_take_a_transaction_and_land(
+    store: PgDeliveryStore, second: tuple[str, Any]
+) -> None:
+    b = Batch()
+    b.add("accept", accept_row("d1", "c1"), None)
+    b.add("charge", charge_row("d1#0"))
+    b.add(*second)
+    assert b.statements() > 1
+    async with store.pool.acquire() as conn, conn.transaction():
+        (await b.apply(conn))()
+    if second[0] == "refund":
+        assert await store.pool.fetchval("SELECT refunded FROM charges WHERE key='d1#0'") == 1
+    else:
+        assert await store.pool.fetchval("SELECT state FROM deliveries WHERE id='d1'") == "failed"
+
+
+async def test_a_delivery_renewed_and_updated_in_one_flush_gets_both(store: PgDeliveryStore) -> None:
+    await seed(store)
+    b = Batch()
+    (held,) = futures(1)
+    b.add("update:deliveries", ("d0", {"step": 1, "updated": NOW}))
+    b.add("renew", ("d0", "w1", NOW + 99), held)
+    assert b.statements() == 2
+    async with store.pool.acquire() as conn, conn.transaction():
+        (await b.apply(conn))()
+    assert held.result() is True
+    row = await store.pool.fetchrow("SELECT step, lease_until FROM deliveries WHERE id='d0'")
+    assert tuple(row) == (1, NOW + 99)
+
+
+async def test_plans_cached_while_a_table_was_empty_still_use_its_index(store: PgDeliveryStore) -> None:
+    """A generic plan made while a table was empty, kept while it grew, would scan every row at
+    every flush; the store's sessions price sequential scans out, so it uses the index."""
+    statements = {
+        "phases": "SELECT call_id, phase FROM calls WHERE call_id = ANY($1::text[])",
+        "units": "UPDATE attempts t SET units = u.units FROM unnest($1::bigint[], $2::int[]) AS u(id, units) "
+        "WHERE t.id = u.id",
+    }
+    args = {"phases": "(ARRAY['call-7'])", "units": "(ARRAY[1::bigint], ARRAY[1])"}
+    async with store.pool.acquire() as conn:
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        try:
+            for name, sql in statements.items():
+                await conn.execute(f"PREPARE {name} AS {sql}")
+                await conn.fetch(f"EXPLAIN EXECUTE {name}{args[name]}")  # planned and cached now
+            rows = [(f"call-{i}", "ringing", time.time()) for i in range(20_000)]
+            await conn.executemany("INSERT INTO calls VALUES ($1, $2, $3)", rows)
+            await conn.execute(
+                "INSERT INTO attempts SELECT i, 'd' || i, 0, 'sms', 'sent', 1, 1, 0, 0, NULL, '' "
+                "FROM generate_series(1, 20000) i"
+            )
+            for name in statements:
+                plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN EXECUTE {name}{args[name]}"))
+                assert "Seq Scan" not in plan and "Index" in plan, plan
+        finally:
+            await conn.execute("DEALLOCATE ALL")
+            await conn.execute("RESET plan_cache_mode")
