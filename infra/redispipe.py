@@ -11,10 +11,39 @@ that got it (a NOSCRIPT reply means that script did not run, so nothing runs twi
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+READ_TIMEOUT = 5.0  # s for a whole batch's replies (redis-py's default socket timeout)
+
+
+def _arg(value: Any) -> bytes:
+    """One argument as Redis reads it, the way redis-py's encoder writes it (str as UTF-8,
+    numbers as their text); anything else is refused as redis-py refuses it."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value).encode()
+    raise TypeError(f"cannot send {type(value).__name__} to Redis: use bytes, str, int or float")
+
+
+def pack(commands: list[tuple[Any, ...]]) -> bytes:
+    """A batch of commands in RESP (a multi-bulk of bulk strings each). redis-py's own packer is
+    general (memoryviews, large-value splitting) and costs several times as much; a batch of
+    short keys and numbers needs none of that."""
+    out: list[bytes] = []
+    for command in commands:
+        out.append(b"*%d\r\n" % len(command))
+        for value in command:
+            data = _arg(value)
+            out.append(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(out)
 
 
 class AutoPipeline:
@@ -104,14 +133,18 @@ class AutoPipeline:
             for command, args, _ in ops
         ]
         try:
-            await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            await conn.send_packed_command(pack(commands), check_health=False)
             results: list[Any] = []
-            for _ in commands:
-                try:
-                    results.append(await conn.read_response())
-                except ResponseError as exc:  # an error reply: the stream is still in step
-                    results.append(exc)
+            async with asyncio.timeout(READ_TIMEOUT):  # one timer for the batch, not one per reply
+                for _ in commands:
+                    try:
+                        results.append(await conn.read_response(timeout=math.inf))
+                    except ResponseError as exc:  # an error reply: the stream is still in step
+                        results.append(exc)
             return results
+        except TimeoutError as exc:  # what redis-py's own reads raise, for callers catching RedisError
+            await conn.disconnect(nowait=True)
+            raise RedisTimeoutError(f"no reply from Redis within {READ_TIMEOUT:g}s") from exc
         except BaseException:
             await conn.disconnect(nowait=True)  # half-read replies: start over on a fresh socket
             raise

@@ -105,6 +105,7 @@ class SmppClient:
         self._window = asyncio.Semaphore(window)
         self._seq = 0
         self._pending: dict[int, asyncio.Future[Pdu]] = {}
+        self._out: list[bytes] = []  # PDUs written during this event-loop iteration, sent at its end
         self._writer: asyncio.StreamWriter | None = None
         self._bound = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -206,6 +207,7 @@ class SmppClient:
                     await reading
                 writer.close()
                 self._writer = None
+                self._out = []
                 for fut in self._pending.values():
                     if not fut.done():
                         fut.set_exception(ConnectionError("SMPP session closed"))
@@ -255,9 +257,19 @@ class SmppClient:
         self._write(Pdu(DELIVER_SM | RESP, STATUS_OK, pdu.seq, b"\0"))
 
     def _write(self, pdu: Pdu) -> None:
+        """Queue a PDU for this session's socket. Every PDU written during one event-loop
+        iteration (the submits of the chains one commit released, the responses to a burst of
+        receipts) leaves in one send at the end of it: one system call instead of dozens."""
         if self._writer is None:
             raise NotConnected("SMPP not connected")
-        self._writer.write(pdu.encode())
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._send_out, self._writer)
+        self._out.append(pdu.encode())
+
+    def _send_out(self, writer: asyncio.StreamWriter) -> None:
+        data, self._out = b"".join(self._out), []
+        if writer is self._writer and data:  # (a session that dropped meanwhile loses them)
+            writer.write(data)
 
     async def _request(self, command: int, body: bytes, timeout: float | None = None) -> Pdu:
         """Send a request and wait for its response. The timeout is a timer on the future, not

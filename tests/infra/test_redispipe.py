@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from infra.redispipe import AutoPipeline
+from infra.redispipe import AutoPipeline, pack
 from tests.support.processes import free_port
 
 INCR = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
@@ -61,3 +61,15 @@ async def test_an_unreachable_redis_fails_every_caller_rather_than_leaving_them_
             await asyncio.wait_for(fut, 5)
     await pipe.drain()
     await r.aclose()
+
+
+def test_the_packer_writes_what_redis_py_writes() -> None:
+    commands = [
+        ("EVALSHA", "ab12", 2, "mp:dl:claim:名片", b"\x00raw", 1.5, -7, 10**20, 1e-05),
+        ("SET", "k", ""),
+    ]
+    conn = aioredis.Redis().connection_pool.make_connection()
+    assert pack(commands) == b"".join(conn.pack_commands(commands))
+    for bad in (None, True, ["a"]):
+        with pytest.raises(TypeError):
+            pack([("SET", "k", bad)])
