@@ -39,6 +39,14 @@ import asyncpg
 
 log = logging.getLogger("mingpian.delivery")
 TICK = 0.02  # s: writes nobody waits for are committed within this
+# Under steady load that comes in a trickle (the last flush ended less than BUSY ago and carried
+# fewer than SMALL writes) a flush someone waits for starts LINGER later, so the writes of the
+# requests arriving meanwhile share it: events arriving one by one would otherwise each pay a
+# flush (statement, round trip, commit) of their own. Load that comes in bursts fills flushes
+# without help, and an idle store flushes at once: neither waits.
+LINGER = 0.003  # s
+BUSY = 0.01  # s
+SMALL = 16  # writes
 RETRIES = 3  # a flush whose connection failed is run again this many times
 
 # What a write may update per table, and each column's array type for `unnest`.
@@ -104,6 +112,10 @@ RENEW_SQL = (
     "UPDATE deliveries d SET lease_until = u.until FROM unnest($1::text[], $2::text[], $3::float8[]) "
     "AS u(id, owner, until) WHERE d.id = u.id AND d.owner = u.owner RETURNING d.id"
 )
+# The phases stored for calls (pre-call chains ask before their hand-over): a read that rides the
+# flush, answered from the same snapshot as a statement of its own would have been.
+PHASES_SQL = "SELECT call_id, phase FROM calls WHERE call_id = ANY($1::text[])"
+PHASES_ROWS = "SELECT 'p' AS k, call_id AS id, phase FROM calls WHERE call_id = ANY($1::text[])"
 PARAM = re.compile(r"\$(\d+)")
 
 
@@ -131,9 +143,10 @@ class Batch:
     )
     refunds: set[str] = field(default_factory=set)
     renewals: dict[str, tuple[str, float, list[asyncio.Future[bool]]]] = field(default_factory=dict)
+    phases: dict[str, list[asyncio.Future[set[str]]]] = field(default_factory=dict)  # call id → askers
     size: int = 0
 
-    def add(self, kind: str, row: Any, fut: asyncio.Future[bool] | None = None) -> None:
+    def add(self, kind: str, row: Any, fut: asyncio.Future[Any] | None = None) -> None:
         self.size += 1
         if kind == "accept":
             did = row[3]  # the delivery id: a repeat in the same flush is not new
@@ -153,6 +166,8 @@ class Batch:
             self.receipts.append(row)
         elif kind == "refund":
             self.refunds.add(row)
+        elif kind == "phases":
+            self.phases.setdefault(row, []).extend([fut] if fut is not None else [])
         elif kind == "renew":
             did, owner, until = row
             held = self.renewals.get(did)
@@ -196,6 +211,8 @@ class Batch:
             ids = list(self.renewals)
             owners, untils = [self.renewals[i][0] for i in ids], [self.renewals[i][1] for i in ids]
             parts.append(("ren", RENEW_SQL, [ids, owners, untils]))
+        if self.phases:
+            parts.append(("phs", PHASES_SQL, [list(self.phases)]))
         return parts
 
     def _one_statement_safe(self) -> bool:
@@ -218,6 +235,7 @@ class Batch:
         needs no transaction block of its own: it commits all or nothing."""
         ctes: list[str] = []
         args: list[Any] = []
+        phases = ""
         for name, sql, values in self._parts():
             k = len(args)
 
@@ -226,15 +244,18 @@ class Batch:
 
             if name == "acc":  # the calls, then the deliveries of the new ones (ACCEPT_SQL)
                 ctes.append(f"c AS ({shifted(CALLS_SQL)}), acc AS ({shifted(DELIVERIES_SQL)})")
+            elif name == "phs":  # a read: one of the statement's rows, not a CTE
+                phases = shifted(PHASES_ROWS)
             else:
                 ctes.append(f"{name} AS ({shifted(sql)})")
             args += values
         rows = [
-            *(["SELECT 'a' AS k, id FROM acc"] if self.accept else []),
-            *(["SELECT 'r' AS k, id FROM ren"] if self.renewals else []),
+            *(["SELECT 'a' AS k, id, NULL AS phase FROM acc"] if self.accept else []),
+            *(["SELECT 'r' AS k, id, NULL AS phase FROM ren"] if self.renewals else []),
+            *([phases] if self.phases else []),
         ]
-        select = " UNION ALL ".join(rows) or "SELECT NULL AS k, NULL AS id WHERE false"
-        return f"WITH {', '.join(ctes)} {select}", args
+        select = " UNION ALL ".join(rows) or "SELECT NULL AS k, NULL AS id, NULL AS phase WHERE false"
+        return f"WITH {', '.join(ctes)} {select}" if ctes else select, args
 
     def statements(self) -> int:
         """How many statements `apply` runs: 1 when they can share one."""
@@ -245,16 +266,23 @@ class Batch:
         returns what tells the waiting callers their results, to call once it committed."""
         new: set[str] = set()
         held: set[str] = set()
+        phases: dict[str, set[str]] = {}
         parts = self._parts()
         if parts and self._one_statement_safe():
             sql, args = self.statement()
-            for k, id_ in await conn.fetch(sql, *args):
-                (new if k == "a" else held).add(id_)
+            for k, id_, phase in await conn.fetch(sql, *args):
+                if k == "p":
+                    phases.setdefault(id_, set()).add(phase)
+                else:
+                    (new if k == "a" else held).add(id_)
         else:
             for name, sql, values in parts:
                 if name in ("acc", "ren"):
                     got = {r[0] for r in await conn.fetch(sql, *values)}
                     (new if name == "acc" else held).update(got)
+                elif name == "phs":
+                    for call_id, phase in await conn.fetch(sql, *values):
+                        phases.setdefault(call_id, set()).add(phase)
                 else:
                     await conn.execute(sql, *values)
 
@@ -267,18 +295,22 @@ class Batch:
                 for f in futs:
                     if not f.done():
                         f.set_result(did in held)
+            for call_id, askers in self.phases.items():
+                for f in askers:
+                    if not f.done():
+                        f.set_result(set(phases.get(call_id, ())))
 
         return tell
 
     def fail(self, exc: BaseException) -> None:
-        for _, futs in self.accept.values():
-            for f in futs:
-                if not f.done():
-                    f.set_exception(exc)
-        for _, _, futs in self.renewals.values():
-            for f in futs:
-                if not f.done():
-                    f.set_exception(exc)
+        waiting = [
+            *(f for _, futs in self.accept.values() for f in futs),
+            *(f for _, _, futs in self.renewals.values() for f in futs),
+            *(f for askers in self.phases.values() for f in askers),
+        ]
+        for f in waiting:
+            if not f.done():
+                f.set_exception(exc)
 
 
 @dataclass
@@ -306,11 +338,17 @@ class GroupCommit:
 
     def __init__(self, pool: Callable[[], asyncpg.Pool]) -> None:
         self._pool = pool
+        # The flushes' own connection, kept between them: every statement shape is prepared once
+        # on it (a flush's statement depends on which kinds of write it carries), and a flush
+        # pays no pool checkout. Given back when it fails, and at close.
+        self._conn: asyncpg.pool.PoolConnectionProxy | None = None
         self._open = Batch()
         self._queued = 0  # writes queued so far
         self._committed = 0  # writes committed so far (in queue order)
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._running = False
+        self._ended = float("-inf")  # loop time the last flush ended
+        self._last = 0  # writes the last flush carried
         self._timer: asyncio.TimerHandle | None = None
         self._soon = False
         self._task: asyncio.Task[None] | None = None
@@ -351,7 +389,10 @@ class GroupCommit:
                 self._soon = True
                 if self._timer is not None:
                     self._timer.cancel()
-                self._timer = loop.call_soon(self._start)  # type: ignore[assignment]
+                if self._last < SMALL and loop.time() - self._ended < BUSY:
+                    self._timer = loop.call_later(LINGER, self._start)
+                else:
+                    self._timer = loop.call_soon(self._start)  # type: ignore[assignment]
         elif self._timer is None:
             self._timer = loop.call_later(TICK, self._start)
 
@@ -370,24 +411,30 @@ class GroupCommit:
                 if not self._soon and not self._waiters:
                     break  # what was queued meanwhile nobody waits for: the next tick takes it
                 self._soon = False
+                if self._open.size < SMALL:  # a trickle queued meanwhile: let more join it first
+                    await asyncio.sleep(LINGER)
         finally:
             self._running = False
             self._task = None
+            self._ended = asyncio.get_running_loop().time()
             if self._open.size:
                 self._kick(soon=bool(self._waiters))
 
     async def _flush(self) -> None:
         batch, self._open = self._open, Batch()
         upto = self._queued
+        self._last = batch.size
         error: BaseException | None = None
         for attempt in range(RETRIES + 1):
             try:
-                async with self._pool().acquire() as conn:
-                    if batch.statements() > 1:
-                        async with conn.transaction():
-                            tell = await batch.apply(conn)
-                    else:
+                if self._conn is None:
+                    self._conn = await self._pool().acquire()
+                conn = self._conn
+                if batch.statements() > 1:
+                    async with conn.transaction():
                         tell = await batch.apply(conn)
+                else:
+                    tell = await batch.apply(conn)
                 self.flushes += 1
                 tell()
                 error = None
@@ -395,6 +442,7 @@ class GroupCommit:
             except RETRYABLE as exc:
                 error = exc
                 log.warning("delivery group commit: %s; trying again", exc)
+                await self._give_back()
                 await asyncio.sleep(0.05 * (attempt + 1))
             except Exception as exc:  # a bug in what was queued: the callers hear it
                 log.exception("delivery group commit failed")
@@ -415,6 +463,14 @@ class GroupCommit:
                 keep.append((target, fut))
         self._waiters = keep
 
+    async def _give_back(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await self._pool().release(conn)
+            except Exception:  # a broken connection: the pool replaces it
+                log.debug("delivery group commit: releasing a failed connection", exc_info=True)
+
     async def close(self) -> None:
         """Commit what is queued (a clean stop loses nothing)."""
         if self._timer is not None:
@@ -428,3 +484,4 @@ class GroupCommit:
                 await self._flush()
             finally:
                 self._running = False
+        await self._give_back()

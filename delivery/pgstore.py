@@ -125,8 +125,6 @@ class PgDeliveryStore(PgConsoleRows):
         self.writes = GroupCommit(lambda: self.pool)
         self._ids: list[int] = []  # attempt ids taken from the sequence, not used yet
         self._ids_coming: asyncio.Future[None] | None = None  # the block being fetched
-        self._phase_asks: dict[str, list[asyncio.Future[set[str]]]] = {}  # call id → chains asking
-        self._background: set[asyncio.Task[None]] = set()
         self._docs: dict[tuple[Any, ...], Any] = {}
         self._keys: dict[str, tuple[str, str | None]] = {}
         self._optouts: set[tuple[str, str]] = set()
@@ -486,42 +484,14 @@ class PgDeliveryStore(PgConsoleRows):
         return await fut
 
     async def call_phases(self, call_id: str) -> set[str]:
-        """Asked by every pre-call chain before its hand-over: the questions of every chain in
-        one event-loop iteration are one statement."""
+        """Asked by every pre-call chain before its hand-over: the question rides the next group
+        commit (one of its statement's rows), so it costs no statement of its own."""
         if self._block.get() is not None:
             rows = await self._fetch_committed("SELECT phase FROM calls WHERE call_id=$1", call_id)
             return {r[0] for r in rows}
         fut: asyncio.Future[set[str]] = asyncio.get_running_loop().create_future()
-        if not self._phase_asks:  # the first question of this iteration: ask after it
-            asyncio.get_running_loop().call_soon(self._ask_phases)
-        self._phase_asks.setdefault(call_id, []).append(fut)
+        self.writes.add("phases", call_id, fut)
         return await fut
-
-    def _ask_phases(self) -> None:
-        asks, self._phase_asks = self._phase_asks, {}
-        if asks:
-            t = asyncio.get_running_loop().create_task(self._phases_of(asks), context=contextvars.Context())
-            self._background.add(t)
-            t.add_done_callback(self._background.discard)
-
-    async def _phases_of(self, asks: dict[str, list[asyncio.Future[set[str]]]]) -> None:
-        try:
-            rows = await self.pool.fetch(
-                "SELECT call_id, phase FROM calls WHERE call_id = ANY($1::text[])", list(asks)
-            )
-        except Exception as exc:
-            for futs in asks.values():
-                for f in futs:
-                    if not f.done():
-                        f.set_exception(exc)
-            return
-        phases: dict[str, set[str]] = {}
-        for r in rows:
-            phases.setdefault(r[0], set()).add(r[1])
-        for call_id, futs in asks.items():
-            for f in futs:
-                if not f.done():
-                    f.set_result(set(phases.get(call_id, ())))
 
     async def delivery(self, id: str) -> Delivery | None:
         row = await self._fetchrow(f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id=$1", id)

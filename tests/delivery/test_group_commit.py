@@ -76,6 +76,11 @@ async def test_every_kind_of_write_in_one_flush_is_one_statement(store: PgDelive
     b.add("refund", "d0#0")
     b.add("renew", ("d9", "w1", NOW + 30), renewed)
     b.add("renew", ("d8", "w1", NOW + 30), lost)  # w2 holds it
+    loop = asyncio.get_running_loop()
+    seen, unseen, same = loop.create_future(), loop.create_future(), loop.create_future()
+    b.add("phases", "c0", seen)  # stored before this flush
+    b.add("phases", "c2", unseen)
+    b.add("phases", "c1", same)  # written by this very statement: not in its snapshot
     assert b.statements() == 1
     sql, _ = b.statement()
     assert sql.count("WITH ") == 1 and "acc AS (INSERT INTO deliveries" in sql
@@ -83,6 +88,7 @@ async def test_every_kind_of_write_in_one_flush_is_one_statement(store: PgDelive
     async with store.pool.acquire() as conn:
         (await b.apply(conn))()
     assert [f.result() for f in (new, repeat, renewed, lost)] == [True, False, True, False]
+    assert (seen.result(), unseen.result(), same.result()) == ({"ringing"}, set(), set())
 
     rows = await store.pool.fetch("SELECT id, state, channel, lease_until FROM deliveries ORDER BY id")
     assert [tuple(r) for r in rows] == [
@@ -115,9 +121,12 @@ async def test_writes_to_a_row_the_flush_inserts_take_a_transaction_and_land(
     b.add("accept", accept_row("d1", "c1"), None)
     b.add("charge", charge_row("d1#0"))
     b.add(*second)
+    asked = asyncio.get_running_loop().create_future()
+    b.add("phases", "c1", asked)  # after the writes, in their transaction: sees them
     assert b.statements() > 1
     async with store.pool.acquire() as conn, conn.transaction():
         (await b.apply(conn))()
+    assert asked.result() == {"ringing"}
     if second[0] == "refund":
         assert await store.pool.fetchval("SELECT refunded FROM charges WHERE key='d1#0'") == 1
     else:
