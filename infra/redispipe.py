@@ -19,6 +19,13 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 READ_TIMEOUT = 5.0  # s for a whole batch's replies (redis-py's default socket timeout)
+# Under steady load that comes in a trickle (the last batch ended less than BUSY ago and carried
+# fewer than SMALL commands) a batch starts LINGER after its first command rather than at the end
+# of that event-loop iteration, so the commands of requests arriving meanwhile share its round
+# trip. Bursts fill batches without help, and an idle pipeline sends at once.
+LINGER = 0.001  # s
+BUSY = 0.01  # s
+SMALL = 8  # commands
 
 
 def _arg(value: Any) -> bytes:
@@ -61,6 +68,8 @@ class AutoPipeline:
         self._flushes: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         self._conn: Any = None  # redis.asyncio.Connection, taken from the pool for good
+        self._ended = float("-inf")  # loop time the last batch's replies were in
+        self._last = 0  # commands the last batch carried
 
     async def load_scripts(self) -> None:
         for name, src in self.scripts.items():
@@ -78,7 +87,10 @@ class AutoPipeline:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         if not self._ops:
-            loop.call_soon(self._start_flush, loop)
+            if self._last < SMALL and loop.time() - self._ended < BUSY:
+                loop.call_later(LINGER, self._start_flush, loop)
+            else:
+                loop.call_soon(self._start_flush, loop)
         self._ops.append((command, args, fut))
         return fut
 
@@ -93,36 +105,44 @@ class AutoPipeline:
     async def _flush(self) -> None:
         async with self._lock:  # one batch in flight; this one takes all that queued meanwhile
             ops, self._ops = self._ops, []
-            for attempt in range(2):
-                if not ops:
-                    return
-                try:
-                    if any(c == "EVALSHA" and a[0] not in self._shas for c, a, _ in ops):
-                        await self.load_scripts()
-                    results = await self._roundtrip(ops)
-                except Exception as exc:  # connection trouble: every caller gets the error
-                    for _, _, fut in ops:
-                        if not fut.done():
-                            fut.set_exception(exc)
-                    return
-                except asyncio.CancelledError:  # shutting down: nobody waits forever
-                    for _, _, fut in ops:
-                        fut.cancel()
-                    raise
-                again = []
-                for op, result in zip(ops, results, strict=True):
-                    fut = op[2]
-                    if fut.done():
-                        continue
-                    if attempt == 0 and isinstance(result, NoScriptError):
-                        again.append(op)  # that script did not run: load the scripts, run it again
-                    elif isinstance(result, Exception):
-                        fut.set_exception(result)
-                    else:
-                        fut.set_result(result)
-                if again:
-                    self._shas.clear()  # Redis restarted or flushed its script cache: load them again
-                ops = again
+            self._last = len(ops)
+            try:
+                await self._send(ops)
+            finally:
+                self._ended = asyncio.get_running_loop().time()
+
+    async def _send(self, ops: list[tuple[str, tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+        """Send a batch; a NOSCRIPT reply reloads the scripts and resends only those commands."""
+        for attempt in range(2):
+            if not ops:
+                return
+            try:
+                if any(c == "EVALSHA" and a[0] not in self._shas for c, a, _ in ops):
+                    await self.load_scripts()
+                results = await self._roundtrip(ops)
+            except Exception as exc:  # connection trouble: every caller gets the error
+                for _, _, fut in ops:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                return
+            except asyncio.CancelledError:  # shutting down: nobody waits forever
+                for _, _, fut in ops:
+                    fut.cancel()
+                raise
+            again = []
+            for op, result in zip(ops, results, strict=True):
+                fut = op[2]
+                if fut.done():
+                    continue
+                if attempt == 0 and isinstance(result, NoScriptError):
+                    again.append(op)  # that script did not run: load the scripts, run it again
+                elif isinstance(result, Exception):
+                    fut.set_exception(result)
+                else:
+                    fut.set_result(result)
+            if again:
+                self._shas.clear()  # Redis restarted or flushed its script cache: load them again
+            ops = again
 
     async def _roundtrip(self, ops: list[tuple[str, tuple[Any, ...], asyncio.Future[Any]]]) -> list[Any]:
         if self._conn is None:
