@@ -640,6 +640,14 @@ class PgDeliveryStore(PgConsoleRows):
         rows = await self._fetch_committed("SELECT attempt FROM message_ids WHERE message_id=$1", message_id)
         return int(rows[0][0]) if rows else None
 
+    async def waiting_attempts_of(self, message_ids: list[str]) -> list[int]:
+        rows = await self._fetch(
+            "SELECT DISTINCT a.id FROM message_ids m JOIN attempts a ON a.id = m.attempt "
+            "WHERE m.message_id = ANY($1::text[]) AND a.state IN ('submitted', 'unknown')",
+            message_ids,
+        )
+        return [int(r[0]) for r in rows]
+
     # -- opt-outs and ad impressions -----------------------------------------------------------
     async def opt_out(self, enterprise: str, number: str, channel: str, text: str) -> None:
         await self._execute(

@@ -6,6 +6,14 @@ A receipt is stored first (it may arrive before its message id is: the chain app
 then applied to its attempt: every segment `DELIVRD` → delivered; any failure → failed and its
 units refunded. The waiting chain is woken to go on.
 
+On a fleet the SMSC sends a receipt to any session of the account, so it often reaches a worker
+other than the one that submitted the message and whose chain waits for it. That worker stores
+it and, once it is durable, forwards it to the others; the one that submitted the message knows
+its id and applies it to its waiting chain from memory, so a receipt costs no read of the store
+wherever it arrives. A forwarded receipt nobody knew (its chain was taken over from a worker
+that died, or its worker forgot it) is looked for in the store by the worker that heard it, a
+second later, for all such receipts in one statement.
+
 Every final state of an attempt, whether set here or by the chain (timeout, error, skipped,
 refused, an RCS hand-over), is written through `settle`, which tells `on_outcome` (channel,
 state): how the server counts outcomes without the domain knowing of it. No-op by default. A
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,9 +36,11 @@ from .records import Attempt
 from .storage import DeliveryStore
 from .wakeups import Wakeups
 
+log = logging.getLogger("mingpian.delivery")
 WAITING = ("submitted", "unknown")
 TOLD_KEEP = 4096  # attempts whose outcome was told lately, remembered so as not to tell it twice
 SUBMITTED_KEEP = 65536  # message ids this process submitted lately, with their attempts
+STRAY_WAIT = 1.0  # s a forwarded receipt is given to be applied where its chain waits
 Outcome = Callable[[str, str], None]  # (channel, final state) of an attempt, once, when it is written
 
 
@@ -61,6 +72,8 @@ class Receipts:
         self._submitted: dict[str, int] = {}  # message id → attempt, this process's submits, oldest first
         self._unmatched: dict[str, None] = {}  # receipts heard here before their message id was known
         self._watched: dict[int, Attempt] = {}  # attempts whose chain waits here for their receipt
+        self._strays: dict[str, float] = {}  # forwarded here, not ours: message id → when (monotonic)
+        self._sweeper: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
 
     def submitted(self, attempt: int, message_ids: list[str]) -> bool:
@@ -85,14 +98,14 @@ class Receipts:
         self._watched.pop(att.id, None)
 
     async def accept(self, message_id: str, stat: str, *, source: str = "", forwarded: bool = False) -> None:
-        """Store a receipt and apply it. One for a message this process did not submit is
-        forwarded to the other processes (unless it was itself forwarded). The receipt is
-        stored before anything else: if its message id is not stored yet, the chain applies it
-        once it is."""
-        await self.store.receipt(message_id, stat, source)
+        """Store a receipt and apply it. The receipt is stored before anything else (if its
+        message id is not stored yet, the chain applies it once it is); a forwarded one was
+        stored by the worker that heard it. One for a message this process did not submit is
+        forwarded to the other processes on a fleet, or looked up in the store of a process of
+        its own (and forwarded when not found: processes of their own may share the counters)."""
+        if not forwarded:
+            await self.store.receipt(message_id, stat, source)
         attempt = self._submitted.get(message_id)
-        if attempt is None:
-            attempt = await self.store.attempt_of_message(message_id)
         if attempt is not None:
             att = self._watched.get(attempt)
             if att is not None and att.segments <= 1 and att.state in WAITING:
@@ -100,10 +113,51 @@ class Receipts:
             else:
                 await self.evaluate(attempt)
             return
-        self._unmatched[message_id] = None
+        self._unmatched[message_id] = None  # our own, should its id be recorded here later
         _keep_newest(self._unmatched, SUBMITTED_KEEP)
-        if not forwarded:
+        if forwarded:
+            return  # not ours: the worker that heard it makes sure someone applies it
+        if self.store.shared:  # the store every worker writes: its submitter applies it
+            self._later(self._forward(message_id, stat))
+            return
+        attempt = await self.store.attempt_of_message(message_id)  # submitted before a restart
+        if attempt is not None:
+            del self._unmatched[message_id]
+            await self.evaluate(attempt)
+        else:  # a process with a store of its own: another process on the same counters sent it
             self._later(self.meter.counters.forward_receipt(message_id, stat))
+
+    async def _forward(self, message_id: str, stat: str) -> None:
+        """Tell the other workers once the receipt is durable (the one whose chain waits applies
+        it from memory, or reads it), and look for it in the store later should none know it."""
+        await self.store.durable()
+        await self.meter.counters.forward_receipt(message_id, stat)
+        self._strays[message_id] = time.monotonic()
+        _keep_newest(self._strays, SUBMITTED_KEEP)
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.get_running_loop().create_task(
+                self._sweep(), name="delivery-stray-receipts", context=contextvars.Context()
+            )
+
+    async def _sweep(self) -> None:
+        """Every STRAY_WAIT: the forwarded receipts of a second ago whose attempt still waits
+        (one statement for all of them) are applied here."""
+        while self._strays:
+            await asyncio.sleep(STRAY_WAIT)
+            due = time.monotonic() - STRAY_WAIT
+            ripe = [m for m, at in self._strays.items() if at <= due]
+            for m in ripe:
+                del self._strays[m]
+            try:
+                for attempt in await self.store.waiting_attempts_of(ripe) if ripe else []:
+                    await self.evaluate(attempt)
+            except Exception:  # the database is briefly away: the chains evaluate at their deadline
+                log.exception("delivery receipts: looking up forwarded receipts failed")
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
 
     async def evaluate(self, attempt_id: int) -> str:
         """Apply the receipts an attempt has; its state afterwards."""

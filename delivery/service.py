@@ -203,6 +203,7 @@ class DeliveryService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._forwarded
         await self.chains.close()
+        await self.receipts.close()
         if self.smpp is not None:
             await self.smpp.close()
         if self._session is not None:

@@ -379,6 +379,19 @@ class SqliteDeliveryStore(SqliteConsoleRows, GroupCommitDb):
         row = self.db.execute("SELECT attempt FROM message_ids WHERE message_id=?", (message_id,)).fetchone()
         return row[0] if row else None
 
+    async def waiting_attempts_of(self, message_ids: list[str]) -> list[int]:
+        found: set[int] = set()
+        for i in range(0, len(message_ids), 500):  # SQLite's bound on parameters per statement
+            chunk = message_ids[i : i + 500]
+            rows = self.db.execute(
+                "SELECT DISTINCT a.id FROM message_ids m JOIN attempts a ON a.id = m.attempt "
+                f"WHERE m.message_id IN ({','.join('?' * len(chunk))}) "  # placeholders only
+                "AND a.state IN ('submitted', 'unknown')",
+                chunk,
+            ).fetchall()
+            found.update(int(r[0]) for r in rows)
+        return sorted(found)
+
     # -- opt-outs and ad impressions -----------------------------------------------------------
     async def opt_out(self, enterprise: str, number: str, channel: str, text: str) -> None:
         self.db.execute(

@@ -136,6 +136,24 @@ async def test_receipt_arriving_while_the_server_is_down_is_applied_after_restar
     assert len(gateway.submitted(CUSTOMER[3:])) == 1
 
 
+async def test_a_receipt_for_a_chain_resumed_after_a_restart_is_applied_long_before_its_timeout(
+    make_app: AppFactory, gateway: GatewaySim
+) -> None:
+    """The restarted server did not submit the message itself: on one SQLite file it finds the
+    message id in its store; on PostgreSQL (where another worker may have submitted it) it tells
+    the other workers and, as none knows it, finds its waiting attempt in the store a second
+    later. Either way well before the channel's 30 s timeout."""
+    gateway.set_rules([Rule("deliver", channel="ussd", delay=1.5)])
+    first = await make_app(seed_doc(policy={"chain": ["ussd", "flash"], "timeouts": {"ussd": 30}}))
+    await call(first, "c7", "ringing")
+    await _submitted(first, "c7:ringing")
+    await first.close()  # the receipt comes after the restart, to a server that never saw the submit
+    second = await make_app()
+    d = await settle(second, "c7:ringing", timeout=6.0)
+    assert [(a["channel"], a["state"]) for a in d["attempts"]] == [("ussd", "delivered")]
+    assert len(gateway.submitted(CUSTOMER[3:])) == 1
+
+
 async def test_pool_exhausted_under_stop_policy_sends_nothing_and_says_why(
     make_app: AppFactory, gateway: GatewaySim
 ) -> None:
