@@ -491,6 +491,13 @@ async def run_config(
         await asyncio.sleep(0.5)  # the last receipts
         charged = await usage_messages(base)
         if db_url:
+            both = costs(m0, m2, len(closed["sent"]) + len(opened["sent"])).pg
+            print(
+                f"  PostgreSQL over both phases: {both['xact_commit']:.2f} transactions, tuples "
+                f"{both['tup_inserted']:.2f} inserted / {both['tup_updated']:.2f} updated per event "
+                "(a backend publishes its counts at most once a second, and an idle one's last "
+                "second up to 10 s later, so one phase's counts may hold some of its neighbour's)"
+            )
             sizes = await storage(db_url)
             total = sum(b for _, b in sizes.values())
             print(
