@@ -174,3 +174,21 @@ async def test_plans_cached_while_a_table_was_empty_still_use_its_index(store: P
         finally:
             await conn.execute("DEALLOCATE ALL")
             await conn.execute("RESET plan_cache_mode")
+
+
+async def test_a_flush_whose_connection_was_killed_runs_again_on_a_new_one(store: PgDeliveryStore) -> None:
+    """The flushes keep one connection; when the database drops it (a restart, a failover, an
+    administrator's pg_terminate_backend) the flush that hit the dead connection is run again
+    on a fresh one, and its callers never hear of it."""
+    first = asyncio.get_running_loop().create_future()
+    store.writes.add("accept", accept_row("d1", "c1"), first)
+    assert await first is True
+    pid = await store.writes._conn.fetchval("SELECT pg_backend_pid()")  # the flushes' connection
+    async with store.pool.acquire() as admin:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+    second = asyncio.get_running_loop().create_future()
+    store.writes.add("accept", accept_row("d2", "c2"), second)
+    assert await asyncio.wait_for(second, 10) is True
+    ids = [r[0] for r in await store.pool.fetch("SELECT id FROM deliveries ORDER BY id")]
+    assert ids == ["d1", "d2"]
+    assert await store.writes._conn.fetchval("SELECT pg_backend_pid()") != pid
