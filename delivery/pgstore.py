@@ -68,6 +68,11 @@ UPDATABLE = {
     "attempts": frozenset({"state", "units", "done", "detail", "deadline", "revoke"}),
 }
 ID_BLOCK = 256  # attempt ids taken from the sequence at a time (one round trip per block)
+# A pre-call chain asks whether its call was answered or ended just before its first hand-over,
+# moments after its call event was accepted; the flush that accepted the event read the call's
+# phases too, and that read answers if it is younger than this (s). A chain that got there later
+# (it waited for a gateway, or was resumed) reads them again.
+PHASES_FRESH = 0.25
 
 TABLES = (
     "objects", "audit", "api_keys", "calls", "deliveries", "attempts", "message_ids", "receipts",
@@ -125,6 +130,7 @@ class PgDeliveryStore(PgConsoleRows):
         self.writes = GroupCommit(lambda: self.pool)
         self._ids: list[int] = []  # attempt ids taken from the sequence, not used yet
         self._ids_coming: asyncio.Future[None] | None = None  # the block being fetched
+        self._phases_seen: dict[str, tuple[set[str], float]] = {}  # call id → phases read at acceptance
         self._docs: dict[tuple[Any, ...], Any] = {}
         self._keys: dict[str, tuple[str, str | None]] = {}
         self._optouts: set[tuple[str, str]] = set()
@@ -481,11 +487,24 @@ class PgDeliveryStore(PgConsoleRows):
         )  # fmt: skip
         if self._block.get() is not None:
             await self._conn()  # inside a block the answer needs the block's own statement
-        return await fut
+            return await fut
+        asked: asyncio.Future[set[str]] | None = None
+        if d.phase == "ringing" and d.state == "active":  # its chain asks at once whether the call moved on
+            asked = asyncio.get_running_loop().create_future()
+            self.writes.add("phases", d.call_id, asked)  # the same flush answers both
+        new = await fut
+        if new and asked is not None:
+            self._phases_seen[d.call_id] = (asked.result(), time.monotonic())
+            while len(self._phases_seen) > 4096:  # chains that never asked (dropped, or gone)
+                del self._phases_seen[next(iter(self._phases_seen))]
+        return new
 
     async def call_phases(self, call_id: str) -> set[str]:
         """Asked by every pre-call chain before its hand-over: the question rides the next group
         commit (one of its statement's rows), so it costs no statement of its own."""
+        seen = self._phases_seen.pop(call_id, None)
+        if seen is not None and time.monotonic() - seen[1] < PHASES_FRESH:
+            return set(seen[0])  # read with the call's acceptance, a moment ago
         if self._block.get() is not None:
             rows = await self._fetch_committed("SELECT phase FROM calls WHERE call_id=$1", call_id)
             return {r[0] for r in rows}
