@@ -83,9 +83,13 @@ DELIVERIES_SQL = (  # only the deliveries whose call event was new (the CTE `c`:
     "$19::float8[], $20::float8[], $21::float8[], $22::text[], $23::float8[]) AS d(id, call_id, phase, "
     "enterprise, line, recipient, card, template, kind, data, chain, step, state, reason, channel, event_at, "
     "created, updated, owner, lease_until) JOIN c ON c.call_id = d.call_id AND c.phase = d.phase "
-    "ON CONFLICT DO NOTHING RETURNING id"
+    "ON CONFLICT DO NOTHING RETURNING id, state, owner, lease_until"
 )
-ACCEPT_SQL = f"WITH c AS ({CALLS_SQL}) {DELIVERIES_SQL}"
+CHAINS_SQL = (  # the new deliveries that are active (the CTE `acc`: DELIVERIES_SQL) and their leases
+    "INSERT INTO active_chains (delivery, owner, lease_until) "
+    "SELECT id, owner, lease_until FROM acc WHERE state = 'active' ON CONFLICT DO NOTHING"
+)
+ACCEPT_SQL = f"WITH c AS ({CALLS_SQL}), acc AS ({DELIVERIES_SQL}), ach AS ({CHAINS_SQL}) SELECT id FROM acc"
 ATTEMPTS_SQL = (
     "INSERT INTO attempts (id, delivery, step, channel, state, segments, units, started, deadline, done, "
     "detail) SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], "
@@ -109,9 +113,10 @@ RECEIPTS_SQL = (
 )
 REFUNDS_SQL = "UPDATE charges SET refunded = 1 WHERE key = ANY($1::text[])"
 RENEW_SQL = (
-    "UPDATE deliveries d SET lease_until = u.until FROM unnest($1::text[], $2::text[], $3::float8[]) "
-    "AS u(id, owner, until) WHERE d.id = u.id AND d.owner = u.owner RETURNING d.id"
+    "UPDATE active_chains a SET lease_until = u.until FROM unnest($1::text[], $2::text[], $3::float8[]) "
+    "AS u(id, owner, until) WHERE a.delivery = u.id AND a.owner = u.owner RETURNING a.delivery AS id"
 )
+FINISHED_SQL = "DELETE FROM active_chains WHERE delivery = ANY($1::text[])"  # deliveries no longer active
 # The phases stored for calls (pre-call chains ask before their hand-over): a read that rides the
 # flush, answered from the same snapshot as a statement of its own would have been.
 PHASES_SQL = "SELECT call_id, phase FROM calls WHERE call_id = ANY($1::text[])"
@@ -142,6 +147,7 @@ class Batch:
         default_factory=lambda: {"deliveries": {}, "attempts": {}}
     )
     refunds: set[str] = field(default_factory=set)
+    finished: set[str] = field(default_factory=set)  # deliveries whose state left "active"
     renewals: dict[str, tuple[str, float, list[asyncio.Future[bool]]]] = field(default_factory=dict)
     phases: dict[str, list[asyncio.Future[set[str]]]] = field(default_factory=dict)  # call id → askers
     size: int = 0
@@ -177,6 +183,8 @@ class Batch:
             self.renewals[did] = (owner, max(until, held[1]) if held else until, futs)
         else:  # "update:<table>": (id, fields)
             table = kind.partition(":")[2]
+            if table == "deliveries" and row[1].get("state", "active") != "active":
+                self.finished.add(row[0])
             pending = self.attempts.get(row[0]) if table == "attempts" else None
             if pending is not None and row[1].keys() <= ATTEMPT_AT.keys():
                 for column, value in row[1].items():
@@ -211,6 +219,8 @@ class Batch:
             ids = list(self.renewals)
             owners, untils = [self.renewals[i][0] for i in ids], [self.renewals[i][1] for i in ids]
             parts.append(("ren", RENEW_SQL, [ids, owners, untils]))
+        if self.finished:  # after the renewals: a chain renewed as it finishes was held
+            parts.append(("fin", FINISHED_SQL, [list(self.finished)]))
         if self.phases:
             parts.append(("phs", PHASES_SQL, [list(self.phases)]))
         return parts
@@ -219,11 +229,11 @@ class Batch:
         """Whether every write can share one statement. Its parts all see the database as it
         was before it, so none may touch a row another part of it writes: a row inserted and
         updated in the same flush (attempt updates are folded into their insert instead; the
-        rest is rare), a delivery both updated and renewed, a charge refunded as it is written."""
+        rest is rare), a lease renewed as its chain finishes, a charge refunded as it is written."""
         deliveries = self.updates["deliveries"].keys()
         return not (
             (deliveries | self.renewals.keys()) & self.accept.keys()
-            or deliveries & self.renewals.keys()
+            or self.finished & self.renewals.keys()
             or self.updates["attempts"].keys() & self.attempts.keys()
             or self.refunds & self.charges.keys()
         )
@@ -242,8 +252,9 @@ class Batch:
             def shifted(text: str, k: int = k) -> str:
                 return PARAM.sub(lambda m: f"${int(m[1]) + k}", text)
 
-            if name == "acc":  # the calls, then the deliveries of the new ones (ACCEPT_SQL)
-                ctes.append(f"c AS ({shifted(CALLS_SQL)}), acc AS ({shifted(DELIVERIES_SQL)})")
+            if name == "acc":  # the calls, the deliveries of the new ones, their chains (ACCEPT_SQL)
+                calls, deliveries = shifted(CALLS_SQL), shifted(DELIVERIES_SQL)
+                ctes.append(f"c AS ({calls}), acc AS ({deliveries}), ach AS ({CHAINS_SQL})")
             elif name == "phs":  # a read: one of the statement's rows, not a CTE
                 phases = shifted(PHASES_ROWS)
             else:
@@ -330,7 +341,15 @@ class Block:
         return b
 
 
-RETRYABLE = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, OSError)
+# Connection trouble: the flush runs again on a fresh connection. (A connection the server
+# dropped while idle can also surface as asyncpg's InternalClientError on its next use.)
+RETRYABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    ConnectionError,
+    OSError,
+)
 
 
 class GroupCommit:

@@ -49,8 +49,8 @@ log = logging.getLogger("mingpian.delivery")
 # Active deliveries, and those whose current attempt waits for a receipt: its cost grows with the
 # active deliveries (a partial index), not with the history.
 QUEUE = (
-    "SELECT count(*), count(a.id) FROM deliveries d LEFT JOIN attempts a ON a.delivery = d.id "
-    "AND a.step = d.step AND a.state IN ('submitted', 'unknown') WHERE d.state = 'active'"
+    "SELECT count(*), count(a.id) FROM active_chains c JOIN deliveries d ON d.id = c.delivery "
+    "LEFT JOIN attempts a ON a.delivery = d.id AND a.step = d.step AND a.state IN ('submitted', 'unknown')"
 )
 MEDIA_PARAMS = ", ".join(f"${i}" for i in range(1, len(MEDIA_FIELDS) + 2))  # enterprise + the row
 CHANNEL = "mingpian_delivery"  # NOTIFY channel of cache invalidations
@@ -77,7 +77,7 @@ PHASES_FRESH = 0.25
 TABLES = (
     "objects", "audit", "api_keys", "calls", "deliveries", "attempts", "message_ids", "receipts",
     "optouts", "taps", "impressions", "replies_seen", "charges", "media", "chatbot_owners",
-    "console_sessions",
+    "console_sessions", "active_chains",
 )  # fmt: skip
 
 
@@ -523,7 +523,7 @@ class PgDeliveryStore(PgConsoleRows):
         return [_delivery(r) for r in rows]
 
     async def active_deliveries(self) -> list[str]:
-        return [r[0] for r in await self._fetch("SELECT id FROM deliveries WHERE state='active'")]
+        return [r[0] for r in await self._fetch("SELECT delivery FROM active_chains")]
 
     async def queue(self) -> tuple[int, int]:
         row = await self._fetchrow(QUEUE)
@@ -535,13 +535,13 @@ class PgDeliveryStore(PgConsoleRows):
         _check_fields("deliveries", fields)
         self._queue("update:deliveries", (id, fields))
 
-    # -- leases: which worker runs each active chain ---------------------------------------------
+    # -- leases: which worker runs each active chain (`active_chains`) ------------------------------
     async def claim_chains(self, owner: str, now: float, until: float, limit: int) -> list[str]:
         """Rows locked by another claimer are skipped, so two workers never take the same chain."""
         rows = await self._fetch(
-            "UPDATE deliveries SET owner=$1, lease_until=$3 WHERE id IN (SELECT id FROM deliveries "
-            "WHERE state='active' AND lease_until < $2 ORDER BY lease_until LIMIT $4 "
-            "FOR UPDATE SKIP LOCKED) RETURNING id",
+            "UPDATE active_chains SET owner=$1, lease_until=$3 WHERE delivery IN (SELECT delivery "
+            "FROM active_chains WHERE lease_until < $2 ORDER BY lease_until LIMIT $4 "
+            "FOR UPDATE SKIP LOCKED) RETURNING delivery",
             owner, now, until, limit,
         )  # fmt: skip
         return [r[0] for r in rows]
@@ -558,7 +558,8 @@ class PgDeliveryStore(PgConsoleRows):
                 await self._conn()
             return set(deliveries) if await fut else set()
         rows = await self._fetch(
-            "UPDATE deliveries SET lease_until=$3 WHERE id = ANY($2::text[]) AND owner=$1 RETURNING id",
+            "UPDATE active_chains SET lease_until=$3 WHERE delivery = ANY($2::text[]) AND owner=$1 "
+            "RETURNING delivery",
             owner, deliveries, until,
         )  # fmt: skip
         return {r[0] for r in rows}
@@ -566,7 +567,7 @@ class PgDeliveryStore(PgConsoleRows):
     async def release(self, owner: str, deliveries: list[str]) -> None:
         if deliveries:
             await self._execute(
-                "UPDATE deliveries SET lease_until=0 WHERE id = ANY($2::text[]) AND owner=$1",
+                "UPDATE active_chains SET lease_until=0 WHERE delivery = ANY($2::text[]) AND owner=$1",
                 owner,
                 deliveries,
             )

@@ -90,12 +90,18 @@ async def test_every_kind_of_write_in_one_flush_is_one_statement(store: PgDelive
     assert [f.result() for f in (new, repeat, renewed, lost)] == [True, False, True, False]
     assert (seen.result(), unseen.result(), same.result()) == ({"ringing"}, set(), set())
 
-    rows = await store.pool.fetch("SELECT id, state, channel, lease_until FROM deliveries ORDER BY id")
+    rows = await store.pool.fetch("SELECT id, state, channel FROM deliveries ORDER BY id")
     assert [tuple(r) for r in rows] == [
-        ("d0", "delivered", "sms", NOW + 15),
-        ("d1", "active", "", NOW + 15),
-        ("d8", "active", "", NOW + 15),
-        ("d9", "active", "", NOW + 30),
+        ("d0", "delivered", "sms"),
+        ("d1", "active", ""),
+        ("d8", "active", ""),
+        ("d9", "active", ""),
+    ]
+    chains = await store.pool.fetch("SELECT delivery, owner, lease_until FROM active_chains ORDER BY 1")
+    assert [tuple(r) for r in chains] == [  # d0 finished; d1 new; d9's lease renewed, d8's not ours
+        ("d1", "w1", NOW + 15),
+        ("d8", "w2", NOW + 15),
+        ("d9", "w1", NOW + 30),
     ]
     att = {
         r[0]: tuple(r[1:]) for r in await store.pool.fetch("SELECT id, state, units, detail FROM attempts")
@@ -133,18 +139,23 @@ async def test_writes_to_a_row_the_flush_inserts_take_a_transaction_and_land(
         assert await store.pool.fetchval("SELECT state FROM deliveries WHERE id='d1'") == "failed"
 
 
-async def test_a_delivery_renewed_and_updated_in_one_flush_gets_both(store: PgDeliveryStore) -> None:
+async def test_a_lease_renewed_as_its_chain_finishes_takes_a_transaction(store: PgDeliveryStore) -> None:
     await seed(store)
     b = Batch()
-    (held,) = futures(1)
-    b.add("update:deliveries", ("d0", {"step": 1, "updated": NOW}))
+    held, moved = futures(2)
+    b.add("update:deliveries", ("d9", {"step": 1, "updated": NOW}))  # a delivery going on: one statement
+    b.add("renew", ("d9", "w1", NOW + 99), moved)
+    assert b.statements() == 1
+    b.add("update:deliveries", ("d0", {"state": "delivered", "updated": NOW}))
     b.add("renew", ("d0", "w1", NOW + 99), held)
-    assert b.statements() == 2
+    assert b.statements() > 1
     async with store.pool.acquire() as conn, conn.transaction():
         (await b.apply(conn))()
-    assert held.result() is True
-    row = await store.pool.fetchrow("SELECT step, lease_until FROM deliveries WHERE id='d0'")
-    assert tuple(row) == (1, NOW + 99)
+    assert held.result() is True and moved.result() is True
+    assert await store.pool.fetchval("SELECT state FROM deliveries WHERE id='d0'") == "delivered"
+    assert await store.pool.fetchval("SELECT step FROM deliveries WHERE id='d9'") == 1
+    chains = await store.pool.fetch("SELECT delivery, lease_until FROM active_chains ORDER BY 1")
+    assert [tuple(r) for r in chains] == [("d8", NOW + 15), ("d9", NOW + 99)]
 
 
 async def test_plans_cached_while_a_table_was_empty_still_use_its_index(store: PgDeliveryStore) -> None:

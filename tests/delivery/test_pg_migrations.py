@@ -43,6 +43,12 @@ async def _previous_version(url: str) -> None:
         await conn.execute(
             "INSERT INTO charges VALUES ('d1#0', 'sf', 'pool', '+8613800000001', 'sms', 1, 0, 0.05, '2026-11-30', 1, 0)"
         )
+        for did, state, lease in [("c1:ringing", "active", 100.0), ("c2:ended", "delivered", 0.0)]:
+            await conn.execute(
+                "INSERT INTO deliveries VALUES ($1, $2, 'ringing', 'sf', '+8613800000001', '+8613900000001', "
+                "'card', 'tpl', 'identity', '{}', '[\"ussd\"]', 0, $3, '', '', 1, 1, 1, 'w1', $4)",
+                did, did.partition(":")[0], state, lease,
+            )  # fmt: skip
     finally:
         await conn.close()
 
@@ -72,6 +78,31 @@ async def test_a_database_of_the_previous_version_is_upgraded_with_its_data(post
         assert not await store.claim_chatbot("sf", "777")
         assert await store.claim_chatbot("a", "106500")
         assert (await store.usage("sf", ("channel",)))[0]["messages"] == 1
+        # the active delivery's lease moved to its own table; a worker takes it over from there
+        assert await store.active_deliveries() == ["c1:ringing"]
+        assert await store.claim_chains("w2", 200.0, 215.0, 10) == ["c1:ringing"]
+    finally:
+        await store.stop()
+
+
+async def test_no_index_of_deliveries_covers_a_column_the_store_updates(postgres_url: str) -> None:
+    """So PostgreSQL updates a delivery in place (HOT: no new index entries) when its chain moves
+    on or finishes; leases live in `active_chains`."""
+    from delivery.pgbatch import UPDATE_TYPES
+
+    store = PgDeliveryStore(postgres_url)
+    await store.start()
+    try:
+        indexed = await store.pool.fetch(
+            "SELECT i.indexrelid::regclass::text, a.attname FROM pg_index i JOIN pg_attribute a "
+            "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = 'deliveries'::regclass"
+        )
+        predicates = await store.pool.fetchval(
+            "SELECT count(*) FROM pg_index WHERE indrelid = 'deliveries'::regclass AND indpred IS NOT NULL"
+        )
+        assert {r[1] for r in indexed} & set(UPDATE_TYPES["deliveries"]) == set(), indexed
+        assert predicates == 0
+        assert "lease_until" not in {r[1] for r in indexed}
     finally:
         await store.stop()
 
