@@ -55,11 +55,15 @@ class Intake:
         enterprise, line, line_no, person = hit
         did = f"{call_id}:{phase}"
         duplicate = {"call_id": call_id, "phase": phase, "duplicate": True, "delivery": did}
-        claim = await self.counters.claim(did, self.dedupe_ttl)
-        if claim == "pending":
-            raise InProgress(f"call {call_id} {phase} is being accepted by another server; retry")
-        if claim == "done":
-            return 200, duplicate
+        # Several processes each with a store of its own claim the event in the shared counters
+        # first; a store that every process writes (PostgreSQL) is the claim itself: the calls
+        # row's key admits one, and a repeat racing it waits for its commit, then is a duplicate.
+        if not self.store.shared:
+            claim = await self.counters.claim(did, self.dedupe_ttl)
+            if claim == "pending":
+                raise InProgress(f"call {call_id} {phase} is being accepted by another server; retry")
+            if claim == "done":
+                return 200, duplicate
         ent = await self.store.get("enterprise", "", enterprise) or {}
         suspended = bool(ent.get("suspended"))  # the operator stopped it: nothing is sent
         card = {} if suspended else await choose_card(self.store, enterprise, line, phase, call_id) or {}
@@ -97,7 +101,8 @@ class Intake:
             return 200, duplicate
         if phase != "ringing":  # the call was answered or ended: a pending pre-call card is too late
             self.chains.note_phase(call_id, phase, now)
-        self.counters.confirm(did, self.dedupe_ttl)
+        if not self.store.shared:
+            self.counters.confirm(did, self.dedupe_ttl)
         if d.state == "active":
             self.chains.spawn(did, d, until)
         return 202, {

@@ -195,17 +195,18 @@ class Batch:
     def _parts(self) -> list[tuple[str, str, list[Any]]]:
         """Each write as (name, statement, arguments), in the order a transaction runs them."""
         parts: list[tuple[str, str, list[Any]]] = []
-        if self.accept:
-            rows = [r for r, _ in self.accept.values()]
+        if self.accept:  # each kind's rows in key order: concurrent flushes lock keys alike
+            rows = sorted((r for r, _ in self.accept.values()), key=lambda r: (r[0], r[1]))
             parts.append(("acc", ACCEPT_SQL, list(zip(*rows, strict=True))))
         if self.attempts:
             parts.append(("att", ATTEMPTS_SQL, list(zip(*self.attempts.values(), strict=True))))
         if self.charges:
             parts.append(("chg", CHARGES_SQL, list(zip(*self.charges.values(), strict=True))))
         if self.message_ids:
-            parts.append(("mid", MESSAGE_IDS_SQL, list(zip(*self.message_ids, strict=True))))
+            parts.append(("mid", MESSAGE_IDS_SQL, list(zip(*sorted(self.message_ids), strict=True))))
         if self.receipts:
-            parts.append(("rct", RECEIPTS_SQL, list(zip(*self.receipts, strict=True))))
+            rows = sorted(self.receipts, key=lambda r: r[0])
+            parts.append(("rct", RECEIPTS_SQL, list(zip(*rows, strict=True))))
         for table, rows in self.updates.items():
             groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
             for id_, fields in rows.items():
@@ -347,6 +348,11 @@ RETRYABLE = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.InternalClientError,
+    # Two workers' flushes inserting the same keys (a call event posted to both, a receipt the
+    # SMSC sent twice) take the keys' locks in the same order, as rows are sorted by key; should
+    # PostgreSQL still find a deadlock, it aborts one flush, which runs again.
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
     ConnectionError,
     OSError,
 )

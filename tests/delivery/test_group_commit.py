@@ -203,3 +203,27 @@ async def test_a_flush_whose_connection_was_killed_runs_again_on_a_new_one(store
     ids = [r[0] for r in await store.pool.fetch("SELECT id FROM deliveries ORDER BY id")]
     assert ids == ["d1", "d2"]
     assert await store.writes._conn.fetchval("SELECT pg_backend_pid()") != pid
+
+
+async def test_two_workers_accepting_the_same_call_events_at_once_accept_each_once(postgres_url: str) -> None:
+    """On PostgreSQL the calls row is the fleet's claim: two workers' flushes carrying the same
+    events (in opposite orders) accept each event once, neither waits for ever on the other."""
+    a, b = PgDeliveryStore(postgres_url), PgDeliveryStore(postgres_url)
+    await a.start()
+    await b.start()
+    try:
+        loop = asyncio.get_running_loop()
+        ids = [f"c{i}" for i in range(200)]
+        answers: dict[str, list[bool]] = {c: [] for c in ids}
+        for store, order in ((a, ids), (b, ids[::-1])):
+            for c in order:
+                fut = loop.create_future()
+                fut.add_done_callback(lambda f, c=c: answers[c].append(f.result()))
+                store.writes.add("accept", accept_row(f"{c}:ringing", c), fut)
+        await asyncio.wait_for(asyncio.gather(a.writes.settled(), b.writes.settled()), 20)
+        assert all(sorted(v) == [False, True] for v in answers.values()), answers
+        assert await a.pool.fetchval("SELECT count(*) FROM deliveries") == 200
+        assert await a.pool.fetchval("SELECT count(*) FROM active_chains") == 200
+    finally:
+        await a.stop()
+        await b.stop()
