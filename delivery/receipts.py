@@ -130,14 +130,21 @@ class Receipts:
     async def _forward(self, message_id: str, stat: str) -> None:
         """Tell the other workers once the receipt is durable (the one whose chain waits applies
         it from memory, or reads it), and look for it in the store later should none know it."""
-        await self.store.durable()
-        await self.meter.counters.forward_receipt(message_id, stat)
-        self._strays[message_id] = time.monotonic()
+        try:
+            await self.store.durable()
+        except Exception:  # not stored: the SMSC hears no deliver_sm_resp and sends it again
+            log.exception("delivery receipts: storing receipt %s failed", message_id)
+            return
+        self._strays[message_id] = time.monotonic()  # looked up later even if the fan-out fails
         _keep_newest(self._strays, SUBMITTED_KEEP)
         if self._sweeper is None or self._sweeper.done():
             self._sweeper = asyncio.get_running_loop().create_task(
                 self._sweep(), name="delivery-stray-receipts", context=contextvars.Context()
             )
+        try:
+            await self.meter.counters.forward_receipt(message_id, stat)
+        except Exception:  # Redis is away: the sweep applies it, a second later
+            log.warning("delivery receipts: forwarding receipt %s failed; looked up here instead", message_id)
 
     async def _sweep(self) -> None:
         """Every STRAY_WAIT: the forwarded receipts of a second ago whose attempt still waits
