@@ -162,9 +162,11 @@ class Chains:
 
     def spawn(self, did: str, d: Delivery | None = None, held_until: float = 0.0) -> None:
         """Run `did`'s chain here; `held_until`: the lease this worker just wrote for it."""
+        if self._closing:
+            return
         if held_until:
             self._held[did] = max(held_until, self._held.get(did, 0.0))
-        if did in self._tasks or self._closing:
+        if did in self._tasks:
             return
         # a fresh context: the chain never inherits a store transaction of the task that spawned it
         t = asyncio.get_running_loop().create_task(

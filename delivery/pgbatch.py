@@ -239,15 +239,16 @@ class Batch:
             or self.refunds & self.charges.keys()
         )
 
-    def statement(self) -> tuple[str, list[Any]]:
-        """All the writes as one statement (`_one_statement_safe` said it may): each a
-        data-modifying CTE (PostgreSQL runs every one of them to completion, once), the new
-        delivery ids and the renewed leases as its rows. One statement is one round trip and
-        needs no transaction block of its own: it commits all or nothing."""
+    def statement(self, parts: list[tuple[str, str, list[Any]]] | None = None) -> tuple[str, list[Any]]:
+        """All the writes (`parts`, from `_parts`) as one statement (`_one_statement_safe` said
+        it may): each a data-modifying CTE (PostgreSQL runs every one of them to completion,
+        once), the new delivery ids, the renewed leases and the phases asked for as its rows.
+        One statement is one round trip and needs no transaction block of its own: it commits
+        all or nothing."""
         ctes: list[str] = []
         args: list[Any] = []
         phases = ""
-        for name, sql, values in self._parts():
+        for name, sql, values in self._parts() if parts is None else parts:
             k = len(args)
 
             def shifted(text: str, k: int = k) -> str:
@@ -281,7 +282,7 @@ class Batch:
         phases: dict[str, set[str]] = {}
         parts = self._parts()
         if parts and self._one_statement_safe():
-            sql, args = self.statement()
+            sql, args = self.statement(parts)
             for k, id_, phase in await conn.fetch(sql, *args):
                 if k == "p":
                     phases.setdefault(id_, set()).add(phase)

@@ -47,7 +47,7 @@ from .records import MEDIA_COLUMNS, MEDIA_FIELDS, OUTCOME, Attempt, Delivery, at
 
 log = logging.getLogger("mingpian.delivery")
 # Active deliveries, and those whose current attempt waits for a receipt: its cost grows with the
-# active deliveries (a partial index), not with the history.
+# active chains (a table of their own), not with the history.
 QUEUE = (
     "SELECT count(*), count(a.id) FROM active_chains c JOIN deliveries d ON d.id = c.delivery "
     "LEFT JOIN attempts a ON a.delivery = d.id AND a.step = d.step AND a.state IN ('submitted', 'unknown')"
