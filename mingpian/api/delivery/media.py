@@ -8,6 +8,7 @@ enterprise key reaches its own library, another's answers 404.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from aiohttp import BodyPartReader, web
@@ -66,20 +67,30 @@ async def upload(request: web.Request) -> web.Response:
     service = request.app[delivery_key]
     lib = service.library
     data, name = await _file_part(request, lib.limits.max_bytes)
-    try:
-        row, new = await lib.add(ent["id"], data, name)
-    except IngestError as exc:
-        raise ApiError(STATUS[exc.code], exc.code, str(exc), path="file", limit=exc.limit) from None
-    except QuotaExceeded as exc:
-        raise ApiError(
-            409, "quota_exceeded", str(exc), path="file", used=exc.used, size=exc.size, quota=exc.quota
-        ) from None
+    row, new = await _into_library(lib.add(ent["id"], data, name), "file")
     if new:
         await service.store.audit(
             p.name, ent["id"], f"media:{row['id']}", "upload media", {"name": row["name"]}
         )
         await service.store.durable()
     return json_response(lib.shown(row), status=201 if new else 200)
+
+
+async def _into_library(
+    stored: Awaitable[tuple[dict[str, Any], bool]], path: str
+) -> tuple[dict[str, Any], bool]:
+    """What the library stored (its row, and whether it is new), or its refusal as the API's
+    error naming `path`, where the file came from."""
+    try:
+        return await stored
+    except FetchRefused as exc:
+        raise ApiError(422, "fetch_refused", str(exc), path=path) from None
+    except IngestError as exc:
+        raise ApiError(STATUS[exc.code], exc.code, str(exc), path=path, limit=exc.limit) from None
+    except QuotaExceeded as exc:
+        raise ApiError(
+            409, "quota_exceeded", str(exc), path=path, used=exc.used, size=exc.size, quota=exc.quota
+        ) from None
 
 
 async def fetch(request: web.Request) -> web.Response:
@@ -93,16 +104,7 @@ async def fetch(request: web.Request) -> web.Response:
             422, "invalid", "give the photo's https URL as `url` (at most 2000 characters)", path="$.url"
         )
     service = request.app[delivery_key]
-    try:
-        row, new = await service.library.fetch(ent, url)
-    except FetchRefused as exc:
-        raise ApiError(422, "fetch_refused", str(exc), path="$.url") from None
-    except IngestError as exc:
-        raise ApiError(STATUS[exc.code], exc.code, str(exc), path="$.url", limit=exc.limit) from None
-    except QuotaExceeded as exc:
-        raise ApiError(
-            409, "quota_exceeded", str(exc), path="$.url", used=exc.used, size=exc.size, quota=exc.quota
-        ) from None
+    row, new = await _into_library(service.library.fetch(ent, url), "$.url")
     if new:
         await service.store.audit(p.name, ent["id"], f"media:{row['id']}", "fetch media", {"url": url})
         await service.store.durable()
