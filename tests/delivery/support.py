@@ -117,6 +117,15 @@ def rcs_seed() -> dict[str, Any]:
     return seed
 
 
+def maap_settings(sim: Any, server: Any) -> dict[str, Any]:
+    """The settings that point an app at the MaaP simulator `sim` served by `server`."""
+    return {
+        "maap_url": str(server.make_url("")).rstrip("/"),
+        "maap_app_id": sim.app_id,
+        "maap_app_key": sim.app_key,
+    }
+
+
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 

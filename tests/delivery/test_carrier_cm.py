@@ -18,7 +18,7 @@ from chatbot import cmxml_out
 from chatbot.simulator import Simulator
 from mingpian.settings import PROJECT_ROOT
 
-from .support import OPERATOR, RCS_PHONE, AppFactory, auth, call, rcs_seed, sample, settle
+from .support import OPERATOR, RCS_PHONE, AppFactory, auth, call, maap_settings, rcs_seed, sample, settle
 
 CM_BOT = "sip:12520040000@botplatform.rcs.chinamobile.com"
 USERNAME, PASSWORD = "cmcc", "cb-secret"
@@ -50,10 +50,8 @@ async def cm_app(
     seed["enterprises"][0]["chatbot"] = CM_BOT
     client = await make_app(
         seed,
-        maap_url=str(server.make_url("")).rstrip("/"),
+        **maap_settings(sim, server),
         maap_dialect="cm",
-        maap_app_id=sim.app_id,
-        maap_app_key=sim.app_key,
         chatbot_dir=cm_bots(tmp_path),
         webhook_username=USERNAME,
         webhook_password=PASSWORD,

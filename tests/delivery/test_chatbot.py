@@ -21,6 +21,7 @@ from .support import (
     AppFactory,
     auth,
     call,
+    maap_settings,
     rcs_seed,
     sample,
     settle,
@@ -35,9 +36,7 @@ async def _app(make_app: AppFactory, maap: tuple[Simulator, TestServer, list[str
     sim, server, _ = maap
     client = await make_app(
         rcs_seed(),
-        maap_url=str(server.make_url("")).rstrip("/"),
-        maap_app_id=sim.app_id,
-        maap_app_key=sim.app_key,
+        **maap_settings(sim, server),
         chatbot_dir=PROJECT_ROOT / "chatbots",
         webhook_csp_token=TOKEN,
     )

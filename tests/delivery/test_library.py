@@ -28,6 +28,7 @@ from .support import (
     Client,
     auth,
     call,
+    maap_settings,
     rcs_seed,
     settle,
 )
@@ -228,9 +229,7 @@ async def test_a_5g_message_carries_the_library_photo(
     sim, server, _ = maap
     client = await make_app(
         rcs_seed(),
-        maap_url=str(server.make_url("")).rstrip("/"),
-        maap_app_id=sim.app_id,
-        maap_app_key=sim.app_key,
+        **maap_settings(sim, server),
     )
     _, photo = await _library_card(client)
     await call(client, "lib1", "ended", callee=RCS_PHONE)
@@ -253,9 +252,7 @@ async def test_with_media_hosting_off_the_5g_message_carries_the_library_url(
     sim, server, _ = maap
     client = await make_app(
         rcs_seed(),
-        maap_url=str(server.make_url("")).rstrip("/"),
-        maap_app_id=sim.app_id,
-        maap_app_key=sim.app_key,
+        **maap_settings(sim, server),
         maap_media="off",
     )
     _, photo = await _library_card(client)

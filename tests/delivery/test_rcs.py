@@ -16,6 +16,7 @@ from .support import (
     RCS_PHONE,
     AppFactory,
     call,
+    maap_settings,
     rcs_seed,
     settle,
 )
@@ -26,9 +27,7 @@ async def _app(make_app: AppFactory, maap: tuple[Simulator, TestServer, list[str
     sim, server, _ = maap
     return await make_app(
         rcs_seed(),
-        maap_url=str(server.make_url("")).rstrip("/"),
-        maap_app_id=sim.app_id,
-        maap_app_key=sim.app_key,
+        **maap_settings(sim, server),
     )
 
 

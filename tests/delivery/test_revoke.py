@@ -13,7 +13,7 @@ from chatbot.simulator import Fault, Simulator
 from delivery.gateways.rcs import message_id
 from mingpian.api.delivery import delivery_key
 
-from .support import OPERATOR, RCS_PHONE, AppFactory, auth, call, rcs_seed, settle
+from .support import OPERATOR, RCS_PHONE, AppFactory, auth, call, maap_settings, rcs_seed, settle
 
 TOKEN = "revoke-test-token"  # the CT/CU signature the platform signs its callbacks with
 
@@ -27,9 +27,7 @@ async def _app(
         seed["enterprises"][0]["policy"]["revoke"] = False
     client = await make_app(
         seed,
-        maap_url=str(server.make_url("")).rstrip("/"),
-        maap_app_id=sim.app_id,
-        maap_app_key=sim.app_key,
+        **maap_settings(sim, server),
         webhook_csp_token=TOKEN,
     )
     sim.csp_token, sim.reports = TOKEN, True  # status reports (the revoke's result) come back
