@@ -5,7 +5,9 @@ served URL whose bytes are the file) and a 5G message actually sent."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
 import os
 import subprocess
 import tempfile
@@ -277,3 +279,59 @@ def _frames(mp4: bytes) -> list[Image.Image]:
             check=True,
         )
         return [Image.open(p).copy() for p in sorted(Path(tmp).glob("f*.png"))]
+
+
+async def _raw_upload(
+    client: Client, disposition: bytes, data: bytes, before: bytes = b""
+) -> tuple[int, dict[str, Any]]:
+    """POST one multipart part (after the raw parts `before`) with its Content-Disposition exactly
+    as given (bytes), over a socket to the real server: no client library tidies the header."""
+    body = (
+        before + b"--BB\r\nContent-Disposition: " + disposition + b"\r\nContent-Type: image/jpeg\r\n\r\n"
+        + data + b"\r\n--BB--\r\n"
+    )  # fmt: skip
+    head = (
+        f"POST /api/enterprises/sf/media HTTP/1.1\r\nHost: mingpian\r\nAuthorization: Bearer {SF_KEY}\r\n"
+        f"Content-Type: multipart/form-data; boundary=BB\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    assert client.server.host is not None and client.server.port is not None
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(head + body)
+    answer = await reader.read()
+    writer.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    headers, _, payload = rest.partition(b"\r\n\r\n")
+    assert b"content-type: application/json" in headers.lower(), answer[:300]
+    return int(status_line.split()[1]), json.loads(payload)
+
+
+async def test_chinese_file_names_are_kept_and_broken_part_headers_are_a_400(make_app: AppFactory) -> None:
+    client = await make_app()
+    shades = iter(range(0, 250, 10))  # a new picture each time: every upload is a 201
+    # RFC 7578: the name as raw UTF-8; RFC 5987: filename*=UTF-8''percent-encoded
+    for disposition, name in (
+        ('form-data; name="file"; filename="门店照片.jpg"'.encode(), "门店照片.jpg"),
+        (
+            b"form-data; name=\"file\"; filename*=UTF-8''%E9%97%A8%E5%BA%97%E7%85%A7%E7%89%87.jpg",
+            "门店照片.jpg",
+        ),
+        (b'form-data; name="file"; filename="\xff\xfe\xe9.jpg"', ".jpg"),  # not UTF-8: what is printable
+    ):
+        status, row = await _raw_upload(client, disposition, picture((200, 40, next(shades))))
+        assert status == 201 and row["name"] == name, (disposition, status, row)
+    # part headers HTTP does not allow: a 400 naming the upload, never a 500
+    for disposition in (
+        'form-data; name="file"; filename="门\x00店.jpg"'.encode(),  # NUL
+        b'form-data; name="file"; filename="a\x01b.jpg"',  # a control character
+        'form-data; name="file"\r\n名字: 门店'.encode(),  # a header name that is not a token
+        b'form-data; name="file"\r\nno colon here',
+    ):
+        status, err = await _raw_upload(client, disposition, picture((10, 40, next(shades))))
+        assert status == 400 and err["error"] == "not_multipart", (disposition, status, err)
+    status, err = await _raw_upload(
+        client, 'form-data; name="文件"; filename="a.jpg"'.encode(), picture(GREEN)
+    )
+    assert status == 400 and err["error"] == "not_multipart" and err["problems"][0]["path"] == "file"
+    listing = await (await client.get("/api/enterprises/sf/media", headers=auth(SF_KEY))).json()
+    assert len(listing["media"]) == 3  # nothing of the refused uploads was kept

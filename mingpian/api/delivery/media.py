@@ -12,6 +12,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from delivery.library.fetch import FetchRefused
 from delivery.library.ingest import IngestError
@@ -36,7 +37,10 @@ STATUS = {
 
 
 async def _file_part(request: web.Request, limit: int) -> tuple[bytes, str]:
-    """The bytes and file name of the `file` part, read at most `limit` bytes far."""
+    """The bytes and file name of the `file` part, read at most `limit` bytes far. A name may be
+    raw UTF-8 (RFC 7578) or `filename*=UTF-8''…` (RFC 5987); part headers HTTP does not allow
+    (control characters, a name that is not a token, no colon) and a `_charset_` part that
+    names no charset make the body malformed: a 400, like any other malformed body."""
     if not request.content_type.startswith("multipart/form-data"):
         raise ApiError(400, "not_multipart", "send multipart/form-data with the file in a part named `file`")
     try:
@@ -56,8 +60,9 @@ async def _file_part(request: web.Request, limit: int) -> tuple[bytes, str]:
                         limit=f"{limit} bytes",
                     )
             return bytes(data), part.filename or ""
-    except (ValueError, AssertionError) as exc:  # a malformed multipart body
-        raise ApiError(400, "not_multipart", f"the multipart body is malformed: {exc}") from None
+    except (ValueError, AssertionError, RuntimeError, HttpProcessingError) as exc:  # a malformed body
+        reason = exc.message if isinstance(exc, HttpProcessingError) else str(exc)
+        raise ApiError(400, "not_multipart", f"the multipart body is malformed: {reason[:200]}") from None
     raise ApiError(400, "not_multipart", "no part named `file` in the upload", path="file")
 
 
