@@ -3,9 +3,10 @@
 Nothing of the upload is trusted: not its name, not its Content-Type. The first bytes say what
 it claims to be (PNG, JPEG, WebP, GIF, BMP; MP4/MOV, WebM); then it must decode as that. It is
 never kept as sent: a picture is decoded by Pillow, scaled down to the pixel cap, and written
-again (JPEG, or PNG when it has transparency), which drops EXIF (GPS position, camera serial),
-ICC and comments; a video goes through ffmpeg (H.264 + AAC in MP4, `-map_metadata -1`, scaled to
-the pixel cap, `+faststart`), refused past the duration cap. What is kept is what the renderer,
+again from its pixels alone (JPEG, or PNG when it has transparency), which drops EXIF (GPS
+position, camera serial), XMP, ICC, comments and PNG text chunks; a video goes through ffmpeg
+(H.264 + AAC in MP4, `-map_metadata -1`, no chapters, scaled to the pixel cap, `+faststart`),
+refused past the duration cap. What is kept is what the renderer,
 phones and the MaaP read: the same bytes every time for the same upload.
 """
 
@@ -115,6 +116,9 @@ def ingest_image(data: bytes, limits: Limits) -> Ingested:
     size = _fit(im.width, im.height, limits.max_pixels)
     if size != im.size:
         im = im.resize(size, Image.Resampling.LANCZOS)
+    # Pillow carries what it read (comment, ICC profile, XMP, text chunks) into `info` and writes
+    # some of it again on save (a JPEG's comment, a PNG's ICC profile): only the pixels go on
+    im.info.clear()
     out = io.BytesIO()
     if alpha:
         im.save(out, "PNG", optimize=False, compress_level=6)
