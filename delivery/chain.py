@@ -32,6 +32,7 @@ from typing import Any
 from renderer import RenderError
 
 from . import rules
+from .brand import sender_of
 from .compose import Composer
 from .gateways import Channel, Outgoing
 from .metering import Charge, Meter, day_of
@@ -407,8 +408,8 @@ class Chains:
         await self.store.durable()
         await self._fence(d.id)
         extra: dict[str, Any] = {"step": d.step, "deadline": att.deadline}  # SMPP submits nothing after it
-        if ent.get("sms_sender"):  # a 106… code or a name instead of the line, on SMS channels
-            extra["sender"] = ent["sms_sender"]
+        if sender_of(ent):  # an approved 106… code, line or name instead of the line, on SMS channels
+            extra["sender"] = sender_of(ent)
         handed = await self.channels[channel].send(
             Outgoing(d.id, channel, d.line, d.recipient, msg, legacy, ent.get("chatbot", ""), extra)
         )
