@@ -6,6 +6,13 @@ is made of (`model.BRAND_FIELDS`) change only by the operator, or through a bran
 request the operator approves; until then the lines keep the approved brand. A chatbot
 address belongs to one enterprise (the store's `claim_chatbot`).
 
+The number texts are sent from (`sms_sender`) is what the recipient's phone shows as the sender,
+so it is held tighter, whether or not the enterprise has verified lines: it is sent from only
+while it equals `sms_sender_approved`, which the server keeps. The operator's writes and its
+approval of a request set it; an enterprise may name one of its own verified lines itself, and
+that approval ends when the line stops being verified or is deleted. A value stored before the
+number was part of the brand has no approval, so the line is sent from instead.
+
 Requests are stored as documents of kind `brand_request` under their enterprise, so they go
 with it when it is deleted and need nothing new of either store.
 """
@@ -16,12 +23,13 @@ import secrets
 import time
 from typing import Any
 
-from .model import BRAND_FIELDS
+from .model import BRAND_FIELDS, NumberError, normalize_number
 from .replies import bot_id
 from .storage import DeliveryStore
 
 KIND = "brand_request"
 STATES = ("pending", "approved", "refused", "withdrawn")
+SENDER, APPROVED = "sms_sender", "sms_sender_approved"
 
 
 def brand_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -46,12 +54,54 @@ def new_request(enterprise: str, changes: dict[str, Any], note: str, actor: str)
 
 
 def applied(enterprise: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """The enterprise with the request's changes; "" removes an optional field."""
+    """The enterprise with the request's changes, which the operator approved; "" removes an
+    optional field."""
     out = {**enterprise, **changes}
     for f, v in changes.items():
         if v == "" and f not in ("name", "signature"):
             out.pop(f, None)
+    return with_approval(out, out.get(SENDER)) if SENDER in changes else out
+
+
+def with_approval(enterprise: dict[str, Any], approved: str | None) -> dict[str, Any]:
+    """The enterprise with `approved` as its approved sender, kept only when it is the sender."""
+    out = {k: v for k, v in enterprise.items() if k != APPROVED}
+    if approved and approved == out.get(SENDER):
+        out[APPROVED] = approved
     return out
+
+
+def sender_address(value: str) -> str:
+    """A sender as the gateways take it: a phone number in E.164 (so SMPP numbers it as one),
+    a service code as dialled, a name as it is."""
+    if not value.isdigit():
+        return value
+    try:
+        return normalize_number(value)
+    except NumberError:
+        return value
+
+
+def sender_of(enterprise: dict[str, Any]) -> str:
+    """What the enterprise's texts are sent from instead of their line: its sender, if approved."""
+    value = enterprise.get(SENDER) or ""
+    return sender_address(value) if value and enterprise.get(APPROVED) == value else ""
+
+
+async def own_verified_line(store: DeliveryStore, enterprise: str, value: str) -> bool:
+    """Whether the sender `value` is a verified line of the enterprise (it may take it itself)."""
+    if not value.isdigit():
+        return False
+    line = await store.get("line", enterprise, sender_address(value))
+    return bool(line and line.get("verified"))
+
+
+async def line_no_longer_vouched(store: DeliveryStore, enterprise: str, number: str) -> None:
+    """Inside a transaction: the line `number` was unverified or deleted, so it is no longer an
+    approved sender of the enterprise."""
+    ent = await store.get("enterprise", "", enterprise)
+    if ent is not None and ent.get(APPROVED) and sender_address(ent[APPROVED]) == number:
+        await store.put("enterprise", "", enterprise, with_approval(ent, None))
 
 
 def chatbot_of(enterprise: dict[str, Any]) -> str:

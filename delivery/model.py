@@ -67,9 +67,10 @@ _TIMEOUTS = {
     "additionalProperties": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
 }
 # What a verified line shows of its enterprise (compose.py: signature, brand name, or the name
-# when there is none, colour) and what it sends from (chatbot): changed, once the enterprise
-# has verified lines, only by the operator or through a brand change request it approves.
-BRAND_FIELDS = ("name", "signature", "brand_name", "color", "logo", "chatbot")
+# when there is none, colour) and what it sends from (chatbot, the number of its texts): changed,
+# once the enterprise has verified lines, only by the operator or through a brand change request
+# it approves. The sender number is held tighter still (brand.py): always the operator's to approve.
+BRAND_FIELDS = ("name", "signature", "brand_name", "color", "logo", "chatbot", "sms_sender")
 _HHMM = {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"}
 
 SCHEMAS: dict[str, dict[str, Any]] = {
@@ -110,7 +111,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "maxLength": 20,
                 "pattern": "^([0-9]{3,20}|[A-Za-z0-9 ._-]*[A-Za-z][A-Za-z0-9 ._-]*)$",
                 "description": "source of USSD/flash/SMS instead of the line: a service code "
-                "(106…, 95555) or an alphanumeric name of at most 11 characters",
+                "(106…, 95555), one of the enterprise's verified lines or an alphanumeric name of at "
+                "most 11 characters; sent from only once the operator approved it",
+            },
+            "sms_sender_approved": {
+                "type": "string",
+                "maxLength": 20,
+                "description": "kept by the server (what a request sends is ignored): the sender number "
+                "the operator approved, or the verified line it is; `sms_sender` is sent from only "
+                "while the two are equal",
             },
             "policy": {
                 "type": "object",

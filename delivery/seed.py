@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator
 from renderer.jsonpath import json_path
 
 from . import keys
+from .brand import with_approval
 from .errors import SeedError
 from .model import SCHEMAS, normalize_number
 from .replies import bot_id
@@ -39,6 +40,7 @@ async def load_seed(store: DeliveryStore, path: Path) -> None:
             sub = {name: e.pop(name, []) for name, _, _ in SECTIONS}
             issued = e.pop("keys", [])
             _check("enterprise", e, f"{path}: enterprises[{i}]")
+            e = with_approval(e, e.get("sms_sender"))  # the operator's configuration: approved
             await store.put("enterprise", "", e["id"], e)
             if not await store.claim_chatbot(e["id"], bot_id(e.get("chatbot", ""))):
                 raise SeedError(f"{path}: enterprises[{i}].chatbot: belongs to another enterprise")

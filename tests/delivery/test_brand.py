@@ -9,6 +9,7 @@ from typing import Any
 
 import jsonschema
 
+from mingpian.api.delivery import delivery_key
 from tests.support.gatewaysim import GatewaySim
 
 from .support import (
@@ -226,3 +227,94 @@ async def test_a_chatbot_address_belongs_to_one_enterprise(make_app: AppFactory)
     assert (await client.delete("/api/enterprises/cmb", headers=op)).status == 204
     resp = await client.put("/api/enterprises/sf", json={**sf, "chatbot": CHATBOT}, headers=op)
     assert resp.status == 200
+
+
+async def _source(client: Client, gateway: GatewaySim, call_id: str) -> str:
+    """The source address of the first message a call on sf's mobile line sends."""
+    await call(client, call_id, "ringing")
+    await settle(client, f"{call_id}:ringing")
+    return str(gateway.submitted(CUSTOMER[3:])[-1]["source"])
+
+
+async def test_the_sender_number_is_the_operators_to_approve(
+    make_app: AppFactory, gateway: GatewaySim
+) -> None:
+    """An enterprise cannot make its messages come from a number nobody approved for it (a bank's
+    95566); its own verified lines it may use, anything else goes through the operator."""
+    client = await make_app()
+    sf, op = auth(SF_KEY), auth(OPERATOR)
+    ent = await _sf(client)
+    for value in ("95566", "10690000", "ICBC", "4008111111"):  # the hotline is not verified yet
+        resp = await client.put("/api/enterprises/sf", json={**ent, "sms_sender": value}, headers=sf)
+        body = await resp.json()
+        assert resp.status == 409 and body["error"] == "brand_locked", (value, body)
+        assert body["problems"][0]["path"] == "$.sms_sender" and "brand-requests" in body["message"]
+    assert "sms_sender" not in await _sf(client)
+    assert await _source(client, gateway, "s1") == "13800000001"  # the line itself
+    # an enterprise without verified lines is held to the same rule
+    cmb = await (await client.get("/api/enterprises/cmb", headers=op)).json()
+    assert (
+        await client.post("/api/enterprises/cmb/lines/95555/verify", json={"verified": False}, headers=op)
+    ).ok
+    resp = await client.put(
+        "/api/enterprises/cmb", json={**cmb, "sms_sender": "95566"}, headers=auth(CMB_KEY)
+    )
+    assert resp.status == 409 and (await resp.json())["problems"][0]["path"] == "$.sms_sender"
+    # a verified line of its own needs no review, and stops being a sender when it stops being verified
+    url = "/api/enterprises/sf/lines/4008111111/verify"
+    assert (await client.post(url, json={"verified": True}, headers=op)).status == 200
+    resp = await client.put("/api/enterprises/sf", json={**ent, "sms_sender": "4008111111"}, headers=sf)
+    assert resp.status == 200, await resp.text()
+    assert await _source(client, gateway, "s2") == "4008111111"
+    assert (await client.post(url, json={"verified": False}, headers=op)).status == 200
+    assert await _source(client, gateway, "s3") == "13800000001"
+    # a request the operator approves: the number is sent from once approved, not before
+    resp = await client.post(
+        "/api/enterprises/sf/brand-requests",
+        json={"changes": {"sms_sender": "10690001"}, "note": "运营商分配的服务代码"},
+        headers=sf,
+    )
+    assert resp.status == 201, await resp.text()
+    rid = (await resp.json())["id"]
+    assert await _source(client, gateway, "s4") == "13800000001"
+    decision = f"/api/enterprises/sf/brand-requests/{rid}/decision"
+    assert (await client.post(decision, json={"approve": True}, headers=op)).status == 200
+    assert (await _sf(client))["sms_sender"] == "10690001"
+    assert await _source(client, gateway, "s5") == "10690001"
+    # the enterprise's own write keeps the approved sender; removing it is always allowed
+    ent = await _sf(client)
+    resp = await client.put(
+        "/api/enterprises/sf", json={**ent, "photo_hosts": ["img.example.com"]}, headers=sf
+    )
+    assert resp.status == 200
+    assert await _source(client, gateway, "s6") == "10690001"
+    resp = await client.put(
+        "/api/enterprises/sf", json={k: v for k, v in ent.items() if k != "sms_sender"}, headers=sf
+    )
+    assert resp.status == 200
+    assert await _source(client, gateway, "s7") == "13800000001"
+    # the operator sets it directly, audited
+    resp = await client.put("/api/enterprises/sf", json={**ent, "sms_sender": "10690002"}, headers=op)
+    assert resp.status == 200
+    assert await _source(client, gateway, "s8") == "10690002"
+    entry = (await _audit(client, "sf"))[0]
+    assert entry["actor"] == "operator" and entry["detail"] == {"brand": {"sms_sender": "10690002"}}
+
+
+async def test_a_sender_stored_without_approval_is_not_sent_from(
+    make_app: AppFactory, gateway: GatewaySim
+) -> None:
+    """A sender an enterprise wrote for itself before the number was part of the brand has no
+    approval: messages go out from the line until the operator approves one."""
+    client = await make_app()
+    store = client.app[delivery_key].store
+    ent = await _sf(client)
+    await store.put("enterprise", "", "sf", {**ent, "sms_sender": "95566"})
+    assert await _source(client, gateway, "u1") == "13800000001"
+    # the enterprise saving its document again does not approve it either
+    stored = await _sf(client)
+    resp = await client.put(
+        "/api/enterprises/sf", json={**stored, "photo_hosts": ["img.example.com"]}, headers=auth(SF_KEY)
+    )
+    assert resp.status == 200
+    assert await _source(client, gateway, "u2") == "13800000001"

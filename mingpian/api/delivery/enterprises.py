@@ -37,6 +37,7 @@ async def create_enterprise(request: web.Request) -> web.Response:
     store = request.app[delivery_key].store
     if await store.get("enterprise", "", body["id"]) is not None:
         raise ApiError(409, "exists", f"enterprise {body['id']!r} exists", path="$.id")
+    body = brand.with_approval(body, body.get(brand.SENDER))  # the operator's sender is approved
     async with store.tx():
         await claim_chatbot(request, body["id"], body.get("chatbot", ""), "$.chatbot")
         await store.put("enterprise", "", body["id"], body)
@@ -51,7 +52,8 @@ async def get_enterprise(request: web.Request) -> web.Response:
 
 async def put_enterprise(request: web.Request) -> web.Response:
     """Replace an enterprise. Once it has verified lines, its brand fields change only by the
-    operator; the enterprise files a brand change request instead (brand.py)."""
+    operator; the enterprise files a brand change request instead (brand.py). Its sender number
+    is the operator's to approve in any case, but for one of its own verified lines."""
     p = await principal(request)
     ent = await enterprise(request, p)
     body = await validation.body(request, "enterprise")
@@ -63,14 +65,29 @@ async def put_enterprise(request: web.Request) -> web.Response:
             body["suspended"] = True
     store = request.app[delivery_key].store
     changed = brand.brand_changes(ent, body)
-    if changed and not p.operator and await brand.has_verified_lines(store, ent["id"]):
+    requests = f"POST {ITEM.format(eid=ent['id'])}/brand-requests"
+    sender = body.get(brand.SENDER, "")
+    if brand.SENDER in changed:  # the operator's, or the enterprise's own verified line: approved
+        if sender and not p.operator and not await brand.own_verified_line(store, ent["id"], sender):
+            raise ApiError(
+                409,
+                "brand_locked",
+                f"sms_sender: the number texts are sent from is approved by the operator (but for the "
+                f"enterprise's own verified lines): file a brand change request ({requests})",
+                path=f"$.{brand.SENDER}",
+            )
+        body = brand.with_approval(body, sender)
+    else:  # as approved before; the operator may approve the sender it has by naming it
+        approved = body.get(brand.APPROVED) if p.operator else None
+        body = brand.with_approval(body, approved or ent.get(brand.APPROVED))
+    locked = [f for f in changed if f != brand.SENDER]
+    if locked and not p.operator and await brand.has_verified_lines(store, ent["id"]):
         raise ApiError(
             409,
             "brand_locked",
-            f"{', '.join(changed)}: the enterprise has verified lines, so its brand changes only "
-            "through a brand change request the operator approves "
-            f"(POST {ITEM.format(eid=ent['id'])}/brand-requests)",
-            path=f"$.{changed[0]}",
+            f"{', '.join(locked)}: the enterprise has verified lines, so its brand changes only "
+            f"through a brand change request the operator approves ({requests})",
+            path=f"$.{locked[0]}",
         )
     async with store.tx():
         if "chatbot" in changed:

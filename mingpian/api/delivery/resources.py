@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from delivery import cards
+from delivery import brand, cards
 from delivery.keys import Principal
 from delivery.model import NumberError, normalize_number
 from renderer import RenderError
@@ -224,6 +224,8 @@ def _delete(seg: str) -> Handler:
         async with store.tx():
             if not await store.delete(kind, ent["id"], item_id):
                 raise ApiError(404, "not_found", f"no {kind} {request.match_info['id']!r}")
+            if kind == "line":  # a number it no longer has is no longer its sender
+                await brand.line_no_longer_vouched(store, ent["id"], item_id)
             await store.audit(p.name, ent["id"], f"{kind}:{item_id}", f"delete {kind}", {})
         await store.durable()
         return web.Response(status=204)
@@ -245,6 +247,8 @@ async def verify_line(request: web.Request) -> web.Response:
     line = {**line, "verified": body["verified"], "verify_note": body.get("note", "")}
     async with store.tx():
         await store.put("line", ent["id"], number, line)
+        if not body["verified"]:  # nor, then, a number its texts may be sent from
+            await brand.line_no_longer_vouched(store, ent["id"], number)
         await store.audit(
             p.name,
             ent["id"],
