@@ -1,4 +1,5 @@
-// Brand: what a verified line shows of the enterprise (署名, 品牌名, 颜色, 标志, 5G 消息号).
+// Brand: what a verified line shows of the enterprise (署名, 品牌名, 颜色, 标志, 5G 消息号) and the
+// number its texts come from (短信发送号码: always the operator's to approve, but for its own verified lines).
 // Once the enterprise has verified lines these change only through a request the operator
 // approves: the enterprise files one here and sees its answer; the operator decides in its queue.
 
@@ -8,6 +9,7 @@ import {button, clear, confirmButton, field, formData, h, input, notice, section
 const FIELDS = [
   ['name', '企业名称', 100], ['signature', '署名', 20], ['brand_name', '品牌名', 100],
   ['color', '品牌色', 7], ['logo', '标志', 2048], ['chatbot', '5G 消息号', 200],
+  ['sms_sender', '短信发送号码', 20],
 ];
 const FIELD_NAME = Object.fromEntries(FIELDS.map(([k, label]) => [k, label]));
 const STATE = {pending: '待审核', approved: '已通过', refused: '已拒绝', withdrawn: '已撤回'};
@@ -59,7 +61,7 @@ export async function enterprisePage(main, {eid}) {
   }}}, ...inputs, field('说明', why, '给运营方看的变更原因'),
   h('div', {class: 'actions'}, h('button', {type: 'submit', class: 'primary'}, '提交变更申请')));
   main.append(h('h1', {}, '品牌'),
-    h('p', {class: 'lead'}, '已认证的号码以这里的署名和品牌发送名片。有已认证号码后，品牌变更需要运营方审核。'),
+    h('p', {class: 'lead'}, '已认证的号码以这里的署名和品牌发送名片。有已认证号码后，品牌变更需要运营方审核；短信发送号码除本企业已认证的号码外，始终需要运营方审核。'),
     section('申请变更', form, note), section('我的申请', listBox));
   await reload();
 }
@@ -86,7 +88,7 @@ export async function operatorPage(main) {
     reload();
   };
   main.append(h('h1', {}, '品牌变更'),
-    h('p', {class: 'lead'}, '企业的署名、品牌名、标志和 5G 消息号在有已认证号码后由这里审核。'), note, listBox);
+    h('p', {class: 'lead'}, '企业的署名、品牌名、标志和 5G 消息号在有已认证号码后由这里审核；短信发送号码始终由这里审核。'), note, listBox);
   await reload();
 }
 
