@@ -283,10 +283,27 @@ async def test_tenant_edges_answer_alike_and_cards_are_checked_when_written(make
     sf = auth(SF_KEY)
     # another enterprise's number answers exactly as a number that is nobody's line
     unknown = await client.get("/api/enterprises/sf/lines/13700000000", headers=sf)
-    theirs = await client.post("/api/enterprises/sf/lines", json={"number": CMB_LINE}, headers=sf)
+    theirs = await client.get(f"/api/enterprises/sf/lines/{CMB_LINE}", headers=sf)
     assert unknown.status == theirs.status == 404
     a, b = await unknown.json(), await theirs.json()
-    assert a["error"] == b["error"] == "not_found" and "another" not in b["message"] and "招商" not in str(b)
+    assert (
+        a["error"] == b["error"] == "not_found"
+        and a["message"].replace("13700000000", CMB_LINE) == b["message"]
+    )
+    # a number can be one enterprise's line only: claiming a taken one is a 409 that says not whose
+    claimed = await client.post("/api/enterprises/sf/lines", json={"number": CMB_LINE}, headers=sf)
+    body = await claimed.json()
+    assert claimed.status == 409 and body["error"] == "taken" and body["problems"][0]["path"] == "$.number"
+    assert "another" not in body["message"] and "cmb" not in str(body) and "招商" not in str(body)
+    # a line's number never changes, so a PUT naming another number is refused before it is looked up
+    mine = f"/api/enterprises/sf/lines/{SF_HOTLINE}"
+    answers = []
+    for number in (CMB_LINE, "13700000000"):
+        resp = await client.put(mine, json={"number": number}, headers=sf)
+        answers.append((resp.status, (await resp.json())["error"]))
+    assert answers == [(422, "id_mismatch")] * 2
+    free = await client.post("/api/enterprises/sf/lines", json={"number": "13700000009"}, headers=sf)
+    assert free.status == 201
     # (the operator, who sees every enterprise, is told why)
     taken = await client.post("/api/enterprises/sf/lines", json={"number": CMB_LINE}, headers=auth(OPERATOR))
     assert taken.status == 409 and (await taken.json())["error"] == "taken"

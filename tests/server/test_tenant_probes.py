@@ -145,10 +145,14 @@ def test_status_reports_reach_only_their_bot_and_lookups_need_a_key(server: str)
 
 def test_another_enterprise_s_numbers_answer_like_nobody_s(server: str) -> None:
     lines = f"{server}/api/enterprises/sf/lines"
-    theirs = requests.post(lines, json={"number": "95555"}, headers=_key(SF_KEY), timeout=10)
+    theirs = requests.get(f"{lines}/95555", headers=_key(SF_KEY), timeout=10)
     nobody = requests.get(f"{lines}/13700000000", headers=_key(SF_KEY), timeout=10)
     assert theirs.status_code == nobody.status_code == 404
     assert theirs.json()["error"] == nobody.json()["error"] == "not_found"
+    # a number is one enterprise's line at most: a claim of a taken one is a 409 that says not whose
+    claim = requests.post(lines, json={"number": "95555"}, headers=_key(SF_KEY), timeout=10)
+    assert claim.status_code == 409 and claim.json()["error"] == "taken"
+    assert "cmb" not in claim.text and "招商" not in claim.json()["message"] and "another" not in claim.text
     cards = f"{server}/api/enterprises/sf/cards"
     card = {"id": "probe", "phase": "ended", "template": "courier-hangup", "data": _sample("courier-hangup")}
     for number in ("95555", "13700000000"):

@@ -31,10 +31,11 @@ KINDS: dict[str, tuple[str, str, str]] = {
 }
 BASE = "/api/enterprises/{eid}"
 MAX_PAGE = 500
+MAX_OFFSET = 100_000_000  # past any list's end; the databases' own bound (2**63) must not be reached
 PAGING: tuple[tuple[str, dict[str, Any]], ...] = (
     ("q", {"type": "string", "maxLength": 100, "description": "search ids and fields (any case)"}),
     ("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 50}),
-    ("offset", {"type": "integer", "minimum": 0, "default": 0}),
+    ("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}),
 )
 
 
@@ -50,11 +51,13 @@ async def _prepare(
     store = request.app[delivery_key].store
     if kind == "line":
         number = validation.number(body["number"], "$.number")
+        if old is not None and number != old["number"]:  # before the lookup: it tells nothing
+            raise ApiError(422, "id_mismatch", "number cannot change", path="$.number")
         hit = await store.find("line", number)
         if hit is not None and hit[0] != eid:
-            if not p.operator:  # the same answer as any number it may not use: nothing to learn
-                raise ApiError(404, "not_found", f"no line {body['number']!r}", path="$.number")
-            raise ApiError(409, "taken", f"{number} is a line of another enterprise", path="$.number")
+            # a number is one enterprise's line at most; an enterprise is not told whose
+            whose = "a line of another enterprise" if p.operator else "taken"
+            raise ApiError(409, "taken", f"{number} is {whose}", path="$.number")
         body = {**body, "number": number, "verified": bool(old and old.get("verified"))}
         if old and old.get("verify_note"):  # what the operator noted stays with the number
             body["verify_note"] = old["verify_note"]
@@ -115,14 +118,19 @@ def _item_id(seg: str, request: web.Request) -> str:
 def paging(request: web.Request) -> tuple[str, int, int]:
     """`?q=` (search in ids and fields), `?limit=` (1–500) and `?offset=` of a paged list."""
     q = request.query.get("q", "").strip()[:100]  # (longer: cut, not refused)
+    return q, _whole(request, "limit", 50, 1, MAX_PAGE), _whole(request, "offset", 0, 0, MAX_OFFSET)
+
+
+def _whole(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    """A whole-number query parameter within [lo, hi]; a 400 naming it otherwise."""
+    raw = request.query.get(name, "")
     try:
-        limit = int(request.query.get("limit", "50"))
-        offset = int(request.query.get("offset", "0"))
+        value = int(raw) if raw else default
     except ValueError:
-        raise ApiError(400, "invalid_query", "limit and offset are whole numbers", path="limit") from None
-    if not 1 <= limit <= MAX_PAGE or offset < 0:
-        raise ApiError(400, "invalid_query", f"limit is 1–{MAX_PAGE}, offset ≥ 0", path="limit")
-    return q, limit, offset
+        value = lo - 1
+    if not lo <= value <= hi:
+        raise ApiError(400, "invalid_query", f"{name} is a whole number from {lo} to {hi}", path=name)
+    return value
 
 
 def _paged(request: web.Request) -> bool:
