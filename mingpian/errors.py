@@ -117,7 +117,7 @@ ERROR_CODES: Mapping[str, ErrorCode] = _index(
     # -- delivery
     _c("invalid_query", 400, "a query parameter is missing or malformed"),
     _c("exists", 409, "a record with that id already exists"),
-    _c("taken", 409, "the number is a line of another enterprise"),
+    _c("taken", 409, "the number is already a line (whose is told only to the operator)"),
     _c("chatbot_taken", 409, "the chatbot address belongs to another enterprise"),
     _c(
         "brand_locked",
