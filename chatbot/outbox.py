@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from infra import jsonio
+from infra.outage import log_failure
 
 from .maap import SendResult
 from .store import OutboxItem, Store
@@ -90,8 +91,8 @@ class OutboxWorker:
             if free > 0:
                 try:
                     items = await self.store.claim(free, time.time(), self.lease)
-                except Exception:  # a store hiccup (Redis restart) must not kill the worker
-                    log.exception("outbox claim failed")
+                except Exception as exc:  # a store hiccup (Redis restart) must not kill the worker
+                    log_failure(log, exc, "outbox claim failed")
                     items = []
                     await asyncio.sleep(self.poll * 10)
                 claimed = len(items)
@@ -103,8 +104,8 @@ class OutboxWorker:
                 last_prune = time.monotonic()
                 try:
                     await self.prune()
-                except Exception:
-                    log.exception("outbox prune failed")
+                except Exception as exc:
+                    log_failure(log, exc, "outbox prune failed")
             if claimed == 0 or claimed >= free:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll)
@@ -141,8 +142,8 @@ class OutboxWorker:
                 await self.store.give_up(item, now, result.detail)
                 self.failed += 1
                 log.error("outbox: %s refused by the MaaP, not retried: %s", item.message_id, result.detail)
-        except Exception:
-            log.exception(
-                "outbox: recording the outcome of %s failed; the lease will expire", item.message_id
+        except Exception as exc:
+            log_failure(
+                log, exc, "outbox: recording the outcome of %s failed; the lease will expire", item.message_id
             )
         self._wake.set()

@@ -13,9 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from infra.outage import log_failure
+
+log = logging.getLogger("mingpian.delivery")
 
 
 class Wakeups:
@@ -66,3 +71,11 @@ class Wakeups:
             )
             self._background.add(t)
             t.add_done_callback(self._background.discard)
+            t.add_done_callback(_unheard)
+
+
+def _unheard(t: asyncio.Task[None]) -> None:
+    """A wake that did not reach the others (Redis is away): their chains still wake at their
+    deadline and read the store. Noted as an outage, not logged per wake."""
+    if not t.cancelled() and t.exception() is not None:
+        log_failure(log, t.exception(), "delivery wakeups: telling the other workers failed")  # type: ignore[arg-type]

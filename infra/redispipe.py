@@ -18,6 +18,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .outage import backend_of, outages
+
 READ_TIMEOUT = 5.0  # s for a whole batch's replies (redis-py's default socket timeout)
 # Under steady load that comes in a trickle (the last batch ended less than BUSY ago and carried
 # fewer than SMALL commands) a batch starts LINGER after its first command rather than at the end
@@ -121,6 +123,8 @@ class AutoPipeline:
                     await self.load_scripts()
                 results = await self._roundtrip(ops)
             except Exception as exc:  # connection trouble: every caller gets the error
+                if backend_of(exc) is not None:
+                    outages.down("redis", exc)  # one line for the whole outage
                 for _, _, fut in ops:
                     if not fut.done():
                         fut.set_exception(exc)
@@ -129,6 +133,7 @@ class AutoPipeline:
                 for _, _, fut in ops:
                     fut.cancel()
                 raise
+            outages.up("redis")
             again = []
             for op, result in zip(ops, results, strict=True):
                 fut = op[2]

@@ -19,6 +19,7 @@ from typing import Any
 
 from chatbot.errors import AuthError, BadEvent, Busy, MalformedBody, SourceRefused, UnknownBot
 from delivery.errors import InProgress, UnknownLine
+from infra.outage import RETRY_AFTER, Unavailable
 from renderer import DataInvalid, LimitExceeded, RenderError, TemplateInvalid, TemplateNotFound
 
 ANY_ERROR_STATUS = frozenset(range(400, 600))
@@ -83,6 +84,12 @@ ERROR_CODES: Mapping[str, ErrorCode] = _index(
     _c("unprocessable", 422, "well-formed but cannot be processed (no more specific code)", plain=True),
     _c("too_many_requests", 429, "too many requests; `Retry-After` says when to try again", plain=True),
     _c("not_ready", 503, "the process cannot serve yet (`/readyz`): the message names what is not ready"),
+    _c(
+        "unavailable",
+        503,
+        "PostgreSQL or Redis does not answer (the message names it); nothing was accepted: retry "
+        "after `Retry-After` seconds",
+    ),
     _c("internal_error", 500, "an unexpected server error; the body's `requestId` finds it in the log"),
     _c("http_error", ANY_ERROR_STATUS, "any other HTTP error status, named by its message"),
     # -- templates and rendering
@@ -304,6 +311,8 @@ register_domain_error(Busy, 503, "busy", headers={"Retry-After": "1"})
 # delivery's refusals of a call event
 register_domain_error(UnknownLine, 404, "unknown_line")
 register_domain_error(InProgress, 409, "in_progress")
+# a shared backend's outage, whichever package met it (the middleware maps the drivers' own errors)
+register_domain_error(Unavailable, 503, "unavailable", headers={"Retry-After": str(RETRY_AFTER)})
 
 
 def error_table_markdown() -> str:

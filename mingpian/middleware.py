@@ -2,9 +2,11 @@
 
 Nothing a client sends can produce a traceback in a response. Errors are rendered here and only
 here, from the model in mingpian/errors.py: an `ApiError` a handler raised, a domain exception of
-`DOMAIN_ERRORS` (renderer errors become 4xx with their problems), a plain aiohttp HTTP error (an
-unmatched route's 404, a 405 with its `Allow`, client_max_size's 413), and anything unexpected,
-which is logged with the request id and answered with a generic 500 JSON body.
+`DOMAIN_ERRORS` (renderer errors become 4xx with their problems), an outage of PostgreSQL or
+Redis (503 with `Retry-After`, whatever the driver raised; logged once per outage, not per
+request), a plain aiohttp HTTP error (an unmatched route's 404, a 405 with its `Allow`,
+client_max_size's 413), and anything unexpected, which is logged with the request id and
+answered with a generic 500 JSON body.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web, web_response
+
+from infra.outage import unavailable
 
 from .errors import ApiError, api_error_for, code_for_status
 from .httpjson import json_response
@@ -81,7 +85,8 @@ def _error(exc: Exception, rid: str) -> web.Response:
         if exc.status < 400 or exc.content_type == "application/json":
             raise exc
         return error_response(_from_http_exception(exc))
-    mapped = api_error_for(exc)
+    outage = unavailable(exc)  # PostgreSQL or Redis away: 503, logged once per outage, not per request
+    mapped = api_error_for(outage if outage is not None else exc)
     if mapped is not None:
         return error_response(mapped)
     log.error("unhandled error", exc_info=exc, extra={"request_id": rid})

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis import asyncio as aioredis
 
+from infra.outage import unavailable
 from infra.redispipe import AutoPipeline
 
 from .ledger import LedgerEntry
@@ -81,8 +82,9 @@ return redis.call('GET', KEYS[1])
 
 
 def _log_failure(fut: asyncio.Future[Any]) -> None:
-    if not fut.cancelled() and fut.exception() is not None:
-        log.warning("delivery counters: confirming a call event failed: %s", fut.exception())
+    exc = fut.exception() if not fut.cancelled() else None
+    if exc is not None and unavailable(exc) is None:  # an outage is logged once, not per event
+        log.warning("delivery counters: confirming a call event failed: %s", exc)
 
 
 class RedisCounters:

@@ -45,6 +45,10 @@ class PostgresCluster:
             shutil.chown(self.root, "postgres")
         self._run(self.bindir / "initdb", "-D", self.data, "-A", "trust", "-U", self.user, "-E", "UTF8",
                   "--no-locale", "--no-sync")  # fmt: skip
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server on its data folder and port (again, after `halt`)."""
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
@@ -53,6 +57,10 @@ class PostgresCluster:
             self.bindir / "pg_ctl", "-D", self.data, "-o", options, "-l", self.root / "log", "-w", "start"
         )
         wait_port(self.port)
+
+    def halt(self, mode: str = "fast") -> None:
+        """Stop the server and keep its data (an outage): `fast` ends the sessions, `immediate` crashes."""
+        self._run(self.bindir / "pg_ctl", "-D", self.data, "-m", mode, "-w", "stop")
 
     def stop(self) -> None:
         try:

@@ -1,0 +1,59 @@
+"""Redis stopped under the chatbot's webhooks: every callback that needs the store is answered
+503 with `Retry-After` (the platform retries it), the outage is logged once rather than once per
+callback, and once Redis is back the same callbacks are served."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.redis_server import RedisServer
+
+from .support import USER, WAYBILL, start_bot
+
+T = Any
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    try:
+        server = RedisServer(tmp_path / "redis")
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    server.start()
+    yield server
+    server.stop()
+
+
+async def _tap(bot: T, n: int) -> tuple[int, dict[str, str], dict[str, Any]]:
+    body = bot.sim.message(USER, postback=f"track:{WAYBILL}", message_id=f"outage-{n}")
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    url = f"/maap/courier/messageNotification/{bot.sim.chatbot}/messages"
+    resp = await bot.client.post(url, data=raw, headers=bot.sim.sign(raw))
+    return resp.status, dict(resp.headers), await resp.json(content_type=None) if resp.status != 204 else {}
+
+
+async def test_redis_outage_answers_webhooks_503_and_logs_it_once(
+    redis_server: RedisServer, aiohttp_client: T, sim: T, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot = await start_bot(aiohttp_client, sim, tmp_path, store="redis", redis_url=redis_server.url)
+    assert (await _tap(bot, 0))[0] == 200
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    redis_server.stop()
+    answers = [await _tap(bot, n) for n in range(1, 21)]
+    assert {a[0] for a in answers} == {503}, answers[:3]
+    for _, headers, body in answers:
+        assert headers.get("Retry-After", "").isdigit()
+        assert body["error"] == "unavailable" and body["message"]
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(loud) == 1, [r.getMessage() for r in loud]
+    assert loud[0].exc_info is None and "Redis" in loud[0].getMessage()
+    redis_server.start()
+    statuses = [(await _tap(bot, n))[0] for n in range(1, 21)]  # the platform's retries
+    assert set(statuses) == {200}
