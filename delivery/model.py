@@ -102,9 +102,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "items": {
                     "type": "string",
                     "maxLength": 253,
-                    "pattern": "^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$",
+                    "pattern": "^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[1-9][0-9]{0,4})?$",
                 },
-                "description": "HTTPS hosts the server may fetch photo URLs of this enterprise's cards from",
+                "description": "HTTPS hosts the server may fetch photo URLs of this enterprise's cards "
+                "from: `name` (port 443) or `name:port` (that port only)",
             },
             "sms_sender": {
                 "type": "string",

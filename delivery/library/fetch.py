@@ -6,7 +6,8 @@ hosts (`photo_hosts`) and asks for each URL once (`POST …/media/fetch`); the f
 library file like an upload, and cards naming that URL use it.
 
 What a fetch may reach, and why:
-- `https://` only, on a host the enterprise listed (exact name, any case; no user:password);
+- `https://` only, on a host the enterprise listed (exact name, any case; no user:password), and
+  on port 443 unless the entry names another (`photos.example.cn:8443` allows that port only);
 - every address the name resolves to must be public: private (10/8, 172.16/12, 192.168/16,
   fc00::/7), loopback, link-local (169.254/16: cloud metadata services; fe80::/10), CGNAT,
   multicast, reserved and unspecified ones are refused, so a listed name that resolves inward
@@ -15,6 +16,10 @@ What a fetch may reach, and why:
   DNS rebinding between the check and the connection), with TLS verified for the name;
 - redirects are followed by hand, at most three, each new URL checked like the first;
 - the body is cut off past the library's upload cap and the whole fetch past `timeout` seconds.
+
+A refusal says which rule stopped the fetch, never what a name resolved to nor the address a
+connection failed at: an enterprise names the hosts, and the network's inside is not its to map
+(an inward name, an unknown one and one without addresses get the same answer).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from .ingest import IngestError
 
 MAX_REDIRECTS = 3
 CHUNK = 64 * 1024
+HTTPS_PORT = 443
 IpPolicy = Callable[[ipaddress.IPv4Address | ipaddress.IPv6Address], bool]
 
 
@@ -50,6 +56,26 @@ class FetchRefused(IngestError):
 
     def __init__(self, message: str, code: str = "fetch_refused") -> None:
         super().__init__(code, message)
+
+
+def listed(hosts: list[str]) -> set[tuple[str, int]]:
+    """The (name, port) pairs `photo_hosts` allows: `name` is port 443, `name:port` that port."""
+    out = set()
+    for entry in hosts:
+        name, _, port = entry.lower().partition(":")
+        out.add((name.rstrip("."), int(port) if port.isdigit() else HTTPS_PORT))
+    return out
+
+
+def allowed(url: str, hosts: list[str]) -> bool:
+    """Whether `url` is an https URL on one of `hosts` (and its port)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or HTTPS_PORT
+    except ValueError:
+        return False
+    name = (parts.hostname or "").rstrip(".")
+    return parts.scheme == "https" and (name, port) in listed(hosts)
 
 
 class _Pinned(AbstractResolver):
@@ -80,7 +106,7 @@ class PhotoFetcher:
 
     async def fetch(self, url: str, hosts: list[str]) -> tuple[bytes, str]:
         """The bytes at `url` and the final URL; FetchRefused says which rule stopped it."""
-        allowed = {h.lower().rstrip(".") for h in hosts}
+        allowed = listed(hosts)
         try:
             async with asyncio.timeout(self.timeout):
                 for _ in range(MAX_REDIRECTS + 1):
@@ -95,22 +121,23 @@ class PhotoFetcher:
         except TimeoutError:
             raise FetchRefused(f"fetching took longer than {self.timeout:g} s") from None
         except (aiohttp.ClientError, ssl.SSLError, OSError, ValueError) as exc:
-            raise FetchRefused(f"cannot fetch {url[:100]}: {type(exc).__name__}: {exc}"[:300]) from None
+            raise FetchRefused(f"cannot fetch {url[:100]}: {_why(exc)}") from None
         raise FetchRefused(f"more than {MAX_REDIRECTS} redirects")
 
     async def _addresses(self, host: str, port: int) -> list[ResolveResult]:
+        inward = FetchRefused(f"{host} does not resolve to a public address")  # one answer for all
         try:
             if self.resolve is not None:
                 infos = await self.resolve(host, port)
             else:
                 infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise FetchRefused(f"{host} does not resolve: {exc}") from None
+        except (OSError, LookupError, UnicodeError):
+            raise inward from None
         out: list[ResolveResult] = []
         for family, _, proto, _, sockaddr in infos:
             ip = ipaddress.ip_address(sockaddr[0])
             if not self.allow(ip):
-                raise FetchRefused(f"{host} resolves to {ip}, which is not a public address")
+                raise inward
             out.append(
                 {
                     "hostname": host,
@@ -122,7 +149,7 @@ class PhotoFetcher:
                 }
             )
         if not out:
-            raise FetchRefused(f"{host} has no address")
+            raise inward
         return out
 
     async def _one(self, url: str, allowed: set[str]) -> tuple[int, str | None, bytes]:
@@ -132,9 +159,17 @@ class PhotoFetcher:
             raise FetchRefused(f"only https URLs are fetched, not {url[:100]!r}")
         if parts.username or parts.password:
             raise FetchRefused("a URL with a user name or password is not fetched")
-        if host not in allowed:
+        if host not in {name for name, _ in allowed}:
             raise FetchRefused(f"{host or url[:100]!r} is not one of the enterprise's photo_hosts")
-        port = parts.port or 443
+        try:
+            port = parts.port or HTTPS_PORT
+        except ValueError:
+            raise FetchRefused(f"{url[:100]!r} has no valid port") from None
+        if (host, port) not in allowed:
+            raise FetchRefused(
+                f"port {port} of {host} is not allowed: only 443, or a port the photo_hosts entry names "
+                f"({host}:{port})"
+            )
         infos = await self._addresses(host, port)
         connector = aiohttp.TCPConnector(
             resolver=_Pinned(host, infos), ssl=self.ssl_context or True, use_dns_cache=False, force_close=True
@@ -156,3 +191,20 @@ class PhotoFetcher:
                 if len(body) > self.max_bytes:
                     raise IngestError("media_too_large", f"{url} has more bytes", f"{self.max_bytes} bytes")
             return 200, None, bytes(body)
+
+
+def _why(exc: BaseException) -> str:
+    """What went wrong, in words that name no address (the library's errors quote the socket's)."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | ssl.SSLCertVerificationError):
+        return "the TLS certificate is not trusted for the name"
+    if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
+        return "the TLS handshake failed"
+    if isinstance(exc, aiohttp.ClientConnectorError | ConnectionError):
+        return "cannot connect to the host"
+    if isinstance(exc, aiohttp.ClientResponseError | aiohttp.ClientPayloadError):
+        return "the host's answer is not valid HTTP"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the host closed the connection"
+    if isinstance(exc, ValueError):
+        return "the URL is not valid"
+    return f"the connection failed ({type(exc).__name__})"

@@ -7,12 +7,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from renderer.mediarefs import MEDIA_PREFIX, Link, media_id
 
 from ..storage import DeliveryStore
-from .fetch import PhotoFetcher
+from .fetch import PhotoFetcher, allowed
 from .files import LibraryFiles
 from .ingest import Ingested, Limits, ingest
 
@@ -78,7 +77,7 @@ class MediaLibrary:
     async def cached(self, enterprise: dict[str, Any], data: Any) -> Any:
         """`data` with each URL of a listed photo host that was fetched before replaced by its
         file's `media:<id>` (the renderer and payloads then use the library's copy)."""
-        hosts = {h.lower() for h in enterprise.get("photo_hosts") or ()}
+        hosts = list(enterprise.get("photo_hosts") or ())
         if not hosts:
             return data
 
@@ -87,7 +86,7 @@ class MediaLibrary:
                 return {k: await swap(v) for k, v in value.items()}
             if isinstance(value, list):
                 return [await swap(v) for v in value]
-            if isinstance(value, str) and value.startswith("https://") and urlsplit(value).hostname in hosts:
+            if isinstance(value, str) and value.startswith("https://") and allowed(value, hosts):
                 row = await self.store.media_named(enterprise["id"], value)
                 return MEDIA_PREFIX + row["id"] if row is not None else value
             return value

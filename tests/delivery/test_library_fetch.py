@@ -119,32 +119,76 @@ def test_only_public_addresses_are_fetched_from(address: str, ok: bool) -> None:
 
 
 async def test_the_rules_before_and_after_resolution(photo_host: dict[str, Any]) -> None:
-    base = photo_host["base"]
-    data, final = await fetcher(photo_host).fetch(f"{base}/p.jpg", [HOST])
+    base, port = photo_host["base"], photo_host["port"]
+    listed = [f"{HOST}:{port}"]  # the test server's port is not 443: the entry names it
+    data, final = await fetcher(photo_host).fetch(f"{base}/p.jpg", listed)
     assert data == photo_host["photo"] and final == f"{base}/p.jpg"
     cases = [
-        (fetcher(photo_host, production=True), f"{base}/p.jpg", "not a public address"),  # resolves inward
+        (fetcher(photo_host, production=True), f"{base}/p.jpg", "not resolve to a public address"),
         (fetcher(photo_host), f"{base}/p.jpg".replace(HOST, "other.test"), "not one of the enterprise's"),
         (fetcher(photo_host), f"http://{HOST}/p.jpg", "only https"),
-        (fetcher(photo_host), f"https://u:p@{HOST}:{photo_host['port']}/p.jpg", "user name or password"),
+        (fetcher(photo_host), f"https://u:p@{HOST}:{port}/p.jpg", "user name or password"),
         (fetcher(photo_host), f"{base}/r?to=https://evil.test/p.jpg", "not one of the enterprise's"),
         (fetcher(photo_host), f"{base}/r?to=http://{HOST}/p.jpg", "only https"),
         (fetcher(photo_host), f"{base}/r?to=/r%3Fto%3D/r%253Fto%253D/r%25253Fto%25253D/p.jpg", "redirects"),
         (fetcher(photo_host), f"{base}/missing.jpg", "HTTP 404"),
         (fetcher(photo_host, timeout=0.5), f"{base}/slow", "longer than 0.5 s"),
+        # ports: 443 unless the entry names another; a redirect to an unlisted port is refused too
+        (fetcher(photo_host), f"https://{HOST}:{port + 1}/p.jpg", f"port {port + 1}"),
+        (fetcher(photo_host), f"{base}/r?to=https://{HOST}:22/p.jpg", "port 22"),
+        (fetcher(photo_host), f"https://{HOST}:99999/p.jpg", "port"),
     ]
     for f, url, why in cases:
         with pytest.raises(FetchRefused, match=why):
-            await f.fetch(url, [HOST])
+            await f.fetch(url, listed)
+    with pytest.raises(FetchRefused, match="port"):  # a bare name is port 443 only
+        await fetcher(photo_host).fetch(f"{base}/p.jpg", [HOST])
     # a redirect to a listed host is followed (and checked again)
-    data, final = await fetcher(photo_host).fetch(f"{base}/r?to={base}/p.jpg", [HOST])
+    data, final = await fetcher(photo_host).fetch(f"{base}/r?to={base}/p.jpg", listed)
     assert data == photo_host["photo"] and final == f"{base}/p.jpg"
     with pytest.raises(IngestError) as err:
-        await fetcher(photo_host, max_bytes=1_000_000).fetch(f"{base}/big", [HOST])
+        await fetcher(photo_host, max_bytes=1_000_000).fetch(f"{base}/big", listed)
     assert err.value.code == "media_too_large"
     # a certificate not trusted: refused
-    with pytest.raises(FetchRefused, match=r"SSL|certificate"):
-        await PhotoFetcher(allow=lambda ip: ip == LOCAL, resolve=_resolve).fetch(f"{base}/p.jpg", [HOST])
+    with pytest.raises(FetchRefused, match=r"certificate"):
+        await PhotoFetcher(allow=lambda ip: ip == LOCAL, resolve=_resolve).fetch(f"{base}/p.jpg", listed)
+
+
+async def test_no_refusal_tells_what_a_name_resolves_to(photo_host: dict[str, Any]) -> None:
+    """An enterprise names the hosts; what they resolve to inside the network is not its to learn:
+    an inward name, a name that does not resolve and one that resolves to nothing answer alike,
+    and a connection that fails names no address."""
+
+    async def inward(host: str, port: int) -> list[Any]:
+        return {
+            "inward.test": [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.20.30.40", port))],
+            "metadata.test": [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("fd00:ec2::254", port, 0, 0))],
+            "empty.test": [],
+        }[host]  # KeyError (a LookupError) for any other name, like a resolver's failure
+
+    async def failing(host: str, port: int) -> list[Any]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    answers = set()
+    for resolve, host in (
+        (inward, "inward.test"),
+        (inward, "metadata.test"),
+        (inward, "empty.test"),
+        (failing, "nowhere.test"),
+    ):
+        with pytest.raises(FetchRefused) as err:
+            await PhotoFetcher(resolve=resolve).fetch(f"https://{host}/p.jpg", [host])
+        message = str(err.value)
+        assert "10.20" not in message and "fd00" not in message and "Errno" not in message, message
+        answers.add(message.replace(host, "H"))
+    assert len(answers) == 1, answers
+    # a listed port nobody listens on: the connection fails, and its address is not in the answer
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead = closed.getsockname()[1]
+    with pytest.raises(FetchRefused) as err:
+        await fetcher(photo_host).fetch(f"https://{HOST}:{dead}/p.jpg", [f"{HOST}:{dead}"])
+    assert "127.0.0.1" not in str(err.value) and "connect" in str(err.value), err.value
 
 
 async def test_a_fetched_photo_is_a_library_file_the_card_uses(
@@ -157,7 +201,8 @@ async def test_a_fetched_photo_is_a_library_file_the_card_uses(
     assert r.status == 422 and (await r.json())["error"] == "fetch_refused"  # no photo_hosts yet
     assert (await r.json())["problems"][0]["path"] == "$.url"
     ent = await (await client.get("/api/enterprises/sf", headers=auth(SF_KEY))).json()
-    r = await client.put("/api/enterprises/sf", json={**ent, "photo_hosts": [HOST]}, headers=auth(SF_KEY))
+    hosts = [f"{HOST}:{photo_host['port']}"]
+    r = await client.put("/api/enterprises/sf", json={**ent, "photo_hosts": hosts}, headers=auth(SF_KEY))
     assert r.status == 200, await r.text()
     r = await client.post("/api/enterprises/sf/media/fetch", json={"url": url}, headers=auth(SF_KEY))
     row = await r.json()
