@@ -22,6 +22,7 @@ from aiohttp import web, web_response
 
 from infra.outage import unavailable
 
+from .clientaddr import client_address
 from .errors import ApiError, api_error_for, code_for_status
 from .httpjson import json_response
 from .keys import metrics_key
@@ -139,7 +140,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
                     "route": route,
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 3),
-                    "remote": request.remote,
+                    "remote": client_address(request),  # behind trusted proxies: the client
                 },
             )
 
