@@ -54,6 +54,13 @@ class PgConsoleRows:
             total = int((await self._fetchrow(count, *args))[0])
         return Page(total, [(r[0], jsonio.loads(r[1])) for r in rows])
 
+    async def after(self, kind: str, enterprise: str, after: str, limit: int) -> list[dict[str, Any]]:
+        rows = await self._fetch(
+            "SELECT body FROM objects WHERE kind=$1 AND enterprise=$2 AND id>$3 ORDER BY id LIMIT $4",
+            kind, enterprise, after, limit,
+        )  # fmt: skip
+        return [jsonio.loads(r[0]) for r in rows]
+
     async def put_many(self, kind: str, enterprise: str, items: list[tuple[str, dict[str, Any]]]) -> None:
         if items:
             await self._execute(

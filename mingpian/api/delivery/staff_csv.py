@@ -1,14 +1,24 @@
 """Staff members in bulk: import a CSV (all rows or none, every bad row reported) and export
-one (delivery/staffcsv.py has the format)."""
+one (delivery/staffcsv.py has the format and its limits).
+
+Both are bounded and keep the event loop free: an import reads at most `MAX_BYTES` and is
+checked in a worker thread; an export reads the staff a page at a time (twice: the columns
+first, then the rows) and writes its rows in slices of about `SLICE_CELLS` cells, yielding to
+the loop between them, so neither its memory nor any other request's wait grows with the count.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import codecs
+import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
 from delivery import staffcsv
+from delivery.storage import DeliveryStore
 from renderer import RenderError
 
 from ...errors import ApiError
@@ -17,26 +27,84 @@ from .access import enterprise, principal
 from .ops import EID, OK, op
 from .state import delivery_key
 
+log = logging.getLogger(__name__)
 PATH = "/api/enterprises/{eid}/staff-csv"
 MAX_BYTES = 16 * 1024 * 1024  # 50,000 rows of long Chinese names fit; beyond is 413
+PAGE = 500  # staff read per query
+SLICE_CELLS = 20_000  # cells encoded between two yields to the loop (a few milliseconds)
+CHARSETS = ("utf-8", "gbk", "gb18030")  # what a file may declare (Excel in China saves GBK)
 
 
 async def _text(request: web.Request) -> str:
-    """The body as UTF-8 text, read here with its own limit (a staff file is larger than the
-    JSON bodies `max_body_bytes` is set for)."""
+    """The body as text, read here with its own limit (a staff file is larger than the JSON
+    bodies `max_body_bytes` is set for): UTF-8, or GBK / GB18030 when the request says so."""
     if request.content_type not in ("text/csv", "text/plain", "application/octet-stream"):
         raise ApiError(415, "unsupported_media_type", "send the file as text/csv")
+    charset = (request.charset or "utf-8").lower()
+    if charset not in CHARSETS:
+        raise ApiError(400, "invalid_encoding", f"charset {charset[:20]!r}: send UTF-8, GBK or GB18030")
+    too_large = ApiError(413, "body_too_large", f"a staff file is at most {MAX_BYTES} bytes (16 MB)")
     if (request.content_length or 0) > MAX_BYTES:
-        raise ApiError(413, "body_too_large", f"a staff file is at most {MAX_BYTES} bytes")
+        raise too_large
     raw = bytearray()
     async for chunk in request.content.iter_chunked(1 << 16):
         raw += chunk
         if len(raw) > MAX_BYTES:
-            raise ApiError(413, "body_too_large", f"a staff file is at most {MAX_BYTES} bytes")
+            raise too_large
     try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ApiError(400, "invalid_encoding", "save the file as UTF-8 CSV") from None
+        return codecs.decode(raw, charset)
+    except UnicodeDecodeError as exc:
+        row = raw.count(b"\n", 0, exc.start) + 1
+        raise ApiError(
+            400,
+            "invalid_encoding",
+            f"the file is not {charset.upper()} (byte {exc.start}, line {row}): save it as "
+            '"CSV UTF-8", or send a GBK file with Content-Type: text/csv; charset=gbk',
+        ) from None
+
+
+async def _pages(store: DeliveryStore, eid: str) -> AsyncIterator[list[dict[str, Any]]]:
+    """The enterprise's staff a page at a time, in id order, yielding to the loop between pages."""
+    last = ""
+    while True:
+        page = await store.after("staff", eid, last, PAGE)
+        if not page:
+            return
+        yield page
+        last = page[-1]["id"]
+        await asyncio.sleep(0)
+
+
+def _invalid(message: str, problems: list[dict[str, Any]], bad_rows: int) -> ApiError:
+    return ApiError(
+        422,
+        "invalid",
+        message,
+        problems=[
+            {"path": f"row {x['row']}" + (f": {x['column']}" if x["column"] else ""), **x} for x in problems
+        ],
+        bad_rows=bad_rows,
+    )
+
+
+async def _within_columns(store: DeliveryStore, eid: str, parsed: staffcsv.Parsed) -> None:
+    """Refuse an import after which the enterprise's staff would have more distinct field paths
+    than an export may write (members the file replaces do not count)."""
+    ids = {m["id"] for m in parsed.members}
+    paths = set(parsed.paths)
+    async for page in _pages(store, eid):
+        staffcsv.member_paths((m for m in page if m["id"] not in ids), paths)
+        if len(paths) > staffcsv.MAX_COLUMNS:
+            new = len(set(parsed.paths))
+            message = (
+                f"导入后本企业员工的字段路径将超过 {staffcsv.MAX_COLUMNS} 个（本文件 {new} 个，"
+                f"加上已有员工的）：一个企业的员工最多共用 {staffcsv.MAX_COLUMNS} 个字段"
+            )
+            raise _invalid(
+                f"the enterprise's staff would have more than {staffcsv.MAX_COLUMNS} field paths",
+                [{"row": 1, "column": "", "kind": "columns", "message": message}],
+                1,
+            )
 
 
 async def import_staff(request: web.Request) -> web.Response:
@@ -52,18 +120,12 @@ async def import_staff(request: web.Request) -> web.Response:
     # checked in a worker thread: 50,000 rows are about a second that call events must not wait for
     parsed = await asyncio.to_thread(staffcsv.parse, await _text(request), schema)
     if parsed.problems:
-        raise ApiError(
-            422,
-            "invalid",
-            f"{parsed.bad_rows} row(s) have errors; nothing was imported",
-            problems=[
-                {"path": f"row {x['row']}" + (f": {x['column']}" if x["column"] else ""), **x}
-                for x in parsed.problems
-            ],
-            bad_rows=parsed.bad_rows,
+        raise _invalid(
+            f"{parsed.bad_rows} row(s) have errors; nothing was imported", parsed.problems, parsed.bad_rows
         )
     store = request.app[delivery_key].store
     eid = ent["id"]
+    await _within_columns(store, eid, parsed)
     async with store.tx():  # one transaction: every row, or (on any failure) none
         await store.put_many("staff", eid, [(m["id"], m) for m in parsed.members])
         await store.audit(
@@ -73,15 +135,42 @@ async def import_staff(request: web.Request) -> web.Response:
     return web.json_response({"imported": len(parsed.members)})
 
 
-async def export_staff(request: web.Request) -> web.Response:
+async def export_staff(request: web.Request) -> web.StreamResponse:
     ent = await enterprise(request, await principal(request))
-    members = await request.app[delivery_key].store.list("staff", ent["id"])
-    return web.Response(
-        text="\ufeff" + staffcsv.export(members),  # the BOM: spreadsheets then read it as UTF-8
-        content_type="text/csv",
-        charset="utf-8",
-        headers={"Content-Disposition": f'attachment; filename="staff-{ent["id"]}.csv"'},
+    store = request.app[delivery_key].store
+    eid = ent["id"]
+    columns: dict[str, str] = {}
+    async for page in _pages(store, eid):
+        staffcsv.scan(columns, page)
+        if len(columns) > staffcsv.MAX_COLUMNS:  # written through the JSON API, not an import
+            raise ApiError(
+                409,
+                "conflict",
+                f"the staff have more than {staffcsv.MAX_COLUMNS} distinct field paths, more than a CSV "
+                "export writes; read them with GET …/staff?limit=&offset=",
+            )
+    resp = web.StreamResponse(
+        headers={"Content-Disposition": f'attachment; filename="staff-{eid}.csv"'},
     )
+    resp.content_type = "text/csv"
+    resp.charset = "utf-8"
+    await resp.prepare(request)
+    await resp.write(("\ufeff" + staffcsv.header(columns)).encode())  # the BOM: spreadsheets read UTF-8
+    per_slice = max(1, SLICE_CELLS // (len(columns) + 2))
+    try:
+        async for page in _pages(store, eid):
+            for i in range(0, len(page), per_slice):
+                await resp.write(staffcsv.rows(page[i : i + per_slice], columns).encode())
+                await asyncio.sleep(0)
+    except staffcsv.NewColumn as exc:
+        # a member changed since the header was written: end without the last chunk, so the
+        # download fails rather than lack a field
+        log.warning("staff export of %s cut short: a new field %r appeared during it", eid, str(exc)[:80])
+        if request.transport is not None:
+            request.transport.close()
+        return resp
+    await resp.write_eof()
+    return resp
 
 
 def setup(app: web.Application) -> dict[str, Any]:
@@ -92,8 +181,11 @@ def setup(app: web.Application) -> dict[str, Any]:
         PATH: {
             "post": op(
                 "Import staff from CSV (id,name,field paths…); all rows or none, bad rows listed "
-                "(?template= checks fields against it)",
+                f"(?template= checks fields against it); at most {staffcsv.MAX_ROWS} rows, "
+                f"{staffcsv.MAX_COLUMNS} field columns (per file and per enterprise), {staffcsv.MAX_DEPTH} "
+                f"levels per path, {staffcsv.MAX_CELL} characters per cell, {MAX_BYTES} bytes",
                 {"200": OK},
+                400,
                 404,
                 413,
                 415,
@@ -103,6 +195,13 @@ def setup(app: web.Application) -> dict[str, Any]:
                 body_schema={"type": "string"},
                 body_type="text/csv",
             ),
-            "get": op("Export staff as CSV", {"200": csv_doc}, 404, params=EID),
+            "get": op(
+                "Export staff as CSV (streamed; 409 when the staff have more field paths than an "
+                "import allows)",
+                {"200": csv_doc},
+                404,
+                409,
+                params=EID,
+            ),
         }
     }
