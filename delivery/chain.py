@@ -12,6 +12,12 @@ about its recipient that match no message id (its own, whose ids the crash kept 
 recorded), and the chain goes on after its timeout only if none says it was delivered. So nothing
 is sent twice.
 
+An outage of PostgreSQL or Redis does not fail a chain: it waits until the backend answers again
+(one probe per backend for every chain of the process) and goes on from what the store holds,
+with the writes of the outage committed first. A receipt deadline does not run while the store
+is away: a receipt that could not be stored or read then would otherwise look lost, and the
+chain fall over to a second card after a delivery that succeeded.
+
 A pre-call (ringing) card is dropped, never sent late, once the call is answered or ended or
 the ring timeout has passed; one the MaaP already accepted is revoked then (revoke.py).
 """
@@ -29,6 +35,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from infra.outage import log_failure, outages, unavailable
 from renderer import RenderError
 
 from . import rules
@@ -46,6 +53,7 @@ log = logging.getLogger("mingpian.delivery")
 LEGACY = ("ussd", "flash", "sms")
 DEFAULT_TIMEOUTS = {"rcs": 60.0, "ussd": 5.0, "flash": 30.0, "sms": 120.0}
 RESUME_GRACE = 1.0  # seconds an overdue attempt still waits for its receipt after a restart
+PROBE_FIRST, PROBE_CAP = 0.2, 2.0  # seconds between probes of a backend that is away
 Capability = Callable[[str, str], Awaitable[bool]]  # (number, chatbot) -> can it show 5G messages
 
 
@@ -90,6 +98,7 @@ class Chains:
         self._held: dict[str, float] = {}  # delivery → until when the store says this worker holds it
         self._late: dict[str, tuple[str, float]] = {}  # call id → (answered/ended, when), recent calls
         self._closing = False
+        self._probes: dict[str, asyncio.Task[None]] = {}  # backend → the probe every chain awaits
         self.handed = 0  # messages handed to a gateway (for the benchmark)
         self.taken_over = 0  # chains started here from the store: resumed at start, or another worker's
 
@@ -137,8 +146,8 @@ class Chains:
                 await self._claim()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the database is briefly away: try again next round
-                log.exception("delivery leases: renewing or claiming failed")
+            except Exception as exc:  # the database is briefly away: try again next round
+                log_failure(log, exc, "delivery leases: renewing or claiming failed")
 
     async def close(self) -> None:
         """Stop every chain here and let go of their leases, so another worker resumes them now
@@ -148,7 +157,7 @@ class Chains:
             self._keeper.cancel()
             await asyncio.gather(self._keeper, return_exceptions=True)
         owned = list(self._tasks)
-        tasks = [*self._tasks.values(), *self._background]
+        tasks = [*self._tasks.values(), *self._background, *self._probes.values()]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -203,8 +212,8 @@ class Chains:
         assert self.revoker is not None
         try:
             await self.revoker.call_moved_on(call_id)
-        except Exception:  # the MaaP or the database is away: the card stays; logged
-            log.exception("call %s: revoking its pre-call 5G card failed", call_id)
+        except Exception as exc:  # the MaaP or the database is away: the card stays; logged
+            log_failure(log, exc, "call %s: revoking its pre-call 5G card failed", call_id)
 
     async def _late_phase(self, call_id: str) -> str | None:
         """`answered`/`ended` if the call got that far: heard here, or stored by any worker."""
@@ -216,17 +225,69 @@ class Chains:
 
     # -- the chain ---------------------------------------------------------------------------
     async def _run(self, did: str, d: Delivery | None) -> None:
-        try:
-            await self._chain(did, d)
-        except asyncio.CancelledError:
-            raise
-        except LeaseLost:
-            log.warning("delivery %s: lease lost to another worker before the hand-over; not sent here", did)
-        except Exception as exc:  # a bug must not leave the delivery silently active forever
-            log.exception("delivery %s crashed", did)
-            d = await self.store.delivery(did)
-            if d is not None and d.state == "active":
-                await self._finish(d, "failed", f"internal error: {type(exc).__name__}")
+        while True:
+            try:
+                await self._chain(did, d)
+                return
+            except asyncio.CancelledError:
+                raise
+            except LeaseLost:
+                log.warning(
+                    "delivery %s: lease lost to another worker before the hand-over; not sent here", did
+                )
+                return
+            except Exception as exc:
+                outage = unavailable(exc)
+                if outage is None:  # a bug must not leave the delivery silently active forever
+                    log.exception("delivery %s crashed", did)
+                    d = await self.store.delivery(did)
+                    if d is not None and d.state == "active":
+                        await self._finish(d, "failed", f"internal error: {type(exc).__name__}")
+                    return
+            # The store or the counters are away: once back, go on from what the store holds
+            # (the writes this worker made meanwhile are committed before anything is read).
+            await self.back(outage.backend)
+            d = None
+
+    def back(self, backend: str) -> asyncio.Future[None]:
+        """Resolves once `backend` answers again. One probe per backend, however many chains wait."""
+        probe = self._probes.get(backend)
+        if probe is None or probe.done():
+            probe = asyncio.get_running_loop().create_task(
+                self._probe(backend), name=f"delivery-probe-{backend}", context=contextvars.Context()
+            )
+            self._probes[backend] = probe
+        return asyncio.shield(probe)
+
+    async def _probe(self, backend: str) -> None:
+        delay = PROBE_FIRST
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await (self.store.ping() if backend == "database" else self.meter.counters.ping())
+            except Exception as exc:
+                if unavailable(exc) is None:
+                    log.exception("delivery: probing %s failed", backend)
+                delay = min(delay * 2, PROBE_CAP)
+                continue
+            outages.up(backend)
+            return
+
+    async def _settled(self, did: str) -> None:
+        """The attempt row and its charge durable, and the lease held, before the hand-over. A
+        store that is away is waited for (nothing was sent: the hand-over follows)."""
+        while True:
+            try:
+                await self.store.durable()
+                await self._fence(did)
+                return
+            except LeaseLost:
+                raise
+            except Exception as exc:
+                outage = unavailable(exc)
+                if outage is None:
+                    raise
+            await self.back(outage.backend)
 
     async def _finish(self, d: Delivery, state: str, reason: str = "", channel: str = "") -> None:
         await self.store.update_delivery(d.id, state=state, reason=reason, channel=channel or d.channel)
@@ -284,7 +345,8 @@ class Chains:
                     # the bind, so give them a moment before falling over.
                     graced = True
                     att.deadline = now + RESUME_GRACE
-                if now >= att.deadline:
+                due = att.deadline + self._paused(att.started, now)
+                if now >= due:
                     if att.state == "unknown":
                         await self._adopt(d, att)
                     if await self.receipts.evaluate(att.id) not in WAITING:
@@ -304,9 +366,9 @@ class Chains:
                 elif resumed and not checked:
                     checked = True  # receipts the store kept while no worker ran this chain
                     if await self.receipts.evaluate(att.id) in WAITING:
-                        known = await self._wait(d, att)
+                        known = await self._wait(d, att, due)
                 else:
-                    known = await self._wait(d, att)
+                    known = await self._wait(d, att, due)
             elif att.state == "delivered":
                 await self._finish(d, "delivered", "", att.channel)
                 return
@@ -324,12 +386,19 @@ class Chains:
         if att.channel in LEGACY:
             await self.store.adopt_receipts(att.id, d.recipient, att.started, max(1, att.segments))
 
-    async def _wait(self, d: Delivery, att: Attempt) -> bool:
-        """Wait for `att`'s receipt (or its deadline, or another wake). True when a receipt heard
-        here already settled it (the chain's copy is current), False when the store must tell."""
+    @staticmethod
+    def _paused(since: float, now: float) -> float:
+        """Seconds the deadline clock of an attempt started at `since` stood still: the longer of
+        the store's and the counters' outages since (receipts are stored in one and forwarded
+        between workers through the other)."""
+        return max(outages.downtime("database", since, now), outages.downtime("redis", since, now))
+
+    async def _wait(self, d: Delivery, att: Attempt, due: float) -> bool:
+        """Wait for `att`'s receipt (or `due`, its deadline, or another wake). True when a receipt
+        heard here already settled it (the chain's copy is current), False when the store must tell."""
         self.receipts.watch(att)
         try:
-            await self.wakeups.wait(d.id, att.deadline)
+            await self.wakeups.wait(d.id, due)
         finally:
             self.receipts.unwatch(att)
         return att.state not in WAITING
@@ -405,8 +474,7 @@ class Chains:
         # The attempt row and its charge are durable before anything is sent, and the lease is
         # checked (fenced: another worker took this chain over because we stalled past the
         # lease; it resumes from the attempt row, which it will not resend).
-        await self.store.durable()
-        await self._fence(d.id)
+        await self._settled(d.id)
         extra: dict[str, Any] = {"step": d.step, "deadline": att.deadline}  # SMPP submits nothing after it
         if sender_of(ent):  # an approved 106… code, line or name instead of the line, on SMS channels
             extra["sender"] = sender_of(ent)

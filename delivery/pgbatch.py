@@ -22,6 +22,15 @@ connection dropped is simply run again. Updates of one row queued for the same f
 (the later value of a column wins), so each row is updated once per statement. An update sets a
 column to a value: setting a column back to NULL is not something the hot path does.
 
+An outage of the database loses nothing written: a flush that still fails after its retries
+answers its waiters `Unavailable` (their requests are answered 503: a call event's acceptance,
+a renewal and a phase question are dropped with it, so a refused call event was not half
+accepted) and keeps its other writes (attempts, message ids, receipts, updates, charges) in
+memory, in order, ahead of anything queued later; they are retried every `HELD_RETRY` seconds
+and commit as soon as the database answers, before any read of the store. They are what the
+chains and receipts in flight wrote, so they are bounded by those: new call events are refused
+meanwhile. A receipt held this way is also unacknowledged to the SMSC, which sends it again.
+
 A `Block` holds the writes of an all-or-nothing block (the store's `tx()`): they join the shared
 batch together when the block ends, so one flush commits all of them or none.
 """
@@ -37,6 +46,8 @@ from typing import Any
 
 import asyncpg
 
+from infra.outage import Unavailable, backend_of, outages
+
 log = logging.getLogger("mingpian.delivery")
 TICK = 0.02  # s: writes nobody waits for are committed within this
 # Under steady load that comes in a trickle (the last flush ended less than BUSY ago and carried
@@ -48,6 +59,8 @@ LINGER = 0.003  # s
 BUSY = 0.01  # s
 SMALL = 16  # writes
 RETRIES = 3  # a flush whose connection failed is run again this many times
+HELD_RETRY = 0.5  # s between flushes of the writes an outage holds, when nobody waits for them
+ACQUIRE_TIMEOUT = 5.0  # s a flush waits for a connection
 
 # What a write may update per table, and each column's array type for `unnest`.
 UPDATE_TYPES = {
@@ -315,6 +328,26 @@ class Batch:
 
         return tell
 
+    def held(self) -> bool:
+        """After `drop_answers`: whether any write is left to commit."""
+        return bool(
+            self.attempts or self.charges or self.message_ids or self.receipts or self.refunds
+            or self.finished or any(self.updates.values())
+        )  # fmt: skip
+
+    def drop_answers(self, backend: str, cause: BaseException) -> None:
+        """The database is away: those who wait for an answer hear `Unavailable` and their writes
+        (a call event's acceptance, a lease renewal, a phase question) are dropped; the rest is
+        kept for the next flush."""
+        for futs in [*(f for _, f in self.accept.values()), *(f for *_, f in self.renewals.values()),
+                     *self.phases.values()]:  # fmt: skip
+            for f in futs:
+                if not f.done():
+                    f.set_exception(Unavailable(backend, cause))
+        self.accept.clear()
+        self.renewals.clear()
+        self.phases.clear()
+
     def fail(self, exc: BaseException) -> None:
         waiting = [
             *(f for _, futs in self.accept.values() for f in futs),
@@ -378,6 +411,8 @@ class GroupCommit:
         self._timer: asyncio.TimerHandle | None = None
         self._soon = False
         self._task: asyncio.Task[None] | None = None
+        self._held: list[Batch] = []  # writes an outage kept from committing, oldest first
+        self._retry: asyncio.TimerHandle | None = None
         self.flushes = 0
 
     def add(self, kind: str, row: Any, fut: asyncio.Future[bool] | None = None) -> None:
@@ -425,15 +460,16 @@ class GroupCommit:
     def _start(self) -> None:
         self._timer = None
         self._soon = False
-        if self._running or self._open.size == 0:
+        if self._running or (self._open.size == 0 and not self._held):
             return
         self._running = True
         self._task = asyncio.get_running_loop().create_task(self._run(), name="delivery-group-commit")
 
     async def _run(self) -> None:
         try:
-            while self._open.size:
-                await self._flush()
+            while self._open.size or self._held:
+                if not await self._flush():
+                    break  # the database is away: the held writes are tried again later
                 if not self._soon and not self._waiters:
                     break  # what was queued meanwhile nobody waits for: the next tick takes it
                 self._soon = False
@@ -442,19 +478,64 @@ class GroupCommit:
         finally:
             self._running = False
             self._task = None
-            self._ended = asyncio.get_running_loop().time()
-            if self._open.size:
+            loop = asyncio.get_running_loop()
+            self._ended = loop.time()
+            if self._held:
+                if self._retry is None:
+                    self._retry = loop.call_later(HELD_RETRY, self._start_held)
+            elif self._open.size:
                 self._kick(soon=bool(self._waiters))
 
-    async def _flush(self) -> None:
+    def _start_held(self) -> None:
+        self._retry = None
+        self._start()
+
+    async def _flush(self) -> bool:
+        """Commit the held writes, then what is queued; False when the database is away."""
         batch, self._open = self._open, Batch()
         upto = self._queued
         self._last = batch.size
+        pending = [*self._held, batch]
+        self._held = []
+        error: BaseException | None = None
+        while pending:
+            failed = await self._commit(pending[0])
+            error = error or failed
+            if failed is not None and backend_of(failed) is not None:
+                error = failed
+                outages.down("database", failed)  # one line for the whole outage
+                for b in pending:
+                    b.drop_answers("database", failed)
+                self._held = [b for b in pending if b.held()]
+                break
+            if failed is None:
+                outages.up("database")
+            pending.pop(0)
+        if not self._held:
+            self._committed = upto
+        keep = []
+        for target, fut in self._waiters:
+            if target <= upto:
+                if not fut.done():
+                    if error is None:
+                        fut.set_result(None)
+                    elif backend_of(error) is not None:
+                        fut.set_exception(Unavailable("database", error))
+                    else:
+                        fut.set_exception(error)
+            else:
+                keep.append((target, fut))
+        self._waiters = keep
+        return not self._held
+
+    async def _commit(self, batch: Batch) -> BaseException | None:
+        """Run one batch (again on a fresh connection after a connection error); the error it
+        still failed with, or None once committed and its callers told."""
         error: BaseException | None = None
         for attempt in range(RETRIES + 1):
             try:
                 if self._conn is None:
-                    self._conn = await self._pool().acquire()
+                    self._conn = await self._pool().acquire(timeout=ACQUIRE_TIMEOUT)
                 conn = self._conn
                 if batch.statements() > 1:
                     async with conn.transaction():
@@ -467,27 +548,17 @@ class GroupCommit:
                 break
             except RETRYABLE as exc:
                 error = exc
-                log.warning("delivery group commit: %s; trying again", exc)
+                if backend_of(exc) is None:  # a deadlock, not an outage (that is logged once)
+                    log.warning("delivery group commit: %s; trying again", exc)
                 await self._give_back()
                 await asyncio.sleep(0.05 * (attempt + 1))
             except Exception as exc:  # a bug in what was queued: the callers hear it
                 log.exception("delivery group commit failed")
                 error = exc
                 break
-        if error is not None:
+        if error is not None and backend_of(error) is None:
             batch.fail(error)
-        self._committed = upto
-        keep = []
-        for target, fut in self._waiters:
-            if target <= upto:
-                if not fut.done():
-                    if error is None:
-                        fut.set_result(None)
-                    else:
-                        fut.set_exception(error)
-            else:
-                keep.append((target, fut))
-        self._waiters = keep
+        return error
 
     async def _give_back(self) -> None:
         conn, self._conn = self._conn, None
@@ -502,9 +573,12 @@ class GroupCommit:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
-        if self._open.size:
+        if self._open.size or self._held:
             self._running = True
             try:
                 await self._flush()

@@ -38,6 +38,7 @@ import asyncpg
 from infra import jsonio
 from infra.migrations import Migrations
 from infra.migrations_pg import migrate_postgres
+from infra.outage import outages, quiet_pool_warnings
 
 from .console_pg import PgConsoleRows
 from .metering.ledger import GROUPS, LedgerEntry, usage_dicts
@@ -140,6 +141,7 @@ class PgDeliveryStore(PgConsoleRows):
     async def start(self) -> None:
         """Connect, bring the schema up to date, listen for other workers' changes. Whatever it
         opened is closed again if any step fails."""
+        quiet_pool_warnings()  # an outage is one line (infra/outage.py), not the pool's every retry
         try:
             self._pool = await asyncpg.create_pool(
                 self.url,
@@ -266,14 +268,22 @@ class PgDeliveryStore(PgConsoleRows):
             return await block.conn.fetch(sql, *args)
         return await self.pool.fetch(sql, *args)
 
+    # A statement that answered ends an outage the record holds (infra/outage.py: one line);
+    # a failed one reaches the server's middleware or the chain, which tell an outage from a bug.
     async def _execute(self, sql: str, *args: Any) -> str:
-        return await (await self._conn()).execute(sql, *args)
+        status = await (await self._conn()).execute(sql, *args)
+        outages.up("database")
+        return status
 
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        return await (await self._conn()).fetch(sql, *args)
+        rows = await (await self._conn()).fetch(sql, *args)
+        outages.up("database")
+        return rows
 
     async def _fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
-        return await (await self._conn()).fetchrow(sql, *args)
+        row = await (await self._conn()).fetchrow(sql, *args)
+        outages.up("database")
+        return row
 
     async def _changed(self, payload: str = "docs") -> None:
         """Announce a change at commit (NOTIFY is transactional) and drop this process's caches now."""
@@ -285,7 +295,8 @@ class PgDeliveryStore(PgConsoleRows):
         await self.writes.settled()
 
     async def ping(self) -> None:
-        await self.pool.fetchval("SELECT 1")
+        await self.pool.fetchval("SELECT 1", timeout=5)
+        outages.up("database")
 
     async def snapshot(self) -> list[str]:
         await self.writes.settled()

@@ -14,6 +14,12 @@ wherever it arrives. A forwarded receipt nobody knew (its chain was taken over f
 that died, or its worker forgot it) is looked for in the store by the worker that heard it, a
 second later, for all such receipts in one statement.
 
+While the database is away a receipt is still applied here from memory when its chain waits
+here; its writes are held by the group commit and committed once the database is back, and the
+deliver_sm is answered with an error meanwhile, so the SMSC sends it again (a repeat changes
+nothing). Nothing in this module lets a deadline pass for it: the chain's clock stands still
+during the outage (chain.py).
+
 Every final state of an attempt, whether set here or by the chain (timeout, error, skipped,
 refused, an RCS hand-over), is written through `settle`, which tells `on_outcome` (channel,
 state): how the server counts outcomes without the domain knowing of it. No-op by default. A
@@ -30,6 +36,8 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any
+
+from infra.outage import log_failure, unavailable
 
 from .metering import Meter
 from .records import Attempt
@@ -130,11 +138,16 @@ class Receipts:
     async def _forward(self, message_id: str, stat: str) -> None:
         """Tell the other workers once the receipt is durable (the one whose chain waits applies
         it from memory, or reads it), and look for it in the store later should none know it."""
-        try:
-            await self.store.durable()
-        except Exception:  # not stored: the SMSC hears no deliver_sm_resp and sends it again
-            log.exception("delivery receipts: storing receipt %s failed", message_id)
-            return
+        while True:
+            try:
+                await self.store.durable()
+                break
+            except Exception as exc:
+                if unavailable(exc) is None:  # not stored: the SMSC hears an error and sends it again
+                    log.exception("delivery receipts: storing receipt %s failed", message_id)
+                    return
+            # The database is away and holds the receipt until it is back: forward it then.
+            await asyncio.sleep(STRAY_WAIT)
         self._strays[message_id] = time.monotonic()  # looked up later even if the fan-out fails
         _keep_newest(self._strays, SUBMITTED_KEEP)
         if self._sweeper is None or self._sweeper.done():
@@ -143,8 +156,11 @@ class Receipts:
             )
         try:
             await self.meter.counters.forward_receipt(message_id, stat)
-        except Exception:  # Redis is away: the sweep applies it, a second later
-            log.warning("delivery receipts: forwarding receipt %s failed; looked up here instead", message_id)
+        except Exception as exc:  # Redis is away: the sweep applies it, a second later
+            if unavailable(exc) is None:
+                log.warning(
+                    "delivery receipts: forwarding receipt %s failed; looked up here instead", message_id
+                )
 
     async def _sweep(self) -> None:
         """Every STRAY_WAIT: the forwarded receipts of a second ago whose attempt still waits
@@ -158,8 +174,8 @@ class Receipts:
             try:
                 for attempt in await self.store.waiting_attempts_of(ripe) if ripe else []:
                     await self.evaluate(attempt)
-            except Exception:  # the database is briefly away: the chains evaluate at their deadline
-                log.exception("delivery receipts: looking up forwarded receipts failed")
+            except Exception as exc:  # the database is briefly away: the chains evaluate at their deadline
+                log_failure(log, exc, "delivery receipts: looking up forwarded receipts failed")
 
     async def close(self) -> None:
         if self._sweeper is not None:

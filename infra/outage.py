@@ -42,6 +42,7 @@ def _driver_backend(exc: BaseException) -> str | None:
         (
             asyncpg.PostgresConnectionError,  # ConnectionDoesNotExistError, ConnectionFailureError, …
             asyncpg.InterfaceError,  # the connection is closed, the pool is closing
+            asyncpg.InternalClientError,  # a connection the server dropped, used again
             asyncpg.CannotConnectNowError,  # starting up or shutting down
             asyncpg.AdminShutdownError,  # pg_ctl stop -m fast ended the session
             asyncpg.CrashShutdownError,
@@ -116,6 +117,11 @@ class Outages:
         self._past: dict[str, deque[tuple[float, float]]] = {}
         self.started = 0  # outages begun in this process's life
 
+    def clear(self) -> None:
+        """Forget every outage (a test starting afresh in the same process)."""
+        self._since.clear()
+        self._past.clear()
+
     def is_down(self, backend: str) -> bool:
         return backend in self._since
 
@@ -148,6 +154,25 @@ class Outages:
         if backend in self._since:
             spans.append((self._since[backend], now))
         return sum(max(0.0, min(end, now) - max(start, since)) for start, end in spans)
+
+
+class PoolFloorNoted(logging.Filter):
+    """asyncpg's pool warns, with a traceback, each time it fails to reconnect up to its minimum
+    size: several lines a second for as long as PostgreSQL is away. Noted as the outage instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "connection floor" not in record.getMessage():
+            return True
+        exc = record.exc_info[1] if record.exc_info else None
+        outages.down("database", exc)
+        return False
+
+
+def quiet_pool_warnings() -> None:
+    """Install `PoolFloorNoted` on asyncpg's pool logger (once; idempotent)."""
+    pool_log = logging.getLogger("asyncpg.pool")
+    if not any(isinstance(f, PoolFloorNoted) for f in pool_log.filters):
+        pool_log.addFilter(PoolFloorNoted())
 
 
 outages = Outages()  # the process's record: every part of the server notes into the same one

@@ -17,6 +17,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from infra.outage import log_failure
+
 from .smpp_pdu import (
     BIND_TRANSCEIVER,
     DELIVER_SM,
@@ -250,8 +252,8 @@ class SmppClient:
             return
         try:
             await self.on_deliver(sm)
-        except Exception:  # not stored: a system error makes the SMSC redeliver it later
-            log.exception("handling deliver_sm failed")
+        except Exception as exc:  # not stored: a system error makes the SMSC redeliver it later
+            log_failure(log, exc, "handling deliver_sm failed")  # an outage: one line, not one per PDU
             self._write(Pdu(DELIVER_SM | RESP, STATUS_SYSERR, pdu.seq, b"\0"))
             return
         self._write(Pdu(DELIVER_SM | RESP, STATUS_OK, pdu.seq, b"\0"))

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from infra.outage import outages
 from tests.support.redis_server import RedisServer
 
 from .support import USER, WAYBILL, start_bot
@@ -41,6 +42,7 @@ async def _tap(bot: T, n: int) -> tuple[int, dict[str, str], dict[str, Any]]:
 async def test_redis_outage_answers_webhooks_503_and_logs_it_once(
     redis_server: RedisServer, aiohttp_client: T, sim: T, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    outages.clear()  # the record is the process's: this test starts with no outage on it
     bot = await start_bot(aiohttp_client, sim, tmp_path, store="redis", redis_url=redis_server.url)
     assert (await _tap(bot, 0))[0] == 200
     caplog.set_level(logging.INFO)

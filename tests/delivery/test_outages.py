@@ -1,0 +1,199 @@
+"""Outages of the shared backends under call events: with Redis or PostgreSQL stopped, every call
+event is answered 503 with `Retry-After` (the house JSON error), the outage is logged once rather
+than once per request, nothing answered 503 was half-accepted, and once the backend is back the
+same events are accepted. Receipts the SMSC sends while PostgreSQL is down are applied once it is
+back: no delivery is marked failed that was delivered, and nothing falls over to a second card."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.outage import outages
+from mingpian.api.delivery import delivery_key
+from mingpian.app import create_app
+from mingpian.settings import Settings
+from tests.support.gatewaysim import GatewaySim, Rule
+from tests.support.postgres import PostgresCluster, pg_bin
+from tests.support.redis_server import RedisServer
+
+from .support import OPERATOR, SF_LINE, auth, seed_doc, settle
+
+T = Any
+
+
+@pytest.fixture(autouse=True)
+def no_outage_yet() -> None:
+    """Each test starts with no outage on record (the record is the process's)."""
+    outages.clear()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    try:
+        server = RedisServer(tmp_path / "redis")
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def own_postgres() -> Iterator[PostgresCluster]:
+    """A PostgreSQL server of this module's own: its tests stop and start it."""
+    bindir = pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL not found: run scripts/system-deps.sh (Debian package postgresql)")
+    cluster = PostgresCluster(bindir)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg(own_postgres: PostgresCluster) -> Iterator[PostgresCluster]:
+    yield own_postgres
+    with contextlib.suppress(Exception):  # a failed test must not leave it stopped for the next one
+        own_postgres.resume()
+
+
+async def _app(aiohttp_client: T, settings: Settings, gateway: GatewaySim, tmp: Path, **extra: Any) -> T:
+    policy = extra.pop("policy", None)
+    seed = tmp / "seed.yaml"
+    seed.write_text(yaml.safe_dump(seed_doc(policy=policy), allow_unicode=True), "utf-8")
+    s = settings.with_(
+        delivery_seed=str(seed),
+        delivery_smpp=f"127.0.0.1:{gateway.smpp_port}",
+        delivery_smpp_password="secret",
+        **extra,
+    )
+    client = await aiohttp_client(create_app(s))
+    assert await client.app[delivery_key].smpp.wait_bound(5)
+    return client
+
+
+def _callee(i: int) -> str:
+    return f"+86139{i:08d}"
+
+
+async def _post(client: T, call_id: str, callee: str) -> tuple[int, dict[str, str], dict[str, Any]]:
+    resp = await client.post(
+        "/api/calls",
+        json={"call_id": call_id, "caller": SF_LINE, "callee": callee, "phase": "ended"},
+        headers=auth(OPERATOR),
+    )
+    return resp.status, dict(resp.headers), await resp.json()
+
+
+def _assert_unavailable(answers: list[tuple[int, dict[str, str], dict[str, Any]]], backend: str) -> None:
+    assert {a[0] for a in answers} == {503}, answers[:3]
+    for _, headers, body in answers:
+        assert headers.get("Retry-After", "").isdigit(), headers
+        assert body["error"] == "unavailable" and backend in body["message"], body
+
+
+def _one_outage_line(caplog: pytest.LogCaptureFixture, backend: str) -> None:
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(loud) == 1, [r.getMessage() for r in loud]
+    assert loud[0].exc_info is None and backend in loud[0].getMessage()
+
+
+async def test_redis_outage_answers_call_events_503_and_logs_it_once(
+    aiohttp_client: T,
+    settings: Settings,
+    gateway: GatewaySim,
+    redis_server: RedisServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = await _app(
+        aiohttp_client, settings, gateway, tmp_path, delivery_counters="redis", redis_url=redis_server.url
+    )
+    assert (await _post(client, "before", _callee(0)))[0] == 202
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    redis_server.stop()
+    answers = [await _post(client, f"c{i}", _callee(i)) for i in range(20)]
+    _assert_unavailable(answers, "Redis")
+    _one_outage_line(caplog, "Redis")
+    redis_server.start()
+    assert [(await _post(client, f"c{i}", _callee(i)))[0] for i in range(20)] == [202] * 20
+
+
+async def test_postgres_outage_answers_call_events_503_and_logs_it_once(
+    aiohttp_client: T,
+    settings: Settings,
+    gateway: GatewaySim,
+    pg: PostgresCluster,
+    redis_url: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = await _app(
+        aiohttp_client,
+        settings,
+        gateway,
+        tmp_path,
+        database_url=pg.create_database(),
+        delivery_counters="redis",
+        redis_url=redis_url,
+    )
+    assert (await _post(client, "before", _callee(0)))[0] == 202
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    pg.halt("fast")
+    answers = [await _post(client, f"c{i}", _callee(i)) for i in range(20)]
+    _assert_unavailable(answers, "PostgreSQL")
+    _one_outage_line(caplog, "PostgreSQL")
+    pg.resume()
+    # Nothing answered 503 was accepted: each is new when the client sends it again.
+    retried = [await _post(client, f"c{i}", _callee(i)) for i in range(20)]
+    assert [(a[0], a[2]["duplicate"]) for a in retried] == [(202, False)] * 20
+
+
+async def test_receipts_during_a_postgres_outage_are_applied_and_nothing_falls_over(
+    aiohttp_client: T,
+    settings: Settings,
+    gateway: GatewaySim,
+    pg: PostgresCluster,
+    redis_url: str,
+    tmp_path: Path,
+) -> None:
+    deadline = 2.0
+    client = await _app(
+        aiohttp_client,
+        settings,
+        gateway,
+        tmp_path,
+        database_url=pg.create_database(),
+        delivery_counters="redis",
+        redis_url=redis_url,
+        delivery_lease=2.0,
+        policy={"chain": ["ussd", "sms"], "timeouts": {"ussd": deadline, "sms": deadline}},
+    )
+    gateway.rules = [Rule("deliver", delay=0.8)]  # the receipts arrive while the database is down
+    n = 5
+    for i in range(n):
+        assert (await _post(client, f"r{i}", _callee(i)))[0] == 202
+    end = time.monotonic() + 5
+    while len(gateway.submits) < n and time.monotonic() < end:
+        await asyncio.sleep(0.01)
+    assert len(gateway.submits) == n
+    pg.halt("fast")
+    await asyncio.sleep(deadline + 2.0)  # the receipts came, and the deadline passed, while it was down
+    assert gateway.receipts_sent >= n
+    pg.resume()
+    outcomes = [await settle(client, f"r{i}:ended", timeout=20) for i in range(n)]
+    assert [(d["state"], d["channel"]) for d in outcomes] == [("delivered", "ussd")] * n, outcomes
+    assert len(gateway.submits) == n and all(v == 1 for v in gateway.by_destination.values())
