@@ -220,18 +220,27 @@ WEBHOOK_SCHEMES = ("csp-signature", "username-password", "bearer", "hmac-sha256"
 SCHEMES_ALLOWED = "comma-separated of " + ", ".join(WEBHOOK_SCHEMES) + " (empty: the route is closed)"
 
 
-def parse_networks(value: Any) -> tuple[str, ...]:
+def parse_networks(value: Any, allowed: str = "") -> tuple[str, ...]:
     """`10.0.0.0/8,2001:db8::/32` (or a TOML array): source networks; empty allows any."""
+    allowed = allowed or NETWORKS_ALLOWED
     out = []
-    for name in _names(value, NETWORKS_ALLOWED):
+    for name in _names(value, allowed):
         try:
             out.append(str(ipaddress.ip_network(name, strict=False)))
         except ValueError:
-            raise SettingError(f"{name!r} is not a network; expected {NETWORKS_ALLOWED}") from None
+            raise SettingError(f"{name!r} is not a network; expected {allowed}") from None
     return tuple(out)
 
 
 NETWORKS_ALLOWED = "IPv4/IPv6 networks (CIDR) or addresses, comma-separated; empty: any source"
+
+
+def parse_proxies(value: Any) -> tuple[str, ...]:
+    """The reverse proxies whose `X-Forwarded-For` is believed (mingpian/clientaddr.py)."""
+    return parse_networks(value, PROXIES_ALLOWED)
+
+
+PROXIES_ALLOWED = "IPv4/IPv6 networks (CIDR) or addresses, comma-separated; empty: none"
 
 
 def parse_host_port(value: Any) -> str:

@@ -42,6 +42,7 @@ from .setting_rows import (
     LOG_LEVELS,
     MAAP_ACCOUNTS_ALLOWED,
     NETWORKS_ALLOWED,
+    PROXIES_ALLOWED,
     SCHEMES_ALLOWED,
     TIMEOUTS_ALLOWED,
     Setting,
@@ -51,6 +52,7 @@ from .setting_rows import (
     parse_kannel_channels,
     parse_maap_accounts,
     parse_networks,
+    parse_proxies,
     parse_timeouts,
     parse_webhook_schemes,
     setting,
@@ -94,6 +96,15 @@ class Settings:
         "",
         "Base URL clients reach this server at, used in `mediaUrl`/`thumbnailUrl`.",
         doc_default="`http://HOST:PORT`",
+    )
+    trusted_proxies: tuple[str, ...] = setting(
+        (),
+        "Reverse proxies / load balancers in front of the server: when the TCP peer is one of them, "
+        "the client is the right-most `X-Forwarded-For` address that is not (for the console's "
+        "sign-in limit, the access log and the webhook source networks). Empty: the header is "
+        "ignored and the peer is the client.",
+        parse=parse_proxies,
+        allowed_doc=PROXIES_ALLOWED,
     )
     max_body_bytes: int = setting(256 * 1024, "Largest request body accepted; larger gets 413.", minimum=1)
     max_json_depth: int = setting(
@@ -271,7 +282,8 @@ class Settings:
     )
     webhook_csp_networks: tuple[str, ...] = setting(
         (),
-        "Source networks the CT/CU routes accept callbacks from (the peer address); empty: any.",
+        "Source networks the CT/CU routes accept callbacks from (the peer address, or behind "
+        "`trusted_proxies` the client they name); empty: any.",
         parse=parse_networks,
         allowed_doc=NETWORKS_ALLOWED,
     )

@@ -29,6 +29,7 @@ from chatbot.runtime import ChatbotRuntime, Dialect, MaapAccount, RuntimeConfig
 from chatbot.uploads import LocalFile
 from infra import jsonio
 
+from ..clientaddr import client_address
 from ..errors import ApiError
 from ..httpjson import json_response
 from ..keys import metrics_key, settings_key, templates_key
@@ -187,7 +188,12 @@ def _handler(dialect: Dialect) -> Any:
         # Its refusals (AuthError, UnknownBot, MalformedBody, BadEvent, Busy) are answered
         # through the domain-error table of mingpian/errors.py.
         ack = await runtime.inbound(
-            dialect, request.match_info["bot"], request.headers, raw, request.match_info, request.remote
+            dialect,
+            request.match_info["bot"],
+            request.headers,
+            raw,
+            request.match_info,
+            client_address(request),
         )
         if ack.body is None:
             return web.Response(status=ack.status, headers=ack.headers)

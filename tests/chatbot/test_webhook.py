@@ -454,3 +454,20 @@ async def test_message_lookups_need_the_operator_key(aiohttp_client: T, sim: T, 
     assert (await bot.client.get(url, headers={"Authorization": "Bearer mpk_guess"})).status == 401
     assert (await bot.client.get("/api/chatbot/messages/nope")).status == 401  # no oracle without a key
     assert (await bot.client.get(url, headers=OPERATOR)).status == 200
+
+
+async def test_behind_a_trusted_proxy_the_networks_are_checked_on_the_forwarded_client(
+    aiohttp_client: T, sim: T, tmp_path: Path
+) -> None:
+    """Behind a load balancer every callback comes from it: the source networks are checked on
+    the address it was reached from, which it names in X-Forwarded-For."""
+    bot = await start_bot(
+        aiohttp_client, sim, tmp_path, trusted_proxies=("127.0.0.1",), webhook_csp_networks=("10.0.0.0/8",)
+    )
+    raw = json.dumps(bot.sim.message(USER, text="你好")).encode()
+    outside = {**csp_signature_headers(CSP_TOKEN), "X-Forwarded-For": "10.0.0.9, 203.0.113.7"}
+    resp = await bot.client.post(MSG_PATH, data=raw, headers=outside)
+    assert resp.status == 403 and (await resp.json())["error"] == "forbidden"
+    inside = {**csp_signature_headers(CSP_TOKEN), "X-Forwarded-For": "10.0.0.9"}
+    resp = await bot.client.post(MSG_PATH, data=raw, headers=inside)
+    assert resp.status == 200, await resp.text()
