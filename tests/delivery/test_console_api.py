@@ -10,6 +10,7 @@ import io
 from typing import Any
 
 from mingpian.api.delivery import delivery_key
+from mingpian.api.delivery.session import ADDRESS_FAILURES, KEY_FAILURES
 
 from .support import CUSTOMER, OPERATOR, SF_KEY, AppFactory, Client, auth, sample
 
@@ -62,14 +63,63 @@ async def test_secure_cookie_behind_https_and_sign_in_from_elsewhere(make_app: A
     assert other.status == 403
 
 
-async def test_wrong_keys_are_rate_limited(make_app: AppFactory) -> None:
+async def test_wrong_keys_are_rate_limited_but_never_the_right_one(make_app: AppFactory) -> None:
+    """A key tried again and again is refused; so is a spray of keys from one address; the right
+    key signs in all the same (behind a proxy every user shares one address)."""
     client = await make_app()
-    for _ in range(5):
+    for _ in range(KEY_FAILURES):
         r = await client.post("/api/session", json={"key": "mpk_wrong"})
         assert r.status == 401 and (await r.json())["problems"][0]["path"] == "$.key"
-    r = await client.post("/api/session", json={"key": SF_KEY})
+    r = await client.post("/api/session", json={"key": "mpk_wrong"})
     assert r.status == 429 and int(r.headers["Retry-After"]) > 0
-    assert (await client.post("/api/session", json={})).status in (422, 429)
+    await sign_in(client, SF_KEY)
+    # many different keys from the address: past its limit a wrong key is refused, the right one is not
+    answers = [
+        (await client.post("/api/session", json={"key": f"mpk_guess-{i}"})).status
+        for i in range(ADDRESS_FAILURES)
+    ]
+    assert set(answers) <= {401, 429} and answers[-1] == 429
+    r = await client.post("/api/session", json={"key": "mpk_guess-last"})
+    assert r.status == 429 and int(r.headers["Retry-After"]) > 0
+    await sign_in(client, SF_KEY)
+    await sign_in(client, OPERATOR)
+    assert (await client.post("/api/session", json={})).status == 422
+
+
+async def test_the_limits_hold_across_the_workers_that_share_redis(
+    make_app: AppFactory, backend: dict[str, Any]
+) -> None:
+    """On a fleet (Redis counters) a wrong key refused by one worker is refused by the next."""
+    first = await make_app()
+    for _ in range(KEY_FAILURES):
+        assert (await first.post("/api/session", json={"key": "mpk_wrong"})).status == 401
+    await first.close()
+    second = await make_app()  # another worker on the same store (here: after the first)
+    r = await second.post("/api/session", json={"key": "mpk_wrong"})
+    assert r.status == (429 if backend.get("delivery_counters") == "redis" else 401)
+    await sign_in(second, SF_KEY)
+
+
+async def test_behind_trusted_proxies_the_forwarded_client_is_counted(make_app: AppFactory) -> None:
+    """X-Forwarded-For names the client only when a trusted proxy sent it: the right-most address
+    that is not one of the proxies; from anyone else it is ignored."""
+    client = await make_app(trusted_proxies="127.0.0.1/32,10.0.0.0/8")
+    spray = {"X-Forwarded-For": "198.51.100.1, 203.0.113.9, 10.1.1.1"}  # the client is 203.0.113.9
+    answers = [
+        (await client.post("/api/session", json={"key": f"mpk_g{i}"}, headers=spray)).status
+        for i in range(ADDRESS_FAILURES + 1)
+    ]
+    assert answers[-1] == 429
+    # another client behind the same proxy is not held back, whatever it forges on the left
+    other = {"X-Forwarded-For": "203.0.113.9, 192.0.2.44"}
+    assert (await client.post("/api/session", json={"key": "mpk_x"}, headers=other)).status == 401
+    await client.close()
+    plain = await make_app()  # no trusted proxies: the header is the client's own word, ignored
+    for i in range(ADDRESS_FAILURES + 1):
+        await plain.post(
+            "/api/session", json={"key": f"mpk_h{i}"}, headers={"X-Forwarded-For": f"192.0.2.{i}"}
+        )
+    assert (await plain.post("/api/session", json={"key": "mpk_y"}, headers=other)).status == 429
 
 
 async def test_session_survives_a_restart_and_ends_with_its_key(make_app: AppFactory) -> None:

@@ -7,9 +7,13 @@ write even where a browser would attach the cookie. The cookie is HttpOnly, Same
 Secure when the server is reached over HTTPS, and expires (`console_session_hours`). Sessions
 are rows in the delivery store, so any worker of a fleet accepts them.
 
-Failed sign-ins are limited per client address (in each worker's memory: a guess costs a
-request, and keys are 32 random bytes; the limit is against noise and a locked-out user's
-retries rather than brute force).
+Wrong keys are limited twice: per key tried (its hash; a client retrying a key it mistyped or
+that was revoked) and per client address (a spray of keys; the address behind trusted proxies,
+mingpian/clientaddr.py). Both count wrong keys only and are asked only once a key was found
+wrong, so a right key always signs in: behind a proxy every user shares an address, and a limit
+that refused the right key would let anyone lock everyone out. Keys are 32 random bytes, so the
+limits are against noise rather than guessing. With the Redis counters (a fleet) the counts are
+shared by every worker; otherwise each worker counts in its memory.
 """
 
 from __future__ import annotations
@@ -23,9 +27,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from delivery.keys import Principal, hash_key, principal_of
+from delivery.metering import Counters
+from delivery.metering.redis import RedisCounters
 
+from ...clientaddr import client_address
 from ...errors import ApiError
 from ...httpjson import json_response, read_json_body
 from ...keys import settings_key
@@ -35,7 +43,8 @@ from .state import delivery_key
 COOKIE = "mp_console"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-FAILURES_ALLOWED = 5  # wrong keys per address per window
+KEY_FAILURES = 5  # wrong tries of one key per window
+ADDRESS_FAILURES = 30  # wrong keys from one client address per window
 FAILURE_WINDOW = 60.0  # seconds
 MAX_KEY = 200
 
@@ -48,28 +57,65 @@ class Session:
 
 
 class SignInLimit:
-    """Wrong keys per client address in the last FAILURE_WINDOW seconds."""
+    """Wrong keys per scope (a key's hash, a client address) in the last `window` seconds, in
+    this worker's memory."""
 
-    def __init__(self, allowed: int = FAILURES_ALLOWED, window: float = FAILURE_WINDOW) -> None:
-        self.allowed, self.window = allowed, window
+    def __init__(self, window: float = FAILURE_WINDOW) -> None:
+        self.window = window
         self._failures: dict[str, deque[float]] = {}
 
-    def retry_after(self, who: str, now: float) -> float:
-        seen = self._failures.get(who)
+    async def failed(self, scope: str, allowed: int, now: float) -> float:
+        """Count a wrong key against `scope`: 0, or the seconds until it may try again once it
+        has had `allowed` in the window (a refused try is not counted)."""
+        seen = self._failures.get(scope)
         while seen and seen[0] <= now - self.window:
             seen.popleft()
-        if not seen:
-            self._failures.pop(who, None)
-            return 0.0
-        return seen[0] + self.window - now if len(seen) >= self.allowed else 0.0
-
-    def failed(self, who: str, now: float) -> None:
-        if len(self._failures) > 100_000:  # bounded memory under a flood of addresses
+        if seen and len(seen) >= allowed:
+            return seen[0] + self.window - now
+        if len(self._failures) > 100_000:  # bounded memory under a flood of addresses and keys
             self._failures.clear()
-        self._failures.setdefault(who, deque()).append(now)
+        self._failures.setdefault(scope, deque()).append(now)
+        return 0.0
+
+
+class SharedSignInLimit:
+    """The same counts in the fleet's Redis (the counters' sliding-window cap), so a key or an
+    address refused by one worker is refused by all; this worker's own count while Redis fails."""
+
+    def __init__(self, counters: Counters, local: SignInLimit, window: float = FAILURE_WINDOW) -> None:
+        self.counters, self.local, self.window = counters, local, window
+
+    async def failed(self, scope: str, allowed: int, now: float) -> float:
+        member = f"{now:.6f}:{secrets.token_hex(4)}"
+        try:
+            ok = await self.counters.cap(f"signin:{scope}", allowed, self.window, member, now)
+        except (OSError, RedisError):
+            return await self.local.failed(scope, allowed, now)
+        return 0.0 if ok else self.window
 
 
 limit_key = web.AppKey("console_signin_limit", SignInLimit)
+
+
+def _limits(request: web.Request) -> SignInLimit | SharedSignInLimit:
+    counters = request.app[delivery_key].counters
+    local = request.app[limit_key]
+    return SharedSignInLimit(counters, local) if isinstance(counters, RedisCounters) else local
+
+
+async def _refused(request: web.Request, key: str) -> ApiError:
+    """A wrong key: counted against itself and the client's address; 401, or 429 past a limit."""
+    limits, now = _limits(request), time.time()
+    wait = max(
+        await limits.failed("key:" + hash_key(key), KEY_FAILURES, now),
+        await limits.failed("address:" + client_address(request), ADDRESS_FAILURES, now),
+    )
+    if wait > 0:
+        return ApiError(
+            429, "too_many_requests", "too many wrong keys; try again later",
+            headers={"Retry-After": str(int(wait) + 1)},
+        )  # fmt: skip
+    return ApiError(401, "unauthorized", "unknown API key", path="$.key")
 
 
 def _token_hash(token: str) -> str:
@@ -113,15 +159,6 @@ def _describe(session: Session) -> dict[str, Any]:
 
 
 async def sign_in(request: web.Request) -> web.Response:
-    limits = request.app[limit_key]
-    who = request.remote or "?"
-    now = time.time()
-    wait = limits.retry_after(who, now)
-    if wait > 0:
-        raise ApiError(
-            429, "too_many_requests", "too many wrong keys; try again later",
-            headers={"Retry-After": str(int(wait) + 1)},
-        )  # fmt: skip
     if not _same_origin(request):
         raise ApiError(403, "csrf_failed", "sign in from this server's own pages")
     body = await read_json_body(request, 4)
@@ -130,14 +167,14 @@ async def sign_in(request: web.Request) -> web.Response:
         raise ApiError(422, "invalid", "key: a non-empty string", path="$.key")
     store = request.app[delivery_key].store
     principal = await principal_of(store, key.strip())
-    if principal is None:
-        limits.failed(who, now)
-        raise ApiError(401, "unauthorized", "unknown API key", path="$.key")
+    if principal is None:  # the limits are asked only now: they never stand before a right key
+        raise await _refused(request, key.strip())
     if principal.enterprise is not None:
         ent = await store.get("enterprise", "", principal.enterprise)
         if ent is not None and ent.get("suspended"):
             raise ApiError(403, "forbidden", "the enterprise is suspended")
     settings = request.app[settings_key]
+    now = time.time()
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     max_age = int(settings.console_session_hours * 3600)
     session = Session(principal, csrf, now + max_age)
