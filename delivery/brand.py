@@ -8,10 +8,12 @@ address belongs to one enterprise (the store's `claim_chatbot`).
 
 The number texts are sent from (`sms_sender`) is what the recipient's phone shows as the sender,
 so it is held tighter, whether or not the enterprise has verified lines: it is sent from only
-while it equals `sms_sender_approved`, which the server keeps. The operator's writes and its
-approval of a request set it; an enterprise may name one of its own verified lines itself, and
-that approval ends when the line stops being verified or is deleted. A value stored before the
-number was part of the brand has no approval, so the line is sent from instead.
+while it equals `sms_sender_approved`, which the server keeps. The operator setting or changing
+the sender, naming the approval in its write, or approving a request sets it; an enterprise may
+name one of its own verified lines itself, and that approval ends when the line stops being
+verified or is deleted. A value stored before the number was part of the brand has no approval,
+so the line is sent from instead (an operator saving the document for something else, such as a
+suspension, does not approve it by the way).
 
 Requests are stored as documents of kind `brand_request` under their enterprise, so they go
 with it when it is deleted and need nothing new of either store.

@@ -318,3 +318,14 @@ async def test_a_sender_stored_without_approval_is_not_sent_from(
     )
     assert resp.status == 200
     assert await _source(client, gateway, "u2") == "13800000001"
+    # nor does the operator saving the document for something else; naming the approval does
+    stored = await _sf(client)
+    resp = await client.put("/api/enterprises/sf", json={**stored, "photo_hosts": []}, headers=auth(OPERATOR))
+    assert resp.status == 200 and "sms_sender_approved" not in await resp.json()
+    assert await _source(client, gateway, "u3") == "13800000001"
+    approve = {**stored, "sms_sender_approved": "95566"}
+    resp = await client.put("/api/enterprises/sf", json=approve, headers=auth(SF_KEY))
+    assert resp.status == 200 and "sms_sender_approved" not in await resp.json()  # not the enterprise's
+    resp = await client.put("/api/enterprises/sf", json=approve, headers=auth(OPERATOR))
+    assert resp.status == 200 and (await resp.json())["sms_sender_approved"] == "95566"
+    assert await _source(client, gateway, "u4") == "95566"
