@@ -139,19 +139,28 @@ def header(columns: dict[str, str]) -> str:
     return _line([*FIXED, *names])
 
 
-def rows(members: Iterable[dict[str, Any]], columns: dict[str, str]) -> str:
-    """The members' rows, every column of `columns` in each: rows × columns cells at most."""
-    out = []
-    for m in members:
-        flat = dict(flatten(m.get("data") or {}))
-        for path, value in flat.items():
-            kind = columns.get(path)
-            if kind is None or (kind_of(value) and not kind):
-                raise NewColumn(path)
-        cells = [cell(m["id"], False), cell(m["name"], False)]
-        cells += [cell(flat.get(p), bool(k)) for p, k in columns.items()]
-        out.append(cells)
-    return _line(*out) if out else ""
+class Rows:
+    """The rows of one export, with the columns its header fixed: a row is the member's own
+    cells placed into a blank row of the header's width (most cells of a wide export are blank)."""
+
+    def __init__(self, columns: dict[str, str]) -> None:
+        self.columns = columns
+        self.at = {p: i for i, p in enumerate(columns, start=len(FIXED))}
+        self.blank = [""] * (len(columns) + len(FIXED))
+
+    def __call__(self, members: Iterable[dict[str, Any]]) -> str:
+        """The members' rows, every column in each: rows × columns cells at most."""
+        out = []
+        for m in members:
+            cells = self.blank.copy()
+            cells[0], cells[1] = cell(m["id"], False), cell(m["name"], False)
+            for path, value in flatten(m.get("data") or {}):
+                kind = self.columns.get(path)
+                if kind is None or (kind_of(value) and not kind):
+                    raise NewColumn(path)
+                cells[self.at[path]] = cell(value, bool(kind))
+            out.append(cells)
+        return _line(*out) if out else ""
 
 
 def _line(*rows_: list[str]) -> str:

@@ -213,7 +213,7 @@ KEYS = st.text(st.characters(whitelist_categories=("Ll", "Lo", "Nd")), min_size=
 def _encode(members: list[dict[str, Any]]) -> str:
     columns: dict[str, str] = {}
     staffcsv.scan(columns, members)
-    return staffcsv.header(columns) + staffcsv.rows(members, columns)
+    return staffcsv.header(columns) + staffcsv.Rows(columns)(members)
 
 
 @settings(max_examples=300, deadline=None)
