@@ -4,13 +4,6 @@
 import * as api from './capi.js';
 import {button, clear, field, h, input, notice, pagedList, section, select, table} from './ui.js';
 
-const KIND_TEXT = {
-  pattern: '格式不对', required: '必填', maxLength: '太长', minLength: '太短', type: '类型不对',
-  enum: '不在可选范围内', additionalProperties: '模板没有这个字段', duplicate: 'ID 重复',
-  cells: '列数比表头多', header: '表头不对（第一行应为 id,name,字段路径…）', nesting: '字段路径冲突',
-  rows: '行数超过上限',
-};
-
 function flat(data, prefix = '', out = []) {
   for (const [k, v] of Object.entries(data || {})) {
     if (v && typeof v === 'object' && !Array.isArray(v)) flat(v, `${prefix}${k}.`, out);
@@ -48,7 +41,7 @@ function reportTable(body) {
   return table([
     {title: '行', get: (p) => String(p.row), num: true},
     {title: '列', get: (p) => p.column || ''},
-    {title: '问题', get: (p) => KIND_TEXT[p.kind] || '内容有误'},
+    {title: '问题', get: (p) => p.message || '内容有误'},  // the rule or limit, in Chinese, from the server
   ], body.problems || [], {caption: `${body.bad_rows} 行有错误，没有导入任何一行`});
 }
 
@@ -82,9 +75,14 @@ export async function render(main, ctx) {
     note.show('正在检查和导入…');
     const started = performance.now();
     const q = tpl.value ? `?template=${api.enc(tpl.value)}` : '';
-    const res = await api.request('POST', api.ent(eid, `/staff-csv${q}`), {body: await f.text(), type: 'text/csv'});
+    // the file's own bytes: the server reads its encoding (a GBK file is refused, not garbled)
+    const res = await api.request('POST', api.ent(eid, `/staff-csv${q}`), {body: f, type: 'text/csv'});
     if (!res.ok) {
-      note.show(res.status === 422 ? `有 ${res.body.bad_rows} 行不对，没有导入。改好后重新上传。` : api.errorText(res), 'error');
+      const why = {
+        422: `有 ${res.body.bad_rows} 行不对，没有导入。改好后重新上传。`,
+        413: '文件太大：一个员工文件最多 16 MB',
+      };
+      note.show(why[res.status] || api.errorText(res), 'error');
       if (res.status === 422) report.append(reportTable(res.body));
       return;
     }
@@ -92,7 +90,7 @@ export async function render(main, ctx) {
     form.reset();
     list.load(0);
   }}},
-  field('CSV 文件', file, '第一行：id,name,字段路径（如 employee.name,employee.mobile）；UTF-8 编码'),
+  field('CSV 文件', file, '第一行：id,name,字段路径（如 employee.name,employee.mobile）；UTF-8 编码；最多 50000 行、200 个字段列'),
   field('检查字段', tpl),
   h('div', {class: 'actions'}, h('button', {type: 'submit', class: 'primary'}, '导入'),
     h('a', {href: api.ent(eid, '/staff-csv'), download: `staff-${eid}.csv`, class: 'button'}, '导出 CSV')),
