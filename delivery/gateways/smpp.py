@@ -9,8 +9,8 @@
   carries its 6-octet UDH in short_message and esm_class 0x40.
 Every submit asks for a receipt (registered_delivery 1). GSM-7 goes as one septet per octet,
 the SMPP convention for the SMSC default alphabet. Source and destination are numbered by the
-account's plan (smpp_address.py); the source is the enterprise's `sms_sender` when it has one
-(a 106… code or an alphanumeric name), else the line.
+account's plan (smpp_address.py); the source is the enterprise's `sms_sender` when the operator
+approved one (a 106… code, a verified line or an alphanumeric name; brand.py), else the line.
 
 No submit leaves after the attempt's deadline (`Outgoing.extra["deadline"]`, when the chain
 stops waiting for a receipt and falls over): one sent later could show the card twice. Waiting
