@@ -373,9 +373,20 @@ def bound_filter(name: str, func: Callable[..., Any], limits: Limits, env: Any) 
     if name in UNCHECKED_FILTERS:
         return func
     pre = PRECHECKS.get(name)
+    skip = 1 if hasattr(func, "jinja_pass_arg") else 0  # the context/environment Jinja passes first
+    if name == "join" and pre is not None and skip:  # `attribute=` looked up where Jinja says
+        pre_join = pre
+
+        @wraps(func)
+        def joined(first: Any, *args: Any, **kwargs: Any) -> Any:
+            replaced = pre_join(limits, *args, **kwargs, env=first.environment)
+            if replaced is not None:  # the items, materialised and complete
+                args, kwargs = replaced, {}
+            return check_value(func(first, *args, **kwargs), limits, "the result of |join")
+
+        return joined
     if name == "join" and pre is not None:
         pre = partial(pre, env=env)
-    skip = 1 if hasattr(func, "jinja_pass_arg") else 0  # the context/environment Jinja passes first
     what = f"the result of |{name}"
     cap = limits.max_value
 

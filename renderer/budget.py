@@ -8,7 +8,11 @@ turn, a designer SVG), whichever way a template tries:
   input (`replace`, `ljust`, `%`, `join`, …) are refused *before* they allocate, from a size
   computed from their arguments; everything else is checked as it is produced;
 - iterations: all `{% for %}` loops of one render together run at most `max_iterations` times;
-- time: the render stops at the next loop step or call once `seconds` have passed.
+- total: what lazy producers (`map`, `select`, `batch`, …) yield and consumers gather into new
+  lists adds up to at most `max_total` units per render, so 50,000 strings each within the value
+  limit cannot fill the memory either (lazy.py charges it, item by item, as they are made);
+- time: the render stops at the next loop step, call, or element a producer or a filter's key
+  looks at, once `seconds` have passed.
 A refusal is a `BudgetExceeded` naming the limit; the caller adds the template's file:line.
 """
 
@@ -33,6 +37,7 @@ class Limits:
     max_output: int = 100_000  # characters a whole template may output
     max_int_digits: int = 4_300  # Python's own int → str limit: any bigger int cannot be shown
     max_iterations: int = 10_000  # loop steps of one render, all loops and nesting together
+    max_total: int = 1_000_000  # units lazy producers yield and consumers gather, all together
     # Renders run in the event loop: this is how long one template may hold it. A card takes
     # ~30 µs; the bound keeps /healthz answering while a hostile template is stopped.
     seconds: float = 0.03
@@ -45,6 +50,8 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 HARD_FACTOR = 4  # a render descheduled this long past its limit is stopped whatever its CPU time
 PROBE_SHARE = 0.25  # the probe window after the limit, as a share of the limit
+CPU_FROM = 0.25  # limits this long count the render's CPU time from its start
+PROBE_MAX = 0.02  # ... and at most this long, so a busy render stops soon after a long limit too
 CLOCK_EVERY = 8  # loop steps between two looks at the clock (calls look every time)
 
 
@@ -59,9 +66,22 @@ class Budget:
     steps. A render on a busy machine may be descheduled mid-way, which is not its doing: when
     the wall clock has run out, a short probe window follows, and the render is stopped at its
     end if the thread computed for most of it (its CPU time, read only then: a fast render never
-    pays for the clock), or in any case once the wall clock reaches `HARD_FACTOR` times the limit."""
+    pays for the clock), or in any case once the wall clock reaches `HARD_FACTOR` times the limit.
+    A long limit (a media worker's SVG) reads the CPU time at the start as well, one system call
+    that is nothing beside what such a render costs, and stops the render once its thread has
+    computed for the whole limit, however busy the machine."""
 
-    __slots__ = ("cpu_mark", "deadline", "hard_deadline", "iterations", "limits", "output", "wall_mark")
+    __slots__ = (
+        "cpu_mark",
+        "cpu_start",
+        "deadline",
+        "hard_deadline",
+        "iterations",
+        "limits",
+        "output",
+        "total",
+        "wall_mark",
+    )
 
     def __init__(self, limits: Limits) -> None:
         now = time.monotonic()
@@ -69,9 +89,11 @@ class Budget:
         self.deadline = now + limits.seconds
         self.hard_deadline = now + limits.seconds * HARD_FACTOR
         self.cpu_mark = -1.0
+        self.cpu_start = time.thread_time() if limits.seconds >= CPU_FROM else -1.0
         self.wall_mark = now
         self.iterations = 0
         self.output = 0  # characters output into buffers by templates with macros (sandbox.py)
+        self.total = 0  # units yielded by lazy producers and gathered by consumers (lazy.py)
 
     def tick(self) -> None:
         """A cooperative check of the clock."""
@@ -79,10 +101,26 @@ class Budget:
         if now > self.deadline:
             cpu = time.thread_time()
             limit = self.limits.seconds
-            busy = self.cpu_mark >= 0 and cpu - self.cpu_mark >= 0.8 * (now - self.wall_mark)
+            window = min(limit * PROBE_SHARE, PROBE_MAX)
+            if self.cpu_start >= 0:  # a long limit: the CPU time it has had, all told
+                left = limit - (cpu - self.cpu_start)
+                busy = left <= 0
+                window = min(window, max(left, 0.001))
+            else:
+                busy = self.cpu_mark >= 0 and cpu - self.cpu_mark >= 0.8 * (now - self.wall_mark)
             if busy or now > self.hard_deadline:
                 raise BudgetExceeded(f"the render took longer than its time limit of {limit:g} s")
-            self.cpu_mark, self.wall_mark, self.deadline = cpu, now, now + limit * PROBE_SHARE
+            self.cpu_mark, self.wall_mark, self.deadline = cpu, now, now + window
+
+    def charge(self, units: int) -> None:
+        """Units of new values a producer yielded or a consumer gathered, and a look at the clock."""
+        self.total += units
+        if self.total > self.limits.max_total:
+            raise BudgetExceeded(
+                f"the values this render made add up to more than the limit of {self.limits.max_total:,}"
+                " characters or items"
+            )
+        self.tick()
 
     def add_output(self, text: str) -> str:
         self.output += len(text)

@@ -43,6 +43,7 @@ from .budget import (
     refuse_size,
     size_of,
 )
+from .lazy import WRAPPED, lazy_filter
 
 _MISSING = object()
 MAX_STRING = DEFAULT_LIMITS.max_value  # longest string an expression may build
@@ -298,6 +299,8 @@ def make_environment(limits: Limits = DEFAULT_LIMITS) -> CardSandbox:
     env.filters["tel"] = _tel
     env.filters = {name: bound_filter(name, f, limits, env) for name, f in env.filters.items()}
     env.filters["format"] = format_filter(limits)
+    for name in WRAPPED:  # the filters that iterate: on the budget element by element
+        env.filters[name] = lazy_filter(name, env.filters[name])
     env.filters[LOOP_FILTER] = pass_context(counted)
     # No loader: templates cannot {% include %} / {% import %} anything, so no file access.
     env.globals.pop("range", None)
