@@ -134,6 +134,10 @@ async def test_sibling_file_problems(make_app: AppFactory) -> None:
     member = await (await client.get("/api/enterprises/sf/staff/gbk", headers=SF)).json()
     assert member["name"] == "张三"
     assert (await _post(client, b"id,name\r\na,\xff\r\n"))[0] == 400
+    utf8 = "id,name\r\nu8,李四\r\n".encode()
+    assert (await _post(client, utf8, **{"Content-Type": "text/csv; charset=UTF8"}))[0] == 200
+    status, body = await _post(client, utf8, **{"Content-Type": "text/csv; charset=klingon"})
+    assert status == 400 and body["error"] == "invalid_encoding" and "klingon" in body["message"]
     # too many rows
     many = "id,name\r\n" + "".join(f"r{i},员工\r\n" for i in range(staffcsv.MAX_ROWS + 1))
     status, body = await _post(client, many)

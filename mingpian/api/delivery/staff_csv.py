@@ -32,7 +32,7 @@ PATH = "/api/enterprises/{eid}/staff-csv"
 MAX_BYTES = 16 * 1024 * 1024  # 50,000 rows of long Chinese names fit; beyond is 413
 PAGE = 500  # staff read per query
 SLICE_CELLS = 10_000  # cells encoded between two yields to the loop (a millisecond or two)
-CHARSETS = ("utf-8", "gbk", "gb18030")  # what a file may declare (Excel in China saves GBK)
+CHARSETS = ("utf-8", "gbk", "gb2312", "gb18030")  # what a file may declare (Excel in China saves GBK)
 
 
 async def _text(request: web.Request) -> str:
@@ -40,9 +40,14 @@ async def _text(request: web.Request) -> str:
     bodies `max_body_bytes` is set for): UTF-8, or GBK / GB18030 when the request says so."""
     if request.content_type not in ("text/csv", "text/plain", "application/octet-stream"):
         raise ApiError(415, "unsupported_media_type", "send the file as text/csv")
-    charset = (request.charset or "utf-8").lower()
+    try:
+        charset = codecs.lookup(request.charset or "utf-8").name  # utf8, GBK, … spelled as codecs do
+    except LookupError:
+        charset = ""
     if charset not in CHARSETS:
-        raise ApiError(400, "invalid_encoding", f"charset {charset[:20]!r}: send UTF-8, GBK or GB18030")
+        raise ApiError(
+            400, "invalid_encoding", f"charset {(request.charset or '')[:20]!r}: send UTF-8, GBK or GB18030"
+        )
     too_large = ApiError(413, "body_too_large", f"a staff file is at most {MAX_BYTES} bytes (16 MB)")
     if (request.content_length or 0) > MAX_BYTES:
         raise too_large
