@@ -90,6 +90,14 @@ def sender_of(enterprise: dict[str, Any]) -> str:
     return sender_address(value) if value and enterprise.get(APPROVED) == value else ""
 
 
+def source_of(enterprise: dict[str, Any], line: str, verified: bool, platform_sender: str) -> str:
+    """The number a text goes out from: the enterprise's approved sender; else the line, once
+    the operator verified it; else the platform's own sender ("": the SMSC account's default).
+    An unverified line may be anyone's number (a bank's 95566 added by someone else), so the
+    recipient's phone never shows it as the sender."""
+    return sender_of(enterprise) or (line if verified else platform_sender)
+
+
 async def own_verified_line(store: DeliveryStore, enterprise: str, value: str) -> bool:
     """Whether the sender `value` is a verified line of the enterprise (it may take it itself)."""
     if not value.isdigit():

@@ -39,7 +39,7 @@ from infra.outage import log_failure, outages, unavailable
 from renderer import RenderError
 
 from . import rules
-from .brand import sender_of
+from .brand import source_of
 from .compose import Composer
 from .gateways import Channel, Outgoing
 from .metering import Charge, Meter, day_of
@@ -78,6 +78,7 @@ class Chains:
         capability: Capability | None = None,
         lease: float = 15.0,
         revoker: Revoker | None = None,
+        platform_sender: str = "",
     ) -> None:
         self.store = store
         self.meter = meter
@@ -89,6 +90,7 @@ class Chains:
         self.ring_timeout = ring_timeout
         self.capability = capability
         self.revoker = revoker
+        self.platform_sender = platform_sender  # what an unverified line's texts go out from
         self._background: set[asyncio.Task[None]] = set()
         self.lease = lease  # seconds a worker holds a chain without renewing it
         wakeups.local = lambda did: did in self._tasks
@@ -476,8 +478,8 @@ class Chains:
         # lease; it resumes from the attempt row, which it will not resend).
         await self._settled(d.id)
         extra: dict[str, Any] = {"step": d.step, "deadline": att.deadline}  # SMPP submits nothing after it
-        if sender_of(ent):  # an approved 106… code, line or name instead of the line, on SMS channels
-            extra["sender"] = sender_of(ent)
+        # on SMS channels: an approved sender, a verified line, or the platform's (brand.py)
+        extra["sender"] = source_of(ent, d.line, bool(d.data.get("verified")), self.platform_sender)
         handed = await self.channels[channel].send(
             Outgoing(d.id, channel, d.line, d.recipient, msg, legacy, ent.get("chatbot", ""), extra)
         )

@@ -68,6 +68,7 @@ class DeliveryConfig:
     flash_gsm_dcs: int = 0x10
     smpp_numbering: str = "national"  # national (TON 2) | international (TON 1) digits
     smpp_service_ton: int = 3  # TON of a service-code sender: 3 or 0
+    platform_sender: str = ""  # the source of an unverified line's texts; "": the SMSC's default
     timeouts: dict[str, float] = field(default_factory=dict)
     ring_timeout: float = 45.0
     lease: float = 15.0  # seconds a worker holds a chain without renewing
@@ -139,6 +140,7 @@ class DeliveryService:
             capability=capability,
             lease=config.lease,
             revoker=self.revoker,
+            platform_sender=config.platform_sender,
         )
         self.intake = Intake(self.store, self.counters, self.chains)
         self.smpp: SmppPool | None = None

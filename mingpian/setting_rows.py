@@ -257,6 +257,22 @@ def parse_host_port(value: Any) -> str:
 HOST_PORT_ALLOWED = "host:port (port 1 to 65535), or empty"
 
 
+def parse_sender(value: Any) -> str:
+    """A sender the SMSC can carry: a service code (106…, up to 20 digits), an alphanumeric name
+    of at most 11 ASCII characters, or empty; checked here so a typo is not a refused submit."""
+    if not isinstance(value, str):
+        raise SettingError(f"expected {SENDER_ALLOWED}")
+    value = value.strip()
+    if value and not (
+        (value.isdigit() and len(value) <= 20) or (len(value) <= 11 and value.isascii() and value.isalnum())
+    ):
+        raise SettingError(f"expected {SENDER_ALLOWED}")
+    return value
+
+
+SENDER_ALLOWED = "a service code (digits, at most 20) or a name (letters and digits, at most 11), or empty"
+
+
 def parse_database_url(value: Any) -> str:
     """Empty (SQLite files in data_dir) or a PostgreSQL URL."""
     if not isinstance(value, str) or (value and not value.startswith(("postgresql://", "postgres://"))):

@@ -44,6 +44,7 @@ from .setting_rows import (
     NETWORKS_ALLOWED,
     PROXIES_ALLOWED,
     SCHEMES_ALLOWED,
+    SENDER_ALLOWED,
     TIMEOUTS_ALLOWED,
     Setting,
     SettingError,
@@ -53,6 +54,7 @@ from .setting_rows import (
     parse_maap_accounts,
     parse_networks,
     parse_proxies,
+    parse_sender,
     parse_timeouts,
     parse_webhook_schemes,
     setting,
@@ -391,6 +393,14 @@ class Settings:
         3,
         "TON of a service-code sender (106…, 95555): 3 (network specific) or 0 (unknown), NPI 0.",
         choices=(3, 0),
+    )
+    delivery_platform_sender: str = setting(
+        "",
+        "What texts of a line the operator has not verified go out from (the platform's own 106… "
+        "code): an unverified line may be anyone's number, so it is never the sender. Empty: "
+        "`source_addr` is left empty and the SMSC puts the account's default.",
+        parse=parse_sender,
+        allowed_doc=SENDER_ALLOWED,
     )
     delivery_timeouts: dict[str, float] = setting(
         help="Seconds to wait for a receipt before falling over to the next channel; channels not "

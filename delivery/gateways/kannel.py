@@ -52,7 +52,6 @@ class KannelChannel:
         params = {
             "username": self.username,
             "password": self.password,
-            "from": national(out.extra.get("sender") or out.source),
             "to": national(out.destination),
             "text": lt.text,
             "charset": "UTF-8",
@@ -60,6 +59,9 @@ class KannelChannel:
             "dlr-mask": str(DLR_MASK),
             "dlr-url": dlr,
         }
+        sender = out.extra.get("sender", out.source)
+        if sender:  # none: Kannel's own default sender for the account
+            params["from"] = national(sender)
         if out.channel == "flash":
             params["mclass"] = "0"
         try:

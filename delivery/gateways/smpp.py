@@ -9,8 +9,9 @@
   carries its 6-octet UDH in short_message and esm_class 0x40.
 Every submit asks for a receipt (registered_delivery 1). GSM-7 goes as one septet per octet,
 the SMPP convention for the SMSC default alphabet. Source and destination are numbered by the
-account's plan (smpp_address.py); the source is the enterprise's `sms_sender` when the operator
-approved one (a 106… code, a verified line or an alphanumeric name; brand.py), else the line.
+account's plan (smpp_address.py); the source is the chain's choice (brand.source_of): the
+enterprise's approved `sms_sender`, else a verified line, else the platform's sender, where an
+empty one leaves `source_addr` to the SMSC.
 
 No submit leaves after the attempt's deadline (`Outgoing.extra["deadline"]`, when the chain
 stops waiting for a receipt and falls over): one sent later could show the card twice. Waiting
@@ -52,7 +53,7 @@ def short_messages(
     lt = out.legacy
     if lt is None:
         raise ValueError("a legacy channel needs the degraded text")
-    src = numbering.address(out.extra.get("sender") or out.source)
+    src = numbering.source(out.extra.get("sender", out.source))
     dst = numbering.address(out.destination)
     ucs2 = lt.encoding == "UCS-2"
     encode = (lambda t: t.encode("utf-16-be", "surrogatepass")) if ucs2 else smpp.text_to_septets

@@ -12,6 +12,8 @@ numbered here:
 - a service code (digits without `+`): TON 3 (network specific) / NPI 0, or TON 0 / NPI 0 where
   the SMSC says so (`service_ton`);
 - an alphanumeric sender (letters in it, at most 11 characters): TON 5 / NPI 0.
+- no sender (`source`, for a line nobody vouched for without a platform sender): an empty
+  `source_addr`, TON 0 / NPI 0, which SMPP 3.4 §5.2.8 leaves to the SMSC (the account's default).
 
 The plan and the service TON are the SMSC account's (settings `delivery_smpp_numbering`,
 `delivery_smpp_service_ton`).
@@ -52,6 +54,10 @@ class Numbering:
             raise AddressError(f"numbering plan must be one of {', '.join(PLANS)}, not {self.plan!r}")
         if self.service_ton not in SERVICE_TONS:
             raise AddressError(f"service code TON must be 3 or 0, not {self.service_ton!r}")
+
+    def source(self, sender: str) -> Address:
+        """The source of a submit: `sender` numbered, or "" for the SMSC account's default."""
+        return Address("", TON_UNKNOWN, NPI_UNKNOWN) if sender == "" else self.address(sender)
 
     def address(self, number: str) -> Address:
         """`number` (E.164, a service code or an alphanumeric sender) as an SMPP address."""

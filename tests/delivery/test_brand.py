@@ -329,3 +329,28 @@ async def test_a_sender_stored_without_approval_is_not_sent_from(
     resp = await client.put("/api/enterprises/sf", json=approve, headers=auth(OPERATOR))
     assert resp.status == 200 and (await resp.json())["sms_sender_approved"] == "95566"
     assert await _source(client, gateway, "u4") == "95566"
+
+
+async def test_an_unverified_line_is_never_the_sender(make_app: AppFactory, gateway: GatewaySim) -> None:
+    """A line the operator has not verified may be anyone's number (a bank's 95566 added by another
+    enterprise): its texts go out from the platform's sender, never from the line itself."""
+    client = await make_app()
+    resp = await client.post(
+        "/api/enterprises/sf/lines", json={"number": "95566", "kind": "short"}, headers=auth(SF_KEY)
+    )
+    assert resp.status == 201, await resp.text()
+    await call(client, "spoof1", "ended", caller="95566", key=SF_KEY)
+    await settle(client, "spoof1:ended")
+    sub = gateway.submitted(CUSTOMER[3:])[0]
+    assert sub["source"] == "" and (sub["source_ton"], sub["source_npi"]) == (0, 0)  # the SMSC's own
+    assert gateway.problems == []  # an empty source is what SMPP 3.4 leaves to the SMSC
+    # a platform sender the operator configured is used instead
+    await client.close()
+    client = await make_app(delivery_platform_sender="10690000")
+    await call(client, "spoof2", "ended", caller="95566", key=SF_KEY)
+    await settle(client, "spoof2:ended")
+    assert gateway.submitted(CUSTOMER[3:])[-1]["source"] == "10690000"
+    # the verified mobile line still speaks for itself
+    await call(client, "own1", "ringing")
+    await settle(client, "own1:ringing")
+    assert gateway.submitted(CUSTOMER[3:])[-1]["source"] == "13800000001"

@@ -73,6 +73,8 @@ def problems(raw: bytes, ours: Any = None) -> list[str]:
         ("source_addr", p.source_addr_ton, p.source_addr_npi, src),
         ("destination_addr", p.dest_addr_ton, p.dest_addr_npi, dst),
     ):
+        if what == "source_addr" and (ton, npi, digits) == (0, 0, ""):
+            continue  # SMPP 3.4 §5.2.8: unknown, the SMSC fills in the account's default
         try:
             reading(ton, npi, digits)
         except ValueError as exc:

@@ -63,6 +63,7 @@ def delivery_config(s: Settings) -> DeliveryConfig:
         flash_gsm_dcs=s.delivery_flash_gsm_dcs,
         smpp_numbering=s.delivery_smpp_numbering,
         smpp_service_ton=s.delivery_smpp_service_ton,
+        platform_sender=s.delivery_platform_sender,
         timeouts=dict(s.delivery_timeouts),
         ring_timeout=s.delivery_ring_timeout,
         lease=s.delivery_lease,
