@@ -33,6 +33,13 @@ SLOW_SVG = (
     "{% endfor %}{% endfor %}</svg>"
 )
 LIMIT = 2.0
+# 49,999 strings of 99,999 characters made one by one: stopped by the template's own budget
+# (1 s, the total size) long before `media_time_limit` would have to stop the worker
+LAZY_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 40"><text>'
+    "{{ ('x ' * 49999).split()|map('center', 99999)|map('upper')|map('lower')|map('title')|max|length }}"
+    "</text></svg>"
+)
 
 
 def _children(pid: int) -> list[int]:
@@ -54,6 +61,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]
     slow = write_template(root, "slow", CARD, SCHEMA, {"title": "慢"})
     (slow / "card.svg.j2").write_text(SLOW_SVG, "utf-8")
     write_template(root, "quick", CARD, SCHEMA, {"title": "快"})
+    lazy = write_template(root, "lazy", CARD, SCHEMA, {"title": "懒"})
+    (lazy / "card.svg.j2").write_text(LAZY_SVG, "utf-8")
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")},
@@ -134,3 +143,12 @@ def test_a_render_past_its_time_limit_is_stopped_and_the_pool_recovers(server: t
     while len(_children(pid)) > 2 and time.monotonic() < deadline:  # a worker + the resource tracker
         time.sleep(0.1)
     assert len(_children(pid)) <= 2, _children(pid)
+
+
+def test_a_lazy_chain_in_an_svg_template_is_refused_by_its_budget(server: tuple[int, int]) -> None:
+    port, _ = server
+    status, body, seconds = _png(port, "lazy", 360)
+    error: dict[str, Any] = json.loads(body)
+    assert (status, error["error"]) == (422, "template_error"), error
+    assert "card.svg.j2" in error["message"] and "1,000,000" in error["message"], error
+    assert seconds < LIMIT, seconds  # the worker was not stopped: the template was

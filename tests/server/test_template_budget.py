@@ -26,6 +26,8 @@ from tests.support.templates import write_template
 # (name, the card's description, what the render answers). Each description is a block scalar
 # whose first line (4 in card.yaml) is the probe.
 REFUSED = 422
+WORDS = "('x ' * 49999).split()"  # 49,999 one-letter words: within the size limit
+MAP_MAX = "{{ " + WORDS + "|map('center', 99999)|map('upper')|map('lower')|map('title')|max|length }}"
 PROBES: list[tuple[str, str, int]] = [
     # the probes found by the hardening review, as written there
     ("replace", "{{ ('x'*100000).replace('x','y'*100000)|length }}", REFUSED),
@@ -87,6 +89,11 @@ PROBES: list[tuple[str, str, int]] = [
     ("deep-parens", "{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}", REFUSED),  # the compiler's recursion
     ("deep-ifs", "{% if 1 %}" * 500 + "x" + "{% endif %}" * 500, REFUSED),
     ("int-to-str", "{{ ('9' * 5000)|int }}", 200),  # not a number Jinja can read: its default, 0
+    # lazy producers: 49,999 strings of 99,999 characters made one by one, each within the limit
+    ("map-max", MAP_MAX, REFUSED),
+    ("map-list", "{{ " + WORDS + "|map('center', 99999)|list|length }}", REFUSED),
+    ("select-test", "{{ " + WORDS + "|select('in', 'y' * 99999)|list|length }}", REFUSED),
+    ("sort-keys", "{{ " + WORDS + "|sort(attribute='" + ".".join(["0"] * 200) + "')|length }}", REFUSED),
 ]
 
 CARD = "card:\n  title: t\n  description: |\n    {probe}\n"
@@ -98,6 +105,8 @@ def probe_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name, probe, _ in PROBES:
         write_template(root, name, CARD.format(probe=probe), sample={"x": "<b>&"})
     write_template(root, "ordinary", CARD.format(probe="您好，{{ x }}"), sample={"x": "<b>&"})
+    # the same chain as a card's title: a field of one expression
+    write_template(root, "lazy-title", f'card:\n  title: "{MAP_MAX}"\n  description: 您好\n')
     return root
 
 
@@ -184,14 +193,16 @@ class HealthWatch:
 
 
 def _probe_all(
-    conn: http.client.HTTPConnection, port: int
+    conn: http.client.HTTPConnection, port: int, only: str | None = None
 ) -> tuple[dict[str, tuple[int, Any, float]], float]:
-    """Every probe on the rcs and sms formats, three times, with /healthz asked meanwhile:
-    the answers and /healthz's p99 in seconds."""
+    """Every probe (or the one named `only`) on the rcs and sms formats, three times, with
+    /healthz asked meanwhile: the answers and /healthz's p99 in seconds."""
     answers: dict[str, tuple[int, Any, float]] = {}
+    names = [only] if only is not None else [name for name, _, _ in PROBES]
+    rounds = 3 if only is None else 60  # one template: enough renders for /healthz's p99
     with HealthWatch(port) as health:
-        for _round in range(3):
-            for name, _probe, _ in PROBES:
+        for _round in range(rounds):
+            for name in names:
                 for fmt in ("rcs", "sms"):
                     path = f"/api/templates/{name}/render?format={fmt}"
                     answers[f"{name}?{fmt}"] = _post(conn, path, {"x": "<b>&"})
@@ -252,6 +263,16 @@ def test_the_limit_is_named_in_the_answer(server: int) -> None:
         status, body, _ = _post(conn, f"/api/templates/{name}/render", {"x": "y"})
         assert status == 422
         assert words in body["problems"][0]["message"], body
+
+
+def test_a_lazy_chain_in_a_title_is_refused_at_once(server: int) -> None:
+    conn = connect(server)
+    for _ in range(3):
+        status, body, seconds = _post(conn, "/api/templates/lazy-title/render", {})
+        assert (status, body["error"], seconds < 1.0) == (422, "template_error", True), (seconds, body)
+        problem = body["problems"][0]
+        assert problem["file"].endswith("lazy-title/card.yaml") and problem["line"] == 2, problem
+        assert "1,000,000" in problem["message"], problem
 
 
 def test_markup_fields_render_as_their_text(server: int) -> None:
