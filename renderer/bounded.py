@@ -89,6 +89,7 @@ def _to_bytes_size(_n: int, length: Any = 1, *_: Any, **__: Any) -> int:
     return _int(length)
 
 
+JINJA_CALL_KWARGS = frozenset({"_loop_vars", "_block_vars"})
 METHOD_SIZES: dict[str, Callable[..., int]] = {
     "replace": replace_size,
     "ljust": _width_size,
@@ -116,6 +117,8 @@ def check_method(
     if estimate is not None:
         if name == "to_bytes" and not isinstance(owner, int):
             return args
+        if kwargs:  # inside a loop or block Jinja adds its variables, for the context's call
+            kwargs = {k: v for k, v in kwargs.items() if k not in JINJA_CALL_KWARGS}
         refuse_if(estimate(owner, *args, **kwargs), f"{type(owner).__name__}.{name}()", limits)
     return args
 

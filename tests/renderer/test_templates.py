@@ -254,3 +254,15 @@ def test_simple_lookups_match_jinja_semantics(tmp_path: Path) -> None:
         t.render({**data, "geo": {"lat": 1}})  # missing key: Jinja's own StrictUndefined error
     with pytest.raises(TemplateInvalid, match="undefined"):
         t.render({k: v for k, v in data.items() if k != "n"})
+
+
+def test_sized_string_methods_work_inside_loops() -> None:
+    """Inside a loop Jinja passes the loop's variables along with every call; the size checks of
+    `replace`, `center`, `zfill` ... read only the method's own arguments."""
+    from renderer.sandbox import make_environment
+
+    source = (
+        "{% for w in ['a-b', 'c-d'] %}{{ w.replace('-', ' ') }}|{{ w.center(5) }}|{{ w.zfill(4) }};"
+        "{% endfor %}"
+    )
+    assert make_environment().from_string(source).render() == "a b| a-b |0a-b;c d| c-d |0c-d;"
