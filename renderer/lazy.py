@@ -19,12 +19,15 @@ which the value limit bounds already.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from functools import wraps
 from typing import Any
 
+from jinja2.exceptions import FilterArgumentError
+from jinja2.filters import _GroupTuple, ignore_case, make_attrgetter, make_multi_attrgetter
 from jinja2.runtime import Undefined
-from jinja2.utils import _PassArg
+from jinja2.utils import _PassArg, pass_environment
 
 from .budget import Budget, budget_of
 
@@ -81,26 +84,26 @@ class MeteredEnvironment:
     """The sandbox as a wrapped filter sees it: every lookup, filter and test it runs per
     element looks at the render's clock first. Everything else is the sandbox's own."""
 
-    __slots__ = ("_budget", "_env")
+    __slots__ = ("_env", "budget")
 
     def __init__(self, env: Any, budget: Budget) -> None:
         self._env = env
-        self._budget = budget
+        self.budget = budget
 
     def getitem(self, obj: Any, argument: Any) -> Any:
-        self._budget.tick()
+        self.budget.tick()
         return self._env.getitem(obj, argument)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
-        self._budget.tick()
+        self.budget.tick()
         return self._env.getattr(obj, attribute)
 
     def call_filter(self, *args: Any, **kwargs: Any) -> Any:
-        self._budget.tick()
+        self.budget.tick()
         return self._env.call_filter(*args, **kwargs)
 
     def call_test(self, *args: Any, **kwargs: Any) -> Any:
-        self._budget.tick()
+        self.budget.tick()
         return self._env.call_test(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
@@ -159,6 +162,66 @@ def lazy_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     return metered
 
 
+# -- the filters that sort: Jinja's, with a key that looks at the clock ---------------------------
+# `sorted()` gathers its input first and only then computes every element's key, which a
+# metered input cannot interrupt: the key itself has to look.
+def _ticking(environment: Any, key: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    budget: Budget | None = getattr(environment, "budget", None)
+    if budget is None:
+        return key
+
+    def ticking_key(item: Any) -> Any:
+        budget.tick()
+        return key(item)
+
+    return ticking_key
+
+
+@pass_environment
+def do_sort(
+    environment: Any,
+    value: Iterable[Any],
+    reverse: bool = False,
+    case_sensitive: bool = False,
+    attribute: Any = None,
+) -> list[Any]:
+    """Jinja's `sort`."""
+    key = make_multi_attrgetter(environment, attribute, postprocess=None if case_sensitive else ignore_case)
+    return sorted(value, key=_ticking(environment, key), reverse=reverse)
+
+
+@pass_environment
+def do_groupby(
+    environment: Any, value: Iterable[Any], attribute: Any, default: Any = None, case_sensitive: bool = False
+) -> list[_GroupTuple]:
+    """Jinja's `groupby`."""
+    post = None if case_sensitive else ignore_case
+    key = _ticking(environment, make_attrgetter(environment, attribute, postprocess=post, default=default))
+    out = [_GroupTuple(k, list(values)) for k, values in itertools.groupby(sorted(value, key=key), key)]
+    if not case_sensitive:  # the real key from the first value instead of the lowercase one
+        grouper = make_attrgetter(environment, attribute, default=default)
+        out = [_GroupTuple(grouper(values[0]), values) for _, values in out]
+    return out
+
+
+@pass_environment
+def do_dictsort(
+    environment: Any, value: Any, case_sensitive: bool = False, by: str = "key", reverse: bool = False
+) -> list[tuple[Any, Any]]:
+    """Jinja's `dictsort`."""
+    if by not in ("key", "value"):
+        raise FilterArgumentError('You can only sort by either "key" or "value"')
+    pos = 0 if by == "key" else 1
+
+    def key(item: tuple[Any, Any]) -> Any:
+        return item[pos] if case_sensitive else ignore_case(item[pos])
+
+    return sorted(value.items(), key=_ticking(environment, key), reverse=reverse)
+
+
+SORTING: dict[str, Callable[..., Any]] = {"sort": do_sort, "groupby": do_groupby, "dictsort": do_dictsort}
+
+
 def _charged(budget: Budget, result: Any) -> Any:
     """A filter's result on the budget: an iterator metered item by item, a new list or string
     charged for its slots or characters."""
@@ -172,4 +235,4 @@ def _charged(budget: Budget, result: Any) -> Any:
     return result
 
 
-__all__ = ["WRAPPED", "Metered", "MeteredEnvironment", "lazy_filter", "units_of"]
+__all__ = ["SORTING", "WRAPPED", "Metered", "MeteredEnvironment", "lazy_filter", "units_of"]

@@ -43,7 +43,7 @@ from .budget import (
     refuse_size,
     size_of,
 )
-from .lazy import WRAPPED, lazy_filter
+from .lazy import SORTING, WRAPPED, lazy_filter
 
 _MISSING = object()
 MAX_STRING = DEFAULT_LIMITS.max_value  # longest string an expression may build
@@ -297,6 +297,7 @@ def make_environment(limits: Limits = DEFAULT_LIMITS) -> CardSandbox:
     env.filters["mask_phone"] = _mask_phone
     env.filters["mask_name"] = _mask_name
     env.filters["tel"] = _tel
+    env.filters.update(SORTING)  # Jinja's, with keys that look at the clock
     env.filters = {name: bound_filter(name, f, limits, env) for name, f in env.filters.items()}
     env.filters["format"] = format_filter(limits)
     for name in WRAPPED:  # the filters that iterate: on the budget element by element
