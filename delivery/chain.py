@@ -98,6 +98,9 @@ class Chains:
         self._keeper: asyncio.Task[None] | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._held: dict[str, float] = {}  # delivery → until when the store says this worker holds it
+        # Deliveries whose chain here wrote their final state (their row left `active_chains`
+        # with it) and whose task has not ended yet: not held any more, and not lost either.
+        self._ending: set[str] = set()
         self._late: dict[str, tuple[str, float]] = {}  # call id → (answered/ended, when), recent calls
         self._closing = False
         self._probes: dict[str, asyncio.Task[None]] = {}  # backend → the probe every chain awaits
@@ -141,10 +144,13 @@ class Chains:
                 for did in held & self._tasks.keys():
                     self._held[did] = until
                 for did in set(mine) - held:
-                    log.warning("delivery %s: lease lost to another worker; stopping here", did)
+                    # Not renewed: taken over, or finished here (its row went with its final
+                    # state, committed while the renewal waited) by a chain still ending or gone.
                     task = self._tasks.get(did)
-                    if task is not None:
-                        task.cancel()
+                    if task is None or task.done() or did in self._ending:
+                        continue
+                    log.warning("delivery %s: lease lost to another worker; stopping here", did)
+                    task.cancel()
                 await self._claim()
             except asyncio.CancelledError:
                 raise
@@ -190,6 +196,7 @@ class Chains:
     def _done(self, did: str) -> None:
         self._tasks.pop(did, None)
         self._held.pop(did, None)
+        self._ending.discard(did)
         self.wakeups.forget(did)
         self.composer.forget(did)
 
@@ -292,6 +299,8 @@ class Chains:
             await self.back(outage.backend)
 
     async def _finish(self, d: Delivery, state: str, reason: str = "", channel: str = "") -> None:
+        if d.id in self._tasks:
+            self._ending.add(d.id)  # the lease keeper no longer finds it held: not a lost lease
         await self.store.update_delivery(d.id, state=state, reason=reason, channel=channel or d.channel)
         d.state, d.reason = state, reason
         if state == "delivered" and d.kind == "ad":
