@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 import yaml
 
 from tests.support.gatewaysim import GatewaySim, Rule
@@ -284,6 +285,7 @@ def _classify(db: Path, submits: list[dict[str, Any]], in_flight: set[int]) -> t
     return callees, repeats
 
 
+@pytest.mark.slow
 async def test_kills_under_mixed_load_repeat_nothing_but_a_submit_in_flight(
     tmp_path: Path, gateway: GatewaySim
 ) -> None:
