@@ -34,6 +34,7 @@ from typing import Any, Literal
 import aiohttp
 
 from infra import jsonio
+from infra.outage import Unavailable, unavailable
 from renderer import TemplateStore
 from renderer.profiles import PROFILES
 
@@ -342,11 +343,14 @@ class ChatbotRuntime:
         """Reports change only the messages this bot sent: a report on another bot's route
         (or naming another bot's message id) is acknowledged and changes nothing."""
         await self.store.record_status(list(reports), time.time(), bot)
+        outage: Unavailable | None = None
         for listener in self.status_listeners:
             try:
                 await listener(reports)
-            except Exception:
-                log.exception("chatbot status listener %r failed", listener)
+            except Exception as exc:
+                outage = outage or _outage_of(exc, "chatbot status listener %r failed", listener)
+        if outage is not None:  # a listener could not store what it heard: the platform sends it again
+            raise outage
 
     async def _turn(self, bot: str, event: InboundEvent) -> CommitResult | None:
         if event.kind == "status":
@@ -365,13 +369,31 @@ class ChatbotRuntime:
         """Listeners hear the user's text or tap after the turn committed — a repeat too, so a
         listener that failed (or a crash before it ran) catches up on the platform's retry.
         Awaited before the answer, so what they store (an opt-out) is durable before the
-        platform is told. One listener's failure neither fails the webhook (the turn is
-        committed) nor stops the others."""
+        platform is told. One listener's failure does not stop the others. A bug in one is
+        logged and the webhook answered as usual (the turn is committed); an outage of the
+        backend a listener stores in (PostgreSQL away while the chatbot's own store is up) is
+        raised after the others ran, so the platform hears 503 and sends the message again: the
+        engine then finds the turn done and skips it, but the listeners hear it again, and an
+        opt-out or a tap is not lost."""
+        outage: Unavailable | None = None
         for listener in self.listeners:
             try:
                 await listener(bot, event)
-            except Exception:
-                log.exception("chatbot listener %r failed for %s", listener, event.message_id)
+            except Exception as exc:
+                outage = outage or _outage_of(
+                    exc, "chatbot listener %r failed for %s", listener, event.message_id
+                )
+        if outage is not None:
+            raise outage
+
+
+def _outage_of(exc: Exception, message: str, *args: object) -> Unavailable | None:
+    """A listener's failure: an outage (noted once for the whole outage) to raise, or a bug, logged
+    with its traceback (None)."""
+    outage = unavailable(exc)
+    if outage is None:
+        log.error(message, *args, exc_info=exc)
+    return outage
 
 
 def _json(raw: bytes) -> Any:

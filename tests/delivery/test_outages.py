@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -20,12 +21,23 @@ import yaml
 from infra.outage import outages
 from mingpian.api.delivery import delivery_key
 from mingpian.app import create_app
-from mingpian.settings import Settings
+from mingpian.settings import PROJECT_ROOT, Settings
 from tests.support.gatewaysim import GatewaySim, Rule
 from tests.support.postgres import PostgresCluster, pg_bin
 from tests.support.redis_server import RedisServer
 
-from .support import OPERATOR, SF_LINE, auth, seed_doc, settle
+from .support import (
+    CHATBOT,
+    OPERATOR,
+    RCS_PHONE,
+    SF_KEY,
+    SF_LINE,
+    auth,
+    maap_settings,
+    rcs_seed,
+    seed_doc,
+    settle,
+)
 
 T = Any
 
@@ -70,8 +82,9 @@ def pg(own_postgres: PostgresCluster) -> Iterator[PostgresCluster]:
 
 async def _app(aiohttp_client: T, settings: Settings, gateway: GatewaySim, tmp: Path, **extra: Any) -> T:
     policy = extra.pop("policy", None)
+    doc = extra.pop("seed", None) or seed_doc(policy=policy)
     seed = tmp / "seed.yaml"
-    seed.write_text(yaml.safe_dump(seed_doc(policy=policy), allow_unicode=True), "utf-8")
+    seed.write_text(yaml.safe_dump(doc, allow_unicode=True), "utf-8")
     s = settings.with_(
         delivery_seed=str(seed),
         delivery_smpp=f"127.0.0.1:{gateway.smpp_port}",
@@ -197,3 +210,56 @@ async def test_receipts_during_a_postgres_outage_are_applied_and_nothing_falls_o
     outcomes = [await settle(client, f"r{i}:ended", timeout=20) for i in range(n)]
     assert [(d["state"], d["channel"]) for d in outcomes] == [("delivered", "ussd")] * n, outcomes
     assert len(gateway.submits) == n and all(v == 1 for v in gateway.by_destination.values())
+
+
+WEBHOOKS = {"messageNotification": "messages", "deliveryNotification": "status"}
+
+
+async def _webhook(client: T, sim: T, path: str, body: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+    """One signed callback of the MaaP to the chatbot's webhook, as the platform sends it."""
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    url = f"/maap/courier/{path}/{sim.chatbot}/{WEBHOOKS[path]}"
+    resp = await client.post(url, data=raw, headers=sim.sign(raw))
+    return resp.status, dict(resp.headers), await resp.json(content_type=None)
+
+
+async def test_an_opt_out_at_the_chatbot_during_a_postgres_outage_is_answered_503_and_kept_on_retry(
+    aiohttp_client: T,
+    settings: Settings,
+    gateway: GatewaySim,
+    pg: PostgresCluster,
+    redis_url: str,
+    tmp_path: Path,
+    maap: T,
+) -> None:
+    """The chatbot's own store (Redis) is up, the delivery store is not: the opt-out cannot be
+    stored, so the platform must not be told it was received; its retry stores it."""
+    sim, server, _ = maap
+    client = await _app(
+        aiohttp_client,
+        settings,
+        gateway,
+        tmp_path,
+        seed=rcs_seed(),
+        database_url=pg.create_database(),
+        delivery_counters="redis",
+        store="redis",
+        redis_url=redis_url,
+        chatbot_dir=PROJECT_ROOT / "chatbots",
+        webhook_csp_token="csp-token-outage",
+        **maap_settings(sim, server),
+    )
+    sim.csp_token, sim.chatbot = "csp-token-outage", CHATBOT
+    optout = sim.message("tel:" + RCS_PHONE, text="退订", message_id="optout-during-outage")
+    report = {"deliveryInfoList": [{"messageId": "card-1", "status": "revokeOk"}]}
+    pg.halt("fast")
+    for path, body in [("messageNotification", optout), ("deliveryNotification", report)]:
+        status, headers, answer = await _webhook(client, sim, path, body)
+        assert status == 503, (path, status, answer)
+        assert headers.get("Retry-After", "").isdigit() and answer["error"] == "unavailable", answer
+    pg.resume()
+    # The platform sends the same message again: heard again, though the chatbot's turn was kept.
+    assert (await _webhook(client, sim, "messageNotification", optout))[0] == 200
+    assert (await _webhook(client, sim, "deliveryNotification", report))[0] == 200
+    got = await (await client.get("/api/enterprises/sf/optouts", headers=auth(SF_KEY))).json()
+    assert [(o["number"], o["channel"], o["text"]) for o in got["optouts"]] == [(RCS_PHONE, "rcs", "退订")]
