@@ -80,6 +80,7 @@ class Budget:
         "limits",
         "output",
         "total",
+        "views",
         "wall_mark",
     )
 
@@ -94,6 +95,7 @@ class Budget:
         self.iterations = 0
         self.output = 0  # characters output into buffers by templates with macros (sandbox.py)
         self.total = 0  # units yielded by lazy producers and gathered by consumers (lazy.py)
+        self.views: Any = None  # the metered views of the sandbox lazy.py hands to filters
 
     def tick(self) -> None:
         """A cooperative check of the clock."""

@@ -20,8 +20,10 @@ which the value limit bounds already.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from functools import wraps
+from time import monotonic
+from types import GeneratorType
 from typing import Any
 
 from jinja2.exceptions import FilterArgumentError
@@ -42,28 +44,43 @@ ITERATING = frozenset(
 # but their callbacks and results are.
 SEQUENCE_READERS = frozenset({"dictsort", "reverse"})
 WRAPPED = ITERATING | SEQUENCE_READERS
+SMALL = 64  # elements of a list, tuple, dict or string read without a look at the clock each
 
 
-class Metered:
-    """An iterator that looks at the render's clock per element, and when it stands for what a
-    producer yields (`charge`), charges each item's size to the render's total."""
+class Ticking:
+    """An iterator that looks at the render's clock per element (a filter's input)."""
 
-    __slots__ = ("_budget", "_charge", "_it")
+    __slots__ = ("_budget", "_it")
 
-    def __init__(self, budget: Budget, iterable: Iterable[Any], charge: bool) -> None:
+    def __init__(self, budget: Budget, iterable: Iterable[Any]) -> None:
         self._it = iter(iterable)
         self._budget = budget
-        self._charge = charge
 
-    def __iter__(self) -> Metered:
+    def __iter__(self) -> Ticking:
         return self
 
     def __next__(self) -> Any:
         item = next(self._it)
-        if self._charge:
-            self._budget.charge(units_of(item))
-        else:
+        if monotonic() > self._budget.deadline:
             self._budget.tick()
+        return item
+
+
+class Metered(Ticking):
+    """What a producer yields: each item's size charged to the render's total as it is made,
+    and a look at the clock."""
+
+    __slots__ = ()
+
+    def __next__(self) -> Any:
+        item = next(self._it)
+        budget = self._budget
+        t = type(item)
+        budget.total += 1 + len(item) if t is str else 1 if t is int or t is float else units_of(item)
+        if budget.total > budget.limits.max_total:
+            budget.charge(0)  # raises, naming the limit
+        if monotonic() > budget.deadline:
+            budget.tick()
         return item
 
 
@@ -84,14 +101,16 @@ class MeteredEnvironment:
     """The sandbox as a wrapped filter sees it: every lookup, filter and test it runs per
     element looks at the render's clock first. Everything else is the sandbox's own."""
 
-    __slots__ = ("_env", "budget")
+    __slots__ = ("_env", "budget", "is_async")
 
     def __init__(self, env: Any, budget: Budget) -> None:
         self._env = env
         self.budget = budget
+        self.is_async = env.is_async  # asked by Jinja's filters on every call
 
     def getitem(self, obj: Any, argument: Any) -> Any:
-        self.budget.tick()
+        if monotonic() > self.budget.deadline:
+            self.budget.tick()
         return self._env.getitem(obj, argument)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
@@ -125,37 +144,51 @@ class _Scope:
         return getattr(self._real, name)
 
 
+def _views(context: Any, budget: Budget) -> tuple[MeteredEnvironment, _Scope]:
+    """The metered environment and a metered scope of `context`, made once per render (and
+    once per loop item's context)."""
+    if type(context) is _Scope:
+        return context.environment, context
+    views = budget.views
+    if views is None or views[1]._real is not context:
+        env = views[0] if views is not None else MeteredEnvironment(context.environment, budget)
+        views = budget.views = (env, _Scope(context, env, budget))
+    return views
+
+
 def lazy_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     """`func` (an iterating filter, maybe already size-checked by bounded.py) on the budget."""
     pass_arg = _PassArg.from_obj(func)
     meter_input = name in ITERATING
-    keep_strings = name == "join"
+    keep_strings = with_env = name == "join"
 
     @wraps(func)
     def metered(context: Any, value: Any, *args: Any, **kwargs: Any) -> Any:
         budget = budget_of(context)
         budget.tick()
-        if (
-            meter_input
-            and type(value) is not Metered
-            and not isinstance(value, Undefined)
-            and not (keep_strings and isinstance(value, str))
-            and hasattr(value, "__iter__")
-        ):
-            value = Metered(budget, value, charge=False)
+        if meter_input:
+            t = type(value)
+            if t is list or t is tuple or t is dict or t is str:
+                # a few elements are not worth it: the lookups, filters and tests each one
+                # takes look at the clock themselves, and what is yielded is metered
+                if len(value) > SMALL and not (keep_strings and t is str):
+                    value = Ticking(budget, value)
+            elif not (
+                isinstance(value, Ticking | Undefined)
+                or (keep_strings and isinstance(value, str))
+                or not hasattr(value, "__iter__")
+            ):
+                value = Ticking(budget, value)
         if pass_arg is None:
             result = func(value, *args, **kwargs)
+        elif pass_arg is _PassArg.eval_context:  # list, slice, join: only join looks things up
+            eval_ctx = context.eval_ctx
+            if with_env:
+                eval_ctx = _Scope(eval_ctx, _views(context, budget)[0], budget)
+            result = func(eval_ctx, value, *args, **kwargs)
         else:
-            env = context.environment
-            if type(env) is not MeteredEnvironment:
-                env = MeteredEnvironment(env, budget)
-            if pass_arg is _PassArg.context:
-                first: Any = context if type(context) is _Scope else _Scope(context, env, budget)
-            elif pass_arg is _PassArg.eval_context:
-                first = _Scope(context.eval_ctx, env, budget)
-            else:
-                first = env
-            result = func(first, value, *args, **kwargs)
+            env, scope = _views(context, budget)
+            result = func(scope if pass_arg is _PassArg.context else env, value, *args, **kwargs)
         return _charged(budget, result)
 
     metered.jinja_pass_arg = _PassArg.context  # type: ignore[attr-defined]
@@ -227,12 +260,12 @@ def _charged(budget: Budget, result: Any) -> Any:
     charged for its slots or characters."""
     t = type(result)
     if t is list or isinstance(result, str | tuple | list):
-        if len(result) > 64:  # a few items are not worth a look at the clock
+        if len(result) > SMALL:  # a few items are not worth a look at the clock
             budget.charge(len(result))
         return result
-    if isinstance(result, Iterator) and t is not Metered:
-        return Metered(budget, result, charge=True)
+    if t is GeneratorType or (hasattr(t, "__next__") and not issubclass(t, Ticking)):
+        return Metered(budget, result)
     return result
 
 
-__all__ = ["SORTING", "WRAPPED", "Metered", "MeteredEnvironment", "lazy_filter", "units_of"]
+__all__ = ["SORTING", "WRAPPED", "Metered", "MeteredEnvironment", "Ticking", "lazy_filter", "units_of"]
