@@ -79,6 +79,18 @@ def test_lazy_producers_are_stopped_by_the_budget(name: str, source: str) -> Non
     assert time.monotonic() - start < 2.0  # generous: the limit is 0.03 s
 
 
+SEQUENCE_CONSUMERS = ["last", "length", "count", "random", "tojson"]
+
+
+@pytest.mark.parametrize("consumer", SEQUENCE_CONSUMERS)
+def test_consumers_that_need_a_sequence_refuse_a_producer_without_reading_it(consumer: str) -> None:
+    """`|last`, `|length`, `|random`, `|tojson` take a list, not a producer: an error at once,
+    with nothing made (`|list` first, and the budget applies)."""
+    with pytest.raises(Exception) as info:  # which error does not matter: the template's, a 422
+        ENV.from_string(f"{{{{ {CENTER}|{consumer} }}}}").render()
+    assert not isinstance(info.value, BudgetExceeded)  # refused before a single item was made
+
+
 def test_a_map_to_a_list_allocates_no_gigabytes() -> None:
     """`map('center', 99999)|list|length`: run in a child with 1 GB of address space, so that without
     the budget it fails on memory instead of taking the machine's."""
