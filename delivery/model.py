@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from . import stafflimits
+
 PHASES = ("ringing", "answered", "ended")
 CHANNELS = ("rcs", "ussd", "flash", "sms")
 DEFAULT_CHAIN = ["rcs", "ussd", "flash", "sms"]
@@ -190,7 +192,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "id": _ID,
             "name": {"type": "string", "minLength": 1, "maxLength": 64},
-            "data": {"type": "object", "description": "merged into the card data for this member's line"},
+            "data": stafflimits.data_schema(),
         },
     },
     "card": {

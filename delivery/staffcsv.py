@@ -9,7 +9,8 @@ breaks, in Chinese) and a file with one bad row writes nothing.
 
 Limits keep a file, and so every later export, bounded: `MAX_COLUMNS` field columns per file
 and per enterprise (an export writes every column for every row: rows × columns is what it
-costs), `MAX_DEPTH` parts in a path, `MAX_CELL` characters in a cell, `MAX_ROWS` rows.
+costs), `MAX_DEPTH` parts in a path, `MAX_CELL` characters in a cell, `MAX_ROWS` rows; the
+numbers are stafflimits.py's, which the JSON API holds its members to as well.
 
 A cell reads back as what was exported (docs/console.md, "Staff CSV"):
 - a cell that starts with `'` is text: the `'` is taken off and the rest kept exactly, spaces
@@ -37,12 +38,10 @@ from infra import jsonio
 from renderer.schema_text import field_schema, field_title, violation_text
 
 from .model import SCHEMAS
+from .stafflimits import MAX_CELL, MAX_DEPTH, MAX_MEMBERS, MAX_NAME, MAX_PATHS, leaves
 
-MAX_ROWS = 50_000
-MAX_COLUMNS = 200  # field columns of a file, and distinct field paths of an enterprise's staff
-MAX_DEPTH = 8  # parts of a column's path
-MAX_NAME = 200  # characters of a column's name
-MAX_CELL = 4_000  # characters of a cell
+MAX_ROWS = MAX_MEMBERS  # rows of a file (and staff of an enterprise)
+MAX_COLUMNS = MAX_PATHS  # field columns of a file, and distinct field paths of an enterprise's staff
 MAX_PROBLEMS = 500  # reported; the count of bad rows is always exact
 FORMULA = ("=", "+", "-", "@", "\t", "\r")
 TEXT = "'"  # the mark of a text cell
@@ -110,12 +109,10 @@ def cell(value: Any, typed: bool) -> str:
     return TEXT + text if marked else text
 
 
-def flatten(data: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
-    for k, v in data.items():
-        if isinstance(v, dict):
-            yield from flatten(v, f"{prefix}{k}.")
-        else:
-            yield f"{prefix}{k}", v
+def flatten(data: dict[str, Any]) -> Iterable[tuple[str, Any]]:
+    """(path written with dots, value) of every field: the columns a member's data makes."""
+    for keys, v in leaves(data):
+        yield ".".join(keys), v
 
 
 # -- export --------------------------------------------------------------------------------------
@@ -213,8 +210,8 @@ def _column_problem(
         return "header", f"第 {i} 列没有列名：列名是字段路径，如 employee.name"
     if len(parts) > MAX_DEPTH:
         return "depth", f"第 {i} 列的路径有 {len(parts)} 层，字段路径最多 {MAX_DEPTH} 层"
-    if len(name) > MAX_NAME:
-        return "header", f"第 {i} 列的列名有 {len(name)} 个字，最多 {MAX_NAME} 个"
+    if len(path) > MAX_NAME:  # the path: its `:number` or `:boolean` is not counted
+        return "header", f"第 {i} 列的字段路径有 {len(path)} 个字，最多 {MAX_NAME} 个"
     if not all(p.strip() for p in parts):
         return "header", f"第 {i} 列「{path}」不是字段路径：各段用一个点隔开，不能有空段"
     if path in first or path in FIXED:
@@ -371,7 +368,7 @@ class _Check:
         raw: str, col_kind: str, kind: str, path: str, rowno: int, problems: list[dict[str, Any]]
     ) -> Any:
         """The value of one cell; None when blank or wrong (the problem then added)."""
-        if len(raw) > MAX_CELL:
+        if len(raw) - raw.startswith(TEXT) > MAX_CELL:  # the value: a text's `'` is not counted
             problems.append(
                 _problem(rowno, path, "cell_too_long", f"有 {len(raw)} 个字，一格最多 {MAX_CELL} 个字")
             )
@@ -451,9 +448,3 @@ def _schema_problem(err: Any, rowno: int, schema: dict[str, Any], fixed: bool = 
         title, column = field_title(schema, path), ".".join(path)
     message = violation_text(kind.name, detail, title, field_schema(schema, path))
     return _problem(rowno, column, kind.name, message[:240])
-
-
-def member_paths(members: Iterable[dict[str, Any]], into: set[str]) -> None:
-    """The field paths of `members`, added to `into` (the per-enterprise column bound)."""
-    for m in members:
-        into.update(p for p, _ in flatten(m.get("data") or {}))

@@ -63,6 +63,8 @@ async def _prepare(
             body["verify_note"] = old["verify_note"]
         if body.get("staff") and await store.get("staff", eid, body["staff"]) is None:
             raise ApiError(422, "unknown_staff", f"no staff member {body['staff']!r}", path="$.staff")
+    if kind == "staff":
+        await validation.staff_member(store, eid, body, old is None)
     if kind == "card":
         line = None
         if body.get("line"):

@@ -12,12 +12,11 @@ from __future__ import annotations
 import asyncio
 import codecs
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
-from delivery import staffcsv
+from delivery import staffcsv, stafflimits
 from delivery.storage import DeliveryStore
 from renderer import RenderError
 
@@ -30,7 +29,6 @@ from .state import delivery_key
 log = logging.getLogger(__name__)
 PATH = "/api/enterprises/{eid}/staff-csv"
 MAX_BYTES = 16 * 1024 * 1024  # 50,000 rows of long Chinese names fit; beyond is 413
-PAGE = 500  # staff read per query
 SLICE_CELLS = 10_000  # cells encoded between two yields to the loop (a millisecond or two)
 CHARSETS = ("utf-8", "gbk", "gb2312", "gb18030")  # what a file may declare (Excel in China saves GBK)
 
@@ -68,18 +66,6 @@ async def _text(request: web.Request) -> str:
         ) from None
 
 
-async def _pages(store: DeliveryStore, eid: str) -> AsyncIterator[list[dict[str, Any]]]:
-    """The enterprise's staff a page at a time, in id order, yielding to the loop between pages."""
-    last = ""
-    while True:
-        page = await store.after("staff", eid, last, PAGE)
-        if not page:
-            return
-        yield page
-        last = page[-1]["id"]
-        await asyncio.sleep(0)
-
-
 def _invalid(message: str, problems: list[dict[str, Any]], bad_rows: int) -> ApiError:
     return ApiError(
         422,
@@ -92,24 +78,30 @@ def _invalid(message: str, problems: list[dict[str, Any]], bad_rows: int) -> Api
     )
 
 
-async def _within_columns(store: DeliveryStore, eid: str, parsed: staffcsv.Parsed) -> None:
+async def _within_bounds(store: DeliveryStore, eid: str, parsed: staffcsv.Parsed) -> None:
     """Refuse an import after which the enterprise's staff would have more distinct field paths
-    than an export may write (members the file replaces do not count)."""
+    than an export may write, or more members than it may have (members the file replaces do
+    not count)."""
     ids = {m["id"] for m in parsed.members}
-    paths = set(parsed.paths)
-    async for page in _pages(store, eid):
-        staffcsv.member_paths((m for m in page if m["id"] not in ids), paths)
-        if len(paths) > staffcsv.MAX_COLUMNS:
-            new = len(set(parsed.paths))
-            message = (
-                f"导入后本企业员工的字段路径将超过 {staffcsv.MAX_COLUMNS} 个（本文件 {new} 个，"
-                f"加上已有员工的）：一个企业的员工最多共用 {staffcsv.MAX_COLUMNS} 个字段"
-            )
-            raise _invalid(
-                f"the enterprise's staff would have more than {staffcsv.MAX_COLUMNS} field paths",
-                [{"row": 1, "column": "", "kind": "columns", "message": message}],
-                1,
-            )
+    paths = await stafflimits.paths_past_bound(store, eid, set(parsed.paths), ids)
+    if paths:
+        message = (
+            f"导入后本企业员工的字段路径将有 {paths} 个（本文件 {len(parsed.paths)} 个，"
+            f"加上已有员工的）：一个企业的员工最多共用 {staffcsv.MAX_COLUMNS} 个字段"
+        )
+        raise _invalid(
+            f"the enterprise's staff would have more than {staffcsv.MAX_COLUMNS} field paths",
+            [{"row": 1, "column": "", "kind": "columns", "message": message}],
+            1,
+        )
+    members = await stafflimits.members_past_bound(store, eid, ids)
+    if members:
+        message = f"导入后本企业将有 {members} 名员工：一个企业最多 {stafflimits.MAX_MEMBERS} 名"
+        raise _invalid(
+            f"the enterprise would have more than {stafflimits.MAX_MEMBERS} staff members",
+            [{"row": 1, "column": "", "kind": "rows", "message": message}],
+            1,
+        )
 
 
 async def import_staff(request: web.Request) -> web.Response:
@@ -130,7 +122,7 @@ async def import_staff(request: web.Request) -> web.Response:
         )
     store = request.app[delivery_key].store
     eid = ent["id"]
-    await _within_columns(store, eid, parsed)
+    await _within_bounds(store, eid, parsed)
     async with store.tx():  # one transaction: every row, or (on any failure) none
         await store.put_many("staff", eid, [(m["id"], m) for m in parsed.members])
         await store.audit(
@@ -145,7 +137,7 @@ async def export_staff(request: web.Request) -> web.StreamResponse:
     store = request.app[delivery_key].store
     eid = ent["id"]
     columns: dict[str, str] = {}
-    async for page in _pages(store, eid):
+    async for page in stafflimits.pages(store, eid):
         staffcsv.scan(columns, page)
         if len(columns) > staffcsv.MAX_COLUMNS:  # written through the JSON API, not an import
             raise ApiError(
@@ -164,7 +156,7 @@ async def export_staff(request: web.Request) -> web.StreamResponse:
     per_slice = max(1, SLICE_CELLS // (len(columns) + 2))
     rows = staffcsv.Rows(columns)
     try:
-        async for page in _pages(store, eid):
+        async for page in stafflimits.pages(store, eid):
             for i in range(0, len(page), per_slice):
                 await resp.write(rows(page[i : i + per_slice]).encode())
                 await asyncio.sleep(0)

@@ -12,6 +12,7 @@ import jsonschema_rs
 from aiohttp import web
 from jsonschema import Draft202012Validator
 
+from delivery import stafflimits
 from delivery.model import SCHEMAS, NumberError, normalize_number
 from delivery.storage import DeliveryStore
 from renderer.jsonpath import json_path
@@ -61,3 +62,32 @@ async def own_line(store: DeliveryStore, eid: str, number: str, path: str) -> di
     if line is None:
         raise ApiError(422, "unknown_line", f"{number} is not a line of this enterprise", path=path)
     return line
+
+
+async def staff_member(store: DeliveryStore, eid: str, member: dict[str, Any], new: bool) -> None:
+    """A member (valid against its schema) within the staff CSV's bounds, so that an export
+    writes it and an import reads it back: its own paths (422 at each JSON path), then the
+    enterprise's distinct paths and, for a `new` member, its count of members (409, the limit named)."""
+    problems = [
+        {"path": json_path(("data", *keys)), "message": message}
+        for keys, message in stafflimits.data_problems(member.get("data") or {})
+    ]
+    if problems:
+        raise ApiError(
+            422, "invalid", f"staff: {problems[0]['path']}: {problems[0]['message']}",
+            problems=problems[:MAX_PROBLEMS],
+        )  # fmt: skip
+    paths: set[str] = set()
+    stafflimits.paths_of([member], paths)
+    count = await stafflimits.paths_past_bound(store, eid, paths, {member["id"]})
+    if count:
+        raise ApiError(
+            409,
+            "conflict",
+            f"the enterprise's staff would have {count} distinct field paths, at most "
+            f"{stafflimits.MAX_PATHS}: use the fields the other members have",
+            path="$.data",
+        )
+    if new and (count := await stafflimits.members_past_bound(store, eid, {member["id"]})):
+        limit = stafflimits.MAX_MEMBERS
+        raise ApiError(409, "conflict", f"the enterprise has {count - 1} staff members, at most {limit}")
