@@ -52,7 +52,6 @@ HARD_FACTOR = 4  # a render descheduled this long past its limit is stopped what
 PROBE_SHARE = 0.25  # the probe window after the limit, as a share of the limit
 CPU_FROM = 0.25  # limits this long count the render's CPU time from its start
 PROBE_MAX = 0.02  # ... and at most this long, so a busy render stops soon after a long limit too
-CLOCK_EVERY = 8  # loop steps between two looks at the clock (calls look every time)
 
 
 class BudgetExceeded(TemplateRuntimeError):
@@ -138,7 +137,7 @@ class Budget:
             raise BudgetExceeded(
                 f"loops ran more than {self.limits.max_iterations} steps in one render (the limit)"
             )
-        if not self.iterations % CLOCK_EVERY:
+        if time.monotonic() > self.deadline:
             self.tick()
 
 
@@ -168,7 +167,7 @@ def counted(context: Any, iterable: Iterable[Any]) -> Iterator[Any]:
         n = budget.iterations = budget.iterations + 1
         if n > limit:
             raise BudgetExceeded(f"loops ran more than {limit} steps in one render (the limit)")
-        if not n % CLOCK_EVERY:
+        if time.monotonic() > budget.deadline:  # every step: a step's body may be slow
             budget.tick()
         yield item
 

@@ -193,3 +193,22 @@ def test_an_svg_template_is_stopped_at_its_own_time_limit(tmp_path: Path) -> Non
     with pytest.raises(TemplateInvalid, match="time limit of 1 s"):
         render_svg_source(svg, {}, "lazy/card.svg.j2")
     assert time.thread_time() - start < 1.25  # without the budget, ~3 s and then an answer
+
+
+def test_a_loop_whose_body_is_slow_is_stopped_after_the_step_that_ran_out() -> None:
+    """Each loop step looks at the clock: a step of 10 ms of work (within every other limit)
+    runs at most a step or two past the limit, not eight."""
+    env = make_environment()
+    calls = []
+
+    def spin(value: object) -> object:
+        calls.append(value)
+        end = time.thread_time() + 0.010
+        while time.thread_time() < end:
+            pass
+        return value
+
+    env.filters["spin"] = spin
+    with pytest.raises(BudgetExceeded, match="time limit"):
+        env.from_string("{% for i in range(1000) %}{{ i|spin }}{% endfor %}").render()
+    assert len(calls) <= 10, len(calls)  # 3 steps make the 30 ms; one or two more to be sure
