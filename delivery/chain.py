@@ -9,8 +9,11 @@ After a restart every `active` delivery resumes from its last attempt: a submitt
 for its receipt until its deadline, and one caught between the row and the submit ("sending")
 is never resent on that channel (it may have gone out); it counts as unknown, takes the receipts
 about its recipient that match no message id (its own, whose ids the crash kept from being
-recorded), and the chain goes on after its timeout only if none says it was delivered. So nothing
-is sent twice.
+recorded), and the chain goes on after its timeout only if none says it was delivered. So a card
+is sent twice only when a submit was in flight at a crash, the SMSC kept no receipt for it and
+the next channel then shows it again (docs/delivery.md, "What a kill -9 can cause"). A chain
+that resumes past its deadline waits for its gateway (the SMSC bind) and then a short grace
+before falling over: the receipts the SMSC kept for us come right after the bind.
 
 An outage of PostgreSQL or Redis does not fail a chain: it waits until the backend answers again
 (one probe per backend for every chain of the process) and goes on from what the store holds,
@@ -53,6 +56,7 @@ log = logging.getLogger("mingpian.delivery")
 LEGACY = ("ussd", "flash", "sms")
 DEFAULT_TIMEOUTS = {"rcs": 60.0, "ussd": 5.0, "flash": 30.0, "sms": 120.0}
 RESUME_GRACE = 1.0  # seconds an overdue attempt still waits for its receipt after a restart
+RESUME_BIND_WAIT = 30.0  # at most this long for the attempt's gateway (SMSC bind) before the grace
 PROBE_FIRST, PROBE_CAP = 0.2, 2.0  # seconds between probes of a backend that is away
 Capability = Callable[[str, str], Awaitable[bool]]  # (number, chatbot) -> can it show 5G messages
 
@@ -353,8 +357,12 @@ class Chains:
                     return
                 if resumed and now >= att.deadline and not graced:
                     # Down past the deadline: the receipts the SMSC kept for us arrive right after
-                    # the bind, so give them a moment before falling over.
+                    # the bind, so give them a moment from then (a slow bind is not their loss).
                     graced = True
+                    gateway = self.channels.get(att.channel)
+                    if gateway is not None:
+                        await gateway.ready(RESUME_BIND_WAIT)
+                    now = time.time()
                     att.deadline = now + RESUME_GRACE
                 due = att.deadline + self._paused(att.started, now)
                 if now >= due:

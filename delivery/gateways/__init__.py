@@ -45,3 +45,8 @@ class Channel(Protocol):
     name: str
 
     async def send(self, out: Outgoing) -> Handed: ...
+
+    async def ready(self, timeout: float) -> bool:
+        """Whether the gateway can take submits and hand us receipts, waiting up to `timeout`
+        (an SMSC session bound). A restarted chain waits for it before its receipt grace."""
+        ...

@@ -42,6 +42,10 @@ class KannelChannel:
         self.dlr_token = dlr_token
         self.timeout = aiohttp.ClientTimeout(total=timeout)
 
+    async def ready(self, timeout: float) -> bool:
+        """Kannel calls our dlr-url on its own; nothing of ours to wait for."""
+        return True
+
     async def send(self, out: Outgoing) -> Handed:
         lt = out.legacy
         if lt is None:

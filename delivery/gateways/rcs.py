@@ -70,6 +70,10 @@ class RcsChannel:
             body["smsContent"] = out.legacy.text
         return body
 
+    async def ready(self, timeout: float) -> bool:
+        """The MaaP calls our webhook with its reports; nothing of ours to wait for."""
+        return True
+
     async def send(self, out: Outgoing) -> Handed:
         if not out.chatbot:
             return Handed(False, detail="the enterprise has no chatbot for 5G messages")

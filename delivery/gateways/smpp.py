@@ -89,6 +89,10 @@ class SmppChannel:
         self.flash_gsm_dcs = flash_gsm_dcs
         self.numbering = numbering
 
+    async def ready(self, timeout: float) -> bool:
+        """Receipts the SMSC kept while we were away come once a session is bound again."""
+        return await self.pool.wait_bound(timeout)
+
     async def send(self, out: Outgoing) -> Handed:
         end = time.monotonic() + self.pool.wait
         if "deadline" in out.extra:  # the attempt's, in wall-clock time

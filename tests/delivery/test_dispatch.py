@@ -136,6 +136,25 @@ async def test_receipt_arriving_while_the_server_is_down_is_applied_after_restar
     assert len(gateway.submitted(CUSTOMER[3:])) == 1
 
 
+async def test_a_chain_resumed_past_its_deadline_waits_for_the_smsc_bind_before_falling_over(
+    make_app: AppFactory, gateway: GatewaySim
+) -> None:
+    """Down past the USSD deadline, then the SMSC takes a while to accept the bind: the receipt
+    it kept comes right after the bind, so the grace before falling over counts from the bind,
+    not from the restart (else the flash card is a second card to a person who has the first)."""
+    gateway.set_rules([Rule("deliver", channel="ussd", delay=0.3)])
+    first = await make_app(seed_doc(policy={"chain": ["ussd", "flash"], "timeouts": {"ussd": 1.0}}))
+    await call(first, "c8", "ringing")
+    await _submitted(first, "c8:ringing")
+    await first.close()
+    await asyncio.sleep(1.5)  # the receipt is kept by the SMSC; the USSD deadline passes
+    gateway.bind_delay = 2.5  # the SMSC takes a while to answer the bind
+    second = await make_app()  # returns once bound
+    d = await settle(second, "c8:ringing", timeout=15.0)
+    assert [(a["channel"], a["state"]) for a in d["attempts"]] == [("ussd", "delivered")]
+    assert [s["channel"] for s in gateway.submitted(CUSTOMER[3:])] == ["ussd"]
+
+
 async def test_a_receipt_for_a_chain_resumed_after_a_restart_is_applied_long_before_its_timeout(
     make_app: AppFactory, gateway: GatewaySim
 ) -> None:

@@ -133,6 +133,7 @@ class GatewaySim:
         self.enquire_links = 0
         self.answer_enquire_link = True  # False: a stalled SMSC (the link looks dead)
         self.answer_delay = 0.0  # seconds before a submit_sm is answered (a slow SMSC)
+        self.bind_delay = 0.0  # seconds before a bind is answered (an SMSC slow to take us back)
         self.max_outstanding = 0  # most submit_sm one session had unanswered at once
         self._accepted: dict[str, list[float]] = {}  # system_id → accept times (rate limit)
         self.spread_deliveries = False  # deliver_sm take turns over an account's sessions
@@ -211,6 +212,8 @@ class GatewaySim:
                     self._problems(pdu)
                 if cmd in smpp.BINDS:
                     bind = smpp.Bind.decode(pdu.body)
+                    if self.bind_delay > 0:
+                        await asyncio.sleep(self.bind_delay)
                     ok = self.accounts.get(bind.system_id) == bind.password
                     limit = self.bind_limits.get(bind.system_id)
                     if ok and limit is not None and self.bound(bind.system_id) >= limit:
