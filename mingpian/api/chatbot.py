@@ -392,6 +392,7 @@ def _document(app: web.Application) -> None:
                     "401": error_response("no or unknown API key"),
                     "403": error_response("operator only"),
                     "404": error_response("no such message"),
+                    "429": error_response("too many wrong API keys (Retry-After)"),
                 },
             }
         },

@@ -1,6 +1,9 @@
 """Who is asking: the API key on a delivery request (or the console session it was exchanged
 for, session.py), and what it may reach.
 
+A wrong key counts against the key and the client's address as at console sign-in
+(session.py): past the limits it gets 429 with Retry-After, a right key never does.
+
 An enterprise key reaches only its own enterprise: any other enterprise's ids answer 404
 exactly like ids that do not exist, so a key cannot learn which enterprises exist.
 """
@@ -14,7 +17,7 @@ from aiohttp import web
 from delivery.keys import Principal, principal_of
 
 from ...errors import ApiError
-from .session import from_cookie
+from .session import from_cookie, wrong_key
 from .state import delivery_key
 
 
@@ -34,8 +37,8 @@ async def principal(request: web.Request) -> Principal:
             return session.principal
         raise ApiError(401, "unauthorized", "send an API key: Authorization: Bearer <key>")
     who = await principal_of(request.app[delivery_key].store, key)
-    if who is None:
-        raise ApiError(401, "unauthorized", "unknown API key")
+    if who is None:  # counted only now, as at sign-in: a right key is never held back
+        raise await wrong_key(request, key)
     await refuse_suspended(request, who)
     return who
 

@@ -1,4 +1,5 @@
-"""OpenAPI operation objects for the delivery API, in one shape: every route needs an API key."""
+"""OpenAPI operation objects for the delivery API, in one shape: every route needs an API key (and
+so may answer 401, or 429 to wrong keys past their limit)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def op(
     body_type: str = "application/json",
 ) -> dict[str, Any]:
     responses: dict[str, Any] = {**ok}
-    for c in sorted({401, *codes}):
+    for c in sorted({401, 429, *codes}):  # 429: wrong keys past their limit (session.py)
         responses[str(c)] = error_response(ERROR_MEANINGS[c])
     o: dict[str, Any] = {
         "summary": summary,

@@ -9,11 +9,15 @@ are rows in the delivery store, so any worker of a fleet accepts them.
 
 Wrong keys are limited twice: per key tried (its hash; a client retrying a key it mistyped or
 that was revoked) and per client address (a spray of keys; the address behind trusted proxies,
-mingpian/clientaddr.py). Both count wrong keys only and are asked only once a key was found
-wrong, so a right key always signs in: behind a proxy every user shares an address, and a limit
-that refused the right key would let anyone lock everyone out. Keys are 32 random bytes, so the
-limits are against noise rather than guessing. With the Redis counters (a fleet) the counts are
-shared by every worker; otherwise each worker counts in its memory.
+mingpian/clientaddr.py). The same counts hold for a key sent on any API request (`Authorization:
+Bearer`, `X-API-Key`; access.py), so one address has one allowance of wrong keys whichever door
+it tries. Both count wrong keys only and are asked only once a key was found wrong, so a right
+key always gets in: behind a proxy every user shares an address, and a limit that refused the
+right key would let anyone lock everyone out. Keys are 32 random bytes, so the limits are
+against noise and cost (a client stuck on a revoked key, a scanner) rather than guessing, and
+generous: a script that mistypes its key a few times, or a dozen users behind one proxy who do,
+never meet them. With the Redis counters (a fleet) the counts are shared by every worker;
+otherwise each worker counts in its memory.
 """
 
 from __future__ import annotations
@@ -103,8 +107,10 @@ def _limits(request: web.Request) -> SignInLimit | SharedSignInLimit:
     return SharedSignInLimit(counters, local) if isinstance(counters, RedisCounters) else local
 
 
-async def _refused(request: web.Request, key: str) -> ApiError:
-    """A wrong key: counted against itself and the client's address; 401, or 429 past a limit."""
+async def wrong_key(request: web.Request, key: str, path: str | None = None) -> ApiError:
+    """A wrong key, at sign-in or on any API request (access.py): counted against itself and
+    the client's address, the same counts for both doors; 401, or 429 past a limit. Asked only
+    once a key was found wrong, so it never stands before a right one."""
     limits, now = _limits(request), time.time()
     wait = max(
         await limits.failed("key:" + hash_key(key), KEY_FAILURES, now),
@@ -115,7 +121,7 @@ async def _refused(request: web.Request, key: str) -> ApiError:
             429, "too_many_requests", "too many wrong keys; try again later",
             headers={"Retry-After": str(int(wait) + 1)},
         )  # fmt: skip
-    return ApiError(401, "unauthorized", "unknown API key", path="$.key")
+    return ApiError(401, "unauthorized", "unknown API key", path=path)
 
 
 def _token_hash(token: str) -> str:
@@ -168,7 +174,7 @@ async def sign_in(request: web.Request) -> web.Response:
     store = request.app[delivery_key].store
     principal = await principal_of(store, key.strip())
     if principal is None:  # the limits are asked only now: they never stand before a right key
-        raise await _refused(request, key.strip())
+        raise await wrong_key(request, key.strip(), "$.key")
     if principal.enterprise is not None:
         ent = await store.get("enterprise", "", principal.enterprise)
         if ent is not None and ent.get("suspended"):
