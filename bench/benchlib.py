@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -18,6 +19,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def spawn_server(settings: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`mingpian serve` from this checkout with `settings` (MINGPIAN_… variables) over a clean
+    environment (none of the caller's MINGPIAN_ ones), its log in `log`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")}
+    env.update(settings)
+    with log.open("wb") as out:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "mingpian", "serve"],
+            env=env,
+            cwd=Path(__file__).resolve().parent.parent,
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+        )
 
 
 async def wait_port(port: int, timeout: float = 20) -> None:

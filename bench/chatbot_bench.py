@@ -21,7 +21,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
-from benchlib import free_port, redis_server, wait_port  # noqa: E402
+from benchlib import free_port, redis_server, spawn_server, wait_port  # noqa: E402
 
 from chatbot.auth import csp_signature_headers  # noqa: E402
 from chatbot.simulator import Simulator  # noqa: E402
@@ -247,29 +246,19 @@ async def bench_store(
     store: str, sim: Simulator, sim_port: int, tmp: Path, a: argparse.Namespace, redis_url: str = ""
 ) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")}
-    env.update(
-        {
-            "MINGPIAN_PORT": str(port),
-            "MINGPIAN_DATA_DIR": str(tmp / f"var-{store}"),
-            "MINGPIAN_STORE": store,
-            "MINGPIAN_REDIS_URL": redis_url,
-            "MINGPIAN_LOG_LEVEL": "WARNING",
-            "MINGPIAN_MAAP_URL": f"http://127.0.0.1:{sim_port}",
-            "MINGPIAN_MAAP_APP_ID": sim.app_id,
-            "MINGPIAN_MAAP_APP_KEY": sim.app_key,
-            "MINGPIAN_WEBHOOK_CSP_TOKEN": CSP_TOKEN,
-            "MINGPIAN_OUTBOX_CONCURRENCY": "128",
-        }
-    )
-    with (tmp / f"server-{store}.log").open("wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "mingpian", "serve"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
+    settings = {
+        "MINGPIAN_PORT": str(port),
+        "MINGPIAN_DATA_DIR": str(tmp / f"var-{store}"),
+        "MINGPIAN_STORE": store,
+        "MINGPIAN_REDIS_URL": redis_url,
+        "MINGPIAN_LOG_LEVEL": "WARNING",
+        "MINGPIAN_MAAP_URL": f"http://127.0.0.1:{sim_port}",
+        "MINGPIAN_MAAP_APP_ID": sim.app_id,
+        "MINGPIAN_MAAP_APP_KEY": sim.app_key,
+        "MINGPIAN_WEBHOOK_CSP_TOKEN": CSP_TOKEN,
+        "MINGPIAN_OUTBOX_CONCURRENCY": "128",
+    }
+    server = spawn_server(settings, tmp / f"server-{store}.log")
     pin(server.pid, SERVER_CPU)
     try:
         await wait_port(port)

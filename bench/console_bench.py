@@ -24,10 +24,8 @@ import asyncio
 import contextlib
 import csv
 import io
-import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +39,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import aiohttp  # noqa: E402
 import yaml  # noqa: E402
-from benchlib import free_port, redis_server, wait_port  # noqa: E402
+from benchlib import free_port, redis_server, spawn_server, wait_port  # noqa: E402
 
 OPERATOR = "mpk_bench-operator-key-0123456789abcdef"
 KEY = "mpk_bench-enterprise-key-0123456789abcdef"
@@ -200,24 +198,14 @@ async def main(a: argparse.Namespace) -> None:
         (tmp / "seed.yaml").write_text(yaml.safe_dump(seed, allow_unicode=True), "utf-8")
         async with backend(a.backend, tmp) as extra:
             port = free_port()
-            env = {k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")}
-            env.update(
-                {
-                    "MINGPIAN_PORT": str(port),
-                    "MINGPIAN_DATA_DIR": str(tmp / "var"),
-                    "MINGPIAN_LOG_LEVEL": "WARNING",
-                    "MINGPIAN_DELIVERY_SEED": str(tmp / "seed.yaml"),
-                    **extra,
-                }
-            )
-            with (tmp / "server.log").open("wb") as log:
-                server = subprocess.Popen(
-                    [sys.executable, "-m", "mingpian", "serve"],
-                    env=env,
-                    cwd=ROOT,
-                    stdout=subprocess.DEVNULL,
-                    stderr=log,
-                )
+            settings = {
+                "MINGPIAN_PORT": str(port),
+                "MINGPIAN_DATA_DIR": str(tmp / "var"),
+                "MINGPIAN_LOG_LEVEL": "WARNING",
+                "MINGPIAN_DELIVERY_SEED": str(tmp / "seed.yaml"),
+                **extra,
+            }
+            server = spawn_server(settings, tmp / "server.log")
             base = f"http://127.0.0.1:{port}"
             try:
                 await wait_port(port)

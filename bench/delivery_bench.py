@@ -22,7 +22,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import aiohttp  # noqa: E402
 import yaml  # noqa: E402
-from benchlib import free_port, redis_server, wait_port  # noqa: E402
+from benchlib import free_port, redis_server, spawn_server, wait_port  # noqa: E402
 from loadclient import HttpError, KeepAlive  # noqa: E402
 
 from tests.support.gatewaysim import GatewaySim  # noqa: E402
@@ -254,27 +253,17 @@ async def bench(
 ) -> None:
     port = free_port()
     seed(tmp / "seed.yaml")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")}
-    env.update(
-        {
-            "MINGPIAN_PORT": str(port),
-            "MINGPIAN_DATA_DIR": str(tmp / f"var-{counters}"),
-            "MINGPIAN_LOG_LEVEL": "WARNING",
-            "MINGPIAN_DELIVERY_SEED": str(tmp / "seed.yaml"),
-            "MINGPIAN_DELIVERY_SMPP": f"127.0.0.1:{sim.smpp_port}",
-            "MINGPIAN_DELIVERY_SMPP_PASSWORD": "secret",
-            "MINGPIAN_DELIVERY_COUNTERS": counters,
-            "MINGPIAN_REDIS_URL": redis_url,
-        }
-    )
-    with (tmp / f"server-{counters}.log").open("wb") as log:  # the child keeps its own descriptor
-        server = subprocess.Popen(
-            [sys.executable, "-m", "mingpian", "serve"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
+    settings = {
+        "MINGPIAN_PORT": str(port),
+        "MINGPIAN_DATA_DIR": str(tmp / f"var-{counters}"),
+        "MINGPIAN_LOG_LEVEL": "WARNING",
+        "MINGPIAN_DELIVERY_SEED": str(tmp / "seed.yaml"),
+        "MINGPIAN_DELIVERY_SMPP": f"127.0.0.1:{sim.smpp_port}",
+        "MINGPIAN_DELIVERY_SMPP_PASSWORD": "secret",
+        "MINGPIAN_DELIVERY_COUNTERS": counters,
+        "MINGPIAN_REDIS_URL": redis_url,
+    }
+    server = spawn_server(settings, tmp / f"server-{counters}.log")
     base = f"http://127.0.0.1:{port}"
     submits0 = len(sim.submits)
     try:

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +32,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import aiohttp  # noqa: E402
 import yaml  # noqa: E402
-from benchlib import free_port, wait_port  # noqa: E402
+from benchlib import free_port, spawn_server, wait_port  # noqa: E402
 
 from delivery.staffcsv import MAX_COLUMNS  # noqa: E402
 
@@ -116,23 +114,13 @@ async def main(a: argparse.Namespace) -> None:
         seed = {"enterprises": [{"id": "bench", "name": "压测企业", "signature": "压测企业", "keys": [KEY]}]}
         (tmp / "seed.yaml").write_text(yaml.safe_dump(seed, allow_unicode=True), "utf-8")
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")}
-        env.update(
-            {
-                "MINGPIAN_PORT": str(port),
-                "MINGPIAN_DATA_DIR": str(tmp / "var"),
-                "MINGPIAN_LOG_LEVEL": "WARNING",
-                "MINGPIAN_DELIVERY_SEED": str(tmp / "seed.yaml"),
-            }
-        )
-        with (tmp / "server.log").open("wb") as log:
-            server = subprocess.Popen(
-                [sys.executable, "-m", "mingpian", "serve"],
-                env=env,
-                cwd=ROOT,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
+        settings = {
+            "MINGPIAN_PORT": str(port),
+            "MINGPIAN_DATA_DIR": str(tmp / "var"),
+            "MINGPIAN_LOG_LEVEL": "WARNING",
+            "MINGPIAN_DELIVERY_SEED": str(tmp / "seed.yaml"),
+        }
+        server = spawn_server(settings, tmp / "server.log")
         base = f"http://127.0.0.1:{port}"
         try:
             await wait_port(port)
