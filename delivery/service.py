@@ -69,6 +69,7 @@ class DeliveryConfig:
     smpp_numbering: str = "national"  # national (TON 2) | international (TON 1) digits
     smpp_service_ton: int = 3  # TON of a service-code sender: 3 or 0
     platform_sender: str = ""  # the source of an unverified line's texts; "": the SMSC's default
+    staff_max: int = 1_000_000  # staff members of an enterprise (stafflimits.MAX_MEMBERS)
     timeouts: dict[str, float] = field(default_factory=dict)
     ring_timeout: float = 45.0
     lease: float = 15.0  # seconds a worker holds a chain without renewing

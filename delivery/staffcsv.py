@@ -38,9 +38,9 @@ from infra import jsonio
 from renderer.schema_text import field_schema, field_title, violation_text
 
 from .model import SCHEMAS
-from .stafflimits import MAX_CELL, MAX_DEPTH, MAX_MEMBERS, MAX_NAME, MAX_PATHS, leaves
+from .stafflimits import MAX_CELL, MAX_DEPTH, MAX_FILE_ROWS, MAX_NAME, MAX_PATHS, leaves
 
-MAX_ROWS = MAX_MEMBERS  # rows of a file (and staff of an enterprise)
+MAX_ROWS = MAX_FILE_ROWS  # rows of a file
 MAX_COLUMNS = MAX_PATHS  # field columns of a file, and distinct field paths of an enterprise's staff
 MAX_PROBLEMS = 500  # reported; the count of bad rows is always exact
 FORMULA = ("=", "+", "-", "@", "\t", "\r")

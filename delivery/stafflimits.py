@@ -18,7 +18,11 @@ from infra import jsonio
 
 from .storage import DeliveryStore
 
-MAX_MEMBERS = 50_000  # staff of an enterprise, and rows of one file
+# Staff of an enterprise by default (setting `delivery_staff_max`): a national courier has
+# hundreds of thousands of couriers, each a line with a staff card. An export streams a page at
+# a time, so this bounds what is stored, not what an export holds in memory.
+MAX_MEMBERS = 1_000_000
+MAX_FILE_ROWS = 50_000  # rows of one CSV file (a larger staff is imported in several files)
 MAX_PATHS = 200  # field paths of a member or a file, and distinct ones of an enterprise's staff
 MAX_DEPTH = 8  # keys in a path
 MAX_NAME = 200  # characters of a path written with dots (a column's name)
@@ -117,11 +121,11 @@ async def paths_past_bound(store: DeliveryStore, eid: str, paths: set[str], repl
     return total if total > MAX_PATHS else 0
 
 
-async def members_past_bound(store: DeliveryStore, eid: str, ids: set[str]) -> int:
-    """0 when writing members of `ids` keeps the enterprise within `MAX_MEMBERS`; else the count
-    it would have. Counts from the index; looks ids up only near the bound."""
+async def members_past_bound(store: DeliveryStore, eid: str, ids: set[str], limit: int = MAX_MEMBERS) -> int:
+    """0 when writing members of `ids` keeps the enterprise within `limit` members; else the
+    count it would have. Counts from the index; looks ids up only near the bound."""
     count = (await store.page("staff", eid, "", 1, 0)).total
-    if count + len(ids) <= MAX_MEMBERS:
+    if count + len(ids) <= limit:
         return 0
     if len(ids) <= PAGE:
         present = sum([await store.get("staff", eid, i) is not None for i in ids])
@@ -130,4 +134,4 @@ async def members_past_bound(store: DeliveryStore, eid: str, ids: set[str]) -> i
         async for page in pages(store, eid):
             present += sum(m["id"] in ids for m in page)
     after = count + len(ids) - present
-    return after if after > MAX_MEMBERS else 0
+    return after if after > limit else 0

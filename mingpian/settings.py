@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from delivery.chain import DEFAULT_TIMEOUTS
+from delivery.stafflimits import MAX_MEMBERS
 from infra.migrations import MODES as MIGRATE_MODES
 from renderer.profiles import PROFILES
 
@@ -401,6 +402,13 @@ class Settings:
         "`source_addr` is left empty and the SMSC puts the account's default.",
         parse=parse_sender,
         allowed_doc=SENDER_ALLOWED,
+    )
+    delivery_staff_max: int = setting(
+        MAX_MEMBERS,
+        "Staff members an enterprise may have; the JSON API and the CSV import refuse more (an "
+        "export streams, so this bounds what is stored, not memory). One CSV file holds at most "
+        "50,000 rows.",
+        minimum=1,
     )
     delivery_timeouts: dict[str, float] = setting(
         help="Seconds to wait for a receipt before falling over to the next channel; channels not "

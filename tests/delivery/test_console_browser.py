@@ -154,7 +154,12 @@ def test_enterprise_journey(browser: Any, server: ServerThread) -> None:
     page.click("button:has-text('导入')")
     page.wait_for_selector(".import-report table")
     report = page.inner_text(".import-report")
-    assert "2 行有错误" in report and "\n5\t" in report and "1000" in report and "「手机」须为 11 位数字" in report
+    assert (
+        "2 行有错误" in report
+        and "\n5\t" in report
+        and "1000" in report
+        and "「手机」须为 11 位数字" in report
+    )
     shot(page, "05-staff-import-errors")
     page.set_input_files(
         "input[type=file]", files=[{"name": "staff.csv", "mimeType": "text/csv", "buffer": staff_file(1000)}]

@@ -262,3 +262,19 @@ def test_a_field_the_header_lacks_stops_the_rows() -> None:
         except staffcsv.NewColumn:
             continue
         raise AssertionError(data)
+
+
+async def test_an_import_past_the_enterprise_staff_limit_is_refused_naming_it(make_app: AppFactory) -> None:
+    """`delivery_staff_max` bounds the staff an enterprise keeps, whichever door they come by;
+    members the file replaces are no new members."""
+    client = await make_app(delivery_staff_max=5)
+    status, body = await _post(client, "id,name\r\n" + "".join(f"s{i},员工{i}\r\n" for i in range(4)))
+    assert status == 200, body
+    status, body = await _post(client, "id,name\r\n" + "".join(f"s{i},新{i}\r\n" for i in range(4)))
+    assert status == 200, body  # the same four, replaced
+    status, body = await _post(client, "id,name\r\ns9,一\r\ns8,二\r\n")
+    problem = _problem(body)
+    assert status == 422 and problem["kind"] == "rows" and problem["row"] == 1
+    assert "一个企业最多 5 名" in problem["message"]
+    store = client.app[delivery_key].store
+    assert (await store.page("staff", "sf", "", 10, 0)).total == 5  # nothing of the refused file kept

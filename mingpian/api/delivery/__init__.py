@@ -64,6 +64,7 @@ def delivery_config(s: Settings) -> DeliveryConfig:
         smpp_numbering=s.delivery_smpp_numbering,
         smpp_service_ton=s.delivery_smpp_service_ton,
         platform_sender=s.delivery_platform_sender,
+        staff_max=s.delivery_staff_max,
         timeouts=dict(s.delivery_timeouts),
         ring_timeout=s.delivery_ring_timeout,
         lease=s.delivery_lease,

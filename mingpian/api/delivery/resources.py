@@ -31,9 +31,10 @@ KINDS: dict[str, tuple[str, str, str]] = {
 }
 BASE = "/api/enterprises/{eid}"
 MAX_PAGE = 500
+MAX_SEARCH = 100
 MAX_OFFSET = 100_000_000  # past any list's end; the databases' own bound (2**63) must not be reached
 PAGING: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("q", {"type": "string", "maxLength": 100, "description": "search ids and fields (any case)"}),
+    ("q", {"type": "string", "maxLength": MAX_SEARCH, "description": "search ids and fields (any case)"}),
     ("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 50}),
     ("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}),
 )
@@ -64,7 +65,8 @@ async def _prepare(
         if body.get("staff") and await store.get("staff", eid, body["staff"]) is None:
             raise ApiError(422, "unknown_staff", f"no staff member {body['staff']!r}", path="$.staff")
     if kind == "staff":
-        await validation.staff_member(store, eid, body, old is None)
+        max_members = request.app[delivery_key].config.staff_max
+        await validation.staff_member(store, eid, body, old is None, max_members)
     if kind == "card":
         line = None
         if body.get("line"):
@@ -119,8 +121,19 @@ def _item_id(seg: str, request: web.Request) -> str:
 
 def paging(request: web.Request) -> tuple[str, int, int]:
     """`?q=` (search in ids and fields), `?limit=` (1–500) and `?offset=` of a paged list."""
-    q = request.query.get("q", "").strip()[:100]  # (longer: cut, not refused)
-    return q, _whole(request, "limit", 50, 1, MAX_PAGE), _whole(request, "offset", 0, 0, MAX_OFFSET)
+    return (
+        search(request),
+        _whole(request, "limit", 50, 1, MAX_PAGE),
+        _whole(request, "offset", 0, 0, MAX_OFFSET),
+    )
+
+
+def search(request: web.Request) -> str:
+    """`?q=`, at most MAX_SEARCH characters as the document says (a longer one is a 400, not cut)."""
+    q = request.query.get("q", "").strip()
+    if len(q) > MAX_SEARCH:
+        raise ApiError(400, "invalid_query", f"q has at most {MAX_SEARCH} characters", path="q")
+    return q
 
 
 def _whole(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
@@ -159,7 +172,12 @@ async def line_queue(request: web.Request) -> web.Response:
     p = await principal(request)
     require_operator(p)
     q, limit, offset = paging(request)
-    unverified = request.query.get("unverified", "") in ("1", "true", "yes")
+    flag = request.query.get("unverified", "0")
+    if flag not in ("1", "0"):
+        raise ApiError(
+            400, "invalid_query", "unverified is 1 (only lines not verified) or 0", path="unverified"
+        )
+    unverified = flag == "1"
     page = await request.app[delivery_key].store.page("line", None, q, limit, offset, unverified)
     return json_response(
         {

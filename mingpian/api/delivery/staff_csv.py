@@ -78,7 +78,7 @@ def _invalid(message: str, problems: list[dict[str, Any]], bad_rows: int) -> Api
     )
 
 
-async def _within_bounds(store: DeliveryStore, eid: str, parsed: staffcsv.Parsed) -> None:
+async def _within_bounds(store: DeliveryStore, eid: str, parsed: staffcsv.Parsed, max_members: int) -> None:
     """Refuse an import after which the enterprise's staff would have more distinct field paths
     than an export may write, or more members than it may have (members the file replaces do
     not count)."""
@@ -94,11 +94,11 @@ async def _within_bounds(store: DeliveryStore, eid: str, parsed: staffcsv.Parsed
             [{"row": 1, "column": "", "kind": "columns", "message": message}],
             1,
         )
-    members = await stafflimits.members_past_bound(store, eid, ids)
+    members = await stafflimits.members_past_bound(store, eid, ids, max_members)
     if members:
-        message = f"导入后本企业将有 {members} 名员工：一个企业最多 {stafflimits.MAX_MEMBERS} 名"
+        message = f"导入后本企业将有 {members} 名员工：一个企业最多 {max_members} 名"
         raise _invalid(
-            f"the enterprise would have more than {stafflimits.MAX_MEMBERS} staff members",
+            f"the enterprise would have more than {max_members} staff members",
             [{"row": 1, "column": "", "kind": "rows", "message": message}],
             1,
         )
@@ -122,7 +122,7 @@ async def import_staff(request: web.Request) -> web.Response:
         )
     store = request.app[delivery_key].store
     eid = ent["id"]
-    await _within_bounds(store, eid, parsed)
+    await _within_bounds(store, eid, parsed, request.app[delivery_key].config.staff_max)
     async with store.tx():  # one transaction: every row, or (on any failure) none
         await store.put_many("staff", eid, [(m["id"], m) for m in parsed.members])
         await store.audit(

@@ -64,7 +64,9 @@ async def own_line(store: DeliveryStore, eid: str, number: str, path: str) -> di
     return line
 
 
-async def staff_member(store: DeliveryStore, eid: str, member: dict[str, Any], new: bool) -> None:
+async def staff_member(
+    store: DeliveryStore, eid: str, member: dict[str, Any], new: bool, max_members: int
+) -> None:
     """A member (valid against its schema) within the staff CSV's bounds, so that an export
     writes it and an import reads it back: its own paths (422 at each JSON path), then the
     enterprise's distinct paths and, for a `new` member, its count of members (409, the limit named)."""
@@ -88,6 +90,7 @@ async def staff_member(store: DeliveryStore, eid: str, member: dict[str, Any], n
             f"{stafflimits.MAX_PATHS}: use the fields the other members have",
             path="$.data",
         )
-    if new and (count := await stafflimits.members_past_bound(store, eid, {member["id"]})):
-        limit = stafflimits.MAX_MEMBERS
-        raise ApiError(409, "conflict", f"the enterprise has {count - 1} staff members, at most {limit}")
+    if new and (count := await stafflimits.members_past_bound(store, eid, {member["id"]}, max_members)):
+        raise ApiError(
+            409, "conflict", f"the enterprise has {count - 1} staff members, at most {max_members}"
+        )
