@@ -22,6 +22,13 @@ connection dropped is simply run again. Updates of one row queued for the same f
 (the later value of a column wins), so each row is updated once per statement. An update sets a
 column to a value: setting a column back to NULL is not something the hot path does.
 
+A flush with no answer within `FLUSH_TIMEOUT` has an unknown outcome: the server may commit it
+once it answers again. It is handled as a dropped connection is (every write above is
+idempotent, so running it again changes nothing twice), with one more step: its connection is
+dropped, and before anything runs again on a fresh one the old session is ended on the server
+(`pg_terminate_backend`) and waited for until it is gone, so the old flush cannot commit after
+the writes that follow it (which would set rows back to older values).
+
 An outage of the database loses nothing written: a flush that still fails after its retries
 answers its waiters `Unavailable` (their requests are answered 503: a call event's acceptance,
 a renewal and a phase question are dropped with it, so a refused call event was not half
@@ -38,6 +45,7 @@ batch together when the block ends, so one flush commits all of them or none.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Callable
@@ -61,6 +69,9 @@ SMALL = 16  # writes
 RETRIES = 3  # a flush whose connection failed is run again this many times
 HELD_RETRY = 0.5  # s between flushes of the writes an outage holds, when nobody waits for them
 ACQUIRE_TIMEOUT = 5.0  # s a flush waits for a connection
+# s a flush may take: a server that does not answer (stopped, a partition without resets) is an
+# outage after this, not a wait as long as it lasts. A flush normally takes milliseconds.
+FLUSH_TIMEOUT = 5.0
 
 # What a write may update per table, and each column's array type for `unnest`.
 UPDATE_TYPES = {
@@ -359,6 +370,25 @@ class Batch:
                 f.set_exception(exc)
 
 
+async def _apply(batch: Batch, conn: asyncpg.Connection) -> Callable[[], None]:
+    """`batch.apply` in a transaction when it takes several statements. Cancelled (the flush
+    timed out), the transaction is left to the connection's end rather than rolled back on a
+    server that does not answer."""
+    if batch.statements() <= 1:
+        return await batch.apply(conn)
+    tr = conn.transaction()
+    await tr.start()
+    try:
+        tell = await batch.apply(conn)
+    except asyncio.CancelledError:
+        raise
+    except BaseException:
+        await tr.rollback()
+        raise
+    await tr.commit()
+    return tell
+
+
 @dataclass
 class Block:
     """The writes of one all-or-nothing block, and the connection it holds once it had to run a
@@ -413,6 +443,7 @@ class GroupCommit:
         self._task: asyncio.Task[None] | None = None
         self._held: list[Batch] = []  # writes an outage kept from committing, oldest first
         self._retry: asyncio.TimerHandle | None = None
+        self._unanswered: int | None = None  # server pid of a session whose flush timed out
         self.flushes = 0
 
     def add(self, kind: str, row: Any, fut: asyncio.Future[bool] | None = None) -> None:
@@ -533,18 +564,25 @@ class GroupCommit:
         still failed with, or None once committed and its callers told."""
         error: BaseException | None = None
         for attempt in range(RETRIES + 1):
+            conn = None
             try:
                 if self._conn is None:
                     self._conn = await self._pool().acquire(timeout=ACQUIRE_TIMEOUT)
                 conn = self._conn
-                if batch.statements() > 1:
-                    async with conn.transaction():
-                        tell = await batch.apply(conn)
-                else:
-                    tell = await batch.apply(conn)
+                async with asyncio.timeout(FLUSH_TIMEOUT):
+                    if self._unanswered is not None:
+                        await self._end_session(conn, self._unanswered)
+                    tell = await _apply(batch, conn)
                 self.flushes += 1
                 tell()
                 error = None
+                break
+            except TimeoutError as exc:  # no answer: an outage now, not after RETRIES more waits
+                error = Unavailable("database", exc)
+                if conn is not None:  # a statement went out: its outcome is unknown
+                    self._unanswered = self._unanswered or conn.get_server_pid()
+                    self._conn = None
+                    conn.terminate()  # its session is ended on the server before anything runs again
                 break
             except RETRYABLE as exc:
                 error = exc
@@ -559,6 +597,16 @@ class GroupCommit:
         if error is not None and backend_of(error) is None:
             batch.fail(error)
         return error
+
+    async def _end_session(self, conn: asyncpg.Connection, pid: int) -> None:
+        """End the server session of a flush that got no answer, and wait until it is gone: its
+        transaction is then committed or rolled back for good, before anything else is run.
+        (Without the right to end it, the session ends by itself once it finds its client gone.)"""
+        with contextlib.suppress(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("SELECT pg_terminate_backend($1)", pid)
+        while await conn.fetchval("SELECT 1 FROM pg_stat_activity WHERE pid = $1", pid):
+            await asyncio.sleep(0.05)
+        self._unanswered = None
 
     async def _give_back(self) -> None:
         conn, self._conn = self._conn, None

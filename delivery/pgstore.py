@@ -90,6 +90,14 @@ TABLES = (
 # the indexes whatever the statistics say (a table with no usable index is still scanned). JIT
 # is off: these statements take microseconds, and a plan priced that way must never be compiled.
 SESSION_SETTINGS = {"enable_seqscan": "off", "jit": "off"}
+# A server that accepts connections and answers nothing (stopped, a partition without resets) is
+# an outage after these many seconds, not a wait as long as it lasts: opening a connection, and
+# any statement of the store's own (the group commit's flushes have their own bound, pgbatch.py).
+# A statement that times out may still commit when the server answers: the store's writes are
+# idempotent (inserts that skip what exists, updates that set values), or counted under a key
+# that is checked first (a tap's message id), so running one again changes nothing twice.
+CONNECT_TIMEOUT = 5.0
+STATEMENT_TIMEOUT = 10.0
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -143,16 +151,22 @@ class PgDeliveryStore(PgConsoleRows):
         opened is closed again if any step fails."""
         quiet_pool_warnings()  # an outage is one line (infra/outage.py), not the pool's every retry
         try:
+            # Migrations first, on a connection of their own: they take as long as they take.
+            conn = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)
+            try:
+                await migrate_postgres(conn, MIGRATIONS, self.migrate)
+            finally:
+                await conn.close()
             self._pool = await asyncpg.create_pool(
                 self.url,
                 min_size=self.min_size,
                 max_size=self.max_size,
                 reset=_keep_session,
                 server_settings=SESSION_SETTINGS,
+                timeout=CONNECT_TIMEOUT,
+                command_timeout=STATEMENT_TIMEOUT,
             )
-            async with self._pool.acquire() as conn:
-                await migrate_postgres(conn, MIGRATIONS, self.migrate)
-            self._listener = await asyncpg.connect(self.url)
+            self._listener = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)
             await self._listener.add_listener(CHANNEL, self._heard)
             rows = await self._pool.fetch("SELECT enterprise, number FROM optouts")
         except BaseException:
@@ -241,7 +255,7 @@ class PgDeliveryStore(PgConsoleRows):
             return self.pool
         if block.conn is None:
             await self.writes.settled()
-            conn = await self.pool.acquire()
+            conn = await self.pool.acquire(timeout=CONNECT_TIMEOUT)
             tr = conn.transaction()
             try:
                 await tr.start()

@@ -4,8 +4,10 @@ callback, and once Redis is back the same callbacks are served."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,3 +61,26 @@ async def test_redis_outage_answers_webhooks_503_and_logs_it_once(
     redis_server.start()
     statuses = [(await _tap(bot, n))[0] for n in range(1, 21)]  # the platform's retries
     assert set(statuses) == {200}
+
+
+async def test_a_frozen_redis_answers_webhooks_503_in_bounded_time(
+    redis_server: RedisServer, aiohttp_client: T, sim: T, tmp_path: Path
+) -> None:
+    """SIGSTOP on redis-server: its sockets stay open and nothing answers (a hung host). Every
+    callback is refused within seconds, and served again after SIGCONT."""
+    outages.clear()
+    bot = await start_bot(aiohttp_client, sim, tmp_path, store="redis", redis_url=redis_server.url)
+    assert (await _tap(bot, 0))[0] == 200
+    redis_server.freeze()
+    try:
+        timed = []
+        for n in range(1, 4):
+            start = time.monotonic()
+            answer = await asyncio.wait_for(_tap(bot, n), 45)
+            timed.append((time.monotonic() - start, answer))
+    finally:
+        redis_server.thaw()
+    assert all(elapsed < 15 for elapsed, _ in timed), [t for t, _ in timed]
+    assert {a[0] for _, a in timed} == {503}, timed
+    assert all(a[1].get("Retry-After", "").isdigit() for _, a in timed)
+    assert [(await _tap(bot, n))[0] for n in range(1, 4)] == [200] * 3

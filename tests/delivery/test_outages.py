@@ -263,3 +263,82 @@ async def test_an_opt_out_at_the_chatbot_during_a_postgres_outage_is_answered_50
     assert (await _webhook(client, sim, "deliveryNotification", report))[0] == 200
     got = await (await client.get("/api/enterprises/sf/optouts", headers=auth(SF_KEY))).json()
     assert [(o["number"], o["channel"], o["text"]) for o in got["optouts"]] == [(RCS_PHONE, "rcs", "退订")]
+
+
+FROZEN_BOUND = 15.0  # s: a request to a frozen backend is answered 503 well within this
+
+
+async def _timed_post(client: T, call_id: str, callee: str) -> tuple[float, tuple[int, dict[str, str], Any]]:
+    start = time.monotonic()
+    answer = await asyncio.wait_for(_post(client, call_id, callee), 3 * FROZEN_BOUND)
+    return time.monotonic() - start, answer
+
+
+async def test_a_frozen_postgres_answers_call_events_503_in_bounded_time_and_all_goes_on_after(
+    aiohttp_client: T,
+    settings: Settings,
+    gateway: GatewaySim,
+    pg: PostgresCluster,
+    redis_url: str,
+    tmp_path: Path,
+) -> None:
+    """SIGSTOP on the postmaster and its backends: sockets stay open and nothing answers (a hung
+    host, a partition without resets). A call event is refused within seconds, not held for as
+    long as it lasts; after SIGCONT each is accepted when sent again and every card goes out once
+    (a flush that timed out may have committed: it is run again, and changes nothing twice)."""
+    client = await _app(
+        aiohttp_client,
+        settings,
+        gateway,
+        tmp_path,
+        database_url=pg.create_database(),
+        delivery_counters="redis",
+        redis_url=redis_url,
+        delivery_lease=2.0,
+    )
+    assert (await _post(client, "before", _callee(0)))[0] == 202
+    n = 3
+    pg.freeze()
+    try:
+        timed = [await _timed_post(client, f"f{i}", _callee(i + 1)) for i in range(n)]
+    finally:
+        pg.thaw()
+    assert all(elapsed < FROZEN_BOUND for elapsed, _ in timed), [t for t, _ in timed]
+    _assert_unavailable([answer for _, answer in timed], "PostgreSQL")
+    # A refused event whose flush got no answer may have been committed when the server woke:
+    # sent again, it is then a repeat (200, "duplicate") and its chain runs all the same.
+    retried = [await _post(client, f"f{i}", _callee(i + 1)) for i in range(n)]
+    assert all(a[0] == 202 or (a[0] == 200 and a[2]["duplicate"]) for a in retried), retried
+    outcomes = [await settle(client, f"f{i}:ended", timeout=30) for i in range(n)]
+    assert [d["state"] for d in outcomes] == ["delivered"] * n, outcomes
+    assert all(v == 1 for v in gateway.by_destination.values()), gateway.by_destination
+
+
+async def test_a_frozen_redis_answers_call_events_503_in_bounded_time_and_all_goes_on_after(
+    aiohttp_client: T,
+    settings: Settings,
+    gateway: GatewaySim,
+    redis_server: RedisServer,
+    tmp_path: Path,
+) -> None:
+    client = await _app(
+        aiohttp_client, settings, gateway, tmp_path, delivery_counters="redis", redis_url=redis_server.url
+    )
+    assert (await _post(client, "before", _callee(0)))[0] == 202
+    n = 3
+    redis_server.freeze()
+    try:
+        timed = [await _timed_post(client, f"z{i}", _callee(i + 1)) for i in range(n)]
+        start = time.monotonic()  # a report reads the package balances from the counters
+        resp = await asyncio.wait_for(client.get("/api/enterprises/sf/report", headers=auth(OPERATOR)), 45)
+        report_took = time.monotonic() - start
+    finally:
+        redis_server.thaw()
+    assert resp.status == 503 and resp.headers.get("Retry-After", "").isdigit(), resp.status
+    assert report_took < FROZEN_BOUND, report_took
+    assert all(elapsed < FROZEN_BOUND for elapsed, _ in timed), [t for t, _ in timed]
+    _assert_unavailable([answer for _, answer in timed], "Redis")
+    retried = [await _post(client, f"z{i}", _callee(i + 1)) for i in range(n)]
+    assert [a[0] for a in retried] == [202] * n, retried
+    outcomes = [await settle(client, f"z{i}:ended", timeout=30) for i in range(n)]
+    assert [d["state"] for d in outcomes] == ["delivered"] * n, outcomes

@@ -9,6 +9,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -61,6 +62,23 @@ class PostgresCluster:
     def halt(self, mode: str = "fast") -> None:
         """Stop the server and keep its data (an outage): `fast` ends the sessions, `immediate` crashes."""
         self._run(self.bindir / "pg_ctl", "-D", self.data, "-m", mode, "-w", "stop")
+
+    def freeze(self) -> None:
+        """SIGSTOP the postmaster and every backend: sockets stay open and nothing is answered,
+        as with a hung host or a partition without resets. (Each backend is a session of its
+        own, so they are found as the postmaster's children, not as its process group.)"""
+        for pid in self._processes():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for pid in self._processes():
+            os.kill(pid, signal.SIGCONT)
+
+    def _processes(self) -> list[int]:
+        """The postmaster and its children (a stopped postmaster forks no new ones)."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+        return [postmaster, *map(int, children)]
 
     def stop(self) -> None:
         try:

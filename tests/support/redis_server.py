@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -33,6 +34,15 @@ class RedisServer:
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
         wait_port(self.port, self.proc)
+
+    def freeze(self) -> None:
+        """SIGSTOP it: connections stay open and nothing is answered (a hung host)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
