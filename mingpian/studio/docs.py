@@ -161,8 +161,15 @@ PATHS: dict[str, dict[str, Any]] = {
                     "description": "an event stream",
                     "content": {
                         "text/event-stream": {
-                            "schema": {
-                                "type": "string",
+                            "schema": {  # one event (OpenAPI 3.1: the schema of each)
+                                "type": "object",
+                                "required": ["event", "data"],
+                                "properties": {
+                                    "event": {"enum": ["ready", "changed", "gone"]},
+                                    "data": {"type": "string", "contentMediaType": "application/json"},
+                                    "retry": {"type": "integer", "minimum": 0},
+                                    "id": {"type": "string"},
+                                },
                                 "description": "Server-Sent Events, each `event: ready|changed|gone` "
                                 "then `data: <JSON>` and a blank line; `: keepalive` comments between",
                             }

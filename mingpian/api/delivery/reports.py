@@ -23,6 +23,7 @@ from ...keys import templates_key
 from . import validation
 from .access import enterprise, principal
 from .ops import EID, OK, WRITE_ERRORS, op
+from .resources import MAX_SEARCH, search
 from .state import delivery_key
 
 BASE = "/api/enterprises/{eid}"
@@ -48,6 +49,14 @@ def _day_range(request: web.Request) -> tuple[str, str]:
     return out[0], out[1]
 
 
+def _format(request: web.Request) -> str:
+    """`?format=json` (the default) or `csv`; anything else is a 400, as the document says."""
+    value = request.query.get("format", "json")
+    if value not in ("json", "csv"):
+        raise ApiError(400, "invalid_query", "format is json or csv", path="format")
+    return value
+
+
 def _within(rows: list[dict[str, Any]], days: tuple[str, str]) -> list[dict[str, Any]]:
     return [r for r in rows if "day" not in r or days[0] <= str(r["day"]) <= days[1]]
 
@@ -69,7 +78,7 @@ async def get_usage(request: web.Request) -> web.Response:
         rows = _regroup(
             _within(await request.app[delivery_key].meter.usage(ent["id"], ("day", *by)), days), by
         )
-    if request.query.get("format") == "csv":
+    if _format(request) == "csv":
         return web.Response(
             text=to_csv(rows),
             content_type="text/csv",
@@ -123,10 +132,10 @@ async def get_optouts(request: web.Request) -> web.Response:
     days = _day_range(request)
     rows = await request.app[delivery_key].store.optouts(ent["id"])
     rows = [r for r in rows if days[0] <= day_of(float(r["at"])) <= days[1]]
-    q = request.query.get("q", "").strip()
+    q = search(request)
     if q:
         rows = [r for r in rows if q in r["number"] or q in r["text"]]
-    if request.query.get("format") == "csv":
+    if _format(request) == "csv":
         out = io.StringIO()
         w = csv.writer(out, lineterminator="\r\n")
         w.writerow(["number", "at", "channel", "text"])
@@ -157,7 +166,11 @@ async def post_estimate(request: web.Request) -> web.Response:
 
 
 # ?from=&to=: ISO days (China time), from not after to
-_DAY = {"type": "string", "format": "date", "description": "YYYY-MM-DD (China time); from ≤ to"}
+_DAY = {
+    "type": "string",
+    "anyOf": [{"format": "date"}, {"maxLength": 0}],
+    "description": "YYYY-MM-DD (China time); from ≤ to; empty: an open end",
+}
 RANGE = (("from", _DAY), ("to", _DAY))
 
 
@@ -184,7 +197,7 @@ def setup(app: web.Application) -> dict[str, Any]:
                 params=EID,
                 query=(
                     *RANGE,
-                    ("q", {"type": "string", "maxLength": 100}),
+                    ("q", {"type": "string", "maxLength": MAX_SEARCH}),
                     ("format", {"enum": ["json", "csv"]}),
                 ),
             )
