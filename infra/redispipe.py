@@ -21,6 +21,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from .outage import backend_of, outages
 
 READ_TIMEOUT = 5.0  # s for a whole batch's replies (redis-py's default socket timeout)
+# For every Redis pool of the project: a server that accepts and answers nothing (stopped, a
+# partition without resets) fails a command that is not pipelined (PING, a report's read, a
+# script load) and the opening of a connection after this long, instead of hanging. redis-py 8
+# has the same defaults; older releases had none, so they are set here rather than assumed.
+# Blocking pub/sub reads are not bounded by it (redis-py reads those without a timeout).
+SOCKET_TIMEOUTS = {"socket_timeout": READ_TIMEOUT, "socket_connect_timeout": READ_TIMEOUT}
 # Under steady load that comes in a trickle (the last batch ended less than BUSY ago and carried
 # fewer than SMALL commands) a batch starts LINGER after its first command rather than at the end
 # of that event-loop iteration, so the commands of requests arriving meanwhile share its round

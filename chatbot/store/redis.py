@@ -26,7 +26,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from infra import jsonio
-from infra.redispipe import AutoPipeline
+from infra.redispipe import SOCKET_TIMEOUTS, AutoPipeline
 
 from ..events import StatusReport
 from . import Commit, CommitResult, Loaded, OutboxItem
@@ -129,7 +129,7 @@ class RedisStore:
         # A blocking pool: under load, callers queue for a connection instead of failing with
         # "Too many connections" (the default pool's behaviour at its limit).
         pool = aioredis.BlockingConnectionPool.from_url(
-            self.url, decode_responses=True, max_connections=64, timeout=10
+            self.url, decode_responses=True, max_connections=64, timeout=10, **SOCKET_TIMEOUTS
         )
         self._pool = pool
         self.r = aioredis.Redis(connection_pool=pool)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from redis import asyncio as aioredis
 
 from infra.outage import unavailable
-from infra.redispipe import AutoPipeline
+from infra.redispipe import SOCKET_TIMEOUTS, AutoPipeline
 
 from .ledger import LedgerEntry
 from .packages import Charge, Package, refused
@@ -99,7 +99,7 @@ class RedisCounters:
         self.store = store  # where ledger rows go; None for bare counting (tests, tools)
         # A bounded pool that waits for a free connection: a burst of calls queues, it does not fail.
         pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=32, timeout=10, decode_responses=True
+            url, max_connections=32, timeout=10, decode_responses=True, **SOCKET_TIMEOUTS
         )
         self.r = aioredis.Redis(connection_pool=pool)
         self.prefix = prefix

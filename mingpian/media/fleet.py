@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 
-from infra.redispipe import AutoPipeline
+from infra.redispipe import SOCKET_TIMEOUTS, AutoPipeline
 
 from ..errors import ApiError
 from .cache import canonical_json
@@ -85,7 +85,7 @@ class RedisLink:
 
     async def open(self) -> None:
         pool = aioredis.BlockingConnectionPool.from_url(
-            self.url, decode_responses=True, max_connections=8, timeout=10
+            self.url, decode_responses=True, max_connections=8, timeout=10, **SOCKET_TIMEOUTS
         )
         self._pool = pool
         self.r = aioredis.Redis(connection_pool=pool)

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.outage import outages
+from delivery.metering.redis import RedisCounters
+from infra.outage import backend_of, outages
 from mingpian.api.delivery import delivery_key
 from mingpian.app import create_app
 from mingpian.settings import PROJECT_ROOT, Settings
@@ -342,3 +343,22 @@ async def test_a_frozen_redis_answers_call_events_503_in_bounded_time_and_all_go
     assert [a[0] for a in retried] == [202] * n, retried
     outcomes = [await settle(client, f"z{i}:ended", timeout=30) for i in range(n)]
     assert [d["state"] for d in outcomes] == ["delivered"] * n, outcomes
+
+
+async def test_a_command_outside_the_pipeline_to_a_frozen_redis_fails_in_bounded_time(
+    redis_server: RedisServer,
+) -> None:
+    """The chains' probe of the counters (a PING) is refused within seconds, as an outage."""
+    counters = RedisCounters(redis_server.url)
+    await counters.ping()
+    redis_server.freeze()
+    start = time.monotonic()
+    try:
+        with pytest.raises(Exception) as raised:
+            await asyncio.wait_for(counters.ping(), 3 * FROZEN_BOUND)
+    finally:
+        redis_server.thaw()
+    assert time.monotonic() - start < FROZEN_BOUND
+    assert backend_of(raised.value) == "redis", raised.value
+    await counters.ping()
+    await counters.close()
