@@ -107,8 +107,7 @@ async def test_a_chain_another_worker_took_over_stops_here(
     now = time.time()
     await service.store.release(service.chains.owner, [did])
     assert await service.store.claim_chains("another-worker", now, now + 3600, 10) == [did]
-    await asyncio.wait(
-        [task], timeout=4 * LEASE
-    )  # the keeper's next round sees the other owner and stops the chain here
+    # the keeper's next round finds the other owner and stops the chain here
+    await asyncio.wait([task], timeout=4 * LEASE)
     assert task.cancelled()
     assert len(_lost(caplog)) == 1
