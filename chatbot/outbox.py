@@ -116,7 +116,7 @@ class OutboxWorker:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug in sending must not lose the message: retry it
-            log.exception("outbox send crashed for %s", item.message_id)
+            log_failure(log, exc, "outbox send crashed for %s", item.message_id)  # an outage: one line
             result = SendResult("retry", f"{type(exc).__name__}: {exc}")
         now = time.time()
         try:

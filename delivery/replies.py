@@ -94,12 +94,13 @@ class Replies:
         )
         if not 0 <= index < len(buttons):
             return
-        if ref and not await self.store.first_reply(ref, now):
-            return
         day = day_of(now)
-        await self.store.count_tap(enterprise, d.card, buttons[index].text, day)
-        if d.kind == "ad":
-            await self.store.count_impression(enterprise, d.card, day, taps=1)
+        async with self.store.tx():  # the first reply is remembered only with its tap counted
+            if ref and not await self.store.first_reply(ref, now):
+                return
+            await self.store.count_tap(enterprise, d.card, buttons[index].text, day)
+            if d.kind == "ad":
+                await self.store.count_impression(enterprise, d.card, day, taps=1)
 
 
 def bot_id(address: str) -> str:
