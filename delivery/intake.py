@@ -4,6 +4,11 @@ The event and its delivery commit together (or neither), and the event is acknow
 once that commit would survive a crash. A repeat of the same call id and phase is answered as
 a duplicate; with shared counters (several server processes) the event is first claimed there,
 so two processes receiving the same event never both accept it.
+
+Whose call id: the operator posts the carrier's events, whose call ids are unique across the
+platform, and they are kept as given. An enterprise posting its own events numbers calls its own
+way (a PBX counting from 1), so its call ids are kept in its own space (`sf/1001`): another
+enterprise's call 1001 is neither its duplicate nor a later phase of it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,11 @@ from .metering import Counters
 from .model import DEFAULT_CHAIN, normalize_number
 from .records import Delivery
 from .storage import DeliveryStore
+
+
+def call_key(call_id: str, enterprise: str | None) -> str:
+    """The call as the store keys it: an enterprise's own call ids in its own space."""
+    return f"{enterprise}/{call_id}" if enterprise is not None else call_id
 
 
 class Intake:
@@ -53,7 +63,8 @@ class Intake:
                 + ("this enterprise" if enterprise_scope else "any enterprise")
             )
         enterprise, line, line_no, person = hit
-        did = f"{call_id}:{phase}"
+        key = call_key(call_id, enterprise_scope)
+        did = f"{key}:{phase}"
         duplicate = {"call_id": call_id, "phase": phase, "duplicate": True, "delivery": did}
         # Several processes each with a store of its own claim the event in the shared counters
         # first; a store that every process writes (PostgreSQL) is the claim itself: the calls
@@ -66,10 +77,10 @@ class Intake:
                 return 200, duplicate
         ent = await self.store.get("enterprise", "", enterprise) or {}
         suspended = bool(ent.get("suspended"))  # the operator stopped it: nothing is sent
-        card = {} if suspended else await choose_card(self.store, enterprise, line, phase, call_id) or {}
+        card = {} if suspended else await choose_card(self.store, enterprise, line, phase, key) or {}
         d = Delivery(
             did,
-            call_id,
+            key,
             phase,
             enterprise,
             line_no,
@@ -100,7 +111,7 @@ class Intake:
         if not await self.store.accept_call(d, self.chains.owner, until):
             return 200, duplicate
         if phase != "ringing":  # the call was answered or ended: a pending pre-call card is too late
-            self.chains.note_phase(call_id, phase, now)
+            self.chains.note_phase(key, phase, now)
         if not self.store.shared:
             self.counters.confirm(did, self.dedupe_ttl)
         if d.state == "active":

@@ -168,14 +168,32 @@ async def test_only_the_operator_verifies_and_every_change_is_audited(make_app: 
     assert resp.status == 200 and (await resp.json())["verified"] is True
 
 
+async def test_a_call_id_is_each_enterprises_own(make_app: AppFactory) -> None:
+    """Two enterprises posting their own events may use the same call id and phase: neither
+    event is taken for the other's duplicate, and each sees only its own call."""
+    client = await make_app()
+    cmb = await call(client, "1001", "ringing", caller=CMB_LINE, key=CMB_KEY)
+    sf = await call(client, "1001", "ringing", caller=SF_LINE, key=SF_KEY)
+    assert not cmb["duplicate"] and not sf["duplicate"] and cmb["call_id"] == sf["call_id"] == "1001"
+    again = await call(client, "1001", "ringing", caller=SF_LINE, key=SF_KEY)
+    assert again["duplicate"] and again["delivery"] == sf["delivery"]
+    for posted, eid in ((cmb, "cmb"), (sf, "sf")):
+        d = await settle(client, posted["delivery"])
+        assert (d["enterprise"], d["state"]) == (eid, "delivered")
+        seen = await (
+            await client.get("/api/calls/1001", headers=auth(CMB_KEY if eid == "cmb" else SF_KEY))
+        ).json()
+        assert [x["enterprise"] for x in seen["deliveries"]] == [eid] and seen["call_id"] == "1001"
+
+
 def _fill(path: str, ids: dict[str, str]) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: ids[m.group(1)], path)
 
 
 async def test_every_route_refuses_other_tenants_and_anonymous_callers(make_app: AppFactory) -> None:
     client = await make_app()
-    await call(client, "cmb-call", "ringing", caller=CMB_LINE, key=CMB_KEY)
-    await settle(client, "cmb-call:ringing")
+    posted = await call(client, "cmb-call", "ringing", caller=CMB_LINE, key=CMB_KEY)
+    await settle(client, posted["delivery"])
     filed = await client.post(
         "/api/enterprises/cmb/brand-requests",
         json={"changes": {"brand_name": "招商银行信用卡"}},

@@ -339,16 +339,14 @@ async def test_an_unverified_line_is_never_the_sender(make_app: AppFactory, gate
         "/api/enterprises/sf/lines", json={"number": "95566", "kind": "short"}, headers=auth(SF_KEY)
     )
     assert resp.status == 201, await resp.text()
-    await call(client, "spoof1", "ended", caller="95566", key=SF_KEY)
-    await settle(client, "spoof1:ended")
+    await settle(client, (await call(client, "spoof1", "ended", caller="95566", key=SF_KEY))["delivery"])
     sub = gateway.submitted(CUSTOMER[3:])[0]
     assert sub["source"] == "" and (sub["source_ton"], sub["source_npi"]) == (0, 0)  # the SMSC's own
     assert gateway.problems == []  # an empty source is what SMPP 3.4 leaves to the SMSC
     # a platform sender the operator configured is used instead
     await client.close()
     client = await make_app(delivery_platform_sender="10690000")
-    await call(client, "spoof2", "ended", caller="95566", key=SF_KEY)
-    await settle(client, "spoof2:ended")
+    await settle(client, (await call(client, "spoof2", "ended", caller="95566", key=SF_KEY))["delivery"])
     assert gateway.submitted(CUSTOMER[3:])[-1]["source"] == "10690000"
     # the verified mobile line still speaks for itself
     await call(client, "own1", "ringing")
