@@ -372,3 +372,22 @@ def test_registry_rows_are_plain_text() -> None:
     for entry in ERROR_CODES.values():
         assert "|" not in entry.meaning and "\n" not in entry.meaning, entry.code
         assert entry.statuses and all(400 <= s <= 599 for s in entry.statuses), entry.code
+
+
+# What the console never receives: rendering, media jobs, the studio's preview chat and the
+# MaaP's webhook answers go to designers' tools and platforms, not to the console's pages.
+NOT_FOR_THE_CONSOLE = {
+    "unknown_format", "unknown_profile", "template_not_found", "template_error", "render_error",
+    "invalid_parameter", "job_finished", "cancelled", "render_failed", "render_timeout", "worker_died",
+    "encoder_failed", "invalid_body", "invalid_session", "invalid_field", "empty_message",
+    "chatbot_disabled", "no_bot", "preview_failed", "invalid_event", "unknown_bot", "unknown_message",
+}  # fmt: skip
+
+
+def test_the_console_says_every_code_it_may_receive_in_chinese() -> None:
+    """A code the console has no words for shows as a bare HTTP status to a person."""
+    capi = (PROJECT_ROOT / "mingpian/console/static/capi.js").read_text("utf-8")
+    table = capi[capi.index("const CODES = {") : capi.index("};", capi.index("const CODES = {"))]
+    said = set(re.findall(r"^\s+([a-z_]+): '", table, re.M))
+    missing = sorted(set(ERROR_CODES) - NOT_FOR_THE_CONSOLE - said)
+    assert missing == [], f"mingpian/console/static/capi.js has no Chinese text for {missing}"
