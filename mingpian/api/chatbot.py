@@ -318,7 +318,9 @@ def _document(app: web.Application) -> None:
                 "requestBody": body("CspMessageNotification"),
                 "responses": {
                     "200": doc_json("handled (or recognised as a repeat) and committed", ACK),
-                    "503": error_response("conversation too contended; retry"),
+                    "503": error_response(
+                        "conversation too contended, or its store (Redis, PostgreSQL) away; retry"
+                    ),
                     **common,
                 },
             }
@@ -340,7 +342,9 @@ def _document(app: web.Application) -> None:
                 "requestBody": body("GsmaEvent"),
                 "responses": {
                     "200": doc_json("handled", {"type": "object"}),
-                    "503": error_response("conversation too contended; retry"),
+                    "503": error_response(
+                        "conversation too contended, or its store (Redis, PostgreSQL) away; retry"
+                    ),
                     **common,
                 },
             }
@@ -353,7 +357,9 @@ def _document(app: web.Application) -> None:
                 "requestBody": XML_BODY,
                 "responses": {
                     "204": {"description": "handled (or recognised as a repeat) and committed"},
-                    "503": error_response("conversation too contended; retry"),
+                    "503": error_response(
+                        "conversation too contended, or its store (Redis, PostgreSQL) away; retry"
+                    ),
                     **common,
                 },
             }

@@ -1,5 +1,5 @@
 """OpenAPI operation objects for the delivery API, in one shape: every route needs an API key (and
-so may answer 401, or 429 to wrong keys past their limit)."""
+so may answer 401, or 429 to wrong keys past their limit) and its store (503 while it is away)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ ERROR_MEANINGS = {
     415: "not JSON",
     422: "invalid (problems name the JSON path)",
     429: "too many attempts (Retry-After)",
+    503: "PostgreSQL or Redis does not answer; nothing was accepted (Retry-After)",
 }
 WRITE_ERRORS = (400, 413, 415, 422)  # what any request with a JSON body may get
 
@@ -33,7 +34,8 @@ def op(
     body_type: str = "application/json",
 ) -> dict[str, Any]:
     responses: dict[str, Any] = {**ok}
-    for c in sorted({401, 429, *codes}):  # 429: wrong keys past their limit (session.py)
+    # 429: wrong keys past their limit (session.py); 503: a backend away (infra/outage.py)
+    for c in sorted({401, 429, 503, *codes}):
         responses[str(c)] = error_response(ERROR_MEANINGS[c])
     o: dict[str, Any] = {
         "summary": summary,

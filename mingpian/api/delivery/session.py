@@ -236,6 +236,7 @@ def setup(app: web.Application) -> dict[str, Any]:
             "post": op(
                 'Sign in to the console: {"key"} → session cookie (HttpOnly, SameSite=Strict)',
                 {"201": session},
+                400,
                 401,
                 403,
                 422,
