@@ -27,8 +27,12 @@ def pg_bin() -> Path | None:
 
 
 class PostgresCluster:
-    def __init__(self, bindir: Path) -> None:
+    """`durable`: fsync, synchronous_commit and full-page writes on, as a deployment runs it (the
+    benchmarks); off by default, for the tests, which crash nothing but processes."""
+
+    def __init__(self, bindir: Path, durable: bool = False) -> None:
         self.bindir = bindir
+        self.durable = durable
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="mingpian-pg-"))
         self.data = self.root / "data"
@@ -50,9 +54,9 @@ class PostgresCluster:
 
     def resume(self) -> None:
         """Start the server on its data folder and port (again, after `halt`)."""
+        relaxed = "" if self.durable else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
         options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 {relaxed}-c max_connections=200"
         )
         self._run(
             self.bindir / "pg_ctl", "-D", self.data, "-o", options, "-l", self.root / "log", "-w", "start"
