@@ -21,16 +21,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def spawn_server(settings: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """`mingpian serve` from this checkout with `settings` (MINGPIAN_… variables) over a clean
-    environment (none of the caller's MINGPIAN_ ones), its log in `log`."""
+def spawn_server(settings: dict[str, str], log: Path, root: Path | None = None) -> subprocess.Popen[bytes]:
+    """`mingpian serve` from this checkout (or from the source tree `root`, e.g. a worktree of an
+    older commit) with `settings` (MINGPIAN_… variables) over a clean environment (none of the
+    caller's MINGPIAN_ ones), its log in `log`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")}
     env.update(settings)
+    if root is not None:
+        env["PYTHONPATH"] = str(root)
     with log.open("wb") as out:  # the child keeps its own descriptor
         return subprocess.Popen(
             [sys.executable, "-m", "mingpian", "serve"],
             env=env,
-            cwd=Path(__file__).resolve().parent.parent,
+            cwd=root or Path(__file__).resolve().parent.parent,
             stdout=subprocess.DEVNULL,
             stderr=out,
         )

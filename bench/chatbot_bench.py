@@ -49,7 +49,9 @@ TARGET = 2000.0
 # ---- load generator (runs in a child process) -------------------------------------------------
 
 
-def _body(prefix: str, i: int, distinct: bool = False) -> bytes:
+def tap_body(prefix: str, i: int, distinct: bool = False) -> bytes:
+    """A user's tap on "查询物流" (message ID `prefix-i`, contribution ID `c-prefix-i`), as the
+    platform posts it to the bot's webhook."""
     mid = f"{prefix}-{i}"
     waybill = f"SF{i:013d}" if distinct else "SF1234567890123"
     tap = json.dumps(
@@ -76,9 +78,39 @@ def _body(prefix: str, i: int, distinct: bool = False) -> bytes:
     ).encode()
 
 
+def hook_url(base: str) -> str:
+    """The courier bot's CT/CU message webhook on the server at `base`."""
+    return f"{base}/maap/courier/messageNotification/{CHATBOT}/messages"
+
+
+def signed_headers(nonce: str) -> dict[str, str]:
+    """Headers of one webhook call, signed with a fresh timestamp and `nonce`."""
+    return {"Content-Type": "application/json", **csp_signature_headers(CSP_TOKEN, nonce=nonce)}
+
+
+async def start_simulator() -> tuple[Simulator, web.AppRunner, int]:
+    """The MaaP simulator served in this process on a free port: (simulator, its runner, port)."""
+    sim = Simulator(app_id="bench-app", app_key="bench-key")
+    runner = web.AppRunner(sim.app(), access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return sim, runner, port
+
+
+def maap_settings(sim: Simulator, port: int) -> dict[str, str]:
+    """The settings that send a server's replies to the simulator on `port` and check the
+    signature of its webhook calls."""
+    return {
+        "MINGPIAN_MAAP_URL": f"http://127.0.0.1:{port}",
+        "MINGPIAN_MAAP_APP_ID": sim.app_id,
+        "MINGPIAN_MAAP_APP_KEY": sim.app_key,
+        "MINGPIAN_WEBHOOK_CSP_TOKEN": CSP_TOKEN,
+    }
+
+
 async def _generate(a: argparse.Namespace) -> dict[str, Any]:
     webhook = a.url.endswith("/messages")
-    headers = {"Content-Type": "application/json"}
     lat: list[float] = []
     acked: list[int] = []
     worst: list[tuple[float, float]] = []  # (latency, when it started, s into the run)
@@ -93,8 +125,8 @@ async def _generate(a: argparse.Namespace) -> dict[str, Any]:
             nonlocal errors
             try:
                 if webhook:
-                    signed = {**headers, **csp_signature_headers(CSP_TOKEN, nonce=f"{a.prefix}-{i}")}
-                    async with session.post(a.url, data=_body(a.prefix, i, a.distinct), headers=signed) as r:
+                    body = tap_body(a.prefix, i, a.distinct)
+                    async with session.post(a.url, data=body, headers=signed_headers(f"{a.prefix}-{i}")) as r:
                         await r.read()
                         ok = r.status == 200
                 else:
@@ -252,10 +284,7 @@ async def bench_store(
         "MINGPIAN_STORE": store,
         "MINGPIAN_REDIS_URL": redis_url,
         "MINGPIAN_LOG_LEVEL": "WARNING",
-        "MINGPIAN_MAAP_URL": f"http://127.0.0.1:{sim_port}",
-        "MINGPIAN_MAAP_APP_ID": sim.app_id,
-        "MINGPIAN_MAAP_APP_KEY": sim.app_key,
-        "MINGPIAN_WEBHOOK_CSP_TOKEN": CSP_TOKEN,
+        **maap_settings(sim, sim_port),
         "MINGPIAN_OUTBOX_CONCURRENCY": "128",
     }
     server = spawn_server(settings, tmp / f"server-{store}.log")
@@ -263,7 +292,7 @@ async def bench_store(
     try:
         await wait_port(port)
         base = f"http://127.0.0.1:{port}"
-        hook = f"{base}/maap/courier/messageNotification/{CHATBOT}/messages"
+        hook = hook_url(base)
         warm = await run_generator(tmp, hook, "closed", 1.0, f"{store}-warm", a.concurrency)
         await drain(sim, f"{store}-warm", warm["acked"])
         cpu0 = cpu_seconds(server.pid)
@@ -334,11 +363,7 @@ async def main(a: argparse.Namespace) -> None:
         SERVER_CPU[:] = CPUS[:1]
         LOAD_CPUS[:] = CPUS[1:]
     pin(os.getpid(), LOAD_CPUS)
-    sim = Simulator(app_id="bench-app", app_key="bench-key")
-    runner = web.AppRunner(sim.app(), access_log=None)
-    await runner.setup()
-    sim_port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", sim_port).start()
+    sim, runner, sim_port = await start_simulator()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         print(

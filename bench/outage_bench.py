@@ -1,18 +1,27 @@
-"""Outage benchmark: a real `mingpian serve` on PostgreSQL + Redis under steady call events, with
-Redis stopped for a while and then PostgreSQL stopped for a while, each started again on its port.
+"""Outage benchmark: a real `mingpian serve` on PostgreSQL + Redis under steady call events and
+chatbot webhooks, with Redis stopped for a while and then PostgreSQL stopped for a while, each
+started again on its port.
 
-What it runs: a throw-away PostgreSQL cluster (initdb, pg_ctl), a redis-server, the SMPP gateway
-simulator in this process (receipts 0.8 s after each submit) and one server process. Call events
-(`ended`, a fresh callee each) are posted at a steady rate; the chain is `[ussd, sms]` with a 5 s
-USSD deadline, so a receipt lost in an outage shows as a fall-over to SMS (a second card).
+What it runs: a throw-away PostgreSQL cluster (initdb, pg_ctl), a redis-server (no persistence:
+restarted, it keeps nothing) and one server process: deliveries in PostgreSQL, their counters and
+the chatbot's state store (`store = redis`) in Redis. In this process: the SMPP gateway simulator
+(receipts 0.8 s after each submit) and the MaaP simulator, which takes the chatbot's replies. Two
+loads at steady rates, side by side:
+- call events (`ended`, a fresh callee each); the chain is `[ussd, sms]` with a 5 s USSD
+  deadline, so a receipt lost in an outage shows as a fall-over to SMS (a second card);
+- webhooks the MaaP posts to the courier bot: a user's tap on "查询物流", signed, a fresh message
+  ID each. Enterprise sf owns that bot, so every tap is also looked up in PostgreSQL for its
+  reports before the webhook is answered.
 
-Per phase (before, Redis down, PostgreSQL down, after) it prints the answers by status (2xx,
-503, 500, other) and the lines the server logged at WARNING or above (tracebacks counted apart).
-At the end, once every chain finished: deliveries by state, those failed for want of a receipt
-and those delivered by SMS although the SMSC delivered their USSD card, and callees that got
-more than one card at the simulator.
+Per phase (before, Redis down, between, PostgreSQL down, after) it prints the answers of each
+kind by status (2xx, 503, 500, other: an error status or no answer) and the lines the server
+logged at WARNING or above (tracebacks counted apart). At the end, once every chain finished and
+the outbox drained: deliveries by state, those failed for want of a receipt and those delivered by
+SMS although the SMSC delivered their USSD card, callees that got more than one card at the SMSC,
+webhooks answered 200 whose reply never reached the MaaP or reached it more than once, and webhooks
+refused (the MaaP sends those again) whose turn was done and replied to all the same.
 
-Run: .venv/bin/python bench/outage_bench.py [--rate 60] [--outage 10] [--root PATH]
+Run: .venv/bin/python bench/outage_bench.py [--rate 60] [--webhook-rate 20] [--outage 10] [--root PATH]
      (--root: the source tree the server runs from, e.g. a worktree of an older commit)
 """
 
@@ -20,96 +29,83 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import aiohttp  # noqa: E402
 import asyncpg  # noqa: E402
 import yaml  # noqa: E402
+from benchlib import free_port, spawn_server  # noqa: E402
+from chatbot_bench import CHATBOT, drain, hook_url, maap_settings, signed_headers, start_simulator, tap_body  # noqa: E402
 
 from tests.delivery.support import OPERATOR, SF_LINE, auth, seed_doc  # noqa: E402
 from tests.support.gatewaysim import GatewaySim, Rule  # noqa: E402
 from tests.support.postgres import PostgresCluster, pg_bin  # noqa: E402
-from tests.support.processes import free_port, wait_port  # noqa: E402
+from tests.support.processes import wait_port  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 from tests.support.templates import TEMPLATES  # noqa: E402
 
 
-def start_server(root: Path, tmp: Path, db: str, redis: str, smpp: int, port: int) -> subprocess.Popen[bytes]:
-    seed = tmp / "seed.yaml"
+def write_seed(tmp: Path) -> Path:
+    """Enterprise sf with a `[ussd, sms]` chain, a package that never runs out, and the courier bot."""
     policy = {"chain": ["ussd", "sms"], "timeouts": {"ussd": 5.0, "sms": 5.0}}
     now = time.time()
     package = {"id": "pool", "kind": "pool", "units": 10_000_000, "price": 50000.0, "policy": "stop",
                "valid_from": now - 86400, "valid_to": now + 86400}  # fmt: skip
     doc = seed_doc(policy=policy, packages=[package])
+    doc["enterprises"][0]["chatbot"] = CHATBOT
+    seed = tmp / "seed.yaml"
     seed.write_text(yaml.safe_dump(doc, allow_unicode=True), "utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")}
-    env.update(
-        PYTHONPATH=str(root),
-        MINGPIAN_PORT=str(port),
-        MINGPIAN_TEMPLATE_DIR=str(TEMPLATES),
-        MINGPIAN_DATA_DIR=str(tmp / "var"),
-        MINGPIAN_DATABASE_URL=db,
-        MINGPIAN_DELIVERY_COUNTERS="redis",
-        MINGPIAN_REDIS_URL=redis,
-        MINGPIAN_DELIVERY_SEED=str(seed),
-        MINGPIAN_DELIVERY_SMPP=f"127.0.0.1:{smpp}",
-        MINGPIAN_DELIVERY_SMPP_PASSWORD="secret",
-        MINGPIAN_LOG_LEVEL="WARNING",
-        MINGPIAN_LOG_FORMAT="text",
-    )
-    with (tmp / "server.log").open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mingpian", "serve"],
-            env=env,
-            cwd=root,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    wait_port(port, proc, timeout=30)
-    return proc
+    return seed
+
+
+async def status_of(http: aiohttp.ClientSession, url: str, **kw: Any) -> int:
+    async with http.post(url, **kw) as r:
+        await r.read()
+        return r.status
+
+
+Send = Callable[[aiohttp.ClientSession, int], Awaitable[int]]
 
 
 class Load:
-    """Call events at a steady rate; answers counted into the current phase."""
+    """Requests of one kind at a steady rate (the i-th sent by `send`), answers counted into the
+    current phase; `accepted` holds the i of those answered `ok`."""
 
-    def __init__(self, base: str, rate: float) -> None:
-        self.base, self.rate = base, rate
+    def __init__(self, rate: float, send: Send, ok: int) -> None:
+        self.rate, self.send, self.ok = rate, send, ok
         self.phase = "before"
         self.answers: dict[str, Counter[str]] = {}
-        self.accepted: list[str] = []
-        self.n = 0
+        self.accepted: list[int] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def _one(self, http: aiohttp.ClientSession, i: int, phase: str) -> None:
-        body = {"call_id": f"o{i}", "caller": SF_LINE, "callee": f"+86139{i:08d}", "phase": "ended"}
         try:
-            async with http.post(f"{self.base}/api/calls", json=body, headers=auth(OPERATOR)) as r:
-                await r.read()
-                kind = "2xx" if r.status < 300 else str(r.status) if r.status in (500, 503) else "other"
-                if r.status == 202:
-                    self.accepted.append(f"o{i}:ended")
+            status = await self.send(http, i)
+            kind = "2xx" if status < 300 else str(status) if status in (500, 503) else "other"
+            if status == self.ok:
+                self.accepted.append(i)
         except (aiohttp.ClientError, TimeoutError):
-            kind = "no answer"
+            kind = "other"
         self.answers.setdefault(phase, Counter())[kind] += 1
 
     async def run(self, http: aiohttp.ClientSession, stop: asyncio.Event) -> None:
-        start = time.monotonic()
+        start, n = time.monotonic(), 0
         while not stop.is_set():
-            self.n += 1
-            t = asyncio.create_task(self._one(http, self.n, self.phase))
+            n += 1
+            t = asyncio.create_task(self._one(http, n, self.phase))
             self._tasks.add(t)
             t.add_done_callback(self._tasks.discard)
-            await asyncio.sleep(max(0.0, start + self.n / self.rate - time.monotonic()))
+            await asyncio.sleep(max(0.0, start + n / self.rate - time.monotonic()))
         await asyncio.gather(*self._tasks)
 
 
@@ -135,16 +131,45 @@ async def main(a: argparse.Namespace) -> None:
     sim = GatewaySim(password="secret")
     await sim.start()
     sim.rules = [Rule("deliver", delay=0.8)]
+    maap, maap_runner, maap_port = await start_simulator()
     port = free_port()
     db = pg.create_database()
-    server = start_server(Path(a.root), tmp, db, redis.url, sim.smpp_port, port)
+    settings = {
+        "MINGPIAN_PORT": str(port),
+        "MINGPIAN_TEMPLATE_DIR": str(TEMPLATES),
+        "MINGPIAN_DATA_DIR": str(tmp / "var"),
+        "MINGPIAN_DATABASE_URL": db,
+        "MINGPIAN_DELIVERY_COUNTERS": "redis",
+        "MINGPIAN_STORE": "redis",
+        "MINGPIAN_REDIS_URL": redis.url,
+        "MINGPIAN_DELIVERY_SEED": str(write_seed(tmp)),
+        "MINGPIAN_DELIVERY_SMPP": f"127.0.0.1:{sim.smpp_port}",
+        "MINGPIAN_DELIVERY_SMPP_PASSWORD": "secret",
+        **maap_settings(maap, maap_port),
+        "MINGPIAN_LOG_LEVEL": "WARNING",
+        "MINGPIAN_LOG_FORMAT": "text",
+    }
     log = tmp / "server.log"
-    load = Load(f"http://127.0.0.1:{port}", a.rate)
+    server = spawn_server(settings, log, Path(a.root))
+    base = f"http://127.0.0.1:{port}"
+
+    def call_event(http: aiohttp.ClientSession, i: int) -> Awaitable[int]:
+        body = {"call_id": f"o{i}", "caller": SF_LINE, "callee": f"+86139{i:08d}", "phase": "ended"}
+        return status_of(http, f"{base}/api/calls", json=body, headers=auth(OPERATOR))
+
+    def webhook(http: aiohttp.ClientSession, i: int) -> Awaitable[int]:
+        return status_of(http, hook_url(base), data=tap_body("w", i), headers=signed_headers(f"w-{i}"))
+
+    loads = {
+        "call events": Load(a.rate, call_event, ok=202),
+        "webhooks": Load(a.webhook_rate, webhook, ok=200),
+    }
     lines: dict[str, tuple[int, int, int]] = {}
     try:
+        await asyncio.to_thread(wait_port, port, server, 30)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
             stop = asyncio.Event()
-            runner = asyncio.create_task(load.run(http, stop))
+            runners = [asyncio.create_task(load.run(http, stop)) for load in loads.values()]
             plan: list[tuple[str, Any, Any]] = [
                 ("before", None, None),
                 ("redis down", redis.stop, redis.start),
@@ -154,7 +179,8 @@ async def main(a: argparse.Namespace) -> None:
             ]
             for phase, down, up in plan:
                 mark = log.stat().st_size
-                load.phase = phase
+                for load in loads.values():
+                    load.phase = phase
                 if down is not None:
                     await asyncio.to_thread(down)
                 await asyncio.sleep(a.outage if down is not None else 4.0)
@@ -162,52 +188,60 @@ async def main(a: argparse.Namespace) -> None:
                     await asyncio.to_thread(up)
                 lines[phase] = log_lines(log, mark)
             stop.set()
-            await runner
+            await asyncio.gather(*runners)
             await asyncio.sleep(12)  # every chain's receipt or deadline (5 s each channel)
+        replies = await drain(maap, "w", loads["webhooks"].accepted, timeout=30)
+        accepted = [f"o{i}:ended" for i in loads["call events"].accepted]
         conn = await asyncpg.connect(db)
         try:
             states = Counter(
-                r[0]
-                for r in await conn.fetch("SELECT state FROM deliveries WHERE id = ANY($1)", load.accepted)
+                r[0] for r in await conn.fetch("SELECT state FROM deliveries WHERE id = ANY($1)", accepted)
             )
             no_receipt = await conn.fetchval(
                 "SELECT count(*) FROM attempts WHERE delivery = ANY($1) AND detail LIKE 'no receipt%'",
-                load.accepted,
+                accepted,
             )
             by_sms = await conn.fetchval(
                 "SELECT count(*) FROM deliveries WHERE id = ANY($1) AND state = 'delivered' "
                 "AND channel = 'sms'",
-                load.accepted,
+                accepted,
             )
         finally:
             await conn.close()
     finally:
         server.terminate()
         server.wait(15)
+        await maap_runner.cleanup()
         await sim.stop()
         redis.stop()
         pg.stop()
-    print(f"server from {a.root}; {a.rate:g} call events/s; outages of {a.outage:g} s")
     print(
-        f"{'phase':<17}{'2xx':>7}{'503':>7}{'500':>7}{'other':>7}"
-        f"{'log lines':>11}{'errors':>8}{'tracebacks':>12}"
+        f"server from {a.root}; {a.rate:g} call events/s and {a.webhook_rate:g} webhooks/s; "
+        f"outages of {a.outage:g} s"
     )
+    statuses = ("2xx", "503", "500", "other")
+    print((f"{'':<20}" + "".join(f"{kind:<24}" for kind in loads)).rstrip())
+    print(f"{'phase':<17}" + "".join(f"{s:>6}" for s in statuses) * 2 + "  log lines  errors  tracebacks")
     for phase, (loud, errors, tracebacks) in lines.items():
-        c = load.answers.get(phase, Counter())
-        other = c["other"] + c["no answer"]
-        print(
-            f"{phase:<17}{c['2xx']:>7}{c['503']:>7}{c['500']:>7}{other:>7}{loud:>11}{errors:>8}{tracebacks:>12}"
-        )
+        counts = [load.answers.get(phase, Counter())[s] for load in loads.values() for s in statuses]
+        print(f"{phase:<17}" + "".join(f"{c:>6}" for c in counts) + f"{loud:>11}{errors:>8}{tracebacks:>12}")
     twice = sum(1 for n in sim.by_destination.values() if n > 1)
-    print(f"accepted {len(load.accepted)}: deliveries {dict(states)}")
+    print(f"call events accepted {len(accepted)}: deliveries {dict(states)}")
     print(f"attempts timed out for want of a receipt: {no_receipt}; delivered by SMS after USSD: {by_sms}")
     print(f"callees with more than one card at the SMSC: {twice}")
+    acked = {f"c-w-{i}" for i in loads["webhooks"].accepted}
+    refused = sum(1 for c in maap.replies_to if c.startswith("c-w-") and c not in acked)
+    print(
+        f"webhooks answered 200: {len(acked)}: replies lost {replies['lost']}, duplicates "
+        f"{replies['duplicates']}; webhooks not answered 200 that got a reply all the same: {refused}"
+    )
     print(f"(server log: {log})")
 
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rate", type=float, default=60.0, help="call events per second")
+    p.add_argument("--webhook-rate", type=float, default=20.0, help="chatbot webhooks per second")
     p.add_argument("--outage", type=float, default=10.0, help="seconds each backend is down")
     p.add_argument("--root", default=str(ROOT), help="the source tree the server runs from")
     asyncio.run(main(p.parse_args()))
