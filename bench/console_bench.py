@@ -72,7 +72,7 @@ async def backend(kind: str, tmp: Path) -> AsyncIterator[dict[str, str]]:
     bindir = pg_bin()
     if bindir is None:
         raise SystemExit("postgres backend: initdb not found (scripts/system-deps.sh installs postgresql)")
-    cluster = PostgresCluster(bindir)
+    cluster = PostgresCluster(bindir, durable=True)  # fsync and synchronous_commit on, as deployed
     cluster.start()
     try:
         async with redis_server(tmp) as url:

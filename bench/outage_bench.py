@@ -2,9 +2,10 @@
 chatbot webhooks, with Redis stopped for a while and then PostgreSQL stopped for a while, each
 started again on its port.
 
-What it runs: a throw-away PostgreSQL cluster (initdb, pg_ctl), a redis-server (no persistence:
-restarted, it keeps nothing) and one server process: deliveries in PostgreSQL, their counters and
-the chatbot's state store (`store = redis`) in Redis. In this process: the SMPP gateway simulator
+What it runs: a throw-away PostgreSQL cluster (initdb, pg_ctl; fsync and synchronous_commit on,
+as deployed), a redis-server (no persistence: restarted, it keeps nothing) and one server
+process: deliveries in PostgreSQL, their counters and the chatbot's state store (`store = redis`)
+in Redis. In this process: the SMPP gateway simulator
 (receipts 0.8 s after each submit) and the MaaP simulator, which takes the chatbot's replies. Two
 loads at steady rates, side by side:
 - call events (`ended`, a fresh callee each); the chain is `[ussd, sms]` with a 5 s USSD
@@ -124,7 +125,7 @@ async def main(a: argparse.Namespace) -> None:
     if bindir is None:
         raise SystemExit("PostgreSQL not found: run scripts/system-deps.sh")
     tmp = Path(tempfile.mkdtemp(prefix="mingpian-outage-"))
-    pg = PostgresCluster(bindir)
+    pg = PostgresCluster(bindir, durable=True)  # fsync and synchronous_commit on, as deployed
     pg.start()
     redis = RedisServer(tmp / "redis")
     redis.start()
