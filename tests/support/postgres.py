@@ -5,6 +5,7 @@ Run as root (CI), the server runs as the `postgres` system user: initdb refuses 
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -71,18 +72,27 @@ class PostgresCluster:
         """SIGSTOP the postmaster and every backend: sockets stay open and nothing is answered,
         as with a hung host or a partition without resets. (Each backend is a session of its
         own, so they are found as the postmaster's children, not as its process group.)"""
-        for pid in self._processes():
-            os.kill(pid, signal.SIGSTOP)
+        postmaster = self._postmaster()
+        os.kill(postmaster, signal.SIGSTOP)  # first: a stopped postmaster forks no new backends
+        self._signal(self._children(postmaster), signal.SIGSTOP)
 
     def thaw(self) -> None:
-        for pid in self._processes():
-            os.kill(pid, signal.SIGCONT)
+        postmaster = self._postmaster()
+        self._signal(self._children(postmaster), signal.SIGCONT)
+        os.kill(postmaster, signal.SIGCONT)
 
-    def _processes(self) -> list[int]:
-        """The postmaster and its children (a stopped postmaster forks no new ones)."""
-        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
-        children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
-        return [postmaster, *map(int, children)]
+    @staticmethod
+    def _signal(pids: list[int], sig: signal.Signals) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):  # a backend that ended meanwhile
+                os.kill(pid, sig)
+
+    def _postmaster(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
+    @staticmethod
+    def _children(postmaster: int) -> list[int]:
+        return [int(p) for p in Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()]
 
     def stop(self) -> None:
         try:

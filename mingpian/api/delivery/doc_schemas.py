@@ -22,10 +22,11 @@ from ...keys import templates_key
 from .ops import EXPOSED_SCHEMAS
 
 # What normalize_number accepts, in the forms it stores: E.164 (+ and 7 to 15 digits), a Chinese
-# mobile number (11 digits from 1) and service short codes (3 to 6 digits).
+# mobile number (11 digits from 1) and service short codes (3 to 6 digits, not starting 00,
+# which dials abroad: `000` is an international prefix with no number after it).
 NUMBER = {
     "type": "string",
-    "pattern": r"^(\+[0-9]{7,15}|1[0-9]{10}|[0-9]{3,6})$",
+    "pattern": r"^(\+[0-9]{7,15}|1[0-9]{10}|0[1-9][0-9]{1,4}|[1-9][0-9]{2,5})$",
     "description": "a phone number: E.164 (+8613800138000), an 11-digit Chinese mobile number or a "
     "3-6 digit service code (95555); stored as E.164",
 }
