@@ -36,7 +36,7 @@ from aiohttp import web  # noqa: E402
 from benchlib import free_port, redis_server, spawn_server, wait_port  # noqa: E402
 
 from chatbot.auth import csp_signature_headers  # noqa: E402
-from chatbot.simulator import Simulator  # noqa: E402
+from simulators.maap import Simulator  # noqa: E402
 
 # Each turn is signed as a CT/CU platform signs it (a fresh timestamp and nonce per request), so
 # the run includes what every such callback costs: the signature check and the store's nonce

@@ -7,7 +7,7 @@ One run prints, for a CT/CU (csp) account and a China Mobile (cm) account side b
 2. the same N again (the record is found: no upload, no fitting);
 3. two processes sharing a Redis store (a fleet), N/2 sends each per platform at the same time
    → uploads per platform across both.
-The MaaP is the project's simulator (chatbot/simulator.py) in this process, on a real socket.
+The MaaP is the project's simulator (simulators/maap.py) in this process, on a real socket.
 
 Run: .venv/bin/python bench/maap_upload_bench.py [--sends 400]
 """
@@ -37,9 +37,9 @@ from PIL import Image  # noqa: E402
 from chatbot.auth import WebhookAuth  # noqa: E402
 from chatbot.flows import FlowStore  # noqa: E402
 from chatbot.runtime import ChatbotRuntime, MaapAccount, RuntimeConfig  # noqa: E402
-from chatbot.simulator import Simulator  # noqa: E402
 from chatbot.uploads import LocalFile  # noqa: E402
 from renderer import BOTMESSAGE, TemplateStore  # noqa: E402
+from simulators.maap import Simulator  # noqa: E402
 
 CSP_BOT = "sip:106500@botplatform.rcs.chinaunicom.cn"
 CM_BOT = "sip:12520040000@botplatform.rcs.chinamobile.com"

@@ -13,6 +13,7 @@ runtime's two doors (`mingpian/api/chatbot.py`). The pieces, in the order an eve
                 each answer means; capability.py 5G-terminal lookups; revokes
     hosting.py  a card's local media uploaded to the MaaP once (uploads.py), fitted (fit.py)
     store/      SQLite (embedded) and Redis (shared) state stores
-    simulator.py  a MaaP platform for tests, benchmarks and the studio's preview
-                  (simulator_carrier.py: China Mobile's side, uploads, files, revokes)
+
+The MaaP platform these talk to, simulated for tests, benchmarks and the studio's preview, is in
+the top-level `simulators` package (simulators/maap.py), outside this one: no aiohttp server here.
 """

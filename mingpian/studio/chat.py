@@ -1,7 +1,7 @@
 """`POST /api/studio/chat`: try the chatbot from the studio's phone mock-ups.
 
 A tap (or a typed / numbered reply) becomes the notification a CT/CU platform would POST to the
-bot, built by the MaaP simulator (`chatbot.simulator.Simulator.message`), and goes through the
+bot, built by the MaaP simulator (`simulators.maap.Simulator.message`), and goes through the
 production loop of a private preview runtime (`preview_bot`): the simulator POSTs it, signed, to
 the bot's real webhook handler; the engine dedupes it and commits the new conversation state with
 its outbox rows; the outbox worker sends each reply through the MaaP client to the simulator's

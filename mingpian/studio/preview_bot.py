@@ -8,7 +8,7 @@ So the studio builds a second, private instance of the same pieces:
 - a `ChatbotRuntime` of its own (chatbot/runtime.py), with its own SQLite store in a fresh
   temp folder under `data_dir` (removed at shutdown; one a killed process left behind is removed
   at the next start) and its MaaP account at the simulator;
-- the MaaP simulator (`chatbot.simulator`) as the platform, with credentials generated at start;
+- the MaaP simulator (`simulators.maap`) as the platform, with credentials generated at start;
 - one loopback-only HTTP server (127.0.0.1, ephemeral port) that serves the bot's real CT/CU
   webhook handler (`api.chatbot.csp_message`, bound to this runtime) at `/maap/{bot}/...` and
   the simulator's send API under `/platform`.
@@ -37,9 +37,9 @@ from aiohttp import web
 
 from chatbot.auth import WebhookAuth
 from chatbot.runtime import ChatbotRuntime, MaapAccount, RuntimeConfig
-from chatbot.simulator import Received, Simulator
 from chatbot.store.sqlite import SqliteStore
 from chatbot.turns import State, outbound_id
+from simulators.maap import Received, Simulator
 
 from ..keys import settings_key, templates_key
 from ..middleware import json_errors

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
-from chatbot.simulator import Simulator
+from simulators.maap import Simulator
 
 from .support import APP_ID, APP_KEY, CSP_TOKEN
 

@@ -14,9 +14,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from chatbot.simulator import Simulator
 from mingpian.app import create_app
 from mingpian.settings import PROJECT_ROOT, Settings
+from simulators.maap import Simulator
 from tests.support.processes import wait_port
 
 CSP_TOKEN = "csp-token-测试"

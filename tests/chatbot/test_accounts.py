@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
-from chatbot.simulator import Simulator
 from mingpian.app import create_app
 from mingpian.settings import PROJECT_ROOT, Settings
+from simulators.maap import Simulator
 
 from .support import OPERATOR, PASSWORD, USER, USERNAME, WAYBILL, chatbot_settings
 

@@ -16,8 +16,8 @@ from aiohttp.test_utils import TestServer
 
 from chatbot.codes import CSP_CODES, csp_rule, http_rule, renewal_wait
 from chatbot.maap import MaapClient
-from chatbot.simulator import Fault, Simulator
 from mingpian.api.chatbot import runtime_key
+from simulators.maap import Fault, Simulator
 
 from .support import USER, WAYBILL, start_bot
 

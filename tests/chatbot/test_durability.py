@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from chatbot.simulator import Fault, Simulator
 from mingpian.settings import PROJECT_ROOT
+from simulators.maap import Fault, Simulator
 from tests.chatbot.support import (
     OPERATOR,
     USER,

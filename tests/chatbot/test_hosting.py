@@ -20,12 +20,12 @@ from PIL import Image
 from chatbot.fit import Limits, Unfit, duration, fit
 from chatbot.hosting import MediaHost
 from chatbot.maap import MaapClient
-from chatbot.simulator import Fault, Simulator
 from chatbot.store.redis import RedisStore
 from chatbot.store.sqlite import SqliteStore
 from chatbot.uploads import LocalFile
 from renderer import BOTMESSAGE
 from renderer.video import ffmpeg_exe
+from simulators.maap import Fault, Simulator
 
 CHATBOT = "sip:106500@botplatform.rcs.chinaunicom.cn"
 CM_BOT = "sip:12520040000@botplatform.rcs.chinamobile.com"

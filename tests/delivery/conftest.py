@@ -15,10 +15,10 @@ import pytest
 import yaml
 from aiohttp.test_utils import TestServer
 
-from chatbot.simulator import Simulator
 from mingpian.api.delivery import delivery_key
 from mingpian.app import create_app
 from mingpian.settings import Settings
+from simulators.maap import Simulator
 from tests.support.gatewaysim import GatewaySim
 
 from .support import RCS_PHONE, AppFactory, Client, seed_doc

@@ -15,8 +15,8 @@ from aiohttp.test_utils import TestServer
 from PIL import Image
 
 from chatbot import cmxml_out
-from chatbot.simulator import Simulator
 from mingpian.settings import PROJECT_ROOT
+from simulators.maap import Simulator
 
 from .support import OPERATOR, RCS_PHONE, AppFactory, auth, call, maap_settings, rcs_seed, sample, settle
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestServer
 
-from chatbot.simulator import Simulator
 from mingpian.settings import PROJECT_ROOT
 from renderer.templates import TemplateStore
+from simulators.maap import Simulator
 from tests.support.templates import TEMPLATES
 
 from .support import (

@@ -18,8 +18,8 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 from PIL import Image, ImageChops
 
-from chatbot.simulator import Simulator
 from renderer.video import ffmpeg_exe
+from simulators.maap import Simulator
 
 from .support import (
     CMB_KEY,

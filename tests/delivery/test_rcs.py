@@ -7,8 +7,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestServer
 
-from chatbot.simulator import Fault, Simulator
 from mingpian.api.delivery import delivery_key
+from simulators.maap import Fault, Simulator
 
 from .support import (
     CHATBOT,

@@ -9,9 +9,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestServer
 
-from chatbot.simulator import Fault, Simulator
 from delivery.gateways.rcs import message_id
 from mingpian.api.delivery import delivery_key
+from simulators.maap import Fault, Simulator
 
 from .support import OPERATOR, RCS_PHONE, AppFactory, auth, call, maap_settings, rcs_seed, settle
 

@@ -19,9 +19,9 @@ import requests
 import yaml
 
 from chatbot.auth import csp_signature_headers
-from chatbot.simulator import Simulator
 from chatbot.turns import outbound_id
 from mingpian.settings import PROJECT_ROOT
+from simulators.maap import Simulator
 from tests.support.processes import free_port, wait_port
 
 OPERATOR = "mpk_probe-operator-key-0123456789abcdef"

@@ -12,12 +12,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from chatbot.auth import hmac_headers
-from chatbot.simulator import Fault
 from mingpian.api.chatbot import runtime_key
 from mingpian.app import create_app
 from mingpian.settings import Settings
 from mingpian.studio.preview_bot import PREVIEW_CHATBOT, preview_bot_key
 from mingpian.studio.security import CSP
+from simulators.maap import Fault
 from tests.support.client import ClientFactory
 from tests.support.templates import MANIFEST, write_template
 

@@ -1,0 +1,16 @@
+"""The other side of Mingpian's wires, played locally: platforms and gateways that answer the way
+the real ones do, for the test suite, the benchmarks, the studio's preview bot and a demo.
+
+    maap.py          a MaaP platform (5G messages) in its three dialects: CT/CU's CSP JSON and
+                     GSMA's send APIs, tokens, webhook calls signed like the platform's, faults
+                     on command; maap_carrier.py is China Mobile's XML side, media uploads and
+                     the files served back, revokes and capability lookups. Used by the chatbot
+                     and delivery tests, bench/chatbot_bench.py, bench/maap_upload_bench.py,
+                     bench/outage_bench.py and the studio's preview bot
+                     (mingpian/studio/preview_bot.py). Alone: `python -m simulators.maap`.
+
+They are kept out of the domain packages because they serve HTTP (aiohttp's web side, which only
+the server and this package know) and because nothing in production depends on them. They may
+use the domain packages' codecs (chatbot's signing and XML reading, delivery's SMPP PDUs); no
+domain package imports them.
+"""
