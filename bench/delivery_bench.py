@@ -38,7 +38,7 @@ import yaml  # noqa: E402
 from benchlib import free_port, redis_server, spawn_server, wait_port  # noqa: E402
 from loadclient import HttpError, KeepAlive  # noqa: E402
 
-from tests.support.gatewaysim import GatewaySim  # noqa: E402
+from simulators.smsc import GatewaySim  # noqa: E402
 
 TARGET = 2000.0
 KEY = "mpk_bench-operator-key-0123456789abcdef"

@@ -26,7 +26,7 @@ import yaml  # noqa: E402
 
 from delivery.service import DeliveryConfig, DeliveryService  # noqa: E402
 from renderer import TemplateStore  # noqa: E402
-from tests.support.gatewaysim import GatewaySim  # noqa: E402
+from simulators.smsc import GatewaySim  # noqa: E402
 
 
 def _seed(folder: Path) -> Path:

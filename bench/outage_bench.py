@@ -48,8 +48,8 @@ import yaml  # noqa: E402
 from benchlib import free_port, spawn_server  # noqa: E402
 from chatbot_bench import CHATBOT, drain, hook_url, maap_settings, signed_headers, start_simulator, tap_body  # noqa: E402
 
+from simulators.smsc import GatewaySim, Rule  # noqa: E402
 from tests.delivery.support import OPERATOR, SF_LINE, auth, seed_doc  # noqa: E402
-from tests.support.gatewaysim import GatewaySim, Rule  # noqa: E402
 from tests.support.postgres import PostgresCluster, pg_bin  # noqa: E402
 from tests.support.processes import wait_port  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402

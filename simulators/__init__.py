@@ -8,6 +8,14 @@ the real ones do, for the test suite, the benchmarks, the studio's preview bot a
                      and delivery tests, bench/chatbot_bench.py, bench/maap_upload_bench.py,
                      bench/outage_bench.py and the studio's preview bot
                      (mingpian/studio/preview_bot.py). Alone: `python -m simulators.maap`.
+    smsc.py          an SMS gateway: an SMSC speaking SMPP 3.4 (binds, submits, receipts, an
+                     account's limits, failures on command) and Kannel's HTTP sendsms, with an
+                     HTTP control API. Used by the delivery tests and bench/delivery_bench.py,
+                     delivery_cpu_bench.py, fleet_bench.py and outage_bench.py. Alone:
+                     `python -m simulators.smsc`.
+    smppcheck.py     a second opinion on every PDU the SMSC receives: read by PyPI `smpplib`
+                     (the test extra's) rather than by our own codec, addresses read as a Chinese
+                     SMSC reads them. The test suite fails a test on any problem it finds.
 
 They are kept out of the domain packages because they serve HTTP (aiohttp's web side, which only
 the server and this package know) and because nothing in production depends on them. They may

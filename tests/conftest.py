@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient
 
 from mingpian.app import create_app
 from mingpian.settings import Settings
-from tests.support import gatewaysim
+from simulators import smsc
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.client import ClientFactory
 from tests.support.postgres import PostgresCluster, pg_bin
@@ -29,12 +29,10 @@ from tests.support.templates import TEMPLATES
 @pytest.fixture(autouse=True)
 def smpp_wire_checked() -> Iterator[None]:
     """Every PDU sent to a gateway simulator in the test was read by an independent codec
-    (smpplib) and every submit_sm numbered as the SMSC reads it (tests/support/smppcheck.py)."""
-    gatewaysim.PROBLEMS.clear()
+    (smpplib) and every submit_sm numbered as the SMSC reads it (simulators/smppcheck.py)."""
+    smsc.PROBLEMS.clear()
     yield
-    assert not gatewaysim.PROBLEMS, "SMPP PDUs an independent reading refuses:\n" + "\n".join(
-        gatewaysim.PROBLEMS
-    )
+    assert not smsc.PROBLEMS, "SMPP PDUs an independent reading refuses:\n" + "\n".join(smsc.PROBLEMS)
 
 
 @pytest.fixture

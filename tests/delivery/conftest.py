@@ -19,7 +19,7 @@ from mingpian.api.delivery import delivery_key
 from mingpian.app import create_app
 from mingpian.settings import Settings
 from simulators.maap import Simulator
-from tests.support.gatewaysim import GatewaySim
+from simulators.smsc import GatewaySim
 
 from .support import RCS_PHONE, AppFactory, Client, seed_doc
 

@@ -19,8 +19,8 @@ from delivery.gateways.smpp_address import Numbering
 from delivery.gateways.smpp_pdu import ShortMessage
 from mingpian.api.delivery import delivery_key
 from mingpian.settings import PROJECT_ROOT, Settings
+from simulators.smsc import GatewaySim, Rule
 from tests.support.browser import ServerThread
-from tests.support.gatewaysim import GatewaySim, Rule
 from tests.support.processes import free_port
 
 Client = TestClient[Any, web.Application]

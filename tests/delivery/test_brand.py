@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 
 from mingpian.api.delivery import delivery_key
-from tests.support.gatewaysim import GatewaySim
+from simulators.smsc import GatewaySim
 
 from .support import (
     CHATBOT,

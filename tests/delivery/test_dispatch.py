@@ -8,7 +8,7 @@ from typing import Any
 
 from delivery.gateways import smpp_pdu as smpp
 from mingpian.api.delivery import delivery_key
-from tests.support.gatewaysim import GatewaySim, Rule
+from simulators.smsc import GatewaySim, Rule
 
 from .support import (
     CMB_LINE,

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from mingpian.settings import PROJECT_ROOT
-from tests.support.gatewaysim import GatewaySim, Rule
+from simulators.smsc import GatewaySim, Rule
 from tests.support.processes import free_port, serve, wait_port
 from tests.support.templates import TEMPLATES
 

@@ -30,7 +30,7 @@ import aiohttp
 import pytest
 import yaml
 
-from tests.support.gatewaysim import GatewaySim, Rule
+from simulators.smsc import GatewaySim, Rule
 from tests.support.processes import free_port, serve
 from tests.support.templates import TEMPLATES
 

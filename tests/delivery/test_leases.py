@@ -16,7 +16,7 @@ import yaml
 from mingpian.api.delivery import delivery_key
 from mingpian.app import create_app
 from mingpian.settings import Settings
-from tests.support.gatewaysim import GatewaySim, Rule
+from simulators.smsc import GatewaySim, Rule
 
 from .support import OPERATOR, SF_LINE, auth, seed_doc, settle
 

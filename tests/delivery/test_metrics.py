@@ -9,7 +9,7 @@ import os
 from typing import Any
 
 from mingpian.api.delivery import delivery_key
-from tests.support.gatewaysim import GatewaySim, Rule
+from simulators.smsc import GatewaySim, Rule
 from tests.support.prometheus import Exposition, parse
 
 from .support import CUSTOMER, AppFactory, call, seed_doc, settle

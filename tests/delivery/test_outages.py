@@ -23,7 +23,7 @@ from infra.outage import backend_of, outages
 from mingpian.api.delivery import delivery_key
 from mingpian.app import create_app
 from mingpian.settings import PROJECT_ROOT, Settings
-from tests.support.gatewaysim import GatewaySim, Rule
+from simulators.smsc import GatewaySim, Rule
 from tests.support.postgres import PostgresCluster, pg_bin
 from tests.support.redis_server import RedisServer
 

@@ -14,8 +14,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from simulators.smsc import Rule
 from tests.support.browser import ARTIFACTS, VISIBLE_TEXT, PageProbe, ServerThread, english_words
-from tests.support.gatewaysim import Rule
 
 from .support import CUSTOMER, OPERATOR, SF_KEY, seeded_server
 

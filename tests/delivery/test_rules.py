@@ -9,7 +9,7 @@ import pytest
 
 from delivery import rules
 from mingpian.api.delivery import delivery_key
-from tests.support.gatewaysim import GatewaySim
+from simulators.smsc import GatewaySim
 
 from .support import (
     CUSTOMER,
@@ -73,7 +73,7 @@ async def test_opt_out_by_sms_reply_blocks_every_channel_at_once(
 async def test_opt_out_on_another_channel_stops_a_chain_in_flight(
     make_app: AppFactory, gateway: GatewaySim
 ) -> None:
-    from tests.support.gatewaysim import Rule
+    from simulators.smsc import Rule
 
     gateway.set_rules([Rule("drop", channel="ussd")])
     client = await make_app(

@@ -10,7 +10,7 @@ import pytest
 from delivery.gateways import smpp_client, smpp_receipts
 from delivery.gateways import smpp_pdu as smpp
 from delivery.gateways.smpp_pdu import ShortMessage
-from tests.support.gatewaysim import GatewaySim
+from simulators.smsc import GatewaySim
 
 from .support import numbered_sm
 

@@ -21,7 +21,7 @@ from delivery.gateways.smpp_pool import SmppPool
 from delivery.gateways.smpp_rate import LocalRate, RedisRate, SubmitRate
 from infra.redispipe import AutoPipeline
 from mingpian.api.delivery import delivery_key
-from tests.support.gatewaysim import GatewaySim, Rule
+from simulators.smsc import GatewaySim, Rule
 from tests.support.processes import free_port
 
 from .support import AppFactory, call, numbered_sm, seed_doc, settle

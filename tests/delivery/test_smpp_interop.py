@@ -29,7 +29,7 @@ from delivery.gateways.smpp_address import Address, AddressError, Numbering
 from delivery.gateways.smpp_pdu import Bind, Pdu, ShortMessage
 from renderer.legacy import degrade
 from renderer.model import Brand, Card, Message
-from tests.support import smppcheck
+from simulators import smppcheck
 from tests.support.processes import free_port
 
 from .support import CMB_LINE, CUSTOMER, SF_LINE, AppFactory, call, seed_doc, settle

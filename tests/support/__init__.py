@@ -4,6 +4,7 @@
 - client: ClientFactory, the type of pytest-aiohttp's `aiohttp_client`
 - processes: free ports and waiting for a real process to listen
 - browser: the studio server thread and the page probe for the Chromium tests
-- gatewaysim: the gateway simulator (an SMSC over SMPP, Kannel's sendsms) for delivery's tests
-  and benchmark
+
+The simulators the tests talk to (the MaaP, the SMSC and its independent PDU reader) are in the
+top-level `simulators` package, which the benchmarks and the studio use too.
 """

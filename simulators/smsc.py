@@ -21,7 +21,7 @@ SMSC would, and every problem is kept in `problems` and in the module's `PROBLEM
 test suite checks after each test (tests/conftest.py). The benchmarks turn it off (the cost of a
 second parser is not the server's).
 
-Run alone: `python -m tests.support.gatewaysim --smpp-port 2775 --http-port 8775`.
+Run alone: `python -m simulators.smsc --smpp-port 2775 --http-port 8775`.
 
 One module past ~500 lines on purpose: an SMSC (binds, submits, receipts, limits) and its control
 API share the session state; split, each would reach into the other.
