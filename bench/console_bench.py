@@ -67,7 +67,7 @@ async def backend(kind: str, tmp: Path) -> AsyncIterator[dict[str, str]]:
     if kind == "sqlite":
         yield {}
         return
-    from tests.support.postgres import PostgresCluster, pg_bin
+    from simulators.servers import PostgresCluster, pg_bin
 
     bindir = pg_bin()
     if bindir is None:
@@ -148,7 +148,7 @@ async def lists(http: aiohttp.ClientSession, base: str, n: int) -> dict[str, lis
 def first_paint(base: str, loads: int) -> dict[str, tuple[list[float], list[float]]]:
     from playwright.sync_api import sync_playwright
 
-    from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+    from simulators.servers import CHROMIUM, CHROMIUM_ARGS
 
     out: dict[str, tuple[list[float], list[float]]] = {}
     with sync_playwright() as pw:

@@ -59,8 +59,8 @@ import redis.asyncio as aioredis  # noqa: E402
 from benchlib import children, free_port, machine_cpu, redis_server, tree_cpu, wait_port  # noqa: E402
 from delivery_bench import TARGET, callee, drain, generate, seed, usage_messages  # noqa: E402
 
+from simulators.servers import PostgresCluster, pg_bin  # noqa: E402
 from simulators.smsc import GatewaySim, Rule  # noqa: E402
-from tests.support.postgres import PostgresCluster, pg_bin  # noqa: E402
 
 OPEN_RATE = 0.8 * TARGET  # 1,600 events/s
 SETTLE = 1.2  # s after a drain: the last receipts, and PostgreSQL's statistics (sent ≤ 1/s per backend)

@@ -19,10 +19,8 @@ from aiohttp.test_utils import TestClient
 from mingpian.app import create_app
 from mingpian.settings import Settings
 from simulators import smsc
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from simulators.servers import CHROMIUM, CHROMIUM_ARGS, PostgresCluster, free_port, pg_bin, wait_port
 from tests.support.client import ClientFactory
-from tests.support.postgres import PostgresCluster, pg_bin
-from tests.support.processes import free_port, wait_port
 from tests.support.templates import TEMPLATES
 
 

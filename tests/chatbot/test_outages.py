@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from infra.outage import outages
-from tests.support.redis_server import RedisServer
+from simulators.servers import RedisServer
 
 from .support import USER, WAYBILL, start_bot
 

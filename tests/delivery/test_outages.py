@@ -23,9 +23,8 @@ from infra.outage import backend_of, outages
 from mingpian.api.delivery import delivery_key
 from mingpian.app import create_app
 from mingpian.settings import PROJECT_ROOT, Settings
+from simulators.servers import PostgresCluster, RedisServer, pg_bin
 from simulators.smsc import GatewaySim, Rule
-from tests.support.postgres import PostgresCluster, pg_bin
-from tests.support.redis_server import RedisServer
 
 from .support import (
     CHATBOT,

@@ -1,6 +1,6 @@
 """Real-browser plumbing for the studio tests and delivery's reports page: Debian's Chromium
 (driven by Playwright's own driver, never a downloaded browser; the `browser` fixture is in
-tests/conftest.py), a real Mingpian server on a free port running in a thread so the sync
+tests/conftest.py, the browser's path and flags in simulators/servers.py), a real Mingpian server on a free port running in a thread so the sync
 Playwright API owns the test thread, and a probe for what must never happen on a page."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import asyncio
 import re
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -17,16 +16,6 @@ from aiohttp import web
 from mingpian.app import create_app
 from mingpian.settings import PROJECT_ROOT, Settings
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "studio"
 
 

@@ -1,32 +1,17 @@
-"""Real processes in tests: a free local port, waiting until something listens on it, and a
-`mingpian serve` started with settings from the environment."""
+"""Real processes in tests: a `mingpian serve` started with settings from the environment, and
+(from simulators/servers.py, shared with the benchmarks) a free local port and waiting until
+something listens on it."""
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+from simulators.servers import free_port, wait_port
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on port {port}")
+__all__ = ["free_port", "serve", "wait_port"]
 
 
 def serve(settings: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:

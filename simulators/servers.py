@@ -1,7 +1,14 @@
-"""A throwaway PostgreSQL server for tests: `initdb` + `pg_ctl` from Debian's postgresql package,
-in a temp folder, on a free loopback port, trust authentication. Each test gets a fresh database.
+"""Throw-away real servers for tests and benchmarks: a PostgreSQL cluster and a redis-server on
+free loopback ports, which a run can stop, freeze and start again (outages); free ports and
+waiting for a process to listen; and where Debian's Chromium is, with the flags it runs with.
 
-Run as root (CI), the server runs as the `postgres` system user: initdb refuses root."""
+These are not simulators: they are the real programs, started in a temp folder and thrown away.
+They live in this package because the test suite and the benchmarks both start them, and a
+benchmark imports nothing from tests/ (tests/support keeps what only the tests use).
+
+PostgreSQL: `initdb` + `pg_ctl` from Debian's postgresql package, trust authentication, a fresh
+database per test. Run as root (CI), the server runs as the `postgres` system user: initdb refuses
+root."""
 
 from __future__ import annotations
 
@@ -11,11 +18,41 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
-from .processes import free_port, wait_port
+# Debian's Chromium, driven by Playwright's own driver (never a downloaded browser).
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on port {port}")
 
 
 def pg_bin() -> Path | None:
@@ -109,3 +146,46 @@ class PostgresCluster:
         name = f"t{os.getpid()}_{self._databases}"
         self._run(self.bindir / "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, name)
         return self.url(name)
+
+
+class RedisServer:
+    """A redis-server process that a run can stop and start again on the same port (an outage)."""
+
+    def __init__(self, folder: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise FileNotFoundError("redis-server not found: run scripts/system-deps.sh")
+        self.binary = binary
+        self.folder = folder
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        folder.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start it (again: keeping nothing, as a restarted cache without persistence would)."""
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
+             "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_port(self.port, self.proc)
+
+    def freeze(self) -> None:
+        """SIGSTOP it: connections stay open and nothing is answered (a hung host)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc = None
