@@ -49,6 +49,7 @@ from .flows import FlowStore
 from .hosting import MediaHost, Resolver
 from .maap import MaapClient, SendResult
 from .outbox import OutboxWorker
+from .settings import DEFAULTS, ChatbotSettings, MaapAccount
 from .store import CommitResult, Store, open_store
 from .uploads import HOSTING_DIALECTS, LocalFile, UploadError
 
@@ -64,43 +65,58 @@ StatusListener = Callable[[list[StatusReport]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
-class MaapAccount:
-    """One account on a MaaP's send API."""
-
-    url: str
-    app_id: str
-    app_key: str
-    dialect: str = "csp"  # csp (CT/CU accessToken) | cm (China Mobile XML) | gsma (OAuth2)
-    token_url: str = ""
-    timeout: float = 5.0
-    chatbots: tuple[str, ...] = ()  # the chatbots this account sends for; (): every other one
-    cm_secret: str = "password"  # China Mobile Basic credentials: password (A) | token (B)
-    file_server: str = ""  # China Mobile fileServerRoot; "": the url
-    upload_mode: str = "perm"  # CT/CU uploadMode: perm | temp
-    profile: str = "china-unicom"  # carrier profile whose media limits uploads must fit
-    host_media: bool = True  # upload local card media to the platform (csp, cm)
-
-
-@dataclass(frozen=True, slots=True)
 class RuntimeConfig:
+    """What a runtime is built from. The server's comes from its settings (`of`); the studio's
+    preview bot and the tests build theirs directly. Defaults are the settings' own."""
+
     auth: WebhookAuth
-    store: str = "sqlite"  # sqlite | redis
+    store: str = DEFAULTS.store  # sqlite | redis
     sqlite_path: Path | None = None
-    sqlite_synchronous: str = "NORMAL"
+    sqlite_synchronous: str = DEFAULTS.sqlite_synchronous
     redis_url: str = ""
-    dedupe_ttl: float = 7 * 86400.0
+    dedupe_ttl: float = DEFAULTS.dedupe_ttl
     keep_sent: float = 7 * 86400.0
     app_id: str = ""  # returned in the CT/CU notifyPath check
     maap: MaapAccount | None = None
     accounts: tuple[MaapAccount, ...] = ()  # more accounts, each for the chatbots it names
     media: Resolver | None = None  # our media URL → local file (the server knows its /media/)
     media_dir: Path | None = None  # where fitted uploads are kept
-    outbox_concurrency: int = 64
-    outbox_lease: float = 30.0
-    outbox_backoff: float = 0.2
-    outbox_max_backoff: float = 60.0
+    outbox_concurrency: int = DEFAULTS.outbox_concurrency
+    outbox_lease: float = DEFAULTS.outbox_lease
+    outbox_backoff: float = DEFAULTS.outbox_backoff
+    outbox_max_backoff: float = DEFAULTS.outbox_max_backoff
     outbox_poll: float = 0.05
-    migrate: str = "auto"  # the SQLite store's schema migrations at start: auto | check | off
+    migrate: str = DEFAULTS.migrate  # the SQLite store's schema migrations at start: auto | check | off
+
+    @classmethod
+    def of(
+        cls,
+        s: ChatbotSettings,
+        sqlite_path: Path,
+        media: Resolver | None = None,
+        media_dir: Path | None = None,
+    ) -> RuntimeConfig:
+        """A deployment's config from its settings; the rest is where the deployment keeps its
+        files (`sqlite_path`, `media_dir`) and how it finds its own media URLs' files."""
+        maap, more = s.accounts()
+        return cls(
+            s.auth(),
+            s.store,
+            sqlite_path,
+            s.sqlite_synchronous,
+            s.redis_url,
+            s.dedupe_ttl,
+            app_id=s.webhook_app_id,
+            maap=maap,
+            accounts=more,
+            media=media,
+            media_dir=media_dir,
+            outbox_concurrency=s.outbox_concurrency,
+            outbox_lease=s.outbox_lease,
+            outbox_backoff=s.outbox_backoff,
+            outbox_max_backoff=s.outbox_max_backoff,
+            migrate=s.migrate,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -20,6 +19,7 @@ from renderer.video import ffmpeg_exe
 from . import keys
 from .chain import Chains
 from .compose import Composer
+from .config import DeliveryConfig
 from .errors import ConfigError
 from .gateways import Channel
 from .gateways.kannel import KannelChannel
@@ -33,7 +33,6 @@ from .gateways.smpp_receipts import parse_receipt
 from .intake import Intake
 from .library.fetch import PhotoFetcher
 from .library.files import LibraryFiles
-from .library.ingest import Limits
 from .library.library import MediaLibrary
 from .metering import Counters, Meter
 from .metering.redis import RedisCounters
@@ -46,46 +45,6 @@ from .seed import load_seed
 from .storage import DeliveryStore, open_store
 from .store import SqliteDeliveryStore
 from .wakeups import Wakeups
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryConfig:
-    database: Path  # the SQLite file (embedded default)
-    synchronous: str = "NORMAL"
-    database_url: str = ""  # postgresql://…: the shared system of record instead of the file
-    migrate: str = "auto"  # the store's schema migrations at open: auto | check | off
-    counters: str = "sqlite"  # sqlite | redis
-    redis_url: str = ""
-    seed: str = ""
-    operator_key: str = ""
-    smpp: str = ""  # host:port of the SMSC; empty: no SMPP
-    smpp_system_id: str = "mingpian"
-    smpp_password: str = ""
-    smpp_binds: int = 1  # sessions per process; the account must allow binds × processes
-    smpp_window: int = 256  # outstanding submits per session
-    smpp_rate: float = 0.0  # submits per second for the whole account (every process); 0: no limit
-    smpp_wait: float = 5.0  # longest a submit waits for a session, a throttling pause or a rate slot
-    flash_gsm_dcs: int = 0x10
-    smpp_numbering: str = "national"  # national (TON 2) | international (TON 1) digits
-    smpp_service_ton: int = 3  # TON of a service-code sender: 3 or 0
-    platform_sender: str = ""  # the source of an unverified line's texts; "": the SMSC's default
-    staff_max: int = 1_000_000  # staff members of an enterprise (stafflimits.MAX_MEMBERS)
-    timeouts: dict[str, float] = field(default_factory=dict)
-    ring_timeout: float = 45.0
-    lease: float = 15.0  # seconds a worker holds a chain without renewing
-    capability_path: str = ""  # "": the chatbot's MaaP dialect's own (chatbot/capability.py)
-    capability_ttl: float = 86400.0
-    kannel_url: str = ""
-    kannel_username: str = ""
-    kannel_password: str = ""
-    kannel_channels: tuple[str, ...] = ("flash", "sms")
-    kannel_token: str = ""
-    callback_base: str = ""  # where Kannel reaches this server's dlr-url
-    library_dir: Path | None = None  # the media library's files; None: data folder / "library"
-    library_quota: int = 200 * 1024**2  # bytes per enterprise
-    library_limits: Limits = field(default_factory=Limits)
-    ffmpeg: str = ""  # empty: the imageio-ffmpeg wheel's
-    fetch_timeout: float = 10.0  # a photo URL fetch, in all
 
 
 class DeliveryService:

@@ -23,49 +23,77 @@ from, the value and what is allowed (SystemExit, printed without a traceback).
 from __future__ import annotations
 
 import difflib
+import inspect
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from delivery.chain import DEFAULT_TIMEOUTS
-from delivery.stafflimits import MAX_MEMBERS
-from infra.migrations import MODES as MIGRATE_MODES
+from chatbot.settings import ChatbotSettings
+from delivery.config import DeliveryConfig
+from infra.settingrow import ENV_PREFIX, Setting, SettingError, parse_networks, rows_of, setting
 from renderer.profiles import PROFILES
-
-from .setting_rows import (
-    DATABASE_URL_ALLOWED,
-    ENV_PREFIX,
-    HOST_PORT_ALLOWED,
-    KANNEL_ALLOWED,
-    LOG_LEVELS,
-    MAAP_ACCOUNTS_ALLOWED,
-    NETWORKS_ALLOWED,
-    PROXIES_ALLOWED,
-    SCHEMES_ALLOWED,
-    SENDER_ALLOWED,
-    TIMEOUTS_ALLOWED,
-    Setting,
-    SettingError,
-    parse_database_url,
-    parse_host_port,
-    parse_kannel_channels,
-    parse_maap_accounts,
-    parse_networks,
-    parse_proxies,
-    parse_sender,
-    parse_timeouts,
-    parse_webhook_schemes,
-    setting,
-)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_ENV = "MINGPIAN_CONFIG"  # names the config file; not a setting itself
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+PROXIES_ALLOWED = "IPv4/IPv6 networks (CIDR) or addresses, comma-separated; empty: none"
+
+
+def parse_proxies(value: Any) -> tuple[str, ...]:
+    """The reverse proxies whose `X-Forwarded-For` is believed (mingpian/clientaddr.py)."""
+    return parse_networks(value, PROXIES_ALLOWED)
+
+
+class _Rows:
+    """Stands in the body of `Settings` for a domain's rows, there in the list: those of
+    `config`'s fields from `start` up to (not including) `stop`, named with `prefix`."""
+
+    def __init__(self, config: type, prefix: str = "", *, start: str = "", stop: str = "") -> None:
+        self.config, self.prefix, self.start, self.stop = config, prefix, start, stop
+
+    def fields(self) -> list[tuple[str, Any, Any]]:
+        """(setting name, type, dataclass field carrying the row) of each row, in order."""
+        declared = {f.name: f for f in fields(self.config)}
+        rows = rows_of(self.config, self.prefix)
+        order = [name for name, _ in rows]
+        first = order.index(self.start) if self.start else 0
+        end = order.index(self.stop) if self.stop else len(order)
+        out = []
+        for name, row in rows[first:end]:
+            factory = declared[name].default_factory
+            if factory is not MISSING:
+                made = field(default_factory=factory, hash=False, metadata={"setting": row})
+            else:
+                made = field(default=declared[name].default, metadata={"setting": row})
+            out.append((row.name, row.type, made))
+        return out
+
+
+def _compose(cls: type) -> type:
+    """Each `_Rows` of the class body replaced, in place, by the fields of its rows."""
+    own = inspect.get_annotations(cls)
+    annotations: dict[str, Any] = {}
+    for key, value in list(vars(cls).items()):
+        if key in own:
+            annotations[key] = own[key]
+        elif isinstance(value, _Rows):
+            delattr(cls, key)
+            for name, kind, made in value.fields():
+                annotations[name] = kind
+                setattr(cls, name, made)
+    if set(own) - set(annotations):  # a field without a default would lose its place
+        raise TypeError(f"settings without a default: {sorted(set(own) - set(annotations))}")
+    cls.__annotations__ = annotations
+    return cls
+
+
 @dataclass(frozen=True, slots=True)
+@_compose
 class Settings:
     host: str = setting("127.0.0.1", "Interface the HTTP server binds to.")
     port: int = setting(8080, "TCP port of the HTTP server.", minimum=0, maximum=65535)
@@ -184,139 +212,7 @@ class Settings:
     chatbot_dir: Path = setting(
         PROJECT_ROOT / "chatbots", "Chatbot flows, one `<bot>/flow.yaml` per bot (docs/chatbot.md)."
     )
-    store: str = setting(
-        "sqlite",
-        "Chatbot state store: `sqlite` (embedded, one process) or `redis` (shared by several processes).",
-        choices=("sqlite", "redis"),
-    )
-    redis_url: str = setting("redis://127.0.0.1:6379/0", "Redis URL for the `redis` store and counters.")
-    sqlite_synchronous: str = setting(
-        "NORMAL",
-        "SQLite `synchronous` for the chatbot and delivery "
-        "stores: NORMAL survives process crashes, FULL also power loss.",
-        choices=("OFF", "NORMAL", "FULL", "EXTRA"),
-    )
-    migrate: str = setting(
-        "auto",
-        "Schema migrations of the SQLite databases (delivery, chatbot) at start: `auto` applies "
-        "pending ones, `check` refuses to start while one is pending (run `mingpian migrate`), "
-        "`off` leaves the schema alone.",
-        choices=MIGRATE_MODES,
-    )
-    maap_url: str = setting("", "Base URL of the MaaP send API; empty: replies wait in the outbox.")
-    maap_dialect: str = setting(
-        "csp",
-        "`csp` (CT/CU accessToken API, JSON), `cm` (China Mobile, OMA XML with Basic credentials) or "
-        "`gsma` (OAuth2 client credentials, FNW.11).",
-        choices=("csp", "cm", "gsma"),
-    )
-    maap_app_id: str = setting("", "appId (csp) or OAuth2 client id (gsma).")
-    maap_app_key: str = setting("", "appKey (csp) or OAuth2 client secret (gsma).")
-    maap_token_url: str = setting(
-        "", "OAuth2 token endpoint (gsma dialect).", doc_default="`MAAP_URL/oauth2/token`"
-    )
-    maap_timeout: float = setting(
-        5.0, "Seconds before a MaaP request counts as failed (and is retried).", above=0
-    )
-    maap_cm_secret: str = setting(
-        "password",
-        "`cm` dialect: the secret hashed with the Date header into `Authorization: Basic`: "
-        "`password` (variant A: SHA256hex of `MAAP_APP_KEY`) or `token` (variant B: `MAAP_APP_KEY` "
-        "is the CSP token in base64, decoded).",
-        choices=("password", "token"),
-    )
-    maap_file_server: str = setting(
-        "",
-        "`cm` dialect: China Mobile's fileServerRoot (uploads go to `…/Content`).",
-        doc_default="`MAAP_URL`",
-    )
-    maap_upload_mode: str = setting(
-        "perm", "`csp` dialect: `uploadMode` of media uploads, `perm` or `temp`.", choices=("perm", "temp")
-    )
-    maap_media: str = setting(
-        "upload",
-        "`upload`: a card's media served by this server (`/media/…`) is uploaded to the MaaP once "
-        "per content hash and the card points at the MaaP's copy (csp, cm); `off`: cards keep our URLs.",
-        choices=("upload", "off"),
-    )
-    maap_media_profile: str = setting(
-        "",
-        "Carrier profile whose media limits uploads are fitted to (image, video, thumbnail bytes).",
-        choices=("", *PROFILES),
-        doc_default="by dialect: csp `china-unicom`, cm `china-mobile`, gsma `default`",
-    )
-    maap_accounts: str = setting(
-        "",
-        "More MaaP accounts, each sending for the chatbots it names (the `MAAP_*` account sends "
-        "for every other chatbot), e.g. a China Mobile chatbot beside a China Unicom one.",
-        parse=parse_maap_accounts,
-        allowed_doc=MAAP_ACCOUNTS_ALLOWED,
-    )
-    webhook_csp_token: str = setting("", "Token of the CT/CU `signature`/`timestamp`/`nonce` callback check.")
-    webhook_username: str = setting(
-        "", "Expected `Authorization: Username=..` on callbacks (China Mobile style)."
-    )
-    webhook_password: str = setting("", "Expected `Password=..` (with webhook_username).")
-    webhook_bearer: str = setting("", "Expected `Authorization: Bearer ..` token on callbacks.")
-    webhook_hmac_secret: str = setting(
-        "", "Secret of the `X-Mingpian-Signature` HMAC-SHA256 over timestamp + raw body."
-    )
-    webhook_replay_window: float = setting(
-        300.0, "Seconds a signed callback's timestamp may differ from now.", minimum=0
-    )
-    webhook_app_id: str = setting("", "appId returned in the `notifyPath` URL-check response header.")
-    webhook_csp_schemes: tuple[str, ...] = setting(
-        ("csp-signature", "hmac-sha256"),
-        "Auth schemes the CT/CU routes (`notifyPath`, `messageNotification`, `deliveryNotification`) accept.",
-        parse=parse_webhook_schemes,
-        allowed_doc=SCHEMES_ALLOWED,
-    )
-    webhook_gsma_schemes: tuple[str, ...] = setting(
-        ("bearer", "hmac-sha256"),
-        "Auth schemes the GSMA MaaP route (`events`) accepts.",
-        parse=parse_webhook_schemes,
-        allowed_doc=SCHEMES_ALLOWED,
-    )
-    webhook_cm_schemes: tuple[str, ...] = setting(
-        ("username-password", "hmac-sha256"),
-        "Auth schemes the China Mobile routes accept.",
-        parse=parse_webhook_schemes,
-        allowed_doc=SCHEMES_ALLOWED,
-    )
-    webhook_csp_networks: tuple[str, ...] = setting(
-        (),
-        "Source networks the CT/CU routes accept callbacks from (the peer address, or behind "
-        "`trusted_proxies` the client they name); empty: any.",
-        parse=parse_networks,
-        allowed_doc=NETWORKS_ALLOWED,
-    )
-    webhook_gsma_networks: tuple[str, ...] = setting(
-        (),
-        "Source networks the GSMA MaaP route accepts callbacks from; empty: any.",
-        parse=parse_networks,
-        allowed_doc=NETWORKS_ALLOWED,
-    )
-    webhook_cm_networks: tuple[str, ...] = setting(
-        (),
-        "Source networks the China Mobile routes accept callbacks from; empty: any.",
-        parse=parse_networks,
-        allowed_doc=NETWORKS_ALLOWED,
-    )
-    dedupe_ttl: float = setting(
-        604800.0,
-        "Seconds a platform message ID is remembered for deduplication (RBM retries for 7 days).",
-        above=0,
-    )
-    outbox_concurrency: int = setting(
-        64, "Replies sent to the MaaP in parallel (one per conversation at a time).", minimum=1
-    )
-    outbox_backoff: float = setting(
-        0.2, "First retry delay (s) after a failed send; doubles with jitter.", minimum=0
-    )
-    outbox_max_backoff: float = setting(60.0, "Longest delay (s) between retries of one reply.", minimum=0)
-    outbox_lease: float = setting(
-        30.0, "Seconds a worker holds a conversation's head message before another may resend it.", above=0
-    )
+    _chatbot = _Rows(ChatbotSettings)  # store, redis_url, …, maap_*, webhook_*, …, outbox_lease
     studio_chat_sessions: int = setting(
         200,
         "Anonymous studio preview chats kept at once; the least recently used is forgotten "
@@ -327,139 +223,15 @@ class Settings:
         1800.0, "Seconds an unused studio preview chat is kept before it is forgotten.", above=0
     )
     # -- delivery (delivery/, mingpian/api/delivery/; docs/delivery.md) --
-    database_url: str = setting(
-        "",
-        "PostgreSQL URL of the delivery domain's system of record, shared by every worker (needs "
-        "`delivery_counters=redis`); empty: a SQLite file in `data_dir`, one process.",
-        parse=parse_database_url,
-        allowed_doc=DATABASE_URL_ALLOWED,
-    )
-    delivery_counters: str = setting(
-        "sqlite",
-        "Where call-event dedupe, quota consumption and frequency "
-        "caps are counted: `sqlite` (one process) or `redis` (`REDIS_URL`; "
-        "atomic across server processes).",
-        choices=("sqlite", "redis"),
-    )
-    delivery_seed: str = setting(
-        "",
-        "YAML file of enterprises, lines, staff, cards, packages and keys "
-        "loaded at start (docs/delivery.md).",
-    )
-    delivery_operator_key: str = setting(
-        "", "The operator's API key (only its SHA-256 hash is kept); empty: none."
-    )
-    delivery_smpp: str = setting(
-        "",
-        "`host:port` of the SMSC for USSD, flash SMS and SMS over SMPP 3.4; empty: no SMPP channels.",
-        parse=parse_host_port,
-        allowed_doc=HOST_PORT_ALLOWED,
-    )
-    delivery_smpp_system_id: str = setting("mingpian", "SMPP `system_id` for `bind_transceiver`.")
-    delivery_smpp_password: str = setting("", "SMPP password for `bind_transceiver`.")
-    delivery_smpp_binds: int = setting(
-        1,
-        "SMPP sessions (`bind_transceiver`) each server process keeps; submits are spread over the "
-        "bound ones. The SMSC account must allow at least this × the number of server processes.",
-        minimum=1,
-    )
-    delivery_smpp_window: int = setting(
-        256, "Submits a session may have outstanding (sent, not yet answered) at once.", minimum=1
-    )
-    delivery_smpp_rate: float = setting(
-        0.0,
-        "Submits per second for the whole SMSC account, spaced evenly; shared by every server "
-        "process through Redis with `delivery_counters=redis`. 0: no limit.",
-        minimum=0,
-    )
-    delivery_smpp_wait: float = setting(
-        5.0,
-        "Longest a submit waits for a bound session, a pause after throttling (0x58, 0x14) or a "
-        "rate slot; past it (or the attempt's receipt timeout) the attempt fails, retryable, and "
-        "the chain moves on.",
-        minimum=0,
-    )
-    delivery_flash_gsm_dcs: int = setting(
-        16,
-        "`data_coding` of a GSM-7 flash SMS: 16 (0x10), or 240 (0xF0) for SMSCs that want it.",
-        choices=(16, 240),
-    )
-    delivery_smpp_numbering: str = setting(
-        "national",
-        "How the SMSC account numbers subscribers: `national` (11 national digits, TON 2 / NPI 1) "
-        "or `international` (digits with the country code, TON 1 / NPI 1).",
-        choices=("national", "international"),
-    )
-    delivery_smpp_service_ton: int = setting(
-        3,
-        "TON of a service-code sender (106…, 95555): 3 (network specific) or 0 (unknown), NPI 0.",
-        choices=(3, 0),
-    )
-    delivery_platform_sender: str = setting(
-        "",
-        "What texts of a line the operator has not verified go out from (the platform's own 106… "
-        "code): an unverified line may be anyone's number, so it is never the sender. Empty: "
-        "`source_addr` is left empty and the SMSC puts the account's default.",
-        parse=parse_sender,
-        allowed_doc=SENDER_ALLOWED,
-    )
-    delivery_staff_max: int = setting(
-        MAX_MEMBERS,
-        "Staff members an enterprise may have; the JSON API and the CSV import refuse more (an "
-        "export streams, so this bounds what is stored, not memory). One CSV file holds at most "
-        "50,000 rows.",
-        minimum=1,
-    )
-    delivery_timeouts: dict[str, float] = setting(
-        help="Seconds to wait for a receipt before falling over to the next channel; channels not "
-        "named keep their default.",
-        factory=lambda: dict(DEFAULT_TIMEOUTS),
-        parse=parse_timeouts,
-        allowed_doc=TIMEOUTS_ALLOWED,
-    )
-    delivery_lease: float = setting(
-        15.0,
-        "Seconds a worker holds a delivery chain without renewing its lease; after that (the worker "
-        "died) another worker takes the chain over.",
-        above=0,
-    )
-    delivery_ring_timeout: float = setting(
-        45.0,
-        "Seconds after `ringing` a pre-call card may still be sent; after that it is dropped.",
-        minimum=0,
-    )
-    delivery_capability_path: str = setting(
-        "",
-        "MaaP path asked whether a number "
-        "is a 5G-message terminal (200 yes, 404 no) before trying `rcs` (uses the chatbot's MaaP "
-        "account and credentials); `{chatbot}` and `{contact}` are filled in.",
-        doc_default="the dialect's own (docs/chatbot.md, Capability)",
-    )
-    delivery_capability_ttl: float = setting(
-        86400.0, "Seconds a number's 5G-message capability stays cached.", minimum=0
-    )
-    delivery_kannel_url: str = setting(
-        "", "Base URL of a Kannel smsbox (`…/cgi-bin/sendsms`); empty: no Kannel channel."
-    )
-    delivery_kannel_username: str = setting("", "Kannel sendsms username.")
-    delivery_kannel_password: str = setting("", "Kannel sendsms password.")
-    delivery_kannel_channels: tuple[str, ...] = setting(
-        ("flash", "sms"),
-        "Channels sent through Kannel instead of SMPP.",
-        parse=parse_kannel_channels,
-        allowed_doc=KANNEL_ALLOWED,
-    )
+    _delivery = _Rows(DeliveryConfig, "delivery_", stop="kannel_token")  # database_url, delivery_*
     console_session_hours: float = setting(
         8.0,
         "Hours a console sign-in lasts (the session cookie's Max-Age); then the key is asked again.",
         above=0,
         maximum=24 * 30,
     )
-    delivery_kannel_token: str = setting(
-        "",
-        "Secret Kannel presents on `dlr-url` and MO callbacks (`token=`); random per start if empty.",
-        doc_default="(generated)",
-    )
+    # (listed after console_session_hours since it was added)
+    _delivery_token = _Rows(DeliveryConfig, "delivery_", start="kannel_token")
 
     def __post_init__(self) -> None:
         """Keyword construction is checked like the environment: a bad value never gets in."""
