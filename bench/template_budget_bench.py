@@ -1,11 +1,11 @@
 """Template budget benchmark: how far past its limits a hostile template gets before it is stopped.
 
 For each hostile expression (lazy producers and the filters that iterate, from
-tests/renderer/test_lazy_budget.py) it renders the expression in process a few times and prints
-the thread's CPU time and the wall time until the refusal, how far that is past the time limit,
-and the peak memory the render allocated (tracemalloc). Target: every render stopped within
-50 ms of CPU time past its limit (0.03 s in the API, 1 s for a designer SVG), none allocating
-more than a few tens of megabytes.
+simulators/hostile.py, which tests/renderer/test_lazy_budget.py refuses) it renders the
+expression in process a few times and prints the thread's CPU time and the wall time until the
+refusal, how far that is past the time limit, and the peak memory the render allocated
+(tracemalloc). Target: every render stopped within 50 ms of CPU time past its limit (0.03 s in
+the API, 1 s for a designer SVG), none allocating more than a few tens of megabytes.
 
 Run: .venv/bin/python bench/template_budget_bench.py [--rounds 5] [--only NAME]
 """
@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from renderer.budget import BudgetExceeded, Limits  # noqa: E402
 from renderer.sandbox import make_environment  # noqa: E402
-from tests.renderer.test_lazy_budget import REFUSED  # noqa: E402
+from simulators.hostile import REFUSED  # noqa: E402
 
 TARGET_PAST = 0.050
 

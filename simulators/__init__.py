@@ -1,5 +1,6 @@
 """The other side of Mingpian's wires, played locally: platforms and gateways that answer the way
-the real ones do, for the test suite, the benchmarks, the studio's preview bot and a demo.
+the real ones do, for the test suite, the benchmarks, the studio's preview bot and a demo (the
+MaaP and the SMSC also run alone, with `python -m`, beside a `mingpian serve`).
 
     maap.py          a MaaP platform (5G messages) in its three dialects: CT/CU's CSP JSON and
                      GSMA's send APIs, tokens, webhook calls signed like the platform's, faults
@@ -16,9 +17,17 @@ the real ones do, for the test suite, the benchmarks, the studio's preview bot a
     smppcheck.py     a second opinion on every PDU the SMSC receives: read by PyPI `smpplib`
                      (the test extra's) rather than by our own codec, addresses read as a Chinese
                      SMSC reads them. The test suite fails a test on any problem it finds.
+    hostile.py       a hostile designer: template expressions that run for seconds or allocate
+                     gigabytes unless the render's budget stops them; the budget test and
+                     bench/template_budget_bench.py read the same list.
+    servers.py       not simulators but throw-away real servers (a PostgreSQL cluster, a
+                     redis-server) that a run can stop, freeze and start again, free ports, and
+                     Debian's Chromium's path and flags. Here because the test suite and the
+                     benchmarks both start them and a benchmark imports nothing from tests/.
 
 They are kept out of the domain packages because they serve HTTP (aiohttp's web side, which only
-the server and this package know) and because nothing in production depends on them. They may
+the server and this package know) and because no chatbot or delivery path depends on them: in the
+server, only the studio's preview bot (a sandbox with a platform of its own) uses one. They may
 use the domain packages' codecs (chatbot's signing and XML reading, delivery's SMPP PDUs); no
 domain package imports them.
 """
