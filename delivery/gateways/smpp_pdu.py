@@ -4,7 +4,7 @@ Why our own codec: the asyncio libraries on PyPI do not fit. aiosmpplib maps `da
 enum of alphabets, so class-0 (flash) 0x10/0x18 can neither be sent nor parsed, and it has no
 SMSC side for the simulator; smpplib is blocking and thread-based. The PDUs we need are few
 (bind, submit_sm, deliver_sm, enquire_link, unbind, generic_nack), so the codec is small and
-shared by the client (smpp_client.py) and the SMSC of the test gateway simulator.
+shared by the client (smpp_client.py) and the SMSC of the gateway simulator (simulators/smsc.py).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """SMPP delivery receipts (SMPP 3.4 Appendix B): parsed from a deliver_sm, and written by the
-gateway simulator in the same format an SMSC uses."""
+gateway simulator (simulators/smsc.py) in the same format an SMSC uses."""
 
 from __future__ import annotations
 

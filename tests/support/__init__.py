@@ -2,7 +2,8 @@
 
 - templates: the project's TEMPLATES folder, write_template() for throw-away templates
 - client: ClientFactory, the type of pytest-aiohttp's `aiohttp_client`
-- processes: free ports and waiting for a real process to listen
+- processes: `mingpian serve` in a process of its own (free ports and waiting for a process to
+  listen come from simulators/servers.py, as do the throw-away PostgreSQL and Redis servers)
 - browser: the studio server thread and the page probe for the Chromium tests
 
 The simulators the tests talk to (the MaaP, the SMSC and its independent PDU reader) are in the
