@@ -188,9 +188,9 @@ def open_store(
 ) -> DeliveryStore:
     """The store a deployment's settings name: PostgreSQL for a `postgresql://` URL, else SQLite."""
     if is_postgres(database_url):
-        from .pgstore import PgDeliveryStore
+        from .pgstore import PgDeliveryStore  # deferred: asyncpg only where PostgreSQL is used
 
         return PgDeliveryStore(database_url, migrate=migrate)
-    from .store import SqliteDeliveryStore
+    from .store import SqliteDeliveryStore  # deferred like PostgreSQL's: only the configured store
 
     return SqliteDeliveryStore(sqlite_path, synchronous, migrate)

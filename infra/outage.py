@@ -33,7 +33,7 @@ class Unavailable(ConnectionError):
 
 def _driver_backend(exc: BaseException) -> str | None:
     """The backend whose driver raised `exc` as a connection failure, by the error's type."""
-    try:
+    try:  # the drivers are loaded when an error is classified, not by every store importing this
         import asyncpg
     except ImportError:  # pragma: no cover - a dependency of the project
         asyncpg = None

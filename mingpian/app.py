@@ -1,4 +1,8 @@
-"""The application factory: builds the aiohttp app from Settings; nothing runs at import."""
+"""The application factory: builds the aiohttp app from Settings; nothing runs at import.
+
+`create_app` sets up every feature in order and makes every link between features here (with
+the helpers of wiring.py), so the order of start and stop, and who talks to whom, reads top to
+bottom: cleanup contexts start in the order they are added and stop in reverse."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from aiohttp import web
 from renderer import RenderError, TemplateStore
 from renderer.fonts import use_font_dir
 
-from . import library, manual, media, openapi, readiness, studio
+from . import console, library, manual, media, openapi, readiness, reports, studio, wiring
 from .api import chatbot as api_chatbot
 from .api import delivery as api_delivery
 from .api import docs as api_docs
@@ -99,6 +103,10 @@ def create_app(settings: Settings | None = None) -> web.Application:
     api_legacy.setup(app)
     studio.setup(app)
     manual.setup(app)
-    api_chatbot.setup(app)  # before delivery: delivery sends 5G messages through its runtime
-    api_delivery.setup(app)
+    # The chatbot before delivery: its runtime, started first, is delivery's 5G channel.
+    api_chatbot.setup(app, media=wiring.chatbot_media)  # uploads our media and library files
+    api_delivery.setup(app, messaging=wiring.chatbot_messaging)
+    app.cleanup_ctx.append(wiring.delivery_hears_chatbot)  # taps, replies and statuses, once both run
+    reports.setup(app)  # the reports page and the console: browser pages on the delivery API
+    console.setup(app)
     return app

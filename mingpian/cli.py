@@ -6,11 +6,14 @@ import argparse
 import errno
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
 
+from chatbot.flows import check_flows
 from renderer import PROFILES, RenderError, TemplateStore, get_profile
+from renderer.fonts import use_font_dir
 
 from .cli_targets import BINARY_TARGETS, TARGETS, TargetInput
 from .errors import error_table_markdown
@@ -20,8 +23,6 @@ from .settings import SETTINGS, Settings, markdown_table
 
 def _settings(args: argparse.Namespace, **flags: Any) -> Settings:
     """Defaults < --config file (or MINGPIAN_CONFIG) < MINGPIAN_* variables < command-line flags."""
-    from renderer.fonts import use_font_dir
-
     settings = Settings.from_env(config=args.config, template_dir=args.templates, **flags)
     use_font_dir(settings.assets_dir / "fonts")  # pictures drawn by the CLI use the deployment's fonts
     return settings
@@ -32,6 +33,8 @@ def _store(settings: Settings) -> TemplateStore:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # Deferred: the server (aiohttp, every feature, the database drivers) is loaded only to serve,
+    # so that `render`, `lint` and `settings` start quickly.
     from aiohttp import web
 
     from infra.migrations import MigrationError, PendingMigrations
@@ -51,7 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         preflight(settings)  # what the stores' open would refuse, refused before anything starts
         refuse_unreachable_backends(settings)  # a database or Redis that does not answer: one line
         if settings.workers > 1:
-            from .workers import WorkerPool, shared_state_problem
+            from .workers import WorkerPool, shared_state_problem  # deferred: loads gunicorn
 
             problem = shared_state_problem(settings)
             if problem:
@@ -109,7 +112,6 @@ def _reason(exc: OSError) -> str:
 def bind_problem(host: str, port: int) -> str | None:
     """Why `host:port` cannot be listened on, or None: asked before gunicorn starts, which would
     otherwise retry for seconds and print a page of its own."""
-    import socket
 
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -195,8 +197,6 @@ def cmd_lint(args: argparse.Namespace) -> int:
     store = _store(settings)
     problems = lint_templates(store, args.names or None, get_profile(args.profile))
     if not args.names and args.templates is None:  # the whole project: chatbot flows too
-        from chatbot.flows import check_flows
-
         problems += check_flows(settings.chatbot_dir, store)
     for line in problems:
         print(line)
@@ -222,7 +222,7 @@ def cmd_errors(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from .cli_migrate import run
+    from .cli_migrate import run  # deferred, as in cmd_serve: it loads the server's features
 
     return run(_settings(args), show_status=args.status)
 

@@ -18,6 +18,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from chatbot.store.sqlite import SCHEMA as CHATBOT
+from delivery.pgstore import MIGRATIONS as DELIVERY_PG
+from delivery.store import SCHEMA as DELIVERY
 from infra.migrations import (
     MigrationError,
     Migrations,
@@ -30,6 +33,8 @@ from infra.migrations import (
 )
 from infra.migrations_pg import migrate_postgres, status_postgres
 
+from .api.chatbot import runtime_config
+from .api.delivery import delivery_config
 from .settings import Settings
 
 T = TypeVar("T")
@@ -45,16 +50,8 @@ class Database:
 
 def databases(settings: Settings) -> list[Database]:
     """The databases the server opens with these settings, at the paths it opens them."""
-    from chatbot.store.sqlite import SCHEMA as CHATBOT
-    from delivery.store import SCHEMA as DELIVERY
-
-    from .api.chatbot import runtime_config
-    from .api.delivery import delivery_config
-
     chatbot = runtime_config(settings)
     if settings.database_url:
-        from delivery.pgstore import MIGRATIONS as DELIVERY_PG
-
         delivery = Database("delivery", None, DELIVERY_PG, settings.database_url)
     else:
         delivery = Database("delivery", delivery_config(settings).database, DELIVERY)
@@ -153,7 +150,7 @@ def _status_lines(d: Database, st: Status) -> list[str]:
 
 
 async def _on_postgres(d: Database, work: Callable[[Any], Awaitable[T]]) -> T:
-    import asyncpg
+    import asyncpg  # here for its errors only; loaded already with delivery.pgstore
 
     try:
         conn = await asyncpg.connect(d.url, timeout=5)

@@ -1,4 +1,5 @@
-"""Typed application keys of the state every feature shares: settings, templates, metrics.
+"""Typed application keys of the state features share: settings, templates, metrics, and the
+chatbot flows (the chatbot serves them; the studio previews them).
 
 A feature's own state is declared beside its setup function: `runtime_key` and the chatbot
 metrics in api/chatbot.py, `delivery_key` in api/delivery/state.py, `formats_key` in
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from chatbot.flows import FlowStore
 from renderer import TemplateStore
 
 from .metrics import Metrics
@@ -18,3 +20,4 @@ from .settings import Settings
 settings_key = web.AppKey("settings", Settings)
 templates_key = web.AppKey("templates", TemplateStore)
 metrics_key = web.AppKey("metrics", Metrics)
+flows_key = web.AppKey("chatbot_flows", FlowStore)

@@ -92,7 +92,7 @@ def init_worker(ffmpeg: str | None, fonts: str | None = None) -> None:
     tune_malloc()
     if ffmpeg:
         os.environ["MINGPIAN_FFMPEG"] = ffmpeg
-    from renderer.fonts import face, use_font_dir
+    from renderer.fonts import face, use_font_dir  # after MINGPIAN_FFMPEG is set, in the worker
 
     if fonts:
         use_font_dir(Path(fonts))

@@ -13,6 +13,10 @@ from typing import Any
 
 from aiohttp import web
 
+from .api.delivery import delivery_key
+from .errors import ApiError
+from .httpjson import json_response
+from .keys import settings_key, templates_key
 from .settings import Settings
 
 TIMEOUT = 3.0  # seconds a backend may take to answer a readiness probe
@@ -23,7 +27,7 @@ def redis_needed(s: Settings) -> bool:
 
 
 async def database_problem(url: str) -> str | None:
-    import asyncpg
+    import asyncpg  # deferred: the driver is loaded only where a PostgreSQL database is configured
 
     try:
         conn = await asyncpg.connect(url, timeout=TIMEOUT)
@@ -34,7 +38,7 @@ async def database_problem(url: str) -> str | None:
 
 
 async def redis_problem(url: str) -> str | None:
-    from redis import asyncio as aioredis
+    from redis import asyncio as aioredis  # deferred: loaded only where Redis is configured
     from redis.exceptions import RedisError
 
     r = aioredis.Redis.from_url(url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
@@ -72,11 +76,6 @@ async def _probe(name: str, check: Awaitable[None]) -> str | None:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    from .api.delivery import delivery_key
-    from .errors import ApiError
-    from .httpjson import json_response
-    from .keys import settings_key, templates_key
-
     app = request.app
     s = app[settings_key]
     checks: dict[str, Any] = {}

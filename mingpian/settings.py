@@ -9,7 +9,10 @@ checkers, and a setting cannot exist without its row (or the row without its fie
 The rows are the single source of truth: `Settings.from_env()` reads and checks the values,
 `mingpian settings` prints them, `markdown_table()` renders the table in docs/settings.md (and
 tests/server/test_settings.py fails when the two differ). Features add their rows here rather than
-reading os.environ themselves.
+reading os.environ themselves; a domain package declares its rows beside its own config type
+(delivery/config.py, chatbot/settings.py, with infra/settingrow.py's `setting()`) and they are
+placed here, among the server's own, by `_Rows`: in the order listed, under the names the
+package gives (delivery's with the `delivery_` prefix).
 
 Values come from, lowest first: the defaults, a TOML config file (`--config` or MINGPIAN_CONFIG),
 MINGPIAN_* environment variables, explicit overrides (command-line flags). A bad value, an unknown

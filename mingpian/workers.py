@@ -18,6 +18,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from .app import create_app, freeze_gc
 from .settings import Settings
 
 
@@ -59,8 +60,6 @@ class WorkerPool(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Any:
         """In each worker, after the fork: its own app (nothing started in the parent is shared)."""
-        from .app import create_app, freeze_gc
-
         app = create_app(self.settings)
         app.on_startup.append(freeze_gc)
         return app

@@ -17,7 +17,7 @@ from .errors import TemplateInvalid
 from .fields import Field, SourceCompiler
 from .model import SUGGESTION_KINDS, Card, Media, Suggestion
 from .sandbox import CardSandbox
-from .yamlsrc import LocDict, line_of
+from .yamlsrc import LocDict, LocStr, line_of
 
 MAX_LOOP_ITEMS = 100  # a loop may yield at most this many items before limits even apply
 
@@ -140,8 +140,6 @@ class _Compiler(SourceCompiler):
 
 
 def _with_line(text: str, origin: Any) -> Any:
-    from .yamlsrc import LocStr
-
     return LocStr(text, line_of(origin, 1))
 
 

@@ -150,7 +150,7 @@ def chain_files() -> list[Path]:
 @lru_cache(maxsize=16)
 def coverage(font: FontFile) -> frozenset[int]:
     """The code points `font` maps to a glyph."""
-    from fontTools.ttLib import TTFont
+    from fontTools.ttLib import TTFont  # deferred: fontTools is heavy and rarely needed
 
     with TTFont(str(locate(font)), fontNumber=font.index, lazy=True) as tt:
         return frozenset(tt.getBestCmap() or ())

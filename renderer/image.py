@@ -486,7 +486,7 @@ def poster(
 def render_card_bytes(message: Message, ctx: MediaContext, opts: ImageOptions) -> bytes:
     """Encoded whole-card picture; a template's own `card.svg.j2` wins over the built-in layout."""
     if ctx.template_dir is not None and (ctx.template_dir / "card.svg.j2").is_file():
-        from .svgcard import render_svg_template
+        from .svgcard import render_svg_template  # deferred: cairosvg, for SVG templates only
 
         im = render_svg_template(message, ctx, opts.width)
     else:

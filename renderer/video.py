@@ -17,6 +17,9 @@ the first encode at a computed bitrate (cheaper than redrawing), at most twice.
 
 Bounds: width 240-1440 with the longer side at most 1920, 0.5-10 s, at most 30 fps, at most 10
 cards.
+
+Why one module of this length: the slides, their motion and the ffmpeg pipe agree on one frame
+format and timing; split, each part would restate them.
 """
 
 from __future__ import annotations
@@ -130,7 +133,7 @@ def ffmpeg_exe() -> str:
     override = os.environ.get("MINGPIAN_FFMPEG")
     if override:
         return override
-    import imageio_ffmpeg
+    import imageio_ffmpeg  # deferred: only when no ffmpeg is configured
 
     return imageio_ffmpeg.get_ffmpeg_exe()
 

@@ -190,7 +190,7 @@ class ShortMessage:
 
 
 def _gsm_tables() -> tuple[dict[int, bytes], dict[int, str]]:
-    from renderer import gsm
+    from renderer import gsm  # deferred: the tables are built on first use only
 
     to: dict[int, bytes] = {}
     back: dict[int, str] = {}

@@ -13,26 +13,26 @@ module only maps HTTP to it and its refusals to JSON errors.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 
-from chatbot.auth import RoutePolicy, WebhookAuth
 from chatbot.events import schema_text
 from chatbot.flows import FlowStore
-from chatbot.runtime import ChatbotRuntime, Dialect, MaapAccount, RuntimeConfig
-from chatbot.uploads import LocalFile
-from infra import jsonio
+from chatbot.hosting import Resolver
+from chatbot.runtime import ChatbotRuntime, Dialect, RuntimeConfig
+from chatbot.settings import ChatbotSettings
+from infra.settingrow import config_from
 
 from ..clientaddr import client_address
 from ..errors import ApiError
 from ..httpjson import json_response
-from ..keys import metrics_key, settings_key, templates_key
+from ..keys import flows_key, metrics_key, settings_key, templates_key
 from ..metrics import Counter
 from ..openapi import add_paths, error_response
 from ..openapi import json_response as doc_json
@@ -42,120 +42,24 @@ from .delivery.access import principal, require_operator
 log = logging.getLogger("mingpian.chatbot")
 
 runtime_key = web.AppKey("chatbot_runtime", ChatbotRuntime)
-flows_key = web.AppKey("chatbot_flows", FlowStore)
 turns_key = web.AppKey("chatbot_turns", Counter)
 sends_key = web.AppKey("chatbot_sends", Counter)
 
 
-MEDIA_PROFILES = {"csp": "china-unicom", "cm": "china-mobile", "gsma": "default"}
-
-
-def accounts(s: Settings) -> tuple[MaapAccount | None, tuple[MaapAccount, ...]]:
-    """The default MaaP account (`maap_*`) and the accounts of `maap_accounts`."""
-    host = s.maap_media == "upload"
-    main = (
-        MaapAccount(
-            s.maap_url,
-            s.maap_app_id,
-            s.maap_app_key,
-            s.maap_dialect,
-            s.maap_token_url,
-            s.maap_timeout,
-            cm_secret=s.maap_cm_secret,
-            file_server=s.maap_file_server,
-            upload_mode=s.maap_upload_mode,
-            profile=s.maap_media_profile or MEDIA_PROFILES[s.maap_dialect],
-            host_media=host,
-        )
-        if s.maap_url
-        else None
-    )
-    more = []
-    for a in jsonio.loads(s.maap_accounts) if s.maap_accounts else []:
-        dialect = a.get("dialect", "csp")
-        more.append(
-            MaapAccount(
-                a["url"],
-                a["app_id"],
-                a["app_key"],
-                dialect,
-                a.get("token_url", ""),
-                s.maap_timeout,
-                chatbots=tuple(a["chatbots"]),
-                cm_secret=a.get("cm_secret", "password"),
-                file_server=a.get("file_server", ""),
-                upload_mode=a.get("upload_mode", "perm"),
-                profile=a.get("profile") or MEDIA_PROFILES[dialect],
-                host_media=host,
-            )
-        )
-    return main, tuple(more)
-
-
-def local_media(app: web.Application) -> Any:
-    """Our own media URL → the local file: a rendered `/media/…` file (through the media
-    service) or an enterprise's library file (`/media/library/…`); None for any other URL."""
-    from delivery.library.files import EXTS
-
-    from ..library import library_links_key
-    from ..media import media_service_key
-
-    async def resolve(url: str) -> LocalFile | None:
-        lib = app.get(library_links_key)
-        prefix = f"{lib.base_url}/media/library/" if lib is not None else ""
-        if lib is not None and url.startswith(prefix):
-            id, _, ext = url[len(prefix) :].partition(".")
-            try:
-                path = lib.files.path(id, ext)  # the name is checked: nothing outside the library
-            except ValueError:
-                return None
-            return LocalFile(path, EXTS[ext]) if path.is_file() else None
-        svc = app.get(media_service_key)
-        got = await svc.local_file(url) if svc is not None else None
-        return LocalFile(*got) if got is not None else None
-
-    return resolve
-
-
-def runtime_config(s: Settings, app: web.Application | None = None) -> RuntimeConfig:
-    def policy(schemes: tuple[str, ...], networks: tuple[str, ...]) -> RoutePolicy:
-        return RoutePolicy(schemes, tuple(ipaddress.ip_network(n) for n in networks))
-
-    auth = WebhookAuth(
-        s.webhook_csp_token,
-        s.webhook_username,
-        s.webhook_password,
-        s.webhook_bearer,
-        s.webhook_hmac_secret,
-        s.webhook_replay_window,
-        {
-            "csp": policy(s.webhook_csp_schemes, s.webhook_csp_networks),
-            "gsma": policy(s.webhook_gsma_schemes, s.webhook_gsma_networks),
-            "cm": policy(s.webhook_cm_schemes, s.webhook_cm_networks),
-        },
-    )
-    maap, more = accounts(s)
-    return RuntimeConfig(
-        auth,
-        s.store,
+def runtime_config(s: Settings, media: Resolver | None = None) -> RuntimeConfig:
+    """The chatbot's rows read by name; its files kept in the data folder; `media` finds the
+    files behind our own media URLs (for uploads to the MaaP)."""
+    return RuntimeConfig.of(
+        config_from(ChatbotSettings, s),
         s.data_dir / "chatbot.sqlite3",
-        s.sqlite_synchronous,
-        s.redis_url,
-        s.dedupe_ttl,
-        app_id=s.webhook_app_id,
-        maap=maap,
-        accounts=more,
-        media=local_media(app) if app is not None else None,
+        media=media,
         media_dir=s.data_dir / "hosted",
-        outbox_concurrency=s.outbox_concurrency,
-        outbox_lease=s.outbox_lease,
-        outbox_backoff=s.outbox_backoff,
-        outbox_max_backoff=s.outbox_max_backoff,
-        migrate=s.migrate,
     )
 
 
-async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+async def _lifecycle(
+    app: web.Application, media: Callable[[web.Application], Resolver] | None
+) -> AsyncIterator[None]:
     s = app[settings_key]
     flows = app[flows_key]
     for bot, err in flows.errors.items():
@@ -165,7 +69,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         runtime = ChatbotRuntime(
             flows,
             app[templates_key],
-            runtime_config(s, app),
+            runtime_config(s, media(app) if media is not None else None),
             on_turn=lambda bot, result: turns.inc(bot, result),
             on_send=sends.inc,
         )
@@ -421,7 +325,9 @@ def _document(app: web.Application) -> None:
     add_paths(app, paths, schemas)
 
 
-def setup(app: web.Application) -> None:
+def setup(app: web.Application, media: Callable[[web.Application], Resolver] | None = None) -> None:
+    """The MaaP webhooks and the chatbot API; `media(app)`, asked at start, finds the files
+    behind our own media URLs (None: cards keep pointing at them)."""
     settings = app[settings_key]
     app[flows_key] = FlowStore(settings.chatbot_dir)
     app[turns_key] = Counter(
@@ -446,5 +352,5 @@ def setup(app: web.Application) -> None:
     r.add_post("/maap/{bot}/MessageStatusNotification/{chatbotURI}", cm_status, name="maap-cm-status")
     r.add_get("/api/chatbot/bots", list_bots, name="chatbot-bots")
     r.add_get("/api/chatbot/messages/{messageId}", message_status, name="chatbot-message")
-    app.cleanup_ctx.append(_lifecycle)
+    app.cleanup_ctx.append(partial(_lifecycle, media=media))
     _document(app)

@@ -151,7 +151,7 @@ async def render_rcs(rr: RenderRequest) -> web.Response:
     if rr.request.query.get("lint") in ("1", "true"):
         # The studio asks: characters no font draws (boxes in the picture and video), by field.
         # Not on every render: the check costs more than the render itself.
-        from renderer.glyphs import CODE, glyph_problems
+        from renderer.glyphs import CODE, glyph_problems  # deferred: loads every font of the chain
 
         body["warnings"] = [{"code": CODE, **p.to_json()} for p in glyph_problems(rr.message, rr.data)]
     return json_response(body)

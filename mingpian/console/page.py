@@ -9,11 +9,10 @@ from __future__ import annotations
 import hashlib
 from html import escape
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
-from ..openapi import static_files
+from ..openapi import add_paths, static_files
 from ..studio.assets import asset_url
 from ..studio.pages import html_response
 from ..studio.security import HEADERS
@@ -95,12 +94,12 @@ async def _headers(request: web.Request, response: web.StreamResponse) -> None:
             response.headers.setdefault(k, v)
 
 
-def setup(app: web.Application) -> dict[str, Any]:
+def setup(app: web.Application) -> None:
     app.router.add_get("/console", console)
     app.router.add_get(PREFIX + "{name}", static)
     app.on_response_prepare.append(_headers)
     html = {"200": {"description": "the page", "content": {"text/html": {"schema": {"type": "string"}}}}}
-    return {
+    paths = {
         "/console": {
             "get": {
                 "summary": "The console: enterprises and the operator (browser)",
@@ -110,3 +109,4 @@ def setup(app: web.Application) -> dict[str, Any]:
         },
         PREFIX + "{name}": static_files("The console's scripts and stylesheet"),
     }
+    add_paths(app, paths)

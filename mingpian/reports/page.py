@@ -17,7 +17,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..openapi import static_files
+from ..openapi import add_paths, static_files
 from ..studio.pages import html_response, page
 from ..studio.security import HEADERS
 
@@ -93,12 +93,12 @@ async def _headers(request: web.Request, response: web.StreamResponse) -> None:
             response.headers.setdefault(k, v)
 
 
-def setup(app: web.Application) -> dict[str, dict[str, object]]:
+def setup(app: web.Application) -> None:
     app.router.add_get("/reports", reports)
     app.router.add_get(PREFIX + "{name}", static)
     app.on_response_prepare.append(_headers)
     html = {"200": {"description": "the page", "content": {"text/html": {"schema": {"type": "string"}}}}}
-    return {
+    paths = {
         "/reports": {
             "get": {
                 "summary": "Reports page for an enterprise (studio)",
@@ -108,3 +108,4 @@ def setup(app: web.Application) -> dict[str, dict[str, object]]:
         },
         PREFIX + "{name}": static_files("The reports page's scripts and stylesheet"),
     }
+    add_paths(app, paths)

@@ -24,9 +24,11 @@ from typing import Any
 
 from aiohttp import web
 
+from chatbot.events import BadEvent, from_csp_message
+
 from ..errors import ApiError
 from ..httpjson import read_json_body
-from ..keys import settings_key
+from ..keys import flows_key, settings_key
 from .preview_bot import PreviewBot, PreviewFailed, preview_bot_key, preview_lifecycle
 
 SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -97,10 +99,6 @@ chats_key = web.AppKey("studio_chats", PreviewChats)
 
 def flow_store(app: web.Application) -> Any:
     """The chatbot's FlowStore when the chatbot feature is set up, else None."""
-    try:
-        from ..api.chatbot import flows_key
-    except ImportError:
-        return None
     return app.get(flows_key)
 
 
@@ -125,8 +123,6 @@ async def _pick_bot(
 
 
 async def preview_chat(request: web.Request) -> web.Response:
-    from chatbot.events import BadEvent, from_csp_message
-
     preview = request.app.get(preview_bot_key)
     if preview is None:
         raise ApiError(404, "chatbot_disabled", "this server runs no chatbot (see docs/chatbot.md)")

@@ -10,7 +10,7 @@ So the studio builds a second, private instance of the same pieces:
   at the next start) and its MaaP account at the simulator;
 - the MaaP simulator (`simulators.maap`) as the platform, with credentials generated at start;
 - one loopback-only HTTP server (127.0.0.1, ephemeral port) that serves the bot's real CT/CU
-  webhook handler (`api.chatbot.csp_message`, bound to this runtime) at `/maap/{bot}/...` and
+  webhook (`_webhook`: the runtime's inbound door, as the server's route) at `/maap/{bot}/...` and
   the simulator's send API under `/platform`.
 
 A tap is then: the simulator signs and POSTs the notification to the webhook → the engine
@@ -41,7 +41,8 @@ from chatbot.store.sqlite import SqliteStore
 from chatbot.turns import State, outbound_id
 from simulators.maap import Received, Simulator
 
-from ..keys import settings_key, templates_key
+from ..httpjson import json_response
+from ..keys import flows_key, settings_key, templates_key
 from ..middleware import json_errors
 
 PREVIEW_CHATBOT = "sip:studio-preview@botplatform.rcs.chinaunicom.cn"
@@ -170,6 +171,23 @@ def _owned_by_live_process(folder: Path) -> bool:
     return True
 
 
+def _webhook(runtime: ChatbotRuntime) -> Any:
+    """The CT/CU message webhook of the preview loop: the raw body to this runtime's inbound
+    door, as the server's route does for the real bots (its refusals answered by json_errors)."""
+
+    async def handle(request: web.Request) -> web.Response:
+        raw = await request.read()
+        bot = request.match_info["bot"]
+        ack = await runtime.inbound(
+            "csp-message", bot, request.headers, raw, request.match_info, request.remote
+        )
+        if ack.body is None:
+            return web.Response(status=ack.status, headers=ack.headers)
+        return json_response(ack.body, status=ack.status, headers=ack.headers or None)
+
+    return handle
+
+
 def _loopback_socket() -> socket.socket:
     """Bound before the app is built, so the MaaP client knows its URL up front."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -180,8 +198,6 @@ def _loopback_socket() -> socket.socket:
 
 async def preview_lifecycle(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: start the private runtime when the server has chatbot flows; stop it all."""
-    from ..api.chatbot import csp_message, flows_key, runtime_key
-
     flows = app.get(flows_key)
     if flows is None or not flows.flows:
         yield
@@ -221,8 +237,7 @@ async def preview_lifecycle(app: web.Application) -> AsyncIterator[None]:
             ),
         )
         loop_app = web.Application(client_max_size=1024 * 1024, middlewares=[json_errors])
-        loop_app[runtime_key] = runtime
-        loop_app.router.add_post("/maap/{bot}/messageNotification/{chatbotId}/messages", csp_message)
+        loop_app.router.add_post("/maap/{bot}/messageNotification/{chatbotId}/messages", _webhook(runtime))
         loop_app.add_subapp("/platform", sim.app())
         runner = web.AppRunner(loop_app, access_log=None, handle_signals=False)
         await runner.setup()

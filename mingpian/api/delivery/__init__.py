@@ -8,21 +8,23 @@ each module also returns the OpenAPI text of its routes. Every route needs an AP
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 
 import asyncpg
 from aiohttp import web
 
+from delivery.config import DeliveryConfig
 from delivery.errors import ConfigError, SeedError
+from delivery.gateways.rcs import Messaging
 from delivery.library.ingest import Limits
-from delivery.service import DeliveryConfig, DeliveryService
+from delivery.service import DeliveryService
+from infra.settingrow import config_from
 
-from ...console import setup as setup_console
 from ...keys import metrics_key, settings_key, templates_key
 from ...library import library_dir
 from ...metrics import watch_delivery
 from ...openapi import add_paths, openapi_hooks_key
-from ...reports import setup as setup_reports_page
 from ...settings import Settings
 from . import (
     brand,
@@ -44,37 +46,17 @@ __all__ = ["delivery_key", "setup"]
 
 
 def delivery_config(s: Settings) -> DeliveryConfig:
-    return DeliveryConfig(
+    """Delivery's own rows (`delivery_*`, `database_url`) are read by name; the rest is shared
+    with other features (the chatbot section's store settings, the media library's and ffmpeg)
+    or derived by the server (its data folder, where Kannel reaches it), spelled out here."""
+    return config_from(
+        DeliveryConfig,
+        s,
+        "delivery_",
         database=s.data_dir / "delivery.sqlite3",
         synchronous=s.sqlite_synchronous,
-        database_url=s.database_url,
         migrate=s.migrate,
-        counters=s.delivery_counters,
         redis_url=s.redis_url,
-        seed=s.delivery_seed,
-        operator_key=s.delivery_operator_key,
-        smpp=s.delivery_smpp,
-        smpp_system_id=s.delivery_smpp_system_id,
-        smpp_password=s.delivery_smpp_password,
-        smpp_binds=s.delivery_smpp_binds,
-        smpp_window=s.delivery_smpp_window,
-        smpp_rate=s.delivery_smpp_rate,
-        smpp_wait=s.delivery_smpp_wait,
-        flash_gsm_dcs=s.delivery_flash_gsm_dcs,
-        smpp_numbering=s.delivery_smpp_numbering,
-        smpp_service_ton=s.delivery_smpp_service_ton,
-        platform_sender=s.delivery_platform_sender,
-        staff_max=s.delivery_staff_max,
-        timeouts=dict(s.delivery_timeouts),
-        ring_timeout=s.delivery_ring_timeout,
-        lease=s.delivery_lease,
-        capability_path=s.delivery_capability_path,
-        capability_ttl=s.delivery_capability_ttl,
-        kannel_url=s.delivery_kannel_url,
-        kannel_username=s.delivery_kannel_username,
-        kannel_password=s.delivery_kannel_password,
-        kannel_channels=tuple(s.delivery_kannel_channels),
-        kannel_token=s.delivery_kannel_token,
         callback_base=s.base_url,
         library_dir=library_dir(s),
         library_quota=s.library_quota,
@@ -84,17 +66,15 @@ def delivery_config(s: Settings) -> DeliveryConfig:
     )
 
 
-async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
-    from ..chatbot import runtime_key  # set up before this feature (see create_app)
-
-    runtime = app.get(runtime_key)
-    messaging = runtime if runtime is not None and runtime.has_maap else None
+async def _lifecycle(
+    app: web.Application, messaging: Callable[[web.Application], Messaging | None]
+) -> AsyncIterator[None]:
     metrics = app[metrics_key]
     try:
         service = DeliveryService(
             delivery_config(app[settings_key]),
             app[templates_key],
-            messaging,
+            messaging(app),
             on_outcome=metrics.delivery_attempts.inc,  # (channel, outcome)
         )
     except ConfigError as exc:
@@ -107,23 +87,24 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     except (OSError, asyncpg.PostgresError) as exc:  # the database cannot be reached or refused us
         await service.close()
         raise SystemExit(f"delivery database cannot start: {exc}") from None
-    if runtime is not None:  # 5G replies and taps, in-process, after the chatbot's turn committed
-        runtime.listeners.append(service.on_chatbot_event)
-        runtime.status_listeners.append(service.revoker.on_status)
     app[delivery_key] = service
     unwatch = watch_delivery(metrics, service)
     try:
         yield
     finally:
-        if runtime is not None:
-            runtime.listeners.remove(service.on_chatbot_event)
-            runtime.status_listeners.remove(service.revoker.on_status)
         await service.close()
         unwatch()
 
 
-def setup(app: web.Application) -> None:
-    app.cleanup_ctx.append(_lifecycle)
+def _no_messaging(app: web.Application) -> None:
+    return None
+
+
+def setup(
+    app: web.Application, messaging: Callable[[web.Application], Messaging | None] = _no_messaging
+) -> None:
+    """The delivery API; `messaging(app)`, asked at start, is its 5G channel (None: none)."""
+    app.cleanup_ctx.append(partial(_lifecycle, messaging=messaging))
     paths = {}
     for module in (
         enterprises,
@@ -139,7 +120,5 @@ def setup(app: web.Application) -> None:
         dryrun,
     ):
         paths.update(module.setup(app))
-    paths.update(setup_reports_page(app))
-    paths.update(setup_console(app))
     add_paths(app, paths, {**doc_schemas.documented(), "DeliveryBrandRequestRecord": brand.RECORD_SCHEMA})
     app[openapi_hooks_key].append(doc_schemas.complete)
