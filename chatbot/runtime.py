@@ -62,6 +62,10 @@ Listener = Callable[[str, InboundEvent], Awaitable[None]]
 # Another feature hears the platform's status reports after they are recorded (revoke results
 # of delivery's cards); it must be idempotent per report.
 StatusListener = Callable[[list[StatusReport]], Awaitable[None]]
+Headers = Mapping[str, str]
+Params = Mapping[str, str]
+# A dialect's door: (runtime, bot folder, chatbot id, headers, raw body, path params) → its Ack.
+Door = Callable[[Any, str, str, Headers, bytes, Params], Awaitable["Ack"]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +204,7 @@ class ChatbotRuntime:
 
     def _client(self, account: MaapAccount) -> MaapClient:
         assert self._session is not None
-        shared = self.store.tokens() if hasattr(self.store, "tokens") else None
+        shared = self.store.tokens()
         return MaapClient(
             self._session,
             account.url,
@@ -325,35 +329,50 @@ class ChatbotRuntime:
         flow = self.flows.get(bot)
         if flow is None:
             raise UnknownBot(bot)
-        if dialect == "csp-notify":
-            return Ack(200, OK_ACK, {"echoStr": headers.get("echoStr", ""), "appId": self.config.app_id})
-        if dialect == "csp-status":
-            await self._statuses(bot, from_csp_status(_json(raw)))
-            return Ack(200, OK_ACK)
-        if dialect == "cm-status":
-            await self._statuses(bot, cmxml.delivery(raw))
-            return Ack(204)
-        if dialect == "csp-message":
-            event = from_csp_message(_json(raw), params["chatbotId"])
-            await self._turn(bot, event)
-            return Ack(
-                200,
-                {
-                    "messageId": event.message_id,
-                    "conversationId": event.conversation_id,
-                    "contributionId": event.contribution_id,
-                    **OK_ACK,
-                },
-            )
-        if dialect == "gsma":
-            event = from_gsma(_json(raw), flow.chatbot or bot)
-            await self._turn(bot, event)
-            return Ack(200, {"status": "ok"})
-        if dialect == "cm-message":  # 204, as OMA NetAPI notification receivers answer
-            log.debug("CM inbound traceUniqueID=%s", headers.get("traceUniqueID", ""))
-            await self._turn(bot, cmxml.inbound(raw, params["chatbotURI"]))
-            return Ack(204)
-        raise ValueError(f"unknown dialect {dialect!r}")
+        door = self.DOORS.get(dialect)
+        if door is None:
+            raise ValueError(f"unknown dialect {dialect!r}")
+        return await door(self, bot, flow.chatbot or bot, headers, raw, params)
+
+    # One door per dialect: parse the callback, hand it on, answer as the platform expects.
+    async def _csp_notify(self, bot: str, chatbot: str, headers: Headers, raw: bytes, params: Params) -> Ack:
+        return Ack(200, OK_ACK, {"echoStr": headers.get("echoStr", ""), "appId": self.config.app_id})
+
+    async def _csp_status(self, bot: str, chatbot: str, headers: Headers, raw: bytes, params: Params) -> Ack:
+        await self._statuses(bot, from_csp_status(_json(raw)))
+        return Ack(200, OK_ACK)
+
+    async def _cm_status(self, bot: str, chatbot: str, headers: Headers, raw: bytes, params: Params) -> Ack:
+        await self._statuses(bot, cmxml.delivery(raw))
+        return Ack(204)
+
+    async def _csp_message(self, bot: str, chatbot: str, headers: Headers, raw: bytes, params: Params) -> Ack:
+        event = from_csp_message(_json(raw), params["chatbotId"])
+        await self._turn(bot, event)
+        ids = {
+            "messageId": event.message_id,
+            "conversationId": event.conversation_id,
+            "contributionId": event.contribution_id,
+        }
+        return Ack(200, {**ids, **OK_ACK})
+
+    async def _gsma(self, bot: str, chatbot: str, headers: Headers, raw: bytes, params: Params) -> Ack:
+        await self._turn(bot, from_gsma(_json(raw), chatbot))
+        return Ack(200, {"status": "ok"})
+
+    async def _cm_message(self, bot: str, chatbot: str, headers: Headers, raw: bytes, params: Params) -> Ack:
+        log.debug("CM inbound traceUniqueID=%s", headers.get("traceUniqueID", ""))
+        await self._turn(bot, cmxml.inbound(raw, params["chatbotURI"]))
+        return Ack(204)  # as OMA NetAPI notification receivers answer
+
+    DOORS: Mapping[str, Door] = {
+        "csp-notify": _csp_notify,
+        "csp-status": _csp_status,
+        "cm-status": _cm_status,
+        "csp-message": _csp_message,
+        "gsma": _gsma,
+        "cm-message": _cm_message,
+    }
 
     async def _statuses(self, bot: str, reports: list[StatusReport]) -> None:
         """Reports change only the messages this bot sent: a report on another bot's route

@@ -23,6 +23,10 @@ chain fall over to a second card after a delivery that succeeded.
 
 A pre-call (ringing) card is dropped, never sent late, once the call is answered or ended or
 the ring timeout has passed; one the MaaP already accepted is revoked then (revoke.py).
+
+Why one module of this length: the durable steps of a chain (charge, submit, wait, refund, fall
+over, resume after a restart) are one state machine; its invariants are stated above and
+kept in one file so every step can be checked against them.
 """
 
 from __future__ import annotations

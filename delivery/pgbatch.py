@@ -40,6 +40,9 @@ meanwhile. A receipt held this way is also unacknowledged to the SMSC, which sen
 
 A `Block` holds the writes of an all-or-nothing block (the store's `tx()`): they join the shared
 batch together when the block ends, so one flush commits all of them or none.
+
+Why one module of this length: the queue, the flush and the one statement per kind of write are one
+mechanism; each statement's array shape must match its queue entry, and they are checked together.
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ Text is drawn by cairo through fontconfig; the process's fontconfig is switched 
 knows only the full Noto Sans CJK SC faces, so every `font-family` resolves to the project's font,
 as in Pillow. Cairo draws a string with one font, so SVG text has no emoji or extension-B
 fallback: a designer SVG draws Simplified and Traditional Chinese and extension A.
+
+Why one module of this length: the checks, the fetcher and the rendering are one security
+boundary; keeping them together keeps every way into cairosvg in one file to review.
 """
 
 from __future__ import annotations

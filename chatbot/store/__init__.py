@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..events import StatusReport
+
+if TYPE_CHECKING:  # the MaaP client is built on a store: no import of it at run time
+    from ..maap import SharedTokens
 
 
 class CommitResult(enum.Enum):
@@ -84,6 +87,11 @@ class Store(Protocol):
 
     async def host_release(self, platform: str, digest: str, owner: str) -> None: ...
 
+    def tokens(self) -> SharedTokens | None:
+        """The MaaP access-token cache every process shares (Redis); None: each process keeps its
+        own (SQLite, one process)."""
+        ...
+
 
 def open_store(
     kind: str,
@@ -97,11 +105,11 @@ def open_store(
 ) -> Store:
     """`migrate` (SQLite): auto, check or off — what opening does with pending schema migrations."""
     if kind == "sqlite":
-        from .sqlite import SqliteStore
+        from .sqlite import SqliteStore  # deferred: only the configured backend is loaded
 
         return SqliteStore(sqlite_path, synchronous=sync, migrate=migrate)
     if kind == "redis":
-        from .redis import RedisStore
+        from .redis import RedisStore  # deferred: the Redis client only where it is used
 
         return RedisStore(redis_url, dedupe_ttl=dedupe_ttl, prefix=prefix)
     raise ValueError(f"unknown store {kind!r}; expected sqlite or redis")

@@ -88,6 +88,10 @@ class SqliteStore:
         self._checkpointer: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
+    def tokens(self) -> None:
+        """One process: the MaaP client keeps its tokens itself."""
+        return None
+
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)

@@ -2,7 +2,11 @@
 add a line → a hang-up card → dry run → import 1,000 staff → issue a key), the operator's
 (verify a number, approve a brand change, suspend an enterprise, top up a pool), every page without a script error or CSP violation,
 at phone width too, XSS probes in every field, a write from another origin, another
-enterprise's ids through the page's own requests; screenshots in test-artifacts/console/."""
+enterprise's ids through the page's own requests; screenshots in test-artifacts/console/.
+
+Why one module of this length: the journeys share one browser, one server and one seeded
+database, started once for the module.
+"""
 
 from __future__ import annotations
 
