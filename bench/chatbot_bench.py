@@ -37,12 +37,12 @@ from benchlib import free_port, redis_server, spawn_server, wait_port  # noqa: E
 
 from chatbot.auth import csp_signature_headers  # noqa: E402
 from simulators.maap import Simulator  # noqa: E402
+from simulators.seeds import CHATBOT  # noqa: E402  (the courier bot of the sample enterprise sf)
 
 # Each turn is signed as a CT/CU platform signs it (a fresh timestamp and nonce per request), so
 # the run includes what every such callback costs: the signature check and the store's nonce
 # record that refuses a replay.
 CSP_TOKEN = "bench-csp-token"
-CHATBOT = "sip:106500@botplatform.rcs.chinaunicom.cn"
 TARGET = 2000.0
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import tempfile
 import time
@@ -49,60 +48,25 @@ import yaml  # noqa: E402
 from benchlib import free_port, spawn_server  # noqa: E402
 from chatbot_bench import CHATBOT, drain, hook_url, maap_settings, signed_headers, start_simulator, tap_body  # noqa: E402
 
+from simulators.seeds import OPERATOR, SF_LINE, seed_doc  # noqa: E402
 from simulators.servers import PostgresCluster, RedisServer, pg_bin, wait_port  # noqa: E402
 from simulators.smsc import GatewaySim, Rule  # noqa: E402
 
 TEMPLATES = ROOT / "card_templates"
-OPERATOR = "mpk_operator-test-key-0123456789abcdef"
-SF_LINE = "+8613800000001"  # the courier's mobile line (138-0000-0001 in the seed)
-
-
-def sample(name: str) -> dict[str, Any]:
-    return json.loads((TEMPLATES / name / "sample.json").read_text("utf-8"))
 
 
 def write_seed(tmp: Path) -> Path:
-    """Enterprise sf (a courier, wang, on SF_LINE; his staff card when it rings, the courier
-    hang-up card when it ends) with a `[ussd, sms]` chain, a package that never runs out, and
-    the courier bot."""
-    staff = sample("staff-card")
+    """The sample enterprises (simulators/seeds.py) with sf on a `[ussd, sms]` chain, a package
+    that never runs out, and the courier bot."""
     now = time.time()
     package = {"id": "pool", "kind": "pool", "units": 10_000_000, "price": 50000.0, "policy": "stop",
                "valid_from": now - 86400, "valid_to": now + 86400}  # fmt: skip
-    sf = {
-        "id": "sf",
-        "name": "顺丰速运有限公司",
-        "signature": "顺丰速运",
-        "brand_name": "顺丰速运",
-        "color": "#000000",
-        "keys": ["mpk_sf-test-key-0123456789abcdef"],
-        "policy": {"chain": ["ussd", "sms"], "timeouts": {"ussd": 5.0, "sms": 5.0}},
-        "staff": [{"id": "wang", "name": "王建国", "data": {"employee": staff["employee"]}}],
-        "lines": [
-            {"number": "138-0000-0001", "kind": "mobile", "staff": "wang", "verified": True},
-            {"number": "400-811-1111", "kind": "hotline", "group": "hotline"},
-        ],
-        "cards": [
-            {
-                "id": "pre",
-                "phase": "ringing",
-                "template": "staff-card",
-                "data": {"company": staff["company"]},
-            },
-            {
-                "id": "hangup",
-                "phase": "ended",
-                "template": "courier-hangup",
-                "data": sample("courier-hangup"),
-            },
-        ],
-        "packages": [package],
-        "chatbot": CHATBOT,
-    }
-    seed = tmp / "seed.yaml"
-    seed.write_text(
-        yaml.safe_dump({"operator_keys": [OPERATOR], "enterprises": [sf]}, allow_unicode=True), "utf-8"
+    doc = seed_doc(
+        policy={"chain": ["ussd", "sms"], "timeouts": {"ussd": 5.0, "sms": 5.0}}, packages=[package]
     )
+    doc["enterprises"][0]["chatbot"] = CHATBOT
+    seed = tmp / "seed.yaml"
+    seed.write_text(yaml.safe_dump(doc, allow_unicode=True), "utf-8")
     return seed
 
 

@@ -29,16 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from mingpian.app import create_app  # noqa: E402
 from mingpian.settings import Settings  # noqa: E402
+from simulators.servers import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-]
 FCP = """() => new Promise(done => {
   const hit = performance.getEntriesByName('first-contentful-paint')[0];
   if (hit) return done(hit.startTime);
@@ -90,7 +82,7 @@ def main() -> None:
     base = f"http://127.0.0.1:{box['port']}"
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
             fcp: dict[str, list[float]] = {"baseline": [], "gallery": [], "template": []}
             for _ in range(args.loads):
                 for key, url in (("gallery", base + "/"), ("template", base + "/t/courier-hangup")):

@@ -20,6 +20,9 @@ MaaP and the SMSC also run alone, with `python -m`, beside a `mingpian serve`).
     hostile.py       a hostile designer: template expressions that run for seconds or allocate
                      gigabytes unless the render's budget stops them; the budget test and
                      bench/template_budget_bench.py read the same list.
+    seeds.py         the customers of a run: two sample enterprises (sf, a courier; cmb, a bank)
+                     with their keys, lines, staff, cards and package, as a `delivery_seed`
+                     document; the delivery tests and bench/outage_bench.py run on them.
     servers.py       not simulators but throw-away real servers (a PostgreSQL cluster, a
                      redis-server) that a run can stop, freeze and start again, free ports, and
                      Debian's Chromium's path and flags. Here because the test suite and the

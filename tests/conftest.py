@@ -7,7 +7,6 @@ conftest.py; plain helpers in tests/support/."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,9 @@ from aiohttp.test_utils import TestClient
 from mingpian.app import create_app
 from mingpian.settings import Settings
 from simulators import smsc
-from simulators.servers import CHROMIUM, CHROMIUM_ARGS, PostgresCluster, free_port, pg_bin, wait_port
+from simulators.servers import CHROMIUM, CHROMIUM_ARGS, PostgresCluster, RedisServer
 from tests.support.client import ClientFactory
+from tests.support.processes import running_cluster
 from tests.support.templates import TEMPLATES
 
 
@@ -55,15 +55,7 @@ def scratch_templates(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[PostgresCluster]:
     """One throwaway PostgreSQL server for the whole session (each test takes its own database)."""
-    bindir = pg_bin()
-    if bindir is None:
-        pytest.skip("PostgreSQL not found: run scripts/system-deps.sh (Debian package postgresql)")
-    cluster = PostgresCluster(bindir)
-    cluster.start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+    yield from running_cluster()
 
 
 @pytest.fixture
@@ -73,39 +65,21 @@ def postgres_url(postgres_cluster: PostgresCluster) -> str:
 
 
 @pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    """A real redis-server on a free port with its own temp dir, for one test."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server not found: run scripts/system-deps.sh (Debian package redis-server)")
-    port = free_port()
-    rdir = tmp_path / "redis"
-    rdir.mkdir()
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(rdir),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--protected-mode",
-            "yes",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server on a free port with its own temp dir, for one test (which may stop
+    and start it: an outage)."""
     try:
-        wait_port(port, proc)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+        server = RedisServer(tmp_path / "redis")
+    except FileNotFoundError as exc:
+        pytest.skip(f"{exc} (Debian package redis-server)")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url
 
 
 @pytest.fixture(scope="module")

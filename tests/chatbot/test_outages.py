@@ -8,7 +8,6 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +19,6 @@ from simulators.servers import RedisServer
 from .support import USER, WAYBILL, start_bot
 
 T = Any
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    try:
-        server = RedisServer(tmp_path / "redis")
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
-    server.start()
-    yield server
-    server.stop()
 
 
 async def _tap(bot: T, n: int) -> tuple[int, dict[str, str], dict[str, Any]]:

@@ -1,11 +1,11 @@
-"""Helpers for the delivery tests: keys, numbers, the seed document, and functions to post call
-events and wait for outcomes. Fixtures (the gateway simulator, a seeded app bound to it over SMPP,
-the MaaP simulator for 5G messages) are in tests/delivery/conftest.py."""
+"""Helpers for the delivery tests: the sample enterprises' keys, numbers and seed document
+(simulators/seeds.py), and functions to post call events and wait for outcomes. Fixtures (the
+gateway simulator, a seeded app bound to it over SMPP, the MaaP simulator for 5G messages) are
+in tests/delivery/conftest.py."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -18,96 +18,26 @@ from aiohttp.test_utils import TestClient
 from delivery.gateways.smpp_address import Numbering
 from delivery.gateways.smpp_pdu import ShortMessage
 from mingpian.api.delivery import delivery_key
-from mingpian.settings import PROJECT_ROOT, Settings
+from mingpian.settings import Settings
+from simulators.seeds import (  # re-exported (__all__): the delivery tests import them from here
+    CHATBOT,
+    CMB_KEY,
+    CMB_LINE,
+    CUSTOMER,
+    DAY,
+    OPERATOR,
+    SF_HOTLINE,
+    SF_KEY,
+    SF_LINE,
+    sample,
+    seed_doc,
+)
 from simulators.smsc import GatewaySim, Rule
 from tests.support.browser import ServerThread
 from tests.support.processes import free_port
 
 Client = TestClient[Any, web.Application]
-OPERATOR = "mpk_operator-test-key-0123456789abcdef"
-SF_KEY = "mpk_sf-test-key-0123456789abcdef"
-CMB_KEY = "mpk_cmb-test-key-0123456789abcdef"
-SF_LINE = "+8613800000001"  # a courier's mobile line (staff member)
-SF_HOTLINE = "+864008111111"
-CMB_LINE = "95555"
-CUSTOMER = "+8613912345678"
-DAY = 86400.0
-CHATBOT = "sip:106500@botplatform.rcs.chinaunicom.cn"  # the 5G chatbot of enterprise sf
 RCS_PHONE = "+8613912340000"  # the one 5G-message terminal the MaaP simulator knows
-
-
-def sample(name: str) -> dict[str, Any]:
-    return json.loads((PROJECT_ROOT / "card_templates" / name / "sample.json").read_text("utf-8"))
-
-
-def seed_doc(
-    policy: dict[str, Any] | None = None, packages: list[dict[str, Any]] | None = None
-) -> dict[str, Any]:
-    staff = sample("staff-card")
-    now = time.time()
-    return {
-        "operator_keys": [OPERATOR],
-        "enterprises": [
-            {
-                "id": "sf",
-                "name": "顺丰速运有限公司",
-                "signature": "顺丰速运",
-                "brand_name": "顺丰速运",
-                "color": "#000000",
-                "keys": [SF_KEY],
-                "policy": policy
-                or {"chain": ["ussd", "flash", "sms"], "timeouts": {"ussd": 0.6, "flash": 0.8, "sms": 0.8}},
-                "staff": [{"id": "wang", "name": "王建国", "data": {"employee": staff["employee"]}}],
-                "lines": [
-                    {"number": "138-0000-0001", "kind": "mobile", "staff": "wang", "verified": True},
-                    {"number": "400-811-1111", "kind": "hotline", "group": "hotline"},
-                ],
-                "cards": [
-                    {
-                        "id": "pre",
-                        "phase": "ringing",
-                        "template": "staff-card",
-                        "data": {"company": staff["company"]},
-                    },
-                    {
-                        "id": "hangup",
-                        "phase": "ended",
-                        "template": "courier-hangup",
-                        "data": sample("courier-hangup"),
-                    },
-                ],
-                "packages": packages
-                if packages is not None
-                else [
-                    {
-                        "id": "pool1",
-                        "kind": "pool",
-                        "units": 100,
-                        "price": 5.0,
-                        "policy": "stop",
-                        "valid_from": now - DAY,
-                        "valid_to": now + 30 * DAY,
-                    }
-                ],
-            },
-            {
-                "id": "cmb",
-                "name": "招商银行",
-                "signature": "招商银行",
-                "keys": [CMB_KEY],
-                "policy": {"chain": ["ussd", "flash"], "timeouts": {"ussd": 0.6, "flash": 0.8}},
-                "lines": [{"number": "95555", "kind": "short", "verified": True}],
-                "cards": [
-                    {
-                        "id": "identity",
-                        "phase": "ringing",
-                        "template": "bank-identity",
-                        "data": sample("bank-identity"),
-                    }
-                ],
-            },
-        ],
-    }
 
 
 def rcs_seed() -> dict[str, Any]:
@@ -166,7 +96,10 @@ async def idle(client: Client) -> None:
     await client.app[delivery_key].chains.idle()
 
 
-__all__ = ["GatewaySim", "Rule", "call", "idle", "settle"]
+__all__ = [
+    "CHATBOT", "CMB_KEY", "CMB_LINE", "CUSTOMER", "DAY", "OPERATOR", "SF_HOTLINE", "SF_KEY", "SF_LINE",
+    "GatewaySim", "Rule", "call", "idle", "sample", "seed_doc", "settle",
+]  # fmt: skip
 
 
 def numbered_sm(text: bytes, to: str = "+8613912345678", sender: str = "95555") -> ShortMessage:

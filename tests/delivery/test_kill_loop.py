@@ -98,6 +98,18 @@ async def _final(http: aiohttp.ClientSession, url: str, call_id: str, end: float
         await asyncio.sleep(0.1)
 
 
+def _stop(stop: asyncio.Event, load: asyncio.Task[Any], proc: subprocess.Popen[bytes]) -> None:
+    """The load ends, then the server, gently if it will."""
+    stop.set()
+    if not load.done():
+        load.cancel()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 async def test_ten_kills_under_load_lose_nothing_and_send_nothing_twice(
     tmp_path: Path, gateway: GatewaySim
 ) -> None:
@@ -144,14 +156,7 @@ async def test_ten_kills_under_load_lose_nothing_and_send_nothing_twice(
         # delivered all the same) is charged once; failed ones were refunded
         assert charged == len(gateway.submits), (charged, len(gateway.submits))
     finally:
-        stop.set()
-        if not load.done():
-            load.cancel()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(stop, load, proc)
 
 
 # -- a mixed load: pre-call and hang-up cards, fall-overs, long SMS ------------------------------
@@ -316,14 +321,7 @@ async def test_kills_under_mixed_load_repeat_nothing_but_a_submit_in_flight(
         ):
             await asyncio.sleep(0.2)
     finally:
-        stop.set()
-        if not load.done():
-            load.cancel()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(stop, load, proc)
     assert len(acked) >= 100, f"too little load to mean anything: {len(acked)} events acknowledged"
     states = dict(_rows(db, "SELECT id, state FROM deliveries"))
     assert not {d for d in acked if states.get(d, "active") == "active"}, "acknowledged but never finished"

@@ -23,8 +23,9 @@ from infra.outage import backend_of, outages
 from mingpian.api.delivery import delivery_key
 from mingpian.app import create_app
 from mingpian.settings import PROJECT_ROOT, Settings
-from simulators.servers import PostgresCluster, RedisServer, pg_bin
+from simulators.servers import PostgresCluster, RedisServer
 from simulators.smsc import GatewaySim, Rule
+from tests.support.processes import running_cluster
 
 from .support import (
     CHATBOT,
@@ -48,29 +49,10 @@ def no_outage_yet() -> None:
     outages.clear()
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    try:
-        server = RedisServer(tmp_path / "redis")
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture(scope="module")
 def own_postgres() -> Iterator[PostgresCluster]:
     """A PostgreSQL server of this module's own: its tests stop and start it."""
-    bindir = pg_bin()
-    if bindir is None:
-        pytest.skip("PostgreSQL not found: run scripts/system-deps.sh (Debian package postgresql)")
-    cluster = PostgresCluster(bindir)
-    cluster.start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+    yield from running_cluster()
 
 
 @pytest.fixture
@@ -94,6 +76,28 @@ async def _app(aiohttp_client: T, settings: Settings, gateway: GatewaySim, tmp: 
     client = await aiohttp_client(create_app(s))
     assert await client.app[delivery_key].smpp.wait_bound(5)
     return client
+
+
+async def _fleet_app(
+    aiohttp_client: T,
+    settings: Settings,
+    gateway: GatewaySim,
+    tmp: Path,
+    pg: PostgresCluster,
+    redis_url: str,
+    **extra: Any,
+) -> T:
+    """A worker as a fleet runs it: a fresh database on `pg`, the counters on Redis."""
+    return await _app(
+        aiohttp_client,
+        settings,
+        gateway,
+        tmp,
+        database_url=pg.create_database(),
+        delivery_counters="redis",
+        redis_url=redis_url,
+        **extra,
+    )
 
 
 def _callee(i: int) -> str:
@@ -153,15 +157,7 @@ async def test_postgres_outage_answers_call_events_503_and_logs_it_once(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    client = await _app(
-        aiohttp_client,
-        settings,
-        gateway,
-        tmp_path,
-        database_url=pg.create_database(),
-        delivery_counters="redis",
-        redis_url=redis_url,
-    )
+    client = await _fleet_app(aiohttp_client, settings, gateway, tmp_path, pg, redis_url)
     assert (await _post(client, "before", _callee(0)))[0] == 202
     caplog.set_level(logging.INFO)
     caplog.clear()
@@ -184,14 +180,13 @@ async def test_receipts_during_a_postgres_outage_are_applied_and_nothing_falls_o
     tmp_path: Path,
 ) -> None:
     deadline = 2.0
-    client = await _app(
+    client = await _fleet_app(
         aiohttp_client,
         settings,
         gateway,
         tmp_path,
-        database_url=pg.create_database(),
-        delivery_counters="redis",
-        redis_url=redis_url,
+        pg,
+        redis_url,
         delivery_lease=2.0,
         policy={"chain": ["ussd", "sms"], "timeouts": {"ussd": deadline, "sms": deadline}},
     )
@@ -235,16 +230,15 @@ async def test_an_opt_out_at_the_chatbot_during_a_postgres_outage_is_answered_50
     """The chatbot's own store (Redis) is up, the delivery store is not: the opt-out cannot be
     stored, so the platform must not be told it was received; its retry stores it."""
     sim, server, _ = maap
-    client = await _app(
+    client = await _fleet_app(
         aiohttp_client,
         settings,
         gateway,
         tmp_path,
+        pg,
+        redis_url,
         seed=rcs_seed(),
-        database_url=pg.create_database(),
-        delivery_counters="redis",
         store="redis",
-        redis_url=redis_url,
         chatbot_dir=PROJECT_ROOT / "chatbots",
         webhook_csp_token="csp-token-outage",
         **maap_settings(sim, server),
@@ -286,14 +280,13 @@ async def test_a_frozen_postgres_answers_call_events_503_in_bounded_time_and_all
     host, a partition without resets). A call event is refused within seconds, not held for as
     long as it lasts; after SIGCONT each is accepted when sent again and every card goes out once
     (a flush that timed out may have committed: it is run again, and changes nothing twice)."""
-    client = await _app(
+    client = await _fleet_app(
         aiohttp_client,
         settings,
         gateway,
         tmp_path,
-        database_url=pg.create_database(),
-        delivery_counters="redis",
-        redis_url=redis_url,
+        pg,
+        redis_url,
         delivery_lease=2.0,
     )
     assert (await _post(client, "before", _callee(0)))[0] == 202

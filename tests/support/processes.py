@@ -1,17 +1,34 @@
-"""Real processes in tests: a `mingpian serve` started with settings from the environment, and
-(from simulators/servers.py, shared with the benchmarks) a free local port and waiting until
-something listens on it."""
+"""Real processes in tests: a `mingpian serve` started with settings from the environment, a
+throwaway PostgreSQL server for a fixture's life, and (from simulators/servers.py, shared with
+the benchmarks) a free local port and waiting until something listens on it."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
-from simulators.servers import free_port, wait_port
+import pytest
 
-__all__ = ["free_port", "serve", "wait_port"]
+from simulators.servers import PostgresCluster, free_port, pg_bin, wait_port
+
+__all__ = ["free_port", "running_cluster", "serve", "wait_port"]
+
+
+def running_cluster() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL server while the fixture that yields from it lives, or a skip
+    saying how to get one."""
+    bindir = pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL not found: run scripts/system-deps.sh (Debian package postgresql)")
+    cluster = PostgresCluster(bindir)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 def serve(settings: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
