@@ -1,0 +1,86 @@
+"""The group commit's statements, without a server: for a fixed mix of writes, the text and the
+arguments sent to PostgreSQL (the one statement, and the statement per kind of write a flush
+takes in a transaction) are those recorded in group_commit_statements.json. Statement shapes
+are prepared once per connection and chosen to use the indexes, so a change in how writes are
+gathered must not change what goes on the wire."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from delivery.pgbatch import Batch
+
+NOW = 1_790_000_000.0
+RECORDED = Path(__file__).with_name("group_commit_statements.json")
+
+
+def accept_row(did: str, call: str, owner: str = "w1") -> tuple[Any, ...]:
+    return (
+        call, "ringing", NOW,
+        did, call, "ringing", "ent", "10086", "13800138000", "card", "tpl", "notice", "{}", '["sms"]',
+        0, "active", "", "", NOW, NOW, NOW, owner, NOW + 15,
+    )  # fmt: skip
+
+
+def every_kind() -> Batch:
+    """One write of every kind, none touching a row another writes: one statement."""
+    b = Batch()
+    b.add("accept", accept_row("d2", "c2"), None)
+    b.add("accept", accept_row("d1", "c1"), None)
+    b.add("accept", accept_row("d1", "c1"), None)  # a repeat in the same flush
+    b.add("attempt", (2, "d1", 0, "sms", "sending", 1, 0, NOW, NOW + 60, None, ""))
+    b.add("update:attempts", (2, {"units": 1, "state": "submitted", "detail": "m1"}))  # folded in
+    b.add("charge", ("d1#0", "ent", None, "10086", "sms", 1, 0, 0.05, "2026-09-21", NOW))
+    b.add("message_id", ("m2", 2))
+    b.add("message_id", ("m1", 2))
+    b.add("receipt", ("m9", "DELIVRD", NOW + 1, "8613800138000"))
+    b.add("receipt", ("m1", "DELIVRD", NOW + 1, "8613800138000"))
+    b.add("update:deliveries", ("d0", {"state": "delivered", "channel": "sms", "updated": NOW + 2}))
+    b.add("update:deliveries", ("d0", {"reason": "ok"}))  # merged with the one above
+    b.add("update:deliveries", ("d7", {"step": 1, "updated": NOW + 2}))
+    b.add("update:attempts", (1, {"state": "delivered", "done": NOW + 2}))
+    b.add("refund", "d5#0")
+    b.add("renew", ("d9", "w1", NOW + 30), None)
+    b.add("renew", ("d9", "w1", NOW + 20), None)  # the later lease wins
+    b.add("renew", ("d8", "w1", NOW + 30), None)
+    b.add("phases", "c0", None)
+    b.add("phases", "c2", None)
+    return b
+
+
+def touching_twice() -> Batch:
+    """Writes to rows the same flush inserts: a statement per kind, in a transaction."""
+    b = every_kind()
+    b.add("update:deliveries", ("d1", {"state": "failed", "updated": NOW}))
+    b.add("refund", "d1#0")
+    b.add("update:deliveries", ("d9", {"state": "expired", "updated": NOW}))
+    b.add("charge", ("d1#0", "ent", "p", "10086", "sms", 1, 0, 0.05, "2026-09-21", NOW))  # again
+    return b
+
+
+def wire(b: Batch) -> dict[str, Any]:
+    """What the batch sends, as JSON would keep it (arrays as lists). The ids of refunds and of
+    finished deliveries are a set's, in no set order: sorted here."""
+    parts = [
+        [name, text, [sorted(c) if name in ("ref", "fin") else list(c) for c in values]]
+        for name, text, values in b._parts()
+    ]
+    sent: dict[str, Any] = {"statements": b.statements(), "parts": parts, "size": b.size}
+    if b.statements() == 1:
+        sql, args = b.statement()
+        sent["statement"] = [sql, [list(a) for a in args]]
+    return sent
+
+
+def recorded() -> dict[str, Any]:
+    return {"every_kind": wire(every_kind()), "touching_twice": wire(touching_twice())}
+
+
+def test_the_statements_are_those_recorded() -> None:
+    assert json.loads(json.dumps(recorded())) == json.loads(RECORDED.read_text("utf-8"))
+
+
+if __name__ == "__main__":  # records them anew (after a deliberate change of a statement)
+    RECORDED.write_text(json.dumps(recorded(), indent=1, ensure_ascii=False) + "\n", "utf-8")
