@@ -53,7 +53,8 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from operator import attrgetter
+from typing import Any, ClassVar
 
 import asyncpg
 
@@ -94,6 +95,144 @@ ID_TYPES = {"deliveries": "text", "attempts": "bigint"}
 ATTEMPT_ROW = ("id", "delivery", "step", "channel", "state", "segments", "units", "started", "deadline",
                "done", "detail")  # fmt: skip
 ATTEMPT_AT = {c: i for i, c in enumerate(ATTEMPT_ROW)}
+
+
+# The writes, one record per kind, each field named as the column it fills.
+@dataclass(frozen=True, slots=True)
+class AcceptCall:
+    """A call event (its `calls` row) with its delivery and, when active, its chain's lease: the
+    delivery and the lease are written only if the call event is new."""
+
+    call_id: str
+    phase: str
+    event_at: float
+    id: str
+    enterprise: str
+    line: str
+    recipient: str
+    card: str
+    template: str
+    kind: str
+    data: str  # JSON text
+    chain: str  # JSON text
+    step: int
+    state: str
+    reason: str
+    channel: str
+    created: float
+    updated: float
+    owner: str
+    lease_until: float
+
+
+@dataclass(frozen=True, slots=True)
+class InsertAttempt:
+    """A new attempt row; its updates queued for the same flush are folded into it."""
+
+    id: int
+    delivery: str
+    step: int
+    channel: str
+    state: str
+    segments: int
+    units: int
+    started: float
+    deadline: float
+    done: float | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordCharge:
+    """A charge row (written again, it replaces the row and clears a refund)."""
+
+    key: str
+    enterprise: str
+    package: str | None
+    line: str
+    channel: str
+    units: int
+    overage: int
+    cost: float
+    day: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class MessageId:
+    """A message id the SMSC gave to an attempt's submit."""
+
+    message_id: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A delivery receipt as the SMSC sent it."""
+
+    message_id: str
+    stat: str
+    at: float
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    """A charge refunded."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class RenewLease:
+    """A chain's lease extended, if `owner` still holds it (the answer says whether it did)."""
+
+    delivery: str
+    owner: str
+    lease_until: float
+
+
+@dataclass(frozen=True, slots=True)
+class AskPhases:
+    """A read that rides the flush: the phases stored for a call."""
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateDelivery:
+    """Columns of a delivery set to values (names from UPDATE_TYPES only)."""
+
+    table: ClassVar[str] = "deliveries"
+    id: str
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateAttempt:
+    """Columns of an attempt set to values (names from UPDATE_TYPES only)."""
+
+    table: ClassVar[str] = "attempts"
+    id: int
+    values: dict[str, Any]
+
+
+Write = (
+    AcceptCall | InsertAttempt | RecordCharge | MessageId | Receipt | Refund | RenewLease | AskPhases
+    | UpdateDelivery | UpdateAttempt
+)  # fmt: skip
+# Each record's values in the order its statement's arrays take them.
+ACCEPT_ARRAYS = attrgetter(
+    "call_id", "phase", "event_at",  # CALLS_SQL
+    "id", "call_id", "phase", "enterprise", "line", "recipient", "card", "template", "kind", "data", "chain",
+    "step", "state", "reason", "channel", "event_at", "created", "updated", "owner", "lease_until",
+)  # fmt: skip
+ATTEMPT_ARRAYS = attrgetter(*ATTEMPT_ROW)
+CHARGE_ARRAYS = attrgetter(
+    "key", "enterprise", "package", "line", "channel", "units", "overage", "cost", "day", "at"
+)
+MESSAGE_ID_ARRAYS = attrgetter("message_id", "attempt")
+RECEIPT_ARRAYS = attrgetter("message_id", "stat", "at", "source")
 
 CALLS_SQL = (
     "INSERT INTO calls (call_id, phase, at) "
@@ -165,11 +304,12 @@ def update_sql(table: str, columns: tuple[str, ...]) -> str:
 class Batch:
     """The writes one flush commits, gathered by kind."""
 
-    accept: dict[str, tuple[tuple[Any, ...], list[asyncio.Future[bool]]]] = field(default_factory=dict)
-    attempts: dict[int, list[Any]] = field(default_factory=dict)  # id → row (ATTEMPT_ROW)
-    charges: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-    message_ids: list[tuple[str, int]] = field(default_factory=list)
-    receipts: list[tuple[str, str, float, str]] = field(default_factory=list)
+    accept: dict[str, tuple[AcceptCall, list[asyncio.Future[bool]]]] = field(default_factory=dict)
+    # id → the row's values (ATTEMPT_ROW): the attempt's updates in the same flush are folded in
+    attempts: dict[int, list[Any]] = field(default_factory=dict)
+    charges: dict[str, RecordCharge] = field(default_factory=dict)
+    message_ids: list[MessageId] = field(default_factory=list)
+    receipts: list[Receipt] = field(default_factory=list)
     updates: dict[str, dict[Any, dict[str, Any]]] = field(
         default_factory=lambda: {"deliveries": {}, "attempts": {}}
     )
@@ -179,61 +319,73 @@ class Batch:
     phases: dict[str, list[asyncio.Future[set[str]]]] = field(default_factory=dict)  # call id → askers
     size: int = 0
 
-    def add(self, kind: str, row: Any, fut: asyncio.Future[Any] | None = None) -> None:
+    def add(self, write: Write, fut: asyncio.Future[Any] | None = None) -> None:
+        """Gather `write` with those of its kind; `fut` hears its answer (AcceptCall: new?,
+        RenewLease: still held?, AskPhases: the phases) once the flush committed."""
         self.size += 1
-        if kind == "accept":
-            did = row[3]  # the delivery id: a repeat in the same flush is not new
-            if did in self.accept:
-                if fut is not None:
-                    fut.set_result(False)
-                return
-            self.accept[did] = (row, [fut] if fut is not None else [])
-        elif kind == "attempt":
-            self.attempts[row[0]] = list(row)
-        elif kind == "charge":
-            self.charges[row[0]] = row
-            self.refunds.discard(row[0])  # charged again after a refund in this flush
-        elif kind == "message_id":
-            self.message_ids.append(row)
-        elif kind == "receipt":
-            self.receipts.append(row)
-        elif kind == "refund":
-            self.refunds.add(row)
-        elif kind == "phases":
-            self.phases.setdefault(row, []).extend([fut] if fut is not None else [])
-        elif kind == "renew":
-            did, owner, until = row
-            held = self.renewals.get(did)
-            futs = held[2] if held else []
+        GATHER[type(write)](self, write, fut)
+
+    def _accept(self, w: AcceptCall, fut: asyncio.Future[bool] | None) -> None:
+        if w.id in self.accept:  # a repeat in the same flush is not new
             if fut is not None:
-                futs.append(fut)
-            self.renewals[did] = (owner, max(until, held[1]) if held else until, futs)
-        else:  # "update:<table>": (id, fields)
-            table = kind.partition(":")[2]
-            if table == "deliveries" and row[1].get("state", "active") != "active":
-                self.finished.add(row[0])
-            pending = self.attempts.get(row[0]) if table == "attempts" else None
-            if pending is not None and row[1].keys() <= ATTEMPT_AT.keys():
-                for column, value in row[1].items():
-                    pending[ATTEMPT_AT[column]] = value
-                return
-            self.updates[table].setdefault(row[0], {}).update(row[1])
+                fut.set_result(False)
+            return
+        self.accept[w.id] = (w, [fut] if fut is not None else [])
+
+    def _attempt(self, w: InsertAttempt, fut: None) -> None:
+        self.attempts[w.id] = list(ATTEMPT_ARRAYS(w))
+
+    def _charge(self, w: RecordCharge, fut: None) -> None:
+        self.charges[w.key] = w
+        self.refunds.discard(w.key)  # charged again after a refund in this flush
+
+    def _message_id(self, w: MessageId, fut: None) -> None:
+        self.message_ids.append(w)
+
+    def _receipt(self, w: Receipt, fut: None) -> None:
+        self.receipts.append(w)
+
+    def _refund(self, w: Refund, fut: None) -> None:
+        self.refunds.add(w.key)
+
+    def _phases(self, w: AskPhases, fut: asyncio.Future[set[str]] | None) -> None:
+        self.phases.setdefault(w.call_id, []).extend([fut] if fut is not None else [])
+
+    def _renew(self, w: RenewLease, fut: asyncio.Future[bool] | None) -> None:
+        held = self.renewals.get(w.delivery)
+        futs = held[2] if held else []
+        if fut is not None:
+            futs.append(fut)
+        until = max(w.lease_until, held[1]) if held else w.lease_until
+        self.renewals[w.delivery] = (w.owner, until, futs)
+
+    def _update(self, w: UpdateDelivery | UpdateAttempt, fut: None) -> None:
+        if w.table == "deliveries" and w.values.get("state", "active") != "active":
+            self.finished.add(w.id)
+        pending = self.attempts.get(w.id) if w.table == "attempts" else None
+        if pending is not None and w.values.keys() <= ATTEMPT_AT.keys():
+            for column, value in w.values.items():
+                pending[ATTEMPT_AT[column]] = value
+            return
+        self.updates[w.table].setdefault(w.id, {}).update(w.values)
 
     def _parts(self) -> list[tuple[str, str, list[Any]]]:
         """Each write as (name, statement, arguments), in the order a transaction runs them."""
         parts: list[tuple[str, str, list[Any]]] = []
         if self.accept:  # each kind's rows in key order: concurrent flushes lock keys alike
-            rows = sorted((r for r, _ in self.accept.values()), key=lambda r: (r[0], r[1]))
-            parts.append(("acc", ACCEPT_SQL, list(zip(*rows, strict=True))))
+            rows = sorted((w for w, _ in self.accept.values()), key=lambda w: (w.call_id, w.phase))
+            parts.append(("acc", ACCEPT_SQL, list(zip(*map(ACCEPT_ARRAYS, rows), strict=True))))
         if self.attempts:
             parts.append(("att", ATTEMPTS_SQL, list(zip(*self.attempts.values(), strict=True))))
         if self.charges:
-            parts.append(("chg", CHARGES_SQL, list(zip(*self.charges.values(), strict=True))))
+            rows = map(CHARGE_ARRAYS, self.charges.values())
+            parts.append(("chg", CHARGES_SQL, list(zip(*rows, strict=True))))
         if self.message_ids:
-            parts.append(("mid", MESSAGE_IDS_SQL, list(zip(*sorted(self.message_ids), strict=True))))
+            rows = sorted(map(MESSAGE_ID_ARRAYS, self.message_ids))
+            parts.append(("mid", MESSAGE_IDS_SQL, list(zip(*rows, strict=True))))
         if self.receipts:
-            rows = sorted(self.receipts, key=lambda r: r[0])
-            parts.append(("rct", RECEIPTS_SQL, list(zip(*rows, strict=True))))
+            rows = sorted(self.receipts, key=lambda w: w.message_id)
+            parts.append(("rct", RECEIPTS_SQL, list(zip(*map(RECEIPT_ARRAYS, rows), strict=True))))
         for table, rows in self.updates.items():
             groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
             for id_, fields in rows.items():
@@ -373,6 +525,21 @@ class Batch:
                 f.set_exception(exc)
 
 
+# Which of Batch's methods gathers each kind of write.
+GATHER: dict[type, Callable[[Batch, Any, Any], None]] = {
+    AcceptCall: Batch._accept,
+    InsertAttempt: Batch._attempt,
+    RecordCharge: Batch._charge,
+    MessageId: Batch._message_id,
+    Receipt: Batch._receipt,
+    Refund: Batch._refund,
+    RenewLease: Batch._renew,
+    AskPhases: Batch._phases,
+    UpdateDelivery: Batch._update,
+    UpdateAttempt: Batch._update,
+}
+
+
 async def _apply(batch: Batch, conn: asyncpg.Connection) -> Callable[[], None]:
     """`batch.apply` in a transaction when it takes several statements. Cancelled (the flush
     timed out), the transaction is left to the connection's end rather than rolled back on a
@@ -397,14 +564,14 @@ class Block:
     """The writes of one all-or-nothing block, and the connection it holds once it had to run a
     statement of its own (then its writes go on that connection, in its transaction)."""
 
-    writes: list[tuple[str, Any, asyncio.Future[bool] | None]] = field(default_factory=list)
+    writes: list[tuple[Write, asyncio.Future[Any] | None]] = field(default_factory=list)
     conn: asyncpg.Connection | None = None
     tr: Any = None  # the connection's transaction (asyncpg's Transaction)
 
     def batch(self) -> Batch:
         b = Batch()
-        for kind, row, fut in self.writes:
-            b.add(kind, row, fut)
+        for write, fut in self.writes:
+            b.add(write, fut)
         self.writes = []
         return b
 
@@ -449,16 +616,16 @@ class GroupCommit:
         self._unanswered: int | None = None  # server pid of a session whose flush timed out
         self.flushes = 0
 
-    def add(self, kind: str, row: Any, fut: asyncio.Future[bool] | None = None) -> None:
-        self._open.add(kind, row, fut)
+    def add(self, write: Write, fut: asyncio.Future[Any] | None = None) -> None:
+        self._open.add(write, fut)
         self._queued += 1
         self._kick(soon=fut is not None)  # someone waits for a result: flush now
 
     def add_block(self, block: Block) -> None:
         """A block's writes join the open batch together (no await in between)."""
         waited = False
-        for kind, row, fut in block.writes:
-            self._open.add(kind, row, fut)
+        for write, fut in block.writes:
+            self._open.add(write, fut)
             waited = waited or fut is not None
         self._queued += len(block.writes)
         block.writes = []

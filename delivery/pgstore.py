@@ -43,7 +43,21 @@ from infra.outage import outages, quiet_pool_warnings
 from .console_pg import PgConsoleRows
 from .metering.ledger import GROUPS, LedgerEntry, usage_dicts
 from .metering.packages import Charge
-from .pgbatch import Block, GroupCommit
+from .pgbatch import (
+    AcceptCall,
+    AskPhases,
+    Block,
+    GroupCommit,
+    InsertAttempt,
+    MessageId,
+    Receipt,
+    RecordCharge,
+    Refund,
+    RenewLease,
+    UpdateAttempt,
+    UpdateDelivery,
+    Write,
+)
 from .records import MEDIA_COLUMNS, MEDIA_FIELDS, OUTCOME, Attempt, Delivery, attempt_stats
 
 log = logging.getLogger("mingpian.delivery")
@@ -267,12 +281,12 @@ class PgDeliveryStore(PgConsoleRows):
             (await block.batch().apply(block.conn))()
         return block.conn
 
-    def _queue(self, kind: str, row: Any, fut: asyncio.Future[bool] | None = None) -> None:
+    def _queue(self, write: Write, fut: asyncio.Future[bool] | None = None) -> None:
         block = self._block.get()
         if block is None:
-            self.writes.add(kind, row, fut)
+            self.writes.add(write, fut)
         else:
-            block.writes.append((kind, row, fut))
+            block.writes.append((write, fut))
 
     async def _fetch_committed(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """A read of rows this process only writes with awaited commits (call events) or keeps in
@@ -502,11 +516,12 @@ class PgDeliveryStore(PgConsoleRows):
         call event of the flush."""
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._queue(
-            "accept",
-            (
-                d.call_id, d.phase, d.event_at, d.id, d.call_id, d.phase, d.enterprise, d.line, d.recipient,
-                d.card, d.template, d.kind, jsonio.dumps_str(d.data), jsonio.dumps_str(d.chain), d.step,
-                d.state, d.reason, d.channel, d.event_at, d.created, d.updated, owner, lease_until,
+            AcceptCall(
+                call_id=d.call_id, phase=d.phase, event_at=d.event_at, id=d.id, enterprise=d.enterprise,
+                line=d.line, recipient=d.recipient, card=d.card, template=d.template, kind=d.kind,
+                data=jsonio.dumps_str(d.data), chain=jsonio.dumps_str(d.chain), step=d.step, state=d.state,
+                reason=d.reason, channel=d.channel, created=d.created, updated=d.updated, owner=owner,
+                lease_until=lease_until,
             ),
             fut,
         )  # fmt: skip
@@ -516,7 +531,7 @@ class PgDeliveryStore(PgConsoleRows):
         asked: asyncio.Future[set[str]] | None = None
         if d.phase == "ringing" and d.state == "active":  # its chain asks at once whether the call moved on
             asked = asyncio.get_running_loop().create_future()
-            self.writes.add("phases", d.call_id, asked)  # the same flush answers both
+            self.writes.add(AskPhases(d.call_id), asked)  # the same flush answers both
         new = await fut
         if new and asked is not None:
             self._phases_seen[d.call_id] = (asked.result(), time.monotonic())
@@ -534,7 +549,7 @@ class PgDeliveryStore(PgConsoleRows):
             rows = await self._fetch_committed("SELECT phase FROM calls WHERE call_id=$1", call_id)
             return {r[0] for r in rows}
         fut: asyncio.Future[set[str]] = asyncio.get_running_loop().create_future()
-        self.writes.add("phases", call_id, fut)
+        self.writes.add(AskPhases(call_id), fut)
         return await fut
 
     async def delivery(self, id: str) -> Delivery | None:
@@ -558,7 +573,7 @@ class PgDeliveryStore(PgConsoleRows):
     async def update_delivery(self, id: str, **fields: Any) -> None:
         fields["updated"] = time.time()
         _check_fields("deliveries", fields)
-        self._queue("update:deliveries", (id, fields))
+        self._queue(UpdateDelivery(id, fields))
 
     # -- leases: which worker runs each active chain (`active_chains`) ------------------------------
     async def claim_chains(self, owner: str, now: float, until: float, limit: int) -> list[str]:
@@ -578,7 +593,7 @@ class PgDeliveryStore(PgConsoleRows):
             return set()
         if len(deliveries) == 1:
             fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-            self._queue("renew", (deliveries[0], owner, until), fut)
+            self._queue(RenewLease(deliveries[0], owner, until), fut)
             if self._block.get() is not None:
                 await self._conn()
             return set(deliveries) if await fut else set()
@@ -630,8 +645,9 @@ class PgDeliveryStore(PgConsoleRows):
         the row can ride the group commit."""
         id_ = await self._attempt_id()
         now = time.time()
-        row = (id_, delivery, step, channel, "sending", segments, units, now, deadline, None, "")
-        self._queue("attempt", row)
+        self._queue(
+            InsertAttempt(id_, delivery, step, channel, "sending", segments, units, now, deadline, None, "")
+        )
         return Attempt(id_, delivery, step, channel, "sending", segments, units, now, deadline, None, "")
 
     async def _attempt_id(self) -> int:
@@ -662,14 +678,14 @@ class PgDeliveryStore(PgConsoleRows):
 
     async def update_attempt(self, id: int, **fields: Any) -> None:
         _check_fields("attempts", fields)
-        self._queue("update:attempts", (id, fields))
+        self._queue(UpdateAttempt(id, fields))
 
     async def add_message_ids(self, attempt: int, ids: list[str]) -> None:
         for m in ids:
-            self._queue("message_id", (m, attempt))
+            self._queue(MessageId(m, attempt))
 
     async def receipt(self, message_id: str, stat: str, source: str = "") -> None:
-        self._queue("receipt", (message_id, stat, time.time(), source))
+        self._queue(Receipt(message_id, stat, time.time(), source))
 
     async def adopt_receipts(self, attempt: int, recipient: str, since: float, limit: int) -> int:
         rows = await self._fetch(
@@ -781,13 +797,14 @@ class PgDeliveryStore(PgConsoleRows):
     # -- metering ledger (metering/ledger.py) ------------------------------------------------------
     async def record_charge(self, key: str, charge: Charge, e: LedgerEntry) -> None:
         self._queue(
-            "charge",
-            (key, e.enterprise, charge.package, e.line, e.channel, charge.units, charge.overage, charge.cost,
-             e.day, e.at),
+            RecordCharge(
+                key=key, enterprise=e.enterprise, package=charge.package, line=e.line, channel=e.channel,
+                units=charge.units, overage=charge.overage, cost=charge.cost, day=e.day, at=e.at,
+            ),
         )  # fmt: skip
 
     async def mark_refunded(self, key: str) -> None:
-        self._queue("refund", key)
+        self._queue(Refund(key))
 
     async def usage(self, enterprise: str, by: tuple[str, ...]) -> list[dict[str, Any]]:
         cols = [c for c in by if c in GROUPS] or ["day"]

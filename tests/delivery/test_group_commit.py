@@ -8,11 +8,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
-from delivery.pgbatch import Batch
+from delivery.pgbatch import (
+    AcceptCall,
+    AskPhases,
+    Batch,
+    InsertAttempt,
+    MessageId,
+    Receipt,
+    RecordCharge,
+    Refund,
+    RenewLease,
+    UpdateAttempt,
+    UpdateDelivery,
+    Write,
+)
 from delivery.pgstore import PgDeliveryStore
 
 NOW = 1_790_000_000.0
@@ -26,20 +38,37 @@ async def store(postgres_url: str) -> AsyncIterator[PgDeliveryStore]:
     await s.stop()
 
 
-def accept_row(did: str, call: str, owner: str = "w1") -> tuple[Any, ...]:
-    return (
-        call, "ringing", NOW,  # the call event
-        did, call, "ringing", "ent", "10086", "13800138000", "card", "tpl", "notice", "{}", '["sms"]',
-        0, "active", "", "", NOW, NOW, NOW, owner, NOW + 15,
-    )  # fmt: skip
+def accept_row(did: str, call: str, owner: str = "w1") -> AcceptCall:
+    return AcceptCall(
+        call_id=call,
+        phase="ringing",
+        event_at=NOW,
+        id=did,
+        enterprise="ent",
+        line="10086",
+        recipient="13800138000",
+        card="card",
+        template="tpl",
+        kind="notice",
+        data="{}",
+        chain='["sms"]',
+        step=0,
+        state="active",
+        reason="",
+        channel="",
+        created=NOW,
+        updated=NOW,
+        owner=owner,
+        lease_until=NOW + 15,
+    )
 
 
-def attempt_row(id_: int, did: str, step: int = 0) -> tuple[Any, ...]:
-    return (id_, did, step, "sms", "sending", 1, 0, NOW, NOW + 60, None, "")
+def attempt_row(id_: int, did: str, step: int = 0) -> InsertAttempt:
+    return InsertAttempt(id_, did, step, "sms", "sending", 1, 0, NOW, NOW + 60, None, "")
 
 
-def charge_row(key: str) -> tuple[Any, ...]:
-    return (key, "ent", None, "10086", "sms", 1, 0, 0.05, "2026-09-21", NOW)
+def charge_row(key: str) -> RecordCharge:
+    return RecordCharge(key, "ent", None, "10086", "sms", 1, 0, 0.05, "2026-09-21", NOW)
 
 
 def futures(n: int) -> list[asyncio.Future[bool]]:
@@ -51,11 +80,11 @@ async def seed(store: PgDeliveryStore) -> None:
     """Deliveries (d8 held by another worker), an attempt and a charge committed before the
     batches under test."""
     b = Batch()
-    b.add("accept", accept_row("d0", "c0"), None)
-    b.add("accept", accept_row("d8", "c8", owner="w2"), None)
-    b.add("accept", accept_row("d9", "c9"), None)
-    b.add("attempt", attempt_row(1, "d0"))
-    b.add("charge", charge_row("d0#0"))
+    b.add(accept_row("d0", "c0"), None)
+    b.add(accept_row("d8", "c8", owner="w2"), None)
+    b.add(accept_row("d9", "c9"), None)
+    b.add(attempt_row(1, "d0"))
+    b.add(charge_row("d0#0"))
     async with store.pool.acquire() as conn, conn.transaction():
         (await b.apply(conn))()
 
@@ -64,23 +93,23 @@ async def test_every_kind_of_write_in_one_flush_is_one_statement(store: PgDelive
     await seed(store)
     b = Batch()
     new, repeat, renewed, lost = futures(4)
-    b.add("accept", accept_row("d1", "c1"), new)
-    b.add("accept", accept_row("dx", "c0"), repeat)  # the call event of d0 again: not new
-    b.add("attempt", attempt_row(2, "d1"))
-    b.add("update:attempts", (2, {"units": 1, "state": "submitted", "detail": "m1"}))  # folded in
-    b.add("charge", charge_row("d1#0"))
-    b.add("message_id", ("m1", 2))
-    b.add("receipt", ("m1", "DELIVRD", NOW + 1, "8613800138000"))
-    b.add("update:deliveries", ("d0", {"state": "delivered", "channel": "sms", "updated": NOW + 2}))
-    b.add("update:attempts", (1, {"state": "delivered", "done": NOW + 2}))
-    b.add("refund", "d0#0")
-    b.add("renew", ("d9", "w1", NOW + 30), renewed)
-    b.add("renew", ("d8", "w1", NOW + 30), lost)  # w2 holds it
+    b.add(accept_row("d1", "c1"), new)
+    b.add(accept_row("dx", "c0"), repeat)  # the call event of d0 again: not new
+    b.add(attempt_row(2, "d1"))
+    b.add(UpdateAttempt(2, {"units": 1, "state": "submitted", "detail": "m1"}))  # folded in
+    b.add(charge_row("d1#0"))
+    b.add(MessageId("m1", 2))
+    b.add(Receipt("m1", "DELIVRD", NOW + 1, "8613800138000"))
+    b.add(UpdateDelivery("d0", {"state": "delivered", "channel": "sms", "updated": NOW + 2}))
+    b.add(UpdateAttempt(1, {"state": "delivered", "done": NOW + 2}))
+    b.add(Refund("d0#0"))
+    b.add(RenewLease("d9", "w1", NOW + 30), renewed)
+    b.add(RenewLease("d8", "w1", NOW + 30), lost)  # w2 holds it
     loop = asyncio.get_running_loop()
     seen, unseen, same = loop.create_future(), loop.create_future(), loop.create_future()
-    b.add("phases", "c0", seen)  # stored before this flush
-    b.add("phases", "c2", unseen)
-    b.add("phases", "c1", same)  # written by this very statement: not in its snapshot
+    b.add(AskPhases("c0"), seen)  # stored before this flush
+    b.add(AskPhases("c2"), unseen)
+    b.add(AskPhases("c1"), same)  # written by this very statement: not in its snapshot
     assert b.statements() == 1
     sql, _ = b.statement()
     assert sql.count("WITH ") == 1 and "acc AS (INSERT INTO deliveries" in sql
@@ -116,24 +145,24 @@ async def test_every_kind_of_write_in_one_flush_is_one_statement(store: PgDelive
 @pytest.mark.parametrize(
     "second",
     [
-        ("update:deliveries", ("d1", {"state": "failed", "updated": NOW})),  # a row inserted by the flush
-        ("refund", "d1#0"),  # a charge written by the flush
+        (UpdateDelivery("d1", {"state": "failed", "updated": NOW})),  # a row inserted by the flush
+        (Refund("d1#0")),  # a charge written by the flush
     ],
 )
 async def test_writes_to_a_row_the_flush_inserts_take_a_transaction_and_land(
-    store: PgDeliveryStore, second: tuple[str, Any]
+    store: PgDeliveryStore, second: Write
 ) -> None:
     b = Batch()
-    b.add("accept", accept_row("d1", "c1"), None)
-    b.add("charge", charge_row("d1#0"))
-    b.add(*second)
+    b.add(accept_row("d1", "c1"), None)
+    b.add(charge_row("d1#0"))
+    b.add(second)
     asked = asyncio.get_running_loop().create_future()
-    b.add("phases", "c1", asked)  # after the writes, in their transaction: sees them
+    b.add(AskPhases("c1"), asked)  # after the writes, in their transaction: sees them
     assert b.statements() > 1
     async with store.pool.acquire() as conn, conn.transaction():
         (await b.apply(conn))()
     assert asked.result() == {"ringing"}
-    if second[0] == "refund":
+    if isinstance(second, Refund):
         assert await store.pool.fetchval("SELECT refunded FROM charges WHERE key='d1#0'") == 1
     else:
         assert await store.pool.fetchval("SELECT state FROM deliveries WHERE id='d1'") == "failed"
@@ -143,11 +172,11 @@ async def test_a_lease_renewed_as_its_chain_finishes_takes_a_transaction(store: 
     await seed(store)
     b = Batch()
     held, moved = futures(2)
-    b.add("update:deliveries", ("d9", {"step": 1, "updated": NOW}))  # a delivery going on: one statement
-    b.add("renew", ("d9", "w1", NOW + 99), moved)
+    b.add(UpdateDelivery("d9", {"step": 1, "updated": NOW}))  # a delivery going on: one statement
+    b.add(RenewLease("d9", "w1", NOW + 99), moved)
     assert b.statements() == 1
-    b.add("update:deliveries", ("d0", {"state": "delivered", "updated": NOW}))
-    b.add("renew", ("d0", "w1", NOW + 99), held)
+    b.add(UpdateDelivery("d0", {"state": "delivered", "updated": NOW}))
+    b.add(RenewLease("d0", "w1", NOW + 99), held)
     assert b.statements() > 1
     async with store.pool.acquire() as conn, conn.transaction():
         (await b.apply(conn))()
@@ -192,13 +221,13 @@ async def test_a_flush_whose_connection_was_killed_runs_again_on_a_new_one(store
     administrator's pg_terminate_backend) the flush that hit the dead connection is run again
     on a fresh one, and its callers never hear of it."""
     first = asyncio.get_running_loop().create_future()
-    store.writes.add("accept", accept_row("d1", "c1"), first)
+    store.writes.add(accept_row("d1", "c1"), first)
     assert await first is True
     pid = await store.writes._conn.fetchval("SELECT pg_backend_pid()")  # the flushes' connection
     async with store.pool.acquire() as admin:
         assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
     second = asyncio.get_running_loop().create_future()
-    store.writes.add("accept", accept_row("d2", "c2"), second)
+    store.writes.add(accept_row("d2", "c2"), second)
     assert await asyncio.wait_for(second, 10) is True
     ids = [r[0] for r in await store.pool.fetch("SELECT id FROM deliveries ORDER BY id")]
     assert ids == ["d1", "d2"]
@@ -219,7 +248,7 @@ async def test_two_workers_accepting_the_same_call_events_at_once_accept_each_on
             for c in order:
                 fut = loop.create_future()
                 fut.add_done_callback(lambda f, c=c: answers[c].append(f.result()))
-                store.writes.add("accept", accept_row(f"{c}:ringing", c), fut)
+                store.writes.add(accept_row(f"{c}:ringing", c), fut)
         await asyncio.wait_for(asyncio.gather(a.writes.settled(), b.writes.settled()), 20)
         assert all(sorted(v) == [False, True] for v in answers.values()), answers
         assert await a.pool.fetchval("SELECT count(*) FROM deliveries") == 200

@@ -10,53 +10,82 @@ import json
 from pathlib import Path
 from typing import Any
 
-from delivery.pgbatch import Batch
+from delivery.pgbatch import (
+    AcceptCall,
+    AskPhases,
+    Batch,
+    InsertAttempt,
+    MessageId,
+    Receipt,
+    RecordCharge,
+    Refund,
+    RenewLease,
+    UpdateAttempt,
+    UpdateDelivery,
+)
 
 NOW = 1_790_000_000.0
 RECORDED = Path(__file__).with_name("group_commit_statements.json")
 
 
-def accept_row(did: str, call: str, owner: str = "w1") -> tuple[Any, ...]:
-    return (
-        call, "ringing", NOW,
-        did, call, "ringing", "ent", "10086", "13800138000", "card", "tpl", "notice", "{}", '["sms"]',
-        0, "active", "", "", NOW, NOW, NOW, owner, NOW + 15,
-    )  # fmt: skip
+def accept_row(did: str, call: str, owner: str = "w1") -> AcceptCall:
+    return AcceptCall(
+        call_id=call,
+        phase="ringing",
+        event_at=NOW,
+        id=did,
+        enterprise="ent",
+        line="10086",
+        recipient="13800138000",
+        card="card",
+        template="tpl",
+        kind="notice",
+        data="{}",
+        chain='["sms"]',
+        step=0,
+        state="active",
+        reason="",
+        channel="",
+        created=NOW,
+        updated=NOW,
+        owner=owner,
+        lease_until=NOW + 15,
+    )
 
 
 def every_kind() -> Batch:
     """One write of every kind, none touching a row another writes: one statement."""
     b = Batch()
-    b.add("accept", accept_row("d2", "c2"), None)
-    b.add("accept", accept_row("d1", "c1"), None)
-    b.add("accept", accept_row("d1", "c1"), None)  # a repeat in the same flush
-    b.add("attempt", (2, "d1", 0, "sms", "sending", 1, 0, NOW, NOW + 60, None, ""))
-    b.add("update:attempts", (2, {"units": 1, "state": "submitted", "detail": "m1"}))  # folded in
-    b.add("charge", ("d1#0", "ent", None, "10086", "sms", 1, 0, 0.05, "2026-09-21", NOW))
-    b.add("message_id", ("m2", 2))
-    b.add("message_id", ("m1", 2))
-    b.add("receipt", ("m9", "DELIVRD", NOW + 1, "8613800138000"))
-    b.add("receipt", ("m1", "DELIVRD", NOW + 1, "8613800138000"))
-    b.add("update:deliveries", ("d0", {"state": "delivered", "channel": "sms", "updated": NOW + 2}))
-    b.add("update:deliveries", ("d0", {"reason": "ok"}))  # merged with the one above
-    b.add("update:deliveries", ("d7", {"step": 1, "updated": NOW + 2}))
-    b.add("update:attempts", (1, {"state": "delivered", "done": NOW + 2}))
-    b.add("refund", "d5#0")
-    b.add("renew", ("d9", "w1", NOW + 30), None)
-    b.add("renew", ("d9", "w1", NOW + 20), None)  # the later lease wins
-    b.add("renew", ("d8", "w1", NOW + 30), None)
-    b.add("phases", "c0", None)
-    b.add("phases", "c2", None)
+    b.add(accept_row("d2", "c2"), None)
+    b.add(accept_row("d1", "c1"), None)
+    b.add(accept_row("d1", "c1"), None)  # a repeat in the same flush
+    b.add(InsertAttempt(2, "d1", 0, "sms", "sending", 1, 0, NOW, NOW + 60, None, ""))
+    b.add(UpdateAttempt(2, {"units": 1, "state": "submitted", "detail": "m1"}))  # folded in
+    b.add(RecordCharge("d1#0", "ent", None, "10086", "sms", 1, 0, 0.05, "2026-09-21", NOW))
+    b.add(MessageId("m2", 2))
+    b.add(MessageId("m1", 2))
+    b.add(Receipt("m9", "DELIVRD", NOW + 1, "8613800138000"))
+    b.add(Receipt("m1", "DELIVRD", NOW + 1, "8613800138000"))
+    b.add(UpdateDelivery("d0", {"state": "delivered", "channel": "sms", "updated": NOW + 2}))
+    b.add(UpdateDelivery("d0", {"reason": "ok"}))  # merged with the one above
+    b.add(UpdateDelivery("d7", {"step": 1, "updated": NOW + 2}))
+    b.add(UpdateAttempt(1, {"state": "delivered", "done": NOW + 2}))
+    b.add(Refund("d5#0"))
+    b.add(RenewLease("d9", "w1", NOW + 30), None)
+    b.add(RenewLease("d9", "w1", NOW + 20), None)  # the later lease wins
+    b.add(RenewLease("d8", "w1", NOW + 30), None)
+    b.add(AskPhases("c0"), None)
+    b.add(AskPhases("c2"), None)
     return b
 
 
 def touching_twice() -> Batch:
     """Writes to rows the same flush inserts: a statement per kind, in a transaction."""
     b = every_kind()
-    b.add("update:deliveries", ("d1", {"state": "failed", "updated": NOW}))
-    b.add("refund", "d1#0")
-    b.add("update:deliveries", ("d9", {"state": "expired", "updated": NOW}))
-    b.add("charge", ("d1#0", "ent", "p", "10086", "sms", 1, 0, 0.05, "2026-09-21", NOW))  # again
+    b.add(UpdateDelivery("d1", {"state": "failed", "updated": NOW}))
+    b.add(Refund("d1#0"))
+    b.add(UpdateDelivery("d9", {"state": "expired", "updated": NOW}))
+    b.add(RecordCharge("d1#0", "ent", "p", "10086", "sms", 1, 0, 0.05, "2026-09-21", NOW))  # again
     return b
 
 
