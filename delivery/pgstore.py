@@ -47,7 +47,6 @@ from .pgbatch import (
     AcceptCall,
     AskPhases,
     Block,
-    GroupCommit,
     InsertAttempt,
     MessageId,
     Receipt,
@@ -58,6 +57,7 @@ from .pgbatch import (
     UpdateDelivery,
     Write,
 )
+from .pgflush import GroupCommit
 from .records import MEDIA_COLUMNS, MEDIA_FIELDS, OUTCOME, Attempt, Delivery, attempt_stats
 
 log = logging.getLogger("mingpian.delivery")
@@ -106,7 +106,7 @@ TABLES = (
 SESSION_SETTINGS = {"enable_seqscan": "off", "jit": "off"}
 # A server that accepts connections and answers nothing (stopped, a partition without resets) is
 # an outage after these many seconds, not a wait as long as it lasts: opening a connection, and
-# any statement of the store's own (the group commit's flushes have their own bound, pgbatch.py).
+# any statement of the store's own (the group commit's flushes have their own bound, pgflush.py).
 # A statement that times out may still commit when the server answers: the store's writes are
 # idempotent (inserts that skip what exists, updates that set values), or counted under a key
 # that is checked first (a tap's message id), so running one again changes nothing twice.
@@ -221,7 +221,7 @@ class PgDeliveryStore(PgConsoleRows):
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[None]:
-        """All or nothing. The hot-path writes of the block (pgbatch.py) join the shared group
+        """All or nothing. The hot-path writes of the block (pgbatch.py, pgflush.py) join the shared group
         commit together at its end; a block that runs a statement of its own (a read, a
         configuration write) holds a connection and a transaction from then on, and its queued
         writes run there. A nested block is a savepoint (on a connection) or a mark in the list."""

@@ -11,7 +11,7 @@ Every method is a coroutine. `tx()` is an all-or-nothing block; nothing inside i
 I/O other than the store's own (the SQLite store runs it without yielding; the PostgreSQL store
 binds it to one connection). `durable()` returns once everything written so far would survive a
 crash: what the 202 of a call event, a submit and a deliver_sm_resp wait for. Both stores
-group-commit: the writes of concurrent call events share commits (groupcommit.py, pgbatch.py).
+group-commit: the writes of concurrent call events share commits (groupcommit.py, pgbatch.py, pgflush.py).
 """
 
 from __future__ import annotations
