@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 import pytest
 
 from delivery.pgbatch import (
-    AcceptCall,
     AskPhases,
     Batch,
     InsertAttempt,
@@ -27,7 +26,7 @@ from delivery.pgbatch import (
 )
 from delivery.pgstore import PgDeliveryStore
 
-NOW = 1_790_000_000.0
+from .test_group_commit_statements import NOW, accept_row  # the one fixed call event
 
 
 @pytest.fixture
@@ -36,31 +35,6 @@ async def store(postgres_url: str) -> AsyncIterator[PgDeliveryStore]:
     await s.start()
     yield s
     await s.stop()
-
-
-def accept_row(did: str, call: str, owner: str = "w1") -> AcceptCall:
-    return AcceptCall(
-        call_id=call,
-        phase="ringing",
-        event_at=NOW,
-        id=did,
-        enterprise="ent",
-        line="10086",
-        recipient="13800138000",
-        card="card",
-        template="tpl",
-        kind="notice",
-        data="{}",
-        chain='["sms"]',
-        step=0,
-        state="active",
-        reason="",
-        channel="",
-        created=NOW,
-        updated=NOW,
-        owner=owner,
-        lease_until=NOW + 15,
-    )
 
 
 def attempt_row(id_: int, did: str, step: int = 0) -> InsertAttempt:
