@@ -5,11 +5,13 @@ Why: a call event writes to six tables (the call, its delivery, the attempt, its
 message ids, the receipt) and updates two; one statement per write is ~20 round trips and as
 many statement executions per event, which caps a worker at a few hundred events a second and
 costs PostgreSQL milliseconds of CPU per event. Here every such write is a record (one kind per
-statement, its fields named as the columns they fill); a `Batch` gathers the records one flush
-commits and runs them as one statement per kind (`unnest` over arrays), each a data-modifying
-CTE of one statement, or, when two of them touch the same row, one after the other in one
-transaction. Under load a flush carries the writes of dozens of events, so each event costs a
-fraction of a statement. When a flush runs, and what happens when it fails, is pgflush.py.
+statement, its fields named as the columns they fill; the records and their `unnest` statements
+stand in the aggregates' modules, delivery/rows/, beside SQLite's one-row forms); a `Batch`
+gathers the records one flush commits and runs them as one statement per kind, each a
+data-modifying CTE of one statement, or, when two of them touch the same row, one after the
+other in one transaction. Under load a flush carries the writes of dozens of events, so each
+event costs a fraction of a statement. When a flush runs, and what happens when it fails, is
+pgflush.py.
 
 Each write is idempotent (inserts skip rows that exist, updates set values), so a flush whose
 connection dropped is simply run again. Updates of one row queued for the same flush are merged
@@ -19,9 +21,8 @@ column to a value: setting a column back to NULL is not something the hot path d
 A `Block` holds the writes of an all-or-nothing block (the store's `tx()`): they join the shared
 batch together when the block ends, so one flush commits all of them or none.
 
-Why one module of this length: the records, the way a batch gathers them and the statements they
-fill are one shape; each statement's arrays must match its record's fields, and they are checked
-together.
+Each statement's arrays must match its record's fields: the `*_ARRAYS` getters below name them
+in the statements' order, and a test compares the statements a fixed mix of writes makes.
 """
 
 from __future__ import annotations
@@ -31,151 +32,39 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any, ClassVar
+from typing import Any
 
 import asyncpg
 
 from infra.outage import Unavailable
 
-# What a write may update per table, and each column's array type for `unnest`.
-UPDATE_TYPES = {
-    "deliveries": {"step": "int", "state": "text", "reason": "text", "channel": "text", "updated": "float8"},
-    "attempts": {
-        "state": "text",
-        "units": "int",
-        "done": "float8",
-        "detail": "text",
-        "deadline": "float8",
-        "revoke": "text",
-    },
-}
-ID_TYPES = {"deliveries": "text", "attempts": "bigint"}
-# The columns of an attempt row as queued for ATTEMPTS_SQL: an update of an attempt whose insert
-# is in the same flush is folded into the inserted row (its units, its state after the submit).
-ATTEMPT_ROW = ("id", "delivery", "step", "channel", "state", "segments", "units", "started", "deadline",
-               "done", "detail")  # fmt: skip
-ATTEMPT_AT = {c: i for i, c in enumerate(ATTEMPT_ROW)}
-
-
-# The writes, one record per kind, each field named as the column it fills.
-@dataclass(frozen=True, slots=True)
-class AcceptCall:
-    """A call event (its `calls` row) with its delivery and, when active, its chain's lease: the
-    delivery and the lease are written only if the call event is new."""
-
-    call_id: str
-    phase: str
-    event_at: float
-    id: str
-    enterprise: str
-    line: str
-    recipient: str
-    card: str
-    template: str
-    kind: str
-    data: str  # JSON text
-    chain: str  # JSON text
-    step: int
-    state: str
-    reason: str
-    channel: str
-    created: float
-    updated: float
-    owner: str
-    lease_until: float
-
-
-@dataclass(frozen=True, slots=True)
-class InsertAttempt:
-    """A new attempt row; its updates queued for the same flush are folded into it."""
-
-    id: int
-    delivery: str
-    step: int
-    channel: str
-    state: str
-    segments: int
-    units: int
-    started: float
-    deadline: float
-    done: float | None
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class RecordCharge:
-    """A charge row (written again, it replaces the row and clears a refund)."""
-
-    key: str
-    enterprise: str
-    package: str | None
-    line: str
-    channel: str
-    units: int
-    overage: int
-    cost: float
-    day: str
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class MessageId:
-    """A message id the SMSC gave to an attempt's submit."""
-
-    message_id: str
-    attempt: int
-
-
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """A delivery receipt as the SMSC sent it."""
-
-    message_id: str
-    stat: str
-    at: float
-    source: str
-
-
-@dataclass(frozen=True, slots=True)
-class Refund:
-    """A charge refunded."""
-
-    key: str
-
-
-@dataclass(frozen=True, slots=True)
-class RenewLease:
-    """A chain's lease extended, if `owner` still holds it (the answer says whether it did)."""
-
-    delivery: str
-    owner: str
-    lease_until: float
-
-
-@dataclass(frozen=True, slots=True)
-class AskPhases:
-    """A read that rides the flush: the phases stored for a call."""
-
-    call_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class UpdateDelivery:
-    """Columns of a delivery set to values (names from UPDATE_TYPES only)."""
-
-    table: ClassVar[str] = "deliveries"
-    id: str
-    values: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class UpdateAttempt:
-    """Columns of an attempt set to values (names from UPDATE_TYPES only)."""
-
-    table: ClassVar[str] = "attempts"
-    id: int
-    values: dict[str, Any]
-
+from .rows.attempts import (
+    ATTEMPT_AT,
+    ATTEMPT_ROW,
+    ATTEMPTS_SQL,
+    MESSAGE_IDS_SQL,
+    RECEIPTS_SQL,
+    InsertAttempt,
+    MessageId,
+    Receipt,
+    UpdateAttempt,
+)
+from .rows.calls import (
+    ACCEPT_SQL,
+    CALLS_SQL,
+    CHAINS_SQL,
+    DELIVERIES_SQL,
+    FINISHED_SQL,
+    PHASES_ROWS,
+    PHASES_SQL,
+    RENEW_SQL,
+    AcceptCall,
+    AskPhases,
+    RenewLease,
+    UpdateDelivery,
+    update_sql,
+)
+from .rows.ledger import CHARGES_SQL, REFUNDS_SQL, RecordCharge, Refund
 
 Write = (
     AcceptCall | InsertAttempt | RecordCharge | MessageId | Receipt | Refund | RenewLease | AskPhases
@@ -194,70 +83,7 @@ CHARGE_ARRAYS = attrgetter(
 MESSAGE_ID_ARRAYS = attrgetter("message_id", "attempt")
 RECEIPT_ARRAYS = attrgetter("message_id", "stat", "at", "source")
 
-CALLS_SQL = (
-    "INSERT INTO calls (call_id, phase, at) "
-    "SELECT * FROM unnest($1::text[], $2::text[], $3::float8[]) ON CONFLICT DO NOTHING "
-    "RETURNING call_id, phase"
-)
-DELIVERIES_SQL = (  # only the deliveries whose call event was new (the CTE `c`: CALLS_SQL)
-    "INSERT INTO deliveries (id, call_id, phase, enterprise, line, recipient, card, template, kind, data, "
-    "chain, step, state, reason, channel, event_at, created, updated, owner, lease_until) "
-    "SELECT d.id, d.call_id, d.phase, d.enterprise, d.line, d.recipient, d.card, d.template, d.kind, d.data, "
-    "d.chain, d.step, d.state, d.reason, d.channel, d.event_at, d.created, d.updated, d.owner, d.lease_until "
-    "FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], "
-    "$11::text[], $12::text[], $13::text[], $14::text[], $15::int[], $16::text[], $17::text[], $18::text[], "
-    "$19::float8[], $20::float8[], $21::float8[], $22::text[], $23::float8[]) AS d(id, call_id, phase, "
-    "enterprise, line, recipient, card, template, kind, data, chain, step, state, reason, channel, event_at, "
-    "created, updated, owner, lease_until) JOIN c ON c.call_id = d.call_id AND c.phase = d.phase "
-    "ON CONFLICT DO NOTHING RETURNING id, state, owner, lease_until"
-)
-CHAINS_SQL = (  # the new deliveries that are active (the CTE `acc`: DELIVERIES_SQL) and their leases
-    "INSERT INTO active_chains (delivery, owner, lease_until) "
-    "SELECT id, owner, lease_until FROM acc WHERE state = 'active' ON CONFLICT DO NOTHING"
-)
-ACCEPT_SQL = f"WITH c AS ({CALLS_SQL}), acc AS ({DELIVERIES_SQL}), ach AS ({CHAINS_SQL}) SELECT id FROM acc"
-ATTEMPTS_SQL = (
-    "INSERT INTO attempts (id, delivery, step, channel, state, segments, units, started, deadline, done, "
-    "detail) SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], "
-    "$7::int[], $8::float8[], $9::float8[], $10::float8[], $11::text[]) ON CONFLICT DO NOTHING"
-)
-CHARGES_SQL = (
-    "INSERT INTO charges (key, enterprise, package, line, channel, units, overage, cost, day, at, refunded) "
-    "SELECT *, 0 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], "
-    "$7::int[], $8::float8[], $9::text[], $10::float8[]) ON CONFLICT (key) DO UPDATE SET "
-    "enterprise = excluded.enterprise, package = excluded.package, line = excluded.line, "
-    "channel = excluded.channel, units = excluded.units, overage = excluded.overage, "
-    "cost = excluded.cost, day = excluded.day, at = excluded.at, refunded = 0"
-)
-MESSAGE_IDS_SQL = (
-    "INSERT INTO message_ids (message_id, attempt, stat) SELECT m, a, NULL "
-    "FROM unnest($1::text[], $2::bigint[]) AS u(m, a) ON CONFLICT DO NOTHING"
-)
-RECEIPTS_SQL = (
-    "INSERT INTO receipts (message_id, stat, at, source) "
-    "SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[]) ON CONFLICT DO NOTHING"
-)
-REFUNDS_SQL = "UPDATE charges SET refunded = 1 WHERE key = ANY($1::text[])"
-RENEW_SQL = (
-    "UPDATE active_chains a SET lease_until = u.until FROM unnest($1::text[], $2::text[], $3::float8[]) "
-    "AS u(id, owner, until) WHERE a.delivery = u.id AND a.owner = u.owner RETURNING a.delivery AS id"
-)
-FINISHED_SQL = "DELETE FROM active_chains WHERE delivery = ANY($1::text[])"  # deliveries no longer active
-# The phases stored for calls (pre-call chains ask before their hand-over): a read that rides the
-# flush, answered from the same snapshot as a statement of its own would have been.
-PHASES_SQL = "SELECT call_id, phase FROM calls WHERE call_id = ANY($1::text[])"
-PHASES_ROWS = "SELECT 'p' AS k, call_id AS id, phase FROM calls WHERE call_id = ANY($1::text[])"
 PARAM = re.compile(r"\$(\d+)")
-
-
-def update_sql(table: str, columns: tuple[str, ...]) -> str:
-    """One UPDATE for many rows that change the same columns (names from UPDATE_TYPES only)."""
-    types = UPDATE_TYPES[table]
-    kinds = [ID_TYPES[table], *(types[c] for c in columns)]
-    arrays = ", ".join(f"${i}::{t}[]" for i, t in enumerate(kinds, 1))
-    sets = ", ".join(f"{c} = u.{c}" for c in columns)
-    names = ", ".join(columns)
-    return f"UPDATE {table} t SET {sets} FROM unnest({arrays}) AS u(id, {names}) WHERE t.id = u.id"
 
 
 @dataclass

@@ -38,11 +38,12 @@ from .metering import Counters, Meter
 from .metering.redis import RedisCounters
 from .metering.sqlite import SqliteCounters
 from .model import NumberError, normalize_number
+from .open_store import open_store
 from .receipts import Outcome, Receipts, no_outcome
 from .replies import Replies
 from .revoke import Revoker
 from .seed import load_seed
-from .storage import DeliveryStore, open_store
+from .storage import DeliveryStore
 from .store import SqliteDeliveryStore
 from .wakeups import Wakeups
 

@@ -1,17 +1,14 @@
-"""What the delivery domain keeps, and where: the store protocol, and picking its backend.
+"""What the delivery domain keeps: the store's roles, one protocol per aggregate (delivery/rows/).
 
-Two backends implement `DeliveryStore`:
-- `store.py`: SQLite in one file (WAL, group commit), the embedded default: one server process
-  owns the file.
-- `pgstore.py`: PostgreSQL (`database_url=postgresql://…`), the system of record of a fleet:
-  every worker on every host reads and writes the same tables; a configuration change made by
-  one worker reaches the read caches of the others through LISTEN/NOTIFY.
+A consumer names the roles it uses (the receipts need attempts and receipts, the media library
+its rows), so what it depends on is plain, and a test double implements only that. The store
+(store.py) plays every role, on either database; open_store.py picks it from the settings.
 
 Every method is a coroutine. `tx()` is an all-or-nothing block; nothing inside it may wait on
-I/O other than the store's own (the SQLite store runs it without yielding; the PostgreSQL store
-binds it to one connection). `durable()` returns once everything written so far would survive a
-crash: what the 202 of a call event, a submit and a deliver_sm_resp wait for. Both stores
-group-commit: the writes of concurrent call events share commits (groupcommit.py, pgbatch.py, pgflush.py).
+I/O other than the store's own (on SQLite it runs without yielding; on PostgreSQL it holds one
+connection). `durable()` returns once everything written so far would survive a crash: what the
+202 of a call event, a submit and a deliver_sm_resp wait for. Both databases group-commit: the
+writes of concurrent call events share commits (groupcommit.py; pgbatch.py and pgflush.py).
 """
 
 from __future__ import annotations
@@ -20,13 +17,13 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
-from .console_rows import Page, SessionRow
 from .metering.ledger import LedgerEntry
 from .metering.packages import Charge
 from .records import Attempt, Delivery
+from .rows.console import Page, SessionRow
 
 
-class DeliveryStore(Protocol):
+class Lifetime(Protocol):
     generation: int  # bumped on every configuration change: derived caches compare it
     shared: bool  # several processes use it: leases decide which runs a chain (not SQLite)
 
@@ -42,7 +39,10 @@ class DeliveryStore(Protocol):
         """Every row of every table as text, sorted (tests compare two)."""
         ...
 
-    # resources: enterprises, lines, staff, cards, packages as JSON documents
+
+class DocumentStore(Protocol):
+    """Enterprises, lines, staff, cards and packages as JSON documents; the audit log; API keys."""
+
     async def put(self, kind: str, enterprise: str, id: str, body: dict[str, Any]) -> None: ...
     async def get(self, kind: str, enterprise: str, id: str) -> dict[str, Any] | None: ...
     async def find(self, kind: str, id: str) -> tuple[str, dict[str, Any]] | None: ...
@@ -61,7 +61,10 @@ class DeliveryStore(Protocol):
     async def add_key(self, key_hash: str, enterprise: str | None, label: str) -> None: ...
     async def key(self, key_hash: str) -> tuple[str, str | None] | None: ...
 
-    # the media library's rows (the files: delivery/library/)
+
+class MediaStore(Protocol):
+    """The media library's rows (the files: delivery/library/)."""
+
     async def add_media(self, enterprise: str, row: dict[str, Any], quota: int) -> str:
         """ "added", "exists" (this enterprise has that file already: nothing changes) or
         "over_quota" (its files would pass `quota` bytes); atomic across workers."""
@@ -82,7 +85,10 @@ class DeliveryStore(Protocol):
         """Rows (of any enterprise) naming the file `id`: 0 means it can go."""
         ...
 
-    # calls, deliveries, attempts, receipts
+
+class CallStore(Protocol):
+    """Call events, their deliveries, and leases: which worker runs each active chain."""
+
     async def accept_call(self, d: Delivery, owner: str = "", lease_until: float = 0.0) -> bool:
         """Record a call event (`d.call_id`, `d.phase`, `d.event_at`) and its new delivery, leased
         to `owner` (the worker that will run its chain) until then; False, and nothing written,
@@ -110,6 +116,11 @@ class DeliveryStore(Protocol):
         ...
 
     async def release(self, owner: str, deliveries: list[str]) -> None: ...
+
+
+class AttemptStore(Protocol):
+    """Attempts, the message ids of their submits, and receipts."""
+
     async def attempt(self, delivery: str, step: int) -> Attempt | None: ...
     async def attempt_receipts(self, id: int) -> tuple[Attempt | None, int, list[str]]:
         """The attempt, its message ids' count and the receipt stats they got (one read)."""
@@ -135,7 +146,10 @@ class DeliveryStore(Protocol):
         """The attempts of these message ids that still wait for a receipt."""
         ...
 
-    # opt-outs, taps, impressions, reports
+
+class ReachStore(Protocol):
+    """Opt-outs, taps, impressions, replies already counted, delivery reports."""
+
     async def opt_out(self, enterprise: str, number: str, channel: str, text: str) -> None: ...
     async def opted_out(self, enterprise: str, number: str) -> bool: ...
     async def optouts(self, enterprise: str) -> list[dict[str, Any]]: ...
@@ -150,12 +164,18 @@ class DeliveryStore(Protocol):
     async def impressions(self, enterprise: str) -> list[dict[str, Any]]: ...
     async def delivery_stats(self, enterprise: str) -> list[dict[str, Any]]: ...
 
-    # the metering ledger
+
+class LedgerStore(Protocol):
+    """The metering ledger."""
+
     async def record_charge(self, key: str, charge: Charge, e: LedgerEntry) -> None: ...
     async def mark_refunded(self, key: str) -> None: ...
     async def usage(self, enterprise: str, by: tuple[str, ...]) -> list[dict[str, Any]]: ...
 
-    # the console (console_rows.py): paged lists, bulk writes, keys held, sign-in sessions
+
+class ConsoleStore(Protocol):
+    """Paged lists, bulk writes, keys held, sign-in sessions."""
+
     async def page(
         self,
         kind: str,
@@ -179,18 +199,19 @@ class DeliveryStore(Protocol):
     async def drop_session(self, hash: str) -> None: ...
 
 
-def is_postgres(url: str) -> bool:
-    return url.startswith(("postgresql://", "postgres://"))
+class ReceiptStore(Lifetime, AttemptStore, Protocol):
+    """What the receipts and the revoker use."""
 
 
-def open_store(
-    database_url: str, sqlite_path: Any, synchronous: str = "NORMAL", migrate: str = "auto"
-) -> DeliveryStore:
-    """The store a deployment's settings name: PostgreSQL for a `postgresql://` URL, else SQLite."""
-    if is_postgres(database_url):
-        from .pgstore import PgDeliveryStore  # deferred: asyncpg only where PostgreSQL is used
-
-        return PgDeliveryStore(database_url, migrate=migrate)
-    from .store import SqliteDeliveryStore  # deferred like PostgreSQL's: only the configured store
-
-    return SqliteDeliveryStore(sqlite_path, synchronous, migrate)
+class DeliveryStore(
+    Lifetime,
+    DocumentStore,
+    MediaStore,
+    CallStore,
+    AttemptStore,
+    ReachStore,
+    LedgerStore,
+    ConsoleStore,
+    Protocol,
+):
+    """Every role: what the service, the chains and the web layer hold."""

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from chatbot.store.sqlite import SCHEMA as CHATBOT
-from delivery.pgstore import MIGRATIONS as DELIVERY_PG
-from delivery.store import SCHEMA as DELIVERY
+from delivery.drivers.postgres import MIGRATIONS as DELIVERY_PG
+from delivery.drivers.sqlite import SCHEMA as DELIVERY
 from infra.migrations import (
     MigrationError,
     Migrations,

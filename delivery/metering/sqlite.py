@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from . import ledger
 from .ledger import LedgerEntry
 from .packages import Charge, Package, refused
 
@@ -32,14 +31,15 @@ class SqliteCounters:
         pass
 
     async def cap(self, key: str, limit: int, window: float, member: str, now: float) -> bool:
-        async with self.store.tx() as db:
-            db.execute("DELETE FROM caps WHERE key=? AND at <= ?", (key, now - window))
-            if db.execute("SELECT 1 FROM caps WHERE key=? AND member=?", (key, member)).fetchone():
+        db = self.store.db
+        async with db.transaction():
+            await db.run("DELETE FROM caps WHERE key=$1 AND at <= $2", key, now - window)
+            if await db.one("SELECT 1 FROM caps WHERE key=$1 AND member=$2", key, member):
                 return True
-            (n,) = db.execute("SELECT count(*) FROM caps WHERE key=?", (key,)).fetchone()
-            if n >= limit:
+            row = await db.one("SELECT count(*) FROM caps WHERE key=$1", key)
+            if row is not None and row[0] >= limit:
                 return False
-            db.execute("INSERT INTO caps VALUES (?,?,?)", (key, now, member))
+            await db.run("INSERT INTO caps VALUES ($1,$2,$3)", key, now, member)
             return True
 
     async def consume(
@@ -48,35 +48,36 @@ class SqliteCounters:
         """Take `units` from the first package with room (else overage where allowed). The
         ledger row is what makes it idempotent per key: a key charged and not refunded is
         answered with that charge again."""
-        async with self.store.tx() as db:
-            row = db.execute(
-                "SELECT package, units, overage, refunded FROM charges WHERE key=?", (key,)
-            ).fetchone()
+        db = self.store.db
+        async with db.transaction():
+            row = await db.one("SELECT package, units, overage, refunded FROM charges WHERE key=$1", key)
             if row and not row[3]:
                 return Charge(True, row[0], row[1], row[2], repeated=True)
             charge = None
             for p in packages:
                 if p.key not in self._rows:
-                    db.execute("INSERT OR IGNORE INTO package_usage (package) VALUES (?)", (p.key,))
+                    await db.run(
+                        "INSERT INTO package_usage (package) VALUES ($1) ON CONFLICT DO NOTHING", p.key
+                    )
                     self._rows.add(p.key)
-                took = db.execute(
-                    "UPDATE package_usage SET used = used + ? WHERE package=? AND used + ? <= ?",
-                    (units, p.key, units, p.units),
-                ).rowcount
+                took = await db.run(
+                    "UPDATE package_usage SET used = used + $1 WHERE package=$2 AND used + $1 <= $3",
+                    units, p.key, p.units,
+                )  # fmt: skip
                 if took:
                     charge = Charge(True, p.id, units, 0, units * p.unit_price)
                     break
             else:
                 for p in packages:
                     if p.policy == "overage":
-                        db.execute(
-                            "UPDATE package_usage SET overage = overage + ? WHERE package=?", (units, p.key)
+                        await db.run(
+                            "UPDATE package_usage SET overage = overage + $1 WHERE package=$2", units, p.key
                         )
                         charge = Charge(True, p.id, 0, units, units * p.overage_price)
                         break
             if charge is not None:
                 if entry is not None:  # the ledger row commits with the consumption, or neither does
-                    ledger.write(db, key, charge, entry)
+                    await self.store.record_charge(key, charge, entry)
                 return charge
         return refused(packages)
 
@@ -92,24 +93,23 @@ class SqliteCounters:
         pass  # units commit with their attempt row: a crash cannot leave one without the other
 
     async def refund(self, key: str) -> bool:
-        async with self.store.tx() as db:
-            row = db.execute(
-                "SELECT enterprise, package, units, overage, refunded FROM charges WHERE key=?", (key,)
-            ).fetchone()
+        db = self.store.db
+        async with db.transaction():
+            row = await db.one(
+                "SELECT enterprise, package, units, overage, refunded FROM charges WHERE key=$1", key
+            )
             if not row or row[4]:
                 return False
             if row[1] is not None:
-                db.execute(
-                    "UPDATE package_usage SET used = used - ?, overage = overage - ? WHERE package=?",
-                    (row[2], row[3], f"{row[0]}/{row[1]}"),
-                )
-            ledger.mark_refunded(db, key)
+                await db.run(
+                    "UPDATE package_usage SET used = used - $1, overage = overage - $2 WHERE package=$3",
+                    row[2], row[3], f"{row[0]}/{row[1]}",
+                )  # fmt: skip
+            await self.store.mark_refunded(key)
             return True
 
     async def usage(self, package: str) -> tuple[int, int]:
-        row = self.store.db.execute(
-            "SELECT used, overage FROM package_usage WHERE package=?", (package,)
-        ).fetchone()
+        row = await self.store.db.one("SELECT used, overage FROM package_usage WHERE package=$1", package)
         return (row[0], row[1]) if row else (0, 0)
 
     async def forward_receipt(self, message_id: str, stat: str) -> None:

@@ -11,20 +11,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from delivery.pgbatch import (
-    AskPhases,
-    Batch,
-    InsertAttempt,
-    MessageId,
-    Receipt,
-    RecordCharge,
-    Refund,
-    RenewLease,
-    UpdateAttempt,
-    UpdateDelivery,
-    Write,
-)
-from delivery.pgstore import PgDeliveryStore
+from delivery.pgbatch import Batch, Write
+from delivery.rows.attempts import InsertAttempt, MessageId, Receipt, UpdateAttempt
+from delivery.rows.calls import AskPhases, RenewLease, UpdateDelivery
+from delivery.rows.ledger import RecordCharge, Refund
+from delivery.store import PgDeliveryStore
 
 from .test_group_commit_statements import NOW, accept_row  # the one fixed call event
 
@@ -59,7 +50,7 @@ async def seed(store: PgDeliveryStore) -> None:
     b.add(accept_row("d9", "c9"), None)
     b.add(attempt_row(1, "d0"))
     b.add(charge_row("d0#0"))
-    async with store.pool.acquire() as conn, conn.transaction():
+    async with store.db.pool.acquire() as conn, conn.transaction():
         (await b.apply(conn))()
 
 
@@ -88,32 +79,34 @@ async def test_every_kind_of_write_in_one_flush_is_one_statement(store: PgDelive
     sql, _ = b.statement()
     assert sql.count("WITH ") == 1 and "acc AS (INSERT INTO deliveries" in sql
 
-    async with store.pool.acquire() as conn:
+    async with store.db.pool.acquire() as conn:
         (await b.apply(conn))()
     assert [f.result() for f in (new, repeat, renewed, lost)] == [True, False, True, False]
     assert (seen.result(), unseen.result(), same.result()) == ({"ringing"}, set(), set())
 
-    rows = await store.pool.fetch("SELECT id, state, channel FROM deliveries ORDER BY id")
+    rows = await store.db.pool.fetch("SELECT id, state, channel FROM deliveries ORDER BY id")
     assert [tuple(r) for r in rows] == [
         ("d0", "delivered", "sms"),
         ("d1", "active", ""),
         ("d8", "active", ""),
         ("d9", "active", ""),
     ]
-    chains = await store.pool.fetch("SELECT delivery, owner, lease_until FROM active_chains ORDER BY 1")
+    chains = await store.db.pool.fetch("SELECT delivery, owner, lease_until FROM active_chains ORDER BY 1")
     assert [tuple(r) for r in chains] == [  # d0 finished; d1 new; d9's lease renewed, d8's not ours
         ("d1", "w1", NOW + 15),
         ("d8", "w2", NOW + 15),
         ("d9", "w1", NOW + 30),
     ]
     att = {
-        r[0]: tuple(r[1:]) for r in await store.pool.fetch("SELECT id, state, units, detail FROM attempts")
+        r[0]: tuple(r[1:]) for r in await store.db.pool.fetch("SELECT id, state, units, detail FROM attempts")
     }
     assert att == {1: ("delivered", 0, ""), 2: ("submitted", 1, "m1")}
-    charges = await store.pool.fetch("SELECT key, refunded FROM charges ORDER BY key")
+    charges = await store.db.pool.fetch("SELECT key, refunded FROM charges ORDER BY key")
     assert [tuple(r) for r in charges] == [("d0#0", 1), ("d1#0", 0)]
-    assert await store.pool.fetchval("SELECT attempt FROM message_ids WHERE message_id='m1'") == 2
-    assert await store.pool.fetchval("SELECT source FROM receipts WHERE message_id='m1'") == "8613800138000"
+    assert await store.db.pool.fetchval("SELECT attempt FROM message_ids WHERE message_id='m1'") == 2
+    assert (
+        await store.db.pool.fetchval("SELECT source FROM receipts WHERE message_id='m1'") == "8613800138000"
+    )
 
 
 @pytest.mark.parametrize(
@@ -133,13 +126,13 @@ async def test_writes_to_a_row_the_flush_inserts_take_a_transaction_and_land(
     asked = asyncio.get_running_loop().create_future()
     b.add(AskPhases("c1"), asked)  # after the writes, in their transaction: sees them
     assert b.statements() > 1
-    async with store.pool.acquire() as conn, conn.transaction():
+    async with store.db.pool.acquire() as conn, conn.transaction():
         (await b.apply(conn))()
     assert asked.result() == {"ringing"}
     if isinstance(second, Refund):
-        assert await store.pool.fetchval("SELECT refunded FROM charges WHERE key='d1#0'") == 1
+        assert await store.db.pool.fetchval("SELECT refunded FROM charges WHERE key='d1#0'") == 1
     else:
-        assert await store.pool.fetchval("SELECT state FROM deliveries WHERE id='d1'") == "failed"
+        assert await store.db.pool.fetchval("SELECT state FROM deliveries WHERE id='d1'") == "failed"
 
 
 async def test_a_lease_renewed_as_its_chain_finishes_takes_a_transaction(store: PgDeliveryStore) -> None:
@@ -152,12 +145,12 @@ async def test_a_lease_renewed_as_its_chain_finishes_takes_a_transaction(store: 
     b.add(UpdateDelivery("d0", {"state": "delivered", "updated": NOW}))
     b.add(RenewLease("d0", "w1", NOW + 99), held)
     assert b.statements() > 1
-    async with store.pool.acquire() as conn, conn.transaction():
+    async with store.db.pool.acquire() as conn, conn.transaction():
         (await b.apply(conn))()
     assert held.result() is True and moved.result() is True
-    assert await store.pool.fetchval("SELECT state FROM deliveries WHERE id='d0'") == "delivered"
-    assert await store.pool.fetchval("SELECT step FROM deliveries WHERE id='d9'") == 1
-    chains = await store.pool.fetch("SELECT delivery, lease_until FROM active_chains ORDER BY 1")
+    assert await store.db.pool.fetchval("SELECT state FROM deliveries WHERE id='d0'") == "delivered"
+    assert await store.db.pool.fetchval("SELECT step FROM deliveries WHERE id='d9'") == 1
+    chains = await store.db.pool.fetch("SELECT delivery, lease_until FROM active_chains ORDER BY 1")
     assert [tuple(r) for r in chains] == [("d8", NOW + 15), ("d9", NOW + 99)]
 
 
@@ -170,7 +163,7 @@ async def test_plans_cached_while_a_table_was_empty_still_use_its_index(store: P
         "WHERE t.id = u.id",
     }
     args = {"phases": "(ARRAY['call-7'])", "units": "(ARRAY[1::bigint], ARRAY[1])"}
-    async with store.pool.acquire() as conn:
+    async with store.db.pool.acquire() as conn:
         await conn.execute("SET plan_cache_mode = force_generic_plan")
         try:
             for name, sql in statements.items():
@@ -195,17 +188,17 @@ async def test_a_flush_whose_connection_was_killed_runs_again_on_a_new_one(store
     administrator's pg_terminate_backend) the flush that hit the dead connection is run again
     on a fresh one, and its callers never hear of it."""
     first = asyncio.get_running_loop().create_future()
-    store.writes.add(accept_row("d1", "c1"), first)
+    store.db.group.add(accept_row("d1", "c1"), first)
     assert await first is True
-    pid = await store.writes._conn.fetchval("SELECT pg_backend_pid()")  # the flushes' connection
-    async with store.pool.acquire() as admin:
+    pid = await store.db.group._conn.fetchval("SELECT pg_backend_pid()")  # the flushes' connection
+    async with store.db.pool.acquire() as admin:
         assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
     second = asyncio.get_running_loop().create_future()
-    store.writes.add(accept_row("d2", "c2"), second)
+    store.db.group.add(accept_row("d2", "c2"), second)
     assert await asyncio.wait_for(second, 10) is True
-    ids = [r[0] for r in await store.pool.fetch("SELECT id FROM deliveries ORDER BY id")]
+    ids = [r[0] for r in await store.db.pool.fetch("SELECT id FROM deliveries ORDER BY id")]
     assert ids == ["d1", "d2"]
-    assert await store.writes._conn.fetchval("SELECT pg_backend_pid()") != pid
+    assert await store.db.group._conn.fetchval("SELECT pg_backend_pid()") != pid
 
 
 async def test_two_workers_accepting_the_same_call_events_at_once_accept_each_once(postgres_url: str) -> None:
@@ -222,11 +215,11 @@ async def test_two_workers_accepting_the_same_call_events_at_once_accept_each_on
             for c in order:
                 fut = loop.create_future()
                 fut.add_done_callback(lambda f, c=c: answers[c].append(f.result()))
-                store.writes.add(accept_row(f"{c}:ringing", c), fut)
-        await asyncio.wait_for(asyncio.gather(a.writes.settled(), b.writes.settled()), 20)
+                store.db.group.add(accept_row(f"{c}:ringing", c), fut)
+        await asyncio.wait_for(asyncio.gather(a.db.group.settled(), b.db.group.settled()), 20)
         assert all(sorted(v) == [False, True] for v in answers.values()), answers
-        assert await a.pool.fetchval("SELECT count(*) FROM deliveries") == 200
-        assert await a.pool.fetchval("SELECT count(*) FROM active_chains") == 200
+        assert await a.db.pool.fetchval("SELECT count(*) FROM deliveries") == 200
+        assert await a.db.pool.fetchval("SELECT count(*) FROM active_chains") == 200
     finally:
         await a.stop()
         await b.stop()

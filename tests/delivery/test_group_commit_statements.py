@@ -10,19 +10,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from delivery.pgbatch import (
-    AcceptCall,
-    AskPhases,
-    Batch,
-    InsertAttempt,
-    MessageId,
-    Receipt,
-    RecordCharge,
-    Refund,
-    RenewLease,
-    UpdateAttempt,
-    UpdateDelivery,
-)
+from delivery.pgbatch import Batch
+from delivery.rows.attempts import InsertAttempt, MessageId, Receipt, UpdateAttempt
+from delivery.rows.calls import AcceptCall, AskPhases, RenewLease, UpdateDelivery
+from delivery.rows.ledger import RecordCharge, Refund
 
 NOW = 1_790_000_000.0
 RECORDED = Path(__file__).with_name("group_commit_statements.json")

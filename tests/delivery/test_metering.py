@@ -91,7 +91,7 @@ async def test_consumption_is_idempotent_per_key_and_refund_happens_once(
     assert sorted(g.package or "" for g in got if g.ok) == ["big"] * 12 + ["small"] * 2
     assert sum(g.units for g in got) == 12 and sum(g.overage for g in got) == 2  # 2 + 10, then overage
     if kind == "sqlite":
-        store.db.executemany(
+        store.db.connection.executemany(
             "INSERT INTO charges VALUES (?,?,?,?,?,?,?,?,?,?,0)",
             [
                 (f"k{i}", "ent", g.package, "l", "sms", g.units, g.overage, g.cost, "d", 0)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from delivery.metering.ledger import usage_rows
-from delivery.store import SCHEMA, SqliteDeliveryStore
+from delivery.drivers.sqlite import SCHEMA
+from delivery.store import SqliteDeliveryStore
 from infra.jsonio import dumps_str
 from infra.migrations import ChecksumMismatch, DatabaseTooNew, PendingMigrations
 from mingpian.settings import PROJECT_ROOT
@@ -132,7 +132,7 @@ async def test_a_database_of_the_previous_release_is_adopted_and_migrated_with_i
         assert not await store.claim_chatbot("b", "106500")
         assert not await store.claim_chatbot("sf", "777")
         assert await store.claim_chatbot("a", "106500")
-        assert usage_rows(store.db, "sf", ("day", "channel")) == [
+        assert await store.usage("sf", ("day", "channel")) == [
             {"day": DAY, "channel": "sms", "messages": 1, "units": 1, "overage_units": 0, "cost": 0.05}
         ]
         [stats] = await store.delivery_stats("sf")
@@ -157,7 +157,7 @@ def test_a_changed_migration_is_refused_naming_the_file(tmp_path: Path) -> None:
     ):
         store.open()
     with pytest.raises(RuntimeError, match="not open"):
-        store.db  # noqa: B018 - the refused store stays closed
+        store.db.connection  # noqa: B018 - the refused store stays closed
 
 
 def test_a_database_of_a_newer_release_is_refused(tmp_path: Path) -> None:

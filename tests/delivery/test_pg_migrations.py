@@ -13,7 +13,8 @@ import time
 import asyncpg
 import pytest
 
-from delivery.pgstore import MIGRATIONS, PgDeliveryStore
+from delivery.drivers.postgres import MIGRATIONS
+from delivery.store import PgDeliveryStore
 from infra.migrations import PendingMigrations
 from mingpian.settings import PROJECT_ROOT
 
@@ -88,16 +89,16 @@ async def test_a_database_of_the_previous_version_is_upgraded_with_its_data(post
 async def test_no_index_of_deliveries_covers_a_column_the_store_updates(postgres_url: str) -> None:
     """So PostgreSQL updates a delivery in place (HOT: no new index entries) when its chain moves
     on or finishes; leases live in `active_chains`."""
-    from delivery.pgbatch import UPDATE_TYPES
+    from delivery.rows.calls import UPDATE_TYPES
 
     store = PgDeliveryStore(postgres_url)
     await store.start()
     try:
-        indexed = await store.pool.fetch(
+        indexed = await store.db.pool.fetch(
             "SELECT i.indexrelid::regclass::text, a.attname FROM pg_index i JOIN pg_attribute a "
             "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = 'deliveries'::regclass"
         )
-        predicates = await store.pool.fetchval(
+        predicates = await store.db.pool.fetchval(
             "SELECT count(*) FROM pg_index WHERE indrelid = 'deliveries'::regclass AND indpred IS NOT NULL"
         )
         assert {r[1] for r in indexed} & set(UPDATE_TYPES["deliveries"]) == set(), indexed

@@ -163,7 +163,7 @@ def test_statements_split_where_sqlite_says_they_end() -> None:
 
 def test_the_shipped_migration_sets_load() -> None:
     from chatbot.store.sqlite import SCHEMA as CHATBOT
-    from delivery.store import SCHEMA as DELIVERY
+    from delivery.drivers.sqlite import SCHEMA as DELIVERY
 
     labels = [m.label for m in DELIVERY.migrations]
     assert labels[:4] == [
@@ -177,7 +177,7 @@ def test_the_shipped_migration_sets_load() -> None:
     )  # numbered without gaps
     assert DELIVERY.migrations[1].file == "delivery/migrations/sqlite/0002_drop_dedupe.sql"
     assert [m.label for m in CHATBOT.migrations][:1] == ["0001_initial"]
-    from delivery.pgstore import MIGRATIONS as DELIVERY_PG
+    from delivery.drivers.postgres import MIGRATIONS as DELIVERY_PG
 
     pg = [m.label for m in DELIVERY_PG.migrations]
     assert pg[:3] == ["0001_initial", "0002_charges_by_enterprise", "0003_media_library"]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.store.sqlite import SCHEMA as CHATBOT
-from delivery.store import SCHEMA as DELIVERY
+from delivery.drivers.sqlite import SCHEMA as DELIVERY
 from mingpian.app import create_app
 from mingpian.cli_migrate import apply
 from mingpian.settings import Settings

@@ -1,0 +1,278 @@
+"""The PostgreSQL driver: the store's statements on a pool every worker of a fleet shares.
+
+- Transactions: `transaction()` binds a pooled connection to the task (a context variable) and
+  every statement inside it runs on that connection, in that transaction; a nested block is a
+  savepoint. Outside a block each statement is autocommitted. A statement returns only once
+  committed, so `durable()` has only the group commit's queue to wait for.
+- The hot-path writes (typed records, pgbatch.py) are queued for the group commit (pgflush.py);
+  a read waits until every write queued before it has committed, so it sees them. A block's
+  queued writes join the shared flush together at its end, or run on its own connection once it
+  runs a statement of its own.
+- Notifications: NOTIFY in the writing transaction (delivered at its commit), heard by every
+  worker's listener, this one's included; this process's listeners hear them at once as well.
+- Outages: a statement that answered ends an outage the record holds (infra/outage.py: one
+  line); a failed one reaches the server's middleware or the chain, which tell an outage from a
+  bug. Opening a connection and every statement have a time bound.
+
+The schema is `migrations/postgresql/`, applied at start (infra/migrations_pg.py) under an
+advisory lock, so workers starting at once do not race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from infra.migrations import Migrations
+from infra.migrations_pg import migrate_postgres
+from infra.outage import outages, quiet_pool_warnings
+
+from ..pgbatch import Block, Write
+from ..pgflush import GroupCommit
+from . import Row
+
+MIGRATIONS = Migrations.load("delivery", "postgresql", database="delivery")
+CHANNEL = "mingpian_delivery"  # NOTIFY channel of cache invalidations
+# Every statement of the store reads or writes rows by key or by an index range. PostgreSQL
+# caches a generic plan for each prepared statement, planned with the statistics of the moment:
+# on a young table (a new deployment, a table that grew since autovacuum last analysed it) those
+# say "a few rows", the plan scans the whole table, and that plan stays while the table grows,
+# so every group commit would read every row. With sequential scans priced out the plans use
+# the indexes whatever the statistics say (a table with no usable index is still scanned). JIT
+# is off: these statements take microseconds, and a plan priced that way must never be compiled.
+SESSION_SETTINGS = {"enable_seqscan": "off", "jit": "off"}
+# A server that accepts connections and answers nothing (stopped, a partition without resets) is
+# an outage after these many seconds, not a wait as long as it lasts: opening a connection, and
+# any statement of the store's own (the group commit's flushes have their own bound, pgflush.py).
+# A statement that times out may still commit when the server answers: the store's writes are
+# idempotent (inserts that skip what exists, updates that set values), or counted under a key
+# that is checked first (a tap's message id), so running one again changes nothing twice.
+CONNECT_TIMEOUT = 5.0
+STATEMENT_TIMEOUT = 10.0
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """A pooled connection goes back as it is: the store sets no session state (no LISTEN, SET
+    or session advisory lock on pool connections; its locks are transaction-scoped), so
+    asyncpg's default reset (four statements per checkout, most of the statements of a call
+    event) has nothing to undo."""
+
+
+def changed_rows(status: str) -> int:
+    """The row count of a command status ("INSERT 0 1", "UPDATE 3", "DELETE 0"); 0 for others."""
+    last = status.rpartition(" ")[2]
+    return int(last) if last.isdigit() else 0
+
+
+class PgDriver:
+    name = "postgresql"
+    shared = True  # every worker of every host
+
+    def __init__(
+        self,
+        url: str,
+        tables: Sequence[str],
+        *,
+        migrate: str = "auto",
+        min_size: int = 2,
+        max_size: int = 10,
+    ) -> None:
+        self.url = url
+        self.tables = tuple(tables)  # what a snapshot dumps
+        self.migrate = migrate  # schema migrations at start: auto | check | off
+        self.min_size, self.max_size = min_size, max_size
+        self._pool: asyncpg.Pool | None = None
+        self._listener: asyncpg.Connection | None = None
+        self._block: contextvars.ContextVar[Block | None] = contextvars.ContextVar(
+            "delivery_tx", default=None
+        )
+        self._hear: list[Callable[[str], None]] = []
+        self.group = GroupCommit(lambda: self.pool)
+        self.writes = self  # the group commit's queue is this driver's (GroupWrites)
+
+    # -- lifetime ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect, bring the schema up to date, listen for other workers' changes. Whatever it
+        opened is closed again if any step fails."""
+        quiet_pool_warnings()  # an outage is one line (infra/outage.py), not the pool's every retry
+        try:
+            # Migrations first, on a connection of their own: they take as long as they take.
+            conn = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)
+            try:
+                await migrate_postgres(conn, MIGRATIONS, self.migrate)
+            finally:
+                await conn.close()
+            self._pool = await asyncpg.create_pool(
+                self.url,
+                min_size=self.min_size,
+                max_size=self.max_size,
+                reset=_keep_session,
+                server_settings=SESSION_SETTINGS,
+                timeout=CONNECT_TIMEOUT,
+                command_timeout=STATEMENT_TIMEOUT,
+            )
+            self._listener = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)
+            await self._listener.add_listener(CHANNEL, self._heard)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        if self._pool is not None:
+            await self.group.close()  # what is queued is committed before the pool goes
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("delivery store is not started")
+        return self._pool
+
+    # -- notifications ---------------------------------------------------------------------------
+    def _heard(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        for hear in self._hear:
+            hear(payload)
+
+    def listen(self, hear: Callable[[str], None]) -> None:
+        self._hear.append(hear)
+
+    async def notify(self, payload: str) -> None:
+        for hear in self._hear:
+            hear(payload)
+        await self.run("SELECT pg_notify($1, $2)", CHANNEL, payload)
+
+    # -- transactions and the group commit's queue ------------------------------------------------
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """All or nothing. The queued writes of the block join the shared group commit together
+        at its end; a block that runs a statement of its own (a read, a configuration write)
+        holds a connection and a transaction from then on, and its queued writes run there. A
+        nested block is a savepoint (on a connection) or a mark in the list."""
+        outer = self._block.get()
+        if outer is not None:
+            if outer.conn is not None:
+                async with outer.conn.transaction():
+                    yield None
+                return
+            mark = len(outer.writes)
+            try:
+                yield None
+            except BaseException:
+                del outer.writes[mark:]
+                raise
+            return
+        block = Block()
+        token = self._block.set(block)
+        try:
+            try:
+                yield None
+            except BaseException:
+                if block.tr is not None:
+                    await block.tr.rollback()
+                for hear in self._hear:
+                    hear("rollback")  # the caches may hold what was rolled back
+                raise
+            if block.conn is None or block.tr is None:
+                self.group.add_block(block)
+                return
+            tell = await block.batch().apply(block.conn)
+            await block.tr.commit()
+            tell()
+        finally:
+            self._block.reset(token)
+            if block.conn is not None:
+                await self.pool.release(block.conn)
+
+    def queue(self, write: Write, fut: asyncio.Future[Any] | None = None) -> None:
+        block = self._block.get()
+        if block is None:
+            self.group.add(write, fut)
+        else:
+            block.writes.append((write, fut))
+
+    def in_block(self) -> bool:
+        return self._block.get() is not None
+
+    async def join(self) -> None:
+        await self._conn()
+
+    async def fetch_ids(self, sql: str, n: int) -> list[int]:
+        return [int(r[0]) for r in await self.pool.fetch(sql, n)]
+
+    async def durable(self) -> None:
+        """Return once every write made so far is committed (the next group commit)."""
+        await self.group.settled()
+
+    async def _conn(self) -> asyncpg.Connection | asyncpg.Pool:
+        """Where a statement runs: the block's connection (taken, and its queued writes run, at
+        the block's first statement), or the pool once every write queued before it has
+        committed (so a read sees them, and writes to one row keep their order)."""
+        block = self._block.get()
+        if block is None:
+            await self.group.settled()
+            return self.pool
+        if block.conn is None:
+            await self.group.settled()
+            conn = await self.pool.acquire(timeout=CONNECT_TIMEOUT)
+            tr = conn.transaction()
+            try:
+                await tr.start()
+            except BaseException:
+                await self.pool.release(conn)
+                raise
+            block.conn, block.tr = conn, tr
+        if block.writes:  # their results (a new call event?) are those of this transaction
+            (await block.batch().apply(block.conn))()
+        return block.conn
+
+    # -- statements ------------------------------------------------------------------------------
+    async def one(self, sql: str, *args: Any) -> Row | None:
+        row = await (await self._conn()).fetchrow(sql, *args)
+        outages.up("database")
+        return row  # type: ignore[no-any-return]
+
+    async def all(self, sql: str, *args: Any) -> list[Row]:
+        rows = await (await self._conn()).fetch(sql, *args)
+        outages.up("database")
+        return rows  # type: ignore[no-any-return]
+
+    async def committed(self, sql: str, *args: Any) -> list[Row]:
+        block = self._block.get()
+        if block is not None and block.conn is not None:
+            return await block.conn.fetch(sql, *args)  # type: ignore[no-any-return]
+        return await self.pool.fetch(sql, *args)  # type: ignore[no-any-return]
+
+    async def run(self, sql: str, *args: Any) -> int:
+        status = await (await self._conn()).execute(sql, *args)
+        outages.up("database")
+        return changed_rows(status)
+
+    async def run_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        await (await self._conn()).executemany(sql, rows)
+        outages.up("database")
+
+    async def lock(self, key: str) -> None:
+        await self.run("SELECT pg_advisory_xact_lock(hashtext($1))", key)
+
+    async def ping(self) -> None:
+        await self.pool.fetchval("SELECT 1", timeout=5)
+        outages.up("database")
+
+    async def snapshot(self) -> list[str]:
+        await self.group.settled()
+        out: list[str] = []
+        async with self.pool.acquire() as conn:
+            for table in self.tables:
+                rows = await conn.fetch(f"SELECT * FROM {table}")  # names from the store's list only
+                out += [f"{table} {tuple(r.values())!r}" for r in rows]
+        return sorted(out)

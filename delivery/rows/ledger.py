@@ -1,0 +1,94 @@
+"""The metering ledger's rows: one per charged attempt, what usage reports and invoices are
+computed from (refunded rows excluded). What a row means: metering/ledger.py.
+
+A charge is written at once on SQLite (in the attempt's transaction, with the package's units:
+metering/sqlite.py) and queued for the group commit on PostgreSQL, where the Redis counters
+took the units (metering/redis.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..drivers import Driver
+from ..metering.ledger import GROUPS, LedgerEntry, usage_dicts
+from ..metering.packages import Charge
+
+
+# -- the group commit's records (PostgreSQL) -------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RecordCharge:
+    """A charge row (written again, it replaces the row and clears a refund)."""
+
+    key: str
+    enterprise: str
+    package: str | None
+    line: str
+    channel: str
+    units: int
+    overage: int
+    cost: float
+    day: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    """A charge refunded."""
+
+    key: str
+
+
+REPLACE = (
+    "ON CONFLICT (key) DO UPDATE SET enterprise = excluded.enterprise, package = excluded.package, "
+    "line = excluded.line, channel = excluded.channel, units = excluded.units, overage = excluded.overage, "
+    "cost = excluded.cost, day = excluded.day, at = excluded.at, refunded = 0"
+)
+CHARGE_ROW_SQL = (
+    "INSERT INTO charges (key, enterprise, package, line, channel, units, overage, cost, day, at, refunded) "
+    f"VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,0) {REPLACE}"
+)
+CHARGES_SQL = (
+    "INSERT INTO charges (key, enterprise, package, line, channel, units, overage, cost, day, at, refunded) "
+    "SELECT *, 0 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], "
+    f"$7::int[], $8::float8[], $9::text[], $10::float8[]) {REPLACE}"
+)
+REFUND_ROW_SQL = "UPDATE charges SET refunded = 1 WHERE key=$1"
+REFUNDS_SQL = "UPDATE charges SET refunded = 1 WHERE key = ANY($1::text[])"
+
+
+class LedgerRows:
+    db: Driver
+
+    async def record_charge(self, key: str, charge: Charge, e: LedgerEntry) -> None:
+        """The ledger row of a charge; a repeated charge (found again under the same key after a
+        crash) rewrites the same row."""
+        if self.db.writes is None:
+            await self.db.run(
+                CHARGE_ROW_SQL, key, e.enterprise, charge.package, e.line, e.channel, charge.units,
+                charge.overage, charge.cost, e.day, e.at,
+            )  # fmt: skip
+            return
+        self.db.writes.queue(
+            RecordCharge(
+                key=key, enterprise=e.enterprise, package=charge.package, line=e.line, channel=e.channel,
+                units=charge.units, overage=charge.overage, cost=charge.cost, day=e.day, at=e.at,
+            ),
+        )  # fmt: skip
+
+    async def mark_refunded(self, key: str) -> None:
+        if self.db.writes is None:
+            await self.db.run(REFUND_ROW_SQL, key)
+        else:
+            self.db.writes.queue(Refund(key))
+
+    async def usage(self, enterprise: str, by: tuple[str, ...]) -> list[dict[str, Any]]:
+        cols = [c for c in by if c in GROUPS] or ["day"]
+        sel = ", ".join(cols)  # only names from GROUPS reach the SQL text
+        rows = await self.db.all(
+            f"SELECT {sel}, count(*), sum(units), sum(overage), round(sum(cost)::numeric, 4)::float8 "
+            f"FROM charges WHERE enterprise=$1 AND refunded=0 GROUP BY {sel} ORDER BY {sel}",
+            enterprise,
+        )
+        return usage_dicts(cols, rows)
