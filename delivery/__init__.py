@@ -14,8 +14,9 @@ module by module, never returning to one it left:
     metering/     packages, atomic counters (SQLite or Redis) and the ledger reports read
     replies.py    opt-outs and taps, from any channel
 
-Beside them: `store.py` (+ `groupcommit.py`, `records.py`; its schema in `migrations/`) the
-durable state, `model.py` the resource schemas and phone numbers, `rules.py` opt-out words, quiet
-hours and caps, `keys.py` API keys, `seed.py` the YAML seed, `wakeups.py` how a waiting chain is
-woken, and `service.py` which assembles them all.
+Beside them: `store.py` the durable state (its SQL per aggregate in `rows/`, run by a driver
+in `drivers/`; the roles consumers use in `storage.py`; the schema in `migrations/`), `model.py`
+the resource schemas and phone numbers, `rules.py` opt-out words, quiet hours and caps,
+`keys.py` API keys, `seed.py` the YAML seed, `wakeups.py` how a waiting chain is woken, and
+`service.py` which assembles them all.
 """

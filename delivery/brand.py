@@ -27,7 +27,7 @@ from typing import Any
 
 from .model import BRAND_FIELDS, NumberError, normalize_number
 from .replies import bot_id
-from .storage import DeliveryStore
+from .storage import DocumentStore
 
 KIND = "brand_request"
 STATES = ("pending", "approved", "refused", "withdrawn")
@@ -39,7 +39,7 @@ def brand_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return [f for f in BRAND_FIELDS if (old.get(f) or "") != (new.get(f) or "")]
 
 
-async def has_verified_lines(store: DeliveryStore, enterprise: str) -> bool:
+async def has_verified_lines(store: DocumentStore, enterprise: str) -> bool:
     return any(line.get("verified") for line in await store.list("line", enterprise))
 
 
@@ -98,7 +98,7 @@ def source_of(enterprise: dict[str, Any], line: str, verified: bool, platform_se
     return sender_of(enterprise) or (line if verified else platform_sender)
 
 
-async def own_verified_line(store: DeliveryStore, enterprise: str, value: str) -> bool:
+async def own_verified_line(store: DocumentStore, enterprise: str, value: str) -> bool:
     """Whether the sender `value` is a verified line of the enterprise (it may take it itself)."""
     if not value.isdigit():
         return False
@@ -106,7 +106,7 @@ async def own_verified_line(store: DeliveryStore, enterprise: str, value: str) -
     return bool(line and line.get("verified"))
 
 
-async def line_no_longer_vouched(store: DeliveryStore, enterprise: str, number: str) -> None:
+async def line_no_longer_vouched(store: DocumentStore, enterprise: str, number: str) -> None:
     """Inside a transaction: the line `number` was unverified or deleted, so it is no longer an
     approved sender of the enterprise."""
     ent = await store.get("enterprise", "", enterprise)
@@ -118,5 +118,5 @@ def chatbot_of(enterprise: dict[str, Any]) -> str:
     return bot_id(enterprise.get("chatbot", ""))
 
 
-async def pending_of(store: DeliveryStore, enterprise: str) -> dict[str, Any] | None:
+async def pending_of(store: DocumentStore, enterprise: str) -> dict[str, Any] | None:
     return next((r for r in await store.list(KIND, enterprise) if r["state"] == "pending"), None)

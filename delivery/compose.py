@@ -24,13 +24,13 @@ from renderer.model import Brand, Message
 from .library.library import MediaLibrary
 from .model import national
 from .records import Delivery
-from .storage import DeliveryStore
+from .storage import DocumentStore
 
 SHARED_CARDS = 4096  # rendered cards kept for reuse; the cache is cleared when full
 
 
 async def choose_card(
-    store: DeliveryStore, enterprise: str, line: dict[str, Any], phase: str, call_id: str
+    store: DocumentStore, enterprise: str, line: dict[str, Any], phase: str, call_id: str
 ) -> dict[str, Any] | None:
     cards = [c for c in await store.list("card", enterprise) if c["phase"] == phase]
     for pick in (
@@ -59,7 +59,7 @@ def _weighted(cards: list[dict[str, Any]], call_id: str) -> dict[str, Any]:
 
 class Composer:
     def __init__(
-        self, store: DeliveryStore, templates: TemplateStore, library: MediaLibrary | None = None
+        self, store: DocumentStore, templates: TemplateStore, library: MediaLibrary | None = None
     ) -> None:
         self.store = store
         self.templates = templates

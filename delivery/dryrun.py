@@ -21,13 +21,13 @@ from .metering import Meter
 from .metering.estimate import estimate
 from .model import DEFAULT_CHAIN
 from .records import Delivery
-from .storage import DeliveryStore
+from .storage import DryRunStore
 
 LEGACY = ("ussd", "flash", "sms")
 
 
 async def dry_run(
-    store: DeliveryStore,
+    store: DryRunStore,
     composer: Composer,
     meter: Meter,
     configured: set[str],

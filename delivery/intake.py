@@ -22,7 +22,7 @@ from .errors import InProgress, UnknownLine
 from .metering import Counters
 from .model import DEFAULT_CHAIN, normalize_number
 from .records import Delivery
-from .storage import DeliveryStore
+from .storage import IntakeStore
 
 
 def call_key(call_id: str, enterprise: str | None) -> str:
@@ -32,7 +32,7 @@ def call_key(call_id: str, enterprise: str | None) -> str:
 
 class Intake:
     def __init__(
-        self, store: DeliveryStore, counters: Counters, chains: Chains, *, dedupe_ttl: float = 2 * 86400
+        self, store: IntakeStore, counters: Counters, chains: Chains, *, dedupe_ttl: float = 2 * 86400
     ) -> None:
         self.store = store
         self.counters = counters

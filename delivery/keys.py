@@ -13,7 +13,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from .storage import DeliveryStore
+from .storage import DocumentStore
 
 PREFIX = "mpk_"
 
@@ -42,13 +42,13 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-async def issue(store: DeliveryStore, enterprise: str | None, label: str) -> str:
+async def issue(store: DocumentStore, enterprise: str | None, label: str) -> str:
     key = new_key()
     await store.add_key(hash_key(key), enterprise, label)
     return key
 
 
-async def principal_of(store: DeliveryStore, key: str) -> Principal | None:
+async def principal_of(store: DocumentStore, key: str) -> Principal | None:
     """Whose key this is, or None for a key we never issued."""
     digest = hash_key(key)
     row = await store.key(digest)

@@ -41,7 +41,7 @@ from infra.outage import log_failure, unavailable
 
 from .metering import Meter
 from .records import Attempt
-from .storage import DeliveryStore
+from .storage import ReceiptStore
 from .wakeups import Wakeups
 
 log = logging.getLogger("mingpian.delivery")
@@ -70,7 +70,7 @@ def charge_key(att: Attempt) -> str:
 
 class Receipts:
     def __init__(
-        self, store: DeliveryStore, meter: Meter, wakeups: Wakeups, on_outcome: Outcome = no_outcome
+        self, store: ReceiptStore, meter: Meter, wakeups: Wakeups, on_outcome: Outcome = no_outcome
     ) -> None:
         self.store = store
         self.meter = meter

@@ -24,7 +24,6 @@ from .rows.console import Page, SessionRow
 
 
 class Lifetime(Protocol):
-    generation: int  # bumped on every configuration change: derived caches compare it
     shared: bool  # several processes use it: leases decide which runs a chain (not SQLite)
 
     async def start(self) -> None: ...
@@ -42,6 +41,8 @@ class Lifetime(Protocol):
 
 class DocumentStore(Protocol):
     """Enterprises, lines, staff, cards and packages as JSON documents; the audit log; API keys."""
+
+    generation: int  # bumped on every configuration change: derived caches compare it
 
     async def put(self, kind: str, enterprise: str, id: str, body: dict[str, Any]) -> None: ...
     async def get(self, kind: str, enterprise: str, id: str) -> dict[str, Any] | None: ...
@@ -200,7 +201,23 @@ class ConsoleStore(Protocol):
 
 
 class ReceiptStore(Lifetime, AttemptStore, Protocol):
-    """What the receipts and the revoker use."""
+    """What the receipts use."""
+
+
+class IntakeStore(Lifetime, DocumentStore, CallStore, Protocol):
+    """What the intake of call events uses."""
+
+
+class LibraryStore(Lifetime, MediaStore, Protocol):
+    """What the media library uses."""
+
+
+class MeterStore(DocumentStore, LedgerStore, Protocol):
+    """What metering uses: packages (documents) and the ledger."""
+
+
+class DryRunStore(DocumentStore, ReachStore, Protocol):
+    """What a dry run reads: cards and opt-outs."""
 
 
 class DeliveryStore(

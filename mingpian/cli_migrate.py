@@ -150,7 +150,7 @@ def _status_lines(d: Database, st: Status) -> list[str]:
 
 
 async def _on_postgres(d: Database, work: Callable[[Any], Awaitable[T]]) -> T:
-    import asyncpg  # here for its errors only; loaded already with delivery.pgstore
+    import asyncpg  # here for its errors only; loaded already with delivery.drivers.postgres
 
     try:
         conn = await asyncpg.connect(d.url, timeout=5)

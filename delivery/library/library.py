@@ -10,7 +10,7 @@ from typing import Any
 
 from renderer.mediarefs import MEDIA_PREFIX, Link, media_id
 
-from ..storage import DeliveryStore
+from ..storage import LibraryStore
 from .fetch import PhotoFetcher, allowed
 from .files import LibraryFiles
 from .ingest import Ingested, Limits, ingest
@@ -27,7 +27,7 @@ class QuotaExceeded(Exception):
 
 @dataclass(slots=True)
 class MediaLibrary:
-    store: DeliveryStore
+    store: LibraryStore
     files: LibraryFiles
     limits: Limits
     quota: int  # bytes per enterprise

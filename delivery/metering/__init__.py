@@ -25,7 +25,7 @@ from .ledger import LedgerEntry, day_of, to_csv
 from .packages import Charge, Package, applicable, units_for
 
 if TYPE_CHECKING:  # the store imports metering's ledger: no import cycle at run time
-    from ..storage import DeliveryStore
+    from ..storage import MeterStore
 
 __all__ = [
     "Charge",
@@ -108,7 +108,7 @@ class Reservation:
 class Meter:
     """Charges and refunds per attempt, with the ledger (for reports) in the delivery store."""
 
-    def __init__(self, store: DeliveryStore, counters: Counters) -> None:
+    def __init__(self, store: MeterStore, counters: Counters) -> None:
         self.store = store
         self.counters = counters
 

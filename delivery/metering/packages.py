@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the store imports metering's ledger: no import cycle at run time
-    from ..storage import DeliveryStore
+    from ..storage import DocumentStore
 
 
 DEFAULT_UNITS = {"rcs": 1, "ussd": 1, "flash": 1, "sms": 1}  # SMS: per segment
@@ -55,7 +55,7 @@ def refused(packages: list[Package]) -> Charge:
 
 
 async def applicable(
-    store: DeliveryStore, enterprise: str, line: str, now: float
+    store: DocumentStore, enterprise: str, line: str, now: float
 ) -> tuple[list[Package], bool]:
     """The packages that may pay for a message from `line`, in spending order (the line's own
     packages, then pools), and whether the enterprise is metered at all (has any package)."""

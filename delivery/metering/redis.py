@@ -25,7 +25,7 @@ from .ledger import LedgerEntry
 from .packages import Charge, Package, refused
 
 if TYPE_CHECKING:  # the store imports metering's ledger: no import cycle at run time
-    from ..storage import DeliveryStore
+    from ..storage import LedgerStore
 
 log = logging.getLogger("mingpian.delivery")
 PENDING_TTL = 15.0  # seconds a claimed, unconfirmed call event stays claimed
@@ -95,7 +95,7 @@ class RedisCounters:
     iteration share one round trip, instead of three redis-py round trips per call event.
     Each step that must be atomic is still one command (a Lua script or `SET`)."""
 
-    def __init__(self, url: str, store: DeliveryStore | None = None, prefix: str = "mp:dl:") -> None:
+    def __init__(self, url: str, store: LedgerStore | None = None, prefix: str = "mp:dl:") -> None:
         self.store = store  # where ledger rows go; None for bare counting (tests, tools)
         # A bounded pool that waits for a free connection: a burst of calls queues, it does not fail.
         pool = aioredis.BlockingConnectionPool.from_url(

@@ -14,7 +14,7 @@ from jsonschema import Draft202012Validator
 
 from delivery import stafflimits
 from delivery.model import SCHEMAS, NumberError, normalize_number
-from delivery.storage import DeliveryStore
+from delivery.storage import DocumentStore
 from renderer.jsonpath import json_path
 
 from ...errors import ApiError
@@ -55,7 +55,7 @@ def number(raw: str, path: str) -> str:
         raise ApiError(422, "invalid_number", str(exc), path=path) from None
 
 
-async def own_line(store: DeliveryStore, eid: str, number: str, path: str) -> dict[str, Any]:
+async def own_line(store: DocumentStore, eid: str, number: str, path: str) -> dict[str, Any]:
     """The enterprise's line of that (normalised) number; a number of nobody and another
     enterprise's answer alike (422 `unknown_line` at `path`)."""
     line = await store.get("line", eid, number)
@@ -65,7 +65,7 @@ async def own_line(store: DeliveryStore, eid: str, number: str, path: str) -> di
 
 
 async def staff_member(
-    store: DeliveryStore, eid: str, member: dict[str, Any], new: bool, max_members: int
+    store: DocumentStore, eid: str, member: dict[str, Any], new: bool, max_members: int
 ) -> None:
     """A member (valid against its schema) within the staff CSV's bounds, so that an export
     writes it and an import reads it back: its own paths (422 at each JSON path), then the
