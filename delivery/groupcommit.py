@@ -141,7 +141,7 @@ class GroupCommitDb:
         await fut
 
     @asynccontextmanager
-    async def tx(self) -> AsyncIterator[sqlite3.Connection]:
+    async def tx(self) -> AsyncIterator[None]:
         """All or nothing: the statements of the block commit together (inside the group
         transaction, as a savepoint). Nothing inside may wait on other I/O: the block runs
         without yielding to the event loop, so no other task's statements can join it."""
@@ -151,7 +151,7 @@ class GroupCommitDb:
             name = f"sp{self._savepoints}"
             db.execute(f"SAVEPOINT {name}")
             try:
-                yield db
+                yield None
             except BaseException:
                 db.execute(f"ROLLBACK TO {name}")
                 db.execute(f"RELEASE {name}")
@@ -162,11 +162,11 @@ class GroupCommitDb:
             self._savepoints -= 1
             return
         if db.in_transaction:  # nested: the outer transaction commits
-            yield db
+            yield None
             return
         db.execute("BEGIN IMMEDIATE")
         try:
-            yield db
+            yield None
         except BaseException:
             db.execute("ROLLBACK")
             self._forget()

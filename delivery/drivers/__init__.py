@@ -75,6 +75,11 @@ class Driver(Protocol):
         """Run a statement; how many rows it changed."""
         ...
 
+    async def insert(self, sql: str, *args: Any) -> int:
+        """Run an INSERT of one row; the integer key it was given (SQLite: the rowid; PostgreSQL:
+        the statement's `RETURNING` names it)."""
+        ...
+
     async def run_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
     async def lock(self, key: str) -> None:
         """Inside a transaction: hold `key` until it ends, against every process of the fleet."""

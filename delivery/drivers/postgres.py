@@ -257,6 +257,11 @@ class PgDriver:
         outages.up("database")
         return changed_rows(status)
 
+    async def insert(self, sql: str, *args: Any) -> int:
+        key = await (await self._conn()).fetchval(sql, *args)
+        outages.up("database")
+        return int(key)
+
     async def run_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         await (await self._conn()).executemany(sql, rows)
         outages.up("database")

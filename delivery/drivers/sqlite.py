@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +68,7 @@ class SqliteDriver(GroupCommitDb):
         for hear in self._hear:
             hear("rollback")
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
-        async with self.tx():
-            yield None
+    transaction = GroupCommitDb.tx  # savepoints inside the group transaction
 
     def in_block(self) -> bool:
         return self._savepoints > 0
@@ -84,6 +80,8 @@ class SqliteDriver(GroupCommitDb):
         return sorted(self.db.iterdump())
 
     def _spelling(self, sql: str) -> tuple[str, tuple[int, ...]]:
+        """`sql` in SQLite's spelling: each statement is rewritten once (the store builds a
+        bounded set of shapes; the cache is emptied should it ever pass CACHED)."""
         hit = self._spelled.get(sql)
         if hit is None:
             if len(self._spelled) >= CACHED:
@@ -93,30 +91,34 @@ class SqliteDriver(GroupCommitDb):
 
     @staticmethod
     def _values(lists: tuple[int, ...], args: Sequence[Any]) -> Sequence[Any]:
-        if not lists:
-            return args
+        """The arguments, each list parameter as JSON text (for json_each)."""
         values = list(args)
         for i in lists:
             values[i] = jsonio.dumps_str(list(values[i]))
         return values
 
+    # The statements run on every call event: the cache is read inline, lists are rare.
     async def one(self, sql: str, *args: Any) -> Row | None:
-        text, lists = self._spelling(sql)
-        return self.db.execute(text, self._values(lists, args)).fetchone()  # type: ignore[no-any-return]
+        text, lists = self._spelled.get(sql) or self._spelling(sql)
+        return self.db.execute(text, self._values(lists, args) if lists else args).fetchone()  # type: ignore[no-any-return]
 
     async def all(self, sql: str, *args: Any) -> list[Row]:
-        text, lists = self._spelling(sql)
-        return self.db.execute(text, self._values(lists, args)).fetchall()
+        text, lists = self._spelled.get(sql) or self._spelling(sql)
+        return self.db.execute(text, self._values(lists, args) if lists else args).fetchall()
 
     committed = all  # every statement has run: nothing is queued
 
     async def run(self, sql: str, *args: Any) -> int:
-        text, lists = self._spelling(sql)
-        return self.db.execute(text, self._values(lists, args)).rowcount
+        text, lists = self._spelled.get(sql) or self._spelling(sql)
+        return self.db.execute(text, self._values(lists, args) if lists else args).rowcount
+
+    async def insert(self, sql: str, *args: Any) -> int:
+        text, lists = self._spelled.get(sql) or self._spelling(sql)
+        return int(self.db.execute(text, self._values(lists, args) if lists else args).lastrowid or 0)
 
     async def run_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         text, lists = self._spelling(sql)
-        self.db.executemany(text, (self._values(lists, r) for r in rows))
+        self.db.executemany(text, (self._values(lists, r) for r in rows) if lists else rows)
 
     async def lock(self, key: str) -> None:
         pass  # one process, and a transaction runs without yielding: nothing else can interleave

@@ -23,6 +23,14 @@ ATTEMPT_COLUMNS = (
     "id, delivery, step, channel, state, segments, units, started, deadline, done, detail, revoke"
 )
 ATTEMPT_WIDTH = len(ATTEMPT_COLUMNS.split(", "))
+ATTEMPT_SQL = f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE delivery=$1 AND step=$2"
+ATTEMPTS_OF_SQL = f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE delivery=$1 ORDER BY step"
+# An attempt with its message ids and their receipts' stats: one read.
+RECEIPTS_OF_SQL = (
+    f"SELECT {', '.join('a.' + c for c in ATTEMPT_COLUMNS.split(', '))}, m.message_id, r.stat "
+    "FROM attempts a LEFT JOIN message_ids m ON m.attempt = a.id "
+    "LEFT JOIN receipts r ON r.message_id = m.message_id WHERE a.id=$1"
+)
 # The columns of an attempt row as queued for ATTEMPTS_SQL: an update of an attempt whose insert
 # is in the same flush is folded into the inserted row (its units, its state after the submit).
 ATTEMPT_ROW = ("id", "delivery", "step", "channel", "state", "segments", "units", "started", "deadline",
@@ -83,7 +91,7 @@ class UpdateAttempt:
 
 ATTEMPT_ROW_SQL = (
     "INSERT INTO attempts (delivery, step, channel, state, segments, units, started, deadline, done, "
-    "detail) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,NULL,'') RETURNING id"
+    "detail) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,NULL,'')"
 )
 ATTEMPTS_SQL = (
     "INSERT INTO attempts (id, delivery, step, channel, state, segments, units, started, deadline, done, "
@@ -110,19 +118,12 @@ class AttemptRows:
     _ids_coming: asyncio.Future[None] | None  # the block being fetched
 
     async def attempt(self, delivery: str, step: int) -> Attempt | None:
-        row = await self.db.one(
-            f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE delivery=$1 AND step=$2", delivery, step
-        )
+        row = await self.db.one(ATTEMPT_SQL, delivery, step)
         return attempt_of(row) if row else None
 
     async def attempt_receipts(self, id: int) -> tuple[Attempt | None, int, list[str]]:
         """The attempt, its message ids' count and the receipt stats they got: one read."""
-        rows = await self.db.all(
-            f"SELECT {', '.join('a.' + c for c in ATTEMPT_COLUMNS.split(', '))}, m.message_id, r.stat "
-            "FROM attempts a LEFT JOIN message_ids m ON m.attempt = a.id "
-            "LEFT JOIN receipts r ON r.message_id = m.message_id WHERE a.id=$1",
-            id,
-        )
+        rows = await self.db.all(RECEIPTS_OF_SQL, id)
         if not rows:
             return None, 0, []
         n = ATTEMPT_WIDTH  # the message id and the stat follow the attempt's columns
@@ -130,9 +131,7 @@ class AttemptRows:
         return attempt_of(rows[0]), total, [r[n + 1] for r in rows if r[n + 1] is not None]
 
     async def attempts(self, delivery: str) -> list[Attempt]:
-        rows = await self.db.all(
-            f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE delivery=$1 ORDER BY step", delivery
-        )
+        rows = await self.db.all(ATTEMPTS_OF_SQL, delivery)
         return [attempt_of(r) for r in rows]
 
     async def add_attempt(
@@ -141,10 +140,9 @@ class AttemptRows:
         now = time.time()
         w = self.db.writes
         if w is None:
-            row = await self.db.one(
+            id_ = await self.db.insert(
                 ATTEMPT_ROW_SQL, delivery, step, channel, "sending", segments, units, now, deadline
             )
-            id_ = int(row[0]) if row else 0
         else:
             id_ = await self._attempt_id()
             w.queue(

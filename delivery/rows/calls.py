@@ -5,14 +5,16 @@ Where the two databases differ, both versions stand here side by side:
   transaction (groupcommit.py). On PostgreSQL each is a typed record queued for the group commit
   (pgbatch.py, pgflush.py), which runs the records of every call event in flight as one statement:
   the `unnest` form of each write below is what that statement is made of.
-- Leases. One process owns a SQLite file, so every active chain is its own and nothing is stored;
-  on PostgreSQL the active chains and their leases are a table (`active_chains`), written with
-  the delivery and deleted when it finishes, so the history table carries no changing index.
+- Leases. On PostgreSQL the active chains and their leases are a table (`active_chains`), written
+  with the delivery and deleted when it finishes, so the history table carries no changing index.
+  One process owns a SQLite file, so every active chain is its own: there `active_chains` is a
+  view of the active deliveries, and nothing about leases is stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +29,8 @@ DELIVERY_COLUMNS = (
     "id, call_id, phase, enterprise, line, recipient, card, template, kind, data, chain, step, state, "
     "reason, channel, event_at, created, updated"
 )
+DELIVERY_BY_ID = f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id=$1"
+DELIVERIES_OF_CALL_SQL = f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE call_id=$1 ORDER BY created"
 # A pre-call chain asks whether its call was answered or ended just before its first hand-over,
 # moments after its call event was accepted; on PostgreSQL the flush that accepted the event read
 # the call's phases too, and that read answers if it is younger than this (s). A chain that got
@@ -72,8 +76,9 @@ def update_sql(table: str, columns: tuple[str, ...]) -> str:
     return f"UPDATE {table} t SET {sets} FROM unnest({arrays}) AS u(id, {names}) WHERE t.id = u.id"
 
 
-def update_row_sql(table: str, columns: Sequence[str]) -> str:
-    """The same for one row (names from UPDATE_TYPES only): SQLite's form."""
+@functools.cache
+def update_row_sql(table: str, columns: tuple[str, ...]) -> str:
+    """The same for one row (names from UPDATE_TYPES only): SQLite's form, one text per shape."""
     sets = ", ".join(f"{c}=${i}" for i, c in enumerate(columns, 1))
     return f"UPDATE {table} SET {sets} WHERE id=${len(columns) + 1}"
 
@@ -171,19 +176,12 @@ PHASES_ROW_SQL = "SELECT phase FROM calls WHERE call_id=$1"
 PHASES_SQL = "SELECT call_id, phase FROM calls WHERE call_id = ANY($1::text[])"
 PHASES_ROWS = "SELECT 'p' AS k, call_id AS id, phase FROM calls WHERE call_id = ANY($1::text[])"
 # Active deliveries, and those whose current attempt waits for a receipt: its cost grows with the
-# active chains (a partial index on SQLite, their own table on PostgreSQL), not with the history.
-ACTIVE = {
-    "sqlite": "SELECT id FROM deliveries WHERE state='active'",
-    "postgresql": "SELECT delivery FROM active_chains",
-}
-WAITING = (
+# active chains (their own table on PostgreSQL; on SQLite a view of the active deliveries, over a
+# partial index), not with the history.
+QUEUE = (
+    "SELECT count(*), count(a.id) FROM active_chains c JOIN deliveries d ON d.id = c.delivery "
     "LEFT JOIN attempts a ON a.delivery = d.id AND a.step = d.step AND a.state IN ('submitted', 'unknown')"
 )
-QUEUE = {
-    "sqlite": f"SELECT count(*), count(a.id) FROM deliveries d {WAITING} WHERE d.state = 'active'",
-    "postgresql": "SELECT count(*), count(a.id) FROM active_chains c "
-    f"JOIN deliveries d ON d.id = c.delivery {WAITING}",
-}
 
 
 class CallRows:
@@ -252,21 +250,19 @@ class CallRows:
         return await fut
 
     async def delivery(self, id: str) -> Delivery | None:
-        row = await self.db.one(f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id=$1", id)
+        row = await self.db.one(DELIVERY_BY_ID, id)
         return delivery_of(row) if row else None
 
     async def deliveries_of_call(self, call_id: str) -> list[Delivery]:
-        rows = await self.db.all(
-            f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE call_id=$1 ORDER BY created", call_id
-        )
+        rows = await self.db.all(DELIVERIES_OF_CALL_SQL, call_id)
         return [delivery_of(r) for r in rows]
 
     async def active_deliveries(self) -> list[str]:
-        return [r[0] for r in await self.db.all(ACTIVE[self.db.name])]
+        return [r[0] for r in await self.db.all("SELECT delivery FROM active_chains")]
 
     async def queue(self) -> tuple[int, int]:
         """(active deliveries, of which the current attempt waits for a receipt): for monitoring."""
-        row = await self.db.one(QUEUE[self.db.name])
+        row = await self.db.one(QUEUE)
         assert row is not None
         return int(row[0]), int(row[1])
 
