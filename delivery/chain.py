@@ -438,8 +438,9 @@ class Chains:
 
     async def _rules_pass(self, d: Delivery, ent: dict[str, Any], now: float) -> bool:
         policy = ent.get("policy") or {}
-        if d.kind == "ad" and rules.in_quiet_hours(policy, now):
-            await self._finish(d, "blocked", "quiet hours for advertising cards")
+        quiet = rules.quiet_reason(d.kind, d.data.get("class", "notification"))
+        if quiet and rules.in_quiet_hours(policy, now):
+            await self._finish(d, "blocked", quiet)
             return False
         cap = rules.cap_of(policy, d.phase)
         if cap is not None and not await self.meter.counters.cap(

@@ -57,8 +57,10 @@ async def dry_run(
     out["card"] = {k: card.get(k) for k in ("id", "template", "kind", "line", "group")}
     if await store.opted_out(eid, person):
         out["blocked"] = "the number opted out"
-    elif card.get("kind") == "ad" and rules.in_quiet_hours(enterprise.get("policy") or {}, now):
-        out["blocked"] = "quiet hours for advertising cards"
+    elif (quiet := rules.quiet_reason(card.get("kind"), card.get("class"))) and rules.in_quiet_hours(
+        enterprise.get("policy") or {}, now
+    ):
+        out["blocked"] = quiet
     d = Delivery(
         call_id, call_id, phase, eid, line["number"], person, card["id"], card["template"],
         card.get("kind", "identity"),

@@ -96,6 +96,8 @@ class Intake:
                 "callee": callee,
                 "time": at,
                 "verified": bool(line.get("verified")),
+                "version": card.get("version", 1),  # the approved version sent (reviews.py)
+                "class": card.get("class", "notification"),
             },
             list((ent.get("policy") or {}).get("chain") or DEFAULT_CHAIN),
             0,

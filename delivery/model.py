@@ -75,6 +75,21 @@ _TIMEOUTS = {
 BRAND_FIELDS = ("name", "signature", "brand_name", "color", "logo", "chatbot", "sms_sender")
 _HHMM = {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"}
 
+# The operator's decision on what an enterprise asked for (a brand change, a card version).
+DECISION: dict[str, Any] = {
+    "type": "object",
+    "required": ["approve"],
+    "additionalProperties": False,
+    "properties": {
+        "approve": {"type": "boolean", "description": "true approves, false refuses"},
+        "note": {
+            "type": "string",
+            "maxLength": 500,
+            "description": "the operator's note to the enterprise (required when refusing a card version)",
+        },
+    },
+}
+
 SCHEMAS: dict[str, dict[str, Any]] = {
     "enterprise": {
         "type": "object",
@@ -93,6 +108,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "suspended": {
                 "type": "boolean",
                 "description": "set by the operator: no cards are sent and the enterprise's keys are refused",
+            },
+            "notification_trusted": {
+                "type": "boolean",
+                "description": "set by the operator: the enterprise's notification cards are approved as "
+                "they are made (each version still recorded); marketing cards are always reviewed",
             },
             "color": _COLOR,
             "logo": {"type": "string", "maxLength": 1000},
@@ -213,6 +233,20 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             },
             "kind": {"enum": ["identity", "ad"]},
             "weight": {"type": "integer", "minimum": 0, "maximum": 1000},
+            "class": {
+                "enum": ["notification", "marketing"],
+                "description": "通知 (notification, the default) or 营销 (marketing): marketing cards are "
+                "always reviewed by the operator and keep the enterprise's quiet hours",
+            },
+            "version": {
+                "type": "integer",
+                "description": "kept by the server (what a request sends is ignored): this version's number",
+            },
+            "review": {
+                "type": "object",
+                "description": "kept by the server (what a request sends is ignored): where the card's "
+                "versions stand: which one calls get, the latest one's state and the operator's note",
+            },
         },
     },
     "package": {
@@ -273,19 +307,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "note": {"type": "string", "maxLength": 500, "description": "why (shown to the operator)"},
         },
     },
-    "brand_decision": {
-        "type": "object",
-        "required": ["approve"],
-        "additionalProperties": False,
-        "properties": {
-            "approve": {"type": "boolean", "description": "true applies the changes, false refuses them"},
-            "note": {
-                "type": "string",
-                "maxLength": 500,
-                "description": "the operator's note to the enterprise",
-            },
-        },
-    },
+    "brand_decision": DECISION,
+    "card_decision": DECISION,
     "verify": {
         "type": "object",
         "required": ["verified"],

@@ -1,11 +1,13 @@
-"""The rules people expect: opt-out replies, frequency caps, quiet hours for advertising.
+"""The rules people expect: opt-out replies, frequency caps, quiet hours for advertising and
+marketing cards.
 
 - Opt-out: a reply of TD / T / 退订 (any width, any case, with stray punctuation) on any channel
   blocks that enterprise for that number on every channel, at once (the chain checks it
   before each attempt) and durably (stored before the reply is acknowledged).
 - Frequency cap: per enterprise + person + call phase, e.g. one hang-up card per 24 h.
-- Quiet hours: advertising cards are not sent between `start` and `end` (local time, UTC+8 by
-  default); identity cards are: a bank calling at 22:00 must still be recognisable.
+- Quiet hours: advertising cards (an advertising line's rotation) and marketing cards (营销) are
+  not sent between `start` and `end` (local time, UTC+8 by default); notification and identity
+  cards are: a bank calling at 22:00 must still be recognisable.
 """
 
 from __future__ import annotations
@@ -26,6 +28,15 @@ def is_opt_out(text: str) -> bool:
 def _minutes(hhmm: str) -> int:
     h, m = hhmm.split(":")
     return int(h) * 60 + int(m)
+
+
+def quiet_reason(kind: str | None, card_class: str | None) -> str:
+    """Why quiet hours hold a card back ("" : they do not)."""
+    if kind == "ad":
+        return "quiet hours for advertising cards"
+    if card_class == "marketing":
+        return "quiet hours for marketing cards"
+    return ""
 
 
 def in_quiet_hours(policy: dict[str, Any], now: float) -> bool:

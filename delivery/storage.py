@@ -216,6 +216,10 @@ class MeterStore(DocumentStore, LedgerStore, Protocol):
     """What metering uses: packages (documents) and the ledger."""
 
 
+class ReviewStore(DocumentStore, ConsoleStore, Protocol):
+    """What card reviews use: documents, read back a card's versions in id order."""
+
+
 class DryRunStore(DocumentStore, ReachStore, Protocol):
     """What a dry run reads: cards and opt-outs."""
 

@@ -132,7 +132,12 @@ ERROR_CODES: Mapping[str, ErrorCode] = _index(
         "the enterprise has verified lines: its brand changes through a brand change request",
     ),
     _c("request_pending", 409, "a brand change request of this enterprise is already pending"),
-    _c("not_pending", 409, "the brand change request was already decided or withdrawn"),
+    _c(
+        "not_pending",
+        409,
+        "the brand change request or card version no longer waits for a decision (decided, "
+        "withdrawn or replaced)",
+    ),
     _c("in_progress", 409, "another server process is accepting this call event; retry"),
     _c("invalid", 422, "the body fails the resource's schema: problems name each JSON path"),
     _c("invalid_number", 422, "not a phone number that can be normalised"),

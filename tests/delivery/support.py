@@ -146,3 +146,15 @@ def seeded_server(base: Path, rules: list[Rule] | None = None) -> tuple[ServerTh
         app.cleanup_ctx.insert(0, gateway)
 
     return ServerThread(settings, prepare).start(), sims
+
+
+async def approve_latest(client: Client, eid: str, card: str) -> None:
+    """The operator approves a card's waiting version: what an edit by its enterprise needs
+    before calls get it (delivery/reviews.py)."""
+    shown = await (await client.get(f"/api/enterprises/{eid}/cards/{card}", headers=auth(OPERATOR))).json()
+    r = await client.post(
+        f"/api/enterprises/{eid}/cards/{card}/versions/{shown['version']}/decision",
+        json={"approve": True},
+        headers=auth(OPERATOR),
+    )
+    assert r.status == 200, await r.text()

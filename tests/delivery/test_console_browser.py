@@ -137,6 +137,9 @@ def test_enterprise_journey(browser: Any, server: ServerThread) -> None:
     page.click("button:has-text('保存名片')")
     page.wait_for_selector("text=已保存名片 chaoyang-hangup")
     shot(page, "03-card-saved")
+    # a new card is sent once the operator approves it (the review queue has a journey of its own)
+    decision = "/api/enterprises/sf/cards/chaoyang-hangup/versions/1/decision"
+    assert _api(server, "POST", decision, OPERATOR, {"approve": True})[0] == 200
     # the dry run says what a call would send, channel by channel
     open_page(page, "#/dry-run", "dry-run")
     page.fill("input[name=line]", "13812345678")

@@ -28,6 +28,7 @@ from .support import (
     SF_KEY,
     AppFactory,
     Client,
+    approve_latest,
     auth,
     call,
     maap_settings,
@@ -187,6 +188,7 @@ async def _library_card(client: Client) -> tuple[dict[str, Any], dict[str, Any]]
     card["data"] = {**card["data"], "photo_url": photo["ref"]}
     r = await client.put("/api/enterprises/sf/cards/hangup", json=card, headers=auth(SF_KEY))
     assert r.status == 200, await r.text()
+    await approve_latest(client, "sf", "hangup")
     return logo, photo
 
 

@@ -37,6 +37,7 @@ from . import (
     preview,
     reports,
     resources,
+    reviews,
     session,
     staff_csv,
 )
@@ -110,6 +111,7 @@ def setup(
         enterprises,
         brand,
         resources,
+        reviews,
         calls,
         reports,
         kannel,

@@ -17,6 +17,7 @@ from .ops import CREATED, DELETED, EID, OK, WRITE_ERRORS, op
 from .state import delivery_key
 
 BASE, ITEM = "/api/enterprises", "/api/enterprises/{eid}"
+OPERATOR_ONLY = ("suspended", "notification_trusted")  # fields only the operator sets
 
 
 async def list_enterprises(request: web.Request) -> web.Response:
@@ -59,10 +60,9 @@ async def put_enterprise(request: web.Request) -> web.Response:
     body = await validation.body(request, "enterprise")
     if body["id"] != ent["id"]:
         raise ApiError(422, "id_mismatch", "id cannot change", path="$.id")
-    if not p.operator:  # only the operator suspends an enterprise or lifts it
-        body = {k: v for k, v in body.items() if k != "suspended"}
-        if ent.get("suspended"):
-            body["suspended"] = True
+    if not p.operator:  # only the operator suspends an enterprise, lifts it, or trusts its cards
+        body = {k: v for k, v in body.items() if k not in OPERATOR_ONLY}
+        body |= {k: ent[k] for k in OPERATOR_ONLY if ent.get(k)}
     store = request.app[delivery_key].store
     changed = brand.brand_changes(ent, body)
     requests = f"POST {ITEM.format(eid=ent['id'])}/brand-requests"

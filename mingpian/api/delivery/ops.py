@@ -73,4 +73,5 @@ EXPOSED_SCHEMAS = {
     "package": "DeliveryPackage",
     "brand_request": "DeliveryBrandRequest",
     "brand_decision": "DeliveryBrandDecision",
+    "card_decision": "DeliveryCardDecision",
 }

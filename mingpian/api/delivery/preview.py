@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from delivery import reviews
 from renderer import RenderError
 from renderer.mediarefs import media_id
 from renderer.model import Brand
@@ -48,9 +49,13 @@ async def _owned(request: web.Request, eid: str, value: Any) -> Any:
 async def preview(request: web.Request) -> web.StreamResponse:
     ent = await enterprise(request, await principal(request))
     store = request.app[delivery_key].store
-    card = await store.get("card", ent["id"], request.match_info["id"])
+    raw = request.query.get("version", "")
+    if raw and not raw.isdigit():
+        raise ApiError(400, "invalid_query", "version is a whole number", path="version")
+    version = int(raw) if raw else None  # default: the latest, as its enterprise last wrote it
+    card = await reviews.version_body(store, ent["id"], request.match_info["id"], version)
     if card is None:
-        raise ApiError(404, "not_found", "no such card", path="id")
+        raise ApiError(404, "not_found", "no such card or version", path="id")
     fmt = request.query.get("format", "rcs")
     handlers = request.app[formats_key]
     if fmt not in handlers:
@@ -82,12 +87,13 @@ async def preview(request: web.Request) -> web.StreamResponse:
 def setup(app: web.Application) -> dict[str, Any]:
     app.router.add_get(ROUTE, preview)
     o = op(
-        "The card rendered with the enterprise's brand and library files (?format=rcs|png|jpeg|webp|mp4)",
+        "A card version rendered with the enterprise's brand and library files "
+        "(?format=rcs|png|jpeg|webp|mp4; ?version=n, default the latest)",
         {"200": {"description": "the payload, picture or video (202 with a job while a video renders)"}},
         400,
         404,
         422,
         params=("eid", "id"),
-        query=("format", "profile", "width"),
+        query=("format", "profile", "width", "version"),
     )
     return {ROUTE: {"get": o}}

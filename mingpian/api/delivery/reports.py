@@ -23,7 +23,7 @@ from ...keys import templates_key
 from . import validation
 from .access import enterprise, principal
 from .ops import EID, OK, WRITE_ERRORS, op
-from .resources import MAX_SEARCH, search
+from .paging import MAX_SEARCH, search
 from .state import delivery_key
 
 BASE = "/api/enterprises/{eid}"

@@ -8,17 +8,20 @@ from typing import Any
 
 from aiohttp import web
 
-from delivery import brand, cards
+from delivery import brand, cards, reviews
 from delivery.keys import Principal
 from delivery.model import NumberError, normalize_number
+from infra import jsonio
 from renderer import RenderError
 
 from ...errors import ApiError
 from ...httpjson import json_response
 from ...keys import templates_key
+from . import reviews as card_reviews
 from . import validation
 from .access import enterprise, principal, require_operator
 from .ops import CREATED, DELETED, OK, WRITE_ERRORS, op
+from .paging import PAGING, paging
 from .state import delivery_key
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -30,14 +33,6 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "packages": ("package", "id", "operator"),
 }
 BASE = "/api/enterprises/{eid}"
-MAX_PAGE = 500
-MAX_SEARCH = 100
-MAX_OFFSET = 100_000_000  # past any list's end; the databases' own bound (2**63) must not be reached
-PAGING: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("q", {"type": "string", "maxLength": MAX_SEARCH, "description": "search ids and fields (any case)"}),
-    ("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 50}),
-    ("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}),
-)
 
 
 async def _prepare(
@@ -68,6 +63,7 @@ async def _prepare(
         max_members = request.app[delivery_key].config.staff_max
         await validation.staff_member(store, eid, body, old is None, max_members)
     if kind == "card":
+        body = reviews.content(body)  # its version and review are the server's
         line = None
         if body.get("line"):
             body = {**body, "line": validation.number(body["line"], "$.line")}
@@ -119,35 +115,6 @@ def _item_id(seg: str, request: web.Request) -> str:
     return raw
 
 
-def paging(request: web.Request) -> tuple[str, int, int]:
-    """`?q=` (search in ids and fields), `?limit=` (1–500) and `?offset=` of a paged list."""
-    return (
-        search(request),
-        _whole(request, "limit", 50, 1, MAX_PAGE),
-        _whole(request, "offset", 0, 0, MAX_OFFSET),
-    )
-
-
-def search(request: web.Request) -> str:
-    """`?q=`, at most MAX_SEARCH characters as the document says (a longer one is a 400, not cut)."""
-    q = request.query.get("q", "").strip()
-    if len(q) > MAX_SEARCH:
-        raise ApiError(400, "invalid_query", f"q has at most {MAX_SEARCH} characters", path="q")
-    return q
-
-
-def _whole(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
-    """A whole-number query parameter within [lo, hi]; a 400 naming it otherwise."""
-    raw = request.query.get(name, "")
-    try:
-        value = int(raw) if raw else default
-    except ValueError:
-        value = lo - 1
-    if not lo <= value <= hi:
-        raise ApiError(400, "invalid_query", f"{name} is a whole number from {lo} to {hi}", path=name)
-    return value
-
-
 def _paged(request: web.Request) -> bool:
     return any(k in request.query for k in ("q", "limit", "offset"))
 
@@ -156,6 +123,15 @@ def _list(seg: str) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         ent = await enterprise(request, await principal(request))
         store = request.app[delivery_key].store
+        if seg == "cards":  # sent or still in review: an enterprise has tens, paged here
+            items = await card_reviews.cards_json(store, ent["id"])
+            if not _paged(request):
+                return json_response({seg: items})
+            q, limit, offset = paging(request)
+            found = [c for c in items if q.casefold() in jsonio.dumps_str(c).casefold()] if q else items
+            return json_response(
+                {seg: found[offset : offset + limit], "total": len(found), "limit": limit, "offset": offset}
+            )
         if not _paged(request):  # the whole list, as before paging
             return json_response({seg: await store.list(KINDS[seg][0], ent["id"])})
         q, limit, offset = paging(request)
@@ -196,6 +172,8 @@ def _create(seg: str) -> Handler:
         p, ent = await _writer(request, seg)
         store = request.app[delivery_key].store
         body = await _prepare(request, p, kind, await validation.body(request, kind), ent["id"], None)
+        if kind == "card":
+            return await _write_card(request, p, ent, body, None)
         if await store.get(kind, ent["id"], body[idf]) is not None:
             raise ApiError(409, "exists", f"{kind} {body[idf]!r} exists", path=f"$.{idf}")
         async with store.tx():
@@ -212,7 +190,11 @@ def _get(seg: str) -> Handler:
 
     async def handler(request: web.Request) -> web.Response:
         ent = await enterprise(request, await principal(request))
-        item = await request.app[delivery_key].store.get(kind, ent["id"], _item_id(seg, request))
+        store = request.app[delivery_key].store
+        if kind == "card":
+            item = await card_reviews.card_json(store, ent["id"], _item_id(seg, request))
+        else:
+            item = await store.get(kind, ent["id"], _item_id(seg, request))
         if item is None:
             raise ApiError(404, "not_found", f"no {kind} {request.match_info['id']!r}")
         return json_response(item)
@@ -227,12 +209,17 @@ def _put(seg: str) -> Handler:
         p, ent = await _writer(request, seg)
         store = request.app[delivery_key].store
         item_id = _item_id(seg, request)
-        old = await store.get(kind, ent["id"], item_id)
+        if kind == "card":
+            old = await card_reviews.card_json(store, ent["id"], item_id)
+        else:
+            old = await store.get(kind, ent["id"], item_id)
         if old is None:
             raise ApiError(404, "not_found", f"no {kind} {request.match_info['id']!r}")
         body = await _prepare(request, p, kind, await validation.body(request, kind), ent["id"], old)
         if body[idf] != item_id:
             raise ApiError(422, "id_mismatch", f"{idf} cannot change", path=f"$.{idf}")
+        if kind == "card":
+            return await _write_card(request, p, ent, body, old)
         async with store.tx():
             await store.put(kind, ent["id"], item_id, body)
             await store.audit(p.name, ent["id"], f"{kind}:{item_id}", f"update {kind}", {})
@@ -250,7 +237,10 @@ def _delete(seg: str) -> Handler:
         store = request.app[delivery_key].store
         item_id = _item_id(seg, request)
         async with store.tx():
-            if not await store.delete(kind, ent["id"], item_id):
+            existed = kind == "card" and await store.get(reviews.REVIEW, ent["id"], item_id) is not None
+            if kind == "card":  # its pending version leaves the queue; its versions stay
+                await reviews.withdraw(store, ent["id"], item_id)
+            if not await store.delete(kind, ent["id"], item_id) and not existed:
                 raise ApiError(404, "not_found", f"no {kind} {request.match_info['id']!r}")
             if kind == "line":  # a number it no longer has is no longer its sender
                 await brand.line_no_longer_vouched(store, ent["id"], item_id)
@@ -259,6 +249,31 @@ def _delete(seg: str) -> Handler:
         return web.Response(status=204)
 
     return handler
+
+
+async def _write_card(
+    request: web.Request, p: Principal, ent: dict[str, Any], body: dict[str, Any], old: dict[str, Any] | None
+) -> web.Response:
+    """A new version of a card: sent once approved (at once if the operator made it, or if it is
+    a notification card of an enterprise the operator trusts); until then the version approved
+    before is sent."""
+    store = request.app[delivery_key].store
+    card = body["id"]
+    async with store.tx():
+        if old is None and await reviews.review_of(store, ent["id"], card) is not None:
+            raise ApiError(409, "exists", f"card {card!r} exists", path="$.id")
+        version = await reviews.submit(store, ent, body, p.name, p.operator)
+        await store.audit(
+            p.name,
+            ent["id"],
+            f"card:{card}",
+            "create card" if old is None else "update card",
+            {"version": version["version"], "state": version["state"]},
+        )
+    await store.durable()
+    return json_response(
+        await card_reviews.card_json(store, ent["id"], card), status=201 if old is None else 200
+    )
 
 
 async def verify_line(request: web.Request) -> web.Response:

@@ -70,7 +70,7 @@ const CODES = {
   unknown_line: '不是本企业的号码',
   chatbot_taken: '这个 Chatbot 地址已被使用',
   request_pending: '已有待审核的变更申请',
-  not_pending: '这个申请已经处理过了',
+  not_pending: '这项申请或名片版本已经处理过了（或已被新版本替换）',
   in_progress: '正在处理，请稍后重试',
   not_multipart: '上传格式不正确',
   unsupported_media: '不支持这种文件类型',

@@ -8,6 +8,7 @@ import {CHANNEL_NAME, PHASES, PHASE_NAME, clear, field, formData, h, input, noti
 const BLOCKED = [
   ['no card', '这个时机没有名片'],
   ['opted out', '这个号码已退订'],
+  ['quiet hours for marketing', '营销名片的免打扰时段'],
   ['quiet hours', '广告名片的免打扰时段'],
   ['does not render', '名片数据不完整，无法生成'],
 ];
