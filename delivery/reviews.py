@@ -116,6 +116,14 @@ async def submit(
     queued for the operator. Returns the version."""
     eid, card, now = enterprise["id"], body["id"], time.time()
     summary = await review_of(store, eid, card)
+    approver = approved_on_creation(enterprise, body, by_operator)
+    # The same content again is no new version (nor a new review), unless it is now approved as
+    # made where the latest version was not (the operator saving a waiting version as it is).
+    if summary is not None and (not approver or summary.get("state") == "approved"):
+        latest = await version_body(store, eid, card)
+        if latest == content(body):
+            same = await store.get(VERSION, eid, version_id(card, int(summary["latest"])))
+            return same or {"card": card, "version": int(summary["latest"]), "state": summary["state"]}
     if summary is not None and summary.get("state") == "approved" and not await store.get(REVIEW, eid, card):
         await _record_first(store, eid, card)  # a card from before versions: its version 1 first
     if summary:
@@ -123,7 +131,6 @@ async def submit(
     else:  # a new card; one deleted before keeps its history, so numbering goes on after it
         earlier = await versions(store, eid, card)
         n = int(earlier[-1]["version"]) + 1 if earlier else 1
-    approver = approved_on_creation(enterprise, body, by_operator)
     version: dict[str, Any] = {
         "card": card,
         "version": n,

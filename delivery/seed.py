@@ -1,5 +1,9 @@
 """A YAML seed of enterprises, keys, lines, staff, cards and packages, loaded at start: how a
-deployment (or a demo) comes up with its configuration in place."""
+deployment (or a demo) comes up with its configuration in place.
+
+What the seed names is written at every start, as the operator's configuration. A card is a new
+version, approved as made (reviews.py), only where the version sent differs from the seed's: an
+unchanged seed leaves a card's history, and an enterprise's waiting edit, as they are."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from jsonschema import Draft202012Validator
 
 from renderer.jsonpath import json_path
 
-from . import keys
+from . import keys, reviews
 from .brand import with_approval
 from .errors import SeedError
 from .model import SCHEMAS, normalize_number
@@ -57,7 +61,12 @@ async def load_seed(store: DeliveryStore, path: Path) -> None:
                         item["line"] = normalize_number(item["line"])
                     if kind == "package":
                         item["lines"] = [normalize_number(n) for n in item.get("lines", [])]
-                    await store.put(kind, e["id"], item[idf], item)
+                    if kind == "card":  # the operator's card: a version approved as it is made,
+                        sent = await store.get("card", e["id"], item["id"])  # when it is not sent yet
+                        if sent is None or reviews.content(sent) != item:
+                            await reviews.submit(store, e, item, f"seed {path.name}", by_operator=True)
+                    else:
+                        await store.put(kind, e["id"], item[idf], item)
 
 
 _VALIDATORS: dict[str, Draft202012Validator] = {}

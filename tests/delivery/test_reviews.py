@@ -36,7 +36,7 @@ async def test_an_edit_waits_for_the_operator_while_the_approved_version_is_sent
 ) -> None:
     client = await make_app()
     before = await (await client.get(HANGUP, headers=SF)).json()
-    assert before["version"] == 1 and before["review"]["state"] == "approved"  # a seeded card: version 1
+    assert before["version"] == 1 and before["review"]["state"] == "approved"  # the seed's, approved
     waybill = before["data"]["waybill"]
     resp = await client.put(HANGUP, json=edited("SF2000000000002"), headers=SF)
     body = await resp.json()
@@ -160,7 +160,7 @@ async def test_bad_decisions_get_clear_errors(make_app: AppFactory) -> None:
     for path, body, status, error in [
         (f"{HANGUP}/versions/9/decision", {"approve": True}, 404, "not_found"),
         (f"{HANGUP}/versions/x/decision", {"approve": True}, 404, "not_found"),
-        (f"{HANGUP}/versions/1/decision", {"approve": True}, 404, "not_found"),  # from before versions
+        (f"{HANGUP}/versions/1/decision", {"approve": True}, 409, "not_pending"),  # the seed's, approved
         (f"{HANGUP}/versions/1/decision", {"approve": "yes"}, 422, "invalid"),
         ("/api/enterprises/sf/cards/nope/versions/1/decision", {"approve": True}, 404, "not_found"),
     ]:
@@ -169,3 +169,19 @@ async def test_bad_decisions_get_clear_errors(make_app: AppFactory) -> None:
     assert (await client.get("/api/reviews", headers=auth(SF_KEY))).status == 403
     assert (await client.get("/api/reviews?limit=0", headers=OP)).status == 400
     assert (await client.get("/api/enterprises/sf/cards/nope/versions", headers=SF)).status == 404
+
+
+async def test_the_same_content_again_is_no_new_version_and_a_restart_keeps_the_history(
+    make_app: AppFactory,
+) -> None:
+    client = await make_app()
+    first = await (await client.put(HANGUP, json=edited("SF8000000000008"), headers=SF)).json()
+    again = await (await client.put(HANGUP, json=edited("SF8000000000008"), headers=SF)).json()
+    assert first["version"] == again["version"] == 2 and again["review"]["state"] == "pending"
+    queue = (await (await client.get("/api/reviews", headers=OP)).json())["reviews"]
+    assert [(r["card"], r["version"]) for r in queue] == [("hangup", 2)]
+    # a restart loads the same seed: its cards are unchanged, so no version is added
+    await client.close()
+    restarted = await make_app()
+    versions = (await (await restarted.get(f"{HANGUP}/versions", headers=SF)).json())["versions"]
+    assert [(v["version"], v["state"]) for v in versions] == [(1, "approved"), (2, "pending")]
