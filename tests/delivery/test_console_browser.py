@@ -43,7 +43,7 @@ ENTERPRISE_PAGES = [
     "packages",
     "reports",
 ]
-OPERATOR_PAGES = ["enterprises", "queue", "brands", "pools", "fleet"]
+OPERATOR_PAGES = ["enterprises", "queue", "reviews", "brands", "pools", "fleet"]
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +135,7 @@ def test_enterprise_journey(browser: Any, server: ServerThread) -> None:
     page.wait_for_selector("#phone-sms .legacy-text", timeout=15_000)
     assert "短信" in page.inner_text(".cost table")
     page.click("button:has-text('保存名片')")
-    page.wait_for_selector("text=已保存名片 chaoyang-hangup")
+    page.wait_for_selector("text=名片 chaoyang-hangup v1 已提交审核，通过后才会发送")
     shot(page, "03-card-saved")
     # a new card is sent once the operator approves it (the review queue has a journey of its own)
     decision = "/api/enterprises/sf/cards/chaoyang-hangup/versions/1/decision"

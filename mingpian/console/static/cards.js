@@ -1,12 +1,16 @@
 // Cards: for each line, group or the whole enterprise and each call phase, a template and its
 // data (the studio's schema form), previewed on the phone mock-ups with the cost per channel.
+// Every save is a new version the operator reviews (reviews.js); until then calls get the version
+// approved before. Each card shows where its review stands, and lists its versions.
 
 import {SchemaForm} from '/static/form.js';
 import * as sapi from '/static/api.js';
 import {debounce} from '/static/dom.js';
 import * as api from './capi.js';
 import {Preview} from './preview.js';
-import {CHANNEL_NAME, PHASES, PHASE_NAME, button, clear, confirmButton, field, h, input, notice, section, select, table} from './ui.js';
+import {CLASSES, CLASS_HINT, CLASS_NAME, personName, sentText, stateBadge} from './reviews.js';
+import {CHANNEL_NAME, PHASES, PHASE_NAME, button, clear, confirmButton, field, h, input, notice, section, select, table,
+  when} from './ui.js';
 
 function scopeText(c) {
   if (c.line) return `线路 ${c.line}`;
@@ -39,6 +43,7 @@ async function editor(slot, ctx, card, templates, done) {
     card ? (card.line ? 'line' : card.group ? 'group' : 'all') : 'all');
   const target = input('target', {value: card ? card.line || card.group || '' : '', maxlength: '64'});
   const kind = select('kind', [['identity', '身份名片'], ['ad', '广告']], card ? card.kind || 'identity' : 'identity');
+  const cls = select('class', CLASSES, card ? card.class || 'notification' : 'notification');
   const tpl = select('template', templates.map((t) => [t.name, `${t.title}（${t.name}）`]),
     card ? card.template : (templates.find((t) => t.name === 'courier-hangup') || templates[0] || {}).name);
   const targetField = field('线路号码或分组名', target);
@@ -67,27 +72,41 @@ async function editor(slot, ctx, card, templates, done) {
   tpl.addEventListener('change', () => loadTemplate());
 
   async function save() {
-    const body = {id: id.value.trim(), phase: phase.value, template: tpl.value, kind: kind.value, data: schemaForm.value};
+    // what the form does not show (call fields, weight) is kept as it was
+    const {version, review, line, group, ...kept} = card || {};
+    const body = {...kept, id: id.value.trim(), phase: phase.value, template: tpl.value, kind: kind.value,
+      class: cls.value, data: schemaForm.value};
     if (scope.value === 'line') body.line = target.value.trim();
     if (scope.value === 'group') body.group = target.value.trim();
     const res = card
       ? await api.put(api.ent(eid, `/cards/${api.enc(card.id)}`), body)
       : await api.post(api.ent(eid, '/cards'), body);
     if (!res.ok) { note.show(api.errorText(res), 'error'); return; }
-    note.show(`已保存名片 ${res.body.id}：${PHASE_NAME[res.body.phase]}，${scopeText(res.body)}`);
+    const r = res.body.review || {};
+    const where = `${PHASE_NAME[res.body.phase]}，${scopeText(res.body)}`;
+    if (r.state === 'pending') {
+      const meanwhile = r.sent_version != null ? `；在此之前来电继续发送 v${r.sent_version}` : '';
+      note.show(`名片 ${res.body.id} v${res.body.version} 已提交审核，通过后才会发送（${where}）${meanwhile}`);
+    } else {
+      note.show(`名片 ${res.body.id} v${res.body.version} 已保存并生效：${where}`);
+    }
     card = res.body;
     id.readOnly = true;
     done();
   }
 
-  clear(slot).append(section(card ? `编辑名片 ${card.id}` : '新建名片',
+  const waiting = card && card.review && card.review.state === 'pending'
+    ? h('p', {class: 'notice'}, `这张名片的 v${card.version} 正在等待审核，${sentText(card.review)}。再保存会替换等待中的版本。`)
+    : null;
+  clear(slot).append(section(card ? `编辑名片 ${card.id}` : '新建名片', waiting,
     h('div', {class: 'grid-form'},
       field('名片 ID', id, '字母、数字、. _ -'),
       field('时机', phase),
       field('适用范围', scope),
       targetField,
       field('模板', tpl),
-      field('类型', kind)),
+      field('类型', kind),
+      field('类别', cls, CLASS_HINT)),
     h('div', {class: 'card-editor'},
       h('div', {class: 'editor'}, h('h3', {}, '名片数据'), dataForm),
       h('div', {class: 'previews'}, h('h3', {}, '预览'), preview.el, cost)),
@@ -95,6 +114,32 @@ async function editor(slot, ctx, card, templates, done) {
     note));
   await loadTemplate(card ? card.data : undefined);
   id.focus();
+}
+
+/** The latest version's state, and the operator's note when it was refused. */
+function reviewCell(c) {
+  const r = c.review || {state: 'approved'};
+  return h('span', {class: 'review-state'}, stateBadge(r.state), ` v${c.version ?? 1}`,
+    r.state === 'refused' && r.note ? h('span', {class: 'refusal'}, `原因：${r.note}`) : null);
+}
+
+async function versions(slot, ctx, card) {
+  const res = await api.get(api.ent(ctx.eid, `/cards/${api.enc(card.id)}/versions`));
+  const items = res.ok ? [...res.body.versions].reverse() : [];  // newest first
+  clear(slot).append(section(`名片 ${card.id} 的版本记录`,
+    res.ok ? null : h('p', {class: 'notice error'}, api.errorText(res)),
+    table([
+      {title: '版本', get: (v) => `v${v.version}`},
+      {title: '状态', get: (v) => h('span', {class: 'row-actions'}, stateBadge(v.state),
+        v.state === 'approved' ? h('span', {class: 'badge ok'}, '正在发送') : null)},
+      {title: '类别', get: (v) => CLASS_NAME[v.class || 'notification']},
+      {title: '提交人', get: (v) => personName(v.made_by)},
+      {title: '提交时间', get: (v) => when(v.made_at)},
+      {title: '审核人', get: (v) => (v.decided_by ? personName(v.decided_by) : '')},
+      {title: '审核时间', get: (v) => when(v.decided_at)},
+      {title: '审核备注', get: (v) => v.note || ''},
+    ], items, {caption: '最新的在前', empty: '没有版本记录'})));
+  slot.querySelector('h2').scrollIntoView({block: 'nearest'});
 }
 
 export async function render(main, ctx) {
@@ -114,8 +159,12 @@ export async function render(main, ctx) {
       {title: '时机', get: (c) => PHASE_NAME[c.phase] || c.phase},
       {title: '适用', get: scopeText},
       {title: '模板', get: (c) => c.template},
+      {title: '类别', get: (c) => CLASS_NAME[c.class || 'notification']},
+      {title: '审核', get: reviewCell},
+      {title: '来电发送', get: (c) => sentText(c.review)},
       {title: '操作', get: (c) => h('span', {class: 'row-actions'},
         button('编辑', () => editor(slot, ctx, c, templates, reload), {'aria-label': `编辑名片 ${c.id}`}),
+        button('版本记录', () => versions(slot, ctx, c), {'aria-label': `名片 ${c.id} 的版本记录`}),
         confirmButton('删除', '确认删除', async () => {
           const res = await api.del(api.ent(eid, `/cards/${api.enc(c.id)}`));
           note.show(res.ok ? `已删除 ${c.id}` : api.errorText(res), res.ok ? 'ok' : 'error');
@@ -125,7 +174,8 @@ export async function render(main, ctx) {
   }
   drawList(cards.ok ? cards.body.cards : []);
   main.append(h('h1', {}, '名片'),
-    h('p', {class: 'lead'}, '线路自己的名片优先，其次是分组的，最后是企业默认（全部线路）的。'),
+    h('p', {class: 'lead'}, '线路自己的名片优先，其次是分组的，最后是企业默认（全部线路）的。'
+      + '新建或修改的名片经运营方审核通过后才会发送，审核期间来电继续发送之前通过的版本。'),
     section('已有名片', listBox, note, button('新建名片', () => editor(slot, ctx, null, templates, reload), {class: 'primary'})),
     slot);
 }

@@ -27,6 +27,7 @@ const ENTERPRISE_PAGES = [
 const OPERATOR_PAGES = [
   ['enterprises', '企业', () => import('./operator.js')],
   ['queue', '号码审核', () => import('./operator.js')],
+  ['reviews', '名片审核', () => import('./reviews.js')],
   ['brands', '品牌变更', () => import('./brand.js')],
   ['pools', '套餐与共享池', () => import('./operator.js')],
   ['fleet', '全网报表', () => import('./operator.js')],

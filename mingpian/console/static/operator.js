@@ -1,6 +1,7 @@
-// The operator's pages: enterprises (create, suspend), the verification queue (number,
-// evidence, approve or refuse with a note), brand change requests, packages and shared pools
-// (create, assign lines, top up), and fleet-wide reports.
+// The operator's pages: enterprises (create, suspend, trust their notification cards), the
+// verification queue (number, evidence, approve or refuse with a note), brand change requests,
+// packages and shared pools (create, assign lines, top up), and fleet-wide reports. The card
+// review queue is reviews.js.
 
 import * as api from './capi.js';
 import {balanceTable} from './account.js';
@@ -17,6 +18,15 @@ async function enterprises(main) {
       {title: '名称', get: (e) => e.name},
       {title: '署名', get: (e) => `【${e.signature}】`},
       {title: '状态', get: (e) => h('span', {class: `badge ${e.suspended ? 'bad' : 'ok'}`}, e.suspended ? '已暂停' : '正常')},
+      {title: '通知类名片免审', get: (e) => h('span', {class: 'row-actions'},
+        h('span', {class: `badge ${e.notification_trusted ? 'ok' : 'off'}`}, e.notification_trusted ? '免审' : '需审核'),
+        button(e.notification_trusted ? '取消免审' : '设为免审', async () => {
+          const {notification_trusted: trusted, ...rest} = e;
+          const r = await api.put(api.ent(e.id), trusted ? rest : {...rest, notification_trusted: true});
+          note.show(r.ok ? `${e.name}：${trusted ? '已取消免审，通知类名片也要经过审核才会发送' : '通知类名片免审，提交即生效；营销名片仍需审核'}`
+            : api.errorText(r), r.ok ? 'ok' : 'error');
+          reload();
+        }, {'aria-label': `${e.notification_trusted ? '取消免审' : '设为免审'} ${e.name}`}))},
       {title: '操作', get: (e) => h('span', {class: 'row-actions'},
         h('a', {href: `#/e/${encodeURIComponent(e.id)}/lines`}, '进入'),
         button(e.suspended ? '恢复' : '暂停', async () => {

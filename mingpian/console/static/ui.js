@@ -80,9 +80,11 @@ export function pager(total, limit, offset, go) {
     button('下一页', () => go(offset + limit), {disabled: offset + limit >= total}));
 }
 
-/** A list paged and searched on the server: search box, table, pager. */
-export function pagedList({url, key, columns, searchLabel = '搜索', limit = 50, empty}) {
-  const q = input('q', {type: 'search', placeholder: '号码、名称、标签…'});
+/** A list paged and searched on the server: search box, table (or what `draw` makes of a page's
+ * items), pager. */
+export function pagedList({url, key, columns, searchLabel = '搜索', limit = 50, empty, draw,
+  placeholder = '号码、名称、标签…'}) {
+  const q = input('q', {type: 'search', placeholder});
   const out = h('div', {class: 'paged'});
   const state = {offset: 0};
   async function load(offset = 0) {
@@ -93,7 +95,8 @@ export function pagedList({url, key, columns, searchLabel = '搜索', limit = 50
       clear(out).append(h('p', {class: 'notice error'}, api.errorText(res)));
       return;
     }
-    clear(out).append(table(columns, res.body[key] || [], {empty}),
+    const items = res.body[key] || [];
+    clear(out).append(draw ? draw(items) : table(columns, items, {empty}),
       pager(res.body.total, limit, offset, load));
     out.dataset.total = String(res.body.total);
   }
