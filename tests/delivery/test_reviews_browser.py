@@ -82,6 +82,7 @@ def test_the_operator_reviews_an_enterprise_edit(browser: Any, server: ServerThr
     # a new edit in the console waits; approved, it is what calls get
     ent.click("button[aria-label='编辑名片 hangup']")
     ent.wait_for_selector("#phone-rcs .convo *", timeout=15_000)
+    assert "v2 未通过审核：运单号与实际不符" in ent.inner_text(".editor-slot")
     ent.fill(".schema-form input[name='$.waybill']", "SF3000000000003")
     ent.click("button:has-text('保存名片')")
     ent.wait_for_selector("text=已提交审核，通过后才会发送")

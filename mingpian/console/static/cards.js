@@ -95,9 +95,13 @@ async function editor(slot, ctx, card, templates, done) {
     done();
   }
 
-  const waiting = card && card.review && card.review.state === 'pending'
+  const state = card && card.review ? card.review.state : '';
+  const waiting = state === 'pending'
     ? h('p', {class: 'notice'}, `这张名片的 v${card.version} 正在等待审核，${sentText(card.review)}。再保存会替换等待中的版本。`)
-    : null;
+    : state === 'refused'
+      ? h('p', {class: 'notice error'}, `这张名片的 v${card.version} 未通过审核：${card.review.note || '运营方没有写明原因'}。`
+        + `改好后保存会重新提交审核；${sentText(card.review)}。`)
+      : null;
   clear(slot).append(section(card ? `编辑名片 ${card.id}` : '新建名片', waiting,
     h('div', {class: 'grid-form'},
       field('名片 ID', id, '字母、数字、. _ -'),

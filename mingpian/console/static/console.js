@@ -10,6 +10,7 @@ const main = document.getElementById('main');
 const nav = document.getElementById('nav');
 const who = document.getElementById('who');
 let session = null;
+let asked = 0;  // the page last asked for: an older one still loading is not drawn over it
 
 const ENTERPRISE_PAGES = [
   ['lines', '线路', () => import('./lines.js')],
@@ -67,6 +68,7 @@ function drawNav(r) {
 
 async function show() {
   if (!session) return;
+  const turn = ++asked;
   const r = route();
   const eid = session.operator ? r.eid : session.enterprise;
   let pages = eid ? ENTERPRISE_PAGES : OPERATOR_PAGES;
@@ -79,11 +81,13 @@ async function show() {
     return;
   }
   const mod = await entry[2]();
+  if (turn !== asked) return;
   const ctx = {eid, session, rest: r.rest, operator: session.operator, name};
   clear(main);
   main.dataset.page = name;
   document.title = `${entry[1]} · 名片 控制台`;
   await mod.render(main, ctx, name);
+  if (turn !== asked) return;
   performance.mark(`console:${name}`);  // when the page's data is drawn (bench/console_bench.py reads it)
   main.dataset.ready = name;
   main.focus({preventScroll: true});
