@@ -47,6 +47,18 @@ def version_id(card: str, n: int) -> str:
     return f"{card}#{n:05d}"
 
 
+DEFAULTS = {"class": "notification", "kind": "identity"}  # what a card without these fields is
+
+
+def same(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    """Whether two cards have the same reviewed content (a field left out is its default)."""
+    return a is not None and b is not None and normal(a) == normal(b)
+
+
+def normal(body: dict[str, Any]) -> dict[str, Any]:
+    return {**DEFAULTS, **content(body)}
+
+
 def content(body: dict[str, Any]) -> dict[str, Any]:
     """A card's reviewed content: the body without the fields the server keeps."""
     return {k: v for k, v in body.items() if k not in SERVER_KEPT}
@@ -119,11 +131,10 @@ async def submit(
     approver = approved_on_creation(enterprise, body, by_operator)
     # The same content again is no new version (nor a new review), unless it is now approved as
     # made where the latest version was not (the operator saving a waiting version as it is).
-    if summary is not None and (not approver or summary.get("state") == "approved"):
-        latest = await version_body(store, eid, card)
-        if latest == content(body):
-            same = await store.get(VERSION, eid, version_id(card, int(summary["latest"])))
-            return same or {"card": card, "version": int(summary["latest"]), "state": summary["state"]}
+    unchanged = summary is not None and (not approver or summary.get("state") == "approved")
+    if summary is not None and unchanged and same(await version_body(store, eid, card), body):
+        latest = await store.get(VERSION, eid, version_id(card, int(summary["latest"])))
+        return latest or {"card": card, "version": int(summary["latest"]), "state": summary["state"]}
     if summary is not None and summary.get("state") == "approved" and not await store.get(REVIEW, eid, card):
         await _record_first(store, eid, card)  # a card from before versions: its version 1 first
     if summary:
@@ -241,7 +252,7 @@ async def _record_first(store: ReviewStore, eid: str, card: str) -> None:
 def changes(before: dict[str, Any] | None, after: dict[str, Any]) -> list[dict[str, Any]]:
     """What a version changes against another (the approved one), field by field: JSON paths
     with the value before and after (None where there was none), in path order."""
-    old, new = _flat(content(before or {})), _flat(content(after))
+    old, new = _flat(normal(before) if before else {}), _flat(normal(after))
     return [
         {"path": path, "before": old.get(path), "after": new.get(path)}
         for path in sorted(old.keys() | new.keys())

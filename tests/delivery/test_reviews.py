@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from delivery import reviews
 from mingpian.api.delivery import delivery_key
 from simulators.smsc import GatewaySim
 
@@ -185,3 +186,27 @@ async def test_the_same_content_again_is_no_new_version_and_a_restart_keeps_the_
     restarted = await make_app()
     versions = (await (await restarted.get(f"{HANGUP}/versions", headers=SF)).json())["versions"]
     assert [(v["version"], v["state"]) for v in versions] == [(1, "approved"), (2, "pending")]
+
+
+def test_what_changed_leaves_out_fields_at_their_defaults_and_those_the_server_keeps() -> None:
+    a = {
+        "id": "c",
+        "phase": "ended",
+        "template": "t",
+        "class": "notification",
+        "kind": "identity",
+        "data": {"x": 1},
+    }
+    b = {
+        "id": "c",
+        "phase": "ended",
+        "template": "t",
+        "data": {"x": 2},
+        "version": 3,
+        "review": {"state": "x"},
+    }
+    assert reviews.changes(a, b) == [{"path": "$.data.x", "before": 1, "after": 2}]
+    assert reviews.same(
+        a, {**a, "class": None} | {"class": "notification", "version": 9}
+    ) and not reviews.same(a, b)
+    assert reviews.changes(None, b)[0] == {"path": "$.class", "before": None, "after": "notification"}
