@@ -48,9 +48,11 @@ FAMILY = {
     "csp-notify": "csp",
     "csp-message": "csp",
     "csp-status": "csp",
+    "csp-check": "csp",
     "gsma": "gsma",
     "cm-message": "cm",
     "cm-status": "cm",
+    "cm-audit": "cm",
 }
 DEFAULT_SCHEMES = {
     "csp": ("csp-signature", "hmac-sha256"),

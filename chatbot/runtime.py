@@ -10,7 +10,10 @@ authentication. It has two doors:
   authenticated on the raw body, parsed for its dialect, handled exactly once, heard by the
   listeners, acknowledged with the body the platform expects;
 - `send(body)`: a message to the MaaP through the same client (delivery's 5G channel), its
-  local media first uploaded to the platform when the platform hosts media (hosting.py);
+  local media first uploaded to the platform when the platform hosts media (hosting.py), and
+  never sent while it names a file the carrier has not approved (approval.py);
+- `decide`: the carrier's review decisions (`/check`, China Mobile's audit notification) applied
+  to the hosted records, from any worker;
 - `revoke` and `capability`: taking back a message, asking whether a number takes 5G messages.
 
 Each MaaP account speaks one dialect (csp, cm, gsma: maap.py) and serves the chatbots it names
@@ -38,8 +41,9 @@ from infra.outage import Unavailable, unavailable
 from renderer import TemplateStore
 from renderer.profiles import PROFILES
 
+from . import approval, cmxml
 from . import capability as capabilities
-from . import cmxml
+from .approval import Decision, NotApproved
 from .auth import WebhookAuth
 from .engine import Engine
 from .errors import AuthError, MalformedBody, SourceRefused, UnknownBot
@@ -55,7 +59,9 @@ from .uploads import HOSTING_DIALECTS, LocalFile, UploadError
 
 log = logging.getLogger("mingpian.chatbot")
 
-Dialect = Literal["csp-notify", "csp-message", "csp-status", "gsma", "cm-message", "cm-status"]
+Dialect = Literal[
+    "csp-notify", "csp-message", "csp-status", "csp-check", "gsma", "cm-message", "cm-status", "cm-audit"
+]
 # Another feature (delivery) hears each user text or tap after its turn committed (a repeat
 # too): (bot folder, event). A listener must be idempotent per event.message_id.
 Listener = Callable[[str, InboundEvent], Awaitable[None]]
@@ -91,6 +97,7 @@ class RuntimeConfig:
     outbox_max_backoff: float = DEFAULTS.outbox_max_backoff
     outbox_poll: float = 0.05
     migrate: str = DEFAULTS.migrate  # the SQLite store's schema migrations at start: auto | check | off
+    approval_wait: float = DEFAULTS.maap_approval_wait  # a new permanent file's first send waits this long
 
     @classmethod
     def of(
@@ -120,6 +127,7 @@ class RuntimeConfig:
             outbox_backoff=s.outbox_backoff,
             outbox_max_backoff=s.outbox_max_backoff,
             migrate=s.migrate,
+            approval_wait=s.maap_approval_wait,
         )
 
 
@@ -167,7 +175,7 @@ class ChatbotRuntime:
         self._session: aiohttp.ClientSession | None = None
         self.worker = OutboxWorker(
             self.store,
-            self.send,
+            self._reply,
             concurrency=config.outbox_concurrency,
             lease=config.outbox_lease,
             base_backoff=config.outbox_backoff,
@@ -198,9 +206,23 @@ class ChatbotRuntime:
                 profile = PROFILES.get(account.profile) or PROFILES["default"]
                 workdir = self.config.media_dir or Path(self.config.sqlite_path or ".").parent / "hosted"
                 self.hosts[id(client)] = MediaHost(
-                    client, self.store, self.config.media, Limits.of(profile), workdir
+                    client,
+                    self.store,
+                    self.config.media,
+                    Limits.of(profile),
+                    workdir,
+                    label=account.profile,
+                    approval_wait=self.config.approval_wait,
+                    reviews=self._hears_reviews(account.dialect),
                 )
         self.worker.start()
+
+    def _hears_reviews(self, dialect: str) -> bool:
+        """Whether the carrier's review decisions can reach us: some credential its callback
+        route accepts is configured. Without one a permanent file would wait forever, so that
+        account uploads everything temporary (not reviewed, by the interface's rule)."""
+        policy = self.auth.policy("cm-audit" if dialect == "cm" else "csp-check")
+        return policy is not None and any(s in policy.schemes for s in self.auth.enabled)
 
     def _client(self, account: MaapAccount) -> MaapClient:
         assert self._session is not None
@@ -244,25 +266,41 @@ class ChatbotRuntime:
         await self.store.prune(time.time(), self.config.dedupe_ttl, self.config.keep_sent)
 
     # -- sending -----------------------------------------------------------------------------
-    async def send(self, body: dict[str, Any]) -> SendResult:
-        """One message to the MaaP: a committed reply (the outbox worker), or a card (delivery)."""
+    async def send(self, body: dict[str, Any], *, card: bool = False) -> SendResult:
+        """One message to the MaaP: a committed reply (the outbox worker), or a card (delivery;
+        `card`: its files are its fixed design, sent only once the carrier approved them).
+        Raises approval.NotApproved (nothing sent) when the body would name a file the carrier
+        has not approved."""
         client = self.client_for(body.get("senderAddress", ""))
         if client is None:
             result = SendResult("retry", "no MaaP configured (MINGPIAN_MAAP_URL)", 60.0)
         else:
-            result = await self._hosted(client, body)
+            result = await self._hosted(client, body, card)
             if result is None:
                 result = await client.send(body)
         self.on_send(result.outcome)
         return result
 
-    async def _hosted(self, client: MaapClient, body: dict[str, Any]) -> SendResult | None:
+    async def _reply(self, body: dict[str, Any]) -> SendResult:
+        """The outbox's sends: a reply naming an unapproved file waits for the decision."""
+        try:
+            return await self.send(body)
+        except NotApproved as exc:
+            return SendResult("retry", exc.reason, 300.0)
+
+    async def approval(self, chatbot: str, body: dict[str, Any]) -> NotApproved | None:
+        """Whether a card's send would name a file not approved on `chatbot`'s platform (the dry
+        run asks; nothing is uploaded)."""
+        host = self.host_for(chatbot)
+        return await host.check(body) if host is not None else None
+
+    async def _hosted(self, client: MaapClient, body: dict[str, Any], card: bool) -> SendResult | None:
         """Upload the body's local media first (None: done, or nothing to upload)."""
         host = self.hosts.get(id(client))
         if host is None:
             return None
         try:
-            await host.localise(body)
+            await host.localise(body, card)
         except Unfit as exc:
             return SendResult("fail", f"media: {exc}"[:500])
         except UploadError as exc:
@@ -360,6 +398,29 @@ class ChatbotRuntime:
         await self._turn(bot, from_gsma(_json(raw), chatbot))
         return Ack(200, {"status": "ok"})
 
+    async def _csp_check(self, bot: str, chatbot: str, headers: Headers, raw: bytes, params: Params) -> Ack:
+        await self.decide(approval.from_csp_check(_json(raw)))
+        return Ack(200, OK_ACK)
+
+    async def _cm_audit(self, bot: str, chatbot: str, headers: Headers, raw: bytes, params: Params) -> Ack:
+        body = _json(raw) if raw.strip() else {}
+        tid, status = headers.get("tid", "").strip(), headers.get("Authstatus", "").strip()
+        await self.decide(approval.from_cm_audit(tid, status, body))
+        return Ack(204)
+
+    async def decide(self, d: Decision) -> None:
+        """Apply a carrier's review decision, from any worker, idempotently. A decision naming
+        nothing we hosted (another system's file, a record already expired) is logged and
+        changes nothing; so are decisions about messages and chatbot information for now."""
+        if d.kind != "media":
+            log.info("review of %s %s: %s %s", d.kind, d.ref, "pass" if d.passed else "fail", d.description)
+            return
+        found = await self.store.hosted_ref(d.ref)
+        if found is None:
+            log.info("review of an unknown file %s: ignored", d.ref[:200])
+            return
+        await self.store.update_hosted(*found, lambda record: approval.apply(record, d))
+
     async def _cm_message(self, bot: str, chatbot: str, headers: Headers, raw: bytes, params: Params) -> Ack:
         log.debug("CM inbound traceUniqueID=%s", headers.get("traceUniqueID", ""))
         await self._turn(bot, cmxml.inbound(raw, params["chatbotURI"]))
@@ -368,7 +429,9 @@ class ChatbotRuntime:
     DOORS: Mapping[str, Door] = {
         "csp-notify": _csp_notify,
         "csp-status": _csp_status,
+        "csp-check": _csp_check,
         "cm-status": _cm_status,
+        "cm-audit": _cm_audit,
         "csp-message": _csp_message,
         "gsma": _gsma,
         "cm-message": _cm_message,

@@ -158,7 +158,16 @@ class ChatbotSettings:
         doc_default="`MAAP_URL`",
     )
     maap_upload_mode: str = setting(
-        "perm", "`csp` dialect: `uploadMode` of media uploads, `perm` or `temp`.", choices=("perm", "temp")
+        "perm",
+        "`csp` dialect: `perm` uploads a card's fixed-design files permanent (reviewed by the carrier, "
+        "sent once approved) and the rest temporary; `temp` uploads every file temporary.",
+        choices=("perm", "temp"),
+    )
+    maap_approval_wait: float = setting(
+        2.0,
+        "Seconds the first send of a newly uploaded permanent file waits for the carrier's review "
+        "before falling over to the next channel (the file keeps waiting for its decision).",
+        minimum=0,
     )
     maap_media: str = setting(
         "upload",

@@ -2,11 +2,13 @@
 
 - csp (CT/CU): `POST {url}/bot/v1/{chatbotId}/medias/upload`, multipart parts `file` and
   `thumbnail` (a video's), header `uploadMode: perm|temp`, the send API's token. The answer,
+  (perm: reviewed by the carrier before it may be sent; temp: not reviewed, expires soon),
   as digested from the interface V1.0.4, is `{"fileInfo": [{"url", "fileName", "contentType",
   "fileSize", "until"}], "errorCode": 0}`; a top-level `url` is tolerated too. An entry whose
   `type` (or contentType) says thumbnail is the thumbnail's; the others are the file.
 - cm (China Mobile): `POST {fileServerRoot}/Content`, multipart parts `File` and `Thumbnail`,
-  header `tid` (a transaction id) with the Basic credentials and the file-operation headers;
+  header `tid` (a transaction id, which the carrier's audit notification names) with the Basic
+  credentials and the file-operation headers;
   the answer is the RCS FT-over-HTTP file-info XML (cmxml_out.file_info).
 - gsma: the MaaP API's file upload is not described by our sources: cards keep our own URLs.
 """
@@ -36,6 +38,7 @@ HOSTING_DIALECTS = ("csp", "cm")
 class LocalFile:
     path: Path
     content_type: str
+    lasting: bool = False  # part of a card's fixed design: uploaded permanent, used once approved
 
 
 class UploadError(Exception):
@@ -56,23 +59,27 @@ def _form(names: tuple[str, str], file: LocalFile, thumb: LocalFile | None) -> a
 
 
 async def upload(
-    client: MaapClient, chatbot: str, file: LocalFile, thumb: LocalFile | None
+    client: MaapClient, chatbot: str, file: LocalFile, thumb: LocalFile | None, mode: str = "", tid: str = ""
 ) -> list[FileInfo]:
-    """The platform's entries for the file (kind "file") and its thumbnail; UploadError if not."""
+    """The platform's entries for the file (kind "file") and its thumbnail; UploadError if not.
+    `mode` (CT/CU): perm | temp ("": the account's); `tid` (China Mobile): the transaction id its
+    audit notification will name ("": a new one)."""
     if client.dialect == "cm":
-        return await _cm(client, chatbot, file, thumb)
+        return await _cm(client, chatbot, file, thumb, tid or secrets.token_hex(16))
     if client.dialect == "csp":
-        return await _csp(client, chatbot, file, thumb)
+        return await _csp(client, chatbot, file, thumb, mode or client.upload_mode)
     raise UploadError(f"the {client.dialect} dialect does not host media", retryable=False)
 
 
-async def _csp(client: MaapClient, chatbot: str, file: LocalFile, thumb: LocalFile | None) -> list[FileInfo]:
+async def _csp(
+    client: MaapClient, chatbot: str, file: LocalFile, thumb: LocalFile | None, mode: str
+) -> list[FileInfo]:
     stale: str | None = None
     for _ in range(2):
         try:
             headers, base, token = await client.auth(chatbot, stale)
             url = f"{base}/bot/v1/{quote(chatbot, safe=':@')}/medias/upload"
-            headers["uploadMode"] = client.upload_mode
+            headers["uploadMode"] = mode
             async with client.session.post(
                 url, data=_form(("file", "thumbnail"), file, thumb), headers=headers, timeout=client.timeout
             ) as resp:
@@ -130,10 +137,12 @@ def _csp_entries(data: dict[str, object], file: LocalFile) -> list[FileInfo]:
     return entries
 
 
-async def _cm(client: MaapClient, chatbot: str, file: LocalFile, thumb: LocalFile | None) -> list[FileInfo]:
+async def _cm(
+    client: MaapClient, chatbot: str, file: LocalFile, thumb: LocalFile | None, tid: str
+) -> list[FileInfo]:
     try:
         headers, _, _ = await client.auth(chatbot)
-        headers |= client.cm_file_headers(chatbot) | {"tid": secrets.token_hex(16)}
+        headers |= client.cm_file_headers(chatbot) | {"tid": tid}
         async with client.session.post(
             f"{client.file_server}/Content",
             data=_form(("File", "Thumbnail"), file, thumb),

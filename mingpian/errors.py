@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chatbot.approval import BadTime
 from chatbot.errors import AuthError, BadEvent, Busy, MalformedBody, SourceRefused, UnknownBot
 from delivery.errors import InProgress, UnknownLine
 from infra.outage import RETRY_AFTER, Unavailable
@@ -118,6 +119,7 @@ ERROR_CODES: Mapping[str, ErrorCode] = _index(
     _c("preview_failed", 502, "the preview loop did not deliver the bot's replies"),
     # -- chatbot webhooks
     _c("invalid_event", 400, "valid JSON (or XML) but not an event of the platform's dialect"),
+    _c("invalid_time", 400, "a review callback's time is neither 'YY-MM-DD HH:MM:SS' nor ISO 8601"),
     _c("unknown_bot", 404, "no chatbot of that name"),
     _c("unknown_message", 404, "no outbound message with that id"),
     _c("busy", 503, "the conversation is too contended; retry after `Retry-After` seconds"),
@@ -312,6 +314,7 @@ register_domain_error(SourceRefused, 403, "forbidden")
 register_domain_error(UnknownBot, 404, "unknown_bot")
 register_domain_error(MalformedBody, 400, "invalid_json")
 register_domain_error(BadEvent, 400, "invalid_event")
+register_domain_error(BadTime, 400, "invalid_time")
 register_domain_error(Busy, 503, "busy", headers={"Retry-After": "1"})
 # delivery's refusals of a call event
 register_domain_error(UnknownLine, 404, "unknown_line")

@@ -8,6 +8,9 @@ maap_carrier.py):
 - serves the send API: issues access tokens (`/bot/v1/{chatbotId}/accessToken`, OAuth2
   `/oauth2/token`), accepts `/bot/v1/{chatbotId}/messages` and `/rcs/bot/v1/{botId}/messages`,
   checks the required fields, and deduplicates on messageId as a real MaaP does;
+- reviews permanent media like a carrier (review.py): passes it promptly by default, or holds
+  each decision for a delay or for a command (`POST /control/review`), then calls the bot's
+  `/check` (CT/CU) or China Mobile's audit notification, signed as the platform would;
 - fails on command (`POST /control/fault`): HTTP 5xx, errorCode replies, timeouts, slowness,
   and late acknowledgements (accepted, but the answer arrives after the client gave up);
 - counts what matters: replies, resends dropped by messageId, duplicate replies to one user
@@ -156,6 +159,7 @@ class Simulator:
         app.router.add_get("/control/stats", self.h_stats)
         app.router.add_get("/control/messages", self.h_messages)
         app.router.add_post("/control/reset", self.h_reset)
+        self.carrier.review.routes(app)
         app.on_cleanup.append(self._close)
         return app
 
@@ -244,6 +248,7 @@ class Simulator:
             self.resends_dropped += 1
             return
         self.seen_ids.add(mid)
+        self.carrier.review.sent(body)
         self.received.append(Received(mid, user, in_reply_to, body, time.time()))
         if in_reply_to:
             self.replies_to[in_reply_to].add(mid)
@@ -444,6 +449,7 @@ class Simulator:
             "tokenRequests": self.token_requests,
             "uploads": len(self.carrier.uploads),
             "revokes": len(self.carrier.revokes),
+            "unapprovedSends": self.carrier.review.unapproved_sends,
         }
 
     def reset(self) -> None:

@@ -1,6 +1,7 @@
 """The MaaP simulator's carrier side: China Mobile's XML send API, media uploads and the files
-served back, revokes in every dialect, capability lookups in every dialect, and China Mobile
-XML callbacks (taps, status reports) towards the bot.
+served back, revokes in every dialect, capability lookups in every dialect, China Mobile
+XML callbacks (taps, status reports) towards the bot, and the carrier's review of permanent
+media (review.py).
 
 Kept beside maap.py (which owns the record of what was received, the tokens and the
 faults) because it is a second platform's worth of routes. Every request is checked against
@@ -29,6 +30,8 @@ from chatbot import cmxml_out
 from chatbot.auth import username_header
 from chatbot.cmxml_out import NS, FileInfo, XmlShapeError
 from chatbot.errors import BadEvent
+
+from .review import Reviewer
 
 if TYPE_CHECKING:
     from .maap import Simulator
@@ -64,6 +67,7 @@ class Carrier:
         self.asked: list[str] = []  # capability lookups: the contacts asked about
         self.reported: list[tuple[str, int, bytes]] = []  # XML status reports sent: (url, status, body)
         self.file_lifetime = FILE_DAYS * 86400
+        self.review = Reviewer(sim)
 
     def clear(self) -> None:
         self.files.clear()
@@ -71,6 +75,7 @@ class Carrier:
         self.revokes.clear()
         self.asked.clear()
         self.reported.clear()
+        self.review.clear()
 
     def routes(self, app: web.Application, prefix: str = "") -> None:
         r = app.router
@@ -284,6 +289,8 @@ class Carrier:
             }
             info.append({**entry, "type": "thumbnail"} if name == "thumbnail" else entry)
         self.uploads.append(Upload("csp", request.match_info["chatbot"], record, mode, time.time()))
+        if mode == "perm":  # permanent media waits for the carrier's review
+            self.review.submit("csp", request.match_info["chatbot"], [e["url"] for e in info], "")
         return web.json_response({"fileInfo": info, "errorCode": 0, "errorMessage": ""})
 
     async def h_cm_upload(self, request: web.Request) -> web.Response:
@@ -312,6 +319,7 @@ class Carrier:
                 FileInfo("thumbnail" if name == "Thumbnail" else "file", url, until, ctype, len(data))
             )
         self.uploads.append(Upload("cm", ident, record, "perm", time.time()))
+        self.review.submit("cm", ident, [e.url for e in entries], request.headers["tid"])
         return web.Response(body=cmxml_out.file_info_xml(entries), content_type="application/xml")
 
     async def h_file(self, request: web.Request) -> web.Response:

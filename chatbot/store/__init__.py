@@ -13,6 +13,7 @@ worker (re)sends the committed replies under their stable message IDs.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -80,7 +81,23 @@ class Store(Protocol):
 
     # media hosted on a platform (hosting.py): one record per (platform, content hash)
     async def hosted(self, platform: str, digest: str) -> dict[str, Any] | None: ...
-    async def put_hosted(self, platform: str, digest: str, record: dict[str, Any], until: float) -> None: ...
+    async def put_hosted(
+        self, platform: str, digest: str, record: dict[str, Any], until: float, refs: tuple[str, ...] = ()
+    ) -> None:
+        """Keep a record; `refs` (what the carrier's decisions name: "url:…", "tid:…") find it."""
+        ...
+
+    async def hosted_ref(self, ref: str) -> tuple[str, str] | None:
+        """(platform, digest) of the record a review decision names; None: none we know."""
+        ...
+
+    async def update_hosted(
+        self, platform: str, digest: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Apply `change` to a record atomically (None from it: nothing to write); the record as
+        it is now, None when there is none. Any process may apply a decision."""
+        ...
+
     async def host_claim(self, platform: str, digest: str, ttl: float) -> str | None:
         """Claim the upload of one file to one platform across processes; None: another holds it."""
         ...

@@ -6,6 +6,7 @@ Keys (prefix `mp:` by default):
   q:<conv>          list of pending outbound message IDs, in commit order
   m:<message id>    hash {conv, body, state, attempts, last_error, delivery, sent_ms}
   nc:<nonce key>    a webhook nonce seen within the replay window (SET NX PX)
+  hm:<platform>:<hash>, hmlock:…, hmref:<ref>   media hosted on a platform (below)
   due               sorted set conv → when its head message may be sent (ms); a claimed
                     conversation's score is pushed to the end of its lease, so only one
                     worker (in any process) sends a conversation's head at a time
@@ -21,9 +22,11 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import WatchError
 
 from infra import jsonio
 from infra.redispipe import SOCKET_TIMEOUTS, AutoPipeline
@@ -266,17 +269,55 @@ class RedisStore:
         """Nothing to do: Redis expires dedupe records, finished messages and hosted media by TTL."""
 
     # -- media hosted on a platform: `hm:<platform>:<digest>` (JSON, expires with the platform's
-    # copy) and `hmlock:<platform>:<digest>` (the one process uploading it) ----------------------
+    # copy), `hmlock:<platform>:<digest>` (the one process uploading it) and `hmref:<ref>` (what a
+    # review decision names → "<platform>\x1f<digest>", expiring with the record) ---------------
     async def hosted(self, platform: str, digest: str) -> dict[str, Any] | None:
         raw = await self._r.get(f"{self.p}hm:{platform}:{digest}")
         return jsonio.loads(raw) if raw else None
 
-    async def put_hosted(self, platform: str, digest: str, record: dict[str, Any], until: float) -> None:
+    async def put_hosted(
+        self, platform: str, digest: str, record: dict[str, Any], until: float, refs: tuple[str, ...] = ()
+    ) -> None:
         ttl = int((until - time.time()) * 1000) if until else 0
         key = f"{self.p}hm:{platform}:{digest}"
         if until and ttl <= 0:
             return
-        await self._r.set(key, jsonio.dumps_str(record), px=ttl or None)
+        pipe = self._r.pipeline(transaction=True)
+        pipe.set(key, jsonio.dumps_str(record), px=ttl or None)
+        for ref in refs:
+            pipe.set(f"{self.p}hmref:{ref}", f"{platform}\x1f{digest}", px=ttl or None)
+        await pipe.execute()
+
+    async def hosted_ref(self, ref: str) -> tuple[str, str] | None:
+        raw = await self._r.get(f"{self.p}hmref:{ref}")
+        if not raw:
+            return None
+        platform, _, digest = raw.partition("\x1f")
+        return platform, digest
+
+    async def update_hosted(
+        self, platform: str, digest: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Optimistic: WATCH the record, write it only if nobody changed it meanwhile, else again."""
+        key = f"{self.p}hm:{platform}:{digest}"
+        async with self._r.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    raw = await pipe.get(key)
+                    if not raw:
+                        return None
+                    record: dict[str, Any] = jsonio.loads(raw)
+                    new = change(record)
+                    if new is None:
+                        await pipe.unwatch()
+                        return record
+                    pipe.multi()
+                    pipe.set(key, jsonio.dumps_str(new), keepttl=True)
+                    await pipe.execute()
+                    return new
+                except WatchError:
+                    continue
 
     async def host_claim(self, platform: str, digest: str, ttl: float) -> str | None:
         owner = secrets.token_hex(8)

@@ -38,6 +38,7 @@ import contextlib
 import heapq
 import sqlite3
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -362,13 +363,44 @@ class SqliteStore:
         ).fetchone()
         return jsonio.loads(row[0]) if row else None
 
-    async def put_hosted(self, platform: str, digest: str, record: dict[str, Any], until: float) -> None:
+    async def put_hosted(
+        self, platform: str, digest: str, record: dict[str, Any], until: float, refs: tuple[str, ...] = ()
+    ) -> None:
         self._begin()
         self._db.execute(
             "INSERT OR REPLACE INTO hosted_media (platform, digest, record, until) VALUES (?, ?, ?, ?)",
             (platform, digest, jsonio.dumps_str(record), until),
         )
+        self._db.executemany(
+            "INSERT OR REPLACE INTO hosted_refs (ref, platform, digest, until) VALUES (?, ?, ?, ?)",
+            [(ref, platform, digest, until) for ref in refs],
+        )
         await asyncio.shield(self._begin())
+
+    async def hosted_ref(self, ref: str) -> tuple[str, str] | None:
+        row = self._db.execute("SELECT platform, digest FROM hosted_refs WHERE ref = ?", (ref,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    async def update_hosted(
+        self, platform: str, digest: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Read, change and write with no await between: atomic in the one process."""
+        row = self._db.execute(
+            "SELECT record FROM hosted_media WHERE platform = ? AND digest = ?", (platform, digest)
+        ).fetchone()
+        if row is None:
+            return None
+        record: dict[str, Any] = jsonio.loads(row[0])
+        new = change(record)
+        if new is None:
+            return record
+        self._begin()
+        self._db.execute(
+            "UPDATE hosted_media SET record = ?, until = ? WHERE platform = ? AND digest = ?",
+            (jsonio.dumps_str(new), float(new.get("until") or 0), platform, digest),
+        )
+        await asyncio.shield(self._begin())
+        return new
 
     async def host_claim(self, platform: str, digest: str, ttl: float) -> str | None:
         """One process per file: the caller's in-process lock is the whole claim."""
@@ -380,6 +412,7 @@ class SqliteStore:
     async def prune(self, now: float, dedupe_ttl: float, keep_sent: float) -> None:
         self._begin()
         self._db.execute("DELETE FROM hosted_media WHERE until > 0 AND until < ?", (now,))
+        self._db.execute("DELETE FROM hosted_refs WHERE until > 0 AND until < ?", (now,))
         db = self._db
         db.execute("DELETE FROM dedupe WHERE at < ?", (now - dedupe_ttl,))
         db.execute("DELETE FROM nonces WHERE until < ?", (now,))

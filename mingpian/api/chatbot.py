@@ -4,6 +4,8 @@ Routes, per bot (`{bot}` = a folder under chatbots/):
   GET  /maap/{bot}/notifyPath                                  CT/CU URL check (echoStr, appId)
   POST /maap/{bot}/messageNotification/{chatbotId}/messages   CT/CU user message
   POST /maap/{bot}/deliveryNotification/{chatbotId}/status    CT/CU status of our messages
+  POST /maap/{bot}/notifyInfoNotification/{chatbotId}/check   CT/CU review of media, info, messages
+  POST /maap/{bot}/auditnotification                          China Mobile's media audit result
   POST /maap/{bot}/events                                      GSMA MaaP (FNW.11) webhook JSON
 Every callback is authenticated on the raw body before it is parsed (401), then validated
 against the JSON Schema of its dialect (400 naming the JSON path), then handled exactly once
@@ -112,6 +114,8 @@ csp_status = _handler("csp-status")
 gsma_event = _handler("gsma")
 cm_inbound = _handler("cm-message")
 cm_status = _handler("cm-status")
+csp_check = _handler("csp-check")
+cm_audit = _handler("cm-audit")
 
 
 async def message_status(request: web.Request) -> web.Response:
@@ -187,6 +191,38 @@ ACK = {
 }
 
 
+CHECK = {
+    "type": "object",
+    "required": ["type", "result", "remark"],
+    "properties": {
+        "type": {"enum": ["media", "chatbotInformation", "message"]},
+        "result": {"enum": ["pass", "fail"]},
+        "time": {"type": "string", "description": "'YY-MM-DD HH:MM:SS' (Beijing time) or ISO 8601"},
+        "description": {"type": "string"},
+        "remark": {"type": "string", "description": "url:<file url> | chatbotId: sip:… | messageId: …"},
+        "fileInfo": {"type": "object", "description": "seen from real platforms; read leniently"},
+    },
+}
+AUDIT = {
+    "type": "object",
+    "properties": {
+        "file-info": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "type": {"type": "string"},
+                    "data": {
+                        "type": "object",
+                        "properties": {"url": {"type": "string"}, "until": {"type": "string"}},
+                    },
+                },
+            },
+        }
+    },
+}
+
+
 def _document(app: web.Application) -> None:
     def body(schema: str) -> dict[str, Any]:
         return {
@@ -236,6 +272,37 @@ def _document(app: web.Application) -> None:
                 "parameters": [BOT, CHATBOT_ID],
                 "requestBody": body("CspDeliveryNotification"),
                 "responses": {"200": doc_json("recorded", ACK), **common},
+            }
+        },
+        "/maap/{bot}/notifyInfoNotification/{chatbotId}/check": {
+            "post": {
+                "security": CSP_SECURITY,
+                "summary": "CT/CU review result of uploaded media, chatbot information or a message; "
+                "a decision about nothing we know is acknowledged and changes nothing",
+                "parameters": [BOT, CHATBOT_ID],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": CHECK}}},
+                "responses": {
+                    "200": doc_json("applied (a repeat changes nothing)", ACK),
+                    **common,
+                    "400": error_response(
+                        "not a check notification (problems name the field); `invalid_time`: time "
+                        "in neither 'YY-MM-DD HH:MM:SS' nor ISO 8601"
+                    ),
+                },
+            }
+        },
+        "/maap/{bot}/auditnotification": {
+            "post": {
+                "security": CM_SECURITY,
+                "summary": "China Mobile media audit result: headers tid (the upload's) and Authstatus "
+                "(0 pass, 1 reject); the body's file-info names the URL to send",
+                "parameters": [
+                    BOT,
+                    {"name": "tid", "in": "header", "required": True, "schema": {"type": "string"}},
+                    {"name": "Authstatus", "in": "header", "required": True, "schema": {"enum": ["0", "1"]}},
+                ],
+                "requestBody": {"required": False, "content": {"application/json": {"schema": AUDIT}}},
+                "responses": {"204": {"description": "applied (a repeat changes nothing)"}, **common},
             }
         },
         "/maap/{bot}/events": {
@@ -350,6 +417,8 @@ def setup(app: web.Application, media: Callable[[web.Application], Resolver] | N
     r.add_post("/maap/{bot}/InboundMessageNotification/{chatbotURI}", cm_inbound, name="maap-cm-inbound")
     r.add_post("/maap/{bot}/DeliveryInfoNotification/{chatbotURI}", cm_status, name="maap-cm-delivery")
     r.add_post("/maap/{bot}/MessageStatusNotification/{chatbotURI}", cm_status, name="maap-cm-status")
+    r.add_post("/maap/{bot}/notifyInfoNotification/{chatbotId}/check", csp_check, name="maap-csp-check")
+    r.add_post("/maap/{bot}/auditnotification", cm_audit, name="maap-cm-audit")
     r.add_get("/api/chatbot/bots", list_bots, name="chatbot-bots")
     r.add_get("/api/chatbot/messages/{messageId}", message_status, name="chatbot-message")
     app.cleanup_ctx.append(partial(_lifecycle, media=media))

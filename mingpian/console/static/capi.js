@@ -65,6 +65,7 @@ const CODES = {
   bad_request: '请求有误',
   empty_body: '请求内容为空',
   invalid_json: '请求内容不是有效的 JSON',
+  invalid_time: '审核回调的时间格式不对（应为 YY-MM-DD HH:MM:SS 或 ISO 8601）',
   too_deep: '内容嵌套层数太多',
   conflict: '与已有数据冲突或超出上限',
   unknown_line: '不是本企业的号码',
