@@ -517,9 +517,10 @@ class Chains:
             elif handed.ok:
                 await self.store.update_attempt(att.id, state="submitted", detail=",".join(ids))
                 att.state = "submitted"
-            else:
-                await self.receipts.settle(att.id, channel, "error", done=time.time(), detail=handed.detail)
-                att.state = "error"
+            else:  # skipped: the channel cannot take this card now (its media not approved)
+                outcome = "skipped" if handed.skipped else "error"
+                await self.receipts.settle(att.id, channel, outcome, done=time.time(), detail=handed.detail)
+                att.state = outcome
         if not handed.ok:
             await self.meter.refund(charge_key(att))
         elif (

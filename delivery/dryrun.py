@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from renderer import RenderError
 from renderer.rcs import to_rcs
@@ -23,7 +24,12 @@ from .model import DEFAULT_CHAIN
 from .records import Delivery
 from .storage import DryRunStore
 
+if TYPE_CHECKING:
+    from chatbot.approval import NotApproved
+
 LEGACY = ("ussd", "flash", "sms")
+# (chatbot, a 5G body) → why the carrier would not take its media yet, or None
+Approval = Callable[[str, dict[str, Any]], Awaitable["NotApproved | None"]]
 
 
 async def dry_run(
@@ -35,7 +41,10 @@ async def dry_run(
     line: dict[str, Any],
     person: str,
     phase: str,
+    approval: Approval | None = None,
 ) -> dict[str, Any]:
+    """`approval`: whether a 5G card would name a file its carrier has not approved (the chatbot
+    runtime's; None: no MaaP)."""
     eid = enterprise["id"]
     now = time.time()
     call_id = "dry-run-" + secrets.token_hex(6)
@@ -89,6 +98,11 @@ async def dry_run(
                 item["messageList"] = to_rcs(msg).message_list()
                 if not enterprise.get("chatbot"):
                     item["skipped"] = "the enterprise has no chatbot for 5G messages"
+                elif approval is not None and not item.get("skipped"):
+                    body = {"senderAddress": enterprise["chatbot"], "messageList": item["messageList"]}
+                    refused = await approval(enterprise["chatbot"], body)
+                    if refused is not None:
+                        item["skipped"] = refused.reason
             else:
                 item["legacy"] = composer.degrade(msg, ch).to_json()  # type: ignore[arg-type]
         except RenderError as exc:

@@ -85,6 +85,8 @@ class DeliveryService:
         self.replies = Replies(self.store, self.composer, self.wakeups)
         self.channels: dict[str, Channel] = {}
         self.revoker = Revoker(self.store, messaging)
+        # the dry run asks it whether a 5G card's media is approved on its carrier
+        self.approval = messaging.approval if messaging is not None else None
         capability = None
         if messaging is not None:  # 5G messages through the chatbot runtime
             self.channels["rcs"] = RcsChannel(messaging)

@@ -39,6 +39,7 @@ class Handed:
     message_ids: tuple[str, ...] = ()
     detail: str = ""
     retryable: bool = False
+    skipped: bool = False  # not sent, and the channel cannot take it now (`detail`: the reason)
 
 
 class Channel(Protocol):

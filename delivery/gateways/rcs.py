@@ -8,6 +8,11 @@ phone, as a rich card or as that SMS; falling over to USSD as well would show it
 The message id is derived from the delivery and step (uuid5), so a resend after a timeout is
 deduplicated by the MaaP.
 
+Approval: a card's files are its fixed design, uploaded permanent and named in a send only once
+the carrier approved them (chatbot/hosting.py). When one is waiting, refused or expired on the
+chatbot's platform the runtime sends nothing and raises NotApproved: the step is skipped with the
+reason `not_approved: <carrier>: <file> <state>` and the chain goes on (USSD, flash, SMS).
+
 Capability: before trying RCS the chain asks whether the phone is a 5G-message terminal, in
 the chatbot's MaaP dialect (chatbot/capability.py; the path may be set), cached per number for
 a TTL; an unanswered lookup counts as "no" — a calling card cannot wait.
@@ -19,6 +24,7 @@ import time
 import uuid
 from typing import Any, Protocol
 
+from chatbot.approval import NotApproved
 from chatbot.maap import SendResult
 from renderer.profiles import CarrierProfile
 from renderer.rcs import to_rcs
@@ -32,7 +38,8 @@ class Messaging(Protocol):
     """What delivery needs of the chatbot runtime: its send door and its capability lookup, both
     on the runtime's MaaP client (so one token serves the bot's replies and the cards)."""
 
-    async def send(self, body: dict[str, Any]) -> SendResult: ...
+    async def send(self, body: dict[str, Any], *, card: bool = False) -> SendResult: ...
+    async def approval(self, chatbot: str, body: dict[str, Any]) -> NotApproved | None: ...
     async def capability(self, chatbot: str, contact: str, path: str, timeout: float) -> bool | None: ...
     async def revoke(self, chatbot: str, message_id: str, user: str) -> SendResult: ...
 
@@ -78,7 +85,10 @@ class RcsChannel:
         if not out.chatbot:
             return Handed(False, detail="the enterprise has no chatbot for 5G messages")
         body = self.body(out)
-        result = await self.messaging.send(body)
+        try:
+            result = await self.messaging.send(body, card=True)
+        except NotApproved as exc:
+            return Handed(False, detail=exc.reason, skipped=True)
         if result.outcome == "ok":
             return Handed(True, (body["messageId"],), "accepted by the MaaP (SMS fallback with it)")
         return Handed(False, detail=f"MaaP: {result.detail}"[:300], retryable=result.outcome == "retry")

@@ -47,7 +47,15 @@ async def post_dry_run(request: web.Request) -> web.Response:
     if line is None:
         raise ApiError(404, "not_found", f"no line {body['line']!r}", path="$.line")
     out = await dry_run(
-        service.store, service.composer, service.meter, set(service.channels), ent, line, to, body["phase"]
+        service.store,
+        service.composer,
+        service.meter,
+        set(service.channels),
+        ent,
+        line,
+        to,
+        body["phase"],
+        service.approval,
     )
     return json_response(out)
 

@@ -100,5 +100,10 @@ export class Preview {
 export function skipText(reason) {
   if (reason.startsWith('channel')) return '服务器未配置这个渠道';
   if (reason.includes('chatbot')) return '企业没有 5G 消息机器人';
+  if (reason.startsWith('not_approved:')) {
+    const state = {waiting: '审核中', refused: '被驳回', expired: '已过期', unsubmitted: '尚未提交审核'};
+    const last = reason.split(' ').pop();
+    return `名片的图片或视频${state[last] ? '在运营商处' + state[last] : '未通过运营商审核'}（${reason.split(': ')[1] || ''}）`;
+  }
   return reason;
 }
