@@ -252,7 +252,7 @@ async def _record_first(store: ReviewStore, eid: str, card: str) -> None:
 def changes(before: dict[str, Any] | None, after: dict[str, Any]) -> list[dict[str, Any]]:
     """What a version changes against another (the approved one), field by field: JSON paths
     with the value before and after (None where there was none), in path order."""
-    old, new = _flat(normal(before) if before else {}), _flat(normal(after))
+    old, new = (_flat(normal(before)) if before else {}), _flat(normal(after))
     return [
         {"path": path, "before": old.get(path), "after": new.get(path)}
         for path in sorted(old.keys() | new.keys())
