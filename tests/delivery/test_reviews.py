@@ -8,11 +8,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from aiohttp.test_utils import TestServer
+
 from delivery import reviews
 from mingpian.api.delivery import delivery_key
+from simulators.maap import Simulator
 from simulators.smsc import GatewaySim
 
-from .support import CUSTOMER, OPERATOR, SF_KEY, AppFactory, Client, auth, call, sample, settle
+from .support import CUSTOMER, OPERATOR, RCS_PHONE, SF_KEY, AppFactory, Client, auth, call, sample, settle
+from .test_approval import _app as approval_app
+from .test_library import _library_card
 
 SF, OP = auth(SF_KEY), auth(OPERATOR)
 HANGUP = "/api/enterprises/sf/cards/hangup"
@@ -210,3 +215,53 @@ def test_what_changed_leaves_out_fields_at_their_defaults_and_those_the_server_k
         a, {**a, "class": None} | {"class": "notification", "version": 9}
     ) and not reviews.same(a, b)
     assert reviews.changes(None, b)[0] == {"path": "$.class", "before": None, "after": "notification"}
+
+
+async def _ready(client: Client, query: str = "") -> dict[str, Any]:
+    resp = await client.get(f"{HANGUP}/readiness{query}", headers=SF)
+    assert resp.status == 200, await resp.text()
+    return {c["channel"]: c for c in (await resp.json())["channels"]} | {"": await resp.json()}
+
+
+async def test_readiness_says_per_channel_who_a_version_waits_for(make_app: AppFactory) -> None:
+    client = await make_app()
+    ready = await _ready(client)
+    assert ready[""]["version"] == 1 and ready[""]["state"] == "approved"
+    assert {ch: r["state"] for ch, r in ready.items() if ch} == {
+        "ussd": "ready",
+        "flash": "ready",
+        "sms": "ready",
+    }
+    await client.put(HANGUP, json=edited("SF9000000000009"), headers=SF)
+    waiting = await _ready(client)  # the latest version: waits for the operator on every channel
+    assert waiting[""]["version"] == 2 and waiting[""]["sent_version"] == 1
+    assert {(r["state"], r["by"]) for ch, r in waiting.items() if ch} == {("waiting", "operator")}
+    assert (await _ready(client, "?version=1"))["sms"]["state"] == "ready"
+    await client.post(
+        f"{HANGUP}/versions/2/decision", json={"approve": False, "note": "运单号有误"}, headers=OP
+    )
+    refused = await _ready(client)
+    assert (refused["sms"]["state"], refused["sms"]["by"], refused["sms"]["why"]) == (
+        "refused",
+        "operator",
+        "运单号有误",
+    )
+    for query, status in (("?version=x", 400), ("?version=7", 404)):
+        assert (await client.get(f"{HANGUP}/readiness{query}", headers=SF)).status == status
+    assert (await client.get("/api/enterprises/sf/cards/nope/readiness", headers=SF)).status == 404
+
+
+async def test_readiness_names_the_carrier_a_5g_card_waits_for(
+    make_app: AppFactory, maap: tuple[Simulator, TestServer, list[str]]
+) -> None:
+    sim, _, _ = maap
+    client = await approval_app(make_app, maap)
+    await _library_card(client)  # a new library photo on the card, the version approved
+    rcs = (await _ready(client))["rcs"]
+    assert (rcs["state"], rcs["by"]) == ("waiting", "carrier:china-unicom")
+    await call(client, "rd1", "ended", callee=RCS_PHONE)  # the first send uploads the photo for review
+    await settle(client, "rd1:ended")
+    await sim.carrier.review.decide(next(iter(sim.carrier.review.waiting)), False, "图片不符合规范")
+    rcs = (await _ready(client))["rcs"]
+    assert (rcs["state"], rcs["by"]) == ("refused", "carrier:china-unicom") and "图片不符合规范" in rcs["why"]
+    assert (await _ready(client))["ussd"]["state"] == "ready"

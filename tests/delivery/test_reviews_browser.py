@@ -59,8 +59,9 @@ def test_the_operator_reviews_an_enterprise_edit(browser: Any, server: ServerThr
     row = item.locator("table.changes tbody tr", has_text="运单号")
     assert waybill in row.inner_text() and "SF2000000000002" in row.inner_text()
     # the phones: the waiting version beside the one calls get
-    assert "SF2000000000002" in item.locator(".review-version.pending .phone-sms").inner_text()
-    assert waybill in item.locator(".review-version.sent .phone-sms").inner_text()
+    pending, sent = (item.locator(f".review-version.{v} .phone-sms") for v in ("pending", "sent"))
+    pending.locator("text=SF2000000000002").first.wait_for(timeout=15_000)  # drawn once rendered
+    sent.locator(f"text={waybill}").first.wait_for(timeout=15_000)
     item.locator(".review-version.pending .phone-rcs .convo *").first.wait_for()
     shot(op, "40-review-queue")
     # refusing needs a note; the enterprise reads it
@@ -99,8 +100,11 @@ def test_the_operator_reviews_an_enterprise_edit(browser: Any, server: ServerThr
     # its versions, newest first
     ent.click("button[aria-label='名片 hangup 的版本记录']")
     ent.wait_for_selector("text=名片 hangup 的版本记录")
-    rows = ent.locator(".editor-slot tbody tr")
+    rows = ent.locator(".editor-slot table:has(caption:has-text('最新的在前')) tbody tr")
     assert rows.count() == 3
+    # and whether the version sent can go out, channel by channel
+    ready = ent.locator(".editor-slot table:has(caption:has-text('v3 的发送情况'))").inner_text()
+    assert "短信" in ready and "就绪" in ready and "下一次来电会在这个渠道发送" in ready
     assert "v3" in rows.nth(0).inner_text() and "正在发送" in rows.nth(0).inner_text()
     assert "已核对" in rows.nth(0).inner_text() and "运营方" in rows.nth(0).inner_text()
     assert "未通过" in rows.nth(1).inner_text() and "运单号与实际不符" in rows.nth(1).inner_text()

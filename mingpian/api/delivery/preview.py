@@ -16,7 +16,8 @@ from aiohttp import web
 from delivery import reviews
 from renderer import RenderError
 from renderer.mediarefs import media_id
-from renderer.model import Brand
+from renderer.model import Brand, Message
+from renderer.templates import CardTemplate
 
 from ...errors import ApiError
 from ...keys import templates_key
@@ -46,22 +47,20 @@ async def _owned(request: web.Request, eid: str, value: Any) -> Any:
     return value
 
 
-async def preview(request: web.Request) -> web.StreamResponse:
-    ent = await enterprise(request, await principal(request))
-    store = request.app[delivery_key].store
+def version_param(request: web.Request) -> int | None:
+    """`?version=n`; None (the latest, as its enterprise last wrote it) when not given."""
     raw = request.query.get("version", "")
-    if raw and not raw.isdigit():
+    if raw and not (raw.isdigit() and len(raw) <= 9):
         raise ApiError(400, "invalid_query", "version is a whole number", path="version")
-    version = int(raw) if raw else None  # default: the latest, as its enterprise last wrote it
-    card = await reviews.version_body(store, ent["id"], request.match_info["id"], version)
-    if card is None:
-        raise ApiError(404, "not_found", "no such card or version", path="id")
-    fmt = request.query.get("format", "rcs")
-    handlers = request.app[formats_key]
-    if fmt not in handlers:
-        raise ApiError(
-            400, "unknown_format", f"format must be one of {', '.join(sorted(handlers))}", path="format"
-        )
+    return int(raw) if raw else None
+
+
+async def render_card(
+    request: web.Request, ent: dict[str, Any], card: dict[str, Any]
+) -> tuple[CardTemplate, dict[str, Any], Message]:
+    """A card's content rendered as calls would show it: its template and data, the enterprise's
+    brand and library files. A 4xx for a template that is gone or data that no longer renders."""
+    store = request.app[delivery_key].store
     try:
         template = request.app[templates_key].get(card["template"])
     except RenderError as exc:
@@ -78,8 +77,24 @@ async def preview(request: web.Request) -> web.StreamResponse:
         ent.get("color") or message.brand.color,
         logo or message.brand.logo,
     )
-    message = replace(message, brand=brand)
-    shown = {"signature": brand.signature, "name": brand.name, "color": brand.color, "logo": brand.logo}
+    return template, data, replace(message, brand=brand)
+
+
+async def preview(request: web.Request) -> web.StreamResponse:
+    ent = await enterprise(request, await principal(request))
+    store = request.app[delivery_key].store
+    card = await reviews.version_body(store, ent["id"], request.match_info["id"], version_param(request))
+    if card is None:
+        raise ApiError(404, "not_found", "no such card or version", path="id")
+    fmt = request.query.get("format", "rcs")
+    handlers = request.app[formats_key]
+    if fmt not in handlers:
+        raise ApiError(
+            400, "unknown_format", f"format must be one of {', '.join(sorted(handlers))}", path="format"
+        )
+    template, data, message = await render_card(request, ent, card)
+    b = message.brand
+    shown = {"signature": b.signature, "name": b.name, "color": b.color, "logo": b.logo}
     rr = RenderRequest(request, template, data, message, _profile(request), brand=shown)
     return await handlers[fmt](rr)
 

@@ -7,7 +7,12 @@ from typing import Any
 
 from aiohttp import web
 
+from chatbot.approval import NotApproved
 from delivery import reviews
+from delivery.model import DEFAULT_CHAIN
+from delivery.readiness import readiness
+from renderer.mediarefs import refs, with_urls, without_refs
+from renderer.rcs import to_rcs
 
 from ...errors import ApiError
 from ...httpjson import json_response
@@ -15,6 +20,7 @@ from . import validation
 from .access import enterprise, principal, require_operator
 from .ops import OK, WRITE_ERRORS, op
 from .paging import PAGING, paging
+from .preview import render_card, version_param
 from .state import delivery_key
 
 ITEM = "/api/enterprises/{eid}/cards/{id}"
@@ -67,6 +73,48 @@ async def list_versions(request: web.Request) -> web.Response:
         doc = await store.get("card", ent["id"], card)
         found = [{"card": card, "version": 1, "state": "approved", "body": reviews.content(doc or {})}]
     return json_response({"versions": found})
+
+
+async def get_readiness(request: web.Request) -> web.Response:
+    """Whether a version (default the latest) can go out, channel by channel of the enterprise's
+    chain: waiting for the operator or a carrier, refused (by whom, why), or ready."""
+    ent = await enterprise(request, await principal(request))
+    service = request.app[delivery_key]
+    store = service.store
+    card = request.match_info["id"]
+    summary = await reviews.review_of(store, ent["id"], card)
+    n = version_param(request) or (int(summary["latest"]) if summary else None)
+    body = await reviews.version_body(store, ent["id"], card, n) if n else None
+    if summary is None or n is None or body is None:
+        raise ApiError(404, "not_found", f"no such card or version: {card!r}", path="id")
+    version = await store.get(reviews.VERSION, ent["id"], reviews.version_id(card, n)) or {
+        "version": n,
+        "state": "approved",  # a card from before versions: the one sent
+    }
+    chain = list((ent.get("policy") or {}).get("chain") or DEFAULT_CHAIN)
+    chatbot = ent.get("chatbot", "")
+    approval = service.approval
+
+    async def carrier() -> NotApproved | None:
+        if approval is None:
+            return None
+        _, _, message = await render_card(request, ent, body)
+        found = refs(message)
+        if found:  # library files as a send names them: their public URLs
+            message = without_refs(with_urls(message, await service.library.links(ent["id"], found)))
+        sent = {"senderAddress": chatbot, "messageList": to_rcs(message).message_list()}
+        return await approval(chatbot, sent)
+
+    found = await readiness(version, chain, set(service.channels), chatbot, carrier)
+    return json_response(
+        {
+            "card": card,
+            "version": n,
+            "state": version.get("state", "approved"),
+            "sent_version": summary.get("approved"),
+            "channels": [r.to_json() for r in found],
+        }
+    )
 
 
 async def decide(request: web.Request) -> web.Response:
@@ -140,6 +188,7 @@ async def queue(request: web.Request) -> web.Response:
 def setup(app: web.Application) -> dict[str, Any]:
     r = app.router
     r.add_get(f"{ITEM}/versions", list_versions)
+    r.add_get(f"{ITEM}/readiness", get_readiness)
     r.add_post(f"{ITEM}/versions/{{n}}/decision", decide)
     r.add_get("/api/reviews", queue)
     ids = ("eid", "id")
@@ -147,6 +196,19 @@ def setup(app: web.Application) -> dict[str, Any]:
         f"{ITEM}/versions": {
             "get": op(
                 "List a card's versions, oldest first, each with its review", {"200": OK}, 404, params=ids
+            )
+        },
+        f"{ITEM}/readiness": {
+            "get": op(
+                "Whether a card version (?version=n, default the latest) can go out, per channel of the "
+                "enterprise's chain: ready, waiting (for the operator or a carrier), refused (by whom, "
+                "why), expired or unconfigured",
+                {"200": OK},
+                400,
+                404,
+                422,
+                params=ids,
+                query=("version",),
             )
         },
         f"{ITEM}/versions/{{n}}/decision": {

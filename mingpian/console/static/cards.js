@@ -127,10 +127,49 @@ function reviewCell(c) {
     r.state === 'refused' && r.note ? h('span', {class: 'refusal'}, `原因：${r.note}`) : null);
 }
 
+const READY_STATE = {
+  ready: ['ok', '就绪'], waiting: ['wait', '等待审核'], refused: ['bad', '未通过'],
+  expired: ['off', '已失效'], unconfigured: ['off', '未配置'],
+};
+
+function readyWho(r) {
+  if (r.by === 'operator') return '运营方';
+  if (r.by.startsWith('carrier:')) return `运营商（${r.by.slice(8)}）`;
+  return '';
+}
+
+function readyWhy(r) {
+  if (r.state === 'ready') return '下一次来电会在这个渠道发送';
+  if (r.state === 'unconfigured') {
+    return r.why.includes('chatbot') ? '企业没有配置 5G 消息 Chatbot' : '服务器未配置这个渠道';
+  }
+  if (r.by === 'operator' && r.state === 'waiting') return '运营方还没有审核这个版本';
+  if (r.state === 'expired') return '已不是正在发送的版本';
+  return r.why;
+}
+
+// Whether a version can go out, channel by channel, and whom it waits for.
+async function readinessTable(ctx, card, version) {
+  const res = await api.get(api.ent(ctx.eid, `/cards/${api.enc(card.id)}/readiness?version=${version}`));
+  if (!res.ok) return h('p', {class: 'notice error'}, api.errorText(res));
+  return table([
+    {title: '渠道', get: (r) => CHANNEL_NAME[r.channel] || r.channel},
+    {title: '情况', get: (r) => {
+      const [cls, text] = READY_STATE[r.state] || ['', r.state];
+      return h('span', {class: `badge ${cls}`}, text);
+    }},
+    {title: '等待或决定的一方', get: readyWho},
+    {title: '说明', get: readyWhy},
+  ], res.body.channels, {caption: `v${version} 的发送情况`, empty: '没有渠道'});
+}
+
 async function versions(slot, ctx, card) {
   const res = await api.get(api.ent(ctx.eid, `/cards/${api.enc(card.id)}/versions`));
   const items = res.ok ? [...res.body.versions].reverse() : [];  // newest first
-  clear(slot).append(section(`名片 ${card.id} 的版本记录`,
+  const sent = card.review ? card.review.sent_version : card.version;
+  const ready = [await readinessTable(ctx, card, card.version ?? 1)];
+  if (sent && sent !== card.version) ready.push(await readinessTable(ctx, card, sent));
+  clear(slot).append(section(`名片 ${card.id} 的版本记录`, ...ready,
     res.ok ? null : h('p', {class: 'notice error'}, api.errorText(res)),
     table([
       {title: '版本', get: (v) => `v${v.version}`},

@@ -1,0 +1,81 @@
+"""Whether a card version can go out, one answer per way it can go out: `ready`, `waiting` (for
+whom, since when), `refused` (by whom, why), `expired` (no longer the version sent), or
+`unconfigured` (the server or the enterprise has no such channel).
+
+Two approvers decide. The operator reviews the version itself (reviews.py): until it is approved
+nothing of it is sent, on any channel. Each carrier reviews the files a 5G card names
+(chatbot/approval.py): a waiting or refused file keeps the card off 5G on that carrier, and the
+chain goes on to USSD, flash and SMS. The delivery chain asks the same questions as it goes (it
+only ever sends the approved version, and the 5G send refuses unapproved files), so what this
+module says is what the next call does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chatbot.approval import NotApproved
+
+# The carrier's verdict on a 5G body: None when every file it names is approved.
+CarrierCheck = Callable[[], Awaitable["NotApproved | None"]]
+STATES = ("ready", "waiting", "refused", "expired", "unconfigured")
+GONE = {"superseded": "a later version was approved", "replaced": "a later edit replaced it",
+        "withdrawn": "the card was deleted"}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    channel: str
+    state: str  # one of STATES
+    by: str = ""  # who it waits for or who refused: "operator", or "carrier:<platform>"
+    why: str = ""
+    since: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def of_version(version: dict[str, Any], chain: list[str], configured: set[str]) -> list[Readiness] | None:
+    """What the operator's review says for every channel; None when the version is the approved
+    one and each channel's own conditions decide."""
+    state = version.get("state", "approved")
+    if state == "approved":
+        return None
+    if state == "pending":
+        found = Readiness("", "waiting", "operator", "the operator has not reviewed this version yet",
+                          version.get("made_at"))  # fmt: skip
+    elif state == "refused":
+        found = Readiness("", "refused", "operator", version.get("note", ""), version.get("decided_at"))
+    else:
+        found = Readiness("", "expired", "operator", GONE.get(state, state), version.get("decided_at"))
+    return [Readiness(ch, found.state, found.by, found.why, found.since) for ch in chain]
+
+
+async def readiness(
+    version: dict[str, Any],
+    chain: list[str],
+    configured: set[str],
+    chatbot: str,
+    carrier: CarrierCheck | None,
+) -> list[Readiness]:
+    """One answer per channel of the enterprise's chain for this version; `carrier` checks the
+    5G body's files on the chatbot's platform (None: no MaaP hosts media)."""
+    reviewed = of_version(version, chain, configured)
+    if reviewed is not None:
+        return reviewed
+    out: list[Readiness] = []
+    for ch in chain:
+        if ch not in configured:
+            out.append(Readiness(ch, "unconfigured", "", f"channel {ch} not configured"))
+        elif ch == "rcs" and not chatbot:
+            out.append(Readiness(ch, "unconfigured", "", "the enterprise has no chatbot for 5G messages"))
+        elif ch == "rcs" and carrier is not None and (refused := await carrier()) is not None:
+            state = refused.state if refused.state in STATES else "waiting"  # "unsubmitted": not yet asked
+            why = refused.what + (f": {refused.description}" if refused.description else "")
+            out.append(Readiness(ch, state, f"carrier:{refused.platform}", why))
+        else:
+            out.append(Readiness(ch, "ready"))
+    return out
