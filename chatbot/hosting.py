@@ -53,6 +53,7 @@ from .store import Store
 from .uploads import LocalFile, upload
 
 log = logging.getLogger("mingpian.chatbot.hosting")
+PERM = "-perm"  # the key suffix of a permanent (reviewed) copy
 MARGIN = 3600.0  # seconds before the platform's expiry at which a file is uploaded again
 AHEAD = 2 * 86400.0  # seconds before its expiry at which an approved file is submitted again
 POLL = 0.05  # seconds between looks at the store while a first send waits for the decision
@@ -121,7 +122,7 @@ class MediaHost:
     def key(self, file: LocalFile, thumbnail: LocalFile | None = None) -> str:
         """The record's key: the content of the files as given, the limits they are fitted to,
         and whether the copy is reviewed (a permanent and a temporary copy are two records)."""
-        suffix = "-perm" if self.reviewed(file) else ""
+        suffix = PERM if self.reviewed(file) else ""
         return _digest(file, thumbnail) + f"-{self.limits.image_bytes}-{self.limits.video_bytes}{suffix}"
 
     async def host(self, chatbot: str, file: LocalFile, thumbnail: LocalFile | None = None) -> dict[str, Any]:
@@ -152,8 +153,24 @@ class MediaHost:
     async def _fresh(self, key: str) -> dict[str, Any] | None:
         record = await self.store.hosted(self.platform, key)
         if record is None:
+            record = await self._grandfathered(key)
+        if record is None:
             return None
         return record if _current(record, time.time()) else None
+
+    async def _grandfathered(self, key: str) -> dict[str, Any] | None:
+        """A file hosted before the carrier's review was tracked (kept under the key without the
+        permanent suffix) was in use already: it counts as approved until its `until`, and is
+        kept under its permanent key from then on, so this is asked once. Its re-submission
+        ahead of `until` goes through the review like any other."""
+        if not key.endswith(PERM):
+            return None
+        old = await self.store.hosted(self.platform, key[: -len(PERM)])
+        if old is None or "review" in old or not _current(old, time.time()):
+            return None
+        record = {**old, "review": {"state": "approved", "at": time.time(), "before_reviews": True}}
+        await self.store.put_hosted(self.platform, key, record, float(old.get("until") or 0))
+        return record
 
     async def _claimed(
         self, chatbot: str, key: str, file: LocalFile, thumb: LocalFile | None
@@ -244,7 +261,8 @@ class MediaHost:
             for main, small in _records_of(file, thumb):
                 if not self.reviewed(main):
                     continue
-                record = await self.store.hosted(self.platform, self.key(main, small))
+                key = self.key(main, small)
+                record = await self.store.hosted(self.platform, key) or await self._grandfathered(key)
                 if record is None:
                     return NotApproved(self.label, main.path.name, "unsubmitted")
                 try:
