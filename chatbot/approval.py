@@ -26,10 +26,13 @@ from typing import Any
 
 from .cmxml_out import parse_until
 from .errors import BadEvent
+from .events import StatusReport
 
 log = logging.getLogger("mingpian.chatbot.approval")
 CHINA = timezone(timedelta(hours=8))  # the platforms' wall-clock times are Beijing time
 KINDS = ("media", "chatbotInformation", "message")
+# A status report's errorCode that means the carrier refused a sent message's content (CT/CU).
+CONTENT_REFUSED = {"3": "content not compliant", "6": "content not as required"}
 
 
 class NotApproved(Exception):
@@ -146,6 +149,16 @@ def from_cm_audit(tid: str, status: str, body: Any) -> Decision:
             raw = data.get("until")
             until = parse_until(raw) if isinstance(raw, str) and raw != "null" else 0.0
     return Decision("media", status == "0", "tid:" + tid, time.time(), "", url, until)
+
+
+def from_report(r: StatusReport, at: float) -> Decision | None:
+    """A failed status report whose errorCode says the content was refused, as the decision a
+    `/check` of type message would carry (the carrier's text, else what the code means); None for
+    any other report."""
+    if r.status.lower() != "failed" or r.code not in CONTENT_REFUSED:
+        return None
+    text = r.error if r.error and r.error != r.code else CONTENT_REFUSED[r.code]
+    return Decision("message", False, "message:" + r.message_id, at, f"errorCode {r.code}: {text}")
 
 
 # ---- the state of a hosted record -------------------------------------------------------------

@@ -39,6 +39,7 @@ class StatusReport:
     message_id: str
     status: str
     error: str = ""
+    code: str = ""  # the platform's errorCode as sent ("" : none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +204,12 @@ def from_csp_message(body: Any, chatbot: str) -> InboundEvent:
 def from_csp_status(body: Any) -> list[StatusReport]:
     check("csp-status", body)
     return [
-        StatusReport(d["messageId"], d["status"], str(d.get("errorMessage") or d.get("errorCode") or ""))
+        StatusReport(
+            d["messageId"],
+            d["status"],
+            str(d.get("errorMessage") or d.get("errorCode") or ""),
+            str(d.get("errorCode") if d.get("errorCode") is not None else ""),
+        )
         for d in body["deliveryInfoList"]
     ]
 

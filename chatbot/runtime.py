@@ -68,6 +68,9 @@ Listener = Callable[[str, InboundEvent], Awaitable[None]]
 # Another feature hears the platform's status reports after they are recorded (revoke results
 # of delivery's cards); it must be idempotent per report.
 StatusListener = Callable[[list[StatusReport]], Awaitable[None]]
+# Another feature hears the carrier's verdicts on messages already sent (a `/check` of type
+# message, or a status report refusing the content: approval.from_report); idempotent per decision.
+MessageListener = Callable[[Decision], Awaitable[None]]
 Headers = Mapping[str, str]
 Params = Mapping[str, str]
 # A dialect's door: (runtime, bot folder, chatbot id, headers, raw body, path params) → its Ack.
@@ -160,6 +163,7 @@ class ChatbotRuntime:
         self.on_send = on_send  # (ok | retry | fail): metrics
         self.listeners: list[Listener] = []
         self.status_listeners: list[StatusListener] = []
+        self.message_listeners: list[MessageListener] = []
         self.store: Store = open_store(
             config.store,
             sqlite_path=config.sqlite_path,
@@ -171,6 +175,7 @@ class ChatbotRuntime:
         self.maap: MaapClient | None = None  # the default account's client
         self.clients: dict[str, MaapClient] = {}  # chatbot → its account's client
         self.hosts: dict[int, MediaHost] = {}  # id(client) → its media host (csp, cm)
+        self.carriers: dict[int, str] = {}  # id(client) → its account's carrier profile
         self._all: list[MaapClient] = []
         self._session: aiohttp.ClientSession | None = None
         self.worker = OutboxWorker(
@@ -198,6 +203,7 @@ class ChatbotRuntime:
         for account in accounts:
             client = self._client(account)
             self._all.append(client)
+            self.carriers[id(client)] = account.profile
             if account.chatbots:
                 self.clients.update(dict.fromkeys(account.chatbots, client))
             elif self.maap is None:
@@ -249,6 +255,12 @@ class ChatbotRuntime:
     def client_for(self, chatbot: str) -> MaapClient | None:
         """The client of the account that sends for `chatbot`."""
         return self.clients.get(chatbot, self.maap)
+
+    def carrier(self, chatbot: str) -> str:
+        """The carrier profile of the account `chatbot` sends through ("" : none): what the
+        carrier's decisions about its messages are recorded under."""
+        client = self.client_for(chatbot)
+        return self.carriers.get(id(client), "") if client is not None else ""
 
     def host_for(self, chatbot: str) -> MediaHost | None:
         client = self.client_for(chatbot)
@@ -411,7 +423,11 @@ class ChatbotRuntime:
     async def decide(self, d: Decision) -> None:
         """Apply a carrier's review decision, from any worker, idempotently. A decision naming
         nothing we hosted (another system's file, a record already expired) is logged and
-        changes nothing; so are decisions about messages and chatbot information for now."""
+        changes nothing; so are decisions about chatbot information for now. A decision about a
+        sent message goes to the message listeners (delivery: a card refused after the fact)."""
+        if d.kind == "message":
+            await self._tell(self.message_listeners, d)
+            return
         if d.kind != "media":
             log.info("review of %s %s: %s %s", d.kind, d.ref, "pass" if d.passed else "fail", d.description)
             return
@@ -439,15 +455,38 @@ class ChatbotRuntime:
 
     async def _statuses(self, bot: str, reports: list[StatusReport]) -> None:
         """Reports change only the messages this bot sent: a report on another bot's route
-        (or naming another bot's message id) is acknowledged and changes nothing."""
-        await self.store.record_status(list(reports), time.time(), bot)
+        (or naming another bot's message id) is acknowledged and changes nothing. A report that
+        says the carrier refused the content is heard as that message's refusal too."""
+        now = time.time()
+        await self.store.record_status(list(reports), now, bot)
         outage: Unavailable | None = None
         for listener in self.status_listeners:
             try:
                 await listener(reports)
             except Exception as exc:
                 outage = outage or _outage_of(exc, "chatbot status listener %r failed", listener)
+        for r in reports:
+            refused = approval.from_report(r, now)
+            if refused is not None:
+                try:
+                    await self._tell(self.message_listeners, refused)
+                except Unavailable as exc:
+                    outage = outage or exc
         if outage is not None:  # a listener could not store what it heard: the platform sends it again
+            raise outage
+
+    async def _tell(self, listeners: list[MessageListener], d: Decision) -> None:
+        """Every listener hears the decision; one's bug is logged, an outage of the backend one
+        stores in is raised after the others ran (the platform sends it again)."""
+        outage: Unavailable | None = None
+        for listener in listeners:
+            try:
+                await listener(d)
+            except Exception as exc:
+                outage = outage or _outage_of(
+                    exc, "chatbot message listener %r failed for %s", listener, d.ref
+                )
+        if outage is not None:
             raise outage
 
     async def _turn(self, bot: str, event: InboundEvent) -> CommitResult | None:

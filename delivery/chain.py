@@ -63,6 +63,8 @@ RESUME_GRACE = 1.0  # seconds an overdue attempt still waits for its receipt aft
 RESUME_BIND_WAIT = 30.0  # at most this long for the attempt's gateway (SMSC bind) before the grace
 PROBE_FIRST, PROBE_CAP = 0.2, 2.0  # seconds between probes of a backend that is away
 Capability = Callable[[str, str], Awaitable[bool]]  # (number, chatbot) -> can it show 5G messages
+# (enterprise, card, version, chatbot) -> why its carrier refused that card ("" : it did not)
+Refused = Callable[[str, str, int, str], Awaitable[str]]
 
 
 class LeaseLost(Exception):
@@ -87,6 +89,7 @@ class Chains:
         lease: float = 15.0,
         revoker: Revoker | None = None,
         platform_sender: str = "",
+        refused: Refused | None = None,
     ) -> None:
         self.store = store
         self.meter = meter
@@ -97,6 +100,7 @@ class Chains:
         self.timeouts = {**DEFAULT_TIMEOUTS, **(timeouts or {})}
         self.ring_timeout = ring_timeout
         self.capability = capability
+        self.refused = refused  # a card its carrier refused after the fact (refusals.py)
         self.revoker = revoker
         self.platform_sender = platform_sender  # what an unverified line's texts go out from
         self._background: set[asyncio.Task[None]] = set()
@@ -461,6 +465,11 @@ class Chains:
             chatbot = ent.get("chatbot", "")
             if not chatbot:
                 return "the enterprise has no chatbot for 5G messages"
+            if self.refused is not None:
+                version = int(d.data.get("version", 1))
+                refused = await self.refused(d.enterprise, d.card, version, chatbot)
+                if refused:
+                    return refused
             if self.capability is not None and not await self.capability(d.recipient, chatbot):
                 return "the phone cannot show 5G messages"
         return ""

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 LEGACY = ("ussd", "flash", "sms")
 # (chatbot, a 5G body) → why the carrier would not take its media yet, or None
 Approval = Callable[[str, dict[str, Any]], Awaitable["NotApproved | None"]]
+# (enterprise, card, version, chatbot) → why its carrier refused that card ("" : it did not)
+Refused = Callable[[str, str, int, str], Awaitable[str]]
 
 
 async def dry_run(
@@ -42,9 +44,11 @@ async def dry_run(
     person: str,
     phase: str,
     approval: Approval | None = None,
+    refused: Refused | None = None,
 ) -> dict[str, Any]:
     """`approval`: whether a 5G card would name a file its carrier has not approved (the chatbot
-    runtime's; None: no MaaP)."""
+    runtime's; None: no MaaP); `refused`: whether its carrier refused the card itself after the
+    fact (refusals.py)."""
     eid = enterprise["id"]
     now = time.time()
     call_id = "dry-run-" + secrets.token_hex(6)
@@ -98,14 +102,34 @@ async def dry_run(
                 item["messageList"] = to_rcs(msg).message_list()
                 if not enterprise.get("chatbot"):
                     item["skipped"] = "the enterprise has no chatbot for 5G messages"
-                elif approval is not None and not item.get("skipped"):
-                    body = {"senderAddress": enterprise["chatbot"], "messageList": item["messageList"]}
-                    refused = await approval(enterprise["chatbot"], body)
-                    if refused is not None:
-                        item["skipped"] = refused.reason
+                elif not item.get("skipped"):
+                    why = await _not_approved(enterprise["chatbot"], card, item, eid, approval, refused)
+                    if why:
+                        item["skipped"] = why
             else:
                 item["legacy"] = composer.degrade(msg, ch).to_json()  # type: ignore[arg-type]
         except RenderError as exc:
             item["error"] = str(exc).splitlines()[0][:300]
         out["channels"].append(item)
     return out
+
+
+async def _not_approved(
+    chatbot: str,
+    card: dict[str, Any],
+    item: dict[str, Any],
+    eid: str,
+    approval: Approval | None,
+    refused: Refused | None,
+) -> str:
+    """Why the carrier would not take this 5G card ("" : it would): the card refused after the
+    fact, or its media not approved."""
+    if refused is not None:
+        why = await refused(eid, card["id"], int(card.get("version", 1)), chatbot)
+        if why:
+            return why
+    if approval is not None:
+        not_approved = await approval(chatbot, {"senderAddress": chatbot, "messageList": item["messageList"]})
+        if not_approved is not None:
+            return not_approved.reason
+    return ""

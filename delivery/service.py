@@ -40,6 +40,7 @@ from .metering.sqlite import SqliteCounters
 from .model import NumberError, normalize_number
 from .open_store import open_store
 from .receipts import Outcome, Receipts, no_outcome
+from .refusals import CardRefusals
 from .replies import Replies
 from .revoke import Revoker
 from .seed import load_seed
@@ -87,6 +88,8 @@ class DeliveryService:
         self.revoker = Revoker(self.store, messaging)
         # the dry run asks it whether a 5G card's media is approved on its carrier
         self.approval = messaging.approval if messaging is not None else None
+        # cards a carrier refused after the fact (the chatbot runtime's message listeners tell it)
+        self.refusals = CardRefusals(self.store, messaging.carrier if messaging is not None else _no_carrier)
         capability = None
         if messaging is not None:  # 5G messages through the chatbot runtime
             self.channels["rcs"] = RcsChannel(messaging)
@@ -104,6 +107,7 @@ class DeliveryService:
             lease=config.lease,
             revoker=self.revoker,
             platform_sender=config.platform_sender,
+            refused=self.refusals.reason,
         )
         self.intake = Intake(self.store, self.counters, self.chains)
         self.smpp: SmppPool | None = None
@@ -209,6 +213,10 @@ class DeliveryService:
             event.chatbot, event.user, text, postback, ref=f"chatbot:{bot}:{event.message_id}"
         )
         await self.store.durable()
+
+
+def _no_carrier(chatbot: str) -> str:
+    return ""
 
 
 def _recipient(source: str) -> str:

@@ -1,6 +1,7 @@
 """The links between features, each made by the app factory (app.py) where it can be read in
 order: what one feature lends another (the chatbot's MaaP account to delivery, the media and
-library files to the chatbot's uploads) and who hears whom (delivery hears the chatbot's taps).
+library files to the chatbot's uploads) and who hears whom (delivery hears the chatbot's taps,
+and the carrier's verdicts on the cards it sent).
 The features themselves do not reach into each other's keys.
 """
 
@@ -60,8 +61,10 @@ async def delivery_hears_chatbot(app: web.Application) -> AsyncIterator[None]:
         return
     runtime.listeners.append(service.on_chatbot_event)
     runtime.status_listeners.append(service.revoker.on_status)
+    runtime.message_listeners.append(service.refusals.on_message)
     try:
         yield
     finally:
         runtime.listeners.remove(service.on_chatbot_event)
         runtime.status_listeners.remove(service.revoker.on_status)
+        runtime.message_listeners.remove(service.refusals.on_message)

@@ -7,13 +7,15 @@ A decision is sent to the bot as the platform would: CT/CU `POST {webhook}/notif
 /{chatbotId}/check` with the `signature`/`timestamp`/`nonce` headers, China Mobile a POST to
 `{webhook}/auditnotification` (or `audit_url`) with headers `tid` and `Authstatus` (0 pass /
 1 reject) and the file-info, under the China Mobile credentials. A message can be failed after
-the fact too (`/check` with `type: message`).
+the fact too: a `/check` with `type: message`, or a status report `failed` with `errorCode` 3
+(content not compliant) or 6 (content not as required).
 
 Control API:
   POST /control/review   {"mode": "auto" | "hold", "delay": s}             how decisions are made
   POST /control/review   {"decide": "pass" | "fail", "url"?: …, "description"?: …}
                          decide the files waiting (one, by its URL; none named: all of them)
   POST /control/review   {"message": <id>, "description"?: …}              fail a sent message
+  POST /control/review   {"message": <id>, "errorCode": 3 | 6, …}          … as a status report
   GET  /control/review   what waits, what was decided, the callbacks' answers
 """
 
@@ -115,6 +117,21 @@ class Reviewer:
         url = f"{self.sim.webhook}/notifyInfoNotification/{self.sim.chatbot}/check"
         return await self._post(url, raw, self.sim.sign(raw), remark)
 
+    async def report_refused(self, message_id: str, code: int, description: str = "") -> int:
+        """POST a CT/CU status report saying the carrier refused a sent message's content
+        (`errorCode` 3 or 6, `status: failed`), signed; the bot's HTTP status."""
+        info: dict[str, Any] = {
+            "messageId": message_id,
+            "status": "failed",
+            "errorCode": code,
+            "dateTime": time.strftime("%Y-%m-%dT%H:%M:%S+08:00"),
+        }
+        if description:
+            info["errorMessage"] = description
+        raw = json.dumps({"deliveryInfoList": [info]}, ensure_ascii=False).encode()
+        url = f"{self.sim.webhook}/deliveryNotification/{self.sim.chatbot}/status"
+        return await self._post(url, raw, self.sim.sign(raw), f"status:{message_id}")
+
     async def _audit(self, p: Pending, passed: bool) -> int:
         body = {
             "file-info": [
@@ -153,7 +170,9 @@ class Reviewer:
             urls = [d["url"]] if d.get("url") else list(self.waiting)
             for url in urls:
                 await self.decide(url, d["decide"] == "pass", str(d.get("description", "")))
-        if "message" in d:
+        if "message" in d and "errorCode" in d:
+            await self.report_refused(str(d["message"]), int(d["errorCode"]), str(d.get("description", "")))
+        elif "message" in d:
             desc = str(d.get("description", "内容违规"))
             await self.check("message", False, f"messageId: {d['message']}", desc)
         return await self.h_state(request)

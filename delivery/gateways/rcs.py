@@ -16,6 +16,10 @@ reason `not_approved: <carrier>: <file> <state>` and the chain goes on (USSD, fl
 Capability: before trying RCS the chain asks whether the phone is a 5G-message terminal, in
 the chatbot's MaaP dialect (chatbot/capability.py; the path may be set), cached per number for
 a TTL; an unanswered lookup counts as "no" — a calling card cannot wait.
+
+Refused after the fact: a carrier that fails a sent card (a `/check` of type message, or a status
+report with errorCode 3 or 6) keeps that version of the card off 5G on that carrier, with the
+reason `not_approved: <carrier>: card <id> v<n> refused: <description>` (delivery/refusals.py).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ class Messaging(Protocol):
     async def approval(self, chatbot: str, body: dict[str, Any]) -> NotApproved | None: ...
     async def capability(self, chatbot: str, contact: str, path: str, timeout: float) -> bool | None: ...
     async def revoke(self, chatbot: str, message_id: str, user: str) -> SendResult: ...
+    def carrier(self, chatbot: str) -> str: ...
 
 
 def message_id(delivery: str, step: int) -> str:

@@ -56,6 +56,7 @@ async def post_dry_run(request: web.Request) -> web.Response:
         to,
         body["phase"],
         service.approval,
+        service.refusals.reason if "rcs" in service.channels else None,
     )
     return json_response(out)
 

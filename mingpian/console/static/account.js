@@ -16,9 +16,11 @@ const ACTIONS = {
   'file brand request': '提交品牌申请', 'withdraw brand request': '撤回品牌申请',
   'approve brand request': '通过品牌申请', 'refuse brand request': '拒绝品牌申请',
   'upload media': '上传素材', 'delete media': '删除素材',
+  'carrier refused card': '运营商驳回名片', 'clear carrier refusal': '解除运营商驳回',
 };
 
 function actor(a) {
+  if (a.startsWith('carrier:')) return `运营商（${a.slice(8)}）`;
   return a === 'operator' ? '运营方' : a.startsWith('enterprise:') ? '企业' : a;
 }
 

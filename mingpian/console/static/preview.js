@@ -97,7 +97,17 @@ export class Preview {
   }
 }
 
+// What a carrier's status report code means when it refused a card's content.
+const REFUSED_CODE = {
+  'errorCode 3: content not compliant': '内容不合规', 'errorCode 6: content not as required': '内容不符合要求',
+};
+
 export function skipText(reason) {
+  const card = reason.match(/^not_approved: ([^:]+): card \S+ v(\d+) refused: (.*)$/);
+  if (card) {
+    const said = REFUSED_CODE[card[3]] || card[3];
+    return `这张名片（第 ${card[2]} 版）发出后被运营商驳回（${card[1]}：${said}），运营方解除前不再以 5G 消息发送`;
+  }
   if (reason.startsWith('channel')) return '服务器未配置这个渠道';
   if (reason.includes('chatbot')) return '企业没有 5G 消息机器人';
   if (reason.startsWith('not_approved:')) {
