@@ -15,8 +15,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 from PIL import Image
 
-from chatbot.approval import NotApproved
+from chatbot.approval import NotApproved, from_report
 from chatbot.auth import csp_signature_headers
+from chatbot.events import from_csp_status
 from chatbot.uploads import LocalFile
 from mingpian.api.chatbot import runtime_key
 from simulators.maap import Simulator
@@ -125,3 +126,24 @@ async def test_bad_time_unknown_files_and_other_kinds(
     wrong = {"type": "media", "result": "maybe", "remark": "url:x"}
     resp = await post_check(bot.client, json.dumps(wrong).encode())
     assert resp.status == 400 and (await resp.json())["problems"][0]["path"] == "result"
+
+
+def test_a_status_report_refusing_the_content_reads_as_the_message_refused() -> None:
+    """errorCode 3 or 6 with status failed is the carrier refusing the content; any other failure
+    (or a delivered report) is not."""
+    reports = from_csp_status(
+        {
+            "deliveryInfoList": [
+                {"messageId": "m3", "status": "failed", "errorCode": 3},
+                {"messageId": "m6", "status": "failed", "errorCode": "6", "errorMessage": "内容不符合要求"},
+                {"messageId": "m9", "status": "failed", "errorCode": 9},
+                {"messageId": "ok", "status": "delivered"},
+            ]
+        }
+    )
+    got = [from_report(r, 1.0) for r in reports]
+    assert [(d.kind, d.passed, d.ref, d.description) for d in got if d is not None] == [
+        ("message", False, "message:m3", "errorCode 3: content not compliant"),
+        ("message", False, "message:m6", "errorCode 6: 内容不符合要求"),
+    ]
+    assert got[2:] == [None, None]
