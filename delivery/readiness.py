@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 # The carrier's verdict on a 5G body: None when every file it names is approved.
 CarrierCheck = Callable[[], Awaitable["NotApproved | None"]]
+# A carrier's refusal of this version after it was sent (refusals.py): its document, or None.
+CarrierRefusal = Callable[[], Awaitable["dict[str, Any] | None"]]
 STATES = ("ready", "waiting", "refused", "expired", "unconfigured")
 GONE = {"superseded": "a later version was approved", "replaced": "a later edit replaced it",
         "withdrawn": "the card was deleted"}  # fmt: skip
@@ -60,9 +62,11 @@ async def readiness(
     configured: set[str],
     chatbot: str,
     carrier: CarrierCheck | None,
+    refusal: CarrierRefusal | None = None,
 ) -> list[Readiness]:
     """One answer per channel of the enterprise's chain for this version; `carrier` checks the
-    5G body's files on the chatbot's platform (None: no MaaP hosts media)."""
+    5G body's files on the chatbot's platform (None: no MaaP hosts media), `refusal` whether the
+    carrier refused the card itself after a send."""
     reviewed = of_version(version, chain, configured)
     if reviewed is not None:
         return reviewed
@@ -72,6 +76,9 @@ async def readiness(
             out.append(Readiness(ch, "unconfigured", "", f"channel {ch} not configured"))
         elif ch == "rcs" and not chatbot:
             out.append(Readiness(ch, "unconfigured", "", "the enterprise has no chatbot for 5G messages"))
+        elif ch == "rcs" and refusal is not None and (doc := await refusal()) is not None:
+            out.append(Readiness(ch, "refused", f"carrier:{doc['carrier']}", doc.get("description", ""),
+                                 doc.get("at")))  # fmt: skip
         elif ch == "rcs" and carrier is not None and (refused := await carrier()) is not None:
             state = refused.state if refused.state in STATES else "waiting"  # "unsubmitted": not yet asked
             why = refused.what + (f": {refused.description}" if refused.description else "")

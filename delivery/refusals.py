@@ -52,11 +52,15 @@ class CardRefusals:
     async def reason(self, enterprise: str, card: str, version: int, chatbot: str) -> str:
         """Why this version of the card may not go as 5G through `chatbot` ("" : it may). Read
         from the document cache."""
-        carrier = self.carrier(chatbot)
-        doc = await self.store.get(KIND, enterprise, doc_id(card, carrier))
+        doc = await self.standing(enterprise, card, version, chatbot)
+        return reason_of(doc) if doc is not None else ""
+
+    async def standing(self, enterprise: str, card: str, version: int, chatbot: str) -> dict[str, Any] | None:
+        """The carrier's refusal of this version through `chatbot` that still stands, or None."""
+        doc = await self.store.get(KIND, enterprise, doc_id(card, self.carrier(chatbot)))
         if doc is None or doc.get("state") != "refused" or int(doc.get("version", 0)) != version:
-            return ""
-        return reason_of(doc)
+            return None
+        return doc
 
     async def on_message(self, d: Decision) -> None:
         """The carrier's verdict on a message we sent: a refusal of one of our cards is recorded

@@ -53,6 +53,12 @@ async def _dry_rcs(client: Client) -> dict[str, Any]:
     return next(c for c in (await r.json())["channels"] if c["channel"] == "rcs")
 
 
+async def _ready_rcs(client: Any) -> dict[str, Any]:
+    resp = await client.get("/api/enterprises/sf/cards/hangup/readiness", headers=SF)
+    assert resp.status == 200, await resp.text()
+    return next(c for c in (await resp.json())["channels"] if c["channel"] == "rcs")
+
+
 async def test_a_card_failed_after_the_fact_skips_5g_until_the_operator_clears_it(
     make_app: AppFactory, maap: tuple[Simulator, TestServer, list[str]]
 ) -> None:
@@ -70,12 +76,15 @@ async def test_a_card_failed_after_the_fact_skips_5g_until_the_operator_clears_i
     assert await _skipped(client, "m2") == PREFIX + "内容违规"
     assert (await _dry_rcs(client))["skipped"] == PREFIX + "内容违规"
     assert len(sim.received) == 1
+    rcs = await _ready_rcs(client)  # the card's readiness says the same
+    assert (rcs["state"], rcs["by"], rcs["why"]) == ("refused", "carrier:china-unicom", "内容违规")
 
     assert (await client.delete(REFUSALS + "/china-unicom", headers=SF)).status == 403
     assert (await client.delete(REFUSALS + "/china-mobile", headers=OP)).status == 404
     r = await client.delete(REFUSALS + "/china-unicom", headers=OP)
     assert r.status == 200 and (await r.json())["state"] == "cleared"
     assert "skipped" not in await _dry_rcs(client)
+    assert (await _ready_rcs(client))["state"] == "ready"
     await _sent(client, sim, "m3")
     # the cleared decision arriving again does not refuse the card anew
     assert await review.check("message", False, f"messageId: {mid}", "内容违规") == 200

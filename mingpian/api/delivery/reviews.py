@@ -105,7 +105,10 @@ async def get_readiness(request: web.Request) -> web.Response:
         sent = {"senderAddress": chatbot, "messageList": to_rcs(message).message_list()}
         return await approval(chatbot, sent)
 
-    found = await readiness(version, chain, set(service.channels), chatbot, carrier)
+    async def refusal() -> dict[str, Any] | None:
+        return await service.refusals.standing(ent["id"], card, n, chatbot)
+
+    found = await readiness(version, chain, set(service.channels), chatbot, carrier, refusal)
     return json_response(
         {
             "card": card,
