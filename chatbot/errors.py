@@ -38,3 +38,18 @@ class BadEvent(Exception):
 
 class Busy(Exception):
     """The conversation kept changing under us; the platform should retry later."""
+
+
+class InfoPending(Exception):
+    """An update of the chatbot's information already waits for the carrier's decision: the
+    interface's decision names the chatbot, not the update, so two at once could not be told
+    apart."""
+
+
+class InfoUnsupported(Exception):
+    """The chatbot's platform takes no information update through its interface (or no MaaP
+    account sends for it)."""
+
+
+class InfoNotTaken(Exception):
+    """The platform did not take the update (its answer, or why it could not be asked)."""

@@ -13,7 +13,9 @@ authentication. It has two doors:
   local media first uploaded to the platform when the platform hosts media (hosting.py), and
   never sent while it names a file the carrier has not approved (approval.py);
 - `decide`: the carrier's review decisions (`/check`, China Mobile's audit notification) applied
-  to the hosted records, from any worker;
+  to the hosted records and the chatbot's information, from any worker;
+- `submit_information` / `information`: the chatbot's description and menu sent to its platform,
+  in use once the carrier passed them (botinfo.py, infoupdate.py);
 - `revoke` and `capability`: taking back a message, asking whether a number takes 5G messages.
 
 Each MaaP account speaks one dialect (csp, cm, gsma: maap.py) and serves the chatbots it names
@@ -41,7 +43,7 @@ from infra.outage import Unavailable, unavailable
 from renderer import TemplateStore
 from renderer.profiles import PROFILES
 
-from . import approval, cmxml
+from . import approval, botinfo, cmxml, infoupdate
 from . import capability as capabilities
 from .approval import Decision, NotApproved
 from .auth import WebhookAuth
@@ -350,6 +352,19 @@ class ChatbotRuntime:
             return None
         return await capabilities.lookup(client, chatbot, contact, path, timeout)
 
+    async def information(self, chatbot: str) -> dict[str, Any]:
+        """The chatbot's information in use (the carrier passed it) and the update under review
+        or refused, on the platform `chatbot` sends through (botinfo.py)."""
+        client = self.client_for(chatbot)
+        platform = infoupdate.platform_of(client) if client is not None else ""
+        return botinfo.view(await self.store.bot_info(platform, chatbot) if platform else None)
+
+    async def submit_information(self, chatbot: str, info: dict[str, Any]) -> dict[str, Any]:
+        """Submit an update of the chatbot's information (valid against botinfo.SCHEMA) to its
+        platform; it is used once the carrier passed it. Raises errors.InfoUnsupported,
+        InfoPending or InfoNotTaken (nothing recorded)."""
+        return await infoupdate.update(self.store, self.client_for(chatbot), chatbot, info, time.time())
+
     async def message(self, message_id: str) -> dict[str, Any] | None:
         """Where one of our outbound messages is: queued, sent, failed, the platform's status."""
         return await self.store.message(message_id)
@@ -423,13 +438,14 @@ class ChatbotRuntime:
     async def decide(self, d: Decision) -> None:
         """Apply a carrier's review decision, from any worker, idempotently. A decision naming
         nothing we hosted (another system's file, a record already expired) is logged and
-        changes nothing; so are decisions about chatbot information for now. A decision about a
-        sent message goes to the message listeners (delivery: a card refused after the fact)."""
+        changes nothing. A decision about the chatbot's information decides the update waiting
+        (infoupdate.py). A decision about a sent message goes to the message listeners
+        (delivery: a card refused after the fact)."""
         if d.kind == "message":
             await self._tell(self.message_listeners, d)
             return
-        if d.kind != "media":
-            log.info("review of %s %s: %s %s", d.kind, d.ref, "pass" if d.passed else "fail", d.description)
+        if d.kind == "chatbotInformation":
+            await infoupdate.decided(self.store, self.client_for(d.ref.removeprefix("chatbot:")), d)
             return
         found = await self.store.hosted_ref(d.ref)
         if found is None:

@@ -18,7 +18,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chatbot.approval import BadTime
-from chatbot.errors import AuthError, BadEvent, Busy, MalformedBody, SourceRefused, UnknownBot
+from chatbot.errors import (
+    AuthError,
+    BadEvent,
+    Busy,
+    InfoNotTaken,
+    InfoPending,
+    InfoUnsupported,
+    MalformedBody,
+    SourceRefused,
+    UnknownBot,
+)
 from delivery.errors import InProgress, UnknownLine
 from infra.outage import RETRY_AFTER, Unavailable
 from renderer import DataInvalid, LimitExceeded, RenderError, TemplateInvalid, TemplateNotFound
@@ -123,6 +133,15 @@ ERROR_CODES: Mapping[str, ErrorCode] = _index(
     _c("unknown_bot", 404, "no chatbot of that name"),
     _c("unknown_message", 404, "no outbound message with that id"),
     _c("busy", 503, "the conversation is too contended; retry after `Retry-After` seconds"),
+    _c(
+        "info_pending", 409, "an update of the chatbot's information already waits for the carrier's decision"
+    ),
+    _c(
+        "info_unsupported",
+        422,
+        "the chatbot's platform takes no information updates (China Mobile, GSMA, or no MaaP account)",
+    ),
+    _c("maap_refused", 502, "the MaaP did not take the request; its answer is in the message"),
     # -- delivery
     _c("invalid_query", 400, "a query parameter is missing or malformed"),
     _c("exists", 409, "a record with that id already exists"),
@@ -316,6 +335,10 @@ register_domain_error(MalformedBody, 400, "invalid_json")
 register_domain_error(BadEvent, 400, "invalid_event")
 register_domain_error(BadTime, 400, "invalid_time")
 register_domain_error(Busy, 503, "busy", headers={"Retry-After": "1"})
+# the chatbot's refusals of an update of its information
+register_domain_error(InfoPending, 409, "info_pending")
+register_domain_error(InfoUnsupported, 422, "info_unsupported")
+register_domain_error(InfoNotTaken, 502, "maap_refused")
 # delivery's refusals of a call event
 register_domain_error(UnknownLine, 404, "unknown_line")
 register_domain_error(InProgress, 409, "in_progress")

@@ -1,7 +1,7 @@
 """The MaaP simulator's carrier side: China Mobile's XML send API, media uploads and the files
 served back, revokes in every dialect, capability lookups in every dialect, China Mobile
-XML callbacks (taps, status reports) towards the bot, and the carrier's review of permanent
-media (review.py).
+XML callbacks (taps, status reports) towards the bot, the carrier's review of permanent
+media (review.py), and the chatbot's information updates (maap_info.py).
 
 Kept beside maap.py (which owns the record of what was received, the tokens and the
 faults) because it is a second platform's worth of routes. Every request is checked against
@@ -31,6 +31,7 @@ from chatbot.auth import username_header
 from chatbot.cmxml_out import NS, FileInfo, XmlShapeError
 from chatbot.errors import BadEvent
 
+from .maap_info import InfoDesk
 from .review import Reviewer
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ class Carrier:
         self.reported: list[tuple[str, int, bytes]] = []  # XML status reports sent: (url, status, body)
         self.file_lifetime = FILE_DAYS * 86400
         self.review = Reviewer(sim)
+        self.info = InfoDesk(sim)  # the chatbot's information updates (CT/CU)
 
     def clear(self) -> None:
         self.files.clear()
@@ -76,6 +78,7 @@ class Carrier:
         self.asked.clear()
         self.reported.clear()
         self.review.clear()
+        self.info.clear()
 
     def routes(self, app: web.Application, prefix: str = "") -> None:
         r = app.router
@@ -89,6 +92,7 @@ class Carrier:
         r.add_get(prefix + "/messaging/v1/capabilities/{chatbot}/contactCapabilities", self.h_capability)
         r.add_get(prefix + "/rcs/bot/v1/{chatbot}/contactCapabilities", self.h_capability)
         r.add_get(prefix + "/files/{id}", self.h_file)
+        self.info.routes(app, prefix)
 
     # -- credentials --------------------------------------------------------------------------
     def cm_auth_ok(self, request: web.Request) -> str:

@@ -1,8 +1,9 @@
-"""The MaaP simulator's review of permanent media, as a carrier runs it.
+"""The MaaP simulator's review of permanent media and of chatbot information, as a carrier runs it.
 
-Every permanent upload (CT/CU `uploadMode: perm`; every China Mobile upload) waits for a
-decision. By default the simulator passes it `delay` seconds after the upload (so tests and
-the studio see cards go out as before); `hold` keeps every decision until a command names it.
+Every permanent upload (CT/CU `uploadMode: perm`; every China Mobile upload) and every update
+of a chatbot's information (maap_info.py) waits for a decision. By default the simulator passes
+it `delay` seconds after it arrived (so tests and the studio see cards go out as before);
+`hold` keeps every decision until a command names it.
 A decision is sent to the bot as the platform would: CT/CU `POST {webhook}/notifyInfoNotification
 /{chatbotId}/check` with the `signature`/`timestamp`/`nonce` headers, China Mobile a POST to
 `{webhook}/auditnotification` (or `audit_url`) with headers `tid` and `Authstatus` (0 pass /
@@ -12,8 +13,9 @@ the fact too: a `/check` with `type: message`, or a status report `failed` with 
 
 Control API:
   POST /control/review   {"mode": "auto" | "hold", "delay": s}             how decisions are made
-  POST /control/review   {"decide": "pass" | "fail", "url"?: …, "description"?: …}
-                         decide the files waiting (one, by its URL; none named: all of them)
+  POST /control/review   {"decide": "pass" | "fail", "url"?: …, "chatbot"?: …, "description"?: …}
+                         decide what waits: one file by its URL, a chatbot's information updates
+                         by its URI, or (neither named) every file and update
   POST /control/review   {"message": <id>, "description"?: …}              fail a sent message
   POST /control/review   {"message": <id>, "errorCode": 3 | 6, …}          … as a status report
   GET  /control/review   what waits, what was decided, the callbacks' answers
@@ -33,6 +35,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from .maap import Simulator
+    from .maap_info import InfoUpdate
 
 FILE_ID = re.compile(r"/files/([0-9a-f]{32})")
 
@@ -53,12 +56,14 @@ class Reviewer:
         self.delay = 0.05
         self.audit_url = ""  # China Mobile's configured notification URL ("": {webhook}/auditnotification)
         self.waiting: dict[str, Pending] = {}  # main file URL → its upload
+        self.info_waiting: list[InfoUpdate] = []  # information updates, oldest first
         self.decided: dict[str, str] = {}  # file id → pass | fail
         self.answers: list[tuple[str, int]] = []  # (what was called back, the bot's HTTP status)
         self.unapproved_sends = 0  # sends naming a permanent file that did not pass (must stay 0)
 
     def clear(self) -> None:
         self.waiting.clear()
+        self.info_waiting.clear()
         self.decided.clear()
         self.answers.clear()
         self.unapproved_sends = 0
@@ -76,6 +81,30 @@ class Reviewer:
             self.decided.pop(_fid(url), None)
         if self.mode == "auto":
             self.sim._later(self._auto(urls[0]))
+
+    def submit_info(self, update: InfoUpdate) -> None:
+        """An update of a chatbot's information: it waits; in auto mode it passes after `delay`."""
+        self.info_waiting.append(update)
+        if self.mode == "auto":
+            self.sim._later(self._auto_info(update))
+
+    async def _auto_info(self, update: InfoUpdate) -> None:
+        await asyncio.sleep(self.delay)
+        if self.mode == "auto" and update in self.info_waiting:
+            await self.decide_info(update.chatbot, True)
+
+    async def decide_info(self, chatbot: str | None, passed: bool, description: str = "") -> None:
+        """Decide the updates waiting (of one chatbot; None: all): one `/check` each, naming the
+        chatbot as the interface does."""
+        chosen = [u for u in self.info_waiting if chatbot is None or u.chatbot == chatbot]
+        for update in chosen:
+            self.info_waiting.remove(update)
+            if passed:
+                self.sim.carrier.info.passed(update)
+            text = description or ("" if passed else "信息不符合规范")
+            await self.check(
+                "chatbotInformation", passed, f"chatbotId: {update.chatbot}", text, update.chatbot
+            )
 
     def sent(self, body: dict[str, Any]) -> None:
         """A send accepted: count it if it names a permanent file not passed (a real platform
@@ -104,8 +133,11 @@ class Reviewer:
         for u in p.urls:  # one /check per file (a video and its thumbnail: two)
             await self.check("media", passed, "url:" + u, description or ("" if passed else "文件不符合规则"))
 
-    async def check(self, kind: str, passed: bool, remark: str, description: str = "") -> int:
-        """POST one CT/CU `/check` to the bot, signed; the bot's HTTP status (0: no answer)."""
+    async def check(
+        self, kind: str, passed: bool, remark: str, description: str = "", chatbot: str = ""
+    ) -> int:
+        """POST one CT/CU `/check` to the bot (about `chatbot`, by default the simulator's),
+        signed; the bot's HTTP status (0: no answer)."""
         body = {
             "type": kind,
             "result": "pass" if passed else "fail",
@@ -114,7 +146,7 @@ class Reviewer:
             "remark": remark,
         }
         raw = json.dumps(body, ensure_ascii=False).encode()
-        url = f"{self.sim.webhook}/notifyInfoNotification/{self.sim.chatbot}/check"
+        url = f"{self.sim.webhook}/notifyInfoNotification/{chatbot or self.sim.chatbot}/check"
         return await self._post(url, raw, self.sim.sign(raw), remark)
 
     async def report_refused(self, message_id: str, code: int, description: str = "") -> int:
@@ -167,9 +199,13 @@ class Reviewer:
             self.mode = "hold" if d["mode"] == "hold" else "auto"
             self.delay = float(d.get("delay", self.delay))
         if "decide" in d:
-            urls = [d["url"]] if d.get("url") else list(self.waiting)
-            for url in urls:
-                await self.decide(url, d["decide"] == "pass", str(d.get("description", "")))
+            passed, description = d["decide"] == "pass", str(d.get("description", ""))
+            if not d.get("chatbot"):
+                urls = [d["url"]] if d.get("url") else list(self.waiting)
+                for url in urls:
+                    await self.decide(url, passed, description)
+            if not d.get("url"):
+                await self.decide_info(d.get("chatbot") or None, passed, description)
         if "message" in d and "errorCode" in d:
             await self.report_refused(str(d["message"]), int(d["errorCode"]), str(d.get("description", "")))
         elif "message" in d:
@@ -183,6 +219,7 @@ class Reviewer:
                 "mode": self.mode,
                 "delay": self.delay,
                 "waiting": list(self.waiting),
+                "infoWaiting": [{"chatbot": u.chatbot, "part": u.part} for u in self.info_waiting],
                 "decided": self.decided,
                 "answers": self.answers,
                 "unapprovedSends": self.unapproved_sends,

@@ -104,6 +104,18 @@ class Store(Protocol):
 
     async def host_release(self, platform: str, digest: str, owner: str) -> None: ...
 
+    # the chatbot's own information on its platform (botinfo.py): one record per (platform, chatbot)
+    async def bot_info(self, platform: str, chatbot: str) -> dict[str, Any] | None: ...
+    async def update_bot_info(
+        self,
+        platform: str,
+        chatbot: str,
+        change: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """Apply `change` to the record (None when there is none yet) atomically, from any process;
+        (the record as it is now, whether `change` wrote it). None from `change`: nothing to write."""
+        ...
+
     def tokens(self) -> SharedTokens | None:
         """The MaaP access-token cache every process shares (Redis); None: each process keeps its
         own (SQLite, one process)."""

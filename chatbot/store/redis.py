@@ -7,6 +7,7 @@ Keys (prefix `mp:` by default):
   m:<message id>    hash {conv, body, state, attempts, last_error, delivery, sent_ms}
   nc:<nonce key>    a webhook nonce seen within the replay window (SET NX PX)
   hm:<platform>:<hash>, hmlock:…, hmref:<ref>   media hosted on a platform (below)
+  bi:<platform>:<chatbot>   the chatbot's information: in use, and the update under review
   due               sorted set conv → when its head message may be sent (ms); a claimed
                     conversation's score is pushed to the end of its lease, so only one
                     worker (in any process) sends a conversation's head at a time
@@ -316,6 +317,36 @@ class RedisStore:
                     pipe.set(key, jsonio.dumps_str(new), keepttl=True)
                     await pipe.execute()
                     return new
+                except WatchError:
+                    continue
+
+    # -- the chatbot's information on its platform: `bi:<platform>:<chatbot>` (JSON, kept) --------
+    async def bot_info(self, platform: str, chatbot: str) -> dict[str, Any] | None:
+        raw = await self._r.get(f"{self.p}bi:{platform}:{chatbot}")
+        return jsonio.loads(raw) if raw else None
+
+    async def update_bot_info(
+        self,
+        platform: str,
+        chatbot: str,
+        change: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """Optimistic: WATCH the record, write it only if nobody changed it meanwhile, else again."""
+        key = f"{self.p}bi:{platform}:{chatbot}"
+        async with self._r.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    raw = await pipe.get(key)
+                    record: dict[str, Any] | None = jsonio.loads(raw) if raw else None
+                    new = change(record)
+                    if new is None:
+                        await pipe.unwatch()
+                        return record, False
+                    pipe.multi()
+                    pipe.set(key, jsonio.dumps_str(new))
+                    await pipe.execute()
+                    return new, True
                 except WatchError:
                     continue
 

@@ -402,6 +402,32 @@ class SqliteStore:
         await asyncio.shield(self._begin())
         return new
 
+    # -- the chatbot's information on its platform ----------------------------------------------
+    async def bot_info(self, platform: str, chatbot: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT record FROM bot_info WHERE platform = ? AND chatbot = ?", (platform, chatbot)
+        ).fetchone()
+        return jsonio.loads(row[0]) if row else None
+
+    async def update_bot_info(
+        self,
+        platform: str,
+        chatbot: str,
+        change: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """Read, change and write with no await between: atomic in the one process."""
+        record = await self.bot_info(platform, chatbot)
+        new = change(record)
+        if new is None:
+            return record, False
+        self._begin()
+        self._db.execute(
+            "INSERT OR REPLACE INTO bot_info (platform, chatbot, record) VALUES (?, ?, ?)",
+            (platform, chatbot, jsonio.dumps_str(new)),
+        )
+        await asyncio.shield(self._begin())
+        return new, True
+
     async def host_claim(self, platform: str, digest: str, ttl: float) -> str | None:
         """One process per file: the caller's in-process lock is the whole claim."""
         return "local"

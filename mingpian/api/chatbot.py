@@ -7,6 +7,8 @@ Routes, per bot (`{bot}` = a folder under chatbots/):
   POST /maap/{bot}/notifyInfoNotification/{chatbotId}/check   CT/CU review of media, info, messages
   POST /maap/{bot}/auditnotification                          China Mobile's media audit result
   POST /maap/{bot}/events                                      GSMA MaaP (FNW.11) webhook JSON
+  GET  /api/chatbot/bots/{bot}/information                     the bot's information: in use, under review
+  POST /api/chatbot/bots/{bot}/information                     submit an update to the carrier (operator)
 Every callback is authenticated on the raw body before it is parsed (401), then validated
 against the JSON Schema of its dialect (400 naming the JSON path), then handled exactly once
 and acknowledged with the body the platform expects — all by the runtime's `inbound`; this
@@ -24,6 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
+from chatbot import botinfo
 from chatbot.events import schema_text
 from chatbot.flows import FlowStore
 from chatbot.hosting import Resolver
@@ -33,13 +36,14 @@ from infra.settingrow import config_from
 
 from ..clientaddr import client_address
 from ..errors import ApiError
-from ..httpjson import json_response
+from ..httpjson import json_response, read_json_body
 from ..keys import flows_key, metrics_key, settings_key, templates_key
 from ..metrics import Counter
 from ..openapi import add_paths, error_response
 from ..openapi import json_response as doc_json
 from ..settings import Settings
 from .delivery.access import principal, require_operator
+from .delivery.ops import op
 
 log = logging.getLogger("mingpian.chatbot")
 
@@ -140,6 +144,37 @@ def _mask_digits(m: re.Match[str]) -> str:
     return digits[:-8] + "****" + digits[-4:]
 
 
+def _chatbot_of(request: web.Request) -> str:
+    """The platform's chatbot URI of the `{bot}` folder (404 for no such bot)."""
+    bot = request.match_info["bot"]
+    flow = request.app[flows_key].get(bot)
+    if flow is None:
+        raise ApiError(404, "unknown_bot", f"no chatbot named {bot!r}", path="bot")
+    return flow.chatbot or bot
+
+
+async def bot_information(request: web.Request) -> web.Response:
+    """What the carrier passed (in use) and the update it reviews or refused, with its reason."""
+    require_operator(await principal(request))
+    chatbot = _chatbot_of(request)
+    view = await request.app[runtime_key].information(chatbot)
+    return json_response({"bot": request.match_info["bot"], "chatbot": chatbot, **view})
+
+
+async def submit_information(request: web.Request) -> web.Response:
+    """Send an update of the bot's description or menu to its platform; it waits for the
+    carrier, and is used only once passed."""
+    require_operator(await principal(request))
+    chatbot = _chatbot_of(request)
+    data = await read_json_body(request, request.app[settings_key].max_json_depth)
+    problems = botinfo.problems(data)
+    if problems:
+        first = problems[0]
+        raise ApiError(422, "invalid", f"information: {first['path']}: {first['message']}", problems=problems)
+    view = await request.app[runtime_key].submit_information(chatbot, data)
+    return json_response({"bot": request.match_info["bot"], "chatbot": chatbot, **view}, status=202)
+
+
 async def list_bots(request: web.Request) -> web.Response:
     flows = request.app[flows_key]
     bots = [
@@ -201,6 +236,32 @@ CHECK = {
         "description": {"type": "string"},
         "remark": {"type": "string", "description": "url:<file url> | chatbotId: sip:… | messageId: …"},
         "fileInfo": {"type": "object", "description": "seen from real platforms; read leniently"},
+    },
+}
+_UPDATE = {
+    "type": ["object", "null"],
+    "required": ["id", "information", "state", "since"],
+    "properties": {
+        "id": {"type": "string"},
+        "information": {"type": "object"},
+        "state": {"enum": ["waiting", "refused"]},
+        "since": {"type": "number", "description": "Unix time it was submitted"},
+        "decidedAt": {"type": "number"},
+        "description": {"type": "string", "description": "the carrier's reason for refusing it"},
+    },
+}
+INFORMATION = {
+    "type": "object",
+    "required": ["bot", "chatbot", "current", "pending"],
+    "properties": {
+        "bot": {"type": "string"},
+        "chatbot": {"type": "string"},
+        "current": {
+            "type": ["object", "null"],
+            "description": "the information in use: every update the carrier passed, merged",
+            "properties": {"information": {"type": "object"}, "approvedAt": {"type": "number"}},
+        },
+        "pending": _UPDATE,
     },
 }
 AUDIT = {
@@ -374,6 +435,42 @@ def _document(app: web.Application) -> None:
             }
         },
     }
+    read = op(
+        "The bot's information on its platform: the one in use (passed by the carrier) and the "
+        "update under review or refused, with the carrier's reason (operator)",
+        {"200": doc_json("information", INFORMATION)},
+        403,
+        404,
+        params=("bot",),
+    )
+    submit = op(
+        "Submit an update of the bot's description, contact details or persistent menu to its "
+        "platform (CT/CU); it waits for the carrier and is used only once passed (operator)",
+        {"202": doc_json("submitted: waiting for the carrier", INFORMATION)},
+        403,
+        404,
+        400,
+        413,
+        415,
+        422,
+        body_schema=botinfo.SCHEMA,
+        params=("bot",),
+    )
+    submit["responses"] |= {
+        "404": error_response("unknown bot"),
+        "409": error_response("`info_pending`: an update of this bot's information waits for the carrier"),
+        "422": error_response(
+            "`invalid`: problems name each JSON path; `info_unsupported`: the bot's platform takes no "
+            "information updates (China Mobile, GSMA, or no MaaP account)"
+        ),
+        "502": error_response(
+            "`maap_refused`: the platform did not take the update (its answer in the message)"
+        ),
+    }
+    read["responses"]["404"] = error_response("unknown bot")
+    for o in (read, submit):
+        o["tags"] = ["chatbot"]
+    paths["/api/chatbot/bots/{bot}/information"] = {"get": read, "post": submit}
     schemas = {}
     for name, file in (
         ("CspMessageNotification", "csp-message"),
@@ -421,5 +518,7 @@ def setup(app: web.Application, media: Callable[[web.Application], Resolver] | N
     r.add_post("/maap/{bot}/auditnotification", cm_audit, name="maap-cm-audit")
     r.add_get("/api/chatbot/bots", list_bots, name="chatbot-bots")
     r.add_get("/api/chatbot/messages/{messageId}", message_status, name="chatbot-message")
+    r.add_get("/api/chatbot/bots/{bot}/information", bot_information, name="chatbot-information")
+    r.add_post("/api/chatbot/bots/{bot}/information", submit_information, name="chatbot-information-submit")
     app.cleanup_ctx.append(partial(_lifecycle, media=media))
     _document(app)
