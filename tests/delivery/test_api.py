@@ -232,7 +232,15 @@ async def test_every_route_refuses_other_tenants_and_anonymous_callers(make_app:
     for method, path in routes:
         # the other enterprise's ids: enterprise cmb, its line, its card, its call
         own = "identity" if "/cards" in path else media_id if "/media" in path else CMB_LINE
-        ids = {"eid": "cmb", "id": own, "call_id": "cmb-call", "kid": "0123456789ab", "rid": rid, "n": "1"}
+        ids = {
+            "eid": "cmb",
+            "id": own,
+            "call_id": "cmb-call",
+            "kid": "0123456789ab",
+            "rid": rid,
+            "n": "1",
+            "carrier": "china-unicom",
+        }
         url = _fill(path, ids)
         body = bodies.get(
             path,

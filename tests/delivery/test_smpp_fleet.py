@@ -144,7 +144,9 @@ async def test_after_the_smsc_drops_every_session_they_rebind_and_submits_go_on(
 # -- the account's rate ---------------------------------------------------------------------------
 async def test_the_local_rate_spaces_a_burst_to_n_per_second(gateway: GatewaySim, pools: PoolFactory) -> None:
     n = 20
-    pool = pools(binds=2, rate=LocalRate(n))
+    # what is measured is the spacing: a loaded machine may answer a submit later than the 1 s the
+    # other tests allow, and that is no failure of the rate
+    pool = pools(binds=2, rate=LocalRate(n), timeout=5.0)
     assert await pool.wait_bound(3, count=2)
     t0 = time.monotonic()
     results = await asyncio.gather(*(pool.submit(sm(i)) for i in range(30)))
