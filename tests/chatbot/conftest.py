@@ -19,3 +19,11 @@ async def sim(aiohttp_server: Any) -> AsyncIterator[tuple[Simulator, TestServer]
     server = await aiohttp_server(s.app())
     yield s, server
     await s._close()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The chatbot store's settings, once for each backend."""
+    if request.param == "redis":
+        return {"store": "redis", "redis_url": request.getfixturevalue("redis_url")}
+    return {}

@@ -28,13 +28,6 @@ CHATBOT = "sip:106500@botplatform.rcs.chinaunicom.cn"
 T = Any
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def store(request: pytest.FixtureRequest) -> dict[str, Any]:
-    if request.param == "redis":
-        return {"store": "redis", "redis_url": request.getfixturevalue("redis_url")}
-    return {}
-
-
 def logo(tmp: Path) -> LocalFile:
     path = tmp / "logo.png"
     Image.frombytes("RGB", (32, 32), os.urandom(32 * 32 * 3)).save(path, "PNG")
@@ -44,6 +37,18 @@ def logo(tmp: Path) -> LocalFile:
 def check_body(url: str, result: str = "pass", when: str = "24-05-01 10:00:00") -> bytes:
     body = {"type": "media", "result": result, "time": when, "description": "", "remark": f"url:{url}"}
     return json.dumps(body).encode()
+
+
+async def held(
+    aiohttp_client: T, sim: tuple[Simulator, TestServer], tmp_path: Path, store: dict[str, Any]
+) -> Any:
+    """A bot whose simulated carrier holds its decisions, its host on the platform, and a logo."""
+    s, _ = sim
+    s.carrier.review.mode = "hold"
+    bot = await start_bot(aiohttp_client, sim, tmp_path, maap_approval_wait=0.1, **store)
+    host = bot.client.app[runtime_key].host_for(CHATBOT)
+    assert host is not None
+    return s, bot, host, logo(tmp_path)
 
 
 async def post_check(client: Any, raw: bytes, headers: dict[str, str] | None = None) -> Any:
@@ -58,12 +63,7 @@ async def post_check(client: Any, raw: bytes, headers: dict[str, str] | None = N
 async def test_a_held_logo_is_refused_to_sends_until_its_check_passes(
     aiohttp_client: T, sim: tuple[Simulator, TestServer], tmp_path: Path, store: dict[str, Any]
 ) -> None:
-    s, _ = sim
-    s.carrier.review.mode = "hold"
-    bot = await start_bot(aiohttp_client, sim, tmp_path, maap_approval_wait=0.1, **store)
-    host = bot.client.app[runtime_key].host_for(CHATBOT)
-    assert host is not None
-    file = logo(tmp_path)
+    s, bot, host, file = await held(aiohttp_client, sim, tmp_path, store)
     record = await host.host(CHATBOT, file)
     [upload] = s.carrier.uploads
     assert upload.mode == "perm" and record["review"]["state"] == "waiting"
@@ -91,12 +91,7 @@ async def test_a_held_logo_is_refused_to_sends_until_its_check_passes(
 async def test_the_simulator_fails_a_logo_and_the_send_names_the_refusal(
     aiohttp_client: T, sim: tuple[Simulator, TestServer], tmp_path: Path, store: dict[str, Any]
 ) -> None:
-    s, _ = sim
-    s.carrier.review.mode = "hold"
-    bot = await start_bot(aiohttp_client, sim, tmp_path, maap_approval_wait=0.1, **store)
-    host = bot.client.app[runtime_key].host_for(CHATBOT)
-    assert host is not None
-    file = logo(tmp_path)
+    s, _, host, file = await held(aiohttp_client, sim, tmp_path, store)
     record = await host.host(CHATBOT, file)
     await s.carrier.review.decide(record["url"], False, "图片含有违规内容")
     assert s.carrier.review.answers == [(f"url:{record['url']}", 200)]

@@ -9,11 +9,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestServer
 
-from mingpian.api.chatbot import runtime_key
 from simulators.maap import Simulator
 
-from .support import start_bot
-from .test_approval import CHATBOT, logo, store  # noqa: F401 - `store` is the parametrized fixture
+from .test_approval import CHATBOT, held
 
 T = Any
 
@@ -22,14 +20,9 @@ async def test_a_file_hosted_before_reviews_is_approved_until_it_expires(
     aiohttp_client: T,
     sim: tuple[Simulator, TestServer],
     tmp_path: Path,
-    store: dict[str, Any],  # noqa: F811
+    store: dict[str, Any],
 ) -> None:
-    s, _ = sim
-    s.carrier.review.mode = "hold"  # nothing would be approved now
-    bot = await start_bot(aiohttp_client, sim, tmp_path, maap_approval_wait=0.1, **store)
-    host = bot.client.app[runtime_key].host_for(CHATBOT)
-    assert host is not None
-    file = logo(tmp_path)
+    s, _, host, file = await held(aiohttp_client, sim, tmp_path, store)  # nothing is approved now
     key = host.key(file)
     assert key.endswith("-perm")
     # the record an earlier release kept, under the key without the permanent suffix

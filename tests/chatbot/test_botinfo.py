@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestServer
 
 from chatbot.auth import csp_signature_headers
@@ -40,13 +39,6 @@ MENU = {
     ]
 }
 T = Any
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def store(request: pytest.FixtureRequest) -> dict[str, Any]:
-    if request.param == "redis":
-        return {"store": "redis", "redis_url": request.getfixturevalue("redis_url")}
-    return {}
 
 
 def decision(result: str, description: str = "") -> bytes:
