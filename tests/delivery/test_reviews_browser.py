@@ -109,6 +109,11 @@ def test_the_operator_reviews_an_enterprise_edit(browser: Any, server: ServerThr
     assert "已核对" in rows.nth(0).inner_text() and "运营方" in rows.nth(0).inner_text()
     assert "未通过" in rows.nth(1).inner_text() and "运单号与实际不符" in rows.nth(1).inner_text()
     assert "已被新版本取代" in rows.nth(2).inner_text()
+    # any version on the phones: the first one still shows the seeded waybill
+    ent.click("button[aria-label='预览 v1']")
+    ent.locator(".version-preview .review-version.history").locator(f"text={waybill}").first.wait_for(
+        timeout=15_000
+    )
     shot(ent, "42-card-versions")
     assert probe.errors == [] and probe.dialogs == []
     assert ent_probe.errors == [] and ent_probe.dialogs == []

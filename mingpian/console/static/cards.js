@@ -8,7 +8,7 @@ import * as sapi from '/static/api.js';
 import {debounce} from '/static/dom.js';
 import * as api from './capi.js';
 import {Preview} from './preview.js';
-import {CLASSES, CLASS_HINT, CLASS_NAME, personName, sentText, stateBadge} from './reviews.js';
+import {CLASSES, CLASS_HINT, CLASS_NAME, personName, sentText, stateBadge, versionPhones} from './reviews.js';
 import {CHANNEL_NAME, PHASES, PHASE_NAME, button, clear, confirmButton, field, h, input, notice, section, select, table,
   when} from './ui.js';
 
@@ -167,6 +167,7 @@ async function versions(slot, ctx, card) {
   const res = await api.get(api.ent(ctx.eid, `/cards/${api.enc(card.id)}/versions`));
   const items = res.ok ? [...res.body.versions].reverse() : [];  // newest first
   const sent = card.review ? card.review.sent_version : card.version;
+  const previewBox = h('div', {class: 'version-preview', 'aria-live': 'polite'});
   const ready = [await readinessTable(ctx, card, card.version ?? 1)];
   if (sent && sent !== card.version) ready.push(await readinessTable(ctx, card, sent));
   clear(slot).append(section(`名片 ${card.id} 的版本记录`, ...ready,
@@ -181,7 +182,12 @@ async function versions(slot, ctx, card) {
       {title: '审核人', get: (v) => (v.decided_by ? personName(v.decided_by) : '')},
       {title: '审核时间', get: (v) => when(v.decided_at)},
       {title: '审核备注', get: (v) => v.note || ''},
-    ], items, {caption: '最新的在前', empty: '没有版本记录'})));
+      {title: '预览', get: (v) => button(`v${v.version}`, () => {
+        const shown = versionPhones({enterprise: ctx.eid, card: card.id}, v.version, 'history', `v${v.version} 的样子`);
+        clear(previewBox).append(shown.el);
+        previewBox.scrollIntoView({block: 'nearest'});
+      }, {'aria-label': `预览 v${v.version}`})},
+    ], items, {caption: '最新的在前', empty: '没有版本记录'}), previewBox));
   slot.querySelector('h2').scrollIntoView({block: 'nearest'});
 }
 

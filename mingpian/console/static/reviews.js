@@ -125,7 +125,7 @@ function changesTable(r) {
 const SHOWN = VIEWS.filter((v) => v.id === 'rcs' || v.id === 'sms');
 
 /** The 5G and SMS phones of one version of a card, as the enterprise's brand shows it. */
-function versionPhones(r, version, which, title) {
+export function versionPhones(r, version, which, title) {
   const phones = SHOWN.map((v) => {
     const p = new Phone(v, '');
     const id = `${which}-${r.enterprise}-${r.card}-${v.id}`.replace(/[^A-Za-z0-9_-]/g, '_');
