@@ -109,10 +109,10 @@ class Composer:
         else:  # unverified: the bare number, never a brand the operator has not checked
             num = national(d.line)
             msg.brand = replace(msg.brand, signature=num, name=num)
-        found = refs(msg)
-        if found:  # library files: the enterprise's own become public URLs, any other is dropped
-            links = await self.library.links(d.enterprise, found) if self.library is not None else {}
-            msg = without_refs(with_urls(msg, links))
+        if self.library is not None:  # library files: the enterprise's own become public URLs
+            msg = await self.library.published(d.enterprise, msg)
+        elif refs(msg):  # no library: any file it names is dropped
+            msg = without_refs(with_urls(msg, {}))
         self._rendered[d.id] = msg
         if shared is not None:
             if len(self._shared) >= SHARED_CARDS:

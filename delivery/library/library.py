@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from renderer.mediarefs import MEDIA_PREFIX, Link, media_id
+from renderer.mediarefs import MEDIA_PREFIX, Link, media_id, refs, with_urls, without_refs
+from renderer.model import Message
 
 from ..storage import LibraryStore
 from .fetch import PhotoFetcher, allowed
@@ -127,6 +128,14 @@ class MediaLibrary:
             if row is not None:
                 out[ref] = Link(self.url(row), row["content_type"], row["bytes"])
         return out
+
+    async def published(self, enterprise: str, msg: Message) -> Message:
+        """`msg` as a send names its library files: the enterprise's own as public URLs, any
+        other dropped."""
+        found = refs(msg)
+        if not found:
+            return msg
+        return without_refs(with_urls(msg, await self.links(enterprise, found)))
 
     def local_path(self, url: str) -> Path | None:
         """The file behind a library URL this library made (to upload it to a MaaP), or None."""
