@@ -40,20 +40,19 @@ class Readiness:
         return asdict(self)
 
 
-def of_version(version: dict[str, Any], chain: list[str], configured: set[str]) -> list[Readiness] | None:
+def of_version(version: dict[str, Any], chain: list[str]) -> list[Readiness] | None:
     """What the operator's review says for every channel; None when the version is the approved
     one and each channel's own conditions decide."""
     state = version.get("state", "approved")
     if state == "approved":
         return None
     if state == "pending":
-        found = Readiness("", "waiting", "operator", "the operator has not reviewed this version yet",
-                          version.get("made_at"))  # fmt: skip
+        said = ("waiting", "the operator has not reviewed this version yet", version.get("made_at"))
     elif state == "refused":
-        found = Readiness("", "refused", "operator", version.get("note", ""), version.get("decided_at"))
+        said = ("refused", version.get("note", ""), version.get("decided_at"))
     else:
-        found = Readiness("", "expired", "operator", GONE.get(state, state), version.get("decided_at"))
-    return [Readiness(ch, found.state, found.by, found.why, found.since) for ch in chain]
+        said = ("expired", GONE.get(state, state), version.get("decided_at"))
+    return [Readiness(ch, said[0], "operator", said[1], said[2]) for ch in chain]
 
 
 async def readiness(
@@ -67,7 +66,7 @@ async def readiness(
     """One answer per channel of the enterprise's chain for this version; `carrier` checks the
     5G body's files on the chatbot's platform (None: no MaaP hosts media), `refusal` whether the
     carrier refused the card itself after a send."""
-    reviewed = of_version(version, chain, configured)
+    reviewed = of_version(version, chain)
     if reviewed is not None:
         return reviewed
     out: list[Readiness] = []

@@ -131,7 +131,7 @@ async def submit(
     approver = approved_on_creation(enterprise, body, by_operator)
     # The same content again is no new version (nor a new review), unless it is now approved as
     # made where the latest version was not (the operator saving a waiting version as it is).
-    unchanged = summary is not None and (not approver or summary.get("state") == "approved")
+    unchanged = not approver or (summary or {}).get("state") == "approved"
     if summary is not None and unchanged and same(await version_body(store, eid, card), body):
         latest = await store.get(VERSION, eid, version_id(card, int(summary["latest"])))
         return latest or {"card": card, "version": int(summary["latest"]), "state": summary["state"]}

@@ -11,7 +11,6 @@ from chatbot.approval import NotApproved
 from delivery import reviews
 from delivery.model import DEFAULT_CHAIN
 from delivery.readiness import readiness
-from renderer.mediarefs import refs, with_urls, without_refs
 from renderer.rcs import to_rcs
 
 from ...errors import ApiError
@@ -67,11 +66,11 @@ async def list_versions(request: web.Request) -> web.Response:
     store = request.app[delivery_key].store
     card = request.match_info["id"]
     found = await reviews.versions(store, ent["id"], card)
-    if not found and await store.get("card", ent["id"], card) is None:
-        raise ApiError(404, "not_found", f"no card {card!r}")
     if not found:  # a card from before versions: its one version
         doc = await store.get("card", ent["id"], card)
-        found = [{"card": card, "version": 1, "state": "approved", "body": reviews.content(doc or {})}]
+        if doc is None:
+            raise ApiError(404, "not_found", f"no card {card!r}")
+        found = [{"card": card, "version": 1, "state": "approved", "body": reviews.content(doc)}]
     return json_response({"versions": found})
 
 
@@ -99,9 +98,7 @@ async def get_readiness(request: web.Request) -> web.Response:
         if approval is None:
             return None
         _, _, message = await render_card(request, ent, body)
-        found = refs(message)
-        if found:  # library files as a send names them: their public URLs
-            message = without_refs(with_urls(message, await service.library.links(ent["id"], found)))
+        message = await service.library.published(ent["id"], message)  # as a send names its files
         sent = {"senderAddress": chatbot, "messageList": to_rcs(message).message_list()}
         return await approval(chatbot, sent)
 
