@@ -299,24 +299,33 @@ class RedisStore:
     async def update_hosted(
         self, platform: str, digest: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]
     ) -> dict[str, Any] | None:
-        """Optimistic: WATCH the record, write it only if nobody changed it meanwhile, else again."""
         key = f"{self.p}hm:{platform}:{digest}"
+        record, _ = await self._watched(key, lambda r: change(r) if r is not None else None, keepttl=True)
+        return record
+
+    async def _watched(
+        self,
+        key: str,
+        change: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+        *,
+        keepttl: bool = False,
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """Optimistic: WATCH the record, write `change`'s answer only if nobody changed the record
+        meanwhile, else again. (The record as it is now, whether it was written.)"""
         async with self._r.pipeline(transaction=True) as pipe:
             while True:
                 try:
                     await pipe.watch(key)
                     raw = await pipe.get(key)
-                    if not raw:
-                        return None
-                    record: dict[str, Any] = jsonio.loads(raw)
+                    record: dict[str, Any] | None = jsonio.loads(raw) if raw else None
                     new = change(record)
                     if new is None:
                         await pipe.unwatch()
-                        return record
+                        return record, False
                     pipe.multi()
-                    pipe.set(key, jsonio.dumps_str(new), keepttl=True)
+                    pipe.set(key, jsonio.dumps_str(new), keepttl=keepttl)
                     await pipe.execute()
-                    return new
+                    return new, True
                 except WatchError:
                     continue
 
@@ -331,24 +340,7 @@ class RedisStore:
         chatbot: str,
         change: Callable[[dict[str, Any] | None], dict[str, Any] | None],
     ) -> tuple[dict[str, Any] | None, bool]:
-        """Optimistic: WATCH the record, write it only if nobody changed it meanwhile, else again."""
-        key = f"{self.p}bi:{platform}:{chatbot}"
-        async with self._r.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    await pipe.watch(key)
-                    raw = await pipe.get(key)
-                    record: dict[str, Any] | None = jsonio.loads(raw) if raw else None
-                    new = change(record)
-                    if new is None:
-                        await pipe.unwatch()
-                        return record, False
-                    pipe.multi()
-                    pipe.set(key, jsonio.dumps_str(new))
-                    await pipe.execute()
-                    return new, True
-                except WatchError:
-                    continue
+        return await self._watched(f"{self.p}bi:{platform}:{chatbot}", change)
 
     async def host_claim(self, platform: str, digest: str, ttl: float) -> str | None:
         owner = secrets.token_hex(8)
