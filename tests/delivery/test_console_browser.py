@@ -275,7 +275,7 @@ def test_operator_journey(browser: Any, server: ServerThread) -> None:
     ent_page.fill("form.grid-form input[name=note]", "品牌升级")
     ent_page.click("button:has-text('提交变更申请')")
     ent_page.wait_for_selector("text=已提交，等待运营方审核")
-    assert "待审核" in ent_page.inner_text("main")
+    ent_page.wait_for_selector("main table >> text=待审核")  # the list is drawn again after the notice
     shot(ent_page, "13-brand-request-filed")
     open_page(page, "#/brands", "brands")
     assert "品牌名：顺丰速运·新" in page.inner_text("main") and "品牌升级" in page.inner_text("main")
