@@ -31,6 +31,7 @@ KANNEL_ALLOWED = "flash, sms or both, comma-separated"
 HOST_PORT_ALLOWED = "host:port (port 1 to 65535), or empty"
 SENDER_ALLOWED = "a service code (digits, at most 20) or a name (letters and digits, at most 11), or empty"
 DATABASE_URL_ALLOWED = "empty, or postgresql://user:password@host:port/database"
+LINK_BASE_ALLOWED = "empty, or an http(s) URL such as https://mp.cn/"
 
 
 def parse_timeouts(value: Any) -> dict[str, float]:
@@ -102,6 +103,18 @@ def parse_database_url(value: Any) -> str:
     if not isinstance(value, str) or (value and not value.startswith(("postgresql://", "postgres://"))):
         raise SettingError(f"expected {DATABASE_URL_ALLOWED}")
     return value
+
+
+def parse_link_base(value: Any) -> str:
+    """Empty (this server's public URL + `/s/`) or an http(s) URL, ending in `/`."""
+    if not isinstance(value, str):
+        raise SettingError(f"expected {LINK_BASE_ALLOWED}")
+    value = value.strip()
+    if not value:
+        return ""
+    if not value.startswith(("https://", "http://")) or len(value.split("/", 3)[2]) == 0:
+        raise SettingError(f"expected {LINK_BASE_ALLOWED}")
+    return value if value.endswith("/") else value + "/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +196,15 @@ class DeliveryConfig:
         "`source_addr` is left empty and the SMSC puts the account's default.",
         parse=parse_sender,
         allowed_doc=SENDER_ALLOWED,
+    )
+    link_base: str = setting(
+        "",
+        "Public base of the short links in SMS, flash and USSD texts (the code follows it); a "
+        "front server maps it to this server's `/s/{code}`. On an https base the text leaves "
+        "`https://` out (`mp.cn/Ab3dE5gH7k`): Chinese SMS apps link a bare domain.",
+        parse=parse_link_base,
+        allowed_doc=LINK_BASE_ALLOWED,
+        doc_default="the server's public URL + `/s/`",
     )
     staff_max: int = setting(
         MAX_MEMBERS,

@@ -65,10 +65,11 @@ from .rows.calls import (
     update_sql,
 )
 from .rows.ledger import CHARGES_SQL, REFUNDS_SQL, RecordCharge, Refund
+from .rows.links import LINK_ROW, LINKS_SQL, InsertLink
 
 Write = (
     AcceptCall | InsertAttempt | RecordCharge | MessageId | Receipt | Refund | RenewLease | AskPhases
-    | UpdateDelivery | UpdateAttempt
+    | UpdateDelivery | UpdateAttempt | InsertLink
 )  # fmt: skip
 # Each record's values in the order its statement's arrays take them.
 ACCEPT_ARRAYS = attrgetter(
@@ -82,6 +83,7 @@ CHARGE_ARRAYS = attrgetter(
 )
 MESSAGE_ID_ARRAYS = attrgetter("message_id", "attempt")
 RECEIPT_ARRAYS = attrgetter("message_id", "stat", "at", "source")
+LINK_ARRAYS = attrgetter(*LINK_ROW)
 
 PARAM = re.compile(r"\$(\d+)")
 
@@ -103,6 +105,7 @@ class Batch:
     finished: set[str] = field(default_factory=set)  # deliveries whose state left "active"
     renewals: dict[str, tuple[str, float, list[asyncio.Future[bool]]]] = field(default_factory=dict)
     phases: dict[str, list[asyncio.Future[set[str]]]] = field(default_factory=dict)  # call id → askers
+    links: list[InsertLink] = field(default_factory=list)  # short links minted with their attempts
     size: int = 0
 
     def add(self, write: Write, fut: asyncio.Future[Any] | None = None) -> None:
@@ -130,6 +133,9 @@ class Batch:
 
     def _receipt(self, w: Receipt, fut: None) -> None:
         self.receipts.append(w)
+
+    def _link(self, w: InsertLink, fut: None) -> None:
+        self.links.append(w)
 
     def _refund(self, w: Refund, fut: None) -> None:
         self.refunds.add(w.key)
@@ -172,6 +178,9 @@ class Batch:
         if self.receipts:
             rows = sorted(self.receipts, key=lambda w: w.message_id)
             parts.append(("rct", RECEIPTS_SQL, list(zip(*map(RECEIPT_ARRAYS, rows), strict=True))))
+        if self.links:
+            rows = sorted(self.links, key=lambda w: w.code)
+            parts.append(("lnk", LINKS_SQL, list(zip(*map(LINK_ARRAYS, rows), strict=True))))
         for table, rows in self.updates.items():
             groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
             for id_, fields in rows.items():
@@ -302,7 +311,7 @@ class Batch:
         """After `drop_answers`: whether any write is left to commit."""
         return bool(
             self.attempts or self.charges or self.message_ids or self.receipts or self.refunds
-            or self.finished or any(self.updates.values())
+            or self.links or self.finished or any(self.updates.values())
         )  # fmt: skip
 
     def drop_answers(self, backend: str, cause: BaseException) -> None:
@@ -337,6 +346,7 @@ GATHER: dict[type, Callable[[Batch, Any, Any], None]] = {
     MessageId: Batch._message_id,
     Receipt: Batch._receipt,
     Refund: Batch._refund,
+    InsertLink: Batch._link,
     RenewLease: Batch._renew,
     AskPhases: Batch._phases,
     UpdateDelivery: Batch._update,

@@ -44,6 +44,7 @@ from .refusals import CardRefusals
 from .replies import Replies
 from .revoke import Revoker
 from .seed import load_seed
+from .shortlinks import ShortLinks
 from .storage import DeliveryStore
 from .store import SqliteDeliveryStore
 from .wakeups import Wakeups
@@ -81,6 +82,9 @@ class DeliveryService:
             config.callback_base,
             PhotoFetcher(config.fetch_timeout, config.library_limits.max_bytes),
         )
+        # short links in texts: the configured base, else this server's own /s/ route
+        base = config.link_base or (config.callback_base or "http://127.0.0.1").rstrip("/") + "/s/"
+        self.links = ShortLinks(self.store, base)
         self.composer = Composer(self.store, templates, self.library)
         self.receipts = Receipts(self.store, self.meter, self.wakeups, on_outcome)
         self.replies = Replies(self.store, self.composer, self.wakeups)
@@ -173,6 +177,7 @@ class DeliveryService:
                 await self._forwarded
         await self.chains.close()
         await self.receipts.close()
+        await self.links.close()  # the opens still queued are written before the store stops
         if self.smpp is not None:
             await self.smpp.close()
         if self._session is not None:

@@ -21,6 +21,7 @@ from .metering.ledger import LedgerEntry
 from .metering.packages import Charge
 from .records import Attempt, Delivery
 from .rows.console import Page, SessionRow
+from .rows.links import InsertLink, Open
 
 
 class Lifetime(Protocol):
@@ -200,6 +201,24 @@ class ConsoleStore(Protocol):
     async def drop_session(self, hash: str) -> None: ...
 
 
+class LinkStore(Protocol):
+    """Short links and their opens (shortlinks.py)."""
+
+    async def add_link(self, link: InsertLink) -> None:
+        """Write a link; inside a `tx()` it commits with the block's other writes."""
+        ...
+
+    async def link(self, code: str) -> Sequence[Any] | None:
+        """The link's row (rows/links.py LINK_COLUMNS), or None."""
+        ...
+
+    async def add_opens(self, opens: Sequence[Open]) -> list[tuple[str, bool]]:
+        """Write opens, durably; (id, first open of its link) for each one written now."""
+        ...
+
+    async def link_opens(self, code: str, limit: int = 1000) -> list[dict[str, Any]]: ...
+
+
 class ReceiptStore(Lifetime, AttemptStore, Protocol):
     """What the receipts use."""
 
@@ -233,6 +252,7 @@ class DeliveryStore(
     ReachStore,
     LedgerStore,
     ConsoleStore,
+    LinkStore,
     Protocol,
 ):
     """Every role: what the service, the chains and the web layer hold."""

@@ -19,6 +19,7 @@ from .rows.attempts import AttemptRows
 from .rows.calls import CallRows
 from .rows.console import ConsoleRows
 from .rows.ledger import LedgerRows
+from .rows.links import LinkRows
 from .rows.media import MediaRows
 from .rows.reach import ReachRows
 from .rows.resources import ResourceRows
@@ -29,11 +30,11 @@ if TYPE_CHECKING:
 TABLES = (
     "objects", "audit", "api_keys", "calls", "deliveries", "attempts", "message_ids", "receipts",
     "optouts", "taps", "impressions", "replies_seen", "charges", "media", "chatbot_owners",
-    "console_sessions", "active_chains",
+    "console_sessions", "active_chains", "short_links", "link_opens",
 )  # fmt: skip
 
 
-class Store(ResourceRows, MediaRows, CallRows, AttemptRows, ReachRows, LedgerRows, ConsoleRows):
+class Store(ResourceRows, MediaRows, CallRows, AttemptRows, ReachRows, LedgerRows, ConsoleRows, LinkRows):
     def __init__(self, driver: Driver) -> None:
         self.db = driver
         self.shared = driver.shared  # several processes use it: leases decide which runs a chain

@@ -1,0 +1,12 @@
+-- Short links carried by SMS, flash and USSD texts (delivery/shortlinks.py): one row per code,
+-- written with the attempt whose text carries it, and the opens counted for the enterprise.
+-- No client address is kept for an open, only a coarse class of its browser.
+CREATE TABLE IF NOT EXISTS short_links (code TEXT PRIMARY KEY, enterprise TEXT NOT NULL,
+    recipient TEXT NOT NULL, delivery TEXT NOT NULL, step INTEGER NOT NULL, channel TEXT NOT NULL,
+    kind TEXT NOT NULL, target TEXT NOT NULL, created DOUBLE PRECISION NOT NULL,
+    expires DOUBLE PRECISION NOT NULL, first_open DOUBLE PRECISION);
+CREATE INDEX IF NOT EXISTS short_links_by_delivery ON short_links (delivery, step);
+CREATE INDEX IF NOT EXISTS short_links_by_expiry ON short_links (expires);
+CREATE TABLE IF NOT EXISTS link_opens (id TEXT PRIMARY KEY, code TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL, client TEXT NOT NULL, is_first BOOLEAN NOT NULL);
+CREATE INDEX IF NOT EXISTS link_opens_by_code ON link_opens (code, at);
