@@ -183,6 +183,33 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                             "utc_offset": {"type": "number", "minimum": -14, "maximum": 14},
                         },
                     },
+                    "links": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "description": "short links in SMS, flash and USSD texts (docs/delivery.md)",
+                        "properties": {
+                            "shorten": {
+                                "enum": ["auto", "always", "never"],
+                                "description": "auto (default): when it saves an SMS segment or keeps "
+                                "more of the card on USSD/flash, or when opens are counted",
+                            },
+                            "count_opens": {
+                                "type": "boolean",
+                                "description": "count who opens the links (default false)",
+                            },
+                            "ttl_days": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": 365,
+                                "description": "days a link keeps working (default 30)",
+                            },
+                            "card_page": {
+                                "type": "boolean",
+                                "description": "SMS text carries a short link to the card's H5 page "
+                                "(default: on when the chain contains cardsms)",
+                            },
+                        },
+                    },
                 },
             },
         },
