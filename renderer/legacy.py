@@ -20,13 +20,14 @@ text are parsed in replies.py.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from . import gsm
 from .errors import LimitExceeded, Problem
 from .gsm import CHANNELS, Channel, Encoded, Encoding, Segment
-from .links import link_refusal
+from .links import WEB_URL, link_refusal
 from .model import Card, Message, Suggestion
 from .profiles import CarrierProfile
 from .replies import OPT_OUT_KEY
@@ -38,6 +39,8 @@ __all__ = [
     "CHANNELS",
     "SMS_MAX_SEGMENTS",
     "LegacyText",
+    "LinkForm",
+    "LinkSlot",
     "ReplyOption",
     "check_override",
     "degrade",
@@ -56,6 +59,33 @@ _SPACES = re.compile(r"\s+")
 _LINE_DIRTY = re.compile(r"[^\S ]|  |[\ud800-\udfff]")  # anything _line would change
 _TRAILING = " \t\n，,、；;：:。"
 _WORD_TAIL = re.compile(r"[0-9A-Za-z_.@/:%?&=+-]+$")  # an ASCII token (number, URL) at a cut
+
+
+LINK_PLACEHOLDER = "0"  # fills a short link's code while the layout is decided (GSM-7, 1 unit)
+PAGE_LABEL = "查看名片"  # the card-page line: 查看名片：<short link>
+
+
+@dataclass(frozen=True, slots=True)
+class LinkForm:
+    """How short links are written in the text (the renderer knows nothing of who mints them):
+    `prefix` (the public base as written, e.g. `mp.cn/`) then `width` code characters. Every
+    link of a text has the same length, so the layout and the segments are decided once per
+    card with placeholders and each recipient's codes are filled in after (`LegacyText.fill`)."""
+
+    prefix: str
+    width: int
+    urls: bool = True  # web links of buttons (openUrl, showLocation's fallback) become short links
+    card_page: bool = False  # a line linking the card's page (查看名片：…), kept like the title
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSlot:
+    """A short link in a degraded text: the reply key of its button ("page": the card-page line),
+    the URL it stands for ("" for the page) and where its code starts in the text."""
+
+    key: str
+    target: str
+    start: int
 
 
 class ReplyOption(NamedTuple):
@@ -100,6 +130,32 @@ class LegacyText:
     override: bool = False
     limit: int = 0  # units allowed: one segment / screen, or the SMS cap
     notes: tuple[str, ...] = field(default=())
+    links: tuple[LinkSlot, ...] = ()  # the short links in `text`, in text order (placeholders until filled)
+    link_width: int = 0  # characters of each link's code
+
+    def fill(self, codes: Sequence[str], reference: int | None = None) -> LegacyText:
+        """This text with each short link's code (`codes`, in `links` order) in place of its
+        placeholder, encoded again: the same units and segments, since every code has the same
+        length in GSM-7-safe characters. Cheap: no layout, one encode."""
+        if len(codes) != len(self.links):
+            raise ValueError(f"{len(self.links)} short links, {len(codes)} codes")
+        parts, pos = [], 0
+        for slot, code in zip(self.links, codes, strict=True):
+            if len(code) != self.link_width or not code.isascii() or not code.isalnum():
+                raise ValueError(f"a short link code must be {self.link_width} ASCII letters and digits")
+            parts += [self.text[pos : slot.start], code]
+            pos = slot.start + self.link_width
+        text = "".join(parts) + self.text[pos:]
+        encoded = gsm.encode(text, self.channel, reference)
+        by_key = {slot.key: code for slot, code in zip(self.links, codes, strict=True)}
+        w = self.link_width
+        replies = tuple(
+            r._replace(line=r.line[:-w] + by_key[r.key]) if r.key in by_key and r.line else r
+            for r in self.replies
+        )
+        return replace(
+            self, text=text, dcs=encoded.dcs, units=encoded.units, segments=encoded.segments, replies=replies
+        )
 
     @property
     def segment_count(self) -> int:
@@ -200,13 +256,15 @@ class _Item:
     pinned: bool
     form: Literal["full", "short", "none"] = "full"
     refused: str | None = None  # why its link is not shown (links.py)
+    linked: bool = False  # its full line ends with a short link's placeholder
 
     def shown_line(self) -> str | None:
         return self.full if self.form == "full" else self.short if self.form == "short" else None
 
 
-def _items(message: Message) -> list[_Item]:
+def _items(message: Message, links: LinkForm | None = None) -> list[_Item]:
     out = []
+    short = LINK_PLACEHOLDER * links.width if links is not None and links.urls else ""
     for n, s in enumerate(message.all_suggestions, 1):
         key = str(n)
         text = _line(s.text)
@@ -219,9 +277,13 @@ def _items(message: Message) -> list[_Item]:
         elif s.kind in ("dial", "composeTextMessage"):
             value = _line(s.phone) or None
         pinned = _is_opt_out(s)
-        short = f"回{OPT_OUT_KEY}退订" if pinned else f"回复{key} {text}"
-        full = f"{text}：{value}" if value else short
-        out.append(_Item(key, s, text, value, short, full, pinned, refused=refused))
+        brief = f"回{OPT_OUT_KEY}退订" if pinned else f"回复{key} {text}"
+        linked = bool(short) and value is not None and s.kind in ("openUrl", "showLocation")
+        linked = linked and WEB_URL.match(value or "") is not None
+        assert links is not None or not linked
+        shown = f"{links.prefix}{short}" if linked and links is not None else value
+        full = f"{text}：{shown}" if value else brief
+        out.append(_Item(key, s, text, value, brief, full, pinned, refused=refused, linked=linked))
     return out
 
 
@@ -237,7 +299,8 @@ class _Block:
 
 
 class _Layout:
-    def __init__(self, message: Message, items: list[_Item]) -> None:
+    def __init__(self, message: Message, items: list[_Item], page_line: str = "") -> None:
+        self.page_line = page_line  # the card-page link's line, kept like the title
         sig = _line(message.brand.signature).strip("【】[] ") or _line(message.brand.name)
         self.head_sig = f"【{sig}】"
         self.carousel = message.kind == "carousel"
@@ -265,17 +328,37 @@ class _Layout:
         return self.head_sig + self.head_title
 
     def lines(self) -> list[str]:
-        out = [self.head()]
-        for b in self.blocks:
+        return [line for line, _ in self.tagged()]
+
+    def tagged(self) -> list[tuple[str, str | None]]:
+        """The lines, each with the reply key ("page": the card-page line) of the short link it
+        ends with, if any."""
+        out: list[tuple[str, str | None]] = [(self.head(), None)]
+        for i, b in enumerate(self.blocks):
             if b.title and b.title_kept:
-                out.append(b.title)
+                out.append((b.title, None))
             if b.desc_shown:
                 if not self.carousel and not self.head_title and len(out) == 1:
-                    out[0] += b.desc_shown  # no title: the description follows 【signature】
+                    out[0] = (out[0][0] + b.desc_shown, None)  # no title: it follows 【signature】
                 else:
-                    out.append(b.desc_shown)
-            out.extend(line for it in b.items if (line := it.shown_line()) is not None)
+                    out.append((b.desc_shown, None))
+            if i == 0 and self.page_line:  # after the card's text, before its buttons
+                out.append((self.page_line, "page"))
+            for it in b.items:
+                line = it.shown_line()
+                if line is not None:
+                    out.append((line, it.key if it.linked and it.form == "full" else None))
         return out
+
+    def slots(self, width: int) -> tuple[LinkSlot, ...]:
+        """Where each short link's code stands in text()."""
+        out, pos = [], 0
+        for line, key in self.tagged():
+            if key is not None:
+                target = "" if key == "page" else self.items[int(key) - 1].value or ""
+                out.append(LinkSlot(key, target, pos + len(line) - width))
+            pos += len(line) + 1
+        return tuple(out)
 
     def text(self) -> str:
         return "\n".join(self.lines())
@@ -288,20 +371,27 @@ def degrade(
     *,
     max_sms_segments: int = SMS_MAX_SEGMENTS,
     reference: int | None = None,
+    links: LinkForm | None = None,
 ) -> LegacyText:
     """Degrade a rendered card or carousel to one legacy channel (see the module docstring).
 
     A designer override (`message.legacy_overrides[channel]`) replaces the generated text but
-    must fit too: LimitExceeded otherwise."""
+    must fit too: LimitExceeded otherwise. With `links`, web links are written as short links of
+    fixed length (placeholders: `LegacyText.links` says where; `fill` puts the codes in) and,
+    if asked, a card-page link line is added; a designer override is left as written."""
     if channel not in CHANNELS:
         raise ValueError(f"unknown legacy channel {channel!r}; expected one of {CHANNELS}")
     # `profile` is accepted for symmetry with to_rcs: every carrier shares the 3GPP limits today.
     profile_max = max(1, min(max_sms_segments, gsm.MAX_SEGMENTS))
-    items = _items(message)
     override = message.legacy_overrides.get(channel)
     if override:
+        items = _items(message)
         return _from_override(message, channel, gsm.clean(override), items, profile_max, reference)
-    layout = _Layout(message, items)
+    items = _items(message, links)
+    page = ""
+    if links is not None and links.card_page:
+        page = f"{PAGE_LABEL}：{links.prefix}{LINK_PLACEHOLDER * links.width}"
+    layout = _Layout(message, items, page)
     if layout.carousel:
         enc0: Encoding = "GSM-7" if all(gsm.is_gsm7(b.desc) for b in layout.blocks) else "UCS-2"
         for b in layout.blocks:
@@ -326,7 +416,11 @@ def degrade(
         shortened = _shrink(layout, enc, budget, bmp_only)
         text = layout.text()
         encoded = gsm.encode(text, channel, reference)
-    return _result(message, channel, text, layout, encoded, shortened, profile_max)
+    result = _result(message, channel, text, layout, encoded, shortened, profile_max)
+    if links is None:
+        return result
+    slots = layout.slots(links.width)
+    return replace(result, links=slots, link_width=links.width) if slots else result
 
 
 def _fits_units(n: int, enc: Encoding, channel: Channel, max_segments: int) -> bool | None:
@@ -405,7 +499,7 @@ def _shrink(layout: _Layout, enc: Encoding, budget: int, bmp_only: bool = False)
         b.title_kept = bool(b.title)
         b.desc_shown = ""
     # lines cost: each line's units plus one newline between lines
-    head_cost = u(layout.head(), enc)
+    head_cost = u(layout.head(), enc) + (u(layout.page_line, enc) + 1 if layout.page_line else 0)
     title_cost = {id(b): u(b.title, enc) + 1 for b in layout.blocks if b.title}
     short_cost = {id(it): u(it.short, enc) + 1 for it in items}
     total = head_cost + sum(title_cost.values()) + sum(short_cost.values())
@@ -427,13 +521,13 @@ def _shrink(layout: _Layout, enc: Encoding, budget: int, bmp_only: bool = False)
                 obj.form = "none"
                 total -= short_cost[id(obj)]
     if total > budget:  # the signature and title alone are too long: cut the title
-        room = budget - u(layout.head_sig, enc)
+        room = budget - u(layout.head_sig, enc) - (head_cost - u(layout.head(), enc))
         layout.head_title = _ellipsize(layout.head_title, room, enc) if room > 0 else ""
         shortened.append("title")
         if room < 0:  # a (data-driven) signature longer than the screen: cut it too
             layout.head_sig = "【" + _ellipsize(layout.head_sig[1:-1], budget - 2, enc) + "】"
             shortened.append("signature")
-        total = u(layout.head(), enc)
+        total = head_cost - u(layout.full_head[0] + layout.full_head[1], enc) + u(layout.head(), enc)
     for it in items:  # give back the plain-text URL / phone where it fits, in menu order
         if it.form == "short" and it.full != it.short:
             extra = u(it.full, enc) + 1 - short_cost[id(it)]
