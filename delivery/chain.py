@@ -58,13 +58,15 @@ from .wakeups import Wakeups
 
 log = logging.getLogger("mingpian.delivery")
 LEGACY = ("ussd", "flash", "sms")
-DEFAULT_TIMEOUTS = {"rcs": 60.0, "ussd": 5.0, "flash": 30.0, "sms": 120.0}
+# cardsms: how long its render receipt is waited for (the render window; docs/delivery.md)
+DEFAULT_TIMEOUTS = {"rcs": 60.0, "ussd": 5.0, "flash": 30.0, "sms": 120.0, "cardsms": 120.0}
 RESUME_GRACE = 1.0  # seconds an overdue attempt still waits for its receipt after a restart
 RESUME_BIND_WAIT = 30.0  # at most this long for the attempt's gateway (SMSC bind) before the grace
 PROBE_FIRST, PROBE_CAP = 0.2, 2.0  # seconds between probes of a backend that is away
 Capability = Callable[[str, str], Awaitable[bool]]  # (number, chatbot) -> can it show 5G messages
 # (enterprise, card, version, chatbot) -> why its carrier refused that card ("" : it did not)
 Refused = Callable[[str, str, int, str], Awaitable[str]]
+Skip = Callable[[Delivery, dict[str, Any]], Awaitable[str]]  # a channel's own reason to skip ("" : none)
 
 
 class LeaseLost(Exception):
@@ -90,6 +92,7 @@ class Chains:
         revoker: Revoker | None = None,
         platform_sender: str = "",
         refused: Refused | None = None,
+        skips: dict[str, Skip] | None = None,
     ) -> None:
         self.store = store
         self.meter = meter
@@ -101,6 +104,7 @@ class Chains:
         self.ring_timeout = ring_timeout
         self.capability = capability
         self.refused = refused  # a card its carrier refused after the fact (refusals.py)
+        self.skips = skips if skips is not None else {}  # per channel, e.g. cardsms.py's check
         self.revoker = revoker
         self.platform_sender = platform_sender  # what an unverified line's texts go out from
         self._background: set[asyncio.Task[None]] = set()
@@ -315,7 +319,7 @@ class Chains:
             self._ending.add(d.id)  # the lease keeper no longer finds it held: not a lost lease
         await self.store.update_delivery(d.id, state=state, reason=reason, channel=channel or d.channel)
         d.state, d.reason = state, reason
-        if state == "delivered" and d.kind == "ad":
+        if state in ("delivered", "displayed") and d.kind == "ad":
             await self.store.count_impression(d.enterprise, d.card, day_of(time.time()))
 
     async def _chain(self, did: str, d: Delivery | None) -> None:
@@ -378,6 +382,8 @@ class Chains:
                         await self._adopt(d, att)
                     if await self.receipts.evaluate(att.id) not in WAITING:
                         continue  # a receipt came in time after all (stored before its ids were)
+                    if att.channel == "cardsms" and await self.receipts.unrendered(att):
+                        continue  # reached the phone as text, never drawn: delivered, refunded
                     await self.receipts.settle(
                         att.id,
                         att.channel,
@@ -396,8 +402,8 @@ class Chains:
                         known = await self._wait(d, att, due)
                 else:
                     known = await self._wait(d, att, due)
-            elif att.state == "delivered":
-                await self._finish(d, "delivered", "", att.channel)
+            elif att.state in ("delivered", "displayed"):  # displayed: a card SMS drawn
+                await self._finish(d, att.state, "", att.channel)
                 return
             elif att.state == "refused":
                 return
@@ -461,6 +467,8 @@ class Chains:
     async def _skip_reason(self, d: Delivery, ent: dict[str, Any], channel: str) -> str:
         if channel not in self.channels:
             return f"channel {channel} not configured"
+        if channel in self.skips:
+            return await self.skips[channel](d, ent)
         if channel == "rcs":
             chatbot = ent.get("chatbot", "")
             if not chatbot:

@@ -13,7 +13,8 @@ from typing import Any
 from . import stafflimits
 
 PHASES = ("ringing", "answered", "ended")
-CHANNELS = ("rcs", "ussd", "flash", "sms")
+# cardsms: card SMS through the handset vendors (delivery/cardsms.py); in a chain only by choice
+CHANNELS = ("rcs", "ussd", "flash", "sms", "cardsms")
 DEFAULT_CHAIN = ["rcs", "ussd", "flash", "sms"]
 OPT_OUT_WORDS = frozenset({"TD", "T", "退订", "N", "QXDY"})  # replies that unsubscribe
 

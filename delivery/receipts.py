@@ -46,6 +46,7 @@ from .wakeups import Wakeups
 
 log = logging.getLogger("mingpian.delivery")
 WAITING = ("submitted", "unknown")
+RENDERED = "RENDERED"  # a card SMS's render receipt (cardsms.py): drawn on the phone
 TOLD_KEEP = 4096  # attempts whose outcome was told lately, remembered so as not to tell it twice
 SUBMITTED_KEEP = 65536  # message ids this process submitted lately, with their attempts
 STRAY_WAIT = 1.0  # s a forwarded receipt is given to be applied where its chain waits
@@ -194,6 +195,8 @@ class Receipts:
     async def _apply(self, att: Attempt, stats: list[str]) -> str:
         """Every message of `att` has its receipt, or one failed: its final state, written, told,
         and the chain woken wherever it waits."""
+        if att.channel == "cardsms":
+            return await self._card(att, stats)
         failed = [s for s in stats if s != "DELIVRD"]
         now = time.time()
         if failed:
@@ -205,6 +208,35 @@ class Receipts:
             await self.settle(att.id, att.channel, att.state, done=now, detail="receipt DELIVRD")
         self.wakeups.announce(att.delivery)
         return att.state
+
+    async def _card(self, att: Attempt, stats: list[str]) -> str:
+        """A card SMS: the vendor's render receipt (RENDERED) makes it `displayed`, whatever the
+        SMSC says or has not said yet; an SMSC failure fails it (refunded); the SMSC's DELIVRD
+        alone waits on for the render receipt (the chain's deadline decides: `unrendered`)."""
+        now = time.time()
+        if RENDERED in stats:
+            att.state = "displayed"
+            await self.settle(att.id, att.channel, att.state, done=now, detail="render receipt")
+        elif failed := [s for s in stats if s != "DELIVRD"]:
+            att.state = "failed"
+            await self.settle(att.id, att.channel, att.state, done=now, detail=f"receipt {failed[0]}")
+            self._later(self.meter.refund(charge_key(att)))
+        else:
+            return att.state
+        self.wakeups.announce(att.delivery)
+        return att.state
+
+    async def unrendered(self, att: Attempt) -> bool:
+        """At a card SMS's deadline: the SMSC delivered it but no render receipt came, so the
+        person got text and a link, not a card. The attempt is `delivered` and its units given
+        back (card SMS is charged only when drawn). False when the SMSC did not say DELIVRD."""
+        got, _total, stats = await self.store.attempt_receipts(att.id)
+        if got is None or got.state not in WAITING or "DELIVRD" not in stats:
+            return False
+        await self.settle(att.id, att.channel, "delivered", done=time.time(),
+                          detail="receipt DELIVRD; no render receipt: shown as text")  # fmt: skip
+        await self.meter.refund(charge_key(att))
+        return True
 
     async def settle(self, attempt_id: int, channel: str, state: str, **fields: Any) -> None:
         """Write an attempt's final state (delivered, failed, timeout, error, skipped, refused)

@@ -10,7 +10,7 @@ from infra import jsonio
 
 # A report's outcome of an attempt: its state, except that a card taken back counts as revoked.
 OUTCOME = "CASE WHEN a.revoke IN ('requested', 'revoked') THEN 'revoked' ELSE a.state END"
-FINAL = frozenset({"delivered", "failed", "dropped", "blocked", "skipped"})
+FINAL = frozenset({"delivered", "displayed", "failed", "dropped", "blocked", "skipped"})
 
 # A media library row (the store's `media` table), in column order.
 MEDIA_FIELDS = ("id", "kind", "ext", "content_type", "bytes", "width", "height", "seconds", "name", "created")

@@ -13,7 +13,7 @@ from renderer.model import Message
 from . import Meter
 from .packages import applicable, units_for
 
-CHANNELS = ("rcs", "ussd", "flash", "sms")
+CHANNELS = ("rcs", "ussd", "flash", "sms", "cardsms")  # cardsms: one SMS, charged when drawn
 
 
 async def estimate(
@@ -27,7 +27,7 @@ async def estimate(
     out: list[dict[str, Any]] = []
     for ch in CHANNELS:
         try:
-            segs = len(degrade(msg, ch).segments) if ch != "rcs" else 1
+            segs = len(degrade(msg, ch).segments) if ch not in ("rcs", "cardsms") else 1
         except RenderError as exc:
             out.append({"channel": ch, "error": str(exc)[:200]})
             continue

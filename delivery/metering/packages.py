@@ -9,7 +9,7 @@ if TYPE_CHECKING:  # the store imports metering's ledger: no import cycle at run
     from ..storage import DocumentStore
 
 
-DEFAULT_UNITS = {"rcs": 1, "ussd": 1, "flash": 1, "sms": 1}  # SMS: per segment
+DEFAULT_UNITS = {"rcs": 1, "ussd": 1, "flash": 1, "sms": 1, "cardsms": 1}  # SMS: per segment
 
 
 @dataclass(frozen=True, slots=True)
