@@ -26,7 +26,7 @@ from .model import CHANNELS
 from .stafflimits import MAX_MEMBERS
 
 KANNEL_CHANNELS = ("flash", "sms")
-TIMEOUTS_ALLOWED = "channel=seconds, comma-separated (channels rcs, ussd, flash, sms; seconds > 0)"
+TIMEOUTS_ALLOWED = "channel=seconds, comma-separated (channels rcs, ussd, flash, sms, cardsms; seconds > 0)"
 KANNEL_ALLOWED = "flash, sms or both, comma-separated"
 HOST_PORT_ALLOWED = "host:port (port 1 to 65535), or empty"
 SENDER_ALLOWED = "a service code (digits, at most 20) or a name (letters and digits, at most 11), or empty"
@@ -256,6 +256,36 @@ class DeliveryConfig:
         "",
         "Secret Kannel presents on `dlr-url` and MO callbacks (`token=`); random per start if empty.",
         doc_default="(generated)",
+    )
+    cardsms_url: str = setting(
+        "",
+        "Base URL of the card-SMS platform (Huawei KooMessage's AIM API: templates, capability "
+        "checks, parse links); empty: no `cardsms` channel. Needs SMPP (the SMS carrying the link).",
+    )
+    cardsms_app_key: str = setting("", "The platform account's access key (requests are signed with it).")
+    cardsms_app_secret: str = setting("", "The platform account's secret key, signing our requests.")
+    cardsms_callback_secret: str = setting(
+        "",
+        "Secret the platform signs its template-status and send-status callbacks with (HMAC-SHA256 "
+        "over timestamp, nonce and body); empty: every callback is refused.",
+    )
+    cardsms_capability_ttl: float = setting(
+        86400.0,
+        "Seconds a number's card-SMS capability (per template and the vendors approving it) stays cached.",
+        minimum=0,
+    )
+    cardsms_link_domain: str = setting(
+        "", "Domain filed with the platform for parse links (e.g. `km2g.cn`); empty: the platform's default."
+    )
+    cardsms_link_days: int = setting(
+        3, "Days a person's parse link stays valid (`expiration_time`, 1 to 7).", minimum=1, maximum=7
+    )
+    cardsms_batch_window: float = setting(
+        0.02,
+        "Seconds concurrent sends' capability checks and parse-link requests are gathered for, "
+        "into one platform call per 100 recipients (a full batch goes at once).",
+        minimum=0,
+        maximum=5,
     )
     # Shared with other features or derived by the server (mingpian/api/delivery/__init__.py):
     synchronous: str = "NORMAL"
