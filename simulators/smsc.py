@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from typing import Any
@@ -146,6 +147,9 @@ class GatewaySim:
         self._tasks: set[asyncio.Task[None]] = set()
         self.smpp_port = 0
         self._listeners: list[asyncio.Queue[dict[str, Any]]] = []
+        # told (destination as submitted, text) of each message it reports DELIVRD: e.g. the
+        # card-SMS simulator, which draws a card when the text carries one of its parse links
+        self.on_delivered: list[Callable[[str, str], None]] = []
         self._http: aiohttp.ClientSession | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -392,6 +396,9 @@ class GatewaySim:
         )
         self.receipts_sent += 1
         self._deliver(system_id, dsm.encode())
+        if stat == "DELIVRD":
+            for hook in self.on_delivered:
+                hook(sm.destination, sm.text())
 
     def send_mo(self, source: str, destination: str, text: str) -> None:
         """A subscriber's reply (mobile-originated), e.g. "TD" or "1". A Chinese mobile number
