@@ -14,31 +14,22 @@ that (today and yesterday) are read from the attempts of those days each time.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
-from typing import Any, Protocol
+from typing import Any
+
+from chatbot.events import StatusReport
 
 from .metering.ledger import CN, day_of
 from .rows.funnel import FunnelFact
+from .storage import FunnelStore
 
 HOWS = ("rcs", "cardsms", "h5")  # what showed a card: MaaP report, render receipt, H5 page
 STEPS = ("sent", "delivered", "displayed", "opened")
 SETTLED = 2  # days: a day is counted for good once this many days began after it
 RECENT_KEEP = 65536  # facts this process recorded lately: a repeat is answered without a write
-
-
-class FunnelStore(Protocol):
-    """What the funnel uses of the store (rows/funnel.py)."""
-
-    async def funnel_fact(self, fact: FunnelFact) -> bool: ...
-    async def funnel_days(self, enterprise: str, first: str, last: str) -> list[dict[str, Any]]: ...
-    async def funnel_sealed(self, enterprise: str, first: str, last: str) -> set[str]: ...
-    async def funnel_sent(
-        self, enterprise: str, start: float, end: float
-    ) -> list[tuple[str, str, int, int]]: ...
-    async def funnel_seal(
-        self, enterprise: str, days: list[str], counts: list[tuple[str, str, int, int]]
-    ) -> None: ...
 
 
 def day_start(day: str) -> float:
@@ -73,6 +64,17 @@ class Funnel:
         return await self._fact(
             FunnelFact(delivery, step, "opened", enterprise, channel, day_of(at), "link", at)
         )
+
+    async def on_status(self, reports: Iterable[StatusReport]) -> None:
+        """The MaaP's status reports, as the chatbot runtime tells its status listeners: a
+        "displayed" report on the message of one of our 5G attempts marks that step displayed."""
+        for r in reports:
+            if r.status != "displayed":
+                continue
+            step = await self.store.step_of_message(r.message_id)
+            if step is not None and step[2] == "rcs":
+                delivery, n, channel, enterprise = step
+                await self.displayed(delivery, n, channel, enterprise, time.time(), how="rcs")
 
     async def _fact(self, fact: FunnelFact) -> bool:
         key = fact.key

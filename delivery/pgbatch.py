@@ -64,12 +64,13 @@ from .rows.calls import (
     UpdateDelivery,
     update_sql,
 )
+from .rows.funnel import FACT_ARRAYS, FACTS_CTES, FACTS_ROWS, FACTS_SQL, FunnelFact
 from .rows.ledger import CHARGES_SQL, REFUNDS_SQL, RecordCharge, Refund
 from .rows.links import LINK_ROW, LINKS_SQL, InsertLink
 
 Write = (
     AcceptCall | InsertAttempt | RecordCharge | MessageId | Receipt | Refund | RenewLease | AskPhases
-    | UpdateDelivery | UpdateAttempt | InsertLink
+    | UpdateDelivery | UpdateAttempt | InsertLink | FunnelFact
 )  # fmt: skip
 # Each record's values in the order its statement's arrays take them.
 ACCEPT_ARRAYS = attrgetter(
@@ -84,6 +85,7 @@ CHARGE_ARRAYS = attrgetter(
 MESSAGE_ID_ARRAYS = attrgetter("message_id", "attempt")
 RECEIPT_ARRAYS = attrgetter("message_id", "stat", "at", "source")
 LINK_ARRAYS = attrgetter(*LINK_ROW)
+FACT_VALUES = attrgetter(*FACT_ARRAYS)
 
 PARAM = re.compile(r"\$(\d+)")
 
@@ -106,6 +108,8 @@ class Batch:
     renewals: dict[str, tuple[str, float, list[asyncio.Future[bool]]]] = field(default_factory=dict)
     phases: dict[str, list[asyncio.Future[set[str]]]] = field(default_factory=dict)  # call id → askers
     links: list[InsertLink] = field(default_factory=list)  # short links minted with their attempts
+    # the funnel's facts (rows/funnel.py) by key, with who waits to hear whether each was new
+    facts: dict[str, tuple[FunnelFact, list[asyncio.Future[bool]]]] = field(default_factory=dict)
     size: int = 0
 
     def add(self, write: Write, fut: asyncio.Future[Any] | None = None) -> None:
@@ -136,6 +140,14 @@ class Batch:
 
     def _link(self, w: InsertLink, fut: None) -> None:
         self.links.append(w)
+
+    def _fact(self, w: FunnelFact, fut: asyncio.Future[bool] | None) -> None:
+        held = self.facts.get(w.key)
+        if held is not None:  # a repeat in the same flush is not new
+            if fut is not None:
+                fut.set_result(False)
+            return
+        self.facts[w.key] = (w, [fut] if fut is not None else [])
 
     def _refund(self, w: Refund, fut: None) -> None:
         self.refunds.add(w.key)
@@ -181,6 +193,9 @@ class Batch:
         if self.links:
             rows = sorted(self.links, key=lambda w: w.code)
             parts.append(("lnk", LINKS_SQL, list(zip(*map(LINK_ARRAYS, rows), strict=True))))
+        if self.facts:
+            rows = [FACT_VALUES(self.facts[k][0]) for k in sorted(self.facts)]
+            parts.append(("fct", FACTS_SQL, list(zip(*rows, strict=True))))
         for table, rows in self.updates.items():
             groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
             for id_, fields in rows.items():
@@ -233,6 +248,8 @@ class Batch:
                 ctes.append(f"c AS ({calls}), acc AS ({deliveries}), ach AS ({CHAINS_SQL})")
             elif name == "phs":  # a read: one of the statement's rows, not a CTE
                 phases = shifted(PHASES_ROWS)
+            elif name == "fct":  # the facts, their daily counters; the new ones named in its rows
+                ctes.append(shifted(FACTS_CTES))
             else:
                 ctes.append(f"{name} AS ({shifted(sql)})")
             args += values
@@ -240,6 +257,7 @@ class Batch:
             *(["SELECT 'a' AS k, id, NULL AS phase FROM acc"] if self.accept else []),
             *(["SELECT 'r' AS k, id, NULL AS phase FROM ren"] if self.renewals else []),
             *([phases] if self.phases else []),
+            *([FACTS_ROWS] if self.facts else []),
         ]
         select = " UNION ALL ".join(rows) or "SELECT NULL AS k, NULL AS id, NULL AS phase WHERE false"
         return f"WITH {', '.join(ctes)} {select}" if ctes else select, args
@@ -253,6 +271,7 @@ class Batch:
         returns what tells the waiting callers their results, to call once it committed."""
         new: set[str] = set()
         held: set[str] = set()
+        facts: set[str] = set()  # the keys of the facts that were new
         phases: dict[str, set[str]] = {}
         parts = self._parts()
         if parts and self._one_statement_safe():
@@ -260,6 +279,8 @@ class Batch:
             for k, id_, phase in await conn.fetch(sql, *args):
                 if k == "p":
                     phases.setdefault(id_, set()).add(phase)
+                elif k == "f":
+                    facts.add(id_)
                 else:
                     (new if k == "a" else held).add(id_)
         else:
@@ -270,6 +291,8 @@ class Batch:
                 elif name == "phs":
                     for call_id, phase in await conn.fetch(sql, *values):
                         phases.setdefault(call_id, set()).add(phase)
+                elif name == "fct":
+                    facts.update(r[1] for r in await conn.fetch(sql, *values))
                 else:
                     await conn.execute(sql, *values)
 
@@ -286,6 +309,10 @@ class Batch:
                 for f in askers:
                     if not f.done():
                         f.set_result(set(phases.get(call_id, ())))
+            for key, (_, futs) in self.facts.items():
+                for f in futs:
+                    if not f.done():
+                        f.set_result(key in facts)
 
         return tell
 
@@ -311,18 +338,20 @@ class Batch:
         """After `drop_answers`: whether any write is left to commit."""
         return bool(
             self.attempts or self.charges or self.message_ids or self.receipts or self.refunds
-            or self.links or self.finished or any(self.updates.values())
+            or self.links or self.facts or self.finished or any(self.updates.values())
         )  # fmt: skip
 
     def drop_answers(self, backend: str, cause: BaseException) -> None:
         """The database is away: those who wait for an answer hear `Unavailable` and their writes
         (a call event's acceptance, a lease renewal, a phase question) are dropped; the rest is
-        kept for the next flush."""
+        kept for the next flush. A funnel fact is kept too (it commits once, later), but whoever
+        waits for it hears `Unavailable` now."""
         for futs in [*(f for _, f in self.accept.values()), *(f for *_, f in self.renewals.values()),
-                     *self.phases.values()]:  # fmt: skip
+                     *self.phases.values(), *(f for _, f in self.facts.values())]:  # fmt: skip
             for f in futs:
                 if not f.done():
                     f.set_exception(Unavailable(backend, cause))
+        self.facts = {k: (w, []) for k, (w, _) in self.facts.items()}
         self.accept.clear()
         self.renewals.clear()
         self.phases.clear()
@@ -331,6 +360,7 @@ class Batch:
         waiting = [
             *(f for _, futs in self.accept.values() for f in futs),
             *(f for _, _, futs in self.renewals.values() for f in futs),
+            *(f for _, futs in self.facts.values() for f in futs),
             *(f for askers in self.phases.values() for f in askers),
         ]
         for f in waiting:
@@ -347,6 +377,7 @@ GATHER: dict[type, Callable[[Batch, Any, Any], None]] = {
     Receipt: Batch._receipt,
     Refund: Batch._refund,
     InsertLink: Batch._link,
+    FunnelFact: Batch._fact,
     RenewLease: Batch._renew,
     AskPhases: Batch._phases,
     UpdateDelivery: Batch._update,

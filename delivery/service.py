@@ -21,6 +21,7 @@ from .chain import Chains
 from .compose import Composer
 from .config import DeliveryConfig
 from .errors import ConfigError
+from .funnel import Funnel
 from .gateways import Channel
 from .gateways.kannel import KannelChannel
 from .gateways.rcs import Capabilities, Messaging, RcsChannel
@@ -85,6 +86,8 @@ class DeliveryService:
         # short links in texts: the configured base, else this server's own /s/ route
         base = config.link_base or (config.callback_base or "http://127.0.0.1").rstrip("/") + "/s/"
         self.links = ShortLinks(self.store, base)
+        # displayed and opened, once each, for the funnel report (5G displayed reports: on_status)
+        self.funnel = Funnel(self.store)
         self.composer = Composer(self.store, templates, self.library)
         self.receipts = Receipts(self.store, self.meter, self.wakeups, on_outcome)
         self.replies = Replies(self.store, self.composer, self.wakeups)

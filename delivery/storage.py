@@ -21,6 +21,7 @@ from .metering.ledger import LedgerEntry
 from .metering.packages import Charge
 from .records import Attempt, Delivery
 from .rows.console import Page, SessionRow
+from .rows.funnel import FunnelFact
 from .rows.links import InsertLink, Open
 
 
@@ -219,6 +220,28 @@ class LinkStore(Protocol):
     async def link_opens(self, code: str, limit: int = 1000) -> list[dict[str, Any]]: ...
 
 
+class FunnelStore(Protocol):
+    """The delivery funnel's facts and daily counters (funnel.py, rows/funnel.py)."""
+
+    async def funnel_fact(self, fact: FunnelFact) -> bool:
+        """Record a fact and count it, once per (delivery, step, fact): True when it was new."""
+        ...
+
+    async def step_of_message(self, message_id: str) -> tuple[str, int, str, str] | None:
+        """(delivery, step, channel, enterprise) of the attempt a message id was given to."""
+        ...
+
+    async def funnel_days(self, enterprise: str, first: str, last: str) -> list[dict[str, Any]]: ...
+    async def funnel_sealed(self, enterprise: str, first: str, last: str) -> set[str]: ...
+    async def funnel_sent(self, enterprise: str, start: float, end: float) -> list[tuple[str, str, int, int]]:
+        """(day, channel, sent, delivered) of the attempts started in [start, end)."""
+        ...
+
+    async def funnel_seal(
+        self, enterprise: str, days: list[str], counts: list[tuple[str, str, int, int]]
+    ) -> None: ...
+
+
 class ReceiptStore(Lifetime, AttemptStore, Protocol):
     """What the receipts use."""
 
@@ -253,6 +276,7 @@ class DeliveryStore(
     LedgerStore,
     ConsoleStore,
     LinkStore,
+    FunnelStore,
     Protocol,
 ):
     """Every role: what the service, the chains and the web layer hold."""

@@ -18,6 +18,7 @@ from .drivers.sqlite import SqliteDriver
 from .rows.attempts import AttemptRows
 from .rows.calls import CallRows
 from .rows.console import ConsoleRows
+from .rows.funnel import FunnelRows
 from .rows.ledger import LedgerRows
 from .rows.links import LinkRows
 from .rows.media import MediaRows
@@ -30,11 +31,14 @@ if TYPE_CHECKING:
 TABLES = (
     "objects", "audit", "api_keys", "calls", "deliveries", "attempts", "message_ids", "receipts",
     "optouts", "taps", "impressions", "replies_seen", "charges", "media", "chatbot_owners",
-    "console_sessions", "active_chains", "short_links", "link_opens",
+    "console_sessions", "active_chains", "short_links", "link_opens", "funnel_facts",
+    "funnel_days", "funnel_sealed",
 )  # fmt: skip
 
 
-class Store(ResourceRows, MediaRows, CallRows, AttemptRows, ReachRows, LedgerRows, ConsoleRows, LinkRows):
+class Store(
+    ResourceRows, MediaRows, CallRows, AttemptRows, ReachRows, LedgerRows, ConsoleRows, LinkRows, FunnelRows
+):
     def __init__(self, driver: Driver) -> None:
         self.db = driver
         self.shared = driver.shared  # several processes use it: leases decide which runs a chain

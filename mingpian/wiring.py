@@ -52,8 +52,8 @@ def chatbot_messaging(app: web.Application) -> Messaging | None:
 
 async def delivery_hears_chatbot(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx, after both started: delivery hears 5G replies and taps, in-process, after the
-    chatbot's turn committed, and the platform's status reports (revoke results); unhooked before
-    either stops."""
+    chatbot's turn committed, and the platform's status reports (revoke results, cards displayed);
+    unhooked before either stops."""
     runtime = app.get(runtime_key)
     service = app.get(delivery_key)
     if runtime is None or service is None:
@@ -61,10 +61,12 @@ async def delivery_hears_chatbot(app: web.Application) -> AsyncIterator[None]:
         return
     runtime.listeners.append(service.on_chatbot_event)
     runtime.status_listeners.append(service.revoker.on_status)
+    runtime.status_listeners.append(service.funnel.on_status)  # 5G "displayed" reports
     runtime.message_listeners.append(service.refusals.on_message)
     try:
         yield
     finally:
         runtime.listeners.remove(service.on_chatbot_event)
         runtime.status_listeners.remove(service.revoker.on_status)
+        runtime.status_listeners.remove(service.funnel.on_status)
         runtime.message_listeners.remove(service.refusals.on_message)

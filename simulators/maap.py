@@ -337,6 +337,15 @@ class Simulator:
         except (TimeoutError, aiohttp.ClientError):
             pass
 
+    async def report(self, message_id: str, status: str = "displayed") -> None:
+        """A status report on a message it received (e.g. the phone displayed it), sent to the
+        chatbot's webhook as the platform would."""
+        r = next(r for r in self.received if r.message_id == message_id)
+        sender = r.body.get("senderAddress", f"sip:{self.chatbot}@botplatform.rcs.chinamobile.com")
+        await self._report(
+            {"messageId": message_id, "destinationAddress": [r.user], "senderAddress": sender}, status
+        )
+
     # -- injecting user messages --------------------------------------------------------------
     def sign(self, raw: bytes) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}

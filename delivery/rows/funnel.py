@@ -98,6 +98,10 @@ SEAL_COUNTS_SQL = (
     "delivered = excluded.delivered"
 )
 SEAL_SQL = "INSERT INTO funnel_sealed (enterprise, day) VALUES ($1,$2) ON CONFLICT DO NOTHING"
+STEP_OF_MESSAGE_SQL = (
+    "SELECT a.delivery, a.step, a.channel, d.enterprise FROM message_ids m "
+    "JOIN attempts a ON a.id = m.attempt JOIN deliveries d ON d.id = a.delivery WHERE m.message_id=$1"
+)
 
 
 class FunnelRows:
@@ -121,6 +125,11 @@ class FunnelRows:
             if rows:
                 await self.db.run(COUNT_ROW_SQL[fact.fact], fact.enterprise, rows[0][0], fact.channel)
         return bool(rows)
+
+    async def step_of_message(self, message_id: str) -> tuple[str, int, str, str] | None:
+        """(delivery, step, channel, enterprise) of the attempt a message id was given to."""
+        row = await self.db.one(STEP_OF_MESSAGE_SQL, message_id)
+        return (row[0], int(row[1]), row[2], row[3]) if row else None
 
     async def funnel_days(self, enterprise: str, first: str, last: str) -> list[dict[str, Any]]:
         """The daily counters of days `first`..`last` (sent and delivered hold for sealed days)."""

@@ -7,11 +7,12 @@ import csv
 import io
 import re
 import time
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
+from delivery.funnel import STEPS, report
 from delivery.metering.estimate import estimate
 from delivery.metering.ledger import GROUPS, day_of, to_csv
 from delivery.metering.projection import project
@@ -126,6 +127,50 @@ async def get_report(request: web.Request) -> web.Response:
     )
 
 
+FUNNEL_DAYS = 30  # the funnel report's range when `from` is not given, ending `to` (today)
+FUNNEL_MAX_DAYS = 366
+FUNNEL_CSV = ("day", "channel", *STEPS, *(f"{s}_rate" for s in STEPS[1:]))
+
+
+def _funnel_range(request: web.Request, now: float) -> tuple[str, str]:
+    """`?from=&to=` for the funnel: `to` defaults to today, `from` to FUNNEL_DAYS days before
+    it; at most FUNNEL_MAX_DAYS days."""
+    first, last = _day_range(request)
+    if last == "9999-12-31":
+        last = max(day_of(now), first)
+    end = date.fromisoformat(last)
+    start = date.fromisoformat(first) if first else end - timedelta(days=FUNNEL_DAYS - 1)
+    if (end - start).days + 1 > FUNNEL_MAX_DAYS:
+        raise ApiError(
+            400, "invalid_query", f"from and to span more than {FUNNEL_MAX_DAYS} days", path="from"
+        )
+    return start.isoformat(), last
+
+
+async def get_funnel(request: web.Request) -> web.Response:
+    """Sent → delivered → displayed → link opened, per channel and day within `?from=&to=`,
+    each channel's totals and the total, with each step's conversion from the one before."""
+    ent = await enterprise(request, await principal(request))
+    fmt = _format(request)
+    first, last = _funnel_range(request, time.time())
+    rows = await request.app[delivery_key].funnel.days(ent["id"], first, last, time.time())
+    out = report(rows)
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\r\n")
+        w.writerow(FUNNEL_CSV)
+        totals = [{**t, "day": "total"} for t in [*out["channels"], out["total"]]]
+        for r in [*out["days"], *totals]:
+            w.writerow(["" if r[c] is None else r[c] for c in FUNNEL_CSV])
+        return web.Response(
+            text=buf.getvalue(),
+            content_type="text/csv",
+            charset="utf-8",
+            headers={"Content-Disposition": f'attachment; filename="funnel-{ent["id"]}-{first}-{last}.csv"'},
+        )
+    return json_response({"enterprise": ent["id"], "from": first, "to": last, **out})
+
+
 async def get_optouts(request: web.Request) -> web.Response:
     """Every opt-out, or those whose number contains `?q=`; `?format=csv` for a file."""
     ent = await enterprise(request, await principal(request))
@@ -179,6 +224,7 @@ def setup(app: web.Application) -> dict[str, Any]:
     r.add_get(BASE + "/optouts", get_optouts)
     r.add_get(BASE + "/usage", get_usage)
     r.add_get(BASE + "/report", get_report)
+    r.add_get(BASE + "/reports/funnel", get_funnel)
     r.add_post(BASE + "/estimate", post_estimate)
     csv_or_json = {
         "description": "rows",
@@ -233,6 +279,18 @@ def setup(app: web.Application) -> dict[str, Any]:
                 404,
                 params=EID,
                 query=RANGE,
+            )
+        },
+        BASE + "/reports/funnel": {
+            "get": op(
+                "Delivery funnel per channel and day: sent, delivered, displayed, link opened, with "
+                "conversions and totals (?from=&to= ISO days, at most 366; to defaults to today, from "
+                "to 30 days before; ?format=csv)",
+                {"200": csv_or_json},
+                400,
+                404,
+                params=EID,
+                query=(*RANGE, ("format", {"enum": ["json", "csv"], "default": "json"})),
             )
         },
         BASE + "/estimate": {
