@@ -16,7 +16,7 @@ from .errors import Busy
 from .events import InboundEvent
 from .flows import FlowStore
 from .store import Commit, CommitResult, Store
-from .turns import RenderCache, State, turn
+from .turns import Outbound, RenderCache, State, turn
 
 log = logging.getLogger("mingpian.chatbot")
 MAX_CAS_ATTEMPTS = 16
@@ -41,6 +41,19 @@ class Engine:
         self.cache = RenderCache()
 
     async def handle(self, bot: str, event: InboundEvent) -> CommitResult:
+        result, _ = await self._handle(bot, event, local=False)
+        return result
+
+    async def answer(self, bot: str, event: InboundEvent) -> tuple[CommitResult, list[Outbound]]:
+        """The same turn, answered where the event came from (a web page) instead of through the
+        MaaP: the dedupe record and the new state are committed as for a platform's event, but
+        no outbox row is written, so nothing is sent to the user's phone. The replies come back
+        with their card models (`Outbound.message`); none on a duplicate."""
+        return await self._handle(bot, event, local=True)
+
+    async def _handle(
+        self, bot: str, event: InboundEvent, local: bool
+    ) -> tuple[CommitResult, list[Outbound]]:
         flow = self.flows.get(bot)
         if flow is None:
             raise KeyError(bot)
@@ -49,21 +62,21 @@ class Engine:
         for _ in range(MAX_CAS_ATTEMPTS):
             loaded = await self.store.load(conv, key)
             if loaded.seen:
-                return CommitResult.DUPLICATE
+                return CommitResult.DUPLICATE, []
             state = State.from_json(loaded.state) if loaded.state else None
-            new, outs = turn(flow, self.templates, state, event, cache=self.cache)
+            new, outs = turn(flow, self.templates, state, event, cache=self.cache, models=local)
             result = await self.store.commit(
                 Commit(
                     key,
                     conv,
                     loaded.version,
                     _dumps(new.to_json()),
-                    tuple((o.message_id, _dumps(o.body)) for o in outs),
+                    () if local else tuple((o.message_id, _dumps(o.body)) for o in outs),
                 )
             )
             if result is CommitResult.CONFLICT:
                 continue
-            if result is CommitResult.OK and outs:
+            if result is CommitResult.OK and outs and not local:
                 self.on_commit()
-            return result
+            return result, outs
         raise Busy(f"conversation {conv!r} changed {MAX_CAS_ATTEMPTS} times during one turn")

@@ -57,6 +57,7 @@ from .maap import MaapClient, SendResult
 from .outbox import OutboxWorker
 from .settings import DEFAULTS, ChatbotSettings, MaapAccount
 from .store import CommitResult, Store, open_store
+from .turns import Outbound
 from .uploads import HOSTING_DIALECTS, LocalFile, UploadError
 
 log = logging.getLogger("mingpian.chatbot")
@@ -369,6 +370,28 @@ class ChatbotRuntime:
         """Where one of our outbound messages is: queued, sent, failed, the platform's status."""
         return await self.store.message(message_id)
 
+    # -- a turn answered on a web page ----------------------------------------------------------
+    def bot_for(self, chatbot: str) -> str | None:
+        """The loaded bot (folder) whose chatbot address is `chatbot` (compared loosely:
+        `sip:106500@…`, `106500@…` and `106500` are one chatbot), or None."""
+        want = _bot_id(chatbot)
+        if not want:
+            return None
+        for bot, flow in self.flows.flows.items():
+            if _bot_id(flow.chatbot) == want:
+                return bot
+        return None
+
+    async def answer(self, bot: str, event: InboundEvent) -> list[Outbound]:
+        """A user's tap or text that reached us from a web page (the H5 card page): the bot's
+        turn, exactly as for a 5G event (same conversation when `event.user` is the same
+        `tel:+86…`), committed without outbox rows — the replies are returned for the page to
+        show and never sent over the MaaP. Listeners are not told: the page counts its own tap.
+        Raises KeyError for an unknown bot, Busy when the conversation is too contended."""
+        result, outs = await self.engine.answer(bot, event)
+        self.on_turn(bot, result.value)
+        return outs
+
     # -- inbound -----------------------------------------------------------------------------
     async def inbound(
         self,
@@ -555,3 +578,7 @@ def _json(raw: bytes) -> Any:
         return jsonio.loads(raw)
     except jsonio.JSONDecodeError as exc:
         raise MalformedBody(f"malformed JSON: {exc}"[:300]) from None
+
+
+def _bot_id(address: str) -> str:
+    return address.strip().removeprefix("sip:").partition("@")[0]

@@ -19,6 +19,7 @@ from typing import Any
 from infra import jsonio
 from renderer import DEFAULT, PROFILES, RenderError, TemplateStore, to_rcs
 from renderer.legacy import degrade
+from renderer.model import Message
 from renderer.replies import resolve_reply
 
 from .events import InboundEvent
@@ -60,6 +61,9 @@ class Outbound:
 
     message_id: str
     body: dict[str, Any]
+    # The card model of a template reply, kept only for a turn answered on a web page
+    # (`turn(..., models=True)`): the page renders it itself; never sent.
+    message: Message | None = None
 
 
 class RenderCache:
@@ -120,7 +124,9 @@ def turn(
     event: InboundEvent,
     now: float | None = None,
     cache: RenderCache | None = None,
+    models: bool = False,
 ) -> tuple[State, list[Outbound]]:
+    """`models`: each template reply also carries its card model (`Outbound.message`)."""
     now = time.time() if now is None else now
     if (
         state is None
@@ -136,7 +142,7 @@ def turn(
     if actions is None:
         return replace(state, updated=now, turns=state.turns + 1), []
     try:
-        return _run(flow, templates, state, event, actions, captures, now, cache)
+        return _run(flow, templates, state, event, actions, captures, now, cache, models)
     except (RenderError, TypeError, ValueError) as exc:
         # A broken flow or template is our bug, not the user's: answer politely, keep the state,
         # and say exactly what broke in the log (file:line from the renderer's errors).
@@ -168,6 +174,7 @@ def _run(
     captures: dict[str, str],
     now: float,
     cache: RenderCache | None,
+    models: bool = False,
 ) -> tuple[State, list[Outbound]]:
     ctx_values = dict(state.ctx)
     scope = {
@@ -197,8 +204,11 @@ def _run(
             continue
         data = reply.data.evaluate(jctx) if reply.data is not None else {}
         message_list, sms, reply_map = _render(flow, templates, reply.template or "", data, cache)
+        model = templates.get(reply.template or "").render(data) if models else None
         out.append(
-            Outbound(outbound_id(flow.bot, event.message_id, i), _body(flow, event, i, message_list, sms))
+            Outbound(
+                outbound_id(flow.bot, event.message_id, i), _body(flow, event, i, message_list, sms), model
+            )
         )
     new = State(actions.goto or state.node, ctx_values, now, reply_map, state.turns + 1)
     return new, out

@@ -4,7 +4,8 @@ An opt-out blocks the enterprise(s) for that person on every channel at once, an
 flight for them stop. A menu choice ("1", "回复2") or a button's postback answering the card
 this person got from them in the last day counts as a tap on that button (and, for an
 advertising card, on the card); with the platform's message id a redelivered reply counts once.
-Replies come from the SMSC (mobile-originated SMS), Kannel, the API, or the chatbot webhook.
+Replies come from the SMSC (mobile-originated SMS), Kannel, the API, or the chatbot webhook;
+taps on the H5 card page of a delivery are counted here too (`count`).
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from __future__ import annotations
 import time
 
 from renderer import RenderError
+from renderer.model import Suggestion
 from renderer.replies import parse_reply
 
 from . import rules
 from .compose import Composer
 from .metering import day_of
 from .model import NumberError, normalize_number
+from .records import Delivery
 from .storage import DeliveryStore
 from .wakeups import Wakeups
 
@@ -94,13 +97,29 @@ class Replies:
         )
         if not 0 <= index < len(buttons):
             return
+        await self.count(d, buttons[index], "rcs" if postback else "sms", ref, enterprise, now)
+
+    async def count(
+        self,
+        d: Delivery,
+        button: Suggestion,
+        channel: str,
+        ref: str = "",
+        enterprise: str = "",
+        now: float | None = None,
+    ) -> bool:
+        """Count a tap on `button` of delivery `d`'s card (and, for an advertising card, on the
+        card): what a numbered SMS reply, a 5G postback and a tap on the H5 card page
+        (`channel` "h5") all come to. With `ref` a repeat counts once; True when counted."""
+        now = time.time() if now is None else now
         day = day_of(now)
         async with self.store.tx():  # the first reply is remembered only with its tap counted
             if ref and not await self.store.first_reply(ref, now):
-                return
-            await self.store.count_tap(enterprise, d.card, buttons[index].text, day)
+                return False
+            await self.store.count_tap(enterprise or d.enterprise, d.card, button.text, day)
             if d.kind == "ad":
-                await self.store.count_impression(enterprise, d.card, day, taps=1)
+                await self.store.count_impression(enterprise or d.enterprise, d.card, day, taps=1)
+        return True
 
 
 def bot_id(address: str) -> str:
