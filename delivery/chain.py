@@ -44,6 +44,7 @@ from typing import Any
 
 from infra.outage import log_failure, outages, unavailable
 from renderer import RenderError
+from renderer.legacy import LegacyText
 
 from . import rules
 from .brand import source_of
@@ -53,6 +54,7 @@ from .metering import Charge, Meter, day_of
 from .receipts import WAITING, Receipts, charge_key
 from .records import Attempt, Delivery
 from .revoke import Revoker
+from .shortlinks import ShortLinks, policy_of
 from .storage import DeliveryStore
 from .wakeups import Wakeups
 
@@ -92,6 +94,7 @@ class Chains:
         revoker: Revoker | None = None,
         platform_sender: str = "",
         refused: Refused | None = None,
+        links: ShortLinks | None = None,
         skips: dict[str, Skip] | None = None,
     ) -> None:
         self.store = store
@@ -104,6 +107,7 @@ class Chains:
         self.ring_timeout = ring_timeout
         self.capability = capability
         self.refused = refused  # a card its carrier refused after the fact (refusals.py)
+        self.links = links  # short links in texts: minted with the attempt (shortlinks.py)
         self.skips = skips if skips is not None else {}  # per channel, e.g. cardsms.py's check
         self.revoker = revoker
         self.platform_sender = platform_sender  # what an unverified line's texts go out from
@@ -494,7 +498,9 @@ class Chains:
             return att
         try:
             msg = await self.composer.message(d, ent)
-            legacy = self.composer.degrade(msg, channel if channel in LEGACY else "sms")  # rcs: SMS fallback
+            legacy = self.composer.text(
+                msg, channel if channel in LEGACY else "sms", ent
+            )  # rcs: SMS fallback
         except RenderError as exc:
             await self._finish(d, "failed", f"render: {exc}")
             return None
@@ -508,6 +514,8 @@ class Chains:
             )
             charge = await self.meter.settle(reserved)
             await self._charged(att.id, channel, charge, now)
+            if charge.ok and legacy.links:  # its short links commit with the attempt, before the send
+                legacy = await self._minted(d, ent, channel, legacy)
         if not charge.ok:
             await self.store.durable()
             await self._finish(d, "blocked", f"quota: {charge.reason}")
@@ -564,6 +572,18 @@ class Chains:
         if not await self.store.renew(self.owner, [did], until):
             raise LeaseLost(did)
         self._held[did] = until
+
+    async def _minted(self, d: Delivery, ent: dict[str, Any], channel: str, legacy: LegacyText) -> LegacyText:
+        """The text with a new short link per link of it (this recipient's), inside the attempt's
+        transaction; the layout and segments were decided once for the card (compose.py)."""
+        assert self.links is not None
+        ttl = policy_of(ent).ttl
+        codes = []
+        for slot in legacy.links:
+            kind, target = ("card", "") if slot.key == "page" else ("url", slot.target)
+            link = await self.links.mint(d.enterprise, d.recipient, d.id, d.step, channel, kind, target, ttl)
+            codes.append(link.code)
+        return legacy.fill(codes)
 
     async def _charged(self, attempt: int, channel: str, charge: Charge, now: float) -> None:
         if charge.ok:

@@ -17,13 +17,15 @@ from typing import Any
 
 from renderer import TemplateStore
 from renderer.gsm import Channel
-from renderer.legacy import LegacyText, degrade
+from renderer.legacy import LegacyText, LinkForm, degrade
+from renderer.links import WEB_URL
 from renderer.mediarefs import media_id, refs, with_urls, without_refs
 from renderer.model import Brand, Message
 
 from .library.library import MediaLibrary
 from .model import national
 from .records import Delivery
+from .shortlinks import policy_of
 from .storage import DocumentStore
 
 SHARED_CARDS = 4096  # rendered cards kept for reuse; the cache is cleared when full
@@ -59,14 +61,20 @@ def _weighted(cards: list[dict[str, Any]], call_id: str) -> dict[str, Any]:
 
 class Composer:
     def __init__(
-        self, store: DocumentStore, templates: TemplateStore, library: MediaLibrary | None = None
+        self,
+        store: DocumentStore,
+        templates: TemplateStore,
+        library: MediaLibrary | None = None,
+        links: tuple[str, int] | None = None,
     ) -> None:
+        """`links`: how short links are written (the public base as written, the code's length)."""
         self.store = store
         self.templates = templates
         self.library = library  # `media:<id>` values → the files' public URLs (if the enterprise owns them)
+        self.links = links
         self._rendered: dict[str, Message] = {}  # delivery id → its card, while its chain runs
         self._shared: dict[tuple[Any, ...], Message] = {}
-        self._legacy: dict[int, dict[Channel, LegacyText]] = {}
+        self._legacy: dict[int, dict[tuple[Channel, LinkForm | None], LegacyText]] = {}
 
     def forget(self, delivery: str) -> None:
         """The delivery's chain is over: drop its entry (a shared card stays shared)."""
@@ -150,15 +158,60 @@ class Composer:
                 data[name] = national(data[name])
         return data
 
-    def degrade(self, msg: Message, channel: Channel) -> LegacyText:
-        """Degrade once per shared message and channel (a shared message stays alive in
-        `_shared`, so its id is not reused while its entry exists)."""
+    def degrade(self, msg: Message, channel: Channel, links: LinkForm | None = None) -> LegacyText:
+        """Degrade once per shared message, channel and link form (a shared message stays alive
+        in `_shared`, so its id is not reused while its entry exists)."""
         texts = self._legacy.get(id(msg))
         if texts is None:
-            return degrade(msg, channel)
-        if channel not in texts:
-            texts[channel] = degrade(msg, channel)
-        return texts[channel]
+            return degrade(msg, channel, links=links)
+        key = (channel, links)
+        if key not in texts:
+            texts[key] = degrade(msg, channel, links=links)
+        return texts[key]
+
+    def text(self, msg: Message, channel: Channel, enterprise: dict[str, Any]) -> LegacyText:
+        """The text of a legacy channel under the enterprise's link policy (`policy.links`): web
+        links as short links when it says `always`, counts opens, or (`auto`) when that saves an
+        SMS segment or keeps more of the card on USSD / flash; on SMS a card-page link line when
+        `card_page`. Its `links` are placeholders until the chain fills each recipient's codes;
+        a text without any is exactly `degrade`'s, and costs the chain nothing more."""
+        if self.links is None:
+            return self.degrade(msg, channel)
+        policy = policy_of(enterprise)
+        page = policy.card_page and channel == "sms"
+        urls = policy.shorten != "never" and _has_web_links(msg)
+        if not urls and not page:
+            return self.degrade(msg, channel)
+        prefix, width = self.links
+        plain = self.degrade(msg, channel, LinkForm(prefix, width, False, page) if page else None)
+        if not urls:
+            return plain
+        short = self.degrade(msg, channel, LinkForm(prefix, width, True, page))
+        if policy.shorten == "always" or policy.count_opens or _better(short, plain):
+            return short
+        return plain
+
+
+def _has_web_links(msg: Message) -> bool:
+    return any(
+        s.kind in ("openUrl", "showLocation") and s.url and WEB_URL.match(s.url) for s in msg.all_suggestions
+    )
+
+
+def _better(short: LegacyText, plain: LegacyText) -> bool:
+    """Whether the text with short links is worth them: fewer SMS segments (or, at the cap, fewer
+    buttons left out); on USSD and flash fewer buttons left out or parts shortened, or more link
+    lines shown with their link rather than as a numbered reply."""
+    if len(short.segments) != len(plain.segments):
+        return len(short.segments) < len(plain.segments)
+    if short.channel == "sms":  # as many segments: only buttons that fit at the cap count
+        return len(short.dropped) < len(plain.dropped)
+
+    def kept(t: LegacyText) -> tuple[int, int, int]:
+        linked = sum(1 for r in t.replies if r.value and r.line and not r.line.startswith("回"))
+        return (-len(t.dropped), -len(t.shortened), linked)
+
+    return kept(short) > kept(plain)
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

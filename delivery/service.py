@@ -45,7 +45,7 @@ from .refusals import CardRefusals
 from .replies import Replies
 from .revoke import Revoker
 from .seed import load_seed
-from .shortlinks import ShortLinks
+from .shortlinks import CODE_LENGTH, ShortLinks
 from .storage import DeliveryStore
 from .store import SqliteDeliveryStore
 from .wakeups import Wakeups
@@ -88,7 +88,7 @@ class DeliveryService:
         self.links = ShortLinks(self.store, base)
         # displayed and opened, once each, for the funnel report (5G displayed reports: on_status)
         self.funnel = Funnel(self.store)
-        self.composer = Composer(self.store, templates, self.library)
+        self.composer = Composer(self.store, templates, self.library, (self.links.prefix, CODE_LENGTH))
         self.receipts = Receipts(self.store, self.meter, self.wakeups, on_outcome)
         self.replies = Replies(self.store, self.composer, self.wakeups)
         self.channels: dict[str, Channel] = {}
@@ -115,6 +115,7 @@ class DeliveryService:
             revoker=self.revoker,
             platform_sender=config.platform_sender,
             refused=self.refusals.reason,
+            links=self.links,
         )
         self.intake = Intake(self.store, self.counters, self.chains)
         self.smpp: SmppPool | None = None

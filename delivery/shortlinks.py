@@ -48,7 +48,6 @@ CACHE_SIZE = 20_000  # links kept after a hit (a person opening a link twice, a 
 FLUSH_DELAY = 0.1  # seconds opens gather before a flush
 FLUSH_RETRY = 0.5  # seconds before a failed flush is tried again
 MAX_PENDING = 1_000_000  # opens held through a long outage before the oldest are given up
-TARGET_MAX = 2000
 
 
 class LinkRefused(ValueError):
@@ -188,10 +187,10 @@ class ShortLinks:
     ) -> ShortLink:
         """A new link, written through the store: inside the caller's `tx()` it commits with the
         caller's writes (the attempt row), so it is durable before a text carrying it is sent.
-        Raises LinkRefused for a target that is not an http(s) URL."""
+        Raises LinkRefused for a target that is not an http(s) URL (or holds control characters)."""
         if kind not in KINDS:
             raise ValueError(f"unknown short link kind {kind!r}")
-        if kind == "url" and (not WEB_URL.match(target) or len(target) > TARGET_MAX or _unsafe(target)):
+        if kind == "url" and (not WEB_URL.match(target) or _unsafe(target)):
             raise LinkRefused(f"a short link's target must be an http(s) URL, not {target[:40]!r}")
         if kind == "card":
             target = ""
@@ -220,6 +219,10 @@ class ShortLinks:
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return link
+
+    def forget(self, code: str) -> None:
+        """Drop a cached link (an expired one: it is read from the store again, as a miss is)."""
+        self._cache.pop(code, None)
 
     def opened(self, link: ShortLink, client: str) -> None:
         """Count an open (`client`: client_class of its User-Agent); written within a second by
@@ -291,5 +294,5 @@ class ShortLinks:
 
 
 def _unsafe(url: str) -> bool:
-    """Control characters or whitespace in a URL (a header split, a text that hides the target)."""
-    return any(ord(c) < 0x21 or ord(c) == 0x7F for c in url)
+    """Control characters in a URL (a header split, a text that hides the target)."""
+    return any(ord(c) < 0x20 or ord(c) == 0x7F for c in url)

@@ -13,8 +13,9 @@ import pytest
 
 from delivery.shortlinks import ALPHABET, CODE_LENGTH, LinkRefused, ShortLinks, client_class, new_code
 from mingpian.api.delivery import delivery_key
+from mingpian.api.delivery.links import MISSES
 
-from .support import AppFactory
+from .support import CMB_KEY, CUSTOMER, SF_KEY, AppFactory, GatewaySim, auth, call, seed_doc, settle
 
 DAY = 86400.0
 
@@ -56,7 +57,7 @@ async def test_mint_resolve_and_refuse(make_app: AppFactory) -> None:
     client = await make_app()
     links = client.app[delivery_key].links
     for bad in ("javascript:alert(1)", "data:text/html,<b>x</b>", "ftp://x/", "//evil.example/",
-                "https://ok.example/\r\nSet-Cookie: x"):  # fmt: skip
+                "https://ok.example/\r\nSet-Cookie: x", "HTTPS://upper.example/"):  # fmt: skip
         with pytest.raises(LinkRefused):
             await links.mint("sf", "+8613900000001", "", -1, "", "url", bad, DAY)
     link = await links.mint(
@@ -112,3 +113,97 @@ async def test_opens_flushed_on_close(make_app: AppFactory) -> None:
     await links.close()  # before the flusher's first run
     assert links.opens_written == 50
     assert len(await service.store.link_opens(link.code)) == 50
+
+
+def links_seed(links: dict[str, Any], chain: tuple[str, ...] = ("sms",)) -> dict[str, Any]:
+    return seed_doc(policy={"chain": list(chain), "timeouts": {c: 0.8 for c in chain}, "links": links})
+
+
+def sms_text(gateway: GatewaySim, recipient: str = CUSTOMER) -> tuple[str, int]:
+    """The SMS sent to `recipient` (its segments joined) and how many segments it took."""
+    parts = gateway.submitted(recipient[3:], "sms")
+    return "".join(p["text"] for p in parts), len(parts)
+
+
+async def test_sms_text_carries_short_links_filled_per_recipient(
+    make_app: AppFactory, gateway: GatewaySim
+) -> None:
+    client = await make_app(links_seed({"count_opens": True}), delivery_link_base="https://mp.cn/")
+    other = "+8613911112222"
+    await call(client, "k1", "ended")
+    await call(client, "k2", "ended", callee=other)
+    await settle(client, "k1:ended")
+    await settle(client, "k2:ended")
+    text, segments = sms_text(gateway)
+    assert segments == 2, text  # the courier card: 3 segments with its long tracking URL
+    assert "https://www.sf-express.com" not in text
+    codes = re.findall(r"查询物流：mp\.cn/([0-9A-Za-z]{10})\n", text)
+    assert len(codes) == 1, text
+    assert "联系快递员：13800138000\n回复3 改约派送\n回复4 评价服务" in text  # reply keys unchanged
+    text2, _ = sms_text(gateway, other)
+    (code2,) = re.findall(r"mp\.cn/([0-9A-Za-z]{10})", text2)
+    assert code2 != codes[0] and text2.replace(code2, codes[0]) == text  # same layout, own code
+    service = client.app[delivery_key]
+    link = await service.links.resolve(codes[0])
+    assert link is not None
+    assert (link.enterprise, link.recipient, link.delivery, link.step, link.channel, link.kind) == (
+        "sf", CUSTOMER, "k1:ended", 0, "sms", "url",
+    )  # fmt: skip
+    assert 29 * DAY < link.expires - link.created <= 30 * DAY
+    # the link in the text opens and redirects to the recorded target
+    resp = await client.get(
+        f"/s/{codes[0]}", allow_redirects=False, headers={"User-Agent": "Mozilla/5.0 (iPhone)"}
+    )
+    assert resp.status == 302
+    assert resp.headers["Location"] == "https://www.sf-express.com/track?no=SF1234567890123"
+    assert resp.headers["Referrer-Policy"] == "no-referrer"
+    info = await client.get(f"/api/enterprises/sf/links/{codes[0]}", headers=auth(SF_KEY))
+    body = await info.json()
+    assert info.status == 200, body
+    assert body["url"] == f"mp.cn/{codes[0]}" and body["delivery"] == "k1:ended"
+    assert [(o["client"], o["first"]) for o in body["opens"]] == [("iphone", True)]
+    # another enterprise's key: 404 exactly like a code that does not exist
+    for code in (codes[0], new_code()):
+        r = await client.get(f"/api/enterprises/cmb/links/{code}", headers=auth(CMB_KEY))
+        assert r.status == 404
+    r = await client.get(f"/api/enterprises/sf/links/{codes[0]}", headers=auth(CMB_KEY))
+    assert r.status == 404
+
+
+async def test_never_keeps_the_long_url(make_app: AppFactory, gateway: GatewaySim) -> None:
+    client = await make_app(links_seed({"shorten": "never"}), delivery_link_base="https://mp.cn/")
+    await call(client, "n1", "ended")
+    await settle(client, "n1:ended")
+    text, segments = sms_text(gateway)
+    assert "https://www.sf-express.com/track?no=SF1234567890123" in text and segments == 3
+    assert "mp.cn/" not in text
+
+
+async def test_unknown_and_expired_answer_the_same_404(make_app: AppFactory) -> None:
+    client = await make_app()
+    service = client.app[delivery_key]
+    expired = await service.links.mint("sf", CUSTOMER, "", -1, "sms", "url", "https://example.com/", -1)
+    await service.store.durable()
+    unknown = await client.get(f"/s/{new_code()}", allow_redirects=False)
+    gone = await client.get(f"/s/{expired.code}", allow_redirects=False)
+    assert unknown.status == gone.status == 404
+    assert await unknown.text() == await gone.text()
+    assert "链接不存在或已过期" in await gone.text()
+    assert unknown.headers["Content-Type"] == gone.headers["Content-Type"]
+
+
+async def test_guessing_is_limited_per_address(make_app: AppFactory) -> None:
+    client = await make_app()
+    service = client.app[delivery_key]
+    good = await service.links.mint("sf", CUSTOMER, "", -1, "sms", "url", "https://example.com/", DAY)
+    await service.store.durable()
+    statuses = [(await client.get(f"/s/{new_code()}", allow_redirects=False)).status for _ in range(MISSES)]
+    assert set(statuses) == {404}
+    resp = await client.get(f"/s/{new_code()}", allow_redirects=False)
+    assert resp.status == 404  # this miss passes the allowance
+    resp = await client.get(f"/s/{good.code}", allow_redirects=False)
+    assert resp.status == 429 and int(resp.headers["Retry-After"]) > 0
+    assert "请求过于频繁" in await resp.text()
+    # another address is not refused
+    other = await client.get(f"/s/{good.code}", allow_redirects=False, headers={"X-Forwarded-For": "x"})
+    assert other.status == 429  # without trusted proxies the header is ignored: the same peer

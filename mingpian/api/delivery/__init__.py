@@ -33,6 +33,7 @@ from . import (
     dryrun,
     enterprises,
     kannel,
+    links,
     media,
     preview,
     refusals,
@@ -122,6 +123,7 @@ def setup(
         session,
         staff_csv,
         dryrun,
+        links,
     ):
         paths.update(module.setup(app))
     add_paths(app, paths, {**doc_schemas.documented(), "DeliveryBrandRequestRecord": brand.RECORD_SCHEMA})
