@@ -217,7 +217,26 @@ def setup(app: web.Application) -> dict[str, Any]:
     app.router.add_get("/s/{code}", open_link, name="short_link")
     app.router.add_get("/api/enterprises/{eid}/links/{code}", link_info)
     app.on_startup.append(_limit_on_start)
+    html = {"content": {"text/html": {"schema": {"type": "string"}}}}
     return {
+        "/s/{code}": {
+            "get": {
+                "summary": "Open a short link of a text: a web link redirects to its target, a card "
+                "link shows the card's page (no key: the code is the secret)",
+                "operationId": "openShortLink",
+                "tags": ["delivery"],
+                "parameters": [
+                    {"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {"description": "the card's page (a card link)", **html},
+                    "302": {"description": "to the link's recorded target (a web link)"},
+                    "404": {"description": "unknown or expired: one Chinese page for both", **html},
+                    "410": {"description": "an expired card link: its enterprise's page", **html},
+                    "429": {"description": "too many unknown codes from this address (Retry-After)", **html},
+                },
+            }
+        },
         "/api/enterprises/{eid}/links/{code}": {
             "get": op(
                 "A short link of the enterprise's texts and its opens (another enterprise's code: 404)",
@@ -225,5 +244,5 @@ def setup(app: web.Application) -> dict[str, Any]:
                 404,
                 params=("eid", "code"),
             )
-        }
+        },
     }
