@@ -45,7 +45,7 @@ from .refusals import CardRefusals
 from .replies import Replies
 from .revoke import Revoker
 from .seed import load_seed
-from .shortlinks import CODE_LENGTH, ShortLinks
+from .shortlinks import CODE_LENGTH, ShortLink, ShortLinks
 from .storage import DeliveryStore
 from .store import SqliteDeliveryStore
 from .wakeups import Wakeups
@@ -88,6 +88,7 @@ class DeliveryService:
         self.links = ShortLinks(self.store, base)
         # displayed and opened, once each, for the funnel report (5G displayed reports: on_status)
         self.funnel = Funnel(self.store)
+        self.links.on_first = self._link_opened  # a delivery's link opened first: the funnel's fact
         self.composer = Composer(self.store, templates, self.library, (self.links.prefix, CODE_LENGTH))
         self.receipts = Receipts(self.store, self.meter, self.wakeups, on_outcome)
         self.replies = Replies(self.store, self.composer, self.wakeups)
@@ -189,6 +190,10 @@ class DeliveryService:
         with contextlib.suppress(Exception):
             await self.counters.close()
         await self.store.stop()
+
+    async def _link_opened(self, link: ShortLink, at: float) -> None:
+        if link.delivery:
+            await self.funnel.opened(link.delivery, link.step, link.channel, link.enterprise, at)
 
     def stats(self) -> dict[str, int]:
         """This process's part, for monitoring (read only): chains running here and taken over

@@ -162,6 +162,8 @@ async def test_sms_text_carries_short_links_filled_per_recipient(
     assert info.status == 200, body
     assert body["url"] == f"mp.cn/{codes[0]}" and body["delivery"] == "k1:ended"
     assert [(o["client"], o["first"]) for o in body["opens"]] == [("iphone", True)]
+    # the first open is the funnel's `opened` fact of that delivery's step (recorded once)
+    assert not await service.funnel.opened("k1:ended", 0, "sms", "sf", time.time())
     # another enterprise's key: 404 exactly like a code that does not exist
     for code in (codes[0], new_code()):
         r = await client.get(f"/api/enterprises/cmb/links/{code}", headers=auth(CMB_KEY))
