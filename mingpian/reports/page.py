@@ -27,6 +27,7 @@ FILES = {
     "reports.css": "text/css",
     "charts.js": "text/javascript",
     "report_view.js": "text/javascript",
+    "funnel_view.js": "text/javascript",
 }
 PREFIX = "/delivery/static/"
 

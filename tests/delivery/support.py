@@ -120,7 +120,8 @@ def numbered_sm(text: bytes, to: str = "+8613912345678", sender: str = "95555") 
 
 def seeded_server(base: Path, rules: list[Rule] | None = None) -> tuple[ServerThread, list[GatewaySim]]:
     """A real server in a thread on the sample seed (`base` holds its files), with a gateway
-    simulator started in its own event loop (with `rules`): for the browser tests."""
+    simulator started in its own event loop (with `rules`): for the browser tests. Its app is
+    the thread's `app` (run coroutines on it with `asyncio.run_coroutine_threadsafe(…, _loop)`)."""
     seed = base / "seed.yaml"
     seed.write_text(yaml.safe_dump(seed_doc(), allow_unicode=True), "utf-8")
     smpp_port = free_port()
@@ -135,6 +136,8 @@ def seeded_server(base: Path, rules: list[Rule] | None = None) -> tuple[ServerTh
     sims: list[GatewaySim] = []
 
     def prepare(app: web.Application) -> None:
+        server.app = app  # type: ignore[attr-defined]
+
         async def gateway(app: web.Application) -> AsyncIterator[None]:
             sim = GatewaySim(password="secret")
             sim.set_rules(rules or [])
@@ -145,7 +148,8 @@ def seeded_server(base: Path, rules: list[Rule] | None = None) -> tuple[ServerTh
 
         app.cleanup_ctx.insert(0, gateway)
 
-    return ServerThread(settings, prepare).start(), sims
+    server = ServerThread(settings, prepare)
+    return server.start(), sims
 
 
 async def approve_latest(client: Client, eid: str, card: str) -> None:

@@ -3,6 +3,7 @@
 
 import {copyText} from '/static/dom.js';
 import {reportView} from '/delivery/static/report_view.js';
+import {funnelView} from '/delivery/static/funnel_view.js';
 import * as api from './capi.js';
 import {CHANNEL_NAME, button, clear, confirmButton, field, h, input, notice, section, table, when} from './ui.js';
 
@@ -118,11 +119,21 @@ async function packages(main, {eid}) {
     ], list.ok ? list.body.packages : [])));
 }
 
+/** The reports page's stylesheet (charts' colours, grids that fit a phone), once per console. */
+function reportStyles() {
+  if (document.querySelector('link[data-reports]')) return;
+  document.head.append(h('link', {rel: 'stylesheet', href: '/delivery/static/reports.css', 'data-reports': true}));
+}
+
 async function reports(main, {eid}) {
-  const [report, usage] = await Promise.all([api.get(api.ent(eid, '/report')), api.get(api.ent(eid, '/usage?by=day,channel'))]);
+  reportStyles();
+  const [report, usage, funnel] = await Promise.all([api.get(api.ent(eid, '/report')),
+    api.get(api.ent(eid, '/usage?by=day,channel')), api.get(api.ent(eid, '/reports/funnel'))]);
   main.append(h('h1', {}, '报表'));
-  if (!report.ok || !usage.ok) { main.append(h('p', {class: 'notice error'}, api.errorText(report.ok ? usage : report))); return; }
-  main.append(h('div', {class: 'reports'}, reportView(report.body, usage.body)),
+  const failed = [report, usage, funnel].find((r) => !r.ok);
+  if (failed) { main.append(h('p', {class: 'notice error'}, api.errorText(failed))); return; }
+  main.append(h('div', {class: 'reports'}, funnelView(funnel.body), reportView(report.body, usage.body)),
+    h('p', {}, h('a', {href: api.ent(eid, '/reports/funnel?format=csv'), download: `funnel-${eid}.csv`}, '导出投递漏斗 CSV')),
     h('p', {}, h('a', {href: api.ent(eid, '/usage?by=day,line,channel,package&format=csv'), download: `usage-${eid}.csv`}, '导出用量明细 CSV')));
 }
 

@@ -21,6 +21,24 @@ function frame(width, height, title, desc) {
   return svg;
 }
 
+/**
+ * A box whose chart, `draw(width)`, is drawn at the box's own pixel width, now and whenever that
+ * width changes (a window resized, a phone turned): its labels stay 12 px.
+ */
+export function sized(draw) {
+  const box = document.createElement('div');
+  box.className = 'chart';
+  let drawn = -1;
+  new ResizeObserver(() => {
+    const w = box.clientWidth;
+    if (w > 0 && w !== drawn) {
+      drawn = w;
+      box.replaceChildren(draw(w));
+    }
+  }).observe(box);
+  return box;
+}
+
 /** 1, 2, 5 × 10^n at or above `max / 4`: round gridline steps. */
 function niceStep(max) {
   const raw = max / 4;

@@ -2,7 +2,7 @@
 // page shows them (the reports page at /reports draws its own, with a date range). Data reaches the DOM through textContent only (see /static/dom.js).
 
 import {h} from '/static/dom.js';
-import {hBars, stackedBars} from './charts.js';
+import {hBars, sized, stackedBars} from './charts.js';
 
 const OUTCOMES = ['delivered', 'failed', 'timeout', 'revoked', 'other'];
 const OUTCOME_NAMES = {delivered: '送达', failed: '失败', timeout: '超时', revoked: '已撤回', other: '其他'};
@@ -59,23 +59,24 @@ export function reportView(report, usage) {
   }
   const channels = [...byChannel.entries()];
   const charts = h('div', {class: 'charts'},
-    figure('投递结果（按天、渠道）', stackedBars([...byDay.values()], OUTCOMES, '每天每个渠道的投递结果',
-      {names: OUTCOME_NAMES}),
+    figure('投递结果（按天、渠道）', sized((w) => stackedBars([...byDay.values()], OUTCOMES, '每天每个渠道的投递结果',
+      {width: w, names: OUTCOME_NAMES})),
       legend(OUTCOMES, OUTCOME_NAMES),
       table(['天', '渠道', '结果', '次数'],
         attempts.map((a) => [a.day, channelName(a.channel), OUTCOME_NAMES[outcome(a.outcome)], a.attempts]))),
-    figure('回执时延（平均）', hBars(channels.map(([ch, c]) => ({label: channelName(ch),
-      value: c.delivered ? c.latency / c.delivered : 0})), '各渠道从提交到回执的平均时间', {format: (v) => `${Math.round(v * 1000)} ms`})),
-    figure('回落率', hBars(channels.map(([ch, c]) => ({label: channelName(ch), value: c.total - c.delivered, of: c.total,
-      cls: 'c-failed'})), '各渠道未送达而转下一渠道的尝试'),
+    figure('回执时延（平均）', sized((w) => hBars(channels.map(([ch, c]) => ({label: channelName(ch),
+      value: c.delivered ? c.latency / c.delivered : 0})), '各渠道从提交到回执的平均时间',
+    {width: w, format: (v) => (v >= 10 ? `${Math.round(v)} 秒` : `${Math.round(v * 1000)} 毫秒`)}))),
+    figure('回落率', sized((w) => hBars(channels.map(([ch, c]) => ({label: channelName(ch), value: c.total - c.delivered,
+      of: c.total, cls: 'c-failed'})), '各渠道未送达而转下一渠道的尝试', {width: w})),
       table(['渠道', '尝试', '送达'], channels.map(([ch, c]) => [channelName(ch), c.total, c.delivered]))),
-    figure('套餐余量', hBars((report.packages || []).map((p) => ({label: p.id, value: p.used, of: p.units})),
-      '各套餐已用条数'),
+    figure('套餐余量', sized((w) => hBars((report.packages || []).map((p) => ({label: p.id, value: p.used, of: p.units})),
+      '各套餐已用条数', {width: w})),
       table(['套餐', '类型', '总量', '已用', '剩余', '超出', '策略'], (report.packages || []).map((p) =>
         [p.id, KIND_NAMES[p.kind] || p.kind, p.units, p.used, p.remaining, p.overage, POLICY_NAMES[p.policy] || p.policy]))),
     figure('用量与费用（按天、渠道）', table(['天', '渠道', '条数', '单位', '超出单位', '费用（元）'],
       (usage.rows || []).map((r) => [r.day, channelName(r.channel), r.messages, r.units, r.overage_units, r.cost]))),
-    figure('按钮点击', hBars(tapsByButton(report.taps || []), '各按钮被点击的次数'),
+    figure('按钮点击', sized((w) => hBars(tapsByButton(report.taps || []), '各按钮被点击的次数', {width: w})),
       table(['卡片', '按钮', '天', '点击'], (report.taps || []).map((t) => [t.card, t.button, t.day, t.taps]))),
     figure('广告曝光', table(['卡片', '天', '曝光', '点击'],
       (report.ads || []).map((a) => [a.card, a.day, a.impressions, a.taps]))));
