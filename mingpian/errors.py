@@ -171,6 +171,15 @@ ERROR_CODES: Mapping[str, ErrorCode] = _index(
     ),
     _c("unknown_staff", 422, "no staff member with that id"),
     _c("unknown_template", 422, "no card template of that name"),
+    # -- card SMS: the platform's callbacks and template registration
+    _c("bad_signature", 401, "a platform callback whose signature is missing or wrong; nothing was changed"),
+    _c("stale_callback", 401, "a platform callback whose timestamp is too far from now; nothing was changed"),
+    _c("replayed", 409, "a platform callback whose nonce was used before; nothing was changed"),
+    _c(
+        "cardsms_refused",
+        502,
+        "the card-SMS platform did not take the template; its answer is in the message",
+    ),
     # -- the media library
     _c("not_multipart", 400, "the upload is not `multipart/form-data` with one `file` part"),
     _c("unsupported_media", 415, "by its bytes, the file is neither a picture nor a video the library keeps"),

@@ -108,7 +108,7 @@ def test_settings_command_reads_the_config_file_and_masks_secrets(tmp_path: Path
         "MINGPIAN_PORT=8081",
         "MINGPIAN_LOG_LEVEL=DEBUG",
         "MINGPIAN_MAAP_APP_KEY=********",
-        "MINGPIAN_DELIVERY_TIMEOUTS=rcs=60,ussd=8,flash=30,sms=120",
+        "MINGPIAN_DELIVERY_TIMEOUTS=rcs=60,ussd=8,flash=30,sms=120,cardsms=120",
         "MINGPIAN_DELIVERY_KANNEL_CHANNELS=flash,sms",
     ):
         assert line in lines, out.stdout

@@ -40,7 +40,10 @@ def test_every_row_is_in_the_table_with_help_and_allowed_values() -> None:
         assert row.help in line
     assert "| log_format | `MINGPIAN_LOG_FORMAT` | `json` | `json`, `text` |" in table
     assert "| port | `MINGPIAN_PORT` | `8080` | an integer from 0 to 65535 |" in table
-    assert "| delivery_timeouts | `MINGPIAN_DELIVERY_TIMEOUTS` | `rcs=60,ussd=5,flash=30,sms=120` |" in table
+    assert (
+        "| delivery_timeouts | `MINGPIAN_DELIVERY_TIMEOUTS` | `rcs=60,ussd=5,flash=30,sms=120,cardsms=120` |"
+        in table
+    )
 
 
 def test_docs_name_only_variables_that_exist() -> None:
@@ -156,9 +159,11 @@ def test_keyword_construction_is_checked_too() -> None:
 
 
 def test_delivery_timeouts_parse_into_seconds_per_channel() -> None:
-    assert Settings().delivery_timeouts == {"rcs": 60.0, "ussd": 5.0, "flash": 30.0, "sms": 120.0}
+    assert Settings().delivery_timeouts == {
+        "rcs": 60.0, "ussd": 5.0, "flash": 30.0, "sms": 120.0, "cardsms": 120.0
+    }  # fmt: skip
     s = Settings.from_env({"MINGPIAN_DELIVERY_TIMEOUTS": " ussd=8, sms=90.5 "})
-    assert s.delivery_timeouts == {"rcs": 60.0, "ussd": 8.0, "flash": 30.0, "sms": 90.5}
+    assert s.delivery_timeouts == {"rcs": 60.0, "ussd": 8.0, "flash": 30.0, "sms": 90.5, "cardsms": 120.0}
     assert Settings(delivery_timeouts={"rcs": 2}).delivery_timeouts["rcs"] == 2.0  # type: ignore[dict-item]
     assert (
         Settings.from_env({"MINGPIAN_DELIVERY_TIMEOUTS": ""}).delivery_timeouts
@@ -173,12 +178,12 @@ def test_delivery_timeouts_parse_into_seconds_per_channel() -> None:
         (
             "fax=3",
             "unknown channel 'fax'; expected channel=seconds, comma-separated "
-            "(channels rcs, ussd, flash, sms; seconds > 0)",
+            "(channels rcs, ussd, flash, sms, cardsms; seconds > 0)",
         ),
         (
             "ussd",
             "'ussd' is not channel=seconds; expected channel=seconds, comma-separated "
-            "(channels rcs, ussd, flash, sms; seconds > 0)",
+            "(channels rcs, ussd, flash, sms, cardsms; seconds > 0)",
         ),
         ("ussd=0", "ussd: '0' is not a number of seconds > 0"),
         ("sms=-5", "sms: '-5' is not a number of seconds > 0"),
@@ -249,7 +254,7 @@ def test_config_file_sits_between_defaults_and_the_environment(tmp_path: Path) -
 
 def test_config_delivery_timeouts_as_a_string(tmp_path: Path) -> None:
     s = Settings.from_env({}, config=_toml(tmp_path, 'delivery_timeouts = "sms=30"\n'))
-    assert s.delivery_timeouts == {"rcs": 60.0, "ussd": 5.0, "flash": 30.0, "sms": 30.0}
+    assert s.delivery_timeouts == {"rcs": 60.0, "ussd": 5.0, "flash": 30.0, "sms": 30.0, "cardsms": 120.0}
 
 
 @pytest.mark.parametrize(
@@ -302,4 +307,4 @@ def test_secrets_never_print() -> None:
     assert "hunter2" not in repr(s) and "k-123" not in repr(s)
     assert s.shown("webhook_password") == "********"
     assert s.shown("port") == 8080
-    assert s.shown_text("delivery_timeouts") == "rcs=60,ussd=5,flash=30,sms=120"
+    assert s.shown_text("delivery_timeouts") == "rcs=60,ussd=5,flash=30,sms=120,cardsms=120"
