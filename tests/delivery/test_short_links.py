@@ -7,13 +7,23 @@ import asyncio
 import itertools
 import re
 import time
+import warnings
 from typing import Any
 
 import pytest
+from aiohttp import web
 
-from delivery.shortlinks import ALPHABET, CODE_LENGTH, LinkRefused, ShortLinks, client_class, new_code
+from delivery.shortlinks import (
+    ALPHABET,
+    CODE_LENGTH,
+    LinkRefused,
+    ShortLink,
+    ShortLinks,
+    client_class,
+    new_code,
+)
 from mingpian.api.delivery import delivery_key
-from mingpian.api.delivery.links import MISSES
+from mingpian.api.delivery.links import MISSES, CardPages, card_page_key
 
 from .support import CMB_KEY, CUSTOMER, SF_KEY, AppFactory, GatewaySim, auth, call, seed_doc, settle
 
@@ -209,3 +219,35 @@ async def test_guessing_is_limited_per_address(make_app: AppFactory) -> None:
     # another address is not refused
     other = await client.get(f"/s/{good.code}", allow_redirects=False, headers={"X-Forwarded-For": "x"})
     assert other.status == 429  # without trusted proxies the header is ignored: the same peer
+
+
+async def test_card_links_call_the_card_page_hooks(make_app: AppFactory) -> None:
+    client = await make_app()
+    service = client.app[delivery_key]
+    card = await service.links.mint("sf", CUSTOMER, "d9", 1, "sms", "card", "", DAY)
+    old = await service.links.mint("sf", CUSTOMER, "d8", 1, "sms", "card", "", -1)
+    await service.store.durable()
+    # nothing registered the card page (a server without the H5 part): the unknown code's 404
+    with warnings.catch_warnings():  # the app's state changed after start: this test only
+        warnings.simplefilter("ignore", DeprecationWarning)
+        client.app.pop(card_page_key, None)
+    resp = await client.get(f"/s/{card.code}")
+    assert resp.status == 404 and "链接不存在或已过期" in await resp.text()
+    seen: list[tuple[str, str]] = []
+
+    async def page(request: web.Request, link: ShortLink) -> web.StreamResponse:
+        seen.append(("page", link.code))
+        return web.Response(text=f"名片 {link.delivery}", content_type="text/html")
+
+    async def expired(request: web.Request, link: ShortLink) -> web.StreamResponse:
+        seen.append(("expired", link.code))
+        return web.Response(text="已过期", status=410, content_type="text/html")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        client.app[card_page_key] = CardPages(page, expired)
+    resp = await client.get(f"/s/{card.code}")
+    assert resp.status == 200 and await resp.text() == "名片 d9"
+    resp = await client.get(f"/s/{old.code}")
+    assert resp.status == 410
+    assert seen == [("page", card.code), ("expired", old.code)]
