@@ -42,6 +42,17 @@ def days_between(first: str, last: str) -> list[str]:
     return [(a + timedelta(days=i)).isoformat() for i in range((b - a).days + 1)]
 
 
+def runs(days: list[str]) -> list[list[str]]:
+    """Sorted ISO days as stretches of consecutive days."""
+    out: list[list[str]] = []
+    for d in days:
+        if out and date.fromisoformat(d) - date.fromisoformat(out[-1][-1]) == timedelta(days=1):
+            out[-1].append(d)
+        else:
+            out.append([d])
+    return out
+
+
 class Funnel:
     def __init__(self, store: FunnelStore) -> None:
         self.store = store
@@ -99,11 +110,10 @@ class Funnel:
             missing = sorted(
                 set(days_between(first, upto)) - await self.store.funnel_sealed(enterprise, first, upto)
             )
-            if missing:
-                counts = await self.store.funnel_sent(
-                    enterprise, day_start(missing[0]), day_start(missing[-1]) + 86400
-                )
-                await self.store.funnel_seal(enterprise, missing, counts)
+            for run in runs(missing):  # each stretch of days not counted yet: one read of its attempts
+                start, end = day_start(run[0]), day_start(run[-1]) + 86400
+                counts = await self.store.funnel_sent(enterprise, start, end)
+                await self.store.funnel_seal(enterprise, run, counts)
         rows = {(r["day"], r["channel"]): r for r in await self.store.funnel_days(enterprise, first, last)}
         if last > settled:  # the days still changing: from their attempts
             live = max(first, (date.fromisoformat(settled) + timedelta(days=1)).isoformat())
