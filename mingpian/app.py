@@ -16,7 +16,7 @@ from aiohttp import web
 from renderer import RenderError, TemplateStore
 from renderer.fonts import use_font_dir
 
-from . import console, library, manual, media, openapi, readiness, reports, studio, wiring
+from . import console, h5, library, manual, media, openapi, readiness, reports, studio, wiring
 from .api import chatbot as api_chatbot
 from .api import delivery as api_delivery
 from .api import docs as api_docs
@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     api_chatbot.setup(app, media=wiring.chatbot_media)  # uploads our media and library files
     api_delivery.setup(app, messaging=wiring.chatbot_messaging)
     app.cleanup_ctx.append(wiring.delivery_hears_chatbot)  # taps, replies and statuses, once both run
+    h5.setup(app)  # the card page of short links: over delivery and the chatbot, once both run
     reports.setup(app)  # the reports page and the console: browser pages on the delivery API
     console.setup(app)
     return app

@@ -34,6 +34,7 @@ DEFAULT_COLOR = "#1F6FEB"
 _COLOR = re.compile(r"^#(?:[0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})$")
 _PHONE_CHARS = re.compile(r"[^0-9+*]")
 _RELATIVE = re.compile(r"^/(?!/)[^\s\\]*$")  # a path on the page's own server, never `//host`
+_FRAGMENT = re.compile(r"^#[A-Za-z0-9_-]*$")  # a place in the page itself (previews)
 
 _env = Environment(
     loader=FileSystemLoader(HERE),
@@ -127,6 +128,16 @@ def expired_page(name: str, number: str, tel: str, color: str = DEFAULT_COLOR) -
     )
 
 
+def notice_page(heading: str, text: str, color: str = DEFAULT_COLOR) -> str:
+    """A page that only says something (the card cannot be shown right now)."""
+    return _render(
+        title=heading,
+        brand="来电名片",
+        color=color,
+        expired={"heading": heading, "text": text, "number": "", "tel": ""},
+    )
+
+
 def _render(*, color: str, **values: Any) -> str:
     color = color if _COLOR.match(color or "") else DEFAULT_COLOR
     values.setdefault("card", None)
@@ -173,6 +184,7 @@ def _view(message: Message, actions: H5Actions) -> dict[str, Any]:
         chips.append(_button(n, s, actions))
         n += 1
     return {
+        "said": "",
         "cards": cards,
         "chips": chips,
         "form": actions.form if _safe_href(actions.form) else "",
@@ -238,11 +250,12 @@ def _day(rfc3339: str | None) -> str:
 def _safe_href(href: str) -> bool:
     """A link the page may carry: our own path, or a scheme the card links allow (never
     `javascript:`, `data:`, or a protocol-relative `//host`)."""
-    return bool(href) and (bool(_RELATIVE.match(href)) or bool(OPEN_URL.match(href))) and not _ctl(href)
+    ok = _RELATIVE.match(href) or _FRAGMENT.match(href) or OPEN_URL.match(href)
+    return bool(href) and bool(ok) and not _ctl(href)
 
 
 def _ctl(s: str) -> bool:
     return any(ord(c) < 0x21 or ord(c) == 0x7F for c in s)
 
 
-__all__ = ["CSS", "STYLE_HASH", "Answer", "H5Actions", "card_page", "expired_page"]
+__all__ = ["CSS", "STYLE_HASH", "Answer", "H5Actions", "card_page", "expired_page", "notice_page"]
