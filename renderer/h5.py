@@ -212,9 +212,11 @@ def _button(n: int, s: Suggestion, actions: H5Actions) -> dict[str, Any]:
     text = s.text
     if s.kind in ("openUrl", "showLocation"):
         href = actions.link(n, s)
-        if href is None and s.kind == "showLocation" and s.latitude is not None and s.longitude is not None:
-            href = f"geo:{float(s.latitude)},{float(s.longitude)}"
-        if href and _safe_href(href):
+        if not (href and _safe_href(href)):
+            href = None
+            if s.kind == "showLocation" and s.latitude is not None and s.longitude is not None:
+                href = f"geo:{float(s.latitude)},{float(s.longitude)}"
+        if href:
             return {"tag": "a", "cls": "", "href": href, "ping": None, "text": text}
         return {"tag": "span", "text": text}
     if s.kind in ("dial", "composeTextMessage"):

@@ -129,7 +129,7 @@ class H5Pages:
     def _actions(self, code: str, token: str) -> H5Actions:
         base = f"/s/{code}"
         return H5Actions(
-            link=lambda n, s: f"{base}/tap/{n}",
+            link=lambda n, s: f"{base}/tap/{n}" if s.url else None,
             form=f"{base}/reply#answer",
             token=token,
             ping=lambda n, s: f"{base}/tap/{n}",
