@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 CarrierCheck = Callable[[], Awaitable["NotApproved | None"]]
 # A carrier's refusal of this version after it was sent (refusals.py): its document, or None.
 CarrierRefusal = Callable[[], Awaitable["dict[str, Any] | None"]]
+# The card-SMS template's review per vendor (cardsms_readiness below, from its document)
+CardSmsCheck = Callable[[], Awaitable["Readiness"]]
 STATES = ("ready", "waiting", "refused", "expired", "unconfigured")
 GONE = {"superseded": "a later version was approved", "replaced": "a later edit replaced it",
         "withdrawn": "the card was deleted"}  # fmt: skip
@@ -35,9 +37,33 @@ class Readiness:
     by: str = ""  # who it waits for or who refused: "operator", or "carrier:<platform>"
     why: str = ""
     since: float | None = None
+    vendors: list[dict[str, Any]] | None = None  # card SMS: each vendor's review of the template
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if self.vendors is None:
+            del out["vendors"]
+        return out
+
+
+def cardsms_readiness(doc: dict[str, Any] | None, vendors: list[dict[str, Any]]) -> Readiness:
+    """Card SMS goes out to the phones of every vendor that approved its template: ready when one
+    did, refused when all did refuse, else waiting for the vendors (or for its submission)."""
+    if doc is None:
+        return Readiness(
+            "cardsms", "waiting", "vendors", "not registered with the vendors yet", None, vendors
+        )
+    if doc.get("state") == "error":
+        return Readiness("cardsms", "waiting", "vendors", f"not submitted: {doc.get('why', '')}",
+                         doc.get("submitted_at"), vendors)  # fmt: skip
+    states = [v["state"] for v in vendors]
+    refused = "; ".join(f"{v['vendor']}: {v['why']}" for v in vendors if v["state"] == "refused")
+    if "approved" in states:
+        return Readiness("cardsms", "ready", "", refused, doc.get("submitted_at"), vendors)
+    if states and all(s == "refused" for s in states):
+        return Readiness("cardsms", "refused", "vendors", refused, doc.get("submitted_at"), vendors)
+    return Readiness("cardsms", "waiting", "vendors", "the vendors are reviewing the template",
+                     doc.get("submitted_at"), vendors)  # fmt: skip
 
 
 def of_version(version: dict[str, Any], chain: list[str]) -> list[Readiness] | None:
@@ -62,6 +88,7 @@ async def readiness(
     chatbot: str,
     carrier: CarrierCheck | None,
     refusal: CarrierRefusal | None = None,
+    cardsms: CardSmsCheck | None = None,
 ) -> list[Readiness]:
     """One answer per channel of the enterprise's chain for this version; `carrier` checks the
     5G body's files on the chatbot's platform (None: no MaaP hosts media), `refusal` whether the
@@ -73,6 +100,8 @@ async def readiness(
     for ch in chain:
         if ch not in configured:
             out.append(Readiness(ch, "unconfigured", "", f"channel {ch} not configured"))
+        elif ch == "cardsms" and cardsms is not None:
+            out.append(await cardsms())
         elif ch == "rcs" and not chatbot:
             out.append(Readiness(ch, "unconfigured", "", "the enterprise has no chatbot for 5G messages"))
         elif ch == "rcs" and refusal is not None and (doc := await refusal()) is not None:

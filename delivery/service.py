@@ -17,12 +17,14 @@ from renderer import TemplateStore
 from renderer.video import ffmpeg_exe
 
 from . import keys
-from .chain import Chains
+from .cardsms import CardSms, CardSmsChannel
+from .chain import Chains, Skip
 from .compose import Composer
 from .config import DeliveryConfig
 from .errors import ConfigError
 from .funnel import Funnel
-from .gateways import Channel
+from .gateways import Channel, Outgoing
+from .gateways.cardsms_api import Platform
 from .gateways.kannel import KannelChannel
 from .gateways.rcs import Capabilities, Messaging, RcsChannel
 from .gateways.smpp import SmppChannel
@@ -99,6 +101,8 @@ class DeliveryService:
         # cards a carrier refused after the fact (the chatbot runtime's message listeners tell it)
         self.refusals = CardRefusals(self.store, messaging.carrier if messaging is not None else _no_carrier)
         capability = None
+        self.cardsms: CardSms | None = None  # card SMS, once SMPP is there (start)
+        self._skips: dict[str, Skip] = {}  # a channel's own reasons to skip a step (card SMS's)
         if messaging is not None:  # 5G messages through the chatbot runtime
             self.channels["rcs"] = RcsChannel(messaging)
             capability = Capabilities(messaging, config.capability_path, ttl=config.capability_ttl)
@@ -117,6 +121,7 @@ class DeliveryService:
             platform_sender=config.platform_sender,
             refused=self.refusals.reason,
             links=self.links,
+            skips=self._skips,
         )
         self.intake = Intake(self.store, self.counters, self.chains)
         self.smpp: SmppPool | None = None
@@ -167,6 +172,8 @@ class DeliveryService:
                     c.callback_base,
                     self.kannel_token,
                 )
+        if c.cardsms_url:
+            self._card_sms()
         await self.store.durable()
         await self.chains.start()
         self._forwarded = asyncio.get_running_loop().create_task(
@@ -181,6 +188,8 @@ class DeliveryService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._forwarded
         await self.chains.close()
+        if self.cardsms is not None:
+            await self.cardsms.close()
         await self.receipts.close()
         await self.links.close()  # the opens still queued are written before the store stops
         if self.smpp is not None:
@@ -190,6 +199,41 @@ class DeliveryService:
         with contextlib.suppress(Exception):
             await self.counters.close()
         await self.store.stop()
+
+    def _card_sms(self) -> None:
+        """The `cardsms` channel: the vendor platform for templates and parse links, our SMSC
+        session for the SMS that carries the link (docs/delivery.md, "Card SMS")."""
+        c = self.config
+        if self.smpp is None:
+            raise ConfigError("card SMS (delivery_cardsms_url) needs SMPP (delivery_smpp) for its SMS")
+        self._session = self._session or aiohttp.ClientSession()
+        platform = Platform(self._session, c.cardsms_url, c.cardsms_app_key, c.cardsms_app_secret)
+        self.cardsms = CardSms(
+            self.store,
+            platform,
+            self.composer.templates,
+            ttl=c.cardsms_capability_ttl,
+            window=c.cardsms_batch_window,
+            days=c.cardsms_link_days,
+            domain=c.cardsms_link_domain,
+        )
+        self.cardsms.displayed = self._card_displayed
+        self.cardsms.custom_url = self._card_page
+        numbering = Numbering(c.smpp_numbering, c.smpp_service_ton)
+        self.channels["cardsms"] = CardSmsChannel(self.cardsms, self.smpp, numbering)
+        self._skips["cardsms"] = self.cardsms.skip_reason
+
+    async def _card_displayed(self, delivery: str, step: int, enterprise: str, at: float) -> None:
+        await self.funnel.displayed(delivery, step, "cardsms", enterprise, at, how="cardsms")
+
+    async def _card_page(self, out: Outgoing, enterprise: str) -> str:
+        """Where a person whose phone fails to draw the card lands: the delivery's H5 card page."""
+        days = self.config.cardsms_link_days
+        link = await self.links.mint(
+            enterprise, out.destination, out.delivery, int(out.extra.get("step", 0)), "cardsms", "card", "",
+            days * 86400.0,
+        )  # fmt: skip
+        return self.links.url(link.code)
 
     async def _link_opened(self, link: ShortLink, at: float) -> None:
         if link.delivery:

@@ -29,6 +29,7 @@ from ...settings import Settings
 from . import (
     brand,
     calls,
+    cardsms,
     doc_schemas,
     dryrun,
     enterprises,
@@ -124,6 +125,7 @@ def setup(
         staff_csv,
         dryrun,
         links,
+        cardsms,
     ):
         paths.update(module.setup(app))
     add_paths(app, paths, {**doc_schemas.documented(), "DeliveryBrandRequestRecord": brand.RECORD_SCHEMA})

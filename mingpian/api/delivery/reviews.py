@@ -10,11 +10,12 @@ from aiohttp import web
 from chatbot.approval import NotApproved
 from delivery import reviews
 from delivery.model import DEFAULT_CHAIN
-from delivery.readiness import readiness
+from delivery.readiness import Readiness, cardsms_readiness, readiness
 from renderer.rcs import to_rcs
 
 from ...errors import ApiError
 from ...httpjson import json_response
+from . import cardsms as cardsms_api
 from . import validation
 from .access import enterprise, principal, require_operator
 from .ops import OK, WRITE_ERRORS, op
@@ -105,7 +106,14 @@ async def get_readiness(request: web.Request) -> web.Response:
     async def refusal() -> dict[str, Any] | None:
         return await service.refusals.standing(ent["id"], card, n, chatbot)
 
-    found = await readiness(version, chain, set(service.channels), chatbot, carrier, refusal)
+    async def cardsms() -> Readiness:
+        doc = await service.cardsms.template_of(ent["id"], card, n)
+        return cardsms_readiness(doc, cardsms_api.view(doc)["vendors"])
+
+    found = await readiness(
+        version, chain, set(service.channels), chatbot, carrier, refusal,
+        cardsms if service.cardsms is not None else None,
+    )  # fmt: skip
     return json_response(
         {
             "card": card,
@@ -150,7 +158,14 @@ async def decide(request: web.Request) -> web.Response:
             409, "not_pending", f"version {n} of card {card!r} is not waiting for a decision ({exc.state})"
         ) from None
     await store.durable()
+    cs = request.app[delivery_key].cardsms
+    if version["state"] == "approved" and cs is not None and "cardsms" in _chain(ent):
+        cs.register_later(ent, card, n, version["body"])  # the vendors' review starts now
     return json_response(version)
+
+
+def _chain(ent: dict[str, Any]) -> list[str]:
+    return list((ent.get("policy") or {}).get("chain") or DEFAULT_CHAIN)
 
 
 async def queue(request: web.Request) -> web.Response:
