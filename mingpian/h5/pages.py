@@ -307,7 +307,8 @@ class H5Pages:
             await self._count(page.delivery, button)
             postback, you = button.postback, button.text
         elif "postback" in form:
-            postback, _, you = str(form["postback"])[:MAX_FIELD].partition("\n")
+            # "postback\ntext"; a browser sends the line break of a form value as CRLF
+            postback, _, you = str(form["postback"])[:MAX_FIELD].replace("\r\n", "\n").partition("\n")
             if not postback:
                 raise ApiError(400, "empty_message", "回复内容为空", path="postback")
         else:

@@ -2,18 +2,21 @@
 
 The pages render untrusted template data (every field of a card is user- or designer-supplied),
 so besides building the DOM with textContent only, the browser is told to run nothing but our own
-same-origin scripts and to refuse being framed.
+same-origin scripts and to refuse being framed. The H5 phone shows the card page in a sandboxed
+`srcdoc` frame, which inherits this policy: its one inline stylesheet is allowed by its hash.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from renderer.h5 import STYLE_HASH
+
 CSP = "; ".join(
     [
         "default-src 'self'",
         "script-src 'self'",
-        "style-src 'self'",
+        f"style-src 'self' {STYLE_HASH}",
         "img-src 'self' data: blob:",
         "media-src 'self' blob:",
         "font-src 'self'",

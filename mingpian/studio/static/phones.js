@@ -10,12 +10,13 @@ export const VIEWS = [
   {id: 'ussd', title: 'USSD', app: ''},
   {id: 'flash', title: '闪信', app: ''},
   {id: 'sms', title: '短信', app: '信息'},
+  {id: 'h5', title: 'H5 页面', app: '浏览器'},
 ];
 
 export class Phone {
   constructor({id, title, app}, brand) {
     this.id = id;
-    // Not aria-live: six phones re-render on every keystroke; the page's status line
+    // Not aria-live: seven phones re-render on every keystroke; the page's status line
     // announces what matters (errors, bot replies, live reloads) once.
     this.body = h('div', {class: 'convo'});
     this.screen = h('div', {class: 'screen'}, this.body);

@@ -1,4 +1,4 @@
-// The template page: schema form ↔ live renders on six phone mock-ups, problems, raw payload,
+// The template page: schema form ↔ live renders on seven phone mock-ups, problems, raw payload,
 // carrier profile, share link, and live reload from the template folder (SSE).
 
 import * as api from './api.js';
@@ -15,7 +15,7 @@ const LEGACY = ['ussd', 'flash', 'sms'];
 const IMAGE_FORMATS = ['png', 'webp', 'jpeg'];
 const VIDEO_FORMATS = ['mp4'];
 const STATUS_WORDS = {queued: '排队中', pending: '排队中', running: '渲染中', started: '渲染中'};
-const FORMAT_NAMES = {png: '图片', mp4: '视频', ussd: 'USSD', flash: '闪信', sms: '短信'};
+const FORMAT_NAMES = {png: '图片', mp4: '视频', ussd: 'USSD', flash: '闪信', sms: '短信', h5: 'H5 页面'};
 
 const main = document.getElementById('main');
 const name = main.dataset.template;
@@ -219,6 +219,7 @@ async function renderAll() {
   await Promise.all([
     ...LEGACY.filter(has).map((ch) => renderLegacy(ch, data, profile, gen)),
     renderImage(data, profile, gen),
+    has('h5') ? renderH5(data, profile, gen) : null,
   ]);
   main.dataset.renders = String(gen);
 }
@@ -249,6 +250,24 @@ async function renderLegacy(ch, data, profile, gen) {
     phones[ch].scrollEnd();
   }}));
   setRaw(ch, res.body);
+}
+
+// The H5 card page a short link in an SMS opens, in a sandboxed frame: no scripts, no forms, no
+// navigation out of it; its buttons are in-page anchors, so nothing reaches production.
+let h5Frame = null;
+async function renderH5(data, profile, gen) {
+  const res = await api.render(name, data, {format: 'h5', profile});
+  if (gen !== state.gen) return;
+  if (!res.ok || typeof res.body !== 'string') {
+    phones.h5.stale(summaryOf(res.body, res.status));
+    return;
+  }
+  if (!h5Frame) {
+    h5Frame = h('iframe', {class: 'h5-frame', title: 'H5 名片页面预览', sandbox: '', referrerpolicy: 'no-referrer'});
+  }
+  h5Frame.srcdoc = res.body;
+  phones.h5.show(h5Frame);
+  phones.h5.el.dataset.bytes = String(new TextEncoder().encode(res.body).length);
 }
 
 function carouselSize(body) {
@@ -478,6 +497,7 @@ async function start() {
   if (!VIDEO_FORMATS.some(has)) phones.video.off(missing('mp4'));
   else phones.video.show(videoButton());
   for (const ch of LEGACY) if (!has(ch)) phones[ch].off(missing(ch));
+  if (!has('h5')) phones.h5.off(missing('h5'));
 
   form = new SchemaForm(document.getElementById('data-form'), {onChange: scheduleRender,
     patternText: detail.ok ? detail.body.patternText : {}});
