@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestServer
 from delivery.funnel import Funnel
 from delivery.gateways.rcs import message_id
 from delivery.metering import day_of
+from delivery.rows.funnel import FunnelFact
 from mingpian.api.delivery import delivery_key
 from simulators.maap import Simulator
 
@@ -158,3 +159,21 @@ async def test_bad_ranges_are_refused_naming_the_parameter(make_app: AppFactory)
     assert ok["days"] == [] and ok["total"]["sent"] == 0 and ok["total"]["delivered_rate"] is None
     resp = await client.get(URL, headers=auth("mpk_wrong"))
     assert resp.status == 401
+
+
+async def test_facts_share_a_flush_with_other_writes(make_app: AppFactory) -> None:
+    """On PostgreSQL a fact rides the group commit with whatever else is queued (here a receipt):
+    one flush, the fact new once, the receipt kept; on SQLite the same answers."""
+    client = await make_app()
+    store = client.app[delivery_key].store
+    did, step, channel = await _delivered(client, "share1")
+    now = time.time()
+    fact = FunnelFact(did, step, "opened", "sf", channel, day_of(now), "link", now)
+    got = await asyncio.gather(
+        store.receipt("share-m1", "DELIVRD"), store.funnel_fact(fact), store.funnel_fact(fact)
+    )
+    assert list(got) == [None, True, False]
+    await store.durable()
+    assert await store.db.one("SELECT stat FROM receipts WHERE message_id='share-m1'") == ("DELIVRD",)
+    [row] = await store.funnel_days("sf", day_of(now), day_of(now))
+    assert (row["channel"], row["opened"], row["displayed"]) == (channel, 1, 0)
