@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from renderer import RenderError, TemplateStore
+from renderer.model import Message
 
 from .gateways import Handed, Outgoing
 from .gateways import smpp_pdu as smpp
@@ -53,7 +54,8 @@ REMEMBER = 65536  # chosen templates kept between a step's check and its send
 _VENDOR_STATE = {"0": "waiting", "1": "approved", "2": "refused", "3": "refused", "reviewing": "waiting",
                  "approved": "approved", "pass": "approved", "enabled": "approved", "refused": "refused",
                  "fail": "refused", "rejected": "refused"}  # fmt: skip
-CustomUrl = Callable[[Outgoing], Awaitable[str]]  # the H5 page a person lands on when rendering fails
+# (outgoing, enterprise) → the H5 page a person lands on when the phone fails to draw the card
+CustomUrl = Callable[[Outgoing, str], Awaitable[str]]
 Displayed = Callable[[str, int, str, float], Awaitable[None]]  # delivery, step, enterprise, when
 
 
@@ -195,16 +197,34 @@ class CardSms:
         return {"enterprise": eid, **new}
 
     # -- the chain's step ----------------------------------------------------------------------
-    async def skip_reason(self, d: Delivery, ent: dict[str, Any]) -> str:
+    async def explain(self, d: Delivery, ent: dict[str, Any], msg: Message) -> dict[str, Any]:
+        """The dry run's account of a cardsms step: why it would be skipped, or the template, the
+        vendors that approved it, the person's dynamic fields and the SMS (with a stand-in link).
+        Registers nothing, sends nothing (the capability question is asked)."""
+        why = await self.skip_reason(d, ent, register=False)
+        doc = self._chosen.pop(d.id, None)
+        if why or doc is None:
+            return {"skipped": why or "not checked"}
+        approved = sorted(v for v, s in (doc.get("vendors") or {}).items() if s.get("state") == "approved")
+        link = f"{self.domain or 'km2g.cn'}/xxxxxx"
+        title = msg.cards[0].title if msg.cards else ""
+        return {
+            "template": doc["tpl_id"],
+            "approved_by": approved,
+            "dync_params": params(msg),
+            "text": text(doc["sign"], title or "", link),
+        }
+
+    async def skip_reason(self, d: Delivery, ent: dict[str, Any], register: bool = True) -> str:
         """Why this delivery cannot go as card SMS ("" : it can; its template is remembered for
-        the send that follows)."""
+        the send that follows). A version without a template is submitted (`register`)."""
         if not d.data.get("verified"):
             return "the line is not verified: card SMS speaks with the enterprise's signature"
         n = int(d.data.get("version", 1))
         doc = await self.template_of(d.enterprise, d.card, n)
         if doc is None or doc.get("state") == "error":
             body = await self.store.get("card", d.enterprise, d.card)
-            if body is not None and int(body.get("version", 1)) == n:
+            if register and body is not None and int(body.get("version", 1)) == n:
                 self.register_later(ent, d.card, n, body)
             return "the card-SMS template was not registered yet: submitted to the vendors now"
         approved = sorted(v for v, s in (doc.get("vendors") or {}).items() if s.get("state") == "approved")
@@ -216,7 +236,7 @@ class CardSms:
             return f"the card-SMS platform did not answer: {exc}"[:300]
         if not capable:
             return "the phone cannot show card SMS"
-        self._chosen[d.id] = doc
+        self._chosen[d.id] = {**doc, "enterprise": d.enterprise}
         while len(self._chosen) > REMEMBER:
             del self._chosen[next(iter(self._chosen))]
         return ""
@@ -306,7 +326,7 @@ class CardSmsChannel:
             "dync_params": params(out.message),
         }
         if self.cardsms.custom_url is not None:
-            url = await self.cardsms.custom_url(out)
+            url = await self.cardsms.custom_url(out, doc["enterprise"])
             if url:
                 item["custom_url"] = url
         try:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from renderer import RenderError
+from renderer.model import Message
 from renderer.rcs import to_rcs
 
 from . import rules
@@ -32,6 +33,8 @@ LEGACY = ("ussd", "flash", "sms")
 Approval = Callable[[str, dict[str, Any]], Awaitable["NotApproved | None"]]
 # (enterprise, card, version, chatbot) → why its carrier refused that card ("" : it did not)
 Refused = Callable[[str, str, int, str], Awaitable[str]]
+# (delivery, enterprise, card) → the cardsms step explained (cardsms.py's `explain`)
+CardSmsExplain = Callable[[Delivery, dict[str, Any], Message], Awaitable[dict[str, Any]]]
 
 
 async def dry_run(
@@ -45,6 +48,7 @@ async def dry_run(
     phase: str,
     approval: Approval | None = None,
     refused: Refused | None = None,
+    cardsms: CardSmsExplain | None = None,
 ) -> dict[str, Any]:
     """`approval`: whether a 5G card would name a file its carrier has not approved (the chatbot
     runtime's; None: no MaaP); `refused`: whether its carrier refused the card itself after the
@@ -80,7 +84,7 @@ async def dry_run(
         {
             "card_data": card.get("data") or {}, "call_fields": card.get("call_fields") or {},
             "staff": line.get("staff"), "caller": line["number"], "callee": person, "time": now,
-            "verified": bool(line.get("verified")),
+            "verified": bool(line.get("verified")), "version": int(card.get("version", 1)),
         },
         chain, 0, "active", "", "", now, now, now,
     )  # fmt: skip
@@ -98,7 +102,10 @@ async def dry_run(
         if ch not in configured:
             item["skipped"] = f"channel {ch} not configured"
         try:
-            if ch == "rcs":
+            if ch == "cardsms":
+                if not item.get("skipped") and cardsms is not None:
+                    item |= await cardsms(d, enterprise, msg)
+            elif ch == "rcs":
                 item["messageList"] = to_rcs(msg).message_list()
                 if not enterprise.get("chatbot"):
                     item["skipped"] = "the enterprise has no chatbot for 5G messages"

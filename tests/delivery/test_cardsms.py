@@ -136,6 +136,19 @@ async def test_a_phone_that_cannot_show_card_sms_gets_plain_sms(
     assert skipped["detail"] == "the phone cannot show card SMS"
     assert sms["state"] == "delivered" and sms["channel"] == "sms"
     assert sim.calls["resolve"] == 0 and not sim.rendered
+    for to, shown in ((PLAIN_PHONE, False), (HUAWEI_PHONE, True)):  # the dry run says the same
+        r = await client.post(
+            "/api/enterprises/sf/dry-run",
+            json={"line": SF_LINE, "to": to, "phase": "ended"},
+            headers=auth(OPERATOR),
+        )
+        [step] = [c for c in (await r.json())["channels"] if c["channel"] == "cardsms"]
+        if shown:
+            assert step["approved_by"] == ["HuaWei", "MEIZU", "OPPO", "SAMSUNG", "VIVO", "XiaoMi"], step
+            assert step["text"].startswith("【顺丰速运】您的快递") and step["dync_params"]["title1"]
+        else:
+            assert step["skipped"] == "the phone cannot show card SMS", step
+    assert sim.calls["resolve"] == 0 and not gateway.submitted(HUAWEI_PHONE[3:])  # nothing sent
 
 
 async def test_a_template_refused_by_one_vendor_keeps_only_its_phones_off(

@@ -57,6 +57,7 @@ async def post_dry_run(request: web.Request) -> web.Response:
         body["phase"],
         service.approval,
         service.refusals.reason if "rcs" in service.channels else None,
+        service.cardsms.explain if service.cardsms is not None else None,
     )
     return json_response(out)
 
