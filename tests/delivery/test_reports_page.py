@@ -89,7 +89,7 @@ def test_reports_page_draws_charts_in_chromium(browser: Any, server: ServerThrea
     page.click("#login button[type=submit]")
     page.wait_for_selector("figure svg rect.c-delivered", timeout=10_000)
     page.evaluate("() => document.fonts.ready.then(() => true)")
-    captions = page.locator("figcaption").all_text_contents()
+    captions = page.locator(".charts figcaption").all_text_contents()
     assert captions == [
         "用量（条，按天、渠道）",
         "费用（元，按天）",
@@ -101,16 +101,22 @@ def test_reports_page_draws_charts_in_chromium(browser: Any, server: ServerThrea
         "按钮点击",
         "广告曝光（按天）",
     ]
-    # usage and cost over time are drawn (they were a table only), opt-outs too
-    assert page.locator("figure").nth(0).locator("svg rect[class^=c-]").count() >= 1
-    assert page.locator("figure").nth(1).locator("svg rect.c-cost").count() >= 1
-    assert page.locator("figure").nth(6).locator("svg rect.c-optout").count() == 1
-    assert "送达" in page.locator("figure").nth(2).locator(".legend").inner_text()
-    assert (
-        "USSD" in page.locator("figure").nth(3).inner_text()
-        and "%" in page.locator("figure").nth(3).inner_text()
+    # the delivery funnel of the same range, one figure per channel and one for all of them
+    funnel = page.locator(".funnel").inner_text()
+    assert all(
+        word in funnel for word in ("投递漏斗", "已发送", "已送达", "已展示", "已打开链接", "全部渠道")
     )
-    assert "pool1" in page.locator("figure").nth(5).inner_text()
+    assert page.locator(".funnel figure").count() >= 2
+    # usage and cost over time are drawn (they were a table only), opt-outs too
+    assert page.locator(".charts figure").nth(0).locator("svg rect[class^=c-]").count() >= 1
+    assert page.locator(".charts figure").nth(1).locator("svg rect.c-cost").count() >= 1
+    assert page.locator(".charts figure").nth(6).locator("svg rect.c-optout").count() == 1
+    assert "送达" in page.locator(".charts figure").nth(2).locator(".legend").inner_text()
+    assert (
+        "USSD" in page.locator(".charts figure").nth(3).inner_text()
+        and "%" in page.locator(".charts figure").nth(3).inner_text()
+    )
+    assert "pool1" in page.locator(".charts figure").nth(5).inner_text()
     assert "预计" in page.locator(".runout").inner_text() and "到期" in page.locator(".runout").inner_text()
     # every chart label is at least 11 px on screen
     smallest = page.evaluate("""() => Math.min(...[...document.querySelectorAll('figure svg text')].map((t) => {
@@ -133,7 +139,9 @@ def test_reports_page_draws_charts_in_chromium(browser: Any, server: ServerThrea
     page.fill("#from", "2020-01-01")
     page.fill("#to", "2020-01-31")
     page.click("#range button[type=submit]")
-    page.wait_for_function("() => document.querySelector('figure').textContent.includes('这段时间没有数据')")
+    page.wait_for_function(
+        "() => document.querySelector('.charts figure').textContent.includes('这段时间没有数据')"
+    )
     assert page.locator("figure svg rect.c-delivered").count() == 0
     # a wrong key is an explained error, not a broken page
     page.fill("input[name=key]", "mpk_wrong")

@@ -9,6 +9,8 @@ import {hBars, sized} from './charts.js';
 export const STEPS = ['sent', 'delivered', 'displayed', 'opened'];
 export const STEP_NAMES = {sent: '已发送', delivered: '已送达', displayed: '已展示', opened: '已打开链接'};
 const CHANNEL_NAMES = {rcs: '5G 消息', cardsms: '卡片短信', ussd: 'USSD', flash: '闪信', sms: '短信'};
+const ORDER = Object.keys(CHANNEL_NAMES); // as a chain usually tries them; others after
+const rank = (c) => (ORDER.includes(c) ? ORDER.indexOf(c) : ORDER.length);
 // What "displayed" means on each channel (docs/delivery.md, the funnel).
 const SHOWN = {
   rcs: '已展示：5G 消息平台回报手机已展示',
@@ -42,7 +44,7 @@ function dayTable(days) {
 
 /** The funnel report (`GET /api/enterprises/{id}/reports/funnel`) as one element. */
 export function funnelView(funnel) {
-  const channels = funnel.channels || [];
+  const channels = [...(funnel.channels || [])].sort((a, b) => rank(a.channel) - rank(b.channel));
   const head = h('p', {class: 'funnel-range',
     text: `${funnel.from} 至 ${funnel.to}（按发送那天计）：${STEPS.map((s) => STEP_NAMES[s]).join(' → ')}`});
   if (!channels.length) {

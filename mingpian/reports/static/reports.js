@@ -3,6 +3,7 @@
 
 import {h, clear, debounce} from '/static/dom.js';
 import {hBars, stackedBars} from './charts.js';
+import {funnelView} from './funnel_view.js';
 
 const OUTCOMES = ['delivered', 'failed', 'timeout', 'revoked', 'other'];
 const OUTCOME_NAMES = {delivered: '送达', failed: '失败', timeout: '超时', revoked: '已撤回', other: '其他'};
@@ -90,7 +91,7 @@ function tapsByButton(taps) {
   return [...sum.entries()].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([label, value]) => ({label, value}));
 }
 
-function render(report, usage, optouts) {
+function render(report, usage, optouts, funnel) {
   charts.length = 0;
   const attempts = report.attempts || [];
   const byChannel = new Map();
@@ -162,7 +163,7 @@ function render(report, usage, optouts) {
       (w) => stackedBars(byDay(report.ads || [], () => 'impressions', (a) => a.impressions), ['impressions'], '每天的广告曝光',
         {width: w, names: {impressions: '曝光'}, whole: true}),
       table(['卡片', '天', '曝光', '点击'], (report.ads || []).map((a) => [a.card, a.day, a.impressions, a.taps]))));
-  clear(out).append(summary, grid);
+  clear(out).append(summary, funnel, grid);
   drawCharts();
 }
 
@@ -196,11 +197,14 @@ async function load() {
     const q = rangeQuery();
     const usageQ = new URLSearchParams(q);
     usageQ.set('by', 'day,channel');
-    const [report, usage, optouts] = await Promise.all([
+    const [report, usage, optouts, funnel] = await Promise.all([
       api(`/api/enterprises/${e}/report?${q}`, session.key),
       api(`/api/enterprises/${e}/usage?${usageQ}`, session.key),
-      api(`/api/enterprises/${e}/optouts?${q}`, session.key)]);
-    render(report, usage, optouts);
+      api(`/api/enterprises/${e}/optouts?${q}`, session.key),
+      // the funnel covers at most 366 days: a longer range shows why instead of the funnel
+      api(`/api/enterprises/${e}/reports/funnel?${q}`, session.key).then(funnelView,
+        (exc) => h('p', {class: 'error', text: `投递漏斗最多看 366 天：${exc.message}`}))]);
+    render(report, usage, optouts, funnel);
     status.textContent = '已加载';
   } catch (exc) {
     clear(out);
