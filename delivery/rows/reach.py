@@ -64,14 +64,15 @@ class ReachRows:
     async def last_delivered(
         self, enterprise: str | Sequence[str], recipient: str, kind: str | None
     ) -> tuple[str, float, str, str] | None:
-        """(card, when, delivery id, enterprise) of the latest card (of this kind) delivered to a
-        person by the enterprise — or by any of several (the ones behind one 5G chatbot)."""
+        """(card, when, delivery id, enterprise) of the latest card (of this kind) delivered (or,
+        as card SMS, displayed) to a person by the enterprise — or by any of several (the ones
+        behind one 5G chatbot)."""
         ents = [enterprise] if isinstance(enterprise, str) else list(enterprise)
         if not ents:
             return None
         row = await self.db.one(
             "SELECT card, updated, id, enterprise FROM deliveries WHERE enterprise = ANY($1::text[]) "
-            "AND recipient=$2 AND ($3::text IS NULL OR kind=$3) AND state='delivered' "
+            "AND recipient=$2 AND ($3::text IS NULL OR kind=$3) AND state IN ('delivered', 'displayed') "
             "ORDER BY updated DESC LIMIT 1",
             ents, recipient, kind,
         )  # fmt: skip

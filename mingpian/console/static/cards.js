@@ -134,11 +134,13 @@ const READY_STATE = {
 
 function readyWho(r) {
   if (r.by === 'operator') return '运营方';
+  if (r.by === 'vendors') return '手机厂商';
   if (r.by.startsWith('carrier:')) return `运营商（${r.by.slice(8)}）`;
   return '';
 }
 
 function readyWhy(r) {
+  if (r.channel === 'cardsms' && r.vendors) return vendorList(r);  // on the phones of the vendors that approved it
   if (r.state === 'ready') return '下一次来电会在这个渠道发送';
   if (r.state === 'unconfigured') {
     return r.why.includes('chatbot') ? '企业没有配置 5G 消息 Chatbot' : '服务器未配置这个渠道';
@@ -146,6 +148,16 @@ function readyWhy(r) {
   if (r.by === 'operator' && r.state === 'waiting') return '运营方还没有审核这个版本';
   if (r.state === 'expired') return '已不是正在发送的版本';
   return r.why;
+}
+
+// Card SMS: each handset vendor's review of the template, short: "华为 已通过 · OPPO 未通过（原因）".
+function vendorList(r) {
+  const vendors = r.vendors || [];
+  if (!vendors.length) return r.state === 'waiting' ? '还没有提交给手机厂商审核' : r.why;
+  const cls = {approved: 'ok', waiting: 'wait', refused: 'bad'};
+  return h('ul', {class: 'vendor-reviews'}, vendors.map((v) => h('li', {},
+    `${v.name} `, h('span', {class: `badge ${cls[v.state] || ''}`}, v.state_text),
+    v.state === 'refused' && v.why ? h('span', {class: 'refusal'}, `原因：${v.why}`) : null)));
 }
 
 // Whether a version can go out, channel by channel, and whom it waits for.

@@ -122,7 +122,7 @@ export function when(seconds) {
 
 export const PHASES = [['ringing', '来电前'], ['answered', '通话中'], ['ended', '挂机后']];
 export const PHASE_NAME = Object.fromEntries(PHASES);
-export const CHANNEL_NAME = {rcs: '5G 消息', ussd: 'USSD', flash: '闪信', sms: '短信'};
+export const CHANNEL_NAME = {rcs: '5G 消息', ussd: 'USSD', flash: '闪信', sms: '短信', cardsms: '卡片短信'};
 
 export function page(title, ...children) {
   return [h('h1', {}, title), ...children];

@@ -4,9 +4,11 @@
 import {h} from '/static/dom.js';
 import {hBars, sized, stackedBars} from './charts.js';
 
-const OUTCOMES = ['delivered', 'failed', 'timeout', 'revoked', 'other'];
-const OUTCOME_NAMES = {delivered: '送达', failed: '失败', timeout: '超时', revoked: '已撤回', other: '其他'};
-const CHANNEL_NAMES = {rcs: '5G 消息', ussd: 'USSD', flash: '闪信', sms: '短信'};
+// displayed: a card SMS the phone drew (the vendor's render receipt), beyond delivered
+const OUTCOMES = ['delivered', 'displayed', 'failed', 'timeout', 'revoked', 'other'];
+const OUTCOME_NAMES = {delivered: '送达', displayed: '已展示', failed: '失败', timeout: '超时', revoked: '已撤回',
+  other: '其他'};
+const CHANNEL_NAMES = {rcs: '5G 消息', ussd: 'USSD', flash: '闪信', sms: '短信', cardsms: '卡片短信'};
 const channelName = (c) => CHANNEL_NAMES[c] || c;
 const KIND_NAMES = {pool: '共享套餐', line: '号码专属'};
 const POLICY_NAMES = {stop: '用完即停', overage: '超出计费'};
@@ -51,7 +53,7 @@ export function reportView(report, usage) {
     byDay.set(key, g);
     const c = byChannel.get(a.channel) || {total: 0, delivered: 0, latency: 0};
     c.total += a.attempts;
-    if (a.outcome === 'delivered') {
+    if (a.outcome === 'delivered' || a.outcome === 'displayed') {
       c.delivered += a.attempts;
       c.latency += (a.mean_seconds || 0) * a.attempts;
     }
