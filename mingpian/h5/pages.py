@@ -288,7 +288,10 @@ class H5Pages:
         origin = request.headers.get("Origin")
         if origin and origin != "null" and urlsplit(origin).netloc != request.host:
             raise ApiError(403, "csrf_failed", "请从名片页面提交", path="token")
-        form = await request.post()
+        try:
+            form = await request.post()
+        except ValueError:  # a body that is no form
+            raise ApiError(400, "invalid_field", "请从名片页面提交表单", path="token") from None
         token = str(form.get("token", ""))
         if not token or not hmac.compare_digest(token, self.token(link)):
             raise ApiError(

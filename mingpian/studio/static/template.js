@@ -9,7 +9,7 @@ import {legacyBody, legacyScreen, parseReply} from './legacy.js';
 import {mediaResult} from './media.js';
 import {Phone, VIEWS} from './phones.js';
 import {renderMessageList} from './rcs.js';
-import {readShared, shareUrl} from './share.js';
+import {encodeState, readShared, shareUrl} from './share.js';
 
 const LEGACY = ['ussd', 'flash', 'sms'];
 const IMAGE_FORMATS = ['png', 'webp', 'jpeg'];
@@ -252,22 +252,21 @@ async function renderLegacy(ch, data, profile, gen) {
   setRaw(ch, res.body);
 }
 
-// The H5 card page a short link in an SMS opens, in a sandboxed frame: no scripts, no forms, no
-// navigation out of it; its buttons are in-page anchors, so nothing reaches production.
-let h5Frame = null;
+// The H5 card page a short link in an SMS opens, as its own document in a sandboxed frame (no
+// scripts, no forms, no navigation out of it; its buttons are in-page anchors, so nothing reaches
+// production). The data goes in the frame's URL as share links encode it; a fresh frame each time
+// leaves no entries in the tab's history.
+const H5_URL_MAX = 7000;
 async function renderH5(data, profile, gen) {
-  const res = await api.render(name, data, {format: 'h5', profile});
+  const q = new URLSearchParams({s: await encodeState(data)});
+  if (profile) q.set('profile', profile);
   if (gen !== state.gen) return;
-  if (!res.ok || typeof res.body !== 'string') {
-    phones.h5.stale(summaryOf(res.body, res.status));
+  const url = `/api/templates/${encodeURIComponent(name)}/h5?${q}`;
+  if (url.length > H5_URL_MAX) {
+    phones.h5.stale('数据太长，H5 页面预览没有更新');
     return;
   }
-  if (!h5Frame) {
-    h5Frame = h('iframe', {class: 'h5-frame', title: 'H5 名片页面预览', sandbox: '', referrerpolicy: 'no-referrer'});
-  }
-  h5Frame.srcdoc = res.body;
-  phones.h5.show(h5Frame);
-  phones.h5.el.dataset.bytes = String(new TextEncoder().encode(res.body).length);
+  phones.h5.show(h('iframe', {class: 'h5-frame', title: 'H5 名片页面预览', sandbox: '', referrerpolicy: 'no-referrer', src: url}));
 }
 
 function carouselSize(body) {
