@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from infra.jsonio import JSONDecodeError, loads, nesting_within
-from renderer import RenderError
+from renderer import PROFILES, RenderError
 from renderer.h5 import STYLE_HASH, H5Actions, card_page
 from renderer.mediarefs import refs, with_urls
 from renderer.model import Message
@@ -100,8 +100,8 @@ def _data(request: web.Request) -> Any:
 async def preview_page(request: web.Request) -> web.Response:
     """GET /api/templates/{name}/h5: the H5 page of `s` (a frame's document)."""
     app = request.app
-    _profile(request)  # an unknown profile is refused as on the render route
     template = app[templates_key].get(request.match_info["name"])
+    _profile(request)  # an unknown profile is refused as on the render route
     data = _data(request)
     try:
         message = template.render(data)
@@ -142,7 +142,7 @@ PREVIEW_DOC = {
                     "schema": {"type": "string", "pattern": "^[zj][A-Za-z0-9_-]+$"},
                     "description": "the data as the studio's share links encode it",
                 },
-                {"name": "profile", "in": "query", "required": False, "schema": {"type": "string"}},
+                {"name": "profile", "in": "query", "required": False, "schema": {"enum": sorted(PROFILES)}},
             ],
             "responses": {
                 "200": {"description": "the page", "content": {"text/html": {"schema": {"type": "string"}}}},
