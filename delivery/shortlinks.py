@@ -22,20 +22,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import os
 import re
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import Any, Protocol
 
 from infra.outage import log_failure
 from renderer.links import WEB_URL
 
 from .rows.links import InsertLink, Open
-from .storage import LinkStore
+from .storage import DocumentStore, LinkStore
 
 log = logging.getLogger("mingpian.delivery.links")
 
@@ -134,6 +137,7 @@ _CLIENTS = (
 )  # fmt: skip
 
 
+@lru_cache(maxsize=4096)  # a campaign's opens come from a few thousand browsers
 def client_class(user_agent: str) -> str:
     """A coarse class of the browser that opened a link: bot, wechat, iphone, android, desktop
     or other (first match in that order: WeChat runs on both phones)."""
@@ -146,10 +150,14 @@ def client_class(user_agent: str) -> str:
 FirstOpen = Callable[[ShortLink, float], Awaitable[Any]]
 
 
+class LinksStore(LinkStore, DocumentStore, Protocol):
+    """What short links use: their rows, and the enterprises' policies."""
+
+
 class ShortLinks:
     """Mint, resolve and count short links over the store (one per process: DeliveryService.links)."""
 
-    def __init__(self, store: LinkStore, base: str, cache_size: int = CACHE_SIZE) -> None:
+    def __init__(self, store: LinksStore, base: str, cache_size: int = CACHE_SIZE) -> None:
         if not WEB_URL.match(base):
             raise ValueError(f"short link base {base!r} is not an http(s) URL")
         self.store = store
@@ -164,6 +172,10 @@ class ShortLinks:
         self._closed = False
         self.opens_written = 0
         self.flushes = 0
+        self._counting: dict[str, bool] = {}  # enterprise → count_opens, at `_generation`
+        self._generation = -1
+        self._ids = itertools.count(1)
+        self._id_prefix = os.urandom(6).hex()  # open ids: unique per process start, no syscall each
 
     def url(self, code: str) -> str:
         """How the link is written in a text (public base + code; no `https://`)."""
@@ -220,6 +232,18 @@ class ShortLinks:
             self._cache.popitem(last=False)
         return link
 
+    async def counts_opens(self, enterprise: str) -> bool:
+        """Whether the enterprise's policy counts opens (cached until its configuration changes)."""
+        generation = self.store.generation
+        if generation != self._generation:
+            self._counting.clear()
+            self._generation = generation
+        counting = self._counting.get(enterprise)
+        if counting is None:
+            ent = await self.store.get("enterprise", "", enterprise) or {}
+            counting = self._counting[enterprise] = policy_of(ent).count_opens
+        return counting
+
     def forget(self, code: str) -> None:
         """Drop a cached link (an expired one: it is read from the store again, as a miss is)."""
         self._cache.pop(code, None)
@@ -227,7 +251,8 @@ class ShortLinks:
     def opened(self, link: ShortLink, client: str) -> None:
         """Count an open (`client`: client_class of its User-Agent); written within a second by
         the flusher, never by the request."""
-        self._pending.append((Open(secrets.token_hex(8), link.code, time.time(), client), link))
+        open_id = f"{self._id_prefix}{next(self._ids):x}"
+        self._pending.append((Open(open_id, link.code, time.time(), client), link))
         if len(self._pending) > MAX_PENDING:  # an outage longer than memory allows
             del self._pending[: len(self._pending) - MAX_PENDING]
         if self._flusher is None and not self._closed:

@@ -11,6 +11,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 # Kannel (bearerbox + smsbox) for the delivery test through a real SMS gateway.
 [ -x /usr/sbin/bearerbox ] || command -v bearerbox >/dev/null 2>&1 || need+=(kannel)
+# wrk, the HTTP load generator of the short-link benchmark (bench/shortlink_bench.py).
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
 # cairo (cairosvg: designer SVG card templates) and fontconfig (its text, pointed at assets/fonts).
 libs=$(/sbin/ldconfig -p 2>/dev/null || true)
 [[ $libs == *"libcairo.so.2 "* ]] || need+=(libcairo2)

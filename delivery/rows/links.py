@@ -26,7 +26,9 @@ LINKS_SQL = (
     "$3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::float8[], "
     "$10::float8[]) ON CONFLICT DO NOTHING"
 )
-# SQLite: one open at a time inside one transaction (the first is the one that set first_open).
+# SQLite: the batch's links not opened before, then its first opens and every open, in one
+# transaction (one process writes the file: nothing comes between the read and the writes).
+UNOPENED_SQL = "SELECT code FROM short_links WHERE code = ANY($1::text[]) AND first_open IS NULL"
 FIRST_OPEN_SQL = "UPDATE short_links SET first_open=$2 WHERE code=$1 AND first_open IS NULL"
 OPEN_ROW_SQL = (
     "INSERT INTO link_opens (id, code, at, client, is_first) VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING"
@@ -100,14 +102,19 @@ class LinkRows:
                 [o.client for o in opens],
             )  # fmt: skip
             return [(r[0], bool(r[1])) for r in rows]
-        out: list[tuple[str, bool]] = []
+        # SQLite: which links of the batch were never opened, then two statements over all rows
+        firsts: dict[str, Open] = {}  # code → its earliest open of this batch, if it is the first
         async with self.db.transaction():
+            rows = await self.db.all(UNOPENED_SQL, sorted({o.code for o in opens}))
+            unopened = {r[0] for r in rows}
             for o in opens:
-                first = await self.db.run(FIRST_OPEN_SQL, o.code, o.at) > 0
-                if await self.db.run(OPEN_ROW_SQL, o.id, o.code, o.at, o.client, first):
-                    out.append((o.id, first))
+                if o.code in unopened and o.code not in firsts:
+                    firsts[o.code] = o
+            await self.db.run_many(FIRST_OPEN_SQL, [(code, o.at) for code, o in firsts.items()])
+            rows_ = [(o.id, o.code, o.at, o.client, firsts.get(o.code) is o) for o in opens]
+            await self.db.run_many(OPEN_ROW_SQL, rows_)
         await self.db.durable()
-        return out
+        return [(o.id, firsts.get(o.code) is o) for o in opens]
 
     async def link_opens(self, code: str, limit: int = 1000) -> list[dict[str, Any]]:
         rows = await self.db.all(OPENS_OF_SQL, code, limit)

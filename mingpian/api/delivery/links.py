@@ -30,7 +30,7 @@ from redis.exceptions import RedisError
 
 from delivery.metering import Counters
 from delivery.metering.redis import RedisCounters
-from delivery.shortlinks import ShortLink, client_class, policy_of
+from delivery.shortlinks import ShortLink, client_class
 
 from ...clientaddr import client_address
 from ...errors import ApiError
@@ -89,6 +89,9 @@ class MissLimit:
         self._misses: dict[str, deque[float]] = {}
         self._blocked: dict[str, float] = {}  # address → refused until (this worker knows)
 
+    def any_refused(self) -> bool:
+        return bool(self._blocked)
+
     def refused(self, address: str, now: float) -> float:
         """0, or the seconds until `address` may try again."""
         until = self._blocked.get(address)
@@ -133,18 +136,18 @@ def _page(text: str, status: int, **headers: str) -> web.Response:
 
 async def open_link(request: web.Request) -> web.StreamResponse:
     limit = request.app[miss_limit_key]
-    address = client_address(request)
     now = time.time()
-    wait = limit.refused(address, now)
-    if wait:
-        return _page(TOO_MANY_PAGE, 429, **{"Retry-After": str(int(wait) + 1)})
+    if limit.any_refused():  # the address is worked out only while some client is refused
+        wait = limit.refused(client_address(request), now)
+        if wait:
+            return _page(TOO_MANY_PAGE, 429, **{"Retry-After": str(int(wait) + 1)})
     service = request.app[delivery_key]
     links = service.links
     link = await links.resolve(request.match_info["code"])
     if link is None or link.expired:
         if link is not None:
             links.forget(link.code)  # the next try reads the store, as an unknown code does
-        await limit.missed(address, now)
+        await limit.missed(client_address(request), now)
         pages = request.app.get(card_page_key)
         if link is not None and link.kind == "card" and pages is not None:
             return await pages.expired_response(request, link)
@@ -154,8 +157,7 @@ async def open_link(request: web.Request) -> web.StreamResponse:
         if pages is None:
             return _page(NOT_FOUND_PAGE, 404)
         return await pages.card_page_response(request, link)
-    ent = await service.store.get("enterprise", "", link.enterprise) or {}
-    if policy_of(ent).count_opens:
+    if await links.counts_opens(link.enterprise):
         links.opened(link, client_class(request.headers.get("User-Agent", "")))
     return web.Response(status=302, headers={"Location": link.target, **HEADERS})
 
