@@ -24,9 +24,10 @@ from ..drivers import Driver
 from .reach import DAY
 
 FACTS = ("displayed", "opened")  # the counter columns: only these names reach the SQL text
-# What an attempt counts as: sent once it reached a gateway, delivered once its receipt said so.
-SENT = "a.state IN ('submitted', 'delivered', 'failed', 'timeout', 'unknown')"
-DELIVERED = "a.state = 'delivered'"
+# What an attempt counts as: sent once it reached a gateway, delivered once its receipt said so
+# (a card SMS its vendor's render receipt marked `displayed` was delivered too).
+SENT = "a.state IN ('submitted', 'delivered', 'displayed', 'failed', 'timeout', 'unknown')"
+DELIVERED = "a.state IN ('delivered', 'displayed')"
 
 
 @dataclass(frozen=True, slots=True)

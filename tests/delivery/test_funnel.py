@@ -177,3 +177,19 @@ async def test_facts_share_a_flush_with_other_writes(make_app: AppFactory) -> No
     assert await store.db.one("SELECT stat FROM receipts WHERE message_id='share-m1'") == ("DELIVRD",)
     [row] = await store.funnel_days("sf", day_of(now), day_of(now))
     assert (row["channel"], row["opened"], row["displayed"]) == (channel, 1, 0)
+
+
+async def test_a_card_sms_drawn_counts_as_sent_and_delivered(make_app: AppFactory) -> None:
+    """A card SMS's render receipt leaves its attempt `displayed` (receipts.py): sent and
+    delivered in the funnel as well, displayed by its fact."""
+    client = await make_app()
+    service = client.app[delivery_key]
+    did, step, channel = await _delivered(client, "cs1")
+    await service.store.db.run(
+        "UPDATE attempts SET state='displayed' WHERE delivery=$1 AND step=$2", did, step
+    )
+    await service.store.durable()
+    assert await service.funnel.displayed(did, step, channel, "sf", time.time(), how="cardsms")
+    today = day_of(time.time())
+    [row] = (await _funnel(client, **{"from": today}))["days"]
+    assert (row["sent"], row["delivered"], row["displayed"]) == (1, 1, 1)
