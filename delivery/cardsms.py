@@ -39,9 +39,11 @@ from renderer.model import Message
 from .gateways import Handed, Outgoing
 from .gateways import smpp_pdu as smpp
 from .gateways.cardsms_api import BATCH, Gather, ParseLink, Platform, PlatformError
+from .gateways.cardsms_sign import SKEW
 from .gateways.cardsms_template import VENDORS, params, template, text
 from .gateways.smpp_address import AddressError, Numbering
 from .gateways.smpp_pool import SmppPool
+from .metering import Counters
 from .receipts import RENDERED
 from .records import Delivery
 from .reviews import version_id
@@ -50,6 +52,8 @@ from .storage import DeliveryStore
 log = logging.getLogger("mingpian.delivery.cardsms")
 TEMPLATE, TPL_INDEX = "cardsms_template", "cardsms_tpl"
 REMEMBER = 65536  # chosen templates kept between a step's check and its send
+NONCE_KEEP = 2 * SKEW + 60  # seconds a callback's nonce is remembered (its timestamp is good for SKEW)
+NONCES_HERE = 262144  # nonces this process remembers at most (the counters remember them for all)
 # A vendor's `factory_info[].state` as this adapter reads it (numbers or words)
 _VENDOR_STATE = {"0": "waiting", "1": "approved", "2": "refused", "3": "refused", "reviewing": "waiting",
                  "approved": "approved", "pass": "approved", "enabled": "approved", "refused": "refused",
@@ -81,8 +85,10 @@ class CardSms:
         window: float = 0.02,
         days: int = 3,
         domain: str = "",
+        counters: Counters | None = None,
     ) -> None:
         self.store = store
+        self.counters = counters  # where a callback's nonce is claimed for every process
         self.platform = platform
         self.templates = templates
         self.ttl = ttl
@@ -97,6 +103,7 @@ class CardSms:
         self._background: set[asyncio.Task[Any]] = set()
         self.custom_url: CustomUrl | None = None  # set when short links are there (the H5 page)
         self.displayed: Displayed | None = None  # the funnel's, when there is one
+        self._nonces: dict[str, float] = {}  # nonce → until when (monotonic), oldest first
 
     async def close(self) -> None:
         for t in list(self._background):
@@ -279,6 +286,24 @@ class CardSms:
             out.append(link)
         return out
 
+    # -- callbacks ----------------------------------------------------------------------------
+    async def fresh_nonce(self, nonce: str) -> bool:
+        """True the first time a callback's nonce is seen (within NONCE_KEEP, past which its
+        timestamp is refused anyway): remembered here, and claimed in the counters so another
+        process refuses it too (Redis; the SQLite counters serve one process, whose memory this is)."""
+        now = time.monotonic()
+        while self._nonces and (len(self._nonces) > NONCES_HERE or next(iter(self._nonces.values())) < now):
+            del self._nonces[next(iter(self._nonces))]
+        if nonce in self._nonces:
+            return False
+        self._nonces[nonce] = now + NONCE_KEEP
+        if self.counters is not None:
+            key = f"cardsms-nonce:{nonce}"
+            if await self.counters.claim(key, NONCE_KEEP) != "new":
+                return False
+            self.counters.confirm(key, NONCE_KEEP)
+        return True
+
     # -- the render receipt --------------------------------------------------------------------
     async def rendered(self, body: dict[str, Any], accept: Callable[[str, str], Awaitable[None]]) -> bool:
         """A `send-status` callback: a successful parse (`callback_type` shortchain) is the render
@@ -294,9 +319,9 @@ class CardSms:
         await accept(mid, RENDERED)
         did, _, step = str(body.get("cust_flag", "")).rpartition("#")
         if self.displayed is not None and did and step.isdigit():
-            d = await self.store.delivery(did)
-            if d is not None:
-                await self.displayed(did, int(step), d.enterprise, time.time())
+            where = await self.store.get(TPL_INDEX, "", str(body.get("tpl_id", "")))  # cached
+            if where is not None:
+                await self.displayed(did, int(step), where["enterprise"], time.time())
         return True
 
 

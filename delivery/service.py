@@ -216,6 +216,7 @@ class DeliveryService:
             window=c.cardsms_batch_window,
             days=c.cardsms_link_days,
             domain=c.cardsms_link_domain,
+            counters=self.counters,
         )
         self.cardsms.displayed = self._card_displayed
         self.cardsms.custom_url = self._card_page

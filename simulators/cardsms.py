@@ -21,6 +21,7 @@ carry `X-Timestamp`, `X-Nonce`, `X-Signature` under `callback_secret`.
 
 Control API:
   POST /control/phones    {"numbers": {"13912340000": "HuaWei" | null, ...}}
+  POST /control/callback  {"url": "http://…/api/cardsms/koomessage"}   where callbacks go
   POST /control/review    {"mode": "auto" | "hold", "delay": s}
   POST /control/review    {"decide": "approve" | "refuse", "vendor"?: "OPPO", "tpl_id"?: …,
                            "reason"?: "…"}
@@ -104,6 +105,7 @@ class CardSmsSim:
         app.router.add_post("/v1/aim/resolve-tasks", self.h_resolve)
         app.router.add_post("/control/phones", self.h_phones)
         app.router.add_post("/control/review", self.h_review)
+        app.router.add_post("/control/callback", self.h_callback)
         app.router.add_post("/control/delivered", self.h_delivered)
         app.router.add_get("/control/state", self.h_state)
         app.on_cleanup.append(lambda _app: self.close())
@@ -312,6 +314,10 @@ class CardSmsSim:
                 return web.json_response({"error": f"unknown vendor {vendor!r}"}, status=400)
             self.set_phone(number, vendor)
         return web.json_response({"phones": self.phones})
+
+    async def h_callback(self, request: web.Request) -> web.Response:
+        self.callback = str((await request.json()).get("url", ""))
+        return web.json_response({"callback": self.callback})
 
     async def h_review(self, request: web.Request) -> web.Response:
         body = await request.json()

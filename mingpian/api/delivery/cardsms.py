@@ -9,13 +9,13 @@ receipts) and a card version's template (its review per vendor; registering it o
 `{platform}` is `koomessage` (the one platform adapter). A callback is refused, changing nothing,
 when its signature is missing or wrong (401 `bad_signature`), its timestamp is more than five
 minutes from our clock (401 `stale_callback`) or its nonce was seen before (409 `replayed`; nonces
-are kept in the store every worker shares, seven days, far past the timestamp's window).
+are remembered for twice the timestamp's window, in the process and in the Redis counters every
+worker shares).
 """
 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from aiohttp import web
@@ -58,7 +58,7 @@ async def _signed(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "the callback's body is not a JSON object")
     nonce = request.headers["X-Nonce"]
-    if not await service.store.first_reply(f"cardsms-nonce:{nonce}", time.time()):
+    if not await service.cardsms.fresh_nonce(nonce):
         raise ApiError(409, "replayed", "this callback's nonce was used before", path="X-Nonce")
     return body
 
@@ -68,7 +68,6 @@ async def template_status(request: web.Request) -> web.Response:
     service = request.app[delivery_key]
     found = await service.cardsms.template_status(body)
     if found is None:
-        await service.store.durable()  # the nonce
         raise ApiError(404, "not_found", f"no template {body.get('tpl_id')!r}", path="$.tpl_id")
     return json_response({"tpl_id": found.get("tpl_id"), "vendors": found.get("vendors")})
 
