@@ -251,3 +251,45 @@ async def test_card_links_call_the_card_page_hooks(make_app: AppFactory) -> None
     resp = await client.get(f"/s/{old.code}")
     assert resp.status == 410
     assert seen == [("page", card.code), ("expired", old.code)]
+
+
+async def test_expired_and_unknown_do_the_same_work(make_app: AppFactory) -> None:
+    """An expired link is dropped from the cache of hits when missed, so its next try reads the
+    store as an unknown code does; the two take about as long."""
+    client = await make_app(trusted_proxies=("127.0.0.1",))
+    service = client.app[delivery_key]
+    expired = await service.links.mint("sf", CUSTOMER, "", -1, "sms", "url", "https://example.com/", -1)
+    await service.store.durable()
+    await service.links.resolve(expired.code)  # cached, as a hit would be
+    timings: dict[str, list[float]] = {"unknown": [], "expired": []}
+    for i in range(40):  # each from its own address: the guessing limit stays out of it
+        for kind, code in (("unknown", new_code()), ("expired", expired.code)):
+            headers = {"X-Forwarded-For": f"198.51.100.{i}" if kind == "unknown" else f"203.0.113.{i}"}
+            start = time.perf_counter()
+            resp = await client.get(f"/s/{code}", allow_redirects=False, headers=headers)
+            timings[kind].append(time.perf_counter() - start)
+            assert resp.status == 404
+            assert kind == "unknown" or expired.code not in service.links._cache
+    unknown, gone = sorted(timings["unknown"])[20], sorted(timings["expired"])[20]
+    assert abs(unknown - gone) < max(unknown, gone) * 0.5 + 0.002, (unknown, gone)
+
+
+async def test_guessing_limit_is_shared_by_the_fleet(make_app: AppFactory, backend: dict[str, Any]) -> None:
+    """Two server processes on one PostgreSQL and Redis: misses at either count for both."""
+    if not backend:
+        pytest.skip("one process owns a SQLite file: nothing to share")
+    first = await make_app(trusted_proxies=("127.0.0.1",))
+    second = await make_app(trusted_proxies=("127.0.0.1",))
+    guesser = {"X-Forwarded-For": "203.0.113.50"}
+    for i in range(MISSES):
+        app = first if i % 2 else second
+        assert (await app.get(f"/s/{new_code()}", headers=guesser)).status == 404
+    resp = await first.get(f"/s/{new_code()}", headers=guesser)
+    assert resp.status == 404  # the one past the allowance, counted in Redis
+    resp = await second.get(f"/s/{new_code()}", headers=guesser)
+    assert resp.status in (404, 429)  # this worker learns it from Redis at its next miss
+    for app in (first, second):
+        resp = await app.get(f"/s/{new_code()}", headers=guesser)
+        assert resp.status == 429 and int(resp.headers["Retry-After"]) > 0
+    other = await first.get(f"/s/{new_code()}", headers={"X-Forwarded-For": "198.51.100.60"})
+    assert other.status == 404  # another address is not refused
