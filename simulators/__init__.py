@@ -14,6 +14,11 @@ MaaP and the SMSC also run alone, with `python -m`, beside a `mingpian serve`).
                      HTTP control API. Used by the delivery tests and bench/delivery_bench.py,
                      delivery_cpu_bench.py, fleet_bench.py and outage_bench.py. Alone:
                      `python -m simulators.smsc`.
+    cardsms.py       a card-SMS platform (Huawei KooMessage's AIM shapes) and the handset vendors
+                     behind it: templates reviewed per vendor, capability per phone, parse links,
+                     signed callbacks; told by the SMSC simulator what reached a phone, it draws
+                     the card and sends the render receipt. Used by the card-SMS tests and
+                     bench/cardsms_bench.py. Alone: `python -m simulators.cardsms`.
     smppcheck.py     a second opinion on every PDU the SMSC receives: read by PyPI `smpplib`
                      (the test extra's) rather than by our own codec, addresses read as a Chinese
                      SMSC reads them. The test suite fails a test on any problem it finds.
