@@ -202,7 +202,7 @@ def main() -> None:
             asyncio.run(serve_simulators(0.0))
         return
     print(f"card SMS vs SMS: {a.events} hang-up events per run, closed loop c={a.concurrency}, {a.backend}, "
-          "simulators in-process; counted when the delivery is final")  # fmt: skip
+          "simulators in a child process; counted when the delivery is final")  # fmt: skip
     rates: dict[str, list[float]] = {"sms": [], "cardsms": []}
     with backend(a.backend) as extra:
         offset = 0
