@@ -74,7 +74,12 @@ ERROR_CODES: Mapping[str, ErrorCode] = _index(
     _c("too_deep", 400, "the JSON nests deeper than `max_json_depth`"),
     _c("unauthorized", 401, "credentials are missing or wrong", plain=True),
     _c("forbidden", 403, "the credentials do not allow this", plain=True),
-    _c("csrf_failed", 403, "a console write without its session's `X-CSRF-Token`, or from another origin"),
+    _c(
+        "csrf_failed",
+        403,
+        "a console write without its session's `X-CSRF-Token`, a card page's form without its "
+        "`token`, or either from another origin",
+    ),
     _c("not_found", 404, "no such route, file, job or record", plain=True),
     _c(
         "method_not_allowed",
