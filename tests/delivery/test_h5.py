@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestServer
 
+from delivery.metering.ledger import day_of
 from mingpian.api.delivery import delivery_key
 from mingpian.h5 import h5_pages_key
 from renderer.h5 import STYLE_HASH
@@ -70,8 +71,17 @@ async def test_page_headers_escaping_and_open(make_app: AppFactory) -> None:
     assert 'href="tel:13800138000"' in html
     assert f'action="/s/{link.code}/reply#answer"' in html
     # the open is recorded (written by the links' flusher within a second)
-    opens = await client.app[delivery_key].links.opens(link.code)
+    svc = client.app[delivery_key]
+    opens = await svc.links.opens(link.code)
     assert [o["client"] for o in opens] == ["android"]
+    # the funnel: the card displayed on the page (h5) and its link opened, once each
+    await (await client.get(f"/s/{link.code}")).text()
+    await svc.links.flush()
+    await svc.store.durable()
+    today = day_of(time.time())
+    rows = await svc.funnel.days("sf", today, today, time.time())
+    sms = [r for r in rows if r["channel"] == "sms"]
+    assert sms and sms[0]["displayed"] == 1 and sms[0]["opened"] == 1, rows
     # a second page of the same card is the cached one, with this link's own code and token
     other = await _card_link(client, "h5-2")
     pages = client.app[h5_pages_key]
