@@ -73,6 +73,11 @@ _N = {
 }
 
 
+_TOO_MANY = error_response(
+    "too many unknown or expired codes from this address (Retry-After), as on /s/{code}"
+)
+
+
 def _either(description: str) -> dict[str, Any]:
     """A JSON error or a Chinese page (an expired link, a card that cannot be shown)."""
     err = error_response(description)
@@ -91,6 +96,7 @@ PATHS: dict[str, Any] = {
                 "302": {"description": "to the button's own URL"},
                 "404": error_response("no such card link or button, or the button is not a link"),
                 "410": {"description": "the link has expired: its enterprise's page", "content": _HTML},
+                "429": _TOO_MANY,
             },
         },
         "post": {
@@ -102,6 +108,7 @@ PATHS: dict[str, Any] = {
                 "204": {"description": "counted (or not a dial link: nothing to count)"},
                 "404": error_response("no such card link or button"),
                 "410": {"description": "the link has expired: its enterprise's page", "content": _HTML},
+                "429": _TOO_MANY,
             },
         },
     },
@@ -137,6 +144,7 @@ PATHS: dict[str, Any] = {
                 "403": error_response("`csrf_failed`: no valid token, or posted from another site"),
                 "404": error_response("no such card link or button"),
                 "410": {"description": "the link has expired: its enterprise's page", "content": _HTML},
+                "429": _TOO_MANY,
                 "503": _either("the chatbot is busy (Retry-After), or the card cannot be shown now"),
             },
         }

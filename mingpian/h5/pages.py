@@ -39,6 +39,8 @@ from renderer.h5 import STYLE_HASH, Answer, H5Actions, card_page, expired_page, 
 from renderer.links import OPEN_URL
 from renderer.model import Message, Suggestion
 
+from ..api.delivery.links import miss_limit_key
+from ..clientaddr import client_address
 from ..errors import ApiError
 from .numbers import readable
 
@@ -240,9 +242,24 @@ class H5Pages:
 
     # -- buttons -----------------------------------------------------------------------------
     async def _link(self, request: web.Request) -> ShortLink:
+        """The card link of the path's code. Misses count against the client's address as on
+        `/s/{code}` (the same limit), so the buttons' routes are no way around it."""
+        limit = request.app.get(miss_limit_key)
+        address, now = client_address(request), time.time()
+        wait = limit.refused(address, now) if limit is not None else 0.0
+        if wait:
+            raise ApiError(
+                429,
+                "too_many_requests",
+                "请求过于频繁，请稍后再试",
+                headers={"Retry-After": str(int(wait) + 1)},
+            )
         link = await self.service.links.resolve(request.match_info["code"])
-        if link is None or link.kind != "card":
-            raise web.HTTPNotFound()
+        if link is None or link.kind != "card" or link.expired:
+            if limit is not None:
+                await limit.missed(address, now)
+            if link is None or link.kind != "card":
+                raise web.HTTPNotFound()
         return link
 
     async def tap(self, request: web.Request) -> web.StreamResponse:

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestServer
 
 from delivery.metering.ledger import day_of
 from mingpian.api.delivery import delivery_key
+from mingpian.api.delivery.links import MISSES
 from mingpian.h5 import h5_pages_key
 from renderer.h5 import STYLE_HASH
 from simulators.maap import Simulator
@@ -183,3 +184,16 @@ async def test_expired_page_names_the_enterprise_not_the_card(make_app: AppFacto
     assert tap.status == 410 and "Location" not in tap.headers
     reply = await client.post(f"/s/{link.code}/reply", data={"tap": "2"})
     assert reply.status == 410
+
+
+async def test_button_routes_share_the_guessing_limit(make_app: AppFactory) -> None:
+    client = await make_app(_seed())
+    link = await _card_link(client)
+    statuses = [
+        (await client.get(f"/s/{code}/tap/0", allow_redirects=False)).status
+        for code in (f"{i:010d}" for i in range(MISSES + 2))
+    ]
+    assert statuses[: MISSES + 1] == [404] * (MISSES + 1) and statuses[-1] == 429  # past the allowance
+    refused = await client.post(f"/s/{link.code}/reply", data={"tap": "2", "token": "x"})
+    assert refused.status == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert (await client.get(f"/s/{link.code}")).status == 429  # the same count as the page's route
