@@ -116,6 +116,7 @@ class H5Pages:
             "Cache-Control": "private, no-store" if personal else "no-cache",
             "Referrer-Policy": "no-referrer",
             "X-Content-Type-Options": "nosniff",
+            "X-Frame-Options": "SAMEORIGIN",  # for browsers that predate frame-ancestors
         }
 
     def image(self, url: str) -> str | None:
@@ -264,7 +265,8 @@ class H5Pages:
 
     async def tap(self, request: web.Request) -> web.StreamResponse:
         """GET /s/{code}/tap/{n}: a link button (openUrl, showLocation) → counted, then 302 to
-        the URL its card holds. POST (a dial link's ping): counted, 204."""
+        the URL its card holds (a HEAD or a crawler's GET is not counted). POST (a dial link's
+        ping): counted, 204."""
         link = await self._link(request)
         if link.expired:
             return await self.expired(request, link)
@@ -276,7 +278,8 @@ class H5Pages:
         url = button.url or ""
         if button.kind not in ("openUrl", "showLocation") or not OPEN_URL.match(url) or _ctl(url):
             raise ApiError(404, "not_found", "这个按钮不是链接", path="n")
-        await self._count(page.delivery, button)
+        if request.method == "GET" and client_class(request.headers.get("User-Agent", "")) != "bot":
+            await self._count(page.delivery, button)  # not a link checker's HEAD, nor a crawler
         raise web.HTTPFound(url, headers={"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"})
 
     async def _button(self, link: ShortLink, raw: str) -> tuple[Suggestion, _Page]:

@@ -22,6 +22,7 @@ from simulators.maap import Simulator
 
 from .support import CUSTOMER, DAY, AppFactory, Client, call, maap_settings, seed_doc
 
+PHONE = "Mozilla/5.0 (Linux; Android 13; V2203A) Mobile Safari/537.36"
 HOSTILE = '"><script>alert(1)</script>'
 
 
@@ -98,11 +99,17 @@ async def test_tap_redirects_only_to_the_cards_url(make_app: AppFactory) -> None
     link = await _card_link(client)
     resp = await client.get(
         f"/s/{link.code}/tap/0?url=https://evil.example/", allow_redirects=False,
-        headers={"Referer": "https://evil.example/"},
+        headers={"Referer": "https://evil.example/", "User-Agent": PHONE},
     )  # fmt: skip
     assert resp.status == 302
     assert resp.headers["Location"] == "https://www.sf-express.com/track?no=SF1234567890123"
     assert (await _taps(client)).get("查询物流") == 1
+    crawler = await client.get(
+        f"/s/{link.code}/tap/0", allow_redirects=False, headers={"User-Agent": "Googlebot/2.1"}
+    )
+    head = await client.head(f"/s/{link.code}/tap/0", allow_redirects=False)
+    assert crawler.status == head.status == 302
+    assert (await _taps(client)).get("查询物流") == 1  # neither counted
     # a button that is no link, one that does not exist, a code that is no card link: no redirect
     for path in (
         f"/s/{link.code}/tap/2",
