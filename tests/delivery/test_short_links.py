@@ -293,3 +293,33 @@ async def test_guessing_limit_is_shared_by_the_fleet(make_app: AppFactory, backe
         assert resp.status == 429 and int(resp.headers["Retry-After"]) > 0
     other = await first.get(f"/s/{new_code()}", headers={"X-Forwarded-For": "198.51.100.60"})
     assert other.status == 404  # another address is not refused
+
+
+class FlakyOpens:
+    """A store whose first writes of opens fail (the database away), then succeed."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.written: list[Any] = []
+        self.generation = 0
+
+    async def add_opens(self, opens: Any) -> list[tuple[str, bool]]:
+        if self.failures:
+            self.failures -= 1
+            raise OSError("connection refused")
+        self.written.extend(opens)
+        return [(o.id, False) for o in opens]
+
+
+async def test_opens_outlive_an_outage() -> None:
+    store = FlakyOpens(failures=2)
+    links = ShortLinks(store, "https://mp.cn/")  # type: ignore[arg-type]
+    link = ShortLink(new_code(), "sf", "", "", -1, "sms", "url", "https://example.com/", 0.0, 2e9)
+    for _ in range(10):
+        links.opened(link, "android")
+    await asyncio.sleep(0.3)  # the first flush failed and was kept
+    assert store.written == [] and len(links._pending) == 10
+    for _ in range(5):
+        links.opened(link, "iphone")
+    await links.close()  # the second try fails too, the third writes all of them
+    assert len(store.written) == 15 and len({o.id for o in store.written}) == 15
