@@ -110,10 +110,10 @@ class H5Pages:
         self.renders = 0
 
     # -- pieces ------------------------------------------------------------------------------
-    def headers(self, personal: bool = True) -> dict[str, str]:
+    def headers(self) -> dict[str, str]:
         return {
             "Content-Security-Policy": self.csp,
-            "Cache-Control": "private, no-store" if personal else "no-cache",
+            "Cache-Control": "private, no-store",  # every page is one person's card
             "Referrer-Policy": "no-referrer",
             "X-Content-Type-Options": "nosniff",
             "X-Frame-Options": "SAMEORIGIN",  # for browsers that predate frame-ancestors
@@ -123,9 +123,9 @@ class H5Pages:
         return url if url.startswith(self.media_prefix) else None
 
     def token(self, link: Link) -> str:
-        """The reply form's token of a link: knowing it needs the page (the code alone, which
-        anyone holding the link has, does not give it — it binds the delivery and the
-        recipient too), and every process computes the same one."""
+        """The reply form's token of a link, the same in every process: a form on another site
+        cannot carry it without having read the page. (No secret key: whoever holds the code can
+        read the page, and with it the token; the code is the secret, as for the page itself.)"""
         key = hashlib.sha256(f"mingpian-h5-form\x1f{link.delivery}\x1f{link.recipient}".encode()).digest()
         return hmac.new(key, link.code.encode(), hashlib.sha256).hexdigest()[:32]
 
@@ -182,13 +182,13 @@ class H5Pages:
     def _personal(self, html: str, link: Link) -> str:
         return html.replace(self._code, link.code).replace(self._token, self.token(link))
 
-    def _html(self, html: str, status: int = 200, personal: bool = True) -> web.Response:
+    def _html(self, html: str, status: int = 200) -> web.Response:
         return web.Response(
             text=html,
             status=status,
             content_type="text/html",
             charset="utf-8",
-            headers=self.headers(personal),
+            headers=self.headers(),
         )
 
     # -- the page ----------------------------------------------------------------------------
