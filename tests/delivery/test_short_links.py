@@ -25,7 +25,7 @@ from delivery.shortlinks import (
 from mingpian.api.delivery import delivery_key
 from mingpian.api.delivery.links import MISSES, CardPages, card_page_key
 
-from .support import CMB_KEY, CUSTOMER, SF_KEY, AppFactory, GatewaySim, auth, call, seed_doc, settle
+from .support import CMB_KEY, CUSTOMER, OPERATOR, SF_KEY, AppFactory, GatewaySim, auth, call, seed_doc, settle
 
 DAY = 86400.0
 
@@ -323,3 +323,22 @@ async def test_opens_outlive_an_outage() -> None:
         links.opened(link, "iphone")
     await links.close()  # the second try fails too, the third writes all of them
     assert len(store.written) == 15 and len({o.id for o in store.written}) == 15
+
+
+async def test_link_policy_is_checked(make_app: AppFactory) -> None:
+    client = await make_app()
+    op = auth(OPERATOR)
+    ent = {"id": "jd", "name": "京东物流", "signature": "京东物流"}
+    for links, path in (
+        ({"ttl_days": 0}, "$.policy.links.ttl_days"),
+        ({"ttl_days": 366}, "$.policy.links.ttl_days"),
+        ({"shorten": "sometimes"}, "$.policy.links.shorten"),
+        ({"count_opens": "yes"}, "$.policy.links.count_opens"),
+        ({"base": "https://evil.example/"}, "$.policy.links"),  # the base is the platform's
+    ):
+        resp = await client.post("/api/enterprises", json={**ent, "policy": {"links": links}}, headers=op)
+        body = await resp.json()
+        assert resp.status == 422 and body["problems"][0]["path"] == path, body
+    good = {"shorten": "always", "count_opens": True, "ttl_days": 7, "card_page": True}
+    resp = await client.post("/api/enterprises", json={**ent, "policy": {"links": good}}, headers=op)
+    assert resp.status == 201, await resp.text()
