@@ -342,3 +342,18 @@ async def test_link_policy_is_checked(make_app: AppFactory) -> None:
     good = {"shorten": "always", "count_opens": True, "ttl_days": 7, "card_page": True}
     resp = await client.post("/api/enterprises", json={**ent, "policy": {"links": good}}, headers=op)
     assert resp.status == 201, await resp.text()
+
+
+async def test_dry_run_shows_where_the_codes_go(make_app: AppFactory, gateway: GatewaySim) -> None:
+    client = await make_app(links_seed({"shorten": "always"}), delivery_link_base="https://mp.cn/")
+    r = await client.post(
+        "/api/enterprises/sf/dry-run",
+        json={"line": "138-0000-0001", "to": CUSTOMER, "phase": "ended"},
+        headers=auth(SF_KEY),
+    )
+    body = await r.json()
+    assert r.status == 200, body
+    (sms,) = body["channels"]
+    assert "查询物流：mp.cn/xxxxxxxxxx\n" in sms["legacy"]["text"]
+    assert sms["legacy"]["segmentCount"] == 2
+    assert gateway.submitted() == []
