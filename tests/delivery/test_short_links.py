@@ -189,6 +189,8 @@ async def test_never_keeps_the_long_url(make_app: AppFactory, gateway: GatewaySi
     text, segments = sms_text(gateway)
     assert "https://www.sf-express.com/track?no=SF1234567890123" in text and segments == 3
     assert "mp.cn/" not in text
+    store = client.app[delivery_key].store
+    assert await store.db.all("SELECT code FROM short_links") == []  # nothing minted, nothing written
 
 
 async def test_unknown_and_expired_answer_the_same_404(make_app: AppFactory) -> None:
