@@ -46,7 +46,7 @@ from .numbers import readable
 
 log = logging.getLogger("mingpian.h5")
 
-PAGES = 20_000  # rendered pages kept (one per delivery whose link was opened lately)
+PAGES = 10_000  # deliveries whose page is kept (their links opened lately); as many rendered pages
 MAX_FIELD = 2048  # characters of a form field taken
 NOT_SHOWN = "名片暂时无法显示，请稍后再试。"
 
@@ -71,7 +71,7 @@ class _Page:
     delivery: Delivery
     enterprise: dict[str, Any]
     message: Message
-    html: str  # with CODE and TOKEN placeholders
+    html: bytes  # UTF-8, with CODE and TOKEN placeholders; one object for a shared card
     stamp: tuple[str, int]  # (template version, store generation) it was rendered under
 
 
@@ -105,7 +105,9 @@ class H5Pages:
         # Unguessable per process, so no card data can spell them.
         self._code = "C" + secrets.token_hex(10)
         self._token = "T" + secrets.token_hex(10)
+        self._code_b, self._token_b = self._code.encode(), self._token.encode()
         self._pages: OrderedDict[str, _Page] = OrderedDict()
+        self._rendered: dict[int, tuple[Message, bytes]] = {}  # id(message) → its page
         self.hits = 0
         self.renders = 0
 
@@ -171,20 +173,29 @@ class H5Pages:
             msg = await svc.composer.message(d, ent)
         finally:
             svc.composer.forget(d.id)  # a chain still running composes it again from the shared card
-        html = card_page(msg, actions=self._actions(self._code, self._token))
-        self.renders += 1
+        shared = self._rendered.get(id(msg))
+        if shared is not None and shared[0] is msg:  # a card many deliveries share: one page
+            html = shared[1]
+        else:
+            html = card_page(msg, actions=self._actions(self._code, self._token)).encode()
+            self.renders += 1
+            if len(self._rendered) >= PAGES:
+                self._rendered.clear()
+            self._rendered[id(msg)] = (msg, html)  # holding msg: its id is not reused meanwhile
         page = _Page(d, ent, msg, html, stamp)
         self._pages[link.delivery] = page
         if len(self._pages) > PAGES:
             self._pages.popitem(last=False)
         return page
 
-    def _personal(self, html: str, link: Link) -> str:
-        return html.replace(self._code, link.code).replace(self._token, self.token(link))
+    def _personal(self, html: bytes, link: Link) -> bytes:
+        return html.replace(self._code_b, link.code.encode()).replace(
+            self._token_b, self.token(link).encode()
+        )
 
-    def _html(self, html: str, status: int = 200) -> web.Response:
+    def _html(self, html: str | bytes, status: int = 200) -> web.Response:
         return web.Response(
-            text=html,
+            body=html.encode() if isinstance(html, str) else html,
             status=status,
             content_type="text/html",
             charset="utf-8",

@@ -84,14 +84,15 @@ async def test_page_headers_escaping_and_open(make_app: AppFactory) -> None:
     rows = await svc.funnel.days("sf", today, today, time.time())
     sms = [r for r in rows if r["channel"] == "sms"]
     assert sms and sms[0]["displayed"] == 1 and sms[0]["opened"] == 1, rows
-    # a second page of the same card is the cached one, with this link's own code and token
+    # another delivery of the same card: its own code and token in the same page; then cached
     other = await _card_link(client, "h5-2")
     pages = client.app[h5_pages_key]
-    renders = pages.renders
     html2 = await (await client.get(f"/s/{other.code}")).text()
     assert other.code in html2 and link.code not in html2 and _token(html2) != _token(html)
+    assert html2.replace(other.code, link.code).replace(_token(html2), _token(html)) == html
+    renders, hits = pages.renders, pages.hits
     html3 = await (await client.get(f"/s/{other.code}")).text()
-    assert html3 == html2 and pages.renders == renders + 1
+    assert html3 == html2 and pages.renders == renders and pages.hits == hits + 1
 
 
 async def test_tap_redirects_only_to_the_cards_url(make_app: AppFactory) -> None:
