@@ -47,6 +47,7 @@ MEDIA_FIELDS = {
     "description": "description",
 }
 _ATTR = {"fallbackUrl": "url"}
+_NUMBER_MEDIA_FIELDS = frozenset({"file_size", "thumbnail_file_size"})
 CARD_KEYS = ("for", "if", "layout", "media", "title", "description", "suggestions")
 LAYOUT_KEYS = ("orientation", "imageAlignment")
 _FOR = re.compile(r"^\s*([A-Za-z_]\w*)\s+in\s+(.+?)\s*$")
@@ -181,6 +182,8 @@ class CardSpec:
     file: str
 
     def bind_cards(self, ctx: Context) -> tuple[Card, ...]:
+        if len(self.cards) == 1 and self.cards[0].loop is None and self.cards[0].cond is None:
+            return (_bind_card(self.cards[0], ctx),)  # a single card: no scope generator to run
         return tuple(_bind_card(c, scope) for c in self.cards for scope in _scopes(c, ctx))
 
     def bind_chips(self, ctx: Context) -> tuple[Suggestion, ...]:
@@ -270,6 +273,9 @@ def _bind_suggestions(nodes: list[CompiledSuggestion], ctx: Context) -> tuple[Su
         if node.static is not None:
             out.append(node.static)
             continue
+        if node.loop is None and node.cond is None:  # the usual button: no scope generator
+            out.append(_bind_suggestion(node, ctx))
+            continue
         for scope in _scopes(node, ctx):
             out.append(_bind_suggestion(node, scope))
     return tuple(out)
@@ -277,16 +283,25 @@ def _bind_suggestions(nodes: list[CompiledSuggestion], ctx: Context) -> tuple[Su
 
 def _bind_suggestion(node: CompiledSuggestion, ctx: Context | None) -> Suggestion:
     f = node.fields
-    text = _text(f["text"], ctx)
+    text = f["text"].text(ctx)
     if text is None:
         raise f["text"].error("suggestion text is empty")
     postback = _text(f.get("postback"), ctx) or text
     kw: dict[str, Any] = {}
-    if node.kind == "openUrl":
-        kw["url"] = _text(f["url"], ctx)
-    elif node.kind == "dial":
-        kw["phone"] = _text(f["phone"], ctx)
-    elif node.kind == "showLocation":
+    kind = node.kind
+    if kind == "reply":
+        return Suggestion(kind=kind, text=text, postback=postback)
+    if kind == "openUrl":
+        url = f["url"].text(ctx)
+        if url is None:
+            raise f["url"].error("openUrl.url is empty")
+        return Suggestion(kind=kind, text=text, postback=postback, url=url)
+    if kind == "dial":
+        phone = f["phone"].text(ctx)
+        if phone is None:
+            raise f["phone"].error("dial.phone is empty")
+        return Suggestion(kind=kind, text=text, postback=postback, phone=phone)
+    if kind == "showLocation":
         kw["latitude"] = _number(f["latitude"], ctx, float)
         kw["longitude"] = _number(f["longitude"], ctx, float)
         kw["label"] = _text(f.get("label"), ctx)
@@ -312,18 +327,17 @@ def _bind_card(node: CompiledCard, ctx: Context) -> Card:
         m = node.media
         values: dict[str, Any] = {}
         for key, field in m.items():
-            if key in ("file_size", "thumbnail_file_size"):
-                values[key] = _number(field, ctx, int)
-            else:
-                values[key] = _text(field, ctx)
+            value = _number(field, ctx, int) if key in _NUMBER_MEDIA_FIELDS else field.text(ctx)
+            if value is not None:  # left out: Media's default applies
+                values[key] = value
         if values.get("url"):
             if not values.get("content_type"):
                 raise m["content_type"].error("media contentType is empty")
-            values = {k: v for k, v in values.items() if v is not None}
             media = Media(**values)
+    title, description = node.title, node.description
     return Card(
-        title=_text(node.title, ctx),
-        description=_text(node.description, ctx),
+        title=None if title is None else title.text(ctx),
+        description=None if description is None else description.text(ctx),
         media=media,
         suggestions=_bind_suggestions(node.suggestions, ctx),
     )

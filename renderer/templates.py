@@ -119,6 +119,15 @@ class CardTemplate:
         self._brand_sig = Field(env, self._manifest_src["brand"]["signature"], mfile, "brand.signature")
         self._brand_name = Field(env, self._manifest_src["brand"]["name"], mfile, "brand.name")
         self._brand_static = (brand.get("color", "#1F6FEB"), brand.get("logo"))
+        # Usually both are plain text: the brand is then built once (the model is never changed).
+        self._brand: Brand | None = None
+        if all(f.is_const and f.value not in (None, "") for f in (self._brand_sig, self._brand_name)):
+            self._brand = Brand(
+                signature=_required_text(self._brand_sig, None),
+                name=_required_text(self._brand_name, None),
+                color=self._brand_static[0],
+                logo=self._brand_static[1],
+            )
         legacy_src = self._manifest_src.get("legacy") or {}
         self._legacy = {
             ch: Field(env, legacy_src[ch], mfile, f"legacy.{ch}")
@@ -201,7 +210,7 @@ class CardTemplate:
         spec = self.spec
         cards = spec.bind_cards(ctx)
         chips = spec.bind_chips(ctx)
-        brand = Brand(
+        brand = self._brand or Brand(
             signature=_required_text(self._brand_sig, ctx),
             name=_required_text(self._brand_name, ctx),
             color=self._brand_static[0],
