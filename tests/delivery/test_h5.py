@@ -20,7 +20,7 @@ from mingpian.h5 import h5_pages_key
 from renderer.h5 import STYLE_HASH
 from simulators.maap import Simulator
 
-from .support import CUSTOMER, DAY, AppFactory, Client, call, maap_settings, seed_doc
+from .support import CUSTOMER, DAY, SF_HOTLINE, SF_LINE, AppFactory, Client, call, maap_settings, seed_doc
 
 PHONE = "Mozilla/5.0 (Linux; Android 13; V2203A) Mobile Safari/537.36"
 HOSTILE = '"><script>alert(1)</script>'
@@ -34,8 +34,8 @@ def _seed() -> dict[str, Any]:
     return seed
 
 
-async def _card_link(client: Client, call_id: str = "h5-1", ttl: float = DAY) -> Any:
-    posted = await call(client, call_id, "ended")
+async def _card_link(client: Client, call_id: str = "h5-1", ttl: float = DAY, line: str = SF_LINE) -> Any:
+    posted = await call(client, call_id, "ended", caller=line)
     svc = client.app[delivery_key]
     link = await svc.links.mint("sf", CUSTOMER, posted["delivery"], 0, "sms", "card", "", ttl)
     await svc.store.durable()
@@ -181,7 +181,7 @@ async def test_expired_page_names_the_enterprise_not_the_card(make_app: AppFacto
     link = await _card_link(client, ttl=0.01)
     time.sleep(0.02)
     resp = await client.get(f"/s/{link.code}")
-    assert resp.status in (404, 410)
+    assert resp.status == 410
     html = unescape(await resp.text())
     assert "顺丰速运" in html and "138 0000 0001" in html and 'href="tel:+8613800000001"' in html
     for secret in ("SF1234567890123", "派送中", "王", "查询物流", "改约派送"):
@@ -192,6 +192,11 @@ async def test_expired_page_names_the_enterprise_not_the_card(make_app: AppFacto
     assert tap.status == 410 and "Location" not in tap.headers
     reply = await client.post(f"/s/{link.code}/reply", data={"tap": "2"})
     assert reply.status == 410
+    # an unverified line (the hotline) shows its number only, as its card did
+    hotline = await _card_link(client, "h5-hot", ttl=0.01, line=SF_HOTLINE)
+    time.sleep(0.02)
+    page = unescape(await (await client.get(f"/s/{hotline.code}")).text())
+    assert "400-811-1111" in page and 'href="tel:+864008111111"' in page and "顺丰" not in page
 
 
 async def test_button_routes_share_the_guessing_limit(make_app: AppFactory) -> None:
