@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestServer
 from delivery.metering.ledger import day_of
 from mingpian.api.delivery import delivery_key
 from mingpian.api.delivery.links import MISSES
-from mingpian.h5 import h5_pages_key
+from mingpian.h5 import H5Pages, h5_pages_key
 from renderer.h5 import STYLE_HASH
 from simulators.maap import Simulator
 
@@ -210,3 +210,22 @@ async def test_button_routes_share_the_guessing_limit(make_app: AppFactory) -> N
     refused = await client.post(f"/s/{link.code}/reply", data={"tap": "2", "token": "x"})
     assert refused.status == 429 and int(refused.headers["Retry-After"]) >= 1
     assert (await client.get(f"/s/{link.code}")).status == 429  # the same count as the page's route
+
+
+def test_pictures_only_from_our_media_host() -> None:
+    pages = H5Pages(None, None, "https://mp.example.cn")  # type: ignore[arg-type]
+    assert "img-src https://mp.example.cn;" in pages.csp
+    assert pages.image("https://mp.example.cn/media/ab12.png") == "https://mp.example.cn/media/ab12.png"
+    for elsewhere in ("https://img.example.cn/parcel.jpg", "https://mp.example.cn.evil.example/media/x.png",
+                      "https://mp.example.cn/api/x.png", "javascript:alert(1)"):  # fmt: skip
+        assert pages.image(elsewhere) is None
+
+
+async def test_the_cards_picture_from_our_media_host(make_app: AppFactory) -> None:
+    seed = _seed()
+    seed["enterprises"][0]["cards"][1]["data"]["photo_url"] = "https://mp.example.cn/media/parcel.jpg"
+    client = await make_app(seed, public_base_url="https://mp.example.cn")
+    link = await _card_link(client)
+    resp = await client.get(f"/s/{link.code}")
+    assert 'src="https://mp.example.cn/media/parcel.jpg"' in await resp.text()
+    assert "img-src https://mp.example.cn;" in resp.headers["Content-Security-Policy"]
