@@ -90,8 +90,8 @@ def backend(kind: str) -> Iterator[dict[str, Any]]:
     pg.start()
     redis = RedisServer(Path(tempfile.mkdtemp(prefix="mp-cs-redis-")))
     redis.start()
-    try:
-        yield {"database_url": pg.create_database(), "counters": "redis", "redis_url": redis.url}
+    try:  # a database per run (each run's SMSC simulator numbers its messages from 1 again)
+        yield {"database_url": pg.create_database, "counters": "redis", "redis_url": redis.url}
     finally:
         redis.stop()
         pg.stop()
@@ -131,7 +131,7 @@ async def run(
         cardsms_app_key="cs-key",
         cardsms_app_secret="cs-secret",
         cardsms_callback_secret="cb",
-        **extra,
+        **{k: v() if callable(v) else v for k, v in extra.items()},
     )
     service = DeliveryService(config, TemplateStore(ROOT / "card_templates"), None)
     await service.start()
@@ -153,11 +153,13 @@ async def run(
             card = await service.store.get("card", "sf", "hangup")
             assert ent is not None and card is not None
             await service.cardsms.register(ent, "hangup", 1, card)
-            for _ in range(500):
+            for _ in range(3000):
                 doc = await service.cardsms.template_of("sf", "hangup", 1)
                 if doc and all(v["state"] == "approved" for v in doc["vendors"].values()):
                     break
                 await asyncio.sleep(0.01)
+            else:
+                raise SystemExit(f"the vendors did not approve the template within 30 s: {doc}")
         final = "displayed" if "cardsms" in chain else "delivered"
         gate = asyncio.Semaphore(concurrency)
 
@@ -172,9 +174,14 @@ async def run(
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         calls = (await (await http.get(f"{platform_url}/control/state")).json())["calls"]
     states: dict[str, int] = {}
+    why: dict[str, str] = {}
     for i in range(events):
         d = await service.store.delivery(f"c{offset + i}:ended")
         states[d.state if d else "lost"] = states.get(d.state if d else "lost", 0) + 1
+        if d is not None and d.state not in ("displayed", "delivered"):
+            why.setdefault(d.state, d.reason)
+    if why:
+        print(f"    not final as expected: {why}")
     await service.close()
     await cb_runner.cleanup()
     child.terminate()
