@@ -69,6 +69,7 @@ class Link:
     cust_flag: str
     task_id: str
     params: dict[str, Any]
+    custom_url: str = ""  # where the phone goes when it cannot draw the card
     rendered: bool = False
 
 
@@ -220,7 +221,8 @@ class CardSmsSim:
         for item in items:
             code = secrets.token_urlsafe(5)[:6]
             link = Link(code, f"https://{domain}/{code}", tpl.tpl_id, _plain(str(item["mobile"])),
-                        str(item["cust_flag"]), task, dict(item.get("dync_params") or {}))  # fmt: skip
+                        str(item["cust_flag"]), task, dict(item.get("dync_params") or {}),
+                        str(item.get("custom_url") or ""))  # fmt: skip
             self.links[code] = link
             out.append(
                 {"cust_flag": link.cust_flag, "aim_url": link.url, "aim_code": code, "expire_date": expire}

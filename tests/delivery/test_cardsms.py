@@ -110,6 +110,8 @@ async def test_a_hangup_card_on_a_huawei_phone_is_displayed_and_charged(
     assert sms["text"].startswith("【顺丰速运】") and sms["text"].endswith(link.url.removeprefix("https://"))
     assert len(sms["text"]) <= 70 and sms["udh"] == ""
     assert link.params["title1"].startswith("您的快递") and link.mobile == "13912340001"
+    page = await client.app[delivery_key].links.resolve(link.custom_url.rsplit("/", 1)[1])
+    assert page is not None and (page.kind, page.delivery, page.channel) == ("card", "cs1:ended", "cardsms")
     assert sim.calls["check"] == 1 and sim.calls["resolve"] == 1
     usage = await (await client.get("/api/enterprises/sf/usage?by=channel", headers=auth(OPERATOR))).json()
     rows = usage if isinstance(usage, list) else usage.get("usage", usage.get("rows", []))
