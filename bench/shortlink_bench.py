@@ -465,7 +465,7 @@ def bench_store(
                 )
                 f = wrk_result(flood)
                 good = wrk_result(legit)
-                quiet = wrk_result(load.paced(args.flood_seconds, flood_rate))
+                quiet = wrk_result(load.paced(args.seconds, flood_rate))
                 served += good["requests"] + quiet["requests"]
                 refused = status_of(port, codes[0], FLOODER)
                 hits = f["requests"] - f["bad"]
