@@ -19,7 +19,7 @@ from delivery.gateways.cardsms_sign import callback_headers, callback_signature
 from mingpian.api.delivery import delivery_key
 from simulators.cardsms import CardSmsSim
 
-from .support import OPERATOR, SF_LINE, AppFactory, Client, GatewaySim, auth, call, seed_doc, settle
+from .support import OPERATOR, SF_LINE, AppFactory, Client, GatewaySim, auth, call, sample, seed_doc, settle
 
 HUAWEI_PHONE = "+8613912340001"
 OPPO_PHONE = "+8613912340002"
@@ -116,6 +116,17 @@ async def test_a_hangup_card_on_a_huawei_phone_is_displayed_and_charged(
     usage = await (await client.get("/api/enterprises/sf/usage?by=channel", headers=auth(OPERATOR))).json()
     rows = usage if isinstance(usage, list) else usage.get("usage", usage.get("rows", []))
     assert any(r.get("channel") == "cardsms" and r["units"] == 1 for r in rows), usage
+    report = await (await client.get("/api/enterprises/sf/report", headers=auth(OPERATOR))).json()
+    assert [(a["channel"], a["outcome"], a["attempts"]) for a in report["attempts"]] == [
+        ("cardsms", "displayed", 1)
+    ]
+    r = await client.post(
+        "/api/enterprises/sf/estimate",
+        json={"template": "courier-hangup", "data": sample("courier-hangup"), "count": 10},
+        headers=auth(OPERATOR),
+    )
+    costs = {c["channel"]: c for c in (await r.json())["channels"]}
+    assert costs["cardsms"]["segments"] == 1 and costs["cardsms"]["units"] == 10, costs
     for _ in range(200):  # the render callback answered: the funnel heard it there
         if ("send-status", 200) in sim.answers:
             break
