@@ -253,3 +253,9 @@ async def test_forged_stale_and_replayed_callbacks_are_refused_and_change_nothin
     assert r.status == 401
     assert d["state"] == "delivered" and d["attempts"][0]["state"] == "delivered", d
     assert d["attempts"][0]["detail"].startswith("receipt DELIVRD; no render receipt")
+    # not drawn within the render window: its unit, held at send, was given back
+    usage = await (await client.get("/api/enterprises/sf/usage?by=channel", headers=auth(OPERATOR))).json()
+    rows = usage if isinstance(usage, list) else usage.get("usage", usage.get("rows", []))
+    assert not [r for r in rows if r.get("channel") == "cardsms" and r["units"]], usage
+    packages = await (await client.get("/api/enterprises/sf/report", headers=auth(OPERATOR))).json()
+    assert [p["used"] for p in packages["packages"]] == [0], packages["packages"]
