@@ -52,6 +52,7 @@ from .storage import DeliveryStore
 log = logging.getLogger("mingpian.delivery.cardsms")
 TEMPLATE, TPL_INDEX = "cardsms_template", "cardsms_tpl"
 REMEMBER = 65536  # chosen templates kept between a step's check and its send
+RETRY_AFTER = 300.0  # seconds before sends submit a template whose submission failed again
 NONCE_KEEP = 2 * SKEW + 60  # seconds a callback's nonce is remembered (its timestamp is good for SKEW)
 NONCES_HERE = 262144  # nonces this process remembers at most (the counters remember them for all)
 # A vendor's `factory_info[].state` as this adapter reads it (numbers or words)
@@ -182,7 +183,8 @@ class CardSms:
         if doc is None:
             return None
         now, vendors = time.time(), dict(doc.get("vendors") or {})
-        for f in body.get("factory_info") or []:
+        factories = body.get("factory_info")
+        for f in factories if isinstance(factories, list) else []:
             if not isinstance(f, dict) or f.get("factory_type") not in VENDORS:
                 continue
             state = vendor_state(f.get("state"))
@@ -231,8 +233,12 @@ class CardSms:
         doc = await self.template_of(d.enterprise, d.card, n)
         if doc is None or doc.get("state") == "error":
             body = await self.store.get("card", d.enterprise, d.card)
-            if register and body is not None and int(body.get("version", 1)) == n:
+            # a submission that failed is tried again, at most once a RETRY_AFTER by every send
+            due = doc is None or time.time() - float(doc.get("submitted_at") or 0) > RETRY_AFTER
+            if register and due and body is not None and int(body.get("version", 1)) == n:
                 self.register_later(ent, d.card, n, body)
+            if doc is not None:
+                return f"the card-SMS template could not be submitted: {doc.get('why', '')}"[:300]
             return "the card-SMS template was not registered yet: submitted to the vendors now"
         approved = sorted(v for v, s in (doc.get("vendors") or {}).items() if s.get("state") == "approved")
         if not approved:

@@ -239,6 +239,10 @@ async def test_forged_stale_and_replayed_callbacks_are_refused_and_change_nothin
     r = await client.post(path, data=refuse, headers=again)
     assert r.status == 409
     assert (await vendors())["HuaWei"] == "approved"
+    for odd, status in ((json.dumps({"tpl_id": tpl_id, "factory_info": 7}).encode(), 200), (b"[1]", 400)):
+        r = await client.post(path, data=odd, headers=callback_headers(CB_SECRET, odd))  # signed, but odd
+        assert r.status == status, await r.text()
+    assert (await vendors())["HuaWei"] == "approved"
     # a forged render receipt for a real attempt changes nothing either
     sim.templates[tpl_id].vendors["HuaWei"] = "approved"  # as the good callback said
     await call(client, "cs6", "ended", caller=SF_LINE, callee=HUAWEI_PHONE)
