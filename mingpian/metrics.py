@@ -201,8 +201,8 @@ class Metrics:
         # delivery (fed by watch_delivery and the service's on_outcome)
         self.delivery_attempts = Counter(
             "mingpian_delivery_attempts_total",
-            "Delivery attempts that reached a final state, by channel and outcome (delivered, failed, "
-            "timeout, error, skipped, refused).",
+            "Delivery attempts that reached a final state, by channel and outcome (delivered, displayed, "
+            "failed, timeout, error, skipped, refused).",
             ("channel", "outcome"),
         )
         self.delivery_taken_over = Counter(
