@@ -234,7 +234,8 @@ class DeliveryService:
             enterprise, out.destination, out.delivery, int(out.extra.get("step", 0)), "cardsms", "card", "",
             days * 86400.0,
         )  # fmt: skip
-        return self.links.url(link.code)
+        url = self.links.url(link.code)  # written as in a text: a bare domain when https
+        return url if "://" in url else "https://" + url
 
     async def _link_opened(self, link: ShortLink, at: float) -> None:
         if link.delivery:
