@@ -42,7 +42,6 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -52,6 +51,7 @@ from benchlib import _proc_stat, free_port  # noqa: E402
 
 from delivery.shortlinks import ALPHABET, ShortLinks  # noqa: E402
 from delivery.store import PgDeliveryStore, SqliteDeliveryStore, Store  # noqa: E402
+from mingpian.api.delivery.links import MISSES  # noqa: E402
 from simulators.servers import PostgresCluster, RedisServer, pg_bin  # noqa: E402
 
 UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148"
@@ -170,11 +170,28 @@ end
 FLOOD_LUA = """
 local chars = "%(alphabet)s"
 local headers = {["X-Forwarded-For"] = "%(addr)s"}
-math.randomseed(os.time())
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+init = function() s302, s404, s429, other = 0, 0, 0, 0; math.randomseed(os.time()) end
 request = function()
   local t = {}
   for k = 1, 10 do local r = math.random(1, 62); t[k] = chars:sub(r, r) end
   return wrk.format("GET", "/s/" .. table.concat(t), headers)
+end
+response = function(status, headers, body)
+  if status == 302 then s302 = s302 + 1 elseif status == 404 then s404 = s404 + 1
+  elseif status == 429 then s429 = s429 + 1 else other = other + 1 end
+end
+"""
+FLOOD_DONE_LUA = """
+done = function(summary, latency, requests)
+  local a, b, c, d = 0, 0, 0, 0
+  for _, t in ipairs(threads) do
+    a = a + t:get("s302"); b = b + t:get("s404"); c = c + t:get("s429"); d = d + t:get("other")
+  end
+  io.write(string.format("STATUS %d %d %d %d\\n", a, b, c, d))
+  io.write(string.format("RESULT %d %f %f %f %d\\n", summary.requests, summary.duration / 1e6,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, summary.errors.status))
 end
 """
 PACE_LUA = """
@@ -188,9 +205,11 @@ end
 """
 
 
-def wrk_start(url: str, script: str, seconds: float, connections: int) -> subprocess.Popen[str]:
+def wrk_start(
+    url: str, script: str, seconds: float, connections: int, done: str = DONE_LUA
+) -> subprocess.Popen[str]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(script + DONE_LUA)
+        f.write(script + done)
     return subprocess.Popen(
         ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--timeout", "5s", "-s", f.name, url],
         stdout=subprocess.PIPE,
@@ -201,17 +220,22 @@ def wrk_start(url: str, script: str, seconds: float, connections: int) -> subpro
 
 def wrk_result(proc: subprocess.Popen[str]) -> dict[str, float]:
     out, err = proc.communicate()
+    statuses = next((ln.split()[1:] for ln in out.splitlines() if ln.startswith("STATUS")), None)
     line = next((ln for ln in out.splitlines() if ln.startswith("RESULT")), None)
     if line is None:
         raise SystemExit(f"wrk failed: {out} {err}")
     _, n, secs, p50, p99, bad = line.split()
-    return {
+    result = {
         "requests": int(n),
         "rps": int(n) / float(secs),
         "p50": float(p50),
         "p99": float(p99),
         "bad": int(bad),
     }
+    if statuses is not None:  # the flood's answers by status
+        for name, count in zip(("302", "404", "429", "other"), statuses, strict=True):
+            result[name] = int(count)
+    return result
 
 
 def pyload(
@@ -317,19 +341,6 @@ class Load:
         return subprocess.Popen(
             [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-
-
-def status_of(port: int, code: str, addr: str) -> int:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/s/{code}", headers={"X-Forwarded-For": addr})
-
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *a: Any, **k: Any) -> None:
-            return None
-
-    try:
-        return urllib.request.build_opener(NoRedirect).open(req, timeout=5).status
-    except urllib.error.HTTPError as exc:
-        return exc.code
 
 
 # -- one store ------------------------------------------------------------------------------------
@@ -462,16 +473,18 @@ def bench_store(
                     FLOOD_LUA % {"alphabet": ALPHABET, "addr": FLOODER},
                     args.flood_seconds,
                     args.connections,
+                    FLOOD_DONE_LUA,
                 )
                 f = wrk_result(flood)
                 good = wrk_result(legit)
                 quiet = wrk_result(load.paced(args.seconds, flood_rate))
                 served += good["requests"] + quiet["requests"]
-                refused = status_of(port, codes[0], FLOODER)
-                hits = f["requests"] - f["bad"]
+                per_minute = f["404"] / max(1.0, args.flood_seconds / 60)
                 print(
-                    f"guessing: {f['requests']} random codes from one address in {args.flood_seconds}s "
-                    f"({f['rps']:.0f}/s): {hits} redirects, a real code from it now answers {refused}"
+                    f"guessing: {f['requests']} random codes from one address in {args.flood_seconds:.0f}s "
+                    f"({f['rps']:.0f}/s): {f['302']} redirects, {f['404']} answered 404 "
+                    f"({per_minute:.0f} a minute; the allowance is {MISSES} a minute), {f['429']} refused "
+                    f"429, {f['other']} other"
                 )
                 print(
                     f"  another client at {flood_rate:.0f}/s meanwhile: p99 {good['p99']:.2f} ms "
