@@ -171,9 +171,9 @@ async function fleet(main) {
     const sum = (pred) => attempts.filter(pred).reduce((a, x) => a + x.attempts, 0);
     const pk = r.ok ? r.body.packages : [];
     return {
-      e, total: sum(() => true), delivered: sum((a) => a.outcome === 'delivered'),
+      e, total: sum(() => true), delivered: sum((a) => a.outcome === 'delivered' || a.outcome === 'displayed'),
       remaining: pk.reduce((a, p) => a + (p.remaining || 0), 0),
-      byChannel: Object.fromEntries(['rcs', 'ussd', 'flash', 'sms'].map((c) => [c, sum((a) => a.channel === c)])),
+      byChannel: Object.fromEntries(['rcs', 'cardsms', 'ussd', 'flash', 'sms'].map((c) => [c, sum((a) => a.channel === c)])),
     };
   }));
   const all = rows.reduce((a, r) => ({total: a.total + r.total, delivered: a.delivered + r.delivered}), {total: 0, delivered: 0});
@@ -186,6 +186,7 @@ async function fleet(main) {
       {title: '送达', get: (r) => r.delivered, num: true},
       {title: '送达率', get: (r) => pct(r.delivered, r.total), num: true},
       {title: '5G', get: (r) => r.byChannel.rcs, num: true},
+      {title: '卡片短信', get: (r) => r.byChannel.cardsms, num: true},
       {title: 'USSD', get: (r) => r.byChannel.ussd, num: true},
       {title: '闪信', get: (r) => r.byChannel.flash, num: true},
       {title: '短信', get: (r) => r.byChannel.sms, num: true},

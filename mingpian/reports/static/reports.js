@@ -5,10 +5,10 @@ import {h, clear, debounce} from '/static/dom.js';
 import {hBars, stackedBars} from './charts.js';
 import {funnelView} from './funnel_view.js';
 
-const OUTCOMES = ['delivered', 'failed', 'timeout', 'revoked', 'other'];
-const OUTCOME_NAMES = {delivered: '送达', failed: '失败', timeout: '超时', revoked: '已撤回', other: '其他'};
-const CHANNELS = ['rcs', 'ussd', 'flash', 'sms'];
-const CHANNEL_NAMES = {rcs: '5G 消息', ussd: 'USSD', flash: '闪信', sms: '短信'};
+const OUTCOMES = ['delivered', 'displayed', 'failed', 'timeout', 'revoked', 'other'];  // displayed: a card SMS drawn
+const OUTCOME_NAMES = {delivered: '送达', displayed: '已展示', failed: '失败', timeout: '超时', revoked: '已撤回', other: '其他'};
+const CHANNELS = ['rcs', 'cardsms', 'ussd', 'flash', 'sms'];
+const CHANNEL_NAMES = {rcs: '5G 消息', cardsms: '卡片短信', ussd: 'USSD', flash: '闪信', sms: '短信'};
 const KINDS = {pool: '共享套餐', line: '号码专属'};
 const POLICIES = {stop: '用完即停', overage: '超出计费'};
 const form = document.getElementById('login');
@@ -98,7 +98,7 @@ function render(report, usage, optouts, funnel) {
   for (const a of attempts) {
     const c = byChannel.get(a.channel) || {total: 0, delivered: 0, latency: 0};
     c.total += a.attempts;
-    if (a.outcome === 'delivered') {
+    if (a.outcome === 'delivered' || a.outcome === 'displayed') {
       c.delivered += a.attempts;
       c.latency += (a.mean_seconds || 0) * a.attempts;
     }
