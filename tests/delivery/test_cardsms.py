@@ -19,7 +19,19 @@ from delivery.gateways.cardsms_sign import callback_headers, callback_signature
 from mingpian.api.delivery import delivery_key
 from simulators.cardsms import CardSmsSim
 
-from .support import OPERATOR, SF_LINE, AppFactory, Client, GatewaySim, auth, call, sample, seed_doc, settle
+from .support import (
+    OPERATOR,
+    SF_LINE,
+    AppFactory,
+    Client,
+    GatewaySim,
+    Rule,
+    auth,
+    call,
+    sample,
+    seed_doc,
+    settle,
+)
 
 HUAWEI_PHONE = "+8613912340001"
 OPPO_PHONE = "+8613912340002"
@@ -263,3 +275,32 @@ async def test_forged_stale_and_replayed_callbacks_are_refused_and_change_nothin
     assert not [r for r in rows if r.get("channel") == "cardsms" and r["units"]], usage
     packages = await (await client.get("/api/enterprises/sf/report", headers=auth(OPERATOR))).json()
     assert [p["used"] for p in packages["packages"]] == [0], packages["packages"]
+
+
+async def test_a_render_receipt_alone_displays_and_an_smsc_failure_moves_on(
+    make_app: AppFactory, gateway: GatewaySim, cardsim: tuple[CardSmsSim, str]
+) -> None:
+    """The render receipt may come before the SMSC's, or without it: the card was drawn. An SMSC
+    failure fails the attempt (refunded) and the next step sends plain SMS."""
+    sim, _ = cardsim
+    client = await card_app(make_app, gateway, cardsim)
+    await registered(client, sim)
+    national = HUAWEI_PHONE[3:]
+    gateway.set_rules([Rule(action="drop", destination=national, times=1)])  # no SMSC receipt
+    await call(client, "cs7", "ended", caller=SF_LINE, callee=HUAWEI_PHONE)
+    for _ in range(300):
+        if gateway.submitted(national):
+            break
+        await asyncio.sleep(0.01)
+    [sms] = gateway.submitted(national)
+    sim.delivered(national, sms["text"])  # the phone drew it; the SMSC never said
+    d = await settle(client, "cs7:ended")
+    assert d["state"] == "displayed" and d["attempts"][0]["units"] == 1, d
+    gateway.set_rules([Rule(action="fail", channel="sms", destination=national, stat="UNDELIV", times=1)])
+    await call(client, "cs8", "ended", caller=SF_LINE, callee=HUAWEI_PHONE)
+    d = await settle(client, "cs8:ended")
+    card, text = d["attempts"]
+    assert (card["channel"], card["state"], card["detail"]) == ("cardsms", "failed", "receipt UNDELIV"), d
+    assert text["channel"] == "sms" and d["state"] == "delivered", d
+    report = await (await client.get("/api/enterprises/sf/report", headers=auth(OPERATOR))).json()
+    assert [p["used"] for p in report["packages"]] == [1 + text["units"]], report["packages"]
