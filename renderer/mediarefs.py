@@ -36,12 +36,19 @@ def media_id(ref: str | None) -> str | None:
 
 
 def refs(message: Message) -> set[str]:
-    """Every `media:<id>` value the message names (media, thumbnails, the brand's logo)."""
-    out = {message.brand.logo} if media_id(message.brand.logo) else set()
+    """Every `media:<id>` value the message names (media, thumbnails, the brand's logo).
+    On every render: a loop over plain attributes, the pattern only where the prefix is."""
+    out: set[str] = set()
+    logo = message.brand.logo
+    if logo and logo.startswith(MEDIA_PREFIX) and _REF.match(logo):
+        out.add(logo)
     for card in message.cards:
-        if card.media is not None:
-            out.update(u for u in (card.media.url, card.media.thumbnail_url) if media_id(u))
-    return {r for r in out if r}
+        m = card.media
+        if m is not None:
+            for u in (m.url, m.thumbnail_url):
+                if u and u.startswith(MEDIA_PREFIX) and _REF.match(u):
+                    out.add(u)
+    return out
 
 
 def with_urls(message: Message, links: Mapping[str, Link]) -> Message:
