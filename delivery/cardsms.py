@@ -120,9 +120,10 @@ class CardSms:
     async def register(self, ent: dict[str, Any], card: str, n: int, body: dict[str, Any]) -> dict[str, Any]:
         """Submit version `n` of a card as a template (once: a version registered, or being
         registered in this process, is answered with its document). A submission that failed
-        (the platform away, a card that does not render) is tried again."""
+        (the platform away, a card that does not render) is tried again, and so is a template
+        whose signature is no longer the enterprise's (its brand changed)."""
         doc = await self.template_of(ent["id"], card, n)
-        if doc is not None and doc.get("state") != "error":
+        if doc is not None and doc.get("state") != "error" and not _resigned(doc, ent):
             return doc
         key = (ent["id"], card, n)
         task = self._registering.get(key)
@@ -231,12 +232,18 @@ class CardSms:
             return "the line is not verified: card SMS speaks with the enterprise's signature"
         n = int(d.data.get("version", 1))
         doc = await self.template_of(d.enterprise, d.card, n)
-        if doc is None or doc.get("state") == "error":
+        if doc is None or doc.get("state") == "error" or _resigned(doc, ent):
             body = await self.store.get("card", d.enterprise, d.card)
             # a submission that failed is tried again, at most once a RETRY_AFTER by every send
-            due = doc is None or time.time() - float(doc.get("submitted_at") or 0) > RETRY_AFTER
+            due = (
+                doc is None
+                or _resigned(doc, ent)
+                or time.time() - float(doc.get("submitted_at") or 0) > RETRY_AFTER
+            )
             if register and due and body is not None and int(body.get("version", 1)) == n:
                 self.register_later(ent, d.card, n, body)
+            if doc is not None and _resigned(doc, ent):
+                return "the enterprise's signature changed: the card-SMS template was submitted again"
             if doc is not None:
                 return f"the card-SMS template could not be submitted: {doc.get('why', '')}"[:300]
             return "the card-SMS template was not registered yet: submitted to the vendors now"
@@ -379,6 +386,11 @@ class CardSmsChannel:
         if not res.ok:
             return Handed(False, detail=res.detail, retryable=res.status in smpp.RETRYABLE)
         return Handed(True, (res.message_id, render_id(link.aim_code, link.aim_url)))
+
+
+def _resigned(doc: dict[str, Any], ent: dict[str, Any]) -> bool:
+    """The template speaks with a signature that is no longer the enterprise's."""
+    return doc.get("state") != "error" and doc.get("sign") != str(ent.get("signature", ""))
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

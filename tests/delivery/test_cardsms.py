@@ -304,3 +304,32 @@ async def test_a_render_receipt_alone_displays_and_an_smsc_failure_moves_on(
     assert text["channel"] == "sms" and d["state"] == "delivered", d
     report = await (await client.get("/api/enterprises/sf/report", headers=auth(OPERATOR))).json()
     assert [p["used"] for p in report["packages"]] == [1 + text["units"]], report["packages"]
+
+
+async def test_a_new_signature_registers_the_template_again(
+    make_app: AppFactory, gateway: GatewaySim, cardsim: tuple[CardSmsSim, str]
+) -> None:
+    """The template's signature must be the one sent: once the enterprise's brand changes, its
+    card SMS waits for a template under the new signature, and then speaks with it."""
+    sim, _ = cardsim
+    client = await card_app(make_app, gateway, cardsim)
+    await registered(client, sim)
+    store = client.app[delivery_key].store
+    ent = await store.get("enterprise", "", "sf")
+    await store.put("enterprise", "", "sf", {**ent, "signature": "顺丰"})
+    await store.durable()
+    await call(client, "cs9", "ended", caller=SF_LINE, callee=HUAWEI_PHONE)
+    d = await settle(client, "cs9:ended")
+    assert d["attempts"][0]["detail"] == (
+        "the enterprise's signature changed: the card-SMS template was submitted again"
+    ), d
+    for _ in range(300):
+        doc = await client.app[delivery_key].cardsms.template_of("sf", "hangup", 1)
+        if doc["sign"] == "顺丰" and all(v["state"] == "approved" for v in doc["vendors"].values()):
+            break
+        await asyncio.sleep(0.02)
+    assert len(sim.templates) == 2
+    await call(client, "cs10", "ended", caller=SF_LINE, callee=HUAWEI_PHONE)
+    d = await settle(client, "cs10:ended")
+    assert d["state"] == "displayed", d
+    assert gateway.submitted(HUAWEI_PHONE[3:])[-1]["text"].startswith("【顺丰】")
