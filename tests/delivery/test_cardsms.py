@@ -333,3 +333,33 @@ async def test_a_new_signature_registers_the_template_again(
     d = await settle(client, "cs10:ended")
     assert d["state"] == "displayed", d
     assert gateway.submitted(HUAWEI_PHONE[3:])[-1]["text"].startswith("【顺丰】")
+
+
+async def test_two_workers_share_render_receipts_and_nonces(
+    make_app: AppFactory, gateway: GatewaySim, cardsim: tuple[CardSmsSim, str], backend: dict[str, Any]
+) -> None:
+    """On a fleet (PostgreSQL and Redis) the vendor calls back whichever worker its load balancer
+    picks: a render receipt heard by one worker displays the card whose chain waits on another,
+    and a callback replayed to the other worker is refused there too."""
+    if not backend:
+        pytest.skip("one process owns a SQLite file: nothing to share")
+    sim, url = cardsim
+    a = await card_app(make_app, gateway, cardsim)
+    b: Client = await make_app(
+        card_seed(),
+        delivery_cardsms_url=url,
+        delivery_cardsms_app_key="cs-key",
+        delivery_cardsms_app_secret="cs-secret",
+        delivery_cardsms_callback_secret=CB_SECRET,
+    )
+    sim.callback = str(b.make_url("/api/cardsms/koomessage"))  # every callback reaches worker b
+    await registered(a, sim)
+    await call(a, "cs11", "ended", caller=SF_LINE, callee=HUAWEI_PHONE)
+    d = await settle(a, "cs11:ended")
+    assert d["state"] == "displayed" and ("send-status", 200) in sim.answers, d
+    body = json.dumps({"tpl_id": "nothing", "factory_info": []}).encode()
+    headers = callback_headers(CB_SECRET, body)
+    r = await b.post("/api/cardsms/koomessage/template-status", data=body, headers=headers)
+    assert r.status == 404  # not our template, but its nonce is spent
+    r = await a.post("/api/cardsms/koomessage/template-status", data=body, headers=headers)
+    assert r.status == 409 and (await r.json())["error"] == "replayed"
