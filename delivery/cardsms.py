@@ -212,7 +212,7 @@ class CardSms:
         vendors that approved it, the person's dynamic fields and the SMS (with a stand-in link).
         Registers nothing, sends nothing (the capability question is asked)."""
         why = await self.skip_reason(d, ent, register=False)
-        doc = self._chosen.pop(d.id, None)
+        doc = self.chosen(d.id)
         if why or doc is None:
             return {"skipped": why or "not checked"}
         approved = sorted(v for v, s in (doc.get("vendors") or {}).items() if s.get("state") == "approved")
@@ -260,6 +260,10 @@ class CardSms:
         while len(self._chosen) > REMEMBER:
             del self._chosen[next(iter(self._chosen))]
         return ""
+
+    def chosen(self, delivery: str) -> dict[str, Any] | None:
+        """The template the step's check found for this delivery (once: the send takes it)."""
+        return self._chosen.pop(delivery, None)
 
     async def capable(self, tpl_id: str, approved: str, number: str) -> bool:
         """Whether `number`'s phone can draw the template, cached per (template, vendors that
@@ -352,7 +356,7 @@ class CardSmsChannel:
         return await self.pool.wait_bound(timeout)
 
     async def send(self, out: Outgoing) -> Handed:
-        doc = self.cardsms._chosen.pop(out.delivery, None)
+        doc = self.cardsms.chosen(out.delivery)
         if doc is None:  # checked in another process's life: look again on the next step
             return Handed(False, detail="card-SMS template not checked for this send", skipped=True)
         end = time.monotonic() + self.pool.wait
