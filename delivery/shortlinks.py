@@ -294,13 +294,16 @@ class ShortLinks:
         if self.on_first is None:
             return
         by_id = {o.id: (o, link) for o, link in batch}
-        for id_, first in written:
-            if first:
-                o, link = by_id[id_]
-                try:
-                    await self.on_first(link, o.at)
-                except Exception as exc:  # the funnel's fact is its own: the open is written
-                    log_failure(log, exc, "short link %s: recording its first open failed", link.code)
+        firsts = [by_id[id_] for id_, first in written if first]
+        if firsts:  # together: the funnel's facts share its group commit
+            await asyncio.gather(*(self._first(link, o.at) for o, link in firsts))
+
+    async def _first(self, link: ShortLink, at: float) -> None:
+        assert self.on_first is not None
+        try:
+            await self.on_first(link, at)
+        except Exception as exc:  # the funnel's fact is its own: the open is written
+            log_failure(log, exc, "short link %s: recording its first open failed", link.code)
 
     async def close(self) -> None:
         """Stop the flusher and write what is queued (the server's shutdown)."""

@@ -9,9 +9,10 @@ expired link is dropped from the cache of hits, so both read the store); an expi
 shows the H5 part's expired page instead, which names the enterprise, still not 200.
 
 Guessing: codes carry about 59.5 bits, and every miss (unknown, expired or malformed) counts
-against the client's address (mingpian/clientaddr.py): past MISSES in MISS_WINDOW seconds it is
-answered 429 with Retry-After, before any lookup, so a flood of random codes costs a dictionary
-read. With the Redis counters (a fleet) the count is shared by every worker; each worker also
+against the client's address (mingpian/clientaddr.py): the miss past MISSES in MISS_WINDOW
+seconds, and every request after it until the window lets the address in again, is answered
+429 with Retry-After (those after it before any lookup, so a flood of random codes costs a
+dictionary read). With the Redis counters (a fleet) the count is shared by every worker; each worker also
 remembers the addresses refused, so a refused client costs no round trip either.
 """
 
@@ -65,6 +66,8 @@ HEADERS = {
     "X-Robots-Tag": "noindex",
     "X-Content-Type-Options": "nosniff",
 }
+# A redirect has no body: what keeps it out of caches and keeps the code from the target is enough.
+REDIRECT_HEADERS = {"Cache-Control": HEADERS["Cache-Control"], "Referrer-Policy": HEADERS["Referrer-Policy"]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +105,10 @@ class MissLimit:
             return 0.0
         return until - now
 
-    async def missed(self, address: str, now: float) -> None:
-        """Count a miss; past the allowance the address is refused until the window lets it in."""
+    async def missed(self, address: str, now: float) -> float:
+        """Count a miss: 0 while within the allowance, else the seconds until the address may
+        try again (it is refused from now on). This worker's count is decided before Redis is
+        asked, so concurrent misses from one address cannot all slip past while Redis answers."""
         if len(self._misses) > MAX_ADDRESSES:
             self._misses.clear()
         if len(self._blocked) > MAX_ADDRESSES:
@@ -112,17 +117,17 @@ class MissLimit:
         while seen and seen[0] <= now - self.window:
             seen.popleft()
         seen.append(now)
-        over = len(seen) > self.allowed
-        if isinstance(self.counters, RedisCounters):
+        if len(seen) > self.allowed:
+            self._blocked[address] = seen[0] + self.window
+            return self._blocked[address] - now
+        if isinstance(self.counters, RedisCounters):  # the other workers' misses count too
             member = f"{now:.6f}:{secrets.token_hex(4)}"
             with contextlib.suppress(OSError, RedisError):  # Redis away: this worker's count decides
-                over = not await self.counters.cap(
-                    f"linkmiss:{address}", self.allowed, self.window, member, now
-                )
-        if over:
-            self._blocked[address] = (
-                (seen[0] + self.window) if len(seen) > self.allowed else now + self.window
-            )
+                key = f"linkmiss:{address}"
+                if not await self.counters.cap(key, self.allowed, self.window, member, now):
+                    self._blocked[address] = now + self.window
+                    return self.window
+        return 0.0
 
 
 miss_limit_key = web.AppKey("short_link_misses", MissLimit)
@@ -147,7 +152,9 @@ async def open_link(request: web.Request) -> web.StreamResponse:
     if link is None or link.expired:
         if link is not None:
             links.forget(link.code)  # the next try reads the store, as an unknown code does
-        await limit.missed(client_address(request), now)
+        wait = await limit.missed(client_address(request), now)
+        if wait:  # past the allowance: refused, whether the code was unknown or expired
+            return _page(TOO_MANY_PAGE, 429, **{"Retry-After": str(int(wait) + 1)})
         pages = request.app.get(card_page_key)
         if link is not None and link.kind == "card" and pages is not None:
             return await pages.expired_response(request, link)
@@ -159,7 +166,7 @@ async def open_link(request: web.Request) -> web.StreamResponse:
         return await pages.card_page_response(request, link)
     if await links.counts_opens(link.enterprise):
         links.opened(link, client_class(request.headers.get("User-Agent", "")))
-    return web.Response(status=302, headers={"Location": link.target, **HEADERS})
+    return web.Response(status=302, headers={"Location": link.target, **REDIRECT_HEADERS})
 
 
 async def link_info(request: web.Request) -> web.Response:
