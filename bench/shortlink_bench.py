@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import shutil
 import signal
@@ -51,7 +52,7 @@ from benchlib import _proc_stat, free_port  # noqa: E402
 
 from delivery.shortlinks import ALPHABET, ShortLinks  # noqa: E402
 from delivery.store import PgDeliveryStore, SqliteDeliveryStore, Store  # noqa: E402
-from mingpian.api.delivery.links import MISSES  # noqa: E402
+from mingpian.api.delivery.links import MISS_WINDOW, MISSES  # noqa: E402
 from simulators.servers import PostgresCluster, RedisServer, pg_bin  # noqa: E402
 
 UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148"
@@ -479,11 +480,11 @@ def bench_store(
                 good = wrk_result(legit)
                 quiet = wrk_result(load.paced(args.seconds, flood_rate))
                 served += good["requests"] + quiet["requests"]
-                per_minute = f["404"] / max(1.0, args.flood_seconds / 60)
+                allowed = MISSES * math.ceil(args.flood_seconds / MISS_WINDOW)  # one allowance per window
                 print(
                     f"guessing: {f['requests']} random codes from one address in {args.flood_seconds:.0f}s "
                     f"({f['rps']:.0f}/s): {f['302']} redirects, {f['404']} answered 404 "
-                    f"({per_minute:.0f} a minute; the allowance is {MISSES} a minute), {f['429']} refused "
+                    f"(at most {allowed} allowed: {MISSES} a minute), {f['429']} refused "
                     f"429, {f['other']} other"
                 )
                 print(
