@@ -62,6 +62,7 @@ _VENDOR_STATE = {"0": "waiting", "1": "approved", "2": "refused", "3": "refused"
 # (outgoing, enterprise) → the H5 page a person lands on when the phone fails to draw the card
 CustomUrl = Callable[[Outgoing, str], Awaitable[str]]
 Displayed = Callable[[str, int, str, float], Awaitable[None]]  # delivery, step, enterprise, when
+Publish = Callable[[str, Message], Awaitable[Message]]  # the enterprise's library files as public URLs
 
 
 def render_id(aim_code: str, aim_url: str) -> str:
@@ -104,6 +105,7 @@ class CardSms:
         self._background: set[asyncio.Task[Any]] = set()
         self.custom_url: CustomUrl | None = None  # set when short links are there (the H5 page)
         self.displayed: Displayed | None = None  # the funnel's, when there is one
+        self.publish: Publish | None = None  # the media library's, so a picture of it is the template's
         self._nonces: dict[str, float] = {}  # nonce → until when (monotonic), oldest first
 
     async def close(self) -> None:
@@ -141,6 +143,8 @@ class CardSms:
         try:
             tpl = self.templates.get(body["template"])
             msg = tpl.render(_merge(dict(tpl.sample or {}), body.get("data") or {}))
+            if self.publish is not None:
+                msg = await self.publish(ent["id"], msg)
             doc["tpl_id"] = await self.platform.submit_template(
                 template(msg, f"{ent['id']}/{version_id(card, n)}", sign)
             )

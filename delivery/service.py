@@ -220,6 +220,7 @@ class DeliveryService:
         )
         self.cardsms.displayed = self._card_displayed
         self.cardsms.custom_url = self._card_page
+        self.cardsms.publish = self.library.published
         numbering = Numbering(c.smpp_numbering, c.smpp_service_ton)
         self.channels["cardsms"] = CardSmsChannel(self.cardsms, self.smpp, numbering)
         self._skips["cardsms"] = self.cardsms.skip_reason
