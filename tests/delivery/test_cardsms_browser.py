@@ -104,4 +104,12 @@ def test_the_card_page_lists_each_vendors_review(
     assert "已通过" in shown["华为"] and "审核中" in shown["小米"], shown
     assert "未通过" in shown["OPPO"] and "原因：按钮文案不符合规范" in shown["OPPO"], shown
     shot(page, "50-card-sms-vendors")
+    # the dry run says, in Chinese, why a phone without card SMS gets plain SMS instead
+    open_page(page, "#/dry-run", "dry-run")
+    page.fill("input[name=line]", "13800000001")
+    page.fill("input[name=to]", "13912340009")
+    page.click("button:has-text('试拨')")
+    page.wait_for_selector(".dry-result[data-done]")
+    step = page.locator(".dry-result tr", has_text="卡片短信").inner_text()
+    assert "跳过：对方手机不能显示卡片短信" in step, step
     assert not probe.errors and not probe.dialogs, (probe.errors, probe.dialogs)

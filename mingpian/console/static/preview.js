@@ -115,5 +115,18 @@ export function skipText(reason) {
     const last = reason.split(' ').pop();
     return `名片的图片或视频${state[last] ? '在运营商处' + state[last] : '未通过运营商审核'}（${reason.split(': ')[1] || ''}）`;
   }
+  const cardSms = CARD_SMS_SKIPS.find(([k]) => reason.startsWith(k));
+  if (cardSms) return cardSms[1];
   return reason;
 }
+
+// Why a card SMS step is skipped (delivery/cardsms.py), in Chinese.
+const CARD_SMS_SKIPS = [
+  ['the line is not verified', '号码未认证：卡片短信要用企业签名发送'],
+  ['the card-SMS template was not registered', '卡片短信模板还没有登记，已提交手机厂商审核'],
+  ['the card-SMS template could not be submitted', '卡片短信模板提交失败，稍后会重试'],
+  ["the enterprise's signature changed", '企业签名已更改，卡片短信模板已重新提交审核'],
+  ['no vendor approved', '还没有手机厂商通过卡片短信模板'],
+  ['the card-SMS platform did not answer', '卡片短信平台没有响应'],
+  ['the phone cannot show card SMS', '对方手机不能显示卡片短信'],
+];
