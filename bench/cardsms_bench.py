@@ -12,6 +12,7 @@ per 100 recipients (capability checks and parse-link requests, gathered per ≤ 
 
 Run: .venv/bin/python bench/cardsms_bench.py [--events 2000] [--concurrency 64] [--runs 2]
      [--backend sqlite|postgres] (postgres: a throwaway PostgreSQL, fsync on, and redis-server)
+     [--window 0.05] (the gathering window, delivery_cardsms_batch_window)
 """
 
 from __future__ import annotations
@@ -202,6 +203,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    ap.add_argument("--window", type=float, default=0.05, help="delivery_cardsms_batch_window, seconds")
     ap.add_argument("--serve-simulators", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.serve_simulators:
@@ -212,6 +214,7 @@ def main() -> None:
           "simulators in a child process; counted when the delivery is final")  # fmt: skip
     rates: dict[str, list[float]] = {"sms": [], "cardsms": []}
     with backend(a.backend) as extra:
+        extra = {**extra, "cardsms_batch_window": a.window}
         offset = 0
         for i in range(a.runs):
             for name, chain in (("sms", ["sms"]), ("cardsms", ["cardsms", "sms"])):

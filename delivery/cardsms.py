@@ -84,7 +84,7 @@ class CardSms:
         templates: TemplateStore,
         *,
         ttl: float = 86400.0,
-        window: float = 0.02,
+        window: float = 0.05,
         days: int = 3,
         domain: str = "",
         counters: Counters | None = None,

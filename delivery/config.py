@@ -281,7 +281,7 @@ class DeliveryConfig:
         3, "Days a person's parse link stays valid (`expiration_time`, 1 to 7).", minimum=1, maximum=7
     )
     cardsms_batch_window: float = setting(
-        0.02,
+        0.05,
         "Seconds concurrent sends' capability checks and parse-link requests are gathered for, "
         "into one platform call per 100 recipients (a full batch goes at once).",
         minimum=0,
