@@ -429,6 +429,13 @@ def bench_store(
             theirs = bare_load.run(args.seconds, args.connections)
             bare_cpu = (cpu(bare) - b0) / theirs["requests"] * 1e6
             ratio = ours["rps"] / theirs["rps"]
+            h0 = cpu(server)  # the same server's /healthz: what every route pays (middleware, metrics)
+            healthz = (
+                wrk_result(wrk_start(f"http://127.0.0.1:{port}/healthz", "", args.seconds, args.connections))
+                if load.wrk
+                else None
+            )
+            healthz_cpu = (cpu(server) - h0) / healthz["requests"] * 1e6 if healthz else float("nan")
             gen = "wrk" if load.wrk else "bench/loadclient.py"
             print(f"throughput ({gen}, {args.connections} connections, {args.seconds}s):")
             print(
@@ -439,6 +446,11 @@ def bench_store(
                 f"  bare aiohttp 302              {theirs['rps']:8.0f}/s  p99 {theirs['p99']:6.2f} ms  "
                 f"{bare_cpu:5.0f} µs CPU/request"
             )
+            if healthz is not None:
+                print(
+                    f"  its /healthz                  {healthz['rps']:8.0f}/s  p99 {healthz['p99']:6.2f} ms  "
+                    f"{healthz_cpu:5.0f} µs CPU/request"
+                )
             print(
                 f"  ratio {ratio:.0%} of the bare app (target ≥ 60%); by CPU per request "
                 f"{bare_cpu / ours_cpu:.0%}"
