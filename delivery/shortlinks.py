@@ -213,6 +213,14 @@ class ShortLinks:
         await self.store.add_link(InsertLink(*(getattr(link, f) for f in InsertLink.__slots__)))
         return link
 
+    def cached(self, code: str) -> ShortLink | None:
+        """The link of `code` if this process holds it (no await: the redirect's fast path)."""
+        return self._cache.get(code)
+
+    def counting(self, enterprise: str) -> bool | None:
+        """Whether the enterprise counts opens, if known here for the current configuration."""
+        return self._counting.get(enterprise) if self.store.generation == self._generation else None
+
     async def resolve(self, code: str) -> ShortLink | None:
         """The link of `code`: None when unknown (or not a code at all); an expired one is
         returned (check `.expired`). Hits are cached in this process."""

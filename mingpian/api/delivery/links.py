@@ -148,7 +148,8 @@ async def open_link(request: web.Request) -> web.StreamResponse:
             return _page(TOO_MANY_PAGE, 429, **{"Retry-After": str(int(wait) + 1)})
     service = request.app[delivery_key]
     links = service.links
-    link = await links.resolve(request.match_info["code"])
+    code = request.match_info["code"]
+    link = links.cached(code) or await links.resolve(code)
     if link is None or link.expired:
         if link is not None:
             links.forget(link.code)  # the next try reads the store, as an unknown code does
@@ -164,7 +165,10 @@ async def open_link(request: web.Request) -> web.StreamResponse:
         if pages is None:
             return _page(NOT_FOUND_PAGE, 404)
         return await pages.card_page_response(request, link)
-    if await links.counts_opens(link.enterprise):
+    counting = links.counting(link.enterprise)
+    if counting is None:
+        counting = await links.counts_opens(link.enterprise)
+    if counting:
         links.opened(link, client_class(request.headers.get("User-Agent", "")))
     return web.Response(status=302, headers={"Location": link.target, **REDIRECT_HEADERS})
 
