@@ -208,6 +208,9 @@ async def test_every_route_refuses_other_tenants_and_anonymous_callers(make_app:
     assert r.status == 201
     media_id = (await r.json())["id"]  # the library routes are probed with cmb's own file
     store = client.app[delivery_key].store
+    link = await client.app[delivery_key].links.mint(
+        "cmb", CUSTOMER, posted["delivery"], 0, "ussd", "url", "https://www.cmbchina.com/", 86400.0
+    )  # a short link of cmb's, probed by its code
     before = "\n".join(await store.snapshot())
     routes = sorted(
         {
@@ -240,6 +243,7 @@ async def test_every_route_refuses_other_tenants_and_anonymous_callers(make_app:
             "rid": rid,
             "n": "1",
             "carrier": "china-unicom",
+            "code": link.code,
         }
         url = _fill(path, ids)
         body = bodies.get(
