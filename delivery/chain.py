@@ -498,9 +498,10 @@ class Chains:
             return att
         try:
             msg = await self.composer.message(d, ent)
-            legacy = self.composer.text(
-                msg, channel if channel in LEGACY else "sms", ent
-            )  # rcs: SMS fallback
+            if channel in LEGACY or channel == "rcs":  # rcs: the MaaP's SMS fallback, links too
+                legacy = self.composer.text(msg, channel if channel in LEGACY else "sms", ent)
+            else:  # a channel that sends no text of ours (cardsms): no short links minted for it
+                legacy = self.composer.degrade(msg, "sms")
         except RenderError as exc:
             await self._finish(d, "failed", f"render: {exc}")
             return None
