@@ -11,9 +11,11 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from renderer import RenderError
+from renderer.legacy import LegacyText
 from renderer.model import Message
 from renderer.rcs import to_rcs
 
@@ -96,7 +98,8 @@ async def dry_run(
     finally:
         composer.forget(d.id)
     out["brand"] = {"signature": msg.brand.signature, "name": msg.brand.name}
-    costs = {c["channel"]: c for c in await estimate(meter, eid, msg, line["number"], 1)}
+    texts = partial(_text, composer, enterprise)  # as sent: with the enterprise's short links
+    costs = {c["channel"]: c for c in await estimate(meter, eid, msg, line["number"], 1, texts)}
     for ch in chain:
         item: dict[str, Any] = {"channel": ch, "cost": costs.get(ch, {})}
         if ch not in configured:
@@ -143,3 +146,7 @@ async def _not_approved(
         if not_approved is not None:
             return not_approved.reason
     return ""
+
+
+def _text(composer: Composer, enterprise: dict[str, Any], msg: Message, channel: str) -> LegacyText:
+    return composer.text(msg, channel, enterprise)  # type: ignore[arg-type]

@@ -4,10 +4,11 @@ how much of it the enterprise's packages cover, and the rest at the overage pric
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from renderer import RenderError
-from renderer.legacy import degrade
+from renderer.legacy import LegacyText, degrade
 from renderer.model import Message
 
 from . import Meter
@@ -17,8 +18,16 @@ CHANNELS = ("rcs", "ussd", "flash", "sms", "cardsms")  # cardsms: one SMS, charg
 
 
 async def estimate(
-    meter: Meter, enterprise: str, msg: Message, line: str, count: int
+    meter: Meter,
+    enterprise: str,
+    msg: Message,
+    line: str,
+    count: int,
+    text: Callable[[Message, str], LegacyText] | None = None,
 ) -> list[dict[str, Any]]:
+    """`text(msg, channel)`: the text a channel would send (with the enterprise's short links,
+    compose.Composer.text); plain `degrade` without it."""
+    text = text or (lambda m, ch: degrade(m, ch))  # type: ignore[arg-type]
     store = meter.store
     packages, _ = await applicable(store, enterprise, line, time.time())
     docs = {d["id"]: d for d in await store.list("package", enterprise)}
@@ -27,7 +36,7 @@ async def estimate(
     out: list[dict[str, Any]] = []
     for ch in CHANNELS:
         try:
-            segs = len(degrade(msg, ch).segments) if ch not in ("rcs", "cardsms") else 1
+            segs = len(text(msg, ch).segments) if ch not in ("rcs", "cardsms") else 1
         except RenderError as exc:
             out.append({"channel": ch, "error": str(exc)[:200]})
             continue

@@ -356,4 +356,5 @@ async def test_dry_run_shows_where_the_codes_go(make_app: AppFactory, gateway: G
     (sms,) = body["channels"]
     assert "查询物流：mp.cn/xxxxxxxxxx\n" in sms["legacy"]["text"]
     assert sms["legacy"]["segmentCount"] == 2
+    assert sms["cost"]["segments"] == 2  # the estimate counts the text as sent
     assert gateway.submitted() == []
