@@ -204,7 +204,10 @@ async def post_estimate(request: web.Request) -> web.Response:
     line = validation.number(body["line"], "$.line") if body.get("line") else ""
     if line:
         await validation.own_line(request.app[delivery_key].store, ent["id"], line, "$.line")
-    channels = await estimate(request.app[delivery_key].meter, ent["id"], msg, line, body["count"])
+    service = request.app[delivery_key]
+    channels = await estimate(  # each channel's text as sent: with the enterprise's short links
+        service.meter, ent["id"], msg, line, body["count"], lambda m, ch: service.composer.text(m, ch, ent)
+    )
     return json_response(
         {"enterprise": ent["id"], "template": body["template"], "count": body["count"], "channels": channels}
     )
