@@ -119,6 +119,7 @@ async def dry_run(
             else:
                 text = composer.text(msg, ch, enterprise)  # type: ignore[arg-type]
                 if text.links:  # each recipient's codes are minted at the send: shown as x…x
+                    item["shortLinks"] = [{"key": s.key, "target": s.target} for s in text.links]
                     text = text.fill(["x" * text.link_width] * len(text.links))
                 item["legacy"] = text.to_json()
         except RenderError as exc:

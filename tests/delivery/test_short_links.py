@@ -357,4 +357,7 @@ async def test_dry_run_shows_where_the_codes_go(make_app: AppFactory, gateway: G
     assert "查询物流：mp.cn/xxxxxxxxxx\n" in sms["legacy"]["text"]
     assert sms["legacy"]["segmentCount"] == 2
     assert sms["cost"]["segments"] == 2  # the estimate counts the text as sent
+    assert sms["shortLinks"] == [
+        {"key": "1", "target": "https://www.sf-express.com/track?no=SF1234567890123"}
+    ]
     assert gateway.submitted() == []
