@@ -259,20 +259,22 @@ class H5Pages:
         limit = request.app.get(miss_limit_key)
         address, now = client_address(request), time.time()
         wait = limit.refused(address, now) if limit is not None else 0.0
-        if wait:
-            raise ApiError(
-                429,
-                "too_many_requests",
-                "请求过于频繁，请稍后再试",
-                headers={"Retry-After": str(int(wait) + 1)},
-            )
-        link = await self.service.links.resolve(request.match_info["code"])
-        if link is None or link.kind != "card" or link.expired:
-            if limit is not None:
-                await limit.missed(address, now)
-            if link is None or link.kind != "card":
-                raise web.HTTPNotFound()
-        return link
+        if not wait:
+            link = await self.service.links.resolve(request.match_info["code"])
+            if link is not None and link.kind == "card" and not link.expired:
+                return link
+            # a miss (the expired page is one too): past the allowance it is refused like /s/{code}
+            wait = await limit.missed(address, now) if limit is not None else 0.0
+            if not wait:
+                if link is None or link.kind != "card":
+                    raise web.HTTPNotFound()
+                return link
+        raise ApiError(
+            429,
+            "too_many_requests",
+            "请求过于频繁，请稍后再试",
+            headers={"Retry-After": str(int(wait) + 1)},
+        )
 
     async def tap(self, request: web.Request) -> web.StreamResponse:
         """GET /s/{code}/tap/{n}: a link button (openUrl, showLocation) → counted, then 302 to
