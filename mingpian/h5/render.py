@@ -61,12 +61,15 @@ def _page(request: web.Request, message: Message) -> web.Response:
     found = refs(message)
     if found:  # library files named by `media:<id>`: their public URLs
         message = with_urls(message, request.app[library_links_key].links(found))
-    media = request.app[settings_key].base_url + "/media/"
+    base = request.app[settings_key].base_url
+    media = base + "/media/"
     actions = H5Actions(
         link=lambda n, s: f"#tap-{n}",
         form="#answer",
         token="preview",
-        image=lambda url: url if url.startswith(media) else None,
+        # our own media by its path: the preview is framed from whatever address the studio was
+        # opened at, which need not be the public base (its policy allows 'self' only)
+        image=lambda url: url[len(base) :] if url.startswith(media) else None,
     )
     return web.Response(
         text=card_page(message, actions=actions, footer="预览：按钮不会打开链接，也不会发给聊天机器人"),

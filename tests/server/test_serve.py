@@ -106,7 +106,7 @@ def test_serve_with_a_bad_setting_exits_with_one_line_and_no_traceback(tmp_path:
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.splitlines() == [
         f"{config}: delivery_timeouts = {{'ussd': 5, 'fax': 3}}: unknown channel 'fax'; expected "
-        "channel=seconds, comma-separated (channels rcs, ussd, flash, sms; seconds > 0)"
+        "channel=seconds, comma-separated (channels rcs, ussd, flash, sms, cardsms; seconds > 0)"
     ]
 
 
