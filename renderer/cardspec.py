@@ -189,6 +189,30 @@ class CardSpec:
     def bind_chips(self, ctx: Context) -> tuple[Suggestion, ...]:
         return _bind_suggestions(self.chips, ctx)
 
+    def fields(self) -> Iterator[Field]:
+        """Every field of the definition, loops' and conditions' included."""
+        for f in (self.orientation, self.image_alignment, self.card_width):
+            if f is not None:
+                yield f
+        for card in self.cards:
+            yield from _node_fields(card)
+            for f in (card.title, card.description, *(card.media or {}).values()):
+                if f is not None:
+                    yield f
+            for s in card.suggestions:
+                yield from _node_fields(s)
+        for s in self.chips:
+            yield from _node_fields(s)
+
+
+def _node_fields(node: CompiledCard | CompiledSuggestion) -> Iterator[Field]:
+    if node.loop is not None:
+        yield node.loop.iterable
+    if node.cond is not None:
+        yield node.cond
+    if isinstance(node, CompiledSuggestion):
+        yield from node.fields.values()
+
 
 def compile_card_spec(env: CardSandbox, root: Any, file: str) -> CardSpec:
     c = _Compiler(env, file)
@@ -235,12 +259,20 @@ def _scopes(node: CompiledCard | CompiledSuggestion, ctx: Context) -> Iterator[C
     if len(items) > MAX_LOOP_ITEMS:
         raise node.loop.iterable.error(f"'for' over {len(items)} items (max {MAX_LOOP_ITEMS})")
     n = len(items)
+    var = node.loop.var
+    if type(ctx) is dict:  # the fast path (fastbind.py): the scope is a plain dict
+        for i, item in enumerate(items):
+            loop = {"index": i + 1, "index0": i, "first": i == 0, "last": i == n - 1, "length": n}
+            scope = {**ctx, var: item, "loop": loop}  # as child_context: the item shadows the data
+            if node.cond is None or node.cond.evaluate(scope):
+                yield scope  # type: ignore[misc]
+        return
     env: CardSandbox = ctx.environment  # type: ignore[assignment]
     for i, item in enumerate(items):
         scope = env.child_context(
             ctx,
             {
-                node.loop.var: item,
+                var: item,
                 "loop": {"index": i + 1, "index0": i, "first": i == 0, "last": i == n - 1, "length": n},
             },
         )

@@ -15,6 +15,7 @@ from jinja2 import Template, TemplateSyntaxError, Undefined, nodes
 from jinja2.runtime import Context
 from jinja2.sandbox import SecurityError
 
+from . import fastbind
 from .budget import BudgetExceeded
 from .errors import TemplateInvalid
 from .sandbox import CardSandbox, is_single_expression
@@ -42,7 +43,7 @@ class Field:
     # Modes: "const" (no Jinja), "expr" (exactly `{{ expr }}`: its value), "text" (a few
     # outputs and no repetition: joined at once, then measured), "long" (anything else: the
     # output is measured before it is joined, env.concat).
-    __slots__ = ("_func", "_mode", "_tmpl", "file", "line", "path", "source", "value")
+    __slots__ = ("_fast", "_func", "_mode", "_tmpl", "file", "line", "path", "source", "value")
 
     def __init__(self, env: CardSandbox, raw: Any, file: str, path: str) -> None:
         self.file = file
@@ -52,6 +53,7 @@ class Field:
         self.value: Any = raw
         self._func: RenderFunc | None = None
         self._tmpl: Template | None = None
+        self._fast: fastbind.FastFunc | None = None
         self._mode = "const"
         if not isinstance(raw, str) or ("{{" not in raw and "{%" not in raw):
             # plain text stays plain: no Jinja involved at all
@@ -61,10 +63,13 @@ class Field:
         try:
             if expr is not None:
                 env.compile_expression(expr)  # validates it is one expression
-                tmpl = env.from_string("{% set " + RESULT + " = (" + expr + ") %}")
+                assign = env.parse("{% set " + RESULT + " = (" + expr + ") %}")
+                tmpl = env.from_string(assign)
                 self._mode = "expr"
+                self._fast = _fast_expression(env, assign)
             else:
                 tree = env.parse(raw)
+                self._fast = fastbind.compile_text(env, tree, RESULT, env.limits.max_output)
                 tmpl = env.from_string(tree)
                 self._mode = "text" if _few_outputs(tree) else "long"
         except TemplateSyntaxError as exc:
@@ -80,6 +85,11 @@ class Field:
     @property
     def is_const(self) -> bool:
         return self._mode == "const"
+
+    @property
+    def has_fast_path(self) -> bool:
+        """True when the field binds without Jinja over a data dict (fastbind.py)."""
+        return self._func is None or self._fast is not None
 
     def text(self, ctx: Context | None) -> str | None:
         """The field as text; None when it renders empty (the field is then left out)."""
@@ -103,9 +113,17 @@ class Field:
         except Exception as exc:  # an object whose text fails is the template's doing
             raise self.error(describe_error(exc)) from None
 
-    def evaluate(self, ctx: Context) -> Any:
+    def evaluate(self, ctx: Context | dict[str, Any]) -> Any:
+        """The field's value. `ctx` is a Jinja context, or the data itself (a plain dict) on
+        the fast path, where anything but a simple field raises (the caller then binds again
+        with a context: templates.py)."""
         if self._func is None:
             return self.value
+        if type(ctx) is dict:
+            fast = self._fast
+            if fast is None:
+                raise fastbind.Unsure
+            return fast(ctx)
         try:
             if self._mode == "expr":
                 for _ in self._func(ctx):
@@ -140,6 +158,14 @@ class Field:
 
 
 MAX_DIRECT_OUTPUTS = 8
+
+
+def _fast_expression(env: CardSandbox, assign: nodes.Template) -> fastbind.FastFunc | None:
+    """The fast binder of `{% set RESULT = (expr) %}`: the expression's."""
+    body = assign.body
+    if len(body) != 1 or not isinstance(body[0], nodes.Assign):
+        return None
+    return fastbind.compile_expression(env, body[0].node, RESULT)
 
 
 def _few_outputs(tree: nodes.Template) -> bool:

@@ -135,6 +135,10 @@ class CardTemplate:
             if ch in legacy_src
         }
         self._env = env
+        self._fast = all(
+            f.has_fast_path
+            for f in (*self.spec.fields(), self._brand_sig, self._brand_name, *self._legacy.values())
+        )
         self.version = self._digest()
 
     # -- loading ---------------------------------------------------------------------------
@@ -205,8 +209,20 @@ class CardTemplate:
         )
 
     def bind(self, data: dict[str, Any]) -> Message:
-        """Validated data → the card model. Template errors carry file:line."""
-        ctx = self._env.root_context(data)
+        """Validated data → the card model. Template errors carry file:line.
+
+        When every field of the template is simple (fastbind.py), the data dict itself is the
+        scope and no Jinja runs; anything unexpected there (a missing key, a method, a type the
+        fast path does not handle, an error) binds again through the sandbox, which gives the
+        same values and is the only one that reports errors."""
+        if self._fast and type(data) is dict:
+            try:
+                return self._bind(data)
+            except Exception:  # the sandboxed path below decides
+                pass
+        return self._bind(self._env.root_context(data))
+
+    def _bind(self, ctx: Any) -> Message:
         spec = self.spec
         cards = spec.bind_cards(ctx)
         chips = spec.bind_chips(ctx)
