@@ -254,7 +254,8 @@ class _Item:
     short: str
     full: str
     pinned: bool
-    form: Literal["full", "short", "none"] = "full"
+    # "page": a web link's button left to the card page the text links (its line not written)
+    form: Literal["full", "short", "none", "page"] = "full"
     refused: str | None = None  # why its link is not shown (links.py)
     linked: bool = False  # its full line ends with a short link's placeholder
 
@@ -278,8 +279,13 @@ def _items(message: Message, links: LinkForm | None = None) -> list[_Item]:
             value = _line(s.phone) or None
         pinned = _is_opt_out(s)
         brief = f"回{OPT_OUT_KEY}退订" if pinned else f"回复{key} {text}"
-        linked = bool(short) and value is not None and s.kind in ("openUrl", "showLocation")
-        linked = linked and WEB_URL.match(value or "") is not None
+        web = value is not None and s.kind in ("openUrl", "showLocation") and WEB_URL.match(value) is not None
+        if web and links is not None and links.card_page:
+            # the card page the text links shows this button: one link for all of them keeps
+            # the text short (a plain SMS of the courier card stays in two segments)
+            out.append(_Item(key, s, text, value, brief, brief, pinned, form="page", refused=refused))
+            continue
+        linked = bool(short) and web
         assert links is not None or not linked
         shown = f"{links.prefix}{short}" if linked and links is not None else value
         full = f"{text}：{shown}" if value else brief
@@ -491,7 +497,7 @@ def _shrink(layout: _Layout, enc: Encoding, budget: int, bmp_only: bool = False)
         return len(text) if bmp_only else gsm.units(text, enc)
 
     shortened: list[str] = []
-    items = layout.items
+    items = [it for it in layout.items if it.form != "page"]  # a paged button has no line
     layout.head_sig, layout.head_title = layout.full_head
     for it in items:
         it.form = "short"
@@ -509,7 +515,7 @@ def _shrink(layout: _Layout, enc: Encoding, budget: int, bmp_only: bool = False)
         for b in layout.blocks:
             if b.title:
                 order.append(("card", b))
-            order.extend(("item", it) for it in b.items if not it.pinned)
+            order.extend(("item", it) for it in b.items if not it.pinned and it.form != "page")
         order = [("item", it) for it in items if it.pinned] + order
         while total > budget and order:
             kind, obj = order.pop()
@@ -563,7 +569,7 @@ def _replies(items: list[_Item]) -> tuple[ReplyOption, ...]:
             it.text,
             it.suggestion.postback,
             it.value,
-            it.form != "none",
+            it.form in ("full", "short"),
             it.shown_line(),
         )
         for it in items
@@ -614,7 +620,11 @@ def _result(
 
 
 def _link_notes(items: list[_Item]) -> list[str]:
-    return [f"link of {it.key} {it.text} left out: {it.refused}" for it in items if it.refused]
+    notes = [f"link of {it.key} {it.text} left out: {it.refused}" for it in items if it.refused]
+    paged = [f"{it.key} {it.text}" for it in items if it.form == "page"]
+    if paged:
+        notes.append("on the card page only: " + "、".join(paged))
+    return notes
 
 
 def check_override(text: str, channel: Channel, max_sms_segments: int = SMS_MAX_SEGMENTS) -> str | None:

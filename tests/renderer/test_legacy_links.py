@@ -41,14 +41,21 @@ def test_courier_card_drops_to_two_segments() -> None:
     assert filled.reply_map == plain.reply_map
 
 
-def test_card_page_line_and_codes_in_text_order() -> None:
+def test_card_page_line_takes_the_web_links_onto_the_page() -> None:
+    """With a card-page link, a web link's button is reached on the page: its line is not
+    written (the courier card fits two segments), its reply key keeps its meaning."""
     short = degrade(_courier(), "sms", links=LinkForm("mp.cn/", 10, card_page=True))
-    assert [s.key for s in short.links] == ["page", "1"]
-    filled = short.fill(["PAGE000001", "LINK000001"])
-    assert "\n查看名片：mp.cn/PAGE000001\n查询物流：mp.cn/LINK000001\n" in filled.text
+    assert [s.key for s in short.links] == ["page"]
+    filled = short.fill(["PAGE000001"])
+    assert "\n查看名片：mp.cn/PAGE000001\n联系快递员：13800138000\n" in filled.text
+    assert "查询物流" not in filled.text and "sf-express" not in filled.text
+    assert filled.segment_count == 2 and not short.dropped
+    track = short.replies[0]
+    assert (track.key, track.shown, track.line, track.postback) == ("1", False, None, "track:SF1234567890123")
+    assert short.reply_map["1"] == "track:SF1234567890123"
+    assert "on the card page only: 1 查询物流" in short.notes
     page_only = degrade(_courier(), "sms", links=LinkForm("mp.cn/", 10, urls=False, card_page=True))
-    assert [s.key for s in page_only.links] == ["page"]
-    assert "https://www.sf-express.com/track" in page_only.text
+    assert [s.key for s in page_only.links] == ["page"] and "sf-express" not in page_only.text
 
 
 def test_unsafe_and_non_web_links_are_never_shortened() -> None:
