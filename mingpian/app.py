@@ -24,7 +24,7 @@ from .api import legacy as api_legacy
 from .api import templates as api_templates
 from .keys import metrics_key, settings_key, templates_key
 from .metrics import PUBLISH_EVERY, Metrics
-from .middleware import hide_server_version, observe, server_header
+from .middleware import hide_server_version, observe
 from .settings import Settings
 
 
@@ -84,7 +84,6 @@ async def freeze_gc(app: web.Application) -> None:
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings.from_env()
     app = web.Application(middlewares=[observe], client_max_size=settings.max_body_bytes)
-    app.on_response_prepare.append(server_header)
     hide_server_version()
     app[settings_key] = settings
     use_font_dir(settings.assets_dir / "fonts")  # the deployment's fonts, wherever the code is installed

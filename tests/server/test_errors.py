@@ -225,6 +225,21 @@ async def test_unmatched_route_is_a_json_404(client: Client) -> None:
     assert await resp.json() == {"error": "not_found", "message": "Not Found"}
 
 
+async def test_every_answer_names_the_server_without_versions(client: Client) -> None:
+    sample = (await (await client.get("/api/templates/courier-hangup")).json())["sampleData"]
+    answers = [
+        await client.post("/api/templates/courier-hangup/render", json=sample),
+        await client.post("/api/templates/courier-hangup/render", json={"waybill": 1}),
+        await client.get("/no/such/route"),
+        await client.delete("/api/templates"),
+        await client.get("/healthz"),
+        await client.get("/metrics"),
+        await client.get("/"),
+    ]
+    assert [r.status for r in answers] == [200, 422, 404, 405, 200, 200, 200]
+    assert {r.headers.get("Server") for r in answers} == {"Mingpian"}
+
+
 async def test_wrong_method_is_a_json_405_keeping_allow(client: Client) -> None:
     resp = await client.delete("/api/templates")
     assert resp.status == 405 and resp.content_type == "application/json"
