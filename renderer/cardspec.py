@@ -322,17 +322,17 @@ def _bind_suggestion(node: CompiledSuggestion, ctx: Context | None) -> Suggestio
     kw: dict[str, Any] = {}
     kind = node.kind
     if kind == "reply":
-        return Suggestion(kind=kind, text=text, postback=postback)
+        return Suggestion(kind, text, postback)  # positional: keywords cost more
     if kind == "openUrl":
         url = f["url"].text(ctx)
         if url is None:
             raise f["url"].error("openUrl.url is empty")
-        return Suggestion(kind=kind, text=text, postback=postback, url=url)
+        return Suggestion(kind, text, postback, url)
     if kind == "dial":
         phone = f["phone"].text(ctx)
         if phone is None:
             raise f["phone"].error("dial.phone is empty")
-        return Suggestion(kind=kind, text=text, postback=postback, phone=phone)
+        return Suggestion(kind, text, postback, None, phone)
     if kind == "showLocation":
         kw["latitude"] = _number(f["latitude"], ctx, float)
         kw["longitude"] = _number(f["longitude"], ctx, float)

@@ -286,9 +286,10 @@ def _statements(em: _Emitter, body: list[nodes.Node], lines: list[str], depth: i
             raise NotSimple(type(node).__name__)
 
 
-def _build(em: _Emitter, body: list[str]) -> FastFunc:
+def _build(em: _Emitter, body: list[str], extra: dict[str, Any] | None = None) -> Any:
     source = "def bind(s):\n" + "".join("    " + line + "\n" for line in body)
     namespace: dict[str, Any] = {
+        **(extra or {}),
         "__builtins__": {"str": str, "type": type, "len": len},
         "K": tuple(em.consts),
         "F": tuple(em.filters),
@@ -305,5 +306,4 @@ def _build(em: _Emitter, body: list[str]) -> FastFunc:
         "_plain_result": _plain_result,
     }
     exec(compile(source, "<fastbind>", "exec"), namespace)  # source built above from our own tokens only
-    func: FastFunc = namespace["bind"]
-    return func
+    return namespace["bind"]

@@ -43,7 +43,7 @@ class Field:
     # Modes: "const" (no Jinja), "expr" (exactly `{{ expr }}`: its value), "text" (a few
     # outputs and no repetition: joined at once, then measured), "long" (anything else: the
     # output is measured before it is joined, env.concat).
-    __slots__ = ("_fast", "_func", "_mode", "_tmpl", "file", "line", "path", "source", "value")
+    __slots__ = ("_fast", "_fast_tree", "_func", "_mode", "_tmpl", "file", "line", "path", "source", "value")
 
     def __init__(self, env: CardSandbox, raw: Any, file: str, path: str) -> None:
         self.file = file
@@ -54,6 +54,7 @@ class Field:
         self._func: RenderFunc | None = None
         self._tmpl: Template | None = None
         self._fast: fastbind.FastFunc | None = None
+        self._fast_tree: nodes.Node | None = None  # what _fast was compiled from (cardbind.py)
         self._mode = "const"
         if not isinstance(raw, str) or ("{{" not in raw and "{%" not in raw):
             # plain text stays plain: no Jinja involved at all
@@ -67,9 +68,13 @@ class Field:
                 tmpl = env.from_string(assign)
                 self._mode = "expr"
                 self._fast = _fast_expression(env, assign)
+                if self._fast is not None:
+                    self._fast_tree = assign.body[0].node  # type: ignore[attr-defined]
             else:
                 tree = env.parse(raw)
                 self._fast = fastbind.compile_text(env, tree, RESULT, env.limits.max_output)
+                if self._fast is not None:
+                    self._fast_tree = tree
                 tmpl = env.from_string(tree)
                 self._mode = "text" if _few_outputs(tree) else "long"
         except TemplateSyntaxError as exc:
@@ -87,6 +92,17 @@ class Field:
         return self._mode == "const"
 
     @property
+    def mode(self) -> str:
+        """ "const", "expr", "text" or "long" (see above)."""
+        return self._mode
+
+    @property
+    def fast_tree(self) -> nodes.Node | None:
+        """The syntax tree the fast binder was compiled from; None for constants and fields
+        that bind through Jinja only."""
+        return self._fast_tree
+
+    @property
     def has_fast_path(self) -> bool:
         """True when the field binds without Jinja over a data dict (fastbind.py)."""
         return self._func is None or self._fast is not None
@@ -96,6 +112,10 @@ class Field:
         if self._func is None:
             v = self.value
         elif self._mode != "expr":
+            if type(ctx) is dict:  # the fast path, without a second call
+                if self._fast is None:
+                    raise fastbind.Unsure
+                return self._fast(ctx) or None
             v = self.evaluate(ctx)  # type: ignore[arg-type]
             return v or None
         else:

@@ -22,6 +22,7 @@ from typing import Any
 import jsonschema
 import jsonschema_rs
 
+from .cardbind import compile_card_binder
 from .cardspec import CardSpec, compile_card_spec
 from .errors import DataInvalid, Problem, TemplateInvalid, TemplateNotFound
 from .fields import Field
@@ -139,6 +140,7 @@ class CardTemplate:
             f.has_fast_path
             for f in (*self.spec.fields(), self._brand_sig, self._brand_name, *self._legacy.values())
         )
+        self._cardbind = compile_card_binder(env, self.spec) if self._fast else None
         self.version = self._digest()
 
     # -- loading ---------------------------------------------------------------------------
@@ -224,8 +226,11 @@ class CardTemplate:
 
     def _bind(self, ctx: Any) -> Message:
         spec = self.spec
-        cards = spec.bind_cards(ctx)
-        chips = spec.bind_chips(ctx)
+        if self._cardbind is not None and type(ctx) is dict:
+            cards, chips = self._cardbind(ctx)
+        else:
+            cards = spec.bind_cards(ctx)
+            chips = spec.bind_chips(ctx)
         brand = self._brand or Brand(
             signature=_required_text(self._brand_sig, ctx),
             name=_required_text(self._brand_name, ctx),

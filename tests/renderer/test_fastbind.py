@@ -192,3 +192,82 @@ def test_designer_text_is_looked_up_as_data_never_run() -> None:
     assert field.has_fast_path
     data = {"a": {key: "v", "b": "w"}}
     assert field.text(data) == "v w" == field.text(ENV.root_context(data))
+
+
+MIXED_CARD = """\
+carousel:
+  width: "{{ width | default('MEDIUM_WIDTH') }}"
+  cards:
+    - title: "{{ head.title }}"
+      description: |
+        {{ head.text }}{% if head.note is defined %}（{{ head.note }}）{% endif %}
+      media:
+        url: "{{ head.image | default('') }}"
+        contentType: image/png
+        fileSize: "{{ head.size | default('') }}"
+        height: TALL_HEIGHT
+      suggestions:
+        - reply: {text: 好的, postback: "ok:{{ id }}"}
+        - reply: {text: 固定}
+        - dial: {text: 致电, phone: "{{ phone | tel }}"}
+        - openUrl: {text: "{{ link_text | default('打开') }}", url: "{{ link }}"}
+        - if: "extra is defined"
+          reply: {text: "{{ extra }}"}
+    - for: "item in items"
+      if: "item.show"
+      title: "{{ loop.index }}. {{ item.name }}"
+      description: "{{ item.text if item.text is defined else '—' }}"
+      suggestions:
+        - showLocation: {text: 位置, latitude: "{{ item.lat }}", longitude: "{{ item.lon }}"}
+        - composeTextMessage: {text: 短信, phone: "{{ phone }}", message: "{{ item.name }}"}
+        - createCalendarEvent:
+            text: 日程
+            start: "{{ item.start | default('2026-01-01T00:00:00Z') }}"
+            end: "{{ item.start | default('2026-01-01T01:00:00Z') }}"
+            title: "{{ item.name }}"
+chips:
+  - for: "chip in chips"
+    reply: {text: "{{ chip.text }}", postback: "chip:{{ chip.id }}"}
+  - reply: {text: 帮助}
+"""
+MIXED_SAMPLE = {
+    "id": "A1",
+    "phone": "400-811-1111",
+    "link": "https://example.cn/a",
+    "head": {
+        "title": "标题",
+        "text": "正文",
+        "note": "备注",
+        "image": "https://img.example.cn/a.png",
+        "size": 1024,
+    },
+    "items": [
+        {"name": "一", "show": True, "lat": 31.2, "lon": 121.4, "text": "说明"},
+        {"name": "二", "show": False, "lat": 0, "lon": 0},
+        {"name": "三", "show": True, "lat": "30", "lon": "120", "start": "2026-02-01T08:00:00Z"},
+    ],
+    "chips": [{"text": "甲", "id": 1}, {"text": "乙", "id": 2}],
+    "extra": "更多",
+}
+
+
+def test_a_template_of_every_shape_binds_as_jinja_does(tmp_path: Any) -> None:
+    from tests.support.templates import write_template
+
+    write_template(tmp_path, "mixed", MIXED_CARD, sample=MIXED_SAMPLE)
+    t = TemplateStore(tmp_path).get("mixed")
+    assert t._fast and t._cardbind is not None
+    message = t._bind(t.sample)
+    assert message == t._bind(t._env.root_context(t.sample))
+    assert [c.title for c in message.cards] == ["标题", "1. 一", "3. 三"]
+    assert message.cards[0].media is not None and message.cards[0].media.file_size == 1024
+    assert [s.text for s in message.chips] == ["甲", "乙", "帮助"]
+    fast_used = 0
+    for data in _variations(t.sample):
+        slow = _slow(t, data)
+        fast = _outcome(lambda: t._bind(data))  # noqa: B023
+        if fast[0] == "ok":
+            fast_used += 1
+            assert slow == fast, data
+        assert _outcome(lambda: t.bind(data)) == slow  # noqa: B023
+    assert fast_used > 20
