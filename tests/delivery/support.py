@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient
 
 from delivery.gateways.smpp_address import Numbering
 from delivery.gateways.smpp_pdu import ShortMessage
+from infra.outage import Unavailable
 from mingpian.api.delivery import delivery_key
 from mingpian.settings import Settings
 from simulators.seeds import (  # re-exported (__all__): the delivery tests import them from here
@@ -81,13 +82,18 @@ async def call(
 
 
 async def settle(client: Client, delivery: str, timeout: float = 8.0) -> dict[str, Any]:
-    """Wait until a delivery reaches a final state; its row with attempts."""
+    """Wait until a delivery reaches a final state; its row with attempts. Just after an outage
+    a read may still answer Unavailable (a flush begun while the database was away fails the
+    reads waiting on it, as a request would get a 503): read again, as a client would."""
     store = client.app[delivery_key].store
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        d = await store.delivery(delivery)
-        if d is not None and d.state != "active":
-            return {**d.to_json(), "attempts": [a.to_json() for a in await store.attempts(delivery)]}
+        try:
+            d = await store.delivery(delivery)
+            if d is not None and d.state != "active":
+                return {**d.to_json(), "attempts": [a.to_json() for a in await store.attempts(delivery)]}
+        except Unavailable:
+            pass
         await asyncio.sleep(0.02)
     raise AssertionError(f"delivery {delivery} still active: {await store.delivery(delivery)}")
 

@@ -120,6 +120,7 @@ ALLOWED_LATIN = frozenset(
         "MB",
         "WebP",
         "JPEG",
+        "H5",  # the Chinese industry's own name for a mobile web page (H5 页面)
     ]
 )
 # The text a person sees: visible text nodes (not code, raw payloads, collapsed details or
