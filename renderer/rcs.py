@@ -127,8 +127,17 @@ def _length_problem(path: str, what: str, value: str, limit: int, profile: Carri
     return Problem(path, f"{what}有 {len(value)} 个字，「{profile.label}」最多 {limit} 个字", code="too_long")
 
 
-def _check_suggestion(problems: list[Problem], path: str, s: Suggestion, profile: CarrierProfile) -> None:
+def _check_suggestion(
+    problems: list[Problem], where: tuple[str, int], s: Suggestion, profile: CarrierProfile
+) -> None:
     # Paths are only formatted when something is wrong: this runs on every render.
+    if (
+        len(s.text) <= profile.suggestion_text_max
+        and len(s.postback) <= profile.postback_max
+        and (s.url is None or len(s.url) <= profile.url_max)
+    ):
+        return
+    path = f"{where[0]}[{where[1]}]"
     key = "reply" if s.kind == "reply" else "action"
     if len(s.text) > profile.suggestion_text_max:
         problems.append(
@@ -185,8 +194,9 @@ def check_limits(msg: Message, profile: CarrierProfile = DEFAULT) -> list[Proble
                     code="too_many",
                 )
             )
+        buttons = f"{p}.suggestions"
         for j, s in enumerate(card.suggestions):
-            _check_suggestion(problems, f"{p}.suggestions[{j}]", s, profile)
+            _check_suggestion(problems, (buttons, j), s, profile)
         m = card.media
         if m is not None:
             limit = (
@@ -218,7 +228,7 @@ def check_limits(msg: Message, profile: CarrierProfile = DEFAULT) -> list[Proble
             )
         )
     for j, s in enumerate(msg.chips):
-        _check_suggestion(problems, f"$.suggestions[{j}]", s, profile)
+        _check_suggestion(problems, ("$.suggestions", j), s, profile)
     return problems
 
 
