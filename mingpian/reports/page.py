@@ -19,7 +19,7 @@ from aiohttp import web
 
 from ..openapi import add_paths, static_files
 from ..studio.pages import html_response, page
-from ..studio.security import HEADERS
+from ..studio.security import add_pages
 
 STATIC = Path(__file__).parent / "static"
 FILES = {
@@ -88,16 +88,15 @@ async def static(request: web.Request) -> web.Response:
     )
 
 
-async def _headers(request: web.Request, response: web.StreamResponse) -> None:
-    if request.path == "/reports" or request.path.startswith(PREFIX):
-        for k, v in HEADERS.items():
-            response.headers.setdefault(k, v)
+def _is_page(path: str) -> bool:
+    """The page and its files: served with the studio's security headers."""
+    return path == "/reports" or path.startswith(PREFIX)
 
 
 def setup(app: web.Application) -> None:
     app.router.add_get("/reports", reports)
     app.router.add_get(PREFIX + "{name}", static)
-    app.on_response_prepare.append(_headers)
+    add_pages(app, _is_page)
     html = {"200": {"description": "the page", "content": {"text/html": {"schema": {"type": "string"}}}}}
     paths = {
         "/reports": {

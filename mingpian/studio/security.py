@@ -8,6 +8,8 @@ same-origin scripts and to refuse being framed. (The H5 phone's frame is a docum
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 
 CSP = "; ".join(
@@ -43,11 +45,25 @@ def is_studio_path(path: str) -> bool:
     )
 
 
-async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
-    if is_studio_path(request.path):
-        for k, v in HEADERS.items():
-            response.headers.setdefault(k, v)
+page_paths_key = web.AppKey("page_paths", list[Callable[[str], bool]])
+
+
+def add_pages(app: web.Application, matches: Callable[[str], bool]) -> None:
+    """Another feature's browser pages (the console, the reports page) get these headers too,
+    from the same response hook: one hook per response, not one per feature."""
+    app[page_paths_key].append(matches)
 
 
 def setup(app: web.Application) -> None:
-    app.on_response_prepare.append(_add_headers)
+    pages: list[Callable[[str], bool]] = [is_studio_path]
+    app[page_paths_key] = pages
+
+    async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
+        path = request.path
+        for matches in pages:
+            if matches(path):
+                for k, v in HEADERS.items():
+                    response.headers.setdefault(k, v)
+                return
+
+    app.on_response_prepare.append(add_headers)

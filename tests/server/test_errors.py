@@ -235,9 +235,15 @@ async def test_every_answer_names_the_server_without_versions(client: Client) ->
         await client.get("/healthz"),
         await client.get("/metrics"),
         await client.get("/"),
+        await client.get("/console"),
+        await client.get("/reports"),
     ]
-    assert [r.status for r in answers] == [200, 422, 404, 405, 200, 200, 200]
+    assert [r.status for r in answers] == [200, 422, 404, 405, 200, 200, 200, 200, 200]
     assert {r.headers.get("Server") for r in answers} == {"Mingpian"}
+    # The browser pages' security headers (one hook for the studio, the console and the reports
+    # page) and none on the API's answers.
+    framed = [r.headers.get("X-Frame-Options") for r in answers]
+    assert framed == [None] * 6 + ["DENY"] * 3
 
 
 async def test_wrong_method_is_a_json_405_keeping_allow(client: Client) -> None:
