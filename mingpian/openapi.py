@@ -121,6 +121,18 @@ def add_paths(
         app[openapi_schemas_key].update(copy.deepcopy(schemas))
 
 
+def extended_operation(app: web.Application, path: str, method: str, more: str) -> dict[str, Any] | None:
+    """A copy of a documented operation with `more` added to its description, for a feature that
+    adds an answer to another's route (the documented paths are shared: never changed in place);
+    None when the route is not documented. Registered again with `add_paths`."""
+    current = app[openapi_paths_key].get(path, {}).get(method)
+    if current is None:
+        return None
+    op = copy.deepcopy(current)
+    op["description"] = (op.get("description", "") + " " + more).strip()
+    return op
+
+
 def build_document(app: web.Application) -> dict[str, Any]:
     doc = _document(app)
     for hook in app[openapi_hooks_key]:

@@ -6,7 +6,6 @@ format handlers and documents their response as the `LegacyRender` schema.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,7 +15,7 @@ from renderer.gsm import CHANNELS, Channel
 from renderer.legacy import degrade_template
 
 from ..httpjson import json_response
-from ..openapi import add_paths, openapi_paths_key
+from ..openapi import add_paths, extended_operation
 from .templates import RenderRequest, formats_key
 
 RENDER_PATH = "/api/templates/{name}/render"
@@ -133,15 +132,15 @@ def _handler(channel: Channel) -> Callable[[RenderRequest], Awaitable[web.Stream
 
 def _document(app: web.Application) -> None:
     """Add LegacyRender to the render route's 200 JSON response (a copy: PATHS is shared)."""
-    current = app[openapi_paths_key].get(RENDER_PATH, {}).get("post")
-    if current is None:
+    post = extended_operation(
+        app,
+        RENDER_PATH,
+        "post",
+        "`format=ussd|flash|sms` returns the card degraded for legacy phones (LegacyRender: text, "
+        "segments with DCS/UDH/user-data hex, reply map); see docs/legacy.md.",
+    )
+    if post is None:
         return
-    post = copy.deepcopy(current)
-    post["description"] = (
-        post.get("description", "") + " `format=ussd|flash|sms` returns the "
-        "card degraded for legacy phones (LegacyRender: text, segments with "
-        "DCS/UDH/user-data hex, reply map); see docs/legacy.md."
-    ).strip()
     content = post["responses"]["200"].setdefault("content", {}).setdefault("application/json", {})
     schema = content.get("schema")
     if schema is None:

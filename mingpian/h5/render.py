@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 import zlib
 from typing import Any
 
@@ -28,7 +27,7 @@ from ..api.templates import RenderRequest, _profile, formats_key
 from ..errors import ApiError
 from ..keys import metrics_key, settings_key, templates_key
 from ..library import library_links_key
-from ..openapi import add_paths, error_response, openapi_paths_key
+from ..openapi import add_paths, error_response, extended_operation
 
 RENDER_PATH = "/api/templates/{name}/render"
 CSP = "; ".join(
@@ -115,14 +114,15 @@ async def preview_page(request: web.Request) -> web.Response:
 
 
 def _document(app: web.Application) -> None:
-    current = app[openapi_paths_key].get(RENDER_PATH, {}).get("post")
-    if current is None:
+    post = extended_operation(
+        app,
+        RENDER_PATH,
+        "post",
+        "`format=h5` returns the card's H5 page (text/html) as a short link opens it, with inert "
+        "buttons; see docs/h5.md.",
+    )
+    if post is None:
         return
-    post = copy.deepcopy(current)
-    post["description"] = (
-        post.get("description", "") + " `format=h5` returns the card's H5 page (text/html) as a "
-        "short link opens it, with inert buttons; see docs/h5.md."
-    ).strip()
     content: dict[str, Any] = post["responses"]["200"].setdefault("content", {})
     content["text/html"] = {"schema": {"type": "string"}}
     add_paths(app, {RENDER_PATH: {"post": post}}, {})
