@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -148,3 +149,37 @@ def machine_cpu() -> tuple[float, float]:
     idle = values[3] + values[4]  # idle + iowait
     total = sum(values[:8])  # guest time is already in user
     return (total - idle) / CLK_TCK, total / CLK_TCK
+
+
+def wrk(
+    url: str, seconds: float, connections: int, body: bytes | None = None, paths: list[str] | None = None
+) -> tuple[float, float]:
+    """Requests/s and p99 latency (ms) from Debian's wrk (one thread): POSTs `body` as JSON when
+    given, cycles through `paths` of `url` when given. Every answer must be 2xx."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        if body is not None:
+            f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n')
+            f.write("wrk.body = [==[" + body.decode() + "]==]\n")  # Lua long string: raw UTF-8
+        if paths:
+            f.write("paths = {" + ",".join(f'"{p}"' for p in paths) + "}\ni = 0\n")
+            f.write("request = function()\n  i = i % #paths + 1\n  return wrk.format(nil, paths[i])\nend\n")
+        f.write(
+            "done = function(summary, latency, requests)\n"
+            '  io.write(string.format("RESULT %f %f %d\\n", summary.requests / (summary.duration / 1e6),'
+            " latency:percentile(99) / 1000, summary.errors.status))\nend\n"
+        )
+        script = f.name
+    try:
+        res = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script, url],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    finally:
+        os.unlink(script)
+    line = next(ln for ln in res.stdout.splitlines() if ln.startswith("RESULT"))
+    _, rps, p99, errors = line.split()
+    if int(errors):
+        raise SystemExit(f"wrk saw {errors} non-2xx responses for {url}")
+    return float(rps), float(p99)

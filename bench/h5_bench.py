@@ -27,7 +27,6 @@ import re
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchlib import free_port, redis_server, spawn_server, wait_port  # noqa: E402
+from benchlib import free_port, redis_server, spawn_server, wait_port, wrk  # noqa: E402
 
 from renderer import TemplateStore  # noqa: E402
 from renderer.h5 import H5Actions, card_page  # noqa: E402
@@ -129,33 +128,6 @@ def post_call(base: str, i: int) -> None:
         assert resp.status in (200, 202)
 
 
-def wrk(base: str, paths: list[str], seconds: int, connections: int) -> tuple[float, float]:
-    """Requests/s and p99 (ms) from wrk, cycling through `paths`; every answer must be 2xx."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write("paths = {" + ",".join(f'"{p}"' for p in paths) + "}\ni = 0\n")
-        f.write("request = function()\n  i = i % #paths + 1\n  return wrk.format(nil, paths[i])\nend\n")
-        f.write(
-            "done = function(summary, latency, requests)\n"
-            '  io.write(string.format("RESULT %f %f %d\\n", summary.requests / (summary.duration / 1e6),'
-            " latency:percentile(99) / 1000, summary.errors.status))\nend\n"
-        )
-        script = f.name
-    try:
-        res = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script, base],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    finally:
-        os.unlink(script)
-    line = next(ln for ln in res.stdout.splitlines() if ln.startswith("RESULT"))
-    _, rps, p99, errors = line.split()
-    if int(errors):
-        raise SystemExit(f"wrk saw {errors} non-2xx responses")
-    return float(rps), float(p99)
-
-
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -199,10 +171,10 @@ async def http(store: str, sim: GatewaySim, tmp: Path, a: argparse.Namespace, ex
             page = r.read()
             csp = r.headers["Content-Security-Policy"]
         assert b"<form" in page and "default-src 'none'" in csp
-        await asyncio.to_thread(wrk, base, paths, 1, a.connections)  # warm-up: every page once
-        health, h99 = await asyncio.to_thread(wrk, base, ["/healthz"], a.seconds, a.connections)
+        await asyncio.to_thread(wrk, base, 1, a.connections, None, paths)  # warm-up: every page once
+        health, h99 = await asyncio.to_thread(wrk, base, a.seconds, a.connections, None, ["/healthz"])
         cpu0 = cpu_seconds(server.pid)
-        pages, p99 = await asyncio.to_thread(wrk, base, paths, a.seconds, a.connections)
+        pages, p99 = await asyncio.to_thread(wrk, base, a.seconds, a.connections, None, paths)
         cpu = (cpu_seconds(server.pid) - cpu0) / (pages * a.seconds) * 1e6
     finally:
         server.send_signal(signal.SIGTERM)

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchlib import _proc_stat, free_port  # noqa: E402
+from benchlib import _proc_stat, free_port, wrk  # noqa: E402
 
 from infra.jsonio import dumps  # noqa: E402
 from renderer import TemplateStore, to_rcs  # noqa: E402
@@ -121,34 +121,6 @@ def start_echo(port: int) -> subprocess.Popen[bytes]:
         [sys.executable, "-c", ECHO_APP, str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     return wait_listening(proc, port)
-
-
-def wrk(url: str, seconds: int, connections: int, body: bytes | None) -> tuple[float, float]:
-    """Requests/s and p99 latency (ms) from wrk; POSTs `body` as JSON when given."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        if body is not None:
-            f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n')
-            f.write("wrk.body = [==[" + body.decode() + "]==]\n")  # Lua long string: raw UTF-8
-        f.write(
-            "done = function(summary, latency, requests)\n"
-            '  io.write(string.format("RESULT %f %f %d\\n", summary.requests / (summary.duration / 1e6),'
-            " latency:percentile(99) / 1000, summary.errors.status))\nend\n"
-        )
-        script = f.name
-    try:
-        res = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script, url],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    finally:
-        os.unlink(script)
-    line = next(ln for ln in res.stdout.splitlines() if ln.startswith("RESULT"))
-    _, rps, p99, errors = line.split()
-    if int(errors):
-        raise SystemExit(f"wrk saw {errors} non-2xx responses for {url}")
-    return float(rps), float(p99)
 
 
 def aiohttp_load(url: str, seconds: int, connections: int, body: bytes | None) -> tuple[float, float]:
