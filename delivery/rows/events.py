@@ -1,0 +1,178 @@
+"""The event stream's rows (delivery/events.py): raw events once each, and the rollups and
+latency histograms every report reads.
+
+A flush of queued events is one transaction: the raw events are inserted with
+`ON CONFLICT DO NOTHING RETURNING`, so only the events no process recorded before come back, and
+those alone are added to the rollups (per minute, hour and day) and histograms in the same
+transaction. A repeated receipt or tap therefore counts once, whichever process hears it. On
+PostgreSQL the raw events go in one statement (`unnest` of arrays) and each aggregate in one
+more; on SQLite the raw events are one statement each (microseconds on the one file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..drivers import Driver
+
+RAW_COLUMNS = (
+    "day", "delivery", "step", "kind", "key", "enterprise", "card", "version", "experiment",
+    "variant", "channel", "vendor", "button", "at", "since",
+)  # fmt: skip
+RAW_TYPES = (
+    "text", "text", "int", "text", "text", "text", "text", "int", "text",
+    "text", "text", "text", "text", "float8", "float8",
+)  # fmt: skip
+# What comes back of a new event: what its rollups and histogram are keyed by.
+NEW = "enterprise, card, version, experiment, variant, channel, step, kind, button, at, since"
+RAW_ROW_SQL = (
+    f"INSERT INTO delivery_events ({', '.join(RAW_COLUMNS)}) VALUES "
+    f"({', '.join(f'${i + 1}' for i in range(len(RAW_COLUMNS)))}) ON CONFLICT DO NOTHING RETURNING {NEW}"
+)
+RAW_ARRAYS_SQL = (
+    f"INSERT INTO delivery_events ({', '.join(RAW_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(RAW_TYPES))
+    + ") ORDER BY 1, 2, 3, 4, 5 ON CONFLICT DO NOTHING RETURNING "
+    + NEW
+)
+ROLLUP_KEY = "enterprise, card, grain, bucket, version, experiment, variant, channel, step, kind, button"
+ROLLUP_ROW_SQL = (
+    f"INSERT INTO event_rollups ({ROLLUP_KEY}, n) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) "
+    f"ON CONFLICT ({ROLLUP_KEY}) DO UPDATE SET n = event_rollups.n + excluded.n"
+)
+ROLLUP_ARRAYS_SQL = (
+    f"INSERT INTO event_rollups ({ROLLUP_KEY}, n) SELECT * FROM unnest($1::text[], $2::text[], "
+    "$3::text[], $4::float8[], $5::int[], $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], "
+    f"$11::text[], $12::bigint[]) ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 ON CONFLICT ({ROLLUP_KEY}) "
+    "DO UPDATE SET n = event_rollups.n + excluded.n"
+)
+LATENCY_KEY = "enterprise, card, grain, bucket, version, experiment, variant, channel, kind, bin"
+LATENCY_ROW_SQL = (
+    f"INSERT INTO event_latency ({LATENCY_KEY}, n) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) "
+    f"ON CONFLICT ({LATENCY_KEY}) DO UPDATE SET n = event_latency.n + excluded.n"
+)
+LATENCY_ARRAYS_SQL = (
+    f"INSERT INTO event_latency ({LATENCY_KEY}, n) SELECT * FROM unnest($1::text[], $2::text[], "
+    "$3::text[], $4::float8[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int[], "
+    f"$11::bigint[]) ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 ON CONFLICT ({LATENCY_KEY}) "
+    "DO UPDATE SET n = event_latency.n + excluded.n"
+)
+COUNTS_SQL = (
+    "SELECT variant, kind, button, sum(n) FROM event_rollups WHERE enterprise=$1 AND card=$2 "
+    "AND grain=$3 AND bucket >= $4 AND bucket < $5 AND ($6 = '' OR experiment = $6) GROUP BY 1, 2, 3"
+)
+# The funnel's rows: every rollup of one card (or every card: $2 = '') in a range, at a grain.
+SERIES_SQL = (
+    "SELECT bucket, card, version, variant, channel, step, kind, button, sum(n) FROM event_rollups "
+    "WHERE enterprise=$1 AND ($2 = '' OR card=$2) AND grain=$3 AND bucket >= $4 AND bucket < $5 "
+    "GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 ORDER BY 1"
+)
+LATENCY_SQL = (
+    "SELECT bucket, card, version, variant, channel, kind, bin, sum(n) FROM event_latency "
+    "WHERE enterprise=$1 AND ($2 = '' OR card=$2) AND grain=$3 AND bucket >= $4 AND bucket < $5 "
+    "GROUP BY 1, 2, 3, 4, 5, 6, 7"
+)
+PRUNE_DAY_SQL = "DELETE FROM delivery_events WHERE day = $1"
+OLDEST_DAY_SQL = "SELECT min(day) FROM delivery_events"
+PARTITIONS_SQL = (
+    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+    "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'delivery_events'"
+)
+
+Rollup = tuple[str, str, str, float, int, str, str, str, int, str, str]
+Latency = tuple[str, str, str, float, int, str, str, str, str, int]
+
+
+def columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows as one list per column (PostgreSQL's `unnest` arrays)."""
+    return [[r[i] for r in rows] for i in range(width)]
+
+
+class EventRows:
+    """The event tables of one store, through its driver."""
+
+    def __init__(self, db: Driver) -> None:
+        self.db = db
+
+    async def add(
+        self,
+        raw: list[tuple[Any, ...]],
+        aggregate: Any,
+    ) -> int:
+        """Insert the raw events; the new ones (as `NEW` rows) go to `aggregate`, which answers
+        (rollup increments, latency increments); both are added in the same transaction.
+        Returns how many events were new."""
+        pg = self.db.name == "postgresql"
+        async with self.db.transaction():
+            if pg:
+                new = await self.db.all(RAW_ARRAYS_SQL, *columns(raw, len(RAW_COLUMNS)))
+            else:
+                new = []
+                for r in raw:
+                    new.extend(await self.db.all(RAW_ROW_SQL, *r))
+            if not new:
+                return 0
+            rollups, latency = aggregate(new)
+            if pg:
+                await self.db.run(ROLLUP_ARRAYS_SQL, *columns(rollups, 12))
+                if latency:
+                    await self.db.run(LATENCY_ARRAYS_SQL, *columns(latency, 11))
+            else:
+                await self.db.run_many(ROLLUP_ROW_SQL, rollups)
+                if latency:
+                    await self.db.run_many(LATENCY_ROW_SQL, latency)
+        return len(new)
+
+    async def counts(
+        self, enterprise: str, card: str, grain: str, since: float, until: float, experiment: str
+    ) -> list[tuple[str, str, str, int]]:
+        rows = await self.db.all(COUNTS_SQL, enterprise, card, grain, since, until, experiment)
+        return [(r[0], r[1], r[2], int(r[3])) for r in rows]
+
+    async def series(
+        self, enterprise: str, card: str, grain: str, since: float, until: float
+    ) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in await self.db.all(SERIES_SQL, enterprise, card, grain, since, until)]
+
+    async def latency(
+        self, enterprise: str, card: str, grain: str, since: float, until: float
+    ) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in await self.db.all(LATENCY_SQL, enterprise, card, grain, since, until)]
+
+    async def oldest_day(self) -> str | None:
+        row = await self.db.one(OLDEST_DAY_SQL)
+        return row[0] if row and row[0] else None
+
+    async def prune_day(self, day: str) -> None:
+        """Delete one day of raw events (SQLite; PostgreSQL drops the day's partition)."""
+        await self.db.run(PRUNE_DAY_SQL, day)
+
+    async def partitions(self) -> set[str]:
+        return {r[0] for r in await self.db.all(PARTITIONS_SQL)}
+
+    async def make_partition(self, day: str) -> None:
+        """The partition of `day` (PostgreSQL), made once whichever worker gets there first."""
+        name = partition_name(day)
+        async with self.db.transaction():
+            await self.db.lock("delivery_events_partitions")
+            await self.db.run(
+                f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF delivery_events FOR VALUES IN ('{day}')"
+            )
+
+    async def drop_partition(self, day: str) -> None:
+        async with self.db.transaction():
+            await self.db.lock("delivery_events_partitions")
+            await self.db.run(f"DROP TABLE IF EXISTS {partition_name(day)}")
+
+    async def prune_default(self, keep: str) -> None:
+        """Delete the days before `keep` from the default partition (events of a day whose
+        partition was not made in time, or was dropped already)."""
+        await self.db.run("DELETE FROM delivery_events_default WHERE day < $1", keep)
+
+
+def partition_name(day: str) -> str:
+    """The partition table of an ISO day (checked: only digits and dashes reach the SQL)."""
+    if len(day) != 10 or not day.replace("-", "").isdigit():
+        raise ValueError(f"not an ISO day: {day!r}")
+    return "delivery_events_" + day.replace("-", "")

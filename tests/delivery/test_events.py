@@ -1,0 +1,114 @@
+"""The event stream: each fact once however often it is heard (in one process and across two),
+the rollups' counts equal to what happened, per variant and button, and the raw events pruned a
+day at a time (a partition a day on PostgreSQL). On SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from delivery.events import Events, bin_of, bin_seconds, bucket_of, quantile
+from delivery.metering import day_of
+from delivery.open_store import open_store
+from delivery.records import Delivery
+from delivery.store import Store
+
+
+@pytest.fixture
+async def store(backend: dict[str, Any], tmp_path: Path) -> AsyncIterator[Store]:
+    s = open_store(backend.get("database_url", ""), tmp_path / "delivery.db")
+    await s.start()
+    yield s  # type: ignore[misc]
+    await s.stop()
+
+
+def delivery(i: int, created: float, variant: str = "", experiment: str = "") -> Delivery:
+    data: dict[str, Any] = {"version": 2}
+    if variant:
+        data |= {"variant": variant, "experiment": experiment}
+    return Delivery(
+        id=f"d{i}", call_id=f"c{i}", phase="hangup", enterprise="sf", line="+8610", recipient=f"+86138{i:08d}",
+        card="courier", template="t", kind="hangup", data=data, chain=["rcs", "sms"], step=0, state="done",
+        reason="", channel="rcs", event_at=created, created=created, updated=created,
+    )  # fmt: skip
+
+
+async def test_each_fact_counts_once_and_counts_read_the_rollups(store: Store) -> None:
+    now = time.time()
+    since = bucket_of(now, "d")
+    events = Events(store.db)
+    other = Events(store.db)  # a second process hearing the same receipts and taps
+    ds = [delivery(i, now - 30, "AB"[i % 2], "exp1") for i in range(10)]
+    for d in ds:
+        for ev in (events, other, events):  # each heard three times
+            await ev.record("sent", d, 0, "rcs", now - 30)
+            await ev.record("delivered", d, 0, "rcs", now - 20)
+    for d in ds[:4]:  # A: d0, d2; B: d1, d3
+        for ev in (events, other):
+            await ev.record("tapped", d, 0, "rcs", now, key="改约", button="改约")
+    await events.record("tapped", ds[0], 0, "rcs", now, key="查件", button="查件")  # a second button counts
+    await events.flush()
+    await other.flush()
+    assert events.recorded + other.recorded == 10 + 10 + 4 + 1
+    got = await events.counts("sf", "courier", since, since + 86400, experiment="exp1")
+    assert got == {
+        "A": {"sent": 5, "delivered": 5, "tapped": 3, "tapped:改约": 2, "tapped:查件": 1},
+        "B": {"sent": 5, "delivered": 5, "tapped": 2, "tapped:改约": 2},
+    }
+    assert await events.counts("sf", "courier", since, since + 86400, experiment="other") == {}
+    assert await events.counts("sf", "courier", since - 86400, since) == {}
+    # minute-rounded bounds read the minute rollups: the same totals
+    minute = await events.counts("sf", "courier", bucket_of(now, "m") - 120, bucket_of(now, "m") + 60)
+    assert minute["A"]["sent"] == 5 and minute["B"]["tapped"] == 2
+    await events.close()
+    await other.close()
+
+
+async def test_without_experiment_and_queued_flush(store: Store) -> None:
+    now = time.time()
+    events = Events(store.db)
+    d = delivery(1, now - 5)
+    await events.record("displayed", d, 1, "cardsms", now)
+    await events.record("opened", d, 1, "cardsms", now)
+    await events.close()  # what is queued is written at close
+    since = bucket_of(now, "h")
+    assert await Events(store.db).counts("sf", "courier", since, since + 3600) == {
+        "": {"displayed": 1, "opened": 1}
+    }
+    with pytest.raises(ValueError):
+        await events.record("clicked", d, 0, "rcs", now)
+
+
+async def test_raw_events_pruned_a_day_at_a_time(store: Store) -> None:
+    now = time.time()
+    events = Events(store.db, retention_days=3)
+    await events.maintain(now - 5 * 86400)  # the partitions of those days (PostgreSQL)
+    await events.maintain(now)
+    for age in range(5):  # deliveries created 0..4 days ago
+        d = delivery(age, now - age * 86400)
+        await events.record("sent", d, 0, "sms", now - age * 86400)
+    await events.flush()
+    await events.maintain(now)
+    days = {r[0] for r in await store.db.all("SELECT DISTINCT day FROM delivery_events")}
+    assert days == {day_of(now - age * 86400) for age in range(3)}
+    if store.db.name == "postgresql":
+        parts = await events.rows.partitions()
+        assert "delivery_events_" + day_of(now - 4 * 86400).replace("-", "") not in parts
+        assert "delivery_events_" + day_of(now + 2 * 86400).replace("-", "") in parts
+    # the rollups stay: a report of the pruned day still counts it
+    old = bucket_of(now - 4 * 86400, "d")
+    assert (await events.counts("sf", "courier", old, old + 86400))[""]["sent"] == 1
+    await events.close()
+
+
+def test_latency_histogram_quantiles() -> None:
+    assert bin_of(0) == 0 and bin_of(0.5) == 2
+    bins = {bin_of(10): 50, bin_of(100): 40, bin_of(1000): 10}
+    assert abs(quantile(bins, 0.5) - 10) / 10 < 0.2  # type: ignore[operator]
+    assert abs(quantile(bins, 0.9) - 100) / 100 < 0.2  # type: ignore[operator]
+    assert quantile({}, 0.5) is None
+    assert bin_seconds(bin_of(3600)) == pytest.approx(3600, rel=0.1)
