@@ -93,6 +93,7 @@ class Composer:
                 template.version,
                 d.enterprise,
                 d.card,
+                d.data.get("version"),  # an experiment's variants are versions of one card
                 d.line,
                 d.data.get("staff"),
                 bool(d.data.get("verified")),

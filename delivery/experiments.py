@@ -267,8 +267,23 @@ async def for_delivery(
     return card, {"experiment": run["id"], "variant": v["name"]}
 
 
-async def create(store: Any, enterprise: str, card: str, body: dict[str, Any], who: str) -> dict[str, Any]:
-    """A new running experiment (inside the caller's transaction). Raises Invalid."""
+ButtonsOf = Callable[[dict[str, Any]], Awaitable[set[str]]]
+
+
+async def _data_buttons(body: dict[str, Any]) -> set[str]:
+    return buttons(body)
+
+
+async def create(
+    store: Any,
+    enterprise: str,
+    card: str,
+    body: dict[str, Any],
+    who: str,
+    buttons_of: ButtonsOf = _data_buttons,
+) -> dict[str, Any]:
+    """A new running experiment (inside the caller's transaction). Raises Invalid. `buttons_of`:
+    a version's button texts (as rendered), for a goal naming a button."""
     check_shape(body)
     if await store.get(RUNNING, enterprise, card) is not None:
         raise Invalid("$", "这张名片已有进行中的实验")
@@ -282,7 +297,7 @@ async def create(store: Any, enterprise: str, card: str, body: dict[str, Any], w
         if ver.get("state") not in ("approved", "superseded"):
             raise Invalid(f"$.variants[{i}].version", f"版本 {v['version']} 未通过审核")
         goal = body["goal"]
-        if goal.startswith("button:") and goal[7:] not in buttons(ver["body"]):
+        if goal.startswith("button:") and goal[7:] not in await buttons_of(ver["body"]):
             raise Invalid("$.goal", f"版本 {v['version']} 没有按钮「{goal[7:]}」")
     earlier = [e for e in await store.list(KIND, enterprise) if e.get("card") == card]
     now = time.time()
@@ -367,10 +382,7 @@ async def end(store: Any, enterprise: str, doc: dict[str, Any], who: str, winner
             {"at": now, "by": who, "weights": {v["name"]: v["weight"] for v in doc["variants"]}},
         ]
         n = next(int(v["version"]) for v in doc["variants"] if v["name"] == winner)
-        body = await reviews.version_body(store, enterprise, doc["card"], n)
-        sent = await store.get("card", enterprise, doc["card"])
-        if body is not None and (sent is None or int(sent.get("version", 1)) != n):
-            await store.put("card", enterprise, doc["card"], {**body, "version": n})
+        await reviews.reinstate(store, enterprise, doc["card"], n)
     await _save(store, enterprise, doc)
     return doc
 

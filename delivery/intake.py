@@ -19,6 +19,7 @@ from typing import Any
 from .chain import Chains
 from .compose import choose_card
 from .errors import InProgress, UnknownLine
+from .experiments import for_delivery
 from .metering import Counters
 from .model import DEFAULT_CHAIN, normalize_number
 from .records import Delivery
@@ -78,6 +79,7 @@ class Intake:
         ent = await self.store.get("enterprise", "", enterprise) or {}
         suspended = bool(ent.get("suspended"))  # the operator stopped it: nothing is sent
         card = {} if suspended else await choose_card(self.store, enterprise, line, phase, key) or {}
+        card, variant = await for_delivery(self.store, enterprise, card, person)  # a running experiment's
         d = Delivery(
             did,
             key,
@@ -98,6 +100,7 @@ class Intake:
                 "verified": bool(line.get("verified")),
                 "version": card.get("version", 1),  # the approved version sent (reviews.py)
                 "class": card.get("class", "notification"),
+                **variant,  # "experiment", "variant" (experiments.py)
             },
             list((ent.get("policy") or {}).get("chain") or DEFAULT_CHAIN),
             0,

@@ -216,6 +216,22 @@ async def withdraw(store: ReviewStore, enterprise: str, card: str) -> None:
     await store.delete(REVIEW, enterprise, card)
 
 
+async def reinstate(store: ReviewStore, eid: str, card: str, n: int) -> bool:
+    """An earlier approved version (an experiment's winner) becomes what is sent again, inside
+    the caller's transaction; False if `n` never went through review."""
+    version = await store.get(VERSION, eid, version_id(card, n))
+    summary = await review_of(store, eid, card)
+    if summary is None or int(summary.get("approved") or 0) == n:
+        return summary is not None
+    if version is None or version.get("state") not in ("approved", "superseded"):
+        return False
+    await _approve(store, eid, card, n, version["body"], summary)
+    await store.put(VERSION, eid, version_id(card, n), {**version, "state": "approved"})
+    if await store.get(REVIEW, eid, card) is not None:
+        await store.put(REVIEW, eid, card, {**summary, "approved": n})
+    return True
+
+
 async def _approve(
     store: ReviewStore, eid: str, card: str, n: int, body: dict[str, Any], summary: dict[str, Any] | None
 ) -> None:
