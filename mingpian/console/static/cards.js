@@ -203,6 +203,57 @@ async function versions(slot, ctx, card) {
   slot.querySelector('h2').scrollIntoView({block: 'nearest'});
 }
 
+// The card's latest experiment: its variants with weights, each rate with its 95% interval, the
+// sequential rule's verdict, and a button that makes a variant the only version sent.
+const EXP_STATE = {running: '进行中', promoted: '已提升', stopped: '已停止'};
+const GOAL_NAME = {tap_rate: '点击率', open_rate: '链接打开率'};
+const pct = (x) => (x === null || x === undefined ? '—' : `${(x * 100).toFixed(1)}%`);
+
+function verdictText(a) {
+  const v = a.verdict;
+  if (v.winner) return `胜出：${v.winner}（统计量 ${v.statistic.toFixed(1)} ≥ ${v.threshold.toFixed(1)}）`;
+  if (v.reason === 'min_sample') return '样本未达最小要求，暂无结论';
+  return `暂无明显差异（统计量 ${v.statistic.toFixed(1)}，需达到 ${v.threshold.toFixed(1)}）`;
+}
+
+async function experiment(slot, ctx, card) {
+  const base = api.ent(ctx.eid, `/cards/${api.enc(card.id)}/experiments`);
+  const list = await api.get(base);
+  const note = notice();
+  if (!list.ok || !list.body.experiments.length) {
+    clear(slot).append(section(`名片 ${card.id} 的实验`,
+      h('p', {}, list.ok ? '这张名片还没有实验。' : api.errorText(list))));
+    return;
+  }
+  const res = await api.get(`${base}/${api.enc(list.body.experiments[0].id)}`);
+  if (!res.ok) {
+    clear(slot).append(section(`名片 ${card.id} 的实验`, h('p', {class: 'notice error'}, api.errorText(res))));
+    return;
+  }
+  const x = res.body;
+  const a = x.analysis;
+  const goal = GOAL_NAME[x.goal] || `按钮「${x.goal.replace(/^button:/, '')}」的点击率`;
+  const running = x.state === 'running';
+  clear(slot).append(section(`名片 ${card.id} 的实验`,
+    h('p', {}, `${EXP_STATE[x.state] || x.state} · 目标：${goal} · 每个版本至少 ${x.min_sample} 次发送`),
+    table([
+      {title: '版本', get: (v) => `${v.name}（v${v.version}）${v.state === 'retired' ? ' 已停用' : ''}`},
+      {title: '权重', get: (v) => String(v.weight)},
+      {title: '发送', get: (v) => String(v.sent)},
+      {title: '达成', get: (v) => String(v.goal)},
+      {title: '比率（95% 区间）', get: (v) => `${pct(v.rate)}（${pct(v.interval[0])}–${pct(v.interval[1])}）`},
+      {title: '操作', get: (v) => (running ? confirmButton('提升为唯一版本', '确认提升', async () => {
+        const r = await api.post(`${base}/${api.enc(x.id)}/promote`, {variant: v.name});
+        note.show(r.ok ? `已将 ${v.name} 提升为唯一版本` : api.errorText(r), r.ok ? 'ok' : 'error');
+        if (r.ok) experiment(slot, ctx, card);
+      }) : '')},
+    ], a.variants, {caption: verdictText(a), empty: '没有版本'}),
+    a.note ? h('p', {class: 'notice'}, a.note) : null,
+    x.winner ? h('p', {class: 'notice ok'}, `${x.winner} 已成为唯一发送的版本`) : null,
+    note));
+  slot.querySelector('h2').scrollIntoView({block: 'nearest'});
+}
+
 export async function render(main, ctx) {
   const {eid} = ctx;
   const [cards, tlist] = await Promise.all([api.get(api.ent(eid, '/cards')), sapi.getJSON('/api/templates')]);
@@ -226,6 +277,7 @@ export async function render(main, ctx) {
       {title: '操作', get: (c) => h('span', {class: 'row-actions'},
         button('编辑', () => editor(slot, ctx, c, templates, reload), {'aria-label': `编辑名片 ${c.id}`}),
         button('版本记录', () => versions(slot, ctx, c), {'aria-label': `名片 ${c.id} 的版本记录`}),
+        button('实验', () => experiment(slot, ctx, c), {'aria-label': `名片 ${c.id} 的实验`}),
         confirmButton('删除', '确认删除', async () => {
           const res = await api.del(api.ent(eid, `/cards/${api.enc(c.id)}`));
           note.show(res.ok ? `已删除 ${c.id}` : api.errorText(res), res.ok ? 'ok' : 'error');
