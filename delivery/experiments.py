@@ -329,7 +329,8 @@ async def create(
 async def _save(store: Any, enterprise: str, doc: dict[str, Any]) -> None:
     await store.put(KIND, enterprise, doc["id"], doc)
     if doc["state"] == "running":
-        await store.put(RUNNING, enterprise, doc["card"], {"id": doc["id"], "variants": doc["variants"]})
+        run = {"id": doc["id"], "enterprise": enterprise, "variants": doc["variants"]}
+        await store.put(RUNNING, enterprise, doc["card"], run)
     else:
         await store.delete(RUNNING, enterprise, doc["card"])
 
@@ -420,8 +421,12 @@ async def analysis(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The experiment's analysis (counts from the event rollups), promoting the winner when the
     enterprise chose so and the rule declares one (audited). Returns (experiment, analysis)."""
-    until = doc.get("ended_at") or time.time() + 60
-    c = await counts(enterprise, doc["card"], float(doc["started_at"]) - 60, float(until), doc["id"])
+    # The counts are of this experiment alone, so a window wider than it costs nothing: whole
+    # hours (the hourly rollups, not the minutes), up to an hour past the end (or now), which
+    # keeps the facts of deliveries still running when it ended.
+    since = math.floor(float(doc["started_at"]) / 3600) * 3600
+    until = (math.floor(float(doc.get("ended_at") or time.time()) / 3600) + 2) * 3600
+    c = await counts(enterprise, doc["card"], since, until, doc["id"])
     result = analyse(doc, c)
     winner = result["verdict"]["winner"]
     if doc["state"] == "running" and doc.get("auto_promote") and winner:
@@ -433,3 +438,18 @@ async def analysis(
                 await store.audit(who, enterprise, f"card:{doc['card']}", "promote experiment winner", detail)
         await store.durable()
     return doc, result
+
+
+async def check_all(store: Any, counts: CountsOf, who: str = "system") -> list[str]:
+    """Promote the clear winners of every running experiment whose enterprise chose so: what a
+    periodic check runs (one cached list, and a count query per such experiment). Returns the
+    experiments promoted."""
+    done = []
+    for run in await store.list(RUNNING, None):
+        doc = await get(store, str(run.get("enterprise", "")), run["id"])
+        if doc is None or doc["state"] != "running" or not doc.get("auto_promote"):
+            continue
+        doc, _ = await analysis(store, run["enterprise"], doc, counts, who)
+        if doc["state"] == "promoted":
+            done.append(doc["id"])
+    return done

@@ -6,6 +6,10 @@ the enterprise chose so."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +25,8 @@ from .access import enterprise, principal
 from .ops import OK, WRITE_ERRORS, op
 from .preview import render_card
 from .state import delivery_key
+
+log = logging.getLogger("mingpian.delivery")
 
 BASE = "/api/enterprises/{eid}/cards/{id}/experiments"
 ITEM = BASE + "/{x}"
@@ -195,7 +201,39 @@ async def promote(request: web.Request) -> web.Response:
     return json_response(doc)
 
 
+CHECK_EVERY = 60.0  # s between checks for winners to promote (a count query per such experiment)
+
+
+async def _checks(app: web.Application) -> AsyncIterator[None]:
+    """Promote clear winners now and then, not only when someone reads the analysis."""
+
+    async def loop() -> None:
+        down = False  # one log line per outage
+        while True:
+            await asyncio.sleep(CHECK_EVERY)
+            service = app[delivery_key]
+            events = getattr(service, "events", None)
+            if events is None:
+                continue
+            try:
+                await ex.check_all(service.store, events.counts)
+                down = False
+            except Exception:  # the store away: the next round tries again
+                if not down:
+                    log.warning(
+                        "experiments: the check for winners failed; retried every %.0f s", CHECK_EVERY
+                    )
+                down = True
+
+    task = asyncio.get_running_loop().create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def setup(app: web.Application) -> dict[str, Any]:
+    app.cleanup_ctx.append(_checks)
     r = app.router
     r.add_post(BASE, create)
     r.add_get(BASE, list_)
