@@ -49,6 +49,7 @@ from renderer.legacy import LegacyText
 from . import rules
 from .brand import source_of
 from .compose import Composer
+from .events import Events
 from .gateways import Channel, Outgoing
 from .metering import Charge, Meter, day_of
 from .receipts import WAITING, Receipts, charge_key
@@ -109,6 +110,7 @@ class Chains:
         self.refused = refused  # a card its carrier refused after the fact (refusals.py)
         self.links = links  # short links in texts: minted with the attempt (shortlinks.py)
         self.skips = skips if skips is not None else {}  # per channel, e.g. cardsms.py's check
+        self.events: Events | None = None  # the event stream (events.py): sent and delivered
         self.revoker = revoker
         self.platform_sender = platform_sender  # what an unverified line's texts go out from
         self._background: set[asyncio.Task[None]] = set()
@@ -407,6 +409,8 @@ class Chains:
                 else:
                     known = await self._wait(d, att, due)
             elif att.state in ("delivered", "displayed"):  # displayed: a card SMS drawn
+                if self.events is not None:
+                    await self.events.record("delivered", d, d.step, att.channel, att.done or now)
                 await self._finish(d, att.state, "", att.channel)
                 return
             elif att.state == "refused":
@@ -548,6 +552,8 @@ class Chains:
                 outcome = "skipped" if handed.skipped else "error"
                 await self.receipts.settle(att.id, channel, outcome, done=time.time(), detail=handed.detail)
                 att.state = outcome
+        if handed.ok and self.events is not None:
+            await self.events.record("sent", d, d.step, channel, time.time())
         if not handed.ok:
             await self.meter.refund(charge_key(att))
         elif (

@@ -287,6 +287,13 @@ class DeliveryConfig:
         minimum=0,
         maximum=5,
     )
+    event_retention_days: int = setting(
+        35,
+        "Days the raw delivery events are kept (reports read the rollups, kept for good): a month "
+        "of reports plus a few days to look into one delivery or rebuild a rollup.",
+        minimum=2,
+        maximum=400,
+    )
     # Shared with other features or derived by the server (mingpian/api/delivery/__init__.py):
     synchronous: str = "NORMAL"
     migrate: str = "auto"  # the store's schema migrations at open: auto | check | off

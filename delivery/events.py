@@ -83,19 +83,26 @@ def quantile(bins: dict[int, int], q: float) -> float | None:
 
 
 def aggregate(new: Sequence[Sequence[Any]]) -> tuple[list[Rollup], list[Latency]]:
-    """The rollup and histogram increments of new events (rows in rows/events.py's `NEW` order)."""
-    rollups: Counter[tuple[Any, ...]] = Counter()
-    latency: Counter[tuple[Any, ...]] = Counter()
+    """The rollup and histogram increments of new events (rows in rows/events.py's `NEW` order):
+    counted per minute first (one key per event), then the minutes summed into hours and days."""
+    minutes: Counter[tuple[Any, ...]] = Counter()
+    timed: Counter[tuple[Any, ...]] = Counter()
     for ent, card, version, exp, variant, channel, step, kind, button, at, since in new:
-        for grain in GRAINS:
-            b = bucket_of(at, grain)
-            rollups[(ent, card, grain, b, version, exp, variant, channel, step, kind, "")] += 1
-            if button:
-                rollups[(ent, card, grain, b, version, exp, variant, channel, step, kind, button)] += 1
+        m = math.floor((at + CN_OFFSET) / 60) * 60 - CN_OFFSET
+        minutes[(ent, card, m, version, exp, variant, channel, step, kind, button)] += 1
         if kind in TIMED:
-            for grain in LATENCY_GRAINS:
-                b = bucket_of(at, grain)
-                latency[(ent, card, grain, b, version, exp, variant, channel, kind, bin_of(since))] += 1
+            timed[(ent, card, m, version, exp, variant, channel, kind, bin_of(since))] += 1
+    rollups: Counter[tuple[Any, ...]] = Counter()
+    for (ent, card, m, version, exp, variant, channel, step, kind, button), n in minutes.items():
+        for grain in GRAINS:
+            b = m if grain == "m" else bucket_of(m, grain)
+            rollups[(ent, card, grain, b, version, exp, variant, channel, step, kind, "")] += n
+            if button:
+                rollups[(ent, card, grain, b, version, exp, variant, channel, step, kind, button)] += n
+    latency: Counter[tuple[Any, ...]] = Counter()
+    for (ent, card, m, version, exp, variant, channel, kind, b), n in timed.items():
+        for grain in LATENCY_GRAINS:
+            latency[(ent, card, grain, bucket_of(m, grain), version, exp, variant, channel, kind, b)] += n
     return (
         [(*k, n) for k, n in sorted(rollups.items())],  # type: ignore[misc]
         [(*k, n) for k, n in sorted(latency.items())],  # type: ignore[misc]
@@ -118,6 +125,7 @@ class Events:
         self.retention_days = retention_days
         self._queue: list[tuple[Any, ...]] = []
         self._recent: dict[str, None] = {}
+        self._days: dict[int, str] = {}  # China days by number since 1970 (the raw events' `day`)
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
@@ -146,11 +154,16 @@ class Events:
         self._recent[ident] = None
         if len(self._recent) > RECENT_KEEP:
             del self._recent[next(iter(self._recent))]
-        data = delivery.data
+        data, created = delivery.data, delivery.created
+        n = int((created + CN_OFFSET) // 86400)
+        day = self._days.get(n)
+        if day is None:
+            day = self._days[n] = day_of(created)
+        since = at - created
         self._queue.append((
-            day_of(delivery.created), delivery.id, step, kind, key, delivery.enterprise, delivery.card,
+            day, delivery.id, step, kind, key, delivery.enterprise, delivery.card,
             int(data.get("version") or 0), str(data.get("experiment") or ""), str(data.get("variant") or ""),
-            channel, vendor, button, at, max(0.0, at - delivery.created),
+            channel, vendor, button, at, since if since > 0.0 else 0.0,
         ))  # fmt: skip
         if self._task is None:
             self._wake = asyncio.Event()

@@ -15,7 +15,7 @@ that (today and yesterday) are read from the attempts of those days each time.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from typing import Any
@@ -57,6 +57,8 @@ class Funnel:
     def __init__(self, store: FunnelStore) -> None:
         self.store = store
         self._recent: dict[str, None] = {}  # keys of facts recorded here lately, oldest first
+        # told each fact new in the store (the event stream records it with its card and variant)
+        self.on_new: Callable[[FunnelFact], Awaitable[None]] | None = None
 
     async def displayed(
         self, delivery: str, step: int, channel: str, enterprise: str, at: float, how: str
@@ -95,6 +97,8 @@ class Funnel:
         self._recent[key] = None
         while len(self._recent) > RECENT_KEEP:
             del self._recent[next(iter(self._recent))]
+        if new and self.on_new is not None:
+            await self.on_new(fact)
         return new
 
     async def days(self, enterprise: str, first: str, last: str, now: float) -> list[dict[str, Any]]:

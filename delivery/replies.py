@@ -18,6 +18,7 @@ from renderer.replies import parse_reply
 
 from . import rules
 from .compose import Composer
+from .events import Events
 from .metering import day_of
 from .model import NumberError, normalize_number
 from .records import Delivery
@@ -32,6 +33,7 @@ class Replies:
         self.store = store
         self.composer = composer
         self.wakeups = wakeups
+        self.events: Events | None = None  # the event stream (events.py): taps, replies, opt-outs
 
     async def on_reply(
         self, sender: str, line: str, text: str, channel: str, postback: str = "", ref: str = ""
@@ -61,6 +63,8 @@ class Replies:
     ) -> bool:
         opt_out = not postback and rules.is_opt_out(text)
         key = None if opt_out or postback else parse_reply(text)
+        if self.events is not None and (opt_out or (channel == "rcs" and not postback)):
+            await self._event("opted_out" if opt_out else "replied", enterprises, sender, channel)
         if not opt_out and not postback and (key is None or not key.isdigit()):
             return False
         try:
@@ -119,7 +123,24 @@ class Replies:
             await self.store.count_tap(enterprise or d.enterprise, d.card, button.text, day)
             if d.kind == "ad":
                 await self.store.count_impression(enterprise or d.enterprise, d.card, day, taps=1)
+        if self.events is not None:  # once per button of a delivery's step, whatever the channel
+            await self.events.record("tapped", d, d.step, channel, now, key=button.text, button=button.text)
         return True
+
+    async def _event(self, kind: str, enterprises: list[str], sender: str, channel: str) -> None:
+        """A person's chatbot turn or opt-out, on the card they got last in the tap window."""
+        assert self.events is not None
+        try:
+            who = normalize_number(sender.removeprefix("tel:"))
+        except NumberError:
+            return
+        now = time.time()
+        last = await self.store.last_delivered(enterprises, who, None)
+        if last is None or now - last[1] > TAP_WINDOW:
+            return
+        d = await self.store.delivery(last[2])
+        if d is not None:
+            await self.events.record(kind, d, d.step, channel, now)
 
 
 def bot_id(address: str) -> str:

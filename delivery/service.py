@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from .chain import Chains, Skip
 from .compose import Composer
 from .config import DeliveryConfig
 from .errors import ConfigError
+from .events import Events
 from .funnel import Funnel
 from .gateways import Channel, Outgoing
 from .gateways.cardsms_api import Platform
@@ -46,11 +48,14 @@ from .receipts import Outcome, Receipts, no_outcome
 from .refusals import CardRefusals
 from .replies import Replies
 from .revoke import Revoker
+from .rows.funnel import FunnelFact
 from .seed import load_seed
 from .shortlinks import CODE_LENGTH, ShortLink, ShortLinks
 from .storage import DeliveryStore
 from .store import SqliteDeliveryStore
 from .wakeups import Wakeups
+
+log = logging.getLogger("mingpian.delivery")
 
 
 class DeliveryService:
@@ -90,10 +95,14 @@ class DeliveryService:
         self.links = ShortLinks(self.store, base)
         # displayed and opened, once each, for the funnel report (5G displayed reports: on_status)
         self.funnel = Funnel(self.store)
+        # every fact of a delivery once, batched, rolled up per minute, hour and day (events.py)
+        self.events = Events(self.store.db, config.event_retention_days)  # type: ignore[attr-defined]
+        self.funnel.on_new = self._funnel_event
         self.links.on_first = self._link_opened  # a delivery's link opened first: the funnel's fact
         self.composer = Composer(self.store, templates, self.library, (self.links.prefix, CODE_LENGTH))
         self.receipts = Receipts(self.store, self.meter, self.wakeups, on_outcome)
         self.replies = Replies(self.store, self.composer, self.wakeups)
+        self.replies.events = self.events
         self.channels: dict[str, Channel] = {}
         self.revoker = Revoker(self.store, messaging)
         # the dry run asks it whether a 5G card's media is approved on its carrier
@@ -123,11 +132,13 @@ class DeliveryService:
             links=self.links,
             skips=self._skips,
         )
+        self.chains.events = self.events
         self.intake = Intake(self.store, self.counters, self.chains)
         self.smpp: SmppPool | None = None
         self.kannel_token = ""
         self._session: aiohttp.ClientSession | None = None
         self._forwarded: asyncio.Task[None] | None = None
+        self._upkeep: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Raises ConfigError, SeedError, or the database's own error when it cannot be reached."""
@@ -181,6 +192,7 @@ class DeliveryService:
                 lambda mid, stat: self.receipts.accept(mid, stat, forwarded=True), self.wakeups.poke
             )
         )
+        self._upkeep = asyncio.get_running_loop().create_task(self._events_upkeep())
 
     async def close(self) -> None:
         if self._forwarded is not None:
@@ -188,6 +200,10 @@ class DeliveryService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._forwarded
         await self.chains.close()
+        if self._upkeep is not None:
+            self._upkeep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._upkeep
         if self.cardsms is not None:
             await self.cardsms.close()
         await self.receipts.close()
@@ -198,6 +214,7 @@ class DeliveryService:
             await self._session.close()
         with contextlib.suppress(Exception):
             await self.counters.close()
+        await self.events.close()  # what is queued is written before the store stops
         await self.store.stop()
 
     def _card_sms(self) -> None:
@@ -227,6 +244,21 @@ class DeliveryService:
 
     async def _card_displayed(self, delivery: str, step: int, enterprise: str, at: float) -> None:
         await self.funnel.displayed(delivery, step, "cardsms", enterprise, at, how="cardsms")
+
+    async def _funnel_event(self, fact: FunnelFact) -> None:
+        """A funnel fact new in the store (displayed, opened) joins the event stream."""
+        d = await self.store.delivery(fact.delivery)
+        if d is not None:
+            await self.events.record(fact.fact, d, fact.step, fact.channel, fact.at)
+
+    async def _events_upkeep(self) -> None:
+        """Raw events past their retention dropped, tomorrow's partitions made: now and hourly."""
+        while True:
+            try:
+                await self.events.maintain()
+            except Exception:
+                log.exception("delivery events: upkeep failed; tried again in an hour")
+            await asyncio.sleep(3600)
 
     async def _card_page(self, out: Outgoing, enterprise: str) -> str:
         """Where a person whose phone fails to draw the card lands: the delivery's H5 card page."""

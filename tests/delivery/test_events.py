@@ -16,6 +16,9 @@ from delivery.metering import day_of
 from delivery.open_store import open_store
 from delivery.records import Delivery
 from delivery.store import Store
+from mingpian.api.delivery import delivery_key
+
+from .support import SF_KEY, AppFactory, auth, call, settle
 
 
 @pytest.fixture
@@ -112,3 +115,44 @@ def test_latency_histogram_quantiles() -> None:
     assert abs(quantile(bins, 0.9) - 100) / 100 < 0.2  # type: ignore[operator]
     assert quantile({}, 0.5) is None
     assert bin_seconds(bin_of(3600)) == pytest.approx(3600, rel=0.1)
+
+
+async def test_the_service_records_sent_delivered_taps_and_opt_outs_once(make_app: AppFactory) -> None:
+    client = await make_app()
+    service = client.app[delivery_key]
+    for i in range(3):
+        await call(client, f"ev{i}", "ended", callee=f"+86137000{i:05d}")
+    done = [await settle(client, f"ev{i}:ended") for i in range(3)]
+    assert {d["state"] for d in done} == {"delivered"}
+    # a tap by numbered reply, sent twice by the SMSC (same message id), then a second button
+    for text, ref in (("回复2", "mo-1"), ("回复2", "mo-1"), ("1", "")):
+        await service.replies.on_reply(done[0]["recipient"], "13800000001", text, "sms", ref=ref)
+    resp = await client.post(  # the same button by the API again: a tap, once in the events
+        "/api/replies",
+        json={"from": done[0]["recipient"], "to": "13800000001", "channel": "sms", "text": "2"},
+        headers=auth(SF_KEY),
+    )
+    assert resp.status == 200
+    d1 = await service.store.delivery(done[1]["id"])
+    assert d1 is not None
+    ok = await service.replies.on_reply(done[1]["recipient"], "13800000001", "退订", "sms")
+    assert ok
+    await service.events.settled()
+    now = time.time()
+    since = bucket_of(now, "d")
+    got = await service.events.counts("sf", done[0]["card"], since, since + 86400)
+    taps = {k: v for k, v in got[""].items() if k.startswith("tapped:")}
+    assert got[""]["sent"] == got[""]["delivered"] == 3
+    assert got[""]["tapped"] == 2 and sorted(taps.values()) == [1, 1]
+    assert got[""]["opted_out"] == 1
+    # the same facts heard again (a receipt resent, a tap again): nothing counts twice
+    d0 = await service.store.delivery(done[0]["id"])
+    assert d0 is not None
+    await service.events.record("delivered", d0, d0.step, d0.channel, now)
+    fresh = Events(service.store.db)  # another process: its memory does not know the facts
+    await fresh.record("delivered", d0, d0.step, d0.channel, now)
+    await fresh.record("sent", d0, d0.step, d0.channel, now)
+    await fresh.flush()
+    await service.events.settled()
+    assert fresh.recorded == 0
+    assert await service.events.counts("sf", done[0]["card"], since, since + 86400) == got
