@@ -48,9 +48,26 @@ CREATE = {
     "required": ["variants", "goal"],
     "additionalProperties": False,
     "properties": {
-        "variants": {"type": "array", "title": "版本", "items": _VARIANT},
-        "goal": {"type": "string", "title": "目标", "description": "tap_rate, open_rate or button:<text>"},
-        "min_sample": {"type": "integer", "title": "每个版本的最小样本", "default": ex.DEFAULT_MIN_SAMPLE},
+        "variants": {
+            "type": "array",
+            "title": "版本",
+            "items": _VARIANT,
+            "minItems": ex.MIN_VARIANTS,
+            "maxItems": ex.MAX_VARIANTS,
+        },
+        "goal": {
+            "type": "string",
+            "title": "目标",
+            "description": "tap_rate, open_rate or button:<text> (a button every variant has)",
+            "pattern": "^(tap_rate|open_rate|button:.*\\S.*)$",
+        },
+        "min_sample": {
+            "type": "integer",
+            "title": "每个版本的最小样本",
+            "minimum": ex.MIN_SAMPLE_FLOOR,
+            "maximum": 10_000_000,
+            "default": ex.DEFAULT_MIN_SAMPLE,
+        },
         "auto_promote": {"type": "boolean", "title": "自动提升胜出版本", "default": False},
     },
 }
