@@ -3,11 +3,15 @@ the same variant (and its version's content), weight changes kept, promotion aud
 
 from __future__ import annotations
 
+import asyncio
+import random
+import time
 from typing import Any
 
+from delivery import experiments as ex
 from mingpian.api.delivery import delivery_key
 
-from .support import OPERATOR, SF_KEY, AppFactory, Client, auth, call, sample, settle
+from .support import DAY, OPERATOR, SF_KEY, SF_LINE, AppFactory, Client, auth, call, sample, seed_doc, settle
 
 SF, OP = auth(SF_KEY), auth(OPERATOR)
 CARD = "/api/enterprises/sf/cards/hangup"
@@ -116,3 +120,70 @@ async def test_a_person_keeps_a_variant_and_sees_its_version_then_the_winner_is_
     assert {"start experiment", "change experiment weights", "promote experiment variant"} <= set(actions)
     again = await client.post(f"{XS}/{x['id']}/stop", headers=SF)
     assert again.status == 409
+
+
+def roomy() -> dict[str, Any]:
+    """The seed with units enough for a few hundred calls."""
+    now = time.time()
+    pool = {"id": "pool1", "kind": "pool", "units": 5000, "price": 5.0, "policy": "stop",
+            "valid_from": now - DAY, "valid_to": now + DAY}  # fmt: skip
+    return seed_doc(packages=[pool])
+
+
+async def _run(client: Client, x: str, rates: dict[str, float], people: int, seed: int) -> dict[str, int]:
+    """Calls to `people` recipients; each taps the card's first button (a numbered SMS reply)
+    with the rate of the variant it got. Returns the taps drawn per variant."""
+    rng = random.Random(seed)
+    store = client.app[delivery_key].store
+    taps: dict[str, int] = {}
+
+    async def one(i: int) -> None:
+        person = f"+86137{seed:02d}{i:06d}"
+        await call(client, f"r{seed}-{i}", "ended", callee=person)
+        d = await store.delivery((await settle(client, f"r{seed}-{i}:ended"))["id"])
+        assert d is not None and d.data["experiment"] == x
+        if rng.random() < rates[d.data["variant"]]:
+            taps[d.data["variant"]] = taps.get(d.data["variant"], 0) + 1
+            reply = {"from": person, "to": SF_LINE, "text": "1", "channel": "sms"}
+            assert (await client.post("/api/replies", json=reply, headers=OP)).status == 200
+
+    for start in range(0, people, 20):
+        await asyncio.gather(*(one(i) for i in range(start, min(people, start + 20))))
+    await client.app[delivery_key].events.flush()
+    return taps
+
+
+async def test_the_better_variant_is_declared_once_the_rule_allows_and_promoted(make_app: AppFactory) -> None:
+    client = await make_app(roomy())
+    await two_versions(client)
+    x = await (await client.post(XS, json=body(auto_promote=True), headers=SF)).json()
+    rates = {"A": 0.1, "B": 0.45}
+    await _run(client, x["id"], rates, 40, 1)  # too few yet: no verdict whatever the taps
+    early = await (await client.get(f"{XS}/{x['id']}", headers=SF)).json()
+    assert early["state"] == "running" and early["analysis"]["verdict"]["reason"] == "min_sample"
+    taps = await _run(client, x["id"], rates, 200, 2)
+    service = client.app[delivery_key]
+    assert await ex.check_all(service.store, service.events.counts) == [x["id"]]  # the periodic check
+    read = await (await client.get(f"{XS}/{x['id']}", headers=SF)).json()
+    rows = {r["name"]: r for r in read["analysis"]["variants"]}
+    assert sum(r["sent"] for r in rows.values()) == 240  # every delivery counted once
+    assert rows["B"]["goal"] >= taps["B"] and rows["B"]["rate"] > rows["A"]["rate"]
+    lo, hi = rows["B"]["interval"]
+    assert lo < rows["B"]["rate"] < hi
+    verdict = read["analysis"]["verdict"]
+    assert verdict["winner"] == "B" and verdict["statistic"] >= verdict["threshold"]
+    assert read["state"] == "promoted" and read["winner"] == "B"  # the enterprise chose so
+    assert (await client.app[delivery_key].store.get("card", "sf", "hangup"))["version"] == 2
+    log = (await (await client.get("/api/enterprises/sf/audit", headers=OP)).json())["audit"]
+    [entry] = [e for e in log if e["action"] == "promote experiment winner"]
+    assert entry["detail"]["winner"] == "B" and entry["detail"]["experiment"] == x["id"]
+
+
+async def test_two_variants_alike_declare_nothing(make_app: AppFactory) -> None:
+    client = await make_app(roomy())
+    await two_versions(client)
+    x = await (await client.post(XS, json=body(auto_promote=True), headers=SF)).json()
+    await _run(client, x["id"], {"A": 0.25, "B": 0.25}, 200, 3)
+    read = await (await client.get(f"{XS}/{x['id']}", headers=SF)).json()
+    assert sum(r["sent"] for r in read["analysis"]["variants"]) == 200
+    assert read["analysis"]["verdict"]["winner"] is None and read["state"] == "running"
