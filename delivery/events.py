@@ -87,18 +87,20 @@ def aggregate(new: Sequence[Sequence[Any]]) -> tuple[list[Rollup], list[Latency]
     counted per minute first (one key per event), then the minutes summed into hours and days."""
     minutes: Counter[tuple[Any, ...]] = Counter()
     timed: Counter[tuple[Any, ...]] = Counter()
-    for ent, card, version, exp, variant, channel, step, kind, button, at, since in new:
+    for ent, card, version, exp, variant, channel, step, kind, key, button, at, since in new:
         m = math.floor((at + CN_OFFSET) / 60) * 60 - CN_OFFSET
-        minutes[(ent, card, m, version, exp, variant, channel, step, kind, button)] += 1
+        # a keyed tap counts on its button's row; the delivery's step tapped at all (key "") on
+        # the kind's own row, so "tapped" counts deliveries and "tapped:<text>" taps per button
+        minutes[(ent, card, m, version, exp, variant, channel, step, kind, button if key else "")] += 1
+        if key and button:
+            continue
         if kind in TIMED:
             timed[(ent, card, m, version, exp, variant, channel, kind, bin_of(since))] += 1
     rollups: Counter[tuple[Any, ...]] = Counter()
     for (ent, card, m, version, exp, variant, channel, step, kind, button), n in minutes.items():
         for grain in GRAINS:
             b = m if grain == "m" else bucket_of(m, grain)
-            rollups[(ent, card, grain, b, version, exp, variant, channel, step, kind, "")] += n
-            if button:
-                rollups[(ent, card, grain, b, version, exp, variant, channel, step, kind, button)] += n
+            rollups[(ent, card, grain, b, version, exp, variant, channel, step, kind, button)] += n
     latency: Counter[tuple[Any, ...]] = Counter()
     for (ent, card, m, version, exp, variant, channel, kind, b), n in timed.items():
         for grain in LATENCY_GRAINS:
@@ -145,9 +147,12 @@ class Events:
     ) -> None:
         """Queue a fact, once per (delivery, step, kind, key): `key` tells apart facts of one
         kind that each count (two different buttons tapped: their texts); `button`: the tapped
-        button's text; `vendor`: the carrier or vendor that reported it, when known."""
+        button's text; `vendor`: the carrier or vendor that reported it, when known. A tap on a
+        button also records its delivery's step as tapped (key ""): "tapped" counts deliveries."""
         if kind not in KINDS:
             raise ValueError(f"unknown event kind {kind!r}; expected one of {KINDS}")
+        if kind == "tapped" and key and button:
+            await self.record(kind, delivery, step, channel, at, "", "", vendor)
         ident = f"{delivery.id}|{step}|{kind}|{key}"
         if ident in self._recent:
             return

@@ -25,7 +25,7 @@ RAW_TYPES = (
     "text", "text", "text", "text", "float8", "float8",
 )  # fmt: skip
 # What comes back of a new event: what its rollups and histogram are keyed by.
-NEW = "enterprise, card, version, experiment, variant, channel, step, kind, button, at, since"
+NEW = "enterprise, card, version, experiment, variant, channel, step, kind, key, button, at, since"
 # SQLite: the batch goes to a table of this connection without an index first (executemany, a
 # third of the cost of a statement per event), then into the events in one statement (`WHERE
 # true`: an upsert's SELECT needs a WHERE for SQLite to parse its ON CONFLICT).
