@@ -51,6 +51,7 @@ TAU = 0.05
 DEFAULT_MIN_SAMPLE = 100
 MIN_SAMPLE_FLOOR = 30  # below this the normal approximation is not to be trusted
 GOALS = ("tap_rate", "open_rate")
+SAME = ("phase", "line", "group")  # what every variant shares with the card: which calls get it
 NAME_CHARS = 20
 Counts = dict[str, dict[str, int]]  # variant → event kind → count (delivery/events.py)
 
@@ -287,15 +288,18 @@ async def create(
     check_shape(body)
     if await store.get(RUNNING, enterprise, card) is not None:
         raise Invalid("$", "这张名片已有进行中的实验")
+    sent = await store.get("card", enterprise, card)
     for i, v in enumerate(body["variants"]):
         ver = await store.get(reviews.VERSION, enterprise, reviews.version_id(card, v["version"]))
         if ver is None and v["version"] == 1 and not await reviews.versions(store, enterprise, card):
-            sent = await store.get("card", enterprise, card)  # a card from before versions
+            # a card from before versions: the stored card is its version 1
             ver = {"state": "approved", "body": reviews.content(sent)} if sent else None
         if ver is None:
             raise Invalid(f"$.variants[{i}].version", f"名片没有版本 {v['version']}")
         if ver.get("state") not in ("approved", "superseded"):
             raise Invalid(f"$.variants[{i}].version", f"版本 {v['version']} 未通过审核")
+        if sent is not None and any(ver["body"].get(k) != sent.get(k) for k in SAME):
+            raise Invalid(f"$.variants[{i}].version", f"版本 {v['version']} 的时机或适用线路与名片现在的不同")
         goal = body["goal"]
         if goal.startswith("button:") and goal[7:] not in await buttons_of(ver["body"]):
             raise Invalid("$.goal", f"版本 {v['version']} 没有按钮「{goal[7:]}」")

@@ -187,3 +187,10 @@ async def test_two_variants_alike_declare_nothing(make_app: AppFactory) -> None:
     read = await (await client.get(f"{XS}/{x['id']}", headers=SF)).json()
     assert sum(r["sent"] for r in read["analysis"]["variants"]) == 200
     assert read["analysis"]["verdict"]["winner"] is None and read["state"] == "running"
+
+
+async def test_every_variant_answers_the_calls_the_card_answers(make_app: AppFactory) -> None:
+    client = await make_app()
+    ringing = {**edited("SF2000000000002"), "phase": "ringing"}
+    assert (await client.put(CARD, json=ringing, headers=OP)).status == 200  # v2, sent now, another phase
+    assert await problem(client, body()) == "$.variants[0].version"  # v1 is a hang-up card
