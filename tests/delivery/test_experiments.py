@@ -132,8 +132,8 @@ def roomy() -> dict[str, Any]:
 
 async def _run(client: Client, x: str, rates: dict[str, float], people: int, seed: int) -> dict[str, int]:
     """Calls to `people` recipients; each taps the card's first button (a numbered SMS reply)
-    with the rate of the variant it got. Returns the taps drawn per variant."""
-    rng = random.Random(seed)
+    with the rate of the variant it got (drawn per person: the same whatever order calls finish
+    in). Returns the taps drawn per variant."""
     store = client.app[delivery_key].store
     taps: dict[str, int] = {}
 
@@ -142,7 +142,7 @@ async def _run(client: Client, x: str, rates: dict[str, float], people: int, see
         await call(client, f"r{seed}-{i}", "ended", callee=person)
         d = await store.delivery((await settle(client, f"r{seed}-{i}:ended"))["id"])
         assert d is not None and d.data["experiment"] == x
-        if rng.random() < rates[d.data["variant"]]:
+        if random.Random(f"{seed}/{i}").random() < rates[d.data["variant"]]:
             taps[d.data["variant"]] = taps.get(d.data["variant"], 0) + 1
             reply = {"from": person, "to": SF_LINE, "text": "1", "channel": "sms"}
             assert (await client.post("/api/replies", json=reply, headers=OP)).status == 200
