@@ -8,11 +8,13 @@ import io
 import re
 import time
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from aiohttp import web
 
-from delivery.funnel import STEPS, report
+from delivery import eventfunnel
+from delivery.funnel import STEPS, day_start, report
 from delivery.metering.estimate import estimate
 from delivery.metering.ledger import GROUPS, day_of, to_csv
 from delivery.metering.projection import project
@@ -147,11 +149,81 @@ def _funnel_range(request: web.Request, now: float) -> tuple[str, str]:
     return start.isoformat(), last
 
 
+HOURLY_MAX_DAYS = 31  # hourly buckets: a month at most (744 per group)
+EVENT_CSV = (
+    "group", "bucket", *eventfunnel.STAGES, *eventfunnel.OTHER,
+    *(f"{a}_{b}_{x}" for a, b in pairwise(eventfunnel.STAGES) for x in ("rate", "low", "high")),
+    "tapped_after_fallover", "open_median_s", "open_p90_s", "tap_median_s", "tap_p90_s",
+)  # fmt: skip
+
+
+async def get_event_funnel(request: web.Request, ent: dict[str, Any], fmt: str) -> web.Response:
+    """The funnel of `?card=` from the event stream: grouped `?by=` variant, version, channel or
+    card, per `?bucket=` day or hour, with intervals and times (delivery/eventfunnel.py)."""
+    by = request.query.get("by", "")
+    if by and by not in eventfunnel.BYS:
+        raise ApiError(
+            400, "invalid_query", f"cannot group by {by!r}; use {', '.join(eventfunnel.BYS)}", path="by"
+        )
+    bucket = request.query.get("bucket", "day")
+    if bucket not in eventfunnel.BUCKETS:
+        raise ApiError(400, "invalid_query", "bucket is day or hour", path="bucket")
+    card = request.query.get("card", "")
+    first, last = _funnel_range(request, time.time())
+    if bucket == "hour" and (date.fromisoformat(last) - date.fromisoformat(first)).days + 1 > HOURLY_MAX_DAYS:
+        raise ApiError(
+            400, "invalid_query", f"hourly buckets cover at most {HOURLY_MAX_DAYS} days", path="bucket"
+        )
+    groups = await eventfunnel.funnel(
+        request.app[delivery_key].events,
+        ent["id"],
+        card,
+        day_start(first),
+        day_start(last) + 86400,
+        by,
+        bucket,
+    )
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\r\n")
+        w.writerow(EVENT_CSV)
+        for g in groups:
+            for b in g["buckets"]:
+                w.writerow(
+                    [g["group"], b["bucket"], *(b[k] for k in (*eventfunnel.STAGES, *eventfunnel.OTHER))]
+                )
+            step = [
+                c
+                for c in g["conversions"]
+                if eventfunnel.STAGES.index(c["to"]) == eventfunnel.STAGES.index(c["from"]) + 1
+            ]
+            w.writerow([
+                g["group"], "total", *(g[k] for k in (*eventfunnel.STAGES, *eventfunnel.OTHER)),
+                *("" if c[x] is None else c[x] for c in step for x in ("rate", "low", "high")),
+                *("" if v is None else v for v in (
+                    g["tapped_after_fallover"], g["time_to_open"]["median"], g["time_to_open"]["p90"],
+                    g["time_to_tap"]["median"], g["time_to_tap"]["p90"],
+                )),
+            ])  # fmt: skip
+        name = f"funnel-{ent['id']}-{card or 'all'}-{first}-{last}.csv"
+        return web.Response(
+            text=buf.getvalue(), content_type="text/csv", charset="utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )  # fmt: skip
+    return json_response({
+        "enterprise": ent["id"], "card": card, "by": by, "bucket": bucket, "from": first, "to": last,
+        "groups": groups,
+    })  # fmt: skip
+
+
 async def get_funnel(request: web.Request) -> web.Response:
     """Sent → delivered → displayed → link opened, per channel and day within `?from=&to=`,
-    each channel's totals and the total, with each step's conversion from the one before."""
+    each channel's totals and the total, with each step's conversion from the one before. With
+    `?card=`, `?by=` or `?bucket=`: the event stream's funnel (get_event_funnel)."""
     ent = await enterprise(request, await principal(request))
     fmt = _format(request)
+    if any(k in request.query for k in ("card", "by", "bucket")):
+        return await get_event_funnel(request, ent, fmt)
     first, last = _funnel_range(request, time.time())
     rows = await request.app[delivery_key].funnel.days(ent["id"], first, last, time.time())
     out = report(rows)
@@ -288,12 +360,21 @@ def setup(app: web.Application) -> dict[str, Any]:
             "get": op(
                 "Delivery funnel per channel and day: sent, delivered, displayed, link opened, with "
                 "conversions and totals (?from=&to= ISO days, at most 366; to defaults to today, from "
-                "to 30 days before; ?format=csv)",
+                "to 30 days before; ?format=csv). With ?card=, ?by=variant|version|channel|card or "
+                "?bucket=day|hour: the card's funnel from the event stream, sent → delivered → "
+                "displayed → opened → tapped per group and bucket, each conversion with its 95% "
+                "Wilson interval, time to open and to tap (median, p90 seconds); hourly at most 31 days",
                 {"200": csv_or_json},
                 400,
                 404,
                 params=EID,
-                query=(*RANGE, ("format", {"enum": ["json", "csv"], "default": "json"})),
+                query=(
+                    *RANGE,
+                    ("format", {"enum": ["json", "csv"], "default": "json"}),
+                    ("card", {"type": "string"}),
+                    ("by", {"enum": list(eventfunnel.BYS)}),
+                    ("bucket", {"enum": list(eventfunnel.BUCKETS), "default": "day"}),
+                ),
             )
         },
         BASE + "/estimate": {
