@@ -221,3 +221,14 @@ async def test_two_thousand_recipients_at_ten_and_fifteen_percent(make_app: AppF
         read = await (await client.get(f"{XS}/{same['id']}", headers=SF)).json()
         assert read["analysis"]["verdict"]["winner"] is None and read["state"] == "running"
     assert sum(r["sent"] for r in read["analysis"]["variants"]) == 2000
+
+
+async def test_an_experiment_of_a_deleted_card_can_still_be_read_and_stopped(make_app: AppFactory) -> None:
+    client = await make_app()
+    await two_versions(client)
+    x = await (await client.post(XS, json=body(), headers=SF)).json()
+    assert (await client.delete(CARD, headers=SF)).status in (200, 204)
+    assert (await client.get(f"{XS}/{x['id']}", headers=SF)).status == 200
+    stopped = await client.post(f"{XS}/{x['id']}/stop", headers=SF)
+    assert stopped.status == 200 and (await stopped.json())["state"] == "stopped"
+    assert await client.app[delivery_key].store.get(ex.RUNNING, "sf", "hangup") is None

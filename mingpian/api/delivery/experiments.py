@@ -125,7 +125,11 @@ async def _card(request: web.Request) -> tuple[Any, dict[str, Any], str, str]:
 
 
 async def _experiment(request: web.Request) -> tuple[Any, dict[str, Any], dict[str, Any], str]:
-    store, ent, card, who = await _card(request)
+    """The experiment named in the path (its card may have been deleted since: it can still be
+    read and stopped)."""
+    p = await principal(request)
+    ent = await enterprise(request, p)
+    store, who, card = request.app[delivery_key].store, p.name, request.match_info["id"]
     doc = await ex.get(store, ent["id"], request.match_info["x"])
     if doc is None or doc.get("card") != card:
         raise ApiError(404, "not_found", f"没有实验 {request.match_info['x']!r}", path="x")
