@@ -157,6 +157,11 @@ EVENT_CSV = (
 )  # fmt: skip
 
 
+def _cell(text: str) -> str:
+    """A name as a CSV cell a spreadsheet shows as text, never runs as a formula."""
+    return "'" + text if text.startswith(FORMULA) else text
+
+
 async def get_event_funnel(request: web.Request, ent: dict[str, Any], fmt: str) -> web.Response:
     """The funnel of `?card=` from the event stream: grouped `?by=` variant, version, channel or
     card, per `?bucket=` day or hour, with intervals and times (delivery/eventfunnel.py)."""
@@ -190,7 +195,11 @@ async def get_event_funnel(request: web.Request, ent: dict[str, Any], fmt: str) 
         for g in groups:
             for b in g["buckets"]:
                 w.writerow(
-                    [g["group"], b["bucket"], *(b[k] for k in (*eventfunnel.STAGES, *eventfunnel.OTHER))]
+                    [
+                        _cell(g["group"]),
+                        b["bucket"],
+                        *(b[k] for k in (*eventfunnel.STAGES, *eventfunnel.OTHER)),
+                    ]
                 )
             step = [
                 c
@@ -198,7 +207,7 @@ async def get_event_funnel(request: web.Request, ent: dict[str, Any], fmt: str) 
                 if eventfunnel.STAGES.index(c["to"]) == eventfunnel.STAGES.index(c["from"]) + 1
             ]
             w.writerow([
-                g["group"], "total", *(g[k] for k in (*eventfunnel.STAGES, *eventfunnel.OTHER)),
+                _cell(g["group"]), "total", *(g[k] for k in (*eventfunnel.STAGES, *eventfunnel.OTHER)),
                 *("" if c[x] is None else c[x] for c in step for x in ("rate", "low", "high")),
                 *("" if v is None else v for v in (
                     g["tapped_after_fallover"], g["time_to_open"]["median"], g["time_to_open"]["p90"],
