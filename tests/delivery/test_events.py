@@ -4,6 +4,7 @@ day at a time (a partition a day on PostgreSQL). On SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -156,3 +157,19 @@ async def test_the_service_records_sent_delivered_taps_and_opt_outs_once(make_ap
     await service.events.settled()
     assert fresh.recorded == 0
     assert await service.events.counts("sf", done[0]["card"], since, since + 86400) == got
+
+
+async def test_workers_making_and_dropping_partitions_at_once(store: Store) -> None:
+    now = time.time()
+    workers = [Events(store.db, retention_days=3) for _ in range(4)]
+    await asyncio.gather(*(w.maintain(now - 6 * 86400) for w in workers))
+    await asyncio.gather(*(w.maintain(now) for w in workers))  # each drops what the others drop
+    d = delivery(1, now)
+    await workers[0].record("sent", d, 0, "sms", now)
+    await workers[0].flush()
+    if store.db.name == "postgresql":
+        parts = await workers[0].rows.partitions()
+        days = sorted(p for p in parts if p[-8:].isdigit())
+        assert days[0] == "delivery_events_" + day_of(now - 86400).replace("-", "")
+        assert len(days) == 4  # yesterday, today and two days ahead
+    assert (await store.db.one("SELECT count(*) FROM delivery_events"))[0] == 1  # type: ignore[index]
