@@ -444,6 +444,16 @@ async def analysis(
     return doc, result
 
 
+async def card_deleted(store: Any, enterprise: str, card: str, who: str) -> None:
+    """A deleted card's running experiment stops (a card made again with its id starts afresh)."""
+    run = await store.get(RUNNING, enterprise, card)
+    doc = await get(store, enterprise, run["id"]) if run else None
+    if doc is not None and doc["state"] == "running":
+        await end(store, enterprise, doc, who)
+    elif run:
+        await store.delete(RUNNING, enterprise, card)
+
+
 async def check_all(store: Any, counts: CountsOf, who: str = "system") -> list[str]:
     """Promote the clear winners of every running experiment whose enterprise chose so: what a
     periodic check runs (one cached list, and a count query per such experiment). Returns the

@@ -244,6 +244,7 @@ async def test_every_route_refuses_other_tenants_and_anonymous_callers(make_app:
             "n": "1",
             "carrier": "china-unicom",
             "code": link.code,
+            "x": "identity~0001",  # an experiment on cmb's card
         }
         url = _fill(path, ids)
         body = bodies.get(

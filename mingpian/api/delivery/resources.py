@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from delivery import brand, cards, reviews
+from delivery import brand, cards, experiments, reviews
 from delivery.keys import Principal
 from delivery.model import NumberError, normalize_number
 from infra import jsonio
@@ -240,6 +240,7 @@ def _delete(seg: str) -> Handler:
             existed = kind == "card" and await store.get(reviews.REVIEW, ent["id"], item_id) is not None
             if kind == "card":  # its pending version leaves the queue; its versions stay
                 await reviews.withdraw(store, ent["id"], item_id)
+                await experiments.card_deleted(store, ent["id"], item_id, p.name)  # its experiment ends
             if not await store.delete(kind, ent["id"], item_id) and not existed:
                 raise ApiError(404, "not_found", f"no {kind} {request.match_info['id']!r}")
             if kind == "line":  # a number it no longer has is no longer its sender
