@@ -44,6 +44,9 @@ LATENCY_GRAINS = ("h", "d")  # histograms are kept per hour and day (a minute's 
 CN_OFFSET = 8 * 3600  # buckets begin on China time (a day's bucket at 00:00 CST)
 FLUSH_EVERY = 0.5  # s: queued events are written within this
 BATCH = 2000  # queued events that start a flush at once
+# Events held while the database is away, at most: past this the oldest are dropped (with a
+# log line), so an outage cannot take the process's memory with it. A minute of a busy worker.
+HELD_MAX = 500_000
 RECENT_KEEP = 65536  # keys recorded here lately: a repeat is dropped without a write
 # Raw events kept this many days: a month of reports plus a few days to look into a complaint
 # about a delivery or rebuild a rollup after a fix; longer only costs disk (reports never read them).
@@ -200,6 +203,10 @@ class Events:
                 new = await self.rows.add(batch, aggregate)
             except (Exception, asyncio.CancelledError):
                 self._queue[:0] = batch  # ahead of what came meanwhile
+                if len(self._queue) > HELD_MAX:
+                    lost = len(self._queue) - HELD_MAX
+                    del self._queue[:lost]
+                    log.warning("delivery events: %d events dropped, the database away too long", lost)
                 raise
             self._down = False
             self.recorded += new

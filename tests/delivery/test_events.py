@@ -173,3 +173,23 @@ async def test_workers_making_and_dropping_partitions_at_once(store: Store) -> N
         assert days[0] == "delivery_events_" + day_of(now - 86400).replace("-", "")
         assert len(days) == 4  # yesterday, today and two days ahead
     assert (await store.db.one("SELECT count(*) FROM delivery_events"))[0] == 1  # type: ignore[index]
+
+
+async def test_a_failed_flush_keeps_its_events_for_the_next(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = time.time()
+    events = Events(store.db)
+    add = events.rows.add
+
+    async def down(*a: Any) -> int:
+        raise ConnectionError("database away")
+
+    monkeypatch.setattr(events.rows, "add", down)
+    await events.record("sent", delivery(1, now), 0, "sms", now)
+    with pytest.raises(ConnectionError):
+        await events.flush()
+    await events.record("sent", delivery(2, now), 0, "sms", now)
+    monkeypatch.setattr(events.rows, "add", add)
+    assert await events.flush() == 2  # the held event first, then the one queued meanwhile
+    await events.close()
