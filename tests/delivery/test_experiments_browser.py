@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from simulators.seeds import sample
-from tests.support.browser import PageProbe, ServerThread
+from tests.support.browser import PageProbe, ServerThread, english_words
 
 from .support import OPERATOR, SF_KEY, seeded_server
 from .test_console_browser import _api, open_page, shot, sign_in
@@ -45,12 +45,15 @@ def test_the_experiment_on_the_card_page_at_phone_width(browser: Any, server: Se
     page.wait_for_selector("text=名片 hangup 的实验")
     text = page.inner_text("main")
     assert "进行中" in text and "目标：点击率" in text and "样本未达最小要求，暂无结论" in text
-    assert "A（v1）" in text and "B（v2）" in text
+    assert "A（第 1 版）" in text and "B（第 2 版）" in text
     assert page.evaluate("() => document.scrollingElement.scrollWidth") <= 390
+    section = page.locator("section", has_text="名片 hangup 的实验")
+    words = english_words(section.evaluate("el => el.innerText"), {"hangup"})
+    assert words == [], words  # every word a person reads is Chinese
     shot(page, "60-experiment-phone")
-    promote = page.locator("tr", has_text="B（v2）").locator("button", has_text="提升为唯一版本")
+    promote = page.locator("tr", has_text="B（第 2 版）").locator("button", has_text="提升为唯一版本")
     promote.click()
-    page.locator("tr", has_text="B（v2）").locator("button", has_text="确认提升").click()
+    page.locator("tr", has_text="B（第 2 版）").locator("button", has_text="确认提升").click()
     page.wait_for_selector("text=B 已成为唯一发送的版本")
     assert "已提升" in page.inner_text("main")
     got = _api(server, "GET", f"{HANGUP}/experiments/{x['id']}", SF_KEY)[1]

@@ -237,7 +237,7 @@ async function experiment(slot, ctx, card) {
   clear(slot).append(section(`名片 ${card.id} 的实验`,
     h('p', {}, `${EXP_STATE[x.state] || x.state} · 目标：${goal} · 每个版本至少 ${x.min_sample} 次发送`),
     table([
-      {title: '版本', get: (v) => `${v.name}（v${v.version}）${v.state === 'retired' ? ' 已停用' : ''}`},
+      {title: '版本', get: (v) => `${v.name}（第 ${v.version} 版）${v.state === 'retired' ? ' 已停用' : ''}`},
       {title: '权重', get: (v) => String(v.weight)},
       {title: '发送', get: (v) => String(v.sent)},
       {title: '达成', get: (v) => String(v.goal)},
