@@ -33,6 +33,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from infra.outage import log_failure
 from renderer import RenderError, TemplateStore
 from renderer.model import Message
 
@@ -174,8 +175,8 @@ class CardSms:
     async def _quietly(self, ent: dict[str, Any], card: str, n: int, body: dict[str, Any]) -> None:
         try:
             await self.register(ent, card, n, body)
-        except Exception:
-            log.exception("card-SMS template of %s/%s v%d: registration failed", ent["id"], card, n)
+        except Exception as exc:  # an outage is the outage's one line (infra/outage.py)
+            log_failure(log, exc, "card-SMS template of %s/%s v%d: registration failed", ent["id"], card, n)
 
     async def template_status(self, body: dict[str, Any]) -> dict[str, Any] | None:
         """The vendors' review of a template (the `template-status` callback): each vendor's state

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from infra.outage import Unavailable
+from infra.outage import Unavailable, log_failure
 
 from .metering.ledger import day_of
 from .records import Delivery
@@ -187,9 +187,9 @@ class Events:
             self._wake.clear()
             try:
                 await self.flush()
-            except Exception:  # kept in the queue; flushed again on the next round
-                if not self._down:
-                    log.exception("delivery events: a flush failed; the events stay queued")
+            except Exception as exc:  # kept in the queue; flushed again on the next round
+                if not self._down:  # an outage is the outage's one line (infra/outage.py)
+                    log_failure(log, exc, "delivery events: a flush failed; the events stay queued")
                 self._down = True
                 await asyncio.sleep(FLUSH_EVERY)
 

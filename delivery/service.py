@@ -14,6 +14,7 @@ from pathlib import Path
 import aiohttp
 
 from chatbot.events import InboundEvent
+from infra.outage import log_failure
 from renderer import TemplateStore
 from renderer.video import ffmpeg_exe
 
@@ -256,8 +257,10 @@ class DeliveryService:
         while True:
             try:
                 await self.events.maintain()
-            except Exception:
-                log.exception("delivery events: upkeep failed; tried again in an hour")
+            except Exception as exc:  # an outage is one line for the whole outage (infra/outage.py)
+                log_failure(log, exc, "delivery events: upkeep failed; tried again in a minute")
+                await asyncio.sleep(60)
+                continue
             await asyncio.sleep(3600)
 
     async def _card_page(self, out: Outgoing, enterprise: str) -> str:

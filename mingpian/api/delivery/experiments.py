@@ -16,6 +16,7 @@ from aiohttp import web
 from jsonschema import Draft202012Validator
 
 from delivery import experiments as ex
+from infra.outage import log_failure
 from renderer.jsonpath import json_path
 
 from ...errors import ApiError
@@ -239,10 +240,13 @@ async def _checks(app: web.Application) -> AsyncIterator[None]:
             try:
                 await ex.check_all(service.store, events.counts)
                 down = False
-            except Exception:  # the store away: the next round tries again
-                if not down:
-                    log.warning(
-                        "experiments: the check for winners failed; retried every %.0f s", CHECK_EVERY
+            except Exception as exc:  # the store away: the next round tries again
+                if not down:  # an outage is the outage's one line (infra/outage.py)
+                    log_failure(
+                        log,
+                        exc,
+                        "experiments: the check for winners failed; retried every %.0f s",
+                        CHECK_EVERY,
                     )
                 down = True
 
