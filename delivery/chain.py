@@ -519,8 +519,8 @@ class Chains:
             )
             charge = await self.meter.settle(reserved)
             await self._charged(att.id, channel, charge, now)
-            # its short links commit with the attempt, before the send (card SMS sends no such text)
-            if charge.ok and legacy.links and channel != "cardsms":
+            # its short links commit with the attempt, before the send (a card SMS's text has none)
+            if charge.ok and legacy.links:
                 legacy = await self._minted(d, ent, channel, legacy)
         if not charge.ok:
             await self.store.durable()

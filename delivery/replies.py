@@ -63,13 +63,13 @@ class Replies:
     ) -> bool:
         opt_out = not postback and rules.is_opt_out(text)
         key = None if opt_out or postback else parse_reply(text)
-        if self.events is not None and (opt_out or (channel == "rcs" and not postback)):
-            await self._event("opted_out" if opt_out else "replied", enterprises, sender, channel)
-        if not opt_out and not postback and (key is None or not key.isdigit()):
-            return False
         try:
             who = normalize_number(sender.removeprefix("tel:"))
         except NumberError:
+            return False
+        if self.events is not None and (opt_out or (channel == "rcs" and not postback)):
+            await self._event("opted_out" if opt_out else "replied", enterprises, who, channel)
+        if not opt_out and not postback and (key is None or not key.isdigit()):
             return False
         if opt_out:
             for ent in enterprises:
@@ -127,13 +127,9 @@ class Replies:
             await self.events.record("tapped", d, d.step, channel, now, key=button.text, button=button.text)
         return True
 
-    async def _event(self, kind: str, enterprises: list[str], sender: str, channel: str) -> None:
+    async def _event(self, kind: str, enterprises: list[str], who: str, channel: str) -> None:
         """A person's chatbot turn or opt-out, on the card they got last in the tap window."""
         assert self.events is not None
-        try:
-            who = normalize_number(sender.removeprefix("tel:"))
-        except NumberError:
-            return
         now = time.time()
         last = await self.store.last_delivered(enterprises, who, None)
         if last is None or now - last[1] > TAP_WINDOW:
