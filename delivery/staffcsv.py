@@ -20,7 +20,10 @@ A cell reads back as what was exported (docs/console.md, "Staff CSV"):
 - a column named `path:number` or `path:boolean` holds JSON numbers and true/false (the export
   names a column so when any member has a number or true/false there); other cells are text,
   or what the template (`?template=`) says the field is;
-- blank cells are left out (an empty text is written `'`).
+- blank cells are left out (an empty text is written `'`);
+- a column's name that starts with `'` is the field path after it, taken as written: the export
+  names so a top-level field called `id` or `name` (`'id` is the data's `id`, not the member's),
+  and a path that starts with `'` itself.
 """
 
 from __future__ import annotations
@@ -131,9 +134,14 @@ def scan(columns: dict[str, str], members: Iterable[dict[str, Any]]) -> None:
                 columns[path] = kind
 
 
+def column_name(path: str, kind: str) -> str:
+    """The header cell of a field path: marked when it would read as a fixed column or a mark."""
+    name = TEXT + path if path in FIXED or path.startswith(TEXT) else path
+    return f"{name}:{kind}" if kind else name
+
+
 def header(columns: dict[str, str]) -> str:
-    names = [f"{p}:{k}" if k else p for p, k in columns.items()]
-    return _line([*FIXED, *names])
+    return _line([*FIXED, *(column_name(p, k) for p, k in columns.items())])
 
 
 class Rows:
@@ -193,8 +201,10 @@ def _columns(head: list[str]) -> tuple[list[Column], list[dict[str, Any]]]:
     for i, name in enumerate(names, start=3):
         typed = name.endswith(tuple(f":{k}" for k in TYPED))
         path, _, kind = name.rpartition(":") if typed else (name, "", "")
+        marked = path.startswith(TEXT)
+        path = path[1:] if marked else path
         parts = path.split(".")
-        bad = _column_problem(i, name, path, parts, first)
+        bad = _column_problem(i, name, path, parts, first, marked)
         if bad:
             problems.append(_problem(1, path[:60], *bad))
         first.setdefault(path, i)
@@ -203,7 +213,7 @@ def _columns(head: list[str]) -> tuple[list[Column], list[dict[str, Any]]]:
 
 
 def _column_problem(
-    i: int, name: str, path: str, parts: list[str], first: dict[str, int]
+    i: int, name: str, path: str, parts: list[str], first: dict[str, int], marked: bool = False
 ) -> tuple[str, str] | None:
     """(kind, message) of what is wrong with column `i`'s name, if anything."""
     if not name:
@@ -214,9 +224,10 @@ def _column_problem(
         return "header", f"第 {i} 列的字段路径有 {len(path)} 个字，最多 {MAX_NAME} 个"
     if not all(p.strip() for p in parts):
         return "header", f"第 {i} 列「{path}」不是字段路径：各段用一个点隔开，不能有空段"
-    if path in first or path in FIXED:
+    if path in first or (path in FIXED and not marked):
         other = first[path] if path in first else FIXED.index(path) + 1
-        return "header", f"列「{path}」出现了两次：第 {other} 列和第 {i} 列"
+        hint = f"；员工资料里名为 {path} 的字段写作「'{path}」" if path in FIXED else ""
+        return "header", f"列「{path}」出现了两次：第 {other} 列和第 {i} 列{hint}"
     return None
 
 

@@ -278,3 +278,18 @@ async def test_an_import_past_the_enterprise_staff_limit_is_refused_naming_it(ma
     assert "一个企业最多 5 名" in problem["message"]
     store = client.app[delivery_key].store
     assert (await store.page("staff", "sf", "", 10, 0)).total == 5  # nothing of the refused file kept
+
+
+def test_a_data_field_named_like_a_fixed_column_comes_back_as_itself() -> None:
+    """`id` and `name` inside a member's data are columns of their own, not the member's."""
+    members = [{"id": "a", "name": "甲", "data": {"id": "工号7", "name": {"x": 1}, "'q": "v"}}]
+    text = _encode(members)
+    assert text.splitlines()[0] == "id,name,'id,name.x:number,''q"
+    parsed = staffcsv.parse(text)
+    assert parsed.problems == [] and parsed.members == members
+
+
+def test_an_unmarked_fixed_column_twice_says_how_to_name_the_field() -> None:
+    parsed = staffcsv.parse("id,name,id\r\na,甲,1\r\n")
+    assert [p["kind"] for p in parsed.problems] == ["header"]
+    assert "'id" in parsed.problems[0]["message"]
