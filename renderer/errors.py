@@ -16,6 +16,7 @@ class Problem:
     file: str | None = None
     line: int | None = None
     code: str | None = None
+    detail: str | None = None  # the original words of a parser (Jinja, YAML), for developers
 
     def location(self) -> str:
         if self.file:
@@ -30,6 +31,8 @@ class Problem:
             out["file"] = self.file
         if self.line:
             out["line"] = self.line
+        if self.detail:
+            out["detail"] = self.detail
         return out
 
     def __str__(self) -> str:
@@ -79,10 +82,11 @@ class TemplateInvalid(RenderError):
     kind = "template_error"
 
     @classmethod
-    def at(cls, file: str, line: int, path: str, message: str) -> TemplateInvalid:
-        """One problem at file:line, `path` naming the field (e.g. `card.suggestions[1]`)."""
+    def at(cls, file: str, line: int, path: str, message: str, detail: str | None = None) -> TemplateInvalid:
+        """One problem at file:line, `path` naming the field (e.g. `card.suggestions[1]`);
+        `detail`: the parser's own words, when `message` retells them."""
         where = f"{path}: " if path else ""
-        return cls(f"{file}:{line}: {where}{message}", [Problem(path, message, file, line)])
+        return cls(f"{file}:{line}: {where}{message}", [Problem(path, message, file, line, detail=detail)])
 
 
 class LimitExceeded(RenderError):

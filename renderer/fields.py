@@ -15,7 +15,7 @@ from jinja2 import Template, TemplateSyntaxError, Undefined, nodes
 from jinja2.runtime import Context
 from jinja2.sandbox import SecurityError
 
-from . import fastbind
+from . import explain, fastbind
 from .budget import BudgetExceeded
 from .errors import TemplateInvalid
 from .sandbox import CardSandbox, is_single_expression
@@ -79,7 +79,8 @@ class Field:
                 self._mode = "text" if _few_outputs(tree) else "long"
         except TemplateSyntaxError as exc:
             line = self.line + max((exc.lineno or 1) - 1, 0)
-            raise TemplateInvalid.at(file, line, path, f"template syntax error: {exc.message}") from None
+            said = explain.jinja_syntax(exc.message or "")
+            raise TemplateInvalid.at(file, line, path, said, exc.message) from None
         except RecursionError:
             raise self.error("expression nested too deeply to compile") from None
         except Exception as exc:  # the compiler refusing odd input is the template's error too
@@ -161,7 +162,7 @@ class Field:
                 return out.strip()
             return ctx.environment.concat(self._func(ctx)).strip()
         except Exception as exc:  # whatever a template does wrong is a template error
-            raise self.error(describe_error(exc), self._template_line(exc)) from None
+            raise self.error(describe_error(exc), self._template_line(exc), _detail(exc)) from None
 
     def _template_line(self, exc: BaseException) -> int:
         """The line of this field where `exc` was raised (a multi-line text field)."""
@@ -173,8 +174,8 @@ class Field:
             tb = tb.tb_next
         return self.line + max((line or 1) - 1, 0)
 
-    def error(self, message: str, line: int | None = None) -> TemplateInvalid:
-        return TemplateInvalid.at(self.file, line or self.line, self.path, message)
+    def error(self, message: str, line: int | None = None, detail: str | None = None) -> TemplateInvalid:
+        return TemplateInvalid.at(self.file, line or self.line, self.path, message, detail)
 
 
 MAX_DIRECT_OUTPUTS = 8
@@ -223,5 +224,10 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, RecursionError):
         return "calls nested too deeply (recursion)"
     if name == "UndefinedError":
-        return f"undefined value: {text}"
+        return explain.undefined(text)
     return f"{name}: {text}"
+
+
+def _detail(exc: BaseException) -> str | None:
+    """The original words of an error `describe_error` retells in Chinese."""
+    return str(exc) or None if type(exc).__name__ == "UndefinedError" else None

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from . import explain
 from .errors import Problem, TemplateInvalid
 
 MAX_YAML_BYTES = 256 * 1024  # a card definition is a few KB; anything bigger is a mistake or abuse
@@ -77,9 +78,9 @@ def _convert(node: yaml.Node, ctor: yaml.constructor.SafeConstructor, depth: int
                 key = str(key)
             if key in out:
                 kl = key_node.start_mark.line + 1
+                said = f"键「{key}」重复：同一层里每个键只能写一次"
                 raise TemplateInvalid(
-                    f"{file}:{kl}: duplicate key {key!r}",
-                    [Problem(key, f"duplicate key {key!r}", file, kl)],
+                    f"{file}:{kl}: {said}", [Problem(key, said, file, kl, detail=f"duplicate key {key!r}")]
                 )
             out.key_lines[key] = key_node.start_mark.line + 1
             out[key] = _convert(value_node, ctor, depth + 1, file)
@@ -117,8 +118,11 @@ def load_yaml(path: Path, display: str | None = None) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        msg = f"YAML syntax: {exc.problem or exc}"
-        raise TemplateInvalid(f"{file}:{line}: {msg}", [Problem("", msg, file, line)]) from None
+        original = str(exc.problem or exc)
+        msg = explain.yaml_syntax(original)
+        raise TemplateInvalid(
+            f"{file}:{line}: {msg}", [Problem("", msg, file, line, detail=f"YAML syntax: {original}")]
+        ) from None
     if node is None:
         return LocDict()
     ctor = yaml.constructor.SafeConstructor()
@@ -127,8 +131,10 @@ def load_yaml(path: Path, display: str | None = None) -> Any:
     except yaml.constructor.ConstructorError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark else 1
-        msg = f"YAML: {exc.problem}"
-        raise TemplateInvalid(f"{file}:{line}: {msg}", [Problem("", msg, file, line)]) from None
+        msg = explain.yaml_syntax(str(exc.problem))
+        raise TemplateInvalid(
+            f"{file}:{line}: {msg}", [Problem("", msg, file, line, detail=f"YAML: {exc.problem}")]
+        ) from None
 
 
 class _NoAliasLoader(yaml.SafeLoader):

@@ -68,7 +68,7 @@ BROKEN = [
         "title: t\nstart: a\nnodes:\n  a:\n    rules:\n      - any: true\n        reply:\n"
         "          text: '{{ ctx. }}'\n",
         ":8:",
-        "template syntax error",
+        "「.」后面缺少名字或数字",
     ),
     (
         "reserved let",

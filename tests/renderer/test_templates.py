@@ -104,13 +104,13 @@ def test_unknown_template_and_invalid_names(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("card", "line", "needle"),
     [
-        ('card:\n  title: "ok"\n  description: "{{ oops( }}"\n', 3, "syntax"),
-        ('card:\n  title: "{{ missing.value }}"\n', 2, "undefined"),
+        ('card:\n  title: "ok"\n  description: "{{ oops( }}"\n', 3, "模板意外结束"),
+        ('card:\n  title: "{{ missing.value }}"\n', 2, "「missing」未定义"),
         ("card:\n  title: x\n  colour: red\n", 3, "unknown key 'colour'"),
-        ("card:\n  title: [unclosed\n", 3, "YAML syntax"),
+        ("card:\n  title: [unclosed\n", 3, "方括号 [ ] 列表没有闭合"),
         ("card:\n  title: x\n  suggestions:\n    - reply: {postback: p}\n", 4, "missing required key 'text'"),
         ("card:\n  title: x\n  suggestions:\n    - beam: {text: t}\n", 4, "exactly one of"),
-        ("a: &x [1]\nb: *x\n", 2, "aliases"),
+        ("a: &x [1]\nb: *x\n", 2, "YAML 别名"),
         ("card:\n  title: x\ncarousel:\n  cards: [{title: y}]\n", 1, "exactly one of"),
         ("carousel:\n  cards:\n    - for: nothing here\n      title: x\n", 3, "NAME in EXPRESSION"),
     ],
@@ -250,9 +250,9 @@ def test_simple_lookups_match_jinja_semantics(tmp_path: Path) -> None:
     loc, reply = msg.cards[0].suggestions
     assert (loc.latitude, loc.longitude) == (31.2, 121.5)
     assert reply.text == "L[1, 2]" and reply.postback == "p:IR"  # not the latitude's result
-    with pytest.raises(TemplateInvalid, match="undefined"):
+    with pytest.raises(TemplateInvalid, match="未定义"):
         t.render({**data, "geo": {"lat": 1}})  # missing key: Jinja's own StrictUndefined error
-    with pytest.raises(TemplateInvalid, match="undefined"):
+    with pytest.raises(TemplateInvalid, match="未定义"):
         t.render({k: v for k, v in data.items() if k != "n"})
 
 
