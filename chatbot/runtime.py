@@ -104,6 +104,7 @@ class RuntimeConfig:
     outbox_poll: float = 0.05
     migrate: str = DEFAULTS.migrate  # the SQLite store's schema migrations at start: auto | check | off
     approval_wait: float = DEFAULTS.maap_approval_wait  # a new permanent file's first send waits this long
+    redis_wait: tuple[int, float] = (0, 0.5)  # replicas a commit waits for, and how long (s)
 
     @classmethod
     def of(
@@ -123,6 +124,7 @@ class RuntimeConfig:
             s.sqlite_synchronous,
             s.redis_url,
             s.dedupe_ttl,
+            redis_wait=(s.redis_wait_replicas, s.redis_wait_timeout),
             app_id=s.webhook_app_id,
             maap=maap,
             accounts=more,
@@ -171,6 +173,7 @@ class ChatbotRuntime:
             config.store,
             sqlite_path=config.sqlite_path,
             redis_url=config.redis_url,
+            redis_wait=config.redis_wait,
             sync=config.sqlite_synchronous,
             dedupe_ttl=config.dedupe_ttl,
             migrate=config.migrate,

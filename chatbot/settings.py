@@ -21,6 +21,7 @@ from typing import Any
 
 from infra import jsonio
 from infra.migrations import MODES as MIGRATE_MODES
+from infra.redisurl import check_url
 from infra.settingrow import NETWORKS_ALLOWED, SettingError, names, parse_networks, setting
 from renderer.profiles import PROFILES
 
@@ -55,6 +56,16 @@ def parse_webhook_schemes(value: Any) -> tuple[str, ...]:
         if name not in SCHEMES:
             raise SettingError(f"unknown scheme {name!r}; expected {SCHEMES_ALLOWED}")
     return found
+
+
+def parse_redis_url(value: Any) -> str:
+    """One Redis server's URL, or a Sentinel URL whose parts are checked here (infra/redisurl.py)."""
+    if not isinstance(value, str):
+        raise SettingError(f"expected text; got {type(value).__name__}")
+    try:
+        return check_url(value.strip())
+    except ValueError as exc:
+        raise SettingError(str(exc)) from None
 
 
 def parse_maap_accounts(value: Any) -> str:
@@ -116,7 +127,30 @@ class ChatbotSettings:
         "Chatbot state store: `sqlite` (embedded, one process) or `redis` (shared by several processes).",
         choices=("sqlite", "redis"),
     )
-    redis_url: str = setting("redis://127.0.0.1:6379/0", "Redis URL for the `redis` store and counters.")
+    redis_url: str = setting(
+        "redis://127.0.0.1:6379/0",
+        "Redis for the `redis` stores and counters: one server's URL, or `redis+sentinel://` with the "
+        "sentinels' addresses and the master's name, so that every pool follows a failover to the "
+        "promoted replica (docs/operations.md, Redis).",
+        parse=parse_redis_url,
+        allowed_doc="redis://[user:password@]host:port/db, rediss://…, unix://path, or "
+        "redis+sentinel://[user:password@]host:port,host:port,…/master-name/db[?sentinel_password=…]",
+    )
+    redis_wait_replicas: int = setting(
+        0,
+        "Replicas that must have a package's charge, a frequency cap's count and the chatbot's "
+        "dedupe and commit before they count as done (Redis `WAIT`, one replica round trip per batch "
+        "of writes), so that a failover cannot lose them; fewer within `redis_wait_timeout` is an "
+        "outage (503). Run at least one more replica than this. 0: replication is not waited for.",
+        minimum=0,
+        maximum=16,
+    )
+    redis_wait_timeout: float = setting(
+        0.5,
+        "Seconds a durable write waits for `redis_wait_replicas` replicas before it is refused.",
+        above=0,
+        maximum=10,
+    )
     sqlite_synchronous: str = setting(
         "NORMAL",
         "SQLite `synchronous` for the chatbot and delivery "

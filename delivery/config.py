@@ -298,6 +298,7 @@ class DeliveryConfig:
     synchronous: str = "NORMAL"
     migrate: str = "auto"  # the store's schema migrations at open: auto | check | off
     redis_url: str = ""
+    redis_wait: tuple[int, float] = (0, 0.5)  # replicas a charge waits for, and how long (s)
     callback_base: str = ""  # where Kannel reaches this server's dlr-url
     library_dir: Path | None = None  # the media library's files; None: data folder / "library"
     library_quota: int = 200 * 1024**2  # bytes per enterprise

@@ -49,7 +49,6 @@ from .receipts import Outcome, Receipts, no_outcome
 from .refusals import CardRefusals
 from .replies import Replies
 from .revoke import Revoker
-from .rows.funnel import FunnelFact
 from .seed import load_seed
 from .shortlinks import CODE_LENGTH, ShortLink, ShortLinks
 from .storage import DeliveryStore
@@ -77,7 +76,7 @@ class DeliveryService:
         if isinstance(self.store, SqliteDeliveryStore) and config.counters != "redis":
             self.counters: Counters = SqliteCounters(self.store)
         elif config.counters == "redis":
-            self.counters = RedisCounters(config.redis_url, self.store)
+            self.counters = RedisCounters(config.redis_url, self.store, wait=config.redis_wait)
         else:  # counters in SQLite cannot be atomic across the processes sharing a database server
             raise ConfigError("a PostgreSQL database needs the Redis counters (delivery_counters=redis)")
         self.meter = Meter(self.store, self.counters)
@@ -96,12 +95,14 @@ class DeliveryService:
         self.links = ShortLinks(self.store, base)
         # displayed and opened, once each, for the funnel report (5G displayed reports: on_status)
         self.funnel = Funnel(self.store)
-        # every fact of a delivery once, batched, rolled up per minute, hour and day (events.py)
+        # every fact of a delivery once, written with its own write, rolled up per minute, hour
+        # and day by every worker's roller (events.py)
         self.events = Events(self.store.db, config.event_retention_days)  # type: ignore[attr-defined]
-        self.funnel.on_new = self._funnel_event
+        self.funnel.events = self.events
         self.links.on_first = self._link_opened  # a delivery's link opened first: the funnel's fact
         self.composer = Composer(self.store, templates, self.library, (self.links.prefix, CODE_LENGTH))
         self.receipts = Receipts(self.store, self.meter, self.wakeups, on_outcome)
+        self.receipts.events = self.events
         self.replies = Replies(self.store, self.composer, self.wakeups)
         self.replies.events = self.events
         self.channels: dict[str, Channel] = {}
@@ -134,6 +135,7 @@ class DeliveryService:
             skips=self._skips,
         )
         self.chains.events = self.events
+        self.chains.carrier = messaging.carrier if messaging is not None else None
         self.intake = Intake(self.store, self.counters, self.chains)
         self.smpp: SmppPool | None = None
         self.kannel_token = ""
@@ -194,6 +196,7 @@ class DeliveryService:
             )
         )
         self._upkeep = asyncio.get_running_loop().create_task(self._events_upkeep())
+        self.events.start()  # this worker's roller: the facts of every worker, whichever is alive
 
     async def close(self) -> None:
         if self._forwarded is not None:
@@ -215,7 +218,7 @@ class DeliveryService:
             await self._session.close()
         with contextlib.suppress(Exception):
             await self.counters.close()
-        await self.events.close()  # what is queued is written before the store stops
+        await self.events.close()  # a last roll (what is left stays in the inbox for the others)
         await self.store.stop()
 
     def _card_sms(self) -> None:
@@ -243,14 +246,10 @@ class DeliveryService:
         self.channels["cardsms"] = CardSmsChannel(self.cardsms, self.smpp, numbering)
         self._skips["cardsms"] = self.cardsms.skip_reason
 
-    async def _card_displayed(self, delivery: str, step: int, enterprise: str, at: float) -> None:
-        await self.funnel.displayed(delivery, step, "cardsms", enterprise, at, how="cardsms")
-
-    async def _funnel_event(self, fact: FunnelFact) -> None:
-        """A funnel fact new in the store (displayed, opened) joins the event stream."""
-        d = await self.store.delivery(fact.delivery)
-        if d is not None:
-            await self.events.record(fact.fact, d, fact.step, fact.channel, fact.at)
+    async def _card_displayed(
+        self, delivery: str, step: int, enterprise: str, at: float, vendor: str
+    ) -> None:
+        await self.funnel.displayed(delivery, step, "cardsms", enterprise, at, how="cardsms", vendor=vendor)
 
     async def _events_upkeep(self) -> None:
         """Raw events past their retention dropped, tomorrow's partitions made: now and hourly."""
@@ -294,7 +293,7 @@ class DeliveryService:
         r = parse_receipt(sm)
         if r is not None:
             if r.final:
-                await self.receipts.accept(r.message_id, r.stat, source=_recipient(sm.source))
+                await self.receipts.accept(r.message_id, r.stat, source=_recipient(sm.source), vendor="smsc")
         else:
             await self.replies.on_reply(sm.source, sm.destination, sm.text(), "sms")
         await self.store.durable()

@@ -51,9 +51,12 @@ def _driver_backend(exc: BaseException) -> str | None:
     ):
         return "database"
     from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import ReadOnlyError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
-    if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):  # BusyLoadingError included
+    # BusyLoadingError, Sentinel's MasterNotFoundError included; READONLY: a demoted master
+    # (reached through an address that did not follow the failover) until a master answers there.
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError, ReadOnlyError)):
         return "redis"
     return None
 

@@ -6,6 +6,13 @@ command is what dominated the cost of the Redis stores (the chatbot's and the de
 counters); batched, N callers share one round trip. Scripts run by EVALSHA; a NOSCRIPT reply
 (Redis restarted or flushed its script cache) reloads them and runs again only the commands
 that got it (a NOSCRIPT reply means that script did not run, so nothing runs twice).
+
+Writes that must survive a failover (a package's charge, the chatbot's dedupe and commit) are
+queued `durable`: with `wait_replicas` set, a batch carrying one ends with `WAIT n timeout`, so
+their callers hear "done" only once n replicas have the batch (one replica round trip per batch,
+shared by every caller in it); fewer in time fails those callers with `NotReplicated`, an outage
+(503). A READONLY reply (a demoted master, reached through an address that did not move) is an
+outage too: the connection is dropped, so the next batch connects afresh.
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ import math
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .outage import backend_of, outages
@@ -34,6 +42,12 @@ SOCKET_TIMEOUTS = {"socket_timeout": READ_TIMEOUT, "socket_connect_timeout": REA
 LINGER = 0.001  # s
 BUSY = 0.01  # s
 SMALL = 8  # commands
+
+
+class NotReplicated(RedisConnectionError):
+    """A durable write reached the master but not `wait_replicas` replicas within the timeout: a
+    failover now could lose it, so its caller is told the backend is unavailable (it may have
+    been applied: what is written durable is safe to try again)."""
 
 
 def _arg(value: Any) -> bytes:
@@ -68,9 +82,14 @@ class AutoPipeline:
     or the pool's per-call bookkeeping that redis-py's own Pipeline pays — and an error reply
     (e.g. a Lua error) fails only its own caller."""
 
-    def __init__(self, r: aioredis.Redis, scripts: dict[str, str]) -> None:
+    def __init__(
+        self, r: aioredis.Redis, scripts: dict[str, str], *, wait_replicas: int = 0, wait_timeout: float = 0.5
+    ) -> None:
         self.r = r
         self.scripts = dict(scripts)  # name → Lua source
+        self.wait_replicas = wait_replicas  # replicas a durable write waits for (0: none)
+        self.wait_ms = max(1, round(wait_timeout * 1000))
+        self._durable: set[asyncio.Future[Any]] = set()  # queued durable writes, until they are sent
         self._shas: dict[str, str] = {}
         self._ops: list[tuple[str, tuple[Any, ...], asyncio.Future[Any]]] = []
         self._flushes: set[asyncio.Task[None]] = set()
@@ -90,10 +109,13 @@ class AutoPipeline:
             raise ValueError(f"script {name!r} is already another script")
         self.scripts[name] = src
 
-    def call(self, command: str, *args: Any) -> asyncio.Future[Any]:
-        """Queue one command for the next batch; await the future for its reply."""
+    def call(self, command: str, *args: Any, durable: bool = False) -> asyncio.Future[Any]:
+        """Queue one command for the next batch; await the future for its reply. `durable`: the
+        reply waits for `wait_replicas` replicas to have it (when set)."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
+        if durable and self.wait_replicas:
+            self._durable.add(fut)
         if not self._ops:
             if self._last < SMALL and loop.time() - self._ended < BUSY:
                 loop.call_later(LINGER, self._start_flush, loop)
@@ -102,8 +124,16 @@ class AutoPipeline:
         self._ops.append((command, args, fut))
         return fut
 
-    def script(self, name: str, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
-        return self.call("EVALSHA", name, len(keys), *keys, *args)
+    def script(
+        self, name: str, keys: list[str], args: list[Any], *, durable: bool = False
+    ) -> asyncio.Future[Any]:
+        return self.call("EVALSHA", name, len(keys), *keys, *args, durable=durable)
+
+    async def replicated(self) -> None:
+        """NotReplicated unless `wait_replicas` replicas have every write sent so far (a probe:
+        the backend is back for durable writes only when they can be replicated again)."""
+        if self.wait_replicas:
+            await self.call("PING", durable=True)
 
     def _start_flush(self, loop: asyncio.AbstractEventLoop) -> None:
         t = loop.create_task(self._flush())
@@ -132,28 +162,60 @@ class AutoPipeline:
                 if backend_of(exc) is not None:
                     outages.down("redis", exc)  # one line for the whole outage
                 for _, _, fut in ops:
+                    self._durable.discard(fut)
                     if not fut.done():
                         fut.set_exception(exc)
                 return
             except asyncio.CancelledError:  # shutting down: nobody waits forever
                 for _, _, fut in ops:
+                    self._durable.discard(fut)
                     fut.cancel()
                 raise
-            outages.up("redis")
+            readonly = next((r for r in results if isinstance(r, ReadOnlyError)), None)
+            if readonly is not None:  # a demoted master: reconnect, and an outage until a master answers
+                if self._conn is not None:
+                    await self._conn.disconnect(nowait=True)
+                outages.down("redis", readonly)
+            short = self._short_of(ops, results)
+            if readonly is None and short is None:
+                outages.up("redis")
+            results = results[: len(ops)]  # without the WAIT's reply
             again = []
             for op, result in zip(ops, results, strict=True):
                 fut = op[2]
                 if fut.done():
+                    self._durable.discard(fut)
                     continue
                 if attempt == 0 and isinstance(result, NoScriptError):
                     again.append(op)  # that script did not run: load the scripts, run it again
-                elif isinstance(result, Exception):
+                    continue
+                if isinstance(result, Exception):
                     fut.set_exception(result)
+                elif short is not None and fut in self._durable:
+                    fut.set_exception(short)
                 else:
                     fut.set_result(result)
+                self._durable.discard(fut)
             if again:
                 self._shas.clear()  # Redis restarted or flushed its script cache: load them again
             ops = again
+
+    def _short_of(
+        self, ops: list[tuple[str, tuple[Any, ...], asyncio.Future[Any]]], results: list[Any]
+    ) -> Exception | None:
+        """The batch's durable writes as an outage when its WAIT heard from too few replicas."""
+        if len(results) == len(ops):  # no WAIT in this batch
+            return None
+        acked = results[-1]
+        if isinstance(acked, int) and acked >= self.wait_replicas:
+            return None
+        exc = NotReplicated(
+            f"{acked} of {self.wait_replicas} Redis replicas acknowledged within {self.wait_ms} ms"
+            if isinstance(acked, int)
+            else f"WAIT failed: {acked}"
+        )
+        outages.down("redis", exc)
+        return exc
 
     async def _roundtrip(self, ops: list[tuple[str, tuple[Any, ...], asyncio.Future[Any]]]) -> list[Any]:
         if self._conn is None:
@@ -163,10 +225,13 @@ class AutoPipeline:
             ("EVALSHA", self._shas[args[0]], *args[1:]) if command == "EVALSHA" else (command, *args)
             for command, args, _ in ops
         ]
+        if self._durable and any(fut in self._durable for _, _, fut in ops):
+            commands.append(("WAIT", self.wait_replicas, self.wait_ms))  # its reply comes last
         try:
             await conn.send_packed_command(pack(commands), check_health=False)
             results: list[Any] = []
-            async with asyncio.timeout(READ_TIMEOUT):  # one timer for the batch, not one per reply
+            budget = READ_TIMEOUT + (self.wait_ms / 1000 if len(commands) > len(ops) else 0)
+            async with asyncio.timeout(budget):  # one timer for the batch, not one per reply
                 for _ in commands:
                     try:
                         results.append(await conn.read_response(timeout=math.inf))

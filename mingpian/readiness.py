@@ -38,10 +38,12 @@ async def database_problem(url: str) -> str | None:
 
 
 async def redis_problem(url: str) -> str | None:
-    from redis import asyncio as aioredis  # deferred: loaded only where Redis is configured
-    from redis.exceptions import RedisError
+    from redis.exceptions import RedisError  # deferred: loaded only where Redis is configured
 
-    r = aioredis.Redis.from_url(url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
+    from infra import redisconn
+
+    # One address or the master Sentinel names: ready means the master answers.
+    r = redisconn.client(url, max_connections=1, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
     try:
         await r.ping()
     except (OSError, RedisError) as exc:

@@ -127,6 +127,7 @@ def open_store(
     *,
     sqlite_path: Any = None,
     redis_url: str = "",
+    redis_wait: tuple[int, float] = (0, 0.5),
     sync: str = "NORMAL",
     dedupe_ttl: float = 7 * 86400,
     prefix: str = "mp:",
@@ -140,5 +141,5 @@ def open_store(
     if kind == "redis":
         from .redis import RedisStore  # deferred: the Redis client only where it is used
 
-        return RedisStore(redis_url, dedupe_ttl=dedupe_ttl, prefix=prefix)
+        return RedisStore(redis_url, dedupe_ttl=dedupe_ttl, prefix=prefix, wait=redis_wait)
     raise ValueError(f"unknown store {kind!r}; expected sqlite or redis")

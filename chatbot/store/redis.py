@@ -29,8 +29,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
-from infra import jsonio
-from infra.redispipe import SOCKET_TIMEOUTS, AutoPipeline
+from infra import jsonio, redisconn
+from infra.redispipe import AutoPipeline
 
 from ..events import StatusReport
 from . import Commit, CommitResult, Loaded, OutboxItem
@@ -117,9 +117,16 @@ class RedisStore:
     name = "redis"
 
     def __init__(
-        self, url: str, *, dedupe_ttl: float = 7 * 86400, prefix: str = "mp:", keep_sent: float = 7 * 86400
+        self,
+        url: str,
+        *,
+        dedupe_ttl: float = 7 * 86400,
+        prefix: str = "mp:",
+        keep_sent: float = 7 * 86400,
+        wait: tuple[int, float] = (0, 0.5),
     ) -> None:
         self.url = url
+        self.wait = wait  # replicas a commit (its dedupe key with it) waits for, and how long (s)
         self.p = prefix
         self.dedupe_ttl = int(dedupe_ttl)
         self.keep_sent = int(keep_sent)
@@ -132,14 +139,16 @@ class RedisStore:
     async def open(self) -> None:
         # A blocking pool: under load, callers queue for a connection instead of failing with
         # "Too many connections" (the default pool's behaviour at its limit).
-        pool = aioredis.BlockingConnectionPool.from_url(
-            self.url, decode_responses=True, max_connections=64, timeout=10, **SOCKET_TIMEOUTS
-        )
+        # One address or the master Sentinel names (infra/redisconn.py).
+        pool = redisconn.pool(self.url, decode_responses=True, max_connections=64, timeout=10)
         self._pool = pool
         self.r = aioredis.Redis(connection_pool=pool)
         await self.r.ping()
         self._pipe = AutoPipeline(
-            self.r, {"commit": COMMIT, "claim": CLAIM, "ack": ACK, "retry": RETRY, "status": STATUS}
+            self.r,
+            {"commit": COMMIT, "claim": CLAIM, "ack": ACK, "retry": RETRY, "status": STATUS},
+            wait_replicas=self.wait[0],
+            wait_timeout=self.wait[1],
         )
         await self._pipe.load_scripts()
 
@@ -162,10 +171,12 @@ class RedisStore:
             raise RuntimeError("store is not open")
         return self._pipe.call(command, *args)
 
-    def _script(self, name: str, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
+    def _script(
+        self, name: str, keys: list[str], args: list[Any], *, durable: bool = False
+    ) -> asyncio.Future[Any]:
         if self._pipe is None:
             raise RuntimeError("store is not open")
-        return self._pipe.script(name, keys, args)
+        return self._pipe.script(name, keys, args, durable=durable)
 
     # -- turns --------------------------------------------------------------------------------
     async def load(self, conv: str, dedupe_key: str) -> Loaded:
@@ -188,10 +199,13 @@ class RedisStore:
         ]
         for mid, body in c.outbox:
             args += [mid, body]
+        # Durable: a commit a failover lost would let the platform's redelivery run the turn again
+        # and send its replies a second time under new message IDs.
         res = await self._script(
             "commit",
             [self.p + "dd:" + c.dedupe_key, self.p + "st:" + c.conv, self.p + "q:" + c.conv, self.p + "due"],
             args,
+            durable=True,
         )
         return {1: CommitResult.OK, 0: CommitResult.DUPLICATE}.get(int(res), CommitResult.CONFLICT)
 

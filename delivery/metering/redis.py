@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from redis import asyncio as aioredis
 
+from infra import redisconn
 from infra.outage import unavailable
-from infra.redispipe import SOCKET_TIMEOUTS, AutoPipeline
+from infra.redispipe import AutoPipeline
 
 from .ledger import LedgerEntry
 from .packages import Charge, Package, refused
@@ -95,16 +96,26 @@ class RedisCounters:
     iteration share one round trip, instead of three redis-py round trips per call event.
     Each step that must be atomic is still one command (a Lua script or `SET`)."""
 
-    def __init__(self, url: str, store: LedgerStore | None = None, prefix: str = "mp:dl:") -> None:
+    def __init__(
+        self,
+        url: str,
+        store: LedgerStore | None = None,
+        prefix: str = "mp:dl:",
+        wait: tuple[int, float] = (0, 0.5),
+    ) -> None:
         self.store = store  # where ledger rows go; None for bare counting (tests, tools)
         # A bounded pool that waits for a free connection: a burst of calls queues, it does not fail.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=32, timeout=10, decode_responses=True, **SOCKET_TIMEOUTS
-        )
+        # One address or the master Sentinel names (infra/redisconn.py).
+        pool = redisconn.pool(url, max_connections=32, timeout=10, decode_responses=True)
         self.r = aioredis.Redis(connection_pool=pool)
         self.prefix = prefix
+        # `wait`: replicas a charge or a cap's count waits for (infra/redispipe.py, durable), so a
+        # failover cannot lose a charge that a card was sent for and let the package be spent again.
         self.pipe = AutoPipeline(
-            self.r, {"claim": _CLAIM, "consume": _CONSUME, "refund": _REFUND, "cap": _CAP}
+            self.r,
+            {"claim": _CLAIM, "consume": _CONSUME, "refund": _REFUND, "cap": _CAP},
+            wait_replicas=wait[0],
+            wait_timeout=wait[1],
         )
 
     async def claim(self, key: str, ttl: float, wait: float = 2.0) -> str:
@@ -133,7 +144,8 @@ class RedisCounters:
         fut.add_done_callback(_log_failure)
 
     async def cap(self, key: str, limit: int, window: float, member: str, now: float) -> bool:
-        return bool(await self.pipe.script("cap", [self.prefix + "cap:" + key], [now, window, limit, member]))
+        keys, args = [self.prefix + "cap:" + key], [now, window, limit, member]
+        return bool(await self.pipe.script("cap", keys, args, durable=True))
 
     async def consume(
         self, key: str, packages: list[Package], units: int, entry: LedgerEntry | None = None
@@ -142,7 +154,7 @@ class RedisCounters:
         args: list[Any] = [units]
         for p in packages:
             args += [p.units, p.policy]
-        ok, idx, taken, over, repeated = await self.pipe.script("consume", keys, args)
+        ok, idx, taken, over, repeated = await self.pipe.script("consume", keys, args, durable=True)
         if not int(ok):
             return refused(packages)
         p = packages[int(idx) - 1] if packages and 0 < int(idx) <= len(packages) else None
@@ -211,7 +223,9 @@ class RedisCounters:
                     await pubsub.aclose()
 
     async def ping(self) -> None:
+        """Redis answers, and (with `wait`) replicates what is written: back for charges."""
         await self.r.ping()
+        await self.pipe.replicated()
 
     async def close(self) -> None:
         await self.pipe.drain()

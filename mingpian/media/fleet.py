@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 
-from infra.redispipe import SOCKET_TIMEOUTS, AutoPipeline
+from infra import redisconn
+from infra.redispipe import AutoPipeline
 
 from ..errors import ApiError
 from .cache import canonical_json
@@ -81,12 +82,10 @@ class RedisLink:
         self.url = url
         self.r: aioredis.Redis | None = None
         self.pipe: AutoPipeline | None = None
-        self._pool: aioredis.BlockingConnectionPool | None = None
+        self._pool: aioredis.ConnectionPool | None = None
 
     async def open(self) -> None:
-        pool = aioredis.BlockingConnectionPool.from_url(
-            self.url, decode_responses=True, max_connections=8, timeout=10, **SOCKET_TIMEOUTS
-        )
+        pool = redisconn.pool(self.url, decode_responses=True, max_connections=8, timeout=10)
         self._pool = pool
         self.r = aioredis.Redis(connection_pool=pool)
         await self.r.ping()

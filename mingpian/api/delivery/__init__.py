@@ -62,6 +62,7 @@ def delivery_config(s: Settings) -> DeliveryConfig:
         synchronous=s.sqlite_synchronous,
         migrate=s.migrate,
         redis_url=s.redis_url,
+        redis_wait=(s.redis_wait_replicas, s.redis_wait_timeout),
         callback_base=s.base_url,
         library_dir=library_dir(s),
         library_quota=s.library_quota,
