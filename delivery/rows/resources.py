@@ -17,6 +17,9 @@ from infra import jsonio
 
 from ..drivers import Driver
 
+_GET = "SELECT body FROM objects WHERE kind=$1 AND enterprise=$2 AND id=$3"
+GET_FOR_UPDATE_SQL = {False: _GET, True: _GET + " FOR UPDATE"}  # SQLite, PostgreSQL
+
 
 class ResourceRows:
     db: Driver
@@ -40,6 +43,25 @@ class ResourceRows:
             kind, enterprise, id, jsonio.dumps_str(body),
         )  # fmt: skip
         await self._changed()
+
+    async def put_new(self, kind: str, enterprise: str, id: str, body: dict[str, Any]) -> bool:
+        """Insert a document unless one has its key; whether it did. A concurrent insert of the
+        same key waits for the other transaction, then finds its row: one of them wins."""
+        n = await self.db.run(
+            "INSERT INTO objects VALUES ($1,$2,$3,$4) ON CONFLICT (kind, enterprise, id) DO NOTHING",
+            kind, enterprise, id, jsonio.dumps_str(body),
+        )  # fmt: skip
+        if n:
+            await self._changed()
+        return n > 0
+
+    async def get_for_update(self, kind: str, enterprise: str, id: str) -> dict[str, Any] | None:
+        """Inside a transaction: a document as the database has it (not the cache), held against
+        every other writer until the transaction ends (PostgreSQL locks the row; on SQLite a
+        transaction runs alone). What a change that depends on the document's state reads."""
+        sql = GET_FOR_UPDATE_SQL[self.db.name == "postgresql"]
+        row = await self.db.one(sql, kind, enterprise, id)
+        return jsonio.loads(row[0]) if row else None  # type: ignore[no-any-return]
 
     async def get(self, kind: str, enterprise: str, id: str) -> dict[str, Any] | None:
         """A document (shared from the cache: callers copy before changing it)."""

@@ -102,16 +102,115 @@ def test_bad_shapes_name_the_field(body: dict, path: str) -> None:
 
 def test_analysis_counts_the_goal_and_notes_weight_changes() -> None:
     doc = {
-        "state": "running", "goal": "button:改约派送", "min_sample": 30, "variants": [
+        "state": "running", "goal": "button:改约派送", "min_sample": 30, "started_at": 0.0, "variants": [
             {"name": "A", "version": 1, "weight": 1.0, "state": "active"},
-            {"name": "B", "version": 2, "weight": 1.0, "state": "active"}],
-        "history": [{"weights": {"A": 1, "B": 1}}, {"weights": {"A": 1, "B": 2}}],
+            {"name": "B", "version": 2, "weight": 2.0, "state": "active"}],
+        "history": [{"at": 0.0, "weights": {"A": 1, "B": 1}}, {"at": 7200.5, "weights": {"A": 1, "B": 2}}],
     }  # fmt: skip
-    counts = {
-        "A": {"sent": 400, "tapped": 80, "tapped:改约派送": 20},
-        "B": {"sent": 400, "tapped:改约派送": 90},
+    first = {
+        "A": {"sent": 200, "tapped": 40, "tapped:改约派送": 10},
+        "B": {"sent": 200, "tapped:改约派送": 45},
     }
-    out = ex.analyse(doc, counts)
-    assert [r["goal"] for r in out["variants"]] == [20, 90]
-    assert out["verdict"]["winner"] == "B"
-    assert out["note"] and len(out["weight_changes"]) == 1
+    second = {"A": {"sent": 200, "tapped:改约派送": 10}, "B": {"sent": 400, "tapped:改约派送": 90}}
+    spans = ex.spans(doc, 10000.0)
+    assert [(a, b) for a, b, _ in spans] == [(0.0, 7200.0), (7200.0, 4 * 3600.0)]
+    periods = [ex.Period(a, b, w, c) for (a, b, w), c in zip(spans, (first, second), strict=True)]
+    out = ex.analyse(doc, periods)
+    assert [r["goal"] for r in out["variants"]] == [20, 135]
+    assert [r["sent"] for r in out["variants"]] == [400, 600]
+    assert out["verdict"]["winner"] == "B" and out["method"] == "stratified"
+    assert [p["variants"]["B"]["sent"] for p in out["periods"]] == [200, 400]
+    assert out["periods"][1]["weights"] == {"A": 1, "B": 2}
+    assert "分层" in out["note"] and len(out["weight_changes"]) == 1
+
+
+def test_pieces_read_each_grain_once() -> None:
+    """A period's range as rollup ranges: minutes to the hour, hours to the (China) day, days."""
+    day = 86400 - 8 * 3600  # a China day starts at 16:00 UTC
+    since, until = day - 3600 - 120, day + 2 * 86400 + 3600 + 180
+    got = ex.pieces(since, until)
+    assert got == [(since, day - 3600), (day - 3600, day), (day, day + 2 * 86400),
+                   (day + 2 * 86400, day + 2 * 86400 + 3600), (day + 2 * 86400 + 3600, until)]  # fmt: skip
+
+
+def _periods(
+    rng: random.Random, phases: list[tuple[int, dict[str, float], float]], pooled: bool, batch: int = 50
+) -> str:
+    """An A/A experiment whose rate drifts and whose weights change between allocation periods
+    (recipients, weights, the rate of every variant), looked at after every batch: the winner
+    declared, or "". `pooled`: the counts summed over periods, as an analysis that ignores the
+    changes would."""
+    periods: list[dict[str, list[int]]] = []
+    for total, weights, rate in phases:
+        arms = {k: [0, 0] for k in weights}
+        periods.append(arms)
+        names, shares = list(weights), list(weights.values())
+        for _ in range(0, total, batch):
+            for _i in range(batch):
+                k = rng.choices(names, shares)[0]
+                arms[k][0] += 1
+                arms[k][1] += rng.random() < rate
+            looked = [{k: (n, x) for k, (n, x) in a.items()} for a in periods]
+            if pooled:
+                summed = {k: (sum(p[k][0] for p in looked), sum(p[k][1] for p in looked)) for k in weights}
+                v = ex.verdict(summed, 100)
+            else:
+                v = ex.stratified(looked, 100)
+            if v.winner:
+                return v.winner
+    return ""
+
+
+def test_a_weight_change_mid_experiment_keeps_a_a_under_five_percent() -> None:
+    """Rates 5% then 20%, weights 1:1 then 1:9: pooled, B (most of the better period) wins
+    almost always; stratified by period, no more often than the bound allows."""
+    phases = [(1000, {"A": 1, "B": 1}, 0.05), (1000, {"A": 1, "B": 9}, 0.20)]
+    runs = 400
+    rng = random.Random(24)
+    stratified = sum(1 for _ in range(runs) if _periods(rng, phases, False))
+    rng = random.Random(24)
+    pooled = sum(1 for _ in range(runs) if _periods(rng, phases, True))
+    print(f"A/A with a weight change: stratified {stratified}/{runs} = {stratified / runs:.1%}, "
+          f"pooled {pooled}/{runs} = {pooled / runs:.1%}")  # fmt: skip
+    assert stratified / runs <= 0.05
+    assert pooled / runs >= 0.5  # the scenario does bite: summed counts would mislead
+
+
+def test_ten_changes_keep_a_a_under_five_percent() -> None:
+    rng = random.Random(5)
+    moves = [(1, 0.05), (4, 0.3), (0.25, 0.1), (9, 0.02), (1, 0.25), (3, 0.15), (1, 0.4), (0.2, 0.05),
+             (5, 0.2), (1, 0.1)]  # fmt: skip
+    phases = [(200, {"A": 1.0, "B": w}, r) for w, r in moves]
+    runs = 300
+    wins = sum(1 for _ in range(runs) if _periods(rng, phases, False, batch=20))
+    print(f"A/A over ten allocation periods: {wins}/{runs} = {wins / runs:.1%}")
+    assert wins / runs <= 0.05
+
+
+def test_power_survives_a_weight_change() -> None:
+    rng = random.Random(15)
+    runs = 200
+    found = Counter(
+        _periods_ab(rng, [(1000, {"A": 1, "B": 1}), (1000, {"A": 1, "B": 3})], {"A": 0.10, "B": 0.15})
+        for _ in range(runs)
+    )
+    print(f"10% vs 15%, weights 1:1 then 1:3: B {found['B']}, A {found['A']}, none {found['']} of {runs}")
+    assert found["A"] == 0 and found["B"] / runs >= 0.5
+
+
+def _periods_ab(
+    rng: random.Random, phases: list[tuple[int, dict[str, float]]], rates: dict[str, float]
+) -> str:
+    periods: list[dict[str, list[int]]] = []
+    for total, weights in phases:
+        arms = {k: [0, 0] for k in weights}
+        periods.append(arms)
+        for _ in range(0, total, 50):
+            for _i in range(50):
+                k = rng.choices(list(weights), list(weights.values()))[0]
+                arms[k][0] += 1
+                arms[k][1] += rng.random() < rates[k]
+            v = ex.stratified([{k: (n, x) for k, (n, x) in a.items()} for a in periods], 100)
+            if v.winner:
+                return v.winner
+    return ""

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError
 
 from delivery import experiments as ex
 from infra.outage import log_failure
@@ -35,64 +35,129 @@ ITEM = BASE + "/{x}"
 _VARIANT = {
     "type": "object",
     "title": "版本",
+    "description": "One variant: an approved version of the card and the share of recipients it gets.",
     "required": ["name", "version"],
     "additionalProperties": False,
     "properties": {
-        "name": {"type": "string", "title": "版本名", "minLength": 1, "maxLength": ex.NAME_CHARS},
-        "version": {"type": "integer", "title": "名片版本号", "minimum": 1},
-        "weight": {"type": "number", "title": "权重", "minimum": 0, "default": 1},
+        "name": {
+            "type": "string", "title": "版本名", "minLength": 1, "maxLength": ex.NAME_CHARS,
+            "description": "The variant's name, unique in the experiment (what the analysis and "
+                           "`promote` name).",
+        },
+        "version": {
+            "type": "integer", "title": "名片版本号", "minimum": 1,
+            "description": "An approved (or superseded) version of the card, answering the same calls "
+                           "(phase, line, group) as the card; each version at most once.",
+        },
+        "weight": {
+            "type": "number", "title": "权重", "minimum": 0, "maximum": ex.MAX_WEIGHT, "default": 1,
+            "description": "The variant's share of recipients relative to the others' (0: none for now); "
+                           "not all zero.",
+        },
     },
-}
+}  # fmt: skip
 CREATE = {
     "type": "object",
     "title": "实验",
+    "description": "A new experiment on the card; one may run per card at a time (409 otherwise).",
     "required": ["variants", "goal"],
     "additionalProperties": False,
     "properties": {
         "variants": {
-            "type": "array",
-            "title": "版本",
-            "items": _VARIANT,
-            "minItems": ex.MIN_VARIANTS,
-            "maxItems": ex.MAX_VARIANTS,
+            "type": "array", "title": "版本", "items": _VARIANT,
+            "minItems": ex.MIN_VARIANTS, "maxItems": ex.MAX_VARIANTS,
+            "description": f"{ex.MIN_VARIANTS}–{ex.MAX_VARIANTS} variants, distinct names and versions.",
         },
         "goal": {
-            "type": "string",
-            "title": "目标",
-            "description": "tap_rate, open_rate or button:<text> (a button every variant has)",
+            "type": "string", "title": "目标", "maxLength": 200,
+            "description": "What counts as a success: `tap_rate` (a delivery with any tap), `open_rate` "
+                           "(with a link opened), or `button:<text>` (a tap on that button, which every "
+                           "variant's card must have).",
             "pattern": "^(tap_rate|open_rate|button:.*\\S.*)$",
         },
         "min_sample": {
-            "type": "integer",
-            "title": "每个版本的最小样本",
-            "minimum": ex.MIN_SAMPLE_FLOOR,
-            "maximum": 10_000_000,
-            "default": ex.DEFAULT_MIN_SAMPLE,
+            "type": "integer", "title": "每个版本的最小样本",
+            "minimum": ex.MIN_SAMPLE_FLOOR, "maximum": ex.MAX_SAMPLE, "default": ex.DEFAULT_MIN_SAMPLE,
+            "description": "Deliveries every active variant needs before the rule gives a verdict.",
         },
-        "auto_promote": {"type": "boolean", "title": "自动提升胜出版本", "default": False},
+        "auto_promote": {
+            "type": "boolean", "title": "自动提升胜出版本", "default": False,
+            "description": "Promote the winner by itself once the rule declares one (audited).",
+        },
     },
-}
+}  # fmt: skip
 WEIGHTS = {
     "type": "object",
     "title": "权重",
+    "description": "New weights of a running experiment; each change starts an allocation period.",
     "required": ["weights"],
     "additionalProperties": False,
     "properties": {
         "weights": {
             "type": "object",
-            "title": "各版本的权重",
-            "additionalProperties": {"type": "number", "minimum": 0},
+            "title": "权重",
+            "description": "Variant name → its new weight; a variant not named keeps its weight; "
+            "not all zero.",
+            "minProperties": 1,
+            "maxProperties": ex.MAX_VARIANTS,
+            "additionalProperties": {
+                "type": "number",
+                "title": "权重",
+                "minimum": 0,
+                "maximum": ex.MAX_WEIGHT,
+            },
         }
     },
 }
 PROMOTE = {
     "type": "object",
     "title": "提升",
+    "description": "The variant whose version the card sends from now on (whatever the verdict says).",
     "required": ["variant"],
     "additionalProperties": False,
-    "properties": {"variant": {"type": "string", "title": "版本名"}},
-}
+    "properties": {
+        "variant": {
+            "type": "string", "title": "版本名", "minLength": 1, "maxLength": ex.NAME_CHARS,
+            "description": "The name of one of the experiment's variants.",
+        }
+    },
+}  # fmt: skip
 _CHECK = {id(s): Draft202012Validator(s) for s in (CREATE, WEIGHTS, PROMOTE)}
+GOAL_FORM = "：须为 tap_rate、open_rate 或 button:<按钮文字>"
+_TYPES = {
+    "object": "对象",
+    "array": "列表",
+    "string": "文字",
+    "integer": "整数",
+    "number": "数",
+    "boolean": "true 或 false",
+}
+
+
+def _problem(e: ValidationError) -> dict[str, str]:
+    """A schema error as (JSON path, the field's title, a Chinese sentence naming both)."""
+    path = list(e.absolute_path)
+    schema = e.schema if isinstance(e.schema, dict) else {}
+    v, want = e.validator, e.validator_value
+    if v in ("required", "additionalProperties") and isinstance(e.instance, dict):
+        props = schema.get("properties") or {}
+        if v == "required":
+            name = next((r for r in want if r not in e.instance), "")
+            title = props.get(name, {}).get("title", name)
+            return {"path": json_path([*path, name]), "title": title, "message": f"缺少「{title}」"}
+        extra = next((k for k in e.instance if k not in props), "")
+        title = str(schema.get("title", "请求"))
+        return {"path": json_path([*path, extra]), "title": title, "message": f"「{title}」没有字段 {extra}"}
+    title = str(schema.get("title", "请求"))
+    sentence = {
+        "minimum": f"须不小于 {want}", "maximum": f"须不大于 {want}",
+        "minItems": f"至少 {want} 个", "maxItems": f"至多 {want} 个",
+        "minProperties": f"至少 {want} 项", "maxProperties": f"至多 {want} 项",
+        "minLength": f"至少 {want} 个字符", "maxLength": f"至多 {want} 个字符",
+        "type": f"须为{_TYPES.get(str(want), str(want))}",
+        "pattern": "的格式不对" + (GOAL_FORM if title == "目标" else ""),
+    }.get(str(v), "有误")  # fmt: skip
+    return {"path": json_path(path), "title": title, "message": f"「{title}」{sentence}"}
 
 
 async def _body(request: web.Request, schema: dict[str, Any]) -> dict[str, Any]:
@@ -101,18 +166,17 @@ async def _body(request: web.Request, schema: dict[str, Any]) -> dict[str, Any]:
         _CHECK[id(schema)].iter_errors(data), key=lambda e: (len(e.absolute_path), str(e.absolute_path))
     )
     if errors:
-        problems = [{"path": json_path(e.absolute_path), "message": e.message[:300]} for e in errors[:20]]
-        title = errors[0].schema.get("title") if isinstance(errors[0].schema, dict) else None
-        lead = f"「{title}」有误：" if title else ""
-        raise ApiError(
-            422, "invalid", f"{lead}{problems[0]['path']}: {problems[0]['message']}", problems=problems
-        )
+        problems = [_problem(e) for e in errors[:20]]
+        first = problems[0]
+        raise ApiError(422, "invalid", f"{first['message']}（{first['path']}）", problems=problems)
     return data  # type: ignore[no-any-return]
 
 
 def _invalid(err: ex.Invalid) -> ApiError:
-    status, code = (409, "conflict") if err.path == "$" else (422, "invalid")
-    return ApiError(status, code, f"{err.path}: {err}", path=err.path)
+    """422 for bad input, 409 when the experiment's state forbids it: the field's path and title."""
+    status, code = (409, "conflict") if isinstance(err, ex.Conflict) else (422, "invalid")
+    problem = {"path": err.path, "title": err.title, "message": str(err)}
+    return ApiError(status, code, f"{err}（{err.path}）", problems=[problem])
 
 
 async def _card(request: web.Request) -> tuple[Any, dict[str, Any], str, str]:
@@ -156,9 +220,7 @@ async def create(request: web.Request) -> web.Response:
         return {s.text for s in message.all_suggestions}
 
     try:
-        async with store.tx():
-            doc = await ex.create(store, ent["id"], card, body, who, buttons_of)
-            await store.audit(who, ent["id"], f"card:{card}", "start experiment", {"experiment": doc["id"]})
+        doc = await ex.create(store, ent["id"], card, body, who, buttons_of)
     except ex.Invalid as err:
         raise _invalid(err) from None
     await store.durable()
@@ -179,15 +241,8 @@ async def read(request: web.Request) -> web.Response:
 async def weights(request: web.Request) -> web.Response:
     store, ent, doc, who = await _experiment(request)
     body = await _body(request, WEIGHTS)
-    if doc["state"] != "running":
-        raise ApiError(409, "conflict", "实验已结束，不能再调整权重", path="x")
     try:
-        async with store.tx():
-            doc = await ex.set_weights(store, ent["id"], doc, body["weights"], who)
-            await store.audit(
-                who, ent["id"], f"card:{doc['card']}", "change experiment weights",
-                {"experiment": doc["id"], "weights": doc["history"][-1]["weights"]},
-            )  # fmt: skip
+        doc = await ex.set_weights(store, ent["id"], doc, body["weights"], who)
     except ex.Invalid as err:
         raise _invalid(err) from None
     await store.durable()
@@ -196,11 +251,10 @@ async def weights(request: web.Request) -> web.Response:
 
 async def stop(request: web.Request) -> web.Response:
     store, ent, doc, who = await _experiment(request)
-    if doc["state"] != "running":
-        raise ApiError(409, "conflict", "实验已结束", path="x")
-    async with store.tx():
-        doc = await ex.end(store, ent["id"], doc, who)
-        await store.audit(who, ent["id"], f"card:{doc['card']}", "stop experiment", {"experiment": doc["id"]})
+    try:
+        doc = await ex.end(store, ent["id"], doc, who, action="stop experiment")
+    except ex.Invalid as err:
+        raise _invalid(err) from None
     await store.durable()
     return json_response(doc)
 
@@ -209,16 +263,12 @@ async def promote(request: web.Request) -> web.Response:
     """A variant becomes the card's only version (all traffic), whatever the verdict says."""
     store, ent, doc, who = await _experiment(request)
     body = await _body(request, PROMOTE)
-    if body["variant"] not in {v["name"] for v in doc["variants"]}:
-        raise ApiError(422, "invalid", f"$.variant: 实验没有版本「{body['variant']}」", path="$.variant")
-    if doc["state"] != "running":
-        raise ApiError(409, "conflict", "实验已结束", path="x")
-    async with store.tx():
-        doc = await ex.end(store, ent["id"], doc, who, body["variant"])
-        await store.audit(
-            who, ent["id"], f"card:{doc['card']}", "promote experiment variant",
-            {"experiment": doc["id"], "winner": body["variant"]},
-        )  # fmt: skip
+    try:
+        if body["variant"] not in {v["name"] for v in doc["variants"]}:
+            raise ex.Invalid("$.variant", f"「版本名」：实验没有版本「{body['variant']}」")
+        doc = await ex.end(store, ent["id"], doc, who, body["variant"], "promote experiment variant")
+    except ex.Invalid as err:
+        raise _invalid(err) from None
     await store.durable()
     return json_response(doc)
 
