@@ -1,9 +1,10 @@
 """A dry run: exactly what a call between one of the enterprise's lines and a number would send,
 channel by channel, without sending, charging or recording anything.
 
-It walks the same steps as a real call event (intake's card choice, compose's data and brand,
-the chain's channel order and skip reasons, the degraded legacy texts, the package units), so
-what the console shows is what the gateways would get.
+It walks the same steps as a real call event (intake's card choice, the variant of a running
+experiment the number is assigned to and its version, compose's data and brand, the chain's
+channel order and skip reasons, the degraded legacy texts, the package units), so what the
+console shows is what the gateways would get.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from renderer.rcs import to_rcs
 
 from . import rules
 from .compose import Composer, choose_card
+from .experiments import for_delivery
 from .metering import Meter
 from .metering.estimate import estimate
 from .model import DEFAULT_CHAIN
@@ -67,13 +69,19 @@ async def dry_run(
         "verified": bool(line.get("verified")),
         "chain": chain,
         "card": None,
+        "experiment": None,
         "blocked": "",
         "channels": [],
     }
     if card is None:
         out["blocked"] = f"no card for phase {phase}"
         return out
+    # a running experiment: the variant this number always gets, and its version (as intake)
+    card, variant = await for_delivery(store, eid, card, person)
     out["card"] = {k: card.get(k) for k in ("id", "template", "kind", "line", "group")}
+    out["card"]["version"] = int(card.get("version", 1))
+    if variant:
+        out["experiment"] = {**variant, "version": out["card"]["version"]}
     if await store.opted_out(eid, person):
         out["blocked"] = "the number opted out"
     elif (quiet := rules.quiet_reason(card.get("kind"), card.get("class"))) and rules.in_quiet_hours(
@@ -87,6 +95,7 @@ async def dry_run(
             "card_data": card.get("data") or {}, "call_fields": card.get("call_fields") or {},
             "staff": line.get("staff"), "caller": line["number"], "callee": person, "time": now,
             "verified": bool(line.get("verified")), "version": int(card.get("version", 1)),
+            **variant,
         },
         chain, 0, "active", "", "", now, now, now,
     )  # fmt: skip

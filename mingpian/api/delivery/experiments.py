@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -160,8 +162,41 @@ def _problem(e: ValidationError) -> dict[str, str]:
     return {"path": json_path(path), "title": title, "message": f"「{title}」{sentence}"}
 
 
+def _not_finite(value: Any, path: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
+    """Where a number is NaN or infinite (what strict JSON has no room for)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        found = _not_finite(v, (*path, k))
+        if found is not None:
+            return found
+    return None
+
+
+async def _read(request: web.Request) -> Any:
+    """The JSON body; a NaN, Infinity or a number too large for a double (1e400) is named by its
+    path and title (422), where a strict parser could only say the body is malformed."""
+    try:
+        return await read_json_body(request, request.app[settings_key].max_json_depth)
+    except ApiError as err:
+        if err.code != "invalid_json":
+            raise
+        try:  # the lenient parser reads NaN and Infinity, and 1e400 as infinity
+            where = _not_finite(json.loads(await request.read()))
+        except (ValueError, RecursionError):
+            raise err from None
+        if where is None:
+            raise
+        path = json_path(where)
+        title = ex.title_of(path)
+        message = f"「{title}」须为有限的数，不能是 NaN 或无穷大"
+        problem = {"path": path, "title": title, "message": message}
+        raise ApiError(422, "invalid", f"{message}（{path}）", problems=[problem]) from None
+
+
 async def _body(request: web.Request, schema: dict[str, Any]) -> dict[str, Any]:
-    data = await read_json_body(request, request.app[settings_key].max_json_depth)
+    data = await _read(request)
     errors = sorted(
         _CHECK[id(schema)].iter_errors(data), key=lambda e: (len(e.absolute_path), str(e.absolute_path))
     )
