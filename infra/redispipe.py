@@ -221,6 +221,10 @@ class AutoPipeline:
         if self._conn is None:
             self._conn = await self.r.connection_pool.get_connection()
         conn = self._conn
+        if not conn.is_connected:
+            # Through connect(): a Sentinel-managed connection asks the sentinels where the master
+            # is now. The reconnect inside send_packed_command would dial the old address again.
+            await conn.connect()
         commands = [
             ("EVALSHA", self._shas[args[0]], *args[1:]) if command == "EVALSHA" else (command, *args)
             for command, args, _ in ops
