@@ -1,0 +1,190 @@
+"""Redis fails over under load: a real `mingpian serve` on PostgreSQL and a Redis master with two
+replicas watched by three Redis Sentinels (`redis_url = redis+sentinel://…`), call events
+arriving steadily. The master is killed (SIGKILL, as when its host dies); the sentinels promote a
+replica and the server follows them there. While Redis is away what needs it is answered 503
+with Retry-After (never 500), the outage is logged once, and after it no card has been sent twice
+and no package spent past its units: the charges were replicated before they counted
+(`redis_wait_replicas = 1`), so the promoted replica has every one the ledger has."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+
+from simulators.sentinel import SentinelGroup
+from simulators.smsc import GatewaySim
+from tests.support.processes import free_port, serve
+from tests.support.templates import TEMPLATES
+
+from .support import OPERATOR, SF_KEY, SF_LINE, auth, seed_doc
+
+UNITS = 100  # the package: more than the calls before the kill, fewer than all the calls
+RATE = 20.0  # call events per second
+TARGET = 15.0  # seconds from the kill to the first card out again, at most
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def sentinels(tmp_path: Path) -> AsyncIterator[SentinelGroup]:
+    group = SentinelGroup(tmp_path / "redis", replicas=2, sentinels=3, down_after=1.0)
+    await asyncio.to_thread(group.start)
+    yield group
+    group.stop()
+
+
+def _callee(i: int) -> str:
+    return f"+86137{i:08d}"
+
+
+class Traffic:
+    """Call events at a steady rate, each a fresh call to a fresh callee; an event answered 503 is
+    sent again after its Retry-After, as a PBX's integration would. Meanwhile the package balances
+    (which Redis holds) are read, the other kind of request an outage answers 503."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
+        self.http, self.base = http, base
+        self.answers: list[tuple[float, str, int, str | None]] = []  # (time, kind, status, Retry-After)
+        self.accepted: list[str] = []
+        self.stopped = False
+
+    async def _send(self, i: int) -> None:
+        body = {"call_id": f"f{i}", "caller": SF_LINE, "callee": _callee(i), "phase": "ended"}
+        while True:
+            async with self.http.post(f"{self.base}/api/calls", json=body, headers=auth(OPERATOR)) as resp:
+                self.answers.append((time.time(), "call", resp.status, resp.headers.get("Retry-After")))
+                if resp.status in (200, 202):
+                    self.accepted.append(f"f{i}")
+                    return
+                await resp.read()
+                await asyncio.sleep(min(float(resp.headers.get("Retry-After") or 1), 0.5))
+
+    async def calls(self) -> None:
+        sends = []
+        i = 0
+        while not self.stopped:
+            sends.append(asyncio.create_task(self._send(i)))
+            i += 1
+            await asyncio.sleep(1 / RATE)
+        await asyncio.gather(*sends)
+
+    async def balances(self) -> None:
+        while not self.stopped:
+            url = f"{self.base}/api/enterprises/sf/report"
+            async with self.http.get(url, headers=auth(SF_KEY)) as resp:
+                await resp.read()
+                self.answers.append((time.time(), "report", resp.status, resp.headers.get("Retry-After")))
+            await asyncio.sleep(0.1)
+
+
+async def _settled(http: aiohttp.ClientSession, base: str, call_id: str) -> dict[str, Any]:
+    for _ in range(600):
+        async with http.get(f"{base}/api/calls/{call_id}", headers=auth(OPERATOR)) as resp:
+            d = (await resp.json())["deliveries"][0]
+        if d["state"] != "active":
+            return d  # type: ignore[no-any-return]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{call_id} still active: {d}")
+
+
+async def test_a_killed_redis_master_fails_over_and_nothing_is_sent_twice_or_overspent(
+    tmp_path: Path, postgres_url: str, gateway: GatewaySim, sentinels: SentinelGroup
+) -> None:
+    seed = seed_doc(
+        policy={"chain": ["ussd"], "timeouts": {"ussd": 20}},
+        packages=[
+            {
+                "id": "pool1",
+                "kind": "pool",
+                "units": UNITS,
+                "price": 5.0,
+                "policy": "stop",
+                "valid_from": time.time() - 60,
+                "valid_to": time.time() + 86400,
+            }
+        ],
+    )
+    (tmp_path / "seed.yaml").write_text(yaml.safe_dump(seed, allow_unicode=True), "utf-8")
+    port = free_port()
+    log = tmp_path / "server.log"
+    proc = serve(
+        {
+            "MINGPIAN_PORT": str(port),
+            "MINGPIAN_TEMPLATE_DIR": str(TEMPLATES),
+            "MINGPIAN_DATA_DIR": str(tmp_path / "var"),
+            "MINGPIAN_DATABASE_URL": postgres_url,
+            "MINGPIAN_DELIVERY_COUNTERS": "redis",
+            "MINGPIAN_STORE": "redis",
+            "MINGPIAN_MEDIA_STORE": "redis",
+            "MINGPIAN_REDIS_URL": sentinels.url,
+            "MINGPIAN_REDIS_WAIT_REPLICAS": "1",
+            "MINGPIAN_DELIVERY_SEED": str(tmp_path / "seed.yaml"),
+            "MINGPIAN_DELIVERY_SMPP": f"127.0.0.1:{gateway.smpp_port}",
+            "MINGPIAN_DELIVERY_SMPP_PASSWORD": "secret",
+            "MINGPIAN_LOG_LEVEL": "WARNING",
+            "MINGPIAN_LOG_FORMAT": "text",
+        },
+        log,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            traffic = Traffic(http, base)
+            loads = asyncio.gather(traffic.calls(), traffic.balances())
+            await asyncio.sleep(2.5)
+            before = len(gateway.submits)
+            assert before > 10, log.read_text()[-2000:]  # cards flow through the first master
+            old = await asyncio.to_thread(sentinels.kill_master)
+            killed = time.time()
+            new = await asyncio.to_thread(sentinels.wait_promoted, old)
+            promoted = time.time() - killed
+            for _ in range(int(TARGET * 20)):  # the first card out again, then a little more traffic
+                if any(s["at"] > killed for s in gateway.submits):
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(2.0)
+            traffic.stopped = True
+            await loads
+            finals = [await _settled(http, base, call_id) for call_id in traffic.accepted]
+            async with http.get(f"{base}/api/enterprises/sf/usage?by=channel", headers=auth(SF_KEY)) as resp:
+                ledger = sum(r["messages"] for r in (await resp.json())["rows"])
+            async with http.get(f"{base}/api/enterprises/sf/report", headers=auth(SF_KEY)) as resp:
+                used = (await resp.json())["packages"][0]["used"]
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+    after = sorted(s["at"] for s in gateway.submits if s["at"] > killed)
+    first_card = after[0] - killed if after else float("inf")
+    during = [a for a in traffic.answers if killed <= a[0] <= killed + first_card]
+    refused = [a for a in traffic.answers if a[2] == 503]
+    per_callee = Counter(s["destination"] for s in gateway.submits)
+    twice = sum(n - 1 for n in per_callee.values() if n > 1)
+    states = Counter(d["state"] for d in finals)
+    text = log.read_text()
+    print(
+        f"\nRedis failover: promoted {promoted:.1f} s after the kill, first card out again "
+        f"{first_card:.1f} s after it; requests during it {len(during)}, refused 503 {len(refused)} "
+        f"({Counter(a[1] for a in refused)}); calls {len(traffic.accepted)}, {dict(states)}; "
+        f"cards {len(gateway.submits)}, sent twice {twice}; package {UNITS} units, charged {ledger} "
+        f"in the ledger, {used} in Redis, overspent {max(0, ledger - UNITS)}"
+    )
+    assert new != old
+    assert first_card <= TARGET
+    assert [a for a in traffic.answers if a[2] not in (200, 202, 503)] == []  # never a 500
+    assert all(a[3] for a in refused)  # every 503 says when to come back
+    assert twice == 0
+    assert states["delivered"] == len(gateway.submits) == ledger <= UNITS
+    assert used == ledger  # the promoted replica had every charge: none lost, none to spend again
+    assert len(traffic.accepted) > UNITS and ledger == UNITS  # the package ran out, exactly
+    assert text.count("Redis is unavailable") == 1, text[-3000:]  # one line for the outage
+    assert text.count("Redis is back") == 1
+    assert "Traceback" not in text, text[-3000:]
