@@ -59,6 +59,7 @@ PROBLEM = {
             "type": "string",
             "description": "the rule broken, stable (a JSON Schema keyword for data problems: `pattern`)",
         },
+        "title": {"type": "string", "description": "the field's title in Chinese, where one is named"},
         "file": {"type": "string", "description": "template file, for template errors"},
         "line": {"type": "integer"},
     },

@@ -195,3 +195,69 @@ async def test_every_bad_input_names_its_field_in_chinese(make_app: AppFactory) 
     refused(await resp.json(), resp.status, 409, "x", "实验")
     resp = await client.post(f"{item}/stop", headers=SF)
     refused(await resp.json(), resp.status, 409, "x", "实验")
+
+
+def _undescribed(schema: Any, where: str) -> list[str]:
+    """Every property of a schema (at any depth) without a description."""
+    out = []
+    if isinstance(schema, dict):
+        for name, sub in (schema.get("properties") or {}).items():
+            if isinstance(sub, dict) and not sub.get("description"):
+                out.append(f"{where}.{name}")
+        for key, sub in schema.items():
+            if key in ("properties", "items", "additionalProperties", "allOf"):
+                subs = sub.values() if key == "properties" else sub if isinstance(sub, list) else [sub]
+                for s in subs:
+                    out += _undescribed(s, where)
+    return out
+
+
+async def test_the_documented_routes_describe_every_field_and_answer_as_declared(
+    make_app: AppFactory,
+) -> None:
+    import jsonschema
+
+    client = await make_app()
+    doc = await (await client.get("/api/openapi.json")).json()
+    ops = {(m, p): o for p, v in doc["paths"].items() if "/experiments" in p for m, o in v.items()}
+    assert len(ops) == 6
+    for (method, path), o in ops.items():
+        assert all(p.get("description") for p in o["parameters"]), (method, path)
+        body_schema = o.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+        if body_schema:
+            assert _undescribed(body_schema, "$") == [], (method, path)
+        for status, r in o["responses"].items():
+            schema = r.get("content", {}).get("application/json", {}).get("schema", {})
+            if status < "400":
+                assert _undescribed(schema, "$") == [], (method, path, status)
+    create = ops[("post", "/api/enterprises/{eid}/cards/{id}/experiments")]["requestBody"]["content"]
+    limits = create["application/json"]["schema"]["properties"]
+    assert limits["variants"]["minItems"] == 2 and limits["variants"]["maxItems"] == 5
+    assert limits["min_sample"]["maximum"] == 10_000_000
+    assert limits["variants"]["items"]["properties"]["weight"]["maximum"] == 1_000_000
+
+    def check(method: str, path: str, status: int, got: Any) -> None:
+        schema = ops[(method, path)]["responses"][str(status)]["content"]["application/json"]["schema"]
+        jsonschema.validate(got, {**schema, "components": doc["components"]})
+
+    await two_versions(client)
+    base, item = (
+        "/api/enterprises/{eid}/cards/{id}/experiments",
+        "/api/enterprises/{eid}/cards/{id}/experiments/{x}",
+    )
+    resp = await client.post(XS, json=body(), headers=SF)
+    x = await resp.json()
+    check("post", base, resp.status, x)
+    resp = await client.put(f"{XS}/{x['id']}/weights", json={"weights": {"B": 3}}, headers=SF)
+    check("put", item + "/weights", resp.status, await resp.json())
+    resp = await client.get(f"{XS}/{x['id']}", headers=SF)
+    read = await resp.json()
+    check("get", item, resp.status, read)
+    assert read["analysis"]["method"] == "stratified" and len(read["analysis"]["periods"]) == 2
+    assert "分层" in read["analysis"]["note"]
+    check("get", base, 200, await (await client.get(XS, headers=SF)).json())
+    resp = await client.post(f"{XS}/{x['id']}/promote", json={"variant": "B"}, headers=SF)
+    check("post", item + "/promote", resp.status, await resp.json())
+    resp = await client.post(f"{XS}/{x['id']}/stop", headers=SF)
+    assert resp.status == 409
+    check("post", item + "/stop", resp.status, await resp.json())

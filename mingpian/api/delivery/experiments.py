@@ -24,8 +24,9 @@ from renderer.jsonpath import json_path
 from ...errors import ApiError
 from ...httpjson import json_response, read_json_body
 from ...keys import settings_key
+from ...openapi import json_response as json_doc
 from .access import enterprise, principal
-from .ops import OK, WRITE_ERRORS, op
+from .ops import WRITE_ERRORS, op
 from .preview import render_card
 from .state import delivery_key
 
@@ -342,6 +343,139 @@ async def _checks(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+_NAME_MAP = {
+    "type": "object",
+    "additionalProperties": {"type": "number"},
+    "description": "variant name → weight",
+}
+_VARIANT_OUT = {
+    "type": "object",
+    "required": ["name", "version", "weight", "state"],
+    "properties": {
+        "name": {"type": "string", "description": "the variant's name"},
+        "version": {"type": "integer", "minimum": 1, "description": "the card version it sends"},
+        "weight": {"type": "number", "minimum": 0, "maximum": ex.MAX_WEIGHT, "description": "its share"},
+        "state": {"enum": ["active", "retired"], "description": "retired: a promotion chose another"},
+    },
+}
+EXPERIMENT = {
+    "type": "object",
+    "description": "An experiment as kept (every one is, ended ones too).",
+    "required": [
+        "id",
+        "card",
+        "state",
+        "variants",
+        "goal",
+        "min_sample",
+        "auto_promote",
+        "started_at",
+        "history",
+    ],
+    "properties": {
+        "id": {"type": "string", "description": "`<card>~<n>`: the card's n-th experiment"},
+        "card": {"type": "string", "description": "the card's id"},
+        "state": {"enum": ["running", "stopped", "promoted"], "description": "promoted: ended with a winner"},
+        "variants": {
+            "type": "array",
+            "items": _VARIANT_OUT,
+            "minItems": ex.MIN_VARIANTS,
+            "maxItems": ex.MAX_VARIANTS,
+            "description": "the variants, in the order given",
+        },
+        "goal": {"type": "string", "description": "tap_rate, open_rate or button:<text>"},
+        "min_sample": {
+            "type": "integer",
+            "minimum": ex.MIN_SAMPLE_FLOOR,
+            "maximum": ex.MAX_SAMPLE,
+            "description": "deliveries each active variant needs before a verdict",
+        },
+        "auto_promote": {"type": "boolean", "description": "whether a declared winner is promoted by itself"},
+        "alpha": {"type": "number", "description": "the rule's false-positive bound (0.05)"},
+        "tau": {"type": "number", "description": "the mixture's scale: the difference of rates it expects"},
+        "started_at": {"type": "number", "description": "Unix seconds"},
+        "started_by": {"type": "string", "description": "who started it"},
+        "ended_at": {"type": ["number", "null"], "description": "Unix seconds; null while it runs"},
+        "ended_by": {"type": "string", "description": "who (or `system`) ended it"},
+        "winner": {"type": ["string", "null"], "description": "the promoted variant"},
+        "history": {
+            "type": "array",
+            "description": "the weights at the start and after every change",
+            "items": {
+                "type": "object",
+                "required": ["at", "by", "weights"],
+                "properties": {
+                    "at": {"type": "number", "description": "Unix seconds"},
+                    "by": {"type": "string", "description": "who changed them"},
+                    "weights": _NAME_MAP,
+                },
+            },
+        },
+    },
+}
+_COUNTED = {
+    "type": "object",
+    "required": ["sent", "goal", "rate"],
+    "properties": {
+        "sent": {"type": "integer", "minimum": 0, "description": "deliveries sent"},
+        "goal": {"type": "integer", "minimum": 0, "description": "of them, those that reached the goal"},
+        "rate": {"type": ["number", "null"], "description": "goal / sent; null with none sent"},
+    },
+}
+ANALYSIS = {
+    "type": "object",
+    "description": "Counts from the event rollups, split at each weight change; the stopping rule's verdict.",
+    "required": ["variants", "goal_kind", "verdict", "method", "periods", "weight_changes", "note"],
+    "properties": {
+        "variants": {"type": "array", "description": "per variant, over the whole experiment (to read; "
+                     "the verdict compares within periods)", "items": {"allOf": [_VARIANT_OUT, _COUNTED, {
+                         "properties": {"interval": {"type": "array", "items": {"type": "number"},
+                                                     "minItems": 2, "maxItems": 2,
+                                                     "description": "the rate's 95% Wilson interval"}}}]}},
+        "goal_kind": {"type": "string", "description": "the event kind counted (`tapped`, `opened`, "
+                      "`tapped:<button>`)"},
+        "verdict": {"type": "object", "description": "the stopping rule's answer at this look",
+                    "required": ["winner", "reason", "statistic", "threshold", "p_value"],
+                    "properties": {
+            "winner": {"type": ["string", "null"], "description": "the variant better than every other"},
+            "reason": {"enum": ["min_sample", "no_difference", "winner"],
+                       "description": "min_sample: a variant is short of its minimum sample"},
+            "statistic": {"type": "number", "description": "the mixture likelihood ratio Λ (the winner's "
+                          "smallest against another; else the largest seen)"},
+            "threshold": {"type": "number", "description": "what Λ must reach: pairs / α"},
+            "p_value": {"type": "number", "minimum": 0, "maximum": 1,
+                        "description": "an always-valid p-value, min(1, 1/Λ)"}}},
+        "method": {"enum": ["single", "stratified"], "description": "stratified: weights changed, the "
+                   "evidence of each allocation period summed (docs/delivery.md)"},
+        "periods": {"type": "array", "description": "each allocation period: its weights and counts",
+                    "items": {"type": "object", "required": ["since", "until", "weights", "variants"],
+                              "properties": {
+            "since": {"type": "number", "description": "Unix seconds (a whole minute)"},
+            "until": {"type": "number", "description": "Unix seconds; the last one reaches an hour past now"},
+            "weights": _NAME_MAP,
+            "variants": {"type": "object", "additionalProperties": _COUNTED,
+                         "description": "variant name → its counts in the period"}}}},
+        "weight_changes": {"type": "array", "items": {"type": "object"},
+                           "description": "the history's entries after the start (a promotion's excluded)"},
+        "note": {"type": "string", "description": "for a person, in Chinese: how the weight changes were "
+                 "handled (empty without any)"},
+    },
+}  # fmt: skip
+_PARAMS = {
+    "eid": "the enterprise's id",
+    "id": "the card's id",
+    "x": "the experiment's id (`<card>~<n>`)",
+}
+
+
+def _described(ops: dict[str, Any]) -> dict[str, Any]:
+    """The path parameters' descriptions, which `op` leaves out."""
+    for o in ops.values():
+        for p in o.get("parameters", []):
+            p.setdefault("description", _PARAMS.get(p["name"], ""))
+    return ops
+
+
 def setup(app: web.Application) -> dict[str, Any]:
     app.cleanup_ctx.append(_checks)
     r = app.router
@@ -352,34 +486,56 @@ def setup(app: web.Application) -> dict[str, Any]:
     r.add_post(f"{ITEM}/stop", stop)
     r.add_post(f"{ITEM}/promote", promote)
     ids, xs = ("eid", "id"), ("eid", "id", "x")
-    return {
+    one = {"200": json_doc("the experiment", EXPERIMENT)}
+    listed = json_doc(
+        "every experiment of the card, newest first",
+        {
+            "type": "object",
+            "required": ["experiments"],
+            "properties": {
+                "experiments": {"type": "array", "items": EXPERIMENT, "description": "newest first"}
+            },
+        },
+    )
+    analysed = json_doc(
+        "the experiment and its analysis",
+        {"allOf": [EXPERIMENT, {"required": ["analysis"], "properties": {"analysis": ANALYSIS}}]},
+    )
+    paths = {
         BASE: {
             "post": op(
                 "Start an experiment on a card: 2–5 approved versions with weights, a goal (tap_rate, "
-                "open_rate, button:<text>), a minimum sample per variant, whether to promote the winner",
-                {"201": OK}, 404, 409, *WRITE_ERRORS, params=ids, body_schema=CREATE,
+                "open_rate, button:<text>), a minimum sample per variant, whether to promote the winner. "
+                "One runs per card: of two starts at once one wins, the other is a 409",
+                {"201": json_doc("the experiment, running", EXPERIMENT)}, 404, 409, *WRITE_ERRORS,
+                params=ids, body_schema=CREATE,
             ),
-            "get": op("A card's experiments, newest first", {"200": OK}, 404, params=ids),
+            "get": op("A card's experiments, newest first", {"200": listed}, 404, params=ids),
         },
         ITEM: {
             "get": op(
                 "An experiment with its analysis: per variant sent, goal count, rate with a 95% Wilson "
-                "interval; the sequential rule's verdict; weight changes. Promotes a clear winner when "
-                "the experiment says so (audited)",
-                {"200": OK}, 404, params=xs,
+                "interval; per allocation period (split at each weight change) the counts; the "
+                "sequential rule's verdict, stratified by period; a Chinese note on the changes. "
+                "Promotes a clear winner when the experiment says so (audited, once)",
+                {"200": analysed}, 404, params=xs,
             )
         },
         f"{ITEM}/weights": {
             "put": op(
-                "Change a running experiment's weights (kept in its history and the audit log)",
-                {"200": OK}, 404, 409, *WRITE_ERRORS, params=xs, body_schema=WEIGHTS,
+                "Change a running experiment's weights (kept in its history and the audit log; a new "
+                "allocation period starts). 409 once it has ended",
+                one, 404, 409, *WRITE_ERRORS, params=xs, body_schema=WEIGHTS,
             )
         },
-        f"{ITEM}/stop": {"post": op("Stop a running experiment", {"200": OK}, 404, 409, params=xs)},
+        f"{ITEM}/stop": {"post": op("Stop a running experiment (409 once it has ended: of two stops at once "
+                                    "one does it)", one, 404, 409, params=xs)},
         f"{ITEM}/promote": {
             "post": op(
-                "Promote a variant: all traffic to its version, the others retired, the experiment ended",
-                {"200": OK}, 404, 409, *WRITE_ERRORS, params=xs, body_schema=PROMOTE,
+                "Promote a variant: all traffic to its version, the others retired, the experiment ended "
+                "(audited once; 409 once it has ended: of two promotions at once one does it)",
+                one, 404, 409, *WRITE_ERRORS, params=xs, body_schema=PROMOTE,
             )
         },
     }  # fmt: skip
+    return {path: _described(ops) for path, ops in paths.items()}
