@@ -62,13 +62,21 @@ _VENDOR_STATE = {"0": "waiting", "1": "approved", "2": "refused", "3": "refused"
                  "fail": "refused", "rejected": "refused"}  # fmt: skip
 # (outgoing, enterprise) → the H5 page a person lands on when the phone fails to draw the card
 CustomUrl = Callable[[Outgoing, str], Awaitable[str]]
-Displayed = Callable[[str, int, str, float], Awaitable[None]]  # delivery, step, enterprise, when
+# delivery, step, enterprise, when, vendor (the phone maker that drew it, when the callback says)
+Displayed = Callable[[str, int, str, float, str], Awaitable[None]]
 Publish = Callable[[str, Message], Awaitable[Message]]  # the enterprise's library files as public URLs
 
 
 def render_id(aim_code: str, aim_url: str) -> str:
     """The message id a render receipt is kept under (the parse link's code)."""
     return f"aim:{aim_code or aim_url}"
+
+
+def factory_of(body: dict[str, Any]) -> str:
+    """Who drew a card SMS, as its `send-status` callback names it: the phone maker (factory) when
+    the platform says, else the card-SMS platform itself (the event stream's vendor)."""
+    factory = body.get("factory_type") or body.get("terminal_factory") or body.get("factory")
+    return f"cardsms:{factory}"[:40] if isinstance(factory, str) and factory else "cardsms"
 
 
 def vendor_state(value: Any) -> str:
@@ -327,10 +335,12 @@ class CardSms:
         return True
 
     # -- the render receipt --------------------------------------------------------------------
-    async def rendered(self, body: dict[str, Any], accept: Callable[[str, str], Awaitable[None]]) -> bool:
+    async def rendered(
+        self, body: dict[str, Any], accept: Callable[[str, str, str], Awaitable[None]]
+    ) -> bool:
         """A `send-status` callback: a successful parse (`callback_type` shortchain) is the render
-        receipt of its attempt (`accept(message id, stat)`, receipts.py). The `sms` results are
-        the platform's own sends' (ours go through our SMSC): nothing to do. True when applied."""
+        receipt of its attempt (`accept(message id, stat, vendor)`, receipts.py). The `sms` results
+        are the platform's own sends' (ours go through our SMSC): nothing to do. True when applied."""
         if body.get("callback_type") != "shortchain" or str(body.get("status", "0")).lower() not in (
             "0", "success", "succeeded", "true",
         ):  # fmt: skip
@@ -338,12 +348,13 @@ class CardSms:
         mid = render_id(str(body.get("aim_code") or ""), str(body.get("aim_url") or ""))
         if mid == "aim:":
             return False
-        await accept(mid, RENDERED)
+        vendor = factory_of(body)
+        await accept(mid, RENDERED, vendor)
         did, _, step = str(body.get("cust_flag", "")).rpartition("#")
         if self.displayed is not None and did and step.isdigit():
             where = await self.store.get(TPL_INDEX, "", str(body.get("tpl_id", "")))  # cached
             if where is not None:
-                await self.displayed(did, int(step), where["enterprise"], time.time())
+                await self.displayed(did, int(step), where["enterprise"], time.time(), vendor)
         return True
 
 

@@ -110,7 +110,8 @@ class Chains:
         self.refused = refused  # a card its carrier refused after the fact (refusals.py)
         self.links = links  # short links in texts: minted with the attempt (shortlinks.py)
         self.skips = skips if skips is not None else {}  # per channel, e.g. cardsms.py's check
-        self.events: Events | None = None  # the event stream (events.py): sent and delivered
+        self.events: Events | None = None  # the event stream (events.py): sent
+        self.carrier: Callable[[str], str] | None = None  # a chatbot's carrier: a 5G fact's vendor
         self.revoker = revoker
         self.platform_sender = platform_sender  # what an unverified line's texts go out from
         self._background: set[asyncio.Task[None]] = set()
@@ -409,8 +410,7 @@ class Chains:
                 else:
                     known = await self._wait(d, att, due)
             elif att.state in ("delivered", "displayed"):  # displayed: a card SMS drawn
-                if self.events is not None:
-                    await self.events.record("delivered", d, d.step, att.channel, att.done or now)
+                # (its "delivered" event was written with the attempt's state: receipts.settle)
                 await self._finish(d, att.state, "", att.channel)
                 return
             elif att.state == "refused":
@@ -540,10 +540,14 @@ class Chains:
         ids = list(handed.message_ids)
         async with self.store.tx():
             await self.store.add_message_ids(att.id, ids)
+            if handed.ok and self.events is not None:  # the fact commits with the attempt's state
+                await self.events.record("sent", d.id, d.step, channel, time.time())
             if handed.ok and channel == "rcs":  # the MaaP owns the rest, SMS fallback included
+                carrier = self.carrier(ent.get("chatbot", "")) if self.carrier is not None else ""
                 await self.receipts.settle(
-                    att.id, channel, "delivered", done=time.time(), detail=handed.detail
-                )
+                    att.id, channel, "delivered", done=time.time(), detail=handed.detail,
+                    fact=(d.id, d.step, carrier),
+                )  # fmt: skip
                 att.state = "delivered"
             elif handed.ok:
                 await self.store.update_attempt(att.id, state="submitted", detail=",".join(ids))
@@ -552,8 +556,6 @@ class Chains:
                 outcome = "skipped" if handed.skipped else "error"
                 await self.receipts.settle(att.id, channel, outcome, done=time.time(), detail=handed.detail)
                 att.state = outcome
-        if handed.ok and self.events is not None:
-            await self.events.record("sent", d, d.step, channel, time.time())
         if not handed.ok:
             await self.meter.refund(charge_key(att))
         elif (

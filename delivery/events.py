@@ -1,15 +1,37 @@
 """The event stream of deliveries: every fact of a delivery's card, once, and the rollups every
 report reads.
 
-A fact is recorded where it happens (sent: an attempt handed to its gateway; delivered: its
-receipt; displayed and opened: where the funnel's facts are; tapped: a numbered reply, a 5G
-postback, an H5 button, with the button's text; replied: a person's chatbot turn; opted_out) and
-counted once per (delivery, step, kind, key) however often it is heard. `record` only queues it:
-the caller's path pays a tuple and a dict lookup, and the queue is written within `FLUSH_EVERY`
-seconds (at once when `BATCH` are queued) in one transaction per flush, the rollups per minute,
-hour and day and the latency histograms updated in the same transaction from the events that
-were new (rows/events.py). What is queued and not yet flushed is lost if the process is killed;
-`settled()` waits until everything queued so far is written, for a caller that must know.
+A fact is recorded where it happens, in the same commit as the write that makes it a fact, so a
+fact acknowledged to anyone is a fact kept even if the process is killed the next instant:
+- sent: with the attempt's `submitted` write after the hand-over (chain.py);
+- delivered: with the attempt's final state, where a receipt settles it (receipts.py `settle`:
+  the SMSC's, Kannel's, a card SMS's render receipt) or a 5G hand-over does (chain.py); the
+  receipt itself is stored before the deliver_sm or callback is answered, and a chain that resumes
+  settles it, and records the fact, on whichever worker;
+- displayed, opened: with the funnel's fact (funnel.py), in the same group commit on PostgreSQL;
+- tapped: inside the tap's counting block (replies.py `count`), with the reply's dedupe key;
+- replied, opted_out: a chatbot turn or an opt-out word has no write of its own to join (an
+  opt-out's block comes after): the fact is written before them, and the caller's `durable()`
+  (the deliver_sm_resp, the chatbot's webhook answer) waits for its commit.
+
+`record` writes the fact to the inbox (rows/events.py): a statement in SQLite's open group-commit
+transaction, a record of PostgreSQL's group commit. Each process runs a roller that, every
+`FLUSH_EVERY` seconds (at once when `BATCH` were recorded here), claims the inbox a batch at a
+time and in one transaction inserts the raw events (those already there skipped: a fact counts
+once per (delivery, step, kind, key) however often it is heard, by whichever process) and adds
+the new ones to the rollups per minute, hour and day and the latency histograms. On PostgreSQL
+the claim skips rows another worker's roller holds, so every worker rolls at once and any may
+die: what it claimed and did not commit is claimed again by the next. `settled()` returns once
+everything recorded so far is in the rollups.
+
+Why an inbox rather than writing the rollups where the fact happens: the rollups are a handful
+of hot rows per card and minute that every fact of the card updates; updating them in the call
+path would make every receipt and tap of a card wait on the same row locks. The inbox is an
+append, and its row carries only what the caller already knows (no read on the call path): the
+roll reads each fact's delivery (enterprise, card, version, experiment, variant) and the start of
+its first attempt (latencies count from the first attempt, not from the delivery's creation) for
+a whole batch in the claim's one statement. A repeat of a fact this process recorded lately is
+not written at all (`RECENT_KEEP`); a block that rolls back forgets them.
 
 Raw events are kept `retention_days` (a report never reads them: they are for investigating one
 delivery and rebuilding a rollup), dropped a day at a time: each raw event's day is the China day
@@ -29,11 +51,12 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
+from infra import jsonio
 from infra.outage import Unavailable, log_failure
 
 from .metering.ledger import day_of
 from .records import Delivery
-from .rows.events import EventRows, Latency, Rollup, partition_name
+from .rows.events import Claimed, EventRows, InboxEvent, Latency, Rollup, partition_name
 
 log = logging.getLogger("mingpian.delivery")
 
@@ -42,11 +65,9 @@ TIMED = ("displayed", "opened", "tapped", "replied")  # kinds whose time from th
 GRAINS = {"m": 60, "h": 3600, "d": 86400}  # rollup grains: bucket sizes in seconds
 LATENCY_GRAINS = ("h", "d")  # histograms are kept per hour and day (a minute's is too thin to read)
 CN_OFFSET = 8 * 3600  # buckets begin on China time (a day's bucket at 00:00 CST)
-FLUSH_EVERY = 0.5  # s: queued events are written within this
-BATCH = 2000  # queued events that start a flush at once
-# Events held while the database is away, at most: past this the oldest are dropped (with a
-# log line), so an outage cannot take the process's memory with it. A minute of a busy worker.
-HELD_MAX = 500_000
+FLUSH_EVERY = 0.5  # s: recorded facts are in the rollups within this
+BATCH = 5000  # facts one roll claims; recorded here since the last roll, they start one at once
+SETTLE_WAIT = 30.0  # s settled() waits for facts another worker's roll holds
 RECENT_KEEP = 65536  # keys recorded here lately: a repeat is dropped without a write
 # Raw events kept this many days: a month of reports plus a few days to look into a complaint
 # about a delivery or rebuild a rollup after a fix; longer only costs disk (reports never read them).
@@ -123,24 +144,30 @@ def grain_for(since: float, until: float) -> str:
 
 
 class Events:
-    """The queue of facts and its flushes; the counts read from the rollups."""
+    """The facts' inbox writes and this process's roller; the counts read from the rollups."""
 
     def __init__(self, db: Any, retention_days: int = RETENTION_DAYS) -> None:
         self.rows = EventRows(db)
         self.retention_days = retention_days
-        self._queue: list[tuple[Any, ...]] = []
         self._recent: dict[str, None] = {}
         self._days: dict[int, str] = {}  # China days by number since 1970 (the raw events' `day`)
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
-        self._down = False  # the last flush failed (logged once per outage)
-        self.recorded = 0  # events new in the store, written by this process
+        self._since_roll = 0  # facts recorded here since the last roll
+        self._down = False  # the last roll failed (logged once per outage)
+        self.recorded = 0  # events new in the store, rolled by this process
+        self.rolled = 0  # inbox rows this process claimed
+        db.listen(self._heard)
+
+    def _heard(self, payload: str) -> None:
+        if payload == "rollback":  # a block rolled back: the facts it wrote are not in the inbox
+            self._recent.clear()
 
     async def record(
         self,
         kind: str,
-        delivery: Delivery,
+        delivery: Delivery | str,
         step: int,
         channel: str,
         at: float,
@@ -148,36 +175,35 @@ class Events:
         button: str = "",
         vendor: str = "",
     ) -> None:
-        """Queue a fact, once per (delivery, step, kind, key): `key` tells apart facts of one
-        kind that each count (two different buttons tapped: their texts); `button`: the tapped
-        button's text; `vendor`: the carrier or vendor that reported it, when known. A tap on a
-        button also records its delivery's step as tapped (key ""): "tapped" counts deliveries."""
+        """Write a fact to the inbox, in the caller's commit (inside its `tx()`, or the group
+        commit its `durable()` waits for); counted once per (delivery, step, kind, key): `key`
+        tells apart facts of one kind that each count (two different buttons tapped: their
+        texts); `button`: the tapped button's text; `vendor`: the carrier, MaaP or card-SMS
+        vendor that reported it, when known. A tap on a button also records its delivery's step
+        as tapped (key ""): "tapped" counts deliveries."""
         if kind not in KINDS:
             raise ValueError(f"unknown event kind {kind!r}; expected one of {KINDS}")
         if kind == "tapped" and key and button:
             await self.record(kind, delivery, step, channel, at, "", "", vendor)
-        ident = f"{delivery.id}|{step}|{kind}|{key}"
+        did = delivery if isinstance(delivery, str) else delivery.id
+        ident = f"{did}|{step}|{kind}|{key}"
         if ident in self._recent:
             return
         self._recent[ident] = None
         if len(self._recent) > RECENT_KEEP:
             del self._recent[next(iter(self._recent))]
-        data, created = delivery.data, delivery.created
-        n = int((created + CN_OFFSET) // 86400)
-        day = self._days.get(n)
-        if day is None:
-            day = self._days[n] = day_of(created)
-        since = at - created
-        self._queue.append((
-            day, delivery.id, step, kind, key, delivery.enterprise, delivery.card,
-            int(data.get("version") or 0), str(data.get("experiment") or ""), str(data.get("variant") or ""),
-            channel, vendor, button, at, since if since > 0.0 else 0.0,
-        ))  # fmt: skip
+        await self.rows.inbox(InboxEvent(did, step, kind, key, channel, vendor, button, at))
+        self._since_roll += 1
+        if self._task is None:
+            self.start()
+        if self._since_roll >= BATCH and self._wake is not None:
+            self._wake.set()
+
+    def start(self) -> None:
+        """Run this process's roller (every worker runs one: any may die)."""
         if self._task is None:
             self._wake = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(self._run())
-        if len(self._queue) >= BATCH and self._wake is not None:
-            self._wake.set()
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="delivery-events")
 
     async def _run(self) -> None:
         assert self._wake is not None
@@ -187,41 +213,83 @@ class Events:
             self._wake.clear()
             try:
                 await self.flush()
-            except Exception as exc:  # kept in the queue; flushed again on the next round
+            except Exception as exc:  # the facts stay in the inbox; rolled on the next round
                 if not self._down:  # an outage is the outage's one line (infra/outage.py)
-                    log_failure(log, exc, "delivery events: a flush failed; the events stay queued")
+                    log_failure(log, exc, "delivery events: a roll failed; the facts stay in the inbox")
                 self._down = True
                 await asyncio.sleep(FLUSH_EVERY)
 
     async def flush(self) -> int:
-        """Write what is queued: returns how many of the events were new in the store."""
+        """Roll what the inbox holds now, a batch per transaction: returns how many of the
+        events were new in the store."""
         async with self._lock:
-            batch, self._queue = self._queue, []
-            if not batch:
-                return 0
-            try:
-                new = await self.rows.add(batch, aggregate)
-            except (Exception, asyncio.CancelledError):
-                self._queue[:0] = batch  # ahead of what came meanwhile
-                if len(self._queue) > HELD_MAX:
-                    lost = len(self._queue) - HELD_MAX
-                    del self._queue[:lost]
-                    log.warning("delivery events: %d events dropped, the database away too long", lost)
-                raise
+            self._since_roll = 0
+            new = 0
+            while True:
+                claimed, fresh = await self.rows.roll(BATCH, self._raw, aggregate)
+                self.rolled += claimed
+                self.recorded += fresh
+                new += fresh
+                if claimed < BATCH:
+                    break
             self._down = False
-            self.recorded += new
             return new
 
+    def _raw(self, claimed: list[Claimed]) -> list[tuple[Any, ...]]:
+        """The claimed facts as raw events (rows/events.py RAW_COLUMNS): each with its
+        delivery's card and variant, its day, and the seconds since its first attempt began.
+        A fact whose delivery is gone is dropped."""
+        out: list[tuple[Any, ...]] = []
+        seen: dict[str, tuple[int, str, str]] = {}
+        for row in claimed:
+            did, step, kind, key, channel, vendor, button, at, ent, card, data, created, started = row[:13]
+            if ent is None:
+                continue
+            variant = seen.get(did)
+            if variant is None:
+                doc = jsonio.loads(data) if data else {}
+                variant = seen[did] = (
+                    int(doc.get("version") or 0),
+                    str(doc.get("experiment") or ""),
+                    str(doc.get("variant") or ""),
+                )
+            n = int((created + CN_OFFSET) // 86400)
+            day = self._days.get(n)
+            if day is None:
+                day = self._days[n] = day_of(created)
+            since = at - (created if started is None else started)
+            out.append((
+                day, did, step, kind, key, ent, card, *variant, channel, vendor, button, at,
+                since if since > 0.0 else 0.0,
+            ))  # fmt: skip
+        if len(out) < len(claimed):
+            log.warning(
+                "delivery events: %d facts of deliveries no longer stored dropped", len(claimed) - len(out)
+            )
+        return out
+
     async def settled(self) -> None:
-        """Return once everything queued so far is written (raises Unavailable if it cannot be)."""
+        """Return once everything recorded so far (by this process; and by others, committed
+        before) is in the rollups: committed, then rolled here or by another worker's roller.
+        Raises Unavailable if the database is away."""
         try:
-            await self.flush()
+            await self.rows.db.durable()
+            last = await self.rows.inbox_last()
+            end = time.monotonic() + SETTLE_WAIT
+            while True:
+                await self.flush()
+                if not last or not await self.rows.inbox_left(last):
+                    return
+                if time.monotonic() > end:  # another worker's roll holds them and does not end
+                    raise Unavailable("database")
+                await asyncio.sleep(0.02)  # another worker's roll holds some: it commits soon
         except Unavailable:
             raise
         except Exception as e:
             raise Unavailable("database") from e
 
     async def close(self) -> None:
+        """Stop the roller after a last roll (what is left stays in the inbox for the others)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -230,7 +298,7 @@ class Events:
         try:
             await self.flush()
         except Exception:
-            log.exception("delivery events: the last flush failed; %d events lost", len(self._queue))
+            log.warning("delivery events: the last roll failed; the facts stay in the inbox", exc_info=True)
 
     async def counts(
         self, enterprise: str, card: str, since: float, until: float, experiment: str = ""

@@ -5,7 +5,10 @@ chain is done, off its path, and are recorded here once per (delivery, step, fac
 they are heard: `displayed` (a 5G message's "displayed" report from the MaaP, a card SMS's
 render receipt from its vendor, the H5 card page opened) and `opened` (a short link of the
 delivery opened for the first time). Each new fact adds one to its day's counter in the same
-write (rows/funnel.py), so the report reads daily counters, never the facts.
+write (rows/funnel.py), so the report reads daily counters, never the facts. The event stream's
+fact (events.py) is written just before it, in the same commit (on PostgreSQL both are records of
+the same group commit; on SQLite statements of the same open transaction): a repeat writes it
+again, and the stream counts it once.
 
 The report's sent and delivered of a day come from the attempts: counted once, then kept with the
 day's counters, when the day is `SETTLED` (no attempt of it can change any more); the days after
@@ -15,13 +18,14 @@ that (today and yesterday) are read from the attempts of those days each time.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
 from chatbot.events import StatusReport
 
+from .events import Events
 from .metering.ledger import CN, day_of
 from .rows.funnel import FunnelFact
 from .storage import FunnelStore
@@ -57,19 +61,19 @@ class Funnel:
     def __init__(self, store: FunnelStore) -> None:
         self.store = store
         self._recent: dict[str, None] = {}  # keys of facts recorded here lately, oldest first
-        # told each fact new in the store (the event stream records it with its card and variant)
-        self.on_new: Callable[[FunnelFact], Awaitable[None]] | None = None
+        self.events: Events | None = None  # the event stream: each fact with its write
 
     async def displayed(
-        self, delivery: str, step: int, channel: str, enterprise: str, at: float, how: str
+        self, delivery: str, step: int, channel: str, enterprise: str, at: float, how: str, vendor: str = ""
     ) -> bool:
         """The card of a delivery's step was shown on the phone; `how`: "rcs" (the MaaP's
-        displayed report), "cardsms" (the vendor's render receipt), "h5" (the card page opened).
-        True when this was new (the first of its delivery and step, whatever `how`)."""
+        displayed report), "cardsms" (the vendor's render receipt), "h5" (the card page opened);
+        `vendor`: who said so, when known (a card SMS's phone maker). True when this was new (the
+        first of its delivery and step, whatever `how`)."""
         if how not in HOWS:
             raise ValueError(f"unknown way a card was displayed {how!r}; expected one of {HOWS}")
         return await self._fact(
-            FunnelFact(delivery, step, "displayed", enterprise, channel, day_of(at), how, at)
+            FunnelFact(delivery, step, "displayed", enterprise, channel, day_of(at), how, at), vendor
         )
 
     async def opened(self, delivery: str, step: int, channel: str, enterprise: str, at: float) -> bool:
@@ -80,25 +84,31 @@ class Funnel:
 
     async def on_status(self, reports: Iterable[StatusReport]) -> None:
         """The MaaP's status reports, as the chatbot runtime tells its status listeners: a
-        "displayed" report on the message of one of our 5G attempts marks that step displayed."""
+        "displayed" report on the message of one of our 5G attempts marks that step displayed,
+        durable (with its event) before the runtime answers the MaaP."""
+        told = False
         for r in reports:
             if r.status != "displayed":
                 continue
             step = await self.store.step_of_message(r.message_id)
             if step is not None and step[2] == "rcs":
                 delivery, n, channel, enterprise = step
-                await self.displayed(delivery, n, channel, enterprise, time.time(), how="rcs")
+                told = await self.displayed(delivery, n, channel, enterprise, time.time(), how="rcs") or told
+        if told:  # committed before the MaaP hears 200 (on PostgreSQL it was, with the fact)
+            await self.store.durable()
 
-    async def _fact(self, fact: FunnelFact) -> bool:
+    async def _fact(self, fact: FunnelFact, vendor: str = "") -> bool:
         key = fact.key
         if key in self._recent:
             return False
+        if self.events is not None:  # no await in between on PostgreSQL: the same flush takes both
+            await self.events.record(
+                fact.fact, fact.delivery, fact.step, fact.channel, fact.at, vendor=vendor
+            )
         new = await self.store.funnel_fact(fact)
         self._recent[key] = None
         while len(self._recent) > RECENT_KEEP:
             del self._recent[next(iter(self._recent))]
-        if new and self.on_new is not None:
-            await self.on_new(fact)
         return new
 
     async def days(self, enterprise: str, first: str, last: str, now: float) -> list[dict[str, Any]]:

@@ -64,13 +64,14 @@ from .rows.calls import (
     UpdateDelivery,
     update_sql,
 )
+from .rows.events import INBOX_COLUMNS, INBOX_SQL, InboxEvent
 from .rows.funnel import FACT_ARRAYS, FACTS_CTES, FACTS_ROWS, FACTS_SQL, FunnelFact
 from .rows.ledger import CHARGES_SQL, REFUNDS_SQL, RecordCharge, Refund
 from .rows.links import LINK_ROW, LINKS_SQL, InsertLink
 
 Write = (
     AcceptCall | InsertAttempt | RecordCharge | MessageId | Receipt | Refund | RenewLease | AskPhases
-    | UpdateDelivery | UpdateAttempt | InsertLink | FunnelFact
+    | UpdateDelivery | UpdateAttempt | InsertLink | FunnelFact | InboxEvent
 )  # fmt: skip
 # Each record's values in the order its statement's arrays take them.
 ACCEPT_ARRAYS = attrgetter(
@@ -86,6 +87,7 @@ MESSAGE_ID_ARRAYS = attrgetter("message_id", "attempt")
 RECEIPT_ARRAYS = attrgetter("message_id", "stat", "at", "source")
 LINK_ARRAYS = attrgetter(*LINK_ROW)
 FACT_VALUES = attrgetter(*FACT_ARRAYS)
+INBOX_ARRAYS = attrgetter(*INBOX_COLUMNS)
 
 PARAM = re.compile(r"\$(\d+)")
 
@@ -110,6 +112,7 @@ class Batch:
     links: list[InsertLink] = field(default_factory=list)  # short links minted with their attempts
     # the funnel's facts (rows/funnel.py) by key, with who waits to hear whether each was new
     facts: dict[str, tuple[FunnelFact, list[asyncio.Future[bool]]]] = field(default_factory=dict)
+    inbox: list[InboxEvent] = field(default_factory=list)  # the event stream's facts (rows/events.py)
     size: int = 0
 
     def add(self, write: Write, fut: asyncio.Future[Any] | None = None) -> None:
@@ -148,6 +151,9 @@ class Batch:
                 fut.set_result(False)
             return
         self.facts[w.key] = (w, [fut] if fut is not None else [])
+
+    def _inbox(self, w: InboxEvent, fut: None) -> None:
+        self.inbox.append(w)
 
     def _refund(self, w: Refund, fut: None) -> None:
         self.refunds.add(w.key)
@@ -196,6 +202,8 @@ class Batch:
         if self.facts:
             rows = [FACT_VALUES(self.facts[k][0]) for k in sorted(self.facts)]
             parts.append(("fct", FACTS_SQL, list(zip(*rows, strict=True))))
+        if self.inbox:  # new rows only (their own ids): nothing else in the flush touches them
+            parts.append(("evt", INBOX_SQL, list(zip(*map(INBOX_ARRAYS, self.inbox), strict=True))))
         for table, rows in self.updates.items():
             groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
             for id_, fields in rows.items():
@@ -338,7 +346,7 @@ class Batch:
         """After `drop_answers`: whether any write is left to commit."""
         return bool(
             self.attempts or self.charges or self.message_ids or self.receipts or self.refunds
-            or self.links or self.facts or self.finished or any(self.updates.values())
+            or self.links or self.facts or self.inbox or self.finished or any(self.updates.values())
         )  # fmt: skip
 
     def drop_answers(self, backend: str, cause: BaseException) -> None:
@@ -378,6 +386,7 @@ GATHER: dict[type, Callable[[Batch, Any, Any], None]] = {
     Refund: Batch._refund,
     InsertLink: Batch._link,
     FunnelFact: Batch._fact,
+    InboxEvent: Batch._inbox,
     RenewLease: Batch._renew,
     AskPhases: Batch._phases,
     UpdateDelivery: Batch._update,

@@ -20,6 +20,13 @@ deliver_sm is answered with an error meanwhile, so the SMSC sends it again (a re
 nothing). Nothing in this module lets a deadline pass for it: the chain's clock stands still
 during the outage (chain.py).
 
+A delivered (or, card SMS, displayed) attempt's "delivered" event (events.py) is written in the
+same commit as its state, by `settle`: a receipt acknowledged is stored, and the chain that
+settles it (here, on the worker whose chain waits, or on the one that resumes it after a kill)
+writes the fact with the state, so it is neither lost nor counted twice. Its vendor is who
+reported the receipt (`accept`'s `vendor`: the SMSC, Kannel, a card-SMS phone maker), where the
+receipt is applied as it arrives; "" when it was read back from the store.
+
 Every final state of an attempt, whether set here or by the chain (timeout, error, skipped,
 refused, an RCS hand-over), is written through `settle`, which tells `on_outcome` (channel,
 state): how the server counts outcomes without the domain knowing of it. No-op by default. A
@@ -39,6 +46,7 @@ from typing import Any
 
 from infra.outage import log_failure, unavailable
 
+from .events import Events
 from .metering import Meter
 from .records import Attempt
 from .storage import ReceiptStore
@@ -84,6 +92,7 @@ class Receipts:
         self._strays: dict[str, float] = {}  # forwarded here, not ours: message id → when (monotonic)
         self._sweeper: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self.events: Events | None = None  # the event stream: "delivered", with the attempt's state
 
     def submitted(self, attempt: int, message_ids: list[str]) -> bool:
         """This process handed these messages over: their receipts (which the SMSC mostly sends
@@ -106,21 +115,24 @@ class Receipts:
     def unwatch(self, att: Attempt) -> None:
         self._watched.pop(att.id, None)
 
-    async def accept(self, message_id: str, stat: str, *, source: str = "", forwarded: bool = False) -> None:
+    async def accept(
+        self, message_id: str, stat: str, *, source: str = "", vendor: str = "", forwarded: bool = False
+    ) -> None:
         """Store a receipt and apply it. The receipt is stored before anything else (if its
         message id is not stored yet, the chain applies it once it is); a forwarded one was
         stored by the worker that heard it. One for a message this process did not submit is
         forwarded to the other processes on a fleet, or looked up in the store of a process of
-        its own (and forwarded when not found: processes of their own may share the counters)."""
+        its own (and forwarded when not found: processes of their own may share the counters).
+        `vendor`: who reported it (the "delivered" event's vendor)."""
         if not forwarded:
             await self.store.receipt(message_id, stat, source)
         attempt = self._submitted.get(message_id)
         if attempt is not None:
             att = self._watched.get(attempt)
             if att is not None and att.segments <= 1 and att.state in WAITING:
-                await self._apply(att, [stat])  # its only message: nothing else to read
+                await self._apply(att, [stat], vendor)  # its only message: nothing else to read
             else:
-                await self.evaluate(attempt)
+                await self.evaluate(attempt, vendor)
             return
         self._unmatched[message_id] = None  # our own, should its id be recorded here later
         _keep_newest(self._unmatched, SUBMITTED_KEEP)
@@ -183,20 +195,21 @@ class Receipts:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
 
-    async def evaluate(self, attempt_id: int) -> str:
-        """Apply the receipts an attempt has; its state afterwards."""
+    async def evaluate(self, attempt_id: int, vendor: str = "") -> str:
+        """Apply the receipts an attempt has; its state afterwards (`vendor`: who reported the
+        receipt that made it whole, when one just arrived)."""
         att, total, stats = await self.store.attempt_receipts(attempt_id)
         if att is None or att.state not in WAITING:
             return att.state if att is not None else "gone"
         if total == 0 or (len(stats) < total and all(s == "DELIVRD" for s in stats)):
             return att.state
-        return await self._apply(att, stats)
+        return await self._apply(att, stats, vendor)
 
-    async def _apply(self, att: Attempt, stats: list[str]) -> str:
+    async def _apply(self, att: Attempt, stats: list[str], vendor: str = "") -> str:
         """Every message of `att` has its receipt, or one failed: its final state, written, told,
         and the chain woken wherever it waits."""
         if att.channel == "cardsms":
-            return await self._card(att, stats)
+            return await self._card(att, stats, vendor)
         failed = [s for s in stats if s != "DELIVRD"]
         now = time.time()
         if failed:
@@ -205,18 +218,24 @@ class Receipts:
             self._later(self.meter.refund(charge_key(att)))
         else:
             att.state = "delivered"
-            await self.settle(att.id, att.channel, att.state, done=now, detail="receipt DELIVRD")
+            await self.settle(
+                att.id, att.channel, att.state, done=now, detail="receipt DELIVRD",
+                fact=(att.delivery, att.step, vendor),
+            )  # fmt: skip
         self.wakeups.announce(att.delivery)
         return att.state
 
-    async def _card(self, att: Attempt, stats: list[str]) -> str:
+    async def _card(self, att: Attempt, stats: list[str], vendor: str = "") -> str:
         """A card SMS: the vendor's render receipt (RENDERED) makes it `displayed`, whatever the
         SMSC says or has not said yet; an SMSC failure fails it (refunded); the SMSC's DELIVRD
         alone waits on for the render receipt (the chain's deadline decides: `unrendered`)."""
         now = time.time()
         if RENDERED in stats:
             att.state = "displayed"
-            await self.settle(att.id, att.channel, att.state, done=now, detail="render receipt")
+            await self.settle(
+                att.id, att.channel, att.state, done=now, detail="render receipt",
+                fact=(att.delivery, att.step, vendor),
+            )  # fmt: skip
         elif failed := [s for s in stats if s != "DELIVRD"]:
             att.state = "failed"
             await self.settle(att.id, att.channel, att.state, done=now, detail=f"receipt {failed[0]}")
@@ -234,15 +253,32 @@ class Receipts:
         if got is None or got.state not in WAITING or "DELIVRD" not in stats:
             return False
         await self.settle(att.id, att.channel, "delivered", done=time.time(),
-                          detail="receipt DELIVRD; no render receipt: shown as text")  # fmt: skip
+                          detail="receipt DELIVRD; no render receipt: shown as text",
+                          fact=(att.delivery, att.step, ""))  # fmt: skip
         await self.meter.refund(charge_key(att))
         return True
 
-    async def settle(self, attempt_id: int, channel: str, state: str, **fields: Any) -> None:
+    async def settle(
+        self,
+        attempt_id: int,
+        channel: str,
+        state: str,
+        *,
+        fact: tuple[str, int, str] | None = None,
+        **fields: Any,
+    ) -> None:
         """Write an attempt's final state (delivered, failed, timeout, error, skipped, refused)
-        and tell `on_outcome`. Inside a transaction that later rolls back (a database error), the
-        outcome was told all the same."""
-        await self.store.update_attempt(attempt_id, state=state, **fields)
+        and tell `on_outcome`; a delivered or displayed one with its "delivered" event in the
+        same commit (`fact`: its delivery, step and the vendor that reported it). Inside a
+        transaction that later rolls back (a database error), the outcome was told all the same."""
+        if fact is not None and self.events is not None and state in ("delivered", "displayed"):
+            async with self.store.tx():
+                await self.store.update_attempt(attempt_id, state=state, **fields)
+                delivery, step, vendor = fact
+                at = float(fields.get("done") or time.time())
+                await self.events.record("delivered", delivery, step, channel, at, vendor=vendor)
+        else:
+            await self.store.update_attempt(attempt_id, state=state, **fields)
         if attempt_id in self._told:
             return
         self._told[attempt_id] = None

@@ -6,6 +6,10 @@ this person got from them in the last day counts as a tap on that button (and, f
 advertising card, on the card); with the platform's message id a redelivered reply counts once.
 Replies come from the SMSC (mobile-originated SMS), Kannel, the API, or the chatbot webhook;
 taps on the H5 card page of a delivery are counted here too (`count`).
+
+Each also joins the event stream (events.py), written before the reply is answered: a tap inside
+its counting block (with its dedupe key: a tap counted is a tap in the stream), an opt-out and a
+5G text ("replied") on the card the person got last, read once for the event and the tap alike.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from .events import Events
 from .metering import day_of
 from .model import NumberError, normalize_number
 from .records import Delivery
+from .rows.reach import LastDelivered
 from .storage import DeliveryStore
 from .wakeups import Wakeups
 
@@ -67,9 +72,14 @@ class Replies:
             who = normalize_number(sender.removeprefix("tel:"))
         except NumberError:
             return False
-        if self.events is not None and (opt_out or (channel == "rcs" and not postback)):
-            await self._event("opted_out" if opt_out else "replied", enterprises, who, channel)
-        if not opt_out and not postback and (key is None or not key.isdigit()):
+        tap = not opt_out and (bool(postback) or (key is not None and key.isdigit()))
+        event = self.events is not None and (opt_out or (channel == "rcs" and not postback))
+        last = await self._last(enterprises, who) if tap or event else None  # one read for both
+        if event and last is not None and self.events is not None:
+            # no write of its own to join (an opt-out's come next): the caller's durable() covers it
+            kind = "opted_out" if opt_out else "replied"
+            await self.events.record(kind, last[2], last[4], channel, time.time())
+        if not opt_out and not tap:
             return False
         if opt_out:
             for ent in enterprises:
@@ -77,14 +87,17 @@ class Replies:
                 for did in await self.store.active_for(ent, who):  # chains in flight stop now, not later
                     self.wakeups.announce(did)
             return True
-        await self._tap(enterprises, who, key, postback, ref)
+        if last is not None:
+            await self._tap(last, key, postback, ref)
         return False
 
-    async def _tap(self, enterprises: list[str], who: str, key: str | None, postback: str, ref: str) -> None:
-        now = time.time()
+    async def _last(self, enterprises: list[str], who: str) -> LastDelivered | None:
+        """The card the person got last from these enterprises, if within the tap window."""
         last = await self.store.last_delivered(enterprises, who, None)
-        if last is None or now - last[1] > TAP_WINDOW:
-            return
+        return None if last is None or time.time() - last[1] > TAP_WINDOW else last
+
+    async def _tap(self, last: LastDelivered, key: str | None, postback: str, ref: str) -> None:
+        now = time.time()
         enterprise = last[3]
         d = await self.store.delivery(last[2])
         if d is None:
@@ -117,26 +130,18 @@ class Replies:
         (`channel` "h5") all come to. With `ref` a repeat counts once; True when counted."""
         now = time.time() if now is None else now
         day = day_of(now)
-        async with self.store.tx():  # the first reply is remembered only with its tap counted
+        # the first reply is remembered only with its tap counted, and its event with both
+        async with self.store.tx():
             if ref and not await self.store.first_reply(ref, now):
                 return False
             await self.store.count_tap(enterprise or d.enterprise, d.card, button.text, day)
             if d.kind == "ad":
                 await self.store.count_impression(enterprise or d.enterprise, d.card, day, taps=1)
-        if self.events is not None:  # once per button of a delivery's step, whatever the channel
-            await self.events.record("tapped", d, d.step, channel, now, key=button.text, button=button.text)
+            if self.events is not None:  # once per button of a delivery's step, whatever the channel
+                await self.events.record(
+                    "tapped", d.id, d.step, channel, now, key=button.text, button=button.text
+                )
         return True
-
-    async def _event(self, kind: str, enterprises: list[str], who: str, channel: str) -> None:
-        """A person's chatbot turn or opt-out, on the card they got last in the tap window."""
-        assert self.events is not None
-        now = time.time()
-        last = await self.store.last_delivered(enterprises, who, None)
-        if last is None or now - last[1] > TAP_WINDOW:
-            return
-        d = await self.store.delivery(last[2])
-        if d is not None:
-            await self.events.record(kind, d, d.step, channel, now)
 
 
 def bot_id(address: str) -> str:

@@ -23,6 +23,7 @@ from .records import Attempt, Delivery
 from .rows.console import Page, SessionRow
 from .rows.funnel import FunnelFact
 from .rows.links import InsertLink, Open
+from .rows.reach import LastDelivered
 
 
 class Lifetime(Protocol):
@@ -167,7 +168,7 @@ class ReachStore(Protocol):
     async def active_for(self, enterprise: str, recipient: str) -> list[str]: ...
     async def last_delivered(
         self, enterprise: str | Sequence[str], recipient: str, kind: str | None
-    ) -> tuple[str, float, str, str] | None: ...
+    ) -> LastDelivered | None: ...
     async def first_reply(self, key: str, now: float, keep: float = 7 * 86400) -> bool: ...
     async def count_tap(self, enterprise: str, card: str, button: str, day: str) -> None: ...
     async def taps(self, enterprise: str) -> list[dict[str, Any]]: ...
@@ -230,6 +231,8 @@ class LinkStore(Protocol):
 
 class FunnelStore(Protocol):
     """The delivery funnel's facts and daily counters (funnel.py, rows/funnel.py)."""
+
+    async def durable(self) -> None: ...
 
     async def funnel_fact(self, fact: FunnelFact) -> bool:
         """Record a fact and count it, once per (delivery, step, fact): True when it was new."""

@@ -1,20 +1,56 @@
-"""The event stream's rows (delivery/events.py): raw events once each, and the rollups and
-latency histograms every report reads.
+"""The event stream's rows (delivery/events.py): the inbox facts are written to, raw events once
+each, and the rollups and latency histograms every report reads.
 
-A flush of queued events is one transaction: the raw events are inserted with
-`ON CONFLICT DO NOTHING RETURNING`, so only the events no process recorded before come back, and
-those alone are added to the rollups (per minute, hour and day) and histograms in the same
-transaction. A repeated receipt or tap therefore counts once, whichever process hears it. On
-PostgreSQL the raw events go in one statement (`unnest` of arrays) and each aggregate in one
-more; on SQLite through a staging table (`STAGE_SQL`).
+A fact is first a row of `delivery_event_inbox`, written with the write it belongs to: on SQLite
+a statement inside the store's open group-commit transaction (groupcommit.py), on PostgreSQL an
+`InboxEvent` record of the group commit (pgbatch.py gathers them into `INBOX_SQL`). It carries
+only what its caller knows (delivery, step, kind, key, channel, vendor, button, time).
+
+A roll is one transaction: claim a batch of the inbox (PostgreSQL: `DELETE … WHERE id IN (SELECT
+… FOR UPDATE SKIP LOCKED) RETURNING`, so the workers' rollers claim disjoint rows; SQLite: one
+process, the oldest rows read then deleted), joined with each fact's delivery and its first
+attempt; insert them as raw events with `ON CONFLICT DO NOTHING RETURNING`, so only the events
+nobody rolled before come back, and add those alone to the rollups (per minute, hour and day)
+and histograms. A repeated receipt or tap therefore counts once, whichever process hears it, and
+a roller killed mid-roll leaves its claim in the inbox. On PostgreSQL the raw events go in one
+statement (`unnest` of arrays) and each aggregate in one more; on SQLite through a staging table
+(`STAGE_SQL`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..drivers import Driver
+
+INBOX_COLUMNS = ("delivery", "step", "kind", "key", "channel", "vendor", "button", "at")
+INBOX_ROW_SQL = (
+    f"INSERT INTO delivery_event_inbox ({', '.join(INBOX_COLUMNS)}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)"
+)
+INBOX_SQL = (
+    f"INSERT INTO delivery_event_inbox ({', '.join(INBOX_COLUMNS)}) SELECT * FROM unnest($1::text[], "
+    "$2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[])"
+)
+# What a roll claims of each fact, with its delivery's (NULL: the delivery is gone) and the start
+# of its first attempt (the time from which each fact's latency is counted).
+CLAIMED = (
+    "c.delivery, c.step, c.kind, c.key, c.channel, c.vendor, c.button, c.at, d.enterprise, d.card, "
+    "d.data, d.created, a.started"
+)
+CLAIM_SQL = {
+    "postgresql": "WITH c AS (DELETE FROM delivery_event_inbox WHERE id IN (SELECT id FROM "
+    "delivery_event_inbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING *) "
+    f"SELECT {CLAIMED}, c.id FROM c LEFT JOIN deliveries d ON d.id = c.delivery "
+    "LEFT JOIN attempts a ON a.delivery = c.delivery AND a.step = 0",
+    "sqlite": f"SELECT {CLAIMED}, c.id FROM (SELECT * FROM delivery_event_inbox ORDER BY id LIMIT $1) c "
+    "LEFT JOIN deliveries d ON d.id = c.delivery LEFT JOIN attempts a ON a.delivery = c.delivery "
+    "AND a.step = 0",
+}
+UNCLAIM_SQL = "DELETE FROM delivery_event_inbox WHERE id <= $1"  # SQLite: what the claim read
+INBOX_LEFT_SQL = "SELECT count(*) FROM delivery_event_inbox WHERE id <= $1"
+INBOX_LAST_SQL = "SELECT max(id) FROM delivery_event_inbox"
 
 RAW_COLUMNS = (
     "day", "delivery", "step", "kind", "key", "enterprise", "card", "version", "experiment",
@@ -89,6 +125,24 @@ PARTITIONS_SQL = (
 )
 
 Rollup = tuple[str, str, str, float, int, str, str, str, int, str, str]
+Claimed = Sequence[Any]  # a row of CLAIM_SQL (CLAIMED, then the inbox id)
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEvent:
+    """A fact for the inbox (also the group commit's record on PostgreSQL): it commits with the
+    write it rides."""
+
+    delivery: str
+    step: int
+    kind: str
+    key: str
+    channel: str
+    vendor: str
+    button: str
+    at: float
+
+
 Latency = tuple[str, str, str, float, int, str, str, str, str, int]
 
 
@@ -103,14 +157,52 @@ class EventRows:
     def __init__(self, db: Driver) -> None:
         self.db = db
 
+    async def inbox(self, e: InboxEvent) -> None:
+        """Write a fact to the inbox: it commits with the writes around it (inside a `tx()`, with
+        the block's; on PostgreSQL in the group commit, with whatever the caller awaits next)."""
+        w = self.db.writes
+        if w is not None:
+            w.queue(e)
+        else:
+            await self.db.run(
+                INBOX_ROW_SQL, e.delivery, e.step, e.kind, e.key, e.channel, e.vendor, e.button, e.at
+            )
+
+    async def roll(
+        self,
+        limit: int,
+        build: Callable[[list[Claimed]], list[tuple[Any, ...]]],
+        aggregate: Any,
+    ) -> tuple[int, int]:
+        """One transaction: claim up to `limit` facts of the inbox (CLAIMED rows), made raw events
+        by `build`, inserted, the new ones added to the rollups (`add`). (claimed, new)."""
+        async with self.db.transaction():
+            claimed = await self.db.all(CLAIM_SQL[self.db.name], limit)
+            if not claimed:
+                return 0, 0
+            if self.db.name != "postgresql":
+                await self.db.run(UNCLAIM_SQL, max(r[-1] for r in claimed))
+            raw = build(claimed)
+            return len(claimed), (await self.add(raw, aggregate) if raw else 0)
+
+    async def inbox_last(self) -> int:
+        """The newest inbox row's id (0: empty)."""
+        row = await self.db.one(INBOX_LAST_SQL)
+        return int(row[0]) if row and row[0] is not None else 0
+
+    async def inbox_left(self, upto: int) -> int:
+        """Inbox rows up to id `upto` still there (claimed by a roll not committed yet, or not yet)."""
+        row = await self.db.one(INBOX_LEFT_SQL, upto)
+        return int(row[0]) if row else 0
+
     async def add(
         self,
         raw: list[tuple[Any, ...]],
         aggregate: Any,
     ) -> int:
         """Insert the raw events; the new ones (as `NEW` rows) go to `aggregate`, which answers
-        (rollup increments, latency increments); both are added in the same transaction.
-        Returns how many events were new."""
+        (rollup increments, latency increments); both are added in the same transaction (the
+        caller's, when in one). Returns how many events were new."""
         pg = self.db.name == "postgresql"
         async with self.db.transaction():
             if pg:

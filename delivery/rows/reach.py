@@ -19,6 +19,7 @@ DAY = {
     "sqlite": "date(a.started, 'unixepoch', '+8 hours')",
     "postgresql": "to_char(to_timestamp(a.started + 8 * 3600) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
 }
+LastDelivered = tuple[str, float, str, str, int]  # card, when, delivery id, enterprise, step
 OPTOUT = "optout:"  # the notification of a new opt-out: optout:<enterprise>|<number>
 
 
@@ -63,20 +64,20 @@ class ReachRows:
 
     async def last_delivered(
         self, enterprise: str | Sequence[str], recipient: str, kind: str | None
-    ) -> tuple[str, float, str, str] | None:
-        """(card, when, delivery id, enterprise) of the latest card (of this kind) delivered (or,
-        as card SMS, displayed) to a person by the enterprise — or by any of several (the ones
-        behind one 5G chatbot)."""
+    ) -> LastDelivered | None:
+        """(card, when, delivery id, enterprise, step) of the latest card (of this kind) delivered
+        (or, as card SMS, displayed) to a person by the enterprise — or by any of several (the
+        ones behind one 5G chatbot)."""
         ents = [enterprise] if isinstance(enterprise, str) else list(enterprise)
         if not ents:
             return None
         row = await self.db.one(
-            "SELECT card, updated, id, enterprise FROM deliveries WHERE enterprise = ANY($1::text[]) "
+            "SELECT card, updated, id, enterprise, step FROM deliveries WHERE enterprise = ANY($1::text[]) "
             "AND recipient=$2 AND ($3::text IS NULL OR kind=$3) AND state IN ('delivered', 'displayed') "
             "ORDER BY updated DESC LIMIT 1",
             ents, recipient, kind,
         )  # fmt: skip
-        return (row[0], row[1], row[2], row[3]) if row else None
+        return (row[0], row[1], row[2], row[3], int(row[4])) if row else None
 
     async def first_reply(self, key: str, now: float, keep: float = 7 * 86400) -> bool:
         """True the first time a reply with this key (e.g. the chatbot's message id) is seen: a

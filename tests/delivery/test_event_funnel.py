@@ -16,7 +16,7 @@ from delivery.metering import day_of
 from mingpian.api.delivery import delivery_key
 
 from .support import OPERATOR, AppFactory, auth
-from .test_events import delivery
+from .test_events import delivery, stored
 
 URL = "/api/enterprises/sf/reports/funnel"
 
@@ -41,6 +41,7 @@ async def test_funnel_by_variant_with_intervals_times_and_csv(make_app: AppFacto
     for i in range(20):
         v = "A" if i < 10 else "B"
         d = delivery(i, sent, v, "exp1")
+        await stored(client.app[delivery_key].store, d)
         await events.record("sent", d, 0, "rcs", sent)
         j = i % 10
         if v == "A" or j < 9:

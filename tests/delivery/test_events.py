@@ -1,6 +1,7 @@
 """The event stream: each fact once however often it is heard (in one process and across two),
-the rollups' counts equal to what happened, per variant and button, and the raw events pruned a
-day at a time (a partition a day on PostgreSQL). On SQLite and on PostgreSQL."""
+the rollups' counts equal to what happened, per variant and button, latencies counted from the
+first attempt, and the raw events pruned a day at a time (a partition a day on PostgreSQL). On
+SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from delivery.metering import day_of
 from delivery.open_store import open_store
 from delivery.records import Delivery
 from delivery.store import Store
+from infra import jsonio
 from mingpian.api.delivery import delivery_key
 
 from .support import SF_KEY, AppFactory, auth, call, settle
@@ -41,12 +43,34 @@ def delivery(i: int, created: float, variant: str = "", experiment: str = "") ->
     )  # fmt: skip
 
 
+async def stored(store: Store, *ds: Delivery, started: float | None = None) -> None:
+    """The deliveries' rows and their first attempts (the roll reads a fact's card and variant
+    from its delivery, its latency from its first attempt's start)."""
+    async with store.db.transaction():
+        for d in ds:
+            await store.db.run(
+                "INSERT INTO deliveries (id, call_id, phase, enterprise, line, recipient, card, template, "
+                "kind, data, chain, step, state, reason, channel, event_at, created, updated) VALUES "
+                "($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)",
+                d.id, d.call_id, d.phase, d.enterprise, d.line, d.recipient, d.card, d.template, d.kind,
+                jsonio.dumps_str(d.data), jsonio.dumps_str(d.chain), d.step, d.state, d.reason, d.channel,
+                d.event_at, d.created, d.updated,
+            )  # fmt: skip
+            await store.db.run(
+                "INSERT INTO attempts (delivery, step, channel, state, segments, units, started, deadline, "
+                "done, detail) VALUES ($1, 0, $2, 'delivered', 1, 1, $3, $3, NULL, '')",
+                d.id, d.chain[0], d.created if started is None else started,
+            )  # fmt: skip
+    await store.db.durable()
+
+
 async def test_each_fact_counts_once_and_counts_read_the_rollups(store: Store) -> None:
     now = time.time()
     since = bucket_of(now, "d")
     events = Events(store.db)
     other = Events(store.db)  # a second process hearing the same receipts and taps
     ds = [delivery(i, now - 30, "AB"[i % 2], "exp1") for i in range(10)]
+    await stored(store, *ds)
     for d in ds:
         for ev in (events, other, events):  # each heard three times
             await ev.record("sent", d, 0, "rcs", now - 30)
@@ -76,9 +100,10 @@ async def test_without_experiment_and_queued_flush(store: Store) -> None:
     now = time.time()
     events = Events(store.db)
     d = delivery(1, now - 5)
+    await stored(store, d)
     await events.record("displayed", d, 1, "cardsms", now)
     await events.record("opened", d, 1, "cardsms", now)
-    await events.close()  # what is queued is written at close
+    await events.close()  # a last roll at close
     since = bucket_of(now, "h")
     assert await Events(store.db).counts("sf", "courier", since, since + 3600) == {
         "": {"displayed": 1, "opened": 1}
@@ -94,6 +119,7 @@ async def test_raw_events_pruned_a_day_at_a_time(store: Store) -> None:
     await events.maintain(now)
     for age in range(5):  # deliveries created 0..4 days ago
         d = delivery(age, now - age * 86400)
+        await stored(store, d)
         await events.record("sent", d, 0, "sms", now - age * 86400)
     await events.flush()
     await events.maintain(now)
@@ -165,6 +191,7 @@ async def test_workers_making_and_dropping_partitions_at_once(store: Store) -> N
     await asyncio.gather(*(w.maintain(now - 6 * 86400) for w in workers))
     await asyncio.gather(*(w.maintain(now) for w in workers))  # each drops what the others drop
     d = delivery(1, now)
+    await stored(store, d)
     await workers[0].record("sent", d, 0, "sms", now)
     await workers[0].flush()
     if store.db.name == "postgresql":
@@ -186,10 +213,44 @@ async def test_a_failed_flush_keeps_its_events_for_the_next(
         raise ConnectionError("database away")
 
     monkeypatch.setattr(events.rows, "add", down)
+    await stored(store, delivery(1, now), delivery(2, now))
     await events.record("sent", delivery(1, now), 0, "sms", now)
     with pytest.raises(ConnectionError):
         await events.flush()
     await events.record("sent", delivery(2, now), 0, "sms", now)
     monkeypatch.setattr(events.rows, "add", add)
-    assert await events.flush() == 2  # the held event first, then the one queued meanwhile
+    assert await events.flush() == 2  # the roll that failed left its claim in the inbox
+    assert await events.rows.inbox_left(await events.rows.inbox_last() + 1) == 0
+    await events.close()
+
+
+async def test_latency_counts_from_the_first_attempt_and_a_gone_delivery_is_dropped(store: Store) -> None:
+    now = time.time()
+    events = Events(store.db)
+    d = delivery(1, now - 3600)  # created an hour ago, first attempt a minute ago
+    await stored(store, d, started=now - 60)
+    await events.record("tapped", d.id, 0, "rcs", now, vendor="CMCC")
+    await events.record("sent", "gone", 0, "rcs", now)  # a delivery no longer stored
+    await events.settled()
+    row = await store.db.one("SELECT since, vendor FROM delivery_events WHERE delivery = 'd1'")
+    assert row is not None and 59 <= row[0] <= 61 and row[1] == "CMCC"
+    assert (await store.db.one("SELECT count(*) FROM delivery_events"))[0] == 1  # type: ignore[index]
+    assert await events.rows.inbox_last() == 0  # nothing left behind
+    await events.close()
+
+
+async def test_a_rolled_back_block_takes_its_fact_and_the_repeat_counts(store: Store) -> None:
+    now = time.time()
+    events = Events(store.db)
+    d = delivery(1, now)
+    await stored(store, d)
+    with pytest.raises(RuntimeError):
+        async with store.tx():
+            await store.first_reply("mo-9", now)  # a statement of its own (PostgreSQL: a connection)
+            await events.record("tapped", d, 0, "sms", now, key="改约", button="改约")
+            raise RuntimeError("the tap's block failed")
+    await events.record("tapped", d, 0, "sms", now, key="改约", button="改约")  # heard again
+    await events.settled()
+    since = bucket_of(now, "d")
+    assert await events.counts("sf", "courier", since, since + 86400) == {"": {"tapped": 1, "tapped:改约": 1}}
     await events.close()

@@ -13,6 +13,7 @@ from typing import Any
 from delivery.pgbatch import Batch
 from delivery.rows.attempts import InsertAttempt, MessageId, Receipt, UpdateAttempt
 from delivery.rows.calls import AcceptCall, AskPhases, RenewLease, UpdateDelivery
+from delivery.rows.events import InboxEvent
 from delivery.rows.ledger import RecordCharge, Refund
 
 NOW = 1_790_000_000.0
@@ -67,6 +68,8 @@ def every_kind() -> Batch:
     b.add(RenewLease("d8", "w1", NOW + 30), None)
     b.add(AskPhases("c0"), None)
     b.add(AskPhases("c2"), None)
+    b.add(InboxEvent("d1", 0, "sent", "", "sms", "", "", NOW + 1))  # the event stream's inbox
+    b.add(InboxEvent("d0", 0, "delivered", "", "sms", "smsc", "", NOW + 2))
     return b
 
 

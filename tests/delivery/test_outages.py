@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from delivery.events import bucket_of
 from delivery.metering.redis import RedisCounters
 from infra.outage import backend_of, outages
 from mingpian.api.delivery import delivery_key
@@ -205,6 +206,12 @@ async def test_receipts_during_a_postgres_outage_are_applied_and_nothing_falls_o
     outcomes = [await settle(client, f"r{i}:ended", timeout=20) for i in range(n)]
     assert [(d["state"], d["channel"]) for d in outcomes] == [("delivered", "ussd")] * n, outcomes
     assert len(gateway.submits) == n and all(v == 1 for v in gateway.by_destination.values())
+    # the event stream: each fact once, though the receipts were refused and heard again
+    events = client.app[delivery_key].events
+    await events.settled()
+    day = bucket_of(time.time(), "d")
+    got = (await events.counts("sf", outcomes[0]["card"], day, day + 86400))[""]
+    assert (got["sent"], got["delivered"]) == (n, n), got
 
 
 WEBHOOKS = {"messageNotification": "messages", "deliveryNotification": "status"}

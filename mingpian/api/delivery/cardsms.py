@@ -75,7 +75,11 @@ async def template_status(request: web.Request) -> web.Response:
 async def send_status(request: web.Request) -> web.Response:
     body = await _signed(request)
     service = request.app[delivery_key]
-    applied = await service.cardsms.rendered(body, service.receipts.accept)
+
+    async def accept(message_id: str, stat: str, vendor: str) -> None:
+        await service.receipts.accept(message_id, stat, vendor=vendor)
+
+    applied = await service.cardsms.rendered(body, accept)
     await service.store.durable()  # the receipt is stored before the platform hears 200
     return json_response({"applied": applied})
 

@@ -37,7 +37,7 @@ async def kannel_dlr(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_query", "id is missing", path="id")
     service = request.app[delivery_key]
     if stat is not None:  # 4 buffered, 8 accepted by the SMSC: not final
-        await service.receipts.accept(mid, stat)
+        await service.receipts.accept(mid, stat, vendor="kannel")
     await service.store.durable()
     return json_response({"id": mid, "stat": stat})
 
