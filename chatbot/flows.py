@@ -448,9 +448,11 @@ def _check_targets(flow: Flow, src: Any, c: _Compiler) -> None:
 
 
 class FlowStore:
-    """All flows under one folder, keyed by bot (folder) name; loaded eagerly at start."""
+    """All flows under one folder, keyed by bot (folder) name; loaded eagerly at start.
+    `shown_as`: how to name the folder in messages (as the user typed it), when not
+    `chatbots/`."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, shown_as: str | None = None) -> None:
         self.root = root
         self.flows: dict[str, Flow] = {}
         self.errors: dict[str, TemplateInvalid] = {}
@@ -458,8 +460,9 @@ class FlowStore:
             for folder in sorted(root.iterdir()):
                 f = folder / "flow.yaml"
                 if f.is_file():
+                    display = f"{shown_as}/{folder.name}/flow.yaml" if shown_as else None
                     try:
-                        self.flows[folder.name] = load_flow(f)
+                        self.flows[folder.name] = load_flow(f, display)
                     except TemplateInvalid as exc:
                         self.errors[folder.name] = exc
 
@@ -467,13 +470,12 @@ class FlowStore:
         return self.flows.get(bot)
 
 
-def check_flows(root: Path, templates: Any) -> list[str]:
-    """Lint lines (`file:line: message`) for every flow under `root`: load errors, and replies
+def flow_problems(store: FlowStore, templates: Any) -> list[tuple[bool, Problem]]:
+    """(names a missing template?, problem) for every flow of `store`: load errors, and replies
     naming templates that do not exist. `templates` is a renderer.TemplateStore."""
-    out: list[str] = []
-    store = FlowStore(root)
+    out: list[tuple[bool, Problem]] = []
     for err in store.errors.values():
-        out.extend(f"{p.location()}: {p.path}: {p.message}" for p in err.problems)
+        out.extend((False, p) for p in err.problems)
     known = set(templates.names())
     for flow in store.flows.values():
         rules = [r.actions for n in flow.nodes.values() for r in n.rules]
@@ -482,5 +484,14 @@ def check_flows(root: Path, templates: Any) -> list[str]:
         for actions in rules:
             for reply in actions.replies:
                 if reply.template is not None and reply.template not in known:
-                    out.append(f"{flow.file}:{reply.line}: reply template {reply.template!r} does not exist")
+                    said = f"回复用的模板「{reply.template}」不存在"
+                    out.append((True, Problem("", said, flow.file, reply.line)))
     return out
+
+
+def check_flows(root: Path, templates: Any) -> list[str]:
+    """Lint lines (`file:line: path: message`) for every flow under `root`."""
+    return [
+        f"{p.location()}: {p.path + ': ' if p.path else ''}{p.message}"
+        for _, p in flow_problems(FlowStore(root), templates)
+    ]

@@ -1,4 +1,8 @@
-"""The `mingpian` command: serve, render, lint, settings, errors, migrate."""
+"""The `mingpian` command: serve, render, lint, settings, errors, migrate.
+
+Every sentence it prints is Chinese (designers read it), with stable codes beside findings;
+machine-readable output (`render --to rcs`, `lint --json`) keeps English keys.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chatbot.flows import check_flows
+from chatbot.flows import FlowStore
 from renderer import PROFILES, RenderError, TemplateStore, get_profile
 from renderer.fonts import use_font_dir
 
+from .cli_media import missing_glyphs
+from .cli_parser import ChineseHelpFormatter, ChineseParser
 from .cli_targets import BINARY_TARGETS, TARGETS, TargetInput
 from .errors import error_table_markdown
-from .lint import lint_templates
+from .lint import CODES, lint_flows, lint_templates
 from .settings import SETTINGS, Settings, markdown_table
 
 
@@ -28,8 +34,22 @@ def _settings(args: argparse.Namespace, **flags: Any) -> Settings:
     return settings
 
 
-def _store(settings: Settings) -> TemplateStore:
-    return TemplateStore(settings.template_dir, reload_interval=0)
+def shown_folder(typed: Path | None, actual: Path) -> str:
+    """How messages name a folder: as the user typed it (so a path printed opens from their
+    current folder), else relative to the current folder when inside it, else in full."""
+    if typed is not None:
+        return str(typed)
+    if actual.is_absolute():
+        try:
+            return str(actual.relative_to(Path.cwd()))
+        except ValueError:
+            return str(actual)
+    return str(actual)
+
+
+def _store(settings: Settings, typed: Path | None = None) -> TemplateStore:
+    shown = shown_folder(typed, settings.template_dir)
+    return TemplateStore(settings.template_dir, reload_interval=0, shown_as=shown)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -132,15 +152,15 @@ def _read_text(path: str) -> str:
     try:
         return Path(path).read_text("utf-8")
     except FileNotFoundError:
-        raise SystemExit(f"{path}: no such file") from None
+        raise SystemExit(f"{path}：文件不存在") from None
     except IsADirectoryError:
-        raise SystemExit(f"{path}: is a folder, not a file") from None
+        raise SystemExit(f"{path}：这是文件夹，不是文件") from None
     except PermissionError:
-        raise SystemExit(f"{path}: cannot read: permission denied") from None
+        raise SystemExit(f"{path}：没有权限读取") from None
     except UnicodeDecodeError as exc:
-        raise SystemExit(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        raise SystemExit(f"{path}：不是 UTF-8 文本（第 {exc.start} 字节）") from None
     except OSError as exc:
-        raise SystemExit(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise SystemExit(f"{path}：读不了：{exc.strerror or exc}") from None
 
 
 def _load_data(path: str | None, store: TemplateStore, name: str) -> Any:
@@ -150,22 +170,32 @@ def _load_data(path: str | None, store: TemplateStore, name: str) -> Any:
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise SystemExit(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+        raise SystemExit(f"{path}:{exc.lineno}:{exc.colno}: 不是有效的 JSON（{exc.msg}）") from None
 
 
 def cmd_render(args: argparse.Namespace) -> int:
     if args.to in BINARY_TARGETS and not args.out and sys.stdout.isatty():
         print(
-            f"mingpian render: --to {args.to} writes binary data; give --out FILE (or redirect stdout)",
+            f"mingpian render：--to {args.to} 输出的是二进制数据，"
+            "请用 --out 文件 指定写到哪里（或重定向标准输出）",
             file=sys.stderr,
         )
         return 2
     settings = _settings(args)
-    store = _store(settings)
+    store = _store(settings, args.templates)
     try:
         data = _load_data(args.data, store, args.name)
         template = store.get(args.name)
         message = template.render(data)
+        if args.to in BINARY_TARGETS and not args.allow_missing_glyphs:
+            # A character no font draws would be a box (tofu) in the picture: refuse, naming it.
+            missing = missing_glyphs(template.schema, data, message)
+            if missing:
+                print(f"mingpian render：有字符没有字体能画出，{args.to} 里会显示成方框：", file=sys.stderr)
+                for line in missing:
+                    print(f"  {line}", file=sys.stderr)
+                print("  改掉这些字符，或加 --allow-missing-glyphs 照样输出", file=sys.stderr)
+                return 2
         output = TARGETS[args.to](TargetInput(template, data, message, get_profile(args.profile), settings))
     except RenderError as exc:
         _print_error(exc, args.data)
@@ -174,8 +204,8 @@ def cmd_render(args: argparse.Namespace) -> int:
         try:
             Path(args.out).write_bytes(output)
         except OSError as exc:
-            raise SystemExit(f"{args.out}: cannot write: {exc.strerror or exc}") from None
-        print(f"wrote {args.out} ({len(output)} bytes)", file=sys.stderr)
+            raise SystemExit(f"{args.out}：写不进去：{exc.strerror or exc}") from None
+        print(f"已写入 {args.out}（{len(output)} 字节）", file=sys.stderr)
     else:
         sys.stdout.buffer.write(output)
         sys.stdout.flush()
@@ -183,7 +213,9 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def _print_error(exc: RenderError, data_file: str | None) -> None:
-    print(f"error: {exc.message}", file=sys.stderr)
+    print(f"错误：{ERROR_WORDS.get(exc.kind, '无法生成这张卡片')}", file=sys.stderr)
+    if not exc.problems:
+        print(f"  {exc.message}", file=sys.stderr)
     for p in exc.problems:
         if p.file:
             print(f"  {p}", file=sys.stderr)
@@ -192,18 +224,36 @@ def _print_error(exc: RenderError, data_file: str | None) -> None:
             print(f"  {where}{p.path}: {p.message}", file=sys.stderr)
 
 
+# What a failed render is, by the renderer's stable error kind.
+ERROR_WORDS = {
+    "data_invalid": "数据不符合模板的数据定义",
+    "template_error": "模板有错",
+    "template_not_found": "找不到这个模板",
+    "limit_exceeded": "卡片超出运营商限制",
+    "render_error": "无法生成这张卡片",
+}
+
+
 def cmd_lint(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    store = _store(settings)
-    problems = lint_templates(store, args.names or None, get_profile(args.profile))
+    store = _store(settings, args.templates)
+    flows = None
     if not args.names and args.templates is None:  # the whole project: chatbot flows too
-        problems += check_flows(settings.chatbot_dir, store)
-    for line in problems:
-        print(line)
+        flows = FlowStore(settings.chatbot_dir, shown_folder(None, settings.chatbot_dir))
+    findings = lint_templates(store, args.names or None, get_profile(args.profile), flows)
+    if flows is not None:
+        findings += lint_flows(flows, store)
+    if args.json:
+        print(json.dumps([f.to_json() for f in findings], ensure_ascii=False, indent=2))
+    else:
+        for finding in findings:
+            print(finding)
     names = args.names or store.names()
-    status = "FAILED" if problems else "ok"
-    print(f"lint: {len(names)} template(s), {len(problems)} problem(s): {status}", file=sys.stderr)
-    return 1 if problems else 0
+    if findings:
+        print(f"检查了 {len(names)} 个模板，发现 {len(findings)} 个问题", file=sys.stderr)
+    else:
+        print(f"检查了 {len(names)} 个模板，没有问题", file=sys.stderr)
+    return 1 if findings else 0
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
@@ -227,53 +277,91 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return run(_settings(args), show_status=args.status)
 
 
+LINT_CODES = "\n".join(f"  {code}  {words}" for code, words in CODES.items())
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mingpian", description=__doc__)
-    parser.add_argument(
-        "--templates",
-        type=Path,
-        default=None,
-        help="template folder (default: $MINGPIAN_TEMPLATE_DIR or ./card_templates)",
+    parser = ChineseParser(
+        prog="mingpian", description="名片：把名片模板变成 5G 消息卡片、老手机文本、图片和视频。"
     )
-    config = argparse.ArgumentParser(add_help=False)
+    folder_help = "模板文件夹（默认：$MINGPIAN_TEMPLATE_DIR 或 ./card_templates）"
+    parser.add_argument("--templates", type=Path, default=None, metavar="文件夹", help=folder_help)
+    # Also after the command (`mingpian lint --templates x`); SUPPRESS keeps the one given first.
+    where = ChineseParser(add_help=False)
+    where.add_argument(
+        "--templates", type=Path, default=argparse.SUPPRESS, metavar="文件夹", help=folder_help
+    )
+    config = ChineseParser(add_help=False)
     config.add_argument(
         "--config",
         type=Path,
-        metavar="FILE",
-        help="TOML file of settings (default: $MINGPIAN_CONFIG; see docs/settings.md)",
+        metavar="文件",
+        help="设置文件（TOML；默认：$MINGPIAN_CONFIG；见 docs/settings.md）",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("serve", parents=[config], help="run the HTTP server")
-    p.add_argument("--host")
-    p.add_argument("--port", type=int)
+    sub = parser.add_subparsers(dest="command", required=True, title="命令", metavar="命令")
+    p = sub.add_parser("serve", parents=[config, where], help="启动 HTTP 服务（工作台、接口、机器人）")
+    p.add_argument("--host", metavar="地址", help="监听的地址")
+    p.add_argument("--port", type=int, metavar="端口", help="监听的端口")
     p.add_argument(
-        "--workers", type=int, help="worker processes on the port (default: $MINGPIAN_WORKERS or 1)"
+        "--workers", type=int, metavar="个数", help="监听同一端口的工作进程数（默认：$MINGPIAN_WORKERS 或 1）"
     )
     p.set_defaults(func=cmd_serve)
-    p = sub.add_parser("render", parents=[config], help="render a template and print the GSMA payload")
-    p.add_argument("name")
-    p.add_argument("--data", help="JSON data file ('-' for stdin; default: the sample data)")
-    p.add_argument("--profile", default="default", choices=sorted(PROFILES))
-    p.add_argument("--to", default="rcs", choices=sorted(TARGETS), help="output target")
-    p.add_argument("--out", help="write the output to this file (binary targets need it)")
+    p = sub.add_parser(
+        "render",
+        parents=[config, where],
+        help="用模板生成卡片，输出 GSMA 报文、老手机文本、图片或视频",
+        description="用模板和数据生成一张卡片。",
+    )
+    p.add_argument("name", metavar="模板", help="模板文件夹的名字，如 courier-hangup")
+    p.add_argument("--data", metavar="文件", help="JSON 数据文件（'-' 表示标准输入；默认：模板的示例数据）")
+    p.add_argument(
+        "--profile", default="default", choices=sorted(PROFILES), help="运营商配置（默认：default）"
+    )
+    p.add_argument(
+        "--to",
+        default="rcs",
+        choices=sorted(TARGETS),
+        help="输出什么：rcs（5G消息报文）、ussd、flash（闪信）、sms（短信）、"
+        "png/jpeg/webp（图片）、mp4（视频）",
+    )
+    p.add_argument("--out", metavar="文件", help="写到这个文件（图片和视频必须指定）")
+    p.add_argument(
+        "--allow-missing-glyphs",
+        action="store_true",
+        help="图片和视频里有字体画不出的字符（会显示成方框）时也照样输出",
+    )
     p.set_defaults(func=cmd_render)
     p = sub.add_parser(
-        "lint", parents=[config], help="check templates and their sample data; exit 1 on problems"
+        "lint",
+        parents=[config, where],
+        help="检查模板和示例数据（以及聊天机器人流程）；有问题时退出码为 1",
+        description="检查模板和示例数据；不指定模板时也检查聊天机器人流程。"
+        "每个问题一行：文件:行: 代码 说明。",
+        epilog="代码：\n" + LINT_CODES,
+        formatter_class=_RawEpilog,
     )
-    p.add_argument("names", nargs="*")
-    p.add_argument("--profile", default="default", choices=sorted(PROFILES))
+    p.add_argument("names", nargs="*", metavar="模板", help="只检查这些模板（默认：全部）")
+    p.add_argument(
+        "--profile", default="default", choices=sorted(PROFILES), help="运营商配置（默认：default）"
+    )
+    p.add_argument("--json", action="store_true", help="以 JSON 输出（键为英文，供程序读取）")
     p.set_defaults(func=cmd_lint)
-    p = sub.add_parser("settings", parents=[config], help="list every setting, its env var and current value")
-    p.add_argument("--markdown", action="store_true", help="print the table of docs/settings.md instead")
+    p = sub.add_parser("settings", parents=[config, where], help="列出每项设置、对应的环境变量和当前值")
+    p.add_argument("--markdown", action="store_true", help="改为输出 docs/settings.md 里的表格")
     p.set_defaults(func=cmd_settings)
-    p = sub.add_parser(
-        "migrate", parents=[config], help="apply pending schema migrations to the SQLite databases"
-    )
-    p.add_argument("--status", action="store_true", help="list applied and pending migrations instead")
+    p = sub.add_parser("migrate", parents=[config, where], help="把 SQLite 数据库升级到当前结构")
+    p.add_argument("--status", action="store_true", help="只列出已执行和待执行的升级")
     p.set_defaults(func=cmd_migrate)
-    p = sub.add_parser("errors", help="print the API's error codes as the Markdown table of docs/api.md")
+    p = sub.add_parser("errors", help="输出接口错误代码表（docs/api.md 里的 Markdown 表格）")
     p.set_defaults(func=cmd_errors)
     return parser
+
+
+class _RawEpilog(ChineseHelpFormatter):
+    """Keeps the epilog's line breaks (the table of lint codes)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "".join(indent + line for line in text.splitlines(keepends=True))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from typing import Any
 
 from .errors import Problem
 from .fonts import uncovered
+from .jsonpath import json_path
 from .model import Message
 
 CODE = "uncovered_character"
@@ -38,16 +39,18 @@ def message_fields(message: Message) -> Iterator[tuple[str, str]]:
         yield f"chips[{j}].text", s.text
 
 
-def _data_strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+def data_strings(
+    value: Any, parts: tuple[str | int, ...] = ()
+) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """(path parts, text) for every string in `value` (the card's data)."""
     if isinstance(value, str):
-        yield path, value
+        yield parts, value
     elif isinstance(value, dict):
         for k, v in value.items():
-            key = f".{k}" if str(k).isidentifier() else f"[{str(k)!r}]"
-            yield from _data_strings(v, path + key)
+            yield from data_strings(v, (*parts, str(k)))
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            yield from _data_strings(v, f"{path}[{i}]")
+            yield from data_strings(v, (*parts, i))
 
 
 def glyph_problems(message: Message, data: Any = None, data_file: str | None = None) -> list[Problem]:
@@ -55,11 +58,11 @@ def glyph_problems(message: Message, data: Any = None, data_file: str | None = N
     A character found in the data is reported there (where it is fixed), not again in the card."""
     out: list[Problem] = []
     seen: set[str] = set()
-    for path, text in _data_strings(data, "$"):
+    for parts, text in data_strings(data):
         chars = uncovered(text)
         if chars:
             seen.update(chars)
-            out.append(Problem(path, _message(chars), data_file))
+            out.append(Problem(json_path(parts), _message(chars), data_file))
     for path, text in message_fields(message):
         chars = [c for c in uncovered(text) if c not in seen]
         if chars:

@@ -168,32 +168,31 @@ class LegacyText:
         return last.capacity - last.units
 
     def report(self) -> str:
-        """The text, then a human summary of segments and replies (the CLI prints this)."""
-        name = {"ussd": "USSD", "flash": "flash SMS", "sms": "SMS"}[self.channel]
-        n = self.segment_count
+        """The text, then a summary of segments and replies in Chinese (the CLI prints this; the
+        same facts with stable English keys are `to_json`)."""
+        name = {"ussd": "USSD", "flash": "闪信", "sms": "短信"}[self.channel]
         out = [
             self.text,
             "",
             "-" * 40,
-            f"{name} · {self.encoding} · DCS 0x{self.dcs:02X} · {self.units}/{self.limit} units · "
-            f"{n} segment{'s' if n != 1 else ''} · {self.remaining} left in the last"
-            + (" · designer override" if self.override else ""),
+            f"{name} · {self.encoding} · DCS 0x{self.dcs:02X} · {self.units}/{self.limit} 单位 · "
+            f"{self.segment_count} 段 · 最后一段还剩 {self.remaining}"
+            + (" · 设计师自定义文本" if self.override else ""),
         ]
         for seg in self.segments:
             udh = f"UDH {seg.udh_hex}  " if seg.udh_hex else ""
-            out.append(
-                f"  segment {seg.seq}: {seg.units}/{seg.capacity} units  {udh}"
-                f"UD {len(seg.user_data_hex) // 2} octets"
-            )
+            octets = len(seg.user_data_hex) // 2
+            out.append(f"  第 {seg.seq} 段：{seg.units}/{seg.capacity} 单位  {udh}UD {octets} 字节")
         if self.shortened:
-            out.append("shortened: " + ", ".join(self.shortened))
-        out.append("replies:")
+            out.append("已缩短：" + "、".join(_shortened_words(s) for s in self.shortened))
+        out.append("回复：")
         for r in self.replies:
             if self.override:
-                where = f"listed as {r.line!r}" if r.shown else "not listed in the override text"
+                where = f"列为 {r.line!r}" if r.shown else "自定义文本里没有列出"
             else:
-                where = f"shown as {r.line!r}" if r.shown else "not shown (did not fit)"
-            out.append(f"  {r.key} → {r.postback}  ({r.kind} {r.text}; {where})")
+                where = f"显示为 {r.line!r}" if r.shown else "没有显示（放不下）"
+            kind = REPLY_KIND_WORDS.get(r.kind, r.kind)
+            out.append(f"  {r.key} → {r.postback}  （{kind} {r.text}；{where}）")
         extra = sorted(set(self.reply_map) - {r.key for r in self.replies})
         out.extend(f"  {k} → {self.reply_map[k]}" for k in extra)
         return "\n".join(out) + "\n"
@@ -219,6 +218,27 @@ class LegacyText:
             "override": self.override,
             "notes": list(self.notes),
         }
+
+
+# What `report` calls a button's kind and a part that gave way (`shortened` keeps the English).
+REPLY_KIND_WORDS = {
+    "reply": "回复",
+    "openUrl": "打开链接",
+    "dial": "拨打电话",
+    "showLocation": "查看位置",
+    "createCalendarEvent": "加入日历",
+    "composeTextMessage": "发短信",
+}
+_PART_WORDS = {"title": "标题", "signature": "签名", "description": "描述"}
+
+
+def _shortened_words(part: str) -> str:
+    """ "card 2 description" → "第 2 张卡片的描述"; "card 2" → its title; "title" → "标题"."""
+    words = part.split()
+    if words[:1] == ["card"] and len(words) >= 2:
+        what = _PART_WORDS.get(words[2], words[2]) if len(words) > 2 else "标题"
+        return f"第 {words[1]} 张卡片的{what}"
+    return _PART_WORDS.get(part, part)
 
 
 # -- building the text ---------------------------------------------------------------------------

@@ -97,10 +97,12 @@ class Manifest:
 class CardTemplate:
     """One loaded, compiled template. Immutable once built; reloading builds a new one."""
 
-    def __init__(self, folder: Path, display_root: Path, env: CardSandbox) -> None:
+    def __init__(
+        self, folder: Path, display_root: Path, env: CardSandbox, shown_as: str | None = None
+    ) -> None:
         self.folder = folder
         self.name = folder.name
-        rel = _display(folder, display_root)
+        rel = shown_as or _display(folder, display_root)  # how messages name the folder
         self.files: dict[str, str] = {f: f"{rel}/{f}" for f in REQUIRED_FILES}
         for f in REQUIRED_FILES:
             if not (folder / f).is_file():
@@ -343,10 +345,13 @@ class _Entry:
 
 class TemplateStore:
     """All templates under one root folder; compiled lazily, re-checked at most every
-    `reload_interval` seconds, recompiled when any file in the folder changes."""
+    `reload_interval` seconds, recompiled when any file in the folder changes. Messages name a
+    template's files under `shown_as` when given (the folder as a user typed it, so the path
+    opens from their current folder), else relative to the root's parent."""
 
-    def __init__(self, root: Path, reload_interval: float = 0.25) -> None:
+    def __init__(self, root: Path, reload_interval: float = 0.25, shown_as: str | None = None) -> None:
         self.root = root
+        self.shown_as = shown_as
         self.reload_interval = reload_interval
         self.env = make_environment()
         self._entries: dict[str, _Entry] = {}
@@ -385,7 +390,9 @@ class TemplateStore:
             entry = self._entries.get(name)
             if entry is None or entry.stamp != stamp:
                 try:
-                    entry = _Entry(CardTemplate(folder, self.root.parent, self.env), None, stamp, now)
+                    shown = f"{self.shown_as}/{name}" if self.shown_as else None
+                    built = CardTemplate(folder, self.root.parent, self.env, shown)
+                    entry = _Entry(built, None, stamp, now)
                 except TemplateInvalid as exc:
                     entry = _Entry(None, exc, stamp, now)
                 self._entries[name] = entry

@@ -309,19 +309,19 @@ def test_lint_reports_an_override_that_does_not_fit(scratch_templates: Path) -> 
     store = TemplateStore(scratch_templates, reload_interval=0)
     problems = lint_templates(store, None, DEFAULT)
     assert len(problems) == 1, problems
-    assert problems[0].startswith(f"card_templates/staff-card/manifest.yaml:{line}: legacy.flash: ")
-    assert "86 UCS-2 units" in problems[0]
+    assert str(problems[0]).startswith(f"card_templates/staff-card/manifest.yaml:{line}: E021 legacy.flash: ")
+    assert "86 UCS-2 units" in problems[0].message
 
 
 def test_cli_targets(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["--templates", str(TEMPLATES), "render", "courier-hangup", "--to", "flash"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("【顺丰速运】您的快递派送中\n")
-    assert "flash SMS · UCS-2 · DCS 0x18" in out
+    assert "闪信 · UCS-2 · DCS 0x18" in out
     assert "1 → track:SF1234567890123" in out
     assert cli_main(["--templates", str(TEMPLATES), "render", "ad-carousel", "--to", "sms"]) == 0
     out = capsys.readouterr().out
-    assert "segment 2:" in out and "UDH 050003" in out and "T → ad:optout" in out
+    assert "第 2 段：" in out and "UDH 050003" in out and "T → ad:optout" in out
 
 
 def test_cli_reports_override_at_manifest_line(

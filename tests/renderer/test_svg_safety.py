@@ -204,7 +204,11 @@ def test_lint_reports_a_refused_svg_template_with_its_file(tmp_path: Path) -> No
     assert lint_templates(TemplateStore(tmp_path, 0), None, DEFAULT) == []
     (folder / "card.svg.j2").write_text(HEAD + '<image href="http://127.0.0.1/x.png"/></svg>', "utf-8")
     lines = lint_templates(TemplateStore(tmp_path, 0), None, DEFAULT)
-    assert len(lines) == 1 and lines[0].startswith("svgcard/card.svg.j2: ") and "refused" in lines[0]
+    assert (
+        len(lines) == 1
+        and str(lines[0]).startswith("svgcard/card.svg.j2: E030 ")
+        and "refused" in lines[0].message
+    )
 
 
 GROUP = '<defs><g id="g">' + '<rect width="1" height="1"/>' * 1000 + "</g></defs>"

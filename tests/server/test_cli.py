@@ -63,7 +63,7 @@ def test_render_reports_data_errors_with_path(tmp_path: Path) -> None:
 def test_lint_passes_on_the_project_templates() -> None:
     out = run("lint")
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "0 problem(s)" in out.stderr
+    assert out.stderr == "检查了 11 个模板，没有问题\n"
 
 
 def test_lint_fails_with_file_line_on_broken_templates(tmp_path: Path) -> None:
@@ -81,14 +81,15 @@ def test_lint_fails_with_file_line_on_broken_templates(tmp_path: Path) -> None:
     out = run("--templates", str(tmp_path), "lint")
     assert out.returncode == 1
     lines = out.stdout.splitlines()
-    assert any(":3:" in ln and "typo/card.yaml" in ln and "descripton" in ln for ln in lines), lines
-    assert any("undef/card.yaml:2:" in ln and "undefined" in ln for ln in lines), lines
+    assert any(f"{tmp_path}/typo/card.yaml:3: E001 " in ln and "descripton" in ln for ln in lines), lines
+    assert f"{tmp_path}/undef/card.yaml:2: E001 card.title: 「who」未定义（数据里没有这个值）" in lines
     assert any(
-        "toolong/sample.json" in ln and "$.message.generalPurposeCard.content.title" in ln for ln in lines
+        f"{tmp_path}/toolong/sample.json: E020 $.message.generalPurposeCard.content.title" in ln
+        for ln in lines
     ), lines
-    assert any("baddata/sample.json: $.n: 「n」必填" in ln for ln in lines), lines
+    assert f"{tmp_path}/baddata/sample.json: E010 $.n: 「n」必填" in lines
     assert not any("/good/" in ln for ln in lines)
-    assert "4 problem(s)" in out.stderr
+    assert out.stderr == "检查了 5 个模板，发现 4 个问题\n"
     only = run("--templates", str(tmp_path), "lint", "good")
     assert only.returncode == 0
 
@@ -148,17 +149,17 @@ def test_bad_settings_stop_every_command_with_one_line(tmp_path: Path) -> None:
 def test_missing_or_unreadable_files_are_one_line_and_exit_2(tmp_path: Path) -> None:
     missing = tmp_path / "my.json"
     out = run("render", "courier-hangup", "--data", str(missing))
-    assert (out.returncode, out.stdout, out.stderr) == (2, "", f"{missing}: no such file\n")
+    assert (out.returncode, out.stdout, out.stderr) == (2, "", f"{missing}：文件不存在\n")
     out = run("render", "courier-hangup", "--data", str(tmp_path))
-    assert (out.returncode, out.stderr) == (2, f"{tmp_path}: is a folder, not a file\n")
+    assert (out.returncode, out.stderr) == (2, f"{tmp_path}：这是文件夹，不是文件\n")
     latin = tmp_path / "latin1.json"
     latin.write_bytes(b'{"nickname": "\xe9"}')
     out = run("render", "personal-show", "--data", str(latin))
-    assert out.returncode == 2 and out.stderr.startswith(f"{latin}: not UTF-8 text")
+    assert out.returncode == 2 and out.stderr.startswith(f"{latin}：不是 UTF-8 文本")
     out = run("render", "courier-hangup", "--config", str(tmp_path / "none.toml"))
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "cannot read config file" in out.stderr
     out = run("render", "courier-hangup", "--to", "sms", "--out", str(tmp_path / "no" / "such" / "x.txt"))
-    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "cannot write" in out.stderr
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "写不进去" in out.stderr
     assert "Traceback" not in out.stderr
 
 
@@ -191,7 +192,7 @@ def test_binary_output_to_a_terminal_is_refused(tmp_path: Path) -> None:
         os.close(primary)
     assert proc.returncode == 2
     assert proc.stderr.decode() == (
-        "mingpian render: --to png writes binary data; give --out FILE (or redirect stdout)\n"
+        "mingpian render：--to png 输出的是二进制数据，请用 --out 文件 指定写到哪里（或重定向标准输出）\n"
     )
     piped = subprocess.run(
         [sys.executable, "-m", "mingpian", "render", "courier-hangup", "--to", "png"],

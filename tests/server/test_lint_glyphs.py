@@ -23,10 +23,12 @@ def test_lint_names_the_sample_path_and_the_card_field_of_an_undrawable_characte
     out = run("--templates", str(tmp_path), "lint")
     assert out.returncode == 1, out.stdout + out.stderr
     lines = out.stdout.splitlines()
-    assert any("rare/sample.json: $.name:" in ln and "U+30000" in ln for ln in lines), lines
-    assert any("rare/card.yaml: cards[0].description:" in ln and "U+10600" in ln for ln in lines), lines
+    assert any(f"{tmp_path}/rare/sample.json: W050 $.name:" in ln and "U+30000" in ln for ln in lines), lines
+    assert any(
+        f"{tmp_path}/rare/card.yaml: W050 cards[0].description:" in ln and "U+10600" in ln for ln in lines
+    ), lines
     assert not any("fine/" in ln for ln in lines), lines
-    assert "2 problem(s)" in out.stderr
+    assert out.stderr == "检查了 2 个模板，发现 2 个问题\n"
 
 
 async def test_the_studio_render_carries_warnings_only_when_asked(
