@@ -3,6 +3,7 @@ simulation (looked at after every batch), assignment, intervals and input checks
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections import Counter
 
@@ -214,3 +215,42 @@ def _periods_ab(
             if v.winner:
                 return v.winner
     return ""
+
+
+async def test_period_counts_read_each_period_apart() -> None:
+    """The counts of each allocation period from its own rollup ranges, summed over its pieces;
+    the promotion's own history entry starts no period."""
+    day = 86400 * 20000 - 8 * 3600  # a China day's start
+    started, change, ended = day + 3600 * 5 + 90, day + 86400 + 600 + 30, day + 3 * 86400 + 100
+    doc = {
+        "id": "c~0001", "card": "c", "state": "promoted", "goal": "tap_rate", "min_sample": 30,
+        "started_at": started, "ended_at": ended, "winner": "B",
+        "variants": [{"name": "A", "version": 1, "weight": 0.0, "state": "retired"},
+                     {"name": "B", "version": 2, "weight": 1.0, "state": "active"}],
+        "history": [{"at": started, "weights": {"A": 1, "B": 1}}, {"at": change, "weights": {"A": 1, "B": 4}},
+                    {"at": ended, "weights": {"A": 0, "B": 1}}],
+    }  # fmt: skip
+    asked: list[tuple[float, float]] = []
+
+    async def counts(enterprise: str, card: str, since: float, until: float, x: str) -> ex.Counts:
+        assert (enterprise, card, x) == ("sf", "c", "c~0001")
+        asked.append((since, until))
+        return {"A": {"sent": 1, "tapped": 0}, "B": {"sent": 2, "tapped": 1}}
+
+    periods = await ex.period_counts("sf", doc, counts, now=ended + 5000)
+    assert [(p.since, p.until) for p in periods] == [
+        (day + 5 * 3600, day + 86400 + 600),
+        (day + 86400 + 600, day + 3 * 86400 + 2 * 3600),
+    ]
+    assert [p.weights for p in periods] == [{"A": 1, "B": 1}, {"A": 1, "B": 4}]
+    # each range on one grain, contiguous, covering both periods exactly
+    assert asked[0][0] == periods[0].since and asked[-1][1] == periods[1].until
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(asked))
+    assert len(asked) <= 8
+    pieces = len(ex.pieces(periods[0].since, periods[0].until))
+    assert periods[0].counts == {
+        "A": {"sent": pieces, "tapped": 0},
+        "B": {"sent": 2 * pieces, "tapped": pieces},
+    }
+    out = ex.analyse(doc, periods)
+    assert out["method"] == "stratified" and len(out["weight_changes"]) == 1
