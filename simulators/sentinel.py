@@ -70,24 +70,36 @@ class SentinelGroup:
                 f"sentinel parallel-syncs {SERVICE} {len(self.ports)}\n"
             )
             self._spawn(port, [str(conf), "--sentinel"])
+        self.wait_settled(timeout)
+
+    def wait_settled(self, timeout: float = 30.0) -> None:
+        """Return once every live replica follows the master the sentinels name, in sync."""
         deadline = time.monotonic() + timeout
         while not self._settled():
             if time.monotonic() > deadline:
-                raise TimeoutError("the sentinels did not find every replica and each other")
+                raise TimeoutError("the replicas did not settle on the master")
             time.sleep(0.1)
 
+    def _live(self) -> int:
+        return sum(1 for p in self.procs.values() if p.poll() is None)
+
     def _settled(self) -> bool:
-        """Every replica in sync with the master, every sentinel aware of them and of each other."""
-        with redis.Redis(port=self.ports[0], socket_timeout=1) as r:
-            info = r.info("replication")
+        """Every live replica in sync with the master, every sentinel aware of them and of each
+        other (the sentinels keep counting a dead replica, so they are asked for at least)."""
+        replicas = self._live() - len(self.sentinel_ports) - 1
+        try:
+            with redis.Redis(port=self.master_port(), socket_timeout=1) as r:
+                info = r.info("replication")
+        except redis.RedisError:
+            return False
         online = [v for k, v in info.items() if k.startswith("slave") and v.get("state") == "online"]
-        if len(online) < len(self.ports) - 1:
+        if info.get("role") != "master" or len(online) < replicas:
             return False
         for port in self.sentinel_ports:
             with redis.Redis(port=port, socket_timeout=1) as s:
                 m = s.sentinel_master(SERVICE)
                 others = m["num-other-sentinels"]
-                if m["num-slaves"] < len(self.ports) - 1 or others < len(self.sentinel_ports) - 1:
+                if m["num-slaves"] < replicas or others < len(self.sentinel_ports) - 1:
                     return False
         return True
 
