@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio as aioredis
 
 from infra import redisconn
+from infra.outage import unavailable
 from infra.redispipe import AutoPipeline
 
 from ..errors import ApiError
@@ -114,7 +115,8 @@ class RedisLink:
 
 
 def _unavailable(exc: Exception) -> ApiError:
-    log.warning("media store (Redis) unreachable: %s", exc)
+    if unavailable(exc) is None:  # a Redis outage is logged once (infra/outage.py), not per request
+        log.warning("media store (Redis) unreachable: %s", exc)
     return ApiError(
         503,
         "http_error",
