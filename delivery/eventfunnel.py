@@ -2,10 +2,11 @@
 tapped, grouped by variant, version, channel or card, per day or hour, with a 95% Wilson interval
 for each conversion and the time to open and to tap (median, p90) from the latency histograms.
 
-Reads rollups only (delivery/events.py): a month of one enterprise is at most a few thousand
-rows whatever the number of raw events. "Sent" counts each delivery's first attempt (step 0), so
-a fall-over to SMS does not count the card twice; the later stages count every step, and the
-share of taps that came after a fall-over (step > 0) is given beside them.
+Reads rollups only (delivery/events.py), grouped by the database (rows/eventreports.py): a month
+of one enterprise comes back as a few thousand rows whatever the number of raw events. "Sent"
+counts each delivery's first attempt (step 0), so a fall-over to SMS does not count the card
+twice; the later stages count every step, and the share of taps that came after a fall-over
+(step > 0) is given beside them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from datetime import UTC, datetime
 from itertools import combinations
 from typing import Any
 
-from .events import CN_OFFSET, Events, quantile
+from .events import CN_OFFSET, Events, bucket_of, grain_for, quantile
+from .rows.eventreports import EventReports
 
 STAGES = ("sent", "delivered", "displayed", "opened", "tapped")
 OTHER = ("replied", "opted_out")
@@ -54,16 +56,16 @@ def label(bucket: float, grain: str) -> str:
     return t.strftime("%Y-%m-%d") if grain == "d" else t.strftime("%Y-%m-%dT%H:00")
 
 
-def _group(by: str, card: str, version: int, variant: str, channel: str) -> str:
-    return {"variant": variant, "version": str(version), "channel": channel, "card": card}.get(by, "")
-
-
 async def funnel(
     events: Events, enterprise: str, card: str, since: float, until: float, by: str, bucket: str
 ) -> list[dict[str, Any]]:
     """The funnel of `card` ("" every card) in [since, until) (bucket bounds), one entry per
-    group of `by` ("" one group), each with its buckets."""
+    group of `by` ("" one group), each with its buckets. The totals and times are read at the day
+    grain when the range is whole days (they are the same sums, from fewer rows)."""
     grain = BUCKETS[bucket]
+    whole = "d" if grain_for(since, until) == "d" else grain
+    reports = EventReports(events.rows.db)
+    cards = [card] if card else await reports.cards(enterprise, bucket_of(since, "d"), until)
     groups: dict[str, dict[str, Any]] = {}
 
     def entry(g: str) -> dict[str, Any]:
@@ -72,27 +74,27 @@ async def funnel(
             "after_fallover": 0, "hist": {"opened": {}, "tapped": {}}, "buckets": {},
         })  # fmt: skip
 
-    for b, c, version, variant, channel, step, kind, button, n in await events.rows.series(
-        enterprise, card, grain, since, until
-    ):
-        e = entry(_group(by, c, int(version), variant, channel))
+    if not cards:
+        return []
+    for g, kind, after, button, n in await reports.totals(enterprise, cards, by, whole, since, until):
+        e = entry(str(g))
         n = int(n)
         if button:
             e["buttons"][button] = e["buttons"].get(button, 0) + n
             continue
-        if kind == "sent" and int(step) != 0:
+        if kind == "sent" and after:
             continue  # a fall-over's attempt: the delivery was counted sent at its first
         e["counts"][kind] = e["counts"].get(kind, 0) + n
-        row = e["buckets"].setdefault(b, dict.fromkeys((*STAGES, *OTHER), 0))
-        row[kind] = row.get(kind, 0) + n
-        if kind == "tapped" and int(step) > 0:
+        if kind == "tapped" and after:
             e["after_fallover"] += n
-    for _b, c, version, variant, channel, kind, bin_, n in await events.rows.latency(
-        enterprise, card, grain, since, until
-    ):
-        if kind in ("opened", "tapped"):
-            h = entry(_group(by, c, int(version), variant, channel))["hist"][kind]
-            h[int(bin_)] = h.get(int(bin_), 0) + int(n)
+    kinds = (*STAGES, *OTHER)
+    labels: dict[float, str] = {}
+    for b, g, *counts in await reports.series(enterprise, cards, by, grain, since, until, kinds):
+        name = labels.get(b) or labels.setdefault(b, label(b, grain))
+        entry(str(g))["buckets"][name] = dict(zip(kinds, map(int, counts), strict=True))
+    for g, kind, bin_, n in await reports.latency(enterprise, cards, by, whole, since, until):
+        h = entry(str(g))["hist"][kind]
+        h[int(bin_)] = h.get(int(bin_), 0) + int(n)
     out = []
     for g in sorted(groups):
         e = groups[g]
@@ -105,7 +107,7 @@ async def funnel(
             "tapped_after_fallover": round(e["after_fallover"] / taps, 4) if taps else None,
             "time_to_open": _times(e["hist"]["opened"]),
             "time_to_tap": _times(e["hist"]["tapped"]),
-            "buckets": [{"bucket": label(b, grain), **e["buckets"][b]} for b in sorted(e["buckets"])],
+            "buckets": [{"bucket": b, **e["buckets"][b]} for b in sorted(e["buckets"])],
         })  # fmt: skip
     return out
 
