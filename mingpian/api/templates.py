@@ -9,6 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
+from chatbot.answers import CODE as UNANSWERED
+from chatbot.answers import unanswered, unanswered_text
 from renderer import (
     BOTMESSAGE,
     PROFILES,
@@ -25,7 +27,7 @@ from renderer.schema_text import pattern_text
 
 from ..errors import ApiError
 from ..httpjson import json_response, read_json_body
-from ..keys import metrics_key, settings_key, templates_key
+from ..keys import flows_key, metrics_key, settings_key, templates_key
 from ..library import library_links_key
 
 
@@ -154,6 +156,17 @@ async def render_rcs(rr: RenderRequest) -> web.Response:
         from renderer.glyphs import CODE, glyph_problems  # deferred: loads every font of the chain
 
         body["warnings"] = [{"code": CODE, **p.to_json()} for p in glyph_problems(rr.message, rr.data)]
+        flows = rr.request.app.get(flows_key)
+        if flows is not None and flows.flows:  # buttons no chatbot flow answers, marked before a tap
+            body["warnings"] += [
+                {
+                    "code": UNANSWERED,
+                    "path": field,
+                    "postback": postback,
+                    "message": unanswered_text(text, postback),
+                }
+                for field, text, postback in unanswered(flows, rr.message)
+            ]
     return json_response(body)
 
 

@@ -7,7 +7,7 @@ from html import escape
 
 from aiohttp import web
 
-from renderer import TemplateInvalid
+from renderer import Problem, TemplateInvalid
 
 from ..keys import templates_key
 from .assets import asset_url
@@ -61,7 +61,7 @@ async def gallery(request: web.Request) -> web.Response:
             items.append(f"""<li class="tile broken" data-name="{n}">
   <div class="thumb" aria-hidden="true"></div>
   <h2><a href="/t/{n}">{n}</a></h2>
-  <p class="error">模板有错误：{escape(str(exc))}</p>
+  {broken_text(exc)}
 </li>""")
             continue
         phase = escape(m.phase)
@@ -80,6 +80,21 @@ async def gallery(request: web.Request) -> web.Response:
 </ul>
 </main>"""
     return html_response(page("名片工作台 · 模板", body, asset_url("gallery.js")))
+
+
+def broken_text(exc: TemplateInvalid) -> str:
+    """A broken template's problems, each once: `file:line` and the Chinese sentence, with the
+    parser's own words folded away for developers."""
+    rows = []
+    for p in exc.problems or [Problem("", exc.message)]:
+        where = f'<code class="where">{escape(p.location())}</code> ' if p.file else ""
+        detail = (
+            f'<details class="detail"><summary>原文</summary><code>{escape(p.detail)}</code></details>'
+            if p.detail
+            else ""
+        )
+        rows.append(f"<li>{where}{escape(p.message)}{detail}</li>")
+    return f'<div class="error"><p>模板有错误：</p><ul class="problems">{"".join(rows)}</ul></div>'
 
 
 async def template_page(request: web.Request) -> web.Response:

@@ -176,7 +176,7 @@ async def test_capabilities_lists_registered_formats(client: Client) -> None:
     from mingpian.api.templates import formats_key
 
     assert caps["formats"] == sorted(client.app[formats_key])
-    assert caps["chatbot"] is True and caps["bots"] == ["bank", "courier"]
+    assert caps["chatbot"] is True and caps["bots"] == ["bank", "courier", "hotline", "shop", "show", "staff"]
     assert caps["chatEndpoint"] == "/api/studio/chat"
     assert caps["fonts"] and all(f.endswith((".otf", ".ttf", ".woff2", ".woff")) for f in caps["fonts"])
 

@@ -275,17 +275,16 @@ def test_tap_a_chip_and_the_bot_replies(page: tuple[Any, PageProbe], studio: Stu
     assert '"node": "reschedule"' in pg.text_content("#raw")
 
 
-def test_chips_are_tappable_even_when_no_bot_answers(page: tuple[Any, PageProbe], studio: Studio) -> None:
+def test_chips_are_tappable_and_answered(page: tuple[Any, PageProbe], studio: Studio) -> None:
     pg, _ = page
     server, _ = studio
     open_template(pg, server, "ad-carousel")
     chips = pg.locator("#phone-rcs .chips button.chip")
     assert chips.count() == 2  # 联系门店 (dial) and 退订 (reply), after the carousel
+    assert pg.locator("#phone-rcs button.unanswered").count() == 0  # the shop's flow answers them all
     chips.nth(1).click()
     pg.wait_for_selector("#phone-rcs .bubble.user")
-    pg.wait_for_function(
-        "() => document.querySelector('#phone-rcs .convo').textContent.includes('ad:optout')"
-    )
+    pg.wait_for_function("() => document.querySelector('#phone-rcs .convo').textContent.includes('退订成功')")
 
 
 def test_numbered_replies_on_legacy_screens(page: tuple[Any, PageProbe], studio: Studio) -> None:

@@ -40,7 +40,7 @@ export class Phone {
 
   show(nodes) {
     clear(this.body).append(...[nodes].flat().filter(Boolean));
-    this.el.classList.remove('stale', 'off');
+    this.el.classList.remove('stale', 'off', 'broken');
     this.badge.hidden = true;
     this.setNote('');
   }
@@ -64,6 +64,13 @@ export class Phone {
   off(message) {
     clear(this.body).append(h('p', {class: 'off-text'}, message));
     this.el.classList.add('off');
+  }
+
+  /** The template itself is broken: the note says what and where (several lines). */
+  broken(text) {
+    this.el.classList.add('stale', 'broken');
+    this.badge.hidden = false;
+    this.setNote(text, 'error broken');
   }
 
   stale(message) {

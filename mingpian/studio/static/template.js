@@ -82,7 +82,8 @@ function showProblems(body, {fromTemplate = false} = {}) {
     const jump = !p.file && form && form.fieldFor(p.path) && p.path !== '$'
       ? h('button', {type: 'button', class: 'link', on: {click: () => form.focus(p.path)}}, '定位')
       : null;
-    return h('li', {class: p.file ? 'template-problem' : 'data-problem'},
+    // The parser's own words (Jinja, YAML), for developers, on hover.
+    return h('li', {class: p.file ? 'template-problem' : 'data-problem', title: p.detail || undefined},
       where ? h('code', {class: 'where'}, where) : null, ' ', h('span', {}, p.message), ' ', jump);
   });
   list.append(h('li', {class: 'summary'}, summaryOf(body)), ...items);
@@ -201,6 +202,7 @@ async function renderAll() {
     showProblems(null);
     state.lastRcs = rcs.body;
     phones.rcs.show(renderMessageList(rcs.body.messageList, {onTap}));
+    markUnanswered(phones.rcs.body, rcs.body.warnings);
     chats.rcs.reset();
     if (!chats.rcs.available) phones.rcs.setNote('聊天机器人未启用：点按按钮只显示 postback');
     phones.rcs.el.dataset.version = rcs.body.templateVersion || '';
@@ -211,8 +213,10 @@ async function renderAll() {
     setRaw('rcs', rcs.body);
   } else {
     showProblems(rcs.body);
-    // Every phone keeps its last good render, marked 未更新 so nobody mistakes it for this data.
-    markStale(summaryOf(rcs.body, rcs.status));
+    // Every phone keeps its last good render, marked 未更新 so nobody mistakes it for this data;
+    // a template error (its file:line) is said on every phone.
+    if (rcs.body?.error === 'template_error') showBroken(rcs.body);
+    else markStale(summaryOf(rcs.body, rcs.status));
     main.dataset.renders = String(gen);
     return;
   }
@@ -222,6 +226,16 @@ async function renderAll() {
     has('h5') ? renderH5(data, profile, gen) : null,
   ]);
   main.dataset.renders = String(gen);
+}
+
+/** A broken template: every phone says so, each problem once with its file:line, in Chinese. */
+function showBroken(body) {
+  const lines = problemsOf(body).map((p) => [whereOf(p), p.message].filter(Boolean).join(' '));
+  const text = `模板有错误，修好后会自动更新：\n${lines.join('\n')}`;
+  for (const p of Object.values(phones)) {
+    if (p.el.classList.contains('off')) continue;
+    p.broken(text);
+  }
 }
 
 /** Mark every phone that shows a render as stale (the video phone only once it holds a video). */
@@ -312,9 +326,24 @@ async function renderImage(data, profile, gen) {
   if (!(res.body instanceof Blob)) setRaw('image', res.body);
 }
 
+/** Mark, before anyone taps, each button no chatbot flow answers (the server's warnings). */
+function markUnanswered(root, warnings) {
+  const lost = new Map((warnings || []).filter((w) => w.code === 'unanswered_button').map((w) => [w.postback, w]));
+  if (!lost.size) return;
+  for (const btn of root.querySelectorAll('button.sugg')) {
+    const w = lost.get(btn.dataset.postback);
+    if (!w) continue;
+    btn.classList.add('unanswered');
+    btn.title = w.message;
+    btn.setAttribute('aria-label', `${btn.getAttribute('aria-label')}（没有机器人回答这个按钮）`);
+    btn.append(h('span', {class: 'no-answer', 'aria-hidden': 'true'}, '无人回答'));
+  }
+}
+
 function showGlyphWarnings(warnings) {
   // Characters no font draws show as boxes in the picture and video: say which, by field.
-  const text = (warnings || []).map((w) => `${w.path}：${w.message}`).join('\n');
+  const glyphs = (warnings || []).filter((w) => w.code === 'uncovered_character');
+  const text = glyphs.map((w) => `${w.path}：${w.message}`).join('\n');
   phones.image.setNote(text, 'error');
 }
 
@@ -389,7 +418,7 @@ async function reloadTemplate() {
   const res = await api.getJSON(`/api/templates/${encodeURIComponent(name)}`);
   if (!res.ok) {
     showProblems(res.body, {fromTemplate: true});
-    markStale('模板有错误，修好后会自动更新');
+    showBroken(res.body);
     return false;
   }
   const wasBroken = state.detail === null;
@@ -502,7 +531,7 @@ async function start() {
     patternText: detail.ok ? detail.body.patternText : {}});
   if (!detail.ok) {
     showProblems(detail.body, {fromTemplate: true});
-    phones.rcs.stale('模板有错误，修好后会自动更新');
+    showBroken(detail.body);
     form.build({type: 'object'}, {});
     state.detail = null;
   } else {
