@@ -463,24 +463,45 @@ def poster(
     if not with_brand:
         return im
     s = w / PHONE_DP
+    left, top, right, bottom = poster_safe_box(size)
     logo_d = max(12, round(40 * s))
     pad = round(16 * s)
+    x0, y0 = left + pad, top + pad
     ring = max(1, logo_d // 16)
-    end = pad + logo_d + ring - 1
-    d.ellipse((pad - ring, pad - ring, end, end), fill=(255, 255, 255))
-    draw_logo(im, message.brand, (pad, pad), logo_d, ctx)
+    d.ellipse((x0 - ring, y0 - ring, x0 + logo_d + ring - 1, y0 + logo_d + ring - 1), fill=(255, 255, 255))
+    draw_logo(im, message.brand, (x0, y0), logo_d, ctx)
     nf = face(max(8, round(14 * s)), "bold")
-    draw_text(im, (pad * 2 + logo_d, pad + logo_d / 2), message.brand.name, nf, (255, 255, 255), "lm")
+    name_x = x0 + logo_d + pad
+    name = wrap(message.brand.name, nf, max(1, right - pad - name_x), 1).lines
+    draw_text(im, (name_x, y0 + logo_d / 2), name[0] if name else "", nf, (255, 255, 255), "lm")
     if not with_title:
         return im
     title = card.title or message.brand.name
     tf = face(max(10, round(22 * s)), "bold")
-    block = wrap(title, tf, w - 2 * pad, max(1, (h - logo_d - 3 * pad) // tf.line_height))
-    ty = h - pad - block.height
+    room = bottom - pad - (y0 + logo_d + ring + pad)  # below the logo, above the bottom margin
+    block = wrap(title, tf, right - left - 2 * pad, max(1, room // tf.line_height))
+    ty = bottom - pad - block.height
     for line in block.lines:
-        draw_text(im, (pad, ty), line, tf, (255, 255, 255))
+        draw_text(im, (x0, ty), line, tf, (255, 255, 255))
         ty += block.line_height
     return im
+
+
+# Phones fill a card's media box (a fixed height, the card's width) with the picture and crop
+# what does not fit (CSS object-fit: cover, Android's centerCrop): a card narrower than the 336 dp
+# the picture is made for shows only its middle, a wider one loses a strip at top and bottom.
+# A poster keeps its logo and title inside what cards from NARROWEST to WIDEST all show.
+NARROWEST_CARD_DP = 240
+WIDEST_CARD_DP = 360
+
+
+def poster_safe_box(size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the part of a media-slot picture of `size` that every
+    phone shows, whatever its card width, at any of the media heights (short, medium, tall)."""
+    w, h = size
+    inset_x = round(w * (1 - NARROWEST_CARD_DP / 336) / 2)
+    inset_y = round(h * (1 - 336 / WIDEST_CARD_DP) / 2)
+    return inset_x, inset_y, w - inset_x, h - inset_y
 
 
 def render_card_bytes(message: Message, ctx: MediaContext, opts: ImageOptions) -> bytes:
