@@ -15,7 +15,9 @@ import time
 from collections import deque
 
 log = logging.getLogger("mingpian.outage")
-NAMES = {"database": "PostgreSQL", "redis": "Redis"}
+# "redis-replicas": Redis answers but does not get writes to enough replicas (`redis_wait_replicas`);
+# an outage of its own, so that batches without such writes, which succeed, do not end it.
+NAMES = {"database": "PostgreSQL", "redis": "Redis", "redis-replicas": "Redis replication"}
 RETRY_AFTER = 2  # seconds a client is asked to wait before sending again
 KEEP = 64  # past outages remembered per backend (for `downtime`)
 
@@ -51,13 +53,15 @@ def _driver_backend(exc: BaseException) -> str | None:
     ):
         return "database"
     from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import ReadOnlyError
+    from redis.exceptions import ReadOnlyError, ResponseError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
     # BusyLoadingError, Sentinel's MasterNotFoundError included; READONLY: a demoted master
     # (reached through an address that did not follow the failover) until a master answers there.
     if isinstance(exc, (RedisConnectionError, RedisTimeoutError, ReadOnlyError)):
-        return "redis"
+        return str(getattr(exc, "backend", "redis"))  # infra.redispipe.NotReplicated: its own
+    if isinstance(exc, ResponseError) and str(exc).startswith("NOREPLICAS"):  # min-replicas-to-write
+        return "redis-replicas"
     return None
 
 

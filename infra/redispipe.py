@@ -49,6 +49,17 @@ class NotReplicated(RedisConnectionError):
     failover now could lose it, so its caller is told the backend is unavailable (it may have
     been applied: what is written durable is safe to try again)."""
 
+    backend = "redis-replicas"  # its own outage (infra/outage.py), ended by a WAIT that succeeds
+
+
+def _demoted(reply: Any) -> bool:
+    """A reply that says this server takes no writes now: a replica (READONLY), or a master
+    without the replicas its `min-replicas-to-write` asks for (NOREPLICAS, as an old master has
+    once the sentinels moved its replicas to the new one)."""
+    return isinstance(reply, ReadOnlyError) or (
+        isinstance(reply, ResponseError) and str(reply).startswith("NOREPLICAS")
+    )
+
 
 def _arg(value: Any) -> bytes:
     """One argument as Redis reads it, the way redis-py's encoder writes it (str as UTF-8,
@@ -171,14 +182,20 @@ class AutoPipeline:
                     self._durable.discard(fut)
                     fut.cancel()
                 raise
-            readonly = next((r for r in results if isinstance(r, ReadOnlyError)), None)
+            readonly = next((r for r in results if _demoted(r)), None)
             if readonly is not None:  # a demoted master: reconnect, and an outage until a master answers
                 if self._conn is not None:
                     await self._conn.disconnect(nowait=True)
-                outages.down("redis", readonly)
+                outages.down(backend_of(readonly) or "redis", readonly)
             short = self._short_of(ops, results)
-            if readonly is None and short is None:
+            if short is not None and self._conn is not None:
+                # Too few replicas: perhaps this is a master the sentinels have just replaced (it
+                # keeps taking writes, and loses them, until they demote it): connect afresh.
+                await self._conn.disconnect(nowait=True)
+            if readonly is None:
                 outages.up("redis")
+                if short is None and len(results) > len(ops):  # a WAIT that heard enough replicas
+                    outages.up(NotReplicated.backend)
             results = results[: len(ops)]  # without the WAIT's reply
             again = []
             for op, result in zip(ops, results, strict=True):
@@ -214,7 +231,7 @@ class AutoPipeline:
             if isinstance(acked, int)
             else f"WAIT failed: {acked}"
         )
-        outages.down("redis", exc)
+        outages.down(NotReplicated.backend, exc)
         return exc
 
     async def _roundtrip(self, ops: list[tuple[str, tuple[Any, ...], asyncio.Future[Any]]]) -> list[Any]:
