@@ -17,6 +17,10 @@ again on a fresh one the old session is ended on the server (`pg_terminate_backe
 for until it is gone, so the old flush cannot commit after the writes that follow it (which
 would set rows back to older values).
 
+A flush whose server is gone, or refuses it as read-only (the primary was fenced, or is a
+standby now: a failover; an outage too), drops every pooled connection, so the next flush opens
+one to the writable server the URL names (drivers/pghosts.py), and the held writes commit there.
+
 An outage of the database loses nothing written: a flush that still fails after its retries
 answers its waiters `Unavailable` (their requests are answered 503: a call event's acceptance,
 a renewal and a phase question are dropped with it, so a refused call event was not half
@@ -96,8 +100,19 @@ class GroupCommit:
         self._task: asyncio.Task[None] | None = None
         self._held: list[Batch] = []  # writes an outage kept from committing, oldest first
         self._retry: asyncio.TimerHandle | None = None
-        self._unanswered: int | None = None  # server pid of a session whose flush timed out
+        # (server address, pid) of a session whose flush timed out
+        self._unanswered: tuple[Any, int] | None = None
         self.flushes = 0
+        # Bumped whenever the pool's connections are dropped (the server died or refuses writes):
+        # a statement begun on an older connection ends no outage when it answers.
+        self.epoch = 0
+
+    async def drop_connections(self) -> None:
+        """Every pooled connection is closed instead of used again (those in use as they come
+        back); the next ones are opened to the server that takes writes (drivers/pghosts.py)."""
+        self.epoch += 1
+        with contextlib.suppress(Exception):  # no pool (yet, or any more): nothing to drop
+            await self._pool().expire_connections()
 
     def add(self, write: Write, fut: asyncio.Future[Any] | None = None) -> None:
         self._open.add(write, fut)
@@ -192,8 +207,6 @@ class GroupCommit:
                     b.drop_answers("database", failed)
                 self._held = [b for b in pending if b.held()]
                 break
-            if failed is None:
-                outages.up("database")
             pending.pop(0)
         if not self._held:
             self._committed = upto
@@ -218,29 +231,40 @@ class GroupCommit:
         error: BaseException | None = None
         for attempt in range(RETRIES + 1):
             conn = None
+            epoch = self.epoch
             try:
                 if self._conn is None:
                     self._conn = await self._pool().acquire(timeout=ACQUIRE_TIMEOUT)
                 conn = self._conn
                 async with asyncio.timeout(FLUSH_TIMEOUT):
                     if self._unanswered is not None:
-                        await self._end_session(conn, self._unanswered)
+                        await self._end_session(conn, *self._unanswered)
                     tell = await batch.run(conn)
                 self.flushes += 1
+                if epoch == self.epoch:  # else its connection was of a server since given up
+                    outages.up("database")
                 tell()
                 error = None
                 break
             except TimeoutError as exc:  # no answer: an outage now, not after RETRIES more waits
                 error = Unavailable("database", exc)
                 if conn is not None:  # a statement went out: its outcome is unknown
-                    self._unanswered = self._unanswered or conn.get_server_pid()
+                    self._unanswered = self._unanswered or (_server(conn), conn.get_server_pid())
                     self._conn = None
                     conn.terminate()  # its session is ended on the server before anything runs again
+                await self.drop_connections()  # the server's other sessions would hang as well
                 break
+            except asyncpg.ReadOnlySQLTransactionError as exc:  # not the primary (any more)
+                error = Unavailable("database", exc)
+                await self.drop_connections()
+                await self._give_back()
+                await asyncio.sleep(0.05 * (attempt + 1))
             except RETRYABLE as exc:
                 error = exc
                 if backend_of(exc) is None:  # a deadlock, not an outage (that is logged once)
                     log.warning("delivery group commit: %s; trying again", exc)
+                else:  # the server is gone: no other session of it is used again
+                    await self.drop_connections()
                 await self._give_back()
                 await asyncio.sleep(0.05 * (attempt + 1))
             except Exception as exc:  # a bug in what was queued: the callers hear it
@@ -251,10 +275,15 @@ class GroupCommit:
             batch.fail(error)
         return error
 
-    async def _end_session(self, conn: asyncpg.Connection, pid: int) -> None:
+    async def _end_session(self, conn: asyncpg.Connection, server: Any, pid: int) -> None:
         """End the server session of a flush that got no answer, and wait until it is gone: its
         transaction is then committed or rolled back for good, before anything else is run.
-        (Without the right to end it, the session ends by itself once it finds its client gone.)"""
+        (Without the right to end it, the session ends by itself once it finds its client gone.)
+        On another server (a failover since) there is nothing to end: that pid is someone else,
+        and the old server's session can no longer commit where the writes go now."""
+        if server != _server(conn):
+            self._unanswered = None
+            return
         with contextlib.suppress(asyncpg.InsufficientPrivilegeError):
             await conn.execute("SELECT pg_terminate_backend($1)", pid)
         while await conn.fetchval("SELECT 1 FROM pg_stat_activity WHERE pid = $1", pid):
@@ -286,3 +315,8 @@ class GroupCommit:
             finally:
                 self._running = False
         await self._give_back()
+
+
+def _server(conn: Any) -> Any:
+    """The address a connection reached (asyncpg keeps it): which server of several it is on."""
+    return getattr(conn, "_addr", None)

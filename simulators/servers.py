@@ -8,7 +8,9 @@ benchmark imports nothing from tests/ (tests/support keeps what only the tests u
 
 PostgreSQL: `initdb` + `pg_ctl` from Debian's postgresql package, trust authentication, a fresh
 database per test. Run as root (CI), the server runs as the `postgres` system user: initdb refuses
-root."""
+root. A server can be given a streaming standby (`standby()`: `pg_basebackup -R`, on a port of its
+own), be killed as a crashed host would be (`kill()`: SIGKILL to the postmaster) and a standby be
+promoted (`promote()`), for failover tests; `multi_host_url` names both for a client."""
 
 from __future__ import annotations
 
@@ -68,9 +70,10 @@ class PostgresCluster:
     """`durable`: fsync, synchronous_commit and full-page writes on, as a deployment runs it (the
     benchmarks); off by default, for the tests, which crash nothing but processes."""
 
-    def __init__(self, bindir: Path, durable: bool = False) -> None:
+    def __init__(self, bindir: Path, durable: bool = False, settings: dict[str, str] | None = None) -> None:
         self.bindir = bindir
         self.durable = durable
+        self.settings = dict(settings or {})  # more server settings (`-c name=value`), last say
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="mingpian-pg-"))
         self.data = self.root / "data"
@@ -93,8 +96,10 @@ class PostgresCluster:
     def resume(self) -> None:
         """Start the server on its data folder and port (again, after `halt`)."""
         relaxed = "" if self.durable else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+        more = "".join(f" -c {name}={value}" for name, value in self.settings.items())
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 {relaxed}-c max_connections=200"
+            f"{more}"
         )
         self._run(
             self.bindir / "pg_ctl", "-D", self.data, "-o", options, "-l", self.root / "log", "-w", "start"
@@ -133,12 +138,78 @@ class PostgresCluster:
 
     def stop(self) -> None:
         try:
-            self._run(self.bindir / "pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop")
+            if self.running():
+                self._run(self.bindir / "pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
+    def running(self) -> bool:
+        """Whether its postmaster is alive (not after `kill`, nor before `start`)."""
+        try:
+            stat = Path(f"/proc/{self._postmaster()}/stat").read_text()
+        except (FileNotFoundError, ValueError, IndexError):
+            return False
+        return stat.rpartition(")")[2].split()[0] != "Z"  # a zombie is dead, not yet reaped
+
+    # -- replication and failover ----------------------------------------------------------------
+    def standby(self, settings: dict[str, str] | None = None) -> PostgresCluster:
+        """A streaming standby of this (running) server, started: a base backup with `-R` (it
+        writes `primary_conninfo` and `standby.signal`) in a folder and on a port of its own."""
+        other = PostgresCluster(self.bindir, self.durable, {**self.settings, **(settings or {})})
+        if os.geteuid() == 0:
+            shutil.chown(other.root, "postgres")
+        self._run(self.bindir / "pg_basebackup", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user,
+                  "-D", other.data, "-R", "-X", "stream", "-c", "fast", "--no-sync")  # fmt: skip
+        other.resume()
+        return other
+
+    def sql(self, statement: str, database: str = "postgres") -> str:
+        """One statement through psql; its output, unaligned, without headers."""
+        cmd = [str(self.bindir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user,
+               "-d", database, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", statement]  # fmt: skip
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=30)
+        return out.stdout.strip()
+
+    def wait_streaming(self, sync: bool = False, timeout: float = 15.0) -> None:
+        """Until a standby streams from this server (and, with `sync`, is its synchronous one)."""
+        want = "sync" if sync else "%"
+        query = (
+            f"SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' AND sync_state LIKE '{want}'"
+        )
+        deadline = time.monotonic() + timeout
+        while self.sql(query) == "0":
+            if time.monotonic() > deadline:
+                kind = "synchronous standby" if sync else "standby"
+                raise TimeoutError(f"no {kind} streams from port {self.port}")
+            time.sleep(0.05)
+
+    def make_synchronous(self) -> None:
+        """Commits wait until a standby has their WAL (`synchronous_standby_names = '*'`; the
+        server must run with `synchronous_commit = on`, given in `settings`: a test server's
+        command line turns it off otherwise): a failover loses no acknowledged commit. Set after
+        the base backup, so a promoted standby does not wait for a standby of its own."""
+        if self.sql("SHOW synchronous_commit") != "on":
+            raise RuntimeError("synchronous replication needs synchronous_commit = on")
+        self.sql("ALTER SYSTEM SET synchronous_standby_names = '*'")
+        self.sql("SELECT pg_reload_conf()")
+        self.wait_streaming(sync=True)
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster, as a crashed host: no shutdown, no last WAL sent. Its backends
+        and WAL sender end by themselves once they find it gone."""
+        os.kill(self._postmaster(), signal.SIGKILL)
+
+    def promote(self) -> None:
+        """A standby becomes a writable primary (`pg_ctl promote`, returning once it accepts writes)."""
+        self._run(self.bindir / "pg_ctl", "-D", self.data, "-w", "promote")
+
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    def multi_host_url(self, *others: PostgresCluster, database: str = "postgres") -> str:
+        """One URL naming this server and `others`, for a client that picks the writable one."""
+        hosts = ",".join(f"127.0.0.1:{c.port}" for c in (self, *others))
+        return f"postgresql://{self.user}@{hosts}/{database}?target_session_attrs=read-write"
 
     def create_database(self) -> str:
         """A fresh, empty database; its URL."""

@@ -125,6 +125,9 @@ class GatewaySim:
         self.receipts_sent = 0
         self.mo_sent = 0
         self.redelivered = 0  # deliver_sm sent again after a session closed without acknowledging them
+        # s after which a deliver_sm the ESME answered with an error goes out again, as an SMSC's
+        # retry schedule does; None: only when the session closes and binds again
+        self.retry_refused: float | None = None
         self.binds = 0
         self.binds_refused = 0  # over an account's bind limit
         self.bind_limits: dict[str, int] = {}  # system_id → sessions bound at once at most
@@ -250,6 +253,10 @@ class GatewaySim:
                 elif cmd == smpp.DELIVER_SM | smpp.RESP:
                     if pdu.status == smpp.STATUS_OK:
                         session.unacked.pop(pdu.seq, None)
+                    elif self.retry_refused is not None and (body := session.unacked.pop(pdu.seq, None)):
+                        self.redelivered += 1
+                        loop = asyncio.get_running_loop()
+                        loop.call_later(self.retry_refused, self._deliver, session.system_id, body)
                 elif cmd & smpp.RESP:
                     continue  # enquire_link_resp
                 else:

@@ -13,6 +13,11 @@
 - Outages: a statement that answered ends an outage the record holds (infra/outage.py: one
   line); a failed one reaches the server's middleware or the chain, which tell an outage from a
   bug. Opening a connection and every statement have a time bound.
+- Failover: a URL naming several hosts connects to the writable one (pghosts.py). The first
+  statement that finds its server gone (a dropped or timed-out connection) or read-only (a
+  primary fenced or turned standby: an outage too) drops every pooled connection, so the next
+  ones are opened to the new primary; a dying server's other sessions, which may answer a moment
+  longer, are not used again and do not end the outage. The listener connects again by itself.
 
 The schema is `migrations/postgresql/`, applied at start (infra/migrations_pg.py) under an
 advisory lock, so workers starting at once do not race.
@@ -30,11 +35,12 @@ import asyncpg
 
 from infra.migrations import Migrations
 from infra.migrations_pg import migrate_postgres
-from infra.outage import outages, quiet_pool_warnings
+from infra.outage import Unavailable, backend_of, outages, quiet_pool_warnings
 
 from ..pgbatch import Block, Write
 from ..pgflush import GroupCommit
 from . import Row
+from .pghosts import READ_ONLY, HostChooser, NoWritableServer
 
 MIGRATIONS = Migrations.load("delivery", "postgresql", database="delivery")
 CHANNEL = "mingpian_delivery"  # NOTIFY channel of cache invalidations
@@ -54,6 +60,10 @@ SESSION_SETTINGS = {"enable_seqscan": "off", "jit": "off"}
 # that is checked first (a tap's message id), so running one again changes nothing twice.
 CONNECT_TIMEOUT = 5.0
 STATEMENT_TIMEOUT = 10.0
+RELISTEN = (0.2, 5.0)  # s: first and longest wait between attempts to connect the listener again
+# Whether this session may write: on a standby (recovery) or a server fenced with
+# default_transaction_read_only, no (the readiness probe and the chains' outage probe ask it).
+WRITABLE = "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'"
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -92,6 +102,9 @@ class PgDriver:
             "delivery_tx", default=None
         )
         self._hear: list[Callable[[str], None]] = []
+        self._relisten: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.hosts = HostChooser(url)  # the writable server among the URL's hosts
         self.group = GroupCommit(lambda: self.pool)
         self.writes = self  # the group commit's queue is this driver's (GroupWrites)
 
@@ -102,13 +115,15 @@ class PgDriver:
         quiet_pool_warnings()  # an outage is one line (infra/outage.py), not the pool's every retry
         try:
             # Migrations first, on a connection of their own: they take as long as they take.
-            conn = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)
+            self._stopping = False
+            conn = await self.hosts.connect(timeout=CONNECT_TIMEOUT)
             try:
                 await migrate_postgres(conn, MIGRATIONS, self.migrate)
             finally:
                 await conn.close()
             self._pool = await asyncpg.create_pool(
                 self.url,
+                connect=self.hosts.connect,
                 min_size=self.min_size,
                 max_size=self.max_size,
                 reset=_keep_session,
@@ -116,18 +131,22 @@ class PgDriver:
                 timeout=CONNECT_TIMEOUT,
                 command_timeout=STATEMENT_TIMEOUT,
             )
-            self._listener = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)
-            await self._listener.add_listener(CHANNEL, self._heard)
+            await self._listen()
         except BaseException:
             await self.stop()
             raise
 
     async def stop(self) -> None:
+        self._stopping = True
+        if self._relisten is not None:
+            self._relisten.cancel()
+            await asyncio.gather(self._relisten, return_exceptions=True)
+            self._relisten = None
         if self._pool is not None:
             await self.group.close()  # what is queued is committed before the pool goes
         if self._listener is not None:
-            await self._listener.close()
-            self._listener = None
+            listener, self._listener = self._listener, None
+            await listener.close()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -139,6 +158,41 @@ class PgDriver:
         return self._pool
 
     # -- notifications ---------------------------------------------------------------------------
+    async def _listen(self) -> None:
+        """Open the listener's connection (to the writable server: a standby refuses LISTEN)."""
+        conn = await self.hosts.connect(timeout=CONNECT_TIMEOUT)
+        try:
+            await conn.add_listener(CHANNEL, self._heard)
+        except BaseException:
+            conn.terminate()
+            raise
+        conn.add_termination_listener(self._listener_lost)
+        self._listener = conn
+
+    def _listener_lost(self, conn: Any) -> None:
+        """The listener's server went away (a restart, a failover): connect again, in the back."""
+        if conn is not self._listener or self._stopping:
+            return
+        self._listener = None
+        if self._relisten is None:
+            self._relisten = asyncio.get_running_loop().create_task(self._listen_again())
+
+    async def _listen_again(self) -> None:
+        wait, longest = RELISTEN
+        try:
+            while not self._stopping:
+                await asyncio.sleep(wait)
+                try:
+                    await self._listen()
+                except Exception:  # still away: the outage is noted where a request meets it
+                    wait = min(wait * 2, longest)
+                    continue
+                for hear in self._hear:
+                    hear("rollback")  # notifications may have been missed meanwhile: caches start afresh
+                return
+        finally:
+            self._relisten = None
+
     def _heard(self, conn: Any, pid: int, channel: str, payload: str) -> None:
         for hear in self._hear:
             hear(payload)
@@ -185,8 +239,12 @@ class PgDriver:
             if block.conn is None or block.tr is None:
                 self.group.add_block(block)
                 return
-            tell = await block.batch().apply(block.conn)
-            await block.tr.commit()
+            try:
+                tell = await block.batch().apply(block.conn)
+                await block.tr.commit()
+            except Exception as exc:
+                await self._failed(exc)
+                raise
             tell()
         finally:
             self._block.reset(token)
@@ -237,13 +295,23 @@ class PgDriver:
 
     # -- statements ------------------------------------------------------------------------------
     async def one(self, sql: str, *args: Any) -> Row | None:
-        row = await (await self._conn()).fetchrow(sql, *args)
-        outages.up("database")
+        epoch = self.group.epoch
+        try:
+            row = await (await self._conn()).fetchrow(sql, *args)
+        except Exception as exc:
+            await self._failed(exc)
+            raise
+        self._answered(epoch)
         return row  # type: ignore[no-any-return]
 
     async def all(self, sql: str, *args: Any) -> list[Row]:
-        rows = await (await self._conn()).fetch(sql, *args)
-        outages.up("database")
+        epoch = self.group.epoch
+        try:
+            rows = await (await self._conn()).fetch(sql, *args)
+        except Exception as exc:
+            await self._failed(exc)
+            raise
+        self._answered(epoch)
         return rows  # type: ignore[no-any-return]
 
     async def committed(self, sql: str, *args: Any) -> list[Row]:
@@ -253,25 +321,70 @@ class PgDriver:
         return await self.pool.fetch(sql, *args)  # type: ignore[no-any-return]
 
     async def run(self, sql: str, *args: Any) -> int:
-        status = await (await self._conn()).execute(sql, *args)
-        outages.up("database")
+        epoch = self.group.epoch
+        try:
+            status = await (await self._conn()).execute(sql, *args)
+        except Exception as exc:
+            await self._failed(exc)
+            raise
+        self._answered(epoch)
         return changed_rows(status)
 
     async def insert(self, sql: str, *args: Any) -> int:
-        key = await (await self._conn()).fetchval(sql, *args)
-        outages.up("database")
+        epoch = self.group.epoch
+        try:
+            key = await (await self._conn()).fetchval(sql, *args)
+        except Exception as exc:
+            await self._failed(exc)
+            raise
+        self._answered(epoch)
         return int(key)
 
     async def run_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        await (await self._conn()).executemany(sql, rows)
-        outages.up("database")
+        epoch = self.group.epoch
+        try:
+            await (await self._conn()).executemany(sql, rows)
+        except Exception as exc:
+            await self._failed(exc)
+            raise
+        self._answered(epoch)
+
+    async def _failed(self, exc: BaseException) -> None:
+        """A statement failed. If the server is gone (its connection dropped or timed out) or
+        takes no writes (a read-only refusal: a fenced primary, a standby), every pooled
+        connection to it is dropped at this first sign, so the next statements run on new
+        connections to the writable server (and none on another session of a server whose
+        postmaster died); a read-only refusal is an outage until then (raised as one)."""
+        if isinstance(exc, asyncpg.ReadOnlySQLTransactionError):
+            outages.down("database", exc)
+            await self.group.drop_connections()
+            raise Unavailable("database", exc) from exc
+        if not isinstance(exc, Unavailable) and backend_of(exc) == "database":
+            await self.group.drop_connections()
+
+    def _answered(self, epoch: int) -> None:
+        """A statement answered: the end of an outage, unless it ran on a connection of before
+        the last drop (a dying server's last sessions answer a moment after its first failed)."""
+        if epoch == self.group.epoch:
+            outages.up("database")
 
     async def lock(self, key: str) -> None:
         await self.run("SELECT pg_advisory_xact_lock(hashtext($1))", key)
 
     async def ping(self) -> None:
-        await self.pool.fetchval("SELECT 1", timeout=5)
-        outages.up("database")
+        """The server answers and takes writes (a standby or a fenced primary is not ready)."""
+        epoch = self.group.epoch
+        try:
+            writable = await self.pool.fetchval(WRITABLE, timeout=5)
+        except Exception as exc:
+            await self._failed(exc)
+            raise
+        if not writable:
+            exc = NoWritableServer({"pooled connection": READ_ONLY})
+            outages.down("database", exc)
+            await self.group.drop_connections()
+            raise exc
+        self._answered(epoch)
 
     async def snapshot(self) -> list[str]:
         await self.group.settled()

@@ -1,0 +1,281 @@
+"""PostgreSQL failover under call events: a real `mingpian serve` (Redis counters) writes to a
+primary with a streaming standby, through one URL naming both (`target_session_attrs=read-write`).
+The primary's postmaster is killed with SIGKILL as a crashed host would be, the standby is
+promoted with `pg_ctl promote` a moment later (what Patroni does in production), and the worker
+finds the new primary by itself: its pool drops the dead connections and opens new ones to the
+writable server, and the writes its chains made meanwhile are committed there.
+
+With synchronous replication no acknowledged call event is lost: every event answered 2xx is a
+delivery on the new primary, and it is delivered. With asynchronous replication what the
+standby had not received when the primary died is lost; the number is printed. Either way no
+card goes out twice (the SMSC counts submits per callee), requests meanwhile are answered 503
+with Retry-After (never 500), the outage is one line of the log, `/readyz` says what it waits
+for, and the seconds from the kill to the first card of a new call event are printed."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+import yaml
+
+from simulators.servers import PostgresCluster, RedisServer, pg_bin
+from simulators.smsc import GatewaySim, Rule
+from tests.support.processes import free_port, serve
+from tests.support.templates import TEMPLATES
+
+from .support import OPERATOR, SF_LINE, auth, seed_doc
+
+BEFORE = 2.0  # s of call events before the kill
+PROMOTE_AFTER = 2.0  # s from the kill to `pg_ctl promote` (a failover manager noticing)
+AFTER = 2.0  # s of call events once cards go out again
+FIRST_CARD_WITHIN = 30.0  # s from the kill to the first card of a new call event
+SENDERS = 4  # call events in flight at once
+
+
+class Pair:
+    """A primary and its streaming standby, one database on both, and the URL naming both."""
+
+    def __init__(self, bindir: Path, sync: bool) -> None:
+        self.sync = sync
+        # synchronous_commit on: a commit waits for its WAL (and, with a synchronous standby,
+        # for the standby's); fsync stays off, as in every test server (no host crashes here).
+        self.primary = PostgresCluster(bindir, settings={"synchronous_commit": "on"})
+        self.standby: PostgresCluster | None = None
+        self.primary.start()
+        self.database = self.primary.create_database().rpartition("/")[2]
+        self.standby = self.primary.standby()
+        self.primary.wait_streaming()
+        if sync:
+            self.primary.make_synchronous()
+        self.url = self.primary.multi_host_url(self.standby, database=self.database)
+
+    def stop(self) -> None:
+        for server in (self.primary, self.standby):
+            if server is not None:
+                server.stop()
+
+
+@pytest.fixture(params=["sync", "async"])
+def pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
+    bindir = pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL not found: run scripts/system-deps.sh (Debian package postgresql)")
+    servers = Pair(bindir, sync=request.param == "sync")
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
+class Load:
+    """Call events, each a new call and callee, from SENDERS senders; what each was answered."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.acked: dict[str, tuple[str, float]] = {}  # call id → (callee, first sent at)
+        self.first_sent: dict[str, float] = {}  # callee → when its event was first posted
+        self.statuses: dict[int, int] = {}
+        self.without_retry_after = 0
+        self.stop = asyncio.Event()
+        self._n = 0
+
+    async def run(self) -> None:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as http:
+            await asyncio.gather(*(self._sender(http) for _ in range(SENDERS)))
+
+    async def _sender(self, http: aiohttp.ClientSession) -> None:
+        while not self.stop.is_set():
+            self._n += 1
+            call_id, callee = f"fo{self._n}", f"+86137{self._n:08d}"
+            body = {"call_id": call_id, "caller": SF_LINE, "callee": callee, "phase": "ended"}
+            self.first_sent[callee] = time.time()
+            while not self.stop.is_set():  # as a switch does: the same event until acknowledged
+                async with http.post(f"{self.base}/api/calls", json=body, headers=auth(OPERATOR)) as resp:
+                    self.statuses[resp.status] = self.statuses.get(resp.status, 0) + 1
+                    if resp.status in (200, 202):
+                        self.acked[call_id] = (callee, self.first_sent[callee])
+                        break
+                    if resp.status == 503 and "Retry-After" not in resp.headers:
+                        self.without_retry_after += 1
+                await asyncio.sleep(0.1)  # a 503: try again shortly (the test's patience, not 2 s)
+            await asyncio.sleep(0.01)
+
+
+async def _readyz(base: str, stop: asyncio.Event, seen: list[tuple[float, int, Any]]) -> None:
+    """Ask `/readyz` every 0.2 s: (when, status, what `checks.database` said)."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        while not stop.is_set():
+            async with http.get(f"{base}/readyz") as resp:
+                body = await resp.json()
+            seen.append((time.monotonic(), resp.status, body.get("checks", {}).get("database")))
+            await asyncio.sleep(0.2)
+
+
+def _settings(tmp_path: Path, url: str, redis: RedisServer, gateway: GatewaySim) -> dict[str, str]:
+    seed = tmp_path / "seed.yaml"
+    now = time.time()
+    units = {"id": "pool1", "kind": "pool", "units": 100_000, "price": 5.0, "policy": "stop",
+             "valid_from": now - 86400, "valid_to": now + 30 * 86400}  # fmt: skip
+    doc = seed_doc(policy={"chain": ["sms"], "timeouts": {"sms": 20}}, packages=[units])
+    seed.write_text(yaml.safe_dump(doc, allow_unicode=True), "utf-8")
+    return {
+        "MINGPIAN_PORT": str(free_port()),
+        "MINGPIAN_TEMPLATE_DIR": str(TEMPLATES),
+        "MINGPIAN_DATA_DIR": str(tmp_path / "data"),
+        "MINGPIAN_DATABASE_URL": url,
+        "MINGPIAN_DELIVERY_COUNTERS": "redis",
+        "MINGPIAN_REDIS_URL": redis.url,
+        "MINGPIAN_DELIVERY_SEED": str(seed),
+        "MINGPIAN_DELIVERY_SMPP": f"127.0.0.1:{gateway.smpp_port}",
+        "MINGPIAN_DELIVERY_SMPP_PASSWORD": "secret",
+        "MINGPIAN_LOG_LEVEL": "WARNING",
+        "MINGPIAN_LOG_FORMAT": "text",
+    }
+
+
+async def _until(check: Any, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > end:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        await asyncio.sleep(0.05)
+
+
+def _callee(destination: str) -> str:
+    """The E.164 number a submit went to (the SMSC sees national numbers of +86)."""
+    return destination if destination.startswith("+") else "+86" + destination
+
+
+def _cards(submits: list[dict[str, Any]]) -> int:
+    """Cards a person got: a long SMS is several submits (segments), its first one's UDH ends 01."""
+    return sum(1 for s in submits if not s["udh"] or s["udh"].endswith("01"))
+
+
+async def test_a_failover_loses_no_acknowledged_event_when_synchronous_and_sends_nothing_twice(
+    pair: Pair, redis_server: RedisServer, gateway: GatewaySim, tmp_path: Path
+) -> None:
+    sync = (
+        pair.primary.settings.get("synchronous_commit") == "on"
+        and pair.primary.sql("SHOW synchronous_standby_names") == "*"
+    )
+    gateway.set_rules([Rule("deliver", delay=0.2)])
+    gateway.retry_refused = 1.0  # a receipt refused during the outage comes again (an SMSC retries)
+    settings = _settings(tmp_path, pair.url, redis_server, gateway)
+    log = tmp_path / "server.log"
+    base = f"http://127.0.0.1:{settings['MINGPIAN_PORT']}"
+    proc = await asyncio.to_thread(serve, settings, log)
+    load = Load(base)
+    ready: list[tuple[float, int, Any]] = []
+    stop_ready = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def is_ready() -> bool:
+                async with http.get(f"{base}/readyz") as resp:
+                    return resp.status == 200
+
+            await _until(is_ready, 20, "the worker ready")
+        tasks = [asyncio.create_task(load.run()), asyncio.create_task(_readyz(base, stop_ready, ready))]
+        await asyncio.sleep(BEFORE)
+        assert load.acked, f"no call event acknowledged before the kill: {load.statuses}"
+        killed = time.time()
+        pair.primary.kill()
+        await asyncio.sleep(PROMOTE_AFTER)
+        assert pair.standby is not None
+        await asyncio.to_thread(pair.standby.promote)
+        promoted = time.time()
+
+        def first_new_card() -> float | None:
+            """When the SMSC got its first card for a call event first posted after the kill."""
+            times = [
+                s["at"] for s in gateway.submits if load.first_sent.get(_callee(s["destination"]), 0) > killed
+            ]
+            return min(times) if times else None
+
+        async def card_out() -> bool:
+            return first_new_card() is not None
+
+        await _until(card_out, FIRST_CARD_WITHIN + 5, "a card of a new call event out again")
+        out_again = first_new_card()
+        assert out_again is not None
+        await asyncio.sleep(AFTER)
+        load.stop.set()
+        await tasks[0]
+
+        conn = await asyncpg.connect(pair.standby.url(pair.database))
+        try:
+
+            async def settled() -> bool:
+                n = await conn.fetchval("SELECT count(*) FROM deliveries WHERE state = 'active'")
+                return bool(n == 0)
+
+            try:
+                await _until(settled, 15, "every delivery finished")
+            except AssertionError:
+                active = await conn.fetch(
+                    "SELECT d.id, d.call_id, d.step, d.owner, d.lease_until, a.state, a.detail, m.message_id,"
+                    " m.stat FROM deliveries d LEFT JOIN attempts a ON a.delivery = d.id"
+                    " LEFT JOIN message_ids m ON m.attempt = a.id WHERE d.state = 'active'"
+                )
+                unacked = sum(len(s.unacked) for s in gateway._sessions)
+                raise AssertionError(
+                    f"still active ({unacked} unacked): {[tuple(r) for r in active][:3]}"
+                ) from None
+            rows = await conn.fetch("SELECT call_id, state FROM deliveries")
+        finally:
+            await conn.close()
+        stop_ready.set()
+        await tasks[1]
+    finally:
+        load.stop.set()
+        stop_ready.set()
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    states = {r["call_id"]: r["state"] for r in rows}
+    lost = sorted(set(load.acked) - set(states))
+    doubles = {
+        callee: [(s["channel"], s["udh"]) for s in subs]
+        for callee, _ in load.acked.values()
+        if _cards(subs := [s for s in gateway.submits if _callee(s["destination"]) == callee]) > 1
+    }
+    undelivered = {cid: st for cid, st in states.items() if cid in load.acked and st != "delivered"}
+    text = log.read_text()
+    outage_lines = re.findall(r"PostgreSQL is unavailable", text)
+    waits = {d["code"] for _, status, d in ready if status == 503 and isinstance(d, dict)}
+    print(
+        f"\n{'synchronous' if sync else 'asynchronous'} replication: {len(load.acked)} call events"
+        f" acknowledged, {len(lost)} of them lost; first card of a new call event"
+        f" {out_again - killed:.1f} s after the kill ({out_again - promoted:.1f} s after the promotion);"
+        f" answers {dict(sorted(load.statuses.items()))}; /readyz waited for {sorted(waits)}"
+    )
+    assert not doubles, f"cards sent twice: {doubles}"
+    if sync:
+        assert not lost, f"acknowledged but lost with synchronous replication: {lost}"
+    assert not undelivered, f"acknowledged but not delivered: {undelivered}"
+    assert out_again - killed <= FIRST_CARD_WITHIN
+    assert set(load.statuses) <= {200, 202, 503}, load.statuses
+    assert load.statuses.get(503, 0) > 0 and load.without_retry_after == 0
+    assert len(outage_lines) == 1, outage_lines
+    assert "Traceback" not in text, text[-3000:]
+    assert waits and waits <= {"database_not_writable", "database_unreachable"}, ready
+    said = next(d for _, s, d in ready if s == 503 and isinstance(d, dict))
+    assert re.search(r"[\u4e00-\u9fff]", said["message"]) and said["state"] == "waiting", said
+    assert ready[-1][1] == 200, ready[-5:]
