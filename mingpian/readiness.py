@@ -29,8 +29,10 @@ def redis_needed(s: Settings) -> bool:
 async def database_problem(url: str) -> str | None:
     import asyncpg  # deferred: the driver is loaded only where a PostgreSQL database is configured
 
-    try:
-        conn = await asyncpg.connect(url, timeout=TIMEOUT)
+    from delivery.drivers.pghosts import HostChooser
+
+    try:  # the writable server, when the URL names several (as the store connects)
+        conn = await HostChooser(url).connect(timeout=TIMEOUT)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         return f"database: {type(exc).__name__}: {exc}"[:300]
     await conn.close()
@@ -77,6 +79,29 @@ async def _probe(name: str, check: Awaitable[None]) -> str | None:
     return None
 
 
+# What `/readyz` says it waits for while the database takes no writes: a stable code (from the
+# driver, delivery/drivers/pghosts.py) and the sentence an operator reads.
+DATABASE_WAITS = {
+    "database_not_writable": "正在等待可写的 PostgreSQL 主库：连得上的服务器都是只读的备库"
+    "（主库故障切换中），备库提升为主库后自动恢复",
+    "database_unreachable": "正在等待 PostgreSQL：连不上数据库服务器，或它没有按时应答；它恢复后自动继续",
+}
+
+
+async def _database(check: Awaitable[None]) -> tuple[str | None, Any]:
+    """The store's check: (the problem for the message or None, what `checks.database` says)."""
+    from delivery.drivers.pghosts import waiting_for  # deferred: asyncpg, where PostgreSQL is used
+
+    try:
+        await asyncio.wait_for(check, TIMEOUT)
+    except Exception as exc:  # any failure to answer is the reason, never a 500
+        code = waiting_for(exc)
+        detail = f"{type(exc).__name__}: {exc}"[:300]
+        said = {"state": "waiting", "code": code, "message": DATABASE_WAITS[code], "detail": detail}
+        return f"database: {DATABASE_WAITS[code]} ({detail})", said
+    return None, "ok"
+
+
 async def readyz(request: web.Request) -> web.Response:
     app = request.app
     s = app[settings_key]
@@ -85,10 +110,10 @@ async def readyz(request: web.Request) -> web.Response:
     if service is None:
         problems = ["delivery: not started"]
     else:  # the service's own pool and client: a probe opens no connection of its own
-        found = await asyncio.gather(
-            _probe("database", service.store.ping()), _probe("redis", service.counters.ping())
+        (database, checks["database"]), redis = await asyncio.gather(
+            _database(service.store.ping()), _probe("redis", service.counters.ping())
         )
-        problems = [p for p in found if p]
+        problems = [p for p in (database, redis) if p]
         if redis_needed(s) and s.delivery_counters != "redis":  # Redis only for chatbot state or media
             problems += [p for p in [await redis_problem(s.redis_url)] if p]
     checks["backends"] = list(problems) or "ok"
