@@ -53,21 +53,41 @@ LAYOUT_KEYS = ("orientation", "imageAlignment")
 _FOR = re.compile(r"^\s*([A-Za-z_]\w*)\s+in\s+(.+?)\s*$")
 
 
+_KINDS = {
+    "dict": "映射",
+    "list": "列表",
+    "tuple": "列表",
+    "str": "文字",
+    "int": "整数",
+    "float": "数字",
+    "bool": "真假值",
+    "NoneType": "空值",
+}
+
+
+def _kind(value: Any) -> str:
+    """A value's type as a designer calls it (YAML's mapping, list, text…)."""
+    for t in type(value).__mro__:
+        if t.__name__ in _KINDS:
+            return _KINDS[t.__name__]
+    return type(value).__name__
+
+
 class _Compiler(SourceCompiler):
     def mapping(self, node: Any, path: str, allowed: Iterable[str]) -> LocDict:
         if not isinstance(node, dict):
-            raise self.fail(node, path, f"expected a mapping, got {type(node).__name__}")
+            raise self.fail(node, path, f"这里应该是「键: 值」的映射，却是{_kind(node)}")
         allowed = tuple(allowed)
         for key in node:
             if key not in allowed:
                 kl = getattr(node, "key_lines", {}).get(key, line_of(node, 1))
-                msg = f"unknown key {key!r} (expected one of: {', '.join(allowed)})"
+                msg = f"不认识的键「{key}」（可用的有：{'、'.join(allowed)}）"
                 raise TemplateInvalid.at(self.file, kl, f"{path}.{key}", msg)
         return node  # type: ignore[return-value]
 
     def field(self, node: Any, path: str) -> Field:
         if isinstance(node, dict | list):
-            raise self.fail(node, path, "expected a value, got a " + type(node).__name__)
+            raise self.fail(node, path, f"这里应该是一个值，却是{_kind(node)}")
         return Field(self.env, node, self.file, path)
 
     def loop(self, node: LocDict, path: str) -> tuple[Loop | None, Field | None]:
@@ -76,7 +96,7 @@ class _Compiler(SourceCompiler):
             src = node["for"]
             m = _FOR.match(str(src))
             if not m:
-                raise self.fail(src, f"{path}.for", "expected 'NAME in EXPRESSION'")
+                raise self.fail(src, f"{path}.for", "「for」要写成「名字 in 表达式」，如 offer in offers")
             loop = Loop(m.group(1), self.field(_with_line("{{ " + m.group(2) + " }}", src), f"{path}.for"))
         cond = None
         if "if" in node:
@@ -86,23 +106,23 @@ class _Compiler(SourceCompiler):
 
     def suggestion(self, node: Any, path: str) -> CompiledSuggestion:
         if not isinstance(node, dict):
-            raise self.fail(node, path, "a suggestion must be a mapping like {reply: {...}}")
+            raise self.fail(node, path, "按钮要写成映射，如 {reply: {text: …, postback: …}}")
         kinds = [k for k in node if k in SUGGESTION_FIELDS]
         extra = [k for k in node if k not in SUGGESTION_FIELDS and k not in ("for", "if")]
         if extra or len(kinds) != 1:
             raise self.fail(
                 node,
                 path,
-                "a suggestion needs exactly one of: "
-                + ", ".join(SUGGESTION_KINDS)
-                + (f" (unknown key {extra[0]!r})" if extra else ""),
+                "一个按钮要有且只有一种："
+                + "、".join(SUGGESTION_KINDS)
+                + (f"（不认识的键「{extra[0]}」）" if extra else ""),
             )
         kind = kinds[0]
         allowed, required = SUGGESTION_FIELDS[kind]
         spec = self.mapping(node[kind], f"{path}.{kind}", allowed)
         for req in required:
             if req not in spec:
-                raise self.fail(spec, f"{path}.{kind}", f"missing required key {req!r}")
+                raise self.fail(spec, f"{path}.{kind}", f"缺少必填的键「{req}」")
         fields = {k: self.field(v, f"{path}.{kind}.{k}") for k, v in spec.items()}
         loop, cond = self.loop(node, path)  # type: ignore[arg-type]
         compiled = CompiledSuggestion(kind, fields, loop, cond)
@@ -115,7 +135,7 @@ class _Compiler(SourceCompiler):
         if node is None:
             return []
         if not isinstance(node, list):
-            raise self.fail(node, path, "expected a list of suggestions")
+            raise self.fail(node, path, "这里应该是按钮列表（每项以「- 」开头）")
         return [self.suggestion(item, f"{path}[{i}]") for i, item in enumerate(node)]
 
     def card(self, node: Any, path: str, allow_layout: bool) -> CompiledCard:
@@ -125,7 +145,7 @@ class _Compiler(SourceCompiler):
         if "media" in spec:
             mspec = self.mapping(spec["media"], f"{path}.media", MEDIA_FIELDS)
             if "url" not in mspec or "contentType" not in mspec:
-                raise self.fail(mspec, f"{path}.media", "media needs 'url' and 'contentType'")
+                raise self.fail(mspec, f"{path}.media", "media 需要「url」和「contentType」")
             media = {MEDIA_FIELDS[k]: self.field(v, f"{path}.media.{k}") for k, v in mspec.items()}
         loop, cond = self.loop(spec, path)
         return CompiledCard(
@@ -218,13 +238,13 @@ def compile_card_spec(env: CardSandbox, root: Any, file: str) -> CardSpec:
     c = _Compiler(env, file)
     spec = c.mapping(root, "$", ("card", "carousel", "chips"))
     if ("card" in spec) == ("carousel" in spec):
-        raise c.fail(spec, "$", "define exactly one of 'card' (single card) or 'carousel'")
+        raise c.fail(spec, "$", "「card」（单张卡片）和「carousel」（轮播）要有且只有一个")
     chips = c.suggestions(spec.get("chips"), "chips")
     if "card" in spec:
         card_node = spec["card"]
         card = c.card(card_node, "card", allow_layout=True)
         if card.loop is not None:
-            raise c.fail(card_node, "card.for", "a single card cannot loop; use a carousel")
+            raise c.fail(card_node, "card.for", "单张卡片不能用 for 循环；要多张请用 carousel")
         orientation = alignment = None
         if isinstance(card_node, dict) and "layout" in card_node:
             layout = c.mapping(card_node["layout"], "card.layout", LAYOUT_KEYS)
@@ -236,7 +256,7 @@ def compile_card_spec(env: CardSandbox, root: Any, file: str) -> CardSpec:
     car = c.mapping(spec["carousel"], "carousel", ("width", "cards"))
     cards_node = car.get("cards")
     if not isinstance(cards_node, list) or not cards_node:
-        raise c.fail(car, "carousel.cards", "a carousel needs a non-empty 'cards' list")
+        raise c.fail(car, "carousel.cards", "carousel 需要一个不为空的「cards」列表")
     cards = [c.card(n, f"carousel.cards[{i}]", allow_layout=False) for i, n in enumerate(cards_node)]
     width = c.field(car["width"], "carousel.width") if "width" in car else None
     return CardSpec("carousel", cards, chips, None, None, width, file)
@@ -255,9 +275,9 @@ def _scopes(node: CompiledCard | CompiledSuggestion, ctx: Context) -> Iterator[C
     if isinstance(items, dict):
         items = list(items.items())
     if not isinstance(items, list | tuple):
-        raise node.loop.iterable.error(f"'for' needs a list, got {type(items).__name__}")
+        raise node.loop.iterable.error(f"「for」要对一个列表循环，却是{_kind(items)}")
     if len(items) > MAX_LOOP_ITEMS:
-        raise node.loop.iterable.error(f"'for' over {len(items)} items (max {MAX_LOOP_ITEMS})")
+        raise node.loop.iterable.error(f"「for」循环了 {len(items)} 项（最多 {MAX_LOOP_ITEMS} 项）")
     n = len(items)
     var = node.loop.var
     if type(ctx) is dict:  # the fast path (fastbind.py): the scope is a plain dict
@@ -292,11 +312,11 @@ def _number(f: Field | None, ctx: Context | None, kind: type[int] | type[float])
     if v is None or v == "":
         return None
     if isinstance(v, bool):
-        raise f.error(f"expected a number, got {v!r}")
+        raise f.error(f"这里应该是数字，却是 {v!r}")
     try:
         return kind(v)
     except (TypeError, ValueError):
-        raise f.error(f"expected a number, got {v!r}") from None
+        raise f.error(f"这里应该是数字，却是 {v!r}") from None
 
 
 def _bind_suggestions(nodes: list[CompiledSuggestion], ctx: Context) -> tuple[Suggestion, ...]:
@@ -317,7 +337,7 @@ def _bind_suggestion(node: CompiledSuggestion, ctx: Context | None) -> Suggestio
     f = node.fields
     text = f["text"].text(ctx)
     if text is None:
-        raise f["text"].error("suggestion text is empty")
+        raise f["text"].error("按钮文字是空的")
     postback = _text(f.get("postback"), ctx) or text
     kw: dict[str, Any] = {}
     kind = node.kind
@@ -326,12 +346,12 @@ def _bind_suggestion(node: CompiledSuggestion, ctx: Context | None) -> Suggestio
     if kind == "openUrl":
         url = f["url"].text(ctx)
         if url is None:
-            raise f["url"].error("openUrl.url is empty")
+            raise f["url"].error("openUrl.url 是空的")
         return Suggestion(kind, text, postback, url)
     if kind == "dial":
         phone = f["phone"].text(ctx)
         if phone is None:
-            raise f["phone"].error("dial.phone is empty")
+            raise f["phone"].error("dial.phone 是空的")
         return Suggestion(kind, text, postback, None, phone)
     if kind == "showLocation":
         kw["latitude"] = _number(f["latitude"], ctx, float)
@@ -349,7 +369,7 @@ def _bind_suggestion(node: CompiledSuggestion, ctx: Context | None) -> Suggestio
     for key in SUGGESTION_FIELDS[node.kind][1]:
         attr = _ATTR.get(key, key)
         if key != "text" and kw.get(attr) is None:
-            raise f[key].error(f"{node.kind}.{key} is empty")
+            raise f[key].error(f"{node.kind}.{key} 是空的")
     return Suggestion(kind=node.kind, text=text, postback=postback, **kw)  # type: ignore[arg-type]
 
 
@@ -364,7 +384,7 @@ def _bind_card(node: CompiledCard, ctx: Context) -> Card:
                 values[key] = value
         if values.get("url"):
             if not values.get("content_type"):
-                raise m["content_type"].error("media contentType is empty")
+                raise m["content_type"].error("media 的 contentType 是空的")
             media = Media(**values)
     title, description = node.title, node.description
     return Card(

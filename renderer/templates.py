@@ -108,7 +108,7 @@ class CardTemplate:
             if not (folder / f).is_file():
                 raise TemplateInvalid(
                     f"{self.files[f]}: missing (a template needs {', '.join(REQUIRED_FILES)})",
-                    [Problem("", "file missing", self.files[f])],
+                    [Problem("", f"缺少这个文件（模板需要 {'、'.join(REQUIRED_FILES)}）", self.files[f])],
                 )
         self.manifest = self._load_manifest()
         self.schema = _load_json(folder / "schema.json", self.files["schema.json"])
@@ -158,11 +158,7 @@ class CardTemplate:
         if src["name"] != self.name:
             raise TemplateInvalid(
                 f"{file}: name {src['name']!r} must match the folder name {self.name!r}",
-                [
-                    Problem(
-                        "$.name", f"must equal the folder name {self.name!r}", file, line_of(src["name"], 1)
-                    )
-                ],
+                [Problem("$.name", f"要和文件夹名「{self.name}」一样", file, line_of(src["name"], 1))],
             )
         return Manifest(
             name=str(src["name"]),
@@ -187,7 +183,7 @@ class CardTemplate:
         if self.schema.get("type") != "object":
             raise TemplateInvalid(
                 f'{file}: the data schema must have "type": "object"',
-                [Problem("$.type", 'must be "object"', file)],
+                [Problem("$.type", '数据定义的最外层要是 "object"', file)],
             )
 
     def _digest(self) -> str:
@@ -303,7 +299,7 @@ def _data_problem(err: Any, schema: dict[str, Any]) -> Problem:
 def _required_text(field: Field, ctx: Any) -> str:
     value = field.evaluate(ctx)
     if value in (None, ""):
-        raise field.error("value is empty")
+        raise field.error("值是空的")
     return str(value)
 
 
@@ -318,20 +314,29 @@ def _load_json(path: Path, display: str) -> Any:
     raw = path.read_bytes()
     if len(raw) > MAX_JSON_BYTES:
         raise TemplateInvalid(
-            f"{display}: larger than {MAX_JSON_BYTES} bytes", [Problem("", "file too large", display, 1)]
+            f"{display}: larger than {MAX_JSON_BYTES} bytes",
+            [Problem("", f"文件太大（最多 {MAX_JSON_BYTES} 字节）", display, 1)],
         )
     try:
         return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise TemplateInvalid(f"{display}: not UTF-8", [Problem("", "not UTF-8", display, 1)]) from None
+        raise TemplateInvalid(f"{display}: not UTF-8", [Problem("", "不是 UTF-8 文本", display, 1)]) from None
     except json.JSONDecodeError as exc:
         raise TemplateInvalid(
             f"{display}:{exc.lineno}: JSON syntax: {exc.msg}",
-            [Problem("", f"JSON syntax: {exc.msg} (column {exc.colno})", display, exc.lineno)],
+            [
+                Problem(
+                    "",
+                    f"JSON 格式不对（第 {exc.colno} 列）",
+                    display,
+                    exc.lineno,
+                    detail=f"JSON syntax: {exc.msg}",
+                )
+            ],
         ) from None
     except RecursionError:
         raise TemplateInvalid(
-            f"{display}: nested too deeply", [Problem("", "nested too deeply", display, 1)]
+            f"{display}: nested too deeply", [Problem("", "嵌套太深", display, 1)]
         ) from None
 
 

@@ -65,7 +65,7 @@ def _convert(node: yaml.Node, ctor: yaml.constructor.SafeConstructor, depth: int
     if depth > MAX_DEPTH:
         raise TemplateInvalid(
             f"{file}:{node.start_mark.line + 1}: nested deeper than {MAX_DEPTH} levels",
-            [Problem("", f"nested deeper than {MAX_DEPTH} levels", file, node.start_mark.line + 1)],
+            [Problem("", f"嵌套超过 {MAX_DEPTH} 层", file, node.start_mark.line + 1)],
         )
     line = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
@@ -104,14 +104,14 @@ def load_yaml(path: Path, display: str | None = None) -> Any:
     if len(raw) > MAX_YAML_BYTES:
         raise TemplateInvalid(
             f"{file}: larger than {MAX_YAML_BYTES} bytes",
-            [Problem("", f"file larger than {MAX_YAML_BYTES} bytes", file, 1)],
+            [Problem("", f"文件太大（最多 {MAX_YAML_BYTES} 字节）", file, 1)],
         )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise TemplateInvalid(
             f"{file}: not UTF-8 ({exc.reason} at byte {exc.start})",
-            [Problem("", "file is not UTF-8", file, 1)],
+            [Problem("", "不是 UTF-8 文本", file, 1)],
         ) from None
     try:
         node = yaml.compose(text, Loader=_NoAliasLoader)

@@ -106,13 +106,13 @@ def test_unknown_template_and_invalid_names(tmp_path: Path) -> None:
     [
         ('card:\n  title: "ok"\n  description: "{{ oops( }}"\n', 3, "模板意外结束"),
         ('card:\n  title: "{{ missing.value }}"\n', 2, "「missing」未定义"),
-        ("card:\n  title: x\n  colour: red\n", 3, "unknown key 'colour'"),
+        ("card:\n  title: x\n  colour: red\n", 3, "不认识的键「colour」"),
         ("card:\n  title: [unclosed\n", 3, "方括号 [ ] 列表没有闭合"),
-        ("card:\n  title: x\n  suggestions:\n    - reply: {postback: p}\n", 4, "missing required key 'text'"),
-        ("card:\n  title: x\n  suggestions:\n    - beam: {text: t}\n", 4, "exactly one of"),
+        ("card:\n  title: x\n  suggestions:\n    - reply: {postback: p}\n", 4, "缺少必填的键「text」"),
+        ("card:\n  title: x\n  suggestions:\n    - beam: {text: t}\n", 4, "一个按钮要有且只有一种"),
         ("a: &x [1]\nb: *x\n", 2, "YAML 别名"),
-        ("card:\n  title: x\ncarousel:\n  cards: [{title: y}]\n", 1, "exactly one of"),
-        ("carousel:\n  cards:\n    - for: nothing here\n      title: x\n", 3, "NAME in EXPRESSION"),
+        ("card:\n  title: x\ncarousel:\n  cards: [{title: y}]\n", 1, "要有且只有一个"),
+        ("carousel:\n  cards:\n    - for: nothing here\n      title: x\n", 3, "名字 in 表达式"),
     ],
 )
 def test_template_bugs_report_file_and_line(tmp_path: Path, card: str, line: int, needle: str) -> None:
@@ -219,7 +219,7 @@ def test_a_broken_edit_reports_then_recovers(tmp_path: Path) -> None:
 def test_loop_item_limit(tmp_path: Path) -> None:
     card = "carousel:\n  cards:\n    - for: x in xs\n      title: '{{ x }}'\n"
     write_template(tmp_path, "many", card)
-    with pytest.raises(TemplateInvalid, match="max 100"):
+    with pytest.raises(TemplateInvalid, match="最多 100 项"):
         TemplateStore(tmp_path).get("many").render({"xs": list(range(500))})
 
 
