@@ -111,7 +111,12 @@ async def failover(group: SentinelGroup, wait: int, callers: int) -> None:
     load.stop = True
     running.cancel()
     await asyncio.gather(running, return_exceptions=True)
-    used, _ = await counters.usage(PACKAGE.key)
+    for _ in range(100):  # a sentinel that has not heard of the promotion yet names the dead master
+        try:
+            used, _ = await counters.usage(PACKAGE.key)
+            break
+        except (RedisError, OSError):
+            await asyncio.sleep(0.1)
     await counters.close()
     print(
         f"  WAIT {wait}, master {old} killed: first charge again after {back:.2f} s; charges refused "
