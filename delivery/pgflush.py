@@ -82,8 +82,9 @@ RETRYABLE = (
 class GroupCommit:
     """The queue of hot-path writes and the one flush that runs at a time."""
 
-    def __init__(self, pool: Callable[[], asyncpg.Pool]) -> None:
+    def __init__(self, pool: Callable[[], asyncpg.Pool], dropped: Callable[[], None] | None = None) -> None:
         self._pool = pool
+        self._dropped = dropped  # told when the pool's connections are dropped (the listener's too)
         # The flushes' own connection, kept between them: every statement shape is prepared once
         # on it (a flush's statement depends on which kinds of write it carries), and a flush
         # pays no pool checkout. Given back when it fails, and at close.
@@ -113,6 +114,8 @@ class GroupCommit:
         self.epoch += 1
         with contextlib.suppress(Exception):  # no pool (yet, or any more): nothing to drop
             await self._pool().expire_connections()
+        if self._dropped is not None:
+            self._dropped()
 
     def add(self, write: Write, fut: asyncio.Future[Any] | None = None) -> None:
         self._open.add(write, fut)

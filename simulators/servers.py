@@ -194,6 +194,21 @@ class PostgresCluster:
         self.sql("SELECT pg_reload_conf()")
         self.wait_streaming(sync=True)
 
+    def fence(self) -> None:
+        """Take no more writes, existing sessions included (`default_transaction_read_only`),
+        and keep streaming: how a switchover retires a primary that is still alive."""
+        self.sql("ALTER SYSTEM SET default_transaction_read_only = on")
+        self.sql("SELECT pg_reload_conf()")
+
+    def wait_replayed(self, primary: PostgresCluster, timeout: float = 15.0) -> None:
+        """Until this standby has replayed all the WAL `primary` has written so far."""
+        lsn = primary.sql("SELECT pg_current_wal_lsn()")
+        deadline = time.monotonic() + timeout
+        while self.sql(f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn") != "t":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"standby on port {self.port} has not replayed up to {lsn}")
+            time.sleep(0.05)
+
     def kill(self) -> None:
         """SIGKILL the postmaster, as a crashed host: no shutdown, no last WAL sent. Its backends
         and WAL sender end by themselves once they find it gone."""

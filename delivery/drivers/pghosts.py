@@ -26,7 +26,7 @@ import asyncpg
 HOST_TIMEOUT = 2.0  # s a host may take to accept a connection before the next one is tried
 SHUNNED = 10.0  # s a host that did not answer is tried after the others
 WRITABLE = "read-write"  # target_session_attrs when the URL names none
-READ_ONLY = "read-only (a standby)"  # what a host that answered but refuses writes is noted as
+READ_ONLY = "read-only (a standby, or a fenced primary)"  # a host that answered but takes no writes
 
 
 class NoWritableServer(asyncpg.TargetServerAttributeNotMatched):

@@ -105,7 +105,7 @@ class PgDriver:
         self._relisten: asyncio.Task[None] | None = None
         self._stopping = False
         self.hosts = HostChooser(url)  # the writable server among the URL's hosts
-        self.group = GroupCommit(lambda: self.pool)
+        self.group = GroupCommit(lambda: self.pool, self._drop_listener)
         self.writes = self  # the group commit's queue is this driver's (GroupWrites)
 
     # -- lifetime ------------------------------------------------------------------------------
@@ -168,6 +168,13 @@ class PgDriver:
             raise
         conn.add_termination_listener(self._listener_lost)
         self._listener = conn
+
+    def _drop_listener(self) -> None:
+        """The pool's connections were dropped (the server died or takes no writes): the
+        listener's goes too, and connects again to the writable server, where the other
+        workers' notifications are sent now (a fenced primary would still take its LISTEN)."""
+        if self._listener is not None:
+            self._listener.terminate()  # its termination listener connects again
 
     def _listener_lost(self, conn: Any) -> None:
         """The listener's server went away (a restart, a failover): connect again, in the back."""

@@ -28,6 +28,8 @@ import asyncpg
 import pytest
 import yaml
 
+from delivery.drivers.pghosts import HOST_TIMEOUT, HostChooser, hosts_of, session_attrs
+from infra.outage import backend_of
 from simulators.servers import PostgresCluster, RedisServer, pg_bin
 from simulators.smsc import GatewaySim, Rule
 from tests.support.processes import free_port, serve
@@ -43,9 +45,13 @@ SENDERS = 4  # call events in flight at once
 
 
 class Pair:
-    """A primary and its streaming standby, one database on both, and the URL naming both."""
+    """A primary and its streaming standby, one database on both, and the URL naming both.
+    `mode`: sync (a synchronous standby) or async, the primary then killed; fenced (async, the
+    primary made read-only and left running, the standby promoted once it has all the WAL)."""
 
-    def __init__(self, bindir: Path, sync: bool) -> None:
+    def __init__(self, bindir: Path, mode: str) -> None:
+        self.mode = mode
+        sync = mode == "sync"
         self.sync = sync
         # synchronous_commit on: a commit waits for its WAL (and, with a synchronous standby,
         # for the standby's); fsync stays off, as in every test server (no host crashes here).
@@ -65,12 +71,12 @@ class Pair:
                 server.stop()
 
 
-@pytest.fixture(params=["sync", "async"])
+@pytest.fixture(params=["sync", "async", "fenced"])
 def pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
     bindir = pg_bin()
     if bindir is None:
         pytest.skip("PostgreSQL not found: run scripts/system-deps.sh (Debian package postgresql)")
-    servers = Pair(bindir, sync=request.param == "sync")
+    servers = Pair(bindir, request.param)
     try:
         yield servers
     finally:
@@ -164,10 +170,7 @@ def _cards(submits: list[dict[str, Any]]) -> int:
 async def test_a_failover_loses_no_acknowledged_event_when_synchronous_and_sends_nothing_twice(
     pair: Pair, redis_server: RedisServer, gateway: GatewaySim, tmp_path: Path
 ) -> None:
-    sync = (
-        pair.primary.settings.get("synchronous_commit") == "on"
-        and pair.primary.sql("SHOW synchronous_standby_names") == "*"
-    )
+    sync = pair.sync
     gateway.set_rules([Rule("deliver", delay=0.2)])
     gateway.retry_refused = 1.0  # a receipt refused during the outage comes again (an SMSC retries)
     settings = _settings(tmp_path, pair.url, redis_server, gateway)
@@ -189,10 +192,15 @@ async def test_a_failover_loses_no_acknowledged_event_when_synchronous_and_sends
         tasks = [asyncio.create_task(load.run()), asyncio.create_task(_readyz(base, stop_ready, ready))]
         await asyncio.sleep(BEFORE)
         assert load.acked, f"no call event acknowledged before the kill: {load.statuses}"
-        killed = time.time()
-        pair.primary.kill()
-        await asyncio.sleep(PROMOTE_AFTER)
+        killed = time.time()  # (or fenced)
         assert pair.standby is not None
+        if pair.mode == "fenced":
+            await asyncio.to_thread(pair.primary.fence)
+            await asyncio.sleep(PROMOTE_AFTER)
+            await asyncio.to_thread(pair.standby.wait_replayed, pair.primary)
+        else:
+            pair.primary.kill()
+            await asyncio.sleep(PROMOTE_AFTER)
         await asyncio.to_thread(pair.standby.promote)
         promoted = time.time()
 
@@ -260,14 +268,16 @@ async def test_a_failover_loses_no_acknowledged_event_when_synchronous_and_sends
     text = log.read_text()
     outage_lines = re.findall(r"PostgreSQL is unavailable", text)
     waits = {d["code"] for _, status, d in ready if status == 503 and isinstance(d, dict)}
+    how = {"sync": "synchronous replication", "async": "asynchronous replication",
+           "fenced": "primary fenced (read-only), asynchronous replication"}[pair.mode]  # fmt: skip
     print(
-        f"\n{'synchronous' if sync else 'asynchronous'} replication: {len(load.acked)} call events"
+        f"\n{how}: {len(load.acked)} call events"
         f" acknowledged, {len(lost)} of them lost; first card of a new call event"
         f" {out_again - killed:.1f} s after the kill ({out_again - promoted:.1f} s after the promotion);"
         f" answers {dict(sorted(load.statuses.items()))}; /readyz waited for {sorted(waits)}"
     )
     assert not doubles, f"cards sent twice: {doubles}"
-    if sync:
+    if sync or pair.mode == "fenced":  # a fenced primary streams all it wrote before the promotion
         assert not lost, f"acknowledged but lost with synchronous replication: {lost}"
     assert not undelivered, f"acknowledged but not delivered: {undelivered}"
     assert out_again - killed <= FIRST_CARD_WITHIN
@@ -279,3 +289,51 @@ async def test_a_failover_loses_no_acknowledged_event_when_synchronous_and_sends
     said = next(d for _, s, d in ready if s == 503 and isinstance(d, dict))
     assert re.search(r"[\u4e00-\u9fff]", said["message"]) and said["state"] == "waiting", said
     assert ready[-1][1] == 200, ready[-5:]
+
+
+# -- the host choice (drivers/pghosts.py) ---------------------------------------------------------
+def test_a_multi_host_url_names_its_hosts_and_asks_for_a_writable_one() -> None:
+    url = "postgresql://u:p%40ss@db1:5433,[::1]:5434,db3/mingpian?sslmode=prefer"
+    assert hosts_of(url) == [("db1", 5433), ("::1", 5434), ("db3", None)]
+    assert session_attrs(url) == "read-write"
+    assert session_attrs(url + "&target_session_attrs=primary") == "primary"
+    assert not HostChooser("postgresql://u@db1/mingpian").several
+
+
+async def test_a_host_that_never_answers_costs_its_own_bound_once_then_goes_last(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    """A dead host that drops packets (here: accepts and never says a word) is given up after
+    HOST_TIMEOUT and the next host is tried within the same connect; the next connect tries the
+    host that was writable first."""
+    silent: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        silent.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    url = f"postgresql://{postgres_cluster.user}@127.0.0.1:{port},127.0.0.1:{postgres_cluster.port}/postgres"
+    chooser = HostChooser(url)
+    try:
+        started = time.monotonic()
+        conn = await chooser.connect(timeout=10)
+        took = time.monotonic() - started
+        assert await conn.fetchval("SELECT NOT pg_is_in_recovery()")
+        await conn.close()
+        assert HOST_TIMEOUT <= took < HOST_TIMEOUT + 2, took
+        assert chooser.order()[0] == ("127.0.0.1", postgres_cluster.port)
+        started = time.monotonic()
+        conn = await chooser.connect(timeout=10)
+        await conn.close()
+        assert time.monotonic() - started < 1.0
+        # nothing answers: the last host's error, an outage (not a bug) for the server
+        server.close()
+        dead = HostChooser(f"postgresql://u@127.0.0.1:{port},127.0.0.1:{free_port()}/postgres")
+        with pytest.raises(OSError) as refused:
+            await dead.connect()
+        assert backend_of(refused.value) == "database"
+    finally:
+        server.close()
+        for writer in silent:
+            writer.close()
