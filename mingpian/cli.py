@@ -84,12 +84,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if busy:
                 print(f"mingpian serve: {busy}", file=sys.stderr)
                 return 2
-            print(f"Mingpian on {where} with {settings.workers} workers (Ctrl+C to stop)", flush=True)
+            print(f"名片服务已在 {where} 启动，{settings.workers} 个工作进程（按 Ctrl+C 停止）", flush=True)
             WorkerPool(settings).run()
             return 0
         app = create_app(settings)
         app.on_startup.append(freeze_gc)
-        listening = f"Mingpian listening on {where}  (templates: {settings.template_dir}, Ctrl+C to stop)"
+        listening = f"名片服务已在 {where} 启动（模板：{settings.template_dir}，按 Ctrl+C 停止）"
         web.run_app(
             app,
             host=settings.host,
@@ -102,7 +102,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         if exc.errno not in BIND_ERRORS:
             raise
-        print(f"mingpian serve: cannot listen on {where[7:]}: {_reason(exc)}", file=sys.stderr)
+        print(f"mingpian serve: 无法监听 {where[7:]}：{_reason(exc)}", file=sys.stderr)
         return 2
     except MigrationError as exc:  # one line, no traceback
         hint = ""
@@ -125,7 +125,7 @@ BIND_ERRORS = frozenset({errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL})
 
 def _reason(exc: OSError) -> str:
     if exc.errno == errno.EADDRINUSE:
-        return "the port is already in use (another server is running there?)"
+        return "端口已被占用（是不是已经有一个服务在运行？）"
     return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
@@ -136,14 +136,14 @@ def bind_problem(host: str, port: int) -> str | None:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except OSError as exc:
-        return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        return f"无法监听 {host}:{port}：{exc.strerror or exc}"
     family, kind, proto, _, addr = infos[0]
     with socket.socket(family, kind, proto) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(addr)
         except OSError as exc:
-            return f"cannot listen on {host}:{port}: {_reason(exc)}"
+            return f"无法监听 {host}:{port}：{_reason(exc)}"
     return None
 
 
