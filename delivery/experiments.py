@@ -106,7 +106,12 @@ class Invalid(ValueError):
 
 
 class Conflict(Invalid):
-    """The experiment's state forbids it (one runs already, or it has ended): a 409."""
+    """The experiment's state forbids it (one runs already, or it has ended): a 409. `doc`: the
+    experiment as the database had it, when read."""
+
+    def __init__(self, path: str, message: str, doc: dict[str, Any] | None = None) -> None:
+        super().__init__(path, message)
+        self.doc = doc
 
 
 # --- assignment ---------------------------------------------------------------------------------
@@ -440,7 +445,7 @@ async def _running(store: Any, enterprise: str, id: str) -> dict[str, Any]:
     transaction, so that of two changes at once the second reads what the first wrote."""
     doc = await store.get_for_update(KIND, enterprise, id)
     if doc is None or doc["state"] != "running":
-        raise Conflict("x", "「实验」已结束")
+        raise Conflict("x", "「实验」已结束", doc)
     return dict(doc)
 
 
@@ -534,22 +539,26 @@ class Period:
 def spans(doc: dict[str, Any], now: float) -> list[tuple[float, float, dict[str, float]]]:
     """The experiment's allocation periods (since, until, weights): from its start to the first
     weight change, between changes, from the last change on. A change's minute goes to the
-    period it starts (the rollups' finest grain; two changes in one minute: the later weights);
-    the first period from the start's whole hour, the last one up to an hour past the end (or
-    now), which keeps the facts of deliveries still running when it ended. The counts are of
+    period it starts (the rollups' finest grain; a change in the minute its period began, the
+    experiment's first one included, gives that period the new weights). The first period is
+    read from the start's whole hour, the last one up to an hour past the end (or now), which
+    keeps the facts of deliveries still running when it ended. The counts are of
     this experiment alone, so the margins count nothing else."""
     ended = doc.get("ended_at")
     history = doc.get("history") or [{"weights": {v["name"]: v["weight"] for v in doc["variants"]}}]
-    bounds = [(math.floor(float(doc["started_at"]) / 3600) * 3600, dict(history[0]["weights"]))]
+    started = float(doc["started_at"])
+    bounds = [(math.floor(started / 3600) * 3600, dict(history[0]["weights"]))]
+    minute = math.floor(started / 60) * 60  # the minute the current period began in
     for h in history[1:]:
         at = h.get("at")
         if at is None or (ended is not None and float(at) >= float(ended)):  # the promotion's own
             continue
         b = math.floor(float(at) / 60) * 60
-        if b <= bounds[-1][0]:
+        if b <= minute:  # in the minute its period began: that period takes the new weights
             bounds[-1] = (bounds[-1][0], dict(h["weights"]))
         else:
             bounds.append((b, dict(h["weights"])))
+            minute = b
     last = (math.floor(float(ended or now) / 3600) + 2) * 3600
     return [(b, bounds[i + 1][0] if i + 1 < len(bounds) else last, w) for i, (b, w) in enumerate(bounds)]
 
@@ -612,7 +621,7 @@ def analyse(doc: dict[str, Any], periods: list[Period]) -> dict[str, Any]:
     changes = [
         h for h in doc.get("history", [])[1:] if not doc.get("ended_at") or h.get("at") != doc["ended_at"]
     ]
-    note = ""
+    note = "权重在实验开始的那一分钟内调整过：整个实验按调整后的权重算作一个时段。" if changes else ""
     if len(periods) > 1:
         note = (
             f"实验中途调整过 {len(periods) - 1} 次权重，分成 {len(periods)} 个时段。"
@@ -662,8 +671,8 @@ async def analysis(
         try:
             detail = {"verdict": result["verdict"]}
             doc = await end(store, enterprise, doc, who, winner, "promote experiment winner", detail)
-        except Conflict:  # ended meanwhile (another process promoted it, or a person stopped it)
-            doc = await get(store, enterprise, doc["id"]) or doc
+        except Conflict as ended:  # ended meanwhile (another process promoted it, or a person stopped it)
+            doc = dict(ended.doc or doc)
         await store.durable()
     return doc, result
 

@@ -255,6 +255,13 @@ async def test_the_documented_routes_describe_every_field_and_answer_as_declared
     resp = await client.post(XS, json=body(), headers=SF)
     x = await resp.json()
     check("post", base, resp.status, x)
+    # started two minutes ago: a change now opens a period of its own (one in the start's own
+    # minute would give the first period the new weights)
+    store = client.app[delivery_key].store
+    kept = dict(await store.get("experiment", "sf", x["id"]))
+    kept["started_at"] -= 120
+    kept["history"] = [{**kept["history"][0], "at": kept["started_at"]}]
+    await store.put("experiment", "sf", x["id"], kept)
     resp = await client.put(f"{XS}/{x['id']}/weights", json={"weights": {"B": 3}}, headers=SF)
     check("put", item + "/weights", resp.status, await resp.json())
     resp = await client.get(f"{XS}/{x['id']}", headers=SF)
@@ -268,3 +275,27 @@ async def test_the_documented_routes_describe_every_field_and_answer_as_declared
     resp = await client.post(f"{XS}/{x['id']}/stop", headers=SF)
     assert resp.status == 409
     check("post", item + "/stop", resp.status, await resp.json())
+
+
+async def test_automatic_promotions_at_once_promote_once(make_app: AppFactory) -> None:
+    """Every process's periodic check and every reader may find the same winner at once: one
+    promotes it, with one audit entry; the others read it promoted."""
+    from delivery import experiments as ex
+
+    client = await make_app()
+    await two_versions(client)
+    x = await (await client.post(XS, json=body(auto_promote=True), headers=SF)).json()
+    stores = [client.app[delivery_key].store]
+    if stores[0].shared:  # a second server process of the fleet
+        stores.append((await make_app()).app[delivery_key].store)
+
+    async def clear(*_: Any) -> ex.Counts:
+        return {"A": {"sent": 500, "tapped": 50}, "B": {"sent": 500, "tapped": 150}}
+
+    docs = await asyncio.gather(
+        *(ex.analysis(stores[i % len(stores)], "sf", dict(x), clear) for i in range(4))
+    )
+    assert {d["state"] for d, _ in docs} == {"promoted"}
+    assert all(a["verdict"]["winner"] == "B" for _, a in docs)
+    assert len(await audit_actions(client, "promote experiment winner")) == 1
+    assert (await stores[0].get("card", "sf", "hangup"))["version"] == 2

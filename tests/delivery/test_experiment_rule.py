@@ -123,6 +123,13 @@ def test_analysis_counts_the_goal_and_notes_weight_changes() -> None:
     assert [p["variants"]["B"]["sent"] for p in out["periods"]] == [200, 400]
     assert out["periods"][1]["weights"] == {"A": 1, "B": 2}
     assert "分层" in out["note"] and len(out["weight_changes"]) == 1
+    # a change in the start's own minute: one period, with the new weights, and a note that says so
+    first, change = {**doc["history"][0], "at": 7210.0}, {**doc["history"][1], "at": 7240.0}
+    soon = {**doc, "started_at": 7210.0, "history": [first, change]}
+    [(since, until, weights)] = ex.spans(soon, 10000.0)
+    assert (since, weights) == (7200.0, {"A": 1, "B": 2})
+    one = ex.analyse(soon, [ex.Period(since, until, weights, second)])
+    assert one["method"] == "single" and one["note"] and len(one["weight_changes"]) == 1
 
 
 def test_pieces_read_each_grain_once() -> None:
