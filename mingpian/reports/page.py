@@ -28,6 +28,7 @@ FILES = {
     "charts.js": "text/javascript",
     "report_view.js": "text/javascript",
     "funnel_view.js": "text/javascript",
+    "card_funnel_view.js": "text/javascript",
 }
 PREFIX = "/delivery/static/"
 

@@ -124,12 +124,15 @@ def numbered_sm(text: bytes, to: str = "+8613912345678", sender: str = "95555") 
     )
 
 
-def seeded_server(base: Path, rules: list[Rule] | None = None) -> tuple[ServerThread, list[GatewaySim]]:
-    """A real server in a thread on the sample seed (`base` holds its files), with a gateway
-    simulator started in its own event loop (with `rules`): for the browser tests. Its app is
-    the thread's `app` (run coroutines on it with `asyncio.run_coroutine_threadsafe(…, _loop)`)."""
+def seeded_server(
+    base: Path, rules: list[Rule] | None = None, doc: dict[str, Any] | None = None
+) -> tuple[ServerThread, list[GatewaySim]]:
+    """A real server in a thread on the sample seed (or `doc`; `base` holds its files), with a
+    gateway simulator started in its own event loop (with `rules`): for the browser tests. Its
+    app is the thread's `app` (run coroutines on it with `asyncio.run_coroutine_threadsafe(…,
+    _loop)`)."""
     seed = base / "seed.yaml"
-    seed.write_text(yaml.safe_dump(seed_doc(), allow_unicode=True), "utf-8")
+    seed.write_text(yaml.safe_dump(doc or seed_doc(), allow_unicode=True), "utf-8")
     smpp_port = free_port()
     settings = Settings(
         data_dir=base / "var",

@@ -4,8 +4,9 @@
 import {copyText} from '/static/dom.js';
 import {reportView} from '/delivery/static/report_view.js';
 import {funnelView} from '/delivery/static/funnel_view.js';
+import {BY_NAMES, cardFunnelView} from '/delivery/static/card_funnel_view.js';
 import * as api from './capi.js';
-import {CHANNEL_NAME, button, clear, confirmButton, field, h, input, notice, section, table, when} from './ui.js';
+import {CHANNEL_NAME, button, clear, confirmButton, field, h, input, notice, section, select, table, when} from './ui.js';
 
 const ACTIONS = {
   'create enterprise': '创建企业', 'update enterprise': '修改企业', 'issue key': '签发密钥',
@@ -125,14 +126,64 @@ function reportStyles() {
   document.head.append(h('link', {rel: 'stylesheet', href: '/delivery/static/reports.css', 'data-reports': true}));
 }
 
+/** Today in China time (as every report's day), and `days` before it, as YYYY-MM-DD. */
+function chinaDay(daysBefore = 0) {
+  return new Date(Date.now() + 8 * 3600 * 1000 - daysBefore * 86400 * 1000).toISOString().slice(0, 10);
+}
+
+// The card funnel (名片漏斗): a card (or every card), a range, the grouping and the buckets; the
+// report as charts.js draws it (card_funnel_view.js), and the same report as CSV.
+async function cardFunnel(eid) {
+  const cards = await api.get(api.ent(eid, '/cards'));
+  const ids = cards.ok ? cards.body.cards.map((c) => c.id) : [];
+  const card = select('card', [['', '全部名片'], ...ids.map((id) => [id, `名片 ${id}`])], ids[0] || '');
+  const from = input('from', {type: 'date', value: chinaDay(29), required: true});
+  const to = input('to', {type: 'date', value: chinaDay(0), required: true});
+  const by = select('by', Object.entries(BY_NAMES), 'variant');
+  const bucket = select('bucket', [['day', '按天'], ['hour', '按小时']], 'day');
+  const csv = h('a', {class: 'button', download: ''}, '下载 CSV');
+  const note = notice();
+  const out = h('div', {class: 'card-funnel-out', 'aria-live': 'polite'});
+  const controls = {card, from, to, by, bucket};
+  const query = () => new URLSearchParams({card: card.value, by: by.value, bucket: bucket.value,
+    from: from.value, to: to.value}).toString();
+  async function load() {
+    for (const c of Object.values(controls)) c.removeAttribute('aria-invalid');
+    csv.href = api.ent(eid, `/reports/funnel?${query()}&format=csv`);
+    csv.download = `funnel-${eid}-${card.value || 'all'}-${from.value}-${to.value}.csv`;
+    const res = await api.get(api.ent(eid, `/reports/funnel?${query()}`));
+    if (!res.ok) {
+      const path = ((res.body && res.body.problems) || [{}])[0].path;
+      if (controls[path]) controls[path].setAttribute('aria-invalid', 'true');
+      const why = res.body && res.body.error === 'invalid_query' && path === 'bucket'
+        ? '按小时查看时日期范围不能超过 31 天' : api.errorText(res);
+      note.show(why, 'error');
+      clear(out);
+      return;
+    }
+    note.show('');
+    clear(out).append(cardFunnelView(res.body, {empty: '这段时间还没有这张名片的发送记录。来电触发名片发送后，这里会显示每一步的人数、'
+      + '转化率和用时；可以换一张名片或放宽日期范围。要比较名片的几个版本，先在「名片」页为它开始实验，再按“实验版本”分组查看。'}));
+  }
+  const form = h('form', {class: 'card-funnel-form', on: {submit: (ev) => { ev.preventDefault(); load(); }}},
+    h('label', {}, '名片', card), h('label', {}, '从', from), h('label', {}, '到', to),
+    h('label', {}, '分组', by), h('label', {}, '时间粒度', bucket),
+    h('div', {class: 'actions'}, h('button', {type: 'submit', class: 'primary'}, '查看'), csv));
+  const el = h('section', {class: 'card-funnel-section'}, h('h2', {text: '名片漏斗'}),
+    h('p', {class: 'funnel-range', text: '每张名片从发送到点击的每一步：可按实验版本、名片版本、渠道或名片分组比较，转化率附 95% 置信区间。'}),
+    form, note, out);
+  await load();
+  return el;
+}
+
 async function reports(main, {eid}) {
   reportStyles();
-  const [report, usage, funnel] = await Promise.all([api.get(api.ent(eid, '/report')),
-    api.get(api.ent(eid, '/usage?by=day,channel')), api.get(api.ent(eid, '/reports/funnel'))]);
+  const [report, usage, funnel, cards] = await Promise.all([api.get(api.ent(eid, '/report')),
+    api.get(api.ent(eid, '/usage?by=day,channel')), api.get(api.ent(eid, '/reports/funnel')), cardFunnel(eid)]);
   main.append(h('h1', {}, '报表'));
   const failed = [report, usage, funnel].find((r) => !r.ok);
   if (failed) { main.append(h('p', {class: 'notice error'}, api.errorText(failed))); return; }
-  main.append(h('div', {class: 'reports'}, funnelView(funnel.body), reportView(report.body, usage.body)),
+  main.append(h('div', {class: 'reports'}, funnelView(funnel.body), cards, reportView(report.body, usage.body)),
     h('p', {}, h('a', {href: api.ent(eid, '/reports/funnel?format=csv'), download: `funnel-${eid}.csv`}, '导出投递漏斗 CSV')),
     h('p', {}, h('a', {href: api.ent(eid, '/usage?by=day,line,channel,package&format=csv'), download: `usage-${eid}.csv`}, '导出用量明细 CSV')));
 }

@@ -216,13 +216,125 @@ function verdictText(a) {
   return `暂无明显差异（统计量 ${v.statistic.toFixed(1)}，需达到 ${v.threshold.toFixed(1)}）`;
 }
 
+/** The button texts of a card version as rendered for 5G messages (what a `button:` goal names). */
+async function buttonsOf(ctx, card, version) {
+  const res = await api.get(api.ent(ctx.eid, `/cards/${api.enc(card.id)}/preview?version=${version}`));
+  const found = new Set();
+  const walk = (v) => {
+    if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object') {
+      for (const [k, w] of Object.entries(v)) {
+        if (k === 'displayText' && typeof w === 'string') found.add(w);
+        else walk(w);
+      }
+    }
+  };
+  if (res.ok) walk(res.body);
+  return [...found];
+}
+
+const LETTERS = 'ABCDE';
+
+/** The form that starts an experiment: 2–5 approved versions with names and weights, the goal,
+ * the minimum sample per version, whether a winner is promoted by itself. A 422 is shown at the
+ * field its path names (the API's own Chinese sentence); a 409 under the form. */
+async function startForm(ctx, card, started) {
+  const base = api.ent(ctx.eid, `/cards/${api.enc(card.id)}/experiments`);
+  const res = await api.get(api.ent(ctx.eid, `/cards/${api.enc(card.id)}/versions`));
+  const usable = res.ok ? res.body.versions.filter((v) => v.state === 'approved' || v.state === 'superseded') : [];
+  if (usable.length < 2) {
+    return h('p', {class: 'muted'}, '开始实验需要至少两个通过审核的版本：修改名片并通过审核后，旧版本和新版本就可以一起参加实验。');
+  }
+  const errBox = () => h('p', {class: 'err', hidden: true, role: 'alert'});
+  const showErr = (box, text) => { box.textContent = text || ''; box.hidden = !text; };
+  const rows = [...usable].sort((a, b) => a.version - b.version).map((v, i, all) => {
+    const on = h('input', {type: 'checkbox', name: `use-${v.version}`, checked: i >= all.length - 2});  // the newest two
+    const name = input(`name-${v.version}`, {value: LETTERS[i] || `V${v.version}`, maxlength: '20', class: 'short',
+      'aria-label': `第 ${v.version} 版的名称`});
+    const weight = input(`weight-${v.version}`, {type: 'number', value: '1', min: '0', step: 'any', class: 'short',
+      'aria-label': `第 ${v.version} 版的权重`});
+    const err = errBox();
+    const el = h('div', {class: 'exp-variant', dataset: {version: String(v.version)}},
+      h('label', {class: 'exp-use'}, on, ` 第 ${v.version} 版${v.state === 'approved' ? '（正在发送）' : ''}`),
+      h('label', {}, '名称', name), h('label', {}, '权重', weight), err);
+    return {v, on, name, weight, err, el};
+  });
+  const goal = select('goal', [['tap_rate', '点击率（点击的人 ÷ 收到的人）'], ['open_rate', '链接打开率']], 'tap_rate');
+  const minSample = input('min_sample', {type: 'number', value: '100', min: '30', step: '1'});
+  const auto = h('input', {type: 'checkbox', name: 'auto_promote'});
+  const errs = {variants: errBox(), goal: errBox(), min_sample: errBox(), auto_promote: errBox()};
+  const note = notice();
+  buttonsOf(ctx, card, usable[usable.length - 1].version).then((texts) => {
+    for (const t of texts) goal.append(h('option', {value: `button:${t}`}, `按钮「${t}」的点击率`));
+  });
+  const variantsSet = h('fieldset', {class: 'group exp-variants'}, h('legend', {}, '参加实验的版本（2–5 个）'),
+    ...rows.map((r) => r.el), errs.variants);
+  function clearErrors() {
+    for (const box of [...Object.values(errs), ...rows.map((r) => r.err)]) showErr(box, '');
+    for (const c of [goal, minSample, auto, ...rows.flatMap((r) => [r.on, r.name, r.weight])]) c.removeAttribute('aria-invalid');
+  }
+  function showProblems(problems, chosen) {
+    let first = null;
+    for (const p of problems) {
+      const m = /^\$\.variants\[(\d+)\](?:\.(\w+))?/.exec(p.path || '');
+      const row = m ? chosen[Number(m[1])] : null;
+      if (row) {
+        const control = {name: row.name, weight: row.weight}[m[2]] || row.on;
+        control.setAttribute('aria-invalid', 'true');
+        showErr(row.err, p.message);
+        first = first || control;
+        continue;
+      }
+      const key = (p.path || '').replace(/^\$\.?/, '').split(/[.[]/)[0];
+      if (errs[key]) {
+        showErr(errs[key], p.message);
+        const control = {goal, min_sample: minSample, auto_promote: auto}[key];
+        if (control) control.setAttribute('aria-invalid', 'true');
+        first = first || control || rows[0].on;
+      } else {
+        note.show(p.message || '填写的内容有误', 'error');
+      }
+    }
+    if (first) first.focus();
+  }
+  const form = h('form', {class: 'exp-start', novalidate: true, on: {submit: async (ev) => {
+    ev.preventDefault();
+    clearErrors();
+    note.show('');
+    const chosen = rows.filter((r) => r.on.checked);
+    const body = {
+      variants: chosen.map((r) => ({name: r.name.value.trim(), version: r.v.version,
+        weight: r.weight.value.trim() === '' ? 1 : Number(r.weight.value)})),
+      goal: goal.value,
+      min_sample: minSample.value.trim() === '' ? 100 : Number(minSample.value),
+      auto_promote: auto.checked,
+    };
+    const r = await api.post(base, body);
+    if (r.ok) { note.show(`实验 ${r.body.id} 已开始`); started(); return; }
+    const problems = (r.body && r.body.problems) || [];
+    if (r.status === 422 && problems.length) showProblems(problems, chosen);
+    else note.show(r.status === 409 ? '这张名片已有进行中的实验，先停止它或提升一个版本' : api.errorText(r), 'error');
+  }}},
+  variantsSet,
+  h('div', {class: 'grid-form'},
+    h('div', {class: 'field'}, h('label', {for: goal.id = `goal-${card.id}`}, '目标'), goal, errs.goal),
+    h('div', {class: 'field'}, h('label', {for: minSample.id = `min-${card.id}`}, '每个版本的最小样本'), minSample,
+      h('small', {class: 'hint'}, '每个版本发送至少这么多次之后才下结论（不少于 30）'), errs.min_sample),
+    h('div', {class: 'field'}, h('label', {class: 'exp-use'}, auto, ' 有胜出版本时自动提升为唯一版本'), errs.auto_promote)),
+  h('div', {class: 'actions'}, h('button', {type: 'submit', class: 'primary'}, '开始实验')),
+  note);
+  return section('开始新实验', form);
+}
+
 async function experiment(slot, ctx, card) {
   const base = api.ent(ctx.eid, `/cards/${api.enc(card.id)}/experiments`);
   const list = await api.get(base);
   const note = notice();
+  const again = () => experiment(slot, ctx, card);
   if (!list.ok || !list.body.experiments.length) {
     clear(slot).append(section(`名片 ${card.id} 的实验`,
-      h('p', {}, list.ok ? '这张名片还没有实验。' : api.errorText(list))));
+      h('p', {}, list.ok ? '这张名片还没有实验。' : api.errorText(list))), list.ok ? await startForm(ctx, card, again) : null);
+    slot.querySelector('h2').scrollIntoView({block: 'nearest'});
     return;
   }
   const res = await api.get(`${base}/${api.enc(list.body.experiments[0].id)}`);
@@ -234,8 +346,14 @@ async function experiment(slot, ctx, card) {
   const a = x.analysis;
   const goal = GOAL_NAME[x.goal] || `按钮「${x.goal.replace(/^button:/, '')}」的点击率`;
   const running = x.state === 'running';
+  const stop = running ? confirmButton('停止实验', '确认停止', async () => {
+    const r = await api.post(`${base}/${api.enc(x.id)}/stop`, {});
+    note.show(r.ok ? '实验已停止，来电照常发送名片正在发送的版本' : api.errorText(r), r.ok ? 'ok' : 'error');
+    if (r.ok) again();
+  }) : null;
   clear(slot).append(section(`名片 ${card.id} 的实验`,
-    h('p', {}, `${EXP_STATE[x.state] || x.state} · 目标：${goal} · 每个版本至少 ${x.min_sample} 次发送`),
+    h('p', {}, `${EXP_STATE[x.state] || x.state} · 目标：${goal} · 每个版本至少 ${x.min_sample} 次发送`
+      + (x.auto_promote ? ' · 胜出后自动提升' : '')),
     table([
       {title: '版本', get: (v) => `${v.name}（第 ${v.version} 版）${v.state === 'retired' ? ' 已停用' : ''}`},
       {title: '权重', get: (v) => String(v.weight)},
@@ -245,12 +363,15 @@ async function experiment(slot, ctx, card) {
       {title: '操作', get: (v) => (running ? confirmButton('提升为唯一版本', '确认提升', async () => {
         const r = await api.post(`${base}/${api.enc(x.id)}/promote`, {variant: v.name});
         note.show(r.ok ? `已将 ${v.name} 提升为唯一版本` : api.errorText(r), r.ok ? 'ok' : 'error');
-        if (r.ok) experiment(slot, ctx, card);
+        if (r.ok) again();
       }) : '')},
     ], a.variants, {caption: verdictText(a), empty: '没有版本'}),
     a.note ? h('p', {class: 'notice'}, a.note) : null,
     x.winner ? h('p', {class: 'notice ok'}, `${x.winner} 已成为唯一发送的版本`) : null,
-    note));
+    x.state === 'stopped' ? h('p', {class: 'notice'}, '实验已停止') : null,
+    h('div', {class: 'actions'}, stop, button('刷新', again),
+      h('a', {class: 'button', href: ctx.operator ? `#/e/${api.enc(ctx.eid)}/reports` : '#/reports'}, '在报表中查看漏斗')),
+    note), running ? null : await startForm(ctx, card, again));
   slot.querySelector('h2').scrollIntoView({block: 'nearest'});
 }
 

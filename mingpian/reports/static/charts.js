@@ -110,3 +110,47 @@ export function hBars(rows, title, {width = 560, format = (v) => String(v)} = {}
   if (!rows.length) svg.append(s('text', {x: W / 2, y: H / 2 + 4, 'text-anchor': 'middle'}, '没有数据'));
   return svg;
 }
+
+/**
+ * Rates with their intervals: rows [{label, rate, low, high, text?}] (shares 0–1, null when there
+ * is nothing to divide by). Each row a bar to its rate and a whisker from `low` to `high` with end
+ * caps; the axis runs from 0 to a round share above the highest interval, so small rates are
+ * readable side by side.
+ */
+export function intervalBars(rows, title, {width = 560} = {}) {
+  const W = Math.max(280, Math.round(width)), rowH = 30, top = 18;
+  const H = top + Math.max(1, rows.length) * rowH + 6;
+  const pct = (v) => `${Math.round(v * 1000) / 10}%`;
+  const textOf = (r) => r.text ?? (r.rate === null ? '—' : `${pct(r.rate)}（${pct(r.low)}–${pct(r.high)}）`);
+  const labelW = Math.min(W * 0.3, Math.max(48, ...rows.map((r) => r.label.length * FONT_PX * 0.95 + 12)));
+  const textW = Math.min(W * 0.42, Math.max(60, ...rows.map((r) => textOf(r).length * FONT_PX * 0.8 + 10)));
+  const highest = Math.max(0.01, ...rows.map((r) => (r.high ?? r.rate ?? 0)));
+  const step = niceStep(Math.min(1, highest));
+  const max = Math.min(1, Math.ceil(highest / step) * step) || 1;
+  const full = W - labelW - textW;
+  const x = (v) => labelW + (full * Math.min(v, max)) / max;
+  const svg = frame(W, H, title, rows.map((r) => `${r.label}：${textOf(r)}`).join('；') || '没有数据');
+  for (let v = 0; v <= max + 1e-9; v += step) {
+    svg.append(s('line', {x1: x(v), x2: x(v), y1: top - 4, y2: H - 4, class: 'grid'}));
+  }
+  svg.append(s('text', {x: labelW, y: 12, 'text-anchor': 'start'}, '0'),
+    s('text', {x: labelW + full, y: 12, 'text-anchor': 'end'}, pct(max)));
+  rows.forEach((r, i) => {
+    const y = top + i * rowH;
+    svg.append(s('text', {x: labelW - 6, y: y + 15, 'text-anchor': 'end'}, r.label));
+    if (r.rate !== null && r.rate !== undefined) {
+      const bar = s('rect', {x: labelW, y: y + 3, width: Math.max(r.rate > 0 ? 1 : 0, x(r.rate) - labelW), height: 14,
+        class: r.cls || 'c-used'});
+      bar.append(s('title', {}, `${r.label}：${textOf(r)}`));
+      const mid = y + 10;
+      const whisker = s('g', {class: 'whisker'});
+      whisker.append(s('line', {x1: x(r.low), x2: x(r.high), y1: mid, y2: mid}),
+        s('line', {x1: x(r.low), x2: x(r.low), y1: mid - 6, y2: mid + 6}),
+        s('line', {x1: x(r.high), x2: x(r.high), y1: mid - 6, y2: mid + 6}));
+      svg.append(bar, whisker);
+    }
+    svg.append(s('text', {x: labelW + full + 6, y: y + 15}, textOf(r)));
+  });
+  if (!rows.length) svg.append(s('text', {x: W / 2, y: H / 2 + 4, 'text-anchor': 'middle'}, '没有数据'));
+  return svg;
+}
