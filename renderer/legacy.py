@@ -657,19 +657,16 @@ def check_override(text: str, channel: Channel, max_sms_segments: int = SMS_MAX_
 
 def _too_long(encoded: Encoded, channel: Channel, max_segments: int) -> str:
     enc, n = encoded.encoding, encoded.units
-    unit = "septets" if enc == "GSM-7" else "UCS-2 units"
+    unit = " 个 GSM-7 字符" if enc == "GSM-7" else " UCS-2 单位"
     if channel == "ussd":
         limit = gsm.USSD_MAX[enc]
-        return f"USSD text is {n} {unit}; one USSD screen holds {limit} {unit} ({n - limit} too many)"
+        return f"USSD 文本有 {n}{unit}，一屏 USSD 最多 {limit}{unit}（多了 {n - limit}）"
     if channel == "flash":
         limit = gsm.SMS_SINGLE[enc]
-        return (
-            f"flash SMS text is {n} {unit}; a flash SMS must fit one segment of {limit} {unit} "
-            f"({n - limit} too many)"
-        )
+        return f"闪信文本有 {n}{unit}，闪信只能有一段，最多 {limit}{unit}（多了 {n - limit}）"
     return (
-        f"SMS text is {n} {unit} = {len(encoded.segments)} segments; at most {max_segments} "
-        f"segments ({gsm.SMS_CONCAT[enc]} {unit} each) are sent"
+        f"短信文本有 {n}{unit}，要分 {len(encoded.segments)} 段；最多发 {max_segments} 段"
+        f"（每段 {gsm.SMS_CONCAT[enc]}{unit}）"
     )
 
 

@@ -225,11 +225,11 @@ def test_override_replaces_text_and_is_checked() -> None:
     assert [r.shown for r in ok.replies] == [True]
     with pytest.raises(LimitExceeded) as err:
         degrade(_msg(card, overrides={"flash": "字" * 71}), "flash")
-    assert "71 UCS-2 units" in err.value.message and "70" in err.value.message
+    assert "71 UCS-2 单位" in err.value.message and "70" in err.value.message
     assert err.value.problems[0].path == "legacy.flash"
     assert check_override("字" * 80, "ussd") is None
-    assert "81 UCS-2 units" in (check_override("字" * 81, "ussd") or "")
-    assert "182 septets" in (check_override("a" * 183, "ussd") or "")
+    assert "81 UCS-2 单位" in (check_override("字" * 81, "ussd") or "")
+    assert "最多 182 个 GSM-7 字符" in (check_override("a" * 183, "ussd") or "")
     assert check_override("字" * 600, "sms") is not None
     # other channels are not affected by a flash override
     assert not degrade(_msg(card, overrides={"flash": "字" * 71}), "sms").override
@@ -310,7 +310,7 @@ def test_lint_reports_an_override_that_does_not_fit(scratch_templates: Path) -> 
     problems = lint_templates(store, None, DEFAULT)
     assert len(problems) == 1, problems
     assert str(problems[0]).startswith(f"card_templates/staff-card/manifest.yaml:{line}: E021 legacy.flash: ")
-    assert "86 UCS-2 units" in problems[0].message
+    assert "86 UCS-2 单位" in problems[0].message
 
 
 def test_cli_targets(capsys: pytest.CaptureFixture[str]) -> None:
@@ -331,7 +331,7 @@ def test_cli_reports_override_at_manifest_line(
     rc = cli_main(["--templates", str(scratch_templates), "render", "courier-hangup", "--to", "ussd"])
     assert rc == 1
     err = capsys.readouterr().err
-    assert f"courier-hangup/manifest.yaml:{line}" in err and "81 UCS-2 units" in err
+    assert f"courier-hangup/manifest.yaml:{line}" in err and "81 UCS-2 单位" in err
 
 
 def test_button_kinds_become_links_numbers_or_replies() -> None:

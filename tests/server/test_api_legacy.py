@@ -161,7 +161,7 @@ async def test_override_is_used_and_checked(
     assert problem["path"] == "legacy.ussd"
     assert problem["file"].endswith("courier-hangup/manifest.yaml")
     assert problem["line"] == line
-    assert "106 UCS-2 units" in problem["message"] and "80" in problem["message"]
+    assert "106 UCS-2 单位" in problem["message"] and "80" in problem["message"]
 
 
 LINK_CARD = """\
