@@ -46,3 +46,32 @@ async def test_the_studio_render_carries_warnings_only_when_asked(
     ]
     plain = await (await client.post("/api/templates/rare/render", json={"name": "王"})).json()
     assert "warnings" not in plain
+
+
+async def test_the_studio_render_names_buttons_no_flow_answers(
+    aiohttp_client: ClientFactory, tmp_path: Path
+) -> None:
+    card = (
+        "card:\n  title: 我\n  suggestions:\n"
+        "    - reply: {text: 点个赞, postback: 'show:like'}\n"
+        "    - reply: {text: 没人管, postback: 'mine:nobody'}\n"
+        "chips:\n  - reply: {text: 也没人管, postback: 'mine:chip'}\n"
+    )
+    write_template(tmp_path, "mine", card)
+    app = create_app(Settings(template_dir=tmp_path, data_dir=tmp_path / "var", reload_interval=0.0))
+    client: TestClient[Any, Any] = await aiohttp_client(app)
+    body = await (await client.post("/api/templates/mine/render?lint=1", json={})).json()
+    lost = [w for w in body["warnings"] if w["code"] == "unanswered_button"]
+    assert [(w["path"], w["postback"]) for w in lost] == [
+        ("cards[0].suggestions[1]", "mine:nobody"),
+        ("chips[0]", "mine:chip"),
+    ]
+    assert lost[0]["message"].startswith("没有聊天机器人流程回答按钮「没人管」")
+    empty = tmp_path / "no-bots"
+    empty.mkdir()
+    quiet = create_app(
+        Settings(template_dir=tmp_path, data_dir=tmp_path / "var2", reload_interval=0.0, chatbot_dir=empty)
+    )
+    other: TestClient[Any, Any] = await aiohttp_client(quiet)
+    body = await (await other.post("/api/templates/mine/render?lint=1", json={})).json()
+    assert body["warnings"] == []  # no chatbot here: nothing to mark
