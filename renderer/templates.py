@@ -374,12 +374,13 @@ class TemplateStore:
     def folder(self, name: str) -> Path:
         if not NAME_RE.match(name):
             raise TemplateNotFound(
-                f"no template named {name!r}", [Problem("name", "not a valid template name")]
+                f"no template named {name!r}",
+                [Problem("name", "不是有效的模板名（小写字母、数字、连字符和下划线）")],
             )
         folder = self.root / name
         if not (folder / "manifest.yaml").is_file():
             raise TemplateNotFound(
-                f"no template named {name!r}", [Problem("name", f"unknown template {name!r}")]
+                f"no template named {name!r}", [Problem("name", f"没有名为「{name}」的模板")]
             )
         return folder
 
