@@ -30,7 +30,7 @@ TIMEOUTS_ALLOWED = "channel=seconds, comma-separated (channels rcs, ussd, flash,
 KANNEL_ALLOWED = "flash, sms or both, comma-separated"
 HOST_PORT_ALLOWED = "host:port (port 1 to 65535), or empty"
 SENDER_ALLOWED = "a service code (digits, at most 20) or a name (letters and digits, at most 11), or empty"
-DATABASE_URL_ALLOWED = "empty, or postgresql://user:password@host:port/database"
+DATABASE_URL_ALLOWED = "empty, or postgresql://user:password@host:port[,host:port…]/database"
 LINK_BASE_ALLOWED = "empty, or an http(s) URL such as https://mp.cn/"
 
 
@@ -125,7 +125,9 @@ class DeliveryConfig:
     database_url: str = setting(
         "",
         "PostgreSQL URL of the delivery domain's system of record, shared by every worker (needs "
-        "`delivery_counters=redis`); empty: a SQLite file in `data_dir`, one process.",
+        "`delivery_counters=redis`); empty: a SQLite file in `data_dir`, one process. Several "
+        "hosts (a primary and its standbys): the one that takes writes, found again after a "
+        "failover (docs/operations.md).",
         name="database_url",
         parse=parse_database_url,
         allowed_doc=DATABASE_URL_ALLOWED,
