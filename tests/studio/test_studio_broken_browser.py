@@ -102,3 +102,22 @@ def test_a_button_no_flow_answers_is_marked_before_a_tap(page: tuple[Any, PagePr
         for f in folder.iterdir():
             f.unlink()
         folder.rmdir()
+
+
+def test_gallery_names_a_template_that_fails_with_its_own_sample(
+    page: tuple[Any, PageProbe], studio: Studio
+) -> None:
+    pg, _ = page
+    server, templates = studio
+    folder = write_template(templates, "fails-late", 'card:\n  title: "{{ who.name }}"\n', sample={"who": {}})
+    try:
+        pg.goto(server.url + "/")
+        pg.wait_for_selector("main[data-ready=true]")
+        tile = pg.locator('.tile[data-name="fails-late"]')
+        text = tile.locator(".error").inner_text()
+        assert f"{templates.name}/fails-late/card.yaml:2" in text and "「name」未定义" in text, text
+        assert text.count("未定义") == 1
+    finally:
+        for f in folder.iterdir():
+            f.unlink()
+        folder.rmdir()

@@ -23,10 +23,26 @@ async function thumb(el, caps) {
     }
   }
   const res = await api.render(name, sample);
-  if (!res.ok) return;
+  if (!res.ok) {
+    brokenAtRender(el, res.body);
+    return;
+  }
   const mini = h('div', {class: 'mini', inert: true}, renderMessageList(res.body.messageList));
   el.replaceChildren(mini);
   el.classList.add('mini-card');
+}
+
+// A template that loads but fails with its own sample data (an undefined value, a limit): its
+// tile says what and where, each problem once, as the server said it (Chinese, file:line).
+function brokenAtRender(el, body) {
+  const problems = Array.isArray(body?.problems) ? body.problems : [];
+  if (!problems.length) return;
+  const tile = el.closest('.tile');
+  tile.classList.add('broken');
+  tile.append(h('div', {class: 'error'}, h('p', {}, '示例数据渲染出错：'),
+    h('ul', {class: 'problems'}, problems.map((p) => h('li', {},
+      p.file ? h('code', {class: 'where'}, p.line ? `${p.file}:${p.line}` : p.file) : null,
+      p.file ? ' ' : '', p.file ? '' : (p.path ? `${p.path}：` : ''), p.message)))));
 }
 
 async function start() {
