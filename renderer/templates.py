@@ -39,28 +39,45 @@ LEGACY_CHANNELS = ("ussd", "flash", "sms")
 
 MANIFEST_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "manifest.yaml",
     "type": "object",
     "additionalProperties": False,
     "required": ["name", "title", "description", "phase", "brand"],
     "properties": {
-        "name": {"type": "string", "pattern": NAME_RE.pattern},
-        "title": {"type": "string", "minLength": 1, "maxLength": 80},
-        "description": {"type": "string", "minLength": 1, "maxLength": 500},
-        "phase": {"enum": list(PHASES)},
-        "version": {"type": ["string", "number"]},
-        "tags": {"type": "array", "items": {"type": "string", "maxLength": 32}, "maxItems": 16},
+        "name": {"type": "string", "title": "模板名（name）", "pattern": NAME_RE.pattern},
+        "title": {"type": "string", "title": "标题（title）", "minLength": 1, "maxLength": 80},
+        "description": {"type": "string", "title": "说明（description）", "minLength": 1, "maxLength": 500},
+        "phase": {"title": "阶段（phase）", "enum": list(PHASES)},
+        "version": {"title": "版本（version）", "type": ["string", "number"]},
+        "tags": {
+            "title": "标签（tags）",
+            "type": "array",
+            "items": {"type": "string", "maxLength": 32},
+            "maxItems": 16,
+        },
         "brand": {
+            "title": "品牌（brand）",
             "type": "object",
             "additionalProperties": False,
             "required": ["signature", "name"],
             "properties": {
-                "signature": {"type": "string", "minLength": 1, "maxLength": 40},
-                "name": {"type": "string", "minLength": 1, "maxLength": 80},
-                "color": {"type": "string", "pattern": "^#[0-9A-Fa-f]{6}$"},
-                "logo": {"type": "string", "pattern": r"^[A-Za-z0-9_./-]{1,128}$"},
+                "signature": {
+                    "type": "string",
+                    "title": "签名（brand.signature）",
+                    "minLength": 1,
+                    "maxLength": 40,
+                },
+                "name": {"type": "string", "title": "品牌名（brand.name）", "minLength": 1, "maxLength": 80},
+                "color": {"type": "string", "title": "品牌色（brand.color）", "pattern": "^#[0-9A-Fa-f]{6}$"},
+                "logo": {
+                    "type": "string",
+                    "title": "标志（brand.logo）",
+                    "pattern": r"^[A-Za-z0-9_./-]{1,128}$",
+                },
             },
         },
         "legacy": {
+            "title": "老手机文本（legacy）",
             "type": "object",
             "additionalProperties": False,
             "properties": {ch: {"type": "string", "maxLength": 2000} for ch in LEGACY_CHANNELS},
@@ -152,7 +169,7 @@ class CardTemplate:
         self._manifest_src: LocDict = src
         problems = []
         for err in sorted(_MANIFEST_VALIDATOR.iter_errors(src), key=lambda e: list(e.path)):
-            problems.append(Problem(json_path(err.path), err.message, file, locate(src, err.path)))
+            problems.append(_manifest_problem(err, src, file))
         if problems:
             raise TemplateInvalid(f"{file}: manifest is invalid", problems)
         if src["name"] != self.name:
@@ -294,6 +311,27 @@ def _data_problem(err: Any, schema: dict[str, Any]) -> Problem:
         path.append(kind.property)
     message = violation_text(name, detail, field_title(schema, path), field_schema(schema, path))
     return Problem(json_path(path), message[:MAX_MESSAGE], code=name)
+
+
+_REQUIRED = re.compile(r"^'(?P<key>[^']+)' is a required property$")
+
+
+def _manifest_problem(err: jsonschema.ValidationError, src: Any, file: str) -> Problem:
+    """A manifest.yaml violation as a Chinese sentence naming the field (the manifest schema's
+    titles), the keyword as code and jsonschema's words as detail."""
+    path: list[str | int] = list(err.path)
+    code = str(err.validator)
+    value = err.validator_value
+    detail: dict[str, Any] = {"limit": value, "pattern": value, "options": value, "format": value}
+    detail["types"] = value if isinstance(value, list) else [value]
+    if code == "required" and (m := _REQUIRED.match(err.message)):
+        path.append(m["key"])
+    if code == "additionalProperties" and isinstance(err.instance, dict):
+        known = err.schema.get("properties", {}) if isinstance(err.schema, dict) else {}
+        detail["unexpected"] = [k for k in err.instance if k not in known]
+    title = field_title(MANIFEST_SCHEMA, path)
+    message = violation_text(code, detail, title, field_schema(MANIFEST_SCHEMA, path))
+    return Problem(json_path(path), message, file, locate(src, err.path), code=code, detail=err.message)
 
 
 def _required_text(field: Field, ctx: Any) -> str:

@@ -42,3 +42,17 @@ def test_jinja_and_yaml_errors_read_in_chinese(
     assert problem.detail and original in problem.detail, problem
     assert original not in problem.message  # said again in Chinese, not repeated
     assert problem.to_json()["detail"] == problem.detail
+
+
+def test_manifest_mistakes_name_the_field_in_chinese(tmp_path: Path) -> None:
+    manifest = "name: bad\ntitle: x\nphase: later\ncolour: red\nbrand:\n  signature: s\n  name: n\n"
+    write_template(tmp_path, "bad", "card:\n  title: x\n", manifest=manifest)
+    with pytest.raises(TemplateInvalid) as info:
+        TemplateStore(tmp_path, 0).get("bad")
+    said = {(p.path, p.line, p.message) for p in info.value.problems}
+    assert said == {
+        ("$", 1, "「manifest.yaml」里有模板不认识的字段：「colour」"),
+        ("$.description", 1, "「说明（description）」必填"),
+        ("$.phase", 3, "「阶段（phase）」须为以下之一：pre-call、in-call、hang-up"),
+    }
+    assert all(p.detail for p in info.value.problems)  # jsonschema's own words, for developers
