@@ -30,6 +30,7 @@ import tempfile
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from PIL import Image
 
 from .budget import Limits
 from .errors import Problem, TemplateInvalid
+from .explain import jinja_syntax
 from .fields import describe_error
 from .fonts import CHAINS, FONT_FAMILY, face, font_dir, locate
 from .localfiles import (
@@ -494,8 +496,9 @@ def render_svg_source(template_path: Path, context: dict[str, Any], file: str) -
         tmpl = _compiled(str(template_path), st.st_mtime_ns, st.st_size)
         return str(tmpl.render(context))
     except TemplateSyntaxError as exc:
+        said = jinja_syntax(str(exc.message))
         raise TemplateInvalid(
-            f"{file}:{exc.lineno}: {exc.message}", [Problem("$", str(exc.message), file, exc.lineno)]
+            f"{file}:{exc.lineno}: {said}", [Problem("$", said, file, exc.lineno, detail=exc.message)]
         ) from None
     except Exception as exc:  # whatever the template does wrong is the template's error
         line = _template_line(exc)
@@ -566,5 +569,8 @@ def svg_problems(template: Any, message: Message, assets_dir: Path | None = None
     try:
         render_svg_template(message, MediaContext(folder, assets), 360, template.sample)
     except TemplateInvalid as exc:
-        return [exc]
+        # named as the template's other files are (the folder as the user reached it)
+        shown = template.files["card.yaml"].rsplit("/", 1)[0] + "/" + SVG_TEMPLATE
+        problems = [replace(p, file=shown) if p.file else p for p in exc.problems]
+        return [TemplateInvalid(exc.message, problems)]
     return []

@@ -206,7 +206,7 @@ def test_lint_reports_a_refused_svg_template_with_its_file(tmp_path: Path) -> No
     lines = lint_templates(TemplateStore(tmp_path, 0), None, DEFAULT)
     assert (
         len(lines) == 1
-        and str(lines[0]).startswith("svgcard/card.svg.j2: E030 ")
+        and str(lines[0]).startswith(f"{tmp_path.name}/svgcard/card.svg.j2: E030 ")
         and "refused" in lines[0].message
     )
 
