@@ -690,8 +690,9 @@ async def card_deleted(store: Any, enterprise: str, card: str, who: str) -> None
 
 async def check_all(store: Any, counts: CountsOf, who: str = "system") -> list[str]:
     """Promote the clear winners of every running experiment whose enterprise chose so: what a
-    periodic check runs (one cached list, and a count query per such experiment). Returns the
-    experiments promoted."""
+    periodic check runs (one cached list, and a few count queries per such experiment and
+    allocation period). Returns the experiments found promoted (by this check, or by another
+    process's at the same moment)."""
     done = []
     for run in await store.list(RUNNING, None):
         doc = await get(store, str(run.get("enterprise", "")), run["id"])

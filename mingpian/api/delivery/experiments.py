@@ -1,8 +1,12 @@
 """A card's experiments over HTTP: start one (2–5 reviewed versions with weights, a goal, a
 minimum sample), list them, read one with its analysis (per variant the rate and its 95%
-interval, the stopping rule's verdict), change its weights (kept in its history), stop it, or
-promote a variant (delivery/experiments.py). Reading the analysis promotes a clear winner when
-the enterprise chose so."""
+interval, per allocation period the counts, the stopping rule's verdict), change its weights
+(kept in its history), stop it, or promote a variant (delivery/experiments.py). Reading the
+analysis promotes a clear winner when the enterprise chose so.
+
+Bad input is a 422 whose problems name the field's JSON path, its Chinese title and a Chinese
+sentence with both; a state that forbids the change (one runs already, it has ended) a 409. Of
+two starts, stops or promotions at once one does it; the other is that 409."""
 
 from __future__ import annotations
 
