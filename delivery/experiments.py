@@ -50,6 +50,14 @@ counts in the period after it, a spill of minutes against periods of hours.
 
 Documents: `experiment` (id `<card>~<n>`, every experiment kept) and `experiment_running` (id: the
 card; the running experiment's id and variants, the one document intake reads per call).
+
+Races: the running document's key is the one-running-experiment-per-card constraint. A start
+inserts it only where none exists (`put_new`; on PostgreSQL a concurrent insert waits for the
+other's commit, then finds it), so of two starts one wins and the other is a Conflict with no
+record or audit entry. Every change of a running experiment (weights, stop, promotion, the
+automatic promotion) reads it in its transaction from the database, held until the commit
+(`get_for_update`), so of two at once the second sees what the first wrote: two stops or
+promotions end it once, with one audit entry; two weight changes are both kept.
 """
 
 from __future__ import annotations
