@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-RENDER_VERSION = "media-2"  # bump when drawing code changes output for the same input
+RENDER_VERSION = "media-3"  # bump when drawing code changes output for the same input
 EXT_BY_FORMAT = {"png": "png", "jpeg": "jpg", "webp": "webp", "mp4": "mp4"}
 CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp", "mp4": "video/mp4"}
 MEDIA_NAME = re.compile(r"^([0-9a-f]{32})\.(png|jpg|webp|mp4)$")
