@@ -193,6 +193,11 @@ async def test_every_bad_input_names_its_field_in_chinese(make_app: AppFactory) 
                           ({"B": 2e6}, "$.weights.B"), ({}, "$.weights")):  # fmt: skip
         resp = await client.put(f"{item}/weights", json={"weights": weights}, headers=SF)
         refused(await resp.json(), resp.status, 422, path, "权重")
+    for raw in ('{"weights": {"B": Infinity}}', '{"weights": {"B": -1e999}}'):
+        resp = await client.put(
+            f"{item}/weights", data=raw, headers={**SF, "Content-Type": "application/json"}
+        )
+        refused(await resp.json(), resp.status, 422, "$.weights.B", "权重")
     resp = await client.post(f"{item}/promote", json={"variant": "C"}, headers=SF)
     refused(await resp.json(), resp.status, 422, "$.variant", "版本名")
     assert (await client.post(f"{item}/stop", headers=SF)).status == 200
