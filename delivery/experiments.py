@@ -432,6 +432,8 @@ async def create(
             doc["id"] = f"{card}~{n:04d}"
             if await store.put_new(KIND, enterprise, doc["id"], doc):
                 break
+        else:  # a hundred starts at once: let the person try again
+            raise Conflict("$", "「实验」：这张名片同时有多个实验在开始，请稍后再试")
         run = {"id": doc["id"], "enterprise": enterprise, "variants": doc["variants"]}
         if not await store.put_new(RUNNING, enterprise, card, run):
             raise Conflict("$", "「实验」：这张名片已有进行中的实验")
