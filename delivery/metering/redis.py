@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from redis import asyncio as aioredis
 
 from infra import redisconn
-from infra.outage import unavailable
+from infra.outage import log_failure, unavailable
 from infra.redispipe import AutoPipeline
 
 from .ledger import LedgerEntry
@@ -76,6 +76,23 @@ return 1
 """
 
 
+# A package's count raised to the ledger's where Redis counts fewer (it lost charges); never lowered:
+# Redis takes a charge before its ledger row is written, so counting more than the ledger is normal.
+_FLOOR = """
+local raised = 0
+for i, field in ipairs({'used', 'overage'}) do
+  local have = tonumber(redis.call('HGET', KEYS[1], field) or '0')
+  local floor = tonumber(ARGV[i])
+  if have < floor then
+    redis.call('HSET', KEYS[1], field, floor)
+    raised = raised + floor - have
+  end
+end
+return raised
+"""
+MASTER_CHECK = 2.0  # seconds between looks at which Redis master answers (fanout)
+
+
 _CLAIM = """
 if redis.call('SET', KEYS[1], 'pending', 'NX', 'PX', ARGV[1]) then return 'new' end
 return redis.call('GET', KEYS[1])
@@ -109,11 +126,12 @@ class RedisCounters:
         pool = redisconn.pool(url, max_connections=32, timeout=10, decode_responses=True)
         self.r = aioredis.Redis(connection_pool=pool)
         self.prefix = prefix
+        self._run_id = ""  # the Redis master last seen (INFO server's run_id)
         # `wait`: replicas a charge or a cap's count waits for (infra/redispipe.py, durable), so a
         # failover cannot lose a charge that a card was sent for and let the package be spent again.
         self.pipe = AutoPipeline(
             self.r,
-            {"claim": _CLAIM, "consume": _CONSUME, "refund": _REFUND, "cap": _CAP},
+            {"claim": _CLAIM, "consume": _CONSUME, "refund": _REFUND, "cap": _CAP, "floor": _FLOOR},
             wait_replicas=wait[0],
             wait_timeout=wait[1],
         )
@@ -196,11 +214,68 @@ class RedisCounters:
         """A delivery's state changed where its chain may not be waiting: wake it in every process."""
         await self.pipe.call("PUBLISH", self.prefix + "wake", delivery)
 
+    # -- charges Redis lost ----------------------------------------------------------------------
+    async def check_master(self) -> int:
+        """Raise every package's count back to the ledger's when the Redis answering is not the
+        one last seen (a failover to a replica that missed the last charges) or keeps no mark of
+        a past check (Redis lost its data: it would count every package from zero); the units
+        raised. Cheap when nothing changed: one INFO and one GET."""
+        info = await self.r.info("server")
+        run_id, mark = str(info.get("run_id", "")), self.prefix + "reconciled"
+        changed = run_id != self._run_id and self._run_id != ""
+        raised = 0
+        if changed or not await self.r.exists(mark):
+            raised = await self.reconcile()
+            await self.r.set(mark, str(time.time()))
+            if raised:
+                log.warning(
+                    "delivery counters: Redis counted %d units fewer than the ledger (%s); raised "
+                    "back to the ledger's, so no package is spent past its units",
+                    raised,
+                    "a new master" if changed else "its data was lost",
+                )
+        self._run_id = run_id
+        return raised
+
+    async def reconcile(self) -> int:
+        """Each package's count in Redis raised to what the ledger charged it, where it is lower;
+        the units raised in all. The ledger is read once every charge queued here is written."""
+        if self.store is None:
+            return 0
+        await self.store.durable()
+        totals = await self.store.package_totals()
+        raised = await asyncio.gather(
+            *(
+                self.pipe.script("floor", [f"{self.prefix}pkg:{ent}/{pkg}"], [used, over], durable=True)
+                for ent, pkg, used, over in totals
+            )
+        )
+        return sum(int(r) for r in raised)
+
+    async def _watch_master(self) -> None:
+        while True:
+            try:
+                await self.check_master()
+            except Exception as exc:  # Redis or the database away: looked at again shortly
+                log_failure(log, exc, "delivery counters: checking the Redis master failed")
+            await asyncio.sleep(MASTER_CHECK)
+
     async def fanout(
         self, on_receipt: Callable[[str, str], Awaitable[None]], on_wake: Callable[[str], None]
     ) -> None:
         """Feed what other processes forwarded (receipts, wakes) to the handlers until cancelled
-        (resubscribes after a hiccup)."""
+        (resubscribes after a hiccup). Meanwhile, watch for a new Redis master (`check_master`)."""
+        watch = asyncio.get_running_loop().create_task(self._watch_master(), name="delivery-redis-master")
+        try:
+            await self._fanout(on_receipt, on_wake)
+        finally:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+
+    async def _fanout(
+        self, on_receipt: Callable[[str, str], Awaitable[None]], on_wake: Callable[[str], None]
+    ) -> None:
         receipts, wake = self.prefix + "receipts", self.prefix + "wake"
         while True:
             pubsub = self.r.pubsub()

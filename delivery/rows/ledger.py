@@ -55,6 +55,10 @@ CHARGES_SQL = (
     f"$7::int[], $8::float8[], $9::text[], $10::float8[]) {REPLACE}"
 )
 REFUND_ROW_SQL = "UPDATE charges SET refunded = 1 WHERE key=$1"
+PACKAGE_TOTALS_SQL = (
+    "SELECT enterprise, package, sum(units), sum(overage) FROM charges "
+    "WHERE refunded=0 AND package IS NOT NULL GROUP BY enterprise, package"
+)
 REFUNDS_SQL = "UPDATE charges SET refunded = 1 WHERE key = ANY($1::text[])"
 
 
@@ -82,6 +86,13 @@ class LedgerRows:
             await self.db.run(REFUND_ROW_SQL, key)
         else:
             self.db.writes.queue(Refund(key))
+
+    async def package_totals(self) -> list[tuple[str, str, int, int]]:
+        """(enterprise, package, units, overage units) charged to each package, by the ledger:
+        what the Redis counters' count is raised back to after Redis lost charges (a failover,
+        a restart without its data). Reads the whole ledger: run then, not per request."""
+        rows = await self.db.all(PACKAGE_TOTALS_SQL)
+        return [(str(r[0]), str(r[1]), int(r[2] or 0), int(r[3] or 0)) for r in rows]
 
     async def usage(self, enterprise: str, by: tuple[str, ...]) -> list[dict[str, Any]]:
         cols = [c for c in by if c in GROUPS] or ["day"]
