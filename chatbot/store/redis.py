@@ -1,4 +1,5 @@
-"""The scale-out store: Redis shared by several server processes (one primary; not cluster-aware).
+"""The scale-out store: Redis shared by several server processes (one primary, or the one Redis
+Sentinel names, infra/redisconn.py; not cluster-aware).
 
 Keys (prefix `mp:` by default):
   dd:<dedupe key>   the platform message ID was handled (SET NX EX, TTL = the retry horizon)
