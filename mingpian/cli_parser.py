@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -73,11 +74,41 @@ def say_error(message: str) -> str:
     return f"参数有误：{message}"
 
 
+def columns(text: str) -> int:
+    """How many terminal columns `text` takes: a Chinese character takes two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
 class ChineseHelpFormatter(argparse.HelpFormatter):
-    """Usage lines that begin with 用法 rather than "usage:"."""
+    """Usage lines that begin with 用法 rather than "usage:", and option help aligned by the
+    columns a name takes on screen (argparse counts characters, and 文件 takes four columns)."""
 
     def add_usage(self, usage: str | None, actions: Any, groups: Any, prefix: str | None = None) -> None:
         super().add_usage(usage, actions, groups, "用法：" if prefix is None else prefix)
+
+    def format_help(self) -> str:
+        # argparse ends a section's heading with an ASCII colon; Chinese text takes "："
+        return re.sub(r"^(\S[^\n]*):$", r"\1：", super().format_help(), flags=re.M)
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        if action.help is not argparse.SUPPRESS:
+            names = [action, *self._iter_indented_subactions(action)]
+            wide = max(columns(self._format_action_invocation(a)) for a in names) + self._current_indent
+            self._action_max_length = max(self._action_max_length, wide)
+
+    def _format_action(self, action: argparse.Action) -> str:
+        text = super()._format_action(action)
+        lead = " " * self._current_indent + self._format_action_invocation(action)
+        first, newline, rest = text.partition("\n")
+        said = first[len(lead) :].lstrip(" ") if first.startswith(lead) else ""
+        if not said:  # the name alone on its line (or no help): nothing to align
+            return text
+        help_position = min(self._action_max_length + 2, self._max_help_position)
+        pad = help_position - columns(lead)
+        if pad < 2:  # wider on screen than its column: the help starts on the next line
+            return f"{lead}\n{' ' * help_position}{said}{newline}{rest}"
+        return f"{lead}{' ' * pad}{said}{newline}{rest}"
 
 
 class ChineseParser(argparse.ArgumentParser):

@@ -152,3 +152,17 @@ def test_render_names_a_character_the_template_itself_brings(tmp_path: Path) -> 
     out = run("--templates", str(tmp_path), "render", "rare", "--to", "png", "--out", str(tmp_path / "c.png"))
     assert out.returncode == 2
     assert "卡片的 cards[0].description（描述）：没有字体能画出 「𐘀」(U+10600)" in out.stderr
+
+
+def test_help_columns_line_up_on_screen() -> None:
+    """Option names with Chinese metavars (two columns a character) still line up their help."""
+    from mingpian.cli_parser import columns
+
+    out = run("render", "--help").stdout
+    starts = set()
+    for line in out.splitlines():
+        m = re.match(r"^(  \S.*?\S)( {2,})(\S.*)$", line)
+        if m and not line.startswith("   "):
+            starts.add(columns(m[1] + m[2]))
+    assert len(starts) == 1, (starts, out)
+    assert "参数：" in out and "选项：" in out
