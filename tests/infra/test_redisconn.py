@@ -122,3 +122,33 @@ async def test_a_write_too_few_replicas_took_is_an_outage_and_readonly_too(tmp_p
         outages.clear()
         primary.stop()
         other.stop()
+
+
+async def test_a_chatbot_turn_too_few_replicas_took_is_refused_and_its_resend_is_a_duplicate(
+    redis_url: str,
+) -> None:
+    """The chatbot's commit (dedupe, state and outbox together) waits for replicas like a charge:
+    without them the webhook is answered 503; the turn was done on the master all the same, so
+    the platform's resend, once replicas answer, finds it done (nothing runs or replies twice)."""
+    from chatbot.store import Commit, CommitResult
+    from chatbot.store.redis import RedisStore
+
+    outages.clear()
+    turn = Commit("msg-1", "bot\x1fuser", 0, '{"step": 1}', (("out-1", '{"text": "您好"}'),))
+    store = RedisStore(redis_url, wait=(1, 0.05))  # a lone server: no replica acknowledges
+    await store.open()
+    try:
+        with pytest.raises(NotReplicated) as caught:
+            await store.commit(turn)
+        assert backend_of(caught.value) == "redis-replicas"  # answered 503, never 500
+        with pytest.raises(NotReplicated):  # the resend too, while no replica answers
+            await store.commit(turn)
+    finally:
+        await store.close()
+        outages.clear()
+    store = RedisStore(redis_url)  # as if a replica answered again: the resend is a duplicate
+    await store.open()
+    try:
+        assert await store.commit(turn) is CommitResult.DUPLICATE
+    finally:
+        await store.close()
