@@ -92,6 +92,10 @@ def test_a_button_no_flow_answers_is_marked_before_a_tap(page: tuple[Any, PagePr
         assert lost.count() == 1
         assert "没人管" in lost.inner_text() and "无人回答" in lost.inner_text()
         assert "没有聊天机器人流程回答按钮「没人管」（回传 mine:nobody）" in lost.get_attribute("title")
+        sms = pg.locator("#phone-sms .phone-note")
+        if pg.locator("#phone-sms.off").count() == 0:  # the legacy phones say it too, by number
+            sms.wait_for()
+            assert "没有机器人回答：回复 2（回传 mine:nobody）" in sms.inner_text()
         liked = rcs.get_by_role("button", name="回复：点个赞")
         assert "unanswered" not in liked.get_attribute("class")
         liked.click()  # the shipped personal-show flow answers it

@@ -264,6 +264,10 @@ async function renderLegacy(ch, data, profile, gen) {
     phones[ch].scrollEnd();
   }}));
   setRaw(ch, res.body);
+  // Numbered replies whose button no chatbot flow answers, said before anyone replies.
+  const lost = new Set((state.lastRcs?.warnings || []).filter((w) => w.code === 'unanswered_button').map((w) => w.postback));
+  const keys = Object.entries(state.replyMaps[ch]).filter(([, pb]) => lost.has(pb)).map(([k, pb]) => `回复 ${k}（回传 ${pb}）`);
+  if (keys.length) phones[ch].setNote(`没有机器人回答：${keys.join('、')}`, 'error');
 }
 
 // The H5 card page a short link in an SMS opens, as its own document in a sandboxed frame (no
