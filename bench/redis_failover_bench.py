@@ -16,7 +16,8 @@ each charge a fresh key on one package, as the chains do.
    package's count in Redis against the charges the callers were told succeeded (fewer in
    Redis: charges lost, units that could be spent again).
 
-Run: .venv/bin/python bench/redis_failover_bench.py [--callers 64] [--seconds 3]
+Run: .venv/bin/python bench/redis_failover_bench.py [--callers 64] [--seconds 3] [--down-after 1]
+     [--failover-only]
 """
 
 from __future__ import annotations
@@ -129,18 +130,24 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--callers", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--down-after", type=float, default=1.0, help="sentinels' down-after, s")
+    parser.add_argument("--failover-only", action="store_true", help="skip the steady runs")
     args = parser.parse_args()
-    group = SentinelGroup(Path(tempfile.mkdtemp(prefix="mingpian-sentinel-")), replicas=2, sentinels=3)
+    folder = Path(tempfile.mkdtemp(prefix="mingpian-sentinel-"))
+    group = SentinelGroup(folder, replicas=2, sentinels=3, down_after=args.down_after)
     await asyncio.to_thread(group.start)
     try:
         print("charges in a closed loop through redis+sentinel://, without WAIT and with (twice, in turn)")
-        for callers in (1, args.callers):
+        for callers in () if args.failover_only else (1, args.callers):
             rates: dict[int, list[float]] = {0: [], 1: []}
             for wait in (0, 1, 0, 1):
                 rates[wait].append(await steady(group, wait, callers, args.seconds))
             ratio = statistics.mean(rates[1]) / statistics.mean(rates[0])
             print(f"  {callers} caller(s): charges/s with WAIT 1 / without: {ratio:.2f}")
-        print("failover under load: with WAIT 1 (two replicas), then without (the one replica left)")
+        print(
+            f"failover under load (down-after-milliseconds {args.down_after * 1000:.0f}): with WAIT 1 "
+            "(two replicas), then without (the one replica left)"
+        )
         await failover(group, 1, args.callers)
         await asyncio.to_thread(group.wait_settled)
         await failover(group, 0, args.callers)
