@@ -222,8 +222,7 @@ def _check_ref(ref: str, file: str, roots: tuple[Path, ...]) -> None:
     if resolve_relative(ref.split("#", 1)[0], roots) is None:
         raise _refuse(
             file,
-            f"refused reference {ref[:80]!r}: only #fragments, data:image URIs and "
-            "files in the template folder or assets/ may be used",
+            f"不允许引用 {ref[:80]!r}：只能用 #片段、data:image 图片，以及模板文件夹或 assets/ 里的文件",
         )
 
 
@@ -237,19 +236,27 @@ def _length(value: str | None) -> float | None:
 def check_svg(svg: str, file: str, roots: tuple[Path, ...]) -> tuple[float, float]:
     """Raise SvgRefused unless `svg` is safe to hand to cairosvg; return its (width, height)."""
     if len(svg.encode()) > MAX_SVG_BYTES:
-        raise _refuse(file, f"rendered SVG is larger than {MAX_SVG_BYTES} bytes")
+        raise _refuse(file, f"生成的 SVG 超过 {MAX_SVG_BYTES} 字节")
     if _FORBIDDEN.search(svg):
-        raise _refuse(file, "DOCTYPE, ENTITY, XInclude and xml-stylesheet are not allowed in a card SVG")
+        raise _refuse(file, "卡片 SVG 里不能用 DOCTYPE、ENTITY、XInclude 和 xml-stylesheet")
     try:
         root = ET.fromstring(svg)
     except ET.ParseError as exc:
         line = exc.position[0] if exc.position else None
         raise TemplateInvalid(
-            f"{file}: rendered SVG is not well-formed XML: {exc}",
-            [Problem("$", f"not well-formed XML: {exc}", file, line)],
+            f"{file}: 生成的 SVG 不是合法的 XML",
+            [
+                Problem(
+                    "$",
+                    "生成的 SVG 不是合法的 XML（标签没有闭合，或 & < 没有转义？）",
+                    file,
+                    line,
+                    detail=str(exc),
+                )
+            ],
         ) from None
     if _local(root.tag) != "svg":
-        raise _refuse(file, "the root element must be <svg>")
+        raise _refuse(file, "最外层的元素必须是 <svg>")
     ids: dict[str, ET.Element] = {}
     sheet_refs: list[str] = []  # url(#id) in <style> rules: may apply to any element
     count = 0
@@ -258,12 +265,12 @@ def check_svg(svg: str, file: str, roots: tuple[Path, ...]) -> tuple[float, floa
         el, depth = stack.pop()
         count += 1
         if count > MAX_ELEMENTS:
-            raise _refuse(file, f"more than {MAX_ELEMENTS} elements")
+            raise _refuse(file, f"元素超过 {MAX_ELEMENTS} 个")
         if depth > MAX_DEPTH:
-            raise _refuse(file, f"elements nested deeper than {MAX_DEPTH}")
+            raise _refuse(file, f"元素嵌套超过 {MAX_DEPTH} 层")
         if "id" in el.attrib:
             if el.attrib["id"] in ids:
-                raise _refuse(file, f"id {el.attrib['id'][:40]!r} is used by more than one element")
+                raise _refuse(file, f"id {el.attrib['id'][:40]!r} 被多个元素使用")
             ids[el.attrib["id"]] = el
         for key in ("href", XLINK):
             if key in el.attrib:
@@ -288,7 +295,7 @@ def _check_css(text: str, file: str, roots: tuple[Path, ...], sheet: bool) -> li
     if sheet:
         for rule in tinycss2.parse_stylesheet(text, skip_comments=True, skip_whitespace=True):
             if rule.type == "at-rule":
-                raise _refuse(file, f"@{rule.lower_at_keyword} is not allowed in a card SVG's <style>")
+                raise _refuse(file, f"卡片 SVG 的 <style> 里不能用 @{rule.lower_at_keyword}")
             if rule.type == "qualified-rule":
                 declarations += tinycss2.parse_declaration_list(
                     rule.content, skip_comments=True, skip_whitespace=True
@@ -302,8 +309,8 @@ def _check_css(text: str, file: str, roots: tuple[Path, ...], sheet: bool) -> li
         if decl.lower_name not in PRESENTATION:
             raise _refuse(
                 file,
-                f"CSS property {decl.lower_name[:40]!r} is not allowed: CSS in a card SVG may set "
-                "presentation properties only (fill, stroke, font-…)",
+                f"不能用 CSS 属性 {decl.lower_name[:40]!r}："
+                "卡片 SVG 的 CSS 只能设置外观属性（fill、stroke、font-…）",
             )
         for ref in _css_urls(decl.value):
             _check_ref(ref, file, roots)
@@ -365,16 +372,14 @@ def _check_uses(
                 if target in seen:
                     if from_sheet:  # a rule that also matches inside its own target
                         continue
-                    raise _refuse(file, f"<use> of #{target} refers back to itself")
+                    raise _refuse(file, f"<use> 引用的 #{target} 又引用回它自己")
                 if depth + 1 > MAX_USE_DEPTH:
-                    raise _refuse(file, f"<use> chains deeper than {MAX_USE_DEPTH}")
+                    raise _refuse(file, f"<use> 嵌套超过 {MAX_USE_DEPTH} 层")
                 if target not in memo:
                     memo[target] = size(ids[target], depth + 1, seen | {target})
                 total += memo[target]
                 if total > MAX_USE_EXPANSION:
-                    raise _refuse(
-                        file, f"<use> and url(#…) references expand to more than {MAX_USE_EXPANSION} elements"
-                    )
+                    raise _refuse(file, f"<use> 和 url(#…) 引用展开后超过 {MAX_USE_EXPANSION} 个元素")
         return total
 
     size(root, 0, frozenset())
@@ -387,12 +392,12 @@ def _dimensions(root: ET.Element, file: str) -> tuple[float, float]:
         try:
             _, _, vw, vh = (float(x) for x in vb.replace(",", " ").split())
         except ValueError:
-            raise _refuse(file, f"viewBox {vb[:40]!r} is not four numbers") from None
+            raise _refuse(file, f"viewBox {vb[:40]!r} 不是四个数字") from None
         w, h = w or vw, h or vh
     if not w or not h or w <= 0 or h <= 0:
-        raise _refuse(file, "the <svg> needs a viewBox or width and height in px")
+        raise _refuse(file, "<svg> 需要 viewBox，或以 px 为单位的 width 和 height")
     if w > 100_000 or h > 100_000:
-        raise _refuse(file, "the <svg> is larger than 100000 units")
+        raise _refuse(file, "<svg> 超过 100000 个单位")
     return w, h
 
 
@@ -491,7 +496,7 @@ def svg_context(message: Message, width: int, data: dict[str, Any] | None) -> di
 def render_svg_source(template_path: Path, context: dict[str, Any], file: str) -> str:
     st = template_path.stat()
     if st.st_size > MAX_SVG_BYTES:
-        raise _refuse(file, f"larger than {MAX_SVG_BYTES} bytes")
+        raise _refuse(file, f"card.svg.j2 超过 {MAX_SVG_BYTES} 字节")
     try:
         tmpl = _compiled(str(template_path), st.st_mtime_ns, st.st_size)
         return str(tmpl.render(context))
@@ -533,7 +538,7 @@ def render_svg(svg: str, ctx: MediaContext, width: int, file: str = SVG_TEMPLATE
     w, h = check_svg(svg, file, roots)
     out_h = round(width * h / w)
     if out_h > MAX_HEIGHT or out_h < 1:
-        raise _refuse(file, f"at {width} px wide the picture would be {out_h} px tall (at most {MAX_HEIGHT})")
+        raise _refuse(file, f"宽 {width} 像素时图片会有 {out_h} 像素高（最多 {MAX_HEIGHT}）")
     use_project_fonts()
     from cairosvg.surface import PNGSurface  # late: loads cairo, the built-in layout never needs it
 
@@ -552,8 +557,8 @@ def render_svg(svg: str, ctx: MediaContext, width: int, file: str = SVG_TEMPLATE
         raise _refuse(file, str(exc)) from None
     except Exception as exc:  # cairosvg on odd-but-safe input: the template's fault, not a 500
         raise TemplateInvalid(
-            f"{file}: SVG could not be drawn: {exc}",
-            [Problem("$", f"SVG could not be drawn: {exc}"[:240], file)],
+            f"{file}: SVG 画不出来",
+            [Problem("$", "SVG 画不出来", file, detail=f"SVG could not be drawn: {exc}"[:240])],
         ) from None
     im = Image.open(io.BytesIO(png))
     im.load()

@@ -52,7 +52,7 @@ def _no_connection(listener: socket.socket) -> None:
 
 
 def test_file_url_is_refused(folder: Path) -> None:
-    with pytest.raises(SvgRefused, match="refused reference"):
+    with pytest.raises(SvgRefused, match="不允许引用"):
         _render(folder, HEAD + '<image href="file:///etc/passwd" width="10" height="10"/></svg>')
     with pytest.raises(SvgRefused):
         _render(folder, HEAD + '<image xlink:href="/etc/passwd" width="10" height="10"/></svg>')
@@ -122,7 +122,7 @@ def test_nested_use_bomb_and_cycles_are_refused(folder: Path) -> None:
     with pytest.raises(SvgRefused, match="use"):
         _render(folder, bomb)
     cycle = HEAD + '<g id="a"><use href="#b"/></g><g id="b"><use href="#a"/></g></svg>'
-    with pytest.raises(SvgRefused, match="itself"):
+    with pytest.raises(SvgRefused, match="引用回它自己"):
         _render(folder, cycle)
 
 
@@ -130,12 +130,12 @@ def test_oversized_dimensions_are_refused(folder: Path) -> None:
     tall = (
         '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 100000"><rect width="1" height="1"/></svg>'
     )
-    with pytest.raises(SvgRefused, match="tall"):
+    with pytest.raises(SvgRefused, match="像素高"):
         _render(folder, tall)
     with pytest.raises(SvgRefused):
         _render(folder, '<svg xmlns="http://www.w3.org/2000/svg"><rect width="1" height="1"/></svg>')
     deep = HEAD + "<g>" * 100 + "</g>" * 100 + "</svg>"
-    with pytest.raises(SvgRefused, match="deeper"):
+    with pytest.raises(SvgRefused, match="超过"):
         _render(folder, deep)
 
 
@@ -207,7 +207,7 @@ def test_lint_reports_a_refused_svg_template_with_its_file(tmp_path: Path) -> No
     assert (
         len(lines) == 1
         and str(lines[0]).startswith(f"{tmp_path.name}/svgcard/card.svg.j2: E030 ")
-        and "refused" in lines[0].message
+        and "不允许引用" in lines[0].message
     )
 
 
@@ -221,15 +221,15 @@ CSS_REFUSED = [
     # the bypass found by the hardening review: <use> targets set from CSS were not counted
     ("css-href", HEAD + GROUP + '<style>use{href:"#g"}</style>' + "<use/>" * 2000 + "</svg>", "'href'"),
     ("style-href", HEAD + GROUP + '<use style="href:#g"/>' * 2000 + "</svg>", "'href'"),
-    ("css-xlink", HEAD + GROUP + "<style>use{xlink-href:url(#g)}</style><use/></svg>", "not allowed"),
+    ("css-xlink", HEAD + GROUP + "<style>use{xlink-href:url(#g)}</style><use/></svg>", "不能用 CSS 属性"),
     ("css-id", HEAD + "<style>rect{id:g}</style><rect/></svg>", "'id'"),
     ("import-local", HEAD + '<style>@import "a.css";</style></svg>', "@import"),
     ("import-url", HEAD + "<style>@import url(a.css);</style></svg>", "@import"),
-    ("css-url-file", HEAD + "<style>rect{fill:url(file:///etc/passwd)}</style><rect/></svg>", "refused"),
+    ("css-url-file", HEAD + "<style>rect{fill:url(file:///etc/passwd)}</style><rect/></svg>", "不允许引用"),
     (
         "pattern-attribute",
         HEAD + PATTERN + '<rect width="5" height="5" fill="url(#p)"/>' * 100 + "</svg>",
-        "expand",
+        "展开后超过",
     ),
     (
         "pattern-sheet",
@@ -238,14 +238,14 @@ CSS_REFUSED = [
         + "<style>rect{fill:url(#p)}</style>"
         + '<rect width="5" height="5"/>' * 100
         + "</svg>",
-        "expand",
+        "展开后超过",
     ),
     (
         "marker-style",
         HEAD + PATTERN + '<path d="M0 0L1 1" style="marker-start:url(#p)"/>' * 100 + "</svg>",
-        "expand",
+        "展开后超过",
     ),
-    ("duplicate-id", HEAD + '<g id="a"/><g id="a"/></svg>', "more than one element"),
+    ("duplicate-id", HEAD + '<g id="a"/><g id="a"/></svg>', "被多个元素使用"),
 ]
 
 
