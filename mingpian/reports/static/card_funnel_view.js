@@ -61,7 +61,7 @@ function conversionFigure(groups, by, [from, to, title]) {
 
 function numbers(groups, by) {
   const headers = ['分组', ...STAGES.map((k) => STAGE_NAMES[k]), ...Object.values(OTHER_NAMES),
-    '打开用时（中位数）', '打开用时（P90）', '点击用时（中位数）', '点击用时（P90）', '回落后点击占比'];
+    '打开用时（中位数）', '打开用时（90 分位）', '点击用时（中位数）', '点击用时（90 分位）', '回落后点击占比'];
   const rows = groups.map((g) => [groupName(by, g.group), ...STAGES.map((k) => g[k]), g.replied, g.opted_out,
     duration(g.time_to_open.median), duration(g.time_to_open.p90), duration(g.time_to_tap.median),
     duration(g.time_to_tap.p90), pct(g.tapped_after_fallover)]);
