@@ -197,6 +197,7 @@ def test_an_experiment_from_start_to_promotion_with_its_funnel(
     page.locator("button[aria-label='名片 hangup 的实验']").click()
     page.wait_for_selector("text=胜出：B")
     _fits(page, 390)
+    assert "null" not in page.inner_text("main") and "undefined" not in page.inner_text("main")
     shot(page, "72-experiment-declared-phone")
     row = page.locator("tr", has_text="B（第 2 版）")
     row.locator("button", has_text="提升为唯一版本").click()

@@ -333,7 +333,7 @@ async function experiment(slot, ctx, card) {
   const again = () => experiment(slot, ctx, card);
   if (!list.ok || !list.body.experiments.length) {
     clear(slot).append(section(`名片 ${card.id} 的实验`,
-      h('p', {}, list.ok ? '这张名片还没有实验。' : api.errorText(list))), list.ok ? await startForm(ctx, card, again) : null);
+      h('p', {}, list.ok ? '这张名片还没有实验。' : api.errorText(list))), ...(list.ok ? [await startForm(ctx, card, again)] : []));
     slot.querySelector('h2').scrollIntoView({block: 'nearest'});
     return;
   }
@@ -371,7 +371,7 @@ async function experiment(slot, ctx, card) {
     x.state === 'stopped' ? h('p', {class: 'notice'}, '实验已停止') : null,
     h('div', {class: 'actions'}, stop, button('刷新', again),
       h('a', {class: 'button', href: ctx.operator ? `#/e/${api.enc(ctx.eid)}/reports` : '#/reports'}, '在报表中查看漏斗')),
-    note), running ? null : await startForm(ctx, card, again));
+    note), ...(running ? [] : [await startForm(ctx, card, again)]));
   slot.querySelector('h2').scrollIntoView({block: 'nearest'});
 }
 
