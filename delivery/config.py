@@ -296,6 +296,53 @@ class DeliveryConfig:
         minimum=2,
         maximum=400,
     )
+    # How long the records that grow with every call event are kept (delivery/retention.py):
+    # PostgreSQL drops a day's partition, SQLite deletes the day in small batches.
+    calls_retention_days: int = setting(
+        7,
+        "Days call events are kept: a repeated event is recognised within 2 days, so a week is margin.",
+        minimum=3,
+        maximum=400,
+    )
+    deliveries_retention_days: int = setting(
+        90,
+        "Days deliveries are kept: what `GET /api/calls/{id}` and the delivery report read, a "
+        "quarter for complaints.",
+        minimum=2,
+        maximum=800,
+    )
+    attempts_retention_days: int = setting(
+        90,
+        "Days attempts are kept: read with their delivery (its channels, its outcome), so as long.",
+        minimum=2,
+        maximum=800,
+    )
+    message_ids_retention_days: int = setting(
+        7,
+        "Days the SMSC's message ids are kept: receipts come within the validity period (at most 3 days).",
+        minimum=4,
+        maximum=400,
+    )
+    receipts_retention_days: int = setting(
+        7,
+        "Days delivery receipts are kept: applied to their attempt as they arrive; kept a week "
+        "to look into one.",
+        minimum=4,
+        maximum=400,
+    )
+    charges_retention_days: int = setting(
+        400,
+        "Days the metering ledger (one row per charged attempt) is kept: usage reports, invoices "
+        "and billing disputes for a year and a month.",
+        minimum=32,
+        maximum=3700,
+    )
+    taps_retention_days: int = setting(
+        400,
+        "Days the taps report's daily counts (one row per card, button and day) are kept.",
+        minimum=2,
+        maximum=3700,
+    )
     # Shared with other features or derived by the server (mingpian/api/delivery/__init__.py):
     synchronous: str = "NORMAL"
     migrate: str = "auto"  # the store's schema migrations at open: auto | check | off

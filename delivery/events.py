@@ -48,7 +48,6 @@ import math
 import time
 from collections import Counter
 from collections.abc import Sequence
-from datetime import date, timedelta
 from typing import Any
 
 from infra import jsonio
@@ -56,7 +55,8 @@ from infra.outage import Unavailable, log_failure
 
 from .metering.ledger import day_of
 from .records import Delivery
-from .rows.events import Claimed, EventRows, InboxEvent, Latency, Rollup, partition_name
+from .retention import Retention
+from .rows.events import Claimed, EventRows, InboxEvent, Latency, Rollup
 
 log = logging.getLogger("mingpian.delivery")
 
@@ -72,7 +72,6 @@ RECENT_KEEP = 65536  # keys recorded here lately: a repeat is dropped without a 
 # Raw events kept this many days: a month of reports plus a few days to look into a complaint
 # about a delivery or rebuild a rollup after a fix; longer only costs disk (reports never read them).
 RETENTION_DAYS = 35
-PARTITIONS_AHEAD = 2  # days of partitions made ahead of today (PostgreSQL)
 BINS_PER_DOUBLING = 4  # latency histogram: a bin is 2**(1/4) wide (about 19%)
 
 
@@ -318,23 +317,7 @@ class Events:
 
     async def maintain(self, now: float | None = None) -> None:
         """Drop the raw events past the retention, a day at a time; on PostgreSQL make the
-        partitions of the days ahead. Safe to run on every worker at once."""
-        now = time.time() if now is None else now
-        today = date.fromisoformat(day_of(now))
-        keep = (today - timedelta(days=self.retention_days - 1)).isoformat()
-        if self.rows.db.name == "postgresql":
-            have = await self.rows.partitions()
-            for i in range(-1, PARTITIONS_AHEAD + 1):
-                day = (today + timedelta(days=i)).isoformat()
-                if partition_name(day) not in have:
-                    await self.rows.make_partition(day)
-            for name in sorted(have):
-                digits = name.removeprefix("delivery_events_")
-                if digits.isdigit() and len(digits) == 8:
-                    day = f"{digits[:4]}-{digits[4:6]}-{digits[6:]}"
-                    if day < keep:
-                        await self.rows.drop_partition(day)
-            await self.rows.prune_default(keep)
-            return
-        while (oldest := await self.rows.oldest_day()) is not None and oldest < keep:
-            await self.rows.prune_day(oldest)
+        partitions of the days ahead: the upkeep of every growing table (retention.py). Safe to
+        run on every worker at once."""
+        days = {"delivery_events": self.retention_days}
+        await Retention(self.rows.db, days).maintain(now, ("delivery_events",))

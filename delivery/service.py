@@ -14,7 +14,6 @@ from pathlib import Path
 import aiohttp
 
 from chatbot.events import InboundEvent
-from infra.outage import log_failure
 from renderer import TemplateStore
 from renderer.video import ffmpeg_exe
 
@@ -48,6 +47,7 @@ from .open_store import open_store
 from .receipts import Outcome, Receipts, no_outcome
 from .refusals import CardRefusals
 from .replies import Replies
+from .retention import Retention, days_of
 from .revoke import Revoker
 from .seed import load_seed
 from .shortlinks import CODE_LENGTH, ShortLink, ShortLinks
@@ -98,6 +98,8 @@ class DeliveryService:
         # every fact of a delivery once, written with its own write, rolled up per minute, hour
         # and day by every worker's roller (events.py)
         self.events = Events(self.store.db, config.event_retention_days)  # type: ignore[attr-defined]
+        # the growing tables' days made ahead and dropped after their retention (retention.py)
+        self.retention = Retention(self.store.db, days_of(config))  # type: ignore[attr-defined]
         self.funnel.events = self.events
         self.links.on_first = self._link_opened  # a delivery's link opened first: the funnel's fact
         self.composer = Composer(self.store, templates, self.library, (self.links.prefix, CODE_LENGTH))
@@ -252,15 +254,9 @@ class DeliveryService:
         await self.funnel.displayed(delivery, step, "cardsms", enterprise, at, how="cardsms", vendor=vendor)
 
     async def _events_upkeep(self) -> None:
-        """Raw events past their retention dropped, tomorrow's partitions made: now and hourly."""
-        while True:
-            try:
-                await self.events.maintain()
-            except Exception as exc:  # an outage is one line for the whole outage (infra/outage.py)
-                log_failure(log, exc, "delivery events: upkeep failed; tried again in a minute")
-                await asyncio.sleep(60)
-                continue
-            await asyncio.sleep(3600)
+        """Every growing table's (raw events included) days past their retention dropped, the
+        next days' partitions made: now and hourly (retention.py; an outage is one line)."""
+        await self.retention.run()
 
     async def _card_page(self, out: Outgoing, enterprise: str) -> str:
         """Where a person whose phone fails to draw the card lands: the delivery's H5 card page."""

@@ -148,11 +148,14 @@ CALLS_SQL = (
     "SELECT * FROM unnest($1::text[], $2::text[], $3::float8[]) ON CONFLICT DO NOTHING "
     "RETURNING call_id, phase"
 )
+# A delivery's day (its partition, migration 0014): the China day of its creation.
+DAY_OF_CREATED = "to_char(to_timestamp(d.created + 8 * 3600) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 DELIVERIES_SQL = (  # only the deliveries whose call event was new (the CTE `c`: CALLS_SQL)
     "INSERT INTO deliveries (id, call_id, phase, enterprise, line, recipient, card, template, kind, data, "
-    "chain, step, state, reason, channel, event_at, created, updated, owner, lease_until) "
+    "chain, step, state, reason, channel, event_at, created, updated, owner, lease_until, day) "
     "SELECT d.id, d.call_id, d.phase, d.enterprise, d.line, d.recipient, d.card, d.template, d.kind, d.data, "
-    "d.chain, d.step, d.state, d.reason, d.channel, d.event_at, d.created, d.updated, d.owner, d.lease_until "
+    "d.chain, d.step, d.state, d.reason, d.channel, d.event_at, d.created, d.updated, d.owner, "
+    f"d.lease_until, {DAY_OF_CREATED} "
     "FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], "
     "$11::text[], $12::text[], $13::text[], $14::text[], $15::int[], $16::text[], $17::text[], $18::text[], "
     "$19::float8[], $20::float8[], $21::float8[], $22::text[], $23::float8[]) AS d(id, call_id, phase, "

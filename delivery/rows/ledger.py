@@ -40,19 +40,21 @@ class Refund:
     key: str
 
 
+# PostgreSQL's ledger is partitioned by day (migration 0014): its key is (key, day). A charge
+# written again on the same day rewrites its row; SQLite's key is the charge key alone.
 REPLACE = (
-    "ON CONFLICT (key) DO UPDATE SET enterprise = excluded.enterprise, package = excluded.package, "
+    "ON CONFLICT {target} DO UPDATE SET enterprise = excluded.enterprise, package = excluded.package, "
     "line = excluded.line, channel = excluded.channel, units = excluded.units, overage = excluded.overage, "
     "cost = excluded.cost, day = excluded.day, at = excluded.at, refunded = 0"
 )
 CHARGE_ROW_SQL = (
     "INSERT INTO charges (key, enterprise, package, line, channel, units, overage, cost, day, at, refunded) "
-    f"VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,0) {REPLACE}"
+    f"VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,0) {REPLACE.format(target='(key)')}"
 )
 CHARGES_SQL = (
     "INSERT INTO charges (key, enterprise, package, line, channel, units, overage, cost, day, at, refunded) "
     "SELECT *, 0 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], "
-    f"$7::int[], $8::float8[], $9::text[], $10::float8[]) {REPLACE}"
+    f"$7::int[], $8::float8[], $9::text[], $10::float8[]) {REPLACE.format(target='(key, day)')}"
 )
 REFUND_ROW_SQL = "UPDATE charges SET refunded = 1 WHERE key=$1"
 PACKAGE_TOTALS_SQL = (
