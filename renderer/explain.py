@@ -149,3 +149,19 @@ def undefined(message: str) -> str:
 def yaml_syntax(message: str) -> str:
     """A PyYAML parser or constructor error's message as a Chinese sentence."""
     return _first(_YAML, message) or f"YAML 语法错误：{message}"
+
+
+_PYTHON = {
+    "TypeError": "值的类型不对（比如把数字和文字相加）",
+    "ZeroDivisionError": "除数是 0",
+    "ValueError": "值不对（比如把文字转成数字）",
+    "KeyError": "没有这个键",
+    "IndexError": "下标超出了列表的范围",
+    "AttributeError": "没有这个属性",
+    "OverflowError": "数字太大",
+}
+
+
+def python_error(name: str) -> str:
+    """What an exception a template raised while rendering (its class name) means."""
+    return _PYTHON.get(name, "模板运行出错")

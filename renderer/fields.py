@@ -218,14 +218,14 @@ def describe_error(exc: BaseException) -> str:
     name = type(exc).__name__
     text = str(exc) or name
     if isinstance(exc, SecurityError):
-        return f"blocked by the template sandbox: {text}"
+        return f"模板沙箱不允许这样做：{text}"
     if isinstance(exc, BudgetExceeded):
-        return f"over the template's limits: {text}"
+        return f"超出了模板的限制：{text}"
     if isinstance(exc, RecursionError):
-        return "calls nested too deeply (recursion)"
+        return "调用嵌套太深（递归）"
     if name == "UndefinedError":
         return explain.undefined(text)
-    return f"{name}: {text}"
+    return f"{explain.python_error(name)}：{name}: {text}"
 
 
 def _detail(exc: BaseException) -> str | None:
