@@ -277,6 +277,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return run(_settings(args), show_status=args.status)
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    from .cli_prune import run  # deferred: it loads the delivery store
+
+    return run(_settings(args))
+
+
 LINT_CODES = "\n".join(f"  {code}  {words}" for code, words in CODES.items())
 
 
@@ -352,6 +358,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("migrate", parents=[config, where], help="把 SQLite 数据库升级到当前结构")
     p.add_argument("--status", action="store_true", help="只列出已执行和待执行的升级")
     p.set_defaults(func=cmd_migrate)
+    p = sub.add_parser(
+        "prune",
+        parents=[config, where],
+        help="删除超过保留期的投递记录（按天），并提前建好后几天的分区",
+        description="删除投递数据库中超过保留期的记录：PostgreSQL 整天删除分区，SQLite 分小批删除；"
+        "并提前建好后几天的分区。服务进程每小时自动执行一次；可与运行中的服务、其他 prune 同时执行。",
+    )
+    p.set_defaults(func=cmd_prune)
     p = sub.add_parser("errors", help="输出接口错误代码表（docs/api.md 里的 Markdown 表格）")
     p.set_defaults(func=cmd_errors)
     return parser
