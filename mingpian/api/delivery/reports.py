@@ -60,6 +60,27 @@ def _format(request: web.Request) -> str:
     return value
 
 
+# The growing tables each report reads (delivery/retention.py drops their old days); the funnel
+# reads the daily counters and the event rollups, which are kept for good.
+REPORT_READS = ("attempts", "deliveries", "charges", "taps")
+USAGE_READS = ("charges",)
+
+
+def _kept(request: web.Request, days: tuple[str, str], tables: tuple[str, ...]) -> dict[str, Any]:
+    """`kept_since`: the first day each table read still holds; `pruned`: the range starts before
+    one of them (its earlier days were dropped by the retention, not empty). A range without
+    `from` is the kept records."""
+    retention = request.app[delivery_key].retention
+    kept = {t: retention.kept_since(t) for t in tables}
+    return {"pruned": bool(days[0]) and days[0] < max(kept.values(), default=""), "kept_since": kept}
+
+
+def _kept_headers(kept: dict[str, Any]) -> dict[str, str]:
+    """The same for a CSV file, whose body has no room for it."""
+    since = max(kept["kept_since"].values(), default="")
+    return {"X-Range-Pruned": "1" if kept["pruned"] else "0", "X-Kept-Since": since}
+
+
 def _within(rows: list[dict[str, Any]], days: tuple[str, str]) -> list[dict[str, Any]]:
     return [r for r in rows if "day" not in r or days[0] <= str(r["day"]) <= days[1]]
 
@@ -81,14 +102,18 @@ async def get_usage(request: web.Request) -> web.Response:
         rows = _regroup(
             _within(await request.app[delivery_key].meter.usage(ent["id"], ("day", *by)), days), by
         )
+    kept = _kept(request, days, USAGE_READS)
     if _format(request) == "csv":
         return web.Response(
             text=to_csv(rows),
             content_type="text/csv",
             charset="utf-8",
-            headers={"Content-Disposition": f'attachment; filename="usage-{ent["id"]}.csv"'},
+            headers={
+                "Content-Disposition": f'attachment; filename="usage-{ent["id"]}.csv"',
+                **_kept_headers(kept),
+            },
         )
-    return json_response({"enterprise": ent["id"], "by": list(by), "rows": rows})
+    return json_response({"enterprise": ent["id"], "by": list(by), "rows": rows, **kept})
 
 
 def _regroup(rows: list[dict[str, Any]], by: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -125,6 +150,7 @@ async def get_report(request: web.Request) -> web.Response:
             "packages": packages,
             "ads": _within(await store.impressions(ent["id"]), days),
             "taps": _within(await store.taps(ent["id"]), days),
+            **_kept(request, days, REPORT_READS),
         }
     )
 

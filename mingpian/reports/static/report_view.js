@@ -41,6 +41,15 @@ function tapsByButton(taps) {
   return [...sum.entries()].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([label, value]) => ({label, value}));
 }
 
+/** A note when the range starts before the oldest day the records read are kept (null if not). */
+export function prunedNote(...reports) {
+  const kept = reports.filter((r) => r && r.pruned).flatMap((r) => Object.values(r.kept_since || {}));
+  if (!kept.length) return null;
+  const since = kept.sort().at(-1);
+  return h('p', {class: 'note pruned', role: 'note', text: `所选范围早于保留期：${since} 之前的投递明细、扣费和点击记录已按保留期删除，`
+    + '这些天的投递结果、用量和点击在此不全；投递漏斗读每天的汇总，不受影响。'});
+}
+
 /** The report's charts and tables as one element (also drawn by the console's reports page). */
 export function reportView(report, usage) {
   const attempts = report.attempts || [];
@@ -60,7 +69,7 @@ export function reportView(report, usage) {
     byChannel.set(a.channel, c);
   }
   const channels = [...byChannel.entries()];
-  const charts = h('div', {class: 'charts'},
+  const charts = h('div', {class: 'charts'}, prunedNote(report, usage),
     figure('投递结果（按天、渠道）', sized((w) => stackedBars([...byDay.values()], OUTCOMES, '每天每个渠道的投递结果',
       {width: w, names: OUTCOME_NAMES})),
       legend(OUTCOMES, OUTCOME_NAMES),
