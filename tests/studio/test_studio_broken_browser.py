@@ -75,6 +75,11 @@ def test_every_phone_of_a_broken_template_says_what_and_where(
     problems = pg.locator("#problem-list li.template-problem")
     assert problems.count() == 1
     assert problems.first.get_attribute("title").startswith("Unexpected end of template")
+    # fixed on disk: live reload clears the mark from every phone, the video's too
+    _, templates = studio
+    (templates / "broken-one" / "card.yaml").write_text('card:\n  title: "好"\n', "utf-8")
+    pg.locator("#phone-rcs .card-title").first.wait_for()
+    pg.wait_for_function("() => document.querySelectorAll('figure.phone.broken').length === 0")
 
 
 def test_a_button_no_flow_answers_is_marked_before_a_tap(page: tuple[Any, PageProbe], studio: Studio) -> None:

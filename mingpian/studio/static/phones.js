@@ -73,6 +73,14 @@ export class Phone {
     this.setNote(text, 'error broken');
   }
 
+  /** The template works again: whatever this phone shows is no longer marked broken. */
+  fixed() {
+    if (!this.el.classList.contains('broken')) return;
+    this.el.classList.remove('stale', 'broken');
+    this.badge.hidden = true;
+    this.setNote('');
+  }
+
   stale(message) {
     this.el.classList.add('stale');
     this.badge.hidden = false;

@@ -200,6 +200,7 @@ async function renderAll() {
   if (gen !== state.gen) return;
   if (rcs.ok) {
     showProblems(null);
+    for (const p of Object.values(phones)) p.fixed(); // those not drawn again (the video) too
     state.lastRcs = rcs.body;
     phones.rcs.show(renderMessageList(rcs.body.messageList, {onTap}));
     markUnanswered(phones.rcs.body, rcs.body.warnings);
