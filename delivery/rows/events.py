@@ -19,11 +19,14 @@ statement (`unnest` of arrays) and each aggregate in one more; on SQLite through
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..drivers import Driver
+
+log = logging.getLogger("mingpian.delivery")
 
 INBOX_COLUMNS = ("delivery", "step", "kind", "key", "channel", "vendor", "button", "at")
 INBOX_ROW_SQL = (
@@ -33,24 +36,6 @@ INBOX_SQL = (
     f"INSERT INTO delivery_event_inbox ({', '.join(INBOX_COLUMNS)}) SELECT * FROM unnest($1::text[], "
     "$2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[])"
 )
-# What a roll claims of each fact, with its delivery's (NULL: the delivery is gone) and the start
-# of its first attempt (the time from which each fact's latency is counted).
-CLAIMED = (
-    "c.delivery, c.step, c.kind, c.key, c.channel, c.vendor, c.button, c.at, d.enterprise, d.card, "
-    "d.data, d.created, a.started"
-)
-CLAIM_SQL = {
-    "postgresql": "WITH c AS (DELETE FROM delivery_event_inbox WHERE id IN (SELECT id FROM "
-    "delivery_event_inbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING *) "
-    f"SELECT {CLAIMED}, c.id FROM c LEFT JOIN deliveries d ON d.id = c.delivery "
-    "LEFT JOIN attempts a ON a.delivery = c.delivery AND a.step = 0",
-    "sqlite": f"SELECT {CLAIMED}, c.id FROM (SELECT * FROM delivery_event_inbox ORDER BY id LIMIT $1) c "
-    "LEFT JOIN deliveries d ON d.id = c.delivery LEFT JOIN attempts a ON a.delivery = c.delivery "
-    "AND a.step = 0",
-}
-UNCLAIM_SQL = "DELETE FROM delivery_event_inbox WHERE id <= $1"  # SQLite: what the claim read
-INBOX_LEFT_SQL = "SELECT count(*) FROM delivery_event_inbox WHERE id <= $1"
-INBOX_LAST_SQL = "SELECT max(id) FROM delivery_event_inbox"
 
 RAW_COLUMNS = (
     "day", "delivery", "step", "kind", "key", "enterprise", "card", "version", "experiment",
@@ -62,6 +47,42 @@ RAW_TYPES = (
 )  # fmt: skip
 # What comes back of a new event: what its rollups and histogram are keyed by.
 NEW = "enterprise, card, version, experiment, variant, channel, step, kind, key, button, at, since"
+# What a roll claims of each fact, with its delivery's (NULL: the delivery is gone) and the start
+# of its first attempt (the time from which each fact's latency is counted).
+CLAIMED = (
+    "c.delivery, c.step, c.kind, c.key, c.channel, c.vendor, c.button, c.at, d.enterprise, d.card, "
+    "d.data, d.created, a.started"
+)
+# SQLite: the claimed facts come to Python (`Events._raw` makes them raw events), then go in
+# through the staging table.
+CLAIM_SQL = (
+    f"SELECT {CLAIMED}, c.id FROM (SELECT * FROM delivery_event_inbox ORDER BY id LIMIT $1) c "
+    "LEFT JOIN deliveries d ON d.id = c.delivery LEFT JOIN attempts a ON a.delivery = c.delivery "
+    "AND a.step = 0"
+)
+# PostgreSQL: the claim, the raw events made from it and their insert are one statement on the
+# server (what `Events._raw` does in Python, here in SQL), so only the new events travel, once,
+# for their rollups; its rows are `NEW` and how many facts were claimed and how many of them had
+# no delivery (one row with NULLs when none was new). The lookups are lateral: one index probe
+# per fact, whatever the tables' size or statistics (a hash join would read every delivery).
+ROLL_SQL = (
+    "WITH c AS (DELETE FROM delivery_event_inbox WHERE id = ANY(ARRAY(SELECT id FROM delivery_event_inbox "
+    "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)) RETURNING *), "
+    f"j AS (SELECT {CLAIMED}, d.data::jsonb AS doc FROM c LEFT JOIN LATERAL (SELECT enterprise, card, data, "
+    "created FROM deliveries WHERE id = c.delivery LIMIT 1) d ON true LEFT JOIN LATERAL (SELECT started "
+    "FROM attempts WHERE delivery = c.delivery AND step = 0 LIMIT 1) a ON true), "
+    f"ins AS (INSERT INTO delivery_events ({', '.join(RAW_COLUMNS)}) SELECT "
+    "to_char(to_timestamp(created + 8 * 3600) AT TIME ZONE 'UTC', 'YYYY-MM-DD'), delivery, step, kind, key, "
+    "enterprise, card, trunc(COALESCE(NULLIF(doc->>'version', '')::numeric, 0))::int, "
+    "COALESCE(doc->>'experiment', ''), COALESCE(doc->>'variant', ''), channel, vendor, button, at, "
+    "GREATEST(at - COALESCE(started, created), 0) FROM j WHERE enterprise IS NOT NULL "
+    "ORDER BY 1, 2, 3, 4, 5 ON CONFLICT DO NOTHING RETURNING "
+    f"{NEW}), k AS (SELECT count(*) AS claimed, count(*) FILTER (WHERE enterprise IS NULL) AS gone FROM j) "
+    "SELECT ins.*, k.claimed, k.gone FROM k LEFT JOIN ins ON true"
+)
+UNCLAIM_SQL = "DELETE FROM delivery_event_inbox WHERE id <= $1"  # SQLite: what the claim read
+INBOX_LEFT_SQL = "SELECT count(*) FROM delivery_event_inbox WHERE id <= $1"
+INBOX_LAST_SQL = "SELECT max(id) FROM delivery_event_inbox"
 # SQLite: the batch goes to a table of this connection without an index first (executemany, a
 # third of the cost of a statement per event), then into the events in one statement (`WHERE
 # true`: an upsert's SELECT needs a WHERE for SQLite to parse its ON CONFLICT).
@@ -177,13 +198,21 @@ class EventRows:
         """One transaction: claim up to `limit` facts of the inbox (CLAIMED rows), made raw events
         by `build`, inserted, the new ones added to the rollups (`add`). (claimed, new)."""
         async with self.db.transaction():
-            claimed = await self.db.all(CLAIM_SQL[self.db.name], limit)
-            if not claimed:
+            if self.db.name == "postgresql":
+                rows = await self.db.all(ROLL_SQL, limit)
+                claimed, gone = int(rows[0][-2]), int(rows[0][-1])
+                new = [r[:-2] for r in rows if r[0] is not None]
+                if gone:
+                    log.warning("delivery events: %d facts of deliveries no longer stored dropped", gone)
+                if new:
+                    await self._aggregates(new, aggregate)
+                return claimed, len(new)
+            got = await self.db.all(CLAIM_SQL, limit)
+            if not got:
                 return 0, 0
-            if self.db.name != "postgresql":
-                await self.db.run(UNCLAIM_SQL, max(r[-1] for r in claimed))
-            raw = build(claimed)
-            return len(claimed), (await self.add(raw, aggregate) if raw else 0)
+            await self.db.run(UNCLAIM_SQL, max(r[-1] for r in got))
+            raw = build(got)
+            return len(got), (await self.add(raw, aggregate) if raw else 0)
 
     async def inbox_last(self) -> int:
         """The newest inbox row's id (0: empty)."""
@@ -214,16 +243,20 @@ class EventRows:
                 await self.db.run("DELETE FROM events_in")
             if not new:
                 return 0
-            rollups, latency = aggregate(new)
-            if pg:
-                await self.db.run(ROLLUP_ARRAYS_SQL, *columns(rollups, 12))
-                if latency:
-                    await self.db.run(LATENCY_ARRAYS_SQL, *columns(latency, 11))
-            else:
-                await self.db.run_many(ROLLUP_ROW_SQL, rollups)
-                if latency:
-                    await self.db.run_many(LATENCY_ROW_SQL, latency)
+            await self._aggregates(new, aggregate)
         return len(new)
+
+    async def _aggregates(self, new: Sequence[Sequence[Any]], aggregate: Any) -> None:
+        """Add the new events (`NEW` rows) to the rollups and histograms (in the caller's transaction)."""
+        rollups, latency = aggregate(new)
+        if self.db.name == "postgresql":
+            await self.db.run(ROLLUP_ARRAYS_SQL, *columns(rollups, 12))
+            if latency:
+                await self.db.run(LATENCY_ARRAYS_SQL, *columns(latency, 11))
+        else:
+            await self.db.run_many(ROLLUP_ROW_SQL, rollups)
+            if latency:
+                await self.db.run_many(LATENCY_ROW_SQL, latency)
 
     async def counts(
         self, enterprise: str, card: str, grain: str, since: float, until: float, experiment: str
