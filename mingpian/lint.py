@@ -31,7 +31,12 @@ CODES: dict[str, str] = {
     "W050": "有字符没有字体能画出，图片和视频里会显示成方框",
     "W060": "按钮没有聊天机器人流程回答",
 }
-_BY_KIND = {"template_error": "E001", "template_not_found": "E002", "data_invalid": "E010"}
+_BY_KIND = {
+    "template_error": "E001",
+    "template_not_found": "E002",
+    "data_invalid": "E010",
+    "limit_exceeded": "E020",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +96,7 @@ def lint_templates(
             message = template.render(template.sample)
             to_rcs(message, profile)
         except RenderError as exc:
-            out.extend(_findings(_BY_KIND.get(exc.kind, "E020"), exc, sample_file))
+            out.extend(_findings(_BY_KIND.get(exc.kind, "E001"), exc, sample_file))
             continue
         for problem in override_problems(template, message, profile):  # legacy: text must fit
             out.extend(_findings("E021", problem, sample_file))
