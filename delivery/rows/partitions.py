@@ -24,8 +24,8 @@ PARTITIONS_SQL = (
     "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = $1"
 )
 BATCH = 5000  # rows one SQLite delete takes (a few milliseconds of the one writer's time)
-LOCK_WAIT = "50ms"  # how long a drop waits for its table's lock before giving up for this round
-DROP_TRIES = 5
+LOCK_WAIT = "25ms"  # how long a drop waits for its table's lock (intake queues behind it meanwhile)
+DROP_TRIES = 10  # then the next round tries again
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,7 +120,7 @@ class ReachRows:
             f"SELECT {DAY[self.db.name]} AS day, a.channel, {OUTCOME} AS outcome, count(*), "
             "avg(CASE WHEN a.done IS NOT NULL THEN a.done - a.started END) "
             "FROM attempts a JOIN deliveries d ON d.id = a.delivery WHERE d.enterprise=$1 "
-            "GROUP BY day, a.channel, outcome ORDER BY day, a.channel, outcome",
+            "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
             enterprise,
         )
         return attempt_stats(rows)
