@@ -152,9 +152,11 @@ def _status_lines(d: Database, st: Status) -> list[str]:
 async def _on_postgres(d: Database, work: Callable[[Any], Awaitable[T]]) -> T:
     import asyncpg  # here for its errors only; loaded already with delivery.drivers.postgres
 
-    try:
-        conn = await asyncpg.connect(d.url, timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+    from delivery.drivers.pghosts import HostChooser
+
+    try:  # the writable server, when the URL names several (migrations write)
+        conn = await HostChooser(d.url).connect(timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise MigrationError(f"{d.name} database: cannot connect: {exc}") from None
     try:
         return await work(conn)
