@@ -4,6 +4,7 @@ a picture with characters no font draws is refused rather than drawn with boxes.
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import subprocess
@@ -25,8 +26,17 @@ _ALLOWED = re.compile(
 )
 
 
+def _commands() -> set[str]:
+    """The sub-commands' names: words the user types, so they stay as they are."""
+    from mingpian.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return set(sub.choices)
+
+
 def english_words(text: str) -> list[str]:
-    return re.findall(r"[A-Za-z]{3,}(?: [A-Za-z]{2,})*", _ALLOWED.sub(" ", text))
+    words = re.findall(r"[A-Za-z]{3,}(?: [A-Za-z]{2,})*", _ALLOWED.sub(" ", text))
+    return [w for w in words if w not in _commands()]
 
 
 @pytest.mark.parametrize(
