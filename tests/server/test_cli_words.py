@@ -21,7 +21,7 @@ from tests.support.templates import write_template
 _ALLOWED = re.compile(
     r"--?[a-z][a-z-]*|\$?MINGPIAN_[A-Z_]+|[\w./-]*\.(md|json|yaml|toml|j2)|\{[^}]*\}|'[^']*'|"
     r"\b(mingpian|serve|render|lint|settings|migrate|errors|rcs|ussd|flash|sms|png|jpeg|webp|mp4|"
-    r"default|card_templates|courier-hangup|TOML|JSON|GSMA|HTTP|SQLite|Markdown|UTF|USSD|UCS|DCS|UD|UDH|"
+    r"default|card_templates|courier-hangup|TOML|JSON|GSMA|HTTP|SQLite|PostgreSQL|Redis|Markdown|UTF|USSD|UCS|DCS|UD|UDH|"
     r"E\d{3}|W\d{3}|H5|MB|docs|api|settings)\b"
 )
 
