@@ -490,8 +490,9 @@ def poster(
 # Phones fill a card's media box (a fixed height, the card's width) with the picture and crop
 # what does not fit (CSS object-fit: cover, Android's centerCrop): a card narrower than the 336 dp
 # the picture is made for shows only its middle, a wider one loses a strip at top and bottom.
-# A poster keeps its logo and title inside what cards from NARROWEST to WIDEST all show.
-NARROWEST_CARD_DP = 240
+# A poster keeps its logo and title inside what cards from NARROWEST to WIDEST all show (the
+# studio's phone, with its scroll bar, draws a card about 236 px wide).
+NARROWEST_CARD_DP = 220
 WIDEST_CARD_DP = 360
 
 

@@ -40,7 +40,7 @@ def white_box(im: Image.Image) -> tuple[tuple[int, int, int, int] | None, int]:
 
 
 @pytest.mark.parametrize("height", sorted(MEDIA_HEIGHT_DP))
-@pytest.mark.parametrize("card_dp", [240, 260, 296, 336, 360])
+@pytest.mark.parametrize("card_dp", [220, 236, 260, 296, 336, 360])
 def test_avatar_and_title_sit_inside_the_phone_crop_with_margins(height: str, card_dp: int) -> None:
     template = TemplateStore(TEMPLATES, 0).get("personal-show")
     message = template.render(template.sample)
