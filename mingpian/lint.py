@@ -82,8 +82,8 @@ def lint_templates(
     profile: CarrierProfile,
     flows: FlowStore | None = None,
 ) -> list[Finding]:
-    """Every finding of the named templates (all when None); with `flows`, also each button
-    no flow answers."""
+    """Every finding of the named templates (all when None); with `flows` holding any flow, also
+    each button no flow answers (a deployment without a chatbot expects no answers)."""
     out: list[Finding] = []
     for name in names or store.names():
         try:
@@ -104,7 +104,7 @@ def lint_templates(
             out.extend(_findings("E030", problem, sample_file))
         for p in glyph_problems(message, template.sample, sample_file):  # pictures: no box glyphs
             out.append(Finding("W050", p.message, p.file or template.files["card.yaml"], None, p.path))
-        if flows is not None:  # every button is answered by some flow
+        if flows is not None and flows.flows:  # every button answered by some flow (when there are bots)
             for field, text, postback in buttons(message):
                 if answering_bot(flows, postback) is None:
                     card = template.files["card.yaml"]

@@ -174,3 +174,20 @@ def test_help_columns_line_up_on_screen() -> None:
             starts.add(columns(m[1] + m[2]))
     assert len(starts) == 1, (starts, out)
     assert "参数：" in out and "选项：" in out
+
+
+def test_lint_names_buttons_no_flow_answers_only_where_there_are_bots(tmp_path: Path) -> None:
+    from chatbot.flows import FlowStore
+    from mingpian.lint import lint_templates
+    from mingpian.settings import PROJECT_ROOT
+    from renderer import TemplateStore, get_profile
+
+    card = "card:\n  title: 我\n  suggestions:\n    - reply: {text: 没人管, postback: 'mine:nobody'}\n"
+    write_template(tmp_path / "t", "mine", card)
+    store = TemplateStore(tmp_path / "t", 0)
+    [finding] = lint_templates(store, None, get_profile("default"), FlowStore(PROJECT_ROOT / "chatbots"))
+    assert (finding.code, finding.path) == ("W060", "cards[0].suggestions[0]")
+    assert str(finding).endswith(
+        "W060 cards[0].suggestions[0]: 没有聊天机器人流程回答按钮「没人管」（回传 mine:nobody）：点了它对方收不到任何回复"
+    )
+    assert lint_templates(store, None, get_profile("default"), FlowStore(tmp_path / "no-bots")) == []
