@@ -1,10 +1,11 @@
-"""Redis fails over under load: a real `mingpian serve` on PostgreSQL and a Redis master with two
-replicas watched by three Redis Sentinels (`redis_url = redis+sentinel://…`), call events
-arriving steadily. The master is killed (SIGKILL, as when its host dies); the sentinels promote a
-replica and the server follows them there. While Redis is away what needs it is answered 503
-with Retry-After (never 500), the outage is logged once, and after it no card has been sent twice
-and no package spent past its units: the charges were replicated before they counted
-(`redis_wait_replicas = 1`), so the promoted replica has every one the ledger has."""
+"""Redis fails over under load: two real `mingpian serve` workers (two hosts of a fleet) on
+PostgreSQL and a Redis master with two replicas watched by three Redis Sentinels (`redis_url =
+redis+sentinel://…`), call events arriving steadily. The master is killed (SIGKILL, as when its
+host dies); the sentinels promote a replica and the workers follow them there. While Redis is
+away what needs it is answered 503 with Retry-After (never 500), each worker logs the outage
+once, and after it no card has been sent twice and no package spent past its units: the charges
+were replicated before they counted (`redis_wait_replicas = 1`), so the promoted replica has
+every one the ledger has."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from .support import OPERATOR, SF_KEY, SF_LINE, AppFactory, auth, call, seed_doc
 
 UNITS = 100  # the package: more than the calls before the kill, fewer than all the calls
 RATE = 20.0  # call events per second
-TARGET = 15.0  # seconds from the kill to the first card out again, at most
+TARGET = 15.0  # seconds from the kill to the first card out again (of an event sent after it), at most
 
 
 @pytest.fixture
@@ -51,16 +52,19 @@ class Traffic:
     sent again after its Retry-After, as a PBX's integration would. Meanwhile the package balances
     (which Redis holds) are read, the other kind of request an outage answers 503."""
 
-    def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
-        self.http, self.base = http, base
+    def __init__(self, http: aiohttp.ClientSession, bases: list[str]) -> None:
+        self.http, self.bases = http, bases
         self.answers: list[tuple[float, str, int, str | None]] = []  # (time, kind, status, Retry-After)
         self.accepted: list[str] = []
+        self.sent: dict[str, float] = {}  # callee (as the SMSC sees it) → when its call event was first sent
         self.stopped = False
 
     async def _send(self, i: int) -> None:
         body = {"call_id": f"f{i}", "caller": SF_LINE, "callee": _callee(i), "phase": "ended"}
+        base = self.bases[i % len(self.bases)]  # spread over the workers
+        self.sent[_callee(i)[3:]] = time.time()
         while True:
-            async with self.http.post(f"{self.base}/api/calls", json=body, headers=auth(OPERATOR)) as resp:
+            async with self.http.post(f"{base}/api/calls", json=body, headers=auth(OPERATOR)) as resp:
                 self.answers.append((time.time(), "call", resp.status, resp.headers.get("Retry-After")))
                 if resp.status in (200, 202):
                     self.accepted.append(f"f{i}")
@@ -78,8 +82,10 @@ class Traffic:
         await asyncio.gather(*sends)
 
     async def balances(self) -> None:
+        n = 0
         while not self.stopped:
-            url = f"{self.base}/api/enterprises/sf/report"
+            n += 1
+            url = f"{self.bases[n % len(self.bases)]}/api/enterprises/sf/report"
             async with self.http.get(url, headers=auth(SF_KEY)) as resp:
                 await resp.read()
                 self.answers.append((time.time(), "report", resp.status, resp.headers.get("Retry-After")))
@@ -94,6 +100,42 @@ async def _settled(http: aiohttp.ClientSession, base: str, call_id: str) -> dict
             return d  # type: ignore[no-any-return]
         await asyncio.sleep(0.05)
     raise AssertionError(f"{call_id} still active: {d}")
+
+
+def _cards_after(gateway: GatewaySim, traffic: Traffic, killed: float) -> list[float]:
+    """When the cards of call events sent after the kill went out (each needed the new master
+    for its charge), in order."""
+    return sorted(s["at"] for s in gateway.submits if traffic.sent.get(s["destination"], 0) > killed)
+
+
+def _worker(
+    port: int,
+    log: Path,
+    data: Path,
+    postgres_url: str,
+    sentinels: SentinelGroup,
+    gateway: GatewaySim,
+    seed: Path,
+) -> Any:
+    return serve(
+        {
+            "MINGPIAN_PORT": str(port),
+            "MINGPIAN_TEMPLATE_DIR": str(TEMPLATES),
+            "MINGPIAN_DATA_DIR": str(data),
+            "MINGPIAN_DATABASE_URL": postgres_url,
+            "MINGPIAN_DELIVERY_COUNTERS": "redis",
+            "MINGPIAN_STORE": "redis",
+            "MINGPIAN_MEDIA_STORE": "redis",
+            "MINGPIAN_REDIS_URL": sentinels.url,
+            "MINGPIAN_REDIS_WAIT_REPLICAS": "1",
+            "MINGPIAN_DELIVERY_SEED": str(seed),
+            "MINGPIAN_DELIVERY_SMPP": f"127.0.0.1:{gateway.smpp_port}",
+            "MINGPIAN_DELIVERY_SMPP_PASSWORD": "secret",
+            "MINGPIAN_LOG_LEVEL": "WARNING",
+            "MINGPIAN_LOG_FORMAT": "text",
+        },
+        log,
+    )
 
 
 @pytest.mark.slow
@@ -115,41 +157,29 @@ async def test_a_killed_redis_master_fails_over_and_nothing_is_sent_twice_or_ove
         ],
     )
     (tmp_path / "seed.yaml").write_text(yaml.safe_dump(seed, allow_unicode=True), "utf-8")
-    port = free_port()
-    log = tmp_path / "server.log"
-    proc = serve(
-        {
-            "MINGPIAN_PORT": str(port),
-            "MINGPIAN_TEMPLATE_DIR": str(TEMPLATES),
-            "MINGPIAN_DATA_DIR": str(tmp_path / "var"),
-            "MINGPIAN_DATABASE_URL": postgres_url,
-            "MINGPIAN_DELIVERY_COUNTERS": "redis",
-            "MINGPIAN_STORE": "redis",
-            "MINGPIAN_MEDIA_STORE": "redis",
-            "MINGPIAN_REDIS_URL": sentinels.url,
-            "MINGPIAN_REDIS_WAIT_REPLICAS": "1",
-            "MINGPIAN_DELIVERY_SEED": str(tmp_path / "seed.yaml"),
-            "MINGPIAN_DELIVERY_SMPP": f"127.0.0.1:{gateway.smpp_port}",
-            "MINGPIAN_DELIVERY_SMPP_PASSWORD": "secret",
-            "MINGPIAN_LOG_LEVEL": "WARNING",
-            "MINGPIAN_LOG_FORMAT": "text",
-        },
-        log,
-    )
-    base = f"http://127.0.0.1:{port}"
+    procs, bases, logs = [], [], []
+    for name in ("a", "b"):  # two workers, as two hosts of a fleet
+        port = free_port()
+        log = tmp_path / f"{name}.log"
+        procs.append(
+            _worker(port, log, tmp_path / name, postgres_url, sentinels, gateway, tmp_path / "seed.yaml")
+        )
+        bases.append(f"http://127.0.0.1:{port}")
+        logs.append(log)
+    base = bases[0]
     try:
         async with aiohttp.ClientSession() as http:
-            traffic = Traffic(http, base)
+            traffic = Traffic(http, bases)
             loads = asyncio.gather(traffic.calls(), traffic.balances())
             await asyncio.sleep(2.5)
             before = len(gateway.submits)
-            assert before > 10, log.read_text()[-2000:]  # cards flow through the first master
+            assert before > 10, logs[0].read_text()[-2000:]  # cards flow through the first master
             old = await asyncio.to_thread(sentinels.kill_master)
             killed = time.time()
             new = await asyncio.to_thread(sentinels.wait_promoted, old)
             promoted = time.time() - killed
             for _ in range(int(TARGET * 20)):  # the first card out again, then a little more traffic
-                if any(s["at"] > killed for s in gateway.submits):
+                if _cards_after(gateway, traffic, killed):
                     break
                 await asyncio.sleep(0.05)
             await asyncio.sleep(2.0)
@@ -161,17 +191,19 @@ async def test_a_killed_redis_master_fails_over_and_nothing_is_sent_twice_or_ove
             async with http.get(f"{base}/api/enterprises/sf/report", headers=auth(SF_KEY)) as resp:
                 used = (await resp.json())["packages"][0]["used"]
     finally:
-        proc.terminate()
-        proc.wait(20)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(20)
 
-    after = sorted(s["at"] for s in gateway.submits if s["at"] > killed)
+    after = _cards_after(gateway, traffic, killed)
     first_card = after[0] - killed if after else float("inf")
     during = [a for a in traffic.answers if killed <= a[0] <= killed + first_card]
     refused = [a for a in traffic.answers if a[2] == 503]
     per_callee = Counter(s["destination"] for s in gateway.submits)
     twice = sum(n - 1 for n in per_callee.values() if n > 1)
     states = Counter(d["state"] for d in finals)
-    text = log.read_text()
+    texts = [log.read_text() for log in logs]
     print(
         f"\nRedis failover: promoted {promoted:.1f} s after the kill, first card out again "
         f"{first_card:.1f} s after it; requests during it {len(during)}, refused 503 {len(refused)} "
@@ -187,9 +219,10 @@ async def test_a_killed_redis_master_fails_over_and_nothing_is_sent_twice_or_ove
     assert states["delivered"] == len(gateway.submits) == ledger <= UNITS
     assert used == ledger  # the promoted replica had every charge: none lost, none to spend again
     assert len(traffic.accepted) > UNITS and ledger == UNITS  # the package ran out, exactly
-    assert text.count("Redis is unavailable") == 1, text[-3000:]  # one line for the outage
-    assert text.count("Redis is back") == 1
-    assert "Traceback" not in text, text[-3000:]
+    for text in texts:  # each worker: one line for the outage, one for its end
+        assert text.count("Redis is unavailable") == 1, text[-3000:]
+        assert text.count("Redis is back") == 1
+        assert "Traceback" not in text, text[-3000:]
 
 
 async def _counted(counters: Any, usage: tuple[int, int], within: float = 3 * MASTER_CHECK) -> None:
