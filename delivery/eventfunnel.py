@@ -91,7 +91,9 @@ async def funnel(
     labels: dict[float, str] = {}
     for b, g, *counts in await reports.series(enterprise, cards, by, grain, since, until, kinds):
         name = labels.get(b) or labels.setdefault(b, label(b, grain))
-        entry(str(g))["buckets"][name] = dict(zip(kinds, map(int, counts), strict=True))
+        row = entry(str(g))["buckets"].setdefault(name, dict.fromkeys(kinds, 0))
+        for k, n in zip(kinds, counts, strict=True):
+            row[k] += int(n)
     for g, kind, bin_, n in await reports.latency(enterprise, cards, by, whole, since, until):
         h = entry(str(g))["hist"][kind]
         h[int(bin_)] = h.get(int(bin_), 0) + int(n)
