@@ -28,8 +28,9 @@ import asyncpg
 import pytest
 import yaml
 
-from delivery.drivers.pghosts import HOST_TIMEOUT, HostChooser, hosts_of, session_attrs
-from infra.outage import backend_of
+from delivery.drivers.pghosts import HOST_TIMEOUT, HostChooser, NoWritableServer, hosts_of, session_attrs
+from delivery.drivers.postgres import PgDriver
+from infra.outage import Unavailable, backend_of, outages
 from simulators.servers import PostgresCluster, RedisServer, pg_bin
 from simulators.smsc import GatewaySim, Rule
 from tests.support.processes import free_port, serve
@@ -343,3 +344,54 @@ async def test_a_host_that_never_answers_costs_its_own_bound_once_then_goes_last
         server.close()
         for writer in silent:
             writer.close()
+
+
+async def test_the_store_follows_a_fenced_primary_to_the_promoted_standby_pool_and_listener() -> None:
+    """The store's driver alone: a write refused as read-only by a fenced primary is an outage
+    (Unavailable) and drops the pool, whose next connections find no writable server until the
+    standby is promoted, then write there; the listener connects again to the new primary and
+    hears its notifications (the read caches told to start afresh first)."""
+    bindir = pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL not found: run scripts/system-deps.sh (Debian package postgresql)")
+    pair = Pair(bindir, "async")
+    driver = PgDriver(pair.url, ["calls"])
+    heard: list[str] = []
+    driver.listen(heard.append)
+    insert = "INSERT INTO calls VALUES ($1, 'ended', 1.0)"
+    try:
+        await driver.start()
+        await driver.run(insert, "before")
+        await asyncio.to_thread(pair.primary.fence)
+        refused: BaseException | None = None
+        for _ in range(100):  # the sessions read the new setting at their next statement
+            try:
+                await driver.run(insert, "fenced")
+            except Unavailable as exc:
+                refused = exc
+                break
+            await asyncio.sleep(0.02)
+        assert isinstance(refused, Unavailable), "the fenced primary took a write"
+        assert isinstance(refused.__cause__, asyncpg.ReadOnlySQLTransactionError)
+        with pytest.raises(NoWritableServer) as none:  # a new connection: no host takes writes
+            await driver.run(insert, "meanwhile")
+        assert none.value.standbys == 2
+        assert pair.standby is not None
+        await asyncio.to_thread(pair.standby.wait_replayed, pair.primary)
+        await asyncio.to_thread(pair.standby.promote)
+        await driver.run(insert, "after")
+        assert pair.standby.sql(
+            "SELECT string_agg(call_id, ',' ORDER BY call_id) FROM calls", pair.database
+        ) == ("after,before")
+        end = time.monotonic() + 10
+        while "rollback" not in heard and time.monotonic() < end:  # the listener connected again
+            await asyncio.sleep(0.05)
+        assert "rollback" in heard
+        pair.standby.sql("SELECT pg_notify('mingpian_delivery', 'from the new primary')", pair.database)
+        while "from the new primary" not in heard and time.monotonic() < end:
+            await asyncio.sleep(0.05)
+        assert "from the new primary" in heard
+    finally:
+        await driver.stop()
+        pair.stop()
+        outages.clear()  # the process's record: the next test starts with none
