@@ -152,15 +152,18 @@ def test_an_experiment_from_start_to_promotion_with_its_funnel(
     assert sim.receipts_sent == PEOPLE and min(at_sim.values()) >= 30
     print(f"{PEOPLE} people sent and tapped in {time.monotonic() - t0:.1f} s: {at_sim}, taps {taps}")
 
-    # the reports page: the card's funnel by variant, at 390 px
-    open_page(page, "#/reports", "reports")
+    # from the experiment to the reports page: the card's funnel by variant, at 390 px
+    page.locator("a.button", has_text="在报表中查看漏斗").click()
+    page.wait_for_selector("main[data-ready='reports']")
     section = page.locator("section.card-funnel-section")
+    section.locator(".card-funnel[data-groups='2']").wait_for()
+    assert section.locator("select[name=card]").input_value() == "hangup"
+    assert section.locator("select[name=by]").input_value() == "variant"
     section.locator("select[name=card]").select_option("pre")  # a card sent to nobody: what to do
     section.locator("button[type=submit]").click()
     section.locator(".card-funnel[data-groups='0']").wait_for()
     assert "还没有这张名片的发送记录" in section.inner_text() and "开始实验" in section.inner_text()
     section.locator("select[name=card]").select_option("hangup")
-    section.locator("select[name=by]").select_option("variant")
     section.locator("button[type=submit]").click()
     section.locator(".card-funnel[data-groups='2']").wait_for()
     page.wait_for_selector(".card-funnel-rate svg g.whisker")

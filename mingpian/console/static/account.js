@@ -133,10 +133,11 @@ function chinaDay(daysBefore = 0) {
 
 // The card funnel (名片漏斗): a card (or every card), a range, the grouping and the buckets; the
 // report as charts.js draws it (card_funnel_view.js), and the same report as CSV.
-async function cardFunnel(eid) {
+async function cardFunnel(eid, wanted) {
   const cards = await api.get(api.ent(eid, '/cards'));
   const ids = cards.ok ? cards.body.cards.map((c) => c.id) : [];
-  const card = select('card', [['', '全部名片'], ...ids.map((id) => [id, `名片 ${id}`])], ids[0] || '');
+  const card = select('card', [['', '全部名片'], ...ids.map((id) => [id, `名片 ${id}`])],
+    ids.includes(wanted) ? wanted : ids[0] || '');
   const from = input('from', {type: 'date', value: chinaDay(29), required: true});
   const to = input('to', {type: 'date', value: chinaDay(0), required: true});
   const by = select('by', Object.entries(BY_NAMES), 'variant');
@@ -176,10 +177,10 @@ async function cardFunnel(eid) {
   return el;
 }
 
-async function reports(main, {eid}) {
+async function reports(main, {eid, rest}) {
   reportStyles();
   const [report, usage, funnel, cards] = await Promise.all([api.get(api.ent(eid, '/report')),
-    api.get(api.ent(eid, '/usage?by=day,channel')), api.get(api.ent(eid, '/reports/funnel')), cardFunnel(eid)]);
+    api.get(api.ent(eid, '/usage?by=day,channel')), api.get(api.ent(eid, '/reports/funnel')), cardFunnel(eid, rest[0])]);
   main.append(h('h1', {}, '报表'));
   const failed = [report, usage, funnel].find((r) => !r.ok);
   if (failed) { main.append(h('p', {class: 'notice error'}, api.errorText(failed))); return; }

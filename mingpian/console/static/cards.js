@@ -370,7 +370,8 @@ async function experiment(slot, ctx, card) {
     x.winner ? h('p', {class: 'notice ok'}, `${x.winner} 已成为唯一发送的版本`) : null,
     x.state === 'stopped' ? h('p', {class: 'notice'}, '实验已停止') : null,
     h('div', {class: 'actions'}, stop, button('刷新', again),
-      h('a', {class: 'button', href: ctx.operator ? `#/e/${api.enc(ctx.eid)}/reports` : '#/reports'}, '在报表中查看漏斗')),
+      h('a', {class: 'button', href: `${ctx.operator ? `#/e/${api.enc(ctx.eid)}` : '#'}/reports/${api.enc(card.id)}`},
+        '在报表中查看漏斗')),
     note), ...(running ? [] : [await startForm(ctx, card, again)]));
   slot.querySelector('h2').scrollIntoView({block: 'nearest'});
 }
