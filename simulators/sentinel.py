@@ -13,6 +13,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import redis
 
@@ -23,7 +24,13 @@ SERVICE = "mingpian"  # the master's name the sentinels monitor
 
 class SentinelGroup:
     def __init__(
-        self, folder: Path, *, replicas: int = 2, sentinels: int = 3, down_after: float = 1.0
+        self,
+        folder: Path,
+        *,
+        replicas: int = 2,
+        sentinels: int = 3,
+        down_after: float = 1.0,
+        password: str = "",
     ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
@@ -31,6 +38,7 @@ class SentinelGroup:
         self.binary = binary
         self.folder = folder
         self.down_after = down_after
+        self.password = password  # the servers' (requirepass, masterauth); the sentinels have none
         self.ports = [free_port() for _ in range(1 + replicas)]  # the first is the master at start
         self.sentinel_ports = [free_port() for _ in range(sentinels)]
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
@@ -40,7 +48,8 @@ class SentinelGroup:
     def url(self) -> str:
         """The `redis_url` setting that reaches the master through the sentinels."""
         hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
-        return f"redis+sentinel://{hosts}/{SERVICE}/0"
+        login = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis+sentinel://{login}{hosts}/{SERVICE}/0"
 
     def _spawn(self, port: int, args: list[str]) -> None:
         log = (self.folder / f"{port}.log").open("ab")
@@ -58,6 +67,8 @@ class SentinelGroup:
                     "--appendonly", "no", "--repl-diskless-sync-delay", "0"]  # fmt: skip
             if port != master:
                 args += ["--replicaof", "127.0.0.1", str(master)]
+            if self.password:
+                args += ["--requirepass", self.password, "--masterauth", self.password]
             self._spawn(port, args)
         ms = int(self.down_after * 1000)
         for port in self.sentinel_ports:
@@ -68,6 +79,7 @@ class SentinelGroup:
                 f"sentinel down-after-milliseconds {SERVICE} {ms}\n"
                 f"sentinel failover-timeout {SERVICE} {max(3 * ms, 3000)}\n"
                 f"sentinel parallel-syncs {SERVICE} {len(self.ports)}\n"
+                + (f"sentinel auth-pass {SERVICE} {self.password}\n" if self.password else "")
             )
             self._spawn(port, [str(conf), "--sentinel"])
         self.wait_settled(timeout)
@@ -88,7 +100,7 @@ class SentinelGroup:
         other (the sentinels keep counting a dead replica, so they are asked for at least)."""
         replicas = self._live() - len(self.sentinel_ports) - 1
         try:
-            with redis.Redis(port=self.master_port(), socket_timeout=1) as r:
+            with self.client(self.master_port()) as r:
                 info = r.info("replication")
         except redis.RedisError:
             return False
@@ -130,7 +142,9 @@ class SentinelGroup:
         raise TimeoutError("no replica was promoted")
 
     def client(self, port: int) -> redis.Redis:
-        return redis.Redis(port=port, decode_responses=True, socket_timeout=2)
+        """A client of one server (or sentinel) of the group, logged in where it needs it."""
+        login = self.password if self.password and port not in self.sentinel_ports else None
+        return redis.Redis(port=port, password=login, decode_responses=True, socket_timeout=2)
 
     def stop(self) -> None:
         for proc in self.procs.values():

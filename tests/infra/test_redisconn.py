@@ -90,6 +90,27 @@ async def test_a_pool_through_sentinel_follows_a_failover_and_a_demoted_master_i
     await r.aclose()  # with the sentinels' connections (the suite fails on an unclosed socket)
 
 
+async def test_a_sentinel_url_logs_in_to_the_master_it_names(tmp_path: Path) -> None:
+    group = SentinelGroup(tmp_path / "redis", replicas=1, sentinels=3, password="p@ss:w/rd")
+    await asyncio.to_thread(group.start)
+    try:
+        assert "p%40ss%3Aw%2Frd@" in group.url
+        r = redisconn.client(group.url, max_connections=2, decode_responses=True)
+        pipe = AutoPipeline(r, {}, wait_replicas=1)
+        assert await pipe.call("SET", "名片", "退订", durable=True) == "OK"
+        assert await r.get("名片") == "退订"
+        await pipe.drain()
+        await r.aclose()
+        wrong = group.url.replace("p%40ss", "nope")
+        r = redisconn.client(wrong, max_connections=1)
+        with pytest.raises(redis.exceptions.AuthenticationError) as caught:
+            await r.ping()
+        assert backend_of(caught.value) == "redis"  # `serve` refuses to start with one line
+        await r.aclose()
+    finally:
+        group.stop()
+
+
 async def test_a_write_too_few_replicas_took_is_an_outage_and_readonly_too(tmp_path: Path) -> None:
     outages.clear()
     primary, other = RedisServer(tmp_path / "a"), RedisServer(tmp_path / "b")
