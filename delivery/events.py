@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import math
 import time
@@ -202,7 +203,11 @@ class Events:
         """Run this process's roller (every worker runs one: any may die)."""
         if self._task is None:
             self._wake = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="delivery-events")
+            # a context of its own: the roller never inherits the store block of the task whose
+            # first fact started it
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="delivery-events", context=contextvars.Context()
+            )
 
     async def _run(self) -> None:
         assert self._wake is not None
