@@ -313,13 +313,16 @@ class _Compiler(SourceCompiler):
                 raise self.fail(
                     src["let"],
                     f"{path}.let",
-                    f"{key!r} is not a usable name (an identifier, not one of {sorted(RESERVED)})",
+                    f"「{key}」不能用作名字（要是字母、数字、下划线组成的标识符，"
+                    f"且不是 {'、'.join(sorted(RESERVED))} 之一）",
                 )
             lets.append((str(key), Value(self.env, raw, self.file, f"{path}.let.{key}")))
         sets: list[tuple[str, Field | Value]] = []
         for key, raw in (src.get("set") or {}).items():
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", str(key)):
-                raise self.fail(src["set"], f"{path}.set", f"context name {key!r} is not an identifier")
+                raise self.fail(
+                    src["set"], f"{path}.set", f"上下文名「{key}」不是标识符（字母、数字、下划线）"
+                )
             sets.append((str(key), Value(self.env, raw, self.file, f"{path}.set.{key}")))
         replies = []
         raw_replies = src.get("reply")
@@ -341,7 +344,8 @@ class _Compiler(SourceCompiler):
             raise self.fail(
                 src,
                 path,
-                f"a rule needs exactly one trigger of {', '.join(TRIGGERS)}; found {present or 'none'}",
+                f"一条规则要有且只有一个触发条件（{'、'.join(TRIGGERS)}），"
+                f"这里有 {'、'.join(present) or '0 个'}",
             )
         trig = present[0]
         raw = src[trig]
@@ -364,7 +368,7 @@ class _Compiler(SourceCompiler):
             try:
                 value = re.compile(value)
             except re.error as exc:
-                raise self.fail(raw, f"{path}.{trig}", f"invalid regular expression: {exc}") from None
+                raise self.fail(raw, f"{path}.{trig}", f"正则表达式不对：{exc}") from None
         return Rule(trig, mode, value, self.actions(src, path), line_of(src, 1))
 
 
@@ -381,7 +385,7 @@ def load_flow(path: Path, display: str | None = None) -> Flow:
     if not NAME_RE.match(bot):
         raise TemplateInvalid(
             f"{file}: bot folder name {bot!r} must match {NAME_RE.pattern}",
-            [Problem("$", "bad bot name", file)],
+            [Problem("$", f"机器人文件夹名「{bot}」不符合 {NAME_RE.pattern}", file)],
         )
     src = load_yaml(path, file)
     problems = [
@@ -421,14 +425,14 @@ def load_flow(path: Path, display: str | None = None) -> Flow:
         raise c.fail(
             src["profile"],
             "$.profile",
-            f"unknown carrier profile {flow.profile!r}; known: {', '.join(sorted(PROFILES))}",
+            f"没有运营商配置「{flow.profile}」（可选：{'、'.join(sorted(PROFILES))}）",
         )
     return flow
 
 
 def _check_targets(flow: Flow, src: Any, c: _Compiler) -> None:
     if flow.start not in flow.nodes:
-        raise c.fail(src["start"], "$.start", f"start node {flow.start!r} is not defined under nodes")
+        raise c.fail(src["start"], "$.start", f"起始节点「{flow.start}」没有在 nodes 里定义")
 
     def each() -> Any:
         for n in flow.nodes.values():
@@ -443,7 +447,7 @@ def _check_targets(flow: Flow, src: Any, c: _Compiler) -> None:
 
     for path, actions, line in each():
         if actions.goto is not None and actions.goto not in flow.nodes:
-            msg = f"goto {actions.goto!r}: no such node (known: {', '.join(flow.nodes)})"
+            msg = f"goto 的节点「{actions.goto}」不存在（有：{'、'.join(flow.nodes)}）"
             raise TemplateInvalid.at(flow.file, line, f"{path}.goto", msg)
 
 

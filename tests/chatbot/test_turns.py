@@ -48,20 +48,20 @@ BROKEN = [
         "bad goto",
         "title: t\nstart: a\nnodes:\n  a:\n    rules:\n      - any: true\n        goto: nowhere\n",
         ":6:",
-        "goto 'nowhere': no such node",
+        "goto 的节点「nowhere」不存在",
     ),
-    ("bad start", "title: t\nstart: b\nnodes:\n  a: {}\n", ":2:", "start node 'b'"),
+    ("bad start", "title: t\nstart: b\nnodes:\n  a: {}\n", ":2:", "起始节点「b」"),
     (
         "two triggers",
         "title: t\nstart: a\nnodes:\n  a:\n    rules:\n      - text: hi\n        any: true\n",
         ":6:",
-        "exactly one trigger",
+        "有且只有一个触发条件",
     ),
     (
         "bad regex",
         "title: t\nstart: a\nnodes:\n  a:\n    rules:\n      - postback: {pattern: '(['}\n",
         ":6:",
-        "invalid regular expression",
+        "正则表达式不对",
     ),
     (
         "bad expression",
@@ -74,7 +74,7 @@ BROKEN = [
         "reserved let",
         "title: t\nstart: a\nnodes:\n  a:\n    rules:\n      - any: true\n        let:\n          ctx: 1\n",
         ":8:",
-        "not a usable name",
+        "不能用作名字",
     ),
     (
         "reply both",
@@ -200,12 +200,12 @@ def test_mingpian_lint_reports_broken_flows(tmp_path: Path) -> None:
     assert out.returncode == 1
     # the flow is named where it is (it opens from the current folder), with its stable code
     flow = tmp_path / "chatbots" / "demo" / "flow.yaml"
-    assert f"{flow}:6: E040 $.nodes.a.rules[0].goto: goto 'b': no such node" in out.stdout
+    assert f"{flow}:6: E040 $.nodes.a.rules[0].goto: goto 的节点「b」不存在" in out.stdout
 
 
 def test_unknown_profile_and_oversized_text(tmp_path: Path) -> None:
     path = write_flow(tmp_path, "title: t\nprofile: vodafone\nstart: a\nnodes:\n  a: {}\n")
-    with pytest.raises(TemplateInvalid, match=r"flow.yaml:2: \$.profile: unknown carrier profile 'vodafone'"):
+    with pytest.raises(TemplateInvalid, match=r"flow.yaml:2: \$.profile: 没有运营商配置「vodafone」"):
         load_flow(path)
     path = write_flow(
         tmp_path,
