@@ -79,8 +79,8 @@ async def test_each_fact_counts_once_and_counts_read_the_rollups(store: Store) -
         for ev in (events, other):
             await ev.record("tapped", d, 0, "rcs", now, key="改约", button="改约")
     await events.record("tapped", ds[0], 0, "rcs", now, key="查件", button="查件")  # a second button counts
-    await events.flush()
-    await other.flush()
+    await events.rows.db.durable()
+    await asyncio.gather(events.flush(), other.flush())  # two rollers at once claim disjoint facts
     assert events.recorded + other.recorded == 10 + 10 + 4 + 4 + 1  # and each tapped delivery's step
     got = await events.counts("sf", "courier", since, since + 86400, experiment="exp1")
     assert got == {
@@ -254,3 +254,25 @@ async def test_a_rolled_back_block_takes_its_fact_and_the_repeat_counts(store: S
     since = bucket_of(now, "d")
     assert await events.counts("sf", "courier", since, since + 86400) == {"": {"tapped": 1, "tapped:改约": 1}}
     await events.close()
+
+
+async def test_rollers_of_several_workers_claim_disjoint_batches(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("delivery.events.BATCH", 7)  # many small claims, interleaved
+    now = time.time()
+    ds = [delivery(i, now - 60, "AB"[i % 2], "exp1") for i in range(30)]
+    await stored(store, *ds)
+    writer = Events(store.db)
+    for d in ds:
+        await writer.record("sent", d, 0, "sms", now - 50)
+        await writer.record("delivered", d, 0, "sms", now - 40, vendor="smsc")
+    await store.db.durable()
+    rollers = [writer, *(Events(store.db) for _ in range(3))]  # the writer's own roller runs too
+    await asyncio.gather(*(r.flush() for r in rollers))
+    assert sum(r.recorded for r in rollers) == 60 and sum(r.rolled for r in rollers) == 60
+    day = bucket_of(now, "d")
+    got = await writer.counts("sf", "courier", day, day + 86400, experiment="exp1")
+    assert got == {v: {"sent": 15, "delivered": 15} for v in "AB"}
+    assert await writer.rows.inbox_last() == 0
+    await writer.close()
