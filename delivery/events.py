@@ -8,7 +8,9 @@ fact acknowledged to anyone is a fact kept even if the process is killed the nex
   the SMSC's, Kannel's, a card SMS's render receipt) or a 5G hand-over does (chain.py); the
   receipt itself is stored before the deliver_sm or callback is answered, and a chain that resumes
   settles it, and records the fact, on whichever worker;
-- displayed, opened: with the funnel's fact (funnel.py), in the same group commit on PostgreSQL;
+- displayed, opened: with the funnel's fact (funnel.py), in the same group commit on PostgreSQL
+  (a link's open is itself written by the links' flusher after the redirect, rows/links.py: an
+  open lost to a kill before that write loses its fact with it, and nobody was told otherwise);
 - tapped: inside the tap's counting block (replies.py `count`), with the reply's dedupe key;
 - replied, opted_out: a chatbot turn or an opt-out word has no write of its own to join (an
   opt-out's block comes after): the fact is written before them, and the caller's `durable()`
