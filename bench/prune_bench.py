@@ -17,7 +17,8 @@ One run:
 3. Intake in an open loop at `--rate` events/s (a call event accepted: the time from its
    scheduled start until accept_call returns, durable): `--window` s alone, then `--window` s
    during which the two big days are dropped, table by table (each drop timed; target < 1 s).
-   p50/p99 of both windows (target during the prune: p99 <= 50 ms).
+   p50/p99 of both windows (target during the prune: p99 <= 50 ms); then the hot path once more,
+   on the tables without those days (a third point to tell growth from the machine's noise).
 
 Run: .venv/bin/python bench/prune_bench.py [--small 1000000] [--drop-sizes 1000000,5000000]
      [--load-seconds 420] [--seconds 10] [--concurrency 32] [--rate 200] [--window 8]
@@ -219,7 +220,7 @@ async def main(a: argparse.Namespace) -> None:
               f"CPU per event x{large['cpu_ms'] / base['cpu_ms']:.2f}")  # fmt: skip
 
         alone = await open_loop(store, "c", a.rate, a.window)
-        drops: list[tuple[str, str, int | None, float]] = []
+        drops: list[tuple[str, str, int | None, float, float, int]] = []
 
         async def prune() -> None:
             await asyncio.sleep(0.5)
@@ -227,7 +228,7 @@ async def main(a: argparse.Namespace) -> None:
                 for t in LOADED:
                     t1 = time.monotonic()
                     n = await r.rows.drop(t, day)
-                    drops.append((t, day, n, time.monotonic() - t1))
+                    drops.append((t, day, n, time.monotonic() - t1, r.rows.held, r.rows.tries))
 
         during, _ = await asyncio.gather(open_loop(store, "d", a.rate, a.window), prune())
         print(f"intake at {a.rate:.0f} events/s, {a.window:.0f} s each:")
@@ -235,9 +236,14 @@ async def main(a: argparse.Namespace) -> None:
               f"max {max(alone):.1f} ms")  # fmt: skip
         print(f"  during prune: p50 {pct(during, 0.5):.1f} ms, p99 {pct(during, 0.99):.1f} ms, "
               f"max {max(during):.1f} ms")  # fmt: skip
-        for t, day, n, s in drops:
+        for t, day, n, s, held, tries in drops:
             print(f"  drop {t}_{day.replace('-', '')}: {'not dropped' if n is None else f'{n:,} rows'} "
-                  f"in {1000 * s:.0f} ms")  # fmt: skip
+                  f"in {1000 * s:.0f} ms, {tries} tries for the lock, the last from asking to commit "
+                  f"{1000 * held:.0f} ms")  # fmt: skip
+        after = await hot_path(store, pg, "e", a.seconds, a.concurrency)
+        total = await rows_in(conn)
+        print(f"hot path after the drops, {total:,} rows: {after['events_s']:.0f} events/s, "
+              f"{after['cpu_ms']:.2f} ms CPU per event")  # fmt: skip
         await conn.close()
         await store.stop()
     finally:

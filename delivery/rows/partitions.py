@@ -14,6 +14,7 @@ loop let run between batches, so intake waits at most one batch.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -68,6 +69,8 @@ class PartitionRows:
 
     def __init__(self, db: Driver) -> None:
         self.db = db
+        self.tries = 0  # the last drop's tries for its lock
+        self.held = 0.0  # s from the last drop asking for its table's lock to its commit
 
     async def days(self, parent: str) -> set[str]:
         """The days `parent` has a partition of."""
@@ -103,7 +106,9 @@ class PartitionRows:
         it, or the table's lock stayed busy for every try (the next round tries again)."""
         name = partition_name(parent, day)
         for i in range(DROP_TRIES):
+            self.tries = i + 1
             try:
+                t0 = 0.0
                 async with self.db.transaction():
                     await self.db.lock(f"{parent}_partitions")
                     if day not in await self.days(parent):
@@ -111,12 +116,14 @@ class PartitionRows:
                     row = await self.db.one("SELECT reltuples::bigint FROM pg_class WHERE relname = $1", name)
                     rows = max(int(row[0]), 0) if row else 0
                     await self.db.run(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'")
+                    t0 = time.monotonic()
                     await self.db.run(f"DROP TABLE {name}")
-                    return rows
+                self.held = time.monotonic() - t0  # its lock asked for, had, and let go at commit
+                return rows
             except Exception as e:
                 if "lock timeout" not in str(e) and type(e).__name__ != "LockNotAvailableError":
                     raise
-                await asyncio.sleep(0.2 * (i + 1))
+                await asyncio.sleep(0.05 * (i + 1))
         return None
 
     async def prune_default(self, parent: str, keep: str) -> int:
