@@ -18,6 +18,9 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 Row = Sequence[Any]  # a result row: indexable by column position on both drivers
+# What listeners hear when the driver's listener connected again after losing its connection:
+# notifications may have been missed meanwhile (PostgreSQL's restart or failover).
+RELISTEN = "relisten"
 
 
 class GroupWrites(Protocol):
@@ -90,6 +93,7 @@ class Driver(Protocol):
         ...
 
     def listen(self, hear: Callable[[str], None]) -> None:
-        """`hear(payload)` for every notification, and "rollback" when a block rolls back (a read
-        cache may hold what was rolled back)."""
+        """`hear(payload)` for every notification, "rollback" when a block rolls back (a read
+        cache may hold what was rolled back), and RELISTEN (after "rollback") when notifications
+        may have been missed."""
         ...

@@ -39,7 +39,7 @@ from infra.outage import Unavailable, backend_of, outages, quiet_pool_warnings
 
 from ..pgbatch import Block, Write
 from ..pgflush import GroupCommit
-from . import Row
+from . import RELISTEN, Row
 from .pghosts import READ_ONLY, HostChooser, NoWritableServer
 
 MIGRATIONS = Migrations.load("delivery", "postgresql", database="delivery")
@@ -60,7 +60,7 @@ SESSION_SETTINGS = {"enable_seqscan": "off", "jit": "off"}
 # that is checked first (a tap's message id), so running one again changes nothing twice.
 CONNECT_TIMEOUT = 5.0
 STATEMENT_TIMEOUT = 10.0
-RELISTEN = (0.2, 5.0)  # s: first and longest wait between attempts to connect the listener again
+LISTEN_RETRY = (0.2, 5.0)  # s: first and longest wait between attempts to connect the listener again
 # Whether this session may write: on a standby (recovery) or a server fenced with
 # default_transaction_read_only, no (the readiness probe and the chains' outage probe ask it).
 WRITABLE = "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'"
@@ -185,7 +185,7 @@ class PgDriver:
             self._relisten = asyncio.get_running_loop().create_task(self._listen_again())
 
     async def _listen_again(self) -> None:
-        wait, longest = RELISTEN
+        wait, longest = LISTEN_RETRY
         try:
             while not self._stopping:
                 await asyncio.sleep(wait)
@@ -194,8 +194,9 @@ class PgDriver:
                 except Exception:  # still away: the outage is noted where a request meets it
                     wait = min(wait * 2, longest)
                     continue
-                for hear in self._hear:
-                    hear("rollback")  # notifications may have been missed meanwhile: caches start afresh
+                for hear in self._hear:  # notifications may have been missed: caches start afresh
+                    hear("rollback")
+                    hear(RELISTEN)
                 return
         finally:
             self._relisten = None

@@ -2,16 +2,22 @@
 the delivery report read from the attempts.
 
 Opt-outs are checked on every call event, so each process keeps them all in memory (they only
-grow): a new one is announced through the driver and added to every process's set.
+grow): a new one is announced through the driver and added to every process's set. When the
+driver's listener connected again after losing its connection (a restart or failover of the
+database), announcements may have been missed: the table is read again and added to the set.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..drivers import Driver
+from infra.outage import unavailable
+
+from ..drivers import RELISTEN, Driver
 from ..records import OUTCOME, attempt_stats
 
 # The China Standard Time day an attempt started: the only function the two databases spell apart.
@@ -21,23 +27,47 @@ DAY = {
 }
 LastDelivered = tuple[str, float, str, str, int]  # card, when, delivery id, enterprise, step
 OPTOUT = "optout:"  # the notification of a new opt-out: optout:<enterprise>|<number>
+CATCH_UP = (1.0, 30.0)  # s: first and longest wait between tries to read the opt-outs again
+log = logging.getLogger("mingpian.delivery")
 
 
 class ReachRows:
     db: Driver
     _optouts: set[tuple[str, str]]
+    _optouts_task: asyncio.Task[None]  # reading them again (kept: a task nobody holds may vanish)
 
     async def _load_optouts(self) -> None:
         rows = await self.db.all("SELECT enterprise, number FROM optouts")
         self._optouts = {(r[0], r[1]) for r in rows}
 
     def _heard_optout(self, payload: str) -> bool:
-        """Add the opt-out a notification announces; False if it announces something else."""
+        """Add the opt-out a notification announces; False if it announces something else (after
+        the listener connected again: the opt-outs are read again, and the caller's caches go)."""
+        if payload == RELISTEN:
+            self._optouts_task = asyncio.get_running_loop().create_task(self._catch_up_optouts())
+            return False
         if not payload.startswith(OPTOUT):
             return False
         enterprise, _, number = payload[len(OPTOUT) :].partition("|")
         self._optouts.add((enterprise, number))
         return True
+
+    async def _catch_up_optouts(self) -> None:
+        """Read every opt-out again, added to the set (one heard meanwhile stays), trying again
+        while the database is away."""
+        wait, longest = CATCH_UP
+        while True:
+            try:
+                rows = await self.db.all("SELECT enterprise, number FROM optouts")
+            except Exception as exc:
+                if unavailable(exc) is None:  # a bug, or the store stopped: not tried again
+                    log.error("delivery: reading the opt-outs again failed", exc_info=exc)
+                    return
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, longest)
+                continue
+            self._optouts |= {(r[0], r[1]) for r in rows}
+            return
 
     async def opt_out(self, enterprise: str, number: str, channel: str, text: str) -> None:
         await self.db.run(

@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from delivery.drivers.pghosts import HOST_TIMEOUT, HostChooser, NoWritableServer, hosts_of, session_attrs
-from delivery.drivers.postgres import PgDriver
+from delivery.store import PgDeliveryStore
 from infra.outage import Unavailable, backend_of, outages
 from simulators.servers import PostgresCluster, RedisServer, pg_bin
 from simulators.smsc import GatewaySim, Rule
@@ -347,21 +347,28 @@ async def test_a_host_that_never_answers_costs_its_own_bound_once_then_goes_last
 
 
 async def test_the_store_follows_a_fenced_primary_to_the_promoted_standby_pool_and_listener() -> None:
-    """The store's driver alone: a write refused as read-only by a fenced primary is an outage
+    """The store alone: a write refused as read-only by a fenced primary is an outage
     (Unavailable) and drops the pool, whose next connections find no writable server until the
     standby is promoted, then write there; the listener connects again to the new primary and
-    hears its notifications (the read caches told to start afresh first)."""
+    hears its notifications, and what it may have missed meanwhile (here an opt-out whose
+    announcement never came) is read again."""
     bindir = pg_bin()
     if bindir is None:
         pytest.skip("PostgreSQL not found: run scripts/system-deps.sh (Debian package postgresql)")
     pair = Pair(bindir, "async")
-    driver = PgDriver(pair.url, ["calls"])
+    store = PgDeliveryStore(pair.url)
+    driver = store.db
     heard: list[str] = []
     driver.listen(heard.append)
     insert = "INSERT INTO calls VALUES ($1, 'ended', 1.0)"
+    missed = ("sf", "+8613700000001")
     try:
-        await driver.start()
+        await store.start()
         await driver.run(insert, "before")
+        pair.primary.sql(
+            f"INSERT INTO optouts VALUES ('{missed[0]}', '{missed[1]}', 1, 'sms', 'TD')", pair.database
+        )
+        assert not await store.opted_out(*missed)
         await asyncio.to_thread(pair.primary.fence)
         refused: BaseException | None = None
         for _ in range(100):  # the sessions read the new setting at their next statement
@@ -390,8 +397,11 @@ async def test_the_store_follows_a_fenced_primary_to_the_promoted_standby_pool_a
         pair.standby.sql("SELECT pg_notify('mingpian_delivery', 'from the new primary')", pair.database)
         while "from the new primary" not in heard and time.monotonic() < end:
             await asyncio.sleep(0.05)
-        assert "from the new primary" in heard
+        assert "from the new primary" in heard and "relisten" in heard
+        while not await store.opted_out(*missed) and time.monotonic() < end:
+            await asyncio.sleep(0.05)
+        assert await store.opted_out(*missed), "an opt-out whose announcement was missed"
     finally:
-        await driver.stop()
+        await store.stop()
         pair.stop()
         outages.clear()  # the process's record: the next test starts with none
