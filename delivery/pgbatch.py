@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -114,6 +115,7 @@ class Batch:
     facts: dict[str, tuple[FunnelFact, list[asyncio.Future[bool]]]] = field(default_factory=dict)
     inbox: list[InboxEvent] = field(default_factory=list)  # the event stream's facts (rows/events.py)
     size: int = 0
+    clock: Callable[[], float] = time.time  # this worker's: a lease's length is its end less now
 
     def add(self, write: Write, fut: asyncio.Future[Any] | None = None) -> None:
         """Gather `write` with those of its kind; `fut` hears its answer (AcceptCall: new?,
@@ -215,8 +217,9 @@ class Batch:
             parts.append(("ref", REFUNDS_SQL, [list(self.refunds)]))
         if self.renewals:
             ids = list(self.renewals)
-            owners, untils = [self.renewals[i][0] for i in ids], [self.renewals[i][1] for i in ids]
-            parts.append(("ren", RENEW_SQL, [ids, owners, untils]))
+            owners, now = [self.renewals[i][0] for i in ids], self.clock()
+            lengths = [self.renewals[i][1] - now for i in ids]  # the database adds them to its now
+            parts.append(("ren", RENEW_SQL, [ids, owners, lengths]))
         if self.finished:  # after the renewals: a chain renewed as it finishes was held
             parts.append(("fin", FINISHED_SQL, [list(self.finished)]))
         if self.phases:

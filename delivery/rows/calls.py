@@ -161,16 +161,23 @@ DELIVERIES_SQL = (  # only the deliveries whose call event was new (the CTE `c`:
     "$19::float8[], $20::float8[], $21::float8[], $22::text[], $23::float8[]) AS d(id, call_id, phase, "
     "enterprise, line, recipient, card, template, kind, data, chain, step, state, reason, channel, event_at, "
     "created, updated, owner, lease_until) JOIN c ON c.call_id = d.call_id AND c.phase = d.phase "
-    "ON CONFLICT DO NOTHING RETURNING id, state, owner, lease_until"
+    "ON CONFLICT DO NOTHING RETURNING id, state, owner, lease_until, created"
 )
+# A lease runs out by the database's clock, never a worker's: workers whose clocks are apart
+# would otherwise take each other's chains early (a worker ahead) or late. A worker sends how
+# long it wants the lease (`lease_until - created`, both by its clock) and the database adds it
+# to its own now; the worker's own idea of the end (its now + the lease) is never later.
+DB_NOW = "extract(epoch FROM clock_timestamp())"
 CHAINS_SQL = (  # the new deliveries that are active (the CTE `acc`: DELIVERIES_SQL) and their leases
     "INSERT INTO active_chains (delivery, owner, lease_until) "
-    "SELECT id, owner, lease_until FROM acc WHERE state = 'active' ON CONFLICT DO NOTHING"
+    f"SELECT id, owner, {DB_NOW} + (lease_until - created) FROM acc WHERE state = 'active' "
+    "ON CONFLICT DO NOTHING"
 )
 ACCEPT_SQL = f"WITH c AS ({CALLS_SQL}), acc AS ({DELIVERIES_SQL}), ach AS ({CHAINS_SQL}) SELECT id FROM acc"
-RENEW_SQL = (
-    "UPDATE active_chains a SET lease_until = u.until FROM unnest($1::text[], $2::text[], $3::float8[]) "
-    "AS u(id, owner, until) WHERE a.delivery = u.id AND a.owner = u.owner RETURNING a.delivery AS id"
+RENEW_SQL = (  # $3: each lease's length in seconds (by the database's clock: DB_NOW)
+    f"UPDATE active_chains a SET lease_until = {DB_NOW} + u.lease FROM unnest($1::text[], $2::text[], "
+    "$3::float8[]) AS u(id, owner, lease) WHERE a.delivery = u.id AND a.owner = u.owner "
+    "RETURNING a.delivery AS id"
 )
 FINISHED_SQL = "DELETE FROM active_chains WHERE delivery = ANY($1::text[])"  # deliveries no longer active
 # The phases stored for calls (pre-call chains ask before their hand-over): a read that rides the
@@ -283,11 +290,11 @@ class CallRows:
         Rows locked by another claimer are skipped, so two workers never take the same chain."""
         if not self.db.shared:  # one process owns the file: every active chain is its own
             return await self.active_deliveries()
-        rows = await self.db.all(
-            "UPDATE active_chains SET owner=$1, lease_until=$3 WHERE delivery IN (SELECT delivery "
-            "FROM active_chains WHERE lease_until < $2 ORDER BY lease_until LIMIT $4 "
+        rows = await self.db.all(  # run out by the database's clock (DB_NOW), for `until - now` more
+            f"UPDATE active_chains SET owner=$1, lease_until={DB_NOW} + $2 WHERE delivery IN (SELECT "
+            f"delivery FROM active_chains WHERE lease_until < {DB_NOW} ORDER BY lease_until LIMIT $3 "
             "FOR UPDATE SKIP LOCKED) RETURNING delivery",
-            owner, now, until, limit,
+            owner, until - now, limit,
         )  # fmt: skip
         return [r[0] for r in rows]
 
@@ -306,10 +313,10 @@ class CallRows:
             if self.db.in_block():
                 await w.join()
             return set(deliveries) if await fut else set()
-        rows = await self.db.all(
-            "UPDATE active_chains SET lease_until=$3 WHERE delivery = ANY($2::text[]) AND owner=$1 "
-            "RETURNING delivery",
-            owner, deliveries, until,
+        rows = await self.db.all(  # for `until - now` more by the database's clock (DB_NOW)
+            f"UPDATE active_chains SET lease_until={DB_NOW} + $3 WHERE delivery = ANY($2::text[]) "
+            "AND owner=$1 RETURNING delivery",
+            owner, deliveries, until - time.time(),
         )  # fmt: skip
         return {r[0] for r in rows}
 

@@ -98,7 +98,10 @@ def wire(b: Batch) -> dict[str, Any]:
 
 
 def recorded() -> dict[str, Any]:
-    return {"every_kind": wire(every_kind()), "touching_twice": wire(touching_twice())}
+    kinds = {"every_kind": every_kind(), "touching_twice": touching_twice()}
+    for b in kinds.values():
+        b.clock = lambda: NOW  # the leases' lengths (their ends less now) are then fixed
+    return {name: wire(b) for name, b in kinds.items()}
 
 
 def test_the_statements_are_those_recorded() -> None:
