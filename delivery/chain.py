@@ -571,10 +571,11 @@ class Chains:
 
     async def _fence(self, did: str) -> None:
         """Raise LeaseLost unless this worker still holds `did`. Another worker takes a chain over
-        only once the lease the store holds for it has run out by that worker's clock, so while
-        the lease this worker last wrote has a third of its length still to run (room for clocks
-        apart and for the hand-over that follows) nobody can have taken it: no statement needed.
-        Closer to the end the store is asked, which renews it."""
+        only once the lease the store holds for it has run out by the database's clock (a lease
+        is a length the database adds to its own now), and the end this worker keeps (its now
+        when it asked, plus the length) is never later than that, whatever the clocks say. So
+        while a third of it is still to run (room for the hand-over that follows) nobody can
+        have taken it: no statement needed. Closer to the end the store is asked, which renews it."""
         now = time.time()
         if now + self.lease / 3 < self._held.get(did, 0.0):
             return
