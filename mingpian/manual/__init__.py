@@ -29,10 +29,15 @@ def _html(summary: str, op: str, params: list[dict[str, Any]] | None = None) -> 
 
 
 PATHS: dict[str, dict[str, Any]] = {
-    "/docs": _html("Docs: the README as a page, with the list of docs.", "docsIndex"),
+    "/docs": _html("Docs: the user's guide (Chinese) as a page, with the list of docs.", "docsIndex"),
     "/docs/{name}": _html(
-        "Docs: one Markdown doc of `docs_dir` (`templates`, `api`, …) as a page.",
+        "Docs: one reference doc of `docs_dir` (`templates`, `api`, …) or the README as a page.",
         "docsPage",
+        [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+    ),
+    "/docs/guide/{name}": _html(
+        "Docs: one page of the user's guide (`docs_dir/guide/*.md`).",
+        "docsGuidePage",
         [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
     ),
     "/api": _html("API explorer: browse `/api/openapi.json` and send requests.", "apiExplorer"),

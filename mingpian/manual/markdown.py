@@ -3,21 +3,22 @@
 markdown-it-py (CommonMark plus tables) with raw HTML off: a `<script>` in a doc is shown as
 text, never run, and markdown-it's own link check refuses `javascript:` and `data:` URLs. On
 top: headings get ids (so `#fragment` links work), a link to another doc (`templates.md`,
-`docs/api.md#errors`) points at its page under `/docs/`, and a relative link to anything else
-(a source file) loses its link, keeping the words: there is nothing to serve there.
+`../deploy.md`, `docs/api.md#errors`) points at its page under `/docs/` (the caller says where
+each Markdown file is served), and a relative link to anything else (a source file) loses its
+link, keeping the words: there is nothing to serve there.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-_DOC_LINK = re.compile(r"^(?:\./)?(?:docs/|\.\./docs/)?([A-Za-z0-9_-]+)\.md(#[^\s]*)?$")
-_README_LINK = re.compile(r"^(?:\.\./)?README\.md(#[^\s]*)?$")
+_MD_LINK = re.compile(r"^([A-Za-z0-9_./-]+\.md)(#[^\s]*)?$")
 _EXTERNAL = re.compile(r"^(?:https?:|mailto:|#|/)", re.IGNORECASE)
 _SLUG_DROP = re.compile(r"[^\w\- ]", re.UNICODE)
 
@@ -39,14 +40,16 @@ def _parser() -> MarkdownIt:
     return MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable("table")
 
 
-def _rewrite_link(href: str, known: frozenset[str]) -> str | None:
+# A relative `.md` link (without its fragment) → the page's URL, or None when no page serves it.
+DocLinks = Callable[[str], str | None]
+
+
+def _rewrite_link(href: str, links: DocLinks) -> str | None:
     """Where a doc's link points in the served docs, or None to drop the link."""
     if _EXTERNAL.match(href):
         return href
-    if m := _README_LINK.match(href):
-        return "/docs" + (m.group(1) or "")
-    if (m := _DOC_LINK.match(href)) and m.group(1) in known:
-        return f"/docs/{m.group(1)}" + (m.group(2) or "")
+    if (m := _MD_LINK.match(href)) and (url := links(m.group(1))):
+        return url + (m.group(2) or "")
     return None
 
 
@@ -64,8 +67,8 @@ def _unlink(tokens: list[Token], i: int) -> None:
     tokens[i] = Token("text", "", 0, content="")
 
 
-def render(text: str, known: frozenset[str]) -> Page:
-    """`text` (Markdown) as a page; `known` names the docs that have pages (without `.md`)."""
+def render(text: str, links: DocLinks) -> Page:
+    """`text` (Markdown) as a page; `links` says where a relative `.md` link is served."""
     md = _parser()
     tokens = md.parse(text)
     headings: list[tuple[int, str, str]] = []
@@ -87,7 +90,7 @@ def render(text: str, known: frozenset[str]) -> Page:
             kids = tok.children
             for j, child in enumerate(kids):
                 if child.type == "link_open":
-                    href = _rewrite_link(str(child.attrGet("href") or ""), known)
+                    href = _rewrite_link(str(child.attrGet("href") or ""), links)
                     if href is None:
                         _unlink(kids, j)
                     else:

@@ -22,7 +22,9 @@ async def test_every_project_doc_is_a_page_linked_from_the_header(client: Client
     html = await index.text()
     assert index.status == 200 and index.content_type == "text/html"
     assert index.headers["Content-Security-Policy"] == CSP
-    assert '<h1 id="mingpian-名片">Mingpian 名片</h1>' in html  # the README
+    assert '<h1 id="名片使用指南">名片使用指南</h1>' in html  # the guide (tests/server/test_guide.py)
+    readme = await (await client.get("/docs/README")).text()
+    assert '<h1 id="mingpian-名片">Mingpian 名片</h1>' in readme
     assert '<a href="/docs">文档</a>' in html and '<a href="/api">API</a>' in html  # header
     for doc in sorted((PROJECT_ROOT / "docs").glob("*.md")):
         assert f'href="/docs/{doc.stem}"' in html, doc.name  # the list of docs
@@ -61,7 +63,13 @@ async def test_raw_html_is_shown_as_text_and_odd_links_lose_their_link(
 
 
 async def test_unknown_or_malformed_doc_names_are_json_404(client: Client) -> None:
-    for path in ("/docs/nope", "/docs/..%2Fpyproject", "/docs/README.md"):
+    for path in (
+        "/docs/nope",
+        "/docs/..%2Fpyproject",
+        "/docs/README.md",
+        "/docs/guide/nope",
+        "/docs/guide/index.md",
+    ):
         resp = await client.get(path)
         assert resp.status == 404, path
         assert (await resp.json())["error"] == "not_found"
