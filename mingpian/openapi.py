@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from .errors import ERROR_CODES
+from .openapi_zh import translate
 
 openapi_paths_key = web.AppKey("openapi_paths", dict[str, dict[str, Any]])
 openapi_schemas_key = web.AppKey("openapi_schemas", dict[str, Any])
@@ -138,6 +139,7 @@ def build_document(app: web.Application) -> dict[str, Any]:
     doc = _document(app)
     for hook in app[openapi_hooks_key]:
         hook(app, doc)
+    translate(doc)  # last: the explorer reads Chinese, whatever the hooks added
     return doc
 
 

@@ -5,6 +5,7 @@ long problem paths that wrap, a visible 未更新 on stale renders, the docs and
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -188,8 +189,14 @@ def test_docs_pages_and_the_api_explorer(pg: Any, studio: Studio) -> None:
     pg.goto(server.url + "/")
     pg.click("header >> text=文档")
     pg.wait_for_selector("main[data-ready=true]")
-    assert pg.locator("article.doc h1").first.text_content() == "Mingpian 名片"
-    pg.click(".doc-list >> text=templates")
+    # /docs opens on the Chinese guide; its menu lists pages by title, the guide first
+    assert pg.locator("article.doc h1").first.text_content() == "名片使用指南"
+    groups = pg.locator(".doc-list h2").all_text_contents()
+    assert groups == ["使用指南（中文）", "参考资料（英文）"]
+    pg.click(".doc-list >> text=设计师指南：写名片模板")
+    pg.wait_for_selector("article.doc[lang=zh-CN] h1")
+    assert pg.url.endswith("/docs/guide/designer")
+    pg.click(".doc-list >> text=Card templates")
     pg.wait_for_selector("article.doc h1")
     assert pg.url.endswith("/docs/templates")
     pg.screenshot(path=str(ARTIFACTS / "docs-templates.png"), full_page=False)
@@ -223,4 +230,10 @@ def test_docs_pages_and_the_api_explorer(pg: Any, studio: Studio) -> None:
         ".map((e) => e.textContent).join(' ')"
     )
     assert english_words(words, {"HTTP", "OpenAPI"}) == []
+    # grouped by the document's Chinese tags, in its order; every summary is Chinese
+    spec = pg.evaluate("async () => (await fetch('/api/openapi.json')).json()")
+    headings = pg.locator(".api-group").evaluate_all("(gs) => gs.map((g) => g.dataset.tag)")
+    assert headings == [t["name"] for t in spec["tags"]]
+    sums = pg.locator(".op-sum").all_text_contents()
+    assert len(sums) == ops.count() and all(re.search(r"[\u4e00-\u9fff]", s) for s in sums)
     pg.screenshot(path=str(ARTIFACTS / "api-explorer.png"), full_page=False)

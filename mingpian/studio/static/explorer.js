@@ -1,4 +1,5 @@
-// The API explorer at /api: every operation of /api/openapi.json grouped by tag, its
+// The API explorer at /api: every operation of /api/openapi.json grouped by its (Chinese) tag,
+// in the order of the document's `tags`, with its Chinese summary and description; its
 // parameters, body and responses, and a form that sends the request from this page (same
 // origin, our own code under the studio's CSP). Everything reaches the DOM as text.
 
@@ -10,21 +11,6 @@ const error = document.getElementById('api-error');
 const filter = document.getElementById('api-filter');
 const keyInput = document.getElementById('api-key');
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'];
-// Operations are grouped by the first segment of their path (after /api/).
-const GROUPS = {
-  templates: '模板与渲染', profiles: '模板与渲染', media: '图片与视频', jobs: '图片与视频',
-  chatbot: '聊天机器人', maap: '聊天机器人', calls: '来电名片投递', gateway: '来电名片投递',
-  replies: '来电名片投递', enterprises: '企业与报表', reports: '企业与报表', delivery: '企业与报表',
-  '': '工作台与文档', t: '工作台与文档', static: '工作台与文档', studio: '工作台与文档',
-  capabilities: '工作台与文档', docs: '工作台与文档', api: '工作台与文档',
-  healthz: '运维', readyz: '运维', metrics: '运维', 'openapi.json': '运维',
-};
-
-function groupOf(path) {
-  const seg = path.replace(/^\/+/, '').split('/');
-  const key = seg[0] === 'api' && seg.length > 1 ? seg[1] : seg[0];
-  return GROUPS[key] || '其他';
-}
 const WHERE = {path: '路径', query: '查询', header: '请求头', cookie: 'Cookie'};
 const KEY_STORE = 'mp-api-key';
 
@@ -162,7 +148,7 @@ function operation(method, path, op) {
   const params = (op.parameters || []).map(resolve);
   const body = op.requestBody ? resolve(op.requestBody) : null;
   const bodySchema = body ? Object.values(body.content || {})[0]?.schema : null;
-  const details = h('details', {class: 'op', dataset: {path, method, search: `${method} ${path} ${op.summary || ''}`.toLowerCase()}},
+  const details = h('details', {class: 'op', dataset: {path, method, search: `${method} ${path} ${op.summary || ''} ${op['x-summary-en'] || ''}`.toLowerCase()}},
     h('summary', {}, h('span', {class: `method m-${method}`, text: method.toUpperCase()}), ' ',
       h('code', {class: 'op-path', text: path}), ' ', h('span', {class: 'op-sum', text: op.summary || ''})));
   let built = false;
@@ -180,18 +166,21 @@ function operation(method, path, op) {
 }
 
 function draw() {
-  const byTag = new Map();
+  const byTag = new Map((spec.tags || []).map((t) => [t.name, []]));
+  const about = new Map((spec.tags || []).map((t) => [t.name, t.description || '']));
   for (const [path, ops] of Object.entries(spec.paths || {})) {
     for (const method of METHODS) {
       const op = ops[method];
       if (!op) continue;
-      const tag = groupOf(path);
+      const tag = (op.tags && op.tags[0]) || '其他';
       if (!byTag.has(tag)) byTag.set(tag, []);
       byTag.get(tag).push(operation(method, path, op));
     }
   }
-  clear(groups).append(...[...byTag.entries()].map(([tag, ops]) => h('section', {class: 'api-group', dataset: {tag}},
-    h('h2', {}, tag, h('span', {class: 'count', text: ` ${ops.length} 个接口`})), ops)));
+  const filled = [...byTag.entries()].filter(([, ops]) => ops.length);
+  clear(groups).append(...filled.map(([tag, ops]) => h('section', {class: 'api-group', dataset: {tag}},
+    h('h2', {}, tag, h('span', {class: 'count', text: ` ${ops.length} 个接口`})),
+    about.get(tag) ? h('p', {class: 'group-about', text: about.get(tag)}) : null, ops)));
   groups.removeAttribute('aria-busy');
 }
 
