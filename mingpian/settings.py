@@ -121,7 +121,8 @@ class Settings:
     )
     docs_dir: Path = setting(
         PROJECT_ROOT / "docs",
-        "The Markdown docs served as pages at `/docs` (with the `README.md` beside the folder).",
+        "The Markdown docs served as pages at `/docs`: the guide in its `guide/` folder (the landing "
+        "page), the reference and the `README.md` beside the folder.",
     )
     data_dir: Path = setting(
         PROJECT_ROOT / "var", "Local state (SQLite databases, media cache, metrics files). Created on start."
