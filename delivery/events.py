@@ -53,13 +53,11 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from infra import jsonio
 from infra.outage import Unavailable, log_failure
 
-from .metering.ledger import day_of
 from .records import Delivery
 from .retention import Retention
-from .rows.events import Claimed, EventRows, InboxEvent, Latency, Rollup
+from .rows.events import EventRows, InboxEvent, Latency, Rollup
 
 log = logging.getLogger("mingpian.delivery")
 
@@ -152,7 +150,6 @@ class Events:
         self.rows = EventRows(db)
         self.retention_days = retention_days
         self._recent: dict[str, None] = {}
-        self._days: dict[int, str] = {}  # China days by number since 1970 (the raw events' `day`)
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
@@ -232,7 +229,7 @@ class Events:
             self._since_roll = 0
             new = 0
             while True:
-                claimed, fresh = await self.rows.roll(BATCH, self._raw, aggregate)
+                claimed, fresh = await self.rows.roll(BATCH, aggregate)
                 self.rolled += claimed
                 self.recorded += fresh
                 new += fresh
@@ -240,39 +237,6 @@ class Events:
                     break
             self._down = False
             return new
-
-    def _raw(self, claimed: list[Claimed]) -> list[tuple[Any, ...]]:
-        """The claimed facts as raw events (rows/events.py RAW_COLUMNS): each with its
-        delivery's card and variant, its day, and the seconds since its first attempt began.
-        A fact whose delivery is gone is dropped."""
-        out: list[tuple[Any, ...]] = []
-        seen: dict[str, tuple[int, str, str]] = {}
-        for row in claimed:
-            did, step, kind, key, channel, vendor, button, at, ent, card, data, created, started = row[:13]
-            if ent is None:
-                continue
-            variant = seen.get(did)
-            if variant is None:
-                doc = jsonio.loads(data) if data else {}
-                variant = seen[did] = (
-                    int(doc.get("version") or 0),
-                    str(doc.get("experiment") or ""),
-                    str(doc.get("variant") or ""),
-                )
-            n = int((created + CN_OFFSET) // 86400)
-            day = self._days.get(n)
-            if day is None:
-                day = self._days[n] = day_of(created)
-            since = at - (created if started is None else started)
-            out.append((
-                day, did, step, kind, key, ent, card, *variant, channel, vendor, button, at,
-                since if since > 0.0 else 0.0,
-            ))  # fmt: skip
-        if len(out) < len(claimed):
-            log.warning(
-                "delivery events: %d facts of deliveries no longer stored dropped", len(claimed) - len(out)
-            )
-        return out
 
     async def settled(self) -> None:
         """Return once everything recorded so far (by this process; and by others, committed

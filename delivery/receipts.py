@@ -271,14 +271,13 @@ class Receipts:
         and tell `on_outcome`; a delivered or displayed one with its "delivered" event in the
         same commit (`fact`: its delivery, step and the vendor that reported it). Inside a
         transaction that later rolls back (a database error), the outcome was told all the same."""
+        await self.store.update_attempt(attempt_id, state=state, **fields)
         if fact is not None and self.events is not None and state in ("delivered", "displayed"):
-            async with self.store.tx():
-                await self.store.update_attempt(attempt_id, state=state, **fields)
-                delivery, step, vendor = fact
-                at = float(fields.get("done") or time.time())
-                await self.events.record("delivered", delivery, step, channel, at, vendor=vendor)
-        else:
-            await self.store.update_attempt(attempt_id, state=state, **fields)
+            # nothing between the two writes yields to the event loop: they join the same commit
+            # (SQLite's open transaction, or the same group-commit batch or block on PostgreSQL)
+            delivery, step, vendor = fact
+            at = float(fields.get("done") or time.time())
+            await self.events.record("delivered", delivery, step, channel, at, vendor=vendor)
         if attempt_id in self._told:
             return
         self._told[attempt_id] = None

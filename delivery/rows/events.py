@@ -6,21 +6,22 @@ a statement inside the store's open group-commit transaction (groupcommit.py), o
 `InboxEvent` record of the group commit (pgbatch.py gathers them into `INBOX_SQL`). It carries
 only what its caller knows (delivery, step, kind, key, channel, vendor, button, time).
 
-A roll is one transaction: claim a batch of the inbox (PostgreSQL: `DELETE … WHERE id IN (SELECT
-… FOR UPDATE SKIP LOCKED) RETURNING`, so the workers' rollers claim disjoint rows; SQLite: one
-process, the oldest rows read then deleted), joined with each fact's delivery and its first
-attempt; insert them as raw events with `ON CONFLICT DO NOTHING RETURNING`, so only the events
-nobody rolled before come back, and add those alone to the rollups (per minute, hour and day)
-and histograms. A repeated receipt or tap therefore counts once, whichever process hears it, and
-a roller killed mid-roll leaves its claim in the inbox. On PostgreSQL the raw events go in one
-statement (`unnest` of arrays) and each aggregate in one more; on SQLite through a staging table
-(`STAGE_SQL`).
+A roll is one transaction: claim a batch of the inbox (PostgreSQL: `DELETE … WHERE id = ANY(ARRAY(
+SELECT … FOR UPDATE SKIP LOCKED)) RETURNING`, so the workers' rollers claim disjoint rows; SQLite:
+one process, the oldest rows), join each fact with its delivery and its first attempt and insert
+it as a raw event with `ON CONFLICT DO NOTHING RETURNING`, all on the server in one statement
+(`ROLL_SQL`, `SQLITE_ROLL_SQL`), so only the events nobody rolled before come back, once; those
+alone are added to the rollups (per minute, hour and day) and histograms, each aggregate one
+statement more (PostgreSQL: `unnest` of arrays). A repeated receipt or tap therefore counts once,
+whichever process hears it, and a roller killed mid-roll leaves its claim in the inbox. `add`
+inserts raw events made by the caller (on SQLite through a staging table, `STAGE_SQL`): for
+rebuilding and for the benchmark's baseline.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,40 +48,53 @@ RAW_TYPES = (
 )  # fmt: skip
 # What comes back of a new event: what its rollups and histogram are keyed by.
 NEW = "enterprise, card, version, experiment, variant, channel, step, kind, key, button, at, since"
-# What a roll claims of each fact, with its delivery's (NULL: the delivery is gone) and the start
-# of its first attempt (the time from which each fact's latency is counted).
+# A roll: the claimed facts, each joined with its delivery (NULL: gone) and its first attempt,
+# made raw events and inserted in one statement on the server, so only the new events travel,
+# once, for their rollups (`NEW`). The lookups are lateral on PostgreSQL: one index probe per fact,
+# whatever the tables' size or statistics (a hash join would read every delivery). Each database
+# spells the raw event's derived columns its own way: the China day the delivery was created, the
+# version, experiment and variant from its data, the seconds since its first attempt began.
+RAW_SELECT = {
+    "postgresql": "to_char(to_timestamp(created + 8 * 3600) AT TIME ZONE 'UTC', 'YYYY-MM-DD'), delivery, "
+    "step, kind, key, enterprise, card, trunc(COALESCE(NULLIF(doc->>'version', '')::numeric, 0))::int, "
+    "COALESCE(doc->>'experiment', ''), COALESCE(doc->>'variant', ''), channel, vendor, button, at, "
+    "GREATEST(at - COALESCE(started, created), 0)",
+    "sqlite": "date(created, 'unixepoch', '+8 hours'), delivery, step, kind, key, enterprise, card, "
+    "CAST(COALESCE(json_extract(doc, '$.version'), 0) AS INTEGER), COALESCE(json_extract(doc, "
+    "'$.experiment'), ''), COALESCE(json_extract(doc, '$.variant'), ''), channel, vendor, button, at, "
+    "max(at - COALESCE(started, created), 0)",
+}
 CLAIMED = (
     "c.delivery, c.step, c.kind, c.key, c.channel, c.vendor, c.button, c.at, d.enterprise, d.card, "
-    "d.data, d.created, a.started"
+    "d.created, a.started"
 )
-# SQLite: the claimed facts come to Python (`Events._raw` makes them raw events), then go in
-# through the staging table.
-CLAIM_SQL = (
-    f"SELECT {CLAIMED}, c.id FROM (SELECT * FROM delivery_event_inbox ORDER BY id LIMIT $1) c "
-    "LEFT JOIN deliveries d ON d.id = c.delivery LEFT JOIN attempts a ON a.delivery = c.delivery "
-    "AND a.step = 0"
-)
-# PostgreSQL: the claim, the raw events made from it and their insert are one statement on the
-# server (what `Events._raw` does in Python, here in SQL), so only the new events travel, once,
-# for their rollups; its rows are `NEW` and how many facts were claimed and how many of them had
-# no delivery (one row with NULLs when none was new). The lookups are lateral: one index probe
-# per fact, whatever the tables' size or statistics (a hash join would read every delivery).
+# PostgreSQL: the claim (`DELETE … SKIP LOCKED`: the workers' rollers claim disjoint rows), the
+# raw events and how many facts were claimed and had no delivery, in one statement: its rows are
+# `NEW` then those two counts (one row with NULLs when none was new).
 ROLL_SQL = (
     "WITH c AS (DELETE FROM delivery_event_inbox WHERE id = ANY(ARRAY(SELECT id FROM delivery_event_inbox "
     "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)) RETURNING *), "
     f"j AS (SELECT {CLAIMED}, d.data::jsonb AS doc FROM c LEFT JOIN LATERAL (SELECT enterprise, card, data, "
     "created FROM deliveries WHERE id = c.delivery LIMIT 1) d ON true LEFT JOIN LATERAL (SELECT started "
     "FROM attempts WHERE delivery = c.delivery AND step = 0 LIMIT 1) a ON true), "
-    f"ins AS (INSERT INTO delivery_events ({', '.join(RAW_COLUMNS)}) SELECT "
-    "to_char(to_timestamp(created + 8 * 3600) AT TIME ZONE 'UTC', 'YYYY-MM-DD'), delivery, step, kind, key, "
-    "enterprise, card, trunc(COALESCE(NULLIF(doc->>'version', '')::numeric, 0))::int, "
-    "COALESCE(doc->>'experiment', ''), COALESCE(doc->>'variant', ''), channel, vendor, button, at, "
-    "GREATEST(at - COALESCE(started, created), 0) FROM j WHERE enterprise IS NOT NULL "
-    "ORDER BY 1, 2, 3, 4, 5 ON CONFLICT DO NOTHING RETURNING "
+    f"ins AS (INSERT INTO delivery_events ({', '.join(RAW_COLUMNS)}) SELECT {RAW_SELECT['postgresql']} "
+    "FROM j WHERE enterprise IS NOT NULL ORDER BY 1, 2, 3, 4, 5 ON CONFLICT DO NOTHING RETURNING "
     f"{NEW}), k AS (SELECT count(*) AS claimed, count(*) FILTER (WHERE enterprise IS NULL) AS gone FROM j) "
     "SELECT ins.*, k.claimed, k.gone FROM k LEFT JOIN ins ON true"
 )
-UNCLAIM_SQL = "DELETE FROM delivery_event_inbox WHERE id <= $1"  # SQLite: what the claim read
+# SQLite (one process, one transaction at a time): the oldest `$1` rows (the last id, how many,
+# how many without a delivery), then the raw events of the rows up to that id, then their delete.
+SQLITE_CLAIM_SQL = (
+    "SELECT max(c.id), count(*), sum(d.id IS NULL) FROM (SELECT id, delivery FROM delivery_event_inbox "
+    "ORDER BY id LIMIT $1) c LEFT JOIN deliveries d ON d.id = c.delivery"
+)
+SQLITE_ROLL_SQL = (
+    f"INSERT INTO delivery_events ({', '.join(RAW_COLUMNS)}) SELECT {RAW_SELECT['sqlite']} FROM "
+    f"(SELECT {CLAIMED}, d.data AS doc FROM delivery_event_inbox c JOIN deliveries d ON d.id = c.delivery "
+    "LEFT JOIN attempts a ON a.delivery = c.delivery AND a.step = 0 WHERE c.id <= $1) "
+    f"WHERE true ON CONFLICT DO NOTHING RETURNING {NEW}"
+)
+UNCLAIM_SQL = "DELETE FROM delivery_event_inbox WHERE id <= $1"  # SQLite: what the roll read
 INBOX_LEFT_SQL = "SELECT count(*) FROM delivery_event_inbox WHERE id <= $1"
 INBOX_LAST_SQL = "SELECT max(id) FROM delivery_event_inbox"
 # SQLite: the batch goes to a table of this connection without an index first (executemany, a
@@ -146,7 +160,6 @@ PARTITIONS_SQL = (
 )
 
 Rollup = tuple[str, str, str, float, int, str, str, str, int, str, str]
-Claimed = Sequence[Any]  # a row of CLAIM_SQL (CLAIMED, then the inbox id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,30 +202,25 @@ class EventRows:
                 INBOX_ROW_SQL, e.delivery, e.step, e.kind, e.key, e.channel, e.vendor, e.button, e.at
             )
 
-    async def roll(
-        self,
-        limit: int,
-        build: Callable[[list[Claimed]], list[tuple[Any, ...]]],
-        aggregate: Any,
-    ) -> tuple[int, int]:
-        """One transaction: claim up to `limit` facts of the inbox (CLAIMED rows), made raw events
-        by `build`, inserted, the new ones added to the rollups (`add`). (claimed, new)."""
+    async def roll(self, limit: int, aggregate: Any) -> tuple[int, int]:
+        """One transaction: claim up to `limit` facts of the inbox, insert them as raw events, add
+        the new ones to the rollups (`aggregate`, as in `add`). (claimed, new)."""
         async with self.db.transaction():
             if self.db.name == "postgresql":
                 rows = await self.db.all(ROLL_SQL, limit)
                 claimed, gone = int(rows[0][-2]), int(rows[0][-1])
                 new = [r[:-2] for r in rows if r[0] is not None]
-                if gone:
-                    log.warning("delivery events: %d facts of deliveries no longer stored dropped", gone)
-                if new:
-                    await self._aggregates(new, aggregate)
-                return claimed, len(new)
-            got = await self.db.all(CLAIM_SQL, limit)
-            if not got:
-                return 0, 0
-            await self.db.run(UNCLAIM_SQL, max(r[-1] for r in got))
-            raw = build(got)
-            return len(got), (await self.add(raw, aggregate) if raw else 0)
+            else:
+                last, claimed, gone = await self.db.one(SQLITE_CLAIM_SQL, limit) or (None, 0, 0)
+                if not claimed:
+                    return 0, 0
+                new = await self.db.all(SQLITE_ROLL_SQL, last)
+                await self.db.run(UNCLAIM_SQL, last)
+            if gone:
+                log.warning("delivery events: %d facts of deliveries no longer stored dropped", gone)
+            if new:
+                await self._aggregates(new, aggregate)
+            return int(claimed), len(new)
 
     async def inbox_last(self) -> int:
         """The newest inbox row's id (0: empty)."""
