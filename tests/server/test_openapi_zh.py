@@ -1,5 +1,6 @@
 """The API explorer speaks Chinese: the served OpenAPI document gives every operation a Chinese
-summary, description and tag (the English the route modules wrote kept beside them)."""
+summary, description and tag, and its parameters and answers Chinese descriptions (the English
+the route modules wrote kept beside them)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,10 @@ async def test_every_operation_is_described_in_chinese(client: Client) -> None:
                 missing.append(where)  # add its Chinese to mingpian/openapi_zh.py
                 continue
             assert op["tags"] and op["tags"][0] in tags, where
+            # what the explorer shows of its parameters and answers is Chinese too
+            for part in [*op.get("parameters", []), *op.get("responses", {}).values()]:
+                if part.get("description") and not CJK.search(part["description"]):
+                    missing.append(f"{where}: {part['description']}")
             assert op.get("x-summary-en"), where  # the English, for developers
     assert missing == []
     assert set(OPERATIONS) - seen == set(), "Chinese for operations the server no longer has"
@@ -40,4 +45,8 @@ async def test_every_operation_is_described_in_chinese(client: Client) -> None:
     render = doc["paths"]["/api/templates/{name}/render"]["post"]
     assert "format=h5" in render["x-description-en"] and "format=h5" in render["description"]
     assert render["tags"] == ["模板与渲染"]
+    profile = next(p for p in render["parameters"] if p["name"] == "profile")
+    assert (
+        profile["description"].startswith("运营商配置") and "default_profile" in profile["x-description-en"]
+    )
     assert doc["paths"]["/api/reviews"]["get"]["summary"] == "名片审核队列（运营方）"
