@@ -23,6 +23,9 @@ GUIDE = PROJECT_ROOT / "docs" / "guide"
 PAGES = sorted(GUIDE.glob("*.md"))
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 LATIN_WORD = re.compile(r"[A-Za-z]+")
+# Where the words of the screens the guide names live: the console, the reports page, the
+# studio and the docs pages (HTML shells and scripts).
+UI_SOURCES = ("mingpian/console", "mingpian/reports", "mingpian/studio", "mingpian/manual")
 
 
 def _url(page: Path) -> str:
@@ -115,6 +118,20 @@ async def test_no_page_of_the_guide_is_mostly_english(client: Client) -> None:
         cjk_words = len(CJK.findall(text)) / 2  # a Chinese word is about two characters
         latin_words = len(LATIN_WORD.findall(text))
         assert cjk_words > 3 * latin_words, (page.name, cjk_words, latin_words)
+
+
+def test_every_screen_and_button_the_guide_names_is_named_so_in_the_ui() -> None:
+    """The guide sets a screen's, button's or field's name in bold, exactly as the UI spells it."""
+    ui = "".join(
+        f.read_text("utf-8")
+        for folder in UI_SOURCES
+        for f in sorted((PROJECT_ROOT / folder).rglob("*"))
+        if f.suffix in (".js", ".py", ".html", ".j2")
+    )
+    for page in PAGES:
+        named = re.findall(r"\*\*(.+?)\*\*", page.read_text("utf-8"))
+        assert named, page.name
+        assert [n for n in named if n not in ui] == [], page.name
 
 
 async def test_without_a_guide_docs_opens_on_the_readme(
