@@ -552,11 +552,15 @@ class Chains:
             elif handed.ok:
                 await self.store.update_attempt(att.id, state="submitted", detail=",".join(ids))
                 att.state = "submitted"
+            elif handed.unanswered:  # it may have gone out: wait for its receipt, as after a crash
+                detail = f"no answer ({handed.detail}); waiting for its receipt, not resent"
+                await self.store.update_attempt(att.id, state="unknown", detail=detail[:300])
+                att.state = "unknown"
             else:  # skipped: the channel cannot take this card now (its media not approved)
                 outcome = "skipped" if handed.skipped else "error"
                 await self.receipts.settle(att.id, channel, outcome, done=time.time(), detail=handed.detail)
                 att.state = outcome
-        if not handed.ok:
+        if not handed.ok and not handed.unanswered:  # unanswered: refunded if its deadline passes
             await self.meter.refund(charge_key(att))
         elif (
             channel == "rcs"

@@ -40,6 +40,9 @@ class Handed:
     detail: str = ""
     retryable: bool = False
     skipped: bool = False  # not sent, and the channel cannot take it now (`detail`: the reason)
+    # no answer (the session closed or timed out after the submit left): it may have gone out,
+    # so its receipt, matched by the recipient, is waited for until the deadline, never resent
+    unanswered: bool = False
 
 
 class Channel(Protocol):

@@ -106,6 +106,7 @@ class SmppChannel:
             res = await self.pool.submit(sm, end)  # throttling is retried there, until `end`
             if not res.ok:
                 # Segments already accepted stay accepted; their receipts are recorded too.
-                return Handed(False, tuple(ids), res.detail, res.status in smpp.RETRYABLE)
+                retryable = res.status in smpp.RETRYABLE
+                return Handed(False, tuple(ids), res.detail, retryable, unanswered=not res.answered)
             ids.append(res.message_id)
         return Handed(True, tuple(ids))

@@ -51,6 +51,7 @@ class SubmitResult:
     message_id: str = ""
     detail: str = ""
     sent: bool = True  # False: it never left (not bound, paused, no rate slot): safe to try again
+    answered: bool = True  # False: sent, and the session ended or timed out before its answer
 
     @property
     def ok(self) -> bool:
@@ -339,7 +340,7 @@ class SmppClient:
             except NotConnected:
                 return SubmitResult(STATUS_SYSERR, detail="SMPP not bound", sent=False)
             except (ConnectionError, TimeoutError, OSError) as exc:  # it may have reached the SMSC
-                return SubmitResult(STATUS_SYSERR, detail=f"{type(exc).__name__}: {exc}")
+                return SubmitResult(STATUS_SYSERR, detail=f"{type(exc).__name__}: {exc}", answered=False)
         self._note(resp.status, sent)
         mid = PduReader(resp.body).cstr(65) if resp.body else ""
         return SubmitResult(
