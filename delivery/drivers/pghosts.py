@@ -71,6 +71,7 @@ class HostChooser:
         self.attrs = session_attrs(url)
         self._writable: tuple[str, int | None] | None = None
         self._failed: dict[tuple[str, int | None], float] = {}  # host → when it last failed
+        self._found = 0  # connections made so far
 
     @property
     def several(self) -> bool:
@@ -88,6 +89,17 @@ class HostChooser:
         the last host's error when none answered."""
         if not self.several:
             return await asyncpg.connect(self.url, timeout=timeout, **kwargs)
+        found = self._found
+        try:
+            return await self._first_writable(timeout, kwargs)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            if self._found == found:
+                raise
+        # Another connection found a writable server while this one was trying (a standby was
+        # promoted meanwhile): once more, that one first, rather than an outage that has ended.
+        return await self._first_writable(timeout, kwargs)
+
+    async def _first_writable(self, timeout: float, kwargs: dict[str, Any]) -> Any:
         tried: dict[str, str] = {}
         last: BaseException | None = None
         for host, port in self.order():
@@ -109,6 +121,7 @@ class HostChooser:
                 last = exc
             else:
                 self._writable = (host, port)
+                self._found += 1
                 self._failed.pop((host, port), None)
                 return conn
             self._failed[(host, port)] = time.monotonic()
