@@ -182,6 +182,7 @@ async def test_a_failover_loses_no_acknowledged_event_when_synchronous_and_sends
     base = f"http://127.0.0.1:{settings['MINGPIAN_PORT']}"
     proc = await asyncio.to_thread(serve, settings, log)
     load = Load(base)
+    stalled: dict[str, Any] = {}  # asynchronous: deliveries whose last writes the failover lost
     ready: list[tuple[float, int, Any]] = []
     stop_ready = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
@@ -243,9 +244,14 @@ async def test_a_failover_loses_no_acknowledged_event_when_synchronous_and_sends
                     " LEFT JOIN message_ids m ON m.attempt = a.id WHERE d.state = 'active'"
                 )
                 unacked = sum(len(s.unacked) for s in gateway._sessions)
-                raise AssertionError(
-                    f"still active ({unacked} unacked): {[tuple(r) for r in active][:3]}"
-                ) from None
+                if pair.mode != "async":
+                    raise AssertionError(
+                        f"still active ({unacked} unacked): {[tuple(r) for r in active][:3]}"
+                    ) from None
+                # Asynchronous replication: a chain's last writes (its attempt's message id)
+                # committed on the primary just before it died are not on the new one; the
+                # chain waits out its receipt deadline. Measured, not refused.
+                stalled = {r["call_id"]: (r["state"], r["detail"]) for r in active}
             rows = await conn.fetch("SELECT call_id, state FROM deliveries")
         finally:
             await conn.close()
@@ -280,12 +286,13 @@ async def test_a_failover_loses_no_acknowledged_event_when_synchronous_and_sends
         f"\n{how}: {len(load.acked)} call events"
         f" acknowledged, {len(lost)} of them lost; first card of a new call event"
         f" {out_again - killed:.1f} s after the kill ({out_again - promoted:.1f} s after the promotion);"
-        f" answers {dict(sorted(load.statuses.items()))}; /readyz waited for {sorted(waits)}"
+        f" answers {dict(sorted(load.statuses.items()))}; /readyz waited for {sorted(waits)};"
+        f" {len(stalled)} deliveries whose last writes were lost (waiting for their receipt deadline)"
     )
     assert not doubles, f"cards sent twice: {doubles}"
     if sync or pair.mode == "fenced":  # a fenced primary streams all it wrote before the promotion
         assert not lost, f"acknowledged but lost with synchronous replication: {lost}"
-    assert not undelivered, f"acknowledged but not delivered: {undelivered}"
+    assert not set(undelivered) - set(stalled), f"acknowledged but not delivered: {undelivered}"
     assert out_again - killed <= FIRST_CARD_WITHIN
     assert set(load.statuses) <= {200, 202, 503}, load.statuses
     assert load.statuses.get(503, 0) > 0 and load.without_retry_after == 0
