@@ -143,6 +143,9 @@ def test_reports_page_draws_charts_in_chromium(browser: Any, server: ServerThrea
         "() => document.querySelector('.charts figure').textContent.includes('这段时间没有数据')"
     )
     assert page.locator("figure svg rect.c-delivered").count() == 0
+    # that range is older than the deliveries kept (90 days): the page says so
+    note = page.locator(".note.pruned").inner_text()
+    assert "所选范围早于保留期" in note and "投递漏斗" in note
     # a wrong key is an explained error, not a broken page
     page.fill("input[name=key]", "mpk_wrong")
     page.click("#login button[type=submit]")

@@ -4,6 +4,7 @@
 import {h, clear, debounce} from '/static/dom.js';
 import {hBars, stackedBars} from './charts.js';
 import {funnelView} from './funnel_view.js';
+import {prunedNote} from './report_view.js';
 
 const OUTCOMES = ['delivered', 'displayed', 'failed', 'timeout', 'revoked', 'other'];  // displayed: a card SMS drawn
 const OUTCOME_NAMES = {delivered: '送达', displayed: '已展示', failed: '失败', timeout: '超时', revoked: '已撤回', other: '其他'};
@@ -163,7 +164,8 @@ function render(report, usage, optouts, funnel) {
       (w) => stackedBars(byDay(report.ads || [], () => 'impressions', (a) => a.impressions), ['impressions'], '每天的广告曝光',
         {width: w, names: {impressions: '曝光'}, whole: true}),
       table(['卡片', '天', '曝光', '点击'], (report.ads || []).map((a) => [a.card, a.day, a.impressions, a.taps]))));
-  clear(out).append(summary, funnel, grid);
+  // a range that starts before the oldest day kept says so above the figures
+  clear(out).append(...[prunedNote(report, usage)].filter(Boolean), summary, funnel, grid);
   drawCharts();
 }
 
