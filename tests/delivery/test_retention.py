@@ -321,3 +321,67 @@ async def test_the_migration_moves_existing_rows_into_day_partitions(
         assert new is not None and new[0] > aid
     finally:
         await store.stop()
+
+
+async def test_mingpian_prune_says_what_it_dropped(backend: dict[str, Any], settings: Any) -> None:
+    """The command's round on the deployment's store (its settings' database and days), its
+    Chinese report of each day removed and of each table's days kept; a second round finds
+    nothing left to remove."""
+    from mingpian.api.delivery import delivery_config
+    from mingpian.cli_prune import prune, report
+
+    s = settings.with_(**backend, delivery_receipts_retention_days=5)
+    now = time.time()
+    store = open_store(s.database_url, delivery_config(s).database)
+    await store.start()
+    try:
+        await make_days(Retention(store.db), now, 7)
+        await seed(store, 6, now, n=3)  # type: ignore[arg-type]
+    finally:
+        await store.stop()
+    retention, pruned = await prune(s, now)
+    text = report(retention, pruned, now)
+    old = day_of(now - 6 * 86400)
+    assert ("receipts", old) in {(p.table, p.day) for p in pruned}, pruned
+    assert f"已删除 receipts {old} 的记录" in text
+    assert f"receipts：5 天（保留 {day_of(now - 4 * 86400)} 及以后的记录）" in text
+    assert f"deliveries {old}" not in text  # kept 90 days
+    _, again = await prune(s, now)
+    assert not [p for p in again if p.day == old]
+    assert "没有超过保留期的记录。" in report(retention, [], now)
+
+
+async def test_the_upkeep_says_a_failure_once_and_goes_on(
+    store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Three failed rounds in a row are one log line; the round after them runs."""
+    from delivery import retention as module
+
+    r = Retention(store.db)
+    rounds = 0
+    real = r.maintain
+
+    async def failing(now: float | None = None, tables: tuple[str, ...] = ()) -> list[Any]:
+        nonlocal rounds
+        rounds += 1
+        if rounds <= 3:
+            raise RuntimeError("disk full")
+        return await real(now, tables)
+
+    monkeypatch.setattr(r, "maintain", failing)
+    monkeypatch.setattr(module, "RETRY", 0.01)
+    task = asyncio.ensure_future(r.run())
+    for _ in range(500):
+        if rounds >= 4:
+            break
+        await asyncio.sleep(0.01)
+    ahead = day_of(time.time() + 2 * 86400)
+    for _ in range(500):  # the round that runs makes the days ahead (PostgreSQL)
+        if store.db.name != "postgresql" or ahead in await r.rows.days("deliveries"):
+            break
+        await asyncio.sleep(0.02)
+    task.cancel()
+    failed = [x for x in caplog.records if "retention: upkeep failed" in x.getMessage()]
+    assert rounds == 4 and len(failed) == 1
+    if store.db.name == "postgresql":
+        assert ahead in await r.rows.days("deliveries")
