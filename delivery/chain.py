@@ -383,7 +383,7 @@ class Chains:
                         await gateway.ready(RESUME_BIND_WAIT)
                     now = time.time()
                     att.deadline = now + RESUME_GRACE
-                due = att.deadline + self._paused(att.started, now)
+                due = att.deadline + self._paused(att.started, now, att.channel)
                 if now >= due:
                     if att.state == "unknown":
                         await self._adopt(d, att)
@@ -427,12 +427,15 @@ class Chains:
         if att.channel in LEGACY:
             await self.store.adopt_receipts(att.id, d.recipient, att.started, max(1, att.segments))
 
-    @staticmethod
-    def _paused(since: float, now: float) -> float:
-        """Seconds the deadline clock of an attempt started at `since` stood still: the longer of
+    def _paused(self, since: float, now: float, channel: str) -> float:
+        """Seconds the deadline clock of an attempt started at `since` stood still: the longest of
         the store's and the counters' outages since (receipts are stored in one and forwarded
-        between workers through the other)."""
-        return max(outages.downtime("database", since, now), outages.downtime("redis", since, now))
+        between workers through the other) and of the time the channel's gateway had no session
+        bound (an SMSC holds the receipts for a session it lost until one binds; at most
+        RESUME_BIND_WAIT of it, so a gateway down for good still lets chains fall over)."""
+        gateway = getattr(self.channels.get(channel), "unbound", None)
+        unbound = min(gateway(since, now), RESUME_BIND_WAIT) if gateway is not None else 0.0
+        return max(outages.downtime("database", since, now), outages.downtime("redis", since, now), unbound)
 
     async def _wait(self, d: Delivery, att: Attempt, due: float) -> bool:
         """Wait for `att`'s receipt (or `due`, its deadline, or another wake). True when a receipt

@@ -93,6 +93,10 @@ class SmppChannel:
         """Receipts the SMSC kept while we were away come once a session is bound again."""
         return await self.pool.wait_bound(timeout)
 
+    def unbound(self, since: float, now: float) -> float:
+        """Seconds since `since` with no session bound: no receipt could come meanwhile."""
+        return self.pool.unbound(since, now)
+
     async def send(self, out: Outgoing) -> Handed:
         end = time.monotonic() + self.pool.wait
         if "deadline" in out.extra:  # the attempt's, in wall-clock time

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from typing import Any
 
 from .smpp_client import THROTTLING, DeliverHandler, SmppClient, SubmitResult
@@ -66,6 +67,10 @@ class SmppPool:
         ]
         self._next = 0
         self._change = asyncio.Event()  # set (and replaced) whenever a session's state changes
+        # when no session was bound (time.time() spans): receipts the SMSC holds for us meanwhile
+        # come only after a bind, so an attempt's deadline stands still (`unbound`)
+        self._unbound_since: float | None = time.time()
+        self._unbound: deque[tuple[float, float]] = deque(maxlen=64)
 
     def start(self) -> None:
         for s in self.sessions:
@@ -87,6 +92,17 @@ class SmppPool:
     def _changed(self, _session: SmppClient) -> None:
         change, self._change = self._change, asyncio.Event()
         change.set()
+        now, bound = time.time(), self.bound
+        if not bound and self._unbound_since is None:
+            self._unbound_since = now
+        elif bound and self._unbound_since is not None:
+            self._unbound.append((self._unbound_since, now))
+            self._unbound_since = None
+
+    def unbound(self, since: float, now: float) -> float:
+        """Seconds between `since` and `now` (time.time()) with no session bound."""
+        spans = [*self._unbound, *([(self._unbound_since, now)] if self._unbound_since is not None else [])]
+        return sum(max(0.0, min(end, now) - max(start, since)) for start, end in spans)
 
     async def wait_bound(self, timeout: float, count: int = 1) -> bool:
         """Wait until at least `count` sessions are bound (False after `timeout`)."""
