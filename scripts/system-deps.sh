@@ -13,6 +13,10 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 [ -x /usr/sbin/bearerbox ] || command -v bearerbox >/dev/null 2>&1 || need+=(kannel)
 # wrk, the HTTP load generator of the short-link benchmark (bench/shortlink_bench.py).
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
+# The fault tests (tests/delivery/test_faults.py): nft cuts a worker in a network namespace off
+# from one service, faketime runs a worker with its clock apart from the others'.
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+command -v faketime >/dev/null 2>&1 || need+=(faketime)
 # cairo (cairosvg: designer SVG card templates) and fontconfig (its text, pointed at assets/fonts).
 libs=$(/sbin/ldconfig -p 2>/dev/null || true)
 [[ $libs == *"libcairo.so.2 "* ]] || need+=(libcairo2)

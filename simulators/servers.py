@@ -237,12 +237,13 @@ class PostgresCluster:
 class RedisServer:
     """A redis-server process that a run can stop and start again on the same port (an outage)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, bind: str = "127.0.0.1") -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise FileNotFoundError("redis-server not found: run scripts/system-deps.sh")
         self.binary = binary
         self.folder = folder
+        self.bind = bind  # more addresses than loopback ("127.0.0.1 10.213.0.1"): no protected mode
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         folder.mkdir(parents=True, exist_ok=True)
@@ -253,9 +254,10 @@ class RedisServer:
 
     def start(self) -> None:
         """Start it (again: keeping nothing, as a restarted cache without persistence would)."""
+        protected = "yes" if self.bind == "127.0.0.1" else "no"
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
-             "--save", "", "--appendonly", "no"],
+            [self.binary, "--port", str(self.port), "--bind", *self.bind.split(), "--dir", str(self.folder),
+             "--save", "", "--appendonly", "no", "--protected-mode", protected],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
