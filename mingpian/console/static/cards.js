@@ -7,7 +7,7 @@ import {SchemaForm} from '/static/form.js';
 import * as sapi from '/static/api.js';
 import {debounce} from '/static/dom.js';
 import * as api from './capi.js';
-import {Preview} from './preview.js';
+import {Preview, unconfiguredText} from './preview.js';
 import {CLASSES, CLASS_HINT, CLASS_NAME, personName, sentText, stateBadge, versionPhones} from './reviews.js';
 import {CHANNEL_NAME, PHASES, PHASE_NAME, button, clear, confirmButton, field, h, input, notice, section, select, table,
   when} from './ui.js';
@@ -143,7 +143,7 @@ function readyWhy(r) {
   if (r.channel === 'cardsms' && r.vendors) return vendorList(r);  // on the phones of the vendors that approved it
   if (r.state === 'ready') return '下一次来电会在这个渠道发送';
   if (r.state === 'unconfigured') {
-    return r.why.includes('chatbot') ? '企业没有配置 5G 消息 Chatbot' : '服务器未配置这个渠道';
+    return r.why.includes('chatbot') ? '企业没有配置 5G 消息 Chatbot' : unconfiguredText(r.channel);
   }
   if (r.by === 'operator' && r.state === 'waiting') return '运营方还没有审核这个版本';
   if (r.state === 'expired') return '已不是正在发送的版本';

@@ -108,7 +108,8 @@ export function skipText(reason) {
     const said = REFUSED_CODE[card[3]] || card[3];
     return `这张名片（第 ${card[2]} 版）发出后被运营商驳回（${card[1]}：${said}），运营方解除前不再以 5G 消息发送`;
   }
-  if (reason.startsWith('channel')) return '服务器未配置这个渠道';
+  const channel = reason.match(/^channel (\S+) not configured/);
+  if (channel) return unconfiguredText(channel[1]);
   if (reason.includes('chatbot')) return '企业没有 5G 消息机器人';
   if (reason.startsWith('not_approved:')) {
     const state = {waiting: '审核中', refused: '被驳回', expired: '已过期', unsubmitted: '尚未提交审核'};
@@ -118,6 +119,20 @@ export function skipText(reason) {
   const cardSms = CARD_SMS_SKIPS.find(([k]) => reason.startsWith(k));
   if (cardSms) return cardSms[1];
   return reason;
+}
+
+// What the server's operator sets for a channel to be sent: the setting's name, as in docs/settings.md.
+const CHANNEL_SETTING = {
+  rcs: 'maap_url（5G 消息平台的地址）',
+  cardsms: 'delivery_cardsms_url（卡片短信平台的地址）',
+  ussd: 'delivery_smpp（短信网关的 SMPP 地址）',
+  flash: 'delivery_smpp（短信网关的 SMPP 地址）或 delivery_kannel_url',
+  sms: 'delivery_smpp（短信网关的 SMPP 地址）或 delivery_kannel_url',
+};
+
+export function unconfiguredText(channel) {
+  const what = CHANNEL_SETTING[channel];
+  return what ? `服务器未配置这个渠道：设置 ${what}` : '服务器未配置这个渠道';
 }
 
 // Why a card SMS step is skipped (delivery/cardsms.py), in Chinese.
