@@ -87,9 +87,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"名片服务已在 {where} 启动，{settings.workers} 个工作进程（按 Ctrl+C 停止）", flush=True)
             WorkerPool(settings).run()
             return 0
+        from . import demo as demos  # deferred with the server: it loads the simulators
+
+        demo = demos.plan(settings)
+        if demo is not None:
+            busy = bind_problem(settings.host, settings.port)  # before the simulators start
+            if busy:
+                print(f"mingpian serve: {busy}", file=sys.stderr)
+                return 2
+            settings = demo.settings  # the simulators' ports and accounts, the demo's seed
         app = create_app(settings)
+        if demo is not None:
+            demos.add_to(app, demo)
         app.on_startup.append(freeze_gc)
         listening = f"名片服务已在 {where} 启动（模板：{settings.template_dir}，按 Ctrl+C 停止）"
+        if demo is not None:
+            listening += "\n" + demo.banner()
         web.run_app(
             app,
             host=settings.host,
@@ -102,7 +115,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         if exc.errno not in BIND_ERRORS:
             raise
-        print(f"mingpian serve: 无法监听 {where[7:]}：{_reason(exc)}", file=sys.stderr)
+        print(f"mingpian serve: 无法监听 {where[7:]}：{_reason(exc)}{_other_port(exc)}", file=sys.stderr)
         return 2
     except MigrationError as exc:  # one line, no traceback
         hint = ""
@@ -129,6 +142,13 @@ def _reason(exc: OSError) -> str:
     return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
+def _other_port(exc: OSError) -> str:
+    """How to choose another port, when the one asked for is taken."""
+    if exc.errno != errno.EADDRINUSE:
+        return ""
+    return "。换一个端口：mingpian serve --port 8081（或 MINGPIAN_PORT=8081 make run）"
+
+
 def bind_problem(host: str, port: int) -> str | None:
     """Why `host:port` cannot be listened on, or None: asked before gunicorn starts, which would
     otherwise retry for seconds and print a page of its own."""
@@ -143,7 +163,7 @@ def bind_problem(host: str, port: int) -> str | None:
         try:
             sock.bind(addr)
         except OSError as exc:
-            return f"无法监听 {host}:{port}：{_reason(exc)}"
+            return f"无法监听 {host}:{port}：{_reason(exc)}{_other_port(exc)}"
     return None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from typing import Any
 
@@ -48,12 +49,34 @@ def _text_value(value: Any) -> str:
     return json.dumps(text, ensure_ascii=False) if not text or any(c in text for c in ' "=\n') else text
 
 
-def setup_logging(fmt: str, level: str) -> None:
+LEVEL_WORDS = {"WARNING": "警告", "ERROR": "错误", "CRITICAL": "严重"}
+
+
+class TerminalFormatter(logging.Formatter):
+    """A short line for a person at a terminal: the time, the level in Chinese and the message
+    (a traceback below it); the fields kept for machines are left out."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = time.strftime("%H:%M:%S", time.localtime(record.created))
+        line = f"{when} {LEVEL_WORDS.get(record.levelname, record.levelname)}：{record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def setup_logging(fmt: str, level: str, interactive: bool | None = None) -> None:
+    """`auto`: JSON lines, unless stderr is a terminal (someone ran `make run`): then only
+    warnings and errors, as short Chinese lines, so a line per request does not bury them."""
+    if interactive is None:
+        interactive = sys.stderr.isatty()
     handler = logging.StreamHandler()
-    if fmt == "json":
+    if fmt == "auto" and interactive:
+        handler.setFormatter(TerminalFormatter())
+        level = max(logging.WARNING, logging.getLevelName(level.upper()))  # type: ignore[assignment]
+    elif fmt in ("json", "auto"):
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(level if isinstance(level, int) else level.upper())

@@ -151,8 +151,21 @@ class Settings:
     default_profile: str = setting(
         "default", "Carrier profile (limits) used when a request names none.", choices=tuple(PROFILES)
     )
-    log_format: str = setting("json", "`json` (one object per line) or `text`.", choices=("json", "text"))
+    log_format: str = setting(
+        "auto",
+        "`json` (one object per line), `text`, or `auto`: JSON, except on an interactive terminal, "
+        "where warnings and errors are short Chinese lines (no line per request).",
+        choices=("auto", "json", "text"),
+    )
     log_level: str = setting("INFO", "Python logging level name.", choices=LOG_LEVELS)
+    demo: str = setting(
+        "auto",
+        "`auto`: a server listening on loopback with nothing configured (no operator key, SMPP, "
+        "Kannel, MaaP, card-SMS platform, seed or database) runs the demo: the simulated carrier "
+        "network on loopback ports, a sample courier enterprise and an operator key printed at "
+        "start (docs/console.md, Demo). `off`: never.",
+        choices=("auto", "off"),
+    )
     # -- media (mingpian/media/, renderer/image.py, renderer/video.py; docs/media.md) --
     media_workers: int = setting(
         2, "Worker processes rendering images and videos (off the event loop).", minimum=1

@@ -126,6 +126,7 @@ def test_a_busy_port_is_one_line_and_exit_2_and_never_says_listening(tmp_path: P
         assert out.returncode == 2 and "listening" not in out.stdout
         assert out.stderr.splitlines() == [
             f"mingpian serve: 无法监听 127.0.0.1:{port}：端口已被占用（是不是已经有一个服务在运行？）"
+            "。换一个端口：mingpian serve --port 8081（或 MINGPIAN_PORT=8081 make run）"
         ]
 
 

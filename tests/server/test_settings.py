@@ -38,7 +38,7 @@ def test_every_row_is_in_the_table_with_help_and_allowed_values() -> None:
         line = next((ln for ln in table.splitlines() if ln.startswith(f"| {row.name} | `{row.env}` |")), None)
         assert line is not None, f"{row.name}: not in the table"
         assert row.help in line
-    assert "| log_format | `MINGPIAN_LOG_FORMAT` | `json` | `json`, `text` |" in table
+    assert "| log_format | `MINGPIAN_LOG_FORMAT` | `auto` | `auto`, `json`, `text` |" in table
     assert "| port | `MINGPIAN_PORT` | `8080` | an integer from 0 to 65535 |" in table
     assert (
         "| delivery_timeouts | `MINGPIAN_DELIVERY_TIMEOUTS` | `rcs=60,ussd=5,flash=30,sms=120,cardsms=120` |"
@@ -76,7 +76,7 @@ def test_environment_overrides_defaults() -> None:
         ("MINGPIAN_PORT", "eighty", "expected an integer from 0 to 65535"),
         ("MINGPIAN_PORT", "70000", "expected an integer from 0 to 65535"),
         ("MINGPIAN_PORT", "80.5", "expected an integer from 0 to 65535"),
-        ("MINGPIAN_LOG_FORMAT", "jsno", "expected one of json, text"),
+        ("MINGPIAN_LOG_FORMAT", "jsno", "expected one of auto, json, text"),
         ("MINGPIAN_LOG_LEVEL", "LOUD", "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
         ("MINGPIAN_STORE", "mysql", "expected one of sqlite, redis"),
         ("MINGPIAN_DELIVERY_COUNTERS", "reddis", "expected one of sqlite, redis"),
@@ -145,7 +145,7 @@ def test_unknown_variables_stop_with_a_suggestion(var: str, message: str) -> Non
 
 
 def test_keyword_construction_is_checked_too() -> None:
-    with pytest.raises(SettingError, match=r"^log_format='yaml': expected one of json, text$"):
+    with pytest.raises(SettingError, match=r"^log_format='yaml': expected one of auto, json, text$"):
         Settings(log_format="yaml")
     with pytest.raises(SettingError, match=r"^port='8080': expected an integer from 0 to 65535; got text$"):
         Settings(port="8080")  # type: ignore[arg-type]
@@ -264,8 +264,8 @@ def test_config_delivery_timeouts_as_a_string(tmp_path: Path) -> None:
         ("[server]\nport = 8081\n", "server: no such setting (`mingpian settings` lists them)"),
         ('port = "8081"\n', "port = '8081': expected an integer from 0 to 65535; got text"),
         ("port = true\n", "port = True: expected an integer from 0 to 65535; got a boolean"),
-        ("log_format = 1\n", "log_format = 1: expected one of json, text; got an integer"),
-        ('log_format = "xml"\n', "log_format = 'xml': expected one of json, text"),
+        ("log_format = 1\n", "log_format = 1: expected one of auto, json, text; got an integer"),
+        ('log_format = "xml"\n', "log_format = 'xml': expected one of auto, json, text"),
         ("data_dir = 3\n", "data_dir = 3: expected a path; got an integer"),
         (
             "[delivery_timeouts]\nussd = true\n",

@@ -1,0 +1,135 @@
+"""The demo's HTTP side, for the console's 模拟来电 page: its phones, what each received as the
+simulators saw it (read back from them, never made up here), and a person's answer typed on a
+phone, sent as the simulated network would carry it (a 5G tap or text through the MaaP, a
+number through the SMSC as a mobile-originated SMS). Signed in only, like the rest of the API."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from mingpian.api.delivery.access import principal
+from mingpian.errors import ApiError
+from mingpian.httpjson import json_response, read_json_body
+
+from .network import Network, network_key
+from .phones import ENTERPRISE, HOTLINE, LINE, PHONES, DemoPhone
+
+
+def _net(request: web.Request) -> Network:
+    net = request.app.get(network_key)
+    if net is None:
+        raise ApiError(404, "not_found", "the demo is not running")
+    return net
+
+
+def _phone(number: str) -> DemoPhone:
+    for p in PHONES:
+        if p.number == number:
+            return p
+    raise ApiError(404, "not_found", f"no demo phone {number!r}", path="number")
+
+
+async def get_demo(request: web.Request) -> web.Response:
+    _net(request)
+    p = await principal(request)
+    if not p.may_see(ENTERPRISE):
+        raise ApiError(404, "not_found", "the demo is not running")
+    return json_response(
+        {
+            "enterprise": ENTERPRISE,
+            "lines": [
+                {"number": LINE, "name": "快递员李师傅的手机"},
+                {"number": HOTLINE, "name": "客服热线"},
+            ],
+            "phones": [
+                {"number": x.number, "name": x.name, "shows": x.shows, "kind": x.kind} for x in PHONES
+            ],
+        }
+    )
+
+
+def _texts(node: Any, out: list[str]) -> list[str]:
+    """The words a vendor's card template shows (its text, titles and buttons), in order."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("content", "title", "text", "description", "buttonText") and isinstance(value, str):
+                out.append(value)
+            else:
+                _texts(value, out)
+    elif isinstance(node, list):
+        for item in node:
+            _texts(item, out)
+    return out
+
+
+_PARAM = re.compile(r"\{\{(\w+)\}\}")
+
+
+def _filled(text: str, params: dict[str, Any]) -> str:
+    """A template's text with the person's values (the parse link's `dync_params`) in place."""
+    return _PARAM.sub(lambda m: str(params.get(m.group(1), "")), text)
+
+
+def inbox(net: Network, number: str) -> list[dict[str, Any]]:
+    """What reached `number`, oldest first, on every channel, as each simulator recorded it."""
+    national = number.removeprefix("+86")
+    out: list[dict[str, Any]] = []
+    for r in net.maap.received:
+        if r.user == "tel:" + number:
+            out.append(
+                {"channel": "rcs", "at": r.at, "kind": r.kind, "messageList": r.body.get("messageList", [])}
+            )
+    drawn = {
+        link.code: link for link in net.cardsms.links.values() if link.mobile == national and link.rendered
+    }
+    for s in net.smsc.submitted(destination=national):
+        item = {"channel": s["channel"], "at": s["at"], "text": s["text"], "failed": s["action"] != "deliver"}
+        for code, link in drawn.items():
+            if code in s["text"]:
+                tpl = net.cardsms.templates.get(link.tpl_id)
+                texts = [_filled(t, link.params) for t in _texts(tpl.body, [])] if tpl else []
+                item["card_sms"] = {"template": link.tpl_id, "texts": [t for t in texts if t]}
+        out.append(item)
+    out.sort(key=lambda m: m["at"])
+    return out
+
+
+async def get_inbox(request: web.Request) -> web.Response:
+    net = _net(request)
+    await principal(request)
+    phone = _phone(request.match_info["number"])
+    return json_response({"number": phone.number, "messages": inbox(net, phone.number)})
+
+
+async def post_reply(request: web.Request) -> web.Response:
+    """`{"postback": …}` (a 5G button) or `{"text": …, "line": …}` (a typed answer)."""
+    net = _net(request)
+    await principal(request)
+    phone = _phone(request.match_info["number"])
+    body = await read_json_body(request, 8)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid", "the body must be a JSON object", path="$")
+    postback, text = body.get("postback"), body.get("text")
+    if phone.kind == "rcs":
+        user = "tel:" + phone.number
+        if isinstance(postback, str) and postback:
+            status = await net.maap.tap(user, postback)
+        elif isinstance(text, str) and text.strip():
+            status = await net.maap.say(user, text.strip())
+        else:
+            raise ApiError(400, "invalid", "回复：postback 或 text 必填", path="$.text")
+        return json_response({"sent": status == 200, "via": "maap"})
+    if not isinstance(text, str) or not text.strip():
+        raise ApiError(400, "invalid", "回复内容（text）必填", path="$.text")
+    line = str(body.get("line") or LINE).removeprefix("+86")
+    net.smsc.send_mo(phone.number.removeprefix("+86"), line, text.strip())
+    return json_response({"sent": True, "via": "smsc"})
+
+
+def routes(app: web.Application) -> None:
+    app.router.add_get("/api/demo", get_demo)
+    app.router.add_get("/api/demo/phones/{number}", get_inbox)
+    app.router.add_post("/api/demo/phones/{number}/reply", post_reply)
