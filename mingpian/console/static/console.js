@@ -24,6 +24,7 @@ const ENTERPRISE_PAGES = [
   ['audit', '操作日志', () => import('./account.js')],
   ['packages', '套餐与余量', () => import('./account.js')],
   ['reports', '报表', () => import('./account.js')],
+  ['simulate', '模拟来电', () => import('./simulate.js'), 'demo'],  // only while the demo runs
 ];
 const OPERATOR_PAGES = [
   ['enterprises', '企业', () => import('./operator.js')],
@@ -57,7 +58,8 @@ function drawNav(r) {
   const eid = session.operator ? r.eid : session.enterprise;
   if (eid) {
     items.push(h('p', {class: 'nav-h'}, session.operator ? `企业 ${eid}` : '我的企业'));
-    for (const [name, label] of ENTERPRISE_PAGES) {
+    for (const [name, label, , only] of ENTERPRISE_PAGES) {
+      if (only === 'demo' && !session.demo) continue;
       const href = session.operator ? `#/e/${encodeURIComponent(eid)}/${name}` : `#/${name}`;
       items.push(h('a', {href, 'aria-current': here(href)}, label));
     }
@@ -130,8 +132,9 @@ async function signOut() {
   announce('已退出登录');
 }
 
-function start(s) {
+async function start(s) {
   session = s;
+  session.demo = (await api.get('/api/demo')).ok;  // the demo's enterprise is seen: 模拟来电 shows
   api.setSession(s, () => signInForm('登录已失效，请重新登录'));
   who.textContent = s.operator ? '运营方' : `企业：${s.enterprise}`;
   show();
