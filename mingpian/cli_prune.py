@@ -29,18 +29,31 @@ async def prune(settings: Settings, now: float | None = None) -> tuple[Retention
         await store.stop()
 
 
+# What each table holds, as a person reads it (the table's name follows, for the database).
+NAMES = {
+    "message_ids": "短信中心消息编号",
+    "receipts": "回执",
+    "calls": "来电事件",
+    "attempts": "投递尝试",
+    "deliveries": "投递",
+    "charges": "扣费记录",
+    "taps": "按钮点击",
+    "delivery_events": "投递事件明细",
+}
+
+
 def report(retention: Retention, pruned: list[Pruned], now: float) -> str:
     """What was dropped, then how long each table is kept (Chinese, for a person)."""
     lines = []
     for p in pruned:
-        where = "默认分区中" if p.day == "default" else f"{p.day} 的"
-        lines.append(f"已删除 {p.table} {where}记录：{p.rows:,} 行")
+        where = "默认分区中过期的" if p.day == "default" else f"{p.day} 的"
+        lines.append(f"已删除{NAMES[p.table]}（{p.table}）{where}记录：{p.rows:,} 行")
     if not pruned:
         lines.append("没有超过保留期的记录。")
     lines.append("保留期：")
     for table in TABLES:
         since = retention.kept_since(table, now)
-        lines.append(f"  {table}：{retention.days[table]} 天（保留 {since} 及以后的记录）")
+        lines.append(f"  {NAMES[table]}（{table}）：{retention.days[table]} 天（保留 {since} 及以后的记录）")
     return "\n".join(lines) + "\n"
 
 

@@ -343,9 +343,9 @@ async def test_mingpian_prune_says_what_it_dropped(backend: dict[str, Any], sett
     text = report(retention, pruned, now)
     old = day_of(now - 6 * 86400)
     assert ("receipts", old) in {(p.table, p.day) for p in pruned}, pruned
-    assert f"已删除 receipts {old} 的记录" in text
-    assert f"receipts：5 天（保留 {day_of(now - 4 * 86400)} 及以后的记录）" in text
-    assert f"deliveries {old}" not in text  # kept 90 days
+    assert f"已删除回执（receipts）{old} 的记录" in text
+    assert f"回执（receipts）：5 天（保留 {day_of(now - 4 * 86400)} 及以后的记录）" in text
+    assert f"（deliveries）{old}" not in text  # kept 90 days
     _, again = await prune(s, now)
     assert not [p for p in again if p.day == old]
     assert "没有超过保留期的记录。" in report(retention, [], now)
