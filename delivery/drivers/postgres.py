@@ -181,8 +181,10 @@ class PgDriver:
         if conn is not self._listener or self._stopping:
             return
         self._listener = None
-        if self._relisten is None:
-            self._relisten = asyncio.get_running_loop().create_task(self._listen_again())
+        if self._relisten is None:  # a fresh context: never a store transaction of whoever dropped it
+            self._relisten = asyncio.get_running_loop().create_task(
+                self._listen_again(), name="delivery-relisten", context=contextvars.Context()
+            )
 
     async def _listen_again(self) -> None:
         wait, longest = LISTEN_RETRY

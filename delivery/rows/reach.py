@@ -10,6 +10,7 @@ database), announcements may have been missed: the table is read again and added
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Sequence
@@ -43,8 +44,10 @@ class ReachRows:
     def _heard_optout(self, payload: str) -> bool:
         """Add the opt-out a notification announces; False if it announces something else (after
         the listener connected again: the opt-outs are read again, and the caller's caches go)."""
-        if payload == RELISTEN:
-            self._optouts_task = asyncio.get_running_loop().create_task(self._catch_up_optouts())
+        if payload == RELISTEN:  # a fresh context: never a store transaction of the caller's
+            self._optouts_task = asyncio.get_running_loop().create_task(
+                self._catch_up_optouts(), context=contextvars.Context()
+            )
             return False
         if not payload.startswith(OPTOUT):
             return False

@@ -296,7 +296,7 @@ async def test_a_failover_loses_no_acknowledged_event_when_synchronous_and_sends
     assert out_again - killed <= FIRST_CARD_WITHIN
     assert set(load.statuses) <= {200, 202, 503}, load.statuses
     assert load.statuses.get(503, 0) > 0 and load.without_retry_after == 0
-    assert len(outage_lines) == 1, [line for line in text.splitlines() if "mingpian.outage" in line]
+    assert len(outage_lines) == 1, "\n".join(line for line in text.splitlines() if "mingpian.outage" in line)
     during = text[text.find("PostgreSQL is unavailable") :]  # the failover and after it
     assert "Traceback" not in during and " ERROR " not in during, during[-3000:]
     assert waits and waits <= {"database_not_writable", "database_unreachable"}, ready
