@@ -21,3 +21,5 @@ settings_key = web.AppKey("settings", Settings)
 templates_key = web.AppKey("templates", TemplateStore)
 metrics_key = web.AppKey("metrics", Metrics)
 flows_key = web.AppKey("chatbot_flows", FlowStore)
+# Where the demo's 模拟来电 page is (mingpian/demo/), set only while the demo runs: the studio links it.
+demo_page_key = web.AppKey("demo_page", str)

@@ -87,6 +87,8 @@ def inbox(net: Network, number: str) -> list[dict[str, Any]]:
     }
     for s in net.smsc.submitted(destination=national):
         item = {"channel": s["channel"], "at": s["at"], "text": s["text"], "failed": s["action"] != "deliver"}
+        if s["udh"].startswith(("050003", "060804")):  # a part of a long SMS: its reference
+            item["concat"] = s["udh"][6:8] if s["udh"].startswith("05") else s["udh"][6:10]
         for code, link in drawn.items():
             if code in s["text"]:
                 tpl = net.cardsms.templates.get(link.tpl_id)
@@ -94,6 +96,22 @@ def inbox(net: Network, number: str) -> list[dict[str, Any]]:
                 item["card_sms"] = {"template": link.tpl_id, "texts": [t for t in texts if t]}
         out.append(item)
     out.sort(key=lambda m: m["at"])
+    return _joined(out)
+
+
+def _joined(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The parts of a long SMS (one concatenation reference in their UDH) as the one message a
+    phone shows."""
+    out: list[dict[str, Any]] = []
+    parts: dict[str, dict[str, Any]] = {}
+    for m in messages:
+        ref = m.pop("concat", "")
+        if ref and ref in parts:
+            parts[ref]["text"] += m["text"]
+            continue
+        if ref:
+            parts[ref] = m
+        out.append(m)
     return out
 
 

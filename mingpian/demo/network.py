@@ -18,7 +18,8 @@ from simulators.cardsms import CardSmsSim, Template
 from simulators.maap import Simulator
 from simulators.smsc import GatewaySim, Rule
 
-from .phones import CHATBOT, ENTERPRISE, PHONES
+from ..keys import demo_page_key
+from .phones import CHATBOT, ENTERPRISE, PAGE, PHONES
 from .plan import Demo
 
 log = logging.getLogger("mingpian.demo")
@@ -49,6 +50,7 @@ def _rules() -> list[Rule]:
 def attach(app: web.Application, demo: Demo) -> None:
     """Run the demo's network with `app` (built from `demo.settings`)."""
     app[demo_key] = demo
+    app[demo_page_key] = PAGE
     app.cleanup_ctx.insert(0, _network(demo))
     app.on_startup.append(_register_cards)
 

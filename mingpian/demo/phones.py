@@ -13,6 +13,7 @@ LINE = "+8613800000088"  # the courier's mobile line, verified
 HOTLINE = "+864008880088"
 CHATBOT = "sip:106500@botplatform.rcs.chinaunicom.cn"  # the courier bot (chatbots/courier)
 DAY = 86400.0
+PAGE = f"/console#/e/{ENTERPRISE}/simulate"  # the console's 模拟来电 page for this enterprise
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import yaml
 
 from mingpian.settings import Settings
 
-from .phones import seed_doc
+from .phones import PAGE, seed_doc
 
 # What a deployment configures that a demo must never stand beside: any of them means a real
 # carrier, real keys or real data, and the demo stays out (`why_not`).
@@ -90,7 +90,7 @@ class Demo:
 
     @property
     def console_url(self) -> str:
-        return f"{self.settings.base_url}/console"
+        return f"{self.settings.base_url}{PAGE}"
 
     def banner(self) -> str:
         """What `mingpian serve` prints once listening: how to sign in, in Chinese."""

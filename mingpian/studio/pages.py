@@ -9,7 +9,7 @@ from aiohttp import web
 
 from renderer import Problem, TemplateInvalid
 
-from ..keys import templates_key
+from ..keys import demo_page_key, templates_key
 from .assets import asset_url
 
 PHASE_LABELS = {"pre-call": "来电前", "in-call": "通话中", "hang-up": "挂机后"}
@@ -74,12 +74,23 @@ async def gallery(request: web.Request) -> web.Response:
 </li>""")
     body = f"""<main id="main" class="gallery">
 <h1>模板</h1>
-<p class="lead">选择一个名片模板，填入自己的数据，看 5G 消息手机和老手机上的效果。</p>
+<p class="lead">选择一个名片模板，填入自己的数据，看 5G 消息手机和老手机上的效果。</p>{_demo_note(request)}
 <ul class="tiles">
 {"".join(items) or '<li class="empty">模板目录里还没有模板。</li>'}
 </ul>
 </main>"""
     return html_response(page("名片工作台 · 模板", body, asset_url("gallery.js")))
+
+
+def _demo_note(request: web.Request) -> str:
+    """While the demo runs: where to place a simulated call."""
+    href = request.app.get(demo_page_key)
+    if not href:
+        return ""
+    return (
+        f'\n<p class="lead demo-note">演示模式：到控制台的 <a href="{escape(href)}">模拟来电</a>，'
+        "拨一通电话，看名片经模拟的运营商网络送到各种手机上。</p>"
+    )
 
 
 def broken_text(exc: TemplateInvalid) -> str:

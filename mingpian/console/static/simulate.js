@@ -7,6 +7,7 @@ import {Phone, VIEWS} from '/static/phones.js';
 import {legacyScreen} from '/static/legacy.js';
 import {renderMessageList} from '/static/rcs.js';
 import * as api from './capi.js';
+import {skipText} from './preview.js';
 import {CHANNEL_NAME, PHASES, clear, field, h, notice, section, select} from './ui.js';
 
 const STATE = {
@@ -15,6 +16,17 @@ const STATE = {
 };
 const DONE = new Set(['delivered', 'displayed', 'failed', 'dropped', 'blocked', 'skipped']);
 const SCREENS = ['rcs', 'cardsms', 'ussd', 'flash', 'sms'];
+
+// An attempt's detail (delivery/chain.py's stable English) in words.
+function detailText(detail) {
+  const receipt = detail.match(/^receipt (\w+)/);
+  if (receipt) return `运营商回执 ${receipt[1]}`;
+  if (detail.startsWith('the phone cannot show 5G messages')) return '对方手机不能显示 5G 消息';
+  if (detail.startsWith('no receipt within')) return '等回执超时';
+  if (detail.startsWith('accepted by the MaaP')) return '5G 消息平台已接收';
+  const said = skipText(detail);
+  return /^[\x20-\x7e]*$/.test(said) ? '' : said;  // stable English of the chain left unsaid
+}
 
 function view(id) {
   return VIEWS.find((v) => v.id === id) || {id, title: CHANNEL_NAME[id], app: '信息'};
@@ -35,8 +47,8 @@ export async function render(main, ctx) {
   }
   const demo = res.body;
   const note = notice();
-  const line = select('line', demo.lines.map((l) => [l.number, `${l.number}（${l.name}）`]));
-  const phone = select('phone', demo.phones.map((p) => [p.number, `${p.name} ${p.number}`]));
+  const line = select('line', demo.lines.map((l) => [l.number, `${l.number}（${l.name}）`]), demo.lines[0].number);
+  const phone = select('phone', demo.phones.map((p) => [p.number, `${p.name} ${p.number}`]), demo.phones[0].number);
   const phase = select('phase', PHASES.filter(([p]) => p !== 'answered'), 'ended');
   const shows = h('p', {class: 'hint'});
   const about = () => { shows.textContent = demo.phones.find((p) => p.number === phone.value).shows; };
@@ -57,11 +69,21 @@ export async function render(main, ctx) {
   async function reply(number, body) {
     const sent = await api.post(`/api/demo/phones/${encodeURIComponent(number)}/reply`, {...body, line: line.value});
     if (!sent.ok) { note.show(api.errorText(sent), 'error'); return; }
+    if (sent.body.via !== 'maap') {
+      status.textContent = '已回复：短信网关收到了这条上行短信，回复的数字计为按钮点击，报表里可以看到';
+      return;
+    }
     status.textContent = '已回复，等机器人回答……';
     const mine = ++turn;
-    for (let i = 0; i < 20 && mine === turn; i++) {
+    const before = Number(phones.rcs.el.dataset.received || 0);
+    for (let i = 0; i < 25 && mine === turn; i++) {
       await new Promise((r) => setTimeout(r, 400));
       await drawPhones(number);
+      if (Number(phones.rcs.el.dataset.received || 0) > before) {
+        status.textContent = '机器人已回答';
+        phones.rcs.scrollEnd();
+        return;
+      }
     }
   }
 
@@ -97,12 +119,13 @@ export async function render(main, ctx) {
   function drawSteps(d) {
     clear(steps).append(...(d.attempts || []).map((a) => h('li', {dataset: {channel: a.channel, state: a.state}},
       h('strong', {}, CHANNEL_NAME[a.channel] || a.channel), '：', STATE[a.state] || a.state,
-      a.detail ? h('span', {class: 'hint'}, `（${a.detail}）`) : null)));
+      a.detail && detailText(a.detail) ? h('span', {class: 'hint'}, `（${detailText(a.detail)}）`) : null)));
   }
 
   const form = h('form', {class: 'grid-form', on: {submit: async (ev) => {
     ev.preventDefault();
     const mine = ++turn;
+    delete steps.dataset.done;  // before any await: a new call's result is awaited, not the last one's
     const number = phone.value;
     const callId = `demo-${Date.now().toString(36)}`;
     const placed = await api.post('/api/calls', {call_id: callId, caller: line.value, callee: number, phase: phase.value});
