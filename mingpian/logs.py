@@ -70,13 +70,14 @@ def setup_logging(fmt: str, level: str, interactive: bool | None = None) -> None
     if interactive is None:
         interactive = sys.stderr.isatty()
     handler = logging.StreamHandler()
+    numeric: int = logging.getLevelNamesMapping()[level.upper()]
     if fmt == "auto" and interactive:
         handler.setFormatter(TerminalFormatter())
-        level = max(logging.WARNING, logging.getLevelName(level.upper()))  # type: ignore[assignment]
+        numeric = max(logging.WARNING, numeric)
     elif fmt in ("json", "auto"):
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level if isinstance(level, int) else level.upper())
+    root.setLevel(numeric)
