@@ -35,7 +35,9 @@ MaaP and the SMSC also run alone, with `python -m`, beside a `mingpian serve`).
 
 They are kept out of the domain packages because they serve HTTP (aiohttp's web side, which only
 the server and this package know) and because no chatbot or delivery path depends on them: in the
-server, only the studio's preview bot (a sandbox with a platform of its own) uses one. They may
+server, only the studio's preview bot (a sandbox with a platform of its own) and the demo
+(mingpian/demo/: the MaaP, the SMSC and the card-SMS platform as the carrier network of a server
+with nothing configured) use them. They may
 use the domain packages' codecs (chatbot's signing and XML reading, delivery's SMPP PDUs); no
 domain package imports them.
 """
