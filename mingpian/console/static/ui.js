@@ -64,11 +64,12 @@ export function table(columns, rows, {caption, empty = '暂无数据'} = {}) {
   const body = rows.length
     ? rows.map((r) => h('tr', {}, columns.map((c) => {
       const v = c.get(r);
-      return h('td', {class: c.num ? 'num' : null}, v instanceof Node ? v : String(v ?? ''));
+      return h('td', {class: c.num ? 'num' : null, 'data-label': c.title}, v instanceof Node ? v : String(v ?? ''));
     })))
     : [h('tr', {}, h('td', {colspan: String(columns.length), class: 'empty'}, empty))];
+  // rows: on a phone each row is a block of «title value» lines (console.css), not a squeezed grid
   return h('div', {class: 'table-wrap'},
-    h('table', {}, caption ? h('caption', {}, caption) : null, h('thead', {}, head), h('tbody', {}, body)));
+    h('table', {class: 'rows'}, caption ? h('caption', {}, caption) : null, h('thead', {}, head), h('tbody', {}, body)));
 }
 
 export function pager(total, limit, offset, go) {
