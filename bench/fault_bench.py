@@ -32,7 +32,16 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 
 from simulators import netcut  # noqa: E402
-from simulators.faultcases import Env, Inside, cut_off, open_to, paused, skewed, smsc_trouble  # noqa: E402
+from simulators.faultcases import (  # noqa: E402
+    Env,
+    Inside,
+    cut_off,
+    libfaketime,
+    open_to,
+    paused,
+    skewed,
+    smsc_trouble,
+)
 from simulators.faults import Figures, Load, figures, start_worker, stop_workers, write_seed  # noqa: E402
 from simulators.servers import PostgresCluster, RedisServer, pg_bin  # noqa: E402
 from simulators.smsc import GatewaySim  # noqa: E402
@@ -122,8 +131,8 @@ async def main(a: argparse.Namespace) -> None:
                         show(fig, base)
                         print(f"  logged by the cut-off worker: {why['logged']}", flush=True)
         if "clock" in a.cases:
-            if shutil.which("faketime") is None:
-                print("clocks apart: skipped (faketime not found: run scripts/system-deps.sh)")
+            if libfaketime() is None:
+                print("clocks apart: skipped (libfaketime not found: run scripts/system-deps.sh)")
             else:
                 for skew in (2.0, -2.0):
                     async with servers as env:

@@ -74,6 +74,12 @@ def sent_twice(gateway: GatewaySim, callees: Iterable[str]) -> dict[str, list[tu
     }
 
 
+def _one_channel_twice(subs: list[Any]) -> bool:
+    """Whether one channel carried two cards (its submits are the (channel, UDH) pairs)."""
+    firsts = [sub[0] for sub in subs if len(sub) == 2 and (not sub[1] or sub[1].endswith("01"))]
+    return any(n > 1 for n in Counter(firsts).values())
+
+
 def write_seed(path: Path, policy: dict[str, Any] | None = None, units: int = 100_000) -> Path:
     now = time.time()
     pool = {"id": "pool1", "kind": "pool", "units": units, "price": 5.0, "policy": "stop",
@@ -255,7 +261,8 @@ class Load:
 
 
 async def settle(database_url: str, timeout: float = 40.0) -> dict[str, str]:
-    """Once no delivery is active (or `timeout` has passed): each call's delivery state."""
+    """Once no delivery is active (or `timeout` has passed): each call's delivery state (and,
+    for one that did not reach the phone, why: `failed: every channel failed`)."""
     conn = await asyncpg.connect(database_url)
     try:
         end = time.monotonic() + timeout
@@ -263,7 +270,8 @@ async def settle(database_url: str, timeout: float = 40.0) -> dict[str, str]:
             if not await conn.fetchval("SELECT count(*) FROM deliveries WHERE state = 'active'"):
                 break
             await asyncio.sleep(0.2)
-        return {r["call_id"]: r["state"] for r in await conn.fetch("SELECT call_id, state FROM deliveries")}
+        rows = await conn.fetch("SELECT call_id, state, reason FROM deliveries")
+        return {r[0]: r[1] if r[1] == "delivered" else f"{r[1]}: {r[2]}" for r in rows}
     finally:
         await conn.close()
 
@@ -321,4 +329,10 @@ async def figures(
         charged_twice=max(0, charged - len(gateway.submits)),
         first_card=load.first_card(gateway, began, worker),
     )
+    if doubles:  # on one channel twice (the fencing failed) or on the next one (a fall-over)
+        same = sum(1 for subs in doubles.values() if _one_channel_twice(subs))
+        fig.notes["sent twice: on one channel"] = same
+        fig.notes["sent twice: fall-over after a late receipt"] = len(doubles) - same
+    if lost:
+        fig.notes["lost: states"] = dict(Counter(lost.values()))
     return fig, {"lost": lost, "doubles": doubles, "charged": charged, "submits": len(gateway.submits)}

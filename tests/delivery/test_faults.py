@@ -14,7 +14,6 @@ the paused worker sends nothing after that deadline either (the SMPP gateway's b
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import pytest
 
 from simulators import netcut
-from simulators.faultcases import Env, Inside, cut_off, open_to, paused, skewed, smsc_trouble
+from simulators.faultcases import Env, Inside, cut_off, libfaketime, open_to, paused, skewed, smsc_trouble
 from simulators.faults import Figures
 from simulators.servers import PostgresCluster, RedisServer, pg_bin
 from simulators.smsc import GatewaySim
@@ -55,8 +54,8 @@ async def test_a_worker_paused_past_its_lease_sends_nothing_twice(env: Env) -> N
 
 @pytest.mark.parametrize("skew", [2.0, -2.0])
 async def test_clocks_two_seconds_apart_lose_nothing_and_send_nothing_twice(env: Env, skew: float) -> None:
-    if shutil.which("faketime") is None:
-        pytest.skip("faketime not found: run scripts/system-deps.sh (Debian package faketime)")
+    if libfaketime() is None:
+        pytest.skip("libfaketime not found: run scripts/system-deps.sh (Debian package faketime)")
     fig, why = await skewed(env, skew=skew, lease=1.5, seconds=5.0)
     _report(fig, why)
     assert set(why["answers"]) <= {200, 202}, why["answers"]
