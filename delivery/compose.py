@@ -24,6 +24,7 @@ from renderer.model import Brand, Message
 
 from .library.library import MediaLibrary
 from .model import national
+from .readable import readable
 from .records import Delivery
 from .shortlinks import policy_of
 from .storage import DocumentStore
@@ -115,8 +116,8 @@ class Composer:
                 enterprise.get("color") or msg.brand.color,
                 logo if media_id(logo) else msg.brand.logo,  # a library logo of its own
             )
-        else:  # unverified: the bare number, never a brand the operator has not checked
-            num = national(d.line)
+        else:  # unverified: the number as people read it, never a brand the operator has not checked
+            num = readable(d.line)
             msg.brand = replace(msg.brand, signature=num, name=num)
         if self.library is not None:  # library files: the enterprise's own become public URLs
             msg = await self.library.published(d.enterprise, msg)

@@ -116,7 +116,7 @@ def test_enterprise_journey(browser: Any, server: ServerThread) -> None:
     page.fill("form.grid-form input[name=group]", "网点")
     page.fill("form.grid-form input[name=evidence]", "营业执照 91110000")
     page.click("button:has-text('添加线路')")
-    page.wait_for_selector("text=已添加 +8613812345678")
+    page.wait_for_selector("text=已添加 138 1234 5678")
     page.fill("input[name=q]", "朝阳")
     page.press("input[name=q]", "Enter")
     page.wait_for_selector(".paged[data-total='1']")
@@ -150,7 +150,7 @@ def test_enterprise_journey(browser: Any, server: ServerThread) -> None:
     summary = page.inner_text(".dry-result")
     assert "chaoyang-hangup" in summary and "未认证" in summary and "USSD" in summary
     page.wait_for_selector("#phone-sms .legacy-text")
-    assert "13812345678" in page.inner_text("#phone-sms")  # unverified: the bare number signs
+    assert "138 1234 5678" in page.inner_text("#phone-sms")  # unverified: the number signs, as people read it
     shot(page, "04-dry-run")
     # staff: a file with bad rows imports nothing and lists them; a good one of 1,000 rows imports
     open_page(page, "#/staff", "staff")
@@ -249,20 +249,20 @@ def test_operator_journey(browser: Any, server: ServerThread) -> None:
     page.press("input[name=q]", "Enter")
     page.wait_for_selector(".paged[data-total='1']")
     assert "号码证明 A-1" in page.inner_text(".paged")
-    page.fill("input[aria-label='+8613700001111 的审核备注']", "材料齐全")
-    page.click("button[aria-label='通过 +8613700001111']")
-    page.wait_for_selector("text=+8613700001111：已通过")
+    page.fill("input[aria-label='137 0000 1111 的审核备注']", "材料齐全")
+    page.click("button[aria-label='通过 137 0000 1111']")
+    page.wait_for_selector("text=137 0000 1111：已通过")
     line = _api(server, "GET", "/api/enterprises/sf/lines/13700001111", SF_KEY)[1]
     assert line["verified"] is True and line["verify_note"] == "材料齐全"
     # refusing needs a reason, which the enterprise then sees
     page.fill("input[name=q]", "13700002222")
     page.press("input[name=q]", "Enter")
     page.wait_for_selector(".paged[data-total='1']")
-    page.click("button[aria-label='拒绝 +8613700002222']")
+    page.click("button[aria-label='拒绝 137 0000 2222']")
     page.wait_for_selector("text=拒绝时请写明原因")
-    page.fill("input[aria-label='+8613700002222 的审核备注']", "号码与企业名称不符")
-    page.click("button[aria-label='拒绝 +8613700002222']")
-    page.wait_for_selector("text=+8613700002222：已拒绝")
+    page.fill("input[aria-label='137 0000 2222 的审核备注']", "号码与企业名称不符")
+    page.click("button[aria-label='拒绝 137 0000 2222']")
+    page.wait_for_selector("text=137 0000 2222：已拒绝")
     shot(page, "10-operator-queue")
     audit = _api(server, "GET", "/api/enterprises/cmb/audit", OPERATOR)[1]["audit"]
     assert audit[0]["action"] == "unverify" and audit[0]["detail"]["note"] == "号码与企业名称不符"

@@ -96,3 +96,47 @@ def test_every_operator_page_fits_a_phone(browser: Any, server: ServerThread) ->
     assert problems == [], "\n".join(problems)
     assert probe.errors == []
     page.close()
+
+
+def test_the_words_are_the_readers_own(browser: Any, server: ServerThread) -> None:
+    """The enterprise by its name, numbers as people in China read them, the audit log's objects
+    and an operator's key in Chinese."""
+    line = {"number": "0755-8888 1234", "label": "深圳总部"}
+    assert _api(server, "POST", "/api/enterprises/sf/lines", SF_KEY, line)[0] in (201, 409)
+    page = browser.new_page(viewport={"width": WIDTH, "height": 844})
+    probe = PageProbe(page)
+    sign_in(page, server, OPERATOR)
+    open_page(page, "#/enterprises", "enterprises")
+    page.locator("tr", has_text="顺丰速运有限公司").locator("button", has_text="签发密钥").click()
+    page.wait_for_selector("text=新密钥")
+    open_page(page, "#/e/sf/keys", "keys")
+    keys = page.inner_text("main")
+    assert "运营方签发" in keys and "operator" not in keys
+    assert "企业：顺丰速运有限公司" in page.inner_text("#nav")
+    open_page(page, "#/queue", "queue")
+    queue = page.inner_text("main")
+    assert "0755-8888 1234" in queue and "+86755" not in queue
+    page.close()
+
+    page = browser.new_page(viewport={"width": WIDTH, "height": 844})
+    sign_in(page, server, SF_KEY)
+    page.wait_for_function("() => document.querySelector('#who').textContent.includes('顺丰')")
+    assert page.inner_text("#who") == "企业：顺丰速运有限公司"
+    open_page(page, "#/lines", "lines")
+    lines = page.inner_text("main")
+    assert "0755-8888 1234" in lines and "138 0000 0001" in lines and "+86" not in lines
+    open_page(page, "#/audit", "audit")
+    log = page.inner_text("main")
+    assert "线路 0755-8888 1234" in log
+    for word in ("line:", "card:", "staff", "package:", "operator"):
+        assert word not in log
+    # a field named by its title, the JSON path left to programs
+    open_page(page, "#/dry-run", "dry-run")
+    page.fill("input[name=line]", "13800000001")
+    page.fill("input[name=to]", "电话号码")
+    page.click("button:has-text('试拨')")
+    page.wait_for_selector(".notice.error")
+    said = page.inner_text(".notice.error")
+    assert "对方号码" in said and "$" not in said, said
+    assert probe.errors == []
+    page.close()

@@ -257,7 +257,7 @@ async def test_a_hotline_called_by_a_customer_and_an_unverified_line_shows_the_n
     await call(client, "v1", "ringing")
     await settle(client, "v1:ringing")
     [sub] = gateway.submitted(CUSTOMER[3:])
-    assert sub["text"].startswith("【13800000001】")
+    assert sub["text"].startswith("【138 0000 0001】")  # the number as people read it
     # the bank's short code is the callee: the customer calling 95555 is the one who gets the card
     await call(client, "v2", "ringing", caller=CUSTOMER, callee=CMB_LINE)
     d = await settle(client, "v2:ringing")

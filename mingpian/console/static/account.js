@@ -6,7 +6,7 @@ import {reportView} from '/delivery/static/report_view.js';
 import {funnelView} from '/delivery/static/funnel_view.js';
 import {BY_NAMES, cardFunnelView} from '/delivery/static/card_funnel_view.js';
 import * as api from './capi.js';
-import {CHANNEL_NAME, button, clear, confirmButton, field, h, input, notice, section, select, table, when} from './ui.js';
+import {CHANNEL_NAME, button, clear, confirmButton, field, h, input, notice, phone, section, select, table, when} from './ui.js';
 
 const ACTIONS = {
   'create enterprise': '创建企业', 'update enterprise': '修改企业', 'issue key': '签发密钥',
@@ -19,7 +19,28 @@ const ACTIONS = {
   'approve brand request': '通过品牌申请', 'refuse brand request': '拒绝品牌申请',
   'upload media': '上传素材', 'delete media': '删除素材',
   'carrier refused card': '运营商驳回名片', 'clear carrier refusal': '解除运营商驳回',
+  'approve card version': '通过名片版本', 'refuse card version': '拒绝名片版本', 'fetch media': '抓取素材',
+  'start experiment': '开始实验', 'change experiment weights': '调整实验比例', 'stop experiment': '停止实验',
+  'promote experiment winner': '采用实验胜出版本', 'promote experiment variant': '采用实验版本',
 };
+
+// the audit log's object, `kind:id` as the server writes it → the kind's name and the item
+const TARGET_KIND = {line: '线路', card: '名片', staff: '员工', package: '套餐', media: '素材', brand_request: '品牌申请'};
+
+function target(t, eid, ename) {
+  if (t === 'staff') return '员工名单';  // a whole staff file imported
+  if (t === eid) return `企业 ${ename}`;
+  const at = t.indexOf(':');
+  const word = at > 0 ? TARGET_KIND[t.slice(0, at)] : null;
+  if (!word) return t;
+  const id = t.slice(at + 1);
+  return `${word} ${t.startsWith('line:') ? phone(id) : id}`;
+}
+
+/** A key's note as a person reads it: the operator's keys were once noted `operator`. */
+export function keyLabel(label) {
+  return label === 'operator' ? '运营方签发' : label || '';
+}
 
 function actor(a) {
   if (a.startsWith('carrier:')) return `运营商（${a.slice(8)}）`;
@@ -34,7 +55,7 @@ async function keys(main, {eid}) {
     const res = await api.get(api.ent(eid, '/keys'));
     clear(listBox).append(table([
       {title: '编号', get: (k) => h('code', {}, k.id)},
-      {title: '备注', get: (k) => k.label},
+      {title: '备注', get: (k) => keyLabel(k.label)},
       {title: '签发时间', get: (k) => when(k.created)},
       {title: '操作', get: (k) => confirmButton('吊销', '确认吊销', async () => {
         const r = await api.del(api.ent(eid, `/keys/${api.enc(k.id)}`));
@@ -68,7 +89,7 @@ async function optouts(main, {eid}) {
   async function load() {
     const res = await api.get(api.ent(eid, `/optouts?q=${api.enc(q.value.trim())}`));
     clear(out).append(table([
-      {title: '号码', get: (o) => o.number},
+      {title: '号码', get: (o) => phone(o.number)},
       {title: '时间', get: (o) => when(o.at)},
       {title: '渠道', get: (o) => CHANNEL_NAME[o.channel] || o.channel},
       {title: '回复内容', get: (o) => o.text},
@@ -84,13 +105,14 @@ async function optouts(main, {eid}) {
 }
 
 async function audit(main, {eid}) {
-  const res = await api.get(api.ent(eid, '/audit'));
+  const [res, ent] = await Promise.all([api.get(api.ent(eid, '/audit')), api.get(api.ent(eid))]);
+  const ename = ent.ok ? ent.body.name : eid;
   main.append(h('h1', {}, '操作日志'), h('p', {class: 'lead'}, '最近 200 条：谁在什么时候改了什么。'),
     table([
       {title: '时间', get: (a) => when(a.at)},
       {title: '操作者', get: (a) => actor(a.actor)},
       {title: '操作', get: (a) => ACTIONS[a.action] || a.action},
-      {title: '对象', get: (a) => a.target},
+      {title: '对象', get: (a) => target(a.target, eid, ename)},
       {title: '备注', get: (a) => (a.detail && a.detail.note) || ''},
     ], res.ok ? res.body.audit : [], {empty: '没有记录'}));
 }
@@ -116,7 +138,7 @@ async function packages(main, {eid}) {
       {title: '价格（元）', get: (p) => p.price ?? '', num: true},
       {title: '生效', get: (p) => when(p.valid_from)},
       {title: '到期', get: (p) => when(p.valid_to)},
-      {title: '覆盖线路', get: (p) => ((p.lines || []).length ? p.lines.join('、') : '全部线路')},
+      {title: '覆盖线路', get: (p) => ((p.lines || []).length ? p.lines.map(phone).join('、') : '全部线路')},
     ], list.ok ? list.body.packages : [])));
 }
 

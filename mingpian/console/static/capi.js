@@ -99,10 +99,32 @@ const CODES = {
   http_error: '请求失败',
 };
 
-/** What went wrong, in Chinese: the code's meaning, then where (JSON paths are shown as is). */
+// A field of a request body or query as the console's forms name it (the JSON path stays in the
+// answer's `path` for programs; a person reads the field's title).
+const FIELD_TITLES = {
+  id: 'ID', number: '号码', line: '线路', lines: '覆盖线路', to: '对方号码', caller: '主叫号码', callee: '被叫号码',
+  staff: '员工 ID', label: '标签', group: '分组', evidence: '认证材料', note: '备注', key: '密钥', template: '模板',
+  phase: '时机', name: '名称', signature: '署名', brand_name: '品牌名', color: '品牌色', logo: '标志',
+  chatbot: 'Chatbot 地址', sms_sender: '短信发送号码', units: '条数', price: '价格', valid_from: '生效日期',
+  valid_to: '到期日期', policy: '用完后', overage_price: '超出单价', kind: '类型', card: '名片', from: '开始日期',
+  bucket: '时间粒度', by: '分组方式', data: '名片数据', variants: '参加实验的版本', weights: '比例', verified: '审核结果',
+  approve: '审核结果', changes: '变更内容', url: '图片地址', file: '文件', format: '格式', ad: '广告',
+  employee: '员工', q: '搜索', limit: '每页条数', offset: '翻页位置', scope: '适用范围', target: '适用对象',
+};
+
+/** The title of the field at `path` (`$.staff`, `$.variants[1].weight`, `bucket`), never the path. */
+export function fieldTitle(path) {
+  const parts = String(path || '').replace(/^\$\.?/, '').split(/[.[\]]+/).filter(Boolean);
+  if (!parts.length) return '';
+  const title = FIELD_TITLES[parts[0]] || '其中一项';
+  const item = parts.length > 1 && /^\d+$/.test(parts[1]) ? `第 ${Number(parts[1]) + 1} 项` : '';
+  return title + item;
+}
+
+/** What went wrong, in Chinese: the code's meaning, then the fields it is about by their titles. */
 export function errorText(res) {
   const b = res.body && typeof res.body === 'object' ? res.body : {};
   const base = CODES[b.error] || (res.status ? `请求失败（HTTP ${res.status}）` : CODES.network);
-  const where = (b.problems || []).map((p) => p.path).filter((p) => p && p !== '$');
-  return where.length ? `${base}：${[...new Set(where)].slice(0, 5).join('，')}` : base;
+  const where = (b.problems || []).map((p) => fieldTitle(p.path)).filter(Boolean);
+  return where.length ? `${base}（${[...new Set(where)].slice(0, 5).join('、')}）` : base;
 }

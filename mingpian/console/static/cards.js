@@ -9,11 +9,11 @@ import {debounce} from '/static/dom.js';
 import * as api from './capi.js';
 import {Preview, unconfiguredText} from './preview.js';
 import {CLASSES, CLASS_HINT, CLASS_NAME, personName, sentText, stateBadge, versionPhones} from './reviews.js';
-import {CHANNEL_NAME, PHASES, PHASE_NAME, button, clear, confirmButton, field, h, input, notice, section, select, table,
-  when} from './ui.js';
+import {CHANNEL_NAME, PHASES, PHASE_NAME, button, clear, confirmButton, field, h, input, notice, phone, section, select,
+  table, when} from './ui.js';
 
 function scopeText(c) {
-  if (c.line) return `线路 ${c.line}`;
+  if (c.line) return `线路 ${phone(c.line)}`;
   if (c.group) return `分组 ${c.group}`;
   return '全部线路';
 }

@@ -41,6 +41,16 @@ function route() {
   return {eid: null, name: parts[0] || '', rest: parts.slice(1)};
 }
 
+// enterprise id → its name, asked once: a person reads the name, the id stays in the URLs
+const names = new Map();
+async function enterpriseName(eid) {
+  if (!names.has(eid)) {
+    const res = await api.get(api.ent(eid));
+    names.set(eid, res.ok && res.body.name ? res.body.name : eid);
+  }
+  return names.get(eid);
+}
+
 export function link(hash, text) {
   return h('a', {href: hash}, text);
 }
@@ -57,7 +67,7 @@ function drawNav(r) {
   }
   const eid = session.operator ? r.eid : session.enterprise;
   if (eid) {
-    items.push(h('p', {class: 'nav-h'}, session.operator ? `企业 ${eid}` : '我的企业'));
+    items.push(h('p', {class: 'nav-h'}, session.operator ? `企业：${names.get(eid) || eid}` : '我的企业'));
     for (const [name, label, , only] of ENTERPRISE_PAGES) {
       if (only === 'demo' && !session.demo) continue;
       const href = session.operator ? `#/e/${encodeURIComponent(eid)}/${name}` : `#/${name}`;
@@ -77,6 +87,8 @@ async function show() {
   let name = r.name || (session.operator ? 'enterprises' : 'lines');
   if (session.operator && !r.eid && OPERATOR_PAGES.some(([n]) => n === name)) pages = OPERATOR_PAGES;
   const entry = pages.find(([n]) => n === name);
+  if (eid) await enterpriseName(eid);
+  if (turn !== asked) return;
   drawNav(r);
   if (!entry) {
     clear(main).append(h('h1', {}, '找不到这个页面'), link('#/', '回到首页'));
@@ -136,7 +148,7 @@ async function start(s) {
   session = s;
   session.demo = (await api.get('/api/demo')).ok;  // the demo's enterprise is seen: 模拟来电 shows
   api.setSession(s, () => signInForm('登录已失效，请重新登录'));
-  who.textContent = s.operator ? '运营方' : `企业：${s.enterprise}`;
+  who.textContent = s.operator ? '运营方' : `企业：${await enterpriseName(s.enterprise)}`;
   show();
 }
 

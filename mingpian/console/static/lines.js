@@ -2,7 +2,7 @@
 // and what the operator decided about each (verified or not, and its note).
 
 import * as api from './capi.js';
-import {button, clear, field, formData, h, input, notice, pagedList, section, select} from './ui.js';
+import {button, clear, field, formData, h, input, notice, pagedList, phone, section, select} from './ui.js';
 
 const KINDS = [['', '（未指定）'], ['mobile', '手机'], ['hotline', '热线'], ['fixed', '固话'], ['short', '短号']];
 const KIND_NAME = Object.fromEntries(KINDS);
@@ -25,7 +25,7 @@ function lineForm(eid, line, done) {
       ? await api.put(api.ent(eid, `/lines/${api.enc(line.number)}`), body)
       : await api.post(api.ent(eid, '/lines'), body);
     if (!res.ok) { note.show(api.errorText(res), 'error'); return; }
-    note.show(line ? '已保存' : `已添加 ${res.body.number}，等待运营方审核`);
+    note.show(line ? '已保存' : `已添加 ${phone(res.body.number)}，等待运营方审核`);
     if (!line) form.reset();
     done();
   }}},
@@ -48,15 +48,15 @@ export async function render(main, ctx) {
     url: api.ent(eid, '/lines'), key: 'lines', searchLabel: '搜索线路',
     empty: '还没有线路，先在上面添加一个号码',
     columns: [
-      {title: '号码', get: (l) => l.number},
+      {title: '号码', get: (l) => phone(l.number)},
       {title: '标签', get: (l) => l.label || ''},
       {title: '分组', get: (l) => l.group || ''},
       {title: '类型', get: (l) => KIND_NAME[l.kind || ''] || l.kind},
       {title: '认证', get: status},
       {title: '操作', get: (l) => button('编辑', () => {
-        clear(editor).append(section(`编辑 ${l.number}`, lineForm(eid, l, () => list.reload())));
+        clear(editor).append(section(`编辑 ${phone(l.number)}`, lineForm(eid, l, () => list.reload())));
         editor.querySelector('input[name=label]').focus();
-      }, {'aria-label': `编辑 ${l.number}`})},
+      }, {'aria-label': `编辑 ${phone(l.number)}`})},
     ],
   });
   main.append(h('h1', {}, '线路'),

@@ -6,7 +6,7 @@
 import * as api from './capi.js';
 import {balanceTable} from './account.js';
 import {status as lineStatus} from './lines.js';
-import {button, clear, field, formData, h, input, notice, pagedList, section, select, table, when} from './ui.js';
+import {button, clear, field, formData, h, input, notice, pagedList, phone, section, select, table, when} from './ui.js';
 
 async function enterprises(main) {
   const note = notice();
@@ -37,7 +37,7 @@ async function enterprises(main) {
           reload();
         }, {'aria-label': `${e.suspended ? '恢复' : '暂停'} ${e.name}`}),
         button('签发密钥', async () => {
-          const r = await api.request('POST', api.ent(e.id, '/keys?label=operator'));
+          const r = await api.request('POST', api.ent(e.id, `/keys?label=${api.enc('运营方签发')}`));
           if (!r.ok) { note.show(api.errorText(r), 'error'); return; }
           note.show(`${e.name} 的新密钥（只显示这一次）：${r.body.key}`);
         }))},
@@ -69,21 +69,21 @@ async function queue(main) {
     const text = row.querySelector('input[name=note]').value.trim();
     if (!verified && !text) { note.show('拒绝时请写明原因', 'error'); row.querySelector('input[name=note]').focus(); return; }
     const res = await api.post(api.ent(l.enterprise, `/lines/${api.enc(l.number)}/verify`), {verified, note: text});
-    note.show(res.ok ? `${l.number}：${verified ? '已通过' : '已拒绝'}` : api.errorText(res), res.ok ? 'ok' : 'error');
+    note.show(res.ok ? `${phone(l.number)}：${verified ? '已通过' : '已拒绝'}` : api.errorText(res), res.ok ? 'ok' : 'error');
     list.reload();
   };
   list = pagedList({
     url: '/api/lines?unverified=1', key: 'lines', searchLabel: '搜索号码', empty: '没有待审核的号码',
     columns: [
-      {title: '号码', get: (l) => l.number},
+      {title: '号码', get: (l) => phone(l.number)},
       {title: '企业', get: (l) => l.enterprise},
       {title: '标签', get: (l) => l.label || ''},
       {title: '认证材料', get: (l) => l.evidence || '（未提供）'},
       {title: '状态', get: lineStatus},
-      {title: '备注', get: (l) => input('note', {maxlength: '500', 'aria-label': `${l.number} 的审核备注`})},
+      {title: '备注', get: (l) => input('note', {maxlength: '500', 'aria-label': `${phone(l.number)} 的审核备注`})},
       {title: '审核', get: (l) => h('span', {class: 'row-actions'},
-        button('通过', decide(l, true), {class: 'primary', 'aria-label': `通过 ${l.number}`}),
-        button('拒绝', decide(l, false), {class: 'danger', 'aria-label': `拒绝 ${l.number}`}))},
+        button('通过', decide(l, true), {class: 'primary', 'aria-label': `通过 ${phone(l.number)}`}),
+        button('拒绝', decide(l, false), {class: 'danger', 'aria-label': `拒绝 ${phone(l.number)}`}))},
     ],
   });
   main.append(h('h1', {}, '号码审核'),
@@ -114,9 +114,9 @@ async function pools(main) {
       }));
     };
     const assign = (p) => {
-      const lines = input('lines', {value: (p.lines || []).join(','), 'aria-label': `${p.id} 覆盖的线路`});
+      const lines = input('lines', {value: (p.lines || []).map(phone).join('，'), 'aria-label': `${p.id} 覆盖的线路`});
       return h('span', {class: 'row-actions'}, lines, button('分配', async () => {
-        const numbers = lines.value.split(/[,，\s]+/).filter(Boolean);
+        const numbers = lines.value.split(/[,，、;；\n]+/).map((n) => n.trim()).filter(Boolean);
         const r = await api.put(api.ent(eid, `/packages/${api.enc(p.id)}`), {...p, lines: numbers});
         note.show(r.ok ? `${p.id} 已分配到 ${numbers.length ? numbers.length + ' 条线路' : '全部线路'}` : api.errorText(r), r.ok ? 'ok' : 'error');
         load();
