@@ -126,7 +126,7 @@ def test_bad_settings_stop_every_command_with_one_line(tmp_path: Path) -> None:
     assert (out.returncode, out.stdout, out.stderr) == (
         2,
         "",
-        "MINGPIAN_LOG_FORMAT='jsno': expected one of json, text\n",
+        "MINGPIAN_LOG_FORMAT='jsno': expected one of auto, json, text\n",
     )
     out = run("lint", env={"MINGPIAN_TEMPLATES_DIR": "x"})
     assert (out.returncode, out.stderr) == (
