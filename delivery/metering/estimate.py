@@ -54,6 +54,7 @@ async def estimate(
                 "covered_by_packages": covered,
                 "beyond_packages": over,
                 "sendable": over == 0 or over_p is not None,
+                "has_package": bool(packages),  # not sendable for want of any package, not a spent one
                 "cost": round(covered * unit_price + (over * over_p.overage_price if over_p else 0), 4),
             }
         )

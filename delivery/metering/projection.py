@@ -44,5 +44,6 @@ def project(
     else:
         run_out = None
     valid_to = package.get("valid_to")
-    expires = day_of(float(valid_to)) if valid_to else None
+    # valid_to is the first second not covered: the last day is the one its previous second is in
+    expires = day_of(float(valid_to) - 1) if valid_to else None
     return {"dailyUnits": round(pace, 2), "runOut": run_out, "expires": expires}

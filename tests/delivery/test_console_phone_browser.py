@@ -8,6 +8,7 @@ test-artifacts/console/phone/.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -140,3 +141,32 @@ def test_the_words_are_the_readers_own(browser: Any, server: ServerThread) -> No
     assert "对方号码" in said and "$" not in said, said
     assert probe.errors == []
     page.close()
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
+def test_package_days_are_whole_china_days_in_any_zone(browser: Any, server: ServerThread, zone: str) -> None:
+    """A package opened from 2027-01-01 to 2027-03-31 covers the whole of 03-31 in China, and
+    every page shows those two China dates whatever the browser's zone."""
+    ctx = browser.new_context(viewport={"width": WIDTH, "height": 844}, timezone_id=zone)
+    page = ctx.new_page()
+    probe = PageProbe(page)
+    sign_in(page, server, OPERATOR)
+    open_page(page, "#/pools", "pools")
+    page.select_option("select[name=enterprise]", "cmb")
+    pid = f"q1-{zone.replace('/', '-').lower()}"
+    page.fill("input[name=id]", pid)
+    page.fill("input[name=units]", "1000")
+    page.fill("input[name=valid_from]", "2027-01-01")
+    page.fill("input[name=valid_to]", "2027-03-31")
+    page.click("button:has-text('开通套餐')")
+    page.wait_for_selector(f"text=已为 cmb 开通 {pid}")
+    doc = _api(server, "GET", f"/api/enterprises/cmb/packages/{pid}", OPERATOR)[1]
+    assert doc["valid_from"] == datetime(2026, 12, 31, 16, tzinfo=UTC).timestamp()  # 01-01 00:00 +08
+    assert doc["valid_to"] == datetime(2027, 3, 31, 16, tzinfo=UTC).timestamp()  # the end of 03-31 +08
+    page.wait_for_selector(f"tr:has-text('{pid}')")
+    assert "2027-03-31" in page.locator("tr", has_text=pid).last.inner_text()
+    open_page(page, "#/e/cmb/packages", "packages")
+    row = page.locator("tr", has_text=pid).last.inner_text()
+    assert "2027-01-01" in row and "2027-03-31" in row and "2026-12-31" not in row and "2027-03-30" not in row
+    assert probe.errors == []
+    ctx.close()

@@ -199,6 +199,13 @@ async def test_usage_reports_json_and_csv_and_cost_estimate(make_app: AppFactory
     assert by["sms"]["segments"] >= 2 and by["sms"]["units"] == 60 * by["sms"]["segments"]
     assert by["sms"]["beyond_packages"] == by["sms"]["units"] - 98 and by["sms"]["sendable"] is False
     assert by["ussd"]["sendable"] is True and by["ussd"]["cost"] == pytest.approx(60 * 0.05)
+    assert by["sms"]["has_package"] is True
+    none = await client.post(  # cmb's line has no package: not sendable for want of one
+        "/api/enterprises/cmb/estimate",
+        headers=auth(OPERATOR),
+        json={"template": "courier-hangup", "data": sample("courier-hangup"), "count": 1},
+    )
+    assert {c["has_package"] for c in (await none.json())["channels"]} == {False}
     bad = await client.post(
         "/api/enterprises/sf/estimate",
         headers=auth(SF_KEY),

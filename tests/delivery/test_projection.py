@@ -28,3 +28,9 @@ def test_a_new_package_is_paced_since_it_started_and_idle_ones_never_run_out() -
     )
     assert project(PACKAGE, [], NOON)["runOut"] is None
     assert project({**PACKAGE, "remaining": 0}, [], NOON)["runOut"] == "2026-11-30"
+
+
+def test_a_package_ending_at_a_china_midnight_expires_the_day_before() -> None:
+    """valid_to is exclusive: ending at 2027-04-01 00:00 (+08) its last day is 2027-03-31."""
+    end = datetime(2027, 3, 31, 16, tzinfo=UTC).timestamp()  # 2027-04-01 00:00 in China
+    assert project({**PACKAGE, "valid_to": end}, [], NOON)["expires"] == "2027-03-31"

@@ -6,7 +6,8 @@ import {reportView} from '/delivery/static/report_view.js';
 import {funnelView} from '/delivery/static/funnel_view.js';
 import {BY_NAMES, cardFunnelView} from '/delivery/static/card_funnel_view.js';
 import * as api from './capi.js';
-import {CHANNEL_NAME, button, clear, confirmButton, field, h, input, notice, phone, section, select, table, when} from './ui.js';
+import {CHANNEL_NAME, button, clear, confirmButton, field, h, input, notice, packageDays, phone, section, select, table,
+  when} from './ui.js';
 
 const ACTIONS = {
   'create enterprise': '创建企业', 'update enterprise': '修改企业', 'issue key': '签发密钥',
@@ -136,8 +137,8 @@ async function packages(main, {eid}) {
     section('有效期', table([
       {title: '套餐', get: (p) => p.id},
       {title: '价格（元）', get: (p) => p.price ?? '', num: true},
-      {title: '生效', get: (p) => when(p.valid_from)},
-      {title: '到期', get: (p) => when(p.valid_to)},
+      {title: '生效', get: (p) => packageDays(p).from},
+      {title: '最后一天', get: (p) => packageDays(p).to},
       {title: '覆盖线路', get: (p) => ((p.lines || []).length ? p.lines.map(phone).join('、') : '全部线路')},
     ], list.ok ? list.body.packages : [])));
 }

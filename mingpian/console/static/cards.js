@@ -26,7 +26,7 @@ function costTable(channels) {
     {title: '套餐内', get: (c) => c.covered_by_packages ?? '', num: true},
     {title: '超出', get: (c) => c.beyond_packages ?? '', num: true},
     {title: '费用（元）', get: (c) => (c.cost ?? ''), num: true},
-    {title: '可发送', get: (c) => (c.error ? '放不下' : c.sendable ? '是' : '否（套餐用完）')},
+    {title: '可发送', get: (c) => (c.error ? '放不下' : c.sendable ? '是' : c.has_package === false ? '否（没有套餐）' : '否（套餐用完）')},
   ], channels, {caption: '每次发送的费用估算'});
 }
 

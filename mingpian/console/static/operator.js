@@ -6,7 +6,8 @@
 import * as api from './capi.js';
 import {balanceTable} from './account.js';
 import {status as lineStatus} from './lines.js';
-import {button, clear, field, formData, h, input, notice, pagedList, phone, section, select, table, when} from './ui.js';
+import {button, chinaDate, chinaDayEnd, chinaDayStart, clear, field, formData, h, input, notice, packageDays, pagedList, phone,
+  section, select, table} from './ui.js';
 
 async function enterprises(main) {
   const note = notice();
@@ -127,20 +128,20 @@ async function pools(main) {
       section('套餐', table([
         {title: '套餐', get: (p) => p.id},
         {title: '类型', get: (p) => (p.kind === 'pool' ? '共享池' : '线路套餐')},
-        {title: '到期', get: (p) => when(p.valid_to)},
+        {title: '最后一天', get: (p) => packageDays(p).to},
         {title: '覆盖线路（逗号分隔，空为全部）', get: assign},
         {title: '充值', get: topUp},
       ], docs, {empty: '没有套餐'})));
   }
-  const now = new Date();
-  const day = (d) => d.toISOString().slice(0, 10);
+  const now = Date.now() / 1000;
   const form = h('form', {class: 'grid-form', on: {submit: async (ev) => {
     ev.preventDefault();
     const f = formData(form);
     const body = {
       id: f.id, kind: f.kind, units: Number(f.units), price: Number(f.price || 0), policy: f.policy,
-      valid_from: Date.parse(`${f.valid_from}T00:00:00+08:00`) / 1000,
-      valid_to: Date.parse(`${f.valid_to}T00:00:00+08:00`) / 1000,
+      // whole China days: from the first day's start to the end of the last (inclusive)
+      valid_from: chinaDayStart(f.valid_from),
+      valid_to: chinaDayEnd(f.valid_to),
     };
     if (f.overage_price) body.overage_price = Number(f.overage_price);
     const res = await api.post(api.ent(which.value, '/packages'), body);
@@ -154,8 +155,8 @@ async function pools(main) {
   field('价格（元）', input('price', {type: 'number', min: '0', step: '0.01'})),
   field('用完后', select('policy', [['stop', '停止发送'], ['overage', '按量计费']], 'stop')),
   field('超出单价（元）', input('overage_price', {type: 'number', min: '0', step: '0.0001'})),
-  field('生效日期', input('valid_from', {type: 'date', required: true, value: day(now)})),
-  field('到期日期', input('valid_to', {type: 'date', required: true, value: day(new Date(now.getTime() + 365 * 864e5))})),
+  field('生效日期', input('valid_from', {type: 'date', required: true, value: chinaDate(now)}), '当天零点起（北京时间）'),
+  field('最后一天', input('valid_to', {type: 'date', required: true, value: chinaDate(now + 364 * 86400)}), '含这一天，到当天 24 点（北京时间）'),
   h('div', {class: 'actions'}, h('button', {type: 'submit', class: 'primary'}, '开通套餐')));
   which.addEventListener('change', load);
   main.append(h('h1', {}, '套餐与共享池'), field('企业', which), section('开通', form, note), out);

@@ -114,11 +114,32 @@ export function formData(form) {
   return out;
 }
 
+// Times and days are China's (UTC+8, no summer time) whatever the browser's zone: the
+// enterprise's packages, reports and calls are counted in China days.
+const CHINA = 8 * 3600;
+
+/** A Unix time as China's date and time, 2027-03-31 09:30. */
 export function when(seconds) {
   if (!seconds) return '';
-  const d = new Date(seconds * 1000);
-  const pad = (n) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  return new Date((seconds + CHINA) * 1000).toISOString().slice(0, 16).replace('T', ' ');
+}
+
+/** The China day (YYYY-MM-DD) a Unix time falls on. */
+export function chinaDate(seconds) {
+  return new Date((seconds + CHINA) * 1000).toISOString().slice(0, 10);
+}
+
+/** A China day's first second, and the first second after it (an inclusive last day's end). */
+export function chinaDayStart(day) {
+  return Date.parse(`${day}T00:00:00Z`) / 1000 - CHINA;
+}
+export function chinaDayEnd(day) {
+  return chinaDayStart(day) + 86400;
+}
+
+/** A package's days as a person reads them: its first day and its last, both whole. */
+export function packageDays(p) {
+  return {from: p.valid_from ? chinaDate(p.valid_from) : '', to: p.valid_to ? chinaDate(p.valid_to - 1) : ''};
 }
 
 /** A stored (E.164) number as people in China read it — 138 0013 8000, 0755-8888 1234,
