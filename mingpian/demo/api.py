@@ -5,17 +5,23 @@ number through the SMSC as a mobile-originated SMS). Signed in only, like the re
 
 from __future__ import annotations
 
+import hmac
 import re
 from typing import Any
 
 from aiohttp import web
 
+from delivery.keys import principal_of
 from mingpian.api.delivery.access import principal
+from mingpian.api.delivery.session import start_session, with_cookie
+from mingpian.api.delivery.state import delivery_key
 from mingpian.errors import ApiError
 from mingpian.httpjson import json_response, read_json_body
 
-from .network import Network, network_key
-from .phones import ENTERPRISE, HOTLINE, LINE, PHONES, DemoPhone
+from .network import Network, demo_key, network_key
+from .phones import ENTERPRISE, HOTLINE, LINE, PAGE, PHONES, DemoPhone
+
+once_used_key = web.AppKey("demo_once_used", list)  # not empty once the link was followed
 
 
 def _net(request: web.Request) -> Network:
@@ -147,7 +153,25 @@ async def post_reply(request: web.Request) -> web.Response:
     return json_response({"sent": True, "via": "smsc"})
 
 
+async def sign_in_once(request: web.Request) -> web.Response:
+    """The link printed at start: the operator signed in, once, and sent to 模拟来电; used or
+    wrong, the console's sign-in form (the printed key still works)."""
+    demo = request.app[demo_key]
+    page = web.Response(status=303, headers={"Location": PAGE, "Cache-Control": "no-store"})
+    used = request.app[once_used_key]
+    if used or not hmac.compare_digest(request.match_info["once"].encode(), demo.once.encode()):
+        return page
+    used.append(True)
+    principal = await principal_of(request.app[delivery_key].store, demo.operator_key)
+    if principal is None:
+        return page
+    _, token = await start_session(request, demo.operator_key, principal)
+    return with_cookie(request, page, token)
+
+
 def routes(app: web.Application) -> None:
+    app[once_used_key] = []
+    app.router.add_get("/console/demo/{once}", sign_in_once)
     app.router.add_get("/api/demo", get_demo)
     app.router.add_get("/api/demo/phones/{number}", get_inbox)
     app.router.add_post("/api/demo/phones/{number}/reply", post_reply)

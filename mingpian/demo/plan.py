@@ -87,6 +87,11 @@ class Demo:
     cardsms_key: str
     cardsms_secret: str
     callback_secret: str
+    once: str  # the one-time sign-in link's code (api.py), new at each start
+
+    @property
+    def sign_in_url(self) -> str:
+        return f"{self.settings.base_url}/console/demo/{self.once}"
 
     @property
     def console_url(self) -> str:
@@ -97,8 +102,9 @@ class Demo:
         return (
             "\n演示模式：没有配置网关和密钥，已在本机启动模拟的运营商网络"
             "（5G 消息平台、短信网关、卡片短信平台）和演示企业「飞鸿速运」。\n"
+            f"  一次性登录链接：{self.sign_in_url}\n"
             f"  控制台：{self.console_url}\n"
-            f"  运营方密钥：{self.operator_key}\n"
+            f"  运营方密钥：{self.operator_key}  （一次性链接用过后，在控制台用它登录）\n"
             "  登录后进入企业「飞鸿速运」的「模拟来电」，拨一通电话，看名片送到各种手机上。\n"
             '  关闭演示：设置 MINGPIAN_DEMO=off（或在设置文件里写 demo = "off"）。\n'
         )
@@ -143,4 +149,5 @@ def plan(settings: Settings) -> Demo | None:
         cs_key,
         cs_secret,
         cb_secret,
+        secrets.token_urlsafe(16),
     )

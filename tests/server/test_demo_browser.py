@@ -97,12 +97,10 @@ def test_a_fresh_clone_signs_in_with_the_printed_key_and_watches_cards_arrive(
 ) -> None:
     url = demo.read_until(r"控制台：(http://127\.0\.0\.1:\d+/console\S*)").group(1)
     key = demo.read_until(r"运营方密钥：(mpk_\S+)").group(1)
+    link = demo.read_until(r"一次性登录链接：(http://127\.0\.0\.1:\d+/console/demo/\S+)").group(1)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     probe = PageProbe(page)
-    page.goto(url)
-    page.wait_for_selector("main[data-ready=signin]")
-    page.fill("input[name=key]", key)
-    page.press("input[name=key]", "Enter")
+    page.goto(link)  # signed in as the operator, on 模拟来电
     page.wait_for_selector("main[data-ready=simulate]")
     assert "模拟来电" in page.inner_text("#nav")
     by_kind = {p.kind: p.number for p in PHONES}
@@ -153,6 +151,17 @@ def test_a_fresh_clone_signs_in_with_the_printed_key_and_watches_cards_arrive(
     assert "改约派送" in report  # the 5G tap and the USSD reply "3", counted as taps
     shot(page, "06-reports")
     assert probe.errors == [], probe.errors
+
+    # the link works once; then the printed key signs in, on the console URL printed
+    other = browser.new_context().new_page()
+    other.goto(link)
+    other.wait_for_selector("main[data-ready=signin]")
+    other.goto(url)
+    other.wait_for_selector("main[data-ready=signin]")
+    other.fill("input[name=key]", key)
+    other.press("input[name=key]", "Enter")
+    other.wait_for_selector("main[data-ready=simulate]")
+    other.context.close()
 
 
 def test_a_restart_keeps_the_key_and_does_not_duplicate_the_demo(tmp_path: Path) -> None:

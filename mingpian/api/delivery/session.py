@@ -179,20 +179,28 @@ async def sign_in(request: web.Request) -> web.Response:
         ent = await store.get("enterprise", "", principal.enterprise)
         if ent is not None and ent.get("suspended"):
             raise ApiError(403, "forbidden", "the enterprise is suspended")
+    session, token = await start_session(request, key.strip(), principal)
+    return with_cookie(request, json_response(_describe(session), status=201), token)
+
+
+async def start_session(request: web.Request, key: str, principal: Principal) -> tuple[Session, str]:
+    """A new session of `key` (whose principal is `principal`), stored; and its cookie's token."""
+    store = request.app[delivery_key].store
     settings = request.app[settings_key]
-    now = time.time()
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
-    max_age = int(settings.console_session_hours * 3600)
-    session = Session(principal, csrf, now + max_age)
-    await store.add_session(
-        _token_hash(token), hash_key(key.strip()), principal.enterprise, csrf, session.expires
-    )
+    session = Session(principal, csrf, time.time() + settings.console_session_hours * 3600)
+    await store.add_session(_token_hash(token), hash_key(key), principal.enterprise, csrf, session.expires)
     await store.durable()
-    resp = json_response(_describe(session), status=201)
+    return session, token
+
+
+def with_cookie(request: web.Request, resp: web.Response, token: str) -> web.Response:
+    """`resp` setting the session cookie of `token` (start_session's)."""
+    settings = request.app[settings_key]
     resp.set_cookie(
         COOKIE,
         token,
-        max_age=max_age,
+        max_age=int(settings.console_session_hours * 3600),
         path="/",
         httponly=True,
         samesite="Strict",
