@@ -14,7 +14,7 @@ from aiohttp import web
 
 from ..openapi import add_paths, static_files
 from ..studio.assets import asset_url
-from ..studio.pages import html_response
+from ..studio.pages import html_response, site_nav
 from ..studio.security import add_pages
 
 STATIC = Path(__file__).parent / "static"
@@ -58,6 +58,7 @@ def shell(title: str) -> str:
 <a class="skip" href="#main">跳到正文</a>
 <header class="top">
   <a class="logo" href="/console"><span aria-hidden="true">名</span> 名片 控制台</a>
+  {site_nav("/console")}
   <p id="who" class="who"></p>
 </header>
 <div class="frame">

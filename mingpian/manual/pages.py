@@ -186,7 +186,9 @@ async def guide_page(request: web.Request) -> web.Response:
 
 
 def _page(title: str, body: str) -> web.Response:
-    return html_response(page(title, body, asset_url("manual.js"), (asset_url("manual.css"),)))
+    return html_response(
+        page(title, body, asset_url("manual.js"), (asset_url("manual.css"),), current="/docs")
+    )
 
 
 async def explorer_page(request: web.Request) -> web.Response:
@@ -206,7 +208,13 @@ async def explorer_page(request: web.Request) -> web.Response:
 <div id="api-groups" class="api-groups" aria-busy="true"></div>
 </main>"""
     return html_response(
-        page("名片工作台 · API 浏览器", body, asset_url("explorer.js"), (asset_url("manual.css"),))
+        page(
+            "名片工作台 · API 浏览器",
+            body,
+            asset_url("explorer.js"),
+            (asset_url("manual.css"),),
+            current="/api",
+        )
     )
 
 

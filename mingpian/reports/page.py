@@ -69,7 +69,13 @@ BODY = """<main id="main" class="reports">
 
 async def reports(request: web.Request) -> web.Response:
     return html_response(
-        page("名片工作台 · 投递报表", BODY, url("reports.js"), extra_css=(url("reports.css"),))
+        page(
+            "名片工作台 · 投递报表",
+            BODY,
+            url("reports.js"),
+            extra_css=(url("reports.css"),),
+            current="/reports",
+        )
     )
 
 

@@ -15,7 +15,20 @@ from .assets import asset_url
 PHASE_LABELS = {"pre-call": "来电前", "in-call": "通话中", "hang-up": "挂机后"}
 
 
-def page(title: str, body: str, script_url: str, extra_css: tuple[str, ...] = ()) -> str:
+# The site's parts, in every page's header: the studio, the console, the reports, the guide.
+SITE = (("/", "设计室"), ("/console", "控制台"), ("/reports", "报表"), ("/docs", "使用指南"), ("/api", "API"))
+
+
+def site_nav(current: str = "") -> str:
+    """The header's links to the site's parts; the one at `current` marked as this page."""
+    here = ' aria-current="page"'
+    links = " ".join(
+        f'<a href="{href}"{here if href == current else ""}>{escape(label)}</a>' for href, label in SITE
+    )
+    return f'<nav class="site" aria-label="站点">{links}</nav>'
+
+
+def page(title: str, body: str, script_url: str, extra_css: tuple[str, ...] = (), current: str = "") -> str:
     """The shell every studio-looking page shares (head, skip link, header and nav, status line);
     `body` is trusted markup, `title` is escaped, scripts and stylesheets are same-origin URLs."""
     css = "".join(f'\n<link rel="stylesheet" href="{href}">' for href in extra_css)
@@ -34,8 +47,7 @@ def page(title: str, body: str, script_url: str, extra_css: tuple[str, ...] = ()
 <a class="skip" href="#main">跳到正文</a>
 <header class="top">
   <a class="logo" href="/"><span aria-hidden="true">名</span> 名片工作台</a>
-  <nav aria-label="站点"><a href="/">模板</a> <a href="/reports">报表</a>
-    <a href="/docs">文档</a> <a href="/api">API</a></nav>
+  {site_nav(current)}
 </header>
 {body}
 <p id="status" class="sr-only" role="status" aria-live="polite"></p>
@@ -79,7 +91,7 @@ async def gallery(request: web.Request) -> web.Response:
 {"".join(items) or '<li class="empty">模板目录里还没有模板。</li>'}
 </ul>
 </main>"""
-    return html_response(page("名片工作台 · 模板", body, asset_url("gallery.js")))
+    return html_response(page("名片工作台 · 模板", body, asset_url("gallery.js"), current="/"))
 
 
 def _demo_note(request: web.Request) -> str:

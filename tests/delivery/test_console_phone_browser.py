@@ -170,3 +170,25 @@ def test_package_days_are_whole_china_days_in_any_zone(browser: Any, server: Ser
     assert "2027-01-01" in row and "2027-03-31" in row and "2026-12-31" not in row and "2027-03-30" not in row
     assert probe.errors == []
     ctx.close()
+
+
+def test_every_part_of_the_site_links_to_the_others(browser: Any, server: ServerThread) -> None:
+    """The studio, the console, the reports and the guide each carry the same small nav in their
+    header, the page itself marked, and it fits a phone."""
+    page = browser.new_page(viewport={"width": WIDTH, "height": 844})
+    probe = PageProbe(page)
+    wanted = {"设计室": "/", "控制台": "/console", "报表": "/reports", "使用指南": "/docs"}
+    for path in ("/", "/console", "/reports", "/docs", "/docs/guide/enterprise"):
+        page.goto(server.url + path)
+        nav = page.locator("header nav.site")
+        links = dict(
+            nav.locator("a").evaluate_all("els => els.map((a) => [a.textContent, a.getAttribute('href')])")
+        )
+        assert {k: links.get(k) for k in wanted} == wanted, path
+        here = nav.locator("a[aria-current=page]").all_text_contents()
+        assert here == [
+            next(k for k, v in wanted.items() if path.startswith(v) and (v != "/" or path == "/"))
+        ]
+        assert page.evaluate(UNREACHABLE, WIDTH) == [], path
+    assert probe.errors == []
+    page.close()

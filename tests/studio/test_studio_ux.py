@@ -187,7 +187,7 @@ def test_a_long_payload_path_wraps_inside_the_error_box(pg: Any, studio: Studio)
 def test_docs_pages_and_the_api_explorer(pg: Any, studio: Studio) -> None:
     server, _ = studio
     pg.goto(server.url + "/")
-    pg.click("header >> text=文档")
+    pg.click("header >> text=使用指南")
     pg.wait_for_selector("main[data-ready=true]")
     # /docs opens on the Chinese guide; its menu lists pages by title, the guide first
     assert pg.locator("article.doc h1").first.text_content() == "名片使用指南"
