@@ -143,6 +143,16 @@ def test_a_fresh_clone_signs_in_with_the_printed_key_and_watches_cards_arrive(
     assert page.get_attribute("#phone-ussd", "data-received") == "1"  # the failed USSD is shown too
     shot(page, "05-sms-fallback")
 
+    # the SMS's card-page link opens the H5 card, where 改约派送 gets the courier bot's answer
+    with page.context.expect_page() as opened:
+        page.click("#phone-sms .sim-links a")
+    card_page = opened.value
+    card_page.wait_for_selector("text=您的快递派送中")
+    card_page.click("button:has-text('改约派送')")
+    card_page.wait_for_selector("text=请选择新的派送时间", timeout=15_000)
+    shot(card_page, "05b-card-page-bot-answer")
+    card_page.close()
+
     # the reports: what was sent, per channel, and the tap
     page.click("a:has-text('到报表里看这次发送')")
     page.wait_for_selector("main[data-ready=reports]")

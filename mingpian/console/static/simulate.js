@@ -109,6 +109,11 @@ export async function render(main, ctx) {
       } else {
         const m = list[list.length - 1];
         p.show(legacyScreen(id, legacyText(m.text), {onReply: (text) => reply(number, {text})}));
+        const links = (m.text.match(/https?:\/\/\S+/g) || []).filter((u) => u.startsWith(location.origin + '/'));
+        if (links.length) {
+          p.add(h('p', {class: 'sim-links'}, '点开短信里的名片链接：',
+            ...links.map((u) => h('a', {href: u, target: '_blank', rel: 'noopener'}, u.slice(location.origin.length)))));
+        }
         if (m.failed) p.setNote('没有送达（运营商回执：失败）', 'error');
       }
       p.el.dataset.received = String(list.length);
