@@ -19,6 +19,7 @@ import glob
 import signal
 import time
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,17 @@ def libfaketime() -> str | None:
     (The `faketime` command would be a parent that outlives a signal to it.)"""
     found = glob.glob("/usr/lib/*/faketime/libfaketime.so.1")
     return found[0] if found else None
+
+
+async def _clock_ahead(http: aiohttp.ClientSession, base: str) -> float:
+    """How far a worker's clock is ahead of ours, read from its answers' `Date` header (whole
+    seconds): the mean over a few answers spread over a second."""
+    seen = []
+    for _ in range(5):
+        async with http.get(f"{base}/healthz") as resp:
+            seen.append(parsedate_to_datetime(resp.headers["Date"]).timestamp() - time.time())
+        await asyncio.sleep(0.2)
+    return round(sum(seen) / len(seen) + 0.5)  # a Date header is its second's start: 0.5 s early on average
 
 
 def open_to(cluster: PostgresCluster, network: str) -> None:
@@ -136,6 +148,7 @@ async def skewed(
     )  # fmt: skip
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as http:
+            ahead = await _clock_ahead(http, b.url)
             load = Load(http, {"a": a.url, "b": b.url}, RATE)
             load.start()
             began = time.time()
@@ -147,6 +160,7 @@ async def skewed(
             )  # fmt: skip
     finally:
         stop_workers([a, b])
+    fig.notes["b's clock ahead by (its Date header, to the second)"] = f"{ahead:+.0f} s"
     lost_leases = sum(
         _logged(w, "lease lost to another worker")["lease lost to another worker"] for w in (a, b)
     )

@@ -58,6 +58,8 @@ async def test_clocks_two_seconds_apart_lose_nothing_and_send_nothing_twice(env:
         pytest.skip("libfaketime not found: run scripts/system-deps.sh (Debian package faketime)")
     fig, why = await skewed(env, skew=skew, lease=1.5, seconds=5.0)
     _report(fig, why)
+    ahead = fig.notes["b's clock ahead by (its Date header, to the second)"]
+    assert ahead in (f"{skew:+.0f} s", f"{skew - 1:+.0f} s", f"{skew + 1:+.0f} s"), ahead  # it was apart
     assert set(why["answers"]) <= {200, 202}, why["answers"]
     for logged in why["logged"].values():
         _clean(logged)
