@@ -77,6 +77,18 @@ def test_every_enterprise_page_fits_a_phone(browser: Any, server: ServerThread, 
     for name in ENTERPRISE_PAGES:
         problems += _check(page, f"#/{name}", name, f"sf{width}", width)
     assert problems == [], "\n".join(problems)
+    # the reports page is the one at /reports: its stylesheet, its figures, charts at the box's width
+    open_page(page, "#/reports", "reports")
+    looks = page.evaluate("""() => ({
+      legend: getComputedStyle(document.querySelector('.reports .legend')).display,
+      bullets: getComputedStyle(document.querySelector('.reports .legend')).listStyleType,
+      captions: [...document.querySelectorAll('.reports .charts figcaption')].map((f) => f.textContent),
+      widest: Math.max(...[...document.querySelectorAll('.reports svg')].map((s) => s.getBoundingClientRect().right)),
+      totals: document.querySelectorAll('.reports .totals li').length,
+    })""")
+    assert looks["legend"] == "flex" and looks["bullets"] == "none"
+    assert {"套餐余量", "各渠道送达率", "费用（元，按天）", "退订（按天）"} <= set(looks["captions"])
+    assert looks["widest"] <= width and looks["totals"] == 4
     assert probe.errors == []
     page.close()
 

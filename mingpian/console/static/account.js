@@ -202,12 +202,16 @@ async function cardFunnel(eid, wanted) {
 
 async function reports(main, {eid, rest}) {
   reportStyles();
-  const [report, usage, funnel, cards] = await Promise.all([api.get(api.ent(eid, '/report')),
-    api.get(api.ent(eid, '/usage?by=day,channel')), api.get(api.ent(eid, '/reports/funnel')), cardFunnel(eid, rest[0])]);
+  const [report, usage, optouts, funnel, cards] = await Promise.all([api.get(api.ent(eid, '/report')),
+    api.get(api.ent(eid, '/usage?by=day,channel')), api.get(api.ent(eid, '/optouts')),
+    api.get(api.ent(eid, '/reports/funnel')), cardFunnel(eid, rest[0])]);
   main.append(h('h1', {}, '报表'));
-  const failed = [report, usage, funnel].find((r) => !r.ok);
+  const failed = [report, usage, optouts, funnel].find((r) => !r.ok);
   if (failed) { main.append(h('p', {class: 'notice error'}, api.errorText(failed))); return; }
-  main.append(h('div', {class: 'reports'}, funnelView(funnel.body), cards, reportView(report.body, usage.body)),
+  // the same report as the reports page at /reports draws (report_view.js), the card funnel after
+  // the delivery funnel
+  main.append(h('div', {class: 'reports'},
+    ...reportView(report.body, usage.body, optouts.body, h('div', {}, funnelView(funnel.body), cards))),
     h('p', {}, h('a', {href: api.ent(eid, '/reports/funnel?format=csv'), download: `funnel-${eid}.csv`}, '导出投递漏斗 CSV')),
     h('p', {}, h('a', {href: api.ent(eid, '/usage?by=day,line,channel,package&format=csv'), download: `usage-${eid}.csv`}, '导出用量明细 CSV')));
 }
