@@ -47,7 +47,7 @@ async def get_demo(request: web.Request) -> web.Response:
         {
             "enterprise": ENTERPRISE,
             "lines": [
-                {"number": LINE, "name": "快递员李师傅的手机"},
+                {"number": LINE, "name": "快递员李明的手机"},
                 {"number": HOTLINE, "name": "客服热线"},
             ],
             "phones": [

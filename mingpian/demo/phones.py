@@ -37,7 +37,21 @@ PHONES = (
 def seed_doc(operator_key: str) -> dict[str, Any]:
     """The demo's seed (delivery/seed.py): written at each start, loaded without duplicates."""
     staff = sample("staff-card")
-    hangup = sample("courier-hangup")
+    courier = {
+        **staff["employee"],
+        "name": "李明",
+        "title": "快递员",
+        "department": "南山网点",
+        "mobile": LINE[3:],
+        "greeting": "您好，我是飞鸿速运的快递员，正在为您派送包裹。",
+    }
+    hangup = {
+        **sample("courier-hangup"),
+        "waybill": "FH8800012345678",
+        "courier": {"name": "李明", "phone": LINE[3:]},
+        "tracking_url": "https://feihong.example.cn/track?no=FH8800012345678",
+        "photo_url": "https://feihong.example.cn/parcel/FH8800012345678.jpg",
+    }
     now = time.time()
     return {
         "operator_keys": [operator_key],
@@ -53,7 +67,7 @@ def seed_doc(operator_key: str) -> dict[str, Any]:
                     "chain": ["rcs", "cardsms", "ussd", "flash", "sms"],
                     "timeouts": {"rcs": 4, "cardsms": 5, "ussd": 3, "flash": 3, "sms": 5},
                 },
-                "staff": [{"id": "li", "name": "李师傅", "data": {"employee": staff["employee"]}}],
+                "staff": [{"id": "li", "name": "李明", "data": {"employee": courier}}],
                 "lines": [
                     {"number": LINE, "kind": "mobile", "staff": "li", "verified": True},
                     {"number": HOTLINE, "kind": "hotline", "group": "hotline", "verified": True},
