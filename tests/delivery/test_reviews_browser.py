@@ -53,7 +53,7 @@ def test_the_operator_reviews_an_enterprise_edit(browser: Any, server: ServerThr
     assert "名片审核" in op.inner_text("#nav")
     item = open_item(op, 2)
     text = item.inner_text()
-    assert "顺丰速运有限公司" in text and "v2" in text and "通知" in text and "企业 sf" in text
+    assert "顺丰速运有限公司" in text and "v2" in text and "通知" in text and "企业 顺丰速运有限公司" in text
     assert "待审核版本 v2" in text and "正在发送 v1" in text
     # what changed, the template's own name for the field
     row = item.locator("table.changes tbody tr", has_text="运单号")

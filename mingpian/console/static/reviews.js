@@ -29,12 +29,12 @@ export function stateBadge(state) {
   return h('span', {class: `badge ${kind}`}, text);
 }
 
-/** Who made or decided a version, as a person reads it. */
-export function personName(who) {
+/** Who made or decided a version, as a person reads it (an enterprise by `name` when known). */
+export function personName(who, name = '') {
   if (!who) return '—';
   if (who === 'operator') return '运营方';
   if (who === 'trusted') return '免审，自动通过';
-  if (who.startsWith('enterprise:')) return `企业 ${who.slice('enterprise:'.length)}`;
+  if (who.startsWith('enterprise:')) return `企业 ${name || who.slice('enterprise:'.length)}`;
   if (who.startsWith('seed ')) return `初始数据（${who.slice('seed '.length)}）`;  // loaded at start
   return who;
 }
@@ -192,7 +192,7 @@ async function queue(main) {
         h('div', {}, h('dt', {}, '版本'), h('dd', {}, `v${r.version}`)),
         h('div', {}, h('dt', {}, '类别'), h('dd', {}, h('span', {class: `badge ${r.class === 'marketing' ? 'wait' : 'ok'}`},
           CLASS_NAME[r.class] || r.class))),
-        h('div', {}, h('dt', {}, '提交人'), h('dd', {}, personName(r.made_by))),
+        h('div', {}, h('dt', {}, '提交人'), h('dd', {}, personName(r.made_by, r.enterprise_name))),
         h('div', {}, h('dt', {}, '提交时间'), h('dd', {}, when(r.made_at)))),
       h('div', {class: 'review-compare'}, pending.el, sent.el),
       changesTable(r),
