@@ -77,6 +77,16 @@ def test_every_enterprise_page_fits_a_phone(browser: Any, server: ServerThread, 
     for name in ENTERPRISE_PAGES:
         problems += _check(page, f"#/{name}", name, f"sf{width}", width)
     assert problems == [], "\n".join(problems)
+    # the editors a page opens fit too: a new card with its phones, a line being edited
+    open_page(page, "#/cards", "cards")
+    page.click("button:has-text('新建名片')")
+    page.wait_for_selector("#phone-rcs .convo *", timeout=15_000)
+    problems += [f"card editor: {p}" for p in page.evaluate(UNREACHABLE, width)]
+    open_page(page, "#/lines", "lines")
+    page.locator("button", has_text="编辑").first.click()
+    page.wait_for_selector(".editor-slot form")
+    problems += [f"line editor: {p}" for p in page.evaluate(UNREACHABLE, width)]
+    assert problems == [], "\n".join(problems)
     # the reports page is the one at /reports: its stylesheet, its figures, charts at the box's width
     open_page(page, "#/reports", "reports")
     looks = page.evaluate("""() => ({
