@@ -31,6 +31,7 @@ import yaml
 from delivery.drivers.pghosts import HOST_TIMEOUT, HostChooser, NoWritableServer, hosts_of, session_attrs
 from delivery.store import PgDeliveryStore
 from infra.outage import Unavailable, backend_of, outages
+from simulators.faults import Figures, ledger
 from simulators.servers import PostgresCluster, RedisServer, pg_bin
 from simulators.smsc import GatewaySim, Rule
 from tests.support.processes import free_port, serve
@@ -257,6 +258,8 @@ async def test_a_failover_loses_no_acknowledged_event_when_synchronous_and_sends
             await conn.close()
         stop_ready.set()
         await tasks[1]
+        async with aiohttp.ClientSession() as http:
+            charged = await ledger(http, base)
     finally:
         load.stop.set()
         stop_ready.set()
@@ -280,15 +283,24 @@ async def test_a_failover_loses_no_acknowledged_event_when_synchronous_and_sends
     text = log.read_text()
     outage_lines = re.findall(r"PostgreSQL is unavailable", text)
     waits = {d["code"] for _, status, d in ready if status == 503 and isinstance(d, dict)}
-    how = {"sync": "synchronous replication", "async": "asynchronous replication",
-           "fenced": "primary fenced (read-only), asynchronous replication"}[pair.mode]  # fmt: skip
-    print(
-        f"\n{how}: {len(load.acked)} call events"
-        f" acknowledged, {len(lost)} of them lost; first card of a new call event"
-        f" {out_again - killed:.1f} s after the kill ({out_again - promoted:.1f} s after the promotion);"
-        f" answers {dict(sorted(load.statuses.items()))}; /readyz waited for {sorted(waits)};"
-        f" {len(stalled)} deliveries whose last writes were lost (waiting for their receipt deadline)"
+    fig = Figures(  # the fault suite's line (simulators/faults.py)
+        f"PostgreSQL primary {'fenced (read-only)' if pair.mode == 'fenced' else 'killed'}, the standby"
+        f" promoted ({'synchronous' if sync else 'asynchronous'} replication)",
+        acknowledged=len(load.acked),
+        lost=len(lost),
+        sent_twice=sum(
+            _cards([s for s in gateway.submits if _callee(s["destination"]) == c]) - 1 for c in doubles
+        ),
+        charged_twice=max(0, charged - len(gateway.submits)),
+        first_card=out_again - killed,
+        notes={
+            "after the promotion": f"{out_again - promoted:.1f} s",
+            "answers": dict(sorted(load.statuses.items())),
+            "/readyz waited for": sorted(waits),
+            "deliveries whose last writes were lost (waiting for their receipt deadline)": len(stalled),
+        },
     )
+    print(f"\n{fig.line()}")
     assert not doubles, f"cards sent twice: {doubles}"
     if sync or pair.mode == "fenced":  # a fenced primary streams all it wrote before the promotion
         assert not lost, f"acknowledged but lost with synchronous replication: {lost}"

@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 
 from delivery.metering.redis import MASTER_CHECK
 from mingpian.api.delivery import delivery_key
+from simulators.faults import Figures
 from simulators.sentinel import SentinelGroup
 from simulators.smsc import GatewaySim
 from tests.support.processes import free_port, serve
@@ -204,13 +205,23 @@ async def test_a_killed_redis_master_fails_over_and_nothing_is_sent_twice_or_ove
     twice = sum(n - 1 for n in per_callee.values() if n > 1)
     states = Counter(d["state"] for d in finals)
     texts = [log.read_text() for log in logs]
-    print(
-        f"\nRedis failover: promoted {promoted:.1f} s after the kill, first card out again "
-        f"{first_card:.1f} s after it; requests during it {len(during)}, refused 503 {len(refused)} "
-        f"({Counter(a[1] for a in refused)}); calls {len(traffic.accepted)}, {dict(states)}; "
-        f"cards {len(gateway.submits)}, sent twice {twice}; package {UNITS} units, charged {ledger} "
-        f"in the ledger, {used} in Redis, overspent {max(0, ledger - UNITS)}"
+    fig = Figures(  # the fault suite's line (simulators/faults.py); blocked: the package ran out
+        "Redis master killed, a replica promoted",
+        acknowledged=len(traffic.accepted),
+        lost=sum(n for state, n in states.items() if state not in ("delivered", "blocked")),
+        sent_twice=twice,
+        charged_twice=max(0, ledger - len(gateway.submits)),
+        first_card=after[0] - killed if after else None,
+        notes={
+            "promoted after": f"{promoted:.1f} s",
+            "requests during it": len(during),
+            "refused 503": dict(Counter(a[1] for a in refused)),
+            "deliveries": dict(states),
+            "package": f"{UNITS} units, charged {ledger} in the ledger, {used} in Redis, "
+            f"overspent {max(0, ledger - UNITS)}",
+        },
     )
+    print(f"\n{fig.line()}")
     assert new != old
     assert first_card <= TARGET
     assert [a for a in traffic.answers if a[2] not in (200, 202, 503)] == []  # never a 500
