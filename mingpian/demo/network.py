@@ -7,13 +7,15 @@ is skipped on `rcs`, the feature phone takes USSD, the last phone refuses USSD a
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
-from delivery.gateways.cardsms_template import VENDORS
 from simulators.cardsms import CardSmsSim, Template
 from simulators.maap import Simulator
 from simulators.smsc import GatewaySim, Rule
@@ -85,9 +87,12 @@ def _network(demo: Demo):  # type: ignore[no-untyped-def]
             await web.TCPSite(runner, "127.0.0.1", port).start()
             runners.append(runner)
         app[network_key] = Network(smsc, maap, cardsms)
+        kept = demo.settings.data_dir / "demo" / "cardsms-templates.json"
+        _load_templates(cardsms, kept)
         try:
             yield
         finally:
+            _save_templates(cardsms, kept)
             for runner in runners:
                 await runner.cleanup()
             await smsc.stop()
@@ -95,10 +100,28 @@ def _network(demo: Demo):  # type: ignore[no-untyped-def]
     return run
 
 
+def _load_templates(sim: CardSmsSim, path: Path) -> None:
+    """The card-SMS platform remembers its templates across restarts, as the real one does: our
+    side registered the card once and keeps using its template id."""
+    try:
+        kept = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return
+    for tpl_id, t in kept.items():
+        sim.templates[tpl_id] = Template(tpl_id, t["body"], t["vendors"], t.get("reasons", {}))
+
+
+def _save_templates(sim: CardSmsSim, path: Path) -> None:
+    doc = {
+        t.tpl_id: {"body": t.body, "vendors": t.vendors, "reasons": t.reasons} for t in sim.templates.values()
+    }
+    with contextlib.suppress(OSError):
+        path.write_text(json.dumps(doc, ensure_ascii=False), "utf-8")
+
+
 async def _register_cards(app: web.Application) -> None:
-    """The hang-up card as a card-SMS template, in the background once the server listens (the
-    vendors' answers are called back to it). A template registered before a restart is told to
-    the new platform, approved, as the real one would remember it."""
+    """The demo's cards as card-SMS templates, in the background once the server listens (the
+    vendors' answers are called back to it); once, the platform keeping it across restarts."""
     from mingpian.api.delivery import delivery_key  # deferred: the delivery feature's key
 
     service = app.get(delivery_key)
@@ -107,25 +130,20 @@ async def _register_cards(app: web.Application) -> None:
         return
 
     async def register() -> None:
-        ent = await service.store.get("enterprise", "", ENTERPRISE)
-        card = await service.store.get("card", ENTERPRISE, "hangup")
-        if ent is None or card is None:
-            return
-        n = int(card.get("version", 1))
-        doc = await service.cardsms.template_of(ENTERPRISE, "hangup", n)
-        if doc is not None and doc.get("tpl_id") and doc.get("state") != "error":
-            net.cardsms.templates[doc["tpl_id"]] = Template(
-                doc["tpl_id"], {}, dict.fromkeys(VENDORS, "approved")
-            )
-            return
-        await asyncio.sleep(0.5)  # the site binds right after startup: the vendors' callbacks need it
         from delivery import reviews
 
-        body = await reviews.version_body(service.store, ENTERPRISE, "hangup", n)
-        if body is not None:
-            got = await service.cardsms.register(ent, "hangup", n, body)
-            if got.get("state") == "error":
-                log.warning("演示：卡片短信模板登记失败：%s", got.get("why", ""))
+        await asyncio.sleep(0.5)  # the site binds right after startup: the vendors' callbacks need it
+        ent = await service.store.get("enterprise", "", ENTERPRISE)
+        for name in ("pre", "hangup"):
+            card = await service.store.get("card", ENTERPRISE, name)
+            if ent is None or card is None:
+                continue
+            n = int(card.get("version", 1))
+            body = await reviews.version_body(service.store, ENTERPRISE, name, n)
+            if body is not None:  # answered with its document when registered before a restart
+                got = await service.cardsms.register(ent, name, n, body)
+                if got.get("state") == "error":
+                    log.warning("演示：卡片短信模板登记失败：%s", got.get("why", ""))
 
     task = asyncio.get_running_loop().create_task(register())
     app[register_key] = task  # kept: a task nothing holds may be collected mid-flight

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from mingpian.demo.phones import PHONES
+from mingpian.demo.phones import LINE, PHONES
 from mingpian.settings import PROJECT_ROOT
 from tests.support.browser import PageProbe
 from tests.support.processes import free_port
@@ -178,14 +179,38 @@ def test_a_restart_keeps_the_key_and_does_not_duplicate_the_demo(tmp_path: Path)
     data = tmp_path / "var"
     first = Serve(data)
     key = first.read_until(r"运营方密钥：(mpk_\S+)").group(1)
+    time.sleep(1.5)  # the cards registered as card-SMS templates, the vendors' answers called back
     first.stop()
     again = Serve(data)
     try:
         assert again.read_until(r"运营方密钥：(mpk_\S+)").group(1) == key
-        status, body = status_of(f"http://127.0.0.1:{again.port}/api/enterprises", key)
+        base = f"http://127.0.0.1:{again.port}"
+        status, body = status_of(f"{base}/api/enterprises", key)
         assert status == 200, body
-        ids = [e["id"] for e in body.get("enterprises", body.get("items", []))]
+        ids = [e["id"] for e in body["enterprises"]]
         assert ids.count("feihong") == 1, body
+        status, body = status_of(f"{base}/api/enterprises/feihong/cards", key)
+        assert sorted(c["id"] for c in body["cards"]) == ["hangup", "pre"], body
+        # the card-SMS platform kept its template: a card-SMS phone is drawn the card at once
+        phone = next(p.number for p in PHONES if p.kind == "cardsms")
+        call = {"call_id": "after-restart", "caller": LINE, "callee": phone, "phase": "ended"}
+        req = urllib.request.Request(
+            f"{base}/api/calls",
+            data=json.dumps(call).encode(),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
+        urllib.request.urlopen(req, timeout=10).close()
+        end = time.monotonic() + 15
+        while time.monotonic() < end:
+            _, got = status_of(f"{base}/api/calls/after-restart", key)
+            if got and got["deliveries"][0]["state"] != "active":
+                break
+            time.sleep(0.2)
+        assert (got["deliveries"][0]["state"], got["deliveries"][0]["channel"]) == ("displayed", "cardsms"), (
+            got
+        )
+        _, inbox = status_of(f"{base}/api/demo/phones/{urllib.parse.quote(phone)}", key)
+        assert "FH8800012345678" in " ".join(inbox["messages"][-1]["card_sms"]["texts"]), inbox
     finally:
         again.stop()
 
