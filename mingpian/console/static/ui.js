@@ -142,21 +142,8 @@ export function packageDays(p) {
   return {from: p.valid_from ? chinaDate(p.valid_from) : '', to: p.valid_to ? chinaDate(p.valid_to - 1) : ''};
 }
 
-/** A stored (E.164) number as people in China read it — 138 0013 8000, 0755-8888 1234,
- * 400-811-1111 — and any other as stored (delivery/readable.py does the same for cards). */
-export function phone(number) {
-  const m = /^\+86(\d+)$/.exec(number || '');
-  if (!m) return number || '';
-  const n = m[1];
-  if (n.length === 11 && n[0] === '1') return `${n.slice(0, 3)} ${n.slice(3, 7)} ${n.slice(7)}`;
-  if (n.length === 10 && (n.startsWith('400') || n.startsWith('800'))) return `${n.slice(0, 3)}-${n.slice(3, 6)}-${n.slice(6)}`;
-  const area = n.startsWith('10') || n[0] === '2' ? 2 : 3;
-  const local = n.slice(area);
-  if ((/^[2-9]/.test(n) || n.startsWith('10')) && local.length >= 7 && local.length <= 8) {
-    return `0${n.slice(0, area)}-${local.slice(0, -4)} ${local.slice(-4)}`;
-  }
-  return number;
-}
+// numbers as people in China read them (shared with the reports page)
+export {phone} from '/static/numbers.js';
 
 export const PHASES = [['ringing', '来电前'], ['answered', '通话中'], ['ended', '挂机后']];
 export const PHASE_NAME = Object.fromEntries(PHASES);

@@ -4,6 +4,7 @@
 // console's reports page. Data reaches the DOM through textContent only (see /static/dom.js).
 
 import {h} from '/static/dom.js';
+import {maskedPhone} from '/static/numbers.js';
 import {hBars, sized, stackedBars} from './charts.js';
 
 // displayed: a card SMS the phone drew (the vendor's render receipt), beyond delivered
@@ -24,11 +25,6 @@ const dayLabel = (d) => String(d).slice(5);
 /** China's day of a Unix time, as every ledger day (delivery/metering/ledger.py day_of). */
 export function dayOf(epoch) {
   return new Date(epoch * 1000 + 8 * 3600 * 1000).toISOString().slice(0, 10);
-}
-
-function maskNumber(n) {
-  const s = String(n);
-  return s.length > 8 ? `${s.slice(0, s.length - 8)}****${s.slice(-4)}` : s;
 }
 
 function legend(keys, names) {
@@ -151,7 +147,7 @@ export function reportView(report, usage, optouts, funnel = null) {
     chartFigure('退订（按天）',
       (w) => stackedBars(byDay(optRows, () => 'optout', () => 1), ['optout'], '每天退订的号码数',
         {width: w, names: {optout: '退订'}, whole: true}),
-      table(['号码', '时间', '渠道', '回复内容'], opt.map((o) => [maskNumber(o.number),
+      table(['号码', '时间', '渠道', '回复内容'], opt.map((o) => [maskedPhone(o.number),
         new Date(o.at * 1000 + 8 * 3600 * 1000).toISOString().slice(0, 16).replace('T', ' '), channelName(o.channel), o.text]))),
     chartFigure('按钮点击',
       (w) => hBars(tapsByButton(report.taps || []), '各按钮被点击的次数', {width: w}),
