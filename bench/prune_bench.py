@@ -111,16 +111,16 @@ async def one_event(store: PgDeliveryStore, i: int, tag: str) -> None:
     """A call event's writes and reads on the hot path, its receipt included."""
     now = time.time()
     d = delivery(i, tag, now)
-    assert await store.accept_call(d, "bench", now + 30)
-    att = await store.add_attempt(d.id, 0, "sms", 1, 1, now + 30)
-    await store.add_message_ids(att.id, [f"m{d.id}"])
-    await store.update_attempt(att.id, state="submitted")
+    assert await store.accept_call(d, "bench", now + 30)  # sets d.day: its rows' partition
+    att = await store.add_attempt(d.id, 0, "sms", 1, 1, now + 30, d.day)
+    await store.add_message_ids(att.id, [f"m{d.id}"], att.day)
+    await store.update_attempt(att.id, day=att.day, state="submitted")
     await store.db.durable()
-    found = await store.attempt_of_message(f"m{d.id}")
-    assert found == att.id
+    found = await store.attempt_of_message(f"m{d.id}")  # by the message id alone: every day probed
+    assert found == (att.id, att.day)
     await store.receipt(f"m{d.id}", "DELIVRD")
-    await store.update_attempt(att.id, state="delivered", done=time.time())
-    await store.update_delivery(d.id, state="done")
+    await store.update_attempt(att.id, day=att.day, state="delivered", done=time.time())
+    await store.update_delivery(d.id, day=d.day, state="done")
     await store.db.durable()
 
 

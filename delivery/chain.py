@@ -324,7 +324,9 @@ class Chains:
     async def _finish(self, d: Delivery, state: str, reason: str = "", channel: str = "") -> None:
         if d.id in self._tasks:
             self._ending.add(d.id)  # the lease keeper no longer finds it held: not a lost lease
-        await self.store.update_delivery(d.id, state=state, reason=reason, channel=channel or d.channel)
+        await self.store.update_delivery(
+            d.id, day=d.day, state=state, reason=reason, channel=channel or d.channel
+        )
         d.state, d.reason = state, reason
         if state in ("delivered", "displayed") and d.kind == "ad":
             await self.store.count_impression(d.enterprise, d.card, day_of(time.time()))
@@ -342,7 +344,7 @@ class Chains:
         while d is not None and d.state == "active":
             now = time.time()
             if not known:
-                att = await self.store.attempt(d.id, d.step)
+                att = await self.store.attempt(d.id, d.step, d.day)
             known = False
             if att is None:
                 if d.phase == "ringing":  # a pre-call card is never sent late
@@ -368,7 +370,7 @@ class Chains:
                 # sends one, names a message id nobody recorded: matched by the recipient instead.
                 await self._adopt(d, att)
                 await self.store.update_attempt(
-                    att.id, state="unknown", detail="interrupted while handing over; not resent"
+                    att.id, day=att.day, state="unknown", detail="interrupted while handing over; not resent"
                 )
             elif att.state in WAITING:
                 if await self.store.opted_out(d.enterprise, d.recipient):
@@ -387,7 +389,7 @@ class Chains:
                 if now >= due:
                     if att.state == "unknown":
                         await self._adopt(d, att)
-                    if await self.receipts.evaluate(att.id) not in WAITING:
+                    if await self.receipts.evaluate(att.id, day=att.day) not in WAITING:
                         continue  # a receipt came in time after all (stored before its ids were)
                     if att.channel == "cardsms" and await self.receipts.unrendered(att):
                         continue  # reached the phone as text, never drawn: delivered, refunded
@@ -395,17 +397,18 @@ class Chains:
                         att.id,
                         att.channel,
                         "timeout",
+                        day=att.day,
                         done=now,
                         detail=f"no receipt within {att.deadline - att.started:.1f}s",
                     )
                     await self.meter.refund(charge_key(att))
                     d.step += 1
-                    await self.store.update_delivery(d.id, step=d.step)
+                    await self.store.update_delivery(d.id, day=d.day, step=d.step)
                     known = True  # the next step has no attempt yet
                     att = None
                 elif resumed and not checked:
                     checked = True  # receipts the store kept while no worker ran this chain
-                    if await self.receipts.evaluate(att.id) in WAITING:
+                    if await self.receipts.evaluate(att.id, day=att.day) in WAITING:
                         known = await self._wait(d, att, due)
                 else:
                     known = await self._wait(d, att, due)
@@ -417,7 +420,7 @@ class Chains:
                 return
             else:  # failed / timeout / error / skipped: next channel
                 d.step += 1
-                await self.store.update_delivery(d.id, step=d.step)
+                await self.store.update_delivery(d.id, day=d.day, step=d.step)
                 known, att = True, None
 
     async def _adopt(self, d: Delivery, att: Attempt) -> None:
@@ -425,7 +428,7 @@ class Chains:
         become this attempt's: a crash between the SMSC's answer and the recording of the
         message ids must not make a delivered card look lost (and be sent again elsewhere)."""
         if att.channel in LEGACY:
-            await self.store.adopt_receipts(att.id, d.recipient, att.started, max(1, att.segments))
+            await self.store.adopt_receipts(att.id, d.recipient, att.started, max(1, att.segments), att.day)
 
     def _paused(self, since: float, now: float, channel: str) -> float:
         """Seconds the deadline clock of an attempt started at `since` stood still: the longest of
@@ -453,7 +456,7 @@ class Chains:
         The chain may never get there again (the call ended, an opt-out), so give them back;
         an attempt that does run takes them anew."""
         step = d.step
-        while await self.store.attempt(d.id, step) is not None:
+        while await self.store.attempt(d.id, step, d.day) is not None:
             step += 1
         await self.meter.counters.give_back_orphan(f"{d.id}#{step}")
 
@@ -499,8 +502,8 @@ class Chains:
         now = time.time()
         reason = await self._skip_reason(d, ent, channel)
         if reason:
-            att = await self.store.add_attempt(d.id, d.step, channel, 0, 0, now)
-            await self.receipts.settle(att.id, channel, "skipped", done=now, detail=reason)
+            att = await self.store.add_attempt(d.id, d.step, channel, 0, 0, now, d.day)
+            await self.receipts.settle(att.id, channel, "skipped", day=att.day, done=now, detail=reason)
             att.state = "skipped"
             return att
         try:
@@ -518,10 +521,10 @@ class Chains:
         reserved = await self.meter.reserve(f"{d.id}#{d.step}", d.enterprise, d.line, channel, segments, now)
         async with self.store.tx():
             att = await self.store.add_attempt(
-                d.id, d.step, channel, segments, 0, now + self._timeout(ent, channel)
+                d.id, d.step, channel, segments, 0, now + self._timeout(ent, channel), d.day
             )
             charge = await self.meter.settle(reserved)
-            await self._charged(att.id, channel, charge, now)
+            await self._charged(att, channel, charge, now)
             # its short links commit with the attempt, before the send (a card SMS's text has none)
             if charge.ok and legacy.links:
                 legacy = await self._minted(d, ent, channel, legacy)
@@ -542,26 +545,28 @@ class Chains:
         self.handed += 1
         ids = list(handed.message_ids)
         async with self.store.tx():
-            await self.store.add_message_ids(att.id, ids)
+            await self.store.add_message_ids(att.id, ids, att.day)
             if handed.ok and self.events is not None:  # the fact commits with the attempt's state
-                await self.events.record("sent", d.id, d.step, channel, time.time())
+                await self.events.record("sent", d, d.step, channel, time.time())
             if handed.ok and channel == "rcs":  # the MaaP owns the rest, SMS fallback included
                 carrier = self.carrier(ent.get("chatbot", "")) if self.carrier is not None else ""
                 await self.receipts.settle(
-                    att.id, channel, "delivered", done=time.time(), detail=handed.detail,
+                    att.id, channel, "delivered", day=att.day, done=time.time(), detail=handed.detail,
                     fact=(d.id, d.step, carrier),
                 )  # fmt: skip
                 att.state = "delivered"
             elif handed.ok:
-                await self.store.update_attempt(att.id, state="submitted", detail=",".join(ids))
+                await self.store.update_attempt(att.id, day=att.day, state="submitted", detail=",".join(ids))
                 att.state = "submitted"
             elif handed.unanswered:  # it may have gone out: wait for its receipt, as after a crash
                 detail = f"no answer ({handed.detail}); waiting for its receipt, not resent"
-                await self.store.update_attempt(att.id, state="unknown", detail=detail[:300])
+                await self.store.update_attempt(att.id, day=att.day, state="unknown", detail=detail[:300])
                 att.state = "unknown"
             else:  # skipped: the channel cannot take this card now (its media not approved)
                 outcome = "skipped" if handed.skipped else "error"
-                await self.receipts.settle(att.id, channel, outcome, done=time.time(), detail=handed.detail)
+                await self.receipts.settle(
+                    att.id, channel, outcome, day=att.day, done=time.time(), detail=handed.detail
+                )
                 att.state = outcome
         if not handed.ok and not handed.unanswered:  # unanswered: refunded if its deadline passes
             await self.meter.refund(charge_key(att))
@@ -573,7 +578,7 @@ class Chains:
         ):
             await self.revoker.revoke(d)
         if att.state == "submitted" and self.receipts.submitted(att.id, ids):
-            att.state = await self.receipts.evaluate(att.id)  # a receipt came before its ids
+            att.state = await self.receipts.evaluate(att.id, day=att.day)  # a receipt came before its ids
         return att
 
     async def _fence(self, did: str) -> None:
@@ -603,8 +608,9 @@ class Chains:
             codes.append(link.code)
         return legacy.fill(codes)
 
-    async def _charged(self, attempt: int, channel: str, charge: Charge, now: float) -> None:
+    async def _charged(self, att: Attempt, channel: str, charge: Charge, now: float) -> None:
         if charge.ok:
-            await self.store.update_attempt(attempt, units=charge.units + charge.overage)
+            await self.store.update_attempt(att.id, day=att.day, units=charge.units + charge.overage)
         else:
-            await self.receipts.settle(attempt, channel, "refused", done=now, detail=charge.reason)
+            reason = charge.reason
+            await self.receipts.settle(att.id, channel, "refused", day=att.day, done=now, detail=reason)

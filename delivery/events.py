@@ -173,25 +173,28 @@ class Events:
         key: str = "",
         button: str = "",
         vendor: str = "",
+        day: str = "",
     ) -> None:
         """Write a fact to the inbox, in the caller's commit (inside its `tx()`, or the group
         commit its `durable()` waits for); counted once per (delivery, step, kind, key): `key`
         tells apart facts of one kind that each count (two different buttons tapped: their
         texts); `button`: the tapped button's text; `vendor`: the carrier, MaaP or card-SMS
         vendor that reported it, when known. A tap on a button also records its delivery's step
-        as tapped (key ""): "tapped" counts deliveries."""
+        as tapped (key ""): "tapped" counts deliveries. `day`: the delivery's (a `Delivery`
+        carries its own), so the roller reads its delivery in one partition."""
         if kind not in KINDS:
             raise ValueError(f"unknown event kind {kind!r}; expected one of {KINDS}")
         if kind == "tapped" and key and button:
-            await self.record(kind, delivery, step, channel, at, "", "", vendor)
+            await self.record(kind, delivery, step, channel, at, "", "", vendor, day)
         did = delivery if isinstance(delivery, str) else delivery.id
+        day = day if isinstance(delivery, str) else delivery.day
         ident = f"{did}|{step}|{kind}|{key}"
         if ident in self._recent:
             return
         self._recent[ident] = None
         if len(self._recent) > RECENT_KEEP:
             del self._recent[next(iter(self._recent))]
-        await self.rows.inbox(InboxEvent(did, step, kind, key, channel, vendor, button, at))
+        await self.rows.inbox(InboxEvent(did, step, kind, key, channel, vendor, button, at, day))
         self._since_roll += 1
         if self._task is None:
             self.start()

@@ -21,9 +21,21 @@ from .compose import choose_card
 from .errors import InProgress, UnknownLine
 from .experiments import for_delivery
 from .metering import Counters
+from .metering.ledger import day_of
 from .model import DEFAULT_CHAIN, normalize_number
 from .records import Delivery
 from .storage import IntakeStore
+
+# How far from now an event's own time may be and still give its rows their day: a retry of the
+# event (any time within the claim's two days) then names the same day, and so the same keys. A
+# time further off (a clock far wrong) gives today's day instead.
+DAY_PAST, DAY_AHEAD = 2 * 86400, 600
+
+
+def day_of_event(at: float, now: float) -> str:
+    """The day (partition, docs/scaling.md) of a call event's call and delivery rows: that of the
+    event's own time, the same for every retry of it, unless that time is far from now."""
+    return day_of(at if now - DAY_PAST <= at <= now + DAY_AHEAD else now)
 
 
 def call_key(call_id: str, enterprise: str | None) -> str:
@@ -110,6 +122,7 @@ class Intake:
             at,
             now,
             now,
+            day_of_event(at, now),
         )
         # The event and its delivery commit together, or neither; acknowledged once durable.
         until = now + self.chains.lease

@@ -76,7 +76,7 @@ Write = (
 )  # fmt: skip
 # Each record's values in the order its statement's arrays take them.
 ACCEPT_ARRAYS = attrgetter(
-    "call_id", "phase", "event_at",  # CALLS_SQL
+    "call_id", "phase", "event_at", "day",  # CALLS_SQL
     "id", "call_id", "phase", "enterprise", "line", "recipient", "card", "template", "kind", "data", "chain",
     "step", "state", "reason", "channel", "event_at", "created", "updated", "owner", "lease_until",
 )  # fmt: skip
@@ -84,8 +84,8 @@ ATTEMPT_ARRAYS = attrgetter(*ATTEMPT_ROW)
 CHARGE_ARRAYS = attrgetter(
     "key", "enterprise", "package", "line", "channel", "units", "overage", "cost", "day", "at"
 )
-MESSAGE_ID_ARRAYS = attrgetter("message_id", "attempt")
-RECEIPT_ARRAYS = attrgetter("message_id", "stat", "at", "source")
+MESSAGE_ID_ARRAYS = attrgetter("message_id", "attempt", "day")
+RECEIPT_ARRAYS = attrgetter("message_id", "stat", "at", "source", "day")
 LINK_ARRAYS = attrgetter(*LINK_ROW)
 FACT_VALUES = attrgetter(*FACT_ARRAYS)
 INBOX_ARRAYS = attrgetter(*INBOX_COLUMNS)
@@ -106,6 +106,8 @@ class Batch:
     updates: dict[str, dict[Any, dict[str, Any]]] = field(
         default_factory=lambda: {"deliveries": {}, "attempts": {}}
     )
+    # the day of each updated row, where its writer knew it: its statement names that partition
+    days: dict[str, dict[Any, str]] = field(default_factory=lambda: {"deliveries": {}, "attempts": {}})
     refunds: set[str] = field(default_factory=set)
     finished: set[str] = field(default_factory=set)  # deliveries whose state left "active"
     renewals: dict[str, tuple[str, float, list[asyncio.Future[bool]]]] = field(default_factory=dict)
@@ -180,6 +182,8 @@ class Batch:
                 pending[ATTEMPT_AT[column]] = value
             return
         self.updates[w.table].setdefault(w.id, {}).update(w.values)
+        if w.day:
+            self.days[w.table][w.id] = w.day
 
     def _parts(self) -> list[tuple[str, str, list[Any]]]:
         """Each write as (name, statement, arguments), in the order a transaction runs them."""
@@ -207,12 +211,16 @@ class Batch:
         if self.inbox:  # new rows only (their own ids): nothing else in the flush touches them
             parts.append(("evt", INBOX_SQL, list(zip(*map(INBOX_ARRAYS, self.inbox), strict=True))))
         for table, rows in self.updates.items():
-            groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+            # one statement per shape and day (a day is a constant of its statement: one
+            # partition touched); rows whose day nobody knew probe every partition
+            groups: dict[tuple[tuple[str, ...], str], list[tuple[Any, ...]]] = {}
+            days = self.days[table]
             for id_, fields in rows.items():
                 cols = tuple(sorted(fields))
-                groups.setdefault(cols, []).append((id_, *(fields[c] for c in cols)))
-            for i, (cols, vals) in enumerate(groups.items()):
-                parts.append((f"u{table[0]}{i}", update_sql(table, cols), list(zip(*vals, strict=True))))
+                groups.setdefault((cols, days.get(id_, "")), []).append((id_, *(fields[c] for c in cols)))
+            for i, ((cols, day), vals) in enumerate(sorted(groups.items())):
+                args: list[Any] = [*zip(*vals, strict=True), *([day] if day else [])]
+                parts.append((f"u{table[0]}{i}", update_sql(table, cols, bool(day)), args))
         if self.refunds:
             parts.append(("ref", REFUNDS_SQL, [list(self.refunds)]))
         if self.renewals:

@@ -141,10 +141,10 @@ class Receipts:
         if self.store.shared:  # the store every worker writes: its submitter applies it
             self._later(self._forward(message_id, stat))
             return
-        attempt = await self.store.attempt_of_message(message_id)  # submitted before a restart
-        if attempt is not None:
+        found = await self.store.attempt_of_message(message_id)  # submitted before a restart
+        if found is not None:
             del self._unmatched[message_id]
-            await self.evaluate(attempt)
+            await self.evaluate(found[0], day=found[1])
         else:  # a process with a store of its own: another process on the same counters sent it
             self._later(self.meter.counters.forward_receipt(message_id, stat))
 
@@ -195,10 +195,10 @@ class Receipts:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
 
-    async def evaluate(self, attempt_id: int, vendor: str = "") -> str:
+    async def evaluate(self, attempt_id: int, vendor: str = "", *, day: str = "") -> str:
         """Apply the receipts an attempt has; its state afterwards (`vendor`: who reported the
-        receipt that made it whole, when one just arrived)."""
-        att, total, stats = await self.store.attempt_receipts(attempt_id)
+        receipt that made it whole, when one just arrived; `day`: the attempt's, where known)."""
+        att, total, stats = await self.store.attempt_receipts(attempt_id, day)
         if att is None or att.state not in WAITING:
             return att.state if att is not None else "gone"
         if total == 0 or (len(stats) < total and all(s == "DELIVRD" for s in stats)):
@@ -214,12 +214,13 @@ class Receipts:
         now = time.time()
         if failed:
             att.state = "failed"
-            await self.settle(att.id, att.channel, att.state, done=now, detail=f"receipt {failed[0]}")
+            detail = f"receipt {failed[0]}"
+            await self.settle(att.id, att.channel, att.state, day=att.day, done=now, detail=detail)
             self._later(self.meter.refund(charge_key(att)))
         else:
             att.state = "delivered"
             await self.settle(
-                att.id, att.channel, att.state, done=now, detail="receipt DELIVRD",
+                att.id, att.channel, att.state, day=att.day, done=now, detail="receipt DELIVRD",
                 fact=(att.delivery, att.step, vendor),
             )  # fmt: skip
         self.wakeups.announce(att.delivery)
@@ -233,12 +234,13 @@ class Receipts:
         if RENDERED in stats:
             att.state = "displayed"
             await self.settle(
-                att.id, att.channel, att.state, done=now, detail="render receipt",
+                att.id, att.channel, att.state, day=att.day, done=now, detail="render receipt",
                 fact=(att.delivery, att.step, vendor),
             )  # fmt: skip
         elif failed := [s for s in stats if s != "DELIVRD"]:
             att.state = "failed"
-            await self.settle(att.id, att.channel, att.state, done=now, detail=f"receipt {failed[0]}")
+            detail = f"receipt {failed[0]}"
+            await self.settle(att.id, att.channel, att.state, day=att.day, done=now, detail=detail)
             self._later(self.meter.refund(charge_key(att)))
         else:
             return att.state
@@ -249,10 +251,10 @@ class Receipts:
         """At a card SMS's deadline: the SMSC delivered it but no render receipt came, so the
         person got text and a link, not a card. The attempt is `delivered` and its units given
         back (card SMS is charged only when drawn). False when the SMSC did not say DELIVRD."""
-        got, _total, stats = await self.store.attempt_receipts(att.id)
+        got, _total, stats = await self.store.attempt_receipts(att.id, att.day)
         if got is None or got.state not in WAITING or "DELIVRD" not in stats:
             return False
-        await self.settle(att.id, att.channel, "delivered", done=time.time(),
+        await self.settle(att.id, att.channel, "delivered", day=att.day, done=time.time(),
                           detail="receipt DELIVRD; no render receipt: shown as text",
                           fact=(att.delivery, att.step, ""))  # fmt: skip
         await self.meter.refund(charge_key(att))
@@ -264,20 +266,22 @@ class Receipts:
         channel: str,
         state: str,
         *,
+        day: str = "",
         fact: tuple[str, int, str] | None = None,
         **fields: Any,
     ) -> None:
         """Write an attempt's final state (delivered, failed, timeout, error, skipped, refused)
         and tell `on_outcome`; a delivered or displayed one with its "delivered" event in the
         same commit (`fact`: its delivery, step and the vendor that reported it). Inside a
-        transaction that later rolls back (a database error), the outcome was told all the same."""
-        await self.store.update_attempt(attempt_id, state=state, **fields)
+        transaction that later rolls back (a database error), the outcome was told all the same.
+        `day`: the attempt's, so its update touches one partition on PostgreSQL."""
+        await self.store.update_attempt(attempt_id, day=day, state=state, **fields)
         if fact is not None and self.events is not None and state in ("delivered", "displayed"):
             # nothing between the two writes yields to the event loop: they join the same commit
             # (SQLite's open transaction, or the same group-commit batch or block on PostgreSQL)
             delivery, step, vendor = fact
             at = float(fields.get("done") or time.time())
-            await self.events.record("delivered", delivery, step, channel, at, vendor=vendor)
+            await self.events.record("delivered", delivery, step, channel, at, vendor=vendor, day=day)
         if attempt_id in self._told:
             return
         self._told[attempt_id] = None

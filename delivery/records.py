@@ -37,6 +37,9 @@ class Delivery:
     event_at: float
     created: float
     updated: float
+    # Its China day, the partition of its rows on PostgreSQL (migration 0014): the day of the
+    # call event's own time, so every retry of the event names the same day (docs/scaling.md).
+    day: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,6 +76,7 @@ class Attempt:
     done: float | None
     detail: str
     revoke: str = ""  # a 5G card taken back: requested | revoked | failed | refused ("" : not)
+    day: str = ""  # its delivery's day (its partition on PostgreSQL)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -68,8 +68,8 @@ class CardRefusals:
         if d.kind != "message" or d.passed:
             return
         mid = d.ref.removeprefix("message:")
-        attempt = await self.store.attempt_of_message(mid) if mid else None
-        att = (await self.store.attempt_receipts(attempt))[0] if attempt is not None else None
+        found = await self.store.attempt_of_message(mid) if mid else None  # the attempt and its day
+        att = (await self.store.attempt_receipts(*found))[0] if found is not None else None
         delivery = await self.store.delivery(att.delivery) if att is not None else None
         if att is None or delivery is None or att.channel != "rcs":
             log.info("the carrier refused message %s, which is none of our cards: ignored", mid[:100])

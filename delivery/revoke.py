@@ -63,7 +63,7 @@ class Revoker:
         if state == "refused":
             log.warning("delivery %s: the MaaP refused to revoke its pre-call card: %s", d.id, result.detail)
         async with self.store.tx():
-            await self.store.update_attempt(att.id, revoke=state)
+            await self.store.update_attempt(att.id, day=att.day, revoke=state)
         await self.store.durable()
 
     async def on_status(self, reports: Iterable[StatusReport]) -> None:
@@ -72,8 +72,8 @@ class Revoker:
             result = RESULTS.get(r.status)
             if result is None:
                 continue
-            attempt = await self.store.attempt_of_message(r.message_id)
-            if attempt is not None:
+            found = await self.store.attempt_of_message(r.message_id)  # its id and day
+            if found is not None:
                 async with self.store.tx():
-                    await self.store.update_attempt(attempt, revoke=result)
+                    await self.store.update_attempt(found[0], day=found[1], revoke=result)
         await self.store.durable()

@@ -23,13 +23,17 @@ from typing import Any, ClassVar
 from infra import jsonio
 
 from ..drivers import Driver
+from ..metering.ledger import day_of
 from ..records import Delivery
 
 DELIVERY_COLUMNS = (
     "id, call_id, phase, enterprise, line, recipient, card, template, kind, data, chain, step, state, "
-    "reason, channel, event_at, created, updated"
+    "reason, channel, event_at, created, updated, day"
 )
+# By id alone PostgreSQL probes the id's index in every kept day's partition; with the day (what
+# the chain and its updates carry), in one.
 DELIVERY_BY_ID = f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id=$1"
+DELIVERY_BY_ID_DAY = f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id=$1 AND day=$2"
 DELIVERIES_OF_CALL_SQL = f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE call_id=$1 ORDER BY created"
 # A pre-call chain asks whether its call was answered or ended just before its first hand-over,
 # moments after its call event was accepted; on PostgreSQL the flush that accepted the event read
@@ -41,7 +45,7 @@ PHASES_FRESH = 0.25
 def delivery_of(r: Sequence[Any]) -> Delivery:
     return Delivery(
         r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], jsonio.loads(r[9]), jsonio.loads(r[10]),
-        r[11], r[12], r[13], r[14], r[15], r[16], r[17],
+        r[11], r[12], r[13], r[14], r[15], r[16], r[17], r[18],
     )  # fmt: skip
 
 
@@ -66,14 +70,17 @@ def check_fields(table: str, fields: dict[str, Any]) -> None:
         raise ValueError(f"cannot update {table}.{sorted(bad)}")
 
 
-def update_sql(table: str, columns: tuple[str, ...]) -> str:
-    """One UPDATE for many rows that change the same columns (names from UPDATE_TYPES only)."""
+def update_sql(table: str, columns: tuple[str, ...], by_day: bool = True) -> str:
+    """One UPDATE for many rows of one day that change the same columns (names from UPDATE_TYPES
+    only); the day is the last argument, a constant, so PostgreSQL touches that day's partition
+    alone. `by_day` False: rows whose day the caller did not know (every partition probed)."""
     types = UPDATE_TYPES[table]
     kinds = [ID_TYPES[table], *(types[c] for c in columns)]
     arrays = ", ".join(f"${i}::{t}[]" for i, t in enumerate(kinds, 1))
     sets = ", ".join(f"{c} = u.{c}" for c in columns)
     names = ", ".join(columns)
-    return f"UPDATE {table} t SET {sets} FROM unnest({arrays}) AS u(id, {names}) WHERE t.id = u.id"
+    day = f" AND t.day = ${len(kinds) + 1}::text" if by_day else ""
+    return f"UPDATE {table} t SET {sets} FROM unnest({arrays}) AS u(id, {names}) WHERE t.id = u.id{day}"
 
 
 @functools.cache
@@ -87,11 +94,13 @@ def update_row_sql(table: str, columns: tuple[str, ...]) -> str:
 @dataclass(frozen=True, slots=True)
 class AcceptCall:
     """A call event (its `calls` row) with its delivery and, when active, its chain's lease: the
-    delivery and the lease are written only if the call event is new."""
+    delivery and the lease are written only if the call event is new. `day`: both rows' day, that
+    of the event's own time (a retry of the event names the same day, so the same keys)."""
 
     call_id: str
     phase: str
     event_at: float
+    day: str
     id: str
     enterprise: str
     line: str
@@ -134,31 +143,32 @@ class UpdateDelivery:
     table: ClassVar[str] = "deliveries"
     id: str
     values: dict[str, Any]
+    day: str = ""  # the delivery's day ("": not known, every partition probed)
 
 
 # The call event on SQLite: two statements (the second only if the first inserted a row).
 CALL_ROW_SQL = "INSERT INTO calls VALUES ($1,$2,$3) ON CONFLICT DO NOTHING"
 DELIVERY_ROW_SQL = (
     f"INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES "
-    "($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18) ON CONFLICT DO NOTHING"
+    "($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19) ON CONFLICT DO NOTHING"
 )
 # The same on PostgreSQL, for every call event of a flush: three data-modifying CTEs of one statement.
+# The call's day is written, never the column's default (the day it happens to be written): a
+# retry of the event across midnight must meet its first write's key. Its delivery takes it.
 CALLS_SQL = (
-    "INSERT INTO calls (call_id, phase, at) "
-    "SELECT * FROM unnest($1::text[], $2::text[], $3::float8[]) ON CONFLICT DO NOTHING "
-    "RETURNING call_id, phase"
+    "INSERT INTO calls (call_id, phase, at, day) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[]) ON CONFLICT DO NOTHING "
+    "RETURNING call_id, phase, day"
 )
-# A delivery's day (its partition, migration 0014): the China day of its creation.
-DAY_OF_CREATED = "to_char(to_timestamp(d.created + 8 * 3600) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 DELIVERIES_SQL = (  # only the deliveries whose call event was new (the CTE `c`: CALLS_SQL)
     "INSERT INTO deliveries (id, call_id, phase, enterprise, line, recipient, card, template, kind, data, "
     "chain, step, state, reason, channel, event_at, created, updated, owner, lease_until, day) "
     "SELECT d.id, d.call_id, d.phase, d.enterprise, d.line, d.recipient, d.card, d.template, d.kind, d.data, "
     "d.chain, d.step, d.state, d.reason, d.channel, d.event_at, d.created, d.updated, d.owner, "
-    f"d.lease_until, {DAY_OF_CREATED} "
-    "FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], "
-    "$11::text[], $12::text[], $13::text[], $14::text[], $15::int[], $16::text[], $17::text[], $18::text[], "
-    "$19::float8[], $20::float8[], $21::float8[], $22::text[], $23::float8[]) AS d(id, call_id, phase, "
+    "d.lease_until, c.day "
+    "FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], "
+    "$12::text[], $13::text[], $14::text[], $15::text[], $16::int[], $17::text[], $18::text[], $19::text[], "
+    "$20::float8[], $21::float8[], $22::float8[], $23::text[], $24::float8[]) AS d(id, call_id, phase, "
     "enterprise, line, recipient, card, template, kind, data, chain, step, state, reason, channel, event_at, "
     "created, updated, owner, lease_until) JOIN c ON c.call_id = d.call_id AND c.phase = d.phase "
     "ON CONFLICT DO NOTHING RETURNING id, state, owner, lease_until, created"
@@ -201,7 +211,9 @@ class CallRows:
     async def accept_call(self, d: Delivery, owner: str = "", lease_until: float = 0.0) -> bool:
         """Record a call event (`d.call_id`, `d.phase`, `d.event_at`) and its new delivery, leased
         to `owner` (the worker that will run its chain) until then; False, and nothing written,
-        if that call id and phase were seen before. Returns once durable."""
+        if that call id and phase were seen before. Returns once durable. Both rows take `d.day`
+        (set here, if empty, to the day of the event's time)."""
+        d.day = d.day or day_of(d.event_at)
         w = self.db.writes
         if w is None:
             if await self.db.run(CALL_ROW_SQL, d.call_id, d.phase, d.event_at) == 0:
@@ -211,15 +223,16 @@ class CallRows:
                 DELIVERY_ROW_SQL,
                 d.id, d.call_id, d.phase, d.enterprise, d.line, d.recipient, d.card, d.template, d.kind,
                 jsonio.dumps_str(d.data), jsonio.dumps_str(d.chain), d.step, d.state, d.reason, d.channel,
-                d.event_at, d.created, d.updated,
+                d.event_at, d.created, d.updated, d.day,
             )  # fmt: skip
             await self._durable_outside_tx()
             return True
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         w.queue(
             AcceptCall(
-                call_id=d.call_id, phase=d.phase, event_at=d.event_at, id=d.id, enterprise=d.enterprise,
-                line=d.line, recipient=d.recipient, card=d.card, template=d.template, kind=d.kind,
+                call_id=d.call_id, phase=d.phase, event_at=d.event_at, day=d.day, id=d.id,
+                enterprise=d.enterprise, line=d.line, recipient=d.recipient, card=d.card, template=d.template,
+                kind=d.kind,
                 data=jsonio.dumps_str(d.data), chain=jsonio.dumps_str(d.chain), step=d.step, state=d.state,
                 reason=d.reason, channel=d.channel, created=d.created, updated=d.updated, owner=owner,
                 lease_until=lease_until,
@@ -259,8 +272,9 @@ class CallRows:
         w.queue(AskPhases(call_id), fut)
         return await fut
 
-    async def delivery(self, id: str) -> Delivery | None:
-        row = await self.db.one(DELIVERY_BY_ID, id)
+    async def delivery(self, id: str, day: str = "") -> Delivery | None:
+        """By id, in its day's partition when `day` is given (else every kept day's is probed)."""
+        row = await (self.db.one(DELIVERY_BY_ID_DAY, id, day) if day else self.db.one(DELIVERY_BY_ID, id))
         return delivery_of(row) if row else None
 
     async def deliveries_of_call(self, call_id: str) -> list[Delivery]:
@@ -276,11 +290,13 @@ class CallRows:
         assert row is not None
         return int(row[0]), int(row[1])
 
-    async def update_delivery(self, id: str, **fields: Any) -> None:
+    async def update_delivery(self, id: str, *, day: str = "", **fields: Any) -> None:
+        """`day`: the delivery's, so PostgreSQL updates that day's partition alone ("": every
+        kept day's is probed for the id)."""
         fields["updated"] = time.time()
         check_fields("deliveries", fields)
         if self.db.writes is not None:
-            self.db.writes.queue(UpdateDelivery(id, fields))
+            self.db.writes.queue(UpdateDelivery(id, fields, day))
         else:
             await self.db.run(update_row_sql("deliveries", tuple(fields)), *fields.values(), id)
 

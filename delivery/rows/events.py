@@ -29,13 +29,14 @@ from ..drivers import Driver
 
 log = logging.getLogger("mingpian.delivery")
 
-INBOX_COLUMNS = ("delivery", "step", "kind", "key", "channel", "vendor", "button", "at")
+# `day`: the delivery's (its partition on PostgreSQL), so the roll reads one partition per fact.
+INBOX_COLUMNS = ("delivery", "step", "kind", "key", "channel", "vendor", "button", "at", "day")
 INBOX_ROW_SQL = (
-    f"INSERT INTO delivery_event_inbox ({', '.join(INBOX_COLUMNS)}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)"
+    f"INSERT INTO delivery_event_inbox ({', '.join(INBOX_COLUMNS)}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)"
 )
 INBOX_SQL = (
     f"INSERT INTO delivery_event_inbox ({', '.join(INBOX_COLUMNS)}) SELECT * FROM unnest($1::text[], "
-    "$2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[])"
+    "$2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[], $9::text[])"
 )
 
 RAW_COLUMNS = (
@@ -53,20 +54,33 @@ NEW = "enterprise, card, version, experiment, variant, channel, step, kind, key,
 # once, for their rollups (`NEW`). The lookups are lateral on PostgreSQL: one index probe per fact,
 # whatever the tables' size or statistics (a hash join would read every delivery). Each database
 # spells the raw event's derived columns its own way: the China day the delivery was created, the
-# version, experiment and variant from its data, the seconds since its first attempt began.
+# version, experiment and variant from its data, the seconds since its first attempt began. A raw
+# event's day is its delivery's (on SQLite, for a delivery stored without one, that of its creation).
 RAW_SELECT = {
-    "postgresql": "to_char(to_timestamp(created + 8 * 3600) AT TIME ZONE 'UTC', 'YYYY-MM-DD'), delivery, "
+    "postgresql": "dday, delivery, "
     "step, kind, key, enterprise, card, trunc(COALESCE(NULLIF(doc->>'version', '')::numeric, 0))::int, "
     "COALESCE(doc->>'experiment', ''), COALESCE(doc->>'variant', ''), channel, vendor, button, at, "
     "GREATEST(at - COALESCE(started, created), 0)",
-    "sqlite": "date(created, 'unixepoch', '+8 hours'), delivery, step, kind, key, enterprise, card, "
+    "sqlite": "COALESCE(NULLIF(dday, ''), date(created, 'unixepoch', '+8 hours')), delivery, step, kind, "
+    "key, enterprise, card, "
     "CAST(COALESCE(json_extract(doc, '$.version'), 0) AS INTEGER), COALESCE(json_extract(doc, "
     "'$.experiment'), ''), COALESCE(json_extract(doc, '$.variant'), ''), channel, vendor, button, at, "
     "max(at - COALESCE(started, created), 0)",
 }
 CLAIMED = (
     "c.delivery, c.step, c.kind, c.key, c.channel, c.vendor, c.button, c.at, d.enterprise, d.card, "
-    "d.created, a.started"
+    "d.created, d.day AS dday, a.started"
+)
+# A fact's delivery and first attempt in the fact's day (one partition each); only when not found
+# there (a fact written without its day, or an attempt stored before attempts took their
+# delivery's day) in every kept day: the second branch of each runs only when the first found none.
+DELIVERY_OF_FACT = (
+    "(SELECT enterprise, card, data, created, day FROM deliveries WHERE id = c.delivery AND day = c.day) "
+    "UNION ALL (SELECT enterprise, card, data, created, day FROM deliveries WHERE id = c.delivery) LIMIT 1"
+)
+FIRST_ATTEMPT_OF_FACT = (
+    "(SELECT started FROM attempts WHERE delivery = c.delivery AND step = 0 AND day = d.day) "
+    "UNION ALL (SELECT started FROM attempts WHERE delivery = c.delivery AND step = 0) LIMIT 1"
 )
 # PostgreSQL: the claim (`DELETE … SKIP LOCKED`: the workers' rollers claim disjoint rows), the
 # raw events and how many facts were claimed and had no delivery, in one statement: its rows are
@@ -74,9 +88,8 @@ CLAIMED = (
 ROLL_SQL = (
     "WITH c AS (DELETE FROM delivery_event_inbox WHERE id = ANY(ARRAY(SELECT id FROM delivery_event_inbox "
     "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)) RETURNING *), "
-    f"j AS (SELECT {CLAIMED}, d.data::jsonb AS doc FROM c LEFT JOIN LATERAL (SELECT enterprise, card, data, "
-    "created FROM deliveries WHERE id = c.delivery LIMIT 1) d ON true LEFT JOIN LATERAL (SELECT started "
-    "FROM attempts WHERE delivery = c.delivery AND step = 0 LIMIT 1) a ON true), "
+    f"j AS (SELECT {CLAIMED}, d.data::jsonb AS doc FROM c LEFT JOIN LATERAL ({DELIVERY_OF_FACT}) d ON true "
+    f"LEFT JOIN LATERAL ({FIRST_ATTEMPT_OF_FACT}) a ON true), "
     f"ins AS (INSERT INTO delivery_events ({', '.join(RAW_COLUMNS)}) SELECT {RAW_SELECT['postgresql']} "
     "FROM j WHERE enterprise IS NOT NULL ORDER BY 1, 2, 3, 4, 5 ON CONFLICT DO NOTHING RETURNING "
     f"{NEW}), k AS (SELECT count(*) AS claimed, count(*) FILTER (WHERE enterprise IS NULL) AS gone FROM j) "
@@ -175,6 +188,7 @@ class InboxEvent:
     vendor: str
     button: str
     at: float
+    day: str = ""  # the delivery's ("": not known; the roll then looks in every kept day)
 
 
 Latency = tuple[str, str, str, float, int, str, str, str, str, int]
@@ -199,7 +213,7 @@ class EventRows:
             w.queue(e)
         else:
             await self.db.run(
-                INBOX_ROW_SQL, e.delivery, e.step, e.kind, e.key, e.channel, e.vendor, e.button, e.at
+                INBOX_ROW_SQL, e.delivery, e.step, e.kind, e.key, e.channel, e.vendor, e.button, e.at, e.day
             )
 
     async def roll(self, limit: int, aggregate: Any) -> tuple[int, int]:

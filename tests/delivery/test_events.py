@@ -39,7 +39,7 @@ def delivery(i: int, created: float, variant: str = "", experiment: str = "") ->
     return Delivery(
         id=f"d{i}", call_id=f"c{i}", phase="hangup", enterprise="sf", line="+8610", recipient=f"+86138{i:08d}",
         card="courier", template="t", kind="hangup", data=data, chain=["rcs", "sms"], step=0, state="done",
-        reason="", channel="rcs", event_at=created, created=created, updated=created,
+        reason="", channel="rcs", event_at=created, created=created, updated=created, day=day_of(created),
     )  # fmt: skip
 
 
@@ -50,16 +50,16 @@ async def stored(store: Store, *ds: Delivery, started: float | None = None) -> N
         for d in ds:
             await store.db.run(
                 "INSERT INTO deliveries (id, call_id, phase, enterprise, line, recipient, card, template, "
-                "kind, data, chain, step, state, reason, channel, event_at, created, updated) VALUES "
-                "($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)",
+                "kind, data, chain, step, state, reason, channel, event_at, created, updated, day) VALUES "
+                "($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)",
                 d.id, d.call_id, d.phase, d.enterprise, d.line, d.recipient, d.card, d.template, d.kind,
                 jsonio.dumps_str(d.data), jsonio.dumps_str(d.chain), d.step, d.state, d.reason, d.channel,
-                d.event_at, d.created, d.updated,
+                d.event_at, d.created, d.updated, d.day,
             )  # fmt: skip
-            await store.db.run(
+            await store.db.run(  # the attempt's rows take its delivery's day
                 "INSERT INTO attempts (delivery, step, channel, state, segments, units, started, deadline, "
-                "done, detail) VALUES ($1, 0, $2, 'delivered', 1, 1, $3, $3, NULL, '')",
-                d.id, d.chain[0], d.created if started is None else started,
+                "done, detail, day) VALUES ($1, 0, $2, 'delivered', 1, 1, $3, $3, NULL, '', $4)",
+                d.id, d.chain[0], d.created if started is None else started, d.day,
             )  # fmt: skip
     await store.db.durable()
 

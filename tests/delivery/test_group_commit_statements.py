@@ -17,6 +17,7 @@ from delivery.rows.events import InboxEvent
 from delivery.rows.ledger import RecordCharge, Refund
 
 NOW = 1_790_000_000.0
+DAY = "2026-09-21"  # NOW's China day: each row's partition, written by every insert
 RECORDED = Path(__file__).with_name("group_commit_statements.json")
 
 
@@ -25,6 +26,7 @@ def accept_row(did: str, call: str, owner: str = "w1") -> AcceptCall:
         call_id=call,
         phase="ringing",
         event_at=NOW,
+        day=DAY,
         id=did,
         enterprise="ent",
         line="10086",
@@ -51,25 +53,26 @@ def every_kind() -> Batch:
     b.add(accept_row("d2", "c2"), None)
     b.add(accept_row("d1", "c1"), None)
     b.add(accept_row("d1", "c1"), None)  # a repeat in the same flush
-    b.add(InsertAttempt(2, "d1", 0, "sms", "sending", 1, 0, NOW, NOW + 60, None, ""))
-    b.add(UpdateAttempt(2, {"units": 1, "state": "submitted", "detail": "m1"}))  # folded in
+    b.add(InsertAttempt(2, "d1", 0, "sms", "sending", 1, 0, NOW, NOW + 60, None, "", DAY))
+    b.add(UpdateAttempt(2, {"units": 1, "state": "submitted", "detail": "m1"}, DAY))  # folded in
     b.add(RecordCharge("d1#0", "ent", None, "10086", "sms", 1, 0, 0.05, "2026-09-21", NOW))
-    b.add(MessageId("m2", 2))
-    b.add(MessageId("m1", 2))
-    b.add(Receipt("m9", "DELIVRD", NOW + 1, "8613800138000"))
-    b.add(Receipt("m1", "DELIVRD", NOW + 1, "8613800138000"))
-    b.add(UpdateDelivery("d0", {"state": "delivered", "channel": "sms", "updated": NOW + 2}))
-    b.add(UpdateDelivery("d0", {"reason": "ok"}))  # merged with the one above
-    b.add(UpdateDelivery("d7", {"step": 1, "updated": NOW + 2}))
-    b.add(UpdateAttempt(1, {"state": "delivered", "done": NOW + 2}))
+    b.add(MessageId("m2", 2, DAY))
+    b.add(MessageId("m1", 2, DAY))
+    b.add(Receipt("m9", "DELIVRD", NOW + 1, "8613800138000", DAY))
+    b.add(Receipt("m1", "DELIVRD", NOW + 1, "8613800138000", DAY))
+    b.add(UpdateDelivery("d0", {"state": "delivered", "channel": "sms", "updated": NOW + 2}, DAY))
+    b.add(UpdateDelivery("d0", {"reason": "ok"}))  # merged with the one above, its day kept
+    b.add(UpdateDelivery("d7", {"step": 1, "updated": NOW + 2}, "2026-09-20"))  # another day's row
+    b.add(UpdateDelivery("d6", {"step": 1, "updated": NOW + 2}))  # its day not known: every partition
+    b.add(UpdateAttempt(1, {"state": "delivered", "done": NOW + 2}, DAY))
     b.add(Refund("d5#0"))
     b.add(RenewLease("d9", "w1", NOW + 30), None)
     b.add(RenewLease("d9", "w1", NOW + 20), None)  # the later lease wins
     b.add(RenewLease("d8", "w1", NOW + 30), None)
     b.add(AskPhases("c0"), None)
     b.add(AskPhases("c2"), None)
-    b.add(InboxEvent("d1", 0, "sent", "", "sms", "", "", NOW + 1))  # the event stream's inbox
-    b.add(InboxEvent("d0", 0, "delivered", "", "sms", "smsc", "", NOW + 2))
+    b.add(InboxEvent("d1", 0, "sent", "", "sms", "", "", NOW + 1, DAY))  # the event stream's inbox
+    b.add(InboxEvent("d0", 0, "delivered", "", "sms", "smsc", "", NOW + 2, DAY))
     return b
 
 
@@ -83,17 +86,22 @@ def touching_twice() -> Batch:
     return b
 
 
+def as_json(value: Any) -> Any:
+    return value if isinstance(value, str) else list(value)
+
+
 def wire(b: Batch) -> dict[str, Any]:
     """What the batch sends, as JSON would keep it (arrays as lists). The ids of refunds and of
-    finished deliveries are a set's, in no set order: sorted here."""
+    finished deliveries are a set's, in no set order: sorted here. An update's day is one value
+    (a constant of its statement), not an array."""
     parts = [
-        [name, text, [sorted(c) if name in ("ref", "fin") else list(c) for c in values]]
+        [name, text, [sorted(c) if name in ("ref", "fin") else as_json(c) for c in values]]
         for name, text, values in b._parts()
     ]
     sent: dict[str, Any] = {"statements": b.statements(), "parts": parts, "size": b.size}
     if b.statements() == 1:
         sql, args = b.statement()
-        sent["statement"] = [sql, [list(a) for a in args]]
+        sent["statement"] = [sql, [as_json(a) for a in args]]
     return sent
 
 

@@ -127,7 +127,7 @@ async def test_a_database_of_the_previous_release_is_adopted_and_migrated_with_i
         assert d.chain == ["ussd", "sms"]
         [attempt] = await store.attempts("d1")
         assert (attempt.channel, attempt.state, attempt.done) == ("sms", "delivered", T0 + 4)
-        assert await store.attempt_of_message("m1") == 1
+        assert await store.attempt_of_message("m1") == (1, "")  # rows from before days: none
         # chatbot owners backfilled: of two enterprises sharing an address, the first by id keeps it
         assert not await store.claim_chatbot("b", "106500")
         assert not await store.claim_chatbot("sf", "777")
@@ -180,8 +180,8 @@ async def test_check_refuses_a_pending_migration_and_off_leaves_the_schema_alone
     ):
         SqliteDeliveryStore(path).open("check")
     store = SqliteDeliveryStore(path)
-    store.open("off")
-    assert await store.delivery("d1") is not None
+    store.open("off")  # the rows are there, in the old schema (which this code's reads may not know)
+    assert await store.db.one("SELECT id FROM deliveries WHERE id = 'd1'") is not None
     store.close()
     assert "schema_migrations" not in tables(path) and "dedupe" in tables(path)
     SqliteDeliveryStore(path).open("auto")

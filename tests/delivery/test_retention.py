@@ -197,8 +197,8 @@ async def test_a_delivery_of_yesterday_is_found_by_id_and_its_receipt_today(stor
     assert d is not None and day_of(d.created) == day_of(now - 86400)
     att = await store.attempt("y1-0", 0)
     assert att is not None
-    assert await store.attempt_of_message("my1-0") == att.id
-    await store.update_attempt(att.id, state="submitted")
+    assert await store.attempt_of_message("my1-0") == (att.id, att.day)  # with its day
+    await store.update_attempt(att.id, day=att.day, state="submitted")
     await store.db.durable()
     assert await store.waiting_attempts_of(["my1-0"]) == [att.id]
     await store.receipt("my1-0x", "DELIVRD")
@@ -316,7 +316,7 @@ async def test_the_migration_moves_existing_rows_into_day_partitions(
             assert [r[0] for r in rows] == [day_of(old)], table
             assert (await store.db.one(f"SELECT count(*) FROM {table}_default"))[0] == 0  # type: ignore[index]
         assert (await store.delivery("d1")).state == "done"  # type: ignore[union-attr]
-        assert await store.attempt_of_message("m1") == aid
+        assert await store.attempt_of_message("m1") == (aid, day_of(old))  # its attempt's day
         new = await store.db.one("SELECT nextval(pg_get_serial_sequence('attempts', 'id'))")
         assert new is not None and new[0] > aid
     finally:
