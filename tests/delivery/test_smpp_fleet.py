@@ -325,3 +325,37 @@ async def test_cards_keep_going_out_after_the_smsc_drops_both_binds(
     d = await settle(client, "k2:ended")
     assert (d["state"], d["channel"]) == ("delivered", "ussd")
     assert await service.smpp.wait_bound(3, count=2) and gateway.binds == 4
+
+
+# -- what a chain needs to know about a lost session ----------------------------------------------
+async def test_a_submit_whose_session_closes_before_its_answer_is_unanswered_not_unsent(
+    gateway: GatewaySim, pools: PoolFactory
+) -> None:
+    """The SMSC took it and the answer was lost: the chain waits for its receipt rather than
+    sending the card again on the next channel (delivery/chain.py)."""
+    gateway.answer_delay = 1.0
+    pool = pools()
+    assert await pool.wait_bound(3)
+    pending = asyncio.ensure_future(pool.submit(sm(1)))
+    await eventually(lambda: len(gateway.submits) == 1)
+    gateway.kick()
+    res = await pending
+    assert (res.ok, res.sent, res.answered) == (False, True, False)
+    assert len(gateway.submits) == 1  # not resent on another session
+
+
+async def test_the_time_with_no_session_bound_is_counted(gateway: GatewaySim, pools: PoolFactory) -> None:
+    """An attempt's deadline stands still for it: the SMSC holds a lost session's receipts."""
+    pool = pools(binds=2)
+    assert await pool.wait_bound(3, count=2)
+    t0 = time.time()
+    assert pool.unbound(t0, time.time()) == 0
+    gateway.bind_limits["mingpian"] = 0
+    gateway.kick()
+    await eventually(lambda: pool.bound == 0)
+    await asyncio.sleep(0.3)
+    del gateway.bind_limits["mingpian"]
+    assert await pool.wait_bound(3)
+    t1 = time.time()
+    assert 0.3 <= pool.unbound(t0, t1) <= t1 - t0
+    assert pool.unbound(t1, t1 + 5) == 0  # bound again: no more counted
