@@ -10,7 +10,13 @@ durable and the chain's lease is checked (the fence in delivery/chain.py); a wor
 after that check and wakes past its lease may still hand that one card over, but the worker that
 took the chain over found the attempt row (`sending`) and never sends it again on that channel:
 it waits for the card's receipt (matched by the recipient) until the attempt's deadline, and
-the paused worker sends nothing after that deadline either (the SMPP gateway's bound)."""
+the paused worker sends nothing after that deadline either (the SMPP gateway's bound).
+
+What a pause longer than a channel's timeout does show twice is a fall-over: the SMSC hands
+receipts to any bind of the account, the stopped worker's included, and a USSD card whose
+receipt is held there past its 5 s timeout goes out again as SMS (bench/fault_bench.py, 10 s:
+34 of 292; never on one channel twice). Hence the 3 s pause here, and the figures and the remedy
+(a channel timeout longer than the stalls to ride through) in docs/operations.md, "Faults"."""
 
 from __future__ import annotations
 
