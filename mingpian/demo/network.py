@@ -59,7 +59,7 @@ def attach(app: web.Application, demo: Demo) -> None:
 
 def _network(demo: Demo):  # type: ignore[no-untyped-def]
     async def run(app: web.Application) -> AsyncIterator[None]:
-        base = demo.settings.base_url
+        base = demo.local_url
         smsc = GatewaySim(password=demo.smpp_password)
         smsc.set_rules(_rules())
         await smsc.start(port=demo.smpp_port)

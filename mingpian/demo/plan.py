@@ -28,6 +28,9 @@ CONFIGURED = (
 )
 
 
+TEMPLATES = ("courier-hangup", "staff-card")  # what the demo's cards are made of (phones.py)
+
+
 def _loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -48,6 +51,9 @@ def why_not(settings: Settings) -> str:
     for name in CONFIGURED:
         if getattr(settings, name):
             return f"{name} is configured"
+    missing = [t for t in TEMPLATES if not (settings.template_dir / t).is_dir()]
+    if missing:  # a folder of one's own templates: the demo's cards could not be made
+        return f"the template folder has no {', '.join(missing)}"
     return ""
 
 
@@ -88,6 +94,14 @@ class Demo:
     cardsms_secret: str
     callback_secret: str
     once: str  # the one-time sign-in link's code (api.py), new at each start
+
+    @property
+    def local_url(self) -> str:
+        """Where the simulators call this server back: on loopback, whatever `public_base_url` says."""
+        host = self.settings.host
+        return (
+            f"http://[{host}]:{self.settings.port}" if ":" in host else f"http://{host}:{self.settings.port}"
+        )
 
     @property
     def sign_in_url(self) -> str:
