@@ -30,6 +30,7 @@ from chatbot.errors import Busy
 from chatbot.events import InboundEvent
 from chatbot.runtime import ChatbotRuntime
 from chatbot.turns import Outbound
+from delivery.readable import readable
 from delivery.records import Delivery
 from delivery.service import DeliveryService
 from delivery.shortlinks import ShortLink, client_class
@@ -42,7 +43,6 @@ from renderer.model import Message, Suggestion
 from ..api.delivery.links import miss_limit_key
 from ..clientaddr import client_address
 from ..errors import ApiError
-from .numbers import readable
 
 log = logging.getLogger("mingpian.h5")
 

@@ -266,7 +266,7 @@ async def test_dry_run_shows_each_channel_without_sending(make_app: AppFactory) 
     assert await client.app[delivery_key].store.deliveries_of_call("dry-run") == []
     hotline = {"line": "400-811-1111", "to": CUSTOMER, "phase": "ended"}
     body = await (await client.post("/api/enterprises/sf/dry-run", json=hotline, headers=sf)).json()
-    assert body["brand"]["signature"] == "4008111111"  # unverified: the bare number
+    assert body["brand"]["signature"] == "400-811-1111"  # unverified: the number as people read it
     pre = {**hotline, "phase": "ringing"}
     body = await (await client.post("/api/enterprises/sf/dry-run", json=pre, headers=sf)).json()
     # the pre-call staff card needs a staff member; the hotline has none

@@ -148,6 +148,10 @@ def test_the_words_are_the_readers_own(browser: Any, server: ServerThread) -> No
     open_page(page, "#/lines", "lines")
     lines = page.inner_text("main")
     assert "0755-8888 1234" in lines and "138 0000 0001" in lines and "+86" not in lines
+    page.fill("input[name=q]", "0755-8888 1234")  # searched as it is shown
+    page.press("input[name=q]", "Enter")
+    page.wait_for_selector(".paged[data-total='1']")
+    assert "深圳总部" in page.inner_text(".paged")
     open_page(page, "#/audit", "audit")
     log = page.inner_text("main")
     assert "线路 0755-8888 1234" in log

@@ -22,6 +22,9 @@ from delivery.readable import readable
         ("+447700900123", "+447700900123"),
         ("95338", "95338"),  # a service code, as dialled
         ("10690000", "10690000"),
+        ("106900001234", "106900001234"),  # an SP code, as dialled
+        ("13800138000", "138 0013 8000"),  # national digits, as the card page gets them
+        ("075588881234", "0755-8888 1234"),
     ],
 )
 def test_readable(number: str, shown: str) -> None:

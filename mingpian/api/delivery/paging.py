@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
@@ -28,11 +29,27 @@ def paging(request: web.Request) -> tuple[str, int, int]:
 
 
 def search(request: web.Request) -> str:
-    """`?q=`, at most MAX_SEARCH characters as the document says (a longer one is a 400, not cut)."""
+    """`?q=`, at most MAX_SEARCH characters as the document says (a longer one is a 400, not cut);
+    a number typed as people read it is searched as stored (number_query)."""
     q = request.query.get("q", "").strip()
     if len(q) > MAX_SEARCH:
         raise ApiError(400, "invalid_query", f"q has at most {MAX_SEARCH} characters", path="q")
-    return q
+    return number_query(q)
+
+
+_NUMBER = re.compile(r"[0-9 ()+\-]+")
+
+
+def number_query(q: str) -> str:
+    """A phone number as the pages show it (0755-8888 1234, 138 0013 8000, +86 138…) as the part
+    of the stored E.164 number it is: the separators, a leading +86 and the trunk 0 dropped.
+    Anything else is searched as typed."""
+    if not _NUMBER.fullmatch(q) or sum(c.isdigit() for c in q) < 3:
+        return q
+    digits = "".join(c for c in q if c.isdigit())
+    if q.lstrip().startswith("+86"):
+        digits = digits[2:]
+    return digits[1:] if digits.startswith("0") and not digits.startswith("00") else digits
 
 
 def _whole(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
