@@ -7,7 +7,7 @@ export function phone(number) {
   const m = /^\+86(\d+)$/.exec(number || '');
   if (!m) return number || '';
   const n = m[1];
-  if (n.length === 11 && n[0] === '1') return `${n.slice(0, 3)} ${n.slice(3, 7)} ${n.slice(7)}`;
+  if (n.length === 11 && /^1[3-9]/.test(n)) return `${n.slice(0, 3)} ${n.slice(3, 7)} ${n.slice(7)}`;
   if (n.length === 10 && (n.startsWith('400') || n.startsWith('800'))) return `${n.slice(0, 3)}-${n.slice(3, 6)}-${n.slice(6)}`;
   const area = n.startsWith('10') || n[0] === '2' ? 2 : 3;
   const local = n.slice(area);
