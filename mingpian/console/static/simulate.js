@@ -95,7 +95,12 @@ export async function render(main, ctx) {
     for (const id of SCREENS) {
       const p = phones[id];
       const list = by[id];
-      if (!list.length) { p.off('没有收到'); continue; }
+      if (!list.length) {
+        p.off('没有收到');
+        p.setNote('');
+        delete p.el.dataset.received;
+        continue;
+      }
       if (id === 'rcs') {
         const items = list.flatMap((m) => m.messageList);
         p.show(renderMessageList(items, {onTap: (d) => reply(number, {postback: d.postback})}));
