@@ -101,6 +101,8 @@ def test_a_fresh_clone_signs_in_with_the_printed_key_and_watches_cards_arrive(
     link = demo.read_until(r"一次性登录链接：(http://127\.0\.0\.1:\d+/console/demo/\S+)").group(1)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     probe = PageProbe(page)
+    studio = page_text(url.split("/console")[0] + "/")
+    assert 'href="/console#/e/feihong/simulate">模拟来电</a>' in studio  # the studio links the page
     page.goto(link)  # signed in as the operator, on 模拟来电
     page.wait_for_selector("main[data-ready=simulate]")
     assert "模拟来电" in page.inner_text("#nav")
@@ -236,8 +238,14 @@ def test_a_configured_server_runs_no_demo(tmp_path: Path, env: dict[str, str]) -
         assert "演示模式" not in text and "mpk_" not in text
         assert not (tmp_path / "var" / "demo").exists()
         assert status_of(f"http://127.0.0.1:{srv.port}/api/demo")[0] == 404
+        assert "模拟来电" not in page_text(f"http://127.0.0.1:{srv.port}/")
     finally:
         srv.stop()
+
+
+def page_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return str(resp.read().decode("utf-8"))
 
 
 def status_of(url: str, key: str = "") -> tuple[int, Any]:
