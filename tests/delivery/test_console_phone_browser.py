@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from mingpian.settings import PROJECT_ROOT
-from tests.support.browser import PageProbe, ServerThread
+from simulators.seeds import seed_doc
+from tests.support.browser import VISIBLE_TEXT, PageProbe, ServerThread, english_words, latin_words_of
 
 from .support import OPERATOR, SF_KEY, seeded_server
 from .test_console_browser import ENTERPRISE_PAGES, OPERATOR_PAGES, _api, open_page, sign_in
@@ -53,6 +54,24 @@ UNREACHABLE = """(width) => {
 }"""
 
 
+# Latin words a console page may show: the enterprises' own data (ids, templates, the seed file),
+# version names, the opt-out keyword, a unit, the staff file's column syntax, the tests' packages.
+OWN_WORDS = latin_words_of(seed_doc()) | {
+    "courier-hangup",
+    "staff-card",
+    "seed.yaml",
+    "v1",
+    "v2",
+    "TD",
+    "KB",
+    "UTF-8",
+    "employee.name",
+    "employee.mobile",
+    "q1-utc",
+    "q1-america-new_york",
+}
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     srv, _ = seeded_server(tmp_path_factory.mktemp("console-phone"))
@@ -65,7 +84,10 @@ def _check(page: Any, hash_: str, name: str, tag: str, width: int = WIDTH) -> li
     page.wait_for_timeout(150)  # charts draw at their box's width after a resize observation
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{tag}-{name}.png"), full_page=True)
-    return [f"{tag} {name}: {p}" for p in page.evaluate(UNREACHABLE, width)]
+    foreign = english_words(page.evaluate(VISIBLE_TEXT), OWN_WORDS)
+    return [f"{tag} {name}: {p}" for p in page.evaluate(UNREACHABLE, width)] + (
+        [f"{tag} {name}: words not in Chinese {sorted(set(foreign))}"] if foreign else []
+    )
 
 
 @pytest.mark.parametrize("width", [WIDTH, 360])

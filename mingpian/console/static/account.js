@@ -38,9 +38,12 @@ function target(t, eid, ename) {
   return `${word} ${t.startsWith('line:') ? phone(id) : id}`;
 }
 
-/** A key's note as a person reads it: the operator's keys were once noted `operator`. */
+/** A key's note as a person reads it: the operator's keys were once noted `operator`, and a key
+ * the server loaded from its seed file is noted `seed <file>`. */
 export function keyLabel(label) {
-  return label === 'operator' ? '运营方签发' : label || '';
+  if (label === 'operator') return '运营方签发';
+  if ((label || '').startsWith('seed ')) return `初始数据（${label.slice('seed '.length)}）`;
+  return label || '';
 }
 
 function actor(a) {
