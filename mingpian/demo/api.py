@@ -125,7 +125,12 @@ async def get_inbox(request: web.Request) -> web.Response:
     net = _net(request)
     await principal(request)
     phone = _phone(request.match_info["number"])
-    return json_response({"number": phone.number, "messages": inbox(net, phone.number)})
+    messages = inbox(net, phone.number)
+    for r in net.maap.received:  # what the page shows, the phone displayed: the platform says so
+        if r.user == "tel:" + phone.number and r.kind == "card" and r.message_id not in net.displayed:
+            net.displayed.add(r.message_id)
+            await net.maap.report(r.message_id, "displayed")
+    return json_response({"number": phone.number, "messages": messages})
 
 
 async def post_reply(request: web.Request) -> web.Response:

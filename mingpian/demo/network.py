@@ -10,8 +10,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
@@ -34,6 +34,7 @@ class Network:
     smsc: GatewaySim
     maap: Simulator
     cardsms: CardSmsSim
+    displayed: set[str] = field(default_factory=set)  # 5G messages a phone on the page showed
 
 
 network_key = web.AppKey("demo_network", Network)
@@ -57,7 +58,7 @@ def attach(app: web.Application, demo: Demo) -> None:
     app.on_startup.append(_register_cards)
 
 
-def _network(demo: Demo):  # type: ignore[no-untyped-def]
+def _network(demo: Demo) -> Callable[[web.Application], AsyncIterator[None]]:
     async def run(app: web.Application) -> AsyncIterator[None]:
         base = demo.local_url
         smsc = GatewaySim(password=demo.smpp_password)
@@ -71,6 +72,7 @@ def _network(demo: Demo):  # type: ignore[no-untyped-def]
             app_key=demo.maap_app_key,
             csp_token=demo.csp_token,
             capable={"tel:" + rcs},
+            reports=True,  # "delivered" reports to the chatbot's webhook, as the platform sends them
         )
         cardsms = CardSmsSim(
             key=demo.cardsms_key, secret=demo.cardsms_secret, callback_secret=demo.callback_secret
