@@ -577,7 +577,7 @@ class Chains:
             and await self._late_phase(d.call_id)  # answered or ended while it was in flight
         ):
             await self.revoker.revoke(d)
-        if att.state == "submitted" and self.receipts.submitted(att.id, ids):
+        if att.state == "submitted" and self.receipts.submitted(att.id, ids, att.day):
             att.state = await self.receipts.evaluate(att.id, day=att.day)  # a receipt came before its ids
         return att
 

@@ -86,7 +86,8 @@ class Receipts:
         self.wakeups = wakeups
         self.on_outcome = on_outcome
         self._told: dict[int, None] = {}  # attempt ids, oldest first
-        self._submitted: dict[str, int] = {}  # message id → attempt, this process's submits, oldest first
+        # message id → (attempt, its day), this process's submits, oldest first
+        self._submitted: dict[str, tuple[int, str]] = {}
         self._unmatched: dict[str, None] = {}  # receipts heard here before their message id was known
         self._watched: dict[int, Attempt] = {}  # attempts whose chain waits here for their receipt
         self._strays: dict[str, float] = {}  # forwarded here, not ours: message id → when (monotonic)
@@ -94,13 +95,13 @@ class Receipts:
         self._background: set[asyncio.Task[Any]] = set()
         self.events: Events | None = None  # the event stream: "delivered", with the attempt's state
 
-    def submitted(self, attempt: int, message_ids: list[str]) -> bool:
+    def submitted(self, attempt: int, message_ids: list[str], day: str = "") -> bool:
         """This process handed these messages over: their receipts (which the SMSC mostly sends
         back on the same session) find their attempt without a read. True if a receipt for one
         of them was heard here already (before its id was known): the attempt needs evaluating."""
         early = False
         for m in message_ids:
-            self._submitted[m] = attempt
+            self._submitted[m] = (attempt, day)  # the day: its reads name its partition
             if m in self._unmatched:
                 del self._unmatched[m]
                 early = True
@@ -126,13 +127,13 @@ class Receipts:
         `vendor`: who reported it (the "delivered" event's vendor)."""
         if not forwarded:
             await self.store.receipt(message_id, stat, source)
-        attempt = self._submitted.get(message_id)
-        if attempt is not None:
-            att = self._watched.get(attempt)
+        ours = self._submitted.get(message_id)
+        if ours is not None:
+            att = self._watched.get(ours[0])
             if att is not None and att.segments <= 1 and att.state in WAITING:
                 await self._apply(att, [stat], vendor)  # its only message: nothing else to read
             else:
-                await self.evaluate(attempt, vendor)
+                await self.evaluate(ours[0], vendor, day=ours[1])
             return
         self._unmatched[message_id] = None  # our own, should its id be recorded here later
         _keep_newest(self._unmatched, SUBMITTED_KEEP)
