@@ -72,8 +72,8 @@ class Revoker:
             result = RESULTS.get(r.status)
             if result is None:
                 continue
-            found = await self.store.attempt_of_message(r.message_id)  # its id and day
-            if found is not None:
+            found = await self.store.attempt_of_message(r.message_id)  # (attempt, its message id's day)
+            if found is not None:  # rare: by id alone, whatever day the message id was written
                 async with self.store.tx():
-                    await self.store.update_attempt(found[0], day=found[1], revoke=result)
+                    await self.store.update_attempt(found[0], revoke=result)
         await self.store.durable()

@@ -147,9 +147,8 @@ class AttemptRows:
     async def attempt_receipts(self, id: int, day: str = "") -> tuple[Attempt | None, int, list[str]]:
         """The attempt, its message ids' count and the receipt stats they got: one read. A
         receipt stored twice (its SMSC sent it again on another day: a row each) counts once."""
-        if day:
-            rows = await self.db.all(RECEIPTS_OF_SQL, id, day)
-        else:
+        rows = await self.db.all(RECEIPTS_OF_SQL, id, day) if day else []
+        if not rows:  # no day, or not that day's (a message id written before they took their attempt's)
             rows = await self.db.all(RECEIPTS_OF_ANY_DAY_SQL, id)
         if not rows:
             return None, 0, []
