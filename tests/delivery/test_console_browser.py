@@ -279,9 +279,9 @@ def test_operator_journey(browser: Any, server: ServerThread) -> None:
     shot(ent_page, "13-brand-request-filed")
     open_page(page, "#/brands", "brands")
     assert "品牌名：顺丰速运·新" in page.inner_text("main") and "品牌升级" in page.inner_text("main")
-    page.fill("input[aria-label='sf 品牌申请的审核备注']", "商标证书已核")
-    page.click("button[aria-label='通过 sf 的品牌申请']")
-    page.wait_for_selector("text=sf：已通过，品牌已更新")
+    page.fill("input[aria-label='顺丰速运有限公司 品牌申请的审核备注']", "商标证书已核")
+    page.click("button[aria-label='通过 顺丰速运有限公司 的品牌申请']")
+    page.wait_for_selector("text=顺丰速运有限公司：已通过，品牌已更新")
     shot(page, "14-brand-request-approved")
     assert _api(server, "GET", "/api/enterprises/sf", SF_KEY)[1]["brand_name"] == "顺丰速运·新"
     open_page(ent_page, "#/audit", "audit")

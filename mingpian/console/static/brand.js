@@ -4,7 +4,7 @@
 // approves: the enterprise files one here and sees its answer; the operator decides in its queue.
 
 import * as api from './capi.js';
-import {button, clear, confirmButton, field, formData, h, input, notice, section, table, when} from './ui.js';
+import {button, clear, confirmButton, field, formData, h, input, notice, phone, section, table, when} from './ui.js';
 
 const FIELDS = [
   ['name', '企业名称', 100], ['signature', '署名', 20], ['brand_name', '品牌名', 100],
@@ -15,13 +15,15 @@ const FIELD_NAME = Object.fromEntries(FIELDS.map(([k, label]) => [k, label]));
 const STATE = {pending: '待审核', approved: '已通过', refused: '已拒绝', withdrawn: '已撤回'};
 
 function changesText(changes) {
-  return Object.entries(changes || {}).map(([k, v]) => `${FIELD_NAME[k] || k}：${v === '' ? '（清除）' : v}`).join('；');
+  return Object.entries(changes || {}).map(([k, v]) => `${FIELD_NAME[k] || k}：${
+    v === '' ? '（清除）' : k === 'sms_sender' ? phone(v) : v}`).join('；');
 }
 
-function requestsTable(items, extra) {
+// `names`: enterprise id → its name, for the operator's queue of every enterprise's requests
+function requestsTable(items, extra, names = {}) {
   return table([
     {title: '提交时间', get: (r) => when(r.filed_at)},
-    {title: '企业', get: (r) => r.enterprise},
+    {title: '企业', get: (r) => names[r.enterprise] || r.enterprise},
     {title: '变更', get: (r) => changesText(r.changes)},
     {title: '说明', get: (r) => r.note || ''},
     {title: '状态', get: (r) => h('span', {class: `badge ${r.state === 'approved' ? 'ok' : r.state === 'pending' ? 'wait' : 'bad'}`}, STATE[r.state] || r.state)},
@@ -70,21 +72,24 @@ export async function enterprisePage(main, {eid}) {
 export async function operatorPage(main) {
   const note = notice();
   const listBox = h('div');
+  let names = {};
+  const who = (r) => names[r.enterprise] || r.enterprise;
   async function reload() {
-    const res = await api.get('/api/brand-requests?state=pending');
+    const [res, list] = await Promise.all([api.get('/api/brand-requests?state=pending'), api.get('/api/enterprises')]);
+    names = Object.fromEntries((list.ok ? list.body.enterprises : []).map((e) => [e.id, e.name]));
     if (!res.ok) { clear(listBox).append(h('p', {class: 'notice'}, '这台服务器还没有开放品牌变更申请。')); return; }
     clear(listBox).append(requestsTable(res.body.brand_requests, [
-      {title: '备注', get: (r) => input('note', {maxlength: '500', 'aria-label': `${r.enterprise} 品牌申请的审核备注`})},
+      {title: '备注', get: (r) => input('note', {maxlength: '500', 'aria-label': `${who(r)} 品牌申请的审核备注`})},
       {title: '审核', get: (r) => h('span', {class: 'row-actions'},
-        button('通过', decide(r, true), {class: 'primary', 'aria-label': `通过 ${r.enterprise} 的品牌申请`}),
-        button('拒绝', decide(r, false), {class: 'danger', 'aria-label': `拒绝 ${r.enterprise} 的品牌申请`}))},
-    ]));
+        button('通过', decide(r, true), {class: 'primary', 'aria-label': `通过 ${who(r)} 的品牌申请`}),
+        button('拒绝', decide(r, false), {class: 'danger', 'aria-label': `拒绝 ${who(r)} 的品牌申请`}))},
+    ], names));
   }
   const decide = (r, approve) => async (ev) => {
     const text = ev.target.closest('tr').querySelector('input[name=note]').value.trim();
     if (!approve && !text) { note.show('拒绝时请写明原因', 'error'); return; }
     const res = await api.post(api.ent(r.enterprise, `/brand-requests/${api.enc(r.id)}/decision`), {approve, note: text});
-    note.show(res.ok ? `${r.enterprise}：${approve ? '已通过，品牌已更新' : '已拒绝'}` : api.errorText(res), res.ok ? 'ok' : 'error');
+    note.show(res.ok ? `${who(r)}：${approve ? '已通过，品牌已更新' : '已拒绝'}` : api.errorText(res), res.ok ? 'ok' : 'error');
     reload();
   };
   main.append(h('h1', {}, '品牌变更'),

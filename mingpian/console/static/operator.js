@@ -64,6 +64,8 @@ async function enterprises(main) {
 
 async function queue(main) {
   const note = notice();
+  const ents = await api.get('/api/enterprises');
+  const names = Object.fromEntries((ents.ok ? ents.body.enterprises : []).map((e) => [e.id, e.name]));
   let list;
   const decide = (l, verified) => async (ev) => {
     const row = ev.target.closest('tr');
@@ -77,7 +79,7 @@ async function queue(main) {
     url: '/api/lines?unverified=1', key: 'lines', searchLabel: '搜索号码', empty: '没有待审核的号码',
     columns: [
       {title: '号码', get: (l) => phone(l.number)},
-      {title: '企业', get: (l) => l.enterprise},
+      {title: '企业', get: (l) => names[l.enterprise] || l.enterprise},
       {title: '标签', get: (l) => l.label || ''},
       {title: '认证材料', get: (l) => l.evidence || '（未提供）'},
       {title: '状态', get: lineStatus},
