@@ -27,6 +27,7 @@ def spawn_server(settings: dict[str, str], log: Path, root: Path | None = None) 
     older commit) with `settings` (MINGPIAN_… variables) over a clean environment (none of the
     caller's MINGPIAN_ ones), its log in `log`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")}
+    env["MINGPIAN_DEMO"] = "off"  # a bench measures the server, not the demo's simulators
     env.update(settings)
     if root is not None:
         env["PYTHONPATH"] = str(root)

@@ -132,6 +132,7 @@ async def bench_server(tmp: Path, hits: int) -> tuple[float, float, float, int]:
         **os.environ,
         "MINGPIAN_DATA_DIR": str(tmp / "var"),
         "MINGPIAN_LOG_LEVEL": "WARNING",
+        "MINGPIAN_DEMO": "off",  # the server alone, without the demo's simulators
         "MINGPIAN_PORT": str(port),
     }
     proc = subprocess.Popen(

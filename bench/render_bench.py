@@ -73,6 +73,7 @@ def start_server(port: int, data_dir: str) -> subprocess.Popen[bytes]:
         "MINGPIAN_PORT": str(port),
         "MINGPIAN_DATA_DIR": data_dir,
         "MINGPIAN_LOG_LEVEL": "WARNING",
+        "MINGPIAN_DEMO": "off",  # the server alone, without the demo's simulators
         "MINGPIAN_RELOAD_INTERVAL": "1",
     }
     proc = subprocess.Popen(

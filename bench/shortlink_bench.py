@@ -121,6 +121,7 @@ def wait_listening(proc: subprocess.Popen[bytes], port: int) -> None:
 
 def start_server(port: int, data_dir: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     full = {k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")}
+    full["MINGPIAN_DEMO"] = "off"  # the server alone, without the demo's simulators
     full.update(
         MINGPIAN_PORT=str(port),
         MINGPIAN_DATA_DIR=str(data_dir),
