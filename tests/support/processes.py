@@ -33,10 +33,12 @@ def running_cluster() -> Iterator[PostgresCluster]:
 
 def serve(settings: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
     """`mingpian serve` with only these MINGPIAN_* settings (MINGPIAN_PORT among them), its output
-    appended to `log`; returns once it listens."""
+    appended to `log`; returns once it listens. The demo is off unless the settings turn it on:
+    what these tests start is the server, not the simulated carrier network beside it."""
     from mingpian.settings import PROJECT_ROOT
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MINGPIAN_")}
+    env["MINGPIAN_DEMO"] = "off"
     env.update(settings)
     with log.open("ab") as out:
         proc = subprocess.Popen(
