@@ -125,19 +125,22 @@ def test_every_enterprise_page_fits_a_phone(browser: Any, server: ServerThread, 
     page.close()
 
 
-def test_every_operator_page_fits_a_phone(browser: Any, server: ServerThread) -> None:
+@pytest.mark.parametrize("width", [WIDTH, 360])
+def test_every_operator_page_fits_a_phone(browser: Any, server: ServerThread, width: int) -> None:
     line = {"number": "13700003333", "label": "华南区客服热线（夜间）", "evidence": "营业执照 91440300"}
     assert _api(server, "POST", "/api/enterprises/sf/lines", SF_KEY, line)[0] in (201, 409)
-    page = browser.new_page(viewport={"width": WIDTH, "height": 844})
+    page = browser.new_page(viewport={"width": width, "height": 844})
     probe = PageProbe(page)
+    page.goto(f"{server.url}/console")
+    page.wait_for_selector("main[data-ready=signin]")
+    problems = [f"sign-in: {p}" for p in page.evaluate(UNREACHABLE, width)]
     sign_in(page, server, OPERATOR)
-    problems: list[str] = []
     for name in OPERATOR_PAGES:
-        problems += _check(page, f"#/{name}", name, "op")
+        problems += _check(page, f"#/{name}", name, f"op{width}", width)
         if name == "queue":  # the number waiting for review: its decision on the screen
             assert page.locator("button", has_text="通过").first.is_visible()
     for name in ENTERPRISE_PAGES:  # the operator looking at one enterprise
-        problems += _check(page, f"#/e/sf/{name}", name, "op-sf")
+        problems += _check(page, f"#/e/sf/{name}", name, f"op{width}-sf", width)
     assert problems == [], "\n".join(problems)
     assert probe.errors == []
     page.close()
