@@ -8,7 +8,7 @@ import {legacyScreen} from '/static/legacy.js';
 import {renderMessageList} from '/static/rcs.js';
 import * as api from './capi.js';
 import {skipText} from './preview.js';
-import {CHANNEL_NAME, PHASES, clear, field, h, notice, section, select} from './ui.js';
+import {CHANNEL_NAME, PHASES, clear, field, h, notice, phone as readable, section, select} from './ui.js';
 
 const STATE = {
   skipped: '跳过', failed: '失败，转下一渠道', delivered: '已送达', displayed: '已显示', sent: '已发出，等回执',
@@ -47,8 +47,8 @@ export async function render(main, ctx) {
   }
   const demo = res.body;
   const note = notice();
-  const line = select('line', demo.lines.map((l) => [l.number, `${l.number}（${l.name}）`]), demo.lines[0].number);
-  const phone = select('phone', demo.phones.map((p) => [p.number, `${p.name} ${p.number}`]), demo.phones[0].number);
+  const line = select('line', demo.lines.map((l) => [l.number, `${readable(l.number)}（${l.name}）`]), demo.lines[0].number);
+  const phone = select('phone', demo.phones.map((p) => [p.number, `${p.name} ${readable(p.number)}`]), demo.phones[0].number);
   const phase = select('phase', PHASES.filter(([p]) => p !== 'answered'), 'ended');
   const shows = h('p', {class: 'hint'});
   const about = () => { shows.textContent = demo.phones.find((p) => p.number === phone.value).shows; };
