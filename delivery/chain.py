@@ -401,7 +401,7 @@ class Chains:
                         done=now,
                         detail=f"no receipt within {att.deadline - att.started:.1f}s",
                     )
-                    await self.meter.refund(charge_key(att))
+                    await self.meter.refund(charge_key(att), att.started)
                     d.step += 1
                     await self.store.update_delivery(d.id, day=d.day, step=d.step)
                     known = True  # the next step has no attempt yet
@@ -569,7 +569,7 @@ class Chains:
                 )
                 att.state = outcome
         if not handed.ok and not handed.unanswered:  # unanswered: refunded if its deadline passes
-            await self.meter.refund(charge_key(att))
+            await self.meter.refund(charge_key(att), att.started)
         elif (
             channel == "rcs"
             and d.phase == "ringing"

@@ -67,7 +67,7 @@ from .rows.calls import (
 )
 from .rows.events import INBOX_COLUMNS, INBOX_SQL, InboxEvent
 from .rows.funnel import FACT_ARRAYS, FACTS_CTES, FACTS_ROWS, FACTS_SQL, FunnelFact
-from .rows.ledger import CHARGES_SQL, REFUNDS_SQL, RecordCharge, Refund
+from .rows.ledger import CHARGES_SQL, REFUNDS_DAY_SQL, REFUNDS_SQL, RecordCharge, Refund
 from .rows.links import LINK_ROW, LINKS_SQL, InsertLink
 
 Write = (
@@ -108,7 +108,7 @@ class Batch:
     )
     # the day of each updated row, where its writer knew it: its statement names that partition
     days: dict[str, dict[Any, str]] = field(default_factory=lambda: {"deliveries": {}, "attempts": {}})
-    refunds: set[str] = field(default_factory=set)
+    refunds: dict[str, tuple[str, str] | tuple[()]] = field(default_factory=dict)  # key → its days
     finished: set[str] = field(default_factory=set)  # deliveries whose state left "active"
     renewals: dict[str, tuple[str, float, list[asyncio.Future[bool]]]] = field(default_factory=dict)
     phases: dict[str, list[asyncio.Future[set[str]]]] = field(default_factory=dict)  # call id → askers
@@ -137,7 +137,7 @@ class Batch:
 
     def _charge(self, w: RecordCharge, fut: None) -> None:
         self.charges[w.key] = w
-        self.refunds.discard(w.key)  # charged again after a refund in this flush
+        self.refunds.pop(w.key, None)  # charged again after a refund in this flush
 
     def _message_id(self, w: MessageId, fut: None) -> None:
         self.message_ids.append(w)
@@ -160,7 +160,8 @@ class Batch:
         self.inbox.append(w)
 
     def _refund(self, w: Refund, fut: None) -> None:
-        self.refunds.add(w.key)
+        if w.days or w.key not in self.refunds:
+            self.refunds[w.key] = w.days
 
     def _phases(self, w: AskPhases, fut: asyncio.Future[set[str]] | None) -> None:
         self.phases.setdefault(w.call_id, []).extend([fut] if fut is not None else [])
@@ -221,8 +222,13 @@ class Batch:
             for i, ((cols, day), vals) in enumerate(sorted(groups.items())):
                 args: list[Any] = [*zip(*vals, strict=True), *([day] if day else [])]
                 parts.append((f"u{table[0]}{i}", update_sql(table, cols, bool(day)), args))
-        if self.refunds:
-            parts.append(("ref", REFUNDS_SQL, [list(self.refunds)]))
+        if self.refunds:  # a statement per pair of days (one partition or two), unknown days: all
+            by_days: dict[tuple[str, ...], list[str]] = {}
+            for key, days in self.refunds.items():
+                by_days.setdefault(days, []).append(key)
+            for i, (days, keys) in enumerate(sorted(by_days.items())):
+                name = "ref" if i == 0 else f"ref{i}"
+                parts.append((name, REFUNDS_DAY_SQL if days else REFUNDS_SQL, [sorted(keys), *days]))
         if self.renewals:
             ids = list(self.renewals)
             owners, now = [self.renewals[i][0] for i in ids], self.clock()
@@ -244,7 +250,7 @@ class Batch:
             (deliveries | self.renewals.keys()) & self.accept.keys()
             or self.finished & self.renewals.keys()
             or self.updates["attempts"].keys() & self.attempts.keys()
-            or self.refunds & self.charges.keys()
+            or self.refunds.keys() & self.charges.keys()
         )
 
     def statement(self, parts: list[tuple[str, str, list[Any]]] | None = None) -> tuple[str, list[Any]]:

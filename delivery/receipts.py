@@ -217,7 +217,7 @@ class Receipts:
             att.state = "failed"
             detail = f"receipt {failed[0]}"
             await self.settle(att.id, att.channel, att.state, day=att.day, done=now, detail=detail)
-            self._later(self.meter.refund(charge_key(att)))
+            self._later(self.meter.refund(charge_key(att), att.started))
         else:
             att.state = "delivered"
             await self.settle(
@@ -242,7 +242,7 @@ class Receipts:
             att.state = "failed"
             detail = f"receipt {failed[0]}"
             await self.settle(att.id, att.channel, att.state, day=att.day, done=now, detail=detail)
-            self._later(self.meter.refund(charge_key(att)))
+            self._later(self.meter.refund(charge_key(att), att.started))
         else:
             return att.state
         self.wakeups.announce(att.delivery)
@@ -258,7 +258,7 @@ class Receipts:
         await self.settle(att.id, att.channel, "delivered", day=att.day, done=time.time(),
                           detail="receipt DELIVRD; no render receipt: shown as text",
                           fact=(att.delivery, att.step, ""))  # fmt: skip
-        await self.meter.refund(charge_key(att))
+        await self.meter.refund(charge_key(att), att.started)
         return True
 
     async def settle(

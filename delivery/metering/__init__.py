@@ -68,7 +68,11 @@ class Counters(Protocol):
         """A charge a crash may have left without its attempt row (units taken `before`)."""
         ...
 
-    async def refund(self, key: str) -> bool: ...
+    async def refund(self, key: str, at: float = 0.0) -> bool:
+        """Give a charge back; `at`: when it was taken (its attempt's start), which names its
+        ledger row's day (0: not known, every kept day looked in)."""
+        ...
+
     async def usage(self, package: str) -> tuple[int, int]: ...
 
     async def forward_receipt(self, message_id: str, stat: str) -> None:
@@ -128,8 +132,9 @@ class Meter:
             return Charge(True, reason="unmetered")
         return await self.counters.take_within(r.key, r.packages, r.units, r.entry, r.before)
 
-    async def refund(self, key: str) -> bool:
-        return await self.counters.refund(key)
+    async def refund(self, key: str, at: float = 0.0) -> bool:
+        """`at`: when the charge was taken (its attempt's start; 0: not known)."""
+        return await self.counters.refund(key, at)
 
     async def balances(self, enterprise: str) -> list[dict[str, Any]]:
         out = []

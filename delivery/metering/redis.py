@@ -194,10 +194,10 @@ class RedisCounters:
     async def give_back_orphan(self, key: str) -> None:
         await self.refund(key)
 
-    async def refund(self, key: str) -> bool:
+    async def refund(self, key: str, at: float = 0.0) -> bool:
         done = bool(await self.pipe.script("refund", [self.prefix + "ch:" + key], []))
         if self.store is not None:
-            await self.store.mark_refunded(key)
+            await self.store.mark_refunded(key, at)
         return done
 
     async def usage(self, package: str) -> tuple[int, int]:

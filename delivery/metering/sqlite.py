@@ -92,7 +92,7 @@ class SqliteCounters:
     async def give_back_orphan(self, key: str) -> None:
         pass  # units commit with their attempt row: a crash cannot leave one without the other
 
-    async def refund(self, key: str) -> bool:
+    async def refund(self, key: str, at: float = 0.0) -> bool:  # one table: `at` not needed
         db = self.store.db
         async with db.transaction():
             row = await db.one(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..drivers import Driver
-from ..metering.ledger import GROUPS, LedgerEntry, usage_dicts
+from ..metering.ledger import GROUPS, LedgerEntry, day_of, usage_dicts
 from ..metering.packages import Charge
 
 
@@ -35,9 +35,18 @@ class RecordCharge:
 
 @dataclass(frozen=True, slots=True)
 class Refund:
-    """A charge refunded."""
+    """A charge refunded; `days`: the days its ledger row may be in (its partition on PostgreSQL:
+    the day its units were taken, which its attempt's start names within a minute), () if not
+    known."""
 
     key: str
+    days: tuple[str, str] | tuple[()] = ()
+
+
+def refund_days(at: float) -> tuple[str, str] | tuple[()]:
+    """The days a charge taken just before `at` (its attempt's start) is recorded under: the
+    charge's day is that of the moment its units were taken, a moment before the attempt began."""
+    return (day_of(at - 60), day_of(at)) if at else ()
 
 
 # PostgreSQL's ledger is partitioned by day (migration 0014): its key is (key, day). A charge
@@ -61,7 +70,12 @@ PACKAGE_TOTALS_SQL = (
     "SELECT enterprise, package, sum(units), sum(overage) FROM charges "
     "WHERE refunded=0 AND package IS NOT NULL GROUP BY enterprise, package"
 )
-REFUNDS_SQL = "UPDATE charges SET refunded = 1 WHERE key = ANY($1::text[])"
+REFUNDS_SQL = "UPDATE charges SET refunded = 1 WHERE key = ANY($1::text[])"  # every kept day probed
+# The same for charges of known days: two constants (equal but for a charge made just before
+# midnight), so PostgreSQL touches those days' partitions alone, not the 400 kept.
+REFUNDS_DAY_SQL = (
+    "UPDATE charges SET refunded = 1 WHERE key = ANY($1::text[]) AND (day = $2::text OR day = $3::text)"
+)
 
 
 class LedgerRows:
@@ -83,11 +97,13 @@ class LedgerRows:
             ),
         )  # fmt: skip
 
-    async def mark_refunded(self, key: str) -> None:
+    async def mark_refunded(self, key: str, at: float = 0.0) -> None:
+        """`at`: when the charge was taken (its attempt's start), so PostgreSQL updates its day's
+        partition alone; 0: every kept day's."""
         if self.db.writes is None:
             await self.db.run(REFUND_ROW_SQL, key)
         else:
-            self.db.writes.queue(Refund(key))
+            self.db.writes.queue(Refund(key, refund_days(at)))
 
     async def package_totals(self) -> list[tuple[str, str, int, int]]:
         """(enterprise, package, units, overage units) charged to each package, by the ledger:

@@ -65,7 +65,8 @@ def every_kind() -> Batch:
     b.add(UpdateDelivery("d7", {"step": 1, "updated": NOW + 2}, "2026-09-20"))  # another day's row
     b.add(UpdateDelivery("d6", {"step": 1, "updated": NOW + 2}))  # its day not known: every partition
     b.add(UpdateAttempt(1, {"state": "delivered", "done": NOW + 2}, DAY))
-    b.add(Refund("d5#0"))
+    b.add(Refund("d5#0"))  # its day not known: every partition
+    b.add(Refund("d4#0", ("2026-09-21", "2026-09-21")))  # its charge's day
     b.add(RenewLease("d9", "w1", NOW + 30), None)
     b.add(RenewLease("d9", "w1", NOW + 20), None)  # the later lease wins
     b.add(RenewLease("d8", "w1", NOW + 30), None)
@@ -95,7 +96,11 @@ def wire(b: Batch) -> dict[str, Any]:
     finished deliveries are a set's, in no set order: sorted here. An update's day is one value
     (a constant of its statement), not an array."""
     parts = [
-        [name, text, [sorted(c) if name in ("ref", "fin") else as_json(c) for c in values]]
+        [
+            name,
+            text,
+            [sorted(c) if name in ("ref", "fin") and not isinstance(c, str) else as_json(c) for c in values],
+        ]
         for name, text, values in b._parts()
     ]
     sent: dict[str, Any] = {"statements": b.statements(), "parts": parts, "size": b.size}

@@ -32,6 +32,7 @@ from delivery.rows.attempts import (
 )
 from delivery.rows.calls import DELIVERY_BY_ID_DAY, UpdateDelivery
 from delivery.rows.events import ROLL_SQL, InboxEvent
+from delivery.rows.ledger import REFUNDS_DAY_SQL
 from delivery.store import Store
 from mingpian.api.delivery import delivery_key
 
@@ -173,7 +174,7 @@ async def test_the_hot_path_lookups_with_a_day_read_one_partition(store: Store) 
     now = time.time()
     r = Retention(store.db)
     for k in range(5):  # today's partitions and those of four days before
-        for t in ("deliveries", "attempts", "message_ids"):
+        for t in ("deliveries", "attempts", "message_ids", "charges"):
             await r.make_ahead(t, now - k * 86400)
     day = day_of(now)
     every = len(await r.rows.days("deliveries")) + 1  # and the default partition
@@ -190,6 +191,7 @@ async def test_the_hot_path_lookups_with_a_day_read_one_partition(store: Store) 
         ("attempts", ATTEMPT_SQL, ["d7", 0, day], 1),
         ("attempts", RECEIPTS_OF_SQL, [7, day], 1),
         ("message_ids", RECEIPTS_OF_SQL, [7, day], 1),
+        ("charges", REFUNDS_DAY_SQL, [["d7#0"], day, day], 1),  # a refund names its charge's day
         ("deliveries", *updates["ud0"], every),  # by id alone: every partition
     ]
     for generic in (False, True):
