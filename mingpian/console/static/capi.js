@@ -106,7 +106,7 @@ const FIELD_TITLES = {
   staff: '员工 ID', label: '标签', group: '分组', evidence: '认证材料', note: '备注', key: '密钥', template: '模板',
   phase: '时机', name: '名称', signature: '署名', brand_name: '品牌名', color: '品牌色', logo: '标志',
   chatbot: 'Chatbot 地址', sms_sender: '短信发送号码', units: '条数', price: '价格', valid_from: '生效日期',
-  valid_to: '到期日期', policy: '用完后', overage_price: '超出单价', kind: '类型', card: '名片', from: '开始日期',
+  valid_to: '最后一天', policy: '用完后', overage_price: '超出单价', kind: '类型', card: '名片', from: '开始日期',
   bucket: '时间粒度', by: '分组方式', data: '名片数据', variants: '参加实验的版本', weights: '比例', verified: '审核结果',
   approve: '审核结果', changes: '变更内容', url: '图片地址', file: '文件', format: '格式', ad: '广告',
   employee: '员工', q: '搜索', limit: '每页条数', offset: '翻页位置', scope: '适用范围', target: '适用对象',
