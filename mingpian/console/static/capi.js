@@ -107,16 +107,21 @@ const FIELD_TITLES = {
   phase: '时机', name: '名称', signature: '署名', brand_name: '品牌名', color: '品牌色', logo: '标志',
   chatbot: 'Chatbot 地址', sms_sender: '短信发送号码', units: '条数', price: '价格', valid_from: '生效日期',
   valid_to: '最后一天', policy: '用完后', overage_price: '超出单价', kind: '类型', card: '名片', from: '开始日期',
-  bucket: '时间粒度', by: '分组方式', data: '名片数据', variants: '参加实验的版本', weights: '比例', verified: '审核结果',
+  data: '名片数据', variants: '参加实验的版本', weights: '比例', verified: '审核结果',
   approve: '审核结果', changes: '变更内容', url: '图片地址', file: '文件', format: '格式', ad: '广告',
-  employee: '员工', q: '搜索', limit: '每页条数', offset: '翻页位置', scope: '适用范围', target: '适用对象',
+  employee: '员工', scope: '适用范围', target: '适用对象',
 };
+
+// a query parameter (its problem's path has no `$`), as the page's controls name it
+const QUERY_TITLES = {from: '从', to: '到', bucket: '时间粒度', by: '分组', card: '名片', q: '搜索', limit: '每页条数',
+  offset: '翻页位置', format: '格式', template: '模板', version: '版本', state: '状态', path: '文件'};
 
 /** The title of the field at `path` (`$.staff`, `$.variants[1].weight`, `bucket`), never the path. */
 export function fieldTitle(path) {
-  const parts = String(path || '').replace(/^\$\.?/, '').split(/[.[\]]+/).filter(Boolean);
+  const text = String(path || '');
+  const parts = text.replace(/^\$\.?/, '').split(/[.[\]]+/).filter(Boolean);
   if (!parts.length) return '';
-  const title = FIELD_TITLES[parts[0]] || '其中一项';
+  const title = (text.startsWith('$') ? null : QUERY_TITLES[parts[0]]) || FIELD_TITLES[parts[0]] || '其中一项';
   const item = parts.length > 1 && /^\d+$/.test(parts[1]) ? `第 ${Number(parts[1]) + 1} 项` : '';
   return title + item;
 }
