@@ -30,12 +30,21 @@ from .storage import IntakeStore
 # event (any time within the claim's two days) then names the same day, and so the same keys. A
 # time further off (a clock far wrong) gives today's day instead.
 DAY_PAST, DAY_AHEAD = 2 * 86400, 600
+# An event whose rows take the day it arrived (no usable `time`) and arrives this soon after
+# midnight (China time) is looked for in yesterday's calls too: a carrier's retry of an event
+# first accepted before midnight. A retry later than this is not recognised (docs/scaling.md).
+LATE_RETRY = 3600
+
+
+def timed(at: float, now: float) -> bool:
+    """Whether an event's own time gives its rows their day (it is not far from now)."""
+    return now - DAY_PAST <= at <= now + DAY_AHEAD
 
 
 def day_of_event(at: float, now: float) -> str:
     """The day (partition, docs/scaling.md) of a call event's call and delivery rows: that of the
     event's own time, the same for every retry of it, unless that time is far from now."""
-    return day_of(at if now - DAY_PAST <= at <= now + DAY_AHEAD else now)
+    return day_of(at if timed(at, now) else now)
 
 
 def call_key(call_id: str, enterprise: str | None) -> str:
@@ -88,6 +97,12 @@ class Intake:
                 raise InProgress(f"call {call_id} {phase} is being accepted by another server; retry")
             if claim == "done":
                 return 200, duplicate
+        elif (
+            ("time" not in event or not timed(at, now))
+            and (now + 8 * 3600) % 86400 < LATE_RETRY
+            and await self.store.call_seen(key, phase, day_of(now - 86400))
+        ):  # its rows take today's day: a retry of yesterday's acceptance would not meet its key
+            return 200, duplicate
         ent = await self.store.get("enterprise", "", enterprise) or {}
         suspended = bool(ent.get("suspended"))  # the operator stopped it: nothing is sent
         card = {} if suspended else await choose_card(self.store, enterprise, line, phase, key) or {}

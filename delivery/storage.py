@@ -108,6 +108,9 @@ class CallStore(Protocol):
         ...
 
     async def call_phases(self, call_id: str) -> set[str]: ...
+    async def call_seen(self, call_id: str, phase: str, day: str) -> bool:
+        """Whether that call event was accepted on `day` (a day's partition on PostgreSQL)."""
+        ...
 
     async def delivery(self, id: str, day: str = "") -> Delivery | None:
         """By id (with its `day`, PostgreSQL reads that day's partition alone)."""

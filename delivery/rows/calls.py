@@ -193,6 +193,7 @@ FINISHED_SQL = "DELETE FROM active_chains WHERE delivery = ANY($1::text[])"  # d
 # The phases stored for calls (pre-call chains ask before their hand-over): a read that rides the
 # flush, answered from the same snapshot as a statement of its own would have been.
 PHASES_ROW_SQL = "SELECT phase FROM calls WHERE call_id=$1"
+CALL_SEEN_SQL = "SELECT 1 FROM calls WHERE call_id=$1 AND phase=$2 AND day=$3"
 PHASES_SQL = "SELECT call_id, phase FROM calls WHERE call_id = ANY($1::text[])"
 PHASES_ROWS = "SELECT 'p' AS k, call_id AS id, phase FROM calls WHERE call_id = ANY($1::text[])"
 # Active deliveries, and those whose current attempt waits for a receipt: its cost grows with the
@@ -271,6 +272,11 @@ class CallRows:
         fut: asyncio.Future[set[str]] = asyncio.get_running_loop().create_future()
         w.queue(AskPhases(call_id), fut)
         return await fut
+
+    async def call_seen(self, call_id: str, phase: str, day: str) -> bool:
+        """Whether that call event was accepted on `day`: a read of that day's partition alone
+        (PostgreSQL; SQLite's `calls` key has no day, so it never needs asking)."""
+        return await self.db.one(CALL_SEEN_SQL, call_id, phase, day) is not None
 
     async def delivery(self, id: str, day: str = "") -> Delivery | None:
         """By id, in its day's partition when `day` is given (else every kept day's is probed)."""

@@ -99,6 +99,34 @@ async def test_a_call_event_retried_across_midnight_is_one_delivery_and_one_card
     assert len(gateway.submits) == cards  # one card
 
 
+async def test_an_event_without_time_retried_just_after_midnight_is_a_duplicate(
+    make_app: AppFactory, gateway: GatewaySim, backend: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event without `time` takes the day it arrived; its retry within the first hour after
+    midnight is looked for in yesterday's calls (PostgreSQL; SQLite's key has no day)."""
+    client = await make_app()
+    store = client.app[delivery_key].store
+    t = time.time()
+    event = {"call_id": "night-2", "caller": SF_LINE, "callee": CUSTOMER, "phase": "ended"}
+    first = await client.post("/api/calls", json=event, headers=auth(OPERATOR))
+    assert first.status == 202, await first.text()
+    assert (await settle(client, (await first.json())["delivery"]))["state"] == "delivered"
+    cards = len(gateway.submits)
+
+    await midnight(store, monkeypatch, past_midnight(t))
+    if "redis_url" in backend:
+        r = aioredis.from_url(backend["redis_url"])
+        await r.flushall()
+        await r.aclose()
+    again = await client.post("/api/calls", json=event, headers=auth(OPERATOR))
+    assert again.status == 200, await again.text()
+    assert (await again.json())["duplicate"] is True
+    await idle(client)
+    await asyncio.sleep(0.3)
+    assert len(await store.db.all("SELECT 1 FROM deliveries WHERE call_id = 'night-2'")) == 1
+    assert len(gateway.submits) == cards
+
+
 async def test_a_flush_retried_across_midnight_writes_each_row_once(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
