@@ -107,6 +107,8 @@ def test_the_operator_reviews_an_enterprise_edit(browser: Any, server: ServerThr
     assert "短信" in ready and "就绪" in ready and "下一次来电会在这个渠道发送" in ready
     assert "v3" in rows.nth(0).inner_text() and "正在发送" in rows.nth(0).inner_text()
     assert "已核对" in rows.nth(0).inner_text() and "运营方" in rows.nth(0).inner_text()
+    assert "企业 顺丰速运有限公司" in rows.nth(0).inner_text()  # who submitted it, by name, not its id
+    assert "企业 sf" not in ent.inner_text(".editor-slot")
     assert "未通过" in rows.nth(1).inner_text() and "运单号与实际不符" in rows.nth(1).inner_text()
     assert "已被新版本取代" in rows.nth(2).inner_text()
     # any version on the phones: the first one still shows the seeded waybill

@@ -189,9 +189,9 @@ async function versions(slot, ctx, card) {
       {title: '状态', get: (v) => h('span', {class: 'row-actions'}, stateBadge(v.state),
         v.state === 'approved' ? h('span', {class: 'badge ok'}, '正在发送') : null)},
       {title: '类别', get: (v) => CLASS_NAME[v.class || 'notification']},
-      {title: '提交人', get: (v) => personName(v.made_by)},
+      {title: '提交人', get: (v) => personName(v.made_by, ctx.ename)},
       {title: '提交时间', get: (v) => when(v.made_at)},
-      {title: '审核人', get: (v) => (v.decided_by ? personName(v.decided_by) : '')},
+      {title: '审核人', get: (v) => (v.decided_by ? personName(v.decided_by, ctx.ename) : '')},
       {title: '审核时间', get: (v) => when(v.decided_at)},
       {title: '审核备注', get: (v) => v.note || ''},
       {title: '预览', get: (v) => button(`v${v.version}`, () => {

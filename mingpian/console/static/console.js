@@ -96,7 +96,8 @@ async function show() {
   }
   const mod = await entry[2]();
   if (turn !== asked) return;
-  const ctx = {eid, session, rest: r.rest, operator: session.operator, name};
+  // ename: the enterprise's name, what a person reads where the id would be
+  const ctx = {eid, session, rest: r.rest, operator: session.operator, name, ename: eid ? names.get(eid) : ''};
   clear(main);
   main.dataset.page = name;
   document.title = `${entry[1]} · 名片 控制台`;
