@@ -17,6 +17,7 @@ not one per connection. A URL with one host is handed to asyncpg as it is.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import urllib.parse
 from typing import Any
@@ -25,6 +26,7 @@ import asyncpg
 
 HOST_TIMEOUT = 2.0  # s a host may take to accept a connection before the next one is tried
 SHUNNED = 10.0  # s a host that did not answer is tried after the others
+PROMOTING = 0.3  # s to wait before asking again when every host that answered was read-only
 WRITABLE = "read-write"  # target_session_attrs when the URL names none
 READ_ONLY = "read-only (a standby, or a fenced primary)"  # a host that answered but takes no writes
 
@@ -92,6 +94,11 @@ class HostChooser:
         found = self._found
         try:
             return await self._first_writable(timeout, kwargs)
+        except NoWritableServer:
+            # Hosts answered but none took writes: a standby may be being promoted, and a
+            # session that started a moment before its promotion ended still says read-only.
+            # A short wait and once more, so a failover ends in one outage, not a flap of two.
+            await asyncio.sleep(PROMOTING)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             if self._found == found:
                 raise

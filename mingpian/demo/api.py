@@ -140,7 +140,7 @@ async def post_reply(request: web.Request) -> web.Response:
     phone = _phone(request.match_info["number"])
     body = await read_json_body(request, 8)
     if not isinstance(body, dict):
-        raise ApiError(400, "invalid", "the body must be a JSON object", path="$")
+        raise ApiError(422, "invalid", "请求内容须为一个 JSON 对象", path="$")
     postback, text = body.get("postback"), body.get("text")
     if phone.kind == "rcs":
         user = "tel:" + phone.number
@@ -149,10 +149,10 @@ async def post_reply(request: web.Request) -> web.Response:
         elif isinstance(text, str) and text.strip():
             status = await net.maap.say(user, text.strip())
         else:
-            raise ApiError(400, "invalid", "回复：postback 或 text 必填", path="$.text")
+            raise ApiError(422, "invalid", "回复：postback 或 text 必填", path="$.text")
         return json_response({"sent": status == 200, "via": "maap"})
     if not isinstance(text, str) or not text.strip():
-        raise ApiError(400, "invalid", "回复内容（text）必填", path="$.text")
+        raise ApiError(422, "invalid", "回复内容（text）必填", path="$.text")
     line = str(body.get("line") or LINE).removeprefix("+86")
     net.smsc.send_mo(phone.number.removeprefix("+86"), line, text.strip())
     return json_response({"sent": True, "via": "smsc"})

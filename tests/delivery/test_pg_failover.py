@@ -307,7 +307,10 @@ async def test_a_failover_loses_no_acknowledged_event_when_synchronous_and_sends
     assert not set(undelivered) - set(stalled), f"acknowledged but not delivered: {undelivered}"
     assert out_again - killed <= FIRST_CARD_WITHIN
     assert set(load.statuses) <= {200, 202, 503}, load.statuses
-    assert load.statuses.get(503, 0) > 0 and load.without_retry_after == 0
+    # a call event during the failover is answered 503 with Retry-After, or waits for the held
+    # flush to commit on the promoted standby (which of the two is a matter of timing); /readyz
+    # says what it waits for either way (below)
+    assert load.without_retry_after == 0
     assert len(outage_lines) == 1, "\n".join(line for line in text.splitlines() if "mingpian.outage" in line)
     during = text[text.find("PostgreSQL is unavailable") :]  # the failover and after it
     assert "Traceback" not in during and " ERROR " not in during, during[-3000:]

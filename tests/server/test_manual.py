@@ -25,7 +25,8 @@ async def test_every_project_doc_is_a_page_linked_from_the_header(client: Client
     assert '<h1 id="名片使用指南">名片使用指南</h1>' in html  # the guide (tests/server/test_guide.py)
     readme = await (await client.get("/docs/README")).text()
     assert '<h1 id="mingpian-名片">Mingpian 名片</h1>' in readme
-    assert '<a href="/docs">文档</a>' in html and '<a href="/api">API</a>' in html  # header
+    assert '<a href="/docs" aria-current="page">使用指南</a>' in html  # the header's nav, this page marked
+    assert '<a href="/api">API</a>' in html and '<a href="/console">控制台</a>' in html
     for doc in sorted((PROJECT_ROOT / "docs").glob("*.md")):
         assert f'href="/docs/{doc.stem}"' in html, doc.name  # the list of docs
         resp = await client.get(f"/docs/{doc.stem}")
