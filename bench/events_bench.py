@@ -39,6 +39,7 @@ from delivery.rows.events import (  # noqa: E402
     InboxEvent,
     columns,
 )
+from delivery.rows.partitions import PartitionRows  # noqa: E402
 from delivery.store import PgDeliveryStore  # noqa: E402
 from infra import jsonio  # noqa: E402
 from simulators.servers import PostgresCluster, pg_bin  # noqa: E402
@@ -231,7 +232,7 @@ async def main(n: int, base_n: int, callers: int) -> None:
             while queue:
                 await one(queue.pop())
 
-        await events.rows.make_partition("2000-01-01")
+        await PartitionRows(events.rows.db).make("delivery_events", "2000-01-01")
         await asyncio.gather(*(worker() for _ in range(min(callers, 20))))
         base_wall = time.perf_counter() - w0
         print(f"  a transaction each {len(rows) / base_wall:7.0f} events/s (baseline, {len(rows)} events)")

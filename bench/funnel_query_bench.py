@@ -12,7 +12,7 @@ What is loaded, and how (the load is timed and printed, apart from the queries):
   has to select its enterprise.
 - Raw events go in as the store keeps them (`delivery_events`, every column): on SQLite by
   `executemany` in one transaction per day, on PostgreSQL by COPY into the day-partitioned table
-  (the partitions made by the store's own `make_partition`), a day at a time, in the order of
+  (the partitions made by the store's own `PartitionRows.make`), a day at a time, in the order of
   the primary key (days ascending, delivery ids ascending within a day).
 - The rollups and latency histograms are what the service's own aggregation makes of those
   events: each day's events go through delivery/events.py `aggregate` (what the service adds to
@@ -66,6 +66,7 @@ from delivery.events import Events, aggregate, quantile  # noqa: E402
 from delivery.funnel import day_start  # noqa: E402
 from delivery.metering.ledger import day_of  # noqa: E402
 from delivery.rows.events import LATENCY_KEY, RAW_COLUMNS, ROLLUP_KEY  # noqa: E402
+from delivery.rows.partitions import PartitionRows  # noqa: E402
 from delivery.store import PgDeliveryStore, SqliteDeliveryStore  # noqa: E402
 from simulators.servers import PostgresCluster, pg_bin  # noqa: E402
 
@@ -205,7 +206,7 @@ async def load(
     store = PgDeliveryStore(pg_url)
     await store.start()
     for day in days:
-        await Events(store.db).rows.make_partition(day)
+        await PartitionRows(store.db).make("delivery_events", day)
     await store.stop()
     sums = Sums()
     made: dict[str, int] = {}

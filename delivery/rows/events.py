@@ -165,12 +165,6 @@ LATENCY_SQL = (
     "WHERE enterprise=$1 AND ($2 = '' OR card=$2) AND grain=$3 AND bucket >= $4 AND bucket < $5 "
     "GROUP BY 1, 2, 3, 4, 5, 6, 7"
 )
-PRUNE_DAY_SQL = "DELETE FROM delivery_events WHERE day = $1"
-OLDEST_DAY_SQL = "SELECT min(day) FROM delivery_events"
-PARTITIONS_SQL = (
-    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-    "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'delivery_events'"
-)
 
 Rollup = tuple[str, str, str, float, int, str, str, str, int, str, str]
 
@@ -295,40 +289,3 @@ class EventRows:
         self, enterprise: str, card: str, grain: str, since: float, until: float
     ) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in await self.db.all(LATENCY_SQL, enterprise, card, grain, since, until)]
-
-    async def oldest_day(self) -> str | None:
-        row = await self.db.one(OLDEST_DAY_SQL)
-        return row[0] if row and row[0] else None
-
-    async def prune_day(self, day: str) -> None:
-        """Delete one day of raw events (SQLite; PostgreSQL drops the day's partition)."""
-        await self.db.run(PRUNE_DAY_SQL, day)
-
-    async def partitions(self) -> set[str]:
-        return {r[0] for r in await self.db.all(PARTITIONS_SQL)}
-
-    async def make_partition(self, day: str) -> None:
-        """The partition of `day` (PostgreSQL), made once whichever worker gets there first."""
-        name = partition_name(day)
-        async with self.db.transaction():
-            await self.db.lock("delivery_events_partitions")
-            await self.db.run(
-                f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF delivery_events FOR VALUES IN ('{day}')"
-            )
-
-    async def drop_partition(self, day: str) -> None:
-        async with self.db.transaction():
-            await self.db.lock("delivery_events_partitions")
-            await self.db.run(f"DROP TABLE IF EXISTS {partition_name(day)}")
-
-    async def prune_default(self, keep: str) -> None:
-        """Delete the days before `keep` from the default partition (events of a day whose
-        partition was not made in time, or was dropped already)."""
-        await self.db.run("DELETE FROM delivery_events_default WHERE day < $1", keep)
-
-
-def partition_name(day: str) -> str:
-    """The partition table of an ISO day (checked: only digits and dashes reach the SQL)."""
-    if len(day) != 10 or not day.replace("-", "").isdigit():
-        raise ValueError(f"not an ISO day: {day!r}")
-    return "delivery_events_" + day.replace("-", "")
