@@ -15,6 +15,8 @@ import pytest
 import yaml
 from aiohttp.test_utils import TestServer
 
+from delivery.open_store import open_store
+from delivery.store import Store
 from mingpian.api.delivery import delivery_key
 from mingpian.app import create_app
 from mingpian.settings import Settings
@@ -43,6 +45,17 @@ def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
         "delivery_counters": "redis",
         "redis_url": request.getfixturevalue("redis_url"),
     }
+
+
+@pytest.fixture
+async def store(backend: dict[str, Any], tmp_path: Path) -> AsyncIterator[Store]:
+    """The delivery store alone, started on the test's backend (no app around it)."""
+    s = open_store(backend.get("database_url", ""), tmp_path / "delivery.db")
+    await s.start()
+    try:
+        yield s
+    finally:
+        await s.stop()
 
 
 @pytest.fixture

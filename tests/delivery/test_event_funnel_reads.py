@@ -6,31 +6,16 @@ it, fall-overs, button taps and latencies. On SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from delivery import eventfunnel as ef
 from delivery.events import Events, aggregate, bucket_of, quantile
 from delivery.funnel import day_start
-from delivery.open_store import open_store
 from delivery.rows.events import LATENCY_ROW_SQL, ROLLUP_ROW_SQL
 from delivery.store import Store
 
 DAYS = ("2026-03-01", "2026-03-02", "2026-03-03")
 CARDS = {"courier": ((1, "x1", "A"), (2, "x1", "B")), "ringing": ((3, "", ""),), "promo": ((1, "", ""),)}
-
-
-@pytest.fixture
-async def store(backend: dict[str, Any], tmp_path: Path) -> AsyncIterator[Store]:
-    s = open_store(backend.get("database_url", ""), tmp_path / "delivery.db")
-    await s.start()
-    try:
-        yield s
-    finally:
-        await s.stop()
 
 
 def facts(seed: int) -> list[tuple[Any, ...]]:

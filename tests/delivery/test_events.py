@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from delivery.events import Events, bin_of, bin_seconds, bucket_of, quantile
 from delivery.metering import day_of
-from delivery.open_store import open_store
 from delivery.records import Delivery
 from delivery.rows.partitions import PartitionRows
 from delivery.store import Store
@@ -23,14 +20,6 @@ from infra import jsonio
 from mingpian.api.delivery import delivery_key
 
 from .support import SF_KEY, AppFactory, auth, call, settle
-
-
-@pytest.fixture
-async def store(backend: dict[str, Any], tmp_path: Path) -> AsyncIterator[Store]:
-    s = open_store(backend.get("database_url", ""), tmp_path / "delivery.db")
-    await s.start()
-    yield s  # type: ignore[misc]
-    await s.stop()
 
 
 def delivery(i: int, created: float, variant: str = "", experiment: str = "") -> Delivery:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +25,6 @@ from mingpian.api.delivery import delivery_key
 from .support import OPERATOR, AppFactory, auth, call
 
 GROWING = tuple(t for t in TABLES if t != "delivery_events")  # the raw events: test_events.py
-
-
-@pytest.fixture
-async def store(backend: dict[str, Any], tmp_path: Path) -> AsyncIterator[Store]:
-    s = open_store(backend.get("database_url", ""), tmp_path / "delivery.db")
-    await s.start()
-    yield s  # type: ignore[misc]
-    await s.stop()
 
 
 async def make_days(r: Retention, now: float, back: int) -> None:

@@ -11,15 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
 from delivery.metering import day_of
-from delivery.open_store import open_store
 from delivery.pgbatch import Batch
 from delivery.retention import Retention
 from delivery.rows.attempts import (
@@ -56,14 +53,6 @@ async def midnight(store: Store, monkeypatch: pytest.MonkeyPatch, ahead: float) 
         for table in DAY_TABLES:
             await store.db.run(f"ALTER TABLE {table} ALTER COLUMN day SET DEFAULT '{day}'")
     return day
-
-
-@pytest.fixture
-async def store(backend: dict[str, Any], tmp_path: Path) -> AsyncIterator[Store]:
-    s = open_store(backend.get("database_url", ""), tmp_path / "delivery.db")
-    await s.start()
-    yield s  # type: ignore[misc]
-    await s.stop()
 
 
 async def test_a_call_event_retried_across_midnight_is_one_delivery_and_one_card(
