@@ -5,11 +5,12 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mingpian.settings import PROJECT_ROOT, Settings
-from tests.support.browser import ServerThread
+from tests.support.browser import PageProbe, ServerThread
 
 
 @pytest.fixture(scope="module")
@@ -28,3 +29,15 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerThr
     server = ServerThread(settings).start()
     yield server, templates
     server.stop()
+
+
+@pytest.fixture
+def page(browser: Any, studio: tuple[ServerThread, Path]) -> Iterator[tuple[Any, PageProbe]]:
+    """A Chinese-locale page of the studio's size whose scripts must not fail."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
+    context.set_default_timeout(10_000)
+    pg = context.new_page()
+    probe = PageProbe(pg)
+    yield pg, probe
+    context.close()
+    assert probe.errors == [], probe.errors

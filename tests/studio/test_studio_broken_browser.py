@@ -25,17 +25,6 @@ MINE = """card:
 
 
 @pytest.fixture
-def page(browser: Any, studio: Studio) -> Iterator[tuple[Any, PageProbe]]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
-    context.set_default_timeout(10_000)
-    pg = context.new_page()
-    probe = PageProbe(pg)
-    yield pg, probe
-    context.close()
-    assert probe.errors == [], probe.errors
-
-
-@pytest.fixture
 def broken(studio: Studio) -> Iterator[str]:
     _, templates = studio
     folder = write_template(templates, "broken-one", BROKEN, sample={"a": True})
